@@ -1,0 +1,437 @@
+//! The `agentbase` binary: glue over the service and server crates. Admin commands
+//! open the record directly (no HTTP), so they work before the server runs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agentbase_core::{Agent, AgentPatch, ApiKey, NewAgent, Plan, SystemClock, Visibility, Workspace};
+use agentbase_service::{App, Layers, LogFormat, Overrides, Settings};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "agentbase", version, about = "A self-hosted AI agent platform that speaks the Chatbase API")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Data directory: database, configuration, models.
+    #[arg(long, global = true, env = "AGENTBASE_DATA_DIR", default_value = "agentbase-data")]
+    data_dir: PathBuf,
+    /// Configuration file (default: <data-dir>/agentbase.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the data directory, database, a Standard workspace and a first API key.
+    Init,
+    /// Run the HTTP server (initialising the data directory on first start).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+    },
+    /// Manage workspaces and their plans.
+    #[command(subcommand)]
+    Workspaces(WorkspaceCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeyCmd),
+    /// Manage agents.
+    #[command(subcommand)]
+    Agents(AgentCmd),
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCmd {
+    Create {
+        name: String,
+        #[arg(long, default_value = "standard")]
+        plan: Plan,
+    },
+    List,
+    SetPlan {
+        workspace_id: String,
+        plan: Plan,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    Create {
+        /// Workspace id (default: the first workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long, default_value = "cli key")]
+        name: String,
+        /// Expire the key after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    List {
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Revoke a key by id or prefix (agb_…).
+    Revoke { key: String },
+}
+
+#[derive(Args)]
+struct AgentFields {
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    instructions: Option<String>,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    temp: Option<f64>,
+    /// public or private.
+    #[arg(long)]
+    visibility: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AgentCmd {
+    Create {
+        #[arg(long)]
+        workspace: Option<String>,
+        #[command(flatten)]
+        fields: AgentFields,
+    },
+    List {
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    Show {
+        agent_id: String,
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    Update {
+        agent_id: String,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[command(flatten)]
+        fields: AgentFields,
+    },
+    Delete {
+        agent_id: String,
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_settings(global: &Global, overrides: Overrides) -> anyhow::Result<Settings> {
+    let layers = Layers::from_system(&global.data_dir, global.config.as_deref(), overrides)?;
+    Ok(Settings::load(layers)?)
+}
+
+fn init_logging(settings: &Settings, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let level = if default_level == "settings" { settings.log.level.as_str() } else { default_level };
+    let filter = EnvFilter::try_from_env("AGENTBASE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open(global: &Global, settings: Settings) -> anyhow::Result<App> {
+    App::open(settings, &global.data_dir, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("cannot open the data directory {}", global.data_dir.display()))
+}
+
+fn write_default_config(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir.join("agentbase.toml");
+    if !path.exists() {
+        std::fs::write(&path, agentbase_service::settings::DEFAULT_CONFIG_TOML)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = cli.global;
+    match cli.command {
+        Command::Init => {
+            let settings = load_settings(&g, Overrides::default())?;
+            init_logging(&settings, "warn");
+            write_default_config(&g.data_dir)?;
+            let base_url = settings.base_url();
+            let app = open(&g, settings).await?;
+            let Some(boot) = app.bootstrap().await? else {
+                bail!(
+                    "{} is already initialised; make another key with `agentbase keys create`",
+                    g.data_dir.display()
+                );
+            };
+            if g.json {
+                println!(
+                    "{}",
+                    json!({"apiKey": boot.api_key, "workspaceId": boot.workspace.id, "baseUrl": base_url})
+                );
+            } else {
+                print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
+            }
+            Ok(())
+        }
+        Command::Serve { bind } => {
+            let settings = load_settings(&g, Overrides { bind })?;
+            init_logging(&settings, "settings");
+            write_default_config(&g.data_dir)?;
+            let bind = settings.server.bind;
+            let base_url = settings.base_url();
+            let app = Arc::new(open(&g, settings).await?);
+            if let Some(boot) = app.bootstrap().await? {
+                print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
+            }
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, limiter = app.limiter.backend_name(), "agentbase listening");
+            println!("agentbase listening on http://{addr} (API: {base_url})");
+            agentbase_server::serve(listener, app.clone(), agentbase_server::shutdown_signal()).await?;
+            app.store.close().await;
+            Ok(())
+        }
+        Command::Workspaces(cmd) => {
+            let app = admin(&g).await?;
+            workspaces(&app, cmd, g.json).await
+        }
+        Command::Keys(cmd) => {
+            let app = admin(&g).await?;
+            keys(&app, cmd, g.json).await
+        }
+        Command::Agents(cmd) => {
+            let app = admin(&g).await?;
+            agents(&app, cmd, g.json).await
+        }
+    }
+}
+
+async fn admin(g: &Global) -> anyhow::Result<App> {
+    let settings = load_settings(g, Overrides::default())?;
+    init_logging(&settings, "warn");
+    open(g, settings).await
+}
+
+fn print_bootstrap(api_key: &str, workspace_id: &str, base_url: &str) {
+    println!("Created workspace {workspace_id} (standard plan).");
+    println!("Your API key (shown once, store it now):\n\n    {api_key}\n");
+    println!("Base URL: {base_url}");
+    println!("Try: curl -H \"Authorization: Bearer {api_key}\" {base_url}/agents");
+}
+
+fn workspace_json(w: &Workspace) -> serde_json::Value {
+    json!({"id": w.id, "name": w.name, "plan": w.plan.as_str(),
+           "createdAt": agentbase_core::time_fmt::iso8601(w.created_at)})
+}
+
+fn key_json(k: &ApiKey) -> serde_json::Value {
+    use agentbase_core::time_fmt::iso8601;
+    json!({"id": k.id, "prefix": k.prefix, "name": k.name, "workspaceId": k.workspace_id,
+           "createdAt": iso8601(k.created_at), "expiresAt": k.expires_at.map(iso8601),
+           "revokedAt": k.revoked_at.map(iso8601), "lastUsedAt": k.last_used_at.map(iso8601)})
+}
+
+fn agent_json(a: Agent) -> serde_json::Value {
+    serde_json::to_value(agentbase_server::routes::agents::to_dto(a)).unwrap_or_default()
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn workspaces(app: &App, cmd: WorkspaceCmd, as_json: bool) -> anyhow::Result<()> {
+    match cmd {
+        WorkspaceCmd::Create { name, plan } => {
+            let w = app.create_workspace(&name, plan).await?;
+            if as_json {
+                print_json(&workspace_json(&w));
+            } else {
+                println!("Created workspace {} ({}, {} plan)", w.id, w.name, w.plan);
+            }
+        }
+        WorkspaceCmd::List => {
+            let list = app.workspaces().await?;
+            if as_json {
+                print_json(&list.iter().map(workspace_json).collect());
+            } else {
+                for w in list {
+                    println!("{}\t{}\t{}", w.id, w.plan, w.name);
+                }
+            }
+        }
+        WorkspaceCmd::SetPlan { workspace_id, plan } => {
+            app.set_plan(&workspace_id, plan).await.context("no such workspace")?;
+            if as_json {
+                print_json(&json!({"id": workspace_id, "plan": plan.as_str()}));
+            } else {
+                println!("Workspace {workspace_id} is now on the {plan} plan");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
+    match cmd {
+        KeyCmd::Create { workspace, name, expires_in_days } => {
+            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            let expires = expires_in_days.map(|d| app.now() + i64::from(d) * 86_400_000);
+            let (key, plaintext) = app.create_key(&ws.id, &name, expires).await?;
+            if as_json {
+                let mut v = key_json(&key);
+                v["apiKey"] = json!(plaintext);
+                print_json(&v);
+            } else {
+                println!("Created key {} in workspace {} (shown once):\n\n    {plaintext}\n", key.prefix, ws.id);
+            }
+        }
+        KeyCmd::List { workspace } => {
+            let list = app.keys(workspace.as_deref()).await?;
+            if as_json {
+                print_json(&list.iter().map(key_json).collect());
+            } else {
+                for k in list {
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    println!("{}\t{}\t{}\t{}", k.prefix, k.workspace_id, state, k.name);
+                }
+            }
+        }
+        KeyCmd::Revoke { key } => {
+            app.revoke_key(&key).await.context("no such active key")?;
+            if as_json {
+                print_json(&json!({"revoked": key}));
+            } else {
+                println!("Revoked {key}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_visibility(v: Option<String>) -> anyhow::Result<Option<Visibility>> {
+    v.map(|s| Visibility::parse(&s).with_context(|| format!("visibility must be public or private, not `{s}`")))
+        .transpose()
+}
+
+async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
+    match cmd {
+        AgentCmd::Create { workspace, fields } => {
+            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            let new = NewAgent {
+                name: fields.name.context("--name is required")?,
+                instructions: fields.instructions,
+                model: fields.model,
+                temp: fields.temp,
+                visibility: parse_visibility(fields.visibility)?,
+            };
+            let agent = app.create_agent(&ws.id, new).await.map_err(describe)?;
+            if as_json {
+                print_json(&agent_json(agent));
+            } else {
+                println!("Created agent {} ({})", agent.id, agent.name);
+            }
+        }
+        AgentCmd::List { workspace } => {
+            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = app.agents(&ws.id, cursor.as_ref(), 100).await?;
+                cursor = page.items.last().map(|a| agentbase_core::Cursor { t: a.created_at, id: a.id.clone() });
+                all.extend(page.items);
+                if !page.has_more {
+                    break;
+                }
+            }
+            if as_json {
+                print_json(&all.into_iter().map(agent_json).collect());
+            } else {
+                for a in all {
+                    println!("{}\t{}\t{}\t{}", a.id, a.model, a.status.as_str(), a.name);
+                }
+            }
+        }
+        AgentCmd::Show { agent_id, workspace } => {
+            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            let agent = app.agent(&ws.id, &agent_id).await.map_err(describe)?;
+            print_json(&agent_json(agent));
+        }
+        AgentCmd::Update { agent_id, workspace, fields } => {
+            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            let patch = AgentPatch {
+                name: fields.name,
+                instructions: fields.instructions,
+                model: fields.model,
+                temp: fields.temp,
+                visibility: parse_visibility(fields.visibility)?,
+                ..Default::default()
+            };
+            let agent = app.update_agent(&ws.id, &agent_id, patch).await.map_err(describe)?;
+            if as_json {
+                print_json(&agent_json(agent));
+            } else {
+                println!("Updated agent {}", agent.id);
+            }
+        }
+        AgentCmd::Delete { agent_id, workspace } => {
+            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            app.delete_agent(&ws.id, &agent_id).await.map_err(describe)?;
+            if as_json {
+                print_json(&json!({"deleted": agent_id}));
+            } else {
+                println!("Deleted agent {agent_id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns domain errors into sentences for the terminal.
+fn describe(e: agentbase_core::Error) -> anyhow::Error {
+    match e {
+        agentbase_core::Error::Invalid(fields) => {
+            let list: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            anyhow::anyhow!("invalid input: {}", list.join("; "))
+        }
+        agentbase_core::Error::NotFound(what) => anyhow::anyhow!("{what:?} not found"),
+        other => anyhow::Error::new(other),
+    }
+}

@@ -1,0 +1,395 @@
+//! Agents (Chatbase "chatbots"): their settings, and the rules for creating and
+//! changing them. Validation collects every problem, keyed by the wire field name,
+//! so a client gets one 400 listing them all.
+
+use serde_json::Value;
+
+use crate::{FieldErrors, Millis};
+
+pub const NAME_MAX: usize = 100;
+pub const INSTRUCTIONS_MAX: usize = 32_000;
+pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant. Answer from the provided context; \
+if the answer is not in the context, say that you do not know.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "public" => Some(Visibility::Public),
+            "private" => Some(Visibility::Private),
+            _ => None,
+        }
+    }
+}
+
+/// Training state derived from the agent's sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentStatus {
+    Untrained,
+    Training,
+    Trained,
+    Failed,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Untrained => "untrained",
+            AgentStatus::Training => "training",
+            AgentStatus::Trained => "trained",
+            AgentStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "untrained" => Some(AgentStatus::Untrained),
+            "training" => Some(AgentStatus::Training),
+            "trained" => Some(AgentStatus::Trained),
+            "failed" => Some(AgentStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Per-visitor limits for the public widget (Chatbase `ipRateLimits`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpRateLimits {
+    pub limit: u32,
+    pub timeframe_secs: u32,
+    pub message: String,
+}
+
+impl Default for IpRateLimits {
+    fn default() -> Self {
+        Self {
+            limit: 20,
+            timeframe_secs: 240,
+            message: "Too many messages in a row".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub instructions: String,
+    pub model: String,
+    pub temp: f64,
+    pub visibility: Visibility,
+    pub auto_retrain: bool,
+    pub allowed_domains: Option<Vec<String>>,
+    pub suggested_messages: Option<Value>,
+    pub initial_messages: Vec<String>,
+    pub credit_limit: Option<i64>,
+    pub ip_rate_limits: IpRateLimits,
+    pub status: AgentStatus,
+    /// Bytes of training data.
+    pub size: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub last_trained_at: Option<Millis>,
+    pub last_message_at: Option<Millis>,
+}
+
+/// What a client may give when creating an agent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewAgent {
+    pub name: String,
+    pub instructions: Option<String>,
+    pub model: Option<String>,
+    pub temp: Option<f64>,
+    pub visibility: Option<Visibility>,
+}
+
+/// A partial update of the ip limits: absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpRateLimitsPatch {
+    pub limit: Option<u32>,
+    pub timeframe_secs: Option<u32>,
+    pub message: Option<String>,
+}
+
+/// A partial update. `None` leaves a field alone; for nullable fields `Some(None)`
+/// clears it (the contract's `null`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub instructions: Option<String>,
+    pub model: Option<String>,
+    pub temp: Option<f64>,
+    pub visibility: Option<Visibility>,
+    pub allowed_domains: Option<Option<Vec<String>>>,
+    pub suggested_messages: Option<Option<Value>>,
+    pub initial_messages: Option<Vec<String>>,
+    pub credit_limit: Option<Option<i64>>,
+    pub ip_rate_limits: Option<Option<IpRateLimitsPatch>>,
+    pub auto_retrain: Option<bool>,
+}
+
+fn check_name(name: &str, errors: &mut FieldErrors) {
+    let len = name.trim().chars().count();
+    if len == 0 {
+        errors.insert("name".into(), "must not be empty".into());
+    } else if name.chars().count() > NAME_MAX {
+        errors.insert("name".into(), format!("must be at most {NAME_MAX} characters"));
+    }
+}
+
+fn check_temp(temp: f64, errors: &mut FieldErrors) {
+    if !(0.0..=1.0).contains(&temp) {
+        errors.insert("temp".into(), "must be between 0 and 1".into());
+    }
+}
+
+fn check_model(model: &str, known: &dyn Fn(&str) -> bool, errors: &mut FieldErrors) {
+    if !known(model) {
+        errors.insert(
+            "model".into(),
+            format!("unknown model `{model}`: not configured on this server"),
+        );
+    }
+}
+
+fn check_instructions(text: &str, errors: &mut FieldErrors) {
+    if text.chars().count() > INSTRUCTIONS_MAX {
+        errors.insert(
+            "instructions".into(),
+            format!("must be at most {INSTRUCTIONS_MAX} characters"),
+        );
+    }
+}
+
+impl NewAgent {
+    pub fn validate(&self, known_model: &dyn Fn(&str) -> bool) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        check_name(&self.name, &mut errors);
+        if let Some(i) = &self.instructions {
+            check_instructions(i, &mut errors);
+        }
+        if let Some(m) = &self.model {
+            check_model(m, known_model, &mut errors);
+        }
+        if let Some(t) = self.temp {
+            check_temp(t, &mut errors);
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
+fn check_suggested(value: &Value, errors: &mut FieldErrors) {
+    let Some(items) = value.as_array() else {
+        errors.insert("suggestedMessages".into(), "must be an array or null".into());
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let field = format!("suggestedMessages[{i}]");
+        let non_empty = |k: &str| item.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let ok = match item.get("type").and_then(Value::as_str) {
+            Some("single") => non_empty("text") && item.get("order").is_some_and(Value::is_number),
+            Some("nested") => {
+                non_empty("name")
+                    && item.get("order").is_some_and(Value::is_number)
+                    && item.get("items").and_then(Value::as_array).is_some_and(|xs| {
+                        (1..=20).contains(&xs.len())
+                            && xs.iter().all(|x| {
+                                x.get("text").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
+                                    && x.get("order").is_some_and(Value::is_number)
+                            })
+                    })
+            }
+            _ => false,
+        };
+        if !ok {
+            errors.insert(
+                field,
+                "must be {type:\"single\",text,order} or {type:\"nested\",name,order,items[1..20]}".into(),
+            );
+        }
+    }
+}
+
+impl AgentPatch {
+    pub fn validate(&self, known_model: &dyn Fn(&str) -> bool) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        if let Some(n) = &self.name {
+            check_name(n, &mut errors);
+        }
+        if let Some(i) = &self.instructions {
+            check_instructions(i, &mut errors);
+        }
+        if let Some(m) = &self.model {
+            check_model(m, known_model, &mut errors);
+        }
+        if let Some(t) = self.temp {
+            check_temp(t, &mut errors);
+        }
+        if let Some(Some(domains)) = &self.allowed_domains {
+            if domains.iter().any(|d| d.trim().is_empty() || d.contains(char::is_whitespace)) {
+                errors.insert("allowedDomains".into(), "domains must be non-empty host names".into());
+            }
+        }
+        if let Some(Some(s)) = &self.suggested_messages {
+            check_suggested(s, &mut errors);
+        }
+        if let Some(Some(limit)) = self.credit_limit {
+            if limit < 0 {
+                errors.insert("creditLimit".into(), "must be zero or more".into());
+            }
+        }
+        if let Some(Some(ip)) = &self.ip_rate_limits {
+            if ip.limit.is_some_and(|l| !(1..=200).contains(&l)) {
+                errors.insert("ipRateLimits.limit".into(), "must be between 1 and 200".into());
+            }
+            if ip.timeframe_secs.is_some_and(|t| !(1..=3600).contains(&t)) {
+                errors.insert("ipRateLimits.timeframe".into(), "must be between 1 and 3600".into());
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
+impl Agent {
+    /// Applies a validated patch.
+    pub fn apply(&mut self, patch: AgentPatch, now: Millis) {
+        let AgentPatch {
+            name,
+            instructions,
+            model,
+            temp,
+            visibility,
+            allowed_domains,
+            suggested_messages,
+            initial_messages,
+            credit_limit,
+            ip_rate_limits,
+            auto_retrain,
+        } = patch;
+        if let Some(v) = name {
+            self.name = v.trim().to_owned();
+        }
+        if let Some(v) = instructions {
+            self.instructions = v;
+        }
+        if let Some(v) = model {
+            self.model = v;
+        }
+        if let Some(v) = temp {
+            self.temp = v;
+        }
+        if let Some(v) = visibility {
+            self.visibility = v;
+        }
+        if let Some(v) = allowed_domains {
+            self.allowed_domains = v;
+        }
+        if let Some(v) = suggested_messages {
+            self.suggested_messages = v;
+        }
+        if let Some(v) = initial_messages {
+            self.initial_messages = v;
+        }
+        if let Some(v) = credit_limit {
+            self.credit_limit = v;
+        }
+        match ip_rate_limits {
+            None => {}
+            Some(None) => self.ip_rate_limits = IpRateLimits::default(),
+            Some(Some(p)) => {
+                if let Some(l) = p.limit {
+                    self.ip_rate_limits.limit = l;
+                }
+                if let Some(t) = p.timeframe_secs {
+                    self.ip_rate_limits.timeframe_secs = t;
+                }
+                if let Some(m) = p.message {
+                    self.ip_rate_limits.message = m;
+                }
+            }
+        }
+        if let Some(v) = auto_retrain {
+            self.auto_retrain = v;
+        }
+        self.updated_at = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn any_model(_: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let patch = AgentPatch {
+            name: Some("  ".into()),
+            temp: Some(1.5),
+            model: Some("gpt-9".into()),
+            credit_limit: Some(Some(-1)),
+            ip_rate_limits: Some(Some(IpRateLimitsPatch { limit: Some(0), ..Default::default() })),
+            suggested_messages: Some(Some(serde_json::json!([{"type": "single"}]))),
+            ..Default::default()
+        };
+        let errors = patch.validate(&|m| m == "gpt-4o").unwrap_err();
+        let keys: Vec<_> = errors.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["creditLimit", "ipRateLimits.limit", "model", "name", "suggestedMessages[0]", "temp"]
+        );
+    }
+
+    #[test]
+    fn null_clears_and_partial_ip_limits_merge() {
+        let mut agent = Agent {
+            id: "a".into(),
+            workspace_id: "w".into(),
+            name: "n".into(),
+            instructions: String::new(),
+            model: "m".into(),
+            temp: 0.0,
+            visibility: Visibility::Private,
+            auto_retrain: false,
+            allowed_domains: Some(vec!["x.com".into()]),
+            suggested_messages: None,
+            initial_messages: vec![],
+            credit_limit: Some(5),
+            ip_rate_limits: IpRateLimits::default(),
+            status: AgentStatus::Untrained,
+            size: 0,
+            created_at: 0,
+            updated_at: 0,
+            last_trained_at: None,
+            last_message_at: None,
+        };
+        let patch = AgentPatch {
+            allowed_domains: Some(None),
+            credit_limit: Some(None),
+            ip_rate_limits: Some(Some(IpRateLimitsPatch { limit: Some(7), ..Default::default() })),
+            ..Default::default()
+        };
+        assert!(patch.validate(&any_model).is_ok());
+        agent.apply(patch, 9);
+        assert_eq!(agent.allowed_domains, None);
+        assert_eq!(agent.credit_limit, None);
+        assert_eq!(agent.ip_rate_limits.limit, 7);
+        assert_eq!(agent.ip_rate_limits.timeframe_secs, 240);
+        assert_eq!(agent.updated_at, 9);
+    }
+}

@@ -1,0 +1,42 @@
+//! The one error type of the domain. Variants are by meaning; the HTTP layer maps
+//! each exhaustively onto a status and a Chatbase error code.
+
+use std::collections::BTreeMap;
+
+/// Field path → what is wrong with it; becomes the envelope's `details`.
+pub type FieldErrors = BTreeMap<String, String>;
+
+/// What kind of thing was not found; decides the contract's 404 code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Agent,
+    Workspace,
+    ApiKey,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0:?} not found")]
+    NotFound(Resource),
+    #[error("invalid input: {0:?}")]
+    Invalid(FieldErrors),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The record could not be read or written; the cause is for logs only.
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut m = FieldErrors::new();
+        m.insert(field.into(), message.into());
+        Error::Invalid(m)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,32 @@
+//! Identifier generation. Agent ids look like Chatbase's (21 url-safe characters);
+//! everything else is opaque to clients too.
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+
+const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+
+/// A nanoid-style id: `len` characters from the url-safe alphabet.
+pub fn nanoid(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| URL_SAFE[rng.gen_range(0..URL_SAFE.len())] as char)
+        .collect()
+}
+
+/// Alphanumeric only, for ids embedded in API keys (no separators inside).
+pub fn alphanumeric(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+pub fn agent_id() -> String {
+    nanoid(21)
+}
+
+pub fn workspace_id() -> String {
+    format!("ws_{}", alphanumeric(16))
+}

@@ -1,0 +1,25 @@
+//! Domain types shared by every adapter: ids, plans, workspaces, keys, agents, the
+//! error model, clocks and the rate-limit decision. No IO lives here.
+
+pub mod agent;
+pub mod clock;
+pub mod cursor;
+pub mod error;
+pub mod ids;
+pub mod keys;
+pub mod plan;
+pub mod ratelimit;
+pub mod time_fmt;
+pub mod workspace;
+
+pub use agent::{Agent, AgentPatch, AgentStatus, IpRateLimits, NewAgent, Visibility};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use cursor::Cursor;
+pub use error::{Error, FieldErrors, Resource, Result};
+pub use keys::{ApiKey, GeneratedKey, KeyCheck};
+pub use plan::Plan;
+pub use ratelimit::RateDecision;
+pub use workspace::Workspace;
+
+/// Milliseconds since the Unix epoch; the one time representation in the record.
+pub type Millis = i64;

@@ -1,0 +1,124 @@
+//! `ApiError`: every failure leaves the server as the Chatbase error envelope with
+//! the contract's status and code. 5xx bodies say nothing internal; the cause goes
+//! to the log inside the request's span.
+
+use std::collections::BTreeMap;
+
+use agentbase_api_types::codes;
+use agentbase_api_types::{ErrorDetail, ErrorResponse};
+use agentbase_core::{Error, Resource};
+use agentbase_service::AuthError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<BTreeMap<String, String>>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: BTreeMap<String, String>) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn invalid_body(details: BTreeMap<String, String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, codes::VALIDATION_INVALID_BODY, "Invalid request").with_details(details)
+    }
+
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        Self::invalid_body(BTreeMap::from([(field.to_owned(), problem.into())]))
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            codes::RESOURCE_NOT_FOUND,
+            "The requested item could not be found",
+        )
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL_SERVER_ERROR,
+            "Something went wrong, please try again",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable, please try again later",
+        )
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(Resource::Agent) => {
+                ApiError::new(StatusCode::NOT_FOUND, codes::AGENT_NOT_FOUND, "Agent not found")
+            }
+            Error::NotFound(Resource::Workspace | Resource::ApiKey) => ApiError::not_found(),
+            Error::Invalid(details) => ApiError::invalid_body(details),
+            Error::Conflict(message) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, message),
+            Error::Unavailable(cause) => {
+                tracing::error!(%cause, "backend unavailable");
+                ApiError::unavailable()
+            }
+            Error::Storage(cause) | Error::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::AUTH_MISSING_API_KEY,
+                "Authentication required",
+            ),
+            AuthError::Invalid => {
+                ApiError::new(StatusCode::UNAUTHORIZED, codes::AUTH_INVALID_API_KEY, "Invalid API key")
+            }
+            AuthError::Expired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::AUTH_EXPIRED_API_KEY,
+                "The API key has expired",
+            ),
+            AuthError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

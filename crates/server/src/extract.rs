@@ -1,0 +1,161 @@
+//! Extractors whose rejections speak the error envelope: malformed JSON is
+//! `VALIDATION_INVALID_JSON`, a body of the wrong shape is `VALIDATION_INVALID_BODY`
+//! with the offending field, an oversized body is 413.
+
+use std::collections::BTreeMap;
+
+use agentbase_api_types::codes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body. The content type is not insisted on: Chatbase clients always send
+/// JSON, and a forgotten `-H` in a curl walk-through should not be an error.
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    codes::VALIDATION_BODY_TOO_LARGE,
+                    "The request body is too large",
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, codes::VALIDATION_INVALID_JSON, "Could not read the request body")
+            }
+        })?;
+        parse_json(&bytes).map(AppJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: &serde_json::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_INVALID_JSON,
+            format!("Malformed JSON: {e}"),
+        )
+    };
+    // Syntax first, so a truncated body is "malformed" rather than "wrong shape".
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid_field(&field, clean_serde_message(&e.into_inner().to_string()))
+    })
+}
+
+/// serde appends " at line 1 column 9"; the field path already says where.
+fn clean_serde_message(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// The `cursor` and `limit` query parameters of every list endpoint.
+#[derive(Debug, Clone)]
+pub struct PageQuery {
+    pub cursor: Option<agentbase_core::Cursor>,
+    pub limit: u32,
+}
+
+impl PageQuery {
+    pub const DEFAULT_LIMIT: u32 = 20;
+    pub const MAX_LIMIT: u32 = 100;
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let mut details = BTreeMap::new();
+        let mut cursor = None;
+        let mut limit = Self::DEFAULT_LIMIT;
+        for (k, v) in form_pairs(query) {
+            match k.as_str() {
+                "cursor" if !v.is_empty() => match agentbase_core::Cursor::decode(&v) {
+                    Some(c) => cursor = Some(c),
+                    None => {
+                        details.insert("cursor".to_owned(), "is not a cursor issued by this server".to_owned());
+                    }
+                },
+                "limit" => match v.parse::<u32>() {
+                    Ok(n) if (1..=Self::MAX_LIMIT).contains(&n) => limit = n,
+                    _ => {
+                        details.insert("limit".to_owned(), format!("must be an integer from 1 to {}", Self::MAX_LIMIT));
+                    }
+                },
+                _ => {}
+            }
+        }
+        if details.is_empty() {
+            Ok(PageQuery { cursor, limit })
+        } else {
+            Err(ApiError::invalid_body(details))
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs, percent-decoded.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_base64_cursors() {
+        assert_eq!(percent_decode("eyJ0Ijo%3D%3D"), "eyJ0Ijo==");
+        assert_eq!(percent_decode("a+b%2"), "a b%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

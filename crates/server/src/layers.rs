@@ -1,0 +1,146 @@
+//! Middleware: the request id, span and metrics around every request (matched or
+//! not), and authentication + rate limiting + plan check around the API.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use agentbase_api_types::codes;
+use agentbase_service::Principal;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served, for handlers and logs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn acceptable_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+pub async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(acceptable_id)
+        .unwrap_or_else(|| format!("req_{}", agentbase_core::ids::alphanumeric(20)));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    let elapsed = started.elapsed();
+    state.metrics.record(&route, &method, status.as_u16(), elapsed);
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "served");
+    });
+    response
+}
+
+/// The client's address: the socket peer, or — only when the peer is a trusted
+/// proxy — the right-most untrusted address of `X-Forwarded-For`.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> String {
+    let Some(peer) = peer else { return "unknown".to_owned() };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .or(forwarded.first())
+        .unwrap_or(&peer)
+        .to_string()
+}
+
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// Authenticates, rate limits, then checks the plan. Every response past
+/// authentication carries the rate-limit headers, errors included.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let principal: Principal = match state.app.authenticate(header).await {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = client_ip(peer, req.headers(), &state.app.settings.server.trusted_proxies);
+    let decision = match state.app.rate_limit(&principal.key_id, &ip).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "rate limiter unavailable");
+            return ApiError::unavailable().into_response();
+        }
+    };
+    let mut response = if !decision.allowed {
+        let retry_after = decision.retry_after_secs(state.app.now());
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::RATE_LIMIT_TOO_MANY_REQUESTS,
+            "Too many requests, please try again later",
+        )
+        .into_response();
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+        r
+    } else if !principal.plan.allows_api() {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::SUBSCRIPTION_API_RESTRICTED_PLAN,
+            "A Standard plan or higher is required to access the API",
+        )
+        .into_response()
+    } else {
+        req.extensions_mut().insert(principal);
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(LIMIT, HeaderValue::from(decision.limit));
+    h.insert(REMAINING, HeaderValue::from(decision.remaining));
+    h.insert(RESET, HeaderValue::from(decision.reset_ms));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.2"));
+        let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
+        assert_eq!(client_ip(Some(ip("9.9.9.9")), &h, &trusted), "9.9.9.9");
+        assert_eq!(client_ip(Some(ip("10.0.0.1")), &h, &trusted), "1.2.3.4");
+        assert_eq!(client_ip(Some(ip("10.0.0.1")), &HeaderMap::new(), &trusted), "10.0.0.1");
+    }
+}

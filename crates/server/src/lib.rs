@@ -1,0 +1,122 @@
+//! The HTTP layer. The only crate that knows axum, status codes and the wire
+//! format: it maps requests onto `agentbase-service` and results onto the Chatbase
+//! envelopes.
+
+pub mod error;
+pub mod extract;
+pub mod layers;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentbase_service::App;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: Arc<App>,
+    pub metrics: Arc<Metrics>,
+    /// The OpenAPI document, rendered once.
+    pub openapi: Bytes,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = app.settings.server.body_limit_bytes;
+    let state = AppState {
+        app,
+        metrics: Arc::new(Metrics::default()),
+        openapi: Bytes::from(openapi::document_json()),
+    };
+    use routes::{agents, system};
+    let api = Router::new()
+        .route("/api/v2/agents", get(agents::list).post(agents::create))
+        .route(
+            "/api/v2/agents/{agentId}",
+            get(agents::get).put(agents::update).delete(agents::delete),
+        )
+        .route_layer(from_fn_with_state(state.clone(), layers::authenticate));
+    let public = Router::new()
+        .route("/api/v2/health", get(system::health))
+        .route("/api/v2/openapi.json", get(system::openapi))
+        .route("/metrics", get(system::metrics));
+    api.merge(public)
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(from_fn_with_state(state.clone(), layers::request_context))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for up
+/// to `grace` before returning.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = started_tx.send(());
+    });
+    tokio::select! {
+        result = server => result,
+        () = async move {
+            if started_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "shutdown deadline passed; dropping remaining connections");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,41 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the
+//! wire types, served at `/api/v2/openapi.json`.
+
+use agentbase_api_types as api;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{agents, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "agentbase API", description = "The Chatbase v2 API as served by agentbase."),
+    paths(system::health, agents::list, agents::create, agents::get, agents::update, agents::delete),
+    components(schemas(
+        api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
+        api::Agent, api::IpRateLimits, api::ListAgentsResponse, api::AgentCreated, api::CreateAgentBody,
+        api::UpdateAgentBody, api::IpRateLimitsPatch, api::Visibility
+    )),
+    modifiers(&Bearer)
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub fn document_json() -> Vec<u8> {
+    serde_json::to_vec_pretty(&document()).unwrap_or_default()
+}

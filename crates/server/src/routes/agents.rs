@@ -1,0 +1,170 @@
+//! `/api/v2/agents`: list, create, get, update, delete. Agent management returns
+//! bare objects, as the contract does (only lists use the list envelope).
+
+use agentbase_api_types as api;
+use agentbase_core::{AgentPatch, Cursor, NewAgent, Visibility, agent::IpRateLimitsPatch, time_fmt::iso8601};
+use agentbase_service::Principal;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{AppJson, PageQuery};
+
+pub fn to_dto(a: agentbase_core::Agent) -> api::Agent {
+    api::Agent {
+        id: a.id,
+        name: a.name,
+        instructions: a.instructions,
+        channel_instructions: None,
+        model: a.model,
+        auto_retrain: a.auto_retrain,
+        temp: a.temp,
+        visibility: a.visibility.as_str().to_owned(),
+        allowed_domains: a.allowed_domains,
+        suggested_messages: a.suggested_messages,
+        initial_messages: a.initial_messages,
+        credit_limit: a.credit_limit,
+        credits_used: 0,
+        notifications_settings: None,
+        ip_rate_limits: api::IpRateLimits {
+            limit: a.ip_rate_limits.limit,
+            timeframe: a.ip_rate_limits.timeframe_secs,
+            message: a.ip_rate_limits.message,
+        },
+        spam_settings: None,
+        blocked_countries: None,
+        voice_settings: None,
+        styles: None,
+        created_at: iso8601(a.created_at),
+        last_message_at: a.last_message_at.map(iso8601),
+        last_trained_at: a.last_trained_at.map(iso8601),
+        status: a.status.as_str().to_owned(),
+        size: a.size,
+    }
+}
+
+fn visibility(v: api::Visibility) -> Visibility {
+    match v {
+        api::Visibility::Public => Visibility::Public,
+        api::Visibility::Private => Visibility::Private,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v2/agents", tag = "agents",
+    params(("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page"),
+           ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
+    responses((status = 200, body = api::ListAgentsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 401, body = api::ErrorResponse), (status = 429, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    page: PageQuery,
+) -> Result<Json<api::ListAgentsResponse>, ApiError> {
+    let result = state.app.agents(&p.workspace_id, page.cursor.as_ref(), page.limit).await?;
+    let cursor = if result.has_more {
+        result.items.last().map(|a| Cursor { t: a.created_at, id: a.id.clone() }.encode())
+    } else {
+        None
+    };
+    Ok(Json(api::ListAgentsResponse {
+        data: result.items.into_iter().map(to_dto).collect(),
+        pagination: api::Pagination {
+            has_more: cursor.is_some(),
+            cursor,
+            total: result.total,
+        },
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v2/agents", tag = "agents", request_body = api::CreateAgentBody,
+    responses((status = 201, body = api::AgentCreated), (status = 400, body = api::ErrorResponse),
+              (status = 401, body = api::ErrorResponse), (status = 429, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    AppJson(body): AppJson<api::CreateAgentBody>,
+) -> Result<(StatusCode, Json<api::AgentCreated>), ApiError> {
+    let agent = state
+        .app
+        .create_agent(
+            &p.workspace_id,
+            NewAgent {
+                name: body.name,
+                instructions: body.instructions,
+                model: body.model,
+                temp: body.temp,
+                visibility: body.visibility.map(visibility),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(api::AgentCreated { id: agent.id })))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}", tag = "agents",
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::Agent), (status = 404, body = api::ErrorResponse),
+              (status = 401, body = api::ErrorResponse), (status = 429, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<api::Agent>, ApiError> {
+    Ok(Json(to_dto(state.app.agent(&p.workspace_id, &agent_id).await?)))
+}
+
+#[utoipa::path(put, path = "/api/v2/agents/{agentId}", tag = "agents", request_body = api::UpdateAgentBody,
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::SuccessResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse), (status = 401, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    body: Result<AppJson<api::UpdateAgentBody>, ApiError>,
+) -> Result<Json<api::SuccessResponse>, ApiError> {
+    // A foreign or missing agent answers 404 whatever the body: existence is
+    // checked before the body is judged.
+    state.app.agent(&p.workspace_id, &agent_id).await?;
+    let AppJson(b) = body?;
+    let patch = AgentPatch {
+        name: b.name,
+        instructions: b.instructions,
+        model: b.model,
+        temp: b.temp,
+        visibility: b.visibility.map(visibility),
+        allowed_domains: b.allowed_domains,
+        suggested_messages: b.suggested_messages,
+        initial_messages: b.initial_messages,
+        credit_limit: b.credit_limit,
+        ip_rate_limits: b.ip_rate_limits.map(|o| {
+            o.map(|ip| IpRateLimitsPatch {
+                limit: ip.limit,
+                timeframe_secs: ip.timeframe,
+                message: ip.message,
+            })
+        }),
+        auto_retrain: None,
+    };
+    state.app.update_agent(&p.workspace_id, &agent_id, patch).await?;
+    Ok(Json(api::SuccessResponse { success: true }))
+}
+
+#[utoipa::path(delete, path = "/api/v2/agents/{agentId}", tag = "agents",
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::SuccessResponse), (status = 404, body = api::ErrorResponse),
+              (status = 401, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<api::SuccessResponse>, ApiError> {
+    state.app.delete_agent(&p.workspace_id, &agent_id).await?;
+    Ok(Json(api::SuccessResponse { success: true }))
+}

@@ -1,0 +1,4 @@
+//! Route handlers: extract, validate, call one service function, map the result.
+
+pub mod agents;
+pub mod system;

@@ -1,0 +1,301 @@
+//! Use cases over the record: bootstrapping, workspaces, API keys, authentication
+//! and agents. Callable from the CLI and from tests without HTTP; the server crate
+//! is a thin layer over [`App`].
+
+pub mod settings;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use agentbase_core::keys::{self, KeyCheck};
+use agentbase_core::{
+    Agent, AgentPatch, AgentStatus, ApiKey, Clock, Cursor, Error, IpRateLimits, Millis, NewAgent, Plan,
+    RateDecision, Resource, Result, Visibility, Workspace, ids,
+};
+use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
+use agentbase_store::{Page, Store};
+
+pub use agentbase_limiter::LimiterError;
+pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
+
+/// Who is calling: established from an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub workspace_id: String,
+    pub key_id: String,
+    pub plan: Plan,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no API key")]
+    Missing,
+    #[error("invalid API key")]
+    Invalid,
+    #[error("expired API key")]
+    Expired,
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// How long a key's `last_used_at` may lag: one write per key per interval keeps
+/// authentication read-only on the hot path.
+const TOUCH_INTERVAL_MS: Millis = 60_000;
+
+pub struct App {
+    pub store: Store,
+    pub limiter: Limiter,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    touched: Mutex<HashMap<String, Millis>>,
+}
+
+/// What the first start of a fresh data directory made.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub workspace: Workspace,
+    pub api_key: String,
+}
+
+/// The database URL the settings name, or the embedded default in `data_dir`.
+pub fn database_url(settings: &Settings, data_dir: &Path) -> String {
+    if settings.database.url.is_empty() {
+        format!("sqlite://{}", data_dir.join("agentbase.db").display())
+    } else {
+        settings.database.url.clone()
+    }
+}
+
+impl App {
+    /// Opens (creating if needed) the record and the rate limiter.
+    pub async fn open(settings: Settings, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<App> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
+        let store = agentbase_store::open(&database_url(&settings, data_dir), settings.database.max_connections).await?;
+        let limiter = match settings.rate_limit.backend {
+            LimiterBackend::Memory => Limiter::Memory(MemoryLimiter::new()),
+            LimiterBackend::Redis => Limiter::Redis(
+                RedisLimiter::connect(&settings.rate_limit.redis_url, "agentbase:rl:")
+                    .await
+                    .map_err(|e| Error::Unavailable(e.to_string()))?,
+            ),
+        };
+        Ok(App {
+            store,
+            limiter,
+            clock,
+            settings: Arc::new(settings),
+            touched: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// On a record with no workspace yet, makes the first one (Standard plan) and
+    /// its first key. `None` when the record was already set up.
+    pub async fn bootstrap(&self) -> Result<Option<Bootstrap>> {
+        if !self.store.workspaces().await?.is_empty() {
+            return Ok(None);
+        }
+        let workspace = self.create_workspace("Default workspace", Plan::Standard).await?;
+        let (_, api_key) = self.create_key(&workspace.id, "first key", None).await?;
+        Ok(Some(Bootstrap { workspace, api_key }))
+    }
+
+    // ---- workspaces -------------------------------------------------------------
+
+    pub async fn create_workspace(&self, name: &str, plan: Plan) -> Result<Workspace> {
+        if name.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        let w = Workspace {
+            id: ids::workspace_id(),
+            name: name.trim().to_owned(),
+            plan,
+            created_at: self.now(),
+        };
+        self.store.insert_workspace(&w).await?;
+        Ok(w)
+    }
+
+    pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        self.store.workspaces().await
+    }
+
+    pub async fn set_plan(&self, workspace_id: &str, plan: Plan) -> Result<()> {
+        if self.store.set_plan(workspace_id, plan).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::Workspace))
+        }
+    }
+
+    /// The workspace named, or the first one when none is named (the CLI default).
+    pub async fn resolve_workspace(&self, id: Option<&str>) -> Result<Workspace> {
+        match id {
+            Some(id) => self.store.workspace(id).await?.ok_or(Error::NotFound(Resource::Workspace)),
+            None => self
+                .store
+                .workspaces()
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(Error::NotFound(Resource::Workspace)),
+        }
+    }
+
+    // ---- keys -------------------------------------------------------------------
+
+    /// Makes a key; returns its row and the plaintext, which is never stored.
+    pub async fn create_key(&self, workspace_id: &str, name: &str, expires_at: Option<Millis>) -> Result<(ApiKey, String)> {
+        if self.store.workspace(workspace_id).await?.is_none() {
+            return Err(Error::NotFound(Resource::Workspace));
+        }
+        let g = keys::generate();
+        let key = ApiKey {
+            id: g.id,
+            workspace_id: workspace_id.to_owned(),
+            name: name.to_owned(),
+            prefix: g.prefix,
+            secret_hash: g.secret_hash,
+            created_at: self.now(),
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        self.store.insert_key(&key).await?;
+        Ok((key, g.plaintext))
+    }
+
+    pub async fn keys(&self, workspace_id: Option<&str>) -> Result<Vec<ApiKey>> {
+        self.store.keys(workspace_id).await
+    }
+
+    /// Accepts the key id or its displayed prefix (`agb_<id>`).
+    pub async fn revoke_key(&self, id_or_prefix: &str) -> Result<()> {
+        let id = id_or_prefix.strip_prefix("agb_").unwrap_or(id_or_prefix);
+        if self.store.revoke_key(id, self.now()).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::ApiKey))
+        }
+    }
+
+    /// Checks a presented `Authorization` value (`None` when the header is absent).
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthError::Missing)?;
+        let token = match header.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(AuthError::Invalid),
+        };
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let (id, secret) = keys::parse(token).ok_or(AuthError::Invalid)?;
+        let Some((key, plan)) = self.store.key_for_auth(id).await? else {
+            return Err(AuthError::Invalid);
+        };
+        let now = self.now();
+        match key.check(secret, now) {
+            KeyCheck::Valid => {}
+            KeyCheck::Invalid | KeyCheck::Revoked => return Err(AuthError::Invalid),
+            KeyCheck::Expired => return Err(AuthError::Expired),
+        }
+        self.touch(&key.id, now).await;
+        Ok(Principal {
+            workspace_id: key.workspace_id,
+            key_id: key.id,
+            plan,
+        })
+    }
+
+    async fn touch(&self, key_id: &str, now: Millis) {
+        {
+            let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+            match touched.get(key_id) {
+                Some(&t) if now - t < TOUCH_INTERVAL_MS => return,
+                _ => {
+                    touched.insert(key_id.to_owned(), now);
+                }
+            }
+        }
+        if let Err(e) = self.store.touch_key(key_id, now).await {
+            tracing::warn!(error = %e, key_id, "could not record key use");
+        }
+    }
+
+    /// One request against the (key, client IP) window.
+    pub async fn rate_limit(&self, key_id: &str, client_ip: &str) -> Result<RateDecision, LimiterError> {
+        let window = Window {
+            limit: self.settings.rate_limit.requests,
+            window_ms: (self.settings.rate_limit.window_secs * 1000) as i64,
+        };
+        self.limiter.check(&format!("{key_id}|{client_ip}"), window, self.now()).await
+    }
+
+    // ---- agents -----------------------------------------------------------------
+
+    fn known_model(&self) -> impl Fn(&str) -> bool + '_ {
+        |m| self.settings.models.contains_key(m)
+    }
+
+    pub async fn create_agent(&self, workspace_id: &str, new: NewAgent) -> Result<Agent> {
+        new.validate(&self.known_model()).map_err(Error::Invalid)?;
+        let now = self.now();
+        let agent = Agent {
+            id: ids::agent_id(),
+            workspace_id: workspace_id.to_owned(),
+            name: new.name.trim().to_owned(),
+            instructions: new
+                .instructions
+                .unwrap_or_else(|| agentbase_core::agent::DEFAULT_INSTRUCTIONS.to_owned()),
+            model: new.model.unwrap_or_else(|| self.settings.agents.default_model.clone()),
+            temp: new.temp.unwrap_or(0.0),
+            visibility: new.visibility.unwrap_or(Visibility::Private),
+            auto_retrain: false,
+            allowed_domains: None,
+            suggested_messages: None,
+            initial_messages: vec!["Hi! What can I help you with?".into()],
+            credit_limit: None,
+            ip_rate_limits: IpRateLimits::default(),
+            status: AgentStatus::Untrained,
+            size: 0,
+            created_at: now,
+            updated_at: now,
+            last_trained_at: None,
+            last_message_at: None,
+        };
+        self.store.insert_agent(&agent).await?;
+        Ok(agent)
+    }
+
+    pub async fn agent(&self, workspace_id: &str, id: &str) -> Result<Agent> {
+        self.store.agent(workspace_id, id).await?.ok_or(Error::NotFound(Resource::Agent))
+    }
+
+    pub async fn update_agent(&self, workspace_id: &str, id: &str, patch: AgentPatch) -> Result<Agent> {
+        // Existence first: a foreign or missing agent is 404 even for a bad body.
+        let mut agent = self.agent(workspace_id, id).await?;
+        patch.validate(&self.known_model()).map_err(Error::Invalid)?;
+        agent.apply(patch, self.now());
+        if !self.store.update_agent(&agent).await? {
+            return Err(Error::NotFound(Resource::Agent));
+        }
+        Ok(agent)
+    }
+
+    pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<()> {
+        if self.store.delete_agent(workspace_id, id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::Agent))
+        }
+    }
+
+    pub async fn agents(&self, workspace_id: &str, cursor: Option<&Cursor>, limit: u32) -> Result<Page<Agent>> {
+        self.store.agents(workspace_id, cursor, limit).await
+    }
+}

@@ -1,0 +1,440 @@
+//! Configuration: one settings struct, layered defaults → file → environment →
+//! flags, rejected with the offending key named when anything is wrong.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The commented default configuration; `init` writes it into the data directory.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../agentbase.default.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub rate_limit: RateLimitSettings,
+    pub log: LogSettings,
+    pub plans: PlanSettings,
+    pub agents: AgentSettings,
+    pub providers: BTreeMap<String, ProviderSettings>,
+    pub models: BTreeMap<String, ModelSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub body_limit_bytes: usize,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub shutdown_grace_secs: u64,
+    pub metrics: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimiterBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub backend: LimiterBackend,
+    pub redis_url: String,
+    pub requests: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Monthly credits per plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettings {
+    pub free: u64,
+    pub hobby: u64,
+    pub standard: u64,
+    pub pro: u64,
+    pub enterprise: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    pub default_model: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Local,
+    Openai,
+    Anthropic,
+    Scripted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    pub kind: ProviderKind,
+    #[serde(default)]
+    pub base_url: String,
+    /// Name of the environment variable holding the provider's key; the key itself
+    /// never sits in the file.
+    #[serde(default)]
+    pub api_key_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    pub provider: String,
+    #[serde(default)]
+    pub upstream: String,
+    pub credits: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let model = |credits| ModelSettings {
+            provider: "local".into(),
+            upstream: "SmolLM2-135M-Instruct".into(),
+            credits,
+        };
+        Settings {
+            server: ServerSettings {
+                bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                public_url: String::new(),
+                body_limit_bytes: 2 * 1024 * 1024,
+                trusted_proxies: Vec::new(),
+                shutdown_grace_secs: 30,
+                metrics: true,
+            },
+            database: DatabaseSettings {
+                url: String::new(),
+                max_connections: 16,
+            },
+            rate_limit: RateLimitSettings {
+                backend: LimiterBackend::Memory,
+                redis_url: "redis://127.0.0.1:6379".into(),
+                requests: 100,
+                window_secs: 10,
+            },
+            log: LogSettings {
+                format: LogFormat::Text,
+                level: "info".into(),
+            },
+            plans: PlanSettings {
+                free: 50,
+                hobby: 500,
+                standard: 4000,
+                pro: 15_000,
+                enterprise: 100_000,
+            },
+            agents: AgentSettings {
+                default_model: "auto".into(),
+            },
+            providers: BTreeMap::from([(
+                "local".into(),
+                ProviderSettings {
+                    kind: ProviderKind::Local,
+                    base_url: String::new(),
+                    api_key_env: String::new(),
+                },
+            )]),
+            models: BTreeMap::from([("auto".into(), model(1.0)), ("smollm2".into(), model(1.0))]),
+        }
+    }
+}
+
+/// Configuration that cannot be used, naming the key and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: `{}`: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn config_err(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Command-line overrides, the last layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+}
+
+/// Sources for [`Settings::load`]: the file text (if any) and the environment.
+pub struct Layers {
+    /// (path, text) of the configuration file.
+    pub file: Option<(String, String)>,
+    pub env: Vec<(String, String)>,
+    pub overrides: Overrides,
+}
+
+impl Layers {
+    /// Reads `config` if given, else `<data_dir>/agentbase.toml` when it exists, and
+    /// the process environment.
+    pub fn from_system(data_dir: &Path, config: Option<&Path>, overrides: Overrides) -> Result<Layers, ConfigError> {
+        let path = match config {
+            Some(p) => Some(p.to_path_buf()),
+            None => {
+                let p = data_dir.join("agentbase.toml");
+                p.exists().then_some(p)
+            }
+        };
+        let file = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| config_err(p.display().to_string(), format!("cannot read: {e}")))?;
+                Some((p.display().to_string(), text))
+            }
+            None => None,
+        };
+        Ok(Layers {
+            file,
+            env: std::env::vars().collect(),
+            overrides,
+        })
+    }
+}
+
+const ENV_PREFIX: &str = "AGENTBASE__";
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// An environment value: TOML when it parses as a TOML value, else plain text.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn env_layer(env: &[(String, String)]) -> Result<toml::Value, ConfigError> {
+    let mut root = toml::Table::new();
+    for (name, raw) in env {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let segments: Vec<String> = path
+            .split("__")
+            .enumerate()
+            // Map keys (model and provider names) keep their case; field names are
+            // snake_case.
+            .map(|(i, s)| if i == 1 && path.split("__").count() > 2 { s.to_owned() } else { s.to_ascii_lowercase() })
+            .collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(config_err(name.clone(), "malformed variable name"));
+        }
+        let mut table = &mut root;
+        for seg in &segments[..segments.len() - 1] {
+            let entry = table
+                .entry(seg.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry
+                .as_table_mut()
+                .ok_or_else(|| config_err(name.clone(), "conflicts with another variable"))?;
+        }
+        table.insert(segments[segments.len() - 1].clone(), env_value(raw));
+    }
+    Ok(toml::Value::Table(root))
+}
+
+impl Settings {
+    pub fn load(layers: Layers) -> Result<Settings, ConfigError> {
+        let mut value = toml::Value::try_from(Settings::default())
+            .map_err(|e| config_err("(defaults)", e.to_string()))?;
+        if let Some((path, text)) = &layers.file {
+            let file: toml::Value = toml::from_str(text)
+                .map_err(|e| config_err(path.clone(), format!("not valid TOML: {}", e.message())))?;
+            merge(&mut value, file);
+        }
+        merge(&mut value, env_layer(&layers.env)?);
+        let mut settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            config_err(if key == "." { "(root)".into() } else { key }, e.into_inner().to_string())
+        })?;
+        if let Some(bind) = layers.overrides.bind {
+            settings.server.bind = bind;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.rate_limit.requests == 0 {
+            return Err(config_err("rate_limit.requests", "must be at least 1"));
+        }
+        if self.rate_limit.window_secs == 0 {
+            return Err(config_err("rate_limit.window_secs", "must be at least 1"));
+        }
+        if self.rate_limit.backend == LimiterBackend::Redis && !self.rate_limit.redis_url.starts_with("redis://") {
+            return Err(config_err("rate_limit.redis_url", "must be a redis:// URL"));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(config_err("server.body_limit_bytes", "must be at least 1024"));
+        }
+        let url = &self.database.url;
+        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            return Err(config_err("database.url", "must be empty, sqlite:PATH or postgres://…"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(config_err("database.max_connections", "must be at least 1"));
+        }
+        for (name, model) in &self.models {
+            if !self.providers.contains_key(&model.provider) {
+                return Err(config_err(
+                    format!("models.{name}.provider"),
+                    format!("no provider named `{}` in [providers]", model.provider),
+                ));
+            }
+            if !(model.credits.is_finite() && model.credits >= 0.0) {
+                return Err(config_err(format!("models.{name}.credits"), "must be a number ≥ 0"));
+            }
+        }
+        if !self.models.contains_key(&self.agents.default_model) {
+            return Err(config_err(
+                "agents.default_model",
+                format!("`{}` is not a key of [models]", self.agents.default_model),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The base URL clients should use, e.g. `http://127.0.0.1:8080/api/v2`.
+    pub fn base_url(&self) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{}/api/v2", self.server.bind)
+        } else {
+            format!("{}/api/v2", self.server.public_url.trim_end_matches('/'))
+        }
+    }
+
+    pub fn monthly_credits(&self, plan: agentbase_core::Plan) -> u64 {
+        use agentbase_core::Plan::*;
+        match plan {
+            Free => self.plans.free,
+            Hobby => self.plans.hobby,
+            Standard => self.plans.standard,
+            Pro => self.plans.pro,
+            Enterprise => self.plans.enterprise,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)], overrides: Overrides) -> Result<Settings, ConfigError> {
+        Settings::load(Layers {
+            file: file.map(|t| ("agentbase.toml".to_owned(), t.to_owned())),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            overrides,
+        })
+    }
+
+    #[test]
+    fn the_commented_default_file_is_exactly_the_defaults() {
+        let parsed: Settings = toml::from_str(DEFAULT_CONFIG_TOML).expect("default file parses");
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let s = load(
+            Some("[server]\nbind = \"127.0.0.1:9000\"\n[rate_limit]\nrequests = 5\n"),
+            &[("AGENTBASE__RATE_LIMIT__REQUESTS", "7"), ("AGENTBASE__LOG__FORMAT", "json")],
+            Overrides { bind: Some("127.0.0.1:9100".parse().unwrap()) },
+        )
+        .unwrap();
+        assert_eq!(s.rate_limit.requests, 7);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.server.bind.port(), 9100);
+        let s = load(Some("[server]\nbind = \"127.0.0.1:9000\"\n"), &[], Overrides::default()).unwrap();
+        assert_eq!(s.server.bind.port(), 9000);
+    }
+
+    #[test]
+    fn environment_can_add_a_model_keeping_its_case() {
+        let s = load(
+            None,
+            &[
+                ("AGENTBASE__MODELS__DeepSeek-V3__PROVIDER", "local"),
+                ("AGENTBASE__MODELS__DeepSeek-V3__CREDITS", "2.5"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.models["DeepSeek-V3"].credits, 2.5);
+    }
+
+    #[test]
+    fn invalid_configuration_names_the_key_and_the_problem() {
+        let cases: &[(Option<&str>, &[(&str, &str)], &str)] = &[
+            (Some("[server]\nbind = \"nowhere\"\n"), &[], "server.bind"),
+            (Some("[server]\nbnd = 1\n"), &[], "server"),
+            (None, &[("AGENTBASE__RATE_LIMIT__REQUESTS", "many")], "rate_limit.requests"),
+            (None, &[("AGENTBASE__RATE_LIMIT__REQUESTS", "0")], "rate_limit.requests"),
+            (None, &[("AGENTBASE__AGENTS__DEFAULT_MODEL", "gpt-9")], "agents.default_model"),
+            (Some("[models.x]\nprovider = \"nope\"\ncredits = 1\n"), &[], "models.x.provider"),
+            (Some("not toml ["), &[], "agentbase.toml"),
+            (None, &[("AGENTBASE__DATABASE__URL", "mysql://x")], "database.url"),
+        ];
+        for (file, env, key) in cases {
+            let err = load(*file, env, Overrides::default()).expect_err(key);
+            assert_eq!(err.key, *key, "{err}");
+            assert!(!err.problem.is_empty());
+            assert!(err.to_string().contains(key));
+        }
+    }
+}

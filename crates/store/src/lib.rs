@@ -1,0 +1,361 @@
+//! The system of record. The only crate with SQL: one set of portable queries run
+//! through `sqlx::Any` on SQLite (the embedded default, WAL) or PostgreSQL (scale-out),
+//! and one list of migrations applied to either.
+
+mod migrate;
+mod rows;
+
+use std::str::FromStr;
+use std::sync::Once;
+
+use agentbase_core::{Agent, ApiKey, Cursor, Error, Millis, Plan, Result, Workspace};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use migrate::MIGRATIONS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+/// Opens a connection pool, creating the SQLite file when missing, and applies the
+/// migrations.
+pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+    let backend = if url.starts_with("sqlite:") {
+        Backend::Sqlite
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Backend::Postgres
+    } else {
+        return Err(Error::invalid(
+            "database.url",
+            "must start with sqlite: or postgres:",
+        ));
+    };
+    let options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+    let url = match backend {
+        Backend::Sqlite if !url.contains("mode=") => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        }
+        _ => url.to_owned(),
+    };
+    let pool = options.connect(&url).await.map_err(db_err)?;
+    if backend == Backend::Sqlite {
+        // WAL lets readers run beside the one writer and persists in the file. sqlx
+        // already turns foreign keys on and sets a 5 s busy timeout per connection.
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await
+            .map_err(db_err)?;
+    }
+    let store = Store { pool, backend };
+    migrate::run(&store.pool, backend).await?;
+    Ok(store)
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+    pub total: i64,
+}
+
+fn bool_int(b: bool) -> i64 {
+    i64::from(b)
+}
+
+fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+impl Store {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- workspaces -------------------------------------------------------------
+
+    pub async fn insert_workspace(&self, w: &Workspace) -> Result<()> {
+        sqlx::query("INSERT INTO workspaces (id, name, plan, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&w.id)
+            .bind(&w.name)
+            .bind(w.plan.as_str())
+            .bind(w.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub async fn workspace(&self, id: &str) -> Result<Option<Workspace>> {
+        let row = sqlx::query("SELECT id, name, plan, created_at FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(rows::workspace).transpose()
+    }
+
+    pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
+        let rows = sqlx::query("SELECT id, name, plan, created_at FROM workspaces ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(rows::workspace).collect()
+    }
+
+    /// Returns false when no such workspace exists.
+    pub async fn set_plan(&self, id: &str, plan: Plan) -> Result<bool> {
+        let done = sqlx::query("UPDATE workspaces SET plan = $1 WHERE id = $2")
+            .bind(plan.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- API keys ---------------------------------------------------------------
+
+    pub async fn insert_key(&self, k: &ApiKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, workspace_id, name, prefix, secret_hash, created_at, \
+             expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&k.id)
+        .bind(&k.workspace_id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.secret_hash)
+        .bind(k.created_at)
+        .bind(k.expires_at)
+        .bind(k.revoked_at)
+        .bind(k.last_used_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The key and its workspace's plan in one round trip: the per-request auth read.
+    pub async fn key_for_auth(&self, id: &str) -> Result<Option<(ApiKey, Plan)>> {
+        let row = sqlx::query(
+            "SELECT k.id, k.workspace_id, k.name, k.prefix, k.secret_hash, k.created_at, \
+             k.expires_at, k.revoked_at, k.last_used_at, w.plan \
+             FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id WHERE k.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let key = rows::api_key(&row)?;
+        let plan: String = row.try_get("plan").map_err(db_err)?;
+        let plan = Plan::from_str(&plan).map_err(|e| Error::Storage(e.to_string()))?;
+        Ok(Some((key, plan)))
+    }
+
+    pub async fn keys(&self, workspace_id: Option<&str>) -> Result<Vec<ApiKey>> {
+        let sql = "SELECT id, workspace_id, name, prefix, secret_hash, created_at, expires_at, \
+                   revoked_at, last_used_at FROM api_keys";
+        let rows = match workspace_id {
+            Some(ws) => {
+                sqlx::query(&format!("{sql} WHERE workspace_id = $1 ORDER BY created_at, id"))
+                    .bind(ws)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query(&format!("{sql} ORDER BY created_at, id"))
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(db_err)?;
+        rows.iter().map(rows::api_key).collect()
+    }
+
+    /// Revokes a key; false when there is no such key or it was already revoked.
+    pub async fn revoke_key(&self, id: &str, now: Millis) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn touch_key(&self, id: &str, now: Millis) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    // ---- agents -----------------------------------------------------------------
+
+    pub async fn insert_agent(&self, a: &Agent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agents (id, workspace_id, name, instructions, model, temp, visibility, \
+             auto_retrain, allowed_domains, suggested_messages, initial_messages, credit_limit, \
+             ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
+             last_trained_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+        )
+        .bind(&a.id)
+        .bind(&a.workspace_id)
+        .bind(&a.name)
+        .bind(&a.instructions)
+        .bind(&a.model)
+        .bind(a.temp)
+        .bind(a.visibility.as_str())
+        .bind(bool_int(a.auto_retrain))
+        .bind(a.allowed_domains.as_ref().map(|d| json_text(d)))
+        .bind(a.suggested_messages.as_ref().map(json_text))
+        .bind(json_text(&a.initial_messages))
+        .bind(a.credit_limit)
+        .bind(i64::from(a.ip_rate_limits.limit))
+        .bind(i64::from(a.ip_rate_limits.timeframe_secs))
+        .bind(&a.ip_rate_limits.message)
+        .bind(a.status.as_str())
+        .bind(a.size)
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .bind(a.last_trained_at)
+        .bind(a.last_message_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Writes every mutable setting back. Scoped by workspace like every read.
+    pub async fn update_agent(&self, a: &Agent) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE agents SET name = $1, instructions = $2, model = $3, temp = $4, \
+             visibility = $5, auto_retrain = $6, allowed_domains = $7, suggested_messages = $8, \
+             initial_messages = $9, credit_limit = $10, ip_limit = $11, ip_timeframe = $12, \
+             ip_message = $13, status = $14, size = $15, updated_at = $16, last_trained_at = $17, \
+             last_message_at = $18 WHERE id = $19 AND workspace_id = $20",
+        )
+        .bind(&a.name)
+        .bind(&a.instructions)
+        .bind(&a.model)
+        .bind(a.temp)
+        .bind(a.visibility.as_str())
+        .bind(bool_int(a.auto_retrain))
+        .bind(a.allowed_domains.as_ref().map(|d| json_text(d)))
+        .bind(a.suggested_messages.as_ref().map(json_text))
+        .bind(json_text(&a.initial_messages))
+        .bind(a.credit_limit)
+        .bind(i64::from(a.ip_rate_limits.limit))
+        .bind(i64::from(a.ip_rate_limits.timeframe_secs))
+        .bind(&a.ip_rate_limits.message)
+        .bind(a.status.as_str())
+        .bind(a.size)
+        .bind(a.updated_at)
+        .bind(a.last_trained_at)
+        .bind(a.last_message_at)
+        .bind(&a.id)
+        .bind(&a.workspace_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn agent(&self, workspace_id: &str, id: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM agents WHERE id = $1 AND workspace_id = $2",
+            rows::AGENT_COLUMNS
+        ))
+        .bind(id)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::agent).transpose()
+    }
+
+    pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM agents WHERE id = $1 AND workspace_id = $2")
+            .bind(id)
+            .bind(workspace_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Newest first, keyset-paginated on (created_at, id).
+    pub async fn agents(
+        &self,
+        workspace_id: &str,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Page<Agent>> {
+        let limit = i64::from(limit.max(1));
+        let rows: Vec<AnyRow> = match after {
+            Some(c) => sqlx::query(&format!(
+                "SELECT {} FROM agents WHERE workspace_id = $1 AND \
+                 (created_at < $2 OR (created_at = $3 AND id < $4)) \
+                 ORDER BY created_at DESC, id DESC LIMIT $5",
+                rows::AGENT_COLUMNS
+            ))
+            .bind(workspace_id)
+            .bind(c.t)
+            .bind(c.t)
+            .bind(&c.id)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await,
+            None => sqlx::query(&format!(
+                "SELECT {} FROM agents WHERE workspace_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2",
+                rows::AGENT_COLUMNS
+            ))
+            .bind(workspace_id)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await,
+        }
+        .map_err(db_err)?;
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get("n"))
+            .map_err(db_err)?;
+        let has_more = rows.len() as i64 > limit;
+        let items = rows
+            .iter()
+            .take(limit as usize)
+            .map(rows::agent)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, has_more, total })
+    }
+}
