@@ -164,18 +164,34 @@ pub struct UpdateAgentBody {
     pub temp: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visibility: Option<Visibility>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<Vec<String>>)]
     pub allowed_domains: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<Vec<Object>>)]
     pub suggested_messages: Option<Option<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_messages: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<i64>)]
     pub credit_limit: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<IpRateLimitsPatch>)]
     pub ip_rate_limits: Option<Option<IpRateLimitsPatch>>,
 }
@@ -195,6 +211,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        assert!(serde_json::from_str::<CreateAgentBody>(r#"{"name":"x","voiceSettings":{}}"#).is_err());
+        assert!(
+            serde_json::from_str::<CreateAgentBody>(r#"{"name":"x","voiceSettings":{}}"#).is_err()
+        );
     }
 }

@@ -5,14 +5,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agentbase_core::{Agent, AgentPatch, ApiKey, NewAgent, Plan, SystemClock, Visibility, Workspace};
+use agentbase_core::{
+    Agent, AgentPatch, ApiKey, NewAgent, Plan, SystemClock, Visibility, Workspace,
+};
 use agentbase_service::{App, Layers, LogFormat, Overrides, Settings};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "agentbase", version, about = "A self-hosted AI agent platform that speaks the Chatbase API")]
+#[command(
+    name = "agentbase",
+    version,
+    about = "A self-hosted AI agent platform that speaks the Chatbase API"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -23,7 +29,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Global {
     /// Data directory: database, configuration, models.
-    #[arg(long, global = true, env = "AGENTBASE_DATA_DIR", default_value = "agentbase-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "AGENTBASE_DATA_DIR",
+        default_value = "agentbase-data"
+    )]
     data_dir: PathBuf,
     /// Configuration file (default: <data-dir>/agentbase.toml when present).
     #[arg(long, global = true)]
@@ -136,7 +147,10 @@ enum AgentCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -159,9 +173,15 @@ fn load_settings(global: &Global, overrides: Overrides) -> anyhow::Result<Settin
 
 fn init_logging(settings: &Settings, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let level = if default_level == "settings" { settings.log.level.as_str() } else { default_level };
+    let level = if default_level == "settings" {
+        settings.log.level.as_str()
+    } else {
+        default_level
+    };
     let filter = EnvFilter::try_from_env("AGENTBASE_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -171,11 +191,17 @@ fn init_logging(settings: &Settings, default_level: &str) {
 async fn open(global: &Global, settings: Settings) -> anyhow::Result<App> {
     App::open(settings, &global.data_dir, Arc::new(SystemClock))
         .await
-        .with_context(|| format!("cannot open the data directory {}", global.data_dir.display()))
+        .with_context(|| {
+            format!(
+                "cannot open the data directory {}",
+                global.data_dir.display()
+            )
+        })
 }
 
 fn write_default_config(data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let path = data_dir.join("agentbase.toml");
     if !path.exists() {
         std::fs::write(&path, agentbase_service::settings::DEFAULT_CONFIG_TOML)
@@ -225,7 +251,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             tracing::info!(%addr, limiter = app.limiter.backend_name(), "agentbase listening");
             println!("agentbase listening on http://{addr} (API: {base_url})");
-            agentbase_server::serve(listener, app.clone(), agentbase_server::shutdown_signal()).await?;
+            agentbase_server::serve(listener, app.clone(), agentbase_server::shutdown_signal())
+                .await?;
             app.store.close().await;
             Ok(())
         }
@@ -298,7 +325,9 @@ async fn workspaces(app: &App, cmd: WorkspaceCmd, as_json: bool) -> anyhow::Resu
             }
         }
         WorkspaceCmd::SetPlan { workspace_id, plan } => {
-            app.set_plan(&workspace_id, plan).await.context("no such workspace")?;
+            app.set_plan(&workspace_id, plan)
+                .await
+                .context("no such workspace")?;
             if as_json {
                 print_json(&json!({"id": workspace_id, "plan": plan.as_str()}));
             } else {
@@ -311,8 +340,15 @@ async fn workspaces(app: &App, cmd: WorkspaceCmd, as_json: bool) -> anyhow::Resu
 
 async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
-        KeyCmd::Create { workspace, name, expires_in_days } => {
-            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+        KeyCmd::Create {
+            workspace,
+            name,
+            expires_in_days,
+        } => {
+            let ws = app
+                .resolve_workspace(workspace.as_deref())
+                .await
+                .context("no such workspace")?;
             let expires = expires_in_days.map(|d| app.now() + i64::from(d) * 86_400_000);
             let (key, plaintext) = app.create_key(&ws.id, &name, expires).await?;
             if as_json {
@@ -320,7 +356,10 @@ async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
                 v["apiKey"] = json!(plaintext);
                 print_json(&v);
             } else {
-                println!("Created key {} in workspace {} (shown once):\n\n    {plaintext}\n", key.prefix, ws.id);
+                println!(
+                    "Created key {} in workspace {} (shown once):\n\n    {plaintext}\n",
+                    key.prefix, ws.id
+                );
             }
         }
         KeyCmd::List { workspace } => {
@@ -329,7 +368,11 @@ async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
                 print_json(&list.iter().map(key_json).collect());
             } else {
                 for k in list {
-                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
                     println!("{}\t{}\t{}\t{}", k.prefix, k.workspace_id, state, k.name);
                 }
             }
@@ -347,14 +390,20 @@ async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
 }
 
 fn parse_visibility(v: Option<String>) -> anyhow::Result<Option<Visibility>> {
-    v.map(|s| Visibility::parse(&s).with_context(|| format!("visibility must be public or private, not `{s}`")))
-        .transpose()
+    v.map(|s| {
+        Visibility::parse(&s)
+            .with_context(|| format!("visibility must be public or private, not `{s}`"))
+    })
+    .transpose()
 }
 
 async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
         AgentCmd::Create { workspace, fields } => {
-            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            let ws = app
+                .resolve_workspace(workspace.as_deref())
+                .await
+                .context("no such workspace")?;
             let new = NewAgent {
                 name: fields.name.context("--name is required")?,
                 instructions: fields.instructions,
@@ -370,12 +419,18 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             }
         }
         AgentCmd::List { workspace } => {
-            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+            let ws = app
+                .resolve_workspace(workspace.as_deref())
+                .await
+                .context("no such workspace")?;
             let mut all = Vec::new();
             let mut cursor = None;
             loop {
                 let page = app.agents(&ws.id, cursor.as_ref(), 100).await?;
-                cursor = page.items.last().map(|a| agentbase_core::Cursor { t: a.created_at, id: a.id.clone() });
+                cursor = page.items.last().map(|a| agentbase_core::Cursor {
+                    t: a.created_at,
+                    id: a.id.clone(),
+                });
                 all.extend(page.items);
                 if !page.has_more {
                     break;
@@ -389,13 +444,26 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 }
             }
         }
-        AgentCmd::Show { agent_id, workspace } => {
-            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+        AgentCmd::Show {
+            agent_id,
+            workspace,
+        } => {
+            let ws = app
+                .resolve_workspace(workspace.as_deref())
+                .await
+                .context("no such workspace")?;
             let agent = app.agent(&ws.id, &agent_id).await.map_err(describe)?;
             print_json(&agent_json(agent));
         }
-        AgentCmd::Update { agent_id, workspace, fields } => {
-            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
+        AgentCmd::Update {
+            agent_id,
+            workspace,
+            fields,
+        } => {
+            let ws = app
+                .resolve_workspace(workspace.as_deref())
+                .await
+                .context("no such workspace")?;
             let patch = AgentPatch {
                 name: fields.name,
                 instructions: fields.instructions,
@@ -404,16 +472,27 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 visibility: parse_visibility(fields.visibility)?,
                 ..Default::default()
             };
-            let agent = app.update_agent(&ws.id, &agent_id, patch).await.map_err(describe)?;
+            let agent = app
+                .update_agent(&ws.id, &agent_id, patch)
+                .await
+                .map_err(describe)?;
             if as_json {
                 print_json(&agent_json(agent));
             } else {
                 println!("Updated agent {}", agent.id);
             }
         }
-        AgentCmd::Delete { agent_id, workspace } => {
-            let ws = app.resolve_workspace(workspace.as_deref()).await.context("no such workspace")?;
-            app.delete_agent(&ws.id, &agent_id).await.map_err(describe)?;
+        AgentCmd::Delete {
+            agent_id,
+            workspace,
+        } => {
+            let ws = app
+                .resolve_workspace(workspace.as_deref())
+                .await
+                .context("no such workspace")?;
+            app.delete_agent(&ws.id, &agent_id)
+                .await
+                .map_err(describe)?;
             if as_json {
                 print_json(&json!({"deleted": agent_id}));
             } else {

@@ -146,7 +146,10 @@ fn check_name(name: &str, errors: &mut FieldErrors) {
     if len == 0 {
         errors.insert("name".into(), "must not be empty".into());
     } else if name.chars().count() > NAME_MAX {
-        errors.insert("name".into(), format!("must be at most {NAME_MAX} characters"));
+        errors.insert(
+            "name".into(),
+            format!("must be at most {NAME_MAX} characters"),
+        );
     }
 }
 
@@ -187,37 +190,54 @@ impl NewAgent {
         if let Some(t) = self.temp {
             check_temp(t, &mut errors);
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
 fn check_suggested(value: &Value, errors: &mut FieldErrors) {
     let Some(items) = value.as_array() else {
-        errors.insert("suggestedMessages".into(), "must be an array or null".into());
+        errors.insert(
+            "suggestedMessages".into(),
+            "must be an array or null".into(),
+        );
         return;
     };
     for (i, item) in items.iter().enumerate() {
         let field = format!("suggestedMessages[{i}]");
-        let non_empty = |k: &str| item.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let non_empty = |k: &str| {
+            item.get(k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
         let ok = match item.get("type").and_then(Value::as_str) {
             Some("single") => non_empty("text") && item.get("order").is_some_and(Value::is_number),
             Some("nested") => {
                 non_empty("name")
                     && item.get("order").is_some_and(Value::is_number)
-                    && item.get("items").and_then(Value::as_array).is_some_and(|xs| {
-                        (1..=20).contains(&xs.len())
-                            && xs.iter().all(|x| {
-                                x.get("text").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
-                                    && x.get("order").is_some_and(Value::is_number)
-                            })
-                    })
+                    && item
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .is_some_and(|xs| {
+                            (1..=20).contains(&xs.len())
+                                && xs.iter().all(|x| {
+                                    x.get("text")
+                                        .and_then(Value::as_str)
+                                        .is_some_and(|s| !s.is_empty())
+                                        && x.get("order").is_some_and(Value::is_number)
+                                })
+                        })
             }
             _ => false,
         };
         if !ok {
             errors.insert(
                 field,
-                "must be {type:\"single\",text,order} or {type:\"nested\",name,order,items[1..20]}".into(),
+                "must be {type:\"single\",text,order} or {type:\"nested\",name,order,items[1..20]}"
+                    .into(),
             );
         }
     }
@@ -238,28 +258,43 @@ impl AgentPatch {
         if let Some(t) = self.temp {
             check_temp(t, &mut errors);
         }
-        if let Some(Some(domains)) = &self.allowed_domains {
-            if domains.iter().any(|d| d.trim().is_empty() || d.contains(char::is_whitespace)) {
-                errors.insert("allowedDomains".into(), "domains must be non-empty host names".into());
-            }
+        if let Some(Some(domains)) = &self.allowed_domains
+            && domains
+                .iter()
+                .any(|d| d.trim().is_empty() || d.contains(char::is_whitespace))
+        {
+            errors.insert(
+                "allowedDomains".into(),
+                "domains must be non-empty host names".into(),
+            );
         }
         if let Some(Some(s)) = &self.suggested_messages {
             check_suggested(s, &mut errors);
         }
-        if let Some(Some(limit)) = self.credit_limit {
-            if limit < 0 {
-                errors.insert("creditLimit".into(), "must be zero or more".into());
-            }
+        if let Some(Some(limit)) = self.credit_limit
+            && limit < 0
+        {
+            errors.insert("creditLimit".into(), "must be zero or more".into());
         }
         if let Some(Some(ip)) = &self.ip_rate_limits {
             if ip.limit.is_some_and(|l| !(1..=200).contains(&l)) {
-                errors.insert("ipRateLimits.limit".into(), "must be between 1 and 200".into());
+                errors.insert(
+                    "ipRateLimits.limit".into(),
+                    "must be between 1 and 200".into(),
+                );
             }
             if ip.timeframe_secs.is_some_and(|t| !(1..=3600).contains(&t)) {
-                errors.insert("ipRateLimits.timeframe".into(), "must be between 1 and 3600".into());
+                errors.insert(
+                    "ipRateLimits.timeframe".into(),
+                    "must be between 1 and 3600".into(),
+                );
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -343,7 +378,10 @@ mod tests {
             temp: Some(1.5),
             model: Some("gpt-9".into()),
             credit_limit: Some(Some(-1)),
-            ip_rate_limits: Some(Some(IpRateLimitsPatch { limit: Some(0), ..Default::default() })),
+            ip_rate_limits: Some(Some(IpRateLimitsPatch {
+                limit: Some(0),
+                ..Default::default()
+            })),
             suggested_messages: Some(Some(serde_json::json!([{"type": "single"}]))),
             ..Default::default()
         };
@@ -351,7 +389,14 @@ mod tests {
         let keys: Vec<_> = errors.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["creditLimit", "ipRateLimits.limit", "model", "name", "suggestedMessages[0]", "temp"]
+            [
+                "creditLimit",
+                "ipRateLimits.limit",
+                "model",
+                "name",
+                "suggestedMessages[0]",
+                "temp"
+            ]
         );
     }
 
@@ -381,7 +426,10 @@ mod tests {
         let patch = AgentPatch {
             allowed_domains: Some(None),
             credit_limit: Some(None),
-            ip_rate_limits: Some(Some(IpRateLimitsPatch { limit: Some(7), ..Default::default() })),
+            ip_rate_limits: Some(Some(IpRateLimitsPatch {
+                limit: Some(7),
+                ..Default::default()
+            })),
             ..Default::default()
         };
         assert!(patch.validate(&any_model).is_ok());

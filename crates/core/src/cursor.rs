@@ -31,7 +31,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_rejected() {
-        let c = Cursor { t: 42, id: "abc".into() };
+        let c = Cursor {
+            t: 42,
+            id: "abc".into(),
+        };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not base64!"), None);
         assert_eq!(Cursor::decode(&STANDARD.encode(b"{}")), None);

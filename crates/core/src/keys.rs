@@ -72,7 +72,10 @@ impl ApiKey {
     /// runs in constant time whatever the outcome.
     pub fn check(&self, secret: &str, now: Millis) -> KeyCheck {
         let presented = hash_secret(secret);
-        let equal: bool = presented.as_bytes().ct_eq(self.secret_hash.as_bytes()).into();
+        let equal: bool = presented
+            .as_bytes()
+            .ct_eq(self.secret_hash.as_bytes())
+            .into();
         if !equal {
             KeyCheck::Invalid
         } else if self.revoked_at.is_some() {

@@ -27,7 +27,12 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
-        let d = RateDecision { allowed: false, limit: 1, remaining: 0, reset_ms: 10_001 };
+        let d = RateDecision {
+            allowed: false,
+            limit: 1,
+            remaining: 0,
+            reset_ms: 10_001,
+        };
         assert_eq!(d.retry_after_secs(0), 11);
         assert_eq!(d.retry_after_secs(10_001), 1);
     }

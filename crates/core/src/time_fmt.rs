@@ -12,7 +12,9 @@ pub fn iso8601(ms: Millis) -> String {
     let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
         return String::from("1970-01-01T00:00:00.000Z");
     };
-    let t = t.replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000).unwrap_or(t);
+    let t = t
+        .replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000)
+        .unwrap_or(t);
     let s = t.format(&Rfc3339).unwrap_or_default();
     // Rfc3339 drops trailing zero fractions; pin exactly three digits.
     let (head, _) = s.split_once('.').unwrap_or((s.trim_end_matches('Z'), ""));

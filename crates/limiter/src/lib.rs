@@ -32,7 +32,12 @@ pub enum Limiter {
 }
 
 impl Limiter {
-    pub async fn check(&self, key: &str, window: Window, now: Millis) -> Result<RateDecision, LimiterError> {
+    pub async fn check(
+        &self,
+        key: &str,
+        window: Window,
+        now: Millis,
+    ) -> Result<RateDecision, LimiterError> {
         match self {
             Limiter::Memory(m) => Ok(m.check(key, window, now)),
             Limiter::Redis(r) => r.check(key, window, now).await,
@@ -49,7 +54,13 @@ impl Limiter {
 
 /// The decision for a window holding `count` accepted requests (after this one, if
 /// accepted) whose oldest entry is `oldest`.
-pub(crate) fn decision(allowed: bool, count: u32, oldest: Option<Millis>, window: Window, now: Millis) -> RateDecision {
+pub(crate) fn decision(
+    allowed: bool,
+    count: u32,
+    oldest: Option<Millis>,
+    window: Window,
+    now: Millis,
+) -> RateDecision {
     RateDecision {
         allowed,
         limit: window.limit,

@@ -63,7 +63,9 @@ impl RedisLimiter {
             .strip_prefix("redis://")
             .ok_or_else(|| unavailable(format!("`{url}` is not a redis:// URL")))?;
         let (addr, db) = match rest.split_once('/') {
-            Some((a, d)) if !d.is_empty() => (a, d.parse().map_err(|_| unavailable("bad db number"))?),
+            Some((a, d)) if !d.is_empty() => {
+                (a, d.parse().map_err(|_| unavailable("bad db number"))?)
+            }
             Some((a, _)) => (a, 0),
             None => (rest, 0),
         };
@@ -99,7 +101,12 @@ impl RedisLimiter {
         }
     }
 
-    pub async fn check(&self, key: &str, window: Window, now: Millis) -> Result<RateDecision, LimiterError> {
+    pub async fn check(
+        &self,
+        key: &str,
+        window: Window,
+        now: Millis,
+    ) -> Result<RateDecision, LimiterError> {
         let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match pooled {
             Some(c) => c,
@@ -163,11 +170,16 @@ async fn read_line(conn: &mut Conn) -> Result<String, LimiterError> {
     Ok(line.trim_end_matches("\r\n").to_owned())
 }
 
-fn read_reply(conn: &mut Conn) -> std::pin::Pin<Box<dyn Future<Output = Result<Reply, LimiterError>> + Send + '_>> {
+fn read_reply(
+    conn: &mut Conn,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Reply, LimiterError>> + Send + '_>> {
     Box::pin(async move {
         let line = read_line(conn).await?;
         let (kind, rest) = line.split_at(line.len().min(1));
-        let number = || rest.parse::<i64>().map_err(|_| unavailable(format!("bad RESP line {line:?}")));
+        let number = || {
+            rest.parse::<i64>()
+                .map_err(|_| unavailable(format!("bad RESP line {line:?}")))
+        };
         match kind {
             "+" => Ok(Reply::Status),
             "-" => Err(unavailable(format!("redis error: {rest}"))),

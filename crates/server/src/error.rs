@@ -36,7 +36,12 @@ impl ApiError {
     }
 
     pub fn invalid_body(details: BTreeMap<String, String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, codes::VALIDATION_INVALID_BODY, "Invalid request").with_details(details)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_INVALID_BODY,
+            "Invalid request",
+        )
+        .with_details(details)
     }
 
     pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
@@ -71,12 +76,16 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::NotFound(Resource::Agent) => {
-                ApiError::new(StatusCode::NOT_FOUND, codes::AGENT_NOT_FOUND, "Agent not found")
-            }
+            Error::NotFound(Resource::Agent) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::AGENT_NOT_FOUND,
+                "Agent not found",
+            ),
             Error::NotFound(Resource::Workspace | Resource::ApiKey) => ApiError::not_found(),
             Error::Invalid(details) => ApiError::invalid_body(details),
-            Error::Conflict(message) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, message),
+            Error::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, message)
+            }
             Error::Unavailable(cause) => {
                 tracing::error!(%cause, "backend unavailable");
                 ApiError::unavailable()
@@ -97,9 +106,11 @@ impl From<AuthError> for ApiError {
                 codes::AUTH_MISSING_API_KEY,
                 "Authentication required",
             ),
-            AuthError::Invalid => {
-                ApiError::new(StatusCode::UNAUTHORIZED, codes::AUTH_INVALID_API_KEY, "Invalid API key")
-            }
+            AuthError::Invalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                codes::AUTH_INVALID_API_KEY,
+                "Invalid API key",
+            ),
             AuthError::Expired => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 codes::AUTH_EXPIRED_API_KEY,

@@ -33,7 +33,11 @@ where
                     "The request body is too large",
                 )
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, codes::VALIDATION_INVALID_JSON, "Could not read the request body")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    codes::VALIDATION_INVALID_JSON,
+                    "Could not read the request body",
+                )
             }
         })?;
         parse_json(&bytes).map(AppJson)
@@ -52,8 +56,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid_field(&field, clean_serde_message(&e.into_inner().to_string()))
+        let message = clean_serde_message(&e.into_inner().to_string());
+        // serde reports a missing field at its parent; name the field itself.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name);
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name.to_owned(),
+            (parent, Some(name)) => format!("{parent}.{name}"),
+            (".", None) => "body".to_owned(),
+            (p, None) => p.to_owned(),
+        };
+        ApiError::invalid_field(&field, message)
     })
 }
 
@@ -90,13 +105,19 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
                 "cursor" if !v.is_empty() => match agentbase_core::Cursor::decode(&v) {
                     Some(c) => cursor = Some(c),
                     None => {
-                        details.insert("cursor".to_owned(), "is not a cursor issued by this server".to_owned());
+                        details.insert(
+                            "cursor".to_owned(),
+                            "is not a cursor issued by this server".to_owned(),
+                        );
                     }
                 },
                 "limit" => match v.parse::<u32>() {
                     Ok(n) if (1..=Self::MAX_LIMIT).contains(&n) => limit = n,
                     _ => {
-                        details.insert("limit".to_owned(), format!("must be an integer from 1 to {}", Self::MAX_LIMIT));
+                        details.insert(
+                            "limit".to_owned(),
+                            format!("must be an integer from 1 to {}", Self::MAX_LIMIT),
+                        );
                     }
                 },
                 _ => {}
@@ -132,15 +153,13 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;

@@ -23,11 +23,17 @@ pub struct RequestId(pub String);
 
 fn acceptable_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let ok = (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     ok.then(|| s.to_owned())
 }
 
-pub async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
@@ -47,9 +53,15 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
         response.headers_mut().insert(REQUEST_ID, v);
     }
     let elapsed = started.elapsed();
-    state.metrics.record(&route, &method, status.as_u16(), elapsed);
+    state
+        .metrics
+        .record(&route, &method, status.as_u16(), elapsed);
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "served");
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            "served"
+        );
     });
     response
 }
@@ -57,7 +69,9 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
 /// The client's address: the socket peer, or — only when the peer is a trusted
 /// proxy — the right-most untrusted address of `X-Forwarded-For`.
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> String {
-    let Some(peer) = peer else { return "unknown".to_owned() };
+    let Some(peer) = peer else {
+        return "unknown".to_owned();
+    };
     if !trusted.contains(&peer) {
         return peer.to_string();
     }
@@ -84,13 +98,23 @@ const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 /// Authenticates, rate limits, then checks the plan. Every response past
 /// authentication carries the rate-limit headers, errors included.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let principal: Principal = match state.app.authenticate(header).await {
         Ok(p) => p,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = client_ip(peer, req.headers(), &state.app.settings.server.trusted_proxies);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = client_ip(
+        peer,
+        req.headers(),
+        &state.app.settings.server.trusted_proxies,
+    );
     let decision = match state.app.rate_limit(&principal.key_id, &ip).await {
         Ok(d) => d,
         Err(e) => {
@@ -106,7 +130,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             "Too many requests, please try again later",
         )
         .into_response();
-        r.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(retry_after),
+        );
         r
     } else if !principal.plan.allows_api() {
         ApiError::new(
@@ -137,10 +164,16 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.2"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.2"),
+        );
         let trusted = [ip("10.0.0.1"), ip("10.0.0.2")];
         assert_eq!(client_ip(Some(ip("9.9.9.9")), &h, &trusted), "9.9.9.9");
         assert_eq!(client_ip(Some(ip("10.0.0.1")), &h, &trusted), "1.2.3.4");
-        assert_eq!(client_ip(Some(ip("10.0.0.1")), &HeaderMap::new(), &trusted), "10.0.0.1");
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &HeaderMap::new(), &trusted),
+            "10.0.0.1"
+        );
     }
 }

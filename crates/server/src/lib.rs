@@ -66,18 +66,29 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish for up
-/// to `grace` before returning.
+/// Serves the API until `shutdown` resolves, then lets in-flight requests finish
+/// for up to `server.shutdown_grace_secs`.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
+    serve_router(listener, router(app), grace, shutdown).await
+}
+
+/// [`serve`] for any router: stops accepting when `shutdown` resolves and returns
+/// once in-flight requests are done or `grace` has passed, whichever is first.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown.await;

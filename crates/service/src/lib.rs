@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use agentbase_core::keys::{self, KeyCheck};
 use agentbase_core::{
-    Agent, AgentPatch, AgentStatus, ApiKey, Clock, Cursor, Error, IpRateLimits, Millis, NewAgent, Plan,
-    RateDecision, Resource, Result, Visibility, Workspace, ids,
+    Agent, AgentPatch, AgentStatus, ApiKey, Clock, Cursor, Error, IpRateLimits, Millis, NewAgent,
+    Plan, RateDecision, Resource, Result, Visibility, Workspace, ids,
 };
 use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
 use agentbase_store::{Page, Store};
@@ -72,7 +72,11 @@ impl App {
     pub async fn open(settings: Settings, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<App> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
-        let store = agentbase_store::open(&database_url(&settings, data_dir), settings.database.max_connections).await?;
+        let store = agentbase_store::open(
+            &database_url(&settings, data_dir),
+            settings.database.max_connections,
+        )
+        .await?;
         let limiter = match settings.rate_limit.backend {
             LimiterBackend::Memory => Limiter::Memory(MemoryLimiter::new()),
             LimiterBackend::Redis => Limiter::Redis(
@@ -100,7 +104,9 @@ impl App {
         if !self.store.workspaces().await?.is_empty() {
             return Ok(None);
         }
-        let workspace = self.create_workspace("Default workspace", Plan::Standard).await?;
+        let workspace = self
+            .create_workspace("Default workspace", Plan::Standard)
+            .await?;
         let (_, api_key) = self.create_key(&workspace.id, "first key", None).await?;
         Ok(Some(Bootstrap { workspace, api_key }))
     }
@@ -136,7 +142,11 @@ impl App {
     /// The workspace named, or the first one when none is named (the CLI default).
     pub async fn resolve_workspace(&self, id: Option<&str>) -> Result<Workspace> {
         match id {
-            Some(id) => self.store.workspace(id).await?.ok_or(Error::NotFound(Resource::Workspace)),
+            Some(id) => self
+                .store
+                .workspace(id)
+                .await?
+                .ok_or(Error::NotFound(Resource::Workspace)),
             None => self
                 .store
                 .workspaces()
@@ -150,7 +160,12 @@ impl App {
     // ---- keys -------------------------------------------------------------------
 
     /// Makes a key; returns its row and the plaintext, which is never stored.
-    pub async fn create_key(&self, workspace_id: &str, name: &str, expires_at: Option<Millis>) -> Result<(ApiKey, String)> {
+    pub async fn create_key(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        expires_at: Option<Millis>,
+    ) -> Result<(ApiKey, String)> {
         if self.store.workspace(workspace_id).await?.is_none() {
             return Err(Error::NotFound(Resource::Workspace));
         }
@@ -186,7 +201,10 @@ impl App {
 
     /// Checks a presented `Authorization` value (`None` when the header is absent).
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthError::Missing)?;
+        let header = header
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && !h.eq_ignore_ascii_case("bearer"))
+            .ok_or(AuthError::Missing)?;
         let token = match header.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(AuthError::Invalid),
@@ -228,12 +246,18 @@ impl App {
     }
 
     /// One request against the (key, client IP) window.
-    pub async fn rate_limit(&self, key_id: &str, client_ip: &str) -> Result<RateDecision, LimiterError> {
+    pub async fn rate_limit(
+        &self,
+        key_id: &str,
+        client_ip: &str,
+    ) -> Result<RateDecision, LimiterError> {
         let window = Window {
             limit: self.settings.rate_limit.requests,
             window_ms: (self.settings.rate_limit.window_secs * 1000) as i64,
         };
-        self.limiter.check(&format!("{key_id}|{client_ip}"), window, self.now()).await
+        self.limiter
+            .check(&format!("{key_id}|{client_ip}"), window, self.now())
+            .await
     }
 
     // ---- agents -----------------------------------------------------------------
@@ -252,7 +276,9 @@ impl App {
             instructions: new
                 .instructions
                 .unwrap_or_else(|| agentbase_core::agent::DEFAULT_INSTRUCTIONS.to_owned()),
-            model: new.model.unwrap_or_else(|| self.settings.agents.default_model.clone()),
+            model: new
+                .model
+                .unwrap_or_else(|| self.settings.agents.default_model.clone()),
             temp: new.temp.unwrap_or(0.0),
             visibility: new.visibility.unwrap_or(Visibility::Private),
             auto_retrain: false,
@@ -273,13 +299,23 @@ impl App {
     }
 
     pub async fn agent(&self, workspace_id: &str, id: &str) -> Result<Agent> {
-        self.store.agent(workspace_id, id).await?.ok_or(Error::NotFound(Resource::Agent))
+        self.store
+            .agent(workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Agent))
     }
 
-    pub async fn update_agent(&self, workspace_id: &str, id: &str, patch: AgentPatch) -> Result<Agent> {
+    pub async fn update_agent(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        patch: AgentPatch,
+    ) -> Result<Agent> {
         // Existence first: a foreign or missing agent is 404 even for a bad body.
         let mut agent = self.agent(workspace_id, id).await?;
-        patch.validate(&self.known_model()).map_err(Error::Invalid)?;
+        patch
+            .validate(&self.known_model())
+            .map_err(Error::Invalid)?;
         agent.apply(patch, self.now());
         if !self.store.update_agent(&agent).await? {
             return Err(Error::NotFound(Resource::Agent));
@@ -295,7 +331,12 @@ impl App {
         }
     }
 
-    pub async fn agents(&self, workspace_id: &str, cursor: Option<&Cursor>, limit: u32) -> Result<Page<Agent>> {
+    pub async fn agents(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Page<Agent>> {
         self.store.agents(workspace_id, cursor, limit).await
     }
 }

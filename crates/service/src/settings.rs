@@ -211,7 +211,11 @@ pub struct Layers {
 impl Layers {
     /// Reads `config` if given, else `<data_dir>/agentbase.toml` when it exists, and
     /// the process environment.
-    pub fn from_system(data_dir: &Path, config: Option<&Path>, overrides: Overrides) -> Result<Layers, ConfigError> {
+    pub fn from_system(
+        data_dir: &Path,
+        config: Option<&Path>,
+        overrides: Overrides,
+    ) -> Result<Layers, ConfigError> {
         let path = match config {
             Some(p) => Some(p.to_path_buf()),
             None => {
@@ -221,8 +225,9 @@ impl Layers {
         };
         let file = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| config_err(p.display().to_string(), format!("cannot read: {e}")))?;
+                let text = std::fs::read_to_string(&p).map_err(|e| {
+                    config_err(p.display().to_string(), format!("cannot read: {e}"))
+                })?;
                 Some((p.display().to_string(), text))
             }
             None => None,
@@ -264,13 +269,21 @@ fn env_value(raw: &str) -> toml::Value {
 fn env_layer(env: &[(String, String)]) -> Result<toml::Value, ConfigError> {
     let mut root = toml::Table::new();
     for (name, raw) in env {
-        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         let segments: Vec<String> = path
             .split("__")
             .enumerate()
             // Map keys (model and provider names) keep their case; field names are
             // snake_case.
-            .map(|(i, s)| if i == 1 && path.split("__").count() > 2 { s.to_owned() } else { s.to_ascii_lowercase() })
+            .map(|(i, s)| {
+                if i == 1 && path.split("__").count() > 2 {
+                    s.to_owned()
+                } else {
+                    s.to_ascii_lowercase()
+                }
+            })
             .collect();
         if segments.iter().any(String::is_empty) {
             return Err(config_err(name.clone(), "malformed variable name"));
@@ -294,14 +307,18 @@ impl Settings {
         let mut value = toml::Value::try_from(Settings::default())
             .map_err(|e| config_err("(defaults)", e.to_string()))?;
         if let Some((path, text)) = &layers.file {
-            let file: toml::Value = toml::from_str(text)
-                .map_err(|e| config_err(path.clone(), format!("not valid TOML: {}", e.message())))?;
+            let file: toml::Value = toml::from_str(text).map_err(|e| {
+                config_err(path.clone(), format!("not valid TOML: {}", e.message()))
+            })?;
             merge(&mut value, file);
         }
         merge(&mut value, env_layer(&layers.env)?);
         let mut settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
-            config_err(if key == "." { "(root)".into() } else { key }, e.into_inner().to_string())
+            config_err(
+                if key == "." { "(root)".into() } else { key },
+                e.into_inner().to_string(),
+            )
         })?;
         if let Some(bind) = layers.overrides.bind {
             settings.server.bind = bind;
@@ -317,15 +334,27 @@ impl Settings {
         if self.rate_limit.window_secs == 0 {
             return Err(config_err("rate_limit.window_secs", "must be at least 1"));
         }
-        if self.rate_limit.backend == LimiterBackend::Redis && !self.rate_limit.redis_url.starts_with("redis://") {
+        if self.rate_limit.backend == LimiterBackend::Redis
+            && !self.rate_limit.redis_url.starts_with("redis://")
+        {
             return Err(config_err("rate_limit.redis_url", "must be a redis:// URL"));
         }
         if self.server.body_limit_bytes < 1024 {
-            return Err(config_err("server.body_limit_bytes", "must be at least 1024"));
+            return Err(config_err(
+                "server.body_limit_bytes",
+                "must be at least 1024",
+            ));
         }
         let url = &self.database.url;
-        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-            return Err(config_err("database.url", "must be empty, sqlite:PATH or postgres://…"));
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(config_err(
+                "database.url",
+                "must be empty, sqlite:PATH or postgres://…",
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(config_err("database.max_connections", "must be at least 1"));
@@ -338,7 +367,10 @@ impl Settings {
                 ));
             }
             if !(model.credits.is_finite() && model.credits >= 0.0) {
-                return Err(config_err(format!("models.{name}.credits"), "must be a number ≥ 0"));
+                return Err(config_err(
+                    format!("models.{name}.credits"),
+                    "must be a number ≥ 0",
+                ));
             }
         }
         if !self.models.contains_key(&self.agents.default_model) {
@@ -375,10 +407,17 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn load(file: Option<&str>, env: &[(&str, &str)], overrides: Overrides) -> Result<Settings, ConfigError> {
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        overrides: Overrides,
+    ) -> Result<Settings, ConfigError> {
         Settings::load(Layers {
             file: file.map(|t| ("agentbase.toml".to_owned(), t.to_owned())),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             overrides,
         })
     }
@@ -393,14 +432,24 @@ mod tests {
     fn later_layers_win() {
         let s = load(
             Some("[server]\nbind = \"127.0.0.1:9000\"\n[rate_limit]\nrequests = 5\n"),
-            &[("AGENTBASE__RATE_LIMIT__REQUESTS", "7"), ("AGENTBASE__LOG__FORMAT", "json")],
-            Overrides { bind: Some("127.0.0.1:9100".parse().unwrap()) },
+            &[
+                ("AGENTBASE__RATE_LIMIT__REQUESTS", "7"),
+                ("AGENTBASE__LOG__FORMAT", "json"),
+            ],
+            Overrides {
+                bind: Some("127.0.0.1:9100".parse().unwrap()),
+            },
         )
         .unwrap();
         assert_eq!(s.rate_limit.requests, 7);
         assert_eq!(s.log.format, LogFormat::Json);
         assert_eq!(s.server.bind.port(), 9100);
-        let s = load(Some("[server]\nbind = \"127.0.0.1:9000\"\n"), &[], Overrides::default()).unwrap();
+        let s = load(
+            Some("[server]\nbind = \"127.0.0.1:9000\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .unwrap();
         assert_eq!(s.server.bind.port(), 9000);
     }
 
@@ -420,15 +469,37 @@ mod tests {
 
     #[test]
     fn invalid_configuration_names_the_key_and_the_problem() {
-        let cases: &[(Option<&str>, &[(&str, &str)], &str)] = &[
+        // (file, environment, key named in the error)
+        type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             (Some("[server]\nbind = \"nowhere\"\n"), &[], "server.bind"),
-            (Some("[server]\nbnd = 1\n"), &[], "server"),
-            (None, &[("AGENTBASE__RATE_LIMIT__REQUESTS", "many")], "rate_limit.requests"),
-            (None, &[("AGENTBASE__RATE_LIMIT__REQUESTS", "0")], "rate_limit.requests"),
-            (None, &[("AGENTBASE__AGENTS__DEFAULT_MODEL", "gpt-9")], "agents.default_model"),
-            (Some("[models.x]\nprovider = \"nope\"\ncredits = 1\n"), &[], "models.x.provider"),
+            (Some("[server]\nbnd = 1\n"), &[], "server.bnd"),
+            (
+                None,
+                &[("AGENTBASE__RATE_LIMIT__REQUESTS", "many")],
+                "rate_limit.requests",
+            ),
+            (
+                None,
+                &[("AGENTBASE__RATE_LIMIT__REQUESTS", "0")],
+                "rate_limit.requests",
+            ),
+            (
+                None,
+                &[("AGENTBASE__AGENTS__DEFAULT_MODEL", "gpt-9")],
+                "agents.default_model",
+            ),
+            (
+                Some("[models.x]\nprovider = \"nope\"\ncredits = 1\n"),
+                &[],
+                "models.x.provider",
+            ),
             (Some("not toml ["), &[], "agentbase.toml"),
-            (None, &[("AGENTBASE__DATABASE__URL", "mysql://x")], "database.url"),
+            (
+                None,
+                &[("AGENTBASE__DATABASE__URL", "mysql://x")],
+                "database.url",
+            ),
         ];
         for (file, env, key) in cases {
             let err = load(*file, env, Overrides::default()).expect_err(key);

@@ -117,10 +117,12 @@ impl Store {
     }
 
     pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
-        let rows = sqlx::query("SELECT id, name, plan, created_at FROM workspaces ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT id, name, plan, created_at FROM workspaces ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
         rows.iter().map(rows::workspace).collect()
     }
 
@@ -180,10 +182,12 @@ impl Store {
                    revoked_at, last_used_at FROM api_keys";
         let rows = match workspace_id {
             Some(ws) => {
-                sqlx::query(&format!("{sql} WHERE workspace_id = $1 ORDER BY created_at, id"))
-                    .bind(ws)
-                    .fetch_all(&self.pool)
-                    .await
+                sqlx::query(&format!(
+                    "{sql} WHERE workspace_id = $1 ORDER BY created_at, id"
+                ))
+                .bind(ws)
+                .fetch_all(&self.pool)
+                .await
             }
             None => {
                 sqlx::query(&format!("{sql} ORDER BY created_at, id"))
@@ -197,12 +201,13 @@ impl Store {
 
     /// Revokes a key; false when there is no such key or it was already revoked.
     pub async fn revoke_key(&self, id: &str, now: Millis) -> Result<bool> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -234,7 +239,7 @@ impl Store {
         .bind(a.temp)
         .bind(a.visibility.as_str())
         .bind(bool_int(a.auto_retrain))
-        .bind(a.allowed_domains.as_ref().map(|d| json_text(d)))
+        .bind(a.allowed_domains.as_ref().map(json_text))
         .bind(a.suggested_messages.as_ref().map(json_text))
         .bind(json_text(&a.initial_messages))
         .bind(a.credit_limit)
@@ -268,7 +273,7 @@ impl Store {
         .bind(a.temp)
         .bind(a.visibility.as_str())
         .bind(bool_int(a.auto_retrain))
-        .bind(a.allowed_domains.as_ref().map(|d| json_text(d)))
+        .bind(a.allowed_domains.as_ref().map(json_text))
         .bind(a.suggested_messages.as_ref().map(json_text))
         .bind(json_text(&a.initial_messages))
         .bind(a.credit_limit)
@@ -320,28 +325,32 @@ impl Store {
     ) -> Result<Page<Agent>> {
         let limit = i64::from(limit.max(1));
         let rows: Vec<AnyRow> = match after {
-            Some(c) => sqlx::query(&format!(
-                "SELECT {} FROM agents WHERE workspace_id = $1 AND \
+            Some(c) => {
+                sqlx::query(&format!(
+                    "SELECT {} FROM agents WHERE workspace_id = $1 AND \
                  (created_at < $2 OR (created_at = $3 AND id < $4)) \
                  ORDER BY created_at DESC, id DESC LIMIT $5",
-                rows::AGENT_COLUMNS
-            ))
-            .bind(workspace_id)
-            .bind(c.t)
-            .bind(c.t)
-            .bind(&c.id)
-            .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await,
-            None => sqlx::query(&format!(
-                "SELECT {} FROM agents WHERE workspace_id = $1 \
+                    rows::AGENT_COLUMNS
+                ))
+                .bind(workspace_id)
+                .bind(c.t)
+                .bind(c.t)
+                .bind(&c.id)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {} FROM agents WHERE workspace_id = $1 \
                  ORDER BY created_at DESC, id DESC LIMIT $2",
-                rows::AGENT_COLUMNS
-            ))
-            .bind(workspace_id)
-            .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await,
+                    rows::AGENT_COLUMNS
+                ))
+                .bind(workspace_id)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+                .await
+            }
         }
         .map_err(db_err)?;
         let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE workspace_id = $1")
@@ -356,6 +365,10 @@ impl Store {
             .take(limit as usize)
             .map(rows::agent)
             .collect::<Result<Vec<_>>>()?;
-        Ok(Page { items, has_more, total })
+        Ok(Page {
+            items,
+            has_more,
+            total,
+        })
     }
 }

@@ -3,7 +3,9 @@
 
 use std::str::FromStr;
 
-use agentbase_core::{Agent, AgentStatus, ApiKey, Error, IpRateLimits, Plan, Result, Visibility, Workspace};
+use agentbase_core::{
+    Agent, AgentStatus, ApiKey, Error, IpRateLimits, Plan, Result, Visibility, Workspace,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -61,14 +63,16 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
         instructions: row.try_get("instructions").map_err(db_err)?,
         model: row.try_get("model").map_err(db_err)?,
         temp: row.try_get("temp").map_err(db_err)?,
-        visibility: Visibility::parse(&visibility).ok_or_else(|| corrupt("visibility", &visibility))?,
+        visibility: Visibility::parse(&visibility)
+            .ok_or_else(|| corrupt("visibility", &visibility))?,
         auto_retrain: auto_retrain != 0,
         allowed_domains: json_col(row, "allowed_domains")?,
         suggested_messages: json_col(row, "suggested_messages")?,
         initial_messages: json_col(row, "initial_messages")?.unwrap_or_default(),
         credit_limit: row.try_get("credit_limit").map_err(db_err)?,
         ip_rate_limits: IpRateLimits {
-            limit: u32::try_from(ip_limit).map_err(|_| corrupt("ip_limit", &ip_limit.to_string()))?,
+            limit: u32::try_from(ip_limit)
+                .map_err(|_| corrupt("ip_limit", &ip_limit.to_string()))?,
             timeframe_secs: u32::try_from(ip_timeframe)
                 .map_err(|_| corrupt("ip_timeframe", &ip_timeframe.to_string()))?,
             message: row.try_get("ip_message").map_err(db_err)?,

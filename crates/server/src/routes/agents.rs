@@ -2,7 +2,9 @@
 //! bare objects, as the contract does (only lists use the list envelope).
 
 use agentbase_api_types as api;
-use agentbase_core::{AgentPatch, Cursor, NewAgent, Visibility, agent::IpRateLimitsPatch, time_fmt::iso8601};
+use agentbase_core::{
+    AgentPatch, Cursor, NewAgent, Visibility, agent::IpRateLimitsPatch, time_fmt::iso8601,
+};
 use agentbase_service::Principal;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -63,9 +65,18 @@ pub async fn list(
     Extension(p): Extension<Principal>,
     page: PageQuery,
 ) -> Result<Json<api::ListAgentsResponse>, ApiError> {
-    let result = state.app.agents(&p.workspace_id, page.cursor.as_ref(), page.limit).await?;
+    let result = state
+        .app
+        .agents(&p.workspace_id, page.cursor.as_ref(), page.limit)
+        .await?;
     let cursor = if result.has_more {
-        result.items.last().map(|a| Cursor { t: a.created_at, id: a.id.clone() }.encode())
+        result.items.last().map(|a| {
+            Cursor {
+                t: a.created_at,
+                id: a.id.clone(),
+            }
+            .encode()
+        })
     } else {
         None
     };
@@ -101,7 +112,10 @@ pub async fn create(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(api::AgentCreated { id: agent.id })))
+    Ok((
+        StatusCode::CREATED,
+        Json(api::AgentCreated { id: agent.id }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}", tag = "agents",
@@ -114,7 +128,9 @@ pub async fn get(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
-    Ok(Json(to_dto(state.app.agent(&p.workspace_id, &agent_id).await?)))
+    Ok(Json(to_dto(
+        state.app.agent(&p.workspace_id, &agent_id).await?,
+    )))
 }
 
 #[utoipa::path(put, path = "/api/v2/agents/{agentId}", tag = "agents", request_body = api::UpdateAgentBody,
@@ -151,7 +167,10 @@ pub async fn update(
         }),
         auto_retrain: None,
     };
-    state.app.update_agent(&p.workspace_id, &agent_id, patch).await?;
+    state
+        .app
+        .update_agent(&p.workspace_id, &agent_id, patch)
+        .await?;
     Ok(Json(api::SuccessResponse { success: true }))
 }
 

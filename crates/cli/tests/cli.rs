@@ -1,0 +1,233 @@
+//! The `agentbase` binary as a user runs it: init, admin commands with --json,
+//! configuration errors, and serve + SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn agentbase(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agentbase"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("AGENTBASE_DATA_DIR")
+        .output()
+        .expect("runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn init_prints_a_key_once_and_refuses_to_run_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json_of(&agentbase(dir.path(), &["init", "--json"]));
+    assert!(v["apiKey"].as_str().unwrap().starts_with("agb_"));
+    assert!(v["workspaceId"].as_str().unwrap().starts_with("ws_"));
+    assert_eq!(v["baseUrl"], "http://127.0.0.1:8080/api/v2");
+    assert!(dir.path().join("agentbase.db").exists());
+    let config = std::fs::read_to_string(dir.path().join("agentbase.toml")).unwrap();
+    assert!(
+        config.contains("# agentbase configuration."),
+        "the commented default config is written"
+    );
+
+    let again = agentbase(dir.path(), &["init", "--json"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already initialised"));
+
+    let keys = json_of(&agentbase(dir.path(), &["keys", "list", "--json"]));
+    let listed = keys.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        !listed[0]
+            .to_string()
+            .contains(v["apiKey"].as_str().unwrap()),
+        "the key is never shown again"
+    );
+}
+
+#[test]
+fn workspaces_keys_and_agents_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    json_of(&agentbase(dir.path(), &["init", "--json"]));
+
+    let ws = json_of(&agentbase(
+        dir.path(),
+        &[
+            "workspaces",
+            "create",
+            "Team B",
+            "--plan",
+            "hobby",
+            "--json",
+        ],
+    ));
+    let ws_id = ws["id"].as_str().unwrap();
+    assert_eq!(ws["plan"], "hobby");
+    let set = json_of(&agentbase(
+        dir.path(),
+        &["workspaces", "set-plan", ws_id, "pro", "--json"],
+    ));
+    assert_eq!(set["plan"], "pro");
+    let list = json_of(&agentbase(dir.path(), &["workspaces", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(
+        !agentbase(dir.path(), &["workspaces", "set-plan", ws_id, "gold"])
+            .status
+            .success()
+    );
+
+    let key = json_of(&agentbase(
+        dir.path(),
+        &["keys", "create", "--workspace", ws_id, "--json"],
+    ));
+    assert!(key["apiKey"].as_str().unwrap().starts_with("agb_"));
+    let prefix = key["prefix"].as_str().unwrap();
+    json_of(&agentbase(
+        dir.path(),
+        &["keys", "revoke", prefix, "--json"],
+    ));
+    let keys = json_of(&agentbase(
+        dir.path(),
+        &["keys", "list", "--workspace", ws_id, "--json"],
+    ));
+    assert!(keys[0]["revokedAt"].is_string());
+    assert!(
+        !agentbase(dir.path(), &["keys", "revoke", prefix])
+            .status
+            .success(),
+        "already revoked"
+    );
+
+    let agent = json_of(&agentbase(
+        dir.path(),
+        &[
+            "agents", "create", "--name", "Helper", "--temp", "0.5", "--json",
+        ],
+    ));
+    let id = agent["id"].as_str().unwrap();
+    assert_eq!(agent["temp"], 0.5);
+    let updated = json_of(&agentbase(
+        dir.path(),
+        &["agents", "update", id, "--name", "Helper 2", "--json"],
+    ));
+    assert_eq!(updated["name"], "Helper 2");
+    let shown = json_of(&agentbase(dir.path(), &["agents", "show", id, "--json"]));
+    assert_eq!(shown["name"], "Helper 2");
+    let listed = json_of(&agentbase(dir.path(), &["agents", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let bad = agentbase(
+        dir.path(),
+        &["agents", "create", "--name", "x", "--model", "gpt-9"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("model"));
+    json_of(&agentbase(dir.path(), &["agents", "delete", id, "--json"]));
+    assert!(
+        !agentbase(dir.path(), &["agents", "show", id])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn invalid_configuration_exits_non_zero_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+        .args(["--data-dir"])
+        .arg(dir.path())
+        .args(["init"])
+        .env("AGENTBASE__RATE_LIMIT__WINDOW_SECS", "soon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rate_limit.window_secs"), "{err}");
+
+    std::fs::write(
+        dir.path().join("agentbase.toml"),
+        "[server]\nbind = \"127.0.0.1:8080\"\nport = 1\n",
+    )
+    .unwrap();
+    let out = agentbase(dir.path(), &["init"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`server.port`") && err.contains("unknown field"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_starts_on_a_fresh_directory_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut key = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(k) = line.trim().strip_prefix("agb_") {
+            key = Some(format!("agb_{k}"));
+        }
+        if line.starts_with("agentbase listening") {
+            break;
+        }
+    }
+    let key = key.expect("first start prints a key");
+    let health = http_get(port, "/api/v2/health", None);
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let agents = http_get(port, "/api/v2/agents", Some(&key));
+    assert!(agents.starts_with("HTTP/1.1 200"), "{agents}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit on SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http_get(port: u16, path: &str, key: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
