@@ -296,8 +296,9 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
            "revokedAt": k.revoked_at.map(iso8601), "lastUsedAt": k.last_used_at.map(iso8601)})
 }
 
-fn agent_json(a: Agent) -> serde_json::Value {
-    serde_json::to_value(agentbase_server::routes::agents::to_dto(a)).unwrap_or_default()
+async fn agent_json(app: &App, a: Agent) -> anyhow::Result<serde_json::Value> {
+    let used = app.agent_credits_used(&a.workspace_id, &a.id).await?;
+    Ok(serde_json::to_value(agentbase_server::routes::agents::to_dto(a, used))?)
 }
 
 fn print_json(v: &serde_json::Value) {
@@ -413,7 +414,7 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             };
             let agent = app.create_agent(&ws.id, new).await.map_err(describe)?;
             if as_json {
-                print_json(&agent_json(agent));
+                print_json(&agent_json(app, agent).await?);
             } else {
                 println!("Created agent {} ({})", agent.id, agent.name);
             }
@@ -437,7 +438,11 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 }
             }
             if as_json {
-                print_json(&all.into_iter().map(agent_json).collect());
+                let mut out = Vec::with_capacity(all.len());
+                for a in all {
+                    out.push(agent_json(app, a).await?);
+                }
+                print_json(&serde_json::Value::Array(out));
             } else {
                 for a in all {
                     println!("{}\t{}\t{}\t{}", a.id, a.model, a.status.as_str(), a.name);
@@ -453,7 +458,7 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 .await
                 .context("no such workspace")?;
             let agent = app.agent(&ws.id, &agent_id).await.map_err(describe)?;
-            print_json(&agent_json(agent));
+            print_json(&agent_json(app, agent).await?);
         }
         AgentCmd::Update {
             agent_id,
@@ -477,7 +482,7 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 .await
                 .map_err(describe)?;
             if as_json {
-                print_json(&agent_json(agent));
+                print_json(&agent_json(app, agent).await?);
             } else {
                 println!("Updated agent {}", agent.id);
             }

@@ -12,6 +12,29 @@ pub enum Resource {
     Agent,
     Workspace,
     ApiKey,
+    Conversation,
+    Message,
+    ToolCall,
+}
+
+/// A request refused by a rule of the chat contract; each has its own code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The conversation belongs to another agent of the workspace.
+    ConversationMismatch,
+    /// The conversation has ended or was taken over.
+    ConversationNotOngoing,
+    /// Another turn of this conversation is running.
+    ConversationBusy,
+    /// The workspace's monthly credits are used up.
+    CreditsExhausted,
+    /// The agent's `creditLimit` is reached.
+    AgentCreditsExhausted,
+    RetryMessageNotFound,
+    RetryNoUserMessage,
+    MessageNotAssistant,
+    /// The model cannot take more work right now.
+    ModelBusy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +45,8 @@ pub enum Error {
     Invalid(FieldErrors),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("rejected: {0:?}")]
+    Rejected(Rejection),
     /// The record could not be read or written; the cause is for logs only.
     #[error("storage error: {0}")]
     Storage(String),

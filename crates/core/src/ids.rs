@@ -30,3 +30,20 @@ pub fn agent_id() -> String {
 pub fn workspace_id() -> String {
     format!("ws_{}", alphanumeric(16))
 }
+
+/// Conversation ids are UUID v4 text, as in Chatbase's examples.
+pub fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+pub fn message_id() -> String {
+    format!("msg_{}", alphanumeric(20))
+}
+
+pub fn tool_call_id() -> String {
+    format!("call_{}", alphanumeric(20))
+}

@@ -3,11 +3,14 @@
 
 pub mod agent;
 pub mod clock;
+pub mod conversation;
 pub mod cursor;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod model;
 pub mod plan;
+pub mod prompt;
 pub mod ratelimit;
 pub mod time_fmt;
 pub mod workspace;
@@ -15,7 +18,7 @@ pub mod workspace;
 pub use agent::{Agent, AgentPatch, AgentStatus, IpRateLimits, NewAgent, Visibility};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::Cursor;
-pub use error::{Error, FieldErrors, Resource, Result};
+pub use error::{Error, FieldErrors, Rejection, Resource, Result};
 pub use keys::{ApiKey, GeneratedKey, KeyCheck};
 pub use plan::Plan;
 pub use ratelimit::RateDecision;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use agentbase_api_types::codes;
 use agentbase_api_types::{ErrorDetail, ErrorResponse};
-use agentbase_core::{Error, Resource};
+use agentbase_core::{Error, Rejection, Resource};
 use agentbase_service::AuthError;
 use axum::Json;
 use axum::http::StatusCode;
@@ -81,7 +81,18 @@ impl From<Error> for ApiError {
                 codes::AGENT_NOT_FOUND,
                 "Agent not found",
             ),
-            Error::NotFound(Resource::Workspace | Resource::ApiKey) => ApiError::not_found(),
+            Error::NotFound(Resource::Workspace | Resource::ApiKey | Resource::Conversation) => ApiError::not_found(),
+            Error::NotFound(Resource::Message) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::RESOURCE_MESSAGE_NOT_FOUND,
+                "The specified message could not be found in this conversation",
+            ),
+            Error::NotFound(Resource::ToolCall) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::RESOURCE_TOOL_CALL_NOT_FOUND,
+                "Tool call not found or expired",
+            ),
+            Error::Rejected(r) => rejection(r),
             Error::Invalid(details) => ApiError::invalid_body(details),
             Error::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, message)
@@ -96,6 +107,53 @@ impl From<Error> for ApiError {
             }
         }
     }
+}
+
+fn rejection(r: Rejection) -> ApiError {
+    let (status, code, message) = match r {
+        Rejection::ConversationMismatch => (
+            StatusCode::NOT_FOUND,
+            codes::CHAT_CONVERSATION_MISMATCH,
+            "The conversation belongs to another agent",
+        ),
+        Rejection::ConversationNotOngoing => (
+            StatusCode::CONFLICT,
+            codes::CHAT_CONVERSATION_NOT_ONGOING,
+            "The conversation has ended or was taken over",
+        ),
+        Rejection::ConversationBusy => (
+            StatusCode::CONFLICT,
+            codes::CHAT_CONVERSATION_BUSY,
+            "Another message of this conversation is being answered; retry when it finishes",
+        ),
+        Rejection::CreditsExhausted => (StatusCode::PAYMENT_REQUIRED, codes::CHAT_CREDITS_EXHAUSTED, "Message limit reached"),
+        Rejection::AgentCreditsExhausted => (
+            StatusCode::PAYMENT_REQUIRED,
+            codes::CHAT_AGENT_CREDITS_EXHAUSTED,
+            "The agent has reached its credit limit",
+        ),
+        Rejection::RetryMessageNotFound => (
+            StatusCode::NOT_FOUND,
+            codes::CHAT_RETRY_MESSAGE_NOT_FOUND,
+            "Message not found in conversation",
+        ),
+        Rejection::RetryNoUserMessage => (
+            StatusCode::BAD_REQUEST,
+            codes::CHAT_RETRY_NO_USER_MESSAGE,
+            "There is no user message before the target message",
+        ),
+        Rejection::MessageNotAssistant => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::RESOURCE_MESSAGE_NOT_ASSISTANT,
+            "Only assistant messages support metadata updates",
+        ),
+        Rejection::ModelBusy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::CHAT_MODEL_BUSY,
+            "The model is busy, please try again shortly",
+        ),
+    };
+    ApiError::new(status, code, message)
 }
 
 impl From<AuthError> for ApiError {

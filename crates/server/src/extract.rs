@@ -80,6 +80,25 @@ fn clean_serde_message(msg: &str) -> String {
     }
 }
 
+/// The query string as decoded pairs; list handlers read what they need from it
+/// so every bad parameter is reported in the envelope, named.
+#[derive(Debug, Clone, Default)]
+pub struct QueryMap(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(QueryMap(form_pairs(parts.uri.query().unwrap_or(""))))
+    }
+}
+
+impl QueryMap {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+}
+
 /// The `cursor` and `limit` query parameters of every list endpoint.
 #[derive(Debug, Clone)]
 pub struct PageQuery {
@@ -90,44 +109,38 @@ pub struct PageQuery {
 impl PageQuery {
     pub const DEFAULT_LIMIT: u32 = 20;
     pub const MAX_LIMIT: u32 = 100;
+
+    /// Reads `cursor` and `limit` (1..=`max`), adding problems to `details`.
+    pub fn read(q: &QueryMap, max: u32, details: &mut BTreeMap<String, String>) -> PageQuery {
+        let mut page = PageQuery { cursor: None, limit: Self::DEFAULT_LIMIT.min(max) };
+        if let Some(c) = q.get("cursor") {
+            match agentbase_core::Cursor::decode(c) {
+                Some(c) => page.cursor = Some(c),
+                None => {
+                    details.insert("cursor".into(), "is not a cursor issued by this server".into());
+                }
+            }
+        }
+        if let Some(l) = q.get("limit") {
+            match l.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => page.limit = n,
+                _ => {
+                    details.insert("limit".into(), format!("must be an integer from 1 to {max}"));
+                }
+            }
+        }
+        page
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
         let mut details = BTreeMap::new();
-        let mut cursor = None;
-        let mut limit = Self::DEFAULT_LIMIT;
-        for (k, v) in form_pairs(query) {
-            match k.as_str() {
-                "cursor" if !v.is_empty() => match agentbase_core::Cursor::decode(&v) {
-                    Some(c) => cursor = Some(c),
-                    None => {
-                        details.insert(
-                            "cursor".to_owned(),
-                            "is not a cursor issued by this server".to_owned(),
-                        );
-                    }
-                },
-                "limit" => match v.parse::<u32>() {
-                    Ok(n) if (1..=Self::MAX_LIMIT).contains(&n) => limit = n,
-                    _ => {
-                        details.insert(
-                            "limit".to_owned(),
-                            format!("must be an integer from 1 to {}", Self::MAX_LIMIT),
-                        );
-                    }
-                },
-                _ => {}
-            }
-        }
-        if details.is_empty() {
-            Ok(PageQuery { cursor, limit })
-        } else {
-            Err(ApiError::invalid_body(details))
-        }
+        let page = PageQuery::read(&q, Self::MAX_LIMIT, &mut details);
+        if details.is_empty() { Ok(page) } else { Err(ApiError::invalid_body(details)) }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod layers;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod sse;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -42,13 +43,28 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{agents, system};
+    use routes::{agents, chat, conversations, system};
     let api = Router::new()
         .route("/api/v2/agents", get(agents::list).post(agents::create))
         .route(
             "/api/v2/agents/{agentId}",
             get(agents::get).put(agents::update).delete(agents::delete),
         )
+        .route("/api/v2/agents/{agentId}/chat", post(chat::chat))
+        .route("/api/v2/agents/{agentId}/conversations", get(conversations::list))
+        .route("/api/v2/agents/{agentId}/conversations/export", get(conversations::export))
+        .route(
+            "/api/v2/agents/{agentId}/conversations/{conversationId}",
+            get(conversations::get).patch(conversations::update),
+        )
+        .route("/api/v2/agents/{agentId}/conversations/{conversationId}/messages", get(conversations::messages))
+        .route("/api/v2/agents/{agentId}/conversations/{conversationId}/retry", post(chat::retry))
+        .route("/api/v2/agents/{agentId}/conversations/{conversationId}/tool-result", post(chat::tool_result))
+        .route(
+            "/api/v2/agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback",
+            patch(conversations::feedback),
+        )
+        .route("/api/v2/agents/{agentId}/users/{userId}/conversations", get(conversations::for_user))
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate));
     let public = Router::new()
         .route("/api/v2/health", get(system::health))

@@ -5,16 +5,28 @@ use agentbase_api_types as api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, system};
+use crate::routes::{agents, chat, conversations, system};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "agentbase API", description = "The Chatbase v2 API as served by agentbase."),
-    paths(system::health, agents::list, agents::create, agents::get, agents::update, agents::delete),
+    paths(
+        system::health, agents::list, agents::create, agents::get, agents::update, agents::delete,
+        chat::chat, chat::retry, chat::tool_result, conversations::list, conversations::for_user,
+        conversations::get, conversations::messages, conversations::update, conversations::feedback,
+        conversations::export
+    ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
         api::Agent, api::IpRateLimits, api::ListAgentsResponse, api::AgentCreated, api::CreateAgentBody,
-        api::UpdateAgentBody, api::IpRateLimitsPatch, api::Visibility
+        api::UpdateAgentBody, api::IpRateLimitsPatch, api::Visibility, api::ChatRequest, api::RetryRequest,
+        api::ChatResponse, api::ChatMessage, api::ChatMetadata, api::Usage, api::MessagePart,
+        api::ConversationMetadata, api::ConversationMessage, api::MessageMetadata, api::ListConversationsResponse,
+        api::ConversationWithMessages, api::GetConversationResponse, api::ListMessagesResponse,
+        api::UpdateConversationRequest, api::UpdateConversationResponse, api::ConversationStatus,
+        api::FeedbackValue, api::UpdateFeedbackRequest, api::MessageResponse, api::SubmitToolResultRequest,
+        api::SuccessData, api::ExportPart, api::ExportMessage, api::ExportConversation,
+        api::ExportConversationsResponse, api::StreamMetadata
     )),
     modifiers(&Bearer)
 )]

@@ -2,6 +2,9 @@
 //! and agents. Callable from the CLI and from tests without HTTP; the server crate
 //! is a thin layer over [`App`].
 
+pub mod chat;
+pub mod models;
+pub mod scripted;
 pub mod settings;
 
 use std::collections::HashMap;
@@ -14,9 +17,10 @@ use agentbase_core::{
     Plan, RateDecision, Resource, Result, Visibility, Workspace, ids,
 };
 use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
-use agentbase_store::{Page, Store};
+use agentbase_store::Store;
 
 pub use agentbase_limiter::LimiterError;
+pub use agentbase_store::{ConversationFilter, Page};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
 /// Who is calling: established from an API key.
@@ -48,6 +52,7 @@ pub struct App {
     pub limiter: Limiter,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    pub models: models::Registry,
     touched: Mutex<HashMap<String, Millis>>,
 }
 
@@ -68,8 +73,19 @@ pub fn database_url(settings: &Settings, data_dir: &Path) -> String {
 }
 
 impl App {
-    /// Opens (creating if needed) the record and the rate limiter.
+    /// Opens (creating if needed) the record and the rate limiter, with only the
+    /// built-in (scripted) providers.
     pub async fn open(settings: Settings, data_dir: &Path, clock: Arc<dyn Clock>) -> Result<App> {
+        Self::open_with_providers(settings, data_dir, clock, &models::Providers::new()).await
+    }
+
+    /// [`App::open`] with provider instances built by the caller (by provider name).
+    pub async fn open_with_providers(
+        settings: Settings,
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+        providers: &models::Providers,
+    ) -> Result<App> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
         let store = agentbase_store::open(
@@ -89,6 +105,7 @@ impl App {
             store,
             limiter,
             clock,
+            models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
         })

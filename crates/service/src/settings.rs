@@ -20,6 +20,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub plans: PlanSettings,
     pub agents: AgentSettings,
+    pub chat: ChatSettings,
     pub providers: BTreeMap<String, ProviderSettings>,
     pub models: BTreeMap<String, ModelSettings>,
 }
@@ -87,6 +88,17 @@ pub struct PlanSettings {
 #[serde(deny_unknown_fields)]
 pub struct AgentSettings {
     pub default_model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Most tokens one answer may have.
+    pub max_tokens: u32,
+    /// How long a tool call waits for its result before it expires.
+    pub tool_call_ttl_secs: u64,
+    /// How long one turn may hold its conversation before another may take it.
+    pub turn_lease_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +170,11 @@ impl Default for Settings {
             },
             agents: AgentSettings {
                 default_model: "auto".into(),
+            },
+            chat: ChatSettings {
+                max_tokens: 512,
+                tool_call_ttl_secs: 1800,
+                turn_lease_secs: 300,
             },
             providers: BTreeMap::from([(
                 "local".into(),
@@ -372,6 +389,12 @@ impl Settings {
                     "must be a number ≥ 0",
                 ));
             }
+        }
+        if self.chat.max_tokens == 0 {
+            return Err(config_err("chat.max_tokens", "must be at least 1"));
+        }
+        if self.chat.turn_lease_secs == 0 {
+            return Err(config_err("chat.turn_lease_secs", "must be at least 1"));
         }
         if !self.models.contains_key(&self.agents.default_model) {
             return Err(config_err(

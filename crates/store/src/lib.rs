@@ -2,6 +2,7 @@
 //! through `sqlx::Any` on SQLite (the embedded default, WAL) or PostgreSQL (scale-out),
 //! and one list of migrations applied to either.
 
+mod chat;
 mod migrate;
 mod rows;
 
@@ -12,6 +13,7 @@ use agentbase_core::{Agent, ApiKey, Cursor, Error, Millis, Plan, Result, Workspa
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use chat::{ConversationFilter, NewTurn, TurnLease};
 pub use migrate::MIGRATIONS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +24,7 @@ pub enum Backend {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
@@ -76,11 +78,11 @@ pub struct Page<T> {
     pub total: i64,
 }
 
-fn bool_int(b: bool) -> i64 {
+pub(crate) fn bool_int(b: bool) -> i64 {
     i64::from(b)
 }
 
-fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 

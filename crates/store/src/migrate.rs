@@ -7,11 +7,10 @@ use sqlx::{AnyPool, Row};
 use crate::{Backend, db_err};
 use agentbase_core::{Error, Result};
 
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "conversations", include_str!("../migrations/0002_conversations.sql")),
+];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;
 

@@ -14,7 +14,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{AppJson, PageQuery};
 
-pub fn to_dto(a: agentbase_core::Agent) -> api::Agent {
+/// The wire `Agent`; `credits_used` is this month's spend (from the ledger).
+pub fn to_dto(a: agentbase_core::Agent, credits_used: f64) -> api::Agent {
     api::Agent {
         id: a.id,
         name: a.name,
@@ -28,7 +29,7 @@ pub fn to_dto(a: agentbase_core::Agent) -> api::Agent {
         suggested_messages: a.suggested_messages,
         initial_messages: a.initial_messages,
         credit_limit: a.credit_limit,
-        credits_used: 0,
+        credits_used: credits_used.ceil() as i64,
         notifications_settings: None,
         ip_rate_limits: api::IpRateLimits {
             limit: a.ip_rate_limits.limit,
@@ -80,8 +81,13 @@ pub async fn list(
     } else {
         None
     };
+    let mut data = Vec::with_capacity(result.items.len());
+    for a in result.items {
+        let used = state.app.agent_credits_used(&p.workspace_id, &a.id).await?;
+        data.push(to_dto(a, used));
+    }
     Ok(Json(api::ListAgentsResponse {
-        data: result.items.into_iter().map(to_dto).collect(),
+        data,
         pagination: api::Pagination {
             has_more: cursor.is_some(),
             cursor,
@@ -128,9 +134,9 @@ pub async fn get(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
-    Ok(Json(to_dto(
-        state.app.agent(&p.workspace_id, &agent_id).await?,
-    )))
+    let agent = state.app.agent(&p.workspace_id, &agent_id).await?;
+    let used = state.app.agent_credits_used(&p.workspace_id, &agent_id).await?;
+    Ok(Json(to_dto(agent, used)))
 }
 
 #[utoipa::path(put, path = "/api/v2/agents/{agentId}", tag = "agents", request_body = api::UpdateAgentBody,

@@ -1,4 +1,6 @@
 //! Route handlers: extract, validate, call one service function, map the result.
 
 pub mod agents;
+pub mod chat;
+pub mod conversations;
 pub mod system;

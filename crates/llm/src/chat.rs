@@ -1,0 +1,585 @@
+//! `LocalChatModel`: a GGUF chat model run with candle on dedicated OS threads.
+//!
+//! Supported: llama-architecture GGUF files (SmolLM2 by default, Llama 3.x) and
+//! Qwen2-architecture ones, with a byte-level BPE vocabulary (`gguf_tokenizer`) and the
+//! chat template from the file's metadata (`template`).
+//!
+//! # Threads and the queue
+//!
+//! Generation is CPU-bound for seconds, so it never runs on the async runtime. `load`
+//! starts `workers` OS threads, each with its own KV cache over shared weights, and a
+//! bounded queue of `queue_len` requests in front of them. `stream` never blocks and
+//! never waits for room: **when every worker is busy and the queue is full, the stream
+//! it returns yields one `ModelError::Overloaded` at once and ends** (the server maps
+//! it to 503, the caller may retry). On a 2-core machine one worker is right: candle
+//! already spreads one forward pass over the cores.
+//!
+//! # Cancellation
+//!
+//! Dropping the returned stream closes its channel; the worker checks it before every
+//! token (and between prefill chunks) and moves on to the next request, so at most one
+//! more forward pass is spent. A request whose stream is dropped while still queued is
+//! skipped without running.
+//!
+//! # Context window
+//!
+//! `context_window()` is what the model can actually attend to here: the GGUF's
+//! `context_length`, capped by candle's precomputed RoPE table for llama (4096) and by
+//! `LocalChatOptions::context_window`. Prompts never overflow it: the answer gets a
+//! reserve of `min(max_tokens, window / 2)` tokens, the oldest non-system messages are
+//! dropped until the rendered prompt fits the rest, and if the system prompt plus the
+//! last message alone are still too long, the longest of them is cut (the system
+//! prompt keeps its head, other messages their tail). Generation that reaches the end
+//! of the window finishes with `FinishReason::Length`. None of this is an error.
+//!
+//! # Tool calls
+//!
+//! When the request has tools, they are offered in the system prompt and parsed out of
+//! the answer in the format documented in `crate::tools`.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use agentbase_core::model::{
+    ChatModel, ChatRequest, FinishReason, ModelError, ModelEvent, ModelStream, Role, Usage,
+};
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::Error;
+use crate::gguf_tokenizer::{GgufTokenizer, Utf8Stream};
+use crate::template::{ChatTemplate, TemplateMessage};
+use crate::tools::{ToolCallParser, render_tool_calls, render_tool_result, tools_system_prompt};
+
+/// Prompt tokens per forward pass during prefill: big enough for efficient matmuls,
+/// small enough that the attention scores of a long prompt stay a few tens of MB and
+/// a dropped stream is noticed quickly.
+const PREFILL_CHUNK: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct LocalChatOptions {
+    /// Generation threads, each with its own KV cache. Default 1.
+    pub workers: usize,
+    /// Requests that may wait for a free worker before `Overloaded`. Default 8.
+    pub queue_len: usize,
+    /// Caps the context window below the model's (bounds prefill time and memory).
+    pub context_window: Option<usize>,
+    /// Penalty on logits of recently generated tokens; 1.0 turns it off. Default 1.1,
+    /// which keeps small models from looping.
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at. Default 64.
+    pub repeat_last_n: usize,
+    /// Seed for sampling when temperature > 0; `None` seeds from the clock.
+    pub seed: Option<u64>,
+}
+
+impl Default for LocalChatOptions {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            queue_len: 8,
+            context_window: None,
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
+            seed: None,
+        }
+    }
+}
+
+/// A snapshot of the workers, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalChatStats {
+    /// Requests waiting for a worker.
+    pub queued: usize,
+    /// Requests being generated.
+    pub running: usize,
+    /// Tokens generated since load.
+    pub tokens_generated: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    queued: AtomicUsize,
+    running: AtomicUsize,
+    tokens_generated: AtomicU64,
+}
+
+/// What every worker and the async side share; read-only after load.
+struct Shared {
+    tokenizer: GgufTokenizer,
+    template: ChatTemplate,
+    context_window: usize,
+    options: LocalChatOptions,
+    counters: Counters,
+}
+
+type EventSender = UnboundedSender<Result<ModelEvent, ModelError>>;
+
+struct Job {
+    request: ChatRequest,
+    events: EventSender,
+}
+
+/// The weights of one supported architecture; cloning shares the weights and gives
+/// a fresh KV cache.
+#[derive(Clone)]
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, input: &Tensor, index_pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Llama(m) => m.forward(input, index_pos),
+            Self::Qwen2(m) => m.forward(input, index_pos),
+        }
+    }
+
+    fn clear_kv_cache(&mut self) {
+        match self {
+            Self::Llama(m) => m.clear_kv_cache(),
+            Self::Qwen2(m) => m.clear_kv_cache(),
+        }
+    }
+}
+
+pub struct LocalChatModel {
+    shared: Arc<Shared>,
+    jobs: SyncSender<Job>,
+}
+
+impl LocalChatModel {
+    /// Loads a GGUF file (read into memory, no mmap) and starts the worker threads.
+    /// Blocking: call it at startup or from `spawn_blocking`.
+    pub fn load(path: &Path, options: LocalChatOptions) -> Result<Self, Error> {
+        let started = Instant::now();
+        let file = File::open(path).map_err(Error::io("open", path))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::invalid(path, e))?;
+        let metadata = &content.metadata;
+        let text = |key: &str| metadata.get(key).and_then(|v| v.to_string().ok()).cloned();
+        let arch = text("general.architecture").unwrap_or_default();
+        let tokenizer = GgufTokenizer::from_gguf(metadata, path)?;
+        let template =
+            ChatTemplate::new(text("tokenizer.chat_template").as_deref()).map_err(|e| Error::invalid(path, e))?;
+        let trained_context = metadata
+            .get(&format!("{arch}.context_length"))
+            .and_then(|v| v.to_u32().ok())
+            .map(|n| n as usize)
+            .unwrap_or(2048);
+
+        let device = Device::Cpu;
+        let (weights, mut context_window) = match arch.as_str() {
+            "llama" => {
+                let m = quantized_llama::ModelWeights::from_gguf(content, &mut reader, &device)
+                    .map_err(|e| Error::invalid(path, e))?;
+                // candle precomputes RoPE for this many positions only.
+                (Weights::Llama(m), trained_context.min(quantized_llama::MAX_SEQ_LEN))
+            }
+            "qwen2" => {
+                let m = quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &device)
+                    .map_err(|e| Error::invalid(path, e))?;
+                (Weights::Qwen2(m), trained_context)
+            }
+            other => {
+                return Err(Error::invalid(
+                    path,
+                    format!("architecture {other:?} is not supported (llama and qwen2 are)"),
+                ));
+            }
+        };
+        if let Some(cap) = options.context_window {
+            context_window = context_window.min(cap.max(16));
+        }
+
+        let workers = options.workers.max(1);
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(options.queue_len);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let shared = Arc::new(Shared {
+            tokenizer,
+            template,
+            context_window,
+            options,
+            counters: Counters::default(),
+        });
+        for i in 0..workers {
+            let shared = Arc::clone(&shared);
+            let receiver = Arc::clone(&receiver);
+            let weights = weights.clone();
+            std::thread::Builder::new()
+                .name(format!("llm-chat-{i}"))
+                .spawn(move || worker(shared, receiver, weights))
+                .map_err(Error::io("start a worker thread for", path))?;
+        }
+        tracing::info!(
+            path = %path.display(),
+            arch,
+            context_window,
+            workers,
+            queue_len = shared.options.queue_len,
+            load_ms = started.elapsed().as_millis() as u64,
+            "local chat model loaded"
+        );
+        Ok(Self { shared, jobs })
+    }
+
+    pub fn stats(&self) -> LocalChatStats {
+        let c = &self.shared.counters;
+        LocalChatStats {
+            queued: c.queued.load(Ordering::Relaxed),
+            running: c.running.load(Ordering::Relaxed),
+            tokens_generated: c.tokens_generated.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The prompt `request` turns into after trimming, as token ids. Exposed so
+    /// callers (and tests) can see what the model will be given.
+    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<u32>, ModelError> {
+        self.shared.prepare(request).map(|p| p.ids)
+    }
+}
+
+impl ChatModel for LocalChatModel {
+    fn stream(&self, request: ChatRequest) -> ModelStream {
+        let (events, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let counters = &self.shared.counters;
+        counters.queued.fetch_add(1, Ordering::Relaxed);
+        let refused = match self.jobs.try_send(Job { request, events }) {
+            Ok(()) => None,
+            Err(TrySendError::Full(_)) => Some(ModelError::Overloaded(format!(
+                "all local model workers are busy and {} requests are already waiting",
+                self.shared.options.queue_len
+            ))),
+            Err(TrySendError::Disconnected(_)) => {
+                Some(ModelError::Unavailable("the local model workers have stopped".to_owned()))
+            }
+        };
+        if let Some(error) = refused {
+            counters.queued.fetch_sub(1, Ordering::Relaxed);
+            return Box::pin(futures_util::stream::once(async move { Err(error) }));
+        }
+        Box::pin(futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
+    }
+
+    fn context_window(&self) -> usize {
+        self.shared.context_window
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.shared.tokenizer.count(text)
+    }
+}
+
+fn worker(shared: Arc<Shared>, receiver: Arc<Mutex<Receiver<Job>>>, mut weights: Weights) {
+    loop {
+        let job = {
+            let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match receiver.recv() {
+                Ok(job) => job,
+                // The model was dropped: nothing more will come.
+                Err(_) => return,
+            }
+        };
+        let counters = &shared.counters;
+        counters.queued.fetch_sub(1, Ordering::Relaxed);
+        if job.events.is_closed() {
+            continue;
+        }
+        counters.running.fetch_add(1, Ordering::Relaxed);
+        let events = job.events.clone();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| generate(&shared, &mut weights, job)));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = events.send(Err(ModelError::Failed(e)));
+            }
+            Err(_) => {
+                let _ = events.send(Err(ModelError::Failed("local model worker panicked".to_owned())));
+            }
+        }
+        counters.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Prepared {
+    ids: Vec<u32>,
+    dropped_messages: usize,
+}
+
+impl Shared {
+    /// Renders and tokenizes the request, trimmed to leave room for the answer.
+    fn prepare(&self, request: &ChatRequest) -> Result<Prepared, ModelError> {
+        let window = self.context_window;
+        let reserve = (request.max_tokens as usize).clamp(1, window / 2);
+        let budget = window - reserve;
+        let (mut system, conversation) = template_messages(request);
+
+        let render = |system: &[TemplateMessage], rest: &[TemplateMessage]| -> Result<Vec<u32>, ModelError> {
+            let messages: Vec<TemplateMessage> = system.iter().chain(rest).cloned().collect();
+            let text = self
+                .template
+                .render(&messages, &self.tokenizer.bos_token, &self.tokenizer.eos_token)
+                .map_err(ModelError::Failed)?;
+            self.tokenizer.encode(&text).map_err(ModelError::Failed)
+        };
+
+        let ids = render(&system, &conversation)?;
+        if ids.len() <= budget {
+            return Ok(Prepared {
+                ids,
+                dropped_messages: 0,
+            });
+        }
+        // Dropping more messages never makes the prompt longer, so search for the
+        // fewest drops that fit; the last message always stays.
+        let last = conversation.len().saturating_sub(1);
+        let (mut lo, mut hi) = (1, last);
+        let mut best: Option<(usize, Vec<u32>)> = None;
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2;
+            let ids = render(&system, &conversation[mid..])?;
+            if ids.len() <= budget {
+                best = Some((mid, ids));
+                hi = mid - 1;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        if let Some((mut dropped, mut ids)) = best {
+            // Templates expect the conversation to open with a user turn.
+            while dropped < last && conversation[dropped].role != "user" {
+                dropped += 1;
+                ids = render(&system, &conversation[dropped..])?;
+            }
+            return Ok(Prepared {
+                ids,
+                dropped_messages: dropped,
+            });
+        }
+
+        // Even the system prompt and the last message are too long: cut the longest.
+        let mut rest: Vec<TemplateMessage> = conversation[last..].to_vec();
+        let mut ids = render(&system, &rest)?;
+        for _ in 0..8 {
+            if ids.len() <= budget {
+                break;
+            }
+            let over = ids.len() - budget + 8;
+            let longest = system
+                .iter_mut()
+                .chain(rest.iter_mut())
+                .max_by_key(|m| m.content.len())
+                .expect("the last message is always there");
+            let content_ids = self.tokenizer.encode(&longest.content).map_err(ModelError::Failed)?;
+            let keep = content_ids.len().saturating_sub(over);
+            longest.content = if longest.role == "system" {
+                self.tokenizer.decode(&content_ids[..keep])
+            } else {
+                self.tokenizer.decode(&content_ids[content_ids.len() - keep..])
+            };
+            ids = render(&system, &rest)?;
+        }
+        if ids.len() > budget {
+            // Templates with huge fixed parts: keep the end, where the question is.
+            ids.drain(..ids.len() - budget);
+        }
+        Ok(Prepared {
+            ids,
+            dropped_messages: last,
+        })
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::System => "system",
+        Role::User | Role::Tool => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// Splits the request into leading system messages (with the tool list appended)
+/// and the conversation, as plain `{role, content}` messages.
+fn template_messages(request: &ChatRequest) -> (Vec<TemplateMessage>, Vec<TemplateMessage>) {
+    let leading = request.messages.iter().take_while(|m| m.role == Role::System).count();
+    let mut system: Vec<TemplateMessage> = request.messages[..leading]
+        .iter()
+        .map(|m| TemplateMessage {
+            role: "system",
+            content: m.content.clone(),
+        })
+        .collect();
+    if !request.tools.is_empty() {
+        let tools = tools_system_prompt(&request.tools);
+        match system.last_mut() {
+            Some(last) => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&tools);
+            }
+            None => system.push(TemplateMessage {
+                role: "system",
+                content: tools,
+            }),
+        }
+    }
+    let conversation = request.messages[leading..]
+        .iter()
+        .map(|m| {
+            let content = match m.role {
+                Role::Tool => render_tool_result(m.tool_name.as_deref(), &m.content),
+                Role::Assistant if !m.tool_calls.is_empty() => {
+                    let calls = render_tool_calls(&m.tool_calls);
+                    if m.content.is_empty() {
+                        calls
+                    } else {
+                        format!("{}\n{calls}", m.content)
+                    }
+                }
+                _ => m.content.clone(),
+            };
+            TemplateMessage {
+                role: role_name(m.role),
+                content,
+            }
+        })
+        .collect();
+    (system, conversation)
+}
+
+fn sampling(temperature: f64) -> Sampling {
+    if temperature <= 0.0 {
+        Sampling::ArgMax
+    } else {
+        Sampling::TopKThenTopP {
+            k: 40,
+            p: 0.95,
+            temperature,
+        }
+    }
+}
+
+/// Runs one request on this worker's weights, streaming events into `job.events`.
+/// Returns early (Ok) when the receiver is gone.
+fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), String> {
+    let Job { request, events } = job;
+    let send = |event: ModelEvent| events.send(Ok(event)).is_ok();
+    let prepared = match shared.prepare(&request) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = events.send(Err(e));
+            return Ok(());
+        }
+    };
+    let prompt_len = prepared.ids.len();
+    let max_new = (request.max_tokens as usize).min(shared.context_window.saturating_sub(prompt_len));
+    let device = Device::Cpu;
+    let err = |e: candle_core::Error| e.to_string();
+    let started = Instant::now();
+
+    weights.clear_kv_cache();
+    let mut pos = 0;
+    let mut logits = None;
+    for chunk in prepared.ids.chunks(PREFILL_CHUNK) {
+        if events.is_closed() {
+            return Ok(());
+        }
+        let input = Tensor::new(chunk, &device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
+        logits = Some(weights.forward(&input, pos).map_err(err)?);
+        pos += chunk.len();
+    }
+    let mut logits = logits
+        .ok_or("the prompt rendered to no tokens")?
+        .squeeze(0)
+        .map_err(err)?;
+    let prefilled = Instant::now();
+
+    let seed = shared.options.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let mut sampler = LogitsProcessor::from_sampling(seed, sampling(request.temperature));
+    let mut utf8 = Utf8Stream::default();
+    let mut parser = (!request.tools.is_empty()).then(ToolCallParser::new);
+    let mut generated: Vec<u32> = Vec::new();
+    let penalty = shared.options.repeat_penalty;
+    let counters = &shared.counters;
+
+    let emit = |text: String, parser: &mut Option<ToolCallParser>| -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        match parser {
+            Some(parser) => parser.push(&text).into_iter().all(send),
+            None => send(ModelEvent::TextDelta(text)),
+        }
+    };
+
+    let mut reason = FinishReason::Length;
+    while generated.len() < max_new {
+        let scored = if penalty != 1.0 && !generated.is_empty() {
+            let recent = &generated[generated.len().saturating_sub(shared.options.repeat_last_n)..];
+            candle_transformers::utils::apply_repeat_penalty(&logits, penalty, recent).map_err(err)?
+        } else {
+            logits
+        };
+        let next = sampler.sample(&scored).map_err(err)?;
+        if shared.tokenizer.is_stop(next) {
+            reason = FinishReason::Stop;
+            break;
+        }
+        generated.push(next);
+        counters.tokens_generated.fetch_add(1, Ordering::Relaxed);
+        let text = utf8.push(shared.tokenizer.bytes_of(next));
+        if !emit(text, &mut parser) || events.is_closed() {
+            return Ok(());
+        }
+        if generated.len() >= max_new {
+            break;
+        }
+        let input = Tensor::new(&[next], &device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
+        logits = weights.forward(&input, pos).map_err(err)?.squeeze(0).map_err(err)?;
+        pos += 1;
+    }
+
+    if !emit(utf8.finish(), &mut parser) {
+        return Ok(());
+    }
+    if let Some(parser) = parser.as_mut() {
+        if !parser.finish().into_iter().all(send) {
+            return Ok(());
+        }
+        if parser.called_tools() {
+            reason = FinishReason::ToolCalls;
+        }
+    }
+    let decode_secs = prefilled.elapsed().as_secs_f64();
+    tracing::debug!(
+        prompt_tokens = prompt_len,
+        dropped_messages = prepared.dropped_messages,
+        completion_tokens = generated.len(),
+        prefill_tok_s = prompt_len as f64 / (prefilled - started).as_secs_f64().max(1e-9),
+        decode_tok_s = generated.len() as f64 / decode_secs.max(1e-9),
+        ?reason,
+        "local generation finished"
+    );
+    send(ModelEvent::Finish {
+        reason,
+        usage: Usage {
+            prompt_tokens: prompt_len as u32,
+            completion_tokens: generated.len() as u32,
+        },
+    });
+    Ok(())
+}

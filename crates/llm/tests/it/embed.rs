@@ -1,0 +1,84 @@
+//! LocalEmbedder with the real all-MiniLM-L6-v2 weights against reference vectors
+//! made once with sentence-transformers (`tests/fixtures/make_reference.py`).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use agentbase_core::model::Embedder;
+use agentbase_llm::{LocalEmbedder, LocalEmbedderOptions};
+use serde::Deserialize;
+
+use crate::common::model_paths;
+
+#[derive(Deserialize)]
+struct Reference {
+    sentences: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+}
+
+fn reference() -> Reference {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minilm_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn embedder() -> &'static LocalEmbedder {
+    static MODEL: OnceLock<LocalEmbedder> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        LocalEmbedder::load(&model_paths().embedding_dir, LocalEmbedderOptions::default()).expect("loading MiniLM")
+    })
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_match_sentence_transformers_reference_vectors() {
+    let reference = reference();
+    let model = embedder();
+    assert_eq!(model.dimensions(), 384);
+    let vectors = model.embed(&reference.sentences).await.unwrap();
+    assert_eq!(vectors.len(), reference.sentences.len());
+    for ((sentence, ours), theirs) in reference.sentences.iter().zip(&vectors).zip(&reference.vectors) {
+        assert_eq!(ours.len(), 384);
+        let norm = ours.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm} for {sentence:?}");
+        let cos = cosine(ours, theirs);
+        assert!(cos >= 0.999, "cosine {cos} for {sentence:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batching_gives_the_same_vectors_as_one_by_one() {
+    let sentences = reference().sentences;
+    let model = embedder();
+    let batched = model.embed(&sentences).await.unwrap();
+    for (sentence, together) in sentences.iter().zip(&batched) {
+        let alone = model.embed(std::slice::from_ref(sentence)).await.unwrap();
+        let cos = cosine(&alone[0], together);
+        assert!(cos > 0.99999, "cosine {cos} for {sentence:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_input_gives_no_vectors() {
+    assert!(embedder().embed(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedding_many_chunks_reports_its_speed() {
+    // 64 chunks of ~256 tokens, the shape of ingest; prints chunks/s for the record.
+    let chunk = "Agents answer from their own knowledge base and cite their sources. ".repeat(20);
+    let chunks: Vec<String> = (0..64).map(|i| format!("{i} {chunk}")).collect();
+    let model = embedder();
+    let started = Instant::now();
+    let vectors = model.embed(&chunks).await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("embedded {} chunks of 256 tokens in {secs:.2}s: {:.1} chunks/s", vectors.len(), vectors.len() as f64 / secs);
+    assert_eq!(vectors.len(), 64);
+    // Same text prefix, different numbers: similar but not identical vectors.
+    let cos = cosine(&vectors[0], &vectors[1]);
+    assert!(cos > 0.9 && cos < 1.0, "{cos}");
+}

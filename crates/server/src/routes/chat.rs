@@ -1,0 +1,129 @@
+//! `POST /agents/{agentId}/chat` and `…/conversations/{conversationId}/retry`:
+//! streaming (UI Message Stream v1, the default) or one JSON answer.
+
+use agentbase_api_types as api;
+use agentbase_service::Principal;
+use agentbase_service::chat::{ChatInput, SOURCE_API, Turn, TurnEvent};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::AppJson;
+use crate::sse;
+
+/// Waits for the whole turn and shapes it as the contract's `ChatResponse`.
+pub async fn collect(turn: Turn) -> api::ChatResponse {
+    let Turn { meta, mut events } = turn;
+    let mut parts: Vec<api::MessagePart> = Vec::new();
+    let mut text = String::new();
+    let mut finish = ("error", 0.0);
+    while let Some(event) = events.recv().await {
+        match event {
+            TurnEvent::TextDelta(d) => text.push_str(&d),
+            TurnEvent::ToolInputAvailable { id, name, input } => {
+                if !text.is_empty() {
+                    parts.push(api::MessagePart::Text { text: std::mem::take(&mut text) });
+                }
+                parts.push(api::MessagePart::ToolCall { tool_call_id: id, tool_name: name, input });
+            }
+            TurnEvent::Finish { finish_reason, credits } => {
+                finish = (finish_reason, credits);
+                break;
+            }
+            TurnEvent::ToolInputStart { .. } | TurnEvent::ToolInputDelta { .. } | TurnEvent::Error(_) => {}
+        }
+    }
+    if !text.is_empty() {
+        parts.push(api::MessagePart::Text { text });
+    }
+    api::ChatResponse {
+        data: api::ChatMessage {
+            id: meta.message_id,
+            role: "assistant".into(),
+            parts,
+            metadata: api::ChatMetadata {
+                user_message_id: meta.user_message_id,
+                conversation_id: meta.conversation_id,
+                user_id: meta.user_id,
+                finish_reason: finish.0.to_owned(),
+                usage: api::Usage { credits: finish.1 },
+            },
+        },
+    }
+}
+
+async fn answer(turn: Turn, stream: bool) -> Response {
+    if stream { sse::response(turn) } else { Json(collect(turn).await).into_response() }
+}
+
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/chat", tag = "chat", request_body = api::ChatRequest,
+    params(("agentId" = String, Path)),
+    responses((status = 200, description = "`text/event-stream` (UI Message Stream v1) when `stream` is true (the default), else JSON", body = api::ChatResponse),
+              (status = 400, body = api::ErrorResponse), (status = 402, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse), (status = 409, body = api::ErrorResponse),
+              (status = 429, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn chat(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    AppJson(body): AppJson<api::ChatRequest>,
+) -> Result<Response, ApiError> {
+    let stream = body.stream.unwrap_or(true);
+    let turn = state
+        .app
+        .chat(
+            &p,
+            ChatInput {
+                agent_id,
+                message: body.message,
+                conversation_id: body.conversation_id,
+                user_id: body.user_id,
+                source: SOURCE_API.into(),
+            },
+        )
+        .await?;
+    Ok(answer(turn, stream).await)
+}
+
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/retry", tag = "chat",
+    request_body = api::RetryRequest,
+    params(("agentId" = String, Path), ("conversationId" = String, Path)),
+    responses((status = 200, description = "As for chat", body = api::ChatResponse),
+              (status = 400, body = api::ErrorResponse), (status = 402, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, conversation_id)): Path<(String, String)>,
+    AppJson(body): AppJson<api::RetryRequest>,
+) -> Result<Response, ApiError> {
+    let turn = state.app.retry(&p, &agent_id, &conversation_id, &body.message_id).await?;
+    Ok(answer(turn, body.stream.unwrap_or(true)).await)
+}
+
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/tool-result", tag = "chat",
+    request_body = api::SubmitToolResultRequest,
+    params(("agentId" = String, Path), ("conversationId" = String, Path)),
+    responses((status = 200, body = api::SuccessData), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn tool_result(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, conversation_id)): Path<(String, String)>,
+    AppJson(body): AppJson<api::SubmitToolResultRequest>,
+) -> Result<Json<api::SuccessData>, ApiError> {
+    if body.tool_call_id.is_empty() {
+        return Err(ApiError::invalid_field("toolCallId", "must not be empty"));
+    }
+    state
+        .app
+        .submit_tool_result(&p, &agent_id, &conversation_id, &body.tool_call_id, body.output.unwrap_or(Value::Null))
+        .await?;
+    Ok(Json(api::SuccessData { data: api::SuccessResponse { success: true } }))
+}

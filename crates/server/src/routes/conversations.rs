@@ -1,0 +1,305 @@
+//! The conversation surface: lists, one conversation, its messages (backward
+//! pages, each in chronological order), a user's conversations, pausing, feedback
+//! and export.
+
+use std::collections::BTreeMap;
+
+use agentbase_api_types as api;
+use agentbase_api_types::codes;
+use agentbase_core::conversation::{Conversation, Feedback, Message, MessageRole, Part};
+use agentbase_core::time_fmt::parse_date_bound;
+use agentbase_core::{Cursor, Millis};
+use agentbase_service::Principal;
+use agentbase_service::chat::valid_user_id;
+use agentbase_service::{ConversationFilter, Page};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{AppJson, PageQuery, QueryMap};
+
+fn secs(ms: Millis) -> i64 {
+    ms.div_euclid(1000)
+}
+
+pub fn conversation_dto(c: &Conversation) -> api::ConversationMetadata {
+    api::ConversationMetadata {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        created_at: secs(c.created_at),
+        updated_at: secs(c.updated_at),
+        user_id: c.user_id.clone(),
+        status: c.status.as_str().to_owned(),
+    }
+}
+
+pub fn part_dto(p: Part) -> api::MessagePart {
+    match p {
+        Part::Text { text } => api::MessagePart::Text { text },
+        Part::ToolCall { tool_call_id, tool_name, input } => api::MessagePart::ToolCall { tool_call_id, tool_name, input },
+        Part::ToolResult { tool_call_id, tool_name, output } => {
+            api::MessagePart::ToolResult { tool_call_id, tool_name, output }
+        }
+    }
+}
+
+pub fn message_dto(m: Message) -> api::ConversationMessage {
+    let assistant = m.role == MessageRole::Assistant;
+    api::ConversationMessage {
+        id: m.id,
+        role: m.role.as_str().to_owned(),
+        parts: m.parts.into_iter().map(part_dto).collect(),
+        created_at: secs(m.created_at),
+        feedback: assistant.then(|| m.feedback.map(|f| f.as_str().to_owned())),
+        metadata: assistant.then_some(api::MessageMetadata { score: m.score }),
+    }
+}
+
+fn export_message(m: Message) -> api::ExportMessage {
+    let assistant = m.role == MessageRole::Assistant;
+    api::ExportMessage {
+        id: m.id,
+        role: m.role.as_str().to_owned(),
+        parts: m
+            .parts
+            .into_iter()
+            .map(|p| match p {
+                Part::Text { text } => api::ExportPart::Text { text },
+                Part::ToolCall { tool_call_id, tool_name, .. } => api::ExportPart::ToolCall { tool_call_id, tool_name },
+                Part::ToolResult { tool_call_id, tool_name, output } => {
+                    api::ExportPart::ToolResult { tool_call_id, tool_name, output }
+                }
+            })
+            .collect(),
+        created_at: secs(m.created_at),
+        feedback: assistant.then(|| m.feedback.map(|f| f.as_str().to_owned())),
+        metadata: assistant.then_some(api::MessageMetadata { score: m.score }),
+    }
+}
+
+fn pagination<T>(page: &Page<T>, key: impl Fn(&T) -> Cursor) -> api::Pagination {
+    let cursor = if page.has_more { page.items.last().map(|x| key(x).encode()) } else { None };
+    api::Pagination { has_more: cursor.is_some(), cursor, total: page.total }
+}
+
+/// Message pages go backward: the cursor is the oldest message of the page.
+fn message_pagination(page: &Page<Message>) -> api::Pagination {
+    let cursor = if page.has_more {
+        page.items.first().map(|m| Cursor { t: m.seq, id: m.id.clone() }.encode())
+    } else {
+        None
+    };
+    api::Pagination { has_more: cursor.is_some(), cursor, total: page.total }
+}
+
+fn by_created(c: &Conversation) -> Cursor {
+    Cursor { t: c.created_at, id: c.id.clone() }
+}
+
+fn by_activity(c: &Conversation) -> Cursor {
+    Cursor { t: c.updated_at, id: c.id.clone() }
+}
+
+/// `startDate`/`endDate`: a date (start / end of that UTC day) or a date-time.
+fn date_window(q: &QueryMap, details: &mut BTreeMap<String, String>) -> (Option<Millis>, Option<Millis>) {
+    let mut read = |key: &str, end: bool| {
+        let text = q.get(key)?;
+        let parsed = parse_date_bound(text, end);
+        if parsed.is_none() {
+            details.insert(key.to_owned(), "must be YYYY-MM-DD or an ISO 8601 date-time".into());
+        }
+        parsed
+    };
+    (read("startDate", false), read("endDate", true))
+}
+
+fn check(details: BTreeMap<String, String>, from: Option<Millis>, to: Option<Millis>) -> Result<(), ApiError> {
+    if !details.is_empty() {
+        return Err(ApiError::invalid_body(details));
+    }
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::VALIDATION_INVALID_DATE_RANGE,
+                "startDate must not be after endDate",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations", tag = "conversations",
+    params(("agentId" = String, Path), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query),
+           ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query)),
+    responses((status = 200, body = api::ListConversationsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    q: QueryMap,
+) -> Result<Json<api::ListConversationsResponse>, ApiError> {
+    let mut details = BTreeMap::new();
+    let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
+    let (from, to) = date_window(&q, &mut details);
+    check(details, from, to)?;
+    let filter = ConversationFilter { created_from: from, created_to: to, ..Default::default() };
+    let result = state.app.conversations(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit, false).await?;
+    Ok(Json(api::ListConversationsResponse {
+        pagination: pagination(&result, by_created),
+        data: result.items.iter().map(conversation_dto).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/users/{userId}/conversations", tag = "conversations",
+    params(("agentId" = String, Path), ("userId" = String, Path), ("cursor" = Option<String>, Query),
+           ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = api::ListConversationsResponse), (status = 400, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn for_user(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, user_id)): Path<(String, String)>,
+    page: PageQuery,
+) -> Result<Json<api::ListConversationsResponse>, ApiError> {
+    if !valid_user_id(&user_id) {
+        return Err(ApiError::invalid_field("userId", "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'"));
+    }
+    let filter = ConversationFilter { user_id: Some(user_id), ..Default::default() };
+    let result = state.app.conversations(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit, true).await?;
+    Ok(Json(api::ListConversationsResponse {
+        pagination: pagination(&result, by_activity),
+        data: result.items.iter().map(conversation_dto).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}", tag = "conversations",
+    params(("agentId" = String, Path), ("conversationId" = String, Path), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = api::GetConversationResponse), (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, conversation_id)): Path<(String, String)>,
+    page: PageQuery,
+) -> Result<Json<api::GetConversationResponse>, ApiError> {
+    let c = state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
+    let messages = state.app.message_page(&c.id, None, page.limit).await?;
+    Ok(Json(api::GetConversationResponse {
+        pagination: message_pagination(&messages),
+        data: api::ConversationWithMessages {
+            conversation: conversation_dto(&c),
+            messages: messages.items.into_iter().map(message_dto).collect(),
+        },
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/messages", tag = "conversations",
+    params(("agentId" = String, Path), ("conversationId" = String, Path), ("cursor" = Option<String>, Query),
+           ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = api::ListMessagesResponse), (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, conversation_id)): Path<(String, String)>,
+    page: PageQuery,
+) -> Result<Json<api::ListMessagesResponse>, ApiError> {
+    let c = state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
+    let result = state.app.message_page(&c.id, page.cursor.map(|c| c.t), page.limit).await?;
+    Ok(Json(api::ListMessagesResponse {
+        pagination: message_pagination(&result),
+        data: result.items.into_iter().map(message_dto).collect(),
+    }))
+}
+
+#[utoipa::path(patch, path = "/api/v2/agents/{agentId}/conversations/{conversationId}", tag = "conversations",
+    request_body = api::UpdateConversationRequest,
+    params(("agentId" = String, Path), ("conversationId" = String, Path)),
+    responses((status = 200, body = api::UpdateConversationResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, conversation_id)): Path<(String, String)>,
+    body: Result<AppJson<api::UpdateConversationRequest>, ApiError>,
+) -> Result<Json<api::UpdateConversationResponse>, ApiError> {
+    state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
+    let AppJson(body) = body?;
+    let status = state.app.set_paused(&p, &agent_id, &conversation_id, body.paused).await?;
+    Ok(Json(api::UpdateConversationResponse {
+        data: api::ConversationStatus { id: conversation_id, status: status.as_str().to_owned() },
+    }))
+}
+
+#[utoipa::path(patch, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback",
+    tag = "conversations", request_body = api::UpdateFeedbackRequest,
+    params(("agentId" = String, Path), ("conversationId" = String, Path), ("messageId" = String, Path)),
+    responses((status = 200, body = api::MessageResponse), (status = 404, body = api::ErrorResponse),
+              (status = 422, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, conversation_id, message_id)): Path<(String, String, String)>,
+    body: Result<AppJson<api::UpdateFeedbackRequest>, ApiError>,
+) -> Result<Json<api::MessageResponse>, ApiError> {
+    state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
+    let AppJson(body) = body?;
+    let feedback = body.feedback.map(|f| match f {
+        api::FeedbackValue::Positive => Feedback::Positive,
+        api::FeedbackValue::Negative => Feedback::Negative,
+    });
+    let m = state.app.set_feedback(&p, &agent_id, &conversation_id, &message_id, feedback).await?;
+    Ok(Json(api::MessageResponse { data: message_dto(m) }))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/export", tag = "conversations",
+    params(("agentId" = String, Path), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 20"),
+           ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
+           ("conversationId" = Option<String>, Query), ("include" = Option<String>, Query, description = "summary or messages"),
+           ("source" = Option<String>, Query, description = "comma-separated sources")),
+    responses((status = 200, body = api::ExportConversationsResponse), (status = 400, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    q: QueryMap,
+) -> Result<Json<api::ExportConversationsResponse>, ApiError> {
+    let mut details = BTreeMap::new();
+    let page = PageQuery::read(&q, 20, &mut details);
+    let (from, to) = date_window(&q, &mut details);
+    let include_messages = match q.get("include") {
+        None | Some("messages") => true,
+        Some("summary") => false,
+        Some(_) => {
+            details.insert("include".into(), "must be summary or messages".into());
+            true
+        }
+    };
+    check(details, from, to)?;
+    let filter = ConversationFilter {
+        created_from: from,
+        created_to: to,
+        conversation_id: q.get("conversationId").map(str::to_owned),
+        sources: q.get("source").map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()),
+        ..Default::default()
+    };
+    let result = state.app.conversations(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit, false).await?;
+    let mut data = Vec::with_capacity(result.items.len());
+    for c in &result.items {
+        let messages = if include_messages {
+            Some(state.app.all_messages(&c.id).await?.into_iter().map(export_message).collect())
+        } else {
+            None
+        };
+        data.push(api::ExportConversation { conversation: conversation_dto(c), source: Some(c.source.clone()), messages });
+    }
+    Ok(Json(api::ExportConversationsResponse { pagination: pagination(&result, by_created), data }))
+}

@@ -1,0 +1,590 @@
+//! The chat turn and the conversation surface.
+//!
+//! A turn is prepared in the caller's task — every check that can refuse it (agent,
+//! conversation, lease, credits, input) runs before anything is streamed, so
+//! refusals are ordinary error responses — and then generated in a spawned task that
+//! sends [`TurnEvent`]s through a channel. The task stores the assistant message,
+//! its tool calls and its credit charge, then sends `Finish`.
+//!
+//! Defined outcomes:
+//! - two turns on one conversation never interleave: a turn holds the
+//!   conversation's lease (a row in the record, so it holds across nodes); a second
+//!   turn meanwhile is refused with `ConversationBusy`;
+//! - a client that goes away (the receiver is dropped) cancels generation; the
+//!   partial answer, if any, is stored with finish reason `error` and no credits;
+//! - a model failure mid-answer sends `Error`, stores the partial answer the same
+//!   way, and still ends with `Finish`;
+//! - a pending tool call is stored when the model completes it, before the client
+//!   hears of it, so `tool-result` never races the stream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agentbase_core::conversation::{
+    Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part, ToolCallRecord, ToolCallStatus,
+};
+use agentbase_core::model::{ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role};
+use agentbase_core::time_fmt::month_start;
+use agentbase_core::{Agent, Cursor, Error, Millis, Rejection, Resource, Result, ids, prompt};
+use agentbase_store::{ConversationFilter, NewTurn, Page, TurnLease};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::models::ModelEntry;
+use crate::{App, Principal};
+
+pub const SOURCE_API: &str = "API";
+const TITLE_CHARS: usize = 60;
+
+#[derive(Debug, Clone, Default)]
+pub struct ChatInput {
+    pub agent_id: String,
+    pub message: Option<String>,
+    pub conversation_id: Option<String>,
+    pub user_id: Option<String>,
+    pub source: String,
+}
+
+/// Known before the first byte is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnMeta {
+    pub message_id: String,
+    pub user_message_id: String,
+    pub conversation_id: String,
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEvent {
+    TextDelta(String),
+    ToolInputStart { id: String, name: String },
+    ToolInputDelta { id: String, delta: String },
+    ToolInputAvailable { id: String, name: String, input: Value },
+    Error(String),
+    /// Always last. `finish_reason` is `stop`, `tool-calls` or `error`.
+    Finish { finish_reason: &'static str, credits: f64 },
+}
+
+pub struct Turn {
+    pub meta: TurnMeta,
+    pub events: mpsc::Receiver<TurnEvent>,
+}
+
+/// `^[a-zA-Z0-9._-]{1,128}$`, the contract's user id.
+pub fn valid_user_id(u: &str) -> bool {
+    (1..=128).contains(&u.len()) && u.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// Everything the generation task needs.
+struct Generation {
+    principal: Principal,
+    agent: Agent,
+    entry: ModelEntry,
+    conversation: Conversation,
+    lease: TurnLease,
+    meta: TurnMeta,
+    assistant_seq: i64,
+    history: Vec<Message>,
+    tools: Vec<ToolCallRecord>,
+    title: Option<String>,
+}
+
+impl App {
+    /// Releases the lease when preparation fails, then passes the error on.
+    async fn or_release<T>(&self, lease: &TurnLease, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            if let Err(e) = self.store.release_turn(lease).await {
+                tracing::warn!(error = %e, "could not release a turn lease");
+            }
+        }
+        r
+    }
+
+    fn model_for(&self, agent: &Agent) -> Result<ModelEntry> {
+        self.models
+            .get(&agent.model)
+            .cloned()
+            .ok_or_else(|| Error::Unavailable(format!("model `{}` is not configured", agent.model)))
+    }
+
+    /// The conversation of this agent, leased for one turn.
+    async fn lease_conversation(&self, p: &Principal, agent: &Agent, id: &str) -> Result<(Conversation, TurnLease)> {
+        let conversation = self
+            .store
+            .conversation(&p.workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Conversation))?;
+        if conversation.agent_id != agent.id {
+            return Err(Error::Rejected(Rejection::ConversationMismatch));
+        }
+        if matches!(conversation.status, ConversationStatus::Ended | ConversationStatus::TakenOver) {
+            return Err(Error::Rejected(Rejection::ConversationNotOngoing));
+        }
+        let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
+        let lease = self
+            .store
+            .acquire_turn(&conversation.id, &ids::alphanumeric(24), self.now(), lease_ms)
+            .await?
+            .ok_or(Error::Rejected(Rejection::ConversationBusy))?;
+        Ok((conversation, lease))
+    }
+
+    async fn check_credits(&self, p: &Principal, agent: &Agent, cost: f64) -> Result<()> {
+        let since = month_start(self.now());
+        let used = self.store.credits_since(&p.workspace_id, None, since).await?;
+        if used + cost > self.settings.monthly_credits(p.plan) as f64 {
+            return Err(Error::Rejected(Rejection::CreditsExhausted));
+        }
+        if let Some(limit) = agent.credit_limit {
+            let used = self.store.credits_since(&p.workspace_id, Some(&agent.id), since).await?;
+            if used + cost > limit as f64 {
+                return Err(Error::Rejected(Rejection::AgentCreditsExhausted));
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /agents/{id}/chat`.
+    pub async fn chat(self: &Arc<Self>, p: &Principal, input: ChatInput) -> Result<Turn> {
+        let mut invalid = agentbase_core::FieldErrors::new();
+        if input.message.as_deref().is_some_and(str::is_empty) {
+            invalid.insert("message".into(), "must not be empty".into());
+        }
+        if input.user_id.as_deref().is_some_and(|u| !valid_user_id(u)) {
+            invalid.insert("userId".into(), "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'".into());
+        }
+        if input.conversation_id.is_none() && input.message.is_none() {
+            invalid.insert("message".into(), "Required".into());
+        }
+        if !invalid.is_empty() {
+            return Err(Error::Invalid(invalid));
+        }
+        let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
+        let entry = self.model_for(&agent)?;
+        let now = self.now();
+        let (conversation, lease) = match &input.conversation_id {
+            Some(id) => self.lease_conversation(p, &agent, id).await?,
+            None => {
+                self.check_credits(p, &agent, entry.credits).await?;
+                let c = Conversation {
+                    id: ids::uuid_v4(),
+                    workspace_id: p.workspace_id.clone(),
+                    agent_id: agent.id.clone(),
+                    user_id: input.user_id.clone(),
+                    title: None,
+                    status: ConversationStatus::Ongoing,
+                    source: input.source.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                let token = ids::alphanumeric(24);
+                let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
+                self.store.insert_conversation(&c, Some((&token, now + lease_ms))).await?;
+                let lease = TurnLease { conversation_id: c.id.clone(), token };
+                (c, lease)
+            }
+        };
+        let prepared = self.prepare_chat(p, &agent, &entry, &conversation, &input, input.conversation_id.is_some()).await;
+        let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
+        self.start(p, agent, entry, conversation, lease, history, tools, user_message_id).await
+    }
+
+    /// Credits, the continuation rule and the user message.
+    async fn prepare_chat(
+        &self,
+        p: &Principal,
+        agent: &Agent,
+        entry: &ModelEntry,
+        conversation: &Conversation,
+        input: &ChatInput,
+        existing: bool,
+    ) -> Result<(Vec<Message>, Vec<ToolCallRecord>, String)> {
+        if existing && conversation.status != ConversationStatus::Paused {
+            self.check_credits(p, agent, entry.credits).await?;
+        }
+        let mut history = self.store.messages(&conversation.id).await?;
+        let tools = self.store.tool_calls(&conversation.id).await?;
+        let next_seq = history.last().map_or(1, |m| m.seq + 1);
+        let user_message_id = match &input.message {
+            Some(text) => {
+                let m = Message {
+                    id: ids::message_id(),
+                    conversation_id: conversation.id.clone(),
+                    seq: next_seq,
+                    role: MessageRole::User,
+                    parts: vec![Part::Text { text: text.clone() }],
+                    created_at: self.now(),
+                    feedback: None,
+                    score: None,
+                    finish_reason: None,
+                    credits: 0.0,
+                };
+                self.store.insert_message(&m).await?;
+                let id = m.id.clone();
+                history.push(m);
+                id
+            }
+            None => {
+                let continuing = history.last().is_some_and(|m| {
+                    m.role == MessageRole::Assistant
+                        && m.parts.iter().any(|p| matches!(p, Part::ToolCall { .. }))
+                        && m.parts.iter().all(|p| match p {
+                            Part::ToolCall { tool_call_id, .. } => tools
+                                .iter()
+                                .any(|t| &t.id == tool_call_id && t.status == ToolCallStatus::Resolved),
+                            _ => true,
+                        })
+                });
+                if !continuing {
+                    return Err(Error::invalid(
+                        "message",
+                        "Required unless continuing after every tool call of the last answer has a result",
+                    ));
+                }
+                history
+                    .iter()
+                    .rev()
+                    .find(|m| m.role == MessageRole::User)
+                    .map(|m| m.id.clone())
+                    .unwrap_or_default()
+            }
+        };
+        Ok((history, tools, user_message_id))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start(
+        self: &Arc<Self>,
+        p: &Principal,
+        agent: Agent,
+        entry: ModelEntry,
+        conversation: Conversation,
+        lease: TurnLease,
+        history: Vec<Message>,
+        tools: Vec<ToolCallRecord>,
+        user_message_id: String,
+    ) -> Result<Turn> {
+        let meta = TurnMeta {
+            message_id: ids::message_id(),
+            user_message_id,
+            conversation_id: conversation.id.clone(),
+            user_id: conversation.user_id.clone(),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        if conversation.status == ConversationStatus::Paused {
+            // A paused conversation records messages but the agent does not answer.
+            self.store.release_turn(&lease).await?;
+            let _ = tx.send(TurnEvent::Finish { finish_reason: "stop", credits: 0.0 }).await;
+            return Ok(Turn { meta, events: rx });
+        }
+        let title = history
+            .iter()
+            .find(|m| m.role == MessageRole::User)
+            .map(|m| m.text().chars().take(TITLE_CHARS).collect::<String>());
+        let generation = Generation {
+            principal: p.clone(),
+            assistant_seq: history.last().map_or(1, |m| m.seq + 1),
+            agent,
+            entry,
+            conversation,
+            lease,
+            meta: meta.clone(),
+            history,
+            tools,
+            title,
+        };
+        let app = self.clone();
+        tokio::spawn(async move { app.generate(generation, tx).await });
+        Ok(Turn { meta, events: rx })
+    }
+
+    fn request_for(&self, g: &Generation) -> ChatRequest {
+        let model = &g.entry.model;
+        let max_tokens = self.settings.chat.max_tokens;
+        let budget = model.context_window().saturating_sub(max_tokens as usize).max(64);
+        let system = ChatMessage::text(Role::System, g.agent.instructions.clone());
+        let messages = prompt::fit(
+            Some(system),
+            prompt::history(&g.history, &g.tools),
+            budget,
+            &|t: &str| model.count_tokens(t),
+        );
+        ChatRequest {
+            upstream_model: g.entry.upstream.clone(),
+            messages,
+            tools: Vec::new(),
+            temperature: g.agent.temp,
+            max_tokens,
+        }
+    }
+
+    async fn generate(self: Arc<Self>, g: Generation, tx: mpsc::Sender<TurnEvent>) {
+        let stream = g.entry.model.stream(self.request_for(&g));
+        let outcome = self.drive(&g, stream, &tx).await;
+        let (finish_reason, credits, error) = match outcome.end {
+            End::Finished(FinishReason::ToolCalls) => ("tool-calls", g.entry.credits, None),
+            End::Finished(_) => ("stop", g.entry.credits, None),
+            End::Failed(e) => ("error", 0.0, Some(e)),
+            End::Cancelled => ("error", 0.0, None),
+        };
+        let mut error = error;
+        if !outcome.parts.is_empty() || finish_reason != "error" {
+            let now = self.now();
+            let message = Message {
+                id: g.meta.message_id.clone(),
+                conversation_id: g.conversation.id.clone(),
+                seq: g.assistant_seq,
+                role: MessageRole::Assistant,
+                parts: outcome.parts,
+                created_at: now,
+                feedback: None,
+                score: None,
+                finish_reason: Some(finish_reason.to_owned()),
+                credits,
+            };
+            let credit = (credits > 0.0).then(|| CreditEntry {
+                id: ids::alphanumeric(20),
+                workspace_id: g.principal.workspace_id.clone(),
+                agent_id: g.agent.id.clone(),
+                conversation_id: Some(g.conversation.id.clone()),
+                message_id: Some(message.id.clone()),
+                model: g.entry.name.clone(),
+                credits,
+                created_at: now,
+            });
+            let turn = NewTurn { message, credit, agent_id: g.agent.id.clone(), title: g.title.clone() };
+            if let Err(e) = self.store.finish_turn(&turn).await {
+                tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
+                error.get_or_insert_with(|| "The answer could not be saved".to_owned());
+            }
+        }
+        if let Err(e) = self.store.release_turn(&g.lease).await {
+            tracing::warn!(error = %e, "could not release a turn lease");
+        }
+        if let Some(e) = error {
+            let _ = tx.send(TurnEvent::Error(e)).await;
+        }
+        let _ = tx.send(TurnEvent::Finish { finish_reason, credits }).await;
+    }
+
+    /// Forwards model events to the client, collecting the answer's parts.
+    async fn drive(&self, g: &Generation, mut stream: ModelStream, tx: &mpsc::Sender<TurnEvent>) -> Outcome {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut open: HashMap<usize, (String, String, String)> = HashMap::new();
+        let flush = |text: &mut String, parts: &mut Vec<Part>| {
+            if !text.is_empty() {
+                parts.push(Part::Text { text: std::mem::take(text) });
+            }
+        };
+        let end = loop {
+            let event = tokio::select! {
+                biased;
+                () = tx.closed() => break End::Cancelled,
+                e = stream.next() => e,
+            };
+            let forward = match event {
+                None => break End::Failed("The model stopped without finishing its answer".into()),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "model failed mid-answer");
+                    break End::Failed(e.to_string());
+                }
+                Some(Ok(ModelEvent::Finish { reason, .. })) => break End::Finished(reason),
+                Some(Ok(ModelEvent::TextDelta(d))) => {
+                    text.push_str(&d);
+                    TurnEvent::TextDelta(d)
+                }
+                Some(Ok(ModelEvent::ToolCallStart { index, id, name })) => {
+                    flush(&mut text, &mut parts);
+                    open.insert(index, (id.clone(), name.clone(), String::new()));
+                    TurnEvent::ToolInputStart { id, name }
+                }
+                Some(Ok(ModelEvent::ToolCallDelta { index, arguments })) => match open.get_mut(&index) {
+                    Some((id, _, args)) => {
+                        args.push_str(&arguments);
+                        TurnEvent::ToolInputDelta { id: id.clone(), delta: arguments }
+                    }
+                    None => continue,
+                },
+                Some(Ok(ModelEvent::ToolCallEnd { index })) => {
+                    let Some((id, name, args)) = open.remove(&index) else { continue };
+                    let input: Value = if args.trim().is_empty() {
+                        Value::Object(Default::default())
+                    } else {
+                        serde_json::from_str(&args).unwrap_or(Value::String(args))
+                    };
+                    let now = self.now();
+                    let record = ToolCallRecord {
+                        id: id.clone(),
+                        conversation_id: g.conversation.id.clone(),
+                        message_id: g.meta.message_id.clone(),
+                        name: name.clone(),
+                        input: input.clone(),
+                        status: ToolCallStatus::Pending,
+                        output: None,
+                        created_at: now,
+                        expires_at: now + (self.settings.chat.tool_call_ttl_secs * 1000) as Millis,
+                    };
+                    if let Err(e) = self.store.insert_tool_call(&record).await {
+                        tracing::error!(error = %e, "could not register a tool call");
+                        break End::Failed("The tool call could not be registered".into());
+                    }
+                    parts.push(Part::ToolCall { tool_call_id: id.clone(), tool_name: name.clone(), input: input.clone() });
+                    TurnEvent::ToolInputAvailable { id, name, input }
+                }
+            };
+            if tx.send(forward).await.is_err() {
+                break End::Cancelled;
+            }
+        };
+        drop(stream);
+        flush(&mut text, &mut parts);
+        Outcome { parts, end }
+    }
+
+    /// `POST …/conversations/{id}/retry`: truncates at the target and answers the
+    /// user message at or before it again.
+    pub async fn retry(self: &Arc<Self>, p: &Principal, agent_id: &str, conversation_id: &str, message_id: &str) -> Result<Turn> {
+        if message_id.is_empty() {
+            return Err(Error::invalid("messageId", "must not be empty"));
+        }
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let entry = self.model_for(&agent)?;
+        let (conversation, lease) = self.lease_conversation(p, &agent, conversation_id).await?;
+        let prepared = async {
+            let messages = self.store.messages(&conversation.id).await?;
+            let target = messages
+                .iter()
+                .find(|m| m.id == message_id)
+                .ok_or(Error::Rejected(Rejection::RetryMessageNotFound))?;
+            let user = messages
+                .iter()
+                .rev()
+                .find(|m| m.seq <= target.seq && m.role == MessageRole::User)
+                .ok_or(Error::Rejected(Rejection::RetryNoUserMessage))?
+                .clone();
+            self.check_credits(p, &agent, entry.credits).await?;
+            self.store.truncate_from(&conversation.id, user.seq + 1).await?;
+            let history: Vec<Message> = messages.into_iter().filter(|m| m.seq <= user.seq).collect();
+            let tools = self.store.tool_calls(&conversation.id).await?;
+            Ok((history, tools, user.id))
+        }
+        .await;
+        let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
+        self.start(p, agent, entry, conversation, lease, history, tools, user_message_id).await
+    }
+
+    /// A conversation of the agent; another agent's is "not found".
+    pub async fn conversation_of(&self, p: &Principal, agent_id: &str, conversation_id: &str) -> Result<Conversation> {
+        self.agent(&p.workspace_id, agent_id).await?;
+        match self.store.conversation(&p.workspace_id, conversation_id).await? {
+            Some(c) if c.agent_id == agent_id => Ok(c),
+            _ => Err(Error::NotFound(Resource::Conversation)),
+        }
+    }
+
+    pub async fn submit_tool_result(&self, p: &Principal, agent_id: &str, conversation_id: &str, tool_call_id: &str, output: Value) -> Result<()> {
+        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        if self.store.resolve_tool_call(&c.id, tool_call_id, &output, self.now()).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::ToolCall))
+        }
+    }
+
+    pub async fn conversations(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        filter: &ConversationFilter,
+        cursor: Option<&Cursor>,
+        limit: u32,
+        by_activity: bool,
+    ) -> Result<Page<Conversation>> {
+        self.agent(&p.workspace_id, agent_id).await?;
+        self.store.conversations(agent_id, filter, cursor, limit, by_activity).await
+    }
+
+    /// Messages with their tool results merged in after each call.
+    pub async fn message_page(&self, conversation_id: &str, before_seq: Option<i64>, limit: u32) -> Result<Page<Message>> {
+        let mut page = self.store.message_page(conversation_id, before_seq, limit).await?;
+        let tools = self.store.tool_calls(conversation_id).await?;
+        for m in &mut page.items {
+            merge_results(m, &tools);
+        }
+        Ok(page)
+    }
+
+    pub async fn all_messages(&self, conversation_id: &str) -> Result<Vec<Message>> {
+        let mut messages = self.store.messages(conversation_id).await?;
+        let tools = self.store.tool_calls(conversation_id).await?;
+        for m in &mut messages {
+            merge_results(m, &tools);
+        }
+        Ok(messages)
+    }
+
+    pub async fn set_paused(&self, p: &Principal, agent_id: &str, conversation_id: &str, paused: bool) -> Result<ConversationStatus> {
+        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        let status = match (c.status, paused) {
+            (ConversationStatus::Ended | ConversationStatus::TakenOver, _) => {
+                return Err(Error::Rejected(Rejection::ConversationNotOngoing));
+            }
+            (_, true) => ConversationStatus::Paused,
+            (_, false) => ConversationStatus::Ongoing,
+        };
+        self.store.set_conversation_status(&c.id, status, self.now()).await?;
+        Ok(status)
+    }
+
+    pub async fn set_feedback(&self, p: &Principal, agent_id: &str, conversation_id: &str, message_id: &str, feedback: Option<Feedback>) -> Result<Message> {
+        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        let mut m = self.store.message(&c.id, message_id).await?.ok_or(Error::NotFound(Resource::Message))?;
+        if m.role != MessageRole::Assistant {
+            return Err(Error::Rejected(Rejection::MessageNotAssistant));
+        }
+        self.store.set_feedback(&m.id, feedback).await?;
+        m.feedback = feedback;
+        let tools = self.store.tool_calls(&c.id).await?;
+        merge_results(&mut m, &tools);
+        Ok(m)
+    }
+
+    /// Credits the agent used this calendar month (UTC).
+    pub async fn agent_credits_used(&self, workspace_id: &str, agent_id: &str) -> Result<f64> {
+        self.store.credits_since(workspace_id, Some(agent_id), month_start(self.now())).await
+    }
+}
+
+enum End {
+    Finished(FinishReason),
+    Failed(String),
+    Cancelled,
+}
+
+struct Outcome {
+    parts: Vec<Part>,
+    end: End,
+}
+
+/// Inserts each resolved call's `tool-result` part right after its `tool-call`.
+pub fn merge_results(m: &mut Message, tools: &[ToolCallRecord]) {
+    let mut merged = Vec::with_capacity(m.parts.len());
+    for part in m.parts.drain(..) {
+        let result = match &part {
+            Part::ToolCall { tool_call_id, tool_name, .. } => tools
+                .iter()
+                .find(|t| &t.id == tool_call_id && t.status == ToolCallStatus::Resolved)
+                .map(|t| Part::ToolResult {
+                    tool_call_id: tool_call_id.clone(),
+                    tool_name: tool_name.clone(),
+                    output: t.output.clone().unwrap_or(Value::Null),
+                }),
+            _ => None,
+        };
+        merged.push(part);
+        merged.extend(result);
+    }
+    m.parts = merged;
+}
