@@ -11,7 +11,9 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:18091".into());
     let body: &'static [u8] = match args.next() {
-        Some(path) => Vec::leak(std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))),
+        Some(path) => {
+            Vec::leak(std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}")))
+        }
         None => b"{}",
     };
     let app = Router::new().route(

@@ -111,7 +111,11 @@ pub struct ConversationMessage {
     /// Unix seconds.
     pub created_at: i64,
     /// Present (possibly null) on assistant messages only.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::present_null")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::present_null"
+    )]
     #[schema(value_type = Option<String>)]
     pub feedback: Option<Option<String>>,
     /// Present on assistant messages only.
@@ -204,7 +208,10 @@ pub enum ExportPart {
         text: String,
     },
     #[serde(rename_all = "camelCase")]
-    ToolCall { tool_call_id: String, tool_name: String },
+    ToolCall {
+        tool_call_id: String,
+        tool_name: String,
+    },
     #[serde(rename_all = "camelCase")]
     ToolResult {
         tool_call_id: String,
@@ -221,7 +228,11 @@ pub struct ExportMessage {
     pub role: String,
     pub parts: Vec<ExportPart>,
     pub created_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::present_null")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::present_null"
+    )]
     #[schema(value_type = Option<String>)]
     pub feedback: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,26 +273,61 @@ pub struct StreamMetadata {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum UiChunk {
     #[serde(rename_all = "camelCase")]
-    Start { message_id: String },
+    Start {
+        message_id: String,
+    },
     StartStep,
-    TextStart { id: String },
-    TextDelta { id: String, delta: String },
-    TextEnd { id: String },
+    TextStart {
+        id: String,
+    },
+    TextDelta {
+        id: String,
+        delta: String,
+    },
+    TextEnd {
+        id: String,
+    },
     #[serde(rename_all = "camelCase")]
-    ToolInputStart { tool_call_id: String, tool_name: String },
+    ToolInputStart {
+        tool_call_id: String,
+        tool_name: String,
+    },
     #[serde(rename_all = "camelCase")]
-    ToolInputDelta { tool_call_id: String, input_text_delta: String },
+    ToolInputDelta {
+        tool_call_id: String,
+        input_text_delta: String,
+    },
     #[serde(rename_all = "camelCase")]
-    ToolInputAvailable { tool_call_id: String, tool_name: String, input: Value },
+    ToolInputAvailable {
+        tool_call_id: String,
+        tool_name: String,
+        input: Value,
+    },
     #[serde(rename_all = "camelCase")]
-    SourceUrl { source_id: String, url: String, #[serde(default, skip_serializing_if = "Option::is_none")] title: Option<String> },
+    SourceUrl {
+        source_id: String,
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
     #[serde(rename_all = "camelCase")]
-    SourceDocument { source_id: String, media_type: String, title: String },
+    SourceDocument {
+        source_id: String,
+        media_type: String,
+        title: String,
+    },
     FinishStep,
     #[serde(rename_all = "camelCase")]
-    MessageMetadata { message_metadata: StreamMetadata },
+    MessageMetadata {
+        message_metadata: StreamMetadata,
+    },
     #[serde(rename_all = "camelCase")]
-    Finish { finish_reason: String, message_metadata: StreamMetadata },
+    Finish {
+        finish_reason: String,
+        message_metadata: StreamMetadata,
+    },
     #[serde(rename_all = "camelCase")]
-    Error { error_text: String },
+    Error {
+        error_text: String,
+    },
 }

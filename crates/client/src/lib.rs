@@ -3,7 +3,11 @@
 //! `Retry-After` and `X-RateLimit-Reset`. The base URL is configurable, so the same
 //! client talks to chatbase.co.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
 
 use agentbase_api_types as api;
 use reqwest::{Method, StatusCode};
@@ -182,6 +186,387 @@ impl Client {
         )
         .await
     }
+}
+
+/// A stream of UI Message Stream chunks, ending after `data: [DONE]`.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<api::UiChunk, Error>> + Send>>;
+
+/// Query parameters of the conversation lists.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+impl ListParams {
+    fn query(&self) -> String {
+        let mut q = Vec::new();
+        for (k, v) in [
+            ("cursor", &self.cursor),
+            ("startDate", &self.start_date),
+            ("endDate", &self.end_date),
+        ] {
+            if let Some(v) = v {
+                q.push(format!("{k}={}", encode_query(v)));
+            }
+        }
+        if let Some(l) = self.limit {
+            q.push(format!("limit={l}"));
+        }
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        }
+    }
+}
+
+impl Client {
+    /// A non-streaming chat call (`stream: false` is forced).
+    pub async fn chat(
+        &self,
+        agent_id: &str,
+        request: &api::ChatRequest,
+    ) -> Result<api::ChatResponse, Error> {
+        let mut r = request.clone();
+        r.stream = Some(false);
+        self.send(
+            Method::POST,
+            &format!("/agents/{}/chat", encode_path(agent_id)),
+            Some(&r),
+        )
+        .await
+    }
+
+    /// A streaming chat call: the typed chunks as they arrive.
+    pub async fn chat_stream(
+        &self,
+        agent_id: &str,
+        request: &api::ChatRequest,
+    ) -> Result<ChunkStream, Error> {
+        let mut r = request.clone();
+        r.stream = Some(true);
+        self.stream(&format!("/agents/{}/chat", encode_path(agent_id)), &r)
+            .await
+    }
+
+    pub async fn retry(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<api::ChatResponse, Error> {
+        let body = api::RetryRequest {
+            message_id: message_id.to_owned(),
+            stream: Some(false),
+        };
+        self.send(
+            Method::POST,
+            &format!(
+                "/agents/{}/conversations/{}/retry",
+                encode_path(agent_id),
+                encode_path(conversation_id)
+            ),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn retry_stream(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<ChunkStream, Error> {
+        let body = api::RetryRequest {
+            message_id: message_id.to_owned(),
+            stream: Some(true),
+        };
+        self.stream(
+            &format!(
+                "/agents/{}/conversations/{}/retry",
+                encode_path(agent_id),
+                encode_path(conversation_id)
+            ),
+            &body,
+        )
+        .await
+    }
+
+    async fn stream(&self, path: &str, body: &impl Serialize) -> Result<ChunkStream, Error> {
+        let mut attempt = 0;
+        let response = loop {
+            let response = self.request(Method::POST, path).json(body).send().await?;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS && attempt < self.max_retries {
+                attempt += 1;
+                tokio::time::sleep(retry_delay(&response, attempt).min(self.max_wait)).await;
+                continue;
+            }
+            break response;
+        };
+        if !response.status().is_success() {
+            return Err(decode::<serde_json::Value>(response)
+                .await
+                .err()
+                .unwrap_or_else(|| Error::Decode("error without body".into())));
+        }
+        Ok(parse_sse(response.bytes_stream()))
+    }
+
+    pub async fn submit_tool_result(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        tool_call_id: &str,
+        output: serde_json::Value,
+    ) -> Result<api::SuccessData, Error> {
+        let body = api::SubmitToolResultRequest {
+            tool_call_id: tool_call_id.to_owned(),
+            output: Some(output),
+        };
+        self.send(
+            Method::POST,
+            &format!(
+                "/agents/{}/conversations/{}/tool-result",
+                encode_path(agent_id),
+                encode_path(conversation_id)
+            ),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn list_conversations(
+        &self,
+        agent_id: &str,
+        params: &ListParams,
+    ) -> Result<api::ListConversationsResponse, Error> {
+        self.send(
+            Method::GET,
+            &format!(
+                "/agents/{}/conversations{}",
+                encode_path(agent_id),
+                params.query()
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Every conversation matching `params`, page by page, as one stream.
+    pub fn conversations(
+        &self,
+        agent_id: &str,
+        params: ListParams,
+    ) -> Pin<Box<dyn Stream<Item = Result<api::ConversationMetadata, Error>> + Send + '_>> {
+        let agent_id = agent_id.to_owned();
+        let state = (Some(params), VecDeque::new());
+        Box::pin(futures_util::stream::unfold(
+            state,
+            move |(mut next, mut buffer)| {
+                let agent_id = agent_id.clone();
+                async move {
+                    loop {
+                        if let Some(item) = buffer.pop_front() {
+                            return Some((Ok(item), (next, buffer)));
+                        }
+                        let params = next.take()?;
+                        match self.list_conversations(&agent_id, &params).await {
+                            Ok(page) => {
+                                buffer.extend(page.data);
+                                if let (true, Some(c)) =
+                                    (page.pagination.has_more, page.pagination.cursor)
+                                {
+                                    next = Some(ListParams {
+                                        cursor: Some(c),
+                                        ..params
+                                    });
+                                }
+                            }
+                            Err(e) => return Some((Err(e), (None, VecDeque::new()))),
+                        }
+                    }
+                }
+            },
+        ))
+    }
+
+    pub async fn user_conversations(
+        &self,
+        agent_id: &str,
+        user_id: &str,
+        params: &ListParams,
+    ) -> Result<api::ListConversationsResponse, Error> {
+        self.send(
+            Method::GET,
+            &format!(
+                "/agents/{}/users/{}/conversations{}",
+                encode_path(agent_id),
+                encode_path(user_id),
+                params.query()
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn get_conversation(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<api::GetConversationResponse, Error> {
+        self.send(
+            Method::GET,
+            &format!(
+                "/agents/{}/conversations/{}",
+                encode_path(agent_id),
+                encode_path(conversation_id)
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn list_messages(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        params: &ListParams,
+    ) -> Result<api::ListMessagesResponse, Error> {
+        self.send(
+            Method::GET,
+            &format!(
+                "/agents/{}/conversations/{}/messages{}",
+                encode_path(agent_id),
+                encode_path(conversation_id),
+                params.query()
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn set_paused(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        paused: bool,
+    ) -> Result<api::UpdateConversationResponse, Error> {
+        let body = api::UpdateConversationRequest { paused };
+        self.send(
+            Method::PATCH,
+            &format!(
+                "/agents/{}/conversations/{}",
+                encode_path(agent_id),
+                encode_path(conversation_id)
+            ),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn set_feedback(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        message_id: &str,
+        feedback: Option<api::FeedbackValue>,
+    ) -> Result<api::MessageResponse, Error> {
+        let body = api::UpdateFeedbackRequest { feedback };
+        self.send(
+            Method::PATCH,
+            &format!(
+                "/agents/{}/conversations/{}/messages/{}/feedback",
+                encode_path(agent_id),
+                encode_path(conversation_id),
+                encode_path(message_id)
+            ),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `GET …/conversations/export`; `query` is the raw query string (without `?`).
+    pub async fn export_conversations(
+        &self,
+        agent_id: &str,
+        query: &str,
+    ) -> Result<api::ExportConversationsResponse, Error> {
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        self.send(
+            Method::GET,
+            &format!("/agents/{}/conversations/export{q}", encode_path(agent_id)),
+            None::<&()>,
+        )
+        .await
+    }
+}
+
+/// Splits an SSE byte stream into `data:` payloads and decodes each chunk. Only
+/// `data: ` lines count (as the official clients do); `[DONE]` ends the stream.
+pub fn parse_sse<S, E>(bytes: S) -> ChunkStream
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: Into<Error>,
+{
+    let state = (
+        Box::pin(bytes),
+        Vec::<u8>::new(),
+        VecDeque::<Result<api::UiChunk, Error>>::new(),
+        false,
+    );
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |(mut bytes, mut buf, mut ready, mut done)| async move {
+            loop {
+                if let Some(item) = ready.pop_front() {
+                    return Some((item, (bytes, buf, ready, done)));
+                }
+                if done {
+                    return None;
+                }
+                match bytes.next().await {
+                    Some(Ok(chunk)) => {
+                        buf.extend_from_slice(&chunk);
+                        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                            let event: Vec<u8> = buf.drain(..end + 2).collect();
+                            for line in String::from_utf8_lossy(&event).lines() {
+                                let Some(data) = line.strip_prefix("data: ") else {
+                                    continue;
+                                };
+                                if data == "[DONE]" {
+                                    done = true;
+                                    break;
+                                }
+                                ready.push_back(
+                                    serde_json::from_str(data)
+                                        .map_err(|e| Error::Decode(format!("{e}: {data}"))),
+                                );
+                            }
+                            if done {
+                                break;
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        ready.push_back(Err(e.into()));
+                        done = true;
+                    }
+                    None => {
+                        ready
+                            .push_back(Err(Error::Decode("the stream ended before [DONE]".into())));
+                        done = true;
+                    }
+                }
+            }
+        },
+    ))
 }
 
 /// Waits as the server says: `Retry-After` seconds, else until `X-RateLimit-Reset`

@@ -90,10 +90,22 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelEvent {
     TextDelta(String),
-    ToolCallStart { index: usize, id: String, name: String },
-    ToolCallDelta { index: usize, arguments: String },
-    ToolCallEnd { index: usize },
-    Finish { reason: FinishReason, usage: Usage },
+    ToolCallStart {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    ToolCallDelta {
+        index: usize,
+        arguments: String,
+    },
+    ToolCallEnd {
+        index: usize,
+    },
+    Finish {
+        reason: FinishReason,
+        usage: Usage,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -135,7 +147,8 @@ pub trait ChatModel: Send + Sync + 'static {
     }
 }
 
-pub type EmbedFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>, ModelError>> + Send + 'a>>;
+pub type EmbedFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>, ModelError>> + Send + 'a>>;
 
 /// A text embedder: one L2-normalised vector per input, in order.
 pub trait Embedder: Send + Sync + 'static {

@@ -20,7 +20,11 @@ pub fn history(messages: &[Message], tool_calls: &[ToolCallRecord]) -> Vec<ChatM
                     .parts
                     .iter()
                     .filter_map(|p| match p {
-                        Part::ToolCall { tool_call_id, tool_name, input } => Some(ToolCall {
+                        Part::ToolCall {
+                            tool_call_id,
+                            tool_name,
+                            input,
+                        } => Some(ToolCall {
                             id: tool_call_id.clone(),
                             name: tool_name.clone(),
                             arguments: input.to_string(),
@@ -36,10 +40,13 @@ pub fn history(messages: &[Message], tool_calls: &[ToolCallRecord]) -> Vec<ChatM
                         .iter()
                         .find(|r| r.id == call.id && r.status == ToolCallStatus::Resolved)
                         .and_then(|r| r.output.as_ref())
-                        .map_or_else(|| NO_TOOL_RESULT.to_owned(), |o| match o {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        });
+                        .map_or_else(
+                            || NO_TOOL_RESULT.to_owned(),
+                            |o| match o {
+                                serde_json::Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            },
+                        );
                     let mut t = ChatMessage::text(Role::Tool, result);
                     t.tool_call_id = Some(call.id);
                     t.tool_name = Some(call.name);
@@ -54,9 +61,21 @@ pub fn history(messages: &[Message], tool_calls: &[ToolCallRecord]) -> Vec<ChatM
 /// Drops the oldest messages (an assistant message together with its tool
 /// results) until `system + history` fits `budget` tokens. The newest message is
 /// always kept, cut from its start if it alone is too long.
-pub fn fit(system: Option<ChatMessage>, mut history: Vec<ChatMessage>, budget: usize, count: &dyn Fn(&str) -> usize) -> Vec<ChatMessage> {
+pub fn fit(
+    system: Option<ChatMessage>,
+    mut history: Vec<ChatMessage>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Vec<ChatMessage> {
     const PER_MESSAGE: usize = 4;
-    let cost = |m: &ChatMessage| count(&m.content) + PER_MESSAGE + m.tool_calls.iter().map(|c| count(&c.arguments) + count(&c.name)).sum::<usize>();
+    let cost = |m: &ChatMessage| {
+        count(&m.content)
+            + PER_MESSAGE
+            + m.tool_calls
+                .iter()
+                .map(|c| count(&c.arguments) + count(&c.name))
+                .sum::<usize>()
+    };
     let system_cost = system.as_ref().map_or(0, cost);
     let mut total: usize = history.iter().map(cost).sum::<usize>() + system_cost;
     while total > budget && history.len() > 1 {
@@ -67,17 +86,17 @@ pub fn fit(system: Option<ChatMessage>, mut history: Vec<ChatMessage>, budget: u
             total -= cost(&history.remove(0));
         }
     }
-    if total > budget {
-        if let Some(last) = history.last_mut() {
-            let allowed = budget.saturating_sub(system_cost + PER_MESSAGE).max(1);
-            let chars: Vec<char> = last.content.chars().collect();
-            // Keep the end of the message: its question is usually last.
-            let mut keep = chars.len();
-            while keep > 0 && count(&chars[chars.len() - keep..].iter().collect::<String>()) > allowed {
-                keep = keep * 3 / 4;
-            }
-            last.content = chars[chars.len() - keep..].iter().collect();
+    if total > budget
+        && let Some(last) = history.last_mut()
+    {
+        let allowed = budget.saturating_sub(system_cost + PER_MESSAGE).max(1);
+        let chars: Vec<char> = last.content.chars().collect();
+        // Keep the end of the message: its question is usually last.
+        let mut keep = chars.len();
+        while keep > 0 && count(&chars[chars.len() - keep..].iter().collect::<String>()) > allowed {
+            keep = keep * 3 / 4;
         }
+        last.content = chars[chars.len() - keep..].iter().collect();
     }
     system.into_iter().chain(history).collect()
 }
@@ -110,11 +129,23 @@ mod tests {
     fn tool_calls_are_followed_by_their_results_or_a_placeholder() {
         let messages = vec![
             msg(1, MessageRole::User, vec![text("order?")]),
-            msg(2, MessageRole::Assistant, vec![
-                text("Looking."),
-                Part::ToolCall { tool_call_id: "a".into(), tool_name: "lookup".into(), input: json!({"id": 1}) },
-                Part::ToolCall { tool_call_id: "b".into(), tool_name: "other".into(), input: json!({}) },
-            ]),
+            msg(
+                2,
+                MessageRole::Assistant,
+                vec![
+                    text("Looking."),
+                    Part::ToolCall {
+                        tool_call_id: "a".into(),
+                        tool_name: "lookup".into(),
+                        input: json!({"id": 1}),
+                    },
+                    Part::ToolCall {
+                        tool_call_id: "b".into(),
+                        tool_name: "other".into(),
+                        input: json!({}),
+                    },
+                ],
+            ),
         ];
         let records = vec![ToolCallRecord {
             id: "a".into(),
@@ -140,15 +171,32 @@ mod tests {
     fn long_histories_are_trimmed_from_the_oldest_end_never_failing() {
         let count = |s: &str| s.split_whitespace().count();
         let system = Some(ChatMessage::text(Role::System, "be nice"));
-        let history: Vec<_> = (0..100).map(|i| ChatMessage::text(if i % 2 == 0 { Role::User } else { Role::Assistant }, format!("message number {i} with words"))).collect();
+        let history: Vec<_> = (0..100)
+            .map(|i| {
+                ChatMessage::text(
+                    if i % 2 == 0 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    },
+                    format!("message number {i} with words"),
+                )
+            })
+            .collect();
         let fitted = fit(system, history, 60, &count);
         assert_eq!(fitted[0].role, Role::System);
-        assert_eq!(fitted.last().unwrap().content, "message number 99 with words");
+        assert_eq!(
+            fitted.last().unwrap().content,
+            "message number 99 with words"
+        );
         let total: usize = fitted.iter().map(|m| count(&m.content) + 4).sum();
         assert!(total <= 60, "{total}");
         assert!(fitted.len() > 3);
 
-        let huge = vec![ChatMessage::text(Role::User, "word ".repeat(10_000) + "question?")];
+        let huge = vec![ChatMessage::text(
+            Role::User,
+            "word ".repeat(10_000) + "question?",
+        )];
         let fitted = fit(None, huge, 100, &count);
         assert!(count(&fitted[0].content) <= 96);
         assert!(fitted[0].content.ends_with("question?"));
@@ -158,7 +206,11 @@ mod tests {
     fn a_dropped_tool_call_takes_its_results_with_it() {
         let count = |s: &str| s.len();
         let mut call = ChatMessage::text(Role::Assistant, "x".repeat(50));
-        call.tool_calls.push(ToolCall { id: "a".into(), name: "t".into(), arguments: "{}".into() });
+        call.tool_calls.push(ToolCall {
+            id: "a".into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+        });
         let mut result = ChatMessage::text(Role::Tool, "r".repeat(50));
         result.tool_call_id = Some("a".into());
         let history = vec![call, result, ChatMessage::text(Role::User, "now")];

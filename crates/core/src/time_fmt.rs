@@ -36,9 +36,16 @@ pub fn month_start(ms: Millis) -> Millis {
 /// Parses `YYYY-MM-DD` (start or end of that UTC day) or an RFC 3339 date-time.
 pub fn parse_date_bound(text: &str, end_of_day: bool) -> Option<Millis> {
     let text = text.trim();
-    if let Ok(d) = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")) {
+    if let Ok(d) = time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    ) {
         let start = d.midnight().assume_utc().unix_timestamp() * 1000;
-        return Some(if end_of_day { start + 86_400_000 - 1 } else { start });
+        return Some(if end_of_day {
+            start + 86_400_000 - 1
+        } else {
+            start
+        });
     }
     let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
     Some((t.unix_timestamp_nanos() / 1_000_000) as Millis)
@@ -56,10 +63,22 @@ mod tests {
 
     #[test]
     fn date_bounds_accept_dates_and_datetimes() {
-        assert_eq!(parse_date_bound("2024-01-01", false), Some(1_704_067_200_000));
-        assert_eq!(parse_date_bound("2024-01-01", true), Some(1_704_067_200_000 + 86_399_999));
-        assert_eq!(parse_date_bound("2024-01-15T10:30:00.000Z", false), Some(1_705_314_600_000));
-        assert_eq!(parse_date_bound("2024-01-15T11:30:00+01:00", true), Some(1_705_314_600_000));
+        assert_eq!(
+            parse_date_bound("2024-01-01", false),
+            Some(1_704_067_200_000)
+        );
+        assert_eq!(
+            parse_date_bound("2024-01-01", true),
+            Some(1_704_067_200_000 + 86_399_999)
+        );
+        assert_eq!(
+            parse_date_bound("2024-01-15T10:30:00.000Z", false),
+            Some(1_705_314_600_000)
+        );
+        assert_eq!(
+            parse_date_bound("2024-01-15T11:30:00+01:00", true),
+            Some(1_705_314_600_000)
+        );
         assert_eq!(parse_date_bound("yesterday", false), None);
         assert_eq!(parse_date_bound("2024-13-01", false), None);
     }

@@ -84,7 +84,11 @@ impl Anthropic {
 impl ChatModel for Anthropic {
     fn stream(&self, request: ChatRequest) -> ModelStream {
         let body = request_body(&request);
-        let mut http = self.http.client.post(&self.endpoint).header("anthropic-version", ANTHROPIC_VERSION);
+        let mut http = self
+            .http
+            .client
+            .post(&self.endpoint)
+            .header("anthropic-version", ANTHROPIC_VERSION);
         if let Some(key) = &self.api_key {
             http = http.header("x-api-key", key);
         }
@@ -198,7 +202,10 @@ fn tool_input(arguments: &str) -> Value {
         Ok(input @ Value::Object(_)) => input,
         _ => {
             if !arguments.trim().is_empty() {
-                tracing::warn!(arguments_len = arguments.len(), "tool call arguments are not a JSON object; sent as {{}}");
+                tracing::warn!(
+                    arguments_len = arguments.len(),
+                    "tool call arguments are not a JSON object; sent as {{}}"
+                );
             }
             Value::Object(Map::new())
         }
@@ -240,7 +247,13 @@ impl Decoder for EventDecoder {
                     Some("tool_use") => {
                         let index = self.calls.open();
                         self.tool_blocks.insert(block_index(&data), index);
-                        self.calls.update(index, block["id"].as_str(), block["name"].as_str(), "", out);
+                        self.calls.update(
+                            index,
+                            block["id"].as_str(),
+                            block["name"].as_str(),
+                            "",
+                            out,
+                        );
                     }
                     // Thinking, and tools Anthropic runs itself (`server_tool_use`),
                     // are not part of the answer or the client's actions.
@@ -290,7 +303,10 @@ impl Decoder for EventDecoder {
             "message_stop" => {
                 self.calls.end_all(out)?;
                 let reason = self.finish.unwrap_or(FinishReason::Stop);
-                out.push(ModelEvent::Finish { reason, usage: self.usage });
+                out.push(ModelEvent::Finish {
+                    reason,
+                    usage: self.usage,
+                });
                 return Ok(Flow::Done);
             }
             "error" => return Err(stream_error(&data["error"])),
@@ -309,10 +325,14 @@ fn block_index(data: &Value) -> u64 {
 /// Cached prompt tokens are reported apart from `input_tokens`, but they are part
 /// of the prompt all the same.
 fn prompt_tokens(usage: &Value) -> u32 {
-    ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-        .into_iter()
-        .map(|field| as_u32(usage.get(field)))
-        .fold(0, u32::saturating_add)
+    [
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ]
+    .into_iter()
+    .map(|field| as_u32(usage.get(field)))
+    .fold(0, u32::saturating_add)
 }
 
 /// An `error` event mid-stream; it carries a type but no status, so the status is
@@ -321,7 +341,11 @@ fn stream_error(error: &Value) -> ModelError {
     let kind = error["type"].as_str().unwrap_or_default();
     let message = error["message"].as_str().unwrap_or(kind).to_owned();
     let status = match kind {
-        "rate_limit_error" => return ModelError::RateLimited { retry_after_secs: None },
+        "rate_limit_error" => {
+            return ModelError::RateLimited {
+                retry_after_secs: None,
+            };
+        }
         "invalid_request_error" => 400,
         "authentication_error" => 401,
         "permission_error" => 403,

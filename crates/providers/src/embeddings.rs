@@ -49,7 +49,10 @@ impl Embedder for OpenAiEmbedder {
             let mut vectors = Vec::with_capacity(texts.len());
             for batch in texts.chunks(self.model.batch_size.max(1)) {
                 let body = json!({ "model": self.model.model, "input": batch });
-                let request = bearer(self.http.client.post(&self.endpoint), self.api_key.as_deref());
+                let request = bearer(
+                    self.http.client.post(&self.endpoint),
+                    self.api_key.as_deref(),
+                );
                 let answer = self.http.json(request.json(&body)).await?;
                 vectors.extend(self.vectors(&answer, batch.len())?);
             }
@@ -61,15 +64,22 @@ impl Embedder for OpenAiEmbedder {
 impl OpenAiEmbedder {
     fn vectors(&self, answer: &Value, expected: usize) -> Result<Vec<Vec<f32>>, ModelError> {
         let invalid = |what: String| ModelError::Failed(format!("upstream embeddings: {what}"));
-        let data = answer["data"].as_array().ok_or_else(|| invalid("no `data` array".into()))?;
+        let data = answer["data"]
+            .as_array()
+            .ok_or_else(|| invalid("no `data` array".into()))?;
         if data.len() != expected {
-            return Err(invalid(format!("{} vectors for {expected} inputs", data.len())));
+            return Err(invalid(format!(
+                "{} vectors for {expected} inputs",
+                data.len()
+            )));
         }
         let mut slots: Vec<Option<Vec<f32>>> = vec![None; expected];
         for (position, item) in data.iter().enumerate() {
             // `index` says which input a vector belongs to; order is not promised.
             let index = item["index"].as_u64().map_or(position, |i| i as usize);
-            let slot = slots.get_mut(index).ok_or_else(|| invalid(format!("index {index} out of range")))?;
+            let slot = slots
+                .get_mut(index)
+                .ok_or_else(|| invalid(format!("index {index} out of range")))?;
             let vector = item["embedding"]
                 .as_array()
                 .ok_or_else(|| invalid(format!("vector {index} is not an array of floats")))?
@@ -89,7 +99,9 @@ impl OpenAiEmbedder {
         slots
             .into_iter()
             .enumerate()
-            .map(|(index, slot)| slot.ok_or_else(|| invalid(format!("no vector for input {index}"))))
+            .map(|(index, slot)| {
+                slot.ok_or_else(|| invalid(format!("no vector for input {index}")))
+            })
             .collect()
     }
 }

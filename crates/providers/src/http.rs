@@ -30,13 +30,21 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> Result<Self, ModelError> {
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Result<Self, ModelError> {
         let client = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .user_agent(concat!("agentbase/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ModelError::Unavailable(format!("cannot build the HTTP client: {}", chain(&e))))?;
-        Ok(Self { client, idle_timeout })
+            .map_err(|e| {
+                ModelError::Unavailable(format!("cannot build the HTTP client: {}", chain(&e)))
+            })?;
+        Ok(Self {
+            client,
+            idle_timeout,
+        })
     }
 
     /// Sends `request` and reads the whole JSON answer, for non-streaming calls.
@@ -59,10 +67,13 @@ impl Http {
             queue: VecDeque::new(),
             done: false,
         };
-        Box::pin(futures_util::stream::unfold(driver, |mut driver| async move {
-            let item = driver.next().await?;
-            Some((item, driver))
-        }))
+        Box::pin(futures_util::stream::unfold(
+            driver,
+            |mut driver| async move {
+                let item = driver.next().await?;
+                Some((item, driver))
+            },
+        ))
     }
 }
 
@@ -145,7 +156,9 @@ impl<D: Decoder> Driver<D> {
             Ok(Some(Ok(chunk))) => chunk,
         };
         let mut events = Vec::new();
-        self.sse.push(&chunk, &mut events).map_err(ModelError::Failed)?;
+        self.sse
+            .push(&chunk, &mut events)
+            .map_err(ModelError::Failed)?;
         let mut decoded = Vec::new();
         for event in events {
             let flow = self.decoder.event(event, &mut decoded);
@@ -178,18 +191,31 @@ async fn send(request: RequestBuilder, idle_timeout: Duration) -> Result<Respons
     if status == StatusCode::TOO_MANY_REQUESTS {
         let retry_after_secs = retry_after(response.headers());
         // The body is dropped unread: the retry hint is all a caller acts on.
-        tracing::debug!(status = status.as_u16(), retry_after_secs, "upstream rate limited");
+        tracing::debug!(
+            status = status.as_u16(),
+            retry_after_secs,
+            "upstream rate limited"
+        );
         return Err(ModelError::RateLimited { retry_after_secs });
     }
-    let body = read_body(response, idle_timeout, ERROR_BODY_LIMIT).await.unwrap_or_default();
-    Err(ModelError::Upstream { status: status.as_u16(), message: error_message(&body, status) })
+    let body = read_body(response, idle_timeout, ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    Err(ModelError::Upstream {
+        status: status.as_u16(),
+        message: error_message(&body, status),
+    })
 }
 
 /// Some servers answer a streaming request with one JSON document (an error, or a
 /// complete answer when they ignore `stream`); reading that as SSE would only end in
 /// a misleading "stream ended early".
 fn expect_event_stream(response: &Response) -> Result<(), ModelError> {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if content_type.starts_with("application/json") {
         return Err(ModelError::Failed(
             "upstream answered with JSON instead of an event stream".into(),
@@ -199,7 +225,11 @@ fn expect_event_stream(response: &Response) -> Result<(), ModelError> {
 }
 
 /// Reads a body chunk by chunk, each chunk within the idle timeout, up to `limit`.
-async fn read_body(response: Response, idle_timeout: Duration, limit: usize) -> Result<Vec<u8>, ModelError> {
+async fn read_body(
+    response: Response,
+    idle_timeout: Duration,
+    limit: usize,
+) -> Result<Vec<u8>, ModelError> {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     loop {
@@ -252,12 +282,23 @@ fn chain(error: &reqwest::Error) -> String {
 /// `Retry-After` in seconds (fractions round up); the HTTP-date form gives `None`,
 /// as no provider sends it. Azure's `retry-after-ms` is the fallback.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<u64> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let seconds = |text: &str| text.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let seconds = |text: &str| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+    };
     if let Some(secs) = header(RETRY_AFTER.as_str()).and_then(seconds) {
         return Some(secs.ceil() as u64);
     }
-    header("retry-after-ms").and_then(seconds).map(|ms| (ms / 1000.0).ceil() as u64)
+    header("retry-after-ms")
+        .and_then(seconds)
+        .map(|ms| (ms / 1000.0).ceil() as u64)
 }
 
 /// The human message in a provider's error body. OpenAI, Anthropic, Ollama and
@@ -271,16 +312,24 @@ pub(crate) fn error_message(body: &[u8], status: StatusCode) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
-        return status.canonical_reason().unwrap_or("no error message").to_owned();
+        return status
+            .canonical_reason()
+            .unwrap_or("no error message")
+            .to_owned();
     }
     text.chars().take(ERROR_TEXT_CHARS).collect()
 }
 
 pub(crate) fn json_error_message(json: &Value) -> Option<String> {
-    [&json["error"]["message"], &json["error"], &json["message"], &json["detail"]]
-        .into_iter()
-        .find_map(Value::as_str)
-        .map(str::to_owned)
+    [
+        &json["error"]["message"],
+        &json["error"],
+        &json["message"],
+        &json["detail"],
+    ]
+    .into_iter()
+    .find_map(Value::as_str)
+    .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -300,8 +349,17 @@ mod tests {
     fn retry_after_reads_whole_and_fractional_seconds_and_milliseconds() {
         assert_eq!(retry_after(&headers(&[("retry-after", "20")])), Some(20));
         assert_eq!(retry_after(&headers(&[("retry-after", "1.2")])), Some(2));
-        assert_eq!(retry_after(&headers(&[("retry-after-ms", "1500")])), Some(2));
-        assert_eq!(retry_after(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])), None);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1500")])),
+            Some(2)
+        );
+        assert_eq!(
+            retry_after(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
+            None
+        );
         assert_eq!(retry_after(&headers(&[])), None);
     }
 
@@ -312,9 +370,18 @@ mod tests {
         let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: required"}}"#;
         assert_eq!(error_message(openai, status), "bad model");
         assert_eq!(error_message(anthropic, status), "max_tokens: required");
-        assert_eq!(error_message(br#"{"error":"model not found"}"#, status), "model not found");
-        assert_eq!(error_message(br#"{"detail":"Not Found"}"#, status), "Not Found");
-        assert_eq!(error_message(b"<html>bad gateway</html>", status), "<html>bad gateway</html>");
+        assert_eq!(
+            error_message(br#"{"error":"model not found"}"#, status),
+            "model not found"
+        );
+        assert_eq!(
+            error_message(br#"{"detail":"Not Found"}"#, status),
+            "Not Found"
+        );
+        assert_eq!(
+            error_message(b"<html>bad gateway</html>", status),
+            "<html>bad gateway</html>"
+        );
         assert_eq!(error_message(b"", StatusCode::BAD_GATEWAY), "Bad Gateway");
     }
 }

@@ -31,8 +31,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Checks a configured base URL and drops a trailing slash, so paths can be
 /// appended as `{base}/chat/completions` without doubling it.
 fn normalize_base_url(base_url: &str) -> Result<String, ModelError> {
-    let url = reqwest::Url::parse(base_url)
-        .map_err(|e| ModelError::Unavailable(format!("invalid provider base URL {base_url:?}: {e}")))?;
+    let url = reqwest::Url::parse(base_url).map_err(|e| {
+        ModelError::Unavailable(format!("invalid provider base URL {base_url:?}: {e}"))
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ModelError::Unavailable(format!(
             "provider base URL {base_url:?} is not http or https"

@@ -79,14 +79,20 @@ impl OpenAiCompatible {
     }
 
     fn post(&self, path: &str) -> RequestBuilder {
-        bearer(self.http.client.post(format!("{}{path}", self.base_url)), self.api_key.as_deref())
+        bearer(
+            self.http.client.post(format!("{}{path}", self.base_url)),
+            self.api_key.as_deref(),
+        )
     }
 }
 
 impl ChatModel for OpenAiCompatible {
     fn stream(&self, request: ChatRequest) -> ModelStream {
         let body = request_body(&request);
-        self.http.stream(self.post("/chat/completions").json(&body), ChunkDecoder::default())
+        self.http.stream(
+            self.post("/chat/completions").json(&body),
+            ChunkDecoder::default(),
+        )
     }
 
     fn context_window(&self) -> usize {
@@ -181,12 +187,15 @@ impl Decoder for ChunkDecoder {
                 Some(reason) => reason,
                 None => FinishReason::Stop,
             };
-            out.push(ModelEvent::Finish { reason, usage: self.usage });
+            out.push(ModelEvent::Finish {
+                reason,
+                usage: self.usage,
+            });
             return Ok(Flow::Done);
         }
         let chunk: Value = serde_json::from_str(&event.data)
             .map_err(|e| ModelError::Failed(format!("upstream sent an invalid chunk: {e}")))?;
-        if !chunk["error"].is_null() {
+        if !chunk["error"].is_null() || chunk["object"] == "error" {
             return Err(stream_error(&chunk));
         }
         if let Some(usage) = chunk["usage"].as_object() {
@@ -227,7 +236,10 @@ impl ChunkDecoder {
     fn tool_call_delta(&mut self, call: &Value, out: &mut Vec<ModelEvent>) {
         let id = call["id"].as_str().filter(|id| !id.is_empty());
         let index = match call["index"].as_u64() {
-            Some(upstream) => self.upstream_index.iter().position(|i| *i == Some(upstream)),
+            Some(upstream) => self
+                .upstream_index
+                .iter()
+                .position(|i| *i == Some(upstream)),
             None => match id {
                 Some(id) => self.calls.position_of_id(id),
                 // A fragment without index or id continues the latest call.
@@ -249,17 +261,25 @@ impl ChunkDecoder {
     }
 }
 
-/// An `{"error": …}` chunk in an otherwise successful stream (vLLM and OpenAI send
-/// these); vLLM puts an HTTP status in `code`.
+/// An error chunk in an otherwise successful stream: OpenAI and current vLLM nest
+/// it as `{"error": {…}}`, older vLLM sends it flat with `"object": "error"`; vLLM
+/// puts an HTTP status in `code`.
 fn stream_error(chunk: &Value) -> ModelError {
-    let message = json_error_message(chunk).unwrap_or_else(|| chunk["error"].to_string());
-    let status = chunk["error"]["code"]
+    let error = if chunk["error"].is_object() {
+        &chunk["error"]
+    } else {
+        chunk
+    };
+    let message = json_error_message(chunk).unwrap_or_else(|| error.to_string());
+    let status = error["code"]
         .as_u64()
         .and_then(|code| u16::try_from(code).ok())
         .filter(|code| (400..600).contains(code))
         .unwrap_or(500);
     if status == 429 {
-        return ModelError::RateLimited { retry_after_secs: None };
+        return ModelError::RateLimited {
+            retry_after_secs: None,
+        };
     }
     ModelError::Upstream { status, message }
 }

@@ -38,7 +38,9 @@ impl SseDecoder {
                 }
                 _ => {
                     if self.line.len() >= MAX_LINE_BYTES {
-                        return Err(format!("event stream line longer than {MAX_LINE_BYTES} bytes"));
+                        return Err(format!(
+                            "event stream line longer than {MAX_LINE_BYTES} bytes"
+                        ));
                     }
                     self.line.push(byte);
                 }
@@ -98,7 +100,10 @@ mod tests {
     }
 
     fn event(event: &str, data: &str) -> SseEvent {
-        SseEvent { event: event.into(), data: data.into() }
+        SseEvent {
+            event: event.into(),
+            data: data.into(),
+        }
     }
 
     #[test]
@@ -106,7 +111,11 @@ mod tests {
         let input = "event: message_start\ndata: {\"a\":\"é\"}\n\n: keep-alive\n\ndata: [DONE]\n\n";
         let expected = vec![event("message_start", "{\"a\":\"é\"}"), event("", "[DONE]")];
         for piece in 1..input.len() {
-            assert_eq!(decode_in_pieces(input.as_bytes(), piece), expected, "piece size {piece}");
+            assert_eq!(
+                decode_in_pieces(input.as_bytes(), piece),
+                expected,
+                "piece size {piece}"
+            );
         }
     }
 
@@ -115,7 +124,11 @@ mod tests {
         let input = b"data: one\r\n\r\ndata: two\r\rdata: x\r\ndata: y\r\n\r\n";
         let expected = vec![event("", "one"), event("", "two"), event("", "x\ny")];
         for piece in 1..input.len() {
-            assert_eq!(decode_in_pieces(input, piece), expected, "piece size {piece}");
+            assert_eq!(
+                decode_in_pieces(input, piece),
+                expected,
+                "piece size {piece}"
+            );
         }
     }
 

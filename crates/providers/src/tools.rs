@@ -34,7 +34,9 @@ impl OpenCalls {
     }
 
     pub(crate) fn position_of_id(&self, id: &str) -> Option<usize> {
-        self.calls.iter().position(|call| call.id.as_deref() == Some(id))
+        self.calls
+            .iter()
+            .position(|call| call.id.as_deref() == Some(id))
     }
 
     /// Applies one fragment: the id and name count until the call has started
@@ -81,7 +83,11 @@ impl OpenCalls {
         }
     }
 
-    pub(crate) fn end(&mut self, index: usize, out: &mut Vec<ModelEvent>) -> Result<(), ModelError> {
+    pub(crate) fn end(
+        &mut self,
+        index: usize,
+        out: &mut Vec<ModelEvent>,
+    ) -> Result<(), ModelError> {
         let Some(call) = self.calls.get_mut(index) else {
             return Ok(());
         };
@@ -89,13 +95,18 @@ impl OpenCalls {
             return Ok(());
         }
         if !call.started {
-            return Err(ModelError::Failed(format!("upstream sent tool call {index} without a name")));
+            return Err(ModelError::Failed(format!(
+                "upstream sent tool call {index} without a name"
+            )));
         }
         call.ended = true;
         // A call without parameters streams no argument text at all on Anthropic
         // (and on some compatible servers); callers parse the arguments as JSON.
         if !call.sent_arguments {
-            out.push(ModelEvent::ToolCallDelta { index, arguments: "{}".into() });
+            out.push(ModelEvent::ToolCallDelta {
+                index,
+                arguments: "{}".into(),
+            });
         }
         out.push(ModelEvent::ToolCallEnd { index });
         Ok(())
@@ -129,8 +140,15 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                ModelEvent::ToolCallStart { index: 0, id: "call_1".into(), name: "lookup".into() },
-                ModelEvent::ToolCallDelta { index: 0, arguments: "{\"a\":1}".into() },
+                ModelEvent::ToolCallStart {
+                    index: 0,
+                    id: "call_1".into(),
+                    name: "lookup".into()
+                },
+                ModelEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "{\"a\":1}".into()
+                },
                 ModelEvent::ToolCallEnd { index: 0 },
             ]
         );
@@ -147,8 +165,15 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                ModelEvent::ToolCallStart { index: 0, id: "call_0".into(), name: "now".into() },
-                ModelEvent::ToolCallDelta { index: 0, arguments: "{}".into() },
+                ModelEvent::ToolCallStart {
+                    index: 0,
+                    id: "call_0".into(),
+                    name: "now".into()
+                },
+                ModelEvent::ToolCallDelta {
+                    index: 0,
+                    arguments: "{}".into()
+                },
                 ModelEvent::ToolCallEnd { index: 0 },
             ]
         );
@@ -159,6 +184,9 @@ mod tests {
         let mut calls = OpenCalls::default();
         let index = calls.open();
         calls.update(index, Some("call_1"), None, "{}", &mut Vec::new());
-        assert!(matches!(calls.end_all(&mut Vec::new()), Err(ModelError::Failed(_))));
+        assert!(matches!(
+            calls.end_all(&mut Vec::new()),
+            Err(ModelError::Failed(_))
+        ));
     }
 }

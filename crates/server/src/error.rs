@@ -81,7 +81,9 @@ impl From<Error> for ApiError {
                 codes::AGENT_NOT_FOUND,
                 "Agent not found",
             ),
-            Error::NotFound(Resource::Workspace | Resource::ApiKey | Resource::Conversation) => ApiError::not_found(),
+            Error::NotFound(Resource::Workspace | Resource::ApiKey | Resource::Conversation) => {
+                ApiError::not_found()
+            }
             Error::NotFound(Resource::Message) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 codes::RESOURCE_MESSAGE_NOT_FOUND,
@@ -126,7 +128,11 @@ fn rejection(r: Rejection) -> ApiError {
             codes::CHAT_CONVERSATION_BUSY,
             "Another message of this conversation is being answered; retry when it finishes",
         ),
-        Rejection::CreditsExhausted => (StatusCode::PAYMENT_REQUIRED, codes::CHAT_CREDITS_EXHAUSTED, "Message limit reached"),
+        Rejection::CreditsExhausted => (
+            StatusCode::PAYMENT_REQUIRED,
+            codes::CHAT_CREDITS_EXHAUSTED,
+            "Message limit reached",
+        ),
         Rejection::AgentCreditsExhausted => (
             StatusCode::PAYMENT_REQUIRED,
             codes::CHAT_AGENT_CREDITS_EXHAUSTED,

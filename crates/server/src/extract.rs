@@ -95,7 +95,11 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
 
 impl QueryMap {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -112,12 +116,18 @@ impl PageQuery {
 
     /// Reads `cursor` and `limit` (1..=`max`), adding problems to `details`.
     pub fn read(q: &QueryMap, max: u32, details: &mut BTreeMap<String, String>) -> PageQuery {
-        let mut page = PageQuery { cursor: None, limit: Self::DEFAULT_LIMIT.min(max) };
+        let mut page = PageQuery {
+            cursor: None,
+            limit: Self::DEFAULT_LIMIT.min(max),
+        };
         if let Some(c) = q.get("cursor") {
             match agentbase_core::Cursor::decode(c) {
                 Some(c) => page.cursor = Some(c),
                 None => {
-                    details.insert("cursor".into(), "is not a cursor issued by this server".into());
+                    details.insert(
+                        "cursor".into(),
+                        "is not a cursor issued by this server".into(),
+                    );
                 }
             }
         }
@@ -125,7 +135,10 @@ impl PageQuery {
             match l.parse::<u32>() {
                 Ok(n) if (1..=max).contains(&n) => page.limit = n,
                 _ => {
-                    details.insert("limit".into(), format!("must be an integer from 1 to {max}"));
+                    details.insert(
+                        "limit".into(),
+                        format!("must be an integer from 1 to {max}"),
+                    );
                 }
             }
         }
@@ -140,7 +153,11 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
         let Ok(q) = QueryMap::from_request_parts(parts, state).await;
         let mut details = BTreeMap::new();
         let page = PageQuery::read(&q, Self::MAX_LIMIT, &mut details);
-        if details.is_empty() { Ok(page) } else { Err(ApiError::invalid_body(details)) }
+        if details.is_empty() {
+            Ok(page)
+        } else {
+            Err(ApiError::invalid_body(details))
+        }
     }
 }
 

@@ -51,20 +51,38 @@ pub fn router(app: Arc<App>) -> Router {
             get(agents::get).put(agents::update).delete(agents::delete),
         )
         .route("/api/v2/agents/{agentId}/chat", post(chat::chat))
-        .route("/api/v2/agents/{agentId}/conversations", get(conversations::list))
-        .route("/api/v2/agents/{agentId}/conversations/export", get(conversations::export))
+        .route(
+            "/api/v2/agents/{agentId}/conversations",
+            get(conversations::list),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/conversations/export",
+            get(conversations::export),
+        )
         .route(
             "/api/v2/agents/{agentId}/conversations/{conversationId}",
             get(conversations::get).patch(conversations::update),
         )
-        .route("/api/v2/agents/{agentId}/conversations/{conversationId}/messages", get(conversations::messages))
-        .route("/api/v2/agents/{agentId}/conversations/{conversationId}/retry", post(chat::retry))
-        .route("/api/v2/agents/{agentId}/conversations/{conversationId}/tool-result", post(chat::tool_result))
+        .route(
+            "/api/v2/agents/{agentId}/conversations/{conversationId}/messages",
+            get(conversations::messages),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/conversations/{conversationId}/retry",
+            post(chat::retry),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/conversations/{conversationId}/tool-result",
+            post(chat::tool_result),
+        )
         .route(
             "/api/v2/agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback",
             patch(conversations::feedback),
         )
-        .route("/api/v2/agents/{agentId}/users/{userId}/conversations", get(conversations::for_user))
+        .route(
+            "/api/v2/agents/{agentId}/users/{userId}/conversations",
+            get(conversations::for_user),
+        )
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate));
     let public = Router::new()
         .route("/api/v2/health", get(system::health))

@@ -31,7 +31,11 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(meta: TurnMeta) -> Self {
-        Self { meta, text_id: None, text_parts: 0 }
+        Self {
+            meta,
+            text_id: None,
+            text_parts: 0,
+        }
     }
 
     fn close_text(&mut self, out: &mut Vec<UiChunk>) {
@@ -41,7 +45,12 @@ impl Encoder {
     }
 
     pub fn opening(&self) -> Vec<UiChunk> {
-        vec![UiChunk::Start { message_id: self.meta.message_id.clone() }, UiChunk::StartStep]
+        vec![
+            UiChunk::Start {
+                message_id: self.meta.message_id.clone(),
+            },
+            UiChunk::StartStep,
+        ]
     }
 
     pub fn metadata(&self, finish_reason: &str, credits: f64) -> StreamMetadata {
@@ -73,24 +82,42 @@ impl Encoder {
             }
             TurnEvent::ToolInputStart { id, name } => {
                 self.close_text(&mut out);
-                out.push(UiChunk::ToolInputStart { tool_call_id: id, tool_name: name });
+                out.push(UiChunk::ToolInputStart {
+                    tool_call_id: id,
+                    tool_name: name,
+                });
             }
             TurnEvent::ToolInputDelta { id, delta } => {
-                out.push(UiChunk::ToolInputDelta { tool_call_id: id, input_text_delta: delta });
+                out.push(UiChunk::ToolInputDelta {
+                    tool_call_id: id,
+                    input_text_delta: delta,
+                });
             }
             TurnEvent::ToolInputAvailable { id, name, input } => {
-                out.push(UiChunk::ToolInputAvailable { tool_call_id: id, tool_name: name, input });
+                out.push(UiChunk::ToolInputAvailable {
+                    tool_call_id: id,
+                    tool_name: name,
+                    input,
+                });
             }
             TurnEvent::Error(text) => {
                 self.close_text(&mut out);
                 out.push(UiChunk::Error { error_text: text });
             }
-            TurnEvent::Finish { finish_reason, credits } => {
+            TurnEvent::Finish {
+                finish_reason,
+                credits,
+            } => {
                 self.close_text(&mut out);
                 let metadata = self.metadata(finish_reason, credits);
                 out.push(UiChunk::FinishStep);
-                out.push(UiChunk::MessageMetadata { message_metadata: metadata.clone() });
-                out.push(UiChunk::Finish { finish_reason: finish_reason.to_owned(), message_metadata: metadata });
+                out.push(UiChunk::MessageMetadata {
+                    message_metadata: metadata.clone(),
+                });
+                out.push(UiChunk::Finish {
+                    finish_reason: finish_reason.to_owned(),
+                    message_metadata: metadata,
+                });
             }
         }
         out
@@ -109,7 +136,11 @@ pub fn response(turn: Turn) -> Response {
         events: tokio::sync::mpsc::Receiver<TurnEvent>,
         done: bool,
     }
-    let state = State { encoder, events: turn.events, done: false };
+    let state = State {
+        encoder,
+        events: turn.events,
+        done: false,
+    };
     let rest = stream::unfold(state, |mut s| async move {
         if s.done {
             return None;
@@ -128,10 +159,16 @@ pub fn response(turn: Turn) -> Response {
             }
             None => {
                 // The generator vanished without finishing: end cleanly anyway.
-                for c in s.encoder.encode(TurnEvent::Error("The answer was interrupted".into())) {
+                for c in s
+                    .encoder
+                    .encode(TurnEvent::Error("The answer was interrupted".into()))
+                {
                     frame(&mut out, &c);
                 }
-                for c in s.encoder.encode(TurnEvent::Finish { finish_reason: "error", credits: 0.0 }) {
+                for c in s.encoder.encode(TurnEvent::Finish {
+                    finish_reason: "error",
+                    credits: 0.0,
+                }) {
                     frame(&mut out, &c);
                 }
                 out.extend_from_slice(b"data: [DONE]\n\n");
@@ -141,12 +178,19 @@ pub fn response(turn: Turn) -> Response {
         Some((Ok::<_, Infallible>(Bytes::from(out)), s))
     });
     let body = stream::once(async move { Ok::<_, Infallible>(Bytes::from(first)) });
-    let mut response = Body::from_stream(futures_util::StreamExt::chain(body, rest)).into_response();
+    let mut response =
+        Body::from_stream(futures_util::StreamExt::chain(body, rest)).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-    h.insert("x-vercel-ai-ui-message-stream", HeaderValue::from_static("v1"));
+    h.insert(
+        "x-vercel-ai-ui-message-stream",
+        HeaderValue::from_static("v1"),
+    );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }

@@ -21,9 +21,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agentbase_core::conversation::{
-    Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part, ToolCallRecord, ToolCallStatus,
+    Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part,
+    ToolCallRecord, ToolCallStatus,
 };
-use agentbase_core::model::{ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role};
+use agentbase_core::model::{
+    ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role,
+};
 use agentbase_core::time_fmt::month_start;
 use agentbase_core::{Agent, Cursor, Error, Millis, Rejection, Resource, Result, ids, prompt};
 use agentbase_store::{ConversationFilter, NewTurn, Page, TurnLease};
@@ -58,12 +61,25 @@ pub struct TurnMeta {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnEvent {
     TextDelta(String),
-    ToolInputStart { id: String, name: String },
-    ToolInputDelta { id: String, delta: String },
-    ToolInputAvailable { id: String, name: String, input: Value },
+    ToolInputStart {
+        id: String,
+        name: String,
+    },
+    ToolInputDelta {
+        id: String,
+        delta: String,
+    },
+    ToolInputAvailable {
+        id: String,
+        name: String,
+        input: Value,
+    },
     Error(String),
     /// Always last. `finish_reason` is `stop`, `tool-calls` or `error`.
-    Finish { finish_reason: &'static str, credits: f64 },
+    Finish {
+        finish_reason: &'static str,
+        credits: f64,
+    },
 }
 
 pub struct Turn {
@@ -73,7 +89,9 @@ pub struct Turn {
 
 /// `^[a-zA-Z0-9._-]{1,128}$`, the contract's user id.
 pub fn valid_user_id(u: &str) -> bool {
-    (1..=128).contains(&u.len()) && u.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (1..=128).contains(&u.len())
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Everything the generation task needs.
@@ -93,10 +111,10 @@ struct Generation {
 impl App {
     /// Releases the lease when preparation fails, then passes the error on.
     async fn or_release<T>(&self, lease: &TurnLease, r: Result<T>) -> Result<T> {
-        if r.is_err() {
-            if let Err(e) = self.store.release_turn(lease).await {
-                tracing::warn!(error = %e, "could not release a turn lease");
-            }
+        if r.is_err()
+            && let Err(e) = self.store.release_turn(lease).await
+        {
+            tracing::warn!(error = %e, "could not release a turn lease");
         }
         r
     }
@@ -109,7 +127,12 @@ impl App {
     }
 
     /// The conversation of this agent, leased for one turn.
-    async fn lease_conversation(&self, p: &Principal, agent: &Agent, id: &str) -> Result<(Conversation, TurnLease)> {
+    async fn lease_conversation(
+        &self,
+        p: &Principal,
+        agent: &Agent,
+        id: &str,
+    ) -> Result<(Conversation, TurnLease)> {
         let conversation = self
             .store
             .conversation(&p.workspace_id, id)
@@ -118,13 +141,21 @@ impl App {
         if conversation.agent_id != agent.id {
             return Err(Error::Rejected(Rejection::ConversationMismatch));
         }
-        if matches!(conversation.status, ConversationStatus::Ended | ConversationStatus::TakenOver) {
+        if matches!(
+            conversation.status,
+            ConversationStatus::Ended | ConversationStatus::TakenOver
+        ) {
             return Err(Error::Rejected(Rejection::ConversationNotOngoing));
         }
         let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
         let lease = self
             .store
-            .acquire_turn(&conversation.id, &ids::alphanumeric(24), self.now(), lease_ms)
+            .acquire_turn(
+                &conversation.id,
+                &ids::alphanumeric(24),
+                self.now(),
+                lease_ms,
+            )
             .await?
             .ok_or(Error::Rejected(Rejection::ConversationBusy))?;
         Ok((conversation, lease))
@@ -132,12 +163,18 @@ impl App {
 
     async fn check_credits(&self, p: &Principal, agent: &Agent, cost: f64) -> Result<()> {
         let since = month_start(self.now());
-        let used = self.store.credits_since(&p.workspace_id, None, since).await?;
+        let used = self
+            .store
+            .credits_since(&p.workspace_id, None, since)
+            .await?;
         if used + cost > self.settings.monthly_credits(p.plan) as f64 {
             return Err(Error::Rejected(Rejection::CreditsExhausted));
         }
         if let Some(limit) = agent.credit_limit {
-            let used = self.store.credits_since(&p.workspace_id, Some(&agent.id), since).await?;
+            let used = self
+                .store
+                .credits_since(&p.workspace_id, Some(&agent.id), since)
+                .await?;
             if used + cost > limit as f64 {
                 return Err(Error::Rejected(Rejection::AgentCreditsExhausted));
             }
@@ -152,7 +189,10 @@ impl App {
             invalid.insert("message".into(), "must not be empty".into());
         }
         if input.user_id.as_deref().is_some_and(|u| !valid_user_id(u)) {
-            invalid.insert("userId".into(), "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'".into());
+            invalid.insert(
+                "userId".into(),
+                "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'".into(),
+            );
         }
         if input.conversation_id.is_none() && input.message.is_none() {
             invalid.insert("message".into(), "Required".into());
@@ -180,14 +220,38 @@ impl App {
                 };
                 let token = ids::alphanumeric(24);
                 let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
-                self.store.insert_conversation(&c, Some((&token, now + lease_ms))).await?;
-                let lease = TurnLease { conversation_id: c.id.clone(), token };
+                self.store
+                    .insert_conversation(&c, Some((&token, now + lease_ms)))
+                    .await?;
+                let lease = TurnLease {
+                    conversation_id: c.id.clone(),
+                    token,
+                };
                 (c, lease)
             }
         };
-        let prepared = self.prepare_chat(p, &agent, &entry, &conversation, &input, input.conversation_id.is_some()).await;
+        let prepared = self
+            .prepare_chat(
+                p,
+                &agent,
+                &entry,
+                &conversation,
+                &input,
+                input.conversation_id.is_some(),
+            )
+            .await;
         let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
-        self.start(p, agent, entry, conversation, lease, history, tools, user_message_id).await
+        self.start(
+            p,
+            agent,
+            entry,
+            conversation,
+            lease,
+            history,
+            tools,
+            user_message_id,
+        )
+        .await
     }
 
     /// Credits, the continuation rule and the user message.
@@ -230,9 +294,9 @@ impl App {
                     m.role == MessageRole::Assistant
                         && m.parts.iter().any(|p| matches!(p, Part::ToolCall { .. }))
                         && m.parts.iter().all(|p| match p {
-                            Part::ToolCall { tool_call_id, .. } => tools
-                                .iter()
-                                .any(|t| &t.id == tool_call_id && t.status == ToolCallStatus::Resolved),
+                            Part::ToolCall { tool_call_id, .. } => tools.iter().any(|t| {
+                                &t.id == tool_call_id && t.status == ToolCallStatus::Resolved
+                            }),
                             _ => true,
                         })
                 });
@@ -275,7 +339,12 @@ impl App {
         if conversation.status == ConversationStatus::Paused {
             // A paused conversation records messages but the agent does not answer.
             self.store.release_turn(&lease).await?;
-            let _ = tx.send(TurnEvent::Finish { finish_reason: "stop", credits: 0.0 }).await;
+            let _ = tx
+                .send(TurnEvent::Finish {
+                    finish_reason: "stop",
+                    credits: 0.0,
+                })
+                .await;
             return Ok(Turn { meta, events: rx });
         }
         let title = history
@@ -302,7 +371,10 @@ impl App {
     fn request_for(&self, g: &Generation) -> ChatRequest {
         let model = &g.entry.model;
         let max_tokens = self.settings.chat.max_tokens;
-        let budget = model.context_window().saturating_sub(max_tokens as usize).max(64);
+        let budget = model
+            .context_window()
+            .saturating_sub(max_tokens as usize)
+            .max(64);
         let system = ChatMessage::text(Role::System, g.agent.instructions.clone());
         let messages = prompt::fit(
             Some(system),
@@ -353,7 +425,12 @@ impl App {
                 credits,
                 created_at: now,
             });
-            let turn = NewTurn { message, credit, agent_id: g.agent.id.clone(), title: g.title.clone() };
+            let turn = NewTurn {
+                message,
+                credit,
+                agent_id: g.agent.id.clone(),
+                title: g.title.clone(),
+            };
             if let Err(e) = self.store.finish_turn(&turn).await {
                 tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
                 error.get_or_insert_with(|| "The answer could not be saved".to_owned());
@@ -365,17 +442,29 @@ impl App {
         if let Some(e) = error {
             let _ = tx.send(TurnEvent::Error(e)).await;
         }
-        let _ = tx.send(TurnEvent::Finish { finish_reason, credits }).await;
+        let _ = tx
+            .send(TurnEvent::Finish {
+                finish_reason,
+                credits,
+            })
+            .await;
     }
 
     /// Forwards model events to the client, collecting the answer's parts.
-    async fn drive(&self, g: &Generation, mut stream: ModelStream, tx: &mpsc::Sender<TurnEvent>) -> Outcome {
+    async fn drive(
+        &self,
+        g: &Generation,
+        mut stream: ModelStream,
+        tx: &mpsc::Sender<TurnEvent>,
+    ) -> Outcome {
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut open: HashMap<usize, (String, String, String)> = HashMap::new();
         let flush = |text: &mut String, parts: &mut Vec<Part>| {
             if !text.is_empty() {
-                parts.push(Part::Text { text: std::mem::take(text) });
+                parts.push(Part::Text {
+                    text: std::mem::take(text),
+                });
             }
         };
         let end = loop {
@@ -400,15 +489,22 @@ impl App {
                     open.insert(index, (id.clone(), name.clone(), String::new()));
                     TurnEvent::ToolInputStart { id, name }
                 }
-                Some(Ok(ModelEvent::ToolCallDelta { index, arguments })) => match open.get_mut(&index) {
-                    Some((id, _, args)) => {
-                        args.push_str(&arguments);
-                        TurnEvent::ToolInputDelta { id: id.clone(), delta: arguments }
+                Some(Ok(ModelEvent::ToolCallDelta { index, arguments })) => {
+                    match open.get_mut(&index) {
+                        Some((id, _, args)) => {
+                            args.push_str(&arguments);
+                            TurnEvent::ToolInputDelta {
+                                id: id.clone(),
+                                delta: arguments,
+                            }
+                        }
+                        None => continue,
                     }
-                    None => continue,
-                },
+                }
                 Some(Ok(ModelEvent::ToolCallEnd { index })) => {
-                    let Some((id, name, args)) = open.remove(&index) else { continue };
+                    let Some((id, name, args)) = open.remove(&index) else {
+                        continue;
+                    };
                     let input: Value = if args.trim().is_empty() {
                         Value::Object(Default::default())
                     } else {
@@ -430,7 +526,11 @@ impl App {
                         tracing::error!(error = %e, "could not register a tool call");
                         break End::Failed("The tool call could not be registered".into());
                     }
-                    parts.push(Part::ToolCall { tool_call_id: id.clone(), tool_name: name.clone(), input: input.clone() });
+                    parts.push(Part::ToolCall {
+                        tool_call_id: id.clone(),
+                        tool_name: name.clone(),
+                        input: input.clone(),
+                    });
                     TurnEvent::ToolInputAvailable { id, name, input }
                 }
             };
@@ -445,7 +545,13 @@ impl App {
 
     /// `POST …/conversations/{id}/retry`: truncates at the target and answers the
     /// user message at or before it again.
-    pub async fn retry(self: &Arc<Self>, p: &Principal, agent_id: &str, conversation_id: &str, message_id: &str) -> Result<Turn> {
+    pub async fn retry(
+        self: &Arc<Self>,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+        message_id: &str,
+    ) -> Result<Turn> {
         if message_id.is_empty() {
             return Err(Error::invalid("messageId", "must not be empty"));
         }
@@ -465,28 +571,61 @@ impl App {
                 .ok_or(Error::Rejected(Rejection::RetryNoUserMessage))?
                 .clone();
             self.check_credits(p, &agent, entry.credits).await?;
-            self.store.truncate_from(&conversation.id, user.seq + 1).await?;
-            let history: Vec<Message> = messages.into_iter().filter(|m| m.seq <= user.seq).collect();
+            self.store
+                .truncate_from(&conversation.id, user.seq + 1)
+                .await?;
+            let history: Vec<Message> =
+                messages.into_iter().filter(|m| m.seq <= user.seq).collect();
             let tools = self.store.tool_calls(&conversation.id).await?;
             Ok((history, tools, user.id))
         }
         .await;
         let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
-        self.start(p, agent, entry, conversation, lease, history, tools, user_message_id).await
+        self.start(
+            p,
+            agent,
+            entry,
+            conversation,
+            lease,
+            history,
+            tools,
+            user_message_id,
+        )
+        .await
     }
 
     /// A conversation of the agent; another agent's is "not found".
-    pub async fn conversation_of(&self, p: &Principal, agent_id: &str, conversation_id: &str) -> Result<Conversation> {
+    pub async fn conversation_of(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<Conversation> {
         self.agent(&p.workspace_id, agent_id).await?;
-        match self.store.conversation(&p.workspace_id, conversation_id).await? {
+        match self
+            .store
+            .conversation(&p.workspace_id, conversation_id)
+            .await?
+        {
             Some(c) if c.agent_id == agent_id => Ok(c),
             _ => Err(Error::NotFound(Resource::Conversation)),
         }
     }
 
-    pub async fn submit_tool_result(&self, p: &Principal, agent_id: &str, conversation_id: &str, tool_call_id: &str, output: Value) -> Result<()> {
+    pub async fn submit_tool_result(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+        tool_call_id: &str,
+        output: Value,
+    ) -> Result<()> {
         let c = self.conversation_of(p, agent_id, conversation_id).await?;
-        if self.store.resolve_tool_call(&c.id, tool_call_id, &output, self.now()).await? {
+        if self
+            .store
+            .resolve_tool_call(&c.id, tool_call_id, &output, self.now())
+            .await?
+        {
             Ok(())
         } else {
             Err(Error::NotFound(Resource::ToolCall))
@@ -503,12 +642,22 @@ impl App {
         by_activity: bool,
     ) -> Result<Page<Conversation>> {
         self.agent(&p.workspace_id, agent_id).await?;
-        self.store.conversations(agent_id, filter, cursor, limit, by_activity).await
+        self.store
+            .conversations(agent_id, filter, cursor, limit, by_activity)
+            .await
     }
 
     /// Messages with their tool results merged in after each call.
-    pub async fn message_page(&self, conversation_id: &str, before_seq: Option<i64>, limit: u32) -> Result<Page<Message>> {
-        let mut page = self.store.message_page(conversation_id, before_seq, limit).await?;
+    pub async fn message_page(
+        &self,
+        conversation_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Message>> {
+        let mut page = self
+            .store
+            .message_page(conversation_id, before_seq, limit)
+            .await?;
         let tools = self.store.tool_calls(conversation_id).await?;
         for m in &mut page.items {
             merge_results(m, &tools);
@@ -525,7 +674,13 @@ impl App {
         Ok(messages)
     }
 
-    pub async fn set_paused(&self, p: &Principal, agent_id: &str, conversation_id: &str, paused: bool) -> Result<ConversationStatus> {
+    pub async fn set_paused(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+        paused: bool,
+    ) -> Result<ConversationStatus> {
         let c = self.conversation_of(p, agent_id, conversation_id).await?;
         let status = match (c.status, paused) {
             (ConversationStatus::Ended | ConversationStatus::TakenOver, _) => {
@@ -534,13 +689,26 @@ impl App {
             (_, true) => ConversationStatus::Paused,
             (_, false) => ConversationStatus::Ongoing,
         };
-        self.store.set_conversation_status(&c.id, status, self.now()).await?;
+        self.store
+            .set_conversation_status(&c.id, status, self.now())
+            .await?;
         Ok(status)
     }
 
-    pub async fn set_feedback(&self, p: &Principal, agent_id: &str, conversation_id: &str, message_id: &str, feedback: Option<Feedback>) -> Result<Message> {
+    pub async fn set_feedback(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+        message_id: &str,
+        feedback: Option<Feedback>,
+    ) -> Result<Message> {
         let c = self.conversation_of(p, agent_id, conversation_id).await?;
-        let mut m = self.store.message(&c.id, message_id).await?.ok_or(Error::NotFound(Resource::Message))?;
+        let mut m = self
+            .store
+            .message(&c.id, message_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Message))?;
         if m.role != MessageRole::Assistant {
             return Err(Error::Rejected(Rejection::MessageNotAssistant));
         }
@@ -553,7 +721,9 @@ impl App {
 
     /// Credits the agent used this calendar month (UTC).
     pub async fn agent_credits_used(&self, workspace_id: &str, agent_id: &str) -> Result<f64> {
-        self.store.credits_since(workspace_id, Some(agent_id), month_start(self.now())).await
+        self.store
+            .credits_since(workspace_id, Some(agent_id), month_start(self.now()))
+            .await
     }
 }
 
@@ -573,7 +743,11 @@ pub fn merge_results(m: &mut Message, tools: &[ToolCallRecord]) {
     let mut merged = Vec::with_capacity(m.parts.len());
     for part in m.parts.drain(..) {
         let result = match &part {
-            Part::ToolCall { tool_call_id, tool_name, .. } => tools
+            Part::ToolCall {
+                tool_call_id,
+                tool_name,
+                ..
+            } => tools
                 .iter()
                 .find(|t| &t.id == tool_call_id && t.status == ToolCallStatus::Resolved)
                 .map(|t| Part::ToolResult {

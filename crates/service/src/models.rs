@@ -60,7 +60,11 @@ impl Registry {
                     name.clone(),
                     ModelEntry {
                         name: name.clone(),
-                        upstream: if m.upstream.is_empty() { name.clone() } else { m.upstream.clone() },
+                        upstream: if m.upstream.is_empty() {
+                            name.clone()
+                        } else {
+                            m.upstream.clone()
+                        },
                         credits: m.credits,
                         model,
                     },

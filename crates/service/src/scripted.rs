@@ -13,7 +13,9 @@
 
 use std::time::Duration;
 
-use agentbase_core::model::{ChatModel, ChatRequest, FinishReason, ModelError, ModelEvent, ModelStream, Role, Usage};
+use agentbase_core::model::{
+    ChatModel, ChatRequest, FinishReason, ModelError, ModelEvent, ModelStream, Role, Usage,
+};
 use futures_util::stream;
 
 #[derive(Debug, Default, Clone)]
@@ -44,7 +46,9 @@ fn parse(message: &str) -> Script {
             script.reply = Some(text.to_owned());
         } else if let Some(spec) = directive.strip_prefix("tool:") {
             let (name, input) = spec.split_once(' ').unwrap_or((spec, "{}"));
-            script.tools.push((name.trim().to_owned(), input.trim().to_owned()));
+            script
+                .tools
+                .push((name.trim().to_owned(), input.trim().to_owned()));
         } else if let Some(ms) = directive.strip_prefix("delay:") {
             script.delay_ms = ms.trim().parse().unwrap_or(0);
         } else if let Some(n) = directive.strip_prefix("fail:") {
@@ -88,15 +92,28 @@ impl ChatModel for ScriptedModel {
                     .iter()
                     .rev()
                     .take_while(|m| m.role == Role::Tool)
-                    .map(|m| format!("Tool {} returned {}.", m.tool_name.clone().unwrap_or_default(), m.content))
+                    .map(|m| {
+                        format!(
+                            "Tool {} returned {}.",
+                            m.tool_name.clone().unwrap_or_default(),
+                            m.content
+                        )
+                    })
                     .collect();
                 let text = results.into_iter().rev().collect::<Vec<_>>().join(" ");
-                events.extend(deltas(&text).into_iter().map(|d| Ok(ModelEvent::TextDelta(d))));
+                events.extend(
+                    deltas(&text)
+                        .into_iter()
+                        .map(|d| Ok(ModelEvent::TextDelta(d))),
+                );
             }
             Some(m) => {
                 let script = parse(&m.content);
                 delay_ms = script.delay_ms;
-                let text = script.reply.clone().unwrap_or_else(|| format!("Echo: {}", script.rest));
+                let text = script
+                    .reply
+                    .clone()
+                    .unwrap_or_else(|| format!("Echo: {}", script.rest));
                 let mut pieces = deltas(&text);
                 if !script.tools.is_empty() && script.reply.is_none() {
                     pieces.clear();
@@ -108,7 +125,9 @@ impl ChatModel for ScriptedModel {
                     }
                     events.push(Ok(ModelEvent::TextDelta(piece)));
                 }
-                if script.fail_after.is_some_and(|n| events.len() <= n) && events.iter().all(Result::is_ok) {
+                if script.fail_after.is_some_and(|n| events.len() <= n)
+                    && events.iter().all(Result::is_ok)
+                {
                     events.push(Err(ModelError::Failed("scripted failure".into())));
                 }
                 for (index, (name, input)) in script.tools.iter().enumerate() {
@@ -118,33 +137,49 @@ impl ChatModel for ScriptedModel {
                         name: name.clone(),
                     }));
                     let mid = input.len() / 2;
-                    let split = (0..=mid).rev().find(|i| input.is_char_boundary(*i)).unwrap_or(0);
+                    let split = (0..=mid)
+                        .rev()
+                        .find(|i| input.is_char_boundary(*i))
+                        .unwrap_or(0);
                     for part in [&input[..split], &input[split..]] {
                         if !part.is_empty() {
-                            events.push(Ok(ModelEvent::ToolCallDelta { index, arguments: part.to_owned() }));
+                            events.push(Ok(ModelEvent::ToolCallDelta {
+                                index,
+                                arguments: part.to_owned(),
+                            }));
                         }
                     }
                     events.push(Ok(ModelEvent::ToolCallEnd { index }));
                     finish = FinishReason::ToolCalls;
                 }
             }
-            None => events.extend(deltas("Hello!").into_iter().map(|d| Ok(ModelEvent::TextDelta(d)))),
+            None => events.extend(
+                deltas("Hello!")
+                    .into_iter()
+                    .map(|d| Ok(ModelEvent::TextDelta(d))),
+            ),
         }
         if events.iter().all(Result::is_ok) {
             let completion = events.len() as u32;
             events.push(Ok(ModelEvent::Finish {
                 reason: finish,
-                usage: Usage { prompt_tokens: 0, completion_tokens: completion },
+                usage: Usage {
+                    prompt_tokens: 0,
+                    completion_tokens: completion,
+                },
             }));
         }
         let delay = Duration::from_millis(delay_ms);
-        Box::pin(stream::unfold(events.into_iter(), move |mut it| async move {
-            let next = it.next()?;
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((next, it))
-        }))
+        Box::pin(stream::unfold(
+            events.into_iter(),
+            move |mut it| async move {
+                let next = it.next()?;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((next, it))
+            },
+        ))
     }
 }
 
@@ -156,7 +191,10 @@ mod tests {
     fn directives_are_parsed_and_removed_from_the_text() {
         let s = parse(r#"hi [[delay:5]] there [[tool:lookup {"id": 1}]] [[fail:2]] [[unknown]]"#);
         assert_eq!(s.delay_ms, 5);
-        assert_eq!(s.tools, vec![("lookup".to_owned(), r#"{"id": 1}"#.to_owned())]);
+        assert_eq!(
+            s.tools,
+            vec![("lookup".to_owned(), r#"{"id": 1}"#.to_owned())]
+        );
         assert_eq!(s.fail_after, Some(2));
         assert_eq!(s.rest, "hi  there   [[unknown]]");
     }

@@ -1,7 +1,8 @@
 //! Conversations, messages, tool calls, the turn lease and the credit ledger.
 
 use agentbase_core::conversation::{
-    Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part, ToolCallRecord, ToolCallStatus,
+    Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part,
+    ToolCallRecord, ToolCallStatus,
 };
 use agentbase_core::{Cursor, Error, Millis, Result};
 use sqlx::any::AnyRow;
@@ -13,7 +14,8 @@ const CONVERSATION_COLUMNS: &str =
     "id, workspace_id, agent_id, user_id, title, status, source, created_at, updated_at";
 const MESSAGE_COLUMNS: &str =
     "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits";
-const TOOL_CALL_COLUMNS: &str = "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";
+const TOOL_CALL_COLUMNS: &str =
+    "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";
 
 fn corrupt(what: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record"))
@@ -45,7 +47,10 @@ fn message(row: &AnyRow) -> Result<Message> {
         role: MessageRole::parse(&role).ok_or_else(|| corrupt("message role"))?,
         parts: serde_json::from_str(&parts).map_err(|_| corrupt("message parts"))?,
         created_at: row.try_get("created_at").map_err(db_err)?,
-        feedback: feedback.as_deref().map(|f| Feedback::parse(f).ok_or_else(|| corrupt("feedback"))).transpose()?,
+        feedback: feedback
+            .as_deref()
+            .map(|f| Feedback::parse(f).ok_or_else(|| corrupt("feedback")))
+            .transpose()?,
         score: row.try_get("score").map_err(db_err)?,
         finish_reason: row.try_get("finish_reason").map_err(db_err)?,
         credits: row.try_get("credits").map_err(db_err)?,
@@ -67,7 +72,9 @@ fn tool_call(row: &AnyRow) -> Result<ToolCallRecord> {
             "resolved" => ToolCallStatus::Resolved,
             _ => return Err(corrupt("tool call status")),
         },
-        output: output.map(|o| serde_json::from_str(&o).map_err(|_| corrupt("tool output"))).transpose()?,
+        output: output
+            .map(|o| serde_json::from_str(&o).map_err(|_| corrupt("tool output")))
+            .transpose()?,
         created_at: row.try_get("created_at").map_err(db_err)?,
         expires_at: row.try_get("expires_at").map_err(db_err)?,
     })
@@ -107,7 +114,10 @@ struct Where {
 
 impl Where {
     fn new() -> Self {
-        Self { clauses: Vec::new(), args: Vec::new() }
+        Self {
+            clauses: Vec::new(),
+            args: Vec::new(),
+        }
     }
 
     /// Records an argument and returns its placeholder.
@@ -144,7 +154,11 @@ fn bind_all<'q>(
 }
 
 impl Store {
-    pub async fn insert_conversation(&self, c: &Conversation, lease: Option<(&str, Millis)>) -> Result<()> {
+    pub async fn insert_conversation(
+        &self,
+        c: &Conversation,
+        lease: Option<(&str, Millis)>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO conversations (id, workspace_id, agent_id, user_id, title, status, source, \
              created_at, updated_at, turn_token, turn_expires) \
@@ -180,7 +194,12 @@ impl Store {
         row.as_ref().map(conversation).transpose()
     }
 
-    pub async fn set_conversation_status(&self, id: &str, status: ConversationStatus, now: Millis) -> Result<()> {
+    pub async fn set_conversation_status(
+        &self,
+        id: &str,
+        status: ConversationStatus,
+        now: Millis,
+    ) -> Result<()> {
         sqlx::query("UPDATE conversations SET status = $1, updated_at = $2 WHERE id = $3")
             .bind(status.as_str())
             .bind(now)
@@ -192,7 +211,13 @@ impl Store {
     }
 
     /// Takes the conversation's turn lease when it is free or expired.
-    pub async fn acquire_turn(&self, conversation_id: &str, token: &str, now: Millis, ttl_ms: i64) -> Result<Option<TurnLease>> {
+    pub async fn acquire_turn(
+        &self,
+        conversation_id: &str,
+        token: &str,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<Option<TurnLease>> {
         let done = sqlx::query(
             "UPDATE conversations SET turn_token = $1, turn_expires = $2 \
              WHERE id = $3 AND (turn_token IS NULL OR turn_expires < $4)",
@@ -231,7 +256,11 @@ impl Store {
         limit: u32,
         order_by_activity: bool,
     ) -> Result<Page<Conversation>> {
-        let col = if order_by_activity { "updated_at" } else { "created_at" };
+        let col = if order_by_activity {
+            "updated_at"
+        } else {
+            "created_at"
+        };
         let mut w = Where::new();
         let p = w.arg(Arg::Text(agent_id.to_owned()));
         w.push(format!("agent_id = {p}"));
@@ -252,8 +281,15 @@ impl Store {
             w.push(format!("id = {p}"));
         }
         if let Some(sources) = &filter.sources {
-            let marks: Vec<String> = sources.iter().map(|s| w.arg(Arg::Text(s.clone()))).collect();
-            w.push(if marks.is_empty() { "1 = 0".to_owned() } else { format!("source IN ({})", marks.join(", ")) });
+            let marks: Vec<String> = sources
+                .iter()
+                .map(|s| w.arg(Arg::Text(s.clone())))
+                .collect();
+            w.push(if marks.is_empty() {
+                "1 = 0".to_owned()
+            } else {
+                format!("source IN ({})", marks.join(", "))
+            });
         }
         let count_sql = format!("SELECT COUNT(*) AS n FROM conversations WHERE {}", w.sql());
         let total: i64 = bind_all(sqlx::query(&count_sql), &w.args)
@@ -262,7 +298,11 @@ impl Store {
             .and_then(|r| r.try_get("n"))
             .map_err(db_err)?;
         if let Some(c) = after {
-            let (a, b, d) = (w.arg(Arg::Int(c.t)), w.arg(Arg::Int(c.t)), w.arg(Arg::Text(c.id.clone())));
+            let (a, b, d) = (
+                w.arg(Arg::Int(c.t)),
+                w.arg(Arg::Int(c.t)),
+                w.arg(Arg::Text(c.id.clone())),
+            );
             w.push(format!("({col} < {a} OR ({col} = {b} AND id < {d}))"));
         }
         let lim = w.arg(Arg::Int(i64::from(limit) + 1));
@@ -275,8 +315,16 @@ impl Store {
             .await
             .map_err(db_err)?;
         let has_more = rows.len() > limit as usize;
-        let items = rows.iter().take(limit as usize).map(conversation).collect::<Result<Vec<_>>>()?;
-        Ok(Page { items, has_more, total })
+        let items = rows
+            .iter()
+            .take(limit as usize)
+            .map(conversation)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page {
+            items,
+            has_more,
+            total,
+        })
     }
 
     pub async fn insert_message(&self, m: &Message) -> Result<()> {
@@ -313,13 +361,15 @@ impl Store {
             .await
             .map_err(db_err)?;
         }
-        sqlx::query("UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2) WHERE id = $3")
-            .bind(turn.message.created_at)
-            .bind(&turn.title)
-            .bind(&turn.message.conversation_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2) WHERE id = $3",
+        )
+        .bind(turn.message.created_at)
+        .bind(&turn.title)
+        .bind(&turn.message.conversation_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         sqlx::query("UPDATE agents SET last_message_at = $1 WHERE id = $2")
             .bind(turn.message.created_at)
             .bind(&turn.agent_id)
@@ -353,13 +403,19 @@ impl Store {
 
     /// The newest `limit` messages with `seq` below `before` (when given), returned
     /// oldest first; `has_more` when older ones remain.
-    pub async fn message_page(&self, conversation_id: &str, before: Option<i64>, limit: u32) -> Result<Page<Message>> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE conversation_id = $1")
-            .bind(conversation_id)
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| r.try_get("n"))
-            .map_err(db_err)?;
+    pub async fn message_page(
+        &self,
+        conversation_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Message>> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE conversation_id = $1")
+                .bind(conversation_id)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get("n"))
+                .map_err(db_err)?;
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 \
              ORDER BY seq DESC LIMIT $3"
@@ -371,9 +427,17 @@ impl Store {
         .await
         .map_err(db_err)?;
         let has_more = rows.len() > limit as usize;
-        let mut items = rows.iter().take(limit as usize).map(message).collect::<Result<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .take(limit as usize)
+            .map(message)
+            .collect::<Result<Vec<_>>>()?;
         items.reverse();
-        Ok(Page { items, has_more, total })
+        Ok(Page {
+            items,
+            has_more,
+            total,
+        })
     }
 
     pub async fn message(&self, conversation_id: &str, id: &str) -> Result<Option<Message>> {
@@ -443,7 +507,13 @@ impl Store {
     }
 
     /// Resolves a pending, unexpired call; false when there is none.
-    pub async fn resolve_tool_call(&self, conversation_id: &str, id: &str, output: &serde_json::Value, now: Millis) -> Result<bool> {
+    pub async fn resolve_tool_call(
+        &self,
+        conversation_id: &str,
+        id: &str,
+        output: &serde_json::Value,
+        now: Millis,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE tool_calls SET status = 'resolved', output = $1 \
              WHERE id = $2 AND conversation_id = $3 AND status = 'pending' AND expires_at > $4",
@@ -470,7 +540,12 @@ impl Store {
     }
 
     /// Credits charged to the workspace, or to one agent, since `since`.
-    pub async fn credits_since(&self, workspace_id: &str, agent_id: Option<&str>, since: Millis) -> Result<f64> {
+    pub async fn credits_since(
+        &self,
+        workspace_id: &str,
+        agent_id: Option<&str>,
+        since: Millis,
+    ) -> Result<f64> {
         let row = match agent_id {
             Some(a) => {
                 sqlx::query(

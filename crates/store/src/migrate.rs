@@ -8,8 +8,16 @@ use crate::{Backend, db_err};
 use agentbase_core::{Error, Result};
 
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
-    (2, "conversations", include_str!("../migrations/0002_conversations.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "conversations",
+        include_str!("../migrations/0002_conversations.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -17,7 +17,11 @@ const TEXT: &str = include_str!("fixtures/openai_text.sse");
 const PARALLEL_TOOLS: &str = include_str!("fixtures/openai_parallel_tools.sse");
 const OLLAMA_TOOLS: &str = include_str!("fixtures/ollama_tools_without_index.sse");
 
-fn provider(upstream: &Upstream, api_key: Option<&str>, idle_timeout: Duration) -> OpenAiCompatible {
+fn provider(
+    upstream: &Upstream,
+    api_key: Option<&str>,
+    idle_timeout: Duration,
+) -> OpenAiCompatible {
     OpenAiCompatible::new(OpenAiConfig {
         base_url: format!("{}/v1/", upstream.url),
         api_key: api_key.map(str::to_owned),
@@ -57,7 +61,10 @@ async fn text_streams_as_deltas_and_finishes_with_the_usage_of_the_last_chunk() 
             ModelEvent::TextDelta("!".into()),
             ModelEvent::Finish {
                 reason: FinishReason::Stop,
-                usage: Usage { prompt_tokens: 21, completion_tokens: 3 },
+                usage: Usage {
+                    prompt_tokens: 21,
+                    completion_tokens: 3
+                },
             },
         ]
     );
@@ -85,8 +92,12 @@ async fn the_request_carries_the_conversation_tools_and_settings_in_chat_complet
         tool_call_id: Some("call_1".into()),
         tool_name: Some("get_weather".into()),
     });
-    request.messages.push(ChatMessage::text(Role::Assistant, "It is sunny."));
-    request.messages.push(ChatMessage::text(Role::User, "Thanks!"));
+    request
+        .messages
+        .push(ChatMessage::text(Role::Assistant, "It is sunny."));
+    request
+        .messages
+        .push(ChatMessage::text(Role::User, "Thanks!"));
     request.tools = vec![weather_tool()];
     request.temperature = 0.7;
     request.max_tokens = 321;
@@ -165,17 +176,39 @@ async fn two_parallel_tool_calls_stream_as_separate_starts_deltas_and_ends() {
                 id: "call_Wt2xMxTdVv5mmKjOtbNSZ9nO".into(),
                 name: "get_weather".into(),
             },
-            ModelEvent::ToolCallDelta { index: 0, arguments: "{\"lo".into() },
-            ModelEvent::ToolCallDelta { index: 0, arguments: "cation\": \"P".into() },
-            ModelEvent::ToolCallDelta { index: 0, arguments: "aris\"}".into() },
-            ModelEvent::ToolCallStart { index: 1, id: "call_Gl0iCCJjZ4Q9ArUDFjPQnT9B".into(), name: "get_time".into() },
-            ModelEvent::ToolCallDelta { index: 1, arguments: "{\"tz\"".into() },
-            ModelEvent::ToolCallDelta { index: 1, arguments: ": \"CET\"}".into() },
+            ModelEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{\"lo".into()
+            },
+            ModelEvent::ToolCallDelta {
+                index: 0,
+                arguments: "cation\": \"P".into()
+            },
+            ModelEvent::ToolCallDelta {
+                index: 0,
+                arguments: "aris\"}".into()
+            },
+            ModelEvent::ToolCallStart {
+                index: 1,
+                id: "call_Gl0iCCJjZ4Q9ArUDFjPQnT9B".into(),
+                name: "get_time".into()
+            },
+            ModelEvent::ToolCallDelta {
+                index: 1,
+                arguments: "{\"tz\"".into()
+            },
+            ModelEvent::ToolCallDelta {
+                index: 1,
+                arguments: ": \"CET\"}".into()
+            },
             ModelEvent::ToolCallEnd { index: 0 },
             ModelEvent::ToolCallEnd { index: 1 },
             ModelEvent::Finish {
                 reason: FinishReason::ToolCalls,
-                usage: Usage { prompt_tokens: 82, completion_tokens: 51 },
+                usage: Usage {
+                    prompt_tokens: 82,
+                    completion_tokens: 51
+                },
             },
         ]
     );
@@ -189,15 +222,32 @@ async fn tool_calls_without_an_index_are_told_apart_by_id_and_end_the_turn_as_to
     assert_eq!(
         events,
         vec![
-            ModelEvent::ToolCallStart { index: 0, id: "call_ib2ypsnm".into(), name: "get_weather".into() },
-            ModelEvent::ToolCallDelta { index: 0, arguments: "{\"location\":\"Paris\"}".into() },
-            ModelEvent::ToolCallStart { index: 1, id: "call_w0q3ax7c".into(), name: "get_weather".into() },
-            ModelEvent::ToolCallDelta { index: 1, arguments: "{\"location\":\"Rome\"}".into() },
+            ModelEvent::ToolCallStart {
+                index: 0,
+                id: "call_ib2ypsnm".into(),
+                name: "get_weather".into()
+            },
+            ModelEvent::ToolCallDelta {
+                index: 0,
+                arguments: "{\"location\":\"Paris\"}".into()
+            },
+            ModelEvent::ToolCallStart {
+                index: 1,
+                id: "call_w0q3ax7c".into(),
+                name: "get_weather".into()
+            },
+            ModelEvent::ToolCallDelta {
+                index: 1,
+                arguments: "{\"location\":\"Rome\"}".into()
+            },
             ModelEvent::ToolCallEnd { index: 0 },
             ModelEvent::ToolCallEnd { index: 1 },
             ModelEvent::Finish {
                 reason: FinishReason::ToolCalls,
-                usage: Usage { prompt_tokens: 160, completion_tokens: 34 },
+                usage: Usage {
+                    prompt_tokens: 160,
+                    completion_tokens: 34
+                },
             },
         ]
     );
@@ -209,7 +259,13 @@ async fn a_length_finish_reason_ends_the_turn_as_length() {
     let upstream = Upstream::always(move || sse(&transcript)).await;
     let (events, error) = collect(patient(&upstream).stream(simple_request("gpt-4o-mini"))).await;
     assert_eq!(error, None);
-    assert!(matches!(events.last(), Some(ModelEvent::Finish { reason: FinishReason::Length, .. })));
+    assert!(matches!(
+        events.last(),
+        Some(ModelEvent::Finish {
+            reason: FinishReason::Length,
+            ..
+        })
+    ));
 }
 
 #[tokio::test]
@@ -227,7 +283,8 @@ async fn an_upstream_500_becomes_an_upstream_error_with_the_providers_message() 
         error,
         Some(ModelError::Upstream {
             status: 500,
-            message: "The server had an error while processing your request. Sorry about that!".into(),
+            message: "The server had an error while processing your request. Sorry about that!"
+                .into(),
         })
     );
 }
@@ -241,11 +298,16 @@ async fn a_429_becomes_rate_limited_with_the_retry_after_seconds() {
     })
     .await;
     let (_, error) = collect(patient(&upstream).stream(simple_request("gpt-4o"))).await;
-    assert_eq!(error, Some(ModelError::RateLimited { retry_after_secs: Some(20) }));
+    assert_eq!(
+        error,
+        Some(ModelError::RateLimited {
+            retry_after_secs: Some(20)
+        })
+    );
 }
 
 #[tokio::test]
-async fn an_error_chunk_in_a_successful_stream_becomes_an_upstream_error() {
+async fn a_flat_vllm_error_chunk_in_a_successful_stream_becomes_an_upstream_error() {
     let upstream = Upstream::always(|| {
         let mut events = events(TEXT);
         events.truncate(2);
@@ -255,10 +317,15 @@ async fn an_error_chunk_in_a_successful_stream_becomes_an_upstream_error() {
         Reply::Sse { events, end: End::Clean }
     })
     .await;
-    // vLLM's error chunk is flat; OpenAI nests it under `error`. Both must surface.
     let (events, error) = collect(patient(&upstream).stream(simple_request("served-model"))).await;
     assert_eq!(text_of(&events), "Hello");
-    assert!(matches!(error, Some(ModelError::Failed(_)) | Some(ModelError::Upstream { .. })), "{error:?}");
+    assert_eq!(
+        error,
+        Some(ModelError::Upstream {
+            status: 400,
+            message: "This model's maximum context length is 4096 tokens.".into(),
+        })
+    );
 }
 
 #[tokio::test]
@@ -272,7 +339,30 @@ async fn a_nested_error_chunk_keeps_its_status_and_message() {
     .await;
     let (events, error) = collect(patient(&upstream).stream(simple_request("gpt-4o"))).await;
     assert_eq!(text_of(&events), "Hello");
-    assert_eq!(error, Some(ModelError::Upstream { status: 503, message: "upstream overloaded".into() }));
+    assert_eq!(
+        error,
+        Some(ModelError::Upstream {
+            status: 503,
+            message: "upstream overloaded".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_whole_json_answer_where_a_stream_was_asked_for_is_a_failure_not_an_early_end() {
+    let upstream = Upstream::always(|| {
+        json(
+            200,
+            r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#,
+        )
+    })
+    .await;
+    let (events, error) = collect(patient(&upstream).stream(simple_request("gpt-4o"))).await;
+    assert_eq!(events, vec![]);
+    assert!(
+        matches!(error, Some(ModelError::Failed(ref m)) if m.contains("instead of an event stream")),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -282,16 +372,29 @@ async fn a_connection_cut_mid_stream_is_disconnected_after_the_text_so_far() {
     let upstream = Upstream::always(move || {
         let mut events = events(TEXT);
         events.truncate(3);
-        Reply::Sse { events, end: End::CutWhen(server_cut.clone()) }
+        Reply::Sse {
+            events,
+            end: End::CutWhen(server_cut.clone()),
+        }
     })
     .await;
     let mut stream = patient(&upstream).stream(simple_request("gpt-4o-mini"));
-    assert_eq!(next_event(&mut stream).await, ModelEvent::TextDelta("Hello".into()));
-    assert_eq!(next_event(&mut stream).await, ModelEvent::TextDelta(" there".into()));
+    assert_eq!(
+        next_event(&mut stream).await,
+        ModelEvent::TextDelta("Hello".into())
+    );
+    assert_eq!(
+        next_event(&mut stream).await,
+        ModelEvent::TextDelta(" there".into())
+    );
     cut.notify_one();
     let (rest, error) = collect(stream).await;
     assert_eq!(rest, vec![]);
-    assert!(matches!(error, Some(ModelError::Disconnected(_))), "{error:?}");
+    // The cause is the cut itself, not the idle timeout running out after it.
+    assert!(
+        matches!(error, Some(ModelError::Disconnected(ref m)) if !m.starts_with("no data")),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -299,12 +402,19 @@ async fn a_stream_that_ends_without_done_is_disconnected() {
     let upstream = Upstream::always(|| {
         let mut events = events(TEXT);
         events.pop();
-        Reply::Sse { events, end: End::Clean }
+        Reply::Sse {
+            events,
+            end: End::Clean,
+        }
     })
     .await;
     let (events, error) = collect(patient(&upstream).stream(simple_request("gpt-4o-mini"))).await;
     assert_eq!(text_of(&events), "Hello there!");
-    assert!(!events.iter().any(|e| matches!(e, ModelEvent::Finish { .. })));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ModelEvent::Finish { .. }))
+    );
     match error {
         Some(ModelError::Disconnected(message)) => assert!(message.contains("[DONE]"), "{message}"),
         other => panic!("expected Disconnected, got {other:?}"),
@@ -313,14 +423,21 @@ async fn a_stream_that_ends_without_done_is_disconnected() {
 
 #[tokio::test]
 async fn a_server_that_sends_headers_and_then_nothing_is_disconnected_within_the_idle_timeout() {
-    let upstream = Upstream::always(|| Reply::Sse { events: Vec::new(), end: End::Silent(None) }).await;
+    let upstream = Upstream::always(|| Reply::Sse {
+        events: Vec::new(),
+        end: End::Silent(None),
+    })
+    .await;
     let idle = Duration::from_millis(300);
     let provider = provider(&upstream, Some("sk-test"), idle);
     let started = Instant::now();
     let (events, error) = collect(provider.stream(simple_request("gpt-4o-mini"))).await;
     let waited = started.elapsed();
     assert_eq!(events, vec![]);
-    assert!(matches!(error, Some(ModelError::Disconnected(_))), "{error:?}");
+    assert!(
+        matches!(error, Some(ModelError::Disconnected(_))),
+        "{error:?}"
+    );
     assert!(waited >= idle && waited < PATIENCE / 2, "waited {waited:?}");
 }
 
@@ -329,13 +446,19 @@ async fn a_server_that_goes_silent_mid_answer_is_disconnected_after_the_text_so_
     let upstream = Upstream::always(|| {
         let mut events = events(TEXT);
         events.truncate(2);
-        Reply::Sse { events, end: End::Silent(None) }
+        Reply::Sse {
+            events,
+            end: End::Silent(None),
+        }
     })
     .await;
     let provider = provider(&upstream, Some("sk-test"), Duration::from_millis(300));
     let (events, error) = collect(provider.stream(simple_request("gpt-4o-mini"))).await;
     assert_eq!(events, vec![ModelEvent::TextDelta("Hello".into())]);
-    assert!(matches!(error, Some(ModelError::Disconnected(_))), "{error:?}");
+    assert!(
+        matches!(error, Some(ModelError::Disconnected(_))),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -348,7 +471,9 @@ async fn a_refused_connection_is_disconnected() {
     let (events, error) = collect(provider.stream(simple_request("gpt-4o-mini"))).await;
     assert_eq!(events, vec![]);
     match error {
-        Some(ModelError::Disconnected(message)) => assert!(message.contains("connect"), "{message}"),
+        Some(ModelError::Disconnected(message)) => {
+            assert!(message.contains("connect"), "{message}")
+        }
         other => panic!("expected Disconnected, got {other:?}"),
     }
 }
@@ -360,25 +485,40 @@ async fn dropping_the_stream_closes_the_upstream_response() {
     let upstream = Upstream::always(move || {
         let mut events = events(TEXT);
         events.truncate(2);
-        Reply::Sse { events, end: End::Silent(sender.lock().expect("not poisoned").take()) }
+        Reply::Sse {
+            events,
+            end: End::Silent(sender.lock().expect("not poisoned").take()),
+        }
     })
     .await;
     let mut stream = patient(&upstream).stream(simple_request("gpt-4o-mini"));
-    assert_eq!(next_event(&mut stream).await, ModelEvent::TextDelta("Hello".into()));
+    assert_eq!(
+        next_event(&mut stream).await,
+        ModelEvent::TextDelta("Hello".into())
+    );
     drop(stream);
     let closed = tokio::time::timeout(PATIENCE, body_dropped).await;
-    assert!(matches!(closed, Ok(Err(_))), "the server still holds the response body");
+    assert!(
+        matches!(closed, Ok(Err(_))),
+        "the server still holds the response body"
+    );
 }
 
 #[test]
 fn a_base_url_that_is_not_http_is_refused_at_construction() {
-    let result = OpenAiCompatible::new(OpenAiConfig { base_url: "localhost:11434".into(), ..OpenAiConfig::default() });
+    let result = OpenAiCompatible::new(OpenAiConfig {
+        base_url: "localhost:11434".into(),
+        ..OpenAiConfig::default()
+    });
     assert!(matches!(result, Err(ModelError::Unavailable(_))));
 }
 
 #[test]
 fn the_config_debug_output_hides_the_api_key() {
-    let config = OpenAiConfig { api_key: Some("sk-secret".into()), ..OpenAiConfig::default() };
+    let config = OpenAiConfig {
+        api_key: Some("sk-secret".into()),
+        ..OpenAiConfig::default()
+    };
     let shown = format!("{config:?}");
     assert!(!shown.contains("sk-secret"), "{shown}");
     assert!(shown.contains("redacted"), "{shown}");

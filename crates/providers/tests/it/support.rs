@@ -3,7 +3,7 @@
 //! body cleanly, cutting the connection, or going silent. Cut and silence are driven
 //! by signals from the test, never by sleeps.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_core::model::{ChatMessage, ChatRequest, ModelError, ModelEvent, ModelStream, Role};
@@ -39,7 +39,11 @@ pub enum Reply {
     /// `text/event-stream`, the given events one write each, then `end`.
     Sse { events: Vec<String>, end: End },
     /// A plain answer, as for errors and embeddings.
-    Json { status: StatusCode, headers: Vec<(&'static str, String)>, body: String },
+    Json {
+        status: StatusCode,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
 }
 
 pub enum End {
@@ -75,14 +79,23 @@ impl Drop for Upstream {
 impl Upstream {
     pub async fn start(script: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
         let (requests_tx, requests) = mpsc::unbounded_channel();
-        let state = AppState { script: Arc::new(Box::new(script)), requests: requests_tx };
+        let state = AppState {
+            script: Arc::new(Box::new(script)),
+            requests: requests_tx,
+        };
         let app = axum::Router::new().fallback(answer).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("test server runs");
         });
-        Self { url, requests, server }
+        Self {
+            url,
+            requests,
+            server,
+        }
     }
 
     /// Answers every request with `reply`, built afresh each time.
@@ -102,21 +115,46 @@ impl Upstream {
     }
 }
 
-async fn answer(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let body = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("client sends JSON") };
-    let recorded = Recorded { method, path: uri.path().to_owned(), headers, body };
+async fn answer(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).expect("client sends JSON")
+    };
+    let recorded = Recorded {
+        method,
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    };
     let reply = (state.script)(&recorded);
     let _ = state.requests.send(recorded);
     match reply {
-        Reply::Json { status, headers, body } => {
-            let mut response = Response::builder().status(status).header("content-type", "application/json");
+        Reply::Json {
+            status,
+            headers,
+            body,
+        } => {
+            let mut response = Response::builder()
+                .status(status)
+                .header("content-type", "application/json");
             for (name, value) in headers {
                 response = response.header(name, value);
             }
             response.body(Body::from(body)).expect("valid response")
         }
         Reply::Sse { events, end } => {
-            let events = stream::iter(events.into_iter().map(|e| Ok::<_, std::io::Error>(Bytes::from(e))));
+            let events = stream::iter(
+                events
+                    .into_iter()
+                    .map(|e| Ok::<_, std::io::Error>(Bytes::from(e))),
+            );
             let tail: BoxStream<'static, Result<Bytes, std::io::Error>> = match end {
                 End::Clean => stream::empty().boxed(),
                 End::CutWhen(signal) => stream::once(async move {
@@ -145,20 +183,32 @@ async fn answer(State(state): State<AppState>, method: Method, uri: Uri, headers
 /// Splits a captured SSE transcript into its events, each with its blank line, so
 /// the server writes them one by one as the providers do.
 pub fn events(transcript: &str) -> Vec<String> {
-    transcript.split_inclusive("\n\n").map(str::to_owned).collect()
+    transcript
+        .split_inclusive("\n\n")
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn sse(transcript: &str) -> Reply {
-    Reply::Sse { events: events(transcript), end: End::Clean }
+    Reply::Sse {
+        events: events(transcript),
+        end: End::Clean,
+    }
 }
 
 pub fn json(status: u16, body: &str) -> Reply {
-    Reply::Json { status: StatusCode::from_u16(status).expect("status"), headers: Vec::new(), body: body.into() }
+    Reply::Json {
+        status: StatusCode::from_u16(status).expect("status"),
+        headers: Vec::new(),
+        body: body.into(),
+    }
 }
 
 /// Everything a stream yields: its events, and the error that ended it if any.
 pub async fn collect(stream: ModelStream) -> (Vec<ModelEvent>, Option<ModelError>) {
-    let all = tokio::time::timeout(PATIENCE, stream.collect::<Vec<_>>()).await.expect("the stream ends");
+    let all = tokio::time::timeout(PATIENCE, stream.collect::<Vec<_>>())
+        .await
+        .expect("the stream ends");
     let mut events = Vec::new();
     let mut error = None;
     for item in all {
@@ -171,7 +221,9 @@ pub async fn collect(stream: ModelStream) -> (Vec<ModelEvent>, Option<ModelError
     (events, error)
 }
 
-pub async fn next_event(stream: &mut (impl Stream<Item = Result<ModelEvent, ModelError>> + Unpin)) -> ModelEvent {
+pub async fn next_event(
+    stream: &mut (impl Stream<Item = Result<ModelEvent, ModelError>> + Unpin),
+) -> ModelEvent {
     tokio::time::timeout(PATIENCE, stream.next())
         .await
         .expect("an event within the patience")
@@ -204,7 +256,9 @@ pub fn simple_request(model: &str) -> ChatRequest {
 
 /// A port that nothing listens on: bound, then released.
 pub async fn closed_port_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
     let address = listener.local_addr().expect("local address");
     drop(listener);
     format!("http://{address}")

@@ -135,7 +135,10 @@ pub async fn get(
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
     let agent = state.app.agent(&p.workspace_id, &agent_id).await?;
-    let used = state.app.agent_credits_used(&p.workspace_id, &agent_id).await?;
+    let used = state
+        .app
+        .agent_credits_used(&p.workspace_id, &agent_id)
+        .await?;
     Ok(Json(to_dto(agent, used)))
 }
 

@@ -25,15 +25,26 @@ pub async fn collect(turn: Turn) -> api::ChatResponse {
             TurnEvent::TextDelta(d) => text.push_str(&d),
             TurnEvent::ToolInputAvailable { id, name, input } => {
                 if !text.is_empty() {
-                    parts.push(api::MessagePart::Text { text: std::mem::take(&mut text) });
+                    parts.push(api::MessagePart::Text {
+                        text: std::mem::take(&mut text),
+                    });
                 }
-                parts.push(api::MessagePart::ToolCall { tool_call_id: id, tool_name: name, input });
+                parts.push(api::MessagePart::ToolCall {
+                    tool_call_id: id,
+                    tool_name: name,
+                    input,
+                });
             }
-            TurnEvent::Finish { finish_reason, credits } => {
+            TurnEvent::Finish {
+                finish_reason,
+                credits,
+            } => {
                 finish = (finish_reason, credits);
                 break;
             }
-            TurnEvent::ToolInputStart { .. } | TurnEvent::ToolInputDelta { .. } | TurnEvent::Error(_) => {}
+            TurnEvent::ToolInputStart { .. }
+            | TurnEvent::ToolInputDelta { .. }
+            | TurnEvent::Error(_) => {}
         }
     }
     if !text.is_empty() {
@@ -56,7 +67,11 @@ pub async fn collect(turn: Turn) -> api::ChatResponse {
 }
 
 async fn answer(turn: Turn, stream: bool) -> Response {
-    if stream { sse::response(turn) } else { Json(collect(turn).await).into_response() }
+    if stream {
+        sse::response(turn)
+    } else {
+        Json(collect(turn).await).into_response()
+    }
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/chat", tag = "chat", request_body = api::ChatRequest,
@@ -102,7 +117,10 @@ pub async fn retry(
     Path((agent_id, conversation_id)): Path<(String, String)>,
     AppJson(body): AppJson<api::RetryRequest>,
 ) -> Result<Response, ApiError> {
-    let turn = state.app.retry(&p, &agent_id, &conversation_id, &body.message_id).await?;
+    let turn = state
+        .app
+        .retry(&p, &agent_id, &conversation_id, &body.message_id)
+        .await?;
     Ok(answer(turn, body.stream.unwrap_or(true)).await)
 }
 
@@ -123,7 +141,15 @@ pub async fn tool_result(
     }
     state
         .app
-        .submit_tool_result(&p, &agent_id, &conversation_id, &body.tool_call_id, body.output.unwrap_or(Value::Null))
+        .submit_tool_result(
+            &p,
+            &agent_id,
+            &conversation_id,
+            &body.tool_call_id,
+            body.output.unwrap_or(Value::Null),
+        )
         .await?;
-    Ok(Json(api::SuccessData { data: api::SuccessResponse { success: true } }))
+    Ok(Json(api::SuccessData {
+        data: api::SuccessResponse { success: true },
+    }))
 }

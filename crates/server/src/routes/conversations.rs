@@ -38,10 +38,24 @@ pub fn conversation_dto(c: &Conversation) -> api::ConversationMetadata {
 pub fn part_dto(p: Part) -> api::MessagePart {
     match p {
         Part::Text { text } => api::MessagePart::Text { text },
-        Part::ToolCall { tool_call_id, tool_name, input } => api::MessagePart::ToolCall { tool_call_id, tool_name, input },
-        Part::ToolResult { tool_call_id, tool_name, output } => {
-            api::MessagePart::ToolResult { tool_call_id, tool_name, output }
-        }
+        Part::ToolCall {
+            tool_call_id,
+            tool_name,
+            input,
+        } => api::MessagePart::ToolCall {
+            tool_call_id,
+            tool_name,
+            input,
+        },
+        Part::ToolResult {
+            tool_call_id,
+            tool_name,
+            output,
+        } => api::MessagePart::ToolResult {
+            tool_call_id,
+            tool_name,
+            output,
+        },
     }
 }
 
@@ -67,10 +81,23 @@ fn export_message(m: Message) -> api::ExportMessage {
             .into_iter()
             .map(|p| match p {
                 Part::Text { text } => api::ExportPart::Text { text },
-                Part::ToolCall { tool_call_id, tool_name, .. } => api::ExportPart::ToolCall { tool_call_id, tool_name },
-                Part::ToolResult { tool_call_id, tool_name, output } => {
-                    api::ExportPart::ToolResult { tool_call_id, tool_name, output }
-                }
+                Part::ToolCall {
+                    tool_call_id,
+                    tool_name,
+                    ..
+                } => api::ExportPart::ToolCall {
+                    tool_call_id,
+                    tool_name,
+                },
+                Part::ToolResult {
+                    tool_call_id,
+                    tool_name,
+                    output,
+                } => api::ExportPart::ToolResult {
+                    tool_call_id,
+                    tool_name,
+                    output,
+                },
             })
             .collect(),
         created_at: secs(m.created_at),
@@ -80,53 +107,87 @@ fn export_message(m: Message) -> api::ExportMessage {
 }
 
 fn pagination<T>(page: &Page<T>, key: impl Fn(&T) -> Cursor) -> api::Pagination {
-    let cursor = if page.has_more { page.items.last().map(|x| key(x).encode()) } else { None };
-    api::Pagination { has_more: cursor.is_some(), cursor, total: page.total }
+    let cursor = if page.has_more {
+        page.items.last().map(|x| key(x).encode())
+    } else {
+        None
+    };
+    api::Pagination {
+        has_more: cursor.is_some(),
+        cursor,
+        total: page.total,
+    }
 }
 
 /// Message pages go backward: the cursor is the oldest message of the page.
 fn message_pagination(page: &Page<Message>) -> api::Pagination {
     let cursor = if page.has_more {
-        page.items.first().map(|m| Cursor { t: m.seq, id: m.id.clone() }.encode())
+        page.items.first().map(|m| {
+            Cursor {
+                t: m.seq,
+                id: m.id.clone(),
+            }
+            .encode()
+        })
     } else {
         None
     };
-    api::Pagination { has_more: cursor.is_some(), cursor, total: page.total }
+    api::Pagination {
+        has_more: cursor.is_some(),
+        cursor,
+        total: page.total,
+    }
 }
 
 fn by_created(c: &Conversation) -> Cursor {
-    Cursor { t: c.created_at, id: c.id.clone() }
+    Cursor {
+        t: c.created_at,
+        id: c.id.clone(),
+    }
 }
 
 fn by_activity(c: &Conversation) -> Cursor {
-    Cursor { t: c.updated_at, id: c.id.clone() }
+    Cursor {
+        t: c.updated_at,
+        id: c.id.clone(),
+    }
 }
 
 /// `startDate`/`endDate`: a date (start / end of that UTC day) or a date-time.
-fn date_window(q: &QueryMap, details: &mut BTreeMap<String, String>) -> (Option<Millis>, Option<Millis>) {
+fn date_window(
+    q: &QueryMap,
+    details: &mut BTreeMap<String, String>,
+) -> (Option<Millis>, Option<Millis>) {
     let mut read = |key: &str, end: bool| {
         let text = q.get(key)?;
         let parsed = parse_date_bound(text, end);
         if parsed.is_none() {
-            details.insert(key.to_owned(), "must be YYYY-MM-DD or an ISO 8601 date-time".into());
+            details.insert(
+                key.to_owned(),
+                "must be YYYY-MM-DD or an ISO 8601 date-time".into(),
+            );
         }
         parsed
     };
     (read("startDate", false), read("endDate", true))
 }
 
-fn check(details: BTreeMap<String, String>, from: Option<Millis>, to: Option<Millis>) -> Result<(), ApiError> {
+fn check(
+    details: BTreeMap<String, String>,
+    from: Option<Millis>,
+    to: Option<Millis>,
+) -> Result<(), ApiError> {
     if !details.is_empty() {
         return Err(ApiError::invalid_body(details));
     }
-    if let (Some(f), Some(t)) = (from, to) {
-        if f > t {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                codes::VALIDATION_INVALID_DATE_RANGE,
-                "startDate must not be after endDate",
-            ));
-        }
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_INVALID_DATE_RANGE,
+            "startDate must not be after endDate",
+        ));
     }
     Ok(())
 }
@@ -147,8 +208,22 @@ pub async fn list(
     let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
     let (from, to) = date_window(&q, &mut details);
     check(details, from, to)?;
-    let filter = ConversationFilter { created_from: from, created_to: to, ..Default::default() };
-    let result = state.app.conversations(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit, false).await?;
+    let filter = ConversationFilter {
+        created_from: from,
+        created_to: to,
+        ..Default::default()
+    };
+    let result = state
+        .app
+        .conversations(
+            &p,
+            &agent_id,
+            &filter,
+            page.cursor.as_ref(),
+            page.limit,
+            false,
+        )
+        .await?;
     Ok(Json(api::ListConversationsResponse {
         pagination: pagination(&result, by_created),
         data: result.items.iter().map(conversation_dto).collect(),
@@ -167,10 +242,26 @@ pub async fn for_user(
     page: PageQuery,
 ) -> Result<Json<api::ListConversationsResponse>, ApiError> {
     if !valid_user_id(&user_id) {
-        return Err(ApiError::invalid_field("userId", "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'"));
+        return Err(ApiError::invalid_field(
+            "userId",
+            "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'",
+        ));
     }
-    let filter = ConversationFilter { user_id: Some(user_id), ..Default::default() };
-    let result = state.app.conversations(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit, true).await?;
+    let filter = ConversationFilter {
+        user_id: Some(user_id),
+        ..Default::default()
+    };
+    let result = state
+        .app
+        .conversations(
+            &p,
+            &agent_id,
+            &filter,
+            page.cursor.as_ref(),
+            page.limit,
+            true,
+        )
+        .await?;
     Ok(Json(api::ListConversationsResponse {
         pagination: pagination(&result, by_activity),
         data: result.items.iter().map(conversation_dto).collect(),
@@ -187,7 +278,10 @@ pub async fn get(
     Path((agent_id, conversation_id)): Path<(String, String)>,
     page: PageQuery,
 ) -> Result<Json<api::GetConversationResponse>, ApiError> {
-    let c = state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
+    let c = state
+        .app
+        .conversation_of(&p, &agent_id, &conversation_id)
+        .await?;
     let messages = state.app.message_page(&c.id, None, page.limit).await?;
     Ok(Json(api::GetConversationResponse {
         pagination: message_pagination(&messages),
@@ -209,8 +303,14 @@ pub async fn messages(
     Path((agent_id, conversation_id)): Path<(String, String)>,
     page: PageQuery,
 ) -> Result<Json<api::ListMessagesResponse>, ApiError> {
-    let c = state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
-    let result = state.app.message_page(&c.id, page.cursor.map(|c| c.t), page.limit).await?;
+    let c = state
+        .app
+        .conversation_of(&p, &agent_id, &conversation_id)
+        .await?;
+    let result = state
+        .app
+        .message_page(&c.id, page.cursor.map(|c| c.t), page.limit)
+        .await?;
     Ok(Json(api::ListMessagesResponse {
         pagination: message_pagination(&result),
         data: result.items.into_iter().map(message_dto).collect(),
@@ -229,11 +329,20 @@ pub async fn update(
     Path((agent_id, conversation_id)): Path<(String, String)>,
     body: Result<AppJson<api::UpdateConversationRequest>, ApiError>,
 ) -> Result<Json<api::UpdateConversationResponse>, ApiError> {
-    state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
+    state
+        .app
+        .conversation_of(&p, &agent_id, &conversation_id)
+        .await?;
     let AppJson(body) = body?;
-    let status = state.app.set_paused(&p, &agent_id, &conversation_id, body.paused).await?;
+    let status = state
+        .app
+        .set_paused(&p, &agent_id, &conversation_id, body.paused)
+        .await?;
     Ok(Json(api::UpdateConversationResponse {
-        data: api::ConversationStatus { id: conversation_id, status: status.as_str().to_owned() },
+        data: api::ConversationStatus {
+            id: conversation_id,
+            status: status.as_str().to_owned(),
+        },
     }))
 }
 
@@ -249,14 +358,22 @@ pub async fn feedback(
     Path((agent_id, conversation_id, message_id)): Path<(String, String, String)>,
     body: Result<AppJson<api::UpdateFeedbackRequest>, ApiError>,
 ) -> Result<Json<api::MessageResponse>, ApiError> {
-    state.app.conversation_of(&p, &agent_id, &conversation_id).await?;
+    state
+        .app
+        .conversation_of(&p, &agent_id, &conversation_id)
+        .await?;
     let AppJson(body) = body?;
     let feedback = body.feedback.map(|f| match f {
         api::FeedbackValue::Positive => Feedback::Positive,
         api::FeedbackValue::Negative => Feedback::Negative,
     });
-    let m = state.app.set_feedback(&p, &agent_id, &conversation_id, &message_id, feedback).await?;
-    Ok(Json(api::MessageResponse { data: message_dto(m) }))
+    let m = state
+        .app
+        .set_feedback(&p, &agent_id, &conversation_id, &message_id, feedback)
+        .await?;
+    Ok(Json(api::MessageResponse {
+        data: message_dto(m),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/export", tag = "conversations",
@@ -288,18 +405,48 @@ pub async fn export(
         created_from: from,
         created_to: to,
         conversation_id: q.get("conversationId").map(str::to_owned),
-        sources: q.get("source").map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()),
+        sources: q.get("source").map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        }),
         ..Default::default()
     };
-    let result = state.app.conversations(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit, false).await?;
+    let result = state
+        .app
+        .conversations(
+            &p,
+            &agent_id,
+            &filter,
+            page.cursor.as_ref(),
+            page.limit,
+            false,
+        )
+        .await?;
     let mut data = Vec::with_capacity(result.items.len());
     for c in &result.items {
         let messages = if include_messages {
-            Some(state.app.all_messages(&c.id).await?.into_iter().map(export_message).collect())
+            Some(
+                state
+                    .app
+                    .all_messages(&c.id)
+                    .await?
+                    .into_iter()
+                    .map(export_message)
+                    .collect(),
+            )
         } else {
             None
         };
-        data.push(api::ExportConversation { conversation: conversation_dto(c), source: Some(c.source.clone()), messages });
+        data.push(api::ExportConversation {
+            conversation: conversation_dto(c),
+            source: Some(c.source.clone()),
+            messages,
+        });
     }
-    Ok(Json(api::ExportConversationsResponse { pagination: pagination(&result, by_created), data }))
+    Ok(Json(api::ExportConversationsResponse {
+        pagination: pagination(&result, by_created),
+        data,
+    }))
 }

@@ -5,6 +5,8 @@
 mod agents;
 mod auth;
 mod bad_input;
+mod chat;
+mod conversations;
 mod isolation;
 mod ratelimit;
 mod system;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use agentbase_client::Client;
 use agentbase_core::ManualClock;
+use agentbase_service::settings::{ModelSettings, ProviderKind, ProviderSettings};
 use agentbase_service::{App, Settings};
 use serde_json::Value;
 
@@ -74,6 +77,23 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::default();
     settings.server.shutdown_grace_secs = 1;
+    // The deterministic model (see agentbase_service::scripted) as `scripted`.
+    settings.providers.insert(
+        "scripted".into(),
+        ProviderSettings {
+            kind: ProviderKind::Scripted,
+            base_url: String::new(),
+            api_key_env: String::new(),
+        },
+    );
+    settings.models.insert(
+        "scripted".into(),
+        ModelSettings {
+            provider: "scripted".into(),
+            upstream: String::new(),
+            credits: 1.0,
+        },
+    );
     configure(&mut settings);
     let clock = ManualClock::starting_now();
     let app = Arc::new(
@@ -104,6 +124,94 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         shutdown: Some(tx),
         _dir: dir,
     }
+}
+
+impl TestApp {
+    /// An agent answering with the scripted model.
+    pub async fn scripted_agent(&self) -> String {
+        self.client
+            .create_agent(&agentbase_client::types::CreateAgentBody {
+                name: "scripted".into(),
+                model: Some("scripted".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A non-streaming chat turn.
+    pub async fn say(
+        &self,
+        agent: &str,
+        conversation: Option<&str>,
+        message: &str,
+    ) -> agentbase_client::types::ChatResponse {
+        self.client
+            .chat(
+                agent,
+                &agentbase_client::types::ChatRequest {
+                    message: Some(message.into()),
+                    conversation_id: conversation.map(str::to_owned),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The raw SSE body of a streaming chat call, and its headers.
+    pub async fn stream_raw(
+        &self,
+        agent: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::header::HeaderMap, String) {
+        let r = self
+            .raw(
+                reqwest::Method::POST,
+                &format!("/api/v2/agents/{agent}/chat"),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let headers = r.headers().clone();
+        (headers, r.text().await.unwrap())
+    }
+}
+
+/// The JSON payloads of an SSE body, checking the framing on the way: every event
+/// is exactly one `data: ` line followed by a blank line, and `[DONE]` is last.
+pub fn frames(body: &str) -> Vec<serde_json::Value> {
+    assert!(
+        body.ends_with("data: [DONE]\n\n"),
+        "ends with [DONE]: {body}"
+    );
+    let events: Vec<&str> = body.split_terminator("\n\n").collect();
+    let mut out = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        assert!(
+            !e.contains('\n') && !e.contains('\r'),
+            "one line per event: {e:?}"
+        );
+        let data = e
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("a data: line: {e:?}"));
+        if i == events.len() - 1 {
+            assert_eq!(data, "[DONE]");
+        } else {
+            out.push(serde_json::from_str(data).unwrap_or_else(|err| panic!("{err}: {data}")));
+        }
+    }
+    out
+}
+
+pub fn types(frames: &[serde_json::Value]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| f["type"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The Redis URL for limiter tests; `None` (skip) only outside `scripts/test`.
