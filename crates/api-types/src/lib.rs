@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 pub mod chat;
 pub mod codes;
+pub mod v1;
 
 pub use chat::*;
 

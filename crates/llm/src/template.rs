@@ -26,15 +26,23 @@ impl ChatTemplate {
         let mut env = Environment::new();
         // HF templates are written against Python's Jinja: `.strip()`, `.startswith()`…
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> Result<Value, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
-        });
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<Value, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
         env.add_template_owned("chat", source.unwrap_or(CHATML).to_owned())
             .map_err(|e| format!("the chat template does not parse: {e}"))?;
         Ok(Self { env })
     }
 
-    pub fn render(&self, messages: &[TemplateMessage], bos_token: &str, eos_token: &str) -> Result<String, String> {
+    pub fn render(
+        &self,
+        messages: &[TemplateMessage],
+        bos_token: &str,
+        eos_token: &str,
+    ) -> Result<String, String> {
         let template = self.env.get_template("chat").map_err(|e| e.to_string())?;
         template
             .render(context! {
@@ -65,7 +73,11 @@ mod tests {
     fn smollm2_template_renders_chatml_with_a_generation_prompt() {
         let template = ChatTemplate::new(Some(SMOLLM2)).unwrap();
         let out = template
-            .render(&[msg("system", "Be brief."), msg("user", "Hi")], "", "<|im_end|>")
+            .render(
+                &[msg("system", "Be brief."), msg("user", "Hi")],
+                "",
+                "<|im_end|>",
+            )
             .unwrap();
         assert_eq!(
             out,
@@ -86,7 +98,10 @@ mod tests {
             "{% if messages[0].role != 'user' %}{{ raise_exception('user first') }}{% endif %}{{ messages[0].content.strip() }}",
         ))
         .unwrap();
-        assert_eq!(template.render(&[msg("user", "  x  ")], "", "").unwrap(), "x");
+        assert_eq!(
+            template.render(&[msg("user", "  x  ")], "", "").unwrap(),
+            "x"
+        );
         let err = template.render(&[msg("system", "x")], "", "").unwrap_err();
         assert!(err.contains("user first"), "{err}");
     }
@@ -95,6 +110,9 @@ mod tests {
     fn a_missing_template_falls_back_to_chatml() {
         let template = ChatTemplate::new(None).unwrap();
         let out = template.render(&[msg("user", "Hi")], "", "").unwrap();
-        assert_eq!(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 }

@@ -61,7 +61,8 @@ pub fn render_tool_calls(calls: &[ToolCall]) -> String {
     calls
         .iter()
         .map(|call| {
-            let arguments: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| Value::String(call.arguments.clone()));
+            let arguments: Value = serde_json::from_str(&call.arguments)
+                .unwrap_or_else(|_| Value::String(call.arguments.clone()));
             let body = json!({ "name": call.name, "arguments": arguments });
             format!("{TOOL_CALL_OPEN}\n{body}\n{TOOL_CALL_CLOSE}")
         })
@@ -233,7 +234,9 @@ mod tests {
                     assert!(id.starts_with("call_"));
                     calls.push((*index, name.clone(), String::new()));
                 }
-                ModelEvent::ToolCallDelta { index, arguments } => calls[*index].2.push_str(arguments),
+                ModelEvent::ToolCallDelta { index, arguments } => {
+                    calls[*index].2.push_str(arguments)
+                }
                 _ => {}
             }
         }
@@ -250,13 +253,27 @@ mod tests {
     #[test]
     fn a_call_split_across_many_tokens_becomes_start_delta_end() {
         let pieces = [
-            "Let me check.", "\n<", "tool", "_call", ">\n{\"name\": \"get_", "weather\", \"arguments\": ",
-            "{\"city\": \"Par", "is\"}}\n</tool", "_call>",
+            "Let me check.",
+            "\n<",
+            "tool",
+            "_call",
+            ">\n{\"name\": \"get_",
+            "weather\", \"arguments\": ",
+            "{\"city\": \"Par",
+            "is\"}}\n</tool",
+            "_call>",
         ];
         let (events, called) = feed(&pieces);
         assert!(called);
         assert_eq!(text_of(&events), "Let me check.\n");
-        assert_eq!(calls_of(&events), vec![(0, "get_weather".to_owned(), r#"{"city":"Paris"}"#.to_owned())]);
+        assert_eq!(
+            calls_of(&events),
+            vec![(
+                0,
+                "get_weather".to_owned(),
+                r#"{"city":"Paris"}"#.to_owned()
+            )]
+        );
         assert_eq!(events.last(), Some(&ModelEvent::ToolCallEnd { index: 0 }));
     }
 
@@ -267,15 +284,22 @@ mod tests {
         assert_eq!(text_of(&events), "");
         assert_eq!(
             calls_of(&events),
-            vec![(0, "a".to_owned(), "{}".to_owned()), (1, "b".to_owned(), r#"{"x":1}"#.to_owned())]
+            vec![
+                (0, "a".to_owned(), "{}".to_owned()),
+                (1, "b".to_owned(), r#"{"x":1}"#.to_owned())
+            ]
         );
     }
 
     #[test]
     fn an_unclosed_call_with_complete_json_still_counts_at_the_end() {
-        let (events, called) = feed(&["<tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"rust\"}}\n"]);
+        let (events, called) =
+            feed(&["<tool_call>\n{\"name\": \"lookup\", \"arguments\": {\"q\": \"rust\"}}\n"]);
         assert!(called);
-        assert_eq!(calls_of(&events), vec![(0, "lookup".to_owned(), r#"{"q":"rust"}"#.to_owned())]);
+        assert_eq!(
+            calls_of(&events),
+            vec![(0, "lookup".to_owned(), r#"{"q":"rust"}"#.to_owned())]
+        );
     }
 
     #[test]
@@ -288,16 +312,28 @@ mod tests {
     #[test]
     fn string_encoded_arguments_are_decoded_once() {
         let (events, _) = feed(&[r#"<tool_call>{"name":"f","arguments":"{\"a\":2}"}</tool_call>"#]);
-        assert_eq!(calls_of(&events), vec![(0, "f".to_owned(), r#"{"a":2}"#.to_owned())]);
+        assert_eq!(
+            calls_of(&events),
+            vec![(0, "f".to_owned(), r#"{"a":2}"#.to_owned())]
+        );
     }
 
     #[test]
     fn a_trailing_angle_bracket_is_held_back_then_released() {
         let mut parser = ToolCallParser::new();
-        assert_eq!(parser.push("x <"), vec![ModelEvent::TextDelta("x ".to_owned())]);
-        assert_eq!(parser.push("b"), vec![ModelEvent::TextDelta("<b".to_owned())]);
+        assert_eq!(
+            parser.push("x <"),
+            vec![ModelEvent::TextDelta("x ".to_owned())]
+        );
+        assert_eq!(
+            parser.push("b"),
+            vec![ModelEvent::TextDelta("<b".to_owned())]
+        );
         assert_eq!(parser.push("<tool"), vec![]);
-        assert_eq!(parser.finish(), vec![ModelEvent::TextDelta("<tool".to_owned())]);
+        assert_eq!(
+            parser.finish(),
+            vec![ModelEvent::TextDelta("<tool".to_owned())]
+        );
     }
 
     #[test]
@@ -320,10 +356,22 @@ mod tests {
             arguments: r#"{"city":"Paris"}"#.to_owned(),
         };
         let (events, _) = feed(&[&render_tool_calls(&[call])]);
-        assert_eq!(calls_of(&events), vec![(0, "get_weather".to_owned(), r#"{"city":"Paris"}"#.to_owned())]);
         assert_eq!(
-            render_tool_result(Some("get_weather"), "sunny"),
-            "<tool_response>\n{\"content\":\"sunny\",\"name\":\"get_weather\"}\n</tool_response>"
+            calls_of(&events),
+            vec![(
+                0,
+                "get_weather".to_owned(),
+                r#"{"city":"Paris"}"#.to_owned()
+            )]
+        );
+        let result = render_tool_result(Some("get_weather"), "sunny");
+        let body = result
+            .strip_prefix("<tool_response>\n")
+            .and_then(|r| r.strip_suffix("\n</tool_response>"))
+            .expect("wrapped in <tool_response>");
+        assert_eq!(
+            serde_json::from_str::<Value>(body).unwrap(),
+            json!({"name": "get_weather", "content": "sunny"})
         );
     }
 }

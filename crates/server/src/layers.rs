@@ -153,6 +153,33 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     response
 }
 
+/// v1 clients read `{"message"}` on errors: the v2 envelope is reshaped for them.
+pub async fn v1_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError::internal().into_response();
+    };
+    let reshaped = serde_json::from_slice::<agentbase_api_types::ErrorResponse>(&bytes)
+        .ok()
+        .map(|e| agentbase_api_types::v1::V1Error {
+            message: e.error.message,
+            code: e.error.code,
+        })
+        .and_then(|e| serde_json::to_vec(&e).ok());
+    let body = match reshaped {
+        Some(b) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            axum::body::Body::from(b)
+        }
+        None => axum::body::Body::from(bytes),
+    };
+    Response::from_parts(parts, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

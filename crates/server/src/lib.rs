@@ -43,7 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{agents, chat, conversations, system};
+    use routes::{agents, chat, conversations, system, v1};
     let api = Router::new()
         .route("/api/v2/agents", get(agents::list).post(agents::create))
         .route(
@@ -84,11 +84,17 @@ pub fn router(app: Arc<App>) -> Router {
             get(conversations::for_user),
         )
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate));
+    let v1 = Router::new()
+        .route("/api/v1/chat", post(v1::chat))
+        .route("/api/v1/get-conversations", get(v1::get_conversations))
+        .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
+        .route_layer(axum::middleware::from_fn(layers::v1_errors));
     let public = Router::new()
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics));
-    api.merge(public)
+    api.merge(v1)
+        .merge(public)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

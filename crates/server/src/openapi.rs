@@ -5,7 +5,7 @@ use agentbase_api_types as api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, chat, conversations, system};
+use crate::routes::{agents, chat, conversations, system, v1};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use crate::routes::{agents, chat, conversations, system};
         system::health, agents::list, agents::create, agents::get, agents::update, agents::delete,
         chat::chat, chat::retry, chat::tool_result, conversations::list, conversations::for_user,
         conversations::get, conversations::messages, conversations::update, conversations::feedback,
-        conversations::export
+        conversations::export, v1::chat, v1::get_conversations
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -26,7 +26,9 @@ use crate::routes::{agents, chat, conversations, system};
         api::UpdateConversationRequest, api::UpdateConversationResponse, api::ConversationStatus,
         api::FeedbackValue, api::UpdateFeedbackRequest, api::MessageResponse, api::SubmitToolResultRequest,
         api::SuccessData, api::ExportPart, api::ExportMessage, api::ExportConversation,
-        api::ExportConversationsResponse, api::StreamMetadata
+        api::ExportConversationsResponse, api::StreamMetadata, api::v1::V1Message,
+        api::v1::V1ChatRequest, api::v1::V1ChatResponse, api::v1::V1Conversation,
+        api::v1::V1ConversationsResponse, api::v1::V1Error
     )),
     modifiers(&Bearer)
 )]

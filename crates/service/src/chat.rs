@@ -106,6 +106,25 @@ struct Generation {
     history: Vec<Message>,
     tools: Vec<ToolCallRecord>,
     title: Option<String>,
+    overrides: Overrides,
+}
+
+/// v1 chat sends its own history and may set the temperature.
+#[derive(Debug, Clone, Default)]
+struct Overrides {
+    messages: Option<Vec<ChatMessage>>,
+    temperature: Option<f64>,
+}
+
+/// `POST /api/v1/chat`: the client sends the whole history.
+#[derive(Debug, Clone, Default)]
+pub struct V1Input {
+    pub agent_id: String,
+    /// (`user` or `assistant`, content), oldest first; the last is the new message.
+    pub messages: Vec<(String, String)>,
+    pub temperature: Option<f64>,
+    pub model: Option<String>,
+    pub conversation_id: Option<String>,
 }
 
 impl App {
@@ -161,6 +180,39 @@ impl App {
         Ok((conversation, lease))
     }
 
+    /// A new conversation, created already leased to the turn that makes it.
+    async fn new_conversation(
+        &self,
+        p: &Principal,
+        agent: &Agent,
+        id: String,
+        user_id: Option<String>,
+        source: &str,
+    ) -> Result<(Conversation, TurnLease)> {
+        let now = self.now();
+        let c = Conversation {
+            id,
+            workspace_id: p.workspace_id.clone(),
+            agent_id: agent.id.clone(),
+            user_id,
+            title: None,
+            status: ConversationStatus::Ongoing,
+            source: source.to_owned(),
+            created_at: now,
+            updated_at: now,
+        };
+        let token = ids::alphanumeric(24);
+        let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
+        self.store
+            .insert_conversation(&c, Some((&token, now + lease_ms)))
+            .await?;
+        let lease = TurnLease {
+            conversation_id: c.id.clone(),
+            token,
+        };
+        Ok((c, lease))
+    }
+
     async fn check_credits(&self, p: &Principal, agent: &Agent, cost: f64) -> Result<()> {
         let since = month_start(self.now());
         let used = self
@@ -202,32 +254,13 @@ impl App {
         }
         let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
         let entry = self.model_for(&agent)?;
-        let now = self.now();
         let (conversation, lease) = match &input.conversation_id {
             Some(id) => self.lease_conversation(p, &agent, id).await?,
             None => {
                 self.check_credits(p, &agent, entry.credits).await?;
-                let c = Conversation {
-                    id: ids::uuid_v4(),
-                    workspace_id: p.workspace_id.clone(),
-                    agent_id: agent.id.clone(),
-                    user_id: input.user_id.clone(),
-                    title: None,
-                    status: ConversationStatus::Ongoing,
-                    source: input.source.clone(),
-                    created_at: now,
-                    updated_at: now,
-                };
-                let token = ids::alphanumeric(24);
-                let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
-                self.store
-                    .insert_conversation(&c, Some((&token, now + lease_ms)))
-                    .await?;
-                let lease = TurnLease {
-                    conversation_id: c.id.clone(),
-                    token,
-                };
-                (c, lease)
+                let id = ids::uuid_v4();
+                self.new_conversation(p, &agent, id, input.user_id.clone(), &input.source)
+                    .await?
             }
         };
         let prepared = self
@@ -250,6 +283,117 @@ impl App {
             history,
             tools,
             user_message_id,
+            Overrides::default(),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/chat`. The answer is stored in the conversation named by
+    /// `conversationId` (created under that id when new) or in a new one.
+    pub async fn chat_v1(self: &Arc<Self>, p: &Principal, input: V1Input) -> Result<Turn> {
+        let mut invalid = agentbase_core::FieldErrors::new();
+        match input.messages.last() {
+            None => {
+                invalid.insert("messages".into(), "must not be empty".into());
+            }
+            Some((role, content)) if role != "user" || content.is_empty() => {
+                invalid.insert(
+                    "messages".into(),
+                    "the last message must be a non-empty user message".into(),
+                );
+            }
+            _ => {}
+        }
+        for (i, (role, _)) in input.messages.iter().enumerate() {
+            if role != "user" && role != "assistant" {
+                invalid.insert(
+                    format!("messages[{i}].role"),
+                    "must be user or assistant".into(),
+                );
+            }
+        }
+        if input.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            invalid.insert("temperature".into(), "must be between 0 and 1".into());
+        }
+        if input
+            .conversation_id
+            .as_deref()
+            .is_some_and(|c| c.is_empty() || c.len() > 128)
+        {
+            invalid.insert("conversationId".into(), "must be 1–128 characters".into());
+        }
+        let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
+        let entry = match &input.model {
+            Some(m) => match self.models.get(m) {
+                Some(e) => e.clone(),
+                None => {
+                    invalid.insert(
+                        "model".into(),
+                        format!("unknown model `{m}`: not configured on this server"),
+                    );
+                    return Err(Error::Invalid(invalid));
+                }
+            },
+            None => self.model_for(&agent)?,
+        };
+        if !invalid.is_empty() {
+            return Err(Error::Invalid(invalid));
+        }
+        self.check_credits(p, &agent, entry.credits).await?;
+        let existing = match &input.conversation_id {
+            Some(id) => self.store.conversation(&p.workspace_id, id).await?,
+            None => None,
+        };
+        let (conversation, lease) = match existing {
+            Some(c) => self.lease_conversation(p, &agent, &c.id).await?,
+            None => {
+                let id = input.conversation_id.clone().unwrap_or_else(ids::uuid_v4);
+                self.new_conversation(p, &agent, id, None, SOURCE_API)
+                    .await?
+            }
+        };
+        let last = input
+            .messages
+            .last()
+            .map(|m| m.1.clone())
+            .unwrap_or_default();
+        let as_input = ChatInput {
+            agent_id: agent.id.clone(),
+            message: Some(last),
+            ..Default::default()
+        };
+        let prepared = self
+            .prepare_chat(p, &agent, &entry, &conversation, &as_input, false)
+            .await;
+        let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
+        let messages = input
+            .messages
+            .iter()
+            .map(|(role, content)| {
+                ChatMessage::text(
+                    if role == "assistant" {
+                        Role::Assistant
+                    } else {
+                        Role::User
+                    },
+                    content.clone(),
+                )
+            })
+            .collect();
+        let overrides = Overrides {
+            messages: Some(messages),
+            temperature: input.temperature,
+        };
+        self.start(
+            p,
+            agent,
+            entry,
+            conversation,
+            lease,
+            history,
+            tools,
+            user_message_id,
+            overrides,
         )
         .await
     }
@@ -328,6 +472,7 @@ impl App {
         history: Vec<Message>,
         tools: Vec<ToolCallRecord>,
         user_message_id: String,
+        overrides: Overrides,
     ) -> Result<Turn> {
         let meta = TurnMeta {
             message_id: ids::message_id(),
@@ -362,6 +507,7 @@ impl App {
             history,
             tools,
             title,
+            overrides,
         };
         let app = self.clone();
         tokio::spawn(async move { app.generate(generation, tx).await });
@@ -376,17 +522,18 @@ impl App {
             .saturating_sub(max_tokens as usize)
             .max(64);
         let system = ChatMessage::text(Role::System, g.agent.instructions.clone());
-        let messages = prompt::fit(
-            Some(system),
-            prompt::history(&g.history, &g.tools),
-            budget,
-            &|t: &str| model.count_tokens(t),
-        );
+        let history = match &g.overrides.messages {
+            Some(m) => m.clone(),
+            None => prompt::history(&g.history, &g.tools),
+        };
+        let messages = prompt::fit(Some(system), history, budget, &|t: &str| {
+            model.count_tokens(t)
+        });
         ChatRequest {
             upstream_model: g.entry.upstream.clone(),
             messages,
             tools: Vec::new(),
-            temperature: g.agent.temp,
+            temperature: g.overrides.temperature.unwrap_or(g.agent.temp),
             max_tokens,
         }
     }
@@ -590,6 +737,7 @@ impl App {
             history,
             tools,
             user_message_id,
+            Overrides::default(),
         )
         .await
     }
@@ -630,6 +778,30 @@ impl App {
         } else {
             Err(Error::NotFound(Resource::ToolCall))
         }
+    }
+
+    /// v1 `get-conversations`: offset pages of an agent's conversations with their
+    /// messages.
+    pub async fn conversations_v1(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        filter: &ConversationFilter,
+        page: u32,
+        size: u32,
+    ) -> Result<Vec<(Conversation, Vec<Message>)>> {
+        self.agent(&p.workspace_id, agent_id).await?;
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(size);
+        let list = self
+            .store
+            .conversations_by_offset(agent_id, filter, offset, size)
+            .await?;
+        let mut out = Vec::with_capacity(list.len());
+        for c in list {
+            let messages = self.store.messages(&c.id).await?;
+            out.push((c, messages));
+        }
+        Ok(out)
     }
 
     pub async fn conversations(

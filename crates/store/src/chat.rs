@@ -135,6 +135,40 @@ impl Where {
     }
 }
 
+fn filter_where(agent_id: &str, filter: &ConversationFilter) -> Where {
+    let mut w = Where::new();
+    let p = w.arg(Arg::Text(agent_id.to_owned()));
+    w.push(format!("agent_id = {p}"));
+    if let Some(from) = filter.created_from {
+        let p = w.arg(Arg::Int(from));
+        w.push(format!("created_at >= {p}"));
+    }
+    if let Some(to) = filter.created_to {
+        let p = w.arg(Arg::Int(to));
+        w.push(format!("created_at <= {p}"));
+    }
+    if let Some(u) = &filter.user_id {
+        let p = w.arg(Arg::Text(u.clone()));
+        w.push(format!("user_id = {p}"));
+    }
+    if let Some(id) = &filter.conversation_id {
+        let p = w.arg(Arg::Text(id.clone()));
+        w.push(format!("id = {p}"));
+    }
+    if let Some(sources) = &filter.sources {
+        let marks: Vec<String> = sources
+            .iter()
+            .map(|s| w.arg(Arg::Text(s.clone())))
+            .collect();
+        w.push(if marks.is_empty() {
+            "1 = 0".to_owned()
+        } else {
+            format!("source IN ({})", marks.join(", "))
+        });
+    }
+    w
+}
+
 enum Arg {
     Text(String),
     Int(i64),
@@ -177,7 +211,10 @@ impl Store {
         .bind(lease.map(|l| l.1))
         .execute(&self.pool)
         .await
-        .map_err(db_err)?;
+        .map_err(|e| match e.as_database_error() {
+            Some(d) if d.is_unique_violation() => Error::Conflict("conversationId is already in use".into()),
+            _ => db_err(e),
+        })?;
         Ok(())
     }
 
@@ -261,36 +298,7 @@ impl Store {
         } else {
             "created_at"
         };
-        let mut w = Where::new();
-        let p = w.arg(Arg::Text(agent_id.to_owned()));
-        w.push(format!("agent_id = {p}"));
-        if let Some(from) = filter.created_from {
-            let p = w.arg(Arg::Int(from));
-            w.push(format!("created_at >= {p}"));
-        }
-        if let Some(to) = filter.created_to {
-            let p = w.arg(Arg::Int(to));
-            w.push(format!("created_at <= {p}"));
-        }
-        if let Some(u) = &filter.user_id {
-            let p = w.arg(Arg::Text(u.clone()));
-            w.push(format!("user_id = {p}"));
-        }
-        if let Some(id) = &filter.conversation_id {
-            let p = w.arg(Arg::Text(id.clone()));
-            w.push(format!("id = {p}"));
-        }
-        if let Some(sources) = &filter.sources {
-            let marks: Vec<String> = sources
-                .iter()
-                .map(|s| w.arg(Arg::Text(s.clone())))
-                .collect();
-            w.push(if marks.is_empty() {
-                "1 = 0".to_owned()
-            } else {
-                format!("source IN ({})", marks.join(", "))
-            });
-        }
+        let mut w = filter_where(agent_id, filter);
         let count_sql = format!("SELECT COUNT(*) AS n FROM conversations WHERE {}", w.sql());
         let total: i64 = bind_all(sqlx::query(&count_sql), &w.args)
             .fetch_one(&self.pool)
@@ -325,6 +333,29 @@ impl Store {
             has_more,
             total,
         })
+    }
+
+    /// Offset pagination for the v1 API (`page`, `size`), newest first.
+    pub async fn conversations_by_offset(
+        &self,
+        agent_id: &str,
+        filter: &ConversationFilter,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<Conversation>> {
+        let mut w = filter_where(agent_id, filter);
+        let lim = w.arg(Arg::Int(i64::from(limit)));
+        let off = w.arg(Arg::Int(offset));
+        let sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE {} ORDER BY created_at DESC, id DESC \
+             LIMIT {lim} OFFSET {off}",
+            w.sql()
+        );
+        let rows = bind_all(sqlx::query(&sql), &w.args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(conversation).collect()
     }
 
     pub async fn insert_message(&self, m: &Message) -> Result<()> {

@@ -14,8 +14,13 @@ pub fn models_dir() -> PathBuf {
         return dir.into();
     }
     let system = PathBuf::from("/var/cache/agentbase-models");
-    let writable = std::fs::create_dir_all(&system).is_ok() && tempfile::tempfile_in(&system).is_ok();
-    if writable { system } else { std::env::temp_dir().join("agentbase-models") }
+    let writable =
+        std::fs::create_dir_all(&system).is_ok() && tempfile::tempfile_in(&system).is_ok();
+    if writable {
+        system
+    } else {
+        std::env::temp_dir().join("agentbase-models")
+    }
 }
 
 pub fn model_paths() -> &'static ModelPaths {
@@ -58,7 +63,10 @@ pub fn system(text: &str) -> ChatMessage {
 }
 
 /// Drains a stream into its events, failing on any error.
-pub async fn collect(model: &dyn ChatModel, request: ChatRequest) -> Result<Vec<ModelEvent>, ModelError> {
+pub async fn collect(
+    model: &dyn ChatModel,
+    request: ChatRequest,
+) -> Result<Vec<ModelEvent>, ModelError> {
     let mut stream = model.stream(request);
     let mut events = Vec::new();
     while let Some(event) = stream.next().await {

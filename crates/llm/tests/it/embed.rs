@@ -17,14 +17,21 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minilm_reference.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/minilm_reference.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn embedder() -> &'static LocalEmbedder {
     static MODEL: OnceLock<LocalEmbedder> = OnceLock::new();
     MODEL.get_or_init(|| {
-        LocalEmbedder::load(&model_paths().embedding_dir, LocalEmbedderOptions::default()).expect("loading MiniLM")
+        LocalEmbedder::load(
+            &model_paths().embedding_dir,
+            LocalEmbedderOptions::default(),
+        )
+        .expect("loading MiniLM")
     })
 }
 
@@ -41,7 +48,12 @@ async fn embeddings_match_sentence_transformers_reference_vectors() {
     assert_eq!(model.dimensions(), 384);
     let vectors = model.embed(&reference.sentences).await.unwrap();
     assert_eq!(vectors.len(), reference.sentences.len());
-    for ((sentence, ours), theirs) in reference.sentences.iter().zip(&vectors).zip(&reference.vectors) {
+    for ((sentence, ours), theirs) in reference
+        .sentences
+        .iter()
+        .zip(&vectors)
+        .zip(&reference.vectors)
+    {
         assert_eq!(ours.len(), 384);
         let norm = ours.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "norm {norm} for {sentence:?}");
@@ -76,7 +88,11 @@ async fn embedding_many_chunks_reports_its_speed() {
     let started = Instant::now();
     let vectors = model.embed(&chunks).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("embedded {} chunks of 256 tokens in {secs:.2}s: {:.1} chunks/s", vectors.len(), vectors.len() as f64 / secs);
+    eprintln!(
+        "embedded {} chunks of 256 tokens in {secs:.2}s: {:.1} chunks/s",
+        vectors.len(),
+        vectors.len() as f64 / secs
+    );
     assert_eq!(vectors.len(), 64);
     // Same text prefix, different numbers: similar but not identical vectors.
     let cos = cosine(&vectors[0], &vectors[1]);

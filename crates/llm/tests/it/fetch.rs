@@ -15,7 +15,12 @@ fn fetching_again_keeps_the_verified_files() {
     let again = fetch_default_models(&models_dir()).unwrap();
     assert_eq!(&again, paths);
     assert_eq!(modified(&paths.chat_gguf), before);
-    for name in ["model.safetensors", "tokenizer.json", "config.json", "sentence_bert_config.json"] {
+    for name in [
+        "model.safetensors",
+        "tokenizer.json",
+        "config.json",
+        "sentence_bert_config.json",
+    ] {
         assert!(paths.embedding_dir.join(name).is_file(), "{name}");
     }
 }
@@ -29,8 +34,16 @@ fn a_file_that_fails_its_checksum_is_fetched_again() {
     fs::create_dir_all(paths.chat_gguf.parent().unwrap()).unwrap();
     fs::create_dir_all(&paths.embedding_dir).unwrap();
     fs::copy(&cache.chat_gguf, &paths.chat_gguf).unwrap();
-    for name in ["model.safetensors", "tokenizer.json", "sentence_bert_config.json"] {
-        fs::copy(cache.embedding_dir.join(name), paths.embedding_dir.join(name)).unwrap();
+    for name in [
+        "model.safetensors",
+        "tokenizer.json",
+        "sentence_bert_config.json",
+    ] {
+        fs::copy(
+            cache.embedding_dir.join(name),
+            paths.embedding_dir.join(name),
+        )
+        .unwrap();
     }
     let config = paths.embedding_dir.join("config.json");
     fs::write(&config, "{\"tampered\": true}").unwrap();

@@ -4,3 +4,4 @@ pub mod agents;
 pub mod chat;
 pub mod conversations;
 pub mod system;
+pub mod v1;

@@ -10,6 +10,7 @@ mod conversations;
 mod isolation;
 mod ratelimit;
 mod system;
+mod v1;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
