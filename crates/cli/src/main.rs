@@ -13,6 +13,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+mod providers;
+mod remote;
+
 #[derive(Parser)]
 #[command(
     name = "agentbase",
@@ -63,6 +66,19 @@ enum Command {
     /// Manage agents.
     #[command(subcommand)]
     Agents(AgentCmd),
+    /// Chat with an agent in the terminal, streaming (over HTTP).
+    Chat {
+        agent_id: String,
+        #[command(flatten)]
+        remote: remote::Remote,
+    },
+    /// List, show and export conversations (over HTTP).
+    Conversations {
+        #[command(subcommand)]
+        cmd: remote::ConversationCmd,
+        #[command(flatten)]
+        remote: remote::Remote,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,14 +205,20 @@ fn init_logging(settings: &Settings, default_level: &str) {
 }
 
 async fn open(global: &Global, settings: Settings) -> anyhow::Result<App> {
-    App::open(settings, &global.data_dir, Arc::new(SystemClock))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the data directory {}",
-                global.data_dir.display()
-            )
-        })
+    let providers = providers::build(&settings)?;
+    App::open_with_providers(
+        settings,
+        &global.data_dir,
+        Arc::new(SystemClock),
+        &providers,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the data directory {}",
+            global.data_dir.display()
+        )
+    })
 }
 
 fn write_default_config(data_dir: &Path) -> anyhow::Result<()> {
@@ -268,6 +290,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = admin(&g).await?;
             agents(&app, cmd, g.json).await
         }
+        Command::Chat { agent_id, remote } => remote::chat(&remote, &agent_id).await,
+        Command::Conversations { cmd, remote } => remote::conversations(&remote, cmd, g.json).await,
     }
 }
 

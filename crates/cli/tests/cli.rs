@@ -231,3 +231,234 @@ fn http_get(port: u16, path: &str, key: Option<&str>) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// A server process on a fresh data dir with the scripted model configured.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+    key: String,
+    dir: tempfile::TempDir,
+}
+
+const SCRIPTED: [(&str, &str); 3] = [
+    ("AGENTBASE__PROVIDERS__scripted__KIND", "scripted"),
+    ("AGENTBASE__MODELS__scripted__PROVIDER", "scripted"),
+    ("AGENTBASE__MODELS__scripted__CREDITS", "1"),
+];
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let init = json_of(&agentbase(dir.path(), &["init", "--json"]));
+        let key = init["apiKey"].as_str().unwrap().to_owned();
+        let mut s = Server {
+            child: spawn_serve(dir.path(), 0),
+            port: 0,
+            key,
+            dir,
+        };
+        s.port = wait_listening(&mut s.child);
+        s
+    }
+
+    fn restart(&mut self) {
+        self.child = spawn_serve(self.dir.path(), self.port);
+        wait_listening(&mut self.child);
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v2", self.port)
+    }
+
+    fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+            .args(args)
+            .args(["--base-url", &self.base(), "--api-key", &self.key])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_serve(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let port = if port == 0 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        port
+    };
+    Command::new(env!("CARGO_BIN_EXE_agentbase"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .envs(SCRIPTED)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads stdout until the server says it listens; returns its port.
+fn wait_listening(child: &mut std::process::Child) -> u16 {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("agentbase listening on http://127.0.0.1:") {
+            return rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    }
+    panic!("the server did not start");
+}
+
+fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // Bodies are small and sent with content-length.
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn an_acknowledged_answer_survives_kill_9() {
+    let mut server = Server::start();
+    let agent = json_of(
+        &Command::new(env!("CARGO_BIN_EXE_agentbase"))
+            .arg("--data-dir")
+            .arg(server.dir.path())
+            .args([
+                "agents", "create", "--name", "durable", "--model", "scripted", "--json",
+            ])
+            .envs(SCRIPTED)
+            .output()
+            .unwrap(),
+    );
+    let agent = agent["id"].as_str().unwrap().to_owned();
+    let (status, answer) = http(
+        server.port,
+        "POST",
+        &format!("/api/v2/agents/{agent}/chat"),
+        &server.key,
+        r#"{"message":"remember me","stream":false}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let conversation = answer["data"]["metadata"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let killed = Command::new("kill")
+        .args(["-KILL", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = server.child.wait();
+    server.restart();
+
+    let (status, got) = http(
+        server.port,
+        "GET",
+        &format!("/api/v2/agents/{agent}/conversations/{conversation}"),
+        &server.key,
+        "",
+    );
+    assert_eq!(status, 200, "{got}");
+    let messages = got["data"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1]["parts"][0]["text"], "Echo: remember me");
+}
+
+#[test]
+fn chat_and_conversations_work_from_the_terminal() {
+    let server = Server::start();
+    let agent = http(
+        server.port,
+        "POST",
+        "/api/v2/agents",
+        &server.key,
+        r#"{"name":"cli","model":"scripted"}"#,
+    )
+    .1;
+    let agent = agent["id"].as_str().unwrap().to_owned();
+
+    let out = server.cli(&["chat", &agent], "hello there\nsecond line\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Echo: hello there"), "{stdout}");
+    assert!(stdout.contains("Echo: second line"), "{stdout}");
+
+    let out = server.cli(&["conversations", "list", &agent, "--json"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "both lines went to one conversation");
+    let conversation = lines[0]["id"].as_str().unwrap().to_owned();
+
+    let out = server.cli(
+        &["conversations", "show", &agent, &conversation, "--json"],
+        "",
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["messages"].as_array().unwrap().len(), 4);
+
+    let out = server.cli(&["conversations", "export", &agent], "");
+    let exported: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported.len(), 1);
+    assert_eq!(exported[0]["messages"].as_array().unwrap().len(), 4);
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+        .args([
+            "conversations",
+            "list",
+            &agent,
+            "--base-url",
+            &server.base(),
+            "--api-key",
+            "agb_wrong_key",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("AUTH_INVALID_API_KEY"));
+}

@@ -38,7 +38,7 @@
 //! the answer in the format documented in `crate::tools`.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,7 +49,7 @@ use std::time::Instant;
 use agentbase_core::model::{
     ChatModel, ChatRequest, FinishReason, ModelError, ModelEvent, ModelStream, Role, Usage,
 };
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{quantized_llama, quantized_qwen2};
@@ -80,6 +80,9 @@ pub struct LocalChatOptions {
     pub repeat_last_n: usize,
     /// Seed for sampling when temperature > 0; `None` seeds from the clock.
     pub seed: Option<u64>,
+    /// Convert Q4_1/Q5_0/Q5_1 tensors to Q8_0 at load, which candle has SIMD
+    /// kernels for (see `requantized`). Default true.
+    pub requantize: bool,
 }
 
 impl Default for LocalChatOptions {
@@ -91,6 +94,7 @@ impl Default for LocalChatOptions {
             repeat_penalty: 1.1,
             repeat_last_n: 64,
             seed: None,
+            requantize: true,
         }
     }
 }
@@ -136,18 +140,38 @@ enum Weights {
 }
 
 impl Weights {
-    fn read(path: &Path, arch: &str) -> Result<Self, Error> {
+    fn read(path: &Path, arch: &str, requantize: bool) -> Result<Self, Error> {
         let file = File::open(path).map_err(Error::io("open", path))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::invalid(path, e))?;
         let device = Device::Cpu;
+        let invalid = |e: candle_core::Error| Error::invalid(path, e);
+        let slow = content
+            .tensor_infos
+            .values()
+            .any(|t| is_scalar_only(t.ggml_dtype));
+        if requantize && slow {
+            let mut gguf = requantized(content, &mut reader).map_err(invalid)?;
+            let content = gguf_file::Content::read(&mut gguf).map_err(invalid)?;
+            return Self::from_content(content, &mut gguf, arch, path);
+        }
+        Self::from_content(content, &mut reader, arch, path)
+    }
+
+    fn from_content<R: std::io::Read + std::io::Seek>(
+        content: gguf_file::Content,
+        reader: &mut R,
+        arch: &str,
+        path: &Path,
+    ) -> Result<Self, Error> {
+        let device = Device::Cpu;
         Ok(match arch {
             "llama" => Self::Llama(
-                quantized_llama::ModelWeights::from_gguf(content, &mut reader, &device)
+                quantized_llama::ModelWeights::from_gguf(content, reader, &device)
                     .map_err(|e| Error::invalid(path, e))?,
             ),
             "qwen2" => Self::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &device)
+                quantized_qwen2::ModelWeights::from_gguf(content, reader, &device)
                     .map_err(|e| Error::invalid(path, e))?,
             ),
             other => {
@@ -161,10 +185,10 @@ impl Weights {
 
     /// Another worker's copy: llama weights are shared (candle tensors are
     /// reference-counted), qwen2's cannot be cloned and are read again.
-    fn for_another_worker(&self, path: &Path) -> Result<Self, Error> {
+    fn for_another_worker(&self, path: &Path, requantize: bool) -> Result<Self, Error> {
         match self {
             Self::Llama(m) => Ok(Self::Llama(m.clone())),
-            Self::Qwen2(_) => Self::read(path, "qwen2"),
+            Self::Qwen2(_) => Self::read(path, "qwen2", requantize),
         }
     }
 
@@ -181,6 +205,45 @@ impl Weights {
             Self::Qwen2(m) => m.clear_kv_cache(),
         }
     }
+}
+
+/// Quantization formats candle 0.11 only has scalar (non-SIMD) dot products for on
+/// x86. SmolLM2's GGUF is Q4_1 (its 576-wide rows rule out the K-quants).
+fn is_scalar_only(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+}
+
+/// Rewrites a GGUF in memory with its scalar-only tensors converted to Q8_0, which
+/// candle runs with AVX2: Q8_0 holds every Q4_1/Q5 value to within 1/254 of the
+/// block's range, far inside their own rounding, and measured here it more than
+/// doubles prefill and decode speed for SmolLM2, for ~45 MB more memory.
+fn requantized<R: std::io::Read + std::io::Seek>(
+    content: gguf_file::Content,
+    reader: &mut R,
+) -> candle_core::Result<Cursor<Vec<u8>>> {
+    let device = Device::Cpu;
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    for name in names {
+        let tensor = content.tensor(reader, name, &device)?;
+        let tensor = if is_scalar_only(tensor.dtype()) {
+            QTensor::quantize(&tensor.dequantize(&device)?, GgmlDType::Q8_0)?
+        } else {
+            tensor
+        };
+        tensors.push((name.as_str(), tensor));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &tensor_refs)?;
+    out.set_position(0);
+    Ok(out)
 }
 
 pub struct LocalChatModel {
@@ -215,7 +278,7 @@ impl LocalChatModel {
         };
         // The header is read again with the tensors; it is a few MB.
         drop(content);
-        let weights = Weights::read(path, &arch)?;
+        let weights = Weights::read(path, &arch, options.requantize)?;
         if let Some(cap) = options.context_window {
             context_window = context_window.min(cap.max(16));
         }
@@ -236,7 +299,7 @@ impl LocalChatModel {
             let receiver = Arc::clone(&receiver);
             let weights = match weights.take() {
                 Some(first) if i + 1 < workers => {
-                    let next = first.for_another_worker(path)?;
+                    let next = first.for_another_worker(path, options.requantize)?;
                     weights = Some(next);
                     first
                 }
