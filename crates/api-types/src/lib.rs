@@ -251,3 +251,27 @@ mod tests {
         );
     }
 }
+
+/// A client action (Chatbase Custom Action) — an agentbase extension of the API:
+/// Chatbase manages actions in its dashboard only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema (`"type": "object"`) of the arguments.
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsBody {
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActionsResponse {
+    pub data: Vec<Action>,
+}

@@ -159,6 +159,15 @@ enum AgentCmd {
         #[arg(long)]
         workspace: Option<String>,
     },
+    /// Show the agent's client actions, or replace them with `--set FILE` (a JSON
+    /// array of {name, description, parameters}).
+    Actions {
+        agent_id: String,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long)]
+        set: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -511,6 +520,48 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 print_json(&agent_json(app, agent).await?);
             } else {
                 println!("Updated agent {}", agent.id);
+            }
+        }
+        AgentCmd::Actions {
+            agent_id,
+            workspace,
+            set,
+        } => {
+            let ws = app
+                .resolve_workspace(workspace.as_deref())
+                .await
+                .context("no such workspace")?;
+            let agent = match set {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let list: Vec<serde_json::Value> = serde_json::from_str(&text)
+                        .context("the file must hold a JSON array of actions")?;
+                    let actions = list
+                        .into_iter()
+                        .map(|v| agentbase_core::Action {
+                            name: v["name"].as_str().unwrap_or_default().to_owned(),
+                            description: v["description"].as_str().unwrap_or_default().to_owned(),
+                            parameters: v["parameters"].clone(),
+                        })
+                        .collect();
+                    app.set_actions(&ws.id, &agent_id, actions)
+                        .await
+                        .map_err(describe)?
+                }
+                None => app.agent(&ws.id, &agent_id).await.map_err(describe)?,
+            };
+            let list: Vec<_> = agent
+                .actions
+                .iter()
+                .map(|a| json!({"name": a.name, "description": a.description, "parameters": a.parameters}))
+                .collect();
+            if as_json {
+                print_json(&serde_json::Value::Array(list));
+            } else {
+                for a in &agent.actions {
+                    println!("{}\t{}", a.name, a.description);
+                }
             }
         }
         AgentCmd::Delete {

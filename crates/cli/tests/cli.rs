@@ -126,6 +126,38 @@ fn workspaces_keys_and_agents_are_managed_from_the_cli() {
     assert_eq!(shown["name"], "Helper 2");
     let listed = json_of(&agentbase(dir.path(), &["agents", "list", "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    let actions_file = dir.path().join("actions.json");
+    std::fs::write(
+        &actions_file,
+        r#"[{"name":"lookupOrder","description":"Find an order","parameters":{"type":"object"}}]"#,
+    )
+    .unwrap();
+    let actions = json_of(&agentbase(
+        dir.path(),
+        &[
+            "agents",
+            "actions",
+            id,
+            "--set",
+            actions_file.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(actions[0]["name"], "lookupOrder");
+    let actions = json_of(&agentbase(dir.path(), &["agents", "actions", id, "--json"]));
+    assert_eq!(actions.as_array().unwrap().len(), 1);
+    std::fs::write(&actions_file, r#"[{"name":"bad name","parameters":{}}]"#).unwrap();
+    let bad = agentbase(
+        dir.path(),
+        &[
+            "agents",
+            "actions",
+            id,
+            "--set",
+            actions_file.to_str().unwrap(),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("actions[0].name"));
     let bad = agentbase(
         dir.path(),
         &["agents", "create", "--name", "x", "--model", "gpt-9"],

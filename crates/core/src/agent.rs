@@ -82,6 +82,65 @@ impl Default for IpRateLimits {
     }
 }
 
+/// A client action (Chatbase Custom Action): a tool the model may call, run by the
+/// client, whose result comes back through `tool-result`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments: an object schema.
+    pub parameters: Value,
+}
+
+pub const ACTIONS_MAX: usize = 64;
+
+/// Checks a full list of actions, naming each bad field.
+pub fn validate_actions(actions: &[Action]) -> Result<(), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    if actions.len() > ACTIONS_MAX {
+        errors.insert("actions".into(), format!("at most {ACTIONS_MAX} actions"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, a) in actions.iter().enumerate() {
+        let ok_name = (1..=64).contains(&a.name.len())
+            && a.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok_name {
+            errors.insert(
+                format!("actions[{i}].name"),
+                "must be 1–64 characters of a-z, A-Z, 0-9, '_' or '-'".into(),
+            );
+        } else if !seen.insert(a.name.as_str()) {
+            errors.insert(
+                format!("actions[{i}].name"),
+                format!("duplicate action `{}`", a.name),
+            );
+        }
+        if a.description.chars().count() > 1024 {
+            errors.insert(
+                format!("actions[{i}].description"),
+                "must be at most 1024 characters".into(),
+            );
+        }
+        let object_schema = a
+            .parameters
+            .as_object()
+            .is_some_and(|o| o.get("type").and_then(Value::as_str) == Some("object"));
+        if !object_schema {
+            errors.insert(
+                format!("actions[{i}].parameters"),
+                "must be a JSON Schema with \"type\": \"object\"".into(),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Agent {
     pub id: String,
@@ -97,6 +156,7 @@ pub struct Agent {
     pub initial_messages: Vec<String>,
     pub credit_limit: Option<i64>,
     pub ip_rate_limits: IpRateLimits,
+    pub actions: Vec<Action>,
     pub status: AgentStatus,
     /// Bytes of training data.
     pub size: i64,
@@ -416,6 +476,7 @@ mod tests {
             initial_messages: vec![],
             credit_limit: Some(5),
             ip_rate_limits: IpRateLimits::default(),
+            actions: Vec::new(),
             status: AgentStatus::Untrained,
             size: 0,
             created_at: 0,

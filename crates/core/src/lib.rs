@@ -15,7 +15,7 @@ pub mod ratelimit;
 pub mod time_fmt;
 pub mod workspace;
 
-pub use agent::{Agent, AgentPatch, AgentStatus, IpRateLimits, NewAgent, Visibility};
+pub use agent::{Action, Agent, AgentPatch, AgentStatus, IpRateLimits, NewAgent, Visibility};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::Cursor;
 pub use error::{Error, FieldErrors, Rejection, Resource, Result};

@@ -50,6 +50,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v2/agents/{agentId}",
             get(agents::get).put(agents::update).delete(agents::delete),
         )
+        .route(
+            "/api/v2/agents/{agentId}/actions",
+            get(agents::get_actions).put(agents::put_actions),
+        )
         .route("/api/v2/agents/{agentId}/chat", post(chat::chat))
         .route(
             "/api/v2/agents/{agentId}/conversations",

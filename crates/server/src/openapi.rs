@@ -11,7 +11,7 @@ use crate::routes::{agents, chat, conversations, system, v1};
 #[openapi(
     info(title = "agentbase API", description = "The Chatbase v2 API as served by agentbase."),
     paths(
-        system::health, agents::list, agents::create, agents::get, agents::update, agents::delete,
+        system::health, agents::list, agents::create, agents::get, agents::update, agents::delete, agents::get_actions, agents::put_actions,
         chat::chat, chat::retry, chat::tool_result, conversations::list, conversations::for_user,
         conversations::get, conversations::messages, conversations::update, conversations::feedback,
         conversations::export, v1::chat, v1::get_conversations
@@ -26,7 +26,8 @@ use crate::routes::{agents, chat, conversations, system, v1};
         api::UpdateConversationRequest, api::UpdateConversationResponse, api::ConversationStatus,
         api::FeedbackValue, api::UpdateFeedbackRequest, api::MessageResponse, api::SubmitToolResultRequest,
         api::SuccessData, api::ExportPart, api::ExportMessage, api::ExportConversation,
-        api::ExportConversationsResponse, api::StreamMetadata, api::v1::V1Message,
+        api::ExportConversationsResponse, api::StreamMetadata, api::Action, api::ActionsBody,
+        api::ActionsResponse, api::v1::V1Message,
         api::v1::V1ChatRequest, api::v1::V1ChatResponse, api::v1::V1Conversation,
         api::v1::V1ConversationsResponse, api::v1::V1Error
     )),

@@ -25,7 +25,7 @@ use agentbase_core::conversation::{
     ToolCallRecord, ToolCallStatus,
 };
 use agentbase_core::model::{
-    ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role,
+    ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role, ToolSpec,
 };
 use agentbase_core::time_fmt::month_start;
 use agentbase_core::{Agent, Cursor, Error, Millis, Rejection, Resource, Result, ids, prompt};
@@ -532,7 +532,16 @@ impl App {
         ChatRequest {
             upstream_model: g.entry.upstream.clone(),
             messages,
-            tools: Vec::new(),
+            tools: g
+                .agent
+                .actions
+                .iter()
+                .map(|a| ToolSpec {
+                    name: a.name.clone(),
+                    description: a.description.clone(),
+                    parameters: a.parameters.clone(),
+                })
+                .collect(),
             temperature: g.overrides.temperature.unwrap_or(g.agent.temp),
             max_tokens,
         }

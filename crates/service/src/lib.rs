@@ -304,6 +304,7 @@ impl App {
             initial_messages: vec!["Hi! What can I help you with?".into()],
             credit_limit: None,
             ip_rate_limits: IpRateLimits::default(),
+            actions: Vec::new(),
             status: AgentStatus::Untrained,
             size: 0,
             created_at: now,
@@ -334,6 +335,23 @@ impl App {
             .validate(&self.known_model())
             .map_err(Error::Invalid)?;
         agent.apply(patch, self.now());
+        if !self.store.update_agent(&agent).await? {
+            return Err(Error::NotFound(Resource::Agent));
+        }
+        Ok(agent)
+    }
+
+    /// Replaces the agent's client actions (the tools offered to its model).
+    pub async fn set_actions(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        actions: Vec<agentbase_core::Action>,
+    ) -> Result<Agent> {
+        let mut agent = self.agent(workspace_id, id).await?;
+        agentbase_core::agent::validate_actions(&actions).map_err(Error::Invalid)?;
+        agent.actions = actions;
+        agent.updated_at = self.now();
         if !self.store.update_agent(&agent).await? {
             return Err(Error::NotFound(Resource::Agent));
         }

@@ -230,8 +230,8 @@ impl Store {
             "INSERT INTO agents (id, workspace_id, name, instructions, model, temp, visibility, \
              auto_retrain, allowed_domains, suggested_messages, initial_messages, credit_limit, \
              ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
-             last_trained_at, last_message_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+             last_trained_at, last_message_at, actions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
         )
         .bind(&a.id)
         .bind(&a.workspace_id)
@@ -254,6 +254,7 @@ impl Store {
         .bind(a.updated_at)
         .bind(a.last_trained_at)
         .bind(a.last_message_at)
+        .bind(rows::actions_json(&a.actions))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -267,7 +268,7 @@ impl Store {
              visibility = $5, auto_retrain = $6, allowed_domains = $7, suggested_messages = $8, \
              initial_messages = $9, credit_limit = $10, ip_limit = $11, ip_timeframe = $12, \
              ip_message = $13, status = $14, size = $15, updated_at = $16, last_trained_at = $17, \
-             last_message_at = $18 WHERE id = $19 AND workspace_id = $20",
+             last_message_at = $18, actions = $19 WHERE id = $20 AND workspace_id = $21",
         )
         .bind(&a.name)
         .bind(&a.instructions)
@@ -287,6 +288,7 @@ impl Store {
         .bind(a.updated_at)
         .bind(a.last_trained_at)
         .bind(a.last_message_at)
+        .bind(rows::actions_json(&a.actions))
         .bind(&a.id)
         .bind(&a.workspace_id)
         .execute(&self.pool)

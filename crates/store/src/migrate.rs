@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "conversations",
         include_str!("../migrations/0002_conversations.sql"),
     ),
+    (3, "actions", include_str!("../migrations/0003_actions.sql")),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use agentbase_core::{
-    Agent, AgentStatus, ApiKey, Error, IpRateLimits, Plan, Result, Visibility, Workspace,
+    Action, Agent, AgentStatus, ApiKey, Error, IpRateLimits, Plan, Result, Visibility, Workspace,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -14,7 +14,7 @@ use crate::db_err;
 pub(crate) const AGENT_COLUMNS: &str = "id, workspace_id, name, instructions, model, temp, \
     visibility, auto_retrain, allowed_domains, suggested_messages, initial_messages, \
     credit_limit, ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
-    last_trained_at, last_message_at";
+    last_trained_at, last_message_at, actions";
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record: {value:?}"))
@@ -77,6 +77,7 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
                 .map_err(|_| corrupt("ip_timeframe", &ip_timeframe.to_string()))?,
             message: row.try_get("ip_message").map_err(db_err)?,
         },
+        actions: actions(row)?,
         status: AgentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         size: row.try_get("size").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,
@@ -84,4 +85,29 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
         last_trained_at: row.try_get("last_trained_at").map_err(db_err)?,
         last_message_at: row.try_get("last_message_at").map_err(db_err)?,
     })
+}
+
+/// The `actions` column: a JSON array of `{name, description, parameters}`.
+pub(crate) fn actions_json(actions: &[Action]) -> String {
+    let list: Vec<serde_json::Value> = actions
+        .iter()
+        .map(|a| serde_json::json!({"name": a.name, "description": a.description, "parameters": a.parameters}))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+fn actions(row: &AnyRow) -> Result<Vec<Action>> {
+    let list: Vec<serde_json::Value> = json_col(row, "actions")?.unwrap_or_default();
+    list.into_iter()
+        .map(|v| {
+            Ok(Action {
+                name: v["name"]
+                    .as_str()
+                    .ok_or_else(|| corrupt("actions", "name"))?
+                    .to_owned(),
+                description: v["description"].as_str().unwrap_or_default().to_owned(),
+                parameters: v["parameters"].clone(),
+            })
+        })
+        .collect()
 }

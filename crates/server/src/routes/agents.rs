@@ -196,3 +196,61 @@ pub async fn delete(
     state.app.delete_agent(&p.workspace_id, &agent_id).await?;
     Ok(Json(api::SuccessResponse { success: true }))
 }
+
+fn actions_dto(actions: Vec<agentbase_core::Action>) -> api::ActionsResponse {
+    api::ActionsResponse {
+        data: actions
+            .into_iter()
+            .map(|a| api::Action {
+                name: a.name,
+                description: a.description,
+                parameters: a.parameters,
+            })
+            .collect(),
+    }
+}
+
+/// The agent's client actions (an agentbase extension).
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/actions", tag = "agents",
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::ActionsResponse), (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn get_actions(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<api::ActionsResponse>, ApiError> {
+    Ok(Json(actions_dto(
+        state.app.agent(&p.workspace_id, &agent_id).await?.actions,
+    )))
+}
+
+/// Replaces the agent's client actions; they are offered to its model as tools.
+#[utoipa::path(put, path = "/api/v2/agents/{agentId}/actions", tag = "agents", request_body = api::ActionsBody,
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::ActionsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn put_actions(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    body: Result<AppJson<api::ActionsBody>, ApiError>,
+) -> Result<Json<api::ActionsResponse>, ApiError> {
+    state.app.agent(&p.workspace_id, &agent_id).await?;
+    let AppJson(body) = body?;
+    let actions = body
+        .actions
+        .into_iter()
+        .map(|a| agentbase_core::Action {
+            name: a.name,
+            description: a.description,
+            parameters: a.parameters,
+        })
+        .collect();
+    let agent = state
+        .app
+        .set_actions(&p.workspace_id, &agent_id, actions)
+        .await?;
+    Ok(Json(actions_dto(agent.actions)))
+}

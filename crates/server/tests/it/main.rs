@@ -2,6 +2,7 @@
 //! HTTP through the `agentbase-client` crate (and raw requests where the point is
 //! a malformed one). The clock is manual so window logic runs without sleeps.
 
+mod actions;
 mod agents;
 mod auth;
 mod bad_input;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use agentbase_client::Client;
 use agentbase_core::ManualClock;
+use agentbase_service::models::Providers;
 use agentbase_service::settings::{ModelSettings, ProviderKind, ProviderSettings};
 use agentbase_service::{App, Settings};
 use serde_json::Value;
@@ -75,6 +77,14 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_with_providers(configure, &Providers::new()).await
+}
+
+/// [`spawn_with`] plus provider instances (by provider name).
+pub async fn spawn_with_providers(
+    configure: impl FnOnce(&mut Settings),
+    providers: &Providers,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::default();
     settings.server.shutdown_grace_secs = 1;
@@ -98,7 +108,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let clock = ManualClock::starting_now();
     let app = Arc::new(
-        App::open(settings, dir.path(), Arc::new(clock.clone()))
+        App::open_with_providers(settings, dir.path(), Arc::new(clock.clone()), providers)
             .await
             .expect("open app"),
     );

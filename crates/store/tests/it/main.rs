@@ -123,6 +123,7 @@ pub fn agent(workspace_id: &str, created_at: i64) -> Agent {
         initial_messages: vec!["hi".into()],
         credit_limit: None,
         ip_rate_limits: IpRateLimits::default(),
+        actions: Vec::new(),
         status: AgentStatus::Untrained,
         size: 0,
         created_at,

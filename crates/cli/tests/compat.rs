@@ -1,0 +1,702 @@
+//! Compatibility with clients nobody here wrote: the real `agentbase` binary with the
+//! scripted model, driven by the Vercel AI SDK's own stream parser (npm `ai`), by the
+//! seed's Python snippets run unchanged, and by a `requests` tour of every endpoint,
+//! with every response validated against the official Chatbase OpenAPI schemas.
+//!
+//! The clients live in `compat/` (see `compat/README.md`). They need
+//! `npm ci --prefix compat` and Python's `jsonschema` and `requests`; without them these
+//! tests skip with a note, or fail when `AGENTBASE_TEST_REQUIRE_SERVICES=1`.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The scripted model under a Chatbase model name (`auto`), so agents created with the
+/// defaults carry a `model` that the official `Agent` schema accepts.
+const SCRIPTED: [(&str, &str); 5] = [
+    ("AGENTBASE__PROVIDERS__scripted__KIND", "scripted"),
+    ("AGENTBASE__MODELS__auto__PROVIDER", "scripted"),
+    ("AGENTBASE__MODELS__auto__CREDITS", "1"),
+    ("AGENTBASE__AGENTS__DEFAULT_MODEL", "auto"),
+    ("AGENTBASE__LOG__LEVEL", "warn"),
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn compat_dir() -> PathBuf {
+    repo_root().join("compat")
+}
+
+/// Whether the external clients can run here; on `Err`, what is missing.
+fn clients_available() -> Result<(), String> {
+    let mut missing = Vec::new();
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        missing.push("node (Node.js 20+)".to_owned());
+    }
+    for package in ["ai", "ai-strict", "zod"] {
+        let manifest = compat_dir()
+            .join("node_modules")
+            .join(package)
+            .join("package.json");
+        if !manifest.is_file() {
+            missing.push(format!(
+                "compat/node_modules/{package} (run `npm ci --prefix compat`)"
+            ));
+        }
+    }
+    let python = Command::new("python3")
+        .args(["-c", "import jsonschema, referencing, requests"])
+        .output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        missing.push("python3 with jsonschema and requests (pip install)".to_owned());
+    }
+    let spec = repo_root().join("../shared/reference/chatbase-openapi-v2-core.json");
+    if !spec.is_file() {
+        missing.push(format!("{} (the shared reference)", spec.display()));
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join(", "))
+    }
+}
+
+/// True when the test should go on; false (after a note) when it may skip.
+fn clients_or_skip(test: &str) -> bool {
+    match clients_available() {
+        Ok(()) => true,
+        Err(missing) if std::env::var("AGENTBASE_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("{test}: AGENTBASE_TEST_REQUIRE_SERVICES=1 but missing: {missing}")
+        }
+        Err(missing) => {
+            eprintln!("note: {test} skipped, missing: {missing}");
+            false
+        }
+    }
+}
+
+/// A server on a fresh data dir, listening on a port of its own choosing.
+struct Server {
+    child: Child,
+    port: u16,
+    key: String,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra_env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let init = agentbase(dir.path(), extra_env)
+            .args(["init", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let key = serde_json::from_slice::<Value>(&init.stdout).unwrap()["apiKey"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let log = File::create(dir.path().join("serve.log")).unwrap();
+        let mut child = agentbase(dir.path(), extra_env)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut port = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("agentbase listening on http://127.0.0.1:") {
+                port = rest.split(' ').next().and_then(|p| p.parse().ok());
+                break;
+            }
+        }
+        // Keep draining stdout so the server never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let mut server = Server {
+            child,
+            port: 0,
+            key,
+            dir,
+        };
+        server.port = port.unwrap_or_else(|| panic!("serve did not start: {}", server.log()));
+        server
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v2", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    fn create_agent(&self, name: &str) -> String {
+        let (status, body) = http(
+            self.port,
+            "POST",
+            "/api/v2/agents",
+            &self.key,
+            &json!({ "name": name }).to_string(),
+        );
+        assert_eq!(status, 201, "create agent: {body}");
+        serde_json::from_str::<Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn transcript(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agentbase(dir: &Path, extra_env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentbase"));
+    cmd.arg("--data-dir").arg(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AGENTBASE__") || key == "AGENTBASE_DATA_DIR" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(SCRIPTED).envs(extra_env.iter().copied());
+    cmd
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+/// Runs an external client with a deadline; returns its exit success, stdout, stderr.
+fn run(cmd: &mut Command, secs: u64) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).unwrap())
+        .stderr(File::create(&err).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut stderr = read(&err);
+    if status.is_none() {
+        stderr.push_str(&format!("\n(killed after {secs} s)"));
+    }
+    (status.is_some_and(|s| s.success()), read(&out), stderr)
+}
+
+fn python(script: &str, args: &[String]) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(compat_dir().join(script)).args(args);
+    cmd
+}
+
+/// Validates transcripts with compat/openapi_check.py; returns the covered responses.
+fn openapi_check(transcripts: &[&Path]) -> BTreeSet<String> {
+    let args: Vec<String> = transcripts
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let (ok, out, err) = run(&mut python("openapi_check.py", &args), 30);
+    let report: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("openapi_check.py printed no report ({e}): {out}\n{err}"));
+    assert!(
+        ok && report["failures"].as_array().is_some_and(Vec::is_empty),
+        "responses that fail the official OpenAPI schemas:\n{}\n{err}",
+        serde_json::to_string_pretty(&report["failures"]).unwrap()
+    );
+    report["covered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_covers(covered: &BTreeSet<String>, required: &[&str]) {
+    let missing: Vec<_> = required.iter().filter(|r| !covered.contains(**r)).collect();
+    assert!(
+        missing.is_empty(),
+        "not validated: {missing:?}\nvalidated: {covered:#?}"
+    );
+}
+
+/// What a UI message stream says, read straight off the bytes.
+#[derive(Debug, Default)]
+struct RawStream {
+    message_id: Option<String>,
+    text: String,
+    text_parts: usize,
+    tool_calls: Vec<Value>,
+    metadata: Option<Value>,
+    finish_reason: Option<String>,
+    errors: Vec<String>,
+    chunk_types: Vec<String>,
+}
+
+/// Parses a UI Message Stream v1 body, asserting its framing: `data: <one-line JSON>`
+/// frames separated by a blank line, `data: [DONE]` last, nothing else.
+fn parse_sse(case: &str, body: &str) -> RawStream {
+    assert!(
+        body.ends_with("data: [DONE]\n\n"),
+        "{case}: the stream ends with data: [DONE]: {body:?}"
+    );
+    assert!(!body.contains('\r'), "{case}: frames use \\n, not \\r\\n");
+    let frames: Vec<&str> = body.strip_suffix("\n\n").unwrap().split("\n\n").collect();
+    let mut raw = RawStream::default();
+    let mut text_open: Option<String> = None;
+    let mut tool_inputs: Vec<(String, String, String)> = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let data = frame
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("{case}: frame {i} is not `data: ...`: {frame:?}"));
+        assert!(!data.contains('\n'), "{case}: frame {i} spans lines");
+        if data == "[DONE]" {
+            assert_eq!(i, frames.len() - 1, "{case}: [DONE] is the last frame");
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data)
+            .unwrap_or_else(|e| panic!("{case}: frame {i} is not JSON ({e}): {data}"));
+        let kind = chunk["type"].as_str().unwrap().to_owned();
+        match kind.as_str() {
+            "start" => raw.message_id = chunk["messageId"].as_str().map(str::to_owned),
+            "text-start" => {
+                assert!(text_open.is_none(), "{case}: text parts do not nest");
+                text_open = chunk["id"].as_str().map(str::to_owned);
+                raw.text_parts += 1;
+            }
+            "text-delta" => {
+                assert_eq!(
+                    chunk["id"].as_str(),
+                    text_open.as_deref(),
+                    "{case}: delta of the open text part"
+                );
+                raw.text.push_str(chunk["delta"].as_str().unwrap());
+            }
+            "text-end" => {
+                assert_eq!(
+                    chunk["id"].as_str(),
+                    text_open.as_deref(),
+                    "{case}: end of the open text part"
+                );
+                text_open = None;
+            }
+            "tool-input-start" => tool_inputs.push((
+                chunk["toolCallId"].as_str().unwrap().to_owned(),
+                chunk["toolName"].as_str().unwrap().to_owned(),
+                String::new(),
+            )),
+            "tool-input-delta" => {
+                let id = chunk["toolCallId"].as_str().unwrap();
+                let entry = tool_inputs.iter_mut().find(|t| t.0 == id);
+                entry
+                    .unwrap_or_else(|| panic!("{case}: delta for an unstarted tool call {id}"))
+                    .2
+                    .push_str(chunk["inputTextDelta"].as_str().unwrap());
+            }
+            "tool-input-available" => {
+                let id = chunk["toolCallId"].as_str().unwrap();
+                let (_, name, streamed) = tool_inputs
+                    .iter()
+                    .find(|t| t.0 == id)
+                    .unwrap_or_else(|| panic!("{case}: input for an unstarted tool call {id}"));
+                assert_eq!(chunk["toolName"].as_str(), Some(name.as_str()));
+                let streamed: Value = serde_json::from_str(streamed)
+                    .unwrap_or_else(|e| panic!("{case}: streamed tool input is not JSON: {e}"));
+                assert_eq!(
+                    streamed, chunk["input"],
+                    "{case}: the deltas add up to the input"
+                );
+                raw.tool_calls.push(json!({
+                    "toolCallId": id,
+                    "toolName": name,
+                    "input": chunk["input"],
+                    "state": "input-available",
+                }));
+            }
+            "message-metadata" => raw.metadata = Some(chunk["messageMetadata"].clone()),
+            "finish" => {
+                raw.finish_reason = chunk["finishReason"].as_str().map(str::to_owned);
+                if !chunk["messageMetadata"].is_null() {
+                    raw.metadata = Some(chunk["messageMetadata"].clone());
+                }
+            }
+            "error" => raw
+                .errors
+                .push(chunk["errorText"].as_str().unwrap().to_owned()),
+            _ => {}
+        }
+        raw.chunk_types.push(kind);
+    }
+    assert!(text_open.is_none(), "{case}: every text part is closed");
+    raw
+}
+
+/// The transcript entries of one client, by case name (later entries win).
+fn transcript_cases(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
+    if !clients_or_skip("the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says") {
+        return;
+    }
+    let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
+    let agent = server.create_agent("AI SDK compat");
+    let transcript = server.transcript("node.jsonl");
+    let (ok, out, err) = run(
+        Command::new("node")
+            .arg(compat_dir().join("ai-stream.mjs"))
+            .args([&server.base(), &server.key, &agent])
+            .arg("--record")
+            .arg(&transcript),
+        30,
+    );
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!(
+            "ai-stream.mjs printed no report ({e}): {out}\n{err}\n{}",
+            server.log()
+        )
+    });
+    let failures: Vec<_> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["failures"].as_array().unwrap().is_empty())
+        .map(|c| json!({ "case": c["name"], "failures": c["failures"] }))
+        .collect();
+    assert!(
+        ok && failures.is_empty(),
+        "the ai package rejected the stream:\n{}\n{err}",
+        serde_json::to_string_pretty(&failures).unwrap()
+    );
+
+    let recorded = transcript_cases(&transcript);
+    let mut seen = BTreeSet::new();
+    for case in report["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        seen.insert(name.to_owned());
+        let entry = recorded
+            .iter()
+            .find(|e| e["case"] == name)
+            .unwrap_or_else(|| panic!("{name}: not recorded"));
+        let headers = &entry["headers"];
+        assert_eq!(headers["content-type"], "text/event-stream", "{name}");
+        assert_eq!(headers["cache-control"], "no-cache", "{name}");
+        assert_eq!(headers["x-vercel-ai-ui-message-stream"], "v1", "{name}");
+        assert_eq!(headers["x-accel-buffering"], "no", "{name}");
+        let raw = parse_sse(name, entry["body"].as_str().unwrap());
+        for (parser, seen_by) in case["parsers"].as_object().unwrap() {
+            let at = format!("{name}, {parser}");
+            assert_eq!(
+                seen_by["messageId"].as_str(),
+                raw.message_id.as_deref(),
+                "{at}: messageId"
+            );
+            assert_eq!(
+                seen_by["text"].as_str(),
+                Some(raw.text.as_str()),
+                "{at}: text"
+            );
+            assert_eq!(
+                seen_by["textParts"],
+                json!(raw.text_parts),
+                "{at}: text parts"
+            );
+            assert_eq!(
+                seen_by["toolCalls"],
+                json!(raw.tool_calls),
+                "{at}: tool calls"
+            );
+            assert_eq!(
+                seen_by["metadata"],
+                raw.metadata.clone().unwrap_or(Value::Null),
+                "{at}: metadata"
+            );
+            assert_eq!(
+                seen_by["finishReason"].as_str(),
+                raw.finish_reason.as_deref(),
+                "{at}: finishReason"
+            );
+            assert_eq!(seen_by["errors"], json!(raw.errors), "{at}: errors");
+            assert_eq!(
+                seen_by["chunkTypes"],
+                json!(raw.chunk_types),
+                "{at}: chunk types"
+            );
+        }
+
+        let meta = raw.metadata.clone().unwrap_or(Value::Null);
+        match name {
+            "text" | "retry" => {
+                assert_eq!(raw.text, "Echo: Hello from the AI SDK", "{name}");
+                assert_eq!(raw.finish_reason.as_deref(), Some("stop"), "{name}");
+                assert_eq!(meta["userId"], "compat-node", "{name}: userId is kept");
+                assert_eq!(
+                    meta["messageId"].as_str(),
+                    raw.message_id.as_deref(),
+                    "{name}"
+                );
+                assert_eq!(meta["usage"]["credits"], 1.0, "{name}");
+                let types: Vec<&str> = raw.chunk_types.iter().map(String::as_str).collect();
+                let deltas = types.iter().filter(|t| **t == "text-delta").count();
+                assert!(deltas > 1, "{name}: the answer streams word by word");
+                let mut expected = vec!["start", "start-step", "text-start"];
+                expected.extend(std::iter::repeat_n("text-delta", deltas));
+                expected.extend(["text-end", "finish-step", "message-metadata", "finish"]);
+                assert_eq!(types, expected, "{name}: chunk order");
+            }
+            "tool-calls" => {
+                assert_eq!(raw.text, "Let me look that up.");
+                assert_eq!(raw.finish_reason.as_deref(), Some("tool-calls"));
+                let calls: Vec<_> = raw
+                    .tool_calls
+                    .iter()
+                    .map(|c| (c["toolName"].clone(), c["input"].clone()))
+                    .collect();
+                assert_eq!(
+                    calls,
+                    [
+                        (
+                            json!("lookupOrder"),
+                            json!({"orderId": "ORD-123", "lines": [1, 2]})
+                        ),
+                        (json!("getWeather"), json!({"city": "Zürich"})),
+                    ]
+                );
+            }
+            "continuation" => {
+                assert!(
+                    raw.text.starts_with("Tool lookupOrder returned")
+                        && raw.text.contains("Tool getWeather returned"),
+                    "the continuation answers from both results: {}",
+                    raw.text
+                );
+                assert_eq!(raw.finish_reason.as_deref(), Some("stop"));
+            }
+            "failure" => {
+                assert_eq!(
+                    raw.errors.len(),
+                    1,
+                    "one error chunk: {:?}",
+                    raw.chunk_types
+                );
+                assert!(
+                    !raw.text.is_empty()
+                        && "Echo: this answer breaks midway".starts_with(&raw.text),
+                    "the deltas before the failure arrive: {:?}",
+                    raw.text
+                );
+            }
+            other => panic!("unexpected case {other}"),
+        }
+    }
+    let all = ["text", "tool-calls", "continuation", "retry", "failure"];
+    assert_eq!(
+        seen,
+        all.iter().map(|s| s.to_string()).collect(),
+        "every case ran"
+    );
+
+    let covered = openapi_check(&[&transcript]);
+    assert_covers(
+        &covered,
+        &[
+            "POST /agents/{agentId}/chat 200 (stream)",
+            "POST /agents/{agentId}/conversations/{conversationId}/retry 200 (stream)",
+            "POST /agents/{agentId}/conversations/{conversationId}/tool-result 200",
+        ],
+    );
+}
+
+#[test]
+fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() {
+    if !clients_or_skip(
+        "the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged",
+    ) {
+        return;
+    }
+    let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
+    let limited = Server::start(&[
+        ("AGENTBASE__RATE_LIMIT__REQUESTS", "3"),
+        ("AGENTBASE__RATE_LIMIT__WINDOW_SECS", "2"),
+    ]);
+    let agent = server.create_agent("Seed compat");
+    let limited_agent = limited.create_agent("Seed compat, rate limited");
+    let transcript = server.transcript("seed.jsonl");
+    let args: Vec<String> = [
+        "--base-url",
+        &server.base(),
+        "--api-key",
+        &server.key,
+        "--agent-id",
+        &agent,
+        "--limited-base-url",
+        &limited.base(),
+        "--limited-api-key",
+        &limited.key,
+        "--limited-agent-id",
+        &limited_agent,
+        "--record",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([transcript.display().to_string()])
+    .collect();
+    let (ok, out, err) = run(&mut python("seed_test.py", &args), 45);
+    let report: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("seed_test.py printed no report ({e}): {out}\n{err}"));
+    assert!(
+        ok && report["failed"].as_array().is_some_and(Vec::is_empty),
+        "the seed snippets failed:\n{}\n{err}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    assert!(report["fetch_all_conversations"]["pages"].as_u64().unwrap() >= 2);
+    assert_eq!(report["chat_with_backoff"]["attempts"], json!([429, 200]));
+
+    let covered = openapi_check(&[&transcript]);
+    assert_covers(
+        &covered,
+        &[
+            "GET /agents/{agentId}/conversations 200",
+            "GET /agents/{agentId}/conversations 429",
+            "POST /agents/{agentId}/chat 200",
+            "POST /agents/{agentId}/chat 429",
+        ],
+    );
+}
+
+#[test]
+fn every_implemented_endpoint_answers_in_the_official_openapi_shapes() {
+    if !clients_or_skip("every_implemented_endpoint_answers_in_the_official_openapi_shapes") {
+        return;
+    }
+    let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
+    let transcript = server.transcript("tour.jsonl");
+    let args = [
+        "--base-url".to_owned(),
+        server.base(),
+        "--api-key".to_owned(),
+        server.key.clone(),
+        "--record".to_owned(),
+        transcript.display().to_string(),
+    ];
+    let (ok, out, err) = run(&mut python("api_tour.py", &args), 30);
+    let report: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("api_tour.py printed no report ({e}): {out}\n{err}"));
+    assert!(
+        ok && report["failed"].as_array().is_some_and(Vec::is_empty),
+        "the requests tour failed:\n{}\n{err}",
+        serde_json::to_string_pretty(&report["failed"]).unwrap()
+    );
+
+    let covered = openapi_check(&[&transcript]);
+    assert_covers(
+        &covered,
+        &[
+            "GET /health 200",
+            "GET /agents 200",
+            "POST /agents 201",
+            "GET /agents/{agentId} 200",
+            "PUT /agents/{agentId} 200",
+            "DELETE /agents/{agentId} 200",
+            "POST /agents/{agentId}/chat 200",
+            "POST /agents/{agentId}/conversations/{conversationId}/retry 200",
+            "POST /agents/{agentId}/conversations/{conversationId}/tool-result 200",
+            "GET /agents/{agentId}/conversations 200",
+            "GET /agents/{agentId}/conversations/{conversationId} 200",
+            "GET /agents/{agentId}/conversations/{conversationId}/messages 200",
+            "GET /agents/{agentId}/users/{userId}/conversations 200",
+            "PATCH /agents/{agentId}/conversations/{conversationId} 200",
+            "PATCH /agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback 200",
+            "GET /agents/{agentId}/conversations/export 200",
+            // Error bodies.
+            "GET /agents 401",
+            "GET /agents/{agentId} 404",
+            "POST /agents/{agentId}/chat 400",
+            "POST /agents/{agentId}/chat 404",
+            "GET /agents/{agentId}/conversations 400",
+            "GET /agents/{agentId}/conversations/{conversationId} 404",
+            "POST /agents/{agentId}/conversations/{conversationId}/tool-result 404",
+            "POST /agents/{agentId}/conversations/{conversationId}/retry 404",
+            "PATCH /agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback 404",
+            "PATCH /agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback 422",
+            "PATCH /agents/{agentId}/conversations/{conversationId} 400",
+        ],
+    );
+}
