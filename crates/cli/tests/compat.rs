@@ -4,8 +4,8 @@
 //! with every response validated against the official Chatbase OpenAPI schemas.
 //!
 //! The clients live in `compat/` (see `compat/README.md`). They need
-//! `npm ci --prefix compat` and Python's `jsonschema` and `requests`; without them these
-//! tests skip with a note, or fail when `AGENTBASE_TEST_REQUIRE_SERVICES=1`.
+//! `npm ci --prefix compat` and `pip install -r compat/requirements.txt`; without them
+//! these tests skip with a note, or fail when `AGENTBASE_TEST_REQUIRE_SERVICES=1`.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -34,14 +34,25 @@ fn compat_dir() -> PathBuf {
     repo_root().join("compat")
 }
 
+/// Which external clients a test runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Needs {
+    Python,
+    NodeAndPython,
+}
+
 /// Whether the external clients can run here; on `Err`, what is missing.
-fn clients_available() -> Result<(), String> {
+fn clients_available(needs: Needs) -> Result<(), String> {
     let mut missing = Vec::new();
     let node = Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
+    if needs == Needs::NodeAndPython && !node.is_ok_and(|o| o.status.success()) {
         missing.push("node (Node.js 20+)".to_owned());
     }
-    for package in ["ai", "ai-strict", "zod"] {
+    let packages: &[&str] = match needs {
+        Needs::Python => &[],
+        Needs::NodeAndPython => &["ai", "ai-strict", "zod"],
+    };
+    for package in packages {
         let manifest = compat_dir()
             .join("node_modules")
             .join(package)
@@ -56,7 +67,7 @@ fn clients_available() -> Result<(), String> {
         .args(["-c", "import jsonschema, referencing, requests"])
         .output();
     if !python.is_ok_and(|o| o.status.success()) {
-        missing.push("python3 with jsonschema and requests (pip install)".to_owned());
+        missing.push("python3 with jsonschema and requests (compat/requirements.txt)".to_owned());
     }
     let spec = repo_root().join("../shared/reference/chatbase-openapi-v2-core.json");
     if !spec.is_file() {
@@ -70,14 +81,15 @@ fn clients_available() -> Result<(), String> {
 }
 
 /// True when the test should go on; false (after a note) when it may skip.
-fn clients_or_skip(test: &str) -> bool {
-    match clients_available() {
+fn clients_or_skip(needs: Needs) -> bool {
+    let required = std::env::var("AGENTBASE_TEST_REQUIRE_SERVICES").as_deref() == Ok("1");
+    match clients_available(needs) {
         Ok(()) => true,
-        Err(missing) if std::env::var("AGENTBASE_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            panic!("{test}: AGENTBASE_TEST_REQUIRE_SERVICES=1 but missing: {missing}")
+        Err(missing) if required => {
+            panic!("AGENTBASE_TEST_REQUIRE_SERVICES=1 but missing: {missing}")
         }
         Err(missing) => {
-            eprintln!("note: {test} skipped, missing: {missing}");
+            eprintln!("note: compatibility test skipped, missing: {missing}");
             false
         }
     }
@@ -257,12 +269,14 @@ fn run(cmd: &mut Command, secs: u64) -> (bool, String, String) {
 
 fn python(script: &str, args: &[String]) -> Command {
     let mut cmd = Command::new("python3");
-    cmd.arg(compat_dir().join(script)).args(args);
+    cmd.arg(compat_dir().join(script))
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     cmd
 }
 
-/// Validates transcripts with compat/openapi_check.py; returns the covered responses.
-fn openapi_check(transcripts: &[&Path]) -> BTreeSet<String> {
+/// Runs compat/openapi_check.py on transcripts; returns its exit success and report.
+fn run_openapi_check(transcripts: &[&Path]) -> (bool, Value, String) {
     let args: Vec<String> = transcripts
         .iter()
         .map(|p| p.display().to_string())
@@ -270,6 +284,12 @@ fn openapi_check(transcripts: &[&Path]) -> BTreeSet<String> {
     let (ok, out, err) = run(&mut python("openapi_check.py", &args), 30);
     let report: Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("openapi_check.py printed no report ({e}): {out}\n{err}"));
+    (ok, report, err)
+}
+
+/// Validates transcripts against the official schemas; returns the covered responses.
+fn openapi_check(transcripts: &[&Path]) -> BTreeSet<String> {
+    let (ok, report, err) = run_openapi_check(transcripts);
     assert!(
         ok && report["failures"].as_array().is_some_and(Vec::is_empty),
         "responses that fail the official OpenAPI schemas:\n{}\n{err}",
@@ -402,7 +422,22 @@ fn parse_sse(case: &str, body: &str) -> RawStream {
     raw
 }
 
-/// The transcript entries of one client, by case name (later entries win).
+/// JSON with every number as f64: `1.0` on the wire and `1` after JavaScript's
+/// `JSON.stringify` are the same value.
+fn numbers_as_f64(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64().unwrap()),
+        Value::Array(a) => Value::Array(a.iter().map(numbers_as_f64).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The entries of a transcript (one JSON object a line).
 fn transcript_cases(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -413,7 +448,7 @@ fn transcript_cases(path: &Path) -> Vec<Value> {
 
 #[test]
 fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
-    if !clients_or_skip("the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says") {
+    if !clients_or_skip(Needs::NodeAndPython) {
         return;
     }
     let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
@@ -441,9 +476,10 @@ fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
         .map(|c| json!({ "case": c["name"], "failures": c["failures"] }))
         .collect();
     assert!(
-        ok && failures.is_empty(),
-        "the ai package rejected the stream:\n{}\n{err}",
-        serde_json::to_string_pretty(&failures).unwrap()
+        ok && report["failures"] == 0,
+        "the ai package rejected the stream:\n{}\nself-check: {}\n{err}",
+        serde_json::to_string_pretty(&failures).unwrap(),
+        report["selfCheck"]
     );
 
     let recorded = transcript_cases(&transcript);
@@ -479,13 +515,13 @@ fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
                 "{at}: text parts"
             );
             assert_eq!(
-                seen_by["toolCalls"],
-                json!(raw.tool_calls),
+                numbers_as_f64(&seen_by["toolCalls"]),
+                numbers_as_f64(&json!(raw.tool_calls)),
                 "{at}: tool calls"
             );
             assert_eq!(
-                seen_by["metadata"],
-                raw.metadata.clone().unwrap_or(Value::Null),
+                numbers_as_f64(&seen_by["metadata"]),
+                numbers_as_f64(&raw.metadata.clone().unwrap_or(Value::Null)),
                 "{at}: metadata"
             );
             assert_eq!(
@@ -586,9 +622,7 @@ fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
 
 #[test]
 fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() {
-    if !clients_or_skip(
-        "the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged",
-    ) {
+    if !clients_or_skip(Needs::Python) {
         return;
     }
     let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
@@ -643,7 +677,7 @@ fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() 
 
 #[test]
 fn every_implemented_endpoint_answers_in_the_official_openapi_shapes() {
-    if !clients_or_skip("every_implemented_endpoint_answers_in_the_official_openapi_shapes") {
+    if !clients_or_skip(Needs::Python) {
         return;
     }
     let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
@@ -699,4 +733,84 @@ fn every_implemented_endpoint_answers_in_the_official_openapi_shapes() {
             "PATCH /agents/{agentId}/conversations/{conversationId} 400",
         ],
     );
+}
+
+#[test]
+fn the_openapi_check_rejects_responses_that_break_the_official_schemas() {
+    if !clients_or_skip(Needs::Python) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("broken.jsonl");
+    let recorded = |method: &str, path: &str, status: u16, content_type: &str, body: String| {
+        json!({
+            "method": method,
+            "url": format!("http://127.0.0.1:1/api/v2{path}"),
+            "status": status,
+            "headers": { "content-type": content_type },
+            "body": body,
+        })
+    };
+    let json = "application/json";
+    let chat = json!({ "data": { "id": "m", "role": "assistant",
+        "parts": [{ "type": "text", "text": "hi" }],
+        "metadata": { "userMessageId": "u", "conversationId": "c", "finishReason": "stop",
+            "usage": { "credits": 1 } } } });
+    let finish = json!({ "type": "finish", "messageMetadata": {
+        "messageId": "m", "userMessageId": "u", "conversationId": "c", "userId": null } });
+    let entries = [
+        // ChatResponse metadata without its required userId.
+        recorded("POST", "/agents/a/chat", 200, json, chat.to_string()),
+        // An agent whose model is outside the official enum.
+        recorded(
+            "GET",
+            "/agents/a",
+            200,
+            json,
+            r#"{"id":"a","model":"scripted"}"#.into(),
+        ),
+        // A stream whose finish metadata lacks usage.
+        recorded(
+            "POST",
+            "/agents/a/chat",
+            200,
+            "text/event-stream",
+            format!("data: {finish}\n\ndata: [DONE]\n\n"),
+        ),
+        // An error body outside the envelope.
+        recorded("GET", "/agents", 401, json, r#"{"message":"no"}"#.into()),
+        // A success status the operation does not document.
+        recorded("POST", "/agents", 200, json, r#"{"id":"a"}"#.into()),
+    ];
+    let lines: Vec<String> = entries.iter().map(Value::to_string).collect();
+    std::fs::write(&transcript, lines.join("\n") + "\n").unwrap();
+
+    let (ok, report, _) = run_openapi_check(&[&transcript]);
+    assert!(!ok, "broken responses must fail: {report}");
+    let failing: BTreeSet<&str> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing,
+        BTreeSet::from([
+            "POST /api/v2/agents/a/chat -> 200",
+            "GET /api/v2/agents/a -> 200",
+            "GET /api/v2/agents -> 401",
+            "POST /api/v2/agents -> 200",
+        ]),
+        "{report:#}"
+    );
+    let messages = report["failures"].to_string();
+    for expected in [
+        "'userId' is a required property",
+        "'scripted' is not one of",
+        "'usage' is a required property",
+        "'error' is a required property",
+        "not documented",
+    ] {
+        assert!(messages.contains(expected), "{expected}: {messages}");
+    }
 }

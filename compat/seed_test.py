@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Runs the seed's Python snippets (shared/reference/seed_snippets.py, imported as they
+are: only their CHATBASE host is set) against an agentbase server.
+
+Usage:
+  python3 compat/seed_test.py --base-url URL --api-key KEY --agent-id ID
+      [--limited-base-url URL --limited-api-key KEY --limited-agent-id ID]
+      [--record TRANSCRIPT.jsonl]
+
+- fetch_all_conversations: the server first gets more than one page of conversations
+  (the snippet asks for 100 a page), then the snippet pages through them all; every
+  conversation must come back exactly once and the count must equal `total`.
+- chat_with_backoff: against a server with a tight rate limit (the --limited-* one),
+  the window is used up, then the snippet is called: it must be told 429 with a
+  whole-second Retry-After, sleep that long, and succeed on the very next attempt.
+- Not run: upload_text_to_chatbase (POST /api/v1/update-chatbot-data is not
+  implemented; note also that the snippet sends no `chatbotName`, which the v1
+  contract requires), and the Apify snippets start_crawl / wait_for_run / build_corpus
+  (the Apify-compatible endpoints are not implemented).
+
+Every response is recorded (--record) for openapi_check.py. Prints a JSON report and
+exits 1 on any failed check."""
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+import traceback
+
+import requests
+
+from compat_common import Recorder, load_seed_snippets, origin_of
+
+PAGE = 100  # what fetch_all_conversations asks for; more than this makes two pages
+
+
+class Checks:
+    def __init__(self):
+        self.passed = []
+        self.failed = []
+
+    def expect(self, ok, what, **detail):
+        (self.passed if ok else self.failed).append({"check": what, **({} if ok else detail)})
+        return ok
+
+
+def pagination(seed, args, checks, recorder):
+    base = args.base_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    list_url = f"{base}/agents/{args.agent_id}/conversations"
+    recorder.case = "setup"
+    first = requests.get(list_url, headers=headers, params={"limit": 1}, timeout=30)
+    first.raise_for_status()
+    existing = first.json()["pagination"]["total"]
+    created = set()
+    with requests.Session() as session:
+        for i in range(max(0, PAGE + 5 - existing)):
+            r = session.post(
+                f"{base}/agents/{args.agent_id}/chat",
+                headers=headers,
+                json={"message": f"Conversation number {i}", "stream": False},
+                timeout=30,
+            )
+            if r.status_code != 200:
+                checks.expect(False, "creating a conversation succeeds", status=r.status_code, body=r.text[:500])
+                return None
+            created.add(r.json()["data"]["metadata"]["conversationId"])
+    checks.expect(True, f"creating {len(created)} conversations succeeds")
+    expected_total = requests.get(list_url, headers=headers, params={"limit": 1}, timeout=30).json()["pagination"]["total"]
+
+    recorder.case = "fetch_all_conversations"
+    start = len(recorder.entries)
+    seed.CHATBASE = origin_of(args.base_url)
+    conversations = seed.fetch_all_conversations(args.agent_id, args.api_key)
+    pages = [e for e in recorder.entries[start:] if e["url"].startswith(list_url)]
+    ids = [c["id"] for c in conversations]
+    checks.expect(len(pages) >= 2, "the snippet pages more than once", pages=len(pages))
+    checks.expect(len(ids) == len(set(ids)), "no conversation comes twice", duplicates=len(ids) - len(set(ids)))
+    checks.expect(len(ids) == expected_total, "the snippet gets `total` conversations", got=len(ids), total=expected_total)
+    checks.expect(created <= set(ids), "every conversation created is listed", missing=sorted(created - set(ids))[:5])
+    return {"conversations": len(ids), "pages": len(pages), "created": len(created)}
+
+
+def backoff(seed, args, checks, recorder):
+    base = args.limited_base_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {args.limited_api_key}"}
+    recorder.case = "exhaust the rate limit"
+    limited = None
+    for _ in range(1000):
+        r = requests.get(f"{base}/agents/{args.limited_agent_id}/conversations", headers=headers, timeout=30)
+        if r.status_code == 429:
+            limited = r
+            break
+    if not checks.expect(limited is not None, "the tight rate limit answers 429"):
+        return None
+    retry_after = limited.headers.get("Retry-After")
+    checks.expect(
+        retry_after is not None and retry_after.isdigit(),
+        "429 carries Retry-After in whole seconds (the snippet does int() on it)",
+        retryAfter=retry_after,
+    )
+
+    recorder.case = "chat_with_backoff"
+    start = len(recorder.entries)
+    seed.CHATBASE = origin_of(args.limited_base_url)
+    printed = io.StringIO()
+    began = time.monotonic()
+    with contextlib.redirect_stdout(printed):
+        result = seed.chat_with_backoff(args.limited_agent_id, args.limited_api_key, "Hello after a 429")
+    elapsed = time.monotonic() - began
+    attempts = [e["status"] for e in recorder.entries[start:]]
+    text = "".join(p.get("text", "") for p in result["data"]["parts"] if p.get("type") == "text")
+    checks.expect(attempts[:1] == [429], "the snippet's first attempt is rate limited", attempts=attempts)
+    checks.expect(
+        attempts == [429, 200],
+        "after sleeping Retry-After the next attempt succeeds",
+        attempts=attempts,
+        printed=printed.getvalue(),
+    )
+    checks.expect("Rate limited. Retrying in" in printed.getvalue(), "the snippet reports its backoff", printed=printed.getvalue())
+    checks.expect(text == "Echo: Hello after a 429", "the answer arrives after the backoff", text=text)
+    return {"attempts": attempts, "printed": printed.getvalue().strip(), "elapsedSecs": round(elapsed, 2), "retryAfter": retry_after}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", required=True, help="v2 base, e.g. http://127.0.0.1:8080/api/v2")
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--agent-id", required=True)
+    parser.add_argument("--limited-base-url")
+    parser.add_argument("--limited-api-key")
+    parser.add_argument("--limited-agent-id")
+    parser.add_argument("--record")
+    args = parser.parse_args(argv)
+
+    seed = load_seed_snippets()
+    checks = Checks()
+    report = {"skipped": {
+        "upload_text_to_chatbase": "POST /api/v1/update-chatbot-data is not implemented",
+        "start_crawl, wait_for_run, build_corpus": "the Apify-compatible endpoints are not implemented",
+    }}
+    with Recorder(args.record, "python-seed") as recorder:
+        sections = [("fetch_all_conversations", pagination)]
+        if args.limited_base_url:
+            sections.append(("chat_with_backoff", backoff))
+        else:
+            report["skipped"]["chat_with_backoff"] = "no --limited-base-url given"
+        for name, section in sections:
+            try:
+                report[name] = section(seed, args, checks, recorder)
+            except Exception as error:  # a snippet raising is a failed check, not a crash
+                checks.expect(False, f"{name} runs", error=repr(error), trace=traceback.format_exc()[-2000:])
+    report["passed"] = [c["check"] for c in checks.passed]
+    report["failed"] = checks.failed
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
