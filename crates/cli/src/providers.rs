@@ -17,6 +17,50 @@ fn key(env: &str) -> Option<String> {
         .filter(|k| !k.is_empty())
 }
 
+/// Loads the local (candle) providers that some model uses, fetching the default
+/// weights into `<data_dir>/models` when no `model_path` is set and they are
+/// missing. Slow (seconds), so only `serve` calls it.
+pub async fn load_local(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+    into: &mut Providers,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for (name, p) in &settings.providers {
+        let used = settings.models.values().any(|m| &m.provider == name);
+        if p.kind != ProviderKind::Local || !used {
+            continue;
+        }
+        let path = if p.model_path.is_empty() {
+            let models_dir = data_dir.join("models");
+            let defaults = agentbase_llm::default_model_paths(&models_dir);
+            if !defaults.chat_gguf.exists() {
+                println!(
+                    "Fetching the default models into {} (once)…",
+                    models_dir.display()
+                );
+            }
+            tokio::task::spawn_blocking(move || agentbase_llm::fetch_default_models(&models_dir))
+                .await?
+                .context("cannot fetch the default models (set providers.local.model_path to use a local GGUF)")?
+                .chat_gguf
+        } else {
+            std::path::PathBuf::from(&p.model_path)
+        };
+        let shown = path.display().to_string();
+        let model = tokio::task::spawn_blocking(move || {
+            agentbase_llm::LocalChatModel::load(&path, agentbase_llm::LocalChatOptions::default())
+        })
+        .await?
+        .with_context(|| {
+            format!("cannot load the local model {shown} (providers.{name}.model_path)")
+        })?;
+        tracing::info!(provider = %name, model = %shown, "local model loaded");
+        into.insert(name.clone(), Arc::new(model));
+    }
+    Ok(())
+}
+
 pub fn build(settings: &Settings) -> Result<Providers, ConfigError> {
     let mut out = Providers::new();
     for (name, p) in &settings.providers {

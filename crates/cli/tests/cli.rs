@@ -211,6 +211,7 @@ fn serve_starts_on_a_fresh_directory_and_stops_on_sigterm() {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .envs(SCRIPTED)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -272,7 +273,10 @@ struct Server {
     dir: tempfile::TempDir,
 }
 
-const SCRIPTED: [(&str, &str); 3] = [
+/// The scripted model as `scripted`, and the `local` provider scripted too, so
+/// these tests neither fetch nor load weights (one test below does, on purpose).
+const SCRIPTED: [(&str, &str); 4] = [
+    ("AGENTBASE__PROVIDERS__local__KIND", "scripted"),
     ("AGENTBASE__PROVIDERS__scripted__KIND", "scripted"),
     ("AGENTBASE__MODELS__scripted__PROVIDER", "scripted"),
     ("AGENTBASE__MODELS__scripted__CREDITS", "1"),
@@ -493,4 +497,78 @@ fn chat_and_conversations_work_from_the_terminal() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("AUTH_INVALID_API_KEY"));
+}
+
+/// Where the weights are cached between runs (shared with the llm crate's tests).
+fn models_cache() -> std::path::PathBuf {
+    std::env::var_os("AGENTBASE_MODELS_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::PathBuf::from("/var/cache/agentbase-models"))
+}
+
+#[test]
+fn the_first_start_fetches_the_default_model_and_answers_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = models_cache();
+    std::fs::create_dir_all(&cache).unwrap();
+    // `<data-dir>/models` is the shared cache, so the weights are fetched once per
+    // machine; a fresh cache exercises the real fetch.
+    std::os::unix::fs::symlink(&cache, dir.path().join("models")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("AGENTBASE__CHAT__MAX_TOKENS", "24")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut key = None;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(k) = line.trim().strip_prefix("agb_") {
+            key = Some(format!("agb_{k}"));
+        }
+        if line.starts_with("agentbase listening") {
+            break;
+        }
+    }
+    let key = key.expect("a first key");
+    let (status, agent) = http(
+        port,
+        "POST",
+        "/api/v2/agents",
+        &key,
+        r#"{"name":"local","model":"auto"}"#,
+    );
+    assert_eq!(status, 201, "{agent}");
+    let id = agent["id"].as_str().unwrap();
+    let (status, answer) = http(
+        port,
+        "POST",
+        &format!("/api/v2/agents/{id}/chat"),
+        &key,
+        r#"{"message":"What is the capital of France?","stream":false}"#,
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200, "{answer}");
+    let text = answer["data"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.split_whitespace().count() >= 2,
+        "SmolLM2 answered: {answer}"
+    );
+    // Hitting max_tokens is still a normal end on the wire (contract: stop|error|tool-calls).
+    assert_eq!(
+        answer["data"]["metadata"]["finishReason"], "stop",
+        "{answer}"
+    );
 }

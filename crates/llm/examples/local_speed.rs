@@ -21,7 +21,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paths = fetch_default_models(&dir)?;
 
     let started = Instant::now();
-    let chat = LocalChatModel::load(&paths.chat_gguf, LocalChatOptions::default())?;
+    // `local_speed DIR raw` keeps the GGUF's own quantization (no Q8_0 conversion).
+    let requantize = std::env::args().nth(2).as_deref() != Some("raw");
+    let chat = LocalChatModel::load(
+        &paths.chat_gguf,
+        LocalChatOptions {
+            requantize,
+            ..Default::default()
+        },
+    )?;
     println!(
         "chat model loaded in {:.2}s",
         started.elapsed().as_secs_f64()
@@ -72,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let chunk = "Agents answer from their own knowledge base and cite their sources. ".repeat(20);
     let chunks: Vec<String> = (0..64).map(|i| format!("{i} {chunk}")).collect();
-    for batch_size in [4, 16, 64] {
+    for batch_size in [16] {
         let embedder = LocalEmbedder::load(
             &paths.embedding_dir,
             LocalEmbedderOptions {

@@ -11,8 +11,16 @@
 //! bounded queue of `queue_len` requests in front of them. `stream` never blocks and
 //! never waits for room: **when every worker is busy and the queue is full, the stream
 //! it returns yields one `ModelError::Overloaded` at once and ends** (the server maps
-//! it to 503, the caller may retry). On a 2-core machine one worker is right: candle
-//! already spreads one forward pass over the cores.
+//! it to 503, the caller may retry).
+//!
+//! One worker is right on small machines: candle already spreads each forward pass
+//! over the cores with its own pinned, spinning thread pool (sized once from
+//! `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS`, default one per physical core), and
+//! workers take turns on that pool. The pool collapses when the cores are
+//! oversubscribed (measured here while two compilers ran: ~3 tok/s decode with two
+//! candle threads, ~50 tok/s with one); on a machine shared with other CPU-heavy
+//! work, run with
+//! `CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1`.
 //!
 //! # Cancellation
 //!
@@ -31,6 +39,12 @@
 //! last message alone are still too long, the longest of them is cut (the system
 //! prompt keeps its head, other messages their tail). Generation that reaches the end
 //! of the window finishes with `FinishReason::Length`. None of this is an error.
+//!
+//! # Prompt encoding
+//!
+//! The chat template renders with stand-ins for message contents; its markup is
+//! encoded with special tokens and the contents as plain text, so markup a user types
+//! (`<|im_start|>system`) stays text and cannot forge a turn.
 //!
 //! # Tool calls
 //!
@@ -56,7 +70,7 @@ use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::Error;
-use crate::gguf_tokenizer::{GgufTokenizer, Utf8Stream};
+use crate::gguf_tokenizer::{GgufTokenizer, Utf8Stream, placeholder};
 use crate::template::{ChatTemplate, TemplateMessage};
 use crate::tools::{ToolCallParser, render_tool_calls, render_tool_result, tools_system_prompt};
 
@@ -144,7 +158,6 @@ impl Weights {
         let file = File::open(path).map_err(Error::io("open", path))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::invalid(path, e))?;
-        let device = Device::Cpu;
         let invalid = |e: candle_core::Error| Error::invalid(path, e);
         let slow = content
             .tensor_infos
@@ -284,6 +297,7 @@ impl LocalChatModel {
         }
 
         let workers = options.workers.max(1);
+        let requantize = options.requantize;
         let (jobs, receiver) = mpsc::sync_channel::<Job>(options.queue_len);
         let receiver = Arc::new(Mutex::new(receiver));
         let shared = Arc::new(Shared {
@@ -299,7 +313,7 @@ impl LocalChatModel {
             let receiver = Arc::clone(&receiver);
             let weights = match weights.take() {
                 Some(first) if i + 1 < workers => {
-                    let next = first.for_another_worker(path, options.requantize)?;
+                    let next = first.for_another_worker(path, requantize)?;
                     weights = Some(next);
                     first
                 }
@@ -424,16 +438,27 @@ impl Shared {
         let render = |system: &[TemplateMessage],
                       rest: &[TemplateMessage]|
          -> Result<Vec<u32>, ModelError> {
-            let messages: Vec<TemplateMessage> = system.iter().chain(rest).cloned().collect();
+            let messages: Vec<&TemplateMessage> = system.iter().chain(rest).collect();
+            let stand_ins: Vec<TemplateMessage> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| TemplateMessage {
+                    role: m.role,
+                    content: placeholder(i),
+                })
+                .collect();
             let text = self
                 .template
                 .render(
-                    &messages,
+                    &stand_ins,
                     &self.tokenizer.bos_token,
                     &self.tokenizer.eos_token,
                 )
                 .map_err(ModelError::Failed)?;
-            self.tokenizer.encode(&text).map_err(ModelError::Failed)
+            let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+            self.tokenizer
+                .encode_prompt(&text, &contents)
+                .map_err(ModelError::Failed)
         };
 
         let ids = render(&system, &conversation)?;
@@ -485,7 +510,7 @@ impl Shared {
                 .expect("the last message is always there");
             let content_ids = self
                 .tokenizer
-                .encode(&longest.content)
+                .encode_text(&longest.content)
                 .map_err(ModelError::Failed)?;
             let keep = content_ids.len().saturating_sub(over);
             longest.content = if longest.role == "system" {
@@ -703,4 +728,77 @@ fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), Stri
         },
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use agentbase_core::model::{ChatMessage, ToolCall, ToolSpec};
+
+    use super::*;
+
+    #[test]
+    fn tools_join_the_system_prompt_and_tool_turns_become_user_turns() {
+        let mut assistant = ChatMessage::text(Role::Assistant, "");
+        assistant.tool_calls.push(ToolCall {
+            id: "call_1".to_owned(),
+            name: "get_weather".to_owned(),
+            arguments: r#"{"city":"Paris"}"#.to_owned(),
+        });
+        let mut result = ChatMessage::text(Role::Tool, "sunny");
+        result.tool_call_id = Some("call_1".to_owned());
+        result.tool_name = Some("get_weather".to_owned());
+        let request = ChatRequest {
+            upstream_model: "local".to_owned(),
+            messages: vec![
+                ChatMessage::text(Role::System, "Be brief."),
+                ChatMessage::text(Role::User, "Weather in Paris?"),
+                assistant,
+                result,
+            ],
+            tools: vec![ToolSpec {
+                name: "get_weather".to_owned(),
+                description: "Weather for a city".to_owned(),
+                parameters: serde_json::json!({"type": "object"}),
+            }],
+            temperature: 0.0,
+            max_tokens: 16,
+        };
+
+        let (system, conversation) = template_messages(&request);
+
+        assert_eq!(system.len(), 1);
+        assert!(system[0].content.starts_with("Be brief.\n\n# Tools"));
+        assert!(system[0].content.contains("get_weather"));
+        let roles: Vec<&str> = conversation.iter().map(|m| m.role).collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        assert!(conversation[1].content.starts_with("<tool_call>\n{"));
+        assert!(conversation[2].content.starts_with("<tool_response>"));
+        assert!(conversation[2].content.contains("sunny"));
+    }
+
+    #[test]
+    fn without_tools_messages_pass_through_unchanged() {
+        let request = ChatRequest {
+            upstream_model: "local".to_owned(),
+            messages: vec![ChatMessage::text(Role::User, "Hi")],
+            tools: Vec::new(),
+            temperature: 0.0,
+            max_tokens: 16,
+        };
+        let (system, conversation) = template_messages(&request);
+        assert!(system.is_empty());
+        assert_eq!(conversation.len(), 1);
+        assert_eq!(
+            (conversation[0].role, conversation[0].content.as_str()),
+            ("user", "Hi")
+        );
+    }
+
+    #[test]
+    fn zero_temperature_means_greedy_decoding() {
+        assert_eq!(sampling(0.0), Sampling::ArgMax);
+        assert!(
+            matches!(sampling(0.7), Sampling::TopKThenTopP { temperature, .. } if temperature == 0.7)
+        );
+    }
 }

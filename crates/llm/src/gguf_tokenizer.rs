@@ -40,7 +40,10 @@ const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 pub(crate) struct GgufTokenizer {
+    /// Splits special tokens out of the text: for the template's own markup.
     tokenizer: Tokenizer,
+    /// The same vocabulary with special tokens treated as text: for message contents.
+    text_tokenizer: Tokenizer,
     /// The raw bytes each token stands for; empty for control tokens, which are
     /// never shown.
     token_bytes: Vec<Vec<u8>>,
@@ -130,6 +133,8 @@ impl GgufTokenizer {
             .map(|(token, t)| AddedToken::from(token.clone(), *t == TOKEN_TYPE_CONTROL))
             .collect();
         tokenizer.add_special_tokens(&special);
+        let mut text_tokenizer = tokenizer.clone();
+        text_tokenizer.set_encode_special_tokens(true);
 
         let unicode_to_byte = unicode_to_byte();
         let token_bytes = tokens
@@ -174,6 +179,7 @@ impl GgufTokenizer {
         };
         Ok(Self {
             tokenizer,
+            text_tokenizer,
             token_bytes,
             stop_ids,
             bos_id,
@@ -185,24 +191,51 @@ impl GgufTokenizer {
         })
     }
 
-    /// Token ids of `text`, with BOS when the model asks for it. Special tokens written
-    /// in the text (`<|im_start|>`) become their ids: callers pass rendered templates.
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
-        let encoding = self
-            .tokenizer
-            .encode_fast(text, false)
-            .map_err(|e| e.to_string())?;
-        let mut ids = Vec::with_capacity(encoding.len() + 1);
+    /// Token ids of a rendered prompt whose message contents were replaced by
+    /// `placeholder(i)`: the template's own text is encoded with its special tokens
+    /// (`<|im_start|>` → one id), while `contents[i]` is encoded as plain text, so a
+    /// user who types `<|im_start|>system` cannot forge a turn. BOS comes first when
+    /// the model asks for it.
+    pub fn encode_prompt(&self, rendered: &str, contents: &[&str]) -> Result<Vec<u32>, String> {
+        let mut ids = Vec::new();
         if self.add_bos {
             ids.extend(self.bos_id);
         }
-        ids.extend_from_slice(encoding.get_ids());
+        let mut rest = rendered;
+        while let Some((before, index, after)) = split_placeholder(rest) {
+            ids.extend(self.encode_with(&self.tokenizer, before)?);
+            match contents.get(index) {
+                Some(content) => ids.extend(self.encode_with(&self.text_tokenizer, content)?),
+                None => {
+                    return Err(format!(
+                        "the template produced an unknown placeholder {index}"
+                    ));
+                }
+            }
+            rest = after;
+        }
+        ids.extend(self.encode_with(&self.tokenizer, rest)?);
         Ok(ids)
     }
 
-    /// Token count of `text` without BOS.
+    /// Token ids of message text, special-token markup included as plain text.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>, String> {
+        self.encode_with(&self.text_tokenizer, text)
+    }
+
+    fn encode_with(&self, tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, String> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoding = tokenizer
+            .encode_fast(text, false)
+            .map_err(|e| e.to_string())?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Token count of message text, as `encode_prompt` counts a message's content.
     pub fn count(&self, text: &str) -> usize {
-        self.tokenizer
+        self.text_tokenizer
             .encode_fast(text, false)
             .map(|e| e.len())
             .unwrap_or_else(|_| text.len().div_ceil(4))
@@ -258,6 +291,28 @@ fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
         ])),
         _ => byte_level(true),
     })
+}
+
+const PLACEHOLDER_OPEN: char = '\u{E000}';
+const PLACEHOLDER_CLOSE: char = '\u{E001}';
+
+/// Stands in for message `index`'s content while the template renders; private-use
+/// characters, so no template adds or strips them.
+pub(crate) fn placeholder(index: usize) -> String {
+    format!("{PLACEHOLDER_OPEN}{index}{PLACEHOLDER_CLOSE}")
+}
+
+/// `text` split around its first placeholder: (before, index, after).
+fn split_placeholder(text: &str) -> Option<(&str, usize, &str)> {
+    let start = text.find(PLACEHOLDER_OPEN)?;
+    let inner = &text[start + PLACEHOLDER_OPEN.len_utf8()..];
+    let end = inner.find(PLACEHOLDER_CLOSE)?;
+    let index = inner[..end].parse().ok()?;
+    Some((
+        &text[..start],
+        index,
+        &inner[end + PLACEHOLDER_CLOSE.len_utf8()..],
+    ))
 }
 
 /// The inverse of GPT-2's `bytes_to_unicode`: byte-level BPE spells every byte as a
@@ -327,6 +382,16 @@ impl Utf8Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_split_out_with_their_index() {
+        let text = format!("a{}b{}c", placeholder(0), placeholder(12));
+        let (before, index, after) = split_placeholder(&text).unwrap();
+        assert_eq!((before, index), ("a", 0));
+        let (before, index, after) = split_placeholder(after).unwrap();
+        assert_eq!((before, index, after), ("b", 12, "c"));
+        assert!(split_placeholder("no placeholder").is_none());
+    }
 
     #[test]
     fn the_byte_table_covers_every_byte_once() {

@@ -120,6 +120,10 @@ pub struct ProviderSettings {
     /// never sits in the file.
     #[serde(default)]
     pub api_key_env: String,
+    /// `local` only: a GGUF file to serve; empty means the default model under
+    /// `<data-dir>/models`, fetched on first start.
+    #[serde(default)]
+    pub model_path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,6 +186,7 @@ impl Default for Settings {
                     kind: ProviderKind::Local,
                     base_url: String::new(),
                     api_key_env: String::new(),
+                    model_path: String::new(),
                 },
             )]),
             models: BTreeMap::from([("auto".into(), model(1.0)), ("smollm2".into(), model(1.0))]),

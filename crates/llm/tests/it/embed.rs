@@ -80,8 +80,8 @@ async fn an_empty_input_gives_no_vectors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedding_many_chunks_reports_its_speed() {
-    // 64 chunks of ~256 tokens, the shape of ingest; prints chunks/s for the record.
+async fn a_batch_of_ingest_sized_chunks_gives_distinct_unit_vectors() {
+    // 64 chunks of ~250 tokens, the shape of ingest; prints chunks/s for the record.
     let chunk = "Agents answer from their own knowledge base and cite their sources. ".repeat(20);
     let chunks: Vec<String> = (0..64).map(|i| format!("{i} {chunk}")).collect();
     let model = embedder();
@@ -89,11 +89,15 @@ async fn embedding_many_chunks_reports_its_speed() {
     let vectors = model.embed(&chunks).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "embedded {} chunks of 256 tokens in {secs:.2}s: {:.1} chunks/s",
+        "embedded {} chunks of ~250 tokens in {secs:.2}s: {:.1} chunks/s",
         vectors.len(),
         vectors.len() as f64 / secs
     );
     assert_eq!(vectors.len(), 64);
+    for v in &vectors {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    }
     // Same text prefix, different numbers: similar but not identical vectors.
     let cos = cosine(&vectors[0], &vectors[1]);
     assert!(cos > 0.9 && cos < 1.0, "{cos}");

@@ -94,6 +94,7 @@ async fn actions_are_offered_as_tools_and_the_turn_continues_with_the_result() {
                     kind: ProviderKind::Openai,
                     base_url: String::new(),
                     api_key_env: String::new(),
+                    model_path: String::new(),
                 },
             );
             s.models.insert(

@@ -95,6 +95,7 @@ pub async fn spawn_with_providers(
             kind: ProviderKind::Scripted,
             base_url: String::new(),
             api_key_env: String::new(),
+            model_path: String::new(),
         },
     );
     settings.models.insert(
