@@ -361,7 +361,7 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
 }
 
 async fn agent_json(app: &App, a: Agent) -> anyhow::Result<serde_json::Value> {
-    let used = app.agent_credits_used(&a.workspace_id, &a.id).await?;
+    let used = app.agent_credits_used(&a);
     Ok(serde_json::to_value(
         agentbase_server::routes::agents::to_dto(a, used),
     )?)

@@ -157,6 +157,10 @@ pub struct Agent {
     pub credit_limit: Option<i64>,
     pub ip_rate_limits: IpRateLimits,
     pub actions: Vec<Action>,
+    /// Start (Unix ms) of the month `credits_used` counts; maintained by the store
+    /// when answers are charged.
+    pub credits_month: Millis,
+    pub credits_used: f64,
     pub status: AgentStatus,
     /// Bytes of training data.
     pub size: i64,
@@ -359,6 +363,16 @@ impl AgentPatch {
 }
 
 impl Agent {
+    /// Credits spent in the month starting at `month_start` (zero if the counter is
+    /// from an earlier month).
+    pub fn credits_used_in(&self, month_start: Millis) -> f64 {
+        if self.credits_month == month_start {
+            self.credits_used
+        } else {
+            0.0
+        }
+    }
+
     /// Applies a validated patch.
     pub fn apply(&mut self, patch: AgentPatch, now: Millis) {
         let AgentPatch {
@@ -477,6 +491,8 @@ mod tests {
             credit_limit: Some(5),
             ip_rate_limits: IpRateLimits::default(),
             actions: Vec::new(),
+            credits_month: 0,
+            credits_used: 0.0,
             status: AgentStatus::Untrained,
             size: 0,
             created_at: 0,

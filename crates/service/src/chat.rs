@@ -586,6 +586,7 @@ impl App {
                 credit,
                 agent_id: g.agent.id.clone(),
                 title: g.title.clone(),
+                month_start: month_start(now),
             };
             if let Err(e) = self.store.finish_turn(&turn).await {
                 tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
@@ -900,11 +901,9 @@ impl App {
         Ok(m)
     }
 
-    /// Credits the agent used this calendar month (UTC).
-    pub async fn agent_credits_used(&self, workspace_id: &str, agent_id: &str) -> Result<f64> {
-        self.store
-            .credits_since(workspace_id, Some(agent_id), month_start(self.now()))
-            .await
+    /// Credits the agent used this calendar month (UTC), from its counter.
+    pub fn agent_credits_used(&self, agent: &Agent) -> f64 {
+        agent.credits_used_in(month_start(self.now()))
     }
 }
 

@@ -47,6 +47,12 @@ pub enum AuthError {
 /// authentication read-only on the hot path.
 const TOUCH_INTERVAL_MS: Millis = 60_000;
 
+/// How long a key row (with its workspace's plan) is trusted without rereading it.
+/// Revocation and plan changes made through this process take effect at once (the
+/// entry is dropped); made by another process (the CLI, another node), within this.
+pub const AUTH_CACHE_MS: Millis = 1_000;
+const AUTH_CACHE_MAX: usize = 10_000;
+
 pub struct App {
     pub store: Store,
     pub limiter: Limiter,
@@ -54,6 +60,7 @@ pub struct App {
     pub settings: Arc<Settings>,
     pub models: models::Registry,
     touched: Mutex<HashMap<String, Millis>>,
+    auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
 }
 
 /// What the first start of a fresh data directory made.
@@ -108,6 +115,7 @@ impl App {
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
+            auth_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -149,7 +157,9 @@ impl App {
     }
 
     pub async fn set_plan(&self, workspace_id: &str, plan: Plan) -> Result<()> {
-        if self.store.set_plan(workspace_id, plan).await? {
+        let changed = self.store.set_plan(workspace_id, plan).await?;
+        self.forget_keys(None);
+        if changed {
             Ok(())
         } else {
             Err(Error::NotFound(Resource::Workspace))
@@ -209,7 +219,10 @@ impl App {
     /// Accepts the key id or its displayed prefix (`agb_<id>`).
     pub async fn revoke_key(&self, id_or_prefix: &str) -> Result<()> {
         let id = id_or_prefix.strip_prefix("agb_").unwrap_or(id_or_prefix);
-        if self.store.revoke_key(id, self.now()).await? {
+        // Record first, then forget: a request racing in between rereads the new row.
+        let revoked = self.store.revoke_key(id, self.now()).await?;
+        self.forget_keys(Some(id));
+        if revoked {
             Ok(())
         } else {
             Err(Error::NotFound(Resource::ApiKey))
@@ -230,10 +243,10 @@ impl App {
             return Err(AuthError::Missing);
         }
         let (id, secret) = keys::parse(token).ok_or(AuthError::Invalid)?;
-        let Some((key, plan)) = self.store.key_for_auth(id).await? else {
+        let now = self.now();
+        let Some((key, plan)) = self.key_for_auth(id, now).await? else {
             return Err(AuthError::Invalid);
         };
-        let now = self.now();
         match key.check(secret, now) {
             KeyCheck::Valid => {}
             KeyCheck::Invalid | KeyCheck::Revoked => return Err(AuthError::Invalid),
@@ -245,6 +258,37 @@ impl App {
             key_id: key.id,
             plan,
         })
+    }
+
+    /// The key row and plan, from the short-lived cache or the record.
+    async fn key_for_auth(&self, id: &str, now: Millis) -> Result<Option<(ApiKey, Plan)>> {
+        {
+            let cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((key, plan, at)) = cache.get(id)
+                && now - at < AUTH_CACHE_MS
+            {
+                return Ok(Some((key.clone(), *plan)));
+            }
+        }
+        let found = self.store.key_for_auth(id).await?;
+        if let Some((key, plan)) = &found {
+            let mut cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= AUTH_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id.to_owned(), (key.clone(), *plan, now));
+        }
+        Ok(found)
+    }
+
+    fn forget_keys(&self, id: Option<&str>) {
+        let mut cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
+        match id {
+            Some(id) => {
+                cache.remove(id);
+            }
+            None => cache.clear(),
+        }
     }
 
     async fn touch(&self, key_id: &str, now: Millis) {
@@ -305,6 +349,8 @@ impl App {
             credit_limit: None,
             ip_rate_limits: IpRateLimits::default(),
             actions: Vec::new(),
+            credits_month: 0,
+            credits_used: 0.0,
             status: AgentStatus::Untrained,
             size: 0,
             created_at: now,

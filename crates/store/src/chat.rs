@@ -104,6 +104,8 @@ pub struct NewTurn {
     pub credit: Option<CreditEntry>,
     pub agent_id: String,
     pub title: Option<String>,
+    /// The UTC month the charge counts towards (for the agent's counter).
+    pub month_start: Millis,
 }
 
 /// Builds `WHERE` clauses with `$n` placeholders numbered in binding order.
@@ -407,6 +409,20 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        if let Some(c) = &turn.credit {
+            sqlx::query(
+                "UPDATE agents SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
+                 credits_month = $4 WHERE id = $5",
+            )
+            .bind(turn.month_start)
+            .bind(c.credits)
+            .bind(c.credits)
+            .bind(turn.month_start)
+            .bind(&turn.agent_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
         tx.commit().await.map_err(db_err)
     }
 

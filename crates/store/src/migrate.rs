@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_conversations.sql"),
     ),
     (3, "actions", include_str!("../migrations/0003_actions.sql")),
+    (
+        4,
+        "agent_credits",
+        include_str!("../migrations/0004_agent_credits.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -14,7 +14,7 @@ use crate::db_err;
 pub(crate) const AGENT_COLUMNS: &str = "id, workspace_id, name, instructions, model, temp, \
     visibility, auto_retrain, allowed_domains, suggested_messages, initial_messages, \
     credit_limit, ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
-    last_trained_at, last_message_at, actions";
+    last_trained_at, last_message_at, actions, credits_month, credits_used";
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record: {value:?}"))
@@ -78,6 +78,8 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
             message: row.try_get("ip_message").map_err(db_err)?,
         },
         actions: actions(row)?,
+        credits_month: row.try_get("credits_month").map_err(db_err)?,
+        credits_used: row.try_get("credits_used").map_err(db_err)?,
         status: AgentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         size: row.try_get("size").map_err(db_err)?,
         created_at: row.try_get("created_at").map_err(db_err)?,

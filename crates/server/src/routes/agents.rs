@@ -83,7 +83,7 @@ pub async fn list(
     };
     let mut data = Vec::with_capacity(result.items.len());
     for a in result.items {
-        let used = state.app.agent_credits_used(&p.workspace_id, &a.id).await?;
+        let used = state.app.agent_credits_used(&a);
         data.push(to_dto(a, used));
     }
     Ok(Json(api::ListAgentsResponse {
@@ -135,10 +135,7 @@ pub async fn get(
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
     let agent = state.app.agent(&p.workspace_id, &agent_id).await?;
-    let used = state
-        .app
-        .agent_credits_used(&p.workspace_id, &agent_id)
-        .await?;
+    let used = state.app.agent_credits_used(&agent);
     Ok(Json(to_dto(agent, used)))
 }
 

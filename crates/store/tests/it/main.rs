@@ -124,6 +124,8 @@ pub fn agent(workspace_id: &str, created_at: i64) -> Agent {
         credit_limit: None,
         ip_rate_limits: IpRateLimits::default(),
         actions: Vec::new(),
+        credits_month: 0,
+        credits_used: 0.0,
         status: AgentStatus::Untrained,
         size: 0,
         created_at,
