@@ -1,47 +1,123 @@
 #!/usr/bin/env bash
 # Authenticated GET /api/v2/agents/{id}: agentbase (SQLite, in-process limiter,
 # full middleware) against a bare axum handler returning the same bytes (the
-# ceiling), same machine, same run, 64 connections, wrk.
-#   bench/api.sh [DURATION_SECS]
+# ceiling), same machine, same run, 64 connections, wrk (2 threads).
+#   bench/api.sh [DURATION_SECS] [ROUNDS] [LEDGER_ROWS]
+# The two servers are measured alternately, ROUNDS times each; the table gives
+# the median of the rounds. With LEDGER_ROWS > 0, the agent's credit ledger is
+# then seeded with that many entries of this month (what a busy agent
+# accumulates) and agentbase is measured again: `creditsUsed` is a SUM over them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration=${1:-15}
+duration=${1:-10}
+rounds=${2:-3}
+ledger_rows=${3:-0}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/agentbase-target}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p agentbase-cli -p agentbase-bench-ceiling
 bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cleanup() {
+  local pids; pids=$(jobs -p)
+  [ -n "$pids" ] && kill $pids 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+die() { echo "api.sh: $*" >&2; exit 1; }
+wait_http() { # url what
+  for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  die "$2 did not come up"
+}
 
 # The rate limiter stays on (every request is checked) but with a ceiling high
 # enough not to refuse the benchmark's own traffic.
 export AGENTBASE__RATE_LIMIT__REQUESTS=1000000000 AGENTBASE__LOG__LEVEL=warn
 "$bin/agentbase" --data-dir "$work/data" init --json > "$work/init.json"
 key=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["apiKey"])' "$work/init.json")
-"$bin/agentbase" --data-dir "$work/data" serve --bind 127.0.0.1:18090 > "$work/serve.log" 2>&1 &
-for _ in $(seq 50); do curl -sf http://127.0.0.1:18090/api/v2/health >/dev/null && break; sleep 0.1; done
-id=$(curl -sf -H "Authorization: Bearer $key" -d '{"name":"Bench agent"}' http://127.0.0.1:18090/api/v2/agents | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
-curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:18090/api/v2/agents/$id" > "$work/agent.json"
+serve() {
+  "$bin/agentbase" --data-dir "$work/data" serve --bind 127.0.0.1:18090 > "$work/serve.log" 2>&1 &
+  server=$!
+  wait_http http://127.0.0.1:18090/api/v2/health agentbase
+}
+serve
+id=$(curl -sf -H "Authorization: Bearer $key" -d '{"name":"Bench agent"}' http://127.0.0.1:18090/api/v2/agents \
+  | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])') || die "cannot create the agent"
+curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:18090/api/v2/agents/$id" > "$work/agent.json" || die "GET agent failed"
 "$bin/agentbase-bench-ceiling" 127.0.0.1:18091 "$work/agent.json" > /dev/null &
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:18091/api/v2/agents/$id" >/dev/null && break; sleep 0.1; done
-cmp -s "$work/agent.json" <(curl -sf "http://127.0.0.1:18091/api/v2/agents/$id") || { echo "ceiling body differs" >&2; exit 1; }
+wait_http "http://127.0.0.1:18091/api/v2/agents/$id" ceiling
+cmp -s "$work/agent.json" <(curl -sf "http://127.0.0.1:18091/api/v2/agents/$id") || die "ceiling body differs"
 
 run() { # name url [header]
   wrk -t2 -c64 -d"${duration}s" --latency ${3:+-H "$3"} "$2" > "$work/$1.txt"
-  local rps p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
-  local non2xx; non2xx=$(awk '/Non-2xx/ {print $5}' "$work/$1.txt"); non2xx=${non2xx:-0}
-  echo "$1 $rps $p99 $non2xx"
+  python3 - "$1" "$work/$1.txt" <<'PY' | tee -a "$work/results.jsonl" >/dev/null
+import json, re, sys
+name, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+def ms(v):
+    n, u = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+lat = {m.group(1): ms(m.group(2)) for m in re.finditer(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.M)}
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errors = re.search(r"Socket errors: (.*)", text)
+print(json.dumps({"name": name, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+                  "p50": lat["50"], "p99": lat["99"], "non2xx": int(non2xx.group(1)) if non2xx else 0,
+                  "socket_errors": errors.group(1) if errors else ""}))
+PY
 }
-wrk -t2 -c64 -d3s -H "Authorization: Bearer $key" "http://127.0.0.1:18090/api/v2/agents/$id" >/dev/null  # warm-up
-a=$(run agentbase "http://127.0.0.1:18090/api/v2/agents/$id" "Authorization: Bearer $key")
-c=$(run ceiling "http://127.0.0.1:18091/api/v2/agents/$id")
-echo "| server | requests/s | p99 latency | non-2xx |"
-echo "|---|---|---|---|"
-for line in "$a" "$c"; do set -- $line; echo "| $1 | $2 | $3 | $4 |"; done
-python3 - "$a" "$c" <<'PY'
-import sys
-a = sys.argv[1].split(); c = sys.argv[2].split()
-print(f"\nthroughput ratio agentbase/ceiling: {float(a[1]) / float(c[1]):.2f} (target >= 0.5)")
+echo "# machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
+agent_url="http://127.0.0.1:18090/api/v2/agents/$id"
+wrk -t2 -c64 -d3s -H "Authorization: Bearer $key" "$agent_url" >/dev/null  # warm-up
+for r in $(seq "$rounds"); do
+  run agentbase "$agent_url" "Authorization: Bearer $key"
+  run ceiling "http://127.0.0.1:18091/api/v2/agents/$id"
+done
+
+if [ "$ledger_rows" -gt 0 ]; then
+  kill "$server"; wait "$server" 2>/dev/null || true
+  python3 - "$work/data/agentbase.db" "$id" "$ledger_rows" <<'PY'
+import sqlite3, sys, time, uuid
+db, agent, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+con = sqlite3.connect(db, isolation_level=None)
+ws = con.execute("SELECT workspace_id FROM agents WHERE id = ?", (agent,)).fetchone()[0]
+now = int(time.time() * 1000)
+t = time.gmtime()
+month_start = int(time.mktime((t.tm_year, t.tm_mon, 1, 0, 0, 0, 0, 0, 0)) - time.timezone) * 1000
+span = max(1, now - month_start - 1)
+con.execute("BEGIN")
+con.executemany(
+    "INSERT INTO credit_ledger (id, workspace_id, agent_id, conversation_id, message_id, model, credits, created_at) "
+    "VALUES (?, ?, ?, NULL, NULL, 'scripted', 1, ?)",
+    ((str(uuid.uuid4()), ws, agent, month_start + (i * span) // n) for i in range(n)))
+con.execute("COMMIT")
+con.close()
+PY
+  serve
+  used=$(curl -sf -H "Authorization: Bearer $key" "$agent_url" | python3 -c 'import json,sys;print(json.load(sys.stdin)["creditsUsed"])')
+  [ "$used" = "$ledger_rows" ] || die "creditsUsed is $used after seeding $ledger_rows ledger rows"
+  wrk -t2 -c64 -d3s -H "Authorization: Bearer $key" "$agent_url" >/dev/null
+  for r in $(seq "$rounds"); do
+    run "agentbase-ledger-$ledger_rows" "$agent_url" "Authorization: Bearer $key"
+  done
+fi
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
+
+python3 - "$work/results.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+names = list(dict.fromkeys(r["name"] for r in rows))
+med = {}
+print("| server | requests/s (median) | p50 latency ms | p99 latency ms | rounds: requests/s | non-2xx |")
+print("|---|---|---|---|---|---|")
+for n in names:
+    rs = [r for r in rows if r["name"] == n]
+    m = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+    med[n] = m
+    each = ", ".join("%.0f" % r["rps"] for r in rs)
+    print(f"| {n} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | {each} | {sum(r['non2xx'] for r in rs)} |")
+print(f"\nthroughput ratio agentbase/ceiling: {med['agentbase']['rps'] / med['ceiling']['rps']:.2f} (target >= 0.5)")
+for n in names:
+    if n.startswith("agentbase-ledger"):
+        print(f"{n}: throughput ratio against the ceiling {med[n]['rps'] / med['ceiling']['rps']:.3f}, "
+              f"against the empty ledger {med[n]['rps'] / med['agentbase']['rps']:.3f}")
 PY
