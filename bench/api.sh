@@ -6,7 +6,8 @@
 # The two servers are measured alternately, ROUNDS times each; the table gives
 # the median of the rounds. With LEDGER_ROWS > 0, the agent's credit ledger is
 # then seeded with that many entries of this month (what a busy agent
-# accumulates) and agentbase is measured again: `creditsUsed` is a SUM over them.
+# accumulates) and agentbase is measured again: `creditsUsed` must not cost more
+# with a longer ledger.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -89,6 +90,11 @@ con.executemany(
     "INSERT INTO credit_ledger (id, workspace_id, agent_id, conversation_id, message_id, model, credits, created_at) "
     "VALUES (?, ?, ?, NULL, NULL, 'scripted', 1, ?)",
     ((str(uuid.uuid4()), ws, agent, month_start + (i * span) // n) for i in range(n)))
+# The agent's monthly counter (migration 0004), kept by the server beside each
+# ledger entry it writes, is brought in line with the seeded entries.
+cols = {r[1] for r in con.execute("PRAGMA table_info(agents)")}
+if {"credits_month", "credits_used"} <= cols:
+    con.execute("UPDATE agents SET credits_month = ?, credits_used = ? WHERE id = ?", (month_start, n, agent))
 con.execute("COMMIT")
 con.close()
 PY

@@ -214,22 +214,19 @@ impl App {
     }
 
     async fn check_credits(&self, p: &Principal, agent: &Agent, cost: f64) -> Result<()> {
-        let since = month_start(self.now());
-        let used = self
+        let month = month_start(self.now());
+        let (workspace_used, agent_used) = self
             .store
-            .credits_since(&p.workspace_id, None, since)
+            .credits_this_month(&p.workspace_id, &agent.id, month)
             .await?;
-        if used + cost > self.settings.monthly_credits(p.plan) as f64 {
+        if workspace_used + cost > self.settings.monthly_credits(p.plan) as f64 {
             return Err(Error::Rejected(Rejection::CreditsExhausted));
         }
-        if let Some(limit) = agent.credit_limit {
-            let used = self
-                .store
-                .credits_since(&p.workspace_id, Some(&agent.id), since)
-                .await?;
-            if used + cost > limit as f64 {
-                return Err(Error::Rejected(Rejection::AgentCreditsExhausted));
-            }
+        if agent
+            .credit_limit
+            .is_some_and(|limit| agent_used + cost > limit as f64)
+        {
+            return Err(Error::Rejected(Rejection::AgentCreditsExhausted));
         }
         Ok(())
     }

@@ -308,12 +308,9 @@ impl Store {
             .and_then(|r| r.try_get("n"))
             .map_err(db_err)?;
         if let Some(c) = after {
-            let (a, b, d) = (
-                w.arg(Arg::Int(c.t)),
-                w.arg(Arg::Int(c.t)),
-                w.arg(Arg::Text(c.id.clone())),
-            );
-            w.push(format!("({col} < {a} OR ({col} = {b} AND id < {d}))"));
+            let (a, b) = (w.arg(Arg::Int(c.t)), w.arg(Arg::Text(c.id.clone())));
+            // A row-value comparison lets both engines walk the index from the cursor.
+            w.push(format!("({col}, id) < ({a}, {b})"));
         }
         let lim = w.arg(Arg::Int(i64::from(limit) + 1));
         let sql = format!(
@@ -419,6 +416,18 @@ impl Store {
             .bind(c.credits)
             .bind(turn.month_start)
             .bind(&turn.agent_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "UPDATE workspaces SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
+                 credits_month = $4 WHERE id = $5",
+            )
+            .bind(turn.month_start)
+            .bind(c.credits)
+            .bind(c.credits)
+            .bind(turn.month_start)
+            .bind(&c.workspace_id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -586,38 +595,33 @@ impl Store {
         rows.iter().map(tool_call).collect()
     }
 
-    /// Credits charged to the workspace, or to one agent, since `since`.
-    pub async fn credits_since(
+    /// This month's spend of the workspace and of one of its agents, from their
+    /// counters (kept in step with the ledger by [`Store::finish_turn`]).
+    pub async fn credits_this_month(
         &self,
         workspace_id: &str,
-        agent_id: Option<&str>,
-        since: Millis,
-    ) -> Result<f64> {
-        let row = match agent_id {
-            Some(a) => {
-                sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(credits), 0) AS DOUBLE PRECISION) AS n FROM credit_ledger \
-                     WHERE workspace_id = $1 AND agent_id = $2 AND created_at >= $3",
-                )
-                .bind(workspace_id)
-                .bind(a)
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await
-            }
-            None => {
-                sqlx::query(
-                    "SELECT CAST(COALESCE(SUM(credits), 0) AS DOUBLE PRECISION) AS n FROM credit_ledger \
-                     WHERE workspace_id = $1 AND created_at >= $2",
-                )
-                .bind(workspace_id)
-                .bind(since)
-                .fetch_one(&self.pool)
-                .await
-            }
-        }
+        agent_id: &str,
+        month_start: Millis,
+    ) -> Result<(f64, f64)> {
+        let row = sqlx::query(
+            "SELECT CASE WHEN w.credits_month = $1 THEN w.credits_used ELSE CAST(0 AS DOUBLE PRECISION) END AS ws, \
+             CASE WHEN a.credits_month = $2 THEN a.credits_used ELSE CAST(0 AS DOUBLE PRECISION) END AS ag \
+             FROM workspaces w JOIN agents a ON a.workspace_id = w.id WHERE w.id = $3 AND a.id = $4",
+        )
+        .bind(month_start)
+        .bind(month_start)
+        .bind(workspace_id)
+        .bind(agent_id)
+        .fetch_optional(&self.pool)
+        .await
         .map_err(db_err)?;
-        row.try_get("n").map_err(db_err)
+        match row {
+            Some(r) => Ok((
+                r.try_get("ws").map_err(db_err)?,
+                r.try_get("ag").map_err(db_err)?,
+            )),
+            None => Ok((0.0, 0.0)),
+        }
     }
 
     pub async fn ledger(&self, workspace_id: &str) -> Result<Vec<CreditEntry>> {

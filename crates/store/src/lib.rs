@@ -48,7 +48,19 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
             "must start with sqlite: or postgres:",
         ));
     };
-    let options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+    let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+    if backend == Backend::Sqlite {
+        // In WAL mode NORMAL syncs at checkpoints, not on every commit: a committed
+        // transaction survives a crash or kill -9 of the process (not a power cut),
+        // and writes stop waiting on fsync.
+        options = options.after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                Ok(())
+            })
+        });
+    }
     let url = match backend {
         Backend::Sqlite if !url.contains("mode=") => {
             let sep = if url.contains('?') { '&' } else { '?' };
@@ -332,12 +344,11 @@ impl Store {
             Some(c) => {
                 sqlx::query(&format!(
                     "SELECT {} FROM agents WHERE workspace_id = $1 AND \
-                 (created_at < $2 OR (created_at = $3 AND id < $4)) \
-                 ORDER BY created_at DESC, id DESC LIMIT $5",
+                 (created_at, id) < ($2, $3) \
+                 ORDER BY created_at DESC, id DESC LIMIT $4",
                     rows::AGENT_COLUMNS
                 ))
                 .bind(workspace_id)
-                .bind(c.t)
                 .bind(c.t)
                 .bind(&c.id)
                 .bind(limit + 1)

@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent_credits",
         include_str!("../migrations/0004_agent_credits.sql"),
     ),
+    (
+        5,
+        "workspace_credits",
+        include_str!("../migrations/0005_workspace_credits.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

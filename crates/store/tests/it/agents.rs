@@ -123,3 +123,17 @@ async fn deleting_an_agent_twice_reports_it_gone_the_second_time() {
         b.finish().await;
     }
 }
+
+#[tokio::test]
+async fn monthly_counters_start_at_zero_and_are_read_together() {
+    for b in backends().await {
+        let s = &b.store;
+        let w = workspace(Plan::Standard, 1);
+        s.insert_workspace(&w).await.unwrap();
+        let a = agent(&w.id, 1);
+        s.insert_agent(&a).await.unwrap();
+        let got = s.credits_this_month(&w.id, &a.id, 1_000).await;
+        assert_eq!(got.unwrap(), (0.0, 0.0), "{}", b.name);
+        b.finish().await;
+    }
+}
