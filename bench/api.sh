@@ -33,7 +33,9 @@ wait_http() { # url what
 
 # The rate limiter stays on (every request is checked) but with a ceiling high
 # enough not to refuse the benchmark's own traffic.
-export AGENTBASE__RATE_LIMIT__REQUESTS=1000000000 AGENTBASE__LOG__LEVEL=warn
+# The local model is not needed to read agents: serve its provider scripted so
+# the server neither fetches nor loads weights.
+export AGENTBASE__RATE_LIMIT__REQUESTS=1000000000 AGENTBASE__LOG__LEVEL=warn AGENTBASE__PROVIDERS__local__KIND=scripted
 "$bin/agentbase" --data-dir "$work/data" init --json > "$work/init.json"
 key=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["apiKey"])' "$work/init.json")
 serve() {

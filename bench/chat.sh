@@ -50,7 +50,7 @@ wait_http() { # url what (LiteLLM can take a minute to import on a busy machine)
 }
 
 # --- agentbase: scripted model, limits out of the way (still checked per request).
-export AGENTBASE__PROVIDERS__scripted__KIND=scripted AGENTBASE__MODELS__scripted__PROVIDER=scripted \
+export AGENTBASE__PROVIDERS__local__KIND=scripted AGENTBASE__PROVIDERS__scripted__KIND=scripted AGENTBASE__MODELS__scripted__PROVIDER=scripted \
   AGENTBASE__MODELS__scripted__CREDITS=1 AGENTBASE__AGENTS__DEFAULT_MODEL=scripted \
   AGENTBASE__RATE_LIMIT__REQUESTS=1000000000 AGENTBASE__PLANS__STANDARD=1000000000000 \
   AGENTBASE__LOG__LEVEL=warn

@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 die() { echo "pagination.sh: $*" >&2; exit 1; }
 port=18093
-export AGENTBASE__RATE_LIMIT__REQUESTS=1000000000 AGENTBASE__LOG__LEVEL=warn
+export AGENTBASE__RATE_LIMIT__REQUESTS=1000000000 AGENTBASE__LOG__LEVEL=warn AGENTBASE__PROVIDERS__local__KIND=scripted
 
 serve() {
   "$bin/agentbase" --data-dir "$work/data" serve --bind 127.0.0.1:$port > "$work/serve.log" 2>&1 &

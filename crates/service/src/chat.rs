@@ -585,7 +585,10 @@ impl App {
                 title: g.title.clone(),
                 month_start: month_start(now),
             };
-            if let Err(e) = self.store.finish_turn(&turn).await {
+            let stored = self.store.finish_turn(&turn).await;
+            // The agent's counter and last message time changed.
+            self.forget_agent(&g.agent.id);
+            if let Err(e) = stored {
                 tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
                 error.get_or_insert_with(|| "The answer could not be saved".to_owned());
             }

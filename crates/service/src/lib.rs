@@ -51,6 +51,8 @@ const TOUCH_INTERVAL_MS: Millis = 60_000;
 /// Revocation and plan changes made through this process take effect at once (the
 /// entry is dropped); made by another process (the CLI, another node), within this.
 pub const AUTH_CACHE_MS: Millis = 1_000;
+/// How long an agent row is served from memory (see [`App::agent`]).
+pub const AGENT_CACHE_MS: Millis = 1_000;
 const AUTH_CACHE_MAX: usize = 10_000;
 
 pub struct App {
@@ -61,6 +63,7 @@ pub struct App {
     pub models: models::Registry,
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
+    agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
 }
 
 /// What the first start of a fresh data directory made.
@@ -116,6 +119,7 @@ impl App {
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
             auth_cache: Mutex::new(HashMap::new()),
+            agent_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -362,11 +366,48 @@ impl App {
         Ok(agent)
     }
 
+    /// An agent of the workspace. Rows are cached for `AGENT_CACHE_MS`; every change
+    /// made through this process drops the entry, so reads after writes here are
+    /// exact, and changes made on another node show within that time.
     pub async fn agent(&self, workspace_id: &str, id: &str) -> Result<Agent> {
+        let now = self.now();
+        {
+            let cache = self.agent_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((agent, at)) = cache.get(id)
+                && agent.workspace_id == workspace_id
+                && now - at < AGENT_CACHE_MS
+            {
+                return Ok(agent.clone());
+            }
+        }
+        let agent = self
+            .store
+            .agent(workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Agent))?;
+        let mut cache = self.agent_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= AUTH_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(id.to_owned(), (agent.clone(), now));
+        Ok(agent)
+    }
+
+    /// The agent as the record has it now, bypassing the cache: writes start from
+    /// this so a stale cached row is never written back.
+    async fn agent_for_update(&self, workspace_id: &str, id: &str) -> Result<Agent> {
         self.store
             .agent(workspace_id, id)
             .await?
             .ok_or(Error::NotFound(Resource::Agent))
+    }
+
+    /// Drops a cached agent row (after any write to it).
+    pub fn forget_agent(&self, id: &str) {
+        self.agent_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub async fn update_agent(
@@ -376,12 +417,14 @@ impl App {
         patch: AgentPatch,
     ) -> Result<Agent> {
         // Existence first: a foreign or missing agent is 404 even for a bad body.
-        let mut agent = self.agent(workspace_id, id).await?;
+        let mut agent = self.agent_for_update(workspace_id, id).await?;
         patch
             .validate(&self.known_model())
             .map_err(Error::Invalid)?;
         agent.apply(patch, self.now());
-        if !self.store.update_agent(&agent).await? {
+        let updated = self.store.update_agent(&agent).await?;
+        self.forget_agent(id);
+        if !updated {
             return Err(Error::NotFound(Resource::Agent));
         }
         Ok(agent)
@@ -394,18 +437,22 @@ impl App {
         id: &str,
         actions: Vec<agentbase_core::Action>,
     ) -> Result<Agent> {
-        let mut agent = self.agent(workspace_id, id).await?;
+        let mut agent = self.agent_for_update(workspace_id, id).await?;
         agentbase_core::agent::validate_actions(&actions).map_err(Error::Invalid)?;
         agent.actions = actions;
         agent.updated_at = self.now();
-        if !self.store.update_agent(&agent).await? {
+        let updated = self.store.update_agent(&agent).await?;
+        self.forget_agent(id);
+        if !updated {
             return Err(Error::NotFound(Resource::Agent));
         }
         Ok(agent)
     }
 
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<()> {
-        if self.store.delete_agent(workspace_id, id).await? {
+        let deleted = self.store.delete_agent(workspace_id, id).await?;
+        self.forget_agent(id);
+        if deleted {
             Ok(())
         } else {
             Err(Error::NotFound(Resource::Agent))
