@@ -109,6 +109,21 @@ struct Generation {
     overrides: Overrides,
 }
 
+/// A turn that holds its conversation: the agent, its model and the lease.
+struct Leased {
+    agent: Agent,
+    entry: ModelEntry,
+    conversation: Conversation,
+    lease: TurnLease,
+}
+
+/// What a turn starts from once every check has passed and the user message is in.
+struct Prepared {
+    history: Vec<Message>,
+    tools: Vec<ToolCallRecord>,
+    user_message_id: String,
+}
+
 /// v1 chat sends its own history and may set the temperature.
 #[derive(Debug, Clone, Default)]
 struct Overrides {
@@ -270,19 +285,14 @@ impl App {
                 input.conversation_id.is_some(),
             )
             .await;
-        let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
-        self.start(
-            p,
+        let prepared = self.or_release(&lease, prepared).await?;
+        let turn = Leased {
             agent,
             entry,
             conversation,
             lease,
-            history,
-            tools,
-            user_message_id,
-            Overrides::default(),
-        )
-        .await
+        };
+        self.start(p, turn, prepared, Overrides::default()).await
     }
 
     /// `POST /api/v1/chat`. The answer is stored in the conversation named by
@@ -362,7 +372,7 @@ impl App {
         let prepared = self
             .prepare_chat(p, &agent, &entry, &conversation, &as_input, false)
             .await;
-        let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
+        let prepared = self.or_release(&lease, prepared).await?;
         let messages = input
             .messages
             .iter()
@@ -381,18 +391,13 @@ impl App {
             messages: Some(messages),
             temperature: input.temperature,
         };
-        self.start(
-            p,
+        let turn = Leased {
             agent,
             entry,
             conversation,
             lease,
-            history,
-            tools,
-            user_message_id,
-            overrides,
-        )
-        .await
+        };
+        self.start(p, turn, prepared, overrides).await
     }
 
     /// Credits, the continuation rule and the user message.
@@ -404,7 +409,7 @@ impl App {
         conversation: &Conversation,
         input: &ChatInput,
         existing: bool,
-    ) -> Result<(Vec<Message>, Vec<ToolCallRecord>, String)> {
+    ) -> Result<Prepared> {
         if existing && conversation.status != ConversationStatus::Paused {
             self.check_credits(p, agent, entry.credits).await?;
         }
@@ -455,22 +460,31 @@ impl App {
                     .unwrap_or_default()
             }
         };
-        Ok((history, tools, user_message_id))
+        Ok(Prepared {
+            history,
+            tools,
+            user_message_id,
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn start(
         self: &Arc<Self>,
         p: &Principal,
-        agent: Agent,
-        entry: ModelEntry,
-        conversation: Conversation,
-        lease: TurnLease,
-        history: Vec<Message>,
-        tools: Vec<ToolCallRecord>,
-        user_message_id: String,
+        turn: Leased,
+        prepared: Prepared,
         overrides: Overrides,
     ) -> Result<Turn> {
+        let Leased {
+            agent,
+            entry,
+            conversation,
+            lease,
+        } = turn;
+        let Prepared {
+            history,
+            tools,
+            user_message_id,
+        } = prepared;
         let meta = TurnMeta {
             message_id: ids::message_id(),
             user_message_id,
@@ -734,22 +748,21 @@ impl App {
             let history: Vec<Message> =
                 messages.into_iter().filter(|m| m.seq <= user.seq).collect();
             let tools = self.store.tool_calls(&conversation.id).await?;
-            Ok((history, tools, user.id))
+            Ok(Prepared {
+                history,
+                tools,
+                user_message_id: user.id,
+            })
         }
         .await;
-        let (history, tools, user_message_id) = self.or_release(&lease, prepared).await?;
-        self.start(
-            p,
+        let prepared = self.or_release(&lease, prepared).await?;
+        let turn = Leased {
             agent,
             entry,
             conversation,
             lease,
-            history,
-            tools,
-            user_message_id,
-            Overrides::default(),
-        )
-        .await
+        };
+        self.start(p, turn, prepared, Overrides::default()).await
     }
 
     /// A conversation of the agent; another agent's is "not found".
