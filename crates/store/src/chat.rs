@@ -435,16 +435,6 @@ impl Store {
         tx.commit().await.map_err(db_err)
     }
 
-    pub async fn next_seq(&self, conversation_id: &str) -> Result<i64> {
-        let n: i64 = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS n FROM messages WHERE conversation_id = $1")
-            .bind(conversation_id)
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| r.try_get("n"))
-            .map_err(db_err)?;
-        Ok(n + 1)
-    }
-
     /// Every message, oldest first.
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<Message>> {
         let rows = sqlx::query(&format!(
