@@ -15,7 +15,9 @@ Checks, per line:
     not an mdBook redirect stub (<meta http-equiv="refresh">) or a print.html
   * the answer_hint occurs, case-insensitively with whitespace normalised, in the
     visible text of EVERY relevant page (the <main> element when present, with
-    <script>/<style> dropped, tags stripped and entities unescaped)
+    <script>/<style> dropped, tags stripped and entities unescaped), except that
+    an optional "page_hints": {path: phrase} gives the phrase to look for in a
+    page other than the first one instead (used when the pages share no phrase)
 Totals: at least --min (default 100) on-topic questions.
 """
 import argparse
@@ -136,6 +138,16 @@ def main() -> int:
             errors.append(f"{where}: missing answer_hint")
             continue
         hint_n = norm(hint)
+        page_hints = q.get("page_hints", {})
+        if not isinstance(page_hints, dict) or not all(
+                isinstance(v, str) and v.strip() for v in page_hints.values()):
+            errors.append(f"{where}: 'page_hints' must map paths to non-empty strings")
+            page_hints = {}
+        for k in page_hints:
+            if k not in rel_list:
+                errors.append(f"{where}: page_hints key {k!r} not in 'relevant'")
+        if rel_list[0] in page_hints:
+            errors.append(f"{where}: the first relevant page must use answer_hint")
         books = set()
         for rel in rel_list:
             if rel.startswith("/") or ".." in rel.split("/") or not rel.endswith(".html"):
@@ -151,8 +163,9 @@ def main() -> int:
             if stub:
                 errors.append(f"{where}: {rel} is a redirect stub")
                 continue
-            if hint_n not in text:
-                errors.append(f"{where}: answer_hint {hint!r} not in {rel}")
+            h = page_hints.get(rel, hint)
+            if norm(h) not in text:
+                errors.append(f"{where}: hint {h!r} not in {rel}")
             pages.add(rel)
             book = rel.split("/")[0]
             books.add(book)
