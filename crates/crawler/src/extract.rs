@@ -1,0 +1,417 @@
+//! One HTML page → title, metadata, readable text, Markdown, outgoing links.
+//!
+//! The pipeline mirrors WCC's: the remove selector runs first, then the keep selector,
+//! then the HTML transformer (`readableText` = Readability-style main content,
+//! `readableTextIfPossible` = that when the page looks like an article, else the whole
+//! cleaned page, `none` = the whole cleaned page), then text and Markdown are rendered
+//! from the same tree.
+
+use std::collections::HashSet;
+
+use scraper::{Html, Selector};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::dom::{Data, Dom};
+use crate::readability;
+use crate::render::{self, Mode};
+
+/// WCC's default `removeElementsCssSelector`.
+pub const DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR: &str = "nav, footer, script, style, noscript, svg, img[src^='data:'], [role=\"alert\"], [role=\"banner\"], [role=\"dialog\"], [role=\"alertdialog\"], [role=\"region\"][aria-label*=\"skip\" i], [aria-modal=\"true\"]";
+
+/// WCC's `htmlTransformer` values that work without a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HtmlTransformer {
+    /// Readability-style main content (WCC's default).
+    #[default]
+    ReadableText,
+    /// Main content when the page looks like an article, else the whole cleaned page.
+    ReadableTextIfPossible,
+    /// The whole page after the remove/keep selectors.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractOptions {
+    pub remove_elements_css_selector: String,
+    pub keep_elements_css_selector: String,
+    pub html_transformer: HtmlTransformer,
+    pub readable_text_char_threshold: usize,
+    pub save_markdown: bool,
+    pub save_html: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        Self {
+            remove_elements_css_selector: DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR.to_string(),
+            keep_elements_css_selector: String::new(),
+            html_transformer: HtmlTransformer::ReadableText,
+            readable_text_char_threshold: 100,
+            save_markdown: true,
+            save_html: false,
+        }
+    }
+}
+
+/// A CSS selector option that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: invalid CSS selector {selector:?}: {reason}")]
+pub struct SelectorError {
+    pub field: &'static str,
+    pub selector: String,
+    pub reason: String,
+}
+
+impl ExtractOptions {
+    /// Checks that both selectors parse (an empty selector is "not set").
+    pub fn validate(&self) -> Result<(), SelectorError> {
+        parse_selector(
+            "removeElementsCssSelector",
+            &self.remove_elements_css_selector,
+        )?;
+        parse_selector("keepElementsCssSelector", &self.keep_elements_css_selector)?;
+        Ok(())
+    }
+}
+
+fn parse_selector(field: &'static str, s: &str) -> Result<Option<Selector>, SelectorError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    Selector::parse(s).map(Some).map_err(|e| SelectorError {
+        field,
+        selector: s.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// One `og:*` (or `article:*`, `twitter:*`) meta tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenGraphEntry {
+    pub property: String,
+    pub content: String,
+}
+
+/// Page metadata in WCC's shape (without `headers`, which come from the response).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageMetadata {
+    pub canonical_url: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub author: Option<String>,
+    pub keywords: Option<String>,
+    pub language_code: Option<String>,
+    pub json_ld: Vec<serde_json::Value>,
+    pub open_graph: Vec<OpenGraphEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extracted {
+    pub title: Option<String>,
+    /// Plain text of the content, one block per line group.
+    pub text: String,
+    /// GFM Markdown of the content (when `save_markdown`).
+    pub markdown: Option<String>,
+    /// The cleaned content as HTML (when `save_html`).
+    pub html: Option<String>,
+    pub metadata: PageMetadata,
+    /// Absolute http(s) links found on the whole page (before cleaning), in page order,
+    /// without duplicates; fragments kept (the crawler decides).
+    pub links: Vec<String>,
+    /// Whether the readability pass found article-like content.
+    pub readable: bool,
+}
+
+/// Extracts one page. `url` is the page's address, used to resolve relative links
+/// (a `<base href>` in the page wins). Invalid selectors are ignored here; check them up
+/// front with [`ExtractOptions::validate`].
+pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
+    let doc = Html::parse_document(html);
+    let page_url = Url::parse(url).ok();
+    let base = base_url(&doc, page_url.as_ref());
+    let metadata = metadata(&doc, base.as_ref());
+    let links = links(&doc, base.as_ref());
+
+    let remove = parse_selector("removeElementsCssSelector", &options.remove_elements_css_selector)
+        .ok()
+        .flatten();
+    let keep = parse_selector("keepElementsCssSelector", &options.keep_elements_css_selector)
+        .ok()
+        .flatten();
+    let removed: HashSet<ego_tree::NodeId> = match &remove {
+        Some(sel) => doc.select(sel).map(|e| e.id()).collect(),
+        None => HashSet::new(),
+    };
+    let kept: Option<Vec<ego_tree::NodeId>> = keep.as_ref().map(|sel| {
+        let ids: Vec<_> = doc.select(sel).map(|e| e.id()).collect();
+        let set: HashSet<_> = ids.iter().copied().collect();
+        // Only the outermost matches: nested ones would repeat their content.
+        ids.into_iter()
+            .filter(|id| {
+                let mut cur = doc.tree.get(*id).and_then(|n| n.parent());
+                while let Some(p) = cur {
+                    if set.contains(&p.id()) {
+                        return false;
+                    }
+                    cur = p.parent();
+                }
+                true
+            })
+            .collect()
+    });
+    let (mut dom, root) = Dom::from_html(&doc, &removed, kept.as_deref());
+    absolutize(&mut dom, base.as_ref());
+
+    let (content_dom, content_root, readable) = match options.html_transformer {
+        HtmlTransformer::None => (dom, root, false),
+        t => match readability::extract_article(
+            &dom,
+            root,
+            options.readable_text_char_threshold,
+        ) {
+            Some(a)
+                if t == HtmlTransformer::ReadableText
+                    || a.text_len >= options.readable_text_char_threshold =>
+            {
+                (a.dom, a.root, true)
+            }
+            _ => (dom, root, false),
+        },
+    };
+    let text = render::render(&content_dom, content_root, Mode::Text);
+    let markdown = options
+        .save_markdown
+        .then(|| render::render(&content_dom, content_root, Mode::Markdown));
+    let html = options
+        .save_html
+        .then(|| to_html(&content_dom, content_root));
+    Extracted {
+        title: metadata.title.clone(),
+        text,
+        markdown,
+        html,
+        metadata,
+        links,
+        readable,
+    }
+}
+
+fn base_url(doc: &Html, page: Option<&Url>) -> Option<Url> {
+    let sel = Selector::parse("base[href]").ok()?;
+    if let Some(href) = doc.select(&sel).next().and_then(|b| b.attr("href")) {
+        let joined = match page {
+            Some(p) => p.join(href.trim()).ok(),
+            None => Url::parse(href.trim()).ok(),
+        };
+        if joined.is_some() {
+            return joined;
+        }
+    }
+    page.cloned()
+}
+
+fn resolve(base: Option<&Url>, href: &str) -> Option<Url> {
+    let href = href.trim();
+    if href.is_empty() {
+        return None;
+    }
+    let u = match base {
+        Some(b) => b.join(href).ok()?,
+        None => Url::parse(href).ok()?,
+    };
+    matches!(u.scheme(), "http" | "https").then_some(u)
+}
+
+fn links(doc: &Html, base: Option<&Url>) -> Vec<String> {
+    let Ok(sel) = Selector::parse("a[href], area[href]") else {
+        return Vec::new();
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for a in doc.select(&sel) {
+        if let Some(href) = a.attr("href")
+            && let Some(u) = resolve(base, href)
+        {
+            let s = u.to_string();
+            if seen.insert(s.clone()) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
+fn absolutize(dom: &mut Dom, base: Option<&Url>) {
+    let Some(base) = base else { return };
+    for node in &mut dom.nodes {
+        if let Data::Element { name, attrs } = &mut node.data {
+            let key = match name.as_str() {
+                "a" => "href",
+                "img" => "src",
+                _ => continue,
+            };
+            for (k, v) in attrs.iter_mut() {
+                if k == key
+                    && !v.starts_with('#')
+                    && let Ok(u) = base.join(v.trim())
+                {
+                    *v = u.to_string();
+                }
+            }
+        }
+    }
+}
+
+fn clean_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn metadata(doc: &Html, base: Option<&Url>) -> PageMetadata {
+    let mut m = PageMetadata::default();
+    let meta_named = |names: &[&str]| -> Option<String> {
+        let sel = Selector::parse("meta").ok()?;
+        for name in names {
+            for e in doc.select(&sel) {
+                let key = e
+                    .attr("name")
+                    .or_else(|| e.attr("property"))
+                    .or_else(|| e.attr("itemprop"))
+                    .unwrap_or("");
+                if key.eq_ignore_ascii_case(name)
+                    && let Some(c) = e.attr("content")
+                {
+                    let c = clean_ws(c);
+                    if !c.is_empty() {
+                        return Some(c);
+                    }
+                }
+            }
+        }
+        None
+    };
+    let title_tag = Selector::parse("title").ok().and_then(|s| {
+        doc.select(&s)
+            .next()
+            .map(|t| clean_ws(&t.text().collect::<String>()))
+            .filter(|t| !t.is_empty())
+    });
+    m.title = title_tag.or_else(|| meta_named(&["og:title", "twitter:title"]));
+    m.description = meta_named(&["description", "og:description", "twitter:description"]);
+    m.author = meta_named(&["author", "article:author", "byl", "dc.creator", "sailthru.author"]);
+    m.keywords = meta_named(&["keywords", "news_keywords"]);
+    if let Ok(sel) = Selector::parse("html[lang]") {
+        m.language_code = doc
+            .select(&sel)
+            .next()
+            .and_then(|h| h.attr("lang"))
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty());
+    }
+    if m.language_code.is_none() {
+        m.language_code = meta_named(&["og:locale", "language", "content-language"]);
+    }
+    if let Ok(sel) = Selector::parse("link[rel][href]") {
+        for l in doc.select(&sel) {
+            let rel = l.attr("rel").unwrap_or("");
+            if rel
+                .split_whitespace()
+                .any(|r| r.eq_ignore_ascii_case("canonical"))
+                && let Some(u) = l.attr("href").and_then(|h| resolve(base, h))
+            {
+                m.canonical_url = Some(u.to_string());
+                break;
+            }
+        }
+    }
+    if let Ok(sel) = Selector::parse("script[type]") {
+        for s in doc.select(&sel) {
+            let ty = s.attr("type").unwrap_or("");
+            if ty.trim().eq_ignore_ascii_case("application/ld+json") {
+                let raw: String = s.text().collect();
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.trim()) {
+                    m.json_ld.push(v);
+                }
+            }
+        }
+    }
+    if let Ok(sel) = Selector::parse("meta[content]") {
+        for e in doc.select(&sel) {
+            let prop = e.attr("property").or_else(|| e.attr("name")).unwrap_or("");
+            let p = prop.to_ascii_lowercase();
+            if p.starts_with("og:") || p.starts_with("article:") || p.starts_with("twitter:") {
+                m.open_graph.push(OpenGraphEntry {
+                    property: prop.to_string(),
+                    content: e.attr("content").unwrap_or("").to_string(),
+                });
+            }
+        }
+    }
+    m
+}
+
+fn escape_html(s: &str, attr: bool) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' if attr => o.push_str("&quot;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const VOID: &[&str] = &["br", "hr", "img", "wbr", "col", "area"];
+
+/// Serialises the cleaned content back to HTML (only structural attributes kept).
+fn to_html(dom: &Dom, root: usize) -> String {
+    enum Step {
+        Open(usize),
+        Close(String),
+    }
+    let mut out = String::new();
+    let mut stack = vec![Step::Open(root)];
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Close(name) => {
+                out.push_str("</");
+                out.push_str(&name);
+                out.push('>');
+            }
+            Step::Open(id) => match &dom.nodes[id].data {
+                Data::Text(t) => out.push_str(&escape_html(t, false)),
+                Data::Element { name, attrs } => {
+                    out.push('<');
+                    out.push_str(name);
+                    for (k, v) in attrs {
+                        if matches!(
+                            k.as_str(),
+                            "href" | "src" | "alt" | "title" | "colspan" | "rowspan" | "lang"
+                        ) || (k == "class" && name == "code")
+                        {
+                            out.push(' ');
+                            out.push_str(k);
+                            out.push_str("=\"");
+                            out.push_str(&escape_html(v, true));
+                            out.push('"');
+                        }
+                    }
+                    out.push('>');
+                    if VOID.contains(&name.as_str()) {
+                        continue;
+                    }
+                    stack.push(Step::Close(name.clone()));
+                    for c in dom.nodes[id].children.iter().rev() {
+                        stack.push(Step::Open(*c));
+                    }
+                }
+            },
+        }
+    }
+    out
+}

@@ -1,0 +1,503 @@
+//! Arena → Markdown (GFM: headings, lists, pipe tables, fenced code with language,
+//! links, emphasis, quotes, images) and arena → plain text (blocks on their own lines).
+
+use crate::dom::{Data, Dom, Id};
+use crate::readability::BLOCK_TAGS;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Markdown,
+    Text,
+}
+
+/// Nesting deeper than this is flattened to text so hostile pages cannot exhaust the stack.
+const MAX_DEPTH: usize = 200;
+
+pub(crate) fn render(dom: &Dom, root: Id, mode: Mode) -> String {
+    let mut r = Renderer { dom, mode };
+    let out = r.blocks(root, 0);
+    finalize(&out)
+}
+
+/// Collapses runs of blank lines and trims line ends outside code fences.
+fn finalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut blank = 0;
+    let mut in_fence = false;
+    for line in s.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        let l = if in_fence { line } else { line.trim_end() };
+        if l.trim().is_empty() && !in_fence {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+            if blank > 0 {
+                out.push('\n');
+            }
+        }
+        blank = 0;
+        out.push_str(l);
+    }
+    out
+}
+
+struct Renderer<'a> {
+    dom: &'a Dom,
+    mode: Mode,
+}
+
+/// Accumulates inline content with HTML whitespace collapsing.
+#[derive(Default)]
+struct Inline {
+    s: String,
+    space: bool,
+}
+
+impl Inline {
+    fn text(&mut self, t: &str) {
+        for c in t.chars() {
+            if c.is_whitespace() {
+                self.space = true;
+            } else {
+                if self.space && !self.s.is_empty() && !self.s.ends_with('\n') {
+                    self.s.push(' ');
+                }
+                self.space = false;
+                self.s.push(c);
+            }
+        }
+    }
+    fn raw(&mut self, t: &str) {
+        if self.space && !self.s.is_empty() && !self.s.ends_with('\n') {
+            self.s.push(' ');
+        }
+        self.space = false;
+        self.s.push_str(t);
+    }
+    fn newline(&mut self, markdown: bool) {
+        if markdown && !self.s.is_empty() {
+            self.s.push_str("  ");
+        }
+        self.s.push('\n');
+        self.space = false;
+    }
+}
+
+fn escape_md(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    for c in t.chars() {
+        if matches!(c, '*' | '_' | '`' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Renderer<'_> {
+    fn md(&self) -> bool {
+        self.mode == Mode::Markdown
+    }
+
+    fn is_block(&self, id: Id) -> bool {
+        match &self.dom.nodes[id].data {
+            Data::Element { name, .. } => BLOCK_TAGS.contains(&name.as_str()),
+            Data::Text(_) => false,
+        }
+    }
+
+    /// Renders the children of `id` as a sequence of blocks separated by blank lines.
+    fn blocks(&mut self, id: Id, depth: usize) -> String {
+        let mut out = String::new();
+        let mut inline = Inline::default();
+        let children = self.dom.nodes[id].children.clone();
+        for c in children {
+            if self.is_block(c) {
+                flush_inline(&mut out, &mut inline);
+                let b = self.block(c, depth + 1);
+                push_block(&mut out, &b);
+            } else {
+                self.inline(c, &mut inline, depth + 1);
+            }
+        }
+        flush_inline(&mut out, &mut inline);
+        out
+    }
+
+    fn block(&mut self, id: Id, depth: usize) -> String {
+        let dom = self.dom;
+        if depth > MAX_DEPTH {
+            let mut i = Inline::default();
+            i.text(&dom.text(id));
+            return i.s;
+        }
+        let tag = dom.tag(id).to_string();
+        let md = self.md();
+        match tag.as_str() {
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                let level = (tag.as_bytes()[1] - b'0') as usize;
+                let text = self.inline_of(id, depth).replace('\n', " ");
+                let text = text.trim();
+                if text.is_empty() {
+                    return String::new();
+                }
+                if md {
+                    format!("{} {}", "#".repeat(level), text)
+                } else {
+                    text.to_string()
+                }
+            }
+            "pre" => {
+                let code = dom.text(id);
+                let code = code.trim_matches('\n');
+                if md {
+                    let lang = code_language(dom, id);
+                    let fence = if code.contains("```") { "~~~~" } else { "```" };
+                    format!("{fence}{lang}\n{code}\n{fence}")
+                } else {
+                    code.to_string()
+                }
+            }
+            "ul" | "ol" | "menu" | "dir" => self.list(id, tag == "ol", depth),
+            "blockquote" => {
+                let inner = self.blocks(id, depth);
+                if md {
+                    inner
+                        .lines()
+                        .map(|l| if l.is_empty() { ">".to_string() } else { format!("> {l}") })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                } else {
+                    inner
+                }
+            }
+            "table" => self.table(id, depth),
+            "hr" => {
+                if md {
+                    "---".to_string()
+                } else {
+                    String::new()
+                }
+            }
+            "dt" => {
+                let t = self.inline_of(id, depth);
+                let t = t.trim();
+                if md && !t.is_empty() {
+                    format!("**{t}**")
+                } else {
+                    t.to_string()
+                }
+            }
+            _ => self.blocks(id, depth),
+        }
+    }
+
+    fn list(&mut self, id: Id, ordered: bool, depth: usize) -> String {
+        let dom = self.dom;
+        let mut out = String::new();
+        let mut n = dom
+            .attr(id, "start")
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(1);
+        for c in dom.nodes[id].children.clone() {
+            let body = if dom.tag(c) == "li" {
+                self.blocks(c, depth + 1)
+            } else if self.is_block(c) {
+                self.block(c, depth + 1)
+            } else {
+                let mut i = Inline::default();
+                self.inline(c, &mut i, depth + 1);
+                i.s
+            };
+            let body = body.trim();
+            if body.is_empty() {
+                continue;
+            }
+            let marker = if !self.md() {
+                String::new()
+            } else if ordered {
+                format!("{n}. ")
+            } else {
+                "- ".to_string()
+            };
+            n += 1;
+            let indent = " ".repeat(marker.len());
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            for (i, line) in body.lines().enumerate() {
+                if i == 0 {
+                    out.push_str(&marker);
+                    out.push_str(line);
+                } else {
+                    out.push('\n');
+                    if !line.is_empty() {
+                        out.push_str(&indent);
+                        out.push_str(line);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn table(&mut self, id: Id, depth: usize) -> String {
+        let dom = self.dom;
+        let mut rows: Vec<(Vec<String>, bool)> = Vec::new();
+        let mut stack = vec![id];
+        let mut trs = Vec::new();
+        while let Some(n) = stack.pop() {
+            for &c in dom.nodes[n].children.iter().rev() {
+                match dom.tag(c) {
+                    "tr" => trs.push(c),
+                    "thead" | "tbody" | "tfoot" => stack.push(c),
+                    _ => {}
+                }
+            }
+        }
+        // `stack` popped in reverse order of sections; restore document order.
+        trs.sort_unstable();
+        let mut caption = String::new();
+        for &c in &dom.nodes[id].children {
+            if dom.tag(c) == "caption" {
+                caption = self.inline_of(c, depth).trim().to_string();
+            }
+        }
+        for tr in trs {
+            let mut cells = Vec::new();
+            let mut header = true;
+            for &cell in &dom.nodes[tr].children {
+                let t = dom.tag(cell);
+                if t != "td" && t != "th" {
+                    continue;
+                }
+                if t == "td" {
+                    header = false;
+                }
+                let content = self.blocks(cell, depth + 1);
+                let content = content
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(if self.md() { "<br>" } else { " " });
+                let span = dom
+                    .attr(cell, "colspan")
+                    .and_then(|s| s.trim().parse::<usize>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, 50);
+                cells.push(content);
+                for _ in 1..span {
+                    cells.push(String::new());
+                }
+            }
+            if !cells.is_empty() {
+                rows.push((cells, header));
+            }
+        }
+        if rows.is_empty() {
+            return caption;
+        }
+        if !self.md() {
+            let mut out = caption;
+            for (cells, _) in rows {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(
+                    &cells
+                        .into_iter()
+                        .filter(|c| !c.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+            }
+            return out;
+        }
+        let width = rows.iter().map(|(c, _)| c.len()).max().unwrap_or(1);
+        let fmt_row = |cells: &[String]| {
+            let mut s = String::from("|");
+            for i in 0..width {
+                let c = cells.get(i).map(String::as_str).unwrap_or("");
+                s.push(' ');
+                s.push_str(&c.replace('|', "\\|"));
+                s.push_str(" |");
+            }
+            s
+        };
+        let mut out = String::new();
+        if !caption.is_empty() {
+            out.push_str(&caption);
+            out.push_str("\n\n");
+        }
+        let (first, rest) = if rows[0].1 {
+            (rows[0].0.clone(), &rows[1..])
+        } else {
+            (vec![String::new(); width], &rows[..])
+        };
+        out.push_str(&fmt_row(&first));
+        out.push('\n');
+        out.push('|');
+        for _ in 0..width {
+            out.push_str(" --- |");
+        }
+        for (cells, _) in rest {
+            out.push('\n');
+            out.push_str(&fmt_row(cells));
+        }
+        out
+    }
+
+    fn inline_of(&mut self, id: Id, depth: usize) -> String {
+        let mut i = Inline::default();
+        for c in self.dom.nodes[id].children.clone() {
+            self.inline(c, &mut i, depth + 1);
+        }
+        i.s
+    }
+
+    fn inline(&mut self, id: Id, out: &mut Inline, depth: usize) {
+        let dom = self.dom;
+        let md = self.md();
+        match &dom.nodes[id].data {
+            Data::Text(t) => {
+                if md {
+                    out.text(&escape_md(t));
+                } else {
+                    out.text(t);
+                }
+            }
+            Data::Element { name, .. } => {
+                if depth > MAX_DEPTH {
+                    out.text(&dom.text(id));
+                    return;
+                }
+                match name.as_str() {
+                    "br" => out.newline(md),
+                    "img" if md => {
+                        let src = dom.attr(id, "src").unwrap_or("");
+                        if !src.is_empty() && !src.starts_with("data:") {
+                            let alt = dom.attr(id, "alt").unwrap_or("").replace(['[', ']'], "");
+                            out.raw(&format!("![{}]({})", alt.trim(), src.replace(' ', "%20")));
+                        }
+                    }
+                    "code" | "kbd" | "samp" | "tt" if md => {
+                        let t = dom.text(id);
+                        let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+                        if !t.is_empty() {
+                            let tick = if t.contains('`') { "``" } else { "`" };
+                            let pad = if t.starts_with('`') || t.ends_with('`') { " " } else { "" };
+                            out.raw(&format!("{tick}{pad}{t}{pad}{tick}"));
+                        }
+                    }
+                    "strong" | "b" | "em" | "i" | "del" | "s" | "strike" if md => {
+                        let inner = self.inline_of(id, depth);
+                        let trimmed = inner.trim();
+                        if trimmed.is_empty() {
+                            out.text(&inner);
+                            return;
+                        }
+                        let mark = match name.as_str() {
+                            "strong" | "b" => "**",
+                            "em" | "i" => "*",
+                            _ => "~~",
+                        };
+                        if inner.starts_with(char::is_whitespace) {
+                            out.space = true;
+                        }
+                        out.raw(&format!("{mark}{trimmed}{mark}"));
+                        if inner.ends_with(char::is_whitespace) {
+                            out.space = true;
+                        }
+                    }
+                    "a" if md => {
+                        let inner = self.inline_of(id, depth);
+                        let text = inner.trim();
+                        let href = dom.attr(id, "href").unwrap_or("").trim();
+                        if inner.starts_with(char::is_whitespace) {
+                            out.space = true;
+                        }
+                        if href.is_empty() || href.starts_with("javascript:") || text.is_empty() {
+                            out.raw(text);
+                        } else {
+                            let text = text.replace('\n', " ");
+                            out.raw(&format!("[{}]({})", text, href.replace(' ', "%20").replace(')', "%29")));
+                        }
+                        if inner.ends_with(char::is_whitespace) {
+                            out.space = true;
+                        }
+                    }
+                    _ => {
+                        if self.is_block(id) {
+                            // A block inside inline content (invalid but common).
+                            let b = self.block(id, depth);
+                            out.newline(false);
+                            out.raw(b.trim());
+                            out.newline(false);
+                        } else {
+                            for c in dom.nodes[id].children.clone() {
+                                self.inline(c, out, depth + 1);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn flush_inline(out: &mut String, inline: &mut Inline) {
+    let t = std::mem::take(&mut inline.s);
+    inline.space = false;
+    let t = t.trim();
+    if !t.is_empty() {
+        push_block(out, t);
+    }
+}
+
+fn push_block(out: &mut String, b: &str) {
+    let b = b.trim_matches('\n');
+    if b.trim().is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str(b);
+}
+
+fn code_language(dom: &Dom, pre: Id) -> String {
+    let mut ids = vec![pre];
+    ids.extend(
+        dom.nodes[pre]
+            .children
+            .iter()
+            .copied()
+            .filter(|c| dom.tag(*c) == "code"),
+    );
+    for id in ids {
+        if let Some(class) = dom.attr(id, "class") {
+            for c in class.split_whitespace() {
+                for prefix in ["language-", "lang-"] {
+                    if let Some(l) = c.strip_prefix(prefix)
+                        && !l.is_empty()
+                    {
+                        return l.to_string();
+                    }
+                }
+            }
+            // rustdoc marks Rust blocks with `rust` as a bare class.
+            if class.split_whitespace().any(|c| c == "rust") {
+                return "rust".to_string();
+            }
+        }
+        if let Some(l) = dom.attr(id, "data-lang") {
+            return l.trim().to_string();
+        }
+    }
+    String::new()
+}
