@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod embed;
+mod fast_bert;
 pub mod fetch;
 mod gguf_tokenizer;
 mod template;
