@@ -1,0 +1,946 @@
+//! [`Index`]: one agent's immutable retrieval snapshot, written once by
+//! [`Index::build`] and loaded by [`Index::open`] on any node.
+//!
+//! Snapshot layout (all inside the directory given to `build`):
+//! - `tantivy/`: the BM25 index (see `lexical.rs`),
+//! - `vectors.f32`: the embeddings, row-major little-endian `f32`, `docs × dim`,
+//! - `docs.json`: document metadata and text, in the same order,
+//! - `COMPLETE`: a small JSON manifest (format, counts, build options) written and
+//!   synced last. `open` refuses a directory without it, or whose files disagree with
+//!   it, so a build killed halfway is an error, never a half-loaded index.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::dense::{self, Vectors};
+use crate::fusion;
+use crate::lexical::{self, Lexical, LexicalDoc};
+
+/// Candidates taken from each ranking before fusion when [`Query::candidates`] is 0.
+pub const DEFAULT_DEPTH: usize = 50;
+
+/// Recommended "nothing relevant found" cut-off on [`Hit::relevance`] (the dense
+/// cosine between the query and the chunk, all-MiniLM-L6-v2): when the best hit is
+/// below it, the agent should say it does not know rather than answer from context.
+/// Chosen on the Rust-docs evaluation set (bench/rag/RESULTS.md), between the best-hit
+/// cosines of answerable questions and of off-topic ones.
+pub const MIN_RELEVANCE: f32 = 0.35;
+
+const FORMAT: u32 = 1;
+const COMPLETE: &str = "COMPLETE";
+const VECTORS: &str = "vectors.f32";
+const DOCS: &str = "docs.json";
+const TANTIVY: &str = "tantivy";
+
+/// A chunk to index, as the caller has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc {
+    /// Caller's id for the chunk (returned with hits; not interpreted).
+    pub chunk_id: String,
+    /// Caller's id for the source the chunk came from.
+    pub source_id: String,
+    /// The source's title (indexed with the heading for BM25).
+    pub title: String,
+    /// Where the source lives, for citations.
+    pub url: Option<String>,
+    /// The heading path as one string (e.g. `"Common Collections > Strings"`).
+    pub heading: String,
+    /// The chunk text (indexed for BM25 and returned with hits).
+    pub text: String,
+    /// The chunk's embedding, L2-normalised; every doc must have the same length.
+    pub embedding: Vec<f32>,
+}
+
+/// A stored chunk: [`Doc`] without its embedding (that lives in the vector matrix,
+/// see [`Index::embedding`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocMeta {
+    /// See [`Doc::chunk_id`].
+    pub chunk_id: String,
+    /// See [`Doc::source_id`].
+    pub source_id: String,
+    /// See [`Doc::title`].
+    pub title: String,
+    /// See [`Doc::url`].
+    pub url: Option<String>,
+    /// See [`Doc::heading`].
+    pub heading: String,
+    /// See [`Doc::text`].
+    pub text: String,
+}
+
+/// How the two rankings are combined in [`Mode::Hybrid`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fusion {
+    /// Reciprocal rank fusion, `Σ 1/(k + rank)`; `k = 60` is the usual choice.
+    Rrf { k: f32 },
+    /// `weight_dense · dense' + (1 − weight_dense) · bm25'` over min-max normalised
+    /// candidate scores.
+    Normalized { weight_dense: f32 },
+}
+
+impl Default for Fusion {
+    /// The fusion that scored best on the evaluation set (bench/rag/RESULTS.md).
+    fn default() -> Self {
+        Fusion::Rrf { k: 60.0 }
+    }
+}
+
+/// Which rankings a search uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// BM25 only; [`Query::embedding`] is optional (if given, hits get a dense score).
+    Bm25,
+    /// Dense cosine only; needs [`Query::embedding`].
+    Dense,
+    /// Both, fused; needs [`Query::embedding`].
+    Hybrid(Fusion),
+}
+
+impl Default for Mode {
+    fn default() -> Self {
+        Mode::Hybrid(Fusion::default())
+    }
+}
+
+/// A search request. Build with `Query { text, embedding, ..Query::default() }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// The user's text, as typed; any characters are fine.
+    pub text: String,
+    /// The query's embedding (same model and dimension as the documents),
+    /// L2-normalised. Required by [`Mode::Dense`] and [`Mode::Hybrid`].
+    pub embedding: Option<Vec<f32>>,
+    /// How many hits to return at most. Default 5.
+    pub limit: usize,
+    /// Default: hybrid with [`Fusion::default`].
+    pub mode: Mode,
+    /// Candidates taken from each ranking before fusion; 0 means
+    /// `max(DEFAULT_DEPTH, limit)`.
+    pub candidates: usize,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            text: String::new(),
+            embedding: None,
+            limit: 5,
+            mode: Mode::default(),
+            candidates: 0,
+        }
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Position of the chunk in the snapshot: [`Index::doc`]`(hit.doc)`.
+    pub doc: usize,
+    /// The score hits are ranked by: BM25 in [`Mode::Bm25`], cosine in
+    /// [`Mode::Dense`], the fused score in [`Mode::Hybrid`] (only comparable within
+    /// one result list).
+    pub score: f32,
+    /// The chunk's BM25 score, when it was among the BM25 candidates.
+    pub bm25: Option<f32>,
+    /// Cosine similarity between query and chunk embeddings, whenever the query has
+    /// an embedding.
+    pub dense: Option<f32>,
+}
+
+impl Hit {
+    /// How confident retrieval is that this chunk is relevant, comparable across
+    /// queries: the dense cosine (BM25 and fused scores are not). Compare with
+    /// [`MIN_RELEVANCE`]; use it as the message's `metadata.score`. `None` without a
+    /// query embedding.
+    pub fn relevance(&self) -> Option<f32> {
+        self.dense
+    }
+}
+
+/// Options fixed at build time and recorded in the snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildOptions {
+    /// English (Porter) stemming for BM25. Default on.
+    pub stemming: bool,
+    /// Weight of a query term matching the title/heading field relative to the body;
+    /// 0 leaves headings out of BM25 scoring.
+    pub heading_boost: f32,
+}
+
+impl Default for BuildOptions {
+    /// Chosen on the evaluation set (bench/rag/RESULTS.md).
+    fn default() -> Self {
+        BuildOptions {
+            stemming: true,
+            heading_boost: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    docs: usize,
+    dim: usize,
+    stemming: bool,
+    heading_boost: f32,
+}
+
+/// One agent's retrieval snapshot: BM25 over title/heading/text plus dense vectors.
+/// Immutable, `Send + Sync`; share it behind an `Arc`. Searches are blocking CPU
+/// work (milliseconds at 100k chunks): run them off the async runtime.
+pub struct Index {
+    dir: PathBuf,
+    docs: Vec<DocMeta>,
+    vectors: Vectors,
+    lexical: Lexical,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("dir", &self.dir)
+            .field("docs", &self.docs.len())
+            .field("dim", &self.vectors.dim())
+            .finish()
+    }
+}
+
+fn sync_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let file = File::create(path).map_err(Error::io("create", path))?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    w.write_all(bytes).map_err(Error::io("write", path))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::io("write", path)(e.into_error()))?;
+    file.sync_all().map_err(Error::io("sync", path))
+}
+
+impl Index {
+    /// Writes a snapshot of `docs` into `dir` (created if missing; it must be empty)
+    /// with [`BuildOptions::default`], then opens it. Blocking; the heavy part is
+    /// tantivy indexing.
+    pub fn build(dir: &Path, docs: Vec<Doc>) -> Result<Index, Error> {
+        Index::build_with(dir, docs, &BuildOptions::default())
+    }
+
+    /// [`Index::build`] with explicit options.
+    pub fn build_with(dir: &Path, docs: Vec<Doc>, options: &BuildOptions) -> Result<Index, Error> {
+        let dim = docs.first().map_or(0, |d| d.embedding.len());
+        for (i, d) in docs.iter().enumerate() {
+            if d.embedding.len() != dim {
+                return Err(Error::BadInput(format!(
+                    "doc {i} ({}) has a {}-dimensional embedding, expected {dim}",
+                    d.chunk_id,
+                    d.embedding.len()
+                )));
+            }
+            if d.embedding.iter().any(|x| !x.is_finite()) {
+                return Err(Error::BadInput(format!(
+                    "doc {i} ({}) has a non-finite embedding value",
+                    d.chunk_id
+                )));
+            }
+        }
+        if docs.len() > u32::MAX as usize {
+            return Err(Error::BadInput("more than 2^32 docs".to_owned()));
+        }
+        if !options.heading_boost.is_finite() || options.heading_boost < 0.0 {
+            return Err(Error::BadInput(
+                "heading_boost must be a finite number ≥ 0".to_owned(),
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+        if std::fs::read_dir(dir)
+            .map_err(Error::io("list", dir))?
+            .next()
+            .is_some()
+        {
+            return Err(Error::BadInput(format!(
+                "snapshot directory {} is not empty",
+                dir.display()
+            )));
+        }
+
+        let tantivy_dir = dir.join(TANTIVY);
+        std::fs::create_dir(&tantivy_dir).map_err(Error::io("create", &tantivy_dir))?;
+        lexical::build(
+            &tantivy_dir,
+            options.stemming,
+            docs.iter().enumerate().map(|(i, d)| LexicalDoc {
+                ord: i as u64,
+                head: format!("{} {}", d.title, d.heading),
+                body: &d.text,
+            }),
+        )?;
+
+        let mut vector_bytes = Vec::with_capacity(docs.len() * dim * 4);
+        for d in &docs {
+            for x in &d.embedding {
+                vector_bytes.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        sync_file(&dir.join(VECTORS), &vector_bytes)?;
+        drop(vector_bytes);
+
+        let metas: Vec<DocMeta> = docs
+            .into_iter()
+            .map(|d| DocMeta {
+                chunk_id: d.chunk_id,
+                source_id: d.source_id,
+                title: d.title,
+                url: d.url,
+                heading: d.heading,
+                text: d.text,
+            })
+            .collect();
+        let json = serde_json::to_vec(&metas)
+            .map_err(|e| Error::BadInput(format!("docs do not serialise: {e}")))?;
+        sync_file(&dir.join(DOCS), &json)?;
+
+        let manifest = Manifest {
+            format: FORMAT,
+            docs: metas.len(),
+            dim,
+            stemming: options.stemming,
+            heading_boost: options.heading_boost,
+        };
+        let manifest = serde_json::to_vec(&manifest).expect("manifest serialises");
+        sync_file(&dir.join(COMPLETE), &manifest)?;
+        if let Ok(d) = File::open(dir) {
+            // Makes the marker's directory entry durable; not all filesystems allow it.
+            let _ = d.sync_all();
+        }
+        Index::open(dir)
+    }
+
+    /// Loads a snapshot written by [`Index::build`]. A directory without the
+    /// `COMPLETE` marker, or whose files disagree with it, is [`Error::Corrupt`].
+    /// Blocking: reads the vectors and metadata into memory and mmaps tantivy.
+    pub fn open(dir: &Path) -> Result<Index, Error> {
+        let manifest_path = dir.join(COMPLETE);
+        let manifest = match std::fs::read(&manifest_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::corrupt(
+                    dir,
+                    "no COMPLETE marker (unfinished build?)",
+                ));
+            }
+            Err(e) => return Err(Error::io("read", &manifest_path)(e)),
+        };
+        let manifest: Manifest = serde_json::from_slice(&manifest)
+            .map_err(|e| Error::corrupt(dir, format!("bad COMPLETE manifest: {e}")))?;
+        if manifest.format != FORMAT {
+            return Err(Error::corrupt(
+                dir,
+                format!(
+                    "snapshot format {} (this build reads {FORMAT})",
+                    manifest.format
+                ),
+            ));
+        }
+
+        let vectors_path = dir.join(VECTORS);
+        let bytes = std::fs::read(&vectors_path).map_err(Error::io("read", &vectors_path))?;
+        let expected = manifest
+            .docs
+            .checked_mul(manifest.dim)
+            .and_then(|n| n.checked_mul(4));
+        if expected != Some(bytes.len()) {
+            return Err(Error::corrupt(
+                dir,
+                format!(
+                    "{VECTORS} holds {} bytes, manifest says {} × {} floats",
+                    bytes.len(),
+                    manifest.docs,
+                    manifest.dim
+                ),
+            ));
+        }
+        let data: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        drop(bytes);
+
+        let docs_path = dir.join(DOCS);
+        let json = std::fs::read(&docs_path).map_err(Error::io("read", &docs_path))?;
+        let docs: Vec<DocMeta> = serde_json::from_slice(&json)
+            .map_err(|e| Error::corrupt(dir, format!("bad {DOCS}: {e}")))?;
+        if docs.len() != manifest.docs {
+            return Err(Error::corrupt(
+                dir,
+                format!(
+                    "{DOCS} holds {} docs, manifest says {}",
+                    docs.len(),
+                    manifest.docs
+                ),
+            ));
+        }
+
+        let lexical = Lexical::open(&dir.join(TANTIVY), manifest.heading_boost)?;
+        if lexical.num_docs() != manifest.docs as u64 {
+            return Err(Error::corrupt(
+                dir,
+                format!(
+                    "tantivy holds {} docs, manifest says {}",
+                    lexical.num_docs(),
+                    manifest.docs
+                ),
+            ));
+        }
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            docs,
+            vectors: Vectors::new(manifest.dim, data),
+            lexical,
+        })
+    }
+
+    /// Number of chunks.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether the snapshot holds no chunks.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Embedding dimension (0 for an empty snapshot).
+    pub fn dim(&self) -> usize {
+        self.vectors.dim()
+    }
+
+    /// The directory the snapshot lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The chunk at `i` (as in [`Hit::doc`]).
+    pub fn doc(&self, i: usize) -> Option<&DocMeta> {
+        self.docs.get(i)
+    }
+
+    /// All chunks, in snapshot order.
+    pub fn docs(&self) -> &[DocMeta] {
+        &self.docs
+    }
+
+    /// The stored embedding of chunk `i`.
+    pub fn embedding(&self, i: usize) -> Option<&[f32]> {
+        self.vectors.row(i)
+    }
+
+    /// Approximate RAM held: vectors, metadata and text on the heap, plus the size of
+    /// the tantivy files (memory-mapped, so an upper bound on what is resident).
+    pub fn memory_bytes(&self) -> usize {
+        let meta: usize = self
+            .docs
+            .iter()
+            .map(|d| {
+                std::mem::size_of::<DocMeta>()
+                    + d.chunk_id.capacity()
+                    + d.source_id.capacity()
+                    + d.title.capacity()
+                    + d.url.as_ref().map_or(0, String::capacity)
+                    + d.heading.capacity()
+                    + d.text.capacity()
+            })
+            .sum();
+        self.vectors.bytes() + meta + self.lexical.disk_bytes() as usize
+    }
+
+    /// The analyzed BM25 terms of `text` (lower-cased, stemmed if the snapshot
+    /// stems); what [`Mode::Bm25`] searches for. Useful for debugging.
+    pub fn query_terms(&self, text: &str) -> Vec<String> {
+        self.lexical.terms(text)
+    }
+
+    /// Runs `query`. Errors only on bad input (missing or mismatched embedding) or an
+    /// internal tantivy failure; any query text is accepted.
+    pub fn search(&self, query: &Query) -> Result<Vec<Hit>, Error> {
+        let embedding = match &query.embedding {
+            Some(e) => {
+                if self.is_empty() {
+                    None
+                } else if e.len() != self.dim() {
+                    return Err(Error::BadInput(format!(
+                        "query embedding has {} dimensions, the index {}",
+                        e.len(),
+                        self.dim()
+                    )));
+                } else if e.iter().any(|x| !x.is_finite()) {
+                    return Err(Error::BadInput(
+                        "query embedding has a non-finite value".to_owned(),
+                    ));
+                } else {
+                    Some(e.as_slice())
+                }
+            }
+            None => None,
+        };
+        if matches!(query.mode, Mode::Dense | Mode::Hybrid(_)) && query.embedding.is_none() {
+            return Err(Error::BadInput(
+                "dense and hybrid search need a query embedding".to_owned(),
+            ));
+        }
+        if let Mode::Hybrid(Fusion::Rrf { k }) = query.mode
+            && !(k.is_finite() && k >= 0.0)
+        {
+            return Err(Error::BadInput("RRF k must be finite and ≥ 0".to_owned()));
+        }
+        if let Mode::Hybrid(Fusion::Normalized { weight_dense }) = query.mode
+            && !(0.0..=1.0).contains(&weight_dense)
+        {
+            return Err(Error::BadInput("weight_dense must be in [0, 1]".to_owned()));
+        }
+        if query.limit == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let depth = if query.candidates == 0 {
+            DEFAULT_DEPTH.max(query.limit)
+        } else {
+            query.candidates.max(query.limit)
+        };
+        let dense_of =
+            |i: usize| embedding.and_then(|q| self.vectors.row(i).map(|row| dense::dot(row, q)));
+
+        let hits = match query.mode {
+            Mode::Bm25 => self
+                .lexical
+                .search(&query.text, query.limit)?
+                .into_iter()
+                .map(|(i, s)| Hit {
+                    doc: i as usize,
+                    score: s,
+                    bm25: Some(s),
+                    dense: dense_of(i as usize),
+                })
+                .collect(),
+            Mode::Dense => {
+                let q = embedding.expect("checked above");
+                let scores = self.vectors.scores(q);
+                dense::top_k(&scores, query.limit)
+                    .into_iter()
+                    .map(|(i, s)| Hit {
+                        doc: i as usize,
+                        score: s,
+                        bm25: None,
+                        dense: Some(s),
+                    })
+                    .collect()
+            }
+            Mode::Hybrid(fusion) => {
+                let q = embedding.expect("checked above");
+                // The dense scan and the BM25 search are independent; at 100k chunks
+                // both take milliseconds, so run them side by side.
+                let (scores, bm25) = std::thread::scope(|s| {
+                    let lex = s.spawn(|| self.lexical.search(&query.text, depth));
+                    let scores = self.vectors.scores(q);
+                    let bm25 = lex.join().unwrap_or_else(|_| {
+                        Err(Error::Lexical(tantivy::TantivyError::InternalError(
+                            "BM25 search panicked".to_owned(),
+                        )))
+                    });
+                    (scores, bm25)
+                });
+                let bm25 = bm25?;
+                let dense_top = dense::top_k(&scores, depth);
+                let fused = match fusion {
+                    Fusion::Rrf { k } => fusion::rrf(&[&bm25, &dense_top], k),
+                    Fusion::Normalized { weight_dense } => {
+                        fusion::normalized(&bm25, &dense_top, weight_dense)
+                    }
+                };
+                let bm25_of: HashMap<u32, f32> = bm25.iter().copied().collect();
+                let mut ranked: Vec<(u32, f32)> = fused.into_iter().collect();
+                ranked.sort_unstable_by(|a, b| {
+                    b.1.total_cmp(&a.1)
+                        .then_with(|| scores[b.0 as usize].total_cmp(&scores[a.0 as usize]))
+                        .then(a.0.cmp(&b.0))
+                });
+                ranked.truncate(query.limit);
+                ranked
+                    .into_iter()
+                    .map(|(i, s)| Hit {
+                        doc: i as usize,
+                        score: s,
+                        bm25: bm25_of.get(&i).copied(),
+                        dense: Some(scores[i as usize]),
+                    })
+                    .collect()
+            }
+        };
+        Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unit vector with weight on the given axes: docs about the same topic point the
+    /// same way.
+    fn unit(dim: usize, axes: &[usize]) -> Vec<f32> {
+        let mut v = vec![0.0; dim];
+        for &a in axes {
+            v[a] = 1.0;
+        }
+        let norm = (axes.len() as f32).sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+
+    fn doc(id: &str, heading: &str, text: &str, axes: &[usize]) -> Doc {
+        Doc {
+            chunk_id: id.to_owned(),
+            source_id: format!("src-{id}"),
+            title: "Test Book".to_owned(),
+            url: Some(format!("https://example.com/{id}")),
+            heading: heading.to_owned(),
+            text: text.to_owned(),
+            embedding: unit(8, axes),
+        }
+    }
+
+    fn corpus() -> Vec<Doc> {
+        vec![
+            doc(
+                "strings",
+                "Strings",
+                "A String is a growable UTF-8 encoded buffer of text.",
+                &[0],
+            ),
+            doc(
+                "vectors",
+                "Vectors",
+                "Vec<T> stores values of one type next to each other.",
+                &[1],
+            ),
+            doc(
+                "maps",
+                "Hash Maps",
+                "HashMap<K, V> maps keys to values with a hashing function.",
+                &[2],
+            ),
+            doc(
+                "errors",
+                "Errors",
+                "Recoverable errors use Result; panic! is for bugs.",
+                &[3],
+            ),
+            doc(
+                "traits",
+                "Traits",
+                "Traits define shared behaviour, like interfaces.",
+                &[4],
+            ),
+        ]
+    }
+
+    fn built() -> (tempfile::TempDir, Index) {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::build(&tmp.path().join("snap"), corpus()).unwrap();
+        (tmp, index)
+    }
+
+    fn ids(index: &Index, hits: &[Hit]) -> Vec<String> {
+        hits.iter()
+            .map(|h| index.doc(h.doc).unwrap().chunk_id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn index_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Index>();
+    }
+
+    #[test]
+    fn build_then_open_gives_the_same_answers() {
+        let (tmp, built) = built();
+        let opened = Index::open(&tmp.path().join("snap")).unwrap();
+        assert_eq!(opened.len(), 5);
+        assert_eq!(opened.dim(), 8);
+        assert_eq!(opened.docs(), built.docs());
+        assert_eq!(opened.embedding(2), built.embedding(2));
+        assert!(opened.memory_bytes() > 5 * 8 * 4);
+        let q = Query {
+            text: "hash map keys".to_owned(),
+            embedding: Some(unit(8, &[2])),
+            ..Query::default()
+        };
+        assert_eq!(opened.search(&q).unwrap(), built.search(&q).unwrap());
+    }
+
+    #[test]
+    fn bm25_finds_stemmed_terms_and_scores_headings() {
+        let (_tmp, index) = built();
+        let hits = index
+            .search(&Query {
+                text: "growable strings".to_owned(),
+                mode: Mode::Bm25,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&index, &hits)[0], "strings");
+        assert!(hits[0].bm25.unwrap() > 0.0);
+        assert_eq!(hits[0].dense, None);
+        // "errors" matches the heading "Errors" and the text's "errors" via stemming.
+        let hits = index
+            .search(&Query {
+                text: "error".to_owned(),
+                mode: Mode::Bm25,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&index, &hits), vec!["errors"]);
+    }
+
+    #[test]
+    fn dense_ranks_by_cosine() {
+        let (_tmp, index) = built();
+        let hits = index
+            .search(&Query {
+                text: String::new(),
+                embedding: Some(unit(8, &[1, 4])),
+                mode: Mode::Dense,
+                limit: 3,
+                ..Query::default()
+            })
+            .unwrap();
+        let got = ids(&index, &hits);
+        assert_eq!(got.len(), 3);
+        assert!(
+            got[..2].contains(&"vectors".to_owned()) && got[..2].contains(&"traits".to_owned())
+        );
+        assert!((hits[0].score - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-5);
+        assert_eq!(hits[0].relevance(), Some(hits[0].score));
+    }
+
+    #[test]
+    fn hybrid_prefers_a_doc_both_rankings_agree_on() {
+        let (_tmp, index) = built();
+        // BM25 ranks maps (keys + values) over vectors (values); dense ranks traits
+        // over vectors. Vectors, second in both, wins the fusion.
+        let mut embedding = vec![0.0; 8];
+        embedding[4] = 0.8;
+        embedding[1] = 0.6;
+        let bm25_only = index
+            .search(&Query {
+                text: "keys values".to_owned(),
+                mode: Mode::Bm25,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(ids(&index, &bm25_only)[..2], ["maps", "vectors"]);
+        for fusion in [
+            Fusion::Rrf { k: 60.0 },
+            Fusion::Normalized { weight_dense: 0.5 },
+        ] {
+            let hits = index
+                .search(&Query {
+                    text: "keys values".to_owned(),
+                    embedding: Some(embedding.clone()),
+                    mode: Mode::Hybrid(fusion),
+                    ..Query::default()
+                })
+                .unwrap();
+            assert_eq!(ids(&index, &hits)[0], "vectors", "{fusion:?}");
+            assert!(hits[0].bm25.is_some() && hits[0].dense.is_some());
+            assert!((hits[0].dense.unwrap() - 0.6).abs() < 1e-5);
+            assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        }
+    }
+
+    #[test]
+    fn any_query_text_is_accepted() {
+        let (_tmp, index) = built();
+        for text in [
+            "\"unclosed quote",
+            "title:strings AND (",
+            "-",
+            "+++ ::: ))) [[ ~2 ^3",
+            "",
+            "   ",
+            "😀 emoji only",
+            "NOT OR AND",
+            "a*b?c",
+            "{ } \\ / !",
+        ] {
+            let q = Query {
+                text: text.to_owned(),
+                mode: Mode::Bm25,
+                ..Query::default()
+            };
+            index.search(&q).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            let q = Query {
+                text: text.to_owned(),
+                embedding: Some(unit(8, &[0])),
+                ..Query::default()
+            };
+            assert!(!index.search(&q).unwrap().is_empty(), "{text:?}");
+        }
+        assert_eq!(
+            index.query_terms("Strings: \"growable\" (UTF-8)"),
+            vec!["string", "growabl", "utf", "8"]
+        );
+    }
+
+    #[test]
+    fn bad_queries_are_errors_not_panics() {
+        let (_tmp, index) = built();
+        let dense_without_embedding = Query {
+            text: "x".to_owned(),
+            mode: Mode::Dense,
+            ..Query::default()
+        };
+        assert!(matches!(
+            index.search(&dense_without_embedding),
+            Err(Error::BadInput(_))
+        ));
+        let wrong_dim = Query {
+            embedding: Some(vec![1.0; 3]),
+            ..Query::default()
+        };
+        assert!(matches!(index.search(&wrong_dim), Err(Error::BadInput(_))));
+        let nan = Query {
+            embedding: Some(vec![f32::NAN; 8]),
+            ..Query::default()
+        };
+        assert!(matches!(index.search(&nan), Err(Error::BadInput(_))));
+        let weight = Query {
+            embedding: Some(unit(8, &[0])),
+            mode: Mode::Hybrid(Fusion::Normalized { weight_dense: 2.0 }),
+            ..Query::default()
+        };
+        assert!(matches!(index.search(&weight), Err(Error::BadInput(_))));
+        let zero = Query {
+            embedding: Some(unit(8, &[0])),
+            limit: 0,
+            ..Query::default()
+        };
+        assert!(index.search(&zero).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_docs_and_non_empty_dirs_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut docs = corpus();
+        docs[3].embedding.pop();
+        assert!(matches!(
+            Index::build(&tmp.path().join("a"), docs),
+            Err(Error::BadInput(_))
+        ));
+        let mut docs = corpus();
+        docs[0].embedding[0] = f32::INFINITY;
+        assert!(matches!(
+            Index::build(&tmp.path().join("b"), docs),
+            Err(Error::BadInput(_))
+        ));
+        std::fs::create_dir(tmp.path().join("c")).unwrap();
+        std::fs::write(tmp.path().join("c/stray"), b"x").unwrap();
+        assert!(matches!(
+            Index::build(&tmp.path().join("c"), corpus()),
+            Err(Error::BadInput(_))
+        ));
+    }
+
+    #[test]
+    fn an_empty_snapshot_builds_opens_and_finds_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::build(&tmp.path().join("empty"), Vec::new()).unwrap();
+        assert!(index.is_empty());
+        let index = Index::open(&tmp.path().join("empty")).unwrap();
+        let q = Query {
+            text: "anything".to_owned(),
+            embedding: Some(vec![1.0; 384]),
+            ..Query::default()
+        };
+        assert!(index.search(&q).unwrap().is_empty());
+    }
+
+    #[test]
+    fn torn_snapshots_are_errors_not_panics() {
+        let (tmp, _index) = built();
+        let good = tmp.path().join("snap");
+        let copy = |name: &str| -> PathBuf {
+            let dst = tmp.path().join(name);
+            copy_dir(&good, &dst);
+            dst
+        };
+
+        assert!(matches!(
+            Index::open(&tmp.path().join("missing")),
+            Err(Error::Corrupt { .. })
+        ));
+
+        let no_marker = copy("no_marker");
+        std::fs::remove_file(no_marker.join(COMPLETE)).unwrap();
+        assert!(matches!(
+            Index::open(&no_marker),
+            Err(Error::Corrupt { .. })
+        ));
+
+        let garbage_marker = copy("garbage_marker");
+        std::fs::write(garbage_marker.join(COMPLETE), b"{\"format\":").unwrap();
+        assert!(matches!(
+            Index::open(&garbage_marker),
+            Err(Error::Corrupt { .. })
+        ));
+
+        let short_vectors = copy("short_vectors");
+        let v = std::fs::read(short_vectors.join(VECTORS)).unwrap();
+        std::fs::write(short_vectors.join(VECTORS), &v[..v.len() - 3]).unwrap();
+        assert!(matches!(
+            Index::open(&short_vectors),
+            Err(Error::Corrupt { .. })
+        ));
+
+        let no_vectors = copy("no_vectors");
+        std::fs::remove_file(no_vectors.join(VECTORS)).unwrap();
+        assert!(matches!(Index::open(&no_vectors), Err(Error::Io { .. })));
+
+        let bad_docs = copy("bad_docs");
+        std::fs::write(bad_docs.join(DOCS), b"[{\"chunk_id\":").unwrap();
+        assert!(matches!(Index::open(&bad_docs), Err(Error::Corrupt { .. })));
+
+        let no_tantivy = copy("no_tantivy");
+        std::fs::remove_dir_all(no_tantivy.join(TANTIVY)).unwrap();
+        std::fs::create_dir(no_tantivy.join(TANTIVY)).unwrap();
+        assert!(matches!(
+            Index::open(&no_tantivy),
+            Err(Error::Corrupt { .. })
+        ));
+
+        let torn_tantivy = copy("torn_tantivy");
+        for entry in std::fs::read_dir(torn_tantivy.join(TANTIVY)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap() != "meta.json" {
+                std::fs::write(&path, b"").unwrap();
+            }
+        }
+        assert!(Index::open(&torn_tantivy).is_err());
+    }
+
+    fn copy_dir(src: &Path, dst: &Path) {
+        std::fs::create_dir_all(dst).unwrap();
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            let to = dst.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to);
+            } else {
+                std::fs::copy(entry.path(), to).unwrap();
+            }
+        }
+    }
+}
