@@ -171,6 +171,7 @@ pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
             &dom,
             root,
             options.readable_text_char_threshold,
+            metadata.title.as_deref(),
         ) {
             Some(a)
                 if t == HtmlTransformer::ReadableText

@@ -190,6 +190,8 @@ pub(crate) struct Article {
     pub dom: Dom,
     pub root: Id,
     pub text_len: usize,
+    /// Score of the winning candidate (0 when nothing scored).
+    pub top_score: f64,
 }
 
 fn contains_any(hay: &str, needles: &[&str]) -> bool {
@@ -271,7 +273,12 @@ fn link_density(dom: &Dom, id: Id, text_len: usize) -> f64 {
 
 /// Runs the readability passes, loosening the rules while the result stays under
 /// `char_threshold` characters; returns the longest attempt.
-pub(crate) fn extract_article(dom: &Dom, root: Id, char_threshold: usize) -> Option<Article> {
+pub(crate) fn extract_article(
+    dom: &Dom,
+    root: Id,
+    char_threshold: usize,
+    title: Option<&str>,
+) -> Option<Article> {
     let attempts = [
         Flags {
             strip_unlikely: true,
@@ -294,22 +301,39 @@ pub(crate) fn extract_article(dom: &Dom, root: Id, char_threshold: usize) -> Opt
             clean_conditionally: false,
         },
     ];
-    let mut best: Option<Article> = None;
+    // Readability's own default (500) decides when to loosen the rules; the caller's
+    // threshold (WCC passes 100) only decides whether the result counts as an article.
+    let retry_below = char_threshold.max(500);
+    let mut results: Vec<Article> = Vec::new();
     for flags in attempts {
         let mut work = dom.clone();
-        if let Some(article) = grab_article(&mut work, root, flags) {
-            if article.text_len >= char_threshold {
-                return Some(article);
+        if let Some(article) = grab_article(&mut work, root, flags, title) {
+            let done = article.text_len >= retry_below;
+            if std::env::var_os("READABILITY_DEBUG").is_some() {
+                eprintln!("attempt len={} top={:.1}", article.text_len, article.top_score);
             }
-            if best.as_ref().is_none_or(|b| b.text_len < article.text_len) {
-                best = Some(article);
+            results.push(article);
+            if done {
+                break;
             }
         }
     }
-    best.filter(|b| b.text_len > 0)
+    // The first attempt that is long enough, or has a clearly winning candidate (a
+    // short article found under strict rules beats a long page of comments found under
+    // loose ones); otherwise the longest attempt.
+    let confident = results.iter().position(|a| {
+        a.text_len >= retry_below || (a.text_len >= char_threshold && a.top_score >= 20.0)
+    });
+    match confident {
+        Some(i) => Some(results.swap_remove(i)),
+        None => results
+            .into_iter()
+            .filter(|a| a.text_len > 0)
+            .max_by_key(|a| a.text_len),
+    }
 }
 
-fn grab_article(dom: &mut Dom, root: Id, flags: Flags) -> Option<Article> {
+fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> Option<Article> {
     // 1. Prune hidden and unlikely nodes, turn text-only divs into paragraphs, wrap
     //    loose phrasing content of mixed divs into paragraphs.
     let mut to_score: Vec<Id> = Vec::new();
@@ -344,7 +368,7 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags) -> Option<Article> {
                 continue;
             }
         }
-        if matches!(tag.as_str(), "nav" | "aside" | "form" | "footer") {
+        if matches!(tag.as_str(), "nav" | "aside" | "footer") {
             dom.remove(id);
             continue;
         }
@@ -433,10 +457,15 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags) -> Option<Article> {
         Some((_, id)) if *id != root => *id,
         _ => {
             // Nothing scored: the whole body is the article.
-            return finish(dom, root, root, &score, flags);
+            return finish(dom, root, 0.0, flags, title, &score);
         }
     };
     let top_score = score[top];
+    if std::env::var_os("READABILITY_DEBUG").is_some() {
+        for (sc, id) in &ranked {
+            eprintln!("cand {sc:.1} <{} {}> len={}", dom.tag(*id), class_id(dom, *id), normalized_len(&dom.text(*id)));
+        }
+    }
 
     // 3. If several good candidates share an ancestor, that ancestor is the article.
     let alternatives: Vec<Id> = ranked[1..]
@@ -543,7 +572,7 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags) -> Option<Article> {
         dom.nodes[s].parent = Some(article_root);
         dom.nodes[article_root].children.push(s);
     }
-    finish(dom, article_root, top, &score, flags)
+    finish(dom, article_root, top_score, flags, title, &score)
 }
 
 fn ends_sentence(text: &str) -> bool {
@@ -629,7 +658,15 @@ fn wrap_phrasing_runs(dom: &mut Dom, div: Id, to_score: &mut Vec<Id>) {
 }
 
 /// Cleans the chosen article (`article_root`) and computes its text length.
-fn finish(dom: &mut Dom, article_root: Id, _top: Id, score: &[f64], flags: Flags) -> Option<Article> {
+fn finish(
+    dom: &mut Dom,
+    article_root: Id,
+    top_score: f64,
+    flags: Flags,
+    title: Option<&str>,
+    score: &[f64],
+) -> Option<Article> {
+    let title_words = title.map(|t| words(t)).unwrap_or_default();
     // Headers with negative class weight, and share/byline leftovers.
     let descendants = dom.descendants(article_root);
     for &d in &descendants {
@@ -643,7 +680,18 @@ fn finish(dom: &mut Dom, article_root: Id, _top: Id, score: &[f64], flags: Flags
             dom.remove(d);
             continue;
         }
-        if matches!(tag.as_str(), "form" | "fieldset" | "nav" | "aside" | "footer") {
+        // The headline repeats the page title; the article body does not include it.
+        if matches!(tag.as_str(), "h1" | "h2") && !title_words.is_empty() {
+            let h = words(&dom.text(d));
+            if !h.is_empty() && h.iter().filter(|w| title_words.contains(*w)).count() * 4 >= h.len() * 3 {
+                dom.remove(d);
+                continue;
+            }
+        }
+        if matches!(
+            tag.as_str(),
+            "form" | "fieldset" | "nav" | "aside" | "footer" | "figcaption"
+        ) {
             dom.remove(d);
             continue;
         }
@@ -685,6 +733,7 @@ fn finish(dom: &mut Dom, article_root: Id, _top: Id, score: &[f64], flags: Flags
         dom: d,
         root: article_root,
         text_len,
+        top_score,
     })
 }
 
@@ -776,4 +825,11 @@ fn is_data_table(dom: &Dom, table: Id) -> bool {
     let rows = desc.iter().filter(|d| dom.tag(**d) == "tr").count();
     let cells = desc.iter().filter(|d| dom.tag(**d) == "td").count();
     rows >= 10 || cells > 4 * rows.max(1) || (rows >= 2 && cells >= 4)
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
