@@ -421,7 +421,12 @@ impl Renderer<'_> {
                         if inner.starts_with(char::is_whitespace) {
                             out.space = true;
                         }
-                        if href.is_empty() || href.starts_with("javascript:") || text.is_empty() {
+                        // Same-page anchors (heading permalinks, footnotes) are noise in Markdown.
+                        if href.is_empty()
+                            || href.starts_with('#')
+                            || href.starts_with("javascript:")
+                            || text.is_empty()
+                        {
                             out.raw(text);
                         } else {
                             let text = text.replace('\n', " ");
