@@ -99,6 +99,21 @@ pub struct ConversationMetadata {
 pub struct MessageMetadata {
     /// Retrieval confidence, 0–1.
     pub score: Option<f64>,
+    /// agentbase extension: the knowledge the answer was given (citations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<MessageSource>,
+}
+
+/// A cited chunk of the knowledge base.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSource {
+    pub source_id: String,
+    pub chunk_id: String,
+    pub title: String,
+    pub url: Option<String>,
+    /// Relevance of the chunk to the question, 0–1.
+    pub score: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -10,9 +10,11 @@ use utoipa::ToSchema;
 
 pub mod chat;
 pub mod codes;
+pub mod sources;
 pub mod v1;
 
 pub use chat::*;
+pub use sources::*;
 
 /// `{"error": {"code", "message", "details"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

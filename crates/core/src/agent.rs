@@ -168,6 +168,10 @@ pub struct Agent {
     pub updated_at: Millis,
     pub last_trained_at: Option<Millis>,
     pub last_message_at: Option<Millis>,
+    /// The knowledge version: bumped each time trained knowledge changes.
+    pub kb_version: i64,
+    /// When auto-retrain next runs (when on).
+    pub next_retrain_at: Option<Millis>,
 }
 
 /// What a client may give when creating an agent.
@@ -499,6 +503,8 @@ mod tests {
             updated_at: 0,
             last_trained_at: None,
             last_message_at: None,
+            kb_version: 0,
+            next_retrain_at: None,
         };
         let patch = AgentPatch {
             allowed_domains: Some(None),

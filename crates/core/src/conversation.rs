@@ -132,6 +132,20 @@ pub struct Message {
     /// `stop`, `error` or `tool-calls` for assistant messages.
     pub finish_reason: Option<String>,
     pub credits: f64,
+    /// The knowledge the answer was given (assistant messages), for citations.
+    pub sources: Vec<Citation>,
+}
+
+/// A chunk of the knowledge base an answer was given, as the message keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Citation {
+    pub source_id: String,
+    pub chunk_id: String,
+    /// The source's name or the page title.
+    pub title: String,
+    pub url: Option<String>,
+    pub score: f64,
 }
 
 impl Message {

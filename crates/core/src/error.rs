@@ -15,6 +15,7 @@ pub enum Resource {
     Conversation,
     Message,
     ToolCall,
+    Source,
 }
 
 /// A request refused by a rule of the chat contract; each has its own code.
@@ -35,6 +36,14 @@ pub enum Rejection {
     MessageNotAssistant,
     /// The model cannot take more work right now.
     ModelBusy,
+    /// A source with the same kind and content (or URL) exists.
+    SourceDuplicate,
+    /// The agent's sources would exceed the plan's storage.
+    SourceSizeLimit,
+    /// Auto-retrain needs a trained agent.
+    AgentNotTrained,
+    /// The workspace's plan does not include this feature.
+    PlanFeatureNotAvailable,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod error;
 pub mod ids;
 pub mod keys;
+pub mod knowledge;
 pub mod model;
 pub mod plan;
 pub mod prompt;

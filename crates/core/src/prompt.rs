@@ -9,6 +9,53 @@ use crate::model::{ChatMessage, Role, ToolCall};
 /// call still has an answer (OpenAI rejects unanswered calls).
 pub const NO_TOOL_RESULT: &str = "(no result was submitted)";
 
+/// A piece of knowledge given to the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KnowledgeEntry<'a> {
+    pub source_id: &'a str,
+    pub title: &'a str,
+    pub url: Option<&'a str>,
+    pub heading: &'a str,
+    pub text: &'a str,
+}
+
+/// What the model is told when the agent has knowledge but none of it is
+/// relevant: say so, do not invent.
+pub const NO_KNOWLEDGE: &str = "No information relevant to the user's question was found in \
+the knowledge base. Tell the user you could not find this in your knowledge base and do not \
+make up an answer.";
+
+/// The system prompt: the agent's instructions, then (for agents with knowledge)
+/// the retrieved chunks, numbered, each with its source id and title, or the
+/// instruction to admit that nothing relevant was found.
+pub fn with_knowledge(instructions: &str, knowledge: Option<&[KnowledgeEntry<'_>]>) -> String {
+    let Some(entries) = knowledge else {
+        return instructions.to_owned();
+    };
+    let mut out = String::from(instructions.trim_end());
+    out.push_str("\n\n");
+    if entries.is_empty() {
+        out.push_str(NO_KNOWLEDGE);
+        return out;
+    }
+    out.push_str(
+        "Answer from the knowledge below. If it does not contain the answer, say that you do \
+not know rather than guessing.\n\nKnowledge:",
+    );
+    for (i, e) in entries.iter().enumerate() {
+        out.push_str(&format!("\n\n[{}] source {} — {}", i + 1, e.source_id, e.title));
+        if !e.heading.is_empty() {
+            out.push_str(&format!(" — {}", e.heading));
+        }
+        if let Some(url) = e.url {
+            out.push_str(&format!(" ({url})"));
+        }
+        out.push('\n');
+        out.push_str(e.text.trim());
+    }
+    out
+}
+
 /// The conversation as model messages, in order.
 pub fn history(messages: &[Message], tool_calls: &[ToolCallRecord]) -> Vec<ChatMessage> {
     let mut out = Vec::new();

@@ -89,6 +89,11 @@ impl From<Error> for ApiError {
                 codes::RESOURCE_MESSAGE_NOT_FOUND,
                 "The specified message could not be found in this conversation",
             ),
+            Error::NotFound(Resource::Source) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::SOURCE_NOT_FOUND,
+                "Source not found",
+            ),
             Error::NotFound(Resource::ToolCall) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 codes::RESOURCE_TOOL_CALL_NOT_FOUND,
@@ -157,6 +162,26 @@ fn rejection(r: Rejection) -> ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             codes::CHAT_MODEL_BUSY,
             "The model is busy, please try again shortly",
+        ),
+        Rejection::SourceDuplicate => (
+            StatusCode::CONFLICT,
+            codes::SOURCE_DUPLICATE,
+            "A source with this content or URL and type already exists",
+        ),
+        Rejection::SourceSizeLimit => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::SOURCE_SIZE_LIMIT_EXCEEDED,
+            "Chatbot storage limit exceeded",
+        ),
+        Rejection::AgentNotTrained => (
+            StatusCode::CONFLICT,
+            codes::AGENT_NOT_TRAINED,
+            "Agent has not been trained yet. Train the agent before enabling auto-retrain.",
+        ),
+        Rejection::PlanFeatureNotAvailable => (
+            StatusCode::FORBIDDEN,
+            codes::PLAN_FEATURE_NOT_AVAILABLE,
+            "Your plan does not include this feature",
         ),
     };
     ApiError::new(status, code, message)

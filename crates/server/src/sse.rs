@@ -100,6 +100,28 @@ impl Encoder {
                     input,
                 });
             }
+            TurnEvent::Sources(citations) => {
+                // One chunk per source (per page for websites), as the AI SDK's
+                // `source-url` / `source-document` parts.
+                let mut seen = std::collections::HashSet::new();
+                for c in citations {
+                    if !seen.insert((c.source_id.clone(), c.url.clone())) {
+                        continue;
+                    }
+                    out.push(match c.url {
+                        Some(url) => UiChunk::SourceUrl {
+                            source_id: c.source_id,
+                            url,
+                            title: Some(c.title),
+                        },
+                        None => UiChunk::SourceDocument {
+                            source_id: c.source_id,
+                            media_type: "text/markdown".into(),
+                            title: c.title,
+                        },
+                    });
+                }
+            }
             TurnEvent::Error(text) => {
                 self.close_text(&mut out);
                 out.push(UiChunk::Error { error_text: text });

@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agentbase_core::conversation::{
-    Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part,
-    ToolCallRecord, ToolCallStatus,
+    Citation, Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole,
+    Part, ToolCallRecord, ToolCallStatus,
 };
 use agentbase_core::model::{
     ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role, ToolSpec,
@@ -34,6 +34,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::knowledge::Retrieved;
 use crate::models::ModelEntry;
 use crate::{App, Principal};
 
@@ -74,6 +75,8 @@ pub enum TurnEvent {
         name: String,
         input: Value,
     },
+    /// The knowledge the answer is given, before any text.
+    Sources(Vec<Citation>),
     Error(String),
     /// Always last. `finish_reason` is `stop`, `tool-calls` or `error`.
     Finish {
@@ -429,6 +432,7 @@ impl App {
                     score: None,
                     finish_reason: None,
                     credits: 0.0,
+                    sources: Vec::new(),
                 };
                 self.store.insert_message(&m).await?;
                 let id = m.id.clone();
@@ -525,14 +529,50 @@ impl App {
         Ok(Turn { meta, events: rx })
     }
 
-    fn request_for(&self, g: &Generation) -> ChatRequest {
+    /// Retrieves knowledge for the turn's question (the last user message).
+    /// `None` when the agent has no trained knowledge; retrieval failures are
+    /// logged and the turn goes on without knowledge rather than failing.
+    async fn knowledge_for(self: &Arc<Self>, g: &Generation) -> Option<Vec<Retrieved>> {
+        if g.agent.kb_version == 0 {
+            return None;
+        }
+        let question = match &g.overrides.messages {
+            Some(m) => m
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::User)
+                .map(|m| m.content.clone()),
+            None => g
+                .history
+                .iter()
+                .rev()
+                .find(|m| m.role == MessageRole::User)
+                .map(Message::text),
+        }?;
+        let k = &self.settings.knowledge;
+        match self
+            .retrieve(&g.agent, &question, k.retrieval_limit, k.min_relevance)
+            .await
+        {
+            Ok(hits) => Some(hits),
+            Err(e) => {
+                tracing::warn!(agent = %g.agent.id, error = %e, "retrieval failed; answering without knowledge");
+                None
+            }
+        }
+    }
+
+    fn request_for(&self, g: &Generation, knowledge: Option<&[Retrieved]>) -> ChatRequest {
         let model = &g.entry.model;
         let max_tokens = self.settings.chat.max_tokens;
         let budget = model
             .context_window()
             .saturating_sub(max_tokens as usize)
             .max(64);
-        let system = ChatMessage::text(Role::System, g.agent.instructions.clone());
+        let system = ChatMessage::text(
+            Role::System,
+            prompt::with_knowledge(&g.agent.instructions, knowledge.map(knowledge_entries).as_deref()),
+        );
         let history = match &g.overrides.messages {
             Some(m) => m.clone(),
             None => prompt::history(&g.history, &g.tools),
@@ -559,7 +599,32 @@ impl App {
     }
 
     async fn generate(self: Arc<Self>, g: Generation, tx: mpsc::Sender<TurnEvent>) {
-        let stream = g.entry.model.stream(self.request_for(&g));
+        let knowledge = self.knowledge_for(&g).await;
+        let citations: Vec<Citation> = knowledge
+            .iter()
+            .flatten()
+            .map(|r| Citation {
+                source_id: r.source_id.clone(),
+                chunk_id: r.chunk_id.clone(),
+                title: r.title.clone(),
+                url: r.url.clone(),
+                score: f64::from(r.relevance),
+            })
+            .collect();
+        // The confidence of the answer: how relevant the best knowledge was (0 when
+        // nothing relevant was found); null for agents without knowledge.
+        let score = knowledge.as_ref().map(|hits| {
+            hits.iter()
+                .map(|h| f64::from(h.relevance))
+                .fold(0.0, f64::max)
+        });
+        if !citations.is_empty() {
+            let _ = tx.send(TurnEvent::Sources(citations.clone())).await;
+        }
+        let stream = g
+            .entry
+            .model
+            .stream(self.request_for(&g, knowledge.as_deref()));
         let outcome = self.drive(&g, stream, &tx).await;
         let (finish_reason, credits, error) = match outcome.end {
             End::Finished(FinishReason::ToolCalls) => ("tool-calls", g.entry.credits, None),
@@ -578,9 +643,10 @@ impl App {
                 parts: outcome.parts,
                 created_at: now,
                 feedback: None,
-                score: None,
+                score,
                 finish_reason: Some(finish_reason.to_owned()),
                 credits,
+                sources: citations,
             };
             let credit = (credits > 0.0).then(|| CreditEntry {
                 id: ids::alphanumeric(20),
@@ -954,4 +1020,16 @@ pub fn merge_results(m: &mut Message, tools: &[ToolCallRecord]) {
         merged.extend(result);
     }
     m.parts = merged;
+}
+
+fn knowledge_entries(hits: &[Retrieved]) -> Vec<prompt::KnowledgeEntry<'_>> {
+    hits.iter()
+        .map(|h| prompt::KnowledgeEntry {
+            source_id: &h.source_id,
+            title: &h.title,
+            url: h.url.as_deref(),
+            heading: &h.heading,
+            text: &h.text,
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 //! is a thin layer over [`App`].
 
 pub mod chat;
+pub mod knowledge;
 pub mod models;
 pub mod scripted;
 pub mod settings;
@@ -61,6 +62,7 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub models: models::Registry,
+    pub knowledge: knowledge::Knowledge,
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
     agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
@@ -111,10 +113,16 @@ impl App {
                     .map_err(|e| Error::Unavailable(e.to_string()))?,
             ),
         };
+        let index_dir = if settings.knowledge.index_dir.is_empty() {
+            data_dir.join("index")
+        } else {
+            std::path::PathBuf::from(&settings.knowledge.index_dir)
+        };
         Ok(App {
             store,
             limiter,
             clock,
+            knowledge: knowledge::Knowledge::new(index_dir),
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
@@ -361,6 +369,8 @@ impl App {
             updated_at: now,
             last_trained_at: None,
             last_message_at: None,
+            kb_version: 0,
+            next_retrain_at: None,
         };
         self.store.insert_agent(&agent).await?;
         Ok(agent)

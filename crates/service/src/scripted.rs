@@ -7,7 +7,9 @@
 //! - `[[tool:NAME {json}]]` calls tool NAME with that input (several allowed) and
 //!   finishes with `tool-calls`;
 //! - `[[delay:MS]]` waits MS milliseconds before each delta;
-//! - `[[fail:N]]` fails after N deltas (a mid-stream model failure).
+//! - `[[fail:N]]` fails after N deltas (a mid-stream model failure);
+//! - `[[system]]` answers with the system prompt it was given (to see the
+//!   knowledge retrieval put there).
 //!
 //! After tool results it answers `Tool NAME returned OUTPUT.` for each result.
 
@@ -27,6 +29,7 @@ struct Script {
     tools: Vec<(String, String)>,
     delay_ms: u64,
     fail_after: Option<usize>,
+    system: bool,
     rest: String,
 }
 
@@ -53,6 +56,8 @@ fn parse(message: &str) -> Script {
             script.delay_ms = ms.trim().parse().unwrap_or(0);
         } else if let Some(n) = directive.strip_prefix("fail:") {
             script.fail_after = n.trim().parse().ok();
+        } else if directive == "system" {
+            script.system = true;
         } else {
             rest.push_str(&s[start..start + len + 2]);
         }
@@ -110,10 +115,17 @@ impl ChatModel for ScriptedModel {
             Some(m) => {
                 let script = parse(&m.content);
                 delay_ms = script.delay_ms;
-                let text = script
-                    .reply
-                    .clone()
-                    .unwrap_or_else(|| format!("Echo: {}", script.rest));
+                let system = request
+                    .messages
+                    .iter()
+                    .find(|m| m.role == Role::System)
+                    .map(|m| m.content.clone())
+                    .unwrap_or_default();
+                let text = match (&script.reply, script.system) {
+                    (Some(r), _) => r.clone(),
+                    (None, true) => system,
+                    (None, false) => format!("Echo: {}", script.rest),
+                };
                 let mut pieces = deltas(&text);
                 if !script.tools.is_empty() && script.reply.is_none() {
                     pieces.clear();

@@ -23,6 +23,7 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub providers: BTreeMap<String, ProviderSettings>,
     pub models: BTreeMap<String, ModelSettings>,
+    pub knowledge: KnowledgeSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +100,56 @@ pub struct ChatSettings {
     pub tool_call_ttl_secs: u64,
     /// How long one turn may hold its conversation before another may take it.
     pub turn_lease_secs: u64,
+}
+
+/// How the knowledge base trains and retrieves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeSettings {
+    /// Where this node keeps index snapshots; empty means `<data-dir>/index`.
+    pub index_dir: String,
+    /// `local` (all-MiniLM-L6-v2 with candle) or the name of an `openai` provider.
+    pub embedder: String,
+    /// The provider's embedding model when `embedder` names a provider.
+    pub embedding_model: String,
+    /// Chunk size and overlap, in characters.
+    pub chunk_chars: usize,
+    pub chunk_overlap: usize,
+    /// Chunks given to the model per answer.
+    pub retrieval_limit: usize,
+    /// Below this relevance (0–1) a chunk is not used; with none left the agent says
+    /// it does not know.
+    pub min_relevance: f32,
+    /// `rrf` or `normalized`.
+    pub fusion: String,
+    /// Auto-retrain period for agents that have it on (Chatbase: weekly).
+    pub auto_retrain_interval_secs: u64,
+    /// Storage per agent, in bytes of source text, by plan.
+    pub storage_limits: PlanLimits,
+}
+
+/// One number per plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLimits {
+    pub free: u64,
+    pub hobby: u64,
+    pub standard: u64,
+    pub pro: u64,
+    pub enterprise: u64,
+}
+
+impl PlanLimits {
+    pub fn get(&self, plan: agentbase_core::Plan) -> u64 {
+        use agentbase_core::Plan::*;
+        match plan {
+            Free => self.free,
+            Hobby => self.hobby,
+            Standard => self.standard,
+            Pro => self.pro,
+            Enterprise => self.enterprise,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +241,24 @@ impl Default for Settings {
                 },
             )]),
             models: BTreeMap::from([("auto".into(), model(1.0)), ("smollm2".into(), model(1.0))]),
+            knowledge: KnowledgeSettings {
+                index_dir: String::new(),
+                embedder: "local".into(),
+                embedding_model: String::new(),
+                chunk_chars: 1000,
+                chunk_overlap: 150,
+                retrieval_limit: 5,
+                min_relevance: 0.3,
+                fusion: "rrf".into(),
+                auto_retrain_interval_secs: 7 * 24 * 3600,
+                storage_limits: PlanLimits {
+                    free: 400_000,
+                    hobby: 33_000_000,
+                    standard: 33_000_000,
+                    pro: 33_000_000,
+                    enterprise: 1_000_000_000,
+                },
+            },
         }
     }
 }
@@ -400,6 +469,38 @@ impl Settings {
         }
         if self.chat.turn_lease_secs == 0 {
             return Err(config_err("chat.turn_lease_secs", "must be at least 1"));
+        }
+        if !matches!(self.knowledge.fusion.as_str(), "rrf" | "normalized") {
+            return Err(config_err(
+                "knowledge.fusion",
+                "must be \"rrf\" or \"normalized\"",
+            ));
+        }
+        if self.knowledge.chunk_chars < 100 || self.knowledge.chunk_overlap >= self.knowledge.chunk_chars {
+            return Err(config_err(
+                "knowledge.chunk_chars",
+                "must be at least 100 and larger than knowledge.chunk_overlap",
+            ));
+        }
+        if !(1..=50).contains(&self.knowledge.retrieval_limit) {
+            return Err(config_err("knowledge.retrieval_limit", "must be 1 to 50"));
+        }
+        if self.knowledge.auto_retrain_interval_secs < 60 {
+            return Err(config_err(
+                "knowledge.auto_retrain_interval_secs",
+                "must be at least 60",
+            ));
+        }
+        if self.knowledge.embedder != "local"
+            && self
+                .providers
+                .get(&self.knowledge.embedder)
+                .is_none_or(|p| p.kind != ProviderKind::Openai)
+        {
+            return Err(config_err(
+                "knowledge.embedder",
+                "must be \"local\" or the name of a provider of kind \"openai\"",
+            ));
         }
         if !self.models.contains_key(&self.agents.default_model) {
             return Err(config_err(

@@ -13,7 +13,8 @@ use crate::{Page, Store, db_err, json_text};
 const CONVERSATION_COLUMNS: &str =
     "id, workspace_id, agent_id, user_id, title, status, source, created_at, updated_at";
 const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits";
+    "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits, \
+     sources";
 const TOOL_CALL_COLUMNS: &str =
     "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";
 
@@ -54,6 +55,13 @@ fn message(row: &AnyRow) -> Result<Message> {
         score: row.try_get("score").map_err(db_err)?,
         finish_reason: row.try_get("finish_reason").map_err(db_err)?,
         credits: row.try_get("credits").map_err(db_err)?,
+        sources: {
+            let s: Option<String> = row.try_get("sources").map_err(db_err)?;
+            match s {
+                Some(s) => serde_json::from_str(&s).map_err(|_| corrupt("message sources"))?,
+                None => Vec::new(),
+            }
+        },
     })
 }
 
@@ -109,13 +117,13 @@ pub struct NewTurn {
 }
 
 /// Builds `WHERE` clauses with `$n` placeholders numbered in binding order.
-struct Where {
+pub(crate) struct Where {
     clauses: Vec<String>,
-    args: Vec<Arg>,
+    pub(crate) args: Vec<Arg>,
 }
 
 impl Where {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             clauses: Vec::new(),
             args: Vec::new(),
@@ -123,16 +131,16 @@ impl Where {
     }
 
     /// Records an argument and returns its placeholder.
-    fn arg(&mut self, a: Arg) -> String {
+    pub(crate) fn arg(&mut self, a: Arg) -> String {
         self.args.push(a);
         format!("${}", self.args.len())
     }
 
-    fn push(&mut self, clause: String) {
+    pub(crate) fn push(&mut self, clause: String) {
         self.clauses.push(clause);
     }
 
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         self.clauses.join(" AND ")
     }
 }
@@ -171,12 +179,12 @@ fn filter_where(agent_id: &str, filter: &ConversationFilter) -> Where {
     w
 }
 
-enum Arg {
+pub(crate) enum Arg {
     Text(String),
     Int(i64),
 }
 
-fn bind_all<'q>(
+pub(crate) fn bind_all<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     args: &'q [Arg],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
@@ -643,7 +651,8 @@ impl Store {
 async fn insert_message(tx: &mut Transaction<'_, Any>, m: &Message) -> Result<()> {
     let parts: &[Part] = &m.parts;
     sqlx::query(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+         $11)"
     ))
     .bind(&m.id)
     .bind(&m.conversation_id)
@@ -655,6 +664,7 @@ async fn insert_message(tx: &mut Transaction<'_, Any>, m: &Message) -> Result<()
     .bind(m.score)
     .bind(&m.finish_reason)
     .bind(m.credits)
+    .bind((!m.sources.is_empty()).then(|| json_text(&m.sources)))
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;

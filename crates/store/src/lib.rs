@@ -3,6 +3,7 @@
 //! and one list of migrations applied to either.
 
 mod chat;
+mod knowledge;
 mod migrate;
 mod rows;
 
@@ -14,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use chat::{ConversationFilter, NewTurn, TurnLease};
+pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,14 +275,15 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every mutable setting back. Scoped by workspace like every read.
+    /// Writes every setting back (not the training state, which training owns).
+    /// Scoped by workspace like every read.
     pub async fn update_agent(&self, a: &Agent) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE agents SET name = $1, instructions = $2, model = $3, temp = $4, \
              visibility = $5, auto_retrain = $6, allowed_domains = $7, suggested_messages = $8, \
              initial_messages = $9, credit_limit = $10, ip_limit = $11, ip_timeframe = $12, \
-             ip_message = $13, status = $14, size = $15, updated_at = $16, last_trained_at = $17, \
-             last_message_at = $18, actions = $19 WHERE id = $20 AND workspace_id = $21",
+             ip_message = $13, updated_at = $14, last_message_at = $15, actions = $16, \
+             next_retrain_at = $17 WHERE id = $18 AND workspace_id = $19",
         )
         .bind(&a.name)
         .bind(&a.instructions)
@@ -295,12 +298,10 @@ impl Store {
         .bind(i64::from(a.ip_rate_limits.limit))
         .bind(i64::from(a.ip_rate_limits.timeframe_secs))
         .bind(&a.ip_rate_limits.message)
-        .bind(a.status.as_str())
-        .bind(a.size)
         .bind(a.updated_at)
-        .bind(a.last_trained_at)
         .bind(a.last_message_at)
         .bind(rows::actions_json(&a.actions))
+        .bind(a.next_retrain_at)
         .bind(&a.id)
         .bind(&a.workspace_id)
         .execute(&self.pool)

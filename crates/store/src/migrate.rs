@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "workspace_credits",
         include_str!("../migrations/0005_workspace_credits.sql"),
     ),
+    (
+        6,
+        "knowledge",
+        include_str!("../migrations/0006_knowledge.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -14,7 +14,8 @@ use crate::db_err;
 pub(crate) const AGENT_COLUMNS: &str = "id, workspace_id, name, instructions, model, temp, \
     visibility, auto_retrain, allowed_domains, suggested_messages, initial_messages, \
     credit_limit, ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
-    last_trained_at, last_message_at, actions, credits_month, credits_used";
+    last_trained_at, last_message_at, actions, credits_month, credits_used, kb_version, \
+    next_retrain_at";
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record: {value:?}"))
@@ -86,6 +87,8 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
         updated_at: row.try_get("updated_at").map_err(db_err)?,
         last_trained_at: row.try_get("last_trained_at").map_err(db_err)?,
         last_message_at: row.try_get("last_message_at").map_err(db_err)?,
+        kb_version: row.try_get("kb_version").map_err(db_err)?,
+        next_retrain_at: row.try_get("next_retrain_at").map_err(db_err)?,
     })
 }
 

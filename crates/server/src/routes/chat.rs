@@ -44,6 +44,7 @@ pub async fn collect(turn: Turn) -> api::ChatResponse {
             }
             TurnEvent::ToolInputStart { .. }
             | TurnEvent::ToolInputDelta { .. }
+            | TurnEvent::Sources(_)
             | TurnEvent::Error(_) => {}
         }
     }

@@ -59,6 +59,25 @@ pub fn part_dto(p: Part) -> api::MessagePart {
     }
 }
 
+fn metadata(
+    score: Option<f64>,
+    sources: Vec<agentbase_core::conversation::Citation>,
+) -> api::MessageMetadata {
+    api::MessageMetadata {
+        score,
+        sources: sources
+            .into_iter()
+            .map(|c| api::MessageSource {
+                source_id: c.source_id,
+                chunk_id: c.chunk_id,
+                title: c.title,
+                url: c.url,
+                score: c.score,
+            })
+            .collect(),
+    }
+}
+
 pub fn message_dto(m: Message) -> api::ConversationMessage {
     let assistant = m.role == MessageRole::Assistant;
     api::ConversationMessage {
@@ -67,7 +86,7 @@ pub fn message_dto(m: Message) -> api::ConversationMessage {
         parts: m.parts.into_iter().map(part_dto).collect(),
         created_at: secs(m.created_at),
         feedback: assistant.then(|| m.feedback.map(|f| f.as_str().to_owned())),
-        metadata: assistant.then_some(api::MessageMetadata { score: m.score }),
+        metadata: assistant.then(|| metadata(m.score, m.sources)),
     }
 }
 
@@ -102,7 +121,7 @@ fn export_message(m: Message) -> api::ExportMessage {
             .collect(),
         created_at: secs(m.created_at),
         feedback: assistant.then(|| m.feedback.map(|f| f.as_str().to_owned())),
-        metadata: assistant.then_some(api::MessageMetadata { score: m.score }),
+        metadata: assistant.then(|| metadata(m.score, m.sources)),
     }
 }
 

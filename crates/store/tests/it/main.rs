@@ -132,5 +132,7 @@ pub fn agent(workspace_id: &str, created_at: i64) -> Agent {
         updated_at: created_at,
         last_trained_at: None,
         last_message_at: None,
+        kb_version: 0,
+        next_retrain_at: None,
     }
 }

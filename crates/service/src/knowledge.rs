@@ -1,0 +1,975 @@
+//! The knowledge base: sources, training jobs, index snapshots and retrieval.
+//!
+//! - **Sources train on write.** Creating, changing or deleting a source queues a
+//!   training job in the same transaction (deletes take effect at once).
+//! - **Jobs** live in the record and are claimed under a lease by any node's worker,
+//!   so they survive restarts: a job whose node died is taken again when its lease
+//!   runs out. Pipeline: documents (a link source is fetched first) → Markdown-aware
+//!   chunks with their heading path → embeddings, in batches, with progress → a new
+//!   generation of chunks in the record → one transaction switches the source to it
+//!   and bumps the agent's knowledge version. A failure drops only the new
+//!   generation: what was live stays live.
+//! - **Snapshots** are each node's cache of an agent's live chunks (tantivy BM25 +
+//!   vectors, `agentbase-search`), on disk under `<index_dir>/<agent>/<version>` and
+//!   in memory. A node that finds its snapshot older than the agent's version keeps
+//!   answering from it while it loads or rebuilds the new one in the background; a
+//!   node with none builds it before answering.
+//! - **Retrieval** is hybrid (BM25 + dense, fused as `knowledge.fusion` says); a chunk
+//!   less relevant (dense cosine) than `knowledge.min_relevance` is not used.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentbase_core::knowledge::{
+    Document, JobStatus, LinkOptions, NewSource, Source, SourceContent, SourceKind, SourceStatus,
+    StoredChunk, TrainingJob, validate_content,
+};
+use agentbase_core::model::Embedder;
+use agentbase_core::{Agent, Cursor, Error, Millis, Plan, Rejection, Resource, Result, ids};
+use agentbase_search::{ChunkOptions, Doc, Fusion, Index, Mode, Query};
+use agentbase_store::{Page, SourceFilter, TrainingSwitch};
+use tokio::sync::Notify;
+
+use crate::{App, Principal};
+
+/// How long a claimed job is this node's without a progress report.
+const JOB_LEASE_MS: i64 = 30_000;
+/// Texts per embedding call (progress is reported between calls).
+const EMBED_BATCH: usize = 32;
+/// A job that has been claimed this often (its nodes kept dying) fails.
+const MAX_ATTEMPTS: i64 = 3;
+/// How often an idle worker looks for work queued by other nodes and for
+/// auto-retrains that are due.
+const POLL: Duration = Duration::from_secs(2);
+
+pub type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = std::result::Result<Vec<Document>, String>> + Send + 'a>>;
+
+/// Fetches a website source's pages (the crawler, wired in by the binary).
+pub trait SiteFetcher: Send + Sync + 'static {
+    /// `progress(done, queued)` is called as pages come in.
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+        options: &'a LinkOptions,
+        progress: &'a (dyn Fn(usize, usize) + Send + Sync),
+    ) -> FetchFuture<'a>;
+}
+
+/// One agent's snapshot at a knowledge version.
+pub struct Snapshot {
+    pub version: i64,
+    pub index: Index,
+}
+
+/// Knowledge-base state of this process.
+pub struct Knowledge {
+    embedder: Option<Arc<dyn Embedder>>,
+    fetcher: Option<Arc<dyn SiteFetcher>>,
+    index_dir: PathBuf,
+    snapshots: Mutex<HashMap<String, Arc<Snapshot>>>,
+    building: Mutex<HashSet<String>>,
+    wake: Notify,
+    node: String,
+}
+
+impl Knowledge {
+    pub(crate) fn new(index_dir: PathBuf) -> Knowledge {
+        Knowledge {
+            embedder: None,
+            fetcher: None,
+            index_dir,
+            snapshots: Mutex::new(HashMap::new()),
+            building: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            node: ids::alphanumeric(12),
+        }
+    }
+}
+
+/// A retrieved chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrieved {
+    pub chunk_id: String,
+    pub source_id: String,
+    pub title: String,
+    pub url: Option<String>,
+    pub heading: String,
+    pub text: String,
+    /// The score the list is ranked by (fused; comparable within one list).
+    pub score: f32,
+    /// Dense cosine, comparable across queries: the confidence.
+    pub relevance: f32,
+    pub bm25: Option<f32>,
+}
+
+/// What `PUT /sources/{id}` may change.
+#[derive(Debug, Clone, Default)]
+pub struct SourceUpdate {
+    pub name: Option<String>,
+    pub content: Option<String>,
+    pub questions: Option<Vec<String>>,
+    pub answer: Option<String>,
+    pub exclude_paths: Option<Vec<String>>,
+    pub include_only_paths: Option<Vec<String>>,
+    pub slow_scraping: Option<bool>,
+    /// A replaced file: (filename, media type, extracted text).
+    pub file: Option<(String, String, String)>,
+}
+
+/// Per-kind counts and sizes for `GET /sources/summary`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourcesSummary {
+    pub counts: HashMap<&'static str, (i64, i64)>,
+    pub should_retrain: bool,
+}
+
+fn new_job(agent_id: &str, source_id: &str, now: Millis) -> TrainingJob {
+    TrainingJob {
+        id: format!("job_{}", ids::alphanumeric(20)),
+        agent_id: agent_id.to_owned(),
+        source_id: source_id.to_owned(),
+        status: JobStatus::Queued,
+        done: 0,
+        total: 0,
+        stage: "queued".into(),
+        error: None,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn identity_hash(content: &SourceContent, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(content.identity(name).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl App {
+    /// Uses `embedder` for training and retrieval.
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.knowledge.embedder = Some(embedder);
+        self
+    }
+
+    /// Fetches website sources with `fetcher`.
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn SiteFetcher>) -> Self {
+        self.knowledge.fetcher = Some(fetcher);
+        self
+    }
+
+    fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
+        self.knowledge.embedder.as_ref().ok_or_else(|| {
+            Error::Unavailable("no embedding model is loaded in this process".into())
+        })
+    }
+
+    fn storage_limit(&self, plan: Plan) -> i64 {
+        i64::try_from(self.settings.knowledge.storage_limits.get(plan)).unwrap_or(i64::MAX)
+    }
+
+    /// `POST /agents/{id}/sources` (text, Q&A, link) and file uploads.
+    pub async fn create_source(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        new: NewSource,
+    ) -> Result<Source> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        new.validate().map_err(Error::Invalid)?;
+        let name = new.name.trim().to_owned();
+        let identity = identity_hash(&new.content, &name);
+        if self
+            .store
+            .source_identity_taken(&agent.id, &identity, None)
+            .await?
+        {
+            return Err(Error::Rejected(Rejection::SourceDuplicate));
+        }
+        let size = new.content.size();
+        let used = self.store.source_bytes(&agent.id, None).await?;
+        if used.saturating_add(size) > self.storage_limit(p.plan) {
+            return Err(Error::Rejected(Rejection::SourceSizeLimit));
+        }
+        let now = self.now();
+        let is_link = new.content.kind() == SourceKind::Link;
+        let source = Source {
+            id: ids::uuid_v4(),
+            agent_id: agent.id.clone(),
+            name,
+            content: new.content,
+            size,
+            status: SourceStatus::Untrained,
+            generation: 0,
+            error: None,
+            crawl_status: is_link.then(|| "fetching".to_owned()),
+            pages: 0,
+            created_at: now,
+            updated_at: now,
+            trained_at: None,
+        };
+        let job = new_job(&agent.id, &source.id, now);
+        self.store.insert_source(&source, &identity, &job).await?;
+        self.forget_agent(&agent.id);
+        self.knowledge.wake.notify_one();
+        Ok(source)
+    }
+
+    pub async fn source(&self, p: &Principal, agent_id: &str, id: &str) -> Result<Source> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        self.store
+            .source(&agent.id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Source))
+    }
+
+    pub async fn sources(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        filter: &SourceFilter,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Page<Source>> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        self.store.sources(&agent.id, filter, cursor, limit).await
+    }
+
+    pub async fn sources_summary(&self, p: &Principal, agent_id: &str) -> Result<SourcesSummary> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let mut summary = SourcesSummary::default();
+        for kind in SourceKind::ALL {
+            summary.counts.insert(kind.as_str(), (0, 0));
+        }
+        for s in self.store.all_sources(&agent.id).await? {
+            let e = summary.counts.entry(s.kind().as_str()).or_default();
+            e.0 += 1;
+            e.1 += s.size;
+            if s.status != SourceStatus::Trained {
+                summary.should_retrain = true;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// `PUT /agents/{id}/sources/{sourceId}`: a change retrains the source (status
+    /// `updated` while the trained version stays live).
+    pub async fn update_source(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        id: &str,
+        update: SourceUpdate,
+    ) -> Result<Source> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let mut source = self
+            .store
+            .source(&agent.id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Source))?;
+        let mut errors = agentbase_core::FieldErrors::new();
+        let mismatch = |errors: &mut agentbase_core::FieldErrors, field: &str| {
+            errors.insert(
+                field.to_owned(),
+                format!("not a field of {} sources", source.kind().as_str()),
+            );
+        };
+        if let Some(name) = &update.name {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > agentbase_core::knowledge::SOURCE_NAME_MAX
+            {
+                errors.insert("name".into(), "1 to 100 characters".into());
+            }
+        }
+        let mut content = source.content.clone();
+        match &mut content {
+            SourceContent::Text { content } => {
+                if let Some(c) = update.content.clone() {
+                    *content = c;
+                }
+            }
+            SourceContent::Qna { questions, answer } => {
+                if let Some(q) = update.questions.clone() {
+                    *questions = q;
+                }
+                if let Some(a) = update.answer.clone() {
+                    *answer = a;
+                }
+            }
+            SourceContent::Link { options, .. } => {
+                if let Some(x) = update.exclude_paths.clone() {
+                    options.exclude_paths = x;
+                }
+                if let Some(x) = update.include_only_paths.clone() {
+                    options.include_only_paths = x;
+                }
+                if let Some(x) = update.slow_scraping {
+                    options.slow_scraping = x;
+                }
+            }
+            SourceContent::File {
+                filename,
+                media_type,
+                content,
+            } => {
+                if let Some((f, m, c)) = update.file.clone() {
+                    *filename = f;
+                    *media_type = m;
+                    *content = c;
+                }
+            }
+        }
+        let kind = source.kind();
+        if update.content.is_some() && kind != SourceKind::Text {
+            mismatch(&mut errors, "content");
+        }
+        if (update.questions.is_some() || update.answer.is_some()) && kind != SourceKind::Qna {
+            mismatch(
+                &mut errors,
+                if update.questions.is_some() {
+                    "questions"
+                } else {
+                    "answer"
+                },
+            );
+        }
+        if (update.exclude_paths.is_some()
+            || update.include_only_paths.is_some()
+            || update.slow_scraping.is_some())
+            && kind != SourceKind::Link
+        {
+            mismatch(&mut errors, "excludePaths");
+        }
+        if update.file.is_some() && kind != SourceKind::File {
+            mismatch(&mut errors, "file");
+        }
+        validate_content(&content, &mut errors);
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let name = update
+            .name
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or(&source.name)
+            .to_owned();
+        let identity = identity_hash(&content, &name);
+        if self
+            .store
+            .source_identity_taken(&agent.id, &identity, Some(&source.id))
+            .await?
+        {
+            return Err(Error::Rejected(Rejection::SourceDuplicate));
+        }
+        let size = if kind == SourceKind::Link {
+            source.size
+        } else {
+            content.size()
+        };
+        let used = self.store.source_bytes(&agent.id, Some(&source.id)).await?;
+        if used.saturating_add(size) > self.storage_limit(p.plan) {
+            return Err(Error::Rejected(Rejection::SourceSizeLimit));
+        }
+        let now = self.now();
+        source.name = name;
+        source.content = content;
+        source.size = size;
+        source.updated_at = now;
+        source.error = None;
+        if source.generation > 0 {
+            source.status = SourceStatus::Updated;
+        } else {
+            source.status = SourceStatus::Untrained;
+        }
+        let job = new_job(&agent.id, &source.id, now);
+        self.store.update_source(&source, &identity, &job).await?;
+        self.forget_agent(&agent.id);
+        self.knowledge.wake.notify_one();
+        Ok(source)
+    }
+
+    /// `DELETE /agents/{id}/sources/{sourceId}`: the knowledge goes at once.
+    pub async fn delete_source(
+        self: &Arc<Self>,
+        p: &Principal, agent_id: &str, id: &str) -> Result<Source> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let source = self
+            .store
+            .source(&agent.id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Source))?;
+        if !self.store.delete_source(&agent.id, id, self.now()).await? {
+            return Err(Error::NotFound(Resource::Source));
+        }
+        self.forget_agent(&agent.id);
+        self.refresh_snapshot(&agent.id);
+        Ok(source)
+    }
+
+    /// Replaces all of an agent's sources (v1 `update-chatbot-data`): the old ones
+    /// go, the new ones train.
+    pub async fn replace_sources(
+        self: &Arc<Self>,
+        p: &Principal,
+        agent_id: &str,
+        sources: Vec<NewSource>,
+    ) -> Result<Vec<Source>> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        for s in &sources {
+            s.validate().map_err(Error::Invalid)?;
+        }
+        let total: i64 = sources.iter().map(|s| s.content.size()).sum();
+        if total > self.storage_limit(p.plan) {
+            return Err(Error::Rejected(Rejection::SourceSizeLimit));
+        }
+        for old in self.store.all_sources(&agent.id).await? {
+            self.store.delete_source(&agent.id, &old.id, self.now()).await?;
+        }
+        self.forget_agent(&agent.id);
+        let mut made = Vec::new();
+        for s in sources {
+            match self.create_source(p, &agent.id, s).await {
+                Ok(s) => made.push(s),
+                // Two identical entries in one request: one is enough.
+                Err(Error::Rejected(Rejection::SourceDuplicate)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.refresh_snapshot(&agent.id);
+        Ok(made)
+    }
+
+    /// The agent's training jobs, newest first.
+    pub async fn training_jobs(&self, p: &Principal, agent_id: &str) -> Result<Vec<TrainingJob>> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        self.store.jobs(&agent.id, 100).await
+    }
+
+    /// `PUT /agents/{id}/auto-retrain`.
+    pub async fn set_auto_retrain(&self, p: &Principal, agent_id: &str, enabled: bool) -> Result<()> {
+        let agent = self.agent_for_update(&p.workspace_id, agent_id).await?;
+        if !p.plan.allows_api() {
+            return Err(Error::Rejected(Rejection::PlanFeatureNotAvailable));
+        }
+        if enabled && agent.last_trained_at.is_none() {
+            return Err(Error::Rejected(Rejection::AgentNotTrained));
+        }
+        let now = self.now();
+        let next = enabled.then(|| now + self.retrain_interval_ms());
+        self.store
+            .set_auto_retrain(&agent.id, enabled, next, now)
+            .await?;
+        self.forget_agent(&agent.id);
+        Ok(())
+    }
+
+    fn retrain_interval_ms(&self) -> Millis {
+        i64::try_from(self.settings.knowledge.auto_retrain_interval_secs)
+            .unwrap_or(i64::MAX / 2000)
+            * 1000
+    }
+
+    // ---- the worker -------------------------------------------------------------
+
+    /// Starts this node's training worker (and the auto-retrain schedule). Jobs are
+    /// taken from the record, so any number of nodes may run one.
+    pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = app.queue_due_retrains().await {
+                    tracing::warn!(error = %e, "auto-retrain check failed");
+                }
+                match app
+                    .store
+                    .claim_job(&app.knowledge.node, app.now(), JOB_LEASE_MS)
+                    .await
+                {
+                    Ok(Some(job)) => app.run_job(job).await,
+                    Ok(None) => {
+                        tokio::select! {
+                            _ = app.knowledge.wake.notified() => {}
+                            _ = tokio::time::sleep(POLL) => {}
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim training jobs");
+                        tokio::time::sleep(POLL).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Queues a refetch of every website source (every source when there are none)
+    /// of agents whose auto-retrain is due.
+    async fn queue_due_retrains(&self) -> Result<()> {
+        let now = self.now();
+        for (agent_id, due) in self.store.retrain_due(now).await? {
+            let next = now + self.retrain_interval_ms();
+            if !self.store.claim_retrain(&agent_id, due, next).await? {
+                continue;
+            }
+            let sources = self.store.all_sources(&agent_id).await?;
+            let links: Vec<&Source> = sources
+                .iter()
+                .filter(|s| s.kind() == SourceKind::Link)
+                .collect();
+            let chosen: Vec<&Source> = if links.is_empty() {
+                sources.iter().collect()
+            } else {
+                links
+            };
+            for s in chosen {
+                self.store.enqueue_job(&new_job(&agent_id, &s.id, now)).await?;
+            }
+            tracing::info!(agent = %agent_id, "auto-retrain queued");
+            self.forget_agent(&agent_id);
+        }
+        Ok(())
+    }
+
+    async fn run_job(self: &Arc<Self>, job: TrainingJob) {
+        let generation = self.now().max(1);
+        if job.attempts > MAX_ATTEMPTS {
+            let _ = self
+                .store
+                .fail_job(&job, Some(generation), "training was interrupted too often", self.now())
+                .await;
+            self.forget_agent(&job.agent_id);
+            return;
+        }
+        match self.train(&job, generation).await {
+            Ok(true) => {
+                self.forget_agent(&job.agent_id);
+                self.refresh_snapshot(&job.agent_id);
+            }
+            Ok(false) => {
+                // The lease was lost (another node has the job) or the source went.
+                self.forget_agent(&job.agent_id);
+            }
+            Err(e) => {
+                let message = match &e {
+                    Error::Invalid(m) => m.values().cloned().collect::<Vec<_>>().join("; "),
+                    other => other.to_string(),
+                };
+                tracing::warn!(job = %job.id, source = %job.source_id, error = %message, "training failed");
+                if let Err(e) = self
+                    .store
+                    .fail_job(&job, Some(generation), &message, self.now())
+                    .await
+                {
+                    tracing::error!(error = %e, "cannot record a failed training");
+                }
+                self.forget_agent(&job.agent_id);
+            }
+        }
+    }
+
+    async fn progress(&self, job: &TrainingJob, stage: &str, done: usize, total: usize) -> Result<bool> {
+        let now = self.now();
+        self.store
+            .job_progress(
+                &job.id,
+                &self.knowledge.node,
+                stage,
+                done as i64,
+                total as i64,
+                now + JOB_LEASE_MS,
+                now,
+            )
+            .await
+    }
+
+    /// Trains one source into `generation`. `Ok(false)`: nothing to do any more.
+    async fn train(self: &Arc<Self>, job: &TrainingJob, generation: i64) -> Result<bool> {
+        let Some(source) = self.store.source(&job.agent_id, &job.source_id).await? else {
+            return Ok(false);
+        };
+        let generation = generation.max(source.generation + 1);
+        let documents = match &source.content {
+            SourceContent::Link { url, options } => {
+                if !self.progress(job, "fetching", 0, 0).await? {
+                    return Ok(false);
+                }
+                let pages = self.fetch_site(job, &source, url, options).await?;
+                let size: i64 = pages.iter().map(|p| p.markdown.len() as i64).sum();
+                let agent_plan = self.plan_of_agent(&job.agent_id).await?;
+                let others = self.store.source_bytes(&job.agent_id, Some(&source.id)).await?;
+                if others.saturating_add(size) > self.storage_limit(agent_plan) {
+                    self.store.set_crawl_status(&source.id, "failed").await?;
+                    return Err(Error::invalid(
+                        "source",
+                        "the fetched pages exceed the plan's storage limit",
+                    ));
+                }
+                self.store.set_pages(&source.id, &pages, self.now()).await?;
+                pages
+            }
+            other => other.documents(&source.name),
+        };
+        let k = &self.settings.knowledge;
+        let options = ChunkOptions {
+            max_chars: k.chunk_chars,
+            overlap_chars: k.chunk_overlap,
+        };
+        let source_id = source.id.clone();
+        let pieces = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for d in &documents {
+                for c in agentbase_search::chunk_markdown(&d.markdown, &options) {
+                    if c.text.trim().is_empty() {
+                        continue;
+                    }
+                    let embed = agentbase_search::embedding_text(&d.title, &c);
+                    out.push((
+                        StoredChunk {
+                            id: format!("chk_{}", ids::alphanumeric(20)),
+                            source_id: source_id.clone(),
+                            title: d.title.clone(),
+                            url: d.url.clone(),
+                            heading: c.heading_path.join(" > "),
+                            text: c.text,
+                            embedding: Vec::new(),
+                        },
+                        embed,
+                    ));
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("chunking panicked: {e}")))?;
+        if pieces.is_empty() {
+            return Err(Error::invalid("source", "the source has no text to learn from"));
+        }
+        let embedder = self.embedder()?.clone();
+        let total = pieces.len();
+        let mut done = 0;
+        for batch in pieces.chunks(EMBED_BATCH) {
+            if !self.progress(job, "embedding", done, total).await? {
+                return Ok(false);
+            }
+            let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
+            let vectors = embedder
+                .embed(&texts)
+                .await
+                .map_err(|e| Error::Unavailable(format!("embedding failed: {e}")))?;
+            if vectors.len() != batch.len() {
+                return Err(Error::Internal("the embedder returned too few vectors".into()));
+            }
+            let chunks: Vec<StoredChunk> = batch
+                .iter()
+                .zip(vectors)
+                .map(|((c, _), v)| StoredChunk {
+                    embedding: v,
+                    ..c.clone()
+                })
+                .collect();
+            self.store
+                .insert_chunks(&job.agent_id, generation, done as i64, &chunks)
+                .await?;
+            done += batch.len();
+        }
+        if !self.progress(job, "switching", done, total).await? {
+            return Ok(false);
+        }
+        self.store
+            .switch_generation(&TrainingSwitch {
+                job_id: job.id.clone(),
+                agent_id: job.agent_id.clone(),
+                source_id: source.id.clone(),
+                generation,
+                now: self.now(),
+            })
+            .await
+    }
+
+    async fn plan_of_agent(&self, agent_id: &str) -> Result<Plan> {
+        let workspace = self.store.agent_workspace(agent_id).await?;
+        Ok(match workspace {
+            Some(w) => self.store.workspace(&w).await?.map_or(Plan::Free, |w| w.plan),
+            None => Plan::Free,
+        })
+    }
+
+    async fn fetch_site(
+        &self,
+        job: &TrainingJob,
+        source: &Source,
+        url: &str,
+        options: &LinkOptions,
+    ) -> Result<Vec<Document>> {
+        let Some(fetcher) = self.knowledge.fetcher.clone() else {
+            // Pages imported with the source (an Apify dataset) train as they are.
+            let pages = self.store.pages(&source.id).await?;
+            if pages.is_empty() {
+                self.store.set_crawl_status(&source.id, "failed").await?;
+                return Err(Error::Unavailable(
+                    "website fetching is not available in this process".into(),
+                ));
+            }
+            return Ok(pages);
+        };
+        let store = self.store.clone();
+        let job_id = job.id.clone();
+        let node = self.knowledge.node.clone();
+        let clock = self.clock.clone();
+        let progress = move |done: usize, queued: usize| {
+            let (store, job_id, node) = (store.clone(), job_id.clone(), node.clone());
+            let now = clock.now_ms();
+            tokio::spawn(async move {
+                let _ = store
+                    .job_progress(
+                        &job_id,
+                        &node,
+                        "fetching",
+                        done as i64,
+                        (done + queued) as i64,
+                        now + JOB_LEASE_MS,
+                        now,
+                    )
+                    .await;
+            });
+        };
+        match fetcher.fetch(url, options, &progress).await {
+            Ok(pages) if !pages.is_empty() => Ok(pages),
+            Ok(_) => {
+                self.store.set_crawl_status(&source.id, "failed").await?;
+                Err(Error::invalid("url", "no pages could be fetched from this URL"))
+            }
+            Err(e) => {
+                self.store.set_crawl_status(&source.id, "failed").await?;
+                Err(Error::invalid("url", e))
+            }
+        }
+    }
+
+    // ---- snapshots and retrieval ------------------------------------------------
+
+    fn snapshot_dir(&self, agent_id: &str) -> PathBuf {
+        self.knowledge.index_dir.join(agent_id)
+    }
+
+    /// Loads or rebuilds the agent's snapshot in the background (once at a time).
+    fn refresh_snapshot(self: &Arc<Self>, agent_id: &str) {
+        if !self
+            .knowledge
+            .building
+            .lock()
+            .expect("building lock")
+            .insert(agent_id.to_owned())
+        {
+            return;
+        }
+        let app = self.clone();
+        let agent_id = agent_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = app.load_snapshot(&agent_id).await {
+                tracing::warn!(agent = %agent_id, error = %e, "cannot build the index snapshot");
+            }
+            app.knowledge
+                .building
+                .lock()
+                .expect("building lock")
+                .remove(&agent_id);
+        });
+    }
+
+    /// Opens `<index_dir>/<agent>/<version>` when this node has it, else builds it
+    /// from the live chunks in the record; then serves it.
+    async fn load_snapshot(&self, agent_id: &str) -> Result<Option<Arc<Snapshot>>> {
+        let Some(version) = self.store.kb_version(agent_id).await? else {
+            return Ok(None);
+        };
+        if let Some(s) = self.cached_snapshot(agent_id)
+            && s.version >= version
+        {
+            return Ok(Some(s));
+        }
+        let base = self.snapshot_dir(agent_id);
+        let dir = base.join(version.to_string());
+        let opened = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || Index::open(&dir).ok())
+                .await
+                .ok()
+                .flatten()
+        };
+        let index = match opened {
+            Some(index) => index,
+            None => {
+                let chunks = self.store.live_chunks(agent_id).await?;
+                let docs: Vec<Doc> = chunks
+                    .into_iter()
+                    .map(|c| Doc {
+                        chunk_id: c.id,
+                        source_id: c.source_id,
+                        title: c.title,
+                        url: c.url,
+                        heading: c.heading,
+                        text: c.text,
+                        embedding: c.embedding,
+                    })
+                    .collect();
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || build_snapshot(&dir, docs))
+                    .await
+                    .map_err(|e| Error::Internal(format!("index build panicked: {e}")))??
+            }
+        };
+        let snapshot = Arc::new(Snapshot { version, index });
+        {
+            let mut all = self.knowledge.snapshots.lock().expect("snapshot lock");
+            let newer = all.get(agent_id).is_some_and(|s| s.version > version);
+            if !newer {
+                all.insert(agent_id.to_owned(), snapshot.clone());
+            }
+        }
+        // Older snapshots of this node are no longer needed.
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                let keep = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .is_some_and(|v| v >= version);
+                if !keep {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(Some(snapshot))
+    }
+
+    fn cached_snapshot(&self, agent_id: &str) -> Option<Arc<Snapshot>> {
+        self.knowledge
+            .snapshots
+            .lock()
+            .expect("snapshot lock")
+            .get(agent_id)
+            .cloned()
+    }
+
+    /// The snapshot to answer from: the current one, or while a newer version is
+    /// being loaded the previous one; built before answering only when this node
+    /// has none.
+    async fn snapshot_for(self: &Arc<Self>, agent: &Agent) -> Result<Option<Arc<Snapshot>>> {
+        if agent.kb_version == 0 {
+            return Ok(None);
+        }
+        match self.cached_snapshot(&agent.id) {
+            Some(s) if s.version >= agent.kb_version => Ok(Some(s)),
+            Some(old) => {
+                self.refresh_snapshot(&agent.id);
+                Ok(Some(old))
+            }
+            None => self.load_snapshot(&agent.id).await,
+        }
+    }
+
+    /// Hybrid retrieval over the agent's knowledge; chunks below `min_relevance`
+    /// are left out. Empty when the agent has no trained knowledge.
+    pub async fn retrieve(
+        self: &Arc<Self>,
+        agent: &Agent,
+        query: &str,
+        limit: usize,
+        min_relevance: f32,
+    ) -> Result<Vec<Retrieved>> {
+        let Some(snapshot) = self.snapshot_for(agent).await? else {
+            return Ok(Vec::new());
+        };
+        if snapshot.index.is_empty() || query.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let embedding = self
+            .embedder()?
+            .embed(&[query.to_owned()])
+            .await
+            .map_err(|e| Error::Unavailable(format!("embedding failed: {e}")))?
+            .pop()
+            .ok_or_else(|| Error::Internal("the embedder returned no vector".into()))?;
+        let fusion = if self.settings.knowledge.fusion == "normalized" {
+            Fusion::Normalized { weight_dense: 0.5 }
+        } else {
+            Fusion::default()
+        };
+        let q = Query {
+            text: query.to_owned(),
+            embedding: Some(embedding),
+            limit,
+            mode: Mode::Hybrid(fusion),
+            candidates: 0,
+        };
+        let hits = tokio::task::spawn_blocking(move || {
+            let hits = snapshot.index.search(&q)?;
+            Ok::<_, agentbase_search::Error>(
+                hits.into_iter()
+                    .filter_map(|h| {
+                        let d = snapshot.index.doc(h.doc)?;
+                        Some(Retrieved {
+                            chunk_id: d.chunk_id.clone(),
+                            source_id: d.source_id.clone(),
+                            title: d.title.clone(),
+                            url: d.url.clone(),
+                            heading: d.heading.clone(),
+                            text: d.text.clone(),
+                            score: h.score,
+                            relevance: h.relevance().unwrap_or(0.0).clamp(0.0, 1.0),
+                            bm25: h.bm25,
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("search panicked: {e}")))?
+        .map_err(|e| Error::Internal(format!("search failed: {e}")))?;
+        Ok(hits
+            .into_iter()
+            .filter(|h| h.relevance >= min_relevance)
+            .collect())
+    }
+
+    /// `POST /agents/{id}/search`: retrieval testing for operators. Every hit is
+    /// returned with its scores (no relevance cut), best first.
+    pub async fn search_knowledge(
+        self: &Arc<Self>,
+        p: &Principal,
+        agent_id: &str,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<Retrieved>> {
+        let mut errors = agentbase_core::FieldErrors::new();
+        if query.trim().is_empty() {
+            errors.insert("query".into(), "must not be empty".into());
+        }
+        if !(1..=50).contains(&limit) {
+            errors.insert("limit".into(), "must be 1 to 50".into());
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        self.retrieve(&agent, query, limit, 0.0).await
+    }
+}
+
+fn build_snapshot(dir: &Path, docs: Vec<Doc>) -> Result<Index> {
+    let tmp = dir.with_extension(format!("tmp-{}", ids::alphanumeric(8)));
+    let index = Index::build(&tmp, docs)
+        .map_err(|e| Error::Internal(format!("index build failed: {e}")))?;
+    drop(index);
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    std::fs::rename(&tmp, dir)
+        .map_err(|e| Error::Internal(format!("cannot move the snapshot into place: {e}")))?;
+    Index::open(dir).map_err(|e| Error::Internal(format!("cannot open the new snapshot: {e}")))
+}
