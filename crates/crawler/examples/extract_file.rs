@@ -12,7 +12,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let url = args.get(2).map(String::as_str).unwrap_or("https://example.com/");
+    let url = args
+        .get(2)
+        .map(String::as_str)
+        .unwrap_or("https://example.com/");
     let mut options = agentbase_crawler::ExtractOptions::default();
     match args.get(3).map(String::as_str) {
         Some("none") => options.html_transformer = agentbase_crawler::HtmlTransformer::None,

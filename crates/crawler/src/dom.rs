@@ -33,9 +33,9 @@ pub(crate) struct Dom {
 
 /// Elements whose content is never text of the page.
 pub(crate) const SKIP_TAGS: &[&str] = &[
-    "head", "script", "style", "noscript", "template", "svg", "math", "canvas", "iframe",
-    "object", "embed", "select", "option", "button", "input", "textarea", "link", "meta",
-    "title", "base", "audio", "video", "source", "track", "map", "dialog",
+    "head", "script", "style", "noscript", "template", "svg", "math", "canvas", "iframe", "object",
+    "embed", "select", "option", "button", "input", "textarea", "link", "meta", "title", "base",
+    "audio", "video", "source", "track", "map", "dialog",
 ];
 
 impl Dom {

@@ -135,12 +135,18 @@ pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
     let metadata = metadata(&doc, base.as_ref());
     let links = links(&doc, base.as_ref());
 
-    let remove = parse_selector("removeElementsCssSelector", &options.remove_elements_css_selector)
-        .ok()
-        .flatten();
-    let keep = parse_selector("keepElementsCssSelector", &options.keep_elements_css_selector)
-        .ok()
-        .flatten();
+    let remove = parse_selector(
+        "removeElementsCssSelector",
+        &options.remove_elements_css_selector,
+    )
+    .ok()
+    .flatten();
+    let keep = parse_selector(
+        "keepElementsCssSelector",
+        &options.keep_elements_css_selector,
+    )
+    .ok()
+    .flatten();
     let removed: HashSet<ego_tree::NodeId> = match &remove {
         Some(sel) => doc.select(sel).map(|e| e.id()).collect(),
         None => HashSet::new(),
@@ -301,7 +307,13 @@ fn metadata(doc: &Html, base: Option<&Url>) -> PageMetadata {
     });
     m.title = title_tag.or_else(|| meta_named(&["og:title", "twitter:title"]));
     m.description = meta_named(&["description", "og:description", "twitter:description"]);
-    m.author = meta_named(&["author", "article:author", "byl", "dc.creator", "sailthru.author"]);
+    m.author = meta_named(&[
+        "author",
+        "article:author",
+        "byl",
+        "dc.creator",
+        "sailthru.author",
+    ]);
     m.keywords = meta_named(&["keywords", "news_keywords"]);
     if let Ok(sel) = Selector::parse("html[lang]") {
         m.language_code = doc

@@ -1,16 +1,27 @@
 //! agentbase-crawler: a self-hosted, browser-less Website Content Crawler.
 //!
 //! [`extract::extract`] turns one HTML page into readable text, Markdown and metadata;
-//! the crawl engine walks a site within WCC's scope rules and yields dataset items in
-//! WCC's shape. The crate never touches the store: callers receive events and decide.
+//! [`crawl()`] walks a site within WCC's scope rules and yields dataset items in WCC's
+//! shape. The crate never touches the store: callers receive events and decide.
 
+mod crawl;
 mod dom;
 pub mod extract;
+pub mod glob;
+pub mod input;
 pub mod metric;
+pub mod net;
 mod readability;
 mod render;
+pub mod robots;
 
+pub use crawl::{
+    CrawlError, CrawlInfo, CrawlSummary, CrawlerSettings, DatasetItem, Event, ItemMetadata,
+    Progress, RedirectHop, StopReason, USER_AGENT, crawl, normalize_url,
+};
 pub use extract::{
     DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR, ExtractOptions, Extracted, HtmlTransformer,
     OpenGraphEntry, PageMetadata, SelectorError, extract,
 };
+pub use input::{BROWSER_ONLY_INPUTS, Cookie, CrawlInput, GlobInput, InputError, StartUrl};
+pub use tokio_util::sync::CancellationToken;

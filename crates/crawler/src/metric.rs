@@ -55,7 +55,11 @@ fn shingles(text: &str) -> HashMap<Vec<&str>, usize> {
     let toks = tokens(text);
     let mut m = HashMap::new();
     let n = 4;
-    let count = if toks.len() >= n { toks.len() - n + 1 } else { 1 };
+    let count = if toks.len() >= n {
+        toks.len() - n + 1
+    } else {
+        1
+    };
     for i in 0..count {
         let end = (i + n).min(toks.len());
         let sh = toks[i..end].to_vec();
@@ -78,10 +82,20 @@ pub fn score(pages: &[(f64, f64, f64)]) -> (f64, f64, f64) {
         .filter(|(tp, _, fn_)| tp + fn_ > 0.0)
         .map(|&(tp, fp, fn_)| recall(tp, fp, fn_))
         .collect();
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     let p = mean(&precisions);
     let r = mean(&recalls);
-    let f1 = if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+    let f1 = if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    };
     (p, r, f1)
 }
 
@@ -124,6 +138,9 @@ mod tests {
 
     #[test]
     fn tokens_split_on_punctuation_like_python_word_regex() {
-        assert_eq!(tokens("Hello, world! it's 2019_x"), vec!["Hello", "world", "it", "s", "2019_x"]);
+        assert_eq!(
+            tokens("Hello, world! it's 2019_x"),
+            vec!["Hello", "world", "it", "s", "2019_x"]
+        );
     }
 }

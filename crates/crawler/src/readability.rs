@@ -51,7 +51,9 @@ const UNLIKELY: &[&str] = &[
     "taboola",
     "share",
 ];
-const MAYBE: &[&str] = &["and", "article", "body", "column", "content", "main", "shadow"];
+const MAYBE: &[&str] = &[
+    "and", "article", "body", "column", "content", "main", "shadow",
+];
 const POSITIVE: &[&str] = &[
     "article", "body", "content", "entry", "hentry", "h-entry", "main", "page", "post", "text",
     "blog", "story", "prose",
@@ -310,7 +312,10 @@ pub(crate) fn extract_article(
         if let Some(article) = grab_article(&mut work, root, flags, title) {
             let done = article.text_len >= retry_below;
             if std::env::var_os("READABILITY_DEBUG").is_some() {
-                eprintln!("attempt len={} top={:.1}", article.text_len, article.top_score);
+                eprintln!(
+                    "attempt len={} top={:.1}",
+                    article.text_len, article.top_score
+                );
             }
             results.push(article);
             if done {
@@ -463,7 +468,12 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
     let top_score = score[top];
     if std::env::var_os("READABILITY_DEBUG").is_some() {
         for (sc, id) in &ranked {
-            eprintln!("cand {sc:.1} <{} {}> len={}", dom.tag(*id), class_id(dom, *id), normalized_len(&dom.text(*id)));
+            eprintln!(
+                "cand {sc:.1} <{} {}> len={}",
+                dom.tag(*id),
+                class_id(dom, *id),
+                normalized_len(&dom.text(*id))
+            );
         }
     }
 
@@ -519,7 +529,13 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
     }
     // A lone child says nothing: move up to the parent.
     while let Some(p) = dom.nodes[top].parent {
-        if p == root || dom.nodes[p].children.iter().filter(|c| dom.is_element(**c)).count() != 1
+        if p == root
+            || dom.nodes[p]
+                .children
+                .iter()
+                .filter(|c| dom.is_element(**c))
+                .count()
+                != 1
         {
             break;
         }
@@ -556,11 +572,8 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
                 let text = dom.text(s);
                 let len = normalized_len(&text);
                 let ld = link_density(dom, s, len);
-                if len > 80 && ld < 0.25 {
-                    append = true;
-                } else if len < 80 && len > 0 && ld == 0.0 && ends_sentence(&text) {
-                    append = true;
-                }
+                append = (len > 80 && ld < 0.25)
+                    || (len < 80 && len > 0 && ld == 0.0 && ends_sentence(&text));
             }
         }
         if append {
@@ -644,9 +657,7 @@ fn wrap_phrasing_runs(dom: &mut Dom, div: Id, to_score: &mut Vec<Id>) {
                 !BLOCK_TAGS.contains(&name.as_str()) && name != "br" && name != "img"
             }
         };
-        if phrasing {
-            run.push(c);
-        } else if dom.tag(c) == "br" && !run.is_empty() {
+        if phrasing || (dom.tag(c) == "br" && !run.is_empty()) {
             run.push(c);
         } else {
             flush(dom, &mut run, &mut new_children, to_score);
@@ -666,7 +677,7 @@ fn finish(
     title: Option<&str>,
     score: &[f64],
 ) -> Option<Article> {
-    let title_words = title.map(|t| words(t)).unwrap_or_default();
+    let title_words = title.map(words).unwrap_or_default();
     // Headers with negative class weight, and share/byline leftovers.
     let descendants = dom.descendants(article_root);
     for &d in &descendants {
@@ -683,7 +694,9 @@ fn finish(
         // The headline repeats the page title; the article body does not include it.
         if matches!(tag.as_str(), "h1" | "h2") && !title_words.is_empty() {
             let h = words(&dom.text(d));
-            if !h.is_empty() && h.iter().filter(|w| title_words.contains(*w)).count() * 4 >= h.len() * 3 {
+            if !h.is_empty()
+                && h.iter().filter(|w| title_words.contains(*w)).count() * 4 >= h.len() * 3
+            {
                 dom.remove(d);
                 continue;
             }
@@ -717,8 +730,10 @@ fn finish(
             continue;
         }
         let tag = dom.tag(d);
-        if matches!(tag, "p" | "div" | "section" | "span" | "li" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6")
-            && dom.text(d).trim().is_empty()
+        if matches!(
+            tag,
+            "p" | "div" | "section" | "span" | "li" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+        ) && dom.text(d).trim().is_empty()
             && !dom
                 .descendants(d)
                 .iter()
@@ -813,10 +828,12 @@ fn is_data_table(dom: &Dom, table: Id) -> bool {
         return false;
     }
     let desc = dom.descendants(table);
-    if desc
-        .iter()
-        .any(|d| matches!(dom.tag(*d), "caption" | "thead" | "tfoot" | "th" | "col" | "colgroup"))
-    {
+    if desc.iter().any(|d| {
+        matches!(
+            dom.tag(*d),
+            "caption" | "thead" | "tfoot" | "th" | "col" | "colgroup"
+        )
+    }) {
         return true;
     }
     if desc.iter().any(|d| dom.tag(*d) == "table") {

@@ -168,7 +168,13 @@ impl Renderer<'_> {
                 if md {
                     inner
                         .lines()
-                        .map(|l| if l.is_empty() { ">".to_string() } else { format!("> {l}") })
+                        .map(|l| {
+                            if l.is_empty() {
+                                ">".to_string()
+                            } else {
+                                format!("> {l}")
+                            }
+                        })
                         .collect::<Vec<_>>()
                         .join("\n")
                 } else {
@@ -390,7 +396,11 @@ impl Renderer<'_> {
                         let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
                         if !t.is_empty() {
                             let tick = if t.contains('`') { "``" } else { "`" };
-                            let pad = if t.starts_with('`') || t.ends_with('`') { " " } else { "" };
+                            let pad = if t.starts_with('`') || t.ends_with('`') {
+                                " "
+                            } else {
+                                ""
+                            };
                             out.raw(&format!("{tick}{pad}{t}{pad}{tick}"));
                         }
                     }
@@ -430,7 +440,11 @@ impl Renderer<'_> {
                             out.raw(text);
                         } else {
                             let text = text.replace('\n', " ");
-                            out.raw(&format!("[{}]({})", text, href.replace(' ', "%20").replace(')', "%29")));
+                            out.raw(&format!(
+                                "[{}]({})",
+                                text,
+                                href.replace(' ', "%20").replace(')', "%29")
+                            ));
                         }
                         if inner.ends_with(char::is_whitespace) {
                             out.space = true;

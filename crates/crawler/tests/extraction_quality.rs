@@ -43,7 +43,10 @@ fn extraction_f1_stays_above_the_floor_on_the_article_benchmark() {
         let url = entry["url"].as_str().unwrap_or("https://example.com/");
         let out = extract(&html, url, &options);
         if std::env::var("EXTRACT_DUMP").is_ok_and(|k| k == *key) {
-            eprintln!("=== predicted\n{}\n=== truth\n{}", out.text, entry["articleBody"]);
+            eprintln!(
+                "=== predicted\n{}\n=== truth\n{}",
+                out.text, entry["articleBody"]
+            );
         }
         let m = metric::shingle_match(entry["articleBody"].as_str().unwrap_or(""), &out.text);
         worst.push((m.0, key.clone()));
@@ -51,7 +54,10 @@ fn extraction_f1_stays_above_the_floor_on_the_article_benchmark() {
     }
     let (p, r, f1) = metric::score(&pages);
     worst.sort_by(|a, b| a.0.total_cmp(&b.0));
-    eprintln!("pages={} precision={p:.4} recall={r:.4} f1={f1:.4}", pages.len());
+    eprintln!(
+        "pages={} precision={p:.4} recall={r:.4} f1={f1:.4}",
+        pages.len()
+    );
     for (tp, key) in worst.iter().take(15) {
         eprintln!("  low: {tp:.3} {key}");
     }

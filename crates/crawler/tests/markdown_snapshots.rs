@@ -41,8 +41,14 @@ fn book_data_types_keeps_headings_tables_and_rust_code() {
     assert_has(&md, "| Length | Signed | Unsigned |");
     assert_has(&md, "| 8-bit | `i8` | `u8` |");
     assert_has(&md, "```rust");
-    assert_has(&md, "let guess: u32 = \"42\".parse().expect(\"Not a number!\");");
-    assert!(!md.contains("Keyboard shortcuts"), "navigation chrome leaked:\n{md}");
+    assert_has(
+        &md,
+        "let guess: u32 = \"42\".parse().expect(\"Not a number!\");",
+    );
+    assert!(
+        !md.contains("Keyboard shortcuts"),
+        "navigation chrome leaked:\n{md}"
+    );
 }
 
 #[test]
@@ -71,7 +77,7 @@ fn reference_numeric_types_keeps_table_and_headings() {
         "reference-numeric",
         "http://127.0.0.1/reference/types/numeric.html",
     );
-        assert_has(&md, "| Type | Minimum | Maximum |");
+    assert_has(&md, "| Type | Minimum | Maximum |");
     assert_has(&md, "## Integer types");
 }
 

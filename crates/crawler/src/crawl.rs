@@ -1,0 +1,1081 @@
+//! The crawl engine: a breadth-first frontier under WCC's scope rules, fetched with
+//! global and per-host concurrency limits, per-host delay (robots Crawl-delay too),
+//! retries with backoff on 429/5xx honouring Retry-After, manual redirects re-checked
+//! by the SSRF guard, canonical dedupe, and items in WCC's dataset shape.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::extract::{ExtractOptions, Extracted, OpenGraphEntry, extract};
+use crate::input::{Cookie, CrawlInput, InputError, Prepared};
+use crate::net::{GuardedResolver, find_blocked, non_public_reason};
+use crate::robots::Robots;
+
+/// Operator settings (not part of a crawl's input).
+#[derive(Debug, Clone)]
+pub struct CrawlerSettings {
+    /// Allow private, loopback, link-local and other non-public addresses.
+    pub allow_private_networks: bool,
+    pub user_agent: String,
+    /// Bodies larger than this fail the page.
+    pub max_page_bytes: usize,
+    pub per_host_concurrency: usize,
+    /// Minimum gap between request starts on one host (robots Crawl-delay may raise it).
+    pub per_host_delay: Duration,
+    /// First retry waits this long, doubling per attempt (unless Retry-After says more).
+    pub retry_base_delay: Duration,
+    /// Cap on any single retry wait, Retry-After included.
+    pub max_retry_wait: Duration,
+    pub max_redirects: usize,
+    /// The whole crawl stops with [`StopReason::TimedOut`] after this long.
+    pub overall_timeout: Option<Duration>,
+    /// How often [`Event::Progress`] is emitted.
+    pub progress_interval: Duration,
+    /// Cap on robots Crawl-delay honoured.
+    pub max_crawl_delay: Duration,
+    /// Host names exempt from the SSRF guard even when private networks are refused
+    /// (e.g. an intranet docs host). IP literals and redirect targets are still checked.
+    pub private_host_allowlist: Vec<String>,
+}
+
+pub const USER_AGENT: &str = concat!(
+    "agentbase-crawler/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/agentbase)"
+);
+
+impl Default for CrawlerSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            user_agent: USER_AGENT.to_string(),
+            max_page_bytes: 10 * 1024 * 1024,
+            per_host_concurrency: 8,
+            per_host_delay: Duration::ZERO,
+            retry_base_delay: Duration::from_millis(500),
+            max_retry_wait: Duration::from_secs(60),
+            max_redirects: 10,
+            overall_timeout: None,
+            progress_interval: Duration::from_secs(1),
+            max_crawl_delay: Duration::from_secs(30),
+            private_host_allowlist: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectHop {
+    pub url: String,
+    pub status_code: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrawlInfo {
+    pub loaded_url: String,
+    /// RFC 3339, UTC.
+    pub loaded_time: String,
+    pub referrer_url: Option<String>,
+    pub depth: u32,
+    pub http_status_code: u16,
+    /// Redirects followed to reach `loaded_url` (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<RedirectHop>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemMetadata {
+    pub canonical_url: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub author: Option<String>,
+    pub keywords: Option<String>,
+    pub language_code: Option<String>,
+    pub json_ld: Vec<serde_json::Value>,
+    pub open_graph: Vec<OpenGraphEntry>,
+    pub headers: BTreeMap<String, String>,
+    /// Set for non-HTML documents (PDF, Markdown, plain text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// One dataset item in WCC's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetItem {
+    pub url: String,
+    pub crawl: CrawlInfo,
+    pub metadata: ItemMetadata,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
+    pub html: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Pages fetched (successfully or not).
+    pub done: u64,
+    /// URLs waiting in the frontier.
+    pub queued: u64,
+    pub in_flight: u64,
+    pub failed: u64,
+    pub items: u64,
+    pub skipped: u64,
+    pub elapsed_secs: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Item(Box<DatasetItem>),
+    Progress(Progress),
+    Failed { url: String, error: String },
+    Skipped { url: String, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StopReason {
+    /// The frontier ran dry.
+    Finished,
+    MaxCrawlPages,
+    MaxResults,
+    Aborted,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrawlSummary {
+    pub stop_reason: StopReason,
+    pub progress: Progress,
+    pub ignored_inputs: Vec<&'static str>,
+    pub unknown_inputs: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+struct Request {
+    url: Url,
+    depth: u32,
+    referrer: Option<String>,
+}
+
+struct HostState {
+    slots: Semaphore,
+    next_start: tokio::sync::Mutex<Instant>,
+    robots: OnceCell<Option<Robots>>,
+}
+
+struct Shared {
+    client: reqwest::Client,
+    settings: CrawlerSettings,
+    hosts: Mutex<HashMap<String, Arc<HostState>>>,
+    extract: ExtractOptions,
+    retries: u32,
+    respect_robots: bool,
+    cookies: Vec<Cookie>,
+}
+
+enum Body {
+    Html(Box<Extracted>),
+    Text { text: String, content_type: String },
+    Document { content_type: String },
+}
+
+struct Page {
+    final_url: Url,
+    status: u16,
+    headers: BTreeMap<String, String>,
+    redirects: Vec<RedirectHop>,
+    body: Body,
+}
+
+enum Outcome {
+    Page(Box<Page>),
+    Failed(String),
+    Skipped(String),
+}
+
+fn host_key(u: &Url) -> String {
+    format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""))
+        + &u.port().map(|p| format!(":{p}")).unwrap_or_default()
+}
+
+/// Normalises a URL for dedupe: no fragment (unless kept), no empty query.
+pub fn normalize_url(u: &Url, keep_fragment: bool) -> Url {
+    let mut u = u.clone();
+    if !keep_fragment {
+        u.set_fragment(None);
+    }
+    if u.query() == Some("") {
+        u.set_query(None);
+    }
+    u
+}
+
+/// Crawls per WCC's `input`, sending events to `sink`, until the frontier is empty, a
+/// limit is hit, `cancel` fires or the overall timeout passes.
+pub async fn crawl(
+    input: &CrawlInput,
+    settings: &CrawlerSettings,
+    cancel: CancellationToken,
+    mut sink: impl FnMut(Event) + Send,
+) -> Result<CrawlSummary, CrawlError> {
+    let prepared = input.prepare()?;
+    let started = Instant::now();
+    let client = build_client(input, settings)?;
+    let shared = Arc::new(Shared {
+        client,
+        settings: settings.clone(),
+        hosts: Mutex::new(HashMap::new()),
+        extract: prepared.extract.clone(),
+        retries: input.max_request_retries,
+        respect_robots: input.respect_robots_txt_file,
+        cookies: input.initial_cookies.clone(),
+    });
+    let deadline = settings.overall_timeout.map(|t| started + t);
+    let mut progress = Progress::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut canonicals: HashSet<String> = HashSet::new();
+    let mut queue: VecDeque<Request> = VecDeque::new();
+    let mut line_counts: HashMap<u64, u32> = HashMap::new();
+    let keep_frag = input.keep_url_fragments;
+
+    for u in &prepared.start_urls {
+        let n = normalize_url(u, keep_frag);
+        if seen.insert(n.to_string()) {
+            queue.push_back(Request {
+                url: n,
+                depth: 0,
+                referrer: None,
+            });
+        }
+    }
+    if input.use_sitemaps || input.use_llms_txt {
+        let discovered = tokio::select! {
+            d = discover(&shared, &prepared, input) => d,
+            _ = cancel.cancelled() => Vec::new(),
+        };
+        for u in discovered {
+            let n = normalize_url(&u, keep_frag);
+            if input.max_crawl_depth >= 1 && in_scope(&prepared, &n) && seen.insert(n.to_string()) {
+                queue.push_back(Request {
+                    url: n,
+                    depth: 1,
+                    referrer: None,
+                });
+            }
+        }
+    }
+
+    let mut tasks: JoinSet<(Request, Outcome)> = JoinSet::new();
+    let mut dispatched: u64 = 0;
+    let max_conc = input.max_concurrency as usize;
+    let mut tick = tokio::time::interval(settings.progress_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop_reason = loop {
+        if cancel.is_cancelled() {
+            break StopReason::Aborted;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break StopReason::TimedOut;
+        }
+        while tasks.len() < max_conc
+            && dispatched < input.max_crawl_pages
+            && progress.items < input.max_results
+        {
+            let Some(req) = queue.pop_front() else { break };
+            dispatched += 1;
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                let outcome = fetch_page(&shared, &req.url).await;
+                (req, outcome)
+            });
+        }
+        progress.queued = queue.len() as u64;
+        progress.in_flight = tasks.len() as u64;
+        if tasks.is_empty() {
+            break if progress.items >= input.max_results {
+                StopReason::MaxResults
+            } else if dispatched >= input.max_crawl_pages && !queue.is_empty() {
+                StopReason::MaxCrawlPages
+            } else {
+                StopReason::Finished
+            };
+        }
+        let sleep_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { continue };
+                progress.done += 1;
+                let (req, outcome) = match joined {
+                    Ok(r) => r,
+                    Err(e) => {
+                        progress.failed += 1;
+                        tracing::warn!(error = %e, "crawl task ended abnormally");
+                        continue;
+                    }
+                };
+                match outcome {
+                    Outcome::Failed(error) => {
+                        progress.failed += 1;
+                        sink(Event::Failed { url: req.url.to_string(), error });
+                    }
+                    Outcome::Skipped(reason) => {
+                        progress.skipped += 1;
+                        sink(Event::Skipped { url: req.url.to_string(), reason });
+                    }
+                    Outcome::Page(page) => {
+                        let page = *page;
+                        let final_norm = normalize_url(&page.final_url, keep_frag);
+                        seen.insert(final_norm.to_string());
+                        let (item, links) = match page.body {
+                            Body::Html(ex) => {
+                                let ex = *ex;
+                                let canonical = ex
+                                    .metadata
+                                    .canonical_url
+                                    .as_deref()
+                                    .and_then(|c| Url::parse(c).ok())
+                                    .map(|c| normalize_url(&c, false).to_string());
+                                if !input.ignore_canonical_url {
+                                    if let Some(c) = &canonical
+                                        && canonicals.contains(c)
+                                    {
+                                        progress.skipped += 1;
+                                        sink(Event::Skipped {
+                                            url: req.url.to_string(),
+                                            reason: format!("duplicate of canonical URL {c}"),
+                                        });
+                                        continue;
+                                    }
+                                    if let Some(c) = canonical {
+                                        canonicals.insert(c);
+                                    }
+                                    canonicals.insert(normalize_url(&page.final_url, false).to_string());
+                                }
+                                let links = ex.links.clone();
+                                let item = DatasetItem {
+                                    url: req.url.to_string(),
+                                    crawl: CrawlInfo {
+                                        loaded_url: page.final_url.to_string(),
+                                        loaded_time: now_rfc3339(),
+                                        referrer_url: req.referrer.clone(),
+                                        depth: req.depth,
+                                        http_status_code: page.status,
+                                        redirects: page.redirects,
+                                    },
+                                    metadata: ItemMetadata {
+                                        canonical_url: ex.metadata.canonical_url,
+                                        title: ex.metadata.title,
+                                        description: ex.metadata.description,
+                                        author: ex.metadata.author,
+                                        keywords: ex.metadata.keywords,
+                                        language_code: ex.metadata.language_code,
+                                        json_ld: ex.metadata.json_ld,
+                                        open_graph: ex.metadata.open_graph,
+                                        headers: page.headers,
+                                        content_type: None,
+                                    },
+                                    text: ex.text,
+                                    markdown: ex.markdown,
+                                    html: ex.html,
+                                };
+                                (item, links)
+                            }
+                            Body::Text { text, content_type } => {
+                                let links = if content_type.contains("markdown") || input.use_llms_txt {
+                                    text_links(&text, &page.final_url)
+                                } else {
+                                    Vec::new()
+                                };
+                                (document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), text.clone(), input.save_markdown.then_some(text)), links)
+                            }
+                            Body::Document { content_type } => (
+                                document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), String::new(), None),
+                                Vec::new(),
+                            ),
+                        };
+                        if req.depth < input.max_crawl_depth {
+                            for link in links {
+                                let Ok(u) = Url::parse(&link) else { continue };
+                                let n = normalize_url(&u, keep_frag);
+                                if !in_scope(&prepared, &n) {
+                                    continue;
+                                }
+                                if seen.insert(n.to_string()) {
+                                    queue.push_back(Request {
+                                        url: n,
+                                        depth: req.depth + 1,
+                                        referrer: Some(page.final_url.to_string()),
+                                    });
+                                }
+                            }
+                        }
+                        let mut item = item;
+                        if input.aggressive_prune {
+                            prune(&mut item, &mut line_counts);
+                        }
+                        if progress.items < input.max_results {
+                            progress.items += 1;
+                            sink(Event::Item(Box::new(item)));
+                        }
+                    }
+                }
+            }
+            _ = cancel.cancelled() => {}
+            _ = sleep_deadline => {}
+            _ = tick.tick() => {
+                progress.elapsed_secs = started.elapsed().as_secs_f64();
+                sink(Event::Progress(progress));
+            }
+        }
+    };
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    progress.queued = queue.len() as u64;
+    progress.in_flight = 0;
+    progress.elapsed_secs = started.elapsed().as_secs_f64();
+    sink(Event::Progress(progress));
+    Ok(CrawlSummary {
+        stop_reason,
+        progress,
+        ignored_inputs: input.ignored_inputs(),
+        unknown_inputs: input.unknown_inputs(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn document_item(
+    req: &Request,
+    loaded: &str,
+    status: u16,
+    headers: BTreeMap<String, String>,
+    redirects: Vec<RedirectHop>,
+    content_type: Option<String>,
+    text: String,
+    markdown: Option<String>,
+) -> DatasetItem {
+    DatasetItem {
+        url: req.url.to_string(),
+        crawl: CrawlInfo {
+            loaded_url: loaded.to_string(),
+            loaded_time: now_rfc3339(),
+            referrer_url: req.referrer.clone(),
+            depth: req.depth,
+            http_status_code: status,
+            redirects,
+        },
+        metadata: ItemMetadata {
+            canonical_url: None,
+            title: None,
+            description: None,
+            author: None,
+            keywords: None,
+            language_code: None,
+            json_ld: Vec::new(),
+            open_graph: Vec::new(),
+            headers,
+            content_type,
+        },
+        text,
+        markdown,
+        html: None,
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Scope: include globs (when given) replace the start-URL rule; exclude globs always
+/// apply. Only discovered links are filtered; start URLs are always crawled.
+fn in_scope(p: &Prepared, u: &Url) -> bool {
+    if !matches!(u.scheme(), "http" | "https") {
+        return false;
+    }
+    let s = u.as_str();
+    if p.exclude.iter().any(|g| g.is_match(s)) {
+        return false;
+    }
+    if !p.include.is_empty() {
+        return p.include.iter().any(|g| g.is_match(s));
+    }
+    let origin = u.origin().ascii_serialization();
+    let path = u.path();
+    p.scopes.iter().any(|(o, prefix)| {
+        *o == origin
+            && (prefix.is_empty()
+                || path == prefix
+                || path
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/')))
+    })
+}
+
+/// Drops lines already seen on two earlier pages (menus, footers, cookie notes).
+fn prune(item: &mut DatasetItem, counts: &mut HashMap<u64, u32>) {
+    use std::hash::{Hash, Hasher};
+    let hash = |l: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        l.trim().hash(&mut h);
+        h.finish()
+    };
+    let filter = |s: &str, counts: &HashMap<u64, u32>| {
+        s.lines()
+            .filter(|l| l.trim().is_empty() || counts.get(&hash(l)).copied().unwrap_or(0) < 2)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let text = filter(&item.text, counts);
+    let markdown = item.markdown.as_deref().map(|m| filter(m, counts));
+    let mut page_lines: HashSet<u64> = HashSet::new();
+    for l in item
+        .text
+        .lines()
+        .chain(item.markdown.as_deref().unwrap_or("").lines())
+    {
+        if !l.trim().is_empty() {
+            page_lines.insert(hash(l));
+        }
+    }
+    for h in page_lines {
+        *counts.entry(h).or_insert(0) += 1;
+    }
+    item.text = text;
+    item.markdown = markdown;
+}
+
+/// Links in Markdown or plain text (`[x](url)` and bare URLs), resolved against `base`.
+fn text_links(text: &str, base: &Url) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("](") {
+        let after = &rest[i + 2..];
+        let end = after.find([')', ' ', '\n']).unwrap_or(after.len());
+        if let Ok(u) = base.join(after[..end].trim()) {
+            out.push(u.to_string());
+        }
+        rest = &after[end..];
+    }
+    for word in text.split_whitespace() {
+        if word.starts_with("http://") || word.starts_with("https://") {
+            let w = word.trim_end_matches(['.', ',', ')', '>', ']']);
+            if let Ok(u) = Url::parse(w) {
+                out.push(u.to_string());
+            }
+        }
+    }
+    out.retain(|u| u.starts_with("http://") || u.starts_with("https://"));
+    out
+}
+
+fn build_client(
+    input: &CrawlInput,
+    settings: &CrawlerSettings,
+) -> Result<reqwest::Client, CrawlError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,text/plain;q=0.8,*/*;q=0.5",
+        ),
+    );
+    for (k, v) in &input.custom_http_headers {
+        let name = header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        headers.insert(name, value);
+    }
+    let mut b = reqwest::Client::builder()
+        .user_agent(settings.user_agent.clone())
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(input.request_timeout_secs))
+        .connect_timeout(Duration::from_secs(input.request_timeout_secs.min(30)))
+        .pool_max_idle_per_host(settings.per_host_concurrency.max(1))
+        .danger_accept_invalid_certs(input.ignore_https_errors);
+    if !settings.allow_private_networks {
+        b = b.dns_resolver(Arc::new(GuardedResolver {
+            allowlist: settings
+                .private_host_allowlist
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        }));
+    }
+    b.build().map_err(|e| CrawlError::Client(e.to_string()))
+}
+
+fn host_state(shared: &Shared, u: &Url) -> Arc<HostState> {
+    let key = host_key(u);
+    let mut hosts = shared.hosts.lock().unwrap_or_else(|p| p.into_inner());
+    hosts
+        .entry(key)
+        .or_insert_with(|| {
+            Arc::new(HostState {
+                slots: Semaphore::new(shared.settings.per_host_concurrency.max(1)),
+                next_start: tokio::sync::Mutex::new(Instant::now()),
+                robots: OnceCell::new(),
+            })
+        })
+        .clone()
+}
+
+/// Refuses IP-literal hosts outside the guard (names are checked by the resolver).
+fn check_literal(shared: &Shared, u: &Url) -> Result<(), String> {
+    if shared.settings.allow_private_networks {
+        return Ok(());
+    }
+    let ip = match u.host() {
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    match non_public_reason(ip) {
+        Some(reason) => Err(format!(
+            "refused to connect to {ip}: {reason} (set crawler.allow_private_networks to allow)"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn cookie_header(shared: &Shared, u: &Url) -> Option<String> {
+    let host = u.host_str()?.to_ascii_lowercase();
+    let path = u.path();
+    let pairs: Vec<String> = shared
+        .cookies
+        .iter()
+        .filter(|c| {
+            c.domain.as_deref().is_none_or(|d| {
+                let d = d.trim_start_matches('.').to_ascii_lowercase();
+                host == d || host.ends_with(&format!(".{d}"))
+            }) && c.path.as_deref().is_none_or(|p| path.starts_with(p))
+        })
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("; "))
+}
+
+struct Response {
+    final_url: Url,
+    status: u16,
+    headers: HeaderMap,
+    redirects: Vec<RedirectHop>,
+    body: Vec<u8>,
+}
+
+enum FetchError {
+    /// Worth retrying (network error, timeout, 429/5xx).
+    Transient(String, Option<Duration>),
+    Fatal(String),
+}
+
+/// One GET with manual redirects (each hop re-checked) and a capped body.
+async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> {
+    let mut current = url.clone();
+    let mut redirects = Vec::new();
+    loop {
+        check_literal(shared, &current).map_err(FetchError::Fatal)?;
+        let mut req = shared.client.get(current.clone());
+        if let Some(c) = cookie_header(shared, &current) {
+            req = req.header(header::COOKIE, c);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if let Some(b) = find_blocked(&e) {
+                FetchError::Fatal(b.to_string())
+            } else if e.is_timeout() {
+                FetchError::Transient(format!("request timed out: {current}"), None)
+            } else {
+                FetchError::Transient(format!("request failed: {}", error_chain(&e)), None)
+            }
+        })?;
+        let status = resp.status();
+        if status.is_redirection()
+            && let Some(loc) = resp.headers().get(header::LOCATION)
+        {
+            let loc = loc.to_str().unwrap_or("");
+            let next = current
+                .join(loc)
+                .map_err(|_| FetchError::Fatal(format!("bad redirect Location {loc:?}")))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::Fatal(format!(
+                    "redirect to non-http URL {next}"
+                )));
+            }
+            redirects.push(RedirectHop {
+                url: current.to_string(),
+                status_code: status.as_u16(),
+            });
+            if redirects.len() > shared.settings.max_redirects {
+                return Err(FetchError::Fatal(format!(
+                    "more than {} redirects",
+                    shared.settings.max_redirects
+                )));
+            }
+            current = next;
+            continue;
+        }
+        if status.as_u16() == 429 || status.is_server_error() {
+            let wait = resp
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            return Err(FetchError::Transient(
+                format!("HTTP {}", status.as_u16()),
+                wait,
+            ));
+        }
+        let max = shared.settings.max_page_bytes;
+        if resp.content_length().is_some_and(|l| l as usize > max) {
+            return Err(FetchError::Fatal(format!("page larger than {max} bytes")));
+        }
+        let headers = resp.headers().clone();
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                if e.is_timeout() {
+                    FetchError::Transient(format!("request timed out: {current}"), None)
+                } else {
+                    FetchError::Transient(format!("body read failed: {}", error_chain(&e)), None)
+                }
+            })?;
+            if body.len() + chunk.len() > max {
+                return Err(FetchError::Fatal(format!("page larger than {max} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        return Ok(Response {
+            final_url: current,
+            status: status.as_u16(),
+            headers,
+            redirects,
+            body,
+        });
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let delta = when - time::OffsetDateTime::now_utc();
+    Some(Duration::from_secs_f64(delta.as_seconds_f64().max(0.0)))
+}
+
+/// Fetch with retries on transient failures, honouring Retry-After.
+async fn fetch_retrying(shared: &Shared, url: &Url) -> Result<Response, String> {
+    let mut attempt = 0u32;
+    loop {
+        match fetch_once(shared, url).await {
+            Ok(r) => return Ok(r),
+            Err(FetchError::Fatal(e)) => return Err(e),
+            Err(FetchError::Transient(e, retry_after)) => {
+                if attempt >= shared.retries {
+                    return Err(if attempt > 0 {
+                        format!("{e} (after {} retries)", attempt)
+                    } else {
+                        e
+                    });
+                }
+                let backoff = shared
+                    .settings
+                    .retry_base_delay
+                    .saturating_mul(1u32 << attempt.min(16));
+                let wait = retry_after
+                    .unwrap_or(backoff)
+                    .min(shared.settings.max_retry_wait);
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn robots_for(shared: &Shared, host: &HostState, u: &Url) -> Option<Robots> {
+    host.robots
+        .get_or_init(|| async {
+            let mut robots_url = u.clone();
+            robots_url.set_path("/robots.txt");
+            robots_url.set_query(None);
+            robots_url.set_fragment(None);
+            match fetch_once(shared, &robots_url).await {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    Some(Robots::parse(&String::from_utf8_lossy(&r.body)))
+                }
+                _ => None,
+            }
+        })
+        .await
+        .clone()
+}
+
+async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
+    let host = host_state(shared, url);
+    let mut delay = shared.settings.per_host_delay;
+    if shared.respect_robots {
+        if let Err(e) = check_literal(shared, url) {
+            return Outcome::Failed(e);
+        }
+        if let Some(robots) = robots_for(shared, &host, url).await {
+            let path = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            };
+            if !robots.allowed(&path) {
+                return Outcome::Skipped("disallowed by robots.txt".to_string());
+            }
+            if let Some(d) = robots.crawl_delay {
+                delay = delay.max(Duration::from_secs_f64(d).min(shared.settings.max_crawl_delay));
+            }
+        }
+    }
+    let Ok(_permit) = host.slots.acquire().await else {
+        return Outcome::Failed("host limiter closed".to_string());
+    };
+    if !delay.is_zero() {
+        let start = {
+            let mut next = host.next_start.lock().await;
+            let start = (*next).max(Instant::now());
+            *next = start + delay;
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
+    let resp = match fetch_retrying(shared, url).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    if !(200..300).contains(&resp.status) {
+        return Outcome::Failed(format!("HTTP {}", resp.status));
+    }
+    let content_type = resp
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let headers: BTreeMap<String, String> = resp
+        .headers
+        .iter()
+        .filter(|(k, _)| *k != header::SET_COOKIE)
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let path = resp.final_url.path().to_ascii_lowercase();
+    let looks_html = mime.is_empty() && (resp.body.starts_with(b"<") || path.ends_with(".html"));
+    let body = if mime == "text/html" || mime == "application/xhtml+xml" || looks_html {
+        let html = decode(&resp.body, &content_type);
+        let options = shared.extract.clone();
+        let page_url = resp.final_url.to_string();
+        match tokio::task::spawn_blocking(move || extract(&html, &page_url, &options)).await {
+            Ok(ex) => Body::Html(Box::new(ex)),
+            Err(e) => return Outcome::Failed(format!("extraction failed: {e}")),
+        }
+    } else if mime == "application/pdf" || path.ends_with(".pdf") {
+        Body::Document {
+            content_type: "application/pdf".to_string(),
+        }
+    } else if mime == "text/plain" || mime == "text/markdown" || mime == "text/x-markdown" {
+        Body::Text {
+            text: decode(&resp.body, &content_type),
+            content_type: mime,
+        }
+    } else {
+        return Outcome::Skipped(format!("unsupported content type {mime:?}"));
+    };
+    Outcome::Page(Box::new(Page {
+        final_url: resp.final_url,
+        status: resp.status,
+        headers,
+        redirects: resp.redirects,
+        body,
+    }))
+}
+
+fn decode(body: &[u8], _content_type: &str) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+/// Sitemap and llms.txt discovery for the start URLs' origins.
+async fn discover(shared: &Shared, p: &Prepared, input: &CrawlInput) -> Vec<Url> {
+    let mut out = Vec::new();
+    let mut origins: Vec<Url> = Vec::new();
+    for u in &p.start_urls {
+        let mut o = u.clone();
+        o.set_path("/");
+        o.set_query(None);
+        o.set_fragment(None);
+        if !origins.contains(&o) {
+            origins.push(o);
+        }
+    }
+    for origin in origins {
+        if input.use_sitemaps {
+            let mut sitemaps: Vec<Url> = Vec::new();
+            if let Ok(u) = origin.join("/sitemap.xml") {
+                sitemaps.push(u);
+            }
+            if let Ok(r) = fetch_once(
+                shared,
+                &origin.join("/robots.txt").unwrap_or(origin.clone()),
+            )
+            .await
+                && r.status == 200
+            {
+                for s in Robots::parse(&String::from_utf8_lossy(&r.body)).sitemaps {
+                    if let Ok(u) = Url::parse(&s)
+                        && !sitemaps.contains(&u)
+                    {
+                        sitemaps.push(u);
+                    }
+                }
+            }
+            let mut fetched = 0;
+            while let Some(sm) = sitemaps.pop() {
+                fetched += 1;
+                if fetched > 50 {
+                    break;
+                }
+                let Ok(r) = fetch_once(shared, &sm).await else {
+                    continue;
+                };
+                if r.status != 200 {
+                    continue;
+                }
+                let body = String::from_utf8_lossy(&r.body);
+                let is_index = body.contains("<sitemapindex");
+                for loc in xml_locs(&body) {
+                    if let Ok(u) = Url::parse(&loc) {
+                        if is_index {
+                            sitemaps.push(u);
+                        } else {
+                            out.push(u);
+                        }
+                    }
+                }
+            }
+        }
+        if input.use_llms_txt
+            && let Ok(u) = origin.join("/llms.txt")
+            && let Ok(r) = fetch_once(shared, &u).await
+            && r.status == 200
+        {
+            for l in text_links(&String::from_utf8_lossy(&r.body), &u) {
+                if let Ok(u) = Url::parse(&l) {
+                    out.push(u);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn xml_locs(xml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<loc>") {
+        let after = &rest[i + 5..];
+        let Some(end) = after.find("</loc>") else {
+            break;
+        };
+        let raw = after[..end].trim();
+        let raw = raw
+            .trim_start_matches("<![CDATA[")
+            .trim_end_matches("]]>")
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'");
+        out.push(raw);
+        rest = &after[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn sitemap_locs_and_markdown_links_are_found() {
+        let xml = "<urlset><url><loc> https://a.test/x?a=1&amp;b=2 </loc></url><url><loc>https://a.test/y</loc></url></urlset>";
+        assert_eq!(
+            xml_locs(xml),
+            vec!["https://a.test/x?a=1&b=2", "https://a.test/y"]
+        );
+        let base = Url::parse("https://a.test/llms.txt").unwrap();
+        let links = text_links(
+            "# T\n- [Guide](/docs/guide.md): intro\nsee https://a.test/z.\n",
+            &base,
+        );
+        assert_eq!(
+            links,
+            vec!["https://a.test/docs/guide.md", "https://a.test/z"]
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! The crawl engine against a local axum site on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agentbase_crawler::{
+    CancellationToken, CrawlInput, CrawlSummary, CrawlerSettings, DatasetItem, Event, StopReason,
+    crawl,
+};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Default)]
+struct Site {
+    hits: Mutex<HashMap<String, Vec<Instant>>>,
+    echo: Mutex<Option<HeaderMap>>,
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<html lang=\"en\"><head><title>{title}</title></head><body><nav><a href=\"/site/\">Home</a></nav><article><h2>{title}</h2><p>{body} This paragraph is long enough to count as readable article text, with commas, words, and more words to pass thresholds.</p></article></body></html>"
+    )
+}
+
+fn html(s: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], s).into_response()
+}
+
+async fn handler(State(site): State<Arc<Site>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let n = {
+        let mut hits = site.hits.lock().unwrap();
+        let v = hits.entry(path.clone()).or_default();
+        v.push(Instant::now());
+        v.len()
+    };
+    match path.as_str() {
+        "/robots.txt" => "User-agent: *\nDisallow: /site/private\nCrawl-delay: 0.3\nSitemap: /sitemap-extra.xml\n".into_response(),
+        "/sitemap.xml" => ([(header::CONTENT_TYPE, "application/xml")], "<?xml version=\"1.0\"?><urlset><url><loc>http://HOST/site/from-sitemap</loc></url><url><loc>http://HOST/elsewhere/x</loc></url></urlset>".replace("HOST", req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(""))).into_response(),
+        "/llms.txt" => "# Site\n\n- [From llms](/site/from-llms): a page\n".into_response(),
+        "/site/" => html(page("Index", "<a href=\"/site/a\">A</a> <a href=\"/site/b\">B</a> <a href=\"/other/x\">Other</a> <a href=\"/site/a#part\">A again</a> <a href=\"/site/private\">P</a> <a href=\"https://example.invalid/\">Ext</a>")),
+        "/site/a" => html(page("Page A", "<a href=\"/site/c\">C</a>").replace("<head>", "<head><link rel=\"canonical\" href=\"/site/a\">")),
+        "/site/b" => html(page("Page B", "Same as A.").replace("<head>", "<head><link rel=\"canonical\" href=\"/site/a\">")),
+        "/site/c" => html(page("Page C", "<a href=\"/site/d\">D</a>")),
+        "/site/d" => html(page("Page D", "Deep.")),
+        "/site/private" => html(page("Private", "Secret.")),
+        "/site/from-sitemap" => html(page("From sitemap", "Listed.")),
+        "/site/from-llms" => html(page("From llms", "Listed.")),
+        "/site/flaky" => {
+            if n == 1 {
+                (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "busy").into_response()
+            } else {
+                html(page("Flaky", "Recovered."))
+            }
+        }
+        "/site/always-500" => (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
+        "/site/slow" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            html(page("Slow", "Late."))
+        }
+        "/site/big" => html(format!("<html><body><p>{}</p></body></html>", "x".repeat(300_000))),
+        "/site/redirect" => (StatusCode::FOUND, [(header::LOCATION, "/site/moved")]).into_response(),
+        "/site/moved" => html(page("Moved", "Arrived.")),
+        "/site/to-loopback" => {
+            let port = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.rsplit(':').next()).unwrap_or("80").to_string();
+            (StatusCode::FOUND, [(header::LOCATION, format!("http://127.0.0.1:{port}/site/a"))]).into_response()
+        }
+        "/site/doc.pdf" => ([(header::CONTENT_TYPE, "application/pdf")], b"%PDF-1.4\n%fake\n".to_vec()).into_response(),
+        "/site/echo" => {
+            *site.echo.lock().unwrap() = Some(req.headers().clone());
+            html(page("Echo", "Headers noted."))
+        }
+        _ => (StatusCode::NOT_FOUND, "no").into_response(),
+    }
+}
+
+async fn serve() -> (String, Arc<Site>) {
+    let site = Arc::new(Site::default());
+    let app = axum::Router::new()
+        .fallback(handler)
+        .with_state(site.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}"), site)
+}
+
+fn settings() -> CrawlerSettings {
+    CrawlerSettings {
+        allow_private_networks: true,
+        retry_base_delay: Duration::from_millis(50),
+        max_page_bytes: 100_000,
+        ..CrawlerSettings::default()
+    }
+}
+
+struct Run {
+    items: Vec<DatasetItem>,
+    failed: Vec<(String, String)>,
+    skipped: Vec<(String, String)>,
+    summary: CrawlSummary,
+}
+
+async fn run(
+    input: serde_json::Value,
+    settings: CrawlerSettings,
+    cancel: CancellationToken,
+) -> Run {
+    let input = CrawlInput::from_json(input).unwrap();
+    let mut items = Vec::new();
+    let mut failed = Vec::new();
+    let mut skipped = Vec::new();
+    let summary = crawl(&input, &settings, cancel, |e| match e {
+        Event::Item(i) => items.push(*i),
+        Event::Failed { url, error } => failed.push((url, error)),
+        Event::Skipped { url, reason } => skipped.push((url, reason)),
+        Event::Progress(_) => {}
+    })
+    .await
+    .unwrap();
+    Run {
+        items,
+        failed,
+        skipped,
+        summary,
+    }
+}
+
+fn paths(items: &[DatasetItem]) -> Vec<String> {
+    let mut v: Vec<String> = items
+        .iter()
+        .map(|i| url::Url::parse(&i.url).unwrap().path().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn crawl_stays_in_scope_respects_depth_and_skips_canonical_duplicates() {
+    let (base, site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [{"url": format!("{base}/site/")}], "maxCrawlDepth": 2, "crawlerType": "playwright:firefox"}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(
+        paths(&r.items),
+        vec!["/site/", "/site/a", "/site/c", "/site/private"]
+    );
+    assert!(
+        r.skipped
+            .iter()
+            .any(|(u, why)| u.ends_with("/site/b") && why.contains("canonical")),
+        "{:?}",
+        r.skipped
+    );
+    assert!(
+        site.hits.lock().unwrap().get("/other/x").is_none(),
+        "out of scope link fetched"
+    );
+    assert!(
+        site.hits.lock().unwrap().get("/site/d").is_none(),
+        "depth 3 fetched"
+    );
+    assert_eq!(
+        site.hits.lock().unwrap()["/site/a"].len(),
+        1,
+        "fragment URL fetched twice"
+    );
+    let c = r.items.iter().find(|i| i.url.ends_with("/site/c")).unwrap();
+    assert_eq!(c.crawl.depth, 2);
+    assert_eq!(
+        c.crawl.referrer_url.as_deref(),
+        Some(format!("{base}/site/a").as_str())
+    );
+    assert_eq!(c.crawl.http_status_code, 200);
+    assert!(c.text.contains("long enough to count"), "{}", c.text);
+    assert!(!c.text.contains("Home"), "nav leaked: {}", c.text);
+    assert!(c.markdown.as_deref().unwrap().contains("[D](http://"));
+    let json = serde_json::to_value(c).unwrap();
+    for key in ["url", "crawl", "metadata", "text", "markdown", "html"] {
+        assert!(json.get(key).is_some(), "item lacks {key}: {json}");
+    }
+    assert_eq!(json["metadata"]["languageCode"], "en");
+    assert_eq!(json["metadata"]["title"], "Page C");
+    assert!(
+        json["metadata"]["headers"]["content-type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(json["crawl"]["loadedTime"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(r.summary.stop_reason, StopReason::Finished);
+    assert_eq!(r.summary.ignored_inputs, vec!["crawlerType"]);
+}
+
+#[tokio::test]
+async fn include_and_exclude_globs_replace_the_default_scope() {
+    let (base, site) = serve().await;
+    let r = run(
+        serde_json::json!({
+            "startUrls": [format!("{base}/site/")],
+            "includeUrlGlobs": [{"glob": format!("{base}/{{site,other}}/*")}],
+            "excludeUrlGlobs": [format!("{base}/site/[bc]")],
+            "maxCrawlDepth": 1,
+        }),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(paths(&r.items), vec!["/site/", "/site/a", "/site/private"]);
+    assert_eq!(
+        site.hits.lock().unwrap()["/other/x"].len(),
+        1,
+        "included glob not followed"
+    );
+    assert!(site.hits.lock().unwrap().get("/site/b").is_none());
+}
+
+#[tokio::test]
+async fn max_crawl_pages_and_max_results_stop_the_crawl() {
+    let (base, _site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/")], "maxCrawlPages": 2, "maxConcurrency": 1}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(r.summary.progress.done, 2);
+    assert_eq!(r.summary.stop_reason, StopReason::MaxCrawlPages);
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/")], "maxResults": 1}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(r.summary.stop_reason, StopReason::MaxResults);
+}
+
+#[tokio::test]
+async fn robots_txt_disallow_and_crawl_delay_are_honoured() {
+    let (base, site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/")], "maxCrawlDepth": 1, "respectRobotsTxtFile": true, "maxConcurrency": 10}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(
+        r.skipped
+            .iter()
+            .any(|(u, why)| u.ends_with("/site/private") && why.contains("robots"))
+    );
+    assert!(site.hits.lock().unwrap().get("/site/private").is_none());
+    let hits = site.hits.lock().unwrap();
+    let mut starts: Vec<Instant> = ["/site/", "/site/a", "/site/b"]
+        .iter()
+        .map(|p| hits[*p][0])
+        .collect();
+    starts.sort();
+    for w in starts.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(280),
+            "crawl-delay not kept: {:?}",
+            w[1] - w[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn sitemaps_and_llms_txt_add_pages_at_depth_one_within_scope() {
+    let (base, site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/d")], "useSitemaps": true, "useLlmsTxt": true, "maxCrawlDepth": 1}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    // Scope of /site/d is /site/d/**: sitemap and llms pages lie outside unless globbed.
+    assert_eq!(paths(&r.items), vec!["/site/d"]);
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/d")], "useSitemaps": true, "useLlmsTxt": true, "maxCrawlDepth": 1, "includeUrlGlobs": [format!("{base}/site/**")]}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    // `/site/` comes from the page's own Home link.
+    assert_eq!(
+        paths(&r.items),
+        vec!["/site/", "/site/d", "/site/from-llms", "/site/from-sitemap"]
+    );
+    let s = r
+        .items
+        .iter()
+        .find(|i| i.url.ends_with("from-sitemap"))
+        .unwrap();
+    assert_eq!(s.crawl.depth, 1);
+    assert!(site.hits.lock().unwrap().get("/elsewhere/x").is_none());
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried_honouring_retry_after() {
+    let (base, site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/flaky"), format!("{base}/site/always-500")], "maxRequestRetries": 2}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(paths(&r.items), vec!["/site/flaky"]);
+    let hits = site.hits.lock().unwrap();
+    let flaky = &hits["/site/flaky"];
+    assert_eq!(flaky.len(), 2);
+    assert!(
+        flaky[1] - flaky[0] >= Duration::from_millis(950),
+        "Retry-After ignored"
+    );
+    assert_eq!(hits["/site/always-500"].len(), 3, "1 try + 2 retries");
+    assert!(
+        r.failed
+            .iter()
+            .any(|(u, e)| u.ends_with("always-500") && e.contains("HTTP 500")),
+        "{:?}",
+        r.failed
+    );
+}
+
+#[tokio::test]
+async fn timeouts_size_cap_redirects_and_pdf_documents() {
+    let (base, _site) = serve().await;
+    let r = run(
+        serde_json::json!({
+            "startUrls": [format!("{base}/site/slow"), format!("{base}/site/big"), format!("{base}/site/redirect"), format!("{base}/site/doc.pdf")],
+            "requestTimeoutSecs": 1, "maxRequestRetries": 0, "maxCrawlDepth": 0
+        }),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(
+        r.failed
+            .iter()
+            .any(|(u, e)| u.ends_with("/slow") && e.contains("timed out")),
+        "{:?}",
+        r.failed
+    );
+    assert!(
+        r.failed
+            .iter()
+            .any(|(u, e)| u.ends_with("/big") && e.contains("larger than")),
+        "{:?}",
+        r.failed
+    );
+    let moved = r
+        .items
+        .iter()
+        .find(|i| i.url.ends_with("/site/redirect"))
+        .unwrap();
+    assert_eq!(moved.crawl.loaded_url, format!("{base}/site/moved"));
+    assert_eq!(moved.crawl.redirects.len(), 1);
+    assert_eq!(moved.crawl.redirects[0].status_code, 302);
+    let pdf = r.items.iter().find(|i| i.url.ends_with(".pdf")).unwrap();
+    assert_eq!(
+        pdf.metadata.content_type.as_deref(),
+        Some("application/pdf")
+    );
+}
+
+#[tokio::test]
+async fn custom_headers_and_initial_cookies_are_sent_with_an_honest_user_agent() {
+    let (base, site) = serve().await;
+    let r = run(
+        serde_json::json!({
+            "startUrls": [format!("{base}/site/echo")],
+            "customHttpHeaders": {"X-Test": "yes"},
+            "initialCookies": [{"name": "session", "value": "abc", "domain": "127.0.0.1"}, {"name": "other", "value": "no", "domain": "example.com"}]
+        }),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(r.items.len(), 1);
+    let h = site.echo.lock().unwrap().clone().unwrap();
+    assert_eq!(h["x-test"], "yes");
+    assert_eq!(h["cookie"], "session=abc");
+    assert!(
+        h["user-agent"]
+            .to_str()
+            .unwrap()
+            .starts_with("agentbase-crawler/")
+    );
+}
+
+#[tokio::test]
+async fn abort_stops_a_running_crawl_promptly() {
+    let (base, _site) = serve().await;
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c2.cancel();
+    });
+    let t = Instant::now();
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/slow")], "requestTimeoutSecs": 30}),
+        settings(),
+        cancel,
+    )
+    .await;
+    assert_eq!(r.summary.stop_reason, StopReason::Aborted);
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/slow")], "requestTimeoutSecs": 30}),
+        CrawlerSettings {
+            overall_timeout: Some(Duration::from_millis(300)),
+            ..settings()
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(r.summary.stop_reason, StopReason::TimedOut);
+}
+
+#[tokio::test]
+async fn loopback_is_refused_without_allow_private_networks_even_via_redirect() {
+    let (base, site) = serve().await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let guarded = CrawlerSettings {
+        allow_private_networks: false,
+        ..settings()
+    };
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/a"), format!("http://localhost:{port}/site/a"), format!("http://[::ffff:127.0.0.1]:{port}/site/a")], "maxRequestRetries": 0}),
+        guarded.clone(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(r.items.is_empty());
+    assert_eq!(r.failed.len(), 3, "{:?}", r.failed);
+    assert!(
+        r.failed.iter().all(|(_, e)| e.contains("refused")),
+        "{:?}",
+        r.failed
+    );
+    assert!(
+        site.hits.lock().unwrap().is_empty(),
+        "a guarded request reached the server"
+    );
+    // An allow-listed name gets through, but its redirect to a loopback literal does not.
+    let r = run(
+        serde_json::json!({"startUrls": [format!("http://localhost:{port}/site/to-loopback")], "maxRequestRetries": 0}),
+        CrawlerSettings {
+            private_host_allowlist: vec!["localhost".into()],
+            ..guarded
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(r.items.is_empty());
+    assert!(
+        r.failed[0].1.contains("refused to connect to 127.0.0.1"),
+        "{:?}",
+        r.failed
+    );
+    assert_eq!(site.hits.lock().unwrap()["/site/to-loopback"].len(), 1);
+    assert!(site.hits.lock().unwrap().get("/site/a").is_none());
+}
