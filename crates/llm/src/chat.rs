@@ -147,9 +147,12 @@ struct Job {
     events: EventSender,
 }
 
-/// The weights of one supported architecture, with one worker's KV cache.
+/// The weights of one supported architecture, with one worker's KV cache. Llama runs
+/// on our own forward pass (`llama`: a KV cache that is appended to, not copied per
+/// token); mixture-of-experts llama files and Qwen2 on candle's.
 enum Weights {
-    Llama(quantized_llama::ModelWeights),
+    Llama(Box<crate::llama::Llama>),
+    LlamaMoe(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
 }
 
@@ -179,10 +182,15 @@ impl Weights {
     ) -> Result<Self, Error> {
         let device = Device::Cpu;
         Ok(match arch {
-            "llama" => Self::Llama(
-                quantized_llama::ModelWeights::from_gguf(content, reader, &device)
-                    .map_err(|e| Error::invalid(path, e))?,
-            ),
+            "llama" => match crate::llama::Llama::from_gguf(&content, reader, &device)
+                .map_err(|e| Error::invalid(path, e))?
+            {
+                Some(model) => Self::Llama(Box::new(model)),
+                None => Self::LlamaMoe(
+                    quantized_llama::ModelWeights::from_gguf(content, reader, &device)
+                        .map_err(|e| Error::invalid(path, e))?,
+                ),
+            },
             "qwen2" => Self::Qwen2(
                 quantized_qwen2::ModelWeights::from_gguf(content, reader, &device)
                     .map_err(|e| Error::invalid(path, e))?,
@@ -200,7 +208,8 @@ impl Weights {
     /// reference-counted), qwen2's cannot be cloned and are read again.
     fn for_another_worker(&self, path: &Path, requantize: bool) -> Result<Self, Error> {
         match self {
-            Self::Llama(m) => Ok(Self::Llama(m.clone())),
+            Self::Llama(m) => Ok(Self::Llama(Box::new(m.for_another_worker()))),
+            Self::LlamaMoe(m) => Ok(Self::LlamaMoe(m.clone())),
             Self::Qwen2(_) => Self::read(path, "qwen2", requantize),
         }
     }
@@ -208,6 +217,7 @@ impl Weights {
     fn forward(&mut self, input: &Tensor, index_pos: usize) -> candle_core::Result<Tensor> {
         match self {
             Self::Llama(m) => m.forward(input, index_pos),
+            Self::LlamaMoe(m) => m.forward(input, index_pos),
             Self::Qwen2(m) => m.forward(input, index_pos),
         }
     }
@@ -215,6 +225,7 @@ impl Weights {
     fn clear_kv_cache(&mut self) {
         match self {
             Self::Llama(m) => m.clear_kv_cache(),
+            Self::LlamaMoe(m) => m.clear_kv_cache(),
             Self::Qwen2(m) => m.clear_kv_cache(),
         }
     }

