@@ -946,8 +946,35 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
     }))
 }
 
-fn decode(body: &[u8], _content_type: &str) -> String {
-    String::from_utf8_lossy(body).into_owned()
+/// Decodes a body: charset from the Content-Type header, else from a `<meta>` in the
+/// first 2 KiB, else UTF-8 when valid, else windows-1252 (what browsers assume).
+pub(crate) fn decode(body: &[u8], content_type: &str) -> String {
+    let label = charset_param(content_type).or_else(|| {
+        let head = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
+        let i = head.find("charset=")?;
+        let rest = head[i + 8..].trim_start_matches(['"', '\'']);
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(rest.len());
+        Some(rest[..end].to_string())
+    });
+    if let Some(enc) = label.and_then(|l| encoding_rs::Encoding::for_label(l.trim().as_bytes())) {
+        let (text, _, _) = enc.decode(body);
+        return text.into_owned();
+    }
+    match std::str::from_utf8(body) {
+        Ok(s) => s.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1252.decode(body).0.into_owned(),
+    }
+}
+
+fn charset_param(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
 }
 
 /// Sitemap and llms.txt discovery for the start URLs' origins.
@@ -1050,6 +1077,17 @@ fn xml_locs(xml: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_decoded_by_header_meta_or_fallback() {
+        assert_eq!(decode(b"caf\xe9", "text/html; charset=ISO-8859-1"), "café");
+        assert_eq!(
+            decode(b"<meta charset=\"windows-1252\">caf\xe9", "text/html"),
+            "<meta charset=\"windows-1252\">café"
+        );
+        assert_eq!(decode("café".as_bytes(), "text/html"), "café");
+        assert_eq!(decode(b"caf\xe9", ""), "café");
+    }
 
     #[test]
     fn retry_after_takes_seconds_and_http_dates() {

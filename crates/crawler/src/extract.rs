@@ -428,3 +428,147 @@ fn to_html(dom: &Dom, root: usize) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"<html lang="de"><head>
+<title>The Title</title><base href="https://example.com/docs/">
+<link rel="canonical" href="/docs/page">
+<meta name="description" content=" A  page. "><meta name="author" content="Ann">
+<meta property="og:title" content="OG Title"><meta name="keywords" content="a, b">
+<script type="application/ld+json">{"@type": "Article", "headline": "H"}</script>
+<script>var junk = 1;</script>
+</head><body>
+<nav><a href="/nav">Nav link</a></nav>
+<div class="sidebar"><a href="side.html">Sidebar</a></div>
+<article>
+<h1>The Title</h1>
+<p>First paragraph of the article, long enough, with commas, to be scored as content by the readability pass.</p>
+<h2>Section <em>two</em></h2>
+<ul><li>one <a href="one.html">link</a></li><li>two<ol><li>nested</li></ol></li></ul>
+<blockquote><p>Quoted words.</p></blockquote>
+<pre><code class="language-python">def f():
+    return 1</code></pre>
+<table><tr><td>a</td><td>b|c</td></tr><tr><td>1</td><td>2</td></tr></table>
+<p>Second paragraph, also long enough to count as article text, mentioning <strong>bold</strong> and <code>code</code>.</p>
+<div class="keep-me"><p>Kept block text.</p></div>
+</article>
+<footer>Footer text</footer>
+</body></html>"#;
+
+    #[test]
+    fn metadata_links_and_markdown_come_out_of_one_page() {
+        let out = extract(
+            PAGE,
+            "https://example.com/docs/page",
+            &ExtractOptions::default(),
+        );
+        let m = &out.metadata;
+        assert_eq!(m.title.as_deref(), Some("The Title"));
+        assert_eq!(
+            m.canonical_url.as_deref(),
+            Some("https://example.com/docs/page")
+        );
+        assert_eq!(m.description.as_deref(), Some("A page."));
+        assert_eq!(m.author.as_deref(), Some("Ann"));
+        assert_eq!(m.keywords.as_deref(), Some("a, b"));
+        assert_eq!(m.language_code.as_deref(), Some("de"));
+        assert_eq!(m.json_ld[0]["headline"], "H");
+        assert_eq!(m.open_graph[0].property, "og:title");
+        assert!(out.links.contains(&"https://example.com/nav".to_string()));
+        assert!(
+            out.links
+                .contains(&"https://example.com/docs/one.html".to_string())
+        );
+        let md = out.markdown.unwrap();
+        assert!(md.contains("## Section *two*"), "{md}");
+        assert!(
+            md.contains("- one [link](https://example.com/docs/one.html)"),
+            "{md}"
+        );
+        assert!(md.contains("- two\n  1. nested"), "{md}");
+        assert!(md.contains("> Quoted words."), "{md}");
+        assert!(
+            md.contains("```python\ndef f():\n    return 1\n```"),
+            "{md}"
+        );
+        assert!(md.contains("| a | b\\|c |"), "{md}");
+        assert!(md.contains("**bold** and `code`"), "{md}");
+        for junk in ["Nav link", "Sidebar", "Footer text", "junk", "# The Title"] {
+            assert!(!md.contains(junk), "{junk} leaked: {md}");
+            assert!(
+                !out.text.contains(junk) || junk == "# The Title",
+                "{junk} leaked"
+            );
+        }
+        assert!(out.text.contains("First paragraph") && out.text.contains("Kept block text."));
+        assert!(out.html.is_none());
+        assert!(out.readable);
+    }
+
+    #[test]
+    fn keep_selector_transformer_none_and_save_html() {
+        let keep = ExtractOptions {
+            keep_elements_css_selector: ".keep-me".into(),
+            html_transformer: HtmlTransformer::None,
+            save_html: true,
+            ..ExtractOptions::default()
+        };
+        let out = extract(PAGE, "https://example.com/docs/page", &keep);
+        assert_eq!(out.text, "Kept block text.");
+        assert_eq!(
+            out.html.as_deref(),
+            Some("<body><div><p>Kept block text.</p></div></body>")
+        );
+        let none = ExtractOptions {
+            html_transformer: HtmlTransformer::None,
+            ..ExtractOptions::default()
+        };
+        let out = extract(PAGE, "https://example.com/docs/page", &none);
+        assert!(
+            out.text.contains("Sidebar"),
+            "none keeps everything but the removed elements"
+        );
+        assert!(!out.text.contains("Nav link") && !out.text.contains("Footer text"));
+        assert!(!out.readable);
+        let nothing_removed = ExtractOptions {
+            remove_elements_css_selector: "dummy_keep_everything".into(),
+            html_transformer: HtmlTransformer::None,
+            ..ExtractOptions::default()
+        };
+        let out = extract(PAGE, "https://example.com/docs/page", &nothing_removed);
+        assert!(out.text.contains("Nav link") && out.text.contains("Footer text"));
+        assert!(!out.text.contains("junk"), "script text never leaks");
+    }
+
+    #[test]
+    fn readable_if_possible_falls_back_on_non_articles() {
+        let page =
+            "<html><body><ul><li><a href=/a>A</a></li><li><a href=/b>B</a></li></ul></body></html>";
+        let options = ExtractOptions {
+            html_transformer: HtmlTransformer::ReadableTextIfPossible,
+            ..ExtractOptions::default()
+        };
+        let out = extract(page, "https://x.test/", &options);
+        assert_eq!(out.text, "A\nB");
+        assert!(!out.readable);
+    }
+
+    #[test]
+    fn bad_selectors_are_reported_by_validate_and_ignored_by_extract() {
+        let bad = ExtractOptions {
+            keep_elements_css_selector: "p[[".into(),
+            ..ExtractOptions::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert_eq!(err.field, "keepElementsCssSelector");
+        assert!(
+            extract(PAGE, "not a url", &bad)
+                .text
+                .contains("First paragraph")
+        );
+        assert!(ExtractOptions::default().validate().is_ok());
+    }
+}

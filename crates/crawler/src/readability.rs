@@ -311,12 +311,6 @@ pub(crate) fn extract_article(
         let mut work = dom.clone();
         if let Some(article) = grab_article(&mut work, root, flags, title) {
             let done = article.text_len >= retry_below;
-            if std::env::var_os("READABILITY_DEBUG").is_some() {
-                eprintln!(
-                    "attempt len={} top={:.1}",
-                    article.text_len, article.top_score
-                );
-            }
             results.push(article);
             if done {
                 break;
@@ -466,16 +460,6 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
         }
     };
     let top_score = score[top];
-    if std::env::var_os("READABILITY_DEBUG").is_some() {
-        for (sc, id) in &ranked {
-            eprintln!(
-                "cand {sc:.1} <{} {}> len={}",
-                dom.tag(*id),
-                class_id(dom, *id),
-                normalized_len(&dom.text(*id))
-            );
-        }
-    }
 
     // 3. If several good candidates share an ancestor, that ancestor is the article.
     let alternatives: Vec<Id> = ranked[1..]

@@ -211,7 +211,14 @@ impl Renderer<'_> {
             .unwrap_or(1);
         for c in dom.nodes[id].children.clone() {
             let body = if dom.tag(c) == "li" {
-                self.blocks(c, depth + 1)
+                let b = self.blocks(c, depth + 1);
+                // A tight item (no paragraphs or code inside) keeps its nested list on
+                // the next line instead of after a blank one.
+                let tight = !dom
+                    .descendants(c)
+                    .iter()
+                    .any(|d| matches!(dom.tag(*d), "p" | "pre" | "blockquote" | "table"));
+                if tight { b.replace("\n\n", "\n") } else { b }
             } else if self.is_block(c) {
                 self.block(c, depth + 1)
             } else {

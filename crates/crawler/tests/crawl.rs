@@ -20,7 +20,7 @@ struct Site {
 
 fn page(title: &str, body: &str) -> String {
     format!(
-        "<html lang=\"en\"><head><title>{title}</title></head><body><nav><a href=\"/site/\">Home</a></nav><article><h2>{title}</h2><p>{body} This paragraph is long enough to count as readable article text, with commas, words, and more words to pass thresholds.</p></article></body></html>"
+        "<html lang=\"en\"><head><title>{title}</title></head><body><nav><a href=\"/site/\">Home</a></nav><article><h2>{title}</h2><p>{body} This paragraph is long enough to count as readable article text, with commas, words, and more words to pass thresholds.</p><p>Copyright 2026 Example Docs, all rights reserved.</p></article></body></html>"
     )
 }
 
@@ -470,4 +470,31 @@ async fn loopback_is_refused_without_allow_private_networks_even_via_redirect() 
     );
     assert_eq!(site.hits.lock().unwrap()["/site/to-loopback"].len(), 1);
     assert!(site.hits.lock().unwrap().get("/site/a").is_none());
+}
+
+#[tokio::test]
+async fn aggressive_prune_drops_lines_repeated_across_pages() {
+    let (base, _site) = serve().await;
+    let input = |prune: bool| serde_json::json!({"startUrls": [format!("{base}/site/")], "maxCrawlDepth": 1, "maxConcurrency": 1, "aggressivePrune": prune});
+    let plain = run(input(false), settings(), CancellationToken::new()).await;
+    assert!(plain.items.len() >= 3);
+    assert!(
+        plain
+            .items
+            .iter()
+            .all(|i| i.text.contains("Copyright 2026 Example Docs"))
+    );
+    let pruned = run(input(true), settings(), CancellationToken::new()).await;
+    assert_eq!(pruned.items.len(), plain.items.len());
+    assert!(pruned.items[0].text.contains("Copyright 2026 Example Docs"));
+    assert!(pruned.items[1].text.contains("Copyright 2026 Example Docs"));
+    for item in &pruned.items[2..] {
+        assert!(!item.text.contains("Copyright 2026"), "{}", item.text);
+        assert!(!item.markdown.as_deref().unwrap().contains("Copyright 2026"));
+        assert!(
+            item.text.contains("long enough to count"),
+            "unique content pruned: {}",
+            item.text
+        );
+    }
 }
