@@ -53,7 +53,10 @@ if [ ! -f "$ST_MODEL/modules.json" ]; then
 fi
 
 nice -n 10 cargo build -q --release -p agentbase-llm --example embed_speed --example chat_speed
-BIN=$CARGO_TARGET_DIR/release/examples
+# Copies, so a rebuild during the run does not change what is measured.
+BIN=$OUT/bin
+mkdir -p "$BIN"
+cp "$CARGO_TARGET_DIR/release/examples/embed_speed" "$CARGO_TARGET_DIR/release/examples/chat_speed" "$BIN/"
 python3 bench/llm/make_chunks.py "$BOOK" "$OUT/chunks.jsonl" 256
 
 # Two threads each: pinned to two CPUs; candle's pool and rayon told so too.
@@ -75,7 +78,7 @@ run() { # label, command...: appends the command's JSON line plus time's figures
 
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  run embed-ours $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
+  run embed-ours env AGENTBASE_EMBED_BACKEND=fast $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
   run embed-st $PIN "$VENV_ST/bin/python" bench/llm/st_embed.py "$ST_MODEL" "$OUT/chunks.jsonl" $BATCH $THREADS
   run embed-candle env AGENTBASE_EMBED_BACKEND=candle $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
   run chat-ours $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"

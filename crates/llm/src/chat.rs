@@ -150,9 +150,10 @@ struct Job {
 /// The weights of one supported architecture, with one worker's KV cache. Llama runs
 /// on our own forward pass (`llama`: a KV cache that is appended to, not copied per
 /// token); mixture-of-experts llama files and Qwen2 on candle's.
+/// `AGENTBASE_CHAT_LLAMA=candle` runs llama on candle's too (for comparisons).
 enum Weights {
     Llama(Box<crate::llama::Llama>),
-    LlamaMoe(quantized_llama::ModelWeights),
+    CandleLlama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
 }
 
@@ -182,15 +183,20 @@ impl Weights {
     ) -> Result<Self, Error> {
         let device = Device::Cpu;
         Ok(match arch {
-            "llama" => match crate::llama::Llama::from_gguf(&content, reader, &device)
-                .map_err(|e| Error::invalid(path, e))?
-            {
-                Some(model) => Self::Llama(Box::new(model)),
-                None => Self::LlamaMoe(
-                    quantized_llama::ModelWeights::from_gguf(content, reader, &device)
+            "llama" => {
+                let ours = match std::env::var("AGENTBASE_CHAT_LLAMA").as_deref() {
+                    Ok("candle") => None,
+                    _ => crate::llama::Llama::from_gguf(&content, reader, &device)
                         .map_err(|e| Error::invalid(path, e))?,
-                ),
-            },
+                };
+                match ours {
+                    Some(model) => Self::Llama(Box::new(model)),
+                    None => Self::CandleLlama(
+                        quantized_llama::ModelWeights::from_gguf(content, reader, &device)
+                            .map_err(|e| Error::invalid(path, e))?,
+                    ),
+                }
+            }
             "qwen2" => Self::Qwen2(
                 quantized_qwen2::ModelWeights::from_gguf(content, reader, &device)
                     .map_err(|e| Error::invalid(path, e))?,
@@ -209,7 +215,7 @@ impl Weights {
     fn for_another_worker(&self, path: &Path, requantize: bool) -> Result<Self, Error> {
         match self {
             Self::Llama(m) => Ok(Self::Llama(Box::new(m.for_another_worker()))),
-            Self::LlamaMoe(m) => Ok(Self::LlamaMoe(m.clone())),
+            Self::CandleLlama(m) => Ok(Self::CandleLlama(m.clone())),
             Self::Qwen2(_) => Self::read(path, "qwen2", requantize),
         }
     }
@@ -217,7 +223,7 @@ impl Weights {
     fn forward(&mut self, input: &Tensor, index_pos: usize) -> candle_core::Result<Tensor> {
         match self {
             Self::Llama(m) => m.forward(input, index_pos),
-            Self::LlamaMoe(m) => m.forward(input, index_pos),
+            Self::CandleLlama(m) => m.forward(input, index_pos),
             Self::Qwen2(m) => m.forward(input, index_pos),
         }
     }
@@ -225,7 +231,7 @@ impl Weights {
     fn clear_kv_cache(&mut self) {
         match self {
             Self::Llama(m) => m.clear_kv_cache(),
-            Self::LlamaMoe(m) => m.clear_kv_cache(),
+            Self::CandleLlama(m) => m.clear_kv_cache(),
             Self::Qwen2(m) => m.clear_kv_cache(),
         }
     }

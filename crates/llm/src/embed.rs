@@ -3,9 +3,10 @@
 //! model's `max_seq_length`, run BERT, mean-pool over the attention mask (or take
 //! `[CLS]` when the model's pooling config says so), L2-normalise.
 //!
-//! On x86-64 CPUs with AVX-512 BF16 the encoder is our own (`fast_bert`: no padding,
-//! bf16 matmuls with f32 accumulation, several times candle's speed); elsewhere, or for
-//! a BERT variant it does not implement, candle's `BertModel` runs. For candle, inputs
+//! In optimized builds on x86-64 CPUs with AVX-512 BF16 the encoder is our own
+//! (`fast_bert`: no padding, bf16 matmuls with f32 accumulation, several times
+//! candle's speed); elsewhere, or for a BERT variant it does not implement, candle's
+//! `BertModel` runs (`EmbedBackend` chooses explicitly). For candle, inputs
 //! are sorted by length and run in batches padded to their longest member, so a batch
 //! of short chunks costs what short chunks cost. The work runs on one dedicated OS
 //! thread (which spreads each batch over the cores); callers await a oneshot reply and
@@ -30,6 +31,8 @@ pub struct LocalEmbedderOptions {
     /// Overrides the token limit; by default `max_seq_length` from the dir's
     /// `sentence_bert_config.json`, else the model's position limit.
     pub max_seq_len: Option<usize>,
+    /// Which encoder runs the model. Default `Auto`.
+    pub backend: EmbedBackend,
 }
 
 impl Default for LocalEmbedderOptions {
@@ -37,8 +40,25 @@ impl Default for LocalEmbedderOptions {
         Self {
             batch_size: 16,
             max_seq_len: None,
+            backend: EmbedBackend::Auto,
         }
     }
+}
+
+/// The encoder behind `LocalEmbedder`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EmbedBackend {
+    /// `Fast` when the CPU, the model and the build allow it, else `Candle`. Builds
+    /// without optimizations (dev profile) use candle: our encoder is compiled with
+    /// the crate and is slow unoptimized, candle is a dependency and optimized.
+    /// `AGENTBASE_EMBED_BACKEND=candle|fast` overrides the choice (benchmarks).
+    #[default]
+    Auto,
+    /// candle's f32 `BertModel` on padded batches.
+    Candle,
+    /// Our AVX-512 BF16 encoder (`fast_bert`); loading fails with
+    /// `Error::InvalidModel` when the CPU or the model rules it out.
+    Fast,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +152,24 @@ impl LocalEmbedder {
         let weights_path = dir.join("model.safetensors");
         let tensors = candle_core::safetensors::load(&weights_path, &device)
             .map_err(|e| Error::invalid(&weights_path, e))?;
-        let encoder = match Self::fast_encoder(&config_text, &tensors) {
+        let backend = match (
+            options.backend,
+            std::env::var("AGENTBASE_EMBED_BACKEND").as_deref(),
+        ) {
+            (EmbedBackend::Auto, Ok("candle")) => EmbedBackend::Candle,
+            (EmbedBackend::Auto, Ok("fast")) => EmbedBackend::Fast,
+            (backend, _) => backend,
+        };
+        let fast = match backend {
+            EmbedBackend::Candle => None,
+            EmbedBackend::Auto if !cfg!(optimized) => None,
+            EmbedBackend::Auto => Self::fast_encoder(&config_text, &tensors).ok(),
+            EmbedBackend::Fast => Some(
+                Self::fast_encoder(&config_text, &tensors)
+                    .map_err(|reason| Error::invalid(&weights_path, reason))?,
+            ),
+        };
+        let encoder = match fast {
             Some(fast) => {
                 // Texts run unpadded; tokenizer.json may ask for a fixed length.
                 tokenizer.with_padding(None);
@@ -152,7 +189,7 @@ impl LocalEmbedder {
                 Encoder::Candle(Box::new(bert))
             }
         };
-        let backend = match encoder {
+        let encoder_name = match encoder {
             Encoder::Candle(_) => "candle",
             #[cfg(target_arch = "x86_64")]
             Encoder::Fast(_) => "avx512-bf16",
@@ -182,40 +219,34 @@ impl LocalEmbedder {
                 }
             })
             .map_err(Error::io("start a worker thread for", dir))?;
-        tracing::info!(dir = %dir.display(), dimensions, max_seq_len, ?pooling, backend, "local embedder loaded");
+        tracing::info!(dir = %dir.display(), dimensions, max_seq_len, ?pooling, encoder = encoder_name, "local embedder loaded");
         Ok(Self { jobs, dimensions })
     }
 
-    /// Our own encoder when the CPU and the model allow it. A model it cannot build
-    /// (unexpected tensor names or shapes) is left to candle, which reports errors.
-    /// `AGENTBASE_EMBED_BACKEND=candle` forces candle (for comparisons).
+    /// Our own encoder, or why the CPU or the model rule it out.
     #[cfg(target_arch = "x86_64")]
     fn fast_encoder(
         config: &str,
         tensors: &std::collections::HashMap<String, Tensor>,
-    ) -> Option<Encoder> {
+    ) -> Result<Encoder, String> {
         use crate::fast_bert::{FastBert, Shape, supported};
-        if std::env::var("AGENTBASE_EMBED_BACKEND").as_deref() == Ok("candle") || !supported() {
-            return None;
+        if !supported() {
+            return Err("the fast encoder needs a CPU with AVX-512 BF16".to_owned());
         }
-        let config: serde_json::Value = serde_json::from_str(config).ok()?;
-        let shape = Shape::from_config(&config)?;
+        let config: serde_json::Value = serde_json::from_str(config).map_err(|e| e.to_string())?;
+        let shape = Shape::from_config(&config)
+            .ok_or("the fast encoder runs BERT with GELU and absolute positions only".to_owned())?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        match FastBert::load(tensors, shape, threads) {
-            Ok(fast) => Some(Encoder::Fast(Box::new(fast))),
-            Err(reason) => {
-                tracing::info!(%reason, "embedding model not supported by the fast encoder, using candle");
-                None
-            }
-        }
+        let fast = FastBert::load(tensors, shape, threads)?;
+        Ok(Encoder::Fast(Box::new(fast)))
     }
 
     #[cfg(not(target_arch = "x86_64"))]
     fn fast_encoder(
         _config: &str,
         _tensors: &std::collections::HashMap<String, Tensor>,
-    ) -> Option<Encoder> {
-        None
+    ) -> Result<Encoder, String> {
+        Err("the fast encoder needs an x86-64 CPU with AVX-512 BF16".to_owned())
     }
 }
 

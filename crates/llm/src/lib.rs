@@ -15,7 +15,7 @@ mod template;
 pub mod tools;
 
 pub use chat::{LocalChatModel, LocalChatOptions, LocalChatStats};
-pub use embed::{LocalEmbedder, LocalEmbedderOptions};
+pub use embed::{EmbedBackend, LocalEmbedder, LocalEmbedderOptions};
 pub use fetch::{ModelPaths, default_model_paths, fetch_default_models};
 
 use std::path::PathBuf;

@@ -70,7 +70,11 @@ impl Llama {
             Some(v) => Ok(v),
             None => candle_core::bail!("cannot find {key} in metadata"),
         };
-        if meta("llama.expert_count").and_then(|v| v.to_u32()).unwrap_or(0) > 1 {
+        if meta("llama.expert_count")
+            .and_then(|v| v.to_u32())
+            .unwrap_or(0)
+            > 1
+        {
             return Ok(None);
         }
         let n_head = meta("llama.attention.head_count")?.to_u32()? as usize;
@@ -82,8 +86,14 @@ impl Llama {
         let rope_base = meta("llama.rope.freq_base")
             .and_then(|v| v.to_f32())
             .unwrap_or(10_000.0);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || embedding % n_head != 0 {
-            candle_core::bail!("unsupported head counts {n_head}/{n_kv_head} for width {embedding}");
+        if n_head == 0
+            || n_kv_head == 0
+            || !n_head.is_multiple_of(n_kv_head)
+            || !embedding.is_multiple_of(n_head)
+        {
+            candle_core::bail!(
+                "unsupported head counts {n_head}/{n_kv_head} for width {embedding}"
+            );
         }
 
         let (cos, sin) = rope_tables(rope_dim, rope_base, device)?;
@@ -153,7 +163,10 @@ impl Llama {
             self.clear_kv_cache();
         }
         if index_pos != self.cached {
-            candle_core::bail!("position {index_pos} does not follow the {} cached", self.cached);
+            candle_core::bail!(
+                "position {index_pos} does not follow the {} cached",
+                self.cached
+            );
         }
         if index_pos + seq_len > MAX_SEQ_LEN {
             candle_core::bail!("positions past {MAX_SEQ_LEN} are not supported");
@@ -171,7 +184,11 @@ impl Llama {
             hidden = (mlp + x)?;
         }
         self.cached += seq_len;
-        let last = self.norm.forward(&hidden)?.narrow(1, seq_len - 1, 1)?.squeeze(1)?;
+        let last = self
+            .norm
+            .forward(&hidden)?
+            .narrow(1, seq_len - 1, 1)?
+            .squeeze(1)?;
         self.output.forward(&last)
     }
 
@@ -194,7 +211,9 @@ impl Llama {
         let cache = &mut self.cache[layer_index];
         let k_rows = k.transpose(1, 2)?.flatten_all()?.to_vec1::<f32>()?;
         cache.keys.extend_from_slice(&k_rows);
-        cache.values.extend_from_slice(&v.flatten_all()?.to_vec1::<f32>()?);
+        cache
+            .values
+            .extend_from_slice(&v.flatten_all()?.to_vec1::<f32>()?);
         let kv_len = index_pos + seq_len;
         let scale = 1.0 / (hd as f32).sqrt();
 
@@ -205,9 +224,10 @@ impl Llama {
         } else {
             let device = x.device();
             let cached = |data: &[f32]| -> Result<Tensor> {
-                let t = Tensor::from_slice(&data[..kv_len * n_kv * hd], (kv_len, n_kv, hd), device)?
-                    .transpose(0, 1)?
-                    .contiguous()?;
+                let t =
+                    Tensor::from_slice(&data[..kv_len * n_kv * hd], (kv_len, n_kv, hd), device)?
+                        .transpose(0, 1)?
+                        .contiguous()?;
                 // Grouped-query heads: each KV head serves n_head / n_kv query heads.
                 let rep = n_head / n_kv;
                 if rep == 1 {
@@ -280,7 +300,12 @@ fn decode_attention(
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for ((l, x), y) in lanes.iter_mut().zip(x).zip(y) {
             *l += x * y;
@@ -320,7 +345,9 @@ mod tests {
             let scores: Vec<f64> = (0..positions)
                 .map(|j| {
                     (0..hd)
-                        .map(|d| f64::from(q[head * hd + d]) * f64::from(keys[(j * n_kv + kv) * hd + d]))
+                        .map(|d| {
+                            f64::from(q[head * hd + d]) * f64::from(keys[(j * n_kv + kv) * hd + d])
+                        })
                         .sum::<f64>()
                         * 0.5
                 })
@@ -329,10 +356,16 @@ mod tests {
             let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
             for d in 0..hd {
                 let want: f64 = (0..positions)
-                    .map(|j| (scores[j] - max).exp() / total * f64::from(values[(j * n_kv + kv) * hd + d]))
+                    .map(|j| {
+                        (scores[j] - max).exp() / total
+                            * f64::from(values[(j * n_kv + kv) * hd + d])
+                    })
                     .sum();
                 let got = f64::from(out[head * hd + d]);
-                assert!((got - want).abs() < 1e-5, "head {head} dim {d}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "head {head} dim {d}: {got} vs {want}"
+                );
             }
         }
     }
@@ -384,17 +417,30 @@ mod tests {
             let theirs = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(ours.len(), theirs.len());
             let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = ours.iter().zip(&theirs).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            let dot: f64 = ours.iter().zip(&theirs).map(|(a, b)| f64::from(a * b)).sum();
+            let worst = ours
+                .iter()
+                .zip(&theirs)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            let dot: f64 = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| f64::from(a * b))
+                .sum();
             let norm = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
             let cosine = dot / (norm(&ours) * norm(&theirs));
             eprintln!("{step}: worst {worst} of {scale}, cosine {cosine}");
-            assert!(worst <= tolerance * scale, "{step}: logits differ by {worst} (scale {scale})");
+            assert!(
+                worst <= tolerance * scale,
+                "{step}: logits differ by {worst} (scale {scale})"
+            );
             assert!(cosine > 0.9999, "{step}: cosine {cosine}");
-            let argmax = |v: &[f32]| {
-                (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32
-            };
-            assert_eq!(argmax(&ours), argmax(&theirs), "{step}: a different next token");
+            let argmax =
+                |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32;
+            assert_eq!(
+                argmax(&ours),
+                argmax(&theirs),
+                "{step}: a different next token"
+            );
             argmax(&ours)
         };
 
@@ -424,7 +470,10 @@ mod tests {
         assert!(ours.forward(&input, 3).is_err());
         // Another worker's copy starts empty and gives the same answer.
         let mut other = ours.for_another_worker();
-        let input = Tensor::new(&[1u32, 2, 3], &device).unwrap().unsqueeze(0).unwrap();
+        let input = Tensor::new(&[1u32, 2, 3], &device)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let a = ours.forward(&input, 0).unwrap();
         let b = other.forward(&input, 0).unwrap();
         compare(&a, &b, "another worker", 1e-6);

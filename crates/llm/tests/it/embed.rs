@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use agentbase_core::model::Embedder;
-use agentbase_llm::{LocalEmbedder, LocalEmbedderOptions};
+use agentbase_llm::{EmbedBackend, LocalEmbedder, LocalEmbedderOptions};
 use serde::Deserialize;
 
 use crate::common::model_paths;
@@ -24,15 +24,36 @@ fn reference() -> Reference {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+fn load(backend: EmbedBackend) -> LocalEmbedder {
+    LocalEmbedder::load(
+        &model_paths().embedding_dir,
+        LocalEmbedderOptions {
+            backend,
+            ..Default::default()
+        },
+    )
+    .expect("loading MiniLM")
+}
+
+/// The default choice (our encoder in optimized builds on AVX-512 BF16, else candle).
 fn embedder() -> &'static LocalEmbedder {
     static MODEL: OnceLock<LocalEmbedder> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        LocalEmbedder::load(
-            &model_paths().embedding_dir,
-            LocalEmbedderOptions::default(),
-        )
-        .expect("loading MiniLM")
-    })
+    MODEL.get_or_init(|| load(EmbedBackend::Auto))
+}
+
+/// Both encoders, each checked on its own: candle's everywhere, ours where the CPU
+/// has AVX-512 BF16 (there it must load).
+fn every_backend() -> Vec<(&'static str, &'static LocalEmbedder)> {
+    static CANDLE: OnceLock<LocalEmbedder> = OnceLock::new();
+    let mut all = vec![("candle", CANDLE.get_or_init(|| load(EmbedBackend::Candle)))];
+    #[cfg(target_arch = "x86_64")]
+    {
+        static FAST: OnceLock<LocalEmbedder> = OnceLock::new();
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bf16") {
+            all.push(("fast", FAST.get_or_init(|| load(EmbedBackend::Fast))));
+        }
+    }
+    all
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -44,36 +65,41 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_match_sentence_transformers_reference_vectors() {
     let reference = reference();
-    let model = embedder();
-    assert_eq!(model.dimensions(), 384);
-    let vectors = model.embed(&reference.sentences).await.unwrap();
-    assert_eq!(vectors.len(), reference.sentences.len());
-    let mut lowest = f32::MAX;
-    for ((sentence, ours), theirs) in reference
-        .sentences
-        .iter()
-        .zip(&vectors)
-        .zip(&reference.vectors)
-    {
-        assert_eq!(ours.len(), 384);
-        let norm = ours.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-4, "norm {norm} for {sentence:?}");
-        let cos = cosine(ours, theirs);
-        assert!(cos >= 0.999, "cosine {cos} for {sentence:?}");
-        lowest = lowest.min(cos);
+    for (backend, model) in every_backend() {
+        assert_eq!(model.dimensions(), 384);
+        let vectors = model.embed(&reference.sentences).await.unwrap();
+        assert_eq!(vectors.len(), reference.sentences.len());
+        let mut lowest = f32::MAX;
+        for ((sentence, ours), theirs) in reference
+            .sentences
+            .iter()
+            .zip(&vectors)
+            .zip(&reference.vectors)
+        {
+            assert_eq!(ours.len(), 384);
+            let norm = ours.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!(
+                (norm - 1.0).abs() < 1e-4,
+                "{backend}: norm {norm} for {sentence:?}"
+            );
+            let cos = cosine(ours, theirs);
+            assert!(cos >= 0.999, "{backend}: cosine {cos} for {sentence:?}");
+            lowest = lowest.min(cos);
+        }
+        eprintln!("{backend}: lowest cosine against sentence-transformers: {lowest}");
     }
-    eprintln!("lowest cosine against sentence-transformers: {lowest}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batching_gives_the_same_vectors_as_one_by_one() {
     let sentences = reference().sentences;
-    let model = embedder();
-    let batched = model.embed(&sentences).await.unwrap();
-    for (sentence, together) in sentences.iter().zip(&batched) {
-        let alone = model.embed(std::slice::from_ref(sentence)).await.unwrap();
-        let cos = cosine(&alone[0], together);
-        assert!(cos > 0.99999, "cosine {cos} for {sentence:?}");
+    for (backend, model) in every_backend() {
+        let batched = model.embed(&sentences).await.unwrap();
+        for (sentence, together) in sentences.iter().zip(&batched) {
+            let alone = model.embed(std::slice::from_ref(sentence)).await.unwrap();
+            let cos = cosine(&alone[0], together);
+            assert!(cos > 0.99999, "{backend}: cosine {cos} for {sentence:?}");
+        }
     }
 }
 
