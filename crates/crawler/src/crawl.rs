@@ -196,8 +196,15 @@ struct Shared {
 
 enum Body {
     Html(Box<Extracted>),
-    Text { text: String, content_type: String },
-    Document { content_type: String },
+    /// A sitemap given as a start URL (or reached by a link): its URLs join the crawl.
+    Sitemap(Vec<String>),
+    Text {
+        text: String,
+        content_type: String,
+    },
+    Document {
+        content_type: String,
+    },
 }
 
 struct Page {
@@ -254,7 +261,9 @@ pub async fn crawl(
     let deadline = settings.overall_timeout.map(|t| started + t);
     let mut progress = Progress::default();
     let mut seen: HashSet<String> = HashSet::new();
+    // Canonical URLs of the pages emitted, and every page URL fetched.
     let mut canonicals: HashSet<String> = HashSet::new();
+    let mut fetched: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<Request> = VecDeque::new();
     let mut line_counts: HashMap<u64, u32> = HashMap::new();
     let keep_frag = input.keep_url_fragments;
@@ -361,21 +370,42 @@ pub async fn crawl(
                                     .as_deref()
                                     .and_then(|c| Url::parse(c).ok())
                                     .map(|c| normalize_url(&c, false).to_string());
+                                let own = normalize_url(&page.final_url, false).to_string();
+                                fetched.insert(own.clone());
                                 if !input.ignore_canonical_url {
-                                    if let Some(c) = &canonical
-                                        && canonicals.contains(c)
-                                    {
+                                    let target = canonical.clone().unwrap_or_else(|| own.clone());
+                                    if canonicals.contains(&target) || canonicals.contains(&own) {
                                         progress.skipped += 1;
                                         sink(Event::Skipped {
                                             url: req.url.to_string(),
-                                            reason: format!("duplicate of canonical URL {c}"),
+                                            reason: format!("duplicate of canonical URL {target}"),
                                         });
                                         continue;
                                     }
-                                    if let Some(c) = canonical {
-                                        canonicals.insert(c);
+                                    // The page names another URL as canonical that has not
+                                    // been fetched: crawl that one instead, so the dataset
+                                    // holds the canonical page whatever order they arrive in.
+                                    if target != own
+                                        && !fetched.contains(&target)
+                                        && let Ok(cu) = Url::parse(&target)
+                                        && in_scope(&prepared, &cu)
+                                    {
+                                        if seen.insert(cu.to_string()) {
+                                            queue.push_back(Request {
+                                                url: cu,
+                                                depth: req.depth,
+                                                referrer: req.referrer.clone(),
+                                            });
+                                        }
+                                        progress.skipped += 1;
+                                        sink(Event::Skipped {
+                                            url: req.url.to_string(),
+                                            reason: format!("canonical URL {target} is crawled instead"),
+                                        });
+                                        continue;
                                     }
-                                    canonicals.insert(normalize_url(&page.final_url, false).to_string());
+                                    canonicals.insert(target);
+                                    canonicals.insert(own);
                                 }
                                 let links = ex.links.clone();
                                 let item = DatasetItem {
@@ -413,6 +443,29 @@ pub async fn crawl(
                                     Vec::new()
                                 };
                                 (document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), text.clone(), input.save_markdown.then_some(text)), links)
+                            }
+                            Body::Sitemap(urls) => {
+                                // Sitemap URLs are pages at the sitemap's depth + 1; the
+                                // sitemap itself is not an item.
+                                progress.skipped += 1;
+                                sink(Event::Skipped {
+                                    url: req.url.to_string(),
+                                    reason: format!("sitemap with {} URLs", urls.len()),
+                                });
+                                if req.depth < input.max_crawl_depth {
+                                    for loc in urls {
+                                        let Ok(u) = Url::parse(&loc) else { continue };
+                                        let n = normalize_url(&u, keep_frag);
+                                        if in_scope(&prepared, &n) && seen.insert(n.to_string()) {
+                                            queue.push_back(Request {
+                                                url: n,
+                                                depth: req.depth + 1,
+                                                referrer: Some(page.final_url.to_string()),
+                                            });
+                                        }
+                                    }
+                                }
+                                continue;
                             }
                             Body::Document { content_type } => (
                                 document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), String::new(), None),
@@ -925,14 +978,29 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
             Ok(ex) => Body::Html(Box::new(ex)),
             Err(e) => return Outcome::Failed(format!("extraction failed: {e}")),
         }
+    } else if (mime.ends_with("/xml") || path.ends_with(".xml"))
+        && (resp.body.windows(7).any(|w| w == b"<urlset")
+            || resp.body.windows(13).any(|w| w == b"<sitemapindex"))
+    {
+        Body::Sitemap(xml_locs(&decode(&resp.body, &content_type)))
     } else if mime == "application/pdf" || path.ends_with(".pdf") {
         Body::Document {
             content_type: "application/pdf".to_string(),
         }
-    } else if mime == "text/plain" || mime == "text/markdown" || mime == "text/x-markdown" {
+    } else if mime == "text/plain"
+        || mime == "text/markdown"
+        || mime == "text/x-markdown"
+        || path.ends_with(".md")
+        || path.ends_with(".txt")
+    {
+        let markdown = path.ends_with(".md") || mime.contains("markdown");
         Body::Text {
             text: decode(&resp.body, &content_type),
-            content_type: mime,
+            content_type: if markdown {
+                "text/markdown".to_string()
+            } else {
+                "text/plain".to_string()
+            },
         }
     } else {
         return Outcome::Skipped(format!("unsupported content type {mime:?}"));

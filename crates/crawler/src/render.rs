@@ -389,6 +389,18 @@ impl Renderer<'_> {
                     out.text(&dom.text(id));
                     return;
                 }
+                // Permalink markers (`§`, `¶`, `#`) next to headings carry no text.
+                if name == "a"
+                    && dom
+                        .attr(id, "href")
+                        .is_some_and(|h| h.trim_start().starts_with('#'))
+                {
+                    let t = dom.text(id);
+                    let t = t.trim();
+                    if matches!(t, "§" | "¶" | "#" | "🔗") {
+                        return;
+                    }
+                }
                 match name.as_str() {
                     "br" => out.newline(md),
                     "img" if md => {

@@ -197,6 +197,19 @@ async fn crawl_stays_in_scope_respects_depth_and_skips_canonical_duplicates() {
     assert!(json["crawl"]["loadedTime"].as_str().unwrap().ends_with('Z'));
     assert_eq!(r.summary.stop_reason, StopReason::Finished);
     assert_eq!(r.summary.ignored_inputs, vec!["crawlerType"]);
+    // The duplicate fetched first still yields the canonical page, not itself.
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/b")], "maxCrawlDepth": 0, "includeUrlGlobs": [format!("{base}/site/**")]}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(paths(&r.items), vec!["/site/a"]);
+    assert!(
+        r.skipped
+            .iter()
+            .any(|(u, why)| u.ends_with("/site/b") && why.contains("crawled instead"))
+    );
 }
 
 #[tokio::test]
@@ -302,6 +315,29 @@ async fn sitemaps_and_llms_txt_add_pages_at_depth_one_within_scope() {
         .unwrap();
     assert_eq!(s.crawl.depth, 1);
     assert!(site.hits.lock().unwrap().get("/elsewhere/x").is_none());
+    // A sitemap as the start URL: its pages are crawled at depth 1, it is no item.
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/sitemap.xml")], "maxCrawlDepth": 1}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(paths(&r.items), vec!["/site/from-sitemap"]);
+    assert!(
+        r.failed
+            .iter()
+            .any(|(u, e)| u.ends_with("/elsewhere/x") && e == "HTTP 404"),
+        "{:?}",
+        r.failed
+    );
+    assert_eq!(r.items[0].crawl.depth, 1);
+    assert!(
+        r.skipped
+            .iter()
+            .any(|(u, why)| u.ends_with("/sitemap.xml") && why.contains("sitemap with 2 URLs")),
+        "{:?}",
+        r.skipped
+    );
 }
 
 #[tokio::test]
