@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::dense::{self, Vectors};
+use crate::dense::Vectors;
 use crate::fusion;
 use crate::lexical::{self, Lexical, LexicalDoc};
 
@@ -29,7 +29,7 @@ pub const DEFAULT_DEPTH: usize = 50;
 /// below it, the agent should say it does not know rather than answer from context.
 /// Chosen on the Rust-docs evaluation set (bench/rag/RESULTS.md), between the best-hit
 /// cosines of answerable questions and of off-topic ones.
-pub const MIN_RELEVANCE: f32 = 0.35;
+pub const MIN_RELEVANCE: f32 = 0.34;
 
 const FORMAT: u32 = 1;
 const COMPLETE: &str = "COMPLETE";
@@ -87,7 +87,7 @@ pub enum Fusion {
 impl Default for Fusion {
     /// The fusion that scored best on the evaluation set (bench/rag/RESULTS.md).
     fn default() -> Self {
-        Fusion::Rrf { k: 60.0 }
+        Fusion::Normalized { weight_dense: 0.3 }
     }
 }
 
@@ -510,8 +510,7 @@ impl Index {
         } else {
             query.candidates.max(query.limit)
         };
-        let dense_of =
-            |i: usize| embedding.and_then(|q| self.vectors.row(i).map(|row| dense::dot(row, q)));
+        let dense_of = |i: usize| embedding.map(|q| self.vectors.score(i, q));
 
         let hits = match query.mode {
             Mode::Bm25 => self
@@ -527,8 +526,8 @@ impl Index {
                 .collect(),
             Mode::Dense => {
                 let q = embedding.expect("checked above");
-                let scores = self.vectors.scores(q);
-                dense::top_k(&scores, query.limit)
+                self.vectors
+                    .top(q, query.limit)
                     .into_iter()
                     .map(|(i, s)| Hit {
                         doc: i as usize,
@@ -542,18 +541,17 @@ impl Index {
                 let q = embedding.expect("checked above");
                 // The dense scan and the BM25 search are independent; at 100k chunks
                 // both take milliseconds, so run them side by side.
-                let (scores, bm25) = std::thread::scope(|s| {
+                let (dense_top, bm25) = std::thread::scope(|s| {
                     let lex = s.spawn(|| self.lexical.search(&query.text, depth));
-                    let scores = self.vectors.scores(q);
+                    let dense_top = self.vectors.top(q, depth);
                     let bm25 = lex.join().unwrap_or_else(|_| {
                         Err(Error::Lexical(tantivy::TantivyError::InternalError(
                             "BM25 search panicked".to_owned(),
                         )))
                     });
-                    (scores, bm25)
+                    (dense_top, bm25)
                 });
                 let bm25 = bm25?;
-                let dense_top = dense::top_k(&scores, depth);
                 let fused = match fusion {
                     Fusion::Rrf { k } => fusion::rrf(&[&bm25, &dense_top], k),
                     Fusion::Normalized { weight_dense } => {
@@ -561,10 +559,16 @@ impl Index {
                     }
                 };
                 let bm25_of: HashMap<u32, f32> = bm25.iter().copied().collect();
+                let mut dense_of: HashMap<u32, f32> = dense_top.iter().copied().collect();
+                for &(i, _) in &bm25 {
+                    dense_of
+                        .entry(i)
+                        .or_insert_with(|| self.vectors.score(i as usize, q));
+                }
                 let mut ranked: Vec<(u32, f32)> = fused.into_iter().collect();
                 ranked.sort_unstable_by(|a, b| {
                     b.1.total_cmp(&a.1)
-                        .then_with(|| scores[b.0 as usize].total_cmp(&scores[a.0 as usize]))
+                        .then_with(|| dense_of[&b.0].total_cmp(&dense_of[&a.0]))
                         .then(a.0.cmp(&b.0))
                 });
                 ranked.truncate(query.limit);
@@ -574,7 +578,7 @@ impl Index {
                         doc: i as usize,
                         score: s,
                         bm25: bm25_of.get(&i).copied(),
-                        dense: Some(scores[i as usize]),
+                        dense: Some(dense_of[&i]),
                     })
                     .collect()
             }
