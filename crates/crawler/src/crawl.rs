@@ -178,6 +178,59 @@ struct Request {
     referrer: Option<String>,
 }
 
+/// The frontier: one FIFO per host, visited round robin.
+#[derive(Default)]
+struct Frontier {
+    hosts: HashMap<String, VecDeque<Request>>,
+    order: VecDeque<String>,
+    len: usize,
+}
+
+impl Frontier {
+    fn push_back(&mut self, r: Request) {
+        let host = host_key(&r.url);
+        let q = self.hosts.entry(host.clone()).or_default();
+        if q.is_empty() {
+            self.order.push_back(host);
+        }
+        q.push_back(r);
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The next request of the first host (in rotation) below `limit` requests in flight.
+    fn pop_ready(&mut self, busy: &HashMap<String, usize>, limit: usize) -> Option<Request> {
+        for _ in 0..self.order.len() {
+            let host = self.order.pop_front()?;
+            if busy.get(&host).copied().unwrap_or(0) >= limit {
+                self.order.push_back(host);
+                continue;
+            }
+            let Some(q) = self.hosts.get_mut(&host) else {
+                continue;
+            };
+            let r = q.pop_front();
+            if q.is_empty() {
+                self.hosts.remove(&host);
+            } else {
+                self.order.push_back(host);
+            }
+            if let Some(r) = r {
+                self.len -= 1;
+                return Some(r);
+            }
+        }
+        None
+    }
+}
+
 struct HostState {
     slots: Semaphore,
     next_start: tokio::sync::Mutex<Instant>,
@@ -264,7 +317,7 @@ pub async fn crawl(
     // Canonical URLs of the pages emitted, and every page URL fetched.
     let mut canonicals: HashSet<String> = HashSet::new();
     let mut fetched: HashSet<String> = HashSet::new();
-    let mut queue: VecDeque<Request> = VecDeque::new();
+    let mut queue = Frontier::default();
     let mut line_counts: HashMap<u64, u32> = HashMap::new();
     let keep_frag = input.keep_url_fragments;
 
@@ -296,6 +349,9 @@ pub async fn crawl(
     }
 
     let mut tasks: JoinSet<(Request, Outcome)> = JoinSet::new();
+    let mut task_hosts: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut busy: HashMap<String, usize> = HashMap::new();
+    let per_host = settings.per_host_concurrency.max(1);
     let mut dispatched: u64 = 0;
     let max_conc = input.max_concurrency as usize;
     let mut tick = tokio::time::interval(settings.progress_interval);
@@ -311,13 +367,20 @@ pub async fn crawl(
             && dispatched < input.max_crawl_pages
             && progress.items < input.max_results
         {
-            let Some(req) = queue.pop_front() else { break };
+            // Round robin over hosts with a free slot, so one busy or slow host neither
+            // takes every global slot nor starves the others.
+            let Some(req) = queue.pop_ready(&busy, per_host) else {
+                break;
+            };
             dispatched += 1;
+            let host = host_key(&req.url);
+            *busy.entry(host.clone()).or_insert(0) += 1;
             let shared = shared.clone();
-            tasks.spawn(async move {
+            let handle = tasks.spawn(async move {
                 let outcome = fetch_page(&shared, &req.url).await;
                 (req, outcome)
             });
+            task_hosts.insert(handle.id(), host);
         }
         progress.queued = queue.len() as u64;
         progress.in_flight = tasks.len() as u64;
@@ -337,11 +400,20 @@ pub async fn crawl(
             }
         };
         tokio::select! {
-            joined = tasks.join_next() => {
+            joined = tasks.join_next_with_id() => {
                 let Some(joined) = joined else { continue };
                 progress.done += 1;
+                let id = match &joined {
+                    Ok((id, _)) => *id,
+                    Err(e) => e.id(),
+                };
+                if let Some(host) = task_hosts.remove(&id)
+                    && let Some(n) = busy.get_mut(&host)
+                {
+                    *n = n.saturating_sub(1);
+                }
                 let (req, outcome) = match joined {
-                    Ok(r) => r,
+                    Ok((_, r)) => r,
                     Err(e) => {
                         progress.failed += 1;
                         tracing::warn!(error = %e, "crawl task ended abnormally");
@@ -1145,6 +1217,56 @@ fn xml_locs(xml: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_frontier_rotates_hosts_and_skips_busy_ones() {
+        let mut f = Frontier::default();
+        for u in [
+            "http://a.test/1",
+            "http://a.test/2",
+            "http://b.test/1",
+            "http://a.test/3",
+        ] {
+            f.push_back(Request {
+                url: Url::parse(u).unwrap(),
+                depth: 0,
+                referrer: None,
+            });
+        }
+        let mut busy = HashMap::new();
+        let order: Vec<String> = std::iter::from_fn(|| f.pop_ready(&busy, 1))
+            .map(|r| r.url.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "http://a.test/1",
+                "http://b.test/1",
+                "http://a.test/2",
+                "http://a.test/3"
+            ]
+        );
+        assert!(f.is_empty());
+        f.push_back(Request {
+            url: Url::parse("http://a.test/4").unwrap(),
+            depth: 0,
+            referrer: None,
+        });
+        busy.insert("http://a.test".to_string(), 1);
+        assert!(f.pop_ready(&busy, 1).is_none(), "a busy host waits");
+        assert_eq!(f.len(), 1);
+        busy.clear();
+        assert!(f.pop_ready(&busy, 1).is_some());
+    }
+
+    #[test]
+    fn the_crawl_future_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let input = CrawlInput::default();
+        let settings = CrawlerSettings::default();
+        let fut = crawl(&input, &settings, CancellationToken::new(), |_| {});
+        assert_send(&fut);
+    }
 
     #[test]
     fn bodies_are_decoded_by_header_meta_or_fallback() {
