@@ -95,6 +95,33 @@ const NEGATIVE: &[&str] = &[
     "toolbar",
     "breadcrumb",
 ];
+/// Class/id words of short blocks inside an article that are not its text: captions,
+/// credits, bylines, datelines, share bars, teasers.
+const BOILERPLATE: &[&str] = &[
+    "share",
+    "byline",
+    "social",
+    "caption",
+    "credit",
+    "dateline",
+    "timestamp",
+    "published",
+    "updated",
+    "related",
+    "trending",
+    "newsletter",
+    "subscribe",
+    "promo",
+    "sponsor",
+    "breadcrumb",
+    "read-more",
+    "readmore",
+    "recommend",
+    "signup",
+    "toolbar",
+    "author",
+    "tags",
+];
 const UNLIKELY_ROLES: &[&str] = &[
     "menu",
     "menubar",
@@ -694,8 +721,9 @@ fn finish(
         }
         if flags.weight_classes {
             let ci = class_id(dom, d);
-            if (ci.contains("share") || ci.contains("byline") || ci.contains("social"))
-                && normalized_len(&dom.text(d)) < 500
+            if contains_any(&ci, BOILERPLATE)
+                && normalized_len(&dom.text(d)) < 250
+                && !introduces_table(dom, d)
             {
                 dom.remove(d);
                 continue;
@@ -726,6 +754,7 @@ fn finish(
             dom.remove(d);
         }
     }
+    drop_trailing_headings(dom, article_root);
     let text_len = normalized_len(&dom.text(article_root));
     let d = std::mem::take(dom);
     Some(Article {
@@ -833,4 +862,56 @@ fn words(s: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect()
+}
+
+/// A heading with nothing after it ("You may also like", "Related") introduced content
+/// that was cleaned away; it is not part of the article.
+fn drop_trailing_headings(dom: &mut Dom, root: Id) {
+    loop {
+        // The last element in document order that carries text.
+        let mut cur = root;
+        let last = loop {
+            let next = dom.nodes[cur]
+                .children
+                .iter()
+                .rev()
+                .copied()
+                .find(|c| !dom.text(*c).trim().is_empty());
+            match next {
+                Some(c) if dom.is_element(c) => {
+                    if matches!(dom.tag(c), "h1" | "h2" | "h3" | "h4" | "h5" | "h6") {
+                        break Some(c);
+                    }
+                    cur = c;
+                }
+                _ => break None,
+            }
+        };
+        match last {
+            Some(h) => dom.remove(h),
+            None => return,
+        }
+    }
+}
+
+/// Whether the next element after `id` (or after its parent, for a caption wrapped in a
+/// paragraph) is a table: a table caption is content.
+fn introduces_table(dom: &Dom, id: Id) -> bool {
+    next_is_table(dom, id) || dom.nodes[id].parent.is_some_and(|p| next_is_table(dom, p))
+}
+
+fn next_is_table(dom: &Dom, id: Id) -> bool {
+    let Some(p) = dom.nodes[id].parent else {
+        return false;
+    };
+    let siblings = &dom.nodes[p].children;
+    let Some(pos) = siblings.iter().position(|c| *c == id) else {
+        return false;
+    };
+    siblings[pos + 1..]
+        .iter()
+        .find(|c| dom.is_element(**c))
+        .is_some_and(|c| {
+            dom.tag(*c) == "table" || dom.descendants(*c).iter().any(|d| dom.tag(*d) == "table")
+        })
 }
