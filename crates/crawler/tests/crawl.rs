@@ -534,3 +534,25 @@ async fn aggressive_prune_drops_lines_repeated_across_pages() {
         );
     }
 }
+
+#[tokio::test]
+async fn keep_url_fragments_and_ignore_canonical_url_change_dedupe() {
+    let (base, site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/")], "maxCrawlDepth": 1, "keepUrlFragments": true, "ignoreCanonicalUrl": true}),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    let urls: Vec<&str> = r.items.iter().map(|i| i.url.as_str()).collect();
+    assert!(
+        urls.contains(&format!("{base}/site/a#part").as_str()),
+        "{urls:?}"
+    );
+    assert!(
+        urls.contains(&format!("{base}/site/b").as_str()),
+        "{urls:?}"
+    );
+    assert_eq!(site.hits.lock().unwrap()["/site/a"].len(), 2);
+    assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+}
