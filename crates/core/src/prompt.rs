@@ -43,7 +43,12 @@ pub fn with_knowledge(instructions: &str, knowledge: Option<&[KnowledgeEntry<'_>
 not know rather than guessing.\n\nKnowledge:",
     );
     for (i, e) in entries.iter().enumerate() {
-        out.push_str(&format!("\n\n[{}] source {} — {}", i + 1, e.source_id, e.title));
+        out.push_str(&format!(
+            "\n\n[{}] source {} — {}",
+            i + 1,
+            e.source_id,
+            e.title
+        ));
         if !e.heading.is_empty() {
             out.push_str(&format!(" — {}", e.heading));
         }

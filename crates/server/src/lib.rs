@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -44,7 +44,9 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{agents, chat, conversations, system, v1};
+    use routes::{agents, chat, conversations, sources, system, v1};
+    // File uploads may be up to 20 MB (plus the form's framing).
+    let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
     let api = Router::new()
         .route("/api/v2/agents", get(agents::list).post(agents::create))
         .route(
@@ -55,6 +57,31 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v2/agents/{agentId}/actions",
             get(agents::get_actions).put(agents::put_actions),
         )
+        .route(
+            "/api/v2/agents/{agentId}/sources",
+            get(sources::list).merge(post(sources::create).layer(upload_limit)),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/sources/summary",
+            get(sources::summary),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/sources/{sourceId}",
+            get(sources::get)
+                .delete(sources::delete)
+                .merge(put(sources::update).layer(upload_limit)),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/sources/{sourceId}/restore",
+            post(sources::restore),
+        )
+        .route("/api/v2/agents/{agentId}/train", post(sources::train))
+        .route(
+            "/api/v2/agents/{agentId}/auto-retrain",
+            put(sources::auto_retrain),
+        )
+        .route("/api/v2/agents/{agentId}/training-jobs", get(sources::jobs))
+        .route("/api/v2/agents/{agentId}/search", post(sources::search))
         .route("/api/v2/agents/{agentId}/chat", post(chat::chat))
         .route(
             "/api/v2/agents/{agentId}/conversations",

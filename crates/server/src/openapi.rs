@@ -5,7 +5,7 @@ use agentbase_api_types as api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, chat, conversations, system, v1};
+use crate::routes::{agents, chat, conversations, sources, system, v1};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,9 @@ use crate::routes::{agents, chat, conversations, system, v1};
         system::health, agents::list, agents::create, agents::get, agents::update, agents::delete, agents::get_actions, agents::put_actions,
         chat::chat, chat::retry, chat::tool_result, conversations::list, conversations::for_user,
         conversations::get, conversations::messages, conversations::update, conversations::feedback,
-        conversations::export, v1::chat, v1::get_conversations
+        conversations::export, v1::chat, v1::get_conversations,
+        sources::create, sources::list, sources::summary, sources::get, sources::update, sources::delete,
+        sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -29,7 +31,11 @@ use crate::routes::{agents, chat, conversations, system, v1};
         api::ExportConversationsResponse, api::StreamMetadata, api::Action, api::ActionsBody,
         api::ActionsResponse, api::v1::V1Message,
         api::v1::V1ChatRequest, api::v1::V1ChatResponse, api::v1::V1Conversation,
-        api::v1::V1ConversationsResponse, api::v1::V1Error
+        api::v1::V1ConversationsResponse, api::v1::V1Error, api::MessageSource,
+        api::SourceListItem, api::LinkMetadata, api::LinkChildren, api::ListSourcesResponse,
+        api::CreateSourceBody, api::UpdateSourceBody, api::SourceTypeCount, api::SourcesSummaryResponse,
+        api::DeprecatedEndpointResponse, api::AutoRetrainBody, api::TrainingJob, api::TrainingJobsResponse,
+        api::SearchBody, api::SearchHit, api::SearchResponse
     )),
     modifiers(&Bearer)
 )]

@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agentbase_core::conversation::{
-    Citation, Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole,
-    Part, ToolCallRecord, ToolCallStatus,
+    Citation, Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part,
+    ToolCallRecord, ToolCallStatus,
 };
 use agentbase_core::model::{
     ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role, ToolSpec,
@@ -554,7 +554,7 @@ impl App {
             .retrieve(&g.agent, &question, k.retrieval_limit, k.min_relevance)
             .await
         {
-            Ok(hits) => Some(hits),
+            Ok(hits) => hits,
             Err(e) => {
                 tracing::warn!(agent = %g.agent.id, error = %e, "retrieval failed; answering without knowledge");
                 None
@@ -571,7 +571,10 @@ impl App {
             .max(64);
         let system = ChatMessage::text(
             Role::System,
-            prompt::with_knowledge(&g.agent.instructions, knowledge.map(knowledge_entries).as_deref()),
+            prompt::with_knowledge(
+                &g.agent.instructions,
+                knowledge.map(knowledge_entries).as_deref(),
+            ),
         );
         let history = match &g.overrides.messages {
             Some(m) => m.clone(),

@@ -63,7 +63,8 @@ pub trait SiteFetcher: Send + Sync + 'static {
 /// One agent's snapshot at a knowledge version.
 pub struct Snapshot {
     pub version: i64,
-    pub index: Index,
+    /// `None` when the agent has no live chunks at this version.
+    pub index: Option<Index>,
 }
 
 /// Knowledge-base state of this process.
@@ -396,7 +397,10 @@ impl App {
     /// `DELETE /agents/{id}/sources/{sourceId}`: the knowledge goes at once.
     pub async fn delete_source(
         self: &Arc<Self>,
-        p: &Principal, agent_id: &str, id: &str) -> Result<Source> {
+        p: &Principal,
+        agent_id: &str,
+        id: &str,
+    ) -> Result<Source> {
         let agent = self.agent(&p.workspace_id, agent_id).await?;
         let source = self
             .store
@@ -428,7 +432,9 @@ impl App {
             return Err(Error::Rejected(Rejection::SourceSizeLimit));
         }
         for old in self.store.all_sources(&agent.id).await? {
-            self.store.delete_source(&agent.id, &old.id, self.now()).await?;
+            self.store
+                .delete_source(&agent.id, &old.id, self.now())
+                .await?;
         }
         self.forget_agent(&agent.id);
         let mut made = Vec::new();
@@ -451,7 +457,12 @@ impl App {
     }
 
     /// `PUT /agents/{id}/auto-retrain`.
-    pub async fn set_auto_retrain(&self, p: &Principal, agent_id: &str, enabled: bool) -> Result<()> {
+    pub async fn set_auto_retrain(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        enabled: bool,
+    ) -> Result<()> {
         let agent = self.agent_for_update(&p.workspace_id, agent_id).await?;
         if !p.plan.allows_api() {
             return Err(Error::Rejected(Rejection::PlanFeatureNotAvailable));
@@ -469,8 +480,7 @@ impl App {
     }
 
     fn retrain_interval_ms(&self) -> Millis {
-        i64::try_from(self.settings.knowledge.auto_retrain_interval_secs)
-            .unwrap_or(i64::MAX / 2000)
+        i64::try_from(self.settings.knowledge.auto_retrain_interval_secs).unwrap_or(i64::MAX / 2000)
             * 1000
     }
 
@@ -526,7 +536,9 @@ impl App {
                 links
             };
             for s in chosen {
-                self.store.enqueue_job(&new_job(&agent_id, &s.id, now)).await?;
+                self.store
+                    .enqueue_job(&new_job(&agent_id, &s.id, now))
+                    .await?;
             }
             tracing::info!(agent = %agent_id, "auto-retrain queued");
             self.forget_agent(&agent_id);
@@ -539,7 +551,12 @@ impl App {
         if job.attempts > MAX_ATTEMPTS {
             let _ = self
                 .store
-                .fail_job(&job, Some(generation), "training was interrupted too often", self.now())
+                .fail_job(
+                    &job,
+                    Some(generation),
+                    "training was interrupted too often",
+                    self.now(),
+                )
                 .await;
             self.forget_agent(&job.agent_id);
             return;
@@ -571,7 +588,13 @@ impl App {
         }
     }
 
-    async fn progress(&self, job: &TrainingJob, stage: &str, done: usize, total: usize) -> Result<bool> {
+    async fn progress(
+        &self,
+        job: &TrainingJob,
+        stage: &str,
+        done: usize,
+        total: usize,
+    ) -> Result<bool> {
         let now = self.now();
         self.store
             .job_progress(
@@ -600,7 +623,10 @@ impl App {
                 let pages = self.fetch_site(job, &source, url, options).await?;
                 let size: i64 = pages.iter().map(|p| p.markdown.len() as i64).sum();
                 let agent_plan = self.plan_of_agent(&job.agent_id).await?;
-                let others = self.store.source_bytes(&job.agent_id, Some(&source.id)).await?;
+                let others = self
+                    .store
+                    .source_bytes(&job.agent_id, Some(&source.id))
+                    .await?;
                 if others.saturating_add(size) > self.storage_limit(agent_plan) {
                     self.store.set_crawl_status(&source.id, "failed").await?;
                     return Err(Error::invalid(
@@ -646,7 +672,10 @@ impl App {
         .await
         .map_err(|e| Error::Internal(format!("chunking panicked: {e}")))?;
         if pieces.is_empty() {
-            return Err(Error::invalid("source", "the source has no text to learn from"));
+            return Err(Error::invalid(
+                "source",
+                "the source has no text to learn from",
+            ));
         }
         let embedder = self.embedder()?.clone();
         let total = pieces.len();
@@ -661,7 +690,9 @@ impl App {
                 .await
                 .map_err(|e| Error::Unavailable(format!("embedding failed: {e}")))?;
             if vectors.len() != batch.len() {
-                return Err(Error::Internal("the embedder returned too few vectors".into()));
+                return Err(Error::Internal(
+                    "the embedder returned too few vectors".into(),
+                ));
             }
             let chunks: Vec<StoredChunk> = batch
                 .iter()
@@ -693,7 +724,11 @@ impl App {
     async fn plan_of_agent(&self, agent_id: &str) -> Result<Plan> {
         let workspace = self.store.agent_workspace(agent_id).await?;
         Ok(match workspace {
-            Some(w) => self.store.workspace(&w).await?.map_or(Plan::Free, |w| w.plan),
+            Some(w) => self
+                .store
+                .workspace(&w)
+                .await?
+                .map_or(Plan::Free, |w| w.plan),
             None => Plan::Free,
         })
     }
@@ -741,7 +776,10 @@ impl App {
             Ok(pages) if !pages.is_empty() => Ok(pages),
             Ok(_) => {
                 self.store.set_crawl_status(&source.id, "failed").await?;
-                Err(Error::invalid("url", "no pages could be fetched from this URL"))
+                Err(Error::invalid(
+                    "url",
+                    "no pages could be fetched from this URL",
+                ))
             }
             Err(e) => {
                 self.store.set_crawl_status(&source.id, "failed").await?;
@@ -802,7 +840,7 @@ impl App {
                 .flatten()
         };
         let index = match opened {
-            Some(index) => index,
+            Some(index) => Some(index),
             None => {
                 let chunks = self.store.live_chunks(agent_id).await?;
                 let docs: Vec<Doc> = chunks
@@ -817,10 +855,16 @@ impl App {
                         embedding: c.embedding,
                     })
                     .collect();
-                let dir = dir.clone();
-                tokio::task::spawn_blocking(move || build_snapshot(&dir, docs))
-                    .await
-                    .map_err(|e| Error::Internal(format!("index build panicked: {e}")))??
+                if docs.is_empty() {
+                    None
+                } else {
+                    let dir = dir.clone();
+                    Some(
+                        tokio::task::spawn_blocking(move || build_snapshot(&dir, docs))
+                            .await
+                            .map_err(|e| Error::Internal(format!("index build panicked: {e}")))??,
+                    )
+                }
             }
         };
         let snapshot = Arc::new(Snapshot { version, index });
@@ -834,12 +878,14 @@ impl App {
         // Older snapshots of this node are no longer needed.
         if let Ok(entries) = std::fs::read_dir(&base) {
             for e in entries.flatten() {
-                let keep = e
+                // Only finished snapshots of older versions: a `.tmp-` directory
+                // may be another build in progress.
+                let old = e
                     .file_name()
                     .to_str()
                     .and_then(|n| n.parse::<i64>().ok())
-                    .is_some_and(|v| v >= version);
-                if !keep {
+                    .is_some_and(|v| v < version);
+                if old {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
@@ -874,19 +920,22 @@ impl App {
     }
 
     /// Hybrid retrieval over the agent's knowledge; chunks below `min_relevance`
-    /// are left out. Empty when the agent has no trained knowledge.
+    /// are left out. `None` when the agent has no trained knowledge.
     pub async fn retrieve(
         self: &Arc<Self>,
         agent: &Agent,
         query: &str,
         limit: usize,
         min_relevance: f32,
-    ) -> Result<Vec<Retrieved>> {
+    ) -> Result<Option<Vec<Retrieved>>> {
         let Some(snapshot) = self.snapshot_for(agent).await? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        if snapshot.index.is_empty() || query.trim().is_empty() {
-            return Ok(Vec::new());
+        if snapshot.index.as_ref().is_none_or(Index::is_empty) {
+            return Ok(None);
+        }
+        if query.trim().is_empty() {
+            return Ok(Some(Vec::new()));
         }
         let embedding = self
             .embedder()?
@@ -908,11 +957,14 @@ impl App {
             candidates: 0,
         };
         let hits = tokio::task::spawn_blocking(move || {
-            let hits = snapshot.index.search(&q)?;
+            let Some(index) = snapshot.index.as_ref() else {
+                return Ok(Vec::new());
+            };
+            let hits = index.search(&q)?;
             Ok::<_, agentbase_search::Error>(
                 hits.into_iter()
                     .filter_map(|h| {
-                        let d = snapshot.index.doc(h.doc)?;
+                        let d = index.doc(h.doc)?;
                         Some(Retrieved {
                             chunk_id: d.chunk_id.clone(),
                             source_id: d.source_id.clone(),
@@ -931,10 +983,11 @@ impl App {
         .await
         .map_err(|e| Error::Internal(format!("search panicked: {e}")))?
         .map_err(|e| Error::Internal(format!("search failed: {e}")))?;
-        Ok(hits
-            .into_iter()
-            .filter(|h| h.relevance >= min_relevance)
-            .collect())
+        Ok(Some(
+            hits.into_iter()
+                .filter(|h| h.relevance >= min_relevance)
+                .collect(),
+        ))
     }
 
     /// `POST /agents/{id}/search`: retrieval testing for operators. Every hit is
@@ -957,7 +1010,10 @@ impl App {
             return Err(Error::Invalid(errors));
         }
         let agent = self.agent(&p.workspace_id, agent_id).await?;
-        self.retrieve(&agent, query, limit, 0.0).await
+        Ok(self
+            .retrieve(&agent, query, limit, 0.0)
+            .await?
+            .unwrap_or_default())
     }
 }
 

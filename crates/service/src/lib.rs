@@ -3,6 +3,7 @@
 //! is a thin layer over [`App`].
 
 pub mod chat;
+pub mod files;
 pub mod knowledge;
 pub mod models;
 pub mod scripted;
@@ -21,7 +22,7 @@ use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
 use agentbase_store::Store;
 
 pub use agentbase_limiter::LimiterError;
-pub use agentbase_store::{ConversationFilter, Page};
+pub use agentbase_store::{ConversationFilter, Page, SourceFilter};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
 /// Who is calling: established from an API key.
@@ -431,7 +432,18 @@ impl App {
         patch
             .validate(&self.known_model())
             .map_err(Error::Invalid)?;
+        let retrain = patch.auto_retrain;
         agent.apply(patch, self.now());
+        // Turning auto-retrain on starts its schedule; off stops it.
+        match retrain {
+            Some(true) if agent.next_retrain_at.is_none() => {
+                agent.next_retrain_at = Some(
+                    self.now() + (self.settings.knowledge.auto_retrain_interval_secs as i64) * 1000,
+                );
+            }
+            Some(false) => agent.next_retrain_at = None,
+            _ => {}
+        }
         let updated = self.store.update_agent(&agent).await?;
         self.forget_agent(id);
         if !updated {

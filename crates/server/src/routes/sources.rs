@@ -1,0 +1,505 @@
+//! `/api/v2/agents/{agentId}/sources` (text, Q&A, link and file sources), the
+//! contract's training endpoints (`train`, `auto-retrain`, `restore`), and two
+//! agentbase extensions: training jobs and retrieval testing (`search`).
+
+use agentbase_api_types as api;
+use agentbase_core::knowledge::{
+    LinkOptions, LinkType, NewSource, Source, SourceContent, SourceKind, TrainingJob,
+};
+use agentbase_core::{Cursor, time_fmt::iso8601};
+use agentbase_service::knowledge::SourceUpdate;
+use agentbase_service::{Principal, SourceFilter};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::{Extension, Json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{AppJson, PageQuery, QueryMap};
+
+pub fn source_dto(s: Source) -> api::SourceListItem {
+    let metadata = match &s.content {
+        SourceContent::Link { options, .. } => Some(api::LinkMetadata {
+            link_type: match options.link_type {
+                LinkType::Individual => "individual",
+                LinkType::Crawl => "crawl",
+                LinkType::Sitemap => "sitemap",
+            }
+            .to_owned(),
+            exclude_paths: options.exclude_paths.clone(),
+            include_only_paths: options.include_only_paths.clone(),
+            slow_scraping: options.slow_scraping,
+            crawl_status: s.crawl_status.clone().unwrap_or_else(|| "fetching".into()),
+            children: api::LinkChildren {
+                included: s.pages,
+                excluded: 0,
+                failed: 0,
+            },
+        }),
+        _ => None,
+    };
+    let name = match &s.content {
+        SourceContent::Link { url, .. } => url.clone(),
+        _ => s.name.clone(),
+    };
+    api::SourceListItem {
+        id: s.id,
+        kind: s.content.kind().as_str().to_owned(),
+        name: Some(name),
+        size: s.size,
+        created_at: iso8601(s.created_at),
+        status: s.status.as_str().to_owned(),
+        metadata,
+        error: s.error,
+    }
+}
+
+fn job_dto(j: TrainingJob) -> api::TrainingJob {
+    api::TrainingJob {
+        id: j.id,
+        source_id: j.source_id,
+        status: j.status.as_str().to_owned(),
+        stage: j.stage,
+        done: j.done,
+        total: j.total,
+        error: j.error,
+        created_at: iso8601(j.created_at),
+        updated_at: iso8601(j.updated_at),
+    }
+}
+
+/// The domain form of a create body.
+pub fn new_source(body: api::CreateSourceBody) -> Result<NewSource, ApiError> {
+    Ok(match body {
+        api::CreateSourceBody::Text { name, content } => NewSource {
+            name,
+            content: SourceContent::Text { content },
+        },
+        api::CreateSourceBody::Qna {
+            name,
+            questions,
+            answer,
+        } => NewSource {
+            name,
+            content: SourceContent::Qna { questions, answer },
+        },
+        api::CreateSourceBody::Link {
+            url,
+            link_type,
+            exclude_paths,
+            include_only_paths,
+            slow_scraping,
+        } => {
+            let link_type = match link_type.as_str() {
+                "individual" => LinkType::Individual,
+                "crawl" => LinkType::Crawl,
+                "sitemap" => LinkType::Sitemap,
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        "linkType",
+                        "must be individual, sitemap or crawl",
+                    ));
+                }
+            };
+            NewSource {
+                name: url.clone(),
+                content: SourceContent::Link {
+                    url,
+                    options: LinkOptions {
+                        link_type,
+                        exclude_paths,
+                        include_only_paths,
+                        slow_scraping,
+                    },
+                },
+            }
+        }
+    })
+}
+
+fn is_multipart(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// `name` and `file` fields of a file upload.
+struct Upload {
+    name: Option<String>,
+    file: Option<(String, Option<String>, Vec<u8>)>,
+}
+
+async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError> {
+    let mut form = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::invalid_field("body", format!("not a multipart form: {e}")))?;
+    let mut upload = Upload {
+        name: None,
+        file: None,
+    };
+    let too_large = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                api::codes::VALIDATION_BODY_TOO_LARGE,
+                "The file is too large",
+            )
+        } else {
+            ApiError::invalid_field("file", format!("could not read the upload: {e}"))
+        }
+    };
+    while let Some(field) = form.next_field().await.map_err(too_large)? {
+        match field.name() {
+            Some("name") => upload.name = Some(field.text().await.map_err(too_large)?),
+            Some("file") => {
+                let filename = field.file_name().unwrap_or("upload").to_owned();
+                let content_type = field.content_type().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(too_large)?;
+                upload.file = Some((filename, content_type, bytes.to_vec()));
+            }
+            Some(other) => {
+                return Err(ApiError::invalid_field(
+                    other,
+                    "unknown field (expected name and file)",
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(upload)
+}
+
+fn extracted(
+    file: Option<(String, Option<String>, Vec<u8>)>,
+) -> Result<Option<(String, String, String)>, ApiError> {
+    let Some((filename, content_type, bytes)) = file else {
+        return Ok(None);
+    };
+    let doc = agentbase_service::files::extract(&filename, content_type.as_deref(), &bytes)
+        .map_err(|e| ApiError::invalid_field("file", e.to_string()))?;
+    Ok(Some((filename, doc.media_type, doc.markdown)))
+}
+
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/sources", tag = "sources",
+    params(("agentId" = String, Path)),
+    request_body(content = api::CreateSourceBody, description = "JSON (text, qna, link) or multipart/form-data with `name` and `file` (txt, md, html, pdf, docx)"),
+    responses((status = 201, body = api::SourceListItem), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse), (status = 409, body = api::ErrorResponse),
+              (status = 422, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    req: Request,
+) -> Result<(StatusCode, Json<api::SourceListItem>), ApiError> {
+    let new = if is_multipart(&req) {
+        let upload = read_upload(req, &state).await?;
+        let Some((filename, media_type, content)) = extracted(upload.file)? else {
+            return Err(ApiError::invalid_field("file", "Required"));
+        };
+        NewSource {
+            name: upload.name.unwrap_or_else(|| filename.clone()),
+            content: SourceContent::File {
+                filename,
+                media_type,
+                content,
+            },
+        }
+    } else {
+        let AppJson(body) = AppJson::<api::CreateSourceBody>::from_request(req, &state).await?;
+        new_source(body)?
+    };
+    let source = state.app.create_source(&p, &agent_id, new).await?;
+    Ok((StatusCode::CREATED, Json(source_dto(source))))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/sources", tag = "sources",
+    params(("agentId" = String, Path),
+           ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+           ("type" = Option<String>, Query, description = "Comma-separated: link, file, qna, notionPage, text"),
+           ("name" = Option<String>, Query, description = "Case-insensitive part of the name")),
+    responses((status = 200, body = api::ListSourcesResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    q: QueryMap,
+) -> Result<Json<api::ListSourcesResponse>, ApiError> {
+    let mut details = std::collections::BTreeMap::new();
+    let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
+    let mut filter = SourceFilter {
+        name: q.get("name").map(str::to_owned),
+        ..Default::default()
+    };
+    let mut only_unsupported = false;
+    if let Some(types) = q.get("type") {
+        for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match (SourceKind::parse(t), t) {
+                (Some(k), _) => filter.kinds.push(k),
+                // Notion sources exist in the contract but not here: none match.
+                (None, "notionPage") => only_unsupported = true,
+                (None, _) => {
+                    details.insert(
+                        "type".into(),
+                        "comma-separated link, file, qna, notionPage or text".into(),
+                    );
+                }
+            }
+        }
+    }
+    if !details.is_empty() {
+        return Err(ApiError::invalid_body(details));
+    }
+    if only_unsupported && filter.kinds.is_empty() {
+        return Ok(Json(api::ListSourcesResponse {
+            data: Vec::new(),
+            pagination: api::Pagination {
+                cursor: None,
+                has_more: false,
+                total: 0,
+            },
+        }));
+    }
+    let result = state
+        .app
+        .sources(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit)
+        .await?;
+    let cursor = if result.has_more {
+        result.items.last().map(|s| {
+            Cursor {
+                t: s.created_at,
+                id: s.id.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Json(api::ListSourcesResponse {
+        data: result.items.into_iter().map(source_dto).collect(),
+        pagination: api::Pagination {
+            has_more: cursor.is_some(),
+            cursor,
+            total: result.total,
+        },
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/sources/summary", tag = "sources",
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::SourcesSummaryResponse), (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn summary(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<api::SourcesSummaryResponse>, ApiError> {
+    let s = state.app.sources_summary(&p, &agent_id).await?;
+    let count = |k: &str| {
+        let (count, size) = s.counts.get(k).copied().unwrap_or((0, 0));
+        api::SourceTypeCount { count, size }
+    };
+    let none = || api::SourceTypeCount { count: 0, size: 0 };
+    Ok(Json(api::SourcesSummaryResponse {
+        links: count("link"),
+        files: count("file"),
+        qnas: count("qna"),
+        notion_pages: none(),
+        texts: count("text"),
+        zendesk_tickets: none(),
+        salesforce_cases: none(),
+        should_retrain: s.should_retrain,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/sources/{sourceId}", tag = "sources",
+    params(("agentId" = String, Path), ("sourceId" = String, Path)),
+    responses((status = 200, body = api::SourceListItem), (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, source_id)): Path<(String, String)>,
+) -> Result<Json<api::SourceListItem>, ApiError> {
+    let s = state.app.source(&p, &agent_id, &source_id).await?;
+    Ok(Json(source_dto(s)))
+}
+
+#[utoipa::path(put, path = "/api/v2/agents/{agentId}/sources/{sourceId}", tag = "sources",
+    params(("agentId" = String, Path), ("sourceId" = String, Path)),
+    request_body(content = api::UpdateSourceBody, description = "JSON, or multipart/form-data with `name` and/or `file` for file sources"),
+    responses((status = 200, body = api::SourceListItem), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse), (status = 409, body = api::ErrorResponse),
+              (status = 422, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, source_id)): Path<(String, String)>,
+    req: Request,
+) -> Result<Json<api::SourceListItem>, ApiError> {
+    let update = if is_multipart(&req) {
+        let upload = read_upload(req, &state).await?;
+        if upload.name.is_none() && upload.file.is_none() {
+            return Err(ApiError::invalid_field(
+                "body",
+                "give a new name, a new file or both",
+            ));
+        }
+        SourceUpdate {
+            name: upload.name,
+            file: extracted(upload.file)?,
+            ..Default::default()
+        }
+    } else {
+        let AppJson(b) = AppJson::<api::UpdateSourceBody>::from_request(req, &state).await?;
+        if b == api::UpdateSourceBody::default() {
+            return Err(ApiError::invalid_field("body", "no fields to update"));
+        }
+        SourceUpdate {
+            name: b.name,
+            content: b.content,
+            questions: b.questions,
+            answer: b.answer,
+            exclude_paths: b.exclude_paths,
+            include_only_paths: b.include_only_paths,
+            slow_scraping: b.slow_scraping,
+            file: None,
+        }
+    };
+    let s = state
+        .app
+        .update_source(&p, &agent_id, &source_id, update)
+        .await?;
+    Ok(Json(source_dto(s)))
+}
+
+#[utoipa::path(delete, path = "/api/v2/agents/{agentId}/sources/{sourceId}", tag = "sources",
+    params(("agentId" = String, Path), ("sourceId" = String, Path)),
+    responses((status = 200, body = api::SourceListItem, description = "The deleted source, status `deleted`"),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, source_id)): Path<(String, String)>,
+) -> Result<Json<api::SourceListItem>, ApiError> {
+    let s = state.app.delete_source(&p, &agent_id, &source_id).await?;
+    let mut dto = source_dto(s);
+    dto.status = "deleted".into();
+    Ok(Json(dto))
+}
+
+fn deprecated(message: &str) -> Json<api::DeprecatedEndpointResponse> {
+    Json(api::DeprecatedEndpointResponse {
+        success: true,
+        deprecated: true,
+        message: message.to_owned(),
+    })
+}
+
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/sources/{sourceId}/restore", tag = "sources",
+    params(("agentId" = String, Path), ("sourceId" = String, Path)),
+    responses((status = 200, body = api::DeprecatedEndpointResponse)),
+    security(("bearer" = [])))]
+pub async fn restore(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((agent_id, _source_id)): Path<(String, String)>,
+) -> Result<Json<api::DeprecatedEndpointResponse>, ApiError> {
+    state.app.agent(&p.workspace_id, &agent_id).await?;
+    Ok(deprecated(
+        "Deprecated: this endpoint does nothing. A delete takes effect immediately; re-create the source instead.",
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/train", tag = "sources",
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::DeprecatedEndpointResponse), (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn train(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<api::DeprecatedEndpointResponse>, ApiError> {
+    state.app.agent(&p.workspace_id, &agent_id).await?;
+    Ok(deprecated(
+        "Deprecated: this endpoint does nothing. Sources train as soon as they are created, updated or deleted, so changes take effect immediately. Poll GET /agents/{agentId}/sources/{sourceId} for a source status.",
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v2/agents/{agentId}/auto-retrain", tag = "sources",
+    params(("agentId" = String, Path)), request_body = api::AutoRetrainBody,
+    responses((status = 200, body = api::SuccessResponse), (status = 400, body = api::ErrorResponse),
+              (status = 403, body = api::ErrorResponse), (status = 404, body = api::ErrorResponse),
+              (status = 409, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn auto_retrain(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    AppJson(body): AppJson<api::AutoRetrainBody>,
+) -> Result<Json<api::SuccessResponse>, ApiError> {
+    state
+        .app
+        .set_auto_retrain(&p, &agent_id, body.enabled)
+        .await?;
+    Ok(Json(api::SuccessResponse { success: true }))
+}
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/training-jobs", tag = "sources",
+    description = "agentbase extension: the agent's training jobs, newest first, with progress.",
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::TrainingJobsResponse), (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn jobs(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+) -> Result<Json<api::TrainingJobsResponse>, ApiError> {
+    let jobs = state.app.training_jobs(&p, &agent_id).await?;
+    Ok(Json(api::TrainingJobsResponse {
+        data: jobs.into_iter().map(job_dto).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/search", tag = "sources",
+    description = "agentbase extension (retrieval testing): the agent's knowledge ranked for a query, with scores.",
+    params(("agentId" = String, Path)), request_body = api::SearchBody,
+    responses((status = 200, body = api::SearchResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    AppJson(body): AppJson<api::SearchBody>,
+) -> Result<Json<api::SearchResponse>, ApiError> {
+    let limit = body.limit.unwrap_or(10) as usize;
+    let hits = state
+        .app
+        .search_knowledge(&p, &agent_id, &body.query, limit)
+        .await?;
+    Ok(Json(api::SearchResponse {
+        data: hits
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| api::SearchHit {
+                rank: i as u32 + 1,
+                chunk_id: h.chunk_id,
+                source_id: h.source_id,
+                url: h.url,
+                title: h.title,
+                heading: h.heading,
+                text: h.text,
+                score: h.score,
+                relevance: h.relevance,
+                bm25: h.bm25,
+            })
+            .collect(),
+    }))
+}

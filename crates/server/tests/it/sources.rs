@@ -1,0 +1,591 @@
+//! The knowledge base over HTTP: sources of every kind, training jobs, retrieval in
+//! the chat turn (with citations), retrieval testing, and what each kind of bad
+//! input gets. The embedder is the real all-MiniLM-L6-v2; the chat model is the
+//! scripted one, whose `[[system]]` directive answers with the system prompt it was
+//! given, so a test can see the knowledge retrieval put there.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{TestApp, frames, outcome, spawn_knowledge};
+
+const REFUNDS: &str = "# Refund policy\n\nCustomers can return any item within 30 days of delivery. \
+Refunds are paid to the original card within five business days after the parcel reaches our \
+warehouse in Rotterdam.\n\n## Exceptions\n\nGift cards and opened software cannot be refunded.";
+
+const SHIPPING: &str = "# Shipping\n\nOrders ship from Rotterdam with PostNL. Standard delivery \
+takes two to four days inside the Netherlands and up to ten days elsewhere in Europe.";
+
+async fn post(t: &TestApp, path: &str, body: Value) -> (u16, Option<String>, Value) {
+    outcome(t.raw(Method::POST, path).json(&body).send().await.unwrap()).await
+}
+
+async fn get(t: &TestApp, path: &str) -> (u16, Option<String>, Value) {
+    outcome(t.raw(Method::GET, path).send().await.unwrap()).await
+}
+
+async fn text_source(t: &TestApp, agent: &str, name: &str, content: &str) -> String {
+    let (status, code, body) = post(
+        t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "text", "name": name, "content": content}),
+    )
+    .await;
+    assert_eq!((status, code), (201, None), "{body}");
+    assert_eq!(body["status"], "untrained");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls a source until its status is `want` (training runs in the background).
+async fn wait_status(t: &TestApp, agent: &str, source: &str, want: &str) -> Value {
+    for _ in 0..300 {
+        let (status, _, body) = get(t, &format!("/api/v2/agents/{agent}/sources/{source}")).await;
+        assert_eq!(status, 200, "{body}");
+        if body["status"] == want {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("source {source} never became {want}");
+}
+
+/// Waits until the agent answers from knowledge version `kb_version` or later.
+async fn search(t: &TestApp, agent: &str, query: &str) -> Vec<Value> {
+    let (status, code, body) = post(
+        t,
+        &format!("/api/v2/agents/{agent}/search"),
+        json!({"query": query, "limit": 5}),
+    )
+    .await;
+    assert_eq!((status, code), (200, None), "{body}");
+    body["data"].as_array().unwrap().clone()
+}
+
+/// Search until the first hit satisfies `ok` (snapshots switch in the background).
+async fn search_until(
+    t: &TestApp,
+    agent: &str,
+    query: &str,
+    ok: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..200 {
+        let hits = search(t, agent, query).await;
+        if ok(&hits) {
+            return hits;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("search for {query:?} never gave the expected hits");
+}
+
+#[tokio::test]
+async fn a_text_source_trains_and_the_agent_answers_from_it_with_citations() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
+    assert_eq!(a["status"], "untrained");
+    assert_eq!(a["lastTrainedAt"], Value::Null);
+
+    let refunds = text_source(&t, &agent, "Refund policy", REFUNDS).await;
+    let shipping = text_source(&t, &agent, "Shipping", SHIPPING).await;
+    let trained = wait_status(&t, &agent, &refunds, "trained").await;
+    assert_eq!(trained["type"], "text");
+    assert_eq!(trained["name"], "Refund policy");
+    assert_eq!(trained["size"], REFUNDS.len());
+    assert_eq!(trained["metadata"], Value::Null);
+    wait_status(&t, &agent, &shipping, "trained").await;
+    let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
+    assert_eq!(a["status"], "trained", "{a}");
+    assert!(a["lastTrainedAt"].is_string());
+    assert_eq!(a["size"], REFUNDS.len() + SHIPPING.len());
+
+    // The training jobs show how they went.
+    let (_, _, jobs) = get(&t, &format!("/api/v2/agents/{agent}/training-jobs")).await;
+    let jobs = jobs["data"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs.iter()
+            .all(|j| j["status"] == "succeeded" && j["stage"] == "done")
+    );
+    assert!(
+        jobs.iter()
+            .all(|j| j["done"] == j["total"] && j["total"].as_i64() > Some(0))
+    );
+
+    // Retrieval testing ranks the refund chunk first for a refund question.
+    let hits = search_until(&t, &agent, "how long until I get my money back?", |h| {
+        !h.is_empty()
+    })
+    .await;
+    assert_eq!(hits[0]["sourceId"], refunds.as_str(), "{hits:?}");
+    assert_eq!(hits[0]["rank"], 1);
+    assert_eq!(hits[0]["title"], "Refund policy");
+    assert!(
+        hits[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("five business days")
+    );
+    assert!(hits[0]["relevance"].as_f64().unwrap() > 0.3, "{hits:?}");
+
+    // A streamed answer carries the sources as AI SDK source chunks, before the text,
+    // and the model was given the chunk with its source id.
+    let (_, body) = t
+        .stream_raw(
+            &agent,
+            json!({"message": "[[system]] How long do refunds take to reach my card?"}),
+        )
+        .await;
+    let f = frames(&body);
+    let kinds = crate::types(&f);
+    let first_source = kinds
+        .iter()
+        .position(|k| k == "source-document")
+        .expect("a source chunk");
+    let first_text = kinds.iter().position(|k| k == "text-start").unwrap();
+    assert!(first_source < first_text, "{kinds:?}");
+    let doc = &f[first_source];
+    assert_eq!(doc["sourceId"], refunds.as_str());
+    assert_eq!(doc["title"], "Refund policy");
+    assert_eq!(doc["mediaType"], "text/markdown");
+    let text: String = f
+        .iter()
+        .filter(|c| c["type"] == "text-delta")
+        .map(|c| c["delta"].as_str().unwrap())
+        .collect();
+    assert!(text.contains(&format!("source {refunds}")), "{text}");
+    assert!(text.contains("five business days"), "{text}");
+
+    // The stored answer keeps its citations and a confidence score.
+    let conversation = f.last().unwrap()["messageMetadata"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, _, c) = get(
+        &t,
+        &format!("/api/v2/agents/{agent}/conversations/{conversation}"),
+    )
+    .await;
+    let answer = c["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .unwrap()
+        .clone();
+    let score = answer["metadata"]["score"].as_f64().unwrap();
+    assert!(score > 0.3 && score <= 1.0, "{answer}");
+    assert_eq!(
+        answer["metadata"]["sources"][0]["sourceId"],
+        refunds.as_str()
+    );
+}
+
+#[tokio::test]
+async fn with_nothing_relevant_the_agent_is_told_to_say_it_does_not_know() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let refunds = text_source(&t, &agent, "Refund policy", REFUNDS).await;
+    wait_status(&t, &agent, &refunds, "trained").await;
+    search_until(&t, &agent, "refund", |h| !h.is_empty()).await;
+    let (_, body) = t
+        .stream_raw(
+            &agent,
+            json!({"message": "[[system]] What is the boiling point of liquid nitrogen?"}),
+        )
+        .await;
+    let f = frames(&body);
+    assert!(!crate::types(&f).iter().any(|k| k.starts_with("source-")));
+    let text: String = f
+        .iter()
+        .filter(|c| c["type"] == "text-delta")
+        .map(|c| c["delta"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.contains(agentbase_core::prompt::NO_KNOWLEDGE),
+        "{text}"
+    );
+    assert!(!text.contains("Rotterdam"), "{text}");
+}
+
+#[tokio::test]
+async fn updates_retrain_and_deletes_forget_at_once() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let id = text_source(&t, &agent, "Refund policy", REFUNDS).await;
+    wait_status(&t, &agent, &id, "trained").await;
+    search_until(&t, &agent, "refund warehouse", |h| !h.is_empty()).await;
+
+    let r = t
+        .raw(Method::PUT, &format!("/api/v2/agents/{agent}/sources/{id}"))
+        .json(&json!({"content": "Refunds are no longer offered. Every sale is final, including sales in Utrecht."}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = outcome(r).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "updated");
+    wait_status(&t, &agent, &id, "trained").await;
+    let hits = search_until(&t, &agent, "are refunds possible", |h| {
+        h.first()
+            .is_some_and(|h| h["text"].as_str().unwrap().contains("Utrecht"))
+    })
+    .await;
+    assert!(
+        hits.iter()
+            .all(|h| !h["text"].as_str().unwrap().contains("Rotterdam"))
+    );
+
+    let r = t
+        .raw(
+            Method::DELETE,
+            &format!("/api/v2/agents/{agent}/sources/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = outcome(r).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "deleted");
+    assert_eq!(body["id"], id.as_str());
+    search_until(&t, &agent, "are refunds possible", <[Value]>::is_empty).await;
+    let (status, code, _) = get(&t, &format!("/api/v2/agents/{agent}/sources/{id}")).await;
+    assert_eq!((status, code.as_deref()), (404, Some("SOURCE_NOT_FOUND")));
+    let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
+    assert_eq!(a["size"], 0);
+    assert_eq!(a["status"], "untrained");
+}
+
+#[tokio::test]
+async fn qna_and_files_are_sources_too() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let (status, _, qna) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "qna", "name": "Opening hours", "questions": ["When are you open?", "Opening hours?"], "answer": "We are open Tuesday to Saturday, 9:00 to 17:30."}),
+    )
+    .await;
+    assert_eq!(status, 201, "{qna}");
+    assert_eq!(qna["type"], "qna");
+
+    let html = "<html><head><title>Warranty</title></head><body><nav>Home | Shop</nav><main><h1>Warranty</h1><p>Every espresso machine carries a two year warranty covering the pump and the boiler, repaired free of charge in our Leiden workshop.</p></main></body></html>";
+    let form = reqwest::multipart::Form::new()
+        .text("name", "Warranty page")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(html.as_bytes().to_vec())
+                .file_name("warranty.html")
+                .mime_str("text/html")
+                .unwrap(),
+        );
+    let r = t
+        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, file) = outcome(r).await;
+    assert_eq!(status, 201, "{file}");
+    assert_eq!(file["type"], "file");
+    assert_eq!(file["name"], "Warranty page");
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    wait_status(&t, &agent, qna["id"].as_str().unwrap(), "trained").await;
+    wait_status(&t, &agent, &file_id, "trained").await;
+    let hits = search_until(&t, &agent, "who repairs a broken boiler?", |h| {
+        h.first().is_some_and(|h| h["sourceId"] == file_id.as_str())
+    })
+    .await;
+    assert!(!hits[0]["text"].as_str().unwrap().contains("Home | Shop"));
+    let hits = search_until(&t, &agent, "what time do you open on saturday", |h| {
+        !h.is_empty()
+    })
+    .await;
+    assert_eq!(hits[0]["sourceId"], qna["id"]);
+
+    // A corrupt file is refused with a clear error and the agent's data is untouched.
+    let form = reqwest::multipart::Form::new().text("name", "Broken").part(
+        "file",
+        reqwest::multipart::Part::bytes(b"%PDF-1.7 garbage".to_vec()).file_name("broken.pdf"),
+    );
+    let r = t
+        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, body) = outcome(r).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["details"]["file"]
+            .as_str()
+            .unwrap()
+            .contains("PDF"),
+        "{body}"
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"MZ".to_vec()).file_name("tool.exe"),
+    );
+    let r = t
+        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, body) = outcome(r).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["details"]["file"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported")
+    );
+    let (_, _, list) = get(&t, &format!("/api/v2/agents/{agent}/sources")).await;
+    assert_eq!(list["pagination"]["total"], 2);
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "trained")
+    );
+}
+
+#[tokio::test]
+async fn lists_page_filter_and_summarise() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    for i in 0..5 {
+        text_source(
+            &t,
+            &agent,
+            &format!("Handbook part {i}"),
+            &format!("Chapter {i} of the handbook."),
+        )
+        .await;
+        t.clock.advance_ms(5);
+    }
+    post(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "qna", "name": "FAQ", "questions": ["Why?"], "answer": "Because."}),
+    )
+    .await;
+    let (_, _, page1) = get(&t, &format!("/api/v2/agents/{agent}/sources?limit=4")).await;
+    assert_eq!(page1["pagination"]["total"], 6);
+    assert_eq!(page1["pagination"]["hasMore"], true);
+    assert_eq!(page1["data"][0]["name"], "FAQ", "newest first");
+    let cursor = page1["pagination"]["cursor"].as_str().unwrap();
+    let (_, _, page2) = get(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources?limit=4&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(page2["data"].as_array().unwrap().len(), 2);
+    assert_eq!(page2["pagination"]["cursor"], Value::Null);
+    assert_eq!(page2["pagination"]["hasMore"], false);
+    let (_, _, texts) = get(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources?type=text&name=PART%203"),
+    )
+    .await;
+    assert_eq!(texts["pagination"]["total"], 1);
+    assert_eq!(texts["data"][0]["name"], "Handbook part 3");
+    let (_, _, notion) = get(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources?type=notionPage"),
+    )
+    .await;
+    assert_eq!(notion["pagination"]["total"], 0);
+    let (status, code, _) = get(&t, &format!("/api/v2/agents/{agent}/sources?type=video")).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY"))
+    );
+
+    let (_, _, s) = get(&t, &format!("/api/v2/agents/{agent}/sources/summary")).await;
+    assert_eq!(s["texts"]["count"], 5);
+    assert_eq!(s["qnas"]["count"], 1);
+    assert_eq!(s["links"], json!({"count": 0, "size": 0}));
+    assert_eq!(s["notionPages"], json!({"count": 0, "size": 0}));
+    assert!(s["shouldRetrain"].is_boolean());
+}
+
+#[tokio::test]
+async fn each_kind_of_bad_source_input_gets_its_error() {
+    let t = spawn_knowledge(|s| s.knowledge.storage_limits.standard = 1_000).await;
+    let agent = t.scripted_agent().await;
+    let path = format!("/api/v2/agents/{agent}/sources");
+    let cases: Vec<(Value, u16, &str, &str)> = vec![
+        (
+            json!({"type": "text", "name": "x"}),
+            400,
+            "VALIDATION_INVALID_BODY",
+            "content",
+        ),
+        (
+            json!({"type": "text", "name": "", "content": "y"}),
+            400,
+            "VALIDATION_INVALID_BODY",
+            "name",
+        ),
+        (
+            json!({"type": "video", "name": "x"}),
+            400,
+            "VALIDATION_INVALID_BODY",
+            "type",
+        ),
+        (
+            json!({"type": "qna", "name": "q", "questions": [], "answer": "a"}),
+            400,
+            "VALIDATION_INVALID_BODY",
+            "questions",
+        ),
+        (
+            json!({"type": "link", "url": "ftp://example.com", "linkType": "crawl"}),
+            400,
+            "VALIDATION_INVALID_BODY",
+            "url",
+        ),
+        (
+            json!({"type": "link", "url": "https://example.com", "linkType": "deep"}),
+            400,
+            "VALIDATION_INVALID_BODY",
+            "linkType",
+        ),
+        (
+            json!({"type": "text", "name": "big", "content": "z".repeat(1_001)}),
+            422,
+            "SOURCE_SIZE_LIMIT_EXCEEDED",
+            "",
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let (s, c, b) = post(&t, &path, body.clone()).await;
+        assert_eq!((s, c.as_deref()), (status, Some(code)), "{body} → {b}");
+        if !field.is_empty() {
+            assert!(b["error"]["details"][field].is_string(), "{body} → {b}");
+        }
+    }
+    let r = t
+        .raw(Method::POST, &path)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(r).await.1.as_deref(),
+        Some("VALIDATION_INVALID_JSON")
+    );
+
+    text_source(&t, &agent, "Policy", "Refunds take five days.").await;
+    let (s, c, _) = post(
+        &t,
+        &path,
+        json!({"type": "text", "name": "Policy", "content": "Refunds take five days."}),
+    )
+    .await;
+    assert_eq!((s, c.as_deref()), (409, Some("SOURCE_DUPLICATE")));
+    // Over the plan's storage with what is there already.
+    let (s, c, _) = post(
+        &t,
+        &path,
+        json!({"type": "text", "name": "More", "content": "m".repeat(990)}),
+    )
+    .await;
+    assert_eq!((s, c.as_deref()), (422, Some("SOURCE_SIZE_LIMIT_EXCEEDED")));
+
+    let (s, c, _) = get(&t, &format!("{path}/no-such-source")).await;
+    assert_eq!((s, c.as_deref()), (404, Some("SOURCE_NOT_FOUND")));
+    let (s, c, _) = get(&t, "/api/v2/agents/no-such-agent/sources").await;
+    assert_eq!((s, c.as_deref()), (404, Some("AGENT_NOT_FOUND")));
+    let (s, c, b) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/search"),
+        json!({"query": " "}),
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "{b}"
+    );
+    let (s, c, _) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/search"),
+        json!({"query": "x", "limit": 0}),
+    )
+    .await;
+    assert_eq!((s, c.as_deref()), (400, Some("VALIDATION_INVALID_BODY")));
+    // A field of another kind.
+    let id = text_source(&t, &agent, "Other", "Shipping takes two days.").await;
+    let r = t
+        .raw(Method::PUT, &format!("{path}/{id}"))
+        .json(&json!({"answer": "no"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, c, b) = outcome(r).await;
+    assert_eq!(
+        (s, c.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "{b}"
+    );
+    assert!(b["error"]["details"]["answer"].is_string());
+    let r = t
+        .raw(Method::PUT, &format!("{path}/{id}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.0, 400);
+}
+
+#[tokio::test]
+async fn train_and_restore_are_no_ops_and_auto_retrain_needs_a_trained_agent() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let (s, _, b) = post(&t, &format!("/api/v2/agents/{agent}/train"), json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (b["success"].clone(), b["deprecated"].clone()),
+        (json!(true), json!(true))
+    );
+    let put = |enabled: bool| {
+        t.raw(Method::PUT, &format!("/api/v2/agents/{agent}/auto-retrain"))
+            .json(&json!({"enabled": enabled}))
+            .send()
+    };
+    let (s, c, _) = outcome(put(true).await.unwrap()).await;
+    assert_eq!((s, c.as_deref()), (409, Some("AGENT_NOT_TRAINED")));
+    let id = text_source(&t, &agent, "Policy", REFUNDS).await;
+    wait_status(&t, &agent, &id, "trained").await;
+    let (s, _, b) = outcome(put(true).await.unwrap()).await;
+    assert_eq!((s, b), (200, json!({"success": true})));
+    let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
+    assert_eq!(a["autoRetrain"], true);
+
+    // A week later the agent's sources are retrained by the schedule.
+    t.clock.advance_ms(7 * 24 * 3600 * 1000 + 1000);
+    for _ in 0..200 {
+        let (_, _, jobs) = get(&t, &format!("/api/v2/agents/{agent}/training-jobs")).await;
+        if jobs["data"].as_array().unwrap().len() == 2 {
+            let (s, _, _) = outcome(put(false).await.unwrap()).await;
+            assert_eq!(s, 200);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the weekly retrain was not queued");
+}

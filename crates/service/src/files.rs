@@ -1,0 +1,310 @@
+//! Text from uploaded files: plain text and Markdown as they are, HTML through the
+//! crawler's main-content extraction (as Markdown), PDF through `pdf-extract`, DOCX
+//! from its `word/document.xml` (headings and list items kept as Markdown).
+//!
+//! Every failure is a [`FileError`] naming the problem; nothing here panics on a
+//! corrupt file (the PDF parser is run under `catch_unwind` because it can panic on
+//! malformed input).
+
+use std::io::Read;
+
+use agentbase_core::knowledge::FILE_MAX_BYTES;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("unsupported file type `{0}`: upload .txt, .md, .html, .pdf or .docx")]
+    Unsupported(String),
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file is larger than {FILE_MAX_BYTES} bytes")]
+    TooLarge,
+    #[error("the file could not be read as {kind}: {reason}")]
+    Corrupt { kind: &'static str, reason: String },
+    #[error("the file has no text to learn from")]
+    NoText,
+}
+
+/// The text of a file, as Markdown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileText {
+    pub media_type: String,
+    pub markdown: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Markdown,
+    Html,
+    Pdf,
+    Docx,
+}
+
+fn kind_of(filename: &str, content_type: Option<&str>, bytes: &[u8]) -> Option<Kind> {
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let by_ext = match ext.as_str() {
+        "txt" | "text" | "csv" => Some(Kind::Text),
+        "md" | "markdown" => Some(Kind::Markdown),
+        "html" | "htm" => Some(Kind::Html),
+        "pdf" => Some(Kind::Pdf),
+        "docx" => Some(Kind::Docx),
+        _ => None,
+    };
+    let by_type = content_type.and_then(|t| {
+        let t = t
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match t.as_str() {
+            "text/plain" | "text/csv" => Some(Kind::Text),
+            "text/markdown" => Some(Kind::Markdown),
+            "text/html" => Some(Kind::Html),
+            "application/pdf" => Some(Kind::Pdf),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+                Some(Kind::Docx)
+            }
+            _ => None,
+        }
+    });
+    // Magic numbers win over names for the binary formats.
+    if bytes.starts_with(b"%PDF-") {
+        return Some(Kind::Pdf);
+    }
+    by_ext.or(by_type)
+}
+
+/// Extracts the text of an uploaded file.
+pub fn extract(
+    filename: &str,
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<FileText, FileError> {
+    if bytes.is_empty() {
+        return Err(FileError::Empty);
+    }
+    if bytes.len() > FILE_MAX_BYTES {
+        return Err(FileError::TooLarge);
+    }
+    let kind = kind_of(filename, content_type, bytes).ok_or_else(|| {
+        FileError::Unsupported(
+            filename
+                .rsplit_once('.')
+                .map_or(filename, |(_, e)| e)
+                .to_owned(),
+        )
+    })?;
+    let utf8 = |kind: &'static str| {
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|e| FileError::Corrupt {
+                kind,
+                reason: format!("not UTF-8 text ({e})"),
+            })
+    };
+    let (media_type, markdown) = match kind {
+        Kind::Text => ("text/plain", utf8("text")?),
+        Kind::Markdown => ("text/markdown", utf8("Markdown")?),
+        Kind::Html => {
+            let html = String::from_utf8_lossy(bytes);
+            let options = agentbase_crawler::extract::ExtractOptions::default();
+            let page = agentbase_crawler::extract::extract(&html, "file:///upload", &options);
+            let mut md = page.markdown.unwrap_or(page.text);
+            if let Some(title) = page.metadata.title.filter(|t| !t.is_empty())
+                && !md.trim_start().starts_with('#')
+            {
+                md = format!("# {title}\n\n{md}");
+            }
+            ("text/html", md)
+        }
+        Kind::Pdf => ("application/pdf", pdf_text(bytes)?),
+        Kind::Docx => (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            docx_text(bytes)?,
+        ),
+    };
+    let markdown = markdown.replace('\0', "");
+    if markdown.trim().is_empty() {
+        return Err(FileError::NoText);
+    }
+    Ok(FileText {
+        media_type: media_type.to_owned(),
+        markdown,
+    })
+}
+
+fn pdf_text(bytes: &[u8]) -> Result<String, FileError> {
+    let owned = bytes.to_vec();
+    let result = std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem(&owned));
+    match result {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(FileError::Corrupt {
+            kind: "PDF",
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(FileError::Corrupt {
+            kind: "PDF",
+            reason: "the document structure is broken".into(),
+        }),
+    }
+}
+
+/// Paragraph text of a DOCX, with `Heading N` styles as `#` headings and list
+/// paragraphs as `- ` items.
+fn docx_text(bytes: &[u8]) -> Result<String, FileError> {
+    let corrupt = |reason: String| FileError::Corrupt {
+        kind: "DOCX",
+        reason,
+    };
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| corrupt(format!("not a DOCX (zip) file: {e}")))?;
+    let mut xml = String::new();
+    archive
+        .by_name("word/document.xml")
+        .map_err(|_| corrupt("word/document.xml is missing".into()))?
+        .take(64 * 1024 * 1024)
+        .read_to_string(&mut xml)
+        .map_err(|e| corrupt(format!("word/document.xml is unreadable: {e}")))?;
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut out = String::new();
+    let mut para = String::new();
+    let mut prefix = String::new();
+    let mut in_text = false;
+    loop {
+        use quick_xml::events::Event;
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == b"t" => in_text = true,
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                docx_element(&e, &mut prefix, &mut para);
+            }
+            Ok(Event::Text(t)) if in_text => {
+                para.push_str(&t.unescape().map_err(|e| corrupt(e.to_string()))?);
+            }
+            Ok(Event::End(e)) => match e.local_name().as_ref() {
+                b"t" => in_text = false,
+                b"p" => {
+                    let text = para.trim();
+                    if !text.is_empty() {
+                        out.push_str(&prefix);
+                        out.push_str(text);
+                        out.push_str("\n\n");
+                    }
+                    para.clear();
+                    prefix.clear();
+                }
+                _ => {}
+            },
+            Ok(Event::Eof) => break,
+            Err(e) => return Err(corrupt(format!("broken XML: {e}"))),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn docx_element(e: &quick_xml::events::BytesStart<'_>, prefix: &mut String, para: &mut String) {
+    match e.local_name().as_ref() {
+        b"pStyle" => {
+            for a in e.attributes().flatten() {
+                if a.key.local_name().as_ref() == b"val" {
+                    let v = String::from_utf8_lossy(&a.value).to_ascii_lowercase();
+                    if let Some(n) = v
+                        .strip_prefix("heading")
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                    {
+                        *prefix = format!("{} ", "#".repeat(n.clamp(1, 6)));
+                    } else if v == "title" {
+                        *prefix = "# ".into();
+                    } else if v.contains("list") {
+                        *prefix = "- ".into();
+                    }
+                }
+            }
+        }
+        b"numPr" if prefix.is_empty() => *prefix = "- ".into(),
+        b"tab" => para.push('\t'),
+        b"br" => para.push('\n'),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn docx(body: &str) -> Vec<u8> {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        z.start_file(
+            "word/document.xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        write!(
+            z,
+            r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
+        )
+        .unwrap();
+        z.finish().unwrap();
+        buf.into_inner()
+    }
+
+    #[test]
+    fn text_and_markdown_pass_through() {
+        let t = extract("notes.txt", None, b"Refunds take 5 days.").unwrap();
+        assert_eq!(t.markdown, "Refunds take 5 days.");
+        let m = extract("guide.md", Some("text/markdown"), b"# Guide\n\nHello").unwrap();
+        assert_eq!(m.media_type, "text/markdown");
+    }
+
+    #[test]
+    fn docx_keeps_headings_and_lists() {
+        let bytes = docx(
+            r#"<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Refunds</w:t></w:r></w:p><w:p><w:r><w:t xml:space="preserve">Refunds take </w:t></w:r><w:r><w:t>five days.</w:t></w:r></w:p><w:p><w:pPr><w:numPr><w:ilvl w:val="0"/></w:numPr></w:pPr><w:r><w:t>Keep the receipt</w:t></w:r></w:p>"#,
+        );
+        let t = extract("policy.docx", None, &bytes).unwrap();
+        assert_eq!(
+            t.markdown,
+            "# Refunds\n\nRefunds take five days.\n\n- Keep the receipt\n\n"
+        );
+    }
+
+    #[test]
+    fn html_becomes_markdown_of_the_main_content() {
+        let html = b"<html><head><title>Refunds</title></head><body><nav>Home | About</nav><main><h1>Refund policy</h1><p>Refunds take five days from the day we receive the item back in our warehouse.</p><ul><li>Keep the receipt</li></ul></main><footer>(c) shop</footer></body></html>";
+        let t = extract("policy.html", None, html).unwrap();
+        assert!(
+            t.markdown.contains("Refunds take five days"),
+            "{}",
+            t.markdown
+        );
+        assert!(!t.markdown.contains("Home | About"), "{}", t.markdown);
+    }
+
+    #[test]
+    fn bad_files_get_clear_errors() {
+        assert_eq!(extract("a.txt", None, b""), Err(FileError::Empty));
+        assert!(matches!(
+            extract("a.exe", Some("application/octet-stream"), b"MZ\x90"),
+            Err(FileError::Unsupported(e)) if e == "exe"
+        ));
+        assert!(matches!(
+            extract("a.pdf", None, b"%PDF-1.7 this is not really a pdf"),
+            Err(FileError::Corrupt { kind: "PDF", .. })
+        ));
+        assert!(matches!(
+            extract("a.docx", None, b"PK not a zip"),
+            Err(FileError::Corrupt { kind: "DOCX", .. })
+        ));
+        assert!(matches!(
+            extract("a.txt", None, &[0xff, 0xfe, 0xfd]),
+            Err(FileError::Corrupt { kind: "text", .. })
+        ));
+        assert_eq!(extract("a.md", None, b"   \n  "), Err(FileError::NoText));
+    }
+}
