@@ -60,3 +60,86 @@ pub struct V1Error {
     pub message: String,
     pub code: String,
 }
+
+/// `POST /api/v1/create-chatbot`. `urlsToScrape` is the older docs' field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct V1CreateChatbot {
+    pub chatbot_name: String,
+    #[serde(default)]
+    pub source_text: Option<String>,
+    #[serde(default)]
+    pub urls_to_scrape: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/update-chatbot-data`: replaces the chatbot's data and retrains.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct V1UpdateChatbotData {
+    pub chatbot_id: String,
+    #[serde(default)]
+    pub chatbot_name: Option<String>,
+    #[serde(default)]
+    pub source_text: Option<String>,
+    #[serde(default)]
+    pub urls_to_scrape: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct V1ChatbotId {
+    pub chatbot_id: String,
+}
+
+/// `POST /api/v1/update-chatbot-settings`. Styles and lead collection are accepted
+/// and not kept (agentbase has no hosted widget styling through v1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct V1UpdateChatbotSettings {
+    pub chatbot_id: String,
+    pub name: Option<String>,
+    pub instructions: Option<String>,
+    pub initial_messages: Option<Vec<String>>,
+    pub suggested_messages: Option<Vec<String>>,
+    pub visibility: Option<String>,
+    pub domains: Option<Vec<String>>,
+    pub ip_limit: Option<u32>,
+    pub ip_limit_timeframe: Option<u32>,
+    pub ip_limit_message: Option<String>,
+    pub model: Option<String>,
+    pub temp: Option<f64>,
+    #[serde(default)]
+    pub styles: Option<serde_json::Value>,
+    #[serde(default)]
+    pub collect_customer_information: Option<serde_json::Value>,
+    #[serde(default)]
+    pub only_allow_on_added_domains: Option<bool>,
+}
+
+/// One chatbot in `GET /api/v1/get-chatbots` (snake_case, as v1 clients read it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct V1Chatbot {
+    pub id: String,
+    pub name: String,
+    pub instructions: String,
+    pub model: String,
+    pub temp: f64,
+    pub visibility: String,
+    pub initial_messages: Vec<String>,
+    pub suggested_messages: Option<serde_json::Value>,
+    pub allowed_domains: Option<Vec<String>>,
+    pub status: String,
+    pub created_at: String,
+    pub last_trained_at: Option<String>,
+    pub size: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct V1Chatbots {
+    pub chatbots: Vec<V1Chatbot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct V1Message200 {
+    pub message: String,
+}

@@ -13,6 +13,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+mod crawl;
+mod knowledge;
 mod providers;
 mod remote;
 
@@ -74,6 +76,20 @@ enum Command {
         agent_id: String,
         #[command(flatten)]
         remote: remote::Remote,
+    },
+    /// Crawl a website into Apify Website Content Crawler dataset items (JSONL).
+    Crawl(crawl::CrawlArgs),
+    /// Print the cleaned content of one saved HTML page.
+    Extract(crawl::ExtractArgs),
+    /// An agent's knowledge sources: list, add text, files or websites, delete.
+    #[command(subcommand)]
+    Sources(knowledge::SourcesCmd),
+    /// Retrieval testing: the agent's knowledge ranked for a query, with scores.
+    Search {
+        agent_id: String,
+        query: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
     },
     /// List, show and export conversations (over HTTP).
     Conversations {
@@ -230,10 +246,15 @@ async fn open(global: &Global, settings: Settings) -> anyhow::Result<App> {
 /// Opens the app; with `local_models` the local providers are loaded too (serve).
 async fn open_with(global: &Global, settings: Settings, local_models: bool) -> anyhow::Result<App> {
     let mut providers = providers::build(&settings)?;
+    let mut embedder = None;
     if local_models {
         providers::load_local(&settings, &global.data_dir, &mut providers).await?;
+        if settings.knowledge.embedder != "none" {
+            embedder = Some(providers::load_embedder(&settings, &global.data_dir).await?);
+        }
     }
-    App::open_with_providers(
+    let crawler = settings.crawler.clone();
+    let app = App::open_with_providers(
         settings,
         &global.data_dir,
         Arc::new(SystemClock),
@@ -245,7 +266,20 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
             "cannot open the data directory {}",
             global.data_dir.display()
         )
+    })?
+    .with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
+        crawler,
+    )));
+    Ok(match embedder {
+        Some(e) => app.with_embedder(e),
+        None => app,
     })
+}
+
+/// The app with its embedder (for retrieval from the command line).
+async fn open_with_embedder(global: &Global, settings: Settings) -> anyhow::Result<App> {
+    let embedder = providers::load_embedder(&settings, &global.data_dir).await?;
+    Ok(open(global, settings).await?.with_embedder(embedder))
 }
 
 fn write_default_config(data_dir: &Path) -> anyhow::Result<()> {
@@ -291,6 +325,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bind = settings.server.bind;
             let base_url = settings.base_url();
             let app = Arc::new(open_with(&g, settings, true).await?);
+            app.start_workers();
             if let Some(boot) = app.bootstrap().await? {
                 print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
             }
@@ -331,6 +366,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Chat { agent_id, remote } => remote::chat(&remote, &agent_id).await,
+        Command::Crawl(args) => crawl::crawl_command(args).await,
+        Command::Extract(args) => crawl::extract_command(args),
+        Command::Sources(cmd) => {
+            let app = Arc::new(admin(&g).await?);
+            knowledge::sources(&app, cmd, g.json).await
+        }
+        Command::Search {
+            agent_id,
+            query,
+            limit,
+        } => {
+            let settings = load_settings(&g, Overrides::default())?;
+            init_logging(&settings, "warn");
+            let app = Arc::new(open_with_embedder(&g, settings).await?);
+            knowledge::search(&app, &agent_id, &query, limit, g.json).await
+        }
         Command::Conversations { cmd, remote } => remote::conversations(&remote, cmd, g.json).await,
     }
 }

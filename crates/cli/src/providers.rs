@@ -61,6 +61,52 @@ pub async fn load_local(
     Ok(())
 }
 
+/// The embedder `knowledge.embedder` names: the local all-MiniLM-L6-v2 (fetched
+/// into `<data_dir>/models` when missing) or an OpenAI-compatible provider's.
+pub async fn load_embedder(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn agentbase_core::model::Embedder>> {
+    use anyhow::Context;
+    let k = &settings.knowledge;
+    if k.embedder != "local" {
+        let p = &settings.providers[&k.embedder];
+        let mut config = OpenAiConfig {
+            api_key: key(&p.api_key_env),
+            ..Default::default()
+        };
+        if !p.base_url.is_empty() {
+            config.base_url = p.base_url.clone();
+        }
+        let provider = OpenAiCompatible::new(config)
+            .map_err(|e| anyhow::anyhow!("providers.{}: {e}", k.embedder))?;
+        return Ok(Arc::new(provider.embedder(
+            agentbase_providers::EmbeddingModel {
+                model: k.embedding_model.clone(),
+                dimensions: k.embedding_dimensions,
+                batch_size: 64,
+            },
+        )));
+    }
+    let models_dir = data_dir.join("models");
+    let paths =
+        tokio::task::spawn_blocking(move || agentbase_llm::fetch_default_models(&models_dir))
+            .await?
+            .context("cannot fetch the default embedding model")?;
+    let dir = paths.embedding_dir.clone();
+    let embedder = tokio::task::spawn_blocking(move || {
+        agentbase_llm::LocalEmbedder::load(&dir, agentbase_llm::LocalEmbedderOptions::default())
+    })
+    .await?
+    .with_context(|| {
+        format!(
+            "cannot load the embedding model in {}",
+            paths.embedding_dir.display()
+        )
+    })?;
+    Ok(Arc::new(embedder))
+}
+
 pub fn build(settings: &Settings) -> Result<Providers, ConfigError> {
     let mut out = Providers::new();
     for (name, p) in &settings.providers {

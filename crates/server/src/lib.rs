@@ -20,7 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -119,6 +119,14 @@ pub fn router(app: Arc<App>) -> Router {
     let v1 = Router::new()
         .route("/api/v1/chat", post(v1::chat))
         .route("/api/v1/get-conversations", get(v1::get_conversations))
+        .route("/api/v1/create-chatbot", post(v1::create_chatbot))
+        .route("/api/v1/update-chatbot-data", post(v1::update_chatbot_data))
+        .route("/api/v1/get-chatbots", get(v1::get_chatbots))
+        .route("/api/v1/delete-chatbot", delete(v1::delete_chatbot))
+        .route(
+            "/api/v1/update-chatbot-settings",
+            post(v1::update_chatbot_settings),
+        )
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
         .route_layer(axum::middleware::from_fn(layers::v1_errors));
     let public = Router::new()

@@ -14,7 +14,8 @@ use crate::routes::{agents, chat, conversations, sources, system, v1};
         system::health, agents::list, agents::create, agents::get, agents::update, agents::delete, agents::get_actions, agents::put_actions,
         chat::chat, chat::retry, chat::tool_result, conversations::list, conversations::for_user,
         conversations::get, conversations::messages, conversations::update, conversations::feedback,
-        conversations::export, v1::chat, v1::get_conversations,
+        conversations::export, v1::chat, v1::get_conversations, v1::create_chatbot,
+        v1::update_chatbot_data, v1::get_chatbots, v1::delete_chatbot, v1::update_chatbot_settings,
         sources::create, sources::list, sources::summary, sources::get, sources::update, sources::delete,
         sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search
     ),
@@ -32,6 +33,8 @@ use crate::routes::{agents, chat, conversations, sources, system, v1};
         api::ActionsResponse, api::v1::V1Message,
         api::v1::V1ChatRequest, api::v1::V1ChatResponse, api::v1::V1Conversation,
         api::v1::V1ConversationsResponse, api::v1::V1Error, api::MessageSource,
+        api::v1::V1CreateChatbot, api::v1::V1UpdateChatbotData, api::v1::V1ChatbotId,
+        api::v1::V1UpdateChatbotSettings, api::v1::V1Chatbot, api::v1::V1Chatbots, api::v1::V1Message200,
         api::SourceListItem, api::LinkMetadata, api::LinkChildren, api::ListSourcesResponse,
         api::CreateSourceBody, api::UpdateSourceBody, api::SourceTypeCount, api::SourcesSummaryResponse,
         api::DeprecatedEndpointResponse, api::AutoRetrainBody, api::TrainingJob, api::TrainingJobsResponse,

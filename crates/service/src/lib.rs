@@ -8,6 +8,7 @@ pub mod knowledge;
 pub mod models;
 pub mod scripted;
 pub mod settings;
+pub mod website;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -24,6 +24,7 @@ pub struct Settings {
     pub providers: BTreeMap<String, ProviderSettings>,
     pub models: BTreeMap<String, ModelSettings>,
     pub knowledge: KnowledgeSettings,
+    pub crawler: CrawlerConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,10 +109,13 @@ pub struct ChatSettings {
 pub struct KnowledgeSettings {
     /// Where this node keeps index snapshots; empty means `<data-dir>/index`.
     pub index_dir: String,
-    /// `local` (all-MiniLM-L6-v2 with candle) or the name of an `openai` provider.
+    /// `local` (all-MiniLM-L6-v2 with candle), the name of an `openai` provider, or
+    /// `none` (no knowledge base: sources are kept but cannot train).
     pub embedder: String,
     /// The provider's embedding model when `embedder` names a provider.
     pub embedding_model: String,
+    /// The length of that model's vectors.
+    pub embedding_dimensions: usize,
     /// Chunk size and overlap, in characters.
     pub chunk_chars: usize,
     pub chunk_overlap: usize,
@@ -126,6 +130,21 @@ pub struct KnowledgeSettings {
     pub auto_retrain_interval_secs: u64,
     /// Storage per agent, in bytes of source text, by plan.
     pub storage_limits: PlanLimits,
+}
+
+/// How website sources are fetched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlerConfig {
+    /// Fetch from private, loopback and link-local addresses too (off: the crawler
+    /// refuses them, checked after DNS and on every redirect).
+    pub allow_private_networks: bool,
+    /// Most pages one website source fetches.
+    pub max_pages: u64,
+    /// How deep a `crawl` source follows links from its URL.
+    pub max_depth: u32,
+    /// A website fetch gives up after this long.
+    pub timeout_secs: u64,
 }
 
 /// One number per plan.
@@ -245,6 +264,7 @@ impl Default for Settings {
                 index_dir: String::new(),
                 embedder: "local".into(),
                 embedding_model: String::new(),
+                embedding_dimensions: 1536,
                 chunk_chars: 1000,
                 chunk_overlap: 150,
                 retrieval_limit: 5,
@@ -258,6 +278,12 @@ impl Default for Settings {
                     pro: 33_000_000,
                     enterprise: 1_000_000_000,
                 },
+            },
+            crawler: CrawlerConfig {
+                allow_private_networks: false,
+                max_pages: 500,
+                max_depth: 20,
+                timeout_secs: 1800,
             },
         }
     }
@@ -493,7 +519,7 @@ impl Settings {
                 "must be at least 60",
             ));
         }
-        if self.knowledge.embedder != "local"
+        if !matches!(self.knowledge.embedder.as_str(), "local" | "none")
             && self
                 .providers
                 .get(&self.knowledge.embedder)
@@ -501,7 +527,7 @@ impl Settings {
         {
             return Err(config_err(
                 "knowledge.embedder",
-                "must be \"local\" or the name of a provider of kind \"openai\"",
+                "must be \"local\", \"none\" or the name of a provider of kind \"openai\"",
             ));
         }
         if !self.models.contains_key(&self.agents.default_model) {

@@ -12,8 +12,7 @@ use crate::{Page, Store, db_err, json_text};
 
 const CONVERSATION_COLUMNS: &str =
     "id, workspace_id, agent_id, user_id, title, status, source, created_at, updated_at";
-const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits, \
+const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits, \
      sources";
 const TOOL_CALL_COLUMNS: &str =
     "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";

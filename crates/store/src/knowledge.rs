@@ -572,13 +572,15 @@ impl Store {
                 .await
                 .map_err(db_err)?;
         }
-        sqlx::query("UPDATE sources SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3")
-            .bind(error)
-            .bind(now)
-            .bind(&job.source_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE sources SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(&job.source_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         sqlx::query(
             "UPDATE training_jobs SET status = 'failed', error = $1, lease_owner = NULL, \
              updated_at = $2 WHERE id = $3",

@@ -170,3 +170,220 @@ pub async fn get_conversations(
             .collect(),
     }))
 }
+
+/// Sources for v1's `sourceText` and `urlsToScrape`.
+fn v1_sources(
+    source_text: Option<String>,
+    urls: Option<Vec<String>>,
+) -> Vec<agentbase_core::knowledge::NewSource> {
+    use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, SourceContent};
+    let mut out = Vec::new();
+    if let Some(text) = source_text.filter(|t| !t.trim().is_empty()) {
+        out.push(NewSource {
+            name: "sourceText".into(),
+            content: SourceContent::Text { content: text },
+        });
+    }
+    for url in urls.unwrap_or_default() {
+        out.push(NewSource {
+            name: url.clone(),
+            content: SourceContent::Link {
+                url,
+                options: LinkOptions {
+                    link_type: LinkType::Individual,
+                    exclude_paths: Vec::new(),
+                    include_only_paths: Vec::new(),
+                    slow_scraping: false,
+                },
+            },
+        });
+    }
+    out
+}
+
+fn check_chatbot_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().chars().count() < 3 {
+        return Err(ApiError::invalid_field(
+            "chatbotName",
+            "must be at least 3 characters",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/api/v1/create-chatbot", tag = "v1", request_body = v1::V1CreateChatbot,
+    responses((status = 200, body = v1::V1ChatbotId), (status = 400, body = v1::V1Error)),
+    security(("bearer" = [])))]
+pub async fn create_chatbot(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    AppJson(body): AppJson<v1::V1CreateChatbot>,
+) -> Result<Json<v1::V1ChatbotId>, ApiError> {
+    check_chatbot_name(&body.chatbot_name)?;
+    let sources = v1_sources(body.source_text, body.urls_to_scrape);
+    let agent = state
+        .app
+        .create_agent(
+            &p.workspace_id,
+            agentbase_core::NewAgent {
+                name: body.chatbot_name.trim().to_owned(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    if !sources.is_empty()
+        && let Err(e) = state.app.replace_sources(&p, &agent.id, sources).await
+    {
+        // Nothing half-made: the chatbot goes again when its data is refused.
+        let _ = state.app.delete_agent(&p.workspace_id, &agent.id).await;
+        return Err(e.into());
+    }
+    Ok(Json(v1::V1ChatbotId {
+        chatbot_id: agent.id,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/update-chatbot-data", tag = "v1", request_body = v1::V1UpdateChatbotData,
+    responses((status = 200, body = v1::V1ChatbotId), (status = 400, body = v1::V1Error), (status = 404, body = v1::V1Error)),
+    security(("bearer" = [])))]
+pub async fn update_chatbot_data(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    AppJson(body): AppJson<v1::V1UpdateChatbotData>,
+) -> Result<Json<v1::V1ChatbotId>, ApiError> {
+    if let Some(name) = &body.chatbot_name {
+        check_chatbot_name(name)?;
+    }
+    state.app.agent(&p.workspace_id, &body.chatbot_id).await?;
+    let sources = v1_sources(body.source_text, body.urls_to_scrape);
+    state
+        .app
+        .replace_sources(&p, &body.chatbot_id, sources)
+        .await?;
+    if let Some(name) = body.chatbot_name {
+        state
+            .app
+            .update_agent(
+                &p.workspace_id,
+                &body.chatbot_id,
+                agentbase_core::AgentPatch {
+                    name: Some(name.trim().to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+    }
+    Ok(Json(v1::V1ChatbotId {
+        chatbot_id: body.chatbot_id,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/get-chatbots", tag = "v1",
+    responses((status = 200, body = v1::V1Chatbots)),
+    security(("bearer" = [])))]
+pub async fn get_chatbots(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<v1::V1Chatbots>, ApiError> {
+    let mut chatbots = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = state
+            .app
+            .agents(&p.workspace_id, cursor.as_ref(), 100)
+            .await?;
+        cursor = page.items.last().map(|a| agentbase_core::Cursor {
+            t: a.created_at,
+            id: a.id.clone(),
+        });
+        let more = page.has_more;
+        chatbots.extend(page.items.into_iter().map(|a| v1::V1Chatbot {
+            id: a.id,
+            name: a.name,
+            instructions: a.instructions,
+            model: a.model,
+            temp: a.temp,
+            visibility: a.visibility.as_str().to_owned(),
+            initial_messages: a.initial_messages,
+            suggested_messages: a.suggested_messages,
+            allowed_domains: a.allowed_domains,
+            status: a.status.as_str().to_owned(),
+            created_at: iso8601(a.created_at),
+            last_trained_at: a.last_trained_at.map(iso8601),
+            size: a.size,
+        }));
+        if !more {
+            break;
+        }
+    }
+    Ok(Json(v1::V1Chatbots { chatbots }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/delete-chatbot", tag = "v1",
+    params(("chatbotId" = String, Query)),
+    responses((status = 200, body = v1::V1Message200), (status = 400, body = v1::V1Error), (status = 404, body = v1::V1Error)),
+    security(("bearer" = [])))]
+pub async fn delete_chatbot(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: QueryMap,
+) -> Result<Json<v1::V1Message200>, ApiError> {
+    let id = q
+        .get("chatbotId")
+        .ok_or_else(|| ApiError::invalid_field("chatbotId", "Required"))?;
+    state.app.delete_agent(&p.workspace_id, id).await?;
+    Ok(Json(v1::V1Message200 {
+        message: "Deleted successfully".into(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/update-chatbot-settings", tag = "v1", request_body = v1::V1UpdateChatbotSettings,
+    responses((status = 200, body = v1::V1Message200), (status = 400, body = v1::V1Error), (status = 404, body = v1::V1Error)),
+    security(("bearer" = [])))]
+pub async fn update_chatbot_settings(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    AppJson(body): AppJson<v1::V1UpdateChatbotSettings>,
+) -> Result<Json<v1::V1Message200>, ApiError> {
+    use agentbase_core::{AgentPatch, Visibility, agent::IpRateLimitsPatch};
+    let visibility = match body.visibility.as_deref() {
+        None => None,
+        Some("public") => Some(Visibility::Public),
+        Some("private") => Some(Visibility::Private),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "visibility",
+                "must be public or private",
+            ));
+        }
+    };
+    let ip = (body.ip_limit.is_some()
+        || body.ip_limit_timeframe.is_some()
+        || body.ip_limit_message.is_some())
+    .then(|| {
+        Some(IpRateLimitsPatch {
+            limit: body.ip_limit,
+            timeframe_secs: body.ip_limit_timeframe,
+            message: body.ip_limit_message.clone(),
+        })
+    });
+    let patch = AgentPatch {
+        name: body.name,
+        instructions: body.instructions,
+        model: body.model,
+        temp: body.temp,
+        visibility,
+        allowed_domains: body.domains.map(Some),
+        suggested_messages: body.suggested_messages.map(|m| Some(serde_json::json!(m))),
+        initial_messages: body.initial_messages,
+        ip_rate_limits: ip,
+        ..Default::default()
+    };
+    state
+        .app
+        .update_agent(&p.workspace_id, &body.chatbot_id, patch)
+        .await?;
+    Ok(Json(v1::V1Message200 {
+        message: "Your changes are saved.".into(),
+    }))
+}

@@ -589,3 +589,99 @@ async fn train_and_restore_are_no_ops_and_auto_retrain_needs_a_trained_agent() {
     }
     panic!("the weekly retrain was not queued");
 }
+
+#[tokio::test]
+async fn v1_chatbots_take_source_text_and_update_chatbot_data_replaces_it() {
+    let t = spawn_knowledge(|_| {}).await;
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/create-chatbot",
+        json!({"chatbotName": "Shop bot", "sourceText": REFUNDS}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let bot = b["chatbotId"].as_str().unwrap().to_owned();
+    search_until(&t, &bot, "money back after a return", |h| {
+        h.first()
+            .is_some_and(|h| h["text"].as_str().unwrap().contains("five business days"))
+    })
+    .await;
+
+    // The seed's upload_text_to_chatbase body: chatbotId and sourceText only.
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/update-chatbot-data",
+        json!({"chatbotId": bot, "sourceText": SHIPPING}),
+    )
+    .await;
+    assert_eq!((s, b.clone()), (200, json!({"chatbotId": bot})));
+    search_until(&t, &bot, "money back after a return", |h| {
+        !h.is_empty()
+            && h.iter()
+                .all(|h| h["text"].as_str().unwrap().contains("PostNL"))
+    })
+    .await;
+    let (_, _, sources) = get(&t, &format!("/api/v2/agents/{bot}/sources")).await;
+    assert_eq!(sources["pagination"]["total"], 1);
+
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/update-chatbot-settings",
+        json!({"chatbotId": bot, "name": "Shop assistant", "instructions": "Be brief.", "visibility": "public", "styles": {"theme": "dark"}}),
+    )
+    .await;
+    assert_eq!((s, b), (200, json!({"message": "Your changes are saved."})));
+    let (_, _, list) = get(&t, "/api/v1/get-chatbots").await;
+    let found = list["chatbots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == bot.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(found["name"], "Shop assistant");
+    assert_eq!(found["instructions"], "Be brief.");
+    assert_eq!(found["visibility"], "public");
+    assert!(found["initial_messages"].is_array());
+
+    // Bad input gets v1's error shape.
+    let (s, c, b) = post(&t, "/api/v1/create-chatbot", json!({"chatbotName": "ab"})).await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(c, None);
+    assert_eq!(b["code"], "VALIDATION_INVALID_BODY");
+    assert!(b["message"].is_string());
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/update-chatbot-data",
+        json!({"chatbotId": "nope", "sourceText": "x"}),
+    )
+    .await;
+    assert_eq!((s, b["code"].clone()), (404, json!("AGENT_NOT_FOUND")));
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/update-chatbot-settings",
+        json!({"chatbotId": bot, "visibility": "secret"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].clone()),
+        (400, json!("VALIDATION_INVALID_BODY"))
+    );
+
+    let r = t
+        .raw(
+            Method::DELETE,
+            &format!("/api/v1/delete-chatbot?chatbotId={bot}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (s, _, b) = outcome(r).await;
+    assert_eq!((s, b), (200, json!({"message": "Deleted successfully"})));
+    let r = t
+        .raw(Method::DELETE, "/api/v1/delete-chatbot")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.0, 400);
+}

@@ -1,0 +1,287 @@
+//! `agentbase sources …` and `agentbase search`: an agent's knowledge from the
+//! command line, against the record directly (no server or key needed). Sources
+//! added here train in the running server's worker (jobs live in the record).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, Source, SourceContent};
+use agentbase_service::{App, Principal, SourceFilter};
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum SourcesCmd {
+    /// Sources of an agent with their training status.
+    List { agent_id: String },
+    /// Add a text source from --text or a file (.txt, .md, .html, .pdf, .docx).
+    Add {
+        agent_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, conflicts_with = "file")]
+        text: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Add a website: crawled from URL (or one page, or a sitemap) and trained.
+    AddWebsite {
+        agent_id: String,
+        url: String,
+        /// crawl, sitemap or individual.
+        #[arg(long, default_value = "crawl")]
+        link_type: String,
+        /// Regular expressions on the URL path to keep (repeatable).
+        #[arg(long = "include-only")]
+        include_only: Vec<String>,
+        /// Regular expressions on the URL path to leave out (repeatable).
+        #[arg(long = "exclude")]
+        exclude: Vec<String>,
+    },
+    /// Delete a source; its knowledge goes at once.
+    Delete { agent_id: String, source_id: String },
+    /// Training jobs of an agent with their progress.
+    Jobs { agent_id: String },
+}
+
+/// The agent's workspace, acting as its operator.
+async fn principal(app: &App, agent_id: &str) -> anyhow::Result<Principal> {
+    let workspace_id = app
+        .store
+        .agent_workspace(agent_id)
+        .await?
+        .with_context(|| format!("no agent {agent_id}"))?;
+    let workspace = app
+        .store
+        .workspace(&workspace_id)
+        .await?
+        .context("the agent's workspace is gone")?;
+    Ok(Principal {
+        workspace_id,
+        key_id: "cli".into(),
+        plan: workspace.plan,
+    })
+}
+
+fn source_json(s: &Source) -> serde_json::Value {
+    json!({
+        "id": s.id,
+        "type": s.kind().as_str(),
+        "name": s.name,
+        "status": s.status.as_str(),
+        "size": s.size,
+        "pages": s.pages,
+        "error": s.error,
+    })
+}
+
+fn print_source(s: &Source, json_out: bool) {
+    if json_out {
+        println!("{}", source_json(s));
+    } else {
+        let error = s
+            .error
+            .as_deref()
+            .map(|e| format!("  ({e})"))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<5} {:<10} {:>9} B  {}{error}",
+            s.id,
+            s.kind().as_str(),
+            s.status.as_str(),
+            s.size,
+            s.name
+        );
+    }
+}
+
+pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow::Result<()> {
+    match cmd {
+        SourcesCmd::List { agent_id } => {
+            let p = principal(app, &agent_id).await?;
+            let mut cursor = None;
+            loop {
+                let page = app
+                    .sources(
+                        &p,
+                        &agent_id,
+                        &SourceFilter::default(),
+                        cursor.as_ref(),
+                        100,
+                    )
+                    .await?;
+                for s in &page.items {
+                    print_source(s, json_out);
+                }
+                match (page.has_more, page.items.last()) {
+                    (true, Some(last)) => {
+                        cursor = Some(agentbase_core::Cursor {
+                            t: last.created_at,
+                            id: last.id.clone(),
+                        })
+                    }
+                    _ => return Ok(()),
+                }
+            }
+        }
+        SourcesCmd::Add {
+            agent_id,
+            name,
+            text,
+            file,
+        } => {
+            let p = principal(app, &agent_id).await?;
+            let new = match (text, file) {
+                (Some(text), _) => NewSource {
+                    name: name.unwrap_or_else(|| "Text".into()),
+                    content: SourceContent::Text { content: text },
+                },
+                (None, Some(path)) => {
+                    let bytes = std::fs::read(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let filename = path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "upload".into());
+                    let doc = agentbase_service::files::extract(&filename, None, &bytes)
+                        .with_context(|| format!("{}", path.display()))?;
+                    NewSource {
+                        name: name.unwrap_or_else(|| filename.clone()),
+                        content: SourceContent::File {
+                            filename,
+                            media_type: doc.media_type,
+                            content: doc.markdown,
+                        },
+                    }
+                }
+                (None, None) => bail!("give --text or --file"),
+            };
+            let s = app.create_source(&p, &agent_id, new).await?;
+            print_source(&s, json_out);
+            Ok(())
+        }
+        SourcesCmd::AddWebsite {
+            agent_id,
+            url,
+            link_type,
+            include_only,
+            exclude,
+        } => {
+            let p = principal(app, &agent_id).await?;
+            let link_type = match link_type.as_str() {
+                "crawl" => LinkType::Crawl,
+                "sitemap" => LinkType::Sitemap,
+                "individual" => LinkType::Individual,
+                other => bail!("--link-type {other}: use crawl, sitemap or individual"),
+            };
+            let s = app
+                .create_source(
+                    &p,
+                    &agent_id,
+                    NewSource {
+                        name: url.clone(),
+                        content: SourceContent::Link {
+                            url,
+                            options: LinkOptions {
+                                link_type,
+                                exclude_paths: exclude,
+                                include_only_paths: include_only,
+                                slow_scraping: false,
+                            },
+                        },
+                    },
+                )
+                .await?;
+            print_source(&s, json_out);
+            if !json_out {
+                eprintln!(
+                    "Queued: the server's worker crawls and trains it (see `agentbase sources jobs`)."
+                );
+            }
+            Ok(())
+        }
+        SourcesCmd::Delete {
+            agent_id,
+            source_id,
+        } => {
+            let p = principal(app, &agent_id).await?;
+            let s = app.delete_source(&p, &agent_id, &source_id).await?;
+            if json_out {
+                println!("{}", json!({"id": s.id, "status": "deleted"}));
+            } else {
+                println!("Deleted {}", s.id);
+            }
+            Ok(())
+        }
+        SourcesCmd::Jobs { agent_id } => {
+            let p = principal(app, &agent_id).await?;
+            for j in app.training_jobs(&p, &agent_id).await? {
+                if json_out {
+                    println!(
+                        "{}",
+                        json!({"id": j.id, "sourceId": j.source_id, "status": j.status.as_str(),
+                               "stage": j.stage, "done": j.done, "total": j.total, "error": j.error})
+                    );
+                } else {
+                    println!(
+                        "{}  {:<9} {:<9} {}/{}  {}",
+                        j.id,
+                        j.status.as_str(),
+                        j.stage,
+                        j.done,
+                        j.total,
+                        j.error.unwrap_or_default()
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `agentbase search AGENT_ID QUERY`: ranked chunks with their scores.
+pub async fn search(
+    app: &Arc<App>,
+    agent_id: &str,
+    query: &str,
+    limit: usize,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let p = principal(app, agent_id).await?;
+    let hits = app.search_knowledge(&p, agent_id, query, limit).await?;
+    if json_out {
+        let data: Vec<_> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                json!({"rank": i + 1, "chunkId": h.chunk_id, "sourceId": h.source_id, "url": h.url,
+                       "title": h.title, "heading": h.heading, "text": h.text, "score": h.score,
+                       "relevance": h.relevance, "bm25": h.bm25})
+            })
+            .collect();
+        println!("{}", json!({ "data": data }));
+        return Ok(());
+    }
+    if hits.is_empty() {
+        println!("No trained knowledge matches.");
+    }
+    for (i, h) in hits.iter().enumerate() {
+        let place = h.url.as_deref().unwrap_or(&h.title);
+        println!(
+            "{}. relevance {:.3}  score {:.4}  bm25 {}  source {}  {}",
+            i + 1,
+            h.relevance,
+            h.score,
+            h.bm25.map_or("-".to_owned(), |b| format!("{b:.2}")),
+            h.source_id,
+            place
+        );
+        if !h.heading.is_empty() {
+            println!("   {}", h.heading);
+        }
+        let snippet: String = h.text.chars().take(240).collect();
+        println!("   {}\n", snippet.replace('\n', " "));
+    }
+    Ok(())
+}
