@@ -3,13 +3,14 @@
 #   (a) embeddings: LocalEmbedder (our AVX-512 BF16 encoder, and candle's f32 BERT via
 #       AGENTBASE_EMBED_BACKEND=candle) vs sentence-transformers on CPU torch: the same
 #       256 Rust Book chunks (~230 tokens), batch 16;
-#   (b) chat: LocalChatModel vs llama-cpp-python on the same SmolLM2 GGUF and the same
+#   (b) chat: LocalChatModel (our llama forward, and candle's quantized_llama via
+#       AGENTBASE_CHAT_LLAMA=candle) vs llama-cpp-python on the same SmolLM2 GGUF and the same
 #       ~1,500-token RAG prompt (token ids shared): time to first token, prefill and
 #       decode tokens/s, 128 tokens max;
 #   (c) peak RSS of every process (VmHWM / ru_maxrss, and /usr/bin/time's %M).
 # Sides run interleaved, ROUNDS times; the summary gives medians and ratios.
 #
-#   bench/llm/run.sh [ROUNDS]
+#   bench/llm/run.sh [ROUNDS]          (SKIP_EMBED=1 or SKIP_CHAT=1 run one half)
 #
 # Peers live in venvs under /var/cache (created on first run; llama-cpp-python builds
 # llama.cpp from source with -DGGML_NATIVE=ON, which takes a while):
@@ -78,11 +79,16 @@ run() { # label, command...: appends the command's JSON line plus time's figures
 
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  run embed-ours env AGENTBASE_EMBED_BACKEND=fast $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
-  run embed-st $PIN "$VENV_ST/bin/python" bench/llm/st_embed.py "$ST_MODEL" "$OUT/chunks.jsonl" $BATCH $THREADS
-  run embed-candle env AGENTBASE_EMBED_BACKEND=candle $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
-  run chat-ours $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
-  run chat-llama $PIN "$VENV_LLAMA/bin/python" bench/llm/llama_cpp_chat.py "$GGUF" "$OUT/prompt.json" 128 $THREADS
+  if [ -z "${SKIP_EMBED:-}" ]; then
+    run embed-ours env AGENTBASE_EMBED_BACKEND=fast $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
+    run embed-st $PIN "$VENV_ST/bin/python" bench/llm/st_embed.py "$ST_MODEL" "$OUT/chunks.jsonl" $BATCH $THREADS
+    run embed-candle env AGENTBASE_EMBED_BACKEND=candle $PIN "$BIN/embed_speed" "$OUT/chunks.jsonl" $BATCH "$MINILM"
+  fi
+  if [ -z "${SKIP_CHAT:-}" ]; then
+    run chat-ours $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
+    run chat-candle env AGENTBASE_CHAT_LLAMA=candle $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
+    run chat-llama $PIN "$VENV_LLAMA/bin/python" bench/llm/llama_cpp_chat.py "$GGUF" "$OUT/prompt.json" 128 $THREADS
+  fi
 done
 
 python3 bench/llm/summarize.py "$RESULTS"

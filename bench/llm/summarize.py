@@ -18,10 +18,16 @@ def main():
         values = [r[key] for r in by.get(label, []) if r.get(key) is not None]
         return statistics.median(values) if values else float("nan")
 
-    rounds = len(by.get("embed-ours", []))
+    rounds = max(len(v) for v in by.values())
     loads = [r["load"] for r in rows]
     print(f"{rounds} rounds; 1-min load average during the run {min(loads):.1f}-{max(loads):.1f}\n")
 
+    if "embed-ours" in by:
+        embeddings(by, med)
+    chat(by, med)
+
+
+def embeddings(by, med):
     print("| embeddings (256 chunks, batch 16) | chunks/s (median) | chunks per CPU-second | peak RSS MB |")
     print("|---|---|---|---|")
     for label, name in [
@@ -45,10 +51,18 @@ def main():
         + ")\n"
     )
 
+
+def chat(by, med):
     if "chat-ours" in by and "chat-llama" in by:
         print("| chat (same GGUF, same prompt tokens) | prompt tokens | TTFT s | prefill tok/s | decode tok/s | tokens | peak RSS MB |")
         print("|---|---|---|---|---|---|---|")
-        for label, name in [("chat-ours", "LocalChatModel (candle)"), ("chat-llama", "llama-cpp-python")]:
+        for label, name in [
+            ("chat-ours", "LocalChatModel, our llama forward"),
+            ("chat-candle", "LocalChatModel, candle's quantized_llama"),
+            ("chat-llama", "llama-cpp-python"),
+        ]:
+            if label not in by:
+                continue
             print(
                 f"| {name} | {med(label, 'prompt_tokens'):.0f} | {med(label, 'ttft_secs'):.2f} "
                 f"| {med(label, 'prefill_tok_s'):.0f} | {med(label, 'decode_tok_s'):.1f} "
@@ -59,6 +73,13 @@ def main():
             per = [o[key] / l[key] for o, l in zip(by["chat-ours"], by["chat-llama"])]
             print(
                 f"{name}: ours / llama.cpp {med('chat-ours', key) / med('chat-llama', key):.2f}x "
+                "(per round: " + ", ".join(f"{r:.2f}" for r in per) + ")"
+            )
+        if "chat-candle" in by:
+            per = [o["decode_tok_s"] / c["decode_tok_s"] for o, c in zip(by["chat-ours"], by["chat-candle"])]
+            print(
+                f"decode, our llama forward / candle's: "
+                f"{med('chat-ours', 'decode_tok_s') / med('chat-candle', 'decode_tok_s'):.2f}x "
                 "(per round: " + ", ".join(f"{r:.2f}" for r in per) + ")"
             )
         print(
