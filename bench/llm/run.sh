@@ -10,7 +10,7 @@
 #   (c) peak RSS of every process (VmHWM / ru_maxrss, and /usr/bin/time's %M).
 # Sides run interleaved, ROUNDS times; the summary gives medians and ratios.
 #
-#   bench/llm/run.sh [ROUNDS]          (SKIP_EMBED=1 or SKIP_CHAT=1 run one half)
+#   bench/llm/run.sh [ROUNDS]   (SKIP_EMBED=1 or SKIP_CHAT=1 run one half; THREADS=1 pins one core)
 #
 # Peers live in venvs under /var/cache (created on first run; llama-cpp-python builds
 # llama.cpp from source with -DGGML_NATIVE=ON, which takes a while):
@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 ROUNDS=${1:-3}
-THREADS=2
+THREADS=${THREADS:-2}
 BATCH=16
 MODELS=${AGENTBASE_MODELS_DIR:-/var/cache/agentbase-models}
 VENV_LLAMA=${VENV_LLAMA:-/var/cache/agentbase-bench-venv-llm}
