@@ -714,24 +714,19 @@ async fn latency(args: LatencyArgs) -> Result<()> {
         );
     }
 
-    let mut modes: Vec<(&str, Mode)> = vec![
+    let modes: Vec<(&str, Mode)> = vec![
         ("hybrid (default)", Mode::default()),
+        ("hybrid rrf k=60", Mode::Hybrid(Fusion::Rrf { k: 60.0 })),
         ("bm25", Mode::Bm25),
         ("dense", Mode::Dense),
     ];
-    if Mode::default() != Mode::Hybrid(Fusion::Normalized { weight_dense: 0.5 }) {
-        modes.push((
-            "hybrid normalized",
-            Mode::Hybrid(Fusion::Normalized { weight_dense: 0.5 }),
-        ));
-    }
     println!(
         "\n{} chunks (dim {}): build {:.1}s, open {:.2}s, RSS +{:.0} MiB after open and warm-up, memory_bytes() {:.0} MiB\n",
         index.len(),
         index.dim(),
         build_s,
         open_s,
-        (after.saturating_sub(before)) as f64 / (1 << 20) as f64,
+        after.saturating_sub(before) as f64 / (1 << 20) as f64,
         index.memory_bytes() as f64 / (1 << 20) as f64
     );
     println!(

@@ -194,7 +194,9 @@ struct Manifest {
 
 /// One agent's retrieval snapshot: BM25 over title/heading/text plus dense vectors.
 /// Immutable, `Send + Sync`; share it behind an `Arc`. Searches are blocking CPU
-/// work (milliseconds at 100k chunks): run them off the async runtime.
+/// work (milliseconds at 100k chunks): run them off the async runtime. A hybrid
+/// search runs BM25 on a scoped thread beside the dense scan, and past ~10k chunks
+/// (384 dims) the dense scan itself is split over up to 4 scoped threads.
 pub struct Index {
     dir: PathBuf,
     docs: Vec<DocMeta>,
