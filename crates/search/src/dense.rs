@@ -288,12 +288,8 @@ mod tests {
     #[test]
     fn dot_i8_matches_the_naive_sum() {
         for n in [0, 1, 63, 64, 65, 384, 1000] {
-            let a: Vec<i8> = (0..n)
-                .map(|i| ((i * 37) % 255) as i32 as u8 as i8)
-                .collect();
-            let b: Vec<i8> = (0..n)
-                .map(|i| ((i * 11 + 5) % 255) as i32 as u8 as i8)
-                .collect();
+            let a: Vec<i8> = (0..n).map(|i| ((i * 37) % 255) as u8 as i8).collect();
+            let b: Vec<i8> = (0..n).map(|i| ((i * 11 + 5) % 255) as u8 as i8).collect();
             let want: i32 = a
                 .iter()
                 .zip(&b)
