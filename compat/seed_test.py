@@ -13,10 +13,11 @@ Usage:
 - chat_with_backoff: against a server with a tight rate limit (the --limited-* one),
   the window is used up, then the snippet is called: it must be told 429 with a
   whole-second Retry-After, sleep that long, and succeed on the very next attempt.
-- Not run: upload_text_to_chatbase (POST /api/v1/update-chatbot-data is not
-  implemented; note also that the snippet sends no `chatbotName`, which the v1
-  contract requires), and the Apify snippets start_crawl / wait_for_run / build_corpus
-  (the Apify-compatible endpoints are not implemented).
+- upload_text_to_chatbase: the snippet replaces the agent's data with a text (it
+  sends no `chatbotName`, which agentbase treats as optional); it must answer
+  `{"chatbotId"}`, the text must train, and retrieval testing must find it.
+- Not run: the Apify snippets start_crawl / wait_for_run / build_corpus (the
+  Apify-compatible endpoints are not implemented yet).
 
 Every response is recorded (--record) for openapi_check.py. Prints a JSON report and
 exits 1 on any failed check."""
@@ -83,6 +84,31 @@ def pagination(seed, args, checks, recorder):
     return {"conversations": len(ids), "pages": len(pages), "created": len(created)}
 
 
+def upload_text(seed, args, checks, recorder):
+    base = args.base_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    recorder.case = "upload_text_to_chatbase"
+    seed.CHATBASE = origin_of(args.base_url)
+    text = ("# Returns\n\nItems bought in the Haarlem store can be returned within 45 days "
+            "when the seal on the box is unbroken.")
+    answer = seed.upload_text_to_chatbase(args.agent_id, args.api_key, text, "Returns")
+    checks.expect(answer == {"chatbotId": args.agent_id}, "the snippet is answered {chatbotId}", answer=answer)
+    hits = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        sources = requests.get(f"{base}/agents/{args.agent_id}/sources", headers=headers, timeout=30).json()
+        if sources["data"] and all(s["status"] == "trained" for s in sources["data"]):
+            hits = requests.post(f"{base}/agents/{args.agent_id}/search", headers=headers,
+                                 json={"query": "how long can I return something from the Haarlem shop?"},
+                                 timeout=30).json()["data"]
+            if hits:
+                break
+        time.sleep(0.2)
+    checks.expect(bool(hits) and "45 days" in hits[0]["text"], "the uploaded text trains and is found",
+                  hits=hits[:1])
+    return {"hits": len(hits)}
+
+
 def backoff(seed, args, checks, recorder):
     base = args.limited_base_url.rstrip("/")
     headers = {"Authorization": f"Bearer {args.limited_api_key}"}
@@ -138,11 +164,10 @@ def main(argv=None):
     seed = load_seed_snippets()
     checks = Checks()
     report = {"skipped": {
-        "upload_text_to_chatbase": "POST /api/v1/update-chatbot-data is not implemented",
         "start_crawl, wait_for_run, build_corpus": "the Apify-compatible endpoints are not implemented",
     }}
     with Recorder(args.record, "python-seed") as recorder:
-        sections = [("fetch_all_conversations", pagination)]
+        sections = [("fetch_all_conversations", pagination), ("upload_text_to_chatbase", upload_text)]
         if args.limited_base_url:
             sections.append(("chat_with_backoff", backoff))
         else:

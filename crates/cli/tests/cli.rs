@@ -275,8 +275,10 @@ struct Server {
 
 /// The scripted model as `scripted`, and the `local` provider scripted too, so
 /// these tests neither fetch nor load weights (one test below does, on purpose).
-const SCRIPTED: [(&str, &str); 4] = [
+const SCRIPTED: [(&str, &str); 5] = [
     ("AGENTBASE__PROVIDERS__local__KIND", "scripted"),
+    // No knowledge base: these tests need no embedding weights.
+    ("AGENTBASE__KNOWLEDGE__EMBEDDER", "none"),
     ("AGENTBASE__PROVIDERS__scripted__KIND", "scripted"),
     ("AGENTBASE__MODELS__scripted__PROVIDER", "scripted"),
     ("AGENTBASE__MODELS__scripted__CREDITS", "1"),

@@ -106,6 +106,12 @@ struct Server {
 impl Server {
     fn start(extra_env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        // `<data-dir>/models` is the shared weights cache (the embedder is real).
+        let cache = std::env::var_os("AGENTBASE_MODELS_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from("/var/cache/agentbase-models"));
+        std::fs::create_dir_all(&cache).unwrap();
+        std::os::unix::fs::symlink(&cache, dir.path().join("models")).unwrap();
         let init = agentbase(dir.path(), extra_env)
             .args(["init", "--json"])
             .output()
@@ -652,7 +658,7 @@ fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() 
     .map(|s| s.to_string())
     .chain([transcript.display().to_string()])
     .collect();
-    let (ok, out, err) = run(&mut python("seed_test.py", &args), 45);
+    let (ok, out, err) = run(&mut python("seed_test.py", &args), 120);
     let report: Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("seed_test.py printed no report ({e}): {out}\n{err}"));
     assert!(

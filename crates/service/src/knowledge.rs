@@ -944,9 +944,10 @@ impl App {
             .map_err(|e| Error::Unavailable(format!("embedding failed: {e}")))?
             .pop()
             .ok_or_else(|| Error::Internal("the embedder returned no vector".into()))?;
-        let fusion = if self.settings.knowledge.fusion == "normalized" {
-            Fusion::Normalized { weight_dense: 0.5 }
+        let fusion = if self.settings.knowledge.fusion == "rrf" {
+            Fusion::Rrf { k: 60.0 }
         } else {
+            // Normalised-score fusion with the dense weight chosen on the eval set.
             Fusion::default()
         };
         let q = Query {

@@ -268,8 +268,8 @@ impl Default for Settings {
                 chunk_chars: 1000,
                 chunk_overlap: 150,
                 retrieval_limit: 5,
-                min_relevance: 0.3,
-                fusion: "rrf".into(),
+                min_relevance: 0.34,
+                fusion: "normalized".into(),
                 auto_retrain_interval_secs: 7 * 24 * 3600,
                 storage_limits: PlanLimits {
                     free: 400_000,

@@ -253,7 +253,7 @@ impl Store {
     /// Bytes of the agent's sources, leaving out `except`.
     pub async fn source_bytes(&self, agent_id: &str, except: Option<&str>) -> Result<i64> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(size), 0) AS n FROM sources WHERE agent_id = $1 AND id <> $2",
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM sources WHERE agent_id = $1 AND id <> $2",
         )
         .bind(agent_id)
         .bind(except.unwrap_or(""))
@@ -743,7 +743,7 @@ async fn refresh_agent(
 ) -> Result<()> {
     let row = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM training_jobs WHERE agent_id = $1 AND status IN ('queued', 'running')) AS pending, \
-         (SELECT COALESCE(SUM(size), 0) FROM sources WHERE agent_id = $2) AS size, \
+         (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM sources WHERE agent_id = $2) AS size, \
          (SELECT COUNT(*) FROM sources WHERE agent_id = $3 AND generation > 0) AS live, \
          (SELECT COUNT(*) FROM sources WHERE agent_id = $4 AND status = 'failed') AS failed",
     )

@@ -114,8 +114,18 @@ pub fn embedder() -> Arc<dyn agentbase_core::model::Embedder> {
 
 /// A server whose agents have a knowledge base (the real embedder, the training
 /// worker running).
+/// Training runs in the background, so these tests poll; the rate limit is lifted.
 pub async fn spawn_knowledge(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_full(configure, &Providers::new(), Some(embedder()), None).await
+    spawn_full(
+        |s| {
+            s.rate_limit.requests = 1_000_000;
+            configure(s);
+        },
+        &Providers::new(),
+        Some(embedder()),
+        None,
+    )
+    .await
 }
 
 /// [`spawn_with`] plus provider instances (by provider name).

@@ -63,7 +63,9 @@ async fn search(t: &TestApp, agent: &str, query: &str) -> Vec<Value> {
     body["data"].as_array().unwrap().clone()
 }
 
-/// Search until the first hit satisfies `ok` (snapshots switch in the background).
+/// Search until the hits satisfy `ok` (snapshots switch in the background). Each
+/// try lets a second pass on the manual clock, as it would while a client polls, so
+/// cached agent rows (and their knowledge version) expire as they do in real time.
 async fn search_until(
     t: &TestApp,
     agent: &str,
@@ -71,6 +73,7 @@ async fn search_until(
     ok: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
     for _ in 0..200 {
+        t.clock.advance_ms(1_001);
         let hits = search(t, agent, query).await;
         if ok(&hits) {
             return hits;
@@ -684,4 +687,80 @@ async fn v1_chatbots_take_source_text_and_update_chatbot_data_replaces_it() {
         .await
         .unwrap();
     assert_eq!(outcome(r).await.0, 400);
+}
+
+/// A fresh database on the PostgreSQL of AGENTBASE_TEST_POSTGRES_URL; `None` (skip)
+/// only outside `scripts/test`.
+async fn fresh_postgres() -> Option<String> {
+    use sqlx::Connection;
+    let admin = match std::env::var("AGENTBASE_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("AGENTBASE_TEST_REQUIRE_SERVICES").is_err(),
+                "AGENTBASE_TEST_POSTGRES_URL is required when AGENTBASE_TEST_REQUIRE_SERVICES is set"
+            );
+            eprintln!("note: AGENTBASE_TEST_POSTGRES_URL unset; multi-node test skipped");
+            return None;
+        }
+    };
+    let db = format!(
+        "agentbase_nodes_{}",
+        agentbase_core::ids::alphanumeric(12).to_ascii_lowercase()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    conn.close().await.ok();
+    let i = admin.rfind('/').expect("a database path in the URL");
+    Some(format!("{}/{db}", &admin[..i]))
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_postgres_answer_from_the_same_trained_knowledge() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    let providers = agentbase_service::models::Providers::new();
+    let lift = |s: &mut agentbase_service::Settings| s.rate_limit.requests = 1_000_000;
+    let a = crate::spawn_full(lift, &providers, Some(crate::embedder()), Some(&url)).await;
+    let b = crate::spawn_full(lift, &providers, Some(crate::embedder()), Some(&url)).await;
+    let agent = a.scripted_agent().await;
+    let id = text_source(&a, &agent, "Refund policy", REFUNDS).await;
+    wait_status(&a, &agent, &id, "trained").await;
+
+    // Node B never saw the training: it builds its snapshot from the chunks in the
+    // record and ranks exactly as node A does.
+    let question = "how long until I get my money back?";
+    let from_b = search_until(&b, &agent, question, |h| !h.is_empty()).await;
+    let from_a = search(&a, &agent, question).await;
+    let ids = |hits: &[Value]| -> Vec<String> {
+        hits.iter()
+            .map(|h| h["chunkId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&from_a), ids(&from_b));
+    assert_eq!(from_b[0]["sourceId"], id.as_str());
+
+    // A change made through node B (trained by whichever node's worker takes the
+    // job) reaches node A's answers.
+    let r = b
+        .raw(Method::PUT, &format!("/api/v2/agents/{agent}/sources/{id}"))
+        .json(&json!({"content": "Refunds now take ninety days and are paid in store credit at the Delft shop."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    search_until(&a, &agent, question, |h| {
+        h.first()
+            .is_some_and(|h| h["text"].as_str().unwrap().contains("Delft"))
+    })
+    .await;
+    search_until(&b, &agent, question, |h| {
+        h.first()
+            .is_some_and(|h| h["text"].as_str().unwrap().contains("Delft"))
+    })
+    .await;
 }
