@@ -170,7 +170,41 @@ mod tests {
             score: None,
             finish_reason: None,
             credits: 0.0,
+            sources: Vec::new(),
         }
+    }
+
+    fn entry<'a>(source_id: &'a str, text: &'a str, url: Option<&'a str>) -> KnowledgeEntry<'a> {
+        KnowledgeEntry {
+            source_id,
+            title: "Refunds",
+            url,
+            heading: "Policy > Exceptions",
+            text,
+        }
+    }
+
+    #[test]
+    fn knowledge_goes_into_the_system_prompt_numbered_with_its_source() {
+        assert_eq!(with_knowledge("Be brief.", None), "Be brief.");
+        let none = with_knowledge("Be brief.", Some(&[]));
+        assert_eq!(none, format!("Be brief.\n\n{NO_KNOWLEDGE}"));
+        let two = with_knowledge(
+            "Be brief.",
+            Some(&[
+                entry("src_1", "Gift cards cannot be refunded.", None),
+                entry(
+                    "src_2",
+                    "Refunds take five days.",
+                    Some("https://shop.example/refunds"),
+                ),
+            ]),
+        );
+        assert!(two.starts_with("Be brief.\n\nAnswer from the knowledge below."));
+        assert!(two.contains(
+            "[1] source src_1 — Refunds — Policy > Exceptions\nGift cards cannot be refunded."
+        ));
+        assert!(two.contains("[2] source src_2 — Refunds — Policy > Exceptions (https://shop.example/refunds)\nRefunds take five days."));
     }
 
     fn text(t: &str) -> Part {

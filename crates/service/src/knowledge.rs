@@ -600,9 +600,7 @@ impl App {
             .job_progress(
                 &job.id,
                 &self.knowledge.node,
-                stage,
-                done as i64,
-                total as i64,
+                (stage, done as i64, total as i64),
                 now + JOB_LEASE_MS,
                 now,
             )
@@ -763,9 +761,7 @@ impl App {
                     .job_progress(
                         &job_id,
                         &node,
-                        "fetching",
-                        done as i64,
-                        (done + queued) as i64,
+                        ("fetching", done as i64, (done + queued) as i64),
                         now + JOB_LEASE_MS,
                         now,
                     )

@@ -66,7 +66,7 @@ fn embedding_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn embedding_from(bytes: &[u8]) -> Result<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(corrupt("chunk embedding"));
     }
     Ok(bytes
@@ -448,9 +448,7 @@ impl Store {
         &self,
         id: &str,
         owner: &str,
-        stage: &str,
-        done: i64,
-        total: i64,
+        (stage, done, total): (&str, i64, i64),
         lease_until: Millis,
         now: Millis,
     ) -> Result<bool> {
