@@ -16,6 +16,10 @@ pub enum Resource {
     Message,
     ToolCall,
     Source,
+    /// An actor other than the Website Content Crawler.
+    Actor,
+    /// A crawler run or its dataset.
+    Run,
 }
 
 /// A request refused by a rule of the chat contract; each has its own code.

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod clock;
 pub mod conversation;
+pub mod crawl_run;
 pub mod cursor;
 pub mod error;
 pub mod ids;

@@ -81,9 +81,13 @@ impl From<Error> for ApiError {
                 codes::AGENT_NOT_FOUND,
                 "Agent not found",
             ),
-            Error::NotFound(Resource::Workspace | Resource::ApiKey | Resource::Conversation) => {
-                ApiError::not_found()
-            }
+            Error::NotFound(
+                Resource::Workspace
+                | Resource::ApiKey
+                | Resource::Conversation
+                | Resource::Actor
+                | Resource::Run,
+            ) => ApiError::not_found(),
             Error::NotFound(Resource::Message) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 codes::RESOURCE_MESSAGE_NOT_FOUND,

@@ -162,7 +162,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
 }
 
 /// `application/x-www-form-urlencoded` pairs, percent-decoded.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|s| !s.is_empty())

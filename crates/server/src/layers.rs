@@ -95,6 +95,24 @@ const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
+/// Apify clients pass the key as `?token=`: it becomes the Bearer header (an
+/// explicit header wins) before [`authenticate`] runs.
+pub async fn apify_token(mut req: Request, next: Next) -> Response {
+    if !req
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+        && let Some(token) = crate::extract::form_pairs(req.uri().query().unwrap_or(""))
+            .into_iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v)
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        req.headers_mut()
+            .insert(axum::http::header::AUTHORIZATION, v);
+    }
+    next.run(req).await
+}
+
 /// Authenticates, rate limits, then checks the plan. Every response past
 /// authentication carries the rate-limit headers, errors included.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {

@@ -44,7 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{agents, chat, conversations, sources, system, v1};
+    use routes::{agents, apify, chat, conversations, sources, system, v1};
     // File uploads may be up to 20 MB (plus the form's framing).
     let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
     let api = Router::new()
@@ -129,11 +129,23 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
         .route_layer(axum::middleware::from_fn(layers::v1_errors));
+    let apify = Router::new()
+        .route("/v2/acts/{actorId}/runs", post(apify::start))
+        .route("/v2/actor-runs/{runId}", get(apify::get))
+        .route("/v2/actor-runs/{runId}/abort", post(apify::abort))
+        .route(
+            "/v2/actor-runs/{runId}/dataset/items",
+            get(apify::run_items),
+        )
+        .route("/v2/datasets/{datasetId}/items", get(apify::items))
+        .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
+        .route_layer(axum::middleware::from_fn(layers::apify_token));
     let public = Router::new()
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics));
     api.merge(v1)
+        .merge(apify)
         .merge(public)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)

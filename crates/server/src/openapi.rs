@@ -5,7 +5,7 @@ use agentbase_api_types as api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, chat, conversations, sources, system, v1};
+use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +17,8 @@ use crate::routes::{agents, chat, conversations, sources, system, v1};
         conversations::export, v1::chat, v1::get_conversations, v1::create_chatbot,
         v1::update_chatbot_data, v1::get_chatbots, v1::delete_chatbot, v1::update_chatbot_settings,
         sources::create, sources::list, sources::summary, sources::get, sources::update, sources::delete,
-        sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search
+        sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search,
+        apify::start, apify::get, apify::abort, apify::items
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,

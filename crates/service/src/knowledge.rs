@@ -79,6 +79,11 @@ pub struct Knowledge {
 }
 
 impl Knowledge {
+    /// This process's id in job and run leases.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     pub(crate) fn new(index_dir: PathBuf) -> Knowledge {
         Knowledge {
             embedder: None,
@@ -486,14 +491,18 @@ impl App {
 
     // ---- the worker -------------------------------------------------------------
 
-    /// Starts this node's training worker (and the auto-retrain schedule). Jobs are
-    /// taken from the record, so any number of nodes may run one.
+    /// Starts this node's training worker (with the auto-retrain schedule and the
+    /// check for crawl runs orphaned by a stopped node). Jobs are taken from the
+    /// record, so any number of nodes may run one.
     pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         tokio::spawn(async move {
             loop {
                 if let Err(e) = app.queue_due_retrains().await {
                     tracing::warn!(error = %e, "auto-retrain check failed");
+                }
+                if let Err(e) = app.fail_orphaned_runs().await {
+                    tracing::warn!(error = %e, "orphaned crawl run check failed");
                 }
                 match app
                     .store

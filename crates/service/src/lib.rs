@@ -3,6 +3,7 @@
 //! is a thin layer over [`App`].
 
 pub mod chat;
+pub mod crawl_runs;
 pub mod files;
 pub mod knowledge;
 pub mod models;
@@ -65,6 +66,7 @@ pub struct App {
     pub settings: Arc<Settings>,
     pub models: models::Registry,
     pub knowledge: knowledge::Knowledge,
+    crawls: crawl_runs::RunningCrawls,
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
     agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
@@ -125,6 +127,7 @@ impl App {
             limiter,
             clock,
             knowledge: knowledge::Knowledge::new(index_dir),
+            crawls: crawl_runs::RunningCrawls::default(),
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),

@@ -3,6 +3,7 @@
 //! and one list of migrations applied to either.
 
 mod chat;
+mod crawl_runs;
 mod knowledge;
 mod migrate;
 mod rows;

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "knowledge",
         include_str!("../migrations/0006_knowledge.sql"),
     ),
+    (
+        7,
+        "crawl_runs",
+        include_str!("../migrations/0007_crawl_runs.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -1,6 +1,7 @@
 //! Route handlers: extract, validate, call one service function, map the result.
 
 pub mod agents;
+pub mod apify;
 pub mod chat;
 pub mod conversations;
 pub mod sources;

@@ -4,6 +4,7 @@
 
 mod actions;
 mod agents;
+mod apify;
 mod auth;
 mod bad_input;
 mod chat;

@@ -103,6 +103,21 @@ async fn the_openapi_document_is_3_1_and_covers_every_route() {
         ("/api/v2/health", &["get"][..]),
         ("/api/v2/agents", &["get", "post"][..]),
         ("/api/v2/agents/{agentId}", &["get", "put", "delete"][..]),
+        ("/api/v2/agents/{agentId}/sources", &["get", "post"][..]),
+        (
+            "/api/v2/agents/{agentId}/sources/{sourceId}",
+            &["get", "put", "delete"][..],
+        ),
+        ("/api/v2/agents/{agentId}/sources/summary", &["get"][..]),
+        ("/api/v2/agents/{agentId}/auto-retrain", &["put"][..]),
+        ("/api/v2/agents/{agentId}/train", &["post"][..]),
+        ("/api/v2/agents/{agentId}/search", &["post"][..]),
+        ("/api/v2/agents/{agentId}/training-jobs", &["get"][..]),
+        ("/api/v1/update-chatbot-data", &["post"][..]),
+        ("/v2/acts/{actorId}/runs", &["post"][..]),
+        ("/v2/actor-runs/{runId}", &["get"][..]),
+        ("/v2/actor-runs/{runId}/abort", &["post"][..]),
+        ("/v2/datasets/{datasetId}/items", &["get"][..]),
     ] {
         for m in methods {
             assert!(

@@ -1,0 +1,89 @@
+//! Website crawler runs, with the lifecycle of an Apify actor run.
+
+use crate::Millis;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Ready,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborting,
+    Aborted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ready => "READY",
+            RunStatus::Running => "RUNNING",
+            RunStatus::Succeeded => "SUCCEEDED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::TimedOut => "TIMED-OUT",
+            RunStatus::Aborting => "ABORTING",
+            RunStatus::Aborted => "ABORTED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "READY" => RunStatus::Ready,
+            "RUNNING" => RunStatus::Running,
+            "SUCCEEDED" => RunStatus::Succeeded,
+            "FAILED" => RunStatus::Failed,
+            "TIMED-OUT" => RunStatus::TimedOut,
+            "ABORTING" => RunStatus::Aborting,
+            "ABORTED" => RunStatus::Aborted,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run has ended (no more items will come).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::TimedOut | RunStatus::Aborted
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrawlRun {
+    pub id: String,
+    pub workspace_id: String,
+    pub actor_id: String,
+    pub status: RunStatus,
+    pub status_message: Option<String>,
+    pub input: serde_json::Value,
+    pub dataset_id: String,
+    pub timeout_secs: i64,
+    pub pages_done: i64,
+    pub pages_failed: i64,
+    pub items: i64,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_know_when_they_end() {
+        for s in [
+            RunStatus::Ready,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::TimedOut,
+            RunStatus::Aborting,
+            RunStatus::Aborted,
+        ] {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        assert!(RunStatus::TimedOut.is_terminal());
+        assert!(!RunStatus::Aborting.is_terminal());
+        assert_eq!(RunStatus::parse("DONE"), None);
+    }
+}

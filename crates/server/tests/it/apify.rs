@@ -1,0 +1,413 @@
+//! The Apify-compatible crawler endpoints against a real website on loopback (the
+//! crawler's SSRF guard is opened for loopback with `crawler.allow_private_networks`,
+//! as an operator would for an intranet site).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::Path;
+use axum::response::Html;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{TestApp, outcome, spawn_with};
+
+fn page(title: &str, body: &str, links: &[&str]) -> String {
+    let links: String = links
+        .iter()
+        .map(|l| format!("<li><a href=\"{l}\">{l}</a></li>"))
+        .collect();
+    format!(
+        "<html><head><title>{title}</title><meta name=\"description\" content=\"About {title}\"></head>\
+         <body><nav><ul>{links}</ul></nav><main><h1>{title}</h1><p>{body}</p>\
+         <h2>Details</h2><ul><li>first point about {title}</li><li>second point</li></ul></main></body></html>"
+    )
+}
+
+/// A small docs site: /docs/ links to /docs/a and /docs/b; /slow/{n} pages take 2 s
+/// each and link onwards forever.
+async fn site() -> SocketAddr {
+    let app = axum::Router::new()
+        .route(
+            "/docs/",
+            axum::routing::get(|| async {
+                Html(page(
+                    "Docs home",
+                    "Welcome to the documentation of the espresso machine, with guides for every part of it.",
+                    &["/docs/a", "/docs/b", "/elsewhere"],
+                ))
+            }),
+        )
+        .route(
+            "/docs/a",
+            axum::routing::get(|| async {
+                Html(page(
+                    "Descaling",
+                    "Descale the boiler every two months with citric acid dissolved in warm water.",
+                    &["/docs/"],
+                ))
+            }),
+        )
+        .route(
+            "/docs/b",
+            axum::routing::get(|| async {
+                Html(page(
+                    "Grinding",
+                    "Grind the beans fine enough that a double shot takes about twenty-five seconds.",
+                    &["/docs/a"],
+                ))
+            }),
+        )
+        .route(
+            "/slow/{n}",
+            axum::routing::get(|Path(n): Path<u32>| async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let next = format!("/slow/{}", n + 1);
+                Html(page(&format!("Slow {n}"), "A page that takes its time to arrive.", &[&next]))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn crawler_app() -> TestApp {
+    spawn_with(|s| {
+        s.crawler.allow_private_networks = true;
+        s.rate_limit.requests = 1_000_000;
+    })
+    .await
+}
+
+/// A request authenticated Apify's way, with `?token=`.
+fn apify(t: &TestApp, method: Method, path: &str) -> reqwest::RequestBuilder {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    reqwest::Client::new().request(method, t.url(&format!("{path}{sep}token={}", t.key)))
+}
+
+#[tokio::test]
+async fn a_run_crawls_the_site_and_its_dataset_reads_like_apifys() {
+    let t = crawler_app().await;
+    let site = site().await;
+    let r = apify(
+        &t,
+        Method::POST,
+        "/v2/acts/apify~website-content-crawler/runs",
+    )
+    .json(&json!({
+        "startUrls": [{"url": format!("http://{site}/docs/")}],
+        "maxCrawlDepth": 3,
+        "maxCrawlPages": 10,
+        "outputFormats": ["markdown"],
+        "crawlerType": "playwright:adaptive",
+    }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let run: Value = r.json().await.unwrap();
+    let id = run["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/v2/actor-runs/{id}"));
+    assert!(matches!(
+        run["data"]["status"].as_str(),
+        Some("READY" | "RUNNING")
+    ));
+    // Browser-only and unknown inputs are reported, not dropped silently.
+    let message = run["data"]["statusMessage"].as_str().unwrap();
+    assert!(
+        message.contains("crawlerType") && message.contains("outputFormats"),
+        "{message}"
+    );
+
+    let r = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/actor-runs/{id}?waitForFinish=60"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let run: Value = r.json().await.unwrap();
+    assert_eq!(run["data"]["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["data"]["stats"]["itemCount"], 3);
+    let dataset = run["data"]["defaultDatasetId"].as_str().unwrap().to_owned();
+
+    // JSON, through the run and through the dataset id alike.
+    let r = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/actor-runs/{id}/dataset/items?format=json"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.headers()["x-apify-pagination-total"], "3");
+    assert_eq!(r.headers()["x-apify-pagination-count"], "3");
+    let items: Vec<Value> = r.json().await.unwrap();
+    let urls: Vec<&str> = items.iter().map(|i| i["url"].as_str().unwrap()).collect();
+    assert_eq!(urls.len(), 3);
+    assert!(
+        urls.iter().all(|u| u.contains("/docs/")),
+        "scoped to /docs/: {urls:?}"
+    );
+    let descaling = items
+        .iter()
+        .find(|i| i["metadata"]["title"] == "Descaling")
+        .unwrap();
+    assert_eq!(descaling["crawl"]["httpStatusCode"], 200);
+    assert_eq!(descaling["crawl"]["depth"], 1);
+    assert_eq!(descaling["metadata"]["description"], "About Descaling");
+    let markdown = descaling["markdown"].as_str().unwrap();
+    assert!(markdown.contains("## Details"), "{markdown}");
+    assert!(
+        descaling["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("- first point about Descaling")
+    );
+    assert!(descaling["text"].as_str().unwrap().contains("citric acid"));
+    assert!(
+        !descaling["text"].as_str().unwrap().contains("/docs/b"),
+        "nav removed"
+    );
+
+    let r = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/datasets/{dataset}/items?offset=1&limit=1&fields=url,crawl&desc=1"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.headers()["x-apify-pagination-offset"], "1");
+    assert_eq!(r.headers()["x-apify-pagination-limit"], "1");
+    let page: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].as_object().unwrap().len(), 2);
+    assert_eq!(
+        page[0]["url"], items[1]["url"],
+        "desc from the end, offset 1"
+    );
+
+    let r = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/datasets/{dataset}/items?format=jsonl&omit=html,text"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let body = r.text().await.unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.get("text").is_none() && l.get("url").is_some())
+    );
+
+    let r = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/datasets/{dataset}/items?format=csv&fields=url,crawl"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(header.starts_with("url,crawl/"), "{header}");
+    assert!(header.contains("crawl/loadedUrl") && header.contains("crawl/httpStatusCode"));
+    assert_eq!(csv.lines().count(), 4);
+
+    // Bearer works too; a bad format is refused.
+    let r = t
+        .raw(
+            Method::GET,
+            &format!("/v2/datasets/{dataset}/items?format=xml"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = outcome(r).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY"))
+    );
+}
+
+#[tokio::test]
+async fn runs_can_be_aborted_and_bad_requests_get_clear_errors() {
+    let t = crawler_app().await;
+    let site = site().await;
+    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
+        .json(&json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let run: Value = r.json().await.unwrap();
+    let id = run["data"]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = apify(&t, Method::POST, &format!("/v2/actor-runs/{id}/abort"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let run: Value = r.json().await.unwrap();
+    assert!(
+        matches!(run["data"]["status"].as_str(), Some("ABORTING" | "ABORTED")),
+        "{run}"
+    );
+    let r = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/actor-runs/{id}?waitForFinish=30"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let run: Value = r.json().await.unwrap();
+    assert_eq!(run["data"]["status"], "ABORTED", "{run}");
+    assert!(run["data"]["finishedAt"].is_string());
+
+    // Each kind of bad request.
+    let start = |actor: &str, body: Value| {
+        apify(&t, Method::POST, &format!("/v2/acts/{actor}/runs"))
+            .json(&body)
+            .send()
+    };
+    let (s, c, _) = outcome(
+        start("apify~rag-web-browser", json!({"startUrls": []}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, c.as_deref()), (404, Some("RESOURCE_NOT_FOUND")));
+    let (s, c, b) = outcome(
+        start("website-content-crawler", json!({"maxCrawlDepth": -1}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "{b}"
+    );
+    let (s, c, _) = outcome(
+        start("website-content-crawler", json!([1, 2]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, c.as_deref()), (400, Some("VALIDATION_INVALID_BODY")));
+    let r = reqwest::Client::new()
+        .post(t.url("/v2/acts/website-content-crawler/runs?token=agb_nope_nope"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.1.as_deref(), Some("AUTH_INVALID_API_KEY"));
+    let r = apify(&t, Method::GET, "/v2/actor-runs/nosuchrun")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.0, 404);
+
+    // Another workspace cannot see the run.
+    let (_, other) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let r = reqwest::Client::new()
+        .get(t.url(&format!("/v2/actor-runs/{id}?token={other}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.0, 404);
+}
+
+#[tokio::test]
+async fn loopback_is_refused_unless_the_operator_allows_private_networks() {
+    let t = spawn_with(|_| {}).await;
+    let site = site().await;
+    let r = apify(
+        &t,
+        Method::POST,
+        "/v2/acts/website-content-crawler/runs?waitForFinish=30",
+    )
+    .json(&json!({"startUrls": [{"url": format!("http://{site}/docs/")}]}))
+    .send()
+    .await
+    .unwrap();
+    let run: Value = r.json().await.unwrap();
+    let id = run["data"]["id"].as_str().unwrap();
+    let run: Value = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/actor-runs/{id}?waitForFinish=30"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        run["data"]["status"].as_str().unwrap() != "RUNNING",
+        "{run}"
+    );
+    assert_eq!(run["data"]["stats"]["itemCount"], 0, "{run}");
+}
+
+#[tokio::test]
+async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() {
+    use agentbase_core::Clock;
+    use agentbase_core::crawl_run::{CrawlRun, RunStatus};
+    let t = crawler_app().await;
+    let now = t.clock.now_ms();
+    let run = CrawlRun {
+        id: "orphanrun".into(),
+        workspace_id: t.workspace_id.clone(),
+        actor_id: "website-content-crawler".into(),
+        status: RunStatus::Running,
+        status_message: None,
+        input: json!({"startUrls": ["https://example.com"]}),
+        dataset_id: "orphandataset".into(),
+        timeout_secs: 3600,
+        pages_done: 3,
+        pages_failed: 0,
+        items: 3,
+        started_at: now - 60_000,
+        finished_at: None,
+    };
+    // Its node stopped renewing the lease a while ago (crashed or restarted).
+    t.app
+        .store
+        .insert_run(&run, "dead-node", now - 1)
+        .await
+        .unwrap();
+    let run: Value = apify(&t, Method::GET, "/v2/actor-runs/orphanrun?waitForFinish=10")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["data"]["status"], "FAILED", "{run}");
+    assert!(
+        run["data"]["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("stopped")
+    );
+}

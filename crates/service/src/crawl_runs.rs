@@ -1,0 +1,323 @@
+//! Website crawler runs with Apify's lifecycle: READY → RUNNING → SUCCEEDED,
+//! FAILED, TIMED-OUT or ABORTED. A run is executed by the node that started it;
+//! its items go to the record as they come (so a dataset can be read while the run
+//! writes it) and its lease is renewed with every progress report. A run whose node
+//! stopped renewing (a crash or restart) is failed cleanly by any node's worker
+//! rather than left hanging: a crawl has no resumable state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentbase_core::crawl_run::{CrawlRun, RunStatus};
+use agentbase_core::{Error, Resource, Result, ids};
+use agentbase_crawler::{CancellationToken, CrawlInput, CrawlerSettings, Event, StopReason};
+use serde_json::Value;
+
+use crate::{App, Principal};
+
+/// How long a run is its node's without a progress report.
+const RUN_LEASE_MS: i64 = 30_000;
+/// Items written to the record per batch.
+const ITEM_BATCH: usize = 20;
+/// Longest `waitForFinish`, as on Apify.
+pub const MAX_WAIT_SECS: u64 = 60;
+/// The actor ids a run may name: Apify's Website Content Crawler, by name or id.
+pub const ACTOR_IDS: [&str; 4] = [
+    "website-content-crawler",
+    "apify~website-content-crawler",
+    "apify/website-content-crawler",
+    "aYG0l9s7dbB7j3gbS",
+];
+
+/// Runs executing in this process, by id: abort cancels the crawl.
+#[derive(Default)]
+pub struct RunningCrawls {
+    tokens: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl App {
+    /// `POST /v2/acts/{actorId}/runs`: validates the WCC input and starts the crawl.
+    pub async fn start_run(
+        self: &Arc<Self>,
+        p: &Principal,
+        actor_id: &str,
+        input: Value,
+        timeout_secs: Option<u64>,
+    ) -> Result<CrawlRun> {
+        if !ACTOR_IDS.contains(&actor_id) {
+            return Err(Error::NotFound(Resource::Actor));
+        }
+        let input = if input.is_null() {
+            Value::Object(Default::default())
+        } else {
+            input
+        };
+        let parsed = CrawlInput::from_json(input.clone())
+            .and_then(|i| i.validate().map(|()| i))
+            .map_err(|e| Error::invalid("input", e.to_string()))?;
+        let now = self.now();
+        let timeout_secs = timeout_secs
+            .unwrap_or(self.settings.crawler.timeout_secs)
+            .clamp(1, 7 * 24 * 3600);
+        let ignored: Vec<String> = parsed
+            .ignored_inputs()
+            .into_iter()
+            .map(str::to_owned)
+            .chain(parsed.unknown_inputs())
+            .collect();
+        let run = CrawlRun {
+            id: ids::alphanumeric(17),
+            workspace_id: p.workspace_id.clone(),
+            actor_id: actor_id.to_owned(),
+            status: RunStatus::Ready,
+            status_message: (!ignored.is_empty())
+                .then(|| format!("Ignored inputs (no browser here): {}", ignored.join(", "))),
+            input,
+            dataset_id: ids::alphanumeric(17),
+            timeout_secs: timeout_secs as i64,
+            pages_done: 0,
+            pages_failed: 0,
+            items: 0,
+            started_at: now,
+            finished_at: None,
+        };
+        self.store
+            .insert_run(&run, &self.knowledge_node(), now + RUN_LEASE_MS)
+            .await?;
+        let token = CancellationToken::new();
+        self.crawls
+            .tokens
+            .lock()
+            .expect("crawl tokens")
+            .insert(run.id.clone(), token.clone());
+        let app = self.clone();
+        let id = run.id.clone();
+        let dataset = run.dataset_id.clone();
+        tokio::spawn(async move {
+            app.execute_run(id.clone(), dataset, parsed, timeout_secs, token)
+                .await;
+            app.crawls.tokens.lock().expect("crawl tokens").remove(&id);
+        });
+        Ok(run)
+    }
+
+    async fn execute_run(
+        &self,
+        id: String,
+        dataset: String,
+        input: CrawlInput,
+        timeout_secs: u64,
+        token: CancellationToken,
+    ) {
+        let _ = self
+            .store
+            .set_run_status(
+                &id,
+                &[RunStatus::Ready],
+                RunStatus::Running,
+                None,
+                self.now(),
+            )
+            .await;
+        let settings = CrawlerSettings {
+            allow_private_networks: self.settings.crawler.allow_private_networks,
+            overall_timeout: Some(Duration::from_secs(timeout_secs)),
+            ..CrawlerSettings::default()
+        };
+        // The crawler's sink is synchronous: events go through a channel to a task
+        // that writes them.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let store = self.store.clone();
+        let clock = self.clock.clone();
+        let writer_id = id.clone();
+        let writer = tokio::spawn(async move {
+            let mut batch: Vec<Value> = Vec::new();
+            let mut written: i64 = 0;
+            let mut failed: i64 = 0;
+            let mut done: i64 = 0;
+            let mut error: Option<String> = None;
+            while let Some(event) = rx.recv().await {
+                match event {
+                    Event::Item(item) => match serde_json::to_value(&*item) {
+                        Ok(v) => batch.push(v),
+                        Err(e) => error = Some(format!("an item could not be encoded: {e}")),
+                    },
+                    Event::Progress(p) => {
+                        done = p.done as i64;
+                        failed = p.failed as i64;
+                    }
+                    Event::Failed { .. } | Event::Skipped { .. } => {}
+                }
+                if batch.len() >= ITEM_BATCH || (rx.is_empty() && !batch.is_empty()) {
+                    if let Err(e) = store.append_items(&dataset, written, &batch).await {
+                        error = Some(e.to_string());
+                    }
+                    written += batch.len() as i64;
+                    batch.clear();
+                }
+                let now = clock.now_ms();
+                let _ = store
+                    .run_progress(&writer_id, (done, failed, written), now + RUN_LEASE_MS)
+                    .await;
+            }
+            if !batch.is_empty() {
+                if let Err(e) = store.append_items(&dataset, written, &batch).await {
+                    error = Some(e.to_string());
+                }
+                written += batch.len() as i64;
+            }
+            let now = clock.now_ms();
+            let _ = store
+                .run_progress(&writer_id, (done, failed, written), now + RUN_LEASE_MS)
+                .await;
+            error
+        });
+        let outcome = agentbase_crawler::crawl(&input, &settings, token, move |e| {
+            let _ = tx.send(e);
+        })
+        .await;
+        let write_error = writer.await.ok().flatten();
+        let (status, message) = match (outcome, write_error) {
+            (_, Some(e)) => (
+                RunStatus::Failed,
+                format!("the dataset could not be written: {e}"),
+            ),
+            (Err(e), None) => (RunStatus::Failed, e.to_string()),
+            (Ok(summary), None) => match summary.stop_reason {
+                StopReason::Aborted => (RunStatus::Aborted, "Aborted".to_owned()),
+                StopReason::TimedOut => (
+                    RunStatus::TimedOut,
+                    format!("Timed out after {timeout_secs} s"),
+                ),
+                _ => (
+                    RunStatus::Succeeded,
+                    format!(
+                        "Finished: {} pages, {} items, {} failed",
+                        summary.progress.done, summary.progress.items, summary.progress.failed
+                    ),
+                ),
+            },
+        };
+        if let Err(e) = self
+            .store
+            .set_run_status(
+                &id,
+                &[RunStatus::Ready, RunStatus::Running, RunStatus::Aborting],
+                status,
+                Some(&message),
+                self.now(),
+            )
+            .await
+        {
+            tracing::error!(run = %id, error = %e, "cannot record the end of a crawl run");
+        }
+    }
+
+    fn knowledge_node(&self) -> String {
+        self.knowledge.node().to_owned()
+    }
+
+    /// `GET /v2/actor-runs/{runId}[?waitForFinish=S]`: waits up to `wait` (at most
+    /// 60 s) for the run to end, then answers with its state either way.
+    pub async fn run(&self, p: &Principal, id: &str, wait: Duration) -> Result<CrawlRun> {
+        let wait = wait.min(Duration::from_secs(MAX_WAIT_SECS));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let run = self
+                .store
+                .run(&p.workspace_id, id)
+                .await?
+                .ok_or(Error::NotFound(Resource::Run))?;
+            if run.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `POST /v2/actor-runs/{runId}/abort`. A run this node executes is cancelled
+    /// (ABORTING until the crawl stops, then ABORTED); one whose node is gone is
+    /// marked ABORTED at once. An ended run is returned as it is.
+    pub async fn abort_run(&self, p: &Principal, id: &str) -> Result<CrawlRun> {
+        let run = self
+            .store
+            .run(&p.workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Run))?;
+        if run.status.is_terminal() {
+            return Ok(run);
+        }
+        let token = self
+            .crawls
+            .tokens
+            .lock()
+            .expect("crawl tokens")
+            .get(&run.id)
+            .cloned();
+        let now = self.now();
+        match token {
+            Some(t) => {
+                self.store
+                    .set_run_status(
+                        &run.id,
+                        &[RunStatus::Ready, RunStatus::Running],
+                        RunStatus::Aborting,
+                        Some("Aborting"),
+                        now,
+                    )
+                    .await?;
+                t.cancel();
+            }
+            None => {
+                self.store
+                    .set_run_status(
+                        &run.id,
+                        &[RunStatus::Ready, RunStatus::Running, RunStatus::Aborting],
+                        RunStatus::Aborted,
+                        Some("Aborted"),
+                        now,
+                    )
+                    .await?;
+            }
+        }
+        self.store
+            .run(&p.workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Run))
+    }
+
+    /// Items of a run's (or a dataset id's) dataset.
+    pub async fn dataset_items(
+        &self,
+        p: &Principal,
+        id: &str,
+        offset: i64,
+        limit: Option<i64>,
+        desc: bool,
+    ) -> Result<(Vec<Value>, i64)> {
+        let run = self
+            .store
+            .run(&p.workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Run))?;
+        self.store
+            .dataset_items(&run.dataset_id, offset, limit, desc)
+            .await
+    }
+
+    /// Fails runs orphaned by a node that stopped (see the module docs).
+    pub(crate) async fn fail_orphaned_runs(&self) -> Result<()> {
+        let n = self
+            .store
+            .fail_orphaned_runs(
+                self.now(),
+                "The server running this crawl stopped; start the run again",
+            )
+            .await?;
+        if n > 0 {
+            tracing::warn!(runs = n, "crawl runs orphaned by a stopped node failed");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! Crawler runs and their dataset items.
+
+use agentbase_core::crawl_run::{CrawlRun, RunStatus};
+use agentbase_core::{Error, Millis, Result};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, db_err, json_text};
+
+const RUN_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, dataset_id, \
+    timeout_secs, pages_done, pages_failed, items, started_at, finished_at";
+
+fn run(row: &AnyRow) -> Result<CrawlRun> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    let input: String = row.try_get("input").map_err(db_err)?;
+    Ok(CrawlRun {
+        id: row.try_get("id").map_err(db_err)?,
+        workspace_id: row.try_get("workspace_id").map_err(db_err)?,
+        actor_id: row.try_get("actor_id").map_err(db_err)?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Error::Storage(format!("corrupt run status {status:?}")))?,
+        status_message: row.try_get("status_message").map_err(db_err)?,
+        input: serde_json::from_str(&input)
+            .map_err(|_| Error::Storage("corrupt run input".into()))?,
+        dataset_id: row.try_get("dataset_id").map_err(db_err)?,
+        timeout_secs: row.try_get("timeout_secs").map_err(db_err)?,
+        pages_done: row.try_get("pages_done").map_err(db_err)?,
+        pages_failed: row.try_get("pages_failed").map_err(db_err)?,
+        items: row.try_get("items").map_err(db_err)?,
+        started_at: row.try_get("started_at").map_err(db_err)?,
+        finished_at: row.try_get("finished_at").map_err(db_err)?,
+    })
+}
+
+impl Store {
+    pub async fn insert_run(&self, r: &CrawlRun, node: &str, lease_until: Millis) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO crawl_runs ({RUN_COLUMNS}, node, lease_until) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(&r.id)
+        .bind(&r.workspace_id)
+        .bind(&r.actor_id)
+        .bind(r.status.as_str())
+        .bind(&r.status_message)
+        .bind(json_text(&r.input))
+        .bind(&r.dataset_id)
+        .bind(r.timeout_secs)
+        .bind(r.pages_done)
+        .bind(r.pages_failed)
+        .bind(r.items)
+        .bind(r.started_at)
+        .bind(r.finished_at)
+        .bind(node)
+        .bind(lease_until)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A run of the workspace (by run id or dataset id).
+    pub async fn run(&self, workspace_id: &str, id: &str) -> Result<Option<CrawlRun>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM crawl_runs WHERE workspace_id = $1 AND (id = $2 OR dataset_id = $3)"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(run).transpose()
+    }
+
+    /// Progress of a running run; also extends its lease. Only while it has not
+    /// ended (an abort or a finish is never overwritten).
+    pub async fn run_progress(
+        &self,
+        id: &str,
+        (done, failed, items): (i64, i64, i64),
+        lease_until: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE crawl_runs SET pages_done = $1, pages_failed = $2, items = $3, lease_until = $4 \
+             WHERE id = $5 AND status IN ('READY', 'RUNNING', 'ABORTING')",
+        )
+        .bind(done)
+        .bind(failed)
+        .bind(items)
+        .bind(lease_until)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Moves a run to `to` when it is in one of `from`; `false` otherwise.
+    pub async fn set_run_status(
+        &self,
+        id: &str,
+        from: &[RunStatus],
+        to: RunStatus,
+        message: Option<&str>,
+        now: Millis,
+    ) -> Result<bool> {
+        let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let r = sqlx::query(&format!(
+            "UPDATE crawl_runs SET status = $1, status_message = COALESCE($2, status_message), \
+             finished_at = CASE WHEN $3 = 1 THEN $4 ELSE finished_at END WHERE id = $5 AND status IN ({})",
+            list.join(", ")
+        ))
+        .bind(to.as_str())
+        .bind(message)
+        .bind(i64::from(to.is_terminal()))
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Runs that were left running by a node that stopped renewing their lease
+    /// (it died or restarted) end as FAILED with `message`.
+    pub async fn fail_orphaned_runs(&self, now: Millis, message: &str) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE crawl_runs SET status = 'FAILED', status_message = $1, finished_at = $2 \
+             WHERE status IN ('READY', 'RUNNING', 'ABORTING') AND lease_until < $3",
+        )
+        .bind(message)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(r.rows_affected())
+    }
+
+    /// Appends items to a dataset, numbered from `first_seq`.
+    pub async fn append_items(
+        &self,
+        dataset_id: &str,
+        first_seq: i64,
+        items: &[serde_json::Value],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for (i, item) in items.iter().enumerate() {
+            sqlx::query("INSERT INTO dataset_items (dataset_id, seq, item) VALUES ($1, $2, $3)")
+                .bind(dataset_id)
+                .bind(first_seq + i as i64)
+                .bind(json_text(item))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// A page of a dataset in insertion order (or reversed) and the dataset's size.
+    pub async fn dataset_items(
+        &self,
+        dataset_id: &str,
+        offset: i64,
+        limit: Option<i64>,
+        desc: bool,
+    ) -> Result<(Vec<serde_json::Value>, i64)> {
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM dataset_items WHERE dataset_id = $1")
+                .bind(dataset_id)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get("n"))
+                .map_err(db_err)?;
+        let order = if desc { "DESC" } else { "ASC" };
+        let rows = sqlx::query(&format!(
+            "SELECT item FROM dataset_items WHERE dataset_id = $1 ORDER BY seq {order} LIMIT $2 OFFSET $3"
+        ))
+        .bind(dataset_id)
+        .bind(limit.unwrap_or(i64::MAX))
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let text: String = r.try_get("item").map_err(db_err)?;
+                serde_json::from_str(&text)
+                    .map_err(|_| Error::Storage("corrupt dataset item".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((items, total))
+    }
+}
