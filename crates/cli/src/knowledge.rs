@@ -152,6 +152,7 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
                             filename,
                             media_type: doc.media_type,
                             content: doc.markdown,
+                            pages: doc.pages,
                         },
                     }
                 }

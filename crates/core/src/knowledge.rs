@@ -127,6 +127,10 @@ pub enum SourceContent {
         media_type: String,
         /// The extracted text as Markdown.
         content: String,
+        /// For an imported Apify dataset: its pages, each trained with its own URL
+        /// and title (`content` then holds them all, for size and duplicates).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pages: Vec<Document>,
     },
 }
 
@@ -170,6 +174,7 @@ impl SourceContent {
     /// The documents training chunks: one for most kinds.
     pub fn documents(&self, name: &str) -> Vec<Document> {
         match self {
+            SourceContent::File { pages, .. } if !pages.is_empty() => pages.clone(),
             SourceContent::Text { content } | SourceContent::File { content, .. } => {
                 vec![Document {
                     title: name.to_owned(),

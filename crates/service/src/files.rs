@@ -8,11 +8,11 @@
 
 use std::io::Read;
 
-use agentbase_core::knowledge::FILE_MAX_BYTES;
+use agentbase_core::knowledge::{Document, FILE_MAX_BYTES};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
-    #[error("unsupported file type `{0}`: upload .txt, .md, .html, .pdf or .docx")]
+    #[error("unsupported file type `{0}`: upload .txt, .md, .html, .pdf, .docx or an Apify dataset (.json, .jsonl)")]
     Unsupported(String),
     #[error("the file is empty")]
     Empty,
@@ -29,10 +29,57 @@ pub enum FileError {
 pub struct FileText {
     pub media_type: String,
     pub markdown: String,
+    /// For an Apify dataset (JSON array or JSONL of Website Content Crawler
+    /// items): one document per item with its URL and title.
+    pub pages: Vec<Document>,
+}
+
+/// Items of an Apify dataset export: `markdown` (or `text`), `url` and
+/// `metadata.title` of each; `None` when the JSON is not such a dataset.
+fn dataset_pages(bytes: &[u8]) -> Option<Vec<Document>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let items: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(items)) => items,
+        Ok(_) => return None,
+        Err(_) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .ok()?,
+    };
+    let pages: Vec<Document> = items
+        .iter()
+        .filter(|i| {
+            i["crawl"]["httpStatusCode"]
+                .as_u64()
+                .is_none_or(|s| s < 400)
+        })
+        .filter_map(|i| {
+            let url = i["url"].as_str()?.to_owned();
+            let markdown = i["markdown"]
+                .as_str()
+                .filter(|m| !m.trim().is_empty())
+                .or_else(|| i["text"].as_str())?
+                .to_owned();
+            let title = i["metadata"]["title"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .unwrap_or(&url)
+                .to_owned();
+            Some(Document {
+                title,
+                url: Some(url),
+                markdown,
+            })
+        })
+        .collect();
+    (!items.is_empty() && pages.len() * 2 >= items.len()).then_some(pages)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    Dataset,
     Text,
     Markdown,
     Html,
@@ -51,6 +98,7 @@ fn kind_of(filename: &str, content_type: Option<&str>, bytes: &[u8]) -> Option<K
         "html" | "htm" => Some(Kind::Html),
         "pdf" => Some(Kind::Pdf),
         "docx" => Some(Kind::Docx),
+        "json" | "jsonl" | "ndjson" => Some(Kind::Dataset),
         _ => None,
     };
     let by_type = content_type.and_then(|t| {
@@ -106,7 +154,28 @@ pub fn extract(
                 reason: format!("not UTF-8 text ({e})"),
             })
     };
+    if kind == Kind::Dataset {
+        let pages = dataset_pages(bytes).ok_or_else(|| FileError::Corrupt {
+            kind: "an Apify dataset",
+            reason: "expected a JSON array or JSONL of items with `url` and `markdown` or `text`"
+                .into(),
+        })?;
+        if pages.is_empty() {
+            return Err(FileError::NoText);
+        }
+        let markdown = pages
+            .iter()
+            .map(|p| format!("# {}\n\n{}", p.title, p.markdown))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        return Ok(FileText {
+            media_type: "application/json".into(),
+            markdown,
+            pages,
+        });
+    }
     let (media_type, markdown) = match kind {
+        Kind::Dataset => unreachable!("handled above"),
         Kind::Text => ("text/plain", utf8("text")?),
         Kind::Markdown => ("text/markdown", utf8("Markdown")?),
         Kind::Html => {
@@ -134,6 +203,7 @@ pub fn extract(
     Ok(FileText {
         media_type: media_type.to_owned(),
         markdown,
+        pages: Vec::new(),
     })
 }
 
@@ -284,6 +354,27 @@ mod tests {
             t.markdown
         );
         assert!(!t.markdown.contains("Home | About"), "{}", t.markdown);
+    }
+
+    #[test]
+    fn an_apify_dataset_becomes_one_page_per_item() {
+        let items = r#"[
+            {"url": "https://docs.example.com/a", "crawl": {"httpStatusCode": 200}, "metadata": {"title": "A"}, "text": "a", "markdown": "Alpha page"},
+            {"url": "https://docs.example.com/b", "metadata": {"title": ""}, "text": "Beta page"},
+            {"url": "https://docs.example.com/gone", "crawl": {"httpStatusCode": 404}, "text": "Not found"}
+        ]"#;
+        let t = extract("dataset.json", None, items.as_bytes()).unwrap();
+        assert_eq!(t.pages.len(), 2);
+        assert_eq!(t.pages[0].title, "A");
+        assert_eq!(t.pages[0].markdown, "Alpha page");
+        assert_eq!(t.pages[1].title, "https://docs.example.com/b");
+        assert_eq!(t.pages[1].url.as_deref(), Some("https://docs.example.com/b"));
+        let jsonl = "{\"url\": \"https://x/1\", \"text\": \"one\"}\n{\"url\": \"https://x/2\", \"text\": \"two\"}\n";
+        assert_eq!(extract("items.jsonl", None, jsonl.as_bytes()).unwrap().pages.len(), 2);
+        assert!(matches!(
+            extract("config.json", None, br#"{"not": "a dataset"}"#),
+            Err(FileError::Corrupt { .. })
+        ));
     }
 
     #[test]

@@ -123,8 +123,8 @@ pub struct SourceUpdate {
     pub exclude_paths: Option<Vec<String>>,
     pub include_only_paths: Option<Vec<String>>,
     pub slow_scraping: Option<bool>,
-    /// A replaced file: (filename, media type, extracted text).
-    pub file: Option<(String, String, String)>,
+    /// A replaced file: (filename, media type, extracted text, dataset pages).
+    pub file: Option<(String, String, String, Vec<Document>)>,
 }
 
 /// Per-kind counts and sizes for `GET /sources/summary`.
@@ -322,11 +322,13 @@ impl App {
                 filename,
                 media_type,
                 content,
+                pages,
             } => {
-                if let Some((f, m, c)) = update.file.clone() {
+                if let Some((f, m, c, p)) = update.file.clone() {
                     *filename = f;
                     *media_type = m;
                     *content = c;
+                    *pages = p;
                 }
             }
         }

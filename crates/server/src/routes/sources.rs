@@ -170,15 +170,15 @@ async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError>
     Ok(upload)
 }
 
-fn extracted(
-    file: Option<(String, Option<String>, Vec<u8>)>,
-) -> Result<Option<(String, String, String)>, ApiError> {
+type Extracted = (String, String, String, Vec<agentbase_core::knowledge::Document>);
+
+fn extracted(file: Option<(String, Option<String>, Vec<u8>)>) -> Result<Option<Extracted>, ApiError> {
     let Some((filename, content_type, bytes)) = file else {
         return Ok(None);
     };
     let doc = agentbase_service::files::extract(&filename, content_type.as_deref(), &bytes)
         .map_err(|e| ApiError::invalid_field("file", e.to_string()))?;
-    Ok(Some((filename, doc.media_type, doc.markdown)))
+    Ok(Some((filename, doc.media_type, doc.markdown, doc.pages)))
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/sources", tag = "sources",
@@ -196,7 +196,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<api::SourceListItem>), ApiError> {
     let new = if is_multipart(&req) {
         let upload = read_upload(req, &state).await?;
-        let Some((filename, media_type, content)) = extracted(upload.file)? else {
+        let Some((filename, media_type, content, pages)) = extracted(upload.file)? else {
             return Err(ApiError::invalid_field("file", "Required"));
         };
         NewSource {
@@ -205,6 +205,7 @@ pub async fn create(
                 filename,
                 media_type,
                 content,
+                pages,
             },
         }
     } else {

@@ -764,3 +764,42 @@ async fn two_nodes_on_one_postgres_answer_from_the_same_trained_knowledge() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_apify_dataset_imports_as_a_source_whose_pages_keep_their_urls() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let items = json!([
+        {"url": "https://docs.example.com/descaling", "crawl": {"httpStatusCode": 200},
+         "metadata": {"title": "Descaling"}, "text": "", "markdown": "Descale the boiler every two months with citric acid."},
+        {"url": "https://docs.example.com/grinding", "crawl": {"httpStatusCode": 200},
+         "metadata": {"title": "Grinding"}, "text": "Grind the beans fine: a double shot takes twenty-five seconds."}
+    ]);
+    let form = reqwest::multipart::Form::new().text("name", "Apify run").part(
+        "file",
+        reqwest::multipart::Part::bytes(items.to_string().into_bytes()).file_name("dataset.json"),
+    );
+    let r = t
+        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, source) = outcome(r).await;
+    assert_eq!(status, 201, "{source}");
+    let id = source["id"].as_str().unwrap().to_owned();
+    wait_status(&t, &agent, &id, "trained").await;
+    let hits = search_until(&t, &agent, "how often should I descale?", |h| !h.is_empty()).await;
+    assert_eq!(hits[0]["url"], "https://docs.example.com/descaling");
+    assert_eq!(hits[0]["title"], "Descaling");
+    let (_, body) = t
+        .stream_raw(&agent, json!({"message": "How fine should I grind the beans?"}))
+        .await;
+    let f = frames(&body);
+    let url = f
+        .iter()
+        .find(|c| c["type"] == "source-url")
+        .expect("a source-url chunk");
+    assert_eq!(url["sourceId"], id.as_str());
+    assert!(url["url"].as_str().unwrap().starts_with("https://docs.example.com/"));
+}
