@@ -631,7 +631,11 @@ fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() 
     if !clients_or_skip(Needs::Python) {
         return;
     }
-    let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
+    // The Apify snippets crawl a site the test serves on loopback.
+    let server = Server::start(&[
+        ("AGENTBASE__RATE_LIMIT__REQUESTS", "100000"),
+        ("AGENTBASE__CRAWLER__ALLOW_PRIVATE_NETWORKS", "true"),
+    ]);
     let limited = Server::start(&[
         ("AGENTBASE__RATE_LIMIT__REQUESTS", "3"),
         ("AGENTBASE__RATE_LIMIT__WINDOW_SECS", "2"),
