@@ -12,7 +12,9 @@ use agentbase_core::knowledge::{Document, FILE_MAX_BYTES};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
-    #[error("unsupported file type `{0}`: upload .txt, .md, .html, .pdf, .docx or an Apify dataset (.json, .jsonl)")]
+    #[error(
+        "unsupported file type `{0}`: upload .txt, .md, .html, .pdf, .docx or an Apify dataset (.json, .jsonl)"
+    )]
     Unsupported(String),
     #[error("the file is empty")]
     Empty,
@@ -368,9 +370,18 @@ mod tests {
         assert_eq!(t.pages[0].title, "A");
         assert_eq!(t.pages[0].markdown, "Alpha page");
         assert_eq!(t.pages[1].title, "https://docs.example.com/b");
-        assert_eq!(t.pages[1].url.as_deref(), Some("https://docs.example.com/b"));
+        assert_eq!(
+            t.pages[1].url.as_deref(),
+            Some("https://docs.example.com/b")
+        );
         let jsonl = "{\"url\": \"https://x/1\", \"text\": \"one\"}\n{\"url\": \"https://x/2\", \"text\": \"two\"}\n";
-        assert_eq!(extract("items.jsonl", None, jsonl.as_bytes()).unwrap().pages.len(), 2);
+        assert_eq!(
+            extract("items.jsonl", None, jsonl.as_bytes())
+                .unwrap()
+                .pages
+                .len(),
+            2
+        );
         assert!(matches!(
             extract("config.json", None, br#"{"not": "a dataset"}"#),
             Err(FileError::Corrupt { .. })

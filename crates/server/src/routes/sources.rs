@@ -170,9 +170,16 @@ async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError>
     Ok(upload)
 }
 
-type Extracted = (String, String, String, Vec<agentbase_core::knowledge::Document>);
+type Extracted = (
+    String,
+    String,
+    String,
+    Vec<agentbase_core::knowledge::Document>,
+);
 
-fn extracted(file: Option<(String, Option<String>, Vec<u8>)>) -> Result<Option<Extracted>, ApiError> {
+fn extracted(
+    file: Option<(String, Option<String>, Vec<u8>)>,
+) -> Result<Option<Extracted>, ApiError> {
     let Some((filename, content_type, bytes)) = file else {
         return Ok(None);
     };

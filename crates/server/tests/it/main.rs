@@ -176,6 +176,10 @@ pub async fn spawn_full(
     if let Some(e) = embedder {
         app = app.with_embedder(e);
     }
+    let crawler = app.settings.crawler.clone();
+    app = app.with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
+        crawler,
+    )));
     let app = Arc::new(app);
     app.start_workers();
     let boot = match app.bootstrap().await.unwrap() {

@@ -775,10 +775,13 @@ async fn an_apify_dataset_imports_as_a_source_whose_pages_keep_their_urls() {
         {"url": "https://docs.example.com/grinding", "crawl": {"httpStatusCode": 200},
          "metadata": {"title": "Grinding"}, "text": "Grind the beans fine: a double shot takes twenty-five seconds."}
     ]);
-    let form = reqwest::multipart::Form::new().text("name", "Apify run").part(
-        "file",
-        reqwest::multipart::Part::bytes(items.to_string().into_bytes()).file_name("dataset.json"),
-    );
+    let form = reqwest::multipart::Form::new()
+        .text("name", "Apify run")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(items.to_string().into_bytes())
+                .file_name("dataset.json"),
+        );
     let r = t
         .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
         .multipart(form)
@@ -793,7 +796,10 @@ async fn an_apify_dataset_imports_as_a_source_whose_pages_keep_their_urls() {
     assert_eq!(hits[0]["url"], "https://docs.example.com/descaling");
     assert_eq!(hits[0]["title"], "Descaling");
     let (_, body) = t
-        .stream_raw(&agent, json!({"message": "How fine should I grind the beans?"}))
+        .stream_raw(
+            &agent,
+            json!({"message": "How fine should I grind the beans?"}),
+        )
         .await;
     let f = frames(&body);
     let url = f
@@ -801,5 +807,135 @@ async fn an_apify_dataset_imports_as_a_source_whose_pages_keep_their_urls() {
         .find(|c| c["type"] == "source-url")
         .expect("a source-url chunk");
     assert_eq!(url["sourceId"], id.as_str());
-    assert!(url["url"].as_str().unwrap().starts_with("https://docs.example.com/"));
+    assert!(
+        url["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://docs.example.com/")
+    );
+}
+
+/// A docs site whose pages can be rewritten while the test runs.
+async fn docs_site(
+    pages: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+) -> std::net::SocketAddr {
+    use axum::response::IntoResponse;
+    let app = axum::Router::new().route(
+        "/{*path}",
+        axum::routing::get(
+            move |axum::extract::Path(path): axum::extract::Path<String>| {
+                let pages = pages.clone();
+                async move {
+                    let body = pages.lock().unwrap().get(&path).cloned();
+                    match body {
+                        Some(b) => axum::response::Html(b).into_response(),
+                        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn html(title: &str, text: &str, links: &[&str]) -> String {
+    let nav: String = links
+        .iter()
+        .map(|l| format!("<a href=\"{l}\">{l}</a> "))
+        .collect();
+    format!(
+        "<html><head><title>{title}</title></head><body><nav>{nav}</nav><main><h1>{title}</h1>\
+         <p>{text} This paragraph is long enough to be the main content of the page.</p></main></body></html>"
+    )
+}
+
+#[tokio::test]
+async fn a_website_source_is_crawled_trained_and_recrawled_by_auto_retrain() {
+    let pages = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::from([
+        (
+            "docs/".to_owned(),
+            html(
+                "Docs",
+                "Guides for the Fiorenza espresso machine.",
+                &["/docs/descaling", "/docs/private/keys", "/blog/"],
+            ),
+        ),
+        (
+            "docs/descaling".to_owned(),
+            html(
+                "Descaling",
+                "Descale the Fiorenza boiler every two months with citric acid.",
+                &["/docs/"],
+            ),
+        ),
+        (
+            "docs/private/keys".to_owned(),
+            html("Keys", "The service keys of the Fiorenza are secret.", &[]),
+        ),
+        ("blog/".to_owned(), html("Blog", "Out of scope.", &[])),
+    ])));
+    let site = docs_site(pages.clone()).await;
+    let t = spawn_knowledge(|s| s.crawler.allow_private_networks = true).await;
+    let agent = t.scripted_agent().await;
+    let (status, _, source) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "link", "url": format!("http://{site}/docs/"), "linkType": "crawl", "excludePaths": ["^/docs/private"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
+    assert_eq!(source["metadata"]["type"], "crawl");
+    assert_eq!(source["metadata"]["crawlStatus"], "fetching");
+    let id = source["id"].as_str().unwrap().to_owned();
+    let trained = wait_status(&t, &agent, &id, "trained").await;
+    assert_eq!(trained["metadata"]["crawlStatus"], "fetched");
+    assert_eq!(trained["metadata"]["children"]["included"], 2, "{trained}");
+    assert!(trained["size"].as_i64().unwrap() > 0);
+    let hits = search_until(
+        &t,
+        &agent,
+        "how often should the boiler be descaled?",
+        |h| !h.is_empty(),
+    )
+    .await;
+    assert_eq!(hits[0]["url"], format!("http://{site}/docs/descaling"));
+    assert!(
+        hits.iter()
+            .all(|h| !h["text"].as_str().unwrap().contains("secret"))
+    );
+    assert!(
+        hits.iter()
+            .all(|h| !h["text"].as_str().unwrap().contains("Out of scope"))
+    );
+
+    // The site changes; a week later auto-retrain fetches it again.
+    pages.lock().unwrap().insert(
+        "docs/descaling".to_owned(),
+        html(
+            "Descaling",
+            "Descale the Fiorenza boiler every month with vinegar-free descaler.",
+            &["/docs/"],
+        ),
+    );
+    let r = t
+        .raw(Method::PUT, &format!("/api/v2/agents/{agent}/auto-retrain"))
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    t.clock.advance_ms(7 * 24 * 3600 * 1000 + 1000);
+    search_until(
+        &t,
+        &agent,
+        "how often should the boiler be descaled?",
+        |h| {
+            h.first()
+                .is_some_and(|h| h["text"].as_str().unwrap().contains("vinegar-free"))
+        },
+    )
+    .await;
 }
