@@ -23,8 +23,10 @@ pub fn alphanumeric(len: usize) -> String {
         .collect()
 }
 
+/// 21 url-safe characters, the first alphanumeric: an id starting with `-` would be
+/// read as a flag by command-line tools (`agentbase agents show -Lx…`).
 pub fn agent_id() -> String {
-    nanoid(21)
+    format!("{}{}", alphanumeric(1), nanoid(20))
 }
 
 pub fn workspace_id() -> String {
@@ -53,4 +55,16 @@ pub fn message_id() -> String {
 
 pub fn tool_call_id() -> String {
     format!("call_{}", alphanumeric(20))
+}
+
+#[cfg(test)]
+mod agent_id_tests {
+    #[test]
+    fn agent_ids_never_start_like_a_flag() {
+        for _ in 0..2_000 {
+            let id = super::agent_id();
+            assert_eq!(id.len(), 21);
+            assert!(id.chars().next().unwrap().is_ascii_alphanumeric(), "{id}");
+        }
+    }
 }

@@ -358,6 +358,61 @@ mod tests {
         assert!(!t.markdown.contains("Home | About"), "{}", t.markdown);
     }
 
+    /// A minimal one-page PDF showing `text` in Helvetica, with a correct xref.
+    fn pdf(text: &str) -> Vec<u8> {
+        let stream = format!("BT /F1 12 Tf 72 712 Td ({text}) Tj ET");
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+             /Resources << /Font << /F1 5 0 R >> >> >>"
+                .to_owned(),
+            format!(
+                "<< /Length {} >>\nstream\n{stream}\nendstream",
+                stream.len()
+            ),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+                .to_owned(),
+        ];
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn pdf_text_is_extracted() {
+        let t = extract(
+            "policy.pdf",
+            Some("application/pdf"),
+            &pdf("Refunds take five days"),
+        )
+        .unwrap();
+        assert_eq!(t.media_type, "application/pdf");
+        assert!(
+            t.markdown.contains("Refunds take five days"),
+            "{:?}",
+            t.markdown
+        );
+    }
+
     #[test]
     fn an_apify_dataset_becomes_one_page_per_item() {
         let items = r#"[

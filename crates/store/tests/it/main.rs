@@ -5,6 +5,7 @@
 
 mod agents;
 mod keys;
+mod knowledge;
 mod migrations;
 
 use agentbase_core::{
