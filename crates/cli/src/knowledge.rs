@@ -39,6 +39,16 @@ pub enum SourcesCmd {
         #[arg(long = "exclude")]
         exclude: Vec<String>,
     },
+    /// Import an Apify dataset (a .json/.jsonl export, or an items URL such as
+    /// https://api.apify.com/v2/datasets/ID/items?token=…) as a source whose pages
+    /// keep their URLs.
+    ImportApify {
+        agent_id: String,
+        /// A file path or an http(s) URL.
+        from: String,
+        #[arg(long, default_value = "Apify dataset")]
+        name: String,
+    },
     /// Delete a source; its knowledge goes at once.
     Delete { agent_id: String, source_id: String },
     /// Training jobs of an agent with their progress.
@@ -199,6 +209,52 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
                 eprintln!(
                     "Queued: the server's worker crawls and trains it (see `agentbase sources jobs`)."
                 );
+            }
+            Ok(())
+        }
+        SourcesCmd::ImportApify {
+            agent_id,
+            from,
+            name,
+        } => {
+            let p = principal(app, &agent_id).await?;
+            let bytes = if from.starts_with("http://") || from.starts_with("https://") {
+                let r = reqwest::get(&from)
+                    .await
+                    .with_context(|| format!("cannot fetch {from}"))?;
+                if !r.status().is_success() {
+                    bail!("{from} answered {}", r.status());
+                }
+                r.bytes().await?.to_vec()
+            } else {
+                std::fs::read(&from).with_context(|| format!("cannot read {from}"))?
+            };
+            let filename = if from.ends_with(".jsonl") || from.contains("format=jsonl") {
+                "dataset.jsonl"
+            } else {
+                "dataset.json"
+            };
+            let doc = agentbase_service::files::extract(filename, None, &bytes)
+                .with_context(|| from.clone())?;
+            let pages = doc.pages.len();
+            let s = app
+                .create_source(
+                    &p,
+                    &agent_id,
+                    NewSource {
+                        name,
+                        content: SourceContent::File {
+                            filename: filename.into(),
+                            media_type: doc.media_type,
+                            content: doc.markdown,
+                            pages: doc.pages,
+                        },
+                    },
+                )
+                .await?;
+            print_source(&s, json_out);
+            if !json_out {
+                eprintln!("{pages} pages imported; the server's worker trains them.");
             }
             Ok(())
         }

@@ -574,3 +574,152 @@ fn the_first_start_fetches_the_default_model_and_answers_with_it() {
         "{answer}"
     );
 }
+
+/// A one-shot HTTP server answering every request with `body` (an Apify items URL).
+fn serve_once(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}/v2/datasets/abc/items?format=json")
+}
+
+#[test]
+fn knowledge_is_managed_and_searched_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = models_cache();
+    std::fs::create_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(&cache, dir.path().join("models")).unwrap();
+    json_of(&agentbase(dir.path(), &["init", "--json"]));
+    let agent = json_of(&agentbase(
+        dir.path(),
+        &["agents", "create", "--name", "Docs bot", "--json"],
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = json_of(&agentbase(
+        dir.path(),
+        &[
+            "sources",
+            "add",
+            &agent,
+            "--name",
+            "Refunds",
+            "--text",
+            "Refunds are paid within five business days after the parcel arrives.",
+            "--json",
+        ],
+    ));
+    assert_eq!(text["status"], "untrained");
+
+    // An Apify dataset, from a file and from an items URL.
+    let items = serde_json::json!([
+        {"url": "https://docs.example.com/descaling", "metadata": {"title": "Descaling"},
+         "text": "Descale the boiler every two months with citric acid."}
+    ])
+    .to_string();
+    let file = dir.path().join("items.json");
+    std::fs::write(&file, &items).unwrap();
+    let from_file = json_of(&agentbase(
+        dir.path(),
+        &[
+            "sources",
+            "import-apify",
+            &agent,
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(from_file["type"], "file");
+    let url = serve_once(items.replace("two months", "three months"));
+    let from_url = json_of(&agentbase(
+        dir.path(),
+        &[
+            "sources",
+            "import-apify",
+            &agent,
+            &url,
+            "--name",
+            "Run 2",
+            "--json",
+        ],
+    ));
+    assert_eq!(from_url["name"], "Run 2");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"not": "a dataset"}"#).unwrap();
+    let refused = agentbase(
+        dir.path(),
+        &["sources", "import-apify", &agent, bad.to_str().unwrap()],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Apify dataset"));
+
+    // The server's worker trains them; `search` ranks the knowledge.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .envs(
+            SCRIPTED
+                .into_iter()
+                .filter(|(k, _)| *k != "AGENTBASE__KNOWLEDGE__EMBEDDER"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut child);
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = agentbase(dir.path(), &["sources", "list", &agent, "--json"]);
+        let lines = String::from_utf8_lossy(&out.stdout).to_string();
+        let statuses: Vec<Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if statuses.len() == 3 && statuses.iter().all(|s| s["status"] == "trained") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never trained: {lines}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let hits = json_of(&agentbase(
+        dir.path(),
+        &[
+            "search",
+            &agent,
+            "when do I get my refund?",
+            "--limit",
+            "3",
+            "--json",
+        ],
+    ));
+    let first = &hits["data"][0];
+    assert_eq!(first["sourceId"], text["id"]);
+    assert_eq!(first["rank"], 1);
+    assert!(first["relevance"].as_f64().unwrap() > 0.3, "{hits}");
+    let hits = json_of(&agentbase(
+        dir.path(),
+        &["search", &agent, "descaling schedule", "--json"],
+    ));
+    assert_eq!(hits["data"][0]["url"], "https://docs.example.com/descaling");
+}
