@@ -125,7 +125,9 @@ fn export_message(m: Message) -> api::ExportMessage {
     }
 }
 
-fn pagination<T>(page: &Page<T>, key: impl Fn(&T) -> Cursor) -> api::Pagination {
+/// The list envelope's pagination: the cursor is the last item's key, and null
+/// exactly when there is no next page.
+pub(crate) fn pagination<T>(page: &Page<T>, key: impl Fn(&T) -> Cursor) -> api::Pagination {
     let cursor = if page.has_more {
         page.items.last().map(|x| key(x).encode())
     } else {

@@ -276,24 +276,13 @@ pub async fn list(
         .app
         .sources(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit)
         .await?;
-    let cursor = if result.has_more {
-        result.items.last().map(|s| {
-            Cursor {
-                t: s.created_at,
-                id: s.id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let pagination = super::conversations::pagination(&result, |s| Cursor {
+        t: s.created_at,
+        id: s.id.clone(),
+    });
     Ok(Json(api::ListSourcesResponse {
         data: result.items.into_iter().map(source_dto).collect(),
-        pagination: api::Pagination {
-            has_more: cursor.is_some(),
-            cursor,
-            total: result.total,
-        },
+        pagination,
     }))
 }
 
