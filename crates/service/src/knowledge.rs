@@ -558,7 +558,9 @@ impl App {
     }
 
     async fn run_job(self: &Arc<Self>, job: TrainingJob) {
-        let generation = self.now().max(1);
+        // The new generation's number; `train` raises it above the live one, and a
+        // failure drops exactly the chunks written under it.
+        let mut generation = self.now().max(1);
         if job.attempts > MAX_ATTEMPTS {
             let _ = self
                 .store
@@ -572,7 +574,7 @@ impl App {
             self.forget_agent(&job.agent_id);
             return;
         }
-        match self.train(&job, generation).await {
+        match self.train(&job, &mut generation).await {
             Ok(true) => {
                 self.forget_agent(&job.agent_id);
                 self.refresh_snapshot(&job.agent_id);
@@ -619,11 +621,12 @@ impl App {
     }
 
     /// Trains one source into `generation`. `Ok(false)`: nothing to do any more.
-    async fn train(self: &Arc<Self>, job: &TrainingJob, generation: i64) -> Result<bool> {
+    async fn train(self: &Arc<Self>, job: &TrainingJob, generation: &mut i64) -> Result<bool> {
         let Some(source) = self.store.source(&job.agent_id, &job.source_id).await? else {
             return Ok(false);
         };
-        let generation = generation.max(source.generation + 1);
+        *generation = (*generation).max(source.generation + 1);
+        let generation = *generation;
         let documents = match &source.content {
             SourceContent::Link { url, options } => {
                 if !self.progress(job, "fetching", 0, 0).await? {
