@@ -218,7 +218,7 @@ impl Store {
         .bind(c.updated_at)
         .bind(lease.map(|l| l.0))
         .bind(lease.map(|l| l.1))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match e.as_database_error() {
             Some(d) if d.is_unique_violation() => Error::Conflict("conversationId is already in use".into()),
@@ -250,7 +250,7 @@ impl Store {
             .bind(status.as_str())
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -272,7 +272,7 @@ impl Store {
         .bind(now + ttl_ms)
         .bind(conversation_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok((done.rows_affected() == 1).then(|| TurnLease {
@@ -287,7 +287,7 @@ impl Store {
         )
         .bind(&lease.conversation_id)
         .bind(&lease.token)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -365,7 +365,7 @@ impl Store {
     }
 
     pub async fn insert_message(&self, m: &Message) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         insert_message(&mut tx, m).await?;
         sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
             .bind(m.created_at)
@@ -379,7 +379,7 @@ impl Store {
     /// The assistant message, its credit charge and the conversation's and agent's
     /// activity times, in one transaction.
     pub async fn finish_turn(&self, turn: &NewTurn) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         insert_message(&mut tx, &turn.message).await?;
         if let Some(c) = &turn.credit {
             sqlx::query(
@@ -509,7 +509,7 @@ impl Store {
         sqlx::query("UPDATE messages SET feedback = $1 WHERE id = $2")
             .bind(feedback.map(Feedback::as_str))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -517,7 +517,7 @@ impl Store {
 
     /// Removes messages from `seq` on (a retry's truncation), with their tool calls.
     pub async fn truncate_from(&self, conversation_id: &str, seq: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "DELETE FROM tool_calls WHERE conversation_id = $1 AND message_id IN \
              (SELECT id FROM messages WHERE conversation_id = $2 AND seq >= $3)",
@@ -553,7 +553,7 @@ impl Store {
         .bind(t.output.as_ref().map(json_text))
         .bind(t.created_at)
         .bind(t.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -575,7 +575,7 @@ impl Store {
         .bind(id)
         .bind(conversation_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)

@@ -53,7 +53,7 @@ impl Store {
         .bind(r.finished_at)
         .bind(node)
         .bind(lease_until)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -90,7 +90,7 @@ impl Store {
         .bind(items)
         .bind(lease_until)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -116,7 +116,7 @@ impl Store {
         .bind(i64::from(to.is_terminal()))
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(r.rows_affected() == 1)
@@ -132,7 +132,7 @@ impl Store {
         .bind(message)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(r.rows_affected())
@@ -145,7 +145,7 @@ impl Store {
         first_seq: i64,
         items: &[serde_json::Value],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         for (i, item) in items.iter().enumerate() {
             sqlx::query("INSERT INTO dataset_items (dataset_id, seq, item) VALUES ($1, $2, $3)")
                 .bind(dataset_id)

@@ -97,7 +97,7 @@ impl Store {
     /// A new source and the job that trains it, in one transaction; the agent
     /// shows `training`.
     pub async fn insert_source(&self, s: &Source, identity: &str, job: &TrainingJob) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(&format!(
             "INSERT INTO sources ({SOURCE_COLUMNS}, identity) VALUES ($1, $2, $3, $4, $5, $6, $7, \
              $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -127,7 +127,7 @@ impl Store {
     /// Writes a changed source back and queues its training (unless one is queued
     /// already: it will read the new content).
     pub async fn update_source(&self, s: &Source, identity: &str, job: &TrainingJob) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "UPDATE sources SET name = $1, content = $2, identity = $3, size = $4, status = $5, \
              updated_at = $6, error = NULL WHERE id = $7 AND agent_id = $8",
@@ -266,7 +266,7 @@ impl Store {
     /// Deletes a source with its chunks and pages at once; the agent's knowledge
     /// changes (a new version) in the same transaction.
     pub async fn delete_source(&self, agent_id: &str, id: &str, now: Millis) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         for sql in [
             "DELETE FROM chunks WHERE source_id = $1",
             "DELETE FROM source_pages WHERE source_id = $1",
@@ -300,7 +300,7 @@ impl Store {
 
     /// Replaces a link source's fetched pages.
     pub async fn set_pages(&self, source_id: &str, pages: &[Document], now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query("DELETE FROM source_pages WHERE source_id = $1")
             .bind(source_id)
             .execute(&mut *tx)
@@ -358,7 +358,7 @@ impl Store {
         sqlx::query("UPDATE sources SET crawl_status = $1 WHERE id = $2")
             .bind(status)
             .bind(source_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -368,7 +368,7 @@ impl Store {
 
     /// Queues a training of `job.source_id` unless one is queued already.
     pub async fn enqueue_job(&self, job: &TrainingJob) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         insert_job(&mut tx, job).await?;
         tx.commit().await.map_err(db_err)
     }
@@ -407,7 +407,7 @@ impl Store {
             .bind(now)
             .bind(&id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
             if won.rows_affected() == 1 {
@@ -463,7 +463,7 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(r.rows_affected() == 1)
@@ -477,7 +477,7 @@ impl Store {
         first_ord: i64,
         chunks: &[StoredChunk],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         for (i, c) in chunks.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO chunks (id, agent_id, source_id, generation, ord, title, url, heading, \
@@ -504,7 +504,7 @@ impl Store {
     /// when the source is gone or a newer generation is live already (the new
     /// chunks are then dropped).
     pub async fn switch_generation(&self, s: &TrainingSwitch) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let moved = sqlx::query(
             "UPDATE sources SET generation = $1, status = 'trained', error = NULL, trained_at = $2 \
              WHERE id = $3 AND generation < $4",
@@ -561,7 +561,7 @@ impl Store {
         error: &str,
         now: Millis,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         if let Some(g) = generation {
             sqlx::query("DELETE FROM chunks WHERE source_id = $1 AND generation = $2")
                 .bind(&job.source_id)
@@ -658,7 +658,7 @@ impl Store {
         .bind(next)
         .bind(now)
         .bind(agent_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -693,7 +693,7 @@ impl Store {
         .bind(next)
         .bind(agent_id)
         .bind(due)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(r.rows_affected() == 1)

@@ -27,7 +27,12 @@ pub enum Backend {
 
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads.
     pub(crate) pool: AnyPool,
+    /// Writes. On SQLite one connection, so this process's writers queue here in
+    /// order instead of busy-waiting on SQLite's file lock; on PostgreSQL the same
+    /// pool as reads.
+    pub(crate) writer: AnyPool,
     backend: Backend,
 }
 
@@ -51,19 +56,6 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
             "must start with sqlite: or postgres:",
         ));
     };
-    let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
-    if backend == Backend::Sqlite {
-        // In WAL mode NORMAL syncs at checkpoints, not on every commit: a committed
-        // transaction survives a crash or kill -9 of the process (not a power cut),
-        // and writes stop waiting on fsync.
-        options = options.after_connect(|conn, _| {
-            Box::pin(async move {
-                use sqlx::Executor;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
-                Ok(())
-            })
-        });
-    }
     let url = match backend {
         Backend::Sqlite if !url.contains("mode=") => {
             let sep = if url.contains('?') { '&' } else { '?' };
@@ -71,18 +63,51 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
         }
         _ => url.to_owned(),
     };
-    let pool = options.connect(&url).await.map_err(db_err)?;
-    if backend == Backend::Sqlite {
-        // WAL lets readers run beside the one writer and persists in the file. sqlx
-        // already turns foreign keys on and sets a 5 s busy timeout per connection.
-        sqlx::query("PRAGMA journal_mode = WAL")
-            .execute(&pool)
-            .await
-            .map_err(db_err)?;
-    }
-    let store = Store { pool, backend };
-    migrate::run(&store.pool, backend).await?;
+    let options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+    let (pool, writer) = match backend {
+        Backend::Sqlite => {
+            let writer = sqlite_options(AnyPoolOptions::new().max_connections(1))
+                .connect(&url)
+                .await
+                .map_err(db_err)?;
+            // WAL lets readers run beside the one writer and persists in the file.
+            // sqlx already turns foreign keys on and sets a 5 s busy timeout per
+            // connection (still used when another process, such as the CLI, writes).
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&writer)
+                .await
+                .map_err(db_err)?;
+            let pool = sqlite_options(options)
+                .connect(&url)
+                .await
+                .map_err(db_err)?;
+            (pool, writer)
+        }
+        Backend::Postgres => {
+            let pool = options.connect(&url).await.map_err(db_err)?;
+            (pool.clone(), pool)
+        }
+    };
+    let store = Store {
+        pool,
+        writer,
+        backend,
+    };
+    migrate::run(&store.writer, backend).await?;
     Ok(store)
+}
+
+/// In WAL mode NORMAL syncs at checkpoints, not on every commit: a committed
+/// transaction survives a crash or kill -9 of the process (not a power cut), and
+/// writes stop waiting on fsync.
+fn sqlite_options(options: AnyPoolOptions) -> AnyPoolOptions {
+    options.after_connect(|conn, _| {
+        Box::pin(async move {
+            use sqlx::Executor;
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+            Ok(())
+        })
+    })
 }
 
 /// One page of a keyset-paginated list.
@@ -108,6 +133,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     // ---- workspaces -------------------------------------------------------------
@@ -118,7 +144,7 @@ impl Store {
             .bind(&w.name)
             .bind(w.plan.as_str())
             .bind(w.created_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -148,7 +174,7 @@ impl Store {
         let done = sqlx::query("UPDATE workspaces SET plan = $1 WHERE id = $2")
             .bind(plan.as_str())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
@@ -170,7 +196,7 @@ impl Store {
         .bind(k.expires_at)
         .bind(k.revoked_at)
         .bind(k.last_used_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -222,7 +248,7 @@ impl Store {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
@@ -232,7 +258,7 @@ impl Store {
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(())
@@ -270,7 +296,7 @@ impl Store {
         .bind(a.last_trained_at)
         .bind(a.last_message_at)
         .bind(rows::actions_json(&a.actions))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
@@ -305,7 +331,7 @@ impl Store {
         .bind(a.next_retrain_at)
         .bind(&a.id)
         .bind(&a.workspace_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
@@ -328,7 +354,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM agents WHERE id = $1 AND workspace_id = $2")
             .bind(id)
             .bind(workspace_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
         Ok(done.rows_affected() > 0)
