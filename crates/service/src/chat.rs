@@ -207,6 +207,22 @@ impl App {
         user_id: Option<String>,
         source: &str,
     ) -> Result<(Conversation, TurnLease)> {
+        let (c, lease, expires) = self.unsaved_conversation(p, agent, id, user_id, source);
+        self.store
+            .insert_conversation(&c, Some((&lease.token, expires)))
+            .await?;
+        Ok((c, lease))
+    }
+
+    /// A new conversation and its lease (with its expiry), not yet in the record.
+    fn unsaved_conversation(
+        &self,
+        p: &Principal,
+        agent: &Agent,
+        id: String,
+        user_id: Option<String>,
+        source: &str,
+    ) -> (Conversation, TurnLease, Millis) {
         let now = self.now();
         let c = Conversation {
             id,
@@ -219,16 +235,54 @@ impl App {
             created_at: now,
             updated_at: now,
         };
-        let token = ids::alphanumeric(24);
         let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
-        self.store
-            .insert_conversation(&c, Some((&token, now + lease_ms)))
-            .await?;
         let lease = TurnLease {
             conversation_id: c.id.clone(),
-            token,
+            token: ids::alphanumeric(24),
         };
-        Ok((c, lease))
+        (c, lease, now + lease_ms)
+    }
+
+    /// The first turn of a new conversation: the conversation and its user message
+    /// go to the record in one transaction, and there is no history to read.
+    async fn start_conversation(
+        &self,
+        p: &Principal,
+        agent: &Agent,
+        input: &ChatInput,
+        text: &str,
+    ) -> Result<(Conversation, TurnLease, Prepared)> {
+        let (c, lease, expires) = self.unsaved_conversation(
+            p,
+            agent,
+            ids::uuid_v4(),
+            input.user_id.clone(),
+            &input.source,
+        );
+        let m = Message {
+            id: ids::message_id(),
+            conversation_id: c.id.clone(),
+            seq: 1,
+            role: MessageRole::User,
+            parts: vec![Part::Text {
+                text: text.to_owned(),
+            }],
+            created_at: c.created_at,
+            feedback: None,
+            score: None,
+            finish_reason: None,
+            credits: 0.0,
+            sources: Vec::new(),
+        };
+        self.store
+            .insert_conversation_with_message(&c, (&lease.token, expires), &m)
+            .await?;
+        let prepared = Prepared {
+            user_message_id: m.id.clone(),
+            history: vec![m],
+            tools: Vec::new(),
+        };
+        Ok((c, lease, prepared))
     }
 
     async fn check_credits(&self, p: &Principal, agent: &Agent, cost: f64) -> Result<()> {
@@ -269,26 +323,21 @@ impl App {
         }
         let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
         let entry = self.model_for(&agent)?;
-        let (conversation, lease) = match &input.conversation_id {
-            Some(id) => self.lease_conversation(p, &agent, id).await?,
-            None => {
-                self.check_credits(p, &agent, entry.credits).await?;
-                let id = ids::uuid_v4();
-                self.new_conversation(p, &agent, id, input.user_id.clone(), &input.source)
-                    .await?
+        let (conversation, lease, prepared) = match (&input.conversation_id, &input.message) {
+            (Some(id), _) => {
+                let (conversation, lease) = self.lease_conversation(p, &agent, id).await?;
+                let prepared = self
+                    .prepare_chat(p, &agent, &entry, &conversation, &input, true)
+                    .await;
+                let prepared = self.or_release(&lease, prepared).await?;
+                (conversation, lease, prepared)
             }
+            (None, Some(text)) => {
+                self.check_credits(p, &agent, entry.credits).await?;
+                self.start_conversation(p, &agent, &input, text).await?
+            }
+            (None, None) => return Err(Error::invalid("message", "Required")),
         };
-        let prepared = self
-            .prepare_chat(
-                p,
-                &agent,
-                &entry,
-                &conversation,
-                &input,
-                input.conversation_id.is_some(),
-            )
-            .await;
-        let prepared = self.or_release(&lease, prepared).await?;
         let turn = Leased {
             agent,
             entry,
@@ -636,6 +685,7 @@ impl App {
             End::Cancelled => ("error", 0.0, None),
         };
         let mut error = error;
+        let mut released = false;
         if !outcome.parts.is_empty() || finish_reason != "error" {
             let now = self.now();
             let message = Message {
@@ -667,8 +717,10 @@ impl App {
                 agent_id: g.agent.id.clone(),
                 title: g.title.clone(),
                 month_start: month_start(now),
+                lease: Some(g.lease.clone()),
             };
             let stored = self.store.finish_turn(&turn).await;
+            released = stored.is_ok();
             // The agent's counter and last message time changed.
             self.forget_agent(&g.agent.id);
             if let Err(e) = stored {
@@ -676,7 +728,7 @@ impl App {
                 error.get_or_insert_with(|| "The answer could not be saved".to_owned());
             }
         }
-        if let Err(e) = self.store.release_turn(&g.lease).await {
+        if !released && let Err(e) = self.store.release_turn(&g.lease).await {
             tracing::warn!(error = %e, "could not release a turn lease");
         }
         if let Some(e) = error {

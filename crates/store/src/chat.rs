@@ -113,6 +113,8 @@ pub struct NewTurn {
     pub title: Option<String>,
     /// The UTC month the charge counts towards (for the agent's counter).
     pub month_start: Millis,
+    /// The turn's lease, released in the same transaction.
+    pub lease: Option<TurnLease>,
 }
 
 /// Builds `WHERE` clauses with `$n` placeholders numbered in binding order.
@@ -202,31 +204,59 @@ impl Store {
         c: &Conversation,
         lease: Option<(&str, Millis)>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO conversations (id, workspace_id, agent_id, user_id, title, status, source, \
-             created_at, updated_at, turn_token, turn_expires) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&c.id)
-        .bind(&c.workspace_id)
-        .bind(&c.agent_id)
-        .bind(&c.user_id)
-        .bind(&c.title)
-        .bind(c.status.as_str())
-        .bind(&c.source)
-        .bind(c.created_at)
-        .bind(c.updated_at)
-        .bind(lease.map(|l| l.0))
-        .bind(lease.map(|l| l.1))
-        .execute(&self.writer)
-        .await
-        .map_err(|e| match e.as_database_error() {
-            Some(d) if d.is_unique_violation() => Error::Conflict("conversationId is already in use".into()),
-            _ => db_err(e),
-        })?;
-        Ok(())
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        insert_conversation(&mut tx, c, lease).await?;
+        tx.commit().await.map_err(db_err)
     }
 
+    /// A new conversation (leased to the turn that makes it) with its first user
+    /// message, in one transaction.
+    pub async fn insert_conversation_with_message(
+        &self,
+        c: &Conversation,
+        lease: (&str, Millis),
+        m: &Message,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        insert_conversation(&mut tx, c, Some(lease)).await?;
+        insert_message(&mut tx, m).await?;
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+async fn insert_conversation(
+    tx: &mut Transaction<'_, Any>,
+    c: &Conversation,
+    lease: Option<(&str, Millis)>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO conversations (id, workspace_id, agent_id, user_id, title, status, source, \
+             created_at, updated_at, turn_token, turn_expires) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&c.id)
+    .bind(&c.workspace_id)
+    .bind(&c.agent_id)
+    .bind(&c.user_id)
+    .bind(&c.title)
+    .bind(c.status.as_str())
+    .bind(&c.source)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .bind(lease.map(|l| l.0))
+    .bind(lease.map(|l| l.1))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => {
+            Error::Conflict("conversationId is already in use".into())
+        }
+        _ => db_err(e),
+    })?;
+    Ok(())
+}
+
+impl Store {
     /// A conversation of the workspace, whatever its agent.
     pub async fn conversation(&self, workspace_id: &str, id: &str) -> Result<Option<Conversation>> {
         let row = sqlx::query(&format!(
@@ -407,6 +437,16 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        if let Some(lease) = &turn.lease {
+            sqlx::query(
+                "UPDATE conversations SET turn_token = NULL, turn_expires = NULL                  WHERE id = $1 AND turn_token = $2",
+            )
+            .bind(&lease.conversation_id)
+            .bind(&lease.token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
         sqlx::query("UPDATE agents SET last_message_at = $1 WHERE id = $2")
             .bind(turn.message.created_at)
             .bind(&turn.agent_id)
