@@ -45,8 +45,10 @@ for (let i = 0; i < args.length; i++) {
     positional.push(args[i]);
   }
 }
-if (positional.length !== 3) usage();
-const [baseUrl, apiKey, agentId] = positional;
+if (positional.length !== 3 && positional.length !== 4) usage();
+// The optional fourth argument: an agent with trained knowledge, whose answers
+// carry source chunks.
+const [baseUrl, apiKey, agentId, knowledgeAgentId] = positional;
 const base = baseUrl.replace(/\/+$/, '');
 
 function record(entry) {
@@ -296,6 +298,15 @@ async function main() {
   cases.push(
     await streamCase('failure', chatPath, { message: '[[fail:2]] this answer breaks midway', stream: true }),
   );
+
+  // 6. An agent answering from its knowledge: source chunks before the text.
+  if (knowledgeAgentId) {
+    cases.push(
+      await streamCase('sources', `/agents/${encodeURIComponent(knowledgeAgentId)}/chat`, {
+        message: 'How long do refunds take to reach my card?',
+      }),
+    );
+  }
 
   const probes = await selfCheck();
   const total = cases.reduce((n, c) => n + failures(c), 0) + probes.filter((p) => !p.ok).length;

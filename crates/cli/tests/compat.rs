@@ -459,11 +459,45 @@ fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
     }
     let server = Server::start(&[("AGENTBASE__RATE_LIMIT__REQUESTS", "100000")]);
     let agent = server.create_agent("AI SDK compat");
+    // A second agent with trained knowledge (the real embedder), for source chunks.
+    let knowledge = server.create_agent("AI SDK compat, knowledge");
+    let (status, body) = http(
+        server.port,
+        "POST",
+        &format!("/api/v2/agents/{knowledge}/sources"),
+        &server.key,
+        &json!({"type": "text", "name": "Refund policy",
+                "content": "Refunds are paid to the original card within five business days."})
+        .to_string(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let source = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = http(
+            server.port,
+            "GET",
+            &format!("/api/v2/agents/{knowledge}/sources/{source}"),
+            &server.key,
+            "",
+        );
+        if serde_json::from_str::<Value>(&body).unwrap()["status"] == "trained" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never trained: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let transcript = server.transcript("node.jsonl");
     let (ok, out, err) = run(
         Command::new("node")
             .arg(compat_dir().join("ai-stream.mjs"))
-            .args([&server.base(), &server.key, &agent])
+            .args([&server.base(), &server.key, &agent, &knowledge])
             .arg("--record")
             .arg(&transcript),
         30,
@@ -605,10 +639,27 @@ fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
                     raw.text
                 );
             }
+            "sources" => {
+                let types: Vec<&str> = raw.chunk_types.iter().map(String::as_str).collect();
+                let at = types.iter().position(|t| *t == "source-document");
+                let text = types.iter().position(|t| *t == "text-start");
+                assert!(
+                    at.is_some() && at < text,
+                    "{name}: a source-document chunk before the text: {types:?}"
+                );
+                assert_eq!(raw.finish_reason.as_deref(), Some("stop"), "{name}");
+            }
             other => panic!("unexpected case {other}"),
         }
     }
-    let all = ["text", "tool-calls", "continuation", "retry", "failure"];
+    let all = [
+        "text",
+        "tool-calls",
+        "continuation",
+        "retry",
+        "failure",
+        "sources",
+    ];
     assert_eq!(
         seen,
         all.iter().map(|s| s.to_string()).collect(),
