@@ -185,6 +185,50 @@ pub(crate) enum Arg {
     Int(i64),
 }
 
+/// One page of `table`, newest first on (`col`, id), keyset-paginated from `after`,
+/// with the total the filter `w` matches.
+pub(crate) async fn keyset_page<T>(
+    pool: &sqlx::AnyPool,
+    (table, columns): (&str, &str),
+    mut w: Where,
+    col: &str,
+    after: Option<&Cursor>,
+    limit: u32,
+    decode: fn(&AnyRow) -> Result<T>,
+) -> Result<Page<T>> {
+    let count_sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {}", w.sql());
+    let total: i64 = bind_all(sqlx::query(&count_sql), &w.args)
+        .fetch_one(pool)
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(db_err)?;
+    if let Some(c) = after {
+        let (a, b) = (w.arg(Arg::Int(c.t)), w.arg(Arg::Text(c.id.clone())));
+        // A row-value comparison lets both engines walk the index from the cursor.
+        w.push(format!("({col}, id) < ({a}, {b})"));
+    }
+    let lim = w.arg(Arg::Int(i64::from(limit) + 1));
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE {} ORDER BY {col} DESC, id DESC LIMIT {lim}",
+        w.sql()
+    );
+    let rows = bind_all(sqlx::query(&sql), &w.args)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    let has_more = rows.len() > limit as usize;
+    let items = rows
+        .iter()
+        .take(limit as usize)
+        .map(decode)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page {
+        items,
+        has_more,
+        total,
+    })
+}
+
 pub(crate) fn bind_all<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     args: &'q [Arg],
@@ -337,38 +381,16 @@ impl Store {
         } else {
             "created_at"
         };
-        let mut w = filter_where(agent_id, filter);
-        let count_sql = format!("SELECT COUNT(*) AS n FROM conversations WHERE {}", w.sql());
-        let total: i64 = bind_all(sqlx::query(&count_sql), &w.args)
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| r.try_get("n"))
-            .map_err(db_err)?;
-        if let Some(c) = after {
-            let (a, b) = (w.arg(Arg::Int(c.t)), w.arg(Arg::Text(c.id.clone())));
-            // A row-value comparison lets both engines walk the index from the cursor.
-            w.push(format!("({col}, id) < ({a}, {b})"));
-        }
-        let lim = w.arg(Arg::Int(i64::from(limit) + 1));
-        let sql = format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE {} ORDER BY {col} DESC, id DESC LIMIT {lim}",
-            w.sql()
-        );
-        let rows = bind_all(sqlx::query(&sql), &w.args)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        let has_more = rows.len() > limit as usize;
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(conversation)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page {
-            items,
-            has_more,
-            total,
-        })
+        keyset_page(
+            &self.pool,
+            ("conversations", CONVERSATION_COLUMNS),
+            filter_where(agent_id, filter),
+            col,
+            after,
+            limit,
+            conversation,
+        )
+        .await
     }
 
     /// Offset pagination for the v1 API (`page`, `size`), newest first.

@@ -12,7 +12,7 @@ use agentbase_core::{AgentStatus, Cursor, Error, Millis, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::chat::{Arg, Where, bind_all};
+use crate::chat::{Arg, Where, keyset_page};
 use crate::{Page, Store, db_err, json_text};
 
 const SOURCE_COLUMNS: &str = "id, agent_id, kind, name, content, size, status, generation, \
@@ -187,36 +187,16 @@ impl Store {
             let p = w.arg(Arg::Text(format!("%{escaped}%")));
             w.push(format!("LOWER(name) LIKE {p} ESCAPE '\\'"));
         }
-        let count_sql = format!("SELECT COUNT(*) AS n FROM sources WHERE {}", w.sql());
-        let total: i64 = bind_all(sqlx::query(&count_sql), &w.args)
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| r.try_get("n"))
-            .map_err(db_err)?;
-        if let Some(c) = after {
-            let (a, b) = (w.arg(Arg::Int(c.t)), w.arg(Arg::Text(c.id.clone())));
-            w.push(format!("(created_at, id) < ({a}, {b})"));
-        }
-        let lim = w.arg(Arg::Int(i64::from(limit) + 1));
-        let sql = format!(
-            "SELECT {SOURCE_COLUMNS} FROM sources WHERE {} ORDER BY created_at DESC, id DESC LIMIT {lim}",
-            w.sql()
-        );
-        let rows = bind_all(sqlx::query(&sql), &w.args)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        let has_more = rows.len() > limit as usize;
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(source)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page {
-            items,
-            has_more,
-            total,
-        })
+        keyset_page(
+            &self.pool,
+            ("sources", SOURCE_COLUMNS),
+            w,
+            "created_at",
+            after,
+            limit,
+            source,
+        )
+        .await
     }
 
     /// Every source of an agent, oldest first.
