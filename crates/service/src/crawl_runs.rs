@@ -83,7 +83,7 @@ impl App {
             finished_at: None,
         };
         self.store
-            .insert_run(&run, &self.knowledge_node(), now + RUN_LEASE_MS)
+            .insert_run(&run, self.knowledge.node(), now + RUN_LEASE_MS)
             .await?;
         let token = CancellationToken::new();
         self.crawls
@@ -212,10 +212,6 @@ impl App {
         {
             tracing::error!(run = %id, error = %e, "cannot record the end of a crawl run");
         }
-    }
-
-    fn knowledge_node(&self) -> String {
-        self.knowledge.node().to_owned()
     }
 
     /// `GET /v2/actor-runs/{runId}[?waitForFinish=S]`: waits up to `wait` (at most

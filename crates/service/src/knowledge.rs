@@ -151,9 +151,7 @@ fn new_job(agent_id: &str, source_id: &str, now: Millis) -> TrainingJob {
 }
 
 fn identity_hash(content: &SourceContent, name: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(content.identity(name).as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    agentbase_core::keys::sha256_hex(&content.identity(name))
 }
 
 impl App {
