@@ -26,6 +26,26 @@ async fn get(t: &TestApp, path: &str) -> (u16, Option<String>, Value) {
     outcome(t.raw(Method::GET, path).send().await.unwrap()).await
 }
 
+/// A multipart file upload (`name` when given, and `file`) to the agent's sources.
+async fn upload(
+    t: &TestApp,
+    agent: &str,
+    name: Option<&str>,
+    file: reqwest::multipart::Part,
+) -> (u16, Option<String>, Value) {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(name) = name {
+        form = form.text("name", name.to_owned());
+    }
+    let r = t
+        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
+        .multipart(form.part("file", file))
+        .send()
+        .await
+        .unwrap();
+    outcome(r).await
+}
+
 async fn text_source(t: &TestApp, agent: &str, name: &str, content: &str) -> String {
     let (status, code, body) = post(
         t,
@@ -275,22 +295,11 @@ async fn qna_and_files_are_sources_too() {
     assert_eq!(qna["type"], "qna");
 
     let html = "<html><head><title>Warranty</title></head><body><nav>Home | Shop</nav><main><h1>Warranty</h1><p>Every espresso machine carries a two year warranty covering the pump and the boiler, repaired free of charge in our Leiden workshop.</p></main></body></html>";
-    let form = reqwest::multipart::Form::new()
-        .text("name", "Warranty page")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(html.as_bytes().to_vec())
-                .file_name("warranty.html")
-                .mime_str("text/html")
-                .unwrap(),
-        );
-    let r = t
-        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
-        .multipart(form)
-        .send()
-        .await
+    let part = reqwest::multipart::Part::bytes(html.as_bytes().to_vec())
+        .file_name("warranty.html")
+        .mime_str("text/html")
         .unwrap();
-    let (status, _, file) = outcome(r).await;
+    let (status, _, file) = upload(&t, &agent, Some("Warranty page"), part).await;
     assert_eq!(status, 201, "{file}");
     assert_eq!(file["type"], "file");
     assert_eq!(file["name"], "Warranty page");
@@ -309,17 +318,9 @@ async fn qna_and_files_are_sources_too() {
     assert_eq!(hits[0]["sourceId"], qna["id"]);
 
     // A corrupt file is refused with a clear error and the agent's data is untouched.
-    let form = reqwest::multipart::Form::new().text("name", "Broken").part(
-        "file",
-        reqwest::multipart::Part::bytes(b"%PDF-1.7 garbage".to_vec()).file_name("broken.pdf"),
-    );
-    let r = t
-        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let (status, code, body) = outcome(r).await;
+    let part =
+        reqwest::multipart::Part::bytes(b"%PDF-1.7 garbage".to_vec()).file_name("broken.pdf");
+    let (status, code, body) = upload(&t, &agent, Some("Broken"), part).await;
     assert_eq!(
         (status, code.as_deref()),
         (400, Some("VALIDATION_INVALID_BODY")),
@@ -332,17 +333,8 @@ async fn qna_and_files_are_sources_too() {
             .contains("PDF"),
         "{body}"
     );
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(b"MZ".to_vec()).file_name("tool.exe"),
-    );
-    let r = t
-        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let (status, code, body) = outcome(r).await;
+    let part = reqwest::multipart::Part::bytes(b"MZ".to_vec()).file_name("tool.exe");
+    let (status, code, body) = upload(&t, &agent, None, part).await;
     assert_eq!(
         (status, code.as_deref()),
         (400, Some("VALIDATION_INVALID_BODY")),
@@ -775,20 +767,9 @@ async fn an_apify_dataset_imports_as_a_source_whose_pages_keep_their_urls() {
         {"url": "https://docs.example.com/grinding", "crawl": {"httpStatusCode": 200},
          "metadata": {"title": "Grinding"}, "text": "Grind the beans fine: a double shot takes twenty-five seconds."}
     ]);
-    let form = reqwest::multipart::Form::new()
-        .text("name", "Apify run")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(items.to_string().into_bytes())
-                .file_name("dataset.json"),
-        );
-    let r = t
-        .raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, source) = outcome(r).await;
+    let part =
+        reqwest::multipart::Part::bytes(items.to_string().into_bytes()).file_name("dataset.json");
+    let (status, _, source) = upload(&t, &agent, Some("Apify run"), part).await;
     assert_eq!(status, 201, "{source}");
     let id = source["id"].as_str().unwrap().to_owned();
     wait_status(&t, &agent, &id, "trained").await;
