@@ -148,10 +148,14 @@ struct Job {
 }
 
 /// The weights of one supported architecture, with one worker's KV cache. Llama runs
-/// on our own forward pass (`llama`: a KV cache that is appended to, not copied per
-/// token); mixture-of-experts llama files and Qwen2 on candle's.
-/// `AGENTBASE_CHAT_LLAMA=candle` runs llama on candle's too (for comparisons).
+/// on our own forward pass: `fast_llama` (quantised AVX-512 VNNI kernels, the file's
+/// own Q4_1 blocks) where the CPU has it, else `llama` (candle's quantized matmuls, a
+/// KV cache that is appended to, not copied per token); mixture-of-experts llama files
+/// and Qwen2 on candle's. `AGENTBASE_CHAT_LLAMA=candle` runs llama on candle's model
+/// and `=qmatmul` on `llama` (for comparisons).
 enum Weights {
+    #[cfg(target_arch = "x86_64")]
+    Fast(Box<crate::fast_llama::FastLlama>),
     Llama(Box<crate::llama::Llama>),
     CandleLlama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
@@ -163,6 +167,14 @@ impl Weights {
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::invalid(path, e))?;
         let invalid = |e: candle_core::Error| Error::invalid(path, e);
+        #[cfg(target_arch = "x86_64")]
+        if arch == "llama"
+            && std::env::var("AGENTBASE_CHAT_LLAMA").is_err()
+            && let Some(model) =
+                crate::fast_llama::FastLlama::from_gguf(&content, &mut reader).map_err(invalid)?
+        {
+            return Ok(Self::Fast(Box::new(model)));
+        }
         let slow = content
             .tensor_infos
             .values()
@@ -214,6 +226,8 @@ impl Weights {
     /// reference-counted), qwen2's cannot be cloned and are read again.
     fn for_another_worker(&self, path: &Path, requantize: bool) -> Result<Self, Error> {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Fast(m) => Ok(Self::Fast(Box::new(m.for_another_worker()))),
             Self::Llama(m) => Ok(Self::Llama(Box::new(m.for_another_worker()))),
             Self::CandleLlama(m) => Ok(Self::CandleLlama(m.clone())),
             Self::Qwen2(_) => Self::read(path, "qwen2", requantize),
@@ -222,6 +236,13 @@ impl Weights {
 
     fn forward(&mut self, input: &Tensor, index_pos: usize) -> candle_core::Result<Tensor> {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Fast(m) => {
+                let tokens = input.flatten_all()?.to_vec1::<u32>()?;
+                let logits = m.forward(&tokens, index_pos)?;
+                let vocab = logits.len();
+                Tensor::from_vec(logits, (1, vocab), &Device::Cpu)
+            }
             Self::Llama(m) => m.forward(input, index_pos),
             Self::CandleLlama(m) => m.forward(input, index_pos),
             Self::Qwen2(m) => m.forward(input, index_pos),
@@ -230,6 +251,8 @@ impl Weights {
 
     fn clear_kv_cache(&mut self) {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Fast(m) => m.clear_kv_cache(),
             Self::Llama(m) => m.clear_kv_cache(),
             Self::CandleLlama(m) => m.clear_kv_cache(),
             Self::Qwen2(m) => m.clear_kv_cache(),

@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod embed;
 mod fast_bert;
+mod fast_llama;
 pub mod fetch;
 mod gguf_tokenizer;
 mod llama;

@@ -329,7 +329,7 @@ fn rope_tables(dim: usize, base: f32, device: &Device) -> Result<(Tensor, Tensor
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -371,7 +371,7 @@ mod tests {
     }
 
     /// The real SmolLM2 weights (fetched once per machine, as the integration tests do).
-    fn gguf() -> std::path::PathBuf {
+    pub(crate) fn gguf() -> std::path::PathBuf {
         let dir = std::env::var_os("AGENTBASE_MODELS_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {

@@ -1,0 +1,1682 @@
+//! The llama forward pass for GGUF files on x86-64 CPUs with AVX-512 VNNI, used by
+//! `LocalChatModel` instead of `llama` (candle's quantized matmuls) when the CPU has it.
+//!
+//! Why: candle 0.11 has no SIMD kernel for Q4_1 (the default SmolLM2 file's format),
+//! so the fallback converts it to Q8_0 and still multiplies one 256-bit block at a
+//! time, token by token. This pass works like llama.cpp's CPU backend:
+//! - weights stay in their 4-bit (Q4_1) or 8-bit (Q8_0, anything else is converted to
+//!   it) blocks of 32, repacked at load so one 512-bit `vpdpbusd` multiplies two
+//!   blocks of unsigned weights by two blocks of activations quantised to signed 8-bit
+//!   per token (as llama.cpp's Q8_1), with f32 scales applied per block;
+//! - prefill multiplies tiles of 4 weight rows × 4 tokens, so each weight is read
+//!   once per 4 tokens (and from L1 after the first tile of a row block);
+//! - the KV cache is f16 (as llama.cpp's), keys stored dimension-major so 16 scores
+//!   come out of one FMA chain; attention is a fused scores → softmax → values pass
+//!   per group of query heads sharing a KV head, split over key segments when
+//!   decoding so both threads work on it;
+//! - every step is split over a small persistent pool of spinning threads (`Pool`),
+//!   since a decoded token has ~150 parallel steps of a few µs each.
+//!
+//! Numerics: weights are exactly the file's; activations rounded to 8 bits per block
+//! of 32 are what llama.cpp and candle's quantized matmuls do as well. The logits test
+//! in `tests` checks them against candle's `quantized_llama` on the same file.
+
+#![cfg(target_arch = "x86_64")]
+// Intrinsics through raw pointers and the pool's lifetime-erased jobs; the rest is safe.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::{GgmlDType, gguf_file};
+use candle_core::{Device, Result};
+
+/// Positions the RoPE table covers (as the candle-based `llama`).
+const MAX_SEQ_LEN: usize = crate::llama::MAX_SEQ_LEN;
+/// Weights per block (one scale and one minimum each).
+const BLOCK: usize = 32;
+/// Weights per `vpdpbusd`: two blocks.
+const CHUNK: usize = 64;
+/// Tokens per attention work item during prefill.
+const ATTN_TOKENS: usize = 4;
+
+/// True when this CPU can run the fast path.
+pub(crate) fn supported() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
+        && std::is_x86_feature_detected!("f16c")
+        && std::is_x86_feature_detected!("fma")
+}
+
+// ---------------------------------------------------------------------------------
+// f16 helpers
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x3ff);
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        (0, _) => {
+            // Subnormal: normalise.
+            let shift = man.leading_zeros() - 21;
+            let man = (man << shift) & 0x3ff;
+            sign | ((113 - shift) << 23) | (man << 13)
+        }
+        (0x1f, _) => sign | 0x7f80_0000 | (man << 13),
+        _ => sign | ((exp + 112) << 23) | (man << 13),
+    };
+    f32::from_bits(bits)
+}
+
+fn f32_to_f16(x: f32) -> u16 {
+    // SAFETY: `supported()` (checked before any model is built) includes F16C.
+    unsafe { f32_to_f16_f16c(x) }
+}
+
+#[target_feature(enable = "f16c")]
+unsafe fn f32_to_f16_f16c(x: f32) -> u16 {
+    _mm_extract_epi16::<0>(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set1_ps(x))) as u16
+}
+
+// ---------------------------------------------------------------------------------
+// Packed weights and quantised activations
+
+/// Where element `e` (0..32) of the chunk's block `half` (0 or 1) sits among the 64
+/// byte slots one `vpdpbusd` sees: 4-byte lanes alternate between the two blocks, so
+/// a lane's scale is `[dA, dB, dA, dB, …]`, one broadcast of a pair of f16s.
+fn slot(half: usize, e: usize) -> usize {
+    ((e / 4) * 2 + half) * 4 + e % 4
+}
+
+/// A weight matrix, `rows × cols`, in blocks of 32 along a row: `w = d·u + m` with
+/// `u` unsigned (4 bits packed two per byte, or 8 bits), `d` and `m` f16.
+pub(crate) struct QMatrix {
+    rows: usize,
+    cols: usize,
+    /// 64-weight chunks per row (the last block of an odd count is padding).
+    chunks: usize,
+    nibbles: bool,
+    /// `rows × chunks × (32 | 64)` bytes in slot order (`slot`): for nibbles, byte
+    /// `i` holds slot `i` in its low half and slot `i + 32` in its high half.
+    data: Vec<u8>,
+    /// `rows × 2·chunks` block scales.
+    d: Vec<u16>,
+    /// `rows × 2·chunks` block minimums.
+    m: Vec<u16>,
+}
+
+impl QMatrix {
+    fn chunk_bytes(&self) -> usize {
+        if self.nibbles { CHUNK / 2 } else { CHUNK }
+    }
+
+    /// From one row's blocks, each `(d, m, [u; 32])`; `u < 16` when `nibbles`.
+    fn from_blocks(
+        rows: usize,
+        cols: usize,
+        nibbles: bool,
+        mut block: impl FnMut(usize, usize) -> (u16, u16, [u8; BLOCK]),
+    ) -> Self {
+        let blocks = cols.div_ceil(BLOCK);
+        let chunks = blocks.div_ceil(2);
+        let chunk_bytes = if nibbles { CHUNK / 2 } else { CHUNK };
+        let mut data = vec![0u8; rows * chunks * chunk_bytes];
+        let mut d = vec![0u16; rows * chunks * 2];
+        let mut m = vec![0u16; rows * chunks * 2];
+        let mut slots = [0u8; CHUNK];
+        for r in 0..rows {
+            for c in 0..chunks {
+                slots.fill(0);
+                for half in 0..2 {
+                    let b = 2 * c + half;
+                    if b >= blocks {
+                        continue;
+                    }
+                    let (bd, bm, u) = block(r, b);
+                    d[r * chunks * 2 + b] = bd;
+                    m[r * chunks * 2 + b] = bm;
+                    for (e, &u) in u.iter().enumerate() {
+                        slots[slot(half, e)] = u;
+                    }
+                }
+                let out = &mut data[(r * chunks + c) * chunk_bytes..][..chunk_bytes];
+                if nibbles {
+                    for (i, byte) in out.iter_mut().enumerate() {
+                        *byte = slots[i] | (slots[i + CHUNK / 2] << 4);
+                    }
+                } else {
+                    out.copy_from_slice(&slots);
+                }
+            }
+        }
+        Self {
+            rows,
+            cols,
+            chunks,
+            nibbles,
+            data,
+            d,
+            m,
+        }
+    }
+
+    /// From a GGUF tensor `[rows, cols]`: Q4_1 and Q8_0 keep their values, anything
+    /// else is dequantised and rounded to 8 bits per block of 32.
+    fn from_qtensor(t: &candle_core::quantized::QTensor) -> Result<Self> {
+        let (rows, cols) = t.shape().dims2()?;
+        let blocks = cols / BLOCK;
+        let half = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
+        match t.dtype() {
+            GgmlDType::Q4_1 if cols % BLOCK == 0 => {
+                let raw = t.data()?;
+                Ok(Self::from_blocks(rows, cols, true, |r, b| {
+                    let blk = &raw[(r * blocks + b) * 20..][..20];
+                    let mut u = [0u8; BLOCK];
+                    for (i, &q) in blk[4..].iter().enumerate() {
+                        u[i] = q & 0x0f;
+                        u[i + 16] = q >> 4;
+                    }
+                    (half(&blk[0..2]), half(&blk[2..4]), u)
+                }))
+            }
+            GgmlDType::Q8_0 if cols % BLOCK == 0 => {
+                let raw = t.data()?;
+                Ok(Self::from_blocks(rows, cols, false, |r, b| {
+                    let blk = &raw[(r * blocks + b) * 34..][..34];
+                    let mut u = [0u8; BLOCK];
+                    for (u, &q) in u.iter_mut().zip(&blk[2..]) {
+                        *u = (q as i8 as i16 + 128) as u8;
+                    }
+                    let d = half(&blk[0..2]);
+                    (d, f32_to_f16(-128.0 * f16_to_f32(d)), u)
+                }))
+            }
+            _ => {
+                let values = t
+                    .dequantize(&Device::Cpu)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                Ok(Self::from_blocks(rows, cols, false, |r, b| {
+                    let row = &values[r * cols..(r + 1) * cols];
+                    let x = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
+                    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+                    let d = f32_to_f16(amax / 127.0);
+                    let df = f16_to_f32(d);
+                    let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
+                    let mut u = [128u8; BLOCK];
+                    for (u, v) in u.iter_mut().zip(x) {
+                        *u = ((v * inv).round().clamp(-127.0, 127.0) as i16 + 128) as u8;
+                    }
+                    (d, f32_to_f16(-128.0 * df), u)
+                }))
+            }
+        }
+    }
+
+    /// Rows stacked: `[a; b; …]` (for one matmul over the same input).
+    fn stack(parts: Vec<Self>) -> Self {
+        let first = &parts[0];
+        let (cols, chunks, nibbles) = (first.cols, first.chunks, first.nibbles);
+        assert!(parts.iter().all(|p| p.cols == cols && p.nibbles == nibbles));
+        let mut out = Self {
+            rows: 0,
+            cols,
+            chunks,
+            nibbles,
+            data: Vec::new(),
+            d: Vec::new(),
+            m: Vec::new(),
+        };
+        for p in parts {
+            out.rows += p.rows;
+            out.data.extend_from_slice(&p.data);
+            out.d.extend_from_slice(&p.d);
+            out.m.extend_from_slice(&p.m);
+        }
+        out
+    }
+
+    /// Row `r` as f32 (the embedding lookup).
+    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let cb = self.chunk_bytes();
+        for (i, o) in out.iter_mut().enumerate().take(self.cols) {
+            let (b, e) = (i / BLOCK, i % BLOCK);
+            let (c, half) = (b / 2, b % 2);
+            let s = slot(half, e);
+            let bytes = &self.data[(r * self.chunks + c) * cb..][..cb];
+            let u = if self.nibbles {
+                if s < CHUNK / 2 {
+                    bytes[s] & 0x0f
+                } else {
+                    bytes[s - CHUNK / 2] >> 4
+                }
+            } else {
+                bytes[s]
+            };
+            let k = r * self.chunks * 2 + b;
+            *o = f16_to_f32(self.d[k]) * f32::from(u) + f16_to_f32(self.m[k]);
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.data.len() + 2 * (self.d.len() + self.m.len())
+    }
+}
+
+/// Tokens' activations quantised to 8 bits per block of 32, in the weights' slot order.
+#[derive(Default)]
+struct QActs {
+    tokens: usize,
+    chunks: usize,
+    /// `tokens × chunks × 64`.
+    q: Vec<i8>,
+    /// `tokens × chunks × 16`: each lane's block scale (`[dA, dB, …]`).
+    scale: Vec<f32>,
+    /// `tokens × 2·chunks`: `d · Σq` per block (for the weights' minimums).
+    sums: Vec<f32>,
+}
+
+impl QActs {
+    /// `x` is `tokens × cols`.
+    fn quantize(&mut self, x: &[f32], cols: usize) {
+        let tokens = x.len() / cols;
+        let chunks = cols.div_ceil(CHUNK);
+        self.tokens = tokens;
+        self.chunks = chunks;
+        self.q.clear();
+        self.q.resize(tokens * chunks * CHUNK, 0);
+        self.scale.clear();
+        self.scale.resize(tokens * chunks * 16, 0.0);
+        self.sums.clear();
+        self.sums.resize(tokens * chunks * 2, 0.0);
+        for t in 0..tokens {
+            let row = &x[t * cols..(t + 1) * cols];
+            for b in 0..chunks * 2 {
+                let start = (b * BLOCK).min(cols);
+                let block = &row[start..((b + 1) * BLOCK).min(cols)];
+                let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let d = amax / 127.0;
+                let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+                let (c, half) = (b / 2, b % 2);
+                let q = &mut self.q[(t * chunks + c) * CHUNK..][..CHUNK];
+                let mut sum = 0i32;
+                for (e, v) in block.iter().enumerate() {
+                    let v = (v * inv).round() as i8;
+                    q[slot(half, e)] = v;
+                    sum += i32::from(v);
+                }
+                let scale = &mut self.scale[(t * chunks + c) * 16..][..16];
+                for lane in (half..16).step_by(2) {
+                    scale[lane] = d;
+                }
+                self.sums[t * chunks * 2 + b] = d * sum as f32;
+            }
+        }
+    }
+}
+
+/// `out[t][r] = Σ_c w[r][c] · x[t][c]` for every token, `out` being `tokens × rows`.
+fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
+    assert_eq!(x.chunks, w.chunks);
+    assert_eq!(out.len(), x.tokens * w.rows);
+    let rows_per_task = if x.tokens == 1 { 64 } else { 16 };
+    let tasks = w.rows.div_ceil(rows_per_task);
+    let out = SendPtr(out.as_mut_ptr());
+    pool().run(tasks, &|task| {
+        let r0 = task * rows_per_task;
+        let r1 = (r0 + rows_per_task).min(w.rows);
+        // SAFETY: `supported()` holds for every model built; tasks write disjoint
+        // rows of `out` (checked to be `tokens × rows` above).
+        unsafe { matmul_rows(w, x, r0, r1, out.get()) }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: used only to hand disjoint parts of one buffer to the pool's threads.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Rows `r0..r1` of `out` for every token.
+///
+/// # Safety
+/// AVX-512 (F, BW, DQ, VL, VNNI) and F16C; `out` holds `x.tokens × w.rows`.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c,fma")]
+unsafe fn matmul_rows(w: &QMatrix, x: &QActs, r0: usize, r1: usize, out: *mut f32) {
+    let mut t = 0;
+    while t < x.tokens {
+        let tn = (x.tokens - t).min(4);
+        let mut r = r0;
+        while r < r1 {
+            let rn = if r1 - r >= 4 { 4 } else { 1 };
+            // SAFETY: r + rn ≤ r1 ≤ rows and t + tn ≤ tokens.
+            unsafe {
+                macro_rules! go {
+                    ($nib:expr, $t:expr) => {
+                        if rn == 4 {
+                            tile::<$nib, 4, $t>(w, r, x, t, out)
+                        } else {
+                            tile::<$nib, 1, $t>(w, r, x, t, out)
+                        }
+                    };
+                }
+                match (w.nibbles, tn) {
+                    (true, 4) => go!(true, 4),
+                    (true, 3) => go!(true, 3),
+                    (true, 2) => go!(true, 2),
+                    (true, _) => go!(true, 1),
+                    (false, 4) => go!(false, 4),
+                    (false, 3) => go!(false, 3),
+                    (false, 2) => go!(false, 2),
+                    (false, _) => go!(false, 1),
+                }
+            }
+            r += rn;
+        }
+        t += tn;
+    }
+}
+
+/// One `R rows × T tokens` tile over the whole row.
+///
+/// # Safety
+/// As `matmul_rows`, with `r0 + R ≤ rows` and `t0 + T ≤ tokens`.
+#[allow(clippy::needless_range_loop)] // Register tiles read best indexed.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c,fma")]
+unsafe fn tile<const NIB: bool, const R: usize, const T: usize>(
+    w: &QMatrix,
+    r0: usize,
+    x: &QActs,
+    t0: usize,
+    out: *mut f32,
+) {
+    let chunks = w.chunks;
+    let cb = if NIB { CHUNK / 2 } else { CHUNK };
+    let nb = chunks * 2;
+    let mut acc = [[_mm512_setzero_ps(); T]; R];
+    // SAFETY: every offset below stays inside the row/token ranges the caller checked.
+    unsafe {
+        let shifts = _mm512_inserti64x4::<1>(_mm512_setzero_si512(), _mm256_set1_epi16(4));
+        let low = _mm512_set1_epi8(0x0f);
+        let wbase = w.data.as_ptr().add(r0 * chunks * cb);
+        let dbase = w.d.as_ptr().add(r0 * nb);
+        let qbase = x.q.as_ptr().add(t0 * chunks * CHUNK);
+        let sbase = x.scale.as_ptr().add(t0 * chunks * 16);
+        for c in 0..chunks {
+            let mut wv = [_mm512_setzero_si512(); R];
+            let mut ds = [_mm512_setzero_ps(); R];
+            for r in 0..R {
+                let p = wbase.add((r * chunks + c) * cb);
+                wv[r] = if NIB {
+                    let b = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.cast()));
+                    _mm512_and_si512(_mm512_srlv_epi16(b, shifts), low)
+                } else {
+                    _mm512_loadu_si512(p.cast())
+                };
+                let pair = dbase.add(r * nb + 2 * c).cast::<i32>().read_unaligned();
+                ds[r] = _mm512_cvtph_ps(_mm256_set1_epi32(pair));
+            }
+            for t in 0..T {
+                let xv = _mm512_loadu_si512(qbase.add((t * chunks + c) * CHUNK).cast());
+                let xs = _mm512_loadu_ps(sbase.add((t * chunks + c) * 16));
+                for r in 0..R {
+                    let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], xv);
+                    acc[r][t] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(dot),
+                        _mm512_mul_ps(ds[r], xs),
+                        acc[r][t],
+                    );
+                }
+            }
+        }
+        // Σ_b m_b · d_x,b · Σq_b: the minimums' share.
+        for r in 0..R {
+            let mrow = w.m.as_ptr().add((r0 + r) * nb);
+            for t in 0..T {
+                let srow = x.sums.as_ptr().add((t0 + t) * nb);
+                let mut sum = _mm512_setzero_ps();
+                let mut b = 0;
+                while b < nb {
+                    let mask: __mmask16 = if nb - b >= 16 {
+                        0xffff
+                    } else {
+                        (1u16 << (nb - b)) - 1
+                    };
+                    let mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, mrow.add(b).cast()));
+                    let sv = _mm512_maskz_loadu_ps(mask, srow.add(b));
+                    sum = _mm512_fmadd_ps(mv, sv, sum);
+                    b += 16;
+                }
+                *out.add((t0 + t) * w.rows + r0 + r) =
+                    _mm512_reduce_add_ps(_mm512_add_ps(acc[r][t], sum));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Vector math
+
+/// `e^x` for 16 lanes (relative error below 1e-6; inputs below -87 give ~0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp_ps(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
+    let x = _mm512_min_ps(x, _mm512_set1_ps(88.0));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+    );
+    // f = x - n·ln 2 in two steps (Cody-Waite), |f| ≤ ln 2 / 2.
+    let f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+    let f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), f);
+    // e^f: Taylor series, degree 7.
+    let c = [
+        1.0 / 5040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ];
+    let mut p = _mm512_set1_ps(c[0]);
+    for &k in &c[1..] {
+        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(k));
+    }
+    _mm512_scalef_ps(p, n)
+}
+
+/// `x ← silu(x[..n]) · x[n..]` row by row: `gu` is `tokens × 2n` (gate then up),
+/// `out` is `tokens × n`.
+fn swiglu(gu: &[f32], n: usize, out: &mut [f32]) {
+    // SAFETY: `supported()` holds for every model built.
+    unsafe { swiglu_avx512(gu, n, out) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn swiglu_avx512(gu: &[f32], n: usize, out: &mut [f32]) {
+    for (row, out) in gu.chunks_exact(2 * n).zip(out.chunks_exact_mut(n)) {
+        let (gate, up) = row.split_at(n);
+        let mut i = 0;
+        while i < n {
+            let mask: __mmask16 = if n - i >= 16 {
+                0xffff
+            } else {
+                (1u16 << (n - i)) - 1
+            };
+            // SAFETY: the mask keeps the loads and stores inside the rows.
+            unsafe {
+                let g = _mm512_maskz_loadu_ps(mask, gate.as_ptr().add(i));
+                let u = _mm512_maskz_loadu_ps(mask, up.as_ptr().add(i));
+                let e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+                let silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0), e));
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), mask, _mm512_mul_ps(silu, u));
+            }
+            i += 16;
+        }
+    }
+}
+
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let n = weight.len();
+    for (x, out) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        let mean = x.iter().map(|v| v * v).sum::<f32>() / n as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+            *o = v * scale * w;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Attention
+
+/// One layer's keys and values in f16: keys `[kv_head][dim][cap]` (so 16 positions'
+/// scores are one FMA chain), values `[kv_head][cap][dim]`.
+#[derive(Clone, Default)]
+struct LayerCache {
+    keys: Vec<u16>,
+    values: Vec<u16>,
+}
+
+/// One work item's share of the softmax over its key range, per query row: the
+/// running max, the sum of exponentials, and the unnormalised output.
+struct Partial<'a> {
+    max: &'a mut [f32],
+    sum: &'a mut [f32],
+    out: &'a mut [f32],
+}
+
+/// Query rows `q` (`rows × hd`, already scaled) against positions `lo..hi` of one KV
+/// head; row `i` may see positions below `ends[i]` only.
+///
+/// # Safety
+/// AVX-512F and F16C; `hd` a multiple of 16, `keys` `hd × cap`, `values` `cap × hd`,
+/// `hi ≤ cap`, `cap` a multiple of 16, every `ends[i] > lo`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,f16c,fma")]
+unsafe fn attend(
+    q: &[f32],
+    ends: &[usize],
+    hd: usize,
+    keys: &[u16],
+    values: &[u16],
+    cap: usize,
+    lo: usize,
+    hi: usize,
+    scores: &mut Vec<f32>,
+    mut part: Partial<'_>,
+) {
+    let rows = ends.len();
+    let len = hi - lo;
+    let padded = len.div_ceil(16) * 16;
+    scores.clear();
+    scores.resize(rows * padded, 0.0);
+    let mut r = 0;
+    while r < rows {
+        let n = (rows - r).min(4);
+        // SAFETY: as the caller promised, for rows r..r + n.
+        unsafe {
+            match n {
+                4 => {
+                    attend_group::<4>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
+                }
+                3 => {
+                    attend_group::<3>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
+                }
+                2 => {
+                    attend_group::<2>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
+                }
+                _ => {
+                    attend_group::<1>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
+                }
+            }
+        }
+        r += n;
+    }
+}
+
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,f16c,fma")]
+unsafe fn attend_group<const N: usize>(
+    q: &[f32],
+    ends: &[usize],
+    hd: usize,
+    keys: &[u16],
+    values: &[u16],
+    cap: usize,
+    lo: usize,
+    hi: usize,
+    scores: &mut [f32],
+    r0: usize,
+    part: &mut Partial<'_>,
+) {
+    let padded = (hi - lo).div_ceil(16) * 16;
+    // The furthest any row of the group looks.
+    let end = (0..N).map(|i| ends[r0 + i].min(hi)).max().unwrap_or(lo);
+    let blocks = (end - lo).div_ceil(16);
+    // SAFETY: reads stay within `hd × cap` keys (lo + 16·blocks ≤ cap), `cap × hd`
+    // values, `q` rows r0..r0 + N and `scores` rows r0..r0 + N of `padded`.
+    unsafe {
+        let kp = keys.as_ptr();
+        let qp = q.as_ptr().add(r0 * hd);
+        let sp = scores.as_mut_ptr().add(r0 * padded);
+        for blk in 0..blocks {
+            let j = lo + blk * 16;
+            let mut acc = [_mm512_setzero_ps(); N];
+            for d in 0..hd {
+                let k = _mm512_cvtph_ps(_mm256_loadu_si256(kp.add(d * cap + j).cast()));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*qp.add(i * hd + d)), k, *acc);
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(sp.add(i * padded + blk * 16), *acc);
+            }
+        }
+        // Softmax pieces per row over its visible positions; the rest become 0.
+        for i in 0..N {
+            let row = std::slice::from_raw_parts_mut(sp.add(i * padded), padded);
+            let visible = ends[r0 + i].min(hi) - lo;
+            let max = row[..visible]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
+            let maxv = _mm512_set1_ps(max);
+            let mut sumv = _mm512_setzero_ps();
+            let mut k = 0;
+            while k < blocks * 16 {
+                let mask: __mmask16 = if visible >= k + 16 {
+                    0xffff
+                } else if visible > k {
+                    (1u16 << (visible - k)) - 1
+                } else {
+                    0
+                };
+                let s = _mm512_loadu_ps(row.as_ptr().add(k));
+                let e = _mm512_maskz_mov_ps(mask, exp_ps(_mm512_sub_ps(s, maxv)));
+                sumv = _mm512_add_ps(sumv, e);
+                _mm512_storeu_ps(row.as_mut_ptr().add(k), e);
+                k += 16;
+            }
+            part.max[r0 + i] = max;
+            part.sum[r0 + i] = _mm512_reduce_add_ps(sumv);
+        }
+        // Values: 64 output dimensions at a time.
+        let vp = values.as_ptr();
+        let op = part.out.as_mut_ptr().add(r0 * hd);
+        let mut d0 = 0;
+        while d0 < hd {
+            let nv = ((hd - d0) / 16).min(4);
+            let mut acc = [[_mm512_setzero_ps(); 4]; N];
+            for jj in 0..end - lo {
+                let vrow = vp.add((lo + jj) * hd + d0);
+                let mut v = [_mm512_setzero_ps(); 4];
+                for (x, v) in v.iter_mut().enumerate().take(nv) {
+                    *v = _mm512_cvtph_ps(_mm256_loadu_si256(vrow.add(16 * x).cast()));
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let p = _mm512_set1_ps(*sp.add(i * padded + jj));
+                    for x in 0..nv {
+                        acc[x] = _mm512_fmadd_ps(p, v[x], acc[x]);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                for (x, acc) in acc.iter().enumerate().take(nv) {
+                    _mm512_storeu_ps(op.add(i * hd + d0 + 16 * x), *acc);
+                }
+            }
+            d0 += 16 * nv;
+        }
+    }
+}
+
+/// Stores `src` (f32) as f16 into `dst`.
+fn to_f16(src: &[f32], dst: &mut [u16]) {
+    for (s, d) in src.iter().zip(dst) {
+        *d = f32_to_f16(*s);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The thread pool
+
+/// Helper threads that look for work for a few milliseconds, then park: a decoded
+/// token runs ~150 parallel steps of a few µs, too short to wake threads for. The
+/// caller works too, and tasks are claimed one by one, so a helper that is not
+/// running (the cores are shared with other processes) is never waited for unless it
+/// holds a task. One job at a time: a caller that finds the pool busy (another chat
+/// worker) runs its job alone rather than wait.
+struct Pool {
+    shared: Arc<PoolShared>,
+    helpers: Vec<std::thread::Thread>,
+    busy: Mutex<()>,
+}
+
+/// `claim` packs the job's epoch (24 bits), task count and next unclaimed task (20
+/// bits each) into one word, so a claim (a CAS) can never mix two jobs: whoever
+/// holds a task of a job keeps that job, and so `job`, alive until the task is done.
+struct PoolShared {
+    claim: AtomicU64,
+    job: AtomicPtr<Job<'static>>,
+    completed: AtomicUsize,
+    sleeping: Vec<AtomicBool>,
+    panicked: AtomicBool,
+}
+
+struct Job<'a> {
+    work: &'a (dyn Fn(usize) + Sync),
+}
+
+const TASK_BITS: u32 = 20;
+const TASK_MASK: u64 = (1 << TASK_BITS) - 1;
+
+impl PoolShared {
+    /// Claims and runs tasks until none is left; true if it ran any.
+    fn work(&self) -> bool {
+        let mut ran = false;
+        loop {
+            let word = self.claim.load(Ordering::Acquire);
+            let (tasks, next) = ((word >> TASK_BITS) & TASK_MASK, word & TASK_MASK);
+            if next >= tasks {
+                return ran;
+            }
+            if self
+                .claim
+                .compare_exchange_weak(word, word + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // SAFETY: task `next` of this job is ours and not yet counted in
+            // `completed`, so `Pool::run` is still waiting and the job alive.
+            let job = unsafe { &*self.job.load(Ordering::Acquire) };
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (job.work)(next as usize)
+            }));
+            if run.is_err() {
+                self.panicked.store(true, Ordering::Relaxed);
+            }
+            self.completed.fetch_add(1, Ordering::AcqRel);
+            ran = true;
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        let word = self.claim.load(Ordering::SeqCst);
+        word & TASK_MASK < (word >> TASK_BITS) & TASK_MASK
+    }
+}
+
+/// Threads to use: `AGENTBASE_LLM_THREADS`, else candle's `CANDLE_NUM_THREADS` /
+/// `RAYON_NUM_THREADS`, else the CPUs this process may run on.
+fn threads() -> usize {
+    [
+        "AGENTBASE_LLM_THREADS",
+        "CANDLE_NUM_THREADS",
+        "RAYON_NUM_THREADS",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
+    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    .clamp(1, 64)
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let helpers = threads() - 1;
+        let shared = Arc::new(PoolShared {
+            claim: AtomicU64::new(0),
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            completed: AtomicUsize::new(0),
+            sleeping: (0..helpers).map(|_| AtomicBool::new(false)).collect(),
+            panicked: AtomicBool::new(false),
+        });
+        let helpers = (0..helpers)
+            .filter_map(|i| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("llm-pool-{i}"))
+                    .spawn(move || helper(&shared, i))
+                    .ok()
+                    .map(|h| h.thread().clone())
+            })
+            .collect();
+        Pool {
+            shared,
+            helpers,
+            busy: Mutex::new(()),
+        }
+    })
+}
+
+fn helper(shared: &PoolShared, me: usize) {
+    let mut idle_since = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        if shared.work() {
+            idle_since = Instant::now();
+            spins = 0;
+            continue;
+        }
+        spins += 1;
+        if spins < 4096 {
+            std::hint::spin_loop();
+        } else if idle_since.elapsed() < Duration::from_millis(3) {
+            // Busy cores: let whoever else is runnable have this one.
+            std::thread::yield_now();
+        } else {
+            shared.sleeping[me].store(true, Ordering::SeqCst);
+            if !shared.has_work() {
+                std::thread::park();
+            }
+            shared.sleeping[me].store(false, Ordering::SeqCst);
+            idle_since = Instant::now();
+            spins = 0;
+        }
+    }
+}
+
+impl Pool {
+    /// Runs `work(0..tasks)` on the helpers and this thread; returns when all are done.
+    fn run(&self, tasks: usize, work: &(dyn Fn(usize) + Sync)) {
+        let guard = if tasks > 1 && !self.helpers.is_empty() && (tasks as u64) <= TASK_MASK {
+            self.busy.try_lock().ok()
+        } else {
+            None
+        };
+        let Some(_guard) = guard else {
+            (0..tasks).for_each(work);
+            return;
+        };
+        let job = Job { work };
+        let shared = &*self.shared;
+        shared.completed.store(0, Ordering::Relaxed);
+        // SAFETY (for the helpers' dereference): this function does not return, nor
+        // unwind, before every task has completed.
+        let ptr = (&job as *const Job<'_>).cast_mut().cast::<Job<'static>>();
+        shared.job.store(ptr, Ordering::Release);
+        let epoch = (shared.claim.load(Ordering::Relaxed) >> (2 * TASK_BITS)) + 1;
+        let word = ((epoch & 0xff_ffff) << (2 * TASK_BITS)) | ((tasks as u64) << TASK_BITS);
+        shared.claim.store(word, Ordering::SeqCst);
+        for (thread, sleeping) in self.helpers.iter().zip(&shared.sleeping) {
+            if sleeping.load(Ordering::SeqCst) {
+                thread.unpark();
+            }
+        }
+        shared.work();
+        let mut spins = 0u32;
+        while shared.completed.load(Ordering::Acquire) < tasks {
+            spins += 1;
+            if spins < 4096 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        if shared.panicked.swap(false, Ordering::Relaxed) {
+            panic!("a task of the llm pool panicked");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The model
+
+struct Layer {
+    /// Queries, keys and values stacked: one matmul.
+    qkv: QMatrix,
+    wo: QMatrix,
+    /// Gate and up stacked.
+    gate_up: QMatrix,
+    down: QMatrix,
+    attention_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+}
+
+struct Weights {
+    embeddings: QMatrix,
+    /// `None`: tied to the embeddings.
+    output: Option<QMatrix>,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    hidden: usize,
+    ffn: usize,
+    eps: f32,
+    /// `[MAX_SEQ_LEN][head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+/// Buffers reused by every forward pass (no allocation per token once warm).
+#[derive(Default)]
+struct Scratch {
+    hidden: Vec<f32>,
+    normed: Vec<f32>,
+    acts: QActs,
+    qkv: Vec<f32>,
+    queries: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    gate_up: Vec<f32>,
+    ffn: Vec<f32>,
+    part_max: Vec<f32>,
+    part_sum: Vec<f32>,
+    part_out: Vec<f32>,
+    f16: Vec<u16>,
+}
+
+/// Shared weights and one sequence's KV cache (cloned empty per worker).
+pub(crate) struct FastLlama {
+    weights: Arc<Weights>,
+    cache: Vec<LayerCache>,
+    /// Positions the cache has room for.
+    cap: usize,
+    /// Positions in the cache.
+    cached: usize,
+    scratch: Scratch,
+}
+
+impl FastLlama {
+    /// `Ok(None)` when the file uses something this pass does not implement (mixture
+    /// of experts, partial rotary dimensions, odd head sizes); candle runs those.
+    pub(crate) fn from_gguf<R: std::io::Seek + std::io::Read>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+    ) -> Result<Option<Self>> {
+        if !supported() {
+            return Ok(None);
+        }
+        let meta = |key: &str| match content.metadata.get(key) {
+            Some(v) => Ok(v),
+            None => candle_core::bail!("cannot find {key} in metadata"),
+        };
+        if meta("llama.expert_count")
+            .and_then(|v| v.to_u32())
+            .unwrap_or(0)
+            > 1
+        {
+            return Ok(None);
+        }
+        let n_head = meta("llama.attention.head_count")?.to_u32()? as usize;
+        let n_kv_head = meta("llama.attention.head_count_kv")?.to_u32()? as usize;
+        let blocks = meta("llama.block_count")?.to_u32()? as usize;
+        let hidden = meta("llama.embedding_length")?.to_u32()? as usize;
+        let rope_dim = meta("llama.rope.dimension_count")?.to_u32()? as usize;
+        let eps = meta("llama.attention.layer_norm_rms_epsilon")?.to_f32()?;
+        let rope_base = meta("llama.rope.freq_base")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(10_000.0);
+        if n_head == 0
+            || n_kv_head == 0
+            || !n_head.is_multiple_of(n_kv_head)
+            || !hidden.is_multiple_of(n_head)
+        {
+            return Ok(None);
+        }
+        let head_dim = hidden / n_head;
+        if rope_dim != head_dim || !head_dim.is_multiple_of(16) {
+            return Ok(None);
+        }
+        let device = Device::Cpu;
+        let mut tensor = |name: &str| content.tensor(reader, name, &device);
+        let mut vector = |name: &str| -> Result<Vec<f32>> {
+            tensor(name)?
+                .dequantize(&device)?
+                .flatten_all()?
+                .to_vec1::<f32>()
+        };
+        let norm = vector("output_norm.weight")?;
+        let mut layers = Vec::with_capacity(blocks);
+        for i in 0..blocks {
+            let mut matrix = |name: &str| -> Result<QMatrix> {
+                QMatrix::from_qtensor(&content.tensor(
+                    reader,
+                    &format!("blk.{i}.{name}.weight"),
+                    &device,
+                )?)
+            };
+            let (q, k, v) = (matrix("attn_q")?, matrix("attn_k")?, matrix("attn_v")?);
+            let wo = matrix("attn_output")?;
+            let (gate, up) = (matrix("ffn_gate")?, matrix("ffn_up")?);
+            let down = matrix("ffn_down")?;
+            let mut vector = |name: &str| -> Result<Vec<f32>> {
+                content
+                    .tensor(reader, &format!("blk.{i}.{name}.weight"), &device)?
+                    .dequantize(&device)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()
+            };
+            let attention_norm = vector("attn_norm")?;
+            let ffn_norm = vector("ffn_norm")?;
+            // Stacking needs one block format per input.
+            if q.nibbles != k.nibbles || k.nibbles != v.nibbles || gate.nibbles != up.nibbles {
+                return Ok(None);
+            }
+            layers.push(Layer {
+                qkv: QMatrix::stack(vec![q, k, v]),
+                wo,
+                gate_up: QMatrix::stack(vec![gate, up]),
+                down,
+                attention_norm,
+                ffn_norm,
+            });
+        }
+        let ffn = layers.first().map_or(0, |l| l.down.cols);
+        let embeddings =
+            QMatrix::from_qtensor(&content.tensor(reader, "token_embd.weight", &device)?)?;
+        let output = match content.tensor(reader, "output.weight", &device) {
+            Ok(t) => Some(QMatrix::from_qtensor(&t)?),
+            Err(_) => None,
+        };
+        let (cos, sin) = rope_tables(head_dim, rope_base);
+        let weights = Weights {
+            embeddings,
+            output,
+            layers,
+            norm,
+            n_head,
+            n_kv_head,
+            head_dim,
+            hidden,
+            ffn,
+            eps,
+            cos,
+            sin,
+        };
+        tracing::debug!(
+            weight_bytes = weights.bytes(),
+            "fast llama forward pass loaded"
+        );
+        Ok(Some(Self::with_weights(Arc::new(weights))))
+    }
+
+    fn with_weights(weights: Arc<Weights>) -> Self {
+        Self {
+            cache: (0..weights.layers.len())
+                .map(|_| LayerCache::default())
+                .collect(),
+            weights,
+            cap: 0,
+            cached: 0,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// A copy sharing the weights with an empty cache.
+    pub(crate) fn for_another_worker(&self) -> Self {
+        Self::with_weights(Arc::clone(&self.weights))
+    }
+
+    pub(crate) fn clear_kv_cache(&mut self) {
+        self.cached = 0;
+    }
+
+    /// Makes room for `positions` in every layer's cache (keeping what is there).
+    fn reserve(&mut self, positions: usize) {
+        if positions <= self.cap {
+            return;
+        }
+        let w = &self.weights;
+        let (g, hd) = (w.n_kv_head, w.head_dim);
+        let cap = positions
+            .max(2 * self.cap)
+            .max(256)
+            .next_multiple_of(16)
+            .min(MAX_SEQ_LEN.next_multiple_of(16));
+        let (old_cap, len) = (self.cap, self.cached);
+        for layer in &mut self.cache {
+            let mut keys = vec![0u16; g * hd * cap];
+            let mut values = vec![0u16; g * cap * hd];
+            for kv in 0..g {
+                for d in 0..hd {
+                    let from = (kv * hd + d) * old_cap;
+                    let to = (kv * hd + d) * cap;
+                    keys[to..to + len].copy_from_slice(&layer.keys[from..from + len]);
+                }
+                let from = kv * old_cap * hd;
+                let to = kv * cap * hd;
+                values[to..to + len * hd].copy_from_slice(&layer.values[from..from + len * hd]);
+            }
+            layer.keys = keys;
+            layer.values = values;
+        }
+        self.cap = cap;
+    }
+
+    /// Logits for the last of `tokens`, which sit at positions `index_pos..`;
+    /// `index_pos` 0 starts a new sequence, anything else must continue the cached one.
+    pub(crate) fn forward(&mut self, tokens: &[u32], index_pos: usize) -> Result<Vec<f32>> {
+        if index_pos == 0 {
+            self.clear_kv_cache();
+        }
+        if index_pos != self.cached {
+            candle_core::bail!(
+                "position {index_pos} does not follow the {} cached",
+                self.cached
+            );
+        }
+        let seq = tokens.len();
+        if seq == 0 {
+            candle_core::bail!("no tokens to run");
+        }
+        if index_pos + seq > MAX_SEQ_LEN {
+            candle_core::bail!("positions past {MAX_SEQ_LEN} are not supported");
+        }
+        let vocab = self.weights.embeddings.rows;
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            candle_core::bail!("token {bad} is outside the vocabulary of {vocab}");
+        }
+        self.reserve(index_pos + seq);
+        let weights = Arc::clone(&self.weights);
+        let w = &*weights;
+        let d = w.hidden;
+        let s = &mut self.scratch;
+        s.hidden.resize(seq * d, 0.0);
+        for (t, &token) in tokens.iter().enumerate() {
+            w.embeddings
+                .dequantize_row(token as usize, &mut s.hidden[t * d..(t + 1) * d]);
+        }
+        s.normed.resize(seq * d, 0.0);
+        for (layer, cache) in w.layers.iter().zip(&mut self.cache) {
+            rms_norm(&s.hidden, &layer.attention_norm, w.eps, &mut s.normed);
+            s.acts.quantize(&s.normed, d);
+            s.qkv.resize(seq * layer.qkv.rows, 0.0);
+            matmul(&layer.qkv, &s.acts, &mut s.qkv);
+            w.store_qkv(s, cache, self.cap, index_pos, seq);
+            w.attention(s, cache, self.cap, index_pos, seq);
+            s.acts.quantize(&s.attended, d);
+            s.projected.resize(seq * d, 0.0);
+            matmul(&layer.wo, &s.acts, &mut s.projected);
+            for (h, p) in s.hidden.iter_mut().zip(&s.projected) {
+                *h += p;
+            }
+            rms_norm(&s.hidden, &layer.ffn_norm, w.eps, &mut s.normed);
+            s.acts.quantize(&s.normed, d);
+            s.gate_up.resize(seq * layer.gate_up.rows, 0.0);
+            matmul(&layer.gate_up, &s.acts, &mut s.gate_up);
+            s.ffn.resize(seq * w.ffn, 0.0);
+            swiglu(&s.gate_up, w.ffn, &mut s.ffn);
+            s.acts.quantize(&s.ffn, w.ffn);
+            matmul(&layer.down, &s.acts, &mut s.projected);
+            for (h, p) in s.hidden.iter_mut().zip(&s.projected) {
+                *h += p;
+            }
+        }
+        self.cached += seq;
+        let last = &s.hidden[(seq - 1) * d..];
+        rms_norm(last, &w.norm, w.eps, &mut s.normed[..d]);
+        s.acts.quantize(&s.normed[..d], d);
+        let output = w.output.as_ref().unwrap_or(&w.embeddings);
+        let mut logits = vec![0f32; output.rows];
+        matmul(output, &s.acts, &mut logits);
+        Ok(logits)
+    }
+}
+
+impl Weights {
+    fn bytes(&self) -> usize {
+        self.embeddings.bytes()
+            + self.output.as_ref().map_or(0, QMatrix::bytes)
+            + self
+                .layers
+                .iter()
+                .map(|l| l.qkv.bytes() + l.wo.bytes() + l.gate_up.bytes() + l.down.bytes())
+                .sum::<usize>()
+    }
+
+    /// RoPE on the new queries (into `s.queries`, scaled by 1/√hd) and keys; keys and
+    /// values into the cache.
+    fn store_qkv(
+        &self,
+        s: &mut Scratch,
+        cache: &mut LayerCache,
+        cap: usize,
+        index_pos: usize,
+        seq: usize,
+    ) {
+        let (nh, nkv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
+        let width = (nh + 2 * nkv) * hd;
+        let half = hd / 2;
+        let scale = 1.0 / (hd as f32).sqrt();
+        s.queries.resize(seq * nh * hd, 0.0);
+        s.f16.resize(hd, 0);
+        let mut rotated = vec![0f32; hd];
+        for t in 0..seq {
+            let pos = index_pos + t;
+            let cos = &self.cos[pos * half..(pos + 1) * half];
+            let sin = &self.sin[pos * half..(pos + 1) * half];
+            let row = &s.qkv[t * width..(t + 1) * width];
+            let rope = |x: &[f32], out: &mut [f32], scale: f32| {
+                for i in 0..half {
+                    let (a, b) = (x[2 * i], x[2 * i + 1]);
+                    out[2 * i] = (a * cos[i] - b * sin[i]) * scale;
+                    out[2 * i + 1] = (a * sin[i] + b * cos[i]) * scale;
+                }
+            };
+            for h in 0..nh {
+                let out = &mut s.queries[(t * nh + h) * hd..][..hd];
+                rope(&row[h * hd..(h + 1) * hd], out, scale);
+            }
+            for g in 0..nkv {
+                let k = &row[(nh + g) * hd..][..hd];
+                rope(k, &mut rotated, 1.0);
+                to_f16(&rotated, &mut s.f16);
+                for (dim, &v) in s.f16.iter().enumerate() {
+                    cache.keys[(g * hd + dim) * cap + pos] = v;
+                }
+                let v = &row[(nh + nkv + g) * hd..][..hd];
+                to_f16(v, &mut cache.values[(g * cap + pos) * hd..][..hd]);
+            }
+        }
+    }
+
+    /// Attention of the `seq` new queries over the cache, into `s.attended`
+    /// (`seq × hidden`, heads side by side).
+    fn attention(
+        &self,
+        s: &mut Scratch,
+        cache: &LayerCache,
+        cap: usize,
+        index_pos: usize,
+        seq: usize,
+    ) {
+        let (nh, nkv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
+        let rep = nh / nkv;
+        let total = index_pos + seq;
+        // Work items: (KV head, tile of tokens, segment of keys).
+        let tile = if seq == 1 { 1 } else { ATTN_TOKENS };
+        let tiles = seq.div_ceil(tile);
+        let segments = if seq == 1 {
+            (total / 256).clamp(1, 8)
+        } else {
+            1
+        };
+        let seg_len = total.div_ceil(segments).next_multiple_of(16);
+        let items = nkv * tiles * segments;
+        let rows_per_item = rep * tile;
+        s.part_max.resize(items * rows_per_item, 0.0);
+        s.part_sum.resize(items * rows_per_item, 0.0);
+        s.part_out.resize(items * rows_per_item * hd, 0.0);
+        let (pmax, psum, pout) = (
+            SendPtr(s.part_max.as_mut_ptr()),
+            SendPtr(s.part_sum.as_mut_ptr()),
+            SendPtr(s.part_out.as_mut_ptr()),
+        );
+        let queries = &s.queries;
+        pool().run(items, &|item| {
+            let seg = item % segments;
+            let t_tile = (item / segments) % tiles;
+            let g = item / (segments * tiles);
+            let t0 = t_tile * tile;
+            let t1 = (t0 + tile).min(seq);
+            let lo = seg * seg_len;
+            let hi = ((seg + 1) * seg_len).min(total);
+            let rows = (t1 - t0) * rep;
+            ATTN_SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let (q, ends, scores) = &mut *scratch;
+                q.clear();
+                ends.clear();
+                for t in t0..t1 {
+                    for h in g * rep..(g + 1) * rep {
+                        q.extend_from_slice(&queries[(t * nh + h) * hd..][..hd]);
+                        ends.push(index_pos + t + 1);
+                    }
+                }
+                if lo >= hi || ends.iter().all(|&e| e <= lo) {
+                    // SAFETY: this item's rows of the partial buffers are its own.
+                    unsafe {
+                        for r in 0..rows {
+                            *pmax.get().add(item * rows_per_item + r) = f32::NEG_INFINITY;
+                            *psum.get().add(item * rows_per_item + r) = 0.0;
+                        }
+                    }
+                    return;
+                }
+                // SAFETY: this item's rows of the partial buffers are its own, and
+                // their sizes were set above; the cache holds `cap` positions.
+                unsafe {
+                    let base = item * rows_per_item;
+                    let part = Partial {
+                        max: std::slice::from_raw_parts_mut(pmax.get().add(base), rows),
+                        sum: std::slice::from_raw_parts_mut(psum.get().add(base), rows),
+                        out: std::slice::from_raw_parts_mut(pout.get().add(base * hd), rows * hd),
+                    };
+                    attend(
+                        q,
+                        ends,
+                        hd,
+                        &cache.keys[g * hd * cap..(g + 1) * hd * cap],
+                        &cache.values[g * cap * hd..(g + 1) * cap * hd],
+                        cap,
+                        lo,
+                        hi,
+                        scores,
+                        part,
+                    );
+                }
+            });
+        });
+        // Combine the segments' softmax pieces.
+        s.attended.resize(seq * nh * hd, 0.0);
+        for g in 0..nkv {
+            for t_tile in 0..tiles {
+                let t0 = t_tile * tile;
+                let t1 = (t0 + tile).min(seq);
+                for (r, (t, h)) in (t0..t1)
+                    .flat_map(|t| (g * rep..(g + 1) * rep).map(move |h| (t, h)))
+                    .enumerate()
+                {
+                    let item0 = (g * tiles + t_tile) * segments;
+                    let at = |seg: usize| (item0 + seg) * rows_per_item + r;
+                    let max = (0..segments)
+                        .map(|seg| s.part_max[at(seg)])
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    let out = &mut s.attended[(t * nh + h) * hd..][..hd];
+                    out.fill(0.0);
+                    let mut sum = 0.0;
+                    for seg in 0..segments {
+                        let m = s.part_max[at(seg)];
+                        if m == f32::NEG_INFINITY {
+                            continue;
+                        }
+                        let f = (m - max).exp();
+                        sum += f * s.part_sum[at(seg)];
+                        for (o, p) in out.iter_mut().zip(&s.part_out[at(seg) * hd..][..hd]) {
+                            *o += f * p;
+                        }
+                    }
+                    let inv = 1.0 / sum;
+                    for o in out.iter_mut() {
+                        *o *= inv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+type AttnScratch = (Vec<f32>, Vec<usize>, Vec<f32>);
+
+thread_local! {
+    static ATTN_SCRATCH: RefCell<AttnScratch> = RefCell::default();
+}
+
+/// RoPE cos/sin for every position, `[MAX_SEQ_LEN][dim / 2]`, as candle computes them.
+fn rope_tables(dim: usize, base: f32) -> (Vec<f32>, Vec<f32>) {
+    let theta: Vec<f32> = (0..dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
+        .collect();
+    let mut cos = Vec::with_capacity(MAX_SEQ_LEN * theta.len());
+    let mut sin = Vec::with_capacity(MAX_SEQ_LEN * theta.len());
+    for pos in 0..MAX_SEQ_LEN {
+        for &t in &theta {
+            let angle = pos as f32 * t;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    (cos, sin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(i: usize) -> f32 {
+        ((i * 37 % 101) as f32 - 50.0) / 25.0
+    }
+
+    /// `w · x` in f64 from the packed weights and the quantised activations.
+    fn reference(w: &QMatrix, x: &[f32], cols: usize) -> Vec<f64> {
+        let mut acts = QActs::default();
+        acts.quantize(x, cols);
+        let tokens = x.len() / cols;
+        let mut deq = vec![0f32; cols];
+        let mut out = vec![0f64; tokens * w.rows];
+        for r in 0..w.rows {
+            w.dequantize_row(r, &mut deq);
+            for t in 0..tokens {
+                let mut sum = 0f64;
+                for (i, wv) in deq.iter().enumerate() {
+                    let (b, e) = (i / BLOCK, i % BLOCK);
+                    let (c, half) = (b / 2, b % 2);
+                    let q = acts.q[(t * acts.chunks + c) * CHUNK + slot(half, e)];
+                    let d = acts.scale[(t * acts.chunks + c) * 16 + half];
+                    sum += f64::from(*wv) * f64::from(q) * f64::from(d);
+                }
+                out[t * w.rows + r] = sum;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matmul_matches_the_dequantised_product_for_both_block_formats() {
+        if !supported() {
+            return;
+        }
+        // 7 tokens and 9 rows exercise every tile shape; 160 columns an odd block count.
+        let (rows, cols, tokens) = (9, 160, 7);
+        let x: Vec<f32> = (0..tokens * cols).map(|i| value(i + 5)).collect();
+        let nib = QMatrix::from_blocks(rows, cols, true, |r, b| {
+            let mut u = [0u8; BLOCK];
+            for (e, u) in u.iter_mut().enumerate() {
+                *u = ((r * 7 + b * 3 + e * 5) % 16) as u8;
+            }
+            (
+                f32_to_f16(0.01 * (1 + r) as f32),
+                f32_to_f16(-0.05 * b as f32),
+                u,
+            )
+        });
+        let bytes = QMatrix::from_blocks(rows, cols, false, |r, b| {
+            let mut u = [0u8; BLOCK];
+            for (e, u) in u.iter_mut().enumerate() {
+                *u = ((r * 71 + b * 13 + e * 29) % 256) as u8;
+            }
+            let d = f32_to_f16(0.001 * (1 + b) as f32);
+            (d, f32_to_f16(-128.0 * f16_to_f32(d)), u)
+        });
+        for w in [&nib, &bytes] {
+            let want = reference(w, &x, cols);
+            let mut acts = QActs::default();
+            acts.quantize(&x, cols);
+            let mut got = vec![0f32; tokens * rows];
+            matmul(w, &acts, &mut got);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (f64::from(*g) - w).abs() < 1e-4 * w.abs().max(1.0),
+                    "nibbles {}: output {i}: {g} vs {w}",
+                    nib.nibbles
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exp_is_accurate_over_the_softmax_range() {
+        if !supported() {
+            return;
+        }
+        let xs: Vec<f32> = (0..1600).map(|i| -80.0 + i as f32 * 0.05).collect();
+        let mut out = vec![0f32; 16];
+        for chunk in xs.chunks_exact(16) {
+            // SAFETY: checked `supported()`; both buffers hold 16 lanes.
+            unsafe {
+                let e = exp_ps(_mm512_loadu_ps(chunk.as_ptr()));
+                _mm512_storeu_ps(out.as_mut_ptr(), e);
+            }
+            for (x, got) in chunk.iter().zip(&out) {
+                let want = x.exp();
+                assert!(
+                    (got - want).abs() <= 5e-7 * want,
+                    "exp({x}) = {got}, not {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attention_matches_a_plain_softmax_across_key_segments() {
+        if !supported() {
+            return;
+        }
+        let (rows, hd, positions, cap) = (5, 32, 70, 80);
+        let q: Vec<f32> = (0..rows * hd).map(|i| value(i) * 0.3).collect();
+        let keys: Vec<f32> = (0..positions * hd).map(|i| value(i + 3)).collect();
+        let values: Vec<f32> = (0..positions * hd).map(|i| value(i + 11)).collect();
+        // f16 storage, as the cache has it; the reference reads the same values back.
+        let keys: Vec<u16> = keys.iter().map(|&v| f32_to_f16(v)).collect();
+        let values: Vec<u16> = values.iter().map(|&v| f32_to_f16(v)).collect();
+        let mut kt = vec![0u16; hd * cap];
+        let mut vc = vec![0u16; cap * hd];
+        for j in 0..positions {
+            for d in 0..hd {
+                kt[d * cap + j] = keys[j * hd + d];
+                vc[j * hd + d] = values[j * hd + d];
+            }
+        }
+        let ends: Vec<usize> = (0..rows).map(|r| positions - 2 * r).collect();
+        let mut combined = vec![vec![0f64; hd]; rows];
+        let (mut maxes, mut sums, mut outs) = (Vec::new(), Vec::new(), Vec::new());
+        for (lo, hi) in [(0, 32), (32, positions)] {
+            let (mut max, mut sum, mut out) =
+                (vec![0f32; rows], vec![0f32; rows], vec![0f32; rows * hd]);
+            let mut scores = Vec::new();
+            let part = Partial {
+                max: &mut max,
+                sum: &mut sum,
+                out: &mut out,
+            };
+            // SAFETY: checked `supported()`; the shapes are as `attend` asks.
+            unsafe { attend(&q, &ends, hd, &kt, &vc, cap, lo, hi, &mut scores, part) };
+            maxes.push(max);
+            sums.push(sum);
+            outs.push(out);
+        }
+        for r in 0..rows {
+            let m = maxes[0][r].max(maxes[1][r]);
+            let total: f64 = (0..2)
+                .map(|s| f64::from(sums[s][r]) * f64::from(maxes[s][r] - m).exp())
+                .sum();
+            for d in 0..hd {
+                combined[r][d] = (0..2)
+                    .map(|s| f64::from(outs[s][r * hd + d]) * f64::from(maxes[s][r] - m).exp())
+                    .sum::<f64>()
+                    / total;
+            }
+        }
+        for r in 0..rows {
+            let scores: Vec<f64> = (0..ends[r])
+                .map(|j| {
+                    (0..hd)
+                        .map(|d| f64::from(q[r * hd + d]) * f64::from(f16_to_f32(keys[j * hd + d])))
+                        .sum()
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f64::MIN, f64::max);
+            let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+            for d in 0..hd {
+                let want: f64 = (0..ends[r])
+                    .map(|j| {
+                        (scores[j] - max).exp() / total * f64::from(f16_to_f32(values[j * hd + d]))
+                    })
+                    .sum();
+                let got = combined[r][d];
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "row {r} dim {d}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f16_conversions_round_trip() {
+        if !supported() {
+            return;
+        }
+        for x in [0.0f32, -0.0, 1.0, -2.5, 65504.0, 6.1e-5, 3.0e-6, -1.0e-7] {
+            let h = f32_to_f16(x);
+            let back = f16_to_f32(h);
+            assert!(
+                (back - x).abs() <= x.abs() * 1e-3 + 6e-8,
+                "{x} → {h:#x} → {back}"
+            );
+            assert_eq!(f32_to_f16(back), h);
+        }
+    }
+
+    #[test]
+    fn logits_match_candles_llama_through_prefill_chunks_and_decoding() {
+        use candle_core::Tensor;
+        use candle_transformers::models::quantized_llama::ModelWeights;
+        if !supported() {
+            return;
+        }
+        let path = crate::llama::tests::gguf();
+        let read = || {
+            let mut reader = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+            let content = gguf_file::Content::read(&mut reader).unwrap();
+            (content, reader)
+        };
+        let device = Device::Cpu;
+        let (content, mut reader) = read();
+        let mut ours = FastLlama::from_gguf(&content, &mut reader)
+            .unwrap()
+            .expect("SmolLM2 runs on the fast path");
+        let (content, mut reader) = read();
+        let mut theirs = ModelWeights::from_gguf(content, &mut reader, &device).unwrap();
+
+        // Both quantise activations to 8 bits per block before each matmul, but not
+        // always identically (candle's f32 attention and exact exp against our f16 KV
+        // cache and polynomial exp): a value near a rounding boundary can round the
+        // other way, so logits agree to that quantisation's noise, not to float noise.
+        let compare = |ours: &[f32], theirs: &Tensor, step: &str, tolerance: f32| -> u32 {
+            let theirs = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(ours.len(), theirs.len());
+            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = ours
+                .iter()
+                .zip(&theirs)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            let dot: f64 = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| f64::from(a * b))
+                .sum();
+            let norm = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
+            let cosine = dot / (norm(ours) * norm(&theirs));
+            eprintln!("{step}: worst {worst} of {scale}, cosine {cosine}");
+            assert!(
+                worst <= tolerance * scale,
+                "{step}: logits differ by {worst} (scale {scale})"
+            );
+            assert!(cosine > 0.9999, "{step}: cosine {cosine}");
+            let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+            let (mine, best) = (argmax(ours), argmax(&theirs));
+            // The same next token, unless candle's top two are closer than the noise.
+            assert!(
+                mine == best || theirs[best] - theirs[mine] < 0.01 * scale,
+                "{step}: token {mine} instead of {best} ({} vs {})",
+                theirs[mine],
+                theirs[best]
+            );
+            best as u32
+        };
+
+        // Two sequences, so the second starts from a cleared cache; a chunk longer
+        // than the first cache reservation makes it grow.
+        for (offset, chunk_len) in [(13u32, 64), (5, 300)] {
+            let prompt: Vec<u32> = (0..350u32).map(|i| (i * 97 + offset) % 49_000).collect();
+            let mut pos = 0;
+            let mut next = 0;
+            for chunk in prompt.chunks(chunk_len) {
+                let input = Tensor::new(chunk, &device).unwrap().unsqueeze(0).unwrap();
+                let a = ours.forward(chunk, pos).unwrap();
+                let b = theirs.forward(&input, pos).unwrap();
+                next = compare(&a, &b, &format!("prefill at {pos}"), 0.05);
+                pos += chunk.len();
+            }
+            for step in 0..8 {
+                let input = Tensor::new(&[next], &device).unwrap().unsqueeze(0).unwrap();
+                let a = ours.forward(&[next], pos).unwrap();
+                let b = theirs.forward(&input, pos).unwrap();
+                next = compare(&a, &b, &format!("decode step {step}"), 0.05);
+                pos += 1;
+            }
+        }
+
+        // A position that does not continue the cache is an error, not garbage.
+        assert!(ours.forward(&[1], 3).is_err());
+        assert!(ours.forward(&[60_000], 0).is_err());
+        // Another worker's copy starts empty and gives the same answer.
+        let mut other = ours.for_another_worker();
+        let a = ours.forward(&[1, 2, 3], 0).unwrap();
+        let b = other.forward(&[1, 2, 3], 0).unwrap();
+        assert_eq!(a, b);
+    }
+}
