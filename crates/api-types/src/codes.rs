@@ -7,6 +7,8 @@ pub const VALIDATION_BODY_TOO_LARGE: &str = "VALIDATION_BODY_TOO_LARGE";
 pub const AUTH_MISSING_API_KEY: &str = "AUTH_MISSING_API_KEY";
 pub const AUTH_INVALID_API_KEY: &str = "AUTH_INVALID_API_KEY";
 pub const AUTH_EXPIRED_API_KEY: &str = "AUTH_EXPIRED_API_KEY";
+/// agentbase: a dashboard script request without its session's CSRF token.
+pub const AUTH_CSRF_TOKEN_INVALID: &str = "AUTH_CSRF_TOKEN_INVALID";
 pub const SUBSCRIPTION_API_RESTRICTED_PLAN: &str = "SUBSCRIPTION_API_RESTRICTED_PLAN";
 pub const AGENT_NOT_FOUND: &str = "AGENT_NOT_FOUND";
 pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";

@@ -51,8 +51,20 @@ struct Global {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the data directory, database, a Standard workspace and a first API key.
-    Init,
+    /// Create the data directory, database, a Standard workspace, a first API key
+    /// and the dashboard's operator password.
+    Init {
+        /// The dashboard password (at least 12 characters); generated and printed
+        /// once when not given.
+        #[arg(long, env = "AGENTBASE_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+    /// Set a new dashboard password (signs every session out); generated and
+    /// printed once when not given.
+    AdminPassword {
+        #[arg(long, env = "AGENTBASE_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
     /// Run the HTTP server (initialising the data directory on first start).
     Serve {
         /// Address to listen on, e.g. 127.0.0.1:8080.
@@ -296,11 +308,15 @@ fn write_default_config(data_dir: &Path) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
     match cli.command {
-        Command::Init => {
+        Command::Init { admin_password } => {
             let settings = load_settings(&g, Overrides::default())?;
             init_logging(&settings, "warn");
             write_default_config(&g.data_dir)?;
             let base_url = settings.base_url();
+            if let Some(p) = &admin_password {
+                agentbase_core::password::check_strength(p)
+                    .map_err(|m| anyhow::anyhow!("--admin-password {m}"))?;
+            }
             let app = open(&g, settings).await?;
             let Some(boot) = app.bootstrap().await? else {
                 bail!(
@@ -308,13 +324,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     g.data_dir.display()
                 );
             };
+            let generated = app
+                .init_admin_password(admin_password.as_deref())
+                .await?
+                .filter(|_| admin_password.is_none());
             if g.json {
-                println!(
-                    "{}",
-                    json!({"apiKey": boot.api_key, "workspaceId": boot.workspace.id, "baseUrl": base_url})
-                );
+                let mut out = json!({"apiKey": boot.api_key, "workspaceId": boot.workspace.id,
+                    "baseUrl": base_url, "dashboardUrl": dashboard_url(&base_url)});
+                if let Some(p) = &generated {
+                    out["adminPassword"] = json!(p);
+                }
+                println!("{out}");
             } else {
                 print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
+                print_admin_password(generated.as_deref(), &base_url);
+            }
+            Ok(())
+        }
+        Command::AdminPassword { password } => {
+            let app = admin(&g).await?;
+            let plaintext = password
+                .clone()
+                .unwrap_or_else(agentbase_core::password::generate);
+            app.set_admin_password(&plaintext).await?;
+            if g.json {
+                print_json(&json!({"adminPassword": password.is_none().then_some(plaintext)}));
+            } else if password.is_none() {
+                println!("New dashboard password (shown once):\n\n    {plaintext}\n");
+            } else {
+                println!("Dashboard password changed; every session is signed out.");
             }
             Ok(())
         }
@@ -328,6 +366,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.start_workers();
             if let Some(boot) = app.bootstrap().await? {
                 print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
+            }
+            // Also for a record made before the dashboard existed.
+            if let Some(generated) = app.init_admin_password(None).await? {
+                print_admin_password(Some(&generated), &base_url);
             }
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
@@ -397,6 +439,22 @@ fn print_bootstrap(api_key: &str, workspace_id: &str, base_url: &str) {
     println!("Your API key (shown once, store it now):\n\n    {api_key}\n");
     println!("Base URL: {base_url}");
     println!("Try: curl -H \"Authorization: Bearer {api_key}\" {base_url}/agents");
+}
+
+/// The dashboard's address beside the API's (`…/api/v2` → `…/dashboard`).
+fn dashboard_url(base_url: &str) -> String {
+    let root = base_url.strip_suffix("/api/v2").unwrap_or(base_url);
+    format!("{root}/dashboard")
+}
+
+fn print_admin_password(generated: Option<&str>, base_url: &str) {
+    let url = dashboard_url(base_url);
+    match generated {
+        Some(p) => println!(
+            "Dashboard: {url}\nDashboard password (shown once, store it now):\n\n    {p}\n"
+        ),
+        None => println!("Dashboard: {url} (sign in with the password you set)"),
+    }
 }
 
 fn workspace_json(w: &Workspace) -> serde_json::Value {

@@ -34,6 +34,11 @@ fn init_prints_a_key_once_and_refuses_to_run_twice() {
     assert!(v["apiKey"].as_str().unwrap().starts_with("agb_"));
     assert!(v["workspaceId"].as_str().unwrap().starts_with("ws_"));
     assert_eq!(v["baseUrl"], "http://127.0.0.1:8080/api/v2");
+    assert_eq!(v["dashboardUrl"], "http://127.0.0.1:8080/dashboard");
+    let password = v["adminPassword"]
+        .as_str()
+        .expect("a generated dashboard password");
+    assert_eq!(password.len(), 24);
     assert!(dir.path().join("agentbase.db").exists());
     let config = std::fs::read_to_string(dir.path().join("agentbase.toml")).unwrap();
     assert!(
@@ -54,6 +59,43 @@ fn init_prints_a_key_once_and_refuses_to_run_twice() {
             .contains(v["apiKey"].as_str().unwrap()),
         "the key is never shown again"
     );
+}
+
+#[test]
+fn the_dashboard_password_is_chosen_at_init_or_replaced_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = agentbase(dir.path(), &["init", "--admin-password", "short"]);
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    let v = json_of(&agentbase(
+        dir.path(),
+        &[
+            "init",
+            "--json",
+            "--admin-password",
+            "a long enough password",
+        ],
+    ));
+    assert!(
+        v["adminPassword"].is_null(),
+        "a chosen password is not echoed: {v}"
+    );
+    assert!(v["apiKey"].as_str().unwrap().starts_with("agb_"));
+
+    let replaced = json_of(&agentbase(dir.path(), &["admin-password", "--json"]));
+    assert_eq!(replaced["adminPassword"].as_str().unwrap().len(), 24);
+    let chosen = agentbase(
+        dir.path(),
+        &["admin-password", "--password", "another good password"],
+    );
+    assert!(chosen.status.success());
+    assert!(String::from_utf8_lossy(&chosen.stdout).contains("every session is signed out"));
+    let weak = agentbase(dir.path(), &["admin-password", "--password", "weak"]);
+    assert!(!weak.status.success());
 }
 
 #[test]
@@ -218,8 +260,10 @@ fn serve_starts_on_a_fresh_directory_and_stops_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut key = None;
+    let mut dashboard_password = false;
     for line in lines.by_ref() {
         let line = line.unwrap();
+        dashboard_password |= line.starts_with("Dashboard password (shown once");
         if let Some(k) = line.trim().strip_prefix("agb_") {
             key = Some(format!("agb_{k}"));
         }
@@ -228,6 +272,12 @@ fn serve_starts_on_a_fresh_directory_and_stops_on_sigterm() {
         }
     }
     let key = key.expect("first start prints a key");
+    assert!(
+        dashboard_password,
+        "first start prints the dashboard password"
+    );
+    let login = http_get(port, "/dashboard/login", None);
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
     let health = http_get(port, "/api/v2/health", None);
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let agents = http_get(port, "/api/v2/agents", Some(&key));

@@ -271,6 +271,11 @@ impl JobStatus {
         }
     }
 
+    /// Succeeded or failed: nothing more will happen to the job.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "queued" => Some(JobStatus::Queued),

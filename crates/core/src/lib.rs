@@ -11,6 +11,7 @@ pub mod ids;
 pub mod keys;
 pub mod knowledge;
 pub mod model;
+pub mod password;
 pub mod plan;
 pub mod prompt;
 pub mod ratelimit;

@@ -2,6 +2,7 @@
 //! format: it maps requests onto `agentbase-service` and results onto the Chatbase
 //! envelopes.
 
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod layers;
@@ -147,6 +148,7 @@ pub fn router(app: Arc<App>) -> Router {
     api.merge(v1)
         .merge(apify)
         .merge(public)
+        .merge(dashboard::router())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

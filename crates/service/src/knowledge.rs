@@ -534,25 +534,42 @@ impl App {
             if !self.store.claim_retrain(&agent_id, due, next).await? {
                 continue;
             }
-            let sources = self.store.all_sources(&agent_id).await?;
-            let links: Vec<&Source> = sources
-                .iter()
-                .filter(|s| s.kind() == SourceKind::Link)
-                .collect();
-            let chosen: Vec<&Source> = if links.is_empty() {
-                sources.iter().collect()
-            } else {
-                links
-            };
-            for s in chosen {
-                self.store
-                    .enqueue_job(&new_job(&agent_id, &s.id, now))
-                    .await?;
-            }
+            self.queue_retrain(&agent_id, true).await?;
             tracing::info!(agent = %agent_id, "auto-retrain queued");
-            self.forget_agent(&agent_id);
         }
         Ok(())
+    }
+
+    /// Retrains the agent's sources now (the dashboard's retrain button): websites
+    /// are fetched again, everything else re-embedded. Returns how many sources
+    /// were queued.
+    pub async fn retrain(&self, p: &Principal, agent_id: &str) -> Result<usize> {
+        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        self.queue_retrain(&agent.id, false).await
+    }
+
+    /// Queues a training job per source: with `links_only`, only the website
+    /// sources when there are any (what a scheduled retrain refreshes).
+    async fn queue_retrain(&self, agent_id: &str, links_only: bool) -> Result<usize> {
+        let now = self.now();
+        let sources = self.store.all_sources(agent_id).await?;
+        let links: Vec<&Source> = sources
+            .iter()
+            .filter(|s| s.kind() == SourceKind::Link)
+            .collect();
+        let chosen: Vec<&Source> = if links.is_empty() || !links_only {
+            sources.iter().collect()
+        } else {
+            links
+        };
+        for s in &chosen {
+            self.store
+                .enqueue_job(&new_job(agent_id, &s.id, now))
+                .await?;
+        }
+        self.forget_agent(agent_id);
+        self.knowledge.wake.notify_one();
+        Ok(chosen.len())
     }
 
     async fn run_job(self: &Arc<Self>, job: TrainingJob) {

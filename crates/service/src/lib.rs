@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod crawl_runs;
+pub mod dashboard;
 pub mod files;
 pub mod knowledge;
 pub mod models;

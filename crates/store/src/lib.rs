@@ -4,6 +4,7 @@
 
 mod chat;
 mod crawl_runs;
+mod dashboard;
 mod knowledge;
 mod migrate;
 mod rows;
@@ -16,6 +17,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use chat::{ConversationFilter, NewTurn, TurnLease};
+pub use dashboard::{DashboardSession, UsageRow};
 pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;
 

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "crawl_runs",
         include_str!("../migrations/0007_crawl_runs.sql"),
     ),
+    (
+        8,
+        "dashboard",
+        include_str!("../migrations/0008_dashboard.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -175,7 +175,7 @@ fn by_activity(c: &Conversation) -> Cursor {
 }
 
 /// `startDate`/`endDate`: a date (start / end of that UTC day) or a date-time.
-fn date_window(
+pub(crate) fn date_window(
     q: &QueryMap,
     details: &mut BTreeMap<String, String>,
 ) -> (Option<Millis>, Option<Millis>) {
@@ -193,7 +193,7 @@ fn date_window(
     (read("startDate", false), read("endDate", true))
 }
 
-fn check(
+pub(crate) fn check(
     details: BTreeMap<String, String>,
     from: Option<Millis>,
     to: Option<Millis>,

@@ -170,14 +170,14 @@ async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError>
     Ok(upload)
 }
 
-type Extracted = (
+pub(crate) type Extracted = (
     String,
     String,
     String,
     Vec<agentbase_core::knowledge::Document>,
 );
 
-fn extracted(
+pub(crate) fn extracted(
     file: Option<(String, Option<String>, Vec<u8>)>,
 ) -> Result<Option<Extracted>, ApiError> {
     let Some((filename, content_type, bytes)) = file else {

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod chat;
 mod conversations;
+mod dashboard;
 mod isolation;
 mod ratelimit;
 mod sources;

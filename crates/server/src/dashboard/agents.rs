@@ -1,0 +1,602 @@
+//! Agents: list and create, settings, the playground, and conversations.
+
+use std::fmt::Write;
+
+use agentbase_core::agent::IpRateLimitsPatch;
+use agentbase_core::conversation::{Message, MessageRole, Part};
+use agentbase_core::{Agent, AgentPatch, Cursor, NewAgent, Visibility};
+use agentbase_service::ConversationFilter;
+use agentbase_service::chat::ChatInput;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::{Form, Posted, Session};
+use super::html::{self, Nav, copyable, csrf_field, esc, table, url_value, when};
+use super::workspaces::notice;
+use super::{Problem, Ws, back, redirect, render, workspace};
+use crate::AppState;
+use crate::extract::{PageQuery, QueryMap};
+use crate::routes::conversations::{check, date_window};
+
+/// The conversation source the playground records (a Chatbase source label).
+pub const SOURCE_PLAYGROUND: &str = "Playground";
+
+fn nav<'a>(w: &'a Ws, agent: Option<&'a Agent>, current: &'a str) -> Nav<'a> {
+    Nav {
+        workspace: Some((&w.workspace.id, &w.workspace.name)),
+        agent: agent.map(|a| (a.id.as_str(), a.name.as_str())),
+        current,
+    }
+}
+
+fn agent_base(ws: &str, agent: &str) -> String {
+    format!("/dashboard/w/{}/agents/{}", esc(ws), esc(agent))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    s: Session,
+    Path(ws): Path<String>,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    let w = workspace(&state, &ws).await?;
+    let cursor = q.get("cursor").and_then(Cursor::decode);
+    let page = state.app.agents(&ws, cursor.as_ref(), 50).await?;
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .map(|a| {
+            let base = agent_base(&ws, &a.id);
+            vec![
+                format!("<a href=\"{base}\">{}</a>", esc(&a.name)),
+                format!("<code>{}</code>", esc(&a.id)),
+                esc(a.visibility.as_str()),
+                esc(a.status.as_str()),
+                format!(
+                    "<a href=\"{base}/sources\">Sources</a> · <a href=\"{base}/conversations\">Conversations</a> · \
+                     <a href=\"{base}/playground\">Playground</a>"
+                ),
+            ]
+        })
+        .collect();
+    let more = match (page.has_more, page.items.last()) {
+        (true, Some(last)) => format!(
+            "<p><a href=\"?cursor={}\">Next page</a></p>",
+            url_value(
+                &Cursor {
+                    t: last.created_at,
+                    id: last.id.clone()
+                }
+                .encode()
+            )
+        ),
+        _ => String::new(),
+    };
+    let body = format!(
+        "{}{more}<section class=\"card\"><h2>New agent</h2>\
+         <form method=\"post\" action=\"/dashboard/w/{}/agents\">{}\
+         <label for=\"agent-name\">Name</label><input id=\"agent-name\" name=\"name\" required maxlength=\"100\">\
+         <label for=\"agent-instructions\">Instructions</label>\
+         <textarea id=\"agent-instructions\" name=\"instructions\" rows=\"3\" placeholder=\"(the default instructions)\"></textarea>\
+         <button type=\"submit\">Create agent</button></form></section>",
+        table(
+            "Agents",
+            &["Name", "Agent ID", "Visibility", "Status", ""],
+            &rows,
+            "No agents yet: create one below."
+        ),
+        esc(&ws),
+        csrf_field(&s.csrf_token)
+    );
+    Ok(render(
+        &s,
+        "Agents",
+        &nav(&w, None, "agents"),
+        &notice(&q),
+        &body,
+    ))
+}
+
+pub async fn create(State(state): State<AppState>, Path(ws): Path<String>, p: Posted) -> Response {
+    let new = NewAgent {
+        name: p.form.get("name").unwrap_or("").to_owned(),
+        instructions: p.form.get("instructions").map(str::to_owned),
+        ..Default::default()
+    };
+    match state.app.create_agent(&ws, new).await {
+        Ok(a) => redirect(&format!(
+            "/dashboard/w/{ws}/agents/{}?ok={}",
+            a.id,
+            url_value("Agent created. Add sources to give it knowledge.")
+        )),
+        Err(e) => back(&format!("/dashboard/w/{ws}/agents"), Err(e.into())),
+    }
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn suggested_lines(v: Option<&Value>) -> String {
+    v.and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| {
+                    i.get("text")
+                        .or_else(|| i.get("name"))
+                        .and_then(Value::as_str)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// The embed snippet for a site.
+pub fn embed_snippet(state: &AppState, headers: &HeaderMap, agent_id: &str) -> String {
+    let origin = if state.app.settings.server.public_url.is_empty() {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    } else {
+        state
+            .app
+            .settings
+            .server
+            .public_url
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    format!("<script src=\"{origin}/widget.js\" data-agent-id=\"{agent_id}\" defer></script>")
+}
+
+pub async fn settings(
+    State(state): State<AppState>,
+    s: Session,
+    headers: HeaderMap,
+    Path((ws, agent_id)): Path<(String, String)>,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    let w = workspace(&state, &ws).await?;
+    let a = state.app.agent(&ws, &agent_id).await?;
+    let base = agent_base(&ws, &a.id);
+    let models = html::options(
+        state
+            .app
+            .settings
+            .models
+            .keys()
+            .map(|m| (m.as_str(), m.as_str())),
+        &a.model,
+    );
+    let visibility = html::options(
+        [
+            ("private", "Private (API only)"),
+            ("public", "Public (widget)"),
+        ],
+        a.visibility.as_str(),
+    );
+    let used = state.app.agent_credits_used(&a);
+    let body = format!(
+        "<section class=\"card\"><h2>Agent ID</h2>{}\
+         <h2>Embed on a site</h2><p>Public agents only; allowed domains apply.</p>{}</section>\
+         <form class=\"card\" method=\"post\" action=\"{base}\">{}\
+         <label for=\"name\">Name</label><input id=\"name\" name=\"name\" value=\"{}\" required maxlength=\"100\">\
+         <label for=\"instructions\">Instructions</label><textarea id=\"instructions\" name=\"instructions\" rows=\"6\">{}</textarea>\
+         <div class=\"row\"><div><label for=\"model\">Model</label><select id=\"model\" name=\"model\">{models}</select></div>\
+         <div><label for=\"temp\">Temperature (0–1)</label><input id=\"temp\" name=\"temp\" type=\"number\" min=\"0\" max=\"1\" step=\"0.05\" value=\"{}\"></div>\
+         <div><label for=\"visibility\">Visibility</label><select id=\"visibility\" name=\"visibility\">{visibility}</select></div></div>\
+         <label for=\"allowedDomains\">Allowed domains for the widget, one per line (empty: any site)</label>\
+         <textarea id=\"allowedDomains\" name=\"allowedDomains\" rows=\"3\" placeholder=\"example.com\">{}</textarea>\
+         <label for=\"initialMessages\">Initial messages, one per line</label>\
+         <textarea id=\"initialMessages\" name=\"initialMessages\" rows=\"2\">{}</textarea>\
+         <label for=\"suggestedMessages\">Suggested messages, one per line</label>\
+         <textarea id=\"suggestedMessages\" name=\"suggestedMessages\" rows=\"3\">{}</textarea>\
+         <div class=\"row\"><div><label for=\"creditLimit\">Credit limit a month (empty: none; used: {used:.2})</label>\
+         <input id=\"creditLimit\" name=\"creditLimit\" type=\"number\" min=\"0\" step=\"1\" value=\"{}\"></div>\
+         <div><label for=\"ipLimit\">Messages per visitor address</label><input id=\"ipLimit\" name=\"ipLimit\" type=\"number\" min=\"1\" max=\"200\" value=\"{}\"></div>\
+         <div><label for=\"ipTimeframe\">…per seconds</label><input id=\"ipTimeframe\" name=\"ipTimeframe\" type=\"number\" min=\"1\" max=\"3600\" value=\"{}\"></div></div>\
+         <label for=\"ipMessage\">Message when a visitor hits the limit</label>\
+         <input id=\"ipMessage\" name=\"ipMessage\" value=\"{}\" maxlength=\"200\">\
+         <button type=\"submit\">Save settings</button></form>\
+         <form class=\"card\" method=\"post\" action=\"{base}/delete\" data-confirm=\"Delete this agent, its sources and conversations?\">{}\
+         <button class=\"danger\" type=\"submit\">Delete agent</button></form>",
+        copyable("agent-id", &a.id),
+        copyable("embed-snippet", &embed_snippet(&state, &headers, &a.id)),
+        csrf_field(&s.csrf_token),
+        esc(&a.name),
+        esc(&a.instructions),
+        a.temp,
+        esc(&a.allowed_domains.clone().unwrap_or_default().join("\n")),
+        esc(&a.initial_messages.join("\n")),
+        esc(&suggested_lines(a.suggested_messages.as_ref())),
+        a.credit_limit.map(|c| c.to_string()).unwrap_or_default(),
+        a.ip_rate_limits.limit,
+        a.ip_rate_limits.timeframe_secs,
+        esc(&a.ip_rate_limits.message),
+        csrf_field(&s.csrf_token),
+    );
+    Ok(render(
+        &s,
+        &a.name,
+        &nav(&w, Some(&a), "settings"),
+        &notice(&q),
+        &body,
+    ))
+}
+
+fn number<T: std::str::FromStr>(form: &Form, key: &str, label: &str) -> Result<Option<T>, Problem> {
+    form.get(key)
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| Problem::bad(format!("{label} must be a number.")))
+        })
+        .transpose()
+}
+
+fn patch_from(form: &Form) -> Result<AgentPatch, Problem> {
+    let visibility = match form.get("visibility") {
+        Some(v) => Some(
+            Visibility::parse(v).ok_or_else(|| Problem::bad("Visibility is public or private."))?,
+        ),
+        None => None,
+    };
+    let domains = lines(form.raw("allowedDomains"));
+    let suggested: Vec<Value> = lines(form.raw("suggestedMessages"))
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| json!({"type": "single", "text": text, "order": i}))
+        .collect();
+    // A field on the form is set to what it holds, blank included (so a blank
+    // name is refused rather than silently kept).
+    let present = |key: &str| {
+        form.0
+            .iter()
+            .any(|(k, _)| k == key)
+            .then(|| form.raw(key).trim().to_owned())
+    };
+    Ok(AgentPatch {
+        name: present("name"),
+        instructions: present("instructions"),
+        model: form.get("model").map(str::to_owned),
+        temp: number::<f64>(form, "temp", "Temperature")?,
+        visibility,
+        allowed_domains: Some((!domains.is_empty()).then_some(domains)),
+        suggested_messages: Some((!suggested.is_empty()).then_some(Value::Array(suggested))),
+        initial_messages: Some(lines(form.raw("initialMessages"))),
+        credit_limit: Some(number::<i64>(form, "creditLimit", "The credit limit")?),
+        ip_rate_limits: Some(Some(IpRateLimitsPatch {
+            limit: number::<u32>(form, "ipLimit", "The limit")?,
+            timeframe_secs: number::<u32>(form, "ipTimeframe", "The timeframe")?,
+            message: form.get("ipMessage").map(str::to_owned),
+        })),
+        auto_retrain: None,
+    })
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((ws, agent_id)): Path<(String, String)>,
+    p: Posted,
+) -> Response {
+    let result = async {
+        let patch = patch_from(&p.form)?;
+        state.app.update_agent(&ws, &agent_id, patch).await?;
+        Ok("Settings saved.".to_owned())
+    }
+    .await;
+    back(&format!("/dashboard/w/{ws}/agents/{agent_id}"), result)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((ws, agent_id)): Path<(String, String)>,
+    _p: Posted,
+) -> Response {
+    match state.app.delete_agent(&ws, &agent_id).await {
+        Ok(()) => back(
+            &format!("/dashboard/w/{ws}/agents"),
+            Ok("Agent deleted.".into()),
+        ),
+        Err(e) => back(
+            &format!("/dashboard/w/{ws}/agents/{agent_id}"),
+            Err(e.into()),
+        ),
+    }
+}
+
+pub async fn playground(
+    State(state): State<AppState>,
+    s: Session,
+    Path((ws, agent_id)): Path<(String, String)>,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    let w = workspace(&state, &ws).await?;
+    let a = state.app.agent(&ws, &agent_id).await?;
+    let body = format!(
+        "<section class=\"card playground\" data-chat-url=\"{}/playground/chat\">\
+         <div id=\"transcript\" class=\"transcript\" role=\"log\" aria-live=\"polite\" aria-label=\"Conversation\"></div>\
+         <form id=\"playground-form\"><label for=\"playground-input\">Message</label>\
+         <textarea id=\"playground-input\" name=\"message\" rows=\"2\" required \
+         placeholder=\"Ask {}… (Enter sends, Shift+Enter for a new line)\"></textarea>\
+         <div class=\"row\"><button type=\"submit\">Send</button>\
+         <button type=\"button\" id=\"playground-reset\" class=\"link\">New conversation</button></div></form>\
+         <noscript><p>The playground streams answers with JavaScript.</p></noscript></section>",
+        agent_base(&ws, &a.id),
+        esc(&a.name)
+    );
+    Ok(render(
+        &s,
+        "Playground",
+        &nav(&w, Some(&a), "playground"),
+        &notice(&q),
+        &body,
+    ))
+}
+
+/// Streams a playground turn: the API's UI Message Stream, for the page's script.
+pub async fn playground_chat(
+    State(state): State<AppState>,
+    s: Session,
+    headers: HeaderMap,
+    Path((ws, agent_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Err(p) = s.check_csrf(&headers, None) {
+        return crate::error::ApiError::new(
+            p.status,
+            agentbase_api_types::codes::AUTH_CSRF_TOKEN_INVALID,
+            p.message,
+        )
+        .into_response();
+    }
+    let result = async {
+        let w = workspace(&state, &ws).await.map_err(|p| {
+            crate::error::ApiError::new(
+                p.status,
+                agentbase_api_types::codes::RESOURCE_NOT_FOUND,
+                p.message,
+            )
+        })?;
+        let req: agentbase_api_types::ChatRequest = crate::extract::parse_json(&body)?;
+        let turn = state
+            .app
+            .chat(
+                &w.principal,
+                ChatInput {
+                    agent_id,
+                    message: req.message,
+                    conversation_id: req.conversation_id,
+                    user_id: None,
+                    source: SOURCE_PLAYGROUND.into(),
+                },
+            )
+            .await?;
+        Ok::<_, crate::error::ApiError>(crate::sse::response(turn))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn conversations(
+    State(state): State<AppState>,
+    s: Session,
+    Path((ws, agent_id)): Path<(String, String)>,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    let w = workspace(&state, &ws).await?;
+    let a = state.app.agent(&ws, &agent_id).await?;
+    let mut details = std::collections::BTreeMap::new();
+    let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
+    let (from, to) = date_window(&q, &mut details);
+    check(details, from, to).map_err(Problem::from)?;
+    let user = q.get("userId").map(str::to_owned);
+    let filter = ConversationFilter {
+        created_from: from,
+        created_to: to,
+        user_id: user.clone(),
+        ..Default::default()
+    };
+    let list = state
+        .app
+        .conversations(
+            &w.principal,
+            &a.id,
+            &filter,
+            page.cursor.as_ref(),
+            page.limit,
+            false,
+        )
+        .await?;
+    let base = agent_base(&ws, &a.id);
+    let rows: Vec<Vec<String>> = list
+        .items
+        .iter()
+        .map(|c| {
+            vec![
+                format!(
+                    "<a href=\"{base}/conversations/{}\">{}</a>",
+                    esc(&c.id),
+                    esc(c.title.as_deref().unwrap_or(&c.id))
+                ),
+                esc(c.user_id.as_deref().unwrap_or("—")),
+                esc(&c.source),
+                esc(c.status.as_str()),
+                when(c.created_at),
+                when(c.updated_at),
+            ]
+        })
+        .collect();
+    let keep = |k: &str| {
+        q.get(k)
+            .map(|v| format!("&{k}={}", url_value(v)))
+            .unwrap_or_default()
+    };
+    let more = match (list.has_more, list.items.last()) {
+        (true, Some(last)) => format!(
+            "<p><a href=\"?cursor={}{}{}{}\">Older conversations</a></p>",
+            url_value(
+                &Cursor {
+                    t: last.created_at,
+                    id: last.id.clone()
+                }
+                .encode()
+            ),
+            keep("startDate"),
+            keep("endDate"),
+            keep("userId")
+        ),
+        _ => String::new(),
+    };
+    let body = format!(
+        "<form class=\"card filters\" method=\"get\">\
+         <div class=\"row\"><div><label for=\"startDate\">From</label><input id=\"startDate\" name=\"startDate\" type=\"date\" value=\"{}\"></div>\
+         <div><label for=\"endDate\">To</label><input id=\"endDate\" name=\"endDate\" type=\"date\" value=\"{}\"></div>\
+         <div><label for=\"userId\">User ID</label><input id=\"userId\" name=\"userId\" value=\"{}\"></div></div>\
+         <button type=\"submit\">Filter</button> <a href=\"{base}/conversations\">Clear</a></form>\
+         <p>{} conversation(s) match.</p>{}{more}",
+        esc(q.get("startDate").unwrap_or("")),
+        esc(q.get("endDate").unwrap_or("")),
+        esc(user.as_deref().unwrap_or("")),
+        list.total,
+        table(
+            "Conversations",
+            &[
+                "Conversation",
+                "User",
+                "Source",
+                "Status",
+                "Started",
+                "Last activity"
+            ],
+            &rows,
+            "No conversations match."
+        )
+    );
+    Ok(render(
+        &s,
+        "Conversations",
+        &nav(&w, Some(&a), "conversations"),
+        &super::workspaces::notice(&q),
+        &body,
+    ))
+}
+
+fn message_html(m: &Message) -> String {
+    let role = match m.role {
+        MessageRole::User => "user",
+        MessageRole::Assistant => "assistant",
+    };
+    let mut out = format!(
+        "<li class=\"msg {role}\" id=\"m-{}\"><div class=\"who\">{role} · {}</div>",
+        esc(&m.id),
+        when(m.created_at)
+    );
+    for part in &m.parts {
+        match part {
+            Part::Text { text } => {
+                let _ = write!(out, "<div class=\"text\">{}</div>", esc(text));
+            }
+            Part::ToolCall {
+                tool_name, input, ..
+            } => {
+                let _ = write!(
+                    out,
+                    "<div class=\"tool\"><strong>Tool call</strong> <code>{}</code><pre>{}</pre></div>",
+                    esc(tool_name),
+                    esc(&serde_json::to_string_pretty(input).unwrap_or_default())
+                );
+            }
+            Part::ToolResult {
+                tool_name, output, ..
+            } => {
+                let _ = write!(
+                    out,
+                    "<div class=\"tool result\"><strong>Tool result</strong> <code>{}</code><pre>{}</pre></div>",
+                    esc(tool_name),
+                    esc(&serde_json::to_string_pretty(output).unwrap_or_default())
+                );
+            }
+        }
+    }
+    if !m.sources.is_empty() {
+        let items: String = m
+            .sources
+            .iter()
+            .map(|c| {
+                let title = esc(&c.title);
+                match &c.url {
+                    Some(u) => format!(
+                        "<li><a href=\"{}\" rel=\"noreferrer\">{title}</a> ({:.2})</li>",
+                        esc(u),
+                        c.score
+                    ),
+                    None => format!("<li>{title} ({:.2})</li>", c.score),
+                }
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<div class=\"citations\"><strong>Sources</strong><ol>{items}</ol></div>"
+        );
+    }
+    if m.role == MessageRole::Assistant {
+        let feedback = m.feedback.map_or("none", |f| f.as_str());
+        let _ = write!(
+            out,
+            "<div class=\"meta\">Feedback: <span class=\"feedback\">{feedback}</span> · {} credits{}</div>",
+            m.credits,
+            m.finish_reason
+                .as_deref()
+                .map(|r| format!(" · finish: {}", esc(r)))
+                .unwrap_or_default()
+        );
+    }
+    out.push_str("</li>");
+    out
+}
+
+pub async fn thread(
+    State(state): State<AppState>,
+    s: Session,
+    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    let w = workspace(&state, &ws).await?;
+    let a = state.app.agent(&ws, &agent_id).await?;
+    let c = state
+        .app
+        .conversation_of(&w.principal, &a.id, &conversation_id)
+        .await?;
+    let messages = state.app.all_messages(&c.id).await?;
+    let body = format!(
+        "<p><a href=\"{}/conversations\">← All conversations</a></p>\
+         <dl class=\"card meta\"><dt>ID</dt><dd><code>{}</code></dd><dt>User</dt><dd>{}</dd>\
+         <dt>Source</dt><dd>{}</dd><dt>Status</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd></dl>\
+         <ol class=\"thread\">{}</ol>",
+        agent_base(&ws, &a.id),
+        esc(&c.id),
+        esc(c.user_id.as_deref().unwrap_or("—")),
+        esc(&c.source),
+        esc(c.status.as_str()),
+        when(c.created_at),
+        messages.iter().map(message_html).collect::<String>()
+    );
+    Ok(render(
+        &s,
+        "Conversation",
+        &nav(&w, Some(&a), "conversations"),
+        &notice(&q),
+        &body,
+    ))
+}

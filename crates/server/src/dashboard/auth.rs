@@ -1,0 +1,322 @@
+//! Signing in and out, the session extractor, and CSRF checks.
+
+use agentbase_core::ids;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+use super::html::{self, Notice, csrf_field, esc};
+use super::{Problem, html_response, redirect};
+use crate::AppState;
+use crate::extract::{QueryMap, form_pairs};
+use crate::layers::client_ip;
+
+const SESSION_COOKIE: &str = "agentbase_session";
+const LOGIN_COOKIE: &str = "agentbase_login";
+
+/// A signed-in operator.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub csrf_token: String,
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Whether the request came over TLS (directly or through a proxy saying so).
+fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+    state.app.settings.server.public_url.starts_with("https://")
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .expect("cookie values are alphanumeric")
+}
+
+/// Equal without leaking where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A cross-site request (by its `Origin`) is refused before any token is read:
+/// defence in depth beside the SameSite cookie and the CSRF token.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    origin_host.is_none() || origin_host != host
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
+        match state.app.dashboard_session(&token).await {
+            Ok(Some(s)) => Ok(Session {
+                token,
+                csrf_token: s.csrf_token,
+            }),
+            Ok(None) if parts.method == Method::GET => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/dashboard", |p| p.as_str());
+                Err(redirect(&format!(
+                    "/dashboard/login?next={}",
+                    html::url_value(next)
+                )))
+            }
+            Ok(None) => Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "Your session has ended. Sign in again.",
+            )
+            .into_response()),
+            Err(e) => Err(Problem::from(e).into_response()),
+        }
+    }
+}
+
+impl Session {
+    /// Checks a presented CSRF token (a form's `_csrf` or the `x-csrf-token`
+    /// header of a script request).
+    pub fn check_csrf(&self, headers: &HeaderMap, presented: Option<&str>) -> Result<(), Problem> {
+        let presented =
+            presented.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
+        if cross_site(headers) || !presented.is_some_and(|p| same_secret(p, &self.csrf_token)) {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "This form has expired or did not come from the dashboard. Reload the page and try again.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A posted `application/x-www-form-urlencoded` form from a signed-in operator,
+/// its CSRF token checked.
+pub struct Posted {
+    pub session: Session,
+    pub form: Form,
+}
+
+#[derive(Debug, Default)]
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    /// The trimmed value, `None` when absent or blank.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The value as typed (untrimmed), "" when absent.
+    pub fn raw(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    pub fn checked(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|_| Problem::bad("The form could not be read.").into_response())?;
+        let form = Form(form_pairs(&String::from_utf8_lossy(&bytes)));
+        session
+            .check_csrf(&headers, form.get("_csrf"))
+            .map_err(IntoResponse::into_response)?;
+        Ok(Posted { session, form })
+    }
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    match state.app.dashboard_session(&token).await {
+        Ok(Some(_)) => redirect("/dashboard/workspaces"),
+        Ok(None) => redirect("/dashboard/login"),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// Only same-site dashboard paths are followed after signing in.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with("/dashboard") && !n.starts_with("//") => n,
+        _ => "/dashboard/workspaces",
+    }
+}
+
+fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&str>) -> Response {
+    // A login CSRF token: a double-submit cookie scoped to this form.
+    let token = ids::alphanumeric(32);
+    let notice = Notice {
+        ok: None,
+        error: error.map(str::to_owned),
+    };
+    let body = format!(
+        "<form class=\"card narrow\" method=\"post\" action=\"/dashboard/login\">{}\
+         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <label for=\"password\">Operator password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+         <button type=\"submit\">Sign in</button>\
+         <p class=\"hint\">Set with <code>agentbase init --admin-password</code> or printed by the first start; \
+         change it with <code>agentbase admin-password</code>.</p></form>",
+        csrf_field(&token),
+        esc(next)
+    );
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let mut r = html_response(status, html::page("Sign in", None, None, &notice, &body));
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(
+            LOGIN_COOKIE,
+            &token,
+            "/dashboard/login",
+            3600,
+            secure(state, headers),
+        ),
+    );
+    r
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    q: QueryMap,
+) -> Response {
+    login_form(&state, &headers, safe_next(q.get("next")), None)
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form(form_pairs(&String::from_utf8_lossy(&body)));
+    let next = safe_next(form.get("next")).to_owned();
+    let double_submit = cookie(&headers, LOGIN_COOKIE);
+    let csrf_ok = match (double_submit.as_deref(), form.get("_csrf")) {
+        (Some(c), Some(f)) => same_secret(c, f),
+        _ => false,
+    };
+    if cross_site(&headers) || !csrf_ok {
+        return login_form(
+            &state,
+            &headers,
+            &next,
+            Some("The sign-in form expired. Try again."),
+        );
+    }
+    let ip = client_ip(
+        Some(peer.ip()),
+        &headers,
+        &state.app.settings.server.trusted_proxies,
+    );
+    match state.app.sign_in_allowed(&ip).await {
+        Ok(d) if d.allowed => {}
+        Ok(d) => {
+            let mut r = login_form(
+                &state,
+                &headers,
+                &next,
+                Some("Too many sign-in attempts. Wait a minute and try again."),
+            );
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(d.retry_after_secs(state.app.now())),
+            );
+            return r;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rate limiter unavailable");
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable, please try again later.",
+            )
+            .into_response();
+        }
+    }
+    match state.app.sign_in(form.raw("password")).await {
+        Ok(Some(signed_in)) => {
+            let mut r = redirect(&next);
+            let max_age = (signed_in.expires_at - state.app.now()) / 1000;
+            let secure = secure(&state, &headers);
+            let h = r.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(
+                    SESSION_COOKIE,
+                    &signed_in.token,
+                    "/dashboard",
+                    max_age,
+                    secure,
+                ),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(LOGIN_COOKIE, "", "/dashboard/login", 0, secure),
+            );
+            r
+        }
+        Ok(None) => login_form(&state, &headers, &next, Some("That password is not right.")),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, posted: Posted) -> Response {
+    if let Err(e) = state.app.sign_out(&posted.session.token).await {
+        return Problem::from(e).into_response();
+    }
+    let mut r = redirect("/dashboard/login");
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", "/dashboard", 0, false),
+    );
+    r
+}

@@ -1,0 +1,246 @@
+//! HTML building blocks: escaping, the page layout and small components. Pages
+//! are plain strings assembled with `format!`; every value that came from a user
+//! or the record goes through [`esc`].
+
+use std::fmt::Write;
+
+/// Escapes text for HTML element content and double-quoted attributes.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+pub fn url_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Where a page sits, for the navigation.
+pub struct Nav<'a> {
+    pub workspace: Option<(&'a str, &'a str)>,
+    pub agent: Option<(&'a str, &'a str)>,
+    /// The current tab's key (`keys`, `agents`, `usage`, `settings`, `sources`,
+    /// `conversations`, `playground`).
+    pub current: &'a str,
+}
+
+impl Nav<'_> {
+    pub const TOP: Nav<'static> = Nav {
+        workspace: None,
+        agent: None,
+        current: "workspaces",
+    };
+}
+
+fn tab(href: &str, label: &str, key: &str, current: &str) -> String {
+    let aria = if key == current {
+        " aria-current=\"page\""
+    } else {
+        ""
+    };
+    format!("<a href=\"{}\"{aria}>{}</a>", esc(href), esc(label))
+}
+
+/// A whole page. `csrf` is present for signed-in pages (scripts read it from the
+/// meta tag; forms carry it in a hidden field).
+pub fn page(
+    title: &str,
+    nav: Option<&Nav>,
+    csrf: Option<&str>,
+    notice: &Notice,
+    body: &str,
+) -> String {
+    let mut header = String::new();
+    if let Some(nav) = nav {
+        let mut links = vec![tab(
+            "/dashboard/workspaces",
+            "Workspaces",
+            "workspaces",
+            nav.current,
+        )];
+        if let Some((ws, ws_name)) = nav.workspace {
+            let base = format!("/dashboard/w/{ws}");
+            links.push(format!("<span class=\"crumb\">{}</span>", esc(ws_name)));
+            links.push(tab(
+                &format!("{base}/agents"),
+                "Agents",
+                "agents",
+                nav.current,
+            ));
+            links.push(tab(
+                &format!("{base}/keys"),
+                "API keys",
+                "keys",
+                nav.current,
+            ));
+            links.push(tab(&format!("{base}/usage"), "Usage", "usage", nav.current));
+        }
+        let mut sub = String::new();
+        if let (Some((ws, _)), Some((agent, agent_name))) = (nav.workspace, nav.agent) {
+            let base = format!("/dashboard/w/{ws}/agents/{agent}");
+            let tabs = [
+                (base.clone(), "Settings", "settings"),
+                (format!("{base}/sources"), "Sources", "sources"),
+                (
+                    format!("{base}/conversations"),
+                    "Conversations",
+                    "conversations",
+                ),
+                (format!("{base}/playground"), "Playground", "playground"),
+            ];
+            sub = format!(
+                "<nav class=\"sub\" aria-label=\"Agent\"><strong>{}</strong>{}</nav>",
+                esc(agent_name),
+                tabs.iter()
+                    .map(|(h, l, k)| tab(h, l, k, nav.current))
+                    .collect::<String>()
+            );
+        }
+        let _ = write!(
+            header,
+            "<header><a class=\"brand\" href=\"/dashboard\">agentbase</a>\
+             <nav aria-label=\"Main\">{}</nav>\
+             <form method=\"post\" action=\"/dashboard/logout\">{}\
+             <button class=\"link\" type=\"submit\">Sign out</button></form></header>{sub}",
+            links.join(""),
+            csrf.map(csrf_field).unwrap_or_default()
+        );
+    }
+    let meta = csrf
+        .map(|t| format!("<meta name=\"csrf-token\" content=\"{}\">", esc(t)))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{meta}\
+         <title>{} · agentbase</title>\
+         <link rel=\"icon\" href=\"data:,\">\
+         <link rel=\"stylesheet\" href=\"/dashboard/assets/dashboard.css\">\
+         <script src=\"/dashboard/assets/dashboard.js\" defer></script></head>\
+         <body>{header}<main id=\"main\">{}<h1>{}</h1>{body}</main></body></html>",
+        esc(title),
+        notice.html(),
+        esc(title)
+    )
+}
+
+/// A one-line message at the top of a page, after a redirect.
+#[derive(Debug, Default)]
+pub struct Notice {
+    pub ok: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Notice {
+    fn html(&self) -> String {
+        let mut out = String::new();
+        if let Some(m) = &self.ok {
+            let _ = write!(out, "<p class=\"notice ok\" role=\"status\">{}</p>", esc(m));
+        }
+        if let Some(m) = &self.error {
+            let _ = write!(
+                out,
+                "<p class=\"notice error\" role=\"alert\">{}</p>",
+                esc(m)
+            );
+        }
+        out
+    }
+}
+
+pub fn csrf_field(token: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"_csrf\" value=\"{}\">",
+        esc(token)
+    )
+}
+
+/// A value with a button that copies it.
+pub fn copyable(id: &str, value: &str) -> String {
+    format!(
+        "<span class=\"copy\"><code id=\"{id}\">{}</code>\
+         <button type=\"button\" data-copy=\"#{id}\">Copy</button></span>",
+        esc(value)
+    )
+}
+
+/// `<option>`s with `selected` on the current value.
+pub fn options<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>, current: &str) -> String {
+    values
+        .into_iter()
+        .map(|(v, label)| {
+            let sel = if v == current { " selected" } else { "" };
+            format!("<option value=\"{}\"{sel}>{}</option>", esc(v), esc(label))
+        })
+        .collect()
+}
+
+/// A table with a header row; cells are already HTML.
+pub fn table(caption: &str, head: &[&str], rows: &[Vec<String>], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("<p class=\"empty\">{}</p>", esc(empty));
+    }
+    let head: String = head
+        .iter()
+        .map(|h| format!("<th scope=\"col\">{}</th>", esc(h)))
+        .collect();
+    let body: String = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "<tr>{}</tr>",
+                r.iter()
+                    .map(|c| format!("<td>{c}</td>"))
+                    .collect::<String>()
+            )
+        })
+        .collect();
+    format!(
+        "<div class=\"scroll\"><table><caption>{}</caption><thead><tr>{head}</tr></thead>\
+         <tbody>{body}</tbody></table></div>",
+        esc(caption)
+    )
+}
+
+/// A short, readable UTC time.
+pub fn when(ms: i64) -> String {
+    let iso = agentbase_core::time_fmt::iso8601(ms);
+    // 2026-11-29T21:13:49.000Z → 2026-11-29 21:13 UTC
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_attribute_quotes() {
+        assert_eq!(
+            esc("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+        assert_eq!(url_value("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn times_read_as_utc_minutes() {
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+    }
+}

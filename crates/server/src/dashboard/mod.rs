@@ -1,0 +1,248 @@
+//! The operator dashboard: server-rendered HTML under `/dashboard`, over the same
+//! use cases as the API. Signing in with the operator password opens a session
+//! (an HttpOnly, SameSite=Strict cookie; Secure behind TLS) whose CSRF token every
+//! form carries in `_csrf` and every script request in `x-csrf-token`. Forms post
+//! and redirect (303) back with a notice; a little JavaScript (copy buttons, live
+//! training progress, the streaming playground) sits on top of working HTML.
+
+mod agents;
+mod auth;
+pub mod html;
+mod knowledge;
+mod workspaces;
+
+use agentbase_core::{Error, Workspace};
+use agentbase_service::Principal;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::AppState;
+use crate::error::ApiError;
+pub use auth::Session;
+use html::{Nav, Notice, esc};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { redirect("/dashboard") }))
+        .route("/dashboard", get(auth::home))
+        .route("/dashboard/", get(auth::home))
+        .route("/dashboard/login", get(auth::login_page).post(auth::login))
+        .route("/dashboard/logout", post(auth::logout))
+        .route("/dashboard/assets/{file}", get(asset))
+        .route(
+            "/dashboard/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
+        .route("/dashboard/w/{ws}/plan", post(workspaces::set_plan))
+        .route(
+            "/dashboard/w/{ws}/keys",
+            get(workspaces::keys).post(workspaces::create_key),
+        )
+        .route(
+            "/dashboard/w/{ws}/keys/{keyId}/revoke",
+            post(workspaces::revoke_key),
+        )
+        .route("/dashboard/w/{ws}/usage", get(workspaces::usage))
+        .route(
+            "/dashboard/w/{ws}/agents",
+            get(agents::list).post(agents::create),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}",
+            get(agents::settings).post(agents::update),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/delete",
+            post(agents::delete),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/playground",
+            get(agents::playground),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/playground/chat",
+            post(agents::playground_chat),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/conversations",
+            get(agents::conversations),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}",
+            get(agents::thread),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/sources",
+            get(knowledge::sources).merge(post(knowledge::add_source).layer(
+                axum::extract::DefaultBodyLimit::max(
+                    agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024,
+                ),
+            )),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/sources/{sourceId}/delete",
+            post(knowledge::delete_source),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/retrain",
+            post(knowledge::retrain),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/auto-retrain",
+            post(knowledge::auto_retrain),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/training.json",
+            get(knowledge::training_json),
+        )
+}
+
+const CSS: &str = include_str!("../../assets/dashboard.css");
+const JS: &str = include_str!("../../assets/dashboard.js");
+
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "dashboard.css" => (CSS, "text/css; charset=utf-8"),
+        "dashboard.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return Problem::not_found().into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A 303 to `to`: the answer to every successful form post.
+pub fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Back to `to` with a notice (`ok`) or the error's message (`error`).
+pub fn back(to: &str, result: Result<String, Problem>) -> Response {
+    let (key, message) = match result {
+        Ok(m) => ("ok", m),
+        Err(p) => ("error", p.message),
+    };
+    let sep = if to.contains('?') { '&' } else { '?' };
+    redirect(&format!("{to}{sep}{key}={}", html::url_value(&message)))
+}
+
+/// An HTML page response that is never cached (pages show secrets and live state).
+pub fn html_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A failure shown to the operator: its status and a readable message.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "That page does not exist.")
+    }
+
+    pub fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<ApiError> for Problem {
+    fn from(e: ApiError) -> Self {
+        let mut message = e.message;
+        if let Some(details) = e.details {
+            let parts: Vec<String> = details.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            message = format!("{message}: {}", parts.join("; "));
+        }
+        Self {
+            status: e.status,
+            message,
+        }
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = format!(
+            "<p>{}</p><p><a href=\"/dashboard\">Back to the dashboard</a></p>",
+            esc(&self.message)
+        );
+        let title = if self.status == StatusCode::NOT_FOUND {
+            "Not found"
+        } else {
+            "Something is not right"
+        };
+        html_response(
+            self.status,
+            html::page(title, None, None, &Notice::default(), &body),
+        )
+    }
+}
+
+/// A workspace the signed-in operator acts in, with the principal the service's
+/// use cases expect (the dashboard stands in for an API key).
+pub struct Ws {
+    pub workspace: Workspace,
+    pub principal: Principal,
+}
+
+pub const DASHBOARD_KEY: &str = "dashboard";
+
+pub async fn workspace(state: &AppState, id: &str) -> Result<Ws, Problem> {
+    let workspace = state
+        .app
+        .store
+        .workspace(id)
+        .await?
+        .ok_or_else(Problem::not_found)?;
+    let principal = Principal {
+        workspace_id: workspace.id.clone(),
+        key_id: DASHBOARD_KEY.to_owned(),
+        plan: workspace.plan,
+    };
+    Ok(Ws {
+        workspace,
+        principal,
+    })
+}
+
+/// Renders a signed-in page.
+pub fn render(s: &Session, title: &str, nav: &Nav, notice: &Notice, body: &str) -> Response {
+    html_response(
+        StatusCode::OK,
+        html::page(title, Some(nav), Some(&s.csrf_token), notice, body),
+    )
+}

@@ -1,0 +1,121 @@
+//! The dashboard's use cases: the operator password, sign-in sessions with their
+//! CSRF tokens, and usage figures. Pages themselves live in the server crate.
+
+use agentbase_core::keys::sha256_hex;
+use agentbase_core::{Error, Millis, RateDecision, Result, ids, password};
+use agentbase_limiter::{LimiterError, Window};
+use agentbase_store::{DashboardSession, UsageRow};
+
+use crate::App;
+
+/// How long a sign-in lasts.
+pub const SESSION_TTL_MS: Millis = 12 * 60 * 60 * 1000;
+/// Sign-in attempts allowed per client address per minute.
+pub const SIGN_IN_ATTEMPTS_PER_MINUTE: u32 = 10;
+/// Random tokens: 43 alphanumeric characters ≈ 256 bits.
+const TOKEN_LEN: usize = 43;
+
+/// A fresh sign-in: the cookie token (stored only as its hash) and the CSRF token
+/// every form and script request of the session must carry.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: Millis,
+}
+
+async fn hash_off_runtime(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| Error::Storage(format!("password hashing stopped: {e}")))
+}
+
+impl App {
+    /// Replaces the operator password (signing everyone out).
+    pub async fn set_admin_password(&self, chosen: &str) -> Result<()> {
+        password::check_strength(chosen).map_err(|m| Error::invalid("password", m))?;
+        let hash = hash_off_runtime(chosen.to_owned()).await?;
+        self.store.set_admin_password_hash(&hash).await
+    }
+
+    /// On a record without an operator password, sets `chosen` or a generated one
+    /// and returns the plaintext that was set; `None` when one was already set.
+    pub async fn init_admin_password(&self, chosen: Option<&str>) -> Result<Option<String>> {
+        if self.store.admin_password_hash().await?.is_some() {
+            return Ok(None);
+        }
+        let plaintext = match chosen {
+            Some(p) => {
+                password::check_strength(p).map_err(|m| Error::invalid("password", m))?;
+                p.to_owned()
+            }
+            None => password::generate(),
+        };
+        let hash = hash_off_runtime(plaintext.clone()).await?;
+        Ok(self
+            .store
+            .init_admin_password_hash(&hash)
+            .await?
+            .then_some(plaintext))
+    }
+
+    /// Counts a sign-in attempt from `client_ip` against the per-minute allowance.
+    pub async fn sign_in_allowed(&self, client_ip: &str) -> Result<RateDecision, LimiterError> {
+        let window = Window {
+            limit: SIGN_IN_ATTEMPTS_PER_MINUTE,
+            window_ms: 60_000,
+        };
+        self.limiter
+            .check(&format!("sign-in|{client_ip}"), window, self.now())
+            .await
+    }
+
+    /// Checks the password (off the async runtime: the hash is slow on purpose) and
+    /// opens a session. `None` for a wrong password or when none is set.
+    pub async fn sign_in(&self, attempt: &str) -> Result<Option<SignedIn>> {
+        let Some(stored) = self.store.admin_password_hash().await? else {
+            return Ok(None);
+        };
+        let attempt = attempt.to_owned();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&attempt, &stored))
+            .await
+            .map_err(|e| Error::Storage(format!("password check stopped: {e}")))?;
+        if !ok {
+            return Ok(None);
+        }
+        let now = self.now();
+        let signed_in = SignedIn {
+            token: ids::alphanumeric(TOKEN_LEN),
+            csrf_token: ids::alphanumeric(TOKEN_LEN),
+            expires_at: now + SESSION_TTL_MS,
+        };
+        self.store
+            .insert_session(&DashboardSession {
+                id: sha256_hex(&signed_in.token),
+                csrf_token: signed_in.csrf_token.clone(),
+                created_at: now,
+                expires_at: signed_in.expires_at,
+            })
+            .await?;
+        Ok(Some(signed_in))
+    }
+
+    /// The live session a cookie token names.
+    pub async fn dashboard_session(&self, token: &str) -> Result<Option<DashboardSession>> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        self.store.session(&sha256_hex(token), self.now()).await
+    }
+
+    pub async fn sign_out(&self, token: &str) -> Result<()> {
+        self.store.delete_session(&sha256_hex(token)).await
+    }
+
+    /// The workspace's credits over the last `days` UTC days (today included).
+    pub async fn usage(&self, workspace_id: &str, days: i64) -> Result<Vec<UsageRow>> {
+        let day = 86_400_000;
+        let since = (self.now() / day - (days - 1)) * day;
+        self.store.usage(workspace_id, since).await
+    }
+}
