@@ -10,6 +10,7 @@ pub mod models;
 pub mod scripted;
 pub mod settings;
 pub mod website;
+pub mod widget;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -14,6 +14,7 @@ mod ratelimit;
 mod sources;
 mod system;
 mod v1;
+mod widget;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
