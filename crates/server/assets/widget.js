@@ -536,8 +536,11 @@
         function (response) {
           if (!response.ok) {
             return envelope(response).then(function (error) {
-              if (response.status === 404 && body.conversationId && !retried && error.code !== "AGENT_NOT_FOUND") {
-                // The conversation is gone (or was never this visitor's): start anew.
+              var gone =
+                (response.status === 404 && error.code !== "AGENT_NOT_FOUND") ||
+                error.code === "CHAT_CONVERSATION_NOT_ONGOING";
+              if (gone && body.conversationId && !retried) {
+                // The conversation is gone, ended or taken over: start a new one.
                 state.conversationId = null;
                 state.transcript = [];
                 persist();
