@@ -6,15 +6,16 @@
 //   ARTIFACTS_DIR=target/browser-artifacts node compat/browser/scenario.mjs
 //
 // The pages get `?agent=<id>` appended and must embed the widget for that agent.
-// AGENT_ID skips creating the agent (it must then be public and allow the allowed
-// page); without AGENTBASE_KEY the rate-limit steps (which make an agent of their
-// own) are left out. ANSWER_PREFIX is what the model puts before the echoed message
-// (default "Echo: ", the scripted model). Steps run in order; more scenarios (the dashboard) go in front of the
-// widget's. Prints each screenshot's path, then one JSON line with the result; exits
-// non-zero naming the failed step.
+// AGENT_ID skips creating the agent (it must then be public, allow the allowed
+// page and be trained on KNOWLEDGE in widget.mjs); without AGENTBASE_KEY the
+// rate-limit steps (which make an agent of their own) are left out. ANSWER_PREFIX
+// is what the model puts before the echoed message (default "Echo: ", the scripted
+// model). Steps run in order; more scenarios (the dashboard) go in front of the
+// widget's. Prints each screenshot's path, then one JSON line with the result;
+// exits non-zero naming the failed step.
 
 import { Artifacts, env, launch } from "./lib.mjs";
-import { createWidgetAgent, rateLimitSteps, widgetSteps } from "./widget.mjs";
+import { KNOWLEDGE, createWidgetAgent, rateLimitSteps, widgetSteps } from "./widget.mjs";
 
 const server = env("AGENTBASE_URL").replace(/\/+$/, "");
 const artifacts = new Artifacts(process.env.ARTIFACTS_DIR || "target/browser-artifacts");
@@ -28,7 +29,8 @@ let failed = null;
 let result = {};
 try {
   const agentId =
-    process.env.AGENT_ID || (await createWidgetAgent({ server, key: env("AGENTBASE_KEY"), allowedPage }));
+    process.env.AGENT_ID ||
+    (await createWidgetAgent({ server, key: env("AGENTBASE_KEY"), allowedPage, knowledge: KNOWLEDGE }));
   const widget = await widgetSteps({ browser, artifacts, agentId, allowedPage, refusedPage, answerFor });
   result = { agentId, ...widget };
   if (process.env.AGENTBASE_KEY) {

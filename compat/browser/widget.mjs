@@ -14,8 +14,8 @@ export function hostPort(url) {
 }
 
 /** A public agent allowing only `allowedPage`'s host:port, via the API. */
-export async function createWidgetAgent({ server, key, allowedPage, name = "Widget test agent", extra = {} }) {
-  return step(`create the public agent "${name}" through the API`, async () => {
+export async function createWidgetAgent({ server, key, allowedPage, name = "Widget test agent", extra = {}, knowledge }) {
+  const id = await step(`create the public agent "${name}" through the API`, async () => {
     const agent = await api(server, key, "POST", "/api/v2/agents", { name });
     await api(server, key, "PUT", `/api/v2/agents/${agent.id}`, {
       visibility: "public",
@@ -26,7 +26,28 @@ export async function createWidgetAgent({ server, key, allowedPage, name = "Widg
     });
     return agent.id;
   });
+  if (knowledge) {
+    await step(`train it on the text source "${knowledge.name}"`, async () => {
+      const source = await api(server, key, "POST", `/api/v2/agents/${id}/sources`, { type: "text", ...knowledge });
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const now = await api(server, key, "GET", `/api/v2/agents/${id}/sources/${source.id}`);
+        if (now.status === "trained") return;
+        assert(now.status !== "failed", `training failed: ${JSON.stringify(now)}`);
+        assert(Date.now() < deadline, `not trained after 120 s: ${JSON.stringify(now)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    });
+  }
+  return id;
 }
+
+/** The text source the widget agent answers from, and a question it answers. */
+export const KNOWLEDGE = {
+  name: "Refund policy",
+  content: "Refunds are paid to the original card within five business days.",
+};
+export const KNOWLEDGE_QUESTION = "How are refunds paid?";
 
 export const SLOW_DOWN = "You are sending messages too fast; wait a minute, please.";
 
@@ -134,11 +155,13 @@ async function chatSteps({ browser, artifacts, page, agentId, allowedPage, refus
     assert(await $(page, "widget-suggestions").isHidden(), "suggestions give way to the conversation");
   });
 
-  const typed = "Is this conversation kept?";
-  await step("a typed message is sent with Enter", async () => {
+  const typed = KNOWLEDGE_QUESTION;
+  await step("a typed message is sent with Enter and its answer cites the knowledge", async () => {
     await $(page, "widget-input").fill(typed);
     await $(page, "widget-input").press("Enter");
     await answered(page, answerFor(typed));
+    const answer = $(page, "widget-message-assistant").filter({ hasText: answerFor(typed) });
+    await answer.locator('[data-testid="widget-source"]').filter({ hasText: KNOWLEDGE.name }).first().waitFor();
     await artifacts.shot(page, "widget-answer");
   });
 
@@ -156,7 +179,8 @@ async function chatSteps({ browser, artifacts, page, agentId, allowedPage, refus
     await page.reload();
     await $(page, "widget-bubble").click();
     await $(page, "widget-message-user").filter({ hasText: typed }).waitFor();
-    await $(page, "widget-message-assistant").filter({ hasText: answerFor(typed) }).waitFor();
+    const cited = $(page, "widget-message-assistant").filter({ hasText: answerFor(typed) });
+    await cited.locator('[data-testid="widget-source"]').filter({ hasText: KNOWLEDGE.name }).first().waitFor();
     const users = await $(page, "widget-message-user").count();
     assert(users === 2, `two visitor messages after the reload, saw ${users}`);
     await $(page, "widget-input").fill(again);

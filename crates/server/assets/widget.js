@@ -123,6 +123,7 @@
     ".msg.pending:empty::after{content:'\\2026';color:#6b7280}" +
     ".msg .failed{display:block;color:#b91c1c;margin-top:4px}" +
     ".sources{margin:6px 0 0;padding:6px 0 0;border-top:1px solid #d1d5db;list-style:none;font-size:13px}" +
+    ".sources::before{content:'Sources';display:block;font-weight:600;color:#4b5563;margin-bottom:2px}" +
     ".sources li{margin:2px 0}" +
     ".sources a{color:#1d4ed8}" +
     ".suggestions{display:flex;flex-wrap:wrap;gap:6px;padding:0 14px 8px}" +
