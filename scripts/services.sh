@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts what the test suite needs beside the
-# code: PostgreSQL and Redis, both on loopback. Idempotent: already-running services
+# code: PostgreSQL and Redis, both on loopback, and chromium for the browser tests
+# (installed only; playwright-core starts it). Idempotent: already-running services
 # are left alone. Source it to get the URLs exported:
 #   AGENTBASE_TEST_POSTGRES_URL  AGENTBASE_TEST_REDIS_URL
 set -euo pipefail
@@ -10,6 +11,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need_pkgs=()
 command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_pkgs+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+# Debian's chromium, never a downloaded browser build (crates/cli/tests/browser.rs).
+[ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "services: installing ${need_pkgs[*]}" >&2
   as_root apt-get update -qq

@@ -40,3 +40,7 @@ pub const SOURCE_DUPLICATE: &str = "SOURCE_DUPLICATE";
 pub const SOURCE_SIZE_LIMIT_EXCEEDED: &str = "SOURCE_SIZE_LIMIT_EXCEEDED";
 pub const AGENT_NOT_TRAINED: &str = "AGENT_NOT_TRAINED";
 pub const PLAN_FEATURE_NOT_AVAILABLE: &str = "PLAN_FEATURE_NOT_AVAILABLE";
+/// agentbase: the widget serves public agents only (403).
+pub const AGENT_NOT_PUBLIC: &str = "AGENT_NOT_PUBLIC";
+/// agentbase: the page embedding the widget is not one of the agent's allowed domains (403).
+pub const WIDGET_ORIGIN_NOT_ALLOWED: &str = "WIDGET_ORIGIN_NOT_ALLOWED";

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod sse;
+pub mod widget;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -141,6 +142,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/datasets/{datasetId}/items", get(apify::items))
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
         .route_layer(axum::middleware::from_fn(layers::apify_token));
+    let widget = Router::new()
+        .route("/widget.js", get(widget::script))
+        .route("/embed.min.js", get(widget::script))
+        .route(
+            "/widget/v1/agents/{agentId}/config",
+            get(widget::config).options(widget::preflight),
+        )
+        .route(
+            "/widget/v1/agents/{agentId}/chat",
+            post(widget::chat).options(widget::preflight),
+        );
     let public = Router::new()
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))
@@ -149,6 +161,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(apify)
         .merge(public)
         .merge(dashboard::router())
+        .merge(widget)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -39,6 +39,8 @@ use crate::models::ModelEntry;
 use crate::{App, Principal};
 
 pub const SOURCE_API: &str = "API";
+/// Turns sent through the embeddable widget (Chatbase's name for the source).
+pub const SOURCE_WIDGET: &str = "Widget or Iframe";
 const TITLE_CHARS: usize = 60;
 
 #[derive(Debug, Clone, Default)]

@@ -11,6 +11,7 @@ pub mod models;
 pub mod scripted;
 pub mod settings;
 pub mod website;
+pub mod widget;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -352,6 +352,20 @@ impl Store {
         row.as_ref().map(rows::agent).transpose()
     }
 
+    /// An agent by id alone, in whichever workspace holds it: only for the public
+    /// widget, which has no key (and so no workspace) to filter on.
+    pub async fn agent_by_id(&self, id: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM agents WHERE id = $1",
+            rows::AGENT_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(rows::agent).transpose()
+    }
+
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM agents WHERE id = $1 AND workspace_id = $2")
             .bind(id)

@@ -15,6 +15,7 @@ mod ratelimit;
 mod sources;
 mod system;
 mod v1;
+mod widget;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,49 @@
+// The browser scenario, run by crates/cli/tests/browser.rs (or by hand):
+//
+//   AGENTBASE_URL=http://127.0.0.1:8080 AGENTBASE_KEY=agb_… \
+//   ALLOWED_PAGE_URL=http://127.0.0.1:4000/widget.html \
+//   REFUSED_PAGE_URL=http://localhost:4001/chatbase.html \
+//   ARTIFACTS_DIR=target/browser-artifacts node compat/browser/scenario.mjs
+//
+// The pages get `?agent=<id>` appended and must embed the widget for that agent.
+// AGENT_ID skips creating the agent (it must then be public, allow the allowed
+// page and be trained on KNOWLEDGE in widget.mjs); without AGENTBASE_KEY the
+// rate-limit steps (which make an agent of their own) are left out. ANSWER_PREFIX
+// is what the model puts before the echoed message (default "Echo: ", the scripted
+// model). Steps run in order; more scenarios (the dashboard) go in front of the
+// widget's. Prints each screenshot's path, then one JSON line with the result;
+// exits non-zero naming the failed step.
+
+import { Artifacts, env, launch } from "./lib.mjs";
+import { KNOWLEDGE, createWidgetAgent, rateLimitSteps, widgetSteps } from "./widget.mjs";
+
+const server = env("AGENTBASE_URL").replace(/\/+$/, "");
+const artifacts = new Artifacts(process.env.ARTIFACTS_DIR || "target/browser-artifacts");
+const allowedPage = env("ALLOWED_PAGE_URL");
+const refusedPage = env("REFUSED_PAGE_URL");
+// The scripted model answers "Echo: <message>".
+const answerFor = (text) => `${process.env.ANSWER_PREFIX ?? "Echo: "}${text}`;
+
+const browser = await launch();
+let failed = null;
+let result = {};
+try {
+  const agentId =
+    process.env.AGENT_ID ||
+    (await createWidgetAgent({ server, key: env("AGENTBASE_KEY"), allowedPage, knowledge: KNOWLEDGE }));
+  const widget = await widgetSteps({ browser, artifacts, agentId, allowedPage, refusedPage, answerFor });
+  result = { agentId, ...widget };
+  if (process.env.AGENTBASE_KEY) {
+    await rateLimitSteps({ browser, artifacts, server, key: process.env.AGENTBASE_KEY, allowedPage, answerFor });
+  }
+} catch (e) {
+  failed = e;
+} finally {
+  await browser.close();
+}
+
+console.log(JSON.stringify({ ok: !failed, error: failed ? failed.message : undefined, screenshots: artifacts.paths, ...result }));
+if (failed) {
+  console.error(`browser scenario failed: ${failed.message}`);
+  process.exit(1);
+}

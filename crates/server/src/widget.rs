@@ -1,0 +1,371 @@
+//! The embeddable chat widget's public surface: the script (`/widget.js`, alias
+//! `/embed.min.js`) and, per agent, `/widget/v1/agents/{agentId}/config` and `…/chat`.
+//! No API key is involved, so the browser never sees one. Instead: the agent must be
+//! public; the embedding page (its `Origin`, else its `Referer`) must be one of the
+//! agent's allowed domains, and only then does CORS let the page read the answer;
+//! chat messages are limited per client IP by the agent's `ipRateLimits`.
+
+use std::net::SocketAddr;
+
+use agentbase_api_types::codes;
+use agentbase_service::widget::{WidgetAgent, WidgetMessage};
+use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::AppJson;
+use crate::layers::client_ip;
+use crate::sse;
+
+/// The widget, served as is: vanilla JS, no build step.
+const SCRIPT: &str = include_str!("../assets/widget.js");
+
+/// The longest message a visitor may send.
+pub const MESSAGE_MAX_CHARS: usize = 4000;
+
+/// `GET /widget.js` (and `/embed.min.js`, the name Chatbase's snippet loads).
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// Scheme-independent host and effective port of a page (or of an allowed domain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Site {
+    host: String,
+    port: Option<u16>,
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, lowercased.
+fn host_port(authority: &str) -> Option<Site> {
+    let authority = authority.to_ascii_lowercase();
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?.parse().ok()?),
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p.parse().ok()?)),
+            None => (authority, None),
+        }
+    };
+    let host = host.trim_end_matches('.').to_owned();
+    (!host.is_empty()).then_some(Site { host, port })
+}
+
+/// The site of an `Origin` value or a `Referer` URL; the port defaults by scheme.
+fn page_site(url: &str) -> Option<Site> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let mut site = host_port(authority)?;
+    if site.port.is_none() {
+        site.port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        };
+    }
+    Some(site)
+}
+
+/// An allowed-domains entry: `example.com`, `*.example.com`, `127.0.0.1:4000`, or a
+/// pasted URL (`https://example.com/`), whose scheme and path are ignored.
+fn allowed_site(entry: &str) -> Option<Site> {
+    let entry = entry.trim();
+    let entry = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+    let authority = entry.split(['/', '?', '#']).next()?;
+    let authority = authority.trim_start_matches("*.").trim_start_matches('.');
+    host_port(authority)
+}
+
+/// The page's host equals the entry's or is a subdomain of it; an entry with a port
+/// also needs that port.
+fn site_matches(page: &Site, entry: &Site) -> bool {
+    let host = page.host == entry.host
+        || page
+            .host
+            .strip_suffix(&entry.host)
+            .is_some_and(|rest| rest.ends_with('.'));
+    host && entry.port.is_none_or(|p| page.port == Some(p))
+}
+
+/// Whether a page with these headers may use the agent's widget.
+fn origin_allowed(allowed: Option<&[String]>, headers: &HeaderMap) -> bool {
+    let entries: Vec<Site> = match allowed {
+        None | Some([]) => return true,
+        Some(domains) => domains.iter().filter_map(|d| allowed_site(d)).collect(),
+    };
+    let page = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(page_site);
+    page.is_some_and(|page| entries.iter().any(|e| site_matches(&page, e)))
+}
+
+/// The CORS headers an answer to an admitted page carries. `Vary: Origin` goes on
+/// every answer, refusals included, so a cache never serves one page's to another.
+fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("retry-after, x-request-id"),
+        );
+    }
+    response
+}
+
+/// The agent, if it is public and this page may use it; otherwise the refusal,
+/// ready to send. Pages of unknown or private agents still get CORS (there are no
+/// domains to check), so the widget can say why it cannot chat.
+async fn admit(
+    state: &AppState,
+    agent_id: &str,
+    headers: &HeaderMap,
+) -> Result<(WidgetAgent, Option<HeaderValue>), Response> {
+    let origin = headers.get(header::ORIGIN).cloned();
+    let w = match state.app.widget_agent(agent_id).await {
+        Ok(w) => w,
+        Err(e) => {
+            return Err(with_cors(
+                ApiError::from(e).into_response(),
+                origin.as_ref(),
+            ));
+        }
+    };
+    if !w.is_public() {
+        let refusal = ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::AGENT_NOT_PUBLIC,
+            "This agent is private; make it public to use the chat widget",
+        );
+        return Err(with_cors(refusal.into_response(), origin.as_ref()));
+    }
+    if !origin_allowed(w.agent.allowed_domains.as_deref(), headers) {
+        let refusal = ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::WIDGET_ORIGIN_NOT_ALLOWED,
+            "This website is not allowed to use this agent's chat widget",
+        );
+        return Err(with_cors(refusal.into_response(), None));
+    }
+    Ok((w, origin))
+}
+
+/// `OPTIONS` on the config and chat routes: the CORS preflight.
+pub async fn preflight(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (_, origin) = match admit(&state, &agent_id, &headers).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let mut response = with_cors(StatusCode::NO_CONTENT.into_response(), origin.as_ref());
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+/// `GET /widget/v1/agents/{agentId}/config`: what the panel shows before any turn.
+pub async fn config(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let (w, origin) = match admit(&state, &agent_id, &headers).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let body = json!({
+        "data": {
+            "id": w.agent.id,
+            "name": w.agent.name,
+            "initialMessages": w.agent.initial_messages,
+            "suggestedMessages": w.agent.suggested_messages,
+        }
+    });
+    let mut response = axum::Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_cors(response, origin.as_ref())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatBody {
+    message: String,
+    #[serde(default)]
+    conversation_id: Option<String>,
+    visitor_id: String,
+}
+
+/// `POST /widget/v1/agents/{agentId}/chat`: a visitor's message, answered as the
+/// API's chat stream (UI Message Stream v1).
+pub async fn chat(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let (w, origin) = match admit(&state, &agent_id, &headers).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let answer = async {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let ip = client_ip(peer, &headers, &state.app.settings.server.trusted_proxies);
+        let decision = state
+            .app
+            .widget_rate_limit(&w.agent, &ip)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "rate limiter unavailable");
+                ApiError::unavailable().into_response()
+            })?;
+        if !decision.allowed {
+            let mut r = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RATE_LIMIT_TOO_MANY_REQUESTS,
+                w.agent.ip_rate_limits.message.clone(),
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(decision.retry_after_secs(state.app.now())),
+            );
+            return Err(r);
+        }
+        let AppJson(body) = AppJson::<ChatBody>::from_request(req, &state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if body.message.chars().count() > MESSAGE_MAX_CHARS {
+            return Err(ApiError::invalid_field(
+                "message",
+                format!("must be at most {MESSAGE_MAX_CHARS} characters"),
+            )
+            .into_response());
+        }
+        let message = WidgetMessage {
+            visitor_id: body.visitor_id,
+            message: body.message,
+            conversation_id: body.conversation_id,
+        };
+        let turn = state
+            .app
+            .widget_chat(&w, message)
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?;
+        Ok::<_, Response>(sse::response(turn))
+    };
+    let response = answer.await.unwrap_or_else(|refusal| refusal);
+    with_cors(response, origin.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(domains: &[&str], header: (&'static str, &str)) -> bool {
+        let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
+        let mut h = HeaderMap::new();
+        h.insert(header.0, HeaderValue::from_str(header.1).unwrap());
+        origin_allowed(Some(&domains), &h)
+    }
+
+    #[test]
+    fn a_page_matches_its_domain_and_subdomains_only() {
+        let o = "origin";
+        assert!(allowed(&["example.com"], (o, "https://example.com")));
+        assert!(allowed(
+            &["example.com"],
+            (o, "https://shop.example.com:8443")
+        ));
+        assert!(allowed(&["Example.COM"], (o, "http://EXAMPLE.com")));
+        assert!(!allowed(&["example.com"], (o, "https://badexample.com")));
+        assert!(!allowed(
+            &["example.com"],
+            (o, "https://example.com.evil.io")
+        ));
+        assert!(!allowed(&["shop.example.com"], (o, "https://example.com")));
+        assert!(allowed(&["*.example.com"], (o, "https://a.example.com")));
+        assert!(allowed(
+            &["https://example.com/"],
+            (o, "https://example.com")
+        ));
+        assert!(!allowed(&["example.com"], (o, "null")));
+    }
+
+    #[test]
+    fn an_entry_with_a_port_needs_that_port() {
+        let o = "origin";
+        assert!(allowed(&["127.0.0.1:4000"], (o, "http://127.0.0.1:4000")));
+        assert!(!allowed(&["127.0.0.1:4000"], (o, "http://127.0.0.1:4001")));
+        assert!(!allowed(&["127.0.0.1:4000"], (o, "http://localhost:4000")));
+        assert!(allowed(&["127.0.0.1"], (o, "http://127.0.0.1:4001")));
+        assert!(allowed(&["example.com:443"], (o, "https://example.com")));
+        assert!(allowed(&["[::1]:4000"], (o, "http://[::1]:4000")));
+    }
+
+    #[test]
+    fn the_referer_counts_when_there_is_no_origin() {
+        let r = "referer";
+        assert!(allowed(
+            &["example.com"],
+            (r, "https://example.com/a/b?c#d")
+        ));
+        assert!(allowed(
+            &["example.com"],
+            (r, "https://user:pw@example.com/")
+        ));
+        assert!(!allowed(
+            &["example.com"],
+            (r, "https://evil.io/?example.com")
+        ));
+    }
+
+    #[test]
+    fn no_domains_means_any_page_and_no_page_means_refused() {
+        assert!(origin_allowed(None, &HeaderMap::new()));
+        assert!(origin_allowed(Some(&[]), &HeaderMap::new()));
+        assert!(!origin_allowed(
+            Some(&["example.com".to_owned()]),
+            &HeaderMap::new()
+        ));
+    }
+}

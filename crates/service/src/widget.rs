@@ -1,0 +1,150 @@
+//! The public chat widget's use cases. The widget has no API key: the agent is found
+//! by its id alone and acts for its own workspace, each visitor (a random id the
+//! browser keeps) is limited per client IP by the agent's `ipRateLimits`, and a
+//! visitor can continue only the conversations it started.
+
+use std::sync::Arc;
+
+use agentbase_core::{Agent, Error, RateDecision, Resource, Result, Visibility};
+use agentbase_limiter::{LimiterError, Window};
+
+use crate::chat::{ChatInput, SOURCE_WIDGET, Turn};
+use crate::{App, Principal};
+
+/// The key id widget turns are made under (there is no key; this names the caller).
+pub const WIDGET_KEY_ID: &str = "widget";
+
+/// A public-facing agent and the principal its widget turns run as.
+#[derive(Debug, Clone)]
+pub struct WidgetAgent {
+    pub agent: Agent,
+    pub principal: Principal,
+}
+
+impl WidgetAgent {
+    pub fn is_public(&self) -> bool {
+        self.agent.visibility == Visibility::Public
+    }
+}
+
+/// 8–64 characters of a-z, A-Z, 0-9, '_' or '-': what the widget generates, and
+/// short enough that `widget-<visitorId>` is a valid user id.
+pub fn valid_visitor_id(v: &str) -> bool {
+    (8..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The conversation user id of a widget visitor.
+pub fn visitor_user_id(visitor_id: &str) -> String {
+    format!("widget-{visitor_id}")
+}
+
+/// What a widget visitor sends.
+#[derive(Debug, Clone)]
+pub struct WidgetMessage {
+    pub visitor_id: String,
+    pub message: String,
+    pub conversation_id: Option<String>,
+}
+
+impl App {
+    /// The agent named, in whichever workspace holds it, with its workspace's plan.
+    /// Visibility is the caller's to check (private agents are refused, not hidden).
+    pub async fn widget_agent(&self, agent_id: &str) -> Result<WidgetAgent> {
+        let agent = self
+            .store
+            .agent_by_id(agent_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Agent))?;
+        let workspace = self
+            .store
+            .workspace(&agent.workspace_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Agent))?;
+        Ok(WidgetAgent {
+            principal: Principal {
+                workspace_id: workspace.id,
+                key_id: WIDGET_KEY_ID.to_owned(),
+                plan: workspace.plan,
+            },
+            agent,
+        })
+    }
+
+    /// One widget message against the agent's per-IP window.
+    pub async fn widget_rate_limit(
+        &self,
+        agent: &Agent,
+        client_ip: &str,
+    ) -> Result<RateDecision, LimiterError> {
+        let limits = &agent.ip_rate_limits;
+        let window = Window {
+            limit: limits.limit,
+            window_ms: i64::from(limits.timeframe_secs) * 1000,
+        };
+        self.limiter
+            .check(
+                &format!("widget|{}|{client_ip}", agent.id),
+                window,
+                self.now(),
+            )
+            .await
+    }
+
+    /// A widget turn. A conversation that is not this visitor's (another visitor's,
+    /// one made through the API, another agent's) is "not found", like an unknown one.
+    pub async fn widget_chat(self: &Arc<Self>, w: &WidgetAgent, m: WidgetMessage) -> Result<Turn> {
+        if !valid_visitor_id(&m.visitor_id) {
+            return Err(Error::invalid(
+                "visitorId",
+                "must be 8–64 characters of a-z, A-Z, 0-9, '_' or '-'",
+            ));
+        }
+        let user_id = visitor_user_id(&m.visitor_id);
+        if let Some(id) = &m.conversation_id {
+            let owned = self
+                .store
+                .conversation(&w.principal.workspace_id, id)
+                .await?
+                .is_some_and(|c| c.agent_id == w.agent.id && c.user_id.as_ref() == Some(&user_id));
+            if !owned {
+                return Err(Error::NotFound(Resource::Conversation));
+            }
+        }
+        self.chat(
+            &w.principal,
+            ChatInput {
+                agent_id: w.agent.id.clone(),
+                message: Some(m.message),
+                conversation_id: m.conversation_id,
+                user_id: Some(user_id),
+                source: SOURCE_WIDGET.into(),
+            },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visitor_ids_make_valid_user_ids() {
+        for ok in ["abcdefgh", "v_0123456789abcdef-XYZ", &"a".repeat(64)] {
+            assert!(valid_visitor_id(ok), "{ok}");
+            assert!(crate::chat::valid_user_id(&visitor_user_id(ok)));
+        }
+        for bad in [
+            "",
+            "short",
+            &"a".repeat(65),
+            "has space1",
+            "dots.are.out",
+            "ünïcode12",
+        ] {
+            assert!(!valid_visitor_id(bad), "{bad}");
+        }
+    }
+}
