@@ -296,6 +296,18 @@ impl QActs {
         self.scale.resize(tokens * chunks * 16, 0.0);
         self.sums.clear();
         self.sums.resize(tokens * chunks * 2, 0.0);
+        if cols.is_multiple_of(CHUNK) {
+            // SAFETY: `supported()` holds for every model built; the buffers were
+            // sized for `tokens × chunks` above.
+            unsafe { self.quantize_avx512(x) };
+        } else {
+            self.quantize_scalar(x, cols);
+        }
+    }
+
+    /// `quantize` one block at a time, any width; the buffers are sized.
+    fn quantize_scalar(&mut self, x: &[f32], cols: usize) {
+        let (tokens, chunks) = (self.tokens, self.chunks);
         for t in 0..tokens {
             let row = &x[t * cols..(t + 1) * cols];
             for b in 0..chunks * 2 {
@@ -317,6 +329,59 @@ impl QActs {
                     scale[lane] = d;
                 }
                 self.sums[t * chunks * 2 + b] = d * sum as f32;
+            }
+        }
+    }
+
+    /// `quantize` for whole chunks, 64 values at a time (ties round to even here).
+    ///
+    /// # Safety
+    /// As `tile`; `x` holds `tokens × chunks × 64` values and the buffers are sized.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn quantize_avx512(&mut self, x: &[f32]) {
+        let n = self.tokens * self.chunks;
+        debug_assert!(x.len() == n * CHUNK && self.q.len() == n * CHUNK);
+        let interleave = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+        // SAFETY: chunk i reads x[64i..64i + 64] and writes its own q, scale and sums.
+        unsafe {
+            for i in 0..n {
+                let xp = x.as_ptr().add(i * CHUNK);
+                let v = [
+                    _mm512_loadu_ps(xp),
+                    _mm512_loadu_ps(xp.add(16)),
+                    _mm512_loadu_ps(xp.add(32)),
+                    _mm512_loadu_ps(xp.add(48)),
+                ];
+                let mut packed = [_mm256_setzero_si256(); 2];
+                let mut d = [0f32; 2];
+                for half in 0..2 {
+                    let (a, b) = (v[2 * half], v[2 * half + 1]);
+                    let amax =
+                        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+                    d[half] = amax / 127.0;
+                    let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+                    let qa = _mm512_cvt_roundps_epi32::<
+                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                    >(_mm512_mul_ps(a, inv));
+                    let qb = _mm512_cvt_roundps_epi32::<
+                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                    >(_mm512_mul_ps(b, inv));
+                    let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+                    *self.sums.as_mut_ptr().add(2 * i + half) = d[half] * sum as f32;
+                    packed[half] = _mm256_inserti128_si256::<1>(
+                        _mm256_castsi128_si256(_mm512_cvtsepi32_epi8(qa)),
+                        _mm512_cvtsepi32_epi8(qb),
+                    );
+                }
+                let both = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(packed[0]), packed[1]);
+                _mm512_storeu_si512(
+                    self.q.as_mut_ptr().add(i * CHUNK).cast(),
+                    _mm512_permutexvar_epi32(interleave, both),
+                );
+                let pair = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits(
+                    u64::from(d[0].to_bits()) | (u64::from(d[1].to_bits()) << 32),
+                )));
+                _mm512_storeu_ps(self.scale.as_mut_ptr().add(i * 16), pair);
             }
         }
     }
@@ -1438,8 +1503,15 @@ mod tests {
         if !supported() {
             return;
         }
-        // 7 tokens and 9 rows exercise every tile shape; 160 columns an odd block count.
-        let (rows, cols, tokens) = (9, 160, 7);
+        // 7 tokens and 9 rows exercise every tile shape; 160 columns an odd block
+        // count (and scalar quantisation), 256 the vector one.
+        for cols in [160, 256] {
+            check_matmul(cols);
+        }
+    }
+
+    fn check_matmul(cols: usize) {
+        let (rows, tokens) = (9, 7);
         let x: Vec<f32> = (0..tokens * cols).map(|i| value(i + 5)).collect();
         let nib = QMatrix::from_blocks(rows, cols, true, |r, b| {
             let mut u = [0u8; BLOCK];
@@ -1473,6 +1545,26 @@ mod tests {
                     nib.nibbles
                 );
             }
+        }
+    }
+
+    #[test]
+    fn vector_and_scalar_quantisation_agree() {
+        if !supported() {
+            return;
+        }
+        let (tokens, cols) = (3, 192);
+        let x: Vec<f32> = (0..tokens * cols)
+            .map(|i| value(i) * (1.0 + (i % 7) as f32 * 0.13))
+            .collect();
+        let (mut fast, mut slow) = (QActs::default(), QActs::default());
+        fast.quantize(&x, cols);
+        slow.quantize(&x, cols);
+        slow.quantize_scalar(&x, cols);
+        assert_eq!(fast.q, slow.q);
+        assert_eq!(fast.scale, slow.scale);
+        for (a, b) in fast.sums.iter().zip(&slow.sums) {
+            assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{a} vs {b}");
         }
     }
 
