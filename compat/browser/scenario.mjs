@@ -8,13 +8,15 @@
 // The pages get `?agent=<id>` appended and must embed the widget for that agent.
 // AGENT_ID skips creating the agent (it must then be public, allow the allowed
 // page and be trained on KNOWLEDGE in widget.mjs); without AGENTBASE_KEY the
-// rate-limit steps (which make an agent of their own) are left out. ANSWER_PREFIX
-// is what the model puts before the echoed message (default "Echo: ", the scripted
-// model). Steps run in order; more scenarios (the dashboard) go in front of the
-// widget's. Prints each screenshot's path, then one JSON line with the result;
-// exits non-zero naming the failed step.
+// rate-limit steps (which make an agent of their own) are left out. With
+// AGENTBASE_ADMIN_PASSWORD the dashboard steps run first (sign in, key, agent,
+// source, playground, conversations, usage) and make the agent the widget embeds.
+// ANSWER_PREFIX is what the model puts before the echoed message (default
+// "Echo: ", the scripted model). Prints each screenshot's path, then one JSON line
+// with the result; exits non-zero naming the failed step.
 
 import { Artifacts, env, launch } from "./lib.mjs";
+import { dashboardSteps } from "./dashboard.mjs";
 import { KNOWLEDGE, createWidgetAgent, rateLimitSteps, widgetSteps } from "./widget.mjs";
 
 const server = env("AGENTBASE_URL").replace(/\/+$/, "");
@@ -28,9 +30,16 @@ const browser = await launch();
 let failed = null;
 let result = {};
 try {
-  const agentId =
-    process.env.AGENT_ID ||
-    (await createWidgetAgent({ server, key: env("AGENTBASE_KEY"), allowedPage, knowledge: KNOWLEDGE }));
+  // With the operator password, the dashboard makes, configures and trains the
+  // agent the widget then embeds; otherwise the API does.
+  let agentId = process.env.AGENT_ID;
+  if (!agentId && process.env.AGENTBASE_ADMIN_PASSWORD) {
+    const dashboard = await dashboardSteps({
+      browser, artifacts, server, password: process.env.AGENTBASE_ADMIN_PASSWORD, allowedPage, answerFor,
+    });
+    agentId = dashboard.agentId;
+  }
+  agentId ||= await createWidgetAgent({ server, key: env("AGENTBASE_KEY"), allowedPage, knowledge: KNOWLEDGE });
   const widget = await widgetSteps({ browser, artifacts, agentId, allowedPage, refusedPage, answerFor });
   result = { agentId, ...widget };
   if (process.env.AGENTBASE_KEY) {

@@ -1,8 +1,11 @@
-//! The widget in a real browser: the `agentbase` binary with the scripted model, two
-//! test pages on two origins (`127.0.0.1:<A>`, the agent's allowed domain, and
-//! `localhost:<B>`, not allowed), and `compat/browser/scenario.mjs` driving Debian's
-//! chromium through npm `playwright-core`. Screenshots go to
-//! `target/browser-artifacts` (or `$AGENTBASE_BROWSER_ARTIFACTS`).
+//! The dashboard and the widget in a real browser: the `agentbase` binary with the
+//! scripted model and the real embedder, two test pages on two origins
+//! (`127.0.0.1:<A>`, the agent's allowed domain, and `localhost:<B>`, not allowed),
+//! and `compat/browser/scenario.mjs` driving Debian's chromium through npm
+//! `playwright-core`: sign in, create a key, create and configure an agent, add a
+//! text source and train, chat in the playground with a citation, then embed that
+//! agent's widget and chat through it. Screenshots go to `target/browser-artifacts`
+//! (or `$AGENTBASE_BROWSER_ARTIFACTS`).
 //!
 //! Needs `node`, `npm ci --prefix compat` and `chromium` (scripts/services.sh
 //! installs it); without them the test skips with a note, or fails when
@@ -180,7 +183,7 @@ fn get(server: &Server, path: &str) -> Value {
 }
 
 #[test]
-fn the_widget_chats_on_an_allowed_page_keeps_the_conversation_and_is_refused_elsewhere() {
+fn the_dashboard_builds_an_agent_whose_widget_chats_on_an_allowed_page_and_is_refused_elsewhere() {
     if !browser_or_skip() {
         return;
     }
@@ -192,6 +195,7 @@ fn the_widget_chats_on_an_allowed_page_keeps_the_conversation_and_is_refused_els
     node.arg(compat_dir().join("browser/scenario.mjs"))
         .env("AGENTBASE_URL", &root)
         .env("AGENTBASE_KEY", &server.key)
+        .env("AGENTBASE_ADMIN_PASSWORD", &server.admin_password)
         .env(
             "ALLOWED_PAGE_URL",
             format!("http://127.0.0.1:{allowed}/widget.html"),
@@ -225,6 +229,15 @@ fn the_widget_chats_on_an_allowed_page_keeps_the_conversation_and_is_refused_els
         .map(|p| p.as_str().unwrap())
         .collect();
     for name in [
+        "dashboard-workspaces",
+        "dashboard-key-created",
+        "dashboard-agent-settings",
+        "dashboard-sources",
+        "dashboard-playground",
+        "dashboard-conversations",
+        "dashboard-thread",
+        "dashboard-usage",
+        "dashboard-phone",
         "widget-bubble",
         "widget-open",
         "widget-answer",
@@ -242,18 +255,22 @@ fn the_widget_chats_on_an_allowed_page_keeps_the_conversation_and_is_refused_els
     }
     eprintln!("browser screenshots:\n  {}", shots.join("\n  "));
 
-    // The server holds exactly the one widget conversation, with all three turns.
+    // The agent the dashboard made holds its playground conversation and exactly
+    // one widget conversation, with all three turns.
     let agent = result["agentId"].as_str().unwrap();
     let list = get(&server, &format!("/api/v2/agents/{agent}/conversations"));
     let conversations = list["data"].as_array().unwrap();
-    assert_eq!(conversations.len(), 1, "one conversation: {list}");
-    assert_eq!(conversations[0]["id"], result["conversationId"]);
-    assert!(
-        conversations[0]["userId"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("widget-v_")),
-        "{list}"
-    );
+    assert_eq!(conversations.len(), 2, "playground + widget: {list}");
+    let widget: Vec<&Value> = conversations
+        .iter()
+        .filter(|c| {
+            c["userId"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("widget-v_"))
+        })
+        .collect();
+    assert_eq!(widget.len(), 1, "one widget conversation: {list}");
+    assert_eq!(widget[0]["id"], result["conversationId"]);
     let id = result["conversationId"].as_str().unwrap();
     let thread = get(
         &server,

@@ -34,6 +34,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub key: String,
+    /// The dashboard password `init` generated.
+    pub admin_password: String,
     pub dir: tempfile::TempDir,
 }
 
@@ -55,10 +57,9 @@ impl Server {
             "init: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        let key = serde_json::from_slice::<Value>(&init.stdout).unwrap()["apiKey"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let init: Value = serde_json::from_slice(&init.stdout).unwrap();
+        let key = init["apiKey"].as_str().unwrap().to_owned();
+        let admin_password = init["adminPassword"].as_str().unwrap().to_owned();
         let log = File::create(dir.path().join("serve.log")).unwrap();
         let mut child = agentbase(dir.path(), extra_env)
             .args(["serve", "--bind", "127.0.0.1:0"])
@@ -81,6 +82,7 @@ impl Server {
             child,
             port: 0,
             key,
+            admin_password,
             dir,
         };
         server.port = port.unwrap_or_else(|| panic!("serve did not start: {}", server.log()));

@@ -204,12 +204,12 @@ fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&
         csrf_field(&token),
         esc(next)
     );
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
-    let mut r = html_response(status, html::page("Sign in", None, None, &notice, &body));
+    // A failed attempt is the form again with a message: 200, like the first
+    // view (a 401 would put an error in the browser console for a typo).
+    let mut r = html_response(
+        StatusCode::OK,
+        html::page("Sign in", None, None, &notice, &body),
+    );
     r.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(
