@@ -696,3 +696,172 @@ async fn list_sources(t: &TestApp, agent: &str) -> Vec<serde_json::Value> {
         .unwrap();
     body["data"].as_array().unwrap().clone()
 }
+
+/// Posts a multipart source form (with the session's token) and returns where it
+/// redirects.
+async fn add_source_form(op: &Operator, path: &str, form: reqwest::multipart::Form) -> String {
+    let r = op
+        .http
+        .post(format!("{}{path}", op.base))
+        .header("cookie", format!("agentbase_session={}", op.cookie))
+        .multipart(form.text("_csrf", op.csrf.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+async fn wait_all_trained(t: &TestApp, agent: &str, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..600 {
+        let sources = list_sources(t, agent).await;
+        if sources.len() == n && sources.iter().all(|s| s["status"] == "trained") {
+            return sources;
+        }
+        assert!(
+            !sources.iter().any(|s| s["status"] == "error"),
+            "{sources:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("not trained: {:?}", list_sources(t, agent).await);
+}
+
+#[tokio::test]
+async fn qna_website_and_apify_sources_come_from_their_forms_and_plans_change() {
+    use reqwest::multipart::{Form, Part};
+    let pages = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::from([
+        (
+            "docs/".to_owned(),
+            crate::sources::html(
+                "Docs",
+                "Guides for the Fiorenza espresso machine.",
+                &["/docs/descaling"],
+            ),
+        ),
+        (
+            "docs/descaling".to_owned(),
+            crate::sources::html(
+                "Descaling",
+                "Descale the boiler every two months.",
+                &["/docs/"],
+            ),
+        ),
+    ])));
+    let site = crate::sources::docs_site(pages).await;
+    let t = crate::spawn_knowledge(|s| s.crawler.allow_private_networks = true).await;
+    let op = sign_in(&t).await;
+    let agent = t.scripted_agent().await;
+    let path = format!("/dashboard/w/{}/agents/{agent}/sources", t.workspace_id);
+
+    let to = add_source_form(
+        &op,
+        &path,
+        Form::new()
+            .text("kind", "qna")
+            .text("name", "Warranty")
+            .text(
+                "questions",
+                "How long is the warranty?\nIs there a warranty?\n",
+            )
+            .text("answer", "Two years, parts and labour."),
+    )
+    .await;
+    assert!(to.contains("ok="), "{to}");
+    let to = add_source_form(
+        &op,
+        &path,
+        Form::new()
+            .text("kind", "website")
+            .text("url", format!("http://{site}/docs/"))
+            .text("linkType", "crawl")
+            .text("excludePaths", ""),
+    )
+    .await;
+    assert!(to.contains("ok="), "{to}");
+    let dataset = serde_json::json!([{"url": "https://docs.example.com/grinding", "metadata": {"title": "Grinding"},
+        "text": "Grind the beans fine: a double shot takes twenty-five seconds."}]);
+    let to = add_source_form(
+        &op,
+        &path,
+        Form::new()
+            .text("kind", "apify")
+            .text("name", "Apify run")
+            .part(
+                "file",
+                Part::bytes(dataset.to_string().into_bytes()).file_name("dataset.json"),
+            ),
+    )
+    .await;
+    assert!(to.contains("ok="), "{to}");
+    // An unknown kind and a missing file are explained, not 500s.
+    let to = add_source_form(&op, &path, Form::new().text("kind", "notion")).await;
+    assert!(to.contains("error="), "{to}");
+    let to = add_source_form(&op, &path, Form::new().text("kind", "apify")).await;
+    assert!(to.contains("error=Choose%20a%20file"), "{to}");
+
+    let sources = wait_all_trained(&t, &agent, 3).await;
+    let by_name = |n: &str| {
+        sources
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().contains(n))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("Warranty")["type"], "qna");
+    let site_source = by_name(&format!("{site}/docs/"));
+    assert_eq!(site_source["type"], "link");
+    assert_eq!(
+        site_source["metadata"]["children"]["included"], 2,
+        "{site_source}"
+    );
+    assert_eq!(by_name("Apify run")["type"], "file");
+    let (_, page) = op.get(&path).await;
+    assert_eq!(page.matches(">trained</span>").count(), 3, "statuses shown");
+
+    // Auto-retrain is a toggle once the agent is trained.
+    let on = op
+        .post_and_follow(
+            &format!(
+                "/dashboard/w/{}/agents/{agent}/auto-retrain",
+                t.workspace_id
+            ),
+            &[("enabled", "1")],
+        )
+        .await;
+    assert!(on.contains("Automatic retraining is on."), "{on}");
+    t.clock.advance_ms(2_000);
+    assert!(
+        t.app
+            .agent(&t.workspace_id, &agent)
+            .await
+            .unwrap()
+            .auto_retrain
+    );
+
+    // Plans change from the workspaces page; a made-up plan is refused.
+    let page = op
+        .post_and_follow(
+            &format!("/dashboard/w/{}/plan", t.workspace_id),
+            &[("plan", "pro")],
+        )
+        .await;
+    assert!(page.contains("Plan changed to pro."), "{page}");
+    assert_eq!(
+        t.app
+            .store
+            .workspace(&t.workspace_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .plan,
+        agentbase_core::Plan::Pro
+    );
+    let r = op
+        .post(
+            &format!("/dashboard/w/{}/plan", t.workspace_id),
+            &[("plan", "platinum")],
+        )
+        .await;
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("error="));
+}

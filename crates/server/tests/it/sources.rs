@@ -797,7 +797,7 @@ async fn an_apify_dataset_imports_as_a_source_whose_pages_keep_their_urls() {
 }
 
 /// A docs site whose pages can be rewritten while the test runs.
-async fn docs_site(
+pub(crate) async fn docs_site(
     pages: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 ) -> std::net::SocketAddr {
     use axum::response::IntoResponse;
@@ -822,7 +822,7 @@ async fn docs_site(
     addr
 }
 
-fn html(title: &str, text: &str, links: &[&str]) -> String {
+pub(crate) fn html(title: &str, text: &str, links: &[&str]) -> String {
     let nav: String = links
         .iter()
         .map(|l| format!("<a href=\"{l}\">{l}</a> "))
