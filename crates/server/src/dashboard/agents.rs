@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::auth::{Form, Posted, Session};
 use super::html::{self, Nav, copyable, csrf_field, esc, table, url_value, when};
 use super::workspaces::notice;
-use super::{Problem, Ws, back, redirect, render, workspace};
+use super::{Problem, Ws, agent_page, back, lines, redirect, render, workspace};
 use crate::AppState;
 use crate::extract::{PageQuery, QueryMap};
 use crate::routes::conversations::{check, date_window};
@@ -116,14 +116,6 @@ pub async fn create(State(state): State<AppState>, Path(ws): Path<String>, p: Po
     }
 }
 
-fn lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn suggested_lines(v: Option<&Value>) -> String {
     v.and_then(Value::as_array)
         .map(|items| {
@@ -167,8 +159,7 @@ pub async fn settings(
     Path((ws, agent_id)): Path<(String, String)>,
     q: QueryMap,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let a = state.app.agent(&ws, &agent_id).await?;
+    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let base = agent_base(&ws, &a.id);
     let models = html::options(
         state
@@ -321,8 +312,7 @@ pub async fn playground(
     Path((ws, agent_id)): Path<(String, String)>,
     q: QueryMap,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let a = state.app.agent(&ws, &agent_id).await?;
+    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let body = format!(
         "<section class=\"card playground\" data-chat-url=\"{}/playground/chat\">\
          <div id=\"transcript\" class=\"transcript\" role=\"log\" aria-live=\"polite\" aria-label=\"Conversation\"></div>\
@@ -394,8 +384,7 @@ pub async fn conversations(
     Path((ws, agent_id)): Path<(String, String)>,
     q: QueryMap,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let a = state.app.agent(&ws, &agent_id).await?;
+    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let mut details = std::collections::BTreeMap::new();
     let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
     let (from, to) = date_window(&q, &mut details);
@@ -572,8 +561,7 @@ pub async fn thread(
     Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
     q: QueryMap,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let a = state.app.agent(&ws, &agent_id).await?;
+    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let c = state
         .app
         .conversation_of(&w.principal, &a.id, &conversation_id)

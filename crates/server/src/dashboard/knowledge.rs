@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, SourceContent, SourceStatus};
+use agentbase_api_types as api;
+use agentbase_core::knowledge::{NewSource, SourceContent, SourceStatus};
 use agentbase_service::SourceFilter;
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -14,9 +15,10 @@ use serde_json::json;
 use super::auth::{Form, Posted, Session};
 use super::html::{Nav, csrf_field, esc, table, when};
 use super::workspaces::notice;
-use super::{Problem, back, render, workspace};
+use super::{Problem, agent_page, back, lines, render, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
+use crate::routes;
 use crate::routes::sources::extracted;
 
 fn status_label(s: SourceStatus) -> &'static str {
@@ -29,8 +31,7 @@ pub async fn sources(
     Path((ws, agent_id)): Path<(String, String)>,
     q: QueryMap,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let a = state.app.agent(&ws, &agent_id).await?;
+    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let list = state
         .app
         .sources(&w.principal, &a.id, &SourceFilter::default(), None, 100)
@@ -184,58 +185,35 @@ async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
     Ok(upload)
 }
 
-fn lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
+/// The domain source a dashboard form describes: text, Q&A and websites go
+/// through the API's own body type, files and datasets through its extraction.
 fn new_source(upload: Upload) -> Result<NewSource, Problem> {
     let f = &upload.form;
     let name = f.get("name").unwrap_or("").to_owned();
-    Ok(match f.get("kind") {
-        Some("text") => NewSource {
+    let body = match f.get("kind") {
+        Some("text") => api::CreateSourceBody::Text {
             name,
-            content: SourceContent::Text {
-                content: f.raw("content").to_owned(),
-            },
+            content: f.raw("content").to_owned(),
         },
-        Some("qna") => NewSource {
+        Some("qna") => api::CreateSourceBody::Qna {
             name,
-            content: SourceContent::Qna {
-                questions: lines(f.raw("questions")),
-                answer: f.raw("answer").to_owned(),
-            },
+            questions: lines(f.raw("questions")),
+            answer: f.raw("answer").to_owned(),
         },
-        Some("website") => {
-            let url = f.get("url").unwrap_or("").to_owned();
-            let link_type = match f.get("linkType") {
-                Some("individual") => LinkType::Individual,
-                Some("sitemap") => LinkType::Sitemap,
-                _ => LinkType::Crawl,
-            };
-            NewSource {
-                name: url.clone(),
-                content: SourceContent::Link {
-                    url,
-                    options: LinkOptions {
-                        link_type,
-                        exclude_paths: lines(f.raw("excludePaths")),
-                        include_only_paths: lines(f.raw("includeOnlyPaths")),
-                        slow_scraping: false,
-                    },
-                },
-            }
-        }
+        Some("website") => api::CreateSourceBody::Link {
+            url: f.get("url").unwrap_or("").to_owned(),
+            link_type: f.get("linkType").unwrap_or("crawl").to_owned(),
+            exclude_paths: lines(f.raw("excludePaths")),
+            include_only_paths: lines(f.raw("includeOnlyPaths")),
+            slow_scraping: false,
+        },
         Some("file" | "apify") => {
             let Some((filename, media_type, content, pages)) =
                 extracted(upload.file).map_err(Problem::from)?
             else {
                 return Err(Problem::bad("Choose a file to upload."));
             };
-            NewSource {
+            return Ok(NewSource {
                 name: if name.is_empty() {
                     filename.clone()
                 } else {
@@ -247,10 +225,11 @@ fn new_source(upload: Upload) -> Result<NewSource, Problem> {
                     content,
                     pages,
                 },
-            }
+            });
         }
         _ => return Err(Problem::bad("Choose what kind of source to add.")),
-    })
+    };
+    routes::sources::new_source(body).map_err(Problem::from)
 }
 
 pub async fn add_source(
@@ -352,8 +331,7 @@ pub async fn training_json(
     _s: Session,
     Path((ws, agent_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let a = state.app.agent(&ws, &agent_id).await?;
+    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let list = state
         .app
         .sources(&w.principal, &a.id, &SourceFilter::default(), None, 100)

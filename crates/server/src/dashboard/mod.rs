@@ -11,7 +11,7 @@ pub mod html;
 mod knowledge;
 mod workspaces;
 
-use agentbase_core::{Error, Workspace};
+use agentbase_core::{Agent, Error, Workspace};
 use agentbase_service::Principal;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -237,6 +237,26 @@ pub async fn workspace(state: &AppState, id: &str) -> Result<Ws, Problem> {
         workspace,
         principal,
     })
+}
+
+/// A workspace and one of its agents: what every agent page starts from.
+pub async fn agent_page(
+    state: &AppState,
+    ws: &str,
+    agent_id: &str,
+) -> Result<(Ws, Agent), Problem> {
+    let w = workspace(state, ws).await?;
+    let agent = state.app.agent(&w.workspace.id, agent_id).await?;
+    Ok((w, agent))
+}
+
+/// The non-blank lines of a textarea, trimmed.
+pub fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Renders a signed-in page.
