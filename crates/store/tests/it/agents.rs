@@ -38,6 +38,14 @@ async fn every_agent_field_round_trips() {
             "{}",
             b.name
         );
+        // The widget's lookup (by id alone) reads the same row.
+        assert_eq!(
+            s.agent_by_id(&a.id).await.unwrap(),
+            Some(a.clone()),
+            "{}",
+            b.name
+        );
+        assert_eq!(s.agent_by_id("missing").await.unwrap(), None);
         b.finish().await;
     }
 }
