@@ -251,3 +251,223 @@ async fn bad_action_definitions_are_refused_field_by_field() {
         .unwrap();
     assert_eq!(listed["data"], json!([]), "nothing was stored");
 }
+
+/// The Anthropic upstream: tool use first, then text once the last user turn
+/// carries tool results; each request is kept with its headers.
+async fn messages(
+    State(seen): State<Seen>,
+    headers: axum::http::HeaderMap,
+    body: axum::Json<Value>,
+) -> ([(&'static str, &'static str); 1], &'static str) {
+    let body = body.0;
+    let answered = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"));
+    let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+    seen.lock().unwrap().push(json!({
+        "body": body, "x-api-key": header("x-api-key"), "anthropic-version": header("anthropic-version"),
+    }));
+    let events = if answered {
+        include_str!("../../../providers/tests/it/fixtures/anthropic_text.sse")
+    } else {
+        include_str!("../../../providers/tests/it/fixtures/anthropic_tool_use.sse")
+    };
+    ([("content-type", "text/event-stream")], events)
+}
+
+#[tokio::test]
+async fn through_the_server_anthropic_tool_use_streams_as_tool_calls_and_continues_after_results() {
+    let seen: Seen = Arc::default();
+    let upstream = Router::new()
+        .route("/v1/messages", post(messages))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+
+    let anthropic = agentbase_providers::Anthropic::new(agentbase_providers::AnthropicConfig {
+        base_url: format!("http://{addr}"),
+        api_key: Some("sk-ant-test".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let providers: Providers = [(
+        "anthropic".to_owned(),
+        Arc::new(anthropic) as Arc<dyn agentbase_core::model::ChatModel>,
+    )]
+    .into();
+    let t = spawn_with_providers(
+        |s| {
+            s.providers.insert(
+                "anthropic".into(),
+                ProviderSettings {
+                    kind: ProviderKind::Anthropic,
+                    base_url: String::new(),
+                    api_key_env: String::new(),
+                    model_path: String::new(),
+                },
+            );
+            s.models.insert(
+                "claude-sonnet-4-5".into(),
+                ModelSettings {
+                    provider: "anthropic".into(),
+                    upstream: "claude-sonnet-4-5-20250929".into(),
+                    credits: 3.0,
+                },
+            );
+        },
+        &providers,
+    )
+    .await;
+    let agent = t
+        .client
+        .create_agent(&agentbase_client::types::CreateAgentBody {
+            name: "weather".into(),
+            model: Some("claude-sonnet-4-5".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let actions = json!({"actions": [
+        {"name": "get_weather", "description": "Weather for a place", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}},
+        {"name": "get_time", "description": "The time now", "parameters": {"type": "object", "properties": {}}}
+    ]});
+    let r = t
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/api/v2/agents/{agent}/actions"),
+        )
+        .json(&actions)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Streamed: the text, then each tool call as start / delta / available, and the
+    // turn ends with `tool-calls`.
+    let (_, body) = t
+        .stream_raw(&agent, json!({"message": "Weather and time in SF?"}))
+        .await;
+    let frames = crate::frames(&body);
+    let types = crate::types(&frames);
+    let text: String = frames
+        .iter()
+        .filter(|f| f["type"] == "text-delta")
+        .map(|f| f["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Let me check the weather.");
+    let available: Vec<(&str, &Value)> = frames
+        .iter()
+        .filter(|f| f["type"] == "tool-input-available")
+        .map(|f| (f["toolName"].as_str().unwrap(), &f["input"]))
+        .collect();
+    assert_eq!(
+        available,
+        [
+            ("get_weather", &json!({"location": "San Francisco, CA"})),
+            ("get_time", &json!({}))
+        ]
+    );
+    let first_start = types.iter().position(|t| t == "tool-input-start").unwrap();
+    let first_delta = types.iter().position(|t| t == "tool-input-delta").unwrap();
+    let first_available = types
+        .iter()
+        .position(|t| t == "tool-input-available")
+        .unwrap();
+    assert!(
+        first_start < first_delta && first_delta < first_available,
+        "{types:?}"
+    );
+    let finish = frames.iter().find(|f| f["type"] == "finish").unwrap();
+    assert_eq!(finish["finishReason"], "tool-calls");
+    assert_eq!(finish["messageMetadata"]["usage"]["credits"], 3.0);
+    {
+        let requests = seen.lock().unwrap();
+        let sent = &requests[0];
+        assert_eq!(sent["x-api-key"], "sk-ant-test");
+        assert!(!sent["anthropic-version"].as_str().unwrap().is_empty());
+        assert_eq!(sent["body"]["model"], "claude-sonnet-4-5-20250929");
+        assert_eq!(sent["body"]["stream"], true);
+        assert_eq!(sent["body"]["tools"][0]["name"], "get_weather");
+        assert_eq!(
+            sent["body"]["tools"][0]["input_schema"],
+            actions["actions"][0]["parameters"]
+        );
+        assert!(
+            sent["body"]["system"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        );
+    }
+
+    // Both results (an object goes as its JSON, a string as itself), then a call
+    // without a message continues the turn.
+    let conversation = finish["messageMetadata"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ids: Vec<String> = frames
+        .iter()
+        .filter(|f| f["type"] == "tool-input-available")
+        .map(|f| f["toolCallId"].as_str().unwrap().to_owned())
+        .collect();
+    for (id, output) in ids.iter().zip([json!({"tempF": 61}), json!("14:05")]) {
+        t.client
+            .submit_tool_result(&agent, &conversation, id, output)
+            .await
+            .unwrap();
+    }
+    let next = t
+        .client
+        .chat(
+            &agent,
+            &ChatRequest {
+                conversation_id: Some(conversation),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next.data.parts,
+        vec![MessagePart::Text {
+            text: "Hello there!".into()
+        }]
+    );
+    let requests = seen.lock().unwrap();
+    let messages = requests[1]["body"]["messages"].as_array().unwrap();
+    let results = messages.last().unwrap();
+    assert_eq!(results["role"], "user");
+    let blocks: Vec<(&str, &str)> = results["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            (
+                b["tool_use_id"].as_str().unwrap(),
+                b["content"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        blocks,
+        [
+            (ids[0].as_str(), r#"{"tempF":61}"#),
+            (ids[1].as_str(), "14:05")
+        ]
+    );
+    let calls = &messages[messages.len() - 2];
+    assert_eq!(calls["role"], "assistant");
+    assert!(
+        calls["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["type"] == "tool_use" && b["name"] == "get_weather"),
+        "{calls}"
+    );
+}
