@@ -3,8 +3,9 @@
 #   (a) embeddings: LocalEmbedder (our AVX-512 BF16 encoder, and candle's f32 BERT via
 #       AGENTBASE_EMBED_BACKEND=candle) vs sentence-transformers on CPU torch: the same
 #       256 Rust Book chunks (~230 tokens), batch 16;
-#   (b) chat: LocalChatModel (our llama forward, and candle's quantized_llama via
-#       AGENTBASE_CHAT_LLAMA=candle) vs llama-cpp-python on the same SmolLM2 GGUF and the same
+#   (b) chat: LocalChatModel (our AVX-512 VNNI llama forward; the fallback forward on
+#       candle's quantized matmuls via AGENTBASE_CHAT_LLAMA=qmatmul; candle's
+#       quantized_llama via AGENTBASE_CHAT_LLAMA=candle) vs llama-cpp-python on the same SmolLM2 GGUF and the same
 #       ~1,500-token RAG prompt (token ids shared): time to first token, prefill and
 #       decode tokens/s, 128 tokens max;
 #   (c) peak RSS of every process (VmHWM / ru_maxrss, and /usr/bin/time's %M).
@@ -60,9 +61,9 @@ mkdir -p "$BIN"
 cp "$CARGO_TARGET_DIR/release/examples/embed_speed" "$CARGO_TARGET_DIR/release/examples/chat_speed" "$BIN/"
 python3 bench/llm/make_chunks.py "$BOOK" "$OUT/chunks.jsonl" 256
 
-# Two threads each: pinned to two CPUs; candle's pool and rayon told so too.
+# Two threads each: pinned to two CPUs; our pool, candle's and rayon told so too.
 PIN="taskset -c 0-$((THREADS - 1))"
-export CANDLE_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
+export AGENTBASE_LLM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
@@ -86,6 +87,7 @@ for round in $(seq "$ROUNDS"); do
   fi
   if [ -z "${SKIP_CHAT:-}" ]; then
     run chat-ours $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
+    run chat-qmatmul env AGENTBASE_CHAT_LLAMA=qmatmul $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
     run chat-candle env AGENTBASE_CHAT_LLAMA=candle $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
     run chat-llama $PIN "$VENV_LLAMA/bin/python" bench/llm/llama_cpp_chat.py "$GGUF" "$OUT/prompt.json" 128 $THREADS
   fi

@@ -57,7 +57,8 @@ def chat(by, med):
         print("| chat (same GGUF, same prompt tokens) | prompt tokens | TTFT s | prefill tok/s | decode tok/s | tokens | peak RSS MB |")
         print("|---|---|---|---|---|---|---|")
         for label, name in [
-            ("chat-ours", "LocalChatModel, our llama forward"),
+            ("chat-ours", "LocalChatModel, our AVX-512 VNNI llama forward"),
+            ("chat-qmatmul", "LocalChatModel, fallback forward on candle's QMatMul"),
             ("chat-candle", "LocalChatModel, candle's quantized_llama"),
             ("chat-llama", "llama-cpp-python"),
         ]:

@@ -13,14 +13,16 @@
 //! it returns yields one `ModelError::Overloaded` at once and ends** (the server maps
 //! it to 503, the caller may retry).
 //!
-//! One worker is right on small machines: candle already spreads each forward pass
-//! over the cores with its own pinned, spinning thread pool (sized once from
-//! `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS`, default one per physical core), and
-//! workers take turns on that pool. The pool collapses when the cores are
-//! oversubscribed (measured here while two compilers ran: ~3 tok/s decode with two
-//! candle threads, ~50 tok/s with one); on a machine shared with other CPU-heavy
-//! work, run with
-//! `CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1`.
+//! One worker is right on small machines: each forward pass is already spread over
+//! the cores. Llama on AVX-512 VNNI CPUs (`fast_llama`) uses a small pool of its own
+//! (`AGENTBASE_LLM_THREADS`, else `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS`, else
+//! every CPU the process may use) whose tasks are claimed one at a time, so it
+//! degrades gracefully when other processes take the cores: a worker that finds the
+//! pool busy runs its pass alone. Everything else runs on candle's pinned, spinning
+//! pool (sized once from `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS`), which collapses
+//! when the cores are oversubscribed (measured here while two compilers ran: ~3 tok/s
+//! decode with two candle threads, ~50 tok/s with one); on a machine shared with other
+//! CPU-heavy work, run those with `CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1`.
 //!
 //! # Cancellation
 //!
@@ -95,7 +97,8 @@ pub struct LocalChatOptions {
     /// Seed for sampling when temperature > 0; `None` seeds from the clock.
     pub seed: Option<u64>,
     /// Convert Q4_1/Q5_0/Q5_1 tensors to Q8_0 at load, which candle has SIMD
-    /// kernels for (see `requantized`). Default true.
+    /// kernels for (see `requantized`), when candle's matmuls run the model (not
+    /// llama on AVX-512 VNNI CPUs, whose own kernels take Q4_1 as it is). Default true.
     pub requantize: bool,
 }
 

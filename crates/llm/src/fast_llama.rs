@@ -10,7 +10,8 @@
 //!   per token (as llama.cpp's Q8_1), with f32 scales applied per block;
 //! - prefill multiplies tiles of 4 weight rows × 4 tokens, so each weight is read
 //!   once per 4 tokens (and from L1 after the first tile of a row block);
-//! - the KV cache is f16 (as llama.cpp's), keys stored dimension-major so 16 scores
+//! - the KV cache is f16 (as llama.cpp's), keys stored dimension-major per block of
+//!   16 positions so 16 scores
 //!   come out of one FMA chain; attention is a fused scores → softmax → values pass
 //!   per group of query heads sharing a KV head, split over key segments when
 //!   decoding so both threads work on it;
@@ -610,7 +611,8 @@ fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 // ---------------------------------------------------------------------------------
 // Attention
 
-/// One layer's keys and values in f16: keys `[kv_head][dim][cap]` (so 16 positions'
+/// One layer's keys and values in f16: keys `[kv_head][cap / 16][dim][16]` (so 16
+/// positions'
 /// scores are one FMA chain), values `[kv_head][cap][dim]`.
 #[derive(Clone, Default)]
 struct LayerCache {
@@ -630,7 +632,7 @@ struct Partial<'a> {
 /// head; row `i` may see positions below `ends[i]` only.
 ///
 /// # Safety
-/// AVX-512F and F16C; `hd` a multiple of 16, `keys` `hd × cap`, `values` `cap × hd`,
+/// AVX-512F and F16C; `hd` a multiple of 16, `keys` `cap × hd` (blocks of 16 positions, dimension-major), `values` `cap × hd`,
 /// `hi ≤ cap`, `cap` a multiple of 16, every `ends[i] > lo`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,f16c,fma")]
@@ -646,6 +648,9 @@ unsafe fn attend(
     scores: &mut Vec<f32>,
     mut part: Partial<'_>,
 ) {
+    assert!(hi <= cap && cap.is_multiple_of(16) && hd.is_multiple_of(16));
+    assert!(keys.len() >= cap * hd && values.len() >= cap * hd && q.len() >= ends.len() * hd);
+    assert!(ends.iter().all(|&e| e > lo));
     let rows = ends.len();
     let len = hi - lo;
     let padded = len.div_ceil(16) * 16;
@@ -657,18 +662,10 @@ unsafe fn attend(
         // SAFETY: as the caller promised, for rows r..r + n.
         unsafe {
             match n {
-                4 => {
-                    attend_group::<4>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
-                }
-                3 => {
-                    attend_group::<3>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
-                }
-                2 => {
-                    attend_group::<2>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
-                }
-                _ => {
-                    attend_group::<1>(q, ends, hd, keys, values, cap, lo, hi, scores, r, &mut part)
-                }
+                4 => attend_group::<4>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
+                3 => attend_group::<3>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
+                2 => attend_group::<2>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
+                _ => attend_group::<1>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
             }
         }
         r += n;
@@ -684,7 +681,6 @@ unsafe fn attend_group<const N: usize>(
     hd: usize,
     keys: &[u16],
     values: &[u16],
-    cap: usize,
     lo: usize,
     hi: usize,
     scores: &mut [f32],
@@ -695,7 +691,7 @@ unsafe fn attend_group<const N: usize>(
     // The furthest any row of the group looks.
     let end = (0..N).map(|i| ends[r0 + i].min(hi)).max().unwrap_or(lo);
     let blocks = (end - lo).div_ceil(16);
-    // SAFETY: reads stay within `hd × cap` keys (lo + 16·blocks ≤ cap), `cap × hd`
+    // SAFETY: reads stay within `cap × hd` keys (lo + 16·blocks ≤ cap), `cap × hd`
     // values, `q` rows r0..r0 + N and `scores` rows r0..r0 + N of `padded`.
     unsafe {
         let kp = keys.as_ptr();
@@ -705,7 +701,7 @@ unsafe fn attend_group<const N: usize>(
             let j = lo + blk * 16;
             let mut acc = [_mm512_setzero_ps(); N];
             for d in 0..hd {
-                let k = _mm512_cvtph_ps(_mm256_loadu_si256(kp.add(d * cap + j).cast()));
+                let k = _mm512_cvtph_ps(_mm256_loadu_si256(kp.add(j * hd + d * 16).cast()));
                 for (i, acc) in acc.iter_mut().enumerate() {
                     *acc = _mm512_fmadd_ps(_mm512_set1_ps(*qp.add(i * hd + d)), k, *acc);
                 }
@@ -1009,6 +1005,7 @@ struct Scratch {
     part_sum: Vec<f32>,
     part_out: Vec<f32>,
     f16: Vec<u16>,
+    rotated: Vec<f32>,
 }
 
 /// Shared weights and one sequence's KV cache (cloned empty per worker).
@@ -1174,11 +1171,10 @@ impl FastLlama {
             let mut keys = vec![0u16; g * hd * cap];
             let mut values = vec![0u16; g * cap * hd];
             for kv in 0..g {
-                for d in 0..hd {
-                    let from = (kv * hd + d) * old_cap;
-                    let to = (kv * hd + d) * cap;
-                    keys[to..to + len].copy_from_slice(&layer.keys[from..from + len]);
-                }
+                // Whole blocks of 16 positions are contiguous.
+                let used = len.next_multiple_of(16) * hd;
+                let (from, to) = (kv * old_cap * hd, kv * cap * hd);
+                keys[to..to + used].copy_from_slice(&layer.keys[from..from + used]);
                 let from = kv * old_cap * hd;
                 let to = kv * cap * hd;
                 values[to..to + len * hd].copy_from_slice(&layer.values[from..from + len * hd]);
@@ -1286,7 +1282,7 @@ impl Weights {
         let scale = 1.0 / (hd as f32).sqrt();
         s.queries.resize(seq * nh * hd, 0.0);
         s.f16.resize(hd, 0);
-        let mut rotated = vec![0f32; hd];
+        s.rotated.resize(hd, 0.0);
         for t in 0..seq {
             let pos = index_pos + t;
             let cos = &self.cos[pos * half..(pos + 1) * half];
@@ -1305,10 +1301,10 @@ impl Weights {
             }
             for g in 0..nkv {
                 let k = &row[(nh + g) * hd..][..hd];
-                rope(k, &mut rotated, 1.0);
-                to_f16(&rotated, &mut s.f16);
+                rope(k, &mut s.rotated, 1.0);
+                to_f16(&s.rotated, &mut s.f16);
                 for (dim, &v) in s.f16.iter().enumerate() {
-                    cache.keys[(g * hd + dim) * cap + pos] = v;
+                    cache.keys[g * cap * hd + (pos / 16) * hd * 16 + dim * 16 + pos % 16] = v;
                 }
                 let v = &row[(nh + nkv + g) * hd..][..hd];
                 to_f16(v, &mut cache.values[(g * cap + pos) * hd..][..hd]);
@@ -1607,7 +1603,7 @@ mod tests {
         let mut vc = vec![0u16; cap * hd];
         for j in 0..positions {
             for d in 0..hd {
-                kt[d * cap + j] = keys[j * hd + d];
+                kt[(j / 16) * hd * 16 + d * 16 + j % 16] = keys[j * hd + d];
                 vc[j * hd + d] = values[j * hd + d];
             }
         }
