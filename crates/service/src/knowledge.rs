@@ -51,7 +51,8 @@ pub type FetchFuture<'a> =
 
 /// Fetches a website source's pages (the crawler, wired in by the binary).
 pub trait SiteFetcher: Send + Sync + 'static {
-    /// `progress(done, queued)` is called as pages come in.
+    /// `progress(done, to_do)` is called as pages come in (`to_do`: found and not
+    /// yet done, those being fetched included).
     fn fetch<'a>(
         &'a self,
         url: &'a str,
@@ -778,26 +779,28 @@ impl App {
             }
             return Ok(pages);
         };
-        let store = self.store.clone();
-        let job_id = job.id.clone();
-        let node = self.knowledge.node.clone();
-        let clock = self.clock.clone();
-        let progress = move |done: usize, queued: usize| {
-            let (store, job_id, node) = (store.clone(), job_id.clone(), node.clone());
-            let now = clock.now_ms();
-            tokio::spawn(async move {
-                let _ = store
-                    .job_progress(
-                        &job_id,
-                        &node,
-                        ("fetching", done as i64, (done + queued) as i64),
-                        now + JOB_LEASE_MS,
-                        now,
-                    )
-                    .await;
-            });
+        // The crawler reports (done, to do) synchronously; the latest figures go
+        // through a watch channel to one writer beside the fetch, so progress rows
+        // are written in order and never queue up behind a fast crawl.
+        let (tx, mut rx) = tokio::sync::watch::channel(None::<(usize, usize)>);
+        let report = move |done: usize, queued: usize| {
+            tx.send_replace(Some((done, done + queued)));
         };
-        match fetcher.fetch(url, options, &progress).await {
+        let fetching = async move {
+            let result = fetcher.fetch(url, options, &report).await;
+            drop(report); // closes the channel: the writer stops
+            result
+        };
+        let writing = async {
+            while rx.changed().await.is_ok() {
+                let latest = *rx.borrow_and_update();
+                if let Some((done, total)) = latest {
+                    let _ = self.progress(job, "fetching", done, total).await;
+                }
+            }
+        };
+        let (fetched, ()) = tokio::join!(fetching, writing);
+        match fetched {
             Ok(pages) if !pages.is_empty() => Ok(pages),
             Ok(_) => {
                 self.store.set_crawl_status(&source.id, "failed").await?;

@@ -100,7 +100,10 @@ impl SiteFetcher for CrawlFetcher {
                             });
                         }
                     }
-                    Event::Progress(p) => progress(p.done as usize, p.queued as usize),
+                    // Pages being fetched are still to do.
+                    Event::Progress(p) => {
+                        progress(p.done as usize, (p.queued + p.in_flight) as usize)
+                    }
                     _ => {}
                 },
             )

@@ -920,3 +920,74 @@ async fn a_website_source_is_crawled_trained_and_recrawled_by_auto_retrain() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_crawl_in_progress_shows_pages_fetched_of_pages_found() {
+    // `/docs/` links to two pages; `/docs/slow` answers only once the test lets it.
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = gate.clone();
+    let app = axum::Router::new()
+        .route(
+            "/docs/",
+            axum::routing::get(|| async {
+                axum::response::Html(html(
+                    "Docs",
+                    "Guides for the kettle.",
+                    &["/docs/fast", "/docs/slow"],
+                ))
+            }),
+        )
+        .route(
+            "/docs/fast",
+            axum::routing::get(|| async {
+                axum::response::Html(html("Fast", "The kettle boils in two minutes.", &[]))
+            }),
+        )
+        .route(
+            "/docs/slow",
+            axum::routing::get(move || {
+                let gate = gate.clone();
+                async move {
+                    gate.notified().await;
+                    axum::response::Html(html("Slow", "Descale the kettle monthly.", &[]))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let t = spawn_knowledge(|s| s.crawler.allow_private_networks = true).await;
+    let agent = t.scripted_agent().await;
+    let (status, _, source) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "link", "url": format!("http://{site}/docs/"), "linkType": "crawl"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
+    let id = source["id"].as_str().unwrap().to_owned();
+    // While the slow page is held: the job says it is fetching, two of three pages
+    // found are done.
+    let mut seen = Value::Null;
+    for _ in 0..300 {
+        let (_, _, jobs) = get(&t, &format!("/api/v2/agents/{agent}/training-jobs")).await;
+        seen = jobs["data"][0].clone();
+        if seen["stage"] == "fetching" && seen["done"] == 2 && seen["total"] == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (
+            &seen["stage"],
+            &seen["done"],
+            &seen["total"],
+            &seen["status"]
+        ),
+        (&json!("fetching"), &json!(2), &json!(3), &json!("running")),
+        "{seen}"
+    );
+    release.notify_one();
+    let trained = wait_status(&t, &agent, &id, "trained").await;
+    assert_eq!(trained["metadata"]["children"]["included"], 3, "{trained}");
+}
