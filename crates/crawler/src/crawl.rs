@@ -45,6 +45,22 @@ pub struct CrawlerSettings {
     /// Host names exempt from the SSRF guard even when private networks are refused
     /// (e.g. an intranet docs host). IP literals and redirect targets are still checked.
     pub private_host_allowlist: Vec<String>,
+    /// Reads the text of non-HTML documents (PDFs); without one, their items carry
+    /// no text (WCC's default). Runs off the async runtime.
+    pub documents: Option<DocumentReader>,
+}
+
+/// `(content type, bytes) → text`.
+pub type ReadDocument = dyn Fn(&str, &[u8]) -> Option<String> + Send + Sync;
+
+/// Reads documents the crawler does not parse itself.
+#[derive(Clone)]
+pub struct DocumentReader(pub Arc<ReadDocument>);
+
+impl std::fmt::Debug for DocumentReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DocumentReader")
+    }
 }
 
 pub const USER_AGENT: &str = concat!(
@@ -68,6 +84,7 @@ impl Default for CrawlerSettings {
             progress_interval: Duration::from_secs(1),
             max_crawl_delay: Duration::from_secs(30),
             private_host_allowlist: Vec::new(),
+            documents: None,
         }
     }
 }
@@ -257,6 +274,8 @@ enum Body {
     },
     Document {
         content_type: String,
+        /// What the settings' [`DocumentReader`] read from it.
+        text: Option<String>,
     },
 }
 
@@ -539,8 +558,8 @@ pub async fn crawl(
                                 }
                                 continue;
                             }
-                            Body::Document { content_type } => (
-                                document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), String::new(), None),
+                            Body::Document { content_type, text } => (
+                                document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), text.unwrap_or_default(), None),
                                 Vec::new(),
                             ),
                         };
@@ -1056,9 +1075,18 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
     {
         Body::Sitemap(xml_locs(&decode(&resp.body, &content_type)))
     } else if mime == "application/pdf" || path.ends_with(".pdf") {
-        Body::Document {
-            content_type: "application/pdf".to_string(),
-        }
+        let content_type = "application/pdf".to_string();
+        let text = match shared.settings.documents.clone() {
+            Some(DocumentReader(read)) => {
+                let (kind, bytes) = (content_type.clone(), resp.body.clone());
+                tokio::task::spawn_blocking(move || read(&kind, &bytes))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            None => None,
+        };
+        Body::Document { content_type, text }
     } else if mime == "text/plain"
         || mime == "text/markdown"
         || mime == "text/x-markdown"

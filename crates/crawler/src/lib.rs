@@ -16,8 +16,8 @@ mod render;
 pub mod robots;
 
 pub use crawl::{
-    CrawlError, CrawlInfo, CrawlSummary, CrawlerSettings, DatasetItem, Event, ItemMetadata,
-    Progress, RedirectHop, StopReason, USER_AGENT, crawl, normalize_url,
+    CrawlError, CrawlInfo, CrawlSummary, CrawlerSettings, DatasetItem, DocumentReader, Event,
+    ItemMetadata, Progress, RedirectHop, StopReason, USER_AGENT, crawl, normalize_url,
 };
 pub use extract::{
     DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR, ExtractOptions, Extracted, HtmlTransformer,

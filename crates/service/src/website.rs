@@ -4,10 +4,13 @@
 //! Markdown documents. `includeOnlyPaths` / `excludePaths` are regular expressions
 //! on the URL path, as on chatbase.co.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_core::knowledge::{Document, LinkOptions, LinkType};
-use agentbase_crawler::{CancellationToken, CrawlInput, CrawlerSettings, Event, crawl};
+use agentbase_crawler::{
+    CancellationToken, CrawlInput, CrawlerSettings, DocumentReader, Event, crawl,
+};
 
 use crate::knowledge::{FetchFuture, SiteFetcher};
 use crate::settings::CrawlerConfig;
@@ -32,6 +35,12 @@ impl CrawlFetcher {
                 Duration::ZERO
             },
             overall_timeout: Some(Duration::from_secs(self.config.timeout_secs)),
+            // PDFs linked from the site are read like uploaded ones.
+            documents: Some(DocumentReader(Arc::new(|content_type, bytes| {
+                crate::files::extract("document.pdf", Some(content_type), bytes)
+                    .ok()
+                    .map(|doc| doc.markdown)
+            }))),
             ..CrawlerSettings::default()
         }
     }

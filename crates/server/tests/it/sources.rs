@@ -991,3 +991,54 @@ async fn a_crawl_in_progress_shows_pages_fetched_of_pages_found() {
     let trained = wait_status(&t, &agent, &id, "trained").await;
     assert_eq!(trained["metadata"]["children"]["included"], 3, "{trained}");
 }
+
+#[tokio::test]
+async fn pdfs_linked_from_a_website_are_read_and_cited_with_their_url() {
+    const PDF: &[u8] = include_bytes!("../../../service/tests/fixtures/kettle-manual.pdf");
+    let app = axum::Router::new()
+        .route(
+            "/docs/",
+            axum::routing::get(|| async {
+                axum::response::Html(html(
+                    "Docs",
+                    "Guides for the kettle.",
+                    &["/docs/manual.pdf"],
+                ))
+            }),
+        )
+        .route(
+            "/docs/manual.pdf",
+            axum::routing::get(|| async { ([("content-type", "application/pdf")], PDF) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let t = spawn_knowledge(|s| s.crawler.allow_private_networks = true).await;
+    let agent = t.scripted_agent().await;
+    let (status, _, source) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "link", "url": format!("http://{site}/docs/"), "linkType": "crawl"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
+    let id = source["id"].as_str().unwrap().to_owned();
+    let trained = wait_status(&t, &agent, &id, "trained").await;
+    assert_eq!(
+        trained["metadata"]["children"]["included"], 2,
+        "the page and the PDF: {trained}"
+    );
+    let hits = search_until(
+        &t,
+        &agent,
+        "how often should the kettle be descaled?",
+        |h| !h.is_empty(),
+    )
+    .await;
+    assert_eq!(hits[0]["url"], format!("http://{site}/docs/manual.pdf"));
+    assert!(
+        hits[0]["text"].as_str().unwrap().contains("citric acid"),
+        "{}",
+        hits[0]
+    );
+}
