@@ -11,7 +11,8 @@
 #   (c) peak RSS of every process (VmHWM / ru_maxrss, and /usr/bin/time's %M).
 # Sides run interleaved, ROUNDS times; the summary gives medians and ratios.
 #
-#   bench/llm/run.sh [ROUNDS]   (SKIP_EMBED=1 or SKIP_CHAT=1 run one half; THREADS=1 pins one core)
+#   bench/llm/run.sh [ROUNDS]   (SKIP_EMBED=1 or SKIP_CHAT=1 run one half; THREADS=1 pins one core;
+#                                SKIP_CANDLE=1 leaves out the two slow candle-based chat sides)
 #
 # Peers live in venvs under /var/cache (created on first run; llama-cpp-python builds
 # llama.cpp from source with -DGGML_NATIVE=ON, which takes a while):
@@ -87,8 +88,10 @@ for round in $(seq "$ROUNDS"); do
   fi
   if [ -z "${SKIP_CHAT:-}" ]; then
     run chat-ours $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
-    run chat-qmatmul env AGENTBASE_CHAT_LLAMA=qmatmul $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
-    run chat-candle env AGENTBASE_CHAT_LLAMA=candle $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
+    if [ -z "${SKIP_CANDLE:-}" ]; then
+      run chat-qmatmul env AGENTBASE_CHAT_LLAMA=qmatmul $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
+      run chat-candle env AGENTBASE_CHAT_LLAMA=candle $PIN "$BIN/chat_speed" "$OUT/chunks.jsonl" "$OUT/prompt.json" 1500 128 "$GGUF"
+    fi
     run chat-llama $PIN "$VENV_LLAMA/bin/python" bench/llm/llama_cpp_chat.py "$GGUF" "$OUT/prompt.json" 128 $THREADS
   fi
 done
