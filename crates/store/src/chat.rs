@@ -107,6 +107,11 @@ pub struct TurnLease {
 /// What a finished turn writes in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewTurn {
+    /// A conversation not yet in the record and its first (user) message, written
+    /// first: a turn whose caller acknowledges nothing before the answer (a JSON
+    /// response) opens its conversation in the same transaction as the answer.
+    /// The conversation is stored unleased, with the answer's time and the title.
+    pub opening: Option<(Conversation, Message)>,
     pub message: Message,
     pub credit: Option<CreditEntry>,
     pub agent_id: String,
@@ -258,12 +263,12 @@ impl Store {
     pub async fn insert_conversation_with_message(
         &self,
         c: &Conversation,
-        lease: (&str, Millis),
+        lease: Option<(&str, Millis)>,
         m: &Message,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_conversation(&mut tx, c, Some(lease)).await?;
-        insert_message(&mut tx, m).await?;
+        insert_conversation(&mut tx, c, lease).await?;
+        insert_messages(&mut tx, &[m]).await?;
         tx.commit().await.map_err(db_err)
     }
 }
@@ -418,7 +423,7 @@ impl Store {
 
     pub async fn insert_message(&self, m: &Message) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_message(&mut tx, m).await?;
+        insert_messages(&mut tx, &[m]).await?;
         sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
             .bind(m.created_at)
             .bind(&m.conversation_id)
@@ -428,11 +433,25 @@ impl Store {
         tx.commit().await.map_err(db_err)
     }
 
-    /// The assistant message, its credit charge and the conversation's and agent's
-    /// activity times, in one transaction.
+    /// The assistant message, its credit charge, the conversation's and agent's
+    /// activity times and the lease's release (or, with `opening`, the new
+    /// conversation and its first message), in one transaction of as few
+    /// statements as the writes allow: on SQLite every statement is a round trip to
+    /// the writer's thread while the one writer is held.
     pub async fn finish_turn(&self, turn: &NewTurn) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_message(&mut tx, &turn.message).await?;
+        match &turn.opening {
+            Some((c, first)) => {
+                let c = Conversation {
+                    title: c.title.clone().or_else(|| turn.title.clone()),
+                    updated_at: turn.message.created_at,
+                    ..c.clone()
+                };
+                insert_conversation(&mut tx, &c, None).await?;
+                insert_messages(&mut tx, &[first, &turn.message]).await?;
+            }
+            None => insert_messages(&mut tx, &[&turn.message]).await?,
+        }
         if let Some(c) = &turn.credit {
             sqlx::query(
                 "INSERT INTO credit_ledger (id, workspace_id, agent_id, conversation_id, message_id, model, \
@@ -450,56 +469,62 @@ impl Store {
             .await
             .map_err(db_err)?;
         }
-        sqlx::query(
-            "UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2) WHERE id = $3",
-        )
-        .bind(turn.message.created_at)
-        .bind(&turn.title)
-        .bind(&turn.message.conversation_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if let Some(lease) = &turn.lease {
+        if turn.opening.is_none() {
+            // Activity, title and the lease's release in one statement (every
+            // right-hand side reads the row as it was).
+            let token = turn.lease.as_ref().map(|l| l.token.as_str());
             sqlx::query(
-                "UPDATE conversations SET turn_token = NULL, turn_expires = NULL                  WHERE id = $1 AND turn_token = $2",
+                "UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2), \
+                 turn_token = CASE WHEN turn_token = $3 THEN NULL ELSE turn_token END, \
+                 turn_expires = CASE WHEN turn_token = $4 THEN NULL ELSE turn_expires END \
+                 WHERE id = $5",
             )
-            .bind(&lease.conversation_id)
-            .bind(&lease.token)
+            .bind(turn.message.created_at)
+            .bind(&turn.title)
+            .bind(token)
+            .bind(token)
+            .bind(&turn.message.conversation_id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         }
-        sqlx::query("UPDATE agents SET last_message_at = $1 WHERE id = $2")
-            .bind(turn.message.created_at)
-            .bind(&turn.agent_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if let Some(c) = &turn.credit {
-            sqlx::query(
-                "UPDATE agents SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
-                 credits_month = $4 WHERE id = $5",
-            )
-            .bind(turn.month_start)
-            .bind(c.credits)
-            .bind(c.credits)
-            .bind(turn.month_start)
-            .bind(&turn.agent_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            sqlx::query(
-                "UPDATE workspaces SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
-                 credits_month = $4 WHERE id = $5",
-            )
-            .bind(turn.month_start)
-            .bind(c.credits)
-            .bind(c.credits)
-            .bind(turn.month_start)
-            .bind(&c.workspace_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        match &turn.credit {
+            Some(c) => {
+                sqlx::query(
+                    "UPDATE agents SET last_message_at = $1, \
+                     credits_used = CASE WHEN credits_month = $2 THEN credits_used + $3 ELSE $4 END, \
+                     credits_month = $5 WHERE id = $6",
+                )
+                .bind(turn.message.created_at)
+                .bind(turn.month_start)
+                .bind(c.credits)
+                .bind(c.credits)
+                .bind(turn.month_start)
+                .bind(&turn.agent_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                sqlx::query(
+                    "UPDATE workspaces SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
+                     credits_month = $4 WHERE id = $5",
+                )
+                .bind(turn.month_start)
+                .bind(c.credits)
+                .bind(c.credits)
+                .bind(turn.month_start)
+                .bind(&c.workspace_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            None => {
+                sqlx::query("UPDATE agents SET last_message_at = $1 WHERE id = $2")
+                    .bind(turn.message.created_at)
+                    .bind(&turn.agent_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
         }
         tx.commit().await.map_err(db_err)
     }
@@ -683,6 +708,23 @@ impl Store {
         }
     }
 
+    /// This month's spend of the workspace, from its counter.
+    pub async fn workspace_credits(&self, workspace_id: &str, month_start: Millis) -> Result<f64> {
+        let row = sqlx::query(
+            "SELECT CASE WHEN credits_month = $1 THEN credits_used ELSE CAST(0 AS DOUBLE PRECISION) END AS ws \
+             FROM workspaces WHERE id = $2",
+        )
+        .bind(month_start)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        match row {
+            Some(r) => r.try_get("ws").map_err(db_err),
+            None => Ok(0.0),
+        }
+    }
+
     pub async fn ledger(&self, workspace_id: &str) -> Result<Vec<CreditEntry>> {
         let rows = sqlx::query(
             "SELECT id, workspace_id, agent_id, conversation_id, message_id, model, credits, created_at \
@@ -709,25 +751,37 @@ impl Store {
     }
 }
 
-async fn insert_message(tx: &mut Transaction<'_, Any>, m: &Message) -> Result<()> {
-    let parts: &[Part] = &m.parts;
-    sqlx::query(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-         $11)"
-    ))
-    .bind(&m.id)
-    .bind(&m.conversation_id)
-    .bind(m.seq)
-    .bind(m.role.as_str())
-    .bind(json_text(parts))
-    .bind(m.created_at)
-    .bind(m.feedback.map(Feedback::as_str))
-    .bind(m.score)
-    .bind(&m.finish_reason)
-    .bind(m.credits)
-    .bind((!m.sources.is_empty()).then(|| json_text(&m.sources)))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
+/// One `INSERT` for any number of messages (one round trip).
+async fn insert_messages(tx: &mut Transaction<'_, Any>, ms: &[&Message]) -> Result<()> {
+    const COLUMNS: usize = 11;
+    let rows: Vec<String> = (0..ms.len())
+        .map(|r| {
+            let cells: Vec<String> = (1..=COLUMNS)
+                .map(|c| format!("${}", r * COLUMNS + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}",
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for m in ms {
+        let parts: &[Part] = &m.parts;
+        q = q
+            .bind(&m.id)
+            .bind(&m.conversation_id)
+            .bind(m.seq)
+            .bind(m.role.as_str())
+            .bind(json_text(parts))
+            .bind(m.created_at)
+            .bind(m.feedback.map(Feedback::as_str))
+            .bind(m.score)
+            .bind(&m.finish_reason)
+            .bind(m.credits)
+            .bind((!m.sources.is_empty()).then(|| json_text(&m.sources)));
+    }
+    q.execute(&mut **tx).await.map_err(db_err)?;
     Ok(())
 }
