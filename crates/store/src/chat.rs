@@ -8,7 +8,7 @@ use agentbase_core::{Cursor, Error, Millis, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Page, Store, db_err, json_text};
+use crate::{Backend, Page, Store, db_err, json_text};
 
 const CONVERSATION_COLUMNS: &str =
     "id, workspace_id, agent_id, user_id, title, status, source, created_at, updated_at";
@@ -435,97 +435,93 @@ impl Store {
 
     /// The assistant message, its credit charge, the conversation's and agent's
     /// activity times and the lease's release (or, with `opening`, the new
-    /// conversation and its first message), in one transaction of as few
-    /// statements as the writes allow: on SQLite every statement is a round trip to
-    /// the writer's thread while the one writer is held.
+    /// conversation and its first message), in one transaction. On SQLite every
+    /// statement is a round trip to the writer's thread while the one writer is
+    /// held, so the statements go as one [`Batch`]: begin, batch, commit.
     pub async fn finish_turn(&self, turn: &NewTurn) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut b = Batch::default();
+        let answer = &turn.message;
         match &turn.opening {
             Some((c, first)) => {
                 let c = Conversation {
                     title: c.title.clone().or_else(|| turn.title.clone()),
-                    updated_at: turn.message.created_at,
+                    updated_at: answer.created_at,
                     ..c.clone()
                 };
-                insert_conversation(&mut tx, &c, None).await?;
-                insert_messages(&mut tx, &[first, &turn.message]).await?;
+                push_conversation(&mut b, &c);
+                push_messages(&mut b, &[first, answer]);
             }
-            None => insert_messages(&mut tx, &[&turn.message]).await?,
-        }
-        if let Some(c) = &turn.credit {
-            sqlx::query(
-                "INSERT INTO credit_ledger (id, workspace_id, agent_id, conversation_id, message_id, model, \
-                 credits, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&c.id)
-            .bind(&c.workspace_id)
-            .bind(&c.agent_id)
-            .bind(&c.conversation_id)
-            .bind(&c.message_id)
-            .bind(&c.model)
-            .bind(c.credits)
-            .bind(c.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        if turn.opening.is_none() {
-            // Activity, title and the lease's release in one statement (every
-            // right-hand side reads the row as it was).
-            let token = turn.lease.as_ref().map(|l| l.token.as_str());
-            sqlx::query(
-                "UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2), \
-                 turn_token = CASE WHEN turn_token = $3 THEN NULL ELSE turn_token END, \
-                 turn_expires = CASE WHEN turn_token = $4 THEN NULL ELSE turn_expires END \
-                 WHERE id = $5",
-            )
-            .bind(turn.message.created_at)
-            .bind(&turn.title)
-            .bind(token)
-            .bind(token)
-            .bind(&turn.message.conversation_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            None => {
+                push_messages(&mut b, &[answer]);
+                // Activity, title and the lease's release in one statement (every
+                // right-hand side reads the row as it was).
+                let token = turn.lease.as_ref().map(|l| l.token.clone());
+                b.push(
+                    "UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2), \
+                     turn_token = CASE WHEN turn_token = $3 THEN NULL ELSE turn_token END, \
+                     turn_expires = CASE WHEN turn_token = $4 THEN NULL ELSE turn_expires END \
+                     WHERE id = $5",
+                    vec![
+                        Val::Int(Some(answer.created_at)),
+                        Val::Text(turn.title.clone()),
+                        Val::Text(token.clone()),
+                        Val::Text(token),
+                        Val::Text(Some(answer.conversation_id.clone())),
+                    ],
+                );
+            }
         }
         match &turn.credit {
             Some(c) => {
-                sqlx::query(
+                b.push(
+                    "INSERT INTO credit_ledger (id, workspace_id, agent_id, conversation_id, message_id, model, \
+                     credits, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    vec![
+                        Val::Text(Some(c.id.clone())),
+                        Val::Text(Some(c.workspace_id.clone())),
+                        Val::Text(Some(c.agent_id.clone())),
+                        Val::Text(c.conversation_id.clone()),
+                        Val::Text(c.message_id.clone()),
+                        Val::Text(Some(c.model.clone())),
+                        Val::Real(Some(c.credits)),
+                        Val::Int(Some(c.created_at)),
+                    ],
+                );
+                b.push(
                     "UPDATE agents SET last_message_at = $1, \
                      credits_used = CASE WHEN credits_month = $2 THEN credits_used + $3 ELSE $4 END, \
                      credits_month = $5 WHERE id = $6",
-                )
-                .bind(turn.message.created_at)
-                .bind(turn.month_start)
-                .bind(c.credits)
-                .bind(c.credits)
-                .bind(turn.month_start)
-                .bind(&turn.agent_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                sqlx::query(
+                    vec![
+                        Val::Int(Some(answer.created_at)),
+                        Val::Int(Some(turn.month_start)),
+                        Val::Real(Some(c.credits)),
+                        Val::Real(Some(c.credits)),
+                        Val::Int(Some(turn.month_start)),
+                        Val::Text(Some(turn.agent_id.clone())),
+                    ],
+                );
+                b.push(
                     "UPDATE workspaces SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
                      credits_month = $4 WHERE id = $5",
-                )
-                .bind(turn.month_start)
-                .bind(c.credits)
-                .bind(c.credits)
-                .bind(turn.month_start)
-                .bind(&c.workspace_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                    vec![
+                        Val::Int(Some(turn.month_start)),
+                        Val::Real(Some(c.credits)),
+                        Val::Real(Some(c.credits)),
+                        Val::Int(Some(turn.month_start)),
+                        Val::Text(Some(c.workspace_id.clone())),
+                    ],
+                );
             }
-            None => {
-                sqlx::query("UPDATE agents SET last_message_at = $1 WHERE id = $2")
-                    .bind(turn.message.created_at)
-                    .bind(&turn.agent_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            }
+            None => b.push(
+                "UPDATE agents SET last_message_at = $1 WHERE id = $2",
+                vec![
+                    Val::Int(Some(answer.created_at)),
+                    Val::Text(Some(turn.agent_id.clone())),
+                ],
+            ),
         }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -753,6 +749,13 @@ impl Store {
 
 /// One `INSERT` for any number of messages (one round trip).
 async fn insert_messages(tx: &mut Transaction<'_, Any>, ms: &[&Message]) -> Result<()> {
+    let mut b = Batch::default();
+    push_messages(&mut b, ms);
+    // One statement: the same on either engine.
+    b.run(tx, Backend::Postgres).await
+}
+
+fn push_messages(b: &mut Batch, ms: &[&Message]) {
     const COLUMNS: usize = 11;
     let rows: Vec<String> = (0..ms.len())
         .map(|r| {
@@ -762,26 +765,151 @@ async fn insert_messages(tx: &mut Transaction<'_, Any>, ms: &[&Message]) -> Resu
             format!("({})", cells.join(", "))
         })
         .collect();
-    let sql = format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}",
-        rows.join(", ")
-    );
-    let mut q = sqlx::query(&sql);
+    let mut args = Vec::with_capacity(ms.len() * COLUMNS);
     for m in ms {
         let parts: &[Part] = &m.parts;
-        q = q
-            .bind(&m.id)
-            .bind(&m.conversation_id)
-            .bind(m.seq)
-            .bind(m.role.as_str())
-            .bind(json_text(parts))
-            .bind(m.created_at)
-            .bind(m.feedback.map(Feedback::as_str))
-            .bind(m.score)
-            .bind(&m.finish_reason)
-            .bind(m.credits)
-            .bind((!m.sources.is_empty()).then(|| json_text(&m.sources)));
+        args.extend([
+            Val::Text(Some(m.id.clone())),
+            Val::Text(Some(m.conversation_id.clone())),
+            Val::Int(Some(m.seq)),
+            Val::Text(Some(m.role.as_str().to_owned())),
+            Val::Text(Some(json_text(parts))),
+            Val::Int(Some(m.created_at)),
+            Val::Text(m.feedback.map(|f| f.as_str().to_owned())),
+            Val::Real(m.score),
+            Val::Text(m.finish_reason.clone()),
+            Val::Real(Some(m.credits)),
+            Val::Text((!m.sources.is_empty()).then(|| json_text(&m.sources))),
+        ]);
     }
-    q.execute(&mut **tx).await.map_err(db_err)?;
-    Ok(())
+    b.push(
+        &format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}",
+            rows.join(", ")
+        ),
+        args,
+    );
+}
+
+/// An unleased conversation (see [`insert_conversation`] for the leased one).
+fn push_conversation(b: &mut Batch, c: &Conversation) {
+    b.push(
+        "INSERT INTO conversations (id, workspace_id, agent_id, user_id, title, status, source, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        vec![
+            Val::Text(Some(c.id.clone())),
+            Val::Text(Some(c.workspace_id.clone())),
+            Val::Text(Some(c.agent_id.clone())),
+            Val::Text(c.user_id.clone()),
+            Val::Text(c.title.clone()),
+            Val::Text(Some(c.status.as_str().to_owned())),
+            Val::Text(Some(c.source.clone())),
+            Val::Int(Some(c.created_at)),
+            Val::Int(Some(c.updated_at)),
+        ],
+    );
+}
+
+/// A bound value of a [`Batch`] statement.
+enum Val {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+}
+
+/// Statements run in order inside a transaction. SQLite takes them as one string
+/// (its driver binds `$n` across the statements, so each statement's placeholders
+/// are renumbered after the previous ones'): one round trip to the connection's
+/// thread instead of one per statement. PostgreSQL's extended protocol takes one
+/// statement per query, so there they run one by one.
+#[derive(Default)]
+struct Batch {
+    statements: Vec<(String, Vec<Val>)>,
+}
+
+impl Batch {
+    /// `sql` numbers its placeholders from `$1`, matching `args`.
+    fn push(&mut self, sql: &str, args: Vec<Val>) {
+        self.statements.push((sql.to_owned(), args));
+    }
+
+    async fn run(self, tx: &mut Transaction<'_, Any>, backend: Backend) -> Result<()> {
+        match backend {
+            Backend::Sqlite => {
+                let mut sql = String::new();
+                let mut args = Vec::new();
+                for (statement, a) in self.statements {
+                    sql.push_str(&renumber(&statement, args.len()));
+                    sql.push_str(";\n");
+                    args.extend(a);
+                }
+                bind_vals(sqlx::query(&sql), args)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Backend::Postgres => {
+                for (statement, a) in self.statements {
+                    bind_vals(sqlx::query(&statement), a)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bind_vals<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    args: Vec<Val>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Val::Text(v) => q.bind(v),
+            Val::Int(v) => q.bind(v),
+            Val::Real(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// `$n` → `$(n + offset)`. The statements here have no `$` in literals.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        out.push(ch);
+        if ch != '$' {
+            continue;
+        }
+        let mut n = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            n.push(*d);
+            chars.next();
+        }
+        match n.parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&n),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn placeholders_are_renumbered_after_the_previous_statements() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $1, b = $12 WHERE id = $2", 10),
+            "UPDATE t SET a = $11, b = $22 WHERE id = $12"
+        );
+        assert_eq!(renumber("SELECT $1", 0), "SELECT $1");
+    }
 }
