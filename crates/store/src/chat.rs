@@ -266,9 +266,11 @@ impl Store {
         lease: Option<(&str, Millis)>,
         m: &Message,
     ) -> Result<()> {
+        let mut b = Batch::default();
+        push_conversation(&mut b, c, lease);
+        push_messages(&mut b, &[m]);
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_conversation(&mut tx, c, lease).await?;
-        insert_messages(&mut tx, &[m]).await?;
+        b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
     }
 }
@@ -421,15 +423,19 @@ impl Store {
         rows.iter().map(conversation).collect()
     }
 
+    /// A message of an existing conversation, with the conversation's activity.
     pub async fn insert_message(&self, m: &Message) -> Result<()> {
+        let mut b = Batch::default();
+        push_messages(&mut b, &[m]);
+        b.push(
+            "UPDATE conversations SET updated_at = $1 WHERE id = $2",
+            vec![
+                Val::Int(Some(m.created_at)),
+                Val::Text(Some(m.conversation_id.clone())),
+            ],
+        );
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_messages(&mut tx, &[m]).await?;
-        sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
-            .bind(m.created_at)
-            .bind(&m.conversation_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -448,7 +454,7 @@ impl Store {
                     updated_at: answer.created_at,
                     ..c.clone()
                 };
-                push_conversation(&mut b, &c);
+                push_conversation(&mut b, &c, None);
                 push_messages(&mut b, &[first, answer]);
             }
             None => {
@@ -747,14 +753,7 @@ impl Store {
     }
 }
 
-/// One `INSERT` for any number of messages (one round trip).
-async fn insert_messages(tx: &mut Transaction<'_, Any>, ms: &[&Message]) -> Result<()> {
-    let mut b = Batch::default();
-    push_messages(&mut b, ms);
-    // One statement: the same on either engine.
-    b.run(tx, Backend::Postgres).await
-}
-
+/// One `INSERT` for any number of messages.
 fn push_messages(b: &mut Batch, ms: &[&Message]) {
     const COLUMNS: usize = 11;
     let rows: Vec<String> = (0..ms.len())
@@ -791,11 +790,12 @@ fn push_messages(b: &mut Batch, ms: &[&Message]) {
     );
 }
 
-/// An unleased conversation (see [`insert_conversation`] for the leased one).
-fn push_conversation(b: &mut Batch, c: &Conversation) {
+/// A new conversation, leased (token, expiry) or not.
+fn push_conversation(b: &mut Batch, c: &Conversation, lease: Option<(&str, Millis)>) {
     b.push(
         "INSERT INTO conversations (id, workspace_id, agent_id, user_id, title, status, source, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         created_at, updated_at, turn_token, turn_expires) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         vec![
             Val::Text(Some(c.id.clone())),
             Val::Text(Some(c.workspace_id.clone())),
@@ -806,6 +806,8 @@ fn push_conversation(b: &mut Batch, c: &Conversation) {
             Val::Text(Some(c.source.clone())),
             Val::Int(Some(c.created_at)),
             Val::Int(Some(c.updated_at)),
+            Val::Text(lease.map(|l| l.0.to_owned())),
+            Val::Int(lease.map(|l| l.1)),
         ],
     );
 }
