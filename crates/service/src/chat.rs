@@ -765,7 +765,7 @@ impl App {
             let opening = g.opening.take();
             // An opening conversation goes in unleased: nothing to release.
             let lease = opening.is_none().then(|| g.lease.clone());
-            let turn = NewTurn {
+            let mut turn = NewTurn {
                 opening: opening.map(|o| (o.conversation, o.message)),
                 message,
                 credit,
@@ -791,6 +791,12 @@ impl App {
                     self.forget_spend(&g.principal.workspace_id);
                     tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
                     error.get_or_insert_with(|| "The answer could not be saved".to_owned());
+                    // The conversation and its user message are still tried alone.
+                    g.opening = turn.opening.take().map(|(conversation, message)| Opening {
+                        conversation,
+                        message,
+                        lease_expires: 0,
+                    });
                 }
             }
         }

@@ -858,3 +858,67 @@ async fn a_json_turn_that_calls_a_tool_on_a_new_conversation_takes_its_result() 
         Some("track it [[tool:lookupOrder {\"orderId\": \"ORD-9\"}]]")
     );
 }
+
+#[tokio::test]
+async fn another_nodes_charges_count_against_the_allowance_within_a_second() {
+    use agentbase_core::conversation::{CreditEntry, Message, MessageRole, Part};
+    let t = spawn_with(|s| s.plans.standard = 2).await;
+    let agent = t.scripted_agent().await;
+    let c = t.say(&agent, None, "a").await.data.metadata.conversation_id;
+    // Another node answers in the same conversation and charges the last credit:
+    // written to the record directly, unseen by this process's caches.
+    let now = t.app.now();
+    let answer = Message {
+        id: agentbase_core::ids::message_id(),
+        conversation_id: c.clone(),
+        seq: 3,
+        role: MessageRole::Assistant,
+        parts: vec![Part::Text {
+            text: "elsewhere".into(),
+        }],
+        created_at: now,
+        feedback: None,
+        score: None,
+        finish_reason: Some("stop".into()),
+        credits: 1.0,
+        sources: Vec::new(),
+    };
+    let month = agentbase_core::time_fmt::month_start(now);
+    t.app
+        .store
+        .finish_turn(&agentbase_store::NewTurn {
+            opening: None,
+            credit: Some(CreditEntry {
+                id: agentbase_core::ids::alphanumeric(20),
+                workspace_id: t.workspace_id.clone(),
+                agent_id: agent.clone(),
+                conversation_id: Some(c.clone()),
+                message_id: Some(answer.id.clone()),
+                model: "scripted".into(),
+                credits: 1.0,
+                created_at: now,
+            }),
+            agent_id: agent.clone(),
+            title: None,
+            month_start: month,
+            lease: None,
+            message: answer,
+        })
+        .await
+        .unwrap();
+    // Within the cache's second this node may still answer from its own count…
+    t.clock.advance_ms(agentbase_service::AGENT_CACHE_MS);
+    // …after it, the record's count refuses the turn before anything is stored.
+    let err = t
+        .client
+        .chat(
+            &agent,
+            &ChatRequest {
+                message: Some("b".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("CHAT_CREDITS_EXHAUSTED"));
+}
