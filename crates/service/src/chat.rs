@@ -112,6 +112,8 @@ struct Generation {
     tools: Vec<ToolCallRecord>,
     title: Option<String>,
     overrides: Overrides,
+    /// A new conversation not yet in the record (see [`Opening`]).
+    opening: Option<Opening>,
 }
 
 /// A turn that holds its conversation: the agent, its model and the lease.
@@ -122,11 +124,25 @@ struct Leased {
     lease: TurnLease,
 }
 
-/// What a turn starts from once every check has passed and the user message is in.
+/// What a turn starts from once every check has passed and the user message is in
+/// (or, with `opening`, is ready to go in with the answer).
 struct Prepared {
     history: Vec<Message>,
     tools: Vec<ToolCallRecord>,
     user_message_id: String,
+    opening: Option<Opening>,
+}
+
+/// The first turn of a new conversation whose caller acknowledges nothing before
+/// the whole answer (a JSON response): the conversation and its user message are
+/// written with the answer in one transaction instead of one before and one after
+/// generation. Nobody else knows the conversation's id until then, so it needs no
+/// lease in the record; should the turn register a tool call (whose row refers to
+/// the conversation) it is written, leased, at that point.
+struct Opening {
+    conversation: Conversation,
+    message: Message,
+    lease_expires: Millis,
 }
 
 /// v1 chat sends its own history and may set the temperature.
@@ -253,6 +269,7 @@ impl App {
         agent: &Agent,
         input: &ChatInput,
         text: &str,
+        at_once: bool,
     ) -> Result<(Conversation, TurnLease, Prepared)> {
         let (c, lease, expires) = self.unsaved_conversation(
             p,
@@ -276,23 +293,34 @@ impl App {
             credits: 0.0,
             sources: Vec::new(),
         };
-        self.store
-            .insert_conversation_with_message(&c, (&lease.token, expires), &m)
-            .await?;
+        let opening = if at_once {
+            Some(Opening {
+                conversation: c.clone(),
+                message: m.clone(),
+                lease_expires: expires,
+            })
+        } else {
+            self.store
+                .insert_conversation_with_message(&c, Some((&lease.token, expires)), &m)
+                .await?;
+            None
+        };
         let prepared = Prepared {
             user_message_id: m.id.clone(),
             history: vec![m],
             tools: Vec::new(),
+            opening,
         };
         Ok((c, lease, prepared))
     }
 
+    /// The workspace's allowance, then the agent's limit. `agent` is the cached
+    /// row ([`App::agent`]), whose counter, like the workspace's spend
+    /// ([`App::workspace_spend`]), takes this process's charges as they commit.
     async fn check_credits(&self, p: &Principal, agent: &Agent, cost: f64) -> Result<()> {
         let month = month_start(self.now());
-        let (workspace_used, agent_used) = self
-            .store
-            .credits_this_month(&p.workspace_id, &agent.id, month)
-            .await?;
+        let workspace_used = self.workspace_spend(&p.workspace_id, month).await?;
+        let agent_used = agent.credits_used_in(month);
         if workspace_used + cost > self.settings.monthly_credits(p.plan) as f64 {
             return Err(Error::Rejected(Rejection::CreditsExhausted));
         }
@@ -305,8 +333,25 @@ impl App {
         Ok(())
     }
 
-    /// `POST /agents/{id}/chat`.
+    /// `POST /agents/{id}/chat`, streamed: the user message is in the record
+    /// before the turn is returned.
     pub async fn chat(self: &Arc<Self>, p: &Principal, input: ChatInput) -> Result<Turn> {
+        self.chat_turn(p, input, false).await
+    }
+
+    /// `POST /agents/{id}/chat` for a caller that acknowledges nothing before the
+    /// whole answer (a JSON response): a new conversation goes to the record with
+    /// its answer, in one transaction (see [`Opening`]).
+    pub async fn chat_at_once(self: &Arc<Self>, p: &Principal, input: ChatInput) -> Result<Turn> {
+        self.chat_turn(p, input, true).await
+    }
+
+    async fn chat_turn(
+        self: &Arc<Self>,
+        p: &Principal,
+        input: ChatInput,
+        at_once: bool,
+    ) -> Result<Turn> {
         let mut invalid = agentbase_core::FieldErrors::new();
         if input.message.as_deref().is_some_and(str::is_empty) {
             invalid.insert("message".into(), "must not be empty".into());
@@ -336,7 +381,8 @@ impl App {
             }
             (None, Some(text)) => {
                 self.check_credits(p, &agent, entry.credits).await?;
-                self.start_conversation(p, &agent, &input, text).await?
+                self.start_conversation(p, &agent, &input, text, at_once)
+                    .await?
             }
             (None, None) => return Err(Error::invalid("message", "Required")),
         };
@@ -519,6 +565,7 @@ impl App {
             history,
             tools,
             user_message_id,
+            opening: None,
         })
     }
 
@@ -539,6 +586,7 @@ impl App {
             history,
             tools,
             user_message_id,
+            opening,
         } = prepared;
         let meta = TurnMeta {
             message_id: ids::message_id(),
@@ -574,6 +622,7 @@ impl App {
             tools,
             title,
             overrides,
+            opening,
         };
         let app = self.clone();
         tokio::spawn(async move { app.generate(generation, tx).await });
@@ -652,7 +701,7 @@ impl App {
         }
     }
 
-    async fn generate(self: Arc<Self>, g: Generation, tx: mpsc::Sender<TurnEvent>) {
+    async fn generate(self: Arc<Self>, mut g: Generation, tx: mpsc::Sender<TurnEvent>) {
         let knowledge = self.knowledge_for(&g).await;
         let citations: Vec<Citation> = knowledge
             .iter()
@@ -679,7 +728,7 @@ impl App {
             .entry
             .model
             .stream(self.request_for(&g, knowledge.as_deref()));
-        let outcome = self.drive(&g, stream, &tx).await;
+        let outcome = self.drive(&mut g, stream, &tx).await;
         let (finish_reason, credits, error) = match outcome.end {
             End::Finished(FinishReason::ToolCalls) => ("tool-calls", g.entry.credits, None),
             End::Finished(_) => ("stop", g.entry.credits, None),
@@ -713,21 +762,53 @@ impl App {
                 credits,
                 created_at: now,
             });
-            let turn = NewTurn {
+            let opening = g.opening.take();
+            // An opening conversation goes in unleased: nothing to release.
+            let lease = opening.is_none().then(|| g.lease.clone());
+            let mut turn = NewTurn {
+                opening: opening.map(|o| (o.conversation, o.message)),
                 message,
                 credit,
                 agent_id: g.agent.id.clone(),
                 title: g.title.clone(),
                 month_start: month_start(now),
-                lease: Some(g.lease.clone()),
+                lease,
             };
             let stored = self.store.finish_turn(&turn).await;
             released = stored.is_ok();
-            // The agent's counter and last message time changed.
-            self.forget_agent(&g.agent.id);
-            if let Err(e) = stored {
-                tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
-                error.get_or_insert_with(|| "The answer could not be saved".to_owned());
+            match stored {
+                // The agent's counter and last message time, and the workspace's
+                // spend, changed as the record did.
+                Ok(()) => self.note_charge(
+                    &g.principal.workspace_id,
+                    &g.agent.id,
+                    turn.month_start,
+                    credits,
+                    now,
+                ),
+                Err(e) => {
+                    self.forget_agent(&g.agent.id);
+                    self.forget_spend(&g.principal.workspace_id);
+                    tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
+                    error.get_or_insert_with(|| "The answer could not be saved".to_owned());
+                    // The conversation and its user message are still tried alone.
+                    g.opening = turn.opening.take().map(|(conversation, message)| Opening {
+                        conversation,
+                        message,
+                        lease_expires: 0,
+                    });
+                }
+            }
+        }
+        if let Some(o) = g.opening.take() {
+            // No answer to store: the conversation and its user message still are.
+            released = true;
+            if let Err(e) = self
+                .store
+                .insert_conversation_with_message(&o.conversation, None, &o.message)
+                .await
+            {
+                tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the user message");
             }
         }
         if !released && let Err(e) = self.store.release_turn(&g.lease).await {
@@ -747,7 +828,7 @@ impl App {
     /// Forwards model events to the client, collecting the answer's parts.
     async fn drive(
         &self,
-        g: &Generation,
+        g: &mut Generation,
         mut stream: ModelStream,
         tx: &mpsc::Sender<TurnEvent>,
     ) -> Outcome {
@@ -816,6 +897,19 @@ impl App {
                         created_at: now,
                         expires_at: now + (self.settings.chat.tool_call_ttl_secs * 1000) as Millis,
                     };
+                    if let Some(o) = g.opening.take()
+                        && let Err(e) = self
+                            .store
+                            .insert_conversation_with_message(
+                                &o.conversation,
+                                Some((&g.lease.token, o.lease_expires)),
+                                &o.message,
+                            )
+                            .await
+                    {
+                        tracing::error!(error = %e, "could not store the conversation");
+                        break End::Failed("The tool call could not be registered".into());
+                    }
                     if let Err(e) = self.store.insert_tool_call(&record).await {
                         tracing::error!(error = %e, "could not register a tool call");
                         break End::Failed("The tool call could not be registered".into());
@@ -875,6 +969,7 @@ impl App {
                 history,
                 tools,
                 user_message_id: user.id,
+                opening: None,
             })
         }
         .await;

@@ -72,6 +72,8 @@ pub struct App {
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
     agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
+    /// Workspace id → (month start, this month's spend, when read from the record).
+    spend_cache: Mutex<HashMap<String, (Millis, f64, Millis)>>,
 }
 
 /// What the first start of a fresh data directory made.
@@ -135,6 +137,7 @@ impl App {
             touched: Mutex::new(HashMap::new()),
             auth_cache: Mutex::new(HashMap::new()),
             agent_cache: Mutex::new(HashMap::new()),
+            spend_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -417,6 +420,77 @@ impl App {
             .agent(workspace_id, id)
             .await?
             .ok_or(Error::NotFound(Resource::Agent))
+    }
+
+    /// This month's spend of a workspace. Served from memory for `AGENT_CACHE_MS`
+    /// after it is read from the record; charges stored through this process are
+    /// added at once ([`App::note_charge`]), so within the process the figure is
+    /// as exact as the record, and another node's charges show within that time.
+    pub(crate) async fn workspace_spend(&self, workspace_id: &str, month: Millis) -> Result<f64> {
+        let now = self.now();
+        {
+            let cache = self.spend_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(&(m, used, at)) = cache.get(workspace_id)
+                && m == month
+                && now - at < AGENT_CACHE_MS
+            {
+                return Ok(used);
+            }
+        }
+        let used = self.store.workspace_credits(workspace_id, month).await?;
+        let mut cache = self.spend_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= AUTH_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(workspace_id.to_owned(), (month, used, now));
+        Ok(used)
+    }
+
+    /// After a turn's answer (and charge) is committed: the cached agent row and
+    /// workspace spend take the same changes the record did, so the next turn's
+    /// checks need no read. Cache entries keep their age, so they are still reread
+    /// within `AGENT_CACHE_MS` for other nodes' changes.
+    pub(crate) fn note_charge(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        month: Millis,
+        credits: f64,
+        at: Millis,
+    ) {
+        {
+            let mut cache = self.agent_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((agent, _)) = cache.get_mut(agent_id) {
+                agent.last_message_at = Some(at);
+                if credits > 0.0 {
+                    if agent.credits_month == month {
+                        agent.credits_used += credits;
+                    } else {
+                        agent.credits_month = month;
+                        agent.credits_used = credits;
+                    }
+                }
+            }
+        }
+        if credits > 0.0 {
+            let mut cache = self.spend_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((m, used, _)) = cache.get_mut(workspace_id) {
+                if *m == month {
+                    *used += credits;
+                } else {
+                    *m = month;
+                    *used = credits;
+                }
+            }
+        }
+    }
+
+    /// Drops a cached workspace spend (when a charge's outcome is unknown).
+    pub(crate) fn forget_spend(&self, workspace_id: &str) {
+        self.spend_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(workspace_id);
     }
 
     /// Drops a cached agent row (after any write to it).

@@ -8,7 +8,7 @@ use agentbase_core::{Cursor, Error, Millis, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Page, Store, db_err, json_text};
+use crate::{Backend, Page, Store, db_err, json_text};
 
 const CONVERSATION_COLUMNS: &str =
     "id, workspace_id, agent_id, user_id, title, status, source, created_at, updated_at";
@@ -107,6 +107,11 @@ pub struct TurnLease {
 /// What a finished turn writes in one transaction.
 #[derive(Debug, Clone)]
 pub struct NewTurn {
+    /// A conversation not yet in the record and its first (user) message, written
+    /// first: a turn whose caller acknowledges nothing before the answer (a JSON
+    /// response) opens its conversation in the same transaction as the answer.
+    /// The conversation is stored unleased, with the answer's time and the title.
+    pub opening: Option<(Conversation, Message)>,
     pub message: Message,
     pub credit: Option<CreditEntry>,
     pub agent_id: String,
@@ -258,12 +263,14 @@ impl Store {
     pub async fn insert_conversation_with_message(
         &self,
         c: &Conversation,
-        lease: (&str, Millis),
+        lease: Option<(&str, Millis)>,
         m: &Message,
     ) -> Result<()> {
+        let mut b = Batch::default();
+        push_conversation(&mut b, c, lease);
+        push_messages(&mut b, &[m]);
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_conversation(&mut tx, c, Some(lease)).await?;
-        insert_message(&mut tx, m).await?;
+        b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
     }
 }
@@ -416,91 +423,111 @@ impl Store {
         rows.iter().map(conversation).collect()
     }
 
+    /// A message of an existing conversation, with the conversation's activity.
     pub async fn insert_message(&self, m: &Message) -> Result<()> {
+        let mut b = Batch::default();
+        push_messages(&mut b, &[m]);
+        b.push(
+            "UPDATE conversations SET updated_at = $1 WHERE id = $2",
+            vec![
+                Val::Int(Some(m.created_at)),
+                Val::Text(Some(m.conversation_id.clone())),
+            ],
+        );
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_message(&mut tx, m).await?;
-        sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
-            .bind(m.created_at)
-            .bind(&m.conversation_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
     }
 
-    /// The assistant message, its credit charge and the conversation's and agent's
-    /// activity times, in one transaction.
+    /// The assistant message, its credit charge, the conversation's and agent's
+    /// activity times and the lease's release (or, with `opening`, the new
+    /// conversation and its first message), in one transaction. On SQLite every
+    /// statement is a round trip to the writer's thread while the one writer is
+    /// held, so the statements go as one [`Batch`]: begin, batch, commit.
     pub async fn finish_turn(&self, turn: &NewTurn) -> Result<()> {
+        let mut b = Batch::default();
+        let answer = &turn.message;
+        match &turn.opening {
+            Some((c, first)) => {
+                let c = Conversation {
+                    title: c.title.clone().or_else(|| turn.title.clone()),
+                    updated_at: answer.created_at,
+                    ..c.clone()
+                };
+                push_conversation(&mut b, &c, None);
+                push_messages(&mut b, &[first, answer]);
+            }
+            None => {
+                push_messages(&mut b, &[answer]);
+                // Activity, title and the lease's release in one statement (every
+                // right-hand side reads the row as it was).
+                let token = turn.lease.as_ref().map(|l| l.token.clone());
+                b.push(
+                    "UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2), \
+                     turn_token = CASE WHEN turn_token = $3 THEN NULL ELSE turn_token END, \
+                     turn_expires = CASE WHEN turn_token = $4 THEN NULL ELSE turn_expires END \
+                     WHERE id = $5",
+                    vec![
+                        Val::Int(Some(answer.created_at)),
+                        Val::Text(turn.title.clone()),
+                        Val::Text(token.clone()),
+                        Val::Text(token),
+                        Val::Text(Some(answer.conversation_id.clone())),
+                    ],
+                );
+            }
+        }
+        match &turn.credit {
+            Some(c) => {
+                b.push(
+                    "INSERT INTO credit_ledger (id, workspace_id, agent_id, conversation_id, message_id, model, \
+                     credits, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    vec![
+                        Val::Text(Some(c.id.clone())),
+                        Val::Text(Some(c.workspace_id.clone())),
+                        Val::Text(Some(c.agent_id.clone())),
+                        Val::Text(c.conversation_id.clone()),
+                        Val::Text(c.message_id.clone()),
+                        Val::Text(Some(c.model.clone())),
+                        Val::Real(Some(c.credits)),
+                        Val::Int(Some(c.created_at)),
+                    ],
+                );
+                b.push(
+                    "UPDATE agents SET last_message_at = $1, \
+                     credits_used = CASE WHEN credits_month = $2 THEN credits_used + $3 ELSE $4 END, \
+                     credits_month = $5 WHERE id = $6",
+                    vec![
+                        Val::Int(Some(answer.created_at)),
+                        Val::Int(Some(turn.month_start)),
+                        Val::Real(Some(c.credits)),
+                        Val::Real(Some(c.credits)),
+                        Val::Int(Some(turn.month_start)),
+                        Val::Text(Some(turn.agent_id.clone())),
+                    ],
+                );
+                b.push(
+                    "UPDATE workspaces SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
+                     credits_month = $4 WHERE id = $5",
+                    vec![
+                        Val::Int(Some(turn.month_start)),
+                        Val::Real(Some(c.credits)),
+                        Val::Real(Some(c.credits)),
+                        Val::Int(Some(turn.month_start)),
+                        Val::Text(Some(c.workspace_id.clone())),
+                    ],
+                );
+            }
+            None => b.push(
+                "UPDATE agents SET last_message_at = $1 WHERE id = $2",
+                vec![
+                    Val::Int(Some(answer.created_at)),
+                    Val::Text(Some(turn.agent_id.clone())),
+                ],
+            ),
+        }
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        insert_message(&mut tx, &turn.message).await?;
-        if let Some(c) = &turn.credit {
-            sqlx::query(
-                "INSERT INTO credit_ledger (id, workspace_id, agent_id, conversation_id, message_id, model, \
-                 credits, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&c.id)
-            .bind(&c.workspace_id)
-            .bind(&c.agent_id)
-            .bind(&c.conversation_id)
-            .bind(&c.message_id)
-            .bind(&c.model)
-            .bind(c.credits)
-            .bind(c.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        sqlx::query(
-            "UPDATE conversations SET updated_at = $1, title = COALESCE(title, $2) WHERE id = $3",
-        )
-        .bind(turn.message.created_at)
-        .bind(&turn.title)
-        .bind(&turn.message.conversation_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if let Some(lease) = &turn.lease {
-            sqlx::query(
-                "UPDATE conversations SET turn_token = NULL, turn_expires = NULL                  WHERE id = $1 AND turn_token = $2",
-            )
-            .bind(&lease.conversation_id)
-            .bind(&lease.token)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        sqlx::query("UPDATE agents SET last_message_at = $1 WHERE id = $2")
-            .bind(turn.message.created_at)
-            .bind(&turn.agent_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if let Some(c) = &turn.credit {
-            sqlx::query(
-                "UPDATE agents SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
-                 credits_month = $4 WHERE id = $5",
-            )
-            .bind(turn.month_start)
-            .bind(c.credits)
-            .bind(c.credits)
-            .bind(turn.month_start)
-            .bind(&turn.agent_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            sqlx::query(
-                "UPDATE workspaces SET credits_used = CASE WHEN credits_month = $1 THEN credits_used + $2 ELSE $3 END, \
-                 credits_month = $4 WHERE id = $5",
-            )
-            .bind(turn.month_start)
-            .bind(c.credits)
-            .bind(c.credits)
-            .bind(turn.month_start)
-            .bind(&c.workspace_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
+        b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -683,6 +710,23 @@ impl Store {
         }
     }
 
+    /// This month's spend of the workspace, from its counter.
+    pub async fn workspace_credits(&self, workspace_id: &str, month_start: Millis) -> Result<f64> {
+        let row = sqlx::query(
+            "SELECT CASE WHEN credits_month = $1 THEN credits_used ELSE CAST(0 AS DOUBLE PRECISION) END AS ws \
+             FROM workspaces WHERE id = $2",
+        )
+        .bind(month_start)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        match row {
+            Some(r) => r.try_get("ws").map_err(db_err),
+            None => Ok(0.0),
+        }
+    }
+
     pub async fn ledger(&self, workspace_id: &str) -> Result<Vec<CreditEntry>> {
         let rows = sqlx::query(
             "SELECT id, workspace_id, agent_id, conversation_id, message_id, model, credits, created_at \
@@ -709,25 +753,165 @@ impl Store {
     }
 }
 
-async fn insert_message(tx: &mut Transaction<'_, Any>, m: &Message) -> Result<()> {
-    let parts: &[Part] = &m.parts;
-    sqlx::query(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-         $11)"
-    ))
-    .bind(&m.id)
-    .bind(&m.conversation_id)
-    .bind(m.seq)
-    .bind(m.role.as_str())
-    .bind(json_text(parts))
-    .bind(m.created_at)
-    .bind(m.feedback.map(Feedback::as_str))
-    .bind(m.score)
-    .bind(&m.finish_reason)
-    .bind(m.credits)
-    .bind((!m.sources.is_empty()).then(|| json_text(&m.sources)))
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+/// One `INSERT` for any number of messages.
+fn push_messages(b: &mut Batch, ms: &[&Message]) {
+    const COLUMNS: usize = 11;
+    let rows: Vec<String> = (0..ms.len())
+        .map(|r| {
+            let cells: Vec<String> = (1..=COLUMNS)
+                .map(|c| format!("${}", r * COLUMNS + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let mut args = Vec::with_capacity(ms.len() * COLUMNS);
+    for m in ms {
+        let parts: &[Part] = &m.parts;
+        args.extend([
+            Val::Text(Some(m.id.clone())),
+            Val::Text(Some(m.conversation_id.clone())),
+            Val::Int(Some(m.seq)),
+            Val::Text(Some(m.role.as_str().to_owned())),
+            Val::Text(Some(json_text(parts))),
+            Val::Int(Some(m.created_at)),
+            Val::Text(m.feedback.map(|f| f.as_str().to_owned())),
+            Val::Real(m.score),
+            Val::Text(m.finish_reason.clone()),
+            Val::Real(Some(m.credits)),
+            Val::Text((!m.sources.is_empty()).then(|| json_text(&m.sources))),
+        ]);
+    }
+    b.push(
+        &format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {}",
+            rows.join(", ")
+        ),
+        args,
+    );
+}
+
+/// A new conversation, leased (token, expiry) or not.
+fn push_conversation(b: &mut Batch, c: &Conversation, lease: Option<(&str, Millis)>) {
+    b.push(
+        "INSERT INTO conversations (id, workspace_id, agent_id, user_id, title, status, source, \
+         created_at, updated_at, turn_token, turn_expires) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        vec![
+            Val::Text(Some(c.id.clone())),
+            Val::Text(Some(c.workspace_id.clone())),
+            Val::Text(Some(c.agent_id.clone())),
+            Val::Text(c.user_id.clone()),
+            Val::Text(c.title.clone()),
+            Val::Text(Some(c.status.as_str().to_owned())),
+            Val::Text(Some(c.source.clone())),
+            Val::Int(Some(c.created_at)),
+            Val::Int(Some(c.updated_at)),
+            Val::Text(lease.map(|l| l.0.to_owned())),
+            Val::Int(lease.map(|l| l.1)),
+        ],
+    );
+}
+
+/// A bound value of a [`Batch`] statement.
+enum Val {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Real(Option<f64>),
+}
+
+/// Statements run in order inside a transaction. SQLite takes them as one string
+/// (its driver binds `$n` across the statements, so each statement's placeholders
+/// are renumbered after the previous ones'): one round trip to the connection's
+/// thread instead of one per statement. PostgreSQL's extended protocol takes one
+/// statement per query, so there they run one by one.
+#[derive(Default)]
+struct Batch {
+    statements: Vec<(String, Vec<Val>)>,
+}
+
+impl Batch {
+    /// `sql` numbers its placeholders from `$1`, matching `args`.
+    fn push(&mut self, sql: &str, args: Vec<Val>) {
+        self.statements.push((sql.to_owned(), args));
+    }
+
+    async fn run(self, tx: &mut Transaction<'_, Any>, backend: Backend) -> Result<()> {
+        match backend {
+            Backend::Sqlite => {
+                let mut sql = String::new();
+                let mut args = Vec::new();
+                for (statement, a) in self.statements {
+                    sql.push_str(&renumber(&statement, args.len()));
+                    sql.push_str(";\n");
+                    args.extend(a);
+                }
+                bind_vals(sqlx::query(&sql), args)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Backend::Postgres => {
+                for (statement, a) in self.statements {
+                    bind_vals(sqlx::query(&statement), a)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bind_vals<'q>(
+    mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    args: Vec<Val>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Val::Text(v) => q.bind(v),
+            Val::Int(v) => q.bind(v),
+            Val::Real(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// `$n` → `$(n + offset)`. The statements here have no `$` in literals.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(ch) = chars.next() {
+        out.push(ch);
+        if ch != '$' {
+            continue;
+        }
+        let mut n = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            n.push(*d);
+            chars.next();
+        }
+        match n.parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&n),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn placeholders_are_renumbered_after_the_previous_statements() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $1, b = $12 WHERE id = $2", 10),
+            "UPDATE t SET a = $11, b = $22 WHERE id = $12"
+        );
+        assert_eq!(renumber("SELECT $1", 0), "SELECT $1");
+    }
 }

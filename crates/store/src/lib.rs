@@ -102,8 +102,13 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
 /// In WAL mode NORMAL syncs at checkpoints, not on every commit: a committed
 /// transaction survives a crash or kill -9 of the process (not a power cut), and
 /// writes stop waiting on fsync.
+///
+/// No ping before each checkout: an embedded database has no link to go stale, and
+/// the ping is a round trip to the connection's thread that, on the writer, holds
+/// the one writer for it (sqlx still pings on release, which catches a connection
+/// left mid-transaction).
 fn sqlite_options(options: AnyPoolOptions) -> AnyPoolOptions {
-    options.after_connect(|conn, _| {
+    options.test_before_acquire(false).after_connect(|conn, _| {
         Box::pin(async move {
             use sqlx::Executor;
             conn.execute("PRAGMA synchronous = NORMAL").await?;

@@ -89,19 +89,20 @@ pub async fn chat(
     AppJson(body): AppJson<api::ChatRequest>,
 ) -> Result<Response, ApiError> {
     let stream = body.stream.unwrap_or(true);
-    let turn = state
-        .app
-        .chat(
-            &p,
-            ChatInput {
-                agent_id,
-                message: body.message,
-                conversation_id: body.conversation_id,
-                user_id: body.user_id,
-                source: SOURCE_API.into(),
-            },
-        )
-        .await?;
+    let input = ChatInput {
+        agent_id,
+        message: body.message,
+        conversation_id: body.conversation_id,
+        user_id: body.user_id,
+        source: SOURCE_API.into(),
+    };
+    // A JSON answer acknowledges nothing before it is complete, so its turn may
+    // write a new conversation together with the answer.
+    let turn = if stream {
+        state.app.chat(&p, input).await?
+    } else {
+        state.app.chat_at_once(&p, input).await?
+    };
     Ok(answer(turn, stream).await)
 }
 

@@ -784,3 +784,141 @@ async fn streaming_requests_count_against_the_rate_limit() {
         .unwrap();
     assert_eq!(r.status(), 429);
 }
+
+#[tokio::test]
+async fn a_json_turn_that_fails_before_answering_still_records_its_new_conversation() {
+    let t = spawn().await;
+    let agent = t.scripted_agent().await;
+    let r = t.say(&agent, None, "[[fail:0]] one two").await;
+    assert_eq!(r.data.metadata.finish_reason, "error");
+    assert_eq!(r.data.metadata.usage.credits, 0.0);
+    let c = r.data.metadata.conversation_id;
+    let messages = t.app.store.messages(&c).await.unwrap();
+    assert_eq!(messages.len(), 1, "the user message is kept");
+    assert_eq!(messages[0].id, r.data.metadata.user_message_id);
+    assert!(
+        t.app
+            .store
+            .ledger(&t.workspace_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Stored free: the conversation takes the next turn.
+    t.say(&agent, Some(&c), "again").await;
+    assert_eq!(t.app.store.messages(&c).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_json_turn_that_calls_a_tool_on_a_new_conversation_takes_its_result() {
+    let t = spawn().await;
+    let agent = t.scripted_agent().await;
+    let r = t
+        .say(
+            &agent,
+            None,
+            r#"track it [[tool:lookupOrder {"orderId": "ORD-9"}]]"#,
+        )
+        .await;
+    assert_eq!(r.data.metadata.finish_reason, "tool-calls");
+    let call_id = r
+        .data
+        .parts
+        .iter()
+        .find_map(|p| match p {
+            agentbase_client::types::MessagePart::ToolCall { tool_call_id, .. } => {
+                Some(tool_call_id.clone())
+            }
+            _ => None,
+        })
+        .expect("a tool call part");
+    let c = r.data.metadata.conversation_id;
+    t.client
+        .submit_tool_result(&agent, &c, &call_id, json!({"status": "shipped"}))
+        .await
+        .unwrap();
+    let next = t
+        .client
+        .chat(
+            &agent,
+            &ChatRequest {
+                conversation_id: Some(c.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next.data.metadata.user_message_id,
+        r.data.metadata.user_message_id
+    );
+    let stored = t.app.store.conversation(&t.workspace_id, &c).await.unwrap();
+    assert_eq!(
+        stored.unwrap().title.as_deref(),
+        Some("track it [[tool:lookupOrder {\"orderId\": \"ORD-9\"}]]")
+    );
+}
+
+#[tokio::test]
+async fn another_nodes_charges_count_against_the_allowance_within_a_second() {
+    use agentbase_core::conversation::{CreditEntry, Message, MessageRole, Part};
+    let t = spawn_with(|s| s.plans.standard = 2).await;
+    let agent = t.scripted_agent().await;
+    let c = t.say(&agent, None, "a").await.data.metadata.conversation_id;
+    // Another node answers in the same conversation and charges the last credit:
+    // written to the record directly, unseen by this process's caches.
+    let now = t.app.now();
+    let answer = Message {
+        id: agentbase_core::ids::message_id(),
+        conversation_id: c.clone(),
+        seq: 3,
+        role: MessageRole::Assistant,
+        parts: vec![Part::Text {
+            text: "elsewhere".into(),
+        }],
+        created_at: now,
+        feedback: None,
+        score: None,
+        finish_reason: Some("stop".into()),
+        credits: 1.0,
+        sources: Vec::new(),
+    };
+    let month = agentbase_core::time_fmt::month_start(now);
+    t.app
+        .store
+        .finish_turn(&agentbase_store::NewTurn {
+            opening: None,
+            credit: Some(CreditEntry {
+                id: agentbase_core::ids::alphanumeric(20),
+                workspace_id: t.workspace_id.clone(),
+                agent_id: agent.clone(),
+                conversation_id: Some(c.clone()),
+                message_id: Some(answer.id.clone()),
+                model: "scripted".into(),
+                credits: 1.0,
+                created_at: now,
+            }),
+            agent_id: agent.clone(),
+            title: None,
+            month_start: month,
+            lease: None,
+            message: answer,
+        })
+        .await
+        .unwrap();
+    // Within the cache's second this node may still answer from its own count…
+    t.clock.advance_ms(agentbase_service::AGENT_CACHE_MS);
+    // …after it, the record's count refuses the turn before anything is stored.
+    let err = t
+        .client
+        .chat(
+            &agent,
+            &ChatRequest {
+                message: Some("b".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("CHAT_CREDITS_EXHAUSTED"));
+}

@@ -4,6 +4,7 @@
 //! under AGENTBASE_TEST_REQUIRE_SERVICES=1 (`scripts/test`, CI), where it fails.
 
 mod agents;
+mod chat;
 mod dashboard;
 mod keys;
 mod knowledge;
