@@ -1037,26 +1037,18 @@ impl FastLlama {
         if !supported() {
             return Ok(None);
         }
-        let meta = |key: &str| match content.metadata.get(key) {
-            Some(v) => Ok(v),
-            None => candle_core::bail!("cannot find {key} in metadata"),
-        };
-        if meta("llama.expert_count")
-            .and_then(|v| v.to_u32())
-            .unwrap_or(0)
-            > 1
-        {
+        let Some(crate::llama::Hparams {
+            n_head,
+            n_kv_head,
+            blocks,
+            embedding: hidden,
+            rope_dim,
+            eps,
+            rope_base,
+        }) = crate::llama::Hparams::from_gguf(content)?
+        else {
             return Ok(None);
-        }
-        let n_head = meta("llama.attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = meta("llama.attention.head_count_kv")?.to_u32()? as usize;
-        let blocks = meta("llama.block_count")?.to_u32()? as usize;
-        let hidden = meta("llama.embedding_length")?.to_u32()? as usize;
-        let rope_dim = meta("llama.rope.dimension_count")?.to_u32()? as usize;
-        let eps = meta("llama.attention.layer_norm_rms_epsilon")?.to_f32()?;
-        let rope_base = meta("llama.rope.freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(10_000.0);
+        };
         if n_head == 0
             || n_kv_head == 0
             || !n_head.is_multiple_of(n_kv_head)

@@ -59,13 +59,21 @@ pub(crate) struct Llama {
     cached: usize,
 }
 
-impl Llama {
+/// A llama GGUF's shape, from its metadata.
+pub(crate) struct Hparams {
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub blocks: usize,
+    /// The model width.
+    pub embedding: usize,
+    pub rope_dim: usize,
+    pub eps: f32,
+    pub rope_base: f32,
+}
+
+impl Hparams {
     /// `Ok(None)` for a mixture-of-experts file (candle's model runs those).
-    pub(crate) fn from_gguf<R: std::io::Seek + std::io::Read>(
-        content: &gguf_file::Content,
-        reader: &mut R,
-        device: &Device,
-    ) -> Result<Option<Self>> {
+    pub(crate) fn from_gguf(content: &gguf_file::Content) -> Result<Option<Self>> {
         let meta = |key: &str| match content.metadata.get(key) {
             Some(v) => Ok(v),
             None => candle_core::bail!("cannot find {key} in metadata"),
@@ -77,15 +85,39 @@ impl Llama {
         {
             return Ok(None);
         }
-        let n_head = meta("llama.attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = meta("llama.attention.head_count_kv")?.to_u32()? as usize;
-        let blocks = meta("llama.block_count")?.to_u32()? as usize;
-        let embedding = meta("llama.embedding_length")?.to_u32()? as usize;
-        let rope_dim = meta("llama.rope.dimension_count")?.to_u32()? as usize;
-        let eps = f64::from(meta("llama.attention.layer_norm_rms_epsilon")?.to_f32()?);
-        let rope_base = meta("llama.rope.freq_base")
-            .and_then(|v| v.to_f32())
-            .unwrap_or(10_000.0);
+        Ok(Some(Self {
+            n_head: meta("llama.attention.head_count")?.to_u32()? as usize,
+            n_kv_head: meta("llama.attention.head_count_kv")?.to_u32()? as usize,
+            blocks: meta("llama.block_count")?.to_u32()? as usize,
+            embedding: meta("llama.embedding_length")?.to_u32()? as usize,
+            rope_dim: meta("llama.rope.dimension_count")?.to_u32()? as usize,
+            eps: meta("llama.attention.layer_norm_rms_epsilon")?.to_f32()?,
+            rope_base: meta("llama.rope.freq_base")
+                .and_then(|v| v.to_f32())
+                .unwrap_or(10_000.0),
+        }))
+    }
+}
+
+impl Llama {
+    /// `Ok(None)` for a mixture-of-experts file (candle's model runs those).
+    pub(crate) fn from_gguf<R: std::io::Seek + std::io::Read>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Option<Self>> {
+        let Some(Hparams {
+            n_head,
+            n_kv_head,
+            blocks,
+            embedding,
+            rope_dim,
+            eps,
+            rope_base,
+        }) = Hparams::from_gguf(content)?
+        else {
+            return Ok(None);
+        };
         if n_head == 0
             || n_kv_head == 0
             || !n_head.is_multiple_of(n_kv_head)
@@ -95,6 +127,7 @@ impl Llama {
                 "unsupported head counts {n_head}/{n_kv_head} for width {embedding}"
             );
         }
+        let eps = f64::from(eps);
 
         let (cos, sin) = rope_tables(rope_dim, rope_base, device)?;
         let mut tensor = |name: &str| content.tensor(reader, name, device);
