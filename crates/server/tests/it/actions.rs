@@ -65,44 +65,37 @@ async fn completions(
     ([("content-type", "text/event-stream")], sse(&events))
 }
 
-#[tokio::test]
-async fn actions_are_offered_as_tools_and_the_turn_continues_with_the_result() {
-    let seen: Seen = Arc::default();
-    let upstream = Router::new()
-        .route("/v1/chat/completions", post(completions))
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, upstream).await });
-
-    let openai = OpenAiCompatible::new(OpenAiConfig {
-        base_url: format!("http://{addr}/v1"),
-        api_key: Some("sk-test".into()),
-        ..Default::default()
-    })
-    .unwrap();
-    let providers: Providers = [(
-        "openai".to_owned(),
-        Arc::new(openai) as Arc<dyn agentbase_core::model::ChatModel>,
-    )]
-    .into();
+/// A server whose model `model` (charging `credits`) runs on `provider`, an agent
+/// on it, and `actions` set on the agent (checked by reading them back).
+async fn agent_on(
+    provider: (
+        &str,
+        ProviderKind,
+        Arc<dyn agentbase_core::model::ChatModel>,
+    ),
+    model: (&str, &str, f64),
+    actions: &Value,
+) -> (crate::TestApp, String) {
+    let (name, kind, instance) = provider;
+    let (model, upstream, credits) = model;
+    let providers: Providers = [(name.to_owned(), instance)].into();
     let t = spawn_with_providers(
         |s| {
             s.providers.insert(
-                "openai".into(),
+                name.into(),
                 ProviderSettings {
-                    kind: ProviderKind::Openai,
+                    kind,
                     base_url: String::new(),
                     api_key_env: String::new(),
                     model_path: String::new(),
                 },
             );
             s.models.insert(
-                "gpt-4o".into(),
+                model.into(),
                 ModelSettings {
-                    provider: "openai".into(),
-                    upstream: "gpt-4o-mini".into(),
-                    credits: 2.0,
+                    provider: name.into(),
+                    upstream: upstream.into(),
+                    credits,
                 },
             );
         },
@@ -112,20 +105,19 @@ async fn actions_are_offered_as_tools_and_the_turn_continues_with_the_result() {
     let agent = t
         .client
         .create_agent(&agentbase_client::types::CreateAgentBody {
-            name: "shop".into(),
-            model: Some("gpt-4o".into()),
+            name: "with actions".into(),
+            model: Some(model.into()),
             ..Default::default()
         })
         .await
         .unwrap()
         .id;
-    let actions = json!({"actions": [{"name": "lookupOrder", "description": "Find an order by id", "parameters": {"type": "object", "properties": {"orderId": {"type": "string"}}, "required": ["orderId"]}}]});
     let r = t
         .raw(
             reqwest::Method::PUT,
             &format!("/api/v2/agents/{agent}/actions"),
         )
-        .json(&actions)
+        .json(actions)
         .send()
         .await
         .unwrap();
@@ -142,6 +134,39 @@ async fn actions_are_offered_as_tools_and_the_turn_continues_with_the_result() {
         .await
         .unwrap();
     assert_eq!(listed["data"], actions["actions"]);
+    (t, agent)
+}
+
+/// A loopback server for `app`; its address.
+async fn upstream(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn actions_are_offered_as_tools_and_the_turn_continues_with_the_result() {
+    let seen: Seen = Arc::default();
+    let addr = upstream(
+        Router::new()
+            .route("/v1/chat/completions", post(completions))
+            .with_state(seen.clone()),
+    )
+    .await;
+    let openai = OpenAiCompatible::new(OpenAiConfig {
+        base_url: format!("http://{addr}/v1"),
+        api_key: Some("sk-test".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let actions = json!({"actions": [{"name": "lookupOrder", "description": "Find an order by id", "parameters": {"type": "object", "properties": {"orderId": {"type": "string"}}, "required": ["orderId"]}}]});
+    let (t, agent) = agent_on(
+        ("openai", ProviderKind::Openai, Arc::new(openai)),
+        ("gpt-4o", "gpt-4o-mini", 2.0),
+        &actions,
+    )
+    .await;
 
     let first = t.say(&agent, None, "where is ORD-1?").await;
     assert_eq!(first.data.metadata.finish_reason, "tool-calls");
@@ -280,71 +305,28 @@ async fn messages(
 #[tokio::test]
 async fn through_the_server_anthropic_tool_use_streams_as_tool_calls_and_continues_after_results() {
     let seen: Seen = Arc::default();
-    let upstream = Router::new()
-        .route("/v1/messages", post(messages))
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, upstream).await });
-
+    let addr = upstream(
+        Router::new()
+            .route("/v1/messages", post(messages))
+            .with_state(seen.clone()),
+    )
+    .await;
     let anthropic = agentbase_providers::Anthropic::new(agentbase_providers::AnthropicConfig {
         base_url: format!("http://{addr}"),
         api_key: Some("sk-ant-test".into()),
         ..Default::default()
     })
     .unwrap();
-    let providers: Providers = [(
-        "anthropic".to_owned(),
-        Arc::new(anthropic) as Arc<dyn agentbase_core::model::ChatModel>,
-    )]
-    .into();
-    let t = spawn_with_providers(
-        |s| {
-            s.providers.insert(
-                "anthropic".into(),
-                ProviderSettings {
-                    kind: ProviderKind::Anthropic,
-                    base_url: String::new(),
-                    api_key_env: String::new(),
-                    model_path: String::new(),
-                },
-            );
-            s.models.insert(
-                "claude-sonnet-4-5".into(),
-                ModelSettings {
-                    provider: "anthropic".into(),
-                    upstream: "claude-sonnet-4-5-20250929".into(),
-                    credits: 3.0,
-                },
-            );
-        },
-        &providers,
-    )
-    .await;
-    let agent = t
-        .client
-        .create_agent(&agentbase_client::types::CreateAgentBody {
-            name: "weather".into(),
-            model: Some("claude-sonnet-4-5".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .id;
     let actions = json!({"actions": [
         {"name": "get_weather", "description": "Weather for a place", "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}},
         {"name": "get_time", "description": "The time now", "parameters": {"type": "object", "properties": {}}}
     ]});
-    let r = t
-        .raw(
-            reqwest::Method::PUT,
-            &format!("/api/v2/agents/{agent}/actions"),
-        )
-        .json(&actions)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (t, agent) = agent_on(
+        ("anthropic", ProviderKind::Anthropic, Arc::new(anthropic)),
+        ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", 3.0),
+        &actions,
+    )
+    .await;
 
     // Streamed: the text, then each tool call as start / delta / available, and the
     // turn ends with `tool-calls`.
