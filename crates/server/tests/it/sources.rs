@@ -922,6 +922,25 @@ async fn a_website_source_is_crawled_trained_and_recrawled_by_auto_retrain() {
     .await;
 }
 
+/// `app` served on loopback, a knowledge server allowed to crawl it, and an agent
+/// with a crawl of its `/docs/` as a source: (server, agent, site, source id).
+async fn crawl_site(app: axum::Router) -> (TestApp, String, std::net::SocketAddr, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let t = spawn_knowledge(|s| s.crawler.allow_private_networks = true).await;
+    let agent = t.scripted_agent().await;
+    let (status, _, source) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "link", "url": format!("http://{site}/docs/"), "linkType": "crawl"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
+    let id = source["id"].as_str().unwrap().to_owned();
+    (t, agent, site, id)
+}
+
 #[tokio::test]
 async fn a_crawl_in_progress_shows_pages_fetched_of_pages_found() {
     // `/docs/` links to two pages; `/docs/slow` answers only once the test lets it.
@@ -954,19 +973,7 @@ async fn a_crawl_in_progress_shows_pages_fetched_of_pages_found() {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let t = spawn_knowledge(|s| s.crawler.allow_private_networks = true).await;
-    let agent = t.scripted_agent().await;
-    let (status, _, source) = post(
-        &t,
-        &format!("/api/v2/agents/{agent}/sources"),
-        json!({"type": "link", "url": format!("http://{site}/docs/"), "linkType": "crawl"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{source}");
-    let id = source["id"].as_str().unwrap().to_owned();
+    let (t, agent, _, id) = crawl_site(app).await;
     // While the slow page is held: the job says it is fetching, two of three pages
     // found are done.
     let mut seen = Value::Null;
@@ -1011,19 +1018,7 @@ async fn pdfs_linked_from_a_website_are_read_and_cited_with_their_url() {
             "/docs/manual.pdf",
             axum::routing::get(|| async { ([("content-type", "application/pdf")], PDF) }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let site = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let t = spawn_knowledge(|s| s.crawler.allow_private_networks = true).await;
-    let agent = t.scripted_agent().await;
-    let (status, _, source) = post(
-        &t,
-        &format!("/api/v2/agents/{agent}/sources"),
-        json!({"type": "link", "url": format!("http://{site}/docs/"), "linkType": "crawl"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{source}");
-    let id = source["id"].as_str().unwrap().to_owned();
+    let (t, agent, site, id) = crawl_site(app).await;
     let trained = wait_status(&t, &agent, &id, "trained").await;
     assert_eq!(
         trained["metadata"]["children"]["included"], 2,
