@@ -36,6 +36,9 @@ pub struct Store {
     /// pool as reads.
     pub(crate) writer: AnyPool,
     backend: Backend,
+    /// Alive while any clone of this store is: the SQLite checkpointer stops when
+    /// it can no longer upgrade its weak handle.
+    _alive: std::sync::Arc<()>,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
@@ -68,7 +71,7 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
     let options = AnyPoolOptions::new().max_connections(max_connections.max(1));
     let (pool, writer) = match backend {
         Backend::Sqlite => {
-            let writer = sqlite_options(AnyPoolOptions::new().max_connections(1))
+            let writer = sqlite_options(AnyPoolOptions::new().max_connections(1), true)
                 .connect(&url)
                 .await
                 .map_err(db_err)?;
@@ -79,7 +82,7 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
                 .execute(&writer)
                 .await
                 .map_err(db_err)?;
-            let pool = sqlite_options(options)
+            let pool = sqlite_options(options, false)
                 .connect(&url)
                 .await
                 .map_err(db_err)?;
@@ -94,9 +97,41 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
         pool,
         writer,
         backend,
+        _alive: std::sync::Arc::new(()),
     };
     migrate::run(&store.writer, backend).await?;
+    if backend == Backend::Sqlite {
+        spawn_checkpointer(&store);
+    }
     Ok(store)
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL
+/// pages, fsyncs included, so every few hundred turns one request waited for it.
+/// The writer has it off (see [`sqlite_options`]); this task checkpoints from a
+/// reader connection instead, PASSIVE (never blocking the writer or readers).
+fn spawn_checkpointer(store: &Store) {
+    let alive = std::sync::Arc::downgrade(&store._alive);
+    let pool = store.pool.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.upgrade().is_none() || pool.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "WAL checkpoint failed; retrying next tick");
+            }
+        }
+    });
 }
 
 /// In WAL mode NORMAL syncs at checkpoints, not on every commit: a committed
@@ -107,14 +142,22 @@ pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
 /// the ping is a round trip to the connection's thread that, on the writer, holds
 /// the one writer for it (sqlx still pings on release, which catches a connection
 /// left mid-transaction).
-fn sqlite_options(options: AnyPoolOptions) -> AnyPoolOptions {
-    options.test_before_acquire(false).after_connect(|conn, _| {
-        Box::pin(async move {
-            use sqlx::Executor;
-            conn.execute("PRAGMA synchronous = NORMAL").await?;
-            Ok(())
+///
+/// The writer does not checkpoint the WAL as it commits: [`spawn_checkpointer`] does
+/// that beside it.
+fn sqlite_options(options: AnyPoolOptions, writer: bool) -> AnyPoolOptions {
+    options
+        .test_before_acquire(false)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                if writer {
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                }
+                Ok(())
+            })
         })
-    })
 }
 
 /// One page of a keyset-paginated list.

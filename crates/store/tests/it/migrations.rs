@@ -42,3 +42,37 @@ async fn both_engines_start_from_the_same_migrations() {
         b.finish().await;
     }
 }
+
+#[tokio::test]
+async fn the_wal_is_checkpointed_beside_the_writer_not_inside_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.db");
+    let store = agentbase_store::open(&format!("sqlite://{}", path.display()), 2)
+        .await
+        .unwrap();
+    // Let the checkpointer settle what the migrations wrote.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let before = std::fs::metadata(&path).unwrap().len();
+    // About 2 MB of rows: ~500 WAL pages, each commit well under SQLite's
+    // automatic threshold of 1,000 pages, which the writer has off anyway.
+    for i in 0..400 {
+        let mut w = crate::workspace(agentbase_core::Plan::Free, i);
+        w.name = "x".repeat(5_000);
+        store.insert_workspace(&w).await.unwrap();
+    }
+    // Within a few ticks the rows reach the database file without anyone asking.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = std::fs::metadata(&path).unwrap().len();
+        if now > before + 1_000_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {now} bytes (from {before})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.workspaces().await.unwrap().len(), 400);
+    store.close().await;
+}
