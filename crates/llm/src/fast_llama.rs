@@ -1704,27 +1704,9 @@ mod tests {
         // cache and polynomial exp): a value near a rounding boundary can round the
         // other way, so logits agree to that quantisation's noise, not to float noise.
         let compare = |ours: &[f32], theirs: &Tensor, step: &str, tolerance: f32| -> u32 {
+            use crate::logits::{agree, argmax};
             let theirs = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_eq!(ours.len(), theirs.len());
-            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = ours
-                .iter()
-                .zip(&theirs)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            let dot: f64 = ours
-                .iter()
-                .zip(&theirs)
-                .map(|(a, b)| f64::from(a * b))
-                .sum();
-            let norm = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
-            let cosine = dot / (norm(ours) * norm(&theirs));
-            eprintln!("{step}: worst {worst} of {scale}, cosine {cosine}");
-            assert!(
-                worst <= tolerance * scale,
-                "{step}: logits differ by {worst} (scale {scale})"
-            );
-            assert!(cosine > 0.9999, "{step}: cosine {cosine}");
-            let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+            let scale = agree(ours, &theirs, step, tolerance);
             let (mine, best) = (argmax(ours), argmax(&theirs));
             // The same next token, unless candle's top two are closer than the noise.
             assert!(

@@ -15,6 +15,36 @@ mod llama;
 mod template;
 pub mod tools;
 
+/// Logits of our forwards checked against candle's model.
+#[cfg(test)]
+pub(crate) mod logits {
+    /// Checks that `ours` agrees with `theirs` (the reference) within `tolerance`
+    /// of the largest reference logit and with a cosine above 0.9999; returns the
+    /// reference's scale (largest magnitude).
+    pub fn agree(ours: &[f32], theirs: &[f32], step: &str, tolerance: f32) -> f32 {
+        assert_eq!(ours.len(), theirs.len());
+        let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = ours
+            .iter()
+            .zip(theirs)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let dot: f64 = ours.iter().zip(theirs).map(|(a, b)| f64::from(a * b)).sum();
+        let norm = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
+        let cosine = dot / (norm(ours) * norm(theirs));
+        eprintln!("{step}: worst {worst} of {scale}, cosine {cosine}");
+        assert!(
+            worst <= tolerance * scale,
+            "{step}: logits differ by {worst} (scale {scale})"
+        );
+        assert!(cosine > 0.9999, "{step}: cosine {cosine}");
+        scale
+    }
+
+    pub fn argmax(v: &[f32]) -> usize {
+        (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap()
+    }
+}
+
 pub use chat::{LocalChatModel, LocalChatOptions, LocalChatStats};
 pub use embed::{EmbedBackend, LocalEmbedder, LocalEmbedderOptions};
 pub use fetch::{ModelPaths, default_model_paths, fetch_default_models};

@@ -446,29 +446,11 @@ pub(crate) mod tests {
         // differ within that quantization's noise (measured: ≤ 1.5% of the largest
         // logit, cosine > 0.9999). The next token must be the same either way.
         let compare = |ours: &Tensor, theirs: &Tensor, step: &str, tolerance: f32| -> u32 {
+            use crate::logits::agree;
             let ours = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let theirs = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_eq!(ours.len(), theirs.len());
-            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = ours
-                .iter()
-                .zip(&theirs)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            let dot: f64 = ours
-                .iter()
-                .zip(&theirs)
-                .map(|(a, b)| f64::from(a * b))
-                .sum();
-            let norm = |v: &[f32]| v.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
-            let cosine = dot / (norm(&ours) * norm(&theirs));
-            eprintln!("{step}: worst {worst} of {scale}, cosine {cosine}");
-            assert!(
-                worst <= tolerance * scale,
-                "{step}: logits differ by {worst} (scale {scale})"
-            );
-            assert!(cosine > 0.9999, "{step}: cosine {cosine}");
-            let argmax =
-                |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap() as u32;
+            agree(&ours, &theirs, step, tolerance);
+            let argmax = |v: &[f32]| crate::logits::argmax(v) as u32;
             assert_eq!(
                 argmax(&ours),
                 argmax(&theirs),
