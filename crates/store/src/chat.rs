@@ -681,36 +681,8 @@ impl Store {
         rows.iter().map(tool_call).collect()
     }
 
-    /// This month's spend of the workspace and of one of its agents, from their
-    /// counters (kept in step with the ledger by [`Store::finish_turn`]).
-    pub async fn credits_this_month(
-        &self,
-        workspace_id: &str,
-        agent_id: &str,
-        month_start: Millis,
-    ) -> Result<(f64, f64)> {
-        let row = sqlx::query(
-            "SELECT CASE WHEN w.credits_month = $1 THEN w.credits_used ELSE CAST(0 AS DOUBLE PRECISION) END AS ws, \
-             CASE WHEN a.credits_month = $2 THEN a.credits_used ELSE CAST(0 AS DOUBLE PRECISION) END AS ag \
-             FROM workspaces w JOIN agents a ON a.workspace_id = w.id WHERE w.id = $3 AND a.id = $4",
-        )
-        .bind(month_start)
-        .bind(month_start)
-        .bind(workspace_id)
-        .bind(agent_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        match row {
-            Some(r) => Ok((
-                r.try_get("ws").map_err(db_err)?,
-                r.try_get("ag").map_err(db_err)?,
-            )),
-            None => Ok((0.0, 0.0)),
-        }
-    }
-
-    /// This month's spend of the workspace, from its counter.
+    /// This month's spend of the workspace, from its counter (kept in step with
+    /// the ledger by [`Store::finish_turn`]).
     pub async fn workspace_credits(&self, workspace_id: &str, month_start: Millis) -> Result<f64> {
         let row = sqlx::query(
             "SELECT CASE WHEN credits_month = $1 THEN credits_used ELSE CAST(0 AS DOUBLE PRECISION) END AS ws \
