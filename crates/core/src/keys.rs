@@ -52,6 +52,11 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// Lowercase hex SHA-256 of `text`.
+/// Whether two secrets (or their hashes) are equal, compared in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
 pub fn sha256_hex(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -77,11 +82,7 @@ impl ApiKey {
     /// runs in constant time whatever the outcome.
     pub fn check(&self, secret: &str, now: Millis) -> KeyCheck {
         let presented = hash_secret(secret);
-        let equal: bool = presented
-            .as_bytes()
-            .ct_eq(self.secret_hash.as_bytes())
-            .into();
-        if !equal {
+        if !same_secret(&presented, &self.secret_hash) {
             KeyCheck::Invalid
         } else if self.revoked_at.is_some() {
             KeyCheck::Revoked

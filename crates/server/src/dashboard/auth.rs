@@ -1,6 +1,7 @@
 //! Signing in and out, the session extractor, and CSRF checks.
 
 use agentbase_core::ids;
+use agentbase_core::keys::same_secret;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -50,15 +51,6 @@ fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     ))
     .expect("cookie values are alphanumeric")
-}
-
-/// Equal without leaking where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// A cross-site request (by its `Origin`) is refused before any token is read:
