@@ -15,9 +15,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::extract::{ExtractOptions, Extracted, OpenGraphEntry, extract};
-use crate::input::{Cookie, CrawlInput, InputError, Prepared};
+use crate::browser::Renderer;
+use crate::cookies::CookieJar;
+use crate::extract::{ExtractOptions, Extracted, OpenGraphEntry};
+use crate::input::{CrawlInput, InputError, Prepared};
 use crate::net::{GuardedResolver, find_blocked, non_public_reason};
+use crate::rendering::{BlockedRequest, CrawlMode, Rendering, RenderingMemory, html_page};
 use crate::robots::Robots;
 
 /// Operator settings (not part of a crawl's input).
@@ -48,6 +51,12 @@ pub struct CrawlerSettings {
     /// Reads the text of non-HTML documents (PDFs); without one, their items carry
     /// no text (WCC's default). Runs off the async runtime.
     pub documents: Option<DocumentReader>,
+    /// Renders pages for the browser crawler types; without one, `playwright:adaptive`
+    /// reads every page over HTTP and the always-render types are refused.
+    pub renderer: Option<Arc<dyn Renderer>>,
+    /// What adaptive crawls learnt per site, kept across the crawls that set
+    /// `reuseStoredDetectionResults` (each other crawl starts afresh).
+    pub rendering_memory: Option<Arc<RenderingMemory>>,
 }
 
 /// `(content type, bytes) → text`.
@@ -85,6 +94,8 @@ impl Default for CrawlerSettings {
             max_crawl_delay: Duration::from_secs(30),
             private_host_allowlist: Vec::new(),
             documents: None,
+            renderer: None,
+            rendering_memory: None,
         }
     }
 }
@@ -108,6 +119,12 @@ pub struct CrawlInfo {
     /// Redirects followed to reach `loaded_url` (absent when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirects: Vec<RedirectHop>,
+    /// `http` (the HTML as served) or `browser` (rendered).
+    #[serde(default)]
+    pub mode: CrawlMode,
+    /// Requests the rendered page made that the SSRF guard refused (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_requests: Vec<BlockedRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +168,8 @@ pub struct Progress {
     pub failed: u64,
     pub items: u64,
     pub skipped: u64,
+    /// Pages whose item came from the browser.
+    pub rendered: u64,
     pub elapsed_secs: f64,
 }
 
@@ -187,6 +206,8 @@ pub enum CrawlError {
     Input(#[from] InputError),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("crawlerType {0} renders every page, and no browser is configured")]
+    NoBrowser(&'static str),
 }
 
 struct Request {
@@ -254,14 +275,19 @@ struct HostState {
     robots: OnceCell<Option<Robots>>,
 }
 
-struct Shared {
-    client: reqwest::Client,
-    settings: CrawlerSettings,
+pub(crate) struct Shared {
+    pub client: reqwest::Client,
+    pub settings: CrawlerSettings,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
-    extract: ExtractOptions,
+    pub extract: ExtractOptions,
     retries: u32,
     respect_robots: bool,
-    cookies: Vec<Cookie>,
+    /// `initialCookies` and every cookie responses set, for the rest of the crawl.
+    pub jar: CookieJar,
+    /// `customHttpHeaders`: sent to the origin a request was made for, never after a
+    /// redirect to another one.
+    pub custom_headers: HeaderMap,
+    pub rendering: Rendering,
 }
 
 enum Body {
@@ -285,6 +311,8 @@ struct Page {
     headers: BTreeMap<String, String>,
     redirects: Vec<RedirectHop>,
     body: Body,
+    mode: CrawlMode,
+    blocked: Vec<BlockedRequest>,
 }
 
 enum Outcome {
@@ -293,7 +321,7 @@ enum Outcome {
     Skipped(String),
 }
 
-fn host_key(u: &Url) -> String {
+pub(crate) fn host_key(u: &Url) -> String {
     format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""))
         + &u.port().map(|p| format!(":{p}")).unwrap_or_default()
 }
@@ -321,6 +349,12 @@ pub async fn crawl(
     let prepared = input.prepare()?;
     let started = Instant::now();
     let client = build_client(input, settings)?;
+    if input.crawler_type.always_renders() && settings.renderer.is_none() {
+        return Err(CrawlError::NoBrowser(match input.crawler_type {
+            crate::input::CrawlerType::Chrome => "playwright:chrome",
+            _ => "playwright:firefox",
+        }));
+    }
     let shared = Arc::new(Shared {
         client,
         settings: settings.clone(),
@@ -328,8 +362,25 @@ pub async fn crawl(
         extract: prepared.extract.clone(),
         retries: input.max_request_retries,
         respect_robots: input.respect_robots_txt_file,
-        cookies: input.initial_cookies.clone(),
+        jar: CookieJar::with_initial(&input.initial_cookies, &prepared.start_urls),
+        custom_headers: custom_headers(input)?,
+        rendering: Rendering::new(
+            input,
+            settings.renderer.clone(),
+            settings.rendering_memory.clone(),
+            settings.max_page_bytes,
+        ),
     });
+    // The browser contexts this crawl used go when it ends, however it ends.
+    struct EndSession(Arc<Shared>);
+    impl Drop for EndSession {
+        fn drop(&mut self) {
+            if let Some(r) = &self.0.rendering.renderer {
+                r.end_session(self.0.rendering.session);
+            }
+        }
+    }
+    let _end_session = EndSession(shared.clone());
     let deadline = settings.overall_timeout.map(|t| started + t);
     let mut progress = Progress::default();
     let mut seen: HashSet<String> = HashSet::new();
@@ -499,6 +550,9 @@ pub async fn crawl(
                                     canonicals.insert(own);
                                 }
                                 let links = ex.links.clone();
+                                if !page.mode.is_http() {
+                                    progress.rendered += 1;
+                                }
                                 let item = DatasetItem {
                                     url: req.url.to_string(),
                                     crawl: CrawlInfo {
@@ -508,6 +562,8 @@ pub async fn crawl(
                                         depth: req.depth,
                                         http_status_code: page.status,
                                         redirects: page.redirects,
+                                        mode: page.mode,
+                                        blocked_requests: page.blocked,
                                     },
                                     metadata: ItemMetadata {
                                         canonical_url: ex.metadata.canonical_url,
@@ -632,6 +688,8 @@ fn document_item(
             depth: req.depth,
             http_status_code: status,
             redirects,
+            mode: CrawlMode::Http,
+            blocked_requests: Vec::new(),
         },
         metadata: ItemMetadata {
             canonical_url: None,
@@ -750,13 +808,6 @@ fn build_client(
             "text/html,application/xhtml+xml,application/xml;q=0.9,text/plain;q=0.8,*/*;q=0.5",
         ),
     );
-    for (k, v) in &input.custom_http_headers {
-        let name = header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        headers.insert(name, value);
-    }
     let mut b = reqwest::Client::builder()
         .user_agent(settings.user_agent.clone())
         .default_headers(headers)
@@ -776,6 +827,18 @@ fn build_client(
         }));
     }
     b.build().map_err(|e| CrawlError::Client(e.to_string()))
+}
+
+fn custom_headers(input: &CrawlInput) -> Result<HeaderMap, CrawlError> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &input.custom_http_headers {
+        let name = header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
 }
 
 fn host_state(shared: &Shared, u: &Url) -> Arc<HostState> {
@@ -811,45 +874,36 @@ fn check_literal(shared: &Shared, u: &Url) -> Result<(), String> {
     }
 }
 
-fn cookie_header(shared: &Shared, u: &Url) -> Option<String> {
-    let host = u.host_str()?.to_ascii_lowercase();
-    let path = u.path();
-    let pairs: Vec<String> = shared
-        .cookies
-        .iter()
-        .filter(|c| {
-            c.domain.as_deref().is_none_or(|d| {
-                let d = d.trim_start_matches('.').to_ascii_lowercase();
-                host == d || host.ends_with(&format!(".{d}"))
-            }) && c.path.as_deref().is_none_or(|p| path.starts_with(p))
-        })
-        .map(|c| format!("{}={}", c.name, c.value))
-        .collect();
-    (!pairs.is_empty()).then(|| pairs.join("; "))
+pub(crate) struct Response {
+    pub final_url: Url,
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub redirects: Vec<RedirectHop>,
+    pub body: Vec<u8>,
 }
 
-struct Response {
-    final_url: Url,
-    status: u16,
-    headers: HeaderMap,
-    redirects: Vec<RedirectHop>,
-    body: Vec<u8>,
-}
-
-enum FetchError {
+pub(crate) enum FetchError {
     /// Worth retrying (network error, timeout, 429/5xx).
     Transient(String, Option<Duration>),
     Fatal(String),
 }
 
 /// One GET with manual redirects (each hop re-checked) and a capped body.
-async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> {
+pub(crate) async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> {
     let mut current = url.clone();
     let mut redirects = Vec::new();
+    let asked = url.origin();
     loop {
         check_literal(shared, &current).map_err(FetchError::Fatal)?;
         let mut req = shared.client.get(current.clone());
-        if let Some(c) = cookie_header(shared, &current) {
+        // Custom headers (credentials, often) go only to the origin asked for; a
+        // redirect elsewhere, or down to plain HTTP, does not carry them.
+        if current.origin() == asked {
+            for (k, v) in &shared.custom_headers {
+                req = req.header(k, v);
+            }
+        }
+        if let Some(c) = shared.jar.header_for(&current) {
             req = req.header(header::COOKIE, c);
         }
         let resp = req.send().await.map_err(|e| {
@@ -861,6 +915,11 @@ async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> 
                 FetchError::Transient(format!("request failed: {}", error_chain(&e)), None)
             }
         })?;
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            if let Ok(v) = v.to_str() {
+                shared.jar.set_from_header(&current, v);
+            }
+        }
         let status = resp.status();
         if status.is_redirection()
             && let Some(loc) = resp.headers().get(header::LOCATION)
@@ -997,7 +1056,7 @@ async fn robots_for(shared: &Shared, host: &HostState, u: &Url) -> Option<Robots
         .clone()
 }
 
-async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
+async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
     let host = host_state(shared, url);
     let mut delay = shared.settings.per_host_delay;
     if shared.respect_robots {
@@ -1061,13 +1120,15 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
         .collect();
     let path = resp.final_url.path().to_ascii_lowercase();
     let looks_html = mime.is_empty() && (resp.body.starts_with(b"<") || path.ends_with(".html"));
+    let (mut mode, mut blocked) = (CrawlMode::Http, Vec::new());
     let body = if mime == "text/html" || mime == "application/xhtml+xml" || looks_html {
         let html = decode(&resp.body, &content_type);
-        let options = shared.extract.clone();
-        let page_url = resp.final_url.to_string();
-        match tokio::task::spawn_blocking(move || extract(&html, &page_url, &options)).await {
-            Ok(ex) => Body::Html(Box::new(ex)),
-            Err(e) => return Outcome::Failed(format!("extraction failed: {e}")),
+        match html_page(shared, url, &resp, html).await {
+            Ok(page) => {
+                (mode, blocked) = (page.mode, page.blocked);
+                Body::Html(Box::new(page.extracted))
+            }
+            Err(e) => return Outcome::Failed(e),
         }
     } else if (mime.ends_with("/xml") || path.ends_with(".xml"))
         && (resp.body.windows(7).any(|w| w == b"<urlset")
@@ -1111,6 +1172,8 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
         headers,
         redirects: resp.redirects,
         body,
+        mode,
+        blocked,
     }))
 }
 

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
 use agentbase_core::{Error, Resource, Result, ids};
-use agentbase_crawler::{CancellationToken, CrawlInput, CrawlerSettings, Event, StopReason};
+use agentbase_crawler::browser::Renderer;
+use agentbase_crawler::{
+    CancellationToken, CrawlInput, CrawlerSettings, Event, RenderingMemory, StopReason,
+};
 use serde_json::Value;
 
 use crate::{App, Principal};
@@ -34,6 +37,18 @@ pub const ACTOR_IDS: [&str; 4] = [
 #[derive(Default)]
 pub struct RunningCrawls {
     tokens: Mutex<HashMap<String, CancellationToken>>,
+    /// Renders pages for the browser crawler types (none: HTTP only).
+    renderer: Option<Arc<dyn Renderer>>,
+    /// What adaptive runs with `reuseStoredDetectionResults` learnt per site.
+    memory: Arc<RenderingMemory>,
+}
+
+impl App {
+    /// Crawl runs render pages with `renderer` (`crawlerType` `playwright:*`).
+    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
+        self.crawls.renderer = Some(renderer);
+        self
+    }
 }
 
 impl App {
@@ -56,6 +71,12 @@ impl App {
         let parsed = CrawlInput::from_json(input.clone())
             .and_then(|i| i.validate().map(|()| i))
             .map_err(|e| Error::invalid("input", e.to_string()))?;
+        if parsed.crawler_type.always_renders() && self.crawls.renderer.is_none() {
+            return Err(Error::invalid(
+                "input",
+                "crawlerType: this server has no browser (browser.enabled); use playwright:adaptive or cheerio",
+            ));
+        }
         let now = self.now();
         let timeout_secs = timeout_secs
             .unwrap_or(self.settings.crawler.timeout_secs)
@@ -66,13 +87,19 @@ impl App {
             .map(str::to_owned)
             .chain(parsed.unknown_inputs())
             .collect();
+        let mut notes = Vec::new();
+        if !ignored.is_empty() {
+            notes.push(format!("Ignored inputs: {}", ignored.join(", ")));
+        }
+        if parsed.crawler_type.uses_browser() && self.crawls.renderer.is_none() {
+            notes.push("No browser on this server: pages are read over HTTP".to_owned());
+        }
         let run = CrawlRun {
             id: ids::alphanumeric(17),
             workspace_id: p.workspace_id.clone(),
             actor_id: actor_id.to_owned(),
             status: RunStatus::Ready,
-            status_message: (!ignored.is_empty())
-                .then(|| format!("Ignored inputs (no browser here): {}", ignored.join(", "))),
+            status_message: (!notes.is_empty()).then(|| notes.join(". ")),
             input,
             dataset_id: ids::alphanumeric(17),
             timeout_secs: timeout_secs as i64,
@@ -123,6 +150,8 @@ impl App {
         let settings = CrawlerSettings {
             allow_private_networks: self.settings.crawler.allow_private_networks,
             overall_timeout: Some(Duration::from_secs(timeout_secs)),
+            renderer: self.crawls.renderer.clone(),
+            rendering_memory: Some(self.crawls.memory.clone()),
             ..CrawlerSettings::default()
         };
         // The crawler's sink is synchronous: events go through a channel to a task

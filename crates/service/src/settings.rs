@@ -25,6 +25,26 @@ pub struct Settings {
     pub models: BTreeMap<String, ModelSettings>,
     pub knowledge: KnowledgeSettings,
     pub crawler: CrawlerConfig,
+    pub browser: BrowserSettings,
+}
+
+/// Headless Chromium, for crawls that render pages (`crawlerType` `playwright:*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserSettings {
+    /// Off: no browser; adaptive crawls read every page over HTTP and runs asking for
+    /// `playwright:firefox`/`playwright:chrome` are refused.
+    pub enabled: bool,
+    /// Debian's chromium (scripts/services.sh installs it).
+    pub executable: String,
+    /// Pages rendered at once, across all crawls.
+    pub max_pages: usize,
+    /// JavaScript heap limit of one page; a page needing more fails.
+    pub page_memory_mb: u64,
+    /// The browser is restarted once its processes together hold more than this.
+    pub max_rss_mb: u64,
+    /// The browser exits after this long without a page to render.
+    pub idle_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,6 +305,14 @@ impl Default for Settings {
                 max_depth: 20,
                 timeout_secs: 1800,
             },
+            browser: BrowserSettings {
+                enabled: true,
+                executable: "/usr/bin/chromium".into(),
+                max_pages: 4,
+                page_memory_mb: 512,
+                max_rss_mb: 2048,
+                idle_secs: 300,
+            },
         }
     }
 }
@@ -529,6 +557,15 @@ impl Settings {
                 "knowledge.embedder",
                 "must be \"local\", \"none\" or the name of a provider of kind \"openai\"",
             ));
+        }
+        if !(1..=64).contains(&self.browser.max_pages) {
+            return Err(config_err("browser.max_pages", "must be 1 to 64"));
+        }
+        if self.browser.page_memory_mb < 64 {
+            return Err(config_err("browser.page_memory_mb", "must be at least 64"));
+        }
+        if self.browser.max_rss_mb < 256 {
+            return Err(config_err("browser.max_rss_mb", "must be at least 256"));
         }
         if !self.models.contains_key(&self.agents.default_model) {
             return Err(config_err(

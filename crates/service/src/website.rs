@@ -1,6 +1,7 @@
 //! Website sources fetched with the built-in crawler: a link source's options
 //! become a WCC crawl (`individual`: the page alone; `crawl`: the site under the
-//! URL; `sitemap`: the URLs the sitemap lists), and its pages come back as
+//! URL; `sitemap`: the URLs the sitemap lists) in `playwright:adaptive` mode (pages
+//! rendered when they need it, with the renderer given), and its pages come back as
 //! Markdown documents. `includeOnlyPaths` / `excludePaths` are regular expressions
 //! on the URL path, as on chatbase.co.
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_core::knowledge::{Document, LinkOptions, LinkType};
+use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
     CancellationToken, CrawlInput, CrawlerSettings, DocumentReader, Event, crawl,
 };
@@ -18,11 +20,21 @@ use crate::settings::CrawlerConfig;
 /// Fetches link sources with `agentbase-crawler`.
 pub struct CrawlFetcher {
     config: CrawlerConfig,
+    renderer: Option<Arc<dyn Renderer>>,
 }
 
 impl CrawlFetcher {
     pub fn new(config: CrawlerConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            renderer: None,
+        }
+    }
+
+    /// Renders the pages that need it with `renderer`.
+    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
+        self.renderer = Some(renderer);
+        self
     }
 
     fn settings(&self, slow: bool) -> CrawlerSettings {
@@ -41,6 +53,7 @@ impl CrawlFetcher {
                     .ok()
                     .map(|doc| doc.markdown)
             }))),
+            renderer: self.renderer.clone(),
             ..CrawlerSettings::default()
         }
     }
@@ -82,6 +95,7 @@ impl SiteFetcher for CrawlFetcher {
                 "maxCrawlDepth": depth,
                 "maxCrawlPages": self.config.max_pages,
                 "respectRobotsTxtFile": true,
+                "crawlerType": "playwright:adaptive",
             }))
             .map_err(|e| e.to_string())?;
             let mut pages = Vec::new();
