@@ -243,7 +243,7 @@ impl CookieJar {
             })
             .collect();
         // Longer paths first, as browsers send them.
-        matching.sort_by(|a, b| b.0.1.len().cmp(&a.0.1.len()));
+        matching.sort_by_key(|(k, _)| std::cmp::Reverse(k.1.len()));
         let pairs: Vec<String> = matching
             .into_iter()
             .map(|(k, e)| format!("{}={}", k.2, e.value))

@@ -882,6 +882,17 @@ pub(crate) struct Response {
     pub body: Vec<u8>,
 }
 
+impl Response {
+    /// The Content-Type header, lower-cased ("" when absent).
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    }
+}
+
 pub(crate) enum FetchError {
     /// Worth retrying (network error, timeout, 429/5xx).
     Transient(String, Option<Duration>),
@@ -1095,12 +1106,7 @@ async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
     if !(200..300).contains(&resp.status) {
         return Outcome::Failed(format!("HTTP {}", resp.status));
     }
-    let content_type = resp
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let content_type = resp.content_type();
     let mime = content_type
         .split(';')
         .next()

@@ -164,10 +164,15 @@ impl RenderingMemory {
     }
 }
 
+/// A cached response: status, headers, body.
+type Cached = (u16, Vec<(String, String)>, Bytes);
+/// An iframe document fetched once per crawl (`None`: not HTML, or it failed).
+type FrameDocument = Arc<OnceCell<Option<Arc<String>>>>;
+
 /// Bounded cache of a crawl's scripts, styles and images for its rendered pages.
 #[derive(Default)]
 struct Resources {
-    map: HashMap<String, (u16, Vec<(String, String)>, Bytes)>,
+    map: HashMap<String, Cached>,
     bytes: usize,
 }
 
@@ -187,7 +192,7 @@ pub(crate) struct Rendering {
     click_probe: Option<Selector>,
     timeout: Duration,
     retries: u32,
-    frames: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<String>>>>>>,
+    frames: Mutex<HashMap<String, FrameDocument>>,
     resources: Mutex<Resources>,
 }
 
@@ -774,12 +779,7 @@ async fn fetch_frames(shared: &Arc<Shared>, html: &str, page: &Url) -> Vec<(Stri
         };
         let load = || async {
             let r = fetch_once(shared, &u).await.ok()?;
-            let ct = r
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_ascii_lowercase();
+            let ct = r.content_type();
             let html_like = ct.is_empty() || ct.contains("html");
             ((200..300).contains(&r.status) && html_like).then(|| Arc::new(decode(&r.body, &ct)))
         };

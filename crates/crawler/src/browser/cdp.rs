@@ -63,14 +63,11 @@ impl Connection {
             let mut buf = Vec::new();
             loop {
                 buf.clear();
-                let n = match (&mut from)
+                let n = (&mut from)
                     .take(MAX_MESSAGE_BYTES as u64)
                     .read_until(0, &mut buf)
                     .await
-                {
-                    Ok(n) => n,
-                    Err(_) => 0,
-                };
+                    .unwrap_or_default();
                 let Some(conn) = reader.upgrade() else { return };
                 if n == 0 || buf.last() != Some(&0) {
                     conn.close();

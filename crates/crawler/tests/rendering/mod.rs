@@ -34,6 +34,29 @@ fn chromium_or_skip() -> Option<Chromium> {
     None
 }
 
+/// What a browser test starts with: its turn, a browser, the site and its address.
+struct Env {
+    _one: tokio::sync::MutexGuard<'static, ()>,
+    browser: Chromium,
+    site: Arc<Site>,
+    port: u16,
+    base: String,
+}
+
+async fn env() -> Option<Env> {
+    let one = ONE_BROWSER.lock().await;
+    let browser = chromium_or_skip()?;
+    let site = Arc::new(Site::default());
+    let port = site::serve(site.clone()).await;
+    Some(Env {
+        _one: one,
+        browser,
+        site,
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+    })
+}
+
 struct Run {
     items: Vec<DatasetItem>,
     failed: Vec<(String, String)>,
@@ -94,13 +117,15 @@ fn settings(browser: &Chromium) -> CrawlerSettings {
 
 #[tokio::test]
 async fn adaptive_mode_renders_what_needs_it_and_cheerio_gets_the_raw_html() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(browser) = chromium_or_skip() else {
+    let Some(Env {
+        _one,
+        browser,
+        base,
+        ..
+    }) = env().await
+    else {
         return;
     };
-    let site = Arc::new(Site::default());
-    let port = site::serve(site.clone()).await;
-    let base = format!("http://127.0.0.1:{port}");
     let settings = settings(&browser);
 
     let adaptive = run(
@@ -186,13 +211,15 @@ async fn adaptive_mode_renders_what_needs_it_and_cheerio_gets_the_raw_html() {
 
 #[tokio::test]
 async fn always_render_applies_the_browser_inputs() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(browser) = chromium_or_skip() else {
+    let Some(Env {
+        _one,
+        browser,
+        base,
+        ..
+    }) = env().await
+    else {
         return;
     };
-    let site = Arc::new(Site::default());
-    let port = site::serve(site.clone()).await;
-    let base = format!("http://127.0.0.1:{port}");
     let settings = settings(&browser);
     let one = |path: &str, extra: serde_json::Value| {
         let mut input = serde_json::json!({
@@ -294,12 +321,16 @@ async fn always_render_applies_the_browser_inputs() {
 
 #[tokio::test]
 async fn the_ssrf_guard_blocks_and_reports_what_a_page_requests() {
-    let _one = ONE_BROWSER.lock().await;
-    let Some(browser) = chromium_or_skip() else {
+    let Some(Env {
+        _one,
+        browser,
+        site,
+        port,
+        ..
+    }) = env().await
+    else {
         return;
     };
-    let site = Arc::new(Site::default());
-    let port = site::serve(site.clone()).await;
     let internal = Arc::new(Site::default());
     *site.forbidden_port.lock().unwrap() = site::serve(internal.clone()).await;
     // The site itself is reached by an allow-listed name; what its script asks for is
