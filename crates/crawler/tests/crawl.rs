@@ -1,9 +1,5 @@
 //! The crawl engine against a local axum site on 127.0.0.1.
 
-// Rendered crawls (chromium) live beside, in one test binary.
-#[path = "rendering/mod.rs"]
-mod rendering;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

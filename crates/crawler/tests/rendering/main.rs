@@ -1,7 +1,8 @@
 //! Crawls rendered by Debian's chromium (`browser::Chromium`) against the loopback test
 //! site in `site.rs`. Needs `/usr/bin/chromium` (scripts/services.sh installs it):
 //! without it these tests skip with a note, or fail when
-//! `AGENTBASE_TEST_REQUIRE_SERVICES=1`.
+//! `AGENTBASE_TEST_REQUIRE_SERVICES=1`. A test binary of its own, so the browser's CPU
+//! use does not disturb the timing tests of `tests/crawl.rs`.
 
 mod site;
 
