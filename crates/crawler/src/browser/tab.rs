@@ -411,13 +411,16 @@ async fn render_steps(
             if clicked.as_u64().unwrap_or(0) == 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // What the clicks start may take a moment to ask for it: the quiet period
+            // counts from now.
+            state.touch();
             network_idle(state, (Instant::now() + SETTLE_AFTER_ACTIONS).min(deadline)).await?;
         }
     }
     if o.max_scroll_pixels > 0 {
         let scrolled = page_step(conn, sid, "scroll", json!(o.max_scroll_pixels)).await?;
         if scrolled.as_u64().unwrap_or(0) > 0 {
+            state.touch();
             network_idle(state, (Instant::now() + SETTLE_AFTER_ACTIONS).min(deadline)).await?;
         }
     }

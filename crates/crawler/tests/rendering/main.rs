@@ -215,6 +215,7 @@ async fn always_render_applies_the_browser_inputs() {
     let Some(Env {
         _one,
         browser,
+        site,
         base,
         ..
     }) = env().await
@@ -313,10 +314,40 @@ async fn always_render_applies_the_browser_inputs() {
     .await;
     assert!(soft.item("/spa/route-b").text.contains("BRAVO-ROUTE-TEXT"));
 
+    // Scrolling loads lazy content; images load unless media is blocked.
+    let unscrolled = run(
+        one(
+            "/lazy",
+            serde_json::json!({"maxScrollHeightPixels": 0, "blockMedia": true}),
+        ),
+        &settings,
+    )
+    .await;
+    assert!(!unscrolled.item("/lazy").text.contains("LAZY-TEXT"));
+    assert_eq!(site.hits("/pixel.png"), 0, "blockMedia");
+    let scrolled = run(one("/lazy", serde_json::json!({})), &settings).await;
+    assert!(scrolled.item("/lazy").text.contains("LAZY-TEXT"));
+    assert_eq!(site.hits("/pixel.png"), 1);
+
+    // Cookies a response or a script sets are kept for the pages after it.
+    let everywhere =
+        serde_json::json!({"maxCrawlDepth": 1, "includeUrlGlobs": [format!("{base}/**")]});
+    let login = run(one("/login", everywhere.clone()), &settings).await;
+    assert!(login.has("/members"), "{:?}", login.failed);
+    assert!(login.item("/members").text.contains("MEMBERS-ONLY"));
+    let js_login = run(one("/js-login", everywhere), &settings).await;
+    assert!(js_login.has("/js-members"), "{:?}", js_login.failed);
+    assert!(
+        js_login
+            .item("/js-members")
+            .text
+            .contains("JS-MEMBERS-ONLY")
+    );
+
     // The browser's contexts are reused by a crawl and bounded across crawls.
     let stats = browser.stats();
     assert_eq!(stats.launches, 1, "{stats:?}");
-    assert!(stats.pages >= 7 && stats.peak_rss_bytes > 0, "{stats:?}");
+    assert!(stats.pages >= 12 && stats.peak_rss_bytes > 0, "{stats:?}");
     browser.shut_down().await;
 }
 

@@ -22,6 +22,10 @@ pub struct Site {
 }
 
 impl Site {
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
     pub fn echo(&self, path: &str) -> Option<HeaderMap> {
         self.echoes.lock().unwrap().get(path).cloned()
     }
@@ -214,6 +218,37 @@ pub async fn handler(State(site): State<Arc<Site>>, req: Request) -> Response {
             [(header::LOCATION, format!("http://localhost:{port}/echo-redirected"))],
         )
             .into_response(),
+        "/lazy" => html(format!(
+            r#"<!DOCTYPE html><html><head><title>Lazy</title></head><body><article><h1>Lazy</h1><p>{FILLER}</p>
+            <div style="height: 4000px">Spacer.</div><div id="more"></div><img src="/pixel.png" alt="">
+            <script>
+            let asked = false;
+            window.addEventListener('scroll', async () => {{
+              if (asked || window.scrollY < 2500) return;
+              asked = true;
+              const r = await fetch('/api/lazy');
+              document.getElementById('more').innerHTML = await r.text();
+            }});
+            </script></article></body></html>"#
+        )),
+        "/api/lazy" => format!("<p>LAZY-TEXT: loaded when scrolled to. {FILLER}</p>").into_response(),
+        "/pixel.png" => ([(header::CONTENT_TYPE, "image/png")], vec![0u8; 16]).into_response(),
+        "/js-login" => html(page(
+            "Script log in",
+            r#"<p>Logging in by script.</p><script>document.cookie = 'jsession=ok; path=/';</script><a href="/js-members">Members</a>"#,
+        )),
+        "/js-members" => {
+            let cookie = req
+                .headers()
+                .get(header::COOKIE)
+                .and_then(|c| c.to_str().ok())
+                .unwrap_or("");
+            if cookie.split("; ").any(|c| c == "jsession=ok") {
+                html(page("Script members", "<p>JS-MEMBERS-ONLY text.</p>"))
+            } else {
+                (StatusCode::FORBIDDEN, "log in first").into_response()
+            }
+        }
         "/spin" => html(page(
             "Spin",
             "<p>SPIN-TEXT.</p><script>setTimeout(() => { for (;;) {} }, 10);</script>",
