@@ -274,7 +274,7 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
             executable: b.executable.clone().into(),
             max_pages: b.max_pages,
             page_memory_mb: b.page_memory_mb,
-            max_rss_mb: b.max_rss_mb,
+            max_memory_mb: b.max_memory_mb,
             idle_shutdown: std::time::Duration::from_secs(b.idle_secs),
             ..ChromiumConfig::default()
         })) as Arc<dyn Renderer>

@@ -315,6 +315,16 @@ struct Page {
     blocked: Vec<BlockedRequest>,
 }
 
+/// A page's links sent to the crawl loop before its fetch task ends (adaptive mode,
+/// while the page is compared in the browser).
+pub(crate) struct EarlyLinks {
+    /// The URL the crawl asked for (how the loop knows the page's depth).
+    pub requested: String,
+    /// Where the page was loaded from, the links' referrer.
+    pub referrer: String,
+    pub links: Vec<String>,
+}
+
 enum Outcome {
     Page(Box<Page>),
     Failed(String),
@@ -349,6 +359,8 @@ pub async fn crawl(
     let prepared = input.prepare()?;
     let started = Instant::now();
     let client = build_client(input, settings)?;
+    // Links of pages still in the browser, sent ahead (see `EarlyLinks`).
+    let (early_tx, mut early_rx) = tokio::sync::mpsc::unbounded_channel::<EarlyLinks>();
     if input.crawler_type.always_renders() && settings.renderer.is_none() {
         return Err(CrawlError::NoBrowser(match input.crawler_type {
             crate::input::CrawlerType::Chrome => "playwright:chrome",
@@ -369,14 +381,21 @@ pub async fn crawl(
             settings.renderer.clone(),
             settings.rendering_memory.clone(),
             settings.max_page_bytes,
+            early_tx,
         ),
     });
     // The browser contexts this crawl used go when it ends, however it ends.
     struct EndSession(Arc<Shared>);
     impl Drop for EndSession {
         fn drop(&mut self) {
-            if let Some(r) = &self.0.rendering.renderer {
-                r.end_session(self.0.rendering.session);
+            let rendering = &self.0.rendering;
+            rendering
+                .background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .abort_all();
+            if let Some(r) = &rendering.renderer {
+                r.end_session(rendering.session);
             }
         }
     }
@@ -420,6 +439,8 @@ pub async fn crawl(
 
     let mut tasks: JoinSet<(Request, Outcome)> = JoinSet::new();
     let mut task_hosts: HashMap<tokio::task::Id, String> = HashMap::new();
+    // Requested URL → depth, for links sent ahead by pages being rendered.
+    let mut in_flight_depth: HashMap<String, u32> = HashMap::new();
     let mut busy: HashMap<String, usize> = HashMap::new();
     let per_host = settings.per_host_concurrency.max(1);
     let mut dispatched: u64 = 0;
@@ -446,6 +467,7 @@ pub async fn crawl(
             let host = host_key(&req.url);
             *busy.entry(host.clone()).or_insert(0) += 1;
             let shared = shared.clone();
+            in_flight_depth.insert(req.url.to_string(), req.depth);
             let handle = tasks.spawn(async move {
                 let outcome = fetch_page(&shared, &req.url).await;
                 (req, outcome)
@@ -483,7 +505,10 @@ pub async fn crawl(
                     *n = n.saturating_sub(1);
                 }
                 let (req, outcome) = match joined {
-                    Ok((_, r)) => r,
+                    Ok((_, r)) => {
+                        in_flight_depth.remove(r.0.url.as_str());
+                        r
+                    }
                     Err(e) => {
                         progress.failed += 1;
                         tracing::warn!(error = %e, "crawl task ended abnormally");
@@ -642,6 +667,25 @@ pub async fn crawl(
                         if progress.items < input.max_results {
                             progress.items += 1;
                             sink(Event::Item(Box::new(item)));
+                        }
+                    }
+                }
+            }
+            Some(early) = early_rx.recv() => {
+                // The page's own links, from its HTML as served, join the crawl now
+                // rather than after the browser is done with it.
+                if let Some(&depth) = in_flight_depth.get(&early.requested)
+                    && depth < input.max_crawl_depth
+                {
+                    for link in early.links {
+                        let Ok(u) = Url::parse(&link) else { continue };
+                        let n = normalize_url(&u, keep_frag);
+                        if in_scope(&prepared, &n) && seen.insert(n.to_string()) {
+                            queue.push_back(Request {
+                                url: n,
+                                depth: depth + 1,
+                                referrer: Some(early.referrer.clone()),
+                            });
                         }
                     }
                 }

@@ -145,7 +145,8 @@ pub fn extract_with_frames(
     extract_page(html, url, options, frames, None).0
 }
 
-/// [`extract_with_frames`], also counting the page's matches of `probe` (at most 1000).
+/// [`extract_with_frames`], also counting the page's matches of `probe` (at most 1000)
+/// that a browser would click.
 pub(crate) fn extract_page(
     html: &str,
     url: &str,
@@ -158,7 +159,22 @@ pub(crate) fn extract_page(
     let base = base_url(&doc, page_url.as_ref());
     let metadata = metadata(&doc, base.as_ref());
     let mut links = links(&doc, base.as_ref());
-    let probed = probe.map_or(0, |p| doc.select(p).take(1000).count());
+    // What a browser would click open: menus and search boxes are left alone there
+    // (browser/page.js), so they do not count here either.
+    let probed = probe.map_or(0, |p| {
+        doc.select(p)
+            .take(1000)
+            .filter(|e| {
+                let v = e.value();
+                let said = [v.id(), v.attr("aria-controls"), v.attr("aria-label")];
+                v.attr("aria-haspopup").is_none()
+                    && !said
+                        .iter()
+                        .flatten()
+                        .any(|s| s.to_ascii_lowercase().contains("search"))
+            })
+            .count()
+    });
     let frame_docs: Vec<(Url, Html)> = frames
         .iter()
         .filter_map(|(u, h)| Some((Url::parse(u).ok()?, Html::parse_document(h))))

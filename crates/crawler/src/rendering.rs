@@ -24,7 +24,7 @@ use crate::browser::{
     BoxFuture, PageNetwork, PageOptions, PageRequest, PageResponse, RenderError, RenderJob,
     Renderer,
 };
-use crate::crawl::{Response, Shared, decode, fetch_once, host_key};
+use crate::crawl::{EarlyLinks, Response, Shared, decode, fetch_once, host_key};
 use crate::extract::{Extracted, extract_page};
 use crate::input::{CrawlInput, CrawlerType};
 use crate::net::{find_blocked, non_public_reason};
@@ -40,6 +40,13 @@ const RESOURCE_MAX_BYTES: usize = 8 << 20;
 const MAX_SITES: usize = 10_000;
 /// Longest gap between two checks of a kind of page judged static.
 const MAX_RECHECK_GAP: u32 = 1024;
+/// Pages larger than this are not picked to check a verdict again.
+const MAX_RECHECK_BYTES: usize = 512 << 10;
+
+/// Kind bits saying the raw page may be an empty shell (see `page_kind`).
+const SHELL_SIGNS: u8 = 1 | 4 | 8;
+/// Less readable text than this, with scripts, looks like a shell.
+const SHELL_TEXT_CHARS: usize = 80;
 
 /// Which crawler produced an item.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,12 +95,15 @@ pub struct RenderingMemory {
 
 enum Plan {
     Http,
+    /// Render the page for its item (the first of its kind, or its kind needs it).
     Render,
+    /// Serve the page over HTTP and check its kind's verdict again in the background.
+    Recheck,
     Wait,
 }
 
 impl RenderingMemory {
-    fn plan(&self, site: &str, kind: u8, first_gap: u32) -> Plan {
+    fn plan(&self, site: &str, kind: u8, first_gap: u32, html_bytes: usize) -> Plan {
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         if sites.len() >= MAX_SITES && !sites.contains_key(site) {
             sites.clear();
@@ -105,7 +115,13 @@ impl RenderingMemory {
             .or_default();
         if k.checks == 0 {
             if k.pending {
-                return Plan::Wait;
+                // An empty shell waits for the verdict; a page with text of its own goes
+                // on over HTTP meanwhile.
+                return if kind & SHELL_SIGNS != 0 {
+                    Plan::Wait
+                } else {
+                    Plan::Http
+                };
             }
             k.pending = true;
             k.gap = first_gap;
@@ -115,10 +131,12 @@ impl RenderingMemory {
             return Plan::Render;
         }
         k.since += 1;
-        if k.since >= k.gap && !k.pending {
+        // A huge page (a book's print-all page) is a costly sample; the next one is
+        // checked instead.
+        if k.since >= k.gap && !k.pending && html_bytes <= MAX_RECHECK_BYTES {
             k.since = 0;
             k.pending = true;
-            Plan::Render
+            Plan::Recheck
         } else {
             Plan::Http
         }
@@ -194,6 +212,10 @@ pub(crate) struct Rendering {
     retries: u32,
     frames: Mutex<HashMap<String, FrameDocument>>,
     resources: Mutex<Resources>,
+    /// To the crawl loop: the raw links of a page about to be compared in the browser.
+    early: tokio::sync::mpsc::UnboundedSender<EarlyLinks>,
+    /// Re-checks running beside the crawl; aborted when it ends.
+    pub background: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Rendering {
@@ -202,6 +224,7 @@ impl Rendering {
         renderer: Option<Arc<dyn Renderer>>,
         memory: Option<Arc<RenderingMemory>>,
         max_page_bytes: usize,
+        early: tokio::sync::mpsc::UnboundedSender<EarlyLinks>,
     ) -> Rendering {
         static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let selector = |s: &str| (!s.trim().is_empty()).then(|| s.to_string());
@@ -236,6 +259,8 @@ impl Rendering {
             retries: input.max_request_retries,
             frames: Mutex::new(HashMap::new()),
             resources: Mutex::new(Resources::default()),
+            early,
+            background: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
 }
@@ -259,7 +284,7 @@ pub(crate) async fn html_page(
     if r.kind.always_renders() {
         let mut attempt = 0;
         loop {
-            match render(shared, requested, resp).await {
+            match render(shared, requested, MainDocument::from(resp)).await {
                 Ok(page) => return Ok(page),
                 Err(RenderError::Page(e)) if attempt < r.retries => {
                     tracing::debug!(url = %page_url, error = %e, "render failed; retrying");
@@ -292,12 +317,40 @@ pub(crate) async fn html_page(
     }
     let site = host_key(&resp.final_url);
     let kind = page_kind(&kind_html, &raw, clickables);
+    let html_bytes = kind_html.len();
+    drop(kind_html);
     loop {
         let notified = r.memory.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match r.memory.plan(&site, kind, r.first_gap) {
+        match r.memory.plan(&site, kind, r.first_gap, html_bytes) {
             Plan::Http => return Ok(http(raw)),
+            Plan::Recheck => {
+                // The verdict so far says HTTP is enough: this page's item comes from
+                // HTTP now, and the check runs beside the crawl, delaying nothing.
+                let (shared2, requested, doc) =
+                    (shared.clone(), requested.clone(), MainDocument::from(resp));
+                let raw2 = raw.clone();
+                let mut background = r.background.lock().unwrap_or_else(|p| p.into_inner());
+                while background.try_join_next().is_some() {}
+                background.spawn(async move {
+                    let r = &shared2.rendering;
+                    let url = doc.url.clone();
+                    match render(&shared2, &requested, doc).await {
+                        Ok(page) => {
+                            let change = change(&raw2, &page.extracted, &url);
+                            let client = change.matters(r.min_change);
+                            tracing::debug!(url = %url, kind, ?change, client, "rendering compared again");
+                            r.memory.record(&site, kind, client, r.first_gap);
+                        }
+                        Err(e) => {
+                            r.memory.abandon(&site, kind);
+                            tracing::debug!(url = %url, error = %e, "rendering to check again failed");
+                        }
+                    }
+                });
+                return Ok(http(raw));
+            }
             Plan::Wait => {
                 // Another page of this kind is being compared; its verdict decides.
                 if tokio::time::timeout(r.timeout, notified).await.is_err() {
@@ -305,10 +358,21 @@ pub(crate) async fn html_page(
                 }
             }
             Plan::Render => {
-                return match render(shared, requested, resp).await {
+                // A page with text of its own has its links too: they need not wait
+                // for the browser.
+                if kind & SHELL_SIGNS == 0 {
+                    let _ = r.early.send(EarlyLinks {
+                        requested: requested.to_string(),
+                        referrer: resp.final_url.to_string(),
+                        links: raw.links.clone(),
+                    });
+                }
+                return match render(shared, requested, MainDocument::from(resp)).await {
                     Ok(page) => {
-                        let changed = changed(&raw, &page.extracted, &resp.final_url, r.min_change);
-                        r.memory.record(&site, kind, changed, r.first_gap);
+                        let change = change(&raw, &page.extracted, &resp.final_url);
+                        let client = change.matters(r.min_change);
+                        tracing::debug!(url = %resp.final_url, kind, ?change, client, "rendering compared");
+                        r.memory.record(&site, kind, client, r.first_gap);
                         Ok(page)
                     }
                     Err(e) => {
@@ -326,7 +390,8 @@ pub(crate) async fn html_page(
 fn page_kind(html: &str, raw: &Extracted, clickables: usize) -> u8 {
     let mut kind = 0;
     let scripts = count_ci(html, "<script");
-    if raw.text.trim().chars().count() < 200 && scripts > 0 {
+    // A page with a sentence or two of its own is not a shell (a section's index page).
+    if raw.text.trim().chars().count() < SHELL_TEXT_CHARS && scripts > 0 {
         kind |= 1; // an empty shell that scripts fill
     }
     if clickables > 0 {
@@ -376,26 +441,53 @@ fn count_ci(hay: &str, needle: &str) -> usize {
         .count()
 }
 
-/// Whether rendering changed the page: the share of words one version has and the other
-/// lacks, or of same-site links only rendering found, reaches `min_change`.
-fn changed(raw: &Extracted, rendered: &Extracted, page: &Url, min_change: f64) -> bool {
+/// What rendering added to a page. Only additions count: a rendered page that shows
+/// less (a code editor that draws only the visible lines, a banner removed) does not
+/// need the browser.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Change {
+    /// Words the rendered text has beyond the raw one (counted with repeats).
+    added_words: i64,
+    /// `added_words` as a share of the rendered text's words.
+    text_share: f64,
+    /// Same-site links only the rendered page has.
+    new_links: usize,
+    /// `new_links` as a share of the rendered page's same-site links.
+    link_share: f64,
+}
+
+/// Below these, a change is noise (a short page's keyboard help, a language menu).
+const MIN_WORDS_ADDED: i64 = 20;
+const MIN_NEW_LINKS: usize = 3;
+
+impl Change {
+    /// Whether the page needs rendering: its text or its links grow by `min_change`.
+    fn matters(&self, min_change: f64) -> bool {
+        (self.text_share >= min_change && self.added_words >= MIN_WORDS_ADDED)
+            || (self.link_share >= min_change && self.new_links >= MIN_NEW_LINKS)
+    }
+}
+
+/// Measures the words and same-site links rendering added to the raw page. Words are
+/// runs of letters and digits, so punctuation that scripts rearrange (code highlighted
+/// into spans, lines joined) is not mistaken for new text.
+fn change(raw: &Extracted, rendered: &Extracted, page: &Url) -> Change {
     let words = |t: &str| -> HashMap<String, i64> {
         let mut m = HashMap::new();
-        for w in t.split_whitespace() {
+        for w in t
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
             *m.entry(w.to_lowercase()).or_insert(0) += 1;
         }
         m
     };
     let (a, b) = (words(&raw.text), words(&rendered.text));
-    let (na, nb): (i64, i64) = (a.values().sum(), b.values().sum());
-    let mut differ = 0i64;
-    for (w, cb) in &b {
-        differ += (cb - a.get(w).copied().unwrap_or(0)).max(0);
-    }
-    for (w, ca) in &a {
-        differ += (ca - b.get(w).copied().unwrap_or(0)).max(0);
-    }
-    let text_change = differ as f64 / na.max(nb).max(1) as f64;
+    let nb: i64 = b.values().sum();
+    let added: i64 = b
+        .iter()
+        .map(|(w, cb)| (cb - a.get(w).copied().unwrap_or(0)).max(0))
+        .sum();
     let origin = page.origin();
     let same_site = |links: &[String]| -> HashSet<String> {
         links
@@ -410,15 +502,19 @@ fn changed(raw: &Extracted, rendered: &Extracted, page: &Url, min_change: f64) -
     };
     let (la, lb) = (same_site(&raw.links), same_site(&rendered.links));
     let new_links = lb.difference(&la).count();
-    let link_change = new_links as f64 / lb.len().max(1) as f64;
-    text_change >= min_change || link_change >= min_change
+    Change {
+        added_words: added,
+        text_share: added as f64 / nb.max(1) as f64,
+        new_links,
+        link_share: new_links as f64 / lb.len().max(1) as f64,
+    }
 }
 
 /// Renders the page the crawler fetched (its document is served from `resp`).
 async fn render(
     shared: &Arc<Shared>,
     requested: &Url,
-    resp: &Response,
+    doc: MainDocument,
 ) -> Result<HtmlPage, RenderError> {
     let r = &shared.rendering;
     let Some(renderer) = r.renderer.clone() else {
@@ -426,16 +522,17 @@ async fn render(
             "no browser is configured for this crawler".to_string(),
         ));
     };
+    let page_url = doc.url.clone();
     let net = Arc::new(PageNet {
         shared: shared.clone(),
         trusted: requested.origin(),
-        main: Mutex::new(Some(MainDocument::from(resp))),
+        main: Mutex::new(Some(doc)),
         blocked: Mutex::new(Vec::new()),
     });
     let rendered = renderer
         .render(RenderJob {
             session: r.session,
-            url: resp.final_url.clone(),
+            url: page_url.clone(),
             options: r.page.clone(),
             network: Arc::new(NetHandle(net.clone())),
             timeout: r.timeout,
@@ -448,7 +545,7 @@ async fn render(
     let base = Url::parse(&rendered.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .unwrap_or_else(|| resp.final_url.clone())
+        .unwrap_or(page_url)
         .to_string();
     let options = shared.extract.clone();
     let html = rendered.html;
@@ -809,22 +906,27 @@ mod tests {
     #[test]
     fn a_site_is_checked_once_per_kind_then_rechecked_ever_less_often() {
         let m = RenderingMemory::default();
-        assert!(matches!(m.plan("s", 2, 10), Plan::Render));
+        assert!(matches!(m.plan("s", 2, 10, 1000), Plan::Render));
         assert!(
-            matches!(m.plan("s", 2, 10), Plan::Wait),
-            "others wait for the verdict"
+            matches!(m.plan("s", 2, 10, 1000), Plan::Http),
+            "pages with text go on over HTTP meanwhile"
+        );
+        assert!(matches!(m.plan("s", 1, 10, 1000), Plan::Render));
+        assert!(
+            matches!(m.plan("s", 1, 10, 1000), Plan::Wait),
+            "shells wait for the verdict"
         );
         assert!(
-            matches!(m.plan("s", 0, 10), Plan::Render),
+            matches!(m.plan("s", 0, 10, 1000), Plan::Render),
             "another kind is its own"
         );
         m.record("s", 2, false, 10);
         m.record("s", 0, true, 10);
         assert_eq!(m.renders("s", 2), Some(false));
-        assert!(matches!(m.plan("s", 0, 10), Plan::Render));
+        assert!(matches!(m.plan("s", 0, 10, 1000), Plan::Render));
         let mut renders = Vec::new();
         for page in 1..=200 {
-            if let Plan::Render = m.plan("s", 2, 10) {
+            if let Plan::Recheck = m.plan("s", 2, 10, 1000) {
                 renders.push(page);
                 m.record("s", 2, false, 10);
             }
@@ -836,34 +938,53 @@ mod tests {
         );
         m.record("s", 2, true, 10);
         assert!(
-            matches!(m.plan("s", 2, 10), Plan::Render),
+            matches!(m.plan("s", 2, 10, 1000), Plan::Render),
             "a changed verdict renders"
         );
         assert_eq!(m.renders("other", 2), None);
     }
 
     #[test]
-    fn change_is_measured_on_words_and_same_site_links() {
+    fn what_rendering_adds_is_measured_in_words_and_same_site_links() {
         let page = Url::parse("https://a.test/x").unwrap();
-        let raw = ex(
-            "one two three four five six seven eight nine ten",
-            &["https://a.test/b"],
-        );
-        let same = ex(
-            "one two three four five six seven eight nine ten",
-            &["https://a.test/b", "https://other.test/"],
-        );
-        assert!(!changed(&raw, &same, &page, 0.15));
+        let text = "word ".repeat(100);
+        let raw = ex(&text, &["https://a.test/b"]);
+        let same = ex(&text, &["https://a.test/b", "https://other.test/"]);
+        assert!(!change(&raw, &same, &page).matters(0.15));
         let more = ex(
-            "one two three four five six seven eight nine ten eleven twelve",
+            &format!("{text} {}", "new ".repeat(30)),
             &["https://a.test/b"],
         );
-        assert!(changed(&raw, &more, &page, 0.15));
+        let c = change(&raw, &more, &page);
+        assert_eq!((c.added_words, c.new_links), (30, 0));
+        assert!(c.matters(0.15));
         let linked = ex(
-            "one two three four five six seven eight nine ten",
-            &["https://a.test/b", "https://a.test/c", "https://a.test/d"],
+            &text,
+            &[
+                "https://a.test/b",
+                "https://a.test/c",
+                "https://a.test/d",
+                "https://a.test/e",
+            ],
         );
-        assert!(changed(&raw, &linked, &page, 0.15));
+        assert!(change(&raw, &linked, &page).matters(0.15));
+        // A short page gaining a few words, or a menu of two links, is noise.
+        let short = ex("one two three", &[]);
+        let longer = ex(
+            "one two three four five six",
+            &["https://a.test/en", "https://a.test/de"],
+        );
+        let c = change(&short, &longer, &page);
+        assert!(c.text_share >= 0.15 && c.link_share >= 0.15);
+        assert!(!c.matters(0.15));
+        // Losing text, or code whose lines a script joined, adds nothing.
+        let code = ex(
+            "use std::mem;\n// Borrows a slice.\nfn analyze(slice: &[i32]) {}",
+            &[],
+        );
+        let mangled = ex("use std::mem;fn analyze(slice: &[i32]) {}", &[]);
+        assert_eq!(change(&code, &mangled, &page).added_words, 0);
+        assert!(!change(&more, &raw, &page).matters(0.15));
     }
 
     #[test]

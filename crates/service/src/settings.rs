@@ -41,8 +41,9 @@ pub struct BrowserSettings {
     pub max_pages: usize,
     /// JavaScript heap limit of one page; a page needing more fails.
     pub page_memory_mb: u64,
-    /// The browser is restarted once its processes together hold more than this.
-    pub max_rss_mb: u64,
+    /// The browser is restarted once its processes together hold more than this
+    /// (proportional set size, MB).
+    pub max_memory_mb: u64,
     /// The browser exits after this long without a page to render.
     pub idle_secs: u64,
 }
@@ -310,7 +311,7 @@ impl Default for Settings {
                 executable: "/usr/bin/chromium".into(),
                 max_pages: 4,
                 page_memory_mb: 512,
-                max_rss_mb: 2048,
+                max_memory_mb: 2048,
                 idle_secs: 300,
             },
         }
@@ -564,8 +565,8 @@ impl Settings {
         if self.browser.page_memory_mb < 64 {
             return Err(config_err("browser.page_memory_mb", "must be at least 64"));
         }
-        if self.browser.max_rss_mb < 256 {
-            return Err(config_err("browser.max_rss_mb", "must be at least 256"));
+        if self.browser.max_memory_mb < 256 {
+            return Err(config_err("browser.max_memory_mb", "must be at least 256"));
         }
         if !self.models.contains_key(&self.agents.default_model) {
             return Err(config_err(

@@ -5,7 +5,8 @@
 //! `{"crawlerType":"playwright:adaptive"}`; default `{"crawlerType":"cheerio"}`),
 //! `CRAWL_LABEL` (the `crawler` field printed), `CRAWL_BROWSER` (a chromium to render
 //! with; started before the clock runs, as a server keeps it running, and its start-up
-//! time printed apart) and `CRAWL_BROWSER_PAGES` (pages rendered at once, default 4).
+//! time printed apart), `CRAWL_BROWSER_PAGES` (pages rendered at once, default 4) and
+//! `RUST_LOG` (log to stderr, e.g. `agentbase_crawler=debug`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -29,6 +30,13 @@ fn load_average() -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // RUST_LOG=agentbase_crawler=debug shows each adaptive comparison.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
         fail("usage: crawl-bench OUT.jsonl MAX_PAGES CONCURRENCY START_URL...");
@@ -112,6 +120,7 @@ async fn main() {
                 "pages_per_sec": summary.progress.done as f64 / secs,
                 "browser_launch_secs": launch_secs,
                 "browser_launches": stats.launches,
+                "browser_pages": stats.pages,
                 "browser_peak_rss_mb": stats.peak_rss_bytes as f64 / 1048576.0,
                 "browser_peak_pss_mb": stats.peak_pss_bytes as f64 / 1048576.0,
                 "load_before": load_before,

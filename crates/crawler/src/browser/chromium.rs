@@ -35,9 +35,9 @@ pub struct ChromiumConfig {
     pub max_pages: usize,
     /// V8 heap limit of a page's renderer; a page that needs more fails.
     pub page_memory_mb: u64,
-    /// The browser is restarted (once its pages are done) when the resident memory of
-    /// its processes passes this.
-    pub max_rss_mb: u64,
+    /// The browser is restarted (once its pages are done) when its processes together
+    /// hold more than this (proportional set size: shared pages split between them).
+    pub max_memory_mb: u64,
     /// ... or after this many pages, whatever their memory says.
     pub pages_per_browser: u64,
     /// Pages a context serves before it is replaced by a fresh one.
@@ -52,7 +52,7 @@ impl Default for ChromiumConfig {
             executable: PathBuf::from("/usr/bin/chromium"),
             max_pages: 4,
             page_memory_mb: 512,
-            max_rss_mb: 2048,
+            max_memory_mb: 2048,
             pages_per_browser: 2000,
             pages_per_context: 50,
             idle_shutdown: Duration::from_secs(300),
@@ -400,10 +400,10 @@ impl Chromium {
                     let busy = st.tabs > st.idle.len();
                     (!busy).then(|| st.last_used.map(|t| t.elapsed()).unwrap_or_default())
                 };
-                if rss > inner.config.max_rss_mb.saturating_mul(1 << 20) {
+                if pss > inner.config.max_memory_mb.saturating_mul(1 << 20) {
                     if !browser.retiring.swap(true, Ordering::SeqCst) {
                         tracing::info!(
-                            rss_mb = rss >> 20,
+                            pss_mb = pss >> 20,
                             "browser over its memory budget; restarting it"
                         );
                     }
@@ -602,10 +602,12 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
         "about:blank".into(),
     ];
     // The pipe protocol wants fds 3 (commands in) and 4 (messages out); the shell moves
-    // our stdin and stdout pipes there (no unsafe pre-exec code needed).
+    // our stdin and stdout pipes there (no unsafe pre-exec code needed). The browser
+    // runs at a lower CPU priority: rendering is bulk work, and the API, HTTP crawling
+    // and this process's own page handling come first.
     let mut child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
-        .arg(r#"exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#)
+        .arg(r#"renice -n 10 -p $$ >/dev/null 2>&1; exec "$0" "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#)
         .arg(&config.executable)
         .args(&args)
         .stdin(std::process::Stdio::piped())

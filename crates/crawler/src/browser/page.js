@@ -13,6 +13,7 @@
     '[class*="cookie-consent" i]', '[class*="cookieconsent" i]', '[aria-label*="cookie" i]',
   ];
   const COOKIE_WORDS = /cookie|consent|gdpr|datenschutz|privacy settings/i;
+  const SEARCH = /search/i;
 
   function removeCookieWarnings() {
     let removed = 0;
@@ -56,6 +57,10 @@
       if (clicked >= 100) break;
       if (el.__agentbaseClicked) continue;
       el.__agentbaseClicked = true;
+      // Menus and search boxes open chrome, not content (and a search box may load a
+      // whole site's index).
+      if (el.hasAttribute('aria-haspopup') || SEARCH.test(
+        (el.id || '') + ' ' + (el.getAttribute('aria-controls') || '') + ' ' + (el.getAttribute('aria-label') || ''))) continue;
       try { el.click(); clicked++; } catch (e) { /* a throwing handler is the page's problem */ }
     }
     return clicked;

@@ -27,9 +27,13 @@ const FETCHES_PER_PAGE: usize = 6;
 const MAX_REQUESTS_PER_PAGE: usize = 1000;
 /// How long after clicks or scrolling the network may stay busy.
 const SETTLE_AFTER_ACTIONS: Duration = Duration::from_secs(3);
+/// How long handlers get after clicks or scrolling to start what they load.
+const ACTION_GRACE: Duration = Duration::from_millis(60);
 /// The network counts as idle after this long without a request in flight.
 const NETWORK_QUIET: Duration = Duration::from_millis(250);
+/// The in-page steps (clicks, scrolling, banners, iframes, the snapshot).
 const PAGE_JS: &str = include_str!("page.js");
+
 /// What the event pump knows about the page, for the steps that wait on it.
 struct PageState {
     inflight: AtomicUsize,
@@ -290,6 +294,22 @@ async fn network_idle(state: &PageState, until: Instant) -> Result<(), RenderErr
     }
 }
 
+/// After clicks or scrolling: a moment for the page's handlers to ask for what they
+/// load, then, if they asked for anything, the network going idle again.
+async fn settle_after(
+    state: &PageState,
+    requests_before: usize,
+    deadline: Instant,
+) -> Result<(), RenderError> {
+    tokio::time::sleep(ACTION_GRACE).await;
+    if state.requests.load(Ordering::SeqCst) == requests_before
+        && state.inflight.load(Ordering::SeqCst) == 0
+    {
+        return Ok(());
+    }
+    network_idle(state, (Instant::now() + SETTLE_AFTER_ACTIONS).min(deadline)).await
+}
+
 fn crashed() -> RenderError {
     RenderError::Page("the page crashed in the browser (memory limit?)".to_string())
 }
@@ -375,7 +395,9 @@ async fn render_steps(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let loaded_ms = started.elapsed().as_millis();
     network_idle(state, settle_by).await?;
+    let idle_ms = started.elapsed().as_millis();
     for (selector, hard) in [
         (o.wait_for_selector.as_deref(), true),
         (o.soft_wait_for_selector.as_deref(), false),
@@ -404,26 +426,27 @@ async fn render_steps(
     if o.remove_cookie_warnings {
         page_step(conn, sid, "cookies", Value::Null).await?;
     }
+    let waited_ms = started.elapsed().as_millis();
     if let Some(selector) = o.click_selector.as_deref() {
         // Expanding one level may reveal the next (nested accordions).
         for _ in 0..3 {
+            let before = state.requests.load(Ordering::SeqCst);
             let clicked = page_step(conn, sid, "click", json!(selector)).await?;
             if clicked.as_u64().unwrap_or(0) == 0 {
                 break;
             }
-            // What the clicks start may take a moment to ask for it: the quiet period
-            // counts from now.
-            state.touch();
-            network_idle(state, (Instant::now() + SETTLE_AFTER_ACTIONS).min(deadline)).await?;
+            settle_after(state, before, deadline).await?;
         }
     }
+    let clicked_ms = started.elapsed().as_millis();
     if o.max_scroll_pixels > 0 {
+        let before = state.requests.load(Ordering::SeqCst);
         let scrolled = page_step(conn, sid, "scroll", json!(o.max_scroll_pixels)).await?;
         if scrolled.as_u64().unwrap_or(0) > 0 {
-            state.touch();
-            network_idle(state, (Instant::now() + SETTLE_AFTER_ACTIONS).min(deadline)).await?;
+            settle_after(state, before, deadline).await?;
         }
     }
+    let scrolled_ms = started.elapsed().as_millis();
     if o.expand_iframes {
         page_step(conn, sid, "iframes", Value::Null).await?;
     }
@@ -438,6 +461,17 @@ async fn render_steps(
             o.max_html_bytes
         )));
     }
+    tracing::debug!(
+        url = %job.url,
+        loaded_ms,
+        idle_ms,
+        waited_ms,
+        clicked_ms,
+        scrolled_ms,
+        done_ms = started.elapsed().as_millis(),
+        requests = state.requests.load(Ordering::SeqCst),
+        "page rendered"
+    );
     let html = snap["html"].as_str().unwrap_or("").to_string();
     let url = snap["url"].as_str().unwrap_or(job.url.as_str()).to_string();
     let cookies = conn

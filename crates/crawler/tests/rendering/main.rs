@@ -490,7 +490,7 @@ async fn a_page_over_its_time_or_memory_limit_fails_and_a_leaking_browser_is_res
     let browser = Chromium::new(ChromiumConfig {
         max_pages: 1,
         page_memory_mb: 64,
-        max_rss_mb: 1,
+        max_memory_mb: 1,
         ..ChromiumConfig::default()
     });
     let settings = settings(&browser);
