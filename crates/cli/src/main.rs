@@ -8,6 +8,7 @@ use std::sync::Arc;
 use agentbase_core::{
     Agent, AgentPatch, ApiKey, NewAgent, Plan, SystemClock, Visibility, Workspace,
 };
+use agentbase_service::extractor::{self, Extractor};
 use agentbase_service::{App, Layers, LogFormat, Overrides, Settings};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -15,6 +16,7 @@ use serde_json::json;
 
 mod crawl;
 mod knowledge;
+mod logging;
 mod providers;
 mod remote;
 
@@ -209,6 +211,12 @@ enum AgentCmd {
 }
 
 fn main() -> ExitCode {
+    // The document reader runs before anything else: no runtime, no settings, no
+    // files; only its own limits, standard input and standard output.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(extractor::WORKER_SUBCOMMAND) {
+        return extractor::worker_main(&args[2..]);
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -247,7 +255,7 @@ fn init_logging(settings: &Settings, default_level: &str) {
         .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(logging::escaped_fields()).init(),
     }
 }
 
@@ -266,6 +274,7 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
         }
     }
     let crawler = settings.crawler.clone();
+    let extractor = extractor(&settings);
     let app = App::open_with_providers(
         settings,
         &global.data_dir,
@@ -279,13 +288,27 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
             global.data_dir.display()
         )
     })?
+    .with_extractor(extractor.clone())
     .with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
-        crawler,
+        crawler, extractor,
     )));
     Ok(match embedder {
         Some(e) => app.with_embedder(e),
         None => app,
     })
+}
+
+/// Untrusted documents are read by this binary re-executed as a worker process
+/// (`extract-worker`), so a hostile file can end only that process.
+fn extractor(settings: &Settings) -> Extractor {
+    let mode = match std::env::current_exe() {
+        Ok(program) => extractor::Mode::Worker(program),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find this program; documents are read in-process");
+            extractor::Mode::Thread
+        }
+    };
+    Extractor::new(mode, &settings.extraction)
 }
 
 /// The app with its embedder (for retrieval from the command line).

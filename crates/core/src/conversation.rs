@@ -16,6 +16,15 @@ pub enum ConversationStatus {
     Paused,
 }
 
+/// The record's id of the conversation a v1 client names `chosen` in
+/// `workspace_id`. v1 clients choose conversation ids; deriving the record's id
+/// from the workspace and the name keeps the same name in two workspaces two
+/// conversations, and neither can learn that the other exists.
+pub fn v1_id(workspace_id: &str, chosen: &str) -> String {
+    let digest = crate::keys::sha256_hex(&format!("{workspace_id}\u{0}{chosen}"));
+    format!("v1-{}", &digest[..32])
+}
+
 impl ConversationStatus {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -46,12 +47,53 @@ pub struct CrawlerSettings {
     /// (e.g. an intranet docs host). IP literals and redirect targets are still checked.
     pub private_host_allowlist: Vec<String>,
     /// Reads the text of non-HTML documents (PDFs); without one, their items carry
-    /// no text (WCC's default). Runs off the async runtime.
+    /// no text (WCC's default). A document it cannot read is a failed page.
     pub documents: Option<DocumentReader>,
+    /// URLs one crawl may know (queued or seen): links found past it are not
+    /// followed, so a site of endless generated links cannot grow the crawl's memory.
+    pub max_frontier: usize,
 }
 
-/// `(content type, bytes) → text`.
-pub type ReadDocument = dyn Fn(&str, &[u8]) -> Option<String> + Send + Sync;
+/// Every URL the crawl has queued or fetched, up to a cap.
+struct Seen {
+    urls: HashSet<String>,
+    cap: usize,
+    refused: usize,
+}
+
+impl Seen {
+    fn new(cap: usize) -> Seen {
+        Seen {
+            urls: HashSet::new(),
+            cap: cap.max(1),
+            refused: 0,
+        }
+    }
+
+    /// Whether `url` is new and was admitted (false when known or when full).
+    fn insert(&mut self, url: String) -> bool {
+        if self.urls.contains(&url) {
+            return false;
+        }
+        if self.urls.len() >= self.cap {
+            if self.refused == 0 {
+                tracing::warn!(
+                    cap = self.cap,
+                    "crawl frontier is full; further links are not followed"
+                );
+            }
+            self.refused += 1;
+            return false;
+        }
+        self.urls.insert(url)
+    }
+}
+
+/// `(content type, bytes) → text`, or why the document could not be read. The
+/// reader decides where parsing happens (the service runs it in a worker process).
+pub type ReadDocument = dyn Fn(String, Bytes) -> futures_util::future::BoxFuture<'static, Result<String, String>>
+    + Send
+    + Sync;
 
 /// Reads documents the crawler does not parse itself.
 #[derive(Clone)]
@@ -85,6 +127,7 @@ impl Default for CrawlerSettings {
             max_crawl_delay: Duration::from_secs(30),
             private_host_allowlist: Vec::new(),
             documents: None,
+            max_frontier: 100_000,
         }
     }
 }
@@ -332,7 +375,7 @@ pub async fn crawl(
     });
     let deadline = settings.overall_timeout.map(|t| started + t);
     let mut progress = Progress::default();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = Seen::new(settings.max_frontier);
     // Canonical URLs of the pages emitted, and every page URL fetched.
     let mut canonicals: HashSet<String> = HashSet::new();
     let mut fetched: HashSet<String> = HashSet::new();
@@ -928,6 +971,30 @@ async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> 
     }
 }
 
+/// One GET outside a crawl (an Apify dataset export named by URL, say) with the
+/// crawl's protections: the SSRF guard after DNS and on every redirect hop, and the
+/// body capped at `settings.max_page_bytes`. Returns the final status and body.
+pub async fn fetch_url(url: &str, settings: &CrawlerSettings) -> Result<(u16, Vec<u8>), String> {
+    let u = Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    let input = CrawlInput::default();
+    let shared = Shared {
+        client: build_client(&input, settings).map_err(|e| e.to_string())?,
+        settings: settings.clone(),
+        hosts: Mutex::new(HashMap::new()),
+        extract: ExtractOptions::default(),
+        retries: 0,
+        respect_robots: false,
+        cookies: Vec::new(),
+    };
+    match fetch_once(&shared, &u).await {
+        Ok(r) => Ok((r.status, r.body)),
+        Err(FetchError::Fatal(e) | FetchError::Transient(e, _)) => Err(e),
+    }
+}
+
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -1076,13 +1143,14 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
         Body::Sitemap(xml_locs(&decode(&resp.body, &content_type)))
     } else if mime == "application/pdf" || path.ends_with(".pdf") {
         let content_type = "application/pdf".to_string();
-        let text = match shared.settings.documents.clone() {
+        let text = match &shared.settings.documents {
             Some(DocumentReader(read)) => {
-                let (kind, bytes) = (content_type.clone(), resp.body.clone());
-                tokio::task::spawn_blocking(move || read(&kind, &bytes))
-                    .await
-                    .ok()
-                    .flatten()
+                match read(content_type.clone(), Bytes::from(resp.body.clone())).await {
+                    Ok(text) => Some(text),
+                    Err(e) => {
+                        return Outcome::Failed(format!("the document could not be read: {e}"));
+                    }
+                }
             }
             None => None,
         };

@@ -76,15 +76,46 @@ impl ExtractOptions {
     }
 }
 
-fn parse_selector(field: &'static str, s: &str) -> Result<Option<Selector>, SelectorError> {
+/// Longest selector option taken. WCC's default remove selector is about 400
+/// characters; the parser recurses into `:not()`/`:is()`, so nesting is bounded too.
+pub const MAX_SELECTOR_CHARS: usize = 8192;
+const MAX_SELECTOR_NESTING: usize = 16;
+
+pub(crate) fn parse_selector(
+    field: &'static str,
+    s: &str,
+) -> Result<Option<Selector>, SelectorError> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    Selector::parse(s).map(Some).map_err(|e| SelectorError {
+    let refuse = |reason: String| SelectorError {
         field,
-        selector: s.to_string(),
-        reason: e.to_string(),
-    })
+        selector: s.chars().take(120).collect(),
+        reason,
+    };
+    if s.len() > MAX_SELECTOR_CHARS {
+        return Err(refuse(format!(
+            "longer than {MAX_SELECTOR_CHARS} characters"
+        )));
+    }
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                if depth > MAX_SELECTOR_NESTING {
+                    return Err(refuse(format!(
+                        "brackets nested more than {MAX_SELECTOR_NESTING} deep"
+                    )));
+                }
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Selector::parse(s)
+        .map(Some)
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// One `og:*` (or `article:*`, `twitter:*`) meta tag.
@@ -129,7 +160,8 @@ pub struct Extracted {
 /// (a `<base href>` in the page wins). Invalid selectors are ignored here; check them up
 /// front with [`ExtractOptions::validate`].
 pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
-    let doc = Html::parse_document(html);
+    let html = crate::nesting::cut_deep_nesting(html, crate::nesting::MAX_NESTING);
+    let doc = Html::parse_document(&html);
     let page_url = Url::parse(url).ok();
     let base = base_url(&doc, page_url.as_ref());
     let metadata = metadata(&doc, base.as_ref());

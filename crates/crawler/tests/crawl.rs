@@ -72,6 +72,11 @@ async fn handler(State(site): State<Arc<Site>>, req: Request) -> Response {
             *site.echo.lock().unwrap() = Some(req.headers().clone());
             html(page("Echo", "Headers noted."))
         }
+        p if p.starts_with("/endless/") => {
+            // Ten new links per page, forever: a generated site.
+            let links: String = (0..10).map(|i| format!("<a href=\"{p}/{i}\">{i}</a> ")).collect();
+            html(page("Endless", &links))
+        }
         _ => (StatusCode::NOT_FOUND, "no").into_response(),
     }
 }
@@ -555,4 +560,49 @@ async fn keep_url_fragments_and_ignore_canonical_url_change_dedupe() {
     );
     assert_eq!(site.hits.lock().unwrap()["/site/a"].len(), 2);
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+}
+
+#[tokio::test]
+async fn the_frontier_is_capped_so_an_endless_site_cannot_grow_the_crawl() {
+    let (base, _site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/endless/")], "maxCrawlDepth": 50}),
+        CrawlerSettings {
+            max_frontier: 25,
+            ..settings()
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(r.summary.stop_reason, StopReason::Finished);
+    assert!(
+        (20..=25).contains(&r.items.len()),
+        "{} pages for a frontier of 25",
+        r.items.len()
+    );
+}
+
+#[tokio::test]
+async fn a_document_the_reader_refuses_is_a_failed_page_with_its_reason() {
+    let (base, _site) = serve().await;
+    let refuse: std::sync::Arc<agentbase_crawler::ReadDocument> = std::sync::Arc::new(|_, _| {
+        Box::pin(async { Err("its objects are nested too deep".to_owned()) })
+    });
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/doc.pdf")], "maxCrawlDepth": 0}),
+        CrawlerSettings {
+            documents: Some(agentbase_crawler::DocumentReader(refuse)),
+            ..settings()
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(r.items.is_empty());
+    assert!(
+        r.failed
+            .iter()
+            .any(|(u, e)| u.ends_with("doc.pdf") && e.contains("nested too deep")),
+        "{:?}",
+        r.failed
+    );
 }

@@ -74,8 +74,13 @@ struct Job {
     reply: Reply,
 }
 
+/// Embedding requests waiting for the worker thread; each holds its texts.
+const QUEUE_CAPACITY: usize = 64;
+/// How long a request waits for room in a full queue.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct LocalEmbedder {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     dimensions: usize,
 }
 
@@ -202,7 +207,7 @@ impl LocalEmbedder {
             batch_size: options.batch_size.max(1),
             device,
         };
-        let (jobs, receiver) = mpsc::channel::<Job>();
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("llm-embed".to_owned())
             .spawn(move || {
@@ -261,14 +266,32 @@ impl Embedder for LocalEmbedder {
                 return Ok(Vec::new());
             }
             let (reply, answer) = oneshot::channel();
-            self.jobs
-                .send(Job {
-                    texts: texts.to_vec(),
-                    reply,
-                })
-                .map_err(|_| {
-                    ModelError::Unavailable("the embedding worker has stopped".to_owned())
-                })?;
+            let mut job = Job {
+                texts: texts.to_vec(),
+                reply,
+            };
+            // The queue is bounded: a full one makes callers wait (without holding
+            // a runtime thread) and, past QUEUE_WAIT, refuses them.
+            let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+            loop {
+                match self.jobs.try_send(job) {
+                    Ok(()) => break,
+                    Err(mpsc::TrySendError::Full(back)) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(ModelError::Overloaded(
+                                "the embedding queue is full".to_owned(),
+                            ));
+                        }
+                        job = back;
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => {
+                        return Err(ModelError::Unavailable(
+                            "the embedding worker has stopped".to_owned(),
+                        ));
+                    }
+                }
+            }
             answer.await.map_err(|_| {
                 ModelError::Failed("the embedding worker dropped the request".to_owned())
             })?

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -13,9 +14,7 @@ pub mod sse;
 pub mod widget;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use agentbase_service::App;
 use axum::Router;
@@ -23,12 +22,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post, put};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error::ApiError;
+pub use crate::listen::ConnectionLimits;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -41,6 +41,7 @@ pub struct AppState {
 
 pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.settings.server.body_limit_bytes;
+    let body_timeout = std::time::Duration::from_secs(app.settings.server.body_timeout_secs);
     let state = AppState {
         app,
         metrics: Arc::new(Metrics::default()),
@@ -169,6 +170,8 @@ pub fn router(app: Arc<App>) -> Router {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
         }))
+        .layer(from_fn_with_state(state.clone(), layers::limits))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(from_fn_with_state(state.clone(), layers::request_context))
         .with_state(state)
 }
@@ -180,46 +183,20 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
-    serve_router(listener, router(app), grace, shutdown).await
+    let limits = ConnectionLimits::from_settings(&app.settings.server);
+    serve_router(listener, router(app), limits, shutdown).await
 }
 
 /// [`serve`] for any router: stops accepting when `shutdown` resolves and returns
-/// once in-flight requests are done or `grace` has passed, whichever is first.
+/// once in-flight requests are done or `limits.grace` has passed, whichever is
+/// first.
 pub async fn serve_router(
     listener: TcpListener,
     router: Router,
-    grace: Duration,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
-    // Streams write small frames; without TCP_NODELAY, Nagle's algorithm holds each
-    // one back until the previous is acknowledged.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = started_tx.send(());
-    });
-    tokio::select! {
-        result = server => result,
-        () = async move {
-            if started_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "shutdown deadline passed; dropping remaining connections");
-            Ok(())
-        }
-    }
+    listen::serve_connections(listener, router, limits, shutdown).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

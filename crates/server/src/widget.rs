@@ -291,7 +291,7 @@ pub async fn chat(
             .widget_chat(&w, message)
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
-        Ok::<_, Response>(sse::response(turn))
+        Ok::<_, Response>(sse::public_response(turn))
     };
     let response = answer.await.unwrap_or_else(|refusal| refusal);
     with_cors(response, origin.as_ref())

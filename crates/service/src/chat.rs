@@ -28,7 +28,9 @@ use agentbase_core::model::{
     ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role, ToolSpec,
 };
 use agentbase_core::time_fmt::month_start;
-use agentbase_core::{Agent, Cursor, Error, Millis, Rejection, Resource, Result, ids, prompt};
+use agentbase_core::{
+    Agent, Cursor, Error, Millis, Rejection, Resource, Result, conversation, ids, prompt,
+};
 use agentbase_store::{ConversationFilter, NewTurn, Page, TurnLease};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -51,6 +53,12 @@ pub struct ChatInput {
     pub user_id: Option<String>,
     pub source: String,
 }
+
+/// Messages of a conversation read for a prompt (the newest).
+pub const PROMPT_HISTORY_MESSAGES: u32 = 200;
+
+/// Most messages a v1 chat request may carry (its client-held history).
+pub const V1_MAX_MESSAGES: usize = 1000;
 
 /// Known before the first byte is sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -353,8 +361,18 @@ impl App {
         at_once: bool,
     ) -> Result<Turn> {
         let mut invalid = agentbase_core::FieldErrors::new();
+        let max_chars = self.settings.chat.max_message_chars;
         if input.message.as_deref().is_some_and(str::is_empty) {
             invalid.insert("message".into(), "must not be empty".into());
+        } else if input
+            .message
+            .as_deref()
+            .is_some_and(|m| m.chars().count() > max_chars)
+        {
+            invalid.insert(
+                "message".into(),
+                format!("must be at most {max_chars} characters"),
+            );
         }
         if input.user_id.as_deref().is_some_and(|u| !valid_user_id(u)) {
             invalid.insert(
@@ -411,13 +429,27 @@ impl App {
             }
             _ => {}
         }
-        for (i, (role, _)) in input.messages.iter().enumerate() {
+        let max_chars = self.settings.chat.max_message_chars;
+        for (i, (role, content)) in input.messages.iter().enumerate() {
             if role != "user" && role != "assistant" {
                 invalid.insert(
                     format!("messages[{i}].role"),
                     "must be user or assistant".into(),
                 );
             }
+            if content.chars().count() > max_chars {
+                invalid.insert(
+                    format!("messages[{i}].content"),
+                    format!("must be at most {max_chars} characters"),
+                );
+            }
+        }
+        // The history a v1 client sends is tokenized for every answer: bound it.
+        if input.messages.len() > V1_MAX_MESSAGES {
+            invalid.insert(
+                "messages".into(),
+                format!("at most {V1_MAX_MESSAGES} messages"),
+            );
         }
         if input.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
             invalid.insert("temperature".into(), "must be between 0 and 1".into());
@@ -447,6 +479,10 @@ impl App {
             return Err(Error::Invalid(invalid));
         }
         self.check_credits(p, &agent, entry.credits).await?;
+        // A client-chosen id is the client's name for the conversation within its
+        // workspace; the record's id is derived from both, so the same name in two
+        // workspaces is two conversations and neither learns of the other.
+        // (`Store::conversation` finds it by either name.)
         let existing = match &input.conversation_id {
             Some(id) => self.store.conversation(&p.workspace_id, id).await?,
             None => None,
@@ -454,7 +490,10 @@ impl App {
         let (conversation, lease) = match existing {
             Some(c) => self.lease_conversation(p, &agent, &c.id).await?,
             None => {
-                let id = input.conversation_id.clone().unwrap_or_else(ids::uuid_v4);
+                let id = match &input.conversation_id {
+                    Some(chosen) => conversation::v1_id(&p.workspace_id, chosen),
+                    None => ids::uuid_v4(),
+                };
                 self.new_conversation(p, &agent, id, None, SOURCE_API)
                     .await?
             }
@@ -513,7 +552,12 @@ impl App {
         if existing && conversation.status != ConversationStatus::Paused {
             self.check_credits(p, agent, entry.credits).await?;
         }
-        let mut history = self.store.messages(&conversation.id).await?;
+        // A long conversation's older messages cannot fit any model's window; reading
+        // only the newest keeps a turn's cost bounded however long it grows.
+        let mut history = self
+            .store
+            .recent_messages(&conversation.id, PROMPT_HISTORY_MESSAGES)
+            .await?;
         let tools = self.store.tool_calls(&conversation.id).await?;
         let next_seq = history.last().map_or(1, |m| m.seq + 1);
         let user_message_id = match &input.message {
@@ -662,7 +706,10 @@ impl App {
         }
     }
 
-    fn request_for(&self, g: &Generation, knowledge: Option<&[Retrieved]>) -> ChatRequest {
+    /// The model request: instructions with the knowledge, and the history trimmed
+    /// to the model's window. Counting tokens runs the model's tokenizer over the
+    /// whole history, so the trimming runs off the async runtime.
+    async fn request_for(&self, g: &Generation, knowledge: Option<&[Retrieved]>) -> ChatRequest {
         let model = &g.entry.model;
         let max_tokens = self.settings.chat.max_tokens;
         let budget = model
@@ -680,9 +727,15 @@ impl App {
             Some(m) => m.clone(),
             None => prompt::history(&g.history, &g.tools),
         };
-        let messages = prompt::fit(Some(system), history, budget, &|t: &str| {
-            model.count_tokens(t)
-        });
+        let counter = model.clone();
+        // Only a panic in a tokenizer makes this fail; the turn goes on without history.
+        let messages = tokio::task::spawn_blocking(move || {
+            prompt::fit(Some(system), history, budget, &|t: &str| {
+                counter.count_tokens(t)
+            })
+        })
+        .await
+        .unwrap_or_default();
         ChatRequest {
             upstream_model: g.entry.upstream.clone(),
             messages,
@@ -727,7 +780,7 @@ impl App {
         let stream = g
             .entry
             .model
-            .stream(self.request_for(&g, knowledge.as_deref()));
+            .stream(self.request_for(&g, knowledge.as_deref()).await);
         let outcome = self.drive(&mut g, stream, &tx).await;
         let (finish_reason, credits, error) = match outcome.end {
             End::Finished(FinishReason::ToolCalls) => ("tool-calls", g.entry.credits, None),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
-use agentbase_core::{Error, Resource, Result, ids};
+use agentbase_core::{Error, Rejection, Resource, Result, ids};
 use agentbase_crawler::{CancellationToken, CrawlInput, CrawlerSettings, Event, StopReason};
 use serde_json::Value;
 
@@ -20,6 +20,8 @@ use crate::{App, Principal};
 const RUN_LEASE_MS: i64 = 30_000;
 /// Items written to the record per batch.
 const ITEM_BATCH: usize = 20;
+/// Most dataset items one read returns.
+pub const MAX_ITEMS_PER_READ: i64 = 10_000;
 /// Longest `waitForFinish`, as on Apify.
 pub const MAX_WAIT_SECS: u64 = 60;
 /// The actor ids a run may name: Apify's Website Content Crawler, by name or id.
@@ -53,26 +55,48 @@ impl App {
         } else {
             input
         };
-        let parsed = CrawlInput::from_json(input.clone())
+        let mut parsed = CrawlInput::from_json(input.clone())
             .and_then(|i| i.validate().map(|()| i))
             .map_err(|e| Error::invalid("input", e.to_string()))?;
         let now = self.now();
+        let limits = &self.settings.crawler;
         let timeout_secs = timeout_secs
-            .unwrap_or(self.settings.crawler.timeout_secs)
-            .clamp(1, 7 * 24 * 3600);
+            .unwrap_or(limits.timeout_secs)
+            .clamp(1, limits.run_timeout_secs);
+        // The plan bounds every run, whatever its input asks (WCC's default is
+        // 9,999,999 pages); a lower figure in the input is kept.
+        let max_pages = limits.run_max_pages.get(p.plan);
+        let mut notes = Vec::new();
+        if parsed.max_crawl_pages > max_pages {
+            if input.get("maxCrawlPages").is_some() {
+                notes.push(format!(
+                    "maxCrawlPages lowered to {max_pages} (the plan's limit)"
+                ));
+            }
+            parsed.max_crawl_pages = max_pages;
+        }
+        parsed.max_results = parsed.max_results.min(max_pages);
+        if parsed.max_concurrency > limits.max_concurrency {
+            parsed.max_concurrency = limits.max_concurrency;
+        }
         let ignored: Vec<String> = parsed
             .ignored_inputs()
             .into_iter()
             .map(str::to_owned)
             .chain(parsed.unknown_inputs())
             .collect();
+        if !ignored.is_empty() {
+            notes.push(format!(
+                "Ignored inputs (no browser here): {}",
+                ignored.join(", ")
+            ));
+        }
         let run = CrawlRun {
             id: ids::alphanumeric(17),
             workspace_id: p.workspace_id.clone(),
             actor_id: actor_id.to_owned(),
             status: RunStatus::Ready,
-            status_message: (!ignored.is_empty())
-                .then(|| format!("Ignored inputs (no browser here): {}", ignored.join(", "))),
+            status_message: (!notes.is_empty()).then(|| notes.join("; ")),
             input,
             dataset_id: ids::alphanumeric(17),
             timeout_secs: timeout_secs as i64,
@@ -82,9 +106,18 @@ impl App {
             started_at: now,
             finished_at: None,
         };
-        self.store
-            .insert_run(&run, self.knowledge.node(), now + RUN_LEASE_MS)
+        let admitted = self
+            .store
+            .insert_run(
+                &run,
+                self.knowledge.node(),
+                now + RUN_LEASE_MS,
+                i64::from(limits.runs_per_workspace),
+            )
             .await?;
+        if !admitted {
+            return Err(Error::Rejected(Rejection::TooManyRuns));
+        }
         let token = CancellationToken::new();
         self.crawls
             .tokens
@@ -123,6 +156,7 @@ impl App {
         let settings = CrawlerSettings {
             allow_private_networks: self.settings.crawler.allow_private_networks,
             overall_timeout: Some(Duration::from_secs(timeout_secs)),
+            max_frontier: self.settings.crawler.max_frontier,
             ..CrawlerSettings::default()
         };
         // The crawler's sink is synchronous: events go through a channel to a task
@@ -297,6 +331,9 @@ impl App {
             .run(&p.workspace_id, id)
             .await?
             .ok_or(Error::NotFound(Resource::Run))?;
+        // One response holds at most this many items, whatever `limit` says (the
+        // pagination headers give the total, so clients page through the rest).
+        let limit = Some(limit.unwrap_or(MAX_ITEMS_PER_READ).min(MAX_ITEMS_PER_READ));
         self.store
             .dataset_items(&run.dataset_id, offset, limit, desc)
             .await

@@ -497,6 +497,11 @@ impl App {
     /// record, so any number of nodes may run one.
     pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
+        let k = &self.settings.knowledge;
+        // `training_concurrency` jobs at once on this node, at most
+        // `jobs_per_workspace` of them (on all nodes) for one workspace.
+        let slots = Arc::new(tokio::sync::Semaphore::new(k.training_concurrency.max(1)));
+        let per_workspace = k.jobs_per_workspace.max(1) as i64;
         tokio::spawn(async move {
             loop {
                 if let Err(e) = app.queue_due_retrains().await {
@@ -505,19 +510,32 @@ impl App {
                 if let Err(e) = app.fail_orphaned_runs().await {
                     tracing::warn!(error = %e, "orphaned crawl run check failed");
                 }
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 match app
                     .store
-                    .claim_job(&app.knowledge.node, app.now(), JOB_LEASE_MS)
+                    .claim_job(&app.knowledge.node, app.now(), JOB_LEASE_MS, per_workspace)
                     .await
                 {
-                    Ok(Some(job)) => app.run_job(job).await,
+                    Ok(Some(job)) => {
+                        let app = app.clone();
+                        tokio::spawn(async move {
+                            app.run_job(job).await;
+                            drop(slot);
+                            // A finished job may let another workspace's run.
+                            app.knowledge.wake.notify_one();
+                        });
+                    }
                     Ok(None) => {
+                        drop(slot);
                         tokio::select! {
                             _ = app.knowledge.wake.notified() => {}
                             _ = tokio::time::sleep(POLL) => {}
                         }
                     }
                     Err(e) => {
+                        drop(slot);
                         tracing::warn!(error = %e, "cannot claim training jobs");
                         tokio::time::sleep(POLL).await;
                     }

@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod crawl_runs;
 pub mod dashboard;
+pub mod extractor;
 pub mod files;
 pub mod knowledge;
 pub mod models;
@@ -69,6 +70,9 @@ pub struct App {
     pub models: models::Registry,
     pub knowledge: knowledge::Knowledge,
     crawls: crawl_runs::RunningCrawls,
+    extractor: extractor::Extractor,
+    /// Password hashing slots (see [`dashboard::HASHES_AT_ONCE`]).
+    hash_slots: tokio::sync::Semaphore,
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
     agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
@@ -132,6 +136,8 @@ impl App {
             clock,
             knowledge: knowledge::Knowledge::new(index_dir),
             crawls: crawl_runs::RunningCrawls::default(),
+            extractor: extractor::Extractor::new(extractor::Mode::Thread, &settings.extraction),
+            hash_slots: tokio::sync::Semaphore::new(dashboard::HASHES_AT_ONCE),
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
@@ -143,6 +149,27 @@ impl App {
 
     pub fn now(&self) -> Millis {
         self.clock.now_ms()
+    }
+
+    /// Reads uploaded and crawled documents with `extractor` (the server passes one
+    /// that runs a worker process per document).
+    pub fn with_extractor(mut self, extractor: extractor::Extractor) -> Self {
+        self.extractor = extractor;
+        self
+    }
+
+    pub fn extractor(&self) -> &extractor::Extractor {
+        &self.extractor
+    }
+
+    /// The text of an untrusted file, read under the extractor's limits.
+    pub async fn read_file(
+        &self,
+        filename: &str,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<files::FileText, files::FileError> {
+        self.extractor.extract(filename, content_type, bytes).await
     }
 
     /// On a record with no workspace yet, makes the first one (Standard plan) and

@@ -309,12 +309,16 @@ async fn insert_conversation(
 
 impl Store {
     /// A conversation of the workspace, whatever its agent.
+    /// The workspace's conversation `id`: by the record's id, or by the name a v1
+    /// client gave it (see [`agentbase_core::conversation::v1_id`]).
     pub async fn conversation(&self, workspace_id: &str, id: &str) -> Result<Option<Conversation>> {
         let row = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND workspace_id = $2"
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE (id = $1 OR id = $3) \
+             AND workspace_id = $2 ORDER BY id = $1 DESC LIMIT 1"
         ))
         .bind(id)
         .bind(workspace_id)
+        .bind(agentbase_core::conversation::v1_id(workspace_id, id))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
@@ -529,6 +533,22 @@ impl Store {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
+    }
+
+    /// The newest `limit` messages, oldest first (what a prompt can use).
+    pub async fn recent_messages(&self, conversation_id: &str, limit: u32) -> Result<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 \
+             ORDER BY seq DESC LIMIT $2"
+        ))
+        .bind(conversation_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut messages = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
+        messages.reverse();
+        Ok(messages)
     }
 
     /// Every message, oldest first.

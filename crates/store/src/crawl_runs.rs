@@ -33,10 +33,19 @@ fn run(row: &AnyRow) -> Result<CrawlRun> {
 }
 
 impl Store {
-    pub async fn insert_run(&self, r: &CrawlRun, node: &str, lease_until: Millis) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO crawl_runs ({RUN_COLUMNS}, node, lease_until) VALUES ($1, $2, $3, $4, $5, \
-             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    /// Inserts `r` unless its workspace already has `max_active` runs that have not
+    /// ended (checked in the same statement); `false` when refused.
+    pub async fn insert_run(
+        &self,
+        r: &CrawlRun,
+        node: &str,
+        lease_until: Millis,
+        max_active: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO crawl_runs ({RUN_COLUMNS}, node, lease_until) SELECT $1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE (SELECT COUNT(*) FROM crawl_runs \
+             WHERE workspace_id = $16 AND status IN ('READY', 'RUNNING', 'ABORTING')) < $17"
         ))
         .bind(&r.id)
         .bind(&r.workspace_id)
@@ -53,10 +62,12 @@ impl Store {
         .bind(r.finished_at)
         .bind(node)
         .bind(lease_until)
+        .bind(&r.workspace_id)
+        .bind(max_active)
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// A run of the workspace (by run id or dataset id).

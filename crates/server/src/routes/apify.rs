@@ -232,7 +232,8 @@ fn shape(items: Vec<Value>, q: &ItemsQuery) -> Vec<Value> {
         .collect()
 }
 
-/// Nested objects flattened to `a/b` columns, as Apify's CSV export does.
+/// Nested objects flattened to `a/b` columns, as Apify's CSV export does. Text
+/// cells are made safe for spreadsheets (see [`spreadsheet_safe`]).
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     match v {
         Value::Object(m) => {
@@ -251,8 +252,19 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
             }
         }
         Value::Null => out.push((prefix.to_owned(), String::new())),
-        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        Value::String(s) => out.push((prefix.to_owned(), spreadsheet_safe(s))),
         other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
+/// tab or carriage return before one) gets a leading `'`, as OWASP advises; crawled
+/// pages are anyone's text.
+fn spreadsheet_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
     }
 }
 
@@ -264,7 +276,11 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// CSV with a header row; with `fields`, columns follow their order.
+/// Columns of one CSV export; the rest of an item's fields are left out.
+const MAX_CSV_COLUMNS: usize = 2_000;
+
+/// CSV with a header row; with `fields`, columns follow their order. Linear in
+/// the number of cells.
 fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
     let rows: Vec<Vec<(String, String)>> = items
         .iter()
@@ -275,9 +291,10 @@ fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
         })
         .collect();
     let mut columns: Vec<String> = Vec::new();
+    let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for row in &rows {
         for (k, _) in row {
-            if !columns.contains(k) {
+            if columns.len() < MAX_CSV_COLUMNS && known.insert(k.as_str()) {
                 columns.push(k.clone());
             }
         }
@@ -289,21 +306,25 @@ fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
         };
         columns.sort_by_key(rank);
     }
+    let index: std::collections::HashMap<&str, usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     let mut out = columns
         .iter()
         .map(|c| csv_field(c))
         .collect::<Vec<_>>()
         .join(",");
     out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                row.iter()
-                    .find(|(k, _)| k == c)
-                    .map_or(String::new(), |(_, v)| csv_field(v))
-            })
-            .collect();
+    let mut cells = vec![String::new(); columns.len()];
+    for row in &rows {
+        cells.iter_mut().for_each(String::clear);
+        for (k, v) in row {
+            if let Some(&i) = index.get(k.as_str()) {
+                cells[i] = csv_field(v);
+            }
+        }
         out.push_str(&cells.join(","));
         out.push('\n');
     }
@@ -347,7 +368,10 @@ pub async fn items(
     let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    let limit = query.limit.map_or(total.max(0), |l| l);
+    let limit = query
+        .limit
+        .map_or(total.max(0), |l| l)
+        .min(agentbase_service::crawl_runs::MAX_ITEMS_PER_READ);
     for (name, value) in [
         ("x-apify-pagination-offset", query.offset),
         ("x-apify-pagination-limit", limit),
@@ -385,6 +409,28 @@ mod tests {
         );
         let fields = ["url".to_owned(), "crawl".to_owned()];
         assert!(to_csv(&items, Some(&fields)).starts_with("url,crawl/depth,"));
+    }
+
+    #[test]
+    fn csv_cells_cannot_become_formulas_and_wide_items_stay_linear() {
+        let items = vec![
+            json!({"title": "=HYPERLINK(\"http://x\")", "a": "+1", "b": "-2", "c": "@SUM(A1)", "d": -3, "e": "fine"}),
+        ];
+        let csv = to_csv(&items, None);
+        let row = csv.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "'+1,'-2,'@SUM(A1),-3,fine,\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        // 100,000 fields in one item: the export is capped and quick.
+        let wide: Map<String, Value> = (0..100_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let started = std::time::Instant::now();
+        let csv = to_csv(&[Value::Object(wide)], None);
+        assert!(started.elapsed().as_secs() < 5);
+        assert_eq!(
+            csv.lines().next().unwrap().split(',').count(),
+            MAX_CSV_COLUMNS
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod bad_input;
 mod chat;
 mod conversations;
 mod dashboard;
+mod hardening;
 mod isolation;
 mod ratelimit;
 mod sources;
@@ -179,8 +180,9 @@ pub async fn spawn_full(
         app = app.with_embedder(e);
     }
     let crawler = app.settings.crawler.clone();
+    let extractor = app.extractor().clone();
     app = app.with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
-        crawler,
+        crawler, extractor,
     )));
     let app = Arc::new(app);
     app.start_workers();

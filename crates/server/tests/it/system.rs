@@ -182,7 +182,10 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let server = tokio::spawn(agentbase_server::serve_router(
         listener,
         router,
-        Duration::from_secs(5),
+        agentbase_server::ConnectionLimits {
+            grace: Duration::from_secs(5),
+            ..Default::default()
+        },
         async move {
             let _ = rx.await;
         },
@@ -222,7 +225,10 @@ async fn shutdown_gives_up_on_requests_that_outlive_the_deadline() {
     let server = tokio::spawn(agentbase_server::serve_router(
         listener,
         router,
-        Duration::from_millis(200),
+        agentbase_server::ConnectionLimits {
+            grace: Duration::from_millis(200),
+            ..Default::default()
+        },
         async move {
             let _ = rx.await;
         },
