@@ -505,6 +505,19 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    // Training (without an embedder here, it fails) settles before anything is
+    // compared.
+    for _ in 0..200 {
+        let r = t
+            .raw(Method::GET, &format!("/api/v2/agents/{agent}/sources/{source}"))
+            .send()
+            .await
+            .unwrap();
+        if json_ok(r).await["status"] != "untrained" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // A crawl of a refused address ends at once; the run and its dataset remain.
     let run = json_ok(
         t.raw(
