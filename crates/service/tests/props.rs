@@ -281,7 +281,8 @@ fn a_deeply_nested_configuration_file_is_refused_not_a_crash() {
     for text in [
         format!("a = {}", "[".repeat(100_000)),
         format!("a = {}", "{ b = ".repeat(100_000)),
-        format!("[{}]", "a.".repeat(100_000)),
+        // A valid header a thousand tables deep: parsed, then refused as unknown.
+        format!("[{}a]", "a.".repeat(1_000)),
     ] {
         let result = within(LIMIT, move || load(Some(text), Vec::new()));
         assert!(result.is_err());
