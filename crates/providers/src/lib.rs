@@ -9,8 +9,6 @@ mod embeddings;
 mod http;
 mod openai;
 mod sse;
-#[cfg(test)]
-mod sse_props;
 mod tools;
 
 use std::time::Duration;
