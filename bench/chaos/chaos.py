@@ -84,7 +84,7 @@ class Chaos:
         self.errors: list[str] = []
         self.site = Site(pages=4000, fanout=4, delay_ms=args.page_delay_ms)
         self.tmp = tempfile.mkdtemp(prefix="agentbase-chaos-")
-        env = {"AGENTBASE__CRAWLER__MAX_PAGES": str(args.link_pages),
+        env = {"AGENTBASE__CRAWLER__MAX_PAGES": str(args.link_pages), "AGENTBASE__LOG__LEVEL": args.log_level,
                "AGENTBASE__KNOWLEDGE__EMBEDDER": args.embedder}
         if args.database:
             env["AGENTBASE__DATABASE__URL"] = args.database
@@ -324,7 +324,20 @@ class Chaos:
             agents = list(self.train_agents)
             runs = [r for r in self.runs if self.run_status.get(r, {}).get("end") is None]
         for agent in agents:
-            for j in api.ok("GET", f"/api/v2/agents/{agent}/training-jobs")["data"]:
+            listed = api.ok("GET", f"/api/v2/agents/{agent}/training-jobs")["data"]
+            with self.lock:
+                # A deleted source's jobs go with it: gone from the list, not stuck.
+                ids = {j["id"] for j in listed}
+                deleted = {d["id"] for d in self.deleted}
+                for k, rec in self.jobs.items():
+                    if rec["agent"] == agent and rec["end"] is None and k not in ids:
+                        rec["end"] = now
+                        if rec.get("source") in deleted:
+                            rec["status"] = "deleted with its source"
+                        else:
+                            rec["status"] = "vanished"
+                            self.errors.append(f"job {k} left the list but its source was not deleted")
+            for j in listed:
                 with self.lock:
                     rec = self.jobs.setdefault(j["id"], {"agent": agent, "first": now, "end": None})
                     rec.update(status=j["status"], error=j.get("error"), source=j["sourceId"],
@@ -470,6 +483,15 @@ class Chaos:
             time.sleep(1)
         settled = time.monotonic() - last_restart
         threads[-1].join(timeout=5)
+        # With every job ended, every source that is still there has landed or failed.
+        api = self.api()
+        self.source_states: dict[str, int] = {}
+        for src in self.sources:
+            if src.get("deleted"):
+                continue
+            r = api.req("GET", f"/api/v2/agents/{src['agent']}/sources/{src['id']}")
+            st = r.json().get("status", "?") if r.status_code == 200 else str(r.status_code)
+            self.source_states[st] = self.source_states.get(st, 0) + 1
         return self.report(final, settled)
 
     def report(self, final: Cycle, settled: float) -> dict:
@@ -513,7 +535,9 @@ class Chaos:
             "lost": sum(c.lost_messages + c.lost_sources + c.lost_items + c.resurrected for c in cycles)
             + final.lost_messages + final.lost_sources + final.lost_items + final.resurrected,
         }
-        out["stuck"] = len(stuck_jobs) + len(stuck_runs)
+        out["sources_at_end"] = self.source_states
+        # A source still untrained after every job ended was left behind.
+        out["stuck"] = len(stuck_jobs) + len(stuck_runs) + self.source_states.get("untrained", 0)
         return out
 
 
@@ -578,6 +602,7 @@ def main() -> int:
     p.add_argument("--database", default="", help="a PostgreSQL URL (default: SQLite in the data dir)")
     p.add_argument("--bound", type=float, default=300.0,
                    help="seconds after the last restart by which every job and run must have ended")
+    p.add_argument("--log-level", default="warn", help="the server's log.level (its log is in the data dir)")
     p.add_argument("--json", default="")
     p.add_argument("--keep", action="store_true", help="keep the data dir")
     args = p.parse_args()
