@@ -58,6 +58,9 @@ class Cycle:
     runs_in_flight: int = 0
     convs_in_flight: int = 0
     convs_busy_after: int = 0
+    # The slowest of the jobs and runs in flight at this cycle's kill to end,
+    # in seconds after the kill.
+    orphans_ended_within: float | str | None = None
     unexpected_death: str | None = None
     notes: list = field(default_factory=list)
 
@@ -82,6 +85,7 @@ class Chaos:
         self.jobs: dict[str, dict] = {}  # id -> {agent, status, first, end}
         self.run_status: dict[str, dict] = {}  # id -> {status, end}
         self.errors: list[str] = []
+        self.kills: list[tuple[Cycle, float, tuple[list, list]]] = []
         self.site = Site(pages=4000, fanout=4, delay_ms=args.page_delay_ms)
         self.tmp = tempfile.mkdtemp(prefix="agentbase-chaos-")
         env = {"AGENTBASE__CRAWLER__MAX_PAGES": str(args.link_pages), "AGENTBASE__LOG__LEVEL": args.log_level,
@@ -447,10 +451,13 @@ class Chaos:
                 cyc.runs_in_flight = sum(1 for r in self.runs
                                          if self.run_status.get(r, {}).get("end") is None)
                 busy = [c for c in self.inflight_convs.values() if c[1]]
+                orphans = ([j for j, rec in self.jobs.items() if rec["end"] is None],
+                           [r for r in self.runs if self.run_status.get(r, {}).get("end") is None])
             cyc.convs_in_flight = len(busy)
             self.up.clear()
             if self.server.alive():
                 self.server.kill9()
+            self.kills.append((cyc, time.monotonic(), orphans))
             cyc.restart_secs = self.server.start()
             # What is acknowledged from here on belongs to the next cycle, so this
             # cycle's set is complete before it is checked.
@@ -511,6 +518,15 @@ class Chaos:
                     e = (j.get("error") or "")[:80]
                     job_errors[e] = job_errors.get(e, 0) + 1
         kinds = {s["id"]: s.get("kind", "text") for s in self.sources}
+        with self.lock:
+            for cyc, at, (jobs, runs) in self.kills:
+                ends = [self.jobs[j]["end"] for j in jobs] + [self.run_status.get(r, {}).get("end") for r in runs]
+                if not ends:
+                    cyc.orphans_ended_within = "none in flight"
+                elif all(e is not None for e in ends):
+                    cyc.orphans_ended_within = round(max(ends) - at, 1)
+                else:
+                    cyc.orphans_ended_within = "NOT ENDED"
         # Cycle N+1 is the load after the last restart: only the final check covers it.
         cycles = self.cycles[1:-1]
         out = {
@@ -576,12 +592,13 @@ def has_turn(stored: list[tuple[str, str]], user: str, answer: str) -> bool:
 def markdown(res: dict) -> str:
     lines = ["| cycle | up s | restart s | chat acked (json+stream) | in doubt | sources acked | deletes | "
              "items acked | jobs / runs / turns in flight at kill | busy after | lost msgs | lost sources | "
-             "lost items | deleted back |", "|" + "---|" * 14]
+             "lost items | deleted back | orphans ended within s |", "|" + "---|" * 15]
     for c in res["cycles"]:
         lines.append(f"| {c['n']} | {c['uptime']:.1f} | {c['restart_secs']:.2f} | {c['chat_json']}+{c['chat_stream']} | "
                      f"{c['chat_doubt']} | {c['sources']} | {c['deletes']} | {c['items']} | "
                      f"{c['jobs_in_flight']} / {c['runs_in_flight']} / {c['convs_in_flight']} | {c['convs_busy_after']} | "
-                     f"{c['lost_messages']} | {c['lost_sources']} | {c['lost_items']} | {c['resurrected']} |")
+                     f"{c['lost_messages']} | {c['lost_sources']} | {c['lost_items']} | {c['resurrected']} | "
+                     f"{c['orphans_ended_within']} |")
     return "\n".join(lines)
 
 
