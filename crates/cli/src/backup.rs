@@ -113,7 +113,12 @@ pub async fn restore(g: &Global, file: &Path) -> anyhow::Result<()> {
     // index is rebuilt from its chunks.
     let app = App::open(settings, &g.data_dir, Arc::new(SystemClock))
         .await
-        .with_context(|| format!("cannot open the restored record in {}", g.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the restored record in {}",
+                g.data_dir.display()
+            )
+        })?;
     let indexes = app
         .rebuild_indexes()
         .await

@@ -110,12 +110,8 @@ fn a_backup_under_concurrent_chats_restores_every_acknowledged_message_and_the_s
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
         .map(|w| {
-            let (stop, port, key, agent) = (
-                stop.clone(),
-                server.port,
-                server.key.clone(),
-                agent.clone(),
-            );
+            let (stop, port, key, agent) =
+                (stop.clone(), server.port, server.key.clone(), agent.clone());
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 let mut i = 0;
@@ -233,7 +229,10 @@ fn a_backup_under_concurrent_chats_restores_every_acknowledged_message_and_the_s
         );
     }
     let restored_hits: Vec<_> = queries.iter().map(|q| search(&after, &agent, q)).collect();
-    assert_eq!(restored_hits, before, "the same search results after restore");
+    assert_eq!(
+        restored_hits, before,
+        "the same search results after restore"
+    );
 }
 
 fn init(dir: &Path, env: &[(&str, &str)]) {
@@ -277,8 +276,15 @@ fn backup_and_restore_refuse_what_they_cannot_do_safely() {
         .arg(&archive)
         .output()
         .unwrap();
-    assert!(!again.status.success(), "an existing file is never replaced");
-    assert!(stderr(&again).contains("exists already"), "{}", stderr(&again));
+    assert!(
+        !again.status.success(),
+        "an existing file is never replaced"
+    );
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
 
     let into_live = agentbase(dir.path(), &[])
         .arg("restore")
@@ -350,15 +356,13 @@ fn doctor_passes_a_healthy_installation_and_reports_every_check() {
         "cpu", "data-dir", "database", "redis", "models", "disk", "ssrf",
     ] {
         assert!(
-            out.lines().any(|l| l.split_whitespace().nth(1) == Some(name)),
+            out.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(name)),
             "no {name} line: {out}"
         );
     }
     assert!(lines_with(&out, "FAIL").is_empty(), "{out}");
-    assert!(
-        out.contains("schema") && out.contains("(current)"),
-        "{out}"
-    );
+    assert!(out.contains("schema") && out.contains("(current)"), "{out}");
 
     let (ok, out, _) = doctor(dir.path(), &[], &["--json"]);
     assert!(ok);
@@ -434,7 +438,10 @@ fn doctor_fails_with_one_clear_line_for_each_failure_it_knows() {
             "{check}: {out}"
         );
         assert!(failed[0].contains(says), "{check}: {out}");
-        assert!(!out.contains("hunter2"), "passwords are never printed: {out}");
+        assert!(
+            !out.contains("hunter2"),
+            "passwords are never printed: {out}"
+        );
         assert!(err.contains("1 of 7 checks failed"), "{check}: {err}");
     }
 

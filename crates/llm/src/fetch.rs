@@ -155,7 +155,10 @@ pub enum FileState {
     /// Present with the pinned checksum.
     Verified,
     Missing,
-    WrongChecksum { expected: &'static str, actual: String },
+    WrongChecksum {
+        expected: &'static str,
+        actual: String,
+    },
     Unreadable(String),
 }
 

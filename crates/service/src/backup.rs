@@ -84,7 +84,9 @@ impl Manifest {
         if v["format"] != FORMAT {
             return Err(corrupt("it is not an agentbase backup".into()));
         }
-        let version = v["formatVersion"].as_i64().ok_or_else(|| bad("formatVersion"))?;
+        let version = v["formatVersion"]
+            .as_i64()
+            .ok_or_else(|| bad("formatVersion"))?;
         if version > FORMAT_VERSION {
             return Err(corrupt(format!(
                 "it has format version {version}; this agentbase reads version {FORMAT_VERSION}"
@@ -93,7 +95,9 @@ impl Manifest {
         let db = &v["database"];
         let count = |k: &str| v["counts"][k].as_i64().unwrap_or(0);
         Ok(Manifest {
-            created_at: v["createdAtMs"].as_i64().ok_or_else(|| bad("createdAtMs"))?,
+            created_at: v["createdAtMs"]
+                .as_i64()
+                .ok_or_else(|| bad("createdAtMs"))?,
             agentbase_version: v["agentbaseVersion"].as_str().unwrap_or("").to_owned(),
             schema_version: db["schemaVersion"]
                 .as_i64()
@@ -130,7 +134,12 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl Fn(io::Error) -> Err
 }
 
 fn zip_err(path: &Path) -> impl Fn(zip::result::ZipError) -> Error + '_ {
-    move |e| corrupt(format!("{} is not a readable zip file: {e}", path.display()))
+    move |e| {
+        corrupt(format!(
+            "{} is not a readable zip file: {e}",
+            path.display()
+        ))
+    }
 }
 
 /// Where the backup of an instance comes from.
@@ -227,7 +236,8 @@ fn write_archive(
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .unix_permissions(0o600);
-    let write_err = |e: zip::result::ZipError| Error::Storage(format!("cannot write the backup: {e}"));
+    let write_err =
+        |e: zip::result::ZipError| Error::Storage(format!("cannot write the backup: {e}"));
     let text = serde_json::to_vec_pretty(&manifest.to_json()).unwrap_or_default();
     zip.start_file(MANIFEST, options).map_err(write_err)?;
     zip.write_all(&text).map_err(io_err("write", path))?;

@@ -14,7 +14,9 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[tokio::test]
 async fn the_schema_is_read_on_both_engines_without_changing_anything() {
     for b in backends().await {
-        let state = agentbase_store::schema_state(&b.url, TIMEOUT).await.unwrap();
+        let state = agentbase_store::schema_state(&b.url, TIMEOUT)
+            .await
+            .unwrap();
         assert!(state.is_current(), "{}: {state:?}", b.name);
         assert_eq!(
             state.known,
@@ -95,11 +97,7 @@ async fn a_sqlite_snapshot_holds_every_commit_made_before_it_while_writes_go_on(
     );
 
     // Never over an existing file, and never of PostgreSQL.
-    assert!(
-        agentbase_store::snapshot_sqlite(&url, &copy)
-            .await
-            .is_err()
-    );
+    assert!(agentbase_store::snapshot_sqlite(&url, &copy).await.is_err());
     let err = agentbase_store::snapshot_sqlite("postgres://u:p@127.0.0.1:1/x", &copy)
         .await
         .unwrap_err();
