@@ -388,6 +388,9 @@ fn doctor_passes_a_healthy_installation_and_reports_every_check() {
     }
 }
 
+/// (check that fails, environment, doctor arguments, what its line says)
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+
 #[test]
 fn doctor_fails_with_one_clear_line_for_each_failure_it_knows() {
     let dir = tempfile::tempdir().unwrap();
@@ -398,7 +401,7 @@ fn doctor_fails_with_one_clear_line_for_each_failure_it_knows() {
         closed_port()
     );
     let redis_url = format!("redis://127.0.0.1:{}", closed_port());
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "database",
             vec![("AGENTBASE__DATABASE__URL", db_url.as_str())],
