@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+mod backup;
 mod crawl;
+mod doctor;
 mod knowledge;
 mod logging;
 mod providers;
@@ -111,6 +113,28 @@ enum Command {
         cmd: remote::ConversationCmd,
         #[command(flatten)]
         remote: remote::Remote,
+    },
+    /// Write a consistent backup of an embedded (SQLite) instance, also while it
+    /// serves: the database, the configuration file, a manifest with checksums.
+    Backup {
+        /// The backup file to write (a zip; must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into the data directory (which must have no database yet)
+    /// and rebuild every agent's index.
+    Restore {
+        /// A file written by `agentbase backup`.
+        file: PathBuf,
+    },
+    /// Check the installation: CPU kernels, data directory, database, Redis, model
+    /// files, free disk, the crawler's SSRF guard. Exits non-zero when a check fails.
+    Doctor(doctor::DoctorArgs),
+    /// Ask a running server whether it is healthy (exit 0 when it is).
+    Health {
+        /// The server's root URL (default: the address `server.bind` names).
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -448,6 +472,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             knowledge::search(&app, &agent_id, &query, limit, g.json).await
         }
         Command::Conversations { cmd, remote } => remote::conversations(&remote, cmd, g.json).await,
+        Command::Backup { out } => {
+            let settings = load_settings(&g, Overrides::default())?;
+            init_logging(&settings, "warn");
+            backup::backup(&g, &settings, &out).await
+        }
+        Command::Restore { file } => {
+            init_logging(&Settings::default(), "warn");
+            backup::restore(&g, &file).await
+        }
+        Command::Doctor(args) => {
+            let settings = load_settings(&g, Overrides::default())?;
+            init_logging(&settings, "error");
+            doctor::doctor(&settings, &g.data_dir, &args, g.json).await
+        }
+        Command::Health { url } => {
+            let settings = load_settings(&g, Overrides::default())?;
+            doctor::health(&settings, url, g.json).await
+        }
     }
 }
 

@@ -867,7 +867,7 @@ impl App {
 
     /// Opens `<index_dir>/<agent>/<version>` when this node has it, else builds it
     /// from the live chunks in the record; then serves it.
-    async fn load_snapshot(&self, agent_id: &str) -> Result<Option<Arc<Snapshot>>> {
+    pub(crate) async fn load_snapshot(&self, agent_id: &str) -> Result<Option<Arc<Snapshot>>> {
         let Some(version) = self.store.kb_version(agent_id).await? else {
             return Ok(None);
         };

@@ -2,6 +2,7 @@
 //! and agents. Callable from the CLI and from tests without HTTP; the server crate
 //! is a thin layer over [`App`].
 
+pub mod backup;
 pub mod chat;
 pub mod crawl_runs;
 pub mod dashboard;

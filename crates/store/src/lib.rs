@@ -7,6 +7,7 @@ mod crawl_runs;
 mod dashboard;
 mod knowledge;
 mod migrate;
+mod ops;
 mod rows;
 
 use std::str::FromStr;
@@ -20,6 +21,7 @@ pub use chat::{ConversationFilter, NewTurn, TurnLease};
 pub use dashboard::{DashboardSession, UsageRow};
 pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;
+pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -45,11 +47,15 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     Error::Storage(e.to_string())
 }
 
+pub(crate) fn install_drivers() {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+}
+
 /// Opens a connection pool, creating the SQLite file when missing, and applies the
 /// migrations.
 pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
-    static DRIVERS: Once = Once::new();
-    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    install_drivers();
 
     let backend = if url.starts_with("sqlite:") {
         Backend::Sqlite
