@@ -10,7 +10,7 @@ use agentbase_core::{
 };
 use agentbase_service::{App, Layers, LogFormat, Overrides, Settings};
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
 
 mod crawl;
@@ -208,8 +208,25 @@ enum AgentCmd {
     },
 }
 
+/// The arguments, with `--version` saying which SIMD kernels the local models run on
+/// this CPU (chosen at run time; `AGENTBASE_KERNELS` can force a level).
+fn parse_cli() -> Cli {
+    let version = format!(
+        "{}\nkernels: {}",
+        env!("CARGO_PKG_VERSION"),
+        match agentbase_llm::cpu::kernels() {
+            Ok(kernels) => kernels.to_string(),
+            Err(e) => format!("{e} (best here: {})", agentbase_llm::cpu::best()),
+        }
+    );
+    // clap keeps `&'static str`s (its owned strings need another feature); this runs once.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
