@@ -558,8 +558,11 @@ fn models_cache() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("/var/cache/agentbase-models"))
 }
 
-#[test]
-fn the_first_start_fetches_the_default_model_and_answers_with_it() {
+/// Runs `serve` (a command for the binary, to which the data dir and bind address
+/// are added) on a fresh data dir whose `models` is the shared weights cache, asks
+/// the default local model one question, stops the server; returns the answer's
+/// status and body and what the server logged.
+fn first_answer(mut serve: Command, max_tokens: &str) -> (u16, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let cache = models_cache();
     std::fs::create_dir_all(&cache).unwrap();
@@ -571,15 +574,19 @@ fn the_first_start_fetches_the_default_model_and_answers_with_it() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+    let log = dir.path().join("serve.log");
+    let mut child = serve
         .arg("--data-dir")
         .arg(dir.path())
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("AGENTBASE__CHAT__MAX_TOKENS", "24")
+        .env_remove("AGENTBASE_DATA_DIR")
+        .env("AGENTBASE__CHAT__MAX_TOKENS", max_tokens)
+        .env("AGENTBASE__LOG__LEVEL", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     let mut key = None;
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
@@ -591,7 +598,13 @@ fn the_first_start_fetches_the_default_model_and_answers_with_it() {
             break;
         }
     }
-    let key = key.expect("a first key");
+    // Keep draining stdout so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let Some(key) = key else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve did not start: {}", logged());
+    };
     let (status, agent) = http(
         port,
         "POST",
@@ -610,7 +623,13 @@ fn the_first_start_fetches_the_default_model_and_answers_with_it() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(status, 200, "{answer}");
+    (status, answer, logged())
+}
+
+#[test]
+fn the_first_start_fetches_the_default_model_and_answers_with_it() {
+    let (status, answer, log) = first_answer(Command::new(env!("CARGO_BIN_EXE_agentbase")), "24");
+    assert_eq!(status, 200, "{answer} {log}");
     let text = answer["data"]["parts"][0]["text"]
         .as_str()
         .unwrap_or_default();
@@ -804,7 +823,6 @@ fn the_portable_binary_serves_and_answers_on_an_emulated_avx2_only_cpu() {
         let mut cmd = Command::new(&qemu);
         cmd.args(["-cpu", "Haswell"])
             .arg(env!("CARGO_BIN_EXE_agentbase"))
-            .env_remove("AGENTBASE_DATA_DIR")
             .env_remove("AGENTBASE_KERNELS");
         cmd
     };
@@ -826,62 +844,8 @@ fn the_portable_binary_serves_and_answers_on_an_emulated_avx2_only_cpu() {
         "{forced}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let cache = models_cache();
-    std::fs::create_dir_all(&cache).unwrap();
-    std::os::unix::fs::symlink(&cache, dir.path().join("models")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = dir.path().join("serve.log");
-    let mut child = emulated()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("AGENTBASE__CHAT__MAX_TOKENS", "12")
-        .env("AGENTBASE__LOG__LEVEL", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut key = None;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(k) = line.trim().strip_prefix("agb_") {
-            key = Some(format!("agb_{k}"));
-        }
-        if line.starts_with("agentbase listening") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
-    let Some(key) = key else {
-        let _ = child.kill();
-        panic!("serve did not start under qemu: {}", logged());
-    };
-    let (status, agent) = http(
-        port,
-        "POST",
-        "/api/v2/agents",
-        &key,
-        r#"{"name":"haswell","model":"auto"}"#,
-    );
-    assert_eq!(status, 201, "{agent}");
-    let id = agent["id"].as_str().unwrap();
-    let (status, answer) = http(
-        port,
-        "POST",
-        &format!("/api/v2/agents/{id}/chat"),
-        &key,
-        r#"{"message":"What is the capital of France?","stream":false}"#,
-    );
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(status, 200, "{answer} {}", logged());
+    let (status, answer, log) = first_answer(emulated(), "12");
+    assert_eq!(status, 200, "{answer} {log}");
     let text = answer["data"]["parts"][0]["text"]
         .as_str()
         .unwrap_or_default();
@@ -889,7 +853,7 @@ fn the_portable_binary_serves_and_answers_on_an_emulated_avx2_only_cpu() {
         text.split_whitespace().count() >= 2,
         "SmolLM2 answered under qemu: {answer}"
     );
-    // Both local models ran on the AVX2 kernels.
-    let logged = logged();
-    assert!(logged.contains("ours (avx2)"), "{logged}");
+    // Both local models ran on our forward passes, on the AVX2 kernels.
+    assert!(log.contains("forward=ours (avx2)"), "{log}");
+    assert!(log.contains("encoder=ours (avx2)"), "{log}");
 }

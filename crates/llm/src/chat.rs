@@ -391,7 +391,7 @@ impl LocalChatModel {
         tracing::info!(
             path = %path.display(),
             arch,
-            forward,
+            forward = %forward,
             context_window,
             workers,
             queue_len = shared.options.queue_len,
