@@ -62,12 +62,12 @@ for f in "$GGUF" "$MINILM/model.safetensors"; do
 done
 [ -d "$BOOK" ] || { echo "missing the Rust Book at $BOOK: rustup component add rust-docs" >&2; exit 1; }
 
-if [ ! -x "$VENV_LLAMA/bin/python" ] || ! "$VENV_LLAMA/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+if [ -z "${SKIP_CHAT:-}" ] && { [ ! -x "$VENV_LLAMA/bin/python" ] || ! "$VENV_LLAMA/bin/python" -c 'import llama_cpp' 2>/dev/null; }; then
   python3 -m venv "$VENV_LLAMA"
   CMAKE_ARGS="$LLAMA_CMAKE" CMAKE_BUILD_PARALLEL_LEVEL=2 nice -n 15 \
     "$VENV_LLAMA/bin/pip" install --no-cache-dir llama-cpp-python==0.3.36
 fi
-if [ ! -x "$VENV_ST/bin/python" ] || ! "$VENV_ST/bin/python" -c 'import sentence_transformers' 2>/dev/null; then
+if [ -z "${SKIP_EMBED:-}" ] && { [ ! -x "$VENV_ST/bin/python" ] || ! "$VENV_ST/bin/python" -c 'import sentence_transformers' 2>/dev/null; }; then
   python3 -m venv "$VENV_ST"
   "$VENV_ST/bin/pip" install --no-cache-dir sentence-transformers
 fi

@@ -332,6 +332,7 @@ fn matmul(isa: ChatIsa, w: &QMatrix, x: &QActs, out: &mut [f32]) {
 struct SendPtr<T>(*mut T);
 // SAFETY: used only to hand disjoint parts of one buffer to the pool's threads.
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above: each thread writes only its own part.
 unsafe impl<T> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
     fn get(self) -> *mut T {
