@@ -86,59 +86,26 @@ pub async fn doctor(
     Ok(())
 }
 
-/// The SIMD features the local models' kernels are picked by, and the chat kernel
-/// this CPU gets.
-///
-/// STAND-IN until issue 14 lands: agentbase-llm will export the kernels it chose;
-/// swap this function for that call at merge.
-fn cpu_kernels() -> (Vec<&'static str>, &'static str) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut found = Vec::new();
-        if std::is_x86_feature_detected!("avx512vnni") {
-            found.push("avx512vnni");
-        }
-        if std::is_x86_feature_detected!("avx512bf16") {
-            found.push("avx512bf16");
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            found.push("avx2");
-        }
-        if std::is_x86_feature_detected!("fma") {
-            found.push("fma");
-        }
-        let kernel = if found.contains(&"avx512vnni") {
-            "AVX-512 VNNI"
-        } else if found.contains(&"avx2") && found.contains(&"fma") {
-            "AVX2 + FMA"
-        } else {
-            "scalar"
-        };
-        (found, kernel)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        (Vec::new(), "portable")
-    }
-}
-
+/// The kernels the local models run on this CPU (as `agentbase --version` says):
+/// scalar is a warning (slow, not broken); a forced level the CPU lacks is a failure,
+/// since the models would refuse to load.
 fn cpu() -> Check {
-    let (features, kernel) = cpu_kernels();
-    let list = if features.is_empty() {
-        "no AVX2/AVX-512".to_owned()
-    } else {
-        features.join(" ")
-    };
-    let status = if kernel == "scalar" {
-        Status::Warn
-    } else {
-        Status::Ok
-    };
-    check(
-        "cpu",
-        status,
-        format!("{list}: local models run on the {kernel} kernels"),
-    )
+    use agentbase_llm::cpu::Level;
+    match agentbase_llm::cpu::kernels() {
+        Ok(k) => {
+            let status = if k.chat == Level::Scalar || k.embeddings == Level::Scalar {
+                Status::Warn
+            } else {
+                Status::Ok
+            };
+            check("cpu", status, format!("local models run on: {k}"))
+        }
+        Err(e) => check(
+            "cpu",
+            Status::Fail,
+            format!("{e}; this CPU's best: {}", agentbase_llm::cpu::best()),
+        ),
+    }
 }
 
 fn data_dir_check(dir: &Path) -> Check {

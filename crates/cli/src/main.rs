@@ -11,7 +11,7 @@ use agentbase_core::{
 use agentbase_service::extractor::{self, Extractor};
 use agentbase_service::{App, Layers, LogFormat, Overrides, Settings};
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
 
 mod backup;
@@ -234,6 +234,23 @@ enum AgentCmd {
     },
 }
 
+/// The arguments, with `--version` saying which SIMD kernels the local models run on
+/// this CPU (chosen at run time; `AGENTBASE_KERNELS` can force a level).
+fn parse_cli() -> Cli {
+    let version = format!(
+        "{}\nkernels: {}",
+        env!("CARGO_PKG_VERSION"),
+        match agentbase_llm::cpu::kernels() {
+            Ok(kernels) => kernels.to_string(),
+            Err(e) => format!("{e} (best here: {})", agentbase_llm::cpu::best()),
+        }
+    );
+    // clap keeps `&'static str`s (its owned strings need another feature); this runs once.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
     // The document reader runs before anything else: no runtime, no settings, no
     // files; only its own limits, standard input and standard output.
@@ -241,7 +258,7 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some(extractor::WORKER_SUBCOMMAND) {
         return extractor::worker_main(&args[2..]);
     }
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
