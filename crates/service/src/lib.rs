@@ -2,14 +2,18 @@
 //! and agents. Callable from the CLI and from tests without HTTP; the server crate
 //! is a thin layer over [`App`].
 
+pub mod agent_setup;
 pub mod chat;
+pub mod conversation_search;
 pub mod crawl_runs;
 pub mod dashboard;
 pub mod files;
 pub mod knowledge;
 pub mod models;
+pub mod notifications;
 pub mod scripted;
 pub mod settings;
+pub mod spam;
 pub mod website;
 pub mod widget;
 
@@ -25,8 +29,9 @@ use agentbase_core::{
 use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
 use agentbase_store::Store;
 
+pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
-pub use agentbase_store::{ConversationFilter, Page, SourceFilter};
+pub use agentbase_store::{ConversationFilter, ConversationSearch, Page, SourceFilter};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
 /// Who is calling: established from an API key.
@@ -69,6 +74,8 @@ pub struct App {
     pub models: models::Registry,
     pub knowledge: knowledge::Knowledge,
     crawls: crawl_runs::RunningCrawls,
+    /// The country database of `widget.geoip_database`, opened on first use.
+    geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
     agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
@@ -132,6 +139,7 @@ impl App {
             clock,
             knowledge: knowledge::Knowledge::new(index_dir),
             crawls: crawl_runs::RunningCrawls::default(),
+            geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
@@ -371,6 +379,12 @@ impl App {
             credit_limit: None,
             ip_rate_limits: IpRateLimits::default(),
             actions: Vec::new(),
+            channel_instructions: None,
+            notifications: None,
+            spam: None,
+            voice: None,
+            blocked_countries: None,
+            styles: None,
             credits_month: 0,
             credits_used: 0.0,
             status: AgentStatus::Untrained,

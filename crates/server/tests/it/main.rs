@@ -3,6 +3,7 @@
 //! a malformed one). The clock is manual so window logic runs without sleeps.
 
 mod actions;
+mod agent_fields;
 mod agents;
 mod apify;
 mod auth;
@@ -11,6 +12,7 @@ mod chat;
 mod conversations;
 mod dashboard;
 mod isolation;
+mod notifications;
 mod ratelimit;
 mod sources;
 mod system;
