@@ -3,7 +3,7 @@
 
 use agentbase_core::agent_settings;
 use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, SourceContent};
-use agentbase_core::{Agent, Error, NewAgent, Resource, Result, ids};
+use agentbase_core::{Agent, Error, NewAgent, Result, ids};
 use serde_json::Value;
 
 use crate::{App, Principal};
@@ -143,11 +143,6 @@ impl App {
         }
         agent.styles = Some(agent_settings::merge_styles(agent.styles.as_ref(), &styles));
         agent.updated_at = self.now();
-        let updated = self.store.update_agent(&agent).await?;
-        self.forget_agent(id);
-        if !updated {
-            return Err(Error::NotFound(Resource::Agent));
-        }
-        Ok(agent)
+        self.save_agent(agent).await
     }
 }

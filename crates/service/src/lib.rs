@@ -538,8 +538,13 @@ impl App {
             Some(false) => agent.next_retrain_at = None,
             _ => {}
         }
+        self.save_agent(agent).await
+    }
+
+    /// Writes an agent's settings back and drops its cached row.
+    pub(crate) async fn save_agent(&self, agent: Agent) -> Result<Agent> {
         let updated = self.store.update_agent(&agent).await?;
-        self.forget_agent(id);
+        self.forget_agent(&agent.id);
         if !updated {
             return Err(Error::NotFound(Resource::Agent));
         }
@@ -557,12 +562,7 @@ impl App {
         agentbase_core::agent::validate_actions(&actions).map_err(Error::Invalid)?;
         agent.actions = actions;
         agent.updated_at = self.now();
-        let updated = self.store.update_agent(&agent).await?;
-        self.forget_agent(id);
-        if !updated {
-            return Err(Error::NotFound(Resource::Agent));
-        }
-        Ok(agent)
+        self.save_agent(agent).await
     }
 
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<()> {

@@ -188,6 +188,16 @@ pub(crate) fn date_window(
     q: &QueryMap,
     details: &mut BTreeMap<String, String>,
 ) -> (Option<Millis>, Option<Millis>) {
+    dates(q, ("startDate", "endDate"), details)
+}
+
+/// A window's two bounds from the query: the first key is a start (a date counts
+/// from its first moment), the second an end (a date counts to its last).
+fn dates(
+    q: &QueryMap,
+    (from, to): (&str, &str),
+    details: &mut BTreeMap<String, String>,
+) -> (Option<Millis>, Option<Millis>) {
     let mut read = |key: &str, end: bool| {
         let text = q.get(key)?;
         let parsed = parse_date_bound(text, end);
@@ -199,7 +209,7 @@ pub(crate) fn date_window(
         }
         parsed
     };
-    (read("startDate", false), read("endDate", true))
+    (read(from, false), read(to, true))
 }
 
 pub(crate) fn check(
@@ -539,18 +549,7 @@ pub async fn search(
         page.limit = 25;
     }
     let (from, to) = date_window(&q, &mut details);
-    let mut read = |key: &str, end: bool| {
-        let text = q.get(key)?;
-        let parsed = parse_date_bound(text, end);
-        if parsed.is_none() {
-            details.insert(
-                key.to_owned(),
-                "must be YYYY-MM-DD or an ISO 8601 date-time".into(),
-            );
-        }
-        parsed
-    };
-    let (updated_from, updated_to) = (read("updatedAfter", false), read("updatedBefore", true));
+    let (updated_from, updated_to) = dates(&q, ("updatedAfter", "updatedBefore"), &mut details);
     let statuses = enum_param(
         &q,
         "activityState",

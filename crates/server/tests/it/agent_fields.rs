@@ -432,7 +432,7 @@ async fn a_clone_copies_settings_and_sources_but_not_conversations() {
         .json::<Value>()
         .await
         .unwrap();
-    assert_eq!(sources["data"][0]["title"], "Refunds", "{sources}");
+    assert_eq!(sources["data"][0]["name"], "Refunds", "{sources}");
     let conversations = t
         .raw(Method::GET, &format!("/api/v2/agents/{copy}/conversations"))
         .send()
