@@ -10,6 +10,7 @@
 // slow second run started, aborted and waited for. Prints a JSON report; exits 1 on
 // any failed check.
 import http from "node:http";
+import { isDeepStrictEqual } from "node:util";
 import { ApifyClient } from "apify-client";
 
 const [baseUrl, token] = process.argv.slice(2);
@@ -85,7 +86,7 @@ try {
   expect(typeof log === "string" && log.includes("Crawled") && log.includes("SUCCEEDED"), "the run's log tells the crawl", { log: String(log).slice(0, 500) });
   const store = client.run(run.id).keyValueStore();
   const record = await store.getRecord("INPUT");
-  expect(JSON.stringify(record?.value) === JSON.stringify(input), "the INPUT record is the input", { record });
+  expect(isDeepStrictEqual(record?.value, input), "the INPUT record is the input", { record });
   expect((await store.getRecord("OUTPUT")) === undefined, "OUTPUT is absent, as for this actor on Apify");
 
   const slow = await client.actor("apify~website-content-crawler").start({ startUrls: [{ url: `${site}/slow/0` }], maxCrawlPages: 40, maxConcurrency: 1 });

@@ -194,7 +194,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics));
-    api.merge(v1)
+    let routes = api
+        .merge(v1)
         .merge(apify)
         .merge(public)
         .merge(dashboard::router())
@@ -203,13 +204,17 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(state.clone(), decompress::decompress))
-        .layer(axum::middleware::from_fn(allow::allow))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
         }))
         .layer(from_fn_with_state(state.clone(), layers::request_context))
-        .with_state(state)
+        .with_state(state);
+    // `Allow` is added by each route's method router after its layers ran, so the
+    // middleware that completes it wraps the whole router.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(allow::allow))
 }
 
 /// Serves the API until `shutdown` resolves, then lets in-flight requests finish

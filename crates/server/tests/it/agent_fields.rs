@@ -267,6 +267,7 @@ async fn spam_is_stored_and_flagged_but_not_answered_or_charged() {
         .await
         .unwrap();
     let (_, _, c) = outcome(r).await;
+    let c = &c["data"];
     assert_eq!(c["status"], "paused", "{c}");
     let messages = c["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "only the user's message: {c}");
@@ -354,7 +355,7 @@ async fn styles_are_merged_stored_and_served_to_the_widget() {
     let first = json!({"styles": {"chat": {"buttonColor": "#FF0000", "headerColor": "#00ff00",
         "alignChatButton": "left", "displayName": "Helper", "theme": "dark"}}});
     let (status, _, body) = outcome(styles(first).await.unwrap()).await;
-    assert_eq!((status, body), (200, json!({"success": true})));
+    assert_eq!((status, &body), (200, &json!({"success": true})), "{body}");
     let second = json!({"styles": {"chat": {"theme": null, "userMessageColor": "#123"},
         "centerStage": {"enabled": true, "width": "large"}}});
     assert_eq!(styles(second).await.unwrap().status(), 200);
@@ -520,7 +521,7 @@ async fn conversations_are_searched_by_text_and_filters() {
     ] {
         let r = t
             .raw(Method::POST, &format!("/api/v2/agents/{agent}/chat"))
-            .json(&json!({"message": text, "userId": user}))
+            .json(&json!({"message": text, "userId": user, "stream": false}))
             .send()
             .await
             .unwrap();
