@@ -562,6 +562,14 @@ const SUGGESTED: &str = "suggestedMessages";
 
 /// `PUT /agents/{id}/styles`: the contract's `UpdateAgentStylesInput`.
 pub fn check_styles(v: &Value, errors: &mut FieldErrors) {
+    // `null` clears a key (see [`merge_styles`]), so only the values set are checked.
+    let mut v = v.clone();
+    for part in ["chat", "centerStage"] {
+        if let Some(m) = v.get_mut(part).and_then(Value::as_object_mut) {
+            m.retain(|_, x| !x.is_null());
+        }
+    }
+    let v = &v;
     let mut c = Checker { errors };
     let path = "styles";
     let Some(map) = c.object(v, path, &["chat", "centerStage"]) else {
