@@ -50,3 +50,7 @@ pub const PLAN_FEATURE_NOT_AVAILABLE: &str = "PLAN_FEATURE_NOT_AVAILABLE";
 pub const AGENT_NOT_PUBLIC: &str = "AGENT_NOT_PUBLIC";
 /// agentbase: the page embedding the widget is not one of the agent's allowed domains (403).
 pub const WIDGET_ORIGIN_NOT_ALLOWED: &str = "WIDGET_ORIGIN_NOT_ALLOWED";
+/// agentbase: the widget's visitor is in one of the agent's `blockedCountries` (403).
+pub const WIDGET_COUNTRY_BLOCKED: &str = "WIDGET_COUNTRY_BLOCKED";
+/// agentbase: a `Content-Encoding` other than gzip, deflate, br or identity (415).
+pub const VALIDATION_UNSUPPORTED_ENCODING: &str = "VALIDATION_UNSUPPORTED_ENCODING";

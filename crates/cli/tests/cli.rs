@@ -712,18 +712,45 @@ fn knowledge_is_managed_and_searched_from_the_cli() {
     ));
     assert_eq!(from_file["type"], "file");
     let url = serve_once(items.replace("two months", "three months"));
-    let from_url = json_of(&agentbase(
-        dir.path(),
-        &[
-            "sources",
-            "import-apify",
-            &agent,
-            &url,
-            "--name",
-            "Run 2",
-            "--json",
-        ],
-    ));
+    let import_url = [
+        "sources",
+        "import-apify",
+        &agent,
+        &url,
+        "--name",
+        "Run 2",
+        "--json",
+    ];
+    let guarded = agentbase(dir.path(), &import_url);
+    assert!(
+        !guarded.status.success(),
+        "a loopback dataset URL is refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&guarded.stderr).contains("crawler.allow_private_networks"),
+        "{}",
+        String::from_utf8_lossy(&guarded.stderr)
+    );
+    let url = serve_once(items.replace("two months", "three months"));
+    let import_url = [
+        "sources",
+        "import-apify",
+        &agent,
+        &url,
+        "--name",
+        "Run 2",
+        "--json",
+    ];
+    let from_url = json_of(
+        &Command::new(env!("CARGO_BIN_EXE_agentbase"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(import_url)
+            .env_remove("AGENTBASE_DATA_DIR")
+            .env("AGENTBASE__CRAWLER__ALLOW_PRIVATE_NETWORKS", "true")
+            .output()
+            .expect("runs"),
+    );
     assert_eq!(from_url["name"], "Run 2");
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"not": "a dataset"}"#).unwrap();

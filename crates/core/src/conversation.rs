@@ -143,6 +143,8 @@ pub struct Message {
     pub credits: f64,
     /// The knowledge the answer was given (assistant messages), for citations.
     pub sources: Vec<Citation>,
+    /// A user message the agent's spam check flagged (kept, not answered).
+    pub spam: bool,
 }
 
 /// A chunk of the knowledge base an answer was given, as the message keeps it.

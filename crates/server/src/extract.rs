@@ -40,7 +40,7 @@ where
                 )
             }
         })?;
-        parse_json(&bytes).map(AppJson)
+        parse_json_object(&bytes).map(AppJson)
     }
 }
 
@@ -76,6 +76,22 @@ fn json_depth(bytes: &[u8], limit: usize) -> usize {
         }
     }
     deepest
+}
+
+/// [`parse_json`] for bodies that must be objects (every JSON body of the API):
+/// serde would otherwise read a struct from an array (`[null, null]`).
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let starts_object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|b| *b == b'{');
+    if !starts_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "The request body must be a JSON object",
+        ));
+    }
+    parse_json(bytes)
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

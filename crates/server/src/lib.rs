@@ -2,7 +2,9 @@
 //! format: it maps requests onto `agentbase-service` and results onto the Chatbase
 //! envelopes.
 
+pub mod allow;
 pub mod dashboard;
+pub mod decompress;
 pub mod error;
 pub mod extract;
 pub mod layers;
@@ -59,6 +61,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/api/v2/agents/{agentId}/actions",
             get(agents::get_actions).put(agents::put_actions),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/styles",
+            put(agents::update_styles),
+        )
+        .route("/api/v2/agents/{agentId}/clone", post(agents::clone))
+        .route(
+            "/api/v2/agents/{agentId}/conversations/search",
+            get(conversations::search),
         )
         .route(
             "/api/v2/agents/{agentId}/sources",
@@ -132,17 +143,43 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
         .route_layer(axum::middleware::from_fn(layers::v1_errors));
+    // Apify's clients say `actors`, its docs and older clients `acts`; an actor id
+    // is `user~name`, `user/name` (two segments) or the actor's own id.
     let apify = Router::new()
         .route("/v2/acts/{actorId}/runs", post(apify::start))
+        .route("/v2/actors/{actorId}/runs", post(apify::start))
+        .route("/v2/acts/{actorId}/{name}/runs", post(apify::start_named))
+        .route("/v2/actors/{actorId}/{name}/runs", post(apify::start_named))
+        .route("/v2/acts/{actorId}", get(apify::actor))
+        .route("/v2/actors/{actorId}", get(apify::actor))
         .route("/v2/actor-runs/{runId}", get(apify::get))
         .route("/v2/actor-runs/{runId}/abort", post(apify::abort))
+        .route("/v2/actor-runs/{runId}/dataset", get(apify::dataset))
         .route(
             "/v2/actor-runs/{runId}/dataset/items",
             get(apify::run_items),
         )
+        .route("/v2/actor-runs/{runId}/log", get(apify::log))
+        .route("/v2/logs/{runId}", get(apify::log))
+        .route(
+            "/v2/actor-runs/{runId}/key-value-store",
+            get(apify::run_kv_store),
+        )
+        .route(
+            "/v2/actor-runs/{runId}/key-value-store/records/{key}",
+            get(apify::run_kv_record),
+        )
+        .route("/v2/key-value-stores/{storeId}", get(apify::kv_store))
+        .route("/v2/key-value-stores/{storeId}/keys", get(apify::kv_keys))
+        .route(
+            "/v2/key-value-stores/{storeId}/records/{key}",
+            get(apify::kv_record).put(apify::put_kv_record),
+        )
+        .route("/v2/datasets/{datasetId}", get(apify::dataset))
         .route("/v2/datasets/{datasetId}/items", get(apify::items))
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
-        .route_layer(axum::middleware::from_fn(layers::apify_token));
+        .route_layer(axum::middleware::from_fn(layers::apify_token))
+        .route_layer(axum::middleware::from_fn(apify::apify_errors));
     let widget = Router::new()
         .route("/widget.js", get(widget::script))
         .route("/embed.min.js", get(widget::script))
@@ -158,7 +195,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics));
-    api.merge(v1)
+    let routes = api
+        .merge(v1)
         .merge(apify)
         .merge(public)
         .merge(dashboard::router())
@@ -166,6 +204,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), decompress::decompress))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
@@ -173,7 +212,12 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(from_fn_with_state(state.clone(), layers::limits))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(from_fn_with_state(state.clone(), layers::request_context))
-        .with_state(state)
+        .with_state(state);
+    // `Allow` is added by each route's method router after its layers ran, so the
+    // middleware that completes it wraps the whole router.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(allow::allow))
 }
 
 /// Serves the API until `shutdown` resolves, then lets in-flight requests finish

@@ -12,13 +12,15 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
     info(title = "agentbase API", description = "The Chatbase v2 API as served by agentbase."),
     paths(
         system::health, agents::list, agents::create, agents::get, agents::update, agents::delete, agents::get_actions, agents::put_actions,
+        agents::update_styles, agents::clone, conversations::search,
         chat::chat, chat::retry, chat::tool_result, conversations::list, conversations::for_user,
         conversations::get, conversations::messages, conversations::update, conversations::feedback,
         conversations::export, v1::chat, v1::get_conversations, v1::create_chatbot,
         v1::update_chatbot_data, v1::get_chatbots, v1::delete_chatbot, v1::update_chatbot_settings,
         sources::create, sources::list, sources::summary, sources::get, sources::update, sources::delete,
         sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search,
-        apify::start, apify::get, apify::abort, apify::items
+        apify::start, apify::get, apify::abort, apify::items, apify::actor, apify::dataset, apify::log,
+        apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -39,7 +41,9 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
         api::SourceListItem, api::LinkMetadata, api::LinkChildren, api::ListSourcesResponse,
         api::CreateSourceBody, api::UpdateSourceBody, api::SourceTypeCount, api::SourcesSummaryResponse,
         api::DeprecatedEndpointResponse, api::AutoRetrainBody, api::TrainingJob, api::TrainingJobsResponse,
-        api::SearchBody, api::SearchHit, api::SearchResponse
+        api::SearchBody, api::SearchHit, api::SearchResponse, api::UpdateStylesBody,
+        api::ConversationSearchResult, api::SearchSnippet, api::SnippetHighlight, api::SearchPagination,
+        api::SearchConversationsResponse
     )),
     modifiers(&Bearer)
 )]

@@ -45,6 +45,15 @@ pub const SOURCE_API: &str = "API";
 pub const SOURCE_WIDGET: &str = "Widget or Iframe";
 const TITLE_CHARS: usize = 60;
 
+/// The `channelInstructions` key of a conversation's source, if it has one.
+pub fn channel_of(source: &str) -> Option<&'static str> {
+    match source {
+        SOURCE_API => Some("api"),
+        SOURCE_WIDGET => Some("chat_widget"),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ChatInput {
     pub agent_id: String,
@@ -300,6 +309,7 @@ impl App {
             finish_reason: None,
             credits: 0.0,
             sources: Vec::new(),
+            spam: false,
         };
         let opening = if at_once {
             Some(Opening {
@@ -388,7 +398,15 @@ impl App {
         }
         let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
         let entry = self.model_for(&agent)?;
-        let (conversation, lease, prepared) = match (&input.conversation_id, &input.message) {
+        // Spam detection covers what visitors and API clients send (not the
+        // operator's playground); a spam message is stored but not answered.
+        let spam = match (&input.message, agent.spam_check()) {
+            (Some(text), Some(settings)) if channel_of(&input.source).is_some() => {
+                self.is_spam(&entry, settings, text).await
+            }
+            _ => false,
+        };
+        let (mut conversation, lease, prepared) = match (&input.conversation_id, &input.message) {
             (Some(id), _) => {
                 let (conversation, lease) = self.lease_conversation(p, &agent, id).await?;
                 let prepared = self
@@ -399,11 +417,20 @@ impl App {
             }
             (None, Some(text)) => {
                 self.check_credits(p, &agent, entry.credits).await?;
-                self.start_conversation(p, &agent, &input, text, at_once)
+                self.start_conversation(p, &agent, &input, text, at_once && !spam)
                     .await?
             }
             (None, None) => return Err(Error::invalid("message", "Required")),
         };
+        if spam {
+            let flagged = self
+                .store
+                .flag_spam(&conversation.id, &prepared.user_message_id)
+                .await;
+            self.or_release(&lease, flagged).await?;
+            tracing::info!(agent = %agent.id, conversation = %conversation.id, "message flagged as spam; not answered");
+            conversation.status = ConversationStatus::Paused;
+        }
         let turn = Leased {
             agent,
             entry,
@@ -574,6 +601,7 @@ impl App {
                     finish_reason: None,
                     credits: 0.0,
                     sources: Vec::new(),
+                    spam: false,
                 };
                 self.store.insert_message(&m).await?;
                 let id = m.id.clone();
@@ -719,7 +747,7 @@ impl App {
         let system = ChatMessage::text(
             Role::System,
             prompt::with_knowledge(
-                &g.agent.instructions,
+                g.agent.instructions_for(channel_of(&g.conversation.source)),
                 knowledge.map(knowledge_entries).as_deref(),
             ),
         );
@@ -804,6 +832,7 @@ impl App {
                 finish_reason: Some(finish_reason.to_owned()),
                 credits,
                 sources: citations,
+                spam: false,
             };
             let credit = (credits > 0.0).then(|| CreditEntry {
                 id: ids::alphanumeric(20),

@@ -156,6 +156,11 @@ fn identity_hash(content: &SourceContent, name: &str) -> String {
 }
 
 impl App {
+    /// Whether this process can train knowledge (it has an embedder).
+    pub fn can_train(&self) -> bool {
+        self.knowledge.embedder.is_some()
+    }
+
     /// Uses `embedder` for training and retrieval.
     pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
         self.knowledge.embedder = Some(embedder);
@@ -496,6 +501,7 @@ impl App {
     /// check for crawl runs orphaned by a stopped node). Jobs are taken from the
     /// record, so any number of nodes may run one.
     pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.start_notifier();
         let app = self.clone();
         let k = &self.settings.knowledge;
         // `training_concurrency` jobs at once on this node, at most

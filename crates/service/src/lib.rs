@@ -3,15 +3,19 @@
 //! is a thin layer over [`App`].
 
 pub mod backup;
+pub mod agent_setup;
 pub mod chat;
+pub mod conversation_search;
 pub mod crawl_runs;
 pub mod dashboard;
 pub mod extractor;
 pub mod files;
 pub mod knowledge;
 pub mod models;
+pub mod notifications;
 pub mod scripted;
 pub mod settings;
+pub mod spam;
 pub mod website;
 pub mod widget;
 
@@ -27,8 +31,9 @@ use agentbase_core::{
 use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
 use agentbase_store::Store;
 
+pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
-pub use agentbase_store::{ConversationFilter, Page, SourceFilter};
+pub use agentbase_store::{ConversationFilter, ConversationSearch, Page, SourceFilter};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
 /// Who is calling: established from an API key.
@@ -74,6 +79,8 @@ pub struct App {
     extractor: extractor::Extractor,
     /// Password hashing slots (see [`dashboard::HASHES_AT_ONCE`]).
     hash_slots: tokio::sync::Semaphore,
+    /// The country database of `widget.geoip_database`, opened on first use.
+    geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
     agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
@@ -139,6 +146,7 @@ impl App {
             crawls: crawl_runs::RunningCrawls::default(),
             extractor: extractor::Extractor::new(extractor::Mode::Thread, &settings.extraction),
             hash_slots: tokio::sync::Semaphore::new(dashboard::HASHES_AT_ONCE),
+            geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
@@ -399,6 +407,12 @@ impl App {
             credit_limit: None,
             ip_rate_limits: IpRateLimits::default(),
             actions: Vec::new(),
+            channel_instructions: None,
+            notifications: None,
+            spam: None,
+            voice: None,
+            blocked_countries: None,
+            styles: None,
             credits_month: 0,
             credits_used: 0.0,
             status: AgentStatus::Untrained,
@@ -552,8 +566,13 @@ impl App {
             Some(false) => agent.next_retrain_at = None,
             _ => {}
         }
+        self.save_agent(agent).await
+    }
+
+    /// Writes an agent's settings back and drops its cached row.
+    pub(crate) async fn save_agent(&self, agent: Agent) -> Result<Agent> {
         let updated = self.store.update_agent(&agent).await?;
-        self.forget_agent(id);
+        self.forget_agent(&agent.id);
         if !updated {
             return Err(Error::NotFound(Resource::Agent));
         }
@@ -571,12 +590,7 @@ impl App {
         agentbase_core::agent::validate_actions(&actions).map_err(Error::Invalid)?;
         agent.actions = actions;
         agent.updated_at = self.now();
-        let updated = self.store.update_agent(&agent).await?;
-        self.forget_agent(id);
-        if !updated {
-            return Err(Error::NotFound(Resource::Agent));
-        }
-        Ok(agent)
+        self.save_agent(agent).await
     }
 
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<()> {

@@ -26,6 +26,34 @@ pub struct Settings {
     pub knowledge: KnowledgeSettings,
     pub crawler: CrawlerConfig,
     pub extraction: ExtractionSettings,
+    pub widget: WidgetSettings,
+    pub notifications: NotificationSettings,
+}
+
+/// Where the widget learns a visitor's country (for agents' `blockedCountries`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetSettings {
+    /// A header set by the proxy in front (`CF-IPCountry`, …) holding the
+    /// visitor's ISO country code; believed from `server.trusted_proxies` (from any
+    /// peer when that list is empty). Empty: no header is read.
+    pub country_header: String,
+    /// A MaxMind-format (`.mmdb`) country database to look client IPs up in, when
+    /// no header gave the country. Empty: none.
+    pub geoip_database: String,
+}
+
+/// Daily summary mails (agents' `notificationsSettings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// `smtp://host:port` (plain), `smtp+starttls://…` or `smtps://…`, with
+    /// optional `user:password@`. Empty: no mail is sent.
+    pub smtp_url: String,
+    /// The sender of the mails.
+    pub from: String,
+    /// How often the worker checks whether a day's summaries are due.
+    pub check_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,6 +380,15 @@ impl Default for Settings {
                 max_concurrent: 2,
                 queue_timeout_secs: 30,
             },
+            widget: WidgetSettings {
+                country_header: String::new(),
+                geoip_database: String::new(),
+            },
+            notifications: NotificationSettings {
+                smtp_url: String::new(),
+                from: "agentbase <notifications@localhost>".into(),
+                check_interval_secs: 300,
+            },
         }
     }
 }
@@ -556,6 +593,23 @@ impl Settings {
                     "must be a number ≥ 0",
                 ));
             }
+        }
+        let smtp = &self.notifications.smtp_url;
+        if !(smtp.is_empty()
+            || ["smtp://", "smtps://", "smtp+starttls://"]
+                .iter()
+                .any(|p| smtp.starts_with(p)))
+        {
+            return Err(config_err(
+                "notifications.smtp_url",
+                "must be empty, smtp://, smtps:// or smtp+starttls://",
+            ));
+        }
+        if self.notifications.check_interval_secs == 0 {
+            return Err(config_err(
+                "notifications.check_interval_secs",
+                "must be at least 1",
+            ));
         }
         if self.chat.max_tokens == 0 {
             return Err(config_err("chat.max_tokens", "must be at least 1"));

@@ -10,10 +10,14 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::{Backend, Page, Store, db_err, json_text};
 
-const CONVERSATION_COLUMNS: &str =
+pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, workspace_id, agent_id, user_id, title, status, source, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits, \
      sources";
+/// What reads take: the written columns and the spam flag, which is only ever set
+/// afterwards ([`Store::flag_spam`]).
+const MESSAGE_READ: &str = "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits, \
+     sources, spam";
 const TOOL_CALL_COLUMNS: &str =
     "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";
 
@@ -21,7 +25,7 @@ fn corrupt(what: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record"))
 }
 
-fn conversation(row: &AnyRow) -> Result<Conversation> {
+pub(crate) fn conversation(row: &AnyRow) -> Result<Conversation> {
     let status: String = row.try_get("status").map_err(db_err)?;
     Ok(Conversation {
         id: row.try_get("id").map_err(db_err)?,
@@ -61,6 +65,7 @@ fn message(row: &AnyRow) -> Result<Message> {
                 None => Vec::new(),
             }
         },
+        spam: row.try_get::<i64, _>("spam").map_err(db_err)? != 0,
     })
 }
 
@@ -427,6 +432,25 @@ impl Store {
         rows.iter().map(conversation).collect()
     }
 
+    /// Flags a user message as spam and pauses its conversation, so it is kept
+    /// but never answered.
+    pub async fn flag_spam(&self, conversation_id: &str, message_id: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query("UPDATE messages SET spam = 1 WHERE id = $1 AND conversation_id = $2")
+            .bind(message_id)
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE conversations SET status = 'paused' WHERE id = $1")
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
     /// A message of an existing conversation, with the conversation's activity.
     pub async fn insert_message(&self, m: &Message) -> Result<()> {
         let mut b = Batch::default();
@@ -554,7 +578,7 @@ impl Store {
     /// Every message, oldest first.
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<Message>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq"
+            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id = $1 ORDER BY seq"
         ))
         .bind(conversation_id)
         .fetch_all(&self.pool)
@@ -579,7 +603,7 @@ impl Store {
                 .and_then(|r| r.try_get("n"))
                 .map_err(db_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 \
+            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id = $1 AND seq < $2 \
              ORDER BY seq DESC LIMIT $3"
         ))
         .bind(conversation_id)
@@ -604,7 +628,7 @@ impl Store {
 
     pub async fn message(&self, conversation_id: &str, id: &str) -> Result<Option<Message>> {
         let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND conversation_id = $2"
+            "SELECT {MESSAGE_READ} FROM messages WHERE id = $1 AND conversation_id = $2"
         ))
         .bind(id)
         .bind(conversation_id)

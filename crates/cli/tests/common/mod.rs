@@ -41,7 +41,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra_env: &[(&str, &str)]) -> Server {
+        Self::start_with_config(extra_env, "")
+    }
+
+    /// [`Server::start`] with `config` as `<data-dir>/agentbase.toml`.
+    pub fn start_with_config(extra_env: &[(&str, &str)], config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        if !config.is_empty() {
+            std::fs::write(dir.path().join("agentbase.toml"), config).unwrap();
+        }
         link_models(dir.path());
         let init = agentbase(dir.path(), extra_env)
             .args(["init", "--json"])

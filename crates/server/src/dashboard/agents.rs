@@ -271,7 +271,7 @@ fn patch_from(form: &Form) -> Result<AgentPatch, Problem> {
             timeframe_secs: number::<u32>(form, "ipTimeframe", "The timeframe")?,
             message: form.get("ipMessage").map(str::to_owned),
         })),
-        auto_retrain: None,
+        ..AgentPatch::default()
     })
 }
 

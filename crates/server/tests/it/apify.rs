@@ -389,6 +389,7 @@ async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() 
         items: 3,
         started_at: now - 60_000,
         finished_at: None,
+        kv_store_id: "orphankvstore".into(),
     };
     // Its node stopped renewing the lease a while ago (crashed or restarted).
     t.app

@@ -882,6 +882,7 @@ async fn another_nodes_charges_count_against_the_allowance_within_a_second() {
         finish_reason: Some("stop".into()),
         credits: 1.0,
         sources: Vec::new(),
+        spam: false,
     };
     let month = agentbase_core::time_fmt::month_start(now);
     t.app

@@ -897,6 +897,7 @@ async fn pages_send_a_strict_policy_and_never_link_a_non_http_url() {
             score: None,
             finish_reason: Some("stop".into()),
             credits: 0.0,
+            spam: false,
             sources: vec![
                 cite("Evil", "javascript:alert(document.cookie)"),
                 cite("Data", "data:text/html,<script>alert(1)</script>"),

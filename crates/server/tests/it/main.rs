@@ -3,6 +3,7 @@
 //! a malformed one). The clock is manual so window logic runs without sleeps.
 
 mod actions;
+mod agent_fields;
 mod agents;
 mod apify;
 mod auth;
@@ -12,6 +13,7 @@ mod conversations;
 mod dashboard;
 mod hardening;
 mod isolation;
+mod notifications;
 mod ratelimit;
 mod sources;
 mod system;

@@ -148,6 +148,7 @@ async fn the_config_needs_no_key_and_shows_the_agents_messages() {
             "name": "scripted",
             "initialMessages": ["Hello!", "Ask me anything."],
             "suggestedMessages": suggested,
+            "styles": null,
         }})
     );
 }

@@ -42,6 +42,7 @@ fn message(conversation_id: &str, seq: i64, role: MessageRole, text: &str, at: i
             0.0
         },
         sources: Vec::new(),
+        spam: false,
     }
 }
 
