@@ -305,6 +305,9 @@ struct Shared {
     retries: u32,
     respect_robots: bool,
     cookies: Vec<Cookie>,
+    /// `customHttpHeaders`: sent with each request, but not after a redirect to
+    /// another host (see [`fetch_once`]).
+    custom_headers: HeaderMap,
 }
 
 enum Body {
@@ -364,6 +367,7 @@ pub async fn crawl(
     let prepared = input.prepare()?;
     let started = Instant::now();
     let client = build_client(input, settings)?;
+    let custom_headers = custom_headers(input)?;
     let shared = Arc::new(Shared {
         client,
         settings: settings.clone(),
@@ -372,6 +376,7 @@ pub async fn crawl(
         retries: input.max_request_retries,
         respect_robots: input.respect_robots_txt_file,
         cookies: input.initial_cookies.clone(),
+        custom_headers,
     });
     let deadline = settings.overall_timeout.map(|t| started + t);
     let mut progress = Progress::default();
@@ -782,6 +787,19 @@ fn text_links(text: &str, base: &Url) -> Vec<String> {
     out
 }
 
+/// The run's `customHttpHeaders`, checked.
+fn custom_headers(input: &CrawlInput) -> Result<HeaderMap, CrawlError> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &input.custom_http_headers {
+        let name = header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 fn build_client(
     input: &CrawlInput,
     settings: &CrawlerSettings,
@@ -793,13 +811,6 @@ fn build_client(
             "text/html,application/xhtml+xml,application/xml;q=0.9,text/plain;q=0.8,*/*;q=0.5",
         ),
     );
-    for (k, v) in &input.custom_http_headers {
-        let name = header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        headers.insert(name, value);
-    }
     let mut b = reqwest::Client::builder()
         .user_agent(settings.user_agent.clone())
         .default_headers(headers)
@@ -854,17 +865,24 @@ fn check_literal(shared: &Shared, u: &Url) -> Result<(), String> {
     }
 }
 
-fn cookie_header(shared: &Shared, u: &Url) -> Option<String> {
+/// The `Cookie` header for `u`: cookies whose domain matches its host, and
+/// cookies without a domain only while `same_host` (not after a redirect to
+/// another host).
+fn cookie_header(shared: &Shared, u: &Url, same_host: bool) -> Option<String> {
     let host = u.host_str()?.to_ascii_lowercase();
     let path = u.path();
     let pairs: Vec<String> = shared
         .cookies
         .iter()
         .filter(|c| {
-            c.domain.as_deref().is_none_or(|d| {
-                let d = d.trim_start_matches('.').to_ascii_lowercase();
-                host == d || host.ends_with(&format!(".{d}"))
-            }) && c.path.as_deref().is_none_or(|p| path.starts_with(p))
+            let domain_ok = match c.domain.as_deref() {
+                None => same_host,
+                Some(d) => {
+                    let d = d.trim_start_matches('.').to_ascii_lowercase();
+                    host == d || host.ends_with(&format!(".{d}"))
+                }
+            };
+            domain_ok && c.path.as_deref().is_none_or(|p| path.starts_with(p))
         })
         .map(|c| format!("{}={}", c.name, c.value))
         .collect();
@@ -885,14 +903,23 @@ enum FetchError {
     Fatal(String),
 }
 
-/// One GET with manual redirects (each hop re-checked) and a capped body.
+/// One GET with manual redirects (each hop re-checked) and a capped body. The
+/// run's custom headers and domain-less cookies go only to the host first asked:
+/// a redirect to another host does not carry them (credentials meant for one
+/// site must not leak to wherever it points).
 async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> {
     let mut current = url.clone();
     let mut redirects = Vec::new();
     loop {
         check_literal(shared, &current).map_err(FetchError::Fatal)?;
+        let same_host = current.host_str() == url.host_str();
         let mut req = shared.client.get(current.clone());
-        if let Some(c) = cookie_header(shared, &current) {
+        if same_host {
+            for (name, value) in &shared.custom_headers {
+                req = req.header(name, value);
+            }
+        }
+        if let Some(c) = cookie_header(shared, &current, same_host) {
             req = req.header(header::COOKIE, c);
         }
         let resp = req.send().await.map_err(|e| {
@@ -988,6 +1015,7 @@ pub async fn fetch_url(url: &str, settings: &CrawlerSettings) -> Result<(u16, Ve
         retries: 0,
         respect_robots: false,
         cookies: Vec::new(),
+        custom_headers: HeaderMap::new(),
     };
     match fetch_once(&shared, &u).await {
         Ok(r) => Ok((r.status, r.body)),

@@ -63,6 +63,12 @@ async fn handler(State(site): State<Arc<Site>>, req: Request) -> Response {
         "/site/big" => html(format!("<html><body><p>{}</p></body></html>", "x".repeat(300_000))),
         "/site/redirect" => (StatusCode::FOUND, [(header::LOCATION, "/site/moved")]).into_response(),
         "/site/moved" => html(page("Moved", "Arrived.")),
+        "/site/to-other-host" => {
+            // The same server under another name: a different host to the crawler.
+            let port = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.rsplit(':').next()).unwrap_or("80").to_string();
+            (StatusCode::FOUND, [(header::LOCATION, format!("http://localhost:{port}/site/echo"))]).into_response()
+        }
+        "/site/to-echo" => (StatusCode::FOUND, [(header::LOCATION, "/site/echo")]).into_response(),
         "/site/to-loopback" => {
             let port = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.rsplit(':').next()).unwrap_or("80").to_string();
             (StatusCode::FOUND, [(header::LOCATION, format!("http://127.0.0.1:{port}/site/a"))]).into_response()
@@ -436,6 +442,49 @@ async fn custom_headers_and_initial_cookies_are_sent_with_an_honest_user_agent()
             .unwrap()
             .starts_with("agentbase-crawler/")
     );
+}
+
+#[tokio::test]
+async fn custom_headers_and_host_cookies_do_not_follow_a_redirect_to_another_host() {
+    let (base, site) = serve().await;
+    let input = |start: &str| {
+        serde_json::json!({
+            "startUrls": [format!("{base}{start}")],
+            "customHttpHeaders": {"Authorization": "Bearer site-secret"},
+            "initialCookies": [
+                {"name": "hostonly", "value": "h"},
+                {"name": "scoped", "value": "s", "domain": "127.0.0.1"},
+                {"name": "local", "value": "l", "domain": "localhost"}
+            ],
+            "maxCrawlDepth": 0
+        })
+    };
+    // A redirect on the same host keeps them.
+    run(input("/site/to-echo"), settings(), CancellationToken::new()).await;
+    let h = site
+        .echo
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the echo page was fetched");
+    assert_eq!(h["authorization"], "Bearer site-secret");
+    assert_eq!(h["cookie"], "hostonly=h; scoped=s");
+    // A redirect to another host drops the header and the domain-less cookie; a
+    // cookie set for that host's own domain still goes.
+    run(
+        input("/site/to-other-host"),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    let h = site
+        .echo
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the echo page was fetched");
+    assert!(h.get("authorization").is_none(), "{h:?}");
+    assert_eq!(h["cookie"], "local=l");
 }
 
 #[tokio::test]

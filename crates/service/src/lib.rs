@@ -2,8 +2,8 @@
 //! and agents. Callable from the CLI and from tests without HTTP; the server crate
 //! is a thin layer over [`App`].
 
-pub mod backup;
 pub mod agent_setup;
+pub mod backup;
 pub mod chat;
 pub mod conversation_search;
 pub mod crawl_runs;
