@@ -71,7 +71,7 @@ fn the_server_answers_every_generated_request_as_its_own_document_says() {
     );
     // A crawl of an address the SSRF guard refuses ends at once and keeps its run
     // and dataset.
-    let run = post(
+    let crawl = post(
         &server,
         "/v2/acts/apify~website-content-crawler/runs?waitForFinish=30",
         json!({"startUrls": [{"url": "http://127.0.0.1:9/"}], "maxCrawlPages": 1}),
@@ -82,8 +82,8 @@ fn the_server_answers_every_generated_request_as_its_own_document_says() {
         "messageId": turn["data"]["id"],
         "userId": "seeded-user",
         "sourceId": source["id"],
-        "runId": run["data"]["id"],
-        "datasetId": run["data"]["defaultDatasetId"],
+        "runId": crawl["data"]["id"],
+        "datasetId": crawl["data"]["defaultDatasetId"],
         "actorId": "apify~website-content-crawler",
     });
     let args = [

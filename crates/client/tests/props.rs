@@ -59,20 +59,20 @@ fn split(body: &[u8], cuts: &[usize]) -> Vec<Bytes> {
 }
 
 fn chunk() -> impl Strategy<Value = UiChunk> {
-    let text = any::<String>();
+    let text = || any::<String>();
     prop_oneof![
-        text.clone()
+        text()
             .prop_map(|message_id| UiChunk::Start { message_id }),
         Just(UiChunk::StartStep),
-        (text.clone(), text.clone()).prop_map(|(id, delta)| UiChunk::TextDelta { id, delta }),
-        text.clone().prop_map(|id| UiChunk::TextEnd { id }),
-        (text.clone(), text.clone()).prop_map(|(tool_call_id, input_text_delta)| {
+        (text(), text()).prop_map(|(id, delta)| UiChunk::TextDelta { id, delta }),
+        text().prop_map(|id| UiChunk::TextEnd { id }),
+        (text(), text()).prop_map(|(tool_call_id, input_text_delta)| {
             UiChunk::ToolInputDelta {
                 tool_call_id,
                 input_text_delta,
             }
         }),
-        (text.clone(), text.clone(), prop::option::of(text.clone())).prop_map(
+        (text(), text(), prop::option::of(text())).prop_map(
             |(source_id, url, title)| UiChunk::SourceUrl {
                 source_id,
                 url,
@@ -80,7 +80,7 @@ fn chunk() -> impl Strategy<Value = UiChunk> {
             }
         ),
         Just(UiChunk::FinishStep),
-        text.prop_map(|error_text| UiChunk::Error { error_text }),
+        text().prop_map(|error_text| UiChunk::Error { error_text }),
     ]
 }
 
