@@ -61,8 +61,7 @@ fn split(body: &[u8], cuts: &[usize]) -> Vec<Bytes> {
 fn chunk() -> impl Strategy<Value = UiChunk> {
     let text = || any::<String>();
     prop_oneof![
-        text()
-            .prop_map(|message_id| UiChunk::Start { message_id }),
+        text().prop_map(|message_id| UiChunk::Start { message_id }),
         Just(UiChunk::StartStep),
         (text(), text()).prop_map(|(id, delta)| UiChunk::TextDelta { id, delta }),
         text().prop_map(|id| UiChunk::TextEnd { id }),
@@ -72,13 +71,13 @@ fn chunk() -> impl Strategy<Value = UiChunk> {
                 input_text_delta,
             }
         }),
-        (text(), text(), prop::option::of(text())).prop_map(
-            |(source_id, url, title)| UiChunk::SourceUrl {
+        (text(), text(), prop::option::of(text())).prop_map(|(source_id, url, title)| {
+            UiChunk::SourceUrl {
                 source_id,
                 url,
-                title
+                title,
             }
-        ),
+        }),
         Just(UiChunk::FinishStep),
         text().prop_map(|error_text| UiChunk::Error { error_text }),
     ]

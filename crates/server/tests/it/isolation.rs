@@ -17,8 +17,8 @@ use crate::{TestApp, outcome, spawn_with};
 type Endpoint = (Method, &'static str, Option<&'static str>);
 
 /// Every API route that names a resource. Placeholders: `{a}` agent, `{c}`
-/// conversation, `{m}` message, `{s}` source, `{r}` crawl run, `{d}` dataset, `{u}`
-/// user id. Destructive calls come last, so a leak shows in the calls before them.
+/// conversation, `{m}` message, `{s}` source, `{r}` crawl run, `{d}` dataset, `{v}`
+/// key-value store, `{key}` a record key that exists (`INPUT`), `{u}` user id. Destructive calls come last, so a leak shows in the calls before them.
 const API: &[Endpoint] = &[
     (Method::GET, "/api/v2/agents/{a}", None),
     (
@@ -28,6 +28,12 @@ const API: &[Endpoint] = &[
     ),
     (Method::PUT, "/api/v2/agents/{a}", Some(r#"{"temp":9}"#)),
     (Method::PUT, "/api/v2/agents/{a}", Some("{bad json")),
+    (
+        Method::PUT,
+        "/api/v2/agents/{a}/styles",
+        Some(r##"{"styles":{"chat":{"accentColor":"#ff0000"}}}"##),
+    ),
+    (Method::POST, "/api/v2/agents/{a}/clone", None),
     (Method::GET, "/api/v2/agents/{a}/actions", None),
     (
         Method::PUT,
@@ -77,6 +83,11 @@ const API: &[Endpoint] = &[
     ),
     (Method::GET, "/api/v2/agents/{a}/conversations", None),
     (Method::GET, "/api/v2/agents/{a}/conversations/export", None),
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/conversations/search?query=secret",
+        None,
+    ),
     (Method::GET, "/api/v2/agents/{a}/conversations/{c}", None),
     (
         Method::PATCH,
@@ -123,17 +134,36 @@ const API: &[Endpoint] = &[
     ),
     (Method::GET, "/v2/actor-runs/{r}", None),
     (Method::GET, "/v2/actor-runs/{r}?waitForFinish=1", None),
+    (Method::GET, "/v2/actor-runs/{r}/dataset", None),
     (Method::GET, "/v2/actor-runs/{r}/dataset/items", None),
     (
         Method::GET,
         "/v2/actor-runs/{r}/dataset/items?format=csv",
         None,
     ),
+    (Method::GET, "/v2/datasets/{d}", None),
     (Method::GET, "/v2/datasets/{d}/items", None),
     (
         Method::GET,
         "/v2/datasets/{d}/items?format=jsonl&clean=true",
         None,
+    ),
+    (Method::GET, "/v2/actor-runs/{r}/log", None),
+    (Method::GET, "/v2/logs/{r}", None),
+    (Method::GET, "/v2/logs/{r}?stream=1", None),
+    (Method::GET, "/v2/actor-runs/{r}/key-value-store", None),
+    (
+        Method::GET,
+        "/v2/actor-runs/{r}/key-value-store/records/{key}",
+        None,
+    ),
+    (Method::GET, "/v2/key-value-stores/{v}", None),
+    (Method::GET, "/v2/key-value-stores/{v}/keys", None),
+    (Method::GET, "/v2/key-value-stores/{v}/records/{key}", None),
+    (
+        Method::PUT,
+        "/v2/key-value-stores/{v}/records/{key}",
+        Some(r#"{"planted":"by another workspace"}"#),
     ),
     (Method::POST, "/v2/actor-runs/{r}/abort", None),
     (Method::DELETE, "/api/v2/agents/{a}/sources/{s}", None),
@@ -225,6 +255,31 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
         "/v2/acts/{actorId}/runs",
         "starts the caller's own run; the actor id names the crawler, not a resource",
     ),
+    (
+        "POST",
+        "/v2/actors/{actorId}/runs",
+        "starts the caller's own run; the actor id names the crawler, not a resource",
+    ),
+    (
+        "POST",
+        "/v2/acts/{actorId}/{name}/runs",
+        "starts the caller's own run; `user/name` names the crawler, not a resource",
+    ),
+    (
+        "POST",
+        "/v2/actors/{actorId}/{name}/runs",
+        "starts the caller's own run; `user/name` names the crawler, not a resource",
+    ),
+    (
+        "GET",
+        "/v2/acts/{actorId}",
+        "the crawler as an actor, the same for every workspace",
+    ),
+    (
+        "GET",
+        "/v2/actors/{actorId}",
+        "the crawler as an actor, the same for every workspace",
+    ),
     ("GET", "/api/v2/health", "public"),
     ("GET", "/api/v2/openapi.json", "public"),
     (
@@ -311,6 +366,7 @@ const PARAMS: &[(&str, &str)] = &[
     ("{s}", "{sourceId}"),
     ("{r}", "{runId}"),
     ("{d}", "{datasetId}"),
+    ("{v}", "{storeId}"),
     ("{u}", "{userId}"),
     ("{w}", "{ws}"),
     ("{k}", "{keyId}"),
@@ -393,6 +449,28 @@ fn every_route_is_in_the_isolation_matrix() {
         declared.len() > 50,
         "the router's routes were read: {declared:?}"
     );
+    // The OpenAPI document is built from the handlers, independently of the source
+    // reading above: every operation it lists must be among the routes read, so a
+    // route the reader misses cannot slip past the matrix.
+    let doc: Value = serde_json::from_slice(&agentbase_server::openapi::document_json()).unwrap();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+                .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    assert!(documented.len() > 30, "{documented:?}");
+    let unread: Vec<_> = documented.difference(&declared).collect();
+    assert!(
+        unread.is_empty(),
+        "documented operations the router reader did not find: {unread:?}"
+    );
     let mut accounted: BTreeSet<(String, String)> = BTreeSet::new();
     for (method, path, _) in API.iter().chain(DASHBOARD) {
         accounted.insert((method.to_string(), route_of(path)));
@@ -456,6 +534,8 @@ fn missing_ids(intruder_ws: &str) -> Ids {
         ("{s}", "00000000-0000-4000-8000-000000000001".into()),
         ("{r}", "AAAAAAAAAAAAAAAAA".into()),
         ("{d}", "BBBBBBBBBBBBBBBBB".into()),
+        ("{v}", "CCCCCCCCCCCCCCCCC".into()),
+        ("{key}", "INPUT".into()),
         ("{u}", "victim-user".into()),
         ("{k}", "AAAAAAAAAAAA".into()),
         ("{w}", intruder_ws.into()),
@@ -509,7 +589,10 @@ async fn world() -> World {
     // compared.
     for _ in 0..200 {
         let r = t
-            .raw(Method::GET, &format!("/api/v2/agents/{agent}/sources/{source}"))
+            .raw(
+                Method::GET,
+                &format!("/api/v2/agents/{agent}/sources/{source}"),
+            )
             .send()
             .await
             .unwrap();
@@ -558,6 +641,14 @@ async fn world() -> World {
             "{d}",
             run["data"]["defaultDatasetId"].as_str().unwrap().to_owned(),
         ),
+        (
+            "{v}",
+            run["data"]["defaultKeyValueStoreId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+        ("{key}", "INPUT".into()),
         ("{u}", "victim-user".into()),
         ("{k}", key),
         ("{w}", intruder_ws.clone()),
@@ -634,11 +725,7 @@ async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() 
                 // v1 conversation ids are scoped to their workspace: the intruder
                 // gets a fresh conversation under the same id, never the victim's,
                 // and cannot tell whether the id is used elsewhere.
-                assert_eq!(
-                    (foreign.0, absent.0),
-                    (200, 200),
-                    "{foreign:?} {absent:?}"
-                );
+                assert_eq!((foreign.0, absent.0), (200, 200), "{foreign:?} {absent:?}");
             } else {
                 assert_eq!(foreign, absent, "{method} {path} {body:?} with own agent");
             }
@@ -663,6 +750,8 @@ async fn snapshot(t: &TestApp, v: &Ids) -> Vec<String> {
         "/api/v2/agents/{a}/conversations/{c}",
         "/v2/actor-runs/{r}",
         "/v2/datasets/{d}/items",
+        "/v2/key-value-stores/{v}/keys",
+        "/v2/key-value-stores/{v}/records/INPUT",
     ] {
         let r = t.raw(Method::GET, &v.fill(path)).send().await.unwrap();
         let status = r.status().as_u16();
