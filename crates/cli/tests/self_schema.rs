@@ -84,6 +84,8 @@ fn the_server_answers_every_generated_request_as_its_own_document_says() {
         "sourceId": source["id"],
         "runId": crawl["data"]["id"],
         "datasetId": crawl["data"]["defaultDatasetId"],
+        "storeId": crawl["data"]["defaultKeyValueStoreId"],
+        "key": "INPUT",
         "actorId": "apify~website-content-crawler",
     });
     let args = [
