@@ -301,6 +301,62 @@ fn cases(agent: &str) -> Vec<Case> {
             cases.push(c);
         }
     }
+    // Compressed bodies (decoded before any route reads them).
+    let gzip = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let encoded = |name: &str, encoding: &str, body: Vec<u8>, expect: u16, code: &'static str| {
+        let mut c = json_case(name, "POST", "/api/v2/agents", body, expect, code);
+        c.headers.push(("Content-Encoding".into(), encoding.into()));
+        c
+    };
+    // 1 GiB of zeros in about a megabyte: refused at the cap, never inflated whole.
+    let zeros = vec![0u8; 1 << 20];
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..1024 {
+        bomb.write_all(&zeros).unwrap();
+    }
+    cases.push(encoded(
+        "gzip bomb body",
+        "gzip",
+        bomb.finish().unwrap(),
+        413,
+        "VALIDATION_BODY_TOO_LARGE",
+    ));
+    cases.push(encoded(
+        "corrupt gzip body",
+        "gzip",
+        b"\x1f\x8bnot really gzip".to_vec(),
+        400,
+        "VALIDATION_INVALID_BODY",
+    ));
+    let mut layered = gzip(br#"{"name":"layers"}"#);
+    for _ in 0..7 {
+        layered = gzip(&layered);
+    }
+    cases.push(encoded(
+        "eight layers of gzip",
+        &vec!["gzip"; 8].join(", "),
+        layered,
+        415,
+        "VALIDATION_UNSUPPORTED_ENCODING",
+    ));
+    cases.push(encoded(
+        "unknown coding",
+        "zstd",
+        b"{}".to_vec(),
+        415,
+        "VALIDATION_UNSUPPORTED_ENCODING",
+    ));
+    cases.push(encoded(
+        "nested JSON inside gzip",
+        "gzip",
+        gzip(deep("[", 100_000).as_bytes()),
+        400,
+        "VALIDATION_INVALID_JSON",
+    ));
     // Heads.
     let mut big_head = json_case(
         "headers over 32 KiB",

@@ -22,10 +22,14 @@ enum Coding {
     Brotli,
 }
 
+/// Most codings one body may carry: clients apply one; a stack of them is only
+/// ever a way to multiply the decoding work.
+const MAX_CODINGS: usize = 2;
+
 /// The codings of a `Content-Encoding` header, in the order they were applied;
-/// `Err` names one this server does not decode.
+/// `Err` names one this server does not decode (or says there are too many).
 fn codings(value: &str) -> Result<Vec<Coding>, String> {
-    value
+    let list = value
         .split(',')
         .map(|c| c.trim().to_ascii_lowercase())
         .filter(|c| !c.is_empty() && c != "identity")
@@ -33,9 +37,18 @@ fn codings(value: &str) -> Result<Vec<Coding>, String> {
             "gzip" | "x-gzip" => Ok(Coding::Gzip),
             "deflate" => Ok(Coding::Deflate),
             "br" => Ok(Coding::Brotli),
-            _ => Err(c),
+            _ => Err(format!(
+                "Content-Encoding `{c}` is not supported; use gzip, deflate or br"
+            )),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if list.len() > MAX_CODINGS {
+        return Err(format!(
+            "Content-Encoding lists {} codings; at most {MAX_CODINGS} are decoded",
+            list.len()
+        ));
+    }
+    Ok(list)
 }
 
 enum Failure {
@@ -84,13 +97,17 @@ pub async fn decompress(State(state): State<AppState>, req: Request, next: Next)
     let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
         return next.run(req).await;
     };
-    let list = match value.to_str().map_err(|_| "?".to_owned()).and_then(codings) {
+    let list = match value
+        .to_str()
+        .map_err(|_| "Content-Encoding is not valid text".to_owned())
+        .and_then(codings)
+    {
         Ok(list) => list,
-        Err(c) => {
+        Err(message) => {
             return ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 codes::VALIDATION_UNSUPPORTED_ENCODING,
-                format!("Content-Encoding `{c}` is not supported; use gzip, deflate or br"),
+                message,
             )
             .into_response();
         }
@@ -165,6 +182,15 @@ mod tests {
             codings("gzip, br").unwrap(),
             vec![Coding::Gzip, Coding::Brotli]
         );
-        assert_eq!(codings("zstd").unwrap_err(), "zstd");
+        assert!(
+            codings("zstd")
+                .unwrap_err()
+                .contains("`zstd` is not supported")
+        );
+        assert!(
+            codings("gzip, gzip, gzip")
+                .unwrap_err()
+                .contains("at most 2")
+        );
     }
 }

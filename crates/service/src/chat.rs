@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentbase_core::conversation::{
     Citation, Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part,
@@ -697,8 +698,34 @@ impl App {
             opening,
         };
         let app = self.clone();
-        tokio::spawn(async move { app.generate(generation, tx).await });
+        let keeper = AbortOnDrop(self.keep_lease(generation.lease.clone()));
+        tokio::spawn(async move {
+            app.generate(generation, tx).await;
+            drop(keeper);
+        });
         Ok(Turn { meta, events: rx })
+    }
+
+    /// Renews the turn's lease every third of `chat.turn_lease_secs` while the
+    /// turn runs, so the lease can be short: a turn cut off by a crash frees its
+    /// conversation within one lease, however long turns may take. Ends by itself
+    /// once the lease is released (or lost), or when aborted.
+    fn keep_lease(self: &Arc<Self>, lease: TurnLease) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        let ttl_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
+        let every = Duration::from_millis((ttl_ms as u64 / 3).max(200));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match app.store.renew_turn(&lease, app.now(), ttl_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(conversation = %lease.conversation_id, error = %e, "turn lease not renewed")
+                    }
+                }
+            }
+        })
     }
 
     /// Retrieves knowledge for the turn's question (the last user message).
@@ -1266,4 +1293,13 @@ fn knowledge_entries(hits: &[Retrieved]) -> Vec<prompt::KnowledgeEntry<'_>> {
             text: &h.text,
         })
         .collect()
+}
+
+/// Aborts its task when dropped, also when the owner unwinds.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -139,7 +139,9 @@ pub struct ChatSettings {
     pub max_tokens: u32,
     /// How long a tool call waits for its result before it expires.
     pub tool_call_ttl_secs: u64,
-    /// How long one turn may hold its conversation before another may take it.
+    /// How long a turn's hold on its conversation lasts unless renewed. A running
+    /// turn renews it every third of this, so this is how long a conversation
+    /// stays busy after the process running its turn died.
     pub turn_lease_secs: u64,
     /// Longest user message, in characters.
     pub max_message_chars: usize,
@@ -323,7 +325,7 @@ impl Default for Settings {
             chat: ChatSettings {
                 max_tokens: 512,
                 tool_call_ttl_secs: 1800,
-                turn_lease_secs: 300,
+                turn_lease_secs: 30,
                 max_message_chars: 32_000,
             },
             providers: BTreeMap::from([(

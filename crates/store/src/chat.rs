@@ -371,6 +371,21 @@ impl Store {
         }))
     }
 
+    /// Extends a held lease to `now + ttl_ms`. `false` once the lease is no longer
+    /// this token's (released, or expired and taken by another turn).
+    pub async fn renew_turn(&self, lease: &TurnLease, now: Millis, ttl_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE conversations SET turn_expires = $1 WHERE id = $2 AND turn_token = $3",
+        )
+        .bind(now + ttl_ms)
+        .bind(&lease.conversation_id)
+        .bind(&lease.token)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn release_turn(&self, lease: &TurnLease) -> Result<()> {
         sqlx::query(
             "UPDATE conversations SET turn_token = NULL, turn_expires = NULL WHERE id = $1 AND turn_token = $2",
@@ -562,7 +577,7 @@ impl Store {
     /// The newest `limit` messages, oldest first (what a prompt can use).
     pub async fn recent_messages(&self, conversation_id: &str, limit: u32) -> Result<Vec<Message>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 \
+            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id = $1 \
              ORDER BY seq DESC LIMIT $2"
         ))
         .bind(conversation_id)
