@@ -143,8 +143,15 @@ def main():
                 case.query["chatbotId"] = fresh_agent(origin, headers)
             elif case.query and "chatbotId" in case.query:
                 case.query["chatbotId"] = ids["agentId"]
-            if isinstance(case.body, dict) and "chatbotId" in case.body:
-                case.body["chatbotId"] = ids["agentId"]
+            if isinstance(case.body, dict):
+                # Bodies name resources too (a chat turn's conversationId, a retry's
+                # messageId, v1's chatbotId): real ones, so the handlers' paths for
+                # an existing conversation run as well.
+                for name in list(case.body):
+                    if name == "chatbotId":
+                        case.body[name] = ids["agentId"]
+                    elif name in ids and name != "agentId":
+                        case.body[name] = ids[name]
         if case.body is not None and not isinstance(case.body, (bytes, str)):
             case.body = neutralise(case.body)
         try:

@@ -43,7 +43,7 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
         api::DeprecatedEndpointResponse, api::AutoRetrainBody, api::TrainingJob, api::TrainingJobsResponse,
         api::SearchBody, api::SearchHit, api::SearchResponse, api::UpdateStylesBody,
         api::ConversationSearchResult, api::SearchSnippet, api::SnippetHighlight, api::SearchPagination,
-        api::SearchConversationsResponse
+        api::SearchConversationsResponse, chat::StreamEvent
     )),
     modifiers(&Bearer, &Authenticated)
 )]
