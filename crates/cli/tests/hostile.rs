@@ -338,7 +338,7 @@ fn cases(agent: &str) -> Vec<Case> {
     }
     cases.push(encoded(
         "eight layers of gzip",
-        &vec!["gzip"; 8].join(", "),
+        &["gzip"; 8].join(", "),
         layered,
         415,
         "VALIDATION_UNSUPPORTED_ENCODING",
