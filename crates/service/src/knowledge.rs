@@ -1044,7 +1044,8 @@ impl App {
     }
 
     /// `POST /agents/{id}/search`: retrieval testing for operators. Every hit is
-    /// returned with its scores (no relevance cut), best first.
+    /// returned with its scores (no relevance cut), best first, from the newest
+    /// trained version.
     pub async fn search_knowledge(
         self: &Arc<Self>,
         p: &Principal,
@@ -1063,6 +1064,10 @@ impl App {
             return Err(Error::Invalid(errors));
         }
         let agent = self.agent(&p.workspace_id, agent_id).await?;
+        // Retrieval testing answers from what is trained now: a source shown as
+        // trained is searchable at once. (Chat turns may answer from the previous
+        // snapshot while a newer one loads; see `snapshot_for`.)
+        self.load_snapshot(&agent.id).await?;
         Ok(self
             .retrieve(&agent, query, limit, 0.0)
             .await?

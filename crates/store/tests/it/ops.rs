@@ -47,7 +47,8 @@ async fn the_schema_is_read_on_both_engines_without_changing_anything() {
         .unwrap();
     conn.close().await.unwrap();
     let state = agentbase_store::schema_state(&url, TIMEOUT).await.unwrap();
-    assert_eq!(state.applied, Some(state.known - 1));
+    // Versions may skip numbers: "behind" is any applied version below the newest.
+    assert!(state.applied.is_some_and(|v| v < state.known), "{state:?}");
     assert!(!state.is_current());
 }
 
