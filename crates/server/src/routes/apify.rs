@@ -88,7 +88,9 @@ fn seconds(q: &QueryMap, key: &str, max: u64) -> Result<Option<u64>, ApiError> {
 #[utoipa::path(post, path = "/v2/actors/{actorId}/runs", tag = "apify",
     description = "Apify-compatible (also /v2/acts/...; the id may be `apify~website-content-crawler`, `apify/website-content-crawler` or the actor id): starts a Website Content Crawler run with the WCC input in the body. Auth: `token` query parameter or Bearer.",
     params(("actorId" = String, Path, description = "website-content-crawler or apify~website-content-crawler"),
-           ("token" = Option<String>, Query), ("timeout" = Option<u64>, Query), ("waitForFinish" = Option<u64>, Query)),
+           ("token" = Option<String>, Query),
+           ("timeout" = Option<f64>, Query, minimum = 0, description = "seconds; longer values are capped at a week"),
+           ("waitForFinish" = Option<f64>, Query, minimum = 0, description = "seconds; longer waits are capped at 60")),
     responses((status = 201, description = "`{\"data\": Run}` with a Location header"), (status = 400, body = agentbase_api_types::ErrorResponse),
               (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn start(
@@ -124,8 +126,10 @@ pub async fn start(
 
 #[utoipa::path(get, path = "/v2/actor-runs/{runId}", tag = "apify",
     description = "Apify-compatible: the run; `waitForFinish` (≤ 60 s) waits for it to end.",
-    params(("runId" = String, Path), ("waitForFinish" = Option<u64>, Query)),
-    responses((status = 200, description = "`{\"data\": Run}`"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+    params(("runId" = String, Path),
+           ("waitForFinish" = Option<f64>, Query, minimum = 0, description = "seconds; longer waits are capped at 60")),
+    responses((status = 200, description = "`{\"data\": Run}`"), (status = 400, body = agentbase_api_types::ErrorResponse),
+              (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -341,8 +345,10 @@ fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
 #[utoipa::path(get, path = "/v2/datasets/{datasetId}/items", tag = "apify",
     description = "Apify-compatible: dataset items (also at /v2/actor-runs/{runId}/dataset/items), with format json|jsonl|csv, offset, limit, clean, fields, omit, desc and X-Apify-Pagination-* headers.",
     params(("datasetId" = String, Path), ("format" = Option<String>, Query), ("offset" = Option<u64>, Query),
-           ("limit" = Option<u64>, Query), ("clean" = Option<bool>, Query), ("fields" = Option<String>, Query),
-           ("omit" = Option<String>, Query), ("desc" = Option<bool>, Query)),
+           ("limit" = Option<u64>, Query),
+           ("clean" = Option<String>, Query, description = "`1`, `true` or `yes` drop hidden fields and empty items; any other value does not (as Apify)"),
+           ("fields" = Option<String>, Query), ("omit" = Option<String>, Query),
+           ("desc" = Option<String>, Query, description = "`1`, `true` or `yes` for newest first; any other value does not (as Apify)")),
     responses((status = 200, description = "The items"), (status = 400, body = agentbase_api_types::ErrorResponse),
               (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn items(
@@ -495,7 +501,8 @@ fn truthy_flag(q: &QueryMap, key: &str) -> bool {
 /// written, until the run ends (what the clients' log redirection reads).
 #[utoipa::path(get, path = "/v2/actor-runs/{runId}/log", tag = "apify",
     description = "Apify-compatible: the run's log as text (also /v2/logs/{runId}); `stream=1` keeps it open until the run ends.",
-    params(("runId" = String, Path), ("stream" = Option<bool>, Query)),
+    params(("runId" = String, Path),
+           ("stream" = Option<String>, Query, description = "`1`, `true` or `yes` follow the log until the run ends; any other value does not (as Apify)")),
     responses((status = 200, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn log(
     State(state): State<AppState>,

@@ -273,7 +273,8 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/users/{userId}/conversations", tag = "conversations",
     params(("agentId" = String, Path), ("userId" = String, Path), ("cursor" = Option<String>, Query),
            ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = api::ListConversationsResponse), (status = 400, body = api::ErrorResponse)),
+    responses((status = 200, body = api::ListConversationsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn for_user(
     State(state): State<AppState>,
@@ -310,7 +311,8 @@ pub async fn for_user(
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}", tag = "conversations",
     params(("agentId" = String, Path), ("conversationId" = String, Path), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = api::GetConversationResponse), (status = 404, body = api::ErrorResponse)),
+    responses((status = 200, body = api::GetConversationResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -335,7 +337,8 @@ pub async fn get(
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/messages", tag = "conversations",
     params(("agentId" = String, Path), ("conversationId" = String, Path), ("cursor" = Option<String>, Query),
            ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = api::ListMessagesResponse), (status = 404, body = api::ErrorResponse)),
+    responses((status = 200, body = api::ListMessagesResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn messages(
     State(state): State<AppState>,
@@ -389,8 +392,8 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback",
     tag = "conversations", request_body = api::UpdateFeedbackRequest,
     params(("agentId" = String, Path), ("conversationId" = String, Path), ("messageId" = String, Path)),
-    responses((status = 200, body = api::MessageResponse), (status = 404, body = api::ErrorResponse),
-              (status = 422, body = api::ErrorResponse)),
+    responses((status = 200, body = api::MessageResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse), (status = 422, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn feedback(
     State(state): State<AppState>,
@@ -421,7 +424,8 @@ pub async fn feedback(
            ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
            ("conversationId" = Option<String>, Query), ("include" = Option<String>, Query, description = "summary or messages"),
            ("source" = Option<String>, Query, description = "comma-separated sources")),
-    responses((status = 200, body = api::ExportConversationsResponse), (status = 400, body = api::ErrorResponse)),
+    responses((status = 200, body = api::ExportConversationsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn export(
     State(state): State<AppState>,

@@ -416,7 +416,7 @@ fn deprecated(message: &str) -> Json<api::DeprecatedEndpointResponse> {
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/sources/{sourceId}/restore", tag = "sources",
     params(("agentId" = String, Path), ("sourceId" = String, Path)),
-    responses((status = 200, body = api::DeprecatedEndpointResponse)),
+    responses((status = 200, body = api::DeprecatedEndpointResponse), (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn restore(
     State(state): State<AppState>,

@@ -47,11 +47,11 @@ fn attr_after(html: &str, marker: &str, attr: &str) -> String {
 }
 
 /// A signed-in operator with its cookie and CSRF token.
-struct Operator {
+pub(crate) struct Operator {
     http: reqwest::Client,
     base: String,
     cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 /// The login form's double-submit token and cookie.
@@ -82,7 +82,7 @@ async fn attempt(t: &TestApp, password: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn sign_in(t: &TestApp) -> Operator {
+pub(crate) async fn sign_in(t: &TestApp) -> Operator {
     t.app.set_admin_password(PASSWORD).await.unwrap();
     let r = attempt(t, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -99,11 +99,16 @@ async fn sign_in(t: &TestApp) -> Operator {
 }
 
 impl Operator {
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
+    /// A request with the session cookie (redirects are not followed).
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
             .header("cookie", format!("agentbase_session={}", self.cookie))
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
