@@ -171,6 +171,7 @@ mod tests {
             finish_reason: None,
             credits: 0.0,
             sources: Vec::new(),
+            spam: false,
         }
     }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,7 @@ pub struct CrawlerSettings {
     /// (e.g. an intranet docs host). IP literals and redirect targets are still checked.
     pub private_host_allowlist: Vec<String>,
     /// Reads the text of non-HTML documents (PDFs); without one, their items carry
-    /// no text (WCC's default). Runs off the async runtime.
+    /// no text (WCC's default). A document it cannot read is a failed page.
     pub documents: Option<DocumentReader>,
     /// Renders pages for the browser crawler types; without one, `playwright:adaptive`
     /// reads every page over HTTP and the always-render types are refused.
@@ -57,10 +58,51 @@ pub struct CrawlerSettings {
     /// What adaptive crawls learnt per site, kept across the crawls that set
     /// `reuseStoredDetectionResults` (each other crawl starts afresh).
     pub rendering_memory: Option<Arc<RenderingMemory>>,
+    /// URLs one crawl may know (queued or seen): links found past it are not
+    /// followed, so a site of endless generated links cannot grow the crawl's memory.
+    pub max_frontier: usize,
 }
 
-/// `(content type, bytes) → text`.
-pub type ReadDocument = dyn Fn(&str, &[u8]) -> Option<String> + Send + Sync;
+/// Every URL the crawl has queued or fetched, up to a cap.
+struct Seen {
+    urls: HashSet<String>,
+    cap: usize,
+    refused: usize,
+}
+
+impl Seen {
+    fn new(cap: usize) -> Seen {
+        Seen {
+            urls: HashSet::new(),
+            cap: cap.max(1),
+            refused: 0,
+        }
+    }
+
+    /// Whether `url` is new and was admitted (false when known or when full).
+    fn insert(&mut self, url: String) -> bool {
+        if self.urls.contains(&url) {
+            return false;
+        }
+        if self.urls.len() >= self.cap {
+            if self.refused == 0 {
+                tracing::warn!(
+                    cap = self.cap,
+                    "crawl frontier is full; further links are not followed"
+                );
+            }
+            self.refused += 1;
+            return false;
+        }
+        self.urls.insert(url)
+    }
+}
+
+/// `(content type, bytes) → text`, or why the document could not be read. The
+/// reader decides where parsing happens (the service runs it in a worker process).
+pub type ReadDocument = dyn Fn(String, Bytes) -> futures_util::future::BoxFuture<'static, Result<String, String>>
+    + Send
+    + Sync;
 
 /// Reads documents the crawler does not parse itself.
 #[derive(Clone)]
@@ -96,6 +138,7 @@ impl Default for CrawlerSettings {
             documents: None,
             renderer: None,
             rendering_memory: None,
+            max_frontier: 100_000,
         }
     }
 }
@@ -367,6 +410,7 @@ pub async fn crawl(
             _ => "playwright:firefox",
         }));
     }
+    let custom_headers = custom_headers(input)?;
     let shared = Arc::new(Shared {
         client,
         settings: settings.clone(),
@@ -375,7 +419,7 @@ pub async fn crawl(
         retries: input.max_request_retries,
         respect_robots: input.respect_robots_txt_file,
         jar: CookieJar::with_initial(&input.initial_cookies, &prepared.start_urls),
-        custom_headers: custom_headers(input)?,
+        custom_headers,
         rendering: Rendering::new(
             input,
             settings.renderer.clone(),
@@ -402,7 +446,7 @@ pub async fn crawl(
     let _end_session = EndSession(shared.clone());
     let deadline = settings.overall_timeout.map(|t| started + t);
     let mut progress = Progress::default();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = Seen::new(settings.max_frontier);
     // Canonical URLs of the pages emitted, and every page URL fetched.
     let mut canonicals: HashSet<String> = HashSet::new();
     let mut fetched: HashSet<String> = HashSet::new();
@@ -841,6 +885,19 @@ fn text_links(text: &str, base: &Url) -> Vec<String> {
     out
 }
 
+/// The run's `customHttpHeaders`, checked.
+fn custom_headers(input: &CrawlInput) -> Result<HeaderMap, CrawlError> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &input.custom_http_headers {
+        let name = header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 fn build_client(
     input: &CrawlInput,
     settings: &CrawlerSettings,
@@ -871,18 +928,6 @@ fn build_client(
         }));
     }
     b.build().map_err(|e| CrawlError::Client(e.to_string()))
-}
-
-fn custom_headers(input: &CrawlInput) -> Result<HeaderMap, CrawlError> {
-    let mut headers = HeaderMap::new();
-    for (k, v) in &input.custom_http_headers {
-        let name = header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        headers.insert(name, value);
-    }
-    Ok(headers)
 }
 
 fn host_state(shared: &Shared, u: &Url) -> Arc<HostState> {
@@ -943,7 +988,11 @@ pub(crate) enum FetchError {
     Fatal(String),
 }
 
-/// One GET with manual redirects (each hop re-checked) and a capped body.
+/// One GET with manual redirects (each hop re-checked) and a capped body. The
+/// run's custom headers go only to the origin first asked (scheme, host and port):
+/// a redirect to another host does not carry them (credentials meant for one
+/// site must not leak to wherever it points). The jar holds domain-less initial
+/// cookies as host-only cookies of the start hosts, so the same rule holds for them.
 pub(crate) async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> {
     let mut current = url.clone();
     let mut redirects = Vec::new();
@@ -1039,6 +1088,39 @@ pub(crate) async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, F
             redirects,
             body,
         });
+    }
+}
+
+/// One GET outside a crawl (an Apify dataset export named by URL, say) with the
+/// crawl's protections: the SSRF guard after DNS and on every redirect hop, and the
+/// body capped at `settings.max_page_bytes`. Returns the final status and body.
+pub async fn fetch_url(url: &str, settings: &CrawlerSettings) -> Result<(u16, Vec<u8>), String> {
+    let u = Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    let input = CrawlInput::default();
+    let shared = Shared {
+        client: build_client(&input, settings).map_err(|e| e.to_string())?,
+        settings: settings.clone(),
+        hosts: Mutex::new(HashMap::new()),
+        extract: ExtractOptions::default(),
+        retries: 0,
+        respect_robots: false,
+        jar: CookieJar::default(),
+        custom_headers: HeaderMap::new(),
+        // No renderer: this is one plain GET.
+        rendering: Rendering::new(
+            &input,
+            None,
+            None,
+            settings.max_page_bytes,
+            tokio::sync::mpsc::unbounded_channel().0,
+        ),
+    };
+    match fetch_once(&shared, &u).await {
+        Ok(r) => Ok((r.status, r.body)),
+        Err(FetchError::Fatal(e) | FetchError::Transient(e, _)) => Err(e),
     }
 }
 
@@ -1187,13 +1269,14 @@ async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
         Body::Sitemap(xml_locs(&decode(&resp.body, &content_type)))
     } else if mime == "application/pdf" || path.ends_with(".pdf") {
         let content_type = "application/pdf".to_string();
-        let text = match shared.settings.documents.clone() {
+        let text = match &shared.settings.documents {
             Some(DocumentReader(read)) => {
-                let (kind, bytes) = (content_type.clone(), resp.body.clone());
-                tokio::task::spawn_blocking(move || read(&kind, &bytes))
-                    .await
-                    .ok()
-                    .flatten()
+                match read(content_type.clone(), Bytes::from(resp.body.clone())).await {
+                    Ok(text) => Some(text),
+                    Err(e) => {
+                        return Outcome::Failed(format!("the document could not be read: {e}"));
+                    }
+                }
             }
             None => None,
         };

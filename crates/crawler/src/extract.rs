@@ -76,15 +76,46 @@ impl ExtractOptions {
     }
 }
 
-fn parse_selector(field: &'static str, s: &str) -> Result<Option<Selector>, SelectorError> {
+/// Longest selector option taken. WCC's default remove selector is about 400
+/// characters; the parser recurses into `:not()`/`:is()`, so nesting is bounded too.
+pub const MAX_SELECTOR_CHARS: usize = 8192;
+const MAX_SELECTOR_NESTING: usize = 16;
+
+pub(crate) fn parse_selector(
+    field: &'static str,
+    s: &str,
+) -> Result<Option<Selector>, SelectorError> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    Selector::parse(s).map(Some).map_err(|e| SelectorError {
+    let refuse = |reason: String| SelectorError {
         field,
-        selector: s.to_string(),
-        reason: e.to_string(),
-    })
+        selector: s.chars().take(120).collect(),
+        reason,
+    };
+    if s.len() > MAX_SELECTOR_CHARS {
+        return Err(refuse(format!(
+            "longer than {MAX_SELECTOR_CHARS} characters"
+        )));
+    }
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                if depth > MAX_SELECTOR_NESTING {
+                    return Err(refuse(format!(
+                        "brackets nested more than {MAX_SELECTOR_NESTING} deep"
+                    )));
+                }
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Selector::parse(s)
+        .map(Some)
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// One `og:*` (or `article:*`, `twitter:*`) meta tag.
@@ -154,7 +185,8 @@ pub(crate) fn extract_page(
     frames: &[(String, String)],
     probe: Option<&Selector>,
 ) -> (Extracted, usize) {
-    let doc = Html::parse_document(html);
+    let html = crate::nesting::cut_deep_nesting(html, crate::nesting::MAX_NESTING);
+    let doc = Html::parse_document(&html);
     let page_url = Url::parse(url).ok();
     let base = base_url(&doc, page_url.as_ref());
     let metadata = metadata(&doc, base.as_ref());
@@ -177,7 +209,12 @@ pub(crate) fn extract_page(
     });
     let frame_docs: Vec<(Url, Html)> = frames
         .iter()
-        .filter_map(|(u, h)| Some((Url::parse(u).ok()?, Html::parse_document(h))))
+        .filter_map(|(u, h)| {
+            // Frames are inlined only into the page itself, so the tree nests at
+            // most twice the bound.
+            let h = crate::nesting::cut_deep_nesting(h, crate::nesting::MAX_NESTING);
+            Some((Url::parse(u).ok()?, Html::parse_document(&h)))
+        })
         .collect();
     if !frame_docs.is_empty() {
         let mut seen: HashSet<String> = links.iter().cloned().collect();

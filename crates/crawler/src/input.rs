@@ -60,6 +60,12 @@ pub struct Cookie {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
+/// At most this many globs in `includeUrlGlobs` or `excludeUrlGlobs`.
+pub const MAX_GLOBS: usize = 100;
+/// At most this many pattern tokens over all of a list's globs and their `{}`
+/// expansions (each link costs this times its length to match).
+pub const MAX_GLOB_COST: usize = 16_384;
+
 fn d_true() -> bool {
     true
 }
@@ -414,14 +420,31 @@ impl CrawlInput {
             start_urls.push(u);
         }
         let globs = |field: &'static str, list: &[GlobInput]| {
-            list.iter()
+            if list.len() > MAX_GLOBS {
+                return Err(InputError::Invalid {
+                    field,
+                    reason: format!("more than {MAX_GLOBS} globs"),
+                });
+            }
+            let globs = list
+                .iter()
                 .map(|g| {
                     Glob::new(g.pattern()).map_err(|e| InputError::Invalid {
                         field,
                         reason: e.to_string(),
                     })
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            // Every link found is matched against every glob: bound the sum.
+            if globs.iter().map(Glob::cost).sum::<usize>() > MAX_GLOB_COST {
+                return Err(InputError::Invalid {
+                    field,
+                    reason: format!(
+                        "the globs expand to more than {MAX_GLOB_COST} pattern characters in all"
+                    ),
+                });
+            }
+            Ok(globs)
         };
         let include = globs("includeUrlGlobs", &self.include_url_globs)?;
         let exclude = globs("excludeUrlGlobs", &self.exclude_url_globs)?;

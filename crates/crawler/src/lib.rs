@@ -14,6 +14,7 @@ pub mod extract;
 pub mod glob;
 pub mod input;
 pub mod metric;
+pub mod nesting;
 pub mod net;
 mod readability;
 mod render;
@@ -22,7 +23,8 @@ pub mod robots;
 
 pub use crawl::{
     CrawlError, CrawlInfo, CrawlSummary, CrawlerSettings, DatasetItem, DocumentReader, Event,
-    ItemMetadata, Progress, RedirectHop, StopReason, USER_AGENT, crawl, normalize_url,
+    ItemMetadata, Progress, ReadDocument, RedirectHop, StopReason, USER_AGENT, crawl, fetch_url,
+    normalize_url,
 };
 pub use extract::{
     DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR, ExtractOptions, Extracted, HtmlTransformer,

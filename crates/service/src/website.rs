@@ -14,19 +14,39 @@ use agentbase_crawler::{
     CancellationToken, CrawlInput, CrawlerSettings, DocumentReader, Event, crawl,
 };
 
+use crate::extractor::Extractor;
 use crate::knowledge::{FetchFuture, SiteFetcher};
 use crate::settings::CrawlerConfig;
 
 /// Fetches link sources with `agentbase-crawler`.
 pub struct CrawlFetcher {
     config: CrawlerConfig,
+    extractor: Extractor,
     renderer: Option<Arc<dyn Renderer>>,
 }
 
+/// The crawler's reader for PDFs it finds: the upload path's extraction, under the
+/// extractor's limits (a worker process in the server).
+pub fn document_reader(extractor: Extractor) -> DocumentReader {
+    DocumentReader(Arc::new(
+        move |content_type: String, bytes: bytes::Bytes| {
+            let extractor = extractor.clone();
+            Box::pin(async move {
+                extractor
+                    .extract("document.pdf", Some(&content_type), bytes.to_vec())
+                    .await
+                    .map(|doc| doc.markdown)
+                    .map_err(|e| e.to_string())
+            })
+        },
+    ))
+}
+
 impl CrawlFetcher {
-    pub fn new(config: CrawlerConfig) -> Self {
+    pub fn new(config: CrawlerConfig, extractor: Extractor) -> Self {
         Self {
             config,
+            extractor,
             renderer: None,
         }
     }
@@ -48,11 +68,8 @@ impl CrawlFetcher {
             },
             overall_timeout: Some(Duration::from_secs(self.config.timeout_secs)),
             // PDFs linked from the site are read like uploaded ones.
-            documents: Some(DocumentReader(Arc::new(|content_type, bytes| {
-                crate::files::extract("document.pdf", Some(content_type), bytes)
-                    .ok()
-                    .map(|doc| doc.markdown)
-            }))),
+            documents: Some(document_reader(self.extractor.clone())),
+            max_frontier: self.config.max_frontier,
             renderer: self.renderer.clone(),
             ..CrawlerSettings::default()
         }

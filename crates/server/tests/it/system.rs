@@ -114,7 +114,18 @@ async fn the_openapi_document_is_3_1_and_covers_every_route() {
         ("/api/v2/agents/{agentId}/search", &["post"][..]),
         ("/api/v2/agents/{agentId}/training-jobs", &["get"][..]),
         ("/api/v1/update-chatbot-data", &["post"][..]),
-        ("/v2/acts/{actorId}/runs", &["post"][..]),
+        ("/v2/actors/{actorId}/runs", &["post"][..]),
+        ("/v2/actor-runs/{runId}/log", &["get"][..]),
+        (
+            "/v2/key-value-stores/{storeId}/records/{key}",
+            &["get", "put"][..],
+        ),
+        ("/api/v2/agents/{agentId}/styles", &["put"][..]),
+        ("/api/v2/agents/{agentId}/clone", &["post"][..]),
+        (
+            "/api/v2/agents/{agentId}/conversations/search",
+            &["get"][..],
+        ),
         ("/v2/actor-runs/{runId}", &["get"][..]),
         ("/v2/actor-runs/{runId}/abort", &["post"][..]),
         ("/v2/datasets/{datasetId}/items", &["get"][..]),
@@ -182,7 +193,10 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let server = tokio::spawn(agentbase_server::serve_router(
         listener,
         router,
-        Duration::from_secs(5),
+        agentbase_server::ConnectionLimits {
+            grace: Duration::from_secs(5),
+            ..Default::default()
+        },
         async move {
             let _ = rx.await;
         },
@@ -222,7 +236,10 @@ async fn shutdown_gives_up_on_requests_that_outlive_the_deadline() {
     let server = tokio::spawn(agentbase_server::serve_router(
         listener,
         router,
-        Duration::from_millis(200),
+        agentbase_server::ConnectionLimits {
+            grace: Duration::from_millis(200),
+            ..Default::default()
+        },
         async move {
             let _ = rx.await;
         },
