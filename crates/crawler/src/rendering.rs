@@ -523,9 +523,16 @@ async fn render(
         ));
     };
     let page_url = doc.url.clone();
+    // A page the crawl reached by a redirect to another origin got no custom headers
+    // over HTTP, so its requests get none either, not even back to the origin asked.
+    let trusted = if page_url.origin() == requested.origin() {
+        requested.origin()
+    } else {
+        url::Origin::new_opaque()
+    };
     let net = Arc::new(PageNet {
         shared: shared.clone(),
-        trusted: requested.origin(),
+        trusted,
         main: Mutex::new(Some(doc)),
         blocked: Mutex::new(Vec::new()),
     });
@@ -604,7 +611,8 @@ fn response_headers(h: &HeaderMap) -> Vec<(String, String)> {
 /// Serves one rendered page's requests through the crawler's client.
 struct PageNet {
     shared: Arc<Shared>,
-    /// The origin the crawl asked for: only its requests carry `customHttpHeaders`.
+    /// The origin the crawl asked for, when the page is on it: only its requests carry
+    /// `customHttpHeaders` (an opaque origin, matching nothing, after a redirect away).
     trusted: url::Origin,
     /// The document the crawler already fetched, served to the page's first navigation.
     main: Mutex<Option<MainDocument>>,

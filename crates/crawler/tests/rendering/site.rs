@@ -218,6 +218,19 @@ pub async fn handler(State(site): State<Arc<Site>>, req: Request) -> Response {
             [(header::LOCATION, format!("http://localhost:{port}/echo-redirected"))],
         )
             .into_response(),
+        "/away" => (
+            StatusCode::FOUND,
+            [(header::LOCATION, format!("http://localhost:{port}/back"))],
+        )
+            .into_response(),
+        "/back" => html(page(
+            "Back",
+            &format!(
+                r#"<p>Reached by a redirect; calls the origin the crawl asked for.</p><script>
+                fetch('http://127.0.0.1:{port}/echo-back').catch(() => {{}});
+                </script>"#
+            ),
+        )),
         "/lazy" => html(format!(
             r#"<!DOCTYPE html><html><head><title>Lazy</title></head><body><article><h1>Lazy</h1><p>{FILLER}</p>
             <div style="height: 4000px">Spacer.</div><div id="more"></div><img src="/pixel.png" alt="">
