@@ -850,7 +850,10 @@ fn the_portable_binary_serves_and_answers_on_an_emulated_avx2_only_cpu() {
         let mut cmd = Command::new(&qemu);
         cmd.args(["-cpu", "Haswell"])
             .arg(env!("CARGO_BIN_EXE_agentbase"))
-            .env_remove("AGENTBASE_KERNELS");
+            .env_remove("AGENTBASE_KERNELS")
+            // Emulation runs the model many times slower than the real CPU; on a
+            // loaded machine one answer can outlast the default 120 s deadline.
+            .env("AGENTBASE__SERVER__REQUEST_TIMEOUT_SECS", "1800");
         cmd
     };
     let version = emulated().arg("--version").output().unwrap();
