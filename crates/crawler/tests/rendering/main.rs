@@ -478,7 +478,9 @@ async fn cookies_and_custom_headers_stay_on_their_origin_across_redirects() {
     // its script calling back to the origin asked for gets none either.
     let r = run(input("/away", "playwright:chrome"), &settings(&browser)).await;
     assert_eq!(r.items.len(), 1, "{:?}", r.failed);
-    let back = site.echo("/echo-back").expect("the redirected page's request");
+    let back = site
+        .echo("/echo-back")
+        .expect("the redirected page's request");
     assert!(!back.contains_key("x-secret"), "{back:?}");
     browser.shut_down().await;
 }
