@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Server, agentbase, http, link_models};
@@ -108,10 +108,16 @@ fn a_backup_under_concurrent_chats_restores_every_acknowledged_message_and_the_s
 
     // Writers chat over HTTP the whole time; each keeps what was acknowledged, when.
     let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..3)
         .map(|w| {
-            let (stop, port, key, agent) =
-                (stop.clone(), server.port, server.key.clone(), agent.clone());
+            let (stop, answered, port, key, agent) = (
+                stop.clone(),
+                answered.clone(),
+                server.port,
+                server.key.clone(),
+                agent.clone(),
+            );
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 let mut i = 0;
@@ -135,13 +141,19 @@ fn a_backup_under_concurrent_chats_restores_every_acknowledged_message_and_the_s
                         message,
                         at,
                     });
+                    answered.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
                 acked
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(700));
+    // Enough acknowledged turns to check, however loaded the machine is; the
+    // writers keep going while the backup runs.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while answered.load(Ordering::Relaxed) < 12 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("instance.zip");

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -180,11 +181,18 @@ async fn metrics_count_requests_by_route_and_status() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let t = spawn().await;
+    // The handler says when it has started: the shutdown begins with the request
+    // in flight, however slowly a loaded machine gets it there.
+    let started = Arc::new(tokio::sync::Notify::new());
+    let in_handler = started.clone();
     let router = agentbase_server::router(t.app.clone()).merge(Router::new().route(
         "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            "done"
+        get(move || {
+            in_handler.notify_one();
+            async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "done"
+            }
         }),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -202,7 +210,9 @@ async fn shutdown_lets_in_flight_requests_finish() {
         },
     ));
     let request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(30), started.notified())
+        .await
+        .expect("the request reaches its handler");
     tx.send(()).unwrap();
     let response = request.await.unwrap().unwrap();
     assert_eq!(response.status(), 200);
