@@ -8,6 +8,7 @@ use std::sync::Arc;
 use agentbase_core::{
     Agent, AgentPatch, ApiKey, NewAgent, Plan, SystemClock, Visibility, Workspace,
 };
+use agentbase_crawler::browser::{Chromium, ChromiumConfig, Renderer};
 use agentbase_service::extractor::{self, Extractor};
 use agentbase_service::{App, Layers, LogFormat, Overrides, Settings};
 use anyhow::{Context, bail};
@@ -316,6 +317,22 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
     }
     let crawler = settings.crawler.clone();
     let extractor = extractor(&settings);
+    // Started only when a crawl first renders a page.
+    let browser = settings.browser.enabled.then(|| {
+        let b = &settings.browser;
+        Arc::new(Chromium::new(ChromiumConfig {
+            executable: b.executable.clone().into(),
+            max_pages: b.max_pages,
+            page_memory_mb: b.page_memory_mb,
+            max_memory_mb: b.max_memory_mb,
+            idle_shutdown: std::time::Duration::from_secs(b.idle_secs),
+            ..ChromiumConfig::default()
+        })) as Arc<dyn Renderer>
+    });
+    let mut fetcher = agentbase_service::website::CrawlFetcher::new(crawler, extractor.clone());
+    if let Some(b) = &browser {
+        fetcher = fetcher.with_renderer(b.clone());
+    }
     let app = App::open_with_providers(
         settings,
         &global.data_dir,
@@ -329,10 +346,12 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
             global.data_dir.display()
         )
     })?
-    .with_extractor(extractor.clone())
-    .with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
-        crawler, extractor,
-    )));
+    .with_extractor(extractor)
+    .with_fetcher(Arc::new(fetcher));
+    let app = match browser {
+        Some(b) => app.with_renderer(b),
+        None => app,
+    };
     Ok(match embedder {
         Some(e) => app.with_embedder(e),
         None => app,

@@ -488,6 +488,24 @@ fn the_ai_sdk_parser_reads_every_stream_exactly_as_the_raw_sse_says() {
     );
 }
 
+/// The Rust Book the toolchain installs (the `rust-docs` component), if it is there.
+fn rust_book() -> Option<String> {
+    let out = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let dir = std::path::Path::new(String::from_utf8_lossy(&out.stdout).trim())
+        .join("share/doc/rust/html/book");
+    if dir.join("index.html").is_file() {
+        return Some(dir.display().to_string());
+    }
+    assert!(
+        std::env::var("AGENTBASE_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
+        "AGENTBASE_TEST_REQUIRE_SERVICES=1 but the Rust Book is missing (rustup component add rust-docs)"
+    );
+    None
+}
+
 #[test]
 fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() {
     if !clients_or_skip(Needs::Python) {
@@ -523,8 +541,13 @@ fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() 
     .iter()
     .map(|s| s.to_string())
     .chain([transcript.display().to_string()])
+    .chain(
+        rust_book()
+            .into_iter()
+            .flat_map(|b| ["--rust-book".to_owned(), b]),
+    )
     .collect();
-    let (ok, out, err) = run(&mut python("seed_test.py", &args), 120);
+    let (ok, out, err) = run(&mut python("seed_test.py", &args), 240);
     let report: Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("seed_test.py printed no report ({e}): {out}\n{err}"));
     assert!(
@@ -534,6 +557,9 @@ fn the_seed_snippets_page_through_conversations_and_back_off_on_429_unchanged() 
     );
     assert!(report["fetch_all_conversations"]["pages"].as_u64().unwrap() >= 2);
     assert_eq!(report["chat_with_backoff"]["attempts"], json!([429, 200]));
+    if rust_book().is_some() {
+        assert_eq!(report["start_crawl on the Rust Book"]["pages"], 40);
+    }
 
     let covered = openapi_check(&[&transcript]);
     assert_covers(

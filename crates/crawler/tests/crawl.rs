@@ -154,7 +154,7 @@ fn paths(items: &[DatasetItem]) -> Vec<String> {
 async fn crawl_stays_in_scope_respects_depth_and_skips_canonical_duplicates() {
     let (base, site) = serve().await;
     let r = run(
-        serde_json::json!({"startUrls": [{"url": format!("{base}/site/")}], "maxCrawlDepth": 2, "crawlerType": "playwright:firefox"}),
+        serde_json::json!({"startUrls": [{"url": format!("{base}/site/")}], "maxCrawlDepth": 2, "crawlerType": "cheerio", "saveScreenshots": true, "blockMedia": true}),
         settings(),
         CancellationToken::new(),
     )
@@ -207,7 +207,11 @@ async fn crawl_stays_in_scope_respects_depth_and_skips_canonical_duplicates() {
     );
     assert!(json["crawl"]["loadedTime"].as_str().unwrap().ends_with('Z'));
     assert_eq!(r.summary.stop_reason, StopReason::Finished);
-    assert_eq!(r.summary.ignored_inputs, vec!["crawlerType"]);
+    assert_eq!(
+        r.summary.ignored_inputs,
+        vec!["saveScreenshots", "blockMedia"]
+    );
+    assert_eq!(json["crawl"]["mode"], "http");
     // The duplicate fetched first still yields the canonical page, not itself.
     let r = run(
         serde_json::json!({"startUrls": [format!("{base}/site/b")], "maxCrawlDepth": 0, "includeUrlGlobs": [format!("{base}/site/**")]}),

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
 use agentbase_core::{Error, Rejection, Resource, Result, ids};
-use agentbase_crawler::{CancellationToken, CrawlInput, CrawlerSettings, Event, StopReason};
+use agentbase_crawler::browser::Renderer;
+use agentbase_crawler::{
+    CancellationToken, CrawlInput, CrawlerSettings, Event, RenderingMemory, StopReason,
+};
 use serde_json::Value;
 
 use crate::{App, Principal};
@@ -52,6 +55,18 @@ fn log_line(at: agentbase_core::Millis, level: &str, message: &str) -> String {
 #[derive(Default)]
 pub struct RunningCrawls {
     tokens: Mutex<HashMap<String, CancellationToken>>,
+    /// Renders pages for the browser crawler types (none: HTTP only).
+    renderer: Option<Arc<dyn Renderer>>,
+    /// What adaptive runs with `reuseStoredDetectionResults` learnt per site.
+    memory: Arc<RenderingMemory>,
+}
+
+impl App {
+    /// Crawl runs render pages with `renderer` (`crawlerType` `playwright:*`).
+    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
+        self.crawls.renderer = Some(renderer);
+        self
+    }
 }
 
 impl App {
@@ -74,6 +89,12 @@ impl App {
         let mut parsed = CrawlInput::from_json(input.clone())
             .and_then(|i| i.validate().map(|()| i))
             .map_err(|e| Error::invalid("input", e.to_string()))?;
+        if parsed.crawler_type.always_renders() && self.crawls.renderer.is_none() {
+            return Err(Error::invalid(
+                "input",
+                "crawlerType: this server has no browser (browser.enabled); use playwright:adaptive or cheerio",
+            ));
+        }
         let now = self.now();
         let limits = &self.settings.crawler;
         let timeout_secs = timeout_secs
@@ -102,10 +123,10 @@ impl App {
             .chain(parsed.unknown_inputs())
             .collect();
         if !ignored.is_empty() {
-            notes.push(format!(
-                "Ignored inputs (no browser here): {}",
-                ignored.join(", ")
-            ));
+            notes.push(format!("Ignored inputs: {}", ignored.join(", ")));
+        }
+        if parsed.crawler_type.uses_browser() && self.crawls.renderer.is_none() {
+            notes.push("No browser on this server: pages are read over HTTP".to_owned());
         }
         let run = CrawlRun {
             id: ids::alphanumeric(17),
@@ -191,6 +212,8 @@ impl App {
         let settings = CrawlerSettings {
             allow_private_networks: self.settings.crawler.allow_private_networks,
             overall_timeout: Some(Duration::from_secs(timeout_secs)),
+            renderer: self.crawls.renderer.clone(),
+            rendering_memory: Some(self.crawls.memory.clone()),
             max_frontier: self.settings.crawler.max_frontier,
             ..CrawlerSettings::default()
         };

@@ -25,9 +25,30 @@ pub struct Settings {
     pub models: BTreeMap<String, ModelSettings>,
     pub knowledge: KnowledgeSettings,
     pub crawler: CrawlerConfig,
+    pub browser: BrowserSettings,
     pub extraction: ExtractionSettings,
     pub widget: WidgetSettings,
     pub notifications: NotificationSettings,
+}
+
+/// Headless Chromium, for crawls that render pages (`crawlerType` `playwright:*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserSettings {
+    /// Off: no browser; adaptive crawls read every page over HTTP and runs asking for
+    /// `playwright:firefox`/`playwright:chrome` are refused.
+    pub enabled: bool,
+    /// Debian's chromium (scripts/services.sh installs it).
+    pub executable: String,
+    /// Pages rendered at once, across all crawls.
+    pub max_pages: usize,
+    /// JavaScript heap limit of one page; a page needing more fails.
+    pub page_memory_mb: u64,
+    /// The browser is restarted once its processes together hold more than this
+    /// (proportional set size, MB).
+    pub max_memory_mb: u64,
+    /// The browser exits after this long without a page to render.
+    pub idle_secs: u64,
 }
 
 /// Where the widget learns a visitor's country (for agents' `blockedCountries`).
@@ -391,6 +412,14 @@ impl Default for Settings {
                 from: "agentbase <notifications@localhost>".into(),
                 check_interval_secs: 300,
             },
+            browser: BrowserSettings {
+                enabled: true,
+                executable: "/usr/bin/chromium".into(),
+                max_pages: 4,
+                page_memory_mb: 512,
+                max_memory_mb: 2048,
+                idle_secs: 300,
+            },
         }
     }
 }
@@ -701,6 +730,15 @@ impl Settings {
                 "knowledge.embedder",
                 "must be \"local\", \"none\" or the name of a provider of kind \"openai\"",
             ));
+        }
+        if !(1..=64).contains(&self.browser.max_pages) {
+            return Err(config_err("browser.max_pages", "must be 1 to 64"));
+        }
+        if self.browser.page_memory_mb < 64 {
+            return Err(config_err("browser.page_memory_mb", "must be at least 64"));
+        }
+        if self.browser.max_memory_mb < 256 {
+            return Err(config_err("browser.max_memory_mb", "must be at least 256"));
         }
         if !self.models.contains_key(&self.agents.default_model) {
             return Err(config_err(

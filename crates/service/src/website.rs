@@ -1,6 +1,7 @@
 //! Website sources fetched with the built-in crawler: a link source's options
 //! become a WCC crawl (`individual`: the page alone; `crawl`: the site under the
-//! URL; `sitemap`: the URLs the sitemap lists), and its pages come back as
+//! URL; `sitemap`: the URLs the sitemap lists) in `playwright:adaptive` mode (pages
+//! rendered when they need it, with the renderer given), and its pages come back as
 //! Markdown documents. `includeOnlyPaths` / `excludePaths` are regular expressions
 //! on the URL path, as on chatbase.co.
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_core::knowledge::{Document, LinkOptions, LinkType};
+use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
     CancellationToken, CrawlInput, CrawlerSettings, DocumentReader, Event, crawl,
 };
@@ -20,6 +22,7 @@ use crate::settings::CrawlerConfig;
 pub struct CrawlFetcher {
     config: CrawlerConfig,
     extractor: Extractor,
+    renderer: Option<Arc<dyn Renderer>>,
 }
 
 /// The crawler's reader for PDFs it finds: the upload path's extraction, under the
@@ -41,7 +44,17 @@ pub fn document_reader(extractor: Extractor) -> DocumentReader {
 
 impl CrawlFetcher {
     pub fn new(config: CrawlerConfig, extractor: Extractor) -> Self {
-        Self { config, extractor }
+        Self {
+            config,
+            extractor,
+            renderer: None,
+        }
+    }
+
+    /// Renders the pages that need it with `renderer`.
+    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
+        self.renderer = Some(renderer);
+        self
     }
 
     fn settings(&self, slow: bool) -> CrawlerSettings {
@@ -57,6 +70,7 @@ impl CrawlFetcher {
             // PDFs linked from the site are read like uploaded ones.
             documents: Some(document_reader(self.extractor.clone())),
             max_frontier: self.config.max_frontier,
+            renderer: self.renderer.clone(),
             ..CrawlerSettings::default()
         }
     }
@@ -98,6 +112,7 @@ impl SiteFetcher for CrawlFetcher {
                 "maxCrawlDepth": depth,
                 "maxCrawlPages": self.config.max_pages,
                 "respectRobotsTxtFile": true,
+                "crawlerType": "playwright:adaptive",
             }))
             .map_err(|e| e.to_string())?;
             let mut pages = Vec::new();

@@ -114,12 +114,28 @@ async fn a_run_crawls_the_site_and_its_dataset_reads_like_apifys() {
         run["data"]["status"].as_str(),
         Some("READY" | "RUNNING")
     ));
-    // Browser-only and unknown inputs are reported, not dropped silently.
+    // Unknown inputs are reported, not dropped silently, and so is a missing browser.
     let message = run["data"]["statusMessage"].as_str().unwrap();
     assert!(
-        message.contains("crawlerType") && message.contains("outputFormats"),
+        message.contains("outputFormats") && message.contains("No browser"),
         "{message}"
     );
+    // A crawler type that always renders cannot run without one.
+    let r = apify(
+        &t,
+        Method::POST,
+        "/v2/acts/apify~website-content-crawler/runs",
+    )
+    .json(&json!({
+        "startUrls": [{"url": format!("http://{site}/docs/")}],
+        "crawlerType": "playwright:firefox",
+    }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.to_string().contains("no browser"), "{body}");
 
     let r = apify(
         &t,
