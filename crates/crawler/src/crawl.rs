@@ -329,8 +329,27 @@ pub(crate) struct Shared {
     pub jar: CookieJar,
     /// `customHttpHeaders`: sent to the origin a request was made for, never after a
     /// redirect to another one.
-    pub custom_headers: HeaderMap,
+    custom_headers: HeaderMap,
     pub rendering: Rendering,
+}
+
+impl Shared {
+    /// `req` with the run's custom headers when `url` is on `trusted`, the origin
+    /// the crawl asked for; a request anywhere else (after a redirect, or from a
+    /// page's scripts) goes without them.
+    pub(crate) fn with_custom_headers(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        url: &Url,
+        trusted: &url::Origin,
+    ) -> reqwest::RequestBuilder {
+        if url.origin() == *trusted {
+            for (k, v) in &self.custom_headers {
+                req = req.header(k, v);
+            }
+        }
+        req
+    }
 }
 
 enum Body {
@@ -999,14 +1018,10 @@ pub(crate) async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, F
     let asked = url.origin();
     loop {
         check_literal(shared, &current).map_err(FetchError::Fatal)?;
-        let mut req = shared.client.get(current.clone());
         // Custom headers (credentials, often) go only to the origin asked for; a
         // redirect elsewhere, or down to plain HTTP, does not carry them.
-        if current.origin() == asked {
-            for (k, v) in &shared.custom_headers {
-                req = req.header(k, v);
-            }
-        }
+        let mut req =
+            shared.with_custom_headers(shared.client.get(current.clone()), &current, &asked);
         if let Some(c) = shared.jar.header_for(&current) {
             req = req.header(header::COOKIE, c);
         }

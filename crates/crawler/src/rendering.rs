@@ -717,11 +717,7 @@ impl PageNet {
                 r = r.header(k.as_str(), v.as_str());
             }
         }
-        if req.url.origin() == self.trusted {
-            for (k, v) in &self.shared.custom_headers {
-                r = r.header(k, v);
-            }
-        }
+        r = self.shared.with_custom_headers(r, &req.url, &self.trusted);
         // The browser's own jar was filled from the crawl's, and also holds what the
         // page's scripts set.
         if let Some(c) = browser_cookie.or_else(|| self.shared.jar.header_for(&req.url)) {
