@@ -188,6 +188,7 @@ class Soak:
 
     def paced(self, name: str, rate: float, fn, seed: int) -> None:
         """Calls `fn(rng)` about `rate` times a second (exponential gaps) until the end."""
+        self.lower_priority()
         rng = random.Random(seed)
         nxt = time.monotonic()
         while not self.stop.is_set():
@@ -348,9 +349,17 @@ class Soak:
             t.start()
         return threads
 
+    def lower_priority(self) -> None:
+        """--driver-nice: this load thread runs at that nice value (Linux keeps it per
+        thread), as if the load came from another machine; the probe, a process the main
+        thread starts, keeps the normal priority, as the server does."""
+        if self.args.driver_nice > 0:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.args.driver_nice)
+
     def slow_client(self, i: int) -> None:
         """Holds a connection whose request headers arrive a byte every few seconds
         (slowloris); when the server hangs up, opens another."""
+        self.lower_priority()
         req = (b"GET /api/v2/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + self.key.encode()
                + b"\r\nX-Slow: " + b"s" * 200 + b"\r\n\r\n")
         while not self.stop.is_set():
@@ -458,7 +467,8 @@ def summarize(res: dict, args) -> tuple[str, bool]:
             "| | requests | p50 ms | p90 ms | p99 ms | max ms | errors/non-2xx |", "|---|---|---|---|---|---|---|",
             f"| unloaded | {res['probe_unloaded']['ok']} | {q['p50']} | {q['p90']} | {q['p99']} | {q['max']} | {quiet_err} |",
             f"| under the mix | {res['probe_loaded']['ok']} | {l['p50']} | {l['p90']} | {l['p99']} | {l['max']} | {load_err} |",
-            "", f"p99 loaded / unloaded = {ratio:.2f}x (target <= 2x)", ""]
+            "", f"p99 loaded / unloaded = {ratio:.2f}x (target <= 2x)"
+            + (f"; load threads at nice {args.driver_nice}" if args.driver_nice else ""), ""]
     # Per-minute curve: probe p99 and RSS.
     mins: dict[int, list[float]] = {}
     for at, ms, st in res["loaded_samples"]:
@@ -522,6 +532,8 @@ def main() -> int:
     p.add_argument("--embedder", default="local")
     p.add_argument("--database", default="")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--driver-nice", type=int, default=0,
+                   help="nice value of the load threads (0: the same priority as the server and probe)")
     p.add_argument("--include-crashers", action="store_true",
                    help="mix cases that killed the server in the probe into the load too")
     p.add_argument("--skip-probe", action="store_true", help="no hostile probe (known crashers are left out)")

@@ -8,7 +8,7 @@
 # load average before and after it.
 # The 600-page docs crawl takes ~2.5 s over HTTP, so adaptive mode's fixed cost (the
 # few pages it renders to compare, ~2 CPU-seconds of Chromium) weighs heavily there;
-# a LARGE_PAGES crawl of the same site with the std docs added shows it amortised.
+# a LARGE_PAGES crawl of all the docs' mdBook sites (~2,300 pages) shows it amortised.
 # Before each HTTP/adaptive pair the script waits (at most 90 s) for the 1-minute load
 # average to fall under 3, since the browser runs before it leave it high.
 #   bench/crawl/render.sh [MAX_PAGES=600] [CONCURRENCY=16] [ROUNDS=3] [RENDER_PAGES=200] [LARGE_PAGES=3000]
@@ -53,7 +53,12 @@ port=$((20000 + RANDOM % 20000))
 base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf -o /dev/null "$base/book/index.html" && break; sleep 0.1; done
 docs_starts=("$base/book/index.html" "$base/reference/index.html" "$base/rust-by-example/index.html" "$base/cargo/index.html")
-large_starts=("${docs_starts[@]}" "$base/std/index.html")
+# The other mdBook sites of the docs (static too; the std API pages are not: rustdoc
+# builds their sidebars with scripts, so adaptive mode rightly renders them).
+large_starts=("${docs_starts[@]}")
+for book in nomicon edition-guide rustc unstable-book error_codes embedded-book; do
+  large_starts+=("$base/$book/index.html")
+done
 spa_start="$base/spa/"
 # Warm the server cache (and the page cache) so no crawler pays for cold files.
 CRAWL_INPUT='{"crawlerType":"cheerio"}' "$bin/crawl-bench" "$work/warm.jsonl" "$max_pages" "$concurrency" "${docs_starts[@]}" > /dev/null
