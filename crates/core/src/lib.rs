@@ -17,6 +17,7 @@ pub mod plan;
 pub mod prompt;
 pub mod ratelimit;
 pub mod time_fmt;
+pub mod webhook;
 pub mod workspace;
 
 pub use agent::{Action, Agent, AgentPatch, AgentStatus, IpRateLimits, NewAgent, Visibility};

@@ -49,7 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{agents, apify, chat, conversations, sources, system, v1};
+    use routes::{agents, apify, chat, conversations, sources, system, v1, webhooks};
     // File uploads may be up to 20 MB (plus the form's framing).
     let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
     let api = Router::new()
@@ -61,6 +61,20 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/api/v2/agents/{agentId}/actions",
             get(agents::get_actions).put(agents::put_actions),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/webhooks/{webhookId}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/webhooks/{webhookId}/deliveries",
+            get(webhooks::deliveries),
         )
         .route(
             "/api/v2/agents/{agentId}/styles",

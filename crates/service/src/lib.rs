@@ -16,6 +16,7 @@ pub mod notifications;
 pub mod scripted;
 pub mod settings;
 pub mod spam;
+pub mod webhooks;
 pub mod website;
 pub mod widget;
 

@@ -11,6 +11,7 @@ mod notifications;
 mod ops;
 mod rows;
 mod search;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -25,6 +26,7 @@ pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;
 pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};
 pub use search::ConversationSearch;
+pub use webhooks::{AttemptOutcome, ClaimedDelivery};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

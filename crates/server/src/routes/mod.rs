@@ -7,3 +7,4 @@ pub mod conversations;
 pub mod sources;
 pub mod system;
 pub mod v1;
+pub mod webhooks;

@@ -18,6 +18,7 @@ mod ratelimit;
 mod sources;
 mod system;
 mod v1;
+mod webhooks;
 mod widget;
 
 use std::net::SocketAddr;

@@ -10,6 +10,7 @@ mod keys;
 mod knowledge;
 mod migrations;
 mod ops;
+mod webhooks;
 
 use agentbase_core::{
     Agent, AgentStatus, ApiKey, IpRateLimits, Plan, Visibility, Workspace, ids, keys as key_gen,
