@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod knowledge;
+pub mod lead;
 pub mod model;
 pub mod password;
 pub mod plan;

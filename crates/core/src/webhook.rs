@@ -211,6 +211,21 @@ impl OutboxEvent {
         )
     }
 
+    /// Chatbase's `leads.submit`: every payload field a string.
+    pub fn leads_submit(lead: &crate::lead::Lead) -> OutboxEvent {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        OutboxEvent::new(
+            &lead.agent_id,
+            LEADS_SUBMIT,
+            serde_json::json!({
+                "conversationId": text(&lead.conversation_id),
+                "customerEmail": text(&lead.email),
+                "customerName": text(&lead.name),
+                "customerPhone": text(&lead.phone),
+            }),
+        )
+    }
+
     pub fn training_finished(
         agent_id: &str,
         source_id: &str,

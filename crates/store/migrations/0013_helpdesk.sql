@@ -51,3 +51,19 @@ CREATE TABLE webhook_attempts (
     error        TEXT,
     PRIMARY KEY (delivery_id, attempt)
 );
+
+-- The agent's lead form (v1's collectCustomerInformation) as JSON, NULL when off.
+ALTER TABLE agents ADD COLUMN lead_form TEXT;
+
+-- What widget visitors gave through the lead form, with their conversation.
+CREATE TABLE leads (
+    id               TEXT PRIMARY KEY,
+    workspace_id     TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    agent_id         TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    conversation_id  TEXT,
+    name             TEXT,
+    email            TEXT,
+    phone            TEXT,
+    created_at       BIGINT NOT NULL
+);
+CREATE INDEX leads_by_agent ON leads (agent_id, created_at);

@@ -150,10 +150,22 @@ const API: &[Endpoint] = &[
         ),
     ),
     (Method::GET, "/api/v1/get-conversations?chatbotId={a}", None),
+    (Method::GET, "/api/v1/get-leads?chatbotId={a}", None),
+    (
+        Method::GET,
+        "/api/v1/get-leads?chatbotId={a}&startDate=2020-01-01&page=1&size=5",
+        None,
+    ),
+    (Method::GET, "/api/v2/agents/{a}/leads/export", None),
     (
         Method::POST,
         "/api/v1/update-chatbot-settings",
         Some(r#"{"chatbotId":"{a}","name":"pwned"}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v1/update-chatbot-settings",
+        Some(r#"{"chatbotId":"{a}","collectCustomerInformation":{"email":{"active":true}}}"#),
     ),
     (
         Method::POST,
@@ -336,6 +348,16 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
     (
         "OPTIONS",
         "/widget/v1/agents/{agentId}/chat",
+        "keyless CORS preflight",
+    ),
+    (
+        "POST",
+        "/widget/v1/agents/{agentId}/leads",
+        "keyless: public agents only, by origin; a lead names only the visitor's own conversation (leads tests)",
+    ),
+    (
+        "OPTIONS",
+        "/widget/v1/agents/{agentId}/leads",
         "keyless CORS preflight",
     ),
     ("GET", "/", "redirect"),
@@ -651,6 +673,22 @@ async fn world() -> World {
         .unwrap()
         .remove(0)
         .id;
+    // A lead to leak (stored directly: the victim's agent is private, so the
+    // widget would refuse it).
+    t.app
+        .store
+        .insert_lead(&agentbase_core::lead::Lead {
+            id: agentbase_core::ids::uuid_v4(),
+            workspace_id: t.workspace_id.clone(),
+            agent_id: agent.clone(),
+            conversation_id: Some(conversation.clone()),
+            name: Some("Victim Lead".into()),
+            email: Some("victim@example.com".into()),
+            phone: None,
+            created_at: t.app.now(),
+        })
+        .await
+        .unwrap();
     // Never resolved: the endpoint only has to exist (no event is written after).
     let hook = json_ok(
         t.raw(Method::POST, &format!("/api/v2/agents/{agent}/webhooks"))
@@ -790,6 +828,7 @@ async fn snapshot(t: &TestApp, v: &Ids) -> Vec<String> {
         "/api/v2/agents/{a}/actions",
         "/api/v2/agents/{a}/webhooks",
         "/api/v2/agents/{a}/webhooks/{h}/deliveries",
+        "/api/v1/get-leads?chatbotId={a}",
         "/api/v2/agents/{a}/sources",
         "/api/v2/agents/{a}/sources/{s}",
         "/api/v2/agents/{a}/sources/summary",

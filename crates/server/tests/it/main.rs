@@ -13,6 +13,7 @@ mod conversations;
 mod dashboard;
 mod hardening;
 mod isolation;
+mod leads;
 mod notifications;
 mod ratelimit;
 mod sources;

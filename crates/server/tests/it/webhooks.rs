@@ -17,17 +17,17 @@ use crate::{TestApp, outcome, spawn_full, spawn_with};
 
 /// What the receiver was sent: headers and the raw body.
 #[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 
-    fn header(&self, name: &str) -> String {
+    pub fn header(&self, name: &str) -> String {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -38,7 +38,7 @@ impl Received {
 
 /// A webhook receiver on loopback: answers the status `answer` gives for the n-th
 /// request (from 0) and keeps everything it was sent.
-async fn receiver(
+pub(crate) async fn receiver(
     answer: impl Fn(usize) -> u16 + Send + Sync + 'static,
 ) -> (u16, Arc<Mutex<Vec<Received>>>) {
     let got: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -64,7 +64,7 @@ async fn receiver(
 }
 
 /// The receiver's side of Chatbase's check: hex HMAC-SHA1 of the raw body.
-fn signature_ok(secret: &str, r: &Received) -> bool {
+pub(crate) fn signature_ok(secret: &str, r: &Received) -> bool {
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(&r.body);
     let want: String = mac
@@ -76,7 +76,7 @@ fn signature_ok(secret: &str, r: &Received) -> bool {
     r.header("x-chatbase-signature") == want
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..400 {
         if done() {
             return;
@@ -86,7 +86,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-async fn create_hook(t: &TestApp, agent: &str, url: &str, events: &[&str]) -> Value {
+pub(crate) async fn create_hook(t: &TestApp, agent: &str, url: &str, events: &[&str]) -> Value {
     let r = t
         .raw(Method::POST, &format!("/api/v2/agents/{agent}/webhooks"))
         .json(&json!({"url": url, "events": events}))
@@ -126,7 +126,7 @@ async fn wait_for_log(t: &TestApp, agent: &str, hook: &str, done: impl Fn(&[Valu
     );
 }
 
-fn loopback_allowed(s: &mut agentbase_service::Settings) {
+pub(crate) fn loopback_allowed(s: &mut agentbase_service::Settings) {
     s.crawler.allow_private_networks = true;
     s.webhooks.poll_interval_ms = 20;
 }
@@ -199,6 +199,8 @@ async fn a_receiver_gets_each_event_signed_with_the_endpoint_secret() {
     assert_eq!(status, 200, "{updated}");
     let new_secret = updated["secret"].as_str().unwrap().to_owned();
     assert_ne!(new_secret, secret);
+    // A later time, so the delivery log's newest-first order is certain.
+    t.clock.advance_ms(1_000);
     t.say(&agent, Some(&conversation), "again").await;
     wait_for_log(&t, &agent, hook_id, |log| {
         log.len() == 3 && log.iter().all(|d| d["state"] == "delivered")
