@@ -12,12 +12,14 @@
 // AGENTBASE_ADMIN_PASSWORD the dashboard steps run first (sign in, key, agent,
 // source, playground, conversations, usage) and make the agent the widget embeds.
 // ANSWER_PREFIX is what the model puts before the echoed message (default
-// "Echo: ", the scripted model). Prints each screenshot's path, then one JSON line
+// "Echo: ", the scripted model). LEAD_STEPS=1 adds the lead form and its signed
+// leads.submit webhook (the server must allow private networks: the receiver is
+// on loopback). Prints each screenshot's path, then one JSON line
 // with the result; exits non-zero naming the failed step.
 
 import { Artifacts, env, launch } from "./lib.mjs";
 import { dashboardSteps } from "./dashboard.mjs";
-import { KNOWLEDGE, createWidgetAgent, rateLimitSteps, widgetSteps } from "./widget.mjs";
+import { KNOWLEDGE, createWidgetAgent, leadSteps, rateLimitSteps, widgetSteps } from "./widget.mjs";
 
 const server = env("AGENTBASE_URL").replace(/\/+$/, "");
 const artifacts = new Artifacts(process.env.ARTIFACTS_DIR || "target/browser-artifacts");
@@ -44,6 +46,11 @@ try {
   result = { agentId, ...widget };
   if (process.env.AGENTBASE_KEY) {
     await rateLimitSteps({ browser, artifacts, server, key: process.env.AGENTBASE_KEY, allowedPage, answerFor });
+    // The lead form's webhook receiver is on loopback: only when the server may
+    // reach private networks (the test starts it so).
+    if (process.env.LEAD_STEPS === "1") {
+      result = { ...result, ...(await leadSteps({ browser, artifacts, server, key: process.env.AGENTBASE_KEY, allowedPage, answerFor })) };
+    }
   }
 } catch (e) {
   failed = e;

@@ -3,6 +3,9 @@
 // keeps the conversation, keyboard and phone-width checks, and a page on another
 // origin that is refused.
 
+import { createHmac } from "node:crypto";
+import { createServer } from "node:http";
+
 import { api, assert, step, watchConsole } from "./lib.mjs";
 
 export const INITIAL = "Hello from the widget test! Ask me anything.";
@@ -82,6 +85,111 @@ export async function rateLimitSteps({ browser, artifacts, server, key, allowedP
   } finally {
     await context.close();
   }
+}
+
+/**
+ * A webhook receiver on loopback that checks each delivery the way Chatbase's
+ * receivers do: `x-chatbase-signature` against HMAC-SHA1(secret, raw body), hex.
+ */
+async function webhookReceiver() {
+  const received = [];
+  const secret = { value: "" };
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const raw = Buffer.concat(chunks);
+      const want = createHmac("sha1", secret.value).update(raw).digest("hex");
+      const signed = req.headers["x-chatbase-signature"] === want;
+      received.push({ signed, body: JSON.parse(raw.toString("utf8")) });
+      res.writeHead(signed ? 200 : 400, { "content-type": "application/json" });
+      res.end(signed ? "{}" : JSON.stringify({ message: "Signature didn't match" }));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/hook`, received, secret, close: () => server.close() };
+}
+
+export const LEAD_EMAIL = "visitor@example.com";
+
+/**
+ * The lead form: an agent whose v1 `collectCustomerInformation` asks for a name and
+ * a required email after the first answer; the visitor is told what is missing,
+ * then sends the form; a webhook receiver on loopback gets the signed
+ * `leads.submit`. The server must allow private networks (the receiver is local).
+ */
+export async function leadSteps({ browser, artifacts, server, key, allowedPage, answerFor }) {
+  const agentId = await createWidgetAgent({ server, key, allowedPage, name: "Lead agent" });
+  const receiver = await webhookReceiver();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  try {
+    await step("the agent collects leads and sends leads.submit to a webhook", async () => {
+      await api(server, key, "POST", "/api/v1/update-chatbot-settings", {
+        chatbotId: agentId,
+        collectCustomerInformation: {
+          title: "How can we reach you?",
+          name: { active: true, label: "Name" },
+          email: { active: true, label: "Email", required: true },
+          phone: { active: false },
+          showAfterAnswers: 1,
+        },
+      });
+      const hook = await api(server, key, "POST", `/api/v2/agents/${agentId}/webhooks`, {
+        url: receiver.url,
+        events: ["leads.submit"],
+      });
+      receiver.secret.value = hook.secret;
+    });
+    await step("the lead form appears after the first answer", async () => {
+      await page.goto(withAgent(allowedPage, agentId));
+      await $(page, "widget-bubble").click();
+      assert((await $(page, "widget-lead-form").count()) === 0, "no form before any answer");
+      await $(page, "widget-input").fill("Hi there");
+      await $(page, "widget-input").press("Enter");
+      await answered(page, answerFor("Hi there"));
+      await $(page, "widget-lead-form").filter({ hasText: "How can we reach you?" }).waitFor();
+      await artifacts.shot(page, "widget-lead-form");
+    });
+    await step("a missing required email is named, then the lead is sent", async () => {
+      await $(page, "widget-lead-name").fill("Vera Visitor");
+      await $(page, "widget-lead-send").click();
+      await $(page, "widget-lead-error").filter({ hasText: "email" }).waitFor();
+      await $(page, "widget-lead-email").fill(LEAD_EMAIL);
+      await $(page, "widget-lead-send").click();
+      await $(page, "widget-lead-done").waitFor();
+      await artifacts.shot(page, "widget-lead-sent");
+    });
+    await step("the webhook receiver gets leads.submit with a valid signature", async () => {
+      const deadline = Date.now() + 30_000;
+      while (!receiver.received.length) {
+        assert(Date.now() < deadline, "no leads.submit within 30 s");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const [first] = receiver.received;
+      assert(first.signed, "x-chatbase-signature is HMAC-SHA1 of the raw body with the endpoint's secret");
+      assert(first.body.eventType === "leads.submit", JSON.stringify(first.body));
+      assert(first.body.chatbotId === agentId, JSON.stringify(first.body));
+      const p = first.body.payload;
+      assert(p.customerEmail === LEAD_EMAIL && p.customerName === "Vera Visitor" && p.customerPhone === "",
+        JSON.stringify(p));
+      const stored = await page.evaluate((id) => JSON.parse(localStorage.getItem(`agentbase-widget:${id}`)), agentId);
+      assert(p.conversationId === stored.conversationId, "the lead names the widget's conversation");
+    });
+    await step("after a reload the sent form stays away", async () => {
+      await page.reload();
+      await $(page, "widget-bubble").click();
+      await $(page, "widget-message-user").filter({ hasText: "Hi there" }).waitFor();
+      assert((await $(page, "widget-lead-form").count()) === 0, "the form is not shown again");
+    });
+  } catch (e) {
+    await artifacts.shot(page, "failure-lead").catch(() => {});
+    throw e;
+  } finally {
+    receiver.close();
+    await context.close();
+  }
+  return { leadAgentId: agentId };
 }
 
 const $ = (page, testId) => page.locator(`[data-testid="${testId}"]`);

@@ -10,10 +10,12 @@ use utoipa::ToSchema;
 
 pub mod chat;
 pub mod codes;
+pub mod helpdesk;
 pub mod sources;
 pub mod v1;
 
 pub use chat::*;
+pub use helpdesk::*;
 pub use sources::*;
 
 /// `{"error": {"code", "message", "details"?}}`.

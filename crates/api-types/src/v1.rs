@@ -143,3 +143,26 @@ pub struct V1Chatbots {
 pub struct V1Message200 {
     pub message: String,
 }
+
+/// `GET /api/v1/get-leads`: `{"collectedCustomers": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct V1LeadsResponse {
+    pub collected_customers: Vec<V1Lead>,
+}
+
+/// One lead as v1 lists it: every field a string (empty when not given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct V1Lead {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub phone: String,
+    /// ISO 8601.
+    pub created_at: String,
+    pub chatbot_id: String,
+    pub account_id: String,
+    /// The conversation the lead was given in (an agentbase addition).
+    #[serde(rename = "conversationId")]
+    pub conversation_id: Option<String>,
+}

@@ -187,7 +187,12 @@ fn the_dashboard_builds_an_agent_whose_widget_chats_on_an_allowed_page_and_is_re
     if !browser_or_skip() {
         return;
     }
-    let server = Server::start(&[]);
+    // The lead steps' webhook receiver listens on loopback, which the SSRF guard
+    // refuses by default.
+    let server = Server::start(&[
+        ("AGENTBASE__CRAWLER__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("AGENTBASE__WEBHOOKS__POLL_INTERVAL_MS", "100"),
+    ]);
     let root = format!("http://127.0.0.1:{}", server.port);
     let (allowed, refused) = (serve_pages(&root), serve_pages(&root));
     let artifacts = artifacts_dir();
@@ -205,6 +210,7 @@ fn the_dashboard_builds_an_agent_whose_widget_chats_on_an_allowed_page_and_is_re
             format!("http://localhost:{refused}/chatbase.html"),
         )
         .env("ARTIFACTS_DIR", &artifacts)
+        .env("LEAD_STEPS", "1")
         .env_remove("AGENT_ID");
     if let Some(path) = chromium() {
         node.env("CHROMIUM_PATH", path);
@@ -244,6 +250,8 @@ fn the_dashboard_builds_an_agent_whose_widget_chats_on_an_allowed_page_and_is_re
         "widget-phone",
         "widget-refused",
         "widget-rate-limited",
+        "widget-lead-form",
+        "widget-lead-sent",
     ] {
         let path = artifacts.join(format!("{name}.png"));
         assert!(shots.contains(&path.to_str().unwrap()), "{name} listed");

@@ -181,6 +181,20 @@ fn cases(agent: &str) -> Vec<Case> {
             json!({"message": "x".repeat(40_000), "stream": false}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
         json_case("v1 chat with too many messages", "POST", "/api/v1/chat",
             json!({"chatbotId": agent, "messages": vec![json!({"role": "user", "content": "hi"}); 1_001]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        // Webhook endpoints (targets pass the SSRF guard; lists and URLs are bounded).
+        json_case("deeply nested JSON to webhooks", "POST", &format!("/api/v2/agents/{agent}/webhooks"),
+            deep("[", 100_000).into_bytes(), 400, "VALIDATION_INVALID_JSON"),
+        json_case("webhook with a huge URL", "POST", &format!("/api/v2/agents/{agent}/webhooks"),
+            json!({"url": format!("https://a.example/{}", "a".repeat(200_000)), "events": ["leads.submit"]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        json_case("webhook with a flood of events", "POST", &format!("/api/v2/agents/{agent}/webhooks"),
+            json!({"url": "https://a.example/in", "events": vec!["%_%"; 50_000]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        json_case("webhook to the cloud metadata address", "POST", &format!("/api/v2/agents/{agent}/webhooks"),
+            json!({"url": "http://169.254.169.254/latest/meta-data/", "events": ["leads.submit"]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        json_case("webhook update with a nested body", "PATCH", &format!("/api/v2/agents/{agent}/webhooks/AAAAAAAAAAAAAAAAAAAA"),
+            format!("{{\"url\":{}1{}}}", deep("{\"a\":", 5_000), deep("}", 5_000)).into_bytes(), 404, "RESOURCE_NOT_FOUND"),
         // Crawl run inputs.
         json_case("glob brace bomb", "POST", run_path, json!({
             "startUrls": ["https://example.com/"],

@@ -169,6 +169,9 @@ pub struct Agent {
     pub blocked_countries: Option<Vec<String>>,
     /// The widget's look (the contract's `styles`: `{chat, centerStage}`).
     pub styles: Option<Value>,
+    /// The lead form (v1's `collectCustomerInformation`, checked by
+    /// [`crate::lead::LeadForm`]), as its JSON.
+    pub lead_form: Option<Value>,
     /// Start (Unix ms) of the month `credits_used` counts; maintained by the store
     /// when answers are charged.
     pub credits_month: Millis,
@@ -225,6 +228,8 @@ pub struct AgentPatch {
     pub spam: Option<Option<Value>>,
     pub voice: Option<Option<Value>>,
     pub blocked_countries: Option<Option<Vec<String>>>,
+    /// A checked lead form's JSON ([`crate::lead::LeadForm::to_json`]).
+    pub lead_form: Option<Option<Value>>,
 }
 
 fn check_name(name: &str, errors: &mut FieldErrors) {
@@ -443,7 +448,11 @@ impl Agent {
             spam,
             voice,
             blocked_countries,
+            lead_form,
         } = patch;
+        if let Some(v) = lead_form {
+            self.lead_form = v;
+        }
         if let Some(v) = name {
             self.name = v.trim().to_owned();
         }
@@ -568,6 +577,7 @@ mod tests {
             voice: None,
             blocked_countries: None,
             styles: None,
+            lead_form: None,
             credits_month: 0,
             credits_used: 0.0,
             status: AgentStatus::Untrained,

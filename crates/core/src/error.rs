@@ -20,6 +20,8 @@ pub enum Resource {
     Actor,
     /// A crawler run or its dataset.
     Run,
+    /// An agent's webhook endpoint.
+    Webhook,
 }
 
 /// A request refused by a rule of the chat contract; each has its own code.

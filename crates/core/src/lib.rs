@@ -11,12 +11,14 @@ pub mod error;
 pub mod ids;
 pub mod keys;
 pub mod knowledge;
+pub mod lead;
 pub mod model;
 pub mod password;
 pub mod plan;
 pub mod prompt;
 pub mod ratelimit;
 pub mod time_fmt;
+pub mod webhook;
 pub mod workspace;
 
 pub use agent::{Action, Agent, AgentPatch, AgentStatus, IpRateLimits, NewAgent, Visibility};

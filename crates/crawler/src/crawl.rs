@@ -966,7 +966,11 @@ fn host_state(shared: &Shared, u: &Url) -> Arc<HostState> {
 
 /// Refuses IP-literal hosts outside the guard (names are checked by the resolver).
 fn check_literal(shared: &Shared, u: &Url) -> Result<(), String> {
-    if shared.settings.allow_private_networks {
+    check_literal_with(&shared.settings, u)
+}
+
+fn check_literal_with(settings: &CrawlerSettings, u: &Url) -> Result<(), String> {
+    if settings.allow_private_networks {
         return Ok(());
     }
     let ip = match u.host() {
@@ -1136,6 +1140,72 @@ pub async fn fetch_url(url: &str, settings: &CrawlerSettings) -> Result<(u16, Ve
     match fetch_once(&shared, &u).await {
         Ok(r) => Ok((r.status, r.body)),
         Err(FetchError::Fatal(e) | FetchError::Transient(e, _)) => Err(e),
+    }
+}
+
+/// Whether `url` is an http(s) URL the SSRF guard lets through before any DNS
+/// lookup (its host, when an IP literal, is public unless
+/// `allow_private_networks`); the reason when not. Names are judged when resolved.
+pub fn check_target(url: &str, allow_private_networks: bool) -> Result<(), String> {
+    let u = Url::parse(url.trim()).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err("is not an http(s) URL".into());
+    }
+    let settings = CrawlerSettings {
+        allow_private_networks,
+        ..CrawlerSettings::default()
+    };
+    check_literal_with(&settings, &u)
+}
+
+/// Why a [`post_guarded`] got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// The SSRF guard refused the target, or the URL cannot be used: another
+    /// attempt would be refused the same way.
+    Refused(String),
+    /// No answer (connection failure, timeout): worth another attempt.
+    Failed(String),
+}
+
+/// One POST outside a crawl (a webhook delivery) behind the crawl's SSRF guard:
+/// IP literals checked, names resolved by the guarded resolver and the connection
+/// pinned to the checked address. Redirects are not followed: a 3xx is the answer.
+/// Returns the status; the response body is not read.
+pub async fn post_guarded(
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+    timeout: Duration,
+    settings: &CrawlerSettings,
+) -> Result<u16, PostError> {
+    let u = Url::parse(url.trim())
+        .map_err(|e| PostError::Refused(format!("{url:?} is not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(PostError::Refused(format!("{url:?} is not an http(s) URL")));
+    }
+    check_literal_with(settings, &u).map_err(PostError::Refused)?;
+    let input = CrawlInput {
+        request_timeout_secs: timeout.as_secs().max(1),
+        ..CrawlInput::default()
+    };
+    let client = build_client(&input, settings).map_err(|e| PostError::Failed(e.to_string()))?;
+    let mut req = client
+        .post(u.clone())
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        req = req.header(*name, value.as_str());
+    }
+    match req.body(body).send().await {
+        Ok(resp) => Ok(resp.status().as_u16()),
+        Err(e) => Err(if let Some(b) = find_blocked(&e) {
+            PostError::Refused(b.to_string())
+        } else if e.is_timeout() {
+            PostError::Failed(format!("request timed out: {u}"))
+        } else {
+            PostError::Failed(format!("request failed: {}", error_chain(&e)))
+        }),
     }
 }
 

@@ -23,8 +23,8 @@ pub mod robots;
 
 pub use crawl::{
     CrawlError, CrawlInfo, CrawlSummary, CrawlerSettings, DatasetItem, DocumentReader, Event,
-    ItemMetadata, Progress, ReadDocument, RedirectHop, StopReason, USER_AGENT, crawl, fetch_url,
-    normalize_url,
+    ItemMetadata, PostError, Progress, ReadDocument, RedirectHop, StopReason, USER_AGENT,
+    check_target, crawl, fetch_url, normalize_url, post_guarded,
 };
 pub use extract::{
     DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR, ExtractOptions, Extracted, HtmlTransformer,

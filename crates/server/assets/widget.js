@@ -9,6 +9,7 @@
  *
  * Endpoints (no API key): GET  /widget/v1/agents/{id}/config
  *                         POST /widget/v1/agents/{id}/chat  (UI Message Stream v1)
+ *                         POST /widget/v1/agents/{id}/leads (the lead form's answers)
  * The conversation id and the transcript are kept in localStorage per agent, so a
  * reload shows the conversation and continues it.
  */
@@ -138,6 +139,13 @@
     "min-height:40px;max-height:120px;color:#111827;background:#fff}" +
     ".send{border:0;border-radius:10px;background:#1f2937;color:#fff;padding:0 16px;font-size:15px;cursor:pointer}" +
     ".send:disabled,textarea:disabled{opacity:.55;cursor:not-allowed}" +
+    ".lead{align-self:stretch;border:1px solid #d1d5db;border-radius:12px;padding:10px 12px;display:flex;" +
+    "flex-direction:column;gap:6px;background:#f9fafb}" +
+    ".lead h3{margin:0 0 2px;font-size:15px;font-weight:600}" +
+    ".lead label{font-size:13px;color:#374151;display:flex;flex-direction:column;gap:2px}" +
+    ".lead input{border:1px solid #d1d5db;border-radius:8px;padding:7px 9px;font-size:15px;color:#111827;background:#fff}" +
+    ".lead .send{align-self:flex-end;padding:7px 14px}" +
+    ".lead .failed{color:#b91c1c;font-size:13px}" +
     ".sr-only{position:absolute;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);" +
     "white-space:nowrap;border:0}" +
     "@media (max-width:480px){.panel{inset:0;right:0;bottom:0;width:100%;height:100%;max-height:none;border-radius:0}}";
@@ -366,6 +374,7 @@
 
   function renderAll() {
     log.textContent = "";
+    leadNode = null;
     var initial = (agent && agent.initialMessages) || [];
     initial.forEach(function (text) {
       if (text) messageNode("assistant", text, "initial");
@@ -378,6 +387,84 @@
       renderSources(node, m.sources);
     });
     renderSuggestions();
+    maybeLeadForm();
+  }
+
+  // ---- lead form ---------------------------------------------------------------------
+
+  // The agent's lead form (collectCustomerInformation) goes into the log once the
+  // visitor has had `showAfterAnswers` answers, until it is sent.
+  var leadNode = null;
+  function maybeLeadForm() {
+    var f = agent && agent.leadForm;
+    if (!f || state.leadSent || leadNode) return;
+    var answers = state.transcript.filter(function (m) {
+      return m.role !== "user" && !m.error;
+    }).length;
+    if (answers < (f.showAfterAnswers || 0)) return;
+    leadNode = el("div", { class: "lead", "data-testid": "widget-lead-form", role: "group" });
+    leadNode.appendChild(el("h3", null, f.title || "Let us know how to contact you"));
+    var inputs = {};
+    [
+      ["name", "text", "name"],
+      ["email", "email", "email"],
+      ["phone", "tel", "tel"],
+    ].forEach(function (d) {
+      var field = f[d[0]];
+      if (!field || !field.active) return;
+      var label = el("label", null, (field.label || d[0]) + (field.required ? " *" : ""));
+      var box = el("input", {
+        type: d[1],
+        name: d[0],
+        autocomplete: d[2],
+        maxlength: d[0] === "email" ? "254" : d[0] === "phone" ? "32" : "100",
+        "data-testid": "widget-lead-" + d[0],
+      });
+      if (field.required) box.setAttribute("required", "");
+      label.appendChild(box);
+      leadNode.appendChild(label);
+      inputs[d[0]] = box;
+    });
+    var problem = el("span", { class: "failed", "data-testid": "widget-lead-error", role: "alert" });
+    var submitLead = el("button", { type: "button", class: "send", "data-testid": "widget-lead-send" }, "Send");
+    leadNode.appendChild(problem);
+    leadNode.appendChild(submitLead);
+    submitLead.addEventListener("click", function () {
+      var body = { visitorId: visitorId };
+      if (state.conversationId) body.conversationId = state.conversationId;
+      Object.keys(inputs).forEach(function (k) {
+        if (inputs[k].value.trim()) body[k] = inputs[k].value.trim();
+      });
+      submitLead.disabled = true;
+      problem.textContent = "";
+      fetch(api + "/leads", {
+        method: "POST",
+        credentials: "omit",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      })
+        .then(function (response) {
+          if (response.ok) {
+            state.leadSent = true;
+            persist();
+            leadNode.textContent = "";
+            leadNode.appendChild(el("span", { "data-testid": "widget-lead-done" }, "Thank you! We will be in touch."));
+            return;
+          }
+          return envelope(response).then(function (error) {
+            var details = error.details || {};
+            var first = Object.keys(details)[0];
+            problem.textContent = first ? first + ": " + details[first] : refusalText(response.status, error);
+            submitLead.disabled = false;
+          });
+        })
+        .catch(function () {
+          problem.textContent = "Something went wrong. Please try again.";
+          submitLead.disabled = false;
+        });
+    });
+    log.appendChild(leadNode);
+    scrollDown();
   }
 
   // ---- server ------------------------------------------------------------------------
@@ -553,6 +640,7 @@
       busy = false;
       setBusy(false);
       renderSuggestions();
+      maybeLeadForm();
       input.focus();
     }
     function refused(message) {

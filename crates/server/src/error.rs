@@ -86,7 +86,8 @@ impl From<Error> for ApiError {
                 | Resource::ApiKey
                 | Resource::Conversation
                 | Resource::Actor
-                | Resource::Run,
+                | Resource::Run
+                | Resource::Webhook,
             ) => ApiError::not_found(),
             Error::NotFound(Resource::Message) => ApiError::new(
                 StatusCode::NOT_FOUND,

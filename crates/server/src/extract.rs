@@ -218,6 +218,26 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     }
 }
 
+/// `startDate`/`endDate` (`YYYY-MM-DD`) as the first and last millisecond of the
+/// window (both days included); a bad one is added to `details`.
+pub fn date_window(
+    q: &QueryMap,
+    details: &mut BTreeMap<String, String>,
+) -> (
+    Option<agentbase_core::Millis>,
+    Option<agentbase_core::Millis>,
+) {
+    let mut date = |key: &str, end: bool| {
+        let text = q.get(key)?;
+        let v = agentbase_core::time_fmt::parse_date_bound(text, end);
+        if v.is_none() {
+            details.insert(key.to_owned(), "must be YYYY-MM-DD".to_owned());
+        }
+        v
+    };
+    (date("startDate", false), date("endDate", true))
+}
+
 /// `application/x-www-form-urlencoded` pairs, percent-decoded.
 pub(crate) fn form_pairs(query: &str) -> Vec<(String, String)> {
     query

@@ -49,7 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{agents, apify, chat, conversations, sources, system, v1};
+    use routes::{agents, apify, chat, conversations, leads, sources, system, v1, webhooks};
     // File uploads may be up to 20 MB (plus the form's framing).
     let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
     let api = Router::new()
@@ -61,6 +61,21 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/api/v2/agents/{agentId}/actions",
             get(agents::get_actions).put(agents::put_actions),
+        )
+        .route("/api/v2/agents/{agentId}/leads/export", get(leads::export))
+        .route(
+            "/api/v2/agents/{agentId}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/webhooks/{webhookId}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/webhooks/{webhookId}/deliveries",
+            get(webhooks::deliveries),
         )
         .route(
             "/api/v2/agents/{agentId}/styles",
@@ -133,6 +148,7 @@ pub fn router(app: Arc<App>) -> Router {
     let v1 = Router::new()
         .route("/api/v1/chat", post(v1::chat))
         .route("/api/v1/get-conversations", get(v1::get_conversations))
+        .route("/api/v1/get-leads", get(v1::get_leads))
         .route("/api/v1/create-chatbot", post(v1::create_chatbot))
         .route("/api/v1/update-chatbot-data", post(v1::update_chatbot_data))
         .route("/api/v1/get-chatbots", get(v1::get_chatbots))
@@ -190,6 +206,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/widget/v1/agents/{agentId}/chat",
             post(widget::chat).options(widget::preflight),
+        )
+        .route(
+            "/widget/v1/agents/{agentId}/leads",
+            post(widget::leads).options(widget::preflight),
         );
     let public = Router::new()
         .route("/api/v2/health", get(system::health))

@@ -5,7 +5,7 @@ use agentbase_api_types as api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
+use crate::routes::{agents, apify, chat, conversations, leads, sources, system, v1, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,9 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
         sources::create, sources::list, sources::summary, sources::get, sources::update, sources::delete,
         sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search,
         apify::start, apify::get, apify::abort, apify::items, apify::actor, apify::dataset, apify::log,
-        apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record
+        apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record,
+        webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::deliveries, v1::get_leads, leads::export
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -43,7 +45,9 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
         api::DeprecatedEndpointResponse, api::AutoRetrainBody, api::TrainingJob, api::TrainingJobsResponse,
         api::SearchBody, api::SearchHit, api::SearchResponse, api::UpdateStylesBody,
         api::ConversationSearchResult, api::SearchSnippet, api::SnippetHighlight, api::SearchPagination,
-        api::SearchConversationsResponse, chat::StreamEvent
+        api::SearchConversationsResponse, chat::StreamEvent, api::Webhook, api::WebhooksResponse,
+        api::CreateWebhookBody, api::UpdateWebhookBody, api::WebhookAttempt, api::WebhookDelivery,
+        api::WebhookDeliveriesResponse, api::v1::V1LeadsResponse, api::v1::V1Lead
     )),
     modifiers(&Bearer, &Authenticated)
 )]

@@ -1,5 +1,6 @@
 //! The embeddable chat widget's public surface: the script (`/widget.js`, alias
-//! `/embed.min.js`) and, per agent, `/widget/v1/agents/{agentId}/config` and `…/chat`.
+//! `/embed.min.js`) and, per agent, `/widget/v1/agents/{agentId}/config`, `…/chat` and
+//! `…/leads` (the lead form's answers).
 //! No API key is involved, so the browser never sees one. Instead: the agent must be
 //! public; the embedding page (its `Origin`, else its `Referer`) must be one of the
 //! agent's allowed domains, and only then does CORS let the page read the answer;
@@ -259,12 +260,101 @@ pub async fn config(
             "initialMessages": w.agent.initial_messages,
             "suggestedMessages": w.agent.suggested_messages,
             "styles": w.agent.styles,
+            // The lead form, when the agent collects leads.
+            "leadForm": agentbase_core::lead::form_of(w.agent.lead_form.as_ref())
+                .filter(|f| f.asks_anything())
+                .map(|f| f.to_json()),
         }
     });
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_cors(response, origin.as_ref())
+}
+
+/// One widget POST against the agent's per-IP window (`ipRateLimits`); the 429
+/// with its `Retry-After` when over.
+async fn rate_limit(
+    state: &AppState,
+    w: &WidgetAgent,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    let ip = client_ip(peer, headers, &state.app.settings.server.trusted_proxies);
+    let decision = state
+        .app
+        .widget_rate_limit(&w.agent, &ip)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "rate limiter unavailable");
+            ApiError::unavailable().into_response()
+        })?;
+    if decision.allowed {
+        return Ok(());
+    }
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        codes::RATE_LIMIT_TOO_MANY_REQUESTS,
+        w.agent.ip_rate_limits.message.clone(),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(decision.retry_after_secs(state.app.now())),
+    );
+    Err(r)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LeadBody {
+    visitor_id: String,
+    #[serde(default)]
+    conversation_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+/// `POST /widget/v1/agents/{agentId}/leads`: the visitor's answers to the lead
+/// form, stored with their conversation (`leads.submit` goes to the webhooks).
+pub async fn leads(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let peer = peer_of(req.extensions());
+    let (w, origin) = match admit(&state, &agent_id, &headers, peer).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let answer = async {
+        rate_limit(&state, &w, peer, &headers).await?;
+        let AppJson(body) = AppJson::<LeadBody>::from_request(req, &state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let input = agentbase_core::lead::LeadInput {
+            name: body.name,
+            email: body.email,
+            phone: body.phone,
+        };
+        let lead = state
+            .app
+            .submit_lead(&w, &body.visitor_id, body.conversation_id, input)
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?;
+        let r = (
+            StatusCode::CREATED,
+            axum::Json(json!({"data": {"id": lead.id}})),
+        );
+        Ok::<_, Response>(r.into_response())
+    };
+    let response = answer.await.unwrap_or_else(|refusal| refusal);
     with_cors(response, origin.as_ref())
 }
 
@@ -291,28 +381,7 @@ pub async fn chat(
         Err(refusal) => return refusal,
     };
     let answer = async {
-        let ip = client_ip(peer, &headers, &state.app.settings.server.trusted_proxies);
-        let decision = state
-            .app
-            .widget_rate_limit(&w.agent, &ip)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "rate limiter unavailable");
-                ApiError::unavailable().into_response()
-            })?;
-        if !decision.allowed {
-            let mut r = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                codes::RATE_LIMIT_TOO_MANY_REQUESTS,
-                w.agent.ip_rate_limits.message.clone(),
-            )
-            .into_response();
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(decision.retry_after_secs(state.app.now())),
-            );
-            return Err(r);
-        }
+        rate_limit(&state, &w, peer, &headers).await?;
         let AppJson(body) = AppJson::<ChatBody>::from_request(req, &state)
             .await
             .map_err(IntoResponse::into_response)?;

@@ -502,6 +502,7 @@ impl App {
     /// record, so any number of nodes may run one.
     pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         self.start_notifier();
+        self.start_webhook_worker();
         let app = self.clone();
         let k = &self.settings.knowledge;
         // `training_concurrency` jobs at once on this node, at most

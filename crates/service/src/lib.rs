@@ -11,11 +11,13 @@ pub mod dashboard;
 pub mod extractor;
 pub mod files;
 pub mod knowledge;
+pub mod leads;
 pub mod models;
 pub mod notifications;
 pub mod scripted;
 pub mod settings;
 pub mod spam;
+pub mod webhooks;
 pub mod website;
 pub mod widget;
 
@@ -413,6 +415,7 @@ impl App {
             voice: None,
             blocked_countries: None,
             styles: None,
+            lead_form: None,
             credits_month: 0,
             credits_used: 0.0,
             status: AgentStatus::Untrained,

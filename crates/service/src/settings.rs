@@ -29,6 +29,26 @@ pub struct Settings {
     pub extraction: ExtractionSettings,
     pub widget: WidgetSettings,
     pub notifications: NotificationSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// Delivery of agents' webhook events (the outbox worker). Targets pass the
+/// crawler's SSRF guard (`crawler.allow_private_networks` applies to them too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Attempts per delivery before it is marked failed.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles with each further one.
+    pub retry_base_secs: u64,
+    /// The longest wait between attempts.
+    pub retry_max_secs: u64,
+    /// One attempt's deadline (connect, send, answer).
+    pub timeout_secs: u64,
+    /// How often the worker looks for due deliveries.
+    pub poll_interval_ms: u64,
+    /// Deliveries in flight at once on this node.
+    pub concurrency: usize,
 }
 
 /// Headless Chromium, for crawls that render pages (`crawlerType` `playwright:*`).
@@ -416,6 +436,14 @@ impl Default for Settings {
                 from: "agentbase <notifications@localhost>".into(),
                 check_interval_secs: 300,
             },
+            webhooks: WebhookSettings {
+                max_attempts: 8,
+                retry_base_secs: 30,
+                retry_max_secs: 3600,
+                timeout_secs: 10,
+                poll_interval_ms: 1000,
+                concurrency: 4,
+            },
             browser: BrowserSettings {
                 enabled: true,
                 executable: "/usr/bin/chromium".into(),
@@ -684,6 +712,14 @@ impl Settings {
             ),
             ("crawler.run_timeout_secs", self.crawler.run_timeout_secs),
             ("extraction.timeout_secs", self.extraction.timeout_secs),
+            (
+                "webhooks.max_attempts",
+                u64::from(self.webhooks.max_attempts),
+            ),
+            ("webhooks.retry_base_secs", self.webhooks.retry_base_secs),
+            ("webhooks.timeout_secs", self.webhooks.timeout_secs),
+            ("webhooks.poll_interval_ms", self.webhooks.poll_interval_ms),
+            ("webhooks.concurrency", self.webhooks.concurrency as u64),
             (
                 "extraction.max_concurrent",
                 self.extraction.max_concurrent as u64,

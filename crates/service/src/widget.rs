@@ -134,17 +134,23 @@ impl App {
             .await
     }
 
-    /// A widget turn. A conversation that is not this visitor's (another visitor's,
-    /// one made through the API, another agent's) is "not found", like an unknown one.
-    pub async fn widget_chat(self: &Arc<Self>, w: &WidgetAgent, m: WidgetMessage) -> Result<Turn> {
-        if !valid_visitor_id(&m.visitor_id) {
+    /// The visitor's user id, once its id is well formed and the conversation it
+    /// names (if any) is its own with this agent: another visitor's, one made
+    /// through the API or another agent's is "not found", like an unknown one.
+    pub(crate) async fn check_visitor(
+        &self,
+        w: &WidgetAgent,
+        visitor_id: &str,
+        conversation_id: Option<&str>,
+    ) -> Result<String> {
+        if !valid_visitor_id(visitor_id) {
             return Err(Error::invalid(
                 "visitorId",
                 "must be 8–64 characters of a-z, A-Z, 0-9, '_' or '-'",
             ));
         }
-        let user_id = visitor_user_id(&m.visitor_id);
-        if let Some(id) = &m.conversation_id {
+        let user_id = visitor_user_id(visitor_id);
+        if let Some(id) = conversation_id {
             let owned = self
                 .store
                 .conversation(&w.principal.workspace_id, id)
@@ -154,6 +160,15 @@ impl App {
                 return Err(Error::NotFound(Resource::Conversation));
             }
         }
+        Ok(user_id)
+    }
+
+    /// A widget turn. A conversation that is not this visitor's (another visitor's,
+    /// one made through the API, another agent's) is "not found", like an unknown one.
+    pub async fn widget_chat(self: &Arc<Self>, w: &WidgetAgent, m: WidgetMessage) -> Result<Turn> {
+        let user_id = self
+            .check_visitor(w, &m.visitor_id, m.conversation_id.as_deref())
+            .await?;
         self.chat(
             &w.principal,
             ChatInput {

@@ -4,10 +4,12 @@ use agentbase_core::conversation::{
     Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part,
     ToolCallRecord, ToolCallStatus,
 };
+use agentbase_core::webhook::OutboxEvent;
 use agentbase_core::{Cursor, Error, Millis, Result};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::webhooks::{ENQUEUE_SQL, EnqueueArg, enqueue_args, enqueue_query};
 use crate::{Backend, Page, Store, db_err, json_text};
 
 pub(crate) const CONVERSATION_COLUMNS: &str =
@@ -309,6 +311,10 @@ async fn insert_conversation(
         }
         _ => db_err(e),
     })?;
+    enqueue_query(&OutboxEvent::conversation_started(c), c.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -490,6 +496,7 @@ impl Store {
     pub async fn finish_turn(&self, turn: &NewTurn) -> Result<()> {
         let mut b = Batch::default();
         let answer = &turn.message;
+        let answered = OutboxEvent::message_answered(&turn.agent_id, answer);
         match &turn.opening {
             Some((c, first)) => {
                 let c = Conversation {
@@ -569,6 +576,7 @@ impl Store {
                 ],
             ),
         }
+        push_event(&mut b, &answered, answer.created_at);
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         b.run(&mut tx, self.backend).await?;
         tx.commit().await.map_err(db_err)
@@ -841,6 +849,20 @@ fn push_conversation(b: &mut Batch, c: &Conversation, lease: Option<(&str, Milli
             Val::Int(lease.map(|l| l.1)),
         ],
     );
+    push_event(b, &OutboxEvent::conversation_started(c), c.created_at);
+}
+
+/// The event for the agent's webhook endpoints, in the same transaction as the
+/// change it reports.
+fn push_event(b: &mut Batch, ev: &OutboxEvent, now: Millis) {
+    let args = enqueue_args(ev, now)
+        .into_iter()
+        .map(|a| match a {
+            EnqueueArg::Text(t) => Val::Text(Some(t)),
+            EnqueueArg::Int(i) => Val::Int(Some(i)),
+        })
+        .collect();
+    b.push(ENQUEUE_SQL, args);
 }
 
 /// A bound value of a [`Batch`] statement.

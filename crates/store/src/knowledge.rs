@@ -542,6 +542,18 @@ impl Store {
             .map_err(db_err)?;
         }
         refresh_agent(&mut tx, &s.agent_id, Some(AgentStatus::Trained)).await?;
+        crate::webhooks::enqueue_query(
+            &agentbase_core::webhook::OutboxEvent::training_finished(
+                &s.agent_id,
+                &s.source_id,
+                "trained",
+                s.now,
+            ),
+            s.now,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(live)
     }
@@ -584,6 +596,18 @@ impl Store {
         .await
         .map_err(db_err)?;
         refresh_agent(&mut tx, &job.agent_id, Some(AgentStatus::Failed)).await?;
+        crate::webhooks::enqueue_query(
+            &agentbase_core::webhook::OutboxEvent::training_finished(
+                &job.agent_id,
+                &job.source_id,
+                "failed",
+                now,
+            ),
+            now,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 

@@ -6,11 +6,13 @@ mod chat;
 mod crawl_runs;
 mod dashboard;
 mod knowledge;
+mod leads;
 mod migrate;
 mod notifications;
 mod ops;
 mod rows;
 mod search;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -25,6 +27,7 @@ pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;
 pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};
 pub use search::ConversationSearch;
+pub use webhooks::{AttemptOutcome, ClaimedDelivery};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -331,9 +334,10 @@ impl Store {
              auto_retrain, allowed_domains, suggested_messages, initial_messages, credit_limit, \
              ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
              last_trained_at, last_message_at, actions, channel_instructions, \
-             notifications_settings, spam_settings, voice_settings, blocked_countries, styles) \
+             notifications_settings, spam_settings, voice_settings, blocked_countries, styles, \
+             lead_form) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
         )
         .bind(&a.id)
         .bind(&a.workspace_id)
@@ -363,6 +367,7 @@ impl Store {
         .bind(a.voice.as_ref().map(json_text))
         .bind(a.blocked_countries.as_ref().map(json_text))
         .bind(a.styles.as_ref().map(json_text))
+        .bind(a.lead_form.as_ref().map(json_text))
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
@@ -378,8 +383,8 @@ impl Store {
              initial_messages = $9, credit_limit = $10, ip_limit = $11, ip_timeframe = $12, \
              ip_message = $13, updated_at = $14, last_message_at = $15, actions = $16, \
              next_retrain_at = $17, channel_instructions = $18, notifications_settings = $19, \
-             spam_settings = $20, voice_settings = $21, blocked_countries = $22, styles = $23 \
-             WHERE id = $24 AND workspace_id = $25",
+             spam_settings = $20, voice_settings = $21, blocked_countries = $22, styles = $23, \
+             lead_form = $24 WHERE id = $25 AND workspace_id = $26",
         )
         .bind(&a.name)
         .bind(&a.instructions)
@@ -404,6 +409,7 @@ impl Store {
         .bind(a.voice.as_ref().map(json_text))
         .bind(a.blocked_countries.as_ref().map(json_text))
         .bind(a.styles.as_ref().map(json_text))
+        .bind(a.lead_form.as_ref().map(json_text))
         .bind(&a.id)
         .bind(&a.workspace_id)
         .execute(&self.writer)

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "clients",
         include_str!("../migrations/0010_clients.sql"),
     ),
+    (
+        13,
+        "helpdesk",
+        include_str!("../migrations/0013_helpdesk.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

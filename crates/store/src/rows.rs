@@ -17,7 +17,7 @@ pub(crate) const AGENT_COLUMNS: &str = "id, workspace_id, name, instructions, mo
     credit_limit, ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
     last_trained_at, last_message_at, actions, credits_month, credits_used, kb_version, \
     next_retrain_at, channel_instructions, notifications_settings, spam_settings, \
-    voice_settings, blocked_countries, styles";
+    voice_settings, blocked_countries, styles, lead_form";
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record: {value:?}"))
@@ -103,6 +103,7 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
         voice: json_col(row, "voice_settings")?,
         blocked_countries: json_col(row, "blocked_countries")?,
         styles: json_col(row, "styles")?,
+        lead_form: json_col(row, "lead_form")?,
         credits_month: row.try_get("credits_month").map_err(db_err)?,
         credits_used: row.try_get("credits_used").map_err(db_err)?,
         status: AgentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,

@@ -192,6 +192,8 @@ pub async fn update(
         spam: b.spam_settings,
         voice: b.voice_settings,
         blocked_countries: b.blocked_countries,
+        // Set through v1's `collectCustomerInformation`.
+        lead_form: None,
     };
     state
         .app

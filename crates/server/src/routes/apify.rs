@@ -271,7 +271,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
 /// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
 /// tab or carriage return before one) gets a leading `'`, as OWASP advises; crawled
 /// pages are anyone's text.
-fn spreadsheet_safe(s: &str) -> String {
+pub(crate) fn spreadsheet_safe(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
@@ -279,7 +279,7 @@ fn spreadsheet_safe(s: &str) -> String {
     }
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -4,6 +4,8 @@ pub mod agents;
 pub mod apify;
 pub mod chat;
 pub mod conversations;
+pub mod leads;
 pub mod sources;
 pub mod system;
 pub mod v1;
+pub mod webhooks;

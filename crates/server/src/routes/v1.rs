@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use agentbase_api_types::v1;
-use agentbase_core::time_fmt::{iso8601, parse_date_bound};
+use agentbase_core::time_fmt::iso8601;
 use agentbase_service::chat::{TurnEvent, V1Input};
 use agentbase_service::{ConversationFilter, Principal};
 use axum::body::Body;
@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AppJson, QueryMap};
+use crate::extract::{AppJson, QueryMap, date_window};
 
 #[utoipa::path(post, path = "/api/v1/chat", tag = "v1", request_body = v1::V1ChatRequest,
     responses((status = 200, description = "`{text}`, or `text/plain` chunks when `stream` is true", body = v1::V1ChatResponse),
@@ -95,6 +95,87 @@ fn async_stream(
     })
 }
 
+/// The query every v1 list takes: `chatbotId` (required), `page` (from 1),
+/// `size`, and the `startDate`/`endDate` window (`YYYY-MM-DD`, both days included).
+struct V1Window {
+    agent_id: String,
+    page: u32,
+    size: u32,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+impl V1Window {
+    /// Reads the query, adding each problem to `details`.
+    fn read(q: &QueryMap, default_size: u32, details: &mut BTreeMap<String, String>) -> V1Window {
+        let agent_id = q.get("chatbotId").map(str::to_owned);
+        if agent_id.is_none() {
+            details.insert("chatbotId".to_owned(), "Required".to_owned());
+        }
+        let mut number = |key: &str, default: u32, max: u32| match q.get(key) {
+            None => default,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    details.insert(
+                        key.to_owned(),
+                        format!("must be an integer from 1 to {max}"),
+                    );
+                    default
+                }
+            },
+        };
+        let page = number("page", 1, u32::MAX);
+        let size = number("size", default_size, 100);
+        let (from, to) = date_window(q, details);
+        V1Window {
+            agent_id: agent_id.unwrap_or_default(),
+            page,
+            size,
+            from,
+            to,
+        }
+    }
+}
+
+/// `GET /api/v1/get-leads`: the leads the agent's lead form collected, newest first.
+#[utoipa::path(get, path = "/api/v1/get-leads", tag = "v1",
+    params(("chatbotId" = String, Query), ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
+           ("page" = Option<String>, Query), ("size" = Option<String>, Query)),
+    responses((status = 200, body = v1::V1LeadsResponse), (status = 400, body = v1::V1Error),
+              (status = 404, body = v1::V1Error)),
+    security(("bearer" = [])))]
+pub async fn get_leads(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: QueryMap,
+) -> Result<Json<v1::V1LeadsResponse>, ApiError> {
+    let mut details = BTreeMap::new();
+    let w = V1Window::read(&q, 10, &mut details);
+    if !details.is_empty() {
+        return Err(ApiError::invalid_body(details));
+    }
+    let leads = state
+        .app
+        .leads(&p.workspace_id, &w.agent_id, w.from, w.to, w.page, w.size)
+        .await?;
+    Ok(Json(v1::V1LeadsResponse {
+        collected_customers: leads
+            .into_iter()
+            .map(|l| v1::V1Lead {
+                id: l.id,
+                name: l.name.unwrap_or_default(),
+                email: l.email.unwrap_or_default(),
+                phone: l.phone.unwrap_or_default(),
+                created_at: iso8601(l.created_at),
+                chatbot_id: l.agent_id,
+                account_id: l.workspace_id,
+                conversation_id: l.conversation_id,
+            })
+            .collect(),
+    }))
+}
+
 #[utoipa::path(get, path = "/api/v1/get-conversations", tag = "v1",
     params(("chatbotId" = String, Query), ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
            ("filteredSources" = Option<String>, Query), ("page" = Option<u32>, Query), ("size" = Option<u32>, Query)),
@@ -107,37 +188,17 @@ pub async fn get_conversations(
     q: QueryMap,
 ) -> Result<Json<v1::V1ConversationsResponse>, ApiError> {
     let mut details = BTreeMap::new();
-    let agent_id = q.get("chatbotId").map(str::to_owned);
-    if agent_id.is_none() {
-        details.insert("chatbotId".to_owned(), "Required".to_owned());
-    }
-    let mut number = |key: &str, default: u32, max: u32| match q.get(key) {
-        None => default,
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => {
-                details.insert(
-                    key.to_owned(),
-                    format!("must be an integer from 1 to {max}"),
-                );
-                default
-            }
-        },
-    };
-    let page = number("page", 1, u32::MAX);
-    let size = number("size", 20, 100);
-    let mut date = |key: &str, end: bool| {
-        let text = q.get(key)?;
-        let v = parse_date_bound(text, end);
-        if v.is_none() {
-            details.insert(key.to_owned(), "must be YYYY-MM-DD".to_owned());
-        }
-        v
-    };
-    let (from, to) = (date("startDate", false), date("endDate", true));
+    let window = V1Window::read(&q, 20, &mut details);
     if !details.is_empty() {
         return Err(ApiError::invalid_body(details));
     }
+    let V1Window {
+        agent_id,
+        page,
+        size,
+        from,
+        to,
+    } = window;
     let filter = ConversationFilter {
         created_from: from,
         created_to: to,
@@ -146,7 +207,6 @@ pub async fn get_conversations(
             .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect()),
         ..Default::default()
     };
-    let agent_id = agent_id.unwrap_or_default();
     let list = state
         .app
         .conversations_v1(&p, &agent_id, &filter, page, size)
@@ -368,6 +428,15 @@ pub async fn update_chatbot_settings(
             message: body.ip_limit_message.clone(),
         })
     });
+    let lead_form = body
+        .collect_customer_information
+        .as_ref()
+        .map(|v| {
+            agentbase_core::lead::LeadForm::from_json(v, "collectCustomerInformation")
+                .map(|f| f.to_json())
+                .map_err(ApiError::invalid_body)
+        })
+        .transpose()?;
     let patch = AgentPatch {
         name: body.name,
         instructions: body.instructions,
@@ -378,6 +447,7 @@ pub async fn update_chatbot_settings(
         suggested_messages: body.suggested_messages.map(|m| Some(serde_json::json!(m))),
         initial_messages: body.initial_messages,
         ip_rate_limits: ip,
+        lead_form: lead_form.map(Some),
         ..Default::default()
     };
     state

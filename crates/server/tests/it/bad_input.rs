@@ -18,6 +18,19 @@ async fn each_kind_of_bad_input_gets_its_status_and_code() {
         .unwrap()
         .id;
     let agent = format!("/api/v2/agents/{id}");
+    let hook = t
+        .raw(Method::POST, &format!("{agent}/webhooks"))
+        .json(&json!({"url": "https://h.example/in", "events": ["leads.submit"]}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hook = format!("{agent}/webhooks/{hook}");
     // (method, path, body, status, code, field named in details)
     type Case<'a> = (Method, String, &'a str, u16, &'a str, Option<&'a str>);
     let cases: Vec<Case> = vec![
@@ -236,6 +249,151 @@ async fn each_kind_of_bad_input_gets_its_status_and_code() {
             405,
             "METHOD_NOT_ALLOWED",
             None,
+        ),
+        // Webhooks.
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            "{}",
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("url"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"https://h.example/in"}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("events"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"ftp://h.example/in","events":["leads.submit"]}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("url"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"https://user:pw@h.example/in","events":["leads.submit"]}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("url"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"http://[::ffff:127.0.0.1]/","events":["leads.submit"]}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("url"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"https://h.example/in","events":[]}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("events"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"https://h.example/in","events":["leads.submit","%"]}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("events"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"https://h.example/in","events":"leads.submit"}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("events"),
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"https://h.example/in","events":["leads.submit"],"secret":"mine"}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{agent}/webhooks"),
+            r#"{"url":"#,
+            400,
+            "VALIDATION_INVALID_JSON",
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{agent}/webhooks/AAAAAAAAAAAAAAAAAAAA"),
+            "",
+            404,
+            "RESOURCE_NOT_FOUND",
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("{agent}/webhooks/AAAAAAAAAAAAAAAAAAAA"),
+            r#"{"active":false}"#,
+            404,
+            "RESOURCE_NOT_FOUND",
+            None,
+        ),
+        (
+            Method::PATCH,
+            hook.clone(),
+            r#"{"url":"http://10.1.2.3/"}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("url"),
+        ),
+        (
+            Method::PATCH,
+            hook.clone(),
+            r#"{"events":["leads.submit","ticket.closed"]}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("events"),
+        ),
+        (
+            Method::PATCH,
+            hook.clone(),
+            r#"{"active":"yes"}"#,
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("active"),
+        ),
+        (
+            Method::PATCH,
+            hook.clone(),
+            "[]",
+            400,
+            "VALIDATION_INVALID_BODY",
+            None,
+        ),
+        (
+            Method::GET,
+            format!("{hook}/deliveries?cursor=%%%"),
+            "",
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("cursor"),
+        ),
+        (
+            Method::GET,
+            format!("{agent}/webhooks/AAAAAAAAAAAAAAAAAAAA/deliveries?limit=0"),
+            "",
+            400,
+            "VALIDATION_INVALID_BODY",
+            Some("limit"),
         ),
     ];
     for (method, path, body, status, code, field) in cases {

@@ -18,7 +18,8 @@ type Endpoint = (Method, &'static str, Option<&'static str>);
 
 /// Every API route that names a resource. Placeholders: `{a}` agent, `{c}`
 /// conversation, `{m}` message, `{s}` source, `{r}` crawl run, `{d}` dataset, `{v}`
-/// key-value store, `{key}` a record key that exists (`INPUT`), `{u}` user id. Destructive calls come last, so a leak shows in the calls before them.
+/// key-value store, `{key}` a record key that exists (`INPUT`), `{u}` user id, `{h}`
+/// webhook. Destructive calls come last, so a leak shows in the calls before them.
 const API: &[Endpoint] = &[
     (Method::GET, "/api/v2/agents/{a}", None),
     (
@@ -34,6 +35,33 @@ const API: &[Endpoint] = &[
         Some(r##"{"styles":{"chat":{"accentColor":"#ff0000"}}}"##),
     ),
     (Method::POST, "/api/v2/agents/{a}/clone", None),
+    (Method::GET, "/api/v2/agents/{a}/webhooks", None),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/webhooks",
+        Some(r#"{"url":"https://evil.example/in","events":["leads.submit"]}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/webhooks",
+        Some("{bad json"),
+    ),
+    (Method::GET, "/api/v2/agents/{a}/webhooks/{h}", None),
+    (
+        Method::PATCH,
+        "/api/v2/agents/{a}/webhooks/{h}",
+        Some(r#"{"url":"https://evil.example/in","rotateSecret":true}"#),
+    ),
+    (
+        Method::PATCH,
+        "/api/v2/agents/{a}/webhooks/{h}",
+        Some(r#"{"events":["nope"]}"#),
+    ),
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/webhooks/{h}/deliveries",
+        None,
+    ),
     (Method::GET, "/api/v2/agents/{a}/actions", None),
     (
         Method::PUT,
@@ -122,10 +150,22 @@ const API: &[Endpoint] = &[
         ),
     ),
     (Method::GET, "/api/v1/get-conversations?chatbotId={a}", None),
+    (Method::GET, "/api/v1/get-leads?chatbotId={a}", None),
+    (
+        Method::GET,
+        "/api/v1/get-leads?chatbotId={a}&startDate=2020-01-01&page=1&size=5",
+        None,
+    ),
+    (Method::GET, "/api/v2/agents/{a}/leads/export", None),
     (
         Method::POST,
         "/api/v1/update-chatbot-settings",
         Some(r#"{"chatbotId":"{a}","name":"pwned"}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v1/update-chatbot-settings",
+        Some(r#"{"chatbotId":"{a}","collectCustomerInformation":{"email":{"active":true}}}"#),
     ),
     (
         Method::POST,
@@ -166,6 +206,7 @@ const API: &[Endpoint] = &[
         Some(r#"{"planted":"by another workspace"}"#),
     ),
     (Method::POST, "/v2/actor-runs/{r}/abort", None),
+    (Method::DELETE, "/api/v2/agents/{a}/webhooks/{h}", None),
     (Method::DELETE, "/api/v2/agents/{a}/sources/{s}", None),
     (Method::DELETE, "/api/v1/delete-chatbot?chatbotId={a}", None),
     (Method::DELETE, "/api/v2/agents/{a}", None),
@@ -309,6 +350,16 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
         "/widget/v1/agents/{agentId}/chat",
         "keyless CORS preflight",
     ),
+    (
+        "POST",
+        "/widget/v1/agents/{agentId}/leads",
+        "keyless: public agents only, by origin; a lead names only the visitor's own conversation (leads tests)",
+    ),
+    (
+        "OPTIONS",
+        "/widget/v1/agents/{agentId}/leads",
+        "keyless CORS preflight",
+    ),
     ("GET", "/", "redirect"),
     ("GET", "/dashboard", "the operator's home"),
     ("GET", "/dashboard/", "the operator's home"),
@@ -370,6 +421,7 @@ const PARAMS: &[(&str, &str)] = &[
     ("{u}", "{userId}"),
     ("{w}", "{ws}"),
     ("{k}", "{keyId}"),
+    ("{h}", "{webhookId}"),
 ];
 
 /// The route a matrix row exercises, in the router's spelling.
@@ -538,6 +590,7 @@ fn missing_ids(intruder_ws: &str) -> Ids {
         ("{key}", "INPUT".into()),
         ("{u}", "victim-user".into()),
         ("{k}", "AAAAAAAAAAAA".into()),
+        ("{h}", "AAAAAAAAAAAAAAAAAAAA".into()),
         ("{w}", intruder_ws.into()),
     ])
 }
@@ -620,6 +673,34 @@ async fn world() -> World {
         .unwrap()
         .remove(0)
         .id;
+    // A lead to leak (stored directly: the victim's agent is private, so the
+    // widget would refuse it).
+    t.app
+        .store
+        .insert_lead(&agentbase_core::lead::Lead {
+            id: agentbase_core::ids::uuid_v4(),
+            workspace_id: t.workspace_id.clone(),
+            agent_id: agent.clone(),
+            conversation_id: Some(conversation.clone()),
+            name: Some("Victim Lead".into()),
+            email: Some("victim@example.com".into()),
+            phone: None,
+            created_at: t.app.now(),
+        })
+        .await
+        .unwrap();
+    // Never resolved: the endpoint only has to exist (no event is written after).
+    let hook = json_ok(
+        t.raw(Method::POST, &format!("/api/v2/agents/{agent}/webhooks"))
+            .json(&json!({"url": "https://hooks.example.com/in", "events": ["leads.submit"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (intruder_ws, intruder_key) = t.other_workspace(Plan::Standard).await;
     let own_agent = t
         .client_for(&intruder_key)
@@ -651,6 +732,7 @@ async fn world() -> World {
         ("{key}", "INPUT".into()),
         ("{u}", "victim-user".into()),
         ("{k}", key),
+        ("{h}", hook),
         ("{w}", intruder_ws.clone()),
     ]);
     World {
@@ -682,7 +764,7 @@ async fn api_call(
 /// Whether a row names a conversation, message or source (ids that a second pass
 /// puts under the intruder's own agent).
 fn names_sub_resource(path: &str, body: Option<&str>) -> bool {
-    let names = |s: &str| ["{c}", "{m}", "{s}"].iter().any(|p| s.contains(p));
+    let names = |s: &str| ["{c}", "{m}", "{s}", "{h}"].iter().any(|p| s.contains(p));
     names(path) || body.is_some_and(names)
 }
 
@@ -744,6 +826,9 @@ async fn snapshot(t: &TestApp, v: &Ids) -> Vec<String> {
     for path in [
         "/api/v2/agents/{a}",
         "/api/v2/agents/{a}/actions",
+        "/api/v2/agents/{a}/webhooks",
+        "/api/v2/agents/{a}/webhooks/{h}/deliveries",
+        "/api/v1/get-leads?chatbotId={a}",
         "/api/v2/agents/{a}/sources",
         "/api/v2/agents/{a}/sources/{s}",
         "/api/v2/agents/{a}/sources/summary",

@@ -13,11 +13,13 @@ mod conversations;
 mod dashboard;
 mod hardening;
 mod isolation;
+mod leads;
 mod notifications;
 mod ratelimit;
 mod sources;
 mod system;
 mod v1;
+mod webhooks;
 mod widget;
 
 use std::net::SocketAddr;

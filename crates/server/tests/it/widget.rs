@@ -149,6 +149,8 @@ async fn the_config_needs_no_key_and_shows_the_agents_messages() {
             "initialMessages": ["Hello!", "Ask me anything."],
             "suggestedMessages": suggested,
             "styles": null,
+            // No lead form unless v1's collectCustomerInformation sets one.
+            "leadForm": null,
         }})
     );
 }

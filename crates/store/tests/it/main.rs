@@ -10,6 +10,7 @@ mod keys;
 mod knowledge;
 mod migrations;
 mod ops;
+mod webhooks;
 
 use agentbase_core::{
     Agent, AgentStatus, ApiKey, IpRateLimits, Plan, Visibility, Workspace, ids, keys as key_gen,
@@ -137,6 +138,7 @@ pub fn agent(workspace_id: &str, created_at: i64) -> Agent {
         voice: None,
         blocked_countries: None,
         styles: None,
+        lead_form: None,
         credits_month: 0,
         credits_used: 0.0,
         status: AgentStatus::Untrained,

@@ -1,0 +1,80 @@
+//! `GET /api/v2/agents/{agentId}/leads/export`: the agent's leads as CSV (an
+//! agentbase extension beside v1's `get-leads`). Cells a spreadsheet would run as
+//! formulas are neutralised as the dataset export does.
+
+use std::collections::BTreeMap;
+
+use agentbase_core::time_fmt::iso8601;
+use agentbase_service::Principal;
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{QueryMap, date_window};
+use crate::routes::apify::{csv_field, spreadsheet_safe};
+
+const COLUMNS: [&str; 6] = [
+    "id",
+    "name",
+    "email",
+    "phone",
+    "conversationId",
+    "createdAt",
+];
+
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/leads/export", tag = "leads",
+    params(("agentId" = String, Path),
+           ("startDate" = Option<String>, Query, description = "YYYY-MM-DD, included"),
+           ("endDate" = Option<String>, Query, description = "YYYY-MM-DD, included")),
+    responses((status = 200, description = "CSV with a header row", content_type = "text/csv"),
+              (status = 400, body = agentbase_api_types::ErrorResponse),
+              (status = 404, body = agentbase_api_types::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    q: QueryMap,
+) -> Result<Response, ApiError> {
+    let mut details = BTreeMap::new();
+    let (from, to) = date_window(&q, &mut details);
+    if !details.is_empty() {
+        return Err(ApiError::invalid_body(details));
+    }
+    let leads = state
+        .app
+        .export_leads(&p.workspace_id, &agent_id, from, to)
+        .await?;
+    let mut csv = COLUMNS.join(",");
+    csv.push_str("\r\n");
+    for l in leads {
+        let cells = [
+            l.id,
+            l.name.unwrap_or_default(),
+            l.email.unwrap_or_default(),
+            l.phone.unwrap_or_default(),
+            l.conversation_id.unwrap_or_default(),
+            iso8601(l.created_at),
+        ];
+        let row: Vec<String> = cells
+            .iter()
+            .map(|c| csv_field(&spreadsheet_safe(c)))
+            .collect();
+        csv.push_str(&row.join(","));
+        csv.push_str("\r\n");
+    }
+    let mut r = csv.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"leads.csv\""),
+    );
+    Ok(r)
+}

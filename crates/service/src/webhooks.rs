@@ -1,0 +1,293 @@
+//! Webhooks: an agent's endpoints (which events each wants) and the worker that
+//! delivers the outbox. Events are written by `store` in the transaction that made
+//! them; this worker claims due deliveries with a lease, POSTs them through the
+//! crawler's SSRF guard signed as Chatbase signs (`x-chatbase-signature`), and
+//! records each attempt. A failure is retried with doubling waits until
+//! `webhooks.max_attempts`; a target the guard refuses fails at once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentbase_core::webhook::{
+    self, Attempt, Delivery, DeliveryState, EVENT_ID_HEADER, SIGNATURE_HEADER, Webhook,
+    WebhookInput,
+};
+use agentbase_core::{Cursor, Error, Resource, Result, ids};
+use agentbase_crawler::{CrawlerSettings, PostError};
+use agentbase_store::{AttemptOutcome, ClaimedDelivery, Page};
+
+use crate::App;
+
+/// A delivery and the log of its attempts.
+#[derive(Debug, Clone)]
+pub struct DeliveryLog {
+    pub delivery: Delivery,
+    pub attempts: Vec<Attempt>,
+}
+
+impl App {
+    /// Refuses a target the SSRF guard would refuse before resolving it.
+    fn check_webhook_target(&self, url: &str) -> Result<()> {
+        agentbase_crawler::check_target(url, self.settings.crawler.allow_private_networks)
+            .map_err(|m| Error::invalid("url", m))
+    }
+
+    /// The agent's endpoints, oldest first.
+    pub async fn webhooks(&self, workspace_id: &str, agent_id: &str) -> Result<Vec<Webhook>> {
+        self.agent(workspace_id, agent_id).await?;
+        self.store.webhooks(workspace_id, agent_id).await
+    }
+
+    pub async fn webhook(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<Webhook> {
+        self.agent(workspace_id, agent_id).await?;
+        self.store
+            .webhook(workspace_id, agent_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Webhook))
+    }
+
+    /// A new endpoint with a fresh signing secret.
+    pub async fn create_webhook(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        input: WebhookInput,
+    ) -> Result<Webhook> {
+        self.agent(workspace_id, agent_id).await?;
+        let problems = input.problems(true);
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let url = input.url.unwrap_or_default();
+        self.check_webhook_target(&url)?;
+        let now = self.now();
+        let mut events = input.events.unwrap_or_default();
+        events.dedup();
+        let w = Webhook {
+            id: ids::alphanumeric(20),
+            workspace_id: workspace_id.to_owned(),
+            agent_id: agent_id.to_owned(),
+            url,
+            secret: webhook::new_secret(),
+            events,
+            active: input.active.unwrap_or(true),
+            created_at: now,
+            updated_at: now,
+        };
+        if !self
+            .store
+            .insert_webhook(&w, webhook::MAX_PER_AGENT as i64)
+            .await?
+        {
+            return Err(Error::Conflict(format!(
+                "an agent has at most {} webhooks",
+                webhook::MAX_PER_AGENT
+            )));
+        }
+        Ok(w)
+    }
+
+    /// Changes the given fields; `rotate_secret` issues a new secret.
+    pub async fn update_webhook(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        id: &str,
+        input: WebhookInput,
+        rotate_secret: bool,
+    ) -> Result<Webhook> {
+        let mut w = self.webhook(workspace_id, agent_id, id).await?;
+        let problems = input.problems(false);
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        if let Some(url) = input.url {
+            self.check_webhook_target(&url)?;
+            w.url = url;
+        }
+        if let Some(mut events) = input.events {
+            events.dedup();
+            w.events = events;
+        }
+        if let Some(active) = input.active {
+            w.active = active;
+        }
+        if rotate_secret {
+            w.secret = webhook::new_secret();
+        }
+        w.updated_at = self.now();
+        if !self.store.update_webhook(&w).await? {
+            return Err(Error::NotFound(Resource::Webhook));
+        }
+        Ok(w)
+    }
+
+    pub async fn delete_webhook(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<()> {
+        self.agent(workspace_id, agent_id).await?;
+        if self
+            .store
+            .delete_webhook(workspace_id, agent_id, id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::Webhook))
+        }
+    }
+
+    /// An endpoint's deliveries, newest first, each with its attempts.
+    pub async fn webhook_deliveries(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        id: &str,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Page<DeliveryLog>> {
+        self.webhook(workspace_id, agent_id, id).await?;
+        let page = self
+            .store
+            .deliveries(workspace_id, id, after, limit)
+            .await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for d in page.items {
+            let attempts = self.store.delivery_attempts(&d.id).await?;
+            items.push(DeliveryLog {
+                delivery: d,
+                attempts,
+            });
+        }
+        Ok(Page {
+            items,
+            has_more: page.has_more,
+            total: page.total,
+        })
+    }
+
+    /// Starts the outbox worker: every `webhooks.poll_interval_ms`, the due
+    /// deliveries are claimed and sent, `webhooks.concurrency` at a time.
+    pub fn start_webhook_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        let every = Duration::from_millis(self.settings.webhooks.poll_interval_ms.max(1));
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = app.deliver_due().await {
+                    tracing::warn!(error = %e, "webhook delivery pass failed");
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
+    /// One pass: claims what is due now and sends it; how many attempts were made.
+    pub async fn deliver_due(self: &Arc<Self>) -> Result<usize> {
+        let s = &self.settings.webhooks;
+        let batch = (s.concurrency.max(1) * 4) as i64;
+        let now = self.now();
+        let due = self.store.due_deliveries(now, batch).await?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(s.concurrency.max(1)));
+        // A lease past the attempt's deadline: a node that dies mid-attempt lets
+        // another retry once it runs out.
+        let lease_ms = (s.timeout_secs as i64 * 1000) * 2 + 5_000;
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in due {
+            let Some(claimed) = self.store.claim_delivery(&id, now, now + lease_ms).await? else {
+                continue;
+            };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let app = self.clone();
+            tasks.spawn(async move {
+                let r = app.attempt(claimed).await;
+                drop(slot);
+                r
+            });
+        }
+        let mut attempted = 0;
+        while let Some(r) = tasks.join_next().await {
+            attempted += 1;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "could not record a webhook attempt");
+            }
+        }
+        Ok(attempted)
+    }
+
+    /// Sends one claimed delivery and records how it went.
+    async fn attempt(&self, c: ClaimedDelivery) -> Result<()> {
+        let s = &self.settings.webhooks;
+        let d = &c.delivery;
+        let started_at = self.now();
+        let clock = Instant::now();
+        let headers = [
+            (
+                SIGNATURE_HEADER,
+                webhook::sign(&c.secret, d.body.as_bytes()),
+            ),
+            (EVENT_ID_HEADER, d.event_id.clone()),
+            ("x-agentbase-event-type", d.event_type.clone()),
+            ("x-agentbase-delivery-attempt", d.attempts.to_string()),
+        ];
+        let settings = CrawlerSettings {
+            allow_private_networks: self.settings.crawler.allow_private_networks,
+            ..CrawlerSettings::default()
+        };
+        let sent = agentbase_crawler::post_guarded(
+            &c.url,
+            &headers,
+            d.body.clone().into_bytes(),
+            Duration::from_secs(s.timeout_secs),
+            &settings,
+        )
+        .await;
+        let duration_ms = clock.elapsed().as_millis() as i64;
+        let (status_code, error, retry) = match sent {
+            Ok(code) if (200..300).contains(&code) => (Some(i64::from(code)), None, false),
+            Ok(code) => (
+                Some(i64::from(code)),
+                Some(format!("the endpoint answered {code}")),
+                true,
+            ),
+            Err(PostError::Refused(e)) => (None, Some(e), false),
+            Err(PostError::Failed(e)) => (None, Some(e), true),
+        };
+        let now = self.now();
+        let state = if error.is_none() {
+            DeliveryState::Delivered
+        } else if retry && d.attempts < i64::from(s.max_attempts) {
+            DeliveryState::Pending
+        } else {
+            DeliveryState::Failed
+        };
+        let next_attempt_at = match state {
+            DeliveryState::Pending => {
+                now + webhook::backoff_ms(
+                    d.attempts,
+                    s.retry_base_secs as i64 * 1000,
+                    s.retry_max_secs as i64 * 1000,
+                )
+            }
+            _ => d.next_attempt_at,
+        };
+        if let Some(e) = &error {
+            tracing::info!(delivery = %d.id, attempt = d.attempts, state = state.as_str(), error = %e, "webhook attempt failed");
+        }
+        self.store
+            .finish_attempt(
+                &d.id,
+                &AttemptOutcome {
+                    state,
+                    next_attempt_at,
+                    attempt: Attempt {
+                        attempt: d.attempts,
+                        started_at,
+                        duration_ms,
+                        status_code,
+                        error,
+                    },
+                },
+            )
+            .await
+    }
+}
