@@ -314,8 +314,10 @@ pub fn sweep(loaded: &[Loaded], split: &str) -> Result<()> {
     Ok(())
 }
 
-/// Best-hit dense cosine for answerable vs unanswerable questions (the grounded
-/// sets' unanswerable ones and the off-topic lines), for the relevance floor.
+/// Best-hit dense cosine and best-hit lexical coverage for answerable (dev) vs
+/// unanswerable questions (the grounded sets' unanswerable ones and the off-topic
+/// lines), and the accuracy of "relevant when cosine ≥ a and coverage ≥ b" over a
+/// grid, for the relevance floor.
 pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     #[derive(serde::Deserialize)]
     struct G {
@@ -325,62 +327,88 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     }
     let embedder = corpus::load_embedder(o.model, 32).await?;
     let mut cache = EmbedCache::open(o.cache, o.model, 384)?;
-    println!("\n| corpus | set | n | min | p10 | p50 | p90 | max | kept / rejected at MIN_RELEVANCE {MIN_RELEVANCE} |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-    for l in loaded {
+    // (corpus, answerable, cosine, coverage)
+    let mut all: Vec<(usize, bool, f64, f64)> = Vec::new();
+    for (ci, l) in loaded.iter().enumerate() {
         let grounded: Vec<G> = corpus::read_jsonl(&l.corpus.grounded)?;
-        let mut on: Vec<(String, bool)> = l
+        let mut qs: Vec<(String, bool)> = l
             .questions
             .iter()
             .filter(|q| in_split(q, "dev"))
             .map(|q| (q.question.clone(), true))
             .collect();
-        on.extend(
-            l.questions
-                .iter()
-                .filter(|q| q.offtopic)
-                .map(|q| (q.question.clone(), false)),
-        );
-        on.extend(
-            grounded
-                .iter()
-                .filter(|g| g.unanswerable)
-                .map(|g| (g.question.clone(), false)),
-        );
-        let texts: Vec<String> = on.iter().map(|x| x.0.clone()).collect();
+        qs.extend(l.questions.iter().filter(|q| q.offtopic).map(|q| (q.question.clone(), false)));
+        qs.extend(grounded.iter().filter(|g| g.unanswerable).map(|g| (g.question.clone(), false)));
+        let texts: Vec<String> = qs.iter().map(|x| x.0.clone()).collect();
         let (vecs, _) = cache.embed(&embedder, &texts).await?;
-        let mut yes = Vec::new();
-        let mut no = Vec::new();
-        for ((_, answerable), v) in on.iter().zip(vecs) {
+        for ((text, answerable), v) in qs.iter().zip(vecs) {
             let hits = l.index.search(&Query {
-                text: String::new(),
+                text: text.clone(),
                 embedding: Some(v),
                 limit: 1,
-                mode: Mode::Dense,
                 ..Query::default()
             })?;
-            let top = hits.first().and_then(|h| h.dense).unwrap_or(0.0) as f64;
-            if *answerable { yes.push(top) } else { no.push(top) }
+            let (cos, cov) = hits.first().map_or((0.0, 0.0), |h| {
+                (h.dense.unwrap_or(0.0) as f64, l.index.coverage(text, h.doc) as f64)
+            });
+            all.push((ci, *answerable, cos, cov));
         }
-        yes.sort_by(f64::total_cmp);
-        no.sort_by(f64::total_cmp);
-        for (name, v, answerable) in [("answerable (dev)", &yes, true), ("unanswerable", &no, false)] {
-            let ok = v
-                .iter()
-                .filter(|&&x| (x >= MIN_RELEVANCE as f64) == answerable)
-                .count();
+    }
+    println!("\nbest hit of the shipped ranking: dense cosine / lexical coverage");
+    println!("\n| corpus | set | n | cosine p10 | p50 | p90 | coverage p10 | p50 | p90 |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (ci, l) in loaded.iter().enumerate() {
+        for (name, want) in [("answerable (dev)", true), ("unanswerable", false)] {
+            let mut cos: Vec<f64> = all.iter().filter(|x| x.0 == ci && x.1 == want).map(|x| x.2).collect();
+            let mut cov: Vec<f64> = all.iter().filter(|x| x.0 == ci && x.1 == want).map(|x| x.3).collect();
+            cos.sort_by(f64::total_cmp);
+            cov.sort_by(f64::total_cmp);
             println!(
-                "| {} | {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {ok}/{} {} |",
+                "| {} | {name} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} |",
                 l.corpus.name,
-                v.len(),
-                v.first().copied().unwrap_or(f64::NAN),
-                crate::percentile(v, 0.1),
-                crate::percentile(v, 0.5),
-                crate::percentile(v, 0.9),
-                v.last().copied().unwrap_or(f64::NAN),
-                v.len(),
-                if answerable { "kept" } else { "rejected" }
+                cos.len(),
+                crate::percentile(&cos, 0.1),
+                crate::percentile(&cos, 0.5),
+                crate::percentile(&cos, 0.9),
+                crate::percentile(&cov, 0.1),
+                crate::percentile(&cov, 0.5),
+                crate::percentile(&cov, 0.9),
             );
+        }
+    }
+    let judge = |a: f64, b: f64| {
+        let mut per = Vec::new();
+        for ci in 0..loaded.len() {
+            let kept = all.iter().filter(|x| x.0 == ci && x.1 && x.2 >= a && x.3 >= b).count();
+            let n_ans = all.iter().filter(|x| x.0 == ci && x.1).count();
+            let rejected = all.iter().filter(|x| x.0 == ci && !x.1 && !(x.2 >= a && x.3 >= b)).count();
+            let n_un = all.iter().filter(|x| x.0 == ci && !x.1).count();
+            per.push((kept, n_ans, rejected, n_un));
+        }
+        per
+    };
+    let mut best = (0.0, 0.0, f64::MIN);
+    for ai in 20..=60 {
+        for bi in 0..=10 {
+            let (a, b) = (ai as f64 / 100.0, bi as f64 / 20.0);
+            // Balanced: the mean of kept-answerable and rejected-unanswerable rates.
+            let score: f64 = judge(a, b)
+                .iter()
+                .map(|&(k, n, r, u)| k as f64 / n.max(1) as f64 + r as f64 / u.max(1) as f64)
+                .sum();
+            if score > best.2 + 1e-9 {
+                best = (a, b, score);
+            }
+        }
+    }
+    println!("\n| floor | corpus | answerable kept | unanswerable rejected |");
+    println!("| --- | --- | ---: | ---: |");
+    for (name, a, b) in [
+        (format!("cosine ≥ {MIN_RELEVANCE}"), MIN_RELEVANCE as f64, 0.0),
+        (format!("cosine ≥ {:.2} and coverage ≥ {:.2} (best on dev)", best.0, best.1), best.0, best.1),
+    ] {
+        for (ci, (k, n, r, u)) in judge(a, b).into_iter().enumerate() {
+            println!("| {name} | {} | {k}/{n} | {r}/{u} |", loaded[ci].corpus.name);
         }
     }
     Ok(())

@@ -172,6 +172,10 @@ pub struct Agent {
     pub kb_version: i64,
     /// When auto-retrain next runs (when on).
     pub next_retrain_at: Option<Millis>,
+    /// Quote the best passage with its citation when the answer does not use it,
+    /// and say "I don't know" without the model when nothing relevant is found.
+    /// `None`: automatic, on for models under 1B parameters.
+    pub quote_fallback: Option<bool>,
 }
 
 /// What a client may give when creating an agent.
@@ -207,6 +211,7 @@ pub struct AgentPatch {
     pub credit_limit: Option<Option<i64>>,
     pub ip_rate_limits: Option<Option<IpRateLimitsPatch>>,
     pub auto_retrain: Option<bool>,
+    pub quote_fallback: Option<Option<bool>>,
 }
 
 fn check_name(name: &str, errors: &mut FieldErrors) {
@@ -391,6 +396,7 @@ impl Agent {
             credit_limit,
             ip_rate_limits,
             auto_retrain,
+            quote_fallback,
         } = patch;
         if let Some(v) = name {
             self.name = v.trim().to_owned();
@@ -436,6 +442,9 @@ impl Agent {
         }
         if let Some(v) = auto_retrain {
             self.auto_retrain = v;
+        }
+        if let Some(v) = quote_fallback {
+            self.quote_fallback = v;
         }
         self.updated_at = now;
     }
@@ -505,6 +514,7 @@ mod tests {
             last_message_at: None,
             kb_version: 0,
             next_retrain_at: None,
+            quote_fallback: None,
         };
         let patch = AgentPatch {
             allowed_domains: Some(None),

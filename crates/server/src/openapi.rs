@@ -39,7 +39,7 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
         api::SourceListItem, api::LinkMetadata, api::LinkChildren, api::ListSourcesResponse,
         api::CreateSourceBody, api::UpdateSourceBody, api::SourceTypeCount, api::SourcesSummaryResponse,
         api::DeprecatedEndpointResponse, api::AutoRetrainBody, api::TrainingJob, api::TrainingJobsResponse,
-        api::SearchBody, api::SearchHit, api::SearchResponse
+        api::SearchBody, api::SearchHit, api::SearchPage, api::SearchResponse
     )),
     modifiers(&Bearer)
 )]

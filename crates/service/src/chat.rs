@@ -651,7 +651,7 @@ impl App {
         }?;
         let k = &self.settings.knowledge;
         match self
-            .retrieve(&g.agent, &question, k.retrieval_limit, k.min_relevance)
+            .retrieve(&g.agent, &question, k.retrieval_limit, k.floor())
             .await
         {
             Ok(hits) => hits,
@@ -669,17 +669,26 @@ impl App {
             .context_window()
             .saturating_sub(max_tokens as usize)
             .max(64);
+        // Small models get the knowledge next to the question (grounding.rs).
+        let inline = knowledge
+            .filter(|k| !k.is_empty() && crate::grounding::quoting(&g.agent, model.as_ref()));
         let system = ChatMessage::text(
             Role::System,
             prompt::with_knowledge(
                 &g.agent.instructions,
-                knowledge.map(knowledge_entries).as_deref(),
+                knowledge
+                    .filter(|_| inline.is_none())
+                    .map(knowledge_entries)
+                    .as_deref(),
             ),
         );
-        let history = match &g.overrides.messages {
+        let mut history = match &g.overrides.messages {
             Some(m) => m.clone(),
             None => prompt::history(&g.history, &g.tools),
         };
+        if let Some(k) = inline {
+            crate::grounding::inline_knowledge(&mut history, &knowledge_entries(k));
+        }
         let messages = prompt::fit(Some(system), history, budget, &|t: &str| {
             model.count_tokens(t)
         });
@@ -724,10 +733,12 @@ impl App {
         if !citations.is_empty() {
             let _ = tx.send(TurnEvent::Sources(citations.clone())).await;
         }
-        let stream = g
-            .entry
-            .model
-            .stream(self.request_for(&g, knowledge.as_deref()));
+        let stream = crate::grounding::answer(
+            &g.agent,
+            g.entry.model.as_ref(),
+            self.request_for(&g, knowledge.as_deref()),
+            knowledge.as_deref(),
+        );
         let outcome = self.drive(&mut g, stream, &tx).await;
         let (finish_reason, credits, error) = match outcome.end {
             End::Finished(FinishReason::ToolCalls) => ("tool-calls", g.entry.credits, None),

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod crawl_runs;
 pub mod dashboard;
 pub mod files;
+mod grounding;
 pub mod knowledge;
 pub mod models;
 pub mod scripted;
@@ -27,6 +28,7 @@ use agentbase_store::Store;
 
 pub use agentbase_limiter::LimiterError;
 pub use agentbase_store::{ConversationFilter, Page, SourceFilter};
+pub use knowledge::{Retrieved, group_by_page};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
 /// Who is calling: established from an API key.
@@ -381,6 +383,7 @@ impl App {
             last_message_at: None,
             kb_version: 0,
             next_retrain_at: None,
+            quote_fallback: None,
         };
         self.store.insert_agent(&agent).await?;
         Ok(agent)

@@ -321,8 +321,8 @@ impl Store {
             "INSERT INTO agents (id, workspace_id, name, instructions, model, temp, visibility, \
              auto_retrain, allowed_domains, suggested_messages, initial_messages, credit_limit, \
              ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
-             last_trained_at, last_message_at, actions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+             last_trained_at, last_message_at, actions, quote_fallback) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
         )
         .bind(&a.id)
         .bind(&a.workspace_id)
@@ -346,6 +346,7 @@ impl Store {
         .bind(a.last_trained_at)
         .bind(a.last_message_at)
         .bind(rows::actions_json(&a.actions))
+        .bind(a.quote_fallback.map(bool_int))
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
@@ -360,7 +361,7 @@ impl Store {
              visibility = $5, auto_retrain = $6, allowed_domains = $7, suggested_messages = $8, \
              initial_messages = $9, credit_limit = $10, ip_limit = $11, ip_timeframe = $12, \
              ip_message = $13, updated_at = $14, last_message_at = $15, actions = $16, \
-             next_retrain_at = $17 WHERE id = $18 AND workspace_id = $19",
+             next_retrain_at = $17, quote_fallback = $18 WHERE id = $19 AND workspace_id = $20",
         )
         .bind(&a.name)
         .bind(&a.instructions)
@@ -379,6 +380,7 @@ impl Store {
         .bind(a.last_message_at)
         .bind(rows::actions_json(&a.actions))
         .bind(a.next_retrain_at)
+        .bind(a.quote_fallback.map(bool_int))
         .bind(&a.id)
         .bind(&a.workspace_id)
         .execute(&self.writer)

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dashboard",
         include_str!("../migrations/0008_dashboard.sql"),
     ),
+    (
+        12,
+        "quote_fallback",
+        include_str!("../migrations/0012_quote_fallback.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

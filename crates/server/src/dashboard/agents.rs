@@ -272,6 +272,7 @@ fn patch_from(form: &Form) -> Result<AgentPatch, Problem> {
             message: form.get("ipMessage").map(str::to_owned),
         })),
         auto_retrain: None,
+        quote_fallback: None,
     })
 }
 
