@@ -21,6 +21,10 @@ MODEL=${MODEL:-/var/cache/agentbase-models/all-minilm-l6-v2}
 CACHE=${CACHE:-/var/cache/agentbase-bench-rag}
 what=${1:-all}
 shift || true
+# PROFILE=debug skips the release build (quality figures do not depend on it; the
+# workspace's dev profile optimises dependencies and the model crate).
+profile=${PROFILE:-release}
+release=(); [[ $profile == release ]] && release=(--release)
 
 # The question sets name pages of these exact package versions (bench/rag/QUESTIONS.md).
 PG_DOC=postgresql-doc-15=15.20-0+deb12u1
@@ -30,8 +34,8 @@ if [[ ! -d /usr/share/doc/postgresql-doc-15/html || ! -d /usr/share/doc/python3.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$PG_DOC" "$PY_DOC" >/dev/null
 fi
 
-nice -n 10 cargo build --release -p agentbase-bench-rag
-bin=$CARGO_TARGET_DIR/release/agentbase-bench-rag
+nice -n 10 cargo build "${release[@]}" -p agentbase-bench-rag
+bin=$CARGO_TARGET_DIR/$profile/agentbase-bench-rag
 if [[ $what == all || $what == eval ]]; then
   echo "## eval"; "$bin" eval --model "$MODEL" --cache "$CACHE" "$@"
 fi
@@ -46,7 +50,7 @@ fi
 # the Python docs each on their own port, and agentbase on :8480 with its data dir
 # kept in $CACHE/server (agents and their trained knowledge survive between runs).
 start_server() {
-  nice -n 10 cargo build --release -p agentbase-cli
+  nice -n 10 cargo build "${release[@]}" -p agentbase-cli
   local rust_docs
   rust_docs=$(rustc --print sysroot)/share/doc/rust/html
   pids=()
@@ -60,7 +64,7 @@ start_server() {
   export AGENTBASE__CRAWLER__ALLOW_PRIVATE_NETWORKS=true
   export AGENTBASE__CRAWLER__MAX_PAGES=5000
   export AGENTBASE__RATE_LIMIT__REQUESTS=100000
-  local agentbase=$CARGO_TARGET_DIR/release/agentbase
+  local agentbase=$CARGO_TARGET_DIR/$profile/agentbase
   if [[ ! -f $data/key ]]; then
     "$agentbase" init --admin-password bench-rag-password | sed -n 's/^ *\(agb_[A-Za-z0-9_]*\).*/\1/p' | head -1 >"$data/key"
   fi

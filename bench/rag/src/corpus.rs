@@ -34,8 +34,6 @@ enum Kind {
     Python,
 }
 
-pub const NAMES: [&str; 3] = ["rust", "postgres", "python"];
-
 pub fn rust_docs() -> Result<PathBuf> {
     if let Ok(d) = std::env::var("RUST_DOCS") {
         return Ok(PathBuf::from(d));
@@ -301,7 +299,10 @@ impl EmbedCache {
                 .unwrap_or(0)
                 .to_le_bytes(),
         );
-        let model: String = h.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let model: String = h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         std::fs::create_dir_all(cache_dir)?;
         let path = cache_dir.join(format!("embeddings-{model}.bin"));
         let mut map = HashMap::new();
@@ -356,7 +357,11 @@ impl EmbedCache {
             }
             file.write_all(&bytes)?;
             if missing.len() > 2048 {
-                eprintln!("  {} / {}", ((n + 1) * 512).min(missing.len()), missing.len());
+                eprintln!(
+                    "  {} / {}",
+                    ((n + 1) * 512).min(missing.len()),
+                    missing.len()
+                );
             }
         }
         Ok((

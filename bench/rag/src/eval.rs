@@ -7,8 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use agentbase_search::{
-    BuildOptions, ChunkOptions, FieldWeights, Fusion, Index, MIN_RELEVANCE, Mode,
-    Query,
+    BuildOptions, ChunkOptions, FieldWeights, Fusion, Index, MIN_RELEVANCE, Mode, Query,
 };
 use anyhow::Result;
 
@@ -222,11 +221,7 @@ pub fn report(loaded: &[Loaded], split: &str) -> Result<()> {
     let mut methods = Method::baselines();
     methods.push(Method::shipped());
     for l in loaded {
-        let n = l
-            .questions
-            .iter()
-            .filter(|q| in_split(q, split))
-            .count();
+        let n = l.questions.iter().filter(|q| in_split(q, split)).count();
         println!(
             "\n### {} ({} split, {} questions; {} pages, {} chunks)\n",
             l.corpus.name,
@@ -337,8 +332,18 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             .filter(|q| in_split(q, "dev"))
             .map(|q| (q.question.clone(), true))
             .collect();
-        qs.extend(l.questions.iter().filter(|q| q.offtopic).map(|q| (q.question.clone(), false)));
-        qs.extend(grounded.iter().filter(|g| g.unanswerable).map(|g| (g.question.clone(), false)));
+        qs.extend(
+            l.questions
+                .iter()
+                .filter(|q| q.offtopic)
+                .map(|q| (q.question.clone(), false)),
+        );
+        qs.extend(
+            grounded
+                .iter()
+                .filter(|g| g.unanswerable)
+                .map(|g| (g.question.clone(), false)),
+        );
         let texts: Vec<String> = qs.iter().map(|x| x.0.clone()).collect();
         let (vecs, _) = cache.embed(&embedder, &texts).await?;
         for ((text, answerable), v) in qs.iter().zip(vecs) {
@@ -349,7 +354,10 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
                 ..Query::default()
             })?;
             let (cos, cov) = hits.first().map_or((0.0, 0.0), |h| {
-                (h.dense.unwrap_or(0.0) as f64, l.index.coverage(text, h.doc) as f64)
+                (
+                    h.dense.unwrap_or(0.0) as f64,
+                    l.index.coverage(text, h.doc) as f64,
+                )
             });
             all.push((ci, *answerable, cos, cov));
         }
@@ -359,8 +367,16 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (ci, l) in loaded.iter().enumerate() {
         for (name, want) in [("answerable (dev)", true), ("unanswerable", false)] {
-            let mut cos: Vec<f64> = all.iter().filter(|x| x.0 == ci && x.1 == want).map(|x| x.2).collect();
-            let mut cov: Vec<f64> = all.iter().filter(|x| x.0 == ci && x.1 == want).map(|x| x.3).collect();
+            let mut cos: Vec<f64> = all
+                .iter()
+                .filter(|x| x.0 == ci && x.1 == want)
+                .map(|x| x.2)
+                .collect();
+            let mut cov: Vec<f64> = all
+                .iter()
+                .filter(|x| x.0 == ci && x.1 == want)
+                .map(|x| x.3)
+                .collect();
             cos.sort_by(f64::total_cmp);
             cov.sort_by(f64::total_cmp);
             println!(
@@ -379,9 +395,15 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     let judge = |a: f64, b: f64| {
         let mut per = Vec::new();
         for ci in 0..loaded.len() {
-            let kept = all.iter().filter(|x| x.0 == ci && x.1 && x.2 >= a && x.3 >= b).count();
+            let kept = all
+                .iter()
+                .filter(|x| x.0 == ci && x.1 && x.2 >= a && x.3 >= b)
+                .count();
             let n_ans = all.iter().filter(|x| x.0 == ci && x.1).count();
-            let rejected = all.iter().filter(|x| x.0 == ci && !x.1 && !(x.2 >= a && x.3 >= b)).count();
+            let rejected = all
+                .iter()
+                .filter(|x| x.0 == ci && !x.1 && !(x.2 >= a && x.3 >= b))
+                .count();
             let n_un = all.iter().filter(|x| x.0 == ci && !x.1).count();
             per.push((kept, n_ans, rejected, n_un));
         }
@@ -404,11 +426,25 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     println!("\n| floor | corpus | answerable kept | unanswerable rejected |");
     println!("| --- | --- | ---: | ---: |");
     for (name, a, b) in [
-        (format!("cosine ≥ {MIN_RELEVANCE}"), MIN_RELEVANCE as f64, 0.0),
-        (format!("cosine ≥ {:.2} and coverage ≥ {:.2} (best on dev)", best.0, best.1), best.0, best.1),
+        (
+            format!("cosine ≥ {MIN_RELEVANCE}"),
+            MIN_RELEVANCE as f64,
+            0.0,
+        ),
+        (
+            format!(
+                "cosine ≥ {:.2} and coverage ≥ {:.2} (best on dev)",
+                best.0, best.1
+            ),
+            best.0,
+            best.1,
+        ),
     ] {
         for (ci, (k, n, r, u)) in judge(a, b).into_iter().enumerate() {
-            println!("| {name} | {} | {k}/{n} | {r}/{u} |", loaded[ci].corpus.name);
+            println!(
+                "| {name} | {} | {k}/{n} | {r}/{u} |",
+                loaded[ci].corpus.name
+            );
         }
     }
     Ok(())

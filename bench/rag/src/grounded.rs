@@ -106,7 +106,12 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base.trim_end_matches('/')))
@@ -114,7 +119,10 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("request {path}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("request {path}"))?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
@@ -140,7 +148,9 @@ async fn add_link(api: &Api, agent: &str, url: &str, exclude: &[&str]) -> Result
 }
 
 async fn find_agent(api: &Api, name: &str) -> Result<Option<String>> {
-    let agents = api.call(reqwest::Method::GET, "/api/v2/agents?limit=100", None).await?;
+    let agents = api
+        .call(reqwest::Method::GET, "/api/v2/agents?limit=100", None)
+        .await?;
     Ok(agents["data"]
         .as_array()
         .into_iter()
@@ -171,7 +181,8 @@ async fn agent_for(api: &Api, corpus: &Corpus, site: Option<&str>, model: &str) 
     if let Some(id) = find_agent(api, &name).await? {
         return Ok(id);
     }
-    let site = site.with_context(|| format!("no agent {name}; pass --sites {}=URL", corpus.name))?;
+    let site =
+        site.with_context(|| format!("no agent {name}; pass --sites {}=URL", corpus.name))?;
     let id = create_agent(api, &name, model).await?;
     // The same pages the retrieval benchmark indexes (see corpus.rs `skip`).
     let (starts, exclude): (Vec<String>, Vec<&str>) = match corpus.name {
@@ -189,7 +200,12 @@ async fn agent_for(api: &Api, corpus: &Corpus, site: Option<&str>, model: &str) 
         ),
         "python" => (
             vec![format!("{site}index.html")],
-            vec![r"genindex", r"/search\.html$", r"py-modindex", r"/contents\.html$"],
+            vec![
+                r"genindex",
+                r"/search\.html$",
+                r"py-modindex",
+                r"/contents\.html$",
+            ],
         ),
         _ => (vec![format!("{site}index.html")], vec![]),
     };
@@ -216,9 +232,9 @@ async fn wait_trained(api: &Api, id: &str) -> Result<()> {
             bail!("training failed: {failed}");
         }
         if !jobs.is_empty()
-            && jobs
-                .iter()
-                .all(|j| j["status"] == "succeeded" || j["status"] == "done" || j["status"] == "completed")
+            && jobs.iter().all(|j| {
+                j["status"] == "succeeded" || j["status"] == "done" || j["status"] == "completed"
+            })
         {
             return Ok(());
         }
@@ -268,8 +284,12 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
         wait_trained(&api, &id).await?;
         if let Some(p) = &args.patch {
             let body: Value = serde_json::from_str(p).context("--patch is not JSON")?;
-            api.call(reqwest::Method::PUT, &format!("/api/v2/agents/{id}"), Some(body))
-                .await?;
+            api.call(
+                reqwest::Method::PUT,
+                &format!("/api/v2/agents/{id}"),
+                Some(body),
+            )
+            .await?;
         }
         let items: Vec<Item> = corpus::read_jsonl(&corpus.grounded)?;
         let (mut facts, mut cites, mut n_ans, mut idk_ans) = (0, 0, 0, 0);
@@ -329,7 +349,13 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
                 }
             }
             if args.verbose && it.unanswerable {
-                println!("{} idk={} | {} | {}", it.id, idk, it.question, text.replace('\n', " "));
+                println!(
+                    "{} idk={} | {} | {}",
+                    it.id,
+                    idk,
+                    it.question,
+                    text.replace('\n', " ")
+                );
             }
         }
         secs.sort_by(f64::total_cmp);
@@ -376,7 +402,13 @@ pub async fn http(args: HttpArgs) -> Result<()> {
         Some(id) => id,
         None => {
             let id = create_agent(&api, name, "smollm2").await?;
-            add_link(&api, &id, &format!("{}book/index.html", args.site), &[r"/print\.html$", r"/toc\.html$", r"-edition/"]).await?;
+            add_link(
+                &api,
+                &id,
+                &format!("{}book/index.html", args.site),
+                &[r"/print\.html$", r"/toc\.html$", r"-edition/"],
+            )
+            .await?;
             id
         }
     };
@@ -384,30 +416,46 @@ pub async fn http(args: HttpArgs) -> Result<()> {
     let corpus = Corpus::named("rust")?;
     let questions: Vec<corpus::Question> = corpus::read_jsonl(&corpus.questions)?;
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
-    let time = |f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value>> + '_>>| async move {
-        let t = Instant::now();
-        f.await?;
-        Ok::<f64, anyhow::Error>(t.elapsed().as_secs_f64() * 1000.0)
-    };
     for q in texts.iter().take(20) {
-        api.call(reqwest::Method::POST, &format!("/api/v2/agents/{id}/search"), Some(json!({"query": q, "limit": 5}))).await?;
+        api.call(
+            reqwest::Method::POST,
+            &format!("/api/v2/agents/{id}/search"),
+            Some(json!({"query": q, "limit": 5})),
+        )
+        .await?;
     }
     let mut search = Vec::new();
     let mut get = Vec::new();
     for i in 0..args.queries {
         let q = texts[i % texts.len()];
-        let path = format!("/api/v2/agents/{id}/search");
-        search.push(time(Box::pin(api.call(reqwest::Method::POST, &path, Some(json!({"query": q, "limit": 5}))))).await?);
-        let path = format!("/api/v2/agents/{id}");
-        get.push(time(Box::pin(api.call(reqwest::Method::GET, &path, None))).await?);
+        let t = Instant::now();
+        api.call(
+            reqwest::Method::POST,
+            &format!("/api/v2/agents/{id}/search"),
+            Some(json!({"query": q, "limit": 5})),
+        )
+        .await?;
+        search.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        api.call(reqwest::Method::GET, &format!("/api/v2/agents/{id}"), None)
+            .await?;
+        get.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     search.sort_by(f64::total_cmp);
     get.sort_by(f64::total_cmp);
-    let agent = api.call(reqwest::Method::GET, &format!("/api/v2/agents/{id}"), None).await?;
-    println!("\nRust Book agent {id} ({} bytes of sources), {} requests each:\n", agent["size"], args.queries);
+    let agent = api
+        .call(reqwest::Method::GET, &format!("/api/v2/agents/{id}"), None)
+        .await?;
+    println!(
+        "\nRust Book agent {id} ({} bytes of sources), {} requests each:\n",
+        agent["size"], args.queries
+    );
     println!("| request | p50 ms | p90 ms | p99 ms |");
     println!("| --- | ---: | ---: | ---: |");
-    for (n, v) in [("POST /agents/{id}/search (limit 5)", &search), ("GET /agents/{id} (floor)", &get)] {
+    for (n, v) in [
+        ("POST /agents/{id}/search (limit 5)", &search),
+        ("GET /agents/{id} (floor)", &get),
+    ] {
         println!(
             "| {n} | {:.2} | {:.2} | {:.2} |",
             crate::percentile(v, 0.5),

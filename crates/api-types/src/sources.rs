@@ -164,7 +164,11 @@ pub struct SearchBody {
     #[serde(default)]
     pub limit: Option<u32>,
     /// Also return the hits grouped by page (`pages`), best page first.
-    #[serde(default, rename = "groupByPage", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "groupByPage",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub group_by_page: Option<bool>,
 }
 

@@ -322,7 +322,10 @@ impl Index {
         }
 
         // One language per page, detected from the page's own chunks.
-        let (page_of, _) = pages_of(docs.iter().map(|d| (d.source_id.as_str(), d.url.as_deref())));
+        let (page_of, _) = pages_of(
+            docs.iter()
+                .map(|d| (d.source_id.as_str(), d.url.as_deref())),
+        );
         let doc_keys: Vec<&'static str> = if !options.stemming {
             vec![lexical::PLAIN; docs.len()]
         } else if let Some(l) = options.language {
@@ -355,13 +358,16 @@ impl Index {
         lexical::build(
             &tantivy_dir,
             &languages,
-            docs.iter().zip(&doc_keys).enumerate().map(|(i, (d, key))| LexicalDoc {
-                ord: i as u64,
-                key: *key,
-                title: &d.title,
-                head: &d.heading,
-                body: &d.text,
-            }),
+            docs.iter()
+                .zip(&doc_keys)
+                .enumerate()
+                .map(|(i, (d, key))| LexicalDoc {
+                    ord: i as u64,
+                    key: *key,
+                    title: &d.title,
+                    head: &d.heading,
+                    body: &d.text,
+                }),
         )?;
 
         let mut vector_bytes = Vec::with_capacity(docs.len() * dim * 4);
@@ -481,8 +487,10 @@ impl Index {
                 ),
             ));
         }
-        let (page_of, page_first) =
-            pages_of(docs.iter().map(|d| (d.source_id.as_str(), d.url.as_deref())));
+        let (page_of, page_first) = pages_of(
+            docs.iter()
+                .map(|d| (d.source_id.as_str(), d.url.as_deref())),
+        );
         Ok(Index {
             dir: dir.to_path_buf(),
             docs,
@@ -526,7 +534,9 @@ impl Index {
     /// The first chunk of page `p` (as in [`Hit::page`]): its source id, URL and
     /// title are the page's.
     pub fn page(&self, p: usize) -> Option<&DocMeta> {
-        self.page_first.get(p).and_then(|&i| self.docs.get(i as usize))
+        self.page_first
+            .get(p)
+            .and_then(|&i| self.docs.get(i as usize))
     }
 
     /// The analyzer keys (language codes, or `plain`) the BM25 index holds, most
@@ -1113,7 +1123,12 @@ mod tests {
         let mut docs = Vec::new();
         // Page "long" has four chunks that all match better than page "other".
         for i in 0..4 {
-            let mut d = doc(&format!("long{i}"), "Tides", "tides tides tides of the moon", &[0]);
+            let mut d = doc(
+                &format!("long{i}"),
+                "Tides",
+                "tides tides tides of the moon",
+                &[0],
+            );
             d.source_id = "src-long".into();
             d.url = Some("https://example.com/long".into());
             docs.push(d);
@@ -1131,8 +1146,15 @@ mod tests {
         };
         let grouped = index.search(&q(3, 4)).unwrap();
         let pages: Vec<usize> = grouped.iter().map(|h| h.page).collect();
-        assert_eq!(&pages[..3].iter().collect::<HashSet<_>>().len(), &3, "{pages:?}");
-        assert_eq!(pages[3], pages[0], "the 4th slot goes to the best page again");
+        assert_eq!(
+            &pages[..3].iter().collect::<HashSet<_>>().len(),
+            &3,
+            "{pages:?}"
+        );
+        assert_eq!(
+            pages[3], pages[0],
+            "the 4th slot goes to the best page again"
+        );
         // A page never takes more than per_page slots, even with room left.
         let capped = index.search(&q(2, 10)).unwrap();
         assert_eq!(capped.iter().filter(|h| h.page == pages[0]).count(), 2);
@@ -1236,7 +1258,10 @@ mod tests {
     #[test]
     fn query_function_words_are_dropped_unless_nothing_else_is_left() {
         let (_tmp, index) = built();
-        assert_eq!(index.query_terms("How do I use the strings?"), ["use", "string"]);
+        assert_eq!(
+            index.query_terms("How do I use the strings?"),
+            ["use", "string"]
+        );
         assert_eq!(index.query_terms("what is it"), ["what", "is", "it"]);
     }
 

@@ -94,13 +94,13 @@ impl Lang {
         match self {
             Lang::English => &[
                 "the", "and", "of", "to", "is", "in", "that", "it", "for", "with", "as", "are",
-                "this", "be", "on", "by", "or", "an", "not", "from", "you", "can", "which",
-                "have", "was", "if", "will", "when",
+                "this", "be", "on", "by", "or", "an", "not", "from", "you", "can", "which", "have",
+                "was", "if", "will", "when",
             ],
             Lang::German => &[
                 "der", "die", "und", "das", "ist", "nicht", "zu", "den", "mit", "sich", "des",
-                "auf", "ein", "eine", "dem", "auch", "es", "wird", "werden", "oder", "für",
-                "von", "sie", "wenn", "kann", "einer", "sind", "bei",
+                "auf", "ein", "eine", "dem", "auch", "es", "wird", "werden", "oder", "für", "von",
+                "sie", "wenn", "kann", "einer", "sind", "bei",
             ],
             Lang::French => &[
                 "le", "la", "les", "de", "des", "et", "est", "une", "un", "du", "pour", "que",
@@ -108,9 +108,9 @@ impl Lang {
                 "peut", "aux", "il", "se", "ou",
             ],
             Lang::Spanish => &[
-                "el", "la", "los", "las", "de", "que", "y", "en", "es", "por", "para", "una",
-                "un", "con", "del", "se", "no", "al", "lo", "como", "más", "pero", "su",
-                "puede", "este", "esta", "son", "o",
+                "el", "la", "los", "las", "de", "que", "y", "en", "es", "por", "para", "una", "un",
+                "con", "del", "se", "no", "al", "lo", "como", "más", "pero", "su", "puede", "este",
+                "esta", "son", "o",
             ],
             Lang::Italian => &[
                 "il", "di", "che", "la", "le", "per", "non", "una", "un", "è", "del", "della",
@@ -119,13 +119,13 @@ impl Lang {
             ],
             Lang::Portuguese => &[
                 "de", "que", "não", "uma", "um", "para", "com", "os", "as", "do", "da", "em",
-                "por", "mais", "se", "ao", "dos", "das", "como", "na", "no", "é", "ser",
-                "pode", "também", "são", "ou", "seu",
+                "por", "mais", "se", "ao", "dos", "das", "como", "na", "no", "é", "ser", "pode",
+                "também", "são", "ou", "seu",
             ],
             Lang::Dutch => &[
                 "de", "het", "een", "en", "van", "is", "niet", "dat", "die", "op", "te", "zijn",
-                "voor", "met", "worden", "wordt", "ook", "aan", "kan", "als", "bij", "naar",
-                "dit", "deze", "of", "u", "je", "er",
+                "voor", "met", "worden", "wordt", "ook", "aan", "kan", "als", "bij", "naar", "dit",
+                "deze", "of", "u", "je", "er",
             ],
             Lang::Swedish => &[
                 "och", "att", "det", "som", "en", "är", "på", "för", "av", "med", "den", "till",
@@ -148,19 +148,44 @@ impl Lang {
                 "jotka", "sekä", "kuin", "vain", "nyt", "jo", "sitä",
             ],
             Lang::Russian => &[
-                "и", "в", "не", "на", "что", "с", "по", "как", "это", "для", "из", "к", "то",
-                "а", "от", "или", "при", "так", "же", "его", "может", "быть", "если", "только",
-                "у", "все", "они", "но",
+                "и",
+                "в",
+                "не",
+                "на",
+                "что",
+                "с",
+                "по",
+                "как",
+                "это",
+                "для",
+                "из",
+                "к",
+                "то",
+                "а",
+                "от",
+                "или",
+                "при",
+                "так",
+                "же",
+                "его",
+                "может",
+                "быть",
+                "если",
+                "только",
+                "у",
+                "все",
+                "они",
+                "но",
             ],
         }
     }
 }
 
 const ENGLISH_QUERY_STOPWORDS: &[&str] = &[
-    "the", "and", "of", "to", "is", "in", "that", "it", "for", "with", "as", "are", "this",
-    "be", "on", "by", "or", "an", "from", "you", "can", "which", "have", "was", "if", "will",
-    "when", "a", "how", "do", "does", "i", "what", "why", "where", "who", "my", "me", "there",
-    "should", "would", "could", "into", "its", "so", "than", "then", "these", "those", "we",
+    "the", "and", "of", "to", "is", "in", "that", "it", "for", "with", "as", "are", "this", "be",
+    "on", "by", "or", "an", "from", "you", "can", "which", "have", "was", "if", "will", "when",
+    "a", "how", "do", "does", "i", "what", "why", "where", "who", "my", "me", "there", "should",
+    "would", "could", "into", "its", "so", "than", "then", "these", "those", "we",
 ];
 
 /// Below this many function-word hits the text is too short to tell.
@@ -240,7 +265,10 @@ mod tests {
     fn short_or_symbolic_text_falls_back_to_english() {
         assert_eq!(detect(""), Lang::English);
         assert_eq!(detect("Vec<T> HashMap<K, V>"), Lang::English);
-        assert_eq!(detect("fn main() { println!(\"{}\", 1 + 2); }"), Lang::English);
+        assert_eq!(
+            detect("fn main() { println!(\"{}\", 1 + 2); }"),
+            Lang::English
+        );
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub const SMALL_MODEL_PARAMETERS: u64 = 1_000_000_000;
 /// Whether `agent` answering with `model` quotes (its own setting, else on for
 /// models under [`SMALL_MODEL_PARAMETERS`]).
 pub fn quoting(agent: &Agent, model: &dyn ChatModel) -> bool {
-    agent
-        .quote_fallback
-        .unwrap_or_else(|| model.parameters().is_some_and(|p| p < SMALL_MODEL_PARAMETERS))
+    agent.quote_fallback.unwrap_or_else(|| {
+        model
+            .parameters()
+            .is_some_and(|p| p < SMALL_MODEL_PARAMETERS)
+    })
 }
 
 /// Knowledge entries a small model is given (the best first).
@@ -31,11 +33,11 @@ const SMALL_MODEL_ENTRIES: usize = 3;
 
 /// Writes the knowledge into the last user message (see
 /// `prompt::knowledge_in_question`), at most [`SMALL_MODEL_ENTRIES`] entries.
-pub(crate) fn inline_knowledge(history: &mut [ChatMessage], entries: &[prompt::KnowledgeEntry<'_>]) {
-    let n = std::env::var("AB_SMALL_CHUNKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SMALL_MODEL_ENTRIES);
+pub(crate) fn inline_knowledge(
+    history: &mut [ChatMessage],
+    entries: &[prompt::KnowledgeEntry<'_>],
+) {
+    let n = SMALL_MODEL_ENTRIES;
     if let Some(last) = history.iter_mut().rev().find(|m| m.role == Role::User) {
         last.content =
             prompt::knowledge_in_question(&last.content, &entries[..entries.len().min(n)]);
@@ -87,8 +89,8 @@ const QUOTE_CHARS: usize = 400;
 const STOP: &[&str] = &[
     "the", "and", "for", "are", "with", "that", "this", "from", "you", "can", "which", "have",
     "was", "will", "when", "what", "how", "does", "did", "why", "where", "who", "your", "its",
-    "into", "than", "then", "there", "these", "those", "not", "but", "all", "any", "use",
-    "used", "using", "one", "also", "has", "had", "may", "should", "would", "could", "about",
+    "into", "than", "then", "there", "these", "those", "not", "but", "all", "any", "use", "used",
+    "using", "one", "also", "has", "had", "may", "should", "would", "could", "about",
 ];
 
 fn words(text: &str) -> Vec<String> {
@@ -176,7 +178,8 @@ pub fn best_passage(question: &str, text: &str) -> String {
 /// passage's words that the question does not contain (what it adds) appear in
 /// the answer.
 pub fn uses(answer: &str, passage: &str, question: &str) -> bool {
-    let asked: std::collections::HashSet<String> = words(question).iter().map(|w| stem(w)).collect();
+    let asked: std::collections::HashSet<String> =
+        words(question).iter().map(|w| stem(w)).collect();
     let said: std::collections::HashSet<String> = words(answer).iter().map(|w| stem(w)).collect();
     let mut new: Vec<String> = words(passage)
         .iter()
@@ -241,9 +244,11 @@ pub fn with_quote(stream: ModelStream, passage: Passage) -> ModelStream {
                     }
                     // The quote goes out as one more text delta, then the finish.
                     let q = quote(&passage.title, passage.number, &excerpt);
-                    let rest: ModelStream = Box::pin(futures_util::stream::iter([Ok(
-                        ModelEvent::Finish { reason, usage },
-                    )]));
+                    let rest: ModelStream =
+                        Box::pin(futures_util::stream::iter([Ok(ModelEvent::Finish {
+                            reason,
+                            usage,
+                        })]));
                     Some((
                         Ok(ModelEvent::TextDelta(q)),
                         (rest, answer, true, false, passage, excerpt),
@@ -348,7 +353,10 @@ and ship within two days.\n\nContact support by email.";
         };
         let wrong = run("It is one-year, three-month.").await;
         assert!(wrong.starts_with("It is one-year, three-month."));
-        assert!(wrong.contains("From \u{201c}Warranty\u{201d} [1]"), "{wrong}");
+        assert!(
+            wrong.contains("From \u{201c}Warranty\u{201d} [1]"),
+            "{wrong}"
+        );
         assert!(wrong.contains("17 months"), "{wrong}");
         let right = "Parts and labour are covered for 17 months from the date of purchase.";
         assert_eq!(run(right).await, right);

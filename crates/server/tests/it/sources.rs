@@ -1059,11 +1059,18 @@ async fn search_results_are_diverse_by_page_and_can_be_grouped() {
         wait_status(&t, &agent, s, "trained").await;
     }
     let hits = search_until(&t, &agent, "refund paid back to the card", |h| h.len() == 5).await;
-    let sources: Vec<&str> = hits.iter().map(|h| h["sourceId"].as_str().unwrap()).collect();
+    let sources: Vec<&str> = hits
+        .iter()
+        .map(|h| h["sourceId"].as_str().unwrap())
+        .collect();
     // Every source's best chunk comes before a second chunk of the long one.
     let distinct: std::collections::HashSet<&str> = sources[..3].iter().copied().collect();
     assert_eq!(distinct.len(), 3, "{sources:?}");
-    assert_eq!(&sources[3..], [long_id.as_str(), long_id.as_str()], "{sources:?}");
+    assert_eq!(
+        &sources[3..],
+        [long_id.as_str(), long_id.as_str()],
+        "{sources:?}"
+    );
 
     let (status, _, body) = post(
         &t,
@@ -1075,10 +1082,16 @@ async fn search_results_are_diverse_by_page_and_can_be_grouped() {
     let pages = body["pages"].as_array().unwrap();
     assert_eq!(pages.len(), 3, "{body}");
     assert_eq!(pages[0]["rank"], 1);
-    let long_page = pages.iter().find(|p| p["sourceId"] == long_id.as_str()).unwrap();
+    let long_page = pages
+        .iter()
+        .find(|p| p["sourceId"] == long_id.as_str())
+        .unwrap();
     assert_eq!(long_page["hits"].as_array().unwrap().len(), 3);
     assert_eq!(long_page["title"], "Refund handbook");
-    let total: usize = pages.iter().map(|p| p["hits"].as_array().unwrap().len()).sum();
+    let total: usize = pages
+        .iter()
+        .map(|p| p["hits"].as_array().unwrap().len())
+        .sum();
     assert_eq!(total, 5);
     // Without the flag there is no `pages`.
     let (_, _, body) = post(
@@ -1094,7 +1107,10 @@ async fn search_results_are_diverse_by_page_and_can_be_grouped() {
         json!({"query": "refund", "groupByPage": "yes"}),
     )
     .await;
-    assert_eq!((status, code.as_deref()), (400, Some("VALIDATION_INVALID_BODY")));
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY"))
+    );
 }
 
 const WARRANTY: &str = "# Warranty\n\nEvery Fiorenza mower has a warranty of 17 months from the \
@@ -1118,7 +1134,8 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
     let warranty = text_source(&t, &agent, "Warranty", WARRANTY).await;
     wait_status(&t, &agent, &warranty, "trained").await;
     search_until(&t, &agent, "warranty", |h| !h.is_empty()).await;
-    let question = "How long is the mower warranty? [[reply:The warranty is one-year, three-month.]]";
+    let question =
+        "How long is the mower warranty? [[reply:The warranty is one-year, three-month.]]";
 
     // The scripted model is not a small local model: no quoting unless asked.
     let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
@@ -1139,20 +1156,36 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
     let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
     assert_eq!(a["quoteFallback"], true);
     let text = answer(&t, &agent, question).await;
-    assert!(text.starts_with("The warranty is one-year, three-month."), "{text}");
+    assert!(
+        text.starts_with("The warranty is one-year, three-month."),
+        "{text}"
+    );
     assert!(text.contains("From \u{201c}Warranty\u{201d} [1]"), "{text}");
     assert!(text.contains("17 months"), "{text}");
-    assert!(!text.contains("12 euros"), "only the sentences that answer: {text}");
+    assert!(
+        !text.contains("12 euros"),
+        "only the sentences that answer: {text}"
+    );
 
     // An answer that uses the passage is left alone.
     let right = "It lasts 17 months from the date of purchase and covers parts and labour.";
     assert_eq!(
-        answer(&t, &agent, &format!("How long is the mower warranty? [[reply:{right}]]")).await,
+        answer(
+            &t,
+            &agent,
+            &format!("How long is the mower warranty? [[reply:{right}]]")
+        )
+        .await,
         right
     );
 
     // Nothing relevant: the agent says it does not know, without the model.
-    let text = answer(&t, &agent, "What is the boiling point of liquid nitrogen? [[reply:-196 C]]").await;
+    let text = answer(
+        &t,
+        &agent,
+        "What is the boiling point of liquid nitrogen? [[reply:-196 C]]",
+    )
+    .await;
     assert!(text.contains("I don't know"), "{text}");
     assert!(!text.contains("-196"), "{text}");
 
