@@ -1127,6 +1127,20 @@ async fn answer(t: &TestApp, agent: &str, message: &str) -> String {
         .collect()
 }
 
+/// Sets the agent's `quoteFallback` and checks it reads back.
+async fn set_quote_fallback(t: &TestApp, agent: &str, value: Value) {
+    let r = t
+        .raw(Method::PUT, &format!("/api/v2/agents/{agent}"))
+        .json(&json!({ "quoteFallback": value }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    t.clock.advance_ms(1_001);
+    let (_, _, a) = get(t, &format!("/api/v2/agents/{agent}")).await;
+    assert_eq!(a["quoteFallback"], value);
+}
+
 #[tokio::test]
 async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignorance() {
     let t = spawn_knowledge(|_| {}).await;
@@ -1145,16 +1159,7 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
         "The warranty is one-year, three-month."
     );
 
-    let r = t
-        .raw(Method::PUT, &format!("/api/v2/agents/{agent}"))
-        .json(&json!({"quoteFallback": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    t.clock.advance_ms(1_001);
-    let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
-    assert_eq!(a["quoteFallback"], true);
+    set_quote_fallback(&t, &agent, json!(true)).await;
     let text = answer(&t, &agent, question).await;
     assert!(
         text.starts_with("The warranty is one-year, three-month."),
@@ -1167,17 +1172,11 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
         "only the sentences that answer: {text}"
     );
 
-    // An answer that uses the passage is left alone.
-    let right = "It lasts 17 months from the date of purchase and covers parts and labour.";
-    assert_eq!(
-        answer(
-            &t,
-            &agent,
-            &format!("How long is the mower warranty? [[reply:{right}]]")
-        )
-        .await,
-        right
-    );
+    // An answer that uses the passage is left alone: the scripted model's echo
+    // repeats the knowledge it was given next to the question.
+    let echo = answer(&t, &agent, "How long is the mower warranty?").await;
+    assert!(echo.contains("17 months"), "{echo}");
+    assert!(!echo.contains("From \u{201c}"), "{echo}");
 
     // Nothing relevant: the agent says it does not know, without the model.
     let text = answer(
@@ -1190,14 +1189,5 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
     assert!(!text.contains("-196"), "{text}");
 
     // null returns the agent to automatic.
-    let r = t
-        .raw(Method::PUT, &format!("/api/v2/agents/{agent}"))
-        .json(&json!({"quoteFallback": null}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    t.clock.advance_ms(1_001);
-    let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
-    assert_eq!(a["quoteFallback"], Value::Null);
+    set_quote_fallback(&t, &agent, Value::Null).await;
 }
