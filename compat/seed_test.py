@@ -20,6 +20,11 @@ Usage:
   the server: a small site served on loopback is crawled through the Apify-compatible
   endpoints, the dataset comes back, build_corpus joins it and upload_text_to_chatbase
   trains the agent on it (the server must allow private networks for the crawler).
+- start_crawl on the Rust Book (--rust-book DIR, the mdBook the toolchain installs,
+  served on loopback): with the snippet's max_depth=2, max_pages=40 the run returns
+  40 pages. mdBook writes its table of contents with a script (`toc.js`), with a
+  `<noscript><iframe src="toc.html">` fallback; WCC's default crawler type renders or
+  expands the iframe, so the chapters are found.
 
 Every response is recorded (--record) for openapi_check.py. Prints a JSON report and
 exits 1 on any failed check."""
@@ -181,6 +186,34 @@ def apify(seed, args, checks, recorder):
         site.shutdown()
 
 
+def rust_book(seed, args, checks, recorder):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=args.rust_book)
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        recorder.case = "rust book"
+        seed.APIFY = origin_of(args.base_url)
+        start_url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        run_id = seed.start_crawl(args.api_key, start_url, max_depth=2, max_pages=40)
+        pages = seed.wait_for_run(run_id, args.api_key)
+        urls = sorted(p.get("url", "") for p in pages)
+        checks.expect(len(pages) == 40, "the Rust Book crawl returns max_pages pages", count=len(pages), urls=urls)
+        depths = sorted({p["crawl"]["depth"] for p in pages})
+        checks.expect(depths == [0, 1], "chapters are found from the start page", depths=depths)
+        modes = {}
+        for p in pages:
+            modes[p["crawl"].get("mode")] = modes.get(p["crawl"].get("mode"), 0) + 1
+        checks.expect(set(modes) <= {"http", "browser"}, "items say which mode produced them", modes=modes)
+        return {"pages": len(pages), "modes": modes}
+    finally:
+        server.shutdown()
+
+
 def backoff(seed, args, checks, recorder):
     base = args.limited_base_url.rstrip("/")
     headers = {"Authorization": f"Bearer {args.limited_api_key}"}
@@ -231,6 +264,7 @@ def main(argv=None):
     parser.add_argument("--limited-api-key")
     parser.add_argument("--limited-agent-id")
     parser.add_argument("--record")
+    parser.add_argument("--rust-book", help="the Rust Book's HTML directory (rustc --print sysroot)/share/doc/rust/html/book")
     args = parser.parse_args(argv)
 
     seed = load_seed_snippets()
@@ -242,6 +276,10 @@ def main(argv=None):
             ("upload_text_to_chatbase", upload_text),
             ("start_crawl, wait_for_run, build_corpus", apify),
         ]
+        if args.rust_book:
+            sections.append(("start_crawl on the Rust Book", rust_book))
+        else:
+            report["skipped"]["start_crawl on the Rust Book"] = "no --rust-book given"
         if args.limited_base_url:
             sections.append(("chat_with_backoff", backoff))
         else:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts what the test suite needs beside the
-# code: PostgreSQL and Redis, both on loopback, and chromium for the browser tests
-# (installed only; playwright-core starts it). Idempotent: already-running services
+# code: PostgreSQL and Redis, both on loopback, chromium for the browser tests
+# (installed only; playwright-core starts it) and qemu-user for the portability test. Idempotent: already-running services
 # are left alone. Source it to get the URLs exported:
 #   AGENTBASE_TEST_POSTGRES_URL  AGENTBASE_TEST_REDIS_URL
 set -euo pipefail
@@ -13,6 +13,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgre
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 # Debian's chromium, never a downloaded browser build (crates/cli/tests/browser.rs).
 [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# qemu-user runs the binary on an emulated AVX2-only CPU (crates/cli/tests/cli.rs).
+[ "$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-user)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "services: installing ${need_pkgs[*]}" >&2
   as_root apt-get update -qq

@@ -1,6 +1,8 @@
-"""Medians per side and ratios (ours / peer) from run.sh's results.jsonl, as Markdown.
+"""Medians per side and ratios (ours / peer) from run.sh's results.jsonl, as Markdown,
+over the valid rounds only: a round is invalid when any side's 1-minute load average,
+before or after it ran, is above MAX_LOAD (default 2.5).
 
-    python3 bench/llm/summarize.py RESULTS.jsonl
+    python3 bench/llm/summarize.py RESULTS.jsonl [MAX_LOAD]
 """
 
 import json
@@ -10,6 +12,23 @@ import sys
 
 def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    max_load = float(sys.argv[2]) if len(sys.argv) > 2 else 2.5
+    loads = [r["load"] for r in rows] + [r.get("load_after", r["load"]) for r in rows]
+    invalid = sorted(
+        {
+            r.get("round")
+            for r in rows
+            if max(r["load"], r.get("load_after", r["load"])) > max_load
+        }
+    )
+    print(
+        f"1-min load average before/after each side: {min(loads):.2f}-{max(loads):.2f}; "
+        f"rounds above {max_load} (invalid, left out): {invalid or 'none'}"
+    )
+    rows = [r for r in rows if r.get("round") not in invalid]
+    if not rows:
+        print("\nno valid round: no figures")
+        return
     by = {}
     for row in rows:
         by.setdefault(row["label"], []).append(row)
@@ -19,8 +38,8 @@ def main():
         return statistics.median(values) if values else float("nan")
 
     rounds = max(len(v) for v in by.values())
-    loads = [r["load"] for r in rows]
-    print(f"{rounds} rounds; 1-min load average during the run {min(loads):.1f}-{max(loads):.1f}\n")
+    kernels = sorted({r.get("kernels", "best") for r in rows})
+    print(f"{rounds} valid rounds; our kernels: {', '.join(kernels)}\n")
 
     if "embed-ours" in by:
         embeddings(by, med)
@@ -31,7 +50,7 @@ def embeddings(by, med):
     print("| embeddings (256 chunks, batch 16) | chunks/s (median) | chunks per CPU-second | peak RSS MB |")
     print("|---|---|---|---|")
     for label, name in [
-        ("embed-ours", "LocalEmbedder, AVX-512 BF16 encoder"),
+        ("embed-ours", "LocalEmbedder, our encoder"),
         ("embed-candle", "LocalEmbedder, candle f32 BERT"),
         ("embed-st", "sentence-transformers (torch CPU)"),
     ]:
@@ -57,7 +76,7 @@ def chat(by, med):
         print("| chat (same GGUF, same prompt tokens) | prompt tokens | TTFT s | prefill tok/s | decode tok/s | tokens | peak RSS MB |")
         print("|---|---|---|---|---|---|---|")
         for label, name in [
-            ("chat-ours", "LocalChatModel, our AVX-512 VNNI llama forward"),
+            ("chat-ours", "LocalChatModel, our llama forward"),
             ("chat-qmatmul", "LocalChatModel, fallback forward on candle's QMatMul"),
             ("chat-candle", "LocalChatModel, candle's quantized_llama"),
             ("chat-llama", "llama-cpp-python"),

@@ -102,6 +102,10 @@ pub struct MessageMetadata {
     /// agentbase extension: the knowledge the answer was given (citations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<MessageSource>,
+    /// agentbase extension: a user message the agent's spam check flagged (kept,
+    /// never answered).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spam: bool,
 }
 
 /// A cited chunk of the knowledge base.
@@ -345,4 +349,50 @@ pub enum UiChunk {
     Error {
         error_text: String,
     },
+}
+
+/// One highlighted piece of a search snippet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnippetHighlight {
+    pub value: String,
+    pub is_hit: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchSnippet {
+    /// `user` or `assistant`.
+    pub speaker: String,
+    pub highlights: Vec<SnippetHighlight>,
+}
+
+/// A conversation found by `GET /agents/{agentId}/conversations/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSearchResult {
+    pub id: String,
+    pub title: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub user_id: Option<String>,
+    pub source: Option<String>,
+    pub embed_origin: Option<String>,
+    /// `ongoing`, `ended`, `taken_over` or `paused`.
+    pub status: String,
+    /// Null without a query, or when only the title matched.
+    pub snippet: Option<SearchSnippet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchPagination {
+    pub cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchConversationsResponse {
+    pub data: Vec<ConversationSearchResult>,
+    pub pagination: SearchPagination,
 }

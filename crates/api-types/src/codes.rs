@@ -4,6 +4,12 @@ pub const VALIDATION_INVALID_BODY: &str = "VALIDATION_INVALID_BODY";
 pub const VALIDATION_INVALID_JSON: &str = "VALIDATION_INVALID_JSON";
 /// agentbase: the body is larger than `server.body_limit_bytes`.
 pub const VALIDATION_BODY_TOO_LARGE: &str = "VALIDATION_BODY_TOO_LARGE";
+/// agentbase: the request's headers (with its URL) are larger than the server takes.
+pub const VALIDATION_HEADERS_TOO_LARGE: &str = "VALIDATION_HEADERS_TOO_LARGE";
+/// agentbase: the workspace has `crawler.runs_per_workspace` crawler runs going.
+pub const CRAWL_RUNS_LIMIT_REACHED: &str = "CRAWL_RUNS_LIMIT_REACHED";
+/// agentbase: the request was not answered within the server's deadline.
+pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 pub const AUTH_MISSING_API_KEY: &str = "AUTH_MISSING_API_KEY";
 pub const AUTH_INVALID_API_KEY: &str = "AUTH_INVALID_API_KEY";
 pub const AUTH_EXPIRED_API_KEY: &str = "AUTH_EXPIRED_API_KEY";
@@ -44,3 +50,7 @@ pub const PLAN_FEATURE_NOT_AVAILABLE: &str = "PLAN_FEATURE_NOT_AVAILABLE";
 pub const AGENT_NOT_PUBLIC: &str = "AGENT_NOT_PUBLIC";
 /// agentbase: the page embedding the widget is not one of the agent's allowed domains (403).
 pub const WIDGET_ORIGIN_NOT_ALLOWED: &str = "WIDGET_ORIGIN_NOT_ALLOWED";
+/// agentbase: the widget's visitor is in one of the agent's `blockedCountries` (403).
+pub const WIDGET_COUNTRY_BLOCKED: &str = "WIDGET_COUNTRY_BLOCKED";
+/// agentbase: a `Content-Encoding` other than gzip, deflate, br or identity (415).
+pub const VALIDATION_UNSUPPORTED_ENCODING: &str = "VALIDATION_UNSUPPORTED_ENCODING";

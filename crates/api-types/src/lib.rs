@@ -62,9 +62,8 @@ pub struct IpRateLimits {
     pub message: String,
 }
 
-/// The official `Agent` object. Fields agentbase does not implement (voice, spam,
-/// styles, channel instructions, notifications, blocked countries) are present and
-/// null so strict clients still decode it.
+/// The official `Agent` object. The JSON-shaped settings (channel instructions,
+/// notifications, spam, voice, styles) are the contract's shapes, stored as given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
@@ -117,8 +116,22 @@ pub struct ListAgentsResponse {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AgentCreated {
     pub id: String,
+    /// Follow-up steps that failed (`ADD_SOURCE`, `TRAIN_AGENT`); absent when all
+    /// succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_steps: Option<Vec<String>>,
+}
+
+/// `PUT /agents/{agentId}/styles`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStylesBody {
+    /// `{chat?, centerStage?}`; each part is merged key by key (`null` clears a key).
+    #[schema(value_type = Object)]
+    pub styles: Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -132,14 +145,47 @@ pub enum Visibility {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAgentBody {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A website the agent answers about: added as a link source and trained at once.
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub url: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub instructions: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub temp: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub visibility: Option<Visibility>,
+}
+
+/// An optional field that may be absent but not `null` (the contract's type has no
+/// null): `null` is refused rather than read as "absent".
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -237,6 +283,41 @@ pub struct UpdateAgentBody {
     )]
     #[schema(value_type = Option<IpRateLimitsPatch>)]
     pub ip_rate_limits: Option<Option<IpRateLimitsPatch>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub channel_instructions: Option<Option<Value>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub notifications_settings: Option<Option<Value>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub spam_settings: Option<Option<Value>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub voice_settings: Option<Option<Value>>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub blocked_countries: Option<Option<Vec<String>>>,
     /// agentbase extension; `null` returns it to automatic.
     #[serde(
         default,
@@ -262,9 +343,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        assert!(
-            serde_json::from_str::<CreateAgentBody>(r#"{"name":"x","voiceSettings":{}}"#).is_err()
-        );
+        assert!(serde_json::from_str::<CreateAgentBody>(r#"{"name":"x","colour":"red"}"#).is_err());
     }
 }
 

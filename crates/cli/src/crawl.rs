@@ -5,6 +5,9 @@ use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use agentbase_crawler::browser::{Chromium, ChromiumConfig};
 use agentbase_crawler::{
     CancellationToken, CrawlInput, CrawlerSettings, Event, ExtractOptions, HtmlTransformer,
     Progress, StopReason, crawl, extract,
@@ -52,6 +55,13 @@ pub struct CrawlArgs {
     /// useLlmsTxt.
     #[arg(long)]
     pub llms_txt: bool,
+    /// crawlerType: playwright:adaptive (default), playwright:chrome,
+    /// playwright:firefox (both always render) or cheerio (never).
+    #[arg(long)]
+    pub crawler_type: Option<String>,
+    /// The chromium that renders pages.
+    #[arg(long, default_value = "/usr/bin/chromium")]
+    pub browser: PathBuf,
     /// Stop the whole crawl after this many seconds.
     #[arg(long)]
     pub timeout_secs: Option<u64>,
@@ -177,6 +187,9 @@ fn build_input(args: &CrawlArgs) -> anyhow::Result<CrawlInput> {
     if args.llms_txt {
         set("useLlmsTxt", true.into());
     }
+    if let Some(t) = &args.crawler_type {
+        set("crawlerType", t.clone().into());
+    }
     let input = CrawlInput::from_json(value)?;
     input.validate()?;
     Ok(input)
@@ -198,7 +211,19 @@ fn progress_line(p: &Progress) -> String {
 pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
     let input = build_input(&args)?;
     for field in input.ignored_inputs() {
-        eprintln!("note: input field {field} needs a browser and is ignored");
+        eprintln!("note: input field {field} is not applied");
+    }
+    let browser = (input.crawler_type.uses_browser() && args.browser.is_file()).then(|| {
+        Chromium::new(ChromiumConfig {
+            executable: args.browser.clone(),
+            ..ChromiumConfig::default()
+        })
+    });
+    if input.crawler_type.uses_browser() && browser.is_none() {
+        eprintln!(
+            "note: {} not found; pages are read over HTTP",
+            args.browser.display()
+        );
     }
     for field in input.unknown_inputs() {
         eprintln!("note: unknown input field {field} is ignored");
@@ -208,6 +233,9 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
         per_host_concurrency: args.per_host_concurrency.max(1),
         per_host_delay: Duration::from_millis(args.per_host_delay_ms),
         overall_timeout: args.timeout_secs.map(Duration::from_secs),
+        renderer: browser
+            .clone()
+            .map(|b| Arc::new(b) as Arc<dyn agentbase_crawler::browser::Renderer>),
         ..CrawlerSettings::default()
     };
     let writer: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
@@ -269,8 +297,11 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     let p = summary.progress;
+    if let Some(b) = &browser {
+        b.shut_down().await;
+    }
     eprintln!(
-        "{}: {} items, {} pages, {} errors, {} skipped in {:.1}s",
+        "{}: {} items ({} rendered), {} pages, {} errors, {} skipped in {:.1}s",
         match summary.stop_reason {
             StopReason::Finished => "finished",
             StopReason::MaxCrawlPages => "stopped at maxCrawlPages",
@@ -279,6 +310,7 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
             StopReason::TimedOut => "timed out",
         },
         p.items,
+        p.rendered,
         p.done,
         p.failed,
         p.skipped,

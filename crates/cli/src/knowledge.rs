@@ -154,7 +154,9 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
                         .file_name()
                         .map(|f| f.to_string_lossy().into_owned())
                         .unwrap_or_else(|| "upload".into());
-                    let doc = agentbase_service::files::extract(&filename, None, &bytes)
+                    let doc = app
+                        .read_file(&filename, None, bytes)
+                        .await
                         .with_context(|| format!("{}", path.display()))?;
                     NewSource {
                         name: name.unwrap_or_else(|| filename.clone()),
@@ -219,13 +221,20 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
         } => {
             let p = principal(app, &agent_id).await?;
             let bytes = if from.starts_with("http://") || from.starts_with("https://") {
-                let r = reqwest::get(&from)
+                // Through the crawler's SSRF guard and size cap, like any fetch the
+                // server makes.
+                let settings = agentbase_crawler::CrawlerSettings {
+                    allow_private_networks: app.settings.crawler.allow_private_networks,
+                    max_page_bytes: agentbase_core::knowledge::FILE_MAX_BYTES,
+                    ..Default::default()
+                };
+                let (status, body) = agentbase_crawler::fetch_url(&from, &settings)
                     .await
-                    .with_context(|| format!("cannot fetch {from}"))?;
-                if !r.status().is_success() {
-                    bail!("{from} answered {}", r.status());
+                    .map_err(|e| anyhow::anyhow!("cannot fetch {from}: {e}"))?;
+                if !(200..300).contains(&status) {
+                    bail!("{from} answered HTTP {status}");
                 }
-                r.bytes().await?.to_vec()
+                body
             } else {
                 std::fs::read(&from).with_context(|| format!("cannot read {from}"))?
             };
@@ -234,7 +243,9 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
             } else {
                 "dataset.json"
             };
-            let doc = agentbase_service::files::extract(filename, None, &bytes)
+            let doc = app
+                .read_file(filename, None, bytes)
+                .await
                 .with_context(|| from.clone())?;
             let pages = doc.pages.len();
             let s = app

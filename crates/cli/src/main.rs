@@ -8,13 +8,18 @@ use std::sync::Arc;
 use agentbase_core::{
     Agent, AgentPatch, ApiKey, NewAgent, Plan, SystemClock, Visibility, Workspace,
 };
+use agentbase_crawler::browser::{Chromium, ChromiumConfig, Renderer};
+use agentbase_service::extractor::{self, Extractor};
 use agentbase_service::{App, Layers, LogFormat, Overrides, Settings};
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
 
+mod backup;
 mod crawl;
+mod doctor;
 mod knowledge;
+mod logging;
 mod providers;
 mod remote;
 
@@ -109,6 +114,28 @@ enum Command {
         cmd: remote::ConversationCmd,
         #[command(flatten)]
         remote: remote::Remote,
+    },
+    /// Write a consistent backup of an embedded (SQLite) instance, also while it
+    /// serves: the database, the configuration file, a manifest with checksums.
+    Backup {
+        /// The backup file to write (a zip; must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into the data directory (which must have no database yet)
+    /// and rebuild every agent's index.
+    Restore {
+        /// A file written by `agentbase backup`.
+        file: PathBuf,
+    },
+    /// Check the installation: CPU kernels, data directory, database, Redis, model
+    /// files, free disk, the crawler's SSRF guard. Exits non-zero when a check fails.
+    Doctor(doctor::DoctorArgs),
+    /// Ask a running server whether it is healthy (exit 0 when it is).
+    Health {
+        /// The server's root URL (default: the address `server.bind` names).
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -208,8 +235,31 @@ enum AgentCmd {
     },
 }
 
+/// The arguments, with `--version` saying which SIMD kernels the local models run on
+/// this CPU (chosen at run time; `AGENTBASE_KERNELS` can force a level).
+fn parse_cli() -> Cli {
+    let version = format!(
+        "{}\nkernels: {}",
+        env!("CARGO_PKG_VERSION"),
+        match agentbase_llm::cpu::kernels() {
+            Ok(kernels) => kernels.to_string(),
+            Err(e) => format!("{e} (best here: {})", agentbase_llm::cpu::best()),
+        }
+    );
+    // clap keeps `&'static str`s (its owned strings need another feature); this runs once.
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The document reader runs before anything else: no runtime, no settings, no
+    // files; only its own limits, standard input and standard output.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(extractor::WORKER_SUBCOMMAND) {
+        return extractor::worker_main(&args[2..]);
+    }
+    let cli = parse_cli();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -247,7 +297,7 @@ fn init_logging(settings: &Settings, default_level: &str) {
         .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(logging::escaped_fields()).init(),
     }
 }
 
@@ -266,6 +316,23 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
         }
     }
     let crawler = settings.crawler.clone();
+    let extractor = extractor(&settings);
+    // Started only when a crawl first renders a page.
+    let browser = settings.browser.enabled.then(|| {
+        let b = &settings.browser;
+        Arc::new(Chromium::new(ChromiumConfig {
+            executable: b.executable.clone().into(),
+            max_pages: b.max_pages,
+            page_memory_mb: b.page_memory_mb,
+            max_memory_mb: b.max_memory_mb,
+            idle_shutdown: std::time::Duration::from_secs(b.idle_secs),
+            ..ChromiumConfig::default()
+        })) as Arc<dyn Renderer>
+    });
+    let mut fetcher = agentbase_service::website::CrawlFetcher::new(crawler, extractor.clone());
+    if let Some(b) = &browser {
+        fetcher = fetcher.with_renderer(b.clone());
+    }
     let app = App::open_with_providers(
         settings,
         &global.data_dir,
@@ -279,13 +346,29 @@ async fn open_with(global: &Global, settings: Settings, local_models: bool) -> a
             global.data_dir.display()
         )
     })?
-    .with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
-        crawler,
-    )));
+    .with_extractor(extractor)
+    .with_fetcher(Arc::new(fetcher));
+    let app = match browser {
+        Some(b) => app.with_renderer(b),
+        None => app,
+    };
     Ok(match embedder {
         Some(e) => app.with_embedder(e),
         None => app,
     })
+}
+
+/// Untrusted documents are read by this binary re-executed as a worker process
+/// (`extract-worker`), so a hostile file can end only that process.
+fn extractor(settings: &Settings) -> Extractor {
+    let mode = match std::env::current_exe() {
+        Ok(program) => extractor::Mode::Worker(program),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find this program; documents are read in-process");
+            extractor::Mode::Thread
+        }
+    };
+    Extractor::new(mode, &settings.extraction)
 }
 
 /// The app with its embedder (for retrieval from the command line).
@@ -425,6 +508,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             knowledge::search(&app, &agent_id, &query, limit, g.json).await
         }
         Command::Conversations { cmd, remote } => remote::conversations(&remote, cmd, g.json).await,
+        Command::Backup { out } => {
+            let settings = load_settings(&g, Overrides::default())?;
+            init_logging(&settings, "warn");
+            backup::backup(&g, &settings, &out).await
+        }
+        Command::Restore { file } => {
+            init_logging(&Settings::default(), "warn");
+            backup::restore(&g, &file).await
+        }
+        Command::Doctor(args) => {
+            let settings = load_settings(&g, Overrides::default())?;
+            init_logging(&settings, "error");
+            doctor::doctor(&settings, &g.data_dir, &args, g.json).await
+        }
+        Command::Health { url } => {
+            let settings = load_settings(&g, Overrides::default())?;
+            doctor::health(&settings, url, g.json).await
+        }
     }
 }
 

@@ -558,8 +558,11 @@ fn models_cache() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("/var/cache/agentbase-models"))
 }
 
-#[test]
-fn the_first_start_fetches_the_default_model_and_answers_with_it() {
+/// Runs `serve` (a command for the binary, to which the data dir and bind address
+/// are added) on a fresh data dir whose `models` is the shared weights cache, asks
+/// the default local model one question, stops the server; returns the answer's
+/// status and body and what the server logged.
+fn first_answer(mut serve: Command, max_tokens: &str) -> (u16, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let cache = models_cache();
     std::fs::create_dir_all(&cache).unwrap();
@@ -571,15 +574,19 @@ fn the_first_start_fetches_the_default_model_and_answers_with_it() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbase"))
+    let log = dir.path().join("serve.log");
+    let mut child = serve
         .arg("--data-dir")
         .arg(dir.path())
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .env("AGENTBASE__CHAT__MAX_TOKENS", "24")
+        .env_remove("AGENTBASE_DATA_DIR")
+        .env("AGENTBASE__CHAT__MAX_TOKENS", max_tokens)
+        .env("AGENTBASE__LOG__LEVEL", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     let mut key = None;
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
@@ -591,7 +598,13 @@ fn the_first_start_fetches_the_default_model_and_answers_with_it() {
             break;
         }
     }
-    let key = key.expect("a first key");
+    // Keep draining stdout so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let Some(key) = key else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve did not start: {}", logged());
+    };
     let (status, agent) = http(
         port,
         "POST",
@@ -610,7 +623,13 @@ fn the_first_start_fetches_the_default_model_and_answers_with_it() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(status, 200, "{answer}");
+    (status, answer, logged())
+}
+
+#[test]
+fn the_first_start_fetches_the_default_model_and_answers_with_it() {
+    let (status, answer, log) = first_answer(Command::new(env!("CARGO_BIN_EXE_agentbase")), "24");
+    assert_eq!(status, 200, "{answer} {log}");
     let text = answer["data"]["parts"][0]["text"]
         .as_str()
         .unwrap_or_default();
@@ -693,18 +712,45 @@ fn knowledge_is_managed_and_searched_from_the_cli() {
     ));
     assert_eq!(from_file["type"], "file");
     let url = serve_once(items.replace("two months", "three months"));
-    let from_url = json_of(&agentbase(
-        dir.path(),
-        &[
-            "sources",
-            "import-apify",
-            &agent,
-            &url,
-            "--name",
-            "Run 2",
-            "--json",
-        ],
-    ));
+    let import_url = [
+        "sources",
+        "import-apify",
+        &agent,
+        &url,
+        "--name",
+        "Run 2",
+        "--json",
+    ];
+    let guarded = agentbase(dir.path(), &import_url);
+    assert!(
+        !guarded.status.success(),
+        "a loopback dataset URL is refused"
+    );
+    assert!(
+        String::from_utf8_lossy(&guarded.stderr).contains("crawler.allow_private_networks"),
+        "{}",
+        String::from_utf8_lossy(&guarded.stderr)
+    );
+    let url = serve_once(items.replace("two months", "three months"));
+    let import_url = [
+        "sources",
+        "import-apify",
+        &agent,
+        &url,
+        "--name",
+        "Run 2",
+        "--json",
+    ];
+    let from_url = json_of(
+        &Command::new(env!("CARGO_BIN_EXE_agentbase"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(import_url)
+            .env_remove("AGENTBASE_DATA_DIR")
+            .env("AGENTBASE__CRAWLER__ALLOW_PRIVATE_NETWORKS", "true")
+            .output()
+            .expect("runs"),
+    );
     assert_eq!(from_url["name"], "Run 2");
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, r#"{"not": "a dataset"}"#).unwrap();
@@ -772,4 +818,72 @@ fn knowledge_is_managed_and_searched_from_the_cli() {
         &["search", &agent, "descaling schedule", "--json"],
     ));
     assert_eq!(hits["data"][0]["url"], "https://docs.example.com/descaling");
+}
+
+/// `qemu-x86_64` (Debian's qemu-user; `scripts/services.sh` installs it), or `None`
+/// where it is missing and the run does not require it.
+fn qemu() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("qemu-x86_64"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() && std::env::var_os("AGENTBASE_TEST_REQUIRE_SERVICES").is_some() {
+        panic!("qemu-x86_64 is missing: scripts/services.sh installs qemu-user");
+    }
+    found
+}
+
+/// The portable build on a CPU without AVX-512 (Haswell: AVX2, FMA, F16C), emulated
+/// by qemu: it picks the AVX2 kernels, starts, serves and answers with the local
+/// model. This is the test profile's binary, built with the same target CPU
+/// (`.cargo/config.toml`) and the same run-time dispatch as a release build: an
+/// instruction outside the emulated CPU would kill it with SIGILL here just the same.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_portable_binary_serves_and_answers_on_an_emulated_avx2_only_cpu() {
+    let Some(qemu) = qemu() else {
+        eprintln!("skipped: no qemu-x86_64");
+        return;
+    };
+    let emulated = || {
+        let mut cmd = Command::new(&qemu);
+        cmd.args(["-cpu", "Haswell"])
+            .arg(env!("CARGO_BIN_EXE_agentbase"))
+            .env_remove("AGENTBASE_KERNELS")
+            // Emulation runs the model many times slower than the real CPU; on a
+            // loaded machine one answer can outlast the default 120 s deadline.
+            .env("AGENTBASE__SERVER__REQUEST_TIMEOUT_SECS", "1800");
+        cmd
+    };
+    let version = emulated().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        version.contains("kernels: chat avx2 (AVX2+FMA), embeddings avx2 (AVX2+FMA)"),
+        "{version}"
+    );
+    // Forcing kernels the CPU lacks is refused, naming what is missing.
+    let forced = emulated()
+        .arg("--version")
+        .env("AGENTBASE_KERNELS", "avx512")
+        .output()
+        .unwrap();
+    let forced = String::from_utf8_lossy(&forced.stdout).into_owned();
+    assert!(
+        forced.contains("AGENTBASE_KERNELS=avx512: this CPU lacks avx512f"),
+        "{forced}"
+    );
+
+    let (status, answer, log) = first_answer(emulated(), "12");
+    assert_eq!(status, 200, "{answer} {log}");
+    let text = answer["data"]["parts"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.split_whitespace().count() >= 2,
+        "SmolLM2 answered under qemu: {answer}"
+    );
+    // Both local models ran on our forward passes, on the AVX2 kernels.
+    assert!(log.contains("forward=ours (avx2)"), "{log}");
+    assert!(log.contains("encoder=ours (avx2)"), "{log}");
 }

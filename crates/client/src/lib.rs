@@ -533,10 +533,22 @@ where
                 }
                 match bytes.next().await {
                     Some(Ok(chunk)) => {
+                        // Only the new bytes (and the one before them, for a split
+                        // "\n\n") are searched, and the buffer is drained once per
+                        // chunk: a long event in small pieces, or many events in one
+                        // piece, costs linear time.
+                        let mut from = buf.len().saturating_sub(1);
                         buf.extend_from_slice(&chunk);
-                        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                            let event: Vec<u8> = buf.drain(..end + 2).collect();
-                            for line in String::from_utf8_lossy(&event).lines() {
+                        let mut start = 0;
+                        while let Some(end) = buf[from..]
+                            .windows(2)
+                            .position(|w| w == b"\n\n")
+                            .map(|i| from + i)
+                        {
+                            let event = &buf[start..end + 2];
+                            start = end + 2;
+                            from = start;
+                            for line in String::from_utf8_lossy(event).lines() {
                                 let Some(data) = line.strip_prefix("data: ") else {
                                     continue;
                                 };
@@ -553,6 +565,7 @@ where
                                 break;
                             }
                         }
+                        buf.drain(..start);
                     }
                     Some(Err(e)) => {
                         ready.push_back(Err(e.into()));

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::agent_settings::{self, SpamSettings};
 use crate::{FieldErrors, Millis};
 
 pub const NAME_MAX: usize = 100;
@@ -157,6 +158,17 @@ pub struct Agent {
     pub credit_limit: Option<i64>,
     pub ip_rate_limits: IpRateLimits,
     pub actions: Vec<Action>,
+    /// Channel → instructions used instead of `instructions` there (the contract's
+    /// `channelInstructions` object).
+    pub channel_instructions: Option<Value>,
+    /// Daily summary mails (the contract's `notificationsSettings` object).
+    pub notifications: Option<Value>,
+    pub spam: Option<SpamSettings>,
+    /// Stored and returned only: agentbase has no voice mode.
+    pub voice: Option<Value>,
+    pub blocked_countries: Option<Vec<String>>,
+    /// The widget's look (the contract's `styles`: `{chat, centerStage}`).
+    pub styles: Option<Value>,
     /// Start (Unix ms) of the month `credits_used` counts; maintained by the store
     /// when answers are charged.
     pub credits_month: Millis,
@@ -212,6 +224,12 @@ pub struct AgentPatch {
     pub ip_rate_limits: Option<Option<IpRateLimitsPatch>>,
     pub auto_retrain: Option<bool>,
     pub quote_fallback: Option<Option<bool>>,
+    pub channel_instructions: Option<Option<Value>>,
+    pub notifications: Option<Option<Value>>,
+    /// Checked JSON; becomes [`SpamSettings`] when applied.
+    pub spam: Option<Option<Value>>,
+    pub voice: Option<Option<Value>>,
+    pub blocked_countries: Option<Option<Vec<String>>>,
 }
 
 fn check_name(name: &str, errors: &mut FieldErrors) {
@@ -271,7 +289,7 @@ impl NewAgent {
     }
 }
 
-fn check_suggested(value: &Value, errors: &mut FieldErrors) {
+pub(crate) fn check_suggested_messages(value: &Value, errors: &mut FieldErrors) {
     let Some(items) = value.as_array() else {
         errors.insert(
             "suggestedMessages".into(),
@@ -342,7 +360,7 @@ impl AgentPatch {
             );
         }
         if let Some(Some(s)) = &self.suggested_messages {
-            check_suggested(s, &mut errors);
+            check_suggested_messages(s, &mut errors);
         }
         if let Some(Some(limit)) = self.credit_limit
             && limit < 0
@@ -363,6 +381,21 @@ impl AgentPatch {
                 );
             }
         }
+        if let Some(Some(v)) = &self.channel_instructions {
+            agent_settings::check_channel_instructions(v, &mut errors);
+        }
+        if let Some(Some(v)) = &self.notifications {
+            agent_settings::check_notifications(v, &mut errors);
+        }
+        if let Some(Some(v)) = &self.spam {
+            agent_settings::check_spam(v, &mut errors);
+        }
+        if let Some(Some(v)) = &self.voice {
+            agent_settings::check_voice(v, &mut errors);
+        }
+        if let Some(Some(list)) = &self.blocked_countries {
+            agent_settings::check_blocked_countries(list, &mut errors);
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -372,6 +405,20 @@ impl AgentPatch {
 }
 
 impl Agent {
+    /// The instructions for a conversation from `channel` (a `channelInstructions`
+    /// key): that channel's chat instructions when set, else `instructions`.
+    pub fn instructions_for(&self, channel: Option<&str>) -> &str {
+        channel
+            .zip(self.channel_instructions.as_ref())
+            .and_then(|(c, v)| agent_settings::channel_chat_instructions(v, c))
+            .unwrap_or(&self.instructions)
+    }
+
+    /// Whether spam detection runs on this agent's incoming messages.
+    pub fn spam_check(&self) -> Option<&SpamSettings> {
+        self.spam.as_ref().filter(|s| s.enabled)
+    }
+
     /// Credits spent in the month starting at `month_start` (zero if the counter is
     /// from an earlier month).
     pub fn credits_used_in(&self, month_start: Millis) -> f64 {
@@ -397,6 +444,11 @@ impl Agent {
             ip_rate_limits,
             auto_retrain,
             quote_fallback,
+            channel_instructions,
+            notifications,
+            spam,
+            voice,
+            blocked_countries,
         } = patch;
         if let Some(v) = name {
             self.name = v.trim().to_owned();
@@ -442,6 +494,21 @@ impl Agent {
         }
         if let Some(v) = auto_retrain {
             self.auto_retrain = v;
+        }
+        if let Some(v) = channel_instructions {
+            self.channel_instructions = v;
+        }
+        if let Some(v) = notifications {
+            self.notifications = v;
+        }
+        if let Some(v) = spam {
+            self.spam = v.and_then(|v| agent_settings::check_spam(&v, &mut FieldErrors::new()));
+        }
+        if let Some(v) = voice {
+            self.voice = v;
+        }
+        if let Some(v) = blocked_countries {
+            self.blocked_countries = v;
         }
         if let Some(v) = quote_fallback {
             self.quote_fallback = v;
@@ -504,6 +571,12 @@ mod tests {
             credit_limit: Some(5),
             ip_rate_limits: IpRateLimits::default(),
             actions: Vec::new(),
+            channel_instructions: None,
+            notifications: None,
+            spam: None,
+            voice: None,
+            blocked_countries: None,
+            styles: None,
             credits_month: 0,
             credits_used: 0.0,
             status: AgentStatus::Untrained,

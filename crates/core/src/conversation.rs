@@ -16,6 +16,15 @@ pub enum ConversationStatus {
     Paused,
 }
 
+/// The record's id of the conversation a v1 client names `chosen` in
+/// `workspace_id`. v1 clients choose conversation ids; deriving the record's id
+/// from the workspace and the name keeps the same name in two workspaces two
+/// conversations, and neither can learn that the other exists.
+pub fn v1_id(workspace_id: &str, chosen: &str) -> String {
+    let digest = crate::keys::sha256_hex(&format!("{workspace_id}\u{0}{chosen}"));
+    format!("v1-{}", &digest[..32])
+}
+
 impl ConversationStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -134,6 +143,8 @@ pub struct Message {
     pub credits: f64,
     /// The knowledge the answer was given (assistant messages), for citations.
     pub sources: Vec<Citation>,
+    /// A user message the agent's spam check flagged (kept, not answered).
+    pub spam: bool,
 }
 
 /// A chunk of the knowledge base an answer was given, as the message keeps it.

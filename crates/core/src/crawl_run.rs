@@ -63,6 +63,8 @@ pub struct CrawlRun {
     pub items: i64,
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
+    /// The run's default key-value store (its `INPUT` record is the input).
+    pub kv_store_id: String,
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub enum Rejection {
     AgentNotTrained,
     /// The workspace's plan does not include this feature.
     PlanFeatureNotAvailable,
+    /// The workspace has as many crawler runs going as it may.
+    TooManyRuns,
 }
 
 #[derive(Debug, thiserror::Error)]

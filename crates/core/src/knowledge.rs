@@ -377,6 +377,9 @@ pub fn check_http_url(url: &str) -> Result<(), &'static str> {
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err("must be an absolute http(s) URL");
     }
+    if url.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
     Ok(())
 }
 
@@ -422,7 +425,16 @@ mod tests {
     fn link_urls_must_be_http() {
         assert!(check_http_url("https://docs.example.com/guide").is_ok());
         assert!(check_http_url("http://127.0.0.1:8080").is_ok());
-        for bad in ["ftp://x", "docs.example.com", "https://", "https:// a"] {
+        for bad in [
+            "ftp://x",
+            "docs.example.com",
+            "https://",
+            "https:// a",
+            "javascript:alert(1)//https://x",
+            "JavaScript://x.com/%0aalert(1)",
+            "https://x.com/\nline",
+            "data:text/html,<script>",
+        ] {
             assert!(check_http_url(bad).is_err(), "{bad}");
         }
     }

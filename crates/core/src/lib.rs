@@ -2,6 +2,7 @@
 //! error model, clocks and the rate-limit decision. No IO lives here.
 
 pub mod agent;
+pub mod agent_settings;
 pub mod clock;
 pub mod conversation;
 pub mod crawl_run;

@@ -196,6 +196,7 @@ mod tests {
             finish_reason: None,
             credits: 0.0,
             sources: Vec::new(),
+            spam: false,
         }
     }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -15,9 +16,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::extract::{ExtractOptions, Extracted, OpenGraphEntry, extract};
-use crate::input::{Cookie, CrawlInput, InputError, Prepared};
+use crate::browser::Renderer;
+use crate::cookies::CookieJar;
+use crate::extract::{ExtractOptions, Extracted, OpenGraphEntry};
+use crate::input::{CrawlInput, InputError, Prepared};
 use crate::net::{GuardedResolver, find_blocked, non_public_reason};
+use crate::rendering::{BlockedRequest, CrawlMode, Rendering, RenderingMemory, html_page};
 use crate::robots::Robots;
 
 /// Operator settings (not part of a crawl's input).
@@ -46,12 +50,59 @@ pub struct CrawlerSettings {
     /// (e.g. an intranet docs host). IP literals and redirect targets are still checked.
     pub private_host_allowlist: Vec<String>,
     /// Reads the text of non-HTML documents (PDFs); without one, their items carry
-    /// no text (WCC's default). Runs off the async runtime.
+    /// no text (WCC's default). A document it cannot read is a failed page.
     pub documents: Option<DocumentReader>,
+    /// Renders pages for the browser crawler types; without one, `playwright:adaptive`
+    /// reads every page over HTTP and the always-render types are refused.
+    pub renderer: Option<Arc<dyn Renderer>>,
+    /// What adaptive crawls learnt per site, kept across the crawls that set
+    /// `reuseStoredDetectionResults` (each other crawl starts afresh).
+    pub rendering_memory: Option<Arc<RenderingMemory>>,
+    /// URLs one crawl may know (queued or seen): links found past it are not
+    /// followed, so a site of endless generated links cannot grow the crawl's memory.
+    pub max_frontier: usize,
 }
 
-/// `(content type, bytes) → text`.
-pub type ReadDocument = dyn Fn(&str, &[u8]) -> Option<String> + Send + Sync;
+/// Every URL the crawl has queued or fetched, up to a cap.
+struct Seen {
+    urls: HashSet<String>,
+    cap: usize,
+    refused: usize,
+}
+
+impl Seen {
+    fn new(cap: usize) -> Seen {
+        Seen {
+            urls: HashSet::new(),
+            cap: cap.max(1),
+            refused: 0,
+        }
+    }
+
+    /// Whether `url` is new and was admitted (false when known or when full).
+    fn insert(&mut self, url: String) -> bool {
+        if self.urls.contains(&url) {
+            return false;
+        }
+        if self.urls.len() >= self.cap {
+            if self.refused == 0 {
+                tracing::warn!(
+                    cap = self.cap,
+                    "crawl frontier is full; further links are not followed"
+                );
+            }
+            self.refused += 1;
+            return false;
+        }
+        self.urls.insert(url)
+    }
+}
+
+/// `(content type, bytes) → text`, or why the document could not be read. The
+/// reader decides where parsing happens (the service runs it in a worker process).
+pub type ReadDocument = dyn Fn(String, Bytes) -> futures_util::future::BoxFuture<'static, Result<String, String>>
+    + Send
+    + Sync;
 
 /// Reads documents the crawler does not parse itself.
 #[derive(Clone)]
@@ -85,6 +136,9 @@ impl Default for CrawlerSettings {
             max_crawl_delay: Duration::from_secs(30),
             private_host_allowlist: Vec::new(),
             documents: None,
+            renderer: None,
+            rendering_memory: None,
+            max_frontier: 100_000,
         }
     }
 }
@@ -108,6 +162,12 @@ pub struct CrawlInfo {
     /// Redirects followed to reach `loaded_url` (absent when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirects: Vec<RedirectHop>,
+    /// `http` (the HTML as served) or `browser` (rendered).
+    #[serde(default)]
+    pub mode: CrawlMode,
+    /// Requests the rendered page made that the SSRF guard refused (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_requests: Vec<BlockedRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +211,8 @@ pub struct Progress {
     pub failed: u64,
     pub items: u64,
     pub skipped: u64,
+    /// Pages whose item came from the browser.
+    pub rendered: u64,
     pub elapsed_secs: f64,
 }
 
@@ -187,6 +249,8 @@ pub enum CrawlError {
     Input(#[from] InputError),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("crawlerType {0} renders every page, and no browser is configured")]
+    NoBrowser(&'static str),
 }
 
 struct Request {
@@ -254,14 +318,38 @@ struct HostState {
     robots: OnceCell<Option<Robots>>,
 }
 
-struct Shared {
-    client: reqwest::Client,
-    settings: CrawlerSettings,
+pub(crate) struct Shared {
+    pub client: reqwest::Client,
+    pub settings: CrawlerSettings,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
-    extract: ExtractOptions,
+    pub extract: ExtractOptions,
     retries: u32,
     respect_robots: bool,
-    cookies: Vec<Cookie>,
+    /// `initialCookies` and every cookie responses set, for the rest of the crawl.
+    pub jar: CookieJar,
+    /// `customHttpHeaders`: sent to the origin a request was made for, never after a
+    /// redirect to another one.
+    custom_headers: HeaderMap,
+    pub rendering: Rendering,
+}
+
+impl Shared {
+    /// `req` with the run's custom headers when `url` is on `trusted`, the origin
+    /// the crawl asked for; a request anywhere else (after a redirect, or from a
+    /// page's scripts) goes without them.
+    pub(crate) fn with_custom_headers(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        url: &Url,
+        trusted: &url::Origin,
+    ) -> reqwest::RequestBuilder {
+        if url.origin() == *trusted {
+            for (k, v) in &self.custom_headers {
+                req = req.header(k, v);
+            }
+        }
+        req
+    }
 }
 
 enum Body {
@@ -285,6 +373,18 @@ struct Page {
     headers: BTreeMap<String, String>,
     redirects: Vec<RedirectHop>,
     body: Body,
+    mode: CrawlMode,
+    blocked: Vec<BlockedRequest>,
+}
+
+/// A page's links sent to the crawl loop before its fetch task ends (adaptive mode,
+/// while the page is compared in the browser).
+pub(crate) struct EarlyLinks {
+    /// The URL the crawl asked for (how the loop knows the page's depth).
+    pub requested: String,
+    /// Where the page was loaded from, the links' referrer.
+    pub referrer: String,
+    pub links: Vec<String>,
 }
 
 enum Outcome {
@@ -293,7 +393,7 @@ enum Outcome {
     Skipped(String),
 }
 
-fn host_key(u: &Url) -> String {
+pub(crate) fn host_key(u: &Url) -> String {
     format!("{}://{}", u.scheme(), u.host_str().unwrap_or(""))
         + &u.port().map(|p| format!(":{p}")).unwrap_or_default()
 }
@@ -321,6 +421,15 @@ pub async fn crawl(
     let prepared = input.prepare()?;
     let started = Instant::now();
     let client = build_client(input, settings)?;
+    // Links of pages still in the browser, sent ahead (see `EarlyLinks`).
+    let (early_tx, mut early_rx) = tokio::sync::mpsc::unbounded_channel::<EarlyLinks>();
+    if input.crawler_type.always_renders() && settings.renderer.is_none() {
+        return Err(CrawlError::NoBrowser(match input.crawler_type {
+            crate::input::CrawlerType::Chrome => "playwright:chrome",
+            _ => "playwright:firefox",
+        }));
+    }
+    let custom_headers = custom_headers(input)?;
     let shared = Arc::new(Shared {
         client,
         settings: settings.clone(),
@@ -328,11 +437,35 @@ pub async fn crawl(
         extract: prepared.extract.clone(),
         retries: input.max_request_retries,
         respect_robots: input.respect_robots_txt_file,
-        cookies: input.initial_cookies.clone(),
+        jar: CookieJar::with_initial(&input.initial_cookies, &prepared.start_urls),
+        custom_headers,
+        rendering: Rendering::new(
+            input,
+            settings.renderer.clone(),
+            settings.rendering_memory.clone(),
+            settings.max_page_bytes,
+            early_tx,
+        ),
     });
+    // The browser contexts this crawl used go when it ends, however it ends.
+    struct EndSession(Arc<Shared>);
+    impl Drop for EndSession {
+        fn drop(&mut self) {
+            let rendering = &self.0.rendering;
+            rendering
+                .background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .abort_all();
+            if let Some(r) = &rendering.renderer {
+                r.end_session(rendering.session);
+            }
+        }
+    }
+    let _end_session = EndSession(shared.clone());
     let deadline = settings.overall_timeout.map(|t| started + t);
     let mut progress = Progress::default();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = Seen::new(settings.max_frontier);
     // Canonical URLs of the pages emitted, and every page URL fetched.
     let mut canonicals: HashSet<String> = HashSet::new();
     let mut fetched: HashSet<String> = HashSet::new();
@@ -369,6 +502,8 @@ pub async fn crawl(
 
     let mut tasks: JoinSet<(Request, Outcome)> = JoinSet::new();
     let mut task_hosts: HashMap<tokio::task::Id, String> = HashMap::new();
+    // Requested URL → depth, for links sent ahead by pages being rendered.
+    let mut in_flight_depth: HashMap<String, u32> = HashMap::new();
     let mut busy: HashMap<String, usize> = HashMap::new();
     let per_host = settings.per_host_concurrency.max(1);
     let mut dispatched: u64 = 0;
@@ -395,6 +530,7 @@ pub async fn crawl(
             let host = host_key(&req.url);
             *busy.entry(host.clone()).or_insert(0) += 1;
             let shared = shared.clone();
+            in_flight_depth.insert(req.url.to_string(), req.depth);
             let handle = tasks.spawn(async move {
                 let outcome = fetch_page(&shared, &req.url).await;
                 (req, outcome)
@@ -432,7 +568,10 @@ pub async fn crawl(
                     *n = n.saturating_sub(1);
                 }
                 let (req, outcome) = match joined {
-                    Ok((_, r)) => r,
+                    Ok((_, r)) => {
+                        in_flight_depth.remove(r.0.url.as_str());
+                        r
+                    }
                     Err(e) => {
                         progress.failed += 1;
                         tracing::warn!(error = %e, "crawl task ended abnormally");
@@ -499,6 +638,9 @@ pub async fn crawl(
                                     canonicals.insert(own);
                                 }
                                 let links = ex.links.clone();
+                                if !page.mode.is_http() {
+                                    progress.rendered += 1;
+                                }
                                 let item = DatasetItem {
                                     url: req.url.to_string(),
                                     crawl: CrawlInfo {
@@ -508,6 +650,8 @@ pub async fn crawl(
                                         depth: req.depth,
                                         http_status_code: page.status,
                                         redirects: page.redirects,
+                                        mode: page.mode,
+                                        blocked_requests: page.blocked,
                                     },
                                     metadata: ItemMetadata {
                                         canonical_url: ex.metadata.canonical_url,
@@ -590,6 +734,25 @@ pub async fn crawl(
                     }
                 }
             }
+            Some(early) = early_rx.recv() => {
+                // The page's own links, from its HTML as served, join the crawl now
+                // rather than after the browser is done with it.
+                if let Some(&depth) = in_flight_depth.get(&early.requested)
+                    && depth < input.max_crawl_depth
+                {
+                    for link in early.links {
+                        let Ok(u) = Url::parse(&link) else { continue };
+                        let n = normalize_url(&u, keep_frag);
+                        if in_scope(&prepared, &n) && seen.insert(n.to_string()) {
+                            queue.push_back(Request {
+                                url: n,
+                                depth: depth + 1,
+                                referrer: Some(early.referrer.clone()),
+                            });
+                        }
+                    }
+                }
+            }
             _ = cancel.cancelled() => {}
             _ = sleep_deadline => {}
             _ = tick.tick() => {
@@ -632,6 +795,8 @@ fn document_item(
             depth: req.depth,
             http_status_code: status,
             redirects,
+            mode: CrawlMode::Http,
+            blocked_requests: Vec::new(),
         },
         metadata: ItemMetadata {
             canonical_url: None,
@@ -739,6 +904,19 @@ fn text_links(text: &str, base: &Url) -> Vec<String> {
     out
 }
 
+/// The run's `customHttpHeaders`, checked.
+fn custom_headers(input: &CrawlInput) -> Result<HeaderMap, CrawlError> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &input.custom_http_headers {
+        let name = header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 fn build_client(
     input: &CrawlInput,
     settings: &CrawlerSettings,
@@ -750,13 +928,6 @@ fn build_client(
             "text/html,application/xhtml+xml,application/xml;q=0.9,text/plain;q=0.8,*/*;q=0.5",
         ),
     );
-    for (k, v) in &input.custom_http_headers {
-        let name = header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        headers.insert(name, value);
-    }
     let mut b = reqwest::Client::builder()
         .user_agent(settings.user_agent.clone())
         .default_headers(headers)
@@ -811,45 +982,47 @@ fn check_literal(shared: &Shared, u: &Url) -> Result<(), String> {
     }
 }
 
-fn cookie_header(shared: &Shared, u: &Url) -> Option<String> {
-    let host = u.host_str()?.to_ascii_lowercase();
-    let path = u.path();
-    let pairs: Vec<String> = shared
-        .cookies
-        .iter()
-        .filter(|c| {
-            c.domain.as_deref().is_none_or(|d| {
-                let d = d.trim_start_matches('.').to_ascii_lowercase();
-                host == d || host.ends_with(&format!(".{d}"))
-            }) && c.path.as_deref().is_none_or(|p| path.starts_with(p))
-        })
-        .map(|c| format!("{}={}", c.name, c.value))
-        .collect();
-    (!pairs.is_empty()).then(|| pairs.join("; "))
+pub(crate) struct Response {
+    pub final_url: Url,
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub redirects: Vec<RedirectHop>,
+    pub body: Vec<u8>,
 }
 
-struct Response {
-    final_url: Url,
-    status: u16,
-    headers: HeaderMap,
-    redirects: Vec<RedirectHop>,
-    body: Vec<u8>,
+impl Response {
+    /// The Content-Type header, lower-cased ("" when absent).
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    }
 }
 
-enum FetchError {
+pub(crate) enum FetchError {
     /// Worth retrying (network error, timeout, 429/5xx).
     Transient(String, Option<Duration>),
     Fatal(String),
 }
 
-/// One GET with manual redirects (each hop re-checked) and a capped body.
-async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> {
+/// One GET with manual redirects (each hop re-checked) and a capped body. The
+/// run's custom headers go only to the origin first asked (scheme, host and port):
+/// a redirect to another host does not carry them (credentials meant for one
+/// site must not leak to wherever it points). The jar holds domain-less initial
+/// cookies as host-only cookies of the start hosts, so the same rule holds for them.
+pub(crate) async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> {
     let mut current = url.clone();
     let mut redirects = Vec::new();
+    let asked = url.origin();
     loop {
         check_literal(shared, &current).map_err(FetchError::Fatal)?;
-        let mut req = shared.client.get(current.clone());
-        if let Some(c) = cookie_header(shared, &current) {
+        // Custom headers (credentials, often) go only to the origin asked for; a
+        // redirect elsewhere, or down to plain HTTP, does not carry them.
+        let mut req =
+            shared.with_custom_headers(shared.client.get(current.clone()), &current, &asked);
+        if let Some(c) = shared.jar.header_for(&current) {
             req = req.header(header::COOKIE, c);
         }
         let resp = req.send().await.map_err(|e| {
@@ -861,6 +1034,11 @@ async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> 
                 FetchError::Transient(format!("request failed: {}", error_chain(&e)), None)
             }
         })?;
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            if let Ok(v) = v.to_str() {
+                shared.jar.set_from_header(&current, v);
+            }
+        }
         let status = resp.status();
         if status.is_redirection()
             && let Some(loc) = resp.headers().get(header::LOCATION)
@@ -925,6 +1103,39 @@ async fn fetch_once(shared: &Shared, url: &Url) -> Result<Response, FetchError> 
             redirects,
             body,
         });
+    }
+}
+
+/// One GET outside a crawl (an Apify dataset export named by URL, say) with the
+/// crawl's protections: the SSRF guard after DNS and on every redirect hop, and the
+/// body capped at `settings.max_page_bytes`. Returns the final status and body.
+pub async fn fetch_url(url: &str, settings: &CrawlerSettings) -> Result<(u16, Vec<u8>), String> {
+    let u = Url::parse(url.trim()).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    let input = CrawlInput::default();
+    let shared = Shared {
+        client: build_client(&input, settings).map_err(|e| e.to_string())?,
+        settings: settings.clone(),
+        hosts: Mutex::new(HashMap::new()),
+        extract: ExtractOptions::default(),
+        retries: 0,
+        respect_robots: false,
+        jar: CookieJar::default(),
+        custom_headers: HeaderMap::new(),
+        // No renderer: this is one plain GET.
+        rendering: Rendering::new(
+            &input,
+            None,
+            None,
+            settings.max_page_bytes,
+            tokio::sync::mpsc::unbounded_channel().0,
+        ),
+    };
+    match fetch_once(&shared, &u).await {
+        Ok(r) => Ok((r.status, r.body)),
+        Err(FetchError::Fatal(e) | FetchError::Transient(e, _)) => Err(e),
     }
 }
 
@@ -997,7 +1208,7 @@ async fn robots_for(shared: &Shared, host: &HostState, u: &Url) -> Option<Robots
         .clone()
 }
 
-async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
+async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
     let host = host_state(shared, url);
     let mut delay = shared.settings.per_host_delay;
     if shared.respect_robots {
@@ -1036,12 +1247,7 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
     if !(200..300).contains(&resp.status) {
         return Outcome::Failed(format!("HTTP {}", resp.status));
     }
-    let content_type = resp
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let content_type = resp.content_type();
     let mime = content_type
         .split(';')
         .next()
@@ -1061,13 +1267,15 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
         .collect();
     let path = resp.final_url.path().to_ascii_lowercase();
     let looks_html = mime.is_empty() && (resp.body.starts_with(b"<") || path.ends_with(".html"));
+    let (mut mode, mut blocked) = (CrawlMode::Http, Vec::new());
     let body = if mime == "text/html" || mime == "application/xhtml+xml" || looks_html {
         let html = decode(&resp.body, &content_type);
-        let options = shared.extract.clone();
-        let page_url = resp.final_url.to_string();
-        match tokio::task::spawn_blocking(move || extract(&html, &page_url, &options)).await {
-            Ok(ex) => Body::Html(Box::new(ex)),
-            Err(e) => return Outcome::Failed(format!("extraction failed: {e}")),
+        match html_page(shared, url, &resp, html).await {
+            Ok(page) => {
+                (mode, blocked) = (page.mode, page.blocked);
+                Body::Html(Box::new(page.extracted))
+            }
+            Err(e) => return Outcome::Failed(e),
         }
     } else if (mime.ends_with("/xml") || path.ends_with(".xml"))
         && (resp.body.windows(7).any(|w| w == b"<urlset")
@@ -1076,13 +1284,14 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
         Body::Sitemap(xml_locs(&decode(&resp.body, &content_type)))
     } else if mime == "application/pdf" || path.ends_with(".pdf") {
         let content_type = "application/pdf".to_string();
-        let text = match shared.settings.documents.clone() {
+        let text = match &shared.settings.documents {
             Some(DocumentReader(read)) => {
-                let (kind, bytes) = (content_type.clone(), resp.body.clone());
-                tokio::task::spawn_blocking(move || read(&kind, &bytes))
-                    .await
-                    .ok()
-                    .flatten()
+                match read(content_type.clone(), Bytes::from(resp.body.clone())).await {
+                    Ok(text) => Some(text),
+                    Err(e) => {
+                        return Outcome::Failed(format!("the document could not be read: {e}"));
+                    }
+                }
             }
             None => None,
         };
@@ -1111,6 +1320,8 @@ async fn fetch_page(shared: &Shared, url: &Url) -> Outcome {
         headers,
         redirects: resp.redirects,
         body,
+        mode,
+        blocked,
     }))
 }
 

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use scraper::{Html, Node as SNode};
+use url::Url;
 
 pub(crate) type Id = usize;
 
@@ -26,6 +27,19 @@ pub(crate) struct Node {
     pub data: Data,
 }
 
+/// The children of a document's `<body>` (or of the document when it has none).
+fn body_children(html: &Html) -> Vec<ego_tree::NodeRef<'_, SNode>> {
+    let body = html
+        .tree
+        .root()
+        .descendants()
+        .find(|n| n.value().as_element().is_some_and(|e| e.name() == "body"));
+    match body {
+        Some(b) => b.children().collect(),
+        None => html.tree.root().children().collect(),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Dom {
     pub nodes: Vec<Node>,
@@ -37,6 +51,17 @@ pub(crate) const SKIP_TAGS: &[&str] = &[
     "embed", "select", "option", "button", "input", "textarea", "link", "meta", "title", "base",
     "audio", "video", "source", "track", "map", "dialog",
 ];
+
+/// An iframe's document, inlined where the `<iframe src>` naming it stands.
+pub(crate) struct Frame<'a> {
+    /// The frame's absolute URL, as the page's `src` resolves.
+    pub url: &'a str,
+    pub doc: &'a Html,
+    /// Its nodes the remove selector matched.
+    pub removed: HashSet<ego_tree::NodeId>,
+    /// What its relative links resolve against.
+    pub base: Option<Url>,
+}
 
 impl Dom {
     pub fn new_element(&mut self, name: &str, parent: Option<Id>) -> Id {
@@ -68,33 +93,31 @@ impl Dom {
 
     /// Copies the `<body>` of `html` (or the matches of `keep`, when given) into an arena
     /// rooted at a synthetic `body`, leaving out the nodes in `removed` and elements that
-    /// never carry page text.
+    /// never carry page text. An `<iframe>` whose `src` (resolved against `base`) names
+    /// one of `frames` becomes a `div` holding that document's body, its links and
+    /// images made absolute against the frame's own address.
     pub fn from_html(
         html: &Html,
         removed: &HashSet<ego_tree::NodeId>,
         keep: Option<&[ego_tree::NodeId]>,
+        frames: &[Frame<'_>],
+        base: Option<&Url>,
     ) -> (Dom, Id) {
         let mut dom = Dom::default();
         let root = dom.new_element("body", None);
         let starts: Vec<ego_tree::NodeRef<'_, SNode>> = match keep {
             Some(ids) => ids.iter().filter_map(|id| html.tree.get(*id)).collect(),
-            None => {
-                let body = html
-                    .tree
-                    .root()
-                    .descendants()
-                    .find(|n| n.value().as_element().is_some_and(|e| e.name() == "body"));
-                match body {
-                    Some(b) => b.children().collect(),
-                    None => html.tree.root().children().collect(),
-                }
-            }
+            None => body_children(html),
         };
-        // Iterative copy: (source node, arena parent).
-        let mut stack: Vec<(ego_tree::NodeRef<'_, SNode>, Id)> =
-            starts.into_iter().rev().map(|n| (n, root)).collect();
-        while let Some((node, parent)) = stack.pop() {
-            if removed.contains(&node.id()) {
+        // Iterative copy: (source node, arena parent, 0 for the page or 1 + frame index).
+        let mut stack: Vec<(ego_tree::NodeRef<'_, SNode>, Id, usize)> =
+            starts.into_iter().rev().map(|n| (n, root, 0)).collect();
+        while let Some((node, parent, tree)) = stack.pop() {
+            let skip = match tree {
+                0 => removed,
+                i => &frames[i - 1].removed,
+            };
+            if skip.contains(&node.id()) {
                 continue;
             }
             match node.value() {
@@ -103,23 +126,62 @@ impl Dom {
                 }
                 SNode::Element(e) => {
                     let name = e.name().to_ascii_lowercase();
+                    if name == "iframe" && tree == 0 {
+                        let src = e
+                            .attr("src")
+                            .and_then(|s| match base {
+                                Some(b) => b.join(s.trim()).ok(),
+                                None => Url::parse(s.trim()).ok(),
+                            })
+                            .map(|u| u.to_string());
+                        if let Some((i, frame)) = src
+                            .and_then(|src| frames.iter().enumerate().find(|(_, f)| f.url == src))
+                        {
+                            let div = dom.push(
+                                Data::Element {
+                                    name: "div".to_string(),
+                                    attrs: vec![("data-iframe-src".into(), frame.url.into())],
+                                },
+                                parent,
+                            );
+                            for c in body_children(frame.doc).into_iter().rev() {
+                                stack.push((c, div, i + 1));
+                            }
+                            continue;
+                        }
+                    }
                     if SKIP_TAGS.contains(&name.as_str()) {
                         continue;
                     }
+                    let frame_base = match tree {
+                        0 => None,
+                        i => frames[i - 1].base.as_ref(),
+                    };
                     let attrs = e
                         .attrs()
-                        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                        .map(|(k, v)| {
+                            let k = k.to_ascii_lowercase();
+                            let v = match frame_base {
+                                // Inlined into the page, a frame's relative links would
+                                // otherwise resolve against the page's address.
+                                Some(fb) if (k == "href" || k == "src") && !v.starts_with('#') => {
+                                    fb.join(v.trim()).map(|u| u.to_string()).unwrap_or_default()
+                                }
+                                _ => v.to_string(),
+                            };
+                            (k, v)
+                        })
                         .collect();
                     let id = dom.push(Data::Element { name, attrs }, parent);
                     let children: Vec<_> = node.children().collect();
                     for c in children.into_iter().rev() {
-                        stack.push((c, id));
+                        stack.push((c, id, tree));
                     }
                 }
                 SNode::Document | SNode::Fragment => {
                     let children: Vec<_> = node.children().collect();
                     for c in children.into_iter().rev() {
-                        stack.push((c, parent));
+                        stack.push((c, parent, tree));
                     }
                 }
                 _ => {}

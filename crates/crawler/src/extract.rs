@@ -12,7 +12,7 @@ use scraper::{Html, Selector};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::dom::{Data, Dom};
+use crate::dom::{Data, Dom, Frame};
 use crate::readability;
 use crate::render::{self, Mode};
 
@@ -76,15 +76,46 @@ impl ExtractOptions {
     }
 }
 
-fn parse_selector(field: &'static str, s: &str) -> Result<Option<Selector>, SelectorError> {
+/// Longest selector option taken. WCC's default remove selector is about 400
+/// characters; the parser recurses into `:not()`/`:is()`, so nesting is bounded too.
+pub const MAX_SELECTOR_CHARS: usize = 8192;
+const MAX_SELECTOR_NESTING: usize = 16;
+
+pub(crate) fn parse_selector(
+    field: &'static str,
+    s: &str,
+) -> Result<Option<Selector>, SelectorError> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    Selector::parse(s).map(Some).map_err(|e| SelectorError {
+    let refuse = |reason: String| SelectorError {
         field,
-        selector: s.to_string(),
-        reason: e.to_string(),
-    })
+        selector: s.chars().take(120).collect(),
+        reason,
+    };
+    if s.len() > MAX_SELECTOR_CHARS {
+        return Err(refuse(format!(
+            "longer than {MAX_SELECTOR_CHARS} characters"
+        )));
+    }
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '(' | '[' => {
+                depth += 1;
+                if depth > MAX_SELECTOR_NESTING {
+                    return Err(refuse(format!(
+                        "brackets nested more than {MAX_SELECTOR_NESTING} deep"
+                    )));
+                }
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Selector::parse(s)
+        .map(Some)
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// One `og:*` (or `article:*`, `twitter:*`) meta tag.
@@ -129,11 +160,72 @@ pub struct Extracted {
 /// (a `<base href>` in the page wins). Invalid selectors are ignored here; check them up
 /// front with [`ExtractOptions::validate`].
 pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
-    let doc = Html::parse_document(html);
+    extract_page(html, url, options, &[], None).0
+}
+
+/// Like [`extract`], with the documents of the page's iframes, as (absolute URL, HTML):
+/// each is inlined where its `<iframe>` stands and cleaned like the page, and its links
+/// count as the page's (also for frames in `<noscript>`, which a client without
+/// scripts would load). This is how an HTTP crawl sees what a browser shows in frames.
+pub fn extract_with_frames(
+    html: &str,
+    url: &str,
+    options: &ExtractOptions,
+    frames: &[(String, String)],
+) -> Extracted {
+    extract_page(html, url, options, frames, None).0
+}
+
+/// [`extract_with_frames`], also counting the page's matches of `probe` (at most 1000)
+/// that a browser would click.
+pub(crate) fn extract_page(
+    html: &str,
+    url: &str,
+    options: &ExtractOptions,
+    frames: &[(String, String)],
+    probe: Option<&Selector>,
+) -> (Extracted, usize) {
+    let html = crate::nesting::cut_deep_nesting(html, crate::nesting::MAX_NESTING);
+    let doc = Html::parse_document(&html);
     let page_url = Url::parse(url).ok();
     let base = base_url(&doc, page_url.as_ref());
     let metadata = metadata(&doc, base.as_ref());
-    let links = links(&doc, base.as_ref());
+    let mut links = links(&doc, base.as_ref());
+    // What a browser would click open: menus and search boxes are left alone there
+    // (browser/page.js), so they do not count here either.
+    let probed = probe.map_or(0, |p| {
+        doc.select(p)
+            .take(1000)
+            .filter(|e| {
+                let v = e.value();
+                let said = [v.id(), v.attr("aria-controls"), v.attr("aria-label")];
+                v.attr("aria-haspopup").is_none()
+                    && !said
+                        .iter()
+                        .flatten()
+                        .any(|s| s.to_ascii_lowercase().contains("search"))
+            })
+            .count()
+    });
+    let frame_docs: Vec<(Url, Html)> = frames
+        .iter()
+        .filter_map(|(u, h)| {
+            // Frames are inlined only into the page itself, so the tree nests at
+            // most twice the bound.
+            let h = crate::nesting::cut_deep_nesting(h, crate::nesting::MAX_NESTING);
+            Some((Url::parse(u).ok()?, Html::parse_document(&h)))
+        })
+        .collect();
+    if !frame_docs.is_empty() {
+        let mut seen: HashSet<String> = links.iter().cloned().collect();
+        for (u, d) in &frame_docs {
+            for l in self::links(d, base_url(d, Some(u)).as_ref()) {
+                if seen.insert(l.clone()) {
+                    links.push(l);
+                }
+            }
+        }
+    }
 
     let remove = parse_selector(
         "removeElementsCssSelector",
@@ -168,7 +260,19 @@ pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
             })
             .collect()
     });
-    let (mut dom, root) = Dom::from_html(&doc, &removed, kept.as_deref());
+    let frames: Vec<Frame<'_>> = frame_docs
+        .iter()
+        .map(|(u, d)| Frame {
+            url: u.as_str(),
+            doc: d,
+            removed: match &remove {
+                Some(sel) => d.select(sel).map(|e| e.id()).collect(),
+                None => HashSet::new(),
+            },
+            base: base_url(d, Some(u)),
+        })
+        .collect();
+    let (mut dom, root) = Dom::from_html(&doc, &removed, kept.as_deref(), &frames, base.as_ref());
     absolutize(&mut dom, base.as_ref());
 
     let (content_dom, content_root, readable) = match options.html_transformer {
@@ -195,7 +299,7 @@ pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
     let html = options
         .save_html
         .then(|| to_html(&content_dom, content_root));
-    Extracted {
+    let out = Extracted {
         title: metadata.title.clone(),
         text,
         markdown,
@@ -203,7 +307,8 @@ pub fn extract(html: &str, url: &str, options: &ExtractOptions) -> Extracted {
         metadata,
         links,
         readable,
-    }
+    };
+    (out, probed)
 }
 
 fn base_url(doc: &Html, page: Option<&Url>) -> Option<Url> {
@@ -570,5 +675,61 @@ mod tests {
                 .contains("First paragraph")
         );
         assert!(ExtractOptions::default().validate().is_ok());
+    }
+
+    #[test]
+    fn frames_are_inlined_where_they_stand_and_their_links_count() {
+        let page = r#"<html><body><noscript><iframe src="toc.html"></iframe></noscript>
+<article><h1>Guide</h1><p>Before the frame, a paragraph long enough to count as content for the readability pass.</p>
+<iframe src="/frames/inner.html"></iframe>
+<p>After the frame, another paragraph long enough to count as content for the readability pass.</p></article></body></html>"#;
+        let frames = vec![
+            (
+                "https://x.test/book/toc.html".to_string(),
+                r#"<html><body><ol><li><a href="ch1.html">Chapter 1</a></li><li><a href="sub/ch2.html">Chapter 2</a></li></ol></body></html>"#.to_string(),
+            ),
+            (
+                "https://x.test/frames/inner.html".to_string(),
+                r#"<html><body><p>Framed words, said inside the iframe, <a href="deep.html">deeper</a>.</p><nav>Frame nav</nav></body></html>"#.to_string(),
+            ),
+        ];
+        let out = extract_with_frames(
+            page,
+            "https://x.test/book/index.html",
+            &ExtractOptions::default(),
+            &frames,
+        );
+        for l in [
+            "https://x.test/book/ch1.html",
+            "https://x.test/book/sub/ch2.html",
+            "https://x.test/frames/deep.html",
+        ] {
+            assert!(out.links.contains(&l.to_string()), "{l} in {:?}", out.links);
+        }
+        let md = out.markdown.unwrap();
+        let (before, framed, after) = (
+            md.find("Before the frame").unwrap(),
+            md.find("Framed words").unwrap(),
+            md.find("After the frame").unwrap(),
+        );
+        assert!(before < framed && framed < after, "{md}");
+        assert!(
+            md.contains("[deeper](https://x.test/frames/deep.html)"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("Frame nav"),
+            "the remove selector applies inside frames: {md}"
+        );
+        assert!(
+            !md.contains("Chapter 1"),
+            "a <noscript> frame adds links, not text: {md}"
+        );
+        let plain = extract(
+            page,
+            "https://x.test/book/index.html",
+            &ExtractOptions::default(),
+        );
+        assert!(!plain.text.contains("Framed words"));
     }
 }

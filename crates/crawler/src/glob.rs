@@ -27,17 +27,24 @@ pub struct GlobError {
     pub reason: &'static str,
 }
 
-const MAX_EXPANSIONS: usize = 256;
+/// Bounds on what one tenant-written glob may cost. Brace expansion recurses once per
+/// `{}` group, so the number of groups bounds the recursion; nesting and length bound
+/// the scans; the expansion count bounds memory and the matcher's work.
+pub const MAX_PATTERN_CHARS: usize = 2048;
+pub const MAX_BRACE_DEPTH: usize = 8;
+pub const MAX_BRACE_GROUPS: usize = 32;
+pub const MAX_EXPANSIONS: usize = 256;
 
 impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
         let err = |reason| GlobError {
-            glob: pattern.to_string(),
+            glob: pattern.chars().take(120).collect(),
             reason,
         };
         if pattern.trim().is_empty() {
             return Err(err("empty pattern"));
         }
+        check_shape(pattern).map_err(err)?;
         let expanded = expand_braces(pattern).map_err(err)?;
         let alternatives = expanded
             .iter()
@@ -57,6 +64,38 @@ impl Glob {
         let chars: Vec<char> = s.chars().collect();
         self.alternatives.iter().any(|toks| matches(toks, &chars))
     }
+
+    /// Tokens over every alternative: what one match costs per character of the URL.
+    pub fn cost(&self) -> usize {
+        self.alternatives.iter().map(Vec::len).sum()
+    }
+}
+
+/// Length, brace nesting and brace-group count, checked in one pass before anything
+/// recurses.
+fn check_shape(p: &str) -> Result<(), &'static str> {
+    if p.chars().count() > MAX_PATTERN_CHARS {
+        return Err("the pattern is longer than 2048 characters");
+    }
+    // Every `{` counts, escaped or not, as it does in `expand_braces`.
+    let (mut depth, mut groups) = (0usize, 0usize);
+    for c in p.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                groups += 1;
+                if depth > MAX_BRACE_DEPTH {
+                    return Err("'{}' groups are nested more than 8 deep");
+                }
+                if groups > MAX_BRACE_GROUPS {
+                    return Err("more than 32 '{}' groups");
+                }
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn expand_braces(p: &str) -> Result<Vec<String>, &'static str> {
@@ -234,5 +273,30 @@ mod tests {
         assert!(Glob::new("https://{a,b").is_err());
         assert!(Glob::new("https://[a-").is_err());
         assert!(Glob::new("  ").is_err());
+    }
+
+    #[test]
+    fn hostile_braces_are_refused_before_anything_recurses() {
+        let deep = format!(
+            "https://example.com/{}a{}",
+            "{".repeat(20_000),
+            "}".repeat(20_000)
+        );
+        let e = Glob::new(&deep).unwrap_err();
+        assert!(e.reason.contains("longer than"), "{e}");
+        assert!(e.glob.len() <= 120);
+        let nested = format!("https://x/{}a{}", "{".repeat(9), "}".repeat(9));
+        assert!(Glob::new(&nested).unwrap_err().reason.contains("nested"));
+        let groups = format!("https://x/{}", "{a,b}".repeat(33));
+        assert!(Glob::new(&groups).unwrap_err().reason.contains("groups"));
+        let fan_out = format!("https://x/{}", "{a,b}".repeat(9));
+        assert!(
+            Glob::new(&fan_out)
+                .unwrap_err()
+                .reason
+                .contains("alternatives")
+        );
+        let fine = format!("https://x/{}", "{a,b}".repeat(8));
+        assert_eq!(Glob::new(&fine).unwrap().alternatives.len(), 256);
     }
 }

@@ -1,6 +1,7 @@
-//! WCC's input JSON (camelCase, WCC's defaults). Browser-only fields are accepted and
-//! reported by [`CrawlInput::ignored_inputs`]; unknown fields are kept and reported by
-//! [`CrawlInput::unknown_inputs`].
+//! WCC's input JSON (camelCase, WCC's defaults). Fields agentbase does not apply (Apify
+//! platform features, screenshots, and the browser inputs when `crawlerType` is
+//! `cheerio`) are accepted and reported by [`CrawlInput::ignored_inputs`]; unknown
+//! fields are kept and reported by [`CrawlInput::unknown_inputs`].
 
 use std::collections::BTreeMap;
 
@@ -59,6 +60,12 @@ pub struct Cookie {
     pub other: BTreeMap<String, serde_json::Value>,
 }
 
+/// At most this many globs in `includeUrlGlobs` or `excludeUrlGlobs`.
+pub const MAX_GLOBS: usize = 100;
+/// At most this many pattern tokens over all of a list's globs and their `{}`
+/// expansions (each link costs this times its length to match).
+pub const MAX_GLOB_COST: usize = 16_384;
+
 fn d_true() -> bool {
     true
 }
@@ -87,27 +94,17 @@ fn d_transformer() -> String {
     "readableText".to_string()
 }
 
-/// Fields WCC accepts that only make sense with a browser (or Apify's platform).
-pub const BROWSER_ONLY_INPUTS: &[&str] = &[
-    "crawlerType",
+/// Fields WCC accepts that agentbase does not apply: Apify platform features (proxies,
+/// sessions, request signing, key-value store files), custom page functions and
+/// screenshots.
+pub const UNSUPPORTED_INPUTS: &[&str] = &[
     "initialConcurrency",
     "signHttpRequests",
     "pageFunction",
     "proxyConfiguration",
     "maxSessionRotations",
     "minFileDownloadSpeedKBps",
-    "dynamicContentWaitSecs",
-    "waitForSelector",
-    "softWaitForSelector",
-    "maxScrollHeightPixels",
-    "removeCookieWarnings",
-    "blockMedia",
-    "expandIframes",
-    "clickElementsCssSelector",
     "stickyContainerCssSelector",
-    "clientSideMinChangePercentage",
-    "renderingTypeDetectionPercentage",
-    "reuseStoredDetectionResults",
     "debugMode",
     "debugLog",
     "storeSkippedUrls",
@@ -115,6 +112,69 @@ pub const BROWSER_ONLY_INPUTS: &[&str] = &[
     "saveFiles",
     "saveScreenshots",
 ];
+
+/// Inputs that only a browser applies: WCC ignores them for `cheerio`, and so does
+/// agentbase (reported by [`CrawlInput::ignored_inputs`] when given).
+pub const BROWSER_ONLY_INPUTS: &[&str] = &[
+    "dynamicContentWaitSecs",
+    "waitForSelector",
+    "softWaitForSelector",
+    "maxScrollHeightPixels",
+    "removeCookieWarnings",
+    "blockMedia",
+    "clickElementsCssSelector",
+    "clientSideMinChangePercentage",
+    "renderingTypeDetectionPercentage",
+    "reuseStoredDetectionResults",
+];
+
+/// WCC's `crawlerType`: how pages are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CrawlerType {
+    /// Render only the pages that need it, decided per page and remembered per site.
+    #[default]
+    #[serde(rename = "playwright:adaptive")]
+    Adaptive,
+    /// Always render (agentbase renders with Chromium whichever browser is named).
+    #[serde(rename = "playwright:firefox")]
+    Firefox,
+    #[serde(rename = "playwright:chrome")]
+    Chrome,
+    /// The HTML as served, over plain HTTP.
+    #[serde(rename = "cheerio")]
+    Cheerio,
+    /// Deprecated in WCC; runs as `cheerio`.
+    #[serde(rename = "jsdom")]
+    Jsdom,
+}
+
+impl CrawlerType {
+    /// Whether every HTML page is rendered.
+    pub fn always_renders(self) -> bool {
+        matches!(self, CrawlerType::Firefox | CrawlerType::Chrome)
+    }
+
+    /// Whether pages may be rendered at all.
+    pub fn uses_browser(self) -> bool {
+        !matches!(self, CrawlerType::Cheerio | CrawlerType::Jsdom)
+    }
+}
+
+fn d_wait() -> u64 {
+    10
+}
+fn d_scroll() -> u64 {
+    5000
+}
+fn d_click() -> String {
+    "[aria-expanded=\"false\"]".to_string()
+}
+fn d_change() -> u32 {
+    15
+}
+fn d_detection() -> u32 {
+    10
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -172,7 +232,44 @@ pub struct CrawlInput {
     pub save_markdown: bool,
     #[serde(default)]
     pub save_html: bool,
-    /// Everything else: browser-only fields and unknown ones.
+    /// `playwright:adaptive` (the default), `playwright:firefox`/`playwright:chrome`
+    /// (always render), `cheerio` (never render; `jsdom` is its deprecated alias).
+    #[serde(default)]
+    pub crawler_type: CrawlerType,
+    /// Inline the documents of `<iframe>`s (HTTP mode too: same-host frames, including
+    /// the `<noscript>` fallbacks a script-less client would load).
+    #[serde(default = "d_true")]
+    pub expand_iframes: bool,
+    /// Most seconds to wait for the network to go idle after a rendered page loads.
+    #[serde(default = "d_wait")]
+    pub dynamic_content_wait_secs: u64,
+    /// A rendered page fails (and is retried) unless this selector appears.
+    #[serde(default)]
+    pub wait_for_selector: String,
+    /// Like `waitForSelector`, without failing.
+    #[serde(default)]
+    pub soft_wait_for_selector: String,
+    /// How far down a rendered page is scrolled to load lazy content (0: not at all).
+    #[serde(default = "d_scroll")]
+    pub max_scroll_height_pixels: u64,
+    #[serde(default = "d_true")]
+    pub remove_cookie_warnings: bool,
+    /// Images, video and audio are not loaded by the browser.
+    #[serde(default)]
+    pub block_media: bool,
+    /// Elements clicked before extraction (accordions, "show more").
+    #[serde(default = "d_click")]
+    pub click_elements_css_selector: String,
+    /// Adaptive mode: rendering that changes this % of the text means the page needs it.
+    #[serde(default = "d_change")]
+    pub client_side_min_change_percentage: u32,
+    /// Adaptive mode: how often a page whose kind of site is known is checked again.
+    #[serde(default = "d_detection")]
+    pub rendering_type_detection_percentage: u32,
+    /// Adaptive mode: start from what earlier crawls in this process learned per site.
+    #[serde(default)]
+    pub reuse_stored_detection_results: bool,
+    /// Everything else: unsupported fields and unknown ones.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
@@ -212,13 +309,38 @@ impl CrawlInput {
         serde_json::from_value(value).map_err(|e| InputError::Json(e.to_string()))
     }
 
-    /// Browser-only inputs present in this input (accepted, not applied).
+    /// Inputs present in this input that are accepted but not applied: unsupported
+    /// ones, and browser-only ones when the crawler type never renders.
     pub fn ignored_inputs(&self) -> Vec<&'static str> {
-        let mut out: Vec<&'static str> = BROWSER_ONLY_INPUTS
+        let mut out: Vec<&'static str> = UNSUPPORTED_INPUTS
             .iter()
             .copied()
             .filter(|k| self.other.contains_key(*k))
             .collect();
+        if !self.crawler_type.uses_browser() {
+            let defaults = CrawlInput::default();
+            let given = [
+                self.dynamic_content_wait_secs != defaults.dynamic_content_wait_secs,
+                self.wait_for_selector != defaults.wait_for_selector,
+                self.soft_wait_for_selector != defaults.soft_wait_for_selector,
+                self.max_scroll_height_pixels != defaults.max_scroll_height_pixels,
+                self.remove_cookie_warnings != defaults.remove_cookie_warnings,
+                self.block_media != defaults.block_media,
+                self.click_elements_css_selector != defaults.click_elements_css_selector,
+                self.client_side_min_change_percentage
+                    != defaults.client_side_min_change_percentage,
+                self.rendering_type_detection_percentage
+                    != defaults.rendering_type_detection_percentage,
+                self.reuse_stored_detection_results != defaults.reuse_stored_detection_results,
+            ];
+            out.extend(
+                BROWSER_ONLY_INPUTS
+                    .iter()
+                    .zip(given)
+                    .filter(|(_, g)| *g)
+                    .map(|(k, _)| *k),
+            );
+        }
         if matches!(
             self.transformer_name(),
             "extractus" | "defuddle" | "minimal"
@@ -232,7 +354,7 @@ impl CrawlInput {
     pub fn unknown_inputs(&self) -> Vec<String> {
         self.other
             .keys()
-            .filter(|k| !BROWSER_ONLY_INPUTS.contains(&k.as_str()))
+            .filter(|k| !UNSUPPORTED_INPUTS.contains(&k.as_str()))
             .cloned()
             .collect()
     }
@@ -298,14 +420,31 @@ impl CrawlInput {
             start_urls.push(u);
         }
         let globs = |field: &'static str, list: &[GlobInput]| {
-            list.iter()
+            if list.len() > MAX_GLOBS {
+                return Err(InputError::Invalid {
+                    field,
+                    reason: format!("more than {MAX_GLOBS} globs"),
+                });
+            }
+            let globs = list
+                .iter()
                 .map(|g| {
                     Glob::new(g.pattern()).map_err(|e| InputError::Invalid {
                         field,
                         reason: e.to_string(),
                     })
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            // Every link found is matched against every glob: bound the sum.
+            if globs.iter().map(Glob::cost).sum::<usize>() > MAX_GLOB_COST {
+                return Err(InputError::Invalid {
+                    field,
+                    reason: format!(
+                        "the globs expand to more than {MAX_GLOB_COST} pattern characters in all"
+                    ),
+                });
+            }
+            Ok(globs)
         };
         let include = globs("includeUrlGlobs", &self.include_url_globs)?;
         let exclude = globs("excludeUrlGlobs", &self.exclude_url_globs)?;
@@ -342,6 +481,53 @@ impl CrawlInput {
                 return Err(InputError::Invalid {
                     field: "initialCookies",
                     reason: format!("cookie {:?} has an invalid name or value", c.name),
+                });
+            }
+        }
+        for (field, selector) in [
+            ("waitForSelector", &self.wait_for_selector),
+            ("softWaitForSelector", &self.soft_wait_for_selector),
+            (
+                "clickElementsCssSelector",
+                &self.click_elements_css_selector,
+            ),
+        ] {
+            if !selector.trim().is_empty()
+                && let Err(e) = scraper::Selector::parse(selector)
+            {
+                return Err(InputError::Invalid {
+                    field,
+                    reason: format!("invalid CSS selector {selector:?}: {e}"),
+                });
+            }
+        }
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 4] = [
+            (
+                "dynamicContentWaitSecs",
+                self.dynamic_content_wait_secs,
+                0..=600,
+            ),
+            (
+                "maxScrollHeightPixels",
+                self.max_scroll_height_pixels,
+                0..=1_000_000,
+            ),
+            (
+                "clientSideMinChangePercentage",
+                self.client_side_min_change_percentage.into(),
+                1..=100,
+            ),
+            (
+                "renderingTypeDetectionPercentage",
+                self.rendering_type_detection_percentage.into(),
+                1..=100,
+            ),
+        ];
+        for (field, value, range) in ranges {
+            if !range.contains(&value) {
+                return Err(InputError::Invalid {
+                    field,
+                    reason: format!("{value} is outside {}..={}", range.start(), range.end()),
                 });
             }
         }
@@ -386,7 +572,14 @@ mod tests {
         assert_eq!(input.max_concurrency, 200);
         assert_eq!(input.max_request_retries, 3);
         assert!(input.save_markdown && !input.save_html);
-        assert_eq!(input.ignored_inputs(), vec!["crawlerType"]);
+        assert_eq!(input.crawler_type, CrawlerType::Adaptive);
+        assert!(input.expand_iframes && input.remove_cookie_warnings);
+        assert_eq!(
+            input.click_elements_css_selector,
+            "[aria-expanded=\"false\"]"
+        );
+        assert_eq!(input.dynamic_content_wait_secs, 10);
+        assert!(input.ignored_inputs().is_empty());
         assert_eq!(input.unknown_inputs(), vec!["somethingNew".to_string()]);
         let p = input.prepare().unwrap();
         assert_eq!(p.scopes[0].1, "/guide");

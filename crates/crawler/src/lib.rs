@@ -1,27 +1,38 @@
-//! agentbase-crawler: a self-hosted, browser-less Website Content Crawler.
+//! agentbase-crawler: a self-hosted Website Content Crawler.
 //!
 //! [`extract::extract`] turns one HTML page into readable text, Markdown and metadata;
 //! [`crawl()`] walks a site within WCC's scope rules and yields dataset items in WCC's
-//! shape. The crate never touches the store: callers receive events and decide.
+//! shape, over HTTP or, per `crawlerType`, rendered by a [`browser::Renderer`]
+//! ([`browser::Chromium`] drives Debian's chromium). The crate never touches the store:
+//! callers receive events and decide.
 
+pub mod browser;
+mod cookies;
 mod crawl;
 mod dom;
 pub mod extract;
 pub mod glob;
 pub mod input;
 pub mod metric;
+pub mod nesting;
 pub mod net;
 mod readability;
 mod render;
+mod rendering;
 pub mod robots;
 
 pub use crawl::{
     CrawlError, CrawlInfo, CrawlSummary, CrawlerSettings, DatasetItem, DocumentReader, Event,
-    ItemMetadata, Progress, RedirectHop, StopReason, USER_AGENT, crawl, normalize_url,
+    ItemMetadata, Progress, ReadDocument, RedirectHop, StopReason, USER_AGENT, crawl, fetch_url,
+    normalize_url,
 };
 pub use extract::{
     DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR, ExtractOptions, Extracted, HtmlTransformer,
-    OpenGraphEntry, PageMetadata, SelectorError, extract,
+    OpenGraphEntry, PageMetadata, SelectorError, extract, extract_with_frames,
 };
-pub use input::{BROWSER_ONLY_INPUTS, Cookie, CrawlInput, GlobInput, InputError, StartUrl};
+pub use input::{
+    BROWSER_ONLY_INPUTS, Cookie, CrawlInput, CrawlerType, GlobInput, InputError, StartUrl,
+    UNSUPPORTED_INPUTS,
+};
+pub use rendering::{BlockedRequest, CrawlMode, RenderingMemory};
 pub use tokio_util::sync::CancellationToken;

@@ -40,13 +40,23 @@ fn v4_reason(ip: Ipv4Addr) -> Option<&'static str> {
         Some("IETF protocol assignment address")
     } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
         Some("benchmarking address")
+    } else if matches!(
+        (o[0], o[1], o[2]),
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113)
+    ) {
+        Some("documentation address")
     } else {
         None
     }
 }
 
+fn v4_from(hi: u16, lo: u16) -> Ipv4Addr {
+    Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+}
+
 fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     let s = ip.segments();
+    let b = ip.octets();
     if let Some(v4) = ip.to_ipv4_mapped() {
         return v4_reason(v4);
     }
@@ -60,14 +70,37 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
         Some("unique local address")
     } else if (s[0] & 0xffc0) == 0xfe80 || (s[0] & 0xffc0) == 0xfec0 {
         Some("link-local address")
-    } else if s[0] == 0x64 && s[1] == 0xff9b {
-        // NAT64: judge the embedded IPv4 address.
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        v4_reason(v4)
-    } else if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0 {
+    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        // NAT64 well-known prefix 64:ff9b::/96: judge the embedded IPv4 address.
+        v4_reason(v4_from(s[6], s[7]))
+    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // NAT64 local-use prefix 64:ff9b:1::/48 (RFC 8215). The translator picks the
+        // prefix length, so judge both RFC 6052 layouts a /48 network may use: /48
+        // (address in octets 6-7 and 9-10) and /96 (the last four octets); a layout
+        // whose octets are all zero is not the one in use.
+        let layouts = [Ipv4Addr::new(b[6], b[7], b[9], b[10]), v4_from(s[6], s[7])];
+        let used: Vec<Ipv4Addr> = layouts
+            .into_iter()
+            .filter(|v4| !v4.is_unspecified())
+            .collect();
+        if used.is_empty() {
+            return Some("unspecified address");
+        }
+        used.into_iter().find_map(v4_reason)
+    } else if s[0] == 0x2002 {
+        // 6to4: 2002:AABB:CCDD::/48 relays to AA.BB.CC.DD.
+        v4_reason(v4_from(s[1], s[2]))
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        // Teredo: the server is in bits 32-63, the client's address is stored
+        // inverted in the last 32 bits.
+        v4_reason(v4_from(!s[6], !s[7])).or_else(|| v4_reason(v4_from(s[2], s[3])))
+    } else if s[0] == 0x2001 && s[1] == 0xdb8 {
+        Some("documentation address")
+    } else if s[0] == 0x100 && s[1..4] == [0, 0, 0] {
+        Some("discard-only address")
+    } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
         // IPv4-compatible (deprecated) ::a.b.c.d
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        v4_reason(v4).or(Some("IPv4-compatible address"))
+        v4_reason(v4_from(s[6], s[7])).or(Some("IPv4-compatible address"))
     } else {
         None
     }
@@ -144,12 +177,34 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "64:ff9b:1:7f00:0:100::",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "2002:c0a8:101::42",
+            // Teredo, client 127.0.0.1 (stored inverted: 80ff:fffe).
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            // Teredo, server 10.0.0.1, public client 1.1.1.1 (inverted: fefe:fefe).
+            "2001:0:a00:1::fefe:fefe",
+            "2001:db8::1",
             "ff02::1",
+            "192.0.2.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(non_public_reason(ip).is_some(), "{ip} should be refused");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            // The same public address behind each translation is still public.
+            "64:ff9b::101:101",
+            "64:ff9b:1:101:1:100::",
+            "2002:101:101::1",
+            "2001:0:4136:e378:8000:63bf:fefe:fefe",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(non_public_reason(ip), None, "{ip} is public");
         }

@@ -63,6 +63,12 @@ async fn handler(State(site): State<Arc<Site>>, req: Request) -> Response {
         "/site/big" => html(format!("<html><body><p>{}</p></body></html>", "x".repeat(300_000))),
         "/site/redirect" => (StatusCode::FOUND, [(header::LOCATION, "/site/moved")]).into_response(),
         "/site/moved" => html(page("Moved", "Arrived.")),
+        "/site/to-other-host" => {
+            // The same server under another name: a different host to the crawler.
+            let port = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.rsplit(':').next()).unwrap_or("80").to_string();
+            (StatusCode::FOUND, [(header::LOCATION, format!("http://localhost:{port}/site/echo"))]).into_response()
+        }
+        "/site/to-echo" => (StatusCode::FOUND, [(header::LOCATION, "/site/echo")]).into_response(),
         "/site/to-loopback" => {
             let port = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.rsplit(':').next()).unwrap_or("80").to_string();
             (StatusCode::FOUND, [(header::LOCATION, format!("http://127.0.0.1:{port}/site/a"))]).into_response()
@@ -71,6 +77,11 @@ async fn handler(State(site): State<Arc<Site>>, req: Request) -> Response {
         "/site/echo" => {
             *site.echo.lock().unwrap() = Some(req.headers().clone());
             html(page("Echo", "Headers noted."))
+        }
+        p if p.starts_with("/endless/") => {
+            // Ten new links per page, forever: a generated site.
+            let links: String = (0..10).map(|i| format!("<a href=\"{p}/{i}\">{i}</a> ")).collect();
+            html(page("Endless", &links))
         }
         _ => (StatusCode::NOT_FOUND, "no").into_response(),
     }
@@ -143,7 +154,7 @@ fn paths(items: &[DatasetItem]) -> Vec<String> {
 async fn crawl_stays_in_scope_respects_depth_and_skips_canonical_duplicates() {
     let (base, site) = serve().await;
     let r = run(
-        serde_json::json!({"startUrls": [{"url": format!("{base}/site/")}], "maxCrawlDepth": 2, "crawlerType": "playwright:firefox"}),
+        serde_json::json!({"startUrls": [{"url": format!("{base}/site/")}], "maxCrawlDepth": 2, "crawlerType": "cheerio", "saveScreenshots": true, "blockMedia": true}),
         settings(),
         CancellationToken::new(),
     )
@@ -196,7 +207,11 @@ async fn crawl_stays_in_scope_respects_depth_and_skips_canonical_duplicates() {
     );
     assert!(json["crawl"]["loadedTime"].as_str().unwrap().ends_with('Z'));
     assert_eq!(r.summary.stop_reason, StopReason::Finished);
-    assert_eq!(r.summary.ignored_inputs, vec!["crawlerType"]);
+    assert_eq!(
+        r.summary.ignored_inputs,
+        vec!["saveScreenshots", "blockMedia"]
+    );
+    assert_eq!(json["crawl"]["mode"], "http");
     // The duplicate fetched first still yields the canonical page, not itself.
     let r = run(
         serde_json::json!({"startUrls": [format!("{base}/site/b")], "maxCrawlDepth": 0, "includeUrlGlobs": [format!("{base}/site/**")]}),
@@ -434,6 +449,49 @@ async fn custom_headers_and_initial_cookies_are_sent_with_an_honest_user_agent()
 }
 
 #[tokio::test]
+async fn custom_headers_and_host_cookies_do_not_follow_a_redirect_to_another_host() {
+    let (base, site) = serve().await;
+    let input = |start: &str| {
+        serde_json::json!({
+            "startUrls": [format!("{base}{start}")],
+            "customHttpHeaders": {"Authorization": "Bearer site-secret"},
+            "initialCookies": [
+                {"name": "hostonly", "value": "h"},
+                {"name": "scoped", "value": "s", "domain": "127.0.0.1"},
+                {"name": "local", "value": "l", "domain": "localhost"}
+            ],
+            "maxCrawlDepth": 0
+        })
+    };
+    // A redirect on the same host keeps them.
+    run(input("/site/to-echo"), settings(), CancellationToken::new()).await;
+    let h = site
+        .echo
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the echo page was fetched");
+    assert_eq!(h["authorization"], "Bearer site-secret");
+    assert_eq!(h["cookie"], "hostonly=h; scoped=s");
+    // A redirect to another host drops the header and the domain-less cookie; a
+    // cookie set for that host's own domain still goes.
+    run(
+        input("/site/to-other-host"),
+        settings(),
+        CancellationToken::new(),
+    )
+    .await;
+    let h = site
+        .echo
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the echo page was fetched");
+    assert!(h.get("authorization").is_none(), "{h:?}");
+    assert_eq!(h["cookie"], "local=l");
+}
+
+#[tokio::test]
 async fn abort_stops_a_running_crawl_promptly() {
     let (base, _site) = serve().await;
     let cancel = CancellationToken::new();
@@ -555,4 +613,49 @@ async fn keep_url_fragments_and_ignore_canonical_url_change_dedupe() {
     );
     assert_eq!(site.hits.lock().unwrap()["/site/a"].len(), 2);
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+}
+
+#[tokio::test]
+async fn the_frontier_is_capped_so_an_endless_site_cannot_grow_the_crawl() {
+    let (base, _site) = serve().await;
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/endless/")], "maxCrawlDepth": 50}),
+        CrawlerSettings {
+            max_frontier: 25,
+            ..settings()
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(r.summary.stop_reason, StopReason::Finished);
+    assert!(
+        (20..=25).contains(&r.items.len()),
+        "{} pages for a frontier of 25",
+        r.items.len()
+    );
+}
+
+#[tokio::test]
+async fn a_document_the_reader_refuses_is_a_failed_page_with_its_reason() {
+    let (base, _site) = serve().await;
+    let refuse: std::sync::Arc<agentbase_crawler::ReadDocument> = std::sync::Arc::new(|_, _| {
+        Box::pin(async { Err("its objects are nested too deep".to_owned()) })
+    });
+    let r = run(
+        serde_json::json!({"startUrls": [format!("{base}/site/doc.pdf")], "maxCrawlDepth": 0}),
+        CrawlerSettings {
+            documents: Some(agentbase_crawler::DocumentReader(refuse)),
+            ..settings()
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(r.items.is_empty());
+    assert!(
+        r.failed
+            .iter()
+            .any(|(u, e)| u.ends_with("doc.pdf") && e.contains("nested too deep")),
+        "{:?}",
+        r.failed
+    );
 }

@@ -1,5 +1,7 @@
 //! The in-process backend: a sharded map of per-key logs. Idle keys are swept
-//! now and then so memory stays bounded by the number of active clients.
+//! now and then so memory stays bounded by the number of active clients; each log
+//! remembers its own window, so a sweep started by a short window (the API's 10 s)
+//! never drops a longer one (the widget's minutes, sign-in's minute) early.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -13,8 +15,14 @@ use crate::{Window, decision};
 const SHARDS: usize = 32;
 const SWEEP_EVERY: u64 = 4096;
 
+#[derive(Default)]
+struct Log {
+    window_ms: i64,
+    accepted: VecDeque<Millis>,
+}
+
 pub struct MemoryLimiter {
-    shards: Vec<Mutex<HashMap<String, VecDeque<Millis>>>>,
+    shards: Vec<Mutex<HashMap<String, Log>>>,
     hasher: RandomState,
     calls: AtomicU64,
 }
@@ -38,27 +46,38 @@ impl MemoryLimiter {
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         let log = map.entry(key.to_owned()).or_default();
+        log.window_ms = window.window_ms;
         let floor = now - window.window_ms;
-        while log.front().is_some_and(|&t| t <= floor) {
-            log.pop_front();
+        while log.accepted.front().is_some_and(|&t| t <= floor) {
+            log.accepted.pop_front();
         }
-        let allowed = (log.len() as u64) < u64::from(window.limit);
+        let allowed = (log.accepted.len() as u64) < u64::from(window.limit);
         if allowed {
-            log.push_back(now);
+            log.accepted.push_back(now);
         }
-        let d = decision(allowed, log.len() as u32, log.front().copied(), window, now);
+        let d = decision(
+            allowed,
+            log.accepted.len() as u32,
+            log.accepted.front().copied(),
+            window,
+            now,
+        );
         drop(map);
         if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.sweep(floor);
+            self.sweep(now);
         }
         d
     }
 
-    /// Drops logs whose every entry has left the window.
-    fn sweep(&self, floor: Millis) {
+    /// Drops logs whose every entry has left that log's own window.
+    fn sweep(&self, now: Millis) {
         for shard in &self.shards {
             let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-            map.retain(|_, log| log.back().is_some_and(|&t| t > floor));
+            map.retain(|_, log| {
+                log.accepted
+                    .back()
+                    .is_some_and(|&t| t > now - log.window_ms)
+            });
         }
     }
 

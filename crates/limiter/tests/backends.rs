@@ -112,6 +112,26 @@ async fn idle_keys_are_swept_from_memory() {
 }
 
 #[tokio::test]
+async fn a_sweep_started_by_a_short_window_keeps_longer_windows() {
+    let m = MemoryLimiter::new();
+    let long = Window {
+        limit: 2,
+        window_ms: 240_000,
+    };
+    let t = 1_000_000;
+    assert!(m.check("widget|a|1.2.3.4", long, t).allowed);
+    assert!(m.check("widget|a|1.2.3.4", long, t).allowed);
+    // A flood on the 1 s window, 20 s later, sweeps many times.
+    for i in 0..10_000 {
+        m.check(&format!("api|{i}"), W, t + 20_000);
+    }
+    // The widget visitor's log is still there: its third message is refused.
+    let d = m.check("widget|a|1.2.3.4", long, t + 20_001);
+    assert!(!d.allowed, "the 240 s log was swept by the 1 s window");
+    assert_eq!(d.reset_ms, t + 240_000);
+}
+
+#[tokio::test]
 async fn an_unreachable_redis_is_an_error_not_a_hang() {
     let started = std::time::Instant::now();
     let err = RedisLimiter::connect("redis://127.0.0.1:1", "x:")

@@ -14,7 +14,7 @@
 //! it to 503, the caller may retry).
 //!
 //! One worker is right on small machines: each forward pass is already spread over
-//! the cores. Llama on AVX-512 VNNI CPUs (`fast_llama`) uses a small pool of its own
+//! the cores. Llama on our own forward pass (`fast_llama`) uses a small pool of its own
 //! (`AGENTBASE_LLM_THREADS`, else `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS`, else
 //! every CPU the process may use) whose tasks are claimed one at a time, so it
 //! degrades gracefully when other processes take the cores: a worker that finds the
@@ -153,13 +153,13 @@ struct Job {
 }
 
 /// The weights of one supported architecture, with one worker's KV cache. Llama runs
-/// on our own forward pass: `fast_llama` (quantised AVX-512 VNNI kernels, the file's
-/// own Q4_1 blocks) where the CPU has it, else `llama` (candle's quantized matmuls, a
-/// KV cache that is appended to, not copied per token); mixture-of-experts llama files
-/// and Qwen2 on candle's. `AGENTBASE_CHAT_LLAMA=candle` runs llama on candle's model
+/// on our own forward pass: `fast_llama` (quantised kernels chosen at run time by
+/// `crate::cpu`: AVX-512 VNNI, AVX2 or scalar; the file's own Q4_1 blocks) for every
+/// file it can run, else `llama` (candle's quantized matmuls, a KV cache that is
+/// appended to, not copied per token); mixture-of-experts llama files and Qwen2 on
+/// candle's. `AGENTBASE_CHAT_LLAMA=candle` runs llama on candle's model
 /// and `=qmatmul` on `llama` (for comparisons).
 enum Weights {
-    #[cfg(target_arch = "x86_64")]
     Fast(Box<crate::fast_llama::FastLlama>),
     Llama(Box<crate::llama::Llama>),
     CandleLlama(quantized_llama::ModelWeights),
@@ -172,11 +172,11 @@ impl Weights {
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::invalid(path, e))?;
         let invalid = |e: candle_core::Error| Error::invalid(path, e);
-        #[cfg(target_arch = "x86_64")]
         if arch == "llama"
             && std::env::var("AGENTBASE_CHAT_LLAMA").is_err()
             && let Some(model) =
-                crate::fast_llama::FastLlama::from_gguf(&content, &mut reader).map_err(invalid)?
+                crate::fast_llama::FastLlama::from_gguf(chat_isa()?, &content, &mut reader)
+                    .map_err(invalid)?
         {
             return Ok(Self::Fast(Box::new(model)));
         }
@@ -231,7 +231,6 @@ impl Weights {
     /// reference-counted), qwen2's cannot be cloned and are read again.
     fn for_another_worker(&self, path: &Path, requantize: bool) -> Result<Self, Error> {
         match self {
-            #[cfg(target_arch = "x86_64")]
             Self::Fast(m) => Ok(Self::Fast(Box::new(m.for_another_worker()))),
             Self::Llama(m) => Ok(Self::Llama(Box::new(m.for_another_worker()))),
             Self::CandleLlama(m) => Ok(Self::CandleLlama(m.clone())),
@@ -239,9 +238,18 @@ impl Weights {
         }
     }
 
+    /// Which forward pass runs, for the log: `ours (avx2)`, `candle qmatmul`, ….
+    fn describe(&self) -> String {
+        match self {
+            Self::Fast(m) => format!("ours ({})", m.kernels()),
+            Self::Llama(_) => "candle qmatmul".to_owned(),
+            Self::CandleLlama(_) => "candle quantized_llama".to_owned(),
+            Self::Qwen2(_) => "candle quantized_qwen2".to_owned(),
+        }
+    }
+
     fn forward(&mut self, input: &Tensor, index_pos: usize) -> candle_core::Result<Tensor> {
         match self {
-            #[cfg(target_arch = "x86_64")]
             Self::Fast(m) => {
                 let tokens = input.flatten_all()?.to_vec1::<u32>()?;
                 let logits = m.forward(&tokens, index_pos)?;
@@ -256,13 +264,24 @@ impl Weights {
 
     fn clear_kv_cache(&mut self) {
         match self {
-            #[cfg(target_arch = "x86_64")]
             Self::Fast(m) => m.clear_kv_cache(),
             Self::Llama(m) => m.clear_kv_cache(),
             Self::CandleLlama(m) => m.clear_kv_cache(),
             Self::Qwen2(m) => m.clear_kv_cache(),
         }
     }
+}
+
+/// The chat kernels `crate::cpu::kernels` chose (an error when `AGENTBASE_KERNELS`
+/// names a level this CPU lacks).
+fn chat_isa() -> Result<crate::cpu::ChatIsa, Error> {
+    let level = crate::cpu::kernels()?.chat;
+    crate::cpu::ChatIsa::at(level).ok_or_else(|| {
+        Error::Kernels(crate::cpu::KernelsError {
+            value: level.to_string(),
+            reason: "this CPU lacks it".to_owned(),
+        })
+    })
 }
 
 /// Quantization formats candle 0.11 only has scalar (non-SIMD) dot products for on
@@ -342,6 +361,7 @@ impl LocalChatModel {
         // The header is read again with the tensors; it is a few MB.
         drop(content);
         let weights = Weights::read(path, &arch, options.requantize)?;
+        let forward = weights.describe();
         if let Some(cap) = options.context_window {
             context_window = context_window.min(cap.max(16));
         }
@@ -379,6 +399,7 @@ impl LocalChatModel {
         tracing::info!(
             path = %path.display(),
             arch,
+            forward = %forward,
             context_window,
             workers,
             queue_len = shared.options.queue_len,

@@ -3,10 +3,10 @@
 //! model's `max_seq_length`, run BERT, mean-pool over the attention mask (or take
 //! `[CLS]` when the model's pooling config says so), L2-normalise.
 //!
-//! In optimized builds on x86-64 CPUs with AVX-512 BF16 the encoder is our own
-//! (`fast_bert`: no padding, bf16 matmuls with f32 accumulation, several times
-//! candle's speed); elsewhere, or for a BERT variant it does not implement, candle's
-//! `BertModel` runs (`EmbedBackend` chooses explicitly). For candle, inputs
+//! In optimized builds the encoder is our own (`fast_bert`: no padding, matmul
+//! kernels chosen at run time for the CPU, several times candle's speed); for a BERT
+//! variant it does not implement, candle's `BertModel` runs (`EmbedBackend` chooses
+//! explicitly). For candle, inputs
 //! are sorted by length and run in batches padded to their longest member, so a batch
 //! of short chunks costs what short chunks cost. The work runs on one dedicated OS
 //! thread (which spreads each batch over the cores); callers await a oneshot reply and
@@ -33,6 +33,9 @@ pub struct LocalEmbedderOptions {
     pub max_seq_len: Option<usize>,
     /// Which encoder runs the model. Default `Auto`.
     pub backend: EmbedBackend,
+    /// Our encoder's kernels; by default what `crate::cpu::kernels` chose (so
+    /// `AGENTBASE_KERNELS` applies). Loading fails if the CPU cannot run them.
+    pub kernels: Option<crate::cpu::Level>,
 }
 
 impl Default for LocalEmbedderOptions {
@@ -41,6 +44,7 @@ impl Default for LocalEmbedderOptions {
             batch_size: 16,
             max_seq_len: None,
             backend: EmbedBackend::Auto,
+            kernels: None,
         }
     }
 }
@@ -56,8 +60,8 @@ pub enum EmbedBackend {
     Auto,
     /// candle's f32 `BertModel` on padded batches.
     Candle,
-    /// Our AVX-512 BF16 encoder (`fast_bert`); loading fails with
-    /// `Error::InvalidModel` when the CPU or the model rules it out.
+    /// Our encoder (`fast_bert`); loading fails with `Error::InvalidModel` when the
+    /// model rules it out.
     Fast,
 }
 
@@ -74,15 +78,19 @@ struct Job {
     reply: Reply,
 }
 
+/// Embedding requests waiting for the worker thread; each holds its texts.
+const QUEUE_CAPACITY: usize = 64;
+/// How long a request waits for room in a full queue.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct LocalEmbedder {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     dimensions: usize,
 }
 
 enum Encoder {
     Candle(Box<BertModel>),
-    #[cfg(target_arch = "x86_64")]
-    Fast(Box<crate::fast_bert::FastBert>),
+    Fast(Box<crate::fast_bert::FastBert>, crate::cpu::Level),
 }
 
 struct Model {
@@ -160,14 +168,26 @@ impl LocalEmbedder {
             (EmbedBackend::Auto, Ok("fast")) => EmbedBackend::Fast,
             (backend, _) => backend,
         };
+        let level = match options.kernels {
+            Some(level) => level,
+            None => crate::cpu::kernels()?.embeddings,
+        };
         let fast = match backend {
             EmbedBackend::Candle => None,
             EmbedBackend::Auto if !cfg!(optimized) => None,
-            EmbedBackend::Auto => Self::fast_encoder(&config_text, &tensors).ok(),
-            EmbedBackend::Fast => Some(
-                Self::fast_encoder(&config_text, &tensors)
-                    .map_err(|reason| Error::invalid(&weights_path, reason))?,
-            ),
+            EmbedBackend::Auto | EmbedBackend::Fast => {
+                let isa = crate::cpu::EmbedIsa::at(level).ok_or_else(|| {
+                    Error::Kernels(crate::cpu::KernelsError {
+                        value: level.to_string(),
+                        reason: "this CPU lacks it".to_owned(),
+                    })
+                })?;
+                match Self::fast_encoder(isa, &config_text, &tensors) {
+                    Ok(fast) => Some(fast),
+                    Err(_) if backend == EmbedBackend::Auto => None,
+                    Err(reason) => return Err(Error::invalid(&weights_path, reason)),
+                }
+            }
         };
         let encoder = match fast {
             Some(fast) => {
@@ -189,10 +209,9 @@ impl LocalEmbedder {
                 Encoder::Candle(Box::new(bert))
             }
         };
-        let encoder_name = match encoder {
-            Encoder::Candle(_) => "candle",
-            #[cfg(target_arch = "x86_64")]
-            Encoder::Fast(_) => "avx512-bf16",
+        let encoder_name = match &encoder {
+            Encoder::Candle(_) => "candle".to_owned(),
+            Encoder::Fast(_, level) => format!("ours ({level})"),
         };
 
         let model = Model {
@@ -202,7 +221,7 @@ impl LocalEmbedder {
             batch_size: options.batch_size.max(1),
             device,
         };
-        let (jobs, receiver) = mpsc::channel::<Job>();
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
         std::thread::Builder::new()
             .name("llm-embed".to_owned())
             .spawn(move || {
@@ -219,34 +238,23 @@ impl LocalEmbedder {
                 }
             })
             .map_err(Error::io("start a worker thread for", dir))?;
-        tracing::info!(dir = %dir.display(), dimensions, max_seq_len, ?pooling, encoder = encoder_name, "local embedder loaded");
+        tracing::info!(dir = %dir.display(), dimensions, max_seq_len, ?pooling, encoder = %encoder_name, "local embedder loaded");
         Ok(Self { jobs, dimensions })
     }
 
-    /// Our own encoder, or why the CPU or the model rule it out.
-    #[cfg(target_arch = "x86_64")]
+    /// Our own encoder on the kernels `isa`, or why the model rules it out.
     fn fast_encoder(
+        isa: crate::cpu::EmbedIsa,
         config: &str,
         tensors: &std::collections::HashMap<String, Tensor>,
     ) -> Result<Encoder, String> {
-        use crate::fast_bert::{FastBert, Shape, supported};
-        if !supported() {
-            return Err("the fast encoder needs a CPU with AVX-512 BF16".to_owned());
-        }
+        use crate::fast_bert::{FastBert, Shape};
         let config: serde_json::Value = serde_json::from_str(config).map_err(|e| e.to_string())?;
         let shape = Shape::from_config(&config)
             .ok_or("the fast encoder runs BERT with GELU and absolute positions only".to_owned())?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let fast = FastBert::load(tensors, shape, threads)?;
-        Ok(Encoder::Fast(Box::new(fast)))
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    fn fast_encoder(
-        _config: &str,
-        _tensors: &std::collections::HashMap<String, Tensor>,
-    ) -> Result<Encoder, String> {
-        Err("the fast encoder needs an x86-64 CPU with AVX-512 BF16".to_owned())
+        let fast = FastBert::load(isa, tensors, shape, threads)?;
+        Ok(Encoder::Fast(Box::new(fast), isa.level()))
     }
 }
 
@@ -261,14 +269,32 @@ impl Embedder for LocalEmbedder {
                 return Ok(Vec::new());
             }
             let (reply, answer) = oneshot::channel();
-            self.jobs
-                .send(Job {
-                    texts: texts.to_vec(),
-                    reply,
-                })
-                .map_err(|_| {
-                    ModelError::Unavailable("the embedding worker has stopped".to_owned())
-                })?;
+            let mut job = Job {
+                texts: texts.to_vec(),
+                reply,
+            };
+            // The queue is bounded: a full one makes callers wait (without holding
+            // a runtime thread) and, past QUEUE_WAIT, refuses them.
+            let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+            loop {
+                match self.jobs.try_send(job) {
+                    Ok(()) => break,
+                    Err(mpsc::TrySendError::Full(back)) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(ModelError::Overloaded(
+                                "the embedding queue is full".to_owned(),
+                            ));
+                        }
+                        job = back;
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => {
+                        return Err(ModelError::Unavailable(
+                            "the embedding worker has stopped".to_owned(),
+                        ));
+                    }
+                }
+            }
             answer.await.map_err(|_| {
                 ModelError::Failed("the embedding worker dropped the request".to_owned())
             })?
@@ -299,8 +325,7 @@ impl Model {
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true)?;
         let bert = match &self.encoder {
             Encoder::Candle(bert) => bert,
-            #[cfg(target_arch = "x86_64")]
-            Encoder::Fast(fast) => return self.embed_fast(fast, &encodings),
+            Encoder::Fast(fast, _) => return self.embed_fast(fast, &encodings),
         };
         let rows = encodings.len();
         let len = encodings.first().map_or(0, |e| e.len());
@@ -333,7 +358,6 @@ impl Model {
     }
 
     /// Pools the fast encoder's unpadded output: each text's rows follow the last's.
-    #[cfg(target_arch = "x86_64")]
     fn embed_fast(
         &self,
         fast: &crate::fast_bert::FastBert,

@@ -1,36 +1,411 @@
-//! A BERT encoder forward pass for sentence embeddings on x86-64 CPUs with AVX-512
-//! BF16, used by `LocalEmbedder` instead of candle's when the CPU has it.
+//! A BERT encoder forward pass for sentence embeddings, used by `LocalEmbedder`
+//! instead of candle's for every BERT it can run.
 //!
-//! Why not candle: its f32 matmul (the `gemm` crate) runs at AVX2 width here, and a
-//! padded batch pays for its padding. This pass
+//! Why not candle: a padded batch pays for its padding, and its f32 matmul is a
+//! general one. This pass
 //! - packs the batch's tokens without padding: the linear layers run over every real
 //!   token of every text at once, attention runs per text at its own length (so no
 //!   mask is needed and a batch gives each text exactly what it gets alone);
-//! - multiplies in bf16 with f32 accumulation (`vdpbf16ps`, twice the f32 FMA rate),
-//!   weights converted once at load; layer norms, softmax, GELU and pooling stay f32;
+//! - multiplies with kernels chosen at run time (`crate::cpu`): bf16 with f32
+//!   accumulation on AVX-512 BF16 (`vdpbf16ps`, twice the f32 FMA rate, weights
+//!   converted once at load), f32 FMA tiles on AVX2, plain Rust elsewhere; layer
+//!   norms, softmax, GELU and pooling stay f32 (compiled for the same features);
 //! - splits every step over `threads` scoped OS threads (rows of the linear layers,
-//!   heads of attention).
+//!   whole texts of attention).
 //!
 //! The vectors stay within a cosine of 0.9999 of the f32 ones (the embedding test
-//! checks them against sentence-transformers' at 0.999).
+//! checks every kernel set against sentence-transformers' at 0.999).
 
-#![cfg(target_arch = "x86_64")]
-// The micro-kernel calls AVX-512 intrinsics through raw pointers; the rest is safe.
-#![allow(unsafe_code)]
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
-use std::arch::x86_64::*;
 use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-/// Rows and columns of one micro-kernel tile: 12 × 32 f32 accumulators fill 24 of
-/// the 32 zmm registers.
-const MR: usize = 8;
-const NR: usize = 32;
+use crate::cpu::EmbedIsa;
 
-/// True when this CPU can run the fast path.
-pub(crate) fn supported() -> bool {
-    std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bf16")
+/// A set of matmul kernels and the operand format they read.
+pub(crate) trait Kernel: Copy + Send + Sync {
+    /// One element of a packed operand: a pair of bf16 (`u32`) or one `f32`.
+    type E: Copy + Default + Send + Sync + PartialEq + std::fmt::Debug;
+    /// Floats per element.
+    const PER: usize;
+    /// Columns of a packed B tile (the micro-kernel's width).
+    const NR: usize;
+
+    /// The element holding `lo` (and `hi` when `PER` is 2).
+    fn element(lo: f32, hi: f32) -> Self::E;
+
+    /// `src` as packed rows when it already is (f32 kernels read f32 as they are).
+    fn view(src: &[f32]) -> Option<&[Self::E]>;
+
+    /// `c[r][j] = Σ a[r]·b[j] (+ bias[j])` for `rows` rows of `a` (`lda` elements
+    /// apart, the first `b.kl` of each used) and the `b.n` columns, into `c` (f32,
+    /// `ldc` per row). One thread.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        self,
+        a: &[Self::E],
+        lda: usize,
+        rows: usize,
+        b: &PackedB<Self::E>,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    );
+
+    /// Runs `f` compiled for this kernel set's CPU features, so the elementwise loops
+    /// (GELU, layer norm, softmax) it inlines vectorise as wide as the matmuls.
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R;
+
+    /// Elements per row of `cols` floats.
+    fn width(cols: usize) -> usize {
+        cols.div_ceil(Self::PER)
+    }
+
+    /// Element `p` of a row of `k` floats read through `get`.
+    #[inline(always)]
+    fn element_at(get: impl Fn(usize) -> f32, p: usize, k: usize) -> Self::E {
+        if Self::PER == 1 {
+            Self::element(get(p), 0.0)
+        } else {
+            let hi = if 2 * p + 1 < k { get(2 * p + 1) } else { 0.0 };
+            Self::element(get(2 * p), hi)
+        }
+    }
+}
+
+/// Round to nearest even, as torch and `vcvtne2ps2bf16` do.
+#[inline(always)]
+fn bf16_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1))) >> 16
+}
+
+#[inline(always)]
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16_bits(lo) | (bf16_bits(hi) << 16)
+}
+
+/// f32 kernels: AVX2 + FMA tiles, or plain Rust.
+#[derive(Clone, Copy)]
+pub(crate) struct F32 {
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<crate::cpu::Avx2>,
+}
+
+impl F32 {
+    fn scalar() -> Self {
+        Self {
+            #[cfg(target_arch = "x86_64")]
+            avx2: None,
+        }
+    }
+}
+
+impl Kernel for F32 {
+    type E = f32;
+    const PER: usize = 1;
+    const NR: usize = 16;
+
+    fn element(lo: f32, _: f32) -> f32 {
+        lo
+    }
+
+    fn view(src: &[f32]) -> Option<&[f32]> {
+        Some(src)
+    }
+
+    fn gemm(
+        self,
+        a: &[f32],
+        lda: usize,
+        rows: usize,
+        b: &PackedB<f32>,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = self.avx2 {
+            return avx2::gemm(token, a, lda, rows, b, bias, c, ldc);
+        }
+        gemm_blocks(
+            a,
+            lda,
+            rows,
+            b,
+            bias,
+            c,
+            ldc,
+            4,
+            |r, a, lda, b, bias, c, ldc, cols| match r {
+                4 => scalar_tile::<4>(a, lda, b, bias, c, ldc, cols),
+                3 => scalar_tile::<3>(a, lda, b, bias, c, ldc, cols),
+                2 => scalar_tile::<2>(a, lda, b, bias, c, ldc, cols),
+                _ => scalar_tile::<1>(a, lda, b, bias, c, ldc, cols),
+            },
+        );
+    }
+
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = self.avx2 {
+            return avx2::vectorized(token, f);
+        }
+        f()
+    }
+}
+
+/// One `R × 16` tile of C over the whole k range in plain Rust (LLVM vectorises the
+/// 16 columns at whatever width the build targets).
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+fn scalar_tile<const R: usize>(
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
+    const NR: usize = 16;
+    let k = b.len() / NR;
+    let mut acc = [[0f32; NR]; R];
+    for (p, bv) in b.chunks_exact(NR).enumerate().take(k) {
+        for r in 0..R {
+            let av = a[r * lda + p];
+            for j in 0..NR {
+                acc[r][j] += av * bv[j];
+            }
+        }
+    }
+    for r in 0..R {
+        let row = &mut c[r * ldc..r * ldc + cols];
+        for (j, out) in row.iter_mut().enumerate() {
+            *out = acc[r][j] + bias.map_or(0.0, |bias| bias[j]);
+        }
+    }
+}
+
+/// The right-hand operand of `A · Bᵀ` (B is `n × k`, row-major like a torch Linear
+/// weight) in the layout the micro-kernels read: for each tile of `NR` rows of B, for
+/// each element index `p` along k, `NR` lanes each holding B[n]'s element `p` (a pair
+/// of bf16, or one f32). Rows past `n` and an odd k's missing partner are zero.
+pub(crate) struct PackedB<E> {
+    data: Vec<E>,
+    n: usize,
+    /// Elements per row of B.
+    kl: usize,
+    nr: usize,
+}
+
+impl<E: Copy + Default> PackedB<E> {
+    fn empty() -> Self {
+        Self {
+            data: Vec::new(),
+            n: 0,
+            kl: 0,
+            nr: 1,
+        }
+    }
+
+    fn new<K: Kernel<E = E>>(n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> Self {
+        let mut packed = Self::empty();
+        packed.fill::<K>(n, k, get);
+        packed
+    }
+
+    fn reset<K: Kernel<E = E>>(&mut self, n: usize, kl: usize) {
+        self.n = n;
+        self.kl = kl;
+        self.nr = K::NR;
+        self.data.clear();
+        self.data
+            .resize(n.div_ceil(K::NR) * kl * K::NR, E::default());
+    }
+
+    /// Repacks into the same allocation (attention does this per head).
+    fn fill<K: Kernel<E = E>>(&mut self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) {
+        let (kl, nr) = (K::width(k), K::NR);
+        self.reset::<K>(n, kl);
+        for row in 0..n {
+            let block = &mut self.data[(row / nr) * kl * nr..];
+            for p in 0..kl {
+                block[p * nr + row % nr] = K::element_at(|col| get(row, col), p, k);
+            }
+        }
+    }
+
+    /// B rows already packed: row `j` is `src[j·stride..][..kl]`.
+    fn fill_rows<K: Kernel<E = E>>(&mut self, src: &[E], stride: usize, n: usize, kl: usize) {
+        let nr = K::NR;
+        self.reset::<K>(n, kl);
+        for (row, elements) in (0..n).map(|j| (j, &src[j * stride..j * stride + kl])) {
+            let block = &mut self.data[(row / nr) * kl * nr..];
+            for (p, &v) in elements.iter().enumerate() {
+                block[p * nr + row % nr] = v;
+            }
+        }
+    }
+
+    /// B = Mᵀ for M `k × n` in f32 (row `i` at `src[i·stride..]`): lane `j` of element
+    /// `p` holds M's rows `p` (f32) or `2p, 2p+1` (bf16) at column `j`.
+    fn fill_transposed<K: Kernel<E = E>>(
+        &mut self,
+        src: &[f32],
+        stride: usize,
+        n: usize,
+        k: usize,
+    ) {
+        let (kl, nr) = (K::width(k), K::NR);
+        self.reset::<K>(n, kl);
+        for tile in 0..n.div_ceil(nr) {
+            let cols = nr.min(n - tile * nr);
+            for p in 0..kl {
+                let dst = &mut self.data[(tile * kl + p) * nr..][..cols];
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = K::element_at(|i| src[i * stride + tile * nr + j], p, k);
+                }
+            }
+        }
+    }
+}
+
+impl<E> PackedB<E> {
+    fn tiles(&self) -> usize {
+        self.n.div_ceil(self.nr)
+    }
+}
+
+/// Packs rows of f32 (`cols` wide, `stride` apart) as elements, `width(cols)` per row.
+fn pack_rows<K: Kernel>(src: &[f32], stride: usize, cols: usize, rows: usize, out: &mut Vec<K::E>) {
+    out.clear();
+    out.resize(rows * K::width(cols), K::E::default());
+    pack_rows_into::<K>(src, stride, cols, out);
+}
+
+/// `pack_rows` into a slice of exactly `rows · width(cols)`.
+#[inline(always)]
+fn pack_rows_into<K: Kernel>(src: &[f32], stride: usize, cols: usize, out: &mut [K::E]) {
+    let kl = K::width(cols);
+    for (r, dst) in out.chunks_exact_mut(kl).enumerate() {
+        let row = &src[r * stride..r * stride + cols];
+        if K::PER == 1 {
+            for (d, &v) in dst.iter_mut().zip(row) {
+                *d = K::element(v, 0.0);
+            }
+        } else {
+            let (even, rest) = row.split_at(cols & !1);
+            for (d, xy) in dst.iter_mut().zip(even.chunks_exact(2)) {
+                *d = K::element(xy[0], xy[1]);
+            }
+            if let Some(&last) = rest.first() {
+                dst[kl - 1] = K::element(last, 0.0);
+            }
+        }
+    }
+}
+
+/// The shared part of every `Kernel::gemm`: checks the shapes, then walks blocks of
+/// rows (whose A stays in L2 while every tile of B passes over it) and tiles of B,
+/// calling `tile(r, a, lda, b_tile, bias_tile, c, ldc, cols)` for up to `mr` rows.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gemm_blocks<E: Copy>(
+    a: &[E],
+    lda: usize,
+    rows: usize,
+    b: &PackedB<E>,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    mr: usize,
+    mut tile: impl FnMut(usize, &[E], usize, &[E], Option<&[f32]>, &mut [f32], usize, usize),
+) {
+    assert!(lda >= b.kl, "gemm: A rows are narrower than B's");
+    assert!(
+        rows == 0 || a.len() >= (rows - 1) * lda + b.kl,
+        "gemm: A is too short"
+    );
+    assert!(
+        rows == 0 || c.len() >= (rows - 1) * ldc + b.n,
+        "gemm: C is too short"
+    );
+    assert!(ldc >= b.n, "gemm: C rows are narrower than B");
+    if let Some(bias) = bias {
+        assert!(bias.len() >= b.n, "gemm: bias is too short");
+    }
+    let (kl, nr) = (b.kl, b.nr);
+    let row_block = 8 * mr;
+    for block in (0..rows).step_by(row_block) {
+        let block_end = (block + row_block).min(rows);
+        for t in 0..b.tiles() {
+            let cols = nr.min(b.n - t * nr);
+            let b_tile = &b.data[t * kl * nr..(t + 1) * kl * nr];
+            let bias_tile = bias.map(|bias| &bias[t * nr..t * nr + cols]);
+            let mut row = block;
+            while row < block_end {
+                let r = mr.min(block_end - row);
+                // Every tile reads `(r-1)·lda + kl` of A and writes `(r-1)·ldc + cols`
+                // of C: inside the slices, as checked above.
+                tile(
+                    r,
+                    &a[row * lda..],
+                    lda,
+                    b_tile,
+                    bias_tile,
+                    &mut c[row * ldc + t * nr..],
+                    ldc,
+                    cols,
+                );
+                row += r;
+            }
+        }
+    }
+}
+
+/// Runs `work(first_row, rows_chunk)` over `data` (rows of `width`) split into at most
+/// `threads` contiguous parts on scoped threads.
+fn par_rows<T: Send>(
+    data: &mut [T],
+    width: usize,
+    threads: usize,
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let rows = data.len() / width.max(1);
+    let threads = threads.clamp(1, rows.max(1));
+    if threads == 1 {
+        work(0, data);
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let work = &work;
+        let mut rest = data;
+        let mut first = 0;
+        let mut handles = Vec::new();
+        while !rest.is_empty() {
+            let take = (per * width).min(rest.len());
+            let (chunk, tail) = rest.split_at_mut(take);
+            rest = tail;
+            let start = first;
+            first += take / width.max(1);
+            if rest.is_empty() {
+                work(start, chunk);
+            } else {
+                handles.push(scope.spawn(move || work(start, chunk)));
+            }
+        }
+        for handle in handles {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
 }
 
 /// What the fast path needs from `config.json`; anything else falls back to candle.
@@ -76,7 +451,65 @@ pub(crate) struct Input<'a> {
     pub type_ids: &'a [u32],
 }
 
+/// The encoder on the kernels `crate::cpu` chose.
 pub(crate) struct FastBert {
+    model: Precision,
+}
+
+enum Precision {
+    #[cfg(target_arch = "x86_64")]
+    Bf16(Box<Model<avx512::Bf16>>),
+    F32(Box<Model<F32>>),
+}
+
+impl FastBert {
+    /// Builds the pass from the safetensors' tensors (f32 or f16/bf16; names with or
+    /// without a `bert.` prefix) for the kernels `isa`. `Err` names what is missing
+    /// or misshapen.
+    pub(crate) fn load(
+        isa: EmbedIsa,
+        tensors: &HashMap<String, Tensor>,
+        shape: Shape,
+        threads: usize,
+    ) -> Result<Self, String> {
+        let model = match isa {
+            #[cfg(target_arch = "x86_64")]
+            EmbedIsa::Avx512(token) => Precision::Bf16(Box::new(Model::load(
+                avx512::Bf16(token),
+                tensors,
+                shape,
+                threads,
+            )?)),
+            #[cfg(target_arch = "x86_64")]
+            EmbedIsa::Avx2(token) => Precision::F32(Box::new(Model::load(
+                F32 { avx2: Some(token) },
+                tensors,
+                shape,
+                threads,
+            )?)),
+            EmbedIsa::Scalar => Precision::F32(Box::new(Model::load(
+                F32::scalar(),
+                tensors,
+                shape,
+                threads,
+            )?)),
+        };
+        Ok(Self { model })
+    }
+
+    /// The last hidden state of every token, texts one after another
+    /// (`Σ len × hidden`). `Err` for a token id or position the model does not have.
+    pub(crate) fn forward(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, String> {
+        match &self.model {
+            #[cfg(target_arch = "x86_64")]
+            Precision::Bf16(m) => m.forward(inputs),
+            Precision::F32(m) => m.forward(inputs),
+        }
+    }
+}
+
+struct Model<K: Kernel> {
+    kernel: K,
     shape: Shape,
     word: Vec<f32>,
     position: Vec<f32>,
@@ -85,7 +518,7 @@ pub(crate) struct FastBert {
     type_count: usize,
     vocab: usize,
     embeddings_norm: LayerNorm,
-    layers: Vec<Layer>,
+    layers: Vec<Layer<K::E>>,
     threads: usize,
 }
 
@@ -94,434 +527,73 @@ struct LayerNorm {
     bias: Vec<f32>,
 }
 
-struct Layer {
+struct Layer<E> {
     /// Query, key and value in one `3·hidden × hidden` matrix.
-    qkv: Linear,
-    attention_out: Linear,
+    qkv: Linear<E>,
+    attention_out: Linear<E>,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Linear<E>,
+    output: Linear<E>,
     output_norm: LayerNorm,
 }
 
-struct Linear {
-    weight: PackedB,
+struct Linear<E> {
+    weight: PackedB<E>,
     bias: Vec<f32>,
 }
 
-/// The right-hand operand of `A · Bᵀ` (B is `n × k`, row-major like a torch Linear
-/// weight) in the layout the micro-kernel reads: for each tile of 32 rows of B, for
-/// each pair of k, 32 lanes each holding (B[n][2p], B[n][2p+1]) as two bf16.
-/// Rows past `n` and the odd k's partner are zero.
-struct PackedB {
-    data: Vec<u32>,
-    n: usize,
-    k_pairs: usize,
-}
-
-impl PackedB {
-    fn new(n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> Self {
-        let mut packed = Self {
-            data: Vec::new(),
-            n: 0,
-            k_pairs: 0,
-        };
-        packed.fill(n, k, get);
-        packed
-    }
-
-    /// Repacks into the same allocation (attention does this per head).
-    fn fill(&mut self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) {
-        let k_pairs = k.div_ceil(2);
-        let tiles = n.div_ceil(NR);
-        self.n = n;
-        self.k_pairs = k_pairs;
-        self.data.clear();
-        self.data.resize(tiles * k_pairs * NR, 0);
-        for tile in 0..tiles {
-            let block = &mut self.data[tile * k_pairs * NR..(tile + 1) * k_pairs * NR];
-            for lane in 0..NR.min(n - tile * NR) {
-                let row = tile * NR + lane;
-                for p in 0..k_pairs {
-                    let lo = get(row, 2 * p);
-                    let hi = if 2 * p + 1 < k {
-                        get(row, 2 * p + 1)
-                    } else {
-                        0.0
-                    };
-                    block[p * NR + lane] = pair(lo, hi);
-                }
-            }
-        }
-    }
-
-    /// B rows already packed as bf16 pairs: row `j` is `src[j·stride..][..k_pairs]`.
-    fn fill_rows(&mut self, src: &[u32], stride: usize, n: usize, k_pairs: usize) {
-        let tiles = n.div_ceil(NR);
-        self.n = n;
-        self.k_pairs = k_pairs;
-        self.data.clear();
-        self.data.resize(tiles * k_pairs * NR, 0);
-        for (row, pairs) in (0..n).map(|j| (j, &src[j * stride..j * stride + k_pairs])) {
-            let block = &mut self.data[(row / NR) * k_pairs * NR..];
-            for (p, &v) in pairs.iter().enumerate() {
-                block[p * NR + row % NR] = v;
-            }
-        }
-    }
-
-    /// B = Mᵀ for M `k × n` in f32 (row `i` at `src[i·stride..]`): lane `j` of pair `p`
-    /// holds (M[2p][j], M[2p+1][j]).
-    fn fill_transposed(&mut self, src: &[f32], stride: usize, n: usize, k: usize) {
-        let k_pairs = k.div_ceil(2);
-        let tiles = n.div_ceil(NR);
-        self.n = n;
-        self.k_pairs = k_pairs;
-        self.data.clear();
-        self.data.resize(tiles * k_pairs * NR, 0);
-        for tile in 0..tiles {
-            let cols = NR.min(n - tile * NR);
-            for p in 0..k_pairs {
-                let lo = &src[2 * p * stride + tile * NR..][..cols];
-                let dst = &mut self.data[(tile * k_pairs + p) * NR..][..cols];
-                if 2 * p + 1 < k {
-                    let hi = &src[(2 * p + 1) * stride + tile * NR..][..cols];
-                    for ((d, &l), &h) in dst.iter_mut().zip(lo).zip(hi) {
-                        *d = pair(l, h);
-                    }
-                } else {
-                    for (d, &l) in dst.iter_mut().zip(lo) {
-                        *d = pair(l, 0.0);
-                    }
-                }
-            }
-        }
-    }
-
-    fn tiles(&self) -> usize {
-        self.n.div_ceil(NR)
-    }
-}
-
-/// Round to nearest even, as torch and `vcvtne2ps2bf16` do.
-#[inline(always)]
-fn bf16_bits(x: f32) -> u32 {
-    let bits = x.to_bits();
-    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1))) >> 16
-}
-
-#[inline(always)]
-fn pair(lo: f32, hi: f32) -> u32 {
-    bf16_bits(lo) | (bf16_bits(hi) << 16)
-}
-
-/// Packs rows of f32 (`cols` wide, `stride` apart) as bf16 pairs, `cols.div_ceil(2)`
-/// per row.
-fn pack_rows(src: &[f32], stride: usize, cols: usize, rows: usize, out: &mut Vec<u32>) {
-    out.clear();
-    out.resize(rows * cols.div_ceil(2), 0);
-    pack_rows_into(src, stride, cols, out);
-}
-
-/// `pack_rows` into a slice of exactly `rows · cols.div_ceil(2)`.
-fn pack_rows_into(src: &[f32], stride: usize, cols: usize, out: &mut [u32]) {
-    let k_pairs = cols.div_ceil(2);
-    for (r, dst) in out.chunks_exact_mut(k_pairs).enumerate() {
-        let row = &src[r * stride..r * stride + cols];
-        let (even, rest) = row.split_at(cols & !1);
-        for (d, xy) in dst.iter_mut().zip(even.chunks_exact(2)) {
-            *d = pair(xy[0], xy[1]);
-        }
-        if let Some(&last) = rest.first() {
-            dst[k_pairs - 1] = pair(last, 0.0);
-        }
-    }
-}
-
-/// `c[r][j] = Σ a[r]·b[j] (+ bias[j])` for `rows` rows of `a` (bf16 pairs, `lda` apart,
-/// the first `b.k_pairs` of each used) and the `b.n` columns, into `c` (f32, `ldc` per
-/// row). One thread.
-fn gemm(
-    a: &[u32],
-    lda: usize,
-    rows: usize,
-    b: &PackedB,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    assert!(lda >= b.k_pairs, "gemm: A rows are narrower than B's");
-    assert!(
-        rows == 0 || a.len() >= (rows - 1) * lda + b.k_pairs,
-        "gemm: A is too short"
-    );
-    assert!(
-        rows == 0 || c.len() >= (rows - 1) * ldc + b.n,
-        "gemm: C is too short"
-    );
-    assert!(ldc >= b.n, "gemm: C rows are narrower than B");
-    if let Some(bias) = bias {
-        assert!(bias.len() >= b.n, "gemm: bias is too short");
-    }
-    // Blocks of rows whose A stays in L2 while every tile of B passes over it.
-    const ROW_BLOCK: usize = 8 * MR;
-    let kp = b.k_pairs;
-    for block in (0..rows).step_by(ROW_BLOCK) {
-        let block_end = (block + ROW_BLOCK).min(rows);
-        for tile in 0..b.tiles() {
-            let cols = NR.min(b.n - tile * NR);
-            let b_tile = &b.data[tile * kp * NR..(tile + 1) * kp * NR];
-            let bias_tile = bias.map(|bias| &bias[tile * NR..tile * NR + cols]);
-            let mut row = block;
-            while row < block_end {
-                let r = MR.min(block_end - row);
-                let a_rows = &a[row * lda..];
-                let c_rows = &mut c[row * ldc + tile * NR..];
-                // SAFETY: `supported()` was checked before any FastBert exists; the
-                // slices cover every element the kernel touches (asserted above).
-                unsafe {
-                    match r {
-                        8 => {
-                            tile_kernel::<8>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                        7 => {
-                            tile_kernel::<7>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                        6 => {
-                            tile_kernel::<6>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                        5 => {
-                            tile_kernel::<5>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                        4 => {
-                            tile_kernel::<4>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                        3 => {
-                            tile_kernel::<3>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                        2 => {
-                            tile_kernel::<2>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                        _ => {
-                            tile_kernel::<1>(a_rows, lda, kp, b_tile, bias_tile, c_rows, ldc, cols)
-                        }
-                    }
-                }
-                row += r;
-            }
-        }
-    }
-}
-
-/// One `R × 32` tile of C over the whole k range.
-///
-/// # Safety
-/// The CPU must have AVX-512F and AVX-512 BF16; `a` reaches `(R-1)·lda + kp` pairs,
-/// `b` holds `kp·32`, and `c` reaches `(R-1)·ldc + cols`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn tile_kernel<const R: usize>(
-    a: &[u32],
-    lda: usize,
-    kp: usize,
-    b: &[u32],
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
+/// `src` (`rows × cols` f32) as the kernels' packed rows: itself when they read f32,
+/// else packed into `buf`.
+fn packed<'a, K: Kernel>(
+    src: &'a [f32],
     cols: usize,
-) {
-    debug_assert!(a.len() >= (R - 1) * lda + kp && b.len() >= kp * NR && cols <= NR);
-    debug_assert!(c.len() >= (R - 1) * ldc + cols);
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    let a = a.as_ptr();
-    let b = b.as_ptr();
-    for p in 0..kp {
-        // SAFETY: p < kp and r < R keep every read inside the slices checked above.
-        unsafe {
-            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(p * NR).cast()));
-            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(p * NR + 16).cast()));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av: __m512bh =
-                    std::mem::transmute(_mm512_set1_epi32(*a.add(r * lda + p) as i32));
-                acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
-                acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
-            }
-        }
-    }
-    let lo_mask: __mmask16 = if cols >= 16 {
-        0xffff
-    } else {
-        (1u16 << cols) - 1
-    };
-    let hi_mask: __mmask16 = if cols >= 32 {
-        0xffff
-    } else if cols > 16 {
-        (1u16 << (cols - 16)) - 1
-    } else {
-        0
-    };
-    // SAFETY: the masks keep loads and stores inside `cols` of each row.
-    unsafe {
-        let (bias0, bias1) = match bias {
-            Some(bias) => (
-                _mm512_maskz_loadu_ps(lo_mask, bias.as_ptr()),
-                _mm512_maskz_loadu_ps(hi_mask, bias.as_ptr().add(16)),
-            ),
-            None => (_mm512_setzero_ps(), _mm512_setzero_ps()),
-        };
-        let c = c.as_mut_ptr();
-        for (r, acc) in acc.iter().enumerate() {
-            let row = c.add(r * ldc);
-            _mm512_mask_storeu_ps(row, lo_mask, _mm512_add_ps(acc[0], bias0));
-            _mm512_mask_storeu_ps(row.add(16), hi_mask, _mm512_add_ps(acc[1], bias1));
-        }
-    }
-}
-
-/// Runs `work(first_row, rows_chunk)` over `data` (rows of `width`) split into at most
-/// `threads` contiguous parts on scoped threads.
-fn par_rows<T: Send>(
-    data: &mut [T],
-    width: usize,
-    threads: usize,
-    work: impl Fn(usize, &mut [T]) + Sync,
-) {
-    let rows = data.len() / width.max(1);
-    let threads = threads.clamp(1, rows.max(1));
-    if threads == 1 {
-        work(0, data);
-        return;
-    }
-    let per = rows.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let work = &work;
-        let mut rest = data;
-        let mut first = 0;
-        let mut handles = Vec::new();
-        while !rest.is_empty() {
-            let take = (per * width).min(rest.len());
-            let (chunk, tail) = rest.split_at_mut(take);
-            rest = tail;
-            let start = first;
-            first += take / width.max(1);
-            if rest.is_empty() {
-                work(start, chunk);
-            } else {
-                handles.push(scope.spawn(move || work(start, chunk)));
-            }
-        }
-        for handle in handles {
-            if let Err(panic) = handle.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
-}
-
-/// `exp` accurate to a few ulps for the range softmax and GELU use, written so the
-/// compiler vectorises loops over it (libm's `expf` is a call per element): no calls,
-/// no saturating casts.
-#[inline(always)]
-fn fast_exp(x: f32) -> f32 {
-    // Adding 1.5·2²³ rounds x·log₂e to an integer held in the low mantissa bits.
-    const SHIFT: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * std::f32::consts::LOG2_E + SHIFT;
-    let n = t - SHIFT;
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67
-                    + r * (0.041_666_42 + r * (0.008_333_452 + r * 0.001_393_891_5)))));
-    let exponent = t.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127) << 23;
-    p * f32::from_bits(exponent)
-}
-
-/// Lane-wise partial results so the reductions vectorise (float addition does not
-/// reassociate on its own).
-fn max_of(values: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 16];
-    let chunks = values.chunks_exact(16);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (l, v) in lanes.iter_mut().zip(chunk) {
-            *l = l.max(*v);
-        }
-    }
-    tail.iter()
-        .chain(&lanes)
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max)
-}
-
-fn sum_of(values: &[f32]) -> f32 {
-    let mut lanes = [0f32; 16];
-    let chunks = values.chunks_exact(16);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (l, v) in lanes.iter_mut().zip(chunk) {
-            *l += v;
-        }
-    }
-    tail.iter().chain(&lanes).sum()
-}
-
-/// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
-#[inline(always)]
-fn erf(x: f32) -> f32 {
-    let sign = if x < 0.0 { -1.0 } else { 1.0 };
-    let x = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let y = 1.0
-        - t * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))))
-            * fast_exp(-x * x);
-    sign * y
-}
-
-#[inline(always)]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// `out = layer_norm(x + residual)` per row of `hidden`.
-fn add_layer_norm(x: &mut [f32], residual: Option<&[f32]>, norm: &LayerNorm, eps: f32) {
-    let hidden = norm.weight.len();
-    for (r, row) in x.chunks_exact_mut(hidden).enumerate() {
-        if let Some(residual) = residual {
-            for (v, res) in row.iter_mut().zip(&residual[r * hidden..(r + 1) * hidden]) {
-                *v += res;
-            }
-        }
-        let mean = row.iter().sum::<f32>() / hidden as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / hidden as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        for ((v, w), b) in row.iter_mut().zip(&norm.weight).zip(&norm.bias) {
-            *v = (*v - mean) * inv * w + b;
+    rows: usize,
+    buf: &'a mut Vec<K::E>,
+) -> &'a [K::E] {
+    match K::view(src) {
+        Some(view) => view,
+        None => {
+            pack_rows::<K>(src, cols, cols, rows, buf);
+            buf
         }
     }
 }
 
 /// Buffers reused across layers of one forward pass.
-#[derive(Default)]
-struct Scratch {
+struct Scratch<E> {
     hidden: Vec<f32>,
-    hidden_bf16: Vec<u32>,
+    hidden_packed: Vec<E>,
     qkv: Vec<f32>,
-    qkv_bf16: Vec<u32>,
+    qkv_packed: Vec<E>,
     /// Attention output, token-major.
     context: Vec<f32>,
-    context_bf16: Vec<u32>,
+    context_packed: Vec<E>,
     projected: Vec<f32>,
     intermediate: Vec<f32>,
-    intermediate_bf16: Vec<u32>,
+    intermediate_packed: Vec<E>,
 }
 
-impl FastBert {
+impl<E> Default for Scratch<E> {
+    fn default() -> Self {
+        Self {
+            hidden: Vec::new(),
+            hidden_packed: Vec::new(),
+            qkv: Vec::new(),
+            qkv_packed: Vec::new(),
+            context: Vec::new(),
+            context_packed: Vec::new(),
+            projected: Vec::new(),
+            intermediate: Vec::new(),
+            intermediate_packed: Vec::new(),
+        }
+    }
+}
+
+impl<K: Kernel> Model<K> {
     /// Builds the pass from the safetensors' tensors (f32 or f16/bf16; names with or
     /// without a `bert.` prefix). `Err` names what is missing or misshapen.
-    pub(crate) fn load(
+    fn load(
+        kernel: K,
         tensors: &HashMap<String, Tensor>,
         shape: Shape,
         threads: usize,
@@ -568,10 +640,10 @@ impl FastBert {
                 bias: get(&format!("{name}.bias"), &[h])?,
             })
         };
-        let linear = |name: &str, n: usize, k: usize| -> Result<Linear, String> {
+        let linear = |name: &str, n: usize, k: usize| -> Result<Linear<K::E>, String> {
             let w = get(&format!("{name}.weight"), &[n, k])?;
             Ok(Linear {
-                weight: PackedB::new(n, k, |row, col| w[row * k + col]),
+                weight: PackedB::new::<K>(n, k, |row, col| w[row * k + col]),
                 bias: get(&format!("{name}.bias"), &[n])?,
             })
         };
@@ -585,7 +657,7 @@ impl FastBert {
             bias.extend(get(&at("attention.self.key.bias"), &[h])?);
             bias.extend(get(&at("attention.self.value.bias"), &[h])?);
             let qkv = Linear {
-                weight: PackedB::new(3 * h, h, |row, col| {
+                weight: PackedB::new::<K>(3 * h, h, |row, col| {
                     let m = [&q, &k, &v][row / h];
                     m[(row % h) * h + col]
                 }),
@@ -601,6 +673,7 @@ impl FastBert {
             });
         }
         Ok(Self {
+            kernel,
             word: get("embeddings.word_embeddings.weight", &[vocab, h])?,
             position: get("embeddings.position_embeddings.weight", &[max_positions, h])?,
             token_type: get("embeddings.token_type_embeddings.weight", &[type_count, h])?,
@@ -616,7 +689,7 @@ impl FastBert {
 
     /// The last hidden state of every token, texts one after another
     /// (`Σ len × hidden`). `Err` for a token id or position the model does not have.
-    pub(crate) fn forward(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, String> {
+    fn forward(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, String> {
         let h = self.shape.hidden;
         let total: usize = inputs.iter().map(|i| i.ids.len()).sum();
         let mut s = Scratch::default();
@@ -649,7 +722,9 @@ impl FastBert {
                 row += 1;
             }
         }
-        add_layer_norm(&mut s.hidden, None, &self.embeddings_norm, self.shape.eps);
+        let (norm, eps) = (&self.embeddings_norm, self.shape.eps);
+        self.kernel
+            .vectorized(|| add_layer_norm(&mut s.hidden, None, norm, eps));
 
         let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
         for layer in &self.layers {
@@ -658,98 +733,97 @@ impl FastBert {
         Ok(s.hidden)
     }
 
-    fn layer(&self, layer: &Layer, lengths: &[usize], s: &mut Scratch) {
+    fn layer(&self, layer: &Layer<K::E>, lengths: &[usize], s: &mut Scratch<K::E>) {
         let h = self.shape.hidden;
         let total: usize = lengths.iter().sum();
         let eps = self.shape.eps;
         let threads = self.threads;
+        let kernel = self.kernel;
+        let hw = K::width(h);
 
-        pack_rows(&s.hidden, h, h, total, &mut s.hidden_bf16);
-        let hp = h / 2;
         s.qkv.resize(total * 3 * h, 0.0);
         {
-            let a = &s.hidden_bf16;
+            let a = packed::<K>(&s.hidden, h, total, &mut s.hidden_packed);
             par_rows(&mut s.qkv, 3 * h, threads, |first, c| {
                 let rows = c.len() / (3 * h);
-                let b = &layer.qkv.weight;
-                gemm(
-                    &a[first * hp..],
-                    hp,
-                    rows,
-                    b,
-                    Some(&layer.qkv.bias),
-                    c,
-                    3 * h,
-                );
+                let (b, bias) = (&layer.qkv.weight, &layer.qkv.bias);
+                kernel.gemm(&a[first * hw..], hw, rows, b, Some(bias), c, 3 * h);
             });
         }
 
         self.attention(lengths, s);
 
         // Output projection + residual + norm.
-        pack_rows(&s.context, h, h, total, &mut s.context_bf16);
         s.projected.resize(total * h, 0.0);
         {
-            let a = &s.context_bf16;
+            let a = packed::<K>(&s.context, h, total, &mut s.context_packed);
             let hidden = &s.hidden;
             let lin = &layer.attention_out;
             let norm = &layer.attention_norm;
             par_rows(&mut s.projected, h, threads, |first, c| {
                 let rows = c.len() / h;
-                gemm(
-                    &a[first * hp..],
-                    hp,
+                kernel.gemm(
+                    &a[first * hw..],
+                    hw,
                     rows,
                     &lin.weight,
                     Some(&lin.bias),
                     c,
                     h,
                 );
-                add_layer_norm(c, Some(&hidden[first * h..(first + rows) * h]), norm, eps);
+                let residual = &hidden[first * h..(first + rows) * h];
+                kernel.vectorized(|| add_layer_norm(c, Some(residual), norm, eps));
             });
         }
         std::mem::swap(&mut s.hidden, &mut s.projected);
 
-        // Feed-forward: GELU(x·W1ᵀ + b1)·W2ᵀ + b2, + residual, norm.
+        // Feed-forward: GELU(x·W1ᵀ + b1)·W2ᵀ + b2, + residual, norm. GELU runs on each
+        // thread's rows right after its matmul (and packs them when the kernels read
+        // packed rows).
         let inter = self.shape.intermediate;
-        let ip = inter.div_ceil(2);
-        pack_rows(&s.hidden, h, h, total, &mut s.hidden_bf16);
-        s.intermediate_bf16.clear();
-        s.intermediate_bf16.resize(total * ip, 0);
+        let iw = K::width(inter);
+        let repack = K::view(&[]).is_none();
+        s.intermediate_packed.clear();
+        if repack {
+            s.intermediate_packed.resize(total * iw, K::E::default());
+        }
         s.intermediate.resize(total * inter, 0.0);
         {
-            let a = &s.hidden_bf16;
+            let a = packed::<K>(&s.hidden, h, total, &mut s.hidden_packed);
             let lin = &layer.intermediate;
             let per = total.div_ceil(threads.clamp(1, total.max(1))).max(1);
-            let work = |first: usize, c: &mut [f32], packed: &mut [u32]| {
+            let work = |first: usize, c: &mut [f32], packed_rows: &mut [K::E]| {
                 let rows = c.len() / inter;
-                gemm(
-                    &a[first * hp..],
-                    hp,
+                kernel.gemm(
+                    &a[first * hw..],
+                    hw,
                     rows,
                     &lin.weight,
                     Some(&lin.bias),
                     c,
                     inter,
                 );
-                for v in c.iter_mut() {
-                    *v = gelu(*v);
-                }
-                pack_rows_into(c, inter, inter, packed);
+                kernel.vectorized(|| {
+                    for v in c.iter_mut() {
+                        *v = gelu(*v);
+                    }
+                    if !packed_rows.is_empty() {
+                        pack_rows_into::<K>(c, inter, inter, packed_rows);
+                    }
+                });
             };
             std::thread::scope(|scope| {
                 let work = &work;
                 let mut handles = Vec::new();
-                let parts = s
-                    .intermediate
-                    .chunks_mut(per * inter)
-                    .zip(s.intermediate_bf16.chunks_mut(per * ip))
-                    .enumerate();
-                for (i, (c, packed)) in parts {
+                let mut packed_rest = &mut s.intermediate_packed[..];
+                for (i, c) in s.intermediate.chunks_mut(per * inter).enumerate() {
+                    let take = if repack { c.len() / inter * iw } else { 0 };
+                    let (packed_rows, tail) = packed_rest.split_at_mut(take);
+                    packed_rest = tail;
                     if (i + 1) * per >= total {
-                        work(i * per, c, packed);
+                        work(i * per, c, packed_rows);
                     } else {
-                        handles.push(scope.spawn(move || work(i * per, c, packed)));
+                        handles.push(scope.spawn(move || work(i * per, c, packed_rows)));
                     }
                 }
                 for handle in handles {
@@ -761,22 +835,26 @@ impl FastBert {
         }
         s.projected.resize(total * h, 0.0);
         {
-            let a = &s.intermediate_bf16;
+            let a: &[K::E] = match K::view(&s.intermediate) {
+                Some(a) => a,
+                None => &s.intermediate_packed,
+            };
             let hidden = &s.hidden;
             let lin = &layer.output;
             let norm = &layer.output_norm;
             par_rows(&mut s.projected, h, threads, |first, c| {
                 let rows = c.len() / h;
-                gemm(
-                    &a[first * ip..],
-                    ip,
+                kernel.gemm(
+                    &a[first * iw..],
+                    iw,
                     rows,
                     &lin.weight,
                     Some(&lin.bias),
                     c,
                     h,
                 );
-                add_layer_norm(c, Some(&hidden[first * h..(first + rows) * h]), norm, eps);
+                let residual = &hidden[first * h..(first + rows) * h];
+                kernel.vectorized(|| add_layer_norm(c, Some(residual), norm, eps));
             });
         }
         std::mem::swap(&mut s.hidden, &mut s.projected);
@@ -784,10 +862,9 @@ impl FastBert {
 
     /// Self-attention per text and head, from `s.qkv` into `s.context` (token-major,
     /// heads side by side). Threads take whole texts, balanced by `Σ len²`.
-    fn attention(&self, lengths: &[usize], s: &mut Scratch) {
+    fn attention(&self, lengths: &[usize], s: &mut Scratch<K::E>) {
         let h = self.shape.hidden;
         let total: usize = lengths.iter().sum();
-        pack_rows(&s.qkv, 3 * h, 3 * h, total, &mut s.qkv_bf16);
         s.context.resize(total * h, 0.0);
 
         let cost: usize = lengths.iter().map(|l| l * l).sum();
@@ -802,7 +879,8 @@ impl FastBert {
         }
         bounds.push(lengths.len());
 
-        let (qkv, qkv_bf16) = (&s.qkv, &s.qkv_bf16);
+        let qkv = &s.qkv;
+        let qkv_packed = packed::<K>(qkv, 3 * h, total, &mut s.qkv_packed);
         std::thread::scope(|scope| {
             let mut rest = &mut s.context[..];
             let mut first_token = 0;
@@ -814,7 +892,10 @@ impl FastBert {
                 rest = tail;
                 let first = first_token;
                 first_token += tokens;
-                let mut work = move || self.attend(texts, first, qkv, qkv_bf16, ctx);
+                let mut work = move || {
+                    self.kernel
+                        .vectorized(|| self.attend(texts, first, qkv, qkv_packed, ctx))
+                };
                 if i + 2 == bounds.len() {
                     work();
                 } else {
@@ -831,20 +912,21 @@ impl FastBert {
 
     /// Attention for consecutive texts starting at token `first`; `ctx` holds their
     /// rows only.
+    #[inline(always)]
     fn attend(
         &self,
         texts: &[usize],
         first: usize,
         qkv: &[f32],
-        qkv_bf16: &[u32],
+        qkv_packed: &[K::E],
         ctx: &mut [f32],
     ) {
         let h = self.shape.hidden;
         let dh = h / self.shape.heads;
-        let (dp, stride, stride_bf16) = (dh / 2, 3 * h, 3 * h / 2);
+        let (dw, stride, stride_packed) = (K::width(dh), 3 * h, K::width(3 * h));
         let scale = 1.0 / (dh as f32).sqrt();
-        let mut keys = PackedB::new(0, 0, |_, _| 0.0);
-        let mut values = PackedB::new(0, 0, |_, _| 0.0);
+        let mut keys = PackedB::empty();
+        let mut values = PackedB::empty();
         let mut scores = Vec::new();
         let mut probs = Vec::new();
         let mut start = 0;
@@ -852,24 +934,25 @@ impl FastBert {
             let row0 = first + start;
             for head in 0..self.shape.heads {
                 // scores = Q·Kᵀ: queries straight from the packed qkv rows, keys as B.
-                let q = &qkv_bf16[row0 * stride_bf16 + head * dp..];
-                keys.fill_rows(
-                    &qkv_bf16[row0 * stride_bf16 + (h + head * dh) / 2..],
-                    stride_bf16,
+                let q = &qkv_packed[row0 * stride_packed + head * dw..];
+                keys.fill_rows::<K>(
+                    &qkv_packed[row0 * stride_packed + K::width(h) + head * dw..],
+                    stride_packed,
                     len,
-                    dp,
+                    dw,
                 );
-                let width = keys.tiles() * NR;
+                let width = keys.tiles() * K::NR;
                 scores.clear();
                 scores.resize(len * width, 0.0);
-                gemm(q, stride_bf16, len, &keys, None, &mut scores, width);
+                self.kernel
+                    .gemm(q, stride_packed, len, &keys, None, &mut scores, width);
                 // Softmax over the text's own tokens, packed for P·V.
-                let lp = len.div_ceil(2);
+                let lw = K::width(len);
                 probs.clear();
-                probs.resize(len * lp, 0);
+                probs.resize(len * lw, K::E::default());
                 for (row, dst) in scores
                     .chunks_exact_mut(width)
-                    .zip(probs.chunks_exact_mut(lp))
+                    .zip(probs.chunks_exact_mut(lw))
                 {
                     let row = &mut row[..len];
                     let max = max_of(row);
@@ -880,13 +963,18 @@ impl FastBert {
                     for v in row.iter_mut() {
                         *v *= inv;
                     }
-                    pack_rows_into(row, len, len, dst);
+                    pack_rows_into::<K>(row, len, len, dst);
                 }
                 // context = P·V, V as B with the head dims as rows.
-                values.fill_transposed(&qkv[row0 * stride + 2 * h + head * dh..], stride, dh, len);
-                gemm(
+                values.fill_transposed::<K>(
+                    &qkv[row0 * stride + 2 * h + head * dh..],
+                    stride,
+                    dh,
+                    len,
+                );
+                self.kernel.gemm(
                     &probs,
-                    lp,
+                    lw,
                     len,
                     &values,
                     None,
@@ -899,9 +987,103 @@ impl FastBert {
     }
 }
 
+/// `exp` accurate to a few ulps for the range softmax and GELU use, written so the
+/// compiler vectorises loops over it (libm's `expf` is a call per element): no calls,
+/// no saturating casts.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    // Adding 1.5·2²³ rounds x·log₂e to an integer held in the low mantissa bits.
+    const SHIFT: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (0.166_666_67
+                    + r * (0.041_666_42 + r * (0.008_333_452 + r * 0.001_393_891_5)))));
+    let exponent = t.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(exponent)
+}
+
+/// Lane-wise partial results so the reductions vectorise (float addition does not
+/// reassociate on its own).
+#[inline(always)]
+fn max_of(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l = l.max(*v);
+        }
+    }
+    tail.iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+#[inline(always)]
+fn sum_of(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    tail.iter().chain(&lanes).sum()
+}
+
+/// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let sign = if x < 0.0 { -1.0 } else { 1.0 };
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let y = 1.0
+        - t * (0.254_829_6
+            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))))
+            * fast_exp(-x * x);
+    sign * y
+}
+
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `out = layer_norm(x + residual)` per row of `hidden`.
+#[inline(always)]
+fn add_layer_norm(x: &mut [f32], residual: Option<&[f32]>, norm: &LayerNorm, eps: f32) {
+    let hidden = norm.weight.len();
+    for (r, row) in x.chunks_exact_mut(hidden).enumerate() {
+        if let Some(residual) = residual {
+            for (v, res) in row.iter_mut().zip(&residual[r * hidden..(r + 1) * hidden]) {
+                *v += res;
+            }
+        }
+        let mean = row.iter().sum::<f32>() / hidden as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / hidden as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((v, w), b) in row.iter_mut().zip(&norm.weight).zip(&norm.bias) {
+            *v = (*v - mean) * inv * w + b;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::Level;
+
+    /// Every kernel set this CPU can run.
+    fn isas() -> Vec<EmbedIsa> {
+        Level::ALL.into_iter().filter_map(EmbedIsa::at).collect()
+    }
 
     fn round_bf16(x: f32) -> f32 {
         f32::from_bits(bf16_bits(x) << 16)
@@ -922,10 +1104,19 @@ mod tests {
 
     #[test]
     fn gemm_matches_a_plain_product_of_the_rounded_inputs() {
-        if !supported() {
-            eprintln!("skipped: this CPU has no AVX-512 BF16");
-            return;
+        for isa in isas() {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                EmbedIsa::Avx512(t) => check_gemm(avx512::Bf16(t), round_bf16),
+                #[cfg(target_arch = "x86_64")]
+                EmbedIsa::Avx2(t) => check_gemm(F32 { avx2: Some(t) }, |x| x),
+                EmbedIsa::Scalar => check_gemm(F32::scalar(), |x| x),
+            }
         }
+    }
+
+    /// `round` is what the kernel's packing does to its inputs.
+    fn check_gemm<K: Kernel>(kernel: K, round: fn(f32) -> f32) {
         for (rows, n, k) in [
             (1, 5, 1),
             (7, 32, 2),
@@ -937,25 +1128,25 @@ mod tests {
             let b = values(n * k, 2);
             let bias = values(n, 3);
             // A rows padded to a wider stride, as attention reads Q from the qkv rows.
-            let lda = k.div_ceil(2) + 3;
-            let mut packed_a = vec![0u32; rows * lda];
+            let lda = K::width(k) + 3;
+            let mut packed_a = vec![K::E::default(); rows * lda];
             for r in 0..rows {
-                pack_rows_into(
+                pack_rows_into::<K>(
                     &a[r * k..(r + 1) * k],
                     k,
                     k,
-                    &mut packed_a[r * lda..][..k.div_ceil(2)],
+                    &mut packed_a[r * lda..][..K::width(k)],
                 );
             }
-            let packed_b = PackedB::new(n, k, |row, col| b[row * k + col]);
+            let packed_b = PackedB::new::<K>(n, k, |row, col| b[row * k + col]);
             let ldc = n + 5;
             let mut c = vec![f32::NAN; rows * ldc];
-            gemm(&packed_a, lda, rows, &packed_b, Some(&bias), &mut c, ldc);
+            kernel.gemm(&packed_a, lda, rows, &packed_b, Some(&bias), &mut c, ldc);
             for r in 0..rows {
                 for j in 0..n {
                     let want: f32 = bias[j]
                         + (0..k)
-                            .map(|i| round_bf16(a[r * k + i]) * round_bf16(b[j * k + i]))
+                            .map(|i| round(a[r * k + i]) * round(b[j * k + i]))
                             .sum::<f32>();
                     let got = c[r * ldc + j];
                     assert!(
@@ -971,14 +1162,20 @@ mod tests {
 
     #[test]
     fn the_specialised_packings_agree_with_the_general_one() {
+        check_packings::<F32>();
+        #[cfg(target_arch = "x86_64")]
+        check_packings::<avx512::Bf16>();
+    }
+
+    fn check_packings<K: Kernel>() {
         let (n, k) = (45, 20);
         let m = values(n * k, 4);
-        let general = PackedB::new(n, k, |row, col| m[row * k + col]);
+        let general = PackedB::new::<K>(n, k, |row, col| m[row * k + col]);
 
         let mut pairs = Vec::new();
-        pack_rows(&m, k, k, n, &mut pairs);
-        let mut rows = PackedB::new(0, 0, |_, _| 0.0);
-        rows.fill_rows(&pairs, k / 2, n, k / 2);
+        pack_rows::<K>(&m, k, k, n, &mut pairs);
+        let mut rows = PackedB::empty();
+        rows.fill_rows::<K>(&pairs, K::width(k), n, K::width(k));
         assert_eq!(rows.data, general.data);
 
         // Mᵀ stored k × n with a wider stride.
@@ -989,19 +1186,24 @@ mod tests {
                 transposed_src[col * stride + row] = m[row * k + col];
             }
         }
-        let mut transposed = PackedB::new(0, 0, |_, _| 0.0);
-        transposed.fill_transposed(&transposed_src, stride, n, k);
+        let mut transposed = PackedB::empty();
+        transposed.fill_transposed::<K>(&transposed_src, stride, n, k);
         assert_eq!(transposed.data, general.data);
 
         // An odd k pads the last pair with zero.
-        let odd = PackedB::new(3, 3, |row, col| (row * 3 + col) as f32 + 1.0);
-        let mut odd_t = PackedB::new(0, 0, |_, _| 0.0);
+        let odd = PackedB::new::<K>(3, 3, |row, col| (row * 3 + col) as f32 + 1.0);
+        let mut odd_t = PackedB::empty();
         let src: Vec<f32> = (0..3)
             .flat_map(|col| (0..3).map(move |row| (row * 3 + col) as f32 + 1.0))
             .collect();
-        odd_t.fill_transposed(&src, 3, 3, 3);
+        odd_t.fill_transposed::<K>(&src, 3, 3, 3);
         assert_eq!(odd.data, odd_t.data);
-        assert_eq!(odd.data[NR] >> 16, 0, "the missing k is zero");
+        #[cfg(target_arch = "x86_64")]
+        {
+            // An odd k's missing partner is zero (lane 0 of the second pair).
+            let odd = PackedB::new::<avx512::Bf16>(3, 3, |row, col| (row * 3 + col) as f32 + 1.0);
+            assert_eq!(odd.data[<avx512::Bf16 as Kernel>::NR] >> 16, 0);
+        }
     }
 
     #[test]
@@ -1063,5 +1265,49 @@ mod tests {
         assert!(with("position_embedding_type", "relative_key".into()).is_none());
         assert!(with("num_attention_heads", 5.into()).is_none());
         assert!(with("hidden_size", serde_json::Value::Null).is_none());
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// `cargo test --release -p agentbase-llm gemm_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn gemm_speed() {
+        let isa = EmbedIsa::at(crate::cpu::best().embeddings).unwrap();
+        let (rows, n, k) = (1800, 1152, 384);
+        let a: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..n * k).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut c = vec![0f32; rows * n];
+        let kernel = match isa {
+            #[cfg(target_arch = "x86_64")]
+            EmbedIsa::Avx2(t) => F32 { avx2: Some(t) },
+            _ => F32::scalar(),
+        };
+        let packed = PackedB::new::<F32>(n, k, |r, col| b[r * k + col]);
+        // Time on the CPU (schedstat), so a busy machine does not skew it much.
+        let on_cpu = || -> f64 {
+            let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+            s.split(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+                / 1e9
+        };
+        for _ in 0..3 {
+            let (t, cpu) = (std::time::Instant::now(), on_cpu());
+            for _ in 0..5 {
+                kernel.gemm(&a, k, rows, &packed, None, &mut c, n);
+            }
+            let (secs, cpu) = (t.elapsed().as_secs_f64(), on_cpu() - cpu);
+            let flops = 5.0 * 2.0 * (rows * n * k) as f64;
+            eprintln!(
+                "{rows}x{n}x{k}: {:.1} GFLOP per wall s, {:.1} per CPU s",
+                flops / secs / 1e9,
+                flops / cpu / 1e9
+            );
+        }
     }
 }

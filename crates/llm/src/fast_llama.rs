@@ -1,15 +1,17 @@
-//! The llama forward pass for GGUF files on x86-64 CPUs with AVX-512 VNNI, used by
-//! `LocalChatModel` instead of `llama` (candle's quantized matmuls) when the CPU has it.
+//! The llama forward pass for GGUF files, used by `LocalChatModel` instead of `llama`
+//! (candle's quantized matmuls) for every llama file it can run.
 //!
 //! Why: candle 0.11 has no SIMD kernel for Q4_1 (the default SmolLM2 file's format),
-//! so the fallback converts it to Q8_0 and still multiplies one 256-bit block at a
-//! time, token by token. This pass works like llama.cpp's CPU backend:
+//! and its quantized kernels are chosen at compile time, so a portable build gets
+//! none. This pass works like llama.cpp's CPU backend:
 //! - weights stay in their 4-bit (Q4_1) or 8-bit (Q8_0, anything else is converted to
-//!   it) blocks of 32, repacked at load so one 512-bit `vpdpbusd` multiplies two
-//!   blocks of unsigned weights by two blocks of activations quantised to signed 8-bit
-//!   per token (as llama.cpp's Q8_1), with f32 scales applied per block;
-//! - prefill multiplies tiles of 4 weight rows × 4 tokens, so each weight is read
-//!   once per 4 tokens (and from L1 after the first tile of a row block);
+//!   it) blocks of 32, repacked at load so one 512-bit `vpdpbusd` (or two 256-bit
+//!   `vpmaddubsw` on AVX2) multiplies two blocks of unsigned weights by two blocks of
+//!   activations quantised to signed 8-bit per token (as llama.cpp's Q8_1), with f32
+//!   scales applied per block;
+//! - prefill multiplies tiles of 4 weight rows × 4 tokens (× 2 on AVX2), so each
+//!   weight is read once per few tokens (and from L1 after the first tile of a row
+//!   block);
 //! - the KV cache is f16 (as llama.cpp's), keys stored dimension-major per block of
 //!   16 positions so 16 scores
 //!   come out of one FMA chain; attention is a fused scores → softmax → values pass
@@ -18,15 +20,25 @@
 //! - every step is split over a small persistent pool of spinning threads (`Pool`),
 //!   since a decoded token has ~150 parallel steps of a few µs each.
 //!
+//! The kernels come in three sets chosen at run time (`crate::cpu`): `avx512` (VNNI),
+//! `avx2` (AVX2 + FMA + F16C) and `scalar` (plain Rust, any CPU); the model, the pool
+//! and the data layout are shared.
+//!
 //! Numerics: weights are exactly the file's; activations rounded to 8 bits per block
 //! of 32 are what llama.cpp and candle's quantized matmuls do as well. The logits test
-//! in `tests` checks them against candle's `quantized_llama` on the same file.
+//! in `tests` checks every kernel set against candle's `quantized_llama` on the same
+//! file.
 
-#![cfg(target_arch = "x86_64")]
-// Intrinsics through raw pointers and the pool's lifetime-erased jobs; the rest is safe.
+// The pool's lifetime-erased jobs and raw output pointers, and the kernels behind
+// their CPU-feature tokens; the rest is safe.
 #![allow(unsafe_code)]
 
-use std::arch::x86_64::*;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod scalar;
+
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -34,6 +46,8 @@ use std::time::{Duration, Instant};
 
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Result};
+
+use crate::cpu::ChatIsa;
 
 /// Positions the RoPE table covers (as the candle-based `llama`).
 const MAX_SEQ_LEN: usize = crate::llama::MAX_SEQ_LEN;
@@ -43,17 +57,6 @@ const BLOCK: usize = 32;
 const CHUNK: usize = 64;
 /// Tokens per attention work item during prefill.
 const ATTN_TOKENS: usize = 4;
-
-/// True when this CPU can run the fast path.
-pub(crate) fn supported() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512dq")
-        && std::is_x86_feature_detected!("avx512vl")
-        && std::is_x86_feature_detected!("avx512vnni")
-        && std::is_x86_feature_detected!("f16c")
-        && std::is_x86_feature_detected!("fma")
-}
 
 // ---------------------------------------------------------------------------------
 // f16 helpers
@@ -77,13 +80,7 @@ fn f16_to_f32(h: u16) -> f32 {
 }
 
 fn f32_to_f16(x: f32) -> u16 {
-    // SAFETY: `supported()` (checked before any model is built) includes F16C.
-    unsafe { f32_to_f16_f16c(x) }
-}
-
-#[target_feature(enable = "f16c")]
-unsafe fn f32_to_f16_f16c(x: f32) -> u16 {
-    _mm_extract_epi16::<0>(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set1_ps(x))) as u16
+    scalar::f32_to_f16(x)
 }
 
 // ---------------------------------------------------------------------------------
@@ -286,7 +283,7 @@ struct QActs {
 
 impl QActs {
     /// `x` is `tokens × cols`.
-    fn quantize(&mut self, x: &[f32], cols: usize) {
+    fn quantize(&mut self, isa: ChatIsa, x: &[f32], cols: usize) {
         let tokens = x.len() / cols;
         let chunks = cols.div_ceil(CHUNK);
         self.tokens = tokens;
@@ -297,99 +294,18 @@ impl QActs {
         self.scale.resize(tokens * chunks * 16, 0.0);
         self.sums.clear();
         self.sums.resize(tokens * chunks * 2, 0.0);
-        if cols.is_multiple_of(CHUNK) {
-            // SAFETY: `supported()` holds for every model built; the buffers were
-            // sized for `tokens × chunks` above.
-            unsafe { self.quantize_avx512(x) };
-        } else {
-            self.quantize_scalar(x, cols);
-        }
-    }
-
-    /// `quantize` one block at a time, any width; the buffers are sized.
-    fn quantize_scalar(&mut self, x: &[f32], cols: usize) {
-        let (tokens, chunks) = (self.tokens, self.chunks);
-        for t in 0..tokens {
-            let row = &x[t * cols..(t + 1) * cols];
-            for b in 0..chunks * 2 {
-                let start = (b * BLOCK).min(cols);
-                let block = &row[start..((b + 1) * BLOCK).min(cols)];
-                let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
-                let d = amax / 127.0;
-                let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-                let (c, half) = (b / 2, b % 2);
-                let q = &mut self.q[(t * chunks + c) * CHUNK..][..CHUNK];
-                let mut sum = 0i32;
-                for (e, v) in block.iter().enumerate() {
-                    let v = (v * inv).round() as i8;
-                    q[slot(half, e)] = v;
-                    sum += i32::from(v);
-                }
-                let scale = &mut self.scale[(t * chunks + c) * 16..][..16];
-                for lane in (half..16).step_by(2) {
-                    scale[lane] = d;
-                }
-                self.sums[t * chunks * 2 + b] = d * sum as f32;
-            }
-        }
-    }
-
-    /// `quantize` for whole chunks, 64 values at a time (ties round to even here).
-    ///
-    /// # Safety
-    /// As `tile`; `x` holds `tokens × chunks × 64` values and the buffers are sized.
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn quantize_avx512(&mut self, x: &[f32]) {
-        let n = self.tokens * self.chunks;
-        debug_assert!(x.len() == n * CHUNK && self.q.len() == n * CHUNK);
-        let interleave = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-        // SAFETY: chunk i reads x[64i..64i + 64] and writes its own q, scale and sums.
-        unsafe {
-            for i in 0..n {
-                let xp = x.as_ptr().add(i * CHUNK);
-                let v = [
-                    _mm512_loadu_ps(xp),
-                    _mm512_loadu_ps(xp.add(16)),
-                    _mm512_loadu_ps(xp.add(32)),
-                    _mm512_loadu_ps(xp.add(48)),
-                ];
-                let mut packed = [_mm256_setzero_si256(); 2];
-                let mut d = [0f32; 2];
-                for half in 0..2 {
-                    let (a, b) = (v[2 * half], v[2 * half + 1]);
-                    let amax =
-                        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
-                    d[half] = amax / 127.0;
-                    let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
-                    let qa = _mm512_cvt_roundps_epi32::<
-                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
-                    >(_mm512_mul_ps(a, inv));
-                    let qb = _mm512_cvt_roundps_epi32::<
-                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
-                    >(_mm512_mul_ps(b, inv));
-                    let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
-                    *self.sums.as_mut_ptr().add(2 * i + half) = d[half] * sum as f32;
-                    packed[half] = _mm256_inserti128_si256::<1>(
-                        _mm256_castsi128_si256(_mm512_cvtsepi32_epi8(qa)),
-                        _mm512_cvtsepi32_epi8(qb),
-                    );
-                }
-                let both = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(packed[0]), packed[1]);
-                _mm512_storeu_si512(
-                    self.q.as_mut_ptr().add(i * CHUNK).cast(),
-                    _mm512_permutexvar_epi32(interleave, both),
-                );
-                let pair = _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits(
-                    u64::from(d[0].to_bits()) | (u64::from(d[1].to_bits()) << 32),
-                )));
-                _mm512_storeu_ps(self.scale.as_mut_ptr().add(i * 16), pair);
-            }
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            ChatIsa::Avx512(t) if cols.is_multiple_of(CHUNK) => avx512::quantize(t, self, x),
+            #[cfg(target_arch = "x86_64")]
+            ChatIsa::Avx2(t) if cols.is_multiple_of(CHUNK) => avx2::quantize(t, self, x),
+            _ => scalar::quantize(self, x, cols),
         }
     }
 }
 
 /// `out[t][r] = Σ_c w[r][c] · x[t][c]` for every token, `out` being `tokens × rows`.
-fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
+fn matmul(isa: ChatIsa, w: &QMatrix, x: &QActs, out: &mut [f32]) {
     assert_eq!(x.chunks, w.chunks);
     assert_eq!(out.len(), x.tokens * w.rows);
     let rows_per_task = if x.tokens == 1 { 64 } else { 16 };
@@ -398,9 +314,17 @@ fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
     pool().run(tasks, &|task| {
         let r0 = task * rows_per_task;
         let r1 = (r0 + rows_per_task).min(w.rows);
-        // SAFETY: `supported()` holds for every model built; tasks write disjoint
-        // rows of `out` (checked to be `tokens × rows` above).
-        unsafe { matmul_rows(w, x, r0, r1, out.get()) }
+        // `out` is `tokens × rows` (asserted above) and tasks write disjoint rows of it.
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            ChatIsa::Avx512(t) => unsafe { avx512::matmul_rows(t, w, x, r0, r1, out.get()) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            ChatIsa::Avx2(t) => unsafe { avx2::matmul_rows(t, w, x, r0, r1, out.get()) },
+            // SAFETY: as above.
+            ChatIsa::Scalar => unsafe { scalar::matmul_rows(w, x, r0, r1, out.get()) },
+        }
     });
 }
 
@@ -408,6 +332,7 @@ fn matmul(w: &QMatrix, x: &QActs, out: &mut [f32]) {
 struct SendPtr<T>(*mut T);
 // SAFETY: used only to hand disjoint parts of one buffer to the pool's threads.
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above: each thread writes only its own part.
 unsafe impl<T> Sync for SendPtr<T> {}
 impl<T> SendPtr<T> {
     fn get(self) -> *mut T {
@@ -415,193 +340,16 @@ impl<T> SendPtr<T> {
     }
 }
 
-/// Rows `r0..r1` of `out` for every token.
-///
-/// # Safety
-/// AVX-512 (F, BW, DQ, VL, VNNI) and F16C; `out` holds `x.tokens × w.rows`.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c,fma")]
-unsafe fn matmul_rows(w: &QMatrix, x: &QActs, r0: usize, r1: usize, out: *mut f32) {
-    let mut t = 0;
-    while t < x.tokens {
-        let tn = (x.tokens - t).min(4);
-        let mut r = r0;
-        while r < r1 {
-            let rn = if r1 - r >= 4 { 4 } else { 1 };
-            // SAFETY: r + rn ≤ r1 ≤ rows and t + tn ≤ tokens.
-            unsafe {
-                macro_rules! go {
-                    ($nib:expr, $t:expr) => {
-                        if rn == 4 {
-                            tile::<$nib, 4, $t>(w, r, x, t, out)
-                        } else {
-                            tile::<$nib, 1, $t>(w, r, x, t, out)
-                        }
-                    };
-                }
-                match (w.nibbles, tn) {
-                    (true, 4) => go!(true, 4),
-                    (true, 3) => go!(true, 3),
-                    (true, 2) => go!(true, 2),
-                    (true, _) => go!(true, 1),
-                    (false, 4) => go!(false, 4),
-                    (false, 3) => go!(false, 3),
-                    (false, 2) => go!(false, 2),
-                    (false, _) => go!(false, 1),
-                }
-            }
-            r += rn;
-        }
-        t += tn;
-    }
-}
-
-/// One `R rows × T tokens` tile over the whole row.
-///
-/// # Safety
-/// As `matmul_rows`, with `r0 + R ≤ rows` and `t0 + T ≤ tokens`.
-#[allow(clippy::needless_range_loop)] // Register tiles read best indexed.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c,fma")]
-unsafe fn tile<const NIB: bool, const R: usize, const T: usize>(
-    w: &QMatrix,
-    r0: usize,
-    x: &QActs,
-    t0: usize,
-    out: *mut f32,
-) {
-    let chunks = w.chunks;
-    let cb = if NIB { CHUNK / 2 } else { CHUNK };
-    let nb = chunks * 2;
-    let mut acc = [[_mm512_setzero_ps(); T]; R];
-    // SAFETY: every offset below stays inside the row/token ranges the caller checked.
-    unsafe {
-        let shifts = _mm512_inserti64x4::<1>(_mm512_setzero_si512(), _mm256_set1_epi16(4));
-        let low = _mm512_set1_epi8(0x0f);
-        let wbase = w.data.as_ptr().add(r0 * chunks * cb);
-        let dbase = w.d.as_ptr().add(r0 * nb);
-        let qbase = x.q.as_ptr().add(t0 * chunks * CHUNK);
-        let sbase = x.scale.as_ptr().add(t0 * chunks * 16);
-        for c in 0..chunks {
-            if T == 1 {
-                // Decoding streams every weight once: ask for the next tile's early
-                // (measured ~+8% decode). Prefetches never fault, past the end either.
-                let ahead = wbase.wrapping_add(R * chunks * cb + c * R * cb);
-                for line in 0..(R * cb).div_ceil(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line).cast());
-                }
-            }
-            let mut wv = [_mm512_setzero_si512(); R];
-            let mut ds = [_mm512_setzero_ps(); R];
-            for r in 0..R {
-                let p = wbase.add((r * chunks + c) * cb);
-                wv[r] = if NIB {
-                    let b = _mm512_broadcast_i64x4(_mm256_loadu_si256(p.cast()));
-                    _mm512_and_si512(_mm512_srlv_epi16(b, shifts), low)
-                } else {
-                    _mm512_loadu_si512(p.cast())
-                };
-                let pair = dbase.add(r * nb + 2 * c).cast::<i32>().read_unaligned();
-                ds[r] = _mm512_cvtph_ps(_mm256_set1_epi32(pair));
-            }
-            for t in 0..T {
-                let xv = _mm512_loadu_si512(qbase.add((t * chunks + c) * CHUNK).cast());
-                let xs = _mm512_loadu_ps(sbase.add((t * chunks + c) * 16));
-                for r in 0..R {
-                    let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], xv);
-                    acc[r][t] = _mm512_fmadd_ps(
-                        _mm512_cvtepi32_ps(dot),
-                        _mm512_mul_ps(ds[r], xs),
-                        acc[r][t],
-                    );
-                }
-            }
-        }
-        // Σ_b m_b · d_x,b · Σq_b: the minimums' share.
-        for r in 0..R {
-            let mrow = w.m.as_ptr().add((r0 + r) * nb);
-            for t in 0..T {
-                let srow = x.sums.as_ptr().add((t0 + t) * nb);
-                let mut sum = _mm512_setzero_ps();
-                let mut b = 0;
-                while b < nb {
-                    let mask: __mmask16 = if nb - b >= 16 {
-                        0xffff
-                    } else {
-                        (1u16 << (nb - b)) - 1
-                    };
-                    let mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, mrow.add(b).cast()));
-                    let sv = _mm512_maskz_loadu_ps(mask, srow.add(b));
-                    sum = _mm512_fmadd_ps(mv, sv, sum);
-                    b += 16;
-                }
-                *out.add((t0 + t) * w.rows + r0 + r) =
-                    _mm512_reduce_add_ps(_mm512_add_ps(acc[r][t], sum));
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------
-// Vector math
-
-/// `e^x` for 16 lanes (relative error below 1e-6; inputs below -87 give ~0).
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn exp_ps(x: __m512) -> __m512 {
-    let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
-    let x = _mm512_min_ps(x, _mm512_set1_ps(88.0));
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-    );
-    // f = x - n·ln 2 in two steps (Cody-Waite), |f| ≤ ln 2 / 2.
-    let f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-    let f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), f);
-    // e^f: Taylor series, degree 7.
-    let c = [
-        1.0 / 5040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ];
-    let mut p = _mm512_set1_ps(c[0]);
-    for &k in &c[1..] {
-        p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(k));
-    }
-    _mm512_scalef_ps(p, n)
-}
-
 /// `x ← silu(x[..n]) · x[n..]` row by row: `gu` is `tokens × 2n` (gate then up),
 /// `out` is `tokens × n`.
-fn swiglu(gu: &[f32], n: usize, out: &mut [f32]) {
-    // SAFETY: `supported()` holds for every model built.
-    unsafe { swiglu_avx512(gu, n, out) }
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn swiglu_avx512(gu: &[f32], n: usize, out: &mut [f32]) {
-    for (row, out) in gu.chunks_exact(2 * n).zip(out.chunks_exact_mut(n)) {
-        let (gate, up) = row.split_at(n);
-        let mut i = 0;
-        while i < n {
-            let mask: __mmask16 = if n - i >= 16 {
-                0xffff
-            } else {
-                (1u16 << (n - i)) - 1
-            };
-            // SAFETY: the mask keeps the loads and stores inside the rows.
-            unsafe {
-                let g = _mm512_maskz_loadu_ps(mask, gate.as_ptr().add(i));
-                let u = _mm512_maskz_loadu_ps(mask, up.as_ptr().add(i));
-                let e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
-                let silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0), e));
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), mask, _mm512_mul_ps(silu, u));
-            }
-            i += 16;
-        }
+fn swiglu(isa: ChatIsa, gu: &[f32], n: usize, out: &mut [f32]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        ChatIsa::Avx512(t) => avx512::swiglu(t, gu, n, out),
+        #[cfg(target_arch = "x86_64")]
+        ChatIsa::Avx2(t) => avx2::swiglu(t, gu, n, out),
+        ChatIsa::Scalar => scalar::swiglu(gu, n, out),
     }
 }
 
@@ -636,15 +384,24 @@ struct Partial<'a> {
     out: &'a mut [f32],
 }
 
+/// Stores `src` (f32) as f16 into `dst`.
+fn to_f16(isa: ChatIsa, src: &[f32], dst: &mut [u16]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        ChatIsa::Avx512(t) => avx2::to_f16(t.avx2(), src, dst),
+        #[cfg(target_arch = "x86_64")]
+        ChatIsa::Avx2(t) => avx2::to_f16(t, src, dst),
+        ChatIsa::Scalar => scalar::to_f16(src, dst),
+    }
+}
+
 /// Query rows `q` (`rows × hd`, already scaled) against positions `lo..hi` of one KV
-/// head; row `i` may see positions below `ends[i]` only.
-///
-/// # Safety
-/// AVX-512F and F16C; `hd` a multiple of 16, `keys` `cap × hd` (blocks of 16 positions, dimension-major), `values` `cap × hd`,
-/// `hi ≤ cap`, `cap` a multiple of 16, every `ends[i] > lo`.
+/// head; row `i` may see positions below `ends[i]` only. `hd` a multiple of 16,
+/// `keys` `cap × hd` (blocks of 16 positions, dimension-major), `values` `cap × hd`,
+/// `hi ≤ cap`, `cap` a multiple of 16, every `ends[i] > lo` (the kernels assert it).
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,f16c,fma")]
-unsafe fn attend(
+fn attend(
+    isa: ChatIsa,
     q: &[f32],
     ends: &[usize],
     hd: usize,
@@ -654,132 +411,16 @@ unsafe fn attend(
     lo: usize,
     hi: usize,
     scores: &mut Vec<f32>,
-    mut part: Partial<'_>,
+    part: Partial<'_>,
 ) {
-    assert!(hi <= cap && cap.is_multiple_of(16) && hd.is_multiple_of(16));
-    assert!(keys.len() >= cap * hd && values.len() >= cap * hd && q.len() >= ends.len() * hd);
-    assert!(ends.iter().all(|&e| e > lo));
-    let rows = ends.len();
-    let len = hi - lo;
-    let padded = len.div_ceil(16) * 16;
-    scores.clear();
-    scores.resize(rows * padded, 0.0);
-    let mut r = 0;
-    while r < rows {
-        let n = (rows - r).min(4);
-        // SAFETY: as the caller promised, for rows r..r + n.
-        unsafe {
-            match n {
-                4 => attend_group::<4>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
-                3 => attend_group::<3>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
-                2 => attend_group::<2>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
-                _ => attend_group::<1>(q, ends, hd, keys, values, lo, hi, scores, r, &mut part),
-            }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        ChatIsa::Avx512(t) => {
+            avx512::attend(t, q, ends, hd, keys, values, cap, lo, hi, scores, part)
         }
-        r += n;
-    }
-}
-
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,f16c,fma")]
-unsafe fn attend_group<const N: usize>(
-    q: &[f32],
-    ends: &[usize],
-    hd: usize,
-    keys: &[u16],
-    values: &[u16],
-    lo: usize,
-    hi: usize,
-    scores: &mut [f32],
-    r0: usize,
-    part: &mut Partial<'_>,
-) {
-    let padded = (hi - lo).div_ceil(16) * 16;
-    // The furthest any row of the group looks.
-    let end = (0..N).map(|i| ends[r0 + i].min(hi)).max().unwrap_or(lo);
-    let blocks = (end - lo).div_ceil(16);
-    // SAFETY: reads stay within `cap × hd` keys (lo + 16·blocks ≤ cap), `cap × hd`
-    // values, `q` rows r0..r0 + N and `scores` rows r0..r0 + N of `padded`.
-    unsafe {
-        let kp = keys.as_ptr();
-        let qp = q.as_ptr().add(r0 * hd);
-        let sp = scores.as_mut_ptr().add(r0 * padded);
-        for blk in 0..blocks {
-            let j = lo + blk * 16;
-            let mut acc = [_mm512_setzero_ps(); N];
-            for d in 0..hd {
-                let k = _mm512_cvtph_ps(_mm256_loadu_si256(kp.add(j * hd + d * 16).cast()));
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*qp.add(i * hd + d)), k, *acc);
-                }
-            }
-            for (i, acc) in acc.iter().enumerate() {
-                _mm512_storeu_ps(sp.add(i * padded + blk * 16), *acc);
-            }
-        }
-        // Softmax pieces per row over its visible positions; the rest become 0.
-        for i in 0..N {
-            let row = std::slice::from_raw_parts_mut(sp.add(i * padded), padded);
-            let visible = ends[r0 + i].min(hi) - lo;
-            let max = row[..visible]
-                .iter()
-                .copied()
-                .fold(f32::NEG_INFINITY, f32::max);
-            let maxv = _mm512_set1_ps(max);
-            let mut sumv = _mm512_setzero_ps();
-            let mut k = 0;
-            while k < blocks * 16 {
-                let mask: __mmask16 = if visible >= k + 16 {
-                    0xffff
-                } else if visible > k {
-                    (1u16 << (visible - k)) - 1
-                } else {
-                    0
-                };
-                let s = _mm512_loadu_ps(row.as_ptr().add(k));
-                let e = _mm512_maskz_mov_ps(mask, exp_ps(_mm512_sub_ps(s, maxv)));
-                sumv = _mm512_add_ps(sumv, e);
-                _mm512_storeu_ps(row.as_mut_ptr().add(k), e);
-                k += 16;
-            }
-            part.max[r0 + i] = max;
-            part.sum[r0 + i] = _mm512_reduce_add_ps(sumv);
-        }
-        // Values: 64 output dimensions at a time.
-        let vp = values.as_ptr();
-        let op = part.out.as_mut_ptr().add(r0 * hd);
-        let mut d0 = 0;
-        while d0 < hd {
-            let nv = ((hd - d0) / 16).min(4);
-            let mut acc = [[_mm512_setzero_ps(); 4]; N];
-            for jj in 0..end - lo {
-                let vrow = vp.add((lo + jj) * hd + d0);
-                let mut v = [_mm512_setzero_ps(); 4];
-                for (x, v) in v.iter_mut().enumerate().take(nv) {
-                    *v = _mm512_cvtph_ps(_mm256_loadu_si256(vrow.add(16 * x).cast()));
-                }
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let p = _mm512_set1_ps(*sp.add(i * padded + jj));
-                    for x in 0..nv {
-                        acc[x] = _mm512_fmadd_ps(p, v[x], acc[x]);
-                    }
-                }
-            }
-            for (i, acc) in acc.iter().enumerate() {
-                for (x, acc) in acc.iter().enumerate().take(nv) {
-                    _mm512_storeu_ps(op.add(i * hd + d0 + 16 * x), *acc);
-                }
-            }
-            d0 += 16 * nv;
-        }
-    }
-}
-
-/// Stores `src` (f32) as f16 into `dst`.
-fn to_f16(src: &[f32], dst: &mut [u16]) {
-    for (s, d) in src.iter().zip(dst) {
-        *d = f32_to_f16(*s);
+        #[cfg(target_arch = "x86_64")]
+        ChatIsa::Avx2(t) => avx2::attend(t, q, ends, hd, keys, values, cap, lo, hi, scores, part),
+        ChatIsa::Scalar => scalar::attend(q, ends, hd, keys, values, cap, lo, hi, scores, part),
     }
 }
 
@@ -981,6 +622,8 @@ struct Layer {
 }
 
 struct Weights {
+    /// The kernels, chosen at load.
+    isa: ChatIsa,
     embeddings: QMatrix,
     /// `None`: tied to the embeddings.
     output: Option<QMatrix>,
@@ -1031,12 +674,10 @@ impl FastLlama {
     /// `Ok(None)` when the file uses something this pass does not implement (mixture
     /// of experts, partial rotary dimensions, odd head sizes); candle runs those.
     pub(crate) fn from_gguf<R: std::io::Seek + std::io::Read>(
+        isa: ChatIsa,
         content: &gguf_file::Content,
         reader: &mut R,
     ) -> Result<Option<Self>> {
-        if !supported() {
-            return Ok(None);
-        }
         let Some(crate::llama::Hparams {
             n_head,
             n_kv_head,
@@ -1113,6 +754,7 @@ impl FastLlama {
         };
         let (cos, sin) = rope_tables(head_dim, rope_base);
         let weights = Weights {
+            isa,
             embeddings,
             output,
             layers,
@@ -1128,6 +770,7 @@ impl FastLlama {
         };
         tracing::debug!(
             weight_bytes = weights.bytes(),
+            kernels = %isa.level(),
             "fast llama forward pass loaded"
         );
         Ok(Some(Self::with_weights(Arc::new(weights))))
@@ -1143,6 +786,11 @@ impl FastLlama {
             cached: 0,
             scratch: Scratch::default(),
         }
+    }
+
+    /// The kernels this pass runs.
+    pub(crate) fn kernels(&self) -> crate::cpu::Level {
+        self.weights.isa.level()
     }
 
     /// A copy sharing the weights with an empty cache.
@@ -1221,25 +869,25 @@ impl FastLlama {
         s.normed.resize(seq * d, 0.0);
         for (layer, cache) in w.layers.iter().zip(&mut self.cache) {
             rms_norm(&s.hidden, &layer.attention_norm, w.eps, &mut s.normed);
-            s.acts.quantize(&s.normed, d);
+            s.acts.quantize(w.isa, &s.normed, d);
             s.qkv.resize(seq * layer.qkv.rows, 0.0);
-            matmul(&layer.qkv, &s.acts, &mut s.qkv);
+            matmul(w.isa, &layer.qkv, &s.acts, &mut s.qkv);
             w.store_qkv(s, cache, self.cap, index_pos, seq);
             w.attention(s, cache, self.cap, index_pos, seq);
-            s.acts.quantize(&s.attended, d);
+            s.acts.quantize(w.isa, &s.attended, d);
             s.projected.resize(seq * d, 0.0);
-            matmul(&layer.wo, &s.acts, &mut s.projected);
+            matmul(w.isa, &layer.wo, &s.acts, &mut s.projected);
             for (h, p) in s.hidden.iter_mut().zip(&s.projected) {
                 *h += p;
             }
             rms_norm(&s.hidden, &layer.ffn_norm, w.eps, &mut s.normed);
-            s.acts.quantize(&s.normed, d);
+            s.acts.quantize(w.isa, &s.normed, d);
             s.gate_up.resize(seq * layer.gate_up.rows, 0.0);
-            matmul(&layer.gate_up, &s.acts, &mut s.gate_up);
+            matmul(w.isa, &layer.gate_up, &s.acts, &mut s.gate_up);
             s.ffn.resize(seq * w.ffn, 0.0);
-            swiglu(&s.gate_up, w.ffn, &mut s.ffn);
-            s.acts.quantize(&s.ffn, w.ffn);
-            matmul(&layer.down, &s.acts, &mut s.projected);
+            swiglu(w.isa, &s.gate_up, w.ffn, &mut s.ffn);
+            s.acts.quantize(w.isa, &s.ffn, w.ffn);
+            matmul(w.isa, &layer.down, &s.acts, &mut s.projected);
             for (h, p) in s.hidden.iter_mut().zip(&s.projected) {
                 *h += p;
             }
@@ -1247,10 +895,10 @@ impl FastLlama {
         self.cached += seq;
         let last = &s.hidden[(seq - 1) * d..];
         rms_norm(last, &w.norm, w.eps, &mut s.normed[..d]);
-        s.acts.quantize(&s.normed[..d], d);
+        s.acts.quantize(w.isa, &s.normed[..d], d);
         let output = w.output.as_ref().unwrap_or(&w.embeddings);
         let mut logits = vec![0f32; output.rows];
-        matmul(output, &s.acts, &mut logits);
+        matmul(w.isa, output, &s.acts, &mut logits);
         Ok(logits)
     }
 }
@@ -1302,12 +950,12 @@ impl Weights {
             for g in 0..nkv {
                 let k = &row[(nh + g) * hd..][..hd];
                 rope(k, &mut s.rotated, 1.0);
-                to_f16(&s.rotated, &mut s.f16);
+                to_f16(self.isa, &s.rotated, &mut s.f16);
                 for (dim, &v) in s.f16.iter().enumerate() {
                     cache.keys[g * cap * hd + (pos / 16) * hd * 16 + dim * 16 + pos % 16] = v;
                 }
                 let v = &row[(nh + nkv + g) * hd..][..hd];
-                to_f16(v, &mut cache.values[(g * cap + pos) * hd..][..hd]);
+                to_f16(self.isa, v, &mut cache.values[(g * cap + pos) * hd..][..hd]);
             }
         }
     }
@@ -1345,6 +993,7 @@ impl Weights {
             SendPtr(s.part_out.as_mut_ptr()),
         );
         let queries = &s.queries;
+        let isa = self.isa;
         pool().run(items, &|item| {
             let seg = item % segments;
             let t_tile = (item / segments) % tiles;
@@ -1385,6 +1034,7 @@ impl Weights {
                         out: std::slice::from_raw_parts_mut(pout.get().add(base * hd), rows * hd),
                     };
                     attend(
+                        isa,
                         q,
                         ends,
                         hd,
@@ -1465,6 +1115,12 @@ fn rope_tables(dim: usize, base: f32) -> (Vec<f32>, Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::Level;
+
+    /// Every kernel set this CPU can run.
+    fn isas() -> Vec<ChatIsa> {
+        Level::ALL.into_iter().filter_map(ChatIsa::at).collect()
+    }
 
     fn value(i: usize) -> f32 {
         ((i * 37 % 101) as f32 - 50.0) / 25.0
@@ -1473,7 +1129,7 @@ mod tests {
     /// `w · x` in f64 from the packed weights and the quantised activations.
     fn reference(w: &QMatrix, x: &[f32], cols: usize) -> Vec<f64> {
         let mut acts = QActs::default();
-        acts.quantize(x, cols);
+        acts.quantize(ChatIsa::Scalar, x, cols);
         let tokens = x.len() / cols;
         let mut deq = vec![0f32; cols];
         let mut out = vec![0f64; tokens * w.rows];
@@ -1496,17 +1152,16 @@ mod tests {
 
     #[test]
     fn matmul_matches_the_dequantised_product_for_both_block_formats() {
-        if !supported() {
-            return;
-        }
         // 7 tokens and 9 rows exercise every tile shape; 160 columns an odd block
         // count (and scalar quantisation), 256 the vector one.
-        for cols in [160, 256] {
-            check_matmul(cols);
+        for isa in isas() {
+            for cols in [160, 256] {
+                check_matmul(isa, cols);
+            }
         }
     }
 
-    fn check_matmul(cols: usize) {
+    fn check_matmul(isa: ChatIsa, cols: usize) {
         let (rows, tokens) = (9, 7);
         let x: Vec<f32> = (0..tokens * cols).map(|i| value(i + 5)).collect();
         let nib = QMatrix::from_blocks(rows, cols, true, |r, b| {
@@ -1531,13 +1186,14 @@ mod tests {
         for w in [&nib, &bytes] {
             let want = reference(w, &x, cols);
             let mut acts = QActs::default();
-            acts.quantize(&x, cols);
+            acts.quantize(isa, &x, cols);
             let mut got = vec![0f32; tokens * rows];
-            matmul(w, &acts, &mut got);
+            matmul(isa, w, &acts, &mut got);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (f64::from(*g) - w).abs() < 1e-4 * w.abs().max(1.0),
-                    "nibbles {}: output {i}: {g} vs {w}",
+                    "{:?} nibbles {}: output {i}: {g} vs {w}",
+                    isa.level(),
                     nib.nibbles
                 );
             }
@@ -1546,52 +1202,62 @@ mod tests {
 
     #[test]
     fn vector_and_scalar_quantisation_agree() {
-        if !supported() {
-            return;
-        }
         let (tokens, cols) = (3, 192);
         let x: Vec<f32> = (0..tokens * cols)
             .map(|i| value(i) * (1.0 + (i % 7) as f32 * 0.13))
             .collect();
-        let (mut fast, mut slow) = (QActs::default(), QActs::default());
-        fast.quantize(&x, cols);
-        slow.quantize(&x, cols);
-        slow.quantize_scalar(&x, cols);
-        assert_eq!(fast.q, slow.q);
-        assert_eq!(fast.scale, slow.scale);
-        for (a, b) in fast.sums.iter().zip(&slow.sums) {
-            assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{a} vs {b}");
+        let mut slow = QActs::default();
+        slow.quantize(ChatIsa::Scalar, &x, cols);
+        for isa in isas() {
+            let mut fast = QActs::default();
+            fast.quantize(isa, &x, cols);
+            assert_eq!(fast.q, slow.q, "{:?}", isa.level());
+            assert_eq!(fast.scale, slow.scale);
+            for (a, b) in fast.sums.iter().zip(&slow.sums) {
+                assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "{a} vs {b}");
+            }
         }
     }
 
     #[test]
     fn exp_is_accurate_over_the_softmax_range() {
-        if !supported() {
-            return;
-        }
         let xs: Vec<f32> = (0..1600).map(|i| -80.0 + i as f32 * 0.05).collect();
-        let mut out = vec![0f32; 16];
-        for chunk in xs.chunks_exact(16) {
-            // SAFETY: checked `supported()`; both buffers hold 16 lanes.
-            unsafe {
-                let e = exp_ps(_mm512_loadu_ps(chunk.as_ptr()));
-                _mm512_storeu_ps(out.as_mut_ptr(), e);
-            }
-            for (x, got) in chunk.iter().zip(&out) {
+        let check = |chunk: &[f32], out: &[f32]| {
+            for (x, got) in chunk.iter().zip(out) {
                 let want = x.exp();
                 assert!(
                     (got - want).abs() <= 5e-7 * want,
                     "exp({x}) = {got}, not {want}"
                 );
             }
+        };
+        for isa in isas() {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                ChatIsa::Avx512(t) => {
+                    for chunk in xs.chunks_exact(16) {
+                        check(chunk, &avx512::exp(t, chunk.try_into().unwrap()));
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                ChatIsa::Avx2(t) => {
+                    for chunk in xs.chunks_exact(8) {
+                        check(chunk, &avx2::exp(t, chunk.try_into().unwrap()));
+                    }
+                }
+                ChatIsa::Scalar => {}
+            }
         }
     }
 
     #[test]
     fn attention_matches_a_plain_softmax_across_key_segments() {
-        if !supported() {
-            return;
+        for isa in isas() {
+            check_attention(isa);
         }
+    }
+
+    fn check_attention(isa: ChatIsa) {
         let (rows, hd, positions, cap) = (5, 32, 70, 80);
         let q: Vec<f32> = (0..rows * hd).map(|i| value(i) * 0.3).collect();
         let keys: Vec<f32> = (0..positions * hd).map(|i| value(i + 3)).collect();
@@ -1619,8 +1285,7 @@ mod tests {
                 sum: &mut sum,
                 out: &mut out,
             };
-            // SAFETY: checked `supported()`; the shapes are as `attend` asks.
-            unsafe { attend(&q, &ends, hd, &kt, &vc, cap, lo, hi, &mut scores, part) };
+            attend(isa, &q, &ends, hd, &kt, &vc, cap, lo, hi, &mut scores, part);
             maxes.push(max);
             sums.push(sum);
             outs.push(out);
@@ -1656,35 +1321,66 @@ mod tests {
                 let got = combined[r][d];
                 assert!(
                     (got - want).abs() < 1e-5,
-                    "row {r} dim {d}: {got} vs {want}"
+                    "{:?} row {r} dim {d}: {got} vs {want}",
+                    isa.level()
                 );
             }
         }
     }
 
     #[test]
-    fn f16_conversions_round_trip() {
-        if !supported() {
-            return;
-        }
-        for x in [0.0f32, -0.0, 1.0, -2.5, 65504.0, 6.1e-5, 3.0e-6, -1.0e-7] {
+    fn f16_conversions_round_trip_and_every_kernel_set_rounds_alike() {
+        let xs = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -2.5,
+            65504.0,
+            6.1e-5,
+            3.0e-6,
+            -1.0e-7,
+            1.000_488_3,
+            1.001_464_8,
+            -7.0e-5,
+            2.980_232_2e-8,
+            70000.0,
+            0.1,
+        ];
+        for x in xs {
             let h = f32_to_f16(x);
             let back = f16_to_f32(h);
-            assert!(
-                (back - x).abs() <= x.abs() * 1e-3 + 6e-8,
-                "{x} → {h:#x} → {back}"
-            );
+            if x.abs() < 65504.0 {
+                assert!(
+                    (back - x).abs() <= x.abs() * 1e-3 + 6e-8,
+                    "{x} → {h:#x} → {back}"
+                );
+            }
             assert_eq!(f32_to_f16(back), h);
+        }
+        // Ties and subnormals: the software conversion matches F16C bit for bit.
+        // Magnitudes from 2⁻³¹ (below f16's subnormals) to 7e4 (past its largest), both
+        // signs, at odd steps so ties turn up.
+        let many: Vec<f32> = (0..40_000u32)
+            .map(|i| {
+                f32::from_bits(0x3000_0000 + (i / 2) * 0x4d3b) * if i % 2 == 0 { 1.0 } else { -1.0 }
+            })
+            .chain(xs)
+            .collect();
+        let mut want = vec![0u16; many.len()];
+        to_f16(ChatIsa::Scalar, &many, &mut want);
+        for isa in isas() {
+            let mut got = vec![0u16; many.len()];
+            to_f16(isa, &many, &mut got);
+            for ((g, w), x) in got.iter().zip(&want).zip(&many) {
+                assert_eq!(g, w, "{:?}: {x}", isa.level());
+            }
         }
     }
 
     #[test]
-    fn logits_match_candles_llama_through_prefill_chunks_and_decoding() {
+    fn logits_match_candles_llama_through_prefill_chunks_and_decoding_on_every_kernel_set() {
         use candle_core::Tensor;
         use candle_transformers::models::quantized_llama::ModelWeights;
-        if !supported() {
-            return;
-        }
         let path = crate::llama::tests::gguf();
         let read = || {
             let mut reader = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
@@ -1693,60 +1389,69 @@ mod tests {
         };
         let device = Device::Cpu;
         let (content, mut reader) = read();
-        let mut ours = FastLlama::from_gguf(&content, &mut reader)
-            .unwrap()
-            .expect("SmolLM2 runs on the fast path");
-        let (content, mut reader) = read();
         let mut theirs = ModelWeights::from_gguf(content, &mut reader, &device).unwrap();
 
-        // Both quantise activations to 8 bits per block before each matmul, but not
-        // always identically (candle's f32 attention and exact exp against our f16 KV
-        // cache and polynomial exp): a value near a rounding boundary can round the
-        // other way, so logits agree to that quantisation's noise, not to float noise.
-        let compare = |ours: &[f32], theirs: &Tensor, step: &str, tolerance: f32| -> u32 {
-            use crate::logits::{agree, argmax};
-            let theirs = theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let scale = agree(ours, &theirs, step, tolerance);
-            let (mine, best) = (argmax(ours), argmax(&theirs));
-            // The same next token, unless candle's top two are closer than the noise.
-            assert!(
-                mine == best || theirs[best] - theirs[mine] < 0.01 * scale,
-                "{step}: token {mine} instead of {best} ({} vs {})",
-                theirs[mine],
-                theirs[best]
-            );
-            best as u32
-        };
-
-        // Two sequences, so the second starts from a cleared cache; a chunk longer
-        // than the first cache reservation makes it grow.
+        // candle's logits once: two sequences, so the second starts from a cleared
+        // cache; a chunk longer than the first cache reservation makes it grow. Each
+        // step is (tokens, position, logits); decoding follows candle's choices.
+        let mut steps: Vec<(Vec<u32>, usize, Vec<f32>)> = Vec::new();
         for (offset, chunk_len) in [(13u32, 64), (5, 300)] {
             let prompt: Vec<u32> = (0..350u32).map(|i| (i * 97 + offset) % 49_000).collect();
             let mut pos = 0;
-            let mut next = 0;
+            let mut logits = Vec::new();
+            let mut run = |tokens: &[u32], pos: usize| -> Vec<f32> {
+                let input = Tensor::new(tokens, &device).unwrap().unsqueeze(0).unwrap();
+                let out = theirs.forward(&input, pos).unwrap();
+                let out = out.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                steps.push((tokens.to_vec(), pos, out.clone()));
+                out
+            };
             for chunk in prompt.chunks(chunk_len) {
-                let input = Tensor::new(chunk, &device).unwrap().unsqueeze(0).unwrap();
-                let a = ours.forward(chunk, pos).unwrap();
-                let b = theirs.forward(&input, pos).unwrap();
-                next = compare(&a, &b, &format!("prefill at {pos}"), 0.05);
+                logits = run(chunk, pos);
                 pos += chunk.len();
             }
-            for step in 0..8 {
-                let input = Tensor::new(&[next], &device).unwrap().unsqueeze(0).unwrap();
-                let a = ours.forward(&[next], pos).unwrap();
-                let b = theirs.forward(&input, pos).unwrap();
-                next = compare(&a, &b, &format!("decode step {step}"), 0.05);
+            for _ in 0..8 {
+                let next = crate::logits::argmax(&logits) as u32;
+                logits = run(&[next], pos);
                 pos += 1;
             }
         }
 
-        // A position that does not continue the cache is an error, not garbage.
-        assert!(ours.forward(&[1], 3).is_err());
-        assert!(ours.forward(&[60_000], 0).is_err());
-        // Another worker's copy starts empty and gives the same answer.
-        let mut other = ours.for_another_worker();
-        let a = ours.forward(&[1, 2, 3], 0).unwrap();
-        let b = other.forward(&[1, 2, 3], 0).unwrap();
-        assert_eq!(a, b);
+        for isa in isas() {
+            let (content, mut reader) = read();
+            let mut ours = FastLlama::from_gguf(isa, &content, &mut reader)
+                .unwrap()
+                .expect("SmolLM2 runs on our forward pass");
+            for (tokens, pos, theirs) in &steps {
+                let step = format!("{:?} at {pos} ({} tokens)", isa.level(), tokens.len());
+                let logits = ours.forward(tokens, *pos).unwrap();
+                // Both quantise activations to 8 bits per block before each matmul,
+                // but not always identically (candle's f32 attention and exact exp
+                // against our f16 KV cache and polynomial exp): a value near a rounding
+                // boundary can round the other way, so logits agree to that
+                // quantisation's noise, not to float noise.
+                let scale = crate::logits::agree(&logits, theirs, &step, 0.05);
+                let (mine, best) = (
+                    crate::logits::argmax(&logits),
+                    crate::logits::argmax(theirs),
+                );
+                // The same next token, unless candle's top two are closer than the noise.
+                assert!(
+                    mine == best || theirs[best] - theirs[mine] < 0.01 * scale,
+                    "{step}: token {mine} instead of {best} ({} vs {})",
+                    theirs[mine],
+                    theirs[best]
+                );
+            }
+
+            // A position that does not continue the cache is an error, not garbage.
+            assert!(ours.forward(&[1], 3).is_err());
+            assert!(ours.forward(&[60_000], 0).is_err());
+            // Another worker's copy starts empty and gives the same answer.
+            let mut other = ours.for_another_worker();
+            let a = ours.forward(&[1, 2, 3], 0).unwrap();
+            let b = other.forward(&[1, 2, 3], 0).unwrap();
+            assert_eq!(a, b);
+        }
     }
 }

@@ -141,6 +141,52 @@ pub fn fetch_default_models(models_dir: &Path) -> Result<ModelPaths, Error> {
     Ok(default_model_paths(models_dir))
 }
 
+/// One default model file as found on disk (`agentbase doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFile {
+    /// Path under the models dir, e.g. `all-minilm-l6-v2/config.json`.
+    pub name: &'static str,
+    pub path: PathBuf,
+    pub state: FileState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// Present with the pinned checksum.
+    Verified,
+    Missing,
+    WrongChecksum {
+        expected: &'static str,
+        actual: String,
+    },
+    Unreadable(String),
+}
+
+/// Checks each default model file under `models_dir` against its pinned SHA-256,
+/// fetching nothing. Blocking (reads about 190 MB).
+pub fn verify_default_models(models_dir: &Path) -> Vec<ModelFile> {
+    ASSETS
+        .iter()
+        .map(|asset| {
+            let path = models_dir.join(asset.dest);
+            let state = match sha256_file(&path) {
+                Ok(actual) if actual == asset.sha256 => FileState::Verified,
+                Ok(actual) => FileState::WrongChecksum {
+                    expected: asset.sha256,
+                    actual,
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => FileState::Missing,
+                Err(e) => FileState::Unreadable(e.to_string()),
+            };
+            ModelFile {
+                name: asset.dest,
+                path,
+                state,
+            }
+        })
+        .collect()
+}
+
 fn pip_download(requirements: &[&str], dir: &Path) -> Result<(), Error> {
     let python = std::env::var("AGENTBASE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let output = Command::new(&python)

@@ -6,6 +6,7 @@
 //! workspace needs to know candle exists.
 
 pub mod chat;
+pub mod cpu;
 pub mod embed;
 mod fast_bert;
 mod fast_llama;
@@ -71,6 +72,9 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    /// `AGENTBASE_KERNELS` names kernels this CPU cannot run.
+    #[error(transparent)]
+    Kernels(#[from] cpu::KernelsError),
     /// The files exist but are not a model this crate can run.
     #[error("invalid model at {path}: {reason}")]
     InvalidModel { path: PathBuf, reason: String },

@@ -9,6 +9,8 @@ mod embeddings;
 mod http;
 mod openai;
 mod sse;
+#[cfg(test)]
+mod sse_props;
 mod tools;
 
 use std::time::Duration;

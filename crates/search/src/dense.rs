@@ -7,9 +7,10 @@
 //! those exactly in `f32`, so returned scores are exact cosines and the top `k` match
 //! an exact scan except when quantisation error reorders rows beyond 4k — which the
 //! tests check does not happen on random data. The dot products work in fixed-width
-//! blocks with independent accumulators so LLVM vectorises them (AVX-512 / AVX2 with
-//! `target-cpu=native`) without `unsafe`; past [`PARALLEL_MIN_FLOATS`] the scan is
-//! split across threads.
+//! blocks with independent accumulators so LLVM vectorises them without intrinsics;
+//! `simd` compiles them again for AVX2 and AVX-512 and picks the widest this CPU has
+//! at run time (the build itself targets a baseline x86-64). Past
+//! [`PARALLEL_MIN_FLOATS`] the scan is split across threads.
 
 /// Matrices smaller than this (in floats) are scanned on the calling thread; spawning
 /// costs more than it saves below it.
@@ -103,10 +104,9 @@ impl Vectors {
         } else {
             1
         };
+        let dim = self.dim;
         let scan = |codes: &[i8], scales: &[f32], out: &mut [f32]| {
-            for ((row, s), o) in codes.chunks_exact(self.dim).zip(scales).zip(out.iter_mut()) {
-                *o = dot_i8(row, &q) as f32 * s * q_scale;
-            }
+            simd::scan_i8(codes, dim, scales, &q, q_scale, out);
         };
         if threads <= 1 {
             scan(&self.codes, &self.scales, &mut approx);
@@ -183,9 +183,15 @@ fn score_rows(rows: &[f32], dim: usize, query: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Dot product with the widest kernels this CPU has (see `dot_portable`).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    simd::dot(a, b)
+}
+
 /// Dot product in blocks of 32 floats with two independent 16-lane accumulators, so
 /// the FMA chain is not the bottleneck and the loop vectorises without reassociation.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc0 = [0.0f32; 16];
@@ -211,7 +217,13 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Integer dot product in blocks of 64 with 32 independent `i32` lanes (the sum of
 /// two products of `i8`s fits in `i32` for any realistic dimension).
+#[cfg(test)]
 pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    simd::scan_one(a, b)
+}
+
+#[inline(always)]
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0i32; 32];
@@ -229,6 +241,172 @@ pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
         sum += i32::from(*x) * i32::from(*y);
     }
     sum
+}
+
+/// `out[i] = dot_i8(row i, q) · scales[i] · q_scale` for the rows of `codes`.
+#[inline(always)]
+fn scan_i8_portable(
+    codes: &[i8],
+    dim: usize,
+    scales: &[f32],
+    q: &[i8],
+    q_scale: f32,
+    out: &mut [f32],
+) {
+    for ((row, s), o) in codes.chunks_exact(dim).zip(scales).zip(out.iter_mut()) {
+        *o = dot_i8_portable(row, q) as f32 * s * q_scale;
+    }
+}
+
+/// The portable loops above compiled again for AVX2 and AVX-512 (LLVM vectorises
+/// them at that width), picked per call from `is_x86_feature_detected!` (std caches
+/// it: an atomic load). The zero-sized tokens prove to the safe wrappers that the
+/// features were detected; a whole scan is one call, so the check is per query.
+mod simd {
+    #[cfg(target_arch = "x86_64")]
+    pub(super) use x86::{dot, scan_i8};
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+        super::dot_portable(a, b)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) fn scan_i8(
+        codes: &[i8],
+        dim: usize,
+        scales: &[f32],
+        q: &[i8],
+        q_scale: f32,
+        out: &mut [f32],
+    ) {
+        super::scan_i8_portable(codes, dim, scales, q, q_scale, out)
+    }
+
+    /// One integer dot product through the dispatched scan (the tests check it).
+    #[cfg(test)]
+    pub(super) fn scan_one(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        if n == 0 {
+            return 0;
+        }
+        let mut out = [0f32];
+        scan_i8(&a[..n], n, &[1.0], &b[..n], 1.0, &mut out);
+        out[0] as i32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    mod x86 {
+        use super::super::{dot_portable, scan_i8_portable};
+
+        /// Proof that this CPU has AVX2 and FMA.
+        #[derive(Clone, Copy)]
+        struct Avx2(());
+
+        /// Proof that this CPU has AVX-512 F and BW (and AVX2, FMA).
+        #[derive(Clone, Copy)]
+        struct Avx512(());
+
+        fn avx512() -> Option<Avx512> {
+            (std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && avx2().is_some())
+            .then_some(Avx512(()))
+        }
+
+        fn avx2() -> Option<Avx2> {
+            (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+                .then_some(Avx2(()))
+        }
+
+        pub(in super::super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+            if let Some(token) = avx512() {
+                return dot_avx512(token, a, b);
+            }
+            if let Some(token) = avx2() {
+                return dot_avx2(token, a, b);
+            }
+            dot_portable(a, b)
+        }
+
+        pub(in super::super) fn scan_i8(
+            codes: &[i8],
+            dim: usize,
+            scales: &[f32],
+            q: &[i8],
+            q_scale: f32,
+            out: &mut [f32],
+        ) {
+            if let Some(token) = avx512() {
+                return scan_i8_avx512(token, codes, dim, scales, q, q_scale, out);
+            }
+            if let Some(token) = avx2() {
+                return scan_i8_avx2(token, codes, dim, scales, q, q_scale, out);
+            }
+            scan_i8_portable(codes, dim, scales, q, q_scale, out)
+        }
+
+        fn dot_avx2(_: Avx2, a: &[f32], b: &[f32]) -> f32 {
+            /// # Safety
+            /// AVX2 and FMA.
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn imp(a: &[f32], b: &[f32]) -> f32 {
+                dot_portable(a, b)
+            }
+            // SAFETY: the token proves the features.
+            unsafe { imp(a, b) }
+        }
+
+        fn dot_avx512(_: Avx512, a: &[f32], b: &[f32]) -> f32 {
+            /// # Safety
+            /// AVX-512 F and BW, AVX2 and FMA.
+            #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+            unsafe fn imp(a: &[f32], b: &[f32]) -> f32 {
+                dot_portable(a, b)
+            }
+            // SAFETY: the token proves the features.
+            unsafe { imp(a, b) }
+        }
+
+        fn scan_i8_avx2(
+            _: Avx2,
+            codes: &[i8],
+            dim: usize,
+            scales: &[f32],
+            q: &[i8],
+            q_scale: f32,
+            out: &mut [f32],
+        ) {
+            /// # Safety
+            /// AVX2 and FMA.
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn imp(c: &[i8], d: usize, s: &[f32], q: &[i8], qs: f32, o: &mut [f32]) {
+                scan_i8_portable(c, d, s, q, qs, o)
+            }
+            // SAFETY: the token proves the features.
+            unsafe { imp(codes, dim, scales, q, q_scale, out) }
+        }
+
+        fn scan_i8_avx512(
+            _: Avx512,
+            codes: &[i8],
+            dim: usize,
+            scales: &[f32],
+            q: &[i8],
+            q_scale: f32,
+            out: &mut [f32],
+        ) {
+            /// # Safety
+            /// AVX-512 F and BW, AVX2 and FMA.
+            #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+            unsafe fn imp(c: &[i8], d: usize, s: &[f32], q: &[i8], qs: f32, o: &mut [f32]) {
+                scan_i8_portable(c, d, s, q, qs, o)
+            }
+            // SAFETY: the token proves the features.
+            unsafe { imp(codes, dim, scales, q, q_scale, out) }
+        }
+    }
 }
 
 /// The `k` best `(row, score)` pairs, best first; ties broken by lower row.

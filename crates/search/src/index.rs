@@ -363,7 +363,7 @@ impl Index {
                 .enumerate()
                 .map(|(i, (d, key))| LexicalDoc {
                     ord: i as u64,
-                    key: *key,
+                    key,
                     title: &d.title,
                     head: &d.heading,
                     body: &d.text,

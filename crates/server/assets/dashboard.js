@@ -100,14 +100,15 @@
       li.appendChild(box);
     }
     var item = document.createElement("li");
-    if (url) {
+    if (url && /^https?:\/\//i.test(url)) {
       var a = document.createElement("a");
       a.href = url;
       a.rel = "noreferrer";
       a.textContent = title || url;
       item.appendChild(a);
     } else {
-      item.textContent = title;
+      // Anything but http(s) is shown, never linked.
+      item.textContent = url ? (title || url) + " (" + url + ")" : title;
     }
     box.querySelector("ol").appendChild(item);
   }

@@ -156,7 +156,7 @@
     return node;
   }
 
-  var host, bubble, panel, title, log, suggestions, notice, form, input, send;
+  var host, bubble, panel, title, log, suggestions, notice, form, input, send, styleOverrides;
 
   function build() {
     host = el("div", { id: "agentbase-widget", "data-testid": "agentbase-widget" });
@@ -164,6 +164,8 @@
     var style = el("style");
     style.textContent = CSS;
     root.appendChild(style);
+    styleOverrides = el("style", { "data-testid": "widget-styles" });
+    root.appendChild(styleOverrides);
 
     bubble = el("button", {
       type: "button",
@@ -426,6 +428,40 @@
     );
   }
 
+  // The agent's `styles.chat`: colours, theme, the button's side and icon and the
+  // header's name. Colours are checked by the server (#RGB/#RRGGBB or
+  // "transparent") before they get here, so they can go into CSS as they are.
+  var COLOUR = /^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|transparent)$/;
+  function applyStyles(styles) {
+    var chat = (styles && styles.chat) || {};
+    var css = "";
+    var colour = function (v) {
+      return typeof v === "string" && COLOUR.test(v) ? v : null;
+    };
+    if (chat.theme === "dark") {
+      css +=
+        ".panel{background:#111827;color:#f9fafb}.assistant{background:#1f2937;color:#f9fafb}" +
+        ".composer textarea,textarea{background:#1f2937;color:#f9fafb}";
+    }
+    if (colour(chat.buttonColor)) css += ".bubble{background:" + chat.buttonColor + "}";
+    if (colour(chat.headerColor)) css += "header{background:" + chat.headerColor + "}";
+    if (colour(chat.userMessageColor)) {
+      css += ".user{background:" + chat.userMessageColor + "}.send{background:" + chat.userMessageColor + "}";
+    }
+    if (chat.alignChatButton === "left") css += ".bubble,.panel{right:auto;left:20px}";
+    styleOverrides.textContent = css;
+    if (typeof chat.displayName === "string" && chat.displayName) title.textContent = chat.displayName;
+    if (typeof chat.messagePlaceholder === "string" && chat.messagePlaceholder) {
+      input.setAttribute("placeholder", chat.messagePlaceholder);
+    }
+    if (typeof chat.icon === "string" && /^https?:\/\//.test(chat.icon)) {
+      var img = el("img", { src: chat.icon, alt: "", "data-testid": "widget-icon" });
+      img.style.cssText = "width:100%;height:100%;border-radius:50%;object-fit:cover";
+      bubble.textContent = "";
+      bubble.appendChild(img);
+    }
+  }
+
   var configLoading = null;
   function loadConfig() {
     if (agent) return Promise.resolve(agent);
@@ -437,6 +473,7 @@
             return response.json().then(function (body) {
               agent = body.data;
               title.textContent = agent.name || "Chat";
+              applyStyles(agent.styles);
               blocked = false;
               clearNotice();
               renderAll();
@@ -652,6 +689,8 @@
 
   function start() {
     build();
+    // The button's look comes from the agent's styles: load them at once.
+    loadConfig();
   }
 
   if (document.body) start();

@@ -187,6 +187,11 @@ fn rejection(r: Rejection) -> ApiError {
             codes::PLAN_FEATURE_NOT_AVAILABLE,
             "Your plan does not include this feature",
         ),
+        Rejection::TooManyRuns => (
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::CRAWL_RUNS_LIMIT_REACHED,
+            "The workspace has as many crawler runs going as it may; wait for one to finish",
+        ),
     };
     ApiError::new(status, code, message)
 }

@@ -40,8 +40,58 @@ where
                 )
             }
         })?;
-        parse_json(&bytes).map(AppJson)
+        parse_json_object(&bytes).map(AppJson)
     }
+}
+
+/// JSON nested deeper than this is refused before it is parsed (serde_json would
+/// stop at 128 with a less helpful message; no API body nests past a handful).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in `bytes`, counted without parsing
+/// (strings skipped), stopping once past `limit`.
+fn json_depth(bytes: &[u8], limit: usize) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    break;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// [`parse_json`] for bodies that must be objects (every JSON body of the API):
+/// serde would otherwise read a struct from an array (`[null, null]`).
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let starts_object = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|b| *b == b'{');
+    if !starts_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "The request body must be a JSON object",
+        ));
+    }
+    parse_json(bytes)
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -52,6 +102,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("Malformed JSON: {e}"),
         )
     };
+    if json_depth(bytes, MAX_JSON_DEPTH) > MAX_JSON_DEPTH {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_INVALID_JSON,
+            format!("Malformed JSON: arrays and objects nested more than {MAX_JSON_DEPTH} deep"),
+        ));
+    }
     // Syntax first, so a truncated body is "malformed" rather than "wrong shape".
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
@@ -200,6 +257,16 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings() {
+        assert_eq!(json_depth(br#"{"a":[1,{"b":"[[[["}]}"#, 64), 3);
+        assert_eq!(json_depth(br#""\"[[[""#, 64), 0);
+        let deep = "[".repeat(100_000);
+        assert_eq!(json_depth(deep.as_bytes(), 64), 65);
+        let e = parse_json::<serde_json::Value>(deep.as_bytes()).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
 
     #[test]
     fn percent_decoding_handles_base64_cursors() {

@@ -91,6 +91,54 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) 
         .to_string()
 }
 
+/// The largest request head (URL plus headers) taken, in bytes. Browsers' own
+/// limits are about this size; hyper refuses anything past its buffer before this
+/// layer runs.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// Per-request limits: the head's size, then a deadline on the answer (for a
+/// stream, on its start). Uploads get their own, longer deadline.
+pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let head = req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEAD_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            codes::VALIDATION_HEADERS_TOO_LARGE,
+            format!("The request's URL and headers are larger than {MAX_HEAD_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let server = &state.app.settings.server;
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    let secs = if multipart {
+        server.upload_timeout_secs
+    } else {
+        server.request_timeout_secs
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::REQUEST_TIMEOUT,
+            format!("The request was not answered within {secs} s"),
+        )
+        .into_response(),
+    }
+}
+
 const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");

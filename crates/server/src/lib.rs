@@ -2,10 +2,13 @@
 //! format: it maps requests onto `agentbase-service` and results onto the Chatbase
 //! envelopes.
 
+pub mod allow;
 pub mod dashboard;
+pub mod decompress;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -13,9 +16,7 @@ pub mod sse;
 pub mod widget;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use agentbase_service::App;
 use axum::Router;
@@ -23,12 +24,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, patch, post, put};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error::ApiError;
+pub use crate::listen::ConnectionLimits;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -41,6 +43,7 @@ pub struct AppState {
 
 pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.settings.server.body_limit_bytes;
+    let body_timeout = std::time::Duration::from_secs(app.settings.server.body_timeout_secs);
     let state = AppState {
         app,
         metrics: Arc::new(Metrics::default()),
@@ -58,6 +61,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/api/v2/agents/{agentId}/actions",
             get(agents::get_actions).put(agents::put_actions),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/styles",
+            put(agents::update_styles),
+        )
+        .route("/api/v2/agents/{agentId}/clone", post(agents::clone))
+        .route(
+            "/api/v2/agents/{agentId}/conversations/search",
+            get(conversations::search),
         )
         .route(
             "/api/v2/agents/{agentId}/sources",
@@ -131,17 +143,43 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
         .route_layer(axum::middleware::from_fn(layers::v1_errors));
+    // Apify's clients say `actors`, its docs and older clients `acts`; an actor id
+    // is `user~name`, `user/name` (two segments) or the actor's own id.
     let apify = Router::new()
         .route("/v2/acts/{actorId}/runs", post(apify::start))
+        .route("/v2/actors/{actorId}/runs", post(apify::start))
+        .route("/v2/acts/{actorId}/{name}/runs", post(apify::start_named))
+        .route("/v2/actors/{actorId}/{name}/runs", post(apify::start_named))
+        .route("/v2/acts/{actorId}", get(apify::actor))
+        .route("/v2/actors/{actorId}", get(apify::actor))
         .route("/v2/actor-runs/{runId}", get(apify::get))
         .route("/v2/actor-runs/{runId}/abort", post(apify::abort))
+        .route("/v2/actor-runs/{runId}/dataset", get(apify::dataset))
         .route(
             "/v2/actor-runs/{runId}/dataset/items",
             get(apify::run_items),
         )
+        .route("/v2/actor-runs/{runId}/log", get(apify::log))
+        .route("/v2/logs/{runId}", get(apify::log))
+        .route(
+            "/v2/actor-runs/{runId}/key-value-store",
+            get(apify::run_kv_store),
+        )
+        .route(
+            "/v2/actor-runs/{runId}/key-value-store/records/{key}",
+            get(apify::run_kv_record),
+        )
+        .route("/v2/key-value-stores/{storeId}", get(apify::kv_store))
+        .route("/v2/key-value-stores/{storeId}/keys", get(apify::kv_keys))
+        .route(
+            "/v2/key-value-stores/{storeId}/records/{key}",
+            get(apify::kv_record).put(apify::put_kv_record),
+        )
+        .route("/v2/datasets/{datasetId}", get(apify::dataset))
         .route("/v2/datasets/{datasetId}/items", get(apify::items))
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
-        .route_layer(axum::middleware::from_fn(layers::apify_token));
+        .route_layer(axum::middleware::from_fn(layers::apify_token))
+        .route_layer(axum::middleware::from_fn(apify::apify_errors));
     let widget = Router::new()
         .route("/widget.js", get(widget::script))
         .route("/embed.min.js", get(widget::script))
@@ -157,7 +195,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics));
-    api.merge(v1)
+    let routes = api
+        .merge(v1)
         .merge(apify)
         .merge(public)
         .merge(dashboard::router())
@@ -165,12 +204,20 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), decompress::decompress))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             ApiError::internal().into_response()
         }))
+        .layer(from_fn_with_state(state.clone(), layers::limits))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(from_fn_with_state(state.clone(), layers::request_context))
-        .with_state(state)
+        .with_state(state);
+    // `Allow` is added by each route's method router after its layers ran, so the
+    // middleware that completes it wraps the whole router.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(allow::allow))
 }
 
 /// Serves the API until `shutdown` resolves, then lets in-flight requests finish
@@ -180,46 +227,20 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_secs(app.settings.server.shutdown_grace_secs);
-    serve_router(listener, router(app), grace, shutdown).await
+    let limits = ConnectionLimits::from_settings(&app.settings.server);
+    serve_router(listener, router(app), limits, shutdown).await
 }
 
 /// [`serve`] for any router: stops accepting when `shutdown` resolves and returns
-/// once in-flight requests are done or `grace` has passed, whichever is first.
+/// once in-flight requests are done or `limits.grace` has passed, whichever is
+/// first.
 pub async fn serve_router(
     listener: TcpListener,
     router: Router,
-    grace: Duration,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
-    // Streams write small frames; without TCP_NODELAY, Nagle's algorithm holds each
-    // one back until the previous is acknowledged.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = started_tx.send(());
-    });
-    tokio::select! {
-        result = server => result,
-        () = async move {
-            if started_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "shutdown deadline passed; dropping remaining connections");
-            Ok(())
-        }
-    }
+    listen::serve_connections(listener, router, limits, shutdown).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -12,13 +12,15 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
     info(title = "agentbase API", description = "The Chatbase v2 API as served by agentbase."),
     paths(
         system::health, agents::list, agents::create, agents::get, agents::update, agents::delete, agents::get_actions, agents::put_actions,
+        agents::update_styles, agents::clone, conversations::search,
         chat::chat, chat::retry, chat::tool_result, conversations::list, conversations::for_user,
         conversations::get, conversations::messages, conversations::update, conversations::feedback,
         conversations::export, v1::chat, v1::get_conversations, v1::create_chatbot,
         v1::update_chatbot_data, v1::get_chatbots, v1::delete_chatbot, v1::update_chatbot_settings,
         sources::create, sources::list, sources::summary, sources::get, sources::update, sources::delete,
         sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search,
-        apify::start, apify::get, apify::abort, apify::items
+        apify::start, apify::get, apify::abort, apify::items, apify::actor, apify::dataset, apify::log,
+        apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -39,11 +41,75 @@ use crate::routes::{agents, apify, chat, conversations, sources, system, v1};
         api::SourceListItem, api::LinkMetadata, api::LinkChildren, api::ListSourcesResponse,
         api::CreateSourceBody, api::UpdateSourceBody, api::SourceTypeCount, api::SourcesSummaryResponse,
         api::DeprecatedEndpointResponse, api::AutoRetrainBody, api::TrainingJob, api::TrainingJobsResponse,
-        api::SearchBody, api::SearchHit, api::SearchPage, api::SearchResponse
+        api::SearchBody, api::SearchHit, api::SearchPage, api::SearchResponse, api::UpdateStylesBody,
+        api::ConversationSearchResult, api::SearchSnippet, api::SnippetHighlight, api::SearchPagination,
+        api::SearchConversationsResponse, chat::StreamEvent
     )),
-    modifiers(&Bearer)
+    modifiers(&Bearer, &Authenticated)
 )]
 struct ApiDoc;
+
+/// Every authenticated operation can answer 401 (no key, or a wrong one) and 429
+/// (the key's rate limit), whatever its annotation lists: the authentication layer
+/// answers before the handler runs. The Apify-compatible routes take the same key
+/// (as a Bearer header or Apify's `token` query parameter), so they are marked as
+/// authenticated here rather than in each annotation. v1 routes answer in v1's
+/// error shape.
+struct Authenticated;
+
+impl Modify for Authenticated {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, SecurityRequirement};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let apify = path.starts_with("/v2/");
+            let error = if path.starts_with("/api/v1/") {
+                "V1Error"
+            } else {
+                "ErrorResponse"
+            };
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if apify && op.security.is_none() {
+                    op.security = Some(vec![SecurityRequirement::new(
+                        "bearer",
+                        Vec::<String>::new(),
+                    )]);
+                }
+                if op.security.is_none() {
+                    continue;
+                }
+                for (status, description) in [
+                    ("401", "The API key is missing or not valid"),
+                    ("429", "The key's rate limit is reached"),
+                ] {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name(error)))
+                                        .build(),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
 
 struct Bearer;
 

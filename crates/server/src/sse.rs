@@ -27,7 +27,14 @@ pub struct Encoder {
     meta: TurnMeta,
     text_id: Option<String>,
     text_parts: usize,
+    /// Error details (an upstream provider's message, say) are for the operator:
+    /// a public stream shows [`PUBLIC_ERROR`] instead.
+    public: bool,
 }
+
+/// What a widget visitor sees when an answer fails; the cause is in the log and
+/// in the stored message.
+pub const PUBLIC_ERROR: &str = "The assistant could not answer just now. Please try again.";
 
 impl Encoder {
     pub fn new(meta: TurnMeta) -> Self {
@@ -35,6 +42,7 @@ impl Encoder {
             meta,
             text_id: None,
             text_parts: 0,
+            public: false,
         }
     }
 
@@ -124,7 +132,12 @@ impl Encoder {
             }
             TurnEvent::Error(text) => {
                 self.close_text(&mut out);
-                out.push(UiChunk::Error { error_text: text });
+                let error_text = if self.public {
+                    PUBLIC_ERROR.to_owned()
+                } else {
+                    text
+                };
+                out.push(UiChunk::Error { error_text });
             }
             TurnEvent::Finish {
                 finish_reason,
@@ -146,9 +159,20 @@ impl Encoder {
     }
 }
 
-/// The streaming response for a turn.
+/// The streaming response for a turn, for the API's callers.
 pub fn response(turn: Turn) -> Response {
-    let encoder = Encoder::new(turn.meta);
+    stream_response(turn, false)
+}
+
+/// The streaming response for a turn, for anonymous visitors (the widget): error
+/// details are replaced by [`PUBLIC_ERROR`].
+pub fn public_response(turn: Turn) -> Response {
+    stream_response(turn, true)
+}
+
+fn stream_response(turn: Turn, public: bool) -> Response {
+    let mut encoder = Encoder::new(turn.meta);
+    encoder.public = public;
     let mut first = Vec::new();
     for c in encoder.opening() {
         frame(&mut first, &c);

@@ -5,7 +5,7 @@
 //! agent's allowed domains, and only then does CORS let the page read the answer;
 //! chat messages are limited per client IP by the agent's `ipRateLimits`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use agentbase_api_types::codes;
 use agentbase_service::widget::{WidgetAgent, WidgetMessage};
@@ -134,6 +134,31 @@ fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
     response
 }
 
+/// The visitor's ISO country code: the proxy's country header when configured and
+/// sent by a trusted peer (any peer when no proxies are listed).
+fn visitor_country(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<String> {
+    let name = state.app.settings.widget.country_header.trim();
+    if name.is_empty() {
+        return None;
+    }
+    let trusted = &state.app.settings.server.trusted_proxies;
+    if !trusted.is_empty() && !peer.is_some_and(|p| trusted.contains(&p)) {
+        return None;
+    }
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_uppercase())
+        .filter(|v| v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
+/// The socket peer of a request.
+fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// The agent, if it is public and this page may use it; otherwise the refusal,
 /// ready to send. Pages of unknown or private agents still get CORS (there are no
 /// domains to check), so the widget can say why it cannot chat.
@@ -141,6 +166,7 @@ async fn admit(
     state: &AppState,
     agent_id: &str,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
 ) -> Result<(WidgetAgent, Option<HeaderValue>), Response> {
     let origin = headers.get(header::ORIGIN).cloned();
     let w = match state.app.widget_agent(agent_id).await {
@@ -168,6 +194,22 @@ async fn admit(
         );
         return Err(with_cors(refusal.into_response(), None));
     }
+    if let Some(blocked) = w
+        .agent
+        .blocked_countries
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        && let Some(country) =
+            visitor_country(state, peer, headers).or_else(|| state.app.country_of_ip(peer?))
+        && agentbase_core::agent_settings::is_blocked(blocked, &country)
+    {
+        let refusal = ApiError::new(
+            StatusCode::FORBIDDEN,
+            codes::WIDGET_COUNTRY_BLOCKED,
+            "This agent is not available in your country",
+        );
+        return Err(with_cors(refusal.into_response(), origin.as_ref()));
+    }
     Ok((w, origin))
 }
 
@@ -175,9 +217,10 @@ async fn admit(
 pub async fn preflight(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> Response {
-    let (_, origin) = match admit(&state, &agent_id, &headers).await {
+    let headers = &parts.headers;
+    let (_, origin) = match admit(&state, &agent_id, headers, peer_of(&parts.extensions)).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
@@ -202,9 +245,10 @@ pub async fn preflight(
 pub async fn config(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> Response {
-    let (w, origin) = match admit(&state, &agent_id, &headers).await {
+    let headers = &parts.headers;
+    let (w, origin) = match admit(&state, &agent_id, headers, peer_of(&parts.extensions)).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
@@ -214,6 +258,7 @@ pub async fn config(
             "name": w.agent.name,
             "initialMessages": w.agent.initial_messages,
             "suggestedMessages": w.agent.suggested_messages,
+            "styles": w.agent.styles,
         }
     });
     let mut response = axum::Json(body).into_response();
@@ -240,15 +285,12 @@ pub async fn chat(
     req: Request,
 ) -> Response {
     let headers = req.headers().clone();
-    let (w, origin) = match admit(&state, &agent_id, &headers).await {
+    let peer = peer_of(req.extensions());
+    let (w, origin) = match admit(&state, &agent_id, &headers, peer).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
     let answer = async {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
         let ip = client_ip(peer, &headers, &state.app.settings.server.trusted_proxies);
         let decision = state
             .app
@@ -291,7 +333,7 @@ pub async fn chat(
             .widget_chat(&w, message)
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
-        Ok::<_, Response>(sse::response(turn))
+        Ok::<_, Response>(sse::public_response(turn))
     };
     let response = answer.await.unwrap_or_else(|refusal| refusal);
     with_cors(response, origin.as_ref())

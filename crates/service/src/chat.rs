@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentbase_core::conversation::{
     Citation, Conversation, ConversationStatus, CreditEntry, Feedback, Message, MessageRole, Part,
@@ -28,7 +29,9 @@ use agentbase_core::model::{
     ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role, ToolSpec,
 };
 use agentbase_core::time_fmt::month_start;
-use agentbase_core::{Agent, Cursor, Error, Millis, Rejection, Resource, Result, ids, prompt};
+use agentbase_core::{
+    Agent, Cursor, Error, Millis, Rejection, Resource, Result, conversation, ids, prompt,
+};
 use agentbase_store::{ConversationFilter, NewTurn, Page, TurnLease};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -43,6 +46,15 @@ pub const SOURCE_API: &str = "API";
 pub const SOURCE_WIDGET: &str = "Widget or Iframe";
 const TITLE_CHARS: usize = 60;
 
+/// The `channelInstructions` key of a conversation's source, if it has one.
+pub fn channel_of(source: &str) -> Option<&'static str> {
+    match source {
+        SOURCE_API => Some("api"),
+        SOURCE_WIDGET => Some("chat_widget"),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ChatInput {
     pub agent_id: String,
@@ -51,6 +63,12 @@ pub struct ChatInput {
     pub user_id: Option<String>,
     pub source: String,
 }
+
+/// Messages of a conversation read for a prompt (the newest).
+pub const PROMPT_HISTORY_MESSAGES: u32 = 200;
+
+/// Most messages a v1 chat request may carry (its client-held history).
+pub const V1_MAX_MESSAGES: usize = 1000;
 
 /// Known before the first byte is sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -292,6 +310,7 @@ impl App {
             finish_reason: None,
             credits: 0.0,
             sources: Vec::new(),
+            spam: false,
         };
         let opening = if at_once {
             Some(Opening {
@@ -353,8 +372,18 @@ impl App {
         at_once: bool,
     ) -> Result<Turn> {
         let mut invalid = agentbase_core::FieldErrors::new();
+        let max_chars = self.settings.chat.max_message_chars;
         if input.message.as_deref().is_some_and(str::is_empty) {
             invalid.insert("message".into(), "must not be empty".into());
+        } else if input
+            .message
+            .as_deref()
+            .is_some_and(|m| m.chars().count() > max_chars)
+        {
+            invalid.insert(
+                "message".into(),
+                format!("must be at most {max_chars} characters"),
+            );
         }
         if input.user_id.as_deref().is_some_and(|u| !valid_user_id(u)) {
             invalid.insert(
@@ -370,7 +399,15 @@ impl App {
         }
         let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
         let entry = self.model_for(&agent)?;
-        let (conversation, lease, prepared) = match (&input.conversation_id, &input.message) {
+        // Spam detection covers what visitors and API clients send (not the
+        // operator's playground); a spam message is stored but not answered.
+        let spam = match (&input.message, agent.spam_check()) {
+            (Some(text), Some(settings)) if channel_of(&input.source).is_some() => {
+                self.is_spam(&entry, settings, text).await
+            }
+            _ => false,
+        };
+        let (mut conversation, lease, prepared) = match (&input.conversation_id, &input.message) {
             (Some(id), _) => {
                 let (conversation, lease) = self.lease_conversation(p, &agent, id).await?;
                 let prepared = self
@@ -381,11 +418,20 @@ impl App {
             }
             (None, Some(text)) => {
                 self.check_credits(p, &agent, entry.credits).await?;
-                self.start_conversation(p, &agent, &input, text, at_once)
+                self.start_conversation(p, &agent, &input, text, at_once && !spam)
                     .await?
             }
             (None, None) => return Err(Error::invalid("message", "Required")),
         };
+        if spam {
+            let flagged = self
+                .store
+                .flag_spam(&conversation.id, &prepared.user_message_id)
+                .await;
+            self.or_release(&lease, flagged).await?;
+            tracing::info!(agent = %agent.id, conversation = %conversation.id, "message flagged as spam; not answered");
+            conversation.status = ConversationStatus::Paused;
+        }
         let turn = Leased {
             agent,
             entry,
@@ -411,13 +457,27 @@ impl App {
             }
             _ => {}
         }
-        for (i, (role, _)) in input.messages.iter().enumerate() {
+        let max_chars = self.settings.chat.max_message_chars;
+        for (i, (role, content)) in input.messages.iter().enumerate() {
             if role != "user" && role != "assistant" {
                 invalid.insert(
                     format!("messages[{i}].role"),
                     "must be user or assistant".into(),
                 );
             }
+            if content.chars().count() > max_chars {
+                invalid.insert(
+                    format!("messages[{i}].content"),
+                    format!("must be at most {max_chars} characters"),
+                );
+            }
+        }
+        // The history a v1 client sends is tokenized for every answer: bound it.
+        if input.messages.len() > V1_MAX_MESSAGES {
+            invalid.insert(
+                "messages".into(),
+                format!("at most {V1_MAX_MESSAGES} messages"),
+            );
         }
         if input.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
             invalid.insert("temperature".into(), "must be between 0 and 1".into());
@@ -447,6 +507,10 @@ impl App {
             return Err(Error::Invalid(invalid));
         }
         self.check_credits(p, &agent, entry.credits).await?;
+        // A client-chosen id is the client's name for the conversation within its
+        // workspace; the record's id is derived from both, so the same name in two
+        // workspaces is two conversations and neither learns of the other.
+        // (`Store::conversation` finds it by either name.)
         let existing = match &input.conversation_id {
             Some(id) => self.store.conversation(&p.workspace_id, id).await?,
             None => None,
@@ -454,7 +518,10 @@ impl App {
         let (conversation, lease) = match existing {
             Some(c) => self.lease_conversation(p, &agent, &c.id).await?,
             None => {
-                let id = input.conversation_id.clone().unwrap_or_else(ids::uuid_v4);
+                let id = match &input.conversation_id {
+                    Some(chosen) => conversation::v1_id(&p.workspace_id, chosen),
+                    None => ids::uuid_v4(),
+                };
                 self.new_conversation(p, &agent, id, None, SOURCE_API)
                     .await?
             }
@@ -513,7 +580,12 @@ impl App {
         if existing && conversation.status != ConversationStatus::Paused {
             self.check_credits(p, agent, entry.credits).await?;
         }
-        let mut history = self.store.messages(&conversation.id).await?;
+        // A long conversation's older messages cannot fit any model's window; reading
+        // only the newest keeps a turn's cost bounded however long it grows.
+        let mut history = self
+            .store
+            .recent_messages(&conversation.id, PROMPT_HISTORY_MESSAGES)
+            .await?;
         let tools = self.store.tool_calls(&conversation.id).await?;
         let next_seq = history.last().map_or(1, |m| m.seq + 1);
         let user_message_id = match &input.message {
@@ -530,6 +602,7 @@ impl App {
                     finish_reason: None,
                     credits: 0.0,
                     sources: Vec::new(),
+                    spam: false,
                 };
                 self.store.insert_message(&m).await?;
                 let id = m.id.clone();
@@ -625,8 +698,34 @@ impl App {
             opening,
         };
         let app = self.clone();
-        tokio::spawn(async move { app.generate(generation, tx).await });
+        let keeper = AbortOnDrop(self.keep_lease(generation.lease.clone()));
+        tokio::spawn(async move {
+            app.generate(generation, tx).await;
+            drop(keeper);
+        });
         Ok(Turn { meta, events: rx })
+    }
+
+    /// Renews the turn's lease every third of `chat.turn_lease_secs` while the
+    /// turn runs, so the lease can be short: a turn cut off by a crash frees its
+    /// conversation within one lease, however long turns may take. Ends by itself
+    /// once the lease is released (or lost), or when aborted.
+    fn keep_lease(self: &Arc<Self>, lease: TurnLease) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        let ttl_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
+        let every = Duration::from_millis((ttl_ms as u64 / 3).max(200));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match app.store.renew_turn(&lease, app.now(), ttl_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(conversation = %lease.conversation_id, error = %e, "turn lease not renewed")
+                    }
+                }
+            }
+        })
     }
 
     /// Retrieves knowledge for the turn's question (the last user message).
@@ -662,7 +761,10 @@ impl App {
         }
     }
 
-    fn request_for(&self, g: &Generation, knowledge: Option<&[Retrieved]>) -> ChatRequest {
+    /// The model request: instructions with the knowledge, and the history trimmed
+    /// to the model's window. Counting tokens runs the model's tokenizer over the
+    /// whole history, so the trimming runs off the async runtime.
+    async fn request_for(&self, g: &Generation, knowledge: Option<&[Retrieved]>) -> ChatRequest {
         let model = &g.entry.model;
         let max_tokens = self.settings.chat.max_tokens;
         let budget = model
@@ -675,7 +777,7 @@ impl App {
         let system = ChatMessage::text(
             Role::System,
             prompt::with_knowledge(
-                &g.agent.instructions,
+                g.agent.instructions_for(channel_of(&g.conversation.source)),
                 knowledge
                     .filter(|_| inline.is_none())
                     .map(knowledge_entries)
@@ -689,9 +791,15 @@ impl App {
         if let Some(k) = inline {
             crate::grounding::inline_knowledge(&mut history, &knowledge_entries(k));
         }
-        let messages = prompt::fit(Some(system), history, budget, &|t: &str| {
-            model.count_tokens(t)
-        });
+        let counter = model.clone();
+        // Only a panic in a tokenizer makes this fail; the turn goes on without history.
+        let messages = tokio::task::spawn_blocking(move || {
+            prompt::fit(Some(system), history, budget, &|t: &str| {
+                counter.count_tokens(t)
+            })
+        })
+        .await
+        .unwrap_or_default();
         ChatRequest {
             upstream_model: g.entry.upstream.clone(),
             messages,
@@ -736,7 +844,7 @@ impl App {
         let stream = crate::grounding::answer(
             &g.agent,
             g.entry.model.as_ref(),
-            self.request_for(&g, knowledge.as_deref()),
+            self.request_for(&g, knowledge.as_deref()).await,
             knowledge.as_deref(),
         );
         let outcome = self.drive(&mut g, stream, &tx).await;
@@ -762,6 +870,7 @@ impl App {
                 finish_reason: Some(finish_reason.to_owned()),
                 credits,
                 sources: citations,
+                spam: false,
             };
             let credit = (credits > 0.0).then(|| CreditEntry {
                 id: ids::alphanumeric(20),
@@ -1195,4 +1304,13 @@ fn knowledge_entries(hits: &[Retrieved]) -> Vec<prompt::KnowledgeEntry<'_>> {
             text: &h.text,
         })
         .collect()
+}
+
+/// Aborts its task when dropped, also when the owner unwinds.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

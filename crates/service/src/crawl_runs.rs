@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
-use agentbase_core::{Error, Resource, Result, ids};
-use agentbase_crawler::{CancellationToken, CrawlInput, CrawlerSettings, Event, StopReason};
+use agentbase_core::{Error, Rejection, Resource, Result, ids};
+use agentbase_crawler::browser::Renderer;
+use agentbase_crawler::{
+    CancellationToken, CrawlInput, CrawlerSettings, Event, RenderingMemory, StopReason,
+};
 use serde_json::Value;
 
 use crate::{App, Principal};
@@ -20,6 +23,8 @@ use crate::{App, Principal};
 const RUN_LEASE_MS: i64 = 30_000;
 /// Items written to the record per batch.
 const ITEM_BATCH: usize = 20;
+/// Most dataset items one read returns.
+pub const MAX_ITEMS_PER_READ: i64 = 10_000;
 /// Longest `waitForFinish`, as on Apify.
 pub const MAX_WAIT_SECS: u64 = 60;
 /// The actor ids a run may name: Apify's Website Content Crawler, by name or id.
@@ -30,10 +35,38 @@ pub const ACTOR_IDS: [&str; 4] = [
     "aYG0l9s7dbB7j3gbS",
 ];
 
+/// The actor's name and id as Apify gives them (`GET /v2/actors/{id}`).
+pub const ACTOR_NAME: &str = "website-content-crawler";
+pub const ACTOR_ID: &str = "aYG0l9s7dbB7j3gbS";
+
+/// Log lines kept per run: a crawl of many pages logs one line each, so a very
+/// large crawl's log ends with a note rather than growing without bound.
+const LOG_LINES_MAX: i64 = 20_000;
+
+/// Apify's log line: an ISO timestamp, then the message.
+fn log_line(at: agentbase_core::Millis, level: &str, message: &str) -> String {
+    format!(
+        "{} {level} {message}",
+        agentbase_core::time_fmt::iso8601(at)
+    )
+}
+
 /// Runs executing in this process, by id: abort cancels the crawl.
 #[derive(Default)]
 pub struct RunningCrawls {
     tokens: Mutex<HashMap<String, CancellationToken>>,
+    /// Renders pages for the browser crawler types (none: HTTP only).
+    renderer: Option<Arc<dyn Renderer>>,
+    /// What adaptive runs with `reuseStoredDetectionResults` learnt per site.
+    memory: Arc<RenderingMemory>,
+}
+
+impl App {
+    /// Crawl runs render pages with `renderer` (`crawlerType` `playwright:*`).
+    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
+        self.crawls.renderer = Some(renderer);
+        self
+    }
 }
 
 impl App {
@@ -53,26 +86,54 @@ impl App {
         } else {
             input
         };
-        let parsed = CrawlInput::from_json(input.clone())
+        let mut parsed = CrawlInput::from_json(input.clone())
             .and_then(|i| i.validate().map(|()| i))
             .map_err(|e| Error::invalid("input", e.to_string()))?;
+        if parsed.crawler_type.always_renders() && self.crawls.renderer.is_none() {
+            return Err(Error::invalid(
+                "input",
+                "crawlerType: this server has no browser (browser.enabled); use playwright:adaptive or cheerio",
+            ));
+        }
         let now = self.now();
+        let limits = &self.settings.crawler;
         let timeout_secs = timeout_secs
-            .unwrap_or(self.settings.crawler.timeout_secs)
-            .clamp(1, 7 * 24 * 3600);
+            .unwrap_or(limits.timeout_secs)
+            .clamp(1, limits.run_timeout_secs);
+        // The plan bounds every run, whatever its input asks (WCC's default is
+        // 9,999,999 pages); a lower figure in the input is kept.
+        let max_pages = limits.run_max_pages.get(p.plan);
+        let mut notes = Vec::new();
+        if parsed.max_crawl_pages > max_pages {
+            if input.get("maxCrawlPages").is_some() {
+                notes.push(format!(
+                    "maxCrawlPages lowered to {max_pages} (the plan's limit)"
+                ));
+            }
+            parsed.max_crawl_pages = max_pages;
+        }
+        parsed.max_results = parsed.max_results.min(max_pages);
+        if parsed.max_concurrency > limits.max_concurrency {
+            parsed.max_concurrency = limits.max_concurrency;
+        }
         let ignored: Vec<String> = parsed
             .ignored_inputs()
             .into_iter()
             .map(str::to_owned)
             .chain(parsed.unknown_inputs())
             .collect();
+        if !ignored.is_empty() {
+            notes.push(format!("Ignored inputs: {}", ignored.join(", ")));
+        }
+        if parsed.crawler_type.uses_browser() && self.crawls.renderer.is_none() {
+            notes.push("No browser on this server: pages are read over HTTP".to_owned());
+        }
         let run = CrawlRun {
             id: ids::alphanumeric(17),
             workspace_id: p.workspace_id.clone(),
             actor_id: actor_id.to_owned(),
             status: RunStatus::Ready,
-            status_message: (!ignored.is_empty())
-                .then(|| format!("Ignored inputs (no browser here): {}", ignored.join(", "))),
+            status_message: (!notes.is_empty()).then(|| notes.join("; ")),
             input,
             dataset_id: ids::alphanumeric(17),
             timeout_secs: timeout_secs as i64,
@@ -81,10 +142,38 @@ impl App {
             items: 0,
             started_at: now,
             finished_at: None,
+            kv_store_id: ids::alphanumeric(17),
         };
-        self.store
-            .insert_run(&run, self.knowledge.node(), now + RUN_LEASE_MS)
+        let admitted = self
+            .store
+            .insert_run(
+                &run,
+                self.knowledge.node(),
+                now + RUN_LEASE_MS,
+                i64::from(limits.runs_per_workspace),
+            )
             .await?;
+        if !admitted {
+            return Err(Error::Rejected(Rejection::TooManyRuns));
+        }
+        // As on Apify, the input is the INPUT record of the run's default store.
+        self.store
+            .put_record(
+                &run.kv_store_id,
+                "INPUT",
+                "application/json; charset=utf-8",
+                &run.input.to_string(),
+            )
+            .await?;
+        let mut first = vec![log_line(
+            now,
+            "INFO",
+            &format!("Starting the crawl (run {})", run.id),
+        )];
+        if let Some(m) = &run.status_message {
+            first.push(log_line(now, "WARN", m));
+        }
+        self.store.append_log(&run.id, 0, &first).await?;
         let token = CancellationToken::new();
         self.crawls
             .tokens
@@ -123,6 +212,9 @@ impl App {
         let settings = CrawlerSettings {
             allow_private_networks: self.settings.crawler.allow_private_networks,
             overall_timeout: Some(Duration::from_secs(timeout_secs)),
+            renderer: self.crawls.renderer.clone(),
+            rendering_memory: Some(self.crawls.memory.clone()),
+            max_frontier: self.settings.crawler.max_frontier,
             ..CrawlerSettings::default()
         };
         // The crawler's sink is synchronous: events go through a channel to a task
@@ -137,17 +229,42 @@ impl App {
             let mut failed: i64 = 0;
             let mut done: i64 = 0;
             let mut error: Option<String> = None;
+            let mut log: Vec<String> = Vec::new();
+            let mut logged = store
+                .log_lines(&writer_id, 0)
+                .await
+                .map_or(0, |l| l.len() as i64);
             while let Some(event) = rx.recv().await {
+                let at = clock.now_ms();
                 match event {
-                    Event::Item(item) => match serde_json::to_value(&*item) {
-                        Ok(v) => batch.push(v),
-                        Err(e) => error = Some(format!("an item could not be encoded: {e}")),
-                    },
+                    Event::Item(item) => {
+                        log.push(log_line(
+                            at,
+                            "INFO",
+                            &format!("Crawled {} (depth {})", item.url, item.crawl.depth),
+                        ));
+                        match serde_json::to_value(&*item) {
+                            Ok(v) => batch.push(v),
+                            Err(e) => error = Some(format!("an item could not be encoded: {e}")),
+                        }
+                    }
                     Event::Progress(p) => {
                         done = p.done as i64;
                         failed = p.failed as i64;
                     }
-                    Event::Failed { .. } | Event::Skipped { .. } => {}
+                    Event::Failed { url, error } => {
+                        log.push(log_line(at, "WARN", &format!("Failed {url}: {error}")));
+                    }
+                    Event::Skipped { url, reason } => {
+                        log.push(log_line(at, "DEBUG", &format!("Skipped {url}: {reason}")));
+                    }
+                }
+                if !log.is_empty() && (rx.is_empty() || log.len() >= ITEM_BATCH) {
+                    if logged < LOG_LINES_MAX {
+                        let _ = store.append_log(&writer_id, logged, &log).await;
+                        logged += log.len() as i64;
+                    }
+                    log.clear();
                 }
                 if batch.len() >= ITEM_BATCH || (rx.is_empty() && !batch.is_empty()) {
                     if let Err(e) = store.append_items(&dataset, written, &batch).await {
@@ -160,6 +277,9 @@ impl App {
                 let _ = store
                     .run_progress(&writer_id, (done, failed, written), now + RUN_LEASE_MS)
                     .await;
+            }
+            if !log.is_empty() && logged < LOG_LINES_MAX {
+                let _ = store.append_log(&writer_id, logged, &log).await;
             }
             if !batch.is_empty() {
                 if let Err(e) = store.append_items(&dataset, written, &batch).await {
@@ -199,6 +319,30 @@ impl App {
                 ),
             },
         };
+        // The last line goes in before the status changes, so a client that sees
+        // the run ended reads the whole log.
+        let logged = self
+            .store
+            .log_lines(&id, 0)
+            .await
+            .map_or(0, |l| l.len() as i64);
+        let level = if status == RunStatus::Succeeded {
+            "INFO"
+        } else {
+            "ERROR"
+        };
+        let _ = self
+            .store
+            .append_log(
+                &id,
+                logged,
+                &[log_line(
+                    self.now(),
+                    level,
+                    &format!("{}: {message}", status.as_str()),
+                )],
+            )
+            .await;
         if let Err(e) = self
             .store
             .set_run_status(
@@ -297,8 +441,78 @@ impl App {
             .run(&p.workspace_id, id)
             .await?
             .ok_or(Error::NotFound(Resource::Run))?;
+        // One response holds at most this many items, whatever `limit` says (the
+        // pagination headers give the total, so clients page through the rest).
+        let limit = Some(limit.unwrap_or(MAX_ITEMS_PER_READ).min(MAX_ITEMS_PER_READ));
         self.store
             .dataset_items(&run.dataset_id, offset, limit, desc)
+            .await
+    }
+
+    /// A run's log lines from line `from` on (`GET /v2/actor-runs/{id}/log`), and
+    /// whether the run has ended (then no more lines will come).
+    pub async fn run_log(&self, p: &Principal, id: &str, from: i64) -> Result<(Vec<String>, bool)> {
+        let run = self
+            .store
+            .run(&p.workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Run))?;
+        let lines = self.store.log_lines(&run.id, from).await?;
+        Ok((lines, run.status.is_terminal()))
+    }
+
+    /// The run owning key-value store `store_id` (by store id or run id).
+    async fn kv_run(&self, p: &Principal, store_id: &str) -> Result<CrawlRun> {
+        self.store
+            .run_by_kv_store(&p.workspace_id, store_id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Run))
+    }
+
+    /// A record of a run's key-value store: (content type, value); `None` when
+    /// the store has no such key.
+    pub async fn kv_record(
+        &self,
+        p: &Principal,
+        store_id: &str,
+        key: &str,
+    ) -> Result<Option<(String, String)>> {
+        let run = self.kv_run(p, store_id).await?;
+        self.store.record(&run.kv_store_id, key).await
+    }
+
+    /// The store's run and its keys with sizes.
+    pub async fn kv_keys(
+        &self,
+        p: &Principal,
+        store_id: &str,
+    ) -> Result<(CrawlRun, Vec<(String, i64)>)> {
+        let run = self.kv_run(p, store_id).await?;
+        let keys = self.store.record_keys(&run.kv_store_id).await?;
+        Ok((run, keys))
+    }
+
+    /// Writes a record into a run's key-value store (`PUT …/records/{key}`).
+    pub async fn put_kv_record(
+        &self,
+        p: &Principal,
+        store_id: &str,
+        key: &str,
+        content_type: &str,
+        value: &str,
+    ) -> Result<()> {
+        if key.is_empty() || key.len() > 256 || key.contains('/') {
+            return Err(Error::invalid(
+                "key",
+                "must be 1–256 characters without '/'",
+            ));
+        }
+        if value.len() > 9 * 1024 * 1024 {
+            return Err(Error::invalid("body", "a record holds at most 9 MB"));
+        }
+        let run = self.kv_run(p, store_id).await?;
+        self.store
+            .put_record(&run.kv_store_id, key, content_type, value)
             .await
     }
 

@@ -24,17 +24,51 @@ pub struct SignedIn {
     pub expires_at: Millis,
 }
 
-async fn hash_off_runtime(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
+/// Password hashes computed at once. Each costs ~19 MiB and tens of milliseconds
+/// of a core: unbounded, a burst of sign-ins (even refused ones, from many
+/// addresses) would take the blocking pool and memory from everything else.
+pub const HASHES_AT_ONCE: usize = 2;
+/// A sign-in waits this long for a hashing slot before it is refused.
+const HASH_QUEUE_MS: u64 = 10_000;
+
+/// The key sign-in attempts are counted under: the address, or its /64 for IPv6.
+pub fn throttle_group(client_ip: &str) -> String {
+    match client_ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().expect("checked").to_string(),
+        _ => client_ip.to_owned(),
+    }
+}
+
+impl App {
+    /// Runs `f` (a password hash or check) off the runtime, at most
+    /// [`HASHES_AT_ONCE`] at a time.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _slot = tokio::time::timeout(
+            std::time::Duration::from_millis(HASH_QUEUE_MS),
+            self.hash_slots.acquire(),
+        )
         .await
-        .map_err(|e| Error::Storage(format!("password hashing stopped: {e}")))
+        .map_err(|_| Error::Unavailable("too many sign-ins at once; try again shortly".into()))?
+        .map_err(|_| Error::Unavailable("password hashing is closed".into()))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Storage(format!("password hashing stopped: {e}")))
+    }
 }
 
 impl App {
     /// Replaces the operator password (signing everyone out).
     pub async fn set_admin_password(&self, chosen: &str) -> Result<()> {
         password::check_strength(chosen).map_err(|m| Error::invalid("password", m))?;
-        let hash = hash_off_runtime(chosen.to_owned()).await?;
+        let chosen = chosen.to_owned();
+        let hash = self.hashing(move || password::hash(&chosen)).await?;
         self.store.set_admin_password_hash(&hash).await
     }
 
@@ -51,7 +85,8 @@ impl App {
             }
             None => password::generate(),
         };
-        let hash = hash_off_runtime(plaintext.clone()).await?;
+        let to_hash = plaintext.clone();
+        let hash = self.hashing(move || password::hash(&to_hash)).await?;
         Ok(self
             .store
             .init_admin_password_hash(&hash)
@@ -60,13 +95,19 @@ impl App {
     }
 
     /// Counts a sign-in attempt from `client_ip` against the per-minute allowance.
+    /// IPv6 clients are counted per /64: one host usually holds a whole /64, so
+    /// counting single addresses would let it try 2^64 times as often.
     pub async fn sign_in_allowed(&self, client_ip: &str) -> Result<RateDecision, LimiterError> {
         let window = Window {
             limit: SIGN_IN_ATTEMPTS_PER_MINUTE,
             window_ms: 60_000,
         };
         self.limiter
-            .check(&format!("sign-in|{client_ip}"), window, self.now())
+            .check(
+                &format!("sign-in|{}", throttle_group(client_ip)),
+                window,
+                self.now(),
+            )
             .await
     }
 
@@ -77,9 +118,9 @@ impl App {
             return Ok(None);
         };
         let attempt = attempt.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&attempt, &stored))
-            .await
-            .map_err(|e| Error::Storage(format!("password check stopped: {e}")))?;
+        let ok = self
+            .hashing(move || password::verify(&attempt, &stored))
+            .await?;
         if !ok {
             return Ok(None);
         }
@@ -117,5 +158,23 @@ impl App {
         let day = 86_400_000;
         let since = (self.now() / day - (days - 1)) * day;
         self.store.usage(workspace_id, since).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::throttle_group;
+
+    #[test]
+    fn ipv6_clients_are_throttled_per_64() {
+        assert_eq!(throttle_group("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            throttle_group("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(throttle_group("2001:db8:1:3::1"), "2001:db8:1:2::/64");
+        assert_eq!(throttle_group("::ffff:10.0.0.7"), "10.0.0.7");
+        assert_eq!(throttle_group("10.0.0.7"), "10.0.0.7");
+        assert_eq!(throttle_group("unknown"), "unknown");
     }
 }

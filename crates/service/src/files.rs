@@ -4,11 +4,23 @@
 //!
 //! Every failure is a [`FileError`] naming the problem; nothing here panics on a
 //! corrupt file (the PDF parser is run under `catch_unwind` because it can panic on
-//! malformed input).
+//! malformed input). Each format is bounded: PDF nesting and inflated size
+//! (`pdf_scan`), the DOCX body's decompressed size, dataset items, and the text
+//! produced. What cannot be bounded from here (time, a parser's own recursion) is
+//! bounded by running this in a worker process: see [`crate::extractor`].
 
 use std::io::Read;
 
 use agentbase_core::knowledge::{Document, FILE_MAX_BYTES};
+
+mod pdf_scan;
+
+/// The text one file may produce.
+pub const MAX_TEXT_BYTES: usize = 32 << 20;
+/// The decompressed size of a DOCX's `word/document.xml`.
+pub const MAX_DOCX_XML_BYTES: u64 = 64 << 20;
+/// Items in one Apify dataset upload.
+pub const MAX_DATASET_ITEMS: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileError {
@@ -24,6 +36,26 @@ pub enum FileError {
     Corrupt { kind: &'static str, reason: String },
     #[error("the file has no text to learn from")]
     NoText,
+    #[error("the file could not be read: {0}")]
+    Unreadable(String),
+    #[error("the server is reading too many files at once; try again shortly")]
+    Busy,
+}
+
+impl FileError {
+    /// A short name of the file's format for messages ("PDF", "DOCX", …), from the
+    /// same cheap checks [`extract`] starts with.
+    pub fn kind_name(filename: &str, content_type: Option<&str>, bytes: &[u8]) -> &'static str {
+        match kind_of(filename, content_type, bytes) {
+            Some(Kind::Dataset) => "an Apify dataset",
+            Some(Kind::Text) => "text",
+            Some(Kind::Markdown) => "Markdown",
+            Some(Kind::Html) => "HTML",
+            Some(Kind::Pdf) => "PDF",
+            Some(Kind::Docx) => "DOCX",
+            None => "a file",
+        }
+    }
 }
 
 /// The text of a file, as Markdown.
@@ -46,10 +78,14 @@ fn dataset_pages(bytes: &[u8]) -> Option<Vec<Document>> {
         Err(_) => text
             .lines()
             .filter(|l| !l.trim().is_empty())
+            .take(MAX_DATASET_ITEMS + 1)
             .map(serde_json::from_str)
             .collect::<Result<_, _>>()
             .ok()?,
     };
+    if items.len() > MAX_DATASET_ITEMS {
+        return None;
+    }
     let pages: Vec<Document> = items
         .iter()
         .filter(|i| {
@@ -59,6 +95,11 @@ fn dataset_pages(bytes: &[u8]) -> Option<Vec<Document>> {
         })
         .filter_map(|i| {
             let url = i["url"].as_str()?.to_owned();
+            // Only http(s) URLs become links (citations are rendered as links):
+            // an item with any other is kept as text without one.
+            let link = agentbase_core::knowledge::check_http_url(&url)
+                .is_ok()
+                .then(|| url.clone());
             let markdown = i["markdown"]
                 .as_str()
                 .filter(|m| !m.trim().is_empty())
@@ -71,7 +112,7 @@ fn dataset_pages(bytes: &[u8]) -> Option<Vec<Document>> {
                 .to_owned();
             Some(Document {
                 title,
-                url: Some(url),
+                url: link,
                 markdown,
             })
         })
@@ -128,26 +169,43 @@ fn kind_of(filename: &str, content_type: Option<&str>, bytes: &[u8]) -> Option<K
     by_ext.or(by_type)
 }
 
-/// Extracts the text of an uploaded file.
-pub fn extract(
+/// The refusals that need no parsing: empty, too large, not a type we read.
+pub fn precheck(filename: &str, content_type: Option<&str>, bytes: &[u8]) -> Result<(), FileError> {
+    checked_kind(filename, content_type, bytes).map(|_| ())
+}
+
+fn checked_kind(
     filename: &str,
     content_type: Option<&str>,
     bytes: &[u8],
-) -> Result<FileText, FileError> {
+) -> Result<Kind, FileError> {
     if bytes.is_empty() {
         return Err(FileError::Empty);
     }
     if bytes.len() > FILE_MAX_BYTES {
         return Err(FileError::TooLarge);
     }
-    let kind = kind_of(filename, content_type, bytes).ok_or_else(|| {
+    kind_of(filename, content_type, bytes).ok_or_else(|| {
         FileError::Unsupported(
             filename
                 .rsplit_once('.')
                 .map_or(filename, |(_, e)| e)
-                .to_owned(),
+                .chars()
+                .take(32)
+                .collect(),
         )
-    })?;
+    })
+}
+
+/// Extracts the text of an uploaded file, on the calling thread. Untrusted files
+/// go through [`crate::extractor::Extractor`], which calls this where a crash or a
+/// runaway parse cannot reach the server.
+pub fn extract(
+    filename: &str,
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<FileText, FileError> {
+    let kind = checked_kind(filename, content_type, bytes)?;
     let utf8 = |kind: &'static str| {
         std::str::from_utf8(bytes)
             .map(str::to_owned)
@@ -159,8 +217,9 @@ pub fn extract(
     if kind == Kind::Dataset {
         let pages = dataset_pages(bytes).ok_or_else(|| FileError::Corrupt {
             kind: "an Apify dataset",
-            reason: "expected a JSON array or JSONL of items with `url` and `markdown` or `text`"
-                .into(),
+            reason: format!(
+                "expected a JSON array or JSONL of at most {MAX_DATASET_ITEMS} items with `url` and `markdown` or `text`"
+            ),
         })?;
         if pages.is_empty() {
             return Err(FileError::NoText);
@@ -202,6 +261,12 @@ pub fn extract(
     if markdown.trim().is_empty() {
         return Err(FileError::NoText);
     }
+    if markdown.len() > MAX_TEXT_BYTES {
+        return Err(FileError::Unreadable(format!(
+            "its text is larger than {} MB",
+            MAX_TEXT_BYTES >> 20
+        )));
+    }
     Ok(FileText {
         media_type: media_type.to_owned(),
         markdown,
@@ -210,6 +275,10 @@ pub fn extract(
 }
 
 fn pdf_text(bytes: &[u8]) -> Result<String, FileError> {
+    pdf_scan::check(bytes).map_err(|reason| FileError::Corrupt {
+        kind: "PDF",
+        reason,
+    })?;
     let owned = bytes.to_vec();
     let result = std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem(&owned));
     match result {
@@ -238,9 +307,15 @@ fn docx_text(bytes: &[u8]) -> Result<String, FileError> {
     archive
         .by_name("word/document.xml")
         .map_err(|_| corrupt("word/document.xml is missing".into()))?
-        .take(64 * 1024 * 1024)
+        .take(MAX_DOCX_XML_BYTES + 1)
         .read_to_string(&mut xml)
         .map_err(|e| corrupt(format!("word/document.xml is unreadable: {e}")))?;
+    if xml.len() as u64 > MAX_DOCX_XML_BYTES {
+        return Err(corrupt(format!(
+            "word/document.xml expands to more than {} MB",
+            MAX_DOCX_XML_BYTES >> 20
+        )));
+    }
     let mut reader = quick_xml::Reader::from_str(&xml);
     let mut out = String::new();
     let mut para = String::new();

@@ -191,6 +191,11 @@ fn identity_hash(content: &SourceContent, name: &str) -> String {
 }
 
 impl App {
+    /// Whether this process can train knowledge (it has an embedder).
+    pub fn can_train(&self) -> bool {
+        self.knowledge.embedder.is_some()
+    }
+
     /// Uses `embedder` for training and retrieval.
     pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
         self.knowledge.embedder = Some(embedder);
@@ -531,7 +536,13 @@ impl App {
     /// check for crawl runs orphaned by a stopped node). Jobs are taken from the
     /// record, so any number of nodes may run one.
     pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.start_notifier();
         let app = self.clone();
+        let k = &self.settings.knowledge;
+        // `training_concurrency` jobs at once on this node, at most
+        // `jobs_per_workspace` of them (on all nodes) for one workspace.
+        let slots = Arc::new(tokio::sync::Semaphore::new(k.training_concurrency.max(1)));
+        let per_workspace = k.jobs_per_workspace.max(1) as i64;
         tokio::spawn(async move {
             loop {
                 if let Err(e) = app.queue_due_retrains().await {
@@ -540,19 +551,32 @@ impl App {
                 if let Err(e) = app.fail_orphaned_runs().await {
                     tracing::warn!(error = %e, "orphaned crawl run check failed");
                 }
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 match app
                     .store
-                    .claim_job(&app.knowledge.node, app.now(), JOB_LEASE_MS)
+                    .claim_job(&app.knowledge.node, app.now(), JOB_LEASE_MS, per_workspace)
                     .await
                 {
-                    Ok(Some(job)) => app.run_job(job).await,
+                    Ok(Some(job)) => {
+                        let app = app.clone();
+                        tokio::spawn(async move {
+                            app.run_job(job).await;
+                            drop(slot);
+                            // A finished job may let another workspace's run.
+                            app.knowledge.wake.notify_one();
+                        });
+                    }
                     Ok(None) => {
+                        drop(slot);
                         tokio::select! {
                             _ = app.knowledge.wake.notified() => {}
                             _ = tokio::time::sleep(POLL) => {}
                         }
                     }
                     Err(e) => {
+                        drop(slot);
                         tracing::warn!(error = %e, "cannot claim training jobs");
                         tokio::time::sleep(POLL).await;
                     }
@@ -884,7 +908,7 @@ impl App {
 
     /// Opens `<index_dir>/<agent>/<version>` when this node has it, else builds it
     /// from the live chunks in the record; then serves it.
-    async fn load_snapshot(&self, agent_id: &str) -> Result<Option<Arc<Snapshot>>> {
+    pub(crate) async fn load_snapshot(&self, agent_id: &str) -> Result<Option<Arc<Snapshot>>> {
         let Some(version) = self.store.kb_version(agent_id).await? else {
             return Ok(None);
         };
@@ -1067,7 +1091,8 @@ impl App {
     }
 
     /// `POST /agents/{id}/search`: retrieval testing for operators. Every hit is
-    /// returned with its scores (no relevance cut), best first.
+    /// returned with its scores (no relevance cut), best first, from the newest
+    /// trained version.
     pub async fn search_knowledge(
         self: &Arc<Self>,
         p: &Principal,
@@ -1086,6 +1111,10 @@ impl App {
             return Err(Error::Invalid(errors));
         }
         let agent = self.agent(&p.workspace_id, agent_id).await?;
+        // Retrieval testing answers from what is trained now: a source shown as
+        // trained is searchable at once. (Chat turns may answer from the previous
+        // snapshot while a newer one loads; see `snapshot_for`.)
+        self.load_snapshot(&agent.id).await?;
         Ok(self
             .retrieve(&agent, query, limit, Floor::NONE)
             .await?

@@ -2,15 +2,21 @@
 //! and agents. Callable from the CLI and from tests without HTTP; the server crate
 //! is a thin layer over [`App`].
 
+pub mod agent_setup;
+pub mod backup;
 pub mod chat;
+pub mod conversation_search;
 pub mod crawl_runs;
 pub mod dashboard;
+pub mod extractor;
 pub mod files;
 mod grounding;
 pub mod knowledge;
 pub mod models;
+pub mod notifications;
 pub mod scripted;
 pub mod settings;
+pub mod spam;
 pub mod website;
 pub mod widget;
 
@@ -26,8 +32,9 @@ use agentbase_core::{
 use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
 use agentbase_store::Store;
 
+pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
-pub use agentbase_store::{ConversationFilter, Page, SourceFilter};
+pub use agentbase_store::{ConversationFilter, ConversationSearch, Page, SourceFilter};
 pub use knowledge::{Retrieved, group_by_page};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
@@ -71,6 +78,11 @@ pub struct App {
     pub models: models::Registry,
     pub knowledge: knowledge::Knowledge,
     crawls: crawl_runs::RunningCrawls,
+    extractor: extractor::Extractor,
+    /// Password hashing slots (see [`dashboard::HASHES_AT_ONCE`]).
+    hash_slots: tokio::sync::Semaphore,
+    /// The country database of `widget.geoip_database`, opened on first use.
+    geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
     touched: Mutex<HashMap<String, Millis>>,
     auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
     agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
@@ -134,6 +146,9 @@ impl App {
             clock,
             knowledge: knowledge::Knowledge::new(index_dir),
             crawls: crawl_runs::RunningCrawls::default(),
+            extractor: extractor::Extractor::new(extractor::Mode::Thread, &settings.extraction),
+            hash_slots: tokio::sync::Semaphore::new(dashboard::HASHES_AT_ONCE),
+            geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
             touched: Mutex::new(HashMap::new()),
@@ -145,6 +160,27 @@ impl App {
 
     pub fn now(&self) -> Millis {
         self.clock.now_ms()
+    }
+
+    /// Reads uploaded and crawled documents with `extractor` (the server passes one
+    /// that runs a worker process per document).
+    pub fn with_extractor(mut self, extractor: extractor::Extractor) -> Self {
+        self.extractor = extractor;
+        self
+    }
+
+    pub fn extractor(&self) -> &extractor::Extractor {
+        &self.extractor
+    }
+
+    /// The text of an untrusted file, read under the extractor's limits.
+    pub async fn read_file(
+        &self,
+        filename: &str,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> std::result::Result<files::FileText, files::FileError> {
+        self.extractor.extract(filename, content_type, bytes).await
     }
 
     /// On a record with no workspace yet, makes the first one (Standard plan) and
@@ -373,6 +409,12 @@ impl App {
             credit_limit: None,
             ip_rate_limits: IpRateLimits::default(),
             actions: Vec::new(),
+            channel_instructions: None,
+            notifications: None,
+            spam: None,
+            voice: None,
+            blocked_countries: None,
+            styles: None,
             credits_month: 0,
             credits_used: 0.0,
             status: AgentStatus::Untrained,
@@ -527,8 +569,13 @@ impl App {
             Some(false) => agent.next_retrain_at = None,
             _ => {}
         }
+        self.save_agent(agent).await
+    }
+
+    /// Writes an agent's settings back and drops its cached row.
+    pub(crate) async fn save_agent(&self, agent: Agent) -> Result<Agent> {
         let updated = self.store.update_agent(&agent).await?;
-        self.forget_agent(id);
+        self.forget_agent(&agent.id);
         if !updated {
             return Err(Error::NotFound(Resource::Agent));
         }
@@ -546,12 +593,7 @@ impl App {
         agentbase_core::agent::validate_actions(&actions).map_err(Error::Invalid)?;
         agent.actions = actions;
         agent.updated_at = self.now();
-        let updated = self.store.update_agent(&agent).await?;
-        self.forget_agent(id);
-        if !updated {
-            return Err(Error::NotFound(Resource::Agent));
-        }
-        Ok(agent)
+        self.save_agent(agent).await
     }
 
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<()> {

@@ -25,6 +25,56 @@ pub struct Settings {
     pub models: BTreeMap<String, ModelSettings>,
     pub knowledge: KnowledgeSettings,
     pub crawler: CrawlerConfig,
+    pub browser: BrowserSettings,
+    pub extraction: ExtractionSettings,
+    pub widget: WidgetSettings,
+    pub notifications: NotificationSettings,
+}
+
+/// Headless Chromium, for crawls that render pages (`crawlerType` `playwright:*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserSettings {
+    /// Off: no browser; adaptive crawls read every page over HTTP and runs asking for
+    /// `playwright:firefox`/`playwright:chrome` are refused.
+    pub enabled: bool,
+    /// Debian's chromium (scripts/services.sh installs it).
+    pub executable: String,
+    /// Pages rendered at once, across all crawls.
+    pub max_pages: usize,
+    /// JavaScript heap limit of one page; a page needing more fails.
+    pub page_memory_mb: u64,
+    /// The browser is restarted once its processes together hold more than this
+    /// (proportional set size, MB).
+    pub max_memory_mb: u64,
+    /// The browser exits after this long without a page to render.
+    pub idle_secs: u64,
+}
+
+/// Where the widget learns a visitor's country (for agents' `blockedCountries`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetSettings {
+    /// A header set by the proxy in front (`CF-IPCountry`, …) holding the
+    /// visitor's ISO country code; believed from `server.trusted_proxies` (from any
+    /// peer when that list is empty). Empty: no header is read.
+    pub country_header: String,
+    /// A MaxMind-format (`.mmdb`) country database to look client IPs up in, when
+    /// no header gave the country. Empty: none.
+    pub geoip_database: String,
+}
+
+/// Daily summary mails (agents' `notificationsSettings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// `smtp://host:port` (plain), `smtp+starttls://…` or `smtps://…`, with
+    /// optional `user:password@`. Empty: no mail is sent.
+    pub smtp_url: String,
+    /// The sender of the mails.
+    pub from: String,
+    /// How often the worker checks whether a day's summaries are due.
+    pub check_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +86,17 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpAddr>,
     pub shutdown_grace_secs: u64,
     pub metrics: bool,
+    /// A request's head must arrive within this long of the connection opening or
+    /// going idle (so it is also the keep-alive idle limit).
+    pub header_timeout_secs: u64,
+    /// A request body that sends nothing for this long is abandoned.
+    pub body_timeout_secs: u64,
+    /// A request gets this long to be answered (a stream: to start); then 503.
+    pub request_timeout_secs: u64,
+    /// The same for file uploads (multipart bodies).
+    pub upload_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,8 +160,12 @@ pub struct ChatSettings {
     pub max_tokens: u32,
     /// How long a tool call waits for its result before it expires.
     pub tool_call_ttl_secs: u64,
-    /// How long one turn may hold its conversation before another may take it.
+    /// How long a turn's hold on its conversation lasts unless renewed. A running
+    /// turn renews it every third of this, so this is how long a conversation
+    /// stays busy after the process running its turn died.
     pub turn_lease_secs: u64,
+    /// Longest user message, in characters.
+    pub max_message_chars: usize,
 }
 
 /// How the knowledge base trains and retrieves.
@@ -134,6 +199,10 @@ pub struct KnowledgeSettings {
     pub auto_retrain_interval_secs: u64,
     /// Storage per agent, in bytes of source text, by plan.
     pub storage_limits: PlanLimits,
+    /// Training jobs one node runs at once, claimed fairly across workspaces.
+    pub training_concurrency: usize,
+    /// Training jobs one workspace may have running at once, on all nodes.
+    pub jobs_per_workspace: usize,
 }
 
 impl KnowledgeSettings {
@@ -159,6 +228,30 @@ pub struct CrawlerConfig {
     pub max_depth: u32,
     /// A website fetch gives up after this long.
     pub timeout_secs: u64,
+    /// Concurrent requests of one crawl (a run's `maxConcurrency` is capped to it).
+    pub max_concurrency: u32,
+    /// URLs one crawl may know (queued or seen); links past it are not followed.
+    pub max_frontier: usize,
+    /// Apify runs: most running at once per workspace, longest duration, and most
+    /// pages (and so dataset items) per run by plan, also the default when a run
+    /// sets no `maxCrawlPages`.
+    pub runs_per_workspace: u32,
+    pub run_timeout_secs: u64,
+    pub run_max_pages: PlanLimits,
+}
+
+/// Where and under which limits uploaded and crawled documents are parsed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractionSettings {
+    /// Address space of one document reader process.
+    pub worker_memory_mb: u64,
+    /// Time for one document (wall clock and CPU).
+    pub timeout_secs: u64,
+    /// Documents read at once by this node.
+    pub max_concurrent: usize,
+    /// How long a document waits for a free reader before the upload gets 503.
+    pub queue_timeout_secs: u64,
 }
 
 /// One number per plan.
@@ -234,6 +327,11 @@ impl Default for Settings {
                 trusted_proxies: Vec::new(),
                 shutdown_grace_secs: 30,
                 metrics: true,
+                header_timeout_secs: 10,
+                body_timeout_secs: 30,
+                request_timeout_secs: 120,
+                upload_timeout_secs: 300,
+                max_connections: 4096,
             },
             database: DatabaseSettings {
                 url: String::new(),
@@ -262,7 +360,8 @@ impl Default for Settings {
             chat: ChatSettings {
                 max_tokens: 512,
                 tool_call_ttl_secs: 1800,
-                turn_lease_secs: 300,
+                turn_lease_secs: 30,
+                max_message_chars: 32_000,
             },
             providers: BTreeMap::from([(
                 "local".into(),
@@ -293,12 +392,48 @@ impl Default for Settings {
                     pro: 33_000_000,
                     enterprise: 1_000_000_000,
                 },
+                training_concurrency: 3,
+                jobs_per_workspace: 2,
             },
             crawler: CrawlerConfig {
                 allow_private_networks: false,
                 max_pages: 500,
                 max_depth: 20,
                 timeout_secs: 1800,
+                max_concurrency: 16,
+                max_frontier: 100_000,
+                runs_per_workspace: 2,
+                run_timeout_secs: 3600,
+                run_max_pages: PlanLimits {
+                    free: 50,
+                    hobby: 1_000,
+                    standard: 10_000,
+                    pro: 50_000,
+                    enterprise: 200_000,
+                },
+            },
+            extraction: ExtractionSettings {
+                worker_memory_mb: 1024,
+                timeout_secs: 60,
+                max_concurrent: 2,
+                queue_timeout_secs: 30,
+            },
+            widget: WidgetSettings {
+                country_header: String::new(),
+                geoip_database: String::new(),
+            },
+            notifications: NotificationSettings {
+                smtp_url: String::new(),
+                from: "agentbase <notifications@localhost>".into(),
+                check_interval_secs: 300,
+            },
+            browser: BrowserSettings {
+                enabled: true,
+                executable: "/usr/bin/chromium".into(),
+                max_pages: 4,
+                page_memory_mb: 512,
+                max_memory_mb: 2048,
+                idle_secs: 300,
             },
         }
     }
@@ -505,8 +640,74 @@ impl Settings {
                 ));
             }
         }
+        let smtp = &self.notifications.smtp_url;
+        if !(smtp.is_empty()
+            || ["smtp://", "smtps://", "smtp+starttls://"]
+                .iter()
+                .any(|p| smtp.starts_with(p)))
+        {
+            return Err(config_err(
+                "notifications.smtp_url",
+                "must be empty, smtp://, smtps:// or smtp+starttls://",
+            ));
+        }
+        if self.notifications.check_interval_secs == 0 {
+            return Err(config_err(
+                "notifications.check_interval_secs",
+                "must be at least 1",
+            ));
+        }
         if self.chat.max_tokens == 0 {
             return Err(config_err("chat.max_tokens", "must be at least 1"));
+        }
+        let at_least_one = [
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs,
+            ),
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            (
+                "server.upload_timeout_secs",
+                self.server.upload_timeout_secs,
+            ),
+            ("server.max_connections", self.server.max_connections as u64),
+            ("chat.max_message_chars", self.chat.max_message_chars as u64),
+            (
+                "knowledge.training_concurrency",
+                self.knowledge.training_concurrency as u64,
+            ),
+            (
+                "knowledge.jobs_per_workspace",
+                self.knowledge.jobs_per_workspace as u64,
+            ),
+            (
+                "crawler.max_concurrency",
+                u64::from(self.crawler.max_concurrency),
+            ),
+            ("crawler.max_frontier", self.crawler.max_frontier as u64),
+            (
+                "crawler.runs_per_workspace",
+                u64::from(self.crawler.runs_per_workspace),
+            ),
+            ("crawler.run_timeout_secs", self.crawler.run_timeout_secs),
+            ("extraction.timeout_secs", self.extraction.timeout_secs),
+            (
+                "extraction.max_concurrent",
+                self.extraction.max_concurrent as u64,
+            ),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(config_err(*key, "must be at least 1"));
+        }
+        if self.extraction.worker_memory_mb < 128 {
+            return Err(config_err(
+                "extraction.worker_memory_mb",
+                "must be at least 128",
+            ));
         }
         if self.chat.turn_lease_secs == 0 {
             return Err(config_err("chat.turn_lease_secs", "must be at least 1"));
@@ -547,6 +748,15 @@ impl Settings {
                 "knowledge.embedder",
                 "must be \"local\", \"none\" or the name of a provider of kind \"openai\"",
             ));
+        }
+        if !(1..=64).contains(&self.browser.max_pages) {
+            return Err(config_err("browser.max_pages", "must be 1 to 64"));
+        }
+        if self.browser.page_memory_mb < 64 {
+            return Err(config_err("browser.page_memory_mb", "must be at least 64"));
+        }
+        if self.browser.max_memory_mb < 256 {
+            return Err(config_err("browser.max_memory_mb", "must be at least 256"));
         }
         if !self.models.contains_key(&self.agents.default_model) {
             return Err(config_err(

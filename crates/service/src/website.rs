@@ -1,6 +1,7 @@
 //! Website sources fetched with the built-in crawler: a link source's options
 //! become a WCC crawl (`individual`: the page alone; `crawl`: the site under the
-//! URL; `sitemap`: the URLs the sitemap lists), and its pages come back as
+//! URL; `sitemap`: the URLs the sitemap lists) in `playwright:adaptive` mode (pages
+//! rendered when they need it, with the renderer given), and its pages come back as
 //! Markdown documents. `includeOnlyPaths` / `excludePaths` are regular expressions
 //! on the URL path, as on chatbase.co.
 
@@ -8,21 +9,52 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_core::knowledge::{Document, LinkOptions, LinkType};
+use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
     CancellationToken, CrawlInput, CrawlerSettings, DocumentReader, Event, crawl,
 };
 
+use crate::extractor::Extractor;
 use crate::knowledge::{FetchFuture, SiteFetcher};
 use crate::settings::CrawlerConfig;
 
 /// Fetches link sources with `agentbase-crawler`.
 pub struct CrawlFetcher {
     config: CrawlerConfig,
+    extractor: Extractor,
+    renderer: Option<Arc<dyn Renderer>>,
+}
+
+/// The crawler's reader for PDFs it finds: the upload path's extraction, under the
+/// extractor's limits (a worker process in the server).
+pub fn document_reader(extractor: Extractor) -> DocumentReader {
+    DocumentReader(Arc::new(
+        move |content_type: String, bytes: bytes::Bytes| {
+            let extractor = extractor.clone();
+            Box::pin(async move {
+                extractor
+                    .extract("document.pdf", Some(&content_type), bytes.to_vec())
+                    .await
+                    .map(|doc| doc.markdown)
+                    .map_err(|e| e.to_string())
+            })
+        },
+    ))
 }
 
 impl CrawlFetcher {
-    pub fn new(config: CrawlerConfig) -> Self {
-        Self { config }
+    pub fn new(config: CrawlerConfig, extractor: Extractor) -> Self {
+        Self {
+            config,
+            extractor,
+            renderer: None,
+        }
+    }
+
+    /// Renders the pages that need it with `renderer`.
+    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
+        self.renderer = Some(renderer);
+        self
     }
 
     fn settings(&self, slow: bool) -> CrawlerSettings {
@@ -36,11 +68,9 @@ impl CrawlFetcher {
             },
             overall_timeout: Some(Duration::from_secs(self.config.timeout_secs)),
             // PDFs linked from the site are read like uploaded ones.
-            documents: Some(DocumentReader(Arc::new(|content_type, bytes| {
-                crate::files::extract("document.pdf", Some(content_type), bytes)
-                    .ok()
-                    .map(|doc| doc.markdown)
-            }))),
+            documents: Some(document_reader(self.extractor.clone())),
+            max_frontier: self.config.max_frontier,
+            renderer: self.renderer.clone(),
             ..CrawlerSettings::default()
         }
     }
@@ -82,6 +112,7 @@ impl SiteFetcher for CrawlFetcher {
                 "maxCrawlDepth": depth,
                 "maxCrawlPages": self.config.max_pages,
                 "respectRobotsTxtFile": true,
+                "crawlerType": "playwright:adaptive",
             }))
             .map_err(|e| e.to_string())?;
             let mut pages = Vec::new();

@@ -14,6 +14,32 @@ use crate::{App, Principal};
 /// The key id widget turns are made under (there is no key; this names the caller).
 pub const WIDGET_KEY_ID: &str = "widget";
 
+/// A MaxMind-format country database (`widget.geoip_database`).
+pub struct GeoIp(maxminddb::Reader<Vec<u8>>);
+
+impl GeoIp {
+    pub fn open(path: &std::path::Path) -> std::result::Result<Self, String> {
+        maxminddb::Reader::open_readfile(path)
+            .map(GeoIp)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The ISO code of the country `ip` is in (`country.iso_code`, as GeoLite2
+    /// and GeoIP2 Country databases have it).
+    pub fn country(&self, ip: std::net::IpAddr) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Country {
+            iso_code: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Record {
+            country: Option<Country>,
+        }
+        let record: Record = self.0.lookup(ip).ok()?.decode().ok()??;
+        record.country?.iso_code.map(|c| c.to_ascii_uppercase())
+    }
+}
+
 /// A public-facing agent and the principal its widget turns run as.
 #[derive(Debug, Clone)]
 pub struct WidgetAgent {
@@ -49,6 +75,22 @@ pub struct WidgetMessage {
 }
 
 impl App {
+    /// The country of a client IP from the configured GeoIP database, if any.
+    pub fn country_of_ip(&self, ip: std::net::IpAddr) -> Option<String> {
+        self.geoip
+            .get_or_init(|| {
+                let path = self.settings.widget.geoip_database.trim();
+                if path.is_empty() {
+                    return None;
+                }
+                GeoIp::open(std::path::Path::new(path))
+                    .inspect_err(|e| tracing::error!(path, error = %e, "the GeoIP database cannot be opened; countries come from the header only"))
+                    .ok()
+            })
+            .as_ref()?
+            .country(ip)
+    }
+
     /// The agent named, in whichever workspace holds it, with its workspace's plan.
     /// Visibility is the caller's to check (private agents are refused, not hidden).
     pub async fn widget_agent(&self, agent_id: &str) -> Result<WidgetAgent> {

@@ -10,10 +10,14 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::{Backend, Page, Store, db_err, json_text};
 
-const CONVERSATION_COLUMNS: &str =
+pub(crate) const CONVERSATION_COLUMNS: &str =
     "id, workspace_id, agent_id, user_id, title, status, source, created_at, updated_at";
 const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits, \
      sources";
+/// What reads take: the written columns and the spam flag, which is only ever set
+/// afterwards ([`Store::flag_spam`]).
+const MESSAGE_READ: &str = "id, conversation_id, seq, role, parts, created_at, feedback, score, finish_reason, credits, \
+     sources, spam";
 const TOOL_CALL_COLUMNS: &str =
     "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";
 
@@ -21,7 +25,7 @@ fn corrupt(what: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record"))
 }
 
-fn conversation(row: &AnyRow) -> Result<Conversation> {
+pub(crate) fn conversation(row: &AnyRow) -> Result<Conversation> {
     let status: String = row.try_get("status").map_err(db_err)?;
     Ok(Conversation {
         id: row.try_get("id").map_err(db_err)?,
@@ -61,6 +65,7 @@ fn message(row: &AnyRow) -> Result<Message> {
                 None => Vec::new(),
             }
         },
+        spam: row.try_get::<i64, _>("spam").map_err(db_err)? != 0,
     })
 }
 
@@ -309,12 +314,16 @@ async fn insert_conversation(
 
 impl Store {
     /// A conversation of the workspace, whatever its agent.
+    /// The workspace's conversation `id`: by the record's id, or by the name a v1
+    /// client gave it (see [`agentbase_core::conversation::v1_id`]).
     pub async fn conversation(&self, workspace_id: &str, id: &str) -> Result<Option<Conversation>> {
         let row = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND workspace_id = $2"
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE (id = $1 OR id = $3) \
+             AND workspace_id = $2 ORDER BY id = $1 DESC LIMIT 1"
         ))
         .bind(id)
         .bind(workspace_id)
+        .bind(agentbase_core::conversation::v1_id(workspace_id, id))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
@@ -360,6 +369,21 @@ impl Store {
             conversation_id: conversation_id.to_owned(),
             token: token.to_owned(),
         }))
+    }
+
+    /// Extends a held lease to `now + ttl_ms`. `false` once the lease is no longer
+    /// this token's (released, or expired and taken by another turn).
+    pub async fn renew_turn(&self, lease: &TurnLease, now: Millis, ttl_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE conversations SET turn_expires = $1 WHERE id = $2 AND turn_token = $3",
+        )
+        .bind(now + ttl_ms)
+        .bind(&lease.conversation_id)
+        .bind(&lease.token)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn release_turn(&self, lease: &TurnLease) -> Result<()> {
@@ -421,6 +445,25 @@ impl Store {
             .await
             .map_err(db_err)?;
         rows.iter().map(conversation).collect()
+    }
+
+    /// Flags a user message as spam and pauses its conversation, so it is kept
+    /// but never answered.
+    pub async fn flag_spam(&self, conversation_id: &str, message_id: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query("UPDATE messages SET spam = 1 WHERE id = $1 AND conversation_id = $2")
+            .bind(message_id)
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE conversations SET status = 'paused' WHERE id = $1")
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
     }
 
     /// A message of an existing conversation, with the conversation's activity.
@@ -531,10 +574,26 @@ impl Store {
         tx.commit().await.map_err(db_err)
     }
 
+    /// The newest `limit` messages, oldest first (what a prompt can use).
+    pub async fn recent_messages(&self, conversation_id: &str, limit: u32) -> Result<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id = $1 \
+             ORDER BY seq DESC LIMIT $2"
+        ))
+        .bind(conversation_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let mut messages = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
     /// Every message, oldest first.
     pub async fn messages(&self, conversation_id: &str) -> Result<Vec<Message>> {
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq"
+            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id = $1 ORDER BY seq"
         ))
         .bind(conversation_id)
         .fetch_all(&self.pool)
@@ -559,7 +618,7 @@ impl Store {
                 .and_then(|r| r.try_get("n"))
                 .map_err(db_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 \
+            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id = $1 AND seq < $2 \
              ORDER BY seq DESC LIMIT $3"
         ))
         .bind(conversation_id)
@@ -584,7 +643,7 @@ impl Store {
 
     pub async fn message(&self, conversation_id: &str, id: &str) -> Result<Option<Message>> {
         let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND conversation_id = $2"
+            "SELECT {MESSAGE_READ} FROM messages WHERE id = $1 AND conversation_id = $2"
         ))
         .bind(id)
         .bind(conversation_id)

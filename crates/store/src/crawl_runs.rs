@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use crate::{Store, db_err, json_text};
 
 const RUN_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, dataset_id, \
-    timeout_secs, pages_done, pages_failed, items, started_at, finished_at";
+    timeout_secs, pages_done, pages_failed, items, started_at, finished_at, kv_store_id";
 
 fn run(row: &AnyRow) -> Result<CrawlRun> {
     let status: String = row.try_get("status").map_err(db_err)?;
@@ -29,14 +29,29 @@ fn run(row: &AnyRow) -> Result<CrawlRun> {
         items: row.try_get("items").map_err(db_err)?,
         started_at: row.try_get("started_at").map_err(db_err)?,
         finished_at: row.try_get("finished_at").map_err(db_err)?,
+        // Runs from before key-value stores use their own id for it.
+        kv_store_id: row
+            .try_get::<Option<String>, _>("kv_store_id")
+            .map_err(db_err)?
+            .unwrap_or(row.try_get("id").map_err(db_err)?),
     })
 }
 
 impl Store {
-    pub async fn insert_run(&self, r: &CrawlRun, node: &str, lease_until: Millis) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO crawl_runs ({RUN_COLUMNS}, node, lease_until) VALUES ($1, $2, $3, $4, $5, \
-             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    /// Inserts `r` unless its workspace already has `max_active` runs that have not
+    /// ended (checked in the same statement); `false` when refused.
+    pub async fn insert_run(
+        &self,
+        r: &CrawlRun,
+        node: &str,
+        lease_until: Millis,
+        max_active: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO crawl_runs ({RUN_COLUMNS}, node, lease_until) SELECT $1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE (SELECT COUNT(*) FROM \
+             crawl_runs WHERE workspace_id = $17 AND status IN ('READY', 'RUNNING', 'ABORTING')) \
+             < $18"
         ))
         .bind(&r.id)
         .bind(&r.workspace_id)
@@ -51,12 +66,15 @@ impl Store {
         .bind(r.items)
         .bind(r.started_at)
         .bind(r.finished_at)
+        .bind(&r.kv_store_id)
         .bind(node)
         .bind(lease_until)
+        .bind(&r.workspace_id)
+        .bind(max_active)
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// A run of the workspace (by run id or dataset id).
@@ -71,6 +89,116 @@ impl Store {
         .await
         .map_err(db_err)?;
         row.as_ref().map(run).transpose()
+    }
+
+    /// The run whose default key-value store is `store_id` (or whose id it is).
+    pub async fn run_by_kv_store(
+        &self,
+        workspace_id: &str,
+        store_id: &str,
+    ) -> Result<Option<CrawlRun>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM crawl_runs WHERE workspace_id = $1 AND (kv_store_id = $2 OR id = $3)"
+        ))
+        .bind(workspace_id)
+        .bind(store_id)
+        .bind(store_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(run).transpose()
+    }
+
+    /// Writes a key-value store record (replacing one under the same key).
+    pub async fn put_record(
+        &self,
+        store_id: &str,
+        key: &str,
+        content_type: &str,
+        value: &str,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM kv_records WHERE store_id = $1 AND record_key = $2")
+            .bind(store_id)
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO kv_records (store_id, record_key, content_type, value) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(store_id)
+        .bind(key)
+        .bind(content_type)
+        .bind(value)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A record: (content type, value).
+    pub async fn record(&self, store_id: &str, key: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT content_type, value FROM kv_records WHERE store_id = $1 AND record_key = $2",
+        )
+        .bind(store_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            Ok((
+                r.try_get("content_type").map_err(db_err)?,
+                r.try_get("value").map_err(db_err)?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// The keys of a store with their sizes, in key order.
+    pub async fn record_keys(&self, store_id: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT record_key, value FROM kv_records WHERE store_id = $1 ORDER BY record_key",
+        )
+        .bind(store_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let value: String = r.try_get("value").map_err(db_err)?;
+                Ok((r.try_get("record_key").map_err(db_err)?, value.len() as i64))
+            })
+            .collect()
+    }
+
+    /// Appends lines to a run's log after line `from` (the count already written).
+    pub async fn append_log(&self, run_id: &str, from: i64, lines: &[String]) -> Result<()> {
+        for (i, line) in lines.iter().enumerate() {
+            sqlx::query("INSERT INTO crawl_run_log (run_id, seq, line) VALUES ($1, $2, $3)")
+                .bind(run_id)
+                .bind(from + i as i64)
+                .bind(line)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Log lines from `from` on, in order.
+    pub async fn log_lines(&self, run_id: &str, from: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT line FROM crawl_run_log WHERE run_id = $1 AND seq >= $2 ORDER BY seq",
+        )
+        .bind(run_id)
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| r.try_get("line").map_err(db_err))
+            .collect()
     }
 
     /// Progress of a running run; also extends its lease. Only while it has not

@@ -355,20 +355,34 @@ impl Store {
 
     /// Takes the oldest runnable job: queued, or running under a lease that ran
     /// out (its node died). Jobs of a source run one at a time.
+    /// Claims the next job for `owner`. Fair across workspaces: the job comes from
+    /// the workspace with the fewest jobs running (on any node), oldest first
+    /// within it, and a workspace already running `per_workspace` jobs waits; one
+    /// running job per source.
     pub async fn claim_job(
         &self,
         owner: &str,
         now: Millis,
         lease_ms: i64,
+        per_workspace: i64,
     ) -> Result<Option<TrainingJob>> {
         for _ in 0..3 {
             let candidate = sqlx::query(
-                "SELECT id FROM training_jobs j WHERE (j.status = 'queued' OR (j.status = 'running' \
-                 AND j.lease_until < $1)) AND NOT EXISTS (SELECT 1 FROM training_jobs r WHERE \
-                 r.source_id = j.source_id AND r.status = 'running' AND r.lease_until >= $2 AND \
-                 r.id <> j.id) ORDER BY j.created_at, j.id LIMIT 1",
+                "SELECT j.id FROM training_jobs j JOIN agents a ON a.id = j.agent_id \
+                 WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until < $1)) \
+                 AND NOT EXISTS (SELECT 1 FROM training_jobs r WHERE r.source_id = j.source_id \
+                 AND r.status = 'running' AND r.lease_until >= $2 AND r.id <> j.id) \
+                 AND (SELECT COUNT(*) FROM training_jobs r JOIN agents ra ON ra.id = r.agent_id \
+                 WHERE ra.workspace_id = a.workspace_id AND r.status = 'running' \
+                 AND r.lease_until >= $3) < $4 \
+                 ORDER BY (SELECT COUNT(*) FROM training_jobs r JOIN agents ra ON ra.id = r.agent_id \
+                 WHERE ra.workspace_id = a.workspace_id AND r.status = 'running' \
+                 AND r.lease_until >= $5), j.created_at, j.id LIMIT 1",
             )
             .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(per_workspace)
             .bind(now)
             .fetch_optional(&self.pool)
             .await

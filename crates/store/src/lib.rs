@@ -7,7 +7,10 @@ mod crawl_runs;
 mod dashboard;
 mod knowledge;
 mod migrate;
+mod notifications;
+mod ops;
 mod rows;
+mod search;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -20,6 +23,8 @@ pub use chat::{ConversationFilter, NewTurn, TurnLease};
 pub use dashboard::{DashboardSession, UsageRow};
 pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;
+pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};
+pub use search::ConversationSearch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -45,11 +50,15 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     Error::Storage(e.to_string())
 }
 
+pub(crate) fn install_drivers() {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+}
+
 /// Opens a connection pool, creating the SQLite file when missing, and applies the
 /// migrations.
 pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
-    static DRIVERS: Once = Once::new();
-    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    install_drivers();
 
     let backend = if url.starts_with("sqlite:") {
         Backend::Sqlite
@@ -321,8 +330,10 @@ impl Store {
             "INSERT INTO agents (id, workspace_id, name, instructions, model, temp, visibility, \
              auto_retrain, allowed_domains, suggested_messages, initial_messages, credit_limit, \
              ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
-             last_trained_at, last_message_at, actions, quote_fallback) VALUES ($1, $2, $3, $4, $5, \
-             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+             last_trained_at, last_message_at, actions, channel_instructions, \
+             notifications_settings, spam_settings, voice_settings, blocked_countries, styles, \
+             quote_fallback) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
         )
         .bind(&a.id)
         .bind(&a.workspace_id)
@@ -346,6 +357,12 @@ impl Store {
         .bind(a.last_trained_at)
         .bind(a.last_message_at)
         .bind(rows::actions_json(&a.actions))
+        .bind(a.channel_instructions.as_ref().map(json_text))
+        .bind(a.notifications.as_ref().map(json_text))
+        .bind(a.spam.as_ref().map(rows::spam_json))
+        .bind(a.voice.as_ref().map(json_text))
+        .bind(a.blocked_countries.as_ref().map(json_text))
+        .bind(a.styles.as_ref().map(json_text))
         .bind(a.quote_fallback.map(bool_int))
         .execute(&self.writer)
         .await
@@ -361,7 +378,9 @@ impl Store {
              visibility = $5, auto_retrain = $6, allowed_domains = $7, suggested_messages = $8, \
              initial_messages = $9, credit_limit = $10, ip_limit = $11, ip_timeframe = $12, \
              ip_message = $13, updated_at = $14, last_message_at = $15, actions = $16, \
-             next_retrain_at = $17, quote_fallback = $18 WHERE id = $19 AND workspace_id = $20",
+             next_retrain_at = $17, channel_instructions = $18, notifications_settings = $19, \
+             spam_settings = $20, voice_settings = $21, blocked_countries = $22, styles = $23, \
+             quote_fallback = $24 WHERE id = $25 AND workspace_id = $26",
         )
         .bind(&a.name)
         .bind(&a.instructions)
@@ -380,6 +399,12 @@ impl Store {
         .bind(a.last_message_at)
         .bind(rows::actions_json(&a.actions))
         .bind(a.next_retrain_at)
+        .bind(a.channel_instructions.as_ref().map(json_text))
+        .bind(a.notifications.as_ref().map(json_text))
+        .bind(a.spam.as_ref().map(rows::spam_json))
+        .bind(a.voice.as_ref().map(json_text))
+        .bind(a.blocked_countries.as_ref().map(json_text))
+        .bind(a.styles.as_ref().map(json_text))
         .bind(a.quote_fallback.map(bool_int))
         .bind(&a.id)
         .bind(&a.workspace_id)

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_dashboard.sql"),
     ),
     (
+        10,
+        "clients",
+        include_str!("../migrations/0010_clients.sql"),
+    ),
+    (
         12,
         "quote_fallback",
         include_str!("../migrations/0012_quote_fallback.sql"),

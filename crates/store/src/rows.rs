@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use agentbase_core::agent_settings::SpamSettings;
 use agentbase_core::{
     Action, Agent, AgentStatus, ApiKey, Error, IpRateLimits, Plan, Result, Visibility, Workspace,
 };
@@ -15,7 +16,8 @@ pub(crate) const AGENT_COLUMNS: &str = "id, workspace_id, name, instructions, mo
     visibility, auto_retrain, allowed_domains, suggested_messages, initial_messages, \
     credit_limit, ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
     last_trained_at, last_message_at, actions, credits_month, credits_used, kb_version, \
-    next_retrain_at, quote_fallback";
+    next_retrain_at, channel_instructions, notifications_settings, spam_settings, \
+    voice_settings, blocked_countries, styles, quote_fallback";
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record: {value:?}"))
@@ -51,6 +53,20 @@ pub(crate) fn api_key(row: &AnyRow) -> Result<ApiKey> {
     })
 }
 
+pub(crate) fn spam_json(s: &SpamSettings) -> String {
+    serde_json::json!({"enabled": s.enabled, "prompt": s.prompt}).to_string()
+}
+
+fn spam(v: &serde_json::Value) -> Result<SpamSettings> {
+    Ok(SpamSettings {
+        enabled: v["enabled"].as_bool().unwrap_or(false),
+        prompt: v["prompt"]
+            .as_str()
+            .ok_or_else(|| corrupt("spam_settings", &v.to_string()))?
+            .to_owned(),
+    })
+}
+
 pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
     let visibility: String = row.try_get("visibility").map_err(db_err)?;
     let status: String = row.try_get("status").map_err(db_err)?;
@@ -80,6 +96,14 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
             message: row.try_get("ip_message").map_err(db_err)?,
         },
         actions: actions(row)?,
+        channel_instructions: json_col(row, "channel_instructions")?,
+        notifications: json_col(row, "notifications_settings")?,
+        spam: json_col::<serde_json::Value>(row, "spam_settings")?
+            .map(|v| spam(&v))
+            .transpose()?,
+        voice: json_col(row, "voice_settings")?,
+        blocked_countries: json_col(row, "blocked_countries")?,
+        styles: json_col(row, "styles")?,
         credits_month: row.try_get("credits_month").map_err(db_err)?,
         credits_used: row.try_get("credits_used").map_err(db_err)?,
         status: AgentStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,

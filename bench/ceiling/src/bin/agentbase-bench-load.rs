@@ -12,13 +12,16 @@
 //! ```text
 //! agentbase-bench-load --url http://127.0.0.1:8080/path [-c 64] [-d 10] [--warmup 2]
 //!     [--threads 1] [--rate R] [-H 'Name: value']... [--body TEXT | --body-file F]
-//!     [--marker TEXT] [--expect TEXT] [--label NAME]
+//!     [--marker TEXT] [--expect TEXT] [--label NAME] [--samples FILE]
 //! ```
 //!
 //! Prints one JSON object. `--rate` paces the whole run at R requests/s spread over
 //! the connections (an open-loop-ish schedule; each request is timed from when it
 //! is written, so queueing inside the server shows but client-side lateness does
 //! not). `--expect` counts a 2xx response whose body lacks TEXT as an error.
+//! `--samples` writes every measured request to FILE, one line each: milliseconds
+//! since measuring began, total microseconds, status (0: a transport error), so a
+//! long run can be cut into windows (the soak benchmark's latency curve).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,13 +43,15 @@ struct Args {
     marker: Option<Vec<u8>>,
     expect: Option<Vec<u8>>,
     label: String,
+    samples: Option<String>,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("agentbase-bench-load: {msg}");
     eprintln!(
         "usage: agentbase-bench-load --url URL [-c N] [-d SECS] [--warmup SECS] [--threads N] \
-         [--rate R] [-H HEADER]... [--body TEXT|--body-file F] [--marker TEXT] [--expect TEXT] [--label NAME]"
+         [--rate R] [-H HEADER]... [--body TEXT|--body-file F] [--marker TEXT] [--expect TEXT] [--label NAME] \
+         [--samples FILE]"
     );
     std::process::exit(2)
 }
@@ -65,6 +70,7 @@ fn parse_args() -> Args {
         marker: None,
         expect: None,
         label: "run".into(),
+        samples: None,
     };
     let mut it = std::env::args().skip(1);
     let mut url = None;
@@ -89,6 +95,7 @@ fn parse_args() -> Args {
             "--marker" => a.marker = Some(val().into_bytes()),
             "--expect" => a.expect = Some(val().into_bytes()),
             "--label" => a.label = val(),
+            "--samples" => a.samples = Some(val()),
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -117,6 +124,8 @@ struct Stats {
     ttft: Vec<u32>,
     total: Vec<u32>,
     bytes: u64,
+    /// (ms since measuring began, total µs, status) of every measured request.
+    samples: Vec<(u32, u32, u16)>,
 }
 
 impl Stats {
@@ -128,6 +137,7 @@ impl Stats {
         self.ttft.extend(o.ttft);
         self.total.extend(o.total);
         self.bytes += o.bytes;
+        self.samples.extend(o.samples);
     }
 }
 
@@ -373,6 +383,7 @@ async fn worker(
         let started = Instant::now();
         let res = conn.as_mut().expect("connected").request(&req, &a).await;
         let record = started >= measure_from && Instant::now() <= stop_at;
+        let at = started.saturating_duration_since(measure_from).as_millis() as u32;
         match res {
             Ok(t) => {
                 if !t.keep_alive {
@@ -380,6 +391,9 @@ async fn worker(
                 }
                 if !record {
                     continue;
+                }
+                if a.samples.is_some() {
+                    s.samples.push((at, t.total, t.status));
                 }
                 if !(200..300).contains(&t.status) {
                     s.non2xx += 1;
@@ -399,6 +413,9 @@ async fn worker(
                 conn = None;
                 if record {
                     s.errors += 1;
+                    if a.samples.is_some() {
+                        s.samples.push((at, micros(started), 0));
+                    }
                 }
             }
         }
@@ -477,6 +494,15 @@ fn main() {
         all
     });
     let mut s = stats;
+    if let Some(path) = &a.samples {
+        s.samples.sort_unstable();
+        let text: String = s
+            .samples
+            .iter()
+            .map(|(at, us, status)| format!("{at} {us} {status}\n"))
+            .collect();
+        std::fs::write(path, text).unwrap_or_else(|e| usage(&format!("{path}: {e}")));
+    }
     let rps = s.ok as f64 / a.duration;
     let ttfb = summary("ttfb", &mut s.ttfb);
     let ttft = summary("ttft", &mut s.ttft);

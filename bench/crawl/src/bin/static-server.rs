@@ -1,5 +1,7 @@
 //! Serves a directory over HTTP from memory (files are read once, then cached), so the
-//! server is not what a crawl benchmark measures. `static-server ROOT ADDR`.
+//! server is not what a crawl benchmark measures. `static-server ROOT ADDR [SPA_DIR]`:
+//! with SPA_DIR, `/spa/...` is served from it, and paths there without a file get its
+//! `index.html` (a single-page app's history-API routes, as SPA hosts serve them).
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -12,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 struct Files {
     root: PathBuf,
+    spa: Option<PathBuf>,
     cache: RwLock<HashMap<String, Option<Bytes>>>,
 }
 
@@ -42,15 +45,31 @@ async fn serve(State(files): State<Arc<Files>>, req: Request) -> Response {
     let body = match cached {
         Some(b) => b,
         None => {
-            let b = tokio::fs::read(files.root.join(rel))
-                .await
-                .ok()
-                .map(Bytes::from);
+            let file = match (&files.spa, path.strip_prefix("spa/")) {
+                (Some(spa), Some(rest)) => {
+                    let f = spa.join(rest);
+                    if f.is_file() {
+                        f
+                    } else {
+                        spa.join("index.html")
+                    }
+                }
+                _ => files.root.join(rel),
+            };
+            let b = tokio::fs::read(file).await.ok().map(Bytes::from);
             if let Ok(mut c) = files.cache.write() {
                 c.insert(path.clone(), b.clone());
             }
             b
         }
+    };
+    let path = if files.spa.is_some()
+        && path.starts_with("spa/")
+        && Path::new(&path).extension().is_none()
+    {
+        "index.html".to_string()
+    } else {
+        path
     };
     match body {
         Some(b) => ([(header::CONTENT_TYPE, content_type(&path))], b).into_response(),
@@ -61,12 +80,13 @@ async fn serve(State(files): State<Arc<Files>>, req: Request) -> Response {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: static-server ROOT ADDR");
+    if !(3..=4).contains(&args.len()) {
+        eprintln!("usage: static-server ROOT ADDR [SPA_DIR]");
         std::process::exit(2);
     }
     let files = Arc::new(Files {
         root: PathBuf::from(&args[1]),
+        spa: args.get(3).map(PathBuf::from),
         cache: RwLock::new(HashMap::new()),
     });
     let app = axum::Router::new().fallback(serve).with_state(files);

@@ -41,13 +41,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra_env: &[(&str, &str)]) -> Server {
+        Self::start_with_config(extra_env, "")
+    }
+
+    /// [`Server::start`] with `config` as `<data-dir>/agentbase.toml`.
+    pub fn start_with_config(extra_env: &[(&str, &str)], config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        // `<data-dir>/models` is the shared weights cache (the embedder is real).
-        let cache = std::env::var_os("AGENTBASE_MODELS_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| std::path::PathBuf::from("/var/cache/agentbase-models"));
-        std::fs::create_dir_all(&cache).unwrap();
-        std::os::unix::fs::symlink(&cache, dir.path().join("models")).unwrap();
+        if !config.is_empty() {
+            std::fs::write(dir.path().join("agentbase.toml"), config).unwrap();
+        }
+        link_models(dir.path());
         let init = agentbase(dir.path(), extra_env)
             .args(["init", "--json"])
             .output()
@@ -60,6 +63,17 @@ impl Server {
         let init: Value = serde_json::from_slice(&init.stdout).unwrap();
         let key = init["apiKey"].as_str().unwrap().to_owned();
         let admin_password = init["adminPassword"].as_str().unwrap().to_owned();
+        Server::serve(dir, key, admin_password, extra_env)
+    }
+
+    /// `serve` on a data dir that is already initialised (a restored backup), whose
+    /// API key is `key`.
+    pub fn serve(
+        dir: tempfile::TempDir,
+        key: String,
+        admin_password: String,
+        extra_env: &[(&str, &str)],
+    ) -> Server {
         let log = File::create(dir.path().join("serve.log")).unwrap();
         let mut child = agentbase(dir.path(), extra_env)
             .args(["serve", "--bind", "127.0.0.1:0"])
@@ -122,6 +136,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Makes `<dir>/models` the shared weights cache (the embedder is real).
+pub fn link_models(dir: &Path) {
+    let cache = std::env::var_os("AGENTBASE_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("/var/cache/agentbase-models"));
+    std::fs::create_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(&cache, dir.join("models")).unwrap();
 }
 
 pub fn agentbase(dir: &Path, extra_env: &[(&str, &str)]) -> Command {

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use agentbase_core::model::Embedder;
+use agentbase_llm::cpu::{self, Level};
 use agentbase_llm::{EmbedBackend, LocalEmbedder, LocalEmbedderOptions};
 use serde::Deserialize;
 
@@ -24,33 +25,37 @@ fn reference() -> Reference {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn load(backend: EmbedBackend) -> LocalEmbedder {
+fn load(backend: EmbedBackend, kernels: Option<Level>) -> LocalEmbedder {
     LocalEmbedder::load(
         &model_paths().embedding_dir,
         LocalEmbedderOptions {
             backend,
+            kernels,
             ..Default::default()
         },
     )
     .expect("loading MiniLM")
 }
 
-/// The default choice (our encoder in optimized builds on AVX-512 BF16, else candle).
+/// The default choice (our encoder on the best kernels here in optimized builds).
 fn embedder() -> &'static LocalEmbedder {
     static MODEL: OnceLock<LocalEmbedder> = OnceLock::new();
-    MODEL.get_or_init(|| load(EmbedBackend::Auto))
+    MODEL.get_or_init(|| load(EmbedBackend::Auto, None))
 }
 
-/// Both encoders, each checked on its own: candle's everywhere, ours where the CPU
-/// has AVX-512 BF16 (there it must load).
+/// Every encoder, each checked on its own: candle's, and ours on every kernel set
+/// this CPU can run (scalar everywhere, AVX2 and AVX-512 where the CPU has them).
 fn every_backend() -> Vec<(&'static str, &'static LocalEmbedder)> {
     static CANDLE: OnceLock<LocalEmbedder> = OnceLock::new();
-    let mut all = vec![("candle", CANDLE.get_or_init(|| load(EmbedBackend::Candle)))];
-    #[cfg(target_arch = "x86_64")]
-    {
-        static FAST: OnceLock<LocalEmbedder> = OnceLock::new();
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bf16") {
-            all.push(("fast", FAST.get_or_init(|| load(EmbedBackend::Fast))));
+    static OURS: [OnceLock<LocalEmbedder>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let mut all = vec![(
+        "candle",
+        CANDLE.get_or_init(|| load(EmbedBackend::Candle, None)),
+    )];
+    for (i, level) in Level::ALL.into_iter().enumerate() {
+        if level <= cpu::best().embeddings {
+            let model = OURS[i].get_or_init(|| load(EmbedBackend::Fast, Some(level)));
+            all.push((level.name(), model));
         }
     }
     all

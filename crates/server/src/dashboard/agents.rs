@@ -271,8 +271,7 @@ fn patch_from(form: &Form) -> Result<AgentPatch, Problem> {
             timeframe_secs: number::<u32>(form, "ipTimeframe", "The timeframe")?,
             message: form.get("ipMessage").map(str::to_owned),
         })),
-        auto_retrain: None,
-        quote_fallback: None,
+        ..AgentPatch::default()
     })
 }
 
@@ -525,12 +524,16 @@ fn message_html(m: &Message) -> String {
             .iter()
             .map(|c| {
                 let title = esc(&c.title);
-                match &c.url {
-                    Some(u) => format!(
+                match c.url.as_deref().map(|u| (u, html::safe_href(u))) {
+                    Some((_, Some(href))) => format!(
                         "<li><a href=\"{}\" rel=\"noreferrer\">{title}</a> ({:.2})</li>",
-                        esc(u),
+                        esc(href),
                         c.score
                     ),
+                    // Not http(s): shown, never linked.
+                    Some((u, None)) => {
+                        format!("<li>{title} <code>{}</code> ({:.2})</li>", esc(u), c.score)
+                    }
                     None => format!("<li>{title} ({:.2})</li>", c.score),
                 }
             })

@@ -20,6 +20,18 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// `url` when it is an absolute http(s) URL, for an `href`; anything else
+/// (`javascript:`, `data:`, relative paths) is shown as text instead.
+pub fn safe_href(url: &str) -> Option<&str> {
+    let scheme_end = url.find(':')?;
+    let scheme = &url[..scheme_end];
+    let rest = &url[scheme_end + 1..];
+    ((scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        && rest.starts_with("//")
+        && !url.chars().any(|c| c.is_control() || c.is_whitespace()))
+    .then_some(url)
+}
+
 /// Percent-encodes a query value.
 pub fn url_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -187,7 +187,7 @@ async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
 
 /// The domain source a dashboard form describes: text, Q&A and websites go
 /// through the API's own body type, files and datasets through its extraction.
-fn new_source(upload: Upload) -> Result<NewSource, Problem> {
+async fn new_source(app: &agentbase_service::App, upload: Upload) -> Result<NewSource, Problem> {
     let f = &upload.form;
     let name = f.get("name").unwrap_or("").to_owned();
     let body = match f.get("kind") {
@@ -209,7 +209,7 @@ fn new_source(upload: Upload) -> Result<NewSource, Problem> {
         },
         Some("file" | "apify") => {
             let Some((filename, media_type, content, pages)) =
-                extracted(upload.file).map_err(Problem::from)?
+                extracted(app, upload.file).await.map_err(Problem::from)?
             else {
                 return Err(Problem::bad("Choose a file to upload."));
             };
@@ -244,7 +244,7 @@ pub async fn add_source(
         let upload = read_form(req, &state).await?;
         s.check_csrf(&headers, upload.form.get("_csrf"))?;
         let w = workspace(&state, &ws).await?;
-        let new = new_source(upload)?;
+        let new = new_source(&state.app, upload).await?;
         let source = state
             .app
             .create_source(&w.principal, &agent_id, new)

@@ -20,7 +20,7 @@ pub fn to_dto(a: agentbase_core::Agent, credits_used: f64) -> api::Agent {
         id: a.id,
         name: a.name,
         instructions: a.instructions,
-        channel_instructions: None,
+        channel_instructions: a.channel_instructions,
         model: a.model,
         auto_retrain: a.auto_retrain,
         temp: a.temp,
@@ -30,16 +30,21 @@ pub fn to_dto(a: agentbase_core::Agent, credits_used: f64) -> api::Agent {
         initial_messages: a.initial_messages,
         credit_limit: a.credit_limit,
         credits_used: credits_used.ceil() as i64,
-        notifications_settings: None,
+        notifications_settings: a.notifications,
         ip_rate_limits: api::IpRateLimits {
             limit: a.ip_rate_limits.limit,
             timeframe: a.ip_rate_limits.timeframe_secs,
             message: a.ip_rate_limits.message,
         },
-        spam_settings: None,
-        blocked_countries: None,
-        voice_settings: None,
-        styles: None,
+        spam_settings: a
+            .spam
+            .map(|s| serde_json::json!({"enabled": s.enabled, "prompt": s.prompt})),
+        blocked_countries: a.blocked_countries,
+        voice_settings: a.voice,
+        styles: Some(
+            a.styles
+                .unwrap_or_else(|| serde_json::json!({"chat": null, "centerStage": null})),
+        ),
         created_at: iso8601(a.created_at),
         last_message_at: a.last_message_at.map(iso8601),
         last_trained_at: a.last_trained_at.map(iso8601),
@@ -106,10 +111,10 @@ pub async fn create(
     Extension(p): Extension<Principal>,
     AppJson(body): AppJson<api::CreateAgentBody>,
 ) -> Result<(StatusCode, Json<api::AgentCreated>), ApiError> {
-    let agent = state
+    let created = state
         .app
-        .create_agent(
-            &p.workspace_id,
+        .create_agent_from(
+            &p,
             NewAgent {
                 name: body.name,
                 instructions: body.instructions,
@@ -117,12 +122,22 @@ pub async fn create(
                 temp: body.temp,
                 visibility: body.visibility.map(visibility),
             },
+            body.url,
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(api::AgentCreated { id: agent.id }),
-    ))
+    Ok((StatusCode::CREATED, Json(created_dto(created))))
+}
+
+fn created_dto(c: agentbase_service::AgentCreated) -> api::AgentCreated {
+    api::AgentCreated {
+        id: c.agent.id,
+        pending_steps: (!c.pending_steps.is_empty()).then(|| {
+            c.pending_steps
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect()
+        }),
+    }
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}", tag = "agents",
@@ -173,6 +188,11 @@ pub async fn update(
             })
         }),
         auto_retrain: None,
+        channel_instructions: b.channel_instructions,
+        notifications: b.notifications_settings,
+        spam: b.spam_settings,
+        voice: b.voice_settings,
+        blocked_countries: b.blocked_countries,
         quote_fallback: b.quote_fallback,
     };
     state
@@ -180,6 +200,43 @@ pub async fn update(
         .update_agent(&p.workspace_id, &agent_id, patch)
         .await?;
     Ok(Json(api::SuccessResponse { success: true }))
+}
+
+/// Updates the widget's styles: `chat` and `centerStage` are merged key by key.
+#[utoipa::path(put, path = "/api/v2/agents/{agentId}/styles", tag = "agents", request_body = api::UpdateStylesBody,
+    params(("agentId" = String, Path)),
+    responses((status = 200, body = api::SuccessResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse), (status = 401, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn update_styles(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    body: Result<AppJson<api::UpdateStylesBody>, ApiError>,
+) -> Result<Json<api::SuccessResponse>, ApiError> {
+    state.app.agent(&p.workspace_id, &agent_id).await?;
+    let AppJson(b) = body?;
+    state
+        .app
+        .update_styles(&p.workspace_id, &agent_id, b.styles)
+        .await?;
+    Ok(Json(api::SuccessResponse { success: true }))
+}
+
+/// Copies the agent's settings and knowledge (not its conversations) into a new
+/// agent, which trains at once.
+#[utoipa::path(post, path = "/api/v2/agents/{agentId}/clone", tag = "agents",
+    params(("agentId" = String, Path)),
+    responses((status = 201, body = api::AgentCreated), (status = 404, body = api::ErrorResponse),
+              (status = 401, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn clone(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+) -> Result<(StatusCode, Json<api::AgentCreated>), ApiError> {
+    let created = state.app.clone_agent(&p, &agent_id).await?;
+    Ok((StatusCode::CREATED, Json(created_dto(created))))
 }
 
 #[utoipa::path(delete, path = "/api/v2/agents/{agentId}", tag = "agents",

@@ -9,16 +9,20 @@ use std::time::Duration;
 use agentbase_core::crawl_run::CrawlRun;
 use agentbase_core::time_fmt::iso8601;
 use agentbase_service::Principal;
+use agentbase_service::crawl_runs::{ACTOR_ID, ACTOR_IDS, ACTOR_NAME};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{QueryMap, parse_json};
+
+/// The build every run reports: the crawler built into this server.
+const BUILD_ID: &str = "agentbase-wcc";
 
 /// Apify's Run object (the fields clients read; the rest as Apify documents them).
 fn run_json(r: &CrawlRun) -> Value {
@@ -39,17 +43,20 @@ fn run_json(r: &CrawlRun) -> Value {
         "meta": {"origin": "API"},
         "stats": {
             "runTimeSecs": secs,
+            "durationMillis": (secs * 1000.0) as i64,
             "requestsFinished": r.pages_done,
             "requestsFailed": r.pages_failed,
             "itemCount": r.items,
         },
-        "options": {"build": "latest", "timeoutSecs": r.timeout_secs, "memoryMbytes": 1024},
-        "buildId": null,
+        "options": {"build": "latest", "timeoutSecs": r.timeout_secs, "memoryMbytes": 1024, "diskMbytes": 2048},
+        "buildId": BUILD_ID,
         "buildNumber": null,
         "exitCode": if r.status.is_terminal() { Some(i32::from(r.status.as_str() != "SUCCEEDED")) } else { None },
-        "defaultKeyValueStoreId": null,
+        "defaultKeyValueStoreId": r.kv_store_id,
         "defaultDatasetId": r.dataset_id,
-        "defaultRequestQueueId": null,
+        // The crawler's frontier is in memory, not a request queue; the id names
+        // the run's (empty) queue so clients that expect one decode the run.
+        "defaultRequestQueueId": r.id,
         "generalAccess": "RESTRICTED",
         "usageTotalUsd": 0,
         "input": r.input,
@@ -78,10 +85,12 @@ fn seconds(q: &QueryMap, key: &str, max: u64) -> Result<Option<u64>, ApiError> {
     }
 }
 
-#[utoipa::path(post, path = "/v2/acts/{actorId}/runs", tag = "apify",
-    description = "Apify-compatible: starts a Website Content Crawler run with the WCC input in the body. Auth: `token` query parameter or Bearer.",
+#[utoipa::path(post, path = "/v2/actors/{actorId}/runs", tag = "apify",
+    description = "Apify-compatible (also /v2/acts/...; the id may be `apify~website-content-crawler`, `apify/website-content-crawler` or the actor id): starts a Website Content Crawler run with the WCC input in the body. Auth: `token` query parameter or Bearer.",
     params(("actorId" = String, Path, description = "website-content-crawler or apify~website-content-crawler"),
-           ("token" = Option<String>, Query), ("timeout" = Option<u64>, Query), ("waitForFinish" = Option<u64>, Query)),
+           ("token" = Option<String>, Query),
+           ("timeout" = Option<f64>, Query, minimum = 0, description = "seconds; longer values are capped at a week"),
+           ("waitForFinish" = Option<f64>, Query, minimum = 0, description = "seconds; longer waits are capped at 60")),
     responses((status = 201, description = "`{\"data\": Run}` with a Location header"), (status = 400, body = agentbase_api_types::ErrorResponse),
               (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn start(
@@ -117,8 +126,10 @@ pub async fn start(
 
 #[utoipa::path(get, path = "/v2/actor-runs/{runId}", tag = "apify",
     description = "Apify-compatible: the run; `waitForFinish` (≤ 60 s) waits for it to end.",
-    params(("runId" = String, Path), ("waitForFinish" = Option<u64>, Query)),
-    responses((status = 200, description = "`{\"data\": Run}`"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+    params(("runId" = String, Path),
+           ("waitForFinish" = Option<f64>, Query, minimum = 0, description = "seconds; longer waits are capped at 60")),
+    responses((status = 200, description = "`{\"data\": Run}`"), (status = 400, body = agentbase_api_types::ErrorResponse),
+              (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -232,7 +243,8 @@ fn shape(items: Vec<Value>, q: &ItemsQuery) -> Vec<Value> {
         .collect()
 }
 
-/// Nested objects flattened to `a/b` columns, as Apify's CSV export does.
+/// Nested objects flattened to `a/b` columns, as Apify's CSV export does. Text
+/// cells are made safe for spreadsheets (see [`spreadsheet_safe`]).
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
     match v {
         Value::Object(m) => {
@@ -251,8 +263,19 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
             }
         }
         Value::Null => out.push((prefix.to_owned(), String::new())),
-        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        Value::String(s) => out.push((prefix.to_owned(), spreadsheet_safe(s))),
         other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
+/// tab or carriage return before one) gets a leading `'`, as OWASP advises; crawled
+/// pages are anyone's text.
+fn spreadsheet_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
     }
 }
 
@@ -264,7 +287,11 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// CSV with a header row; with `fields`, columns follow their order.
+/// Columns of one CSV export; the rest of an item's fields are left out.
+const MAX_CSV_COLUMNS: usize = 2_000;
+
+/// CSV with a header row; with `fields`, columns follow their order. Linear in
+/// the number of cells.
 fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
     let rows: Vec<Vec<(String, String)>> = items
         .iter()
@@ -275,9 +302,10 @@ fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
         })
         .collect();
     let mut columns: Vec<String> = Vec::new();
+    let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for row in &rows {
         for (k, _) in row {
-            if !columns.contains(k) {
+            if columns.len() < MAX_CSV_COLUMNS && known.insert(k.as_str()) {
                 columns.push(k.clone());
             }
         }
@@ -289,21 +317,25 @@ fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
         };
         columns.sort_by_key(rank);
     }
+    let index: std::collections::HashMap<&str, usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     let mut out = columns
         .iter()
         .map(|c| csv_field(c))
         .collect::<Vec<_>>()
         .join(",");
     out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                row.iter()
-                    .find(|(k, _)| k == c)
-                    .map_or(String::new(), |(_, v)| csv_field(v))
-            })
-            .collect();
+    let mut cells = vec![String::new(); columns.len()];
+    for row in &rows {
+        cells.iter_mut().for_each(String::clear);
+        for (k, v) in row {
+            if let Some(&i) = index.get(k.as_str()) {
+                cells[i] = csv_field(v);
+            }
+        }
         out.push_str(&cells.join(","));
         out.push('\n');
     }
@@ -313,8 +345,10 @@ fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
 #[utoipa::path(get, path = "/v2/datasets/{datasetId}/items", tag = "apify",
     description = "Apify-compatible: dataset items (also at /v2/actor-runs/{runId}/dataset/items), with format json|jsonl|csv, offset, limit, clean, fields, omit, desc and X-Apify-Pagination-* headers.",
     params(("datasetId" = String, Path), ("format" = Option<String>, Query), ("offset" = Option<u64>, Query),
-           ("limit" = Option<u64>, Query), ("clean" = Option<bool>, Query), ("fields" = Option<String>, Query),
-           ("omit" = Option<String>, Query), ("desc" = Option<bool>, Query)),
+           ("limit" = Option<u64>, Query),
+           ("clean" = Option<String>, Query, description = "`1`, `true` or `yes` drop hidden fields and empty items; any other value does not (as Apify)"),
+           ("fields" = Option<String>, Query), ("omit" = Option<String>, Query),
+           ("desc" = Option<String>, Query, description = "`1`, `true` or `yes` for newest first; any other value does not (as Apify)")),
     responses((status = 200, description = "The items"), (status = 400, body = agentbase_api_types::ErrorResponse),
               (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn items(
@@ -347,7 +381,14 @@ pub async fn items(
     let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    let limit = query.limit.map_or(total.max(0), |l| l);
+    let limit = query
+        .limit
+        .map_or(total.max(0), |l| l)
+        .min(agentbase_service::crawl_runs::MAX_ITEMS_PER_READ);
+    h.insert(
+        "x-apify-pagination-desc",
+        HeaderValue::from_static(if query.desc { "true" } else { "false" }),
+    );
     for (name, value) in [
         ("x-apify-pagination-offset", query.offset),
         ("x-apify-pagination-limit", limit),
@@ -369,6 +410,317 @@ pub async fn run_items(
     items(state, p, id, q).await
 }
 
+/// `POST /v2/acts/{user}/{name}/runs` (an actor id written with a `/`).
+pub async fn start_named(
+    state: State<AppState>,
+    p: Extension<Principal>,
+    Path((user, name)): Path<(String, String)>,
+    q: QueryMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    start(state, p, Path(format!("{user}/{name}")), q, body).await
+}
+
+/// The base URL the client used, for the URLs Apify's objects carry.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `GET /v2/actors/{actorId}`: the Website Content Crawler as an Apify actor.
+#[utoipa::path(get, path = "/v2/actors/{actorId}", tag = "apify",
+    description = "Apify-compatible: the Website Content Crawler as an actor (also /v2/acts/{actorId}).",
+    params(("actorId" = String, Path)),
+    responses((status = 200, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn actor(
+    Extension(p): Extension<Principal>,
+    Path(actor_id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !ACTOR_IDS.contains(&actor_id.as_str()) {
+        return Err(ApiError::from(agentbase_core::Error::NotFound(
+            agentbase_core::Resource::Actor,
+        )));
+    }
+    let epoch = iso8601(0);
+    Ok(axum::Json(json!({"data": {
+        "id": ACTOR_ID,
+        "userId": p.workspace_id,
+        "name": ACTOR_NAME,
+        "username": "apify",
+        "title": "Website Content Crawler",
+        "isPublic": true,
+        "createdAt": epoch,
+        "modifiedAt": epoch,
+        "stats": {"totalRuns": 0},
+        "versions": [],
+        "defaultRunOptions": {"build": "latest", "timeoutSecs": 3600, "memoryMbytes": 1024},
+    }}))
+    .into_response())
+}
+
+/// `GET /v2/actor-runs/{runId}/dataset` and `/v2/datasets/{id}`: the Dataset object.
+#[utoipa::path(get, path = "/v2/datasets/{datasetId}", tag = "apify",
+    description = "Apify-compatible: the Dataset object (also /v2/actor-runs/{runId}/dataset).",
+    params(("datasetId" = String, Path)),
+    responses((status = 200, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn dataset(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let run = state.app.run(&p, &id, Duration::ZERO).await?;
+    let base = origin(&headers);
+    let changed = iso8601(run.finished_at.unwrap_or(run.started_at));
+    Ok(axum::Json(json!({"data": {
+        "id": run.dataset_id,
+        "name": null,
+        "userId": run.workspace_id,
+        "createdAt": iso8601(run.started_at),
+        "modifiedAt": changed,
+        "accessedAt": changed,
+        "itemCount": run.items,
+        "cleanItemCount": run.items,
+        "actId": run.actor_id,
+        "actRunId": run.id,
+        "consoleUrl": format!("{base}/v2/datasets/{}", run.dataset_id),
+        "itemsPublicUrl": format!("{base}/v2/datasets/{}/items", run.dataset_id),
+    }}))
+    .into_response())
+}
+
+fn truthy_flag(q: &QueryMap, key: &str) -> bool {
+    matches!(q.get(key), Some("1" | "true" | "yes"))
+}
+
+/// `GET /v2/actor-runs/{runId}/log` and `/v2/logs/{runId}`: the run's log as text.
+/// With `stream=1` the response stays open and lines are sent as they are
+/// written, until the run ends (what the clients' log redirection reads).
+#[utoipa::path(get, path = "/v2/actor-runs/{runId}/log", tag = "apify",
+    description = "Apify-compatible: the run's log as text (also /v2/logs/{runId}); `stream=1` keeps it open until the run ends.",
+    params(("runId" = String, Path),
+           ("stream" = Option<String>, Query, description = "`1`, `true` or `yes` follow the log until the run ends; any other value does not (as Apify)")),
+    responses((status = 200, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn log(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> Result<Response, ApiError> {
+    let (lines, ended) = state.app.run_log(&p, &id, 0).await?;
+    let text = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let mut res = if truthy_flag(&q, "stream") && !ended {
+        let first = text(&lines);
+        let from = lines.len() as i64;
+        let app = state.app.clone();
+        let stream = futures_util::stream::unfold(
+            (Some(first), from, false),
+            move |(pending, from, done)| {
+                let app = app.clone();
+                let p = p.clone();
+                let id = id.clone();
+                async move {
+                    if let Some(chunk) = pending {
+                        return Some((Ok::<_, std::io::Error>(chunk), (None, from, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        let (lines, ended) = app.run_log(&p, &id, from).await.ok()?;
+                        if !lines.is_empty() || ended {
+                            let next = from + lines.len() as i64;
+                            let chunk = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+                            return Some((Ok(chunk), (None, next, ended)));
+                        }
+                    }
+                }
+            },
+        );
+        axum::body::Body::from_stream(stream).into_response()
+    } else {
+        text(&lines).into_response()
+    };
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(res)
+}
+
+fn record_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "RECORD_NOT_FOUND",
+        "Record was not found",
+    )
+}
+
+/// `GET /v2/key-value-stores/{storeId}`: the store object.
+#[utoipa::path(get, path = "/v2/key-value-stores/{storeId}", tag = "apify",
+    description = "Apify-compatible: a run's default key-value store (also /v2/actor-runs/{runId}/key-value-store).",
+    params(("storeId" = String, Path)),
+    responses((status = 200, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn kv_store(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(store_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (run, _) = state.app.kv_keys(&p, &store_id).await?;
+    Ok(kv_store_json(&run, &headers))
+}
+
+fn kv_store_json(run: &CrawlRun, headers: &HeaderMap) -> Response {
+    let base = origin(headers);
+    let changed = iso8601(run.finished_at.unwrap_or(run.started_at));
+    let id = &run.kv_store_id;
+    axum::Json(json!({"data": {
+        "id": id,
+        "name": null,
+        "userId": run.workspace_id,
+        "createdAt": iso8601(run.started_at),
+        "modifiedAt": changed,
+        "accessedAt": changed,
+        "actId": run.actor_id,
+        "actRunId": run.id,
+        "consoleUrl": format!("{base}/v2/key-value-stores/{id}"),
+        "keysPublicUrl": format!("{base}/v2/key-value-stores/{id}/keys"),
+        "recordsPublicUrl": format!("{base}/v2/key-value-stores/{id}/records"),
+    }}))
+    .into_response()
+}
+
+/// `GET /v2/actor-runs/{runId}/key-value-store`.
+pub async fn run_kv_store(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(run_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let run = state.app.run(&p, &run_id, Duration::ZERO).await?;
+    Ok(kv_store_json(&run, &headers))
+}
+
+/// `GET /v2/key-value-stores/{storeId}/keys`.
+#[utoipa::path(get, path = "/v2/key-value-stores/{storeId}/keys", tag = "apify",
+    description = "Apify-compatible: the store's keys.",
+    params(("storeId" = String, Path)),
+    responses((status = 200, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn kv_keys(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(store_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, keys) = state.app.kv_keys(&p, &store_id).await?;
+    let items: Vec<Value> = keys
+        .iter()
+        .map(|(k, size)| json!({"key": k, "size": size}))
+        .collect();
+    Ok(axum::Json(json!({"data": {
+        "items": items,
+        "count": items.len(),
+        "limit": 1000,
+        "exclusiveStartKey": null,
+        "isTruncated": false,
+        "nextExclusiveStartKey": null,
+    }}))
+    .into_response())
+}
+
+/// `GET /v2/key-value-stores/{storeId}/records/{key}`: the record as stored.
+#[utoipa::path(get, path = "/v2/key-value-stores/{storeId}/records/{key}", tag = "apify",
+    description = "Apify-compatible: a record as stored (`INPUT` is the run's input; also /v2/actor-runs/{runId}/key-value-store/records/{key}).",
+    params(("storeId" = String, Path), ("key" = String, Path)),
+    responses((status = 200, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn kv_record(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((store_id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (content_type, value) = state
+        .app
+        .kv_record(&p, &store_id, &key)
+        .await?
+        .ok_or_else(record_not_found)?;
+    let mut res = value.into_response();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    Ok(res)
+}
+
+/// `PUT /v2/key-value-stores/{storeId}/records/{key}`: stores the body as sent.
+#[utoipa::path(put, path = "/v2/key-value-stores/{storeId}/records/{key}", tag = "apify",
+    description = "Apify-compatible: stores the body as a record.",
+    params(("storeId" = String, Path), ("key" = String, Path)),
+    responses((status = 201, description = "As Apify answers"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn put_kv_record(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((store_id, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream");
+    let value = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid_field("body", "records are stored as UTF-8 text"))?;
+    state
+        .app
+        .put_kv_record(&p, &store_id, &key, content_type, value)
+        .await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// `GET /v2/actor-runs/{runId}/key-value-store/records/{key}`.
+pub async fn run_kv_record(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((run_id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let run = state.app.run(&p, &run_id, Duration::ZERO).await?;
+    kv_record(State(state), Extension(p), Path((run.kv_store_id, key))).await
+}
+
+/// Apify clients read `error.type` (`record-not-found`, …): the envelope gains it,
+/// derived from the code, so both kinds of client understand an error.
+pub async fn apify_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError::internal().into_response();
+    };
+    let reshaped = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|mut v| {
+            let code = v["error"]["code"].as_str()?.to_owned();
+            let kind = match code.as_str() {
+                "RESOURCE_NOT_FOUND" => "record-not-found".to_owned(),
+                other => other.to_ascii_lowercase().replace('_', "-"),
+            };
+            v["error"]["type"] = Value::String(kind);
+            serde_json::to_vec(&v).ok()
+        });
+    let body = match reshaped {
+        Some(b) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            axum::body::Body::from(b)
+        }
+        None => axum::body::Body::from(bytes),
+    };
+    Response::from_parts(parts, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +737,28 @@ mod tests {
         );
         let fields = ["url".to_owned(), "crawl".to_owned()];
         assert!(to_csv(&items, Some(&fields)).starts_with("url,crawl/depth,"));
+    }
+
+    #[test]
+    fn csv_cells_cannot_become_formulas_and_wide_items_stay_linear() {
+        let items = vec![
+            json!({"title": "=HYPERLINK(\"http://x\")", "a": "+1", "b": "-2", "c": "@SUM(A1)", "d": -3, "e": "fine"}),
+        ];
+        let csv = to_csv(&items, None);
+        let row = csv.lines().nth(1).unwrap();
+        assert_eq!(
+            row,
+            "'+1,'-2,'@SUM(A1),-3,fine,\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        // 100,000 fields in one item: the export is capped and quick.
+        let wide: Map<String, Value> = (0..100_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let started = std::time::Instant::now();
+        let csv = to_csv(&[Value::Object(wide)], None);
+        assert!(started.elapsed().as_secs() < 5);
+        assert_eq!(
+            csv.lines().next().unwrap().split(',').count(),
+            MAX_CSV_COLUMNS
+        );
     }
 
     #[test]

@@ -14,6 +14,18 @@ use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::sse;
 
+/// One event of a streamed answer, for the OpenAPI document (OpenAPI 3.1 reads a
+/// `text/event-stream` schema as the schema of each event): `data` is one UI
+/// Message Stream chunk as JSON, or `[DONE]` at the end.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct StreamEvent {
+    /// A JSON chunk (`{"type":"text-delta",…}`) or `[DONE]`.
+    data: String,
+    /// Absent (a plain `message` event).
+    event: Option<String>,
+}
+
 /// Waits for the whole turn and shapes it as the contract's `ChatResponse`.
 pub async fn collect(turn: Turn) -> api::ChatResponse {
     let Turn { meta, mut events } = turn;
@@ -77,7 +89,8 @@ async fn answer(turn: Turn, stream: bool) -> Response {
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/chat", tag = "chat", request_body = api::ChatRequest,
     params(("agentId" = String, Path)),
-    responses((status = 200, description = "`text/event-stream` (UI Message Stream v1) when `stream` is true (the default), else JSON", body = api::ChatResponse),
+    responses((status = 200, description = "`text/event-stream` (UI Message Stream v1) when `stream` is true (the default), else JSON",
+               content((api::ChatResponse = "application/json"), (StreamEvent = "text/event-stream"))),
               (status = 400, body = api::ErrorResponse), (status = 402, body = api::ErrorResponse),
               (status = 404, body = api::ErrorResponse), (status = 409, body = api::ErrorResponse),
               (status = 429, body = api::ErrorResponse)),
@@ -109,7 +122,8 @@ pub async fn chat(
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/retry", tag = "chat",
     request_body = api::RetryRequest,
     params(("agentId" = String, Path), ("conversationId" = String, Path)),
-    responses((status = 200, description = "As for chat", body = api::ChatResponse),
+    responses((status = 200, description = "As for chat: `text/event-stream` when `stream` is true (the default), else JSON",
+               content((api::ChatResponse = "application/json"), (StreamEvent = "text/event-stream"))),
               (status = 400, body = api::ErrorResponse), (status = 402, body = api::ErrorResponse),
               (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]

@@ -75,6 +75,7 @@ fn metadata(
                 score: c.score,
             })
             .collect(),
+        spam: false,
     }
 }
 
@@ -86,7 +87,15 @@ pub fn message_dto(m: Message) -> api::ConversationMessage {
         parts: m.parts.into_iter().map(part_dto).collect(),
         created_at: secs(m.created_at),
         feedback: assistant.then(|| m.feedback.map(|f| f.as_str().to_owned())),
-        metadata: assistant.then(|| metadata(m.score, m.sources)),
+        metadata: if assistant {
+            Some(metadata(m.score, m.sources))
+        } else {
+            m.spam.then(|| api::MessageMetadata {
+                score: None,
+                sources: Vec::new(),
+                spam: true,
+            })
+        },
     }
 }
 
@@ -179,6 +188,16 @@ pub(crate) fn date_window(
     q: &QueryMap,
     details: &mut BTreeMap<String, String>,
 ) -> (Option<Millis>, Option<Millis>) {
+    dates(q, ("startDate", "endDate"), details)
+}
+
+/// A window's two bounds from the query: the first key is a start (a date counts
+/// from its first moment), the second an end (a date counts to its last).
+fn dates(
+    q: &QueryMap,
+    (from, to): (&str, &str),
+    details: &mut BTreeMap<String, String>,
+) -> (Option<Millis>, Option<Millis>) {
     let mut read = |key: &str, end: bool| {
         let text = q.get(key)?;
         let parsed = parse_date_bound(text, end);
@@ -190,7 +209,7 @@ pub(crate) fn date_window(
         }
         parsed
     };
-    (read("startDate", false), read("endDate", true))
+    (read(from, false), read(to, true))
 }
 
 pub(crate) fn check(
@@ -254,7 +273,8 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/users/{userId}/conversations", tag = "conversations",
     params(("agentId" = String, Path), ("userId" = String, Path), ("cursor" = Option<String>, Query),
            ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = api::ListConversationsResponse), (status = 400, body = api::ErrorResponse)),
+    responses((status = 200, body = api::ListConversationsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn for_user(
     State(state): State<AppState>,
@@ -291,7 +311,8 @@ pub async fn for_user(
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}", tag = "conversations",
     params(("agentId" = String, Path), ("conversationId" = String, Path), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = api::GetConversationResponse), (status = 404, body = api::ErrorResponse)),
+    responses((status = 200, body = api::GetConversationResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
@@ -316,7 +337,8 @@ pub async fn get(
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/messages", tag = "conversations",
     params(("agentId" = String, Path), ("conversationId" = String, Path), ("cursor" = Option<String>, Query),
            ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = api::ListMessagesResponse), (status = 404, body = api::ErrorResponse)),
+    responses((status = 200, body = api::ListMessagesResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn messages(
     State(state): State<AppState>,
@@ -370,8 +392,8 @@ pub async fn update(
 #[utoipa::path(patch, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/messages/{messageId}/feedback",
     tag = "conversations", request_body = api::UpdateFeedbackRequest,
     params(("agentId" = String, Path), ("conversationId" = String, Path), ("messageId" = String, Path)),
-    responses((status = 200, body = api::MessageResponse), (status = 404, body = api::ErrorResponse),
-              (status = 422, body = api::ErrorResponse)),
+    responses((status = 200, body = api::MessageResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse), (status = 422, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn feedback(
     State(state): State<AppState>,
@@ -402,7 +424,8 @@ pub async fn feedback(
            ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
            ("conversationId" = Option<String>, Query), ("include" = Option<String>, Query, description = "summary or messages"),
            ("source" = Option<String>, Query, description = "comma-separated sources")),
-    responses((status = 200, body = api::ExportConversationsResponse), (status = 400, body = api::ErrorResponse)),
+    responses((status = 200, body = api::ExportConversationsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn export(
     State(state): State<AppState>,
@@ -469,5 +492,151 @@ pub async fn export(
     Ok(Json(api::ExportConversationsResponse {
         pagination: pagination(&result, by_created),
         data,
+    }))
+}
+
+/// A comma-separated filter: `None` when absent, its trimmed values otherwise.
+fn list_param(q: &QueryMap, key: &str) -> Option<Vec<String>> {
+    q.get(key).map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
+/// Checks a filter's values against what it may hold.
+fn enum_param(
+    q: &QueryMap,
+    key: &str,
+    allowed: &[&str],
+    details: &mut BTreeMap<String, String>,
+) -> Option<Vec<String>> {
+    let values = list_param(q, key)?;
+    if let Some(bad) = values.iter().find(|v| !allowed.contains(&v.as_str())) {
+        details.insert(
+            key.to_owned(),
+            format!("`{bad}` is not one of {}", allowed.join(", ")),
+        );
+    }
+    Some(values)
+}
+
+/// Search: free text and filters (AND between filters, OR within one), most
+/// recently active first. Sentiment, topics, voice, escalation, actions and
+/// procedures are not recorded by agentbase: `unspecified`/`false` match every
+/// conversation, any other value none.
+#[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/search", tag = "conversations",
+    params(("agentId" = String, Path), ("query" = Option<String>, Query), ("cursor" = Option<String>, Query),
+           ("limit" = Option<u32>, Query, description = "1 to 25, default 25"),
+           ("source" = Option<String>, Query), ("userId" = Option<String>, Query),
+           ("activityState" = Option<String>, Query), ("feedback" = Option<String>, Query),
+           ("sentiment" = Option<String>, Query), ("topic" = Option<String>, Query),
+           ("escalated" = Option<String>, Query), ("actionType" = Option<String>, Query),
+           ("tool" = Option<String>, Query), ("toolOutcome" = Option<String>, Query),
+           ("procedure" = Option<String>, Query), ("procedureOutcome" = Option<String>, Query),
+           ("hasVoice" = Option<String>, Query),
+           ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
+           ("updatedAfter" = Option<String>, Query), ("updatedBefore" = Option<String>, Query)),
+    responses((status = 200, body = api::SearchConversationsResponse), (status = 400, body = api::ErrorResponse),
+              (status = 404, body = api::ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(agent_id): Path<String>,
+    q: QueryMap,
+) -> Result<Json<api::SearchConversationsResponse>, ApiError> {
+    let mut details = BTreeMap::new();
+    let mut page = PageQuery::read(&q, 25, &mut details);
+    if q.get("limit").is_none() {
+        page.limit = 25;
+    }
+    let (from, to) = date_window(&q, &mut details);
+    let (updated_from, updated_to) = dates(&q, ("updatedAfter", "updatedBefore"), &mut details);
+    let statuses = enum_param(
+        &q,
+        "activityState",
+        &["ongoing", "ended", "taken_over", "paused"],
+        &mut details,
+    );
+    let feedback = enum_param(&q, "feedback", &["positive", "negative"], &mut details);
+    let sentiment = enum_param(
+        &q,
+        "sentiment",
+        &["positive", "neutral", "negative", "unspecified"],
+        &mut details,
+    );
+    let escalated = enum_param(&q, "escalated", &["true"], &mut details);
+    let has_voice = enum_param(&q, "hasVoice", &["true", "false"], &mut details);
+    check(details, from, to)?;
+    if let (Some(f), Some(t)) = (updated_from, updated_to)
+        && f > t
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_INVALID_DATE_RANGE,
+            "updatedAfter must not be after updatedBefore",
+        ));
+    }
+    // Filters on what agentbase does not record: only "none of it" matches.
+    let only = |v: &Option<Vec<String>>, fine: &str| {
+        v.as_ref().is_some_and(|v| !v.iter().any(|x| x == fine))
+    };
+    let nothing = only(&sentiment, "unspecified")
+        || only(&list_param(&q, "topic"), "unspecified")
+        || escalated.is_some()
+        || only(&has_voice, "false")
+        || list_param(&q, "actionType").is_some()
+        || list_param(&q, "procedure").is_some()
+        || list_param(&q, "procedureOutcome").is_some();
+    let search = agentbase_service::ConversationSearch {
+        query: q.get("query").map(str::to_owned),
+        sources: list_param(&q, "source"),
+        user_ids: list_param(&q, "userId"),
+        statuses,
+        feedback,
+        tools: list_param(&q, "tool"),
+        tool_statuses: list_param(&q, "toolOutcome"),
+        created_from: from,
+        created_to: to,
+        updated_from,
+        updated_to,
+        nothing,
+    };
+    let (result, snippets) = state
+        .app
+        .search_conversations(&p, &agent_id, &search, page.cursor.as_ref(), page.limit)
+        .await?;
+    let pagination = pagination(&result, by_activity);
+    let data = result
+        .items
+        .iter()
+        .zip(snippets)
+        .map(|(c, snippet)| api::ConversationSearchResult {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            created_at: secs(c.created_at),
+            updated_at: secs(c.updated_at),
+            user_id: c.user_id.clone(),
+            source: Some(c.source.clone()),
+            embed_origin: None,
+            status: c.status.as_str().to_owned(),
+            snippet: snippet.map(|s| api::SearchSnippet {
+                speaker: s.speaker.to_owned(),
+                highlights: s
+                    .highlights
+                    .into_iter()
+                    .map(|(value, is_hit)| api::SnippetHighlight { value, is_hit })
+                    .collect(),
+            }),
+        })
+        .collect();
+    Ok(Json(api::SearchConversationsResponse {
+        data,
+        pagination: api::SearchPagination {
+            cursor: pagination.cursor,
+            has_more: pagination.has_more,
+        },
     }))
 }

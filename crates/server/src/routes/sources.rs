@@ -7,6 +7,7 @@ use agentbase_core::knowledge::{
     LinkOptions, LinkType, NewSource, Source, SourceContent, SourceKind, TrainingJob,
 };
 use agentbase_core::{Cursor, time_fmt::iso8601};
+use agentbase_service::files::FileError;
 use agentbase_service::knowledge::SourceUpdate;
 use agentbase_service::{Principal, SourceFilter};
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -177,14 +178,26 @@ pub(crate) type Extracted = (
     Vec<agentbase_core::knowledge::Document>,
 );
 
-pub(crate) fn extracted(
+/// The upload's text, read by the app's extractor (a worker process in the
+/// server): a file it cannot read is a 400 naming why; no free reader, a 503.
+pub(crate) async fn extracted(
+    app: &agentbase_service::App,
     file: Option<(String, Option<String>, Vec<u8>)>,
 ) -> Result<Option<Extracted>, ApiError> {
     let Some((filename, content_type, bytes)) = file else {
         return Ok(None);
     };
-    let doc = agentbase_service::files::extract(&filename, content_type.as_deref(), &bytes)
-        .map_err(|e| ApiError::invalid_field("file", e.to_string()))?;
+    let doc = app
+        .read_file(&filename, content_type.as_deref(), bytes)
+        .await
+        .map_err(|e| match e {
+            FileError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                api::codes::SERVICE_UNAVAILABLE,
+                e.to_string(),
+            ),
+            e => ApiError::invalid_field("file", e.to_string()),
+        })?;
     Ok(Some((filename, doc.media_type, doc.markdown, doc.pages)))
 }
 
@@ -203,7 +216,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<api::SourceListItem>), ApiError> {
     let new = if is_multipart(&req) {
         let upload = read_upload(req, &state).await?;
-        let Some((filename, media_type, content, pages)) = extracted(upload.file)? else {
+        let Some((filename, media_type, content, pages)) =
+            extracted(&state.app, upload.file).await?
+        else {
             return Err(ApiError::invalid_field("file", "Required"));
         };
         NewSource {
@@ -349,7 +364,7 @@ pub async fn update(
         }
         SourceUpdate {
             name: upload.name,
-            file: extracted(upload.file)?,
+            file: extracted(&state.app, upload.file).await?,
             ..Default::default()
         }
     } else {
@@ -401,7 +416,7 @@ fn deprecated(message: &str) -> Json<api::DeprecatedEndpointResponse> {
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/sources/{sourceId}/restore", tag = "sources",
     params(("agentId" = String, Path), ("sourceId" = String, Path)),
-    responses((status = 200, body = api::DeprecatedEndpointResponse)),
+    responses((status = 200, body = api::DeprecatedEndpointResponse), (status = 404, body = api::ErrorResponse)),
     security(("bearer" = [])))]
 pub async fn restore(
     State(state): State<AppState>,

@@ -98,7 +98,8 @@ fn async_stream(
 #[utoipa::path(get, path = "/api/v1/get-conversations", tag = "v1",
     params(("chatbotId" = String, Query), ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query),
            ("filteredSources" = Option<String>, Query), ("page" = Option<u32>, Query), ("size" = Option<u32>, Query)),
-    responses((status = 200, body = v1::V1ConversationsResponse), (status = 400, body = v1::V1Error)),
+    responses((status = 200, body = v1::V1ConversationsResponse), (status = 400, body = v1::V1Error),
+              (status = 404, body = v1::V1Error)),
     security(("bearer" = [])))]
 pub async fn get_conversations(
     State(state): State<AppState>,

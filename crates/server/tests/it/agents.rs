@@ -21,6 +21,7 @@ async fn an_agent_is_created_read_updated_and_deleted() {
             model: Some("smollm2".into()),
             temp: Some(0.3),
             visibility: Some(Visibility::Public),
+            url: None,
         })
         .await
         .unwrap();

@@ -114,12 +114,28 @@ async fn a_run_crawls_the_site_and_its_dataset_reads_like_apifys() {
         run["data"]["status"].as_str(),
         Some("READY" | "RUNNING")
     ));
-    // Browser-only and unknown inputs are reported, not dropped silently.
+    // Unknown inputs are reported, not dropped silently, and so is a missing browser.
     let message = run["data"]["statusMessage"].as_str().unwrap();
     assert!(
-        message.contains("crawlerType") && message.contains("outputFormats"),
+        message.contains("outputFormats") && message.contains("No browser"),
         "{message}"
     );
+    // A crawler type that always renders cannot run without one.
+    let r = apify(
+        &t,
+        Method::POST,
+        "/v2/acts/apify~website-content-crawler/runs",
+    )
+    .json(&json!({
+        "startUrls": [{"url": format!("http://{site}/docs/")}],
+        "crawlerType": "playwright:firefox",
+    }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.to_string().contains("no browser"), "{body}");
 
     let r = apify(
         &t,
@@ -389,11 +405,12 @@ async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() 
         items: 3,
         started_at: now - 60_000,
         finished_at: None,
+        kv_store_id: "orphankvstore".into(),
     };
     // Its node stopped renewing the lease a while ago (crashed or restarted).
     t.app
         .store
-        .insert_run(&run, "dead-node", now - 1)
+        .insert_run(&run, "dead-node", now - 1, 10)
         .await
         .unwrap();
     let run: Value = apify(&t, Method::GET, "/v2/actor-runs/orphanrun?waitForFinish=10")
@@ -410,4 +427,89 @@ async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() 
             .unwrap()
             .contains("stopped")
     );
+}
+
+#[tokio::test]
+async fn runs_are_bounded_by_the_plan_and_the_workspace_runs_a_few_at_once() {
+    let t = spawn_with(|s| {
+        s.crawler.allow_private_networks = true;
+        s.rate_limit.requests = 1_000_000;
+        s.crawler.runs_per_workspace = 1;
+        s.crawler.run_max_pages.standard = 2;
+        s.crawler.max_concurrency = 3;
+    })
+    .await;
+    let site = site().await;
+    let start = |input: Value| {
+        apify(
+            &t,
+            Method::POST,
+            "/v2/acts/apify~website-content-crawler/runs",
+        )
+        .json(&input)
+        .send()
+    };
+    // A run of the never-ending slow pages holds the workspace's one slot.
+    let r = start(json!({"startUrls": [format!("http://{site}/slow/0")], "maxConcurrency": 500}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let slow: Value = r.json().await.unwrap();
+    let slow = slow["data"]["id"].as_str().unwrap().to_owned();
+    let (status, code, _) = outcome(
+        start(json!({"startUrls": [format!("http://{site}/docs/")]}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (429, Some("CRAWL_RUNS_LIMIT_REACHED"))
+    );
+    // Another workspace is not affected by this one's runs.
+    let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let r = reqwest::Client::new()
+        .post(t.url(&format!(
+            "/v2/acts/apify~website-content-crawler/runs?token={other_key}"
+        )))
+        .json(&json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlPages": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Once the slow run ends, the slot is free; the plan caps the pages a run
+    // may crawl whatever the input asks, and says so.
+    apify(&t, Method::POST, &format!("/v2/actor-runs/{slow}/abort"))
+        .send()
+        .await
+        .unwrap();
+    let mut admitted = None;
+    for _ in 0..100 {
+        let r = start(json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlPages": 1000, "maxCrawlDepth": 5}))
+            .await
+            .unwrap();
+        if r.status() == 201 {
+            admitted = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = admitted.expect("a run is admitted once the slow one is aborted");
+    let message = run["data"]["statusMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("maxCrawlPages lowered to 2"), "{message}");
+    let id = run["data"]["id"].as_str().unwrap();
+    let done: Value = apify(
+        &t,
+        Method::GET,
+        &format!("/v2/actor-runs/{id}?waitForFinish=60"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(done["data"]["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["data"]["stats"]["itemCount"], 2, "{done}");
 }

@@ -540,12 +540,15 @@ async fn credits_are_recorded_per_message_and_limits_are_checked_before_generati
     t.say(&other, None, "next month").await;
 }
 
-#[tokio::test]
-async fn two_turns_on_one_conversation_never_interleave() {
-    let t = spawn().await;
-    let agent = t.scripted_agent().await;
+/// A conversation with one finished turn, and a second (streamed) turn on it
+/// still running.
+async fn slow_turn(
+    t: &crate::TestApp,
+    agent: &str,
+    script: &str,
+) -> (String, agentbase_client::ChunkStream) {
     let c = t
-        .say(&agent, None, "start")
+        .say(agent, None, "start")
         .await
         .data
         .metadata
@@ -553,28 +556,64 @@ async fn two_turns_on_one_conversation_never_interleave() {
     let slow = t
         .client
         .chat_stream(
-            &agent,
+            agent,
             &ChatRequest {
-                message: Some("[[delay:100]] one two three".into()),
+                message: Some(script.into()),
                 conversation_id: Some(c.clone()),
                 ..Default::default()
             },
         )
         .await
         .unwrap();
-    let second = t
-        .client
+    (c, slow)
+}
+
+/// The error code a JSON turn on conversation `c` gets (`None` when answered).
+async fn cut_in(t: &crate::TestApp, agent: &str, c: &str) -> Option<String> {
+    t.client
         .chat(
-            &agent,
+            agent,
             &ChatRequest {
                 message: Some("cut in".into()),
-                conversation_id: Some(c.clone()),
+                conversation_id: Some(c.to_owned()),
                 ..Default::default()
             },
         )
         .await
-        .unwrap_err();
-    assert_eq!(second.code(), Some("CHAT_CONVERSATION_BUSY"));
+        .err()
+        .and_then(|e| e.code().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_running_turn_renews_a_lease_shorter_than_itself() {
+    // A one-second lease and a turn of about three seconds: the turn keeps its
+    // conversation the whole time, and frees it when done.
+    let t = spawn_with(|s| s.chat.turn_lease_secs = 1).await;
+    let agent = t.scripted_agent().await;
+    let (c, slow) = slow_turn(&t, &agent, "[[delay:600]] one two three four five").await;
+    // Five seconds later on the server's clock, the one-second lease has been
+    // renewed (every third of a second, real time), so the turn still holds it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    t.clock.advance_ms(5_000);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        cut_in(&t, &agent, &c).await,
+        Some("CHAT_CONVERSATION_BUSY".into())
+    );
+    let chunks: Vec<_> = slow.collect().await;
+    assert!(chunks.iter().all(Result::is_ok));
+    t.say(&agent, Some(&c), "after").await;
+}
+
+#[tokio::test]
+async fn two_turns_on_one_conversation_never_interleave() {
+    let t = spawn().await;
+    let agent = t.scripted_agent().await;
+    let (c, slow) = slow_turn(&t, &agent, "[[delay:100]] one two three").await;
+    assert_eq!(
+        cut_in(&t, &agent, &c).await,
+        Some("CHAT_CONVERSATION_BUSY".into())
+    );
     let chunks: Vec<_> = slow.collect().await;
     assert!(chunks.iter().all(Result::is_ok));
     // Once the first turn is done, the conversation takes turns again.
@@ -882,6 +921,7 @@ async fn another_nodes_charges_count_against_the_allowance_within_a_second() {
         finish_reason: Some("stop".into()),
         credits: 1.0,
         sources: Vec::new(),
+        spam: false,
     };
     let month = agentbase_core::time_fmt::month_start(now);
     t.app

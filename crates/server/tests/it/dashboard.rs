@@ -47,11 +47,11 @@ fn attr_after(html: &str, marker: &str, attr: &str) -> String {
 }
 
 /// A signed-in operator with its cookie and CSRF token.
-struct Operator {
+pub(crate) struct Operator {
     http: reqwest::Client,
     base: String,
     cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 /// The login form's double-submit token and cookie.
@@ -82,7 +82,7 @@ async fn attempt(t: &TestApp, password: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn sign_in(t: &TestApp) -> Operator {
+pub(crate) async fn sign_in(t: &TestApp) -> Operator {
     t.app.set_admin_password(PASSWORD).await.unwrap();
     let r = attempt(t, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -99,11 +99,16 @@ async fn sign_in(t: &TestApp) -> Operator {
 }
 
 impl Operator {
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
+    /// A request with the session cookie (redirects are not followed).
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
             .header("cookie", format!("agentbase_session={}", self.cookie))
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -864,4 +869,85 @@ async fn qna_website_and_apify_sources_come_from_their_forms_and_plans_change() 
         )
         .await;
     assert!(r.headers()[LOCATION].to_str().unwrap().contains("error="));
+}
+
+#[tokio::test]
+async fn pages_send_a_strict_policy_and_never_link_a_non_http_url() {
+    use agentbase_core::conversation::{Citation, Message, MessageRole, Part};
+    let t = spawn().await;
+    let op = sign_in(&t).await;
+    let agent = t.scripted_agent().await;
+    let first = t.say(&agent, None, "hello").await;
+    let conversation = first.data.metadata.conversation_id.clone();
+    // A citation whose URL came from a hostile dataset item.
+    let cite = |title: &str, url: &str| Citation {
+        source_id: "src".into(),
+        chunk_id: "chunk".into(),
+        title: title.into(),
+        url: Some(url.into()),
+        score: 0.9,
+    };
+    t.app
+        .store
+        .insert_message(&Message {
+            id: agentbase_core::ids::message_id(),
+            conversation_id: conversation.clone(),
+            seq: 10,
+            role: MessageRole::Assistant,
+            parts: vec![Part::Text {
+                text: "cited".into(),
+            }],
+            created_at: t.app.now(),
+            feedback: None,
+            score: None,
+            finish_reason: Some("stop".into()),
+            credits: 0.0,
+            spam: false,
+            sources: vec![
+                cite("Evil", "javascript:alert(document.cookie)"),
+                cite("Data", "data:text/html,<script>alert(1)</script>"),
+                cite("Good", "https://docs.example.com/refunds"),
+            ],
+        })
+        .await
+        .unwrap();
+    let path = format!(
+        "/dashboard/w/{}/agents/{agent}/conversations/{conversation}",
+        t.workspace_id
+    );
+    let r = op
+        .http
+        .get(format!("{}{path}", op.base))
+        .header("cookie", format!("agentbase_session={}", op.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("href=\"javascript:"), "{html}");
+    assert!(!html.contains("href=\"data:text"), "{html}");
+    assert!(
+        html.contains("<code>javascript:alert(document.cookie)</code>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"https://docs.example.com/refunds\""),
+        "{html}"
+    );
+    // The sign-in page and the assets carry the policy too.
+    let login = reqwest::get(t.url("/dashboard/login")).await.unwrap();
+    assert!(login.headers().contains_key("content-security-policy"));
 }

@@ -1,16 +1,25 @@
-//! Tenant isolation: a key reaches its own workspace only. Every implemented
-//! endpoint, called with another workspace's key on this workspace's resources,
-//! answers exactly as it does for resources that do not exist.
+//! Tenant isolation: a key reaches its own workspace only, and a dashboard page of one
+//! workspace reaches only that workspace's resources. Every route that names a
+//! resource, called with another workspace's key (or under another workspace's
+//! dashboard path) on this workspace's resources, answers exactly as it does for
+//! resources that do not exist, and changes nothing. A route added to the router but
+//! not to this matrix fails `every_route_is_in_the_isolation_matrix`.
+
+use std::collections::BTreeSet;
 
 use agentbase_core::Plan;
 use reqwest::Method;
+use serde_json::{Value, json};
 
-use crate::{outcome, spawn};
+use crate::dashboard::sign_in;
+use crate::{TestApp, outcome, spawn_with};
 
 type Endpoint = (Method, &'static str, Option<&'static str>);
 
-/// Every endpoint; `{a}` agent, `{c}` conversation, `{m}` message.
-const ENDPOINTS: &[Endpoint] = &[
+/// Every API route that names a resource. Placeholders: `{a}` agent, `{c}`
+/// conversation, `{m}` message, `{s}` source, `{r}` crawl run, `{d}` dataset, `{v}`
+/// key-value store, `{key}` a record key that exists (`INPUT`), `{u}` user id. Destructive calls come last, so a leak shows in the calls before them.
+const API: &[Endpoint] = &[
     (Method::GET, "/api/v2/agents/{a}", None),
     (
         Method::PUT,
@@ -19,6 +28,44 @@ const ENDPOINTS: &[Endpoint] = &[
     ),
     (Method::PUT, "/api/v2/agents/{a}", Some(r#"{"temp":9}"#)),
     (Method::PUT, "/api/v2/agents/{a}", Some("{bad json")),
+    (
+        Method::PUT,
+        "/api/v2/agents/{a}/styles",
+        Some(r##"{"styles":{"chat":{"accentColor":"#ff0000"}}}"##),
+    ),
+    (Method::POST, "/api/v2/agents/{a}/clone", None),
+    (Method::GET, "/api/v2/agents/{a}/actions", None),
+    (
+        Method::PUT,
+        "/api/v2/agents/{a}/actions",
+        Some(r#"{"actions":[]}"#),
+    ),
+    (Method::GET, "/api/v2/agents/{a}/sources", None),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/sources",
+        Some(r#"{"type":"text","name":"pwned","content":"planted by another workspace"}"#),
+    ),
+    (Method::GET, "/api/v2/agents/{a}/sources/summary", None),
+    (Method::GET, "/api/v2/agents/{a}/sources/{s}", None),
+    (
+        Method::PUT,
+        "/api/v2/agents/{a}/sources/{s}",
+        Some(r#"{"name":"pwned"}"#),
+    ),
+    (Method::POST, "/api/v2/agents/{a}/sources/{s}/restore", None),
+    (Method::POST, "/api/v2/agents/{a}/train", None),
+    (
+        Method::PUT,
+        "/api/v2/agents/{a}/auto-retrain",
+        Some(r#"{"enabled":true}"#),
+    ),
+    (Method::GET, "/api/v2/agents/{a}/training-jobs", None),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/search",
+        Some(r#"{"query":"secret"}"#),
+    ),
     (
         Method::POST,
         "/api/v2/agents/{a}/chat",
@@ -36,6 +83,11 @@ const ENDPOINTS: &[Endpoint] = &[
     ),
     (Method::GET, "/api/v2/agents/{a}/conversations", None),
     (Method::GET, "/api/v2/agents/{a}/conversations/export", None),
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/conversations/search?query=secret",
+        None,
+    ),
     (Method::GET, "/api/v2/agents/{a}/conversations/{c}", None),
     (
         Method::PATCH,
@@ -59,7 +111,7 @@ const ENDPOINTS: &[Endpoint] = &[
     ),
     (
         Method::GET,
-        "/api/v2/agents/{a}/users/victim-user/conversations",
+        "/api/v2/agents/{a}/users/{u}/conversations",
         None,
     ),
     (
@@ -70,21 +122,449 @@ const ENDPOINTS: &[Endpoint] = &[
         ),
     ),
     (Method::GET, "/api/v1/get-conversations?chatbotId={a}", None),
+    (
+        Method::POST,
+        "/api/v1/update-chatbot-settings",
+        Some(r#"{"chatbotId":"{a}","name":"pwned"}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v1/update-chatbot-data",
+        Some(r#"{"chatbotId":"{a}","chatbotName":"pwned","sourceText":"planted"}"#),
+    ),
+    (Method::GET, "/v2/actor-runs/{r}", None),
+    (Method::GET, "/v2/actor-runs/{r}?waitForFinish=1", None),
+    (Method::GET, "/v2/actor-runs/{r}/dataset", None),
+    (Method::GET, "/v2/actor-runs/{r}/dataset/items", None),
+    (
+        Method::GET,
+        "/v2/actor-runs/{r}/dataset/items?format=csv",
+        None,
+    ),
+    (Method::GET, "/v2/datasets/{d}", None),
+    (Method::GET, "/v2/datasets/{d}/items", None),
+    (
+        Method::GET,
+        "/v2/datasets/{d}/items?format=jsonl&clean=true",
+        None,
+    ),
+    (Method::GET, "/v2/actor-runs/{r}/log", None),
+    (Method::GET, "/v2/logs/{r}", None),
+    (Method::GET, "/v2/logs/{r}?stream=1", None),
+    (Method::GET, "/v2/actor-runs/{r}/key-value-store", None),
+    (
+        Method::GET,
+        "/v2/actor-runs/{r}/key-value-store/records/{key}",
+        None,
+    ),
+    (Method::GET, "/v2/key-value-stores/{v}", None),
+    (Method::GET, "/v2/key-value-stores/{v}/keys", None),
+    (Method::GET, "/v2/key-value-stores/{v}/records/{key}", None),
+    (
+        Method::PUT,
+        "/v2/key-value-stores/{v}/records/{key}",
+        Some(r#"{"planted":"by another workspace"}"#),
+    ),
+    (Method::POST, "/v2/actor-runs/{r}/abort", None),
+    (Method::DELETE, "/api/v2/agents/{a}/sources/{s}", None),
+    (Method::DELETE, "/api/v1/delete-chatbot?chatbotId={a}", None),
     (Method::DELETE, "/api/v2/agents/{a}", None),
 ];
 
-fn fill(s: &str, a: &str, c: &str, m: &str) -> String {
-    s.replace("{a}", a).replace("{c}", c).replace("{m}", m)
+/// Dashboard routes that name a resource inside the workspace of the path. `{w}` is
+/// the intruder's workspace (the page the operator is on); `{k}` a key id. Forms
+/// carry the session's CSRF token; `playground/chat` posts JSON.
+const DASHBOARD: &[Endpoint] = &[
+    (Method::GET, "/dashboard/w/{w}/agents/{a}", None),
+    (Method::GET, "/dashboard/w/{w}/agents/{a}/playground", None),
+    (
+        Method::GET,
+        "/dashboard/w/{w}/agents/{a}/conversations",
+        None,
+    ),
+    (
+        Method::GET,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}",
+        None,
+    ),
+    (Method::GET, "/dashboard/w/{w}/agents/{a}/sources", None),
+    (
+        Method::GET,
+        "/dashboard/w/{w}/agents/{a}/training.json",
+        None,
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/playground/chat",
+        Some(r#"{"message":"hi","conversationId":"{c}"}"#),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}",
+        Some("name=pwned&instructions=x&model=scripted&temp=0"),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/sources",
+        Some("multipart"),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/retrain",
+        Some(""),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/auto-retrain",
+        Some("enabled=on"),
+    ),
+    (Method::POST, "/dashboard/w/{w}/keys/{k}/revoke", Some("")),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/sources/{s}/delete",
+        Some(""),
+    ),
+    (Method::POST, "/dashboard/w/{w}/agents/{a}/delete", Some("")),
+];
+
+/// Routes that name no resource of a workspace, with the reason each needs no row in
+/// the matrix. Listing and creating routes are checked below for what they show.
+const UNSCOPED: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/api/v2/agents",
+        "lists the caller's agents: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "POST",
+        "/api/v2/agents",
+        "creates in the caller's workspace; names nothing",
+    ),
+    (
+        "GET",
+        "/api/v1/get-chatbots",
+        "lists the caller's agents: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "POST",
+        "/api/v1/create-chatbot",
+        "creates in the caller's workspace; names nothing",
+    ),
+    (
+        "POST",
+        "/v2/acts/{actorId}/runs",
+        "starts the caller's own run; the actor id names the crawler, not a resource",
+    ),
+    (
+        "POST",
+        "/v2/actors/{actorId}/runs",
+        "starts the caller's own run; the actor id names the crawler, not a resource",
+    ),
+    (
+        "POST",
+        "/v2/acts/{actorId}/{name}/runs",
+        "starts the caller's own run; `user/name` names the crawler, not a resource",
+    ),
+    (
+        "POST",
+        "/v2/actors/{actorId}/{name}/runs",
+        "starts the caller's own run; `user/name` names the crawler, not a resource",
+    ),
+    (
+        "GET",
+        "/v2/acts/{actorId}",
+        "the crawler as an actor, the same for every workspace",
+    ),
+    (
+        "GET",
+        "/v2/actors/{actorId}",
+        "the crawler as an actor, the same for every workspace",
+    ),
+    ("GET", "/api/v2/health", "public"),
+    ("GET", "/api/v2/openapi.json", "public"),
+    (
+        "GET",
+        "/metrics",
+        "public (operator metrics, no tenant data)",
+    ),
+    ("GET", "/widget.js", "public script"),
+    ("GET", "/embed.min.js", "public script"),
+    (
+        "GET",
+        "/widget/v1/agents/{agentId}/config",
+        "keyless: public agents only, by origin (widget tests)",
+    ),
+    (
+        "OPTIONS",
+        "/widget/v1/agents/{agentId}/config",
+        "keyless CORS preflight",
+    ),
+    (
+        "POST",
+        "/widget/v1/agents/{agentId}/chat",
+        "keyless: public agents only, by origin; a visitor continues only its own conversations (widget tests)",
+    ),
+    (
+        "OPTIONS",
+        "/widget/v1/agents/{agentId}/chat",
+        "keyless CORS preflight",
+    ),
+    ("GET", "/", "redirect"),
+    ("GET", "/dashboard", "the operator's home"),
+    ("GET", "/dashboard/", "the operator's home"),
+    ("GET", "/dashboard/login", "sign-in"),
+    ("POST", "/dashboard/login", "sign-in"),
+    ("POST", "/dashboard/logout", "sign-out"),
+    ("GET", "/dashboard/assets/{file}", "static files"),
+    (
+        "GET",
+        "/dashboard/workspaces",
+        "the operator manages every workspace",
+    ),
+    (
+        "POST",
+        "/dashboard/workspaces",
+        "the operator manages every workspace",
+    ),
+    (
+        "POST",
+        "/dashboard/w/{ws}/plan",
+        "the workspace itself, which the operator manages",
+    ),
+    (
+        "GET",
+        "/dashboard/w/{ws}/keys",
+        "the workspace's own keys (revoking another's is in the matrix)",
+    ),
+    (
+        "POST",
+        "/dashboard/w/{ws}/keys",
+        "creates a key in the workspace of the path",
+    ),
+    (
+        "GET",
+        "/dashboard/w/{ws}/usage",
+        "the workspace's own usage",
+    ),
+    (
+        "GET",
+        "/dashboard/w/{ws}/agents",
+        "lists the workspace's agents: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "POST",
+        "/dashboard/w/{ws}/agents",
+        "creates in the workspace of the path",
+    ),
+];
+
+/// The router's name for each placeholder's path parameter.
+const PARAMS: &[(&str, &str)] = &[
+    ("{a}", "{agentId}"),
+    ("{c}", "{conversationId}"),
+    ("{m}", "{messageId}"),
+    ("{s}", "{sourceId}"),
+    ("{r}", "{runId}"),
+    ("{d}", "{datasetId}"),
+    ("{v}", "{storeId}"),
+    ("{u}", "{userId}"),
+    ("{w}", "{ws}"),
+    ("{k}", "{keyId}"),
+];
+
+/// The route a matrix row exercises, in the router's spelling.
+fn route_of(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    PARAMS
+        .iter()
+        .fold(path.to_owned(), |p, (from, to)| p.replace(from, to))
 }
 
-#[tokio::test]
-async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() {
-    let t = spawn().await;
-    let victim_agent = t.scripted_agent().await;
+/// Every (method, path) the server's router declares, read from its source: each
+/// `.route("…", …)` call and the method routers in its second argument.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src.clone()];
+    let mut routes = BTreeSet::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + ".route(".len()..];
+            // The call's arguments, up to its closing parenthesis.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .expect("balanced .route( call");
+            let args = &rest[..end];
+            let path = args
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|a| a.split_once('"'))
+                .map(|(p, _)| p.to_owned())
+                .unwrap_or_else(|| panic!("a literal path in .route({args}"));
+            let handlers = &args[args.find(',').expect("a method router") + 1..];
+            let mut found = false;
+            for method in ["get", "post", "put", "patch", "delete", "options"] {
+                let call = format!("{method}(");
+                let mut from = 0;
+                while let Some(i) = handlers[from..].find(&call) {
+                    let i = from + i;
+                    let before = handlers[..i].chars().next_back();
+                    // `get(` or `.get(`, not `agents::get(` or `forget(`.
+                    if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                        routes.insert((method.to_ascii_uppercase(), path.clone()));
+                        found = true;
+                    }
+                    from = i + call.len();
+                }
+            }
+            assert!(found, "no method router found for {path} in {}", path);
+            rest = &rest[end..];
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_route_is_in_the_isolation_matrix() {
+    let declared = declared_routes();
+    assert!(
+        declared.len() > 50,
+        "the router's routes were read: {declared:?}"
+    );
+    // The OpenAPI document is built from the handlers, independently of the source
+    // reading above: every operation it lists must be among the routes read, so a
+    // route the reader misses cannot slip past the matrix.
+    let doc: Value = serde_json::from_slice(&agentbase_server::openapi::document_json()).unwrap();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+                .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+        })
+        .collect();
+    assert!(documented.len() > 30, "{documented:?}");
+    let unread: Vec<_> = documented.difference(&declared).collect();
+    assert!(
+        unread.is_empty(),
+        "documented operations the router reader did not find: {unread:?}"
+    );
+    let mut accounted: BTreeSet<(String, String)> = BTreeSet::new();
+    for (method, path, _) in API.iter().chain(DASHBOARD) {
+        accounted.insert((method.to_string(), route_of(path)));
+    }
+    for (method, path, _) in UNSCOPED {
+        assert!(
+            accounted.insert((method.to_string(), path.to_string())),
+            "{method} {path} is both in the matrix and exempt"
+        );
+    }
+    let missing: Vec<_> = declared.difference(&accounted).collect();
+    assert!(
+        missing.is_empty(),
+        "routes with no row in the isolation matrix (add one to API or DASHBOARD, or \
+         to UNSCOPED with the reason none is needed): {missing:?}"
+    );
+    let stale: Vec<_> = accounted.difference(&declared).collect();
+    assert!(
+        stale.is_empty(),
+        "matrix rows for routes the router does not have: {stale:?}"
+    );
+}
+
+/// One tenant's resources, named by placeholder.
+#[derive(Clone)]
+struct Ids(Vec<(&'static str, String)>);
+
+impl Ids {
+    fn fill(&self, s: &str) -> String {
+        self.0
+            .iter()
+            .fold(s.to_owned(), |s, (from, to)| s.replace(from, to))
+    }
+
+    /// `text` with these ids replaced by their placeholders, so answers about two
+    /// sets of ids compare equal when they say the same about each.
+    fn blank(&self, text: &str) -> String {
+        self.0
+            .iter()
+            .filter(|(_, id)| id.len() > 3)
+            .fold(text.to_owned(), |s, (p, id)| s.replace(id.as_str(), p))
+    }
+
+    fn with(&self, placeholder: &'static str, id: &str) -> Ids {
+        let mut out = self.clone();
+        for (p, v) in &mut out.0 {
+            if *p == placeholder {
+                *v = id.to_owned();
+            }
+        }
+        out
+    }
+}
+
+/// Ids of the victim's kinds that exist nowhere, in the same shapes.
+fn missing_ids(intruder_ws: &str) -> Ids {
+    Ids(vec![
+        ("{a}", "AAAAAAAAAAAAAAAAAAAAA".into()),
+        ("{c}", "00000000-0000-4000-8000-000000000000".into()),
+        ("{m}", "msg_AAAAAAAAAAAAAAAAAAAA".into()),
+        ("{s}", "00000000-0000-4000-8000-000000000001".into()),
+        ("{r}", "AAAAAAAAAAAAAAAAA".into()),
+        ("{d}", "BBBBBBBBBBBBBBBBB".into()),
+        ("{v}", "CCCCCCCCCCCCCCCCC".into()),
+        ("{key}", "INPUT".into()),
+        ("{u}", "victim-user".into()),
+        ("{k}", "AAAAAAAAAAAA".into()),
+        ("{w}", intruder_ws.into()),
+    ])
+}
+
+/// A victim workspace with one of everything, and an intruder with its own agent.
+struct World {
+    t: TestApp,
+    victim: Ids,
+    intruder_key: String,
+    intruder_ws: String,
+    own_agent: String,
+}
+
+async fn json_ok(r: reqwest::Response) -> Value {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+async fn world() -> World {
+    let t = spawn_with(|s| s.rate_limit.requests = 1_000_000).await;
+    let agent = t.scripted_agent().await;
     let r = t
         .client
         .chat(
-            &victim_agent,
+            &agent,
             &agentbase_client::types::ChatRequest {
                 message: Some("secret".into()),
                 user_id: Some("victim-user".into()),
@@ -93,10 +573,56 @@ async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() 
         )
         .await
         .unwrap();
-    let (victim_conv, victim_msg) = (r.data.metadata.conversation_id.clone(), r.data.id.clone());
-    let (_, intruder_key) = t.other_workspace(Plan::Standard).await;
-    let intruder = t.client_for(&intruder_key);
-    let own_agent = intruder
+    let (conversation, message) = (r.data.metadata.conversation_id.clone(), r.data.id.clone());
+    let source = json_ok(
+        t.raw(Method::POST, &format!("/api/v2/agents/{agent}/sources"))
+            .json(&json!({"type": "text", "name": "secret notes", "content": "The vault code is 4711."}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Training (without an embedder here, it fails) settles before anything is
+    // compared.
+    for _ in 0..200 {
+        let r = t
+            .raw(
+                Method::GET,
+                &format!("/api/v2/agents/{agent}/sources/{source}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        if json_ok(r).await["status"] != "untrained" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A crawl of a refused address ends at once; the run and its dataset remain.
+    let run = json_ok(
+        t.raw(
+            Method::POST,
+            "/v2/acts/apify~website-content-crawler/runs?waitForFinish=30",
+        )
+        .json(&json!({"startUrls": [{"url": "http://127.0.0.1:9/"}], "maxCrawlPages": 1}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let key = t
+        .app
+        .keys(Some(&t.workspace_id))
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let (intruder_ws, intruder_key) = t.other_workspace(Plan::Standard).await;
+    let own_agent = t
+        .client_for(&intruder_key)
         .create_agent(&agentbase_client::types::CreateAgentBody {
             name: "mine".into(),
             model: Some("scripted".into()),
@@ -105,78 +631,276 @@ async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() 
         .await
         .unwrap()
         .id;
-    let http = reqwest::Client::new();
-    let call = |method: &Method, path: String, body: Option<String>| {
-        let mut rb = http
-            .request(method.clone(), t.url(&path))
-            .bearer_auth(&intruder_key);
-        if let Some(b) = body {
-            rb = rb.body(b);
-        }
-        rb.send()
-    };
-    let missing_agent = "AAAAAAAAAAAAAAAAAAAAA";
-    for (method, path, body) in ENDPOINTS {
-        // The victim's agent, conversation and message…
-        let foreign = (
-            fill(path, &victim_agent, &victim_conv, &victim_msg),
-            body.map(|b| fill(b, &victim_agent, &victim_conv, &victim_msg)),
-        );
-        // …against ids that exist nowhere.
-        let missing = (
-            fill(path, missing_agent, "missing-conversation", "msg_missing"),
-            body.map(|b| fill(b, missing_agent, "missing-conversation", "msg_missing")),
-        );
-        let (fs, fc, fb) = outcome(call(method, foreign.0, foreign.1).await.unwrap()).await;
-        let (ms, mc, mb) = outcome(call(method, missing.0, missing.1).await.unwrap()).await;
-        assert_eq!((fs, &fc, &fb), (ms, &mc, &mb), "{method} {path} {body:?}");
-        assert!(fs == 404 || fs == 400, "{method} {path}: {fs}");
+    let victim = Ids(vec![
+        ("{a}", agent),
+        ("{c}", conversation),
+        ("{m}", message),
+        ("{s}", source),
+        ("{r}", run["data"]["id"].as_str().unwrap().to_owned()),
+        (
+            "{d}",
+            run["data"]["defaultDatasetId"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "{v}",
+            run["data"]["defaultKeyValueStoreId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+        ("{key}", "INPUT".into()),
+        ("{u}", "victim-user".into()),
+        ("{k}", key),
+        ("{w}", intruder_ws.clone()),
+    ]);
+    World {
+        t,
+        victim,
+        intruder_key,
+        intruder_ws,
+        own_agent,
+    }
+}
 
-        // The intruder's own agent with the victim's conversation and message ids.
-        let names_ids = |s: &str| s.contains("{c}") || s.contains("{m}");
-        if names_ids(path) || body.is_some_and(names_ids) {
-            let foreign = (
-                fill(path, &own_agent, &victim_conv, &victim_msg),
-                body.map(|b| fill(b, &own_agent, &victim_conv, &victim_msg)),
-            );
-            let missing = (
-                fill(path, &own_agent, "missing-conversation", "msg_missing"),
-                body.map(|b| fill(b, &own_agent, "missing-conversation", "msg_missing")),
-            );
-            let (fs, fc, fb) = outcome(call(method, foreign.0, foreign.1).await.unwrap()).await;
-            let (ms, mc, mb) = outcome(call(method, missing.0, missing.1).await.unwrap()).await;
+/// Status, error code, and the body with the named ids blanked.
+async fn api_call(
+    t: &TestApp,
+    key: &str,
+    ids: &Ids,
+    (method, path, body): &Endpoint,
+) -> (u16, Option<String>, String) {
+    let mut rb = reqwest::Client::new()
+        .request(method.clone(), t.url(&ids.fill(path)))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        rb = rb.body(ids.fill(b));
+    }
+    let (status, code, body) = outcome(rb.send().await.unwrap()).await;
+    (status, code, ids.blank(&body.to_string()))
+}
+
+/// Whether a row names a conversation, message or source (ids that a second pass
+/// puts under the intruder's own agent).
+fn names_sub_resource(path: &str, body: Option<&str>) -> bool {
+    let names = |s: &str| ["{c}", "{m}", "{s}"].iter().any(|p| s.contains(p));
+    names(path) || body.is_some_and(names)
+}
+
+#[tokio::test]
+async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() {
+    let w = world().await;
+    let t = &w.t;
+    let missing = missing_ids(&w.intruder_ws);
+    let victim_before = snapshot(t, &w.victim).await;
+    for endpoint in API {
+        let (method, path, body) = endpoint;
+        let foreign = api_call(t, &w.intruder_key, &w.victim, endpoint).await;
+        let absent = api_call(t, &w.intruder_key, &missing, endpoint).await;
+        assert_eq!(foreign, absent, "{method} {path} {body:?}");
+        let restore_no_op = path.ends_with("/restore") && foreign.0 == 200;
+        assert!(
+            foreign.0 == 404 || foreign.0 == 400 || restore_no_op,
+            "{method} {path}: {foreign:?}"
+        );
+
+        // The intruder's own agent with the victim's conversation, message and
+        // source ids.
+        let names_agent = path.contains("{a}") || body.is_some_and(|b| b.contains("{a}"));
+        if names_agent && names_sub_resource(path, *body) {
+            let foreign = api_call(
+                t,
+                &w.intruder_key,
+                &w.victim.with("{a}", &w.own_agent),
+                endpoint,
+            )
+            .await;
+            let absent = api_call(
+                t,
+                &w.intruder_key,
+                &missing.with("{a}", &w.own_agent),
+                endpoint,
+            )
+            .await;
             if path.starts_with("/api/v1/chat") {
-                // v1 makes the conversation when its id is new: the intruder gets a
-                // fresh one, never the victim's.
-                assert_eq!(
-                    fs, 409,
-                    "the victim's id is taken, and no more is said: {fb}"
-                );
-                assert_eq!(ms, 200);
+                // v1 conversation ids are scoped to their workspace: the intruder
+                // gets a fresh conversation under the same id, never the victim's,
+                // and cannot tell whether the id is used elsewhere.
+                assert_eq!((foreign.0, absent.0), (200, 200), "{foreign:?} {absent:?}");
             } else {
-                assert_eq!(
-                    (fs, &fc, &fb),
-                    (ms, &mc, &mb),
-                    "{method} {path} {body:?} with own agent"
-                );
+                assert_eq!(foreign, absent, "{method} {path} {body:?} with own agent");
             }
         }
     }
-    let listed = intruder.all_agents().await.unwrap();
-    assert_eq!(listed.len(), 1, "only the intruder's own agent is listed");
-
-    let still = t.client.get_agent(&victim_agent).await.unwrap();
-    assert_eq!(still.name, "scripted", "the owner's agent is untouched");
-    let conv = t
-        .client
-        .get_conversation(&victim_agent, &victim_conv)
-        .await
-        .unwrap();
     assert_eq!(
-        conv.data.messages.len(),
-        2,
-        "the owner's conversation is untouched"
+        snapshot(t, &w.victim).await,
+        victim_before,
+        "the victim's resources are untouched"
     );
-    assert_eq!(conv.data.conversation.status, "ongoing");
-    assert_eq!(conv.data.messages[1].feedback, Some(None));
+}
+
+/// Everything the victim can read about its resources, through its own key.
+async fn snapshot(t: &TestApp, v: &Ids) -> Vec<String> {
+    let mut out = Vec::new();
+    for path in [
+        "/api/v2/agents/{a}",
+        "/api/v2/agents/{a}/actions",
+        "/api/v2/agents/{a}/sources",
+        "/api/v2/agents/{a}/sources/{s}",
+        "/api/v2/agents/{a}/sources/summary",
+        "/api/v2/agents/{a}/conversations/{c}",
+        "/v2/actor-runs/{r}",
+        "/v2/datasets/{d}/items",
+        "/v2/key-value-stores/{v}/keys",
+        "/v2/key-value-stores/{v}/records/INPUT",
+    ] {
+        let r = t.raw(Method::GET, &v.fill(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let mut body: Value = r.json().await.unwrap_or(Value::Null);
+        // Reading a resource is not changing it: drop the fields that move by
+        // themselves (timestamps of use, the agent's cached counters).
+        for k in ["lastUsedAt", "updatedAt", "finishedAt", "stats", "usage"] {
+            strip(&mut body, k);
+        }
+        out.push(format!("{path} {status} {body}"));
+    }
+    let keys = t.app.keys(None).await.unwrap();
+    out.push(format!(
+        "revoked keys: {:?}",
+        keys.iter()
+            .filter(|k| k.revoked_at.is_some())
+            .map(|k| &k.id)
+            .collect::<Vec<_>>()
+    ));
+    out
+}
+
+fn strip(v: &mut Value, key: &str) {
+    match v {
+        Value::Object(m) => {
+            m.remove(key);
+            m.values_mut().for_each(|x| strip(x, key));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| strip(x, key)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn lists_show_only_the_callers_own() {
+    let w = world().await;
+    let t = &w.t;
+    let secrets: Vec<&str> = w
+        .victim
+        .0
+        .iter()
+        .filter(|(p, _)| *p != "{u}" && *p != "{w}")
+        .map(|(_, id)| id.as_str())
+        .collect();
+    for path in ["/api/v2/agents", "/api/v1/get-chatbots"] {
+        let r = reqwest::Client::new()
+            .get(t.url(path))
+            .bearer_auth(&w.intruder_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains(&w.own_agent),
+            "{path} lists the intruder's agent: {body}"
+        );
+        for id in &secrets {
+            assert!(!body.contains(id), "{path} shows the victim's {id}: {body}");
+        }
+    }
+    let op = sign_in(t).await;
+    let (status, html) = op
+        .get(&format!("/dashboard/w/{}/agents", w.intruder_ws))
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&w.own_agent));
+    for id in &secrets {
+        assert!(
+            !html.contains(id),
+            "the intruder workspace's agents page shows {id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dashboard_pages_of_one_workspace_never_reach_anothers_resources() {
+    let w = world().await;
+    let t = &w.t;
+    let missing = missing_ids(&w.intruder_ws);
+    let op = sign_in(t).await;
+    let victim_before = snapshot(t, &w.victim).await;
+    let call = |ids: Ids, (method, path, body): &'static Endpoint| {
+        let op = &op;
+        async move {
+            let url = ids.fill(path);
+            let r = match (method.as_str(), body) {
+                ("GET", _) => op.request(Method::GET, &url).send().await.unwrap(),
+                (_, Some("multipart")) => {
+                    let form = reqwest::multipart::Form::new()
+                        .text("_csrf", op.csrf.clone())
+                        .text("type", "text")
+                        .text("name", "pwned")
+                        .text("content", "planted by another workspace");
+                    op.request(Method::POST, &url)
+                        .multipart(form)
+                        .send()
+                        .await
+                        .unwrap()
+                }
+                (_, Some(b)) if b.starts_with('{') => op
+                    .request(Method::POST, &url)
+                    .header("x-csrf-token", &op.csrf)
+                    .header("content-type", "application/json")
+                    .body(ids.fill(b))
+                    .send()
+                    .await
+                    .unwrap(),
+                (_, b) => {
+                    let mut form = format!("_csrf={}", op.csrf);
+                    if let Some(b) = b.filter(|b| !b.is_empty()) {
+                        form.push('&');
+                        form.push_str(b);
+                    }
+                    op.request(Method::POST, &url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form)
+                        .send()
+                        .await
+                        .unwrap()
+                }
+            };
+            let status = r.status().as_u16();
+            let location = r
+                .headers()
+                .get("location")
+                .map(|l| ids.blank(l.to_str().unwrap()));
+            let body = ids.blank(&r.text().await.unwrap());
+            (status, location, body)
+        }
+    };
+    for endpoint in DASHBOARD {
+        let (method, path, _) = endpoint;
+        let foreign = call(w.victim.clone(), endpoint).await;
+        let absent = call(missing.clone(), endpoint).await;
+        assert_eq!(foreign, absent, "{method} {path}");
+        let refused = foreign.0 == 404
+            || foreign.0 == 400
+            || foreign.1.as_deref().is_some_and(|l| l.contains("error="));
+        assert!(refused, "{method} {path}: {foreign:?}");
+        if names_sub_resource(path, endpoint.2) {
+            let foreign = call(w.victim.with("{a}", &w.own_agent), endpoint).await;
+            let absent = call(missing.with("{a}", &w.own_agent), endpoint).await;
+            assert_eq!(foreign, absent, "{method} {path} with own agent");
+        }
+    }
+    assert_eq!(
+        snapshot(t, &w.victim).await,
+        victim_before,
+        "the victim's resources are untouched"
+    );
 }

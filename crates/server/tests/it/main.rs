@@ -3,6 +3,7 @@
 //! a malformed one). The clock is manual so window logic runs without sleeps.
 
 mod actions;
+mod agent_fields;
 mod agents;
 mod apify;
 mod auth;
@@ -10,7 +11,9 @@ mod bad_input;
 mod chat;
 mod conversations;
 mod dashboard;
+mod hardening;
 mod isolation;
+mod notifications;
 mod ratelimit;
 mod sources;
 mod system;
@@ -179,8 +182,9 @@ pub async fn spawn_full(
         app = app.with_embedder(e);
     }
     let crawler = app.settings.crawler.clone();
+    let extractor = app.extractor().clone();
     app = app.with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
-        crawler,
+        crawler, extractor,
     )));
     let app = Arc::new(app);
     app.start_workers();

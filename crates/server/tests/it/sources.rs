@@ -684,7 +684,7 @@ async fn v1_chatbots_take_source_text_and_update_chatbot_data_replaces_it() {
 
 /// A fresh database on the PostgreSQL of AGENTBASE_TEST_POSTGRES_URL; `None` (skip)
 /// only outside `scripts/test`.
-async fn fresh_postgres() -> Option<String> {
+pub(crate) async fn fresh_postgres() -> Option<String> {
     use sqlx::Connection;
     let admin = match std::env::var("AGENTBASE_TEST_POSTGRES_URL") {
         Ok(u) if !u.is_empty() => u,

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -114,7 +115,18 @@ async fn the_openapi_document_is_3_1_and_covers_every_route() {
         ("/api/v2/agents/{agentId}/search", &["post"][..]),
         ("/api/v2/agents/{agentId}/training-jobs", &["get"][..]),
         ("/api/v1/update-chatbot-data", &["post"][..]),
-        ("/v2/acts/{actorId}/runs", &["post"][..]),
+        ("/v2/actors/{actorId}/runs", &["post"][..]),
+        ("/v2/actor-runs/{runId}/log", &["get"][..]),
+        (
+            "/v2/key-value-stores/{storeId}/records/{key}",
+            &["get", "put"][..],
+        ),
+        ("/api/v2/agents/{agentId}/styles", &["put"][..]),
+        ("/api/v2/agents/{agentId}/clone", &["post"][..]),
+        (
+            "/api/v2/agents/{agentId}/conversations/search",
+            &["get"][..],
+        ),
         ("/v2/actor-runs/{runId}", &["get"][..]),
         ("/v2/actor-runs/{runId}/abort", &["post"][..]),
         ("/v2/datasets/{datasetId}/items", &["get"][..]),
@@ -169,11 +181,18 @@ async fn metrics_count_requests_by_route_and_status() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let t = spawn().await;
+    // The handler says when it has started: the shutdown begins with the request
+    // in flight, however slowly a loaded machine gets it there.
+    let started = Arc::new(tokio::sync::Notify::new());
+    let in_handler = started.clone();
     let router = agentbase_server::router(t.app.clone()).merge(Router::new().route(
         "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            "done"
+        get(move || {
+            in_handler.notify_one();
+            async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "done"
+            }
         }),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -182,13 +201,18 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let server = tokio::spawn(agentbase_server::serve_router(
         listener,
         router,
-        Duration::from_secs(5),
+        agentbase_server::ConnectionLimits {
+            grace: Duration::from_secs(5),
+            ..Default::default()
+        },
         async move {
             let _ = rx.await;
         },
     ));
     let request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(30), started.notified())
+        .await
+        .expect("the request reaches its handler");
     tx.send(()).unwrap();
     let response = request.await.unwrap().unwrap();
     assert_eq!(response.status(), 200);
@@ -222,7 +246,10 @@ async fn shutdown_gives_up_on_requests_that_outlive_the_deadline() {
     let server = tokio::spawn(agentbase_server::serve_router(
         listener,
         router,
-        Duration::from_millis(200),
+        agentbase_server::ConnectionLimits {
+            grace: Duration::from_millis(200),
+            ..Default::default()
+        },
         async move {
             let _ = rx.await;
         },

@@ -148,6 +148,7 @@ async fn the_config_needs_no_key_and_shows_the_agents_messages() {
             "name": "scripted",
             "initialMessages": ["Hello!", "Ask me anything."],
             "suggestedMessages": suggested,
+            "styles": null,
         }})
     );
 }
@@ -538,4 +539,33 @@ async fn chat_messages_are_limited_per_agent_and_client_ip_with_the_agents_messa
         assert_eq!(r.status(), 200, "{backend}");
         r.text().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn visitors_see_a_generic_error_while_the_operator_keeps_the_detail() {
+    let t = spawn().await;
+    let agent = public_agent(&t, json!({})).await;
+    let r = chat(
+        &t,
+        &agent,
+        &[("origin", "https://any.example")],
+        json!({"message": "[[fail:0]] hi", "visitorId": VISITOR}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let f = frames(&r.text().await.unwrap());
+    let error = f
+        .iter()
+        .find(|c| c["type"] == "error")
+        .expect("an error chunk");
+    assert_eq!(
+        error["errorText"],
+        agentbase_server::sse::PUBLIC_ERROR,
+        "the upstream detail must not reach a visitor"
+    );
+    // The API's callers (the operator's own code) get the detail.
+    let (_, body) = t
+        .stream_raw(&agent, json!({"message": "[[fail:0]] hi"}))
+        .await;
+    assert!(body.contains("scripted failure"), "{body}");
 }

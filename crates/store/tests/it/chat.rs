@@ -42,6 +42,7 @@ fn message(conversation_id: &str, seq: i64, role: MessageRole, text: &str, at: i
             0.0
         },
         sources: Vec::new(),
+        spam: false,
     }
 }
 
@@ -126,6 +127,48 @@ async fn a_finished_turn_stores_the_answer_charge_and_activity_and_frees_the_con
                 .await
                 .unwrap()
                 .is_none(),
+            "{}",
+            b.name
+        );
+
+        // Renewal extends the holder's lease past its first expiry; another
+        // token renews nothing, and a lease released or lost is not renewed.
+        let next = TurnLease {
+            conversation_id: c.id.clone(),
+            token: "next".into(),
+        };
+        assert!(
+            s.renew_turn(&next, 60_000, 60_000).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.acquire_turn(&c.id, "late", 90_000, 60_000)
+                .await
+                .unwrap()
+                .is_none(),
+            "renewed: still held at 90 s ({})",
+            b.name
+        );
+        let other = TurnLease {
+            conversation_id: c.id.clone(),
+            token: "other".into(),
+        };
+        assert!(
+            !s.renew_turn(&other, 90_000, 60_000).await.unwrap(),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.acquire_turn(&c.id, "later", 120_001, 60_000)
+                .await
+                .unwrap()
+                .is_some(),
+            "unrenewed: free once expired ({})",
+            b.name
+        );
+        assert!(
+            !s.renew_turn(&next, 120_002, 60_000).await.unwrap(),
             "{}",
             b.name
         );

@@ -71,9 +71,18 @@ async fn generations_switch_atomically_and_a_failed_training_leaves_the_live_one
         assert_eq!(got.size, src.size);
 
         // One running job per source; the claim is the node's.
-        let j = s.claim_job("node-a", 100, 30_000).await.unwrap().unwrap();
+        let j = s
+            .claim_job("node-a", 100, 30_000, 10)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((j.id.as_str(), j.attempts), ("job1", 1));
-        assert!(s.claim_job("node-b", 100, 30_000).await.unwrap().is_none());
+        assert!(
+            s.claim_job("node-b", 100, 30_000, 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(
             s.job_progress("job1", "node-a", ("embedding", 0, 1), 30_100, 100)
                 .await
@@ -125,7 +134,11 @@ async fn generations_switch_atomically_and_a_failed_training_leaves_the_live_one
         s.enqueue_job(&job(&a.id, "src1", "job2", 300))
             .await
             .unwrap();
-        let j2 = s.claim_job("node-a", 300, 30_000).await.unwrap().unwrap();
+        let j2 = s
+            .claim_job("node-a", 300, 30_000, 10)
+            .await
+            .unwrap()
+            .unwrap();
         s.insert_chunks(&a.id, 9, 0, &[chunk("src1", "c2", "Half written.")])
             .await
             .unwrap();
@@ -179,15 +192,19 @@ async fn a_job_whose_node_died_is_taken_again_when_its_lease_runs_out() {
         s.insert_source(&source(&a.id, "s", "x"), "id", &job(&a.id, "s", "j", 1))
             .await
             .unwrap();
-        let first = s.claim_job("dies", 1_000, 30_000).await.unwrap().unwrap();
+        let first = s
+            .claim_job("dies", 1_000, 30_000, 10)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(
-            s.claim_job("survivor", 30_999, 30_000)
+            s.claim_job("survivor", 30_999, 30_000, 10)
                 .await
                 .unwrap()
                 .is_none()
         );
         let again = s
-            .claim_job("survivor", 31_001, 30_000)
+            .claim_job("survivor", 31_001, 30_000, 10)
             .await
             .unwrap()
             .unwrap();
@@ -198,5 +215,50 @@ async fn a_job_whose_node_died_is_taken_again_when_its_lease_runs_out() {
                 .await
                 .unwrap()
         );
+    }
+}
+
+#[tokio::test]
+async fn jobs_are_claimed_fairly_across_workspaces() {
+    for b in backends().await {
+        let s = &b.store;
+        let busy = workspace(Plan::Standard, 1);
+        let quiet = workspace(Plan::Standard, 2);
+        s.insert_workspace(&busy).await.unwrap();
+        s.insert_workspace(&quiet).await.unwrap();
+        let a = agent(&busy.id, 1);
+        let q = agent(&quiet.id, 2);
+        s.insert_agent(&a).await.unwrap();
+        s.insert_agent(&q).await.unwrap();
+        // The busy workspace queued three jobs before the quiet one queued its one.
+        for i in 0..3 {
+            let id = format!("busy{i}");
+            s.insert_source(
+                &source(&a.id, &id, &format!("text {i}")),
+                &format!("c{id}"),
+                &job(&a.id, &id, &format!("job-{id}"), 10 + i),
+            )
+            .await
+            .unwrap();
+        }
+        s.insert_source(
+            &source(&q.id, "quiet0", "quiet text"),
+            "cquiet0",
+            &job(&q.id, "quiet0", "job-quiet0", 20),
+        )
+        .await
+        .unwrap();
+        let claim = || async {
+            s.claim_job("node", 100, 30_000, 2)
+                .await
+                .unwrap()
+                .map(|j| j.id)
+        };
+        // Oldest first while both run nothing; then the workspace running fewer.
+        assert_eq!(claim().await.as_deref(), Some("job-busy0"), "{}", b.name);
+        assert_eq!(claim().await.as_deref(), Some("job-quiet0"), "{}", b.name);
+        assert_eq!(claim().await.as_deref(), Some("job-busy1"), "{}", b.name);
+        // The busy workspace now runs two, its allowance: its third job waits.
+        assert_eq!(claim().await, None, "{}", b.name);
     }
 }

@@ -9,6 +9,7 @@ mod dashboard;
 mod keys;
 mod knowledge;
 mod migrations;
+mod ops;
 
 use agentbase_core::{
     Agent, AgentStatus, ApiKey, IpRateLimits, Plan, Visibility, Workspace, ids, keys as key_gen,
@@ -19,6 +20,7 @@ use sqlx::Connection;
 pub struct Backend {
     pub name: &'static str,
     pub store: Store,
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg_cleanup: Option<(String, String)>,
 }
@@ -57,6 +59,7 @@ pub async fn backends() -> Vec<Backend> {
     let mut out = vec![Backend {
         name: "sqlite",
         store: agentbase_store::open(&url, 4).await.expect("open sqlite"),
+        url,
         _dir: Some(dir),
         pg_cleanup: None,
     }];
@@ -77,6 +80,7 @@ pub async fn backends() -> Vec<Backend> {
         out.push(Backend {
             name: "postgres",
             store: agentbase_store::open(&url, 4).await.expect("open postgres"),
+            url,
             _dir: None,
             pg_cleanup: Some((admin, db)),
         });
@@ -127,6 +131,12 @@ pub fn agent(workspace_id: &str, created_at: i64) -> Agent {
         credit_limit: None,
         ip_rate_limits: IpRateLimits::default(),
         actions: Vec::new(),
+        channel_instructions: None,
+        notifications: None,
+        spam: None,
+        voice: None,
+        blocked_countries: None,
+        styles: None,
         credits_month: 0,
         credits_used: 0.0,
         status: AgentStatus::Untrained,

@@ -1,0 +1,550 @@
+"""Soak: mixed load for a long while with hostile requests mixed in, against the real
+server. Phases:
+
+1. the hostile probe: every case of hostile.py once, alone, with a health check
+   after it; a dead server is a finding (the case, how the process ended, the log's
+   tail) and is restarted;
+2. unloaded: an authenticated GET (/api/v2/agents) at --probe-rate for --quiet
+   seconds, nothing else running;
+3. loaded: the mix (chat JSON and stream, listings, widget chat on a public agent,
+   training with old sources deleted so the live set stays bounded, one crawl run
+   after another, hostile requests, slow clients) for --duration seconds with the
+   same GET probe beside it; the server's RSS and CPU time are sampled every
+   --rss-every seconds.
+
+The probe is `agentbase-bench-load` (Rust, its own process) so the Python load does
+not sit between the probe and its clock.
+
+Targets (issue 12): no 5xx, no server death, RSS flat after warm-up, the probe's p99
+under load within 2x of unloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import requests
+
+import docs
+import hostile
+from harness import Api, Server, Site, log, loadavg, percentile
+
+
+class Soak:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.up = threading.Event()
+        self.counts: dict[str, dict[str, int]] = {}
+        self.deaths: list[dict] = []
+        self.current_hostile: dict[int, str] = {}
+        self.hostile_outcomes: dict[str, dict[str, int]] = {}
+        self.rss: list[tuple[float, int, float]] = []
+        self.slow: dict[str, int] = {"opened": 0, "closed_by_server": 0, "answered": 0}
+        self.site = Site(pages=4000, fanout=4, delay_ms=args.page_delay_ms)
+        self.tmp = tempfile.mkdtemp(prefix="agentbase-soak-")
+        env = {"AGENTBASE__CRAWLER__MAX_PAGES": "30", "AGENTBASE__KNOWLEDGE__EMBEDDER": args.embedder}
+        if args.database:
+            env["AGENTBASE__DATABASE__URL"] = args.database
+        self.server = Server(args.binary, self.tmp + "/data", env)
+
+    # ---- setup ------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.key = self.server.init()["apiKey"]
+        self.server.start()
+        self.up.set()
+        a = Api(self.server, self.key)
+        self.chat_agents = [a.ok("POST", "/api/v2/agents", 201, json={"name": f"chat {i}"})["id"] for i in range(2)]
+        self.train_agent = a.ok("POST", "/api/v2/agents", 201, json={"name": "train"})["id"]
+        self.hostile_agent = a.ok("POST", "/api/v2/agents", 201, json={"name": "hostile"})["id"]
+        self.public_agent = a.ok("POST", "/api/v2/agents", 201, json={"name": "public"})["id"]
+        a.ok("PUT", f"/api/v2/agents/{self.public_agent}", 200,
+             json={"visibility": "public", "ipRateLimits": {"limit": 200, "timeframe": 1, "message": "slow down"}})
+        self.ctx = hostile.Ctx("127.0.0.1", self.server.port, self.key, self.hostile_agent, self.public_agent,
+                               self.site.url(""))
+
+    def count(self, stream: str, outcome) -> None:
+        k = str(outcome)
+        with self.lock:
+            d = self.counts.setdefault(stream, {})
+            d[k] = d.get(k, 0) + 1
+
+    # ---- deaths ------------------------------------------------------------------------
+
+    def watchdog(self) -> None:
+        """Restarts the server when it dies, or when it has not answered its health
+        check for --hung-after seconds (a hung server is a finding too)."""
+        silent_since = None
+        while not self.stop.is_set():
+            if not self.server.alive():
+                self.up.clear()
+                with self.lock:
+                    suspects = sorted(set(self.current_hostile.values()))
+                self.record_death("soak", suspects)
+                self.server.start()
+                self.up.set()
+                silent_since = None
+            elif self.server.healthy(5):
+                silent_since = None
+            else:
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since > self.args.hung_after:
+                    self.up.clear()
+                    with self.lock:
+                        suspects = sorted(set(self.current_hostile.values()))
+                    self.record_death("soak", suspects, hung=True)
+                    self.server.kill9()
+                    self.server.start()
+                    self.up.set()
+                    silent_since = None
+            self.stop.wait(1)
+
+    def record_death(self, phase: str, suspects: list[str], hung: bool = False) -> None:
+        how = f"unresponsive for {self.args.hung_after:.0f} s, killed" if hung else self.server.exit_description()
+        d = {"phase": phase, "at": time.strftime("%H:%M:%S"), "how": how,
+             "hostile_in_flight": suspects, "log_tail": self.server.log_tail(12)}
+        log(f"SERVER {'HUNG' if hung else 'DIED'} ({how}) in the {phase}; hostile in flight: {suspects}")
+        with self.lock:
+            self.deaths.append(d)
+
+    # ---- phase 1: each hostile case alone -----------------------------------------------
+
+    def probe_hostile(self) -> list[dict]:
+        hostile.prepare()
+        rng = random.Random(self.args.seed)
+        out = []
+        for c in hostile.CASES:
+            if self.args.only and c.name not in self.args.only:
+                continue
+            t0 = time.monotonic()
+            try:
+                outcome = c.fn(self.ctx, rng)
+            except Exception as e:  # noqa: BLE001 - a bug of the case itself, not of the server
+                outcome = f"client error: {e!r}"
+            secs = time.monotonic() - t0
+            state = self.settle(self.args.hung_after)
+            row = {"case": c.name, "outcome": outcome, "class": hostile.classify(outcome),
+                   "secs": round(secs, 2), "server": state, "known_crasher": c.known_crasher, "note": c.note}
+            if state != "up":
+                self.record_death(f"hostile probe: {c.name}", [c.name], hung=state == "hung")
+                row["how"] = self.deaths[-1]["how"]
+                row["log"] = self.server.log_tail(5)
+                if state == "hung":
+                    self.server.kill9()
+                self.server.start()
+            elif outcome == "timeout":
+                # The server may still be working on it: a fresh process, so the next
+                # case is judged alone. Unless the case is a slow client, a request
+                # that holds the server this long is a finding (and stays out of the mix).
+                self.server.kill9()
+                self.server.start()
+                row["restarted"] = True
+                if not c.waits:
+                    row["server"] = state = f"up, but busy > {hostile.TIMEOUT} s (restarted)"
+            log(f"hostile {c.name:24s} -> {outcome!s:8s} in {secs:6.2f}s, server {state}")
+            out.append(row)
+        return out
+
+    def settle(self, timeout: float) -> str:
+        """After a case: "up" once the server answers its health check, "dead" if the
+        process exits first (an abort can take a moment: the core is written), "hung"
+        if neither happens within `timeout` seconds."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if not self.server.alive():
+                return "dead"
+            if self.server.healthy(2):
+                return "up"
+            time.sleep(0.1)
+        return "dead" if not self.server.alive() else "hung"
+
+    # ---- the GET probe ------------------------------------------------------------------
+
+    def start_probe(self, duration: float, samples: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [self.args.load, "--url", f"{self.server.url}/api/v2/agents", "-H", f"Authorization: Bearer {self.key}",
+             "-c", "1", "--rate", str(self.args.probe_rate), "-d", str(duration), "--warmup", "0",
+             "--expect", '"data"', "--samples", samples, "--label", "probe"],
+            stdout=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def read_samples(path: str) -> list[tuple[int, float, int]]:
+        with open(path) as f:
+            return [(int(a), int(b) / 1000, int(c)) for a, b, c in (line.split() for line in f)]
+
+    # ---- phase 3: the mix -----------------------------------------------------------------
+
+    def paced(self, name: str, rate: float, fn, seed: int) -> None:
+        """Calls `fn(rng)` about `rate` times a second (exponential gaps) until the end."""
+        rng = random.Random(seed)
+        nxt = time.monotonic()
+        while not self.stop.is_set():
+            nxt += rng.expovariate(rate)
+            delay = nxt - time.monotonic()
+            if delay > 0:
+                if self.stop.wait(delay):
+                    return
+            else:
+                nxt = time.monotonic()  # fell behind: do not burst to catch up
+            if not self.up.wait(5):
+                continue
+            try:
+                outcome = fn(rng)
+            except requests.Timeout:
+                outcome = "timeout"
+            except requests.ConnectionError:
+                outcome = "closed"
+            except Exception as e:  # noqa: BLE001 - a bug of the driver must not end the stream
+                outcome = f"client error {type(e).__name__}"
+            self.count(name, outcome)
+
+    def mix(self) -> list[threading.Thread]:
+        chat_api = {}
+        convs: list[tuple[str, str]] = []
+
+        def api(name: str, timeout: float = 60) -> Api:
+            key = (name, threading.get_ident())
+            if key not in chat_api:
+                chat_api[key] = Api(self.server, self.key, timeout)
+            return chat_api[key]
+
+        def chat(rng, stream: bool):
+            body: dict = {"message": f"soak {rng.random():.6f} [[delay:{rng.choice([0, 2, 5])}]]"}
+            agent = rng.choice(self.chat_agents)
+            with self.lock:
+                if convs and rng.random() < 0.5:
+                    agent, conv = rng.choice(convs)
+                    body["conversationId"] = conv
+            a = api("chat")
+            if stream:
+                how, info = a.chat_stream(agent, body)
+                status, conv = info.get("status"), info.get("conversationId")
+                if status == 200 and how != "finish":
+                    return "200 cut"
+            else:
+                body["stream"] = False
+                r = a.req("POST", f"/api/v2/agents/{agent}/chat", json=body)
+                status = r.status_code
+                conv = r.json()["data"]["metadata"]["conversationId"] if status == 200 else None
+            if status == 200 and "conversationId" not in body:
+                with self.lock:
+                    convs.append((agent, conv))
+                    if len(convs) > 40:
+                        # Conversations retire, so history (and its tokenising) stays bounded.
+                        convs.pop(0)
+            return status
+
+        def listing(rng):
+            a = api("list")
+            agent = rng.choice(self.chat_agents)
+            path = rng.choice([f"/api/v2/agents/{agent}/conversations", "/api/v2/agents",
+                               f"/api/v2/agents/{agent}", f"/api/v2/agents/{self.train_agent}/sources",
+                               f"/api/v2/agents/{self.train_agent}/training-jobs"])
+            return a.req("GET", path, params={"limit": 20} if path.endswith("s") else None).status_code
+
+        visitor = [0]
+
+        def widget(rng):
+            visitor[0] += 1
+            r = requests.post(f"{self.server.url}/widget/v1/agents/{self.public_agent}/chat",
+                              json={"message": "hello from a visitor", "visitorId": f"v_soak_{visitor[0] % 50:08d}"},
+                              headers={"Origin": "https://shop.example"}, timeout=60)
+            return r.status_code
+
+        live: list[str] = []
+
+        def training(rng):
+            a = api("train")
+            n = rng.randrange(10 ** 9)
+            if len(live) >= 25:
+                # A bounded live set: the soak measures leaks, not a growing index.
+                sid = live.pop(0)
+                st = a.req("DELETE", f"/api/v2/agents/{self.train_agent}/sources/{sid}").status_code
+                self.count("training delete", st)
+            kind = rng.choices(["text", "file", "link"], [6, 3, 1])[0]
+            text = " ".join(rng.choice(docs.WORDS_SMALL) for _ in range(rng.randrange(100, 800)))
+            if kind == "text":
+                r = a.req("POST", f"/api/v2/agents/{self.train_agent}/sources",
+                          json={"type": "text", "name": f"t{n}", "content": text})
+            elif kind == "link":
+                r = a.req("POST", f"/api/v2/agents/{self.train_agent}/sources",
+                          json={"type": "link", "url": self.site.section(), "linkType": "crawl"})
+            else:
+                fmt = rng.choice(["pdf", "docx", "html", "md"])
+                data = {"pdf": lambda: docs.text_pdf(text[:300]), "docx": lambda: docs.text_docx([text]),
+                        "html": lambda: f"<html><body><p>{text}</p></body></html>".encode(),
+                        "md": lambda: f"# Doc {n}\n\n{text}".encode()}[fmt]()
+                r = a.req("POST", f"/api/v2/agents/{self.train_agent}/sources", files={"file": (f"f{n}.{fmt}", data)})
+            if r.status_code == 201:
+                live.append(r.json()["id"])
+            return r.status_code
+
+        def crawl(rng):
+            a = api("crawl", timeout=90)
+            r = a.req("POST", "/v2/acts/apify~website-content-crawler/runs",
+                      json={"startUrls": [{"url": self.site.section()}],
+                            "maxCrawlPages": self.args.run_pages, "maxCrawlDepth": 20})
+            if r.status_code != 201:
+                return r.status_code
+            rid = r.json()["data"]["id"]
+            for _ in range(10):
+                d = a.ok("GET", f"/v2/actor-runs/{rid}", params={"waitForFinish": 60})["data"]
+                if d["status"] not in ("READY", "RUNNING", "ABORTING"):
+                    break
+            items = a.req("GET", f"/v2/actor-runs/{rid}/dataset/items", params={"format": rng.choice(["json", "csv"])})
+            self.count("crawl items", items.status_code)
+            return f"201 {d['status']}"
+
+        heavy_last = [0.0]
+        allowed = [c for c in hostile.CASES
+                   if (self.args.include_crashers or c.name not in self.crashers)
+                   and (not self.args.only or c.name in self.args.only)]
+
+        def hostile_one(rng):
+            cases = [c for c in allowed if not c.heavy or time.monotonic() - heavy_last[0] > 60]
+            c = rng.choices(cases, [c.weight for c in cases])[0]
+            if c.heavy:
+                heavy_last[0] = time.monotonic()
+            tid = threading.get_ident()
+            with self.lock:
+                self.current_hostile[tid] = c.name
+            try:
+                outcome = c.fn(self.ctx, rng)
+            finally:
+                with self.lock:
+                    self.current_hostile.pop(tid, None)
+            cls = hostile.classify(outcome)
+            with self.lock:
+                d = self.hostile_outcomes.setdefault(c.name, {})
+                d[str(outcome)] = d.get(str(outcome), 0) + 1
+            return cls if cls != "5xx" else outcome
+
+        r = self.args
+        plan = [("chat json", r.chat_rate, lambda g: chat(g, False)),
+                ("chat stream", r.chat_rate, lambda g: chat(g, True)),
+                ("listing", r.list_rate, listing),
+                ("widget chat", r.widget_rate, widget),
+                ("training", r.train_rate, training),
+                ("crawl run", 1 / 15, crawl),
+                ("hostile", r.hostile_rate, hostile_one),
+                ("hostile", r.hostile_rate, hostile_one)]
+        threads = [threading.Thread(target=self.paced, args=(name, rate, fn, i), daemon=True)
+                   for i, (name, rate, fn) in enumerate(plan) if rate > 0]
+        threads += [threading.Thread(target=self.slow_client, args=(i,), daemon=True) for i in range(r.slow_clients)]
+        threads.append(threading.Thread(target=self.sample_rss, daemon=True))
+        for t in threads:
+            t.start()
+        return threads
+
+    def slow_client(self, i: int) -> None:
+        """Holds a connection whose request headers arrive a byte every few seconds
+        (slowloris); when the server hangs up, opens another."""
+        req = (b"GET /api/v2/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + self.key.encode()
+               + b"\r\nX-Slow: " + b"s" * 200 + b"\r\n\r\n")
+        while not self.stop.is_set():
+            if not self.up.wait(5):
+                continue
+            try:
+                with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
+                    with self.lock:
+                        self.slow["opened"] += 1
+                    for b in req:
+                        if self.stop.wait(2):
+                            return
+                        s.sendall(bytes([b]))
+                    head = s.recv(16)
+                    with self.lock:
+                        self.slow["answered" if head else "closed_by_server"] += 1
+            except OSError:
+                with self.lock:
+                    self.slow["closed_by_server"] += 1
+                self.stop.wait(1)
+
+    def sample_rss(self) -> None:
+        t0 = time.monotonic()
+        while not self.stop.is_set():
+            rss, cpu = self.server.rss_kib(), self.server.cpu_seconds()
+            if rss:
+                with self.lock:
+                    self.rss.append((time.monotonic() - t0, rss, cpu or 0.0))
+            self.stop.wait(self.args.rss_every)
+
+    # ---- the run --------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        res: dict = {"load_before": loadavg()}
+        self.setup()
+        if not self.args.skip_probe:
+            res["hostile_probe"] = self.probe_hostile()
+        else:
+            res["hostile_probe"] = []
+        self.crashers = {row["case"] for row in res["hostile_probe"] if row["server"] != "up"}
+        self.crashers |= {c.name for c in hostile.CASES if c.known_crasher and self.args.skip_probe}
+        if res["hostile_probe"]:
+            # A fresh process for the measured phases: whatever the probe left
+            # behind (memory, stuck work) is the probe's finding, not the soak's.
+            self.server.kill9()
+            self.server.start()
+        # Warm the paths once so the unloaded figure is not a cold start.
+        a = Api(self.server, self.key)
+        for _ in range(200):
+            a.req("GET", "/api/v2/agents")
+        log(f"unloaded probe: {self.args.quiet}s at {self.args.probe_rate}/s")
+        quiet_file = os.path.join(self.tmp, "quiet.samples")
+        p = self.start_probe(self.args.quiet, quiet_file)
+        res["probe_unloaded"] = json.loads(p.communicate()[0])
+        res["load_during_unloaded"] = loadavg()
+        log(f"loaded: {self.args.duration}s of mixed load")
+        threads = self.mix()
+        wd = threading.Thread(target=self.watchdog, daemon=True)
+        wd.start()
+        time.sleep(self.args.warmup)
+        loaded_file = os.path.join(self.tmp, "loaded.samples")
+        cpu0 = self.server.cpu_seconds() or 0.0
+        p = self.start_probe(self.args.duration, loaded_file)
+        res["probe_loaded"] = json.loads(p.communicate()[0])
+        res["server_cpu_share"] = round(((self.server.cpu_seconds() or 0.0) - cpu0) / self.args.duration, 2)
+        res["load_end_of_load"] = loadavg()
+        self.stop.set()
+        for t in threads:
+            t.join(timeout=200)
+        res["server_alive_at_end"] = self.server.alive() and self.server.healthy(5)
+        res["quiet_samples"] = self.read_samples(quiet_file)
+        res["loaded_samples"] = self.read_samples(loaded_file)
+        res.update({"counts": self.counts, "deaths": self.deaths, "hostile_outcomes": self.hostile_outcomes,
+                    "slow_clients": self.slow, "rss": self.rss, "crashers_skipped": sorted(self.crashers),
+                    "warmup": self.args.warmup, "duration": self.args.duration})
+        return res
+
+
+def summarize(res: dict, args) -> tuple[str, bool]:
+    out = []
+    ok = True
+    # Hostile probe.
+    if res["hostile_probe"]:
+        out += ["### Hostile cases, each alone", "", "| case | answer | s | server after |", "|---|---|---|---|"]
+        for row in res["hostile_probe"]:
+            server = row["server"] + (f" ({row['how']})" if "how" in row else "")
+            out.append(f"| {row['case']} | {row['outcome']} | {row['secs']} | {server} |")
+        out.append("")
+    # Statuses.
+    fivexx = 0
+    out += ["### Answers by stream during the load", "", "| stream | answers |", "|---|---|"]
+    for stream, d in sorted(res["counts"].items()):
+        out.append(f"| {stream} | " + ", ".join(f"{k}: {v}" for k, v in sorted(d.items())) + " |")
+        fivexx += sum(v for k, v in d.items() if k[:1] == "5" and k[:3].isdigit())
+    out += ["", f"5xx answers: {fivexx}; slow clients: {res['slow_clients']}", ""]
+    if res["hostile_outcomes"]:
+        out += ["Hostile cases in the mix: " + "; ".join(
+            f"{k} {dict(sorted(v.items()))}" for k, v in sorted(res["hostile_outcomes"].items())), ""]
+    # Probe.
+    q, l = res["probe_unloaded"]["total_ms"], res["probe_loaded"]["total_ms"]
+    ratio = l["p99"] / q["p99"] if q["p99"] else float("inf")
+    quiet_err = res["probe_unloaded"]["errors"] + res["probe_unloaded"]["non2xx"]
+    load_err = res["probe_loaded"]["errors"] + res["probe_loaded"]["non2xx"]
+    out += ["### GET /api/v2/agents (the probe, %s/s, one connection)" % args.probe_rate, "",
+            "| | requests | p50 ms | p90 ms | p99 ms | max ms | errors/non-2xx |", "|---|---|---|---|---|---|---|",
+            f"| unloaded | {res['probe_unloaded']['ok']} | {q['p50']} | {q['p90']} | {q['p99']} | {q['max']} | {quiet_err} |",
+            f"| under the mix | {res['probe_loaded']['ok']} | {l['p50']} | {l['p90']} | {l['p99']} | {l['max']} | {load_err} |",
+            "", f"p99 loaded / unloaded = {ratio:.2f}x (target <= 2x)", ""]
+    # Per-minute curve: probe p99 and RSS.
+    mins: dict[int, list[float]] = {}
+    for at, ms, st in res["loaded_samples"]:
+        if st == 200:
+            # The probe starts after the warm-up: its clock is shifted onto the load's.
+            mins.setdefault(int((res["warmup"] + at / 1000) // 60), []).append(ms)
+    rss_min: dict[int, list[int]] = {}
+    for t, kib, _ in res["rss"]:
+        rss_min.setdefault(int(t // 60), []).append(kib)
+    out += ["### Per minute of the load (minute 0 starts with the load; the probe starts after the warm-up)", "",
+            "| minute | RSS median MiB | RSS max MiB | probe p99 ms | probe requests |", "|---|---|---|---|---|"]
+    for m in sorted(rss_min):
+        lat = mins.get(m, [])
+        p99 = percentile(lat, 99)
+        out.append(f"| {m} | {percentile(rss_min[m], 50) / 1024:.1f} | {max(rss_min[m]) / 1024:.1f} | "
+                   f"{'' if p99 is None else f'{p99:.2f}'} | {len(lat)} |")
+    rss_after_warm = [kib for t, kib, _ in res["rss"] if t >= args.rss_warm]
+    growth = None
+    if len(rss_after_warm) > 4:
+        head = percentile(rss_after_warm[: len(rss_after_warm) // 5], 50)
+        tail = percentile(rss_after_warm[-len(rss_after_warm) // 5:], 50)
+        growth = (tail - head) / head
+        out += ["", f"RSS after {args.rss_warm:.0f} s of warm-up: first fifth median {head / 1024:.1f} MiB, "
+                    f"last fifth {tail / 1024:.1f} MiB ({growth * 100:+.1f}%; flat = within +10%)"]
+    out += ["", f"server CPU during the load: {res['server_cpu_share']} cores; load average before "
+                f"{res['load_before']}, after the unloaded phase {res['load_during_unloaded']}, "
+                f"at the end of the load {res['load_end_of_load']}"]
+    if res["deaths"]:
+        out += ["", "### Server deaths", ""]
+        for d in res["deaths"]:
+            out.append(f"- {d['phase']} at {d['at']}: {d['how']}; hostile in flight: {d['hostile_in_flight']}; "
+                       f"log: {d['log_tail'].strip().splitlines()[-1:] if d['log_tail'].strip() else ''}")
+    verdicts = {"no 5xx": fivexx == 0, "no server death": not res["deaths"],
+                "RSS flat": growth is not None and growth <= 0.10, "p99 within 2x": ratio <= 2.0,
+                "alive at the end": res["server_alive_at_end"]}
+    ok = all(verdicts.values())
+    out += ["", "verdict: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in verdicts.items())]
+    return "\n".join(out), ok
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--binary", required=True)
+    p.add_argument("--load", required=True, help="the agentbase-bench-load binary (the GET probe)")
+    p.add_argument("--duration", type=float, default=600, help="seconds of measured mixed load")
+    p.add_argument("--warmup", type=float, default=30, help="seconds of load before the probe starts")
+    p.add_argument("--quiet", type=float, default=60, help="seconds of the unloaded probe")
+    p.add_argument("--probe-rate", type=float, default=20)
+    p.add_argument("--chat-rate", type=float, default=4, help="per second, each of JSON and stream")
+    p.add_argument("--list-rate", type=float, default=4)
+    p.add_argument("--widget-rate", type=float, default=1)
+    p.add_argument("--train-rate", type=float, default=0.25)
+    p.add_argument("--hostile-rate", type=float, default=0.5, help="per second, each of two threads")
+    p.add_argument("--slow-clients", type=int, default=16)
+    p.add_argument("--run-pages", type=int, default=60)
+    p.add_argument("--page-delay-ms", type=int, default=20)
+    p.add_argument("--hung-after", type=float, default=60,
+                   help="seconds without a health answer after which the server counts as hung")
+    p.add_argument("--rss-every", type=float, default=2)
+    p.add_argument("--rss-warm", type=float, default=120, help="seconds of the load counted as warm-up for RSS")
+    p.add_argument("--embedder", default="local")
+    p.add_argument("--database", default="")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--include-crashers", action="store_true",
+                   help="mix cases that killed the server in the probe into the load too")
+    p.add_argument("--skip-probe", action="store_true", help="no hostile probe (known crashers are left out)")
+    p.add_argument("--only", nargs="*", default=[], help="only these hostile cases")
+    p.add_argument("--json", default="")
+    args = p.parse_args()
+    s = Soak(args)
+    try:
+        res = s.run()
+    finally:
+        s.stop.set()
+        s.server.stop()
+        shutil.rmtree(s.tmp, ignore_errors=True)
+    res["load_after"] = loadavg()
+    text, ok = summarize(res, args)
+    print(text)
+    print(f"load average after: {res['load_after']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f)
+    print(f"soak: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Browser rendering (issue 17): pages/s of the crawler types on the local Rust docs (a
+# static site: adaptive mode should stay on HTTP) and on a client-rendered single-page
+# app (every page needs the browser), with the fraction of pages rendered and the peak
+# memory of the browser's processes. Same server, limits and concurrency for all; the
+# browser is Debian's chromium, started before each timed crawl (a server keeps it
+# running; its start-up time is printed apart). Each crawl prints one JSON line with the
+# load average before and after it.
+#   bench/crawl/render.sh [MAX_PAGES=600] [CONCURRENCY=16] [ROUNDS=3] [RENDER_PAGES=200]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+max_pages=${1:-600}
+concurrency=${2:-16}
+rounds=${3:-3}
+render_pages=${4:-200}
+browser=${CHROMIUM:-/usr/bin/chromium}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/agentbase-target}"
+cargo build --release -q -p agentbase-bench-crawl
+bin="$CARGO_TARGET_DIR/release"
+docs="$(rustc --print sysroot)/share/doc/rust/html"
+work=$(mktemp -d)
+cleanup() {
+  local pids; pids=$(jobs -p)
+  [ -n "$pids" ] && kill $pids 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# The app: 300 routes, each a JSON document of a few paragraphs linking to 4 others.
+spa="$work/spa"
+mkdir -p "$spa/data"
+cp bench/crawl/spa/index.html bench/crawl/spa/app.js "$spa/"
+python3 - "$spa/data" <<'PY'
+import json, random, sys
+rng = random.Random(17)
+words = ("gizmo calibrate spindle torque housing gasket firmware sensor bracket valve "
+         "adjust measure replace inspect tighten align clean store ship warranty").split()
+n = 300
+for i in range(n):
+    paragraphs = [" ".join(rng.choice(words) for _ in range(60)).capitalize() + "." for _ in range(5)]
+    links = sorted({(i * 7 + k * 13 + 1) % n for k in range(4)})
+    json.dump({"title": f"Gizmo handbook, page {i}", "paragraphs": paragraphs, "links": links},
+              open(f"{sys.argv[1]}/{i}.json", "w"))
+PY
+port=$((20000 + RANDOM % 20000))
+"$bin/static-server" "$docs" "127.0.0.1:$port" "$spa" &
+base="http://127.0.0.1:$port"
+for _ in $(seq 100); do curl -sf -o /dev/null "$base/book/index.html" && break; sleep 0.1; done
+docs_starts=("$base/book/index.html" "$base/reference/index.html" "$base/rust-by-example/index.html" "$base/cargo/index.html")
+spa_start="$base/spa/"
+# Warm the server cache (and the page cache) so no crawler pays for cold files.
+CRAWL_INPUT='{"crawlerType":"cheerio"}' "$bin/crawl-bench" "$work/warm.jsonl" "$max_pages" "$concurrency" "${docs_starts[@]}" > /dev/null
+CRAWL_BROWSER="$browser" CRAWL_INPUT='{"crawlerType":"playwright:chrome"}' "$bin/crawl-bench" "$work/warm.jsonl" 400 "$concurrency" "$spa_start" > /dev/null
+results="$work/results.jsonl"
+run() { # LABEL INPUT PAGES [browser] START...
+  local label=$1 input=$2 pages=$3; shift 3
+  if [ "$1" = browser ]; then
+    shift
+    CRAWL_LABEL="$label" CRAWL_INPUT="$input" CRAWL_BROWSER="$browser" \
+      "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | tee -a "$results"
+  else
+    CRAWL_LABEL="$label" CRAWL_INPUT="$input" \
+      "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | tee -a "$results"
+  fi
+}
+for r in $(seq "$rounds"); do
+  run docs-http '{"crawlerType":"cheerio"}' "$max_pages" "${docs_starts[@]}"
+  run docs-adaptive '{"crawlerType":"playwright:adaptive"}' "$max_pages" browser "${docs_starts[@]}"
+  run docs-render '{"crawlerType":"playwright:chrome"}' "$render_pages" browser "${docs_starts[@]}"
+  run spa-http '{"crawlerType":"cheerio"}' "$render_pages" "$spa_start"
+  run spa-adaptive '{"crawlerType":"playwright:adaptive"}' "$render_pages" browser "$spa_start"
+  run spa-render '{"crawlerType":"playwright:chrome"}' "$render_pages" browser "$spa_start"
+done
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+def med(label, key):
+    return statistics.median(r[key] for r in rows if r["crawler"] == label)
+def peak(label, key):
+    return max(r[key] for r in rows if r["crawler"] == label)
+for label in ["docs-http", "docs-adaptive", "docs-render", "spa-http", "spa-adaptive", "spa-render"]:
+    if not any(r["crawler"] == label for r in rows):
+        continue
+    print(f"{label:14} median {med(label, 'pages_per_sec'):7.1f} pages/s  pages {med(label, 'pages'):5.0f}"
+          f"  items {med(label, 'items'):5.0f}  rendered {med(label, 'rendered'):5.0f}"
+          f" ({med(label, 'rendered') / max(med(label, 'pages'), 1):.1%})"
+          f"  browser peak RSS {peak(label, 'browser_peak_rss_mb'):6.0f} MB (PSS {peak(label, 'browser_peak_pss_mb'):6.0f})"
+          f"  start {med(label, 'browser_launch_secs'):.2f}s")
+print(f"adaptive / http on the docs:   {med('docs-adaptive', 'pages_per_sec') / med('docs-http', 'pages_per_sec'):.2f}x (target >= 0.8)")
+print(f"adaptive / render on the docs: {med('docs-adaptive', 'pages_per_sec') / med('docs-render', 'pages_per_sec'):.2f}x (target >= 3)")
+loads = [(r["crawler"], r["load_before"], r["load_after"]) for r in rows]
+print("load averages (before, after):", ", ".join(f"{c} {a:.2f}/{b:.2f}" for c, a, b in loads))
+print("max load:", max(max(a, b) for _, a, b in loads))
+PY

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Drives agentbase with Apify's official Python client (`apify-client`, pinned in
+requirements.txt), unchanged: only the API URL and the token are set.
+
+Usage:
+  python3 compat/apify_clients.py --api-url http://127.0.0.1:PORT --token KEY
+
+A small site is served on loopback (the server must allow private networks) and the
+Website Content Crawler is driven end to end, as the client's own docs show it:
+- actor("apify/website-content-crawler").call(): start, follow the run's log, wait;
+- dataset(...).list_items() with offset/limit/clean/fields/desc, paged to the end,
+  and iterate_items(); every page agrees with the whole;
+- run(...).get(), the run's log().get(), its default key-value store's INPUT (the
+  input as sent) and OUTPUT (absent, as for this actor on Apify: get_record is None);
+- actor("apify~website-content-crawler").start() of a slow crawl, abort(), then
+  wait_for_finish(): ABORTED.
+
+Prints a JSON report and exits 1 on any failed check."""
+
+import argparse
+import http.server
+import json
+import sys
+import threading
+import time
+import traceback
+
+from apify_client import ApifyClient
+
+PAGES = 9  # the site: an index linking pages 1..PAGES-1
+
+
+def serve_site():
+    """The docs site, and a slow one whose pages take 2 s (for the abort)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = self.path.split("?")[0]
+            if path.startswith("/slow/"):
+                time.sleep(2)
+                n = int(path.rsplit("/", 1)[-1] or 0) if path.rsplit("/", 1)[-1].isdigit() else 0
+                links = "".join(f'<a href="/slow/{n * 3 + k}">more</a>' for k in (1, 2, 3))
+                body = f"<html><head><title>Slow {n}</title></head><body><main><h1>Slow {n}</h1><p>A slow page, long enough to count as main content of a page.</p>{links}</main></body></html>"
+            elif path == "/site/" or path.startswith("/site/page"):
+                n = 0 if path == "/site/" else int(path.rsplit("page", 1)[-1])
+                links = "".join(f'<a href="/site/page{k}">Page {k}</a> ' for k in range(1, PAGES)) if n == 0 else ""
+                body = (f"<html><head><title>Page {n}</title></head><body><nav>{links}</nav><main><h1>Page {n}</h1>"
+                        f"<p>Page number {n} of the espresso guide. This paragraph is long enough to be the main content.</p>"
+                        f"</main></body></html>")
+            else:
+                self.send_error(404)
+                return
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+class Checks:
+    def __init__(self):
+        self.passed, self.failed = [], []
+
+    def expect(self, ok, what, **detail):
+        (self.passed if ok else self.failed).append({"check": what, **({} if ok else detail)})
+        return ok
+
+
+def run(args, checks, report):
+    site = serve_site()
+    client = ApifyClient(args.token, api_url=args.api_url, max_retries=1)
+    run_input = {
+        "startUrls": [{"url": f"{site}/site/"}],
+        "crawlerType": "cheerio",
+        "maxCrawlPages": 50,
+        "maxCrawlDepth": 2,
+    }
+    finished = client.actor("apify/website-content-crawler").call(run_input=run_input)
+    checks.expect(finished is not None and finished.status == "SUCCEEDED", "call() ends SUCCEEDED",
+                  run=finished and finished.model_dump(mode="json"))
+    report["run"] = {"id": finished.id, "status": finished.status, "datasetId": finished.default_dataset_id}
+
+    fetched = client.run(finished.id).get()
+    checks.expect(fetched is not None and fetched.id == finished.id and fetched.default_key_value_store_id,
+                  "run().get() returns the run with its storages")
+
+    dataset = client.dataset(finished.default_dataset_id)
+    everything = dataset.list_items()
+    checks.expect(everything.total == PAGES and len(everything.items) == PAGES, "list_items() has every page",
+                  total=everything.total, count=len(everything.items))
+    urls = sorted(i["url"] for i in everything.items)
+    checks.expect(urls == sorted([f"{site}/site/"] + [f"{site}/site/page{k}" for k in range(1, PAGES)]),
+                  "the dataset holds the site's pages", urls=urls)
+
+    paged, offset = [], 0
+    while True:
+        page = dataset.list_items(offset=offset, limit=4, clean=True, fields=["url", "text"])
+        checks.expect(page.offset == offset and page.limit == 4 and page.total == PAGES,
+                      f"page at {offset} reports offset, limit and total",
+                      page={"offset": page.offset, "limit": page.limit, "total": page.total, "count": page.count})
+        paged.extend(page.items)
+        offset += page.count
+        if page.count == 0 or offset >= page.total:
+            break
+    checks.expect([i["url"] for i in paged] == [i["url"] for i in everything.items],
+                  "pages of 4 walk the dataset in order")
+    checks.expect(all(set(i) == {"url", "text"} for i in paged), "fields keeps only url and text",
+                  keys=sorted({k for i in paged for k in i}))
+    desc = dataset.list_items(limit=2, desc=True)
+    checks.expect([i["url"] for i in desc.items] == [i["url"] for i in everything.items][::-1][:2] and desc.desc,
+                  "desc returns the newest first")
+    iterated = list(dataset.iterate_items())
+    checks.expect([i["url"] for i in iterated] == [i["url"] for i in everything.items], "iterate_items() yields every item")
+    checks.expect(all(i.get("text") and i.get("metadata", {}).get("title") for i in iterated),
+                  "items carry text and metadata.title")
+
+    log = client.run(finished.id).log().get()
+    checks.expect(log is not None and "Crawled" in log and "SUCCEEDED" in log, "the run's log tells the crawl",
+                  log=(log or "")[:500])
+    report["logLines"] = len((log or "").splitlines())
+
+    store = client.run(finished.id).key_value_store()
+    record = store.get_record("INPUT")
+    checks.expect(record is not None and record["value"] == run_input, "the INPUT record is the input",
+                  record=record)
+    checks.expect(store.get_record("OUTPUT") is None, "OUTPUT is absent, as for this actor on Apify")
+    by_id = client.key_value_store(fetched.default_key_value_store_id).get_record("INPUT")
+    checks.expect(by_id is not None and by_id["value"] == run_input, "the store is readable by its id too")
+
+    slow = client.actor("apify~website-content-crawler").start(run_input={
+        "startUrls": [{"url": f"{site}/slow/0"}], "maxCrawlPages": 40, "maxConcurrency": 1,
+    })
+    checks.expect(slow.status in ("READY", "RUNNING"), "start() returns a running run", status=slow.status)
+    time.sleep(1.5)
+    aborted = client.run(slow.id).abort()
+    checks.expect(aborted.status in ("ABORTING", "ABORTED"), "abort() answers ABORTING or ABORTED", status=aborted.status)
+    ended = client.run(slow.id).wait_for_finish()
+    checks.expect(ended is not None and ended.status == "ABORTED", "wait_for_finish() ends ABORTED",
+                  status=ended and ended.status)
+    checks.expect(client.run("no-such-run").get() is None, "an unknown run is None")
+    report["slow"] = {"id": slow.id, "status": ended and ended.status}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--api-url", required=True, help="the server's root, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--token", required=True)
+    args = parser.parse_args(argv)
+    checks, report = Checks(), {}
+    try:
+        run(args, checks, report)
+    except Exception as error:  # a client raising is a failed check, not a crash
+        checks.expect(False, "the client runs", error=repr(error), trace=traceback.format_exc()[-3000:])
+    report["passed"] = [c["check"] for c in checks.passed]
+    report["failed"] = checks.failed
+    json.dump(report, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+//! Which SIMD kernels the local models run on this CPU, chosen once per process at run
+//! time, so one portable binary (baseline x86-64) is fast on every x86-64 server.
+//!
+//! Three levels, best first: AVX-512 (VNNI for the chat model's 8-bit dot products,
+//! BF16 for the embedding model's matmuls), AVX2 + FMA + F16C (Haswell, Zen 1 and
+//! later), and scalar Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|
+//! avx512` forces one level (tests and benchmarks compare them); a level the CPU cannot
+//! run is refused with the features it lacks, never silently replaced.
+//!
+//! The kernels are `#[target_feature]` functions, `unsafe` to call because running
+//! them on a CPU without the feature is undefined behaviour. The zero-sized tokens
+//! below ([`Avx2`], [`Avx512Vnni`], [`Avx512Bf16`]) can only be made by detecting the
+//! features, so a safe wrapper that holds one has proof it may call its kernel (as
+//! memchr's `arch` modules do).
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// One kernel level; `Ord` from slowest to fastest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Plain Rust: any CPU.
+    Scalar,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-512: VNNI (chat) or BF16 (embeddings).
+    Avx512,
+}
+
+impl Level {
+    pub const ALL: [Level; 3] = [Level::Scalar, Level::Avx2, Level::Avx512];
+
+    /// The name `AGENTBASE_KERNELS` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.name() == s)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The kernels each local model runs in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernels {
+    /// The llama forward pass (`fast_llama`).
+    pub chat: Level,
+    /// The BERT forward pass (`fast_bert`).
+    pub embeddings: Level,
+    /// Whether `AGENTBASE_KERNELS` chose them.
+    pub forced: bool,
+}
+
+impl fmt::Display for Kernels {
+    /// `chat avx2 (AVX2+FMA), embeddings avx2 (AVX2+FMA)`, plus `, forced by
+    /// AGENTBASE_KERNELS` when it applies.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = |level: Level, avx512: &'static str| match level {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2 (AVX2+FMA)",
+            Level::Avx512 => avx512,
+        };
+        write!(
+            f,
+            "chat {}, embeddings {}",
+            what(self.chat, "avx512 (AVX-512 VNNI)"),
+            what(self.embeddings, "avx512 (AVX-512 BF16)")
+        )?;
+        if self.forced {
+            f.write_str(", forced by AGENTBASE_KERNELS")?;
+        }
+        Ok(())
+    }
+}
+
+/// `AGENTBASE_KERNELS` names a level this CPU (or build) cannot run, or no level.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("AGENTBASE_KERNELS={value}: {reason}")]
+pub struct KernelsError {
+    pub value: String,
+    pub reason: String,
+}
+
+/// The kernels the local models use in this process: the best this CPU has for each
+/// model, or the level `AGENTBASE_KERNELS` forces (an error if the CPU lacks it).
+/// Decided once; later changes to the variable are not seen.
+pub fn kernels() -> Result<Kernels, KernelsError> {
+    static CHOSEN: OnceLock<Result<Kernels, KernelsError>> = OnceLock::new();
+    CHOSEN
+        .get_or_init(|| choose(std::env::var("AGENTBASE_KERNELS").ok().as_deref()))
+        .clone()
+}
+
+/// The best kernels this CPU has, ignoring `AGENTBASE_KERNELS`.
+pub fn best() -> Kernels {
+    Kernels {
+        chat: best_chat(),
+        embeddings: best_embeddings(),
+        forced: false,
+    }
+}
+
+/// The levels both models can run here (what a test forcing each path iterates over).
+pub fn available() -> Vec<Level> {
+    let best = best();
+    Level::ALL
+        .into_iter()
+        .filter(|&l| l <= best.chat && l <= best.embeddings)
+        .collect()
+}
+
+fn choose(forced: Option<&str>) -> Result<Kernels, KernelsError> {
+    let value = match forced.map(str::trim) {
+        None | Some("") | Some("auto") => return Ok(best()),
+        Some(value) => value,
+    };
+    let Some(level) = Level::parse(value) else {
+        return Err(KernelsError {
+            value: value.to_owned(),
+            reason: "expected one of auto, scalar, avx2, avx512".to_owned(),
+        });
+    };
+    let missing = missing_for(level);
+    if !missing.is_empty() {
+        return Err(KernelsError {
+            value: value.to_owned(),
+            reason: format!("this CPU lacks {}", missing.join(", ")),
+        });
+    }
+    Ok(Kernels {
+        chat: level,
+        embeddings: level,
+        forced: true,
+    })
+}
+
+/// CPU features (or the architecture) that `level` needs and this machine lacks.
+fn missing_for(level: Level) -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let want: &[&'static str] = match level {
+            Level::Scalar => &[],
+            Level::Avx2 => AVX2_FEATURES,
+            Level::Avx512 => &[
+                "avx2",
+                "fma",
+                "f16c",
+                "avx512f",
+                "avx512bw",
+                "avx512dq",
+                "avx512vl",
+                "avx512vnni",
+                "avx512bf16",
+            ],
+        };
+        want.iter()
+            .copied()
+            .filter(|f| !x86::has(f))
+            .collect::<Vec<_>>()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    match level {
+        Level::Scalar => Vec::new(),
+        _ => vec!["x86-64"],
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+const AVX2_FEATURES: &[&str] = &["avx2", "fma", "f16c"];
+
+fn best_chat() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if Avx512Vnni::detect().is_some() {
+            return Level::Avx512;
+        }
+        if Avx2::detect().is_some() {
+            return Level::Avx2;
+        }
+    }
+    Level::Scalar
+}
+
+fn best_embeddings() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if Avx512Bf16::detect().is_some() {
+            return Level::Avx512;
+        }
+        if Avx2::detect().is_some() {
+            return Level::Avx2;
+        }
+    }
+    Level::Scalar
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    /// `is_x86_feature_detected!` by name (the macro wants a literal).
+    pub(super) fn has(feature: &str) -> bool {
+        match feature {
+            "avx2" => std::is_x86_feature_detected!("avx2"),
+            "fma" => std::is_x86_feature_detected!("fma"),
+            "f16c" => std::is_x86_feature_detected!("f16c"),
+            "avx512f" => std::is_x86_feature_detected!("avx512f"),
+            "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
+            "avx512dq" => std::is_x86_feature_detected!("avx512dq"),
+            "avx512vl" => std::is_x86_feature_detected!("avx512vl"),
+            "avx512vnni" => std::is_x86_feature_detected!("avx512vnni"),
+            "avx512bf16" => std::is_x86_feature_detected!("avx512bf16"),
+            _ => false,
+        }
+    }
+}
+
+/// Proof that this CPU has AVX2, FMA and F16C. Only [`Avx2::detect`] makes one.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    pub(crate) fn detect() -> Option<Self> {
+        (std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c"))
+        .then_some(Self(()))
+    }
+}
+
+/// Proof that this CPU has what the chat model's AVX-512 kernels use: F, BW, DQ, VL,
+/// VNNI, plus AVX2, FMA and F16C. Only [`Avx512Vnni::detect`] makes one.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx512Vnni(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512Vnni {
+    /// Its AVX2 + FMA + F16C part (`detect` checked those too).
+    pub(crate) fn avx2(self) -> Avx2 {
+        Avx2(())
+    }
+
+    pub(crate) fn detect() -> Option<Self> {
+        (Avx2::detect().is_some()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni"))
+        .then_some(Self(()))
+    }
+}
+
+/// Proof that this CPU has what the embedding model's AVX-512 kernels use: F and
+/// BF16, plus AVX2, FMA and F16C. Only [`Avx512Bf16::detect`] makes one.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx512Bf16(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512Bf16 {
+    pub(crate) fn detect() -> Option<Self> {
+        (Avx2::detect().is_some()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bf16"))
+        .then_some(Self(()))
+    }
+}
+
+/// The chat model's kernels at one level, holding the proof they may run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ChatIsa {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Avx2),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Avx512Vnni),
+}
+
+impl ChatIsa {
+    /// `None` when this CPU cannot run `level`.
+    pub(crate) fn at(level: Level) -> Option<Self> {
+        match level {
+            Level::Scalar => Some(Self::Scalar),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => Avx2::detect().map(Self::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Avx512Vnni::detect().map(Self::Avx512),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => None,
+        }
+    }
+
+    pub(crate) fn level(self) -> Level {
+        match self {
+            Self::Scalar => Level::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(_) => Level::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512(_) => Level::Avx512,
+        }
+    }
+}
+
+/// The embedding model's kernels at one level, holding the proof they may run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EmbedIsa {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Avx2),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Avx512Bf16),
+}
+
+impl EmbedIsa {
+    /// `None` when this CPU cannot run `level`.
+    pub(crate) fn at(level: Level) -> Option<Self> {
+        match level {
+            Level::Scalar => Some(Self::Scalar),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => Avx2::detect().map(Self::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Avx512Bf16::detect().map(Self::Avx512),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => None,
+        }
+    }
+
+    pub(crate) fn level(self) -> Level {
+        match self {
+            Self::Scalar => Level::Scalar,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(_) => Level::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512(_) => Level::Avx512,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_variable_or_auto_picks_the_best_level() {
+        assert_eq!(choose(None), Ok(best()));
+        assert_eq!(choose(Some("auto")), Ok(best()));
+        assert_eq!(choose(Some("")), Ok(best()));
+        assert!(!best().forced);
+    }
+
+    #[test]
+    fn a_forced_level_applies_to_both_models_or_is_refused_naming_what_is_missing() {
+        for level in Level::ALL {
+            let got = choose(Some(level.name()));
+            if available().contains(&level) {
+                let k = got.unwrap();
+                assert_eq!((k.chat, k.embeddings, k.forced), (level, level, true));
+                assert!(k.to_string().ends_with("forced by AGENTBASE_KERNELS"));
+            } else {
+                let e = got.unwrap_err();
+                assert!(
+                    e.to_string()
+                        .starts_with(&format!("AGENTBASE_KERNELS={level}: this CPU lacks ")),
+                    "{e}"
+                );
+            }
+        }
+        let e = choose(Some("sse9")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "AGENTBASE_KERNELS=sse9: expected one of auto, scalar, avx2, avx512"
+        );
+    }
+
+    #[test]
+    fn scalar_always_runs_and_tokens_exist_for_every_available_level() {
+        assert!(available().contains(&Level::Scalar));
+        for level in available() {
+            assert_eq!(ChatIsa::at(level).map(ChatIsa::level), Some(level));
+            assert_eq!(EmbedIsa::at(level).map(EmbedIsa::level), Some(level));
+        }
+    }
+
+    #[test]
+    fn the_report_names_each_models_kernels() {
+        let k = Kernels {
+            chat: Level::Avx512,
+            embeddings: Level::Avx2,
+            forced: false,
+        };
+        assert_eq!(
+            k.to_string(),
+            "chat avx512 (AVX-512 VNNI), embeddings avx2 (AVX2+FMA)"
+        );
+    }
+}
