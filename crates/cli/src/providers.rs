@@ -94,8 +94,13 @@ pub async fn load_embedder(
             .await?
             .context("cannot fetch the default embedding model")?;
     let dir = paths.embedding_dir.clone();
+    let nice = k.embedder_nice;
     let embedder = tokio::task::spawn_blocking(move || {
-        agentbase_llm::LocalEmbedder::load(&dir, agentbase_llm::LocalEmbedderOptions::default())
+        let options = agentbase_llm::LocalEmbedderOptions {
+            nice,
+            ..Default::default()
+        };
+        agentbase_llm::LocalEmbedder::load(&dir, options)
     })
     .await?
     .with_context(|| {

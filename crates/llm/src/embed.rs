@@ -36,6 +36,10 @@ pub struct LocalEmbedderOptions {
     /// Our encoder's kernels; by default what `crate::cpu::kernels` chose (so
     /// `AGENTBASE_KERNELS` applies). Loading fails if the CPU cannot run them.
     pub kernels: Option<crate::cpu::Level>,
+    /// Nice value of the embedding worker and the threads it starts (0 = the
+    /// caller's priority, up to 19). A server sets it so that training, which is
+    /// mostly embedding, yields the CPU to requests. Default 0.
+    pub nice: i32,
 }
 
 impl Default for LocalEmbedderOptions {
@@ -45,6 +49,7 @@ impl Default for LocalEmbedderOptions {
             max_seq_len: None,
             backend: EmbedBackend::Auto,
             kernels: None,
+            nice: 0,
         }
     }
 }
@@ -222,9 +227,13 @@ impl LocalEmbedder {
             device,
         };
         let (jobs, receiver) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
+        let nice = options.nice;
         std::thread::Builder::new()
             .name("llm-embed".to_owned())
             .spawn(move || {
+                if let Err(e) = crate::sched::lower_thread_priority(nice) {
+                    tracing::warn!(nice, error = %e, "the embedding worker keeps its priority");
+                }
                 for job in receiver {
                     if job.reply.is_closed() {
                         continue;

@@ -13,6 +13,7 @@ mod fast_llama;
 pub mod fetch;
 mod gguf_tokenizer;
 mod llama;
+pub mod sched;
 mod template;
 pub mod tools;
 

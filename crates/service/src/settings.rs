@@ -203,6 +203,9 @@ pub struct KnowledgeSettings {
     pub training_concurrency: usize,
     /// Training jobs one workspace may have running at once, on all nodes.
     pub jobs_per_workspace: usize,
+    /// Nice value (0–19) of the local embedder's threads: training embeds at a lower
+    /// priority than the threads answering requests.
+    pub embedder_nice: i32,
 }
 
 impl KnowledgeSettings {
@@ -394,6 +397,7 @@ impl Default for Settings {
                 },
                 training_concurrency: 3,
                 jobs_per_workspace: 2,
+                embedder_nice: 10,
             },
             crawler: CrawlerConfig {
                 allow_private_networks: false,
@@ -708,6 +712,9 @@ impl Settings {
                 "extraction.worker_memory_mb",
                 "must be at least 128",
             ));
+        }
+        if !(0..=19).contains(&self.knowledge.embedder_nice) {
+            return Err(config_err("knowledge.embedder_nice", "must be 0–19"));
         }
         if self.chat.turn_lease_secs == 0 {
             return Err(config_err("chat.turn_lease_secs", "must be at least 1"));
