@@ -306,8 +306,16 @@ impl EmbedCache {
         std::fs::create_dir_all(cache_dir)?;
         let path = cache_dir.join(format!("embeddings-{model}.bin"));
         let mut map = HashMap::new();
+        let rec = 16 + dim * 4;
         if let Ok(bytes) = std::fs::read(&path) {
-            let rec = 16 + dim * 4;
+            // A run killed mid-append leaves a torn record; cut it so the next
+            // append starts on a record boundary.
+            if bytes.len() % rec != 0 {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len((bytes.len() - bytes.len() % rec) as u64)?;
+            }
             for r in bytes.chunks_exact(rec) {
                 let mut k = [0u8; 16];
                 k.copy_from_slice(&r[..16]);

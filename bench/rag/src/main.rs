@@ -84,10 +84,10 @@ struct EvalArgs {
     /// Corpora, comma-separated (rust, postgres, python).
     #[arg(long, default_value = "rust,postgres,python")]
     corpus: String,
-    /// Question split to score: dev, test or all.
+    /// Question splits to score, comma-separated: dev, test, all.
     #[arg(long, default_value = "test")]
     split: String,
-    /// Also run the lever sweep (on the same split; choose on dev).
+    /// Also run the lever sweep (always on the dev halves).
     #[arg(long)]
     sweep: bool,
     /// Also print the relevance-floor calibration (dev answerable vs unanswerable).
@@ -178,9 +178,12 @@ async fn eval(args: EvalArgs) -> Result<()> {
     for name in args.corpus.split(',') {
         loaded.push(eval::load(name.trim(), &o).await?);
     }
-    eval::report(&loaded, &args.split)?;
+    for split in args.split.split(',') {
+        eval::report(&loaded, split.trim())?;
+    }
+    // Levers are compared on the dev halves only, whatever split is reported.
     if args.sweep {
-        eval::sweep(&loaded, &args.split)?;
+        eval::sweep(&loaded, "dev")?;
     }
     if args.threshold {
         eval::threshold(&loaded, &o).await?;
