@@ -1,31 +1,31 @@
-//! Retrieval benchmarks for `agentbase-search` over the Rust documentation installed
-//! with the toolchain: `eval` (quality per mode and fusion, threshold calibration),
+//! Retrieval benchmarks for `agentbase-search` over three documentation sites
+//! installed from packages: the Rust docs (toolchain), the PostgreSQL 15 manual
+//! (`postgresql-doc-15`) and the Python 3.11 docs (`python3.11-doc`).
+//! `eval` (quality per corpus and split, lever sweeps, relevance floor),
 //! `latency` (p50/p99 at 100k chunks, query embedding included, and RSS per 100k
-//! chunks), `build` (the Rust Book from HTML to a loaded snapshot, split by stage).
+//! chunks), `build` (the Rust Book from HTML to a loaded snapshot, split by stage),
+//! `grounded` (answers of a running server's chat API, see grounded.rs).
 //!
-//! HTML → Markdown goes through `agentbase_crawler::extract` with WCC-style options
-//! (keep `main`, no readability pass), as a user would configure a docs crawl.
-//! Embeddings of the corpus are cached on disk (keyed by the embedded text's hash) so
-//! tuning runs do not re-embed.
+//! Embeddings are cached on disk per (model, text) (`corpus::EmbedCache`), so
+//! tuning runs embed only chunks they have not seen.
 
-use std::collections::HashSet;
+mod corpus;
+mod eval;
+mod grounded;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use agentbase_core::model::Embedder;
-use agentbase_crawler::{ExtractOptions, HtmlTransformer, extract};
-use agentbase_llm::{LocalEmbedder, LocalEmbedderOptions};
-use agentbase_search::{
-    Chunk, ChunkOptions, Doc, Fusion, Index, MIN_RELEVANCE, Mode, Query, chunk_markdown,
-    embedding_text,
-};
+use agentbase_search::{BuildOptions, ChunkOptions, Fusion, Index, Lang, Mode, Query};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use sha2::{Digest, Sha256};
+
+use crate::corpus::{Corpus, EmbedCache, Question};
 
 #[derive(Parser)]
-#[command(about = "Retrieval benchmarks for agentbase-search over the Rust docs")]
+#[command(about = "Retrieval benchmarks for agentbase-search")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,12 +33,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Quality: recall@5, MRR@10, nDCG@10 per mode and fusion; threshold calibration.
+    /// Quality per corpus: recall@5, MRR@10, nDCG@10 for the baselines and what ships.
     Eval(EvalArgs),
     /// Latency p50/p99 (query embedding included) and RSS at N synthetic chunks.
     Latency(LatencyArgs),
     /// Index build time for one book, split into extract/chunk/embed/index.
     Build(BuildArgs),
+    /// Grounded answers through a running server's chat API.
+    Grounded(grounded::GroundedArgs),
+    /// Search latency through a running server's HTTP API (Rust Book agent).
+    Http(grounded::HttpArgs),
     /// Opens a snapshot in this fresh process and prints the RSS it added (used by
     /// `latency`, so allocator leftovers from building do not blur the figure).
     Open {
@@ -49,47 +53,58 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Root of the HTML docs (default: `$(rustc --print sysroot)/share/doc/rust/html`).
-    #[arg(long)]
-    docs: Option<PathBuf>,
     /// all-MiniLM-L6-v2 directory.
     #[arg(long, default_value = "/var/cache/agentbase-models/all-minilm-l6-v2")]
     model: PathBuf,
-    /// Where corpus embeddings are cached.
+    /// Where embeddings are cached.
     #[arg(long, default_value = "/var/cache/agentbase-bench-rag")]
     cache: PathBuf,
     #[arg(long, default_value_t = ChunkOptions::default().max_chars)]
     max_chars: usize,
     #[arg(long, default_value_t = ChunkOptions::default().overlap_chars)]
     overlap: usize,
-    /// Embed the chunk text alone instead of title + heading path + text.
-    #[arg(long)]
-    text_only: bool,
     /// Embedder batch size.
     #[arg(long, default_value_t = 32)]
     batch: usize,
+}
+
+impl Common {
+    fn chunk(&self) -> ChunkOptions {
+        ChunkOptions {
+            max_chars: self.max_chars,
+            overlap_chars: self.overlap,
+        }
+    }
 }
 
 #[derive(Args)]
 struct EvalArgs {
     #[command(flatten)]
     common: Common,
-    #[arg(long, default_value = "bench/rag/questions.jsonl")]
-    questions: PathBuf,
-    /// Disable English stemming in BM25.
+    /// Corpora, comma-separated (rust, postgres, python).
+    #[arg(long, default_value = "rust,postgres,python")]
+    corpus: String,
+    /// Question splits to score, comma-separated: dev, test, all.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Also run the lever sweep (always on the dev halves).
+    #[arg(long)]
+    sweep: bool,
+    /// Also print the relevance-floor calibration (dev answerable vs unanswerable).
+    #[arg(long)]
+    threshold: bool,
+    /// Disable stemming in BM25.
     #[arg(long)]
     no_stem: bool,
-    /// Weight of title/heading matches in BM25 (0 = body only).
-    #[arg(long, default_value_t = agentbase_search::BuildOptions::default().heading_boost)]
-    heading_boost: f32,
+    /// Stem every page as this language (code) instead of detecting it.
+    #[arg(long)]
+    language: Option<String>,
 }
 
 #[derive(Args)]
 struct LatencyArgs {
     #[command(flatten)]
     common: Common,
-    #[arg(long, default_value = "bench/rag/questions.jsonl")]
-    questions: PathBuf,
     /// Synthetic index size.
     #[arg(long, default_value_t = 100_000)]
     chunks: usize,
@@ -102,29 +117,23 @@ struct LatencyArgs {
 struct BuildArgs {
     #[command(flatten)]
     common: Common,
-    /// Book directory under the docs root.
+    /// Book directory under the Rust docs root.
     #[arg(long, default_value = "book")]
     book: String,
 }
 
-#[derive(serde::Deserialize)]
-struct Question {
-    id: String,
-    question: String,
-    relevant: Vec<String>,
-    #[serde(default)]
-    offtopic: bool,
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     match cli.command {
         Command::Eval(a) => rt.block_on(eval(a)),
         Command::Latency(a) => rt.block_on(latency(a)),
         Command::Build(a) => rt.block_on(build(a)),
+        Command::Grounded(a) => rt.block_on(grounded::run(a)),
+        Command::Http(a) => rt.block_on(grounded::http(a)),
         Command::Open { snap } => {
             let before = rss_bytes();
             let index = Index::open(&snap)?;
@@ -143,267 +152,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn docs_root(common: &Common) -> Result<PathBuf> {
-    if let Some(d) = &common.docs {
-        return Ok(d.clone());
-    }
-    let out = std::process::Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .context("failed to run rustc --print sysroot")?;
-    let sysroot = String::from_utf8(out.stdout)?.trim().to_owned();
-    Ok(Path::new(&sysroot).join("share/doc/rust/html"))
-}
-
-/// A page of the corpus, as extracted.
-struct Page {
-    /// Path relative to the docs root, as in `relevant`.
-    path: String,
-    title: String,
-    markdown: String,
-}
-
-/// mdBook renders every page once more into `print.html` (and keeps redirect stubs
-/// for old editions); those would duplicate the corpus, so they are skipped.
-fn skip(rel: &str) -> bool {
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    matches!(
-        name,
-        "print.html" | "toc.html" | "404.html" | "SUMMARY.html"
-    ) || rel.starts_with("book/2018-edition/")
-        || rel.starts_with("book/first-edition/")
-        || rel.starts_with("book/second-edition/")
-        || !rel.ends_with(".html")
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("failed to list {}", dir.display()))?
-    {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            walk(root, &path, out)?;
-        } else {
-            let rel = path
-                .strip_prefix(root)?
-                .to_string_lossy()
-                .replace('\\', "/");
-            if !skip(&rel) {
-                out.push(rel);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn extract_options() -> ExtractOptions {
-    ExtractOptions {
-        keep_elements_css_selector: "main".to_owned(),
-        html_transformer: HtmlTransformer::None,
-        ..ExtractOptions::default()
-    }
-}
-
-fn load_pages(root: &Path, paths: &[String]) -> Result<Vec<Page>> {
-    let options = extract_options();
-    let mut pages = Vec::with_capacity(paths.len());
-    for rel in paths {
-        let html = std::fs::read_to_string(root.join(rel))
-            .with_context(|| format!("failed to read {rel}"))?;
-        let url = format!("https://doc.rust-lang.org/{rel}");
-        let e = extract(&html, &url, &options);
-        let markdown = e.markdown.unwrap_or(e.text);
-        if markdown.trim().is_empty() {
-            continue;
-        }
-        pages.push(Page {
-            path: rel.clone(),
-            title: e.title.unwrap_or_default(),
-            markdown,
-        });
-    }
-    Ok(pages)
-}
-
-/// The books the question set draws on, whole, plus any other page it names.
-fn corpus_paths(root: &Path, questions: &[Question]) -> Result<Vec<String>> {
-    let mut paths = Vec::new();
-    for book in ["book", "rust-by-example", "reference", "cargo"] {
-        walk(root, &root.join(book), &mut paths)?;
-    }
-    let have: HashSet<String> = paths.iter().cloned().collect();
-    for q in questions {
-        for r in &q.relevant {
-            if !have.contains(r) && root.join(r).is_file() && !paths.contains(r) {
-                paths.push(r.clone());
-            }
-        }
-    }
-    paths.sort();
-    Ok(paths)
-}
-
-struct Prepared {
-    /// (page index, chunk) in corpus order.
-    chunks: Vec<(usize, Chunk)>,
-    texts: Vec<String>,
-}
-
-fn prepare(pages: &[Page], common: &Common) -> Prepared {
-    let options = ChunkOptions {
-        max_chars: common.max_chars,
-        overlap_chars: common.overlap,
-    };
-    let mut chunks = Vec::new();
-    let mut texts = Vec::new();
-    for (p, page) in pages.iter().enumerate() {
-        for c in chunk_markdown(&page.markdown, &options) {
-            texts.push(if common.text_only {
-                c.text.clone()
-            } else {
-                embedding_text(&page.title, &c)
-            });
-            chunks.push((p, c));
-        }
-    }
-    Prepared { chunks, texts }
-}
-
-async fn load_embedder(common: &Common) -> Result<LocalEmbedder> {
-    let dir = common.model.clone();
-    let batch = common.batch;
-    tokio::task::spawn_blocking(move || {
-        LocalEmbedder::load(
-            &dir,
-            LocalEmbedderOptions {
-                batch_size: batch,
-                ..Default::default()
-            },
-        )
-    })
-    .await?
-    .context("failed to load the embedder")
-}
-
-async fn embed_all(embedder: &LocalEmbedder, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-    let mut out = Vec::with_capacity(texts.len());
-    for part in texts.chunks(1024) {
-        out.extend(embedder.embed(part).await.context("embedding failed")?);
-    }
-    Ok(out)
-}
-
-/// Embeddings for `texts`, from the cache when every text hashes the same.
-async fn embed_cached(
-    embedder: &LocalEmbedder,
-    texts: &[String],
-    cache: &Path,
-) -> Result<(Vec<Vec<f32>>, bool)> {
-    let mut h = Sha256::new();
-    for t in texts {
-        h.update((t.len() as u64).to_le_bytes());
-        h.update(t.as_bytes());
-    }
-    let key: String = h
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let path = cache.join(format!("emb-{key}.f32"));
-    let dim = embedder.dimensions();
-    if let Ok(bytes) = std::fs::read(&path)
-        && bytes.len() == texts.len() * dim * 4
-    {
-        let flat: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        return Ok((flat.chunks(dim).map(<[f32]>::to_vec).collect(), true));
-    }
-    let vectors = embed_all(embedder, texts).await?;
-    std::fs::create_dir_all(cache)?;
-    let mut bytes = Vec::with_capacity(texts.len() * dim * 4);
-    for v in &vectors {
-        for x in v {
-            bytes.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    std::fs::write(&path, bytes)?;
-    Ok((vectors, false))
-}
-
-fn docs_for(pages: &[Page], prepared: &Prepared, vectors: Vec<Vec<f32>>) -> Vec<Doc> {
-    prepared
-        .chunks
-        .iter()
-        .zip(vectors)
-        .enumerate()
-        .map(|(i, ((p, c), embedding))| Doc {
-            chunk_id: format!("c{i}"),
-            source_id: pages[*p].path.clone(),
-            title: pages[*p].title.clone(),
-            url: Some(format!("https://doc.rust-lang.org/{}", pages[*p].path)),
-            heading: c.heading_path.join(" > "),
-            text: c.text.clone(),
-            embedding,
-        })
-        .collect()
-}
-
-fn read_questions(path: &Path) -> Result<Vec<Question>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read {}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).with_context(|| format!("bad question line {l}")))
-        .collect()
-}
-
-#[derive(Default, Clone, Copy)]
-struct Metrics {
-    recall5: f64,
-    mrr10: f64,
-    ndcg10: f64,
-}
-
-/// Page-level metrics for one ranking: hits are mapped to their page and pages
-/// de-duplicated (first occurrence wins) before scoring.
-fn score(ranked_pages: &[&str], relevant: &HashSet<&str>) -> Metrics {
-    let mut seen = HashSet::new();
-    let pages: Vec<&str> = ranked_pages
-        .iter()
-        .copied()
-        .filter(|p| seen.insert(*p))
-        .take(10)
-        .collect();
-    let found5 = pages
-        .iter()
-        .take(5)
-        .filter(|p| relevant.contains(*p))
-        .count();
-    let mrr10 = pages
-        .iter()
-        .position(|p| relevant.contains(p))
-        .map_or(0.0, |r| 1.0 / (r as f64 + 1.0));
-    let dcg: f64 = pages
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| relevant.contains(*p))
-        .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
-        .sum();
-    let ideal: f64 = (0..relevant.len().min(10))
-        .map(|i| 1.0 / (i as f64 + 2.0).log2())
-        .sum();
-    Metrics {
-        recall5: found5 as f64 / relevant.len() as f64,
-        mrr10,
-        ndcg10: if ideal > 0.0 { dcg / ideal } else { 0.0 },
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -412,205 +161,33 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn eval(args: EvalArgs) -> Result<()> {
-    let common = &args.common;
-    let root = docs_root(common)?;
-    let questions = read_questions(&args.questions)?;
-    let t = Instant::now();
-    let paths = corpus_paths(&root, &questions)?;
-    let pages = load_pages(&root, &paths)?;
-    let extract_s = t.elapsed().as_secs_f64();
-    let prepared = prepare(&pages, common);
-    let n_chunks = prepared.chunks.len();
-    eprintln!(
-        "corpus: {} pages, {} chunks (max_chars {}, overlap {}, embedded: {}), extract {:.1}s",
-        pages.len(),
-        n_chunks,
-        common.max_chars,
-        common.overlap,
-        if common.text_only {
-            "text"
-        } else {
-            "title+headings+text"
+    let build = BuildOptions {
+        stemming: !args.no_stem,
+        language: match &args.language {
+            Some(code) => Some(Lang::from_code(code).context("unknown language code")?),
+            None => None,
         },
-        extract_s
-    );
-    let known: HashSet<&str> = pages.iter().map(|p| p.path.as_str()).collect();
-    for q in &questions {
-        for r in &q.relevant {
-            if !known.contains(r.as_str()) {
-                eprintln!("warning: {} names {r}, not in the corpus", q.id);
-            }
-        }
-    }
-
-    let embedder = load_embedder(common).await?;
-    let t = Instant::now();
-    let (vectors, cached) = embed_cached(&embedder, &prepared.texts, &common.cache).await?;
-    eprintln!(
-        "corpus embeddings: {:.1}s{}",
-        t.elapsed().as_secs_f64(),
-        if cached { " (cache)" } else { "" }
-    );
-    let docs = docs_for(&pages, &prepared, vectors);
-    let tmp = tempfile::tempdir()?;
-    let t = Instant::now();
-    let index = Index::build_with(
-        &tmp.path().join("snap"),
-        docs,
-        &agentbase_search::BuildOptions {
-            stemming: !args.no_stem,
-            heading_boost: args.heading_boost,
-        },
-    )?;
-    eprintln!("index build: {:.1}s", t.elapsed().as_secs_f64());
-
-    let q_texts: Vec<String> = questions.iter().map(|q| q.question.clone()).collect();
-    let q_vecs = embed_all(&embedder, &q_texts).await?;
-
-    let mut modes: Vec<(String, Mode)> =
-        vec![("bm25".into(), Mode::Bm25), ("dense".into(), Mode::Dense)];
-    for k in [5.0, 10.0, 20.0, 30.0, 60.0, 100.0] {
-        modes.push((format!("rrf k={k}"), Mode::Hybrid(Fusion::Rrf { k })));
-    }
-    for w in [0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.7] {
-        modes.push((
-            format!("normalized w_dense={w}"),
-            Mode::Hybrid(Fusion::Normalized { weight_dense: w }),
-        ));
-    }
-    let answerable: Vec<usize> = (0..questions.len())
-        .filter(|&i| !questions[i].offtopic && !questions[i].relevant.is_empty())
-        .collect();
-    println!(
-        "\nquestions: {} answerable, {} off-topic; corpus {} pages, {} chunks (max_chars {}, overlap {}, embedded {}, stem {}, heading_boost {})\n",
-        answerable.len(),
-        questions.len() - answerable.len(),
-        pages.len(),
-        n_chunks,
-        common.max_chars,
-        common.overlap,
-        if common.text_only {
-            "text"
-        } else {
-            "title+headings+text"
-        },
-        !args.no_stem,
-        args.heading_boost,
-    );
-    println!("| mode | recall@5 | MRR@10 | nDCG@10 |");
-    println!("| --- | ---: | ---: | ---: |");
-    let mut results: Vec<(String, Metrics)> = Vec::new();
-    for (name, mode) in &modes {
-        let mut sum = Metrics::default();
-        for &qi in &answerable {
-            let q = &questions[qi];
-            let hits = index.search(&Query {
-                text: q.question.clone(),
-                embedding: Some(q_vecs[qi].clone()),
-                limit: 60,
-                mode: *mode,
-                candidates: 0,
-            })?;
-            let pages_ranked: Vec<&str> = hits
-                .iter()
-                .map(|h| index.doc(h.doc).map_or("", |d| d.source_id.as_str()))
-                .collect();
-            let relevant: HashSet<&str> = q.relevant.iter().map(String::as_str).collect();
-            let m = score(&pages_ranked, &relevant);
-            sum.recall5 += m.recall5;
-            sum.mrr10 += m.mrr10;
-            sum.ndcg10 += m.ndcg10;
-        }
-        let n = answerable.len() as f64;
-        let m = Metrics {
-            recall5: sum.recall5 / n * 100.0,
-            mrr10: sum.mrr10 / n * 100.0,
-            ndcg10: sum.ndcg10 / n * 100.0,
-        };
-        println!(
-            "| {name} | {:.1} | {:.1} | {:.1} |",
-            m.recall5, m.mrr10, m.ndcg10
-        );
-        results.push((name.clone(), m));
-    }
-    let best_single = results[..2]
-        .iter()
-        .map(|r| r.1.ndcg10)
-        .fold(f64::MIN, f64::max);
-    let best_hybrid = results[2..]
-        .iter()
-        .max_by(|a, b| a.1.ndcg10.total_cmp(&b.1.ndcg10))
-        .expect("hybrid modes");
-    println!(
-        "\nbest hybrid: {} at nDCG@10 {:.1}, {:+.1} points over the better single ranking ({:.1})",
-        best_hybrid.0,
-        best_hybrid.1.ndcg10,
-        best_hybrid.1.ndcg10 - best_single,
-        best_single
-    );
-
-    // Threshold calibration on the best hit's dense cosine.
-    let mut on = Vec::new();
-    let mut off = Vec::new();
-    for (qi, q) in questions.iter().enumerate() {
-        let hits = index.search(&Query {
-            text: q.question.clone(),
-            embedding: Some(q_vecs[qi].clone()),
-            limit: 1,
-            mode: Mode::Dense,
-            candidates: 0,
-        })?;
-        let top = hits.first().and_then(|h| h.relevance()).unwrap_or(0.0) as f64;
-        if q.offtopic || q.relevant.is_empty() {
-            off.push(top);
-        } else {
-            on.push(top);
-        }
-    }
-    on.sort_by(f64::total_cmp);
-    off.sort_by(f64::total_cmp);
-    println!("\nbest-hit dense cosine (relevance):");
-    println!("| set | n | min | p10 | p50 | p90 | max |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (name, v) in [("answerable", &on), ("off-topic", &off)] {
-        println!(
-            "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            v.len(),
-            v.first().copied().unwrap_or(f64::NAN),
-            percentile(v, 0.1),
-            percentile(v, 0.5),
-            percentile(v, 0.9),
-            v.last().copied().unwrap_or(f64::NAN)
-        );
-    }
-    let mut best = (0.0, 0usize);
-    for step in 0..=100 {
-        let t = step as f64 / 100.0;
-        let correct =
-            on.iter().filter(|&&x| x >= t).count() + off.iter().filter(|&&x| x < t).count();
-        if correct > best.1 {
-            best = (t, correct);
-        }
-    }
-    let at = |t: f64| {
-        (
-            on.iter().filter(|&&x| x >= t).count(),
-            off.iter().filter(|&&x| x < t).count(),
-        )
     };
-    let (a, o) = at(MIN_RELEVANCE as f64);
-    println!(
-        "\nMIN_RELEVANCE = {MIN_RELEVANCE}: keeps {a}/{} answerable, rejects {o}/{} off-topic",
-        on.len(),
-        off.len()
-    );
-    let (a, o) = at(best.0);
-    println!(
-        "most accurate cut-off on this set: {:.2} (keeps {a}/{}, rejects {o}/{})",
-        best.0,
-        on.len(),
-        off.len()
-    );
+    let o = eval::LoadOptions {
+        model: &args.common.model,
+        cache: &args.common.cache,
+        chunk: args.common.chunk(),
+        build,
+    };
+    let mut loaded = Vec::new();
+    for name in args.corpus.split(',') {
+        loaded.push(eval::load(name.trim(), &o).await?);
+    }
+    for split in args.split.split(',') {
+        eval::report(&loaded, split.trim())?;
+    }
+    // Levers are compared on the dev halves only, whatever split is reported.
+    if args.sweep {
+        eval::sweep(&loaded, "dev")?;
+    }
+    if args.threshold {
+        eval::threshold(&loaded, &o).await?;
+    }
     Ok(())
 }
 
@@ -639,14 +216,15 @@ impl Rng {
 
 async fn latency(args: LatencyArgs) -> Result<()> {
     let common = &args.common;
-    let root = docs_root(common)?;
-    let questions = read_questions(&args.questions)?;
-    let paths = corpus_paths(&root, &questions)?;
-    let pages = load_pages(&root, &paths)?;
-    let prepared = prepare(&pages, common);
-    let embedder = load_embedder(common).await?;
-    let (vectors, _) = embed_cached(&embedder, &prepared.texts, &common.cache).await?;
-    let base = docs_for(&pages, &prepared, vectors);
+    let corpus = Corpus::named("rust")?;
+    let questions: Vec<Question> = corpus::read_jsonl(&corpus.questions)?;
+    let paths = corpus.page_paths(&questions)?;
+    let pages = corpus.load_pages(&paths)?;
+    let prepared = corpus::prepare(&pages, &common.chunk());
+    let embedder = corpus::load_embedder(&common.model, common.batch).await?;
+    let mut cache = EmbedCache::open(&common.cache, &common.model, embedder.dimensions())?;
+    let (vectors, _) = cache.embed(&embedder, &prepared.texts).await?;
+    let base = corpus::docs_for(&corpus, &pages, &prepared, vectors);
     if base.is_empty() {
         bail!("empty corpus");
     }
@@ -747,7 +325,7 @@ async fn latency(args: LatencyArgs) -> Result<()> {
                 embedding: e.into_iter().next(),
                 limit: 5,
                 mode,
-                candidates: 0,
+                ..Query::default()
             })?;
             let t2 = Instant::now();
             std::hint::black_box(hits);
@@ -773,21 +351,24 @@ async fn latency(args: LatencyArgs) -> Result<()> {
 
 async fn build(args: BuildArgs) -> Result<()> {
     let common = &args.common;
-    let root = docs_root(common)?;
+    let corpus = Corpus::named("rust")?;
     let t0 = Instant::now();
-    let mut paths = Vec::new();
-    walk(&root, &root.join(&args.book), &mut paths)?;
-    paths.sort();
-    let pages = load_pages(&root, &paths)?;
+    let questions: Vec<Question> = Vec::new();
+    let mut paths = corpus.page_paths(&questions)?;
+    paths.retain(|p| p.starts_with(&format!("{}/", args.book)));
+    let pages = corpus.load_pages(&paths)?;
     let t1 = Instant::now();
-    let prepared = prepare(&pages, common);
+    let prepared = corpus::prepare(&pages, &common.chunk());
     let t2 = Instant::now();
-    let embedder = load_embedder(common).await?;
+    let embedder = corpus::load_embedder(&common.model, common.batch).await?;
     let t3 = Instant::now();
     // Never from the cache: this measures embedding.
-    let vectors = embed_all(&embedder, &prepared.texts).await?;
+    let mut vectors = Vec::with_capacity(prepared.texts.len());
+    for part in prepared.texts.chunks(1024) {
+        vectors.extend(embedder.embed(part).await.context("embedding failed")?);
+    }
     let t4 = Instant::now();
-    let docs = docs_for(&pages, &prepared, vectors);
+    let docs = corpus::docs_for(&corpus, &pages, &prepared, vectors);
     let tmp = tempfile::tempdir()?;
     let index = Index::build(&tmp.path().join("snap"), docs)?;
     let t5 = Instant::now();

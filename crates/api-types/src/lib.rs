@@ -99,6 +99,12 @@ pub struct Agent {
     pub created_at: String,
     pub last_message_at: Option<String>,
     pub last_trained_at: Option<String>,
+    /// agentbase extension: quote the best passage with its citation when the
+    /// answer does not use it (and answer "I don't know" without the model when
+    /// nothing relevant is found); null = automatic, on for models under 1B
+    /// parameters.
+    #[serde(default)]
+    pub quote_fallback: Option<bool>,
     /// `untrained`, `training`, `failed` or `trained`.
     pub status: String,
     /// Bytes of training data.
@@ -314,6 +320,14 @@ pub struct UpdateAgentBody {
     )]
     #[schema(value_type = Option<Vec<String>>)]
     pub blocked_countries: Option<Option<Vec<String>>>,
+    /// agentbase extension; `null` returns it to automatic.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<bool>)]
+    pub quote_fallback: Option<Option<bool>>,
 }
 
 #[cfg(test)]

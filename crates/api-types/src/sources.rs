@@ -163,6 +163,13 @@ pub struct SearchBody {
     /// 1–50, default 10.
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Also return the hits grouped by page (`pages`), best page first.
+    #[serde(
+        default,
+        rename = "groupByPage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_by_page: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -178,7 +185,8 @@ pub struct SearchHit {
     /// The heading path, outermost first, joined with " > ".
     pub heading: String,
     pub text: String,
-    /// The fused hybrid score the list is ranked by.
+    /// The chunk's fused hybrid score. Hits are ordered by page: each page's best
+    /// chunk first (pages by their score), then further chunks of those pages.
     pub score: f32,
     /// Dense cosine similarity (0–1), comparable across queries.
     pub relevance: f32,
@@ -186,7 +194,26 @@ pub struct SearchHit {
     pub bm25: Option<f32>,
 }
 
+/// The hits of one page (a website page, or a whole text/file/Q&A source).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchPage {
+    pub rank: u32,
+    pub source_id: String,
+    pub url: Option<String>,
+    pub title: String,
+    /// The page's best chunk's score.
+    pub score: f32,
+    /// The page's best relevance (0–1).
+    pub relevance: f32,
+    /// The page's chunks among the hits, best first.
+    pub hits: Vec<SearchHit>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
     pub data: Vec<SearchHit>,
+    /// With `groupByPage`: the same hits grouped by page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<Vec<SearchPage>>,
 }

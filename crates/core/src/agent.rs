@@ -187,6 +187,10 @@ pub struct Agent {
     pub kb_version: i64,
     /// When auto-retrain next runs (when on).
     pub next_retrain_at: Option<Millis>,
+    /// Quote the best passage with its citation when the answer does not use it,
+    /// and say "I don't know" without the model when nothing relevant is found.
+    /// `None`: automatic, on for models under 1B parameters.
+    pub quote_fallback: Option<bool>,
 }
 
 /// What a client may give when creating an agent.
@@ -222,6 +226,7 @@ pub struct AgentPatch {
     pub credit_limit: Option<Option<i64>>,
     pub ip_rate_limits: Option<Option<IpRateLimitsPatch>>,
     pub auto_retrain: Option<bool>,
+    pub quote_fallback: Option<Option<bool>>,
     pub channel_instructions: Option<Option<Value>>,
     pub notifications: Option<Option<Value>>,
     /// Checked JSON; becomes [`SpamSettings`] when applied.
@@ -443,6 +448,7 @@ impl Agent {
             credit_limit,
             ip_rate_limits,
             auto_retrain,
+            quote_fallback,
             channel_instructions,
             notifications,
             spam,
@@ -512,6 +518,9 @@ impl Agent {
         }
         if let Some(v) = blocked_countries {
             self.blocked_countries = v;
+        }
+        if let Some(v) = quote_fallback {
+            self.quote_fallback = v;
         }
         self.updated_at = now;
     }
@@ -588,6 +597,7 @@ mod tests {
             last_message_at: None,
             kb_version: 0,
             next_retrain_at: None,
+            quote_fallback: None,
         };
         let patch = AgentPatch {
             allowed_domains: Some(None),

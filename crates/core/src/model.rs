@@ -145,6 +145,12 @@ pub trait ChatModel: Send + Sync + 'static {
     fn count_tokens(&self, text: &str) -> usize {
         text.len().div_ceil(4)
     }
+
+    /// How many weights the model has, when known (local models); agents decide
+    /// from it whether answers need the small-model safeguards (quote fallback).
+    fn parameters(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub type EmbedFuture<'a> =

@@ -61,6 +61,31 @@ not know rather than guessing.\n\nKnowledge:",
     out
 }
 
+/// For small models: the knowledge written into the user's message, right before
+/// the question it is for, with a one-line task. A 135M-parameter model follows an
+/// instruction next to the question far better than one at the top of a long
+/// system prompt. The entries keep their numbers, so a citation `[1]` is the first.
+pub fn knowledge_in_question(question: &str, entries: &[KnowledgeEntry<'_>]) -> String {
+    let mut out = String::from("Knowledge:");
+    for (i, e) in entries.iter().enumerate() {
+        out.push_str(&format!("\n\n[{}] {}", i + 1, e.title));
+        if !e.heading.is_empty() {
+            out.push_str(&format!(" — {}", e.heading));
+        }
+        out.push('\n');
+        out.push_str(e.text.trim());
+    }
+    out.push_str(&format!(
+        "\n\nQuestion: {}\n\n{SMALL_MODEL_TASK}",
+        question.trim()
+    ));
+    out
+}
+
+/// The task line of [`knowledge_in_question`].
+pub const SMALL_MODEL_TASK: &str = "Answer the question with the fact from the knowledge \
+above, in one sentence. If the knowledge does not answer it, say \"I don't know\".";
+
 /// The conversation as model messages, in order.
 pub fn history(messages: &[Message], tool_calls: &[ToolCallRecord]) -> Vec<ChatMessage> {
     let mut out = Vec::new();

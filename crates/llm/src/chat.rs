@@ -139,6 +139,8 @@ struct Shared {
     tokenizer: GgufTokenizer,
     template: ChatTemplate,
     context_window: usize,
+    /// Weights in the file (all tensors' elements).
+    parameters: u64,
     options: LocalChatOptions,
     counters: Counters,
 }
@@ -351,6 +353,11 @@ impl LocalChatModel {
             "llama" => trained_context.min(quantized_llama::MAX_SEQ_LEN),
             _ => trained_context,
         };
+        let parameters = content
+            .tensor_infos
+            .values()
+            .map(|t| t.shape.elem_count() as u64)
+            .sum();
         // The header is read again with the tensors; it is a few MB.
         drop(content);
         let weights = Weights::read(path, &arch, options.requantize)?;
@@ -367,6 +374,7 @@ impl LocalChatModel {
             tokenizer,
             template,
             context_window,
+            parameters,
             options,
             counters: Counters::default(),
         });
@@ -447,6 +455,10 @@ impl ChatModel for LocalChatModel {
 
     fn count_tokens(&self, text: &str) -> usize {
         self.shared.tokenizer.count(text)
+    }
+
+    fn parameters(&self) -> Option<u64> {
+        Some(self.shared.parameters)
     }
 }
 

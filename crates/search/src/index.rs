@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::dense::Vectors;
 use crate::fusion;
-use crate::lexical::{self, Lexical, LexicalDoc};
+use crate::lang::{self, Lang};
+use crate::lexical::{self, FieldWeights, Lexical, LexicalDoc};
 
 /// Candidates taken from each ranking before fusion when [`Query::candidates`] is 0.
 pub const DEFAULT_DEPTH: usize = 50;
@@ -31,7 +32,8 @@ pub const DEFAULT_DEPTH: usize = 50;
 /// cosines of answerable questions and of off-topic ones.
 pub const MIN_RELEVANCE: f32 = 0.34;
 
-const FORMAT: u32 = 1;
+/// 2: per-language title/heading/body fields and `languages` in the manifest.
+const FORMAT: u32 = 2;
 const COMPLETE: &str = "COMPLETE";
 const VECTORS: &str = "vectors.f32";
 const DOCS: &str = "docs.json";
@@ -72,6 +74,10 @@ pub struct DocMeta {
     pub heading: String,
     /// See [`Doc::text`].
     pub text: String,
+    /// The language the page was stemmed as (ISO 639-1), or `plain` when the
+    /// snapshot does not stem.
+    #[serde(default)]
+    pub lang: String,
 }
 
 /// How the two rankings are combined in [`Mode::Hybrid`].
@@ -121,9 +127,34 @@ pub struct Query {
     /// Default: hybrid with [`Fusion::default`].
     pub mode: Mode,
     /// Candidates taken from each ranking before fusion; 0 means
-    /// `max(DEFAULT_DEPTH, limit)`.
+    /// `max(DEFAULT_DEPTH, 4 × limit)`.
     pub candidates: usize,
+    /// BM25 field weights and query function-word handling.
+    pub fields: FieldWeights,
+    /// Diversity by page: the results hold the best chunk of each page first, in
+    /// page order, and only when the candidates run out of pages a page's 2nd,
+    /// 3rd, ... chunk, up to `per_page` chunks of one page. 0 turns grouping off:
+    /// plain chunk order.
+    pub per_page: usize,
+    /// Page score = best chunk score + `page_bonus` × the sum of the page's other
+    /// candidate chunks' scores (a page that matches in several places ranks above
+    /// one that matches once as well). Only with `per_page > 0`.
+    pub page_bonus: f32,
 }
+
+/// The BM25 field weights that ship: chosen on the dev halves of the three
+/// evaluation sets (bench/rag/RESULTS.md).
+pub const DEFAULT_FIELDS: FieldWeights = FieldWeights {
+    title: 1.0,
+    heading: 1.0,
+    drop_stopwords: true,
+};
+
+/// Chunks of one page in a result list by default (see [`Query::per_page`]).
+pub const DEFAULT_PER_PAGE: usize = 3;
+
+/// The page aggregation bonus that ships (see [`Query::page_bonus`]).
+pub const DEFAULT_PAGE_BONUS: f32 = 0.0;
 
 impl Default for Query {
     fn default() -> Self {
@@ -133,6 +164,9 @@ impl Default for Query {
             limit: 5,
             mode: Mode::default(),
             candidates: 0,
+            fields: DEFAULT_FIELDS,
+            per_page: DEFAULT_PER_PAGE,
+            page_bonus: DEFAULT_PAGE_BONUS,
         }
     }
 }
@@ -142,9 +176,12 @@ impl Default for Query {
 pub struct Hit {
     /// Position of the chunk in the snapshot: [`Index::doc`]`(hit.doc)`.
     pub doc: usize,
-    /// The score hits are ranked by: BM25 in [`Mode::Bm25`], cosine in
-    /// [`Mode::Dense`], the fused score in [`Mode::Hybrid`] (only comparable within
-    /// one result list).
+    /// The chunk's page (same source and URL): [`Index::page`]`(hit.page)`.
+    pub page: usize,
+    /// The chunk's score: BM25 in [`Mode::Bm25`], cosine in [`Mode::Dense`], the
+    /// fused score in [`Mode::Hybrid`] (only comparable within one result list).
+    /// With grouping by page, hits are ordered by their page's score, so this is
+    /// not necessarily decreasing.
     pub score: f32,
     /// The chunk's BM25 score, when it was among the BM25 candidates.
     pub bm25: Option<f32>,
@@ -166,19 +203,17 @@ impl Hit {
 /// Options fixed at build time and recorded in the snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildOptions {
-    /// English (Porter) stemming for BM25. Default on.
+    /// Snowball stemming for BM25, in each page's language. Default on.
     pub stemming: bool,
-    /// Weight of a query term matching the title/heading field relative to the body;
-    /// 0 leaves headings out of BM25 scoring.
-    pub heading_boost: f32,
+    /// Stem every page as this language instead of detecting it per page.
+    pub language: Option<Lang>,
 }
 
 impl Default for BuildOptions {
-    /// Chosen on the evaluation set (bench/rag/RESULTS.md).
     fn default() -> Self {
         BuildOptions {
             stemming: true,
-            heading_boost: 1.0,
+            language: None,
         }
     }
 }
@@ -188,8 +223,8 @@ struct Manifest {
     format: u32,
     docs: usize,
     dim: usize,
-    stemming: bool,
-    heading_boost: f32,
+    /// Analyzer keys present (language codes, or `plain`), first is the most used.
+    languages: Vec<String>,
 }
 
 /// One agent's retrieval snapshot: BM25 over title/heading/text plus dense vectors.
@@ -200,6 +235,10 @@ struct Manifest {
 pub struct Index {
     dir: PathBuf,
     docs: Vec<DocMeta>,
+    /// Chunk → page (chunks with the same source id and URL), and each page's
+    /// first chunk.
+    page_of: Vec<u32>,
+    page_first: Vec<u32>,
     vectors: Vectors,
     lexical: Lexical,
 }
@@ -212,6 +251,23 @@ impl std::fmt::Debug for Index {
             .field("dim", &self.vectors.dim())
             .finish()
     }
+}
+
+/// Chunk → page number, and each page's first chunk; a page is a distinct
+/// (source id, URL) pair, numbered in order of first appearance.
+fn pages_of<'a>(docs: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> (Vec<u32>, Vec<u32>) {
+    let mut ids: HashMap<(&str, Option<&str>), u32> = HashMap::new();
+    let mut page_of = Vec::new();
+    let mut first = Vec::new();
+    for (i, key) in docs.enumerate() {
+        let next = first.len() as u32;
+        let p = *ids.entry(key).or_insert_with(|| {
+            first.push(i as u32);
+            next
+        });
+        page_of.push(p);
+    }
+    (page_of, first)
 }
 
 fn sync_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -253,11 +309,6 @@ impl Index {
         if docs.len() > u32::MAX as usize {
             return Err(Error::BadInput("more than 2^32 docs".to_owned()));
         }
-        if !options.heading_boost.is_finite() || options.heading_boost < 0.0 {
-            return Err(Error::BadInput(
-                "heading_boost must be a finite number ≥ 0".to_owned(),
-            ));
-        }
         std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         if std::fs::read_dir(dir)
             .map_err(Error::io("list", dir))?
@@ -270,16 +321,53 @@ impl Index {
             )));
         }
 
+        // One language per page, detected from the page's own chunks.
+        let (page_of, _) = pages_of(
+            docs.iter()
+                .map(|d| (d.source_id.as_str(), d.url.as_deref())),
+        );
+        let doc_keys: Vec<&'static str> = if !options.stemming {
+            vec![lexical::PLAIN; docs.len()]
+        } else if let Some(l) = options.language {
+            vec![l.code(); docs.len()]
+        } else {
+            let mut text_of_page: HashMap<u32, String> = HashMap::new();
+            for (d, &p) in docs.iter().zip(&page_of) {
+                let t = text_of_page.entry(p).or_default();
+                if t.len() < 20_000 {
+                    t.push_str(&d.text);
+                    t.push('\n');
+                }
+            }
+            let lang_of_page: HashMap<u32, Lang> = text_of_page
+                .into_iter()
+                .map(|(p, t)| (p, lang::detect(&t)))
+                .collect();
+            page_of.iter().map(|p| lang_of_page[p].code()).collect()
+        };
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for k in &doc_keys {
+            *counts.entry(*k).or_default() += 1;
+        }
+        let mut languages: Vec<(&str, usize)> = counts.into_iter().collect();
+        languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let languages: Vec<String> = languages.into_iter().map(|(k, _)| k.to_owned()).collect();
+
         let tantivy_dir = dir.join(TANTIVY);
         std::fs::create_dir(&tantivy_dir).map_err(Error::io("create", &tantivy_dir))?;
         lexical::build(
             &tantivy_dir,
-            options.stemming,
-            docs.iter().enumerate().map(|(i, d)| LexicalDoc {
-                ord: i as u64,
-                head: format!("{} {}", d.title, d.heading),
-                body: &d.text,
-            }),
+            &languages,
+            docs.iter()
+                .zip(&doc_keys)
+                .enumerate()
+                .map(|(i, (d, key))| LexicalDoc {
+                    ord: i as u64,
+                    key,
+                    title: &d.title,
+                    head: &d.heading,
+                    body: &d.text,
+                }),
         )?;
 
         let mut vector_bytes = Vec::with_capacity(docs.len() * dim * 4);
@@ -293,13 +381,15 @@ impl Index {
 
         let metas: Vec<DocMeta> = docs
             .into_iter()
-            .map(|d| DocMeta {
+            .zip(doc_keys)
+            .map(|(d, key)| DocMeta {
                 chunk_id: d.chunk_id,
                 source_id: d.source_id,
                 title: d.title,
                 url: d.url,
                 heading: d.heading,
                 text: d.text,
+                lang: key.to_owned(),
             })
             .collect();
         let json = serde_json::to_vec(&metas)
@@ -310,8 +400,7 @@ impl Index {
             format: FORMAT,
             docs: metas.len(),
             dim,
-            stemming: options.stemming,
-            heading_boost: options.heading_boost,
+            languages,
         };
         let manifest = serde_json::to_vec(&manifest).expect("manifest serialises");
         sync_file(&dir.join(COMPLETE), &manifest)?;
@@ -387,7 +476,7 @@ impl Index {
             ));
         }
 
-        let lexical = Lexical::open(&dir.join(TANTIVY), manifest.heading_boost)?;
+        let lexical = Lexical::open(&dir.join(TANTIVY), &manifest.languages)?;
         if lexical.num_docs() != manifest.docs as u64 {
             return Err(Error::corrupt(
                 dir,
@@ -398,9 +487,15 @@ impl Index {
                 ),
             ));
         }
+        let (page_of, page_first) = pages_of(
+            docs.iter()
+                .map(|d| (d.source_id.as_str(), d.url.as_deref())),
+        );
         Ok(Index {
             dir: dir.to_path_buf(),
             docs,
+            page_of,
+            page_first,
             vectors: Vectors::new(manifest.dim, data),
             lexical,
         })
@@ -431,6 +526,25 @@ impl Index {
         self.docs.get(i)
     }
 
+    /// Number of pages (distinct source id + URL).
+    pub fn pages(&self) -> usize {
+        self.page_first.len()
+    }
+
+    /// The first chunk of page `p` (as in [`Hit::page`]): its source id, URL and
+    /// title are the page's.
+    pub fn page(&self, p: usize) -> Option<&DocMeta> {
+        self.page_first
+            .get(p)
+            .and_then(|&i| self.docs.get(i as usize))
+    }
+
+    /// The analyzer keys (language codes, or `plain`) the BM25 index holds, most
+    /// used first.
+    pub fn languages(&self) -> Vec<String> {
+        self.lexical.keys().map(str::to_owned).collect()
+    }
+
     /// All chunks, in snapshot order.
     pub fn docs(&self) -> &[DocMeta] {
         &self.docs
@@ -458,6 +572,19 @@ impl Index {
             })
             .sum();
         self.vectors.bytes() + meta + self.lexical.disk_bytes() as usize
+    }
+
+    /// How much of `query` chunk `doc` covers: the IDF-weighted share of the
+    /// query's terms found in its title, heading path and text (0–1). A second,
+    /// lexical confidence beside [`Hit::relevance`]: an answerable question's best
+    /// chunk usually holds its rare words, a question about something the knowledge
+    /// never names does not.
+    pub fn coverage(&self, query: &str, doc: usize) -> f32 {
+        let Some(d) = self.docs.get(doc) else {
+            return 0.0;
+        };
+        let text = format!("{}\n{}\n{}", d.title, d.heading, d.text);
+        self.lexical.coverage(query, &d.lang, &text)
     }
 
     /// The analyzed BM25 terms of `text` (lower-cased, stemmed if the snapshot
@@ -504,39 +631,46 @@ impl Index {
         {
             return Err(Error::BadInput("weight_dense must be in [0, 1]".to_owned()));
         }
+        if !query.fields.valid() {
+            return Err(Error::BadInput(
+                "field weights must be finite and ≥ 0".to_owned(),
+            ));
+        }
+        if !(query.page_bonus.is_finite() && query.page_bonus >= 0.0) {
+            return Err(Error::BadInput(
+                "page_bonus must be finite and ≥ 0".to_owned(),
+            ));
+        }
         if query.limit == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
+        // Grouping by page needs candidates from more pages than the limit.
         let depth = if query.candidates == 0 {
-            DEFAULT_DEPTH.max(query.limit)
+            DEFAULT_DEPTH.max(query.limit * 4)
         } else {
             query.candidates.max(query.limit)
         };
-        let dense_of = |i: usize| embedding.map(|q| self.vectors.score(i, q));
+        let depth = if query.per_page == 0 && query.candidates == 0 && query.mode == Mode::Bm25 {
+            query.limit
+        } else {
+            depth
+        };
+        let dense_of = |i: u32| embedding.map(|q| self.vectors.score(i as usize, q));
 
-        let hits = match query.mode {
+        // Every candidate chunk, best first: (doc, score, bm25, dense).
+        let ranked: Vec<(u32, f32, Option<f32>, Option<f32>)> = match query.mode {
             Mode::Bm25 => self
                 .lexical
-                .search(&query.text, query.limit)?
+                .search(&query.text, depth, query.fields)?
                 .into_iter()
-                .map(|(i, s)| Hit {
-                    doc: i as usize,
-                    score: s,
-                    bm25: Some(s),
-                    dense: dense_of(i as usize),
-                })
+                .map(|(i, s)| (i, s, Some(s), dense_of(i)))
                 .collect(),
             Mode::Dense => {
                 let q = embedding.expect("checked above");
                 self.vectors
-                    .top(q, query.limit)
+                    .top(q, depth)
                     .into_iter()
-                    .map(|(i, s)| Hit {
-                        doc: i as usize,
-                        score: s,
-                        bm25: None,
-                        dense: Some(s),
-                    })
+                    .map(|(i, s)| (i, s, None, Some(s)))
                     .collect()
             }
             Mode::Hybrid(fusion) => {
@@ -544,7 +678,7 @@ impl Index {
                 // The dense scan and the BM25 search are independent; at 100k chunks
                 // both take milliseconds, so run them side by side.
                 let (dense_top, bm25) = std::thread::scope(|s| {
-                    let lex = s.spawn(|| self.lexical.search(&query.text, depth));
+                    let lex = s.spawn(|| self.lexical.search(&query.text, depth, query.fields));
                     let dense_top = self.vectors.top(q, depth);
                     let bm25 = lex.join().unwrap_or_else(|_| {
                         Err(Error::Lexical(tantivy::TantivyError::InternalError(
@@ -567,30 +701,76 @@ impl Index {
                         .entry(i)
                         .or_insert_with(|| self.vectors.score(i as usize, q));
                 }
-                let mut ranked: Vec<(u32, f32)> = fused.into_iter().collect();
+                let mut ranked: Vec<(u32, f32, Option<f32>, Option<f32>)> = fused
+                    .into_iter()
+                    .map(|(i, s)| (i, s, bm25_of.get(&i).copied(), Some(dense_of[&i])))
+                    .collect();
                 ranked.sort_unstable_by(|a, b| {
                     b.1.total_cmp(&a.1)
-                        .then_with(|| dense_of[&b.0].total_cmp(&dense_of[&a.0]))
+                        .then_with(|| b.3.unwrap_or(0.0).total_cmp(&a.3.unwrap_or(0.0)))
                         .then(a.0.cmp(&b.0))
                 });
-                ranked.truncate(query.limit);
                 ranked
-                    .into_iter()
-                    .map(|(i, s)| Hit {
-                        doc: i as usize,
-                        score: s,
-                        bm25: bm25_of.get(&i).copied(),
-                        dense: Some(dense_of[&i]),
-                    })
-                    .collect()
             }
         };
-        Ok(hits)
+        let hit = |&(i, s, bm25, dense): &(u32, f32, Option<f32>, Option<f32>)| Hit {
+            doc: i as usize,
+            page: self.page_of[i as usize] as usize,
+            score: s,
+            bm25,
+            dense,
+        };
+        if query.per_page == 0 {
+            return Ok(ranked.iter().take(query.limit).map(hit).collect());
+        }
+        Ok(by_page(
+            &ranked.iter().map(hit).collect::<Vec<_>>(),
+            query.limit,
+            query.per_page,
+            query.page_bonus,
+        ))
     }
+}
+
+/// Groups `ranked` (best first) by page: pages ordered by best chunk score plus
+/// `bonus` × the sum of their other chunks' scores; the result takes each page's
+/// best chunk in page order, then each page's second, ... up to `per_page`.
+fn by_page(ranked: &[Hit], limit: usize, per_page: usize, bonus: f32) -> Vec<Hit> {
+    let mut order: Vec<usize> = Vec::new();
+    let mut chunks: HashMap<usize, Vec<Hit>> = HashMap::new();
+    for h in ranked {
+        let list = chunks.entry(h.page).or_default();
+        if list.is_empty() {
+            order.push(h.page);
+        }
+        list.push(*h);
+    }
+    let page_score = |p: &usize| {
+        let list = &chunks[p];
+        list[0].score + bonus * list[1..].iter().map(|h| h.score.max(0.0)).sum::<f32>()
+    };
+    if bonus > 0.0 {
+        // Stable: equal page scores keep their best chunk's order.
+        order.sort_by(|a, b| page_score(b).total_cmp(&page_score(a)));
+    }
+    let mut out = Vec::with_capacity(limit);
+    for round in 0..per_page {
+        for p in &order {
+            if out.len() == limit {
+                return out;
+            }
+            if let Some(h) = chunks[p].get(round) {
+                out.push(*h);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     /// Unit vector with weight on the given axes: docs about the same topic point the
@@ -935,6 +1115,154 @@ mod tests {
             }
         }
         assert!(Index::open(&torn_tantivy).is_err());
+    }
+
+    #[test]
+    fn results_hold_every_page_before_a_second_chunk_of_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut docs = Vec::new();
+        // Page "long" has four chunks that all match better than page "other".
+        for i in 0..4 {
+            let mut d = doc(
+                &format!("long{i}"),
+                "Tides",
+                "tides tides tides of the moon",
+                &[0],
+            );
+            d.source_id = "src-long".into();
+            d.url = Some("https://example.com/long".into());
+            docs.push(d);
+        }
+        docs.push(doc("other", "Moon", "the moon pulls the tides", &[0, 1]));
+        docs.push(doc("third", "Sea", "sea level and tides", &[0, 2]));
+        let index = Index::build(&tmp.path().join("snap"), docs).unwrap();
+        assert_eq!(index.pages(), 3);
+        let q = |per_page, limit| Query {
+            text: "tides".to_owned(),
+            embedding: Some(unit(8, &[0])),
+            limit,
+            per_page,
+            ..Query::default()
+        };
+        let grouped = index.search(&q(3, 4)).unwrap();
+        let pages: Vec<usize> = grouped.iter().map(|h| h.page).collect();
+        assert_eq!(
+            &pages[..3].iter().collect::<HashSet<_>>().len(),
+            &3,
+            "{pages:?}"
+        );
+        assert_eq!(
+            pages[3], pages[0],
+            "the 4th slot goes to the best page again"
+        );
+        // A page never takes more than per_page slots, even with room left.
+        let capped = index.search(&q(2, 10)).unwrap();
+        assert_eq!(capped.iter().filter(|h| h.page == pages[0]).count(), 2);
+        assert_eq!(capped.len(), 4);
+        // per_page 0: plain chunk order, four chunks of the long page first.
+        let plain = index.search(&q(0, 4)).unwrap();
+        assert!(plain.iter().all(|h| h.page == plain[0].page), "{plain:?}");
+        assert_eq!(index.page(pages[0]).unwrap().source_id, "src-long");
+    }
+
+    #[test]
+    fn each_page_is_stemmed_in_its_own_language() {
+        let tmp = tempfile::tempdir().unwrap();
+        let de = |id: &str, text: &str, axes: &[usize]| {
+            let mut d = doc(id, "", text, axes);
+            d.title = "Handbuch".into();
+            d
+        };
+        let docs = vec![
+            de(
+                "haus",
+                "Die Häuser der Stadt sind alt, und in den Kellern wird es nicht trocken. \
+                 Wenn es regnet, ist das Wasser in allen Kellern.",
+                &[0],
+            ),
+            de(
+                "garten",
+                "Der Garten ist groß, und es gibt auch einen Weg zu den Teichen mit Fischen, \
+                 die im Winter nicht gefüttert werden.",
+                &[1],
+            ),
+            de(
+                "ville",
+                "Les maisons de la ville sont anciennes et les toits ne sont pas souvent \
+                 réparés par la commune.",
+                &[3],
+            ),
+            doc(
+                "houses",
+                "Houses",
+                "The houses of the town are old, and the roofs are not often repaired.",
+                &[2],
+            ),
+        ];
+        let index = Index::build(&tmp.path().join("snap"), docs).unwrap();
+        let langs: Vec<&str> = index.docs().iter().map(|d| d.lang.as_str()).collect();
+        assert_eq!(langs, ["de", "de", "fr", "en"]);
+        assert_eq!(index.languages(), ["de", "en", "fr"]);
+        let bm25 = |text: &str| {
+            let hits = index
+                .search(&Query {
+                    text: text.to_owned(),
+                    mode: Mode::Bm25,
+                    ..Query::default()
+                })
+                .unwrap();
+            ids(&index, &hits)
+        };
+        // Inflections meet at their language's stem (Kellern/Keller, Teichen/Teich,
+        // anciennes/ancien); an English stemmer leaves them apart.
+        assert_eq!(bm25("Keller"), ["haus"]);
+        assert_eq!(bm25("Teich"), ["garten"]);
+        assert_eq!(bm25("ancien"), ["ville"]);
+        assert_eq!(bm25("house"), ["houses"]);
+        // Forced to English, the German page no longer matches its lemma.
+        let tmp2 = tempfile::tempdir().unwrap();
+        let forced = Index::build_with(
+            &tmp2.path().join("snap"),
+            index
+                .docs()
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Doc {
+                    chunk_id: d.chunk_id.clone(),
+                    source_id: d.source_id.clone(),
+                    title: d.title.clone(),
+                    url: d.url.clone(),
+                    heading: d.heading.clone(),
+                    text: d.text.clone(),
+                    embedding: index.embedding(i).unwrap().to_vec(),
+                })
+                .collect(),
+            &BuildOptions {
+                language: Some(Lang::English),
+                ..BuildOptions::default()
+            },
+        )
+        .unwrap();
+        for word in ["Keller", "Teich", "ancien"] {
+            let hits = forced
+                .search(&Query {
+                    text: word.to_owned(),
+                    mode: Mode::Bm25,
+                    ..Query::default()
+                })
+                .unwrap();
+            assert!(hits.is_empty(), "{word}");
+        }
+    }
+
+    #[test]
+    fn query_function_words_are_dropped_unless_nothing_else_is_left() {
+        let (_tmp, index) = built();
+        assert_eq!(
+            index.query_terms("How do I use the strings?"),
+            ["use", "string"]
+        );
+        assert_eq!(index.query_terms("what is it"), ["what", "is", "it"]);
     }
 
     fn copy_dir(src: &Path, dst: &Path) {

@@ -1,6 +1,13 @@
-//! The BM25 half of the index: a tantivy index in `<snapshot>/tantivy` with two text
-//! fields (`head`: title and heading path; `body`: chunk text) and a fast `ord` field
-//! mapping tantivy's doc addresses back to the snapshot's document order.
+//! The BM25 half of the index: a tantivy index in `<snapshot>/tantivy` with three
+//! text fields per language present in the snapshot (`title_<code>`: the page title,
+//! `head_<code>`: the heading path, `body_<code>`: chunk text), each analyzed with
+//! that language's Snowball stemmer, and a fast `ord` field mapping tantivy's doc
+//! addresses back to the snapshot's document order.
+//!
+//! A document goes into the fields of its own language (detected per page, see
+//! `lang.rs`), so a German page is stemmed as German and its term statistics are
+//! not diluted by English pages. A query is analyzed once per language present and
+//! searched in each language's fields.
 //!
 //! User text never goes through tantivy's query grammar: it is run through the same
 //! analyzer as the documents and each distinct term becomes a `Should` clause, so
@@ -15,59 +22,111 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
-};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer};
 use tantivy::{IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 use crate::Error;
+use crate::lang::Lang;
 
-const STEMMED: &str = "agentbase_en_stem";
-const PLAIN: &str = "agentbase_en";
 /// Distinct query terms beyond this are ignored, bounding the cost of a pasted essay.
 const MAX_QUERY_TERMS: usize = 64;
 /// Indexing memory per writer thread.
 const WRITER_BUDGET: usize = 64 << 20;
+/// The analyzer key of an unstemmed snapshot (`BuildOptions::stemming` off).
+pub(crate) const PLAIN: &str = "plain";
 
-fn analyzer(stem: bool) -> TextAnalyzer {
+fn analyzer(key: &str) -> TextAnalyzer {
     let builder = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser);
-    if stem {
-        builder.filter(Stemmer::new(Language::English)).build()
-    } else {
-        builder.build()
+    match Lang::from_code(key) {
+        Some(lang) => builder.filter(Stemmer::new(lang.stemmer())).build(),
+        None => builder.build(),
     }
 }
 
-fn register(index: &tantivy::Index) {
-    index.tokenizers().register(STEMMED, analyzer(true));
-    index.tokenizers().register(PLAIN, analyzer(false));
+fn analyzer_name(key: &str) -> String {
+    format!("agentbase_{key}")
+}
+
+fn register(index: &tantivy::Index, keys: &[String]) {
+    for k in keys {
+        index.tokenizers().register(&analyzer_name(k), analyzer(k));
+    }
+}
+
+/// How BM25 scores a query: how much a term matching each field counts (the body
+/// counts 1), and whether the query's function words are dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldWeights {
+    /// The page title.
+    pub title: f32,
+    /// The heading path of the chunk.
+    pub heading: f32,
+    /// Drop the language's function words ("how", "do", "the") from the query
+    /// (never from documents) unless nothing else is left.
+    pub drop_stopwords: bool,
+}
+
+impl FieldWeights {
+    pub(crate) fn valid(&self) -> bool {
+        [self.title, self.heading]
+            .iter()
+            .all(|w| w.is_finite() && *w >= 0.0)
+    }
 }
 
 /// One document as the lexical index sees it.
 pub(crate) struct LexicalDoc<'a> {
     pub ord: u64,
-    pub head: String,
+    /// Analyzer key: a language code, or [`PLAIN`].
+    pub key: &'a str,
+    pub title: &'a str,
+    pub head: &'a str,
     pub body: &'a str,
 }
 
+/// The three fields of one analyzer key.
+#[derive(Clone, Copy)]
+struct Fields {
+    title: Field,
+    head: Field,
+    body: Field,
+}
+
+fn fields_of(schema: &Schema, key: &str) -> Option<Fields> {
+    Some(Fields {
+        title: schema.get_field(&format!("title_{key}")).ok()?,
+        head: schema.get_field(&format!("head_{key}")).ok()?,
+        body: schema.get_field(&format!("body_{key}")).ok()?,
+    })
+}
+
+/// Writes the index for `docs`; `keys` lists every analyzer key the docs use.
 pub(crate) fn build<'a>(
     dir: &Path,
-    stem: bool,
+    keys: &[String],
     docs: impl Iterator<Item = LexicalDoc<'a>>,
 ) -> Result<(), Error> {
-    let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(if stem { STEMMED } else { PLAIN })
-            .set_index_option(IndexRecordOption::WithFreqs),
-    );
     let mut schema = Schema::builder();
-    let head = schema.add_text_field("head", text.clone());
-    let body = schema.add_text_field("body", text);
+    for k in keys {
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(&analyzer_name(k))
+                .set_index_option(IndexRecordOption::WithFreqs),
+        );
+        schema.add_text_field(&format!("title_{k}"), text.clone());
+        schema.add_text_field(&format!("head_{k}"), text.clone());
+        schema.add_text_field(&format!("body_{k}"), text);
+    }
     let ord = schema.add_u64_field("ord", NumericOptions::default().set_fast());
-    let index = tantivy::Index::create_in_dir(dir, schema.build())?;
-    register(&index);
+    let schema = schema.build();
+    let fields: Vec<(String, Fields)> = keys
+        .iter()
+        .map(|k| (k.clone(), fields_of(&schema, k).expect("just added")))
+        .collect();
+    let index = tantivy::Index::create_in_dir(dir, schema)?;
+    register(&index, keys);
     let threads = std::thread::available_parallelism()
         .map(|p| p.get())
         .unwrap_or(1)
@@ -75,9 +134,15 @@ pub(crate) fn build<'a>(
     let mut writer =
         index.writer_with_num_threads::<TantivyDocument>(threads, threads * WRITER_BUDGET)?;
     for d in docs {
+        let f = fields
+            .iter()
+            .find(|(k, _)| k == d.key)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| Error::BadInput(format!("unknown analyzer key {}", d.key)))?;
         let mut doc = TantivyDocument::new();
-        doc.add_text(head, &d.head);
-        doc.add_text(body, d.body);
+        doc.add_text(f.title, d.title);
+        doc.add_text(f.head, d.head);
+        doc.add_text(f.body, d.body);
         doc.add_u64(ord, d.ord);
         writer.add_document(doc)?;
     }
@@ -86,32 +151,44 @@ pub(crate) fn build<'a>(
     Ok(())
 }
 
+struct Analyzed {
+    key: String,
+    fields: Fields,
+    analyzer: TextAnalyzer,
+    /// Function words of the language: dropped from queries (not from documents),
+    /// so "how do I ..." does not pull in every page that says "how".
+    stopwords: &'static [&'static str],
+}
+
 pub(crate) struct Lexical {
     _reader: IndexReader,
     searcher: Searcher,
-    head: Field,
-    body: Field,
-    analyzer: TextAnalyzer,
+    keys: Vec<Analyzed>,
     /// Per segment, tantivy doc id → snapshot document order.
     ords: Vec<Column<u64>>,
-    heading_boost: f32,
     disk_bytes: u64,
 }
 
 impl Lexical {
-    pub(crate) fn open(dir: &Path, heading_boost: f32) -> Result<Lexical, Error> {
+    pub(crate) fn open(dir: &Path, keys: &[String]) -> Result<Lexical, Error> {
         let corrupt = |e: tantivy::TantivyError| Error::corrupt(dir, e.to_string());
         let index = tantivy::Index::open_in_dir(dir).map_err(corrupt)?;
-        register(&index);
+        register(&index, keys);
         let schema = index.schema();
-        let field = |name: &str| {
-            schema
-                .get_field(name)
-                .map_err(|_| Error::corrupt(dir, format!("tantivy schema lacks `{name}`")))
-        };
-        let (head, body) = (field("head")?, field("body")?);
-        field("ord")?;
-        let analyzer = index.tokenizer_for_field(body).map_err(corrupt)?;
+        let mut analyzed = Vec::new();
+        for k in keys {
+            let fields = fields_of(&schema, k)
+                .ok_or_else(|| Error::corrupt(dir, format!("tantivy schema lacks `{k}` fields")))?;
+            analyzed.push(Analyzed {
+                key: k.clone(),
+                fields,
+                analyzer: analyzer(k),
+                stopwords: Lang::from_code(k).map_or(&[][..], |l| l.query_stopwords()),
+            });
+        }
+        schema
+            .get_field("ord")
+            .map_err(|_| Error::corrupt(dir, "tantivy schema lacks `ord`"))?;
         let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -132,11 +209,8 @@ impl Lexical {
         Ok(Lexical {
             _reader: reader,
             searcher,
-            head,
-            body,
-            analyzer,
+            keys: analyzed,
             ords,
-            heading_boost,
             disk_bytes,
         })
     }
@@ -149,49 +223,79 @@ impl Lexical {
         self.disk_bytes
     }
 
-    /// The analyzed, de-duplicated terms of `text`, in first-seen order.
-    pub(crate) fn terms(&self, text: &str) -> Vec<String> {
-        let mut analyzer = self.analyzer.clone();
-        let mut stream = analyzer.token_stream(text);
+    /// The analyzed, de-duplicated terms of `text` for one analyzer, in first-seen
+    /// order; function words dropped unless nothing else is left.
+    fn terms_for(a: &Analyzed, text: &str, drop_stopwords: bool) -> Vec<String> {
+        let mut analyzer = a.analyzer.clone();
         let mut seen = HashSet::new();
         let mut terms = Vec::new();
+        let mut dropped = Vec::new();
+        let mut stream = analyzer.token_stream(text);
         while stream.advance() {
-            let t = &stream.token().text;
-            if seen.insert(t.clone()) {
-                terms.push(t.clone());
-                if terms.len() == MAX_QUERY_TERMS {
-                    break;
-                }
+            let token = stream.token();
+            if !seen.insert(token.text.clone()) {
+                continue;
             }
+            let raw = text
+                .get(token.offset_from..token.offset_to)
+                .unwrap_or_default()
+                .to_lowercase();
+            if drop_stopwords && a.stopwords.contains(&raw.as_str()) {
+                dropped.push(token.text.clone());
+            } else {
+                terms.push(token.text.clone());
+            }
+            if terms.len() == MAX_QUERY_TERMS {
+                break;
+            }
+        }
+        if terms.is_empty() {
+            dropped.truncate(MAX_QUERY_TERMS);
+            return dropped;
         }
         terms
     }
 
+    /// The analyzed terms of `text` for the snapshot's first language.
+    pub(crate) fn terms(&self, text: &str) -> Vec<String> {
+        self.keys
+            .first()
+            .map(|a| Lexical::terms_for(a, text, true))
+            .unwrap_or_default()
+    }
+
     /// The top `k` documents by BM25 as `(snapshot order, score)`, best first.
-    pub(crate) fn search(&self, text: &str, k: usize) -> Result<Vec<(u32, f32)>, Error> {
-        let terms = self.terms(text);
-        if terms.is_empty() || k == 0 {
+    pub(crate) fn search(
+        &self,
+        text: &str,
+        k: usize,
+        weights: FieldWeights,
+    ) -> Result<Vec<(u32, f32)>, Error> {
+        if k == 0 {
             return Ok(Vec::new());
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
-        for t in &terms {
-            clauses.push((
-                Occur::Should,
-                Box::new(TermQuery::new(
-                    Term::from_field_text(self.body, t),
-                    IndexRecordOption::WithFreqs,
-                )),
-            ));
-            if self.heading_boost > 0.0 {
-                let q = TermQuery::new(
-                    Term::from_field_text(self.head, t),
-                    IndexRecordOption::WithFreqs,
-                );
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(q), self.heading_boost)),
-                ));
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for a in &self.keys {
+            for t in Lexical::terms_for(a, text, weights.drop_stopwords) {
+                let term = |field| {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, &t),
+                        IndexRecordOption::WithFreqs,
+                    ))
+                };
+                clauses.push((Occur::Should, term(a.fields.body)));
+                for (field, w) in [
+                    (a.fields.title, weights.title),
+                    (a.fields.head, weights.heading),
+                ] {
+                    if w > 0.0 {
+                        clauses.push((Occur::Should, Box::new(BoostQuery::new(term(field), w))));
+                    }
+                }
             }
+        }
+        if clauses.is_empty() {
+            return Ok(Vec::new());
         }
         let query = BooleanQuery::new(clauses);
         let top = self
@@ -211,5 +315,44 @@ impl Lexical {
             out.push((ord as u32, score));
         }
         Ok(out)
+    }
+
+    /// The share of `query`'s terms (weighted by BM25's IDF over the body field of
+    /// the document's language) that occur in `doc_text`: 1 when the passage holds
+    /// every query word, near 0 when it misses the rare ones (a question about
+    /// something the knowledge never names).
+    pub(crate) fn coverage(&self, query: &str, key: &str, doc_text: &str) -> f32 {
+        let Some(a) = self.keys.iter().find(|a| a.key == key) else {
+            return 0.0;
+        };
+        let terms = Lexical::terms_for(a, query, true);
+        if terms.is_empty() {
+            return 0.0;
+        }
+        let mut analyzer = a.analyzer.clone();
+        let mut stream = analyzer.token_stream(doc_text);
+        let mut present = HashSet::new();
+        while stream.advance() {
+            present.insert(stream.token().text.clone());
+        }
+        let n = self.searcher.num_docs() as f32;
+        let (mut total, mut found) = (0.0f32, 0.0f32);
+        for t in &terms {
+            let df = self
+                .searcher
+                .doc_freq(&Term::from_field_text(a.fields.body, t))
+                .unwrap_or(0) as f32;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            total += idf;
+            if present.contains(t) {
+                found += idf;
+            }
+        }
+        if total > 0.0 { found / total } else { 0.0 }
+    }
+
+    /// The analyzer keys (languages) the snapshot holds.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|a| a.key.as_str())
     }
 }

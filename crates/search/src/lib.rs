@@ -10,12 +10,16 @@ pub mod chunk;
 mod dense;
 mod fusion;
 mod index;
+mod lang;
 mod lexical;
 
 pub use chunk::{Chunk, ChunkOptions, chunk_markdown, chunk_plain, embedding_text};
 pub use index::{
-    BuildOptions, DEFAULT_DEPTH, Doc, DocMeta, Fusion, Hit, Index, MIN_RELEVANCE, Mode, Query,
+    BuildOptions, DEFAULT_DEPTH, DEFAULT_FIELDS, DEFAULT_PAGE_BONUS, DEFAULT_PER_PAGE, Doc,
+    DocMeta, Fusion, Hit, Index, MIN_RELEVANCE, Mode, Query,
 };
+pub use lang::{Lang, detect as detect_language};
+pub use lexical::FieldWeights;
 
 use std::path::PathBuf;
 

@@ -750,7 +750,7 @@ impl App {
         }?;
         let k = &self.settings.knowledge;
         match self
-            .retrieve(&g.agent, &question, k.retrieval_limit, k.min_relevance)
+            .retrieve(&g.agent, &question, k.retrieval_limit, k.floor())
             .await
         {
             Ok(hits) => hits,
@@ -771,17 +771,26 @@ impl App {
             .context_window()
             .saturating_sub(max_tokens as usize)
             .max(64);
+        // Small models get the knowledge next to the question (grounding.rs).
+        let inline = knowledge
+            .filter(|k| !k.is_empty() && crate::grounding::quoting(&g.agent, model.as_ref()));
         let system = ChatMessage::text(
             Role::System,
             prompt::with_knowledge(
                 g.agent.instructions_for(channel_of(&g.conversation.source)),
-                knowledge.map(knowledge_entries).as_deref(),
+                knowledge
+                    .filter(|_| inline.is_none())
+                    .map(knowledge_entries)
+                    .as_deref(),
             ),
         );
-        let history = match &g.overrides.messages {
+        let mut history = match &g.overrides.messages {
             Some(m) => m.clone(),
             None => prompt::history(&g.history, &g.tools),
         };
+        if let Some(k) = inline {
+            crate::grounding::inline_knowledge(&mut history, &knowledge_entries(k));
+        }
         let counter = model.clone();
         // Only a panic in a tokenizer makes this fail; the turn goes on without history.
         let messages = tokio::task::spawn_blocking(move || {
@@ -832,10 +841,12 @@ impl App {
         if !citations.is_empty() {
             let _ = tx.send(TurnEvent::Sources(citations.clone())).await;
         }
-        let stream = g
-            .entry
-            .model
-            .stream(self.request_for(&g, knowledge.as_deref()).await);
+        let stream = crate::grounding::answer(
+            &g.agent,
+            g.entry.model.as_ref(),
+            self.request_for(&g, knowledge.as_deref()).await,
+            knowledge.as_deref(),
+        );
         let outcome = self.drive(&mut g, stream, &tx).await;
         let (finish_reason, credits, error) = match outcome.end {
             End::Finished(FinishReason::ToolCalls) => ("tool-calls", g.entry.credits, None),

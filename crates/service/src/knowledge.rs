@@ -98,6 +98,23 @@ impl Knowledge {
     }
 }
 
+/// When retrieved knowledge counts as relevant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Floor {
+    /// Chunks with a lower dense cosine are dropped.
+    pub relevance: f32,
+    /// Below this lexical coverage of the question by the best chunk, nothing is.
+    pub coverage: f32,
+}
+
+impl Floor {
+    /// Everything counts (retrieval testing).
+    pub const NONE: Floor = Floor {
+        relevance: 0.0,
+        coverage: 0.0,
+    };
+}
+
 /// A retrieved chunk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retrieved {
@@ -112,6 +129,24 @@ pub struct Retrieved {
     /// Dense cosine, comparable across queries: the confidence.
     pub relevance: f32,
     pub bm25: Option<f32>,
+}
+
+/// `hits` grouped by page (same source and URL), as indices into `hits`: pages
+/// in order of their first hit, each page's hits in list order.
+pub fn group_by_page(hits: &[Retrieved]) -> Vec<Vec<usize>> {
+    let mut pages: Vec<Vec<usize>> = Vec::new();
+    let mut index: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    for (i, h) in hits.iter().enumerate() {
+        let key = (h.source_id.as_str(), h.url.as_deref());
+        match index.get(&key) {
+            Some(&p) => pages[p].push(i),
+            None => {
+                index.insert(key, pages.len());
+                pages.push(vec![i]);
+            }
+        }
+    }
+    pages
 }
 
 /// What `PUT /sources/{id}` may change.
@@ -972,14 +1007,17 @@ impl App {
         }
     }
 
-    /// Hybrid retrieval over the agent's knowledge; chunks below `min_relevance`
-    /// are left out. `None` when the agent has no trained knowledge.
+    /// Hybrid retrieval over the agent's knowledge; chunks below the floor's
+    /// relevance are left out, and nothing is returned when the best chunk covers
+    /// less of the question than the floor's coverage (see
+    /// `agentbase_search::Index::coverage`). `None` when the agent has no trained
+    /// knowledge.
     pub async fn retrieve(
         self: &Arc<Self>,
         agent: &Agent,
         query: &str,
         limit: usize,
-        min_relevance: f32,
+        floor: Floor,
     ) -> Result<Option<Vec<Retrieved>>> {
         let Some(snapshot) = self.snapshot_for(agent).await? else {
             return Ok(None);
@@ -1000,21 +1038,30 @@ impl App {
         let fusion = if self.settings.knowledge.fusion == "rrf" {
             Fusion::Rrf { k: 60.0 }
         } else {
-            // Normalised-score fusion with the dense weight chosen on the eval set.
+            // The fusion chosen on the evaluation sets (bench/rag).
             Fusion::default()
         };
+        // Grouped by page (the search crate's default): a page's second chunk only
+        // comes after every candidate page's best one.
         let q = Query {
             text: query.to_owned(),
             embedding: Some(embedding),
             limit,
             mode: Mode::Hybrid(fusion),
-            candidates: 0,
+            ..Query::default()
         };
         let hits = tokio::task::spawn_blocking(move || {
             let Some(index) = snapshot.index.as_ref() else {
                 return Ok(Vec::new());
             };
             let hits = index.search(&q)?;
+            if floor.coverage > 0.0
+                && hits
+                    .first()
+                    .is_none_or(|h| index.coverage(&q.text, h.doc) < floor.coverage)
+            {
+                return Ok(Vec::new());
+            }
             Ok::<_, agentbase_search::Error>(
                 hits.into_iter()
                     .filter_map(|h| {
@@ -1039,7 +1086,7 @@ impl App {
         .map_err(|e| Error::Internal(format!("search failed: {e}")))?;
         Ok(Some(
             hits.into_iter()
-                .filter(|h| h.relevance >= min_relevance)
+                .filter(|h| h.relevance >= floor.relevance)
                 .collect(),
         ))
     }
@@ -1070,7 +1117,7 @@ impl App {
         // snapshot while a newer one loads; see `snapshot_for`.)
         self.load_snapshot(&agent.id).await?;
         Ok(self
-            .retrieve(&agent, query, limit, 0.0)
+            .retrieve(&agent, query, limit, Floor::NONE)
             .await?
             .unwrap_or_default())
     }

@@ -10,6 +10,7 @@ pub mod crawl_runs;
 pub mod dashboard;
 pub mod extractor;
 pub mod files;
+mod grounding;
 pub mod knowledge;
 pub mod leads;
 pub mod models;
@@ -36,6 +37,7 @@ use agentbase_store::Store;
 pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
 pub use agentbase_store::{ConversationFilter, ConversationSearch, Page, SourceFilter};
+pub use knowledge::{Retrieved, group_by_page};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
 /// Who is calling: established from an API key.
@@ -426,6 +428,7 @@ impl App {
             last_message_at: None,
             kb_version: 0,
             next_retrain_at: None,
+            quote_fallback: None,
         };
         self.store.insert_agent(&agent).await?;
         Ok(agent)

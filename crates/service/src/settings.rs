@@ -209,6 +209,10 @@ pub struct KnowledgeSettings {
     /// Below this relevance (0–1) a chunk is not used; with none left the agent says
     /// it does not know.
     pub min_relevance: f32,
+    /// Below this share (0–1) of the question's words, weighted by rarity, found
+    /// in the best chunk, nothing is used either: the question is about something
+    /// the knowledge does not name.
+    pub min_coverage: f32,
     /// `rrf` or `normalized`.
     pub fusion: String,
     /// Auto-retrain period for agents that have it on (Chatbase: weekly).
@@ -222,6 +226,16 @@ pub struct KnowledgeSettings {
     /// Nice value (0–19) of the local embedder's threads: training embeds at a lower
     /// priority than the threads answering requests.
     pub embedder_nice: i32,
+}
+
+impl KnowledgeSettings {
+    /// The relevance floor chat answers use.
+    pub fn floor(&self) -> crate::knowledge::Floor {
+        crate::knowledge::Floor {
+            relevance: self.min_relevance,
+            coverage: self.min_coverage,
+        }
+    }
 }
 
 /// How website sources are fetched.
@@ -391,6 +405,7 @@ impl Default for Settings {
                 chunk_overlap: 150,
                 retrieval_limit: 5,
                 min_relevance: 0.34,
+                min_coverage: 0.0,
                 fusion: "normalized".into(),
                 auto_retrain_interval_secs: 7 * 24 * 3600,
                 storage_limits: PlanLimits {
@@ -753,6 +768,9 @@ impl Settings {
                 "knowledge.chunk_chars",
                 "must be at least 100 and larger than knowledge.chunk_overlap",
             ));
+        }
+        if !(0.0..=1.0).contains(&self.knowledge.min_coverage) {
+            return Err(config_err("knowledge.min_coverage", "must be 0 to 1"));
         }
         if !(1..=50).contains(&self.knowledge.retrieval_limit) {
             return Err(config_err("knowledge.retrieval_limit", "must be 1 to 50"));

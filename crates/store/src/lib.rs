@@ -335,9 +335,9 @@ impl Store {
              ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
              last_trained_at, last_message_at, actions, channel_instructions, \
              notifications_settings, spam_settings, voice_settings, blocked_countries, styles, \
-             lead_form) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+             lead_form, quote_fallback) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+             $29, $30)",
         )
         .bind(&a.id)
         .bind(&a.workspace_id)
@@ -368,6 +368,7 @@ impl Store {
         .bind(a.blocked_countries.as_ref().map(json_text))
         .bind(a.styles.as_ref().map(json_text))
         .bind(a.lead_form.as_ref().map(json_text))
+        .bind(a.quote_fallback.map(bool_int))
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
@@ -384,7 +385,7 @@ impl Store {
              ip_message = $13, updated_at = $14, last_message_at = $15, actions = $16, \
              next_retrain_at = $17, channel_instructions = $18, notifications_settings = $19, \
              spam_settings = $20, voice_settings = $21, blocked_countries = $22, styles = $23, \
-             lead_form = $24 WHERE id = $25 AND workspace_id = $26",
+             lead_form = $24, quote_fallback = $25 WHERE id = $26 AND workspace_id = $27",
         )
         .bind(&a.name)
         .bind(&a.instructions)
@@ -410,6 +411,7 @@ impl Store {
         .bind(a.blocked_countries.as_ref().map(json_text))
         .bind(a.styles.as_ref().map(json_text))
         .bind(a.lead_form.as_ref().map(json_text))
+        .bind(a.quote_fallback.map(bool_int))
         .bind(&a.id)
         .bind(&a.workspace_id)
         .execute(&self.writer)

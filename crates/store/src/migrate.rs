@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0010_clients.sql"),
     ),
     (
+        12,
+        "quote_fallback",
+        include_str!("../migrations/0012_quote_fallback.sql"),
+    ),
+    (
         13,
         "helpdesk",
         include_str!("../migrations/0013_helpdesk.sql"),

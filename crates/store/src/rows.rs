@@ -17,7 +17,7 @@ pub(crate) const AGENT_COLUMNS: &str = "id, workspace_id, name, instructions, mo
     credit_limit, ip_limit, ip_timeframe, ip_message, status, size, created_at, updated_at, \
     last_trained_at, last_message_at, actions, credits_month, credits_used, kb_version, \
     next_retrain_at, channel_instructions, notifications_settings, spam_settings, \
-    voice_settings, blocked_countries, styles, lead_form";
+    voice_settings, blocked_countries, styles, lead_form, quote_fallback";
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record: {value:?}"))
@@ -73,6 +73,7 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
     let ip_limit: i64 = row.try_get("ip_limit").map_err(db_err)?;
     let ip_timeframe: i64 = row.try_get("ip_timeframe").map_err(db_err)?;
     let auto_retrain: i64 = row.try_get("auto_retrain").map_err(db_err)?;
+    let quote_fallback: Option<i64> = row.try_get("quote_fallback").map_err(db_err)?;
     Ok(Agent {
         id: row.try_get("id").map_err(db_err)?,
         workspace_id: row.try_get("workspace_id").map_err(db_err)?,
@@ -114,6 +115,7 @@ pub(crate) fn agent(row: &AnyRow) -> Result<Agent> {
         last_message_at: row.try_get("last_message_at").map_err(db_err)?,
         kb_version: row.try_get("kb_version").map_err(db_err)?,
         next_retrain_at: row.try_get("next_retrain_at").map_err(db_err)?,
+        quote_fallback: quote_fallback.map(|v| v != 0),
     })
 }
 

@@ -48,6 +48,7 @@ pub fn to_dto(a: agentbase_core::Agent, credits_used: f64) -> api::Agent {
         created_at: iso8601(a.created_at),
         last_message_at: a.last_message_at.map(iso8601),
         last_trained_at: a.last_trained_at.map(iso8601),
+        quote_fallback: a.quote_fallback,
         status: a.status.as_str().to_owned(),
         size: a.size,
     }
@@ -194,6 +195,7 @@ pub async fn update(
         blocked_countries: b.blocked_countries,
         // Set through v1's `collectCustomerInformation`.
         lead_form: None,
+        quote_fallback: b.quote_fallback,
     };
     state
         .app

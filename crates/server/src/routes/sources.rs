@@ -496,22 +496,40 @@ pub async fn search(
         .app
         .search_knowledge(&p, &agent_id, &body.query, limit)
         .await?;
-    Ok(Json(api::SearchResponse {
-        data: hits
+    let data: Vec<api::SearchHit> = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| search_hit(i, h))
+        .collect();
+    let pages = body.group_by_page.unwrap_or(false).then(|| {
+        agentbase_service::group_by_page(&hits)
             .into_iter()
             .enumerate()
-            .map(|(i, h)| api::SearchHit {
-                rank: i as u32 + 1,
-                chunk_id: h.chunk_id,
-                source_id: h.source_id,
-                url: h.url,
-                title: h.title,
-                heading: h.heading,
-                text: h.text,
-                score: h.score,
-                relevance: h.relevance,
-                bm25: h.bm25,
+            .map(|(rank, page)| api::SearchPage {
+                rank: rank as u32 + 1,
+                source_id: hits[page[0]].source_id.clone(),
+                url: hits[page[0]].url.clone(),
+                title: hits[page[0]].title.clone(),
+                score: hits[page[0]].score,
+                relevance: page.iter().map(|&i| hits[i].relevance).fold(0.0, f32::max),
+                hits: page.iter().map(|&i| data[i].clone()).collect(),
             })
-            .collect(),
-    }))
+            .collect()
+    });
+    Ok(Json(api::SearchResponse { data, pages }))
+}
+
+fn search_hit(i: usize, h: &agentbase_service::Retrieved) -> api::SearchHit {
+    api::SearchHit {
+        rank: i as u32 + 1,
+        chunk_id: h.chunk_id.clone(),
+        source_id: h.source_id.clone(),
+        url: h.url.clone(),
+        title: h.title.clone(),
+        heading: h.heading.clone(),
+        text: h.text.clone(),
+        score: h.score,
+        relevance: h.relevance,
+        bm25: h.bm25,
+    }
 }

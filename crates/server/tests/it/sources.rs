@@ -1038,3 +1038,164 @@ async fn pdfs_linked_from_a_website_are_read_and_cited_with_their_url() {
         hits[0]
     );
 }
+
+#[tokio::test]
+async fn search_results_are_diverse_by_page_and_can_be_grouped() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    // One long source about refunds (several chunks) and two short ones.
+    let long: String = (1..=12)
+        .map(|i| {
+            format!(
+                "## Refund rule {i}\n\nRefunds for order type {i} are paid back to the card \
+                 within {i} business days after the refund is approved by our refund desk.\n\n"
+            )
+        })
+        .collect();
+    let long_id = text_source(&t, &agent, "Refund handbook", &long).await;
+    // REFUNDS has two sections (two chunks); the short sources here have one each,
+    // so every second chunk in the results is the long source's.
+    let refunds = text_source(
+        &t,
+        &agent,
+        "Refund policy",
+        "Refunds are paid back to the original card within five business days.",
+    )
+    .await;
+    let shipping = text_source(&t, &agent, "Shipping", SHIPPING).await;
+    for s in [&long_id, &refunds, &shipping] {
+        wait_status(&t, &agent, s, "trained").await;
+    }
+    let hits = search_until(&t, &agent, "refund paid back to the card", |h| h.len() == 5).await;
+    let sources: Vec<&str> = hits
+        .iter()
+        .map(|h| h["sourceId"].as_str().unwrap())
+        .collect();
+    // Every source's best chunk comes before a second chunk of the long one.
+    let distinct: std::collections::HashSet<&str> = sources[..3].iter().copied().collect();
+    assert_eq!(distinct.len(), 3, "{sources:?}");
+    assert_eq!(
+        &sources[3..],
+        [long_id.as_str(), long_id.as_str()],
+        "{sources:?}"
+    );
+
+    let (status, _, body) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/search"),
+        json!({"query": "refund paid back to the card", "limit": 5, "groupByPage": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let pages = body["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 3, "{body}");
+    assert_eq!(pages[0]["rank"], 1);
+    let long_page = pages
+        .iter()
+        .find(|p| p["sourceId"] == long_id.as_str())
+        .unwrap();
+    assert_eq!(long_page["hits"].as_array().unwrap().len(), 3);
+    assert_eq!(long_page["title"], "Refund handbook");
+    let total: usize = pages
+        .iter()
+        .map(|p| p["hits"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(total, 5);
+    // Without the flag there is no `pages`.
+    let (_, _, body) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/search"),
+        json!({"query": "refund", "limit": 5}),
+    )
+    .await;
+    assert!(body.get("pages").is_none(), "{body}");
+    let (status, code, _) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/search"),
+        json!({"query": "refund", "groupByPage": "yes"}),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY"))
+    );
+}
+
+const WARRANTY: &str = "# Warranty\n\nEvery Fiorenza mower has a warranty of 17 months from the \
+date of purchase, covering parts and labour. Replacement blades cost 12 euros each and ship \
+within two days.";
+
+/// The streamed answer text of one turn.
+async fn answer(t: &TestApp, agent: &str, message: &str) -> String {
+    let (_, body) = t.stream_raw(agent, json!({ "message": message })).await;
+    frames(&body)
+        .iter()
+        .filter(|c| c["type"] == "text-delta")
+        .map(|c| c["delta"].as_str().unwrap())
+        .collect()
+}
+
+/// Sets the agent's `quoteFallback` and checks it reads back.
+async fn set_quote_fallback(t: &TestApp, agent: &str, value: Value) {
+    let r = t
+        .raw(Method::PUT, &format!("/api/v2/agents/{agent}"))
+        .json(&json!({ "quoteFallback": value }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    t.clock.advance_ms(1_001);
+    let (_, _, a) = get(t, &format!("/api/v2/agents/{agent}")).await;
+    assert_eq!(a["quoteFallback"], value);
+}
+
+#[tokio::test]
+async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignorance() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let warranty = text_source(&t, &agent, "Warranty", WARRANTY).await;
+    wait_status(&t, &agent, &warranty, "trained").await;
+    search_until(&t, &agent, "warranty", |h| !h.is_empty()).await;
+    let question =
+        "How long is the mower warranty? [[reply:The warranty is one-year, three-month.]]";
+
+    // The scripted model is not a small local model: no quoting unless asked.
+    let (_, _, a) = get(&t, &format!("/api/v2/agents/{agent}")).await;
+    assert_eq!(a["quoteFallback"], Value::Null);
+    assert_eq!(
+        answer(&t, &agent, question).await,
+        "The warranty is one-year, three-month."
+    );
+
+    set_quote_fallback(&t, &agent, json!(true)).await;
+    let text = answer(&t, &agent, question).await;
+    assert!(
+        text.starts_with("The warranty is one-year, three-month."),
+        "{text}"
+    );
+    assert!(text.contains("From \u{201c}Warranty\u{201d} [1]"), "{text}");
+    assert!(text.contains("17 months"), "{text}");
+    assert!(
+        !text.contains("12 euros"),
+        "only the sentences that answer: {text}"
+    );
+
+    // An answer that uses the passage is left alone: the scripted model's echo
+    // repeats the knowledge it was given next to the question.
+    let echo = answer(&t, &agent, "How long is the mower warranty?").await;
+    assert!(echo.contains("17 months"), "{echo}");
+    assert!(!echo.contains("From \u{201c}"), "{echo}");
+
+    // Nothing relevant: the agent says it does not know, without the model.
+    let text = answer(
+        &t,
+        &agent,
+        "What is the boiling point of liquid nitrogen? [[reply:-196 C]]",
+    )
+    .await;
+    assert!(text.contains("I don't know"), "{text}");
+    assert!(!text.contains("-196"), "{text}");
+
+    // null returns the agent to automatic.
+    set_quote_fallback(&t, &agent, Value::Null).await;
+}

@@ -149,5 +149,6 @@ pub fn agent(workspace_id: &str, created_at: i64) -> Agent {
         last_message_at: None,
         kb_version: 0,
         next_retrain_at: None,
+        quote_fallback: None,
     }
 }

@@ -1,0 +1,451 @@
+//! Retrieval quality: page-level recall@5, MRR@10 and nDCG@10 per corpus and
+//! split for the baselines (BM25, dense, RRF k = 60) and what agentbase ships, plus
+//! the lever sweeps the shipped settings were chosen from (dev halves only).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+
+use agentbase_search::{
+    BuildOptions, ChunkOptions, FieldWeights, Fusion, Index, MIN_RELEVANCE, Mode, Query,
+};
+use anyhow::Result;
+
+use crate::corpus::{self, Corpus, EmbedCache, Question};
+
+/// One way of ranking pages.
+#[derive(Clone, Debug)]
+pub struct Method {
+    pub name: String,
+    pub mode: Mode,
+    pub fields: FieldWeights,
+    pub page_bonus: f32,
+    pub candidates: usize,
+}
+
+/// Plain BM25 over title, headings and text with equal weights, no query tricks.
+const PLAIN_FIELDS: FieldWeights = FieldWeights {
+    title: 1.0,
+    heading: 1.0,
+    drop_stopwords: false,
+};
+
+impl Method {
+    fn baseline(name: &str, mode: Mode) -> Method {
+        Method {
+            name: name.to_owned(),
+            mode,
+            fields: PLAIN_FIELDS,
+            page_bonus: 0.0,
+            candidates: 0,
+        }
+    }
+
+    /// What `Query::default()` does.
+    pub fn shipped() -> Method {
+        let q = Query::default();
+        Method {
+            name: "agentbase (shipped)".to_owned(),
+            mode: q.mode,
+            fields: q.fields,
+            page_bonus: q.page_bonus,
+            candidates: q.candidates,
+        }
+    }
+
+    pub fn baselines() -> Vec<Method> {
+        vec![
+            Method::baseline("BM25", Mode::Bm25),
+            Method::baseline("dense", Mode::Dense),
+            Method::baseline("RRF k=60", Mode::Hybrid(Fusion::Rrf { k: 60.0 })),
+        ]
+    }
+
+    fn with(&self, name: String, f: impl FnOnce(&mut Method)) -> Method {
+        let mut m = self.clone();
+        m.name = name;
+        f(&mut m);
+        m
+    }
+}
+
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Metrics {
+    pub recall5: f64,
+    pub mrr10: f64,
+    pub ndcg10: f64,
+}
+
+/// Page-level metrics for one ranking of distinct pages.
+fn score(pages: &[&str], relevant: &HashSet<&str>) -> Metrics {
+    let pages = &pages[..pages.len().min(10)];
+    let found5 = pages
+        .iter()
+        .take(5)
+        .filter(|p| relevant.contains(*p))
+        .count();
+    let mrr10 = pages
+        .iter()
+        .position(|p| relevant.contains(p))
+        .map_or(0.0, |r| 1.0 / (r as f64 + 1.0));
+    let dcg: f64 = pages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| relevant.contains(*p))
+        .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
+        .sum();
+    let ideal: f64 = (0..relevant.len().min(10))
+        .map(|i| 1.0 / (i as f64 + 2.0).log2())
+        .sum();
+    Metrics {
+        recall5: found5 as f64 / relevant.len() as f64,
+        mrr10,
+        ndcg10: if ideal > 0.0 { dcg / ideal } else { 0.0 },
+    }
+}
+
+/// A corpus loaded, indexed and with its questions embedded.
+pub struct Loaded {
+    pub corpus: Corpus,
+    pub index: Index,
+    pub questions: Vec<Question>,
+    pub q_vecs: Vec<Vec<f32>>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct LoadOptions<'a> {
+    pub model: &'a Path,
+    pub cache: &'a Path,
+    pub chunk: ChunkOptions,
+    pub build: BuildOptions,
+}
+
+pub async fn load(name: &str, o: &LoadOptions<'_>) -> Result<Loaded> {
+    let corpus = Corpus::named(name)?;
+    let questions: Vec<Question> = corpus::read_jsonl(&corpus.questions)?;
+    let t = Instant::now();
+    let paths = corpus.page_paths(&questions)?;
+    let pages = corpus.load_pages(&paths)?;
+    let prepared = corpus::prepare(&pages, &o.chunk);
+    eprintln!(
+        "{name}: {} pages, {} chunks (max_chars {}, overlap {}), extract+chunk {:.1}s",
+        pages.len(),
+        prepared.chunks.len(),
+        o.chunk.max_chars,
+        o.chunk.overlap_chars,
+        t.elapsed().as_secs_f64()
+    );
+    let known: HashSet<&str> = pages.iter().map(|p| p.path.as_str()).collect();
+    for q in &questions {
+        for r in &q.relevant {
+            if !known.contains(r.as_str()) {
+                eprintln!("warning: {} names {r}, not in the corpus", q.id);
+            }
+        }
+    }
+    let embedder = corpus::load_embedder(o.model, 32).await?;
+    let mut cache = EmbedCache::open(o.cache, o.model, 384)?;
+    let t = Instant::now();
+    let (vectors, cached) = cache.embed(&embedder, &prepared.texts).await?;
+    eprintln!(
+        "{name}: corpus embeddings {:.1}s{}",
+        t.elapsed().as_secs_f64(),
+        if cached { " (cache)" } else { "" }
+    );
+    let q_texts: Vec<String> = questions.iter().map(|q| q.question.clone()).collect();
+    let (q_vecs, _) = cache.embed(&embedder, &q_texts).await?;
+    let docs = corpus::docs_for(&corpus, &pages, &prepared, vectors);
+    let dir = tempfile::tempdir()?;
+    let index = Index::build_with(&dir.path().join("snap"), docs, &o.build)?;
+    Ok(Loaded {
+        corpus,
+        index,
+        questions,
+        q_vecs,
+        _dir: dir,
+    })
+}
+
+fn in_split(q: &Question, split: &str) -> bool {
+    !q.offtopic && !q.relevant.is_empty() && (split == "all" || q.split.as_deref() == Some(split))
+}
+
+/// The method's ranked distinct pages for question `qi`.
+pub fn rank<'a>(l: &'a Loaded, m: &Method, qi: usize) -> Result<Vec<&'a str>> {
+    let hits = l.index.search(&Query {
+        text: l.questions[qi].question.clone(),
+        embedding: Some(l.q_vecs[qi].clone()),
+        limit: 10,
+        mode: m.mode,
+        candidates: m.candidates,
+        fields: m.fields,
+        per_page: 1,
+        page_bonus: m.page_bonus,
+    })?;
+    let mut seen = HashSet::new();
+    Ok(hits
+        .iter()
+        .filter_map(|h| l.index.doc(h.doc).map(|d| d.source_id.as_str()))
+        .filter(|p| seen.insert(*p))
+        .collect())
+}
+
+pub fn evaluate(l: &Loaded, m: &Method, split: &str) -> Result<(Metrics, usize)> {
+    let mut sum = Metrics::default();
+    let mut n = 0;
+    for (qi, q) in l.questions.iter().enumerate() {
+        if !in_split(q, split) {
+            continue;
+        }
+        let pages = rank(l, m, qi)?;
+        let relevant: HashSet<&str> = q.relevant.iter().map(String::as_str).collect();
+        let s = score(&pages, &relevant);
+        sum.recall5 += s.recall5;
+        sum.mrr10 += s.mrr10;
+        sum.ndcg10 += s.ndcg10;
+        n += 1;
+    }
+    let d = n.max(1) as f64 / 100.0;
+    Ok((
+        Metrics {
+            recall5: sum.recall5 / d,
+            mrr10: sum.mrr10 / d,
+            ndcg10: sum.ndcg10 / d,
+        },
+        n,
+    ))
+}
+
+/// The report table: baselines and shipped, per corpus, on `split`.
+pub fn report(loaded: &[Loaded], split: &str) -> Result<()> {
+    let mut methods = Method::baselines();
+    methods.push(Method::shipped());
+    for l in loaded {
+        let n = l.questions.iter().filter(|q| in_split(q, split)).count();
+        println!(
+            "\n### {} ({} split, {} questions; {} pages, {} chunks)\n",
+            l.corpus.name,
+            split,
+            n,
+            l.index.pages(),
+            l.index.len()
+        );
+        println!("| method | recall@5 | MRR@10 | nDCG@10 |");
+        println!("| --- | ---: | ---: | ---: |");
+        let mut ndcg = Vec::new();
+        for m in &methods {
+            let (s, _) = evaluate(l, m, split)?;
+            println!(
+                "| {} | {:.1} | {:.1} | {:.1} |",
+                m.name, s.recall5, s.mrr10, s.ndcg10
+            );
+            ndcg.push(s.ndcg10);
+        }
+        let shipped = ndcg[3];
+        let best_single = ndcg[0].max(ndcg[1]);
+        println!(
+            "\nshipped − RRF: {:+.1} points (target ≥ +3); shipped − best single: {:+.1} points (target ≥ +5)",
+            shipped - ndcg[2],
+            shipped - best_single
+        );
+    }
+    Ok(())
+}
+
+/// One lever at a time around the shipped method, mean dev nDCG@10 over corpora.
+pub fn sweep(loaded: &[Loaded], split: &str) -> Result<()> {
+    let base = Method::shipped();
+    let mut variants = vec![base.clone()];
+    for m in Method::baselines() {
+        variants.push(m);
+    }
+    for w in [0.2, 0.3, 0.4, 0.5, 0.6, 0.7] {
+        variants.push(base.with(format!("normalized w_dense={w}"), |m| {
+            m.mode = Mode::Hybrid(Fusion::Normalized { weight_dense: w })
+        }));
+    }
+    for k in [5.0, 10.0, 20.0, 60.0] {
+        variants.push(base.with(format!("rrf k={k}"), |m| {
+            m.mode = Mode::Hybrid(Fusion::Rrf { k })
+        }));
+    }
+    for t in [0.0, 0.5, 1.0, 2.0, 3.0] {
+        variants.push(base.with(format!("title weight {t}"), |m| m.fields.title = t));
+    }
+    for h in [0.0, 0.5, 1.0, 2.0] {
+        variants.push(base.with(format!("heading weight {h}"), |m| m.fields.heading = h));
+    }
+    for d in [false, true] {
+        variants.push(base.with(format!("drop query stopwords {d}"), |m| {
+            m.fields.drop_stopwords = d
+        }));
+    }
+    for b in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5] {
+        variants.push(base.with(format!("page bonus {b}"), |m| m.page_bonus = b));
+    }
+    for c in [30, 50, 100, 200] {
+        variants.push(base.with(format!("candidates {c}"), |m| m.candidates = c));
+    }
+    print!("\n| variant ({split}) |");
+    for l in loaded {
+        print!(" {} |", l.corpus.name);
+    }
+    println!(" mean |");
+    print!("| --- |");
+    for _ in loaded {
+        print!(" ---: |");
+    }
+    println!(" ---: |");
+    for v in &variants {
+        print!("| {} |", v.name);
+        let mut sum = 0.0;
+        for l in loaded {
+            let (s, _) = evaluate(l, v, split)?;
+            print!(" {:.1} |", s.ndcg10);
+            sum += s.ndcg10;
+        }
+        println!(" {:.1} |", sum / loaded.len() as f64);
+    }
+    Ok(())
+}
+
+/// Best-hit dense cosine and best-hit lexical coverage for answerable (dev) vs
+/// unanswerable questions (the grounded sets' unanswerable ones and the off-topic
+/// lines), and the accuracy of "relevant when cosine ≥ a and coverage ≥ b" over a
+/// grid, for the relevance floor.
+pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct G {
+        question: String,
+        #[serde(default)]
+        unanswerable: bool,
+    }
+    let embedder = corpus::load_embedder(o.model, 32).await?;
+    let mut cache = EmbedCache::open(o.cache, o.model, 384)?;
+    // (corpus, answerable, cosine, coverage)
+    let mut all: Vec<(usize, bool, f64, f64)> = Vec::new();
+    for (ci, l) in loaded.iter().enumerate() {
+        let grounded: Vec<G> = corpus::read_jsonl(&l.corpus.grounded)?;
+        let mut qs: Vec<(String, bool)> = l
+            .questions
+            .iter()
+            .filter(|q| in_split(q, "dev"))
+            .map(|q| (q.question.clone(), true))
+            .collect();
+        qs.extend(
+            l.questions
+                .iter()
+                .filter(|q| q.offtopic)
+                .map(|q| (q.question.clone(), false)),
+        );
+        qs.extend(
+            grounded
+                .iter()
+                .filter(|g| g.unanswerable)
+                .map(|g| (g.question.clone(), false)),
+        );
+        let texts: Vec<String> = qs.iter().map(|x| x.0.clone()).collect();
+        let (vecs, _) = cache.embed(&embedder, &texts).await?;
+        for ((text, answerable), v) in qs.iter().zip(vecs) {
+            let hits = l.index.search(&Query {
+                text: text.clone(),
+                embedding: Some(v),
+                limit: 1,
+                ..Query::default()
+            })?;
+            let (cos, cov) = hits.first().map_or((0.0, 0.0), |h| {
+                (
+                    h.dense.unwrap_or(0.0) as f64,
+                    l.index.coverage(text, h.doc) as f64,
+                )
+            });
+            all.push((ci, *answerable, cos, cov));
+        }
+    }
+    println!("\nbest hit of the shipped ranking: dense cosine / lexical coverage");
+    println!("\n| corpus | set | n | cosine p10 | p50 | p90 | coverage p10 | p50 | p90 |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (ci, l) in loaded.iter().enumerate() {
+        for (name, want) in [("answerable (dev)", true), ("unanswerable", false)] {
+            let mut cos: Vec<f64> = all
+                .iter()
+                .filter(|x| x.0 == ci && x.1 == want)
+                .map(|x| x.2)
+                .collect();
+            let mut cov: Vec<f64> = all
+                .iter()
+                .filter(|x| x.0 == ci && x.1 == want)
+                .map(|x| x.3)
+                .collect();
+            cos.sort_by(f64::total_cmp);
+            cov.sort_by(f64::total_cmp);
+            println!(
+                "| {} | {name} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} |",
+                l.corpus.name,
+                cos.len(),
+                crate::percentile(&cos, 0.1),
+                crate::percentile(&cos, 0.5),
+                crate::percentile(&cos, 0.9),
+                crate::percentile(&cov, 0.1),
+                crate::percentile(&cov, 0.5),
+                crate::percentile(&cov, 0.9),
+            );
+        }
+    }
+    let judge = |a: f64, b: f64| {
+        let mut per = Vec::new();
+        for ci in 0..loaded.len() {
+            let kept = all
+                .iter()
+                .filter(|x| x.0 == ci && x.1 && x.2 >= a && x.3 >= b)
+                .count();
+            let n_ans = all.iter().filter(|x| x.0 == ci && x.1).count();
+            let rejected = all
+                .iter()
+                .filter(|x| x.0 == ci && !x.1 && !(x.2 >= a && x.3 >= b))
+                .count();
+            let n_un = all.iter().filter(|x| x.0 == ci && !x.1).count();
+            per.push((kept, n_ans, rejected, n_un));
+        }
+        per
+    };
+    let mut best = (0.0, 0.0, f64::MIN);
+    for ai in 20..=60 {
+        for bi in 0..=10 {
+            let (a, b) = (ai as f64 / 100.0, bi as f64 / 20.0);
+            // Balanced: the mean of kept-answerable and rejected-unanswerable rates.
+            let score: f64 = judge(a, b)
+                .iter()
+                .map(|&(k, n, r, u)| k as f64 / n.max(1) as f64 + r as f64 / u.max(1) as f64)
+                .sum();
+            if score > best.2 + 1e-9 {
+                best = (a, b, score);
+            }
+        }
+    }
+    println!("\n| floor | corpus | answerable kept | unanswerable rejected |");
+    println!("| --- | --- | ---: | ---: |");
+    for (name, a, b) in [
+        (
+            format!("cosine ≥ {MIN_RELEVANCE}"),
+            MIN_RELEVANCE as f64,
+            0.0,
+        ),
+        (
+            format!(
+                "cosine ≥ {:.2} and coverage ≥ {:.2} (best on dev)",
+                best.0, best.1
+            ),
+            best.0,
+            best.1,
+        ),
+    ] {
+        for (ci, (k, n, r, u)) in judge(a, b).into_iter().enumerate() {
+            println!(
+                "| {name} | {} | {k}/{n} | {r}/{u} |",
+                loaded[ci].corpus.name
+            );
+        }
+    }
+    Ok(())
+}

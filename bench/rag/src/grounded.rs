@@ -1,0 +1,467 @@
+//! Grounded answers through a running server's chat API: per corpus, an agent
+//! (`grounded-<corpus>`) whose knowledge is the whole docs site crawled from a
+//! loopback HTTP server as a link source, asked the 50 short-fact questions and 20
+//! unanswerable ones of `bench/rag/sets/grounded-<corpus>.jsonl` with the agent's
+//! own model (the embedded SmolLM2 by default).
+//!
+//! Scores: "contains the gold fact" (case-insensitive, whitespace-normalised
+//! substring of the answer), "cites the gold page" (the gold page is among the
+//! citations the answer carries), and "says it does not know" (a fixed list of
+//! phrasings) on unanswerable questions, plus how often it wrongly says so on
+//! answerable ones.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::corpus::{self, Corpus};
+
+#[derive(Args)]
+pub struct GroundedArgs {
+    /// The agentbase server.
+    #[arg(long, default_value = "http://127.0.0.1:8480")]
+    server: String,
+    /// API key (or AGENTBASE_KEY).
+    #[arg(long, env = "AGENTBASE_KEY")]
+    key: String,
+    /// Corpora, comma-separated.
+    #[arg(long, default_value = "rust,postgres,python")]
+    corpus: String,
+    /// Loopback docs server per corpus: `name=http://127.0.0.1:PORT/`, comma-separated.
+    /// Needed when an agent has to be created.
+    #[arg(long, default_value = "")]
+    sites: String,
+    /// Agent model.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    /// Agent settings to PUT before asking (a JSON object, e.g. '{"temperature":0}').
+    #[arg(long)]
+    patch: Option<String>,
+    /// Only the first N questions of each kind (quick checks).
+    #[arg(long)]
+    first: Option<usize>,
+    /// Print every answer.
+    #[arg(long)]
+    verbose: bool,
+    /// Label printed with the results.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Item {
+    id: String,
+    question: String,
+    #[serde(default)]
+    page: Option<String>,
+    #[serde(default)]
+    fact: Option<String>,
+    #[serde(default)]
+    unanswerable: bool,
+}
+
+/// Phrasings that count as "I do not know" (lower-cased, apostrophes straightened).
+const DONT_KNOW: &[&str] = &[
+    "don't know",
+    "do not know",
+    "could not find",
+    "couldn't find",
+    "can't find",
+    "cannot find",
+    "not able to find",
+    "unable to find",
+    "no information",
+    "not in my knowledge",
+    "not in the knowledge",
+    "does not contain",
+    "doesn't contain",
+    "don't have information",
+    "do not have information",
+    "not have any information",
+    "i'm not sure",
+    "i am not sure",
+    "cannot answer",
+    "can't answer",
+];
+
+fn norm(s: &str) -> String {
+    s.replace(['\u{2019}', '\u{2018}'], "'")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+pub fn says_dont_know(answer: &str) -> bool {
+    let a = norm(answer);
+    DONT_KNOW.iter().any(|p| a.contains(p))
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base.trim_end_matches('/')))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("request {path}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{path}: {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+async fn add_link(api: &Api, agent: &str, url: &str, exclude: &[&str]) -> Result<()> {
+    api.call(
+        reqwest::Method::POST,
+        &format!("/api/v2/agents/{agent}/sources"),
+        Some(json!({
+            "type": "link",
+            "url": url,
+            "linkType": "crawl",
+            "excludePaths": exclude,
+        })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn find_agent(api: &Api, name: &str) -> Result<Option<String>> {
+    let agents = api
+        .call(reqwest::Method::GET, "/api/v2/agents?limit=100", None)
+        .await?;
+    Ok(agents["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["name"] == name)
+        .and_then(|a| a["id"].as_str())
+        .map(str::to_owned))
+}
+
+async fn create_agent(api: &Api, name: &str, model: &str) -> Result<String> {
+    let agent = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v2/agents",
+            Some(json!({"name": name, "model": model})),
+        )
+        .await?;
+    Ok(agent["id"]
+        .as_str()
+        .or_else(|| agent["data"]["id"].as_str())
+        .context("agent id")?
+        .to_owned())
+}
+
+/// The corpus's agent, created and trained from `site` when missing.
+async fn agent_for(api: &Api, corpus: &Corpus, site: Option<&str>, model: &str) -> Result<String> {
+    let name = format!("grounded-{}", corpus.name);
+    if let Some(id) = find_agent(api, &name).await? {
+        return Ok(id);
+    }
+    let site =
+        site.with_context(|| format!("no agent {name}; pass --sites {}=URL", corpus.name))?;
+    let id = create_agent(api, &name, model).await?;
+    // The same pages the retrieval benchmark indexes (see corpus.rs `skip`).
+    let (starts, exclude): (Vec<String>, Vec<&str>) = match corpus.name {
+        "rust" => (
+            ["book", "rust-by-example", "reference", "cargo"]
+                .iter()
+                .map(|b| format!("{site}{b}/index.html"))
+                .collect(),
+            vec![
+                r"/print\.html$",
+                r"/toc\.html$",
+                r"/(first|second|2018)-edition/",
+                r"rust-by-example/(es|ja|ko|zh)/",
+            ],
+        ),
+        "python" => (
+            vec![format!("{site}index.html")],
+            vec![
+                r"genindex",
+                r"/search\.html$",
+                r"py-modindex",
+                r"/contents\.html$",
+            ],
+        ),
+        _ => (vec![format!("{site}index.html")], vec![]),
+    };
+    let start = starts.join(" ");
+    for url in &starts {
+        add_link(api, &id, url, &exclude).await?;
+    }
+    eprintln!("{name}: created {id}, training from {start}");
+    Ok(id)
+}
+
+async fn wait_trained(api: &Api, id: &str) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        let jobs = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v2/agents/{id}/training-jobs"),
+                None,
+            )
+            .await?;
+        let jobs = jobs["data"].as_array().cloned().unwrap_or_default();
+        if let Some(failed) = jobs.iter().find(|j| j["status"] == "failed") {
+            bail!("training failed: {failed}");
+        }
+        if !jobs.is_empty()
+            && jobs.iter().all(|j| {
+                j["status"] == "succeeded" || j["status"] == "done" || j["status"] == "completed"
+            })
+        {
+            return Ok(());
+        }
+        if jobs.is_empty() {
+            let agent = api
+                .call(reqwest::Method::GET, &format!("/api/v2/agents/{id}"), None)
+                .await?;
+            if agent["lastTrainedAt"].is_string() || agent["last_trained_at"].is_string() {
+                return Ok(());
+            }
+        }
+        if let Some(j) = jobs.first() {
+            eprint!(
+                "\r  {} {}/{} ({:.0}s)   ",
+                j["stage"].as_str().unwrap_or(""),
+                j["done"],
+                j["total"],
+                t.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+pub async fn run(args: GroundedArgs) -> Result<()> {
+    let api = Api {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()?,
+        base: args.server.clone(),
+        key: args.key.clone(),
+    };
+    let sites: Vec<(&str, &str)> = args
+        .sites
+        .split(',')
+        .filter_map(|s| s.split_once('='))
+        .collect();
+    println!(
+        "\n| corpus ({}) | gold fact | cites gold page | says does not know (unanswerable) | says does not know (answerable) | answer p50 s |",
+        args.label
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for name in args.corpus.split(',') {
+        let corpus = Corpus::named(name.trim())?;
+        let site = sites.iter().find(|(n, _)| *n == corpus.name).map(|s| s.1);
+        let id = agent_for(&api, &corpus, site, &args.model).await?;
+        wait_trained(&api, &id).await?;
+        if let Some(p) = &args.patch {
+            let body: Value = serde_json::from_str(p).context("--patch is not JSON")?;
+            api.call(
+                reqwest::Method::PUT,
+                &format!("/api/v2/agents/{id}"),
+                Some(body),
+            )
+            .await?;
+        }
+        let items: Vec<Item> = corpus::read_jsonl(&corpus.grounded)?;
+        let (mut facts, mut cites, mut n_ans, mut idk_ans) = (0, 0, 0, 0);
+        let (mut idk_un, mut n_un) = (0, 0);
+        let mut secs = Vec::new();
+        let first = args.first.unwrap_or(usize::MAX);
+        for it in &items {
+            if (it.unanswerable && n_un >= first) || (!it.unanswerable && n_ans >= first) {
+                continue;
+            }
+            let t = Instant::now();
+            let resp = api
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/v2/agents/{id}/chat"),
+                    Some(json!({"message": it.question, "stream": false})),
+                )
+                .await?;
+            secs.push(t.elapsed().as_secs_f64());
+            let msg = &resp["data"];
+            let text: String = msg["parts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["type"] == "text")
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("");
+            let urls: Vec<String> = msg["metadata"]["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["url"].as_str().map(str::to_owned))
+                .collect();
+            let idk = says_dont_know(&text);
+            if it.unanswerable {
+                n_un += 1;
+                idk_un += usize::from(idk);
+            } else {
+                n_ans += 1;
+                idk_ans += usize::from(idk);
+                let fact = it.fact.as_deref().unwrap_or_default();
+                let has_fact = norm(&text).contains(&norm(fact));
+                facts += usize::from(has_fact);
+                let page = it.page.as_deref().unwrap_or_default();
+                let cited = urls.iter().any(|u| u.ends_with(&format!("/{page}")));
+                cites += usize::from(cited);
+                if args.verbose {
+                    println!(
+                        "{} fact={} cited={} | {} | {}",
+                        it.id,
+                        has_fact,
+                        cited,
+                        it.question,
+                        text.replace('\n', " ")
+                    );
+                }
+            }
+            if args.verbose && it.unanswerable {
+                println!(
+                    "{} idk={} | {} | {}",
+                    it.id,
+                    idk,
+                    it.question,
+                    text.replace('\n', " ")
+                );
+            }
+        }
+        secs.sort_by(f64::total_cmp);
+        let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+        println!(
+            "| {} | {:.0}% ({facts}/{n_ans}) | {:.0}% ({cites}/{n_ans}) | {:.0}% ({idk_un}/{n_un}) | {:.0}% ({idk_ans}/{n_ans}) | {:.1} |",
+            corpus.name,
+            pct(facts, n_ans),
+            pct(cites, n_ans),
+            pct(idk_un, n_un),
+            pct(idk_ans, n_ans),
+            crate::percentile(&secs, 0.5)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct HttpArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8480")]
+    server: String,
+    #[arg(long, env = "AGENTBASE_KEY")]
+    key: String,
+    /// The loopback Rust docs server (the agent crawls `<site>book/index.html`).
+    #[arg(long)]
+    site: String,
+    /// Timed requests.
+    #[arg(long, default_value_t = 300)]
+    queries: usize,
+}
+
+/// `POST /agents/{id}/search` latency on an agent trained on the Rust Book, with
+/// an authenticated `GET /agents/{id}` on the same connection as the floor.
+pub async fn http(args: HttpArgs) -> Result<()> {
+    let api = Api {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()?,
+        base: args.server.clone(),
+        key: args.key.clone(),
+    };
+    let name = "http-rust-book";
+    let id = match find_agent(&api, name).await? {
+        Some(id) => id,
+        None => {
+            let id = create_agent(&api, name, "smollm2").await?;
+            add_link(
+                &api,
+                &id,
+                &format!("{}book/index.html", args.site),
+                &[r"/print\.html$", r"/toc\.html$", r"-edition/"],
+            )
+            .await?;
+            id
+        }
+    };
+    wait_trained(&api, &id).await?;
+    let corpus = Corpus::named("rust")?;
+    let questions: Vec<corpus::Question> = corpus::read_jsonl(&corpus.questions)?;
+    let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
+    for q in texts.iter().take(20) {
+        api.call(
+            reqwest::Method::POST,
+            &format!("/api/v2/agents/{id}/search"),
+            Some(json!({"query": q, "limit": 5})),
+        )
+        .await?;
+    }
+    let mut search = Vec::new();
+    let mut get = Vec::new();
+    for i in 0..args.queries {
+        let q = texts[i % texts.len()];
+        let t = Instant::now();
+        api.call(
+            reqwest::Method::POST,
+            &format!("/api/v2/agents/{id}/search"),
+            Some(json!({"query": q, "limit": 5})),
+        )
+        .await?;
+        search.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        api.call(reqwest::Method::GET, &format!("/api/v2/agents/{id}"), None)
+            .await?;
+        get.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    search.sort_by(f64::total_cmp);
+    get.sort_by(f64::total_cmp);
+    let agent = api
+        .call(reqwest::Method::GET, &format!("/api/v2/agents/{id}"), None)
+        .await?;
+    println!(
+        "\nRust Book agent {id} ({} bytes of sources), {} requests each:\n",
+        agent["size"], args.queries
+    );
+    println!("| request | p50 ms | p90 ms | p99 ms |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (n, v) in [
+        ("POST /agents/{id}/search (limit 5)", &search),
+        ("GET /agents/{id} (floor)", &get),
+    ] {
+        println!(
+            "| {n} | {:.2} | {:.2} | {:.2} |",
+            crate::percentile(v, 0.5),
+            crate::percentile(v, 0.9),
+            crate::percentile(v, 0.99)
+        );
+    }
+    Ok(())
+}
