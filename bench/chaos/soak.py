@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -54,7 +55,7 @@ class Soak:
         self.slow: dict[str, int] = {"opened": 0, "closed_by_server": 0, "answered": 0}
         self.site = Site(pages=4000, fanout=4, delay_ms=args.page_delay_ms)
         self.tmp = tempfile.mkdtemp(prefix="agentbase-soak-")
-        env = {"AGENTBASE__CRAWLER__MAX_PAGES": "30", "AGENTBASE__KNOWLEDGE__EMBEDDER": args.embedder}
+        env = {"AGENTBASE__SERVER__METRICS": "true", "AGENTBASE__CRAWLER__MAX_PAGES": "30", "AGENTBASE__KNOWLEDGE__EMBEDDER": args.embedder}
         if args.database:
             env["AGENTBASE__DATABASE__URL"] = args.database
         self.server = Server(args.binary, self.tmp + "/data", env)
@@ -381,6 +382,22 @@ class Soak:
                     self.slow["closed_by_server"] += 1
                 self.stop.wait(1)
 
+    def route_histogram(self, route: str) -> dict[str, int]:
+        """The server's own latency histogram for `route` (cumulative counts by upper
+        bound), from /metrics: what the handler chain measured, without the socket,
+        the accept queue or the client."""
+        try:
+            text = requests.get(f"{self.server.url}/metrics", timeout=10).text
+        except requests.RequestException:
+            return {}
+        out = {}
+        pat = re.compile(r'^agentbase_http_request_duration_seconds_bucket\{route="([^"]*)",le="([^"]+)"\} (\d+)$')
+        for line in text.splitlines():
+            m = pat.match(line)
+            if m and m.group(1) == route:
+                out[m.group(2)] = int(m.group(3))
+        return out
+
     def sample_rss(self) -> None:
         t0 = time.monotonic()
         while not self.stop.is_set():
@@ -414,6 +431,7 @@ class Soak:
         quiet_file = os.path.join(self.tmp, "quiet.samples")
         p = self.start_probe(self.args.quiet, quiet_file)
         res["probe_unloaded"] = json.loads(p.communicate()[0])
+        res["server_histogram_unloaded"] = self.route_histogram(PROBE_ROUTE)
         res["load_during_unloaded"] = loadavg()
         log(f"loaded: {self.args.duration}s of mixed load")
         threads = self.mix()
@@ -422,8 +440,10 @@ class Soak:
         time.sleep(self.args.warmup)
         loaded_file = os.path.join(self.tmp, "loaded.samples")
         cpu0 = self.server.cpu_seconds() or 0.0
+        hist0 = self.route_histogram(PROBE_ROUTE)
         p = self.start_probe(self.args.duration, loaded_file)
         res["probe_loaded"] = json.loads(p.communicate()[0])
+        res["server_histogram_loaded"] = diff_histogram(self.route_histogram(PROBE_ROUTE), hist0)
         res["server_cpu_share"] = round(((self.server.cpu_seconds() or 0.0) - cpu0) / self.args.duration, 2)
         res["load_end_of_load"] = loadavg()
         self.stop.set()
@@ -436,6 +456,37 @@ class Soak:
                     "slow_clients": self.slow, "rss": self.rss, "crashers_skipped": sorted(self.crashers),
                     "warmup": self.args.warmup, "duration": self.args.duration})
         return res
+
+
+PROBE_ROUTE = "/api/v2/agents"
+
+
+def diff_histogram(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {le: n - before.get(le, 0) for le, n in after.items()}
+
+
+def histogram_rows(res: dict) -> list[str]:
+    """Server-side share of the probe route's requests slower than each bound, beside
+    the client's: if the server saw the slow requests too, the wait is inside the
+    handler chain; if not, it is in the runtime's scheduling or the socket."""
+    rows = []
+    for phase in ("unloaded", "loaded"):
+        h = res.get(f"server_histogram_{phase}") or {}
+        total = h.get("+Inf", 0)
+        if not total:
+            continue
+        samples = [ms for _, ms, _ in res.get("quiet_samples" if phase == "unloaded" else "loaded_samples", [])]
+        cells = []
+        for le in ("0.001", "0.0025", "0.005", "0.01", "0.025"):
+            server = 100.0 * (total - h.get(le, total)) / total
+            client = 100.0 * sum(1 for ms in samples if ms > float(le) * 1000) / len(samples) if samples else float("nan")
+            cells.append(f"{server:.2f} / {client:.2f}")
+        rows.append(f"| {phase} | {total} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["### Slower than: server-side (route " + PROBE_ROUTE + ", all callers) / client-side (the probe), % of requests", "",
+            "| phase | server requests | > 1 ms | > 2.5 ms | > 5 ms | > 10 ms | > 25 ms |", "|---|---|---|---|---|---|---|",
+            *rows, ""]
 
 
 def summarize(res: dict, args) -> tuple[str, bool]:
@@ -469,6 +520,7 @@ def summarize(res: dict, args) -> tuple[str, bool]:
             f"| under the mix | {res['probe_loaded']['ok']} | {l['p50']} | {l['p90']} | {l['p99']} | {l['max']} | {load_err} |",
             "", f"p99 loaded / unloaded = {ratio:.2f}x (target <= 2x)"
             + (f"; load threads at nice {args.driver_nice}" if args.driver_nice else ""), ""]
+    out += histogram_rows(res)
     # Per-minute curve: probe p99 and RSS.
     mins: dict[int, list[float]] = {}
     for at, ms, st in res["loaded_samples"]:

@@ -17,7 +17,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use crate::cookies::BrowserCookie;
-pub use chromium::{BrowserStats, Chromium, ChromiumConfig};
+pub use chromium::{BrowserStats, Chromium, ChromiumConfig, process_tree};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

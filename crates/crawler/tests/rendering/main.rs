@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbase_crawler::browser::{Chromium, ChromiumConfig};
+use agentbase_crawler::browser::{Chromium, ChromiumConfig, process_tree};
 use agentbase_crawler::{
     CancellationToken, CrawlInput, CrawlMode, CrawlerSettings, DatasetItem, Event, crawl,
 };
@@ -33,6 +33,33 @@ fn chromium_or_skip() -> Option<Chromium> {
     );
     eprintln!("skipped: /usr/bin/chromium is missing (scripts/services.sh installs it)");
     None
+}
+
+/// (thread name, nice value) of every thread of `pid` and its descendants.
+fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for p in process_tree(pid) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            // Field 19 (nice) is the 17th after the parenthesised name.
+            if let Some(nice) = stat[close + 2..]
+                .split(' ')
+                .nth(16)
+                .and_then(|n| n.parse().ok())
+            {
+                out.push((stat[open + 1..close].to_owned(), nice));
+            }
+        }
+    }
+    out
 }
 
 /// What a browser test starts with: its turn, a browser, the site and its address.
@@ -177,6 +204,12 @@ async fn adaptive_mode_renders_what_needs_it_and_cheerio_gets_the_raw_html() {
         "every page was rendered"
     );
     assert!(adaptive.rendered >= 4 && adaptive.rendered < adaptive.items.len() as u64);
+    // Every browser thread stays at nice 10 or nicer, the compositor and IO threads
+    // Chromium raises for itself when it may (as root) included.
+    let pid = browser.browser_pid().expect("the browser is still up");
+    let nices = thread_nices(pid);
+    assert!(nices.len() > 5, "{nices:?}");
+    assert!(nices.iter().all(|(_, n)| *n >= 10), "{nices:?}");
     let json = serde_json::to_value(home).unwrap();
     assert_eq!(json["crawl"]["mode"], "browser");
     assert_eq!(json["crawl"]["httpStatusCode"], 200);
