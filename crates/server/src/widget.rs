@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use agentbase_api_types::codes;
+use agentbase_service::contacts::Identity;
 use agentbase_service::widget::{WidgetAgent, WidgetMessage};
 use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -365,6 +366,28 @@ struct ChatBody {
     #[serde(default)]
     conversation_id: Option<String>,
     visitor_id: String,
+    /// Identity verification: the page's user id, its HMAC-SHA256 under the
+    /// agent's secret, and optional details about the user (unverified).
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_hash: Option<String>,
+    #[serde(default)]
+    user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The identity a chat body carries: both `userId` and `userHash`, or neither.
+fn identity_of(body: &mut ChatBody) -> Result<Option<Identity>, ApiError> {
+    match (body.user_id.take(), body.user_hash.take()) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ApiError::invalid_field("userHash", "Required with userId")),
+        (None, Some(_)) => Err(ApiError::invalid_field("userId", "Required with userHash")),
+        (Some(user_id), Some(user_hash)) => Ok(Some(Identity {
+            user_id,
+            user_hash,
+            metadata: body.user_metadata.take().unwrap_or_default(),
+        })),
+    }
 }
 
 /// `POST /widget/v1/agents/{agentId}/chat`: a visitor's message, answered as the
@@ -382,9 +405,10 @@ pub async fn chat(
     };
     let answer = async {
         rate_limit(&state, &w, peer, &headers).await?;
-        let AppJson(body) = AppJson::<ChatBody>::from_request(req, &state)
+        let AppJson(mut body) = AppJson::<ChatBody>::from_request(req, &state)
             .await
             .map_err(IntoResponse::into_response)?;
+        let identity = identity_of(&mut body).map_err(IntoResponse::into_response)?;
         if body.message.chars().count() > MESSAGE_MAX_CHARS {
             return Err(ApiError::invalid_field(
                 "message",
@@ -396,6 +420,7 @@ pub async fn chat(
             visitor_id: body.visitor_id,
             message: body.message,
             conversation_id: body.conversation_id,
+            identity,
         };
         let turn = state
             .app
