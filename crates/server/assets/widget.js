@@ -131,6 +131,15 @@
     if (queuedCall && queuedCall.length) command(queuedCall[0], queuedCall[1]);
   }
   window.chatbase = command;
+  // The identity on a request body: a verified visitor's conversations are theirs.
+  function withIdentity(body) {
+    if (identity) {
+      body.userId = identity.userId;
+      body.userHash = identity.userHash;
+      if (identity.userMetadata) body.userMetadata = identity.userMetadata;
+    }
+    return body;
+  }
 
   // ---- DOM -------------------------------------------------------------------------
 
@@ -464,7 +473,7 @@
     leadNode.appendChild(problem);
     leadNode.appendChild(submitLead);
     submitLead.addEventListener("click", function () {
-      var body = { visitorId: visitorId };
+      var body = withIdentity({ visitorId: visitorId });
       if (state.conversationId) body.conversationId = state.conversationId;
       Object.keys(inputs).forEach(function (k) {
         if (inputs[k].value.trim()) body[k] = inputs[k].value.trim();
@@ -665,11 +674,7 @@
 
     var body = { message: text, visitorId: visitorId };
     if (state.conversationId) body.conversationId = state.conversationId;
-    if (identity) {
-      body.userId = identity.userId;
-      body.userHash = identity.userHash;
-      if (identity.userMetadata) body.userMetadata = identity.userMetadata;
-    }
+    withIdentity(body);
 
     var answerNode = null;
     var answer = { role: "assistant", text: "", sources: [] };

@@ -160,6 +160,26 @@ impl App {
         Ok(user_id)
     }
 
+    /// The user id a widget request acts as: the verified user's when `identity`
+    /// verifies, else the anonymous visitor's; the conversation named (if any) must
+    /// be that user's.
+    pub(crate) async fn widget_user(
+        &self,
+        w: &WidgetAgent,
+        visitor_id: &str,
+        identity: Option<&crate::contacts::Identity>,
+        conversation_id: Option<&str>,
+    ) -> Result<String> {
+        let anonymous = self.check_visitor(w, visitor_id, None).await?;
+        let verified = match identity {
+            Some(i) => self.verify_visitor(w, i).await?,
+            None => None,
+        };
+        let user_id = verified.unwrap_or(anonymous);
+        self.check_owner(w, &user_id, conversation_id).await?;
+        Ok(user_id)
+    }
+
     /// Whether the conversation named (if any) is this user's with this agent.
     async fn check_owner(
         &self,
@@ -185,13 +205,13 @@ impl App {
     /// A verified visitor's turns carry their user id instead of the anonymous one,
     /// so their conversations are theirs on any device.
     pub async fn widget_chat(self: &Arc<Self>, w: &WidgetAgent, m: WidgetMessage) -> Result<Turn> {
-        let anonymous = self.check_visitor(w, &m.visitor_id, None).await?;
-        let verified = match &m.identity {
-            Some(i) => self.verify_visitor(w, i).await?,
-            None => None,
-        };
-        let user_id = verified.unwrap_or(anonymous);
-        self.check_owner(w, &user_id, m.conversation_id.as_deref())
+        let user_id = self
+            .widget_user(
+                w,
+                &m.visitor_id,
+                m.identity.as_ref(),
+                m.conversation_id.as_deref(),
+            )
             .await?;
         self.chat(
             &w.principal,

@@ -1151,3 +1151,49 @@ async fn another_workspaces_key_cannot_reach_contacts() {
             .all(|a| a["archived"] == false)
     );
 }
+
+#[tokio::test]
+async fn a_verified_visitor_sends_the_lead_form_for_their_own_conversation() {
+    let t = spawn().await;
+    let agent = public_agent(&t, "Hi.").await;
+    let (status, body) = call(
+        &t,
+        Method::POST,
+        "/api/v1/update-chatbot-settings",
+        Some(json!({"chatbotId": agent, "collectCustomerInformation": {
+            "email": {"active": true, "required": true}}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let secret = secret(&t, &agent, Method::GET).await;
+    let hash = agentbase_core::contact::user_hash(&secret, "user-7");
+    let (status, _, conversation) = widget_turn(
+        &t,
+        &agent,
+        json!({"message": "hi", "visitorId": "v_lead_ident_1", "userId": "user-7", "userHash": hash}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let lead = |body: Value| {
+        let t = &t;
+        let agent = agent.clone();
+        async move {
+            reqwest::Client::new()
+                .post(t.url(&format!("/widget/v1/agents/{agent}/leads")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Without the identity the conversation is not the visitor's.
+    let anonymous = json!({"visitorId": "v_lead_ident_1", "conversationId": conversation,
+                           "email": "ann@example.com"});
+    assert_eq!(lead(anonymous.clone()).await, 404);
+    let mut verified = anonymous;
+    verified["userId"] = json!("user-7");
+    verified["userHash"] = json!(hash);
+    assert_eq!(lead(verified).await, 201);
+}
