@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 pub mod chat;
 pub mod codes;
+pub mod contacts;
 pub mod helpdesk;
 pub mod sources;
 pub mod v1;

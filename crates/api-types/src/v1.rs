@@ -59,6 +59,16 @@ pub struct V1ConversationsResponse {
 pub struct V1Error {
     pub message: String,
     pub code: String,
+    /// Each invalid field and what is wrong with it (validation errors only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issues: Option<Vec<V1Issue>>,
+}
+
+/// One problem of a v1 validation error, as Chatbase's contacts API words it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct V1Issue {
+    pub field: String,
+    pub message: String,
 }
 
 /// `POST /api/v1/create-chatbot`. `urlsToScrape` is the older docs' field.

@@ -195,6 +195,17 @@ fn cases(agent: &str) -> Vec<Case> {
             400, "VALIDATION_INVALID_BODY"),
         json_case("webhook update with a nested body", "PATCH", &format!("/api/v2/agents/{agent}/webhooks/AAAAAAAAAAAAAAAAAAAA"),
             format!("{{\"url\":{}1{}}}", deep("{\"a\":", 5_000), deep("}", 5_000)).into_bytes(), 404, "RESOURCE_NOT_FOUND"),
+        // Contacts (v1): bulk size, nesting and value sizes are bounded.
+        json_case("deeply nested JSON to contacts", "POST", &format!("/api/v1/chatbots/{agent}/contacts"),
+            deep("[", 100_000).into_bytes(), 400, "VALIDATION_INVALID_JSON"),
+        json_case("a flood of contacts in one call", "POST", &format!("/api/v1/chatbots/{agent}/contacts"),
+            json!({"users": vec![json!({"external_id": "x"}); 1_001]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        json_case("a contact with a huge external id", "POST", &format!("/api/v1/chatbots/{agent}/contacts"),
+            json!({"users": [{"external_id": "x".repeat(500_000)}]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        json_case("contact update with a nested body", "PATCH", &format!("/api/v1/chatbots/{agent}/contacts/nobody"),
+            format!("{{\"data\":{}1{}}}", deep("{\"a\":", 5_000), deep("}", 5_000)).into_bytes(), 400, "VALIDATION_INVALID_JSON"),
         // Crawl run inputs.
         json_case("glob brace bomb", "POST", run_path, json!({
             "startUrls": ["https://example.com/"],

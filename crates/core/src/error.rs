@@ -22,6 +22,10 @@ pub enum Resource {
     Run,
     /// An agent's webhook endpoint.
     Webhook,
+    /// A contact of an agent (v1 contacts API).
+    Contact,
+    /// A custom attribute of an agent's contact schema.
+    CustomAttribute,
 }
 
 /// A request refused by a rule of the chat contract; each has its own code.

@@ -252,7 +252,7 @@ pub fn check_answers(form: &LeadForm, input: LeadInput) -> Result<LeadInput, Fie
     if e.is_empty() { Ok(out) } else { Err(e) }
 }
 
-fn looks_like_email(m: &str) -> bool {
+pub(crate) fn looks_like_email(m: &str) -> bool {
     let Some((local, domain)) = m.rsplit_once('@') else {
         return false;
     };
@@ -266,7 +266,7 @@ fn looks_like_email(m: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ','))
 }
 
-fn looks_like_phone(p: &str) -> bool {
+pub(crate) fn looks_like_phone(p: &str) -> bool {
     let digits = p.chars().filter(char::is_ascii_digit).count();
     p.len() <= PHONE_MAX
         && (5..=20).contains(&digits)

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod agent_settings;
 pub mod clock;
+pub mod contact;
 pub mod conversation;
 pub mod crawl_run;
 pub mod cursor;

@@ -12,6 +12,13 @@
  *                         POST /widget/v1/agents/{id}/leads (the lead form's answers)
  * The conversation id and the transcript are kept in localStorage per agent, so a
  * reload shows the conversation and continues it.
+ *
+ * Identity verification, as Chatbase's: `window.chatbaseUserConfig = {user_id,
+ * user_hash, user_metadata}` before the script, or `window.chatbase("identify",
+ * {user_id, user_hash, user_metadata})` at any time (calls queued by Chatbase's
+ * snippet before the script loaded count too). `user_hash` is the hex HMAC-SHA256
+ * of `user_id` under the agent's secret, computed by the page's server. Each chat
+ * message carries them; a wrong hash leaves the visitor anonymous.
  */
 (function () {
   "use strict";
@@ -96,6 +103,42 @@
   }
   function persist() {
     save(STATE_KEY, state);
+  }
+
+  // ---- identity verification -------------------------------------------------------
+
+  var identity = null;
+  function identify(props) {
+    if (!props || typeof props !== "object") return;
+    if (typeof props.user_id !== "string" || typeof props.user_hash !== "string") {
+      identity = null;
+      return;
+    }
+    var metadata = props.user_metadata;
+    identity = {
+      userId: props.user_id,
+      userHash: props.user_hash,
+      userMetadata: metadata && typeof metadata === "object" && !Array.isArray(metadata) ? metadata : undefined,
+    };
+  }
+  identify(window.chatbaseUserConfig);
+  var queued = window.chatbase && Array.isArray(window.chatbase.q) ? window.chatbase.q : [];
+  function command(name, props) {
+    if (name === "identify") identify(props);
+  }
+  for (var qi = 0; qi < queued.length; qi++) {
+    var queuedCall = queued[qi];
+    if (queuedCall && queuedCall.length) command(queuedCall[0], queuedCall[1]);
+  }
+  window.chatbase = command;
+  // The identity on a request body: a verified visitor's conversations are theirs.
+  function withIdentity(body) {
+    if (identity) {
+      body.userId = identity.userId;
+      body.userHash = identity.userHash;
+      if (identity.userMetadata) body.userMetadata = identity.userMetadata;
+    }
+    return body;
   }
 
   // ---- DOM -------------------------------------------------------------------------
@@ -430,7 +473,7 @@
     leadNode.appendChild(problem);
     leadNode.appendChild(submitLead);
     submitLead.addEventListener("click", function () {
-      var body = { visitorId: visitorId };
+      var body = withIdentity({ visitorId: visitorId });
       if (state.conversationId) body.conversationId = state.conversationId;
       Object.keys(inputs).forEach(function (k) {
         if (inputs[k].value.trim()) body[k] = inputs[k].value.trim();
@@ -631,6 +674,7 @@
 
     var body = { message: text, visitorId: visitorId };
     if (state.conversationId) body.conversationId = state.conversationId;
+    withIdentity(body);
 
     var answerNode = null;
     var answer = { role: "assistant", text: "", sources: [] };

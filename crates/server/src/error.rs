@@ -94,6 +94,16 @@ impl From<Error> for ApiError {
                 codes::RESOURCE_MESSAGE_NOT_FOUND,
                 "The specified message could not be found in this conversation",
             ),
+            Error::NotFound(Resource::Contact) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::RESOURCE_NOT_FOUND,
+                "Contact not found",
+            ),
+            Error::NotFound(Resource::CustomAttribute) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::RESOURCE_NOT_FOUND,
+                "Custom attribute not found",
+            ),
             Error::NotFound(Resource::Source) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 codes::SOURCE_NOT_FOUND,

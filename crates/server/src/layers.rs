@@ -234,6 +234,11 @@ pub async fn v1_errors(req: Request, next: Next) -> Response {
         .map(|e| agentbase_api_types::v1::V1Error {
             message: e.error.message,
             code: e.error.code,
+            issues: e.error.details.map(|d| {
+                d.into_iter()
+                    .map(|(field, message)| agentbase_api_types::v1::V1Issue { field, message })
+                    .collect()
+            }),
         })
         .and_then(|e| serde_json::to_vec(&e).ok());
     let body = match reshaped {

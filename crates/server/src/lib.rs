@@ -49,7 +49,9 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{agents, apify, chat, conversations, leads, sources, system, v1, webhooks};
+    use routes::{
+        agents, apify, chat, contacts, conversations, leads, sources, system, v1, webhooks,
+    };
     // File uploads may be up to 20 MB (plus the form's framing).
     let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
     let api = Router::new()
@@ -63,6 +65,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(agents::get_actions).put(agents::put_actions),
         )
         .route("/api/v2/agents/{agentId}/leads/export", get(leads::export))
+        .route(
+            "/api/v2/agents/{agentId}/identity-verification",
+            get(contacts::identity_secret).post(contacts::rotate_identity_secret),
+        )
         .route(
             "/api/v2/agents/{agentId}/webhooks",
             get(webhooks::list).post(webhooks::create),
@@ -149,6 +155,24 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/chat", post(v1::chat))
         .route("/api/v1/get-conversations", get(v1::get_conversations))
         .route("/api/v1/get-leads", get(v1::get_leads))
+        .route(
+            "/api/v1/chatbots/{agentId}/contacts",
+            get(contacts::list).post(contacts::create),
+        )
+        .route(
+            "/api/v1/chatbots/{agentId}/contacts/{contactId}",
+            get(contacts::get)
+                .patch(contacts::update)
+                .delete(contacts::delete),
+        )
+        .route(
+            "/api/v1/chatbots/{agentId}/custom-attributes",
+            get(contacts::attributes).post(contacts::create_attribute),
+        )
+        .route(
+            "/api/v1/chatbots/{agentId}/custom-attributes/{name}",
+            put(contacts::update_attribute),
+        )
         .route("/api/v1/create-chatbot", post(v1::create_chatbot))
         .route("/api/v1/update-chatbot-data", post(v1::update_chatbot_data))
         .route("/api/v1/get-chatbots", get(v1::get_chatbots))

@@ -5,7 +5,9 @@ use agentbase_api_types as api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, apify, chat, conversations, leads, sources, system, v1, webhooks};
+use crate::routes::{
+    agents, apify, chat, contacts, conversations, leads, sources, system, v1, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +24,10 @@ use crate::routes::{agents, apify, chat, conversations, leads, sources, system, 
         apify::start, apify::get, apify::abort, apify::items, apify::actor, apify::dataset, apify::log,
         apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
-        webhooks::deliveries, v1::get_leads, leads::export
+        webhooks::deliveries, v1::get_leads, leads::export,
+        contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete,
+        contacts::attributes, contacts::create_attribute, contacts::update_attribute,
+        contacts::identity_secret, contacts::rotate_identity_secret
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -47,7 +52,14 @@ use crate::routes::{agents, apify, chat, conversations, leads, sources, system, 
         api::ConversationSearchResult, api::SearchSnippet, api::SnippetHighlight, api::SearchPagination,
         api::SearchConversationsResponse, chat::StreamEvent, api::Webhook, api::WebhooksResponse,
         api::CreateWebhookBody, api::UpdateWebhookBody, api::WebhookAttempt, api::WebhookDelivery,
-        api::WebhookDeliveriesResponse, api::v1::V1LeadsResponse, api::v1::V1Lead
+        api::WebhookDeliveriesResponse, api::v1::V1LeadsResponse, api::v1::V1Lead,
+        api::v1::V1Issue, api::contacts::V1Contact, api::contacts::V1ContactsPages,
+        api::contacts::V1ContactsResponse, api::contacts::V1ContactsCreated,
+        api::contacts::V1ContactResponse, api::contacts::V1CreateContacts,
+        api::contacts::V1UpdateContact, api::contacts::V1CustomAttribute,
+        api::contacts::V1CustomAttributesResponse, api::contacts::V1CustomAttributeResponse,
+        api::contacts::V1CreateCustomAttribute, api::contacts::V1UpdateCustomAttribute,
+        api::contacts::IdentitySecret, api::contacts::IdentitySecretResponse
     )),
     modifiers(&Bearer, &Authenticated)
 )]

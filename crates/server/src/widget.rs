@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use agentbase_api_types::codes;
+use agentbase_service::contacts::Identity;
 use agentbase_service::widget::{WidgetAgent, WidgetMessage};
 use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -318,6 +319,14 @@ struct LeadBody {
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
+    /// A verified visitor's identity, as on chat messages (their conversations
+    /// carry their user id).
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_hash: Option<String>,
+    #[serde(default)]
+    user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `POST /widget/v1/agents/{agentId}/leads`: the visitor's answers to the lead
@@ -338,6 +347,8 @@ pub async fn leads(
         let AppJson(body) = AppJson::<LeadBody>::from_request(req, &state)
             .await
             .map_err(IntoResponse::into_response)?;
+        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata)
+            .map_err(IntoResponse::into_response)?;
         let input = agentbase_core::lead::LeadInput {
             name: body.name,
             email: body.email,
@@ -345,7 +356,13 @@ pub async fn leads(
         };
         let lead = state
             .app
-            .submit_lead(&w, &body.visitor_id, body.conversation_id, input)
+            .submit_lead(
+                &w,
+                &body.visitor_id,
+                identity.as_ref(),
+                body.conversation_id,
+                input,
+            )
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
         let r = (
@@ -365,6 +382,32 @@ struct ChatBody {
     #[serde(default)]
     conversation_id: Option<String>,
     visitor_id: String,
+    /// Identity verification: the page's user id, its HMAC-SHA256 under the
+    /// agent's secret, and optional details about the user (unverified).
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_hash: Option<String>,
+    #[serde(default)]
+    user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The identity a body carries: both `userId` and `userHash`, or neither.
+fn identity_of(
+    user_id: Option<String>,
+    user_hash: Option<String>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Option<Identity>, ApiError> {
+    match (user_id, user_hash) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ApiError::invalid_field("userHash", "Required with userId")),
+        (None, Some(_)) => Err(ApiError::invalid_field("userId", "Required with userHash")),
+        (Some(user_id), Some(user_hash)) => Ok(Some(Identity {
+            user_id,
+            user_hash,
+            metadata: metadata.unwrap_or_default(),
+        })),
+    }
 }
 
 /// `POST /widget/v1/agents/{agentId}/chat`: a visitor's message, answered as the
@@ -382,9 +425,15 @@ pub async fn chat(
     };
     let answer = async {
         rate_limit(&state, &w, peer, &headers).await?;
-        let AppJson(body) = AppJson::<ChatBody>::from_request(req, &state)
+        let AppJson(mut body) = AppJson::<ChatBody>::from_request(req, &state)
             .await
             .map_err(IntoResponse::into_response)?;
+        let identity = identity_of(
+            body.user_id.take(),
+            body.user_hash.take(),
+            body.user_metadata.take(),
+        )
+        .map_err(IntoResponse::into_response)?;
         if body.message.chars().count() > MESSAGE_MAX_CHARS {
             return Err(ApiError::invalid_field(
                 "message",
@@ -396,6 +445,7 @@ pub async fn chat(
             visitor_id: body.visitor_id,
             message: body.message,
             conversation_id: body.conversation_id,
+            identity,
         };
         let turn = state
             .app

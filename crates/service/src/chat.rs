@@ -774,10 +774,25 @@ impl App {
         // Small models get the knowledge next to the question (grounding.rs).
         let inline = knowledge
             .filter(|k| !k.is_empty() && crate::grounding::quoting(&g.agent, model.as_ref()));
+        let mut instructions = g
+            .agent
+            .instructions_for(channel_of(&g.conversation.source))
+            .to_owned();
+        // A widget visitor's contact fills the instructions' placeholders (contacts.rs).
+        if g.conversation.source == SOURCE_WIDGET {
+            instructions = self
+                .personal_instructions(
+                    &g.principal.workspace_id,
+                    &g.agent.id,
+                    g.conversation.user_id.as_deref(),
+                    &instructions,
+                )
+                .await;
+        }
         let system = ChatMessage::text(
             Role::System,
             prompt::with_knowledge(
-                g.agent.instructions_for(channel_of(&g.conversation.source)),
+                &instructions,
                 knowledge
                     .filter(|_| inline.is_none())
                     .map(knowledge_entries)

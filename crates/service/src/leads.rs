@@ -13,16 +13,18 @@ pub const EXPORT_MAX: i64 = 100_000;
 
 impl App {
     /// A visitor's lead. The conversation, when named, must be this visitor's with
-    /// this agent (otherwise "not found", as for widget turns).
+    /// this agent (otherwise "not found", as for widget turns); a verified
+    /// visitor's (`identity`) is their user id's.
     pub async fn submit_lead(
         &self,
         w: &WidgetAgent,
         visitor_id: &str,
+        identity: Option<&crate::contacts::Identity>,
         conversation_id: Option<String>,
         input: LeadInput,
     ) -> Result<Lead> {
         // The visitor and its conversation first, as for a widget turn.
-        self.check_visitor(w, visitor_id, conversation_id.as_deref())
+        self.widget_user(w, visitor_id, identity, conversation_id.as_deref())
             .await?;
         let Some(form) = lead::form_of(w.agent.lead_form.as_ref()) else {
             return Err(Error::invalid("form", "this agent does not collect leads"));

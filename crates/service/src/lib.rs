@@ -5,6 +5,7 @@
 pub mod agent_setup;
 pub mod backup;
 pub mod chat;
+pub mod contacts;
 pub mod conversation_search;
 pub mod crawl_runs;
 pub mod dashboard;

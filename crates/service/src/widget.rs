@@ -61,9 +61,12 @@ pub fn valid_visitor_id(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// What the user ids of anonymous widget visitors start with.
+pub const VISITOR_PREFIX: &str = "widget-";
+
 /// The conversation user id of a widget visitor.
 pub fn visitor_user_id(visitor_id: &str) -> String {
-    format!("widget-{visitor_id}")
+    format!("{VISITOR_PREFIX}{visitor_id}")
 }
 
 /// What a widget visitor sends.
@@ -72,6 +75,9 @@ pub struct WidgetMessage {
     pub visitor_id: String,
     pub message: String,
     pub conversation_id: Option<String>,
+    /// Identity verification (`user_id` and its `user_hash`), when the page
+    /// identified its user.
+    pub identity: Option<crate::contacts::Identity>,
 }
 
 impl App {
@@ -150,24 +156,62 @@ impl App {
             ));
         }
         let user_id = visitor_user_id(visitor_id);
+        self.check_owner(w, &user_id, conversation_id).await?;
+        Ok(user_id)
+    }
+
+    /// The user id a widget request acts as: the verified user's when `identity`
+    /// verifies, else the anonymous visitor's; the conversation named (if any) must
+    /// be that user's.
+    pub(crate) async fn widget_user(
+        &self,
+        w: &WidgetAgent,
+        visitor_id: &str,
+        identity: Option<&crate::contacts::Identity>,
+        conversation_id: Option<&str>,
+    ) -> Result<String> {
+        let anonymous = self.check_visitor(w, visitor_id, None).await?;
+        let verified = match identity {
+            Some(i) => self.verify_visitor(w, i).await?,
+            None => None,
+        };
+        let user_id = verified.unwrap_or(anonymous);
+        self.check_owner(w, &user_id, conversation_id).await?;
+        Ok(user_id)
+    }
+
+    /// Whether the conversation named (if any) is this user's with this agent.
+    async fn check_owner(
+        &self,
+        w: &WidgetAgent,
+        user_id: &str,
+        conversation_id: Option<&str>,
+    ) -> Result<()> {
         if let Some(id) = conversation_id {
             let owned = self
                 .store
                 .conversation(&w.principal.workspace_id, id)
                 .await?
-                .is_some_and(|c| c.agent_id == w.agent.id && c.user_id.as_ref() == Some(&user_id));
+                .is_some_and(|c| c.agent_id == w.agent.id && c.user_id.as_deref() == Some(user_id));
             if !owned {
                 return Err(Error::NotFound(Resource::Conversation));
             }
         }
-        Ok(user_id)
+        Ok(())
     }
 
     /// A widget turn. A conversation that is not this visitor's (another visitor's,
     /// one made through the API, another agent's) is "not found", like an unknown one.
+    /// A verified visitor's turns carry their user id instead of the anonymous one,
+    /// so their conversations are theirs on any device.
     pub async fn widget_chat(self: &Arc<Self>, w: &WidgetAgent, m: WidgetMessage) -> Result<Turn> {
         let user_id = self
-            .check_visitor(w, &m.visitor_id, m.conversation_id.as_deref())
+            .widget_user(
+                w,
+                &m.visitor_id,
+                m.identity.as_ref(),
+                m.conversation_id.as_deref(),
+            )
             .await?;
         self.chat(
             &w.principal,

@@ -3,6 +3,7 @@
 //! and one list of migrations applied to either.
 
 mod chat;
+mod contacts;
 mod crawl_runs;
 mod dashboard;
 mod knowledge;
@@ -22,6 +23,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use chat::{ConversationFilter, NewTurn, TurnLease};
+pub use contacts::VisitorIdentity;
 pub use dashboard::{DashboardSession, UsageRow};
 pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;

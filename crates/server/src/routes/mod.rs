@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod apify;
 pub mod chat;
+pub mod contacts;
 pub mod conversations;
 pub mod leads;
 pub mod sources;

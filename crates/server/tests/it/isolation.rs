@@ -157,6 +157,44 @@ const API: &[Endpoint] = &[
         None,
     ),
     (Method::GET, "/api/v2/agents/{a}/leads/export", None),
+    (Method::GET, "/api/v1/chatbots/{a}/contacts", None),
+    (
+        Method::GET,
+        "/api/v1/chatbots/{a}/contacts?page=1&per_page=10",
+        None,
+    ),
+    (
+        Method::POST,
+        "/api/v1/chatbots/{a}/contacts",
+        Some(r#"{"users":[{"external_id":"planted","name":"pwned"}]}"#),
+    ),
+    (Method::GET, "/api/v1/chatbots/{a}/contacts/{ct}", None),
+    (
+        Method::PATCH,
+        "/api/v1/chatbots/{a}/contacts/{ct}",
+        Some(r#"{"data":{"name":"pwned"}}"#),
+    ),
+    (Method::GET, "/api/v1/chatbots/{a}/custom-attributes", None),
+    (
+        Method::POST,
+        "/api/v1/chatbots/{a}/custom-attributes",
+        Some(r#"{"name":"planted","type":"text"}"#),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/chatbots/{a}/custom-attributes/{n}",
+        Some(r#"{"archived":true}"#),
+    ),
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/identity-verification",
+        None,
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/identity-verification",
+        None,
+    ),
     (
         Method::POST,
         "/api/v1/update-chatbot-settings",
@@ -207,6 +245,7 @@ const API: &[Endpoint] = &[
     ),
     (Method::POST, "/v2/actor-runs/{r}/abort", None),
     (Method::DELETE, "/api/v2/agents/{a}/webhooks/{h}", None),
+    (Method::DELETE, "/api/v1/chatbots/{a}/contacts/{ct}", None),
     (Method::DELETE, "/api/v2/agents/{a}/sources/{s}", None),
     (Method::DELETE, "/api/v1/delete-chatbot?chatbotId={a}", None),
     (Method::DELETE, "/api/v2/agents/{a}", None),
@@ -422,6 +461,8 @@ const PARAMS: &[(&str, &str)] = &[
     ("{w}", "{ws}"),
     ("{k}", "{keyId}"),
     ("{h}", "{webhookId}"),
+    ("{ct}", "{contactId}"),
+    ("{n}", "{name}"),
 ];
 
 /// The route a matrix row exercises, in the router's spelling.
@@ -591,6 +632,8 @@ fn missing_ids(intruder_ws: &str) -> Ids {
         ("{u}", "victim-user".into()),
         ("{k}", "AAAAAAAAAAAA".into()),
         ("{h}", "AAAAAAAAAAAAAAAAAAAA".into()),
+        ("{ct}", "absent_contact".into()),
+        ("{n}", "absent_attr".into()),
         ("{w}", intruder_ws.into()),
     ])
 }
@@ -701,6 +744,29 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    // A contact and a custom attribute to leak.
+    json_ok(
+        t.raw(
+            Method::POST,
+            &format!("/api/v1/chatbots/{agent}/custom-attributes"),
+        )
+        .json(&json!({"name": "victim_attr", "type": "text"}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    json_ok(
+        t.raw(Method::POST, &format!("/api/v1/chatbots/{agent}/contacts"))
+            .json(
+                &json!({"users": [{"external_id": "victim_contact", "name": "Victim",
+                "custom_attributes": {"victim_attr": "secret"}}]}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let (intruder_ws, intruder_key) = t.other_workspace(Plan::Standard).await;
     let own_agent = t
         .client_for(&intruder_key)
@@ -733,6 +799,8 @@ async fn world() -> World {
         ("{u}", "victim-user".into()),
         ("{k}", key),
         ("{h}", hook),
+        ("{ct}", "victim_contact".into()),
+        ("{n}", "victim_attr".into()),
         ("{w}", intruder_ws.clone()),
     ]);
     World {
@@ -764,7 +832,11 @@ async fn api_call(
 /// Whether a row names a conversation, message or source (ids that a second pass
 /// puts under the intruder's own agent).
 fn names_sub_resource(path: &str, body: Option<&str>) -> bool {
-    let names = |s: &str| ["{c}", "{m}", "{s}", "{h}"].iter().any(|p| s.contains(p));
+    let names = |s: &str| {
+        ["{c}", "{m}", "{s}", "{h}", "{ct}", "{n}"]
+            .iter()
+            .any(|p| s.contains(p))
+    };
     names(path) || body.is_some_and(names)
 }
 
@@ -803,7 +875,7 @@ async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() 
                 endpoint,
             )
             .await;
-            if path.starts_with("/api/v1/chat") {
+            if *path == "/api/v1/chat" {
                 // v1 conversation ids are scoped to their workspace: the intruder
                 // gets a fresh conversation under the same id, never the victim's,
                 // and cannot tell whether the id is used elsewhere.
@@ -829,6 +901,9 @@ async fn snapshot(t: &TestApp, v: &Ids) -> Vec<String> {
         "/api/v2/agents/{a}/webhooks",
         "/api/v2/agents/{a}/webhooks/{h}/deliveries",
         "/api/v1/get-leads?chatbotId={a}",
+        "/api/v1/chatbots/{a}/contacts",
+        "/api/v1/chatbots/{a}/custom-attributes",
+        "/api/v2/agents/{a}/identity-verification",
         "/api/v2/agents/{a}/sources",
         "/api/v2/agents/{a}/sources/{s}",
         "/api/v2/agents/{a}/sources/summary",

@@ -9,6 +9,7 @@ mod apify;
 mod auth;
 mod bad_input;
 mod chat;
+mod contacts;
 mod conversations;
 mod dashboard;
 mod hardening;

@@ -5,6 +5,7 @@
 
 mod agents;
 mod chat;
+mod contacts;
 mod dashboard;
 mod keys;
 mod knowledge;
