@@ -13,6 +13,7 @@ pub mod files;
 mod grounding;
 pub mod knowledge;
 pub mod leads;
+pub mod members;
 pub mod models;
 pub mod notifications;
 pub mod scripted;

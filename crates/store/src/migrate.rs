@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "helpdesk",
         include_str!("../migrations/0013_helpdesk.sql"),
     ),
+    (
+        15,
+        "members",
+        include_str!("../migrations/0015_members.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;
