@@ -151,14 +151,22 @@ pub fn normalize_email(email: &str) -> Result<String> {
 /// An invitation's fields, every bad one named at once.
 pub fn check_invite(email: &str, name: &str, role: &str) -> Result<(String, String, Role)> {
     let mut errors = FieldErrors::new();
-    let email = normalize_email(email).map_err(|e| collect(&mut errors, e)).ok();
+    let email = normalize_email(email)
+        .map_err(|e| collect(&mut errors, e))
+        .ok();
     let name = name.trim();
     if name.chars().count() > NAME_MAX {
-        errors.insert("name".into(), format!("must be at most {NAME_MAX} characters"));
+        errors.insert(
+            "name".into(),
+            format!("must be at most {NAME_MAX} characters"),
+        );
     } else if name.chars().any(char::is_control) {
         errors.insert("name".into(), "must not contain control characters".into());
     }
-    let role = role.parse::<Role>().map_err(|e| collect(&mut errors, e)).ok();
+    let role = role
+        .parse::<Role>()
+        .map_err(|e| collect(&mut errors, e))
+        .ok();
     match (email, role) {
         (Some(email), Some(role)) if errors.is_empty() => {
             // A name left blank is the part of the email before the `@`.
@@ -200,7 +208,10 @@ mod tests {
     #[test]
     fn invitations_are_checked_field_by_field() {
         let (email, name, role) = check_invite(" Ann@Example.COM ", "", "member").unwrap();
-        assert_eq!((email.as_str(), name.as_str(), role), ("ann@example.com", "ann", Role::Member));
+        assert_eq!(
+            (email.as_str(), name.as_str(), role),
+            ("ann@example.com", "ann", Role::Member)
+        );
         let Err(Error::Invalid(e)) = check_invite("not-an-email", &"x".repeat(101), "root") else {
             panic!("accepted");
         };

@@ -259,14 +259,13 @@ impl Store {
     /// deleted with its sessions and links. False when it was not a member.
     pub async fn remove_member(&self, workspace_id: &str, member_id: &str) -> Result<bool> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let removed = sqlx::query(
-            "DELETE FROM workspace_members WHERE workspace_id = $1 AND member_id = $2",
-        )
-        .bind(workspace_id)
-        .bind(member_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let removed =
+            sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND member_id = $2")
+                .bind(workspace_id)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         if removed.rows_affected() == 0 {
             return Ok(false);
         }

@@ -112,13 +112,22 @@ mod tests {
         assert_eq!(need(&get, "/dashboard/workspaces"), Need::Session);
         assert_eq!(need(&post, "/dashboard/workspaces"), Need::Administrator);
         assert_eq!(need(&post, "/dashboard/w/{ws}/plan"), Need::Administrator);
-        assert_eq!(need(&get, "/dashboard/w/{ws}/keys"), Need::Role(Role::Admin));
+        assert_eq!(
+            need(&get, "/dashboard/w/{ws}/keys"),
+            Need::Role(Role::Admin)
+        );
         assert_eq!(
             need(&post, "/dashboard/w/{ws}/keys/{keyId}/revoke"),
             Need::Role(Role::Admin)
         );
-        assert_eq!(need(&get, "/dashboard/w/{ws}/members"), Need::Role(Role::Member));
-        assert_eq!(need(&post, "/dashboard/w/{ws}/members"), Need::Role(Role::Admin));
+        assert_eq!(
+            need(&get, "/dashboard/w/{ws}/members"),
+            Need::Role(Role::Member)
+        );
+        assert_eq!(
+            need(&post, "/dashboard/w/{ws}/members"),
+            Need::Role(Role::Admin)
+        );
         assert_eq!(
             need(&post, "/dashboard/w/{ws}/agents/{agentId}/delete"),
             Need::Role(Role::Admin)
@@ -127,6 +136,9 @@ mod tests {
             need(&post, "/dashboard/w/{ws}/agents/{agentId}"),
             Need::Role(Role::Member)
         );
-        assert_eq!(need(&get, "/dashboard/w/{ws}/usage"), Need::Role(Role::Member));
+        assert_eq!(
+            need(&get, "/dashboard/w/{ws}/usage"),
+            Need::Role(Role::Member)
+        );
     }
 }

@@ -69,7 +69,13 @@ pub(super) fn secure(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-pub(super) fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+    secure: bool,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
@@ -339,9 +345,14 @@ pub async fn login(
         ),
     };
     match attempt {
-        Ok(Some(signed_in)) => {
-            signed_in_response(&state, &headers, &signed_in, &next, LOGIN_COOKIE, "/dashboard/login")
-        }
+        Ok(Some(signed_in)) => signed_in_response(
+            &state,
+            &headers,
+            &signed_in,
+            &next,
+            LOGIN_COOKIE,
+            "/dashboard/login",
+        ),
         Ok(None) => login_form(&state, &headers, &next, Some(wrong)),
         Err(e) => Problem::from(e).into_response(),
     }

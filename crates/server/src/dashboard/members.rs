@@ -250,7 +250,10 @@ fn link_form(
         min = agentbase_core::password::MIN_LEN,
     );
     let notice = Notice { ok: None, error };
-    let mut r = html_response(status, html::page("Set your password", None, None, &notice, &body));
+    let mut r = html_response(
+        status,
+        html::page("Set your password", None, None, &notice, &body),
+    );
     r.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(LINK_COOKIE, &csrf, LINK_PATH, 3600, secure(state, headers)),
@@ -314,10 +317,7 @@ pub async fn accept(
         ));
     }
     if form.raw("password") != form.raw("confirm") {
-        return Ok(again(
-            StatusCode::BAD_REQUEST,
-            "The two passwords differ.",
-        ));
+        return Ok(again(StatusCode::BAD_REQUEST, "The two passwords differ."));
     }
     match state
         .app
@@ -338,4 +338,3 @@ pub async fn accept(
         }
     }
 }
-

@@ -95,7 +95,9 @@ async fn member_list(
                 format!("<a href=\"{base}/agents\">{}</a>", esc(&w.name)),
                 format!("<code>{}</code>", esc(&w.id)),
                 role.as_str().to_owned(),
-                format!("<a href=\"{base}/members\">Members</a> · <a href=\"{base}/usage\">Usage</a>"),
+                format!(
+                    "<a href=\"{base}/members\">Members</a> · <a href=\"{base}/usage\">Usage</a>"
+                ),
             ]
         })
         .collect();

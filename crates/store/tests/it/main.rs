@@ -8,6 +8,7 @@ mod chat;
 mod dashboard;
 mod keys;
 mod knowledge;
+mod members;
 mod migrations;
 mod ops;
 mod webhooks;
