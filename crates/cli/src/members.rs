@@ -5,7 +5,6 @@
 
 use agentbase_core::member::{Acting, Member};
 use agentbase_service::App;
-use agentbase_service::members::link_path;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -55,13 +54,6 @@ fn member_json(m: &Member) -> serde_json::Value {
            "joinedAt": agentbase_core::time_fmt::iso8601(m.joined_at)})
 }
 
-/// The link as the member opens it (the server's public root + the path).
-fn link_url(app: &App, token: &str) -> String {
-    let base = app.settings.base_url();
-    let root = base.strip_suffix("/api/v2").unwrap_or(&base);
-    format!("{root}{}", link_path(token))
-}
-
 pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Result<()> {
     let workspace = match &cmd {
         MembersCmd::List { workspace }
@@ -93,7 +85,7 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
                 .invite_member(by, &ws.id, &email, &name, &role)
                 .await
                 .map_err(describe)?;
-            let link = invited.token.as_deref().map(|t| link_url(app, t));
+            let link = invited.token.as_deref().map(|t| app.link_url(t));
             if as_json {
                 let mut v = member_json(&invited.member);
                 v["link"] = json!(link);
@@ -117,7 +109,7 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
                 .reset_member_password(by, &ws.id, &member)
                 .await
                 .map_err(describe)?;
-            let link = link_url(app, &token);
+            let link = app.link_url(&token);
             if as_json {
                 let mut v = member_json(&m);
                 v["link"] = json!(link);

@@ -11,7 +11,7 @@ use agentbase_core::member::{
     self, Account, Acting, LINK_TTL_MS, LinkKind, Member, Role, may_manage,
 };
 use agentbase_core::{Error, Resource, Result, Workspace, ids, password};
-use agentbase_store::{NewLink, OpenLink};
+use agentbase_store::{NewLink, NewMember, OpenLink};
 
 use crate::App;
 use crate::dashboard::SignedIn;
@@ -48,6 +48,13 @@ fn refused(what: &str) -> Error {
 }
 
 impl App {
+    /// A link token as the member opens it: the server's public root + the path.
+    pub fn link_url(&self, token: &str) -> String {
+        let base = self.settings.base_url();
+        let root = base.strip_suffix("/api/v2").unwrap_or(&base);
+        format!("{root}{}", link_path(token))
+    }
+
     /// The workspace's members (pending invitations included, `active` false), by
     /// email. For the helpdesk: `id` is the platform user id tickets name.
     pub async fn members(&self, workspace_id: &str) -> Result<Vec<Member>> {
@@ -130,10 +137,12 @@ impl App {
             .store
             .add_member(
                 workspace_id,
-                &ids::uuid_v4(),
-                &email,
-                &name,
-                role,
+                &NewMember {
+                    new_id: &ids::uuid_v4(),
+                    email: &email,
+                    name: &name,
+                    role,
+                },
                 &link,
                 now,
             )

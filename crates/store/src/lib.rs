@@ -25,7 +25,7 @@ use sqlx::{AnyPool, Row};
 pub use chat::{ConversationFilter, NewTurn, TurnLease};
 pub use dashboard::{DashboardSession, UsageRow};
 pub use knowledge::{SourceFilter, TrainingSwitch};
-pub use members::{Added, NewLink, OpenLink};
+pub use members::{Added, NewLink, NewMember, OpenLink};
 pub use migrate::MIGRATIONS;
 pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};
 pub use search::ConversationSearch;

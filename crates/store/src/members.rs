@@ -50,6 +50,15 @@ pub struct NewLink {
     pub expires_at: Millis,
 }
 
+/// Whom to add: the account is made under `new_id` only when `email` has none.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMember<'a> {
+    pub new_id: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+}
+
 /// A link that can still be followed, with whom it is for.
 #[derive(Debug, Clone)]
 pub struct OpenLink {
@@ -162,13 +171,16 @@ impl Store {
     pub async fn add_member(
         &self,
         workspace_id: &str,
-        new_id: &str,
-        email: &str,
-        name: &str,
-        role: Role,
+        m: &NewMember<'_>,
         link: &NewLink,
         now: Millis,
     ) -> Result<Added> {
+        let NewMember {
+            new_id,
+            email,
+            name,
+            role,
+        } = *m;
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO members (id, email, name, password_hash, created_at, updated_at) \

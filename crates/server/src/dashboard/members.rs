@@ -9,7 +9,6 @@ use std::fmt::Write;
 use agentbase_core::ids;
 use agentbase_core::keys::same_secret;
 use agentbase_core::member::{Member, Role, may_manage};
-use agentbase_service::members::link_path;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -26,13 +25,6 @@ use crate::extract::{QueryMap, form_pairs};
 
 const LINK_COOKIE: &str = "agentbase_link";
 const LINK_PATH: &str = "/dashboard/invite";
-
-/// The link as the member will open it: the server's public root + the path.
-fn link_url(state: &AppState, token: &str) -> String {
-    let base = state.app.settings.base_url();
-    let root = base.strip_suffix("/api/v2").unwrap_or(&base);
-    format!("{root}{}", link_path(token))
-}
 
 fn role_options() -> String {
     html::options(
@@ -60,7 +52,7 @@ fn page(
              <p>Send this link to them: it is shown <strong>only once</strong>, works once, and expires in 7 days. \
              Following it, they choose their password.</p>{}</section>",
             esc(email),
-            copyable("member-link", &link_url(state, token))
+            copyable("member-link", &state.app.link_url(token))
         );
     }
     let rows: Vec<Vec<String>> = members

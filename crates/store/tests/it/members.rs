@@ -4,7 +4,7 @@
 
 use agentbase_core::member::{LinkKind, Role};
 use agentbase_core::{Error, Plan};
-use agentbase_store::{DashboardSession, NewLink};
+use agentbase_store::{DashboardSession, NewLink, NewMember};
 
 use crate::{backends, workspace};
 
@@ -37,10 +37,12 @@ async fn members_links_and_sessions_keep_their_rules_on_both_engines() {
         let added = s
             .add_member(
                 &w1.id,
-                "id-ann",
-                "ann@example.com",
-                "Ann",
-                Role::Admin,
+                &NewMember {
+                    new_id: "id-ann",
+                    email: "ann@example.com",
+                    name: "Ann",
+                    role: Role::Admin,
+                },
                 &link("l1", LinkKind::Invite, 100),
                 10,
             )
@@ -50,10 +52,12 @@ async fn members_links_and_sessions_keep_their_rules_on_both_engines() {
         let dup = s
             .add_member(
                 &w1.id,
-                "id-other",
-                "ann@example.com",
-                "Ann",
-                Role::Member,
+                &NewMember {
+                    new_id: "id-other",
+                    email: "ann@example.com",
+                    name: "Ann",
+                    role: Role::Member,
+                },
                 &link("l2", LinkKind::Invite, 100),
                 10,
             )
@@ -115,10 +119,12 @@ async fn members_links_and_sessions_keep_their_rules_on_both_engines() {
         let again = s
             .add_member(
                 &w2.id,
-                "id-new",
-                "ann@example.com",
-                "x",
-                Role::Member,
+                &NewMember {
+                    new_id: "id-new",
+                    email: "ann@example.com",
+                    name: "x",
+                    role: Role::Member,
+                },
                 &link("l3", LinkKind::Invite, 100),
                 50,
             )
