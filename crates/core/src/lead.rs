@@ -252,9 +252,7 @@ pub fn check_answers(form: &LeadForm, input: LeadInput) -> Result<LeadInput, Fie
     if e.is_empty() { Ok(out) } else { Err(e) }
 }
 
-/// Whether `m` looks like an email address (one `@`, a dotted domain, no spaces or
-/// markup), at most 254 characters.
-pub fn looks_like_email(m: &str) -> bool {
+pub(crate) fn looks_like_email(m: &str) -> bool {
     let Some((local, domain)) = m.rsplit_once('@') else {
         return false;
     };
