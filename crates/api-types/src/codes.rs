@@ -22,6 +22,8 @@ pub const RESOURCE_NOT_FOUND: &str = "RESOURCE_NOT_FOUND";
 pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 /// agentbase: a state conflict not covered by a more specific code.
 pub const CONFLICT: &str = "CONFLICT";
+/// agentbase: a workspace member's role does not allow the action.
+pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
 pub const RATE_LIMIT_TOO_MANY_REQUESTS: &str = "RATE_LIMIT_TOO_MANY_REQUESTS";
 pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 /// agentbase: a backend the server needs (database, Redis) cannot be reached.

@@ -20,6 +20,7 @@ mod crawl;
 mod doctor;
 mod knowledge;
 mod logging;
+mod members;
 mod providers;
 mod remote;
 
@@ -82,6 +83,10 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeyCmd),
+    /// Workspace members who sign in to the dashboard: list, invite, reset a
+    /// password, remove.
+    #[command(subcommand)]
+    Members(members::MembersCmd),
     /// Manage agents.
     #[command(subcommand)]
     Agents(AgentCmd),
@@ -472,6 +477,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => {
             let app = admin(&g).await?;
             keys(&app, cmd, g.json).await
+        }
+        Command::Members(cmd) => {
+            let app = admin(&g).await?;
+            members::members(&app, cmd, g.json).await
         }
         Command::Agents(cmd) => {
             let app = admin(&g).await?;

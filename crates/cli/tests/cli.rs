@@ -215,6 +215,88 @@ fn workspaces_keys_and_agents_are_managed_from_the_cli() {
 }
 
 #[test]
+fn members_are_invited_reset_and_removed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = json_of(&agentbase(dir.path(), &["init", "--json"]));
+    let ws = init["workspaceId"].as_str().unwrap();
+    let fails_saying = |args: &[&str], says: &str| {
+        let out = agentbase(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+
+    let ann = json_of(&agentbase(
+        dir.path(),
+        &[
+            "members",
+            "invite",
+            "Ann@Example.com",
+            "--role",
+            "admin",
+            "--name",
+            "Ann",
+            "--json",
+        ],
+    ));
+    assert_eq!(ann["email"], "ann@example.com");
+    assert_eq!(ann["role"], "admin");
+    assert_eq!(ann["status"], "invited");
+    assert_eq!(ann["workspaceId"], ws);
+    let link = ann["link"].as_str().unwrap();
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/dashboard/invite/") && link.len() > 50,
+        "{link}"
+    );
+
+    fails_saying(
+        &["members", "invite", "ann@example.com"],
+        "ann@example.com is already a member of this workspace",
+    );
+    fails_saying(
+        &["members", "invite", "not-an-email"],
+        "email: must be an email address",
+    );
+    fails_saying(
+        &["members", "invite", "bob@example.com", "--role", "root"],
+        "role: must be one of owner, admin, member",
+    );
+    fails_saying(
+        &[
+            "members",
+            "invite",
+            "bob@example.com",
+            "--workspace",
+            "ws_nope",
+        ],
+        "not found",
+    );
+
+    let listed = json_of(&agentbase(dir.path(), &["members", "list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], ann["id"]);
+
+    let reset = json_of(&agentbase(
+        dir.path(),
+        &["members", "reset-password", "ann@example.com", "--json"],
+    ));
+    let new_link = reset["link"].as_str().unwrap();
+    assert!(new_link.contains("/dashboard/invite/") && new_link != link);
+
+    let removed = json_of(&agentbase(
+        dir.path(),
+        &["members", "remove", ann["id"].as_str().unwrap(), "--json"],
+    ));
+    assert_eq!(removed["removed"]["email"], "ann@example.com");
+    fails_saying(
+        &["members", "remove", "ann@example.com"],
+        "member: is not a member of this workspace",
+    );
+    let listed = json_of(&agentbase(dir.path(), &["members", "list", "--json"]));
+    assert!(listed.as_array().unwrap().is_empty());
+}
+
+#[test]
 fn invalid_configuration_exits_non_zero_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_agentbase"))

@@ -68,6 +68,10 @@ pub enum Error {
     Conflict(String),
     #[error("rejected: {0:?}")]
     Rejected(Rejection),
+    /// The caller is known but its role does not allow this (a workspace member
+    /// acting beyond their role); the message says what was refused.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The record could not be read or written; the cause is for logs only.
     #[error("storage error: {0}")]
     Storage(String),

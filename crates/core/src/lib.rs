@@ -13,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod knowledge;
 pub mod lead;
+pub mod member;
 pub mod model;
 pub mod password;
 pub mod plan;

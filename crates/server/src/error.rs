@@ -119,6 +119,9 @@ impl From<Error> for ApiError {
             Error::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, message)
             }
+            Error::Forbidden(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, codes::ROLE_NOT_ALLOWED, message)
+            }
             Error::Unavailable(cause) => {
                 tracing::error!(%cause, "backend unavailable");
                 ApiError::unavailable()

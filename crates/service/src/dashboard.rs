@@ -1,5 +1,5 @@
 //! The dashboard's use cases: the operator password, sign-in sessions with their
-//! CSRF tokens, and usage figures. Pages themselves live in the server crate.
+//! CSRF tokens (members sign in through `members.rs`), and usage figures. Pages themselves live in the server crate.
 
 use agentbase_core::keys::sha256_hex;
 use agentbase_core::{Error, Millis, RateDecision, Result, ids, password};
@@ -46,7 +46,7 @@ pub fn throttle_group(client_ip: &str) -> String {
 impl App {
     /// Runs `f` (a password hash or check) off the runtime, at most
     /// [`HASHES_AT_ONCE`] at a time.
-    async fn hashing<T: Send + 'static>(
+    pub(crate) async fn hashing<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
@@ -124,21 +124,28 @@ impl App {
         if !ok {
             return Ok(None);
         }
+        let (signed_in, row) = self.fresh_session(None);
+        self.store.insert_session(&row).await?;
+        Ok(Some(signed_in))
+    }
+
+    /// New session tokens and the row that records them (by the token's hash),
+    /// for the administrator (`member_id` `None`) or a member.
+    pub(crate) fn fresh_session(&self, member_id: Option<String>) -> (SignedIn, DashboardSession) {
         let now = self.now();
         let signed_in = SignedIn {
             token: ids::alphanumeric(TOKEN_LEN),
             csrf_token: ids::alphanumeric(TOKEN_LEN),
             expires_at: now + SESSION_TTL_MS,
         };
-        self.store
-            .insert_session(&DashboardSession {
-                id: sha256_hex(&signed_in.token),
-                csrf_token: signed_in.csrf_token.clone(),
-                created_at: now,
-                expires_at: signed_in.expires_at,
-            })
-            .await?;
-        Ok(Some(signed_in))
+        let row = DashboardSession {
+            id: sha256_hex(&signed_in.token),
+            csrf_token: signed_in.csrf_token.clone(),
+            created_at: now,
+            expires_at: signed_in.expires_at,
+            member_id,
+        };
+        (signed_in, row)
     }
 
     /// The live session a cookie token names.

@@ -14,6 +14,7 @@ pub mod files;
 mod grounding;
 pub mod knowledge;
 pub mod leads;
+pub mod members;
 pub mod models;
 pub mod notifications;
 pub mod scripted;

@@ -16,6 +16,8 @@ pub struct DashboardSession {
     pub csrf_token: String,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// The member signed in; `None` for the instance administrator.
+    pub member_id: Option<String>,
 }
 
 /// Credits spent on one UTC day by one agent with one model.
@@ -27,6 +29,22 @@ pub struct UsageRow {
     pub model: String,
     pub credits: f64,
     pub responses: i64,
+}
+
+/// The insert of a session row (also run inside the transaction that accepts an
+/// invitation).
+pub(crate) fn insert_session_query(
+    s: &DashboardSession,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO dashboard_sessions (id, csrf_token, created_at, expires_at, member_id) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&s.id)
+    .bind(&s.csrf_token)
+    .bind(s.created_at)
+    .bind(s.expires_at)
+    .bind(&s.member_id)
 }
 
 impl Store {
@@ -52,7 +70,9 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        sqlx::query("DELETE FROM dashboard_sessions")
+        // Members' sessions are theirs: a new operator password ends only the
+        // administrator's.
+        sqlx::query("DELETE FROM dashboard_sessions WHERE member_id IS NULL")
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -82,24 +102,17 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO dashboard_sessions (id, csrf_token, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&s.id)
-        .bind(&s.csrf_token)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_session_query(s)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 
     /// The session, when it exists and has not expired at `now`.
     pub async fn session(&self, id: &str, now: Millis) -> Result<Option<DashboardSession>> {
         let row = sqlx::query(
-            "SELECT id, csrf_token, created_at, expires_at FROM dashboard_sessions \
+            "SELECT id, csrf_token, created_at, expires_at, member_id FROM dashboard_sessions \
              WHERE id = $1 AND expires_at > $2",
         )
         .bind(id)
@@ -113,6 +126,7 @@ impl Store {
                 csrf_token: r.try_get("csrf_token").map_err(db_err)?,
                 created_at: r.try_get("created_at").map_err(db_err)?,
                 expires_at: r.try_get("expires_at").map_err(db_err)?,
+                member_id: r.try_get("member_id").map_err(db_err)?,
             })
         })
         .transpose()

@@ -64,6 +64,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "contacts",
         include_str!("../migrations/0014_contacts.sql"),
     ),
+    (
+        15,
+        "members",
+        include_str!("../migrations/0015_members.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -2,6 +2,8 @@
 
 use agentbase_core::ids;
 use agentbase_core::keys::same_secret;
+use agentbase_core::member::{Acting, Role};
+use agentbase_service::dashboard::SignedIn;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -18,14 +20,36 @@ use crate::layers::client_ip;
 const SESSION_COOKIE: &str = "agentbase_session";
 const LOGIN_COOKIE: &str = "agentbase_login";
 
-/// A signed-in operator.
+/// A signed-in operator: the instance administrator (`member` is `None`) or a
+/// workspace member.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub token: String,
     pub csrf_token: String,
+    pub member: Option<SignedMember>,
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The member behind a session, with their role in the workspace of the path
+/// (when the path names one; the access check has passed by then).
+#[derive(Debug, Clone)]
+pub struct SignedMember {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Option<Role>,
+}
+
+impl Session {
+    /// Who is acting, as the member use cases take it.
+    pub fn acting(&self) -> Acting {
+        match &self.member {
+            None => Acting::Administrator,
+            Some(m) => Acting::As(m.role.unwrap_or(Role::Member)),
+        }
+    }
+}
+
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -37,7 +61,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Whether the request came over TLS (directly or through a proxy saying so).
-fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn secure(state: &AppState, headers: &HeaderMap) -> bool {
     state.app.settings.server.public_url.starts_with("https://")
         || headers
             .get("x-forwarded-proto")
@@ -45,7 +69,13 @@ fn secure(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+    secure: bool,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
@@ -55,7 +85,7 @@ fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -
 
 /// A cross-site request (by its `Origin`) is refused before any token is read:
 /// defence in depth beside the SameSite cookie and the CSRF token.
-fn cross_site(headers: &HeaderMap) -> bool {
+pub(super) fn cross_site(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -69,11 +99,37 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
-        match state.app.dashboard_session(&token).await {
-            Ok(Some(s)) => Ok(Session {
-                token,
-                csrf_token: s.csrf_token,
-            }),
+        let found = match state.app.dashboard_session(&token).await {
+            // A member's session lasts while their account does.
+            Ok(Some(s)) => match s.member_id {
+                None => Ok(Some((s.csrf_token, None))),
+                Some(id) => state.app.member_account(&id).await.map(|a| {
+                    a.map(|a| {
+                        let m = SignedMember {
+                            id: a.id,
+                            email: a.email,
+                            name: a.name,
+                            role: None,
+                        };
+                        (s.csrf_token, Some(m))
+                    })
+                }),
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(Some((csrf_token, member))) => {
+                let mut session = Session {
+                    token,
+                    csrf_token,
+                    member,
+                };
+                super::access::check(parts, state, &mut session)
+                    .await
+                    .map_err(IntoResponse::into_response)?;
+                Ok(session)
+            }
             Ok(None) if parts.method == Method::GET => {
                 let next = parts
                     .uri
@@ -188,11 +244,14 @@ fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&
     let body = format!(
         "<form class=\"card narrow\" method=\"post\" action=\"/dashboard/login\">{}\
          <input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <label for=\"password\">Operator password</label>\
+         <label for=\"email\">Email</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\">\
+         <label for=\"password\">Password</label>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
          <button type=\"submit\">Sign in</button>\
-         <p class=\"hint\">Set with <code>agentbase init --admin-password</code> or printed by the first start; \
-         change it with <code>agentbase admin-password</code>.</p></form>",
+         <p class=\"hint\">Workspace members: your email and password. The instance administrator: leave the email \
+         empty and use the operator password, set with <code>agentbase init --admin-password</code> or printed by \
+         the first start; change it with <code>agentbase admin-password</code>.</p></form>",
         csrf_field(&token),
         esc(next)
     );
@@ -274,31 +333,60 @@ pub async fn login(
             .into_response();
         }
     }
-    match state.app.sign_in(form.raw("password")).await {
-        Ok(Some(signed_in)) => {
-            let mut r = redirect(&next);
-            let max_age = (signed_in.expires_at - state.app.now()) / 1000;
-            let secure = secure(&state, &headers);
-            let h = r.headers_mut();
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(
-                    SESSION_COOKIE,
-                    &signed_in.token,
-                    "/dashboard",
-                    max_age,
-                    secure,
-                ),
-            );
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(LOGIN_COOKIE, "", "/dashboard/login", 0, secure),
-            );
-            r
-        }
-        Ok(None) => login_form(&state, &headers, &next, Some("That password is not right.")),
+    // An email signs a workspace member in; none, the administrator.
+    let (attempt, wrong) = match form.get("email") {
+        Some(email) => (
+            state.app.member_sign_in(email, form.raw("password")).await,
+            "That email and password do not match.",
+        ),
+        None => (
+            state.app.sign_in(form.raw("password")).await,
+            "That password is not right.",
+        ),
+    };
+    match attempt {
+        Ok(Some(signed_in)) => signed_in_response(
+            &state,
+            &headers,
+            &signed_in,
+            &next,
+            LOGIN_COOKIE,
+            "/dashboard/login",
+        ),
+        Ok(None) => login_form(&state, &headers, &next, Some(wrong)),
         Err(e) => Problem::from(e).into_response(),
     }
+}
+
+/// A 303 to `next` that sets the session cookie and clears the one-form CSRF
+/// cookie (`form_cookie` on `form_path`) the sign-in came with.
+pub(super) fn signed_in_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    signed_in: &SignedIn,
+    next: &str,
+    form_cookie: &str,
+    form_path: &str,
+) -> Response {
+    let mut r = redirect(next);
+    let max_age = (signed_in.expires_at - state.app.now()) / 1000;
+    let secure = secure(state, headers);
+    let h = r.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(
+            SESSION_COOKIE,
+            &signed_in.token,
+            "/dashboard",
+            max_age,
+            secure,
+        ),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(form_cookie, "", form_path, 0, secure),
+    );
+    r
 }
 
 pub async fn logout(State(state): State<AppState>, posted: Posted) -> Response {

@@ -104,6 +104,12 @@ pub fn page(
                 nav.current,
             ));
             links.push(tab(&format!("{base}/usage"), "Usage", "usage", nav.current));
+            links.push(tab(
+                &format!("{base}/members"),
+                "Members",
+                "members",
+                nav.current,
+            ));
         }
         let mut sub = String::new();
         if let (Some((ws, _)), Some((agent, agent_name))) = (nav.workspace, nav.agent) {

@@ -1,14 +1,17 @@
 //! The operator dashboard: server-rendered HTML under `/dashboard`, over the same
-//! use cases as the API. Signing in with the operator password opens a session
+//! use cases as the API. Signing in with the operator password (the instance
+//! administrator) or a member's email and password opens a session
 //! (an HttpOnly, SameSite=Strict cookie; Secure behind TLS) whose CSRF token every
 //! form carries in `_csrf` and every script request in `x-csrf-token`. Forms post
 //! and redirect (303) back with a notice; a little JavaScript (copy buttons, live
 //! training progress, the streaming playground) sits on top of working HTML.
 
+mod access;
 mod agents;
 mod auth;
 pub mod html;
 mod knowledge;
+mod members;
 mod workspaces;
 
 use agentbase_core::{Agent, Error, Workspace};
@@ -45,6 +48,22 @@ pub fn router() -> Router<AppState> {
             post(workspaces::revoke_key),
         )
         .route("/dashboard/w/{ws}/usage", get(workspaces::usage))
+        .route(
+            "/dashboard/w/{ws}/members",
+            get(members::list).post(members::invite),
+        )
+        .route(
+            "/dashboard/w/{ws}/members/{memberId}/reset",
+            post(members::reset),
+        )
+        .route(
+            "/dashboard/w/{ws}/members/{memberId}/remove",
+            post(members::remove),
+        )
+        .route(
+            "/dashboard/invite/{token}",
+            get(members::link_page).post(members::accept),
+        )
         .route(
             "/dashboard/w/{ws}/agents",
             get(agents::list).post(agents::create),

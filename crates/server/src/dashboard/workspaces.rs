@@ -32,6 +32,11 @@ pub async fn list(
     s: Session,
     q: QueryMap,
 ) -> Result<Response, Problem> {
+    // A member sees the workspaces they belong to, with their role and without
+    // the administrator's forms (plans, new workspaces).
+    if let Some(m) = &s.member {
+        return member_list(&state, &s, &m.id, &q).await;
+    }
     let workspaces = state.app.workspaces().await?;
     let rows: Vec<Vec<String>> = workspaces
         .iter()
@@ -71,6 +76,38 @@ pub async fn list(
         plan_options(Plan::Standard)
     );
     Ok(render(&s, "Workspaces", &Nav::TOP, &notice(&q), &body))
+}
+
+async fn member_list(
+    state: &AppState,
+    s: &Session,
+    member_id: &str,
+    q: &QueryMap,
+) -> Result<Response, Problem> {
+    let rows: Vec<Vec<String>> = state
+        .app
+        .member_workspaces(member_id)
+        .await?
+        .iter()
+        .map(|(w, role)| {
+            let base = format!("/dashboard/w/{}", esc(&w.id));
+            vec![
+                format!("<a href=\"{base}/agents\">{}</a>", esc(&w.name)),
+                format!("<code>{}</code>", esc(&w.id)),
+                role.as_str().to_owned(),
+                format!(
+                    "<a href=\"{base}/members\">Members</a> · <a href=\"{base}/usage\">Usage</a>"
+                ),
+            ]
+        })
+        .collect();
+    let body = table(
+        "Your workspaces",
+        &["Name", "ID", "Your role", ""],
+        &rows,
+        "You belong to no workspace any more.",
+    );
+    Ok(render(s, "Workspaces", &Nav::TOP, &notice(q), &body))
 }
 
 fn parse_plan(form: &super::auth::Form) -> Result<Plan, Problem> {

@@ -10,14 +10,14 @@ use crate::{TestApp, spawn, spawn_with};
 
 const PASSWORD: &str = "correct horse battery";
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(SET_COOKIE)
         .iter()
@@ -37,7 +37,7 @@ fn set_cookie_line(headers: &HeaderMap, name: &str) -> String {
 }
 
 /// The value of `<input ... name="{name}" value="…">` or `<meta name=… content=…>`.
-fn attr_after(html: &str, marker: &str, attr: &str) -> String {
+pub(crate) fn attr_after(html: &str, marker: &str, attr: &str) -> String {
     let at = html
         .find(marker)
         .unwrap_or_else(|| panic!("{marker} not in page"));
@@ -87,15 +87,37 @@ pub(crate) async fn sign_in(t: &TestApp) -> Operator {
     let r = attempt(t, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = cookie_value(r.headers(), "agentbase_session").expect("session cookie");
-    let mut op = Operator {
-        http: no_redirects(),
-        base: t.url(""),
-        cookie,
-        csrf: String::new(),
-    };
-    let (_, html) = op.get("/dashboard/workspaces").await;
-    op.csrf = attr_after(&html, "name=\"csrf-token\"", "content");
-    op
+    Operator::with_cookie(t, cookie).await
+}
+
+/// Posts the login form with these fields (beside its CSRF token).
+pub(crate) async fn login_with(t: &TestApp, fields: &[(&str, &str)]) -> reqwest::Response {
+    let (cookie, token) = login_form(t).await;
+    let mut form = vec![("_csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    no_redirects()
+        .post(t.url("/dashboard/login"))
+        .header("cookie", format!("agentbase_login={cookie}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+impl Operator {
+    /// The operator a session cookie names, with the CSRF token its pages carry.
+    pub(crate) async fn with_cookie(t: &TestApp, cookie: String) -> Operator {
+        let mut op = Operator {
+            http: no_redirects(),
+            base: t.url(""),
+            cookie,
+            csrf: String::new(),
+        };
+        let (status, html) = op.get("/dashboard/workspaces").await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        op.csrf = attr_after(&html, "name=\"csrf-token\"", "content");
+        op
+    }
 }
 
 impl Operator {
@@ -116,13 +138,13 @@ impl Operator {
     }
 
     /// Posts a form with the session's CSRF token.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = vec![("_csrf", &self.csrf)];
         form.extend_from_slice(fields);
         self.post_raw(path, &form).await
     }
 
-    async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
             .header("cookie", format!("agentbase_session={}", self.cookie))
@@ -133,7 +155,7 @@ impl Operator {
     }
 
     /// Follows a post's 303 and returns the page it lands on.
-    async fn post_and_follow(&self, path: &str, fields: &[(&str, &str)]) -> String {
+    pub(crate) async fn post_and_follow(&self, path: &str, fields: &[(&str, &str)]) -> String {
         let r = self.post(path, fields).await;
         assert_eq!(
             r.status(),

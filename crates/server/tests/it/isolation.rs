@@ -446,6 +446,38 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
         "/dashboard/w/{ws}/agents",
         "creates in the workspace of the path",
     ),
+    (
+        "GET",
+        "/dashboard/w/{ws}/members",
+        "the workspace's own members (members tests)",
+    ),
+    (
+        "POST",
+        "/dashboard/w/{ws}/members",
+        "invites into the workspace of the path",
+    ),
+    (
+        "POST",
+        "/dashboard/w/{ws}/members/{memberId}/reset",
+        "finds the member within the workspace of the path: \
+         `bad_member_input_gets_a_clear_error` posts another workspace's",
+    ),
+    (
+        "POST",
+        "/dashboard/w/{ws}/members/{memberId}/remove",
+        "finds the member within the workspace of the path: \
+         `bad_member_input_gets_a_clear_error` posts another workspace's",
+    ),
+    (
+        "GET",
+        "/dashboard/invite/{token}",
+        "a one-time link: the token is the credential (members tests)",
+    ),
+    (
+        "POST",
+        "/dashboard/invite/{token}",
+        "a one-time link: the token is the credential (members tests)",
+    ),
 ];
 
 /// The router's name for each placeholder's path parameter.
@@ -1057,6 +1089,44 @@ async fn dashboard_pages_of_one_workspace_never_reach_anothers_resources() {
             let absent = call(missing.with("{a}", &w.own_agent), endpoint).await;
             assert_eq!(foreign, absent, "{method} {path} with own agent");
         }
+    }
+    assert_eq!(
+        snapshot(t, &w.victim).await,
+        victim_before,
+        "the victim's resources are untouched"
+    );
+}
+
+/// A workspace member (an owner, the strongest role) signed in to the intruder
+/// workspace: every dashboard route of the matrix, under the victim's workspace
+/// path with the victim's ids, is a 404 (the workspace does not exist for them)
+/// and changes nothing.
+#[tokio::test]
+async fn a_member_reaches_none_of_another_workspaces_dashboard_routes() {
+    let w = world().await;
+    let t = &w.t;
+    let member =
+        crate::members::member_session(t, &w.intruder_ws, "owner@intruder.example", "owner").await;
+    let victim = w.victim.with("{w}", &t.workspace_id);
+    let victim_before = snapshot(t, &w.victim).await;
+    for (method, path, body) in DASHBOARD {
+        let url = victim.fill(path);
+        let r = match body {
+            None => member.request(Method::GET, &url).send().await.unwrap(),
+            Some(b) => member
+                .request(Method::POST, &url)
+                .header("x-csrf-token", &member.csrf)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("_csrf={}&{}", member.csrf, victim.fill(b)))
+                .send()
+                .await
+                .unwrap(),
+        };
+        assert_eq!(r.status(), 404, "{method} {path}");
+    }
+    for path in ["agents", "keys", "usage", "members"] {
+        let url = format!("/dashboard/w/{}/{path}", t.workspace_id);
+        assert_eq!(member.get(&url).await.0, 404, "{url}");
     }
     assert_eq!(
         snapshot(t, &w.victim).await,

@@ -15,6 +15,7 @@ mod dashboard;
 mod hardening;
 mod isolation;
 mod leads;
+mod members;
 mod notifications;
 mod ratelimit;
 mod sources;

@@ -8,6 +8,7 @@ fn session(id: &str, created_at: i64, expires_at: i64) -> DashboardSession {
         csrf_token: format!("csrf-{id}"),
         created_at,
         expires_at,
+        member_id: None,
     }
 }
 

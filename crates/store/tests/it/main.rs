@@ -9,6 +9,7 @@ mod contacts;
 mod dashboard;
 mod keys;
 mod knowledge;
+mod members;
 mod migrations;
 mod ops;
 mod webhooks;

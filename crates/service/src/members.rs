@@ -1,0 +1,256 @@
+//! Workspace members: invitations and password resets as one-time links, removal,
+//! signing in by email and password, and the reads the helpdesk resolves
+//! `assigneeId`/`assigneeEmail`/`authorEmail` with ([`App::members`],
+//! [`App::member_by_email`], [`App::member_by_id`]). Who may manage whom is
+//! `core::member::may_manage`; the dashboard checks membership per request.
+
+use std::sync::OnceLock;
+
+use agentbase_core::keys::sha256_hex;
+use agentbase_core::member::{
+    self, Account, Acting, LINK_TTL_MS, LinkKind, Member, Role, may_manage,
+};
+use agentbase_core::{Error, Resource, Result, Workspace, ids, password};
+use agentbase_store::{NewLink, NewMember, OpenLink};
+
+use crate::App;
+use crate::dashboard::SignedIn;
+
+/// Random link tokens: 43 alphanumeric characters ≈ 256 bits.
+const LINK_TOKEN_LEN: usize = 43;
+
+/// Where a one-time link token is followed (under the server's root).
+pub fn link_path(token: &str) -> String {
+    format!("/dashboard/invite/{token}")
+}
+
+/// An invitation: the member, and the link to send them when they still have to
+/// choose a password (`None` when their account already had one: they are in).
+#[derive(Debug, Clone)]
+pub struct Invited {
+    pub member: Member,
+    pub token: Option<String>,
+}
+
+/// A hash to check unknown emails against, so a wrong email costs the same time
+/// as a wrong password and sign-in does not tell which emails have accounts.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| password::hash(&ids::alphanumeric(24)))
+}
+
+fn not_a_member() -> Error {
+    Error::invalid("member", "is not a member of this workspace")
+}
+
+fn refused(what: &str) -> Error {
+    Error::Forbidden(format!("your role may not {what}"))
+}
+
+impl App {
+    /// A link token as the member opens it: the server's public root + the path.
+    pub fn link_url(&self, token: &str) -> String {
+        let base = self.settings.base_url();
+        let root = base.strip_suffix("/api/v2").unwrap_or(&base);
+        format!("{root}{}", link_path(token))
+    }
+
+    /// The workspace's members (pending invitations included, `active` false), by
+    /// email. For the helpdesk: `id` is the platform user id tickets name.
+    pub async fn members(&self, workspace_id: &str) -> Result<Vec<Member>> {
+        self.store.workspace_members(workspace_id).await
+    }
+
+    /// The workspace's member with this email (case-insensitive); `None` for
+    /// anyone else, an address that is not one included.
+    pub async fn member_by_email(&self, workspace_id: &str, email: &str) -> Result<Option<Member>> {
+        let Ok(email) = member::normalize_email(email) else {
+            return Ok(None);
+        };
+        self.store.workspace_member(workspace_id, &email).await
+    }
+
+    /// The workspace's member with this account id; `None` for anyone else.
+    pub async fn member_by_id(&self, workspace_id: &str, id: &str) -> Result<Option<Member>> {
+        if id.contains('@') {
+            return Ok(None);
+        }
+        self.store.workspace_member(workspace_id, id).await
+    }
+
+    /// A member named by account id or email (as the CLI and forms name them).
+    async fn named_member(&self, workspace_id: &str, who: &str) -> Result<Member> {
+        let found = if who.contains('@') {
+            self.member_by_email(workspace_id, who).await?
+        } else {
+            self.member_by_id(workspace_id, who).await?
+        };
+        found.ok_or_else(not_a_member)
+    }
+
+    /// The account a member's session belongs to.
+    pub async fn member_account(&self, member_id: &str) -> Result<Option<Account>> {
+        self.store.member_account(member_id).await
+    }
+
+    /// The member's role in the workspace; `None` when they do not belong to it.
+    pub async fn member_role(&self, workspace_id: &str, member_id: &str) -> Result<Option<Role>> {
+        self.store.member_role(workspace_id, member_id).await
+    }
+
+    /// The workspaces a member belongs to, with their role in each.
+    pub async fn member_workspaces(&self, member_id: &str) -> Result<Vec<(Workspace, Role)>> {
+        self.store.member_workspaces(member_id).await
+    }
+
+    fn new_link(kind: LinkKind, now: agentbase_core::Millis) -> (String, NewLink) {
+        let token = ids::alphanumeric(LINK_TOKEN_LEN);
+        let link = NewLink {
+            id: sha256_hex(&token),
+            kind,
+            expires_at: now + LINK_TTL_MS,
+        };
+        (token, link)
+    }
+
+    /// Invites `email` into the workspace with `role`. Someone with an account
+    /// (a member elsewhere) is added at once; anyone else gets a one-time link,
+    /// valid for [`LINK_TTL_MS`], where they choose a password.
+    pub async fn invite_member(
+        &self,
+        by: Acting,
+        workspace_id: &str,
+        email: &str,
+        name: &str,
+        role: &str,
+    ) -> Result<Invited> {
+        let (email, name, role) = member::check_invite(email, name, role)?;
+        if !may_manage(by, role) {
+            return Err(refused(&format!("invite an {role}")));
+        }
+        if self.store.workspace(workspace_id).await?.is_none() {
+            return Err(Error::NotFound(Resource::Workspace));
+        }
+        let now = self.now();
+        let (token, link) = Self::new_link(LinkKind::Invite, now);
+        let added = self
+            .store
+            .add_member(
+                workspace_id,
+                &NewMember {
+                    new_id: &ids::uuid_v4(),
+                    email: &email,
+                    name: &name,
+                    role,
+                },
+                &link,
+                now,
+            )
+            .await?;
+        Ok(Invited {
+            member: added.member,
+            token: added.link_stored.then_some(token),
+        })
+    }
+
+    /// Resets a member's password: the old one stops working, their sessions
+    /// end, and the returned one-time link sets a new one.
+    pub async fn reset_member_password(
+        &self,
+        by: Acting,
+        workspace_id: &str,
+        who: &str,
+    ) -> Result<(Member, String)> {
+        let m = self.named_member(workspace_id, who).await?;
+        if !may_manage(by, m.role) {
+            return Err(refused(&format!("reset an {}'s password", m.role)));
+        }
+        let now = self.now();
+        let (token, link) = Self::new_link(LinkKind::Reset, now);
+        self.store
+            .reset_member(workspace_id, &m.id, &link, now)
+            .await?;
+        Ok((m, token))
+    }
+
+    /// Takes a member out of the workspace; their session no longer reaches it
+    /// (and ends, when they belong to no other workspace).
+    pub async fn remove_member(&self, by: Acting, workspace_id: &str, who: &str) -> Result<Member> {
+        let m = self.named_member(workspace_id, who).await?;
+        if !may_manage(by, m.role) {
+            return Err(refused(&format!("remove an {}", m.role)));
+        }
+        if !self.store.remove_member(workspace_id, &m.id).await? {
+            return Err(not_a_member());
+        }
+        Ok(m)
+    }
+
+    /// The invitation or reset a link token names, while it can still be used.
+    pub async fn open_link(&self, token: &str) -> Result<Option<OpenLink>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        self.store.open_link(&sha256_hex(token), self.now()).await
+    }
+
+    /// Follows a link: sets the member's password (and name, when given) and signs
+    /// them in. An expired, used or unknown link is refused.
+    pub async fn accept_link(
+        &self,
+        token: &str,
+        chosen: &str,
+        name: Option<&str>,
+    ) -> Result<SignedIn> {
+        password::check_strength(chosen).map_err(|m| Error::invalid("password", m))?;
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        if let Some(n) = name
+            && (n.chars().count() > member::NAME_MAX || n.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "name",
+                format!("must be at most {} characters of text", member::NAME_MAX),
+            ));
+        }
+        let expired = || Error::invalid("link", "has expired or was already used");
+        if self.open_link(token).await?.is_none() {
+            return Err(expired());
+        }
+        let to_hash = chosen.to_owned();
+        let hash = self.hashing(move || password::hash(&to_hash)).await?;
+        // The session row is finished (with the member id) inside the transaction.
+        let (signed_in, row) = self.fresh_session(None);
+        match self
+            .store
+            .use_link(&sha256_hex(token), &hash, name, &row)
+            .await?
+        {
+            Some(_) => Ok(signed_in),
+            None => Err(expired()),
+        }
+    }
+
+    /// Checks a member's email and password (off the runtime) and opens their
+    /// session. `None` for a wrong pair, an unknown email or a pending invitation,
+    /// all taking the same time.
+    pub async fn member_sign_in(&self, email: &str, attempt: &str) -> Result<Option<SignedIn>> {
+        let found = match member::normalize_email(email) {
+            Ok(e) => self.store.member_password(&e).await?,
+            Err(_) => None,
+        };
+        let (member_id, stored) = match found {
+            Some((id, Some(hash))) => (Some(id), hash),
+            _ => (None, decoy_hash().to_owned()),
+        };
+        let attempt = attempt.to_owned();
+        let ok = self
+            .hashing(move || password::verify(&attempt, &stored))
+            .await?;
+        let Some(member_id) = member_id.filter(|_| ok) else {
+            return Ok(None);
+        };
+        let (signed_in, row) = self.fresh_session(Some(member_id));
+        self.store.insert_session(&row).await?;
+        Ok(Some(signed_in))
+    }
+}
