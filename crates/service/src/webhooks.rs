@@ -164,17 +164,18 @@ impl App {
         })
     }
 
-    /// Starts the outbox worker: every `webhooks.poll_interval_ms`, the due
-    /// deliveries are claimed and sent, `webhooks.concurrency` at a time.
+    /// Starts the outbox worker: every `webhooks.poll_interval_ms` (the first pass
+    /// one interval after the start), the due deliveries are claimed and sent,
+    /// `webhooks.concurrency` at a time.
     pub fn start_webhook_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         let every = Duration::from_millis(self.settings.webhooks.poll_interval_ms.max(1));
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(every).await;
                 if let Err(e) = app.deliver_due().await {
                     tracing::warn!(error = %e, "webhook delivery pass failed");
                 }
-                tokio::time::sleep(every).await;
             }
         })
     }

@@ -357,8 +357,8 @@ async fn a_private_address_target_is_refused_by_the_ssrf_guard() {
 }
 
 /// Events written by one process are delivered by the next one on the same
-/// record: the first never delivers (its worker's one pass ran before the events
-/// existed), the second does.
+/// record: the first never delivers (its worker's first pass is an hour after its
+/// start), the second does.
 async fn pending_deliveries_outlive_the_process(url: &str) {
     let (port, got) = receiver(|_| 200).await;
     let first = spawn_full(
