@@ -12,11 +12,13 @@ pub mod chat;
 pub mod codes;
 pub mod helpdesk;
 pub mod sources;
+pub mod tickets;
 pub mod v1;
 
 pub use chat::*;
 pub use helpdesk::*;
 pub use sources::*;
+pub use tickets::*;
 
 /// `{"error": {"code", "message", "details"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

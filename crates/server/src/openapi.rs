@@ -5,7 +5,9 @@ use agentbase_api_types as api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agents, apify, chat, conversations, leads, sources, system, v1, webhooks};
+use crate::routes::{
+    agents, apify, chat, conversations, helpdesk, leads, sources, system, v1, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +24,10 @@ use crate::routes::{agents, apify, chat, conversations, leads, sources, system, 
         apify::start, apify::get, apify::abort, apify::items, apify::actor, apify::dataset, apify::log,
         apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
-        webhooks::deliveries, v1::get_leads, leads::export
+        webhooks::deliveries, v1::get_leads, leads::export,
+        helpdesk::statuses, helpdesk::teams, helpdesk::create, helpdesk::list, helpdesk::search,
+        helpdesk::get, helpdesk::update, helpdesk::messages, helpdesk::reply, helpdesk::take_over,
+        helpdesk::hand_back
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -47,7 +52,13 @@ use crate::routes::{agents, apify, chat, conversations, leads, sources, system, 
         api::ConversationSearchResult, api::SearchSnippet, api::SnippetHighlight, api::SearchPagination,
         api::SearchConversationsResponse, chat::StreamEvent, api::Webhook, api::WebhooksResponse,
         api::CreateWebhookBody, api::UpdateWebhookBody, api::WebhookAttempt, api::WebhookDelivery,
-        api::WebhookDeliveriesResponse, api::v1::V1LeadsResponse, api::v1::V1Lead
+        api::WebhookDeliveriesResponse, api::v1::V1LeadsResponse, api::v1::V1Lead,
+        api::AnsweredBy, api::TicketStatus, api::TeamListItem, api::TicketCustomer, api::Ticket,
+        api::TicketListItem, api::TicketPagination, api::ListTicketsResponse,
+        api::TicketSearchPagination, api::SearchTicketsResponse, api::MessageSender,
+        api::TicketThreadMessage, api::ListTicketMessagesResponse, api::CreatedTicketMessage,
+        api::TicketCustomerBody, api::CreateTicketBody, api::UpdateTicketBody, api::SearchTicketsBody,
+        api::CreateTicketMessageBody, api::TakeOverData, api::TakeOverResponse
     )),
     modifiers(&Bearer, &Authenticated)
 )]

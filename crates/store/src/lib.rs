@@ -5,6 +5,7 @@
 mod chat;
 mod crawl_runs;
 mod dashboard;
+mod helpdesk;
 mod knowledge;
 mod leads;
 mod migrate;
@@ -23,6 +24,7 @@ use sqlx::{AnyPool, Row};
 
 pub use chat::{ConversationFilter, NewTurn, TurnLease};
 pub use dashboard::{DashboardSession, UsageRow};
+pub use helpdesk::TicketWrite;
 pub use knowledge::{SourceFilter, TrainingSwitch};
 pub use migrate::MIGRATIONS;
 pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod apify;
 pub mod chat;
 pub mod conversations;
+pub mod helpdesk;
 pub mod leads;
 pub mod sources;
 pub mod system;

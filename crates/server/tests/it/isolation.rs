@@ -206,6 +206,50 @@ const API: &[Endpoint] = &[
         Some(r#"{"planted":"by another workspace"}"#),
     ),
     (Method::POST, "/v2/actor-runs/{r}/abort", None),
+    // The helpdesk (`{t}` a ticket number) and the handoff.
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/helpdesk/ticket-statuses",
+        None,
+    ),
+    (Method::GET, "/api/v2/agents/{a}/helpdesk/teams", None),
+    (Method::GET, "/api/v2/agents/{a}/helpdesk/tickets", None),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/helpdesk/tickets",
+        Some(r#"{"subject":"pwned","description":"x","customer":{"email":"e@evil.example"}}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/helpdesk/tickets/search",
+        Some(r#"{"query":"secret"}"#),
+    ),
+    (Method::GET, "/api/v2/agents/{a}/helpdesk/tickets/{t}", None),
+    (
+        Method::PATCH,
+        "/api/v2/agents/{a}/helpdesk/tickets/{t}",
+        Some(r#"{"priority":"urgent"}"#),
+    ),
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/helpdesk/tickets/{t}/messages",
+        None,
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/helpdesk/tickets/{t}/messages",
+        Some(r#"{"type":"reply","content":"pwned","authorEmail":"e@evil.example"}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/conversations/{c}/take-over",
+        None,
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/conversations/{c}/hand-back",
+        None,
+    ),
     (Method::DELETE, "/api/v2/agents/{a}/webhooks/{h}", None),
     (Method::DELETE, "/api/v2/agents/{a}/sources/{s}", None),
     (Method::DELETE, "/api/v1/delete-chatbot?chatbotId={a}", None),
@@ -360,6 +404,21 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
         "/widget/v1/agents/{agentId}/leads",
         "keyless CORS preflight",
     ),
+    (
+        "POST",
+        "/widget/v1/agents/{agentId}/handoff",
+        "keyless: public agents only, by origin; only the visitor's own conversation (helpdesk tests)",
+    ),
+    (
+        "OPTIONS",
+        "/widget/v1/agents/{agentId}/handoff",
+        "keyless CORS preflight",
+    ),
+    (
+        "GET",
+        "/widget/v1/agents/{agentId}/live",
+        "keyless: public agents only, by origin; only the visitor's own conversation (helpdesk tests)",
+    ),
     ("GET", "/", "redirect"),
     ("GET", "/dashboard", "the operator's home"),
     ("GET", "/dashboard/", "the operator's home"),
@@ -422,6 +481,7 @@ const PARAMS: &[(&str, &str)] = &[
     ("{w}", "{ws}"),
     ("{k}", "{keyId}"),
     ("{h}", "{webhookId}"),
+    ("{t}", "{ticketNumber}"),
 ];
 
 /// The route a matrix row exercises, in the router's spelling.
@@ -591,6 +651,7 @@ fn missing_ids(intruder_ws: &str) -> Ids {
         ("{u}", "victim-user".into()),
         ("{k}", "AAAAAAAAAAAA".into()),
         ("{h}", "AAAAAAAAAAAAAAAAAAAA".into()),
+        ("{t}", "2147483647".into()),
         ("{w}", intruder_ws.into()),
     ])
 }
@@ -701,6 +762,20 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    // A ticket to leak (number 1 of the victim's agent).
+    let ticket = json_ok(
+        t.raw(
+            Method::POST,
+            &format!("/api/v2/agents/{agent}/helpdesk/tickets"),
+        )
+        .json(&json!({"subject": "secret ticket", "description": "secret",
+                          "customer": {"email": "victim@example.com"}}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await["ticketNumber"]
+        .to_string();
     let (intruder_ws, intruder_key) = t.other_workspace(Plan::Standard).await;
     let own_agent = t
         .client_for(&intruder_key)
@@ -733,6 +808,7 @@ async fn world() -> World {
         ("{u}", "victim-user".into()),
         ("{k}", key),
         ("{h}", hook),
+        ("{t}", ticket),
         ("{w}", intruder_ws.clone()),
     ]);
     World {
@@ -803,10 +879,14 @@ async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() 
                 endpoint,
             )
             .await;
-            if path.starts_with("/api/v1/chat") {
+            if path.starts_with("/api/v1/chat")
+                || path.ends_with("/take-over")
+                || path.ends_with("/hand-back")
+            {
                 // v1 conversation ids are scoped to their workspace: the intruder
                 // gets a fresh conversation under the same id, never the victim's,
-                // and cannot tell whether the id is used elsewhere.
+                // and cannot tell whether the id is used elsewhere. (The handoff
+                // rows then act on those conversations of the intruder's own.)
                 assert_eq!((foreign.0, absent.0), (200, 200), "{foreign:?} {absent:?}");
             } else {
                 assert_eq!(foreign, absent, "{method} {path} {body:?} with own agent");
@@ -878,7 +958,8 @@ async fn lists_show_only_the_callers_own() {
         .victim
         .0
         .iter()
-        .filter(|(p, _)| *p != "{u}" && *p != "{w}")
+        // Ticket numbers count per agent from 1: not secrets, and too short to look for.
+        .filter(|(p, _)| *p != "{u}" && *p != "{w}" && *p != "{t}")
         .map(|(_, id)| id.as_str())
         .collect();
     for path in ["/api/v2/agents", "/api/v1/get-chatbots"] {

@@ -12,6 +12,7 @@ mod chat;
 mod conversations;
 mod dashboard;
 mod hardening;
+mod helpdesk;
 mod isolation;
 mod leads;
 mod notifications;
