@@ -116,13 +116,13 @@ impl Operator {
     }
 
     /// Posts a form with the session's CSRF token.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut form: Vec<(&str, &str)> = vec![("_csrf", &self.csrf)];
         form.extend_from_slice(fields);
         self.post_raw(path, &form).await
     }
 
-    async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
             .header("cookie", format!("agentbase_session={}", self.cookie))
@@ -133,7 +133,7 @@ impl Operator {
     }
 
     /// Follows a post's 303 and returns the page it lands on.
-    async fn post_and_follow(&self, path: &str, fields: &[(&str, &str)]) -> String {
+    pub(crate) async fn post_and_follow(&self, path: &str, fields: &[(&str, &str)]) -> String {
         let r = self.post(path, fields).await;
         assert_eq!(
             r.status(),

@@ -1206,3 +1206,82 @@ async fn a_visitor_asks_for_a_person_the_ai_falls_silent_and_the_reply_arrives_l
     assert_eq!(taken["payload"]["ticketNumber"], number);
     assert_eq!(taken["payload"]["requestedBy"], "visitor");
 }
+
+#[tokio::test]
+async fn the_operator_takes_over_replies_live_and_hands_back_from_the_dashboard() {
+    let t = spawn_with(|s| s.rate_limit.requests = 1_000_000).await;
+    let agent = public_agent(&t).await;
+    let (conversation, _) = widget_say(&t, &agent, None, "hello").await;
+    let op = crate::dashboard::sign_in(&t).await;
+    let page = format!(
+        "/dashboard/w/{}/agents/{agent}/conversations/{conversation}",
+        t.workspace_id
+    );
+    let (status, html) = op.get(&page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("data-testid=\"handoff-take-over\""), "{html}");
+
+    let html = op.post_and_follow(&format!("{page}/take-over"), &[]).await;
+    assert!(html.contains("Taken over as ticket #1"), "{html}");
+    assert!(html.contains("data-testid=\"handoff-reply\""));
+    // The tickets page lists it, and its filters narrow the list.
+    let tickets = format!("/dashboard/w/{}/agents/{agent}/tickets", t.workspace_id);
+    let (status, html) = op.get(&tickets).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("#1") && html.contains(&conversation),
+        "{html}"
+    );
+    let (_, html) = op.get(&format!("{tickets}?status=closed")).await;
+    assert!(html.contains("No tickets match."), "{html}");
+    let (_, html) = op
+        .get(&format!("{tickets}?status=new&team=none&assignee=none"))
+        .await;
+    assert!(html.contains("ticket-number"), "{html}");
+
+    // The visitor writes: the AI is silent, the operator's live feed has it.
+    let (_, silent) = widget_say(&t, &agent, Some(&conversation), "are you a person?").await;
+    assert_eq!(silent, "");
+    let r = op
+        .request(Method::GET, &format!("{page}/live.json?after=2&wait=0"))
+        .send()
+        .await
+        .unwrap();
+    let feed: Value = r.json().await.unwrap();
+    assert_eq!(feed["status"], "taken_over");
+    assert_eq!(feed["messages"][0]["text"], "are you a person?");
+    assert_eq!(feed["messages"][0]["role"], "user");
+
+    // A widget subscriber is waiting when the operator replies from the page.
+    let seen = feed["messages"][0]["seq"].as_i64().unwrap();
+    let url = t.url(&format!(
+        "/widget/v1/agents/{agent}/live?visitorId={VISITOR}&conversationId={conversation}&after={seen}&wait=10"
+    ));
+    let subscriber = tokio::spawn(async move {
+        reqwest::get(url)
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let html = op
+        .post_and_follow(&format!("{page}/reply"), &[("text", "Yes, I am Sam.")])
+        .await;
+    assert!(html.contains("Reply sent."), "{html}");
+    let pushed = subscriber.await.unwrap();
+    assert_eq!(pushed["data"]["messages"][0]["text"], "Yes, I am Sam.");
+    assert_eq!(pushed["data"]["messages"][0]["answeredBy"]["type"], "human");
+
+    // Handing back: the AI answers the next message.
+    let html = op.post_and_follow(&format!("{page}/hand-back"), &[]).await;
+    assert!(html.contains("Handed back"), "{html}");
+    assert!(html.contains("data-testid=\"handoff-take-over\""));
+    let (_, answer) = widget_say(&t, &agent, Some(&conversation), "bye").await;
+    assert_eq!(answer, "Echo: bye");
+    // A reply to a conversation that is not taken over is refused with a notice.
+    let r = op.post(&format!("{page}/reply"), &[("text", "late")]).await;
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.contains("error="), "{to}");
+}

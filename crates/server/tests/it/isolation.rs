@@ -278,6 +278,27 @@ const DASHBOARD: &[Endpoint] = &[
         "/dashboard/w/{w}/agents/{a}/training.json",
         None,
     ),
+    (Method::GET, "/dashboard/w/{w}/agents/{a}/tickets", None),
+    (
+        Method::GET,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/live.json?wait=0",
+        None,
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/reply",
+        Some("text=pwned"),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/take-over",
+        Some(""),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/hand-back",
+        Some(""),
+    ),
     (
         Method::POST,
         "/dashboard/w/{w}/agents/{a}/playground/chat",
