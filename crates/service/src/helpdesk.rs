@@ -43,6 +43,15 @@ impl Handoff {
     }
 }
 
+/// Which page of a ticket's thread to read (`listTicketMessages`).
+#[derive(Debug, Clone)]
+pub struct ThreadQuery {
+    pub kinds: Vec<String>,
+    pub cursor: Option<String>,
+    pub ascending: bool,
+    pub limit: u32,
+}
+
 /// Most matches one ticket search looks at before ranking.
 const SEARCH_ROWS: i64 = 2_000;
 
@@ -412,12 +421,11 @@ impl App {
         workspace_id: &str,
         agent_id: &str,
         number: i64,
-        kinds: &[String],
-        cursor: Option<&str>,
-        ascending: bool,
-        limit: u32,
+        q: &ThreadQuery,
     ) -> Result<Page<TicketMessage>> {
         let t = self.ticket(workspace_id, agent_id, number).await?;
+        let (kinds, ascending, limit) = (&q.kinds, q.ascending, q.limit);
+        let cursor = q.cursor.as_deref();
         let dir = if ascending { "asc" } else { "desc" };
         let after = match cursor {
             None => None,

@@ -153,7 +153,7 @@ impl Store {
                 .position(|x| *x == c)
                 .unwrap_or(usize::MAX)
         };
-        out.sort_by(|a, b| (rank(&a.category), a.position).cmp(&(rank(&b.category), b.position)));
+        out.sort_by_key(|a| (rank(&a.category), a.position));
         Ok(out)
     }
 

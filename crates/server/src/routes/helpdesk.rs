@@ -10,6 +10,7 @@ use agentbase_core::helpdesk::{
     TicketFilter, TicketMessage, TicketPatch, TicketSort,
 };
 use agentbase_core::time_fmt::{iso8601, parse_date_bound};
+use agentbase_service::helpdesk::ThreadQuery;
 use agentbase_service::{App, Principal};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -464,10 +465,12 @@ pub async fn messages(
             &p.workspace_id,
             &agent_id,
             n,
-            &kinds,
-            q.get("cursor"),
-            ascending,
-            limit,
+            &ThreadQuery {
+                kinds,
+                cursor: q.get("cursor").map(str::to_owned),
+                ascending,
+                limit,
+            },
         )
         .await?;
     let cursor = if page.has_more {

@@ -93,6 +93,17 @@ fn assert_thread_message(m: &Value) {
     assert_eq!(m["attachments"], json!([]));
 }
 
+/// A bad-input row: method, path under `/api/v2/agents/`, body, status, code and
+/// the field `details` must name.
+type BadRow = (
+    Method,
+    String,
+    Option<Value>,
+    u16,
+    &'static str,
+    Option<&'static str>,
+);
+
 /// Creates a ticket a second after the last thing, so orders by time are strict.
 async fn create_ticket(t: &TestApp, agent: &str, body: Value) -> Value {
     t.clock.advance_ms(1000);
@@ -452,7 +463,7 @@ async fn bad_helpdesk_input_is_refused_with_4xx_in_the_envelope() {
     let a = agent.as_str();
     let long = "x".repeat(501);
     let uuid = "123e4567-e89b-42d3-a456-426614174000";
-    let rows: Vec<(Method, String, Option<Value>, u16, &str, Option<&str>)> = vec![
+    let rows: Vec<BadRow> = vec![
         (
             Method::POST,
             format!("{a}/helpdesk/tickets"),
