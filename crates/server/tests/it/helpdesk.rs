@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::webhooks::{create_hook, loopback_allowed, receiver, wait_for};
-use crate::{TestApp, frames, outcome, spawn, spawn_with};
+use crate::{TestApp, frames, outcome, spawn, spawn_full, spawn_with};
 
 const VISITOR: &str = "v_handoff_visitor_1";
 
@@ -180,7 +180,25 @@ async fn statuses_and_teams_have_the_spec_shapes() {
 
 #[tokio::test]
 async fn tickets_are_created_listed_searched_read_and_updated_as_the_spec_says() {
-    let t = spawn_with(|s| s.rate_limit.requests = 1_000_000).await;
+    tickets_as_the_spec_says(spawn_with(|s| s.rate_limit.requests = 1_000_000).await).await;
+}
+
+#[tokio::test]
+async fn tickets_are_created_listed_searched_read_and_updated_on_postgres() {
+    let Some(url) = crate::sources::fresh_postgres().await else {
+        return;
+    };
+    let t = spawn_full(
+        |s| s.rate_limit.requests = 1_000_000,
+        &agentbase_service::models::Providers::new(),
+        None,
+        Some(&url),
+    )
+    .await;
+    tickets_as_the_spec_says(t).await;
+}
+
+async fn tickets_as_the_spec_says(t: TestApp) {
     let agent = t.scripted_agent().await;
     let first = create_ticket(
         &t,
@@ -993,10 +1011,27 @@ async fn live(t: &TestApp, agent: &str, conversation: &str, after: i64, wait: u6
 
 #[tokio::test]
 async fn a_visitor_asks_for_a_person_the_ai_falls_silent_and_the_reply_arrives_live() {
-    let t = spawn_with(|s| {
-        loopback_allowed(s);
-        s.rate_limit.requests = 1_000_000;
-    })
+    visitor_handoff_flow(None).await;
+}
+
+#[tokio::test]
+async fn the_handoff_flow_runs_on_postgres() {
+    let Some(url) = crate::sources::fresh_postgres().await else {
+        return;
+    };
+    visitor_handoff_flow(Some(&url)).await;
+}
+
+async fn visitor_handoff_flow(database_url: Option<&str>) {
+    let t = spawn_full(
+        |s| {
+            loopback_allowed(s);
+            s.rate_limit.requests = 1_000_000;
+        },
+        &agentbase_service::models::Providers::new(),
+        None,
+        database_url,
+    )
     .await;
     let agent = public_agent(&t).await;
     let (port, got) = receiver(|_| 200).await;
