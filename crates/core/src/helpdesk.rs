@@ -338,6 +338,35 @@ fn check_email(e: &mut FieldErrors, field: &str, v: Option<&str>) {
     }
 }
 
+/// The fields create and update share: a status by id or category (not both), an
+/// assignee by id (`Some(None)`: none) or email (not both).
+fn check_routing(
+    e: &mut FieldErrors,
+    (status_id, category): (Option<&str>, Option<&str>),
+    (assignee_id, assignee_email): (&Option<Option<String>>, Option<&str>),
+) {
+    check_uuid(e, "statusId", status_id);
+    check_enum(e, "statusCategory", category, CATEGORIES);
+    if status_id.is_some() && category.is_some() {
+        e.insert(
+            "statusCategory".into(),
+            "send at most one of statusId and statusCategory".into(),
+        );
+    }
+    check_uuid(
+        e,
+        "assigneeId",
+        assignee_id.as_ref().and_then(|a| a.as_deref()),
+    );
+    check_email(e, "assigneeEmail", assignee_email);
+    if assignee_id.is_some() && assignee_email.is_some() {
+        e.insert(
+            "assigneeEmail".into(),
+            "send at most one of assigneeId and assigneeEmail".into(),
+        );
+    }
+}
+
 impl NewTicketInput {
     pub fn problems(&self) -> FieldErrors {
         let mut e = FieldErrors::new();
@@ -365,31 +394,11 @@ impl NewTicketInput {
                 format!("must be at most {NAME_MAX} characters"),
             );
         }
-        check_uuid(&mut e, "statusId", self.status_id.as_deref());
-        check_enum(
+        check_routing(
             &mut e,
-            "statusCategory",
-            self.status_category.as_deref(),
-            CATEGORIES,
+            (self.status_id.as_deref(), self.status_category.as_deref()),
+            (&self.assignee_id, self.assignee_email.as_deref()),
         );
-        if self.status_id.is_some() && self.status_category.is_some() {
-            e.insert(
-                "statusCategory".into(),
-                "send at most one of statusId and statusCategory".into(),
-            );
-        }
-        check_uuid(
-            &mut e,
-            "assigneeId",
-            self.assignee_id.clone().flatten().as_deref(),
-        );
-        check_email(&mut e, "assigneeEmail", self.assignee_email.as_deref());
-        if self.assignee_id.is_some() && self.assignee_email.is_some() {
-            e.insert(
-                "assigneeEmail".into(),
-                "send at most one of assigneeId and assigneeEmail".into(),
-            );
-        }
         check_uuid(&mut e, "teamId", self.team_id.as_deref());
         check_enum(&mut e, "priority", self.priority.as_deref(), PRIORITIES);
         e
@@ -399,31 +408,11 @@ impl NewTicketInput {
 impl TicketPatch {
     pub fn problems(&self) -> FieldErrors {
         let mut e = FieldErrors::new();
-        check_uuid(&mut e, "statusId", self.status_id.as_deref());
-        check_enum(
+        check_routing(
             &mut e,
-            "statusCategory",
-            self.status_category.as_deref(),
-            CATEGORIES,
+            (self.status_id.as_deref(), self.status_category.as_deref()),
+            (&self.assignee_id, self.assignee_email.as_deref()),
         );
-        if self.status_id.is_some() && self.status_category.is_some() {
-            e.insert(
-                "statusCategory".into(),
-                "send at most one of statusId and statusCategory".into(),
-            );
-        }
-        check_uuid(
-            &mut e,
-            "assigneeId",
-            self.assignee_id.clone().flatten().as_deref(),
-        );
-        check_email(&mut e, "assigneeEmail", self.assignee_email.as_deref());
-        if self.assignee_id.is_some() && self.assignee_email.is_some() {
-            e.insert(
-                "assigneeEmail".into(),
-                "send at most one of assigneeId and assigneeEmail".into(),
-            );
-        }
         check_uuid(&mut e, "teamId", self.team_id.clone().flatten().as_deref());
         check_enum(&mut e, "priority", self.priority.as_deref(), PRIORITIES);
         e
