@@ -93,6 +93,10 @@ pub struct ConversationMetadata {
     pub user_id: Option<String>,
     /// `ongoing`, `ended`, `taken_over` or `paused`.
     pub status: String,
+    /// agentbase extension: who answers the conversation now, `ai` or `human`
+    /// (taken over by a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -106,6 +110,28 @@ pub struct MessageMetadata {
     /// never answered).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spam: bool,
+    /// agentbase extension (assistant messages): who wrote the answer.
+    #[serde(
+        rename = "answeredBy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub answered_by: Option<AnsweredBy>,
+}
+
+/// Who wrote an assistant message: the AI, or a person of the workspace (an
+/// operator's reply while the conversation was taken over).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AnsweredBy {
+    /// `ai` or `human`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// A cited chunk of the knowledge base.

@@ -13,11 +13,13 @@ pub mod codes;
 pub mod contacts;
 pub mod helpdesk;
 pub mod sources;
+pub mod tickets;
 pub mod v1;
 
 pub use chat::*;
 pub use helpdesk::*;
 pub use sources::*;
+pub use tickets::*;
 
 /// `{"error": {"code", "message", "details"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -26,6 +26,8 @@ pub enum Resource {
     Contact,
     /// A custom attribute of an agent's contact schema.
     CustomAttribute,
+    /// A helpdesk ticket (by its number).
+    Ticket,
 }
 
 /// A request refused by a rule of the chat contract; each has its own code.
@@ -56,6 +58,14 @@ pub enum Rejection {
     PlanFeatureNotAvailable,
     /// The workspace has as many crawler runs going as it may.
     TooManyRuns,
+    /// Helpdesk: the statusId is not one of the agent's statuses.
+    TicketInvalidStatus,
+    /// Helpdesk: the teamId is not one of the agent's teams.
+    TicketTeamNotFound,
+    /// Helpdesk: a reply to a ticket whose live conversation the AI still answers.
+    ConversationNotTakenOver,
+    /// Helpdesk: a reply whose text renders to nothing.
+    MessageContentNotRenderable,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod crawl_run;
 pub mod cursor;
 pub mod error;
+pub mod helpdesk;
 pub mod ids;
 pub mod keys;
 pub mod knowledge;

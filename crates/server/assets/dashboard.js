@@ -205,3 +205,57 @@
     input.focus();
   });
 })();
+
+// A conversation's live feed: while the page is open, a long poll of live.json
+// appends the messages that arrive (the visitor's, the AI's, a colleague's reply)
+// and reloads when the conversation is taken over or handed back elsewhere.
+(function () {
+  var panel = document.getElementById("handoff");
+  var thread = document.getElementById("thread");
+  if (!panel || !thread) return;
+  var url = panel.getAttribute("data-live-url");
+  var status = panel.getAttribute("data-status");
+  var after = parseInt(thread.getAttribute("data-after"), 10) || 0;
+  function add(m) {
+    var li = document.createElement("li");
+    li.className = "msg " + m.role;
+    li.setAttribute("data-live", "true");
+    var who = document.createElement("div");
+    who.className = "who";
+    var by = m.answeredBy && m.answeredBy.type === "human" ? "person" : m.role;
+    who.textContent = by + " \u00b7 just now";
+    var text = document.createElement("div");
+    text.className = "text";
+    text.textContent = m.text;
+    li.appendChild(who);
+    li.appendChild(text);
+    thread.appendChild(li);
+  }
+  function poll() {
+    fetch(url + "?after=" + after + "&wait=20", {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (r) {
+        if (!r.ok) throw new Error("live " + r.status);
+        return r.json();
+      })
+      .then(function (body) {
+        body.messages.forEach(function (m) {
+          if (m.seq > after) {
+            after = m.seq;
+            add(m);
+          }
+        });
+        if (body.status !== status) {
+          window.location.reload();
+          return;
+        }
+        poll();
+      })
+      .catch(function () {
+        setTimeout(poll, 3000);
+      });
+  }
+  poll();
+})();

@@ -10,6 +10,8 @@
  * Endpoints (no API key): GET  /widget/v1/agents/{id}/config
  *                         POST /widget/v1/agents/{id}/chat  (UI Message Stream v1)
  *                         POST /widget/v1/agents/{id}/leads (the lead form's answers)
+ *                         POST /widget/v1/agents/{id}/handoff (ask for a person)
+ *                         GET  /widget/v1/agents/{id}/live (long poll: people's replies)
  * The conversation id and the transcript are kept in localStorage per agent, so a
  * reload shows the conversation and continues it.
  *
@@ -175,6 +177,7 @@
     ".suggestion{border:1px solid #d1d5db;background:#fff;color:#111827;border-radius:16px;padding:6px 12px;" +
     "font-size:14px;cursor:pointer}" +
     ".suggestion:hover{background:#f3f4f6}" +
+    ".handoff{margin:0 14px 8px;align-self:flex-start}" +
     ".notice{margin:0 14px 8px;padding:8px 10px;border-radius:8px;background:#fef2f2;color:#991b1b;font-size:14px}" +
     ".notice[hidden]{display:none}" +
     "form{display:flex;gap:8px;padding:10px 14px 14px;border-top:1px solid #e5e7eb}" +
@@ -279,8 +282,16 @@
     form.appendChild(input);
     form.appendChild(send);
 
+    handoffButton = el(
+      "button",
+      { type: "button", class: "suggestion handoff", "data-testid": "widget-handoff", hidden: "" },
+      "Talk to a person"
+    );
+    handoffButton.addEventListener("click", askForPerson);
+
     panel.appendChild(header);
     panel.appendChild(log);
+    panel.appendChild(handoffButton);
     panel.appendChild(suggestions);
     panel.appendChild(notice);
     panel.appendChild(form);
@@ -415,6 +426,94 @@
     suggestions.hidden = !texts.length;
   }
 
+  // ---- human handoff ------------------------------------------------------------------
+  //
+  // "Talk to a person" (POST …/handoff) turns the conversation into a ticket; the AI
+  // then stays silent and a person answers. Their replies arrive through a long
+  // poll of the conversation (GET …/live?after=N), which runs while there is a
+  // conversation; only replies written by people are added here (the AI's come with
+  // the chat stream).
+  var handoffButton = null;
+  var liveFor = null;
+  function renderHandoff() {
+    if (!handoffButton) return;
+    handoffButton.hidden = !state.conversationId || state.takenOver === true;
+  }
+  function askForPerson() {
+    if (!state.conversationId) return;
+    handoffButton.disabled = true;
+    fetch(api + "/handoff", {
+      method: "POST",
+      credentials: "omit",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ visitorId: visitorId, conversationId: state.conversationId }),
+    })
+      .then(function (response) {
+        if (!response.ok) {
+          return envelope(response).then(function (error) {
+            showNotice(refusalText(response.status, error));
+          });
+        }
+        state.takenOver = true;
+        var note = { role: "assistant", text: "A person will answer you here shortly.", kind: "handoff" };
+        state.transcript.push(note);
+        persist();
+        messageNode("assistant", note.text, "handoff");
+        renderHandoff();
+      })
+      .catch(function () {
+        showNotice("Something went wrong. Please try again.");
+      })
+      .then(function () {
+        handoffButton.disabled = false;
+        follow();
+      });
+  }
+  function follow() {
+    var id = state.conversationId;
+    if (!id || liveFor === id) return;
+    liveFor = id;
+    var after = null;
+    function poll(wait) {
+      if (state.conversationId !== id) {
+        liveFor = null;
+        return;
+      }
+      var q =
+        "?visitorId=" + encodeURIComponent(visitorId) +
+        "&conversationId=" + encodeURIComponent(id) +
+        "&after=" + (after === null ? 0 : after) +
+        "&wait=" + wait;
+      fetch(api + "/live" + q, { credentials: "omit", cache: "no-store" })
+        .then(function (response) {
+          if (!response.ok) throw new Error("live " + response.status);
+          return response.json();
+        })
+        .then(function (body) {
+          var data = body.data || {};
+          var first = after === null;
+          (data.messages || []).forEach(function (m) {
+            if (typeof m.seq === "number" && (after === null || m.seq > after)) after = m.seq;
+            if (first || !m.answeredBy || m.answeredBy.type !== "human") return;
+            var entry = { role: "assistant", text: m.text, by: "human" };
+            state.transcript.push(entry);
+            messageNode("assistant", m.text, "human");
+          });
+          if (after === null) after = 0;
+          state.takenOver = data.status === "taken_over";
+          persist();
+          renderHandoff();
+          poll(20);
+        })
+        .catch(function () {
+          setTimeout(function () {
+            poll(20);
+          }, 3000);
+        });
+    }
+    poll(0);
+  }
+
   function renderAll() {
     log.textContent = "";
     leadNode = null;
@@ -423,7 +522,7 @@
       if (text) messageNode("assistant", text, "initial");
     });
     state.transcript.forEach(function (m) {
-      var node = messageNode(m.role === "user" ? "user" : "assistant", m.text);
+      var node = messageNode(m.role === "user" ? "user" : "assistant", m.text, m.by || m.kind);
       if (m.error) {
         node.appendChild(el("span", { class: "failed" }, m.error));
       }
@@ -431,6 +530,8 @@
     });
     renderSuggestions();
     maybeLeadForm();
+    renderHandoff();
+    follow();
   }
 
   // ---- lead form ---------------------------------------------------------------------
@@ -685,6 +786,8 @@
       setBusy(false);
       renderSuggestions();
       maybeLeadForm();
+      renderHandoff();
+      follow();
       input.focus();
     }
     function refused(message) {
@@ -778,6 +881,13 @@
               showNotice(answer.error);
             })
             .then(function () {
+              if (done && !answer.text && !answer.error && !answer.sources.length) {
+                // No answer: the conversation is paused or a person is answering it
+                // (their reply comes through the live poll).
+                answerNode.remove();
+                finish();
+                return;
+              }
               if (!done && !answer.error) {
                 answer.error = "The answer was interrupted.";
                 showNotice(answer.error);

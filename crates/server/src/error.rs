@@ -109,6 +109,11 @@ impl From<Error> for ApiError {
                 codes::SOURCE_NOT_FOUND,
                 "Source not found",
             ),
+            Error::NotFound(Resource::Ticket) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                codes::TICKET_NOT_FOUND,
+                "The requested ticket could not be found",
+            ),
             Error::NotFound(Resource::ToolCall) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 codes::RESOURCE_TOOL_CALL_NOT_FOUND,
@@ -205,6 +210,26 @@ fn rejection(r: Rejection) -> ApiError {
             StatusCode::TOO_MANY_REQUESTS,
             codes::CRAWL_RUNS_LIMIT_REACHED,
             "The workspace has as many crawler runs going as it may; wait for one to finish",
+        ),
+        Rejection::TicketInvalidStatus => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::TICKET_INVALID_STATUS,
+            "The requested status could not be applied",
+        ),
+        Rejection::TicketTeamNotFound => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::TICKET_TEAM_NOT_FOUND,
+            "The requested team could not be found",
+        ),
+        Rejection::ConversationNotTakenOver => (
+            StatusCode::CONFLICT,
+            codes::CONVERSATION_NOT_TAKEN_OVER,
+            "The linked conversation is not taken over",
+        ),
+        Rejection::MessageContentNotRenderable => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::MESSAGE_CONTENT_NOT_RENDERABLE,
+            "The message content renders to nothing",
         ),
     };
     ApiError::new(status, code, message)

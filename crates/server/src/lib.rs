@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod routes;
 pub mod sse;
 pub mod widget;
+pub mod widget_live;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +40,44 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The OpenAPI document, rendered once.
     pub openapi: Bytes,
+}
+
+/// The v2 helpdesk operations and the handoff routes (issue 16).
+fn helpdesk_routes() -> Router<AppState> {
+    use routes::helpdesk;
+    Router::new()
+        .route(
+            "/api/v2/agents/{agentId}/helpdesk/ticket-statuses",
+            get(helpdesk::statuses),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/helpdesk/teams",
+            get(helpdesk::teams),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/helpdesk/tickets",
+            get(helpdesk::list).post(helpdesk::create),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/helpdesk/tickets/search",
+            post(helpdesk::search),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/helpdesk/tickets/{ticketNumber}",
+            get(helpdesk::get).patch(helpdesk::update),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/helpdesk/tickets/{ticketNumber}/messages",
+            get(helpdesk::messages).post(helpdesk::reply),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/conversations/{conversationId}/take-over",
+            post(helpdesk::take_over),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/conversations/{conversationId}/hand-back",
+            post(helpdesk::hand_back),
+        )
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -150,6 +189,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v2/agents/{agentId}/users/{userId}/conversations",
             get(conversations::for_user),
         )
+        .merge(helpdesk_routes())
         .route_layer(from_fn_with_state(state.clone(), layers::authenticate));
     let v1 = Router::new()
         .route("/api/v1/chat", post(v1::chat))
@@ -234,7 +274,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/widget/v1/agents/{agentId}/leads",
             post(widget::leads).options(widget::preflight),
-        );
+        )
+        .route(
+            "/widget/v1/agents/{agentId}/handoff",
+            post(widget_live::handoff).options(widget::preflight),
+        )
+        .route("/widget/v1/agents/{agentId}/live", get(widget_live::live));
     let public = Router::new()
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    agents, apify, chat, contacts, conversations, leads, sources, system, v1, webhooks,
+    agents, apify, chat, contacts, conversations, helpdesk, leads, sources, system, v1, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -27,7 +27,10 @@ use crate::routes::{
         webhooks::deliveries, v1::get_leads, leads::export,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete,
         contacts::attributes, contacts::create_attribute, contacts::update_attribute,
-        contacts::identity_secret, contacts::rotate_identity_secret
+        contacts::identity_secret, contacts::rotate_identity_secret,
+        helpdesk::statuses, helpdesk::teams, helpdesk::create, helpdesk::list, helpdesk::search,
+        helpdesk::get, helpdesk::update, helpdesk::messages, helpdesk::reply, helpdesk::take_over,
+        helpdesk::hand_back
     ),
     components(schemas(
         api::ErrorResponse, api::ErrorDetail, api::Pagination, api::Health, api::SuccessResponse,
@@ -59,7 +62,13 @@ use crate::routes::{
         api::contacts::V1UpdateContact, api::contacts::V1CustomAttribute,
         api::contacts::V1CustomAttributesResponse, api::contacts::V1CustomAttributeResponse,
         api::contacts::V1CreateCustomAttribute, api::contacts::V1UpdateCustomAttribute,
-        api::contacts::IdentitySecret, api::contacts::IdentitySecretResponse
+        api::contacts::IdentitySecret, api::contacts::IdentitySecretResponse,
+        api::AnsweredBy, api::TicketStatus, api::TeamListItem, api::TicketCustomer, api::Ticket,
+        api::TicketListItem, api::TicketPagination, api::ListTicketsResponse,
+        api::TicketSearchPagination, api::SearchTicketsResponse, api::MessageSender,
+        api::TicketThreadMessage, api::ListTicketMessagesResponse, api::CreatedTicketMessage,
+        api::TicketCustomerBody, api::CreateTicketBody, api::UpdateTicketBody, api::SearchTicketsBody,
+        api::CreateTicketMessageBody, api::TakeOverData, api::TakeOverResponse
     )),
     modifiers(&Bearer, &Authenticated)
 )]

@@ -123,7 +123,7 @@ fn origin_allowed(allowed: Option<&[String]>, headers: &HeaderMap) -> bool {
 
 /// The CORS headers an answer to an admitted page carries. `Vary: Origin` goes on
 /// every answer, refusals included, so a cache never serves one page's to another.
-fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
+pub(crate) fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("origin"));
     if let Some(origin) = origin {
@@ -155,7 +155,7 @@ fn visitor_country(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) 
 }
 
 /// The socket peer of a request.
-fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -164,7 +164,7 @@ fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
 /// The agent, if it is public and this page may use it; otherwise the refusal,
 /// ready to send. Pages of unknown or private agents still get CORS (there are no
 /// domains to check), so the widget can say why it cannot chat.
-async fn admit(
+pub(crate) async fn admit(
     state: &AppState,
     agent_id: &str,
     headers: &HeaderMap,
@@ -276,7 +276,7 @@ pub async fn config(
 
 /// One widget POST against the agent's per-IP window (`ipRateLimits`); the 429
 /// with its `Retry-After` when over.
-async fn rate_limit(
+pub(crate) async fn rate_limit(
     state: &AppState,
     w: &WidgetAgent,
     peer: Option<IpAddr>,

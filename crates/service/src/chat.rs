@@ -205,6 +205,7 @@ impl App {
         p: &Principal,
         agent: &Agent,
         id: &str,
+        allow_taken_over: bool,
     ) -> Result<(Conversation, TurnLease)> {
         let conversation = self
             .store
@@ -214,10 +215,11 @@ impl App {
         if conversation.agent_id != agent.id {
             return Err(Error::Rejected(Rejection::ConversationMismatch));
         }
-        if matches!(
-            conversation.status,
-            ConversationStatus::Ended | ConversationStatus::TakenOver
-        ) {
+        // A new message to a taken-over conversation is kept for the person
+        // answering it (see `helpdesk`); nothing else may run a turn there.
+        if conversation.status == ConversationStatus::Ended
+            || (conversation.status == ConversationStatus::TakenOver && !allow_taken_over)
+        {
             return Err(Error::Rejected(Rejection::ConversationNotOngoing));
         }
         let lease_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
@@ -409,7 +411,7 @@ impl App {
         };
         let (mut conversation, lease, prepared) = match (&input.conversation_id, &input.message) {
             (Some(id), _) => {
-                let (conversation, lease) = self.lease_conversation(p, &agent, id).await?;
+                let (conversation, lease) = self.lease_conversation(p, &agent, id, true).await?;
                 let prepared = self
                     .prepare_chat(p, &agent, &entry, &conversation, &input, true)
                     .await;
@@ -423,7 +425,15 @@ impl App {
             }
             (None, None) => return Err(Error::invalid("message", "Required")),
         };
-        if spam {
+        if conversation.status == ConversationStatus::TakenOver
+            && let Some(text) = &input.message
+        {
+            let kept = self
+                .handoff_user_message(&p.workspace_id, &conversation, text)
+                .await;
+            self.or_release(&lease, kept).await?;
+        }
+        if spam && conversation.status != ConversationStatus::TakenOver {
             let flagged = self
                 .store
                 .flag_spam(&conversation.id, &prepared.user_message_id)
@@ -516,7 +526,7 @@ impl App {
             None => None,
         };
         let (conversation, lease) = match existing {
-            Some(c) => self.lease_conversation(p, &agent, &c.id).await?,
+            Some(c) => self.lease_conversation(p, &agent, &c.id, false).await?,
             None => {
                 let id = match &input.conversation_id {
                     Some(chosen) => conversation::v1_id(&p.workspace_id, chosen),
@@ -577,7 +587,12 @@ impl App {
         input: &ChatInput,
         existing: bool,
     ) -> Result<Prepared> {
-        if existing && conversation.status != ConversationStatus::Paused {
+        if existing
+            && !matches!(
+                conversation.status,
+                ConversationStatus::Paused | ConversationStatus::TakenOver
+            )
+        {
             self.check_credits(p, agent, entry.credits).await?;
         }
         // A long conversation's older messages cannot fit any model's window; reading
@@ -668,8 +683,12 @@ impl App {
             user_id: conversation.user_id.clone(),
         };
         let (tx, rx) = mpsc::channel(64);
-        if conversation.status == ConversationStatus::Paused {
-            // A paused conversation records messages but the agent does not answer.
+        if matches!(
+            conversation.status,
+            ConversationStatus::Paused | ConversationStatus::TakenOver
+        ) {
+            // A paused or taken-over conversation records messages but the agent
+            // does not answer (a person answers a taken-over one).
             self.store.release_turn(&lease).await?;
             let _ = tx
                 .send(TurnEvent::Finish {
@@ -1080,7 +1099,9 @@ impl App {
         }
         let agent = self.agent(&p.workspace_id, agent_id).await?;
         let entry = self.model_for(&agent)?;
-        let (conversation, lease) = self.lease_conversation(p, &agent, conversation_id).await?;
+        let (conversation, lease) = self
+            .lease_conversation(p, &agent, conversation_id, false)
+            .await?;
         let prepared = async {
             let messages = self.store.messages(&conversation.id).await?;
             let target = messages

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod extractor;
 pub mod files;
 mod grounding;
+pub mod helpdesk;
 pub mod knowledge;
 pub mod leads;
 pub mod members;

@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "members",
         include_str!("../migrations/0015_members.sql"),
     ),
+    (
+        16,
+        "handoff",
+        include_str!("../migrations/0016_handoff.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

@@ -575,13 +575,15 @@ pub async fn thread(
         "<p><a href=\"{}/conversations\">← All conversations</a></p>\
          <dl class=\"card meta\"><dt>ID</dt><dd><code>{}</code></dd><dt>User</dt><dd>{}</dd>\
          <dt>Source</dt><dd>{}</dd><dt>Status</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd></dl>\
-         <ol class=\"thread\">{}</ol>",
+         {}<ol class=\"thread\" id=\"thread\" data-after=\"{}\">{}</ol>",
         agent_base(&ws, &a.id),
         esc(&c.id),
         esc(c.user_id.as_deref().unwrap_or("—")),
         esc(&c.source),
         esc(c.status.as_str()),
         when(c.created_at),
+        super::helpdesk::handoff_panel(&s, &ws, &a.id, &c),
+        messages.last().map_or(0, |m| m.seq),
         messages.iter().map(message_html).collect::<String>()
     );
     Ok(render(

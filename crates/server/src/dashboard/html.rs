@@ -122,6 +122,7 @@ pub fn page(
                     "Conversations",
                     "conversations",
                 ),
+                (format!("{base}/tickets"), "Tickets", "tickets"),
                 (format!("{base}/playground"), "Playground", "playground"),
             ];
             sub = format!(

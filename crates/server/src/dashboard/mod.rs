@@ -9,6 +9,7 @@
 mod access;
 mod agents;
 mod auth;
+mod helpdesk;
 pub mod html;
 mod knowledge;
 mod members;
@@ -115,6 +116,26 @@ pub fn router() -> Router<AppState> {
         .route(
             "/dashboard/w/{ws}/agents/{agentId}/training.json",
             get(knowledge::training_json),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/tickets",
+            get(helpdesk::tickets),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}/take-over",
+            post(helpdesk::take_over),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}/reply",
+            post(helpdesk::reply),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}/hand-back",
+            post(helpdesk::hand_back),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}/live.json",
+            get(helpdesk::live),
         )
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -32,6 +32,14 @@ pub fn conversation_dto(c: &Conversation) -> api::ConversationMetadata {
         updated_at: secs(c.updated_at),
         user_id: c.user_id.clone(),
         status: c.status.as_str().to_owned(),
+        answered_by: Some(
+            if c.status == agentbase_core::conversation::ConversationStatus::TakenOver {
+                "human"
+            } else {
+                "ai"
+            }
+            .to_owned(),
+        ),
     }
 }
 
@@ -76,6 +84,29 @@ fn metadata(
             })
             .collect(),
         spam: false,
+        answered_by: Some(api::AnsweredBy {
+            kind: "ai".into(),
+            id: None,
+            name: None,
+            email: None,
+        }),
+    }
+}
+
+/// Marks the messages people wrote (see `App::message_authors`) as theirs.
+pub fn mark_authors(
+    messages: &mut [api::ConversationMessage],
+    authors: &std::collections::HashMap<String, agentbase_core::helpdesk::Sender>,
+) {
+    for m in messages {
+        if let (Some(a), Some(meta)) = (authors.get(&m.id), m.metadata.as_mut()) {
+            meta.answered_by = Some(api::AnsweredBy {
+                kind: "human".into(),
+                id: a.id.clone(),
+                name: a.name.clone(),
+                email: a.email.clone(),
+            });
+        }
     }
 }
 
@@ -94,6 +125,7 @@ pub fn message_dto(m: Message) -> api::ConversationMessage {
                 score: None,
                 sources: Vec::new(),
                 spam: true,
+                answered_by: None,
             })
         },
     }
@@ -325,11 +357,15 @@ pub async fn get(
         .conversation_of(&p, &agent_id, &conversation_id)
         .await?;
     let messages = state.app.message_page(&c.id, None, page.limit).await?;
+    let authors = state.app.message_authors(&c.id).await?;
+    let pagination = message_pagination(&messages);
+    let mut items: Vec<_> = messages.items.into_iter().map(message_dto).collect();
+    mark_authors(&mut items, &authors);
     Ok(Json(api::GetConversationResponse {
-        pagination: message_pagination(&messages),
+        pagination,
         data: api::ConversationWithMessages {
             conversation: conversation_dto(&c),
-            messages: messages.items.into_iter().map(message_dto).collect(),
+            messages: items,
         },
     }))
 }
@@ -354,10 +390,11 @@ pub async fn messages(
         .app
         .message_page(&c.id, page.cursor.map(|c| c.t), page.limit)
         .await?;
-    Ok(Json(api::ListMessagesResponse {
-        pagination: message_pagination(&result),
-        data: result.items.into_iter().map(message_dto).collect(),
-    }))
+    let authors = state.app.message_authors(&c.id).await?;
+    let pagination = message_pagination(&result);
+    let mut data: Vec<_> = result.items.into_iter().map(message_dto).collect();
+    mark_authors(&mut data, &authors);
+    Ok(Json(api::ListMessagesResponse { pagination, data }))
 }
 
 #[utoipa::path(patch, path = "/api/v2/agents/{agentId}/conversations/{conversationId}", tag = "conversations",

@@ -232,7 +232,11 @@ async fn messages_page_backward_and_each_page_is_chronological() {
         serde_json::Value::Null,
         "assistant messages carry feedback"
     );
-    assert_eq!(json["metadata"], json!({"score": null}));
+    assert_eq!(
+        json["metadata"],
+        json!({"score": null, "answeredBy": {"type": "ai"}}),
+        "who answered (issue 16's handoff)"
+    );
     let user_json = serde_json::to_value(&got.data.messages[0]).unwrap();
     assert!(user_json.get("feedback").is_none() && user_json.get("metadata").is_none());
     assert!(

@@ -244,6 +244,50 @@ const API: &[Endpoint] = &[
         Some(r#"{"planted":"by another workspace"}"#),
     ),
     (Method::POST, "/v2/actor-runs/{r}/abort", None),
+    // The helpdesk (`{t}` a ticket number) and the handoff.
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/helpdesk/ticket-statuses",
+        None,
+    ),
+    (Method::GET, "/api/v2/agents/{a}/helpdesk/teams", None),
+    (Method::GET, "/api/v2/agents/{a}/helpdesk/tickets", None),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/helpdesk/tickets",
+        Some(r#"{"subject":"pwned","description":"x","customer":{"email":"e@evil.example"}}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/helpdesk/tickets/search",
+        Some(r#"{"query":"secret"}"#),
+    ),
+    (Method::GET, "/api/v2/agents/{a}/helpdesk/tickets/{t}", None),
+    (
+        Method::PATCH,
+        "/api/v2/agents/{a}/helpdesk/tickets/{t}",
+        Some(r#"{"priority":"urgent"}"#),
+    ),
+    (
+        Method::GET,
+        "/api/v2/agents/{a}/helpdesk/tickets/{t}/messages",
+        None,
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/helpdesk/tickets/{t}/messages",
+        Some(r#"{"type":"reply","content":"pwned","authorEmail":"e@evil.example"}"#),
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/conversations/{c}/take-over",
+        None,
+    ),
+    (
+        Method::POST,
+        "/api/v2/agents/{a}/conversations/{c}/hand-back",
+        None,
+    ),
     (Method::DELETE, "/api/v2/agents/{a}/webhooks/{h}", None),
     (Method::DELETE, "/api/v1/chatbots/{a}/contacts/{ct}", None),
     (Method::DELETE, "/api/v2/agents/{a}/sources/{s}", None),
@@ -272,6 +316,27 @@ const DASHBOARD: &[Endpoint] = &[
         Method::GET,
         "/dashboard/w/{w}/agents/{a}/training.json",
         None,
+    ),
+    (Method::GET, "/dashboard/w/{w}/agents/{a}/tickets", None),
+    (
+        Method::GET,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/live.json?wait=0",
+        None,
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/reply",
+        Some("text=pwned"),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/take-over",
+        Some(""),
+    ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/conversations/{c}/hand-back",
+        Some(""),
     ),
     (
         Method::POST,
@@ -399,6 +464,21 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
         "/widget/v1/agents/{agentId}/leads",
         "keyless CORS preflight",
     ),
+    (
+        "POST",
+        "/widget/v1/agents/{agentId}/handoff",
+        "keyless: public agents only, by origin; only the visitor's own conversation (helpdesk tests)",
+    ),
+    (
+        "OPTIONS",
+        "/widget/v1/agents/{agentId}/handoff",
+        "keyless CORS preflight",
+    ),
+    (
+        "GET",
+        "/widget/v1/agents/{agentId}/live",
+        "keyless: public agents only, by origin; only the visitor's own conversation (helpdesk tests)",
+    ),
     ("GET", "/", "redirect"),
     ("GET", "/dashboard", "the operator's home"),
     ("GET", "/dashboard/", "the operator's home"),
@@ -495,6 +575,7 @@ const PARAMS: &[(&str, &str)] = &[
     ("{h}", "{webhookId}"),
     ("{ct}", "{contactId}"),
     ("{n}", "{name}"),
+    ("{t}", "{ticketNumber}"),
 ];
 
 /// The route a matrix row exercises, in the router's spelling.
@@ -666,6 +747,7 @@ fn missing_ids(intruder_ws: &str) -> Ids {
         ("{h}", "AAAAAAAAAAAAAAAAAAAA".into()),
         ("{ct}", "absent_contact".into()),
         ("{n}", "absent_attr".into()),
+        ("{t}", "2147483647".into()),
         ("{w}", intruder_ws.into()),
     ])
 }
@@ -776,6 +858,20 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    // A ticket to leak (number 1 of the victim's agent).
+    let ticket = json_ok(
+        t.raw(
+            Method::POST,
+            &format!("/api/v2/agents/{agent}/helpdesk/tickets"),
+        )
+        .json(&json!({"subject": "secret ticket", "description": "secret",
+                          "customer": {"email": "victim@example.com"}}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await["ticketNumber"]
+        .to_string();
     // A contact and a custom attribute to leak.
     json_ok(
         t.raw(
@@ -833,6 +929,7 @@ async fn world() -> World {
         ("{h}", hook),
         ("{ct}", "victim_contact".into()),
         ("{n}", "victim_attr".into()),
+        ("{t}", ticket),
         ("{w}", intruder_ws.clone()),
     ]);
     World {
@@ -907,10 +1004,14 @@ async fn another_workspaces_resources_are_indistinguishable_from_missing_ones() 
                 endpoint,
             )
             .await;
-            if *path == "/api/v1/chat" {
+            if *path == "/api/v1/chat"
+                || path.ends_with("/take-over")
+                || path.ends_with("/hand-back")
+            {
                 // v1 conversation ids are scoped to their workspace: the intruder
                 // gets a fresh conversation under the same id, never the victim's,
-                // and cannot tell whether the id is used elsewhere.
+                // and cannot tell whether the id is used elsewhere. (The handoff
+                // rows then act on those conversations of the intruder's own.)
                 assert_eq!((foreign.0, absent.0), (200, 200), "{foreign:?} {absent:?}");
             } else {
                 assert_eq!(foreign, absent, "{method} {path} {body:?} with own agent");
@@ -985,7 +1086,8 @@ async fn lists_show_only_the_callers_own() {
         .victim
         .0
         .iter()
-        .filter(|(p, _)| *p != "{u}" && *p != "{w}")
+        // Ticket numbers count per agent from 1: not secrets, and too short to look for.
+        .filter(|(p, _)| *p != "{u}" && *p != "{w}" && *p != "{t}")
         .map(|(_, id)| id.as_str())
         .collect();
     for path in ["/api/v2/agents", "/api/v1/get-chatbots"] {

@@ -13,6 +13,7 @@ mod contacts;
 mod conversations;
 mod dashboard;
 mod hardening;
+mod helpdesk;
 mod isolation;
 mod leads;
 mod members;

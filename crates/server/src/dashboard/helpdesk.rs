@@ -1,0 +1,249 @@
+//! The dashboard's helpdesk: an agent's tickets (filtered by status, team and
+//! assignee), and on a conversation's page the handoff controls (take over, reply,
+//! hand back) with its live feed (`live.json`, a long poll the page's script
+//! repeats, so the visitor's messages appear without a reload).
+
+use agentbase_core::conversation::{Conversation, ConversationStatus};
+use agentbase_core::helpdesk::{self, CATEGORIES, Sender, TicketFilter};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::auth::{Posted, Session};
+use super::html::{Nav, csrf_field, esc, options, table, url_value, when};
+use super::workspaces::notice;
+use super::{Problem, agent_page, back, render, workspace};
+use crate::AppState;
+use crate::extract::QueryMap;
+use crate::widget_live::{live_json, live_params};
+
+fn base(ws: &str, agent: &str) -> String {
+    format!("/dashboard/w/{}/agents/{}", esc(ws), esc(agent))
+}
+
+/// The dashboard operator as a reply's author (the instance administrator until
+/// team members sign in with their own accounts).
+fn operator() -> Sender {
+    Sender::agent(None, None, Some("Operator".into()))
+}
+
+/// `GET …/agents/{agentId}/tickets?status=&team=&assignee=`.
+pub async fn tickets(
+    State(state): State<AppState>,
+    s: Session,
+    Path((ws, agent_id)): Path<(String, String)>,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
+    let teams = state.app.helpdesk_teams(&ws, &a.id).await?;
+    let status = q.get("status").unwrap_or("");
+    let team = q.get("team").unwrap_or("");
+    let assignee = q.get("assignee").unwrap_or("");
+    let mut f = TicketFilter::default();
+    if CATEGORIES.contains(&status) {
+        f.statuses = vec![status.to_owned()];
+    }
+    f.team_id = match team {
+        "" => None,
+        "none" => Some(None),
+        t => Some(Some(t.to_owned())),
+    };
+    // The assignee is matched by id or, for emails, among the page's rows.
+    f.assignee_id = match assignee {
+        "none" => Some(None),
+        a if helpdesk::is_uuid(a) => Some(Some(a.to_owned())),
+        _ => None,
+    };
+    let page = state.app.tickets(&ws, &a.id, &f, None, 100).await?;
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .filter(|t| {
+            !assignee.contains('@')
+                || t.assignee_email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(assignee))
+        })
+        .map(|t| {
+            let subject = esc(t.subject.as_deref().unwrap_or("(no subject)"));
+            let link = match &t.conversation_id {
+                Some(c) => format!(
+                    "<a href=\"{}/conversations/{}\">{subject}</a>",
+                    base(&ws, &a.id),
+                    url_value(c)
+                ),
+                None => subject,
+            };
+            let team_name = t
+                .team_id
+                .as_ref()
+                .and_then(|id| teams.iter().find(|x| &x.id == id))
+                .map_or("—".to_owned(), |x| esc(&x.name));
+            vec![
+                format!("<span data-testid=\"ticket-number\">#{}</span>", t.number),
+                link,
+                format!(
+                    "<span class=\"status {0}\">{0}</span>",
+                    esc(&t.status_category)
+                ),
+                team_name,
+                esc(t
+                    .assignee_email
+                    .as_deref()
+                    .or(t.assignee_id.as_deref())
+                    .unwrap_or("unassigned")),
+                esc(&t.priority),
+                esc(&t.channel),
+                when(t.updated_at),
+            ]
+        })
+        .collect();
+    let status_opts: Vec<(&str, &str)> = std::iter::once(("", "any status"))
+        .chain(CATEGORIES.iter().map(|c| (*c, *c)))
+        .collect();
+    let mut team_opts: Vec<(&str, &str)> = vec![("", "any team"), ("none", "no team")];
+    team_opts.extend(teams.iter().map(|t| (t.id.as_str(), t.name.as_str())));
+    let body = format!(
+        "<form class=\"card filters\" method=\"get\" data-testid=\"ticket-filters\">\
+         <label>Status <select name=\"status\">{}</select></label>\
+         <label>Team <select name=\"team\">{}</select></label>\
+         <label>Assignee <input name=\"assignee\" value=\"{}\" placeholder=\"email, id or none\"></label>\
+         <button type=\"submit\">Filter</button></form>{}",
+        options(status_opts, status),
+        options(team_opts, team),
+        esc(assignee),
+        table(
+            "Tickets",
+            &[
+                "#", "Subject", "Status", "Team", "Assignee", "Priority", "Channel", "Updated",
+            ],
+            &rows,
+            "No tickets match."
+        )
+    );
+    Ok(render(
+        &s,
+        "Tickets",
+        &Nav {
+            workspace: Some((&w.workspace.id, &w.workspace.name)),
+            agent: Some((&a.id, &a.name)),
+            current: "tickets",
+        },
+        &notice(&q),
+        &body,
+    ))
+}
+
+/// The conversation page's handoff panel: take over, or reply and hand back, and
+/// the live feed's address.
+pub fn handoff_panel(s: &Session, ws: &str, agent_id: &str, c: &Conversation) -> String {
+    let url = format!("{}/conversations/{}", base(ws, agent_id), url_value(&c.id));
+    let csrf = csrf_field(&s.csrf_token);
+    let controls = match c.status {
+        ConversationStatus::TakenOver => format!(
+            "<p>You are answering this conversation; the AI is silent.</p>\
+             <form method=\"post\" action=\"{url}/reply\" data-testid=\"handoff-reply\">{csrf}\
+             <label for=\"reply-text\">Reply</label>\
+             <textarea id=\"reply-text\" name=\"text\" rows=\"3\" required data-testid=\"handoff-reply-text\"></textarea>\
+             <button type=\"submit\" data-testid=\"handoff-reply-send\">Send</button></form>\
+             <form method=\"post\" action=\"{url}/hand-back\">{csrf}\
+             <button type=\"submit\" data-testid=\"handoff-hand-back\">Hand back to the AI</button></form>"
+        ),
+        ConversationStatus::Ended => "<p>This conversation has ended.</p>".to_owned(),
+        _ => format!(
+            "<form method=\"post\" action=\"{url}/take-over\">{csrf}\
+             <button type=\"submit\" data-testid=\"handoff-take-over\">Take over</button></form>"
+        ),
+    };
+    format!(
+        "<section class=\"card handoff\" id=\"handoff\" data-live-url=\"{url}/live.json\" \
+         data-status=\"{}\"><h2>Human handoff</h2>{controls}</section>",
+        esc(c.status.as_str())
+    )
+}
+
+fn thread_url(ws: &str, agent_id: &str, conversation_id: &str) -> String {
+    format!(
+        "/dashboard/w/{ws}/agents/{agent_id}/conversations/{}",
+        url_value(conversation_id)
+    )
+}
+
+pub async fn take_over(
+    State(state): State<AppState>,
+    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
+    _p: Posted,
+) -> Response {
+    let result = async {
+        let w = workspace(&state, &ws).await?;
+        let t = state
+            .app
+            .take_over_conversation(&w.principal, &agent_id, &conversation_id)
+            .await?;
+        Ok(format!(
+            "Taken over as ticket #{}. The AI is silent until you hand it back.",
+            t.number
+        ))
+    }
+    .await;
+    back(&thread_url(&ws, &agent_id, &conversation_id), result)
+}
+
+pub async fn reply(
+    State(state): State<AppState>,
+    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
+    p: Posted,
+) -> Response {
+    let text = p.form.raw("text").to_owned();
+    let result = async {
+        let w = workspace(&state, &ws).await?;
+        if text.trim().is_empty() {
+            return Err(Problem::bad("Write a reply first."));
+        }
+        state
+            .app
+            .reply_to_conversation(&w.principal, &agent_id, &conversation_id, &text, operator())
+            .await?;
+        Ok("Reply sent.".to_owned())
+    }
+    .await;
+    back(&thread_url(&ws, &agent_id, &conversation_id), result)
+}
+
+pub async fn hand_back(
+    State(state): State<AppState>,
+    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
+    _p: Posted,
+) -> Response {
+    let result = async {
+        let w = workspace(&state, &ws).await?;
+        state
+            .app
+            .hand_back(&w.principal, &agent_id, &conversation_id)
+            .await?;
+        Ok("Handed back: the AI answers again.".to_owned())
+    }
+    .await;
+    back(&thread_url(&ws, &agent_id, &conversation_id), result)
+}
+
+/// `GET …/conversations/{id}/live.json?after=N&wait=S`: the messages past N and
+/// the status, as soon as there are any (at most `wait` seconds).
+pub async fn live(
+    State(state): State<AppState>,
+    _s: Session,
+    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    let w = workspace(&state, &ws).await?;
+    let (after, wait) = live_params(&q)?;
+    let (messages, status) = state
+        .app
+        .operator_messages_after(&w.principal, &agent_id, &conversation_id, after, wait)
+        .await?;
+    Ok(axum::Json(json!({
+        "status": status.as_str(),
+        "messages": messages.iter().map(live_json).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
