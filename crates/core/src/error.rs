@@ -62,6 +62,10 @@ pub enum Rejection {
     TicketInvalidStatus,
     /// Helpdesk: the teamId is not one of the agent's teams.
     TicketTeamNotFound,
+    /// Helpdesk: neither assignee field names a member of the workspace.
+    TicketTeamMemberNotFound,
+    /// Helpdesk: a reply's author is not a member of the workspace.
+    TeamMemberNotFound,
     /// Helpdesk: a reply to a ticket whose live conversation the AI still answers.
     ConversationNotTakenOver,
     /// Helpdesk: a reply whose text renders to nothing.

@@ -107,7 +107,7 @@ pub struct Ticket {
     pub description: Option<String>,
     pub status_id: String,
     pub status_category: String,
-    /// Stored as given: shape-checked only until team members exist.
+    /// The workspace member assigned: both filled, from the member's record.
     pub assignee_id: Option<String>,
     pub assignee_email: Option<String>,
     pub team_id: Option<String>,

@@ -221,6 +221,16 @@ fn rejection(r: Rejection) -> ApiError {
             codes::TICKET_TEAM_NOT_FOUND,
             "The requested team could not be found",
         ),
+        Rejection::TicketTeamMemberNotFound => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::TICKET_TEAM_MEMBER_NOT_FOUND,
+            "The requested assignee could not be found",
+        ),
+        Rejection::TeamMemberNotFound => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::TEAM_MEMBER_NOT_FOUND,
+            "No team member matches the provided author",
+        ),
         Rejection::ConversationNotTakenOver => (
             StatusCode::CONFLICT,
             codes::CONVERSATION_NOT_TAKEN_OVER,

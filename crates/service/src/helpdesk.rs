@@ -15,6 +15,7 @@ use agentbase_core::helpdesk::{
     self, Customer, DEFAULT_STATUSES, DEFAULT_TEAM, NewTicketInput, Sender, Team, Ticket,
     TicketCursor, TicketFilter, TicketMessage, TicketPatch, TicketStatus,
 };
+use agentbase_core::member::Member;
 use agentbase_core::webhook::OutboxEvent;
 use agentbase_core::{Cursor, Error, Rejection, Resource, Result, ids};
 use agentbase_store::{Page, TicketWrite};
@@ -177,6 +178,53 @@ impl App {
             .ok_or(Error::Rejected(Rejection::TicketInvalidStatus))
     }
 
+    /// The workspace member a ticket's assignee or a reply's author names (by id,
+    /// else by email; invited members count); `missing` when it names none.
+    async fn team_member(
+        &self,
+        workspace_id: &str,
+        id: Option<&str>,
+        email: Option<&str>,
+        missing: Rejection,
+    ) -> Result<Member> {
+        let found = match (id, email) {
+            (Some(id), _) => self.member_by_id(workspace_id, id).await?,
+            (None, Some(email)) => self.member_by_email(workspace_id, email).await?,
+            (None, None) => None,
+        };
+        found.ok_or(Error::Rejected(missing))
+    }
+
+    /// A reply's author (`authorId` or `authorEmail`) as a member of the workspace.
+    pub async fn ticket_author(
+        &self,
+        workspace_id: &str,
+        id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Sender> {
+        let m = self
+            .team_member(workspace_id, id, email, Rejection::TeamMemberNotFound)
+            .await?;
+        Ok(Sender::agent(Some(m.id), Some(m.email), Some(m.name)))
+    }
+
+    /// The assignee a create or update names, as (id, email) of a member; `None`
+    /// when it names nobody.
+    async fn assignee(
+        &self,
+        workspace_id: &str,
+        id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Option<(String, String)>> {
+        if id.is_none() && email.is_none() {
+            return Ok(None);
+        }
+        let m = self
+            .team_member(workspace_id, id, email, Rejection::TicketTeamMemberNotFound)
+            .await?;
+        Ok(Some((m.id, m.email)))
+    }
+
     fn check_team(teams: &[Team], id: Option<&str>) -> Result<()> {
         match id {
             Some(id) if !teams.iter().any(|t| t.id == id) => {
@@ -206,6 +254,13 @@ impl App {
             "new",
         )?;
         Self::check_team(&teams, input.team_id.as_deref())?;
+        let assignee = self
+            .assignee(
+                workspace_id,
+                input.assignee_id.as_ref().and_then(|a| a.as_deref()),
+                input.assignee_email.as_deref(),
+            )
+            .await?;
         let email = input.customer_email.unwrap_or_default().to_lowercase();
         let now = self.now();
         let description = input.description.unwrap_or_default();
@@ -225,8 +280,8 @@ impl App {
             description: Some(description.clone()),
             status_id: status.id,
             status_category: status.category,
-            assignee_id: input.assignee_id.flatten(),
-            assignee_email: input.assignee_email.map(|e| e.to_lowercase()),
+            assignee_id: assignee.as_ref().map(|(id, _)| id.clone()),
+            assignee_email: assignee.map(|(_, email)| email),
             team_id: input.team_id,
             priority: input.priority.unwrap_or_else(|| "none".into()),
             channel: "helpdesk".into(),
@@ -387,13 +442,15 @@ impl App {
             t.status_id = s.id;
             t.status_category = s.category;
         }
-        if let Some(a) = patch.assignee_id {
-            t.assignee_id = a;
-            t.assignee_email = None;
-        }
-        if let Some(e) = patch.assignee_email {
-            t.assignee_email = Some(e.to_lowercase());
-            t.assignee_id = None;
+        if patch.assignee_id.is_some() || patch.assignee_email.is_some() {
+            let named = self
+                .assignee(
+                    workspace_id,
+                    patch.assignee_id.as_ref().and_then(|a| a.as_deref()),
+                    patch.assignee_email.as_deref(),
+                )
+                .await?;
+            (t.assignee_id, t.assignee_email) = named.unzip();
         }
         if let Some(team) = patch.team_id {
             t.team_id = team;

@@ -21,10 +21,17 @@ fn base(ws: &str, agent: &str) -> String {
     format!("/dashboard/w/{}/agents/{}", esc(ws), esc(agent))
 }
 
-/// The dashboard operator as a reply's author (the instance administrator until
-/// team members sign in with their own accounts).
-fn operator() -> Sender {
-    Sender::agent(None, None, Some("Operator".into()))
+/// Who replies from the dashboard: the signed-in member, or the instance
+/// administrator (no member record) as "Operator".
+fn operator(session: &Session) -> Sender {
+    match &session.member {
+        Some(m) => Sender::agent(
+            Some(m.id.clone()),
+            Some(m.email.clone()),
+            Some(m.name.clone()),
+        ),
+        None => Sender::agent(None, None, Some("Operator".into())),
+    }
 }
 
 /// `GET …/agents/{agentId}/tickets?status=&team=&assignee=`.
@@ -202,7 +209,13 @@ pub async fn reply(
         }
         state
             .app
-            .reply_to_conversation(&w.principal, &agent_id, &conversation_id, &text, operator())
+            .reply_to_conversation(
+                &w.principal,
+                &agent_id,
+                &conversation_id,
+                &text,
+                operator(&p.session),
+            )
             .await?;
         Ok("Reply sent.".to_owned())
     }

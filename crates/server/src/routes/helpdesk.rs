@@ -514,8 +514,14 @@ pub async fn reply(
     if !problems.is_empty() {
         return Err(ApiError::invalid_body(problems));
     }
-    // The author is stored as given until team members exist to resolve it.
-    let author = Sender::agent(b.author_id, b.author_email, None);
+    let author = state
+        .app
+        .ticket_author(
+            &p.workspace_id,
+            b.author_id.as_deref(),
+            b.author_email.as_deref(),
+        )
+        .await?;
     let m = state
         .app
         .reply_to_ticket(&p.workspace_id, &agent_id, n, &b.content, author)

@@ -5,6 +5,8 @@
 //! operator's reply reaches a live widget subscriber, the API shows who answered,
 //! handing back makes the AI answer again, and the webhooks hear of it all.
 
+use agentbase_core::Plan;
+use agentbase_core::member::Acting;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -12,6 +14,23 @@ use crate::webhooks::{create_hook, loopback_allowed, receiver, wait_for};
 use crate::{TestApp, frames, outcome, spawn, spawn_full, spawn_with};
 
 const VISITOR: &str = "v_handoff_visitor_1";
+
+/// Invites `email` to the test workspace; the member's id (assignees and reply
+/// authors must be members of the workspace).
+async fn member(t: &TestApp, email: &str, name: &str) -> String {
+    t.app
+        .invite_member(
+            Acting::Administrator,
+            &t.workspace_id,
+            email,
+            name,
+            "member",
+        )
+        .await
+        .unwrap()
+        .member
+        .id
+}
 
 async fn call(t: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut r = t.raw(method, &format!("/api/v2/agents/{path}"));
@@ -217,7 +236,40 @@ async fn tickets_as_the_spec_says(t: TestApp) {
     assert_eq!(first["customer"]["name"], "Ann");
     let (_, teams) = call(&t, Method::GET, &format!("{agent}/helpdesk/teams"), None).await;
     let team = teams[0]["id"].as_str().unwrap().to_owned();
-    let assignee = "123e4567-e89b-42d3-a456-426614174000";
+    let assignee = member(&t, "agent@example.com", "Agent Smith").await;
+    let assignee = assignee.as_str();
+    // Assignees are members of the workspace: a stranger, by id or email, is refused.
+    let (other_ws, _) = t.other_workspace(Plan::Standard).await;
+    t.app
+        .invite_member(
+            Acting::Administrator,
+            &other_ws,
+            "eve@example.com",
+            "Eve",
+            "member",
+        )
+        .await
+        .unwrap();
+    for who in [
+        json!({"assigneeId": "123e4567-e89b-42d3-a456-426614174000"}),
+        json!({"assigneeEmail": "nobody@example.com"}),
+        json!({"assigneeEmail": "eve@example.com"}),
+    ] {
+        let mut body =
+            json!({"subject": "s", "description": "d", "customer": {"email": "c@example.com"}});
+        body.as_object_mut()
+            .unwrap()
+            .extend(who.as_object().unwrap().clone());
+        let (s, e) = call(
+            &t,
+            Method::POST,
+            &format!("{agent}/helpdesk/tickets"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 422, "{e}");
+        assert_eq!(e["error"]["code"], "TICKET_TEAM_MEMBER_NOT_FOUND", "{e}");
+    }
     let second = create_ticket(
         &t,
         &agent,
@@ -363,6 +415,10 @@ async fn tickets_as_the_spec_says(t: TestApp) {
     assert_eq!(updated["priority"], "urgent");
     assert_eq!(updated["teamId"], team.as_str());
     assert_eq!(updated["subject"], "Refund please");
+    assert_eq!(
+        updated["assigneeId"], assignee,
+        "the email resolved to the member"
+    );
     let (_, cleared) = call(
         &t,
         Method::PATCH,
@@ -435,6 +491,17 @@ async fn tickets_as_the_spec_says(t: TestApp) {
     assert_eq!(reply["content"], "<p>We are on it.<br>xThanks</p>");
     assert_eq!(reply["sender"]["type"], "agent");
     assert_eq!(reply["sender"]["email"], "agent@example.com");
+    assert_eq!(reply["sender"]["id"], assignee);
+    assert_eq!(reply["sender"]["name"], "Agent Smith");
+    let (s, e) = call(
+        &t,
+        Method::POST,
+        &format!("{agent}/helpdesk/tickets/1/messages"),
+        Some(json!({"type": "reply", "content": "hi", "authorEmail": "nobody@example.com"})),
+    )
+    .await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(e["error"]["code"], "TEAM_MEMBER_NOT_FOUND", "{e}");
     let (_, after) = call(
         &t,
         Method::GET,
@@ -471,6 +538,7 @@ async fn tickets_as_the_spec_says(t: TestApp) {
 #[tokio::test]
 async fn bad_helpdesk_input_is_refused_with_4xx_in_the_envelope() {
     let t = spawn_with(|s| s.rate_limit.requests = 1_000_000).await;
+    member(&t, "a@b.co", "A").await;
     let agent = t.scripted_agent().await;
     create_ticket(
         &t,
@@ -1034,6 +1102,7 @@ async fn visitor_handoff_flow(database_url: Option<&str>) {
     )
     .await;
     let agent = public_agent(&t).await;
+    member(&t, "dana@example.com", "Dana").await;
     let (port, got) = receiver(|_| 200).await;
     create_hook(
         &t,
