@@ -123,6 +123,7 @@ pub fn page(
                     "conversations",
                 ),
                 (format!("{base}/tickets"), "Tickets", "tickets"),
+                (format!("{base}/leads"), "Leads", "leads"),
                 (format!("{base}/playground"), "Playground", "playground"),
             ];
             sub = format!(

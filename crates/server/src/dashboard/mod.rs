@@ -12,6 +12,7 @@ mod auth;
 mod helpdesk;
 pub mod html;
 mod knowledge;
+mod leads;
 mod members;
 mod workspaces;
 
@@ -120,6 +121,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/dashboard/w/{ws}/agents/{agentId}/tickets",
             get(helpdesk::tickets),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/leads",
+            get(leads::leads),
+        )
+        .route(
+            "/dashboard/w/{ws}/agents/{agentId}/leads.csv",
+            get(leads::export),
         )
         .route(
             "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}/take-over",

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use agentbase_core::lead::Lead;
 use agentbase_core::time_fmt::iso8601;
 use agentbase_service::Principal;
 use axum::Extension;
@@ -48,6 +49,11 @@ pub async fn export(
         .app
         .export_leads(&p.workspace_id, &agent_id, from, to)
         .await?;
+    Ok(leads_csv(leads))
+}
+
+/// Leads as a CSV attachment (the API's export and the dashboard's).
+pub(crate) fn leads_csv(leads: Vec<Lead>) -> Response {
     let mut csv = COLUMNS.join(",");
     csv.push_str("\r\n");
     for l in leads {
@@ -76,5 +82,5 @@ pub async fn export(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"leads.csv\""),
     );
-    Ok(r)
+    r
 }

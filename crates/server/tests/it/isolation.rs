@@ -318,6 +318,8 @@ const DASHBOARD: &[Endpoint] = &[
         None,
     ),
     (Method::GET, "/dashboard/w/{w}/agents/{a}/tickets", None),
+    (Method::GET, "/dashboard/w/{w}/agents/{a}/leads", None),
+    (Method::GET, "/dashboard/w/{w}/agents/{a}/leads.csv", None),
     (
         Method::GET,
         "/dashboard/w/{w}/agents/{a}/conversations/{c}/live.json?wait=0",
@@ -795,8 +797,8 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
-    // Training (without an embedder here, it fails) settles before anything is
-    // compared.
+    // Training (without an embedder here, it fails) settles, for the source and
+    // the agent, before anything is compared.
     for _ in 0..200 {
         let r = t
             .raw(
@@ -806,7 +808,14 @@ async fn world() -> World {
             .send()
             .await
             .unwrap();
-        if json_ok(r).await["status"] != "untrained" {
+        let source_settled = json_ok(r).await["status"] != "untrained";
+        // The agent's own status follows the job a moment later.
+        let r = t
+            .raw(Method::GET, &format!("/api/v2/agents/{agent}"))
+            .send()
+            .await
+            .unwrap();
+        if source_settled && json_ok(r).await["status"] != "training" {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

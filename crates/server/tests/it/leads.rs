@@ -209,6 +209,30 @@ async fn a_visitors_lead_is_stored_listed_exported_and_sent_signed_as_leads_subm
         "{csv}"
     );
     assert!(lines[3].contains(&format!("Ann Lee,ann@example.com,,{conversation},")));
+    // The dashboard lists them and exports the same CSV.
+    let op = crate::dashboard::sign_in(&t).await;
+    let (status, page) = op
+        .get(&format!(
+            "/dashboard/w/{}/agents/{agent}/leads",
+            t.workspace_id
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    for email in ["ann@example.com", "bob@example.com", "eve@example.com"] {
+        assert!(
+            page.contains(&format!("<span data-testid=\"lead-email\">{email}</span>")),
+            "{page}"
+        );
+    }
+    assert!(!page.contains("=HYPERLINK(\"http"), "names are escaped");
+    let (status, dashboard_csv) = op
+        .get(&format!(
+            "/dashboard/w/{}/agents/{agent}/leads.csv",
+            t.workspace_id
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(dashboard_csv, csv);
     // Every lead reached the webhook once.
     wait_for("three events", || got.lock().unwrap().len() >= 3).await;
 }
