@@ -329,6 +329,37 @@ struct LeadBody {
     user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// What every visitor POST does around its own `work`: the agent admits the caller
+/// (public agent, allowed origin), the visitor's rate limit, the JSON body read as
+/// `B`, and CORS on whatever comes back, refusals included.
+pub(crate) async fn visitor_post<B, F, Fut>(
+    state: &AppState,
+    agent_id: &str,
+    req: Request,
+    work: F,
+) -> Response
+where
+    B: serde::de::DeserializeOwned,
+    F: FnOnce(WidgetAgent, B) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, Response>>,
+{
+    let headers = req.headers().clone();
+    let peer = peer_of(req.extensions());
+    let (w, origin) = match admit(state, agent_id, &headers, peer).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let answer = async {
+        rate_limit(state, &w, peer, &headers).await?;
+        let AppJson(body) = AppJson::<B>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        work(w, body).await
+    };
+    let response = answer.await.unwrap_or_else(|refusal| refusal);
+    with_cors(response, origin.as_ref())
+}
+
 /// `POST /widget/v1/agents/{agentId}/leads`: the visitor's answers to the lead
 /// form, stored with their conversation (`leads.submit` goes to the webhooks).
 pub async fn leads(
@@ -336,17 +367,8 @@ pub async fn leads(
     Path(agent_id): Path<String>,
     req: Request,
 ) -> Response {
-    let headers = req.headers().clone();
-    let peer = peer_of(req.extensions());
-    let (w, origin) = match admit(&state, &agent_id, &headers, peer).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
-    let answer = async {
-        rate_limit(&state, &w, peer, &headers).await?;
-        let AppJson(body) = AppJson::<LeadBody>::from_request(req, &state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+    let state = &state;
+    visitor_post(state, &agent_id, req, |w, body: LeadBody| async move {
         let identity = identity_of(body.user_id, body.user_hash, body.user_metadata)
             .map_err(IntoResponse::into_response)?;
         let input = agentbase_core::lead::LeadInput {
@@ -369,10 +391,9 @@ pub async fn leads(
             StatusCode::CREATED,
             axum::Json(json!({"data": {"id": lead.id}})),
         );
-        Ok::<_, Response>(r.into_response())
-    };
-    let response = answer.await.unwrap_or_else(|refusal| refusal);
-    with_cors(response, origin.as_ref())
+        Ok(r.into_response())
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -417,17 +438,8 @@ pub async fn chat(
     Path(agent_id): Path<String>,
     req: Request,
 ) -> Response {
-    let headers = req.headers().clone();
-    let peer = peer_of(req.extensions());
-    let (w, origin) = match admit(&state, &agent_id, &headers, peer).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
-    let answer = async {
-        rate_limit(&state, &w, peer, &headers).await?;
-        let AppJson(mut body) = AppJson::<ChatBody>::from_request(req, &state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+    let state = &state;
+    visitor_post(state, &agent_id, req, |w, mut body: ChatBody| async move {
         let identity = identity_of(
             body.user_id.take(),
             body.user_hash.take(),
@@ -452,10 +464,9 @@ pub async fn chat(
             .widget_chat(&w, message)
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
-        Ok::<_, Response>(sse::public_response(turn))
-    };
-    let response = answer.await.unwrap_or_else(|refusal| refusal);
-    with_cors(response, origin.as_ref())
+        Ok(sse::public_response(turn))
+    })
+    .await
 }
 
 #[cfg(test)]

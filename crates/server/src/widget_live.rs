@@ -10,15 +10,15 @@ use std::time::Duration;
 
 use agentbase_core::conversation::MessageRole;
 use agentbase_service::helpdesk::{LIVE_WAIT, LiveMessage};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AppJson, QueryMap};
-use crate::widget::{admit, peer_of, rate_limit, with_cors};
+use crate::extract::QueryMap;
+use crate::widget::{admit, peer_of, visitor_post, with_cors};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -34,17 +34,8 @@ pub async fn handoff(
     Path(agent_id): Path<String>,
     req: Request,
 ) -> Response {
-    let headers = req.headers().clone();
-    let peer = peer_of(req.extensions());
-    let (w, origin) = match admit(&state, &agent_id, &headers, peer).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
-    let answer = async {
-        rate_limit(&state, &w, peer, &headers).await?;
-        let AppJson(body) = AppJson::<HandoffBody>::from_request(req, &state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+    let state = &state;
+    visitor_post(state, &agent_id, req, |w, body: HandoffBody| async move {
         let t = state
             .app
             .visitor_handoff(&w, &body.visitor_id, &body.conversation_id)
@@ -55,10 +46,9 @@ pub async fn handoff(
             "status": "taken_over",
             "ticketNumber": t.number,
         }});
-        Ok::<_, Response>(axum::Json(data).into_response())
-    };
-    let response = answer.await.unwrap_or_else(|refusal| refusal);
-    with_cors(response, origin.as_ref())
+        Ok(axum::Json(data).into_response())
+    })
+    .await
 }
 
 /// A live message as the widget and the dashboard read it.
