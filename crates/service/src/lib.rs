@@ -21,13 +21,13 @@ pub mod notifications;
 pub mod scripted;
 pub mod settings;
 pub mod spam;
+mod ttl_cache;
 pub mod webhooks;
 pub mod website;
 pub mod widget;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use agentbase_core::keys::{self, KeyCheck};
 use agentbase_core::{
@@ -36,6 +36,7 @@ use agentbase_core::{
 };
 use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
 use agentbase_store::Store;
+use ttl_cache::TtlCache;
 
 pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
@@ -88,11 +89,12 @@ pub struct App {
     hash_slots: tokio::sync::Semaphore,
     /// The country database of `widget.geoip_database`, opened on first use.
     geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
-    touched: Mutex<HashMap<String, Millis>>,
-    auth_cache: Mutex<HashMap<String, (ApiKey, Plan, Millis)>>,
-    agent_cache: Mutex<HashMap<String, (Agent, Millis)>>,
-    /// Workspace id → (month start, this month's spend, when read from the record).
-    spend_cache: Mutex<HashMap<String, (Millis, f64, Millis)>>,
+    /// Key id → when its use was last recorded.
+    touched: TtlCache<()>,
+    auth_cache: TtlCache<(ApiKey, Plan)>,
+    agent_cache: TtlCache<Agent>,
+    /// Workspace id → (month start, this month's spend).
+    spend_cache: TtlCache<(Millis, f64)>,
 }
 
 /// What the first start of a fresh data directory made.
@@ -156,10 +158,10 @@ impl App {
             geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
             settings: Arc::new(settings),
-            touched: Mutex::new(HashMap::new()),
-            auth_cache: Mutex::new(HashMap::new()),
-            agent_cache: Mutex::new(HashMap::new()),
-            spend_cache: Mutex::new(HashMap::new()),
+            touched: TtlCache::new(TOUCH_INTERVAL_MS, AUTH_CACHE_MAX),
+            auth_cache: TtlCache::new(AUTH_CACHE_MS, AUTH_CACHE_MAX),
+            agent_cache: TtlCache::new(AGENT_CACHE_MS, AUTH_CACHE_MAX),
+            spend_cache: TtlCache::new(AGENT_CACHE_MS, AUTH_CACHE_MAX),
         })
     }
 
@@ -327,44 +329,27 @@ impl App {
 
     /// The key row and plan, from the short-lived cache or the record.
     async fn key_for_auth(&self, id: &str, now: Millis) -> Result<Option<(ApiKey, Plan)>> {
-        {
-            let cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((key, plan, at)) = cache.get(id)
-                && now - at < AUTH_CACHE_MS
-            {
-                return Ok(Some((key.clone(), *plan)));
-            }
+        if let Some(found) = self.auth_cache.get(id, now) {
+            return Ok(Some(found));
         }
+        let ticket = self.auth_cache.ticket();
         let found = self.store.key_for_auth(id).await?;
-        if let Some((key, plan)) = &found {
-            let mut cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= AUTH_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(id.to_owned(), (key.clone(), *plan, now));
+        if let Some(found) = &found {
+            self.auth_cache.insert(id, found.clone(), now, ticket);
         }
         Ok(found)
     }
 
     fn forget_keys(&self, id: Option<&str>) {
-        let mut cache = self.auth_cache.lock().unwrap_or_else(|p| p.into_inner());
         match id {
-            Some(id) => {
-                cache.remove(id);
-            }
-            None => cache.clear(),
+            Some(id) => self.auth_cache.forget(id),
+            None => self.auth_cache.clear(),
         }
     }
 
     async fn touch(&self, key_id: &str, now: Millis) {
-        {
-            let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
-            match touched.get(key_id) {
-                Some(&t) if now - t < TOUCH_INTERVAL_MS => return,
-                _ => {
-                    touched.insert(key_id.to_owned(), now);
-                }
-            }
+        if !self.touched.insert_if_stale(key_id, (), now) {
+            return;
         }
         if let Err(e) = self.store.touch_key(key_id, now).await {
             tracing::warn!(error = %e, key_id, "could not record key use");
@@ -442,25 +427,18 @@ impl App {
     /// exact, and changes made on another node show within that time.
     pub async fn agent(&self, workspace_id: &str, id: &str) -> Result<Agent> {
         let now = self.now();
+        if let Some(agent) = self.agent_cache.get(id, now)
+            && agent.workspace_id == workspace_id
         {
-            let cache = self.agent_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((agent, at)) = cache.get(id)
-                && agent.workspace_id == workspace_id
-                && now - at < AGENT_CACHE_MS
-            {
-                return Ok(agent.clone());
-            }
+            return Ok(agent);
         }
+        let ticket = self.agent_cache.ticket();
         let agent = self
             .store
             .agent(workspace_id, id)
             .await?
             .ok_or(Error::NotFound(Resource::Agent))?;
-        let mut cache = self.agent_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= AUTH_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(id.to_owned(), (agent.clone(), now));
+        self.agent_cache.insert(id, agent.clone(), now, ticket);
         Ok(agent)
     }
 
@@ -479,21 +457,15 @@ impl App {
     /// as exact as the record, and another node's charges show within that time.
     pub(crate) async fn workspace_spend(&self, workspace_id: &str, month: Millis) -> Result<f64> {
         let now = self.now();
+        if let Some((m, used)) = self.spend_cache.get(workspace_id, now)
+            && m == month
         {
-            let cache = self.spend_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(&(m, used, at)) = cache.get(workspace_id)
-                && m == month
-                && now - at < AGENT_CACHE_MS
-            {
-                return Ok(used);
-            }
+            return Ok(used);
         }
+        let ticket = self.spend_cache.ticket();
         let used = self.store.workspace_credits(workspace_id, month).await?;
-        let mut cache = self.spend_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= AUTH_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(workspace_id.to_owned(), (month, used, now));
+        self.spend_cache
+            .insert(workspace_id, (month, used), now, ticket);
         Ok(used)
     }
 
@@ -509,47 +481,37 @@ impl App {
         credits: f64,
         at: Millis,
     ) {
-        {
-            let mut cache = self.agent_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((agent, _)) = cache.get_mut(agent_id) {
-                agent.last_message_at = Some(at);
-                if credits > 0.0 {
-                    if agent.credits_month == month {
-                        agent.credits_used += credits;
-                    } else {
-                        agent.credits_month = month;
-                        agent.credits_used = credits;
-                    }
+        self.agent_cache.update(agent_id, |agent| {
+            agent.last_message_at = Some(at);
+            if credits > 0.0 {
+                if agent.credits_month == month {
+                    agent.credits_used += credits;
+                } else {
+                    agent.credits_month = month;
+                    agent.credits_used = credits;
                 }
             }
-        }
+        });
         if credits > 0.0 {
-            let mut cache = self.spend_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((m, used, _)) = cache.get_mut(workspace_id) {
+            self.spend_cache.update(workspace_id, |(m, used)| {
                 if *m == month {
                     *used += credits;
                 } else {
                     *m = month;
                     *used = credits;
                 }
-            }
+            });
         }
     }
 
     /// Drops a cached workspace spend (when a charge's outcome is unknown).
     pub(crate) fn forget_spend(&self, workspace_id: &str) {
-        self.spend_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(workspace_id);
+        self.spend_cache.forget(workspace_id);
     }
 
     /// Drops a cached agent row (after any write to it).
     pub fn forget_agent(&self, id: &str) {
-        self.agent_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.agent_cache.forget(id);
     }
 
     pub async fn update_agent(

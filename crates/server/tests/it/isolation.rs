@@ -799,7 +799,8 @@ async fn world() -> World {
         .to_owned();
     // Training (without an embedder here, it fails) settles, for the source and
     // the agent, before anything is compared.
-    for _ in 0..200 {
+    let mut settled = false;
+    for _ in 0..600 {
         let r = t
             .raw(
                 Method::GET,
@@ -808,18 +809,19 @@ async fn world() -> World {
             .send()
             .await
             .unwrap();
-        let source_settled = json_ok(r).await["status"] != "untrained";
-        // The agent's own status follows the job a moment later.
+        let source_failed = json_ok(r).await["status"] == "failed";
         let r = t
             .raw(Method::GET, &format!("/api/v2/agents/{agent}"))
             .send()
             .await
             .unwrap();
-        if source_settled && json_ok(r).await["status"] != "training" {
+        if source_failed && json_ok(r).await["status"] == "failed" {
+            settled = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert!(settled, "the victim's training never settled as failed");
     // A crawl of a refused address ends at once; the run and its dataset remain.
     let run = json_ok(
         t.raw(
