@@ -95,6 +95,30 @@ pub struct Action {
 
 pub const ACTIONS_MAX: usize = 64;
 
+/// The built-in action that lets the model hand a conversation to a person. An
+/// agent whose actions include one of this name has its calls resolved by the
+/// server (the conversation becomes a ticket and is taken over), never sent to the
+/// client; its `reason` argument, if any, is kept on the ticket.
+pub const ESCALATION_ACTION: &str = "escalate_to_human";
+
+impl Action {
+    /// The built-in escalation action as the dashboard adds it.
+    pub fn escalation() -> Action {
+        Action {
+            name: ESCALATION_ACTION.into(),
+            description: "Hand the conversation to a person on the team when the user asks \
+                          for a human, or when you cannot help and a person could."
+                .into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "reason": {"type": "string", "description": "Why a person is needed, in one sentence."}
+                }
+            }),
+        }
+    }
+}
+
 /// Checks a full list of actions, naming each bad field.
 pub fn validate_actions(actions: &[Action]) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();

@@ -882,8 +882,16 @@ impl App {
             knowledge.as_deref(),
         );
         let outcome = self.drive(&mut g, stream, &tx).await;
+        let escalation = outcome.escalation;
+        // Only the client's own actions leave a turn waiting for tool results.
+        let client_calls = outcome
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::ToolCall { .. }));
         let (finish_reason, credits, error) = match outcome.end {
-            End::Finished(FinishReason::ToolCalls) => ("tool-calls", g.entry.credits, None),
+            End::Finished(FinishReason::ToolCalls) if client_calls => {
+                ("tool-calls", g.entry.credits, None)
+            }
             End::Finished(_) => ("stop", g.entry.credits, None),
             End::Failed(e) => ("error", 0.0, Some(e)),
             End::Cancelled => ("error", 0.0, None),
@@ -968,6 +976,24 @@ impl App {
         if !released && let Err(e) = self.store.release_turn(&g.lease).await {
             tracing::warn!(error = %e, "could not release a turn lease");
         }
+        if let Some(reason) = escalation
+            && error.is_none()
+        {
+            // The answer (with its notice) is in; the conversation becomes a ticket
+            // and the AI is silent until an operator hands it back.
+            if let Err(e) = self
+                .take_over(
+                    &g.principal.workspace_id,
+                    &g.conversation,
+                    crate::helpdesk::Handoff::Model,
+                    reason.as_deref(),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, conversation = %g.conversation.id, "the model's escalation was not taken over");
+                error = Some("The conversation could not be handed to a person".to_owned());
+            }
+        }
         if let Some(e) = error {
             let _ = tx.send(TurnEvent::Error(e)).await;
         }
@@ -989,6 +1015,14 @@ impl App {
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut open: HashMap<usize, (String, String, String)> = HashMap::new();
+        // Calls of the built-in escalation action: resolved here, never sent out.
+        let escalates = g
+            .agent
+            .actions
+            .iter()
+            .any(|a| a.name == crate::helpdesk::ESCALATION_ACTION);
+        let mut builtin: HashMap<usize, String> = HashMap::new();
+        let mut escalation = None;
         let flush = |text: &mut String, parts: &mut Vec<Part>| {
             if !text.is_empty() {
                 parts.push(Part::Text {
@@ -1012,6 +1046,25 @@ impl App {
                 Some(Ok(ModelEvent::TextDelta(d))) => {
                     text.push_str(&d);
                     TurnEvent::TextDelta(d)
+                }
+                Some(Ok(ModelEvent::ToolCallStart { name, index, .. }))
+                    if escalates && name == crate::helpdesk::ESCALATION_ACTION =>
+                {
+                    builtin.insert(index, String::new());
+                    continue;
+                }
+                Some(Ok(ModelEvent::ToolCallDelta { index, arguments }))
+                    if builtin.contains_key(&index) =>
+                {
+                    if let Some(args) = builtin.get_mut(&index) {
+                        args.push_str(&arguments);
+                    }
+                    continue;
+                }
+                Some(Ok(ModelEvent::ToolCallEnd { index })) if builtin.contains_key(&index) => {
+                    let args = builtin.remove(&index).unwrap_or_default();
+                    escalation.get_or_insert_with(|| escalation_reason(&args));
+                    continue;
                 }
                 Some(Ok(ModelEvent::ToolCallStart { index, id, name })) => {
                     flush(&mut text, &mut parts);
@@ -1081,8 +1134,25 @@ impl App {
             }
         };
         drop(stream);
+        if escalation.is_some() && !matches!(end, End::Cancelled) {
+            // The visitor is told, in the answer itself, that a person takes over.
+            if !text.is_empty() && !text.ends_with(char::is_whitespace) {
+                text.push_str("\n\n");
+            }
+            text.push_str(crate::helpdesk::ESCALATION_NOTICE);
+            let delta = if text.len() == crate::helpdesk::ESCALATION_NOTICE.len() {
+                crate::helpdesk::ESCALATION_NOTICE.to_owned()
+            } else {
+                format!("\n\n{}", crate::helpdesk::ESCALATION_NOTICE)
+            };
+            let _ = tx.send(TurnEvent::TextDelta(delta)).await;
+        }
         flush(&mut text, &mut parts);
-        Outcome { parts, end }
+        Outcome {
+            parts,
+            end,
+            escalation,
+        }
     }
 
     /// `POST …/conversations/{id}/retry`: truncates at the target and answers the
@@ -1303,6 +1373,15 @@ enum End {
 struct Outcome {
     parts: Vec<Part>,
     end: End,
+    /// The model called the built-in escalation action, with this reason.
+    escalation: Option<Option<String>>,
+}
+
+/// The `reason` argument of an escalation call, if it gave one.
+fn escalation_reason(args: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(args).ok()?;
+    let reason = v.get("reason")?.as_str()?.trim();
+    (!reason.is_empty()).then(|| reason.chars().take(500).collect())
 }
 
 /// Inserts each resolved call's `tool-result` part right after its `tool-call`.

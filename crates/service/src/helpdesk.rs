@@ -44,6 +44,12 @@ impl Handoff {
     }
 }
 
+pub use agentbase_core::agent::ESCALATION_ACTION;
+
+/// What the answer says when the model hands the conversation over.
+pub const ESCALATION_NOTICE: &str =
+    "I have asked a person from the team to take over. They will answer you here.";
+
 /// Which page of a ticket's thread to read (`listTicketMessages`).
 #[derive(Debug, Clone)]
 pub struct ThreadQuery {
@@ -586,6 +592,7 @@ impl App {
         workspace_id: &str,
         conversation: &Conversation,
         how: Handoff,
+        reason: Option<&str>,
     ) -> Result<Ticket> {
         let agent_id = conversation.agent_id.as_str();
         let existing = self
@@ -607,11 +614,16 @@ impl App {
         let (statuses, _) = self.helpdesk_setup(workspace_id, agent_id).await?;
         let now = self.now();
         let conversation_id = conversation.id.clone();
-        let handoff_event = serde_json::json!({
+        let mut handoff_event = serde_json::json!({
             "eventType": "handoff",
             "requestedBy": how.as_str(),
             "doneBy": null,
         });
+        let mut metadata = serde_json::json!({ "requestedBy": how.as_str() });
+        if let Some(reason) = reason {
+            handoff_event["reason"] = reason.into();
+            metadata["reason"] = reason.into();
+        }
         let taken = move |t: &Ticket| helpdesk::taken_over(t, &conversation_id, how.as_str(), now);
         if let Some(mut t) = existing {
             let event = event_message(&t, now, handoff_event);
@@ -675,7 +687,7 @@ impl App {
             priority: "none".into(),
             channel: helpdesk::channel_of_source(&conversation.source).into(),
             customer: customer.clone(),
-            metadata: serde_json::json!({ "requestedBy": how.as_str() }),
+            metadata,
             created_at: now,
             updated_at: now,
             last_message_at: last_user.as_ref().map(|_| now),
@@ -704,7 +716,8 @@ impl App {
         conversation_id: &str,
     ) -> Result<Ticket> {
         let c = self.conversation_of(p, agent_id, conversation_id).await?;
-        self.take_over(&p.workspace_id, &c, Handoff::Operator).await
+        self.take_over(&p.workspace_id, &c, Handoff::Operator, None)
+            .await
     }
 
     /// The visitor asks for a person (the widget's button).
@@ -721,7 +734,7 @@ impl App {
             .conversation(&w.principal.workspace_id, conversation_id)
             .await?
             .ok_or(Error::NotFound(Resource::Conversation))?;
-        self.take_over(&w.principal.workspace_id, &c, Handoff::Visitor)
+        self.take_over(&w.principal.workspace_id, &c, Handoff::Visitor, None)
             .await
     }
 

@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use agentbase_core::agent::IpRateLimitsPatch;
+use agentbase_core::agent::{ESCALATION_ACTION, IpRateLimitsPatch};
 use agentbase_core::conversation::{Message, MessageRole, Part};
-use agentbase_core::{Agent, AgentPatch, Cursor, NewAgent, Visibility};
+use agentbase_core::{Action, Agent, AgentPatch, Cursor, NewAgent, Visibility};
 use agentbase_service::ConversationFilter;
 use agentbase_service::chat::ChatInput;
 use axum::body::Bytes;
@@ -178,6 +178,11 @@ pub async fn settings(
         a.visibility.as_str(),
     );
     let used = state.app.agent_credits_used(&a);
+    let escalation = if a.actions.iter().any(|x| x.name == ESCALATION_ACTION) {
+        "checked"
+    } else {
+        ""
+    };
     let body = format!(
         "<section class=\"card\"><h2>Agent ID</h2>{}\
          <h2>Embed on a site</h2><p>Public agents only; allowed domains apply.</p>{}</section>\
@@ -199,6 +204,9 @@ pub async fn settings(
          <div><label for=\"ipTimeframe\">…per seconds</label><input id=\"ipTimeframe\" name=\"ipTimeframe\" type=\"number\" min=\"1\" max=\"3600\" value=\"{}\"></div></div>\
          <label for=\"ipMessage\">Message when a visitor hits the limit</label>\
          <input id=\"ipMessage\" name=\"ipMessage\" value=\"{}\" maxlength=\"200\">\
+         <input type=\"hidden\" name=\"escalationShown\" value=\"1\">\
+         <label class=\"check\"><input type=\"checkbox\" name=\"escalation\" value=\"1\" data-testid=\"agent-escalation\" {escalation}> \
+         Let the AI hand a conversation to a person (it becomes a ticket; the AI is silent until handed back)</label>\
          <button type=\"submit\">Save settings</button></form>\
          <form class=\"card\" method=\"post\" action=\"{base}/delete\" data-confirm=\"Delete this agent, its sources and conversations?\">{}\
          <button class=\"danger\" type=\"submit\">Delete agent</button></form>",
@@ -282,7 +290,24 @@ pub async fn update(
 ) -> Response {
     let result = async {
         let patch = patch_from(&p.form)?;
-        state.app.update_agent(&ws, &agent_id, patch).await?;
+        let agent = state.app.update_agent(&ws, &agent_id, patch).await?;
+        if p.form.get("escalationShown").is_some() {
+            // The built-in escalation action is added or removed; the agent's own
+            // client actions stay as they are.
+            let wanted = p.form.get("escalation").is_some();
+            let has = agent.actions.iter().any(|x| x.name == ESCALATION_ACTION);
+            if wanted != has {
+                let mut actions: Vec<Action> = agent
+                    .actions
+                    .into_iter()
+                    .filter(|x| x.name != ESCALATION_ACTION)
+                    .collect();
+                if wanted {
+                    actions.push(Action::escalation());
+                }
+                state.app.set_actions(&ws, &agent_id, actions).await?;
+            }
+        }
         Ok("Settings saved.".to_owned())
     }
     .await;

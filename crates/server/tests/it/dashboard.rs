@@ -460,6 +460,51 @@ async fn agents_are_created_and_configured_and_bad_settings_are_explained() {
         (5, 60)
     );
     assert_eq!(a.ip_rate_limits.message, "Slow down, please.");
+    assert!(
+        a.actions.is_empty(),
+        "the escalation box was not on that post"
+    );
+
+    // The escalation box adds the built-in action beside the agent's own actions,
+    // and unticking it removes only that one.
+    let own = agentbase_core::Action {
+        name: "lookupOrder".into(),
+        description: "Find an order".into(),
+        parameters: serde_json::json!({"type": "object", "properties": {}}),
+    };
+    t.app
+        .set_actions(ws, &agent.id, vec![own.clone()])
+        .await
+        .unwrap();
+    let page = op.get(&settings).await.1;
+    assert!(
+        page.contains("data-testid=\"agent-escalation\" >"),
+        "unticked"
+    );
+    op.post_and_follow(
+        &settings,
+        &[
+            ("name", "Docs bot"),
+            ("escalationShown", "1"),
+            ("escalation", "1"),
+        ],
+    )
+    .await;
+    let a = t.app.agent(ws, &agent.id).await.unwrap();
+    assert_eq!(
+        a.actions,
+        [own.clone(), agentbase_core::Action::escalation()],
+        "added"
+    );
+    let page = op.get(&settings).await.1;
+    assert!(
+        page.contains("data-testid=\"agent-escalation\" checked>"),
+        "ticked"
+    );
+    op.post_and_follow(&settings, &[("name", "Docs bot"), ("escalationShown", "1")])
+        .await;
+    let a = t.app.agent(ws, &agent.id).await.unwrap();
+    assert_eq!(a.actions, [own], "only the built-in one is removed");
 
     // Bad values come back as a message on the form, never a 500; nothing changes.
     for (field, value, says) in [

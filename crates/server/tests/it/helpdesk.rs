@@ -1400,3 +1400,112 @@ async fn the_operator_takes_over_replies_live_and_hands_back_from_the_dashboard(
     let to = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(to.contains("error="), "{to}");
 }
+
+/// The model hands a conversation to a person through the built-in
+/// `escalate_to_human` action: the server resolves the call itself (the client
+/// never sees a tool call), the answer tells the visitor, the conversation becomes
+/// a ticket requested by the model with its reason, and the AI falls silent. An
+/// agent without the action gets the same call as an ordinary client action.
+#[tokio::test]
+async fn the_model_escalates_through_the_built_in_action() {
+    let t = spawn().await;
+    let agent = public_agent(&t).await;
+    let escalate = json!({"actions": [{
+        "name": "escalate_to_human",
+        "description": "Hand the conversation to a person when the user asks for one",
+        "parameters": {"type": "object", "properties": {"reason": {"type": "string"}}}
+    }]});
+    let (s, b) = call(&t, Method::PUT, &format!("{agent}/actions"), Some(escalate)).await;
+    assert_eq!(s, 200, "{b}");
+    let script = r#"[[tool:escalate_to_human {"reason": "a refund over the limit"}]]"#;
+
+    // Streamed (the widget): text only, no tool events, finish "stop".
+    let (conversation, text) = widget_say(&t, &agent, None, script).await;
+    assert_eq!(
+        text,
+        agentbase_service::helpdesk::ESCALATION_NOTICE,
+        "the visitor is told"
+    );
+    let (_, c) = call(
+        &t,
+        Method::GET,
+        &format!("{agent}/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(c["data"]["status"], "taken_over", "{c}");
+    let messages = c["data"]["messages"].as_array().unwrap();
+    let answer = messages.last().unwrap();
+    assert_eq!(
+        answer["parts"],
+        json!([{"type": "text", "text": agentbase_service::helpdesk::ESCALATION_NOTICE}]),
+        "no tool call is stored for the built-in action: {answer}"
+    );
+    let (_, tickets) = call(&t, Method::GET, &format!("{agent}/helpdesk/tickets"), None).await;
+    let ticket = tickets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["conversationId"] == conversation.as_str())
+        .unwrap_or_else(|| panic!("a ticket for the conversation: {tickets}"))
+        .clone();
+    let (_, ticket) = call(
+        &t,
+        Method::GET,
+        &format!("{agent}/helpdesk/tickets/{}", ticket["ticketNumber"]),
+        None,
+    )
+    .await;
+    assert_ticket(&ticket, false);
+    assert_eq!(ticket["metadata"]["requestedBy"], "model");
+    assert_eq!(ticket["metadata"]["reason"], "a refund over the limit");
+    // The AI is silent now.
+    let (_, silent) = widget_say(&t, &agent, Some(&conversation), "hello?").await;
+    assert_eq!(silent, "");
+
+    // The JSON API: the same, finish reason "stop", nothing for the client to run.
+    let (s, j) = call(
+        &t,
+        Method::POST,
+        &format!("{agent}/chat"),
+        Some(json!({"message": format!("I am angry {script}"), "stream": false})),
+    )
+    .await;
+    assert_eq!(s, 200, "{j}");
+    assert_eq!(j["data"]["metadata"]["finishReason"], "stop", "{j}");
+    let parts = j["data"]["parts"].as_array().unwrap();
+    assert!(
+        parts.iter().all(|p| p["type"] == "text"),
+        "no tool call reaches the client: {j}"
+    );
+    let api_conversation = j["data"]["metadata"]["conversationId"].as_str().unwrap();
+    let (_, c) = call(
+        &t,
+        Method::GET,
+        &format!("{agent}/conversations/{api_conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(c["data"]["status"], "taken_over");
+
+    // Without the action on the agent, the call goes to the client as before.
+    let other = t.scripted_agent().await;
+    let (s, j) = call(
+        &t,
+        Method::POST,
+        &format!("{other}/chat"),
+        Some(json!({"message": script, "stream": false})),
+    )
+    .await;
+    assert_eq!(s, 200, "{j}");
+    assert_eq!(j["data"]["metadata"]["finishReason"], "tool-calls", "{j}");
+    let other_conversation = j["data"]["metadata"]["conversationId"].as_str().unwrap();
+    let (_, c) = call(
+        &t,
+        Method::GET,
+        &format!("{other}/conversations/{other_conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(c["data"]["status"], "ongoing");
+}
