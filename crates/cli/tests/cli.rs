@@ -418,7 +418,15 @@ const SCRIPTED: [(&str, &str); 5] = [
 
 impl Server {
     fn start() -> Server {
+        Server::start_with_config("")
+    }
+
+    /// [`Server::start`] with `config` as `<data-dir>/agentbase.toml`.
+    fn start_with_config(config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        if !config.is_empty() {
+            std::fs::write(dir.path().join("agentbase.toml"), config).unwrap();
+        }
         let init = json_of(&agentbase(dir.path(), &["init", "--json"]));
         let key = init["apiKey"].as_str().unwrap().to_owned();
         let mut s = Server {
@@ -564,6 +572,242 @@ fn an_acknowledged_answer_survives_kill_9() {
     let messages = got["data"]["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[1]["parts"][0]["text"], "Echo: remember me");
+}
+
+/// A loopback webhook receiver: records every request (event id, signature, body);
+/// while `hang` is set it reads a request and never answers, so the delivery is in
+/// flight when the server dies.
+struct Receiver {
+    port: u16,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let r = Receiver {
+            port,
+            got: Default::default(),
+            hang: Default::default(),
+        };
+        let (got, hang) = (r.got.clone(), r.hang.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Headers, then the body by its content-length.
+                let (head, body) = loop {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        break (String::new(), String::new());
+                    };
+                    if n == 0 {
+                        break (String::new(), String::new());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break (head.to_owned(), body.to_owned());
+                        }
+                    }
+                };
+                let header = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                        })
+                        .unwrap_or_default()
+                };
+                got.lock().unwrap().push((
+                    header("x-agentbase-event-id"),
+                    header("x-chatbase-signature"),
+                    body,
+                ));
+                if hang.load(Ordering::SeqCst) {
+                    held.push(stream);
+                } else {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                }
+            }
+        });
+        r
+    }
+
+    fn received(&self) -> Vec<(String, String, String)> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until `event` has arrived `times` times.
+    fn wait_for(&self, event: &str, times: usize, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.received().iter().filter(|r| r.0 == event).count() >= times {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+fn kill_9(server: &mut Server) {
+    let killed = Command::new("kill")
+        .args(["-KILL", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = server.child.wait();
+}
+
+/// Webhook deliveries live in the database outbox: an event whose delivery had not
+/// started when the server was killed with `kill -9`, and one whose delivery was in
+/// flight, both reach the receiver after the restart, signed, and each event id is
+/// acted on once by a receiver that deduplicates on it (the in-flight one may be
+/// sent again: delivery is at least once).
+#[test]
+fn webhook_deliveries_survive_kill_9_of_the_server() {
+    use std::sync::atomic::Ordering;
+    let receiver = Receiver::start();
+    // The worker's first pass is a minute away: the first event waits in the outbox.
+    let slow = "[crawler]\nallow_private_networks = true\n\
+                [webhooks]\npoll_interval_ms = 60000\ntimeout_secs = 1\n";
+    let fast = "[crawler]\nallow_private_networks = true\n\
+                [webhooks]\npoll_interval_ms = 100\ntimeout_secs = 1\n";
+    let mut server = Server::start_with_config(slow);
+    let (status, agent) = http(
+        server.port,
+        "POST",
+        "/api/v2/agents",
+        &server.key,
+        r#"{"name":"hooks","model":"scripted"}"#,
+    );
+    assert_eq!(status, 201, "{agent}");
+    let agent = agent["id"].as_str().unwrap().to_owned();
+    let (status, hook) = http(
+        server.port,
+        "POST",
+        &format!("/api/v2/agents/{agent}/webhooks"),
+        &server.key,
+        &format!(
+            r#"{{"url":"http://127.0.0.1:{}/hook","events":["ticket.created"]}}"#,
+            receiver.port
+        ),
+    );
+    assert_eq!(status, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let hook = hook["id"].as_str().unwrap().to_owned();
+    let ticket = |server: &Server, subject: &str| {
+        let (status, t) = http(
+            server.port,
+            "POST",
+            &format!("/api/v2/agents/{agent}/helpdesk/tickets"),
+            &server.key,
+            &format!(
+                r#"{{"subject":"{subject}","description":"{subject}","customer":{{"email":"a@example.com"}}}}"#
+            ),
+        );
+        assert!(status == 200 || status == 201, "{status} {t}");
+    };
+
+    // 1. Killed before the delivery started.
+    ticket(&server, "before the crash");
+    kill_9(&mut server);
+    assert!(
+        receiver.received().is_empty(),
+        "nothing was sent before the kill"
+    );
+    std::fs::write(server.dir.path().join("agentbase.toml"), fast).unwrap();
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.received().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = receiver.received();
+    assert_eq!(first.len(), 1, "delivered after the restart: {first:?}");
+    let (event, signature, body) = first[0].clone();
+    assert!(!event.is_empty());
+    assert_eq!(
+        signature,
+        agentbase_core::webhook::sign(&secret, body.as_bytes()),
+        "signed with the endpoint's secret"
+    );
+    let payload: Value = serde_json::from_str(&body).unwrap();
+    assert!(body.contains("before the crash"), "{payload}");
+
+    // 2. Killed while the delivery was in flight (the receiver holds the request).
+    receiver.hang.store(true, Ordering::SeqCst);
+    ticket(&server, "during the crash");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.received().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let in_flight = receiver.received();
+    assert_eq!(in_flight.len(), 2, "{in_flight:?}");
+    let second = in_flight[1].0.clone();
+    assert_ne!(second, event);
+    kill_9(&mut server);
+    receiver.hang.store(false, Ordering::SeqCst);
+    server.restart();
+    // The claim's lease (twice the timeout and 5 s) runs out, then it is resent.
+    assert!(
+        receiver.wait_for(&second, 2, 30),
+        "the in-flight event is sent again after the restart: {:?}",
+        receiver.received()
+    );
+    std::thread::sleep(Duration::from_millis(1_500));
+    let all = receiver.received();
+    for (_, signature, body) in &all {
+        assert_eq!(
+            *signature,
+            agentbase_core::webhook::sign(&secret, body.as_bytes())
+        );
+    }
+    let mut ids: Vec<&str> = all.iter().map(|r| r.0.as_str()).collect();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        [event.as_str(), second.as_str()],
+        "two events, each acted on once after deduplication by id: {all:?}"
+    );
+    assert_eq!(
+        all.iter().filter(|r| r.0 == event).count(),
+        1,
+        "the delivered event is never sent again"
+    );
+    assert!(all.iter().filter(|r| r.0 == second).count() <= 3);
+    // The delivery log says both were delivered.
+    let (status, log) = http(
+        server.port,
+        "GET",
+        &format!("/api/v2/agents/{agent}/webhooks/{hook}/deliveries"),
+        &server.key,
+        "",
+    );
+    assert_eq!(status, 200, "{log}");
+    let states: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(states, ["delivered", "delivered"], "{log}");
 }
 
 #[test]
