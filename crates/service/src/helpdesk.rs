@@ -157,8 +157,15 @@ impl App {
         Ok(self.helpdesk_setup(workspace_id, agent_id).await?.0)
     }
 
+    /// The agent's teams. The default team is the workspace's members, the ones
+    /// tickets can be assigned to (invited ones included): `memberCount` counts them.
     pub async fn helpdesk_teams(&self, workspace_id: &str, agent_id: &str) -> Result<Vec<Team>> {
-        Ok(self.helpdesk_setup(workspace_id, agent_id).await?.1)
+        let mut teams = self.helpdesk_setup(workspace_id, agent_id).await?.1;
+        let members = self.members(workspace_id).await?.len() as i64;
+        for t in teams.iter_mut().filter(|t| t.is_default) {
+            t.member_count = members;
+        }
+        Ok(teams)
     }
 
     /// The status a ticket gets from `statusId` or `statusCategory` (one of them

@@ -195,6 +195,11 @@ async fn statuses_and_teams_have_the_spec_shapes() {
     assert_eq!(keys(&teams[0]), ["id", "isDefault", "memberCount", "name"]);
     assert_eq!(teams[0]["isDefault"], true);
     assert_eq!(teams[0]["memberCount"], 0);
+    // The default team is the workspace's members, who tickets can be assigned to.
+    member(&t, "ann@example.com", "Ann").await;
+    member(&t, "bob@example.com", "Bob").await;
+    let (_, teams) = call(&t, Method::GET, &format!("{agent}/helpdesk/teams"), None).await;
+    assert_eq!(teams[0]["memberCount"], 2, "{teams}");
 }
 
 #[tokio::test]
