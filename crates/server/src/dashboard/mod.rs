@@ -131,6 +131,10 @@ pub fn router() -> Router<AppState> {
             get(leads::export),
         )
         .route(
+            "/dashboard/w/{ws}/agents/{agentId}/lead-form",
+            post(leads::save_form),
+        )
+        .route(
             "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}/take-over",
             post(helpdesk::take_over),
         )

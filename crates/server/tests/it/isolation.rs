@@ -365,6 +365,11 @@ const DASHBOARD: &[Endpoint] = &[
         "/dashboard/w/{w}/agents/{a}/auto-retrain",
         Some("enabled=on"),
     ),
+    (
+        Method::POST,
+        "/dashboard/w/{w}/agents/{a}/lead-form",
+        Some("email=1&title=x"),
+    ),
     (Method::POST, "/dashboard/w/{w}/keys/{k}/revoke", Some("")),
     (
         Method::POST,

@@ -237,6 +237,90 @@ async fn a_visitors_lead_is_stored_listed_exported_and_sent_signed_as_leads_subm
     wait_for("three events", || got.lock().unwrap().len() >= 3).await;
 }
 
+/// The dashboard's Leads tab turns the lead form on and off and sets what it asks,
+/// checked like v1's `collectCustomerInformation`; the widget's config follows.
+#[tokio::test]
+async fn the_lead_form_is_set_from_the_dashboard() {
+    let t = spawn().await;
+    let agent = t.scripted_agent().await;
+    let r = t
+        .raw(Method::PUT, &format!("/api/v2/agents/{agent}"))
+        .json(&json!({"visibility": "public"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let widget_form = || async {
+        let r = reqwest::get(t.url(&format!("/widget/v1/agents/{agent}/config")))
+            .await
+            .unwrap();
+        let (status, _, body) = outcome(r).await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["leadForm"].clone()
+    };
+    assert_eq!(widget_form().await, Value::Null, "off by default");
+    let op = crate::dashboard::sign_in(&t).await;
+    let page_path = format!("/dashboard/w/{}/agents/{agent}/leads", t.workspace_id);
+    let (_, page) = op.get(&page_path).await;
+    assert!(
+        page.contains("data-testid=\"lead-form-settings\""),
+        "{page}"
+    );
+    let action = format!("/dashboard/w/{}/agents/{agent}/lead-form", t.workspace_id);
+    let saved = op
+        .post_and_follow(
+            &action,
+            &[
+                ("title", "Stay in touch"),
+                ("email", "1"),
+                ("emailRequired", "1"),
+                ("name", "1"),
+                ("phoneRequired", "1"),
+                ("showAfterAnswers", "2"),
+            ],
+        )
+        .await;
+    assert!(saved.contains("The lead form is on."), "{saved}");
+    assert!(
+        saved.contains("data-testid=\"lead-ask-email\" checked"),
+        "shown as set"
+    );
+    let form = widget_form().await;
+    assert_eq!(form["title"], "Stay in touch", "{form}");
+    assert_eq!(
+        (&form["email"]["active"], &form["email"]["required"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(
+        (&form["name"]["active"], &form["name"]["required"]),
+        (&json!(true), &json!(false))
+    );
+    // Required without being asked for means nothing.
+    assert_eq!(form["phone"]["active"], false);
+    assert_eq!(form["phone"]["required"], false);
+    assert_eq!(form["showAfterAnswers"], 2);
+
+    // Bad values come back as a message; the form stays as it was.
+    for (field, value, says) in [
+        ("showAfterAnswers", "soon", "whole number"),
+        ("showAfterAnswers", "1000", "showAfterAnswers"),
+        ("title", &"t".repeat(300), "title"),
+    ] {
+        let mut fields = vec![("email", "1"), (field, value)];
+        if field != "title" {
+            fields.push(("title", "x"));
+        }
+        let page = op.post_and_follow(&action, &fields).await;
+        assert!(page.contains(says), "{field}={value}: {page}");
+        assert_eq!(widget_form().await, form, "unchanged after {field}={value}");
+    }
+
+    // Asking for nothing turns it off.
+    let saved = op.post_and_follow(&action, &[("title", "x")]).await;
+    assert!(saved.contains("The lead form is off."), "{saved}");
+    assert_eq!(widget_form().await, Value::Null);
+}
+
 #[tokio::test]
 async fn bad_lead_input_is_refused_with_4xx_in_the_envelope() {
     let t = spawn().await;
