@@ -257,11 +257,18 @@ fn parse_cli() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+/// The nice value of background CPU work: extraction workers, crawled pages'
+/// extraction, chunking and index builds (the embedder has `knowledge.embedder_nice`,
+/// 10 by default; Chromium runs at 10 or more).
+const BACKGROUND_NICE: i32 = 10;
+
 fn main() -> ExitCode {
     // The document reader runs before anything else: no runtime, no settings, no
     // files; only its own limits, standard input and standard output.
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(extractor::WORKER_SUBCOMMAND) {
+        // Parsing a document is background work, like the embedder's.
+        let _ = agentbase_llm::sched::lower_thread_priority(BACKGROUND_NICE);
         return extractor::worker_main(&args[2..]);
     }
     let cli = parse_cli();
@@ -275,7 +282,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Extraction, chunking and index builds run on this runtime's blocking threads,
+    // below the priority of the threads that answer requests.
+    let background = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+        .thread_name("agentbase-bg")
+        .on_thread_start(|| {
+            let _ = agentbase_llm::sched::lower_thread_priority(BACKGROUND_NICE);
+        })
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the background runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    agentbase_crawler::background::install(background.handle().clone());
+    let result = runtime.block_on(run(cli));
+    // Unfinished background work (an index build) is abandoned, not waited for.
+    background.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

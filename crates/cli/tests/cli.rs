@@ -810,6 +810,99 @@ fn webhook_deliveries_survive_kill_9_of_the_server() {
     assert_eq!(states, ["delivered", "delivered"], "{log}");
 }
 
+/// The server's threads as (name, nice value), from /proc.
+#[cfg(target_os = "linux")]
+fn threads_of(pid: u32) -> Vec<(String, i32)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_owned();
+            // Field 19 (nice) is the 17th after the name's closing parenthesis.
+            let nice = stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(16)?
+                .parse()
+                .ok()?;
+            Some((name, nice))
+        })
+        .collect()
+}
+
+/// Training's chunking and index builds (and crawled pages' extraction) run on the
+/// background runtime's threads, at nice 10, while the threads that answer requests
+/// keep the server's own priority.
+#[cfg(target_os = "linux")]
+#[test]
+fn background_work_runs_below_the_threads_that_answer_requests() {
+    let server = Server::start();
+    let (status, agent) = http(
+        server.port,
+        "POST",
+        "/api/v2/agents",
+        &server.key,
+        r#"{"name":"bg","model":"scripted"}"#,
+    );
+    assert_eq!(status, 201, "{agent}");
+    let agent = agent["id"].as_str().unwrap().to_owned();
+    let (status, source) = http(
+        server.port,
+        "POST",
+        &format!("/api/v2/agents/{agent}/sources"),
+        &server.key,
+        r#"{"type":"text","name":"notes","content":"Some text to chunk.\n\nAnd a second paragraph."}"#,
+    );
+    assert!(status == 200 || status == 201, "{status} {source}");
+    let source = source["id"].as_str().unwrap().to_owned();
+    // Training chunks the text (in the background), then fails: no embedder here.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, s) = http(
+            server.port,
+            "GET",
+            &format!("/api/v2/agents/{agent}/sources/{source}"),
+            &server.key,
+            "",
+        );
+        if s["status"] == "failed" || Instant::now() > deadline {
+            let error = s["error"].as_str().unwrap_or_default();
+            assert!(error.contains("embedding"), "{s}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The background runtime's worker, and the blocking thread that chunked (kept
+    // alive for a while after its work).
+    let threads = threads_of(server.child.id());
+    let background: Vec<i32> = threads
+        .iter()
+        .filter(|(n, _)| n == "agentbase-bg")
+        .map(|t| t.1)
+        .collect();
+    assert!(
+        background.len() >= 2,
+        "training used the background threads: {threads:?}"
+    );
+    let own = threads[0].1;
+    assert!(
+        background.iter().all(|&n| n >= own.max(10)),
+        "background threads at nice 10 or more: {threads:?}"
+    );
+    let workers: Vec<i32> = threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("tokio-r"))
+        .map(|t| t.1)
+        .collect();
+    assert!(!workers.is_empty(), "{threads:?}");
+    assert!(
+        workers.iter().all(|&n| n == own),
+        "the request threads keep the server's priority: {threads:?}"
+    );
+}
+
 #[test]
 fn chat_and_conversations_work_from_the_terminal() {
     let server = Server::start();

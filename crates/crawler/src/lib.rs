@@ -6,6 +6,7 @@
 //! ([`browser::Chromium`] drives Debian's chromium). The crate never touches the store:
 //! callers receive events and decide.
 
+pub mod background;
 pub mod browser;
 mod cookies;
 mod crawl;

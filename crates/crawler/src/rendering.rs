@@ -302,7 +302,7 @@ pub(crate) async fn html_page(
     let options = shared.extract.clone();
     let probe = r.click_probe.clone();
     let kind_html = html.clone();
-    let (raw, clickables) = tokio::task::spawn_blocking(move || {
+    let (raw, clickables) = crate::background::spawn(move || {
         extract_page(&html, &page_url, &options, &frames, probe.as_ref())
     })
     .await
@@ -557,7 +557,7 @@ async fn render(
     let options = shared.extract.clone();
     let html = rendered.html;
     let (extracted, _) =
-        tokio::task::spawn_blocking(move || extract_page(&html, &base, &options, &[], None))
+        crate::background::spawn(move || extract_page(&html, &base, &options, &[], None))
             .await
             .map_err(|e| RenderError::Page(format!("extraction failed: {e}")))?;
     let blocked = std::mem::take(&mut *net.blocked.lock().unwrap_or_else(|p| p.into_inner()));

@@ -733,7 +733,7 @@ impl App {
             overlap_chars: k.chunk_overlap,
         };
         let source_id = source.id.clone();
-        let pieces = tokio::task::spawn_blocking(move || {
+        let pieces = agentbase_crawler::background::spawn(move || {
             let mut out = Vec::new();
             for d in &documents {
                 for c in agentbase_search::chunk_markdown(&d.markdown, &options) {
@@ -948,7 +948,7 @@ impl App {
                 } else {
                     let dir = dir.clone();
                     Some(
-                        tokio::task::spawn_blocking(move || build_snapshot(&dir, docs))
+                        agentbase_crawler::background::spawn(move || build_snapshot(&dir, docs))
                             .await
                             .map_err(|e| Error::Internal(format!("index build panicked: {e}")))??,
                     )
