@@ -810,9 +810,9 @@ fn webhook_deliveries_survive_kill_9_of_the_server() {
     assert_eq!(states, ["delivered", "delivered"], "{log}");
 }
 
-/// The server's threads as (name, nice value), from /proc.
+/// The server's threads as (name, (nice value, scheduling policy)), from /proc.
 #[cfg(target_os = "linux")]
-fn threads_of(pid: u32) -> Vec<(String, i32)> {
+fn threads_of(pid: u32) -> Vec<(String, (i32, i32))> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
@@ -821,13 +821,12 @@ fn threads_of(pid: u32) -> Vec<(String, i32)> {
         .filter_map(|t| {
             let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
             let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_owned();
-            // Field 19 (nice) is the 17th after the name's closing parenthesis.
-            let nice = stat[stat.rfind(')')? + 2..]
-                .split(' ')
-                .nth(16)?
-                .parse()
-                .ok()?;
-            Some((name, nice))
+            // Fields 19 (nice) and 41 (policy) are the 17th and 39th after the
+            // name's closing parenthesis.
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+            let nice = fields.get(16)?.parse().ok()?;
+            let policy = fields.get(38)?.parse().ok()?;
+            Some((name, (nice, policy)))
         })
         .collect()
 }
@@ -877,7 +876,7 @@ fn background_work_runs_below_the_threads_that_answer_requests() {
     // The background runtime's worker, and the blocking thread that chunked (kept
     // alive for a while after its work).
     let threads = threads_of(server.child.id());
-    let background: Vec<i32> = threads
+    let background: Vec<(i32, i32)> = threads
         .iter()
         .filter(|(n, _)| n == "agentbase-bg")
         .map(|t| t.1)
@@ -887,11 +886,14 @@ fn background_work_runs_below_the_threads_that_answer_requests() {
         "training used the background threads: {threads:?}"
     );
     let own = threads[0].1;
+    // SCHED_IDLE is policy 5: a woken request thread preempts them at once.
     assert!(
-        background.iter().all(|&n| n >= own.max(10)),
-        "background threads at nice 10 or more: {threads:?}"
+        background
+            .iter()
+            .all(|&(n, p)| n >= own.0.max(10) && p == 5),
+        "background threads at nice 10 or more, SCHED_IDLE: {threads:?}"
     );
-    let workers: Vec<i32> = threads
+    let workers: Vec<(i32, i32)> = threads
         .iter()
         .filter(|(n, _)| n.starts_with("tokio-r"))
         .map(|t| t.1)

@@ -3,16 +3,34 @@
 //! tenant's API calls (issue 12's soak measured authenticated GETs at 7.6x their
 //! unloaded p99 while 178 trainings embedded at the same priority).
 
-/// Raises the calling thread's nice value to `nice` (0 = normal, 19 = lowest). Threads
-/// it starts afterwards inherit the value, so the encoder's scoped worker threads run
-/// at it too. Linux keeps the nice value per thread; elsewhere this does nothing.
-/// It never raises priority: a thread already nicer than `nice` keeps its value.
+/// Raises the calling thread's nice value to `nice` (0 = normal, 19 = lowest) and
+/// moves it to the `SCHED_IDLE` policy. Threads it starts afterwards inherit both, so
+/// the encoder's scoped worker threads run so too. Linux keeps both per thread;
+/// elsewhere this does nothing. It never raises priority: a thread already nicer
+/// than `nice` keeps its value.
+///
+/// Why `SCHED_IDLE` and not only the nice value: the kernel's fair scheduler (EEVDF)
+/// lets a running thread finish its slice before a woken one of better nice gets
+/// the CPU, so on two cores an API request that woke behind background work waited
+/// up to a slice (milliseconds; issue 12's soak, BENCHMARKS §7). A thread of a normal
+/// policy preempts a `SCHED_IDLE` one at once. Among themselves, background threads
+/// still share by their nice values.
 #[cfg(target_os = "linux")]
 pub fn lower_thread_priority(nice: i32) -> std::io::Result<()> {
     if nice <= 0 {
         return Ok(());
     }
     let nice = nice.min(19);
+    #[allow(unsafe_code)]
+    // SAFETY: `param` is a valid sched_param that lives across the call; pid 0 names
+    // the calling thread.
+    let idle = unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
+    };
+    if idle != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     // On Linux `who = 0` with PRIO_PROCESS names the calling thread (see setpriority(2),
     // NOTES: the nice value is a per-thread attribute under NPTL). getpriority returns
     // the nice value itself, so -1 is only an error when errno says so.
@@ -83,6 +101,28 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(after, before);
+    }
+
+    /// The calling thread's scheduling policy, from /proc (field 41 of stat).
+    fn own_policy() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(38).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn background_threads_take_the_idle_policy() {
+        let before = own_policy();
+        let (mine, child) = std::thread::spawn(|| {
+            lower_thread_priority(10).unwrap();
+            let child = std::thread::spawn(own_policy).join().unwrap();
+            (own_policy(), child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(mine, libc::SCHED_IDLE);
+        assert_eq!(child, libc::SCHED_IDLE, "inherited");
+        assert_eq!(own_policy(), before);
     }
 
     #[test]

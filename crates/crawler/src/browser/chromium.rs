@@ -399,7 +399,7 @@ impl Chromium {
                 // RSS is over the budget, and every 2 s for the stats.
                 let periodic = tick % 8 == 0;
                 let (rss, pss) =
-                    tokio::task::spawn_blocking(move || tree_memory(pid, budget, periodic))
+                    crate::background::spawn(move || tree_memory(pid, budget, periodic))
                         .await
                         .unwrap_or((0, None));
                 let idle_for = {
@@ -577,6 +577,9 @@ fn kb_field(text: &str, name: &str) -> u64 {
 /// Run by `/bin/sh -c` with the browser and its arguments as `$0 "$@"` (see [`launch`]).
 const LAUNCH_SCRIPT: &str = r#"renice -n 10 -p $$ >/dev/null 2>&1
 set -- "$0" "$@"
+if chrt --idle 0 true 2>/dev/null; then
+  set -- chrt --idle 0 "$@"
+fi
 if [ "$(id -u)" = 0 ] && setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice true 2>/dev/null; then
   set -- setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice "$@"
 fi
@@ -644,7 +647,10 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
     // threads then preempted the server's runtime workers (a 6x p99 in the soak,
     // BENCHMARKS §7). So for root the browser runs without CAP_SYS_NICE (setpriv drops
     // it from the bounding and inheritable sets), and every thread stays at 10 or
-    // nicer; anyone else cannot raise a priority anyway.
+    // nicer; anyone else cannot raise a priority anyway. It also runs under the
+    // `SCHED_IDLE` policy (`chrt --idle`, when util-linux has it), like the server's
+    // own background threads (`agentbase_llm::sched`): a woken request thread
+    // preempts it at once instead of after its slice.
     let mut child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(LAUNCH_SCRIPT)

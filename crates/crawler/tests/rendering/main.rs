@@ -35,8 +35,9 @@ fn chromium_or_skip() -> Option<Chromium> {
     None
 }
 
-/// (thread name, nice value) of every thread of `pid` and its descendants.
-fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+/// (thread name, nice value, scheduling policy) of every thread of `pid` and its
+/// descendants.
+fn thread_nices(pid: u32) -> Vec<(String, i32, i32)> {
     let mut out = Vec::new();
     for p in process_tree(pid) {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
@@ -49,13 +50,14 @@ fn thread_nices(pid: u32) -> Vec<(String, i32)> {
             let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
                 continue;
             };
-            // Field 19 (nice) is the 17th after the parenthesised name.
-            if let Some(nice) = stat[close + 2..]
-                .split(' ')
-                .nth(16)
-                .and_then(|n| n.parse().ok())
-            {
-                out.push((stat[open + 1..close].to_owned(), nice));
+            // Fields 19 (nice) and 41 (policy) are the 17th and 39th after the
+            // parenthesised name.
+            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+            if let (Some(nice), Some(policy)) = (
+                fields.get(16).and_then(|n| n.parse().ok()),
+                fields.get(38).and_then(|n| n.parse().ok()),
+            ) {
+                out.push((stat[open + 1..close].to_owned(), nice, policy));
             }
         }
     }
@@ -205,11 +207,13 @@ async fn adaptive_mode_renders_what_needs_it_and_cheerio_gets_the_raw_html() {
     );
     assert!(adaptive.rendered >= 4 && adaptive.rendered < adaptive.items.len() as u64);
     // Every browser thread stays at nice 10 or nicer, the compositor and IO threads
-    // Chromium raises for itself when it may (as root) included.
+    // Chromium raises for itself when it may (as root) included, and under the
+    // SCHED_IDLE policy (5).
     let pid = browser.browser_pid().expect("the browser is still up");
     let nices = thread_nices(pid);
     assert!(nices.len() > 5, "{nices:?}");
-    assert!(nices.iter().all(|(_, n)| *n >= 10), "{nices:?}");
+    assert!(nices.iter().all(|(_, n, _)| *n >= 10), "{nices:?}");
+    assert!(nices.iter().all(|(_, _, p)| *p == 5), "{nices:?}");
     let json = serde_json::to_value(home).unwrap();
     assert_eq!(json["crawl"]["mode"], "browser");
     assert_eq!(json["crawl"]["httpStatusCode"], 200);
