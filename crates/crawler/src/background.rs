@@ -22,6 +22,19 @@ pub fn install(handle: Handle) -> bool {
     BACKGROUND.set(handle).is_ok()
 }
 
+/// Drops `value` on a background thread: for values whose drop deletes files (a
+/// temporary directory, an old index). Deleting blocks on the disk (ext4 with
+/// `discard` waits for the device to trim each freed extent), and on a runtime
+/// worker that held every request queued behind it (issue 12's soak). Outside any
+/// runtime it is dropped here.
+pub fn drop_later<T: Send + 'static>(value: T) {
+    if BACKGROUND.get().is_none() && Handle::try_current().is_err() {
+        drop(value);
+        return;
+    }
+    drop(spawn(move || drop(value)));
+}
+
 /// Runs `work` on the background runtime's blocking pool (or the current one's).
 pub fn spawn<F, R>(work: F) -> JoinHandle<R>
 where
@@ -31,5 +44,39 @@ where
     match BACKGROUND.get() {
         Some(h) => h.spawn_blocking(work),
         None => tokio::task::spawn_blocking(work),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct Flag(Arc<AtomicBool>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn outside_a_runtime_the_value_is_dropped_at_once() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        super::drop_later(Flag(dropped.clone()));
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn inside_a_runtime_it_is_dropped_on_a_blocking_thread() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        super::drop_later(Flag(dropped.clone()));
+        for _ in 0..200 {
+            if dropped.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("never dropped");
     }
 }

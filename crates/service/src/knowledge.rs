@@ -963,8 +963,12 @@ impl App {
                 all.insert(agent_id.to_owned(), snapshot.clone());
             }
         }
-        // Older snapshots of this node are no longer needed.
-        if let Ok(entries) = std::fs::read_dir(&base) {
+        // Older snapshots of this node are no longer needed. Deleting waits on the
+        // disk, so it happens in the background, never on a runtime worker.
+        drop(agentbase_crawler::background::spawn(move || {
+            let Ok(entries) = std::fs::read_dir(&base) else {
+                return;
+            };
             for e in entries.flatten() {
                 // Only finished snapshots of older versions: a `.tmp-` directory
                 // may be another build in progress.
@@ -977,7 +981,7 @@ impl App {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
-        }
+        }));
         Ok(Some(snapshot))
     }
 

@@ -85,7 +85,7 @@ struct Browser {
     renders: AtomicU64,
     /// Set when the browser should go: no new pages; killed when its pages are back.
     retiring: AtomicBool,
-    _profile: tempfile::TempDir,
+    _profile: ProfileDir,
     /// The refusing proxy and the stderr reader.
     tasks: Mutex<JoinSet<()>>,
 }
@@ -574,6 +574,19 @@ fn kb_field(text: &str, name: &str) -> u64 {
         * 1024
 }
 
+/// The browser's profile directory: deleted in the background when the browser goes
+/// (deleting thousands of cache files waits on the disk; see
+/// [`crate::background::drop_later`]).
+struct ProfileDir(Option<tempfile::TempDir>);
+
+impl Drop for ProfileDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            crate::background::drop_later(dir);
+        }
+    }
+}
+
 /// Run by `/bin/sh -c` with the browser and its arguments as `$0 "$@"` (see [`launch`]).
 const LAUNCH_SCRIPT: &str = r#"renice -n 10 -p $$ >/dev/null 2>&1
 set -- "$0" "$@"
@@ -693,7 +706,7 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
         generation,
         renders: AtomicU64::new(0),
         retiring: AtomicBool::new(false),
-        _profile: profile,
+        _profile: ProfileDir(Some(profile)),
         tasks: Mutex::new(tasks),
     });
     match version {
