@@ -13,8 +13,17 @@ const SOURCE = KNOWLEDGE;
 const QUESTION = KNOWLEDGE_QUESTION;
 
 /** Waits for the dashboard to land on a page whose heading is `title`. */
-async function heading(page, title) {
+export async function heading(page, title) {
   await page.getByRole("heading", { level: 1, name: title }).waitFor();
+}
+
+/** Signs in with the operator password and lands on the workspaces page. */
+export async function signIn(page, server, password) {
+  await page.goto(`${server}/dashboard`);
+  await heading(page, "Sign in");
+  await page.locator("#password").fill(password);
+  await page.keyboard.press("Enter");
+  await heading(page, "Workspaces");
 }
 
 /** The pages must not scroll sideways at phone width. */

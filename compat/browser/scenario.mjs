@@ -14,12 +14,16 @@
 // ANSWER_PREFIX is what the model puts before the echoed message (default
 // "Echo: ", the scripted model). LEAD_STEPS=1 adds the lead form and its signed
 // leads.submit webhook (the server must allow private networks: the receiver is
-// on loopback). Prints each screenshot's path, then one JSON line
+// on loopback). HANDOFF_STEPS=1 (with the key and the operator password) adds the
+// human handoff: the visitor asks for a person, the operator (a second browser
+// context, signed in to the dashboard) answers live, hands back, takes over again.
+// Prints each screenshot's path, then one JSON line
 // with the result; exits non-zero naming the failed step.
 
 import { Artifacts, env, launch } from "./lib.mjs";
 import { dashboardSteps } from "./dashboard.mjs";
-import { KNOWLEDGE, createWidgetAgent, leadSteps, rateLimitSteps, widgetSteps } from "./widget.mjs";
+import { handoffSteps } from "./handoff.mjs";
+import { KNOWLEDGE, createWidgetAgent, leadSteps, rateLimitSteps, slowConfigSteps, widgetSteps } from "./widget.mjs";
 
 const server = env("AGENTBASE_URL").replace(/\/+$/, "");
 const artifacts = new Artifacts(process.env.ARTIFACTS_DIR || "target/browser-artifacts");
@@ -46,10 +50,21 @@ try {
   result = { agentId, ...widget };
   if (process.env.AGENTBASE_KEY) {
     await rateLimitSteps({ browser, artifacts, server, key: process.env.AGENTBASE_KEY, allowedPage, answerFor });
+    await slowConfigSteps({ browser, artifacts, server, key: process.env.AGENTBASE_KEY, allowedPage, answerFor });
     // The lead form's webhook receiver is on loopback: only when the server may
     // reach private networks (the test starts it so).
     if (process.env.LEAD_STEPS === "1") {
       result = { ...result, ...(await leadSteps({ browser, artifacts, server, key: process.env.AGENTBASE_KEY, allowedPage, answerFor })) };
+    }
+    // The handoff needs the operator in the dashboard as well as the visitor.
+    if (process.env.HANDOFF_STEPS === "1") {
+      result = {
+        ...result,
+        ...(await handoffSteps({
+          browser, artifacts, server, key: process.env.AGENTBASE_KEY,
+          password: env("AGENTBASE_ADMIN_PASSWORD"), allowedPage, answerFor,
+        })),
+      };
     }
   }
 } catch (e) {

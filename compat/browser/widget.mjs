@@ -88,6 +88,41 @@ export async function rateLimitSteps({ browser, artifacts, server, key, allowedP
 }
 
 /**
+ * A message sent before the widget's config has arrived: the config's arrival
+ * re-renders the log, which once dropped the answer streaming into it (the answer
+ * was kept but not shown). The config is held back ~1 s while the scripted model
+ * streams slowly, so without the fix the config would land mid-answer.
+ */
+export async function slowConfigSteps({ browser, artifacts, server, key, allowedPage, answerFor }) {
+  const agentId = await createWidgetAgent({ server, key, allowedPage, name: "Slow config agent" });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = watchConsole(page);
+  try {
+    await step("a message sent before the config arrives keeps its answer on screen", async () => {
+      await page.route("**/widget/v1/agents/*/config", async (route) => {
+        await new Promise((r) => setTimeout(r, 1000));
+        await route.continue();
+      });
+      await page.goto(withAgent(allowedPage, agentId));
+      await $(page, "widget-bubble").click();
+      await $(page, "widget-input").fill("[[delay:400]]Early bird");
+      await $(page, "widget-input").press("Enter");
+      await answered(page, answerFor("Early bird"));
+      await $(page, "widget-message-assistant").filter({ hasText: INITIAL }).waitFor();
+      const users = await $(page, "widget-message-user").count();
+      assert(users === 1, `the message is shown once, saw ${users}`);
+      assert(problems.length === 0, problems.join("\n"));
+    });
+  } catch (e) {
+    await artifacts.shot(page, "failure-slow-config").catch(() => {});
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
+/**
  * A webhook receiver on loopback that checks each delivery the way Chatbase's
  * receivers do: `x-chatbase-signature` against HMAC-SHA1(secret, raw body), hex.
  */
@@ -192,11 +227,16 @@ export async function leadSteps({ browser, artifacts, server, key, allowedPage, 
   return { leadAgentId: agentId };
 }
 
-const $ = (page, testId) => page.locator(`[data-testid="${testId}"]`);
+export const $ = (page, testId) => page.locator(`[data-testid="${testId}"]`);
+
+/** Resolves once the answer `text` is shown and the widget is settled. */
+export async function answered(page, text) {
+  await $(page, "widget-message-assistant").filter({ hasText: text }).first().waitFor();
+  await settled(page);
+}
 
 /** Resolves once no answer is streaming and the input is usable again. */
-async function answered(page, text) {
-  await $(page, "widget-message-assistant").filter({ hasText: text }).first().waitFor();
+export async function settled(page) {
   await page.locator('[data-testid="widget-input"]:not([disabled])').waitFor();
   await page.waitForFunction(() => {
     const root = document.querySelector("#agentbase-widget")?.shadowRoot;
@@ -211,7 +251,7 @@ function focused(page) {
   );
 }
 
-function withAgent(url, agentId) {
+export function withAgent(url, agentId) {
   const u = new URL(url);
   u.searchParams.set("agent", agentId);
   return u.toString();

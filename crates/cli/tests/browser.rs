@@ -4,7 +4,10 @@
 //! and `compat/browser/scenario.mjs` driving Debian's chromium through npm
 //! `playwright-core`: sign in, create a key, create and configure an agent, add a
 //! text source and train, chat in the playground with a citation, then embed that
-//! agent's widget and chat through it. Screenshots go to `target/browser-artifacts`
+//! agent's widget and chat through it; then the lead form with its signed webhook,
+//! and the human handoff between a visitor and an operator in two browser contexts
+//! (asked for, answered live, handed back, taken over from the dashboard, checked
+//! afterwards through the API). Screenshots go to `target/browser-artifacts`
 //! (or `$AGENTBASE_BROWSER_ARTIFACTS`).
 //!
 //! Needs `node`, `npm ci --prefix compat` and `chromium` (scripts/services.sh
@@ -211,6 +214,7 @@ fn the_dashboard_builds_an_agent_whose_widget_chats_on_an_allowed_page_and_is_re
         )
         .env("ARTIFACTS_DIR", &artifacts)
         .env("LEAD_STEPS", "1")
+        .env("HANDOFF_STEPS", "1")
         .env_remove("AGENT_ID");
     if let Some(path) = chromium() {
         node.env("CHROMIUM_PATH", path);
@@ -252,6 +256,13 @@ fn the_dashboard_builds_an_agent_whose_widget_chats_on_an_allowed_page_and_is_re
         "widget-rate-limited",
         "widget-lead-form",
         "widget-lead-sent",
+        "widget-handoff-asked",
+        "dashboard-tickets",
+        "dashboard-handoff-live",
+        "dashboard-handoff-reply",
+        "widget-handoff-reply",
+        "widget-handed-back",
+        "dashboard-handoff-taken-over",
     ] {
         let path = artifacts.join(format!("{name}.png"));
         assert!(shots.contains(&path.to_str().unwrap()), "{name} listed");
@@ -285,4 +296,83 @@ fn the_dashboard_builds_an_agent_whose_widget_chats_on_an_allowed_page_and_is_re
         &format!("/api/v2/agents/{agent}/conversations/{id}"),
     );
     assert_eq!(thread["data"]["messages"].as_array().unwrap().len(), 6);
+
+    handoff_was_recorded(&server, &result);
+}
+
+/// What the handoff steps did, as the API tells it: one widget conversation whose
+/// answers came from the AI, then from a person while taken over, then from the AI
+/// after the hand-back; the visitor's messages while taken over went unanswered;
+/// one ticket, asked for by the visitor, for that conversation.
+fn handoff_was_recorded(server: &Server, result: &Value) {
+    let agent = result["handoffAgentId"].as_str().expect("handoffAgentId");
+    let id = result["handoffConversationId"].as_str().unwrap();
+    let list = get(server, &format!("/api/v2/agents/{agent}/conversations"));
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id], "one conversation, the widget's: {list}");
+    let conversation = get(
+        server,
+        &format!("/api/v2/agents/{agent}/conversations/{id}"),
+    );
+    assert_eq!(
+        conversation["data"]["status"], "taken_over",
+        "{conversation}"
+    );
+
+    let messages = get(
+        server,
+        &format!("/api/v2/agents/{agent}/conversations/{id}/messages"),
+    );
+    let turns: Vec<(String, String, Value)> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["parts"][0]["text"].as_str().unwrap_or("").to_owned(),
+                m["metadata"]["answeredBy"]["type"].clone(),
+            )
+        })
+        .collect();
+    let turn = |role: &str, text: &str, by: Value| (role.to_owned(), text.to_owned(), by);
+    assert_eq!(
+        turns,
+        [
+            turn("user", "Hello, bot", Value::Null),
+            turn("assistant", "Echo: Hello, bot", "ai".into()),
+            turn("user", "Are you a person?", Value::Null),
+            turn(
+                "assistant",
+                "Hi, I am a person. How can I help?",
+                "human".into()
+            ),
+            turn("user", "Back to the bot?", Value::Null),
+            turn("assistant", "Echo: Back to the bot?", "ai".into()),
+            turn("user", "Anyone there?", Value::Null),
+        ],
+        "{messages}"
+    );
+
+    let tickets = get(server, &format!("/api/v2/agents/{agent}/helpdesk/tickets"));
+    let tickets = tickets["data"].as_array().unwrap();
+    assert_eq!(
+        tickets.len(),
+        1,
+        "taking over again reused the ticket: {tickets:?}"
+    );
+    let number = &result["handoffTicketNumber"];
+    assert_eq!(tickets[0]["ticketNumber"], *number);
+    assert_eq!(tickets[0]["conversationId"], id);
+    let ticket = get(
+        server,
+        &format!("/api/v2/agents/{agent}/helpdesk/tickets/{number}"),
+    );
+    assert_eq!(ticket["channel"], "iframe", "{ticket}");
+    assert_eq!(ticket["metadata"]["requestedBy"], "visitor", "{ticket}");
 }

@@ -765,6 +765,19 @@
 
   function ask(text, retried) {
     if (busy || blocked || !text) return;
+    if (!agent) {
+      // The config's arrival re-renders the log from the transcript, which would
+      // drop an answer still streaming into it: send once the config is here.
+      busy = true;
+      setBusy(true);
+      loadConfig().then(function () {
+        busy = false;
+        if (blocked) return; // the notice says why; the text stays in the box
+        setBusy(false);
+        ask(text, retried);
+      });
+      return;
+    }
     busy = true;
     setBusy(true);
     clearNotice();
