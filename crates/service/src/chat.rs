@@ -1134,7 +1134,7 @@ impl App {
             }
         };
         drop(stream);
-        if escalation.is_some() && !matches!(end, End::Cancelled) {
+        if escalation.is_some() && matches!(end, End::Finished(_)) {
             // The visitor is told, in the answer itself, that a person takes over.
             if !text.is_empty() && !text.ends_with(char::is_whitespace) {
                 text.push_str("\n\n");
