@@ -319,7 +319,7 @@ impl App {
             KeyCheck::Invalid | KeyCheck::Revoked => return Err(AuthError::Invalid),
             KeyCheck::Expired => return Err(AuthError::Expired),
         }
-        self.touch(&key.id, now).await;
+        self.touch(&key.id, now);
         Ok(Principal {
             workspace_id: key.workspace_id,
             key_id: key.id,
@@ -347,13 +347,20 @@ impl App {
         }
     }
 
-    async fn touch(&self, key_id: &str, now: Millis) {
+    /// Records the key's use at most once a minute. The write goes to the one
+    /// writer, which may be busy with a training's inserts, so the request does not
+    /// wait for it.
+    fn touch(&self, key_id: &str, now: Millis) {
         if !self.touched.insert_if_stale(key_id, (), now) {
             return;
         }
-        if let Err(e) = self.store.touch_key(key_id, now).await {
-            tracing::warn!(error = %e, key_id, "could not record key use");
-        }
+        let store = self.store.clone();
+        let key_id = key_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_key(&key_id, now).await {
+                tracing::warn!(error = %e, key_id, "could not record key use");
+            }
+        });
     }
 
     /// One request against the (key, client IP) window.
