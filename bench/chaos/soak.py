@@ -356,6 +356,10 @@ class Soak:
         thread starts, keeps the normal priority, as the server does."""
         if self.args.driver_nice > 0:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.args.driver_nice)
+        if self.args.driver_idle:
+            # Nice alone only shares the CPU: the kernel (EEVDF) still lets a running
+            # load thread finish its slice before the woken server or probe runs.
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
 
     def slow_client(self, i: int) -> None:
         """Holds a connection whose request headers arrive a byte every few seconds
@@ -519,7 +523,8 @@ def summarize(res: dict, args) -> tuple[str, bool]:
             f"| unloaded | {res['probe_unloaded']['ok']} | {q['p50']} | {q['p90']} | {q['p99']} | {q['max']} | {quiet_err} |",
             f"| under the mix | {res['probe_loaded']['ok']} | {l['p50']} | {l['p90']} | {l['p99']} | {l['max']} | {load_err} |",
             "", f"p99 loaded / unloaded = {ratio:.2f}x (target <= 2x)"
-            + (f"; load threads at nice {args.driver_nice}" if args.driver_nice else ""), ""]
+            + (f"; load threads at nice {args.driver_nice}" if args.driver_nice else "")
+            + ("; load threads under SCHED_IDLE" if args.driver_idle else ""), ""]
     out += histogram_rows(res)
     # Per-minute curve: probe p99 and RSS.
     mins: dict[int, list[float]] = {}
@@ -586,6 +591,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--driver-nice", type=int, default=0,
                    help="nice value of the load threads (0: the same priority as the server and probe)")
+    p.add_argument("--driver-idle", action="store_true",
+                   help="the load threads run under SCHED_IDLE (as if the load came from another machine)")
     p.add_argument("--include-crashers", action="store_true",
                    help="mix cases that killed the server in the probe into the load too")
     p.add_argument("--skip-probe", action="store_true", help="no hostile probe (known crashers are left out)")

@@ -444,6 +444,19 @@ impl Server {
         wait_listening(&mut self.child);
     }
 
+    /// Creates an agent through the API; its id.
+    fn agent(&self, name: &str, model: &str) -> String {
+        let (status, agent) = http(
+            self.port,
+            "POST",
+            "/api/v2/agents",
+            &self.key,
+            &serde_json::json!({"name": name, "model": model}).to_string(),
+        );
+        assert_eq!(status, 201, "{agent}");
+        agent["id"].as_str().unwrap().to_owned()
+    }
+
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}/api/v2", self.port)
     }
@@ -691,15 +704,7 @@ fn webhook_deliveries_survive_kill_9_of_the_server() {
     let fast = "[crawler]\nallow_private_networks = true\n\
                 [webhooks]\npoll_interval_ms = 100\ntimeout_secs = 1\n";
     let mut server = Server::start_with_config(slow);
-    let (status, agent) = http(
-        server.port,
-        "POST",
-        "/api/v2/agents",
-        &server.key,
-        r#"{"name":"hooks","model":"scripted"}"#,
-    );
-    assert_eq!(status, 201, "{agent}");
-    let agent = agent["id"].as_str().unwrap().to_owned();
+    let agent = server.agent("hooks", "scripted");
     let (status, hook) = http(
         server.port,
         "POST",
@@ -838,15 +843,7 @@ fn threads_of(pid: u32) -> Vec<(String, (i32, i32))> {
 #[test]
 fn background_work_runs_below_the_threads_that_answer_requests() {
     let server = Server::start();
-    let (status, agent) = http(
-        server.port,
-        "POST",
-        "/api/v2/agents",
-        &server.key,
-        r#"{"name":"bg","model":"scripted"}"#,
-    );
-    assert_eq!(status, 201, "{agent}");
-    let agent = agent["id"].as_str().unwrap().to_owned();
+    let agent = server.agent("bg", "scripted");
     let (status, source) = http(
         server.port,
         "POST",
@@ -908,15 +905,7 @@ fn background_work_runs_below_the_threads_that_answer_requests() {
 #[test]
 fn chat_and_conversations_work_from_the_terminal() {
     let server = Server::start();
-    let agent = http(
-        server.port,
-        "POST",
-        "/api/v2/agents",
-        &server.key,
-        r#"{"name":"cli","model":"scripted"}"#,
-    )
-    .1;
-    let agent = agent["id"].as_str().unwrap().to_owned();
+    let agent = server.agent("cli", "scripted");
 
     let out = server.cli(&["chat", &agent], "hello there\nsecond line\n");
     assert!(

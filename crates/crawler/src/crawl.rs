@@ -368,11 +368,16 @@ enum Body {
 }
 
 struct Page {
+    loaded: Loaded,
+    body: Body,
+}
+
+/// How a page was loaded: what its item's `crawl` section and headers say.
+struct Loaded {
     final_url: Url,
     status: u16,
     headers: BTreeMap<String, String>,
     redirects: Vec<RedirectHop>,
-    body: Body,
     mode: CrawlMode,
     blocked: Vec<BlockedRequest>,
 }
@@ -420,94 +425,21 @@ pub async fn crawl(
 ) -> Result<CrawlSummary, CrawlError> {
     let prepared = input.prepare()?;
     let started = Instant::now();
-    let client = build_client(input, settings)?;
     // Links of pages still in the browser, sent ahead (see `EarlyLinks`).
     let (early_tx, mut early_rx) = tokio::sync::mpsc::unbounded_channel::<EarlyLinks>();
-    if input.crawler_type.always_renders() && settings.renderer.is_none() {
-        return Err(CrawlError::NoBrowser(match input.crawler_type {
-            crate::input::CrawlerType::Chrome => "playwright:chrome",
-            _ => "playwright:firefox",
-        }));
-    }
-    let custom_headers = custom_headers(input)?;
-    let shared = Arc::new(Shared {
-        client,
-        settings: settings.clone(),
-        hosts: Mutex::new(HashMap::new()),
-        extract: prepared.extract.clone(),
-        retries: input.max_request_retries,
-        respect_robots: input.respect_robots_txt_file,
-        jar: CookieJar::with_initial(&input.initial_cookies, &prepared.start_urls),
-        custom_headers,
-        rendering: Rendering::new(
-            input,
-            settings.renderer.clone(),
-            settings.rendering_memory.clone(),
-            settings.max_page_bytes,
-            early_tx,
-        ),
-    });
-    // The browser contexts this crawl used go when it ends, however it ends.
-    struct EndSession(Arc<Shared>);
-    impl Drop for EndSession {
-        fn drop(&mut self) {
-            let rendering = &self.0.rendering;
-            rendering
-                .background
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .abort_all();
-            if let Some(r) = &rendering.renderer {
-                r.end_session(rendering.session);
-            }
-        }
-    }
+    let shared = Arc::new(Shared::new(input, settings, &prepared, early_tx)?);
     let _end_session = EndSession(shared.clone());
     let deadline = settings.overall_timeout.map(|t| started + t);
-    let mut progress = Progress::default();
-    let mut seen = Seen::new(settings.max_frontier);
-    // Canonical URLs of the pages emitted, and every page URL fetched.
-    let mut canonicals: HashSet<String> = HashSet::new();
-    let mut fetched: HashSet<String> = HashSet::new();
-    let mut queue = Frontier::default();
-    let mut line_counts: HashMap<u64, u32> = HashMap::new();
-    let keep_frag = input.keep_url_fragments;
-
-    for u in &prepared.start_urls {
-        let n = normalize_url(u, keep_frag);
-        if seen.insert(n.to_string()) {
-            queue.push_back(Request {
-                url: n,
-                depth: 0,
-                referrer: None,
-            });
-        }
-    }
+    let mut state = CrawlState::new(input, &prepared, settings.max_frontier);
+    state.seed(&prepared.start_urls);
     if input.use_sitemaps || input.use_llms_txt {
         let discovered = tokio::select! {
             d = discover(&shared, &prepared, input) => d,
             _ = cancel.cancelled() => Vec::new(),
         };
-        for u in discovered {
-            let n = normalize_url(&u, keep_frag);
-            if input.max_crawl_depth >= 1 && in_scope(&prepared, &n) && seen.insert(n.to_string()) {
-                queue.push_back(Request {
-                    url: n,
-                    depth: 1,
-                    referrer: None,
-                });
-            }
-        }
+        state.follow(discovered, 0, None);
     }
-
-    let mut tasks: JoinSet<(Request, Outcome)> = JoinSet::new();
-    let mut task_hosts: HashMap<tokio::task::Id, String> = HashMap::new();
-    // Requested URL → depth, for links sent ahead by pages being rendered.
-    let mut in_flight_depth: HashMap<String, u32> = HashMap::new();
-    let mut busy: HashMap<String, usize> = HashMap::new();
-    let per_host = settings.per_host_concurrency.max(1);
-    let mut dispatched: u64 = 0;
-    let max_conc = input.max_concurrency as usize;
+    let mut fetches = Fetches::new(input, settings);
     let mut tick = tokio::time::interval(settings.progress_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop_reason = loop {
@@ -517,36 +449,9 @@ pub async fn crawl(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break StopReason::TimedOut;
         }
-        while tasks.len() < max_conc
-            && dispatched < input.max_crawl_pages
-            && progress.items < input.max_results
-        {
-            // Round robin over hosts with a free slot, so one busy or slow host neither
-            // takes every global slot nor starves the others.
-            let Some(req) = queue.pop_ready(&busy, per_host) else {
-                break;
-            };
-            dispatched += 1;
-            let host = host_key(&req.url);
-            *busy.entry(host.clone()).or_insert(0) += 1;
-            let shared = shared.clone();
-            in_flight_depth.insert(req.url.to_string(), req.depth);
-            let handle = tasks.spawn(async move {
-                let outcome = fetch_page(&shared, &req.url).await;
-                (req, outcome)
-            });
-            task_hosts.insert(handle.id(), host);
-        }
-        progress.queued = queue.len() as u64;
-        progress.in_flight = tasks.len() as u64;
-        if tasks.is_empty() {
-            break if progress.items >= input.max_results {
-                StopReason::MaxResults
-            } else if dispatched >= input.max_crawl_pages && !queue.is_empty() {
-                StopReason::MaxCrawlPages
-            } else {
-                StopReason::Finished
-            };
+        fetches.dispatch(&shared, &mut state);
+        if fetches.tasks.is_empty() {
+            break state.stop_reason(fetches.dispatched);
         }
         let sleep_deadline = async {
             match deadline {
@@ -555,215 +460,32 @@ pub async fn crawl(
             }
         };
         tokio::select! {
-            joined = tasks.join_next_with_id() => {
+            joined = fetches.tasks.join_next_with_id() => {
                 let Some(joined) = joined else { continue };
-                progress.done += 1;
-                let id = match &joined {
-                    Ok((id, _)) => *id,
-                    Err(e) => e.id(),
-                };
-                if let Some(host) = task_hosts.remove(&id)
-                    && let Some(n) = busy.get_mut(&host)
-                {
-                    *n = n.saturating_sub(1);
-                }
-                let (req, outcome) = match joined {
-                    Ok((_, r)) => {
-                        in_flight_depth.remove(r.0.url.as_str());
-                        r
-                    }
-                    Err(e) => {
-                        progress.failed += 1;
-                        tracing::warn!(error = %e, "crawl task ended abnormally");
-                        continue;
-                    }
-                };
-                match outcome {
-                    Outcome::Failed(error) => {
-                        progress.failed += 1;
-                        sink(Event::Failed { url: req.url.to_string(), error });
-                    }
-                    Outcome::Skipped(reason) => {
-                        progress.skipped += 1;
-                        sink(Event::Skipped { url: req.url.to_string(), reason });
-                    }
-                    Outcome::Page(page) => {
-                        let page = *page;
-                        let final_norm = normalize_url(&page.final_url, keep_frag);
-                        seen.insert(final_norm.to_string());
-                        let (item, links) = match page.body {
-                            Body::Html(ex) => {
-                                let ex = *ex;
-                                let canonical = ex
-                                    .metadata
-                                    .canonical_url
-                                    .as_deref()
-                                    .and_then(|c| Url::parse(c).ok())
-                                    .map(|c| normalize_url(&c, false).to_string());
-                                let own = normalize_url(&page.final_url, false).to_string();
-                                fetched.insert(own.clone());
-                                if !input.ignore_canonical_url {
-                                    let target = canonical.clone().unwrap_or_else(|| own.clone());
-                                    if canonicals.contains(&target) || canonicals.contains(&own) {
-                                        progress.skipped += 1;
-                                        sink(Event::Skipped {
-                                            url: req.url.to_string(),
-                                            reason: format!("duplicate of canonical URL {target}"),
-                                        });
-                                        continue;
-                                    }
-                                    // The page names another URL as canonical that has not
-                                    // been fetched: crawl that one instead, so the dataset
-                                    // holds the canonical page whatever order they arrive in.
-                                    if target != own
-                                        && !fetched.contains(&target)
-                                        && let Ok(cu) = Url::parse(&target)
-                                        && in_scope(&prepared, &cu)
-                                    {
-                                        if seen.insert(cu.to_string()) {
-                                            queue.push_back(Request {
-                                                url: cu,
-                                                depth: req.depth,
-                                                referrer: req.referrer.clone(),
-                                            });
-                                        }
-                                        progress.skipped += 1;
-                                        sink(Event::Skipped {
-                                            url: req.url.to_string(),
-                                            reason: format!("canonical URL {target} is crawled instead"),
-                                        });
-                                        continue;
-                                    }
-                                    canonicals.insert(target);
-                                    canonicals.insert(own);
-                                }
-                                let links = ex.links.clone();
-                                if !page.mode.is_http() {
-                                    progress.rendered += 1;
-                                }
-                                let item = DatasetItem {
-                                    url: req.url.to_string(),
-                                    crawl: CrawlInfo {
-                                        loaded_url: page.final_url.to_string(),
-                                        loaded_time: now_rfc3339(),
-                                        referrer_url: req.referrer.clone(),
-                                        depth: req.depth,
-                                        http_status_code: page.status,
-                                        redirects: page.redirects,
-                                        mode: page.mode,
-                                        blocked_requests: page.blocked,
-                                    },
-                                    metadata: ItemMetadata {
-                                        canonical_url: ex.metadata.canonical_url,
-                                        title: ex.metadata.title,
-                                        description: ex.metadata.description,
-                                        author: ex.metadata.author,
-                                        keywords: ex.metadata.keywords,
-                                        language_code: ex.metadata.language_code,
-                                        json_ld: ex.metadata.json_ld,
-                                        open_graph: ex.metadata.open_graph,
-                                        headers: page.headers,
-                                        content_type: None,
-                                    },
-                                    text: ex.text,
-                                    markdown: ex.markdown,
-                                    html: ex.html,
-                                };
-                                (item, links)
-                            }
-                            Body::Text { text, content_type } => {
-                                let links = if content_type.contains("markdown") || input.use_llms_txt {
-                                    text_links(&text, &page.final_url)
-                                } else {
-                                    Vec::new()
-                                };
-                                (document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), text.clone(), input.save_markdown.then_some(text)), links)
-                            }
-                            Body::Sitemap(urls) => {
-                                // Sitemap URLs are pages at the sitemap's depth + 1; the
-                                // sitemap itself is not an item.
-                                progress.skipped += 1;
-                                sink(Event::Skipped {
-                                    url: req.url.to_string(),
-                                    reason: format!("sitemap with {} URLs", urls.len()),
-                                });
-                                if req.depth < input.max_crawl_depth {
-                                    for loc in urls {
-                                        let Ok(u) = Url::parse(&loc) else { continue };
-                                        let n = normalize_url(&u, keep_frag);
-                                        if in_scope(&prepared, &n) && seen.insert(n.to_string()) {
-                                            queue.push_back(Request {
-                                                url: n,
-                                                depth: req.depth + 1,
-                                                referrer: Some(page.final_url.to_string()),
-                                            });
-                                        }
-                                    }
-                                }
-                                continue;
-                            }
-                            Body::Document { content_type, text } => (
-                                document_item(&req, page.final_url.as_str(), page.status, page.headers, page.redirects, Some(content_type), text.unwrap_or_default(), None),
-                                Vec::new(),
-                            ),
-                        };
-                        if req.depth < input.max_crawl_depth {
-                            for link in links {
-                                let Ok(u) = Url::parse(&link) else { continue };
-                                let n = normalize_url(&u, keep_frag);
-                                if !in_scope(&prepared, &n) {
-                                    continue;
-                                }
-                                if seen.insert(n.to_string()) {
-                                    queue.push_back(Request {
-                                        url: n,
-                                        depth: req.depth + 1,
-                                        referrer: Some(page.final_url.to_string()),
-                                    });
-                                }
-                            }
-                        }
-                        let mut item = item;
-                        if input.aggressive_prune {
-                            prune(&mut item, &mut line_counts);
-                        }
-                        if progress.items < input.max_results {
-                            progress.items += 1;
-                            sink(Event::Item(Box::new(item)));
-                        }
-                    }
+                if let Some((req, outcome)) = fetches.finished(joined, &mut state.progress) {
+                    state.on_outcome(req, outcome, &mut sink);
                 }
             }
             Some(early) = early_rx.recv() => {
                 // The page's own links, from its HTML as served, join the crawl now
                 // rather than after the browser is done with it.
-                if let Some(&depth) = in_flight_depth.get(&early.requested)
-                    && depth < input.max_crawl_depth
-                {
-                    for link in early.links {
-                        let Ok(u) = Url::parse(&link) else { continue };
-                        let n = normalize_url(&u, keep_frag);
-                        if in_scope(&prepared, &n) && seen.insert(n.to_string()) {
-                            queue.push_back(Request {
-                                url: n,
-                                depth: depth + 1,
-                                referrer: Some(early.referrer.clone()),
-                            });
-                        }
-                    }
+                if let Some(&depth) = fetches.in_flight_depth.get(&early.requested) {
+                    let urls = early.links.iter().filter_map(|l| Url::parse(l).ok());
+                    state.follow(urls, depth, Some(&early.referrer));
                 }
             }
             _ = cancel.cancelled() => {}
             _ = sleep_deadline => {}
             _ = tick.tick() => {
-                progress.elapsed_secs = started.elapsed().as_secs_f64();
-                sink(Event::Progress(progress));
+                state.progress.elapsed_secs = started.elapsed().as_secs_f64();
+                sink(Event::Progress(state.progress));
             }
         }
     };
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
-    progress.queued = queue.len() as u64;
+    fetches.tasks.abort_all();
+    while fetches.tasks.join_next().await.is_some() {}
+    let mut progress = state.progress;
+    progress.queued = state.queue.len() as u64;
     progress.in_flight = 0;
     progress.elapsed_secs = started.elapsed().as_secs_f64();
     sink(Event::Progress(progress));
@@ -775,29 +497,392 @@ pub async fn crawl(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+impl Shared {
+    /// What every page fetch of one crawl shares: the client, the hosts' state, the
+    /// cookie jar, the custom headers and the renderer.
+    fn new(
+        input: &CrawlInput,
+        settings: &CrawlerSettings,
+        prepared: &Prepared,
+        early_links: tokio::sync::mpsc::UnboundedSender<EarlyLinks>,
+    ) -> Result<Shared, CrawlError> {
+        let client = build_client(input, settings)?;
+        if input.crawler_type.always_renders() && settings.renderer.is_none() {
+            return Err(CrawlError::NoBrowser(match input.crawler_type {
+                crate::input::CrawlerType::Chrome => "playwright:chrome",
+                _ => "playwright:firefox",
+            }));
+        }
+        Ok(Shared {
+            client,
+            settings: settings.clone(),
+            hosts: Mutex::new(HashMap::new()),
+            extract: prepared.extract.clone(),
+            retries: input.max_request_retries,
+            respect_robots: input.respect_robots_txt_file,
+            jar: CookieJar::with_initial(&input.initial_cookies, &prepared.start_urls),
+            custom_headers: custom_headers(input)?,
+            rendering: Rendering::new(
+                input,
+                settings.renderer.clone(),
+                settings.rendering_memory.clone(),
+                settings.max_page_bytes,
+                early_links,
+            ),
+        })
+    }
+}
+
+/// Ends the browser contexts a crawl used when it ends, however it ends.
+struct EndSession(Arc<Shared>);
+
+impl Drop for EndSession {
+    fn drop(&mut self) {
+        let rendering = &self.0.rendering;
+        rendering
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .abort_all();
+        if let Some(r) = &rendering.renderer {
+            r.end_session(rendering.session);
+        }
+    }
+}
+
+/// The page fetches in flight, and the slots they take (global and per host).
+struct Fetches {
+    tasks: JoinSet<(Request, Outcome)>,
+    hosts: HashMap<tokio::task::Id, String>,
+    busy: HashMap<String, usize>,
+    /// Requested URL → depth, for links sent ahead by pages being rendered.
+    in_flight_depth: HashMap<String, u32>,
+    dispatched: u64,
+    per_host: usize,
+    max_concurrency: usize,
+    max_pages: u64,
+}
+
+impl Fetches {
+    fn new(input: &CrawlInput, settings: &CrawlerSettings) -> Fetches {
+        Fetches {
+            tasks: JoinSet::new(),
+            hosts: HashMap::new(),
+            busy: HashMap::new(),
+            in_flight_depth: HashMap::new(),
+            dispatched: 0,
+            per_host: settings.per_host_concurrency.max(1),
+            max_concurrency: input.max_concurrency as usize,
+            max_pages: input.max_crawl_pages,
+        }
+    }
+
+    /// Starts fetches from the frontier while slots are free and the limits allow,
+    /// then updates the progress's queue counts.
+    fn dispatch(&mut self, shared: &Arc<Shared>, state: &mut CrawlState<'_>) {
+        while self.tasks.len() < self.max_concurrency
+            && self.dispatched < self.max_pages
+            && state.progress.items < state.input.max_results
+        {
+            // Round robin over hosts with a free slot, so one busy or slow host neither
+            // takes every global slot nor starves the others.
+            let Some(req) = state.queue.pop_ready(&self.busy, self.per_host) else {
+                break;
+            };
+            self.dispatched += 1;
+            let host = host_key(&req.url);
+            *self.busy.entry(host.clone()).or_insert(0) += 1;
+            let shared = shared.clone();
+            self.in_flight_depth.insert(req.url.to_string(), req.depth);
+            let handle = self.tasks.spawn(async move {
+                let outcome = fetch_page(&shared, &req.url).await;
+                (req, outcome)
+            });
+            self.hosts.insert(handle.id(), host);
+        }
+        state.progress.queued = state.queue.len() as u64;
+        state.progress.in_flight = self.tasks.len() as u64;
+    }
+
+    /// Frees the slot of a fetch that ended; its request and outcome, unless the task
+    /// itself failed (counted as a failed page).
+    fn finished(
+        &mut self,
+        joined: Result<(tokio::task::Id, (Request, Outcome)), tokio::task::JoinError>,
+        progress: &mut Progress,
+    ) -> Option<(Request, Outcome)> {
+        progress.done += 1;
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        if let Some(host) = self.hosts.remove(&id)
+            && let Some(n) = self.busy.get_mut(&host)
+        {
+            *n = n.saturating_sub(1);
+        }
+        match joined {
+            Ok((_, r)) => {
+                self.in_flight_depth.remove(r.0.url.as_str());
+                Some(r)
+            }
+            Err(e) => {
+                progress.failed += 1;
+                tracing::warn!(error = %e, "crawl task ended abnormally");
+                None
+            }
+        }
+    }
+}
+
+/// What one crawl knows: the frontier, every URL seen, the canonical pages emitted,
+/// and its counts.
+struct CrawlState<'a> {
+    input: &'a CrawlInput,
+    prepared: &'a Prepared,
+    progress: Progress,
+    seen: Seen,
+    queue: Frontier,
+    /// Canonical URLs of the pages emitted.
+    canonicals: HashSet<String>,
+    /// Every page URL fetched.
+    fetched: HashSet<String>,
+    /// Line hashes counted for `aggressivePrune`.
+    line_counts: HashMap<u64, u32>,
+}
+
+impl<'a> CrawlState<'a> {
+    fn new(input: &'a CrawlInput, prepared: &'a Prepared, max_frontier: usize) -> Self {
+        CrawlState {
+            input,
+            prepared,
+            progress: Progress::default(),
+            seen: Seen::new(max_frontier),
+            queue: Frontier::default(),
+            canonicals: HashSet::new(),
+            fetched: HashSet::new(),
+            line_counts: HashMap::new(),
+        }
+    }
+
+    fn normalize(&self, u: &Url) -> Url {
+        normalize_url(u, self.input.keep_url_fragments)
+    }
+
+    /// Queues `url` unless it was seen (or the frontier is full).
+    fn push_new(&mut self, url: Url, depth: u32, referrer: Option<String>) {
+        if self.seen.insert(url.to_string()) {
+            self.queue.push_back(Request {
+                url,
+                depth,
+                referrer,
+            });
+        }
+    }
+
+    /// The start URLs, at depth 0 whatever the scope says.
+    fn seed(&mut self, start_urls: &[Url]) {
+        for u in start_urls {
+            let n = self.normalize(u);
+            self.push_new(n, 0, None);
+        }
+    }
+
+    /// Links found at `from_depth` join the crawl one level deeper, when that depth
+    /// is allowed and they are in scope.
+    fn follow(
+        &mut self,
+        urls: impl IntoIterator<Item = Url>,
+        from_depth: u32,
+        referrer: Option<&str>,
+    ) {
+        if from_depth >= self.input.max_crawl_depth {
+            return;
+        }
+        for u in urls {
+            let n = self.normalize(&u);
+            if in_scope(self.prepared, &n) {
+                self.push_new(n, from_depth + 1, referrer.map(str::to_owned));
+            }
+        }
+    }
+
+    /// Why the crawl ends once nothing is in flight.
+    fn stop_reason(&self, dispatched: u64) -> StopReason {
+        if self.progress.items >= self.input.max_results {
+            StopReason::MaxResults
+        } else if dispatched >= self.input.max_crawl_pages && !self.queue.is_empty() {
+            StopReason::MaxCrawlPages
+        } else {
+            StopReason::Finished
+        }
+    }
+
+    fn skip(&mut self, req: &Request, reason: String, sink: &mut impl FnMut(Event)) {
+        self.progress.skipped += 1;
+        sink(Event::Skipped {
+            url: req.url.to_string(),
+            reason,
+        });
+    }
+
+    fn on_outcome(&mut self, req: Request, outcome: Outcome, sink: &mut impl FnMut(Event)) {
+        match outcome {
+            Outcome::Failed(error) => {
+                self.progress.failed += 1;
+                sink(Event::Failed {
+                    url: req.url.to_string(),
+                    error,
+                });
+            }
+            Outcome::Skipped(reason) => self.skip(&req, reason, sink),
+            Outcome::Page(page) => self.on_page(req, *page, sink),
+        }
+    }
+
+    /// A fetched page: its item (unless it duplicates one, or is a sitemap) and its
+    /// links.
+    fn on_page(&mut self, req: Request, page: Page, sink: &mut impl FnMut(Event)) {
+        let Page { loaded, body } = page;
+        let final_norm = self.normalize(&loaded.final_url);
+        self.seen.insert(final_norm.to_string());
+        let referrer = loaded.final_url.to_string();
+        let (item, links) = match body {
+            Body::Html(ex) => {
+                let ex = *ex;
+                if let Err(reason) =
+                    self.claim_canonical(&req, &loaded.final_url, ex.metadata.canonical_url.as_deref())
+                {
+                    self.skip(&req, reason, sink);
+                    return;
+                }
+                if !loaded.mode.is_http() {
+                    self.progress.rendered += 1;
+                }
+                let links = ex.links.clone();
+                (html_item(&req, loaded, ex), links)
+            }
+            Body::Text { text, content_type } => {
+                let links = if content_type.contains("markdown") || self.input.use_llms_txt {
+                    text_links(&text, &loaded.final_url)
+                } else {
+                    Vec::new()
+                };
+                let markdown = self.input.save_markdown.then(|| text.clone());
+                (document_item(&req, loaded, content_type, text, markdown), links)
+            }
+            Body::Sitemap(urls) => {
+                // Sitemap URLs are pages at the sitemap's depth + 1; the sitemap itself
+                // is not an item.
+                self.skip(&req, format!("sitemap with {} URLs", urls.len()), sink);
+                let urls = urls.iter().filter_map(|l| Url::parse(l).ok());
+                self.follow(urls, req.depth, Some(&referrer));
+                return;
+            }
+            Body::Document { content_type, text } => (
+                document_item(&req, loaded, content_type, text.unwrap_or_default(), None),
+                Vec::new(),
+            ),
+        };
+        let urls = links.iter().filter_map(|l| Url::parse(l).ok());
+        self.follow(urls, req.depth, Some(&referrer));
+        let mut item = item;
+        if self.input.aggressive_prune {
+            prune(&mut item, &mut self.line_counts);
+        }
+        if self.progress.items < self.input.max_results {
+            self.progress.items += 1;
+            sink(Event::Item(Box::new(item)));
+        }
+    }
+
+    /// Canonical dedupe: Ok when the page at `loaded` is new and now emitted; the
+    /// reason to skip it when its canonical page was emitted already, or is crawled
+    /// instead (queued here, so the dataset holds the canonical page whatever order
+    /// they arrive in).
+    fn claim_canonical(
+        &mut self,
+        req: &Request,
+        loaded: &Url,
+        canonical: Option<&str>,
+    ) -> Result<(), String> {
+        let canonical = canonical
+            .and_then(|c| Url::parse(c).ok())
+            .map(|c| normalize_url(&c, false).to_string());
+        let own = normalize_url(loaded, false).to_string();
+        self.fetched.insert(own.clone());
+        if self.input.ignore_canonical_url {
+            return Ok(());
+        }
+        let target = canonical.unwrap_or_else(|| own.clone());
+        if self.canonicals.contains(&target) || self.canonicals.contains(&own) {
+            return Err(format!("duplicate of canonical URL {target}"));
+        }
+        if target != own
+            && !self.fetched.contains(&target)
+            && let Ok(cu) = Url::parse(&target)
+            && in_scope(self.prepared, &cu)
+        {
+            self.push_new(cu, req.depth, req.referrer.clone());
+            return Err(format!("canonical URL {target} is crawled instead"));
+        }
+        self.canonicals.insert(target);
+        self.canonicals.insert(own);
+        Ok(())
+    }
+}
+
+/// The `crawl` section of `req`'s item, and the response headers.
+fn crawl_info(req: &Request, loaded: Loaded) -> (CrawlInfo, BTreeMap<String, String>) {
+    let info = CrawlInfo {
+        loaded_url: loaded.final_url.to_string(),
+        loaded_time: now_rfc3339(),
+        referrer_url: req.referrer.clone(),
+        depth: req.depth,
+        http_status_code: loaded.status,
+        redirects: loaded.redirects,
+        mode: loaded.mode,
+        blocked_requests: loaded.blocked,
+    };
+    (info, loaded.headers)
+}
+
+/// The item of an HTML page.
+fn html_item(req: &Request, loaded: Loaded, ex: Extracted) -> DatasetItem {
+    let (crawl, headers) = crawl_info(req, loaded);
+    DatasetItem {
+        url: req.url.to_string(),
+        crawl,
+        metadata: ItemMetadata {
+            canonical_url: ex.metadata.canonical_url,
+            title: ex.metadata.title,
+            description: ex.metadata.description,
+            author: ex.metadata.author,
+            keywords: ex.metadata.keywords,
+            language_code: ex.metadata.language_code,
+            json_ld: ex.metadata.json_ld,
+            open_graph: ex.metadata.open_graph,
+            headers,
+            content_type: None,
+        },
+        text: ex.text,
+        markdown: ex.markdown,
+        html: ex.html,
+    }
+}
+
+/// The item of a document that is not HTML (text, Markdown, PDF).
 fn document_item(
     req: &Request,
-    loaded: &str,
-    status: u16,
-    headers: BTreeMap<String, String>,
-    redirects: Vec<RedirectHop>,
-    content_type: Option<String>,
+    loaded: Loaded,
+    content_type: String,
     text: String,
     markdown: Option<String>,
 ) -> DatasetItem {
+    let (crawl, headers) = crawl_info(req, loaded);
     DatasetItem {
         url: req.url.to_string(),
-        crawl: CrawlInfo {
-            loaded_url: loaded.to_string(),
-            loaded_time: now_rfc3339(),
-            referrer_url: req.referrer.clone(),
-            depth: req.depth,
-            http_status_code: status,
-            redirects,
-            mode: CrawlMode::Http,
-            blocked_requests: Vec::new(),
-        },
+        crawl,
         metadata: ItemMetadata {
             canonical_url: None,
             title: None,
@@ -808,7 +893,7 @@ fn document_item(
             json_ld: Vec::new(),
             open_graph: Vec::new(),
             headers,
-            content_type,
+            content_type: Some(content_type),
         },
         text,
         markdown,
@@ -1385,13 +1470,15 @@ async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
         return Outcome::Skipped(format!("unsupported content type {mime:?}"));
     };
     Outcome::Page(Box::new(Page {
-        final_url: resp.final_url,
-        status: resp.status,
-        headers,
-        redirects: resp.redirects,
+        loaded: Loaded {
+            final_url: resp.final_url,
+            status: resp.status,
+            headers,
+            redirects: resp.redirects,
+            mode,
+            blocked,
+        },
         body,
-        mode,
-        blocked,
     }))
 }
 
