@@ -108,72 +108,13 @@ fn print_source(s: &Source, json_out: bool) {
 
 pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow::Result<()> {
     match cmd {
-        SourcesCmd::List { agent_id } => {
-            let p = principal(app, &agent_id).await?;
-            let mut cursor = None;
-            loop {
-                let page = app
-                    .sources(
-                        &p,
-                        &agent_id,
-                        &SourceFilter::default(),
-                        cursor.as_ref(),
-                        100,
-                    )
-                    .await?;
-                for s in &page.items {
-                    print_source(s, json_out);
-                }
-                match (page.has_more, page.items.last()) {
-                    (true, Some(last)) => {
-                        cursor = Some(agentbase_core::Cursor {
-                            t: last.created_at,
-                            id: last.id.clone(),
-                        })
-                    }
-                    _ => return Ok(()),
-                }
-            }
-        }
+        SourcesCmd::List { agent_id } => list_sources(app, agent_id, json_out).await,
         SourcesCmd::Add {
             agent_id,
             name,
             text,
             file,
-        } => {
-            let p = principal(app, &agent_id).await?;
-            let new = match (text, file) {
-                (Some(text), _) => NewSource {
-                    name: name.unwrap_or_else(|| "Text".into()),
-                    content: SourceContent::Text { content: text },
-                },
-                (None, Some(path)) => {
-                    let bytes = std::fs::read(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let filename = path
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "upload".into());
-                    let doc = app
-                        .read_file(&filename, None, bytes)
-                        .await
-                        .with_context(|| format!("{}", path.display()))?;
-                    NewSource {
-                        name: name.unwrap_or_else(|| filename.clone()),
-                        content: SourceContent::File {
-                            filename,
-                            media_type: doc.media_type,
-                            content: doc.markdown,
-                            pages: doc.pages,
-                        },
-                    }
-                }
-                (None, None) => bail!("give --text or --file"),
-            };
-            let s = app.create_source(&p, &agent_id, new).await?;
-            print_source(&s, json_out);
-            Ok(())
-        }
+        } => add_source(app, agent_id, name, text, file, json_out).await,
         SourcesCmd::AddWebsite {
             agent_id,
             url,
@@ -181,94 +122,25 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
             include_only,
             exclude,
         } => {
-            let p = principal(app, &agent_id).await?;
             let link_type = match link_type.as_str() {
                 "crawl" => LinkType::Crawl,
                 "sitemap" => LinkType::Sitemap,
                 "individual" => LinkType::Individual,
                 other => bail!("--link-type {other}: use crawl, sitemap or individual"),
             };
-            let s = app
-                .create_source(
-                    &p,
-                    &agent_id,
-                    NewSource {
-                        name: url.clone(),
-                        content: SourceContent::Link {
-                            url,
-                            options: LinkOptions {
-                                link_type,
-                                exclude_paths: exclude,
-                                include_only_paths: include_only,
-                                slow_scraping: false,
-                            },
-                        },
-                    },
-                )
-                .await?;
-            print_source(&s, json_out);
-            if !json_out {
-                eprintln!(
-                    "Queued: the server's worker crawls and trains it (see `agentbase sources jobs`)."
-                );
-            }
-            Ok(())
+            let options = LinkOptions {
+                link_type,
+                exclude_paths: exclude,
+                include_only_paths: include_only,
+                slow_scraping: false,
+            };
+            add_website(app, agent_id, url, options, json_out).await
         }
         SourcesCmd::ImportApify {
             agent_id,
             from,
             name,
-        } => {
-            let p = principal(app, &agent_id).await?;
-            let bytes = if from.starts_with("http://") || from.starts_with("https://") {
-                // Through the crawler's SSRF guard and size cap, like any fetch the
-                // server makes.
-                let settings = agentbase_crawler::CrawlerSettings {
-                    allow_private_networks: app.settings.crawler.allow_private_networks,
-                    max_page_bytes: agentbase_core::knowledge::FILE_MAX_BYTES,
-                    ..Default::default()
-                };
-                let (status, body) = agentbase_crawler::fetch_url(&from, &settings)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot fetch {from}: {e}"))?;
-                if !(200..300).contains(&status) {
-                    bail!("{from} answered HTTP {status}");
-                }
-                body
-            } else {
-                std::fs::read(&from).with_context(|| format!("cannot read {from}"))?
-            };
-            let filename = if from.ends_with(".jsonl") || from.contains("format=jsonl") {
-                "dataset.jsonl"
-            } else {
-                "dataset.json"
-            };
-            let doc = app
-                .read_file(filename, None, bytes)
-                .await
-                .with_context(|| from.clone())?;
-            let pages = doc.pages.len();
-            let s = app
-                .create_source(
-                    &p,
-                    &agent_id,
-                    NewSource {
-                        name,
-                        content: SourceContent::File {
-                            filename: filename.into(),
-                            media_type: doc.media_type,
-                            content: doc.markdown,
-                            pages: doc.pages,
-                        },
-                    },
-                )
-                .await?;
-            print_source(&s, json_out);
-            if !json_out {
-                eprintln!("{pages} pages imported; the server's worker trains them.");
-            }
-            Ok(())
-        }
+        } => import_apify(app, agent_id, from, name, json_out).await,
         SourcesCmd::Delete {
             agent_id,
             source_id,
@@ -282,30 +154,193 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
             }
             Ok(())
         }
-        SourcesCmd::Jobs { agent_id } => {
-            let p = principal(app, &agent_id).await?;
-            for j in app.training_jobs(&p, &agent_id).await? {
-                if json_out {
-                    println!(
-                        "{}",
-                        json!({"id": j.id, "sourceId": j.source_id, "status": j.status.as_str(),
-                               "stage": j.stage, "done": j.done, "total": j.total, "error": j.error})
-                    );
-                } else {
-                    println!(
-                        "{}  {:<9} {:<9} {}/{}  {}",
-                        j.id,
-                        j.status.as_str(),
-                        j.stage,
-                        j.done,
-                        j.total,
-                        j.error.unwrap_or_default()
-                    );
-                }
+        SourcesCmd::Jobs { agent_id } => training_jobs(app, agent_id, json_out).await,
+    }
+}
+
+/// `sources list`: every source of the agent, a page at a time.
+async fn list_sources(app: &Arc<App>, agent_id: String, json_out: bool) -> anyhow::Result<()> {
+    let p = principal(app, &agent_id).await?;
+    let mut cursor = None;
+    loop {
+        let page = app
+            .sources(
+                &p,
+                &agent_id,
+                &SourceFilter::default(),
+                cursor.as_ref(),
+                100,
+            )
+            .await?;
+        for s in &page.items {
+            print_source(s, json_out);
+        }
+        match (page.has_more, page.items.last()) {
+            (true, Some(last)) => {
+                cursor = Some(agentbase_core::Cursor {
+                    t: last.created_at,
+                    id: last.id.clone(),
+                })
             }
-            Ok(())
+            _ => return Ok(()),
         }
     }
+}
+
+/// `sources add`: a text, or a file read here (PDF, DOCX, HTML, Markdown, text).
+async fn add_source(
+    app: &Arc<App>,
+    agent_id: String,
+    name: Option<String>,
+    text: Option<String>,
+    file: Option<PathBuf>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let p = principal(app, &agent_id).await?;
+    let new = match (text, file) {
+        (Some(text), _) => NewSource {
+            name: name.unwrap_or_else(|| "Text".into()),
+            content: SourceContent::Text { content: text },
+        },
+        (None, Some(path)) => {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let filename = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "upload".into());
+            let doc = app
+                .read_file(&filename, None, bytes)
+                .await
+                .with_context(|| format!("{}", path.display()))?;
+            NewSource {
+                name: name.unwrap_or_else(|| filename.clone()),
+                content: SourceContent::File {
+                    filename,
+                    media_type: doc.media_type,
+                    content: doc.markdown,
+                    pages: doc.pages,
+                },
+            }
+        }
+        (None, None) => bail!("give --text or --file"),
+    };
+    let s = app.create_source(&p, &agent_id, new).await?;
+    print_source(&s, json_out);
+    Ok(())
+}
+
+/// `sources add-website`: a link source, crawled and trained by the server's worker.
+async fn add_website(
+    app: &Arc<App>,
+    agent_id: String,
+    url: String,
+    options: LinkOptions,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let p = principal(app, &agent_id).await?;
+    let s = app
+        .create_source(
+            &p,
+            &agent_id,
+            NewSource {
+                name: url.clone(),
+                content: SourceContent::Link { url, options },
+            },
+        )
+        .await?;
+    print_source(&s, json_out);
+    if !json_out {
+        eprintln!(
+            "Queued: the server's worker crawls and trains it (see `agentbase sources jobs`)."
+        );
+    }
+    Ok(())
+}
+
+/// `sources import-apify`: an Apify dataset (a file, or a URL fetched through the
+/// crawler's SSRF guard) as one file source.
+async fn import_apify(
+    app: &Arc<App>,
+    agent_id: String,
+    from: String,
+    name: String,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let p = principal(app, &agent_id).await?;
+    let bytes = if from.starts_with("http://") || from.starts_with("https://") {
+        // Through the crawler's SSRF guard and size cap, like any fetch the
+        // server makes.
+        let settings = agentbase_crawler::CrawlerSettings {
+            allow_private_networks: app.settings.crawler.allow_private_networks,
+            max_page_bytes: agentbase_core::knowledge::FILE_MAX_BYTES,
+            ..Default::default()
+        };
+        let (status, body) = agentbase_crawler::fetch_url(&from, &settings)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot fetch {from}: {e}"))?;
+        if !(200..300).contains(&status) {
+            bail!("{from} answered HTTP {status}");
+        }
+        body
+    } else {
+        std::fs::read(&from).with_context(|| format!("cannot read {from}"))?
+    };
+    let filename = if from.ends_with(".jsonl") || from.contains("format=jsonl") {
+        "dataset.jsonl"
+    } else {
+        "dataset.json"
+    };
+    let doc = app
+        .read_file(filename, None, bytes)
+        .await
+        .with_context(|| from.clone())?;
+    let pages = doc.pages.len();
+    let s = app
+        .create_source(
+            &p,
+            &agent_id,
+            NewSource {
+                name,
+                content: SourceContent::File {
+                    filename: filename.into(),
+                    media_type: doc.media_type,
+                    content: doc.markdown,
+                    pages: doc.pages,
+                },
+            },
+        )
+        .await?;
+    print_source(&s, json_out);
+    if !json_out {
+        eprintln!("{pages} pages imported; the server's worker trains them.");
+    }
+    Ok(())
+}
+
+/// `sources jobs`: the agent's training jobs.
+async fn training_jobs(app: &Arc<App>, agent_id: String, json_out: bool) -> anyhow::Result<()> {
+    let p = principal(app, &agent_id).await?;
+    for j in app.training_jobs(&p, &agent_id).await? {
+        if json_out {
+            println!(
+                "{}",
+                json!({"id": j.id, "sourceId": j.source_id, "status": j.status.as_str(),
+                       "stage": j.stage, "done": j.done, "total": j.total, "error": j.error})
+            );
+        } else {
+            println!(
+                "{}  {:<9} {:<9} {}/{}  {}",
+                j.id,
+                j.status.as_str(),
+                j.stage,
+                j.done,
+                j.total,
+                j.error.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `agentbase search AGENT_ID QUERY`: ranked chunks with their scores.

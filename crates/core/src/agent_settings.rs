@@ -576,96 +576,131 @@ pub fn check_styles(v: &Value, errors: &mut FieldErrors) {
         return;
     };
     if let Some(chat) = map.get("chat") {
-        let p = format!("{path}.chat");
-        let keys = [
-            "theme",
-            "headerColor",
-            "userMessageColor",
-            "buttonColor",
-            "displayName",
-            "autoOpenChatWindowAfter",
-            "mobile",
-            "alignChatButton",
-            "messagePlaceholder",
-            "footer",
+        check_chat_style(&mut c, chat, &format!("{path}.chat"));
+    }
+    if let Some(stage) = map.get("centerStage") {
+        check_center_stage(&mut c, stage, &format!("{path}.centerStage"));
+    }
+}
+
+/// `styles.chat`: the chat window.
+fn check_chat_style(c: &mut Checker<'_>, chat: &Value, p: &str) {
+    let keys = [
+        "theme",
+        "headerColor",
+        "userMessageColor",
+        "buttonColor",
+        "displayName",
+        "autoOpenChatWindowAfter",
+        "mobile",
+        "alignChatButton",
+        "messagePlaceholder",
+        "footer",
+        "showFeedback",
+        "showCopyButton",
+        "showDictation",
+        "showAttachments",
+        "showVoiceMode",
+        "dismissableNotice",
+        "icon",
+    ];
+    if let Some(m) = c.object(chat, p, &keys) {
+        c.one_of(m, p, "theme", &["light", "dark"], false);
+        c.hex_colour(m, p, "headerColor", &[]);
+        c.hex_colour(m, p, "userMessageColor", &[]);
+        c.hex_colour(m, p, "buttonColor", &["transparent"]);
+        c.string(m, p, "displayName", 100, true);
+        c.number(m, p, "autoOpenChatWindowAfter", (0.0, 1e9), false, true);
+        c.one_of(m, p, "alignChatButton", &["left", "right"], false);
+        c.string(m, p, "messagePlaceholder", 200, true);
+        c.string(m, p, "footer", 500, true);
+        c.string(m, p, "dismissableNotice", 500, true);
+        for b in [
             "showFeedback",
             "showCopyButton",
             "showDictation",
             "showAttachments",
             "showVoiceMode",
-            "dismissableNotice",
-            "icon",
-        ];
-        if let Some(m) = c.object(chat, &p, &keys) {
-            c.one_of(m, &p, "theme", &["light", "dark"], false);
-            c.hex_colour(m, &p, "headerColor", &[]);
-            c.hex_colour(m, &p, "userMessageColor", &[]);
-            c.hex_colour(m, &p, "buttonColor", &["transparent"]);
-            c.string(m, &p, "displayName", 100, true);
-            c.number(m, &p, "autoOpenChatWindowAfter", (0.0, 1e9), false, true);
-            c.one_of(m, &p, "alignChatButton", &["left", "right"], false);
-            c.string(m, &p, "messagePlaceholder", 200, true);
-            c.string(m, &p, "footer", 500, true);
-            c.string(m, &p, "dismissableNotice", 500, true);
-            for b in [
-                "showFeedback",
-                "showCopyButton",
-                "showDictation",
-                "showAttachments",
-                "showVoiceMode",
-            ] {
-                c.boolean(m, &p, b, false);
-            }
-            // The chat bubble's icon: an image URL (an agentbase addition, as the
-            // dashboard's upload is not part of the API).
-            match m.get("icon") {
+        ] {
+            c.boolean(m, p, b, false);
+        }
+        // The chat bubble's icon: an image URL (an agentbase addition, as the
+        // dashboard's upload is not part of the API).
+        match m.get("icon") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.starts_with("https://") || s.starts_with("http://") => {}
+            Some(_) => c.bad(&format!("{p}.icon"), "must be an http(s) image URL or null"),
+        }
+        if let Some(mobile) = m.get("mobile") {
+            check_mobile_style(c, mobile, &format!("{p}.mobile"));
+        }
+    }
+}
+
+/// `styles.chat.mobile`.
+fn check_mobile_style(c: &mut Checker<'_>, mobile: &Value, mp: &str) {
+    let keys = ["initialMessages", "autoOpenChatWindowAfter", "showAutoOpen"];
+    if let Some(mm) = c.object(mobile, mp, &keys) {
+        c.boolean(mm, mp, "showAutoOpen", true);
+        for key in ["initialMessages", "autoOpenChatWindowAfter"] {
+            match mm.get(key) {
                 None | Some(Value::Null) => {}
-                Some(Value::String(s)) if s.starts_with("https://") || s.starts_with("http://") => {
-                }
-                Some(_) => c.bad(&format!("{p}.icon"), "must be an http(s) image URL or null"),
-            }
-            if let Some(mobile) = m.get("mobile") {
-                let mp = format!("{p}.mobile");
-                let keys = ["initialMessages", "autoOpenChatWindowAfter", "showAutoOpen"];
-                if let Some(mm) = c.object(mobile, &mp, &keys) {
-                    c.boolean(mm, &mp, "showAutoOpen", true);
-                    for key in ["initialMessages", "autoOpenChatWindowAfter"] {
-                        match mm.get(key) {
-                            None | Some(Value::Null) => {}
-                            Some(inner) => {
-                                let ip = format!("{mp}.{key}");
-                                if let Some(im) = c.object(inner, &ip, &["enabled", "value"]) {
-                                    c.required(im, &ip, &["enabled", "value"]);
-                                    c.boolean(im, &ip, "enabled", false);
-                                    let ok = match (key, im.get("value")) {
-                                        (_, None) => true,
-                                        ("initialMessages", Some(Value::Array(xs))) => {
-                                            xs.iter().all(Value::is_string)
-                                        }
-                                        ("autoOpenChatWindowAfter", Some(Value::Number(_))) => true,
-                                        _ => false,
-                                    };
-                                    if !ok {
-                                        c.bad(&format!("{ip}.value"), "has the wrong type");
-                                    }
-                                }
+                Some(inner) => {
+                    let ip = format!("{mp}.{key}");
+                    if let Some(im) = c.object(inner, &ip, &["enabled", "value"]) {
+                        c.required(im, &ip, &["enabled", "value"]);
+                        c.boolean(im, &ip, "enabled", false);
+                        let ok = match (key, im.get("value")) {
+                            (_, None) => true,
+                            ("initialMessages", Some(Value::Array(xs))) => {
+                                xs.iter().all(Value::is_string)
                             }
+                            ("autoOpenChatWindowAfter", Some(Value::Number(_))) => true,
+                            _ => false,
+                        };
+                        if !ok {
+                            c.bad(&format!("{ip}.value"), "has the wrong type");
                         }
                     }
                 }
             }
         }
     }
-    if let Some(stage) = map.get("centerStage") {
-        let p = format!("{path}.centerStage");
-        let keys = [
+}
+
+/// `styles.centerStage`: the full-page chat.
+fn check_center_stage(c: &mut Checker<'_>, stage: &Value, p: &str) {
+    let keys = [
+        "enabled",
+        "displayName",
+        "welcomeMessage",
+        "messagePlaceholder",
+        "dismissableNotice",
+        "footer",
+        SUGGESTED,
+        "showChatBubble",
+        "showAttachments",
+        "showDictation",
+        "showVoiceMode",
+        "showCopyButton",
+        "showFeedback",
+        "showDataSource",
+        "closeOnOutsideClick",
+        "theme",
+        "buttonColor",
+        "headerColor",
+        "userMessageColor",
+        "tintedGrayscale",
+        "accentColor",
+        "customSurfaceColors",
+        "typography",
+        "width",
+        "notificationIndicator",
+        "notificationMessage",
+    ];
+    if let Some(m) = c.object(stage, p, &keys) {
+        for b in [
             "enabled",
-            "displayName",
-            "welcomeMessage",
-            "messagePlaceholder",
-            "dismissableNotice",
-            "footer",
-            SUGGESTED,
             "showChatBubble",
             "showAttachments",
             "showDictation",
@@ -674,104 +709,83 @@ pub fn check_styles(v: &Value, errors: &mut FieldErrors) {
             "showFeedback",
             "showDataSource",
             "closeOnOutsideClick",
-            "theme",
-            "buttonColor",
-            "headerColor",
-            "userMessageColor",
-            "tintedGrayscale",
-            "accentColor",
-            "customSurfaceColors",
-            "typography",
-            "width",
-            "notificationIndicator",
-            "notificationMessage",
-        ];
-        if let Some(m) = c.object(stage, &p, &keys) {
-            for b in [
-                "enabled",
-                "showChatBubble",
-                "showAttachments",
-                "showDictation",
-                "showVoiceMode",
-                "showCopyButton",
-                "showFeedback",
-                "showDataSource",
-                "closeOnOutsideClick",
-            ] {
-                c.boolean(m, &p, b, false);
-            }
-            c.string(m, &p, "displayName", 100, true);
-            c.string(m, &p, "welcomeMessage", 500, true);
-            c.string(m, &p, "messagePlaceholder", 200, true);
-            c.string(m, &p, "dismissableNotice", 500, true);
-            c.string(m, &p, "footer", 500, true);
-            c.one_of(m, &p, "theme", &["light", "dark"], false);
-            c.one_of(m, &p, "width", &["small", "medium", "large"], false);
-            for colour in ["buttonColor", "headerColor", "userMessageColor"] {
-                c.hex_colour(m, &p, colour, &[]);
-            }
-            if let Some(s) = m.get(SUGGESTED)
-                && !s.is_null()
-            {
-                let mut inner = FieldErrors::new();
-                crate::agent::check_suggested_messages(s, &mut inner);
-                for (k, msg) in inner {
-                    c.bad(&format!("{p}.{k}"), msg);
-                }
-            }
-            let objects: [(&str, &[&str]); 6] = [
-                ("tintedGrayscale", &["enabled", "hue", "tint", "shade"]),
-                ("accentColor", &["enabled", "color"]),
-                (
-                    "customSurfaceColors",
-                    &["enabled", "background", "foreground"],
-                ),
-                ("typography", &["fontFamily", "fontSize"]),
-                ("notificationIndicator", &["enabled", "number"]),
-                ("notificationMessage", &["enabled", "text"]),
-            ];
-            for (key, fields) in objects {
-                let Some(o) = m.get(key) else { continue };
-                let op = format!("{p}.{key}");
-                let Some(om) = c.object(o, &op, fields) else {
-                    continue;
-                };
-                c.required(om, &op, fields);
-                c.boolean(om, &op, "enabled", false);
-                match key {
-                    "tintedGrayscale" => {
-                        c.number(om, &op, "hue", (0.0, 360.0), false, false);
-                        c.number(om, &op, "tint", (0.0, 10.0), false, false);
-                        c.number(om, &op, "shade", (0.0, 10.0), false, false);
-                    }
-                    "accentColor" => c.hex_colour(om, &op, "color", &[]),
-                    "customSurfaceColors" => {
-                        c.hex_colour(om, &op, "background", &[]);
-                        c.hex_colour(om, &op, "foreground", &[]);
-                    }
-                    "typography" => {
-                        c.one_of(
-                            om,
-                            &op,
-                            "fontFamily",
-                            &["Inter", "System", "Arial", "Helvetica", "Georgia"],
-                            false,
-                        );
-                        c.one_of(
-                            om,
-                            &op,
-                            "fontSize",
-                            &["12px", "14px", "16px", "18px", "20px"],
-                            false,
-                        );
-                    }
-                    "notificationIndicator" => {
-                        c.number(om, &op, "number", (0.0, 99.0), true, false)
-                    }
-                    _ => c.string(om, &op, "text", 200, false),
-                }
+        ] {
+            c.boolean(m, p, b, false);
+        }
+        c.string(m, p, "displayName", 100, true);
+        c.string(m, p, "welcomeMessage", 500, true);
+        c.string(m, p, "messagePlaceholder", 200, true);
+        c.string(m, p, "dismissableNotice", 500, true);
+        c.string(m, p, "footer", 500, true);
+        c.one_of(m, p, "theme", &["light", "dark"], false);
+        c.one_of(m, p, "width", &["small", "medium", "large"], false);
+        for colour in ["buttonColor", "headerColor", "userMessageColor"] {
+            c.hex_colour(m, p, colour, &[]);
+        }
+        if let Some(s) = m.get(SUGGESTED)
+            && !s.is_null()
+        {
+            let mut inner = FieldErrors::new();
+            crate::agent::check_suggested_messages(s, &mut inner);
+            for (k, msg) in inner {
+                c.bad(&format!("{p}.{k}"), msg);
             }
         }
+        let objects: [(&str, &[&str]); 6] = [
+            ("tintedGrayscale", &["enabled", "hue", "tint", "shade"]),
+            ("accentColor", &["enabled", "color"]),
+            (
+                "customSurfaceColors",
+                &["enabled", "background", "foreground"],
+            ),
+            ("typography", &["fontFamily", "fontSize"]),
+            ("notificationIndicator", &["enabled", "number"]),
+            ("notificationMessage", &["enabled", "text"]),
+        ];
+        for (key, fields) in objects {
+            if let Some(o) = m.get(key) {
+                check_stage_object(c, key, fields, o, &format!("{p}.{key}"));
+            }
+        }
+    }
+}
+
+/// One of `centerStage`'s small objects (`tintedGrayscale`, `accentColor`, …).
+fn check_stage_object(c: &mut Checker<'_>, key: &str, fields: &[&str], o: &Value, op: &str) {
+    let Some(om) = c.object(o, op, fields) else {
+        return;
+    };
+    c.required(om, op, fields);
+    c.boolean(om, op, "enabled", false);
+    match key {
+        "tintedGrayscale" => {
+            c.number(om, op, "hue", (0.0, 360.0), false, false);
+            c.number(om, op, "tint", (0.0, 10.0), false, false);
+            c.number(om, op, "shade", (0.0, 10.0), false, false);
+        }
+        "accentColor" => c.hex_colour(om, op, "color", &[]),
+        "customSurfaceColors" => {
+            c.hex_colour(om, op, "background", &[]);
+            c.hex_colour(om, op, "foreground", &[]);
+        }
+        "typography" => {
+            c.one_of(
+                om,
+                op,
+                "fontFamily",
+                &["Inter", "System", "Arial", "Helvetica", "Georgia"],
+                false,
+            );
+            c.one_of(
+                om,
+                op,
+                "fontSize",
+                &["12px", "14px", "16px", "18px", "20px"],
+                false,
+            );
+        }
+        "notificationIndicator" => c.number(om, op, "number", (0.0, 99.0), true, false),
+        _ => c.string(om, op, "text", 200, false),
     }
 }
 

@@ -750,9 +750,11 @@ impl<'a> CrawlState<'a> {
         let (item, links) = match body {
             Body::Html(ex) => {
                 let ex = *ex;
-                if let Err(reason) =
-                    self.claim_canonical(&req, &loaded.final_url, ex.metadata.canonical_url.as_deref())
-                {
+                if let Err(reason) = self.claim_canonical(
+                    &req,
+                    &loaded.final_url,
+                    ex.metadata.canonical_url.as_deref(),
+                ) {
                     self.skip(&req, reason, sink);
                     return;
                 }
@@ -769,7 +771,10 @@ impl<'a> CrawlState<'a> {
                     Vec::new()
                 };
                 let markdown = self.input.save_markdown.then(|| text.clone());
-                (document_item(&req, loaded, content_type, text, markdown), links)
+                (
+                    document_item(&req, loaded, content_type, text, markdown),
+                    links,
+                )
             }
             Body::Sitemap(urls) => {
                 // Sitemap URLs are pages at the sitemap's depth + 1; the sitemap itself

@@ -88,12 +88,49 @@ pub fn router(app: Arc<App>) -> Router {
         metrics: Arc::new(Metrics::default()),
         openapi: Bytes::from(openapi::document_json()),
     };
-    use routes::{
-        agents, apify, chat, contacts, conversations, leads, sources, system, v1, webhooks,
-    };
+    use routes::{apify, system};
+    let authenticate = || from_fn_with_state(state.clone(), layers::authenticate);
+    let api = api_routes()
+        .merge(helpdesk_routes())
+        .route_layer(authenticate());
+    let v1 = v1_routes()
+        .route_layer(authenticate())
+        .route_layer(axum::middleware::from_fn(layers::v1_errors));
+    let apify = apify_routes()
+        .route_layer(authenticate())
+        .route_layer(axum::middleware::from_fn(layers::apify_token))
+        .route_layer(axum::middleware::from_fn(apify::apify_errors));
+    let routes = api
+        .merge(v1)
+        .merge(apify)
+        .merge(public_routes())
+        .merge(dashboard::router())
+        .merge(widget_routes())
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), decompress::decompress))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(from_fn_with_state(state.clone(), layers::limits))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(from_fn_with_state(state.clone(), layers::request_context))
+        .with_state(state);
+    // `Allow` is added by each route's method router after its layers ran, so the
+    // middleware that completes it wraps the whole router.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(allow::allow))
+}
+
+/// The v2 API (key-authenticated by the caller's layer).
+fn api_routes() -> Router<AppState> {
+    use routes::{agents, chat, contacts, conversations, leads, sources, webhooks};
     // File uploads may be up to 20 MB (plus the form's framing).
     let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
-    let api = Router::new()
+    Router::new()
         .route("/api/v2/agents", get(agents::list).post(agents::create))
         .route(
             "/api/v2/agents/{agentId}",
@@ -189,9 +226,12 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v2/agents/{agentId}/users/{userId}/conversations",
             get(conversations::for_user),
         )
-        .merge(helpdesk_routes())
-        .route_layer(from_fn_with_state(state.clone(), layers::authenticate));
-    let v1 = Router::new()
+}
+
+/// Chatbase's v1 API.
+fn v1_routes() -> Router<AppState> {
+    use routes::{contacts, v1};
+    Router::new()
         .route("/api/v1/chat", post(v1::chat))
         .route("/api/v1/get-conversations", get(v1::get_conversations))
         .route("/api/v1/get-leads", get(v1::get_leads))
@@ -221,11 +261,13 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/update-chatbot-settings",
             post(v1::update_chatbot_settings),
         )
-        .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
-        .route_layer(axum::middleware::from_fn(layers::v1_errors));
-    // Apify's clients say `actors`, its docs and older clients `acts`; an actor id
-    // is `user~name`, `user/name` (two segments) or the actor's own id.
-    let apify = Router::new()
+}
+
+/// The Apify API: Apify's clients say `actors`, its docs and older clients `acts`;
+/// an actor id is `user~name`, `user/name` (two segments) or the actor's own id.
+fn apify_routes() -> Router<AppState> {
+    use routes::apify;
+    Router::new()
         .route("/v2/acts/{actorId}/runs", post(apify::start))
         .route("/v2/actors/{actorId}/runs", post(apify::start))
         .route("/v2/acts/{actorId}/{name}/runs", post(apify::start_named))
@@ -257,10 +299,11 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v2/datasets/{datasetId}", get(apify::dataset))
         .route("/v2/datasets/{datasetId}/items", get(apify::items))
-        .route_layer(from_fn_with_state(state.clone(), layers::authenticate))
-        .route_layer(axum::middleware::from_fn(layers::apify_token))
-        .route_layer(axum::middleware::from_fn(apify::apify_errors));
-    let widget = Router::new()
+}
+
+/// The widget's script and its public, CORS-checked endpoints.
+fn widget_routes() -> Router<AppState> {
+    Router::new()
         .route("/widget.js", get(widget::script))
         .route("/embed.min.js", get(widget::script))
         .route(
@@ -279,34 +322,16 @@ pub fn router(app: Arc<App>) -> Router {
             "/widget/v1/agents/{agentId}/handoff",
             post(widget_live::handoff).options(widget::preflight),
         )
-        .route("/widget/v1/agents/{agentId}/live", get(widget_live::live));
-    let public = Router::new()
+        .route("/widget/v1/agents/{agentId}/live", get(widget_live::live))
+}
+
+/// Health, the OpenAPI document and metrics: no key.
+fn public_routes() -> Router<AppState> {
+    use routes::system;
+    Router::new()
         .route("/api/v2/health", get(system::health))
         .route("/api/v2/openapi.json", get(system::openapi))
-        .route("/metrics", get(system::metrics));
-    let routes = api
-        .merge(v1)
-        .merge(apify)
-        .merge(public)
-        .merge(dashboard::router())
-        .merge(widget)
-        .fallback(system::not_found)
-        .method_not_allowed_fallback(system::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(from_fn_with_state(state.clone(), decompress::decompress))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            ApiError::internal().into_response()
-        }))
-        .layer(from_fn_with_state(state.clone(), layers::limits))
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(from_fn_with_state(state.clone(), layers::request_context))
-        .with_state(state);
-    // `Allow` is added by each route's method router after its layers ran, so the
-    // middleware that completes it wraps the whole router.
-    Router::new()
-        .fallback_service(routes)
-        .layer(axum::middleware::from_fn(allow::allow))
+        .route("/metrics", get(system::metrics))
 }
 
 /// Serves the API until `shutdown` resolves, then lets in-flight requests finish

@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
-use agentbase_core::{Error, Rejection, Resource, Result, ids};
+use agentbase_core::{Clock, Error, Rejection, Resource, Result, ids};
 use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
-    CancellationToken, CrawlInput, CrawlerSettings, Event, RenderingMemory, StopReason,
+    CancellationToken, CrawlError, CrawlInput, CrawlSummary, CrawlerSettings, Event,
+    RenderingMemory, StopReason,
 };
+use agentbase_store::Store;
 use serde_json::Value;
 
 use crate::{App, Principal};
@@ -220,110 +222,30 @@ impl App {
         // The crawler's sink is synchronous: events go through a channel to a task
         // that writes them.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let store = self.store.clone();
-        let clock = self.clock.clone();
-        let writer_id = id.clone();
+        let mut writer =
+            RunWriter::new(self.store.clone(), self.clock.clone(), id.clone(), dataset).await;
         let writer = tokio::spawn(async move {
-            let mut batch: Vec<Value> = Vec::new();
-            let mut written: i64 = 0;
-            let mut failed: i64 = 0;
-            let mut done: i64 = 0;
-            let mut error: Option<String> = None;
-            let mut log: Vec<String> = Vec::new();
-            let mut logged = store
-                .log_lines(&writer_id, 0)
-                .await
-                .map_or(0, |l| l.len() as i64);
             while let Some(event) = rx.recv().await {
-                let at = clock.now_ms();
-                match event {
-                    Event::Item(item) => {
-                        log.push(log_line(
-                            at,
-                            "INFO",
-                            &format!("Crawled {} (depth {})", item.url, item.crawl.depth),
-                        ));
-                        match serde_json::to_value(&*item) {
-                            Ok(v) => batch.push(v),
-                            Err(e) => error = Some(format!("an item could not be encoded: {e}")),
-                        }
-                    }
-                    Event::Progress(p) => {
-                        done = p.done as i64;
-                        failed = p.failed as i64;
-                    }
-                    Event::Failed { url, error } => {
-                        log.push(log_line(at, "WARN", &format!("Failed {url}: {error}")));
-                    }
-                    Event::Skipped { url, reason } => {
-                        log.push(log_line(at, "DEBUG", &format!("Skipped {url}: {reason}")));
-                    }
-                }
-                if !log.is_empty() && (rx.is_empty() || log.len() >= ITEM_BATCH) {
-                    if logged < LOG_LINES_MAX {
-                        let _ = store.append_log(&writer_id, logged, &log).await;
-                        logged += log.len() as i64;
-                    }
-                    log.clear();
-                }
-                if batch.len() >= ITEM_BATCH || (rx.is_empty() && !batch.is_empty()) {
-                    if let Err(e) = store.append_items(&dataset, written, &batch).await {
-                        error = Some(e.to_string());
-                    }
-                    written += batch.len() as i64;
-                    batch.clear();
-                }
-                let now = clock.now_ms();
-                let _ = store
-                    .run_progress(&writer_id, (done, failed, written), now + RUN_LEASE_MS)
-                    .await;
+                writer.on_event(event, rx.is_empty()).await;
             }
-            if !log.is_empty() && logged < LOG_LINES_MAX {
-                let _ = store.append_log(&writer_id, logged, &log).await;
-            }
-            if !batch.is_empty() {
-                if let Err(e) = store.append_items(&dataset, written, &batch).await {
-                    error = Some(e.to_string());
-                }
-                written += batch.len() as i64;
-            }
-            let now = clock.now_ms();
-            let _ = store
-                .run_progress(&writer_id, (done, failed, written), now + RUN_LEASE_MS)
-                .await;
-            error
+            writer.finish().await
         });
         let outcome = agentbase_crawler::crawl(&input, &settings, token, move |e| {
             let _ = tx.send(e);
         })
         .await;
         let write_error = writer.await.ok().flatten();
-        let (status, message) = match (outcome, write_error) {
-            (_, Some(e)) => (
-                RunStatus::Failed,
-                format!("the dataset could not be written: {e}"),
-            ),
-            (Err(e), None) => (RunStatus::Failed, e.to_string()),
-            (Ok(summary), None) => match summary.stop_reason {
-                StopReason::Aborted => (RunStatus::Aborted, "Aborted".to_owned()),
-                StopReason::TimedOut => (
-                    RunStatus::TimedOut,
-                    format!("Timed out after {timeout_secs} s"),
-                ),
-                _ => (
-                    RunStatus::Succeeded,
-                    format!(
-                        "Finished: {} pages, {} items, {} failed",
-                        summary.progress.done, summary.progress.items, summary.progress.failed
-                    ),
-                ),
-            },
-        };
+        let (status, message) = run_outcome(outcome, write_error, timeout_secs);
+        self.end_run(&id, status, &message).await;
+    }
+
+    /// Records the end of a run: its last log line, then its status.
+    async fn end_run(&self, id: &str, status: RunStatus, message: &str) {
         // The last line goes in before the status changes, so a client that sees
         // the run ended reads the whole log.
         let logged = self
             .store
-            .log_lines(&id, 0)
+            .log_lines(id, 0)
             .await
             .map_or(0, |l| l.len() as i64);
         let level = if status == RunStatus::Succeeded {
@@ -331,25 +253,19 @@ impl App {
         } else {
             "ERROR"
         };
-        let _ = self
-            .store
-            .append_log(
-                &id,
-                logged,
-                &[log_line(
-                    self.now(),
-                    level,
-                    &format!("{}: {message}", status.as_str()),
-                )],
-            )
-            .await;
+        let line = log_line(
+            self.now(),
+            level,
+            &format!("{}: {message}", status.as_str()),
+        );
+        let _ = self.store.append_log(id, logged, &[line]).await;
         if let Err(e) = self
             .store
             .set_run_status(
-                &id,
+                id,
                 &[RunStatus::Ready, RunStatus::Running, RunStatus::Aborting],
                 status,
-                Some(&message),
+                Some(message),
                 self.now(),
             )
             .await
@@ -529,5 +445,160 @@ impl App {
             tracing::warn!(runs = n, "crawl runs orphaned by a stopped node failed");
         }
         Ok(())
+    }
+}
+
+/// The status and message a run ends with: a dataset that could not be written
+/// fails the run whatever the crawl did.
+fn run_outcome(
+    outcome: std::result::Result<CrawlSummary, CrawlError>,
+    write_error: Option<String>,
+    timeout_secs: u64,
+) -> (RunStatus, String) {
+    match (outcome, write_error) {
+        (_, Some(e)) => (
+            RunStatus::Failed,
+            format!("the dataset could not be written: {e}"),
+        ),
+        (Err(e), None) => (RunStatus::Failed, e.to_string()),
+        (Ok(summary), None) => match summary.stop_reason {
+            StopReason::Aborted => (RunStatus::Aborted, "Aborted".to_owned()),
+            StopReason::TimedOut => (
+                RunStatus::TimedOut,
+                format!("Timed out after {timeout_secs} s"),
+            ),
+            _ => (
+                RunStatus::Succeeded,
+                format!(
+                    "Finished: {} pages, {} items, {} failed",
+                    summary.progress.done, summary.progress.items, summary.progress.failed
+                ),
+            ),
+        },
+    }
+}
+
+/// Writes a run's crawl events: items to its dataset and lines to its log, in
+/// batches, and its progress (renewing the run's lease) after each event.
+struct RunWriter {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    run_id: String,
+    dataset: String,
+    batch: Vec<Value>,
+    log: Vec<String>,
+    /// Items written, log lines written.
+    written: i64,
+    logged: i64,
+    /// Pages done and failed, from the last progress event.
+    done: i64,
+    failed: i64,
+    /// The first thing that could not be written or encoded.
+    error: Option<String>,
+}
+
+impl RunWriter {
+    async fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        run_id: String,
+        dataset: String,
+    ) -> RunWriter {
+        let logged = store
+            .log_lines(&run_id, 0)
+            .await
+            .map_or(0, |l| l.len() as i64);
+        RunWriter {
+            store,
+            clock,
+            run_id,
+            dataset,
+            batch: Vec::new(),
+            log: Vec::new(),
+            written: 0,
+            logged,
+            done: 0,
+            failed: 0,
+            error: None,
+        }
+    }
+
+    /// One event; `idle` when no other is waiting, which flushes what is batched.
+    async fn on_event(&mut self, event: Event, idle: bool) {
+        let at = self.clock.now_ms();
+        match event {
+            Event::Item(item) => {
+                self.log.push(log_line(
+                    at,
+                    "INFO",
+                    &format!("Crawled {} (depth {})", item.url, item.crawl.depth),
+                ));
+                match serde_json::to_value(&*item) {
+                    Ok(v) => self.batch.push(v),
+                    Err(e) => self.error = Some(format!("an item could not be encoded: {e}")),
+                }
+            }
+            Event::Progress(p) => {
+                self.done = p.done as i64;
+                self.failed = p.failed as i64;
+            }
+            Event::Failed { url, error } => {
+                self.log
+                    .push(log_line(at, "WARN", &format!("Failed {url}: {error}")));
+            }
+            Event::Skipped { url, reason } => {
+                self.log
+                    .push(log_line(at, "DEBUG", &format!("Skipped {url}: {reason}")));
+            }
+        }
+        if !self.log.is_empty() && (idle || self.log.len() >= ITEM_BATCH) {
+            self.write_log().await;
+        }
+        if self.batch.len() >= ITEM_BATCH || (idle && !self.batch.is_empty()) {
+            self.write_items().await;
+        }
+        self.progress().await;
+    }
+
+    /// Writes what is left; the first error, if any.
+    async fn finish(mut self) -> Option<String> {
+        if !self.log.is_empty() {
+            self.write_log().await;
+        }
+        if !self.batch.is_empty() {
+            self.write_items().await;
+        }
+        self.progress().await;
+        self.error
+    }
+
+    /// The log keeps its first `LOG_LINES_MAX` lines (more are dropped).
+    async fn write_log(&mut self) {
+        if self.logged < LOG_LINES_MAX {
+            let _ = self
+                .store
+                .append_log(&self.run_id, self.logged, &self.log)
+                .await;
+            self.logged += self.log.len() as i64;
+        }
+        self.log.clear();
+    }
+
+    async fn write_items(&mut self) {
+        if let Err(e) = self
+            .store
+            .append_items(&self.dataset, self.written, &self.batch)
+            .await
+        {
+            self.error = Some(e.to_string());
+        }
+        self.written += self.batch.len() as i64;
+        self.batch.clear();
+    }
+
+    async fn progress(&self) {
+        let lease = self.clock.now_ms() + RUN_LEASE_MS;
+        let counts = (self.done, self.failed, self.written);
+        let _ = self.store.run_progress(&self.run_id, counts, lease).await;
     }
 }

@@ -72,7 +72,7 @@ pub struct BrowserSettings {
 }
 
 /// Where the widget learns a visitor's country (for agents' `blockedCountries`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetSettings {
     /// A header set by the proxy in front (`CF-IPCountry`, …) holding the
@@ -343,49 +343,13 @@ impl Default for Settings {
             credits,
         };
         Settings {
-            server: ServerSettings {
-                bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-                public_url: String::new(),
-                body_limit_bytes: 2 * 1024 * 1024,
-                trusted_proxies: Vec::new(),
-                shutdown_grace_secs: 30,
-                metrics: true,
-                header_timeout_secs: 10,
-                body_timeout_secs: 30,
-                request_timeout_secs: 120,
-                upload_timeout_secs: 300,
-                max_connections: 4096,
-            },
-            database: DatabaseSettings {
-                url: String::new(),
-                max_connections: 16,
-            },
-            rate_limit: RateLimitSettings {
-                backend: LimiterBackend::Memory,
-                redis_url: "redis://127.0.0.1:6379".into(),
-                requests: 100,
-                window_secs: 10,
-            },
-            log: LogSettings {
-                format: LogFormat::Text,
-                level: "info".into(),
-            },
-            plans: PlanSettings {
-                free: 50,
-                hobby: 500,
-                standard: 4000,
-                pro: 15_000,
-                enterprise: 100_000,
-            },
-            agents: AgentSettings {
-                default_model: "auto".into(),
-            },
-            chat: ChatSettings {
-                max_tokens: 512,
-                tool_call_ttl_secs: 1800,
-                turn_lease_secs: 30,
-                max_message_chars: 32_000,
-            },
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            log: LogSettings::default(),
+            plans: PlanSettings::default(),
+            agents: AgentSettings::default(),
+            chat: ChatSettings::default(),
             providers: BTreeMap::from([(
                 "local".into(),
                 ProviderSettings {
@@ -396,77 +360,188 @@ impl Default for Settings {
                 },
             )]),
             models: BTreeMap::from([("auto".into(), model(1.0)), ("smollm2".into(), model(1.0))]),
-            knowledge: KnowledgeSettings {
-                index_dir: String::new(),
-                embedder: "local".into(),
-                embedding_model: String::new(),
-                embedding_dimensions: 1536,
-                chunk_chars: 1000,
-                chunk_overlap: 150,
-                retrieval_limit: 5,
-                min_relevance: 0.34,
-                min_coverage: 0.0,
-                fusion: "normalized".into(),
-                auto_retrain_interval_secs: 7 * 24 * 3600,
-                storage_limits: PlanLimits {
-                    free: 400_000,
-                    hobby: 33_000_000,
-                    standard: 33_000_000,
-                    pro: 33_000_000,
-                    enterprise: 1_000_000_000,
-                },
-                training_concurrency: 3,
-                jobs_per_workspace: 2,
-                embedder_nice: 10,
+            knowledge: KnowledgeSettings::default(),
+            crawler: CrawlerConfig::default(),
+            extraction: ExtractionSettings::default(),
+            widget: WidgetSettings::default(),
+            notifications: NotificationSettings::default(),
+            webhooks: WebhookSettings::default(),
+            browser: BrowserSettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: String::new(),
+            body_limit_bytes: 2 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
+            shutdown_grace_secs: 30,
+            metrics: true,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            request_timeout_secs: 120,
+            upload_timeout_secs: 300,
+            max_connections: 4096,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: String::new(),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            backend: LimiterBackend::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            requests: 100,
+            window_secs: 10,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings {
+            free: 50,
+            hobby: 500,
+            standard: 4000,
+            pro: 15_000,
+            enterprise: 100_000,
+        }
+    }
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            default_model: "auto".into(),
+        }
+    }
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            max_tokens: 512,
+            tool_call_ttl_secs: 1800,
+            turn_lease_secs: 30,
+            max_message_chars: 32_000,
+        }
+    }
+}
+
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        KnowledgeSettings {
+            index_dir: String::new(),
+            embedder: "local".into(),
+            embedding_model: String::new(),
+            embedding_dimensions: 1536,
+            chunk_chars: 1000,
+            chunk_overlap: 150,
+            retrieval_limit: 5,
+            min_relevance: 0.34,
+            min_coverage: 0.0,
+            fusion: "normalized".into(),
+            auto_retrain_interval_secs: 7 * 24 * 3600,
+            storage_limits: PlanLimits {
+                free: 400_000,
+                hobby: 33_000_000,
+                standard: 33_000_000,
+                pro: 33_000_000,
+                enterprise: 1_000_000_000,
             },
-            crawler: CrawlerConfig {
-                allow_private_networks: false,
-                max_pages: 500,
-                max_depth: 20,
-                timeout_secs: 1800,
-                max_concurrency: 16,
-                max_frontier: 100_000,
-                runs_per_workspace: 2,
-                run_timeout_secs: 3600,
-                run_max_pages: PlanLimits {
-                    free: 50,
-                    hobby: 1_000,
-                    standard: 10_000,
-                    pro: 50_000,
-                    enterprise: 200_000,
-                },
+            training_concurrency: 3,
+            jobs_per_workspace: 2,
+            embedder_nice: 10,
+        }
+    }
+}
+
+impl Default for CrawlerConfig {
+    fn default() -> Self {
+        CrawlerConfig {
+            allow_private_networks: false,
+            max_pages: 500,
+            max_depth: 20,
+            timeout_secs: 1800,
+            max_concurrency: 16,
+            max_frontier: 100_000,
+            runs_per_workspace: 2,
+            run_timeout_secs: 3600,
+            run_max_pages: PlanLimits {
+                free: 50,
+                hobby: 1_000,
+                standard: 10_000,
+                pro: 50_000,
+                enterprise: 200_000,
             },
-            extraction: ExtractionSettings {
-                worker_memory_mb: 1024,
-                timeout_secs: 60,
-                max_concurrent: 2,
-                queue_timeout_secs: 30,
-            },
-            widget: WidgetSettings {
-                country_header: String::new(),
-                geoip_database: String::new(),
-            },
-            notifications: NotificationSettings {
-                smtp_url: String::new(),
-                from: "agentbase <notifications@localhost>".into(),
-                check_interval_secs: 300,
-            },
-            webhooks: WebhookSettings {
-                max_attempts: 8,
-                retry_base_secs: 30,
-                retry_max_secs: 3600,
-                timeout_secs: 10,
-                poll_interval_ms: 1000,
-                concurrency: 4,
-            },
-            browser: BrowserSettings {
-                enabled: true,
-                executable: "/usr/bin/chromium".into(),
-                max_pages: 4,
-                page_memory_mb: 512,
-                max_memory_mb: 2048,
-                idle_secs: 300,
-            },
+        }
+    }
+}
+
+impl Default for ExtractionSettings {
+    fn default() -> Self {
+        ExtractionSettings {
+            worker_memory_mb: 1024,
+            timeout_secs: 60,
+            max_concurrent: 2,
+            queue_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        NotificationSettings {
+            smtp_url: String::new(),
+            from: "agentbase <notifications@localhost>".into(),
+            check_interval_secs: 300,
+        }
+    }
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            max_attempts: 8,
+            retry_base_secs: 30,
+            retry_max_secs: 3600,
+            timeout_secs: 10,
+            poll_interval_ms: 1000,
+            concurrency: 4,
+        }
+    }
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        BrowserSettings {
+            enabled: true,
+            executable: "/usr/bin/chromium".into(),
+            max_pages: 4,
+            page_memory_mb: 512,
+            max_memory_mb: 2048,
+            idle_secs: 300,
         }
     }
 }
@@ -626,7 +701,18 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Values the types allow but the server cannot run with, named by their key.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_server()?;
+        self.validate_models()?;
+        self.validate_notifications()?;
+        self.validate_limits()?;
+        self.validate_knowledge()?;
+        self.validate_browser()
+    }
+
+    /// The rate limiter, request bodies and the database.
+    fn validate_server(&self) -> Result<(), ConfigError> {
         if self.rate_limit.requests == 0 {
             return Err(config_err("rate_limit.requests", "must be at least 1"));
         }
@@ -658,6 +744,11 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(config_err("database.max_connections", "must be at least 1"));
         }
+        Ok(())
+    }
+
+    /// Every model names a provider and a price.
+    fn validate_models(&self) -> Result<(), ConfigError> {
         for (name, model) in &self.models {
             if !self.providers.contains_key(&model.provider) {
                 return Err(config_err(
@@ -672,6 +763,11 @@ impl Settings {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The mail relay and its schedule.
+    fn validate_notifications(&self) -> Result<(), ConfigError> {
         let smtp = &self.notifications.smtp_url;
         if !(smtp.is_empty()
             || ["smtp://", "smtps://", "smtp+starttls://"]
@@ -689,6 +785,11 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        Ok(())
+    }
+
+    /// Counts, sizes and timeouts that must be at least 1 (or a floor).
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         if self.chat.max_tokens == 0 {
             return Err(config_err("chat.max_tokens", "must be at least 1"));
         }
@@ -743,6 +844,11 @@ impl Settings {
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(config_err(*key, "must be at least 1"));
         }
+        Ok(())
+    }
+
+    /// Extraction, chat leases and the knowledge base's retrieval and embedder.
+    fn validate_knowledge(&self) -> Result<(), ConfigError> {
         if self.extraction.worker_memory_mb < 128 {
             return Err(config_err(
                 "extraction.worker_memory_mb",
@@ -792,6 +898,11 @@ impl Settings {
                 "must be \"local\", \"none\" or the name of a provider of kind \"openai\"",
             ));
         }
+        Ok(())
+    }
+
+    /// The browser pool, and the default model of new agents.
+    fn validate_browser(&self) -> Result<(), ConfigError> {
         if !(1..=64).contains(&self.browser.max_pages) {
             return Err(config_err("browser.max_pages", "must be 1 to 64"));
         }
