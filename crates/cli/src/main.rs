@@ -659,10 +659,7 @@ async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
             name,
             expires_in_days,
         } => {
-            let ws = app
-                .resolve_workspace(workspace.as_deref())
-                .await
-                .context("no such workspace")?;
+            let ws = workspace_of(app, workspace.as_deref()).await?;
             let expires = expires_in_days.map(|d| app.now() + i64::from(d) * 86_400_000);
             let (key, plaintext) = app.create_key(&ws.id, &name, expires).await?;
             if as_json {
@@ -714,10 +711,7 @@ fn parse_visibility(v: Option<String>) -> anyhow::Result<Option<Visibility>> {
 async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
         AgentCmd::Create { workspace, fields } => {
-            let ws = app
-                .resolve_workspace(workspace.as_deref())
-                .await
-                .context("no such workspace")?;
+            let ws = workspace_of(app, workspace.as_deref()).await?;
             let new = NewAgent {
                 name: fields.name.context("--name is required")?,
                 instructions: fields.instructions,
@@ -733,43 +727,14 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             }
         }
         AgentCmd::List { workspace } => {
-            let ws = app
-                .resolve_workspace(workspace.as_deref())
-                .await
-                .context("no such workspace")?;
-            let mut all = Vec::new();
-            let mut cursor = None;
-            loop {
-                let page = app.agents(&ws.id, cursor.as_ref(), 100).await?;
-                cursor = page.items.last().map(|a| agentbase_core::Cursor {
-                    t: a.created_at,
-                    id: a.id.clone(),
-                });
-                all.extend(page.items);
-                if !page.has_more {
-                    break;
-                }
-            }
-            if as_json {
-                let mut out = Vec::with_capacity(all.len());
-                for a in all {
-                    out.push(agent_json(app, a).await?);
-                }
-                print_json(&serde_json::Value::Array(out));
-            } else {
-                for a in all {
-                    println!("{}\t{}\t{}\t{}", a.id, a.model, a.status.as_str(), a.name);
-                }
-            }
+            let ws = workspace_of(app, workspace.as_deref()).await?;
+            list_agents(app, &ws.id, as_json).await?;
         }
         AgentCmd::Show {
             agent_id,
             workspace,
         } => {
-            let ws = app
-                .resolve_workspace(workspace.as_deref())
-                .await
-                .context("no such workspace")?;
+            let ws = workspace_of(app, workspace.as_deref()).await?;
             let agent = app.agent(&ws.id, &agent_id).await.map_err(describe)?;
             print_json(&agent_json(app, agent).await?);
         }
@@ -778,10 +743,7 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             workspace,
             fields,
         } => {
-            let ws = app
-                .resolve_workspace(workspace.as_deref())
-                .await
-                .context("no such workspace")?;
+            let ws = workspace_of(app, workspace.as_deref()).await?;
             let patch = AgentPatch {
                 name: fields.name,
                 instructions: fields.instructions,
@@ -805,51 +767,14 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             workspace,
             set,
         } => {
-            let ws = app
-                .resolve_workspace(workspace.as_deref())
-                .await
-                .context("no such workspace")?;
-            let agent = match set {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
-                    let list: Vec<serde_json::Value> = serde_json::from_str(&text)
-                        .context("the file must hold a JSON array of actions")?;
-                    let actions = list
-                        .into_iter()
-                        .map(|v| agentbase_core::Action {
-                            name: v["name"].as_str().unwrap_or_default().to_owned(),
-                            description: v["description"].as_str().unwrap_or_default().to_owned(),
-                            parameters: v["parameters"].clone(),
-                        })
-                        .collect();
-                    app.set_actions(&ws.id, &agent_id, actions)
-                        .await
-                        .map_err(describe)?
-                }
-                None => app.agent(&ws.id, &agent_id).await.map_err(describe)?,
-            };
-            let list: Vec<_> = agent
-                .actions
-                .iter()
-                .map(|a| json!({"name": a.name, "description": a.description, "parameters": a.parameters}))
-                .collect();
-            if as_json {
-                print_json(&serde_json::Value::Array(list));
-            } else {
-                for a in &agent.actions {
-                    println!("{}\t{}", a.name, a.description);
-                }
-            }
+            let ws = workspace_of(app, workspace.as_deref()).await?;
+            agent_actions(app, &ws.id, &agent_id, set, as_json).await?;
         }
         AgentCmd::Delete {
             agent_id,
             workspace,
         } => {
-            let ws = app
-                .resolve_workspace(workspace.as_deref())
-                .await
-                .context("no such workspace")?;
+            let ws = workspace_of(app, workspace.as_deref()).await?;
             app.delete_agent(&ws.id, &agent_id)
                 .await
                 .map_err(describe)?;
@@ -858,6 +783,88 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             } else {
                 println!("Deleted agent {agent_id}");
             }
+        }
+    }
+    Ok(())
+}
+
+async fn workspace_of(
+    app: &App,
+    workspace: Option<&str>,
+) -> anyhow::Result<agentbase_core::Workspace> {
+    app.resolve_workspace(workspace)
+        .await
+        .context("no such workspace")
+}
+
+/// `agents list`: every agent of the workspace.
+async fn list_agents(app: &App, ws: &str, as_json: bool) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = app.agents(ws, cursor.as_ref(), 100).await?;
+        cursor = page.items.last().map(|a| agentbase_core::Cursor {
+            t: a.created_at,
+            id: a.id.clone(),
+        });
+        all.extend(page.items);
+        if !page.has_more {
+            break;
+        }
+    }
+    if as_json {
+        let mut out = Vec::with_capacity(all.len());
+        for a in all {
+            out.push(agent_json(app, a).await?);
+        }
+        print_json(&serde_json::Value::Array(out));
+    } else {
+        for a in all {
+            println!("{}\t{}\t{}\t{}", a.id, a.model, a.status.as_str(), a.name);
+        }
+    }
+    Ok(())
+}
+
+/// `agents actions`: lists the agent's actions, after replacing them with a file's
+/// JSON array when `set` is given.
+async fn agent_actions(
+    app: &App,
+    ws: &str,
+    agent_id: &str,
+    set: Option<std::path::PathBuf>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let agent = match set {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let list: Vec<serde_json::Value> = serde_json::from_str(&text)
+                .context("the file must hold a JSON array of actions")?;
+            let actions = list
+                .into_iter()
+                .map(|v| agentbase_core::Action {
+                    name: v["name"].as_str().unwrap_or_default().to_owned(),
+                    description: v["description"].as_str().unwrap_or_default().to_owned(),
+                    parameters: v["parameters"].clone(),
+                })
+                .collect();
+            app.set_actions(ws, agent_id, actions)
+                .await
+                .map_err(describe)?
+        }
+        None => app.agent(ws, agent_id).await.map_err(describe)?,
+    };
+    let list: Vec<_> = agent
+        .actions
+        .iter()
+        .map(|a| json!({"name": a.name, "description": a.description, "parameters": a.parameters}))
+        .collect();
+    if as_json {
+        print_json(&serde_json::Value::Array(list));
+    } else {
+        for a in &agent.actions {
+            println!("{}\t{}", a.name, a.description);
         }
     }
     Ok(())
