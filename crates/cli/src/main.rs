@@ -424,80 +424,9 @@ fn write_default_config(data_dir: &Path) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
     match cli.command {
-        Command::Init { admin_password } => {
-            let settings = load_settings(&g, Overrides::default())?;
-            init_logging(&settings, "warn");
-            write_default_config(&g.data_dir)?;
-            let base_url = settings.base_url();
-            if let Some(p) = &admin_password {
-                agentbase_core::password::check_strength(p)
-                    .map_err(|m| anyhow::anyhow!("--admin-password {m}"))?;
-            }
-            let app = open(&g, settings).await?;
-            let Some(boot) = app.bootstrap().await? else {
-                bail!(
-                    "{} is already initialised; make another key with `agentbase keys create`",
-                    g.data_dir.display()
-                );
-            };
-            let generated = app
-                .init_admin_password(admin_password.as_deref())
-                .await?
-                .filter(|_| admin_password.is_none());
-            if g.json {
-                let mut out = json!({"apiKey": boot.api_key, "workspaceId": boot.workspace.id,
-                    "baseUrl": base_url, "dashboardUrl": dashboard_url(&base_url)});
-                if let Some(p) = &generated {
-                    out["adminPassword"] = json!(p);
-                }
-                println!("{out}");
-            } else {
-                print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
-                print_admin_password(generated.as_deref(), &base_url);
-            }
-            Ok(())
-        }
-        Command::AdminPassword { password } => {
-            let app = admin(&g).await?;
-            let plaintext = password
-                .clone()
-                .unwrap_or_else(agentbase_core::password::generate);
-            app.set_admin_password(&plaintext).await?;
-            if g.json {
-                print_json(&json!({"adminPassword": password.is_none().then_some(plaintext)}));
-            } else if password.is_none() {
-                println!("New dashboard password (shown once):\n\n    {plaintext}\n");
-            } else {
-                println!("Dashboard password changed; every session is signed out.");
-            }
-            Ok(())
-        }
-        Command::Serve { bind } => {
-            let settings = load_settings(&g, Overrides { bind })?;
-            init_logging(&settings, "settings");
-            write_default_config(&g.data_dir)?;
-            let bind = settings.server.bind;
-            let base_url = settings.base_url();
-            let app = Arc::new(open_with(&g, settings, true).await?);
-            app.start_workers();
-            if let Some(boot) = app.bootstrap().await? {
-                print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
-            }
-            // Also for a record made before the dashboard existed.
-            if let Some(generated) = app.init_admin_password(None).await? {
-                print_admin_password(Some(&generated), &base_url);
-            }
-            let listener = tokio::net::TcpListener::bind(bind)
-                .await
-                .with_context(|| format!("cannot listen on {bind}"))?;
-            let addr = listener.local_addr()?;
-            tracing::info!(%addr, limiter = app.limiter.backend_name(), "agentbase listening");
-            println!("agentbase listening on http://{addr} (API: {base_url})");
-            agentbase_server::serve(listener, app.clone(), agentbase_server::shutdown_signal())
-                .await?;
-            app.store.close().await;
-            Ok(())
-        }
+        Command::Init { admin_password } => init(&g, admin_password).await,
+        Command::AdminPassword { password } => admin_password(&g, password).await,
+        Command::Serve { bind } => serve(&g, bind).await,
         Command::Workspaces(cmd) => {
             let app = admin(&g).await?;
             workspaces(&app, cmd, g.json).await
@@ -564,6 +493,86 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             doctor::health(&settings, url, g.json).await
         }
     }
+}
+
+/// `agentbase init`: the default config, the first workspace and key, and the
+/// dashboard password.
+async fn init(g: &Global, admin_password: Option<String>) -> anyhow::Result<()> {
+    let settings = load_settings(g, Overrides::default())?;
+    init_logging(&settings, "warn");
+    write_default_config(&g.data_dir)?;
+    let base_url = settings.base_url();
+    if let Some(p) = &admin_password {
+        agentbase_core::password::check_strength(p)
+            .map_err(|m| anyhow::anyhow!("--admin-password {m}"))?;
+    }
+    let app = open(g, settings).await?;
+    let Some(boot) = app.bootstrap().await? else {
+        bail!(
+            "{} is already initialised; make another key with `agentbase keys create`",
+            g.data_dir.display()
+        );
+    };
+    let generated = app
+        .init_admin_password(admin_password.as_deref())
+        .await?
+        .filter(|_| admin_password.is_none());
+    if g.json {
+        let mut out = json!({"apiKey": boot.api_key, "workspaceId": boot.workspace.id,
+            "baseUrl": base_url, "dashboardUrl": dashboard_url(&base_url)});
+        if let Some(p) = &generated {
+            out["adminPassword"] = json!(p);
+        }
+        println!("{out}");
+    } else {
+        print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
+        print_admin_password(generated.as_deref(), &base_url);
+    }
+    Ok(())
+}
+
+/// `agentbase admin-password`: sets (or generates) the dashboard password.
+async fn admin_password(g: &Global, password: Option<String>) -> anyhow::Result<()> {
+    let app = admin(g).await?;
+    let plaintext = password
+        .clone()
+        .unwrap_or_else(agentbase_core::password::generate);
+    app.set_admin_password(&plaintext).await?;
+    if g.json {
+        print_json(&json!({"adminPassword": password.is_none().then_some(plaintext)}));
+    } else if password.is_none() {
+        println!("New dashboard password (shown once):\n\n    {plaintext}\n");
+    } else {
+        println!("Dashboard password changed; every session is signed out.");
+    }
+    Ok(())
+}
+
+/// `agentbase serve`: the server, its workers and the dashboard, until a signal.
+async fn serve(g: &Global, bind: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let settings = load_settings(g, Overrides { bind })?;
+    init_logging(&settings, "settings");
+    write_default_config(&g.data_dir)?;
+    let bind = settings.server.bind;
+    let base_url = settings.base_url();
+    let app = Arc::new(open_with(g, settings, true).await?);
+    app.start_workers();
+    if let Some(boot) = app.bootstrap().await? {
+        print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
+    }
+    // Also for a record made before the dashboard existed.
+    if let Some(generated) = app.init_admin_password(None).await? {
+        print_admin_password(Some(&generated), &base_url);
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, limiter = app.limiter.backend_name(), "agentbase listening");
+    println!("agentbase listening on http://{addr} (API: {base_url})");
+    agentbase_server::serve(listener, app.clone(), agentbase_server::shutdown_signal()).await?;
+    app.store.close().await;
+    Ok(())
 }
 
 async fn admin(g: &Global) -> anyhow::Result<App> {

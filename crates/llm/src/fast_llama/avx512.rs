@@ -355,6 +355,10 @@ unsafe fn attend_impl(
     }
 }
 
+/// Query rows `r0..r0 + N` of [`attend_impl`].
+///
+/// # Safety
+/// As for [`attend_impl`], and `r0 + N ≤` the number of query rows.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,f16c,fma")]

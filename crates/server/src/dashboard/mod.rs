@@ -36,6 +36,14 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/login", get(auth::login_page).post(auth::login))
         .route("/dashboard/logout", post(auth::logout))
         .route("/dashboard/assets/{file}", get(asset))
+        .merge(workspace_routes())
+        .merge(agent_routes())
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Workspaces, their keys, usage and members, and invitation links.
+fn workspace_routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/dashboard/workspaces",
             get(workspaces::list).post(workspaces::create),
@@ -66,6 +74,12 @@ pub fn router() -> Router<AppState> {
             "/dashboard/invite/{token}",
             get(members::link_page).post(members::accept),
         )
+}
+
+/// One agent's pages: settings, playground, conversations and handoff, knowledge,
+/// tickets and leads.
+fn agent_routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/dashboard/w/{ws}/agents",
             get(agents::list).post(agents::create),
@@ -150,7 +164,6 @@ pub fn router() -> Router<AppState> {
             "/dashboard/w/{ws}/agents/{agentId}/conversations/{conversationId}/live.json",
             get(helpdesk::live),
         )
-        .layer(axum::middleware::map_response(security_headers))
 }
 
 /// Scripts, styles, fetches and forms from this origin only; no framing; no
