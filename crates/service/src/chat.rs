@@ -454,51 +454,7 @@ impl App {
     /// `POST /api/v1/chat`. The answer is stored in the conversation named by
     /// `conversationId` (created under that id when new) or in a new one.
     pub async fn chat_v1(self: &Arc<Self>, p: &Principal, input: V1Input) -> Result<Turn> {
-        let mut invalid = agentbase_core::FieldErrors::new();
-        match input.messages.last() {
-            None => {
-                invalid.insert("messages".into(), "must not be empty".into());
-            }
-            Some((role, content)) if role != "user" || content.is_empty() => {
-                invalid.insert(
-                    "messages".into(),
-                    "the last message must be a non-empty user message".into(),
-                );
-            }
-            _ => {}
-        }
-        let max_chars = self.settings.chat.max_message_chars;
-        for (i, (role, content)) in input.messages.iter().enumerate() {
-            if role != "user" && role != "assistant" {
-                invalid.insert(
-                    format!("messages[{i}].role"),
-                    "must be user or assistant".into(),
-                );
-            }
-            if content.chars().count() > max_chars {
-                invalid.insert(
-                    format!("messages[{i}].content"),
-                    format!("must be at most {max_chars} characters"),
-                );
-            }
-        }
-        // The history a v1 client sends is tokenized for every answer: bound it.
-        if input.messages.len() > V1_MAX_MESSAGES {
-            invalid.insert(
-                "messages".into(),
-                format!("at most {V1_MAX_MESSAGES} messages"),
-            );
-        }
-        if input.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
-            invalid.insert("temperature".into(), "must be between 0 and 1".into());
-        }
-        if input
-            .conversation_id
-            .as_deref()
-            .is_some_and(|c| c.is_empty() || c.len() > 128)
-        {
-            invalid.insert("conversationId".into(), "must be 1–128 characters".into());
-        }
+        let mut invalid = check_v1_input(&input, self.settings.chat.max_message_chars);
         let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
         let entry = match &input.model {
             Some(m) => match self.models.get(m) {
@@ -1428,4 +1384,53 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The field errors of a v1 chat request (the model is checked by the caller).
+fn check_v1_input(input: &V1Input, max_chars: usize) -> agentbase_core::FieldErrors {
+    let mut invalid = agentbase_core::FieldErrors::new();
+    match input.messages.last() {
+        None => {
+            invalid.insert("messages".into(), "must not be empty".into());
+        }
+        Some((role, content)) if role != "user" || content.is_empty() => {
+            invalid.insert(
+                "messages".into(),
+                "the last message must be a non-empty user message".into(),
+            );
+        }
+        _ => {}
+    }
+    for (i, (role, content)) in input.messages.iter().enumerate() {
+        if role != "user" && role != "assistant" {
+            invalid.insert(
+                format!("messages[{i}].role"),
+                "must be user or assistant".into(),
+            );
+        }
+        if content.chars().count() > max_chars {
+            invalid.insert(
+                format!("messages[{i}].content"),
+                format!("must be at most {max_chars} characters"),
+            );
+        }
+    }
+    // The history a v1 client sends is tokenized for every answer: bound it.
+    if input.messages.len() > V1_MAX_MESSAGES {
+        invalid.insert(
+            "messages".into(),
+            format!("at most {V1_MAX_MESSAGES} messages"),
+        );
+    }
+    if input.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+        invalid.insert("temperature".into(), "must be between 0 and 1".into());
+    }
+    if input
+        .conversation_id
+        .as_deref()
+        .is_some_and(|c| c.is_empty() || c.len() > 128)
+    {
+        invalid.insert("conversationId".into(), "must be 1–128 characters".into());
+    }
+    invalid
 }

@@ -102,34 +102,7 @@ impl App {
         let timeout_secs = timeout_secs
             .unwrap_or(limits.timeout_secs)
             .clamp(1, limits.run_timeout_secs);
-        // The plan bounds every run, whatever its input asks (WCC's default is
-        // 9,999,999 pages); a lower figure in the input is kept.
-        let max_pages = limits.run_max_pages.get(p.plan);
-        let mut notes = Vec::new();
-        if parsed.max_crawl_pages > max_pages {
-            if input.get("maxCrawlPages").is_some() {
-                notes.push(format!(
-                    "maxCrawlPages lowered to {max_pages} (the plan's limit)"
-                ));
-            }
-            parsed.max_crawl_pages = max_pages;
-        }
-        parsed.max_results = parsed.max_results.min(max_pages);
-        if parsed.max_concurrency > limits.max_concurrency {
-            parsed.max_concurrency = limits.max_concurrency;
-        }
-        let ignored: Vec<String> = parsed
-            .ignored_inputs()
-            .into_iter()
-            .map(str::to_owned)
-            .chain(parsed.unknown_inputs())
-            .collect();
-        if !ignored.is_empty() {
-            notes.push(format!("Ignored inputs: {}", ignored.join(", ")));
-        }
-        if parsed.crawler_type.uses_browser() && self.crawls.renderer.is_none() {
-            notes.push("No browser on this server: pages are read over HTTP".to_owned());
-        }
+        let notes = self.bound_run(p, &input, &mut parsed);
         let run = CrawlRun {
             id: ids::alphanumeric(17),
             workspace_id: p.workspace_id.clone(),
@@ -191,6 +164,41 @@ impl App {
             app.crawls.tokens.lock().expect("crawl tokens").remove(&id);
         });
         Ok(run)
+    }
+
+    /// Bounds a run's input by the plan and the server (a lower figure in the input
+    /// is kept); what the run's status message should say about it.
+    fn bound_run(&self, p: &Principal, input: &Value, parsed: &mut CrawlInput) -> Vec<String> {
+        let limits = &self.settings.crawler;
+        // The plan bounds every run, whatever its input asks (WCC's default is
+        // 9,999,999 pages); a lower figure in the input is kept.
+        let max_pages = limits.run_max_pages.get(p.plan);
+        let mut notes = Vec::new();
+        if parsed.max_crawl_pages > max_pages {
+            if input.get("maxCrawlPages").is_some() {
+                notes.push(format!(
+                    "maxCrawlPages lowered to {max_pages} (the plan's limit)"
+                ));
+            }
+            parsed.max_crawl_pages = max_pages;
+        }
+        parsed.max_results = parsed.max_results.min(max_pages);
+        if parsed.max_concurrency > limits.max_concurrency {
+            parsed.max_concurrency = limits.max_concurrency;
+        }
+        let ignored: Vec<String> = parsed
+            .ignored_inputs()
+            .into_iter()
+            .map(str::to_owned)
+            .chain(parsed.unknown_inputs())
+            .collect();
+        if !ignored.is_empty() {
+            notes.push(format!("Ignored inputs: {}", ignored.join(", ")));
+        }
+        if parsed.crawler_type.uses_browser() && self.crawls.renderer.is_none() {
+            notes.push("No browser on this server: pages are read over HTTP".to_owned());
+        }
+        notes
     }
 
     async fn execute_run(

@@ -651,54 +651,10 @@ impl App {
                 .await;
         }
         let messages = self.store.recent_messages(&conversation.id, 50).await?;
-        let last_user = messages
-            .iter()
-            .rev()
-            .find(|m| m.role == MessageRole::User)
-            .map(Message::text);
-        let subject = conversation
-            .title
-            .clone()
-            .or_else(|| {
-                messages
-                    .iter()
-                    .find(|m| m.role == MessageRole::User)
-                    .map(Message::text)
-            })
-            .map(|s| s.chars().take(helpdesk::SUBJECT_MAX).collect::<String>())
-            .filter(|s| !s.trim().is_empty());
         let status = Self::pick_status(&statuses, None, Some("new"), "new")?;
-        let customer_key = conversation
-            .user_id
-            .clone()
-            .unwrap_or_else(|| conversation.id.clone());
-        let customer = Customer {
-            id: helpdesk::customer_id(agent_id, &customer_key),
-            name: None,
-            email: None,
-            phone: None,
-        };
-        let t = Ticket {
-            id: ids::uuid_v4(),
-            workspace_id: workspace_id.to_owned(),
-            agent_id: agent_id.to_owned(),
-            number: 0,
-            conversation_id: Some(conversation.id.clone()),
-            subject,
-            description: last_user.clone(),
-            status_id: status.id,
-            status_category: status.category,
-            assignee_id: None,
-            assignee_email: None,
-            team_id: None,
-            priority: "none".into(),
-            channel: helpdesk::channel_of_source(&conversation.source).into(),
-            customer: customer.clone(),
-            metadata,
-            created_at: now,
-            updated_at: now,
-            last_message_at: last_user.as_ref().map(|_| now),
-        };
+        let t = new_handoff_ticket(workspace_id, conversation, &messages, status, metadata, now);
+        let last_user = t.description.clone();
+        let customer = t.customer.clone();
         let mut thread = vec![event_message(&t, now, handoff_event)];
         if let Some(text) = &last_user {
             thread.push(reply_message(&t.id, Sender::customer(&customer), text, now));
@@ -932,5 +888,66 @@ impl App {
         let c = self.conversation_of(p, agent_id, conversation_id).await?;
         self.messages_after(&p.workspace_id, &c.id, after, wait)
             .await
+    }
+}
+
+/// The ticket a taken-over conversation opens: its subject is the conversation's
+/// title or the visitor's first message, its description the visitor's last.
+fn new_handoff_ticket(
+    workspace_id: &str,
+    conversation: &Conversation,
+    messages: &[Message],
+    status: TicketStatus,
+    metadata: serde_json::Value,
+    now: agentbase_core::Millis,
+) -> Ticket {
+    let agent_id = conversation.agent_id.as_str();
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == MessageRole::User)
+        .map(Message::text);
+    let subject = conversation
+        .title
+        .clone()
+        .or_else(|| {
+            messages
+                .iter()
+                .find(|m| m.role == MessageRole::User)
+                .map(Message::text)
+        })
+        .map(|s| s.chars().take(helpdesk::SUBJECT_MAX).collect::<String>())
+        .filter(|s| !s.trim().is_empty());
+    let customer_key = conversation
+        .user_id
+        .clone()
+        .unwrap_or_else(|| conversation.id.clone());
+    let customer = Customer {
+        id: helpdesk::customer_id(agent_id, &customer_key),
+        name: None,
+        email: None,
+        phone: None,
+    };
+    let last_message_at = last_user.as_ref().map(|_| now);
+    Ticket {
+        id: ids::uuid_v4(),
+        workspace_id: workspace_id.to_owned(),
+        agent_id: agent_id.to_owned(),
+        number: 0,
+        conversation_id: Some(conversation.id.clone()),
+        subject,
+        description: last_user,
+        status_id: status.id,
+        status_category: status.category,
+        assignee_id: None,
+        assignee_email: None,
+        team_id: None,
+        priority: "none".into(),
+        channel: helpdesk::channel_of_source(&conversation.source).into(),
+        customer,
+        metadata,
+        created_at: now,
+        updated_at: now,
+        last_message_at,
     }
 }

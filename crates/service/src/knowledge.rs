@@ -317,88 +317,8 @@ impl App {
             .source(&agent.id, id)
             .await?
             .ok_or(Error::NotFound(Resource::Source))?;
-        let mut errors = agentbase_core::FieldErrors::new();
-        let mismatch = |errors: &mut agentbase_core::FieldErrors, field: &str| {
-            errors.insert(
-                field.to_owned(),
-                format!("not a field of {} sources", source.kind().as_str()),
-            );
-        };
-        if let Some(name) = &update.name {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > agentbase_core::knowledge::SOURCE_NAME_MAX
-            {
-                errors.insert("name".into(), "1 to 100 characters".into());
-            }
-        }
-        let mut content = source.content.clone();
-        match &mut content {
-            SourceContent::Text { content } => {
-                if let Some(c) = update.content.clone() {
-                    *content = c;
-                }
-            }
-            SourceContent::Qna { questions, answer } => {
-                if let Some(q) = update.questions.clone() {
-                    *questions = q;
-                }
-                if let Some(a) = update.answer.clone() {
-                    *answer = a;
-                }
-            }
-            SourceContent::Link { options, .. } => {
-                if let Some(x) = update.exclude_paths.clone() {
-                    options.exclude_paths = x;
-                }
-                if let Some(x) = update.include_only_paths.clone() {
-                    options.include_only_paths = x;
-                }
-                if let Some(x) = update.slow_scraping {
-                    options.slow_scraping = x;
-                }
-            }
-            SourceContent::File {
-                filename,
-                media_type,
-                content,
-                pages,
-            } => {
-                if let Some((f, m, c, p)) = update.file.clone() {
-                    *filename = f;
-                    *media_type = m;
-                    *content = c;
-                    *pages = p;
-                }
-            }
-        }
+        let content = updated_content(&source, &update)?;
         let kind = source.kind();
-        if update.content.is_some() && kind != SourceKind::Text {
-            mismatch(&mut errors, "content");
-        }
-        if (update.questions.is_some() || update.answer.is_some()) && kind != SourceKind::Qna {
-            mismatch(
-                &mut errors,
-                if update.questions.is_some() {
-                    "questions"
-                } else {
-                    "answer"
-                },
-            );
-        }
-        if (update.exclude_paths.is_some()
-            || update.include_only_paths.is_some()
-            || update.slow_scraping.is_some())
-            && kind != SourceKind::Link
-        {
-            mismatch(&mut errors, "excludePaths");
-        }
-        if update.file.is_some() && kind != SourceKind::File {
-            mismatch(&mut errors, "file");
-        }
-        validate_content(&content, &mut errors);
-        if !errors.is_empty() {
-            return Err(Error::Invalid(errors));
-        }
         let name = update
             .name
             .as_deref()
@@ -1138,4 +1058,91 @@ fn build_snapshot(dir: &Path, docs: Vec<Doc>) -> Result<Index> {
     std::fs::rename(&tmp, dir)
         .map_err(|e| Error::Internal(format!("cannot move the snapshot into place: {e}")))?;
     Index::open(dir).map_err(|e| Error::Internal(format!("cannot open the new snapshot: {e}")))
+}
+
+/// The content `update` gives `source`, checked: fields of another kind of source,
+/// a bad name and content out of bounds are field errors.
+fn updated_content(source: &Source, update: &SourceUpdate) -> Result<SourceContent> {
+    let mut errors = agentbase_core::FieldErrors::new();
+    let mismatch = |errors: &mut agentbase_core::FieldErrors, field: &str| {
+        errors.insert(
+            field.to_owned(),
+            format!("not a field of {} sources", source.kind().as_str()),
+        );
+    };
+    if let Some(name) = &update.name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > agentbase_core::knowledge::SOURCE_NAME_MAX {
+            errors.insert("name".into(), "1 to 100 characters".into());
+        }
+    }
+    let mut content = source.content.clone();
+    match &mut content {
+        SourceContent::Text { content } => {
+            if let Some(c) = update.content.clone() {
+                *content = c;
+            }
+        }
+        SourceContent::Qna { questions, answer } => {
+            if let Some(q) = update.questions.clone() {
+                *questions = q;
+            }
+            if let Some(a) = update.answer.clone() {
+                *answer = a;
+            }
+        }
+        SourceContent::Link { options, .. } => {
+            if let Some(x) = update.exclude_paths.clone() {
+                options.exclude_paths = x;
+            }
+            if let Some(x) = update.include_only_paths.clone() {
+                options.include_only_paths = x;
+            }
+            if let Some(x) = update.slow_scraping {
+                options.slow_scraping = x;
+            }
+        }
+        SourceContent::File {
+            filename,
+            media_type,
+            content,
+            pages,
+        } => {
+            if let Some((f, m, c, p)) = update.file.clone() {
+                *filename = f;
+                *media_type = m;
+                *content = c;
+                *pages = p;
+            }
+        }
+    }
+    let kind = source.kind();
+    if update.content.is_some() && kind != SourceKind::Text {
+        mismatch(&mut errors, "content");
+    }
+    if (update.questions.is_some() || update.answer.is_some()) && kind != SourceKind::Qna {
+        mismatch(
+            &mut errors,
+            if update.questions.is_some() {
+                "questions"
+            } else {
+                "answer"
+            },
+        );
+    }
+    if (update.exclude_paths.is_some()
+        || update.include_only_paths.is_some()
+        || update.slow_scraping.is_some())
+        && kind != SourceKind::Link
+    {
+        mismatch(&mut errors, "excludePaths");
+    }
+    if update.file.is_some() && kind != SourceKind::File {
+        mismatch(&mut errors, "file");
+    }
+    validate_content(&content, &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    Ok(content)
 }
