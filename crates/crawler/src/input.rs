@@ -419,35 +419,22 @@ impl CrawlInput {
             scopes.push(scope_of(&u));
             start_urls.push(u);
         }
-        let globs = |field: &'static str, list: &[GlobInput]| {
-            if list.len() > MAX_GLOBS {
-                return Err(InputError::Invalid {
-                    field,
-                    reason: format!("more than {MAX_GLOBS} globs"),
-                });
-            }
-            let globs = list
-                .iter()
-                .map(|g| {
-                    Glob::new(g.pattern()).map_err(|e| InputError::Invalid {
-                        field,
-                        reason: e.to_string(),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            // Every link found is matched against every glob: bound the sum.
-            if globs.iter().map(Glob::cost).sum::<usize>() > MAX_GLOB_COST {
-                return Err(InputError::Invalid {
-                    field,
-                    reason: format!(
-                        "the globs expand to more than {MAX_GLOB_COST} pattern characters in all"
-                    ),
-                });
-            }
-            Ok(globs)
-        };
-        let include = globs("includeUrlGlobs", &self.include_url_globs)?;
-        let exclude = globs("excludeUrlGlobs", &self.exclude_url_globs)?;
+        let include = parse_globs("includeUrlGlobs", &self.include_url_globs)?;
+        let exclude = parse_globs("excludeUrlGlobs", &self.exclude_url_globs)?;
+        self.check_limits()?;
+        self.check_browser_inputs()?;
+        let extract = self.extract_options()?;
+        Ok(Prepared {
+            start_urls,
+            scopes,
+            include,
+            exclude,
+            extract,
+        })
+    }
+
+    /// Concurrency, retries, timeouts, headers and cookies.
+    fn check_limits(&self) -> Result<(), InputError> {
         if !(1..=999).contains(&self.max_concurrency) {
             return Err(InputError::Invalid {
                 field: "maxConcurrency",
@@ -484,6 +471,11 @@ impl CrawlInput {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Selectors and the browser's waits, scrolling and detection figures.
+    fn check_browser_inputs(&self) -> Result<(), InputError> {
         for (field, selector) in [
             ("waitForSelector", &self.wait_for_selector),
             ("softWaitForSelector", &self.soft_wait_for_selector),
@@ -531,14 +523,7 @@ impl CrawlInput {
                 });
             }
         }
-        let extract = self.extract_options()?;
-        Ok(Prepared {
-            start_urls,
-            scopes,
-            include,
-            exclude,
-            extract,
-        })
+        Ok(())
     }
 }
 
@@ -552,6 +537,35 @@ fn scope_of(u: &Url) -> (String, String) {
         _ => path.trim_end_matches('/'),
     };
     (origin, dir.to_string())
+}
+
+/// A glob list of the input, bounded in count and in total cost.
+fn parse_globs(field: &'static str, list: &[GlobInput]) -> Result<Vec<Glob>, InputError> {
+    if list.len() > MAX_GLOBS {
+        return Err(InputError::Invalid {
+            field,
+            reason: format!("more than {MAX_GLOBS} globs"),
+        });
+    }
+    let globs = list
+        .iter()
+        .map(|g| {
+            Glob::new(g.pattern()).map_err(|e| InputError::Invalid {
+                field,
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every link found is matched against every glob: bound the sum.
+    if globs.iter().map(Glob::cost).sum::<usize>() > MAX_GLOB_COST {
+        return Err(InputError::Invalid {
+            field,
+            reason: format!(
+                "the globs expand to more than {MAX_GLOB_COST} pattern characters in all"
+            ),
+        });
+    }
+    Ok(globs)
 }
 
 #[cfg(test)]
