@@ -191,22 +191,7 @@ pub(crate) fn extract_page(
     let base = base_url(&doc, page_url.as_ref());
     let metadata = metadata(&doc, base.as_ref());
     let mut links = links(&doc, base.as_ref());
-    // What a browser would click open: menus and search boxes are left alone there
-    // (browser/page.js), so they do not count here either.
-    let probed = probe.map_or(0, |p| {
-        doc.select(p)
-            .take(1000)
-            .filter(|e| {
-                let v = e.value();
-                let said = [v.id(), v.attr("aria-controls"), v.attr("aria-label")];
-                v.attr("aria-haspopup").is_none()
-                    && !said
-                        .iter()
-                        .flatten()
-                        .any(|s| s.to_ascii_lowercase().contains("search"))
-            })
-            .count()
-    });
+    let probed = probe.map_or(0, |p| clickable_matches(&doc, p));
     let frame_docs: Vec<(Url, Html)> = frames
         .iter()
         .filter_map(|(u, h)| {
@@ -216,16 +201,7 @@ pub(crate) fn extract_page(
             Some((Url::parse(u).ok()?, Html::parse_document(&h)))
         })
         .collect();
-    if !frame_docs.is_empty() {
-        let mut seen: HashSet<String> = links.iter().cloned().collect();
-        for (u, d) in &frame_docs {
-            for l in self::links(d, base_url(d, Some(u)).as_ref()) {
-                if seen.insert(l.clone()) {
-                    links.push(l);
-                }
-            }
-        }
-    }
+    add_frame_links(&mut links, &frame_docs);
 
     let remove = parse_selector(
         "removeElementsCssSelector",
@@ -243,23 +219,7 @@ pub(crate) fn extract_page(
         Some(sel) => doc.select(sel).map(|e| e.id()).collect(),
         None => HashSet::new(),
     };
-    let kept: Option<Vec<ego_tree::NodeId>> = keep.as_ref().map(|sel| {
-        let ids: Vec<_> = doc.select(sel).map(|e| e.id()).collect();
-        let set: HashSet<_> = ids.iter().copied().collect();
-        // Only the outermost matches: nested ones would repeat their content.
-        ids.into_iter()
-            .filter(|id| {
-                let mut cur = doc.tree.get(*id).and_then(|n| n.parent());
-                while let Some(p) = cur {
-                    if set.contains(&p.id()) {
-                        return false;
-                    }
-                    cur = p.parent();
-                }
-                true
-            })
-            .collect()
-    });
+    let kept = keep.as_ref().map(|sel| outermost_matches(&doc, sel));
     let frames: Vec<Frame<'_>> = frame_docs
         .iter()
         .map(|(u, d)| Frame {
@@ -309,6 +269,57 @@ pub(crate) fn extract_page(
         readable,
     };
     (out, probed)
+}
+
+/// The page's matches of `probe` (at most 1000) a browser would click open: menus
+/// and search boxes are left alone there (browser/page.js), so not counted here.
+fn clickable_matches(doc: &Html, probe: &Selector) -> usize {
+    doc.select(probe)
+        .take(1000)
+        .filter(|e| {
+            let v = e.value();
+            let said = [v.id(), v.attr("aria-controls"), v.attr("aria-label")];
+            v.attr("aria-haspopup").is_none()
+                && !said
+                    .iter()
+                    .flatten()
+                    .any(|s| s.to_ascii_lowercase().contains("search"))
+        })
+        .count()
+}
+
+/// The elements matching `sel` that no other match contains: nested matches would
+/// repeat their content.
+fn outermost_matches(doc: &Html, sel: &Selector) -> Vec<ego_tree::NodeId> {
+    let ids: Vec<_> = doc.select(sel).map(|e| e.id()).collect();
+    let set: HashSet<_> = ids.iter().copied().collect();
+    ids.into_iter()
+        .filter(|id| {
+            let mut cur = doc.tree.get(*id).and_then(|n| n.parent());
+            while let Some(p) = cur {
+                if set.contains(&p.id()) {
+                    return false;
+                }
+                cur = p.parent();
+            }
+            true
+        })
+        .collect()
+}
+
+/// Adds the links of the inlined frames that the page does not have already.
+fn add_frame_links(links: &mut Vec<String>, frame_docs: &[(Url, Html)]) {
+    if frame_docs.is_empty() {
+        return;
+    }
+    let mut seen: HashSet<String> = links.iter().cloned().collect();
+    for (u, d) in frame_docs {
+        for l in self::links(d, base_url(d, Some(u)).as_ref()) {
+            if seen.insert(l.clone()) {
+                links.push(l);
+            }
+        }
+    }
 }
 
 fn base_url(doc: &Html, page: Option<&Url>) -> Option<Url> {
