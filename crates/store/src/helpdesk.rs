@@ -10,8 +10,8 @@ use agentbase_core::helpdesk::{
 };
 use agentbase_core::webhook::OutboxEvent;
 use agentbase_core::{Error, Result};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::chat::{Arg, Where, bind_all};
 use crate::{Page, Store, bool_int, db_err, json_text};
@@ -478,114 +478,15 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let mut t = w.ticket.clone();
         if w.new {
-            let n: i64 = sqlx::query(
-                "SELECT COALESCE(MAX(number), 0) + 1 AS n FROM tickets WHERE agent_id = $1",
-            )
-            .bind(&t.agent_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            t.number = n;
-            sqlx::query(&format!(
-                "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
-            ))
-            .bind(&t.id)
-            .bind(&t.workspace_id)
-            .bind(&t.agent_id)
-            .bind(t.number)
-            .bind(&t.conversation_id)
-            .bind(&t.subject)
-            .bind(&t.description)
-            .bind(&t.status_id)
-            .bind(&t.status_category)
-            .bind(&t.assignee_id)
-            .bind(&t.assignee_email)
-            .bind(&t.team_id)
-            .bind(&t.priority)
-            .bind(&t.channel)
-            .bind(&t.customer.id)
-            .bind(&t.customer.name)
-            .bind(&t.customer.email)
-            .bind(&t.customer.phone)
-            .bind(json_text(&t.metadata))
-            .bind(t.created_at)
-            .bind(t.updated_at)
-            .bind(t.last_message_at)
-            .execute(&mut *tx)
-            .await?;
+            insert_ticket(&mut tx, &mut t).await?;
         } else {
-            sqlx::query(
-                "UPDATE tickets SET status_id = $1, status_category = $2, assignee_id = $3, \
-                 assignee_email = $4, team_id = $5, priority = $6, updated_at = $7, \
-                 last_message_at = $8 WHERE id = $9",
-            )
-            .bind(&t.status_id)
-            .bind(&t.status_category)
-            .bind(&t.assignee_id)
-            .bind(&t.assignee_email)
-            .bind(&t.team_id)
-            .bind(&t.priority)
-            .bind(t.updated_at)
-            .bind(t.last_message_at)
-            .bind(&t.id)
-            .execute(&mut *tx)
-            .await?;
+            update_ticket(&mut tx, &t).await?;
         }
         if !w.messages.is_empty() {
-            let next: i64 = sqlx::query(
-                "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM ticket_messages WHERE ticket_id = $1",
-            )
-            .bind(&t.id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            for (i, m) in w.messages.iter().enumerate() {
-                sqlx::query(&format!(
-                    "INSERT INTO ticket_messages ({MESSAGE_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                ))
-                .bind(&m.id)
-                .bind(&t.id)
-                .bind(next + i as i64)
-                .bind(&m.kind)
-                .bind(m.sender.as_ref().map(json_text))
-                .bind(&m.content)
-                .bind(&m.content_text)
-                .bind(m.metadata.as_ref().map(json_text))
-                .bind(m.created_at)
-                .execute(&mut *tx)
-                .await?;
-            }
+            append_ticket_messages(&mut tx, &t.id, &w.messages).await?;
         }
         if let Some((m, author)) = &w.reply {
-            let seq: i64 = sqlx::query(
-                "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM messages WHERE conversation_id = $1",
-            )
-            .bind(&m.conversation_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, role, parts, created_at, \
-                 finish_reason, credits, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&m.id)
-            .bind(&m.conversation_id)
-            .bind(seq)
-            .bind(m.role.as_str())
-            .bind(json_text(&m.parts))
-            .bind(m.created_at)
-            .bind(&m.finish_reason)
-            .bind(m.credits)
-            .bind(json_text(author))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
-                .bind(m.created_at)
-                .bind(&m.conversation_id)
-                .execute(&mut *tx)
-                .await?;
+            append_reply(&mut tx, m, author).await?;
         }
         if let Some((id, s)) = &w.conversation_status {
             sqlx::query("UPDATE conversations SET status = $1, updated_at = $2 WHERE id = $3")
@@ -603,6 +504,142 @@ impl Store {
         tx.commit().await?;
         Ok(t)
     }
+}
+
+/// A new ticket, numbered after the agent's last.
+async fn insert_ticket(
+    conn: &mut AnyConnection,
+    t: &mut Ticket,
+) -> std::result::Result<(), sqlx::Error> {
+    let n: i64 =
+        sqlx::query("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM tickets WHERE agent_id = $1")
+            .bind(&t.agent_id)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
+    t.number = n;
+    sqlx::query(&format!(
+        "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+         $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+    ))
+    .bind(&t.id)
+    .bind(&t.workspace_id)
+    .bind(&t.agent_id)
+    .bind(t.number)
+    .bind(&t.conversation_id)
+    .bind(&t.subject)
+    .bind(&t.description)
+    .bind(&t.status_id)
+    .bind(&t.status_category)
+    .bind(&t.assignee_id)
+    .bind(&t.assignee_email)
+    .bind(&t.team_id)
+    .bind(&t.priority)
+    .bind(&t.channel)
+    .bind(&t.customer.id)
+    .bind(&t.customer.name)
+    .bind(&t.customer.email)
+    .bind(&t.customer.phone)
+    .bind(json_text(&t.metadata))
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .bind(t.last_message_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A ticket's changeable fields.
+async fn update_ticket(
+    conn: &mut AnyConnection,
+    t: &Ticket,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tickets SET status_id = $1, status_category = $2, assignee_id = $3, \
+         assignee_email = $4, team_id = $5, priority = $6, updated_at = $7, \
+         last_message_at = $8 WHERE id = $9",
+    )
+    .bind(&t.status_id)
+    .bind(&t.status_category)
+    .bind(&t.assignee_id)
+    .bind(&t.assignee_email)
+    .bind(&t.team_id)
+    .bind(&t.priority)
+    .bind(t.updated_at)
+    .bind(t.last_message_at)
+    .bind(&t.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Messages after the ticket's last.
+async fn append_ticket_messages(
+    conn: &mut AnyConnection,
+    ticket_id: &str,
+    messages: &[TicketMessage],
+) -> std::result::Result<(), sqlx::Error> {
+    let next: i64 = sqlx::query(
+        "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM ticket_messages WHERE ticket_id = $1",
+    )
+    .bind(ticket_id)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    for (i, m) in messages.iter().enumerate() {
+        sqlx::query(&format!(
+            "INSERT INTO ticket_messages ({MESSAGE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&m.id)
+        .bind(ticket_id)
+        .bind(next + i as i64)
+        .bind(&m.kind)
+        .bind(m.sender.as_ref().map(json_text))
+        .bind(&m.content)
+        .bind(&m.content_text)
+        .bind(m.metadata.as_ref().map(json_text))
+        .bind(m.created_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// An operator's reply in the conversation, after its last message.
+async fn append_reply(
+    conn: &mut AnyConnection,
+    m: &Message,
+    author: &Sender,
+) -> std::result::Result<(), sqlx::Error> {
+    let seq: i64 = sqlx::query(
+        "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM messages WHERE conversation_id = $1",
+    )
+    .bind(&m.conversation_id)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    sqlx::query(
+        "INSERT INTO messages (id, conversation_id, seq, role, parts, created_at, \
+         finish_reason, credits, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&m.id)
+    .bind(&m.conversation_id)
+    .bind(seq)
+    .bind(m.role.as_str())
+    .bind(json_text(&m.parts))
+    .bind(m.created_at)
+    .bind(&m.finish_reason)
+    .bind(m.credits)
+    .bind(json_text(author))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
+        .bind(m.created_at)
+        .bind(&m.conversation_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// `%`, `_` and the escape character itself taken literally in a LIKE pattern.
