@@ -194,6 +194,45 @@ struct Resources {
     bytes: usize,
 }
 
+impl Resources {
+    fn get(&self, key: &str) -> Option<PageResponse> {
+        let (status, headers, body) = self.map.get(key)?;
+        Some(PageResponse::Response {
+            status: *status,
+            headers: headers.clone(),
+            body: body.clone(),
+        })
+    }
+
+    /// Keeps a response while it and the cache stay under their byte bounds.
+    fn offer(&mut self, key: String, response: Cached) {
+        let len = response.2.len();
+        if len <= RESOURCE_MAX_BYTES
+            && self.bytes + len <= RESOURCE_CACHE_BYTES
+            && !self.map.contains_key(&key)
+        {
+            self.bytes += len;
+            self.map.insert(key, response);
+        }
+    }
+}
+
+/// A response's body, refused past `max` bytes (by its length header or as it
+/// arrives).
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    if resp.content_length().is_some_and(|l| l as usize > max) {
+        return Err(format!("larger than {max} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
 /// A crawl's rendering state.
 pub(crate) struct Rendering {
     pub kind: CrawlerType,
@@ -656,6 +695,44 @@ impl PageNet {
         PageResponse::Blocked(reason.to_string())
     }
 
+    fn resources(&self) -> std::sync::MutexGuard<'_, Resources> {
+        self.shared
+            .rendering
+            .resources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The page's request through the crawler's client: the browser's headers less
+    /// the per-hop ones, the run's custom headers (on the trusted origin only) and
+    /// the cookies. A method reqwest cannot send fails the request.
+    fn request(&self, req: PageRequest) -> Result<reqwest::RequestBuilder, PageResponse> {
+        let Ok(method) = reqwest::Method::from_bytes(req.method.as_bytes()) else {
+            return Err(PageResponse::Failed(format!("bad method {}", req.method)));
+        };
+        let mut r = self.shared.client.request(method, req.url.clone());
+        let mut browser_cookie = None;
+        for (k, v) in &req.headers {
+            let lower = k.to_ascii_lowercase();
+            if lower == "cookie" {
+                browser_cookie = Some(v.clone());
+            }
+            if !DROPPED_REQUEST_HEADERS.contains(&lower.as_str()) {
+                r = r.header(k.as_str(), v.as_str());
+            }
+        }
+        r = self.shared.with_custom_headers(r, &req.url, &self.trusted);
+        // The browser's own jar was filled from the crawl's, and also holds what the
+        // page's scripts set.
+        if let Some(c) = browser_cookie.or_else(|| self.shared.jar.header_for(&req.url)) {
+            r = r.header(header::COOKIE, c);
+        }
+        if let Some(body) = req.body {
+            r = r.body(body);
+        }
+        Ok(r)
+    }
+
     async fn fetch(&self, req: PageRequest) -> PageResponse {
         if req.main_frame_document && req.method == "GET" {
             let mut main = self.main.lock().unwrap_or_else(|p| p.into_inner());
@@ -688,56 +765,26 @@ impl PageNet {
                 "Script" | "Stylesheet" | "Image"
             );
         let key = req.url.to_string();
-        if cacheable {
-            let cache = self
-                .shared
-                .rendering
-                .resources
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some((status, headers, body)) = cache.map.get(&key) {
-                return PageResponse::Response {
-                    status: *status,
-                    headers: headers.clone(),
-                    body: body.clone(),
-                };
-            }
+        if cacheable && let Some(hit) = self.resources().get(&key) {
+            return hit;
         }
-        let Ok(method) = reqwest::Method::from_bytes(req.method.as_bytes()) else {
-            return PageResponse::Failed(format!("bad method {}", req.method));
+        let req_url = req.url.clone();
+        let r = match self.request(req) {
+            Ok(r) => r,
+            Err(failed) => return failed,
         };
-        let mut r = self.shared.client.request(method, req.url.clone());
-        let mut browser_cookie = None;
-        for (k, v) in &req.headers {
-            let lower = k.to_ascii_lowercase();
-            if lower == "cookie" {
-                browser_cookie = Some(v.clone());
-            }
-            if !DROPPED_REQUEST_HEADERS.contains(&lower.as_str()) {
-                r = r.header(k.as_str(), v.as_str());
-            }
-        }
-        r = self.shared.with_custom_headers(r, &req.url, &self.trusted);
-        // The browser's own jar was filled from the crawl's, and also holds what the
-        // page's scripts set.
-        if let Some(c) = browser_cookie.or_else(|| self.shared.jar.header_for(&req.url)) {
-            r = r.header(header::COOKIE, c);
-        }
-        if let Some(body) = req.body {
-            r = r.body(body);
-        }
         let resp = match r.send().await {
             Ok(resp) => resp,
             Err(e) => {
                 return match find_blocked(&e) {
-                    Some(b) => self.block(&req.url, b.reason),
+                    Some(b) => self.block(&req_url, b.reason),
                     None => PageResponse::Failed(e.to_string()),
                 };
             }
         };
         for v in resp.headers().get_all(header::SET_COOKIE) {
             if let Ok(v) = v.to_str() {
-                self.shared.jar.set_from_header(&req.url, v);
+                self.shared.jar.set_from_header(&req_url, v);
             }
         }
         let status = resp.status().as_u16();
@@ -747,38 +794,13 @@ impl PageNet {
             .get(header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.to_ascii_lowercase().contains("no-store"));
-        let max = settings.max_page_bytes;
-        if resp.content_length().is_some_and(|l| l as usize > max) {
-            return PageResponse::Failed(format!("larger than {max} bytes"));
-        }
-        let mut body = Vec::new();
-        let mut resp = resp;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > max {
-                        return PageResponse::Failed(format!("larger than {max} bytes"));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return PageResponse::Failed(e.to_string()),
-            }
-        }
-        let body = Bytes::from(body);
-        if cacheable && status == 200 && !no_store && body.len() <= RESOURCE_MAX_BYTES {
-            let mut cache = self
-                .shared
-                .rendering
-                .resources
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if cache.bytes + body.len() <= RESOURCE_CACHE_BYTES && !cache.map.contains_key(&key) {
-                cache.bytes += body.len();
-                cache
-                    .map
-                    .insert(key, (status, headers.clone(), body.clone()));
-            }
+        let body = match read_capped(resp, settings.max_page_bytes).await {
+            Ok(body) => body,
+            Err(failed) => return PageResponse::Failed(failed),
+        };
+        if cacheable && status == 200 && !no_store {
+            self.resources()
+                .offer(key, (status, headers.clone(), body.clone()));
         }
         PageResponse::Response {
             status,
