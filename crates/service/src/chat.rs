@@ -961,6 +961,48 @@ impl App {
             .await;
     }
 
+    /// Stores a client tool call the model made (and the conversation first, when
+    /// this turn opened it), so its result can be posted back; false when that
+    /// failed.
+    async fn register_tool_call(
+        &self,
+        g: &mut Generation,
+        id: &str,
+        name: &str,
+        input: &Value,
+    ) -> bool {
+        let now = self.now();
+        let record = ToolCallRecord {
+            id: id.to_owned(),
+            conversation_id: g.conversation.id.clone(),
+            message_id: g.meta.message_id.clone(),
+            name: name.to_owned(),
+            input: input.clone(),
+            status: ToolCallStatus::Pending,
+            output: None,
+            created_at: now,
+            expires_at: now + (self.settings.chat.tool_call_ttl_secs * 1000) as Millis,
+        };
+        if let Some(o) = g.opening.take()
+            && let Err(e) = self
+                .store
+                .insert_conversation_with_message(
+                    &o.conversation,
+                    Some((&g.lease.token, o.lease_expires)),
+                    &o.message,
+                )
+                .await
+        {
+            tracing::error!(error = %e, "could not store the conversation");
+            return false;
+        }
+        if let Err(e) = self.store.insert_tool_call(&record).await {
+            tracing::error!(error = %e, "could not register a tool call");
+            return false;
+        }
+        true
+    }
+
     /// Forwards model events to the client, collecting the answer's parts.
     async fn drive(
         &self,
@@ -1048,33 +1090,7 @@ impl App {
                     } else {
                         serde_json::from_str(&args).unwrap_or(Value::String(args))
                     };
-                    let now = self.now();
-                    let record = ToolCallRecord {
-                        id: id.clone(),
-                        conversation_id: g.conversation.id.clone(),
-                        message_id: g.meta.message_id.clone(),
-                        name: name.clone(),
-                        input: input.clone(),
-                        status: ToolCallStatus::Pending,
-                        output: None,
-                        created_at: now,
-                        expires_at: now + (self.settings.chat.tool_call_ttl_secs * 1000) as Millis,
-                    };
-                    if let Some(o) = g.opening.take()
-                        && let Err(e) = self
-                            .store
-                            .insert_conversation_with_message(
-                                &o.conversation,
-                                Some((&g.lease.token, o.lease_expires)),
-                                &o.message,
-                            )
-                            .await
-                    {
-                        tracing::error!(error = %e, "could not store the conversation");
-                        break End::Failed("The tool call could not be registered".into());
-                    }
-                    if let Err(e) = self.store.insert_tool_call(&record).await {
-                        tracing::error!(error = %e, "could not register a tool call");
+                    if !self.register_tool_call(g, &id, &name, &input).await {
                         break End::Failed("The tool call could not be registered".into());
                     }
                     parts.push(Part::ToolCall {
@@ -1091,17 +1107,7 @@ impl App {
         };
         drop(stream);
         if escalation.is_some() && matches!(end, End::Finished(_)) {
-            // The visitor is told, in the answer itself, that a person takes over.
-            if !text.is_empty() && !text.ends_with(char::is_whitespace) {
-                text.push_str("\n\n");
-            }
-            text.push_str(crate::helpdesk::ESCALATION_NOTICE);
-            let delta = if text.len() == crate::helpdesk::ESCALATION_NOTICE.len() {
-                crate::helpdesk::ESCALATION_NOTICE.to_owned()
-            } else {
-                format!("\n\n{}", crate::helpdesk::ESCALATION_NOTICE)
-            };
-            let _ = tx.send(TurnEvent::TextDelta(delta)).await;
+            add_escalation_notice(&mut text, tx).await;
         }
         flush(&mut text, &mut parts);
         Outcome {
@@ -1433,4 +1439,18 @@ fn check_v1_input(input: &V1Input, max_chars: usize) -> agentbase_core::FieldErr
         invalid.insert("conversationId".into(), "must be 1–128 characters".into());
     }
     invalid
+}
+
+/// The visitor is told, in the answer itself, that a person takes over.
+async fn add_escalation_notice(text: &mut String, tx: &mpsc::Sender<TurnEvent>) {
+    if !text.is_empty() && !text.ends_with(char::is_whitespace) {
+        text.push_str("\n\n");
+    }
+    text.push_str(crate::helpdesk::ESCALATION_NOTICE);
+    let delta = if text.len() == crate::helpdesk::ESCALATION_NOTICE.len() {
+        crate::helpdesk::ESCALATION_NOTICE.to_owned()
+    } else {
+        format!("\n\n{}", crate::helpdesk::ESCALATION_NOTICE)
+    };
+    let _ = tx.send(TurnEvent::TextDelta(delta)).await;
 }
