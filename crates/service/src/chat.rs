@@ -810,24 +810,7 @@ impl App {
 
     async fn generate(self: Arc<Self>, mut g: Generation, tx: mpsc::Sender<TurnEvent>) {
         let knowledge = self.knowledge_for(&g).await;
-        let citations: Vec<Citation> = knowledge
-            .iter()
-            .flatten()
-            .map(|r| Citation {
-                source_id: r.source_id.clone(),
-                chunk_id: r.chunk_id.clone(),
-                title: r.title.clone(),
-                url: r.url.clone(),
-                score: f64::from(r.relevance),
-            })
-            .collect();
-        // The confidence of the answer: how relevant the best knowledge was (0 when
-        // nothing relevant was found); null for agents without knowledge.
-        let score = knowledge.as_ref().map(|hits| {
-            hits.iter()
-                .map(|h| f64::from(h.relevance))
-                .fold(0.0, f64::max)
-        });
+        let (citations, score) = citations_of(knowledge.as_deref());
         if !citations.is_empty() {
             let _ = tx.send(TurnEvent::Sources(citations.clone())).await;
         }
@@ -855,68 +838,14 @@ impl App {
         let mut error = error;
         let mut released = false;
         if !outcome.parts.is_empty() || finish_reason != "error" {
-            let now = self.now();
-            let message = Message {
-                id: g.meta.message_id.clone(),
-                conversation_id: g.conversation.id.clone(),
-                seq: g.assistant_seq,
-                role: MessageRole::Assistant,
+            let answer = Answer {
                 parts: outcome.parts,
-                created_at: now,
-                feedback: None,
+                finish_reason,
+                credits,
+                citations,
                 score,
-                finish_reason: Some(finish_reason.to_owned()),
-                credits,
-                sources: citations,
-                spam: false,
             };
-            let credit = (credits > 0.0).then(|| CreditEntry {
-                id: ids::alphanumeric(20),
-                workspace_id: g.principal.workspace_id.clone(),
-                agent_id: g.agent.id.clone(),
-                conversation_id: Some(g.conversation.id.clone()),
-                message_id: Some(message.id.clone()),
-                model: g.entry.name.clone(),
-                credits,
-                created_at: now,
-            });
-            let opening = g.opening.take();
-            // An opening conversation goes in unleased: nothing to release.
-            let lease = opening.is_none().then(|| g.lease.clone());
-            let mut turn = NewTurn {
-                opening: opening.map(|o| (o.conversation, o.message)),
-                message,
-                credit,
-                agent_id: g.agent.id.clone(),
-                title: g.title.clone(),
-                month_start: month_start(now),
-                lease,
-            };
-            let stored = self.store.finish_turn(&turn).await;
-            released = stored.is_ok();
-            match stored {
-                // The agent's counter and last message time, and the workspace's
-                // spend, changed as the record did.
-                Ok(()) => self.note_charge(
-                    &g.principal.workspace_id,
-                    &g.agent.id,
-                    turn.month_start,
-                    credits,
-                    now,
-                ),
-                Err(e) => {
-                    self.forget_agent(&g.agent.id);
-                    self.forget_spend(&g.principal.workspace_id);
-                    tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
-                    error.get_or_insert_with(|| "The answer could not be saved".to_owned());
-                    // The conversation and its user message are still tried alone.
-                    g.opening = turn.opening.take().map(|(conversation, message)| Opening {
-                        conversation,
-                        message,
-                        lease_expires: 0,
-                    });
-                }
-            }
+            released = self.store_answer(&mut g, answer, &mut error).await;
         }
         if let Some(o) = g.opening.take() {
             // No answer to store: the conversation and its user message still are.
@@ -959,6 +888,80 @@ impl App {
                 credits,
             })
             .await;
+    }
+
+    /// Stores the answer with its charge (and the conversation, when this turn
+    /// opened it), releasing the turn's lease; whether it was released. When that
+    /// fails, `error` says so and the opening conversation is left to store alone.
+    async fn store_answer(
+        &self,
+        g: &mut Generation,
+        a: Answer,
+        error: &mut Option<String>,
+    ) -> bool {
+        let now = self.now();
+        let message = Message {
+            id: g.meta.message_id.clone(),
+            conversation_id: g.conversation.id.clone(),
+            seq: g.assistant_seq,
+            role: MessageRole::Assistant,
+            parts: a.parts,
+            created_at: now,
+            feedback: None,
+            score: a.score,
+            finish_reason: Some(a.finish_reason.to_owned()),
+            credits: a.credits,
+            sources: a.citations,
+            spam: false,
+        };
+        let credit = (a.credits > 0.0).then(|| CreditEntry {
+            id: ids::alphanumeric(20),
+            workspace_id: g.principal.workspace_id.clone(),
+            agent_id: g.agent.id.clone(),
+            conversation_id: Some(g.conversation.id.clone()),
+            message_id: Some(message.id.clone()),
+            model: g.entry.name.clone(),
+            credits: a.credits,
+            created_at: now,
+        });
+        let opening = g.opening.take();
+        // An opening conversation goes in unleased: nothing to release.
+        let lease = opening.is_none().then(|| g.lease.clone());
+        let mut turn = NewTurn {
+            opening: opening.map(|o| (o.conversation, o.message)),
+            message,
+            credit,
+            agent_id: g.agent.id.clone(),
+            title: g.title.clone(),
+            month_start: month_start(now),
+            lease,
+        };
+        let stored = self.store.finish_turn(&turn).await;
+        let released = stored.is_ok();
+        match stored {
+            // The agent's counter and last message time, and the workspace's
+            // spend, changed as the record did.
+            Ok(()) => self.note_charge(
+                &g.principal.workspace_id,
+                &g.agent.id,
+                turn.month_start,
+                a.credits,
+                now,
+            ),
+            Err(e) => {
+                self.forget_agent(&g.agent.id);
+                self.forget_spend(&g.principal.workspace_id);
+                tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
+                error.get_or_insert_with(|| "The answer could not be saved".to_owned());
+                // The conversation and its user message are still tried alone.
+                g.opening = turn.opening.take().map(|(conversation, message)| Opening {
+                    conversation,
+                    message,
+                    lease_expires: 0,
+                });
+            }
+        }
+        released
     }
 
     /// Stores a client tool call the model made (and the conversation first, when
@@ -1453,4 +1456,36 @@ async fn add_escalation_notice(text: &mut String, tx: &mpsc::Sender<TurnEvent>) 
         format!("\n\n{}", crate::helpdesk::ESCALATION_NOTICE)
     };
     let _ = tx.send(TurnEvent::TextDelta(delta)).await;
+}
+
+/// What the answer cites, and its confidence: how relevant the best knowledge was
+/// (0 when nothing relevant was found; `None` for agents without knowledge).
+fn citations_of(knowledge: Option<&[Retrieved]>) -> (Vec<Citation>, Option<f64>) {
+    let citations = knowledge
+        .iter()
+        .copied()
+        .flatten()
+        .map(|r| Citation {
+            source_id: r.source_id.clone(),
+            chunk_id: r.chunk_id.clone(),
+            title: r.title.clone(),
+            url: r.url.clone(),
+            score: f64::from(r.relevance),
+        })
+        .collect();
+    let score = knowledge.map(|hits| {
+        hits.iter()
+            .map(|h| f64::from(h.relevance))
+            .fold(0.0, f64::max)
+    });
+    (citations, score)
+}
+
+/// An answer as the model finished it, to be stored.
+struct Answer {
+    parts: Vec<Part>,
+    finish_reason: &'static str,
+    credits: f64,
+    citations: Vec<Citation>,
+    score: Option<f64>,
 }
