@@ -598,33 +598,33 @@ if [ "$(id -u)" = 0 ] && setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice t
 fi
 exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null"#;
 
-async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>, String> {
-    if !config.executable.exists() {
-        return Err(format!(
-            "{} not found (install Debian's chromium)",
-            config.executable.display()
-        ));
-    }
-    let profile = tempfile::Builder::new()
-        .prefix("agentbase-chromium-")
-        .tempdir()
-        .map_err(|e| format!("cannot create a browser profile directory: {e}"))?;
-    // Whatever the page manages to send past request interception (WebSockets,
-    // preconnects) goes to this proxy, which refuses it.
+/// A listener on loopback that drops every connection: the browser's proxy, so that
+/// whatever a page sends past request interception (WebSockets, preconnects) goes
+/// nowhere. Its port.
+async fn refusing_proxy(tasks: &mut JoinSet<()>) -> Result<u16, String> {
     let refuser = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot bind the browser's proxy: {e}"))?;
-    let proxy_port = refuser
+    let port = refuser
         .local_addr()
         .map_err(|e| format!("cannot bind the browser's proxy: {e}"))?
         .port();
-    let mut tasks = JoinSet::new();
     tasks.spawn(async move {
         while let Ok((socket, _)) = refuser.accept().await {
             drop(socket);
         }
     });
-    let args = [
+    Ok(port)
+}
+
+/// Chromium's command line: headless, no background services, the refusing proxy,
+/// the page memory bound and its own profile, driven over the debugging pipe.
+fn chromium_args(
+    config: &ChromiumConfig,
+    proxy_port: u16,
+    profile: &std::path::Path,
+) -> Vec<String> {
+    vec![
         "--headless".to_string(),
         "--no-sandbox".into(),
         "--disable-gpu".into(),
@@ -648,10 +648,48 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
         format!("--proxy-server=http://127.0.0.1:{proxy_port}"),
         "--proxy-bypass-list=<-loopback>".into(),
         format!("--js-flags=--max-old-space-size={}", config.page_memory_mb.max(16)),
-        format!("--user-data-dir={}", profile.path().display()),
+        format!("--user-data-dir={}", profile.display()),
         "--remote-debugging-pipe".into(),
         "about:blank".into(),
-    ];
+    ]
+}
+
+/// The browser's last 20 lines of stderr, kept for the error when it does not start.
+fn keep_stderr_tail(
+    child: &mut tokio::process::Child,
+    tasks: &mut JoinSet<()>,
+) -> Arc<Mutex<VecDeque<String>>> {
+    let stderr_tail = Arc::new(Mutex::new(VecDeque::<String>::new()));
+    if let Some(stderr) = child.stderr.take() {
+        let tail = stderr_tail.clone();
+        tasks.spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                if t.len() >= 20 {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+    }
+    stderr_tail
+}
+
+async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>, String> {
+    if !config.executable.exists() {
+        return Err(format!(
+            "{} not found (install Debian's chromium)",
+            config.executable.display()
+        ));
+    }
+    let profile = tempfile::Builder::new()
+        .prefix("agentbase-chromium-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a browser profile directory: {e}"))?;
+    let mut tasks = JoinSet::new();
+    let proxy_port = refusing_proxy(&mut tasks).await?;
+    let args = chromium_args(config, proxy_port, profile.path());
     // The pipe protocol wants fds 3 (commands in) and 4 (messages out); the shell moves
     // our stdin and stdout pipes there (no unsafe pre-exec code needed). The browser
     // runs at a lower CPU priority: rendering is bulk work, and the API, HTTP crawling
@@ -679,20 +717,7 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err("the browser's pipes are missing".to_string());
     };
-    let stderr_tail = Arc::new(Mutex::new(VecDeque::<String>::new()));
-    if let Some(stderr) = child.stderr.take() {
-        let tail = stderr_tail.clone();
-        tasks.spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                if t.len() >= 20 {
-                    t.pop_front();
-                }
-                t.push_back(line);
-            }
-        });
-    }
+    let stderr_tail = keep_stderr_tail(&mut child, &mut tasks);
     let conn = Connection::start(stdin, stdout);
     let version = tokio::time::timeout(
         Duration::from_secs(30),
