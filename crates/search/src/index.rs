@@ -596,6 +596,65 @@ impl Index {
     /// Runs `query`. Errors only on bad input (missing or mismatched embedding) or an
     /// internal tantivy failure; any query text is accepted.
     pub fn search(&self, query: &Query) -> Result<Vec<Hit>, Error> {
+        let embedding = self.checked_embedding(query)?;
+        if query.limit == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Grouping by page needs candidates from more pages than the limit.
+        let depth = if query.candidates == 0 {
+            DEFAULT_DEPTH.max(query.limit * 4)
+        } else {
+            query.candidates.max(query.limit)
+        };
+        let depth = if query.per_page == 0 && query.candidates == 0 && query.mode == Mode::Bm25 {
+            query.limit
+        } else {
+            depth
+        };
+        let dense_of = |i: u32| embedding.map(|q| self.vectors.score(i as usize, q));
+
+        // Every candidate chunk, best first: (doc, score, bm25, dense).
+        let ranked: Vec<Candidate> = match query.mode {
+            Mode::Bm25 => self
+                .lexical
+                .search(&query.text, depth, query.fields)?
+                .into_iter()
+                .map(|(i, s)| (i, s, Some(s), dense_of(i)))
+                .collect(),
+            Mode::Dense => {
+                let q = embedding.expect("checked above");
+                self.vectors
+                    .top(q, depth)
+                    .into_iter()
+                    .map(|(i, s)| (i, s, None, Some(s)))
+                    .collect()
+            }
+            Mode::Hybrid(fusion) => {
+                let q = embedding.expect("checked above");
+                self.hybrid(query, q, depth, fusion)?
+            }
+        };
+        let hit = |&(i, s, bm25, dense): &Candidate| Hit {
+            doc: i as usize,
+            page: self.page_of[i as usize] as usize,
+            score: s,
+            bm25,
+            dense,
+        };
+        if query.per_page == 0 {
+            return Ok(ranked.iter().take(query.limit).map(hit).collect());
+        }
+        Ok(by_page(
+            &ranked.iter().map(hit).collect::<Vec<_>>(),
+            query.limit,
+            query.per_page,
+            query.page_bonus,
+        ))
+    }
+
+    /// The query's embedding, checked against the index, and the query's other
+    /// settings; `None` when it has none (or the index is empty).
+    fn checked_embedding<'q>(&self, query: &'q Query) -> Result<Option<&'q [f32]>, Error> {
         let embedding = match &query.embedding {
             Some(e) => {
                 if self.is_empty() {
@@ -641,96 +700,59 @@ impl Index {
                 "page_bonus must be finite and ≥ 0".to_owned(),
             ));
         }
-        if query.limit == 0 || self.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Grouping by page needs candidates from more pages than the limit.
-        let depth = if query.candidates == 0 {
-            DEFAULT_DEPTH.max(query.limit * 4)
-        } else {
-            query.candidates.max(query.limit)
-        };
-        let depth = if query.per_page == 0 && query.candidates == 0 && query.mode == Mode::Bm25 {
-            query.limit
-        } else {
-            depth
-        };
-        let dense_of = |i: u32| embedding.map(|q| self.vectors.score(i as usize, q));
+        Ok(embedding)
+    }
 
-        // Every candidate chunk, best first: (doc, score, bm25, dense).
-        let ranked: Vec<(u32, f32, Option<f32>, Option<f32>)> = match query.mode {
-            Mode::Bm25 => self
-                .lexical
-                .search(&query.text, depth, query.fields)?
-                .into_iter()
-                .map(|(i, s)| (i, s, Some(s), dense_of(i)))
-                .collect(),
-            Mode::Dense => {
-                let q = embedding.expect("checked above");
-                self.vectors
-                    .top(q, depth)
-                    .into_iter()
-                    .map(|(i, s)| (i, s, None, Some(s)))
-                    .collect()
-            }
-            Mode::Hybrid(fusion) => {
-                let q = embedding.expect("checked above");
-                // The dense scan and the BM25 search are independent; at 100k chunks
-                // both take milliseconds, so run them side by side.
-                let (dense_top, bm25) = std::thread::scope(|s| {
-                    let lex = s.spawn(|| self.lexical.search(&query.text, depth, query.fields));
-                    let dense_top = self.vectors.top(q, depth);
-                    let bm25 = lex.join().unwrap_or_else(|_| {
-                        Err(Error::Lexical(tantivy::TantivyError::InternalError(
-                            "BM25 search panicked".to_owned(),
-                        )))
-                    });
-                    (dense_top, bm25)
-                });
-                let bm25 = bm25?;
-                let fused = match fusion {
-                    Fusion::Rrf { k } => fusion::rrf(&[&bm25, &dense_top], k),
-                    Fusion::Normalized { weight_dense } => {
-                        fusion::normalized(&bm25, &dense_top, weight_dense)
-                    }
-                };
-                let bm25_of: HashMap<u32, f32> = bm25.iter().copied().collect();
-                let mut dense_of: HashMap<u32, f32> = dense_top.iter().copied().collect();
-                for &(i, _) in &bm25 {
-                    dense_of
-                        .entry(i)
-                        .or_insert_with(|| self.vectors.score(i as usize, q));
-                }
-                let mut ranked: Vec<(u32, f32, Option<f32>, Option<f32>)> = fused
-                    .into_iter()
-                    .map(|(i, s)| (i, s, bm25_of.get(&i).copied(), Some(dense_of[&i])))
-                    .collect();
-                ranked.sort_unstable_by(|a, b| {
-                    b.1.total_cmp(&a.1)
-                        .then_with(|| b.3.unwrap_or(0.0).total_cmp(&a.3.unwrap_or(0.0)))
-                        .then(a.0.cmp(&b.0))
-                });
-                ranked
+    /// Hybrid candidates: BM25 and the dense scan side by side, fused, each with
+    /// both scores.
+    fn hybrid(
+        &self,
+        query: &Query,
+        q: &[f32],
+        depth: usize,
+        fusion: Fusion,
+    ) -> Result<Vec<Candidate>, Error> {
+        // The dense scan and the BM25 search are independent; at 100k chunks
+        // both take milliseconds, so run them side by side.
+        let (dense_top, bm25) = std::thread::scope(|s| {
+            let lex = s.spawn(|| self.lexical.search(&query.text, depth, query.fields));
+            let dense_top = self.vectors.top(q, depth);
+            let bm25 = lex.join().unwrap_or_else(|_| {
+                Err(Error::Lexical(tantivy::TantivyError::InternalError(
+                    "BM25 search panicked".to_owned(),
+                )))
+            });
+            (dense_top, bm25)
+        });
+        let bm25 = bm25?;
+        let fused = match fusion {
+            Fusion::Rrf { k } => fusion::rrf(&[&bm25, &dense_top], k),
+            Fusion::Normalized { weight_dense } => {
+                fusion::normalized(&bm25, &dense_top, weight_dense)
             }
         };
-        let hit = |&(i, s, bm25, dense): &(u32, f32, Option<f32>, Option<f32>)| Hit {
-            doc: i as usize,
-            page: self.page_of[i as usize] as usize,
-            score: s,
-            bm25,
-            dense,
-        };
-        if query.per_page == 0 {
-            return Ok(ranked.iter().take(query.limit).map(hit).collect());
+        let bm25_of: HashMap<u32, f32> = bm25.iter().copied().collect();
+        let mut dense_of: HashMap<u32, f32> = dense_top.iter().copied().collect();
+        for &(i, _) in &bm25 {
+            dense_of
+                .entry(i)
+                .or_insert_with(|| self.vectors.score(i as usize, q));
         }
-        Ok(by_page(
-            &ranked.iter().map(hit).collect::<Vec<_>>(),
-            query.limit,
-            query.per_page,
-            query.page_bonus,
-        ))
+        let mut ranked: Vec<Candidate> = fused
+            .into_iter()
+            .map(|(i, s)| (i, s, bm25_of.get(&i).copied(), Some(dense_of[&i])))
+            .collect();
+        ranked.sort_unstable_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| b.3.unwrap_or(0.0).total_cmp(&a.3.unwrap_or(0.0)))
+                .then(a.0.cmp(&b.0))
+        });
+        Ok(ranked)
     }
 }
+
+/// A candidate chunk: (doc, score, BM25 score, dense score).
+type Candidate = (u32, f32, Option<f32>, Option<f32>);
 
 /// Groups `ranked` (best first) by page: pages ordered by best chunk score plus
 /// `bonus` × the sum of their other chunks' scores; the result takes each page's
