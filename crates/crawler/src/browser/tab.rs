@@ -398,45 +398,13 @@ async fn render_steps(
     let loaded_ms = started.elapsed().as_millis();
     network_idle(state, settle_by).await?;
     let idle_ms = started.elapsed().as_millis();
-    for (selector, hard) in [
-        (o.wait_for_selector.as_deref(), true),
-        (o.soft_wait_for_selector.as_deref(), false),
-    ] {
-        let Some(selector) = selector else { continue };
-        let until = if hard {
-            deadline
-        } else {
-            settle_by.max(Instant::now())
-        };
-        loop {
-            if page_step(conn, sid, "has", json!(selector)).await? == json!(true) {
-                break;
-            }
-            if Instant::now() + Duration::from_millis(100) >= until {
-                if hard {
-                    return Err(RenderError::Page(format!(
-                        "waitForSelector {selector:?} did not appear"
-                    )));
-                }
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    wait_for_selectors(conn, sid, o, settle_by, deadline).await?;
     if o.remove_cookie_warnings {
         page_step(conn, sid, "cookies", Value::Null).await?;
     }
     let waited_ms = started.elapsed().as_millis();
     if let Some(selector) = o.click_selector.as_deref() {
-        // Expanding one level may reveal the next (nested accordions).
-        for _ in 0..3 {
-            let before = state.requests.load(Ordering::SeqCst);
-            let clicked = page_step(conn, sid, "click", json!(selector)).await?;
-            if clicked.as_u64().unwrap_or(0) == 0 {
-                break;
-            }
-            settle_after(state, before, deadline).await?;
-        }
+        click_open(conn, sid, state, selector, deadline).await?;
     }
     let clicked_ms = started.elapsed().as_millis();
     if o.max_scroll_pixels > 0 {
@@ -481,6 +449,64 @@ async fn render_steps(
         .and_then(|v| serde_json::from_value::<Vec<BrowserCookie>>(v["cookies"].clone()).ok())
         .unwrap_or_default();
     Ok(Rendered { html, url, cookies })
+}
+
+/// `waitForSelector` (until the deadline; missing fails the page) and
+/// `softWaitForSelector` (until the dynamic wait ends; missing is fine).
+async fn wait_for_selectors(
+    conn: &Connection,
+    sid: &str,
+    o: &PageOptions,
+    settle_by: Instant,
+    deadline: Instant,
+) -> Result<(), RenderError> {
+    for (selector, hard) in [
+        (o.wait_for_selector.as_deref(), true),
+        (o.soft_wait_for_selector.as_deref(), false),
+    ] {
+        let Some(selector) = selector else { continue };
+        let until = if hard {
+            deadline
+        } else {
+            settle_by.max(Instant::now())
+        };
+        loop {
+            if page_step(conn, sid, "has", json!(selector)).await? == json!(true) {
+                break;
+            }
+            if Instant::now() + Duration::from_millis(100) >= until {
+                if hard {
+                    return Err(RenderError::Page(format!(
+                        "waitForSelector {selector:?} did not appear"
+                    )));
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// `clickElementsCssSelector`: clicks the matches open, up to three levels deep,
+/// letting the network settle after each.
+async fn click_open(
+    conn: &Connection,
+    sid: &str,
+    state: &PageState,
+    selector: &str,
+    deadline: Instant,
+) -> Result<(), RenderError> {
+    // Expanding one level may reveal the next (nested accordions).
+    for _ in 0..3 {
+        let before = state.requests.load(Ordering::SeqCst);
+        let clicked = page_step(conn, sid, "click", json!(selector)).await?;
+        if clicked.as_u64().unwrap_or(0) == 0 {
+            break;
+        }
+        settle_after(state, before, deadline).await?;
+    }
+    Ok(())
 }
 
 fn cookie_param(c: &BrowserCookie) -> Value {
