@@ -127,10 +127,9 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The v2 API (key-authenticated by the caller's layer).
 fn api_routes() -> Router<AppState> {
-    use routes::{agents, chat, contacts, conversations, leads, sources, webhooks};
-    // File uploads may be up to 20 MB (plus the form's framing).
-    let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
+    use routes::{agents, chat, contacts, conversations, leads, webhooks};
     Router::new()
+        .merge(knowledge_routes())
         .route("/api/v2/agents", get(agents::list).post(agents::create))
         .route(
             "/api/v2/agents/{agentId}",
@@ -168,31 +167,6 @@ fn api_routes() -> Router<AppState> {
             "/api/v2/agents/{agentId}/conversations/search",
             get(conversations::search),
         )
-        .route(
-            "/api/v2/agents/{agentId}/sources",
-            get(sources::list).merge(post(sources::create).layer(upload_limit)),
-        )
-        .route(
-            "/api/v2/agents/{agentId}/sources/summary",
-            get(sources::summary),
-        )
-        .route(
-            "/api/v2/agents/{agentId}/sources/{sourceId}",
-            get(sources::get)
-                .delete(sources::delete)
-                .merge(put(sources::update).layer(upload_limit)),
-        )
-        .route(
-            "/api/v2/agents/{agentId}/sources/{sourceId}/restore",
-            post(sources::restore),
-        )
-        .route("/api/v2/agents/{agentId}/train", post(sources::train))
-        .route(
-            "/api/v2/agents/{agentId}/auto-retrain",
-            put(sources::auto_retrain),
-        )
-        .route("/api/v2/agents/{agentId}/training-jobs", get(sources::jobs))
-        .route("/api/v2/agents/{agentId}/search", post(sources::search))
         .route("/api/v2/agents/{agentId}/chat", post(chat::chat))
         .route(
             "/api/v2/agents/{agentId}/conversations",
@@ -226,6 +200,39 @@ fn api_routes() -> Router<AppState> {
             "/api/v2/agents/{agentId}/users/{userId}/conversations",
             get(conversations::for_user),
         )
+}
+
+/// An agent's knowledge: sources (uploads up to 20 MB), training and search.
+fn knowledge_routes() -> Router<AppState> {
+    use routes::sources;
+    // File uploads may be up to 20 MB (plus the form's framing).
+    let upload_limit = DefaultBodyLimit::max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
+    Router::new()
+        .route(
+            "/api/v2/agents/{agentId}/sources",
+            get(sources::list).merge(post(sources::create).layer(upload_limit)),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/sources/summary",
+            get(sources::summary),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/sources/{sourceId}",
+            get(sources::get)
+                .delete(sources::delete)
+                .merge(put(sources::update).layer(upload_limit)),
+        )
+        .route(
+            "/api/v2/agents/{agentId}/sources/{sourceId}/restore",
+            post(sources::restore),
+        )
+        .route("/api/v2/agents/{agentId}/train", post(sources::train))
+        .route(
+            "/api/v2/agents/{agentId}/auto-retrain",
+            put(sources::auto_retrain),
+        )
+        .route("/api/v2/agents/{agentId}/training-jobs", get(sources::jobs))
+        .route("/api/v2/agents/{agentId}/search", post(sources::search))
 }
 
 /// Chatbase's v1 API.
