@@ -628,57 +628,11 @@ impl App {
                 if !self.progress(job, "fetching", 0, 0).await? {
                     return Ok(false);
                 }
-                let pages = self.fetch_site(job, &source, url, options).await?;
-                let size: i64 = pages.iter().map(|p| p.markdown.len() as i64).sum();
-                let agent_plan = self.plan_of_agent(&job.agent_id).await?;
-                let others = self
-                    .store
-                    .source_bytes(&job.agent_id, Some(&source.id))
-                    .await?;
-                if others.saturating_add(size) > self.storage_limit(agent_plan) {
-                    self.store.set_crawl_status(&source.id, "failed").await?;
-                    return Err(Error::invalid(
-                        "source",
-                        "the fetched pages exceed the plan's storage limit",
-                    ));
-                }
-                self.store.set_pages(&source.id, &pages, self.now()).await?;
-                pages
+                self.fetch_and_keep(job, &source, url, options).await?
             }
             other => other.documents(&source.name),
         };
-        let k = &self.settings.knowledge;
-        let options = ChunkOptions {
-            max_chars: k.chunk_chars,
-            overlap_chars: k.chunk_overlap,
-        };
-        let source_id = source.id.clone();
-        let pieces = agentbase_crawler::background::spawn(move || {
-            let mut out = Vec::new();
-            for d in &documents {
-                for c in agentbase_search::chunk_markdown(&d.markdown, &options) {
-                    if c.text.trim().is_empty() {
-                        continue;
-                    }
-                    let embed = agentbase_search::embedding_text(&d.title, &c);
-                    out.push((
-                        StoredChunk {
-                            id: format!("chk_{}", ids::alphanumeric(20)),
-                            source_id: source_id.clone(),
-                            title: d.title.clone(),
-                            url: d.url.clone(),
-                            heading: c.heading_path.join(" > "),
-                            text: c.text,
-                            embedding: Vec::new(),
-                        },
-                        embed,
-                    ));
-                }
-            }
-            out
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("chunking panicked: {e}")))?;
+        let pieces = self.chunk_documents(&source.id, documents).await?;
         if pieces.is_empty() {
             return Err(Error::invalid(
                 "source",
@@ -727,6 +681,73 @@ impl App {
                 now: self.now(),
             })
             .await
+    }
+
+    /// A link source's pages, fetched and stored, when they fit the plan's storage.
+    async fn fetch_and_keep(
+        self: &Arc<Self>,
+        job: &TrainingJob,
+        source: &Source,
+        url: &str,
+        options: &LinkOptions,
+    ) -> Result<Vec<Document>> {
+        let pages = self.fetch_site(job, source, url, options).await?;
+        let size: i64 = pages.iter().map(|p| p.markdown.len() as i64).sum();
+        let agent_plan = self.plan_of_agent(&job.agent_id).await?;
+        let others = self
+            .store
+            .source_bytes(&job.agent_id, Some(&source.id))
+            .await?;
+        if others.saturating_add(size) > self.storage_limit(agent_plan) {
+            self.store.set_crawl_status(&source.id, "failed").await?;
+            return Err(Error::invalid(
+                "source",
+                "the fetched pages exceed the plan's storage limit",
+            ));
+        }
+        self.store.set_pages(&source.id, &pages, self.now()).await?;
+        Ok(pages)
+    }
+
+    /// The documents' chunks (off the runtime), each with the text to embed.
+    async fn chunk_documents(
+        &self,
+        source_id: &str,
+        documents: Vec<Document>,
+    ) -> Result<Vec<(StoredChunk, String)>> {
+        let k = &self.settings.knowledge;
+        let options = ChunkOptions {
+            max_chars: k.chunk_chars,
+            overlap_chars: k.chunk_overlap,
+        };
+        let source_id = source_id.to_owned();
+        let pieces = agentbase_crawler::background::spawn(move || {
+            let mut out = Vec::new();
+            for d in &documents {
+                for c in agentbase_search::chunk_markdown(&d.markdown, &options) {
+                    if c.text.trim().is_empty() {
+                        continue;
+                    }
+                    let embed = agentbase_search::embedding_text(&d.title, &c);
+                    out.push((
+                        StoredChunk {
+                            id: format!("chk_{}", ids::alphanumeric(20)),
+                            source_id: source_id.clone(),
+                            title: d.title.clone(),
+                            url: d.url.clone(),
+                            heading: c.heading_path.join(" > "),
+                            text: c.text,
+                            embedding: Vec::new(),
+                        },
+                        embed,
+                    ));
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("chunking panicked: {e}")))?;
+        Ok(pieces)
     }
 
     async fn plan_of_agent(&self, agent_id: &str) -> Result<Plan> {
