@@ -1368,26 +1368,64 @@ async fn robots_for(shared: &Shared, host: &HostState, u: &Url) -> Option<Robots
         .clone()
 }
 
-async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
-    let host = host_state(shared, url);
+/// The gap between requests to `url`'s host (robots.txt's `Crawl-delay` can raise
+/// it), or why the page is not fetched (robots.txt disallows it).
+async fn robots_delay(shared: &Shared, host: &HostState, url: &Url) -> Result<Duration, Outcome> {
     let mut delay = shared.settings.per_host_delay;
-    if shared.respect_robots {
-        if let Err(e) = check_literal(shared, url) {
-            return Outcome::Failed(e);
+    if !shared.respect_robots {
+        return Ok(delay);
+    }
+    check_literal(shared, url).map_err(Outcome::Failed)?;
+    if let Some(robots) = robots_for(shared, host, url).await {
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        if !robots.allowed(&path) {
+            return Err(Outcome::Skipped("disallowed by robots.txt".to_string()));
         }
-        if let Some(robots) = robots_for(shared, &host, url).await {
-            let path = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_string(),
-            };
-            if !robots.allowed(&path) {
-                return Outcome::Skipped("disallowed by robots.txt".to_string());
-            }
-            if let Some(d) = robots.crawl_delay {
-                delay = delay.max(Duration::from_secs_f64(d).min(shared.settings.max_crawl_delay));
-            }
+        if let Some(d) = robots.crawl_delay {
+            delay = delay.max(Duration::from_secs_f64(d).min(shared.settings.max_crawl_delay));
         }
     }
+    Ok(delay)
+}
+
+/// The response headers an item keeps (all but `Set-Cookie`).
+fn item_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter(|(k, _)| *k != header::SET_COOKIE)
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A PDF's item body: its text when the settings have a [`DocumentReader`] (none
+/// otherwise, as WCC); an error when the reader fails on it.
+async fn read_pdf(shared: &Shared, body: &[u8]) -> Result<Body, String> {
+    let content_type = "application/pdf".to_string();
+    let text = match &shared.settings.documents {
+        Some(DocumentReader(read)) => Some(
+            read(content_type.clone(), Bytes::copy_from_slice(body))
+                .await
+                .map_err(|e| format!("the document could not be read: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Body::Document { content_type, text })
+}
+
+async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
+    let host = host_state(shared, url);
+    let delay = match robots_delay(shared, &host, url).await {
+        Ok(delay) => delay,
+        Err(refused) => return refused,
+    };
     let Ok(_permit) = host.slots.acquire().await else {
         return Outcome::Failed("host limiter closed".to_string());
     };
@@ -1414,17 +1452,7 @@ async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
         .unwrap_or("")
         .trim()
         .to_string();
-    let headers: BTreeMap<String, String> = resp
-        .headers
-        .iter()
-        .filter(|(k, _)| *k != header::SET_COOKIE)
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = item_headers(&resp.headers);
     let path = resp.final_url.path().to_ascii_lowercase();
     let looks_html = mime.is_empty() && (resp.body.starts_with(b"<") || path.ends_with(".html"));
     let (mut mode, mut blocked) = (CrawlMode::Http, Vec::new());
@@ -1443,19 +1471,10 @@ async fn fetch_page(shared: &Arc<Shared>, url: &Url) -> Outcome {
     {
         Body::Sitemap(xml_locs(&decode(&resp.body, &content_type)))
     } else if mime == "application/pdf" || path.ends_with(".pdf") {
-        let content_type = "application/pdf".to_string();
-        let text = match &shared.settings.documents {
-            Some(DocumentReader(read)) => {
-                match read(content_type.clone(), Bytes::from(resp.body.clone())).await {
-                    Ok(text) => Some(text),
-                    Err(e) => {
-                        return Outcome::Failed(format!("the document could not be read: {e}"));
-                    }
-                }
-            }
-            None => None,
-        };
-        Body::Document { content_type, text }
+        match read_pdf(shared, &resp.body).await {
+            Ok(body) => body,
+            Err(e) => return Outcome::Failed(e),
+        }
     } else if mime == "text/plain"
         || mime == "text/markdown"
         || mime == "text/x-markdown"
