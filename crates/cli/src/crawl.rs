@@ -213,39 +213,11 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
     for field in input.ignored_inputs() {
         eprintln!("note: input field {field} is not applied");
     }
-    let browser = (input.crawler_type.uses_browser() && args.browser.is_file()).then(|| {
-        Chromium::new(ChromiumConfig {
-            executable: args.browser.clone(),
-            ..ChromiumConfig::default()
-        })
-    });
-    if input.crawler_type.uses_browser() && browser.is_none() {
-        eprintln!(
-            "note: {} not found; pages are read over HTTP",
-            args.browser.display()
-        );
-    }
     for field in input.unknown_inputs() {
         eprintln!("note: unknown input field {field} is ignored");
     }
-    let settings = CrawlerSettings {
-        allow_private_networks: args.allow_private_networks,
-        per_host_concurrency: args.per_host_concurrency.max(1),
-        per_host_delay: Duration::from_millis(args.per_host_delay_ms),
-        overall_timeout: args.timeout_secs.map(Duration::from_secs),
-        renderer: browser
-            .clone()
-            .map(|b| Arc::new(b) as Arc<dyn agentbase_crawler::browser::Renderer>),
-        ..CrawlerSettings::default()
-    };
-    let writer: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(
-            std::fs::File::create(&args.out)
-                .with_context(|| format!("failed to create {}", args.out.display()))?,
-        )
-    };
+    let (settings, browser) = crawl_settings(&args, &input);
+    let writer = open_output(&args.out)?;
     let mut writer = BufWriter::new(writer);
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
@@ -296,11 +268,60 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
     if show {
         eprintln!();
     }
-    let p = summary.progress;
     if let Some(b) = &browser {
         b.shut_down().await;
     }
-    eprintln!(
+    eprintln!("{}", summary_line(&summary));
+    if summary.stop_reason == StopReason::Aborted {
+        bail!("crawl aborted");
+    }
+    Ok(())
+}
+
+/// The crawler's settings from the command's flags, and the browser they start (when
+/// the crawler type renders and the executable exists).
+fn crawl_settings(args: &CrawlArgs, input: &CrawlInput) -> (CrawlerSettings, Option<Chromium>) {
+    let browser = (input.crawler_type.uses_browser() && args.browser.is_file()).then(|| {
+        Chromium::new(ChromiumConfig {
+            executable: args.browser.clone(),
+            ..ChromiumConfig::default()
+        })
+    });
+    if input.crawler_type.uses_browser() && browser.is_none() {
+        eprintln!(
+            "note: {} not found; pages are read over HTTP",
+            args.browser.display()
+        );
+    }
+    let settings = CrawlerSettings {
+        allow_private_networks: args.allow_private_networks,
+        per_host_concurrency: args.per_host_concurrency.max(1),
+        per_host_delay: Duration::from_millis(args.per_host_delay_ms),
+        overall_timeout: args.timeout_secs.map(Duration::from_secs),
+        renderer: browser
+            .clone()
+            .map(|b| Arc::new(b) as Arc<dyn agentbase_crawler::browser::Renderer>),
+        ..CrawlerSettings::default()
+    };
+    (settings, browser)
+}
+
+/// Where items go: standard output for `-`, else a new file.
+fn open_output(out: &std::path::Path) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(if out.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::File::create(out)
+                .with_context(|| format!("failed to create {}", out.display()))?,
+        )
+    })
+}
+
+/// The last line: why the crawl stopped and its counts.
+fn summary_line(summary: &agentbase_crawler::CrawlSummary) -> String {
+    let p = &summary.progress;
+    format!(
         "{}: {} items ({} rendered), {} pages, {} errors, {} skipped in {:.1}s",
         match summary.stop_reason {
             StopReason::Finished => "finished",
@@ -315,9 +336,5 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
         p.failed,
         p.skipped,
         p.elapsed_secs
-    );
-    if summary.stop_reason == StopReason::Aborted {
-        bail!("crawl aborted");
-    }
-    Ok(())
+    )
 }
