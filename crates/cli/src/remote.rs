@@ -191,52 +191,7 @@ pub async fn conversations(
             agent_id,
             conversation_id,
         } => {
-            let first = client.get_conversation(&agent_id, &conversation_id).await?;
-            let mut messages = first.data.messages;
-            let mut cursor = first.pagination.cursor;
-            while let Some(c) = cursor {
-                let page = client
-                    .list_messages(
-                        &agent_id,
-                        &conversation_id,
-                        &ListParams {
-                            cursor: Some(c),
-                            limit: Some(100),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                let mut older = page.data;
-                older.extend(messages);
-                messages = older;
-                cursor = page.pagination.cursor;
-            }
-            if as_json {
-                let mut v = serde_json::to_value(&first.data.conversation)?;
-                v["messages"] = serde_json::to_value(&messages)?;
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                for m in messages {
-                    let text: Vec<String> = m
-                        .parts
-                        .iter()
-                        .map(|p| match p {
-                            agentbase_client::types::MessagePart::Text { text } => text.clone(),
-                            agentbase_client::types::MessagePart::ToolCall {
-                                tool_name,
-                                input,
-                                ..
-                            } => format!("[tool call {tool_name}({input})]"),
-                            agentbase_client::types::MessagePart::ToolResult {
-                                tool_name,
-                                output,
-                                ..
-                            } => format!("[tool result {tool_name}: {output}]"),
-                        })
-                        .collect();
-                    println!("{}: {}", m.role, text.join(" "));
-                }
-            }
+            show_conversation(&client, &agent_id, &conversation_id, as_json).await?;
         }
         ConversationCmd::Export { agent_id, include } => {
             let mut query = format!("include={include}&limit=20");
@@ -255,6 +210,60 @@ pub async fn conversations(
         }
     }
     Ok(())
+}
+
+/// `conversations show`: the conversation with every message, oldest first.
+async fn show_conversation(
+    client: &agentbase_client::Client,
+    agent_id: &str,
+    conversation_id: &str,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let first = client.get_conversation(agent_id, conversation_id).await?;
+    let mut messages = first.data.messages;
+    let mut cursor = first.pagination.cursor;
+    while let Some(c) = cursor {
+        let page = client
+            .list_messages(
+                agent_id,
+                conversation_id,
+                &ListParams {
+                    cursor: Some(c),
+                    limit: Some(100),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let mut older = page.data;
+        older.extend(messages);
+        messages = older;
+        cursor = page.pagination.cursor;
+    }
+    if as_json {
+        let mut v = serde_json::to_value(&first.data.conversation)?;
+        v["messages"] = serde_json::to_value(&messages)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for m in messages {
+            let text: Vec<String> = m.parts.iter().map(part_text).collect();
+            println!("{}: {}", m.role, text.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// A message part as a line of text.
+fn part_text(p: &agentbase_client::types::MessagePart) -> String {
+    use agentbase_client::types::MessagePart;
+    match p {
+        MessagePart::Text { text } => text.clone(),
+        MessagePart::ToolCall {
+            tool_name, input, ..
+        } => format!("[tool call {tool_name}({input})]"),
+        MessagePart::ToolResult {
+            tool_name, output, ..
+        } => format!("[tool result {tool_name}: {output}]"),
+    }
 }
 
 fn encode(s: &str) -> String {
