@@ -506,18 +506,30 @@ impl Store {
     }
 }
 
+/// `MAX(column) + 1` over the rows of `table` whose `key_column` is `key` (1 when
+/// there are none): the next ticket number or message sequence.
+async fn next_in(
+    conn: &mut AnyConnection,
+    table: &str,
+    column: &str,
+    key_column: &str,
+    key: &str,
+) -> std::result::Result<i64, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT COALESCE(MAX({column}), 0) + 1 AS n FROM {table} WHERE {key_column} = $1"
+    ))
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")
+}
+
 /// A new ticket, numbered after the agent's last.
 async fn insert_ticket(
     conn: &mut AnyConnection,
     t: &mut Ticket,
 ) -> std::result::Result<(), sqlx::Error> {
-    let n: i64 =
-        sqlx::query("SELECT COALESCE(MAX(number), 0) + 1 AS n FROM tickets WHERE agent_id = $1")
-            .bind(&t.agent_id)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("n")?;
-    t.number = n;
+    t.number = next_in(conn, "tickets", "number", "agent_id", &t.agent_id).await?;
     sqlx::query(&format!(
         "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
          $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
@@ -579,13 +591,7 @@ async fn append_ticket_messages(
     ticket_id: &str,
     messages: &[TicketMessage],
 ) -> std::result::Result<(), sqlx::Error> {
-    let next: i64 = sqlx::query(
-        "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM ticket_messages WHERE ticket_id = $1",
-    )
-    .bind(ticket_id)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")?;
+    let next = next_in(conn, "ticket_messages", "seq", "ticket_id", ticket_id).await?;
     for (i, m) in messages.iter().enumerate() {
         sqlx::query(&format!(
             "INSERT INTO ticket_messages ({MESSAGE_COLUMNS}) \
@@ -612,13 +618,14 @@ async fn append_reply(
     m: &Message,
     author: &Sender,
 ) -> std::result::Result<(), sqlx::Error> {
-    let seq: i64 = sqlx::query(
-        "SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM messages WHERE conversation_id = $1",
+    let seq = next_in(
+        conn,
+        "messages",
+        "seq",
+        "conversation_id",
+        &m.conversation_id,
     )
-    .bind(&m.conversation_id)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")?;
+    .await?;
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, seq, role, parts, created_at, \
          finish_reason, credits, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
