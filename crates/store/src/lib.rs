@@ -21,7 +21,7 @@ use std::str::FromStr;
 use std::sync::Once;
 
 use agentbase_core::{Agent, ApiKey, Cursor, Error, Millis, Plan, Result, Workspace};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
 pub use chat::{ConversationFilter, NewTurn, TurnLease};
@@ -470,51 +470,18 @@ impl Store {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<Agent>> {
-        let limit = i64::from(limit.max(1));
-        let rows: Vec<AnyRow> = match after {
-            Some(c) => {
-                sqlx::query(&format!(
-                    "SELECT {} FROM agents WHERE workspace_id = $1 AND \
-                 (created_at, id) < ($2, $3) \
-                 ORDER BY created_at DESC, id DESC LIMIT $4",
-                    rows::AGENT_COLUMNS
-                ))
-                .bind(workspace_id)
-                .bind(c.t)
-                .bind(&c.id)
-                .bind(limit + 1)
-                .fetch_all(&self.pool)
-                .await
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {} FROM agents WHERE workspace_id = $1 \
-                 ORDER BY created_at DESC, id DESC LIMIT $2",
-                    rows::AGENT_COLUMNS
-                ))
-                .bind(workspace_id)
-                .bind(limit + 1)
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
-        .map_err(db_err)?;
-        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE workspace_id = $1")
-            .bind(workspace_id)
-            .fetch_one(&self.pool)
-            .await
-            .and_then(|r| r.try_get("n"))
-            .map_err(db_err)?;
-        let has_more = rows.len() as i64 > limit;
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(rows::agent)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page {
-            items,
-            has_more,
-            total,
-        })
+        let mut w = chat::Where::new();
+        let p = w.arg(chat::Arg::Text(workspace_id.to_owned()));
+        w.push(format!("workspace_id = {p}"));
+        chat::keyset_page(
+            &self.pool,
+            ("agents", rows::AGENT_COLUMNS),
+            w,
+            "created_at",
+            after,
+            limit.max(1),
+            rows::agent,
+        )
+        .await
     }
 }

@@ -114,6 +114,15 @@ async fn pages_walk_newest_first_without_gaps_or_repeats() {
         }
         let expected: Vec<_> = made.iter().map(|a| a.id.clone()).collect();
         assert_eq!(seen, expected, "{}", b.name);
+        // Past the end: no row carries the total, which is still the workspace's.
+        let oldest = made.last().unwrap();
+        let past = Cursor {
+            t: oldest.created_at,
+            id: oldest.id.clone(),
+        };
+        let page = s.agents(&w.id, Some(&past), 3).await.unwrap();
+        assert!(page.items.is_empty() && !page.has_more, "{}", b.name);
+        assert_eq!(page.total, 7, "{}", b.name);
         b.finish().await;
     }
 }
