@@ -359,42 +359,43 @@ pub(crate) fn extract_article(
     }
 }
 
+/// One pass of Readability's `grabArticle`: prune, score, pick the top candidate,
+/// widen it to what holds the content, then gather its siblings.
 fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> Option<Article> {
-    // 1. Prune hidden and unlikely nodes, turn text-only divs into paragraphs, wrap
-    //    loose phrasing content of mixed divs into paragraphs.
+    let to_score = prune(dom, root, flags);
+    let mut scores = Scores::new(dom.nodes.len());
+    let ranked = scores.rank(dom, root, flags, &to_score);
+    let mut top = match ranked.first() {
+        Some((_, id)) if *id != root => *id,
+        _ => {
+            // Nothing scored: the whole body is the article.
+            return finish(dom, root, 0.0, flags, title, &scores.score);
+        }
+    };
+    top = shared_ancestor(dom, root, top, &ranked, scores.score[top]);
+    scores.init(dom, top, flags);
+    top = climb(dom, root, top, &scores);
+    scores.init(dom, top, flags);
+    let top_score = scores.score[top];
+    let article_root = gather_siblings(dom, top, &scores);
+    finish(dom, article_root, top_score, flags, title, &scores.score)
+}
+
+/// Step 1: removes hidden and unlikely nodes, turns text-only divs into paragraphs
+/// and wraps loose phrasing content of mixed divs into paragraphs. Returns the
+/// nodes whose text is scored.
+fn prune(dom: &mut Dom, root: Id, flags: Flags) -> Vec<Id> {
     let mut to_score: Vec<Id> = Vec::new();
     let mut stack: Vec<Id> = dom.nodes[root].children.iter().rev().copied().collect();
     while let Some(id) = stack.pop() {
         if !dom.is_element(id) || dom.nodes[id].parent.is_none() {
             continue;
         }
-        if is_hidden(dom, id) {
-            dom.remove(id);
-            continue;
-        }
         let tag = dom.tag(id).to_string();
-        if flags.strip_unlikely {
-            if let Some(role) = dom.attr(id, "role")
-                && UNLIKELY_ROLES.contains(&role.to_ascii_lowercase().as_str())
-            {
-                dom.remove(id);
-                continue;
-            }
-            let ci = class_id(dom, id);
-            if ci.trim().len() > 1
-                && contains_any(&ci, UNLIKELY)
-                && !contains_any(&ci, MAYBE)
-                && tag != "body"
-                && tag != "a"
-                && tag != "main"
-                && tag != "article"
-                && !dom.has_ancestor_tag(id, &["table", "code", "pre"], 3)
-            {
-                dom.remove(id);
-                continue;
-            }
-        }
-        if matches!(tag.as_str(), "nav" | "aside" | "footer") {
+        if is_hidden(dom, id)
+            || (flags.strip_unlikely && is_unlikely(dom, id, &tag))
+            || matches!(tag.as_str(), "nav" | "aside" | "footer")
+        {
             dom.remove(id);
             continue;
         }
@@ -420,114 +421,147 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
             stack.push(*c);
         }
     }
+    to_score
+}
 
-    // 2. Score.
-    let n = dom.nodes.len();
-    let mut score = vec![0.0f64; n];
-    let mut initialized = vec![false; n];
-    let mut candidates: Vec<Id> = Vec::new();
-    for &el in &to_score {
-        if dom.nodes[el].parent.is_none() || !attached(dom, el, root) {
-            continue;
-        }
-        let text = dom.text(el);
-        let len = normalized_len(&text);
-        if len < 25 {
-            continue;
-        }
-        let commas = text.matches([',', '，', '、', '،']).count();
-        let content_score = 1.0 + commas as f64 + ((len / 100) as f64).min(3.0);
-        let mut cur = dom.nodes[el].parent;
-        let mut level = 0usize;
-        while let Some(anc) = cur {
-            if level >= 5 || !dom.is_element(anc) {
-                break;
-            }
-            if !initialized[anc] {
-                initialized[anc] = true;
-                score[anc] = initial_score(dom, anc, flags);
-                candidates.push(anc);
-            }
-            let divider = match level {
-                0 => 1.0,
-                1 => 2.0,
-                l => l as f64 * 3.0,
-            };
-            score[anc] += content_score / divider;
-            if anc == root {
-                break;
-            }
-            cur = dom.nodes[anc].parent;
-            level += 1;
+/// An element whose role, class or id says it is not content (comments, sidebars,
+/// ads), unless it is structural or inside a table or code.
+fn is_unlikely(dom: &Dom, id: Id, tag: &str) -> bool {
+    if let Some(role) = dom.attr(id, "role")
+        && UNLIKELY_ROLES.contains(&role.to_ascii_lowercase().as_str())
+    {
+        return true;
+    }
+    let ci = class_id(dom, id);
+    ci.trim().len() > 1
+        && contains_any(&ci, UNLIKELY)
+        && !contains_any(&ci, MAYBE)
+        && !matches!(tag, "body" | "a" | "main" | "article")
+        && !dom.has_ancestor_tag(id, &["table", "code", "pre"], 3)
+}
+
+/// Content scores of the candidates, indexed by node id; a node has a score once
+/// it is initialized.
+struct Scores {
+    score: Vec<f64>,
+    initialized: Vec<bool>,
+}
+
+impl Scores {
+    fn new(nodes: usize) -> Self {
+        Scores {
+            score: vec![0.0; nodes],
+            initialized: vec![false; nodes],
         }
     }
 
-    let mut text_lens = vec![usize::MAX; n];
-    let mut text_len_of = |dom: &Dom, id: Id| -> usize {
-        if text_lens[id] == usize::MAX {
-            text_lens[id] = normalized_len(&dom.text(id));
+    /// Gives `id` its initial score (from its tag and class) the first time; true
+    /// when it was new.
+    fn init(&mut self, dom: &Dom, id: Id, flags: Flags) -> bool {
+        if self.initialized[id] {
+            return false;
         }
-        text_lens[id]
-    };
-    let mut ranked: Vec<(f64, Id)> = Vec::new();
-    for &c in &candidates {
-        let tl = text_len_of(dom, c);
-        let s = score[c] * (1.0 - link_density(dom, c, tl));
-        score[c] = s;
-        ranked.push((s, c));
+        self.initialized[id] = true;
+        self.score[id] = initial_score(dom, id, flags);
+        true
     }
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    ranked.truncate(5);
 
-    let mut top = match ranked.first() {
-        Some((_, id)) if *id != root => *id,
-        _ => {
-            // Nothing scored: the whole body is the article.
-            return finish(dom, root, 0.0, flags, title, &score);
+    /// Step 2: each scored node's text adds to its ancestors (up to five levels,
+    /// less the further up); the candidates' scores are then scaled by their link
+    /// density. Returns the best five, best first.
+    fn rank(&mut self, dom: &Dom, root: Id, flags: Flags, to_score: &[Id]) -> Vec<(f64, Id)> {
+        let mut candidates: Vec<Id> = Vec::new();
+        for &el in to_score {
+            if dom.nodes[el].parent.is_none() || !attached(dom, el, root) {
+                continue;
+            }
+            let text = dom.text(el);
+            let len = normalized_len(&text);
+            if len < 25 {
+                continue;
+            }
+            let commas = text.matches([',', '，', '、', '،']).count();
+            let content_score = 1.0 + commas as f64 + ((len / 100) as f64).min(3.0);
+            let mut cur = dom.nodes[el].parent;
+            let mut level = 0usize;
+            while let Some(anc) = cur {
+                if level >= 5 || !dom.is_element(anc) {
+                    break;
+                }
+                if self.init(dom, anc, flags) {
+                    candidates.push(anc);
+                }
+                let divider = match level {
+                    0 => 1.0,
+                    1 => 2.0,
+                    l => l as f64 * 3.0,
+                };
+                self.score[anc] += content_score / divider;
+                if anc == root {
+                    break;
+                }
+                cur = dom.nodes[anc].parent;
+                level += 1;
+            }
         }
-    };
-    let top_score = score[top];
+        let mut ranked: Vec<(f64, Id)> = candidates
+            .into_iter()
+            .map(|c| {
+                let text_len = normalized_len(&dom.text(c));
+                let s = self.score[c] * (1.0 - link_density(dom, c, text_len));
+                self.score[c] = s;
+                (s, c)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked.truncate(5);
+        ranked
+    }
+}
 
-    // 3. If several good candidates share an ancestor, that ancestor is the article.
+/// Step 3: when three or more of the other top candidates score within 75% of the
+/// top one and share an ancestor, that ancestor is the article.
+fn shared_ancestor(dom: &Dom, root: Id, top: Id, ranked: &[(f64, Id)], top_score: f64) -> Id {
     let alternatives: Vec<Id> = ranked[1..]
         .iter()
         .filter(|(s, _)| top_score > 0.0 && *s / top_score >= 0.75)
         .map(|(_, id)| *id)
         .collect();
-    if alternatives.len() >= 3 {
-        let mut parent = dom.nodes[top].parent;
-        while let Some(p) = parent {
-            if p == root {
-                break;
-            }
-            let containing = alternatives
-                .iter()
-                .filter(|a| is_ancestor(dom, p, **a))
-                .count();
-            if containing >= 3 {
-                top = p;
-                break;
-            }
-            parent = dom.nodes[p].parent;
+    if alternatives.len() < 3 {
+        return top;
+    }
+    let mut parent = dom.nodes[top].parent;
+    while let Some(p) = parent {
+        if p == root {
+            break;
         }
+        let containing = alternatives
+            .iter()
+            .filter(|a| is_ancestor(dom, p, **a))
+            .count();
+        if containing >= 3 {
+            return p;
+        }
+        parent = dom.nodes[p].parent;
     }
-    if !initialized[top] {
-        initialized[top] = true;
-        score[top] = initial_score(dom, top, flags);
-    }
-    // 4. Climb while the parent scores better (the content is split across children).
-    let mut last_score = score[top];
+    top
+}
+
+/// Step 4: climbs while a scored parent scores better (the content is split across
+/// its children), then past parents of which `top` is the only element child.
+fn climb(dom: &Dom, root: Id, mut top: Id, scores: &Scores) -> Id {
+    let mut last_score = scores.score[top];
     let mut parent = dom.nodes[top].parent;
     let score_threshold = last_score / 3.0;
     while let Some(p) = parent {
         if p == root || dom.tag(p) == "body" {
             break;
         }
-        if !initialized[p] {
+        if !scores.initialized[p] {
             parent = dom.nodes[p].parent;
             continue;
         }
-        let ps = score[p];
+        let ps = scores.score[p];
         if ps < score_threshold {
             break;
         }
@@ -552,14 +586,14 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
         }
         top = p;
     }
-    if !initialized[top] {
-        initialized[top] = true;
-        score[top] = initial_score(dom, top, flags);
-    }
+    top
+}
 
-    // 5. Siblings that look like part of the article join it.
+/// Step 5: moves `top` and the siblings that look like part of the article (a good
+/// score, the same class, or a paragraph of prose) under a new `div`, returned.
+fn gather_siblings(dom: &mut Dom, top: Id, scores: &Scores) -> Id {
     let article_root = dom.new_element("div", None);
-    let top_score = score[top];
+    let top_score = scores.score[top];
     let sibling_threshold = (top_score * 0.2).max(10.0);
     let top_class = dom.attr(top, "class").unwrap_or("").to_string();
     let siblings: Vec<Id> = match dom.nodes[top].parent {
@@ -577,7 +611,7 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
             if !top_class.is_empty() && dom.attr(s, "class") == Some(top_class.as_str()) {
                 bonus += top_score * 0.2;
             }
-            if initialized[s] && score[s] + bonus >= sibling_threshold {
+            if scores.initialized[s] && scores.score[s] + bonus >= sibling_threshold {
                 append = true;
             } else if dom.tag(s) == "p" {
                 let text = dom.text(s);
@@ -596,7 +630,7 @@ fn grab_article(dom: &mut Dom, root: Id, flags: Flags, title: Option<&str>) -> O
         dom.nodes[s].parent = Some(article_root);
         dom.nodes[article_root].children.push(s);
     }
-    finish(dom, article_root, top_score, flags, title, &score)
+    article_root
 }
 
 fn ends_sentence(text: &str) -> bool {

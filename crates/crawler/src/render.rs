@@ -260,7 +260,39 @@ impl Renderer<'_> {
 
     fn table(&mut self, id: Id, depth: usize) -> String {
         let dom = self.dom;
-        let mut rows: Vec<(Vec<String>, bool)> = Vec::new();
+        let mut caption = String::new();
+        for &c in &dom.nodes[id].children {
+            if dom.tag(c) == "caption" {
+                caption = self.inline_of(c, depth).trim().to_string();
+            }
+        }
+        let rows = self.table_rows(id, depth);
+        if rows.is_empty() {
+            caption
+        } else if self.md() {
+            markdown_table(caption, &rows)
+        } else {
+            let mut out = caption;
+            for (cells, _) in rows {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(
+                    &cells
+                        .into_iter()
+                        .filter(|c| !c.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+            }
+            out
+        }
+    }
+
+    /// The table's rows in document order (through `thead`, `tbody`, `tfoot`), each
+    /// with its cells (a `colspan` adds empty cells) and whether it holds only `th`.
+    fn table_rows(&mut self, id: Id, depth: usize) -> Vec<(Vec<String>, bool)> {
+        let dom = self.dom;
         let mut stack = vec![id];
         let mut trs = Vec::new();
         while let Some(n) = stack.pop() {
@@ -274,12 +306,7 @@ impl Renderer<'_> {
         }
         // `stack` popped in reverse order of sections; restore document order.
         trs.sort_unstable();
-        let mut caption = String::new();
-        for &c in &dom.nodes[id].children {
-            if dom.tag(c) == "caption" {
-                caption = self.inline_of(c, depth).trim().to_string();
-            }
-        }
+        let mut rows = Vec::new();
         for tr in trs {
             let mut cells = Vec::new();
             let mut header = true;
@@ -312,57 +339,7 @@ impl Renderer<'_> {
                 rows.push((cells, header));
             }
         }
-        if rows.is_empty() {
-            return caption;
-        }
-        if !self.md() {
-            let mut out = caption;
-            for (cells, _) in rows {
-                if !out.is_empty() {
-                    out.push('\n');
-                }
-                out.push_str(
-                    &cells
-                        .into_iter()
-                        .filter(|c| !c.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                );
-            }
-            return out;
-        }
-        let width = rows.iter().map(|(c, _)| c.len()).max().unwrap_or(1);
-        let fmt_row = |cells: &[String]| {
-            let mut s = String::from("|");
-            for i in 0..width {
-                let c = cells.get(i).map(String::as_str).unwrap_or("");
-                s.push(' ');
-                s.push_str(&c.replace('|', "\\|"));
-                s.push_str(" |");
-            }
-            s
-        };
-        let mut out = String::new();
-        if !caption.is_empty() {
-            out.push_str(&caption);
-            out.push_str("\n\n");
-        }
-        let (first, rest) = if rows[0].1 {
-            (rows[0].0.clone(), &rows[1..])
-        } else {
-            (vec![String::new(); width], &rows[..])
-        };
-        out.push_str(&fmt_row(&first));
-        out.push('\n');
-        out.push('|');
-        for _ in 0..width {
-            out.push_str(" --- |");
-        }
-        for (cells, _) in rest {
-            out.push('\n');
-            out.push_str(&fmt_row(cells));
-        }
-        out
+        rows
     }
 
     fn inline_of(&mut self, id: Id, depth: usize) -> String {
@@ -376,116 +353,167 @@ impl Renderer<'_> {
     fn inline(&mut self, id: Id, out: &mut Inline, depth: usize) {
         let dom = self.dom;
         let md = self.md();
-        match &dom.nodes[id].data {
+        let name = match &dom.nodes[id].data {
             Data::Text(t) => {
                 if md {
                     out.text(&escape_md(t));
                 } else {
                     out.text(t);
                 }
+                return;
             }
-            Data::Element { name, .. } => {
-                if depth > MAX_DEPTH {
-                    out.text(&dom.text(id));
-                    return;
+            Data::Element { name, .. } => name.as_str(),
+        };
+        if depth > MAX_DEPTH {
+            out.text(&dom.text(id));
+            return;
+        }
+        if is_permalink_marker(dom, id, name) {
+            return;
+        }
+        match name {
+            "br" => out.newline(md),
+            "img" if md => {
+                if let Some(image) = markdown_image(dom, id) {
+                    out.raw(&image);
                 }
-                // Permalink markers (`§`, `¶`, `#`) next to headings carry no text.
-                if name == "a"
-                    && dom
-                        .attr(id, "href")
-                        .is_some_and(|h| h.trim_start().starts_with('#'))
-                {
-                    let t = dom.text(id);
-                    let t = t.trim();
-                    if matches!(t, "§" | "¶" | "#" | "🔗") {
-                        return;
-                    }
+            }
+            "code" | "kbd" | "samp" | "tt" if md => {
+                if let Some(code) = code_span(&dom.text(id)) {
+                    out.raw(&code);
                 }
-                match name.as_str() {
-                    "br" => out.newline(md),
-                    "img" if md => {
-                        let src = dom.attr(id, "src").unwrap_or("");
-                        if !src.is_empty() && !src.starts_with("data:") {
-                            let alt = dom.attr(id, "alt").unwrap_or("").replace(['[', ']'], "");
-                            out.raw(&format!("![{}]({})", alt.trim(), src.replace(' ', "%20")));
-                        }
-                    }
-                    "code" | "kbd" | "samp" | "tt" if md => {
-                        let t = dom.text(id);
-                        let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
-                        if !t.is_empty() {
-                            let tick = if t.contains('`') { "``" } else { "`" };
-                            let pad = if t.starts_with('`') || t.ends_with('`') {
-                                " "
-                            } else {
-                                ""
-                            };
-                            out.raw(&format!("{tick}{pad}{t}{pad}{tick}"));
-                        }
-                    }
-                    "strong" | "b" | "em" | "i" | "del" | "s" | "strike" if md => {
-                        let inner = self.inline_of(id, depth);
-                        let trimmed = inner.trim();
-                        if trimmed.is_empty() {
-                            out.text(&inner);
-                            return;
-                        }
-                        let mark = match name.as_str() {
-                            "strong" | "b" => "**",
-                            "em" | "i" => "*",
-                            _ => "~~",
-                        };
-                        if inner.starts_with(char::is_whitespace) {
-                            out.space = true;
-                        }
-                        out.raw(&format!("{mark}{trimmed}{mark}"));
-                        if inner.ends_with(char::is_whitespace) {
-                            out.space = true;
-                        }
-                    }
-                    "a" if md => {
-                        let inner = self.inline_of(id, depth);
-                        let text = inner.trim();
-                        let href = dom.attr(id, "href").unwrap_or("").trim();
-                        if inner.starts_with(char::is_whitespace) {
-                            out.space = true;
-                        }
-                        // Same-page anchors (heading permalinks, footnotes) are noise in Markdown.
-                        if href.is_empty()
-                            || href.starts_with('#')
-                            || href.starts_with("javascript:")
-                            || text.is_empty()
-                        {
-                            out.raw(text);
-                        } else {
-                            let text = text.replace('\n', " ");
-                            out.raw(&format!(
-                                "[{}]({})",
-                                text,
-                                href.replace(' ', "%20").replace(')', "%29")
-                            ));
-                        }
-                        if inner.ends_with(char::is_whitespace) {
-                            out.space = true;
-                        }
-                    }
-                    _ => {
-                        if self.is_block(id) {
-                            // A block inside inline content (invalid but common).
-                            let b = self.block(id, depth);
-                            out.newline(false);
-                            out.raw(b.trim());
-                            out.newline(false);
-                        } else {
-                            for c in dom.nodes[id].children.clone() {
-                                self.inline(c, out, depth + 1);
-                            }
-                        }
-                    }
+            }
+            "strong" | "b" | "em" | "i" | "del" | "s" | "strike" if md => {
+                let mark = match name {
+                    "strong" | "b" => "**",
+                    "em" | "i" => "*",
+                    _ => "~~",
+                };
+                let inner = self.inline_of(id, depth);
+                if inner.trim().is_empty() {
+                    out.text(&inner);
+                } else {
+                    spaced(out, &inner, |t| format!("{mark}{t}{mark}"));
+                }
+            }
+            "a" if md => {
+                let inner = self.inline_of(id, depth);
+                let href = dom.attr(id, "href").unwrap_or("").trim();
+                // Same-page anchors (heading permalinks, footnotes) are noise in Markdown.
+                if href.is_empty() || href.starts_with('#') || href.starts_with("javascript:") {
+                    spaced(out, &inner, str::to_owned);
+                } else {
+                    spaced(out, &inner, |t| markdown_link(t, href));
+                }
+            }
+            _ if self.is_block(id) => {
+                // A block inside inline content (invalid but common).
+                let b = self.block(id, depth);
+                out.newline(false);
+                out.raw(b.trim());
+                out.newline(false);
+            }
+            _ => {
+                for c in dom.nodes[id].children.clone() {
+                    self.inline(c, out, depth + 1);
                 }
             }
         }
     }
+}
+
+/// Writes `wrap(inner.trim())` raw, keeping a space before and after it when
+/// `inner` had one there.
+fn spaced(out: &mut Inline, inner: &str, wrap: impl FnOnce(&str) -> String) {
+    if inner.starts_with(char::is_whitespace) {
+        out.space = true;
+    }
+    out.raw(&wrap(inner.trim()));
+    if inner.ends_with(char::is_whitespace) {
+        out.space = true;
+    }
+}
+
+/// `[text](href)`, or the bare text when there is none.
+fn markdown_link(text: &str, href: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    format!(
+        "[{}]({})",
+        text.replace('\n', " "),
+        href.replace(' ', "%20").replace(')', "%29")
+    )
+}
+
+/// Permalink markers (`§`, `¶`, `#`) next to headings carry no text.
+fn is_permalink_marker(dom: &Dom, id: Id, name: &str) -> bool {
+    name == "a"
+        && dom
+            .attr(id, "href")
+            .is_some_and(|h| h.trim_start().starts_with('#'))
+        && matches!(dom.text(id).trim(), "§" | "¶" | "#" | "🔗")
+}
+
+/// `![alt](src)` for an image with a source that is not inline data.
+fn markdown_image(dom: &Dom, id: Id) -> Option<String> {
+    let src = dom.attr(id, "src").unwrap_or("");
+    if src.is_empty() || src.starts_with("data:") {
+        return None;
+    }
+    let alt = dom.attr(id, "alt").unwrap_or("").replace(['[', ']'], "");
+    Some(format!("![{}]({})", alt.trim(), src.replace(' ', "%20")))
+}
+
+/// Inline code with its whitespace collapsed, fenced with enough backticks.
+fn code_span(text: &str) -> Option<String> {
+    let t = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if t.is_empty() {
+        return None;
+    }
+    let tick = if t.contains('`') { "``" } else { "`" };
+    let pad = if t.starts_with('`') || t.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    Some(format!("{tick}{pad}{t}{pad}{tick}"))
+}
+
+/// A Markdown table: the first row is the header when it holds only `th` cells,
+/// otherwise the header is empty; a `|` inside a cell is escaped.
+fn markdown_table(caption: String, rows: &[(Vec<String>, bool)]) -> String {
+    let width = rows.iter().map(|(c, _)| c.len()).max().unwrap_or(1);
+    let fmt_row = |cells: &[String]| {
+        let mut s = String::from("|");
+        for i in 0..width {
+            let c = cells.get(i).map(String::as_str).unwrap_or("");
+            s.push(' ');
+            s.push_str(&c.replace('|', "\\|"));
+            s.push_str(" |");
+        }
+        s
+    };
+    let mut out = caption;
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    let empty = vec![String::new(); width];
+    let (first, rest) = match rows.first() {
+        Some((cells, true)) => (cells, &rows[1..]),
+        _ => (&empty, rows),
+    };
+    out.push_str(&fmt_row(first));
+    out.push('\n');
+    out.push('|');
+    for _ in 0..width {
+        out.push_str(" --- |");
+    }
+    for (cells, _) in rest {
+        out.push('\n');
+        out.push_str(&fmt_row(cells));
+    }
+    out
 }
 
 fn flush_inline(out: &mut String, inline: &mut Inline) {

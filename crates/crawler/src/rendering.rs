@@ -319,33 +319,11 @@ pub(crate) async fn html_page(
     html: String,
 ) -> Result<HtmlPage, String> {
     let r = &shared.rendering;
-    let page_url = resp.final_url.to_string();
     if r.kind.always_renders() {
-        let mut attempt = 0;
-        loop {
-            match render(shared, requested, MainDocument::from(resp)).await {
-                Ok(page) => return Ok(page),
-                Err(RenderError::Page(e)) if attempt < r.retries => {
-                    tracing::debug!(url = %page_url, error = %e, "render failed; retrying");
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
+        return render_with_retries(shared, requested, resp).await;
     }
-    let frames = if r.expand_iframes {
-        fetch_frames(shared, &html, &resp.final_url).await
-    } else {
-        Vec::new()
-    };
-    let options = shared.extract.clone();
-    let probe = r.click_probe.clone();
-    let kind_html = html.clone();
-    let (raw, clickables) = crate::background::spawn(move || {
-        extract_page(&html, &page_url, &options, &frames, probe.as_ref())
-    })
-    .await
-    .map_err(|e| format!("extraction failed: {e}"))?;
+    let html_bytes = html.len();
+    let (raw, kind) = extract_as_served(shared, resp, html).await?;
     let http = |extracted| HtmlPage {
         extracted,
         mode: CrawlMode::Http,
@@ -355,9 +333,6 @@ pub(crate) async fn html_page(
         return Ok(http(raw));
     }
     let site = host_key(&resp.final_url);
-    let kind = page_kind(&kind_html, &raw, clickables);
-    let html_bytes = kind_html.len();
-    drop(kind_html);
     loop {
         let notified = r.memory.changed.notified();
         tokio::pin!(notified);
@@ -367,27 +342,7 @@ pub(crate) async fn html_page(
             Plan::Recheck => {
                 // The verdict so far says HTTP is enough: this page's item comes from
                 // HTTP now, and the check runs beside the crawl, delaying nothing.
-                let (shared2, requested, doc) =
-                    (shared.clone(), requested.clone(), MainDocument::from(resp));
-                let raw2 = raw.clone();
-                let mut background = r.background.lock().unwrap_or_else(|p| p.into_inner());
-                while background.try_join_next().is_some() {}
-                background.spawn(async move {
-                    let r = &shared2.rendering;
-                    let url = doc.url.clone();
-                    match render(&shared2, &requested, doc).await {
-                        Ok(page) => {
-                            let change = change(&raw2, &page.extracted, &url);
-                            let client = change.matters(r.min_change);
-                            tracing::debug!(url = %url, kind, ?change, client, "rendering compared again");
-                            r.memory.record(&site, kind, client, r.first_gap);
-                        }
-                        Err(e) => {
-                            r.memory.abandon(&site, kind);
-                            tracing::debug!(url = %url, error = %e, "rendering to check again failed");
-                        }
-                    }
-                });
+                recheck_beside(shared, requested, resp, raw.clone(), site, kind);
                 return Ok(http(raw));
             }
             Plan::Wait => {
@@ -406,21 +361,108 @@ pub(crate) async fn html_page(
                         links: raw.links.clone(),
                     });
                 }
-                return match render(shared, requested, MainDocument::from(resp)).await {
-                    Ok(page) => {
-                        let change = change(&raw, &page.extracted, &resp.final_url);
-                        let client = change.matters(r.min_change);
-                        tracing::debug!(url = %resp.final_url, kind, ?change, client, "rendering compared");
-                        r.memory.record(&site, kind, client, r.first_gap);
-                        Ok(page)
-                    }
-                    Err(e) => {
-                        r.memory.abandon(&site, kind);
-                        tracing::warn!(url = %resp.final_url, error = %e, "rendering failed; using the HTML as served");
-                        Ok(http(raw))
-                    }
-                };
+                let doc = MainDocument::from(resp);
+                return Ok(
+                    match render_and_record(shared, requested, doc, &raw, &site, kind).await {
+                        Some(page) => page,
+                        None => http(raw),
+                    },
+                );
             }
+        }
+    }
+}
+
+/// `playwright:*` crawler types: every page is rendered, a failed render retried.
+async fn render_with_retries(
+    shared: &Arc<Shared>,
+    requested: &Url,
+    resp: &Response,
+) -> Result<HtmlPage, String> {
+    let mut attempt = 0;
+    loop {
+        match render(shared, requested, MainDocument::from(resp)).await {
+            Ok(page) => return Ok(page),
+            Err(RenderError::Page(e)) if attempt < shared.rendering.retries => {
+                tracing::debug!(url = %resp.final_url, error = %e, "render failed; retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The page extracted from the HTML as served (its iframes inlined when asked), off
+/// the runtime, with its kind for the adaptive crawler.
+async fn extract_as_served(
+    shared: &Arc<Shared>,
+    resp: &Response,
+    html: String,
+) -> Result<(Extracted, u8), String> {
+    let r = &shared.rendering;
+    let frames = if r.expand_iframes {
+        fetch_frames(shared, &html, &resp.final_url).await
+    } else {
+        Vec::new()
+    };
+    let options = shared.extract.clone();
+    let probe = r.click_probe.clone();
+    let page_url = resp.final_url.to_string();
+    crate::background::spawn(move || {
+        let (raw, clickables) = extract_page(&html, &page_url, &options, &frames, probe.as_ref());
+        let kind = page_kind(&html, &raw, clickables);
+        (raw, kind)
+    })
+    .await
+    .map_err(|e| format!("extraction failed: {e}"))
+}
+
+/// Renders the page beside the crawl and records whether rendering added enough
+/// to matter, so later pages of its kind follow the verdict.
+fn recheck_beside(
+    shared: &Arc<Shared>,
+    requested: &Url,
+    resp: &Response,
+    raw: Extracted,
+    site: String,
+    kind: u8,
+) {
+    let (shared2, requested, doc) = (shared.clone(), requested.clone(), MainDocument::from(resp));
+    let mut background = shared
+        .rendering
+        .background
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    while background.try_join_next().is_some() {}
+    background.spawn(async move {
+        let _ = render_and_record(&shared2, &requested, doc, &raw, &site, kind).await;
+    });
+}
+
+/// Renders the page, compares it with `raw` (the page as served) and records the
+/// verdict for the site and kind; `None` when rendering failed.
+async fn render_and_record(
+    shared: &Arc<Shared>,
+    requested: &Url,
+    doc: MainDocument,
+    raw: &Extracted,
+    site: &str,
+    kind: u8,
+) -> Option<HtmlPage> {
+    let r = &shared.rendering;
+    let url = doc.url.clone();
+    match render(shared, requested, doc).await {
+        Ok(page) => {
+            let change = change(raw, &page.extracted, &url);
+            let client = change.matters(r.min_change);
+            tracing::debug!(url = %url, kind, ?change, client, "rendering compared");
+            r.memory.record(site, kind, client, r.first_gap);
+            Some(page)
+        }
+        Err(e) => {
+            r.memory.abandon(site, kind);
+            tracing::warn!(url = %url, error = %e, "rendering failed; using the HTML as served");
+            None
         }
     }
 }

@@ -134,6 +134,8 @@ async fn pump(
     }
 }
 
+/// Answers one paused request of the page (`Fetch.requestPaused`): refused, or
+/// fetched through the page's network (the SSRF guard) and fulfilled.
 async fn answer(
     conn: &Connection,
     ev: Event,
@@ -148,70 +150,12 @@ async fn answer(
     let Some(id) = p["requestId"].as_str() else {
         return;
     };
-    let fail = |reason: &'static str| {
-        conn.call(
-            session,
-            "Fetch.failRequest",
-            json!({"requestId": id, "errorReason": reason}),
-        )
-    };
-    let req = &p["request"];
-    let resource_type = p["resourceType"].as_str().unwrap_or("Other").to_string();
-    let url = req["url"].as_str().unwrap_or("");
-    let Ok(url) = url::Url::parse(url) else {
-        let _ = fail("BlockedByClient").await;
-        return;
-    };
-    let main_frame_document =
-        resource_type == "Document" && p["frameId"].as_str() == Some(state.main_frame.as_str());
-    // Nothing the text needs: fonts, favicons, pings; media when asked.
-    let useless = matches!(
-        resource_type.as_str(),
-        "Font" | "Ping" | "CSPViolationReport" | "Manifest" | "SignedExchange" | "Prefetch"
-    ) || (block_media && matches!(resource_type.as_str(), "Image" | "Media"))
-        || url.path() == "/favicon.ico";
-    if useless || !matches!(url.scheme(), "http" | "https") || n >= MAX_REQUESTS_PER_PAGE {
-        let _ = fail("BlockedByClient").await;
-        return;
-    }
-    if main_frame_document {
-        let navigations = state.navigations.fetch_add(1, Ordering::SeqCst);
-        if navigations >= MAX_NAVIGATIONS
-            || (navigations > 0 && state.loaded.load(Ordering::SeqCst))
-        {
-            let _ = fail("Aborted").await;
+    let request = match page_request(p, n, state, block_media) {
+        Ok(request) => request,
+        Err(reason) => {
+            let _ = fail(conn, session, id, reason).await;
             return;
         }
-    }
-    let headers: Vec<(String, String)> = req["headers"]
-        .as_object()
-        .map(|h| {
-            h.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let body = match req.get("postDataEntries").and_then(Value::as_array) {
-        Some(entries) => {
-            let mut out = Vec::new();
-            for e in entries {
-                if let Some(b) = e["bytes"].as_str()
-                    && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b)
-                {
-                    out.extend_from_slice(&bytes);
-                }
-            }
-            Some(out)
-        }
-        None => req["postData"].as_str().map(|s| s.as_bytes().to_vec()),
-    };
-    let request = PageRequest {
-        url,
-        method: req["method"].as_str().unwrap_or("GET").to_string(),
-        headers,
-        body,
-        resource_type,
-        main_frame_document,
     };
     let response = {
         let _permit = limiter.acquire().await;
@@ -239,9 +183,86 @@ async fn answer(
             )
             .await
         }
-        PageResponse::Blocked(_) => fail("BlockedByClient").await,
-        PageResponse::Failed(_) => fail("Failed").await,
+        PageResponse::Blocked(_) => fail(conn, session, id, "BlockedByClient").await,
+        PageResponse::Failed(_) => fail(conn, session, id, "Failed").await,
     };
+}
+
+/// Fails a paused request with a DevTools `errorReason`.
+async fn fail(
+    conn: &Connection,
+    session: Option<&str>,
+    id: &str,
+    reason: &'static str,
+) -> Result<Value, CdpError> {
+    conn.call(
+        session,
+        "Fetch.failRequest",
+        json!({"requestId": id, "errorReason": reason}),
+    )
+    .await
+}
+
+/// The request a `Fetch.requestPaused` event describes, or the reason to refuse it:
+/// not http(s), nothing the text needs (fonts, favicons, pings; media when asked),
+/// over the page's request budget, or a navigation of the main frame after it loaded.
+fn page_request(
+    p: &Value,
+    n: usize,
+    state: &PageState,
+    block_media: bool,
+) -> Result<PageRequest, &'static str> {
+    let req = &p["request"];
+    let resource_type = p["resourceType"].as_str().unwrap_or("Other").to_string();
+    let url = url::Url::parse(req["url"].as_str().unwrap_or("")).map_err(|_| "BlockedByClient")?;
+    let main_frame_document =
+        resource_type == "Document" && p["frameId"].as_str() == Some(state.main_frame.as_str());
+    let useless = matches!(
+        resource_type.as_str(),
+        "Font" | "Ping" | "CSPViolationReport" | "Manifest" | "SignedExchange" | "Prefetch"
+    ) || (block_media && matches!(resource_type.as_str(), "Image" | "Media"))
+        || url.path() == "/favicon.ico";
+    if useless || !matches!(url.scheme(), "http" | "https") || n >= MAX_REQUESTS_PER_PAGE {
+        return Err("BlockedByClient");
+    }
+    if main_frame_document {
+        let navigations = state.navigations.fetch_add(1, Ordering::SeqCst);
+        if navigations >= MAX_NAVIGATIONS
+            || (navigations > 0 && state.loaded.load(Ordering::SeqCst))
+        {
+            return Err("Aborted");
+        }
+    }
+    let headers: Vec<(String, String)> = req["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = match req.get("postDataEntries").and_then(Value::as_array) {
+        Some(entries) => {
+            let mut out = Vec::new();
+            for e in entries {
+                if let Some(b) = e["bytes"].as_str()
+                    && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b)
+                {
+                    out.extend_from_slice(&bytes);
+                }
+            }
+            Some(out)
+        }
+        None => req["postData"].as_str().map(|s| s.as_bytes().to_vec()),
+    };
+    Ok(PageRequest {
+        url,
+        method: req["method"].as_str().unwrap_or("GET").to_string(),
+        headers,
+        body,
+        resource_type,
+        main_frame_document,
+    })
 }
 
 /// Runs `step` of page.js in the page and returns its value.
