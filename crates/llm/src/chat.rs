@@ -504,54 +504,80 @@ struct Prepared {
 }
 
 impl Shared {
-    /// Renders and tokenizes the request, trimmed to leave room for the answer.
+    /// Renders and tokenizes the request, trimmed to leave room for the answer:
+    /// the oldest messages go first, and when even the system prompt and the last
+    /// message do not fit, the longest of them is cut.
     fn prepare(&self, request: &ChatRequest) -> Result<Prepared, ModelError> {
         let window = self.context_window;
         let reserve = (request.max_tokens as usize).clamp(1, window / 2);
         let budget = window - reserve;
         let (mut system, conversation) = template_messages(request);
-
-        let render = |system: &[TemplateMessage],
-                      rest: &[TemplateMessage]|
-         -> Result<Vec<u32>, ModelError> {
-            let messages: Vec<&TemplateMessage> = system.iter().chain(rest).collect();
-            let stand_ins: Vec<TemplateMessage> = messages
-                .iter()
-                .enumerate()
-                .map(|(i, m)| TemplateMessage {
-                    role: m.role,
-                    content: placeholder(i),
-                })
-                .collect();
-            let text = self
-                .template
-                .render(
-                    &stand_ins,
-                    &self.tokenizer.bos_token,
-                    &self.tokenizer.eos_token,
-                )
-                .map_err(ModelError::Failed)?;
-            let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-            self.tokenizer
-                .encode_prompt(&text, &contents)
-                .map_err(ModelError::Failed)
-        };
-
-        let ids = render(&system, &conversation)?;
+        let ids = self.encode(&system, &conversation)?;
         if ids.len() <= budget {
             return Ok(Prepared {
                 ids,
                 dropped_messages: 0,
             });
         }
-        // Dropping more messages never makes the prompt longer, so search for the
-        // fewest drops that fit; the last message always stays.
+        if let Some(prepared) = self.drop_oldest(&system, &conversation, budget)? {
+            return Ok(prepared);
+        }
+        let last = conversation.len().saturating_sub(1);
+        let mut rest: Vec<TemplateMessage> = conversation[last..].to_vec();
+        let ids = self.cut_longest(&mut system, &mut rest, budget)?;
+        Ok(Prepared {
+            ids,
+            dropped_messages: last,
+        })
+    }
+
+    /// The prompt's token ids: the template rendered over placeholders, each
+    /// replaced by its message's tokens (so message text cannot forge template
+    /// markup).
+    fn encode(
+        &self,
+        system: &[TemplateMessage],
+        rest: &[TemplateMessage],
+    ) -> Result<Vec<u32>, ModelError> {
+        let messages: Vec<&TemplateMessage> = system.iter().chain(rest).collect();
+        let stand_ins: Vec<TemplateMessage> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| TemplateMessage {
+                role: m.role,
+                content: placeholder(i),
+            })
+            .collect();
+        let text = self
+            .template
+            .render(
+                &stand_ins,
+                &self.tokenizer.bos_token,
+                &self.tokenizer.eos_token,
+            )
+            .map_err(ModelError::Failed)?;
+        let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        self.tokenizer
+            .encode_prompt(&text, &contents)
+            .map_err(ModelError::Failed)
+    }
+
+    /// The fewest oldest messages to drop for the prompt to fit (dropping more never
+    /// makes it longer, so a binary search), then on to the next user turn, since
+    /// templates expect the conversation to open with one. The last message always
+    /// stays; `None` when even that is too long.
+    fn drop_oldest(
+        &self,
+        system: &[TemplateMessage],
+        conversation: &[TemplateMessage],
+        budget: usize,
+    ) -> Result<Option<Prepared>, ModelError> {
         let last = conversation.len().saturating_sub(1);
         let (mut lo, mut hi) = (1, last);
         let mut best: Option<(usize, Vec<u32>)> = None;
         while lo <= hi {
             let mid = lo + (hi - lo) / 2;
-            let ids = render(&system, &conversation[mid..])?;
+            let ids = self.encode(system, &conversation[mid..])?;
             if ids.len() <= budget {
                 best = Some((mid, ids));
                 hi = mid - 1;
@@ -559,21 +585,29 @@ impl Shared {
                 lo = mid + 1;
             }
         }
-        if let Some((mut dropped, mut ids)) = best {
-            // Templates expect the conversation to open with a user turn.
-            while dropped < last && conversation[dropped].role != "user" {
-                dropped += 1;
-                ids = render(&system, &conversation[dropped..])?;
-            }
-            return Ok(Prepared {
-                ids,
-                dropped_messages: dropped,
-            });
+        let Some((mut dropped, mut ids)) = best else {
+            return Ok(None);
+        };
+        while dropped < last && conversation[dropped].role != "user" {
+            dropped += 1;
+            ids = self.encode(system, &conversation[dropped..])?;
         }
+        Ok(Some(Prepared {
+            ids,
+            dropped_messages: dropped,
+        }))
+    }
 
-        // Even the system prompt and the last message are too long: cut the longest.
-        let mut rest: Vec<TemplateMessage> = conversation[last..].to_vec();
-        let mut ids = render(&system, &rest)?;
+    /// Cuts the longest message (a system prompt keeps its start, the others their
+    /// end) until the prompt fits, at most eight times; then keeps the prompt's last
+    /// `budget` tokens (templates with huge fixed parts: the question is at the end).
+    fn cut_longest(
+        &self,
+        system: &mut [TemplateMessage],
+        rest: &mut [TemplateMessage],
+        budget: usize,
+    ) -> Result<Vec<u32>, ModelError> {
+        let mut ids = self.encode(system, rest)?;
         for _ in 0..8 {
             if ids.len() <= budget {
                 break;
@@ -595,16 +629,12 @@ impl Shared {
                 self.tokenizer
                     .decode(&content_ids[content_ids.len() - keep..])
             };
-            ids = render(&system, &rest)?;
+            ids = self.encode(system, rest)?;
         }
         if ids.len() > budget {
-            // Templates with huge fixed parts: keep the end, where the question is.
             ids.drain(..ids.len() - budget);
         }
-        Ok(Prepared {
-            ids,
-            dropped_messages: last,
-        })
+        Ok(ids)
     }
 }
 
@@ -695,104 +725,45 @@ fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), Stri
     let prompt_len = prepared.ids.len();
     let max_new =
         (request.max_tokens as usize).min(shared.context_window.saturating_sub(prompt_len));
-    let device = Device::Cpu;
-    let err = |e: candle_core::Error| e.to_string();
     let started = Instant::now();
-
-    weights.clear_kv_cache();
-    let mut pos = 0;
-    let mut logits = None;
-    for chunk in prepared.ids.chunks(PREFILL_CHUNK) {
-        if events.is_closed() {
-            return Ok(());
-        }
-        let input = Tensor::new(chunk, &device)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(err)?;
-        logits = Some(weights.forward(&input, pos).map_err(err)?);
-        pos += chunk.len();
-    }
-    let mut logits = logits
-        .ok_or("the prompt rendered to no tokens")?
-        .squeeze(0)
-        .map_err(err)?;
+    let Some(logits) = prefill(weights, &prepared.ids, &events)? else {
+        return Ok(());
+    };
     let prefilled = Instant::now();
 
-    let seed = shared.options.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
-    let mut sampler = LogitsProcessor::from_sampling(seed, sampling(request.temperature));
-    let mut utf8 = Utf8Stream::default();
-    let mut parser = (!request.tools.is_empty()).then(ToolCallParser::new);
-    let mut generated: Vec<u32> = Vec::new();
-    let penalty = shared.options.repeat_penalty;
-    let counters = &shared.counters;
-
-    let emit = |text: String, parser: &mut Option<ToolCallParser>| -> bool {
-        if text.is_empty() {
-            return true;
-        }
-        match parser {
-            Some(parser) => parser.push(&text).into_iter().all(send),
-            None => send(ModelEvent::TextDelta(text)),
-        }
+    let mut out = Emitter {
+        send: &send,
+        utf8: Utf8Stream::default(),
+        parser: (!request.tools.is_empty()).then(ToolCallParser::new),
     };
-
-    let mut reason = FinishReason::Length;
-    while generated.len() < max_new {
-        let scored = if penalty != 1.0 && !generated.is_empty() {
-            let recent = &generated[generated.len().saturating_sub(shared.options.repeat_last_n)..];
-            candle_transformers::utils::apply_repeat_penalty(&logits, penalty, recent)
-                .map_err(err)?
-        } else {
-            logits
-        };
-        let next = sampler.sample(&scored).map_err(err)?;
-        if shared.tokenizer.is_stop(next) {
-            reason = FinishReason::Stop;
-            break;
-        }
-        generated.push(next);
-        counters.tokens_generated.fetch_add(1, Ordering::Relaxed);
-        let text = utf8.push(shared.tokenizer.bytes_of(next));
-        if !emit(text, &mut parser) || events.is_closed() {
-            return Ok(());
-        }
-        if generated.len() >= max_new {
-            break;
-        }
-        let input = Tensor::new(&[next], &device)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(err)?;
-        logits = weights
-            .forward(&input, pos)
-            .map_err(err)?
-            .squeeze(0)
-            .map_err(err)?;
-        pos += 1;
-    }
-
-    if !emit(utf8.finish(), &mut parser) {
+    let Some((generated, mut reason)) = decode(
+        shared,
+        weights,
+        logits,
+        DecodeLimits {
+            pos: prompt_len,
+            max_new,
+            temperature: request.temperature,
+        },
+        &mut out,
+        &events,
+    )?
+    else {
         return Ok(());
-    }
-    if let Some(parser) = parser.as_mut() {
-        if !parser.finish().into_iter().all(send) {
-            return Ok(());
-        }
-        if parser.called_tools() {
-            reason = FinishReason::ToolCalls;
-        }
+    };
+    let Some(called_tools) = out.finish() else {
+        return Ok(());
+    };
+    if called_tools {
+        reason = FinishReason::ToolCalls;
     }
     let decode_secs = prefilled.elapsed().as_secs_f64();
     tracing::debug!(
         prompt_tokens = prompt_len,
         dropped_messages = prepared.dropped_messages,
-        completion_tokens = generated.len(),
+        completion_tokens = generated,
         prefill_tok_s = prompt_len as f64 / (prefilled - started).as_secs_f64().max(1e-9),
-        decode_tok_s = generated.len() as f64 / decode_secs.max(1e-9),
+        decode_tok_s = generated as f64 / decode_secs.max(1e-9),
         ?reason,
         "local generation finished"
     );
@@ -800,10 +771,146 @@ fn generate(shared: &Shared, weights: &mut Weights, job: Job) -> Result<(), Stri
         reason,
         usage: Usage {
             prompt_tokens: prompt_len as u32,
-            completion_tokens: generated.len() as u32,
+            completion_tokens: generated as u32,
         },
     });
     Ok(())
+}
+
+fn candle_err(e: candle_core::Error) -> String {
+    e.to_string()
+}
+
+/// Runs the prompt through the model in chunks of [`PREFILL_CHUNK`] from an empty
+/// cache; the last position's logits, or `None` when the receiver went away.
+fn prefill(
+    weights: &mut Weights,
+    ids: &[u32],
+    events: &EventSender,
+) -> Result<Option<Tensor>, String> {
+    weights.clear_kv_cache();
+    let mut pos = 0;
+    let mut logits = None;
+    for chunk in ids.chunks(PREFILL_CHUNK) {
+        if events.is_closed() {
+            return Ok(None);
+        }
+        let input = Tensor::new(chunk, &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(candle_err)?;
+        logits = Some(weights.forward(&input, pos).map_err(candle_err)?);
+        pos += chunk.len();
+    }
+    let logits = logits.ok_or("the prompt rendered to no tokens")?;
+    Ok(Some(logits.squeeze(0).map_err(candle_err)?))
+}
+
+/// Where decoding starts and how far it may go.
+struct DecodeLimits {
+    pos: usize,
+    max_new: usize,
+    temperature: f64,
+}
+
+/// Samples up to `max_new` tokens (repeat penalty and sampling from the options),
+/// emitting text as it completes UTF-8. Returns how many were generated and why it
+/// stopped, or `None` when the receiver went away.
+fn decode(
+    shared: &Shared,
+    weights: &mut Weights,
+    mut logits: Tensor,
+    limits: DecodeLimits,
+    out: &mut Emitter<'_>,
+    events: &EventSender,
+) -> Result<Option<(usize, FinishReason)>, String> {
+    let seed = shared.options.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let mut sampler = LogitsProcessor::from_sampling(seed, sampling(limits.temperature));
+    let mut generated: Vec<u32> = Vec::new();
+    let penalty = shared.options.repeat_penalty;
+    let mut pos = limits.pos;
+    while generated.len() < limits.max_new {
+        let scored = if penalty != 1.0 && !generated.is_empty() {
+            let recent = &generated[generated.len().saturating_sub(shared.options.repeat_last_n)..];
+            candle_transformers::utils::apply_repeat_penalty(&logits, penalty, recent)
+                .map_err(candle_err)?
+        } else {
+            logits
+        };
+        let next = sampler.sample(&scored).map_err(candle_err)?;
+        if shared.tokenizer.is_stop(next) {
+            return Ok(Some((generated.len(), FinishReason::Stop)));
+        }
+        generated.push(next);
+        shared
+            .counters
+            .tokens_generated
+            .fetch_add(1, Ordering::Relaxed);
+        if !out.token(shared.tokenizer.bytes_of(next)) || events.is_closed() {
+            return Ok(None);
+        }
+        if generated.len() >= limits.max_new {
+            break;
+        }
+        let input = Tensor::new(&[next], &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(candle_err)?;
+        logits = weights
+            .forward(&input, pos)
+            .map_err(candle_err)?
+            .squeeze(0)
+            .map_err(candle_err)?;
+        pos += 1;
+    }
+    Ok(Some((generated.len(), FinishReason::Length)))
+}
+
+/// Turns generated bytes into events: text as it completes UTF-8, or tool calls
+/// when the request offered tools.
+struct Emitter<'a> {
+    send: &'a dyn Fn(ModelEvent) -> bool,
+    utf8: Utf8Stream,
+    parser: Option<ToolCallParser>,
+}
+
+impl Emitter<'_> {
+    /// False when the receiver went away.
+    fn token(&mut self, bytes: &[u8]) -> bool {
+        let text = self.utf8.push(bytes);
+        self.emit(text)
+    }
+
+    fn emit(&mut self, text: String) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        match &mut self.parser {
+            Some(parser) => parser.push(&text).into_iter().all(self.send),
+            None => (self.send)(ModelEvent::TextDelta(text)),
+        }
+    }
+
+    /// Flushes what is left; whether the model called tools, or `None` when the
+    /// receiver went away.
+    fn finish(&mut self) -> Option<bool> {
+        let rest = self.utf8.finish();
+        if !self.emit(rest) {
+            return None;
+        }
+        match &mut self.parser {
+            Some(parser) => {
+                if !parser.finish().into_iter().all(self.send) {
+                    return None;
+                }
+                Some(parser.called_tools())
+            }
+            None => Some(false),
+        }
+    }
 }
 
 #[cfg(test)]

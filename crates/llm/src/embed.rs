@@ -12,7 +12,7 @@
 //! thread (which spreads each batch over the cores); callers await a oneshot reply and
 //! never block the async runtime. Requests are served in order.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 
 use agentbase_core::model::{EmbedFuture, Embedder, ModelError};
@@ -106,54 +106,84 @@ struct Model {
     device: Device,
 }
 
+/// `max_seq_length` from `sentence_bert_config.json`, when the file is there and
+/// says so.
+fn sentence_bert_max_len(dir: &Path) -> Result<Option<usize>, Error> {
+    let path = dir.join("sentence_bert_config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::invalid(&path, e))?;
+    Ok(v.get("max_seq_length")
+        .and_then(serde_json::Value::as_u64)
+        .map(|n| n as usize))
+}
+
+/// CLS pooling when `1_Pooling/config.json` asks for it; mean pooling otherwise.
+fn pooling_of(dir: &Path) -> Result<Pooling, Error> {
+    let path = dir.join("1_Pooling/config.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Pooling::Mean);
+    };
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::invalid(&path, e))?;
+    Ok(
+        if config.get("pooling_mode_cls_token") == Some(&serde_json::Value::Bool(true)) {
+            Pooling::Cls
+        } else {
+            Pooling::Mean
+        },
+    )
+}
+
+impl Model {
+    /// Starts the worker thread (at `nice`, see [`crate::sched`]) that embeds the
+    /// queued jobs one at a time; a job whose caller gave up is skipped.
+    fn start_worker(self, nice: i32) -> std::io::Result<mpsc::SyncSender<Job>> {
+        let (jobs, receiver) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
+        std::thread::Builder::new()
+            .name("llm-embed".to_owned())
+            .spawn(move || {
+                if let Err(e) = crate::sched::lower_thread_priority(nice) {
+                    tracing::warn!(nice, error = %e, "the embedding worker keeps its priority");
+                }
+                for job in receiver {
+                    if job.reply.is_closed() {
+                        continue;
+                    }
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.embed(&job.texts)
+                    }))
+                    .unwrap_or_else(|_| Err("the embedding worker panicked".to_owned()))
+                    .map_err(ModelError::Failed);
+                    let _ = job.reply.send(result);
+                }
+            })?;
+        Ok(jobs)
+    }
+}
+
 impl LocalEmbedder {
     /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir` (read
     /// into memory, no mmap) and starts the worker thread. Blocking.
     pub fn load(dir: &Path, options: LocalEmbedderOptions) -> Result<Self, Error> {
-        let read = |name: &str| -> Result<(PathBuf, String), Error> {
-            let path = dir.join(name);
-            let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-            Ok((path, text))
-        };
-        let (config_path, config_text) = read("config.json")?;
+        let config_path = dir.join("config.json");
+        let config_text =
+            std::fs::read_to_string(&config_path).map_err(Error::io("read", &config_path))?;
         let config: Config =
             serde_json::from_str(&config_text).map_err(|e| Error::invalid(&config_path, e))?;
         let dimensions = config.hidden_size;
-
         let max_seq_len = match options.max_seq_len {
             Some(n) => n,
-            None => match read("sentence_bert_config.json") {
-                Ok((path, text)) => serde_json::from_str::<serde_json::Value>(&text)
-                    .map_err(|e| Error::invalid(&path, e))?
-                    .get("max_seq_length")
-                    .and_then(serde_json::Value::as_u64)
-                    .map(|n| n as usize)
-                    .unwrap_or(config.max_position_embeddings),
-                Err(_) => config.max_position_embeddings,
-            },
+            None => sentence_bert_max_len(dir)?.unwrap_or(config.max_position_embeddings),
         }
         .min(config.max_position_embeddings);
-        let pooling = match read("1_Pooling/config.json") {
-            Ok((path, text)) => {
-                let config: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| Error::invalid(&path, e))?;
-                if config.get("pooling_mode_cls_token") == Some(&serde_json::Value::Bool(true)) {
-                    Pooling::Cls
-                } else {
-                    Pooling::Mean
-                }
-            }
-            Err(_) => Pooling::Mean,
-        };
+        let pooling = pooling_of(dir)?;
 
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| Error::invalid(&tokenizer_path, e))?;
-        let pad_id = tokenizer.get_padding().map(|p| p.pad_id).unwrap_or(0);
-        let pad_token = tokenizer
-            .get_padding()
-            .map(|p| p.pad_token.clone())
-            .unwrap_or_else(|| "[PAD]".to_owned());
+        let padding = tokenizer.get_padding().cloned();
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_seq_len,
@@ -165,36 +195,7 @@ impl LocalEmbedder {
         let weights_path = dir.join("model.safetensors");
         let tensors = candle_core::safetensors::load(&weights_path, &device)
             .map_err(|e| Error::invalid(&weights_path, e))?;
-        let backend = match (
-            options.backend,
-            std::env::var("AGENTBASE_EMBED_BACKEND").as_deref(),
-        ) {
-            (EmbedBackend::Auto, Ok("candle")) => EmbedBackend::Candle,
-            (EmbedBackend::Auto, Ok("fast")) => EmbedBackend::Fast,
-            (backend, _) => backend,
-        };
-        let level = match options.kernels {
-            Some(level) => level,
-            None => crate::cpu::kernels()?.embeddings,
-        };
-        let fast = match backend {
-            EmbedBackend::Candle => None,
-            EmbedBackend::Auto if !cfg!(optimized) => None,
-            EmbedBackend::Auto | EmbedBackend::Fast => {
-                let isa = crate::cpu::EmbedIsa::at(level).ok_or_else(|| {
-                    Error::Kernels(crate::cpu::KernelsError {
-                        value: level.to_string(),
-                        reason: "this CPU lacks it".to_owned(),
-                    })
-                })?;
-                match Self::fast_encoder(isa, &config_text, &tensors) {
-                    Ok(fast) => Some(fast),
-                    Err(_) if backend == EmbedBackend::Auto => None,
-                    Err(reason) => return Err(Error::invalid(&weights_path, reason)),
-                }
-            }
-        };
-        let encoder = match fast {
+        let encoder = match Self::fast_if_chosen(&options, &config_text, &tensors, &weights_path)? {
             Some(fast) => {
                 // Texts run unpadded; tokenizer.json may ask for a fixed length.
                 tokenizer.with_padding(None);
@@ -204,8 +205,8 @@ impl LocalEmbedder {
                 // candle wants a rectangular batch.
                 tokenizer.with_padding(Some(PaddingParams {
                     strategy: PaddingStrategy::BatchLongest,
-                    pad_id,
-                    pad_token,
+                    pad_id: padding.as_ref().map_or(0, |p| p.pad_id),
+                    pad_token: padding.map_or_else(|| "[PAD]".to_owned(), |p| p.pad_token),
                     ..Default::default()
                 }));
                 let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
@@ -218,7 +219,6 @@ impl LocalEmbedder {
             Encoder::Candle(_) => "candle".to_owned(),
             Encoder::Fast(_, level) => format!("ours ({level})"),
         };
-
         let model = Model {
             encoder,
             tokenizer,
@@ -226,29 +226,51 @@ impl LocalEmbedder {
             batch_size: options.batch_size.max(1),
             device,
         };
-        let (jobs, receiver) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
-        let nice = options.nice;
-        std::thread::Builder::new()
-            .name("llm-embed".to_owned())
-            .spawn(move || {
-                if let Err(e) = crate::sched::lower_thread_priority(nice) {
-                    tracing::warn!(nice, error = %e, "the embedding worker keeps its priority");
-                }
-                for job in receiver {
-                    if job.reply.is_closed() {
-                        continue;
-                    }
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        model.embed(&job.texts)
-                    }))
-                    .unwrap_or_else(|_| Err("the embedding worker panicked".to_owned()))
-                    .map_err(ModelError::Failed);
-                    let _ = job.reply.send(result);
-                }
-            })
+        let jobs = model
+            .start_worker(options.nice)
             .map_err(Error::io("start a worker thread for", dir))?;
         tracing::info!(dir = %dir.display(), dimensions, max_seq_len, ?pooling, encoder = %encoder_name, "local embedder loaded");
         Ok(Self { jobs, dimensions })
+    }
+
+    /// Our own encoder when the backend (the option, or `AGENTBASE_EMBED_BACKEND`
+    /// under `auto`) asks for it and the model allows it; `None` for candle. `auto`
+    /// falls back to candle where ours cannot run the model, and in unoptimised
+    /// builds.
+    fn fast_if_chosen(
+        options: &LocalEmbedderOptions,
+        config_text: &str,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        weights_path: &Path,
+    ) -> Result<Option<Encoder>, Error> {
+        let backend = match (
+            options.backend,
+            std::env::var("AGENTBASE_EMBED_BACKEND").as_deref(),
+        ) {
+            (EmbedBackend::Auto, Ok("candle")) => EmbedBackend::Candle,
+            (EmbedBackend::Auto, Ok("fast")) => EmbedBackend::Fast,
+            (backend, _) => backend,
+        };
+        match backend {
+            EmbedBackend::Candle => return Ok(None),
+            EmbedBackend::Auto if !cfg!(optimized) => return Ok(None),
+            EmbedBackend::Auto | EmbedBackend::Fast => {}
+        }
+        let level = match options.kernels {
+            Some(level) => level,
+            None => crate::cpu::kernels()?.embeddings,
+        };
+        let isa = crate::cpu::EmbedIsa::at(level).ok_or_else(|| {
+            Error::Kernels(crate::cpu::KernelsError {
+                value: level.to_string(),
+                reason: "this CPU lacks it".to_owned(),
+            })
+        })?;
+        match Self::fast_encoder(isa, config_text, tensors) {
+            Ok(fast) => Ok(Some(fast)),
+            Err(_) if backend == EmbedBackend::Auto => Ok(None),
+            Err(reason) => Err(Error::invalid(weights_path, reason)),
+        }
     }
 
     /// Our own encoder on the kernels `isa`, or why the model rules it out.

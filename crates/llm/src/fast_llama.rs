@@ -670,6 +670,55 @@ pub(crate) struct FastLlama {
     scratch: Scratch,
 }
 
+/// A tensor of the file dequantized to a flat `f32` vector (norm weights).
+fn dense_vector<R: std::io::Seek + std::io::Read>(
+    content: &gguf_file::Content,
+    reader: &mut R,
+    name: &str,
+) -> Result<Vec<f32>> {
+    let device = Device::Cpu;
+    content
+        .tensor(reader, name, &device)?
+        .dequantize(&device)?
+        .flatten_all()?
+        .to_vec1::<f32>()
+}
+
+/// Block `i`'s weights, with q/k/v and gate/up stacked into one matrix each;
+/// `None` when the stacked matrices do not share one block format.
+fn load_layer<R: std::io::Seek + std::io::Read>(
+    content: &gguf_file::Content,
+    reader: &mut R,
+    i: usize,
+) -> Result<Option<Layer>> {
+    let device = Device::Cpu;
+    let mut matrix = |name: &str| -> Result<QMatrix> {
+        QMatrix::from_qtensor(&content.tensor(
+            reader,
+            &format!("blk.{i}.{name}.weight"),
+            &device,
+        )?)
+    };
+    let (q, k, v) = (matrix("attn_q")?, matrix("attn_k")?, matrix("attn_v")?);
+    let wo = matrix("attn_output")?;
+    let (gate, up) = (matrix("ffn_gate")?, matrix("ffn_up")?);
+    let down = matrix("ffn_down")?;
+    let attention_norm = dense_vector(content, reader, &format!("blk.{i}.attn_norm.weight"))?;
+    let ffn_norm = dense_vector(content, reader, &format!("blk.{i}.ffn_norm.weight"))?;
+    // Stacking needs one block format per input.
+    if q.nibbles != k.nibbles || k.nibbles != v.nibbles || gate.nibbles != up.nibbles {
+        return Ok(None);
+    }
+    Ok(Some(Layer {
+        qkv: QMatrix::stack(vec![q, k, v]),
+        wo,
+        gate_up: QMatrix::stack(vec![gate, up]),
+        down,
+        attention_norm,
+        ffn_norm,
+    }))
+}
+
 impl FastLlama {
     /// `Ok(None)` when the file uses something this pass does not implement (mixture
     /// of experts, partial rotary dimensions, odd head sizes); candle runs those.
@@ -702,48 +751,13 @@ impl FastLlama {
             return Ok(None);
         }
         let device = Device::Cpu;
-        let mut tensor = |name: &str| content.tensor(reader, name, &device);
-        let mut vector = |name: &str| -> Result<Vec<f32>> {
-            tensor(name)?
-                .dequantize(&device)?
-                .flatten_all()?
-                .to_vec1::<f32>()
-        };
-        let norm = vector("output_norm.weight")?;
+        let norm = dense_vector(content, reader, "output_norm.weight")?;
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
-            let mut matrix = |name: &str| -> Result<QMatrix> {
-                QMatrix::from_qtensor(&content.tensor(
-                    reader,
-                    &format!("blk.{i}.{name}.weight"),
-                    &device,
-                )?)
-            };
-            let (q, k, v) = (matrix("attn_q")?, matrix("attn_k")?, matrix("attn_v")?);
-            let wo = matrix("attn_output")?;
-            let (gate, up) = (matrix("ffn_gate")?, matrix("ffn_up")?);
-            let down = matrix("ffn_down")?;
-            let mut vector = |name: &str| -> Result<Vec<f32>> {
-                content
-                    .tensor(reader, &format!("blk.{i}.{name}.weight"), &device)?
-                    .dequantize(&device)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()
-            };
-            let attention_norm = vector("attn_norm")?;
-            let ffn_norm = vector("ffn_norm")?;
-            // Stacking needs one block format per input.
-            if q.nibbles != k.nibbles || k.nibbles != v.nibbles || gate.nibbles != up.nibbles {
-                return Ok(None);
+            match load_layer(content, reader, i)? {
+                Some(layer) => layers.push(layer),
+                None => return Ok(None),
             }
-            layers.push(Layer {
-                qkv: QMatrix::stack(vec![q, k, v]),
-                wo,
-                gate_up: QMatrix::stack(vec![gate, up]),
-                down,
-                attention_norm,
-                ffn_norm,
-            });
         }
         let ffn = layers.first().map_or(0, |l| l.down.cols);
         let embeddings =

@@ -81,6 +81,66 @@ fn md_u32(metadata: &HashMap<String, Value>, key: &str) -> Option<u32> {
     md(metadata, key).and_then(|v| v.to_u32().ok())
 }
 
+/// The byte-level BPE of a GGUF vocabulary, with its pre-tokenizer and its control
+/// and user-defined tokens as special tokens (control ones skipped when decoding).
+fn bpe_tokenizer(
+    tokens: &[String],
+    merges: &[String],
+    token_types: &[i32],
+    pre: &str,
+    path: &Path,
+) -> Result<Tokenizer, Error> {
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.clone(), id as u32))
+        .collect();
+    let merges: Vec<(String, String)> = merges
+        .iter()
+        .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))
+        .collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| Error::invalid(path, format!("cannot build the BPE: {e}")))?;
+    let mut tokenizer = Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(
+        pre_tokenizer(pre).map_err(|e| Error::invalid(path, e))?,
+    ));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+    let special: Vec<AddedToken> = tokens
+        .iter()
+        .zip(token_types)
+        .filter(|(_, t)| matches!(**t, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
+        .map(|(token, t)| AddedToken::from(token.clone(), *t == TOKEN_TYPE_CONTROL))
+        .collect();
+    tokenizer.add_special_tokens(&special);
+    Ok(tokenizer)
+}
+
+/// Each token's bytes (byte-level BPE maps bytes to printable characters); control
+/// tokens have none.
+fn token_bytes(tokens: &[String], token_types: &[i32]) -> Vec<Vec<u8>> {
+    let unicode_to_byte = unicode_to_byte();
+    tokens
+        .iter()
+        .zip(token_types)
+        .map(|(token, t)| {
+            if *t == TOKEN_TYPE_CONTROL {
+                return Vec::new();
+            }
+            let mut bytes = Vec::with_capacity(token.len());
+            for c in token.chars() {
+                match unicode_to_byte.get(&c) {
+                    Some(b) => bytes.push(*b),
+                    None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+            bytes
+        })
+        .collect()
+}
+
 impl GgufTokenizer {
     pub fn from_gguf(metadata: &HashMap<String, Value>, path: &Path) -> Result<Self, Error> {
         let model = md(metadata, "tokenizer.ggml.model")
@@ -103,57 +163,14 @@ impl GgufTokenizer {
                 _ => vec![1; tokens.len()],
             };
 
-        let vocab: tokenizers::models::bpe::Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(id, t)| (t.clone(), id as u32))
-            .collect();
-        let merges: Vec<(String, String)> = merges
-            .iter()
-            .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())))
-            .collect();
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(|e| Error::invalid(path, format!("cannot build the BPE: {e}")))?;
-
         let pre = md(metadata, "tokenizer.ggml.pre")
             .and_then(|v| v.to_string().ok())
             .map(String::as_str)
             .unwrap_or("default");
-        let mut tokenizer = Tokenizer::new(bpe);
-        tokenizer.with_pre_tokenizer(Some(
-            pre_tokenizer(pre).map_err(|e| Error::invalid(path, e))?,
-        ));
-        tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-        let special: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&token_types)
-            .filter(|(_, t)| matches!(**t, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED))
-            .map(|(token, t)| AddedToken::from(token.clone(), *t == TOKEN_TYPE_CONTROL))
-            .collect();
-        tokenizer.add_special_tokens(&special);
+        let tokenizer = bpe_tokenizer(&tokens, &merges, &token_types, pre, path)?;
         let mut text_tokenizer = tokenizer.clone();
         text_tokenizer.set_encode_special_tokens(true);
-
-        let unicode_to_byte = unicode_to_byte();
-        let token_bytes = tokens
-            .iter()
-            .zip(&token_types)
-            .map(|(token, t)| {
-                if *t == TOKEN_TYPE_CONTROL {
-                    return Vec::new();
-                }
-                let mut bytes = Vec::with_capacity(token.len());
-                for c in token.chars() {
-                    match unicode_to_byte.get(&c) {
-                        Some(b) => bytes.push(*b),
-                        None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-                    }
-                }
-                bytes
-            })
-            .collect();
+        let token_bytes = token_bytes(&tokens, &token_types);
 
         let eos_id = md_u32(metadata, "tokenizer.ggml.eos_token_id");
         let bos_id = md_u32(metadata, "tokenizer.ggml.bos_token_id");
