@@ -256,27 +256,7 @@ pub fn read_contact(
             e.insert(at("external_id"), "Required".into());
         }
         None => {}
-        Some(Value::String(s)) => {
-            let s = s.trim();
-            if s.is_empty() {
-                e.insert(at("external_id"), "must not be empty".into());
-            } else if s.chars().count() > EXTERNAL_ID_MAX {
-                e.insert(
-                    at("external_id"),
-                    format!("must be at most {EXTERNAL_ID_MAX} characters"),
-                );
-            } else if has_control(s) {
-                e.insert(
-                    at("external_id"),
-                    "must not contain control characters".into(),
-                );
-            } else {
-                out.external_id = Some(s.to_owned());
-            }
-        }
-        Some(other) => {
-            e.insert(at("external_id"), expected("string", other));
-        }
+        Some(x) => out.external_id = external_id(x, &at("external_id"), e),
     }
     if let Some(x) = obj.get("name") {
         out.name = optional_text(x, &at("name"), NAME_MAX, e);
@@ -303,39 +283,73 @@ pub fn read_contact(
     match obj.get("custom_attributes") {
         None | Some(Value::Null) => {}
         Some(Value::Object(attrs)) => {
-            for (key, value) in attrs {
-                // Unknown keys are dropped (Chatbase strips them).
-                let Some(a) = schema.iter().find(|a| &a.name == key) else {
-                    continue;
-                };
-                let field = at(&format!("custom_attributes.{key}"));
-                if value.is_null() {
-                    // Null clears an attribute on update (archived ones included);
-                    // on create there is nothing to clear.
-                    if mode == Mode::Update {
-                        out.custom_attributes.insert(key.clone(), Value::Null);
-                    }
-                    continue;
-                }
-                if a.archived {
-                    e.insert(
-                        field,
-                        "The attribute is archived; it can only be set to null".into(),
-                    );
-                    continue;
-                }
-                match coerce(a.kind, value) {
-                    Ok(v) => {
-                        out.custom_attributes.insert(key.clone(), v);
-                    }
-                    Err(m) => {
-                        e.insert(field, m);
-                    }
-                }
-            }
+            out.custom_attributes = custom_attributes(attrs, schema, mode, &at, e);
         }
         Some(other) => {
             e.insert(at("custom_attributes"), expected("object", other));
+        }
+    }
+    out
+}
+
+/// A contact's `external_id`: a non-empty string without control characters, at
+/// most [`EXTERNAL_ID_MAX`] characters once trimmed.
+fn external_id(v: &Value, field: &str, e: &mut FieldErrors) -> Option<String> {
+    let Value::String(s) = v else {
+        e.insert(field.into(), expected("string", v));
+        return None;
+    };
+    let s = s.trim();
+    let problem = if s.is_empty() {
+        "must not be empty".to_owned()
+    } else if s.chars().count() > EXTERNAL_ID_MAX {
+        format!("must be at most {EXTERNAL_ID_MAX} characters")
+    } else if has_control(s) {
+        "must not contain control characters".to_owned()
+    } else {
+        return Some(s.to_owned());
+    };
+    e.insert(field.into(), problem);
+    None
+}
+
+/// The custom attributes of a body, each coerced to its kind in the agent's
+/// schema. Keys the schema does not have are dropped (Chatbase strips them); null
+/// clears an attribute on update, archived ones included, and is dropped on create;
+/// an archived attribute takes nothing else.
+fn custom_attributes(
+    attrs: &Map<String, Value>,
+    schema: &[CustomAttribute],
+    mode: Mode,
+    at: &dyn Fn(&str) -> String,
+    e: &mut FieldErrors,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in attrs {
+        let Some(a) = schema.iter().find(|a| &a.name == key) else {
+            continue;
+        };
+        let field = at(&format!("custom_attributes.{key}"));
+        if value.is_null() {
+            if mode == Mode::Update {
+                out.insert(key.clone(), Value::Null);
+            }
+            continue;
+        }
+        if a.archived {
+            e.insert(
+                field,
+                "The attribute is archived; it can only be set to null".into(),
+            );
+            continue;
+        }
+        match coerce(a.kind, value) {
+            Ok(v) => {
+                out.insert(key.clone(), v);
+            }
+            Err(m) => {
+                e.insert(field, m);
+            }
         }
     }
     out

@@ -280,6 +280,71 @@ fn sync_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     file.sync_all().map_err(Error::io("sync", path))
 }
 
+/// Checks that every embedding has the first one's dimension and finite values,
+/// and that the docs fit the snapshot's 32-bit ordinals; returns the dimension.
+fn check_docs(docs: &[Doc]) -> Result<usize, Error> {
+    let dim = docs.first().map_or(0, |d| d.embedding.len());
+    for (i, d) in docs.iter().enumerate() {
+        if d.embedding.len() != dim {
+            return Err(Error::BadInput(format!(
+                "doc {i} ({}) has a {}-dimensional embedding, expected {dim}",
+                d.chunk_id,
+                d.embedding.len()
+            )));
+        }
+        if d.embedding.iter().any(|x| !x.is_finite()) {
+            return Err(Error::BadInput(format!(
+                "doc {i} ({}) has a non-finite embedding value",
+                d.chunk_id
+            )));
+        }
+    }
+    if docs.len() > u32::MAX as usize {
+        return Err(Error::BadInput("more than 2^32 docs".to_owned()));
+    }
+    Ok(dim)
+}
+
+/// Each doc's lexical analyzer key: plain without stemming, the given language,
+/// or the language detected from the first 20,000 bytes of its page's chunks (one
+/// language per page).
+fn analyzer_keys(docs: &[Doc], options: &BuildOptions) -> Vec<&'static str> {
+    if !options.stemming {
+        return vec![lexical::PLAIN; docs.len()];
+    }
+    if let Some(l) = options.language {
+        return vec![l.code(); docs.len()];
+    }
+    let (page_of, _) = pages_of(
+        docs.iter()
+            .map(|d| (d.source_id.as_str(), d.url.as_deref())),
+    );
+    let mut text_of_page: HashMap<u32, String> = HashMap::new();
+    for (d, &p) in docs.iter().zip(&page_of) {
+        let t = text_of_page.entry(p).or_default();
+        if t.len() < 20_000 {
+            t.push_str(&d.text);
+            t.push('\n');
+        }
+    }
+    let lang_of_page: HashMap<u32, Lang> = text_of_page
+        .into_iter()
+        .map(|(p, t)| (p, lang::detect(&t)))
+        .collect();
+    page_of.iter().map(|p| lang_of_page[p].code()).collect()
+}
+
+/// The distinct keys, most frequent first (ties by name).
+fn by_frequency(keys: &[&str]) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for k in keys {
+        *counts.entry(*k).or_default() += 1;
+    }
+    let mut languages: Vec<(&str, usize)> = counts.into_iter().collect();
+    languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    languages.into_iter().map(|(k, _)| k.to_owned()).collect()
+}
+
 impl Index {
     /// Writes a snapshot of `docs` into `dir` (created if missing; it must be empty)
     /// with [`BuildOptions::default`], then opens it. Blocking; the heavy part is
@@ -290,25 +355,7 @@ impl Index {
 
     /// [`Index::build`] with explicit options.
     pub fn build_with(dir: &Path, docs: Vec<Doc>, options: &BuildOptions) -> Result<Index, Error> {
-        let dim = docs.first().map_or(0, |d| d.embedding.len());
-        for (i, d) in docs.iter().enumerate() {
-            if d.embedding.len() != dim {
-                return Err(Error::BadInput(format!(
-                    "doc {i} ({}) has a {}-dimensional embedding, expected {dim}",
-                    d.chunk_id,
-                    d.embedding.len()
-                )));
-            }
-            if d.embedding.iter().any(|x| !x.is_finite()) {
-                return Err(Error::BadInput(format!(
-                    "doc {i} ({}) has a non-finite embedding value",
-                    d.chunk_id
-                )));
-            }
-        }
-        if docs.len() > u32::MAX as usize {
-            return Err(Error::BadInput("more than 2^32 docs".to_owned()));
-        }
+        let dim = check_docs(&docs)?;
         std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
         if std::fs::read_dir(dir)
             .map_err(Error::io("list", dir))?
@@ -320,38 +367,8 @@ impl Index {
                 dir.display()
             )));
         }
-
-        // One language per page, detected from the page's own chunks.
-        let (page_of, _) = pages_of(
-            docs.iter()
-                .map(|d| (d.source_id.as_str(), d.url.as_deref())),
-        );
-        let doc_keys: Vec<&'static str> = if !options.stemming {
-            vec![lexical::PLAIN; docs.len()]
-        } else if let Some(l) = options.language {
-            vec![l.code(); docs.len()]
-        } else {
-            let mut text_of_page: HashMap<u32, String> = HashMap::new();
-            for (d, &p) in docs.iter().zip(&page_of) {
-                let t = text_of_page.entry(p).or_default();
-                if t.len() < 20_000 {
-                    t.push_str(&d.text);
-                    t.push('\n');
-                }
-            }
-            let lang_of_page: HashMap<u32, Lang> = text_of_page
-                .into_iter()
-                .map(|(p, t)| (p, lang::detect(&t)))
-                .collect();
-            page_of.iter().map(|p| lang_of_page[p].code()).collect()
-        };
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for k in &doc_keys {
-            *counts.entry(*k).or_default() += 1;
-        }
-        let mut languages: Vec<(&str, usize)> = counts.into_iter().collect();
-        languages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let languages: Vec<String> = languages.into_iter().map(|(k, _)| k.to_owned()).collect();
+        let doc_keys = analyzer_keys(&docs, options);
+        let languages = by_frequency(&doc_keys);
 
         let tantivy_dir = dir.join(TANTIVY);
         std::fs::create_dir(&tantivy_dir).map_err(Error::io("create", &tantivy_dir))?;

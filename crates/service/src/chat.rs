@@ -26,7 +26,7 @@ use agentbase_core::conversation::{
     ToolCallRecord, ToolCallStatus,
 };
 use agentbase_core::model::{
-    ChatMessage, ChatRequest, FinishReason, ModelEvent, ModelStream, Role, ToolSpec,
+    ChatMessage, ChatRequest, FinishReason, ModelError, ModelEvent, ModelStream, Role, ToolSpec,
 };
 use agentbase_core::time_fmt::month_start;
 use agentbase_core::{
@@ -1013,90 +1013,28 @@ impl App {
         mut stream: ModelStream,
         tx: &mpsc::Sender<TurnEvent>,
     ) -> Outcome {
-        let mut parts = Vec::new();
-        let mut text = String::new();
-        let mut open: HashMap<usize, (String, String, String)> = HashMap::new();
         // Calls of the built-in escalation action: resolved here, never sent out.
         let escalates = g
             .agent
             .actions
             .iter()
             .any(|a| a.name == crate::helpdesk::ESCALATION_ACTION);
-        let mut builtin: HashMap<usize, String> = HashMap::new();
-        let mut escalation = None;
-        let flush = |text: &mut String, parts: &mut Vec<Part>| {
-            if !text.is_empty() {
-                parts.push(Part::Text {
-                    text: std::mem::take(text),
-                });
-            }
-        };
+        let mut answer = Collected::new(escalates);
         let end = loop {
             let event = tokio::select! {
                 biased;
                 () = tx.closed() => break End::Cancelled,
                 e = stream.next() => e,
             };
-            let forward = match event {
-                None => break End::Failed("The model stopped without finishing its answer".into()),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "model failed mid-answer");
-                    break End::Failed(e.to_string());
-                }
-                Some(Ok(ModelEvent::Finish { reason, .. })) => break End::Finished(reason),
-                Some(Ok(ModelEvent::TextDelta(d))) => {
-                    text.push_str(&d);
-                    TurnEvent::TextDelta(d)
-                }
-                Some(Ok(ModelEvent::ToolCallStart { name, index, .. }))
-                    if escalates && name == crate::helpdesk::ESCALATION_ACTION =>
-                {
-                    builtin.insert(index, String::new());
-                    continue;
-                }
-                Some(Ok(ModelEvent::ToolCallDelta { index, arguments }))
-                    if builtin.contains_key(&index) =>
-                {
-                    if let Some(args) = builtin.get_mut(&index) {
-                        args.push_str(&arguments);
-                    }
-                    continue;
-                }
-                Some(Ok(ModelEvent::ToolCallEnd { index })) if builtin.contains_key(&index) => {
-                    let args = builtin.remove(&index).unwrap_or_default();
-                    escalation.get_or_insert_with(|| escalation_reason(&args));
-                    continue;
-                }
-                Some(Ok(ModelEvent::ToolCallStart { index, id, name })) => {
-                    flush(&mut text, &mut parts);
-                    open.insert(index, (id.clone(), name.clone(), String::new()));
-                    TurnEvent::ToolInputStart { id, name }
-                }
-                Some(Ok(ModelEvent::ToolCallDelta { index, arguments })) => {
-                    match open.get_mut(&index) {
-                        Some((id, _, args)) => {
-                            args.push_str(&arguments);
-                            TurnEvent::ToolInputDelta {
-                                id: id.clone(),
-                                delta: arguments,
-                            }
-                        }
-                        None => continue,
-                    }
-                }
-                Some(Ok(ModelEvent::ToolCallEnd { index })) => {
-                    let Some((id, name, args)) = open.remove(&index) else {
-                        continue;
-                    };
-                    let input: Value = if args.trim().is_empty() {
-                        Value::Object(Default::default())
-                    } else {
-                        serde_json::from_str(&args).unwrap_or(Value::String(args))
-                    };
+            let forward = match answer.take(event) {
+                Step::Send(event) => event,
+                Step::Skip => continue,
+                Step::End(end) => break end,
+                Step::Call { id, name, input } => {
                     if !self.register_tool_call(g, &id, &name, &input).await {
                         break End::Failed("The tool call could not be registered".into());
                     }
-                    parts.push(Part::ToolCall {
+                    answer.parts.push(Part::ToolCall {
                         tool_call_id: id.clone(),
                         tool_name: name.clone(),
                         input: input.clone(),
@@ -1109,14 +1047,14 @@ impl App {
             }
         };
         drop(stream);
-        if escalation.is_some() && matches!(end, End::Finished(_)) {
-            add_escalation_notice(&mut text, tx).await;
+        if answer.escalation.is_some() && matches!(end, End::Finished(_)) {
+            add_escalation_notice(&mut answer.text, tx).await;
         }
-        flush(&mut text, &mut parts);
+        answer.flush();
         Outcome {
-            parts,
+            parts: answer.parts,
             end,
-            escalation,
+            escalation: answer.escalation,
         }
     }
 
@@ -1333,6 +1271,122 @@ enum End {
     Finished(FinishReason),
     Failed(String),
     Cancelled,
+}
+
+/// What the drive loop does with one model event.
+enum Step {
+    Send(TurnEvent),
+    Skip,
+    /// A tool call closed: register it, then send it.
+    Call {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    End(End),
+}
+
+/// The answer as the model's events build it: text runs and tool calls in order.
+struct Collected {
+    parts: Vec<Part>,
+    text: String,
+    /// Tool calls being streamed: index → (id, name, arguments so far).
+    open: HashMap<usize, (String, String, String)>,
+    /// Whether the agent has the built-in escalation action.
+    escalates: bool,
+    /// Escalation calls being streamed: index → arguments so far.
+    builtin: HashMap<usize, String>,
+    escalation: Option<Option<String>>,
+}
+
+impl Collected {
+    fn new(escalates: bool) -> Self {
+        Collected {
+            parts: Vec::new(),
+            text: String::new(),
+            open: HashMap::new(),
+            escalates,
+            builtin: HashMap::new(),
+            escalation: None,
+        }
+    }
+
+    /// Ends the text run so far as a part.
+    fn flush(&mut self) {
+        if !self.text.is_empty() {
+            self.parts.push(Part::Text {
+                text: std::mem::take(&mut self.text),
+            });
+        }
+    }
+
+    /// Takes the next event of the model's stream (`None` when it ended).
+    fn take(&mut self, event: Option<Result<ModelEvent, ModelError>>) -> Step {
+        let event = match event {
+            None => {
+                return Step::End(End::Failed(
+                    "The model stopped without finishing its answer".into(),
+                ));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "model failed mid-answer");
+                return Step::End(End::Failed(e.to_string()));
+            }
+            Some(Ok(event)) => event,
+        };
+        match event {
+            ModelEvent::Finish { reason, .. } => Step::End(End::Finished(reason)),
+            ModelEvent::TextDelta(d) => {
+                self.text.push_str(&d);
+                Step::Send(TurnEvent::TextDelta(d))
+            }
+            ModelEvent::ToolCallStart { name, index, .. }
+                if self.escalates && name == crate::helpdesk::ESCALATION_ACTION =>
+            {
+                self.builtin.insert(index, String::new());
+                Step::Skip
+            }
+            ModelEvent::ToolCallDelta { index, arguments } if self.builtin.contains_key(&index) => {
+                if let Some(args) = self.builtin.get_mut(&index) {
+                    args.push_str(&arguments);
+                }
+                Step::Skip
+            }
+            ModelEvent::ToolCallEnd { index } if self.builtin.contains_key(&index) => {
+                let args = self.builtin.remove(&index).unwrap_or_default();
+                self.escalation
+                    .get_or_insert_with(|| escalation_reason(&args));
+                Step::Skip
+            }
+            ModelEvent::ToolCallStart { index, id, name } => {
+                self.flush();
+                self.open
+                    .insert(index, (id.clone(), name.clone(), String::new()));
+                Step::Send(TurnEvent::ToolInputStart { id, name })
+            }
+            ModelEvent::ToolCallDelta { index, arguments } => match self.open.get_mut(&index) {
+                Some((id, _, args)) => {
+                    args.push_str(&arguments);
+                    Step::Send(TurnEvent::ToolInputDelta {
+                        id: id.clone(),
+                        delta: arguments,
+                    })
+                }
+                None => Step::Skip,
+            },
+            ModelEvent::ToolCallEnd { index } => {
+                let Some((id, name, args)) = self.open.remove(&index) else {
+                    return Step::Skip;
+                };
+                let input: Value = if args.trim().is_empty() {
+                    Value::Object(Default::default())
+                } else {
+                    serde_json::from_str(&args).unwrap_or(Value::String(args))
+                };
+                Step::Call { id, name, input }
+            }
+        }
+    }
 }
 
 struct Outcome {

@@ -16,7 +16,8 @@
 use std::time::Duration;
 
 use agentbase_core::model::{
-    ChatModel, ChatRequest, FinishReason, ModelError, ModelEvent, ModelStream, Role, Usage,
+    ChatMessage, ChatModel, ChatRequest, FinishReason, ModelError, ModelEvent, ModelStream, Role,
+    Usage,
 };
 use futures_util::stream;
 
@@ -84,93 +85,100 @@ fn deltas(text: &str) -> Vec<String> {
     out
 }
 
+type Events = Vec<Result<ModelEvent, ModelError>>;
+
+fn text_events(text: &str) -> Events {
+    deltas(text)
+        .into_iter()
+        .map(|d| Ok(ModelEvent::TextDelta(d)))
+        .collect()
+}
+
+/// After tool results: one sentence per result, in the order they came.
+fn tool_results_reply(messages: &[ChatMessage]) -> Events {
+    let results: Vec<String> = messages
+        .iter()
+        .rev()
+        .take_while(|m| m.role == Role::Tool)
+        .map(|m| {
+            format!(
+                "Tool {} returned {}.",
+                m.tool_name.clone().unwrap_or_default(),
+                m.content
+            )
+        })
+        .collect();
+    text_events(&results.into_iter().rev().collect::<Vec<_>>().join(" "))
+}
+
+/// The reply the script in the user's message asks for: its text (failing after
+/// `fail_after` pieces), then its tool calls, each call's arguments in two deltas.
+fn scripted_reply(script: &Script, messages: &[ChatMessage]) -> (Events, FinishReason) {
+    let system = messages
+        .iter()
+        .find(|m| m.role == Role::System)
+        .map(|m| m.content.clone())
+        .unwrap_or_default();
+    let text = match (&script.reply, script.system) {
+        (Some(r), _) => r.clone(),
+        (None, true) => system,
+        (None, false) => format!("Echo: {}", script.rest),
+    };
+    let mut events = Vec::new();
+    let mut pieces = deltas(&text);
+    if !script.tools.is_empty() && script.reply.is_none() {
+        pieces.clear();
+    }
+    for (i, piece) in pieces.into_iter().enumerate() {
+        if script.fail_after == Some(i) {
+            events.push(Err(ModelError::Failed("scripted failure".into())));
+            break;
+        }
+        events.push(Ok(ModelEvent::TextDelta(piece)));
+    }
+    if script.fail_after.is_some_and(|n| events.len() <= n) && events.iter().all(Result::is_ok) {
+        events.push(Err(ModelError::Failed("scripted failure".into())));
+    }
+    let mut finish = FinishReason::Stop;
+    for (index, (name, input)) in script.tools.iter().enumerate() {
+        events.push(Ok(ModelEvent::ToolCallStart {
+            index,
+            id: agentbase_core::ids::tool_call_id(),
+            name: name.clone(),
+        }));
+        let mid = input.len() / 2;
+        let split = (0..=mid)
+            .rev()
+            .find(|i| input.is_char_boundary(*i))
+            .unwrap_or(0);
+        for part in [&input[..split], &input[split..]] {
+            if !part.is_empty() {
+                events.push(Ok(ModelEvent::ToolCallDelta {
+                    index,
+                    arguments: part.to_owned(),
+                }));
+            }
+        }
+        events.push(Ok(ModelEvent::ToolCallEnd { index }));
+        finish = FinishReason::ToolCalls;
+    }
+    (events, finish)
+}
+
 impl ChatModel for ScriptedModel {
     fn stream(&self, request: ChatRequest) -> ModelStream {
-        let last = request.messages.last().cloned();
-        let mut events: Vec<Result<ModelEvent, ModelError>> = Vec::new();
         let mut delay_ms = 0;
-        let mut finish = FinishReason::Stop;
-        match last {
+        let (mut events, finish) = match request.messages.last() {
             Some(m) if m.role == Role::Tool => {
-                let results: Vec<String> = request
-                    .messages
-                    .iter()
-                    .rev()
-                    .take_while(|m| m.role == Role::Tool)
-                    .map(|m| {
-                        format!(
-                            "Tool {} returned {}.",
-                            m.tool_name.clone().unwrap_or_default(),
-                            m.content
-                        )
-                    })
-                    .collect();
-                let text = results.into_iter().rev().collect::<Vec<_>>().join(" ");
-                events.extend(
-                    deltas(&text)
-                        .into_iter()
-                        .map(|d| Ok(ModelEvent::TextDelta(d))),
-                );
+                (tool_results_reply(&request.messages), FinishReason::Stop)
             }
             Some(m) => {
                 let script = parse(&m.content);
                 delay_ms = script.delay_ms;
-                let system = request
-                    .messages
-                    .iter()
-                    .find(|m| m.role == Role::System)
-                    .map(|m| m.content.clone())
-                    .unwrap_or_default();
-                let text = match (&script.reply, script.system) {
-                    (Some(r), _) => r.clone(),
-                    (None, true) => system,
-                    (None, false) => format!("Echo: {}", script.rest),
-                };
-                let mut pieces = deltas(&text);
-                if !script.tools.is_empty() && script.reply.is_none() {
-                    pieces.clear();
-                }
-                for (i, piece) in pieces.into_iter().enumerate() {
-                    if script.fail_after == Some(i) {
-                        events.push(Err(ModelError::Failed("scripted failure".into())));
-                        break;
-                    }
-                    events.push(Ok(ModelEvent::TextDelta(piece)));
-                }
-                if script.fail_after.is_some_and(|n| events.len() <= n)
-                    && events.iter().all(Result::is_ok)
-                {
-                    events.push(Err(ModelError::Failed("scripted failure".into())));
-                }
-                for (index, (name, input)) in script.tools.iter().enumerate() {
-                    events.push(Ok(ModelEvent::ToolCallStart {
-                        index,
-                        id: agentbase_core::ids::tool_call_id(),
-                        name: name.clone(),
-                    }));
-                    let mid = input.len() / 2;
-                    let split = (0..=mid)
-                        .rev()
-                        .find(|i| input.is_char_boundary(*i))
-                        .unwrap_or(0);
-                    for part in [&input[..split], &input[split..]] {
-                        if !part.is_empty() {
-                            events.push(Ok(ModelEvent::ToolCallDelta {
-                                index,
-                                arguments: part.to_owned(),
-                            }));
-                        }
-                    }
-                    events.push(Ok(ModelEvent::ToolCallEnd { index }));
-                    finish = FinishReason::ToolCalls;
-                }
+                scripted_reply(&script, &request.messages)
             }
-            None => events.extend(
-                deltas("Hello!")
-                    .into_iter()
-                    .map(|d| Ok(ModelEvent::TextDelta(d))),
-            ),
-        }
+            None => (text_events("Hello!"), FinishReason::Stop),
+        };
         if events.iter().all(Result::is_ok) {
             let completion = events.len() as u32;
             events.push(Ok(ModelEvent::Finish {
