@@ -470,30 +470,7 @@ pub async fn export(
     Path(agent_id): Path<String>,
     q: QueryMap,
 ) -> Result<Json<api::ExportConversationsResponse>, ApiError> {
-    let mut details = BTreeMap::new();
-    let page = PageQuery::read(&q, 20, &mut details);
-    let (from, to) = date_window(&q, &mut details);
-    let include_messages = match q.get("include") {
-        None | Some("messages") => true,
-        Some("summary") => false,
-        Some(_) => {
-            details.insert("include".into(), "must be summary or messages".into());
-            true
-        }
-    };
-    check(details, from, to)?;
-    let filter = ConversationFilter {
-        created_from: from,
-        created_to: to,
-        conversation_id: q.get("conversationId").map(str::to_owned),
-        sources: q.get("source").map(|s| {
-            s.split(',')
-                .map(|x| x.trim().to_owned())
-                .filter(|x| !x.is_empty())
-                .collect()
-        }),
-        ..Default::default()
-    };
+    let (page, filter, include_messages) = export_query(&q)?;
     let result = state
         .app
         .conversations(
@@ -530,6 +507,36 @@ pub async fn export(
         pagination: pagination(&result, by_created),
         data,
     }))
+}
+
+/// The export's page, filter (dates, one conversation, sources) and whether
+/// messages come along (`include=messages`, the default, or `summary`).
+fn export_query(q: &QueryMap) -> Result<(PageQuery, ConversationFilter, bool), ApiError> {
+    let mut details = BTreeMap::new();
+    let page = PageQuery::read(q, 20, &mut details);
+    let (from, to) = date_window(q, &mut details);
+    let include_messages = match q.get("include") {
+        None | Some("messages") => true,
+        Some("summary") => false,
+        Some(_) => {
+            details.insert("include".into(), "must be summary or messages".into());
+            true
+        }
+    };
+    check(details, from, to)?;
+    let filter = ConversationFilter {
+        created_from: from,
+        created_to: to,
+        conversation_id: q.get("conversationId").map(str::to_owned),
+        sources: q.get("source").map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        }),
+        ..Default::default()
+    };
+    Ok((page, filter, include_messages))
 }
 
 /// A comma-separated filter: `None` when absent, its trimmed values otherwise.
@@ -584,28 +591,54 @@ pub async fn search(
     Path(agent_id): Path<String>,
     q: QueryMap,
 ) -> Result<Json<api::SearchConversationsResponse>, ApiError> {
+    let (page, search) = search_query(&q)?;
+    let (result, snippets) = state
+        .app
+        .search_conversations(&p, &agent_id, &search, page.cursor.as_ref(), page.limit)
+        .await?;
+    let pagination = pagination(&result, by_activity);
+    let data = result
+        .items
+        .iter()
+        .zip(snippets)
+        .map(|(c, snippet)| search_result(c, snippet))
+        .collect();
+    Ok(Json(api::SearchConversationsResponse {
+        data,
+        pagination: api::SearchPagination {
+            cursor: pagination.cursor,
+            has_more: pagination.has_more,
+        },
+    }))
+}
+
+/// The search's page (25 by default and at most) and filters; every bad parameter
+/// is reported at once.
+fn search_query(
+    q: &QueryMap,
+) -> Result<(PageQuery, agentbase_service::ConversationSearch), ApiError> {
     let mut details = BTreeMap::new();
-    let mut page = PageQuery::read(&q, 25, &mut details);
+    let mut page = PageQuery::read(q, 25, &mut details);
     if q.get("limit").is_none() {
         page.limit = 25;
     }
-    let (from, to) = date_window(&q, &mut details);
-    let (updated_from, updated_to) = dates(&q, ("updatedAfter", "updatedBefore"), &mut details);
+    let (from, to) = date_window(q, &mut details);
+    let (updated_from, updated_to) = dates(q, ("updatedAfter", "updatedBefore"), &mut details);
     let statuses = enum_param(
-        &q,
+        q,
         "activityState",
         &["ongoing", "ended", "taken_over", "paused"],
         &mut details,
     );
-    let feedback = enum_param(&q, "feedback", &["positive", "negative"], &mut details);
+    let feedback = enum_param(q, "feedback", &["positive", "negative"], &mut details);
     let sentiment = enum_param(
-        &q,
+        q,
         "sentiment",
         &["positive", "neutral", "negative", "unspecified"],
         &mut details,
     );
-    let escalated = enum_param(&q, "escalated", &["true"], &mut details);
-    let has_voice = enum_param(&q, "hasVoice", &["true", "false"], &mut details);
+    let escalated = enum_param(q, "escalated", &["true"], &mut details);
+    let has_voice = enum_param(q, "hasVoice", &["true", "false"], &mut details);
     check(details, from, to)?;
     if let (Some(f), Some(t)) = (updated_from, updated_to)
         && f > t
@@ -621,59 +654,49 @@ pub async fn search(
         v.as_ref().is_some_and(|v| !v.iter().any(|x| x == fine))
     };
     let nothing = only(&sentiment, "unspecified")
-        || only(&list_param(&q, "topic"), "unspecified")
+        || only(&list_param(q, "topic"), "unspecified")
         || escalated.is_some()
         || only(&has_voice, "false")
-        || list_param(&q, "actionType").is_some()
-        || list_param(&q, "procedure").is_some()
-        || list_param(&q, "procedureOutcome").is_some();
+        || list_param(q, "actionType").is_some()
+        || list_param(q, "procedure").is_some()
+        || list_param(q, "procedureOutcome").is_some();
     let search = agentbase_service::ConversationSearch {
         query: q.get("query").map(str::to_owned),
-        sources: list_param(&q, "source"),
-        user_ids: list_param(&q, "userId"),
+        sources: list_param(q, "source"),
+        user_ids: list_param(q, "userId"),
         statuses,
         feedback,
-        tools: list_param(&q, "tool"),
-        tool_statuses: list_param(&q, "toolOutcome"),
+        tools: list_param(q, "tool"),
+        tool_statuses: list_param(q, "toolOutcome"),
         created_from: from,
         created_to: to,
         updated_from,
         updated_to,
         nothing,
     };
-    let (result, snippets) = state
-        .app
-        .search_conversations(&p, &agent_id, &search, page.cursor.as_ref(), page.limit)
-        .await?;
-    let pagination = pagination(&result, by_activity);
-    let data = result
-        .items
-        .iter()
-        .zip(snippets)
-        .map(|(c, snippet)| api::ConversationSearchResult {
-            id: c.id.clone(),
-            title: c.title.clone(),
-            created_at: secs(c.created_at),
-            updated_at: secs(c.updated_at),
-            user_id: c.user_id.clone(),
-            source: Some(c.source.clone()),
-            embed_origin: None,
-            status: c.status.as_str().to_owned(),
-            snippet: snippet.map(|s| api::SearchSnippet {
-                speaker: s.speaker.to_owned(),
-                highlights: s
-                    .highlights
-                    .into_iter()
-                    .map(|(value, is_hit)| api::SnippetHighlight { value, is_hit })
-                    .collect(),
-            }),
-        })
-        .collect();
-    Ok(Json(api::SearchConversationsResponse {
-        data,
-        pagination: api::SearchPagination {
-            cursor: pagination.cursor,
-            has_more: pagination.has_more,
-        },
-    }))
+    Ok((page, search))
+}
+
+fn search_result(
+    c: &Conversation,
+    snippet: Option<agentbase_service::conversation_search::Snippet>,
+) -> api::ConversationSearchResult {
+    api::ConversationSearchResult {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        created_at: secs(c.created_at),
+        updated_at: secs(c.updated_at),
+        user_id: c.user_id.clone(),
+        source: Some(c.source.clone()),
+        embed_origin: None,
+        status: c.status.as_str().to_owned(),
+        snippet: snippet.map(|s| api::SearchSnippet {
+            speaker: s.speaker.to_owned(),
+            highlights: s
+                .highlights
+                .into_iter()
+                .map(|(value, is_hit)| api::SnippetHighlight { value, is_hit })
+                .collect(),
+        }),
+    }
 }

@@ -259,6 +259,70 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(ticket_dto(t))))
 }
 
+/// The ticket list's query: filters, sort and order, whether to count the total,
+/// and the page size; every bad parameter is reported at once.
+struct TicketListQuery {
+    filter: TicketFilter,
+    include_total: bool,
+    limit: u32,
+}
+
+impl TicketListQuery {
+    fn read(q: &QueryMap) -> Result<Self, ApiError> {
+        let mut d = BTreeMap::new();
+        let mut f = TicketFilter {
+            statuses: list_param(q, "status", CATEGORIES, &mut d),
+            channels: list_param(q, "channel", CHANNELS, &mut d),
+            priorities: list_param(q, "priority", PRIORITIES, &mut d),
+            assignee_id: none_or_uuid(q, "assigneeId", &mut d),
+            team_id: none_or_uuid(q, "teamId", &mut d),
+            ascending: order_param(q, false, &mut d),
+            ..TicketFilter::default()
+        };
+        for (key, slot) in [
+            ("createdAfter", &mut f.created_after),
+            ("createdBefore", &mut f.created_before),
+        ] {
+            if let Some(v) = q.get(key) {
+                match parse_date_bound(v, key == "createdBefore") {
+                    Some(t) => *slot = Some(t),
+                    None => {
+                        d.insert(key.into(), "must be an ISO 8601 date-time".into());
+                    }
+                }
+            }
+        }
+        if let Some(s) = q.get("sortBy") {
+            match TicketSort::parse(s) {
+                Some(s) => f.sort = s,
+                None => {
+                    d.insert(
+                        "sortBy".into(),
+                        "must be createdAt, updatedAt or lastMessageAt".into(),
+                    );
+                }
+            }
+        }
+        let include_total = match q.get("includeTotal") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                d.insert("includeTotal".into(), "must be true or false".into());
+                false
+            }
+        };
+        let limit = limit_param(q, 100, 20, &mut d);
+        if !d.is_empty() {
+            return Err(ApiError::invalid_body(d));
+        }
+        Ok(TicketListQuery {
+            filter: f,
+            include_total,
+            limit,
+        })
+    }
+}
+
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/helpdesk/tickets", tag = "helpdesk",
     params(("agentId" = String, Path),
            ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
@@ -280,52 +344,11 @@ pub async fn list(
     q: QueryMap,
 ) -> Result<Json<api::ListTicketsResponse>, ApiError> {
     state.app.agent(&p.workspace_id, &agent_id).await?;
-    let mut d = BTreeMap::new();
-    let mut f = TicketFilter {
-        statuses: list_param(&q, "status", CATEGORIES, &mut d),
-        channels: list_param(&q, "channel", CHANNELS, &mut d),
-        priorities: list_param(&q, "priority", PRIORITIES, &mut d),
-        assignee_id: none_or_uuid(&q, "assigneeId", &mut d),
-        team_id: none_or_uuid(&q, "teamId", &mut d),
-        ascending: order_param(&q, false, &mut d),
-        ..TicketFilter::default()
-    };
-    for (key, slot) in [
-        ("createdAfter", &mut f.created_after),
-        ("createdBefore", &mut f.created_before),
-    ] {
-        if let Some(v) = q.get(key) {
-            match parse_date_bound(v, key == "createdBefore") {
-                Some(t) => *slot = Some(t),
-                None => {
-                    d.insert(key.into(), "must be an ISO 8601 date-time".into());
-                }
-            }
-        }
-    }
-    if let Some(s) = q.get("sortBy") {
-        match TicketSort::parse(s) {
-            Some(s) => f.sort = s,
-            None => {
-                d.insert(
-                    "sortBy".into(),
-                    "must be createdAt, updatedAt or lastMessageAt".into(),
-                );
-            }
-        }
-    }
-    let include_total = match q.get("includeTotal") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            d.insert("includeTotal".into(), "must be true or false".into());
-            false
-        }
-    };
-    let limit = limit_param(&q, 100, 20, &mut d);
-    if !d.is_empty() {
-        return Err(ApiError::invalid_body(d));
-    }
+    let TicketListQuery {
+        filter: f,
+        include_total,
+        limit,
+    } = TicketListQuery::read(&q)?;
     let page = state
         .app
         .tickets(&p.workspace_id, &agent_id, &f, q.get("cursor"), limit)
@@ -449,29 +472,11 @@ pub async fn messages(
     q: QueryMap,
 ) -> Result<Json<api::ListTicketMessagesResponse>, ApiError> {
     let n = ticket_number(&state, &p, &agent_id, &number).await?;
-    let mut d = BTreeMap::new();
-    let mut kinds = list_param(&q, "types", MESSAGE_TYPES, &mut d);
-    if kinds.is_empty() {
-        kinds = vec!["reply".into(), "note".into()];
-    }
-    let ascending = order_param(&q, true, &mut d);
-    let limit = limit_param(&q, 100, 20, &mut d);
-    if !d.is_empty() {
-        return Err(ApiError::invalid_body(d));
-    }
+    let query = thread_query(&q)?;
+    let ascending = query.ascending;
     let page = state
         .app
-        .ticket_messages(
-            &p.workspace_id,
-            &agent_id,
-            n,
-            &ThreadQuery {
-                kinds,
-                cursor: q.get("cursor").map(str::to_owned),
-                ascending,
-                limit,
-            },
-        )
+        .ticket_messages(&p.workspace_id, &agent_id, n, &query)
         .await?;
     let cursor = if page.has_more {
         page.items
@@ -526,6 +531,10 @@ pub async fn reply(
         .app
         .reply_to_ticket(&p.workspace_id, &agent_id, n, &b.content, author)
         .await?;
+    Ok((StatusCode::CREATED, Json(created_message_dto(m))))
+}
+
+fn created_message_dto(m: TicketMessage) -> api::CreatedTicketMessage {
     let sender = m
         .sender
         .clone()
@@ -536,17 +545,35 @@ pub async fn reply(
             name: None,
             email: None,
         });
-    Ok((
-        StatusCode::CREATED,
-        Json(api::CreatedTicketMessage {
-            id: m.id,
-            kind: m.kind,
-            sender,
-            content: m.content.unwrap_or_default(),
-            content_text: m.content_text.unwrap_or_default(),
-            created_at: iso8601(m.created_at),
-        }),
-    ))
+    api::CreatedTicketMessage {
+        id: m.id,
+        kind: m.kind,
+        sender,
+        content: m.content.unwrap_or_default(),
+        content_text: m.content_text.unwrap_or_default(),
+        created_at: iso8601(m.created_at),
+    }
+}
+
+/// A thread listing's query: message types (replies and notes by default), order
+/// (oldest first by default), cursor and page size.
+fn thread_query(q: &QueryMap) -> Result<ThreadQuery, ApiError> {
+    let mut d = BTreeMap::new();
+    let mut kinds = list_param(q, "types", MESSAGE_TYPES, &mut d);
+    if kinds.is_empty() {
+        kinds = vec!["reply".into(), "note".into()];
+    }
+    let ascending = order_param(q, true, &mut d);
+    let limit = limit_param(q, 100, 20, &mut d);
+    if !d.is_empty() {
+        return Err(ApiError::invalid_body(d));
+    }
+    Ok(ThreadQuery {
+        kinds,
+        cursor: q.get("cursor").map(str::to_owned),
+        ascending,
+        limit,
+    })
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/take-over", tag = "helpdesk",

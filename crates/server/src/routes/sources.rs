@@ -252,8 +252,37 @@ pub async fn list(
     Path(agent_id): Path<String>,
     q: QueryMap,
 ) -> Result<Json<api::ListSourcesResponse>, ApiError> {
+    let (page, filter) = source_list_query(&q)?;
+    let Some(filter) = filter else {
+        return Ok(Json(api::ListSourcesResponse {
+            data: Vec::new(),
+            pagination: api::Pagination {
+                cursor: None,
+                has_more: false,
+                total: 0,
+            },
+        }));
+    };
+    let result = state
+        .app
+        .sources(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit)
+        .await?;
+    let pagination = super::conversations::pagination(&result, |s| Cursor {
+        t: s.created_at,
+        id: s.id.clone(),
+    });
+    Ok(Json(api::ListSourcesResponse {
+        data: result.items.into_iter().map(source_dto).collect(),
+        pagination,
+    }))
+}
+
+/// The source list's page and filter (`name`, comma-separated `type`s); `None`
+/// for the filter when it can match nothing (only `notionPage`, a contract type
+/// agentbase does not have).
+fn source_list_query(q: &QueryMap) -> Result<(PageQuery, Option<SourceFilter>), ApiError> {
     let mut details = std::collections::BTreeMap::new();
-    let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
+    let page = PageQuery::read(q, PageQuery::MAX_LIMIT, &mut details);
     let mut filter = SourceFilter {
         name: q.get("name").map(str::to_owned),
         ..Default::default()
@@ -263,7 +292,6 @@ pub async fn list(
         for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             match (SourceKind::parse(t), t) {
                 (Some(k), _) => filter.kinds.push(k),
-                // Notion sources exist in the contract but not here: none match.
                 (None, "notionPage") => only_unsupported = true,
                 (None, _) => {
                     details.insert(
@@ -277,28 +305,8 @@ pub async fn list(
     if !details.is_empty() {
         return Err(ApiError::invalid_body(details));
     }
-    if only_unsupported && filter.kinds.is_empty() {
-        return Ok(Json(api::ListSourcesResponse {
-            data: Vec::new(),
-            pagination: api::Pagination {
-                cursor: None,
-                has_more: false,
-                total: 0,
-            },
-        }));
-    }
-    let result = state
-        .app
-        .sources(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit)
-        .await?;
-    let pagination = super::conversations::pagination(&result, |s| Cursor {
-        t: s.created_at,
-        id: s.id.clone(),
-    });
-    Ok(Json(api::ListSourcesResponse {
-        data: result.items.into_iter().map(source_dto).collect(),
-        pagination,
-    }))
+    let matches_nothing = only_unsupported && filter.kinds.is_empty();
+    Ok((page, (!matches_nothing).then_some(filter)))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/sources/summary", tag = "sources",

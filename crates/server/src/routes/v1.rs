@@ -50,16 +50,24 @@ pub async fn chat(
             },
         )
         .await?;
-    let mut events = turn.events;
     if body.stream.unwrap_or(false) {
-        let stream = async_stream(events);
-        let mut r = Body::from_stream(stream).into_response();
+        let mut r = Body::from_stream(async_stream(turn.events)).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         return Ok(r);
     }
+    Ok(Json(v1::V1ChatResponse {
+        text: whole_answer(turn.events).await?,
+    })
+    .into_response())
+}
+
+/// The answer's whole text; an error before any text is a 502.
+async fn whole_answer(
+    mut events: tokio::sync::mpsc::Receiver<TurnEvent>,
+) -> Result<String, ApiError> {
     let mut text = String::new();
     let mut error = None;
     while let Some(e) = events.recv().await {
@@ -76,7 +84,7 @@ pub async fn chat(
             agentbase_api_types::codes::CHAT_STREAMING_ERROR,
             m,
         )),
-        _ => Ok(Json(v1::V1ChatResponse { text }).into_response()),
+        _ => Ok(text),
     }
 }
 
@@ -188,17 +196,16 @@ pub async fn get_conversations(
     q: QueryMap,
 ) -> Result<Json<v1::V1ConversationsResponse>, ApiError> {
     let mut details = BTreeMap::new();
-    let window = V1Window::read(&q, 20, &mut details);
-    if !details.is_empty() {
-        return Err(ApiError::invalid_body(details));
-    }
     let V1Window {
         agent_id,
         page,
         size,
         from,
         to,
-    } = window;
+    } = V1Window::read(&q, 20, &mut details);
+    if !details.is_empty() {
+        return Err(ApiError::invalid_body(details));
+    }
     let filter = ConversationFilter {
         created_from: from,
         created_to: to,
@@ -214,22 +221,29 @@ pub async fn get_conversations(
     Ok(Json(v1::V1ConversationsResponse {
         data: list
             .into_iter()
-            .map(|(c, messages)| v1::V1Conversation {
-                id: c.id,
-                created_at: iso8601(c.created_at),
-                messages: messages
-                    .iter()
-                    .map(|m| v1::V1Message {
-                        role: m.role.as_str().to_owned(),
-                        content: m.text(),
-                    })
-                    .collect(),
-                chatbot_id: c.agent_id,
-                customer: c.user_id,
-                source: c.source,
-            })
+            .map(|(c, messages)| v1_conversation(c, &messages))
             .collect(),
     }))
+}
+
+fn v1_conversation(
+    c: agentbase_core::conversation::Conversation,
+    messages: &[agentbase_core::conversation::Message],
+) -> v1::V1Conversation {
+    v1::V1Conversation {
+        id: c.id,
+        created_at: iso8601(c.created_at),
+        messages: messages
+            .iter()
+            .map(|m| v1::V1Message {
+                role: m.role.as_str().to_owned(),
+                content: m.text(),
+            })
+            .collect(),
+        chatbot_id: c.agent_id,
+        customer: c.user_id,
+        source: c.source,
+    }
 }
 
 /// Sources for v1's `sourceText` and `urlsToScrape`.
@@ -406,6 +420,20 @@ pub async fn update_chatbot_settings(
     Extension(p): Extension<Principal>,
     AppJson(body): AppJson<v1::V1UpdateChatbotSettings>,
 ) -> Result<Json<v1::V1Message200>, ApiError> {
+    let (chatbot_id, patch) = settings_patch(body)?;
+    state
+        .app
+        .update_agent(&p.workspace_id, &chatbot_id, patch)
+        .await?;
+    Ok(Json(v1::V1Message200 {
+        message: "Your changes are saved.".into(),
+    }))
+}
+
+/// The agent patch a v1 settings body asks for, with the chatbot it names.
+fn settings_patch(
+    body: v1::V1UpdateChatbotSettings,
+) -> Result<(String, agentbase_core::AgentPatch), ApiError> {
     use agentbase_core::{AgentPatch, Visibility, agent::IpRateLimitsPatch};
     let visibility = match body.visibility.as_deref() {
         None => None,
@@ -450,11 +478,5 @@ pub async fn update_chatbot_settings(
         lead_form: lead_form.map(Some),
         ..Default::default()
     };
-    state
-        .app
-        .update_agent(&p.workspace_id, &body.chatbot_id, patch)
-        .await?;
-    Ok(Json(v1::V1Message200 {
-        message: "Your changes are saved.".into(),
-    }))
+    Ok((body.chatbot_id, patch))
 }
