@@ -4,12 +4,13 @@
 //! `token` query parameter or as a Bearer header (`layers::apify_token`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_core::crawl_run::CrawlRun;
 use agentbase_core::time_fmt::iso8601;
-use agentbase_service::Principal;
 use agentbase_service::crawl_runs::{ACTOR_ID, ACTOR_IDS, ACTOR_NAME};
+use agentbase_service::{App, Principal};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -379,8 +380,14 @@ pub async fn items(
         ),
     };
     let mut res = (StatusCode::OK, body).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    pagination_headers(res.headers_mut(), &query, count, total);
+    Ok(res)
+}
+
+/// Apify's `x-apify-pagination-*` headers of a dataset read.
+fn pagination_headers(h: &mut HeaderMap, query: &ItemsQuery, count: usize, total: i64) {
     let limit = query
         .limit
         .map_or(total.max(0), |l| l)
@@ -397,7 +404,6 @@ pub async fn items(
     ] {
         h.insert(name, HeaderValue::from(value));
     }
-    Ok(res)
 }
 
 /// `GET /v2/actor-runs/{runId}/dataset/items`: the run's dataset.
@@ -511,45 +517,55 @@ pub async fn log(
     q: QueryMap,
 ) -> Result<Response, ApiError> {
     let (lines, ended) = state.app.run_log(&p, &id, 0).await?;
-    let text = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     let mut res = if truthy_flag(&q, "stream") && !ended {
-        let first = text(&lines);
-        let from = lines.len() as i64;
-        let app = state.app.clone();
-        let stream = futures_util::stream::unfold(
-            (Some(first), from, false),
-            move |(pending, from, done)| {
-                let app = app.clone();
-                let p = p.clone();
-                let id = id.clone();
-                async move {
-                    if let Some(chunk) = pending {
-                        return Some((Ok::<_, std::io::Error>(chunk), (None, from, done)));
-                    }
-                    if done {
-                        return None;
-                    }
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                        let (lines, ended) = app.run_log(&p, &id, from).await.ok()?;
-                        if !lines.is_empty() || ended {
-                            let next = from + lines.len() as i64;
-                            let chunk = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-                            return Some((Ok(chunk), (None, next, ended)));
-                        }
-                    }
-                }
-            },
-        );
-        axum::body::Body::from_stream(stream).into_response()
+        axum::body::Body::from_stream(follow_log(state.app.clone(), p, id, lines)).into_response()
     } else {
-        text(&lines).into_response()
+        log_text(&lines).into_response()
     };
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(res)
+}
+
+fn log_text(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The log so far (`first`), then its new lines as they come (polled every
+/// 250 ms) until the run ends.
+fn follow_log(
+    app: Arc<App>,
+    p: Principal,
+    id: String,
+    first: Vec<String>,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> + Send {
+    let from = first.len() as i64;
+    futures_util::stream::unfold(
+        (Some(log_text(&first)), from, false),
+        move |(pending, from, done)| {
+            let app = app.clone();
+            let p = p.clone();
+            let id = id.clone();
+            async move {
+                if let Some(chunk) = pending {
+                    return Some((Ok(chunk), (None, from, done)));
+                }
+                if done {
+                    return None;
+                }
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let (lines, ended) = app.run_log(&p, &id, from).await.ok()?;
+                    if !lines.is_empty() || ended {
+                        let next = from + lines.len() as i64;
+                        return Some((Ok(log_text(&lines)), (None, next, ended)));
+                    }
+                }
+            }
+        },
+    )
 }
 
 fn record_not_found() -> ApiError {
