@@ -170,7 +170,18 @@ pub async fn update(
     // checked before the body is judged.
     state.app.agent(&p.workspace_id, &agent_id).await?;
     let AppJson(b) = body?;
-    let patch = AgentPatch {
+    let patch = agent_patch(b);
+    state
+        .app
+        .update_agent(&p.workspace_id, &agent_id, patch)
+        .await?;
+    Ok(Json(api::SuccessResponse { success: true }))
+}
+
+/// The patch an update body asks for (the lead form is v1's and auto-retrain has
+/// its own route).
+fn agent_patch(b: api::UpdateAgentBody) -> AgentPatch {
+    AgentPatch {
         name: b.name,
         instructions: b.instructions,
         model: b.model,
@@ -196,12 +207,7 @@ pub async fn update(
         // Set through v1's `collectCustomerInformation`.
         lead_form: None,
         quote_fallback: b.quote_fallback,
-    };
-    state
-        .app
-        .update_agent(&p.workspace_id, &agent_id, patch)
-        .await?;
-    Ok(Json(api::SuccessResponse { success: true }))
+    }
 }
 
 /// Updates the widget's styles: `chat` and `centerStage` are merged key by key.

@@ -362,8 +362,19 @@ pub async fn update(
     Path((agent_id, source_id)): Path<(String, String)>,
     req: Request,
 ) -> Result<Json<api::SourceListItem>, ApiError> {
-    let update = if is_multipart(&req) {
-        let upload = read_upload(req, &state).await?;
+    let update = source_update(req, &state).await?;
+    let s = state
+        .app
+        .update_source(&p, &agent_id, &source_id, update)
+        .await?;
+    Ok(Json(source_dto(s)))
+}
+
+/// The update a body asks for: multipart with a new name and/or file (extracted
+/// off the runtime), or JSON with the fields to change.
+async fn source_update(req: Request, state: &AppState) -> Result<SourceUpdate, ApiError> {
+    Ok(if is_multipart(&req) {
+        let upload = read_upload(req, state).await?;
         if upload.name.is_none() && upload.file.is_none() {
             return Err(ApiError::invalid_field(
                 "body",
@@ -376,7 +387,7 @@ pub async fn update(
             ..Default::default()
         }
     } else {
-        let AppJson(b) = AppJson::<api::UpdateSourceBody>::from_request(req, &state).await?;
+        let AppJson(b) = AppJson::<api::UpdateSourceBody>::from_request(req, state).await?;
         if b == api::UpdateSourceBody::default() {
             return Err(ApiError::invalid_field("body", "no fields to update"));
         }
@@ -390,12 +401,7 @@ pub async fn update(
             slow_scraping: b.slow_scraping,
             file: None,
         }
-    };
-    let s = state
-        .app
-        .update_source(&p, &agent_id, &source_id, update)
-        .await?;
-    Ok(Json(source_dto(s)))
+    })
 }
 
 #[utoipa::path(delete, path = "/api/v2/agents/{agentId}/sources/{sourceId}", tag = "sources",
