@@ -76,30 +76,19 @@ pub async fn list(
         .app
         .agents(&p.workspace_id, page.cursor.as_ref(), page.limit)
         .await?;
-    let cursor = if result.has_more {
-        result.items.last().map(|a| {
-            Cursor {
-                t: a.created_at,
-                id: a.id.clone(),
-            }
-            .encode()
+    let pagination = super::conversations::pagination(&result, |a| Cursor {
+        t: a.created_at,
+        id: a.id.clone(),
+    });
+    let data = result
+        .items
+        .into_iter()
+        .map(|a| {
+            let used = state.app.agent_credits_used(&a);
+            to_dto(a, used)
         })
-    } else {
-        None
-    };
-    let mut data = Vec::with_capacity(result.items.len());
-    for a in result.items {
-        let used = state.app.agent_credits_used(&a);
-        data.push(to_dto(a, used));
-    }
-    Ok(Json(api::ListAgentsResponse {
-        data,
-        pagination: api::Pagination {
-            has_more: cursor.is_some(),
-            cursor,
-            total: result.total,
-        },
-    }))
+        .collect();
+    Ok(Json(api::ListAgentsResponse { data, pagination }))
 }
 
 #[utoipa::path(post, path = "/api/v2/agents", tag = "agents", request_body = api::CreateAgentBody,

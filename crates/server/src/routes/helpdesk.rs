@@ -381,20 +381,7 @@ pub async fn search(
 ) -> Result<Json<api::SearchTicketsResponse>, ApiError> {
     state.app.agent(&p.workspace_id, &agent_id).await?;
     let AppJson(b) = body?;
-    let mut d = BTreeMap::new();
-    let n = b.query.chars().count();
-    if b.query.trim().is_empty() || n > helpdesk::SEARCH_QUERY_MAX {
-        d.insert(
-            "query".into(),
-            format!("must be 1 to {} characters", helpdesk::SEARCH_QUERY_MAX),
-        );
-    }
-    if b.limit.is_some_and(|l| !(1..=50).contains(&l)) {
-        d.insert("limit".into(), "must be an integer from 1 to 50".into());
-    }
-    if !d.is_empty() {
-        return Err(ApiError::invalid_body(d));
-    }
+    check_ticket_search(&b)?;
     let (found, has_more) = state
         .app
         .search_tickets(
@@ -411,6 +398,26 @@ pub async fn search(
             has_more,
         },
     }))
+}
+
+/// A ticket search wants 1 to `SEARCH_QUERY_MAX` characters and at most 50 results.
+fn check_ticket_search(b: &api::SearchTicketsBody) -> Result<(), ApiError> {
+    let mut d = BTreeMap::new();
+    let n = b.query.chars().count();
+    if b.query.trim().is_empty() || n > helpdesk::SEARCH_QUERY_MAX {
+        d.insert(
+            "query".into(),
+            format!("must be 1 to {} characters", helpdesk::SEARCH_QUERY_MAX),
+        );
+    }
+    if b.limit.is_some_and(|l| !(1..=50).contains(&l)) {
+        d.insert("limit".into(), "must be an integer from 1 to 50".into());
+    }
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_body(d))
+    }
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/helpdesk/tickets/{ticketNumber}", tag = "helpdesk",

@@ -372,26 +372,30 @@ pub async fn get_chatbots(
             id: a.id.clone(),
         });
         let more = page.has_more;
-        chatbots.extend(page.items.into_iter().map(|a| v1::V1Chatbot {
-            id: a.id,
-            name: a.name,
-            instructions: a.instructions,
-            model: a.model,
-            temp: a.temp,
-            visibility: a.visibility.as_str().to_owned(),
-            initial_messages: a.initial_messages,
-            suggested_messages: a.suggested_messages,
-            allowed_domains: a.allowed_domains,
-            status: a.status.as_str().to_owned(),
-            created_at: iso8601(a.created_at),
-            last_trained_at: a.last_trained_at.map(iso8601),
-            size: a.size,
-        }));
+        chatbots.extend(page.items.into_iter().map(v1_chatbot));
         if !more {
             break;
         }
     }
     Ok(Json(v1::V1Chatbots { chatbots }))
+}
+
+fn v1_chatbot(a: agentbase_core::Agent) -> v1::V1Chatbot {
+    v1::V1Chatbot {
+        id: a.id,
+        name: a.name,
+        instructions: a.instructions,
+        model: a.model,
+        temp: a.temp,
+        visibility: a.visibility.as_str().to_owned(),
+        initial_messages: a.initial_messages,
+        suggested_messages: a.suggested_messages,
+        allowed_domains: a.allowed_domains,
+        status: a.status.as_str().to_owned(),
+        created_at: iso8601(a.created_at),
+        last_trained_at: a.last_trained_at.map(iso8601),
+        size: a.size,
+    }
 }
 
 #[utoipa::path(delete, path = "/api/v1/delete-chatbot", tag = "v1",

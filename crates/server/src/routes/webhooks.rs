@@ -181,23 +181,12 @@ pub async fn deliveries(
             page.limit,
         )
         .await?;
-    let cursor = if result.has_more {
-        result.items.last().map(|l| {
-            Cursor {
-                t: l.delivery.created_at,
-                id: l.delivery.id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let pagination = super::conversations::pagination(&result, |l| Cursor {
+        t: l.delivery.created_at,
+        id: l.delivery.id.clone(),
+    });
     Ok(Json(api::WebhookDeliveriesResponse {
         data: result.items.into_iter().map(delivery_dto).collect(),
-        pagination: api::Pagination {
-            has_more: cursor.is_some(),
-            cursor,
-            total: result.total,
-        },
+        pagination,
     }))
 }
