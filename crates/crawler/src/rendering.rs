@@ -322,14 +322,15 @@ pub(crate) async fn html_page(
     if r.kind.always_renders() {
         return render_with_retries(shared, requested, resp).await;
     }
+    let adaptive = r.kind == CrawlerType::Adaptive && r.renderer.is_some();
     let html_bytes = html.len();
-    let (raw, kind) = extract_as_served(shared, resp, html).await?;
+    let (raw, kind) = extract_as_served(shared, resp, html, adaptive).await?;
     let http = |extracted| HtmlPage {
         extracted,
         mode: CrawlMode::Http,
         blocked: Vec::new(),
     };
-    if r.kind != CrawlerType::Adaptive || r.renderer.is_none() {
+    if !adaptive {
         return Ok(http(raw));
     }
     let site = host_key(&resp.final_url);
@@ -393,11 +394,12 @@ async fn render_with_retries(
 }
 
 /// The page extracted from the HTML as served (its iframes inlined when asked), off
-/// the runtime, with its kind for the adaptive crawler.
+/// the runtime, with its kind when the adaptive crawler needs it (0 otherwise).
 async fn extract_as_served(
     shared: &Arc<Shared>,
     resp: &Response,
     html: String,
+    with_kind: bool,
 ) -> Result<(Extracted, u8), String> {
     let r = &shared.rendering;
     let frames = if r.expand_iframes {
@@ -410,7 +412,11 @@ async fn extract_as_served(
     let page_url = resp.final_url.to_string();
     crate::background::spawn(move || {
         let (raw, clickables) = extract_page(&html, &page_url, &options, &frames, probe.as_ref());
-        let kind = page_kind(&html, &raw, clickables);
+        let kind = if with_kind {
+            page_kind(&html, &raw, clickables)
+        } else {
+            0
+        };
         (raw, kind)
     })
     .await
