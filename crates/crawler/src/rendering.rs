@@ -364,7 +364,8 @@ pub(crate) async fn html_page(
                 }
                 let doc = MainDocument::from(resp);
                 return Ok(
-                    match render_and_record(shared, requested, doc, &raw, &site, kind).await {
+                    match render_and_record(shared, requested, doc, &raw, &site, kind, false).await
+                    {
                         Some(page) => page,
                         None => http(raw),
                     },
@@ -441,12 +442,14 @@ fn recheck_beside(
         .unwrap_or_else(|p| p.into_inner());
     while background.try_join_next().is_some() {}
     background.spawn(async move {
-        let _ = render_and_record(&shared2, &requested, doc, &raw, &site, kind).await;
+        let _ = render_and_record(&shared2, &requested, doc, &raw, &site, kind, true).await;
     });
 }
 
 /// Renders the page, compares it with `raw` (the page as served) and records the
-/// verdict for the site and kind; `None` when rendering failed.
+/// verdict for the site and kind; `None` when rendering failed. A `recheck` runs
+/// beside the crawl, whose item came from HTTP already, so its failure is only
+/// logged at debug level.
 async fn render_and_record(
     shared: &Arc<Shared>,
     requested: &Url,
@@ -454,6 +457,7 @@ async fn render_and_record(
     raw: &Extracted,
     site: &str,
     kind: u8,
+    recheck: bool,
 ) -> Option<HtmlPage> {
     let r = &shared.rendering;
     let url = doc.url.clone();
@@ -467,7 +471,11 @@ async fn render_and_record(
         }
         Err(e) => {
             r.memory.abandon(site, kind);
-            tracing::warn!(url = %url, error = %e, "rendering failed; using the HTML as served");
+            if recheck {
+                tracing::debug!(url = %url, error = %e, "rendering to check again failed");
+            } else {
+                tracing::warn!(url = %url, error = %e, "rendering failed; using the HTML as served");
+            }
             None
         }
     }

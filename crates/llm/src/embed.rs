@@ -251,15 +251,16 @@ impl LocalEmbedder {
             (EmbedBackend::Auto, Ok("fast")) => EmbedBackend::Fast,
             (backend, _) => backend,
         };
+        // A level the CPU lacks (`AGENTBASE_KERNELS`) is refused whichever encoder runs.
+        let level = match options.kernels {
+            Some(level) => level,
+            None => crate::cpu::kernels()?.embeddings,
+        };
         match backend {
             EmbedBackend::Candle => return Ok(None),
             EmbedBackend::Auto if !cfg!(optimized) => return Ok(None),
             EmbedBackend::Auto | EmbedBackend::Fast => {}
         }
-        let level = match options.kernels {
-            Some(level) => level,
-            None => crate::cpu::kernels()?.embeddings,
-        };
         let isa = crate::cpu::EmbedIsa::at(level).ok_or_else(|| {
             Error::Kernels(crate::cpu::KernelsError {
                 value: level.to_string(),
