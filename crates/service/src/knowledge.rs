@@ -1068,16 +1068,39 @@ impl App {
     }
 }
 
+/// Builds the snapshot of one version beside `dir` and moves it into place.
+///
+/// Two builders of the same version can meet: the refresh that follows a training
+/// job and a search that loads the snapshot itself. Whoever moves a complete
+/// snapshot into place first wins, and the other serves that one and drops its own;
+/// a snapshot in place is only replaced when it does not open (torn by a crash).
 fn build_snapshot(dir: &Path, docs: Vec<Doc>) -> Result<Index> {
     let tmp = dir.with_extension(format!("tmp-{}", ids::alphanumeric(8)));
     let index = Index::build(&tmp, docs)
         .map_err(|e| Error::Internal(format!("index build failed: {e}")))?;
     drop(index);
+    let theirs = |tmp: &Path| {
+        let existing = Index::open(dir).ok()?;
+        let _ = std::fs::remove_dir_all(tmp);
+        Some(existing)
+    };
+    if let Some(existing) = theirs(&tmp) {
+        return Ok(existing);
+    }
     if dir.exists() {
+        // It may have arrived since the first look (a rename is atomic, so what is
+        // in place is complete); only what still does not open is torn.
+        if let Some(existing) = theirs(&tmp) {
+            return Ok(existing);
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
-    std::fs::rename(&tmp, dir)
-        .map_err(|e| Error::Internal(format!("cannot move the snapshot into place: {e}")))?;
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        return theirs(&tmp).ok_or_else(|| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Error::Internal(format!("cannot move the snapshot into place: {e}"))
+        });
+    }
     Index::open(dir).map_err(|e| Error::Internal(format!("cannot open the new snapshot: {e}")))
 }
 
@@ -1166,4 +1189,51 @@ fn updated_content(source: &Source, update: &SourceUpdate) -> Result<SourceConte
         return Err(Error::Invalid(errors));
     }
     Ok(content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs() -> Vec<Doc> {
+        (0..20)
+            .map(|i| Doc {
+                chunk_id: format!("c{i}"),
+                source_id: "s".to_owned(),
+                title: "Warranty".to_owned(),
+                url: None,
+                heading: String::new(),
+                text: format!("The warranty lasts {i} months and blades cost 12 euros."),
+                embedding: vec![i as f32, 1.0, 0.5, 0.25],
+            })
+            .collect()
+    }
+
+    /// The refresh after a training job and a search that loads the snapshot itself
+    /// can build the same version at once: both must end with a snapshot, not an
+    /// error, and one complete snapshot stays in place.
+    #[test]
+    fn builders_of_one_version_at_once_all_get_the_snapshot() {
+        let base = tempfile::tempdir().unwrap();
+        for round in 0..10 {
+            let dir = base.path().join(round.to_string());
+            let builders: Vec<_> = (0..4)
+                .map(|_| {
+                    let dir = dir.clone();
+                    std::thread::spawn(move || build_snapshot(&dir, docs()))
+                })
+                .collect();
+            for b in builders {
+                let index = b.join().unwrap().expect("a snapshot, whoever won");
+                assert_eq!(index.len(), 20);
+            }
+            assert_eq!(Index::open(&dir).unwrap().len(), 20);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(base.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }
