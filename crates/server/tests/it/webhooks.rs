@@ -249,7 +249,12 @@ async fn a_failing_receiver_is_retried_with_doubling_waits_until_it_accepts() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(got.lock().unwrap().len(), 1);
     t.clock.advance_ms(60_000);
-    wait_for_log(&t, &agent, &hook_id, |l| l[0]["attempts"] == 2).await;
+    // The failure recorded, not only the attempt claimed: the next wait counts from
+    // it, so the clock must not move before it is written.
+    wait_for_log(&t, &agent, &hook_id, |l| {
+        l[0]["attempts"] == 2 && l[0]["log"].as_array().unwrap().len() == 2
+    })
+    .await;
     // The second wait is twice the first.
     t.clock.advance_ms(60_000);
     tokio::time::sleep(Duration::from_millis(200)).await;
