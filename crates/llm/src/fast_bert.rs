@@ -10,8 +10,8 @@
 //!   accumulation on AVX-512 BF16 (`vdpbf16ps`, twice the f32 FMA rate, weights
 //!   converted once at load), f32 FMA tiles on AVX2, plain Rust elsewhere; layer
 //!   norms, softmax, GELU and pooling stay f32 (compiled for the same features);
-//! - splits every step over `threads` scoped OS threads (rows of the linear layers,
-//!   whole texts of attention).
+//! - splits every step over `threads` threads, the caller and its persistent helpers
+//!   (`crate::pool`; rows of the linear layers, whole texts of attention).
 //!
 //! The vectors stay within a cosine of 0.9999 of the f32 ones (the embedding test
 //! checks every kernel set against sentence-transformers' at 0.999).
@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 
 use crate::cpu::EmbedIsa;
+use crate::pool::Pool;
 
 /// A set of matmul kernels and the operand format they read.
 pub(crate) trait Kernel: Copy + Send + Sync {
@@ -369,7 +370,7 @@ fn gemm_blocks<E: Copy>(
 }
 
 /// Runs `work(first_row, rows_chunk)` over `data` (rows of `width`) split into at most
-/// `threads` contiguous parts on scoped threads.
+/// `threads` contiguous parts on this thread's pool.
 fn par_rows<T: Send>(
     data: &mut [T],
     width: usize,
@@ -383,29 +384,35 @@ fn par_rows<T: Send>(
         return;
     }
     let per = rows.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let work = &work;
-        let mut rest = data;
-        let mut first = 0;
-        let mut handles = Vec::new();
-        while !rest.is_empty() {
-            let take = (per * width).min(rest.len());
-            let (chunk, tail) = rest.split_at_mut(take);
-            rest = tail;
-            let start = first;
-            first += take / width.max(1);
-            if rest.is_empty() {
-                work(start, chunk);
-            } else {
-                handles.push(scope.spawn(move || work(start, chunk)));
-            }
-        }
-        for handle in handles {
-            if let Err(panic) = handle.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-    });
+    let work = &work;
+    let parts: Vec<_> = data
+        .chunks_mut(per * width.max(1))
+        .enumerate()
+        .map(|(i, chunk)| move || work(i * per, chunk))
+        .collect();
+    run_parts(threads, parts);
+}
+
+thread_local! {
+    /// Each thread that runs the pass gets its own helpers ([`crate::pool`]),
+    /// started from it and so sharing its scheduling: the embedder's worker thread
+    /// is `SCHED_IDLE` ([`crate::sched`]), and so are its helpers. Created on first
+    /// use with one helper fewer than the CPUs this process may use; ended with the
+    /// thread.
+    static POOL: Pool = Pool::new(
+        std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 64) - 1,
+        "llm-embed",
+    );
+}
+
+/// Runs the parts in parallel on this thread's pool (all on this thread when
+/// `threads` is 1).
+fn run_parts<F: FnOnce() + Send>(threads: usize, parts: Vec<F>) {
+    if threads <= 1 || parts.len() <= 1 {
+        parts.into_iter().for_each(|part| part());
+        return;
+    }
+    POOL.with(|pool| pool.run_parts(parts));
 }
 
 /// What the fast path needs from `config.json`; anything else falls back to candle.
@@ -812,26 +819,16 @@ impl<K: Kernel> Model<K> {
                     }
                 });
             };
-            std::thread::scope(|scope| {
-                let work = &work;
-                let mut handles = Vec::new();
-                let mut packed_rest = &mut s.intermediate_packed[..];
-                for (i, c) in s.intermediate.chunks_mut(per * inter).enumerate() {
-                    let take = if repack { c.len() / inter * iw } else { 0 };
-                    let (packed_rows, tail) = packed_rest.split_at_mut(take);
-                    packed_rest = tail;
-                    if (i + 1) * per >= total {
-                        work(i * per, c, packed_rows);
-                    } else {
-                        handles.push(scope.spawn(move || work(i * per, c, packed_rows)));
-                    }
-                }
-                for handle in handles {
-                    if let Err(panic) = handle.join() {
-                        std::panic::resume_unwind(panic);
-                    }
-                }
-            });
+            let work = &work;
+            let mut parts = Vec::new();
+            let mut packed_rest = &mut s.intermediate_packed[..];
+            for (i, c) in s.intermediate.chunks_mut(per * inter).enumerate() {
+                let take = if repack { c.len() / inter * iw } else { 0 };
+                let (packed_rows, tail) = packed_rest.split_at_mut(take);
+                packed_rest = tail;
+                parts.push(move || work(i * per, c, packed_rows));
+            }
+            run_parts(threads, parts);
         }
         s.projected.resize(total * h, 0.0);
         {
@@ -881,33 +878,22 @@ impl<K: Kernel> Model<K> {
 
         let qkv = &s.qkv;
         let qkv_packed = packed::<K>(qkv, 3 * h, total, &mut s.qkv_packed);
-        std::thread::scope(|scope| {
-            let mut rest = &mut s.context[..];
-            let mut first_token = 0;
-            let mut handles = Vec::new();
-            for (i, group) in bounds.windows(2).enumerate() {
-                let texts = &lengths[group[0]..group[1]];
-                let tokens: usize = texts.iter().sum();
-                let (ctx, tail) = rest.split_at_mut(tokens * h);
-                rest = tail;
-                let first = first_token;
-                first_token += tokens;
-                let mut work = move || {
-                    self.kernel
-                        .vectorized(|| self.attend(texts, first, qkv, qkv_packed, ctx))
-                };
-                if i + 2 == bounds.len() {
-                    work();
-                } else {
-                    handles.push(scope.spawn(work));
-                }
-            }
-            for handle in handles {
-                if let Err(panic) = handle.join() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
-        });
+        let mut rest = &mut s.context[..];
+        let mut first_token = 0;
+        let mut parts = Vec::new();
+        for group in bounds.windows(2) {
+            let texts = &lengths[group[0]..group[1]];
+            let tokens: usize = texts.iter().sum();
+            let (ctx, tail) = rest.split_at_mut(tokens * h);
+            rest = tail;
+            let first = first_token;
+            first_token += tokens;
+            parts.push(move || {
+                self.kernel
+                    .vectorized(|| self.attend(texts, first, qkv, qkv_packed, ctx))
+            });
+        }
+        run_parts(self.threads, parts);
     }
 
     /// Attention for consecutive texts starting at token `first`; `ctx` holds their

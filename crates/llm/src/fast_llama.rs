@@ -17,7 +17,7 @@
 //!   come out of one FMA chain; attention is a fused scores → softmax → values pass
 //!   per group of query heads sharing a KV head, split over key segments when
 //!   decoding so both threads work on it;
-//! - every step is split over a small persistent pool of spinning threads (`Pool`),
+//! - every step is split over a small persistent pool of spinning threads (`crate::pool`),
 //!   since a decoded token has ~150 parallel steps of a few µs each.
 //!
 //! The kernels come in three sets chosen at run time (`crate::cpu`): `avx512` (VNNI),
@@ -29,8 +29,8 @@
 //! in `tests` checks every kernel set against candle's `quantized_llama` on the same
 //! file.
 
-// The pool's lifetime-erased jobs and raw output pointers, and the kernels behind
-// their CPU-feature tokens; the rest is safe.
+// Raw output pointers handed to the pool's tasks, and the kernels behind their
+// CPU-feature tokens; the rest is safe.
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
@@ -40,14 +40,13 @@ mod avx512;
 mod scalar;
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Result};
 
 use crate::cpu::ChatIsa;
+use crate::pool::Pool;
 
 /// Positions the RoPE table covers (as the candle-based `llama`).
 const MAX_SEQ_LEN: usize = crate::llama::MAX_SEQ_LEN;
@@ -427,73 +426,6 @@ fn attend(
 // ---------------------------------------------------------------------------------
 // The thread pool
 
-/// Helper threads that look for work for a few milliseconds, then park: a decoded
-/// token runs ~150 parallel steps of a few µs, too short to wake threads for. The
-/// caller works too, and tasks are claimed one by one, so a helper that is not
-/// running (the cores are shared with other processes) is never waited for unless it
-/// holds a task. One job at a time: a caller that finds the pool busy (another chat
-/// worker) runs its job alone rather than wait.
-struct Pool {
-    shared: Arc<PoolShared>,
-    helpers: Vec<std::thread::Thread>,
-    busy: Mutex<()>,
-}
-
-/// `claim` packs the job's epoch (24 bits), task count and next unclaimed task (20
-/// bits each) into one word, so a claim (a CAS) can never mix two jobs: whoever
-/// holds a task of a job keeps that job, and so `job`, alive until the task is done.
-struct PoolShared {
-    claim: AtomicU64,
-    job: AtomicPtr<Job<'static>>,
-    completed: AtomicUsize,
-    sleeping: Vec<AtomicBool>,
-    panicked: AtomicBool,
-}
-
-struct Job<'a> {
-    work: &'a (dyn Fn(usize) + Sync),
-}
-
-const TASK_BITS: u32 = 20;
-const TASK_MASK: u64 = (1 << TASK_BITS) - 1;
-
-impl PoolShared {
-    /// Claims and runs tasks until none is left; true if it ran any.
-    fn work(&self) -> bool {
-        let mut ran = false;
-        loop {
-            let word = self.claim.load(Ordering::Acquire);
-            let (tasks, next) = ((word >> TASK_BITS) & TASK_MASK, word & TASK_MASK);
-            if next >= tasks {
-                return ran;
-            }
-            if self
-                .claim
-                .compare_exchange_weak(word, word + 1, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            // SAFETY: task `next` of this job is ours and not yet counted in
-            // `completed`, so `Pool::run` is still waiting and the job alive.
-            let job = unsafe { &*self.job.load(Ordering::Acquire) };
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                (job.work)(next as usize)
-            }));
-            if run.is_err() {
-                self.panicked.store(true, Ordering::Relaxed);
-            }
-            self.completed.fetch_add(1, Ordering::AcqRel);
-            ran = true;
-        }
-    }
-
-    fn has_work(&self) -> bool {
-        let word = self.claim.load(Ordering::SeqCst);
-        word & TASK_MASK < (word >> TASK_BITS) & TASK_MASK
-    }
-}
-
 /// Threads to use: `AGENTBASE_LLM_THREADS`, else candle's `CANDLE_NUM_THREADS` /
 /// `RAYON_NUM_THREADS`, else the CPUs this process may run on.
 fn threads() -> usize {
@@ -508,103 +440,11 @@ fn threads() -> usize {
     .clamp(1, 64)
 }
 
+/// The chat model's pool ([`crate::pool`]): one per process, shared by the chat
+/// workers (one job at a time; a worker that finds it busy runs alone).
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let helpers = threads() - 1;
-        let shared = Arc::new(PoolShared {
-            claim: AtomicU64::new(0),
-            job: AtomicPtr::new(std::ptr::null_mut()),
-            completed: AtomicUsize::new(0),
-            sleeping: (0..helpers).map(|_| AtomicBool::new(false)).collect(),
-            panicked: AtomicBool::new(false),
-        });
-        let helpers = (0..helpers)
-            .filter_map(|i| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("llm-pool-{i}"))
-                    .spawn(move || helper(&shared, i))
-                    .ok()
-                    .map(|h| h.thread().clone())
-            })
-            .collect();
-        Pool {
-            shared,
-            helpers,
-            busy: Mutex::new(()),
-        }
-    })
-}
-
-fn helper(shared: &PoolShared, me: usize) {
-    let mut idle_since = Instant::now();
-    let mut spins = 0u32;
-    loop {
-        if shared.work() {
-            idle_since = Instant::now();
-            spins = 0;
-            continue;
-        }
-        spins += 1;
-        if spins < 4096 {
-            std::hint::spin_loop();
-        } else if idle_since.elapsed() < Duration::from_millis(3) {
-            // Busy cores: let whoever else is runnable have this one.
-            std::thread::yield_now();
-        } else {
-            shared.sleeping[me].store(true, Ordering::SeqCst);
-            if !shared.has_work() {
-                std::thread::park();
-            }
-            shared.sleeping[me].store(false, Ordering::SeqCst);
-            idle_since = Instant::now();
-            spins = 0;
-        }
-    }
-}
-
-impl Pool {
-    /// Runs `work(0..tasks)` on the helpers and this thread; returns when all are done.
-    fn run(&self, tasks: usize, work: &(dyn Fn(usize) + Sync)) {
-        let guard = if tasks > 1 && !self.helpers.is_empty() && (tasks as u64) <= TASK_MASK {
-            self.busy.try_lock().ok()
-        } else {
-            None
-        };
-        let Some(_guard) = guard else {
-            (0..tasks).for_each(work);
-            return;
-        };
-        let job = Job { work };
-        let shared = &*self.shared;
-        shared.completed.store(0, Ordering::Relaxed);
-        // SAFETY (for the helpers' dereference): this function does not return, nor
-        // unwind, before every task has completed.
-        let ptr = (&job as *const Job<'_>).cast_mut().cast::<Job<'static>>();
-        shared.job.store(ptr, Ordering::Release);
-        let epoch = (shared.claim.load(Ordering::Relaxed) >> (2 * TASK_BITS)) + 1;
-        let word = ((epoch & 0xff_ffff) << (2 * TASK_BITS)) | ((tasks as u64) << TASK_BITS);
-        shared.claim.store(word, Ordering::SeqCst);
-        for (thread, sleeping) in self.helpers.iter().zip(&shared.sleeping) {
-            if sleeping.load(Ordering::SeqCst) {
-                thread.unpark();
-            }
-        }
-        shared.work();
-        let mut spins = 0u32;
-        while shared.completed.load(Ordering::Acquire) < tasks {
-            spins += 1;
-            if spins < 4096 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        if shared.panicked.swap(false, Ordering::Relaxed) {
-            panic!("a task of the llm pool panicked");
-        }
-    }
+    POOL.get_or_init(|| Pool::new(threads() - 1, "llm-pool"))
 }
 
 // ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ mod fast_llama;
 pub mod fetch;
 mod gguf_tokenizer;
 mod llama;
+mod pool;
 pub mod sched;
 mod template;
 pub mod tools;
