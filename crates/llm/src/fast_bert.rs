@@ -743,19 +743,11 @@ impl<K: Kernel> Model<K> {
     fn layer(&self, layer: &Layer<K::E>, lengths: &[usize], s: &mut Scratch<K::E>) {
         let h = self.shape.hidden;
         let total: usize = lengths.iter().sum();
-        let eps = self.shape.eps;
-        let threads = self.threads;
-        let kernel = self.kernel;
-        let hw = K::width(h);
 
         s.qkv.resize(total * 3 * h, 0.0);
         {
             let a = packed::<K>(&s.hidden, h, total, &mut s.hidden_packed);
-            par_rows(&mut s.qkv, 3 * h, threads, |first, c| {
-                let rows = c.len() / (3 * h);
-                let (b, bias) = (&layer.qkv.weight, &layer.qkv.bias);
-                kernel.gemm(&a[first * hw..], hw, rows, b, Some(bias), c, 3 * h);
-            });
+            self.linear(a, K::width(h), &layer.qkv, &mut s.qkv, 3 * h);
         }
 
         self.attention(lengths, s);
@@ -764,97 +756,116 @@ impl<K: Kernel> Model<K> {
         s.projected.resize(total * h, 0.0);
         {
             let a = packed::<K>(&s.context, h, total, &mut s.context_packed);
-            let hidden = &s.hidden;
-            let lin = &layer.attention_out;
-            let norm = &layer.attention_norm;
-            par_rows(&mut s.projected, h, threads, |first, c| {
-                let rows = c.len() / h;
-                kernel.gemm(
-                    &a[first * hw..],
-                    hw,
-                    rows,
-                    &lin.weight,
-                    Some(&lin.bias),
-                    c,
-                    h,
-                );
-                let residual = &hidden[first * h..(first + rows) * h];
-                kernel.vectorized(|| add_layer_norm(c, Some(residual), norm, eps));
-            });
+            let (lin, norm) = (&layer.attention_out, &layer.attention_norm);
+            self.linear_add_norm(a, K::width(h), lin, norm, &s.hidden, &mut s.projected);
         }
         std::mem::swap(&mut s.hidden, &mut s.projected);
 
-        // Feed-forward: GELU(x·W1ᵀ + b1)·W2ᵀ + b2, + residual, norm. GELU runs on each
-        // thread's rows right after its matmul (and packs them when the kernels read
-        // packed rows).
-        let inter = self.shape.intermediate;
-        let iw = K::width(inter);
-        let repack = K::view(&[]).is_none();
-        s.intermediate_packed.clear();
-        if repack {
-            s.intermediate_packed.resize(total * iw, K::E::default());
-        }
-        s.intermediate.resize(total * inter, 0.0);
-        {
-            let a = packed::<K>(&s.hidden, h, total, &mut s.hidden_packed);
-            let lin = &layer.intermediate;
-            let per = total.div_ceil(threads.clamp(1, total.max(1))).max(1);
-            let work = |first: usize, c: &mut [f32], packed_rows: &mut [K::E]| {
-                let rows = c.len() / inter;
-                kernel.gemm(
-                    &a[first * hw..],
-                    hw,
-                    rows,
-                    &lin.weight,
-                    Some(&lin.bias),
-                    c,
-                    inter,
-                );
-                kernel.vectorized(|| {
-                    for v in c.iter_mut() {
-                        *v = gelu(*v);
-                    }
-                    if !packed_rows.is_empty() {
-                        pack_rows_into::<K>(c, inter, inter, packed_rows);
-                    }
-                });
-            };
-            let work = &work;
-            let mut parts = Vec::new();
-            let mut packed_rest = &mut s.intermediate_packed[..];
-            for (i, c) in s.intermediate.chunks_mut(per * inter).enumerate() {
-                let take = if repack { c.len() / inter * iw } else { 0 };
-                let (packed_rows, tail) = packed_rest.split_at_mut(take);
-                packed_rest = tail;
-                parts.push(move || work(i * per, c, packed_rows));
-            }
-            run_parts(threads, parts);
-        }
+        // Feed-forward: GELU(x·W1ᵀ + b1)·W2ᵀ + b2, + residual, norm.
+        self.intermediate(&layer.intermediate, total, s);
         s.projected.resize(total * h, 0.0);
         {
             let a: &[K::E] = match K::view(&s.intermediate) {
                 Some(a) => a,
                 None => &s.intermediate_packed,
             };
-            let hidden = &s.hidden;
-            let lin = &layer.output;
-            let norm = &layer.output_norm;
-            par_rows(&mut s.projected, h, threads, |first, c| {
-                let rows = c.len() / h;
-                kernel.gemm(
-                    &a[first * iw..],
-                    iw,
-                    rows,
-                    &lin.weight,
-                    Some(&lin.bias),
-                    c,
-                    h,
-                );
-                let residual = &hidden[first * h..(first + rows) * h];
-                kernel.vectorized(|| add_layer_norm(c, Some(residual), norm, eps));
-            });
+            let iw = K::width(self.shape.intermediate);
+            let (lin, norm) = (&layer.output, &layer.output_norm);
+            self.linear_add_norm(a, iw, lin, norm, &s.hidden, &mut s.projected);
         }
         std::mem::swap(&mut s.hidden, &mut s.projected);
+    }
+
+    /// `out = a·Wᵀ + b` over the threads, `out` being `rows × width` and `a` packed
+    /// rows of `aw` elements.
+    fn linear(&self, a: &[K::E], aw: usize, lin: &Linear<K::E>, out: &mut [f32], width: usize) {
+        let kernel = self.kernel;
+        par_rows(out, width, self.threads, |first, c| {
+            let rows = c.len() / width;
+            kernel.gemm(
+                &a[first * aw..],
+                aw,
+                rows,
+                &lin.weight,
+                Some(&lin.bias),
+                c,
+                width,
+            );
+        });
+    }
+
+    /// `out = LayerNorm(a·Wᵀ + b + residual)`, each thread normalising its own rows
+    /// right after its matmul; `out` is `rows × hidden`.
+    fn linear_add_norm(
+        &self,
+        a: &[K::E],
+        aw: usize,
+        lin: &Linear<K::E>,
+        norm: &LayerNorm,
+        residual: &[f32],
+        out: &mut [f32],
+    ) {
+        let (h, eps, kernel) = (self.shape.hidden, self.shape.eps, self.kernel);
+        par_rows(out, h, self.threads, |first, c| {
+            let rows = c.len() / h;
+            kernel.gemm(
+                &a[first * aw..],
+                aw,
+                rows,
+                &lin.weight,
+                Some(&lin.bias),
+                c,
+                h,
+            );
+            let residual = &residual[first * h..(first + rows) * h];
+            kernel.vectorized(|| add_layer_norm(c, Some(residual), norm, eps));
+        });
+    }
+
+    /// `s.intermediate = GELU(hidden·W1ᵀ + b1)`. GELU runs on each thread's rows right
+    /// after its matmul, and packs them into `s.intermediate_packed` when the kernels
+    /// read packed rows.
+    fn intermediate(&self, lin: &Linear<K::E>, total: usize, s: &mut Scratch<K::E>) {
+        let (h, inter, kernel) = (self.shape.hidden, self.shape.intermediate, self.kernel);
+        let (hw, iw) = (K::width(h), K::width(inter));
+        let repack = K::view(&[]).is_none();
+        s.intermediate_packed.clear();
+        if repack {
+            s.intermediate_packed.resize(total * iw, K::E::default());
+        }
+        s.intermediate.resize(total * inter, 0.0);
+        let a = packed::<K>(&s.hidden, h, total, &mut s.hidden_packed);
+        let per = total.div_ceil(self.threads.clamp(1, total.max(1))).max(1);
+        let work = |first: usize, c: &mut [f32], packed_rows: &mut [K::E]| {
+            let rows = c.len() / inter;
+            kernel.gemm(
+                &a[first * hw..],
+                hw,
+                rows,
+                &lin.weight,
+                Some(&lin.bias),
+                c,
+                inter,
+            );
+            kernel.vectorized(|| {
+                for v in c.iter_mut() {
+                    *v = gelu(*v);
+                }
+                if !packed_rows.is_empty() {
+                    pack_rows_into::<K>(c, inter, inter, packed_rows);
+                }
+            });
+        };
+        let work = &work;
+        let mut parts = Vec::new();
+        let mut packed_rest = &mut s.intermediate_packed[..];
+        for (i, c) in s.intermediate.chunks_mut(per * inter).enumerate() {
+            let take = if repack { c.len() / inter * iw } else { 0 };
+            let (packed_rows, tail) = packed_rest.split_at_mut(take);
+            packed_rest = tail;
+            parts.push(move || work(i * per, c, packed_rows));
+        }
+        run_parts(self.threads, parts);
     }
 
     /// Self-attention per text and head, from `s.qkv` into `s.context` (token-major,

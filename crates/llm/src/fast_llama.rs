@@ -825,19 +825,17 @@ impl Weights {
         seq: usize,
     ) {
         let (nh, nkv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
-        let rep = nh / nkv;
-        let total = index_pos + seq;
-        // Work items: (KV head, tile of tokens, segment of keys).
-        let tile = if seq == 1 { 1 } else { ATTN_TOKENS };
-        let tiles = seq.div_ceil(tile);
-        let segments = if seq == 1 {
-            (total / 256).clamp(1, 8)
-        } else {
-            1
-        };
-        let seg_len = total.div_ceil(segments).next_multiple_of(16);
+        let plan = AttnPlan::new(nh / nkv, index_pos, seq);
+        let AttnPlan {
+            rep,
+            total,
+            tile,
+            tiles,
+            segments,
+            seg_len,
+            rows_per_item,
+        } = plan;
         let items = nkv * tiles * segments;
-        let rows_per_item = rep * tile;
         s.part_max.resize(items * rows_per_item, 0.0);
         s.part_sum.resize(items * rows_per_item, 0.0);
         s.part_out.resize(items * rows_per_item * hd, 0.0);
@@ -903,7 +901,21 @@ impl Weights {
                 }
             });
         });
-        // Combine the segments' softmax pieces.
+        self.combine_segments(s, plan, seq);
+    }
+
+    /// Merges each query row's softmax pieces, one per key segment, into
+    /// `s.attended`.
+    fn combine_segments(&self, s: &mut Scratch, plan: AttnPlan, seq: usize) {
+        let (nh, nkv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
+        let AttnPlan {
+            rep,
+            tile,
+            tiles,
+            segments,
+            rows_per_item,
+            ..
+        } = plan;
         s.attended.resize(seq * nh * hd, 0.0);
         for g in 0..nkv {
             for t_tile in 0..tiles {
@@ -938,6 +950,43 @@ impl Weights {
                     }
                 }
             }
+        }
+    }
+}
+
+/// How one attention call is cut into work items: (KV head, tile of tokens, segment
+/// of keys). Prefill takes tiles of `ATTN_TOKENS` queries over all keys; a decoded
+/// token splits the keys into up to 8 segments so both threads work on it.
+#[derive(Clone, Copy)]
+struct AttnPlan {
+    /// Query heads per KV head.
+    rep: usize,
+    /// Positions attended to: the cache so far plus the new tokens.
+    total: usize,
+    tile: usize,
+    tiles: usize,
+    segments: usize,
+    seg_len: usize,
+    rows_per_item: usize,
+}
+
+impl AttnPlan {
+    fn new(rep: usize, index_pos: usize, seq: usize) -> Self {
+        let total = index_pos + seq;
+        let tile = if seq == 1 { 1 } else { ATTN_TOKENS };
+        let segments = if seq == 1 {
+            (total / 256).clamp(1, 8)
+        } else {
+            1
+        };
+        Self {
+            rep,
+            total,
+            tile,
+            tiles: seq.div_ceil(tile),
+            segments,
+            seg_len: total.div_ceil(segments).next_multiple_of(16),
+            rows_per_item: rep * tile,
         }
     }
 }
