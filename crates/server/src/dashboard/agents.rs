@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::auth::{Form, Posted, Session};
 use super::html::{self, Nav, copyable, csrf_field, esc, table, url_value, when};
 use super::workspaces::notice;
-use super::{Problem, Ws, agent_page, back, lines, redirect, render, workspace};
+use super::{Problem, Ws, agent_page, back, lines, redirect, render, render_template, workspace};
 use crate::AppState;
 use crate::extract::{PageQuery, QueryMap};
 use crate::routes::conversations::{check, date_window};
@@ -432,78 +432,69 @@ pub async fn conversations(
             false,
         )
         .await?;
-    let base = agent_base(&ws, &a.id);
-    let rows: Vec<Vec<String>> = list
+    let conversations: Vec<ConversationRow> = list
         .items
         .iter()
-        .map(|c| {
-            vec![
-                format!(
-                    "<a href=\"{base}/conversations/{}\">{}</a>",
-                    esc(&c.id),
-                    esc(c.title.as_deref().unwrap_or(&c.id))
-                ),
-                esc(c.user_id.as_deref().unwrap_or("—")),
-                esc(&c.source),
-                esc(c.status.as_str()),
-                when(c.created_at),
-                when(c.updated_at),
-            ]
+        .map(|c| ConversationRow {
+            id: c.id.clone(),
+            title: c.title.clone().unwrap_or_else(|| c.id.clone()),
+            user: c.user_id.clone().unwrap_or_else(|| "—".into()),
+            source: c.source.clone(),
+            status: c.status.as_str(),
+            started: when(c.created_at),
+            updated: when(c.updated_at),
         })
         .collect();
-    let keep = |k: &str| {
-        q.get(k)
-            .map(|v| format!("&{k}={}", url_value(v)))
-            .unwrap_or_default()
-    };
-    let more = match (list.has_more, list.items.last()) {
-        (true, Some(last)) => format!(
-            "<p><a href=\"?cursor={}{}{}{}\">Older conversations</a></p>",
-            url_value(
-                &Cursor {
-                    t: last.created_at,
-                    id: last.id.clone()
+    // The next page keeps the filter.
+    let older = match (list.has_more, list.items.last()) {
+        (true, Some(last)) => {
+            let cursor = Cursor {
+                t: last.created_at,
+                id: last.id.clone(),
+            };
+            let mut query = format!("cursor={}", url_value(&cursor.encode()));
+            for k in ["startDate", "endDate", "userId"] {
+                if let Some(v) = q.get(k) {
+                    query.push_str(&format!("&{k}={}", url_value(v)));
                 }
-                .encode()
-            ),
-            keep("startDate"),
-            keep("endDate"),
-            keep("userId")
-        ),
-        _ => String::new(),
+            }
+            Some(query)
+        }
+        _ => None,
     };
-    let body = format!(
-        "<form class=\"card filters\" method=\"get\">\
-         <div class=\"row\"><div><label for=\"startDate\">From</label><input id=\"startDate\" name=\"startDate\" type=\"date\" value=\"{}\"></div>\
-         <div><label for=\"endDate\">To</label><input id=\"endDate\" name=\"endDate\" type=\"date\" value=\"{}\"></div>\
-         <div><label for=\"userId\">User ID</label><input id=\"userId\" name=\"userId\" value=\"{}\"></div></div>\
-         <button type=\"submit\">Filter</button> <a href=\"{base}/conversations\">Clear</a></form>\
-         <p>{} conversation(s) match.</p>{}{more}",
-        esc(q.get("startDate").unwrap_or("")),
-        esc(q.get("endDate").unwrap_or("")),
-        esc(user.as_deref().unwrap_or("")),
-        list.total,
-        table(
-            "Conversations",
-            &[
-                "Conversation",
-                "User",
-                "Source",
-                "Status",
-                "Started",
-                "Last activity"
-            ],
-            &rows,
-            "No conversations match."
-        )
-    );
-    Ok(render(
+    let page = json!({
+        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
+        "filter": {
+            "startDate": q.get("startDate").unwrap_or(""),
+            "endDate": q.get("endDate").unwrap_or(""),
+            "userId": user.as_deref().unwrap_or(""),
+        },
+        "total": list.total,
+        "conversations": conversations,
+        "older": older,
+    });
+    let nav = nav(&w, Some(&a), "conversations");
+    let notice = super::workspaces::notice(&q);
+    render_template(
         &s,
         "Conversations",
-        &nav(&w, Some(&a), "conversations"),
-        &super::workspaces::notice(&q),
-        &body,
-    ))
+        &nav,
+        &notice,
+        "conversations.html",
+        page,
+    )
+}
+
+/// One row of the conversations table.
+#[derive(serde::Serialize)]
+struct ConversationRow {
+    id: String,
+    title: String,
+    user: String,
+    source: String,
+    status: &'static str,
+    started: String,
+    updated: String,
 }
 
 fn message_html(m: &Message) -> String {

@@ -7,12 +7,13 @@ use agentbase_core::conversation::{Conversation, ConversationStatus};
 use agentbase_core::helpdesk::{self, CATEGORIES, Sender, TicketFilter};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{Posted, Session};
-use super::html::{Nav, csrf_field, esc, options, table, url_value, when};
+use super::html::{Nav, csrf_field, esc, url_value, when};
 use super::workspaces::notice;
-use super::{Problem, agent_page, back, render, workspace};
+use super::{Problem, agent_page, back, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::widget_live::{live_json, live_params};
@@ -62,83 +63,66 @@ pub async fn tickets(
         _ => None,
     };
     let page = state.app.tickets(&ws, &a.id, &f, None, 100).await?;
-    let rows: Vec<Vec<String>> = page
+    let tickets: Vec<TicketRow> = page
         .items
-        .iter()
+        .into_iter()
         .filter(|t| {
             !assignee.contains('@')
                 || t.assignee_email
                     .as_deref()
                     .is_some_and(|e| e.eq_ignore_ascii_case(assignee))
         })
-        .map(|t| {
-            let subject = esc(t.subject.as_deref().unwrap_or("(no subject)"));
-            let link = match &t.conversation_id {
-                Some(c) => format!(
-                    "<a href=\"{}/conversations/{}\">{subject}</a>",
-                    base(&ws, &a.id),
-                    url_value(c)
-                ),
-                None => subject,
-            };
-            let team_name = t
+        .map(|t| TicketRow {
+            number: t.number,
+            subject: t.subject.unwrap_or_else(|| "(no subject)".into()),
+            team: t
                 .team_id
                 .as_ref()
                 .and_then(|id| teams.iter().find(|x| &x.id == id))
-                .map_or("—".to_owned(), |x| esc(&x.name));
-            vec![
-                format!("<span data-testid=\"ticket-number\">#{}</span>", t.number),
-                link,
-                format!(
-                    "<span class=\"status {0}\">{0}</span>",
-                    esc(&t.status_category)
-                ),
-                team_name,
-                esc(t
-                    .assignee_email
-                    .as_deref()
-                    .or(t.assignee_id.as_deref())
-                    .unwrap_or("unassigned")),
-                esc(&t.priority),
-                esc(&t.channel),
-                when(t.updated_at),
-            ]
+                .map_or("—".to_owned(), |x| x.name.clone()),
+            assignee: t
+                .assignee_email
+                .or(t.assignee_id)
+                .unwrap_or_else(|| "unassigned".into()),
+            conversation: t.conversation_id,
+            status: t.status_category,
+            priority: t.priority,
+            channel: t.channel,
+            updated: when(t.updated_at),
         })
         .collect();
-    let status_opts: Vec<(&str, &str)> = std::iter::once(("", "any status"))
+    let statuses: Vec<(&str, &str)> = std::iter::once(("", "any status"))
         .chain(CATEGORIES.iter().map(|c| (*c, *c)))
         .collect();
-    let mut team_opts: Vec<(&str, &str)> = vec![("", "any team"), ("none", "no team")];
-    team_opts.extend(teams.iter().map(|t| (t.id.as_str(), t.name.as_str())));
-    let body = format!(
-        "<form class=\"card filters\" method=\"get\" data-testid=\"ticket-filters\">\
-         <label>Status <select name=\"status\">{}</select></label>\
-         <label>Team <select name=\"team\">{}</select></label>\
-         <label>Assignee <input name=\"assignee\" value=\"{}\" placeholder=\"email, id or none\"></label>\
-         <button type=\"submit\">Filter</button></form>{}",
-        options(status_opts, status),
-        options(team_opts, team),
-        esc(assignee),
-        table(
-            "Tickets",
-            &[
-                "#", "Subject", "Status", "Team", "Assignee", "Priority", "Channel", "Updated",
-            ],
-            &rows,
-            "No tickets match."
-        )
-    );
-    Ok(render(
-        &s,
-        "Tickets",
-        &Nav {
-            workspace: Some((&w.workspace.id, &w.workspace.name)),
-            agent: Some((&a.id, &a.name)),
-            current: "tickets",
-        },
-        &notice(&q),
-        &body,
-    ))
+    let mut team_choices: Vec<(&str, &str)> = vec![("", "any team"), ("none", "no team")];
+    team_choices.extend(teams.iter().map(|t| (t.id.as_str(), t.name.as_str())));
+    let page = json!({
+        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
+        "filter": { "status": status, "team": team, "assignee": assignee },
+        "statuses": statuses,
+        "teams": team_choices,
+        "tickets": tickets,
+    });
+    let nav = Nav {
+        workspace: Some((&w.workspace.id, &w.workspace.name)),
+        agent: Some((&a.id, &a.name)),
+        current: "tickets",
+    };
+    render_template(&s, "Tickets", &nav, &notice(&q), "tickets.html", page)
+}
+
+/// One row of the tickets table.
+#[derive(Serialize)]
+struct TicketRow {
+    number: i64,
+    subject: String,
+    conversation: Option<String>,
+    status: String,
+    team: String,
+    assignee: String,
+    priority: String,
+    channel: String,
+    updated: String,
 }
 
 /// The conversation page's handoff panel: take over, or reply and hand back, and

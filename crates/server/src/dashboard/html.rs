@@ -1,8 +1,13 @@
-//! HTML building blocks: escaping, the page layout and small components. Pages
-//! are plain strings assembled with `format!`; every value that came from a user
-//! or the record goes through [`esc`].
+//! HTML building blocks for the pages not yet on templates: escaping, the layout
+//! around a body, and small components. These pages are strings assembled with
+//! `format!`; every value that came from a user or the record goes through [`esc`].
+//! Pages on templates ([`super::templates`]) get escaping from the template engine.
 
 use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::templates::{NavContext, Shell};
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn esc(s: &str) -> String {
@@ -62,17 +67,9 @@ impl Nav<'_> {
     };
 }
 
-fn tab(href: &str, label: &str, key: &str, current: &str) -> String {
-    let aria = if key == current {
-        " aria-current=\"page\""
-    } else {
-        ""
-    };
-    format!("<a href=\"{}\"{aria}>{}</a>", esc(href), esc(label))
-}
-
-/// A whole page. `csrf` is present for signed-in pages (scripts read it from the
-/// meta tag; forms carry it in a hidden field).
+/// A whole page: the layout template around `body` (already HTML). `csrf` is present
+/// for signed-in pages (scripts read it from the meta tag; forms carry it in a
+/// hidden field).
 pub fn page(
     title: &str,
     nav: Option<&Nav>,
@@ -80,109 +77,27 @@ pub fn page(
     notice: &Notice,
     body: &str,
 ) -> String {
-    let mut header = String::new();
-    if let Some(nav) = nav {
-        let mut links = vec![tab(
-            "/dashboard/workspaces",
-            "Workspaces",
-            "workspaces",
-            nav.current,
-        )];
-        if let Some((ws, ws_name)) = nav.workspace {
-            let base = format!("/dashboard/w/{ws}");
-            links.push(format!("<span class=\"crumb\">{}</span>", esc(ws_name)));
-            links.push(tab(
-                &format!("{base}/agents"),
-                "Agents",
-                "agents",
-                nav.current,
-            ));
-            links.push(tab(
-                &format!("{base}/keys"),
-                "API keys",
-                "keys",
-                nav.current,
-            ));
-            links.push(tab(&format!("{base}/usage"), "Usage", "usage", nav.current));
-            links.push(tab(
-                &format!("{base}/members"),
-                "Members",
-                "members",
-                nav.current,
-            ));
-        }
-        let mut sub = String::new();
-        if let (Some((ws, _)), Some((agent, agent_name))) = (nav.workspace, nav.agent) {
-            let base = format!("/dashboard/w/{ws}/agents/{agent}");
-            let tabs = [
-                (base.clone(), "Settings", "settings"),
-                (format!("{base}/sources"), "Sources", "sources"),
-                (
-                    format!("{base}/conversations"),
-                    "Conversations",
-                    "conversations",
-                ),
-                (format!("{base}/tickets"), "Tickets", "tickets"),
-                (format!("{base}/leads"), "Leads", "leads"),
-                (format!("{base}/playground"), "Playground", "playground"),
-            ];
-            sub = format!(
-                "<nav class=\"sub\" aria-label=\"Agent\"><strong>{}</strong>{}</nav>",
-                esc(agent_name),
-                tabs.iter()
-                    .map(|(h, l, k)| tab(h, l, k, nav.current))
-                    .collect::<String>()
-            );
-        }
-        let _ = write!(
-            header,
-            "<header><a class=\"brand\" href=\"/dashboard\">agentbase</a>\
-             <nav aria-label=\"Main\">{}</nav>\
-             <form method=\"post\" action=\"/dashboard/logout\">{}\
-             <button class=\"link\" type=\"submit\">Sign out</button></form></header>{sub}",
-            links.join(""),
-            csrf.map(csrf_field).unwrap_or_default()
-        );
-    }
-    let meta = csrf
-        .map(|t| format!("<meta name=\"csrf-token\" content=\"{}\">", esc(t)))
-        .unwrap_or_default();
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{meta}\
-         <title>{} · agentbase</title>\
-         <link rel=\"icon\" href=\"data:,\">\
-         <link rel=\"stylesheet\" href=\"/dashboard/assets/dashboard.css\">\
-         <script src=\"/dashboard/assets/dashboard.js\" defer></script></head>\
-         <body>{header}<main id=\"main\">{}<h1>{}</h1>{body}</main></body></html>",
-        esc(title),
-        notice.html(),
-        esc(title)
-    )
+    let shell = Shell {
+        title,
+        csrf,
+        notice,
+        nav: nav.map(NavContext::from),
+    };
+    super::templates::render("layout.html", &shell, minijinja::context! { body => body })
+        // The layout has its own test; should it fail anyway, the page still shows.
+        .unwrap_or_else(|_| {
+            format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · agentbase</title></head><body>{body}</body></html>",
+                esc(title)
+            )
+        })
 }
 
 /// A one-line message at the top of a page, after a redirect.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct Notice {
     pub ok: Option<String>,
     pub error: Option<String>,
-}
-
-impl Notice {
-    fn html(&self) -> String {
-        let mut out = String::new();
-        if let Some(m) = &self.ok {
-            let _ = write!(out, "<p class=\"notice ok\" role=\"status\">{}</p>", esc(m));
-        }
-        if let Some(m) = &self.error {
-            let _ = write!(
-                out,
-                "<p class=\"notice error\" role=\"alert\">{}</p>",
-                esc(m)
-            );
-        }
-        out
-    }
 }
 
 pub fn csrf_field(token: &str) -> String {

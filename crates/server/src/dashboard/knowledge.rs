@@ -1,28 +1,45 @@
 //! An agent's sources: add (text, Q&A, file, website crawl, Apify dataset),
 //! status, delete, retrain, auto-retrain, and live training progress.
 
-use std::fmt::Write;
-
 use agentbase_api_types as api;
-use agentbase_core::knowledge::{NewSource, SourceContent, SourceStatus};
+use agentbase_core::knowledge::{NewSource, SourceContent};
 use agentbase_service::SourceFilter;
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{Form, Posted, Session};
-use super::html::{Nav, csrf_field, esc, table, when};
+use super::html::{Nav, when};
 use super::workspaces::notice;
-use super::{Problem, agent_page, back, lines, render, workspace};
+use super::{Problem, agent_page, back, lines, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::routes;
 use crate::routes::sources::extracted;
 
-fn status_label(s: SourceStatus) -> &'static str {
-    s.as_str()
+/// One row of the sources table.
+#[derive(Serialize)]
+struct SourceRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    status: &'static str,
+    error: Option<String>,
+    pages: i64,
+    size: i64,
+    added: String,
+}
+
+/// An unfinished training job, for the progress list.
+#[derive(Serialize)]
+struct JobRow {
+    stage: String,
+    status: &'static str,
+    done: i64,
+    total: i64,
 }
 
 pub async fn sources(
@@ -36,112 +53,51 @@ pub async fn sources(
         .app
         .sources(&w.principal, &a.id, &SourceFilter::default(), None, 100)
         .await?;
-    let base = format!("/dashboard/w/{}/agents/{}", esc(&ws), esc(&a.id));
-    let csrf = csrf_field(&s.csrf_token);
-    let rows: Vec<Vec<String>> = list
+    let jobs = state.app.training_jobs(&w.principal, &a.id).await?;
+    let sources: Vec<SourceRow> = list
         .items
-        .iter()
-        .map(|src| {
-            let name = match &src.content {
+        .into_iter()
+        .map(|src| SourceRow {
+            name: match &src.content {
                 SourceContent::Link { url, .. } => url.clone(),
                 _ => src.name.clone(),
-            };
-            let mut status = format!(
-                "<span class=\"status {0}\" data-source-status=\"{1}\">{0}</span>",
-                status_label(src.status),
-                esc(&src.id)
-            );
-            if let Some(err) = &src.error {
-                let _ = write!(status, "<div class=\"error\">{}</div>", esc(err));
-            }
-            vec![
-                esc(&name),
-                esc(src.content.kind().as_str()),
-                status,
-                if src.pages > 0 { src.pages.to_string() } else { String::new() },
-                format!("{} B", src.size),
-                when(src.created_at),
-                format!(
-                    "<form class=\"inline\" method=\"post\" action=\"{base}/sources/{}/delete\" data-confirm=\"Delete this source?\">{csrf}\
-                     <button class=\"danger\" type=\"submit\" aria-label=\"Delete {}\">Delete</button></form>",
-                    esc(&src.id),
-                    esc(&name)
-                ),
-            ]
+            },
+            kind: src.content.kind().as_str(),
+            status: src.status.as_str(),
+            pages: src.pages,
+            size: src.size,
+            added: when(src.created_at),
+            error: src.error,
+            id: src.id,
         })
         .collect();
-    let jobs = state.app.training_jobs(&w.principal, &a.id).await?;
-    let running = jobs.iter().any(|j| !j.status.is_finished());
-    let auto = if a.auto_retrain { "checked" } else { "" };
-    let body = format!(
-        "<section class=\"card\" id=\"training\" data-progress-url=\"{base}/training.json\" data-live=\"{running}\">\
-         <h2>Training</h2><p>Agent status: <strong id=\"agent-status\">{}</strong>{}</p>\
-         <ul id=\"training-progress\" aria-live=\"polite\">{}</ul>\
-         <div class=\"row\"><form class=\"inline\" method=\"post\" action=\"{base}/retrain\">{csrf}\
-         <button type=\"submit\">Retrain now</button></form>\
-         <form class=\"inline\" method=\"post\" action=\"{base}/auto-retrain\">{csrf}\
-         <label class=\"check\"><input type=\"checkbox\" name=\"enabled\" value=\"1\" {auto}> Retrain automatically (weekly)</label>\
-         <button type=\"submit\">Save</button></form></div></section>\
-         {}\
-         <section class=\"card\"><h2>Add a source</h2>\
-         <details open><summary>Text</summary><form method=\"post\" action=\"{base}/sources\" enctype=\"multipart/form-data\">{csrf}\
-         <input type=\"hidden\" name=\"kind\" value=\"text\">\
-         <label for=\"text-name\">Title</label><input id=\"text-name\" name=\"name\" required maxlength=\"200\">\
-         <label for=\"text-content\">Text</label><textarea id=\"text-content\" name=\"content\" rows=\"6\" required></textarea>\
-         <button type=\"submit\">Add text</button></form></details>\
-         <details><summary>Question and answer</summary><form method=\"post\" action=\"{base}/sources\" enctype=\"multipart/form-data\">{csrf}\
-         <input type=\"hidden\" name=\"kind\" value=\"qna\">\
-         <label for=\"qna-name\">Title</label><input id=\"qna-name\" name=\"name\" required maxlength=\"200\">\
-         <label for=\"qna-questions\">Questions, one per line</label><textarea id=\"qna-questions\" name=\"questions\" rows=\"3\" required></textarea>\
-         <label for=\"qna-answer\">Answer</label><textarea id=\"qna-answer\" name=\"answer\" rows=\"4\" required></textarea>\
-         <button type=\"submit\">Add Q&amp;A</button></form></details>\
-         <details><summary>File</summary><form method=\"post\" action=\"{base}/sources\" enctype=\"multipart/form-data\">{csrf}\
-         <input type=\"hidden\" name=\"kind\" value=\"file\">\
-         <label for=\"file-file\">File (txt, md, html, pdf, docx; up to 20 MB)</label>\
-         <input id=\"file-file\" name=\"file\" type=\"file\" required accept=\".txt,.md,.markdown,.html,.htm,.pdf,.docx\">\
-         <button type=\"submit\">Upload</button></form></details>\
-         <details><summary>Website</summary><form method=\"post\" action=\"{base}/sources\" enctype=\"multipart/form-data\">{csrf}\
-         <input type=\"hidden\" name=\"kind\" value=\"website\">\
-         <label for=\"site-url\">URL</label><input id=\"site-url\" name=\"url\" type=\"url\" required placeholder=\"https://docs.example.com/\">\
-         <label for=\"site-type\">What to fetch</label><select id=\"site-type\" name=\"linkType\">\
-         <option value=\"crawl\">Crawl the site from this page</option><option value=\"sitemap\">The pages of this sitemap</option>\
-         <option value=\"individual\">Only this page</option></select>\
-         <label for=\"site-include\">Only paths matching (regexes, one per line)</label><textarea id=\"site-include\" name=\"includeOnlyPaths\" rows=\"2\"></textarea>\
-         <label for=\"site-exclude\">Skip paths matching (regexes, one per line)</label><textarea id=\"site-exclude\" name=\"excludePaths\" rows=\"2\"></textarea>\
-         <button type=\"submit\">Crawl and train</button></form></details>\
-         <details><summary>Apify dataset</summary><form method=\"post\" action=\"{base}/sources\" enctype=\"multipart/form-data\">{csrf}\
-         <input type=\"hidden\" name=\"kind\" value=\"apify\">\
-         <p>A Website Content Crawler dataset export (JSON or JSONL); each page keeps its URL for citations.</p>\
-         <label for=\"apify-name\">Title</label><input id=\"apify-name\" name=\"name\" maxlength=\"200\">\
-         <label for=\"apify-file\">Dataset file</label><input id=\"apify-file\" name=\"file\" type=\"file\" required accept=\".json,.jsonl\">\
-         <button type=\"submit\">Import</button></form></details></section>",
-        esc(a.status.as_str()),
-        a.last_trained_at
-            .map(|t| format!(", last trained {}", when(t)))
-            .unwrap_or_default(),
-        jobs.iter()
-            .filter(|j| !j.status.is_finished())
-            .map(|j| format!(
-                "<li>{} {}: {}/{}</li>",
-                esc(&j.stage),
-                esc(j.status.as_str()),
-                j.done,
-                j.total
-            ))
-            .collect::<String>(),
-        table(
-            "Sources",
-            &["Name", "Type", "Status", "Pages", "Size", "Added", ""],
-            &rows,
-            "No sources yet: add one below."
-        ),
-    );
+    let jobs: Vec<JobRow> = jobs
+        .iter()
+        .filter(|j| !j.status.is_finished())
+        .map(|j| JobRow {
+            stage: j.stage.clone(),
+            status: j.status.as_str(),
+            done: j.done,
+            total: j.total,
+        })
+        .collect();
     let nav = Nav {
         workspace: Some((&w.workspace.id, &w.workspace.name)),
         agent: Some((&a.id, &a.name)),
         current: "sources",
     };
-    Ok(render(&s, "Sources", &nav, &notice(&q), &body))
+    let page = json!({
+        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
+        "running": !jobs.is_empty(),
+        "agent": {
+            "status": a.status.as_str(),
+            "last_trained": a.last_trained_at.map(when),
+        },
+        "auto_retrain": a.auto_retrain,
+        "jobs": jobs,
+        "sources": sources,
+    });
+    render_template(&s, "Sources", &nav, &notice(&q), "sources.html", page)
 }
 
 /// A multipart form's text fields and its one file.

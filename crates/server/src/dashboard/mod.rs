@@ -14,6 +14,7 @@ pub mod html;
 mod knowledge;
 mod leads;
 mod members;
+mod templates;
 mod workspaces;
 
 use agentbase_core::{Agent, Error, Workspace};
@@ -351,7 +352,26 @@ pub fn lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Renders a signed-in page.
+/// Renders a signed-in page from its template (`page`: the template's own context).
+pub fn render_template(
+    s: &Session,
+    title: &str,
+    nav: &Nav,
+    notice: &Notice,
+    template: &str,
+    page: impl serde::Serialize,
+) -> Result<Response, Problem> {
+    let shell = templates::Shell {
+        title,
+        csrf: Some(&s.csrf_token),
+        notice,
+        nav: Some(nav.into()),
+    };
+    let html = templates::render(template, &shell, page)?;
+    Ok(html_response(StatusCode::OK, html))
+}
+
+/// Renders a signed-in page built in Rust (`body`: HTML).
 pub fn render(s: &Session, title: &str, nav: &Nav, notice: &Notice, body: &str) -> Response {
     html_response(
         StatusCode::OK,

@@ -1,0 +1,216 @@
+//! The dashboard's templates (`crates/server/templates/`, compiled into the binary):
+//! minijinja with HTML auto-escaping, so every value a page shows is escaped unless a
+//! template says `|safe` (only the layout does, for the body of pages still built
+//! in Rust with [`super::html`]).
+
+use std::sync::OnceLock;
+
+use axum::http::StatusCode;
+use minijinja::{AutoEscape, Environment};
+use serde::Serialize;
+
+use super::Problem;
+use super::html::{Nav, Notice, esc};
+
+/// Every template, by name; `.html` names get HTML auto-escaping.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../../templates/layout.html")),
+    (
+        "conversations.html",
+        include_str!("../../templates/conversations.html"),
+    ),
+    ("macros.html", include_str!("../../templates/macros.html")),
+    ("sources.html", include_str!("../../templates/sources.html")),
+    ("tickets.html", include_str!("../../templates/tickets.html")),
+];
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // The same escaping as `html::esc` (`& < > " '`): minijinja's own also turns
+        // `/` into `&#x2f;`, which is valid but makes every link unreadable.
+        env.set_formatter(|out, state, value| match value.as_str() {
+            Some(text) if state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
+                out.write_str(&esc(text)).map_err(minijinja::Error::from)
+            }
+            _ => minijinja::escape_formatter(out, state, value),
+        });
+        for (name, source) in TEMPLATES {
+            // The templates are part of the binary and a test renders each: a
+            // syntax error fails that test, not a request.
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "dashboard template does not parse");
+            }
+        }
+        env
+    })
+}
+
+/// What the layout needs, beside a page's own context.
+#[derive(Serialize)]
+pub struct Shell<'a> {
+    pub title: &'a str,
+    pub csrf: Option<&'a str>,
+    pub notice: &'a Notice,
+    pub nav: Option<NavContext<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct NavContext<'a> {
+    workspace: Option<Named<'a>>,
+    agent: Option<Named<'a>>,
+    current: &'a str,
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
+impl<'a> From<&Nav<'a>> for NavContext<'a> {
+    fn from(nav: &Nav<'a>) -> Self {
+        let named = |(id, name): (&'a str, &'a str)| Named { id, name };
+        Self {
+            workspace: nav.workspace.map(named),
+            agent: nav.agent.map(named),
+            current: nav.current,
+        }
+    }
+}
+
+/// Renders `name` with the shell's fields and the page's own (`page` must serialise
+/// to a map). A failure is a bug of the template (each has a test): logged, and a
+/// 500 page for the operator.
+pub fn render(name: &str, shell: &Shell, page: impl Serialize) -> Result<String, Problem> {
+    let context = minijinja::context! {
+        ..minijinja::Value::from_serialize(shell),
+        ..minijinja::Value::from_serialize(page)
+    };
+    environment()
+        .get_template(name)
+        .and_then(|t| t.render(context))
+        .map_err(|e| {
+            tracing::error!(template = name, error = %e, "dashboard template failed");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This page could not be rendered.",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn shell<'a>(notice: &'a Notice, nav: &'a Nav<'a>) -> Shell<'a> {
+        Shell {
+            title: "T <1>",
+            csrf: Some("tok\"en"),
+            notice,
+            nav: Some(nav.into()),
+        }
+    }
+
+    const NAV: Nav<'static> = Nav {
+        workspace: Some(("ws-1", "Acme <Inc>")),
+        agent: Some(("ag-1", "Bot \"one\"")),
+        current: "sources",
+    };
+
+    #[test]
+    fn every_template_parses() {
+        for (name, _) in TEMPLATES {
+            environment()
+                .get_template(name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_layout_escapes_what_it_shows_and_marks_the_current_tab() {
+        let notice = Notice {
+            ok: Some("<b>saved</b>".into()),
+            error: None,
+        };
+        let html = render(
+            "layout.html",
+            &shell(&notice, &NAV),
+            json!({ "body": "<p id=\"b\">x</p>" }),
+        )
+        .unwrap();
+        assert!(
+            html.contains("<title>T &lt;1&gt; · agentbase</title>"),
+            "{html}"
+        );
+        assert!(html.contains("content=\"tok&quot;en\""), "{html}");
+        assert!(html.contains("Acme &lt;Inc&gt;"), "{html}");
+        assert!(
+            html.contains("<strong>Bot &quot;one&quot;</strong>"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;saved&lt;/b&gt;"), "{html}");
+        assert!(
+            html.contains("<a href=\"/dashboard/w/ws-1/agents/ag-1/sources\" aria-current=\"page\">Sources</a>"),
+            "{html}"
+        );
+        // The body of a page built in Rust is already HTML.
+        assert!(html.contains("<p id=\"b\">x</p>"), "{html}");
+    }
+
+    #[test]
+    fn the_sources_page_escapes_record_values() {
+        let notice = Notice::default();
+        let page = json!({
+            "base": "/dashboard/w/ws-1/agents/ag-1",
+            "running": true,
+            "agent": { "status": "training", "last_trained": null },
+            "auto_retrain": false,
+            "jobs": [{ "stage": "embed", "status": "running", "done": 1, "total": 3 }],
+            "sources": [{
+                "id": "s\"1", "name": "<img src=x onerror=alert(1)>", "kind": "text",
+                "status": "failed", "error": "<script>", "pages": 0, "size": 12,
+                "added": "2026-12-04 10:00 UTC"
+            }],
+        });
+        let html = render("sources.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<div class=\"error\">&lt;script&gt;</div>"),
+            "{html}"
+        );
+        assert!(html.contains("data-source-status=\"s&quot;1\""), "{html}");
+        assert!(html.contains("<li>embed running: 1/3</li>"), "{html}");
+        assert!(
+            html.contains("name=\"_csrf\" value=\"tok&quot;en\""),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_tickets_page_selects_the_current_filter() {
+        let notice = Notice::default();
+        let page = json!({
+            "base": "/dashboard/w/ws-1/agents/ag-1",
+            "filter": { "status": "open", "team": "", "assignee": "a\"b" },
+            "statuses": [["", "any status"], ["open", "open"]],
+            "teams": [["", "any team"]],
+            "tickets": [],
+        });
+        let html = render("tickets.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(
+            html.contains("<option value=\"open\" selected>open</option>"),
+            "{html}"
+        );
+        assert!(html.contains("value=\"a&quot;b\""), "{html}");
+        assert!(html.contains("No tickets match."), "{html}");
+    }
+}
