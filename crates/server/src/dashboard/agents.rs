@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{Form, Posted, Session};
-use super::html::{self, Nav, copyable, csrf_field, esc, table, url_value, when};
+use super::html::{self, Nav, copyable, csrf_field, esc, url_value, when};
 use super::workspaces::notice;
 use super::{Problem, Ws, agent_page, back, lines, redirect, render, render_template, workspace};
 use crate::AppState;
@@ -45,59 +45,37 @@ pub async fn list(
     let w = workspace(&state, &ws).await?;
     let cursor = q.get("cursor").and_then(Cursor::decode);
     let page = state.app.agents(&ws, cursor.as_ref(), 50).await?;
-    let rows: Vec<Vec<String>> = page
+    let agents: Vec<_> = page
         .items
         .iter()
         .map(|a| {
-            let base = agent_base(&ws, &a.id);
-            vec![
-                format!("<a href=\"{base}\">{}</a>", esc(&a.name)),
-                format!("<code>{}</code>", esc(&a.id)),
-                esc(a.visibility.as_str()),
-                esc(a.status.as_str()),
-                format!(
-                    "<a href=\"{base}/sources\">Sources</a> · <a href=\"{base}/conversations\">Conversations</a> · \
-                     <a href=\"{base}/playground\">Playground</a>"
-                ),
-            ]
+            json!({
+                "id": a.id,
+                "name": a.name,
+                "visibility": a.visibility.as_str(),
+                "status": a.status.as_str(),
+            })
         })
         .collect();
-    let more = match (page.has_more, page.items.last()) {
-        (true, Some(last)) => format!(
-            "<p><a href=\"?cursor={}\">Next page</a></p>",
-            url_value(
-                &Cursor {
-                    t: last.created_at,
-                    id: last.id.clone()
-                }
-                .encode()
-            )
+    let next = match (page.has_more, page.items.last()) {
+        (true, Some(last)) => Some(
+            Cursor {
+                t: last.created_at,
+                id: last.id.clone(),
+            }
+            .encode(),
         ),
-        _ => String::new(),
+        _ => None,
     };
-    let body = format!(
-        "{}{more}<section class=\"card\"><h2>New agent</h2>\
-         <form method=\"post\" action=\"/dashboard/w/{}/agents\">{}\
-         <label for=\"agent-name\">Name</label><input id=\"agent-name\" name=\"name\" required maxlength=\"100\">\
-         <label for=\"agent-instructions\">Instructions</label>\
-         <textarea id=\"agent-instructions\" name=\"instructions\" rows=\"3\" placeholder=\"(the default instructions)\"></textarea>\
-         <button type=\"submit\">Create agent</button></form></section>",
-        table(
-            "Agents",
-            &["Name", "Agent ID", "Visibility", "Status", ""],
-            &rows,
-            "No agents yet: create one below."
-        ),
-        esc(&ws),
-        csrf_field(&s.csrf_token)
-    );
-    Ok(render(
+    let page = json!({ "ws": ws, "agents": agents, "next": next });
+    render_template(
         &s,
         "Agents",
         &nav(&w, None, "agents"),
         &notice(&q),
-        &body,
-    ))
+        "agents.html",
+        page,
+    )
 }
 
 pub async fn create(State(state): State<AppState>, Path(ws): Path<String>, p: Posted) -> Response {

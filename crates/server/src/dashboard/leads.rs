@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::auth::{Posted, Session};
-use super::html::{Nav, esc, table, url_value, when};
+use super::html::{Nav, when};
 use super::workspaces::notice;
-use super::{Problem, agent_page, back, render};
+use super::{Problem, agent_page, back, render_template};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::routes::leads::leads_csv;
@@ -32,85 +32,58 @@ pub async fn leads(
         .app
         .leads(&ws, &a.id, None, None, 1, PAGE_ROWS)
         .await?;
-    let base = format!(
-        "/dashboard/w/{}/agents/{}",
-        url_value(&ws),
-        url_value(&a.id)
-    );
-    let rows: Vec<Vec<String>> = leads
-        .iter()
+    let leads: Vec<_> = leads
+        .into_iter()
         .map(|l| {
-            let conversation = l.conversation_id.as_deref().map_or_else(
-                || "—".to_owned(),
-                |c| format!("<a href=\"{base}/conversations/{}\">open</a>", url_value(c)),
-            );
-            vec![
-                esc(l.name.as_deref().unwrap_or("")),
-                format!(
-                    "<span data-testid=\"lead-email\">{}</span>",
-                    esc(l.email.as_deref().unwrap_or(""))
-                ),
-                esc(l.phone.as_deref().unwrap_or("")),
-                conversation,
-                when(l.created_at),
-            ]
+            json!({
+                "name": l.name.unwrap_or_default(),
+                "email": l.email.unwrap_or_default(),
+                "phone": l.phone.unwrap_or_default(),
+                "conversation": l.conversation_id,
+                "submitted": when(l.created_at),
+            })
         })
         .collect();
-    let body = format!(
-        "{}<p><a href=\"{base}/leads.csv\" data-testid=\"leads-export\">Export all as CSV</a></p>{}",
-        form_card(&base, &s.csrf_token, form.as_ref()),
-        table(
-            "Leads",
-            &["Name", "Email", "Phone", "Conversation", "Submitted"],
-            &rows,
-            "No leads yet. The widget asks for them once the lead form above asks for something.",
-        )
-    );
-    Ok(render(
-        &s,
-        "Leads",
-        &Nav {
-            workspace: Some((&w.workspace.id, &w.workspace.name)),
-            agent: Some((&a.id, &a.name)),
-            current: "leads",
-        },
-        &notice(&q),
-        &body,
-    ))
+    let page = json!({
+        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
+        "form": form_context(form.as_ref()),
+        "title_max": lead::TITLE_MAX,
+        "show_after_max": lead::SHOW_AFTER_MAX,
+        "leads": leads,
+    });
+    let nav = Nav {
+        workspace: Some((&w.workspace.id, &w.workspace.name)),
+        agent: Some((&a.id, &a.name)),
+        current: "leads",
+    };
+    render_template(&s, "Leads", &nav, &notice(&q), "leads.html", page)
 }
 
-/// The lead form's settings: a title, which fields are asked for and required,
-/// and after how many answers the widget shows it. Asking for nothing turns it off.
-fn form_card(base: &str, csrf: &str, form: Option<&LeadForm>) -> String {
-    let check = |on: bool| if on { "checked" } else { "" };
-    let mut rows = String::new();
-    for (key, label) in [("name", "Name"), ("email", "Email"), ("phone", "Phone")] {
-        let f = form.map(|f| match key {
-            "name" => &f.name,
-            "email" => &f.email,
-            _ => &f.phone,
-        });
-        rows.push_str(&format!(
-            "<div class=\"row\"><label class=\"check\"><input type=\"checkbox\" name=\"{key}\" value=\"1\" data-testid=\"lead-ask-{key}\" {}> Ask for {label}</label>\
-             <label class=\"check\"><input type=\"checkbox\" name=\"{key}Required\" value=\"1\" {}> required</label></div>",
-            check(f.is_some_and(|f| f.active)),
-            check(f.is_some_and(|f| f.required)),
-        ));
-    }
-    format!(
-        "<form class=\"card\" method=\"post\" action=\"{base}/lead-form\" data-testid=\"lead-form-settings\">{}\
-         <h2>Lead form</h2><p>The widget asks visitors for their contact details (Chatbase's \
-         \"collect customer information\"). Ask for nothing to turn it off.</p>\
-         <label for=\"lead-title\">Title</label><input id=\"lead-title\" name=\"title\" maxlength=\"{}\" value=\"{}\">\
-         {rows}<label for=\"lead-after\">Show after this many answers (0: before the first message)</label>\
-         <input id=\"lead-after\" name=\"showAfterAnswers\" type=\"number\" min=\"0\" max=\"{}\" value=\"{}\">\
-         <button type=\"submit\">Save the lead form</button></form>",
-        super::html::csrf_field(csrf),
-        lead::TITLE_MAX,
-        esc(form.map_or("Let us know how to contact you", |f| f.title.as_str())),
-        lead::SHOW_AFTER_MAX,
-        form.map_or(1, |f| f.show_after_answers),
-    )
+/// The lead form's settings as the page shows them: a title, which fields are asked
+/// for and required, and after how many answers the widget shows it (asking for
+/// nothing turns it off).
+fn form_context(form: Option<&LeadForm>) -> serde_json::Value {
+    let fields: Vec<_> = [("name", "Name"), ("email", "Email"), ("phone", "Phone")]
+        .into_iter()
+        .map(|(key, label)| {
+            let f = form.map(|f| match key {
+                "name" => &f.name,
+                "email" => &f.email,
+                _ => &f.phone,
+            });
+            json!({
+                "key": key,
+                "label": label,
+                "active": f.is_some_and(|f| f.active),
+                "required": f.is_some_and(|f| f.required),
+            })
+        })
+        .collect();
+    json!({
+        "title": form.map_or("Let us know how to contact you", |f| f.title.as_str()),
+        "fields": fields,
+        "show_after": form.map_or(1, |f| f.show_after_answers),
+    })
 }
 
 /// `POST …/agents/{agentId}/lead-form`: checked like v1's `collectCustomerInformation`.

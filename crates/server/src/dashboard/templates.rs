@@ -15,10 +15,12 @@ use super::html::{Nav, Notice, esc};
 /// Every template, by name; `.html` names get HTML auto-escaping.
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("../../templates/layout.html")),
+    ("agents.html", include_str!("../../templates/agents.html")),
     (
         "conversations.html",
         include_str!("../../templates/conversations.html"),
     ),
+    ("leads.html", include_str!("../../templates/leads.html")),
     ("macros.html", include_str!("../../templates/macros.html")),
     ("sources.html", include_str!("../../templates/sources.html")),
     ("tickets.html", include_str!("../../templates/tickets.html")),
@@ -93,6 +95,8 @@ pub fn render(name: &str, shell: &Shell, page: impl Serialize) -> Result<String,
         .get_template(name)
         .and_then(|t| t.render(context))
         .map_err(|e| {
+            #[cfg(test)]
+            eprintln!("{name}: {e:#}");
             tracing::error!(template = name, error = %e, "dashboard template failed");
             Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,6 +193,9 @@ mod tests {
         );
         assert!(html.contains("data-source-status=\"s&quot;1\""), "{html}");
         assert!(html.contains("<li>embed running: 1/3</li>"), "{html}");
+        // The page's script polls only when this is exactly "true" (minijinja
+        // writes a bare boolean as "True").
+        assert!(html.contains("data-live=\"true\""), "{html}");
         assert!(
             html.contains("name=\"_csrf\" value=\"tok&quot;en\""),
             "{html}"
@@ -212,5 +219,56 @@ mod tests {
         );
         assert!(html.contains("value=\"a&quot;b\""), "{html}");
         assert!(html.contains("No tickets match."), "{html}");
+    }
+
+    #[test]
+    fn the_leads_page_shows_the_form_settings_and_escapes_leads() {
+        let notice = Notice::default();
+        let page = json!({
+            "base": "/dashboard/w/ws-1/agents/ag-1",
+            "form": {
+                "title": "Hi \"there\"",
+                "fields": [
+                    { "key": "email", "label": "Email", "active": true, "required": false },
+                ],
+                "show_after": 2,
+            },
+            "title_max": 100,
+            "show_after_max": 50,
+            "leads": [{
+                "name": "<b>Eve</b>", "email": "e@x", "phone": "", "conversation": null,
+                "submitted": "2026-12-04 10:00 UTC"
+            }],
+        });
+        let html = render("leads.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(html.contains("value=\"Hi &quot;there&quot;\""), "{html}");
+        assert!(
+            html.contains("data-testid=\"lead-ask-email\" checked>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>&lt;b&gt;Eve&lt;/b&gt;</td>"), "{html}");
+        assert!(
+            html.contains("<span data-testid=\"lead-email\">e@x</span>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_agents_page_links_each_agent_and_the_next_page() {
+        let notice = Notice::default();
+        let page = json!({
+            "ws": "ws-1",
+            "agents": [{ "id": "ag-1", "name": "<i>x</i>", "visibility": "private", "status": "trained" }],
+            "next": "abc+/=",
+        });
+        let html = render("agents.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(
+            html.contains("<a href=\"/dashboard/w/ws-1/agents/ag-1\">&lt;i&gt;x&lt;/i&gt;</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"?cursor=abc%2B/%3D\">Next page</a>"),
+            "{html}"
+        );
     }
 }
