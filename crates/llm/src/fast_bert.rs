@@ -549,6 +549,32 @@ struct Linear<E> {
     bias: Vec<f32>,
 }
 
+impl<E> Linear<E> {
+    /// `c = a·Wᵀ + b` for the rows of `c` (`rows × width`) starting at row `first`
+    /// of `a` (packed rows of `aw` elements); returns the number of rows.
+    fn rows<K: Kernel<E = E>>(
+        &self,
+        kernel: K,
+        a: &[E],
+        aw: usize,
+        first: usize,
+        c: &mut [f32],
+        width: usize,
+    ) -> usize {
+        let rows = c.len() / width;
+        kernel.gemm(
+            &a[first * aw..],
+            aw,
+            rows,
+            &self.weight,
+            Some(&self.bias),
+            c,
+            width,
+        );
+        rows
+    }
+}
+
 /// `src` (`rows × cols` f32) as the kernels' packed rows: itself when they read f32,
 /// else packed into `buf`.
 fn packed<'a, K: Kernel>(
@@ -781,16 +807,7 @@ impl<K: Kernel> Model<K> {
     fn linear(&self, a: &[K::E], aw: usize, lin: &Linear<K::E>, out: &mut [f32], width: usize) {
         let kernel = self.kernel;
         par_rows(out, width, self.threads, |first, c| {
-            let rows = c.len() / width;
-            kernel.gemm(
-                &a[first * aw..],
-                aw,
-                rows,
-                &lin.weight,
-                Some(&lin.bias),
-                c,
-                width,
-            );
+            lin.rows(kernel, a, aw, first, c, width);
         });
     }
 
@@ -807,16 +824,7 @@ impl<K: Kernel> Model<K> {
     ) {
         let (h, eps, kernel) = (self.shape.hidden, self.shape.eps, self.kernel);
         par_rows(out, h, self.threads, |first, c| {
-            let rows = c.len() / h;
-            kernel.gemm(
-                &a[first * aw..],
-                aw,
-                rows,
-                &lin.weight,
-                Some(&lin.bias),
-                c,
-                h,
-            );
+            let rows = lin.rows(kernel, a, aw, first, c, h);
             let residual = &residual[first * h..(first + rows) * h];
             kernel.vectorized(|| add_layer_norm(c, Some(residual), norm, eps));
         });
@@ -837,16 +845,7 @@ impl<K: Kernel> Model<K> {
         let a = packed::<K>(&s.hidden, h, total, &mut s.hidden_packed);
         let per = total.div_ceil(self.threads.clamp(1, total.max(1))).max(1);
         let work = |first: usize, c: &mut [f32], packed_rows: &mut [K::E]| {
-            let rows = c.len() / inter;
-            kernel.gemm(
-                &a[first * hw..],
-                hw,
-                rows,
-                &lin.weight,
-                Some(&lin.bias),
-                c,
-                inter,
-            );
+            lin.rows(kernel, a, hw, first, c, inter);
             kernel.vectorized(|| {
                 for v in c.iter_mut() {
                     *v = gelu(*v);
