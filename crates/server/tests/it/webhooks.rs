@@ -296,8 +296,10 @@ async fn attempts_stop_at_the_limit_and_the_delivery_is_marked_failed() {
     .await;
     let hook_id = hook["id"].as_str().unwrap().to_owned();
     t.say(&agent, None, "hello").await;
+    // The first failure is recorded (the next wait counts from it) before the
+    // clock moves: `attempts` is 1 from the moment the attempt is claimed.
     wait_for_log(&t, &agent, &hook_id, |l| {
-        l.len() == 1 && l[0]["attempts"] == 1
+        l.len() == 1 && l[0]["attempts"] == 1 && l[0]["log"].as_array().unwrap().len() == 1
     })
     .await;
     t.clock.advance_ms(1_000);
