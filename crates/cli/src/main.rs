@@ -263,8 +263,6 @@ fn parse_cli() -> Cli {
 const BACKGROUND_NICE: i32 = 10;
 
 fn main() -> ExitCode {
-    // Before any thread starts: glibc sizes its arenas as threads first allocate.
-    agentbase_llm::sched::limit_malloc_arenas();
     // The document reader runs before anything else: no runtime, no settings, no
     // files; only its own limits, standard input and standard output.
     let args: Vec<String> = std::env::args().collect();

@@ -1,6 +1,5 @@
-//! Scheduling priority for background model work, and the allocator's arenas
-//! ([`limit_malloc_arenas`]). The embedding worker runs below the threads that answer
-//! requests, so a burst of trainings slows itself, not every
+//! Scheduling priority for background model work: the embedding worker runs below the
+//! threads that answer requests, so a burst of trainings slows itself, not every
 //! tenant's API calls (issue 12's soak measured authenticated GETs at 7.6x their
 //! unloaded p99 while 178 trainings embedded at the same priority).
 
@@ -63,39 +62,6 @@ pub fn lower_thread_priority(nice: i32) -> std::io::Result<()> {
 pub fn lower_thread_priority(_nice: i32) -> std::io::Result<()> {
     Ok(())
 }
-
-/// Caps glibc's malloc at one arena per CPU (at least two), unless the operator chose
-/// (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`). Call it first in `main`,
-/// before any thread starts.
-///
-/// Why: glibc gives threads that allocate at the same time arenas of their own, up to
-/// eight per CPU, and memory freed into an arena stays there for whichever thread
-/// uses that arena next. agentbase has many short bursts on many threads (SQLite
-/// workers, index builds, the embedder, request workers), so its RSS stepped up and
-/// down by ~50 MiB with which arenas were warm: 510-580 MiB in issue 12's soak with
-/// glibc's default, 200-350 MiB with two arenas, at the same request latency
-/// (BENCHMARKS §7). Elsewhere (musl, other systems) this does nothing.
-pub fn limit_malloc_arenas() {
-    let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
-        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
-    if chosen {
-        return;
-    }
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    set_arena_max(cpus.clamp(2, 64) as i32);
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn set_arena_max(arenas: i32) {
-    #[allow(unsafe_code)]
-    // SAFETY: mallopt takes two integers; M_ARENA_MAX only bounds arenas created later.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set_arena_max(_arenas: i32) {}
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
