@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Pool {
+    name: String,
     shared: Arc<PoolShared>,
     helpers: Vec<std::thread::Thread>,
     busy: Mutex<()>,
@@ -138,6 +139,7 @@ impl Pool {
             })
             .collect();
         Self {
+            name: name.to_owned(),
             shared,
             helpers,
             busy: Mutex::new(()),
@@ -182,7 +184,7 @@ impl Pool {
             }
         }
         if shared.panicked.swap(false, Ordering::Relaxed) {
-            panic!("a task of the {} pool panicked", self.name());
+            panic!("a task of the {} pool panicked", self.name);
         }
     }
 
@@ -199,13 +201,6 @@ impl Pool {
                 part();
             }
         });
-    }
-
-    fn name(&self) -> &str {
-        self.helpers
-            .first()
-            .and_then(|t| t.name())
-            .map_or("llm", |n| n.rsplit_once('-').map_or(n, |(base, _)| base))
     }
 }
 

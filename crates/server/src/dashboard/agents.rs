@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use agentbase_core::agent::{ESCALATION_ACTION, IpRateLimitsPatch};
 use agentbase_core::conversation::{Message, MessageRole, Part};
-use agentbase_core::{Action, Agent, AgentPatch, Cursor, NewAgent, Visibility};
+use agentbase_core::{Action, AgentPatch, Cursor, NewAgent, Visibility};
 use agentbase_service::ConversationFilter;
 use agentbase_service::chat::ChatInput;
 use axum::body::Bytes;
@@ -14,23 +14,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{Form, Posted, Session};
-use super::html::{self, Nav, copyable, csrf_field, esc, url_value, when};
+use super::html::{self, copyable, csrf_field, esc, url_value, when};
 use super::workspaces::notice;
-use super::{Problem, Ws, agent_page, back, lines, redirect, render, render_template, workspace};
+use super::{Problem, agent_page, back, lines, nav, redirect, render, render_template, workspace};
 use crate::AppState;
 use crate::extract::{PageQuery, QueryMap};
 use crate::routes::conversations::{check, date_window};
 
 /// The conversation source the playground records (a Chatbase source label).
 pub const SOURCE_PLAYGROUND: &str = "Playground";
-
-fn nav<'a>(w: &'a Ws, agent: Option<&'a Agent>, current: &'a str) -> Nav<'a> {
-    Nav {
-        workspace: Some((&w.workspace.id, &w.workspace.name)),
-        agent: agent.map(|a| (a.id.as_str(), a.name.as_str())),
-        current,
-    }
-}
 
 fn agent_base(ws: &str, agent: &str) -> String {
     format!("/dashboard/w/{}/agents/{}", esc(ws), esc(agent))
@@ -441,7 +433,6 @@ pub async fn conversations(
         _ => None,
     };
     let page = json!({
-        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
         "filter": {
             "startDate": q.get("startDate").unwrap_or(""),
             "endDate": q.get("endDate").unwrap_or(""),

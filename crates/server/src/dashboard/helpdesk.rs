@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{Posted, Session};
-use super::html::{Nav, csrf_field, esc, url_value, when};
+use super::html::{csrf_field, esc, url_value, when};
 use super::workspaces::notice;
-use super::{Problem, agent_page, back, render_template, workspace};
+use super::{Problem, agent_page, back, nav, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::widget_live::{live_json, live_params};
@@ -97,17 +97,12 @@ pub async fn tickets(
     let mut team_choices: Vec<(&str, &str)> = vec![("", "any team"), ("none", "no team")];
     team_choices.extend(teams.iter().map(|t| (t.id.as_str(), t.name.as_str())));
     let page = json!({
-        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
         "filter": { "status": status, "team": team, "assignee": assignee },
         "statuses": statuses,
         "teams": team_choices,
         "tickets": tickets,
     });
-    let nav = Nav {
-        workspace: Some((&w.workspace.id, &w.workspace.name)),
-        agent: Some((&a.id, &a.name)),
-        current: "tickets",
-    };
+    let nav = nav(&w, Some(&a), "tickets");
     render_template(&s, "Tickets", &nav, &notice(&q), "tickets.html", page)
 }
 

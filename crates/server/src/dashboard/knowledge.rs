@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{Form, Posted, Session};
-use super::html::{Nav, when};
+use super::html::when;
 use super::workspaces::notice;
-use super::{Problem, agent_page, back, lines, render_template, workspace};
+use super::{Problem, agent_page, back, lines, nav, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::routes;
@@ -81,13 +81,8 @@ pub async fn sources(
             total: j.total,
         })
         .collect();
-    let nav = Nav {
-        workspace: Some((&w.workspace.id, &w.workspace.name)),
-        agent: Some((&a.id, &a.name)),
-        current: "sources",
-    };
+    let nav = nav(&w, Some(&a), "sources");
     let page = json!({
-        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
         "running": !jobs.is_empty(),
         "agent": {
             "status": a.status.as_str(),

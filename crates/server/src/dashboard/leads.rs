@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::auth::{Posted, Session};
-use super::html::{Nav, when};
+use super::html::when;
 use super::workspaces::notice;
-use super::{Problem, agent_page, back, render_template};
+use super::{Problem, agent_page, back, nav, render_template};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::routes::leads::leads_csv;
@@ -45,17 +45,12 @@ pub async fn leads(
         })
         .collect();
     let page = json!({
-        "base": format!("/dashboard/w/{ws}/agents/{}", a.id),
         "form": form_context(form.as_ref()),
         "title_max": lead::TITLE_MAX,
         "show_after_max": lead::SHOW_AFTER_MAX,
         "leads": leads,
     });
-    let nav = Nav {
-        workspace: Some((&w.workspace.id, &w.workspace.name)),
-        agent: Some((&a.id, &a.name)),
-        current: "leads",
-    };
+    let nav = nav(&w, Some(&a), "leads");
     render_template(&s, "Leads", &nav, &notice(&q), "leads.html", page)
 }
 

@@ -343,6 +343,15 @@ pub async fn agent_page(
     Ok((w, agent))
 }
 
+/// The navigation of a workspace's page, or of one of its agents' pages.
+pub fn nav<'a>(w: &'a Ws, agent: Option<&'a Agent>, current: &'a str) -> Nav<'a> {
+    Nav {
+        workspace: Some((&w.workspace.id, &w.workspace.name)),
+        agent: agent.map(|a| (a.id.as_str(), a.name.as_str())),
+        current,
+    }
+}
+
 /// The non-blank lines of a textarea, trimmed.
 pub fn lines(text: &str) -> Vec<String> {
     text.lines()

@@ -64,6 +64,9 @@ pub struct NavContext<'a> {
     workspace: Option<Named<'a>>,
     agent: Option<Named<'a>>,
     current: &'a str,
+    /// The agent's dashboard path when the page is an agent's (`nav.base` in the
+    /// templates).
+    base: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -75,10 +78,15 @@ struct Named<'a> {
 impl<'a> From<&Nav<'a>> for NavContext<'a> {
     fn from(nav: &Nav<'a>) -> Self {
         let named = |(id, name): (&'a str, &'a str)| Named { id, name };
+        let base = nav
+            .workspace
+            .zip(nav.agent)
+            .map(|((ws, _), (agent, _))| format!("/dashboard/w/{ws}/agents/{agent}"));
         Self {
             workspace: nav.workspace.map(named),
             agent: nav.agent.map(named),
             current: nav.current,
+            base,
         }
     }
 }
@@ -170,7 +178,6 @@ mod tests {
     fn the_sources_page_escapes_record_values() {
         let notice = Notice::default();
         let page = json!({
-            "base": "/dashboard/w/ws-1/agents/ag-1",
             "running": true,
             "agent": { "status": "training", "last_trained": null },
             "auto_retrain": false,
@@ -206,7 +213,6 @@ mod tests {
     fn the_tickets_page_selects_the_current_filter() {
         let notice = Notice::default();
         let page = json!({
-            "base": "/dashboard/w/ws-1/agents/ag-1",
             "filter": { "status": "open", "team": "", "assignee": "a\"b" },
             "statuses": [["", "any status"], ["open", "open"]],
             "teams": [["", "any team"]],
@@ -225,7 +231,6 @@ mod tests {
     fn the_leads_page_shows_the_form_settings_and_escapes_leads() {
         let notice = Notice::default();
         let page = json!({
-            "base": "/dashboard/w/ws-1/agents/ag-1",
             "form": {
                 "title": "Hi \"there\"",
                 "fields": [
