@@ -123,7 +123,7 @@ pub async fn restore(g: &Global, file: &Path) -> anyhow::Result<()> {
         .rebuild_indexes()
         .await
         .context("cannot rebuild the indexes")?;
-    app.store.close().await;
+    app.record().close().await;
     if g.json {
         crate::print_json(&json!({
             "dataDir": g.data_dir, "database": restored.database, "config": restored.config,

@@ -57,21 +57,10 @@ pub enum SourcesCmd {
 
 /// The agent's workspace, acting as its operator.
 async fn principal(app: &App, agent_id: &str) -> anyhow::Result<Principal> {
-    let workspace_id = app
-        .store
-        .agent_workspace(agent_id)
+    app.accounts()
+        .agent_operator(agent_id, "cli")
         .await?
-        .with_context(|| format!("no agent {agent_id}"))?;
-    let workspace = app
-        .store
-        .workspace(&workspace_id)
-        .await?
-        .context("the agent's workspace is gone")?;
-    Ok(Principal {
-        workspace_id,
-        key_id: "cli".into(),
-        plan: workspace.plan,
-    })
+        .with_context(|| format!("no agent {agent_id}"))
 }
 
 fn source_json(s: &Source) -> serde_json::Value {
@@ -272,7 +261,7 @@ async fn import_apify(
         // Through the crawler's SSRF guard and size cap, like any fetch the
         // server makes.
         let settings = agentbase_crawler::CrawlerSettings {
-            allow_private_networks: app.settings.crawler.allow_private_networks,
+            allow_private_networks: app.settings().crawler.allow_private_networks,
             max_page_bytes: agentbase_core::knowledge::FILE_MAX_BYTES,
             ..Default::default()
         };

@@ -507,7 +507,7 @@ async fn init(g: &Global, admin_password: Option<String>) -> anyhow::Result<()> 
             .map_err(|m| anyhow::anyhow!("--admin-password {m}"))?;
     }
     let app = open(g, settings).await?;
-    let Some(boot) = app.bootstrap().await? else {
+    let Some(boot) = app.accounts().bootstrap().await? else {
         bail!(
             "{} is already initialised; make another key with `agentbase keys create`",
             g.data_dir.display()
@@ -557,7 +557,7 @@ async fn serve(g: &Global, bind: Option<std::net::SocketAddr>) -> anyhow::Result
     let base_url = settings.base_url();
     let app = Arc::new(open_with(g, settings, true).await?);
     app.start_workers();
-    if let Some(boot) = app.bootstrap().await? {
+    if let Some(boot) = app.accounts().bootstrap().await? {
         print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
     }
     // Also for a record made before the dashboard existed.
@@ -568,10 +568,10 @@ async fn serve(g: &Global, bind: Option<std::net::SocketAddr>) -> anyhow::Result
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, limiter = app.limiter.backend_name(), "agentbase listening");
+    tracing::info!(%addr, limiter = app.accounts().limiter_backend(), "agentbase listening");
     println!("agentbase listening on http://{addr} (API: {base_url})");
     agentbase_server::serve(listener, app.clone(), agentbase_server::shutdown_signal()).await?;
-    app.store.close().await;
+    app.record().close().await;
     Ok(())
 }
 
@@ -630,7 +630,7 @@ fn print_json(v: &serde_json::Value) {
 async fn workspaces(app: &App, cmd: WorkspaceCmd, as_json: bool) -> anyhow::Result<()> {
     match cmd {
         WorkspaceCmd::Create { name, plan } => {
-            let w = app.create_workspace(&name, plan).await?;
+            let w = app.accounts().create_workspace(&name, plan).await?;
             if as_json {
                 print_json(&workspace_json(&w));
             } else {
@@ -638,7 +638,7 @@ async fn workspaces(app: &App, cmd: WorkspaceCmd, as_json: bool) -> anyhow::Resu
             }
         }
         WorkspaceCmd::List => {
-            let list = app.workspaces().await?;
+            let list = app.accounts().workspaces().await?;
             if as_json {
                 print_json(&list.iter().map(workspace_json).collect());
             } else {
@@ -648,7 +648,8 @@ async fn workspaces(app: &App, cmd: WorkspaceCmd, as_json: bool) -> anyhow::Resu
             }
         }
         WorkspaceCmd::SetPlan { workspace_id, plan } => {
-            app.set_plan(&workspace_id, plan)
+            app.accounts()
+                .set_plan(&workspace_id, plan)
                 .await
                 .context("no such workspace")?;
             if as_json {
@@ -670,7 +671,7 @@ async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
         } => {
             let ws = workspace_of(app, workspace.as_deref()).await?;
             let expires = expires_in_days.map(|d| app.now() + i64::from(d) * 86_400_000);
-            let (key, plaintext) = app.create_key(&ws.id, &name, expires).await?;
+            let (key, plaintext) = app.accounts().create_key(&ws.id, &name, expires).await?;
             if as_json {
                 let mut v = key_json(&key);
                 v["apiKey"] = json!(plaintext);
@@ -683,7 +684,7 @@ async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
             }
         }
         KeyCmd::List { workspace } => {
-            let list = app.keys(workspace.as_deref()).await?;
+            let list = app.accounts().keys(workspace.as_deref()).await?;
             if as_json {
                 print_json(&list.iter().map(key_json).collect());
             } else {
@@ -698,7 +699,10 @@ async fn keys(app: &App, cmd: KeyCmd, as_json: bool) -> anyhow::Result<()> {
             }
         }
         KeyCmd::Revoke { key } => {
-            app.revoke_key(&key).await.context("no such active key")?;
+            app.accounts()
+                .revoke_key(&key)
+                .await
+                .context("no such active key")?;
             if as_json {
                 print_json(&json!({"revoked": key}));
             } else {
@@ -801,7 +805,8 @@ async fn workspace_of(
     app: &App,
     workspace: Option<&str>,
 ) -> anyhow::Result<agentbase_core::Workspace> {
-    app.resolve_workspace(workspace)
+    app.accounts()
+        .resolve_workspace(workspace)
         .await
         .context("no such workspace")
 }

@@ -62,6 +62,7 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
         | MembersCmd::Remove { workspace, .. } => workspace.clone(),
     };
     let ws = app
+        .accounts()
         .resolve_workspace(workspace.as_deref())
         .await
         .map_err(describe)?;

@@ -116,7 +116,7 @@ pub async fn decompress(State(state): State<AppState>, req: Request, next: Next)
     // limit still applies to what its handler reads.
     let cap = state
         .app
-        .settings
+        .settings()
         .server
         .body_limit_bytes
         .max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);

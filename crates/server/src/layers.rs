@@ -113,7 +113,7 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         )
         .into_response();
     }
-    let server = &state.app.settings.server;
+    let server = &state.app.settings().server;
     let multipart = req
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -168,7 +168,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal: Principal = match state.app.authenticate(header).await {
+    let principal: Principal = match state.app.accounts().authenticate(header).await {
         Ok(p) => p,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -179,9 +179,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let ip = client_ip(
         peer,
         req.headers(),
-        &state.app.settings.server.trusted_proxies,
+        &state.app.settings().server.trusted_proxies,
     );
-    let decision = match state.app.rate_limit(&principal.key_id, &ip).await {
+    let decision = match state
+        .app
+        .accounts()
+        .rate_limit(&principal.key_id, &ip)
+        .await
+    {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "rate limiter unavailable");

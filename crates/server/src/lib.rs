@@ -81,8 +81,8 @@ fn helpdesk_routes() -> Router<AppState> {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    let body_limit = app.settings.server.body_limit_bytes;
-    let body_timeout = std::time::Duration::from_secs(app.settings.server.body_timeout_secs);
+    let body_limit = app.settings().server.body_limit_bytes;
+    let body_timeout = std::time::Duration::from_secs(app.settings().server.body_timeout_secs);
     let state = AppState {
         app,
         metrics: Arc::new(Metrics::default()),
@@ -348,7 +348,7 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = ConnectionLimits::from_settings(&app.settings.server);
+    let limits = ConnectionLimits::from_settings(&app.settings().server);
     serve_router(listener, router(app), limits, shutdown).await
 }
 

@@ -139,11 +139,11 @@ pub(crate) fn with_cors(mut response: Response, origin: Option<&HeaderValue>) ->
 /// The visitor's ISO country code: the proxy's country header when configured and
 /// sent by a trusted peer (any peer when no proxies are listed).
 fn visitor_country(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<String> {
-    let name = state.app.settings.widget.country_header.trim();
+    let name = state.app.settings().widget.country_header.trim();
     if name.is_empty() {
         return None;
     }
-    let trusted = &state.app.settings.server.trusted_proxies;
+    let trusted = &state.app.settings().server.trusted_proxies;
     if !trusted.is_empty() && !peer.is_some_and(|p| trusted.contains(&p)) {
         return None;
     }
@@ -282,7 +282,7 @@ pub(crate) async fn rate_limit(
     peer: Option<IpAddr>,
     headers: &HeaderMap,
 ) -> Result<(), Response> {
-    let ip = client_ip(peer, headers, &state.app.settings.server.trusted_proxies);
+    let ip = client_ip(peer, headers, &state.app.settings().server.trusted_proxies);
     let decision = state
         .app
         .widget_rate_limit(&w.agent, &ip)

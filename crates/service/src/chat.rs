@@ -335,25 +335,6 @@ impl App {
         Ok((c, lease, prepared))
     }
 
-    /// The workspace's allowance, then the agent's limit. `agent` is the cached
-    /// row ([`App::agent`]), whose counter, like the workspace's spend
-    /// ([`App::workspace_spend`]), takes this process's charges as they commit.
-    async fn check_credits(&self, p: &Principal, agent: &Agent, cost: f64) -> Result<()> {
-        let month = month_start(self.now());
-        let workspace_used = self.workspace_spend(&p.workspace_id, month).await?;
-        let agent_used = agent.credits_used_in(month);
-        if workspace_used + cost > self.settings.monthly_credits(p.plan) as f64 {
-            return Err(Error::Rejected(Rejection::CreditsExhausted));
-        }
-        if agent
-            .credit_limit
-            .is_some_and(|limit| agent_used + cost > limit as f64)
-        {
-            return Err(Error::Rejected(Rejection::AgentCreditsExhausted));
-        }
-        Ok(())
-    }
-
     /// `POST /agents/{id}/chat`, streamed: the user message is in the record
     /// before the turn is returned.
     pub async fn chat(self: &Arc<Self>, p: &Principal, input: ChatInput) -> Result<Turn> {
@@ -419,7 +400,7 @@ impl App {
                 (conversation, lease, prepared)
             }
             (None, Some(text)) => {
-                self.check_credits(p, &agent, entry.credits).await?;
+                self.credits.check(p, &agent, entry.credits).await?;
                 self.start_conversation(p, &agent, &input, text, at_once && !spam)
                     .await?
             }
@@ -472,7 +453,7 @@ impl App {
         if !invalid.is_empty() {
             return Err(Error::Invalid(invalid));
         }
-        self.check_credits(p, &agent, entry.credits).await?;
+        self.credits.check(p, &agent, entry.credits).await?;
         // A client-chosen id is the client's name for the conversation within its
         // workspace; the record's id is derived from both, so the same name in two
         // workspaces is two conversations and neither learns of the other.
@@ -549,7 +530,7 @@ impl App {
                 ConversationStatus::Paused | ConversationStatus::TakenOver
             )
         {
-            self.check_credits(p, agent, entry.credits).await?;
+            self.credits.check(p, agent, entry.credits).await?;
         }
         // A long conversation's older messages cannot fit any model's window; reading
         // only the newest keeps a turn's cost bounded however long it grows.
@@ -941,7 +922,7 @@ impl App {
         match stored {
             // The agent's counter and last message time, and the workspace's
             // spend, changed as the record did.
-            Ok(()) => self.note_charge(
+            Ok(()) => self.note_turn(
                 &g.principal.workspace_id,
                 &g.agent.id,
                 turn.month_start,
@@ -950,7 +931,7 @@ impl App {
             ),
             Err(e) => {
                 self.forget_agent(&g.agent.id);
-                self.forget_spend(&g.principal.workspace_id);
+                self.credits.forget(&g.principal.workspace_id);
                 tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
                 error.get_or_insert_with(|| "The answer could not be saved".to_owned());
                 // The conversation and its user message are still tried alone.
@@ -1087,7 +1068,7 @@ impl App {
                 .find(|m| m.seq <= target.seq && m.role == MessageRole::User)
                 .ok_or(Error::Rejected(Rejection::RetryNoUserMessage))?
                 .clone();
-            self.check_credits(p, &agent, entry.credits).await?;
+            self.credits.check(p, &agent, entry.credits).await?;
             self.store
                 .truncate_from(&conversation.id, user.seq + 1)
                 .await?;
@@ -1263,7 +1244,7 @@ impl App {
 
     /// Credits the agent used this calendar month (UTC), from its counter.
     pub fn agent_credits_used(&self, agent: &Agent) -> f64 {
-        agent.credits_used_in(month_start(self.now()))
+        self.credits.agent_used(agent)
     }
 }
 

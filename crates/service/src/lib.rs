@@ -2,12 +2,14 @@
 //! and agents. Callable from the CLI and from tests without HTTP; the server crate
 //! is a thin layer over [`App`].
 
+pub mod accounts;
 pub mod agent_setup;
 pub mod backup;
 pub mod chat;
 pub mod contacts;
 pub mod conversation_search;
 pub mod crawl_runs;
+mod credits;
 pub mod dashboard;
 pub mod extractor;
 pub mod files;
@@ -29,79 +31,41 @@ pub mod widget;
 use std::path::Path;
 use std::sync::Arc;
 
-use agentbase_core::keys::{self, KeyCheck};
 use agentbase_core::{
-    Agent, AgentPatch, AgentStatus, ApiKey, Clock, Cursor, Error, IpRateLimits, Millis, NewAgent,
-    Plan, RateDecision, Resource, Result, Visibility, Workspace, ids,
+    Agent, AgentPatch, AgentStatus, Clock, Cursor, Error, IpRateLimits, Millis, NewAgent, Resource,
+    Result, Visibility, ids,
 };
-use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter, Window};
+use agentbase_limiter::{Limiter, MemoryLimiter, RedisLimiter};
 use agentbase_store::Store;
 use ttl_cache::TtlCache;
 
+pub use accounts::{AUTH_CACHE_MS, Accounts, AuthError, Bootstrap, Principal};
 pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
 pub use agentbase_store::{ConversationFilter, ConversationSearch, Page, SourceFilter};
 pub use knowledge::{Retrieved, group_by_page};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
-/// Who is calling: established from an API key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub workspace_id: String,
-    pub key_id: String,
-    pub plan: Plan,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("no API key")]
-    Missing,
-    #[error("invalid API key")]
-    Invalid,
-    #[error("expired API key")]
-    Expired,
-    #[error(transparent)]
-    Store(#[from] Error),
-}
-
-/// How long a key's `last_used_at` may lag: one write per key per interval keeps
-/// authentication read-only on the hot path.
-const TOUCH_INTERVAL_MS: Millis = 60_000;
-
-/// How long a key row (with its workspace's plan) is trusted without rereading it.
-/// Revocation and plan changes made through this process take effect at once (the
-/// entry is dropped); made by another process (the CLI, another node), within this.
-pub const AUTH_CACHE_MS: Millis = 1_000;
 /// How long an agent row is served from memory (see [`App::agent`]).
 pub const AGENT_CACHE_MS: Millis = 1_000;
-const AUTH_CACHE_MAX: usize = 10_000;
+const AGENT_CACHE_MAX: usize = 10_000;
 
 pub struct App {
-    pub store: Store,
-    pub limiter: Limiter,
-    pub clock: Arc<dyn Clock>,
-    pub settings: Arc<Settings>,
-    pub models: models::Registry,
-    pub knowledge: knowledge::Knowledge,
+    store: Store,
+    limiter: Arc<Limiter>,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    models: models::Registry,
+    knowledge: knowledge::Knowledge,
+    accounts: Accounts,
+    credits: credits::Credits,
     crawls: crawl_runs::RunningCrawls,
     extractor: extractor::Extractor,
     /// Password hashing slots (see [`dashboard::HASHES_AT_ONCE`]).
     hash_slots: tokio::sync::Semaphore,
     /// The country database of `widget.geoip_database`, opened on first use.
     geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
-    /// Key id → when its use was last recorded.
-    touched: TtlCache<()>,
-    auth_cache: TtlCache<(ApiKey, Plan)>,
     agent_cache: TtlCache<Agent>,
-    /// Workspace id → (month start, this month's spend).
-    spend_cache: TtlCache<(Millis, f64)>,
-}
-
-/// What the first start of a fresh data directory made.
-#[derive(Debug, Clone)]
-pub struct Bootstrap {
-    pub workspace: Workspace,
-    pub api_key: String,
 }
 
 /// The database URL the settings name, or the embedded default in `data_dir`.
@@ -147,7 +111,11 @@ impl App {
         } else {
             std::path::PathBuf::from(&settings.knowledge.index_dir)
         };
+        let limiter = Arc::new(limiter);
+        let settings = Arc::new(settings);
         Ok(App {
+            accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
+            credits: credits::Credits::new(store.clone(), clock.clone(), settings.clone()),
             store,
             limiter,
             clock,
@@ -157,16 +125,29 @@ impl App {
             hash_slots: tokio::sync::Semaphore::new(dashboard::HASHES_AT_ONCE),
             geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
-            settings: Arc::new(settings),
-            touched: TtlCache::new(TOUCH_INTERVAL_MS, AUTH_CACHE_MAX),
-            auth_cache: TtlCache::new(AUTH_CACHE_MS, AUTH_CACHE_MAX),
-            agent_cache: TtlCache::new(AGENT_CACHE_MS, AUTH_CACHE_MAX),
-            spend_cache: TtlCache::new(AGENT_CACHE_MS, AUTH_CACHE_MAX),
+            settings,
+            agent_cache: TtlCache::new(AGENT_CACHE_MS, AGENT_CACHE_MAX),
         })
     }
 
     pub fn now(&self) -> Millis {
         self.clock.now_ms()
+    }
+
+    /// Workspaces, API keys, authentication and the per-key rate limit.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// The settings this process runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The record itself, for what is not a use case: closing it at shutdown, and
+    /// tests that inspect what was stored.
+    pub fn record(&self) -> &Store {
+        &self.store
     }
 
     /// Reads uploaded and crawled documents with `extractor` (the server passes one
@@ -188,194 +169,6 @@ impl App {
         bytes: Vec<u8>,
     ) -> std::result::Result<files::FileText, files::FileError> {
         self.extractor.extract(filename, content_type, bytes).await
-    }
-
-    /// On a record with no workspace yet, makes the first one (Standard plan) and
-    /// its first key. `None` when the record was already set up.
-    pub async fn bootstrap(&self) -> Result<Option<Bootstrap>> {
-        if !self.store.workspaces().await?.is_empty() {
-            return Ok(None);
-        }
-        let workspace = self
-            .create_workspace("Default workspace", Plan::Standard)
-            .await?;
-        let (_, api_key) = self.create_key(&workspace.id, "first key", None).await?;
-        Ok(Some(Bootstrap { workspace, api_key }))
-    }
-
-    // ---- workspaces -------------------------------------------------------------
-
-    pub async fn create_workspace(&self, name: &str, plan: Plan) -> Result<Workspace> {
-        if name.trim().is_empty() {
-            return Err(Error::invalid("name", "must not be empty"));
-        }
-        let w = Workspace {
-            id: ids::workspace_id(),
-            name: name.trim().to_owned(),
-            plan,
-            created_at: self.now(),
-        };
-        self.store.insert_workspace(&w).await?;
-        Ok(w)
-    }
-
-    pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
-        self.store.workspaces().await
-    }
-
-    pub async fn set_plan(&self, workspace_id: &str, plan: Plan) -> Result<()> {
-        let changed = self.store.set_plan(workspace_id, plan).await?;
-        self.forget_keys(None);
-        if changed {
-            Ok(())
-        } else {
-            Err(Error::NotFound(Resource::Workspace))
-        }
-    }
-
-    /// The workspace named, or the first one when none is named (the CLI default).
-    pub async fn resolve_workspace(&self, id: Option<&str>) -> Result<Workspace> {
-        match id {
-            Some(id) => self
-                .store
-                .workspace(id)
-                .await?
-                .ok_or(Error::NotFound(Resource::Workspace)),
-            None => self
-                .store
-                .workspaces()
-                .await?
-                .into_iter()
-                .next()
-                .ok_or(Error::NotFound(Resource::Workspace)),
-        }
-    }
-
-    // ---- keys -------------------------------------------------------------------
-
-    /// Makes a key; returns its row and the plaintext, which is never stored.
-    pub async fn create_key(
-        &self,
-        workspace_id: &str,
-        name: &str,
-        expires_at: Option<Millis>,
-    ) -> Result<(ApiKey, String)> {
-        if self.store.workspace(workspace_id).await?.is_none() {
-            return Err(Error::NotFound(Resource::Workspace));
-        }
-        let g = keys::generate();
-        let key = ApiKey {
-            id: g.id,
-            workspace_id: workspace_id.to_owned(),
-            name: name.to_owned(),
-            prefix: g.prefix,
-            secret_hash: g.secret_hash,
-            created_at: self.now(),
-            expires_at,
-            revoked_at: None,
-            last_used_at: None,
-        };
-        self.store.insert_key(&key).await?;
-        Ok((key, g.plaintext))
-    }
-
-    pub async fn keys(&self, workspace_id: Option<&str>) -> Result<Vec<ApiKey>> {
-        self.store.keys(workspace_id).await
-    }
-
-    /// Accepts the key id or its displayed prefix (`agb_<id>`).
-    pub async fn revoke_key(&self, id_or_prefix: &str) -> Result<()> {
-        let id = id_or_prefix.strip_prefix("agb_").unwrap_or(id_or_prefix);
-        // Record first, then forget: a request racing in between rereads the new row.
-        let revoked = self.store.revoke_key(id, self.now()).await?;
-        self.forget_keys(Some(id));
-        if revoked {
-            Ok(())
-        } else {
-            Err(Error::NotFound(Resource::ApiKey))
-        }
-    }
-
-    /// Checks a presented `Authorization` value (`None` when the header is absent).
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let header = header
-            .map(str::trim)
-            .filter(|h| !h.is_empty() && !h.eq_ignore_ascii_case("bearer"))
-            .ok_or(AuthError::Missing)?;
-        let token = match header.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => return Err(AuthError::Invalid),
-        };
-        if token.is_empty() {
-            return Err(AuthError::Missing);
-        }
-        let (id, secret) = keys::parse(token).ok_or(AuthError::Invalid)?;
-        let now = self.now();
-        let Some((key, plan)) = self.key_for_auth(id, now).await? else {
-            return Err(AuthError::Invalid);
-        };
-        match key.check(secret, now) {
-            KeyCheck::Valid => {}
-            KeyCheck::Invalid | KeyCheck::Revoked => return Err(AuthError::Invalid),
-            KeyCheck::Expired => return Err(AuthError::Expired),
-        }
-        self.touch(&key.id, now);
-        Ok(Principal {
-            workspace_id: key.workspace_id,
-            key_id: key.id,
-            plan,
-        })
-    }
-
-    /// The key row and plan, from the short-lived cache or the record.
-    async fn key_for_auth(&self, id: &str, now: Millis) -> Result<Option<(ApiKey, Plan)>> {
-        if let Some(found) = self.auth_cache.get(id, now) {
-            return Ok(Some(found));
-        }
-        let ticket = self.auth_cache.ticket();
-        let found = self.store.key_for_auth(id).await?;
-        if let Some(found) = &found {
-            self.auth_cache.insert(id, found.clone(), now, ticket);
-        }
-        Ok(found)
-    }
-
-    fn forget_keys(&self, id: Option<&str>) {
-        match id {
-            Some(id) => self.auth_cache.forget(id),
-            None => self.auth_cache.clear(),
-        }
-    }
-
-    /// Records the key's use at most once a minute. The write goes to the one
-    /// writer, which may be busy with a training's inserts, so the request does not
-    /// wait for it.
-    fn touch(&self, key_id: &str, now: Millis) {
-        if !self.touched.insert_if_stale(key_id, (), now) {
-            return;
-        }
-        let store = self.store.clone();
-        let key_id = key_id.to_owned();
-        tokio::spawn(async move {
-            if let Err(e) = store.touch_key(&key_id, now).await {
-                tracing::warn!(error = %e, key_id, "could not record key use");
-            }
-        });
-    }
-
-    /// One request against the (key, client IP) window.
-    pub async fn rate_limit(
-        &self,
-        key_id: &str,
-        client_ip: &str,
-    ) -> Result<RateDecision, LimiterError> {
-        let window = Window {
-            limit: self.settings.rate_limit.requests,
-            window_ms: (self.settings.rate_limit.window_secs * 1000) as i64,
-        };
-        self.limiter
-            .check(&format!("{key_id}|{client_ip}"), window, self.now())
-            .await
     }
 
     // ---- agents -----------------------------------------------------------------
@@ -458,29 +251,11 @@ impl App {
             .ok_or(Error::NotFound(Resource::Agent))
     }
 
-    /// This month's spend of a workspace. Served from memory for `AGENT_CACHE_MS`
-    /// after it is read from the record; charges stored through this process are
-    /// added at once ([`App::note_charge`]), so within the process the figure is
-    /// as exact as the record, and another node's charges show within that time.
-    pub(crate) async fn workspace_spend(&self, workspace_id: &str, month: Millis) -> Result<f64> {
-        let now = self.now();
-        if let Some((m, used)) = self.spend_cache.get(workspace_id, now)
-            && m == month
-        {
-            return Ok(used);
-        }
-        let ticket = self.spend_cache.ticket();
-        let used = self.store.workspace_credits(workspace_id, month).await?;
-        self.spend_cache
-            .insert(workspace_id, (month, used), now, ticket);
-        Ok(used)
-    }
-
     /// After a turn's answer (and charge) is committed: the cached agent row and
-    /// workspace spend take the same changes the record did, so the next turn's
-    /// checks need no read. Cache entries keep their age, so they are still reread
-    /// within `AGENT_CACHE_MS` for other nodes' changes.
-    pub(crate) fn note_charge(
+    /// the workspace's spend take the same changes the record did, so the next
+    /// turn's checks need no read. Cache entries keep their age, so they are still
+    /// reread within `AGENT_CACHE_MS` for other nodes' changes.
+    pub(crate) fn note_turn(
         &self,
         workspace_id: &str,
         agent_id: &str,
@@ -499,21 +274,7 @@ impl App {
                 }
             }
         });
-        if credits > 0.0 {
-            self.spend_cache.update(workspace_id, |(m, used)| {
-                if *m == month {
-                    *used += credits;
-                } else {
-                    *m = month;
-                    *used = credits;
-                }
-            });
-        }
-    }
-
-    /// Drops a cached workspace spend (when a charge's outcome is unknown).
-    pub(crate) fn forget_spend(&self, workspace_id: &str) {
-        self.spend_cache.forget(workspace_id);
+        self.credits.charged(workspace_id, month, credits);
     }
 
     /// Drops a cached agent row (after any write to it).

@@ -104,7 +104,7 @@ fn suggested_lines(v: Option<&Value>) -> String {
 
 /// The embed snippet for a site.
 pub fn embed_snippet(state: &AppState, headers: &HeaderMap, agent_id: &str) -> String {
-    let origin = if state.app.settings.server.public_url.is_empty() {
+    let origin = if state.app.settings().server.public_url.is_empty() {
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|v| v.to_str().ok())
@@ -113,7 +113,7 @@ pub fn embed_snippet(state: &AppState, headers: &HeaderMap, agent_id: &str) -> S
     } else {
         state
             .app
-            .settings
+            .settings()
             .server
             .public_url
             .trim_end_matches('/')
@@ -134,7 +134,7 @@ pub async fn settings(
     let models = html::options(
         state
             .app
-            .settings
+            .settings()
             .models
             .keys()
             .map(|m| (m.as_str(), m.as_str())),

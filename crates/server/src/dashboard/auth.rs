@@ -62,7 +62,12 @@ pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Whether the request came over TLS (directly or through a proxy saying so).
 pub(super) fn secure(state: &AppState, headers: &HeaderMap) -> bool {
-    state.app.settings.server.public_url.starts_with("https://")
+    state
+        .app
+        .settings()
+        .server
+        .public_url
+        .starts_with("https://")
         || headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -306,7 +311,7 @@ pub async fn login(
     let ip = client_ip(
         Some(peer.ip()),
         &headers,
-        &state.app.settings.server.trusted_proxies,
+        &state.app.settings().server.trusted_proxies,
     );
     match state.app.sign_in_allowed(&ip).await {
         Ok(d) if d.allowed => {}

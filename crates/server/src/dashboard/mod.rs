@@ -317,7 +317,7 @@ pub const DASHBOARD_KEY: &str = "dashboard";
 pub async fn workspace(state: &AppState, id: &str) -> Result<Ws, Problem> {
     let workspace = state
         .app
-        .store
+        .accounts()
         .workspace(id)
         .await?
         .ok_or_else(Problem::not_found)?;

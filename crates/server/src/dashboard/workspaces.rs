@@ -37,7 +37,7 @@ pub async fn list(
     if let Some(m) = &s.member {
         return member_list(&state, &s, &m.id, &q).await;
     }
-    let workspaces = state.app.workspaces().await?;
+    let workspaces = state.app.accounts().workspaces().await?;
     let rows: Vec<Vec<String>> = workspaces
         .iter()
         .map(|w| {
@@ -122,6 +122,7 @@ pub async fn create(State(state): State<AppState>, p: Posted) -> Response {
         let plan = parse_plan(&p.form)?;
         let w = state
             .app
+            .accounts()
             .create_workspace(p.form.get("name").unwrap_or(""), plan)
             .await?;
         Ok::<_, Problem>(w)
@@ -140,7 +141,7 @@ pub async fn set_plan(
 ) -> Response {
     let result = async {
         let plan = parse_plan(&p.form)?;
-        state.app.set_plan(&ws, plan).await?;
+        state.app.accounts().set_plan(&ws, plan).await?;
         Ok(format!("Plan changed to {}.", plan.as_str()))
     }
     .await;
@@ -215,7 +216,7 @@ pub async fn keys(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
-    let keys = state.app.keys(Some(&ws)).await?;
+    let keys = state.app.accounts().keys(Some(&ws)).await?;
     Ok(keys_page(&s, &w, &keys, None, &notice(&q)))
 }
 
@@ -233,8 +234,8 @@ pub async fn create_key(
             Err(Problem::bad("Give the key a name.")),
         ));
     };
-    let (_, plaintext) = state.app.create_key(&ws, name, None).await?;
-    let keys = state.app.keys(Some(&ws)).await?;
+    let (_, plaintext) = state.app.accounts().create_key(&ws, name, None).await?;
+    let keys = state.app.accounts().keys(Some(&ws)).await?;
     let notice = Notice {
         ok: Some(format!("Key “{name}” created.")),
         error: None,
@@ -249,12 +250,12 @@ pub async fn revoke_key(
 ) -> Response {
     let result = async {
         // Only this workspace's keys.
-        let keys = state.app.keys(Some(&ws)).await?;
+        let keys = state.app.accounts().keys(Some(&ws)).await?;
         let key = keys
             .iter()
             .find(|k| k.id == key_id)
             .ok_or_else(Problem::not_found)?;
-        state.app.revoke_key(&key.id).await?;
+        state.app.accounts().revoke_key(&key.id).await?;
         Ok(format!("Key {} revoked.", key.prefix))
     }
     .await;
@@ -324,7 +325,7 @@ pub async fn usage(
          Plan: {} ({} credits a month).</p>\
          <figure class=\"card\"><figcaption>Credits per day</figcaption>{chart}</figure>{}{}",
         esc(w.workspace.plan.as_str()),
-        state.app.settings.monthly_credits(w.workspace.plan),
+        state.app.settings().monthly_credits(w.workspace.plan),
         table(
             "Per agent",
             &["Agent", "Credits", "Responses"],

@@ -29,7 +29,7 @@ pub async fn openapi(State(state): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if !state.app.settings.server.metrics {
+    if !state.app.settings().server.metrics {
         return ApiError::not_found().into_response();
     }
     (

@@ -409,7 +409,7 @@ async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() 
     };
     // Its node stopped renewing the lease a while ago (crashed or restarted).
     t.app
-        .store
+        .record()
         .insert_run(&run, "dead-node", now - 1, 10)
         .await
         .unwrap();

@@ -54,18 +54,19 @@ async fn a_revoked_key_is_invalid_at_once() {
     let t = spawn().await;
     let (key, plaintext) = t
         .app
+        .accounts()
         .create_key(&t.workspace_id, "temp", None)
         .await
         .unwrap();
     let c = t.client_for(&plaintext);
     c.list_agents(None, None).await.unwrap();
-    t.app.revoke_key(&key.prefix).await.unwrap();
+    t.app.accounts().revoke_key(&key.prefix).await.unwrap();
     assert_eq!(
         c.list_agents(None, None).await.unwrap_err().code(),
         Some("AUTH_INVALID_API_KEY")
     );
     assert!(
-        t.app.revoke_key(&key.id).await.is_err(),
+        t.app.accounts().revoke_key(&key.id).await.is_err(),
         "revoking twice reports no active key"
     );
 }
@@ -76,6 +77,7 @@ async fn an_expired_key_says_so() {
     let now = agentbase_core::Clock::now_ms(&t.clock);
     let (_, plaintext) = t
         .app
+        .accounts()
         .create_key(&t.workspace_id, "short", Some(now + 1_000))
         .await
         .unwrap();
@@ -91,7 +93,7 @@ async fn an_expired_key_says_so() {
 #[tokio::test]
 async fn keys_are_stored_only_as_hashes() {
     let t = spawn().await;
-    let keys = t.app.keys(None).await.unwrap();
+    let keys = t.app.accounts().keys(None).await.unwrap();
     assert_eq!(keys.len(), 1);
     let (_, secret) = agentbase_core::keys::parse(&t.key).unwrap();
     assert!(!keys[0].secret_hash.contains(secret));
@@ -129,7 +131,11 @@ async fn plans_below_standard_are_refused_on_every_endpoint_but_health() {
         (Method::DELETE, format!("/api/v2/agents/{}", agent.id), None),
     ];
     for plan in [Plan::Free, Plan::Hobby] {
-        t.app.set_plan(&t.workspace_id, plan).await.unwrap();
+        t.app
+            .accounts()
+            .set_plan(&t.workspace_id, plan)
+            .await
+            .unwrap();
         for (method, path, body) in &endpoints {
             let mut rb = t.raw(method.clone(), path);
             if let Some(b) = body {
@@ -160,7 +166,11 @@ async fn plans_below_standard_are_refused_on_every_endpoint_but_health() {
         );
     }
     for plan in [Plan::Standard, Plan::Pro, Plan::Enterprise] {
-        t.app.set_plan(&t.workspace_id, plan).await.unwrap();
+        t.app
+            .accounts()
+            .set_plan(&t.workspace_id, plan)
+            .await
+            .unwrap();
         t.client.get_agent(&agent.id).await.unwrap();
     }
 }

@@ -439,12 +439,12 @@ async fn retry_truncates_at_the_target_and_answers_the_preceding_user_message_ag
     // A conversation whose only message is the assistant's has no user message to retry.
     let lonely = t.say(&agent, None, "x").await;
     let lc = lonely.data.metadata.conversation_id.clone();
-    t.app.store.truncate_from(&lc, 1).await.unwrap();
-    let mut m = t.app.store.messages(&c).await.unwrap().pop().unwrap();
+    t.app.record().truncate_from(&lc, 1).await.unwrap();
+    let mut m = t.app.record().messages(&c).await.unwrap().pop().unwrap();
     m.conversation_id = lc.clone();
     m.id = "msg_lonely".into();
     m.seq = 1;
-    t.app.store.insert_message(&m).await.unwrap();
+    t.app.record().insert_message(&m).await.unwrap();
     let none = t.client.retry(&agent, &lc, "msg_lonely").await.unwrap_err();
     assert_eq!(none.code(), Some("CHAT_RETRY_NO_USER_MESSAGE"));
 
@@ -472,7 +472,7 @@ async fn credits_are_recorded_per_message_and_limits_are_checked_before_generati
     let agent = t.scripted_agent().await;
     let c = t.say(&agent, None, "a").await.data.metadata.conversation_id;
     t.say(&agent, Some(&c), "b").await;
-    let ledger = t.app.store.ledger(&t.workspace_id).await.unwrap();
+    let ledger = t.app.record().ledger(&t.workspace_id).await.unwrap();
     assert_eq!(ledger.len(), 2);
     assert!(
         ledger
@@ -511,7 +511,7 @@ async fn credits_are_recorded_per_message_and_limits_are_checked_before_generati
         (e.status, e.code.as_str()),
         (402, "CHAT_AGENT_CREDITS_EXHAUSTED")
     );
-    let before = t.app.store.messages(&c).await.unwrap().len();
+    let before = t.app.record().messages(&c).await.unwrap().len();
     assert_eq!(before, 4, "a refused turn stores nothing");
 
     let other = t.scripted_agent().await;
@@ -666,7 +666,7 @@ async fn a_client_that_disconnects_cancels_generation_and_the_conversation_stays
     let mut stored = None;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let messages = t.app.store.messages(&c).await.unwrap();
+        let messages = t.app.record().messages(&c).await.unwrap();
         if messages.len() == 4 {
             stored = messages.last().cloned();
             break;
@@ -715,7 +715,7 @@ async fn a_model_failure_mid_stream_ends_with_an_error_chunk_and_consistent_stat
     assert_eq!(f[9]["finishReason"], "error");
     assert_eq!(f[9]["messageMetadata"]["usage"]["credits"], 0.0);
     let c = f[9]["messageMetadata"]["conversationId"].as_str().unwrap();
-    let messages = t.app.store.messages(c).await.unwrap();
+    let messages = t.app.record().messages(c).await.unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[1].finish_reason.as_deref(), Some("error"));
     assert_eq!(messages[1].text(), "Echo: one ");
@@ -832,12 +832,12 @@ async fn a_json_turn_that_fails_before_answering_still_records_its_new_conversat
     assert_eq!(r.data.metadata.finish_reason, "error");
     assert_eq!(r.data.metadata.usage.credits, 0.0);
     let c = r.data.metadata.conversation_id;
-    let messages = t.app.store.messages(&c).await.unwrap();
+    let messages = t.app.record().messages(&c).await.unwrap();
     assert_eq!(messages.len(), 1, "the user message is kept");
     assert_eq!(messages[0].id, r.data.metadata.user_message_id);
     assert!(
         t.app
-            .store
+            .record()
             .ledger(&t.workspace_id)
             .await
             .unwrap()
@@ -845,7 +845,7 @@ async fn a_json_turn_that_fails_before_answering_still_records_its_new_conversat
     );
     // Stored free: the conversation takes the next turn.
     t.say(&agent, Some(&c), "again").await;
-    assert_eq!(t.app.store.messages(&c).await.unwrap().len(), 3);
+    assert_eq!(t.app.record().messages(&c).await.unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -891,7 +891,12 @@ async fn a_json_turn_that_calls_a_tool_on_a_new_conversation_takes_its_result() 
         next.data.metadata.user_message_id,
         r.data.metadata.user_message_id
     );
-    let stored = t.app.store.conversation(&t.workspace_id, &c).await.unwrap();
+    let stored = t
+        .app
+        .record()
+        .conversation(&t.workspace_id, &c)
+        .await
+        .unwrap();
     assert_eq!(
         stored.unwrap().title.as_deref(),
         Some("track it [[tool:lookupOrder {\"orderId\": \"ORD-9\"}]]")
@@ -925,7 +930,7 @@ async fn another_nodes_charges_count_against_the_allowance_within_a_second() {
     };
     let month = agentbase_core::time_fmt::month_start(now);
     t.app
-        .store
+        .record()
         .finish_turn(&agentbase_store::NewTurn {
             opening: None,
             credit: Some(CreditEntry {

@@ -163,7 +163,7 @@ async fn messages_page_backward_and_each_page_is_chronological() {
     }
     let all: Vec<String> = t
         .app
-        .store
+        .record()
         .messages(&c)
         .await
         .unwrap()

@@ -174,7 +174,7 @@ impl Operator {
 async fn signing_in_checks_the_slow_hash_and_sets_a_strict_http_only_cookie() {
     let t = spawn().await;
     t.app.set_admin_password(PASSWORD).await.unwrap();
-    let stored = t.app.store.admin_password_hash().await.unwrap().unwrap();
+    let stored = t.app.record().admin_password_hash().await.unwrap().unwrap();
     assert!(
         stored.starts_with("$argon2id$"),
         "stored as Argon2id: {stored}"
@@ -244,7 +244,15 @@ async fn pages_need_a_session_and_sign_out_ends_it() {
         .await
         .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
-    assert!(t.app.keys(Some(&t.workspace_id)).await.unwrap().len() == 1);
+    assert!(
+        t.app
+            .accounts()
+            .keys(Some(&t.workspace_id))
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
 
     let op = sign_in(&t).await;
     let (status, _) = op.get("/dashboard/workspaces").await;
@@ -319,6 +327,7 @@ async fn forms_without_the_csrf_token_or_from_another_site_change_nothing() {
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
     let names: Vec<String> = t
         .app
+        .accounts()
         .keys(Some(&t.workspace_id))
         .await
         .unwrap()
@@ -672,7 +681,7 @@ async fn the_playground_streams_with_the_session_and_its_csrf_header_only() {
         .unwrap();
     let stored = t
         .app
-        .store
+        .record()
         .conversation(&t.workspace_id, conversation)
         .await
         .unwrap()
@@ -921,7 +930,7 @@ async fn qna_website_and_apify_sources_come_from_their_forms_and_plans_change() 
     assert!(page.contains("Plan changed to pro."), "{page}");
     assert_eq!(
         t.app
-            .store
+            .record()
             .workspace(&t.workspace_id)
             .await
             .unwrap()
@@ -955,7 +964,7 @@ async fn pages_send_a_strict_policy_and_never_link_a_non_http_url() {
         score: 0.9,
     };
     t.app
-        .store
+        .record()
         .insert_message(&Message {
             id: agentbase_core::ids::message_id(),
             conversation_id: conversation.clone(),

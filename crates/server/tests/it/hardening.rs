@@ -98,7 +98,7 @@ async fn dataset_items_with_other_schemes_keep_their_text_but_never_become_links
     assert_eq!(status, 201, "{body}");
     let source = t
         .app
-        .store
+        .record()
         .source(&agent, body["id"].as_str().unwrap())
         .await
         .unwrap()

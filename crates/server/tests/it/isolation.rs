@@ -841,6 +841,7 @@ async fn world() -> World {
     .await;
     let key = t
         .app
+        .accounts()
         .keys(Some(&t.workspace_id))
         .await
         .unwrap()
@@ -849,7 +850,7 @@ async fn world() -> World {
     // A lead to leak (stored directly: the victim's agent is private, so the
     // widget would refuse it).
     t.app
-        .store
+        .record()
         .insert_lead(&agentbase_core::lead::Lead {
             id: agentbase_core::ids::uuid_v4(),
             workspace_id: t.workspace_id.clone(),
@@ -1072,7 +1073,7 @@ async fn snapshot(t: &TestApp, v: &Ids) -> Vec<String> {
         }
         out.push(format!("{path} {status} {body}"));
     }
-    let keys = t.app.keys(None).await.unwrap();
+    let keys = t.app.accounts().keys(None).await.unwrap();
     out.push(format!(
         "revoked keys: {:?}",
         keys.iter()

@@ -70,8 +70,18 @@ impl TestApp {
 
     /// A second workspace on the given plan, and a key for it.
     pub async fn other_workspace(&self, plan: agentbase_core::Plan) -> (String, String) {
-        let w = self.app.create_workspace("other", plan).await.unwrap();
-        let (_, key) = self.app.create_key(&w.id, "other", None).await.unwrap();
+        let w = self
+            .app
+            .accounts()
+            .create_workspace("other", plan)
+            .await
+            .unwrap();
+        let (_, key) = self
+            .app
+            .accounts()
+            .create_key(&w.id, "other", None)
+            .await
+            .unwrap();
         (w.id, key)
     }
 }
@@ -186,19 +196,23 @@ pub async fn spawn_full(
     if let Some(e) = embedder {
         app = app.with_embedder(e);
     }
-    let crawler = app.settings.crawler.clone();
+    let crawler = app.settings().crawler.clone();
     let extractor = app.extractor().clone();
     app = app.with_fetcher(Arc::new(agentbase_service::website::CrawlFetcher::new(
         crawler, extractor,
     )));
     let app = Arc::new(app);
     app.start_workers();
-    let boot = match app.bootstrap().await.unwrap() {
+    let boot = match app.accounts().bootstrap().await.unwrap() {
         Some(boot) => boot,
         // A second node on a shared database: a key of its own in the workspace.
         None => {
-            let w = app.store.workspaces().await.unwrap().remove(0);
-            let (_, api_key) = app.create_key(&w.id, "node", None).await.unwrap();
+            let w = app.record().workspaces().await.unwrap().remove(0);
+            let (_, api_key) = app
+                .accounts()
+                .create_key(&w.id, "node", None)
+                .await
+                .unwrap();
             agentbase_service::Bootstrap {
                 workspace: w,
                 api_key,

@@ -202,8 +202,16 @@ async fn an_invited_member_signs_in_and_sees_only_their_workspace() {
         let r = member.post(&path, &fields).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
     }
-    assert_eq!(t.app.workspaces().await.unwrap().len(), 2);
-    assert_eq!(t.app.keys(Some(&t.workspace_id)).await.unwrap().len(), 1);
+    assert_eq!(t.app.accounts().workspaces().await.unwrap().len(), 2);
+    assert_eq!(
+        t.app
+            .accounts()
+            .keys(Some(&t.workspace_id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(
         t.app
             .member_by_email(&t.workspace_id, "eve@example.com")

@@ -17,7 +17,7 @@ async fn apps(
             s.rate_limit.redis_url = url.clone();
         })
         .await;
-        assert_eq!(app.app.limiter.backend_name(), "redis");
+        assert_eq!(app.app.accounts().limiter_backend(), "redis");
         out.push(("redis", app));
     }
     out
@@ -134,6 +134,7 @@ async fn windows_are_per_key_and_per_client_ip() {
         let (_, key2) = {
             let (_, k) = t
                 .app
+                .accounts()
                 .create_key(&t.workspace_id, "second", None)
                 .await
                 .unwrap();

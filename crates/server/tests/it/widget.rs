@@ -182,7 +182,7 @@ async fn unknown_agents_are_not_found_and_private_agents_are_refused() {
                 .contains("private")
         );
     }
-    let stored = t.app.store.ledger(&t.workspace_id).await.unwrap();
+    let stored = t.app.record().ledger(&t.workspace_id).await.unwrap();
     assert!(stored.is_empty(), "a refused turn costs nothing");
 }
 
@@ -242,7 +242,7 @@ async fn allowed_domains_are_enforced_by_origin_then_referer_and_cors_follows() 
     }
     assert!(
         t.app
-            .store
+            .record()
             .ledger(&t.workspace_id)
             .await
             .unwrap()
@@ -343,7 +343,7 @@ async fn a_visitor_chats_in_a_stream_and_continues_its_own_conversation() {
     );
     let stored = t
         .app
-        .store
+        .record()
         .conversation(&t.workspace_id, &conversation)
         .await
         .unwrap()
@@ -380,7 +380,7 @@ async fn visitors_cannot_continue_conversations_that_are_not_theirs() {
             "{visitor} continuing {conversation}"
         );
     }
-    assert_eq!(t.app.store.messages(&mine).await.unwrap().len(), 2);
+    assert_eq!(t.app.record().messages(&mine).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
