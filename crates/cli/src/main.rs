@@ -732,7 +732,7 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 temp: fields.temp,
                 visibility: parse_visibility(fields.visibility)?,
             };
-            let agent = app.create_agent(&ws.id, new).await.map_err(describe)?;
+            let agent = app.agents().create(&ws.id, new).await.map_err(describe)?;
             if as_json {
                 print_json(&agent_json(app, agent).await?);
             } else {
@@ -748,7 +748,11 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             workspace,
         } => {
             let ws = workspace_of(app, workspace.as_deref()).await?;
-            let agent = app.agent(&ws.id, &agent_id).await.map_err(describe)?;
+            let agent = app
+                .agents()
+                .get(&ws.id, &agent_id)
+                .await
+                .map_err(describe)?;
             print_json(&agent_json(app, agent).await?);
         }
         AgentCmd::Update {
@@ -766,7 +770,8 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let agent = app
-                .update_agent(&ws.id, &agent_id, patch)
+                .agents()
+                .update(&ws.id, &agent_id, patch)
                 .await
                 .map_err(describe)?;
             if as_json {
@@ -788,7 +793,8 @@ async fn agents(app: &App, cmd: AgentCmd, as_json: bool) -> anyhow::Result<()> {
             workspace,
         } => {
             let ws = workspace_of(app, workspace.as_deref()).await?;
-            app.delete_agent(&ws.id, &agent_id)
+            app.agents()
+                .delete(&ws.id, &agent_id)
                 .await
                 .map_err(describe)?;
             if as_json {
@@ -816,7 +822,7 @@ async fn list_agents(app: &App, ws: &str, as_json: bool) -> anyhow::Result<()> {
     let mut all = Vec::new();
     let mut cursor = None;
     loop {
-        let page = app.agents(ws, cursor.as_ref(), 100).await?;
+        let page = app.agents().list(ws, cursor.as_ref(), 100).await?;
         cursor = page.items.last().map(|a| agentbase_core::Cursor {
             t: a.created_at,
             id: a.id.clone(),
@@ -863,11 +869,12 @@ async fn agent_actions(
                     parameters: v["parameters"].clone(),
                 })
                 .collect();
-            app.set_actions(ws, agent_id, actions)
+            app.agents()
+                .set_actions(ws, agent_id, actions)
                 .await
                 .map_err(describe)?
         }
-        None => app.agent(ws, agent_id).await.map_err(describe)?,
+        None => app.agents().get(ws, agent_id).await.map_err(describe)?,
     };
     let list: Vec<_> = agent
         .actions

@@ -51,7 +51,7 @@ impl App {
                 return Err(Error::invalid("url", "must be an http(s) URL"));
             }
         }
-        let agent = self.create_agent(&p.workspace_id, new).await?;
+        let agent = self.agents.create(&p.workspace_id, new).await?;
         let mut pending = Vec::new();
         if let Some(url) = url {
             let source = NewSource {
@@ -84,7 +84,7 @@ impl App {
     /// `POST /agents/{id}/clone`: a new agent with the same settings and sources
     /// (each trained anew from its content), without conversations or usage.
     pub async fn clone_agent(&self, p: &Principal, id: &str) -> Result<AgentCreated> {
-        let original = self.agent_for_update(&p.workspace_id, id).await?;
+        let original = self.agents.get_for_update(&p.workspace_id, id).await?;
         let now = self.now();
         let mut copy = original.clone();
         copy.id = ids::agent_id();
@@ -135,7 +135,7 @@ impl App {
         id: &str,
         styles: Value,
     ) -> Result<Agent> {
-        let mut agent = self.agent_for_update(workspace_id, id).await?;
+        let mut agent = self.agents.get_for_update(workspace_id, id).await?;
         let mut errors = agentbase_core::FieldErrors::new();
         agent_settings::check_styles(&styles, &mut errors);
         if !errors.is_empty() {
@@ -143,6 +143,6 @@ impl App {
         }
         agent.styles = Some(agent_settings::merge_styles(agent.styles.as_ref(), &styles));
         agent.updated_at = self.now();
-        self.save_agent(agent).await
+        self.agents.save(agent).await
     }
 }

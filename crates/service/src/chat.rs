@@ -380,7 +380,7 @@ impl App {
         if !invalid.is_empty() {
             return Err(Error::Invalid(invalid));
         }
-        let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, &input.agent_id).await?;
         let entry = self.model_for(&agent)?;
         // Spam detection covers what visitors and API clients send (not the
         // operator's playground); a spam message is stored but not answered.
@@ -436,7 +436,7 @@ impl App {
     /// `conversationId` (created under that id when new) or in a new one.
     pub async fn chat_v1(self: &Arc<Self>, p: &Principal, input: V1Input) -> Result<Turn> {
         let mut invalid = check_v1_input(&input, self.settings.chat.max_message_chars);
-        let agent = self.agent(&p.workspace_id, &input.agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, &input.agent_id).await?;
         let entry = match &input.model {
             Some(m) => match self.models.get(m) {
                 Some(e) => e.clone(),
@@ -922,15 +922,14 @@ impl App {
         match stored {
             // The agent's counter and last message time, and the workspace's
             // spend, changed as the record did.
-            Ok(()) => self.note_turn(
-                &g.principal.workspace_id,
-                &g.agent.id,
-                turn.month_start,
-                a.credits,
-                now,
-            ),
+            Ok(()) => {
+                self.agents
+                    .turn_committed(&g.agent.id, turn.month_start, a.credits, now);
+                self.credits
+                    .charged(&g.principal.workspace_id, turn.month_start, a.credits);
+            }
             Err(e) => {
-                self.forget_agent(&g.agent.id);
+                self.agents.forget(&g.agent.id);
                 self.credits.forget(&g.principal.workspace_id);
                 tracing::error!(error = %e, conversation = %g.conversation.id, "could not store the answer");
                 error.get_or_insert_with(|| "The answer could not be saved".to_owned());
@@ -1051,7 +1050,7 @@ impl App {
         if message_id.is_empty() {
             return Err(Error::invalid("messageId", "must not be empty"));
         }
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         let entry = self.model_for(&agent)?;
         let (conversation, lease) = self
             .lease_conversation(p, &agent, conversation_id, false)
@@ -1100,7 +1099,7 @@ impl App {
         agent_id: &str,
         conversation_id: &str,
     ) -> Result<Conversation> {
-        self.agent(&p.workspace_id, agent_id).await?;
+        self.agents.get(&p.workspace_id, agent_id).await?;
         match self
             .store
             .conversation(&p.workspace_id, conversation_id)
@@ -1141,7 +1140,7 @@ impl App {
         page: u32,
         size: u32,
     ) -> Result<Vec<(Conversation, Vec<Message>)>> {
-        self.agent(&p.workspace_id, agent_id).await?;
+        self.agents.get(&p.workspace_id, agent_id).await?;
         let offset = i64::from(page.saturating_sub(1)) * i64::from(size);
         let list = self
             .store
@@ -1164,7 +1163,7 @@ impl App {
         limit: u32,
         by_activity: bool,
     ) -> Result<Page<Conversation>> {
-        self.agent(&p.workspace_id, agent_id).await?;
+        self.agents.get(&p.workspace_id, agent_id).await?;
         self.store
             .conversations(agent_id, filter, cursor, limit, by_activity)
             .await

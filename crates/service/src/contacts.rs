@@ -59,7 +59,7 @@ impl App {
         workspace_id: &str,
         agent_id: &str,
     ) -> Result<Vec<CustomAttribute>> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         self.store.contact_attributes(workspace_id, agent_id).await
     }
 
@@ -70,7 +70,7 @@ impl App {
         agent_id: &str,
         body: &Value,
     ) -> Result<CustomAttribute> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let new = contact::read_new_attribute(body).map_err(Error::Invalid)?;
         let existing = self
             .store
@@ -109,7 +109,7 @@ impl App {
         name: &str,
         body: &Value,
     ) -> Result<CustomAttribute> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let mut a = self
             .store
             .contact_attributes(workspace_id, agent_id)
@@ -137,7 +137,7 @@ impl App {
         page: u32,
         per_page: u32,
     ) -> Result<ContactsPage> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let total = self.store.count_contacts(workspace_id, agent_id).await?;
         let mut out = ContactsPage {
             contacts: Vec::new(),
@@ -164,7 +164,7 @@ impl App {
         agent_id: &str,
         users: &[Value],
     ) -> Result<Vec<Contact>> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         if users.is_empty() {
             return Err(Error::invalid("users", "must have at least 1 item"));
         }
@@ -239,7 +239,7 @@ impl App {
 
     /// A contact by its `external_id` (or, failing that, its id).
     pub async fn contact(&self, workspace_id: &str, agent_id: &str, key: &str) -> Result<Contact> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         self.store
             .contact(workspace_id, agent_id, key)
             .await?
@@ -296,7 +296,7 @@ impl App {
         workspace_id: &str,
         agent_id: &str,
     ) -> Result<(String, Millis)> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         if let Some(s) = self.store.identity_secret(workspace_id, agent_id).await? {
             return Ok(s);
         }
@@ -310,7 +310,7 @@ impl App {
         workspace_id: &str,
         agent_id: &str,
     ) -> Result<(String, Millis)> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let (secret, now) = (new_identity_secret(), self.now());
         self.store
             .set_identity_secret(workspace_id, agent_id, &secret, now)

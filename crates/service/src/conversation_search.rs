@@ -69,7 +69,7 @@ impl App {
         cursor: Option<&Cursor>,
         limit: u32,
     ) -> Result<(Page<Conversation>, Vec<Option<Snippet>>)> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         let page = self
             .store
             .search_conversations(&agent.id, search, cursor, limit)

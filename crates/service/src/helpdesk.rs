@@ -113,7 +113,7 @@ impl App {
         workspace_id: &str,
         agent_id: &str,
     ) -> Result<(Vec<TicketStatus>, Vec<Team>)> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let statuses = self.store.ticket_statuses(workspace_id, agent_id).await?;
         let teams = self.store.helpdesk_teams(workspace_id, agent_id).await?;
         if !statuses.is_empty() && !teams.is_empty() {
@@ -318,7 +318,7 @@ impl App {
     }
 
     pub async fn ticket(&self, workspace_id: &str, agent_id: &str, number: i64) -> Result<Ticket> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         self.store
             .ticket(workspace_id, agent_id, number)
             .await?
@@ -334,7 +334,7 @@ impl App {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<Ticket>> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let after = match cursor {
             None => None,
             Some(text) => match TicketCursor::decode(text) {
@@ -374,7 +374,7 @@ impl App {
         query: &str,
         limit: usize,
     ) -> Result<(Vec<Ticket>, bool)> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let terms: Vec<String> = query
             .split_whitespace()
             .map(str::to_lowercase)

@@ -225,7 +225,7 @@ impl App {
         agent_id: &str,
         new: NewSource,
     ) -> Result<Source> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         new.validate().map_err(Error::Invalid)?;
         let name = new.name.trim().to_owned();
         let identity = identity_hash(&new.content, &name);
@@ -260,13 +260,13 @@ impl App {
         };
         let job = new_job(&agent.id, &source.id, now);
         self.store.insert_source(&source, &identity, &job).await?;
-        self.forget_agent(&agent.id);
+        self.agents.forget(&agent.id);
         self.knowledge.wake.notify_one();
         Ok(source)
     }
 
     pub async fn source(&self, p: &Principal, agent_id: &str, id: &str) -> Result<Source> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         self.store
             .source(&agent.id, id)
             .await?
@@ -281,12 +281,12 @@ impl App {
         cursor: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<Source>> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         self.store.sources(&agent.id, filter, cursor, limit).await
     }
 
     pub async fn sources_summary(&self, p: &Principal, agent_id: &str) -> Result<SourcesSummary> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         let mut summary = SourcesSummary::default();
         for kind in SourceKind::ALL {
             summary.counts.insert(kind.as_str(), (0, 0));
@@ -311,7 +311,7 @@ impl App {
         id: &str,
         update: SourceUpdate,
     ) -> Result<Source> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         let mut source = self
             .store
             .source(&agent.id, id)
@@ -355,7 +355,7 @@ impl App {
         }
         let job = new_job(&agent.id, &source.id, now);
         self.store.update_source(&source, &identity, &job).await?;
-        self.forget_agent(&agent.id);
+        self.agents.forget(&agent.id);
         self.knowledge.wake.notify_one();
         Ok(source)
     }
@@ -367,7 +367,7 @@ impl App {
         agent_id: &str,
         id: &str,
     ) -> Result<Source> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         let source = self
             .store
             .source(&agent.id, id)
@@ -376,7 +376,7 @@ impl App {
         if !self.store.delete_source(&agent.id, id, self.now()).await? {
             return Err(Error::NotFound(Resource::Source));
         }
-        self.forget_agent(&agent.id);
+        self.agents.forget(&agent.id);
         self.refresh_snapshot(&agent.id);
         Ok(source)
     }
@@ -389,7 +389,7 @@ impl App {
         agent_id: &str,
         sources: Vec<NewSource>,
     ) -> Result<Vec<Source>> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         for s in &sources {
             s.validate().map_err(Error::Invalid)?;
         }
@@ -402,7 +402,7 @@ impl App {
                 .delete_source(&agent.id, &old.id, self.now())
                 .await?;
         }
-        self.forget_agent(&agent.id);
+        self.agents.forget(&agent.id);
         let mut made = Vec::new();
         for s in sources {
             match self.create_source(p, &agent.id, s).await {
@@ -418,7 +418,7 @@ impl App {
 
     /// The agent's training jobs, newest first.
     pub async fn training_jobs(&self, p: &Principal, agent_id: &str) -> Result<Vec<TrainingJob>> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         self.store.jobs(&agent.id, 100).await
     }
 
@@ -429,7 +429,10 @@ impl App {
         agent_id: &str,
         enabled: bool,
     ) -> Result<()> {
-        let agent = self.agent_for_update(&p.workspace_id, agent_id).await?;
+        let agent = self
+            .agents
+            .get_for_update(&p.workspace_id, agent_id)
+            .await?;
         if !p.plan.allows_api() {
             return Err(Error::Rejected(Rejection::PlanFeatureNotAvailable));
         }
@@ -441,7 +444,7 @@ impl App {
         self.store
             .set_auto_retrain(&agent.id, enabled, next, now)
             .await?;
-        self.forget_agent(&agent.id);
+        self.agents.forget(&agent.id);
         Ok(())
     }
 
@@ -525,7 +528,7 @@ impl App {
     /// are fetched again, everything else re-embedded. Returns how many sources
     /// were queued.
     pub async fn retrain(&self, p: &Principal, agent_id: &str) -> Result<usize> {
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         self.queue_retrain(&agent.id, false).await
     }
 
@@ -548,7 +551,7 @@ impl App {
                 .enqueue_job(&new_job(agent_id, &s.id, now))
                 .await?;
         }
-        self.forget_agent(agent_id);
+        self.agents.forget(agent_id);
         self.knowledge.wake.notify_one();
         Ok(chosen.len())
     }
@@ -567,17 +570,17 @@ impl App {
                     self.now(),
                 )
                 .await;
-            self.forget_agent(&job.agent_id);
+            self.agents.forget(&job.agent_id);
             return;
         }
         match self.train(&job, &mut generation).await {
             Ok(true) => {
-                self.forget_agent(&job.agent_id);
+                self.agents.forget(&job.agent_id);
                 self.refresh_snapshot(&job.agent_id);
             }
             Ok(false) => {
                 // The lease was lost (another node has the job) or the source went.
-                self.forget_agent(&job.agent_id);
+                self.agents.forget(&job.agent_id);
             }
             Err(e) => {
                 let message = match &e {
@@ -592,7 +595,7 @@ impl App {
                 {
                     tracing::error!(error = %e, "cannot record a failed training");
                 }
-                self.forget_agent(&job.agent_id);
+                self.agents.forget(&job.agent_id);
             }
         }
     }
@@ -1056,7 +1059,7 @@ impl App {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        let agent = self.agent(&p.workspace_id, agent_id).await?;
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         // Retrieval testing answers from what is trained now: a source shown as
         // trained is searchable at once. (Chat turns may answer from the previous
         // snapshot while a newer one loads; see `snapshot_for`.)

@@ -54,7 +54,7 @@ impl App {
         page: u32,
         size: u32,
     ) -> Result<Vec<Lead>> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let offset = i64::from(page.max(1) - 1) * i64::from(size);
         self.store
             .leads(workspace_id, agent_id, from, to, offset, i64::from(size))
@@ -69,7 +69,7 @@ impl App {
         from: Option<Millis>,
         to: Option<Millis>,
     ) -> Result<Vec<Lead>> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         self.store
             .leads(workspace_id, agent_id, from, to, 0, EXPORT_MAX)
             .await

@@ -34,12 +34,12 @@ impl App {
 
     /// The agent's endpoints, oldest first.
     pub async fn webhooks(&self, workspace_id: &str, agent_id: &str) -> Result<Vec<Webhook>> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         self.store.webhooks(workspace_id, agent_id).await
     }
 
     pub async fn webhook(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<Webhook> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         self.store
             .webhook(workspace_id, agent_id, id)
             .await?
@@ -53,7 +53,7 @@ impl App {
         agent_id: &str,
         input: WebhookInput,
     ) -> Result<Webhook> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         let problems = input.problems(true);
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
@@ -123,7 +123,7 @@ impl App {
     }
 
     pub async fn delete_webhook(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<()> {
-        self.agent(workspace_id, agent_id).await?;
+        self.agents.get(workspace_id, agent_id).await?;
         if self
             .store
             .delete_webhook(workspace_id, agent_id, id)

@@ -36,7 +36,7 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
     let cursor = q.get("cursor").and_then(Cursor::decode);
-    let page = state.app.agents(&ws, cursor.as_ref(), 50).await?;
+    let page = state.app.agents().list(&ws, cursor.as_ref(), 50).await?;
     let agents: Vec<_> = page
         .items
         .iter()
@@ -76,7 +76,7 @@ pub async fn create(State(state): State<AppState>, Path(ws): Path<String>, p: Po
         instructions: p.form.get("instructions").map(str::to_owned),
         ..Default::default()
     };
-    match state.app.create_agent(&ws, new).await {
+    match state.app.agents().create(&ws, new).await {
         Ok(a) => redirect(&format!(
             "/dashboard/w/{ws}/agents/{}?ok={}",
             a.id,
@@ -260,7 +260,7 @@ pub async fn update(
 ) -> Response {
     let result = async {
         let patch = patch_from(&p.form)?;
-        let agent = state.app.update_agent(&ws, &agent_id, patch).await?;
+        let agent = state.app.agents().update(&ws, &agent_id, patch).await?;
         if p.form.get("escalationShown").is_some() {
             // The built-in escalation action is added or removed; the agent's own
             // client actions stay as they are.
@@ -275,7 +275,11 @@ pub async fn update(
                 if wanted {
                     actions.push(Action::escalation());
                 }
-                state.app.set_actions(&ws, &agent_id, actions).await?;
+                state
+                    .app
+                    .agents()
+                    .set_actions(&ws, &agent_id, actions)
+                    .await?;
             }
         }
         Ok("Settings saved.".to_owned())
@@ -289,7 +293,7 @@ pub async fn delete(
     Path((ws, agent_id)): Path<(String, String)>,
     _p: Posted,
 ) -> Response {
-    match state.app.delete_agent(&ws, &agent_id).await {
+    match state.app.agents().delete(&ws, &agent_id).await {
         Ok(()) => back(
             &format!("/dashboard/w/{ws}/agents"),
             Ok("Agent deleted.".into()),

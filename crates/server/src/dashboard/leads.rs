@@ -118,7 +118,7 @@ pub async fn save_form(
             lead_form: Some(on.then(|| form.to_json())),
             ..AgentPatch::default()
         };
-        state.app.update_agent(&ws, &agent_id, patch).await?;
+        state.app.agents().update(&ws, &agent_id, patch).await?;
         Ok(if on {
             "The lead form is on.".to_owned()
         } else {

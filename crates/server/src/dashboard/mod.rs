@@ -339,7 +339,7 @@ pub async fn agent_page(
     agent_id: &str,
 ) -> Result<(Ws, Agent), Problem> {
     let w = workspace(state, ws).await?;
-    let agent = state.app.agent(&w.workspace.id, agent_id).await?;
+    let agent = state.app.agents().get(&w.workspace.id, agent_id).await?;
     Ok((w, agent))
 }
 

@@ -297,7 +297,8 @@ pub async fn usage(
     let chart = bar_chart(&per_day, first);
     let names: BTreeMap<String, String> = state
         .app
-        .agents(&ws, None, 100)
+        .agents()
+        .list(&ws, None, 100)
         .await?
         .items
         .into_iter()

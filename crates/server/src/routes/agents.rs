@@ -74,7 +74,8 @@ pub async fn list(
 ) -> Result<Json<api::ListAgentsResponse>, ApiError> {
     let result = state
         .app
-        .agents(&p.workspace_id, page.cursor.as_ref(), page.limit)
+        .agents()
+        .list(&p.workspace_id, page.cursor.as_ref(), page.limit)
         .await?;
     let pagination = super::conversations::pagination(&result, |a| Cursor {
         t: a.created_at,
@@ -139,7 +140,7 @@ pub async fn get(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
-    let agent = state.app.agent(&p.workspace_id, &agent_id).await?;
+    let agent = state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let used = state.app.agent_credits_used(&agent);
     Ok(Json(to_dto(agent, used)))
 }
@@ -157,12 +158,13 @@ pub async fn update(
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
     // A foreign or missing agent answers 404 whatever the body: existence is
     // checked before the body is judged.
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let AppJson(b) = body?;
     let patch = agent_patch(b);
     state
         .app
-        .update_agent(&p.workspace_id, &agent_id, patch)
+        .agents()
+        .update(&p.workspace_id, &agent_id, patch)
         .await?;
     Ok(Json(api::SuccessResponse { success: true }))
 }
@@ -211,7 +213,7 @@ pub async fn update_styles(
     Path(agent_id): Path<String>,
     body: Result<AppJson<api::UpdateStylesBody>, ApiError>,
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let AppJson(b) = body?;
     state
         .app
@@ -246,7 +248,11 @@ pub async fn delete(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
-    state.app.delete_agent(&p.workspace_id, &agent_id).await?;
+    state
+        .app
+        .agents()
+        .delete(&p.workspace_id, &agent_id)
+        .await?;
     Ok(Json(api::SuccessResponse { success: true }))
 }
 
@@ -274,7 +280,12 @@ pub async fn get_actions(
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::ActionsResponse>, ApiError> {
     Ok(Json(actions_dto(
-        state.app.agent(&p.workspace_id, &agent_id).await?.actions,
+        state
+            .app
+            .agents()
+            .get(&p.workspace_id, &agent_id)
+            .await?
+            .actions,
     )))
 }
 
@@ -290,7 +301,7 @@ pub async fn put_actions(
     Path(agent_id): Path<String>,
     body: Result<AppJson<api::ActionsBody>, ApiError>,
 ) -> Result<Json<api::ActionsResponse>, ApiError> {
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let AppJson(body) = body?;
     let actions = body
         .actions
@@ -303,6 +314,7 @@ pub async fn put_actions(
         .collect();
     let agent = state
         .app
+        .agents()
         .set_actions(&p.workspace_id, &agent_id, actions)
         .await?;
     Ok(Json(actions_dto(agent.actions)))

@@ -97,7 +97,7 @@ async fn ticket_number(
     agent_id: &str,
     raw: &str,
 ) -> Result<i64, ApiError> {
-    state.app.agent(&p.workspace_id, agent_id).await?;
+    state.app.agents().get(&p.workspace_id, agent_id).await?;
     match raw.parse::<i64>() {
         Ok(n) if (1..=2_147_483_647).contains(&n) => Ok(n),
         _ => Err(ApiError::invalid_field(
@@ -237,7 +237,7 @@ pub async fn create(
     Path(agent_id): Path<String>,
     body: Result<AppJson<api::CreateTicketBody>, ApiError>,
 ) -> Result<(StatusCode, Json<api::Ticket>), ApiError> {
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let AppJson(b) = body?;
     let customer = b.customer.unwrap_or_default();
     let input = NewTicketInput {
@@ -343,7 +343,7 @@ pub async fn list(
     Path(agent_id): Path<String>,
     q: QueryMap,
 ) -> Result<Json<api::ListTicketsResponse>, ApiError> {
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let TicketListQuery {
         filter: f,
         include_total,
@@ -379,7 +379,7 @@ pub async fn search(
     Path(agent_id): Path<String>,
     body: Result<AppJson<api::SearchTicketsBody>, ApiError>,
 ) -> Result<Json<api::SearchTicketsResponse>, ApiError> {
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let AppJson(b) = body?;
     check_ticket_search(&b)?;
     let (found, has_more) = state

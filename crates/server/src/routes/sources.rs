@@ -437,7 +437,7 @@ pub async fn restore(
     Extension(p): Extension<Principal>,
     Path((agent_id, _source_id)): Path<(String, String)>,
 ) -> Result<Json<api::DeprecatedEndpointResponse>, ApiError> {
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     Ok(deprecated(
         "Deprecated: this endpoint does nothing. A delete takes effect immediately; re-create the source instead.",
     ))
@@ -452,7 +452,7 @@ pub async fn train(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::DeprecatedEndpointResponse>, ApiError> {
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     Ok(deprecated(
         "Deprecated: this endpoint does nothing. Sources train as soon as they are created, updated or deleted, so changes take effect immediately. Poll GET /agents/{agentId}/sources/{sourceId} for a source status.",
     ))

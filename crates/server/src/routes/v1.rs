@@ -298,7 +298,8 @@ pub async fn create_chatbot(
     let sources = v1_sources(body.source_text, body.urls_to_scrape);
     let agent = state
         .app
-        .create_agent(
+        .agents()
+        .create(
             &p.workspace_id,
             agentbase_core::NewAgent {
                 name: body.chatbot_name.trim().to_owned(),
@@ -310,7 +311,7 @@ pub async fn create_chatbot(
         && let Err(e) = state.app.replace_sources(&p, &agent.id, sources).await
     {
         // Nothing half-made: the chatbot goes again when its data is refused.
-        let _ = state.app.delete_agent(&p.workspace_id, &agent.id).await;
+        let _ = state.app.agents().delete(&p.workspace_id, &agent.id).await;
         return Err(e.into());
     }
     Ok(Json(v1::V1ChatbotId {
@@ -329,7 +330,11 @@ pub async fn update_chatbot_data(
     if let Some(name) = &body.chatbot_name {
         check_chatbot_name(name)?;
     }
-    state.app.agent(&p.workspace_id, &body.chatbot_id).await?;
+    state
+        .app
+        .agents()
+        .get(&p.workspace_id, &body.chatbot_id)
+        .await?;
     let sources = v1_sources(body.source_text, body.urls_to_scrape);
     state
         .app
@@ -338,7 +343,8 @@ pub async fn update_chatbot_data(
     if let Some(name) = body.chatbot_name {
         state
             .app
-            .update_agent(
+            .agents()
+            .update(
                 &p.workspace_id,
                 &body.chatbot_id,
                 agentbase_core::AgentPatch {
@@ -365,7 +371,8 @@ pub async fn get_chatbots(
     loop {
         let page = state
             .app
-            .agents(&p.workspace_id, cursor.as_ref(), 100)
+            .agents()
+            .list(&p.workspace_id, cursor.as_ref(), 100)
             .await?;
         cursor = page.items.last().map(|a| agentbase_core::Cursor {
             t: a.created_at,
@@ -410,7 +417,7 @@ pub async fn delete_chatbot(
     let id = q
         .get("chatbotId")
         .ok_or_else(|| ApiError::invalid_field("chatbotId", "Required"))?;
-    state.app.delete_agent(&p.workspace_id, id).await?;
+    state.app.agents().delete(&p.workspace_id, id).await?;
     Ok(Json(v1::V1Message200 {
         message: "Deleted successfully".into(),
     }))
@@ -427,7 +434,8 @@ pub async fn update_chatbot_settings(
     let (chatbot_id, patch) = settings_patch(body)?;
     state
         .app
-        .update_agent(&p.workspace_id, &chatbot_id, patch)
+        .agents()
+        .update(&p.workspace_id, &chatbot_id, patch)
         .await?;
     Ok(Json(v1::V1Message200 {
         message: "Your changes are saved.".into(),

@@ -82,7 +82,7 @@ pub async fn create(
     body: Result<AppJson<api::CreateWebhookBody>, ApiError>,
 ) -> Result<(StatusCode, Json<api::Webhook>), ApiError> {
     // Another workspace's agent is missing whatever the body says.
-    state.app.agent(&p.workspace_id, &agent_id).await?;
+    state.app.agents().get(&p.workspace_id, &agent_id).await?;
     let AppJson(body) = body?;
     let input = WebhookInput {
         url: Some(body.url),

@@ -415,7 +415,14 @@ async fn agents_are_created_and_configured_and_bad_settings_are_explained() {
         "names are escaped"
     );
     assert!(!page.contains("<b>Docs</b>"));
-    let agent = t.app.agents(ws, None, 10).await.unwrap().items.remove(0);
+    let agent = t
+        .app
+        .agents()
+        .list(ws, None, 10)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
     assert!(
         page.contains(&format!("<code id=\"agent-id\">{}</code>", agent.id)),
         "the agent id with a copy button"
@@ -448,7 +455,7 @@ async fn agents_are_created_and_configured_and_bad_settings_are_explained() {
         .await;
     assert!(saved.contains("Settings saved."), "{saved}");
     t.clock.advance_ms(2_000);
-    let a = t.app.agent(ws, &agent.id).await.unwrap();
+    let a = t.app.agents().get(ws, &agent.id).await.unwrap();
     assert_eq!(a.name, "Docs bot");
     assert_eq!(a.instructions, "Answer briefly.");
     assert_eq!(a.model, "scripted");
@@ -482,6 +489,7 @@ async fn agents_are_created_and_configured_and_bad_settings_are_explained() {
         parameters: serde_json::json!({"type": "object", "properties": {}}),
     };
     t.app
+        .agents()
         .set_actions(ws, &agent.id, vec![own.clone()])
         .await
         .unwrap();
@@ -499,7 +507,7 @@ async fn agents_are_created_and_configured_and_bad_settings_are_explained() {
         ],
     )
     .await;
-    let a = t.app.agent(ws, &agent.id).await.unwrap();
+    let a = t.app.agents().get(ws, &agent.id).await.unwrap();
     assert_eq!(
         a.actions,
         [own.clone(), agentbase_core::Action::escalation()],
@@ -512,7 +520,7 @@ async fn agents_are_created_and_configured_and_bad_settings_are_explained() {
     );
     op.post_and_follow(&settings, &[("name", "Docs bot"), ("escalationShown", "1")])
         .await;
-    let a = t.app.agent(ws, &agent.id).await.unwrap();
+    let a = t.app.agents().get(ws, &agent.id).await.unwrap();
     assert_eq!(a.actions, [own], "only the built-in one is removed");
 
     // Bad values come back as a message on the form, never a 500; nothing changes.
@@ -535,11 +543,11 @@ async fn agents_are_created_and_configured_and_bad_settings_are_explained() {
         assert!(html.contains(says), "{field}={value} says {says}");
     }
     t.clock.advance_ms(2_000);
-    assert_eq!(t.app.agent(ws, &agent.id).await.unwrap().temp, 0.3);
+    assert_eq!(t.app.agents().get(ws, &agent.id).await.unwrap().temp, 0.3);
 
     let gone = op.post_and_follow(&format!("{settings}/delete"), &[]).await;
     assert!(gone.contains("Agent deleted."));
-    assert!(t.app.agent(ws, &agent.id).await.is_err());
+    assert!(t.app.agents().get(ws, &agent.id).await.is_err());
 }
 
 #[tokio::test]
@@ -914,7 +922,8 @@ async fn qna_website_and_apify_sources_come_from_their_forms_and_plans_change() 
     t.clock.advance_ms(2_000);
     assert!(
         t.app
-            .agent(&t.workspace_id, &agent)
+            .agents()
+            .get(&t.workspace_id, &agent)
             .await
             .unwrap()
             .auto_retrain

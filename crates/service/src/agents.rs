@@ -1,0 +1,204 @@
+//! Agents: their settings, validated against the configured models, and the
+//! short-lived cache of their rows that chat and the widget read on every turn.
+
+use std::sync::Arc;
+
+use agentbase_core::{
+    Agent, AgentPatch, AgentStatus, Clock, Cursor, Error, IpRateLimits, Millis, NewAgent, Resource,
+    Result, Visibility, ids,
+};
+use agentbase_store::{Page, Store};
+
+use crate::settings::Settings;
+use crate::ttl_cache::TtlCache;
+
+/// How long an agent row is served from memory (see [`Agents::get`]).
+pub const AGENT_CACHE_MS: Millis = 1_000;
+const AGENT_CACHE_MAX: usize = 10_000;
+
+pub struct Agents {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    cache: TtlCache<Agent>,
+}
+
+impl Agents {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, settings: Arc<Settings>) -> Self {
+        Agents {
+            store,
+            clock,
+            settings,
+            cache: TtlCache::new(AGENT_CACHE_MS, AGENT_CACHE_MAX),
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    fn known_model(&self) -> impl Fn(&str) -> bool + '_ {
+        |m| self.settings.models.contains_key(m)
+    }
+
+    pub async fn create(&self, workspace_id: &str, new: NewAgent) -> Result<Agent> {
+        new.validate(&self.known_model()).map_err(Error::Invalid)?;
+        let now = self.now();
+        let agent = Agent {
+            id: ids::agent_id(),
+            workspace_id: workspace_id.to_owned(),
+            name: new.name.trim().to_owned(),
+            instructions: new
+                .instructions
+                .unwrap_or_else(|| agentbase_core::agent::DEFAULT_INSTRUCTIONS.to_owned()),
+            model: new
+                .model
+                .unwrap_or_else(|| self.settings.agents.default_model.clone()),
+            temp: new.temp.unwrap_or(0.0),
+            visibility: new.visibility.unwrap_or(Visibility::Private),
+            auto_retrain: false,
+            allowed_domains: None,
+            suggested_messages: None,
+            initial_messages: vec!["Hi! What can I help you with?".into()],
+            credit_limit: None,
+            ip_rate_limits: IpRateLimits::default(),
+            actions: Vec::new(),
+            channel_instructions: None,
+            notifications: None,
+            spam: None,
+            voice: None,
+            blocked_countries: None,
+            styles: None,
+            lead_form: None,
+            credits_month: 0,
+            credits_used: 0.0,
+            status: AgentStatus::Untrained,
+            size: 0,
+            created_at: now,
+            updated_at: now,
+            last_trained_at: None,
+            last_message_at: None,
+            kb_version: 0,
+            next_retrain_at: None,
+            quote_fallback: None,
+        };
+        self.store.insert_agent(&agent).await?;
+        Ok(agent)
+    }
+
+    /// An agent of the workspace. Rows are cached for `AGENT_CACHE_MS`; every change
+    /// made through this process drops the entry, so reads after writes here are
+    /// exact, and changes made on another node show within that time.
+    pub async fn get(&self, workspace_id: &str, id: &str) -> Result<Agent> {
+        let now = self.now();
+        if let Some(agent) = self.cache.get(id, now)
+            && agent.workspace_id == workspace_id
+        {
+            return Ok(agent);
+        }
+        let ticket = self.cache.ticket();
+        let agent = self
+            .store
+            .agent(workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Agent))?;
+        self.cache.insert(id, agent.clone(), now, ticket);
+        Ok(agent)
+    }
+
+    /// The agent as the record has it now, bypassing the cache: writes start from
+    /// this so a stale cached row is never written back.
+    pub(crate) async fn get_for_update(&self, workspace_id: &str, id: &str) -> Result<Agent> {
+        self.store
+            .agent(workspace_id, id)
+            .await?
+            .ok_or(Error::NotFound(Resource::Agent))
+    }
+
+    /// After a turn's answer (and charge) is committed: the cached row takes the
+    /// same changes the record did (its counter, its last message time), so the
+    /// next turn's checks need no read. The entry keeps its age, so it is still
+    /// reread within `AGENT_CACHE_MS` for other nodes' changes.
+    pub(crate) fn turn_committed(&self, agent_id: &str, month: Millis, credits: f64, at: Millis) {
+        self.cache.update(agent_id, |agent| {
+            agent.last_message_at = Some(at);
+            if credits > 0.0 {
+                if agent.credits_month == month {
+                    agent.credits_used += credits;
+                } else {
+                    agent.credits_month = month;
+                    agent.credits_used = credits;
+                }
+            }
+        });
+    }
+
+    /// Drops a cached agent row (after any write to it).
+    pub fn forget(&self, id: &str) {
+        self.cache.forget(id);
+    }
+
+    pub async fn update(&self, workspace_id: &str, id: &str, patch: AgentPatch) -> Result<Agent> {
+        // Existence first: a foreign or missing agent is 404 even for a bad body.
+        let mut agent = self.get_for_update(workspace_id, id).await?;
+        patch
+            .validate(&self.known_model())
+            .map_err(Error::Invalid)?;
+        let retrain = patch.auto_retrain;
+        agent.apply(patch, self.now());
+        // Turning auto-retrain on starts its schedule; off stops it.
+        match retrain {
+            Some(true) if agent.next_retrain_at.is_none() => {
+                agent.next_retrain_at = Some(
+                    self.now() + (self.settings.knowledge.auto_retrain_interval_secs as i64) * 1000,
+                );
+            }
+            Some(false) => agent.next_retrain_at = None,
+            _ => {}
+        }
+        self.save(agent).await
+    }
+
+    /// Writes an agent's settings back and drops its cached row.
+    pub(crate) async fn save(&self, agent: Agent) -> Result<Agent> {
+        let updated = self.store.update_agent(&agent).await?;
+        self.forget(&agent.id);
+        if !updated {
+            return Err(Error::NotFound(Resource::Agent));
+        }
+        Ok(agent)
+    }
+
+    /// Replaces the agent's client actions (the tools offered to its model).
+    pub async fn set_actions(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        actions: Vec<agentbase_core::Action>,
+    ) -> Result<Agent> {
+        let mut agent = self.get_for_update(workspace_id, id).await?;
+        agentbase_core::agent::validate_actions(&actions).map_err(Error::Invalid)?;
+        agent.actions = actions;
+        agent.updated_at = self.now();
+        self.save(agent).await
+    }
+
+    pub async fn delete(&self, workspace_id: &str, id: &str) -> Result<()> {
+        let deleted = self.store.delete_agent(workspace_id, id).await?;
+        self.forget(id);
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::Agent))
+        }
+    }
+
+    pub async fn list(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Page<Agent>> {
+        self.store.agents(workspace_id, cursor, limit).await
+    }
+}
