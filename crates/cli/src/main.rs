@@ -514,6 +514,7 @@ async fn init(g: &Global, admin_password: Option<String>) -> anyhow::Result<()> 
         );
     };
     let generated = app
+        .sessions()
         .init_admin_password(admin_password.as_deref())
         .await?
         .filter(|_| admin_password.is_none());
@@ -537,7 +538,7 @@ async fn admin_password(g: &Global, password: Option<String>) -> anyhow::Result<
     let plaintext = password
         .clone()
         .unwrap_or_else(agentbase_core::password::generate);
-    app.set_admin_password(&plaintext).await?;
+    app.sessions().set_admin_password(&plaintext).await?;
     if g.json {
         print_json(&json!({"adminPassword": password.is_none().then_some(plaintext)}));
     } else if password.is_none() {
@@ -561,7 +562,7 @@ async fn serve(g: &Global, bind: Option<std::net::SocketAddr>) -> anyhow::Result
         print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);
     }
     // Also for a record made before the dashboard existed.
-    if let Some(generated) = app.init_admin_password(None).await? {
+    if let Some(generated) = app.sessions().init_admin_password(None).await? {
         print_admin_password(Some(&generated), &base_url);
     }
     let listener = tokio::net::TcpListener::bind(bind)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use agentbase_core::time_fmt::month_start;
 use agentbase_core::{Agent, Clock, Error, Millis, Rejection, Result};
-use agentbase_store::Store;
+use agentbase_store::{Store, UsageRow};
 
 use crate::Principal;
 use crate::settings::Settings;
@@ -18,7 +18,7 @@ use crate::ttl_cache::TtlCache;
 const SPEND_CACHE_MS: Millis = crate::AGENT_CACHE_MS;
 const SPEND_CACHE_MAX: usize = 10_000;
 
-pub(crate) struct Credits {
+pub struct Credits {
     store: Store,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
@@ -97,5 +97,12 @@ impl Credits {
     /// Drops a cached spend (when a charge's outcome is unknown).
     pub(crate) fn forget(&self, workspace_id: &str) {
         self.spend.forget(workspace_id);
+    }
+
+    /// The workspace's credits over the last `days` UTC days (today included).
+    pub async fn usage(&self, workspace_id: &str, days: i64) -> Result<Vec<UsageRow>> {
+        let day = 86_400_000;
+        let since = (self.clock.now_ms() / day - (days - 1)) * day;
+        self.store.usage(workspace_id, since).await
     }
 }

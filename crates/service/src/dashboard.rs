@@ -1,12 +1,13 @@
-//! The dashboard's use cases: the operator password, sign-in sessions with their
-//! CSRF tokens (members sign in through `members.rs`), and usage figures. Pages themselves live in the server crate.
+//! Dashboard sessions: the operator password and sign-in sessions with their CSRF
+//! tokens (members sign in through `members.rs`, with the same hashing slots and
+//! session rows). Pages themselves live in the server crate.
+
+use std::sync::Arc;
 
 use agentbase_core::keys::sha256_hex;
-use agentbase_core::{Error, Millis, RateDecision, Result, ids, password};
-use agentbase_limiter::{LimiterError, Window};
-use agentbase_store::{DashboardSession, UsageRow};
-
-use crate::App;
+use agentbase_core::{Clock, Error, Millis, RateDecision, Result, ids, password};
+use agentbase_limiter::{Limiter, LimiterError, Window};
+use agentbase_store::{DashboardSession, Store};
 
 /// How long a sign-in lasts.
 pub const SESSION_TTL_MS: Millis = 12 * 60 * 60 * 1000;
@@ -43,7 +44,29 @@ pub fn throttle_group(client_ip: &str) -> String {
     }
 }
 
-impl App {
+/// The operator's and members' sign-ins.
+pub struct Sessions {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    limiter: Arc<Limiter>,
+    /// Password hashing slots (see [`HASHES_AT_ONCE`]).
+    hash_slots: tokio::sync::Semaphore,
+}
+
+impl Sessions {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, limiter: Arc<Limiter>) -> Self {
+        Sessions {
+            store,
+            clock,
+            limiter,
+            hash_slots: tokio::sync::Semaphore::new(HASHES_AT_ONCE),
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
     /// Runs `f` (a password hash or check) off the runtime, at most
     /// [`HASHES_AT_ONCE`] at a time.
     pub(crate) async fn hashing<T: Send + 'static>(
@@ -61,9 +84,7 @@ impl App {
             .await
             .map_err(|e| Error::Storage(format!("password hashing stopped: {e}")))
     }
-}
 
-impl App {
     /// Replaces the operator password (signing everyone out).
     pub async fn set_admin_password(&self, chosen: &str) -> Result<()> {
         password::check_strength(chosen).map_err(|m| Error::invalid("password", m))?;
@@ -158,13 +179,6 @@ impl App {
 
     pub async fn sign_out(&self, token: &str) -> Result<()> {
         self.store.delete_session(&sha256_hex(token)).await
-    }
-
-    /// The workspace's credits over the last `days` UTC days (today included).
-    pub async fn usage(&self, workspace_id: &str, days: i64) -> Result<Vec<UsageRow>> {
-        let day = 86_400_000;
-        let since = (self.now() / day - (days - 1)) * day;
-        self.store.usage(workspace_id, since).await
     }
 }
 

@@ -10,7 +10,7 @@ pub mod chat;
 pub mod contacts;
 pub mod conversation_search;
 pub mod crawl_runs;
-mod credits;
+pub mod credits;
 pub mod dashboard;
 pub mod extractor;
 pub mod files;
@@ -56,8 +56,7 @@ pub struct App {
     credits: credits::Credits,
     crawls: crawl_runs::RunningCrawls,
     extractor: extractor::Extractor,
-    /// Password hashing slots (see [`dashboard::HASHES_AT_ONCE`]).
-    hash_slots: tokio::sync::Semaphore,
+    sessions: dashboard::Sessions,
     /// The country database of `widget.geoip_database`, opened on first use.
     geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
 }
@@ -110,6 +109,7 @@ impl App {
         Ok(App {
             accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
             agents: Agents::new(store.clone(), clock.clone(), settings.clone()),
+            sessions: dashboard::Sessions::new(store.clone(), clock.clone(), limiter.clone()),
             credits: credits::Credits::new(store.clone(), clock.clone(), settings.clone()),
             store,
             limiter,
@@ -117,7 +117,6 @@ impl App {
             knowledge: knowledge::Knowledge::new(index_dir),
             crawls: crawl_runs::RunningCrawls::default(),
             extractor: extractor::Extractor::new(extractor::Mode::Thread, &settings.extraction),
-            hash_slots: tokio::sync::Semaphore::new(dashboard::HASHES_AT_ONCE),
             geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
             settings,
@@ -136,6 +135,16 @@ impl App {
     /// Agents and their settings.
     pub fn agents(&self) -> &Agents {
         &self.agents
+    }
+
+    /// Message credits: the allowance checks and usage figures.
+    pub fn credits(&self) -> &credits::Credits {
+        &self.credits
+    }
+
+    /// The operator's and members' dashboard sign-ins.
+    pub fn sessions(&self) -> &dashboard::Sessions {
+        &self.sessions
     }
 
     /// The settings this process runs with.

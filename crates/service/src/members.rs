@@ -217,9 +217,12 @@ impl App {
             return Err(expired());
         }
         let to_hash = chosen.to_owned();
-        let hash = self.hashing(move || password::hash(&to_hash)).await?;
+        let hash = self
+            .sessions
+            .hashing(move || password::hash(&to_hash))
+            .await?;
         // The session row is finished (with the member id) inside the transaction.
-        let (signed_in, row) = self.fresh_session(None);
+        let (signed_in, row) = self.sessions.fresh_session(None);
         match self
             .store
             .use_link(&sha256_hex(token), &hash, name, &row)
@@ -244,12 +247,13 @@ impl App {
         };
         let attempt = attempt.to_owned();
         let ok = self
+            .sessions
             .hashing(move || password::verify(&attempt, &stored))
             .await?;
         let Some(member_id) = member_id.filter(|_| ok) else {
             return Ok(None);
         };
-        let (signed_in, row) = self.fresh_session(Some(member_id));
+        let (signed_in, row) = self.sessions.fresh_session(Some(member_id));
         self.store.insert_session(&row).await?;
         Ok(Some(signed_in))
     }

@@ -104,7 +104,7 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default();
-        let found = match state.app.dashboard_session(&token).await {
+        let found = match state.app.sessions().dashboard_session(&token).await {
             // A member's session lasts while their account does.
             Ok(Some(s)) => match s.member_id {
                 None => Ok(Some((s.csrf_token, None))),
@@ -224,7 +224,7 @@ impl FromRequest<AppState> for Posted {
 
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    match state.app.dashboard_session(&token).await {
+    match state.app.sessions().dashboard_session(&token).await {
         Ok(Some(_)) => redirect("/dashboard/workspaces"),
         Ok(None) => redirect("/dashboard/login"),
         Err(e) => Problem::from(e).into_response(),
@@ -313,7 +313,7 @@ pub async fn login(
         &headers,
         &state.app.settings().server.trusted_proxies,
     );
-    match state.app.sign_in_allowed(&ip).await {
+    match state.app.sessions().sign_in_allowed(&ip).await {
         Ok(d) if d.allowed => {}
         Ok(d) => {
             let mut r = login_form(
@@ -345,7 +345,7 @@ pub async fn login(
             "That email and password do not match.",
         ),
         None => (
-            state.app.sign_in(form.raw("password")).await,
+            state.app.sessions().sign_in(form.raw("password")).await,
             "That password is not right.",
         ),
     };
@@ -395,7 +395,7 @@ pub(super) fn signed_in_response(
 }
 
 pub async fn logout(State(state): State<AppState>, posted: Posted) -> Response {
-    if let Err(e) = state.app.sign_out(&posted.session.token).await {
+    if let Err(e) = state.app.sessions().sign_out(&posted.session.token).await {
         return Problem::from(e).into_response();
     }
     let mut r = redirect("/dashboard/login");

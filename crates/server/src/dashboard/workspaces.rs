@@ -273,7 +273,7 @@ pub async fn usage(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
-    let rows = state.app.usage(&ws, USAGE_DAYS).await?;
+    let rows = state.app.credits().usage(&ws, USAGE_DAYS).await?;
     let today = state.app.now() / 86_400_000;
     let first = today - (USAGE_DAYS - 1);
     let mut per_day = vec![0f64; USAGE_DAYS as usize];

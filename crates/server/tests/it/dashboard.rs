@@ -83,7 +83,7 @@ async fn attempt(t: &TestApp, password: &str) -> reqwest::Response {
 }
 
 pub(crate) async fn sign_in(t: &TestApp) -> Operator {
-    t.app.set_admin_password(PASSWORD).await.unwrap();
+    t.app.sessions().set_admin_password(PASSWORD).await.unwrap();
     let r = attempt(t, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let cookie = cookie_value(r.headers(), "agentbase_session").expect("session cookie");
@@ -173,7 +173,7 @@ impl Operator {
 #[tokio::test]
 async fn signing_in_checks_the_slow_hash_and_sets_a_strict_http_only_cookie() {
     let t = spawn().await;
-    t.app.set_admin_password(PASSWORD).await.unwrap();
+    t.app.sessions().set_admin_password(PASSWORD).await.unwrap();
     let stored = t.app.record().admin_password_hash().await.unwrap().unwrap();
     assert!(
         stored.starts_with("$argon2id$"),
@@ -268,6 +268,7 @@ async fn pages_need_a_session_and_sign_out_ends_it() {
     // Changing the password signs everyone out too.
     let op = sign_in(&t).await;
     t.app
+        .sessions()
         .set_admin_password("another long password")
         .await
         .unwrap();
@@ -280,7 +281,7 @@ async fn pages_need_a_session_and_sign_out_ends_it() {
 #[tokio::test]
 async fn the_login_form_needs_its_token_and_attempts_are_throttled() {
     let t = spawn().await;
-    t.app.set_admin_password(PASSWORD).await.unwrap();
+    t.app.sessions().set_admin_password(PASSWORD).await.unwrap();
     // Without the double-submit cookie the right password still does not sign in.
     let r = no_redirects()
         .post(t.url("/dashboard/login"))
