@@ -6,11 +6,11 @@
 //! rather than left hanging: a crawl has no resumable state.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
-use agentbase_core::{Clock, Error, Rejection, Resource, Result, ids};
+use agentbase_core::{Clock, Error, Millis, Rejection, Resource, Result, ids};
 use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
     CancellationToken, CrawlError, CrawlInput, CrawlSummary, CrawlerSettings, Event,
@@ -19,7 +19,8 @@ use agentbase_crawler::{
 use agentbase_store::Store;
 use serde_json::Value;
 
-use crate::{App, Principal};
+use crate::Principal;
+use crate::settings::Settings;
 
 /// How long a run is its node's without a progress report.
 const RUN_LEASE_MS: i64 = 30_000;
@@ -53,25 +54,55 @@ fn log_line(at: agentbase_core::Millis, level: &str, message: &str) -> String {
     )
 }
 
-/// Runs executing in this process, by id: abort cancels the crawl.
-#[derive(Default)]
-pub struct RunningCrawls {
+/// Crawl runs: started, executed and aborted by this node, read by any.
+pub struct CrawlRuns {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    /// This process's id in run leases.
+    node: String,
+    /// Runs executing in this process, by id: abort cancels the crawl.
     tokens: Mutex<HashMap<String, CancellationToken>>,
-    /// Renders pages for the browser crawler types (none: HTTP only).
-    renderer: Option<Arc<dyn Renderer>>,
+    /// Renders pages for the browser crawler types (unset: HTTP only).
+    renderer: OnceLock<Arc<dyn Renderer>>,
     /// What adaptive runs with `reuseStoredDetectionResults` learnt per site.
     memory: Arc<RenderingMemory>,
 }
 
-impl App {
-    /// Crawl runs render pages with `renderer` (`crawlerType` `playwright:*`).
-    pub fn with_renderer(mut self, renderer: Arc<dyn Renderer>) -> Self {
-        self.crawls.renderer = Some(renderer);
-        self
+impl CrawlRuns {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        node: String,
+    ) -> Self {
+        CrawlRuns {
+            store,
+            clock,
+            settings,
+            node,
+            tokens: Mutex::default(),
+            renderer: OnceLock::new(),
+            memory: Arc::default(),
+        }
+    }
+
+    /// Crawl runs render pages with `renderer` (`crawlerType` `playwright:*`);
+    /// the first renderer set stays.
+    pub(crate) fn set_renderer(&self, renderer: Arc<dyn Renderer>) {
+        let _ = self.renderer.set(renderer);
+    }
+
+    fn renderer(&self) -> Option<Arc<dyn Renderer>> {
+        self.renderer.get().cloned()
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
     }
 }
 
-impl App {
+impl CrawlRuns {
     /// `POST /v2/acts/{actorId}/runs`: validates the WCC input and starts the crawl.
     pub async fn start_run(
         self: &Arc<Self>,
@@ -91,7 +122,7 @@ impl App {
         let mut parsed = CrawlInput::from_json(input.clone())
             .and_then(|i| i.validate().map(|()| i))
             .map_err(|e| Error::invalid("input", e.to_string()))?;
-        if parsed.crawler_type.always_renders() && self.crawls.renderer.is_none() {
+        if parsed.crawler_type.always_renders() && self.renderer.get().is_none() {
             return Err(Error::invalid(
                 "input",
                 "crawlerType: this server has no browser (browser.enabled); use playwright:adaptive or cheerio",
@@ -123,7 +154,7 @@ impl App {
             .store
             .insert_run(
                 &run,
-                self.knowledge.node(),
+                &self.node,
                 now + RUN_LEASE_MS,
                 i64::from(limits.runs_per_workspace),
             )
@@ -150,18 +181,17 @@ impl App {
         }
         self.store.append_log(&run.id, 0, &first).await?;
         let token = CancellationToken::new();
-        self.crawls
-            .tokens
+        self.tokens
             .lock()
             .expect("crawl tokens")
             .insert(run.id.clone(), token.clone());
-        let app = self.clone();
+        let runs = self.clone();
         let id = run.id.clone();
         let dataset = run.dataset_id.clone();
         tokio::spawn(async move {
-            app.execute_run(id.clone(), dataset, parsed, timeout_secs, token)
+            runs.execute_run(id.clone(), dataset, parsed, timeout_secs, token)
                 .await;
-            app.crawls.tokens.lock().expect("crawl tokens").remove(&id);
+            runs.tokens.lock().expect("crawl tokens").remove(&id);
         });
         Ok(run)
     }
@@ -195,7 +225,7 @@ impl App {
         if !ignored.is_empty() {
             notes.push(format!("Ignored inputs: {}", ignored.join(", ")));
         }
-        if parsed.crawler_type.uses_browser() && self.crawls.renderer.is_none() {
+        if parsed.crawler_type.uses_browser() && self.renderer.get().is_none() {
             notes.push("No browser on this server: pages are read over HTTP".to_owned());
         }
         notes
@@ -222,8 +252,8 @@ impl App {
         let settings = CrawlerSettings {
             allow_private_networks: self.settings.crawler.allow_private_networks,
             overall_timeout: Some(Duration::from_secs(timeout_secs)),
-            renderer: self.crawls.renderer.clone(),
-            rendering_memory: Some(self.crawls.memory.clone()),
+            renderer: self.renderer(),
+            rendering_memory: Some(self.memory.clone()),
             max_frontier: self.settings.crawler.max_frontier,
             ..CrawlerSettings::default()
         };
@@ -313,7 +343,6 @@ impl App {
             return Ok(run);
         }
         let token = self
-            .crawls
             .tokens
             .lock()
             .expect("crawl tokens")

@@ -472,7 +472,7 @@ impl App {
                 if let Err(e) = app.queue_due_retrains().await {
                     tracing::warn!(error = %e, "auto-retrain check failed");
                 }
-                if let Err(e) = app.fail_orphaned_runs().await {
+                if let Err(e) = app.crawl_runs.fail_orphaned_runs().await {
                     tracing::warn!(error = %e, "orphaned crawl run check failed");
                 }
                 let Ok(slot) = slots.clone().acquire_owned().await else {

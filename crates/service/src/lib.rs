@@ -54,7 +54,7 @@ pub struct App {
     accounts: Accounts,
     agents: Agents,
     credits: credits::Credits,
-    crawls: crawl_runs::RunningCrawls,
+    crawl_runs: Arc<crawl_runs::CrawlRuns>,
     extractor: extractor::Extractor,
     sessions: dashboard::Sessions,
     /// The country database of `widget.geoip_database`, opened on first use.
@@ -106,7 +106,15 @@ impl App {
         };
         let limiter = Arc::new(limiter);
         let settings = Arc::new(settings);
+        let knowledge = knowledge::Knowledge::new(index_dir);
+        let crawl_runs = crawl_runs::CrawlRuns::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            knowledge.node().to_owned(),
+        );
         Ok(App {
+            crawl_runs: Arc::new(crawl_runs),
             accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
             agents: Agents::new(store.clone(), clock.clone(), settings.clone()),
             sessions: dashboard::Sessions::new(store.clone(), clock.clone(), limiter.clone()),
@@ -114,8 +122,7 @@ impl App {
             store,
             limiter,
             clock,
-            knowledge: knowledge::Knowledge::new(index_dir),
-            crawls: crawl_runs::RunningCrawls::default(),
+            knowledge,
             extractor: extractor::Extractor::new(extractor::Mode::Thread, &settings.extraction),
             geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
@@ -145,6 +152,17 @@ impl App {
     /// The operator's and members' dashboard sign-ins.
     pub fn sessions(&self) -> &dashboard::Sessions {
         &self.sessions
+    }
+
+    /// Website crawler runs (Apify's run, dataset and key-value store API).
+    pub fn crawl_runs(&self) -> &Arc<crawl_runs::CrawlRuns> {
+        &self.crawl_runs
+    }
+
+    /// Crawl runs render pages with `renderer` (`crawlerType` `playwright:*`).
+    pub fn with_renderer(self, renderer: Arc<dyn agentbase_crawler::browser::Renderer>) -> Self {
+        self.crawl_runs.set_renderer(renderer);
+        self
     }
 
     /// The settings this process runs with.

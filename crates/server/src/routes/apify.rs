@@ -116,10 +116,17 @@ pub async fn start(
     let wait = seconds(&q, "waitForFinish", 60)?;
     let run = state
         .app
+        .crawl_runs()
         .start_run(&p, &actor_id, input, timeout.filter(|t| *t > 0))
         .await?;
     let run = match wait {
-        Some(w) if w > 0 => state.app.run(&p, &run.id, Duration::from_secs(w)).await?,
+        Some(w) if w > 0 => {
+            state
+                .app
+                .crawl_runs()
+                .run(&p, &run.id, Duration::from_secs(w))
+                .await?
+        }
         _ => run,
     };
     Ok(run_response(StatusCode::CREATED, &run))
@@ -140,6 +147,7 @@ pub async fn get(
     let wait = seconds(&q, "waitForFinish", 60)?.unwrap_or(0);
     let run = state
         .app
+        .crawl_runs()
         .run(&p, &run_id, Duration::from_secs(wait))
         .await?;
     Ok(run_response(StatusCode::OK, &run))
@@ -154,7 +162,7 @@ pub async fn abort(
     Extension(p): Extension<Principal>,
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let run = state.app.abort_run(&p, &run_id).await?;
+    let run = state.app.crawl_runs().abort_run(&p, &run_id).await?;
     Ok(run_response(StatusCode::OK, &run))
 }
 
@@ -361,6 +369,7 @@ pub async fn items(
     let query = items_query(&q)?;
     let (raw, total) = state
         .app
+        .crawl_runs()
         .dataset_items(&p, &id, query.offset, query.limit, query.desc)
         .await?;
     let count = raw.len();
@@ -478,7 +487,7 @@ pub async fn dataset(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let run = state.app.run(&p, &id, Duration::ZERO).await?;
+    let run = state.app.crawl_runs().run(&p, &id, Duration::ZERO).await?;
     let base = origin(&headers);
     let changed = iso8601(run.finished_at.unwrap_or(run.started_at));
     Ok(axum::Json(json!({"data": {
@@ -516,7 +525,7 @@ pub async fn log(
     Path(id): Path<String>,
     q: QueryMap,
 ) -> Result<Response, ApiError> {
-    let (lines, ended) = state.app.run_log(&p, &id, 0).await?;
+    let (lines, ended) = state.app.crawl_runs().run_log(&p, &id, 0).await?;
     let mut res = if truthy_flag(&q, "stream") && !ended {
         axum::body::Body::from_stream(follow_log(state.app.clone(), p, id, lines)).into_response()
     } else {
@@ -557,7 +566,7 @@ fn follow_log(
                 }
                 loop {
                     tokio::time::sleep(Duration::from_millis(250)).await;
-                    let (lines, ended) = app.run_log(&p, &id, from).await.ok()?;
+                    let (lines, ended) = app.crawl_runs().run_log(&p, &id, from).await.ok()?;
                     if !lines.is_empty() || ended {
                         let next = from + lines.len() as i64;
                         return Some((Ok(log_text(&lines)), (None, next, ended)));
@@ -587,7 +596,7 @@ pub async fn kv_store(
     Path(store_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (run, _) = state.app.kv_keys(&p, &store_id).await?;
+    let (run, _) = state.app.crawl_runs().kv_keys(&p, &store_id).await?;
     Ok(kv_store_json(&run, &headers))
 }
 
@@ -618,7 +627,11 @@ pub async fn run_kv_store(
     Path(run_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let run = state.app.run(&p, &run_id, Duration::ZERO).await?;
+    let run = state
+        .app
+        .crawl_runs()
+        .run(&p, &run_id, Duration::ZERO)
+        .await?;
     Ok(kv_store_json(&run, &headers))
 }
 
@@ -632,7 +645,7 @@ pub async fn kv_keys(
     Extension(p): Extension<Principal>,
     Path(store_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, keys) = state.app.kv_keys(&p, &store_id).await?;
+    let (_, keys) = state.app.crawl_runs().kv_keys(&p, &store_id).await?;
     let items: Vec<Value> = keys
         .iter()
         .map(|(k, size)| json!({"key": k, "size": size}))
@@ -660,6 +673,7 @@ pub async fn kv_record(
 ) -> Result<Response, ApiError> {
     let (content_type, value) = state
         .app
+        .crawl_runs()
         .kv_record(&p, &store_id, &key)
         .await?
         .ok_or_else(record_not_found)?;
@@ -690,6 +704,7 @@ pub async fn put_kv_record(
         .map_err(|_| ApiError::invalid_field("body", "records are stored as UTF-8 text"))?;
     state
         .app
+        .crawl_runs()
         .put_kv_record(&p, &store_id, &key, content_type, value)
         .await?;
     Ok(StatusCode::CREATED.into_response())
@@ -701,7 +716,11 @@ pub async fn run_kv_record(
     Extension(p): Extension<Principal>,
     Path((run_id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let run = state.app.run(&p, &run_id, Duration::ZERO).await?;
+    let run = state
+        .app
+        .crawl_runs()
+        .run(&p, &run_id, Duration::ZERO)
+        .await?;
     kv_record(State(state), Extension(p), Path((run.kv_store_id, key))).await
 }
 
