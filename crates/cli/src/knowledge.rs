@@ -135,7 +135,10 @@ pub async fn sources(app: &Arc<App>, cmd: SourcesCmd, json_out: bool) -> anyhow:
             source_id,
         } => {
             let p = principal(app, &agent_id).await?;
-            let s = app.delete_source(&p, &agent_id, &source_id).await?;
+            let s = app
+                .knowledge()
+                .delete_source(&p, &agent_id, &source_id)
+                .await?;
             if json_out {
                 println!("{}", json!({"id": s.id, "status": "deleted"}));
             } else {
@@ -153,6 +156,7 @@ async fn list_sources(app: &Arc<App>, agent_id: String, json_out: bool) -> anyho
     let mut cursor = None;
     loop {
         let page = app
+            .knowledge()
             .sources(
                 &p,
                 &agent_id,
@@ -214,7 +218,7 @@ async fn add_source(
         }
         (None, None) => bail!("give --text or --file"),
     };
-    let s = app.create_source(&p, &agent_id, new).await?;
+    let s = app.knowledge().create_source(&p, &agent_id, new).await?;
     print_source(&s, json_out);
     Ok(())
 }
@@ -229,6 +233,7 @@ async fn add_website(
 ) -> anyhow::Result<()> {
     let p = principal(app, &agent_id).await?;
     let s = app
+        .knowledge()
         .create_source(
             &p,
             &agent_id,
@@ -286,6 +291,7 @@ async fn import_apify(
         .with_context(|| from.clone())?;
     let pages = doc.pages.len();
     let s = app
+        .knowledge()
         .create_source(
             &p,
             &agent_id,
@@ -310,7 +316,7 @@ async fn import_apify(
 /// `sources jobs`: the agent's training jobs.
 async fn training_jobs(app: &Arc<App>, agent_id: String, json_out: bool) -> anyhow::Result<()> {
     let p = principal(app, &agent_id).await?;
-    for j in app.training_jobs(&p, &agent_id).await? {
+    for j in app.knowledge().training_jobs(&p, &agent_id).await? {
         if json_out {
             println!(
                 "{}",
@@ -341,7 +347,10 @@ pub async fn search(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let p = principal(app, agent_id).await?;
-    let hits = app.search_knowledge(&p, agent_id, query, limit).await?;
+    let hits = app
+        .knowledge()
+        .search_knowledge(&p, agent_id, query, limit)
+        .await?;
     if json_out {
         let data: Vec<_> = hits
             .iter()

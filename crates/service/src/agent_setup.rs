@@ -66,8 +66,8 @@ impl App {
                     },
                 },
             };
-            match self.create_source(p, &agent.id, source).await {
-                Ok(_) if !self.can_train() => pending.push(PendingStep::TrainAgent),
+            match self.knowledge.create_source(p, &agent.id, source).await {
+                Ok(_) if !self.knowledge.can_train() => pending.push(PendingStep::TrainAgent),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(agent = %agent.id, error = %e, "the url could not be added as a source");
@@ -108,7 +108,7 @@ impl App {
                 name: s.name,
                 content: s.content,
             };
-            if let Err(e) = self.create_source(p, &copy.id, new).await {
+            if let Err(e) = self.knowledge.create_source(p, &copy.id, new).await {
                 tracing::warn!(agent = %copy.id, error = %e, "a source could not be cloned");
                 if !pending.contains(&PendingStep::AddSource) {
                     pending.push(PendingStep::AddSource);
@@ -117,7 +117,7 @@ impl App {
         }
         if !pending.contains(&PendingStep::AddSource)
             && copy.size == 0
-            && !self.can_train()
+            && !self.knowledge.can_train()
             && !self.store.all_sources(&copy.id).await?.is_empty()
         {
             pending.push(PendingStep::TrainAgent);

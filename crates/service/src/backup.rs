@@ -416,7 +416,7 @@ impl App {
         let agents = self.store.agents_with_knowledge().await?;
         let mut built = 0;
         for agent in &agents {
-            let snapshot = self.load_snapshot(agent).await?;
+            let snapshot = self.knowledge.load_snapshot(agent).await?;
             if snapshot.is_some_and(|s| s.index.is_some()) {
                 built += 1;
             }

@@ -706,6 +706,7 @@ impl App {
         }?;
         let k = &self.settings.knowledge;
         match self
+            .knowledge
             .retrieve(&g.agent, &question, k.retrieval_limit, k.floor())
             .await
         {

@@ -34,7 +34,12 @@ use agentbase_search::{ChunkOptions, Doc, Fusion, Index, Mode, Query};
 use agentbase_store::{Page, SourceFilter, TrainingSwitch};
 use tokio::sync::Notify;
 
-use crate::{App, Principal};
+use agentbase_core::Clock;
+use agentbase_store::Store;
+
+use crate::Principal;
+use crate::agents::Agents;
+use crate::settings::Settings;
 
 /// How long a claimed job is this node's without a progress report.
 const JOB_LEASE_MS: i64 = 30_000;
@@ -70,6 +75,10 @@ pub struct Snapshot {
 
 /// Knowledge-base state of this process.
 pub struct Knowledge {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    agents: Arc<Agents>,
     embedder: Option<Arc<dyn Embedder>>,
     fetcher: Option<Arc<dyn SiteFetcher>>,
     index_dir: PathBuf,
@@ -85,8 +94,18 @@ impl Knowledge {
         &self.node
     }
 
-    pub(crate) fn new(index_dir: PathBuf) -> Knowledge {
+    pub(crate) fn new(
+        index_dir: PathBuf,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        agents: Arc<Agents>,
+    ) -> Knowledge {
         Knowledge {
+            store,
+            clock,
+            settings,
+            agents,
             embedder: None,
             fetcher: None,
             index_dir,
@@ -190,26 +209,26 @@ fn identity_hash(content: &SourceContent, name: &str) -> String {
     agentbase_core::keys::sha256_hex(&content.identity(name))
 }
 
-impl App {
+impl Knowledge {
     /// Whether this process can train knowledge (it has an embedder).
     pub fn can_train(&self) -> bool {
-        self.knowledge.embedder.is_some()
+        self.embedder.is_some()
     }
 
-    /// Uses `embedder` for training and retrieval.
-    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
-        self.knowledge.embedder = Some(embedder);
-        self
+    pub(crate) fn set_embedder(&mut self, embedder: Arc<dyn Embedder>) {
+        self.embedder = Some(embedder);
     }
 
-    /// Fetches website sources with `fetcher`.
-    pub fn with_fetcher(mut self, fetcher: Arc<dyn SiteFetcher>) -> Self {
-        self.knowledge.fetcher = Some(fetcher);
-        self
+    pub(crate) fn set_fetcher(&mut self, fetcher: Arc<dyn SiteFetcher>) {
+        self.fetcher = Some(fetcher);
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
     }
 
     fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
-        self.knowledge.embedder.as_ref().ok_or_else(|| {
+        self.embedder.as_ref().ok_or_else(|| {
             Error::Unavailable("no embedding model is loaded in this process".into())
         })
     }
@@ -261,7 +280,7 @@ impl App {
         let job = new_job(&agent.id, &source.id, now);
         self.store.insert_source(&source, &identity, &job).await?;
         self.agents.forget(&agent.id);
-        self.knowledge.wake.notify_one();
+        self.wake.notify_one();
         Ok(source)
     }
 
@@ -356,7 +375,7 @@ impl App {
         let job = new_job(&agent.id, &source.id, now);
         self.store.update_source(&source, &identity, &job).await?;
         self.agents.forget(&agent.id);
-        self.knowledge.wake.notify_one();
+        self.wake.notify_one();
         Ok(source)
     }
 
@@ -455,12 +474,9 @@ impl App {
 
     // ---- the worker -------------------------------------------------------------
 
-    /// Starts this node's training worker (with the auto-retrain schedule and the
-    /// check for crawl runs orphaned by a stopped node). Jobs are taken from the
-    /// record, so any number of nodes may run one.
-    pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        self.start_notifier();
-        self.start_webhook_worker();
+    /// Starts this node's training worker (with the auto-retrain schedule). Jobs
+    /// are taken from the record, so any number of nodes may run one.
+    pub(crate) fn start_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         let k = &self.settings.knowledge;
         // `training_concurrency` jobs at once on this node, at most
@@ -472,15 +488,12 @@ impl App {
                 if let Err(e) = app.queue_due_retrains().await {
                     tracing::warn!(error = %e, "auto-retrain check failed");
                 }
-                if let Err(e) = app.crawl_runs.fail_orphaned_runs().await {
-                    tracing::warn!(error = %e, "orphaned crawl run check failed");
-                }
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
                 match app
                     .store
-                    .claim_job(&app.knowledge.node, app.now(), JOB_LEASE_MS, per_workspace)
+                    .claim_job(&app.node, app.now(), JOB_LEASE_MS, per_workspace)
                     .await
                 {
                     Ok(Some(job)) => {
@@ -489,13 +502,13 @@ impl App {
                             app.run_job(job).await;
                             drop(slot);
                             // A finished job may let another workspace's run.
-                            app.knowledge.wake.notify_one();
+                            app.wake.notify_one();
                         });
                     }
                     Ok(None) => {
                         drop(slot);
                         tokio::select! {
-                            _ = app.knowledge.wake.notified() => {}
+                            _ = app.wake.notified() => {}
                             _ = tokio::time::sleep(POLL) => {}
                         }
                     }
@@ -552,7 +565,7 @@ impl App {
                 .await?;
         }
         self.agents.forget(agent_id);
-        self.knowledge.wake.notify_one();
+        self.wake.notify_one();
         Ok(chosen.len())
     }
 
@@ -611,7 +624,7 @@ impl App {
         self.store
             .job_progress(
                 &job.id,
-                &self.knowledge.node,
+                &self.node,
                 (stage, done as i64, total as i64),
                 now + JOB_LEASE_MS,
                 now,
@@ -772,7 +785,7 @@ impl App {
         url: &str,
         options: &LinkOptions,
     ) -> Result<Vec<Document>> {
-        let Some(fetcher) = self.knowledge.fetcher.clone() else {
+        let Some(fetcher) = self.fetcher.clone() else {
             // Pages imported with the source (an Apify dataset) train as they are.
             let pages = self.store.pages(&source.id).await?;
             if pages.is_empty() {
@@ -823,13 +836,12 @@ impl App {
     // ---- snapshots and retrieval ------------------------------------------------
 
     fn snapshot_dir(&self, agent_id: &str) -> PathBuf {
-        self.knowledge.index_dir.join(agent_id)
+        self.index_dir.join(agent_id)
     }
 
     /// Loads or rebuilds the agent's snapshot in the background (once at a time).
     fn refresh_snapshot(self: &Arc<Self>, agent_id: &str) {
         if !self
-            .knowledge
             .building
             .lock()
             .expect("building lock")
@@ -843,8 +855,7 @@ impl App {
             if let Err(e) = app.load_snapshot(&agent_id).await {
                 tracing::warn!(agent = %agent_id, error = %e, "cannot build the index snapshot");
             }
-            app.knowledge
-                .building
+            app.building
                 .lock()
                 .expect("building lock")
                 .remove(&agent_id);
@@ -901,7 +912,7 @@ impl App {
         };
         let snapshot = Arc::new(Snapshot { version, index });
         {
-            let mut all = self.knowledge.snapshots.lock().expect("snapshot lock");
+            let mut all = self.snapshots.lock().expect("snapshot lock");
             let newer = all.get(agent_id).is_some_and(|s| s.version > version);
             if !newer {
                 all.insert(agent_id.to_owned(), snapshot.clone());
@@ -930,8 +941,7 @@ impl App {
     }
 
     fn cached_snapshot(&self, agent_id: &str) -> Option<Arc<Snapshot>> {
-        self.knowledge
-            .snapshots
+        self.snapshots
             .lock()
             .expect("snapshot lock")
             .get(agent_id)

@@ -44,15 +44,18 @@ pub use agents::{AGENT_CACHE_MS, Agents};
 pub use knowledge::{Retrieved, group_by_page};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};
 
+/// How often this node looks for crawl runs whose node stopped.
+const ORPHAN_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct App {
     store: Store,
     limiter: Arc<Limiter>,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     models: models::Registry,
-    knowledge: knowledge::Knowledge,
+    knowledge: Arc<knowledge::Knowledge>,
     accounts: Accounts,
-    agents: Agents,
+    agents: Arc<Agents>,
     credits: credits::Credits,
     crawl_runs: Arc<crawl_runs::CrawlRuns>,
     extractor: extractor::Extractor,
@@ -106,7 +109,14 @@ impl App {
         };
         let limiter = Arc::new(limiter);
         let settings = Arc::new(settings);
-        let knowledge = knowledge::Knowledge::new(index_dir);
+        let agents = Arc::new(Agents::new(store.clone(), clock.clone(), settings.clone()));
+        let knowledge = knowledge::Knowledge::new(
+            index_dir,
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            agents.clone(),
+        );
         let crawl_runs = crawl_runs::CrawlRuns::new(
             store.clone(),
             clock.clone(),
@@ -116,13 +126,13 @@ impl App {
         Ok(App {
             crawl_runs: Arc::new(crawl_runs),
             accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
-            agents: Agents::new(store.clone(), clock.clone(), settings.clone()),
+            agents,
             sessions: dashboard::Sessions::new(store.clone(), clock.clone(), limiter.clone()),
             credits: credits::Credits::new(store.clone(), clock.clone(), settings.clone()),
             store,
             limiter,
             clock,
-            knowledge,
+            knowledge: Arc::new(knowledge),
             extractor: extractor::Extractor::new(extractor::Mode::Thread, &settings.extraction),
             geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
@@ -163,6 +173,48 @@ impl App {
     pub fn with_renderer(self, renderer: Arc<dyn agentbase_crawler::browser::Renderer>) -> Self {
         self.crawl_runs.set_renderer(renderer);
         self
+    }
+
+    /// The knowledge base: sources, training, snapshots and retrieval.
+    pub fn knowledge(&self) -> &Arc<knowledge::Knowledge> {
+        &self.knowledge
+    }
+
+    /// Uses `embedder` for training and retrieval. Called while building the app,
+    /// before it is shared.
+    pub fn with_embedder(mut self, embedder: Arc<dyn agentbase_core::model::Embedder>) -> Self {
+        Arc::get_mut(&mut self.knowledge)
+            .expect("the embedder is set before the app is shared")
+            .set_embedder(embedder);
+        self
+    }
+
+    /// Fetches website sources with `fetcher`. Called while building the app,
+    /// before it is shared.
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn knowledge::SiteFetcher>) -> Self {
+        Arc::get_mut(&mut self.knowledge)
+            .expect("the fetcher is set before the app is shared")
+            .set_fetcher(fetcher);
+        self
+    }
+
+    /// Starts this node's background work: the training worker (with the
+    /// auto-retrain schedule), the check for crawl runs orphaned by a stopped
+    /// node, email notifications and webhook deliveries. Returns the training
+    /// worker's task.
+    pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.start_notifier();
+        self.start_webhook_worker();
+        let runs = self.crawl_runs.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = runs.fail_orphaned_runs().await {
+                    tracing::warn!(error = %e, "orphaned crawl run check failed");
+                }
+                tokio::time::sleep(ORPHAN_CHECK).await;
+            }
+        });
+        self.knowledge.start_worker()
     }
 
     /// The settings this process runs with.

@@ -51,9 +51,14 @@ pub async fn sources(
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let list = state
         .app
+        .knowledge()
         .sources(&w.principal, &a.id, &SourceFilter::default(), None, 100)
         .await?;
-    let jobs = state.app.training_jobs(&w.principal, &a.id).await?;
+    let jobs = state
+        .app
+        .knowledge()
+        .training_jobs(&w.principal, &a.id)
+        .await?;
     let sources: Vec<SourceRow> = list
         .items
         .into_iter()
@@ -198,6 +203,7 @@ pub async fn add_source(
         let new = new_source(&state.app, upload).await?;
         let source = state
             .app
+            .knowledge()
             .create_source(&w.principal, &agent_id, new)
             .await?;
         Ok::<_, Problem>(format!("Added “{}”: training has started.", source.name))
@@ -218,6 +224,7 @@ pub async fn delete_source(
         let w = workspace(&state, &ws).await?;
         let s = state
             .app
+            .knowledge()
             .delete_source(&w.principal, &agent_id, &source_id)
             .await?;
         Ok(format!("Deleted “{}”.", s.name))
@@ -236,7 +243,11 @@ pub async fn retrain(
 ) -> Response {
     let result = async {
         let w = workspace(&state, &ws).await?;
-        let n = state.app.retrain(&w.principal, &agent_id).await?;
+        let n = state
+            .app
+            .knowledge()
+            .retrain(&w.principal, &agent_id)
+            .await?;
         Ok(if n == 0 {
             "There are no sources to train.".to_owned()
         } else {
@@ -260,6 +271,7 @@ pub async fn auto_retrain(
         let w = workspace(&state, &ws).await?;
         state
             .app
+            .knowledge()
             .set_auto_retrain(&w.principal, &agent_id, enabled)
             .await?;
         Ok(if enabled {
@@ -285,9 +297,14 @@ pub async fn training_json(
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let list = state
         .app
+        .knowledge()
         .sources(&w.principal, &a.id, &SourceFilter::default(), None, 100)
         .await?;
-    let jobs = state.app.training_jobs(&w.principal, &a.id).await?;
+    let jobs = state
+        .app
+        .knowledge()
+        .training_jobs(&w.principal, &a.id)
+        .await?;
     let body = json!({
         "agentStatus": a.status.as_str(),
         "sources": list.items.iter().map(|s| json!({

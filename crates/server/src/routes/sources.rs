@@ -234,7 +234,11 @@ pub async fn create(
         let AppJson(body) = AppJson::<api::CreateSourceBody>::from_request(req, &state).await?;
         new_source(body)?
     };
-    let source = state.app.create_source(&p, &agent_id, new).await?;
+    let source = state
+        .app
+        .knowledge()
+        .create_source(&p, &agent_id, new)
+        .await?;
     Ok((StatusCode::CREATED, Json(source_dto(source))))
 }
 
@@ -265,6 +269,7 @@ pub async fn list(
     };
     let result = state
         .app
+        .knowledge()
         .sources(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit)
         .await?;
     let pagination = super::conversations::pagination(&result, |s| Cursor {
@@ -318,7 +323,7 @@ pub async fn summary(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::SourcesSummaryResponse>, ApiError> {
-    let s = state.app.sources_summary(&p, &agent_id).await?;
+    let s = state.app.knowledge().sources_summary(&p, &agent_id).await?;
     let count = |k: &str| {
         let (count, size) = s.counts.get(k).copied().unwrap_or((0, 0));
         api::SourceTypeCount { count, size }
@@ -345,7 +350,11 @@ pub async fn get(
     Extension(p): Extension<Principal>,
     Path((agent_id, source_id)): Path<(String, String)>,
 ) -> Result<Json<api::SourceListItem>, ApiError> {
-    let s = state.app.source(&p, &agent_id, &source_id).await?;
+    let s = state
+        .app
+        .knowledge()
+        .source(&p, &agent_id, &source_id)
+        .await?;
     Ok(Json(source_dto(s)))
 }
 
@@ -365,6 +374,7 @@ pub async fn update(
     let update = source_update(req, &state).await?;
     let s = state
         .app
+        .knowledge()
         .update_source(&p, &agent_id, &source_id, update)
         .await?;
     Ok(Json(source_dto(s)))
@@ -414,7 +424,11 @@ pub async fn delete(
     Extension(p): Extension<Principal>,
     Path((agent_id, source_id)): Path<(String, String)>,
 ) -> Result<Json<api::SourceListItem>, ApiError> {
-    let s = state.app.delete_source(&p, &agent_id, &source_id).await?;
+    let s = state
+        .app
+        .knowledge()
+        .delete_source(&p, &agent_id, &source_id)
+        .await?;
     let mut dto = source_dto(s);
     dto.status = "deleted".into();
     Ok(Json(dto))
@@ -472,6 +486,7 @@ pub async fn auto_retrain(
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
     state
         .app
+        .knowledge()
         .set_auto_retrain(&p, &agent_id, body.enabled)
         .await?;
     Ok(Json(api::SuccessResponse { success: true }))
@@ -487,7 +502,7 @@ pub async fn jobs(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::TrainingJobsResponse>, ApiError> {
-    let jobs = state.app.training_jobs(&p, &agent_id).await?;
+    let jobs = state.app.knowledge().training_jobs(&p, &agent_id).await?;
     Ok(Json(api::TrainingJobsResponse {
         data: jobs.into_iter().map(job_dto).collect(),
     }))
@@ -508,6 +523,7 @@ pub async fn search(
     let limit = body.limit.unwrap_or(10) as usize;
     let hits = state
         .app
+        .knowledge()
         .search_knowledge(&p, &agent_id, &body.query, limit)
         .await?;
     let data: Vec<api::SearchHit> = hits

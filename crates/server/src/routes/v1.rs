@@ -308,7 +308,11 @@ pub async fn create_chatbot(
         )
         .await?;
     if !sources.is_empty()
-        && let Err(e) = state.app.replace_sources(&p, &agent.id, sources).await
+        && let Err(e) = state
+            .app
+            .knowledge()
+            .replace_sources(&p, &agent.id, sources)
+            .await
     {
         // Nothing half-made: the chatbot goes again when its data is refused.
         let _ = state.app.agents().delete(&p.workspace_id, &agent.id).await;
@@ -338,6 +342,7 @@ pub async fn update_chatbot_data(
     let sources = v1_sources(body.source_text, body.urls_to_scrape);
     state
         .app
+        .knowledge()
         .replace_sources(&p, &body.chatbot_id, sources)
         .await?;
     if let Some(name) = body.chatbot_name {
