@@ -24,6 +24,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("macros.html", include_str!("../../templates/macros.html")),
     ("sources.html", include_str!("../../templates/sources.html")),
     ("tickets.html", include_str!("../../templates/tickets.html")),
+    ("keys.html", include_str!("../../templates/keys.html")),
+    ("usage.html", include_str!("../../templates/usage.html")),
+    (
+        "workspaces.html",
+        include_str!("../../templates/workspaces.html"),
+    ),
 ];
 
 fn environment() -> &'static Environment<'static> {
@@ -275,5 +281,91 @@ mod tests {
             html.contains("<a href=\"?cursor=abc%2B/%3D\">Next page</a>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn the_workspaces_page_gives_the_administrator_forms_and_a_member_none() {
+        let notice = Notice::default();
+        let plans = json!([["free", "free"], ["pro", "pro"]]);
+        let admin = json!({
+            "member": false,
+            "workspaces": [{ "id": "ws-1", "name": "<b>Acme</b>", "plan": "pro", "created": "2026-12-04 10:00 UTC" }],
+            "plans": plans,
+        });
+        let html = render("workspaces.html", &shell(&notice, &Nav::TOP), admin).unwrap();
+        assert!(
+            html.contains("<a href=\"/dashboard/w/ws-1/agents\">&lt;b&gt;Acme&lt;/b&gt;</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<option value=\"pro\" selected>pro</option>"),
+            "{html}"
+        );
+        assert!(html.contains("action=\"/dashboard/workspaces\""), "{html}");
+        let member = json!({
+            "member": true,
+            "workspaces": [{ "id": "ws-1", "name": "Acme", "role": "viewer" }],
+            "plans": plans,
+        });
+        let html = render("workspaces.html", &shell(&notice, &Nav::TOP), member).unwrap();
+        assert!(html.contains("<td>viewer</td>"), "{html}");
+        assert!(
+            !html.contains("name=\"plan\""),
+            "no plan forms for a member: {html}"
+        );
+        assert!(!html.contains("New workspace"), "{html}");
+    }
+
+    #[test]
+    fn the_keys_page_shows_a_new_key_once_and_revoke_buttons_for_live_keys() {
+        let notice = Notice::default();
+        let page = json!({
+            "ws": "ws-1",
+            "created": "agb_secret<&>",
+            "keys": [
+                { "id": "k1", "name": "<i>prod</i>", "prefix": "agb_k1", "created": "c", "last_used": "never", "revoked": false },
+                { "id": "k2", "name": "old", "prefix": "agb_k2", "created": "c", "last_used": "never", "revoked": true },
+            ],
+        });
+        let html = render("keys.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(
+            html.contains("<code id=\"created-key\">agb_secret&lt;&amp;&gt;</code>"),
+            "{html}"
+        );
+        assert!(html.contains("data-copy=\"#created-key\""), "{html}");
+        assert!(html.contains("<td>&lt;i&gt;prod&lt;/i&gt;</td>"), "{html}");
+        assert!(
+            html.contains("action=\"/dashboard/w/ws-1/keys/k1/revoke\""),
+            "{html}"
+        );
+        assert!(
+            !html.contains("keys/k2/revoke"),
+            "a revoked key has no button: {html}"
+        );
+        assert!(html.contains("<td>revoked</td>"), "{html}");
+    }
+
+    #[test]
+    fn the_usage_page_draws_a_bar_per_day_and_escapes_names() {
+        let notice = Notice::default();
+        let page = json!({
+            "days": 30, "total": "3.00", "plan": "pro", "monthly": 10000,
+            "chart": {
+                "width": "600", "height": "160", "pad": "20", "max": "3.00", "max_label": "3",
+                "bars": [{ "x": "21.0", "y": "20.0", "width": "17.3", "height": "140.0", "credits": "3", "label": "3.00", "day": "2026-12-04" }],
+            },
+            "agents": [{ "name": "<script>", "credits": "3.00", "responses": 3 }],
+            "models": [],
+        });
+        let html = render("usage.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(
+            html.contains("<strong id=\"usage-total\">3.00</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-credits=\"3\"><title>2026-12-04: 3.00 credits</title></rect>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>&lt;script&gt;</td>"), "{html}");
     }
 }

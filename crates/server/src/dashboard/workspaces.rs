@@ -1,15 +1,15 @@
 //! Workspaces and plans, API keys (shown once at creation), and usage.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use agentbase_core::Plan;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use serde_json::json;
 
 use super::auth::{Posted, Session};
-use super::html::{self, Nav, Notice, copyable, csrf_field, esc, table, when};
-use super::{Problem, back, redirect, render, workspace};
+use super::html::{self, Nav, Notice, when};
+use super::{Problem, back, redirect, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 
@@ -20,13 +20,6 @@ pub fn notice(q: &QueryMap) -> Notice {
     }
 }
 
-fn plan_options(current: Plan) -> String {
-    html::options(
-        Plan::ALL.iter().map(|p| (p.as_str(), p.as_str())),
-        current.as_str(),
-    )
-}
-
 pub async fn list(
     State(state): State<AppState>,
     s: Session,
@@ -34,80 +27,26 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     // A member sees the workspaces they belong to, with their role and without
     // the administrator's forms (plans, new workspaces).
-    if let Some(m) = &s.member {
-        return member_list(&state, &s, &m.id, &q).await;
-    }
-    let workspaces = state.app.accounts().workspaces().await?;
-    let rows: Vec<Vec<String>> = workspaces
-        .iter()
-        .map(|w| {
-            let base = format!("/dashboard/w/{}", esc(&w.id));
-            vec![
-                format!("<a href=\"{base}/agents\">{}</a>", esc(&w.name)),
-                format!("<code>{}</code>", esc(&w.id)),
-                format!(
-                    "<form class=\"inline\" method=\"post\" action=\"{base}/plan\">{}\
-                     <label class=\"sr-only\" for=\"plan-{id}\">Plan of {name}</label>\
-                     <select id=\"plan-{id}\" name=\"plan\">{}</select>\
-                     <button type=\"submit\">Change plan</button></form>",
-                    csrf_field(&s.csrf_token),
-                    plan_options(w.plan),
-                    id = esc(&w.id),
-                    name = esc(&w.name),
-                ),
-                format!("<a href=\"{base}/keys\">Keys</a> · <a href=\"{base}/usage\">Usage</a>"),
-                when(w.created_at),
-            ]
-        })
-        .collect();
-    let body = format!(
-        "{}<section class=\"card\"><h2>New workspace</h2>\
-         <form method=\"post\" action=\"/dashboard/workspaces\">{}\
-         <label for=\"ws-name\">Name</label><input id=\"ws-name\" name=\"name\" required maxlength=\"100\">\
-         <label for=\"ws-plan\">Plan</label><select id=\"ws-plan\" name=\"plan\">{}</select>\
-         <button type=\"submit\">Create workspace</button></form></section>",
-        table(
-            "Workspaces",
-            &["Name", "ID", "Plan", "", "Created"],
-            &rows,
-            "No workspaces yet."
-        ),
-        csrf_field(&s.csrf_token),
-        plan_options(Plan::Standard)
-    );
-    Ok(render(&s, "Workspaces", &Nav::TOP, &notice(&q), &body))
-}
-
-async fn member_list(
-    state: &AppState,
-    s: &Session,
-    member_id: &str,
-    q: &QueryMap,
-) -> Result<Response, Problem> {
-    let rows: Vec<Vec<String>> = state
-        .app
-        .member_workspaces(member_id)
-        .await?
-        .iter()
-        .map(|(w, role)| {
-            let base = format!("/dashboard/w/{}", esc(&w.id));
-            vec![
-                format!("<a href=\"{base}/agents\">{}</a>", esc(&w.name)),
-                format!("<code>{}</code>", esc(&w.id)),
-                role.as_str().to_owned(),
-                format!(
-                    "<a href=\"{base}/members\">Members</a> · <a href=\"{base}/usage\">Usage</a>"
-                ),
-            ]
-        })
-        .collect();
-    let body = table(
-        "Your workspaces",
-        &["Name", "ID", "Your role", ""],
-        &rows,
-        "You belong to no workspace any more.",
-    );
-    Ok(render(s, "Workspaces", &Nav::TOP, &notice(q), &body))
+    let workspaces: Vec<_> = match &s.member {
+        Some(m) => (state.app.member_workspaces(&m.id).await?.iter())
+            .map(|(w, role)| json!({"id": w.id, "name": w.name, "role": role.as_str()}))
+            .collect(),
+        None => (state.app.accounts().workspaces().await?.iter())
+            .map(|w| {
+                json!({"id": w.id, "name": w.name, "plan": w.plan.as_str(), "created": when(w.created_at)})
+            })
+            .collect(),
+    };
+    let plans: Vec<[&str; 2]> = Plan::ALL.iter().map(|p| [p.as_str(); 2]).collect();
+    let page = json!({"member": s.member.is_some(), "workspaces": workspaces, "plans": plans});
+    render_template(
+        &s,
+        "Workspaces",
+        &Nav::TOP,
+        &notice(&q),
+        "workspaces.html",
+        page,
+    )
 }
 
 fn parse_plan(form: &super::auth::Form) -> Result<Plan, Problem> {
@@ -154,59 +93,32 @@ fn keys_page(
     keys: &[agentbase_core::ApiKey],
     created: Option<&str>,
     notice: &Notice,
-) -> Response {
-    let base = format!("/dashboard/w/{}", esc(&w.workspace.id));
-    let mut body = String::new();
-    if let Some(plaintext) = created {
-        let _ = write!(
-            body,
-            "<section class=\"card reveal\" aria-labelledby=\"new-key\"><h2 id=\"new-key\">Your new API key</h2>\
-             <p>Copy it now: it is shown <strong>only once</strong> and cannot be shown again.</p>{}</section>",
-            copyable("created-key", plaintext)
-        );
-    }
-    let rows: Vec<Vec<String>> = keys
+) -> Result<Response, Problem> {
+    let keys: Vec<_> = keys
         .iter()
         .map(|k| {
-            let state = if k.revoked_at.is_some() {
-                "revoked".to_owned()
-            } else {
-                format!(
-                    "<form class=\"inline\" method=\"post\" action=\"{base}/keys/{}/revoke\">{}\
-                     <button class=\"danger\" type=\"submit\" aria-label=\"Revoke {}\">Revoke</button></form>",
-                    esc(&k.id),
-                    csrf_field(&s.csrf_token),
-                    esc(&k.prefix)
-                )
-            };
-            vec![
-                esc(&k.name),
-                format!("<code>{}…</code>", esc(&k.prefix)),
-                when(k.created_at),
-                k.last_used_at.map_or_else(|| "never".into(), when),
-                state,
-            ]
+            json!({
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.prefix,
+                "created": when(k.created_at),
+                "last_used": k.last_used_at.map_or_else(|| "never".into(), when),
+                "revoked": k.revoked_at.is_some(),
+            })
         })
         .collect();
-    let _ = write!(
-        body,
-        "{}<section class=\"card\"><h2>New key</h2><form method=\"post\" action=\"{base}/keys\">{}\
-         <label for=\"key-name\">Name</label><input id=\"key-name\" name=\"name\" required maxlength=\"100\" placeholder=\"production\">\
-         <button type=\"submit\">Create key</button></form></section>",
-        table(
-            "API keys",
-            &["Name", "Prefix", "Created", "Last used", ""],
-            &rows,
-            "No keys yet."
-        ),
-        csrf_field(&s.csrf_token)
-    );
-    let nav = Nav {
+    let page = json!({"ws": w.workspace.id, "created": created, "keys": keys});
+    let nav = workspace_nav(w, "keys");
+    render_template(s, "API keys", &nav, notice, "keys.html", page)
+}
+
+/// The navigation of a workspace's own pages.
+fn workspace_nav<'a>(w: &'a super::Ws, current: &'a str) -> Nav<'a> {
+    Nav {
         workspace: Some((&w.workspace.id, &w.workspace.name)),
         agent: None,
-        current: "keys",
-    };
-    render(s, "API keys", &nav, notice, &body)
+        current,
+    }
 }
 
 pub async fn keys(
@@ -217,7 +129,7 @@ pub async fn keys(
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
     let keys = state.app.accounts().keys(Some(&ws)).await?;
-    Ok(keys_page(&s, &w, &keys, None, &notice(&q)))
+    keys_page(&s, &w, &keys, None, &notice(&q))
 }
 
 /// Answers with the page itself (not a redirect) so the key never travels in a
@@ -240,7 +152,7 @@ pub async fn create_key(
         ok: Some(format!("Key “{name}” created.")),
         error: None,
     };
-    Ok(keys_page(&p.session, &w, &keys, Some(&plaintext), &notice))
+    keys_page(&p.session, &w, &keys, Some(&plaintext), &notice)
 }
 
 pub async fn revoke_key(
@@ -294,7 +206,6 @@ pub async fn usage(
         m.1 += r.responses;
     }
     let total: f64 = per_day.iter().sum();
-    let chart = bar_chart(&per_day, first);
     let names: BTreeMap<String, String> = state
         .app
         .agents()
@@ -304,75 +215,59 @@ pub async fn usage(
         .into_iter()
         .map(|a| (a.id, a.name))
         .collect();
-    let agent_rows: Vec<Vec<String>> = per_agent
+    let agents: Vec<_> = per_agent
         .iter()
         .map(|(id, (credits, n))| {
-            let name = names.get(*id).map_or_else(|| esc(id), |n| esc(n));
-            vec![name, format!("{credits:.2}"), n.to_string()]
+            let name = names.get(*id).map_or(*id, String::as_str);
+            json!({"name": name, "credits": format!("{credits:.2}"), "responses": n})
         })
         .collect();
-    let model_rows: Vec<Vec<String>> = per_model
+    let models: Vec<_> = per_model
         .iter()
-        .map(|(m, (credits, n))| {
-            vec![
-                format!("<code>{}</code>", esc(m)),
-                format!("{credits:.2}"),
-                n.to_string(),
-            ]
-        })
+        .map(|(m, (credits, n))| json!({"model": m, "credits": format!("{credits:.2}"), "responses": n}))
         .collect();
-    let body = format!(
-        "<p>Credits used in the last {USAGE_DAYS} days (UTC): <strong id=\"usage-total\">{total:.2}</strong>. \
-         Plan: {} ({} credits a month).</p>\
-         <figure class=\"card\"><figcaption>Credits per day</figcaption>{chart}</figure>{}{}",
-        esc(w.workspace.plan.as_str()),
-        state.app.settings().monthly_credits(w.workspace.plan),
-        table(
-            "Per agent",
-            &["Agent", "Credits", "Responses"],
-            &agent_rows,
-            "No usage yet."
-        ),
-        table(
-            "Per model",
-            &["Model", "Credits", "Responses"],
-            &model_rows,
-            ""
-        )
-    );
-    let nav = Nav {
-        workspace: Some((&w.workspace.id, &w.workspace.name)),
-        agent: None,
-        current: "usage",
-    };
-    Ok(render(&s, "Usage", &nav, &notice(&q), &body))
+    let page = json!({
+        "days": USAGE_DAYS,
+        "total": format!("{total:.2}"),
+        "plan": w.workspace.plan.as_str(),
+        "monthly": state.app.settings().monthly_credits(w.workspace.plan),
+        "chart": bar_chart(&per_day, first),
+        "agents": agents,
+        "models": models,
+    });
+    let nav = workspace_nav(&w, "usage");
+    render_template(&s, "Usage", &nav, &notice(&q), "usage.html", page)
 }
 
-/// Bars for `values` (one per day from `first_day`), each with a tooltip and an
-/// accessible label; a table-like text fallback is the title of each bar.
-fn bar_chart(values: &[f64], first_day: i64) -> String {
+/// Bars for `values` (one per day from `first_day`), each with a tooltip (its day
+/// and figure), for the template's SVG chart (no script needed).
+fn bar_chart(values: &[f64], first_day: i64) -> serde_json::Value {
     let (w, h, pad) = (600.0, 160.0, 20.0);
     let max = values.iter().copied().fold(0.0, f64::max).max(1.0);
     let bw = (w - pad) / values.len().max(1) as f64;
-    let mut bars = String::new();
-    for (i, v) in values.iter().enumerate() {
-        let bh = (v / max) * (h - pad);
-        let day = html::when((first_day + i as i64) * 86_400_000);
-        let _ = write!(
-            bars,
-            "<rect class=\"bar\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" data-credits=\"{v}\">\
-             <title>{}: {v:.2} credits</title></rect>",
-            pad + i as f64 * bw + 1.0,
-            h - bh,
-            (bw - 2.0).max(1.0),
-            bh,
-            &day[..10]
-        );
-    }
-    format!(
-        "<svg id=\"usage-chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Credits per day for the last {} days, at most {max:.2} a day\">\
-         <line x1=\"{pad}\" y1=\"{h}\" x2=\"{w}\" y2=\"{h}\" class=\"axis\"/>\
-         <text x=\"0\" y=\"12\" class=\"label\">{max:.0}</text>{bars}</svg>",
-        values.len()
-    )
+    let bars: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let bh = (v / max) * (h - pad);
+            let day = html::when((first_day + i as i64) * 86_400_000);
+            json!({
+                "x": format!("{:.1}", pad + i as f64 * bw + 1.0),
+                "y": format!("{:.1}", h - bh),
+                "width": format!("{:.1}", (bw - 2.0).max(1.0)),
+                "height": format!("{bh:.1}"),
+                "credits": v.to_string(),
+                "label": format!("{v:.2}"),
+                "day": &day[..10],
+            })
+        })
+        .collect();
+    json!({
+        "width": w.to_string(),
+        "height": h.to_string(),
+        "pad": pad.to_string(),
+        "max": format!("{max:.2}"),
+        "max_label": format!("{max:.0}"),
+        "bars": bars,
+    })
 }
