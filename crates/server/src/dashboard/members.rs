@@ -4,8 +4,6 @@
 //! new API key. Who may open these routes is `access.rs`; who may manage whom,
 //! `core::member::may_manage` in the service.
 
-use std::fmt::Write;
-
 use agentbase_core::ids;
 use agentbase_core::keys::same_secret;
 use agentbase_core::member::{Member, Role, may_manage};
@@ -13,25 +11,20 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
+use serde_json::json;
 
 use super::auth::{
     Form, Posted, Session, cookie, cross_site, secure, set_cookie, signed_in_response,
 };
-use super::html::{self, Nav, Notice, copyable, csrf_field, esc, table, when};
+use super::html::{Nav, Notice, when};
+use super::templates::{self, Shell};
 use super::workspaces::notice;
-use super::{Problem, Ws, back, html_response, render, workspace};
+use super::{Problem, Ws, back, html_response, render_template, workspace};
 use crate::AppState;
 use crate::extract::{QueryMap, form_pairs};
 
 const LINK_COOKIE: &str = "agentbase_link";
 const LINK_PATH: &str = "/dashboard/invite";
-
-fn role_options() -> String {
-    html::options(
-        Role::ALL.iter().map(|r| (r.as_str(), r.as_str())),
-        Role::Member.as_str(),
-    )
-}
 
 /// The page; `link` is a link just made, shown once with who it is for.
 fn page(
@@ -41,77 +34,37 @@ fn page(
     members: &[Member],
     link: Option<(&str, &str)>,
     notice: &Notice,
-) -> Response {
-    let base = format!("/dashboard/w/{}/members", esc(&w.workspace.id));
+) -> Result<Response, Problem> {
     let acting = s.acting();
-    let mut body = String::new();
-    if let Some((email, token)) = link {
-        let _ = write!(
-            body,
-            "<section class=\"card reveal\" aria-labelledby=\"new-link\"><h2 id=\"new-link\">Link for {}</h2>\
-             <p>Send this link to them: it is shown <strong>only once</strong>, works once, and expires in 7 days. \
-             Following it, they choose their password.</p>{}</section>",
-            esc(email),
-            copyable("member-link", &state.app.link_url(token))
-        );
-    }
-    let rows: Vec<Vec<String>> = members
+    let members: Vec<_> = members
         .iter()
         .map(|m| {
-            let actions = if may_manage(acting, m.role) {
-                let form = |action: &str, label: &str, class: &str| {
-                    format!(
-                        "<form class=\"inline\" method=\"post\" action=\"{base}/{}/{action}\">{}\
-                         <button class=\"{class}\" type=\"submit\" aria-label=\"{label} {}\">{label}</button></form>",
-                        esc(&m.id),
-                        csrf_field(&s.csrf_token),
-                        esc(&m.email),
-                    )
-                };
-                format!(
-                    "{} {}",
-                    form("reset", "Reset password", ""),
-                    form("remove", "Remove", "danger")
-                )
-            } else {
-                String::new()
-            };
-            vec![
-                esc(&m.name),
-                esc(&m.email),
-                m.role.as_str().to_owned(),
-                if m.active { "active" } else { "invited" }.to_owned(),
-                when(m.joined_at),
-                actions,
-            ]
+            json!({
+                "id": m.id,
+                "name": m.name,
+                "email": m.email,
+                "role": m.role.as_str(),
+                "status": if m.active { "active" } else { "invited" },
+                "joined": when(m.joined_at),
+                "manageable": may_manage(acting, m.role),
+            })
         })
         .collect();
-    body.push_str(&table(
-        "Members",
-        &["Name", "Email", "Role", "Status", "Joined", ""],
-        &rows,
-        "No members yet: only the instance administrator signs in here.",
-    ));
-    if may_manage(acting, Role::Member) {
-        let _ = write!(
-            body,
-            "<section class=\"card\"><h2>Invite a member</h2><form method=\"post\" action=\"{base}\">{}\
-             <label for=\"member-email\">Email</label><input id=\"member-email\" name=\"email\" type=\"email\" required maxlength=\"254\">\
-             <label for=\"member-name\">Name</label><input id=\"member-name\" name=\"name\" maxlength=\"100\">\
-             <label for=\"member-role\">Role</label><select id=\"member-role\" name=\"role\">{}</select>\
-             <button type=\"submit\">Invite</button></form>\
-             <p class=\"hint\">Owners manage everyone; admins manage admins, members and API keys; members use \
-             agents, their knowledge and conversations.</p></section>",
-            csrf_field(&s.csrf_token),
-            role_options()
-        );
-    }
+    let roles: Vec<[&str; 2]> = Role::ALL.iter().map(|r| [r.as_str(); 2]).collect();
+    let link = link.map(|(email, token)| json!({"email": email, "url": state.app.link_url(token)}));
+    let page = json!({
+        "ws": w.workspace.id,
+        "link": link,
+        "members": members,
+        "may_invite": may_manage(acting, Role::Member),
+        "roles": roles,
+    });
     let nav = Nav {
         workspace: Some((&w.workspace.id, &w.workspace.name)),
         agent: None,
         current: "members",
     };
-    render(s, "Members", &nav, notice, &body)
+    render_template(s, "Members", &nav, notice, "members.html", page)
 }
 
 pub async fn list(
@@ -122,7 +75,7 @@ pub async fn list(
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
     let members = state.app.members(&ws).await?;
-    Ok(page(&state, &s, &w, &members, None, &notice(&q)))
+    page(&state, &s, &w, &members, None, &notice(&q))
 }
 
 pub async fn invite(
@@ -158,7 +111,7 @@ pub async fn invite(
         error: None,
     };
     let link = invited.token.as_deref().map(|t| (m.email.as_str(), t));
-    Ok(page(&state, &p.session, &w, &members, link, &notice))
+    page(&state, &p.session, &w, &members, link, &notice)
 }
 
 pub async fn reset(
@@ -183,14 +136,14 @@ pub async fn reset(
         )),
         error: None,
     };
-    Ok(page(
+    page(
         &state,
         &p.session,
         &w,
         &members,
         Some((&m.email, &token)),
         &notice,
-    ))
+    )
 }
 
 pub async fn remove(
@@ -214,6 +167,15 @@ fn gone() -> Problem {
     )
 }
 
+/// Who a one-time link is for, as its password form says it.
+struct LinkFor<'a> {
+    email: &'a str,
+    /// What the link is for ("you are invited", …); `None` when the form is
+    /// shown again after a failed attempt.
+    invite: Option<&'a str>,
+    workspace: &'a str,
+}
+
 /// The password form of a one-time link, with its own double-submit CSRF token
 /// (the visitor has no session yet).
 fn link_form(
@@ -221,36 +183,33 @@ fn link_form(
     headers: &HeaderMap,
     token: &str,
     name: &str,
-    intro: &str,
+    to: &LinkFor,
     status: StatusCode,
     error: Option<String>,
-) -> Response {
+) -> Result<Response, Problem> {
     let csrf = ids::alphanumeric(32);
-    let body = format!(
-        "<form class=\"card narrow\" method=\"post\" action=\"{LINK_PATH}/{}\">{}<p>{}</p>\
-         <label for=\"name\">Your name</label><input id=\"name\" name=\"name\" value=\"{}\" maxlength=\"100\">\
-         <label for=\"password\">Choose a password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" minlength=\"{min}\" required autofocus>\
-         <label for=\"confirm\">Repeat it</label>\
-         <input id=\"confirm\" name=\"confirm\" type=\"password\" autocomplete=\"new-password\" minlength=\"{min}\" required>\
-         <button type=\"submit\">Set password and sign in</button>\
-         <p class=\"hint\">At least {min} characters.</p></form>",
-        esc(token),
-        csrf_field(&csrf),
-        intro,
-        esc(name),
-        min = agentbase_core::password::MIN_LEN,
-    );
     let notice = Notice { ok: None, error };
-    let mut r = html_response(
-        status,
-        html::page("Set your password", None, None, &notice, &body),
-    );
+    let shell = Shell {
+        title: "Set your password",
+        csrf: None,
+        notice: &notice,
+        nav: None,
+    };
+    let page = json!({
+        "token": token,
+        "form_csrf": csrf,
+        "email": to.email,
+        "invite": to.invite,
+        "workspace": to.workspace,
+        "name": name,
+        "min": agentbase_core::password::MIN_LEN,
+    });
+    let mut r = html_response(status, templates::render("link.html", &shell, page)?);
     r.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(LINK_COOKIE, &csrf, LINK_PATH, 3600, secure(state, headers)),
     );
-    r
+    Ok(r)
 }
 
 pub async fn link_page(
@@ -259,24 +218,23 @@ pub async fn link_page(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let link = state.app.open_link(&token).await?.ok_or_else(gone)?;
-    let intro = format!(
-        "{} — {} in <strong>{}</strong>.",
-        esc(&link.account.email),
-        match link.kind {
+    let to = LinkFor {
+        email: &link.account.email,
+        invite: Some(match link.kind {
             agentbase_core::member::LinkKind::Invite => "you are invited",
             agentbase_core::member::LinkKind::Reset => "a new password for your account",
-        },
-        esc(&link.workspace.name)
-    );
-    Ok(link_form(
+        }),
+        workspace: &link.workspace.name,
+    };
+    link_form(
         &state,
         &headers,
         &token,
         &link.account.name,
-        &intro,
+        &to,
         StatusCode::OK,
         None,
-    ))
+    )
 }
 
 pub async fn accept(
@@ -292,24 +250,26 @@ pub async fn accept(
     };
     let link = state.app.open_link(&token).await?.ok_or_else(gone)?;
     let again = |status, message: &str| {
+        let to = LinkFor {
+            email: &link.account.email,
+            invite: None,
+            workspace: &link.workspace.name,
+        };
         link_form(
             &state,
             &headers,
             &token,
             form.get("name").unwrap_or(&link.account.name),
-            &esc(&link.account.email),
+            &to,
             status,
             Some(message.to_owned()),
         )
     };
     if cross_site(&headers) || !csrf_ok {
-        return Ok(again(
-            StatusCode::FORBIDDEN,
-            "This form expired. Try again.",
-        ));
+        return again(StatusCode::FORBIDDEN, "This form expired. Try again.");
     }
     if form.raw("password") != form.raw("confirm") {
-        return Ok(again(StatusCode::BAD_REQUEST, "The two passwords differ."));
+        return again(StatusCode::BAD_REQUEST, "The two passwords differ.");
     }
     match state
         .app
@@ -326,7 +286,7 @@ pub async fn accept(
         )),
         Err(e) => {
             let p = Problem::from(e);
-            Ok(again(p.status, &p.message))
+            again(p.status, &p.message)
         }
     }
 }

@@ -25,6 +25,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("sources.html", include_str!("../../templates/sources.html")),
     ("tickets.html", include_str!("../../templates/tickets.html")),
     ("keys.html", include_str!("../../templates/keys.html")),
+    ("link.html", include_str!("../../templates/link.html")),
+    ("members.html", include_str!("../../templates/members.html")),
     ("usage.html", include_str!("../../templates/usage.html")),
     (
         "workspaces.html",
@@ -367,5 +369,63 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<td>&lt;script&gt;</td>"), "{html}");
+    }
+
+    #[test]
+    fn the_members_page_offers_only_the_actions_the_viewer_may_take() {
+        let notice = Notice::default();
+        let page = json!({
+            "ws": "ws-1",
+            "link": { "email": "<a@b>", "url": "http://h/dashboard/invite/t0k" },
+            "members": [
+                { "id": "m1", "name": "<b>Al</b>", "email": "al@x", "role": "member", "status": "active", "joined": "j", "manageable": true },
+                { "id": "m2", "name": "Bo", "email": "bo@x", "role": "owner", "status": "invited", "joined": "j", "manageable": false },
+            ],
+            "may_invite": false,
+            "roles": [["member", "member"]],
+        });
+        let html = render("members.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(html.contains("Link for &lt;a@b&gt;"), "{html}");
+        assert!(
+            html.contains("<code id=\"member-link\">http://h/dashboard/invite/t0k</code>"),
+            "{html}"
+        );
+        assert!(html.contains("<td>&lt;b&gt;Al&lt;/b&gt;</td>"), "{html}");
+        assert!(
+            html.contains("action=\"/dashboard/w/ws-1/members/m1/remove\""),
+            "{html}"
+        );
+        assert!(
+            !html.contains("members/m2/"),
+            "no actions on an owner: {html}"
+        );
+        assert!(!html.contains("Invite a member"), "{html}");
+    }
+
+    #[test]
+    fn the_link_form_carries_its_own_csrf_token_and_escapes_names() {
+        let notice = Notice::default();
+        let shell = Shell {
+            title: "Set your password",
+            csrf: None,
+            notice: &notice,
+            nav: None,
+        };
+        let page = json!({
+            "token": "t0k", "form_csrf": "c5rf", "email": "e@x", "invite": "you are invited",
+            "workspace": "<i>Acme</i>", "name": "\"Al\"", "min": 12,
+        });
+        let html = render("link.html", &shell, page).unwrap();
+        assert!(html.contains("action=\"/dashboard/invite/t0k\"><input type=\"hidden\" name=\"_csrf\" value=\"c5rf\">"), "{html}");
+        assert!(
+            html.contains("e@x — you are invited in <strong>&lt;i&gt;Acme&lt;/i&gt;</strong>."),
+            "{html}"
+        );
+        assert!(html.contains("value=\"&quot;Al&quot;\""), "{html}");
+        assert!(html.contains("minlength=\"12\""), "{html}");
+        assert!(
+            !html.contains("Sign out"),
+            "no navigation without a session: {html}"
+        );
     }
 }
