@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
-use super::html::{self, Notice, csrf_field, esc};
+use super::html::{self, Notice};
+use super::templates::{self, Shell};
 use super::{Problem, html_response, redirect};
 use crate::AppState;
 use crate::extract::{QueryMap, form_pairs};
@@ -246,26 +247,19 @@ fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&
         ok: None,
         error: error.map(str::to_owned),
     };
-    let body = format!(
-        "<form class=\"card narrow\" method=\"post\" action=\"/dashboard/login\">{}\
-         <input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\">\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
-         <button type=\"submit\">Sign in</button>\
-         <p class=\"hint\">Workspace members: your email and password. The instance administrator: leave the email \
-         empty and use the operator password, set with <code>agentbase init --admin-password</code> or printed by \
-         the first start; change it with <code>agentbase admin-password</code>.</p></form>",
-        csrf_field(&token),
-        esc(next)
-    );
+    let shell = Shell {
+        title: "Sign in",
+        csrf: None,
+        notice: &notice,
+        nav: None,
+    };
+    let page = serde_json::json!({ "form_csrf": token, "next": next });
     // A failed attempt is the form again with a message: 200, like the first
     // view (a 401 would put an error in the browser console for a typo).
-    let mut r = html_response(
-        StatusCode::OK,
-        html::page("Sign in", None, None, &notice, &body),
-    );
+    let mut r = match templates::render("sign_in.html", &shell, page) {
+        Ok(html) => html_response(StatusCode::OK, html),
+        Err(p) => return p.into_response(),
+    };
     r.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(

@@ -289,19 +289,28 @@ impl From<Error> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = format!(
-            "<p>{}</p><p><a href=\"/dashboard\">Back to the dashboard</a></p>",
-            esc(&self.message)
-        );
         let title = if self.status == StatusCode::NOT_FOUND {
             "Not found"
         } else {
             "Something is not right"
         };
-        html_response(
-            self.status,
-            html::page(title, None, None, &Notice::default(), &body),
-        )
+        let notice = Notice::default();
+        let shell = templates::Shell {
+            title,
+            csrf: None,
+            notice: &notice,
+            nav: None,
+        };
+        let page = minijinja::context! { message => &self.message };
+        // The error template has its own test; should it fail anyway, the
+        // message still shows (rendering a second problem page could loop).
+        let html = templates::render("error.html", &shell, page).unwrap_or_else(|_| {
+            format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · agentbase</title></head><body><p>{}</p></body></html>",
+                esc(&self.message)
+            )
+        });
+        html_response(self.status, html)
     }
 }
 

@@ -24,7 +24,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("macros.html", include_str!("../../templates/macros.html")),
     ("sources.html", include_str!("../../templates/sources.html")),
     ("tickets.html", include_str!("../../templates/tickets.html")),
+    ("error.html", include_str!("../../templates/error.html")),
     ("keys.html", include_str!("../../templates/keys.html")),
+    ("sign_in.html", include_str!("../../templates/sign_in.html")),
     ("link.html", include_str!("../../templates/link.html")),
     ("members.html", include_str!("../../templates/members.html")),
     ("usage.html", include_str!("../../templates/usage.html")),
@@ -426,6 +428,41 @@ mod tests {
         assert!(
             !html.contains("Sign out"),
             "no navigation without a session: {html}"
+        );
+    }
+
+    #[test]
+    fn the_sign_in_and_error_pages_escape_what_they_echo() {
+        let notice = Notice {
+            ok: None,
+            error: Some("Wrong <password>".into()),
+        };
+        let shell = Shell {
+            title: "Sign in",
+            csrf: None,
+            notice: &notice,
+            nav: None,
+        };
+        let page = json!({ "form_csrf": "c5rf", "next": "/dashboard/\"><script>" });
+        let html = render("sign_in.html", &shell, page).unwrap();
+        assert!(html.contains("name=\"_csrf\" value=\"c5rf\""), "{html}");
+        assert!(
+            html.contains("value=\"/dashboard/&quot;&gt;&lt;script&gt;\""),
+            "{html}"
+        );
+        assert!(html.contains("Wrong &lt;password&gt;"), "{html}");
+        let notice = Notice::default();
+        let shell = Shell {
+            title: "Not found",
+            csrf: None,
+            notice: &notice,
+            nav: None,
+        };
+        let html = render("error.html", &shell, json!({ "message": "<img src=x>" })).unwrap();
+        assert!(html.contains("<p>&lt;img src=x&gt;</p>"), "{html}");
+        assert!(
+            html.contains("<title>Not found · agentbase</title>"),
+            "{html}"
         );
     }
 }
