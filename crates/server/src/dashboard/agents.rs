@@ -1,7 +1,5 @@
 //! Agents: list and create, settings, the playground, and conversations.
 
-use std::fmt::Write;
-
 use agentbase_core::agent::{ESCALATION_ACTION, IpRateLimitsPatch};
 use agentbase_core::conversation::{Message, MessageRole, Part};
 use agentbase_core::{Action, AgentPatch, Cursor, NewAgent, Visibility};
@@ -14,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{Form, Posted, Session};
-use super::html::{self, copyable, csrf_field, esc, url_value, when};
+use super::html::{self, esc, url_value, when};
 use super::workspaces::notice;
-use super::{Problem, agent_page, back, lines, nav, redirect, render, render_template, workspace};
+use super::{Problem, agent_page, back, lines, nav, redirect, render_template, workspace};
 use crate::AppState;
 use crate::extract::{PageQuery, QueryMap};
 use crate::routes::conversations::{check, date_window};
@@ -130,78 +128,33 @@ pub async fn settings(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let base = agent_base(&ws, &a.id);
-    let models = html::options(
-        state
-            .app
-            .settings()
-            .models
-            .keys()
-            .map(|m| (m.as_str(), m.as_str())),
-        &a.model,
-    );
-    let visibility = html::options(
-        [
-            ("private", "Private (API only)"),
-            ("public", "Public (widget)"),
-        ],
-        a.visibility.as_str(),
-    );
-    let used = state.app.agent_credits_used(&a);
-    let escalation = if a.actions.iter().any(|x| x.name == ESCALATION_ACTION) {
-        "checked"
-    } else {
-        ""
-    };
-    let body = format!(
-        "<section class=\"card\"><h2>Agent ID</h2>{}\
-         <h2>Embed on a site</h2><p>Public agents only; allowed domains apply.</p>{}</section>\
-         <form class=\"card\" method=\"post\" action=\"{base}\">{}\
-         <label for=\"name\">Name</label><input id=\"name\" name=\"name\" value=\"{}\" required maxlength=\"100\">\
-         <label for=\"instructions\">Instructions</label><textarea id=\"instructions\" name=\"instructions\" rows=\"6\">{}</textarea>\
-         <div class=\"row\"><div><label for=\"model\">Model</label><select id=\"model\" name=\"model\">{models}</select></div>\
-         <div><label for=\"temp\">Temperature (0–1)</label><input id=\"temp\" name=\"temp\" type=\"number\" min=\"0\" max=\"1\" step=\"0.05\" value=\"{}\"></div>\
-         <div><label for=\"visibility\">Visibility</label><select id=\"visibility\" name=\"visibility\">{visibility}</select></div></div>\
-         <label for=\"allowedDomains\">Allowed domains for the widget, one per line (empty: any site)</label>\
-         <textarea id=\"allowedDomains\" name=\"allowedDomains\" rows=\"3\" placeholder=\"example.com\">{}</textarea>\
-         <label for=\"initialMessages\">Initial messages, one per line</label>\
-         <textarea id=\"initialMessages\" name=\"initialMessages\" rows=\"2\">{}</textarea>\
-         <label for=\"suggestedMessages\">Suggested messages, one per line</label>\
-         <textarea id=\"suggestedMessages\" name=\"suggestedMessages\" rows=\"3\">{}</textarea>\
-         <div class=\"row\"><div><label for=\"creditLimit\">Credit limit a month (empty: none; used: {used:.2})</label>\
-         <input id=\"creditLimit\" name=\"creditLimit\" type=\"number\" min=\"0\" step=\"1\" value=\"{}\"></div>\
-         <div><label for=\"ipLimit\">Messages per visitor address</label><input id=\"ipLimit\" name=\"ipLimit\" type=\"number\" min=\"1\" max=\"200\" value=\"{}\"></div>\
-         <div><label for=\"ipTimeframe\">…per seconds</label><input id=\"ipTimeframe\" name=\"ipTimeframe\" type=\"number\" min=\"1\" max=\"3600\" value=\"{}\"></div></div>\
-         <label for=\"ipMessage\">Message when a visitor hits the limit</label>\
-         <input id=\"ipMessage\" name=\"ipMessage\" value=\"{}\" maxlength=\"200\">\
-         <input type=\"hidden\" name=\"escalationShown\" value=\"1\">\
-         <label class=\"check\"><input type=\"checkbox\" name=\"escalation\" value=\"1\" data-testid=\"agent-escalation\" {escalation}> \
-         Let the AI hand a conversation to a person (it becomes a ticket; the AI is silent until handed back)</label>\
-         <button type=\"submit\">Save settings</button></form>\
-         <form class=\"card\" method=\"post\" action=\"{base}/delete\" data-confirm=\"Delete this agent, its sources and conversations?\">{}\
-         <button class=\"danger\" type=\"submit\">Delete agent</button></form>",
-        copyable("agent-id", &a.id),
-        copyable("embed-snippet", &embed_snippet(&state, &headers, &a.id)),
-        csrf_field(&s.csrf_token),
-        esc(&a.name),
-        esc(&a.instructions),
-        a.temp,
-        esc(&a.allowed_domains.clone().unwrap_or_default().join("\n")),
-        esc(&a.initial_messages.join("\n")),
-        esc(&suggested_lines(a.suggested_messages.as_ref())),
-        a.credit_limit.map(|c| c.to_string()).unwrap_or_default(),
-        a.ip_rate_limits.limit,
-        a.ip_rate_limits.timeframe_secs,
-        esc(&a.ip_rate_limits.message),
-        csrf_field(&s.csrf_token),
-    );
-    Ok(render(
-        &s,
-        &a.name,
-        &nav(&w, Some(&a), "settings"),
-        &notice(&q),
-        &body,
-    ))
+    let models: Vec<[&str; 2]> = (state.app.settings().models.keys())
+        .map(|m| [m.as_str(); 2])
+        .collect();
+    let page = json!({
+        "agent": {
+            "id": a.id,
+            "name": a.name,
+            "instructions": a.instructions,
+            "temp": a.temp,
+            "allowed_domains": a.allowed_domains.clone().unwrap_or_default().join("\n"),
+            "initial_messages": a.initial_messages.join("\n"),
+            "suggested_messages": suggested_lines(a.suggested_messages.as_ref()),
+            "credit_limit": a.credit_limit.map(|c| c.to_string()).unwrap_or_default(),
+            "ip_limit": a.ip_rate_limits.limit,
+            "ip_timeframe": a.ip_rate_limits.timeframe_secs,
+            "ip_message": a.ip_rate_limits.message,
+            "escalation": a.actions.iter().any(|x| x.name == ESCALATION_ACTION),
+        },
+        "embed": embed_snippet(&state, &headers, &a.id),
+        "models": models,
+        "model": a.model,
+        "visibilities": [["private", "Private (API only)"], ["public", "Public (widget)"]],
+        "visibility": a.visibility.as_str(),
+        "used": format!("{:.2}", state.app.agent_credits_used(&a)),
+    });
+    let nav = nav(&w, Some(&a), "settings");
+    render_template(&s, &a.name, &nav, &notice(&q), "settings.html", page)
 }
 
 fn number<T: std::str::FromStr>(form: &Form, key: &str, label: &str) -> Result<Option<T>, Problem> {
@@ -312,25 +265,9 @@ pub async fn playground(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let body = format!(
-        "<section class=\"card playground\" data-chat-url=\"{}/playground/chat\">\
-         <div id=\"transcript\" class=\"transcript\" role=\"log\" aria-live=\"polite\" aria-label=\"Conversation\"></div>\
-         <form id=\"playground-form\"><label for=\"playground-input\">Message</label>\
-         <textarea id=\"playground-input\" name=\"message\" rows=\"2\" required \
-         placeholder=\"Ask {}… (Enter sends, Shift+Enter for a new line)\"></textarea>\
-         <div class=\"row\"><button type=\"submit\">Send</button>\
-         <button type=\"button\" id=\"playground-reset\" class=\"link\">New conversation</button></div></form>\
-         <noscript><p>The playground streams answers with JavaScript.</p></noscript></section>",
-        agent_base(&ws, &a.id),
-        esc(&a.name)
-    );
-    Ok(render(
-        &s,
-        "Playground",
-        &nav(&w, Some(&a), "playground"),
-        &notice(&q),
-        &body,
-    ))
+    let nav = nav(&w, Some(&a), "playground");
+    let page = json!({ "name": a.name });
+    render_template(&s, "Playground", &nav, &notice(&q), "playground.html", page)
 }
 
 /// Streams a playground turn: the API's UI Message Stream, for the page's script.
@@ -470,82 +407,46 @@ struct ConversationRow {
     updated: String,
 }
 
-fn message_html(m: &Message) -> String {
+/// A message as the conversation template shows it.
+fn message_context(m: &Message) -> Value {
     let role = match m.role {
         MessageRole::User => "user",
         MessageRole::Assistant => "assistant",
     };
-    let mut out = format!(
-        "<li class=\"msg {role}\" id=\"m-{}\"><div class=\"who\">{role} · {}</div>",
-        esc(&m.id),
-        when(m.created_at)
-    );
-    for part in &m.parts {
-        match part {
-            Part::Text { text } => {
-                let _ = write!(out, "<div class=\"text\">{}</div>", esc(text));
-            }
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let parts: Vec<Value> = (m.parts.iter())
+        .map(|part| match part {
+            Part::Text { text } => json!({"kind": "text", "text": text}),
             Part::ToolCall {
                 tool_name, input, ..
-            } => {
-                let _ = write!(
-                    out,
-                    "<div class=\"tool\"><strong>Tool call</strong> <code>{}</code><pre>{}</pre></div>",
-                    esc(tool_name),
-                    esc(&serde_json::to_string_pretty(input).unwrap_or_default())
-                );
-            }
+            } => json!({"kind": "call", "tool": tool_name, "json": pretty(input)}),
             Part::ToolResult {
                 tool_name, output, ..
-            } => {
-                let _ = write!(
-                    out,
-                    "<div class=\"tool result\"><strong>Tool result</strong> <code>{}</code><pre>{}</pre></div>",
-                    esc(tool_name),
-                    esc(&serde_json::to_string_pretty(output).unwrap_or_default())
-                );
-            }
-        }
-    }
-    if !m.sources.is_empty() {
-        let items: String = m
-            .sources
-            .iter()
-            .map(|c| {
-                let title = esc(&c.title);
-                match c.url.as_deref().map(|u| (u, html::safe_href(u))) {
-                    Some((_, Some(href))) => format!(
-                        "<li><a href=\"{}\" rel=\"noreferrer\">{title}</a> ({:.2})</li>",
-                        esc(href),
-                        c.score
-                    ),
-                    // Not http(s): shown, never linked.
-                    Some((u, None)) => {
-                        format!("<li>{title} <code>{}</code> ({:.2})</li>", esc(u), c.score)
-                    }
-                    None => format!("<li>{title} ({:.2})</li>", c.score),
-                }
+            } => json!({"kind": "result", "tool": tool_name, "json": pretty(output)}),
+        })
+        .collect();
+    // A source whose URL is not http(s) is shown, never linked.
+    let sources: Vec<Value> = (m.sources.iter())
+        .map(|c| {
+            json!({
+                "title": c.title,
+                "href": c.url.as_deref().and_then(html::safe_href),
+                "url": c.url,
+                "score": format!("{:.2}", c.score),
             })
-            .collect();
-        let _ = write!(
-            out,
-            "<div class=\"citations\"><strong>Sources</strong><ol>{items}</ol></div>"
-        );
-    }
-    if m.role == MessageRole::Assistant {
-        let feedback = m.feedback.map_or("none", |f| f.as_str());
-        let _ = write!(
-            out,
-            "<div class=\"meta\">Feedback: <span class=\"feedback\">{feedback}</span> · {} credits{}</div>",
-            m.credits,
-            m.finish_reason
-                .as_deref()
-                .map(|r| format!(" · finish: {}", esc(r)))
-                .unwrap_or_default()
-        );
-    }
-    out.push_str("</li>");
-    out
+        })
+        .collect();
+    json!({
+        "id": m.id,
+        "role": role,
+        "at": when(m.created_at),
+        "parts": parts,
+        "sources": sources,
+        "assistant": m.role == MessageRole::Assistant,
+        "feedback": m.feedback.map_or("none", |f| f.as_str()),
+        "credits": m.credits.to_string(),
+        "finish": m.finish_reason,
+    })
 }
 
 pub async fn thread(
@@ -560,26 +461,25 @@ pub async fn thread(
         .conversation_of(&w.principal, &a.id, &conversation_id)
         .await?;
     let messages = state.app.all_messages(&c.id).await?;
-    let body = format!(
-        "<p><a href=\"{}/conversations\">← All conversations</a></p>\
-         <dl class=\"card meta\"><dt>ID</dt><dd><code>{}</code></dd><dt>User</dt><dd>{}</dd>\
-         <dt>Source</dt><dd>{}</dd><dt>Status</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd></dl>\
-         {}<ol class=\"thread\" id=\"thread\" data-after=\"{}\">{}</ol>",
-        agent_base(&ws, &a.id),
-        esc(&c.id),
-        esc(c.user_id.as_deref().unwrap_or("—")),
-        esc(&c.source),
-        esc(c.status.as_str()),
-        when(c.created_at),
-        super::helpdesk::handoff_panel(&s, &ws, &a.id, &c),
-        messages.last().map_or(0, |m| m.seq),
-        messages.iter().map(message_html).collect::<String>()
-    );
-    Ok(render(
+    let page = json!({
+        "conversation": {
+            "id": c.id,
+            "user": c.user_id.as_deref().unwrap_or("—"),
+            "source": c.source,
+            "status": c.status.as_str(),
+            "started": when(c.created_at),
+            "url": format!("{}/conversations/{}", agent_base(&ws, &a.id), url_value(&c.id)),
+        },
+        "after": messages.last().map_or(0, |m| m.seq),
+        "messages": messages.iter().map(message_context).collect::<Vec<_>>(),
+    });
+    let nav = nav(&w, Some(&a), "conversations");
+    render_template(
         &s,
         "Conversation",
-        &nav(&w, Some(&a), "conversations"),
+        &nav,
         &notice(&q),
-        &body,
-    ))
+        "conversation.html",
+        page,
+    )
 }

@@ -3,7 +3,6 @@
 //! hand back) with its live feed (`live.json`, a long poll the page's script
 //! repeats, so the visitor's messages appear without a reload).
 
-use agentbase_core::conversation::{Conversation, ConversationStatus};
 use agentbase_core::helpdesk::{self, CATEGORIES, Sender, TicketFilter};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -11,16 +10,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{Posted, Session};
-use super::html::{csrf_field, esc, url_value, when};
+use super::html::{url_value, when};
 use super::workspaces::notice;
 use super::{Problem, agent_page, back, nav, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::widget_live::{live_json, live_params};
-
-fn base(ws: &str, agent: &str) -> String {
-    format!("/dashboard/w/{}/agents/{}", esc(ws), esc(agent))
-}
 
 /// Who replies from the dashboard: the signed-in member, or the instance
 /// administrator (no member record) as "Operator".
@@ -118,34 +113,6 @@ struct TicketRow {
     priority: String,
     channel: String,
     updated: String,
-}
-
-/// The conversation page's handoff panel: take over, or reply and hand back, and
-/// the live feed's address.
-pub fn handoff_panel(s: &Session, ws: &str, agent_id: &str, c: &Conversation) -> String {
-    let url = format!("{}/conversations/{}", base(ws, agent_id), url_value(&c.id));
-    let csrf = csrf_field(&s.csrf_token);
-    let controls = match c.status {
-        ConversationStatus::TakenOver => format!(
-            "<p>You are answering this conversation; the AI is silent.</p>\
-             <form method=\"post\" action=\"{url}/reply\" data-testid=\"handoff-reply\">{csrf}\
-             <label for=\"reply-text\">Reply</label>\
-             <textarea id=\"reply-text\" name=\"text\" rows=\"3\" required data-testid=\"handoff-reply-text\"></textarea>\
-             <button type=\"submit\" data-testid=\"handoff-reply-send\">Send</button></form>\
-             <form method=\"post\" action=\"{url}/hand-back\">{csrf}\
-             <button type=\"submit\" data-testid=\"handoff-hand-back\">Hand back to the AI</button></form>"
-        ),
-        ConversationStatus::Ended => "<p>This conversation has ended.</p>".to_owned(),
-        _ => format!(
-            "<form method=\"post\" action=\"{url}/take-over\">{csrf}\
-             <button type=\"submit\" data-testid=\"handoff-take-over\">Take over</button></form>"
-        ),
-    };
-    format!(
-        "<section class=\"card handoff\" id=\"handoff\" data-live-url=\"{url}/live.json\" \
-         data-status=\"{}\"><h2>Human handoff</h2>{controls}</section>",
-        esc(c.status.as_str())
-    )
 }
 
 fn thread_url(ws: &str, agent_id: &str, conversation_id: &str) -> String {

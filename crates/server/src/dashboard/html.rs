@@ -1,13 +1,10 @@
-//! HTML building blocks for the pages not yet on templates: escaping, the layout
-//! around a body, and small components. These pages are strings assembled with
-//! `format!`; every value that came from a user or the record goes through [`esc`].
-//! Pages on templates ([`super::templates`]) get escaping from the template engine.
+//! What the dashboard's templates ([`super::templates`]) are given: the escaping
+//! their formatter uses, link and query-value checks, the navigation, the notice
+//! and readable times. Pages themselves are templates; no HTML is built here.
 
 use std::fmt::Write;
 
 use serde::Serialize;
-
-use super::templates::{NavContext, Shell};
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn esc(s: &str) -> String {
@@ -67,91 +64,11 @@ impl Nav<'_> {
     };
 }
 
-/// A whole page: the layout template around `body` (already HTML). `csrf` is present
-/// for signed-in pages (scripts read it from the meta tag; forms carry it in a
-/// hidden field).
-pub fn page(
-    title: &str,
-    nav: Option<&Nav>,
-    csrf: Option<&str>,
-    notice: &Notice,
-    body: &str,
-) -> String {
-    let shell = Shell {
-        title,
-        csrf,
-        notice,
-        nav: nav.map(NavContext::from),
-    };
-    super::templates::render("layout.html", &shell, minijinja::context! { body => body })
-        // The layout has its own test; should it fail anyway, the page still shows.
-        .unwrap_or_else(|_| {
-            format!(
-                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · agentbase</title></head><body>{body}</body></html>",
-                esc(title)
-            )
-        })
-}
-
 /// A one-line message at the top of a page, after a redirect.
 #[derive(Debug, Default, Serialize)]
 pub struct Notice {
     pub ok: Option<String>,
     pub error: Option<String>,
-}
-
-pub fn csrf_field(token: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"_csrf\" value=\"{}\">",
-        esc(token)
-    )
-}
-
-/// A value with a button that copies it.
-pub fn copyable(id: &str, value: &str) -> String {
-    format!(
-        "<span class=\"copy\"><code id=\"{id}\">{}</code>\
-         <button type=\"button\" data-copy=\"#{id}\">Copy</button></span>",
-        esc(value)
-    )
-}
-
-/// `<option>`s with `selected` on the current value.
-pub fn options<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>, current: &str) -> String {
-    values
-        .into_iter()
-        .map(|(v, label)| {
-            let sel = if v == current { " selected" } else { "" };
-            format!("<option value=\"{}\"{sel}>{}</option>", esc(v), esc(label))
-        })
-        .collect()
-}
-
-/// A table with a header row; cells are already HTML.
-pub fn table(caption: &str, head: &[&str], rows: &[Vec<String>], empty: &str) -> String {
-    if rows.is_empty() {
-        return format!("<p class=\"empty\">{}</p>", esc(empty));
-    }
-    let head: String = head
-        .iter()
-        .map(|h| format!("<th scope=\"col\">{}</th>", esc(h)))
-        .collect();
-    let body: String = rows
-        .iter()
-        .map(|r| {
-            format!(
-                "<tr>{}</tr>",
-                r.iter()
-                    .map(|c| format!("<td>{c}</td>"))
-                    .collect::<String>()
-            )
-        })
-        .collect();
-    format!(
-        "<div class=\"scroll\"><table><caption>{}</caption><thead><tr>{head}</tr></thead>\
-         <tbody>{body}</tbody></table></div>",
-        esc(caption)
-    )
 }
 
 /// A short, readable UTC time.

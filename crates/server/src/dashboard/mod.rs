@@ -388,11 +388,3 @@ pub fn render_template(
     let html = templates::render(template, &shell, page)?;
     Ok(html_response(StatusCode::OK, html))
 }
-
-/// Renders a signed-in page built in Rust (`body`: HTML).
-pub fn render(s: &Session, title: &str, nav: &Nav, notice: &Notice, body: &str) -> Response {
-    html_response(
-        StatusCode::OK,
-        html::page(title, Some(nav), Some(&s.csrf_token), notice, body),
-    )
-}

@@ -1,7 +1,6 @@
 //! The dashboard's templates (`crates/server/templates/`, compiled into the binary):
-//! minijinja with HTML auto-escaping, so every value a page shows is escaped unless a
-//! template says `|safe` (only the layout does, for the body of pages still built
-//! in Rust with [`super::html`]).
+//! minijinja with HTML auto-escaping, so every value a page shows is escaped; no
+//! template says `|safe` (a test keeps it so).
 
 use std::sync::OnceLock;
 
@@ -24,9 +23,21 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("macros.html", include_str!("../../templates/macros.html")),
     ("sources.html", include_str!("../../templates/sources.html")),
     ("tickets.html", include_str!("../../templates/tickets.html")),
+    (
+        "conversation.html",
+        include_str!("../../templates/conversation.html"),
+    ),
     ("error.html", include_str!("../../templates/error.html")),
     ("keys.html", include_str!("../../templates/keys.html")),
     ("sign_in.html", include_str!("../../templates/sign_in.html")),
+    (
+        "settings.html",
+        include_str!("../../templates/settings.html"),
+    ),
+    (
+        "playground.html",
+        include_str!("../../templates/playground.html"),
+    ),
     ("link.html", include_str!("../../templates/link.html")),
     ("members.html", include_str!("../../templates/members.html")),
     ("usage.html", include_str!("../../templates/usage.html")),
@@ -159,12 +170,7 @@ mod tests {
             ok: Some("<b>saved</b>".into()),
             error: None,
         };
-        let html = render(
-            "layout.html",
-            &shell(&notice, &NAV),
-            json!({ "body": "<p id=\"b\">x</p>" }),
-        )
-        .unwrap();
+        let html = render("layout.html", &shell(&notice, &NAV), json!({})).unwrap();
         assert!(
             html.contains("<title>T &lt;1&gt; · agentbase</title>"),
             "{html}"
@@ -180,8 +186,18 @@ mod tests {
             html.contains("<a href=\"/dashboard/w/ws-1/agents/ag-1/sources\" aria-current=\"page\">Sources</a>"),
             "{html}"
         );
-        // The body of a page built in Rust is already HTML.
-        assert!(html.contains("<p id=\"b\">x</p>"), "{html}");
+    }
+
+    /// Every value reaches a page escaped: no template opts out.
+    #[test]
+    fn no_template_marks_a_value_safe() {
+        for (name, source) in TEMPLATES {
+            assert!(!source.contains("|safe"), "{name} uses |safe");
+            assert!(
+                !source.contains("autoescape false"),
+                "{name} turns escaping off"
+            );
+        }
     }
 
     #[test]
@@ -462,6 +478,101 @@ mod tests {
         assert!(html.contains("<p>&lt;img src=x&gt;</p>"), "{html}");
         assert!(
             html.contains("<title>Not found · agentbase</title>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_conversation_page_links_only_http_sources_and_offers_the_handoff() {
+        let notice = Notice::default();
+        let page = json!({
+            "conversation": {
+                "id": "c1", "user": "<u>", "source": "API", "status": "taken_over",
+                "started": "s", "url": "/dashboard/w/ws-1/agents/ag-1/conversations/c1",
+            },
+            "after": 7,
+            "messages": [{
+                "id": "m1", "role": "assistant", "at": "t",
+                "parts": [
+                    { "kind": "text", "text": "<script>alert(1)</script>" },
+                    { "kind": "call", "tool": "get<x>", "json": "{\"a\": 1}" },
+                ],
+                "sources": [
+                    { "title": "Docs", "href": "https://d.example/a", "url": "https://d.example/a", "score": "0.90" },
+                    { "title": "Evil", "href": null, "url": "javascript:alert(1)", "score": "0.50" },
+                ],
+                "assistant": true, "feedback": "none", "credits": "1", "finish": "stop",
+            }],
+        });
+        let html = render("conversation.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(
+            html.contains("<div class=\"text\">&lt;script&gt;alert(1)&lt;/script&gt;</div>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code>get&lt;x&gt;</code><pre>{&quot;a&quot;: 1}</pre>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"https://d.example/a\" rel=\"noreferrer\">Docs</a> (0.90)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<li>Evil <code>javascript:alert(1)</code> (0.50)</li>"),
+            "{html}"
+        );
+        assert!(!html.contains("href=\"javascript:"), "{html}");
+        assert!(html.contains("data-testid=\"handoff-reply\""), "{html}");
+        assert!(html.contains("data-after=\"7\""), "{html}");
+        assert!(html.contains("· 1 credits · finish: stop</div>"), "{html}");
+    }
+
+    #[test]
+    fn the_settings_and_playground_pages_escape_the_agents_text() {
+        let notice = Notice::default();
+        let page = json!({
+            "agent": {
+                "id": "ag-1", "name": "\"Bot\"", "instructions": "</textarea><script>", "temp": 0.5,
+                "allowed_domains": "a.example", "initial_messages": "Hi", "suggested_messages": "",
+                "credit_limit": "", "ip_limit": 20, "ip_timeframe": 60, "ip_message": "<slow>",
+                "escalation": true,
+            },
+            "embed": "<script src=\"http://h/widget.js\" data-agent-id=\"ag-1\" defer></script>",
+            "models": [["m1", "m1"], ["m2", "m2"]], "model": "m2",
+            "visibilities": [["private", "Private (API only)"], ["public", "Public (widget)"]],
+            "visibility": "public", "used": "1.50",
+        });
+        let html = render("settings.html", &shell(&notice, &NAV), page).unwrap();
+        assert!(
+            html.contains("rows=\"6\">&lt;/textarea&gt;&lt;script&gt;</textarea>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code id=\"embed-snippet\">&lt;script src="),
+            "{html}"
+        );
+        assert!(
+            html.contains("<option value=\"m2\" selected>m2</option>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-testid=\"agent-escalation\" checked>"),
+            "{html}"
+        );
+        assert!(html.contains("value=\"&lt;slow&gt;\""), "{html}");
+        assert!(
+            html.contains("action=\"/dashboard/w/ws-1/agents/ag-1/delete\""),
+            "{html}"
+        );
+        let html = render(
+            "playground.html",
+            &shell(&notice, &NAV),
+            json!({ "name": "<b>" }),
+        )
+        .unwrap();
+        assert!(html.contains("placeholder=\"Ask &lt;b&gt;…"), "{html}");
+        assert!(
+            html.contains("data-chat-url=\"/dashboard/w/ws-1/agents/ag-1/playground/chat\""),
             "{html}"
         );
     }
