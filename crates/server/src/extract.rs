@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use agentbase_api_types::codes;
+use agentbase_core::Millis;
+use agentbase_core::time_fmt::parse_date_bound;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -218,8 +220,103 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     }
 }
 
-/// `startDate`/`endDate` (`YYYY-MM-DD`) as the first and last millisecond of the
-/// window (both days included); a bad one is added to `details`.
+/// The page and creation window of a v2 list: `cursor`, `limit` (1..=`MAX`),
+/// `startDate` and `endDate` (a date counts from its first or to its last moment;
+/// an ISO 8601 date-time is taken as it is). As an extractor it rejects with every
+/// bad parameter at once, and with `VALIDATION_INVALID_DATE_RANGE` for a window
+/// that ends before it starts. An endpoint with parameters of its own calls
+/// [`ListQuery::read`], adds its problems to the same `details`, then
+/// [`ListQuery::check`].
+#[derive(Debug, Clone)]
+pub struct ListQuery<const MAX: u32 = { PageQuery::MAX_LIMIT }> {
+    pub page: PageQuery,
+    pub created_from: Option<Millis>,
+    pub created_to: Option<Millis>,
+}
+
+impl<const MAX: u32> ListQuery<MAX> {
+    /// Reads the page and the window, adding problems to `details`.
+    pub fn read(q: &QueryMap, details: &mut BTreeMap<String, String>) -> Self {
+        let page = PageQuery::read(q, MAX, details);
+        let (created_from, created_to) = dates(q, ("startDate", "endDate"), details);
+        Self {
+            page,
+            created_from,
+            created_to,
+        }
+    }
+
+    /// The problems found (the list's and the endpoint's own) as one error, then
+    /// the window's order.
+    pub fn check(self, details: BTreeMap<String, String>) -> Result<Self, ApiError> {
+        window_order(
+            details,
+            (self.created_from, self.created_to),
+            "startDate",
+            "endDate",
+        )?;
+        Ok(self)
+    }
+}
+
+impl<S: Send + Sync, const MAX: u32> FromRequestParts<S> for ListQuery<MAX> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let mut details = BTreeMap::new();
+        Self::read(&q, &mut details).check(details)
+    }
+}
+
+/// A window's two bounds from the query: the first key is a start (a date counts
+/// from its first moment), the second an end (a date counts to its last); either
+/// may be an ISO 8601 date-time.
+pub fn dates(
+    q: &QueryMap,
+    (from, to): (&str, &str),
+    details: &mut BTreeMap<String, String>,
+) -> (Option<Millis>, Option<Millis>) {
+    let mut read = |key: &str, end: bool| {
+        let text = q.get(key)?;
+        let parsed = parse_date_bound(text, end);
+        if parsed.is_none() {
+            details.insert(
+                key.to_owned(),
+                "must be YYYY-MM-DD or an ISO 8601 date-time".into(),
+            );
+        }
+        parsed
+    };
+    (read(from, false), read(to, true))
+}
+
+/// `details` as one error when there are any; then a window (named by its keys)
+/// that ends before it starts.
+pub fn window_order(
+    details: BTreeMap<String, String>,
+    (from, to): (Option<Millis>, Option<Millis>),
+    from_key: &str,
+    to_key: &str,
+) -> Result<(), ApiError> {
+    if !details.is_empty() {
+        return Err(ApiError::invalid_body(details));
+    }
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_INVALID_DATE_RANGE,
+            format!("{from_key} must not be after {to_key}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `startDate`/`endDate` (`YYYY-MM-DD` only: the v1 API and the leads export) as
+/// the first and last millisecond of the window (both days included); a bad one is
+/// added to `details`.
 pub fn date_window(
     q: &QueryMap,
     details: &mut BTreeMap<String, String>,

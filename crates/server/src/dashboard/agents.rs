@@ -16,8 +16,7 @@ use super::html::{self, esc, url_value, when};
 use super::workspaces::notice;
 use super::{Problem, agent_page, back, lines, nav, redirect, render_template, workspace};
 use crate::AppState;
-use crate::extract::{PageQuery, QueryMap};
-use crate::routes::conversations::{check, date_window};
+use crate::extract::{ListQuery, PageQuery, QueryMap};
 
 /// The conversation source the playground records (a Chatbase source label).
 pub const SOURCE_PLAYGROUND: &str = "Playground";
@@ -322,9 +321,12 @@ pub async fn conversations(
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let mut details = std::collections::BTreeMap::new();
-    let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
-    let (from, to) = date_window(&q, &mut details);
-    check(details, from, to).map_err(Problem::from)?;
+    let list = ListQuery::<{ PageQuery::MAX_LIMIT }>::read(&q, &mut details);
+    let ListQuery {
+        page,
+        created_from: from,
+        created_to: to,
+    } = list.check(details).map_err(Problem::from)?;
     let user = q.get("userId").map(str::to_owned);
     let filter = ConversationFilter {
         created_from: from,

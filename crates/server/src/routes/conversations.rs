@@ -5,20 +5,17 @@
 use std::collections::BTreeMap;
 
 use agentbase_api_types as api;
-use agentbase_api_types::codes;
 use agentbase_core::conversation::{Conversation, Feedback, Message, MessageRole, Part};
-use agentbase_core::time_fmt::parse_date_bound;
 use agentbase_core::{Cursor, Millis};
 use agentbase_service::Principal;
 use agentbase_service::chat::valid_user_id;
 use agentbase_service::{ConversationFilter, Page};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::{Extension, Json};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{AppJson, PageQuery, QueryMap};
+use crate::extract::{AppJson, ListQuery, PageQuery, QueryMap, dates, window_order};
 
 fn secs(ms: Millis) -> i64 {
     ms.div_euclid(1000)
@@ -215,55 +212,6 @@ fn by_activity(c: &Conversation) -> Cursor {
     }
 }
 
-/// `startDate`/`endDate`: a date (start / end of that UTC day) or a date-time.
-pub(crate) fn date_window(
-    q: &QueryMap,
-    details: &mut BTreeMap<String, String>,
-) -> (Option<Millis>, Option<Millis>) {
-    dates(q, ("startDate", "endDate"), details)
-}
-
-/// A window's two bounds from the query: the first key is a start (a date counts
-/// from its first moment), the second an end (a date counts to its last).
-fn dates(
-    q: &QueryMap,
-    (from, to): (&str, &str),
-    details: &mut BTreeMap<String, String>,
-) -> (Option<Millis>, Option<Millis>) {
-    let mut read = |key: &str, end: bool| {
-        let text = q.get(key)?;
-        let parsed = parse_date_bound(text, end);
-        if parsed.is_none() {
-            details.insert(
-                key.to_owned(),
-                "must be YYYY-MM-DD or an ISO 8601 date-time".into(),
-            );
-        }
-        parsed
-    };
-    (read(from, false), read(to, true))
-}
-
-pub(crate) fn check(
-    details: BTreeMap<String, String>,
-    from: Option<Millis>,
-    to: Option<Millis>,
-) -> Result<(), ApiError> {
-    if !details.is_empty() {
-        return Err(ApiError::invalid_body(details));
-    }
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::VALIDATION_INVALID_DATE_RANGE,
-            "startDate must not be after endDate",
-        ));
-    }
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations", tag = "conversations",
     params(("agentId" = String, Path), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query),
            ("startDate" = Option<String>, Query), ("endDate" = Option<String>, Query)),
@@ -274,17 +222,16 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
-    q: QueryMap,
+    list: ListQuery,
 ) -> Result<Json<api::ListConversationsResponse>, ApiError> {
-    let mut details = BTreeMap::new();
-    let page = PageQuery::read(&q, PageQuery::MAX_LIMIT, &mut details);
-    let (from, to) = date_window(&q, &mut details);
-    check(details, from, to)?;
-    let filter = ConversationFilter {
-        created_from: from,
-        created_to: to,
-        ..Default::default()
-    };
+    let (page, filter) = (
+        list.page,
+        ConversationFilter {
+            created_from: list.created_from,
+            created_to: list.created_to,
+            ..Default::default()
+        },
+    );
     let result = state
         .app
         .conversations(
@@ -513,8 +460,7 @@ pub async fn export(
 /// messages come along (`include=messages`, the default, or `summary`).
 fn export_query(q: &QueryMap) -> Result<(PageQuery, ConversationFilter, bool), ApiError> {
     let mut details = BTreeMap::new();
-    let page = PageQuery::read(q, 20, &mut details);
-    let (from, to) = date_window(q, &mut details);
+    let list = ListQuery::<20>::read(q, &mut details);
     let include_messages = match q.get("include") {
         None | Some("messages") => true,
         Some("summary") => false,
@@ -523,10 +469,10 @@ fn export_query(q: &QueryMap) -> Result<(PageQuery, ConversationFilter, bool), A
             true
         }
     };
-    check(details, from, to)?;
+    let list = list.check(details)?;
     let filter = ConversationFilter {
-        created_from: from,
-        created_to: to,
+        created_from: list.created_from,
+        created_to: list.created_to,
         conversation_id: q.get("conversationId").map(str::to_owned),
         sources: q.get("source").map(|s| {
             s.split(',')
@@ -536,7 +482,7 @@ fn export_query(q: &QueryMap) -> Result<(PageQuery, ConversationFilter, bool), A
         }),
         ..Default::default()
     };
-    Ok((page, filter, include_messages))
+    Ok((list.page, filter, include_messages))
 }
 
 /// A comma-separated filter: `None` when absent, its trimmed values otherwise.
@@ -618,11 +564,10 @@ fn search_query(
     q: &QueryMap,
 ) -> Result<(PageQuery, agentbase_service::ConversationSearch), ApiError> {
     let mut details = BTreeMap::new();
-    let mut page = PageQuery::read(q, 25, &mut details);
+    let mut list = ListQuery::<25>::read(q, &mut details);
     if q.get("limit").is_none() {
-        page.limit = 25;
+        list.page.limit = 25;
     }
-    let (from, to) = date_window(q, &mut details);
     let (updated_from, updated_to) = dates(q, ("updatedAfter", "updatedBefore"), &mut details);
     let statuses = enum_param(
         q,
@@ -639,16 +584,13 @@ fn search_query(
     );
     let escalated = enum_param(q, "escalated", &["true"], &mut details);
     let has_voice = enum_param(q, "hasVoice", &["true", "false"], &mut details);
-    check(details, from, to)?;
-    if let (Some(f), Some(t)) = (updated_from, updated_to)
-        && f > t
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            codes::VALIDATION_INVALID_DATE_RANGE,
-            "updatedAfter must not be after updatedBefore",
-        ));
-    }
+    let list = list.check(details)?;
+    window_order(
+        BTreeMap::new(),
+        (updated_from, updated_to),
+        "updatedAfter",
+        "updatedBefore",
+    )?;
     // Filters on what agentbase does not record: only "none of it" matches.
     let only = |v: &Option<Vec<String>>, fine: &str| {
         v.as_ref().is_some_and(|v| !v.iter().any(|x| x == fine))
@@ -668,13 +610,13 @@ fn search_query(
         feedback,
         tools: list_param(q, "tool"),
         tool_statuses: list_param(q, "toolOutcome"),
-        created_from: from,
-        created_to: to,
+        created_from: list.created_from,
+        created_to: list.created_to,
         updated_from,
         updated_to,
         nothing,
     };
-    Ok((page, search))
+    Ok((list.page, search))
 }
 
 fn search_result(
