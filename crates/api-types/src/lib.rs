@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub mod apify;
 pub mod chat;
 pub mod codes;
 pub mod contacts;

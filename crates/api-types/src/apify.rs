@@ -1,0 +1,129 @@
+//! Apify's API objects as agentbase serves them for the Website Content Crawler:
+//! the fields Apify's own clients (`apify-client` for JavaScript and Python) read,
+//! the rest as Apify documents them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An actor run (`GET /v2/actor-runs/{runId}`, `POST /v2/acts/{actorId}/runs`, …),
+/// sent inside `{"data": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub id: String,
+    pub act_id: String,
+    /// The workspace that started the run.
+    pub user_id: String,
+    pub actor_task_id: Option<String>,
+    /// ISO 8601.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `READY`, `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMING-OUT`, `TIMED-OUT`,
+    /// `ABORTING` or `ABORTED`.
+    pub status: String,
+    pub status_message: Option<String>,
+    pub is_status_message_terminal: bool,
+    pub meta: RunMeta,
+    pub stats: RunStats,
+    pub options: RunOptions,
+    pub build_id: String,
+    pub build_number: Option<String>,
+    /// 0 for a run that succeeded, 1 for one that ended otherwise; none while it runs.
+    pub exit_code: Option<i32>,
+    pub default_key_value_store_id: String,
+    pub default_dataset_id: String,
+    pub default_request_queue_id: String,
+    pub general_access: String,
+    pub usage_total_usd: u32,
+    /// The run's input as it was given.
+    pub input: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunMeta {
+    /// How the run was started: `API`.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStats {
+    pub run_time_secs: f64,
+    pub duration_millis: i64,
+    /// Pages crawled and pages that failed.
+    pub requests_finished: i64,
+    pub requests_failed: i64,
+    /// Items in the run's default dataset.
+    pub item_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOptions {
+    pub build: String,
+    pub timeout_secs: i64,
+    pub memory_mbytes: u32,
+    pub disk_mbytes: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names Apify's clients read, spelled as Apify spells them.
+    #[test]
+    fn a_run_serialises_with_apifys_field_names() {
+        let run = Run {
+            id: "r".into(),
+            act_id: "a".into(),
+            user_id: "w".into(),
+            actor_task_id: None,
+            started_at: "2026-12-04T10:00:00.000Z".into(),
+            finished_at: None,
+            status: "RUNNING".into(),
+            status_message: None,
+            is_status_message_terminal: false,
+            meta: RunMeta {
+                origin: "API".into(),
+            },
+            stats: RunStats {
+                run_time_secs: 0.0,
+                duration_millis: 0,
+                requests_finished: 3,
+                requests_failed: 1,
+                item_count: 3,
+            },
+            options: RunOptions {
+                build: "latest".into(),
+                timeout_secs: 60,
+                memory_mbytes: 1024,
+                disk_mbytes: 2048,
+            },
+            build_id: "b".into(),
+            build_number: None,
+            exit_code: None,
+            default_key_value_store_id: "kv".into(),
+            default_dataset_id: "ds".into(),
+            default_request_queue_id: "r".into(),
+            general_access: "RESTRICTED".into(),
+            usage_total_usd: 0,
+            input: serde_json::json!({"startUrls": []}),
+        };
+        let v = serde_json::to_value(&run).unwrap();
+        for key in [
+            "actId",
+            "defaultDatasetId",
+            "defaultKeyValueStoreId",
+            "defaultRequestQueueId",
+            "isStatusMessageTerminal",
+            "usageTotalUsd",
+            "exitCode",
+        ] {
+            assert!(v.get(key).is_some(), "{key} in {v}");
+        }
+        assert_eq!(v["stats"]["itemCount"], 3);
+        assert_eq!(v["options"]["memoryMbytes"], 1024);
+        assert_eq!(serde_json::from_value::<Run>(v).unwrap(), run);
+    }
+}
