@@ -2,6 +2,8 @@
 //! Plain serde structs with OpenAPI schemas; conversion from domain types happens in
 //! the server, by hand.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};

@@ -1,6 +1,8 @@
 //! The `agentbase` binary: glue over the service and server crates. Admin commands
 //! open the record directly (no HTTP), so they work before the server runs.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -620,7 +622,7 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
 async fn agent_json(app: &App, a: Agent) -> anyhow::Result<serde_json::Value> {
     let used = app.agent_credits_used(&a);
     Ok(serde_json::to_value(
-        agentbase_server::routes::agents::to_dto(a, used),
+        agentbase_server::dto::agents::to_dto(a, used),
     )?)
 }
 

@@ -3,6 +3,8 @@
 //! `Retry-After` and `X-RateLimit-Reset`. The base URL is configurable, so the same
 //! client talks to chatbase.co.
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;

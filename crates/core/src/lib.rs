@@ -1,6 +1,8 @@
 //! Domain types shared by every adapter: ids, plans, workspaces, keys, agents, the
 //! error model, clocks and the rate-limit decision. No IO lives here.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod agent_settings;
 pub mod clock;

@@ -6,6 +6,8 @@
 //! ([`browser::Chromium`] drives Debian's chromium). The crate never touches the store:
 //! callers receive events and decide.
 
+#![forbid(unsafe_code)]
+
 pub mod background;
 pub mod browser;
 mod cookies;

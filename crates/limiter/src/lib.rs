@@ -6,6 +6,8 @@
 //! requests are not logged, so a client that backs off recovers on schedule. The
 //! caller passes `now`, which keeps both backends testable with a manual clock.
 
+#![forbid(unsafe_code)]
+
 mod memory;
 mod redis;
 

@@ -4,6 +4,8 @@
 //! format and maps every failure onto `ModelError`, so the chat turn sees neither
 //! HTTP nor JSON, and never waits on a silent upstream longer than the idle timeout.
 
+#![forbid(unsafe_code)]
+
 mod anthropic;
 mod embeddings;
 mod http;

@@ -2,9 +2,12 @@
 //! format: it maps requests onto `agentbase-service` and results onto the Chatbase
 //! envelopes.
 
+#![forbid(unsafe_code)]
+
 pub mod allow;
 pub mod dashboard;
 pub mod decompress;
+pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod layers;

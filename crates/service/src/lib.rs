@@ -2,6 +2,8 @@
 //! and agents. Callable from the CLI and from tests without HTTP; the server crate
 //! is a thin layer over [`App`].
 
+#![forbid(unsafe_code)]
+
 pub mod accounts;
 pub mod agent_setup;
 pub mod agents;

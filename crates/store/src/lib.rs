@@ -2,6 +2,8 @@
 //! through `sqlx::Any` on SQLite (the embedded default, WAL) or PostgreSQL (scale-out),
 //! and one list of migrations applied to either.
 
+#![forbid(unsafe_code)]
+
 mod chat;
 mod contacts;
 mod crawl_runs;

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentbase_api_types::apify;
-use agentbase_core::crawl_run::{CrawlRun, RunStatus};
+use agentbase_core::crawl_run::CrawlRun;
 use agentbase_core::time_fmt::iso8601;
 use agentbase_service::crawl_runs::{ACTOR_ID, ACTOR_IDS, ACTOR_NAME};
 use agentbase_service::{App, Principal};
@@ -20,58 +19,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
+use crate::dto::apify::run_dto;
 use crate::error::ApiError;
 use crate::extract::{QueryMap, parse_json};
-
-/// The build every run reports: the crawler built into this server.
-const BUILD_ID: &str = "agentbase-wcc";
-
-/// Apify's Run object for a run.
-fn run_dto(r: &CrawlRun) -> apify::Run {
-    let secs = r
-        .finished_at
-        .map(|f| (f - r.started_at) as f64 / 1000.0)
-        .unwrap_or(0.0);
-    let terminal = r.status.is_terminal();
-    apify::Run {
-        id: r.id.clone(),
-        act_id: r.actor_id.clone(),
-        user_id: r.workspace_id.clone(),
-        actor_task_id: None,
-        started_at: iso8601(r.started_at),
-        finished_at: r.finished_at.map(iso8601),
-        status: r.status.as_str().to_owned(),
-        status_message: r.status_message.clone(),
-        is_status_message_terminal: terminal,
-        meta: apify::RunMeta {
-            origin: "API".into(),
-        },
-        stats: apify::RunStats {
-            run_time_secs: secs,
-            duration_millis: (secs * 1000.0) as i64,
-            requests_finished: r.pages_done,
-            requests_failed: r.pages_failed,
-            item_count: r.items,
-        },
-        options: apify::RunOptions {
-            build: "latest".into(),
-            timeout_secs: r.timeout_secs,
-            memory_mbytes: 1024,
-            disk_mbytes: 2048,
-        },
-        build_id: BUILD_ID.into(),
-        build_number: None,
-        exit_code: terminal.then(|| i32::from(r.status != RunStatus::Succeeded)),
-        default_key_value_store_id: r.kv_store_id.clone(),
-        default_dataset_id: r.dataset_id.clone(),
-        // The crawler's frontier is in memory, not a request queue; the id names
-        // the run's (empty) queue so clients that expect one decode the run.
-        default_request_queue_id: r.id.clone(),
-        general_access: "RESTRICTED".into(),
-        usage_total_usd: 0,
-        input: r.input.clone(),
-    }
-}
 
 fn run_response(status: StatusCode, r: &CrawlRun) -> Response {
     let mut res = (status, axum::Json(json!({ "data": run_dto(r) }))).into_response();

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use agentbase_api_types as api;
-use agentbase_core::conversation::{Conversation, Feedback, Message, MessageRole, Part};
-use agentbase_core::{Cursor, Millis};
+use agentbase_core::Cursor;
+use agentbase_core::conversation::{Conversation, Feedback, Message};
 use agentbase_service::Principal;
 use agentbase_service::chat::valid_user_id;
 use agentbase_service::{ConversationFilter, Page};
@@ -14,81 +14,11 @@ use axum::extract::{Path, State};
 use axum::{Extension, Json};
 
 use crate::AppState;
+use crate::dto::conversations::{
+    by_created, conversation_dto, export_message, message_dto, pagination, secs,
+};
 use crate::error::ApiError;
 use crate::extract::{AppJson, ListQuery, PageQuery, QueryMap, dates, window_order};
-
-fn secs(ms: Millis) -> i64 {
-    ms.div_euclid(1000)
-}
-
-pub fn conversation_dto(c: &Conversation) -> api::ConversationMetadata {
-    api::ConversationMetadata {
-        id: c.id.clone(),
-        title: c.title.clone(),
-        created_at: secs(c.created_at),
-        updated_at: secs(c.updated_at),
-        user_id: c.user_id.clone(),
-        status: c.status.as_str().to_owned(),
-        answered_by: Some(
-            if c.status == agentbase_core::conversation::ConversationStatus::TakenOver {
-                "human"
-            } else {
-                "ai"
-            }
-            .to_owned(),
-        ),
-    }
-}
-
-pub fn part_dto(p: Part) -> api::MessagePart {
-    match p {
-        Part::Text { text } => api::MessagePart::Text { text },
-        Part::ToolCall {
-            tool_call_id,
-            tool_name,
-            input,
-        } => api::MessagePart::ToolCall {
-            tool_call_id,
-            tool_name,
-            input,
-        },
-        Part::ToolResult {
-            tool_call_id,
-            tool_name,
-            output,
-        } => api::MessagePart::ToolResult {
-            tool_call_id,
-            tool_name,
-            output,
-        },
-    }
-}
-
-fn metadata(
-    score: Option<f64>,
-    sources: Vec<agentbase_core::conversation::Citation>,
-) -> api::MessageMetadata {
-    api::MessageMetadata {
-        score,
-        sources: sources
-            .into_iter()
-            .map(|c| api::MessageSource {
-                source_id: c.source_id,
-                chunk_id: c.chunk_id,
-                title: c.title,
-                url: c.url,
-                score: c.score,
-            })
-            .collect(),
-        spam: false,
-        answered_by: Some(api::AnsweredBy {
-            kind: "ai".into(),
-            id: None,
-            name: None,
-            email: None,
-        }),
-    }
-}
 
 /// Marks the messages people wrote (see `App::message_authors`) as theirs.
 pub fn mark_authors(
@@ -104,77 +34,6 @@ pub fn mark_authors(
                 email: a.email.clone(),
             });
         }
-    }
-}
-
-pub fn message_dto(m: Message) -> api::ConversationMessage {
-    let assistant = m.role == MessageRole::Assistant;
-    api::ConversationMessage {
-        id: m.id,
-        role: m.role.as_str().to_owned(),
-        parts: m.parts.into_iter().map(part_dto).collect(),
-        created_at: secs(m.created_at),
-        feedback: assistant.then(|| m.feedback.map(|f| f.as_str().to_owned())),
-        metadata: if assistant {
-            Some(metadata(m.score, m.sources))
-        } else {
-            m.spam.then(|| api::MessageMetadata {
-                score: None,
-                sources: Vec::new(),
-                spam: true,
-                answered_by: None,
-            })
-        },
-    }
-}
-
-fn export_message(m: Message) -> api::ExportMessage {
-    let assistant = m.role == MessageRole::Assistant;
-    api::ExportMessage {
-        id: m.id,
-        role: m.role.as_str().to_owned(),
-        parts: m
-            .parts
-            .into_iter()
-            .map(|p| match p {
-                Part::Text { text } => api::ExportPart::Text { text },
-                Part::ToolCall {
-                    tool_call_id,
-                    tool_name,
-                    ..
-                } => api::ExportPart::ToolCall {
-                    tool_call_id,
-                    tool_name,
-                },
-                Part::ToolResult {
-                    tool_call_id,
-                    tool_name,
-                    output,
-                } => api::ExportPart::ToolResult {
-                    tool_call_id,
-                    tool_name,
-                    output,
-                },
-            })
-            .collect(),
-        created_at: secs(m.created_at),
-        feedback: assistant.then(|| m.feedback.map(|f| f.as_str().to_owned())),
-        metadata: assistant.then(|| metadata(m.score, m.sources)),
-    }
-}
-
-/// The list envelope's pagination: the cursor is the last item's key, and null
-/// exactly when there is no next page.
-pub(crate) fn pagination<T>(page: &Page<T>, key: impl Fn(&T) -> Cursor) -> api::Pagination {
-    let cursor = if page.has_more {
-        page.items.last().map(|x| key(x).encode())
-    } else {
-        None
-    };
-    api::Pagination {
-        has_more: cursor.is_some(),
-        cursor,
-        total: page.total,
     }
 }
 
@@ -195,13 +54,6 @@ fn message_pagination(page: &Page<Message>) -> api::Pagination {
         has_more: cursor.is_some(),
         cursor,
         total: page.total,
-    }
-}
-
-fn by_created(c: &Conversation) -> Cursor {
-    Cursor {
-        t: c.created_at,
-        id: c.id.clone(),
     }
 }
 

@@ -3,57 +3,17 @@
 //! its dashboard).
 
 use agentbase_api_types as api;
-use agentbase_core::webhook::{Webhook, WebhookInput};
-use agentbase_core::{Cursor, time_fmt::iso8601};
+use agentbase_core::Cursor;
+use agentbase_core::webhook::WebhookInput;
 use agentbase_service::Principal;
-use agentbase_service::webhooks::DeliveryLog;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 
 use crate::AppState;
+use crate::dto::webhooks::{delivery_dto, to_dto};
 use crate::error::ApiError;
 use crate::extract::{AppJson, PageQuery};
-
-fn to_dto(w: Webhook) -> api::Webhook {
-    api::Webhook {
-        id: w.id,
-        agent_id: w.agent_id,
-        url: w.url,
-        events: w.events,
-        active: w.active,
-        secret: w.secret,
-        created_at: iso8601(w.created_at),
-        updated_at: iso8601(w.updated_at),
-    }
-}
-
-fn delivery_dto(l: DeliveryLog) -> api::WebhookDelivery {
-    let d = l.delivery;
-    let pending = d.state == agentbase_core::webhook::DeliveryState::Pending;
-    api::WebhookDelivery {
-        id: d.id,
-        event_id: d.event_id,
-        event_type: d.event_type,
-        state: d.state.as_str().to_owned(),
-        attempts: d.attempts,
-        next_attempt_at: pending.then(|| iso8601(d.next_attempt_at)),
-        created_at: iso8601(d.created_at),
-        finished_at: d.finished_at.map(iso8601),
-        body: d.body,
-        log: l
-            .attempts
-            .into_iter()
-            .map(|a| api::WebhookAttempt {
-                attempt: a.attempt,
-                started_at: iso8601(a.started_at),
-                duration_ms: a.duration_ms,
-                status_code: a.status_code,
-                error: a.error,
-            })
-            .collect(),
-    }
-}
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/webhooks", tag = "webhooks",
     params(("agentId" = String, Path)),
@@ -181,7 +141,7 @@ pub async fn deliveries(
             page.limit,
         )
         .await?;
-    let pagination = super::conversations::pagination(&result, |l| Cursor {
+    let pagination = crate::dto::conversations::pagination(&result, |l| Cursor {
         t: l.delivery.created_at,
         id: l.delivery.id.clone(),
     });

@@ -1,0 +1,95 @@
+//! Tickets and their threads on the wire.
+
+use agentbase_api_types as api;
+use agentbase_core::helpdesk::{self, Sender, Ticket, TicketMessage};
+use agentbase_core::time_fmt::iso8601;
+
+pub(crate) fn ticket_dto(t: Ticket) -> api::Ticket {
+    api::Ticket {
+        ticket_number: t.number,
+        subject: t.subject,
+        description: t.description,
+        status_category: t.status_category,
+        status_id: t.status_id,
+        assignee_id: t.assignee_id,
+        customer: customer_dto(&t.customer),
+        metadata: t.metadata,
+        channel: t.channel,
+        conversation_id: t.conversation_id,
+        team_id: t.team_id,
+        priority: t.priority,
+        created_at: iso8601(t.created_at),
+        updated_at: iso8601(t.updated_at),
+        last_message_at: t.last_message_at.map(iso8601),
+    }
+}
+
+pub(crate) fn customer_dto(c: &helpdesk::Customer) -> api::TicketCustomer {
+    api::TicketCustomer {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        email: c.email.clone(),
+        phone_number: c.phone.clone(),
+    }
+}
+
+pub(crate) fn list_item_dto(t: Ticket) -> api::TicketListItem {
+    api::TicketListItem {
+        ticket_number: t.number,
+        subject: t.subject,
+        status_category: t.status_category,
+        status_id: t.status_id,
+        assignee_id: t.assignee_id,
+        customer: customer_dto(&t.customer),
+        channel: t.channel,
+        conversation_id: t.conversation_id,
+        team_id: t.team_id,
+        priority: t.priority,
+        created_at: iso8601(t.created_at),
+        updated_at: iso8601(t.updated_at),
+        last_message_at: t.last_message_at.map(iso8601),
+    }
+}
+
+pub(crate) fn sender_dto(s: Sender) -> api::MessageSender {
+    api::MessageSender {
+        kind: s.kind,
+        id: s.id,
+        name: s.name,
+        email: s.email,
+    }
+}
+
+pub(crate) fn thread_dto(m: TicketMessage) -> api::TicketThreadMessage {
+    api::TicketThreadMessage {
+        id: m.id,
+        kind: m.kind,
+        sender: m.sender.map(sender_dto),
+        content: m.content,
+        content_text: m.content_text,
+        attachments: Vec::new(),
+        created_at: iso8601(m.created_at),
+        metadata: m.metadata,
+    }
+}
+
+pub(crate) fn created_message_dto(m: TicketMessage) -> api::CreatedTicketMessage {
+    let sender = m
+        .sender
+        .clone()
+        .map(sender_dto)
+        .unwrap_or(api::MessageSender {
+            kind: "agent".into(),
+            id: None,
+            name: None,
+            email: None,
+        });
+    api::CreatedTicketMessage {
+        id: m.id,
+        kind: m.kind,
+        sender,
+        content: m.content.unwrap_or_default(),
+        content_text: m.content_text.unwrap_or_default(),
+        created_at: iso8601(m.created_at),
+    }
+}
