@@ -13,7 +13,7 @@
 //! `SCHED_IDLE` thread computes waited over 1 ms 0 times in 3,000 wakeups; where
 //! `SCHED_IDLE` threads were being spawned and joined, 9-19 times, up to 4.5 ms (one
 //! tick). The embedder's per-step scoped threads did exactly that to the request
-//! threads (issue 12's soak, BENCHMARKS §7).
+//! threads (issue 12's soak, bench/RESULTS-chaos.md).
 //!
 //! Helpers are started by the thread that creates the pool and inherit its
 //! scheduling policy and nice value ([`crate::sched`]): the embedder's pool is created

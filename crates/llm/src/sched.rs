@@ -12,7 +12,7 @@
 /// Why `SCHED_IDLE` and not only the nice value: the kernel's fair scheduler (EEVDF)
 /// lets a running thread finish its slice before a woken one of better nice gets
 /// the CPU, so on two cores an API request that woke behind background work waited
-/// up to a slice (milliseconds; issue 12's soak, BENCHMARKS §7). A thread of a normal
+/// up to a slice (milliseconds; issue 12's soak, bench/RESULTS-chaos.md). A thread of a normal
 /// policy preempts a `SCHED_IDLE` one at once. Among themselves, background threads
 /// still share by their nice values.
 #[cfg(target_os = "linux")]

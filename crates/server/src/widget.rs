@@ -171,6 +171,10 @@ pub(crate) async fn admit(
     peer: Option<IpAddr>,
 ) -> Result<(WidgetAgent, Option<HeaderValue>), Response> {
     let origin = headers.get(header::ORIGIN).cloned();
+    let refuse = |code, message: &str, cors: Option<&HeaderValue>| {
+        let refusal = ApiError::new(StatusCode::FORBIDDEN, code, message);
+        with_cors(refusal.into_response(), cors)
+    };
     let w = match state.app.widget_agent(agent_id).await {
         Ok(w) => w,
         Err(e) => {
@@ -181,38 +185,38 @@ pub(crate) async fn admit(
         }
     };
     if !w.is_public() {
-        let refusal = ApiError::new(
-            StatusCode::FORBIDDEN,
-            codes::AGENT_NOT_PUBLIC,
-            "This agent is private; make it public to use the chat widget",
-        );
-        return Err(with_cors(refusal.into_response(), origin.as_ref()));
+        let message = "This agent is private; make it public to use the chat widget";
+        return Err(refuse(codes::AGENT_NOT_PUBLIC, message, origin.as_ref()));
     }
     if !origin_allowed(w.agent.allowed_domains.as_deref(), headers) {
-        let refusal = ApiError::new(
-            StatusCode::FORBIDDEN,
-            codes::WIDGET_ORIGIN_NOT_ALLOWED,
-            "This website is not allowed to use this agent's chat widget",
-        );
-        return Err(with_cors(refusal.into_response(), None));
+        let message = "This website is not allowed to use this agent's chat widget";
+        return Err(refuse(codes::WIDGET_ORIGIN_NOT_ALLOWED, message, None));
     }
-    if let Some(blocked) = w
-        .agent
-        .blocked_countries
-        .as_deref()
-        .filter(|b| !b.is_empty())
-        && let Some(country) =
-            visitor_country(state, peer, headers).or_else(|| state.app.country_of_ip(peer?))
-        && agentbase_core::agent_settings::is_blocked(blocked, &country)
-    {
-        let refusal = ApiError::new(
-            StatusCode::FORBIDDEN,
+    if country_blocked(state, &w, peer, headers) {
+        let message = "This agent is not available in your country";
+        return Err(refuse(
             codes::WIDGET_COUNTRY_BLOCKED,
-            "This agent is not available in your country",
-        );
-        return Err(with_cors(refusal.into_response(), origin.as_ref()));
+            message,
+            origin.as_ref(),
+        ));
     }
     Ok((w, origin))
+}
+
+/// Whether the agent blocks the visitor's country (from the trusted header, else
+/// the GeoIP database); a visitor whose country is unknown is let through.
+fn country_blocked(
+    state: &AppState,
+    w: &WidgetAgent,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> bool {
+    let Some(blocked) = (w.agent.blocked_countries.as_deref()).filter(|b| !b.is_empty()) else {
+        return false;
+    };
+    visitor_country(state, peer, headers)
+        .or_else(|| state.app.country_of_ip(peer?))
+        .is_some_and(|country| agentbase_core::agent_settings::is_blocked(blocked, &country))
 }
 
 /// `OPTIONS` on the config and chat routes: the CORS preflight.

@@ -696,7 +696,7 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
     // and this process's own page handling come first. Chromium raises some of its
     // threads (compositor, IO) to nice -8 whenever it may; as root it may, and those
     // threads then preempted the server's runtime workers (a 6x p99 in the soak,
-    // BENCHMARKS §7). So for root the browser runs without CAP_SYS_NICE (setpriv drops
+    // bench/RESULTS-chaos.md). So for root the browser runs without CAP_SYS_NICE (setpriv drops
     // it from the bounding and inheritable sets), and every thread stays at 10 or
     // nicer; anyone else cannot raise a priority anyway. It also runs under the
     // `SCHED_IDLE` policy (`chrt --idle`, when util-linux has it), like the server's

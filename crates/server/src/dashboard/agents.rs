@@ -16,6 +16,7 @@ use super::html::{self, esc, url_value, when};
 use super::workspaces::notice;
 use super::{Problem, agent_page, back, lines, nav, redirect, render_template, workspace};
 use crate::AppState;
+use crate::dto::conversations::next_cursor;
 use crate::extract::{ListQuery, PageQuery, QueryMap};
 
 /// The conversation source the playground records (a Chatbase source label).
@@ -46,25 +47,13 @@ pub async fn list(
             })
         })
         .collect();
-    let next = match (page.has_more, page.items.last()) {
-        (true, Some(last)) => Some(
-            Cursor {
-                t: last.created_at,
-                id: last.id.clone(),
-            }
-            .encode(),
-        ),
-        _ => None,
-    };
+    let next = next_cursor(&page, |a| Cursor {
+        t: a.created_at,
+        id: a.id.clone(),
+    });
     let page = json!({ "ws": ws, "agents": agents, "next": next });
-    render_template(
-        &s,
-        "Agents",
-        &nav(&w, None, "agents"),
-        &notice(&q),
-        "agents.html",
-        page,
-    )
+    let nav = nav(&w, None, "agents");
+    render_template(&s, "Agents", &nav, &notice(&q), "agents.html", page)
 }
 
 pub async fn create(State(state): State<AppState>, Path(ws): Path<String>, p: Posted) -> Response {
@@ -334,47 +323,25 @@ pub async fn conversations(
         user_id: user.clone(),
         ..Default::default()
     };
-    let list = state
-        .app
-        .conversations(
-            &w.principal,
-            &a.id,
-            &filter,
-            page.cursor.as_ref(),
-            page.limit,
-            false,
-        )
+    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let list = (state.app)
+        .conversations(&w.principal, &a.id, &filter, cursor, limit, false)
         .await?;
-    let conversations: Vec<ConversationRow> = list
-        .items
-        .iter()
-        .map(|c| ConversationRow {
-            id: c.id.clone(),
-            title: c.title.clone().unwrap_or_else(|| c.id.clone()),
-            user: c.user_id.clone().unwrap_or_else(|| "—".into()),
-            source: c.source.clone(),
-            status: c.status.as_str(),
-            started: when(c.created_at),
-            updated: when(c.updated_at),
-        })
-        .collect();
+    let conversations: Vec<_> = list.items.iter().map(ConversationRow::of).collect();
     // The next page keeps the filter.
-    let older = match (list.has_more, list.items.last()) {
-        (true, Some(last)) => {
-            let cursor = Cursor {
-                t: last.created_at,
-                id: last.id.clone(),
-            };
-            let mut query = format!("cursor={}", url_value(&cursor.encode()));
-            for k in ["startDate", "endDate", "userId"] {
-                if let Some(v) = q.get(k) {
-                    query.push_str(&format!("&{k}={}", url_value(v)));
-                }
+    let older = next_cursor(&list, |c| Cursor {
+        t: c.created_at,
+        id: c.id.clone(),
+    })
+    .map(|cursor| {
+        let mut query = format!("cursor={}", url_value(&cursor));
+        for k in ["startDate", "endDate", "userId"] {
+            if let Some(v) = q.get(k) {
+                query.push_str(&format!("&{k}={}", url_value(v)));
             }
-            Some(query)
         }
-        _ => None,
-    };
+        query
+    });
     let page = json!({
         "filter": {
             "startDate": q.get("startDate").unwrap_or(""),
@@ -386,12 +353,11 @@ pub async fn conversations(
         "older": older,
     });
     let nav = nav(&w, Some(&a), "conversations");
-    let notice = super::workspaces::notice(&q);
     render_template(
         &s,
         "Conversations",
         &nav,
-        &notice,
+        &notice(&q),
         "conversations.html",
         page,
     )
@@ -407,6 +373,20 @@ struct ConversationRow {
     status: &'static str,
     started: String,
     updated: String,
+}
+
+impl ConversationRow {
+    fn of(c: &agentbase_core::conversation::Conversation) -> Self {
+        ConversationRow {
+            id: c.id.clone(),
+            title: c.title.clone().unwrap_or_else(|| c.id.clone()),
+            user: c.user_id.clone().unwrap_or_else(|| "—".into()),
+            source: c.source.clone(),
+            status: c.status.as_str(),
+            started: when(c.created_at),
+            updated: when(c.updated_at),
+        }
+    }
 }
 
 /// A message as the conversation template shows it.

@@ -295,42 +295,13 @@ pub async fn login(
         _ => false,
     };
     if cross_site(&headers) || !csrf_ok {
-        return login_form(
-            &state,
-            &headers,
-            &next,
-            Some("The sign-in form expired. Try again."),
-        );
+        let expired = Some("The sign-in form expired. Try again.");
+        return login_form(&state, &headers, &next, expired);
     }
-    let ip = client_ip(
-        Some(peer.ip()),
-        &headers,
-        &state.app.settings().server.trusted_proxies,
-    );
-    match state.app.sessions().sign_in_allowed(&ip).await {
-        Ok(d) if d.allowed => {}
-        Ok(d) => {
-            let mut r = login_form(
-                &state,
-                &headers,
-                &next,
-                Some("Too many sign-in attempts. Wait a minute and try again."),
-            );
-            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(d.retry_after_secs(state.app.now())),
-            );
-            return r;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "rate limiter unavailable");
-            return Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is temporarily unavailable, please try again later.",
-            )
-            .into_response();
-        }
+    let trusted = &state.app.settings().server.trusted_proxies;
+    let ip = client_ip(Some(peer.ip()), &headers, trusted);
+    if let Err(refused) = sign_in_allowed(&state, &headers, &next, &ip).await {
+        return refused;
     }
     // An email signs a workspace member in; none, the administrator.
     let (attempt, wrong) = match form.get("email") {
@@ -344,16 +315,43 @@ pub async fn login(
         ),
     };
     match attempt {
-        Ok(Some(signed_in)) => signed_in_response(
-            &state,
-            &headers,
-            &signed_in,
-            &next,
-            LOGIN_COOKIE,
-            "/dashboard/login",
-        ),
+        Ok(Some(signed_in)) => {
+            let path = "/dashboard/login";
+            signed_in_response(&state, &headers, &signed_in, &next, LOGIN_COOKIE, path)
+        }
         Ok(None) => login_form(&state, &headers, &next, Some(wrong)),
         Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// Counts the attempt against the client's per-minute allowance: past it, the form
+/// again with a 429 and `Retry-After`; without a limiter, a 503.
+async fn sign_in_allowed(
+    state: &AppState,
+    headers: &HeaderMap,
+    next: &str,
+    ip: &str,
+) -> Result<(), Response> {
+    match state.app.sessions().sign_in_allowed(ip).await {
+        Ok(d) if d.allowed => Ok(()),
+        Ok(d) => {
+            let wait = Some("Too many sign-in attempts. Wait a minute and try again.");
+            let mut r = login_form(state, headers, next, wait);
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(d.retry_after_secs(state.app.now())),
+            );
+            Err(r)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rate limiter unavailable");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable, please try again later.",
+            )
+            .into_response())
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! hand back) with its live feed (`live.json`, a long poll the page's script
 //! repeats, so the visitor's messages appear without a reload).
 
-use agentbase_core::helpdesk::{self, CATEGORIES, Sender, TicketFilter};
+use agentbase_core::helpdesk::{self, CATEGORIES, Sender, Team, Ticket, TicketFilter};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -42,49 +42,15 @@ pub async fn tickets(
     let status = q.get("status").unwrap_or("");
     let team = q.get("team").unwrap_or("");
     let assignee = q.get("assignee").unwrap_or("");
-    let mut f = TicketFilter::default();
-    if CATEGORIES.contains(&status) {
-        f.statuses = vec![status.to_owned()];
-    }
-    f.team_id = match team {
-        "" => None,
-        "none" => Some(None),
-        t => Some(Some(t.to_owned())),
-    };
-    // The assignee is matched by id or, for emails, among the page's rows.
-    f.assignee_id = match assignee {
-        "none" => Some(None),
-        a if helpdesk::is_uuid(a) => Some(Some(a.to_owned())),
-        _ => None,
-    };
-    let page = state.app.tickets(&ws, &a.id, &f, None, 100).await?;
-    let tickets: Vec<TicketRow> = page
-        .items
-        .into_iter()
+    let filter = ticket_filter(status, team, assignee);
+    let page = state.app.tickets(&ws, &a.id, &filter, None, 100).await?;
+    // The assignee is matched by id in the filter or, for emails, among the rows.
+    let tickets: Vec<TicketRow> = (page.items.into_iter())
         .filter(|t| {
             !assignee.contains('@')
-                || t.assignee_email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(assignee))
+                || (t.assignee_email.as_deref()).is_some_and(|e| e.eq_ignore_ascii_case(assignee))
         })
-        .map(|t| TicketRow {
-            number: t.number,
-            subject: t.subject.unwrap_or_else(|| "(no subject)".into()),
-            team: t
-                .team_id
-                .as_ref()
-                .and_then(|id| teams.iter().find(|x| &x.id == id))
-                .map_or("—".to_owned(), |x| x.name.clone()),
-            assignee: t
-                .assignee_email
-                .or(t.assignee_id)
-                .unwrap_or_else(|| "unassigned".into()),
-            conversation: t.conversation_id,
-            status: t.status_category,
-            priority: t.priority,
-            channel: t.channel,
-            updated: when(t.updated_at),
-        })
+        .map(|t| TicketRow::of(t, &teams))
         .collect();
     let statuses: Vec<(&str, &str)> = std::iter::once(("", "any status"))
         .chain(CATEGORIES.iter().map(|c| (*c, *c)))
@@ -101,6 +67,26 @@ pub async fn tickets(
     render_template(&s, "Tickets", &nav, &notice(&q), "tickets.html", page)
 }
 
+/// The page's filter: a status category, a team (`none`: no team) and an assignee
+/// (`none`: unassigned; a member id; an email is matched among the rows instead).
+fn ticket_filter(status: &str, team: &str, assignee: &str) -> TicketFilter {
+    let mut f = TicketFilter::default();
+    if CATEGORIES.contains(&status) {
+        f.statuses = vec![status.to_owned()];
+    }
+    f.team_id = match team {
+        "" => None,
+        "none" => Some(None),
+        t => Some(Some(t.to_owned())),
+    };
+    f.assignee_id = match assignee {
+        "none" => Some(None),
+        a if helpdesk::is_uuid(a) => Some(Some(a.to_owned())),
+        _ => None,
+    };
+    f
+}
+
 /// One row of the tickets table.
 #[derive(Serialize)]
 struct TicketRow {
@@ -113,6 +99,25 @@ struct TicketRow {
     priority: String,
     channel: String,
     updated: String,
+}
+
+impl TicketRow {
+    fn of(t: Ticket, teams: &[Team]) -> Self {
+        let team = (t.team_id.as_ref())
+            .and_then(|id| teams.iter().find(|x| &x.id == id))
+            .map_or("—".to_owned(), |x| x.name.clone());
+        TicketRow {
+            number: t.number,
+            subject: t.subject.unwrap_or_else(|| "(no subject)".into()),
+            team,
+            assignee: (t.assignee_email.or(t.assignee_id)).unwrap_or_else(|| "unassigned".into()),
+            conversation: t.conversation_id,
+            status: t.status_category,
+            priority: t.priority,
+            channel: t.channel,
+            updated: when(t.updated_at),
+        }
+    }
 }
 
 fn thread_url(ws: &str, agent_id: &str, conversation_id: &str) -> String {

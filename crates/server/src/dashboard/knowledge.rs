@@ -2,7 +2,7 @@
 //! status, delete, retrain, auto-retrain, and live training progress.
 
 use agentbase_api_types as api;
-use agentbase_core::knowledge::{NewSource, SourceContent};
+use agentbase_core::knowledge::{NewSource, Source, SourceContent};
 use agentbase_service::SourceFilter;
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -33,6 +33,25 @@ struct SourceRow {
     added: String,
 }
 
+impl SourceRow {
+    /// A website source is shown by its URL, any other by its name.
+    fn of(src: Source) -> Self {
+        SourceRow {
+            name: match &src.content {
+                SourceContent::Link { url, .. } => url.clone(),
+                _ => src.name.clone(),
+            },
+            kind: src.content.kind().as_str(),
+            status: src.status.as_str(),
+            pages: src.pages,
+            size: src.size,
+            added: when(src.created_at),
+            error: src.error,
+            id: src.id,
+        }
+    }
+}
+
 /// An unfinished training job, for the progress list.
 #[derive(Serialize)]
 struct JobRow {
@@ -49,35 +68,12 @@ pub async fn sources(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let list = state
-        .app
-        .knowledge()
-        .sources(&w.principal, &a.id, &SourceFilter::default(), None, 100)
-        .await?;
-    let jobs = state
-        .app
-        .knowledge()
-        .training_jobs(&w.principal, &a.id)
-        .await?;
-    let sources: Vec<SourceRow> = list
-        .items
-        .into_iter()
-        .map(|src| SourceRow {
-            name: match &src.content {
-                SourceContent::Link { url, .. } => url.clone(),
-                _ => src.name.clone(),
-            },
-            kind: src.content.kind().as_str(),
-            status: src.status.as_str(),
-            pages: src.pages,
-            size: src.size,
-            added: when(src.created_at),
-            error: src.error,
-            id: src.id,
-        })
-        .collect();
-    let jobs: Vec<JobRow> = jobs
-        .iter()
+    let knowledge = state.app.knowledge();
+    let all = SourceFilter::default();
+    let list = (knowledge.sources(&w.principal, &a.id, &all, None, 100)).await?;
+    let jobs = knowledge.training_jobs(&w.principal, &a.id).await?;
+    let sources: Vec<_> = list.items.into_iter().map(SourceRow::of).collect();
+    let jobs: Vec<_> = (jobs.iter())
         .filter(|j| !j.status.is_finished())
         .map(|j| JobRow {
             stage: j.stage.clone(),

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::json;
 
-use super::auth::{Posted, Session};
+use super::auth::{Form, Posted, Session};
 use super::html::when;
 use super::workspaces::notice;
 use super::{Problem, agent_page, back, nav, render_template};
@@ -87,49 +87,48 @@ pub async fn save_form(
     Path((ws, agent_id)): Path<(String, String)>,
     p: Posted,
 ) -> Response {
-    let f = &p.form;
     let result = async {
-        let show_after = match f.get("showAfterAnswers") {
-            None => json!(null),
-            Some(v) => json!(v.parse::<u64>().map_err(|_| Problem::bad(
-                "\"Show after\" must be a whole number."
-            ))?),
-        };
-        let field = |key: &str| {
-            json!({"active": f.checked(key), "required": f.checked(&format!("{key}Required"))})
-        };
-        let wire = json!({
-            "title": f.get("title"),
-            "name": field("name"),
-            "email": field("email"),
-            "phone": field("phone"),
-            "showAfterAnswers": show_after,
-        });
-        let form = LeadForm::from_json(&wire, "leadForm").map_err(|e| {
-            Problem::bad(
-                e.iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let form = lead_form_of(&p.form)?;
         let on = form.asks_anything();
         let patch = AgentPatch {
             lead_form: Some(on.then(|| form.to_json())),
             ..AgentPatch::default()
         };
         state.app.agents().update(&ws, &agent_id, patch).await?;
-        Ok(if on {
-            "The lead form is on.".to_owned()
-        } else {
-            "The lead form is off.".to_owned()
-        })
+        Ok(format!(
+            "The lead form is {}.",
+            if on { "on" } else { "off" }
+        ))
     }
     .await;
     back(
         &format!("/dashboard/w/{ws}/agents/{agent_id}/leads"),
         result,
     )
+}
+
+/// The lead form the page's fields describe, read as the API reads `leadForm` (so
+/// both refuse the same values).
+fn lead_form_of(f: &Form) -> Result<LeadForm, Problem> {
+    let show_after = match f.get("showAfterAnswers") {
+        None => json!(null),
+        Some(v) => json!(
+            v.parse::<u64>()
+                .map_err(|_| Problem::bad("\"Show after\" must be a whole number."))?
+        ),
+    };
+    let field = |key: &str| json!({"active": f.checked(key), "required": f.checked(&format!("{key}Required"))});
+    let wire = json!({
+        "title": f.get("title"),
+        "name": field("name"),
+        "email": field("email"),
+        "phone": field("phone"),
+        "showAfterAnswers": show_after,
+    });
+    LeadForm::from_json(&wire, "leadForm").map_err(|e| {
+        let problems: Vec<String> = e.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        Problem::bad(problems.join("; "))
+    })
 }
 
 /// `GET …/agents/{agentId}/leads.csv`.

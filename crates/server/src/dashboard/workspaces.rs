@@ -186,25 +186,12 @@ pub async fn usage(
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
     let rows = state.app.credits().usage(&ws, USAGE_DAYS).await?;
-    let today = state.app.now() / 86_400_000;
-    let first = today - (USAGE_DAYS - 1);
-    let mut per_day = vec![0f64; USAGE_DAYS as usize];
-    let mut per_agent: BTreeMap<&str, (f64, i64)> = BTreeMap::new();
-    let mut per_model: BTreeMap<&str, (f64, i64)> = BTreeMap::new();
-    for r in &rows {
-        if let Some(slot) = usize::try_from(r.day - first)
-            .ok()
-            .and_then(|i| per_day.get_mut(i))
-        {
-            *slot += r.credits;
-        }
-        let a = per_agent.entry(&r.agent_id).or_default();
-        a.0 += r.credits;
-        a.1 += r.responses;
-        let m = per_model.entry(&r.model).or_default();
-        m.0 += r.credits;
-        m.1 += r.responses;
-    }
+    let first = state.app.now() / 86_400_000 - (USAGE_DAYS - 1);
+    let Tally {
+        per_day,
+        per_agent,
+        per_model,
+    } = Tally::of(&rows, first);
     let total: f64 = per_day.iter().sum();
     let names: BTreeMap<String, String> = state
         .app
@@ -237,6 +224,41 @@ pub async fn usage(
     });
     let nav = workspace_nav(&w, "usage");
     render_template(&s, "Usage", &nav, &notice(&q), "usage.html", page)
+}
+
+/// Credits (and responses) per day, per agent and per model.
+struct Tally<'a> {
+    per_day: Vec<f64>,
+    per_agent: BTreeMap<&'a str, (f64, i64)>,
+    per_model: BTreeMap<&'a str, (f64, i64)>,
+}
+
+impl<'a> Tally<'a> {
+    /// `rows` of the last `USAGE_DAYS` days, the first of which is `first_day`.
+    fn of(rows: &'a [agentbase_service::UsageRow], first_day: i64) -> Self {
+        let mut t = Tally {
+            per_day: vec![0.0; USAGE_DAYS as usize],
+            per_agent: BTreeMap::new(),
+            per_model: BTreeMap::new(),
+        };
+        for r in rows {
+            if let Some(slot) = usize::try_from(r.day - first_day)
+                .ok()
+                .and_then(|i| t.per_day.get_mut(i))
+            {
+                *slot += r.credits;
+            }
+            for (map, key) in [
+                (&mut t.per_agent, &r.agent_id),
+                (&mut t.per_model, &r.model),
+            ] {
+                let e = map.entry(key).or_default();
+                e.0 += r.credits;
+                e.1 += r.responses;
+            }
+        }
+        t
+    }
 }
 
 /// Bars for `values` (one per day from `first_day`), each with a tooltip (its day

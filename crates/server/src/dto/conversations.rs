@@ -137,16 +137,20 @@ pub(crate) fn export_message(m: Message) -> api::ExportMessage {
 /// The list envelope's pagination: the cursor is the last item's key, and null
 /// exactly when there is no next page.
 pub(crate) fn pagination<T>(page: &Page<T>, key: impl Fn(&T) -> Cursor) -> api::Pagination {
-    let cursor = if page.has_more {
-        page.items.last().map(|x| key(x).encode())
-    } else {
-        None
-    };
+    let cursor = next_cursor(page, key);
     api::Pagination {
         has_more: cursor.is_some(),
         cursor,
         total: page.total,
     }
+}
+
+/// The cursor of the page after `page` (its last item's key), when there is one.
+pub(crate) fn next_cursor<T>(page: &Page<T>, key: impl Fn(&T) -> Cursor) -> Option<String> {
+    page.items
+        .last()
+        .filter(|_| page.has_more)
+        .map(|x| key(x).encode())
 }
 
 pub(crate) fn by_created(c: &Conversation) -> Cursor {

@@ -270,36 +270,20 @@ pub async fn export(
     q: QueryMap,
 ) -> Result<Json<api::ExportConversationsResponse>, ApiError> {
     let (page, filter, include_messages) = export_query(&q)?;
-    let result = state
-        .app
-        .conversations(
-            &p,
-            &agent_id,
-            &filter,
-            page.cursor.as_ref(),
-            page.limit,
-            false,
-        )
+    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let result = (state.app)
+        .conversations(&p, &agent_id, &filter, cursor, limit, false)
         .await?;
     let mut data = Vec::with_capacity(result.items.len());
     for c in &result.items {
-        let messages = if include_messages {
-            Some(
-                state
-                    .app
-                    .all_messages(&c.id)
-                    .await?
-                    .into_iter()
-                    .map(export_message)
-                    .collect(),
-            )
-        } else {
-            None
+        let messages = match include_messages {
+            true => Some(state.app.all_messages(&c.id).await?),
+            false => None,
         };
         data.push(api::ExportConversation {
             conversation: conversation_dto(c),
             source: Some(c.source.clone()),
-            messages,
+            messages: messages.map(|m| m.into_iter().map(export_message).collect()),
         });
     }
     Ok(Json(api::ExportConversationsResponse {
