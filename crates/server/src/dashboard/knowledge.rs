@@ -83,8 +83,13 @@ pub async fn sources(
         })
         .collect();
     let nav = nav(&w, Some(&a), "sources");
+    // The page polls while anything may still change. A job can end between the
+    // reads above (a short text trains in well under a second), leaving a source
+    // shown untrained with no job left: a poll then shows where it ended.
+    let unsettled = a.status.as_str() == "training"
+        || (sources.iter()).any(|s| matches!(s.status, "untrained" | "updated"));
     let page = json!({
-        "running": !jobs.is_empty(),
+        "running": !jobs.is_empty() || unsettled,
         "agent": {
             "status": a.status.as_str(),
             "last_trained": a.last_trained_at.map(when),
