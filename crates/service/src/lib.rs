@@ -1,6 +1,9 @@
-//! Use cases over the record: bootstrapping, workspaces, API keys, authentication
-//! and agents. Callable from the CLI and from tests without HTTP; the server crate
-//! is a thin layer over [`App`].
+//! The use cases, callable from the CLI and from tests without HTTP; the server
+//! crate is a thin layer over [`App`]. `App` is the composition root: it opens the
+//! record and the limiter and builds the services, which own their state and caches
+//! (`accounts`, `agents`, `credits`, `dashboard::Sessions`, `crawl_runs`,
+//! `knowledge`). The use cases not yet split out (chat, widget, helpdesk, contacts,
+//! leads, members, webhooks, notifications) are `impl App` blocks in their modules.
 
 #![forbid(unsafe_code)]
 
@@ -49,6 +52,8 @@ pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Se
 /// How often this node looks for crawl runs whose node stopped.
 const ORPHAN_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The services and the shared pieces they were built from; reached through the
+/// accessors (`app.accounts()`, `app.knowledge()`, …).
 pub struct App {
     store: Store,
     limiter: Arc<Limiter>,
