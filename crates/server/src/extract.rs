@@ -274,17 +274,30 @@ impl<S: Send + Sync, const MAX: u32> FromRequestParts<S> for ListQuery<MAX> {
 /// may be an ISO 8601 date-time.
 pub fn dates(
     q: &QueryMap,
+    keys: (&str, &str),
+    details: &mut BTreeMap<String, String>,
+) -> (Option<Millis>, Option<Millis>) {
+    bounds(
+        q,
+        keys,
+        "must be YYYY-MM-DD or an ISO 8601 date-time",
+        details,
+    )
+}
+
+/// The two bounds named by `keys`, each read with `parse_date_bound`; one that does
+/// not parse is added to `details` with `problem`.
+fn bounds(
+    q: &QueryMap,
     (from, to): (&str, &str),
+    problem: &str,
     details: &mut BTreeMap<String, String>,
 ) -> (Option<Millis>, Option<Millis>) {
     let mut read = |key: &str, end: bool| {
         let text = q.get(key)?;
         let parsed = parse_date_bound(text, end);
         if parsed.is_none() {
-            details.insert(
-                key.to_owned(),
-                "must be YYYY-MM-DD or an ISO 8601 date-time".into(),
-            );
+            details.insert(key.to_owned(), problem.to_owned());
         }
         parsed
     };
@@ -320,19 +333,8 @@ pub fn window_order(
 pub fn date_window(
     q: &QueryMap,
     details: &mut BTreeMap<String, String>,
-) -> (
-    Option<agentbase_core::Millis>,
-    Option<agentbase_core::Millis>,
-) {
-    let mut date = |key: &str, end: bool| {
-        let text = q.get(key)?;
-        let v = agentbase_core::time_fmt::parse_date_bound(text, end);
-        if v.is_none() {
-            details.insert(key.to_owned(), "must be YYYY-MM-DD".to_owned());
-        }
-        v
-    };
-    (date("startDate", false), date("endDate", true))
+) -> (Option<Millis>, Option<Millis>) {
+    bounds(q, ("startDate", "endDate"), "must be YYYY-MM-DD", details)
 }
 
 /// `application/x-www-form-urlencoded` pairs, percent-decoded.

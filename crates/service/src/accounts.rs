@@ -32,6 +32,18 @@ pub struct Principal {
     pub plan: Plan,
 }
 
+impl Principal {
+    /// Acting in `workspace` as `key_id` without a key of its own: the CLI, the
+    /// dashboard or the widget.
+    pub fn acting_in(workspace: &Workspace, key_id: &str) -> Self {
+        Principal {
+            workspace_id: workspace.id.clone(),
+            key_id: key_id.to_owned(),
+            plan: workspace.plan,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("no API key")]
@@ -154,11 +166,7 @@ impl Accounts {
             .workspace(&workspace_id)
             .await?
             .ok_or(Error::NotFound(Resource::Workspace))?;
-        Ok(Some(Principal {
-            workspace_id,
-            key_id: key_id.to_owned(),
-            plan: workspace.plan,
-        }))
+        Ok(Some(Principal::acting_in(&workspace, key_id)))
     }
 
     // ---- keys -------------------------------------------------------------------

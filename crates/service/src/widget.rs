@@ -111,11 +111,7 @@ impl App {
             .await?
             .ok_or(Error::NotFound(Resource::Agent))?;
         Ok(WidgetAgent {
-            principal: Principal {
-                workspace_id: workspace.id,
-                key_id: WIDGET_KEY_ID.to_owned(),
-                plan: workspace.plan,
-            },
+            principal: Principal::acting_in(&workspace, WIDGET_KEY_ID),
             agent,
         })
     }

@@ -330,11 +330,7 @@ pub async fn workspace(state: &AppState, id: &str) -> Result<Ws, Problem> {
         .workspace(id)
         .await?
         .ok_or_else(Problem::not_found)?;
-    let principal = Principal {
-        workspace_id: workspace.id.clone(),
-        key_id: DASHBOARD_KEY.to_owned(),
-        plan: workspace.plan,
-    };
+    let principal = Principal::acting_in(&workspace, DASHBOARD_KEY);
     Ok(Ws {
         workspace,
         principal,
