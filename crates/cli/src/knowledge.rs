@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, Source, SourceContent};
+use agentbase_service::files::Upload;
 use agentbase_service::{App, Principal, SourceFilter};
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -190,35 +191,31 @@ async fn add_source(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let p = principal(app, &agent_id).await?;
-    let new = match (text, file) {
-        (Some(text), _) => NewSource {
-            name: name.unwrap_or_else(|| "Text".into()),
-            content: SourceContent::Text { content: text },
-        },
+    let knowledge = app.knowledge();
+    let s = match (text, file) {
+        (Some(text), _) => {
+            let new = NewSource {
+                name: name.unwrap_or_else(|| "Text".into()),
+                content: SourceContent::Text { content: text },
+            };
+            knowledge.create_source(&p, &agent_id, new).await?
+        }
         (None, Some(path)) => {
             let bytes =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let filename = path
-                .file_name()
+            let filename = (path.file_name())
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "upload".into());
-            let doc = app
-                .read_file(&filename, None, bytes)
-                .await
-                .with_context(|| format!("{}", path.display()))?;
-            NewSource {
-                name: name.unwrap_or_else(|| filename.clone()),
-                content: SourceContent::File {
-                    filename,
-                    media_type: doc.media_type,
-                    content: doc.markdown,
-                    pages: doc.pages,
-                },
-            }
+            let upload = Upload {
+                filename,
+                content_type: None,
+                bytes,
+            };
+            (knowledge.add_file(&p, &agent_id, name, upload).await)
+                .with_context(|| format!("{}", path.display()))?
         }
         (None, None) => bail!("give --text or --file"),
     };
-    let s = app.knowledge().create_source(&p, &agent_id, new).await?;
     print_source(&s, json_out);
     Ok(())
 }
@@ -285,29 +282,22 @@ async fn import_apify(
     } else {
         "dataset.json"
     };
-    let doc = app
-        .read_file(filename, None, bytes)
-        .await
-        .with_context(|| from.clone())?;
-    let pages = doc.pages.len();
-    let s = app
+    let upload = Upload {
+        filename: filename.into(),
+        content_type: None,
+        bytes,
+    };
+    let s = (app
         .knowledge()
-        .create_source(
-            &p,
-            &agent_id,
-            NewSource {
-                name,
-                content: SourceContent::File {
-                    filename: filename.into(),
-                    media_type: doc.media_type,
-                    content: doc.markdown,
-                    pages: doc.pages,
-                },
-            },
-        )
-        .await?;
+        .add_file(&p, &agent_id, Some(name), upload)
+        .await)
+        .with_context(|| from.clone())?;
     print_source(&s, json_out);
     if !json_out {
+        let pages = match &s.content {
+            SourceContent::File { pages, .. } => pages.len(),
+            _ => 0,
+        };
         eprintln!("{pages} pages imported; the server's worker trains them.");
     }
     Ok(())

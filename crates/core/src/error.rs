@@ -48,6 +48,8 @@ pub enum Rejection {
     MessageNotAssistant,
     /// The model cannot take more work right now.
     ModelBusy,
+    /// Every file reader is busy: the upload can be sent again shortly.
+    ReaderBusy,
     /// A source with the same kind and content (or URL) exists.
     SourceDuplicate,
     /// The agent's sources would exceed the plan's storage.

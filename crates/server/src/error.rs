@@ -139,110 +139,94 @@ impl From<Error> for ApiError {
     }
 }
 
+/// A rejection on the wire: its status, its contract code and what it tells the
+/// client (three tables, one per part).
 fn rejection(r: Rejection) -> ApiError {
-    let (status, code, message) = match r {
-        Rejection::ConversationMismatch => (
-            StatusCode::NOT_FOUND,
-            codes::CHAT_CONVERSATION_MISMATCH,
-            "The conversation belongs to another agent",
-        ),
-        Rejection::ConversationNotOngoing => (
-            StatusCode::CONFLICT,
-            codes::CHAT_CONVERSATION_NOT_ONGOING,
-            "The conversation has ended or was taken over",
-        ),
-        Rejection::ConversationBusy => (
-            StatusCode::CONFLICT,
-            codes::CHAT_CONVERSATION_BUSY,
-            "Another message of this conversation is being answered; retry when it finishes",
-        ),
-        Rejection::CreditsExhausted => (
-            StatusCode::PAYMENT_REQUIRED,
-            codes::CHAT_CREDITS_EXHAUSTED,
-            "Message limit reached",
-        ),
-        Rejection::AgentCreditsExhausted => (
-            StatusCode::PAYMENT_REQUIRED,
-            codes::CHAT_AGENT_CREDITS_EXHAUSTED,
-            "The agent has reached its credit limit",
-        ),
-        Rejection::RetryMessageNotFound => (
-            StatusCode::NOT_FOUND,
-            codes::CHAT_RETRY_MESSAGE_NOT_FOUND,
-            "Message not found in conversation",
-        ),
-        Rejection::RetryNoUserMessage => (
-            StatusCode::BAD_REQUEST,
-            codes::CHAT_RETRY_NO_USER_MESSAGE,
-            "There is no user message before the target message",
-        ),
-        Rejection::MessageNotAssistant => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            codes::RESOURCE_MESSAGE_NOT_ASSISTANT,
-            "Only assistant messages support metadata updates",
-        ),
-        Rejection::ModelBusy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::CHAT_MODEL_BUSY,
-            "The model is busy, please try again shortly",
-        ),
-        Rejection::SourceDuplicate => (
-            StatusCode::CONFLICT,
-            codes::SOURCE_DUPLICATE,
-            "A source with this content or URL and type already exists",
-        ),
-        Rejection::SourceSizeLimit => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            codes::SOURCE_SIZE_LIMIT_EXCEEDED,
-            "Chatbot storage limit exceeded",
-        ),
-        Rejection::AgentNotTrained => (
-            StatusCode::CONFLICT,
-            codes::AGENT_NOT_TRAINED,
-            "Agent has not been trained yet. Train the agent before enabling auto-retrain.",
-        ),
-        Rejection::PlanFeatureNotAvailable => (
-            StatusCode::FORBIDDEN,
-            codes::PLAN_FEATURE_NOT_AVAILABLE,
-            "Your plan does not include this feature",
-        ),
-        Rejection::TooManyRuns => (
-            StatusCode::TOO_MANY_REQUESTS,
-            codes::CRAWL_RUNS_LIMIT_REACHED,
-            "The workspace has as many crawler runs going as it may; wait for one to finish",
-        ),
-        Rejection::TicketInvalidStatus => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            codes::TICKET_INVALID_STATUS,
-            "The requested status could not be applied",
-        ),
-        Rejection::TicketTeamNotFound => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            codes::TICKET_TEAM_NOT_FOUND,
-            "The requested team could not be found",
-        ),
-        Rejection::TicketTeamMemberNotFound => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            codes::TICKET_TEAM_MEMBER_NOT_FOUND,
-            "The requested assignee could not be found",
-        ),
-        Rejection::TeamMemberNotFound => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            codes::TEAM_MEMBER_NOT_FOUND,
-            "No team member matches the provided author",
-        ),
-        Rejection::ConversationNotTakenOver => (
-            StatusCode::CONFLICT,
-            codes::CONVERSATION_NOT_TAKEN_OVER,
-            "The linked conversation is not taken over",
-        ),
-        Rejection::MessageContentNotRenderable => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            codes::MESSAGE_CONTENT_NOT_RENDERABLE,
-            "The message content renders to nothing",
-        ),
-    };
-    ApiError::new(status, code, message)
+    ApiError::new(rejection_status(r), rejection_code(r), rejection_message(r))
+}
+
+fn rejection_status(r: Rejection) -> StatusCode {
+    use Rejection as R;
+    match r {
+        R::ConversationMismatch | R::RetryMessageNotFound => StatusCode::NOT_FOUND,
+        R::ConversationNotOngoing
+        | R::ConversationBusy
+        | R::SourceDuplicate
+        | R::AgentNotTrained
+        | R::ConversationNotTakenOver => StatusCode::CONFLICT,
+        R::CreditsExhausted | R::AgentCreditsExhausted => StatusCode::PAYMENT_REQUIRED,
+        R::RetryNoUserMessage => StatusCode::BAD_REQUEST,
+        R::MessageNotAssistant
+        | R::SourceSizeLimit
+        | R::TicketInvalidStatus
+        | R::TicketTeamNotFound
+        | R::TicketTeamMemberNotFound
+        | R::TeamMemberNotFound
+        | R::MessageContentNotRenderable => StatusCode::UNPROCESSABLE_ENTITY,
+        R::ModelBusy | R::ReaderBusy => StatusCode::SERVICE_UNAVAILABLE,
+        R::PlanFeatureNotAvailable => StatusCode::FORBIDDEN,
+        R::TooManyRuns => StatusCode::TOO_MANY_REQUESTS,
+    }
+}
+
+fn rejection_code(r: Rejection) -> &'static str {
+    use Rejection as R;
+    match r {
+        R::ConversationMismatch => codes::CHAT_CONVERSATION_MISMATCH,
+        R::ConversationNotOngoing => codes::CHAT_CONVERSATION_NOT_ONGOING,
+        R::ConversationBusy => codes::CHAT_CONVERSATION_BUSY,
+        R::CreditsExhausted => codes::CHAT_CREDITS_EXHAUSTED,
+        R::AgentCreditsExhausted => codes::CHAT_AGENT_CREDITS_EXHAUSTED,
+        R::RetryMessageNotFound => codes::CHAT_RETRY_MESSAGE_NOT_FOUND,
+        R::RetryNoUserMessage => codes::CHAT_RETRY_NO_USER_MESSAGE,
+        R::MessageNotAssistant => codes::RESOURCE_MESSAGE_NOT_ASSISTANT,
+        R::ModelBusy => codes::CHAT_MODEL_BUSY,
+        R::SourceDuplicate => codes::SOURCE_DUPLICATE,
+        R::SourceSizeLimit => codes::SOURCE_SIZE_LIMIT_EXCEEDED,
+        R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
+        R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
+        R::TooManyRuns => codes::CRAWL_RUNS_LIMIT_REACHED,
+        R::TicketInvalidStatus => codes::TICKET_INVALID_STATUS,
+        R::TicketTeamNotFound => codes::TICKET_TEAM_NOT_FOUND,
+        R::TicketTeamMemberNotFound => codes::TICKET_TEAM_MEMBER_NOT_FOUND,
+        R::TeamMemberNotFound => codes::TEAM_MEMBER_NOT_FOUND,
+        R::ConversationNotTakenOver => codes::CONVERSATION_NOT_TAKEN_OVER,
+        R::MessageContentNotRenderable => codes::MESSAGE_CONTENT_NOT_RENDERABLE,
+        R::ReaderBusy => codes::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn rejection_message(r: Rejection) -> &'static str {
+    use Rejection as R;
+    match r {
+        R::ConversationMismatch => "The conversation belongs to another agent",
+        R::ConversationNotOngoing => "The conversation has ended or was taken over",
+        R::ConversationBusy => {
+            "Another message of this conversation is being answered; retry when it finishes"
+        }
+        R::CreditsExhausted => "Message limit reached",
+        R::AgentCreditsExhausted => "The agent has reached its credit limit",
+        R::RetryMessageNotFound => "Message not found in conversation",
+        R::RetryNoUserMessage => "There is no user message before the target message",
+        R::MessageNotAssistant => "Only assistant messages support metadata updates",
+        R::ModelBusy => "The model is busy, please try again shortly",
+        R::SourceDuplicate => "A source with this content or URL and type already exists",
+        R::SourceSizeLimit => "Chatbot storage limit exceeded",
+        R::AgentNotTrained => {
+            "Agent has not been trained yet. Train the agent before enabling auto-retrain."
+        }
+        R::PlanFeatureNotAvailable => "Your plan does not include this feature",
+        R::TooManyRuns => {
+            "The workspace has as many crawler runs going as it may; wait for one to finish"
+        }
+        R::TicketInvalidStatus => "The requested status could not be applied",
+        R::TicketTeamNotFound => "The requested team could not be found",
+        R::TicketTeamMemberNotFound => "The requested assignee could not be found",
+        R::TeamMemberNotFound => "No team member matches the provided author",
+        R::ConversationNotTakenOver => "The linked conversation is not taken over",
+        R::MessageContentNotRenderable => "The message content renders to nothing",
+        R::ReaderBusy => "The server is reading too many files at once; try again shortly",
+    }
 }
 
 impl From<AuthError> for ApiError {

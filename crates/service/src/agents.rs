@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use agentbase_core::agent::ESCALATION_ACTION;
 use agentbase_core::{
     Agent, AgentPatch, AgentStatus, Clock, Cursor, Error, IpRateLimits, Millis, NewAgent, Resource,
     Result, Visibility, ids,
@@ -181,6 +182,23 @@ impl Agents {
         agent.actions = actions;
         agent.updated_at = self.now();
         self.save(agent).await
+    }
+
+    /// Adds or removes the built-in escalation action; the agent's own client actions
+    /// stay as they are. Nothing is written when the agent already is as wanted.
+    pub async fn set_escalation(&self, workspace_id: &str, id: &str, on: bool) -> Result<Agent> {
+        let agent = self.get(workspace_id, id).await?;
+        let has = agent.actions.iter().any(|x| x.name == ESCALATION_ACTION);
+        if on == has {
+            return Ok(agent);
+        }
+        let mut actions: Vec<agentbase_core::Action> = (agent.actions.into_iter())
+            .filter(|x| x.name != ESCALATION_ACTION)
+            .collect();
+        if on {
+            actions.push(agentbase_core::Action::escalation());
+        }
+        self.set_actions(workspace_id, id, actions).await
     }
 
     pub async fn delete(&self, workspace_id: &str, id: &str) -> Result<()> {

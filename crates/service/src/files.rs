@@ -15,6 +15,28 @@ use agentbase_core::knowledge::{Document, FILE_MAX_BYTES};
 
 mod pdf_scan;
 
+/// A file as it was uploaded, not yet read: [`crate::knowledge::Knowledge`] reads it
+/// with the extractor (off the runtime, in a worker process in the server).
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// A file that cannot be read is a problem with the request's `file`; no free
+/// reader, a rejection the caller may retry.
+impl From<FileError> for agentbase_core::Error {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Busy => {
+                agentbase_core::Error::Rejected(agentbase_core::Rejection::ReaderBusy)
+            }
+            e => agentbase_core::Error::invalid("file", e.to_string()),
+        }
+    }
+}
+
 /// The text one file may produce.
 pub const MAX_TEXT_BYTES: usize = 32 << 20;
 /// The decompressed size of a DOCX's `word/document.xml`.

@@ -29,7 +29,9 @@ use agentbase_core::knowledge::{
     StoredChunk, TrainingJob, validate_content,
 };
 use agentbase_core::model::Embedder;
-use agentbase_core::{Agent, Cursor, Error, Millis, Plan, Rejection, Resource, Result, ids};
+use agentbase_core::{
+    Agent, AgentPatch, Cursor, Error, Millis, NewAgent, Plan, Rejection, Resource, Result, ids,
+};
 use agentbase_search::{ChunkOptions, Doc, Fusion, Index, Mode, Query};
 use agentbase_store::{Page, SourceFilter, TrainingSwitch};
 use tokio::sync::Notify;
@@ -39,6 +41,8 @@ use agentbase_store::Store;
 
 use crate::Principal;
 use crate::agents::Agents;
+use crate::extractor::{Extractor, Mode as ExtractorMode};
+use crate::files::{FileText, Upload};
 use crate::settings::Settings;
 
 /// How long a claimed job is this node's without a progress report.
@@ -81,6 +85,8 @@ pub struct Knowledge {
     agents: Arc<Agents>,
     embedder: Option<Arc<dyn Embedder>>,
     fetcher: Option<Arc<dyn SiteFetcher>>,
+    /// Reads uploaded files under the extraction limits.
+    extractor: Extractor,
     index_dir: PathBuf,
     snapshots: Mutex<HashMap<String, Arc<Snapshot>>>,
     building: Mutex<HashSet<String>>,
@@ -102,6 +108,7 @@ impl Knowledge {
         agents: Arc<Agents>,
     ) -> Knowledge {
         Knowledge {
+            extractor: Extractor::new(ExtractorMode::Thread, &settings.extraction),
             store,
             clock,
             settings,
@@ -178,8 +185,8 @@ pub struct SourceUpdate {
     pub exclude_paths: Option<Vec<String>>,
     pub include_only_paths: Option<Vec<String>>,
     pub slow_scraping: Option<bool>,
-    /// A replaced file: (filename, media type, extracted text, dataset pages).
-    pub file: Option<(String, String, String, Vec<Document>)>,
+    /// A replaced file, read by the update.
+    pub file: Option<Upload>,
 }
 
 /// Per-kind counts and sizes for `GET /sources/summary`.
@@ -328,7 +335,7 @@ impl Knowledge {
         p: &Principal,
         agent_id: &str,
         id: &str,
-        update: SourceUpdate,
+        mut update: SourceUpdate,
     ) -> Result<Source> {
         let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         let mut source = self
@@ -336,7 +343,8 @@ impl Knowledge {
             .source(&agent.id, id)
             .await?
             .ok_or(Error::NotFound(Resource::Source))?;
-        let content = updated_content(&source, &update)?;
+        let file = self.replaced_file(&source, update.file.take()).await?;
+        let content = updated_content(&source, &update, file)?;
         let kind = source.kind();
         let name = update
             .name
@@ -398,6 +406,110 @@ impl Knowledge {
         self.agents.forget(&agent.id);
         self.refresh_snapshot(&agent.id);
         Ok(source)
+    }
+
+    /// Adds a file source: the upload is read (off the runtime, under the extraction
+    /// limits) and trains like any source. `name` defaults to the file's name.
+    pub async fn add_file(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        name: Option<String>,
+        upload: Upload,
+    ) -> Result<Source> {
+        let agent = self.agents.get(&p.workspace_id, agent_id).await?;
+        let (filename, read) = self.read(upload).await?;
+        let new = NewSource {
+            name: name.unwrap_or_else(|| filename.clone()),
+            content: SourceContent::File {
+                filename,
+                media_type: read.media_type,
+                content: read.markdown,
+                pages: read.pages,
+            },
+        };
+        self.create_source(p, &agent.id, new).await
+    }
+
+    /// The text of an untrusted file, read under the extractor's limits; a file that
+    /// cannot be read is a problem with the request's `file`.
+    pub async fn read(&self, upload: Upload) -> Result<(String, FileText)> {
+        let Upload {
+            filename,
+            content_type,
+            bytes,
+        } = upload;
+        let read = (self.extractor)
+            .extract(&filename, content_type.as_deref(), bytes)
+            .await?;
+        Ok((filename, read))
+    }
+
+    /// A replacement file, read; only a file source takes one.
+    async fn replaced_file(
+        &self,
+        source: &Source,
+        upload: Option<Upload>,
+    ) -> Result<Option<ReadFile>> {
+        let Some(upload) = upload else {
+            return Ok(None);
+        };
+        if source.kind() != SourceKind::File {
+            let kind = source.kind().as_str();
+            return Err(Error::invalid(
+                "file",
+                format!("not a field of {kind} sources"),
+            ));
+        }
+        self.read(upload).await.map(Some)
+    }
+
+    pub fn extractor(&self) -> &Extractor {
+        &self.extractor
+    }
+
+    pub(crate) fn set_extractor(&mut self, extractor: Extractor) {
+        self.extractor = extractor;
+    }
+
+    /// Makes an agent with its first sources (v1 `create-chatbot`): nothing half-made,
+    /// the agent goes again when its sources are refused.
+    pub async fn create_agent_with(
+        self: &Arc<Self>,
+        p: &Principal,
+        new: NewAgent,
+        sources: Vec<NewSource>,
+    ) -> Result<Agent> {
+        let agent = self.agents.create(&p.workspace_id, new).await?;
+        if !sources.is_empty()
+            && let Err(e) = self.replace_sources(p, &agent.id, sources).await
+        {
+            let _ = self.agents.delete(&p.workspace_id, &agent.id).await;
+            return Err(e);
+        }
+        Ok(agent)
+    }
+
+    /// Replaces an agent's sources and, when given, renames it (v1
+    /// `update-chatbot-data`).
+    pub async fn replace_agent_data(
+        self: &Arc<Self>,
+        p: &Principal,
+        agent_id: &str,
+        name: Option<String>,
+        sources: Vec<NewSource>,
+    ) -> Result<()> {
+        self.replace_sources(p, agent_id, sources).await?;
+        if let Some(name) = name {
+            let rename = AgentPatch {
+                name: Some(name),
+                ..Default::default()
+            };
+            self.agents
+                .update(&p.workspace_id, agent_id, rename)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Replaces all of an agent's sources (v1 `update-chatbot-data`): the old ones
@@ -1119,7 +1231,14 @@ fn build_snapshot(dir: &Path, docs: Vec<Doc>) -> Result<Index> {
 
 /// The content `update` gives `source`, checked: fields of another kind of source,
 /// a bad name and content out of bounds are field errors.
-fn updated_content(source: &Source, update: &SourceUpdate) -> Result<SourceContent> {
+/// A file as read: its name and text.
+type ReadFile = (String, FileText);
+
+fn updated_content(
+    source: &Source,
+    update: &SourceUpdate,
+    file: Option<ReadFile>,
+) -> Result<SourceContent> {
     let mut errors = agentbase_core::FieldErrors::new();
     let mismatch = |errors: &mut agentbase_core::FieldErrors, field: &str| {
         errors.insert(
@@ -1165,11 +1284,11 @@ fn updated_content(source: &Source, update: &SourceUpdate) -> Result<SourceConte
             content,
             pages,
         } => {
-            if let Some((f, m, c, p)) = update.file.clone() {
+            if let Some((f, read)) = file {
                 *filename = f;
-                *media_type = m;
-                *content = c;
-                *pages = p;
+                *media_type = read.media_type;
+                *content = read.markdown;
+                *pages = read.pages;
             }
         }
     }
@@ -1193,9 +1312,6 @@ fn updated_content(source: &Source, update: &SourceUpdate) -> Result<SourceConte
         && kind != SourceKind::Link
     {
         mismatch(&mut errors, "excludePaths");
-    }
-    if update.file.is_some() && kind != SourceKind::File {
-        mismatch(&mut errors, "file");
     }
     validate_content(&content, &mut errors);
     if !errors.is_empty() {

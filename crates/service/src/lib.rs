@@ -65,7 +65,6 @@ pub struct App {
     agents: Arc<Agents>,
     credits: credits::Credits,
     crawl_runs: Arc<crawl_runs::CrawlRuns>,
-    extractor: extractor::Extractor,
     sessions: dashboard::Sessions,
     /// The country database of `widget.geoip_database`, opened on first use.
     geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
@@ -140,7 +139,6 @@ impl App {
             limiter,
             clock,
             knowledge: Arc::new(knowledge),
-            extractor: extractor::Extractor::new(extractor::Mode::Thread, &settings.extraction),
             geoip: std::sync::OnceLock::new(),
             models: models::Registry::build(&settings, providers),
             settings,
@@ -238,21 +236,13 @@ impl App {
     /// Reads uploaded and crawled documents with `extractor` (the server passes one
     /// that runs a worker process per document).
     pub fn with_extractor(mut self, extractor: extractor::Extractor) -> Self {
-        self.extractor = extractor;
+        Arc::get_mut(&mut self.knowledge)
+            .expect("the extractor is set before the app is shared")
+            .set_extractor(extractor);
         self
     }
 
     pub fn extractor(&self) -> &extractor::Extractor {
-        &self.extractor
-    }
-
-    /// The text of an untrusted file, read under the extractor's limits.
-    pub async fn read_file(
-        &self,
-        filename: &str,
-        content_type: Option<&str>,
-        bytes: Vec<u8>,
-    ) -> std::result::Result<files::FileText, files::FileError> {
-        self.extractor.extract(filename, content_type, bytes).await
+        self.knowledge.extractor()
     }
 }

@@ -2,7 +2,7 @@
 
 use agentbase_core::agent::{ESCALATION_ACTION, IpRateLimitsPatch};
 use agentbase_core::conversation::{Message, MessageRole, Part};
-use agentbase_core::{Action, AgentPatch, Cursor, NewAgent, Visibility};
+use agentbase_core::{Agent, AgentPatch, Cursor, NewAgent, Visibility};
 use agentbase_service::ConversationFilter;
 use agentbase_service::chat::ChatInput;
 use axum::body::Bytes;
@@ -16,7 +16,8 @@ use super::html::{self, esc, url_value, when};
 use super::workspaces::notice;
 use super::{Problem, agent_page, back, lines, nav, redirect, render_template, workspace};
 use crate::AppState;
-use crate::dto::conversations::next_cursor;
+use crate::dto::conversations::{by_created, next_cursor};
+use crate::error::ApiError;
 use crate::extract::{ListQuery, PageQuery, QueryMap};
 
 /// The conversation source the playground records (a Chatbase source label).
@@ -116,10 +117,17 @@ pub async fn settings(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
+    let page = settings_context(&state, &headers, &a);
+    let nav = nav(&w, Some(&a), "settings");
+    render_template(&s, &a.name, &nav, &notice(&q), "settings.html", page)
+}
+
+/// What the settings template shows of an agent.
+fn settings_context(state: &AppState, headers: &HeaderMap, a: &Agent) -> Value {
     let models: Vec<[&str; 2]> = (state.app.settings().models.keys())
         .map(|m| [m.as_str(); 2])
         .collect();
-    let page = json!({
+    json!({
         "agent": {
             "id": a.id,
             "name": a.name,
@@ -134,15 +142,13 @@ pub async fn settings(
             "ip_message": a.ip_rate_limits.message,
             "escalation": a.actions.iter().any(|x| x.name == ESCALATION_ACTION),
         },
-        "embed": embed_snippet(&state, &headers, &a.id),
+        "embed": embed_snippet(state, headers, &a.id),
         "models": models,
         "model": a.model,
         "visibilities": [["private", "Private (API only)"], ["public", "Public (widget)"]],
         "visibility": a.visibility.as_str(),
-        "used": format!("{:.2}", state.app.agent_credits_used(&a)),
-    });
-    let nav = nav(&w, Some(&a), "settings");
-    render_template(&s, &a.name, &nav, &notice(&q), "settings.html", page)
+        "used": format!("{:.2}", state.app.agent_credits_used(a)),
+    })
 }
 
 fn number<T: std::str::FromStr>(form: &Form, key: &str, label: &str) -> Result<Option<T>, Problem> {
@@ -201,27 +207,12 @@ pub async fn update(
 ) -> Response {
     let result = async {
         let patch = patch_from(&p.form)?;
-        let agent = state.app.agents().update(&ws, &agent_id, patch).await?;
+        let agents = state.app.agents();
+        agents.update(&ws, &agent_id, patch).await?;
+        // The form shows the escalation switch only when the action can be toggled.
         if p.form.get("escalationShown").is_some() {
-            // The built-in escalation action is added or removed; the agent's own
-            // client actions stay as they are.
-            let wanted = p.form.get("escalation").is_some();
-            let has = agent.actions.iter().any(|x| x.name == ESCALATION_ACTION);
-            if wanted != has {
-                let mut actions: Vec<Action> = agent
-                    .actions
-                    .into_iter()
-                    .filter(|x| x.name != ESCALATION_ACTION)
-                    .collect();
-                if wanted {
-                    actions.push(Action::escalation());
-                }
-                state
-                    .app
-                    .agents()
-                    .set_actions(&ws, &agent_id, actions)
-                    .await?;
-            }
+            let on = p.form.get("escalation").is_some();
+            agents.set_escalation(&ws, &agent_id, on).await?;
         }
         Ok("Settings saved.".to_owned())
     }
@@ -266,37 +257,22 @@ pub async fn playground_chat(
     Path((ws, agent_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Err(p) = s.check_csrf(&headers, None) {
-        return crate::error::ApiError::new(
-            p.status,
-            agentbase_api_types::codes::AUTH_CSRF_TOKEN_INVALID,
-            p.message,
-        )
-        .into_response();
-    }
+    use agentbase_api_types::codes::{AUTH_CSRF_TOKEN_INVALID, RESOURCE_NOT_FOUND};
+    let api = |code: &'static str| move |p: Problem| ApiError::new(p.status, code, p.message);
     let result = async {
-        let w = workspace(&state, &ws).await.map_err(|p| {
-            crate::error::ApiError::new(
-                p.status,
-                agentbase_api_types::codes::RESOURCE_NOT_FOUND,
-                p.message,
-            )
-        })?;
+        s.check_csrf(&headers, None)
+            .map_err(api(AUTH_CSRF_TOKEN_INVALID))?;
+        let w = (workspace(&state, &ws).await).map_err(api(RESOURCE_NOT_FOUND))?;
         let req: agentbase_api_types::ChatRequest = crate::extract::parse_json(&body)?;
-        let turn = state
-            .app
-            .chat(
-                &w.principal,
-                ChatInput {
-                    agent_id,
-                    message: req.message,
-                    conversation_id: req.conversation_id,
-                    user_id: None,
-                    source: SOURCE_PLAYGROUND.into(),
-                },
-            )
-            .await?;
-        Ok::<_, crate::error::ApiError>(crate::sse::response(turn))
+        let input = ChatInput {
+            agent_id,
+            message: req.message,
+            conversation_id: req.conversation_id,
+            user_id: None,
+            source: SOURCE_PLAYGROUND.into(),
+        };
+        let turn = state.app.chat(&w.principal, input).await?;
+        Ok::<_, ApiError>(crate::sse::response(turn))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -309,44 +285,24 @@ pub async fn conversations(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let mut details = std::collections::BTreeMap::new();
-    let list = ListQuery::<{ PageQuery::MAX_LIMIT }>::read(&q, &mut details);
-    let ListQuery {
-        page,
-        created_from: from,
-        created_to: to,
-    } = list.check(details).map_err(Problem::from)?;
-    let user = q.get("userId").map(str::to_owned);
-    let filter = ConversationFilter {
-        created_from: from,
-        created_to: to,
-        user_id: user.clone(),
-        ..Default::default()
-    };
-    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let (page, filter) = conversation_filter(&q)?;
     let list = (state.app)
-        .conversations(&w.principal, &a.id, &filter, cursor, limit, false)
+        .conversations(
+            &w.principal,
+            &a.id,
+            &filter,
+            page.cursor.as_ref(),
+            page.limit,
+            false,
+        )
         .await?;
     let conversations: Vec<_> = list.items.iter().map(ConversationRow::of).collect();
-    // The next page keeps the filter.
-    let older = next_cursor(&list, |c| Cursor {
-        t: c.created_at,
-        id: c.id.clone(),
-    })
-    .map(|cursor| {
-        let mut query = format!("cursor={}", url_value(&cursor));
-        for k in ["startDate", "endDate", "userId"] {
-            if let Some(v) = q.get(k) {
-                query.push_str(&format!("&{k}={}", url_value(v)));
-            }
-        }
-        query
-    });
+    let older = next_cursor(&list, by_created).map(|cursor| filtered_query(&cursor, &q));
     let page = json!({
         "filter": {
             "startDate": q.get("startDate").unwrap_or(""),
             "endDate": q.get("endDate").unwrap_or(""),
-            "userId": user.as_deref().unwrap_or(""),
+            "userId": q.get("userId").unwrap_or(""),
         },
         "total": list.total,
         "conversations": conversations,
@@ -361,6 +317,35 @@ pub async fn conversations(
         "conversations.html",
         page,
     )
+}
+
+/// The conversations page's query: a page and a filter (dates, user).
+fn conversation_filter(q: &QueryMap) -> Result<(PageQuery, ConversationFilter), Problem> {
+    let mut details = std::collections::BTreeMap::new();
+    let list = ListQuery::<{ PageQuery::MAX_LIMIT }>::read(q, &mut details);
+    let ListQuery {
+        page,
+        created_from,
+        created_to,
+    } = list.check(details).map_err(Problem::from)?;
+    let filter = ConversationFilter {
+        created_from,
+        created_to,
+        user_id: q.get("userId").map(str::to_owned),
+        ..Default::default()
+    };
+    Ok((page, filter))
+}
+
+/// The query of the next page: its cursor, and the filter kept.
+fn filtered_query(cursor: &str, q: &QueryMap) -> String {
+    let mut query = format!("cursor={}", url_value(cursor));
+    for k in ["startDate", "endDate", "userId"] {
+        if let Some(v) = q.get(k) {
+            query.push_str(&format!("&{k}={}", url_value(v)));
+        }
+    }
+    query
 }
 
 /// One row of the conversations table.
@@ -455,13 +440,6 @@ pub async fn thread(
         "after": messages.last().map_or(0, |m| m.seq),
         "messages": messages.iter().map(message_context).collect::<Vec<_>>(),
     });
-    let nav = nav(&w, Some(&a), "conversations");
-    render_template(
-        &s,
-        "Conversation",
-        &nav,
-        &notice(&q),
-        "conversation.html",
-        page,
-    )
+    let (nav, notice) = (nav(&w, Some(&a), "conversations"), notice(&q));
+    render_template(&s, "Conversation", &nav, &notice, "conversation.html", page)
 }

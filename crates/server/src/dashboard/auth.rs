@@ -289,12 +289,7 @@ pub async fn login(
 ) -> Response {
     let form = Form(form_pairs(&String::from_utf8_lossy(&body)));
     let next = safe_next(form.get("next")).to_owned();
-    let double_submit = cookie(&headers, LOGIN_COOKIE);
-    let csrf_ok = match (double_submit.as_deref(), form.get("_csrf")) {
-        (Some(c), Some(f)) => same_secret(c, f),
-        _ => false,
-    };
-    if cross_site(&headers) || !csrf_ok {
+    if !double_submit_ok(&headers, &form, LOGIN_COOKIE) {
         let expired = Some("The sign-in form expired. Try again.");
         return login_form(&state, &headers, &next, expired);
     }
@@ -303,8 +298,34 @@ pub async fn login(
     if let Err(refused) = sign_in_allowed(&state, &headers, &next, &ip).await {
         return refused;
     }
-    // An email signs a workspace member in; none, the administrator.
-    let (attempt, wrong) = match form.get("email") {
+    let (attempt, wrong) = sign_in(&state, &form).await;
+    match attempt {
+        Ok(Some(signed_in)) => {
+            let path = "/dashboard/login";
+            signed_in_response(&state, &headers, &signed_in, &next, LOGIN_COOKIE, path)
+        }
+        Ok(None) => login_form(&state, &headers, &next, Some(wrong)),
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// A form posted from the dashboard's own pages: not cross-site, and its CSRF field
+/// equal to the double-submit cookie `cookie_name` set with the form.
+pub(super) fn double_submit_ok(headers: &HeaderMap, form: &Form, cookie_name: &str) -> bool {
+    let same = match (cookie(headers, cookie_name), form.get("_csrf")) {
+        (Some(c), Some(f)) => same_secret(&c, f),
+        _ => false,
+    };
+    same && !cross_site(headers)
+}
+
+/// The sign-in form's attempt, and what a wrong password is told: an email signs a
+/// workspace member in; none, the administrator.
+async fn sign_in(
+    state: &AppState,
+    form: &Form,
+) -> (agentbase_core::Result<Option<SignedIn>>, &'static str) {
+    match form.get("email") {
         Some(email) => (
             state.app.member_sign_in(email, form.raw("password")).await,
             "That email and password do not match.",
@@ -313,14 +334,6 @@ pub async fn login(
             state.app.sessions().sign_in(form.raw("password")).await,
             "That password is not right.",
         ),
-    };
-    match attempt {
-        Ok(Some(signed_in)) => {
-            let path = "/dashboard/login";
-            signed_in_response(&state, &headers, &signed_in, &next, LOGIN_COOKIE, path)
-        }
-        Ok(None) => login_form(&state, &headers, &next, Some(wrong)),
-        Err(e) => Problem::from(e).into_response(),
     }
 }
 

@@ -52,19 +52,28 @@ pub async fn tickets(
         })
         .map(|t| TicketRow::of(t, &teams))
         .collect();
-    let statuses: Vec<(&str, &str)> = std::iter::once(("", "any status"))
-        .chain(CATEGORIES.iter().map(|c| (*c, *c)))
-        .collect();
-    let mut team_choices: Vec<(&str, &str)> = vec![("", "any team"), ("none", "no team")];
-    team_choices.extend(teams.iter().map(|t| (t.id.as_str(), t.name.as_str())));
     let page = json!({
         "filter": { "status": status, "team": team, "assignee": assignee },
-        "statuses": statuses,
-        "teams": team_choices,
+        "statuses": status_choices(),
+        "teams": team_choices(&teams),
         "tickets": tickets,
     });
     let nav = nav(&w, Some(&a), "tickets");
     render_template(&s, "Tickets", &nav, &notice(&q), "tickets.html", page)
+}
+
+/// The filter's status choices (value, label): any, or one category.
+fn status_choices() -> Vec<(&'static str, &'static str)> {
+    std::iter::once(("", "any status"))
+        .chain(CATEGORIES.iter().map(|c| (*c, *c)))
+        .collect()
+}
+
+/// The filter's team choices (value, label): any, none, or one of the teams.
+fn team_choices(teams: &[Team]) -> Vec<(&str, &str)> {
+    let mut choices = vec![("", "any team"), ("none", "no team")];
+    choices.extend(teams.iter().map(|t| (t.id.as_str(), t.name.as_str())));
+    choices
 }
 
 /// The page's filter: a status category, a team (`none`: no team) and an assignee

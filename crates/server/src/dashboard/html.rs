@@ -71,6 +71,16 @@ pub struct Notice {
     pub error: Option<String>,
 }
 
+impl Notice {
+    /// A notice that something went well.
+    pub fn ok(message: impl Into<String>) -> Self {
+        Notice {
+            ok: Some(message.into()),
+            error: None,
+        }
+    }
+}
+
 /// A short, readable UTC time.
 pub fn when(ms: i64) -> String {
     let iso = agentbase_core::time_fmt::iso8601(ms);

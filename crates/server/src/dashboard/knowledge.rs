@@ -2,8 +2,8 @@
 //! status, delete, retrain, auto-retrain, and live training progress.
 
 use agentbase_api_types as api;
-use agentbase_core::knowledge::{NewSource, Source, SourceContent};
-use agentbase_service::SourceFilter;
+use agentbase_core::knowledge::{Source, SourceContent, TrainingJob};
+use agentbase_service::{Principal, SourceFilter, files};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::StatusCode;
@@ -18,7 +18,6 @@ use super::{Problem, agent_page, back, lines, nav, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::routes;
-use crate::routes::sources::extracted;
 
 /// One row of the sources table.
 #[derive(Serialize)]
@@ -68,13 +67,9 @@ pub async fn sources(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let knowledge = state.app.knowledge();
-    let all = SourceFilter::default();
-    let list = (knowledge.sources(&w.principal, &a.id, &all, None, 100)).await?;
-    let jobs = knowledge.training_jobs(&w.principal, &a.id).await?;
-    let sources: Vec<_> = list.items.into_iter().map(SourceRow::of).collect();
+    let (sources, jobs) = training_state(&state, &w, &a.id).await?;
+    let sources: Vec<_> = sources.into_iter().map(SourceRow::of).collect();
     let jobs: Vec<_> = (jobs.iter())
-        .filter(|j| !j.status.is_finished())
         .map(|j| JobRow {
             stage: j.stage.clone(),
             status: j.status.as_str(),
@@ -101,10 +96,24 @@ pub async fn sources(
     render_template(&s, "Sources", &nav, &notice(&q), "sources.html", page)
 }
 
+/// An agent's sources (the first 100) and its unfinished training jobs.
+async fn training_state(
+    state: &AppState,
+    w: &super::Ws,
+    agent_id: &str,
+) -> Result<(Vec<Source>, Vec<TrainingJob>), Problem> {
+    let knowledge = state.app.knowledge();
+    let all = SourceFilter::default();
+    let list = (knowledge.sources(&w.principal, agent_id, &all, None, 100)).await?;
+    let mut jobs = knowledge.training_jobs(&w.principal, agent_id).await?;
+    jobs.retain(|j| !j.status.is_finished());
+    Ok((list.items, jobs))
+}
+
 /// A multipart form's text fields and its one file.
 struct Upload {
     form: Form,
-    file: Option<(String, Option<String>, Vec<u8>)>,
+    file: Option<files::Upload>,
 }
 
 async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
@@ -132,7 +141,11 @@ async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
             let content_type = field.content_type().map(str::to_owned);
             let bytes = field.bytes().await.map_err(unreadable)?;
             if !bytes.is_empty() {
-                upload.file = Some((filename, content_type, bytes.to_vec()));
+                upload.file = Some(files::Upload {
+                    filename,
+                    content_type,
+                    bytes: bytes.to_vec(),
+                });
             }
         } else {
             let text = field.text().await.map_err(unreadable)?;
@@ -142,9 +155,15 @@ async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
     Ok(upload)
 }
 
-/// The domain source a dashboard form describes: text, Q&A and websites go
-/// through the API's own body type, files and datasets through its extraction.
-async fn new_source(app: &agentbase_service::App, upload: Upload) -> Result<NewSource, Problem> {
+/// Adds the source a dashboard form describes: text, Q&A and websites go through
+/// the API's own body type, files and datasets are read by the knowledge service.
+async fn add_from_form(
+    state: &AppState,
+    p: &Principal,
+    agent_id: &str,
+    upload: Upload,
+) -> Result<Source, Problem> {
+    let knowledge = state.app.knowledge();
     let f = &upload.form;
     let name = f.get("name").unwrap_or("").to_owned();
     let body = match f.get("kind") {
@@ -165,28 +184,14 @@ async fn new_source(app: &agentbase_service::App, upload: Upload) -> Result<NewS
             slow_scraping: false,
         },
         Some("file" | "apify") => {
-            let Some((filename, media_type, content, pages)) =
-                extracted(app, upload.file).await.map_err(Problem::from)?
-            else {
-                return Err(Problem::bad("Choose a file to upload."));
-            };
-            return Ok(NewSource {
-                name: if name.is_empty() {
-                    filename.clone()
-                } else {
-                    name
-                },
-                content: SourceContent::File {
-                    filename,
-                    media_type,
-                    content,
-                    pages,
-                },
-            });
+            let file = (upload.file).ok_or_else(|| Problem::bad("Choose a file to upload."))?;
+            let name = (!name.is_empty()).then_some(name);
+            return Ok(knowledge.add_file(p, agent_id, name, file).await?);
         }
         _ => return Err(Problem::bad("Choose what kind of source to add.")),
     };
-    routes::sources::new_source(body).map_err(Problem::from)
+    let new = routes::sources::new_source(body).map_err(Problem::from)?;
+    Ok(knowledge.create_source(p, agent_id, new).await?)
 }
 
 pub async fn add_source(
@@ -201,12 +206,7 @@ pub async fn add_source(
         let upload = read_form(req, &state).await?;
         s.check_csrf(&headers, upload.form.get("_csrf"))?;
         let w = workspace(&state, &ws).await?;
-        let new = new_source(&state.app, upload).await?;
-        let source = state
-            .app
-            .knowledge()
-            .create_source(&w.principal, &agent_id, new)
-            .await?;
+        let source = add_from_form(&state, &w.principal, &agent_id, upload).await?;
         Ok::<_, Problem>(format!("Added “{}”: training has started.", source.name))
     }
     .await;
@@ -296,29 +296,17 @@ pub async fn training_json(
     Path((ws, agent_id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let list = state
-        .app
-        .knowledge()
-        .sources(&w.principal, &a.id, &SourceFilter::default(), None, 100)
-        .await?;
-    let jobs = state
-        .app
-        .knowledge()
-        .training_jobs(&w.principal, &a.id)
-        .await?;
+    let (sources, jobs) = training_state(&state, &w, &a.id).await?;
     let body = json!({
         "agentStatus": a.status.as_str(),
-        "sources": list.items.iter().map(|s| json!({
+        "sources": sources.iter().map(|s| json!({
             "id": s.id, "status": s.status.as_str(), "pages": s.pages, "error": s.error,
         })).collect::<Vec<_>>(),
-        "jobs": jobs.iter().filter(|j| !j.status.is_finished()).map(|j| json!({
+        "jobs": jobs.iter().map(|j| json!({
             "sourceId": j.source_id, "status": j.status.as_str(), "stage": j.stage,
             "done": j.done, "total": j.total,
         })).collect::<Vec<_>>(),
     });
-    Ok((
-        [(axum::http::header::CACHE_CONTROL, "no-store")],
-        Json(body),
-    )
-        .into_response())
+    let no_store = [(axum::http::header::CACHE_CONTROL, "no-store")];
+    Ok((no_store, Json(body)).into_response())
 }

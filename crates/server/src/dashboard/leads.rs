@@ -28,22 +28,8 @@ pub async fn leads(
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let form = lead::form_of(a.lead_form.as_ref()).filter(LeadForm::asks_anything);
-    let leads = state
-        .app
-        .leads(&ws, &a.id, None, None, 1, PAGE_ROWS)
-        .await?;
-    let leads: Vec<_> = leads
-        .into_iter()
-        .map(|l| {
-            json!({
-                "name": l.name.unwrap_or_default(),
-                "email": l.email.unwrap_or_default(),
-                "phone": l.phone.unwrap_or_default(),
-                "conversation": l.conversation_id,
-                "submitted": when(l.created_at),
-            })
-        })
-        .collect();
+    let leads = (state.app.leads(&ws, &a.id, None, None, 1, PAGE_ROWS)).await?;
+    let leads: Vec<_> = leads.into_iter().map(lead_row).collect();
     let page = json!({
         "form": form_context(form.as_ref()),
         "title_max": lead::TITLE_MAX,
@@ -52,6 +38,17 @@ pub async fn leads(
     });
     let nav = nav(&w, Some(&a), "leads");
     render_template(&s, "Leads", &nav, &notice(&q), "leads.html", page)
+}
+
+/// A lead as the page's table shows it.
+fn lead_row(l: lead::Lead) -> serde_json::Value {
+    json!({
+        "name": l.name.unwrap_or_default(),
+        "email": l.email.unwrap_or_default(),
+        "phone": l.phone.unwrap_or_default(),
+        "conversation": l.conversation_id,
+        "submitted": when(l.created_at),
+    })
 }
 
 /// The lead form's settings as the page shows them: a title, which fields are asked

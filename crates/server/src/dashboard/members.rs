@@ -5,7 +5,6 @@
 //! `core::member::may_manage` in the service.
 
 use agentbase_core::ids;
-use agentbase_core::keys::same_secret;
 use agentbase_core::member::{Member, Role, may_manage};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -14,7 +13,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::auth::{
-    Form, Posted, Session, cookie, cross_site, secure, set_cookie, signed_in_response,
+    Form, Posted, Session, double_submit_ok, secure, set_cookie, signed_in_response,
 };
 use super::html::{Nav, Notice, when};
 use super::templates::{self, Shell};
@@ -84,32 +83,27 @@ pub async fn invite(
     p: Posted,
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
-    let invited = state
+    let f = &p.form;
+    let (email, name) = (f.get("email").unwrap_or(""), f.get("name").unwrap_or(""));
+    let role = f.get("role").unwrap_or("member");
+    let acting = p.session.acting();
+    let invited = match state
         .app
-        .invite_member(
-            p.session.acting(),
-            &ws,
-            p.form.get("email").unwrap_or(""),
-            p.form.get("name").unwrap_or(""),
-            p.form.get("role").unwrap_or("member"),
-        )
-        .await;
-    let invited = match invited {
+        .invite_member(acting, &ws, email, name, role)
+        .await
+    {
         Ok(i) => i,
         Err(e) => return Ok(back(&format!("/dashboard/w/{ws}/members"), Err(e.into()))),
     };
     let members = state.app.members(&ws).await?;
     let m = &invited.member;
-    let notice = Notice {
-        ok: Some(match invited.token {
-            Some(_) => format!("{} invited as {}.", m.email, m.role),
-            None => format!(
-                "{} already has an account and is now a member ({}).",
-                m.email, m.role
-            ),
-        }),
-        error: None,
-    };
+    let notice = Notice::ok(match invited.token {
+        Some(_) => format!("{} invited as {}.", m.email, m.role),
+        None => format!(
+            "{} already has an account and is now a member ({}).",
+            m.email, m.role
+        ),
+    });
     let link = invited.token.as_deref().map(|t| (m.email.as_str(), t));
     page(&state, &p.session, &w, &members, link, &notice)
 }
@@ -120,30 +114,20 @@ pub async fn reset(
     p: Posted,
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
-    let (m, token) = match state
+    let reset = state
         .app
-        .reset_member_password(p.session.acting(), &ws, &member_id)
-        .await
-    {
+        .reset_member_password(p.session.acting(), &ws, &member_id);
+    let (m, token) = match reset.await {
         Ok(r) => r,
         Err(e) => return Ok(back(&format!("/dashboard/w/{ws}/members"), Err(e.into()))),
     };
     let members = state.app.members(&ws).await?;
-    let notice = Notice {
-        ok: Some(format!(
-            "{}'s password no longer works and they are signed out; the link below sets a new one.",
-            m.email
-        )),
-        error: None,
-    };
-    page(
-        &state,
-        &p.session,
-        &w,
-        &members,
-        Some((&m.email, &token)),
-        &notice,
-    )
+    let notice = Notice::ok(format!(
+        "{}'s password no longer works and they are signed out; the link below sets a new one.",
+        m.email
+    ));
+    let link = Some((m.email.as_str(), token.as_str()));
+    page(&state, &p.session, &w, &members, link, &notice)
 }
 
 pub async fn remove(
@@ -244,38 +228,16 @@ pub async fn accept(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let form = Form(form_pairs(&String::from_utf8_lossy(&body)));
-    let csrf_ok = match (cookie(&headers, LINK_COOKIE), form.get("_csrf")) {
-        (Some(c), Some(f)) => same_secret(&c, f),
-        _ => false,
-    };
     let link = state.app.open_link(&token).await?.ok_or_else(gone)?;
-    let again = |status, message: &str| {
-        let to = LinkFor {
-            email: &link.account.email,
-            invite: None,
-            workspace: &link.workspace.name,
-        };
-        link_form(
-            &state,
-            &headers,
-            &token,
-            form.get("name").unwrap_or(&link.account.name),
-            &to,
-            status,
-            Some(message.to_owned()),
-        )
+    let accepted = match check_link_form(&headers, &form) {
+        Ok(()) => (state
+            .app
+            .accept_link(&token, form.raw("password"), form.get("name"))
+            .await)
+            .map_err(Problem::from),
+        Err(p) => Err(p),
     };
-    if cross_site(&headers) || !csrf_ok {
-        return again(StatusCode::FORBIDDEN, "This form expired. Try again.");
-    }
-    if form.raw("password") != form.raw("confirm") {
-        return again(StatusCode::BAD_REQUEST, "The two passwords differ.");
-    }
-    match state
-        .app
-        .accept_link(&token, form.raw("password"), form.get("name"))
-        .await
-    {
+    match accepted {
         Ok(signed_in) => Ok(signed_in_response(
             &state,
             &headers,
@@ -284,9 +246,38 @@ pub async fn accept(
             LINK_COOKIE,
             LINK_PATH,
         )),
-        Err(e) => {
-            let p = Problem::from(e);
-            again(p.status, &p.message)
+        // The form again, with what went wrong.
+        Err(p) => {
+            let to = LinkFor {
+                email: &link.account.email,
+                invite: None,
+                workspace: &link.workspace.name,
+            };
+            let name = form.get("name").unwrap_or(&link.account.name);
+            link_form(
+                &state,
+                &headers,
+                &token,
+                name,
+                &to,
+                p.status,
+                Some(p.message),
+            )
         }
     }
+}
+
+/// A link's password form is refused when it comes from another site or without its
+/// CSRF cookie, or when its two passwords differ.
+fn check_link_form(headers: &HeaderMap, form: &Form) -> Result<(), Problem> {
+    if !double_submit_ok(headers, form, LINK_COOKIE) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "This form expired. Try again.",
+        ));
+    }
+    if form.raw("password") != form.raw("confirm") {
+        return Err(Problem::bad("The two passwords differ."));
+    }
+    Ok(())
 }

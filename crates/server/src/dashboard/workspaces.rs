@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use agentbase_core::Plan;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::auth::{Posted, Session};
 use super::html::{self, Nav, Notice, when};
@@ -193,26 +193,11 @@ pub async fn usage(
         per_model,
     } = Tally::of(&rows, first);
     let total: f64 = per_day.iter().sum();
-    let names: BTreeMap<String, String> = state
-        .app
-        .agents()
-        .list(&ws, None, 100)
-        .await?
-        .items
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect();
-    let agents: Vec<_> = per_agent
-        .iter()
-        .map(|(id, (credits, n))| {
-            let name = names.get(*id).map_or(*id, String::as_str);
-            json!({"name": name, "credits": format!("{credits:.2}"), "responses": n})
-        })
-        .collect();
-    let models: Vec<_> = per_model
-        .iter()
-        .map(|(m, (credits, n))| json!({"model": m, "credits": format!("{credits:.2}"), "responses": n}))
-        .collect();
+    let names = agent_names(&state, &ws).await?;
+    let agents = credit_rows(&per_agent, "name", |id| {
+        names.get(id).map_or(id, String::as_str)
+    });
+    let models = credit_rows(&per_model, "model", |m| m);
     let page = json!({
         "days": USAGE_DAYS,
         "total": format!("{total:.2}"),
@@ -224,6 +209,22 @@ pub async fn usage(
     });
     let nav = workspace_nav(&w, "usage");
     render_template(&s, "Usage", &nav, &notice(&q), "usage.html", page)
+}
+
+/// The workspace's agents' names by id (the first 100).
+async fn agent_names(state: &AppState, ws: &str) -> Result<BTreeMap<String, String>, Problem> {
+    let agents = state.app.agents().list(ws, None, 100).await?;
+    Ok(agents.items.into_iter().map(|a| (a.id, a.name)).collect())
+}
+
+/// One row per key of a tally: `label` (what `name` calls the key), credits, responses.
+fn credit_rows<'a>(
+    tally: &BTreeMap<&'a str, (f64, i64)>,
+    label: &str,
+    name: impl Fn(&'a str) -> &'a str,
+) -> Vec<Value> {
+    let row = |(key, (credits, n)): (&&'a str, &(f64, i64))| json!({label: name(key), "credits": format!("{credits:.2}"), "responses": n});
+    tally.iter().map(row).collect()
 }
 
 /// Credits (and responses) per day, per agent and per model.

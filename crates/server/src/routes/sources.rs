@@ -5,7 +5,7 @@
 use agentbase_api_types as api;
 use agentbase_core::Cursor;
 use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, SourceContent, SourceKind};
-use agentbase_service::files::FileError;
+use agentbase_service::files;
 use agentbase_service::knowledge::SourceUpdate;
 use agentbase_service::{Principal, SourceFilter};
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -76,7 +76,7 @@ fn is_multipart(req: &Request) -> bool {
 /// `name` and `file` fields of a file upload.
 struct Upload {
     name: Option<String>,
-    file: Option<(String, Option<String>, Vec<u8>)>,
+    file: Option<files::Upload>,
 }
 
 async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError> {
@@ -105,7 +105,11 @@ async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError>
                 let filename = field.file_name().unwrap_or("upload").to_owned();
                 let content_type = field.content_type().map(str::to_owned);
                 let bytes = field.bytes().await.map_err(too_large)?;
-                upload.file = Some((filename, content_type, bytes.to_vec()));
+                upload.file = Some(files::Upload {
+                    filename,
+                    content_type,
+                    bytes: bytes.to_vec(),
+                });
             }
             Some(other) => {
                 return Err(ApiError::invalid_field(
@@ -117,36 +121,6 @@ async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError>
         }
     }
     Ok(upload)
-}
-
-pub(crate) type Extracted = (
-    String,
-    String,
-    String,
-    Vec<agentbase_core::knowledge::Document>,
-);
-
-/// The upload's text, read by the app's extractor (a worker process in the
-/// server): a file it cannot read is a 400 naming why; no free reader, a 503.
-pub(crate) async fn extracted(
-    app: &agentbase_service::App,
-    file: Option<(String, Option<String>, Vec<u8>)>,
-) -> Result<Option<Extracted>, ApiError> {
-    let Some((filename, content_type, bytes)) = file else {
-        return Ok(None);
-    };
-    let doc = app
-        .read_file(&filename, content_type.as_deref(), bytes)
-        .await
-        .map_err(|e| match e {
-            FileError::Busy => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                api::codes::SERVICE_UNAVAILABLE,
-                e.to_string(),
-            ),
-            e => ApiError::invalid_field("file", e.to_string()),
-        })?;
-    Ok(Some((filename, doc.media_type, doc.markdown, doc.pages)))
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/sources", tag = "sources",
@@ -162,31 +136,19 @@ pub async fn create(
     Path(agent_id): Path<String>,
     req: Request,
 ) -> Result<(StatusCode, Json<api::SourceListItem>), ApiError> {
-    let new = if is_multipart(&req) {
+    let knowledge = state.app.knowledge();
+    let source = if is_multipart(&req) {
         let upload = read_upload(req, &state).await?;
-        let Some((filename, media_type, content, pages)) =
-            extracted(&state.app, upload.file).await?
-        else {
-            return Err(ApiError::invalid_field("file", "Required"));
-        };
-        NewSource {
-            name: upload.name.unwrap_or_else(|| filename.clone()),
-            content: SourceContent::File {
-                filename,
-                media_type,
-                content,
-                pages,
-            },
-        }
+        let file = upload
+            .file
+            .ok_or_else(|| ApiError::invalid_field("file", "Required"))?;
+        knowledge.add_file(&p, &agent_id, upload.name, file).await?
     } else {
         let AppJson(body) = AppJson::<api::CreateSourceBody>::from_request(req, &state).await?;
-        new_source(body)?
+        knowledge
+            .create_source(&p, &agent_id, new_source(body)?)
+            .await?
     };
-    let source = state
-        .app
-        .knowledge()
-        .create_source(&p, &agent_id, new)
-        .await?;
     Ok((StatusCode::CREATED, Json(source_dto(source))))
 }
 
@@ -341,7 +303,7 @@ async fn source_update(req: Request, state: &AppState) -> Result<SourceUpdate, A
         }
         SourceUpdate {
             name: upload.name,
-            file: extracted(&state.app, upload.file).await?,
+            file: upload.file,
             ..Default::default()
         }
     } else {

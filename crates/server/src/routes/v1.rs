@@ -11,7 +11,7 @@ use agentbase_service::chat::{TurnEvent, V1Input};
 use agentbase_service::{ConversationFilter, Principal};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
@@ -33,30 +33,19 @@ pub async fn chat(
         .chatbot_id
         .or(body.chat_id)
         .ok_or_else(|| ApiError::invalid_field("chatbotId", "Required"))?;
-    let turn = state
-        .app
-        .chat_v1(
-            &p,
-            V1Input {
-                agent_id,
-                messages: body
-                    .messages
-                    .into_iter()
-                    .map(|m| (m.role, m.content))
-                    .collect(),
-                temperature: body.temperature,
-                model: body.model,
-                conversation_id: body.conversation_id,
-            },
-        )
-        .await?;
+    let input = V1Input {
+        agent_id,
+        messages: (body.messages.into_iter())
+            .map(|m| (m.role, m.content))
+            .collect(),
+        temperature: body.temperature,
+        model: body.model,
+        conversation_id: body.conversation_id,
+    };
+    let turn = state.app.chat_v1(&p, input).await?;
     if body.stream.unwrap_or(false) {
-        let mut r = Body::from_stream(async_stream(turn.events)).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        return Ok(r);
+        let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+        return Ok((plain, Body::from_stream(async_stream(turn.events))).into_response());
     }
     Ok(Json(v1::V1ChatResponse {
         text: whole_answer(turn.events).await?,
@@ -195,28 +184,9 @@ pub async fn get_conversations(
     Extension(p): Extension<Principal>,
     q: QueryMap,
 ) -> Result<Json<v1::V1ConversationsResponse>, ApiError> {
-    let mut details = BTreeMap::new();
-    let V1Window {
-        agent_id,
-        page,
-        size,
-        from,
-        to,
-    } = V1Window::read(&q, 20, &mut details);
-    if !details.is_empty() {
-        return Err(ApiError::invalid_body(details));
-    }
-    let filter = ConversationFilter {
-        created_from: from,
-        created_to: to,
-        sources: q
-            .get("filteredSources")
-            .map(|s| s.split(',').map(|x| x.trim().to_owned()).collect()),
-        ..Default::default()
-    };
-    let list = state
-        .app
-        .conversations_v1(&p, &agent_id, &filter, page, size)
+    let (w, filter) = conversations_query(&q)?;
+    let list = (state.app)
+        .conversations_v1(&p, &w.agent_id, &filter, w.page, w.size)
         .await?;
     Ok(Json(v1::V1ConversationsResponse {
         data: list
@@ -224,6 +194,24 @@ pub async fn get_conversations(
             .map(|(c, messages)| v1_conversation(c, &messages))
             .collect(),
     }))
+}
+
+/// `get-conversations`' query: the chatbot and page, and the filter (dates, sources).
+fn conversations_query(q: &QueryMap) -> Result<(V1Window, ConversationFilter), ApiError> {
+    let mut details = BTreeMap::new();
+    let w = V1Window::read(q, 20, &mut details);
+    if !details.is_empty() {
+        return Err(ApiError::invalid_body(details));
+    }
+    let sources =
+        (q.get("filteredSources")).map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());
+    let filter = ConversationFilter {
+        created_from: w.from,
+        created_to: w.to,
+        sources,
+        ..Default::default()
+    };
+    Ok((w, filter))
 }
 
 fn v1_conversation(
@@ -296,28 +284,15 @@ pub async fn create_chatbot(
 ) -> Result<Json<v1::V1ChatbotId>, ApiError> {
     check_chatbot_name(&body.chatbot_name)?;
     let sources = v1_sources(body.source_text, body.urls_to_scrape);
+    let new = agentbase_core::NewAgent {
+        name: body.chatbot_name.trim().to_owned(),
+        ..Default::default()
+    };
     let agent = state
         .app
-        .agents()
-        .create(
-            &p.workspace_id,
-            agentbase_core::NewAgent {
-                name: body.chatbot_name.trim().to_owned(),
-                ..Default::default()
-            },
-        )
+        .knowledge()
+        .create_agent_with(&p, new, sources)
         .await?;
-    if !sources.is_empty()
-        && let Err(e) = state
-            .app
-            .knowledge()
-            .replace_sources(&p, &agent.id, sources)
-            .await
-    {
-        // Nothing half-made: the chatbot goes again when its data is refused.
-        let _ = state.app.agents().delete(&p.workspace_id, &agent.id).await;
-        return Err(e.into());
-    }
     Ok(Json(v1::V1ChatbotId {
         chatbot_id: agent.id,
     }))
@@ -334,31 +309,11 @@ pub async fn update_chatbot_data(
     if let Some(name) = &body.chatbot_name {
         check_chatbot_name(name)?;
     }
-    state
-        .app
-        .agents()
-        .get(&p.workspace_id, &body.chatbot_id)
-        .await?;
     let sources = v1_sources(body.source_text, body.urls_to_scrape);
-    state
-        .app
-        .knowledge()
-        .replace_sources(&p, &body.chatbot_id, sources)
+    let name = body.chatbot_name.map(|n| n.trim().to_owned());
+    (state.app.knowledge())
+        .replace_agent_data(&p, &body.chatbot_id, name, sources)
         .await?;
-    if let Some(name) = body.chatbot_name {
-        state
-            .app
-            .agents()
-            .update(
-                &p.workspace_id,
-                &body.chatbot_id,
-                agentbase_core::AgentPatch {
-                    name: Some(name.trim().to_owned()),
-                    ..Default::default()
-                },
-            )
-            .await?;
-    }
     Ok(Json(v1::V1ChatbotId {
         chatbot_id: body.chatbot_id,
     }))
