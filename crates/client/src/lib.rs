@@ -17,6 +17,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use agentbase_api_types as types;
+/// The HTTP client this crate is built on, for [`Client::with_http_client`] and
+/// [`Client::request`] without a second, possibly mismatched, `reqwest` dependency.
+pub use reqwest;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{status} {code}: {message} (request {request_id:?})")]
@@ -68,6 +71,30 @@ impl Client {
             max_retries: 3,
             max_wait: Duration::from_secs(60),
         }
+    }
+
+    /// Sends every call through `http` instead of a default `reqwest::Client`: for
+    /// a self-hosted server whose certificate comes from a private CA, or for
+    /// timeouts, proxies and client certificates. The key and the base URL still
+    /// come from [`Client::new`].
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "rustls")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use agentbase_client::{Client, reqwest};
+    ///
+    /// let ca = reqwest::Certificate::from_pem(&std::fs::read("ca.pem")?)?;
+    /// let http = reqwest::Client::builder().add_root_certificate(ca).build()?;
+    /// let client = Client::new("https://agents.internal/api/v2", Some("key".into()))
+    ///     .with_http_client(http);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "rustls"))]
+    /// # fn main() {}
+    /// ```
+    pub fn with_http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
     }
 
     /// How many times a 429 is retried (default 3, as the official CLI does).
