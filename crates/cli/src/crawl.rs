@@ -2,15 +2,16 @@
 //! progress line) and `agentbase extract` (the cleaned content of one saved page).
 
 use std::io::{BufWriter, IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use agentbase_crawler::browser::{Chromium, ChromiumConfig};
 use agentbase_crawler::{
-    CancellationToken, CrawlInput, CrawlerSettings, Event, ExtractOptions, HtmlTransformer,
-    Progress, StopReason, crawl, extract,
+    CancellationToken, CrawlInput, CrawlSpec, CrawlerSettings, CrawlerType, Event, ExtractOptions,
+    HtmlTransformer, Progress, StartUrl, StartUrls, StopReason, UrlGlobs, crawl, extract,
 };
 use anyhow::{Context, bail};
 
@@ -37,8 +38,8 @@ pub struct CrawlArgs {
     /// excludeUrlGlobs (repeatable).
     #[arg(long = "exclude", value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// maxConcurrency: requests in flight at most.
-    #[arg(long)]
+    /// maxConcurrency: requests in flight at most (1 to 999).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=999))]
     pub concurrency: Option<u32>,
     /// Requests in flight per host at most.
     #[arg(long, default_value_t = 8)]
@@ -58,7 +59,7 @@ pub struct CrawlArgs {
     /// crawlerType: playwright:adaptive (default), playwright:chrome,
     /// playwright:firefox (both always render) or cheerio (never).
     #[arg(long)]
-    pub crawler_type: Option<String>,
+    pub crawler_type: Option<CrawlerType>,
     /// The chromium that renders pages.
     #[arg(long, default_value = "/usr/bin/chromium")]
     pub browser: PathBuf,
@@ -141,58 +142,50 @@ pub fn extract_command(args: ExtractArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_input(args: &CrawlArgs) -> anyhow::Result<CrawlInput> {
-    let mut value = match &args.input {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read {}", path.display()))?;
-            serde_json::from_str::<serde_json::Value>(&text)
-                .with_context(|| format!("{} is not JSON", path.display()))?
-        }
-        None => serde_json::json!({}),
+/// The WCC input file, if given, with its start URLs replaced by the command's.
+fn read_input(args: &CrawlArgs) -> anyhow::Result<Option<CrawlInput>> {
+    let Some(path) = &args.input else {
+        return Ok(None);
     };
-    let Some(obj) = value.as_object_mut() else {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    let value = serde_json::from_str::<serde_json::Value>(&text)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    if !value.is_object() {
         bail!("the WCC input must be a JSON object");
-    };
+    }
+    let mut input = CrawlInput::from_json(value)?;
     if !args.urls.is_empty() {
-        obj.insert("startUrls".into(), serde_json::json!(args.urls));
+        input.start_urls = args.urls.iter().cloned().map(StartUrl::Url).collect();
     }
-    let mut set = |k: &str, v: serde_json::Value| {
-        obj.insert(k.to_string(), v);
+    Ok(Some(input))
+}
+
+/// The crawl the command asks for: the WCC input's when one is given, else its start
+/// URLs with WCC's defaults; the flags override either.
+fn build_spec(args: &CrawlArgs, input: Option<&CrawlInput>) -> anyhow::Result<CrawlSpec> {
+    let mut spec = match input {
+        Some(input) => CrawlSpec::try_from(input)?,
+        None => CrawlSpec::new(StartUrls::parse(&args.urls)?),
     };
-    if let Some(n) = args.max_pages {
-        set("maxCrawlPages", n.into());
-    }
-    if let Some(n) = args.max_results {
-        set("maxResults", n.into());
-    }
-    if let Some(n) = args.max_depth {
-        set("maxCrawlDepth", n.into());
+    let limits = &mut spec.limits;
+    limits.max_pages = args.max_pages.unwrap_or(limits.max_pages);
+    limits.max_results = args.max_results.unwrap_or(limits.max_results);
+    limits.max_depth = args.max_depth.unwrap_or(limits.max_depth);
+    if let Some(n) = args.concurrency.and_then(NonZeroU32::new) {
+        limits.max_concurrency = n;
     }
     if !args.include.is_empty() {
-        set("includeUrlGlobs", serde_json::json!(args.include));
+        spec.scope.include_globs = UrlGlobs::parse("includeUrlGlobs", &args.include)?;
     }
     if !args.exclude.is_empty() {
-        set("excludeUrlGlobs", serde_json::json!(args.exclude));
+        spec.scope.exclude_globs = UrlGlobs::parse("excludeUrlGlobs", &args.exclude)?;
     }
-    if let Some(n) = args.concurrency {
-        set("maxConcurrency", n.into());
-    }
-    if args.respect_robots {
-        set("respectRobotsTxtFile", true.into());
-    }
-    if args.sitemaps {
-        set("useSitemaps", true.into());
-    }
-    if args.llms_txt {
-        set("useLlmsTxt", true.into());
-    }
-    if let Some(t) = &args.crawler_type {
-        set("crawlerType", t.clone().into());
-    }
-    let input = CrawlInput::from_json(value)?;
-    input.validate()?;
-    Ok(input)
+    spec.respect_robots_txt |= args.respect_robots;
+    spec.use_sitemaps |= args.sitemaps;
+    spec.use_llms_txt |= args.llms_txt;
+    spec.crawler_type = args.crawler_type.unwrap_or(spec.crawler_type);
+    Ok(spec)
 }
 
 fn progress_line(p: &Progress) -> String {
@@ -209,14 +202,17 @@ fn progress_line(p: &Progress) -> String {
 
 /// Runs a crawl and writes its items as JSONL.
 pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
-    let input = build_input(&args)?;
-    for field in input.ignored_inputs() {
-        eprintln!("note: input field {field} is not applied");
+    let input = read_input(&args)?;
+    if let Some(input) = &input {
+        for field in input.ignored_inputs() {
+            eprintln!("note: input field {field} is not applied");
+        }
+        for field in input.unknown_inputs() {
+            eprintln!("note: unknown input field {field} is ignored");
+        }
     }
-    for field in input.unknown_inputs() {
-        eprintln!("note: unknown input field {field} is ignored");
-    }
-    let (settings, browser) = crawl_settings(&args, &input);
+    let spec = build_spec(&args, input.as_ref())?;
+    let (settings, browser) = crawl_settings(&args, &spec);
     let writer = open_output(&args.out)?;
     let mut writer = BufWriter::new(writer);
     let cancel = CancellationToken::new();
@@ -230,7 +226,7 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
     let tty = std::io::stderr().is_terminal();
     let mut write_error: Option<std::io::Error> = None;
     let cancel_on_error = cancel.clone();
-    let summary = crawl(&input, &settings, cancel, |event| match event {
+    let summary = crawl(&spec, &settings, cancel, |event| match event {
         Event::Item(item) => {
             if write_error.is_some() {
                 return;
@@ -280,14 +276,14 @@ pub async fn crawl_command(args: CrawlArgs) -> anyhow::Result<()> {
 
 /// The crawler's settings from the command's flags, and the browser they start (when
 /// the crawler type renders and the executable exists).
-fn crawl_settings(args: &CrawlArgs, input: &CrawlInput) -> (CrawlerSettings, Option<Chromium>) {
-    let browser = (input.crawler_type.uses_browser() && args.browser.is_file()).then(|| {
+fn crawl_settings(args: &CrawlArgs, spec: &CrawlSpec) -> (CrawlerSettings, Option<Chromium>) {
+    let browser = (spec.crawler_type.uses_browser() && args.browser.is_file()).then(|| {
         Chromium::new(ChromiumConfig {
             executable: args.browser.clone(),
             ..ChromiumConfig::default()
         })
     });
-    if input.crawler_type.uses_browser() && browser.is_none() {
+    if spec.crawler_type.uses_browser() && browser.is_none() {
         eprintln!(
             "note: {} not found; pages are read over HTTP",
             args.browser.display()
@@ -307,7 +303,7 @@ fn crawl_settings(args: &CrawlArgs, input: &CrawlInput) -> (CrawlerSettings, Opt
 }
 
 /// Where items go: standard output for `-`, else a new file.
-fn open_output(out: &std::path::Path) -> anyhow::Result<Box<dyn Write + Send>> {
+fn open_output(out: &Path) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(if out.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
@@ -337,4 +333,81 @@ fn summary_line(summary: &agentbase_crawler::CrawlSummary) -> String {
         p.skipped,
         p.elapsed_secs
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: CrawlArgs,
+    }
+
+    fn args(argv: &[&str]) -> CrawlArgs {
+        let argv = ["agentbase-crawl"]
+            .iter()
+            .chain(argv)
+            .chain(&["--out", "-"]);
+        Command::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn flags_build_the_spec_over_wccs_defaults() {
+        let a = args(&[
+            "https://a.test/docs/",
+            "--max-depth",
+            "2",
+            "--concurrency",
+            "3",
+            "--exclude",
+            "https://a.test/docs/private/**",
+            "--crawler-type",
+            "cheerio",
+            "--sitemaps",
+        ]);
+        let spec = build_spec(&a, None).unwrap();
+        assert_eq!(spec.start.urls()[0].as_str(), "https://a.test/docs/");
+        assert_eq!(spec.limits.max_depth, 2);
+        assert_eq!(spec.limits.max_concurrency.get(), 3);
+        assert_eq!(spec.limits.max_pages, 9_999_999);
+        assert!(
+            spec.scope
+                .exclude_globs
+                .is_match("https://a.test/docs/private/x")
+        );
+        assert_eq!(spec.crawler_type, CrawlerType::Cheerio);
+        assert!(spec.use_sitemaps && !spec.use_llms_txt);
+        let e = build_spec(&args(&["https://a.test/", "--include", ""]), None).unwrap_err();
+        assert!(e.to_string().starts_with("includeUrlGlobs: "), "{e}");
+        assert!(build_spec(&args(&["ftp://a.test/"]), None).is_err());
+        assert!(
+            Command::try_parse_from(["c", "https://a.test/", "--concurrency", "0", "--out", "-"])
+                .is_err()
+        );
+        assert!(
+            Command::try_parse_from(["c", "https://a.test/", "--crawler-type", "x", "--out", "-"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_input_files_start_urls_give_way_to_the_commands() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            r#"{"startUrls": ["https://file.test/"], "maxCrawlDepth": 1, "saveScreenshots": true}"#,
+        )
+        .unwrap();
+        let path = file.path().to_str().unwrap();
+        let a = args(&["https://flag.test/", "--input", path, "--max-pages", "5"]);
+        let input = read_input(&a).unwrap().unwrap();
+        assert_eq!(input.ignored_inputs(), vec!["saveScreenshots"]);
+        let spec = build_spec(&a, Some(&input)).unwrap();
+        assert_eq!(spec.start.urls()[0].as_str(), "https://flag.test/");
+        assert_eq!((spec.limits.max_depth, spec.limits.max_pages), (1, 5));
+    }
 }

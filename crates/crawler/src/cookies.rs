@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::input::Cookie;
+use crate::spec::InitialCookie;
 
 /// Bounds on what a hostile site can make the jar hold.
 const MAX_COOKIES: usize = 1000;
@@ -101,7 +101,7 @@ fn parse_http_date(v: &str) -> Option<f64> {
 impl CookieJar {
     /// A jar holding `initialCookies`: one with a domain is a domain cookie there;
     /// one without belongs to each start URL's host only.
-    pub fn with_initial(cookies: &[Cookie], start_urls: &[Url]) -> CookieJar {
+    pub fn with_initial(cookies: &[InitialCookie], start_urls: &[Url]) -> CookieJar {
         let jar = CookieJar::default();
         let mut hosts: Vec<String> = start_urls
             .iter()
@@ -111,11 +111,7 @@ impl CookieJar {
         for c in cookies {
             let path = c.path.clone().filter(|p| p.starts_with('/'));
             let path = path.unwrap_or_else(|| "/".to_string());
-            let secure = c
-                .other
-                .get("secure")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
+            let secure = c.secure;
             let targets: Vec<(String, bool)> = match c.domain.as_deref() {
                 Some(d) if !d.trim_matches('.').is_empty() => {
                     let d = d.trim_start_matches('.').to_ascii_lowercase();
@@ -125,10 +121,10 @@ impl CookieJar {
             };
             for (domain, host_only) in targets {
                 jar.put(
-                    c.name.clone(),
+                    c.name().to_string(),
                     path.clone(),
                     Entry {
-                        value: c.value.clone(),
+                        value: c.value().to_string(),
                         domain,
                         host_only,
                         secure,
@@ -358,11 +354,9 @@ mod tests {
 
     #[test]
     fn initial_cookies_without_a_domain_belong_to_the_start_hosts() {
-        let cookies: Vec<Cookie> = serde_json::from_value(serde_json::json!([
-            {"name": "token", "value": "t"},
-            {"name": "wide", "value": "w", "domain": ".example.com"}
-        ]))
-        .unwrap();
+        let mut wide = InitialCookie::new("wide", "w").unwrap();
+        wide.domain = Some(".example.com".into());
+        let cookies = [InitialCookie::new("token", "t").unwrap(), wide];
         let jar = CookieJar::with_initial(&cookies, &[url("https://docs.example.com/")]);
         assert_eq!(
             jar.header_for(&url("https://docs.example.com/x")).unwrap(),

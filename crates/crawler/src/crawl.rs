@@ -1,4 +1,5 @@
-//! The crawl engine: a breadth-first frontier under WCC's scope rules, fetched with
+//! The crawl engine: runs a [`CrawlSpec`] as a breadth-first frontier within its scope
+//! (WCC's rules and the path rules), fetched with
 //! global and per-host concurrency limits, per-host delay (robots Crawl-delay too),
 //! retries with backoff on 429/5xx honouring Retry-After, manual redirects re-checked
 //! by the SSRF guard, canonical dedupe, and items in WCC's dataset shape.
@@ -19,12 +20,13 @@ use url::Url;
 use crate::browser::Renderer;
 use crate::cookies::CookieJar;
 use crate::extract::{ExtractOptions, Extracted, OpenGraphEntry};
-use crate::input::{CrawlInput, InputError, Prepared};
+use crate::input::CrawlerType;
 use crate::net::{GuardedResolver, find_blocked, non_public_reason};
 use crate::rendering::{BlockedRequest, CrawlMode, Rendering, RenderingMemory, html_page};
 use crate::robots::Robots;
+use crate::spec::{CrawlSpec, FetchOptions, RenderOptions};
 
-/// Operator settings (not part of a crawl's input).
+/// Operator settings (not part of a crawl's spec).
 #[derive(Debug, Clone)]
 pub struct CrawlerSettings {
     /// Allow private, loopback, link-local and other non-public addresses.
@@ -239,14 +241,10 @@ pub enum StopReason {
 pub struct CrawlSummary {
     pub stop_reason: StopReason,
     pub progress: Progress,
-    pub ignored_inputs: Vec<&'static str>,
-    pub unknown_inputs: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrawlError {
-    #[error(transparent)]
-    Input(#[from] InputError),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     #[error("crawlerType {0} renders every page, and no browser is configured")]
@@ -325,9 +323,9 @@ pub(crate) struct Shared {
     pub extract: ExtractOptions,
     retries: u32,
     respect_robots: bool,
-    /// `initialCookies` and every cookie responses set, for the rest of the crawl.
+    /// The initial cookies and every cookie responses set, for the rest of the crawl.
     pub jar: CookieJar,
-    /// `customHttpHeaders`: sent to the origin a request was made for, never after a
+    /// The custom headers: sent to the origin a request was made for, never after a
     /// redirect to another one.
     custom_headers: HeaderMap,
     pub rendering: Rendering,
@@ -415,31 +413,30 @@ pub fn normalize_url(u: &Url, keep_fragment: bool) -> Url {
     u
 }
 
-/// Crawls per WCC's `input`, sending events to `sink`, until the frontier is empty, a
-/// limit is hit, `cancel` fires or the overall timeout passes.
+/// Runs `spec`, sending events to `sink`, until the frontier is empty, a limit is hit,
+/// `cancel` fires or the overall timeout passes.
 pub async fn crawl(
-    input: &CrawlInput,
+    spec: &CrawlSpec,
     settings: &CrawlerSettings,
     cancel: CancellationToken,
     mut sink: impl FnMut(Event) + Send,
 ) -> Result<CrawlSummary, CrawlError> {
-    let prepared = input.prepare()?;
     let started = Instant::now();
     // Links of pages still in the browser, sent ahead (see `EarlyLinks`).
     let (early_tx, mut early_rx) = tokio::sync::mpsc::unbounded_channel::<EarlyLinks>();
-    let shared = Arc::new(Shared::new(input, settings, &prepared, early_tx)?);
+    let shared = Arc::new(Shared::new(spec, settings, early_tx)?);
     let _end_session = EndSession(shared.clone());
     let deadline = settings.overall_timeout.map(|t| started + t);
-    let mut state = CrawlState::new(input, &prepared, settings.max_frontier);
-    state.seed(&prepared.start_urls);
-    if input.use_sitemaps || input.use_llms_txt {
+    let mut state = CrawlState::new(spec, settings.max_frontier);
+    state.seed();
+    if spec.use_sitemaps || spec.use_llms_txt {
         let discovered = tokio::select! {
-            d = discover(&shared, &prepared, input) => d,
+            d = discover(&shared, spec) => d,
             _ = cancel.cancelled() => Vec::new(),
         };
         state.follow(discovered, 0, None);
     }
-    let mut fetches = Fetches::new(input, settings);
+    let mut fetches = Fetches::new(spec, settings);
     let mut tick = tokio::time::interval(settings.progress_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop_reason = loop {
@@ -492,8 +489,6 @@ pub async fn crawl(
     Ok(CrawlSummary {
         stop_reason,
         progress,
-        ignored_inputs: input.ignored_inputs(),
-        unknown_inputs: input.unknown_inputs(),
     })
 }
 
@@ -501,15 +496,14 @@ impl Shared {
     /// What every page fetch of one crawl shares: the client, the hosts' state, the
     /// cookie jar, the custom headers and the renderer.
     fn new(
-        input: &CrawlInput,
+        spec: &CrawlSpec,
         settings: &CrawlerSettings,
-        prepared: &Prepared,
         early_links: tokio::sync::mpsc::UnboundedSender<EarlyLinks>,
     ) -> Result<Shared, CrawlError> {
-        let client = build_client(input, settings)?;
-        if input.crawler_type.always_renders() && settings.renderer.is_none() {
-            return Err(CrawlError::NoBrowser(match input.crawler_type {
-                crate::input::CrawlerType::Chrome => "playwright:chrome",
+        let client = build_client(&spec.fetch, settings)?;
+        if spec.crawler_type.always_renders() && settings.renderer.is_none() {
+            return Err(CrawlError::NoBrowser(match spec.crawler_type {
+                CrawlerType::Chrome => "playwright:chrome",
                 _ => "playwright:firefox",
             }));
         }
@@ -517,16 +511,17 @@ impl Shared {
             client,
             settings: settings.clone(),
             hosts: Mutex::new(HashMap::new()),
-            extract: prepared.extract.clone(),
-            retries: input.max_request_retries,
-            respect_robots: input.respect_robots_txt_file,
-            jar: CookieJar::with_initial(&input.initial_cookies, &prepared.start_urls),
-            custom_headers: custom_headers(input)?,
+            extract: spec.extract.clone(),
+            retries: spec.fetch.max_retries,
+            respect_robots: spec.respect_robots_txt,
+            jar: CookieJar::with_initial(&spec.fetch.cookies, spec.start.urls()),
+            custom_headers: spec.fetch.headers.map().clone(),
             rendering: Rendering::new(
-                input,
-                settings.renderer.clone(),
-                settings.rendering_memory.clone(),
-                settings.max_page_bytes,
+                spec.crawler_type,
+                &spec.render,
+                spec.expand_iframes,
+                &spec.fetch,
+                settings,
                 early_links,
             ),
         })
@@ -564,7 +559,7 @@ struct Fetches {
 }
 
 impl Fetches {
-    fn new(input: &CrawlInput, settings: &CrawlerSettings) -> Fetches {
+    fn new(spec: &CrawlSpec, settings: &CrawlerSettings) -> Fetches {
         Fetches {
             tasks: JoinSet::new(),
             hosts: HashMap::new(),
@@ -572,8 +567,8 @@ impl Fetches {
             in_flight_depth: HashMap::new(),
             dispatched: 0,
             per_host: settings.per_host_concurrency.max(1),
-            max_concurrency: input.max_concurrency as usize,
-            max_pages: input.max_crawl_pages,
+            max_concurrency: spec.limits.max_concurrency.get() as usize,
+            max_pages: spec.limits.max_pages,
         }
     }
 
@@ -582,7 +577,7 @@ impl Fetches {
     fn dispatch(&mut self, shared: &Arc<Shared>, state: &mut CrawlState<'_>) {
         while self.tasks.len() < self.max_concurrency
             && self.dispatched < self.max_pages
-            && state.progress.items < state.input.max_results
+            && state.progress.items < state.spec.limits.max_results
         {
             // Round robin over hosts with a free slot, so one busy or slow host neither
             // takes every global slot nor starves the others.
@@ -638,8 +633,7 @@ impl Fetches {
 /// What one crawl knows: the frontier, every URL seen, the canonical pages emitted,
 /// and its counts.
 struct CrawlState<'a> {
-    input: &'a CrawlInput,
-    prepared: &'a Prepared,
+    spec: &'a CrawlSpec,
     progress: Progress,
     seen: Seen,
     queue: Frontier,
@@ -652,10 +646,9 @@ struct CrawlState<'a> {
 }
 
 impl<'a> CrawlState<'a> {
-    fn new(input: &'a CrawlInput, prepared: &'a Prepared, max_frontier: usize) -> Self {
+    fn new(spec: &'a CrawlSpec, max_frontier: usize) -> Self {
         CrawlState {
-            input,
-            prepared,
+            spec,
             progress: Progress::default(),
             seen: Seen::new(max_frontier),
             queue: Frontier::default(),
@@ -666,7 +659,7 @@ impl<'a> CrawlState<'a> {
     }
 
     fn normalize(&self, u: &Url) -> Url {
-        normalize_url(u, self.input.keep_url_fragments)
+        normalize_url(u, self.spec.keep_url_fragments)
     }
 
     /// Queues `url` unless it was seen (or the frontier is full).
@@ -681,27 +674,28 @@ impl<'a> CrawlState<'a> {
     }
 
     /// The start URLs, at depth 0 whatever the scope says.
-    fn seed(&mut self, start_urls: &[Url]) {
-        for u in start_urls {
+    fn seed(&mut self) {
+        let spec = self.spec;
+        for u in spec.start.urls() {
             let n = self.normalize(u);
             self.push_new(n, 0, None);
         }
     }
 
     /// Links found at `from_depth` join the crawl one level deeper, when that depth
-    /// is allowed and they are in scope.
+    /// is allowed and the spec's scope admits them (globs, start URLs, path rules).
     fn follow(
         &mut self,
         urls: impl IntoIterator<Item = Url>,
         from_depth: u32,
         referrer: Option<&str>,
     ) {
-        if from_depth >= self.input.max_crawl_depth {
+        if from_depth >= self.spec.limits.max_depth {
             return;
         }
         for u in urls {
             let n = self.normalize(&u);
-            if in_scope(self.prepared, &n) {
+            if self.spec.follows(&n) {
                 self.push_new(n, from_depth + 1, referrer.map(str::to_owned));
             }
         }
@@ -709,9 +703,9 @@ impl<'a> CrawlState<'a> {
 
     /// Why the crawl ends once nothing is in flight.
     fn stop_reason(&self, dispatched: u64) -> StopReason {
-        if self.progress.items >= self.input.max_results {
+        if self.progress.items >= self.spec.limits.max_results {
             StopReason::MaxResults
-        } else if dispatched >= self.input.max_crawl_pages && !self.queue.is_empty() {
+        } else if dispatched >= self.spec.limits.max_pages && !self.queue.is_empty() {
             StopReason::MaxCrawlPages
         } else {
             StopReason::Finished
@@ -740,62 +734,96 @@ impl<'a> CrawlState<'a> {
         }
     }
 
-    /// A fetched page: its item (unless it duplicates one, or is a sitemap) and its
-    /// links.
+    /// A fetched page: its item (unless it duplicates one, is a sitemap, or is a start
+    /// URL the path rules refuse) and its links.
     fn on_page(&mut self, req: Request, page: Page, sink: &mut impl FnMut(Event)) {
         let Page { loaded, body } = page;
         let final_norm = self.normalize(&loaded.final_url);
         self.seen.insert(final_norm.to_string());
         let referrer = loaded.final_url.to_string();
-        let (item, links) = match body {
+        let links = self.links_of(&body, &loaded.final_url);
+        let no_item = match &body {
+            // Sitemap URLs are pages at the sitemap's depth + 1; the sitemap itself is
+            // not an item.
+            Body::Sitemap(urls) => Some(format!("sitemap with {} URLs", urls.len())),
+            // Links are checked before they are queued, so this is a start URL: it is
+            // fetched for its links, and yields no item.
+            _ => self
+                .spec
+                .scope
+                .paths
+                .check(&req.url)
+                .err()
+                .map(str::to_owned),
+        };
+        if let Some(reason) = no_item {
+            self.skip(&req, reason, sink);
+            self.follow(links, req.depth, Some(&referrer));
+            return;
+        }
+        match self.item_of(&req, loaded, body) {
+            Ok(item) => {
+                self.follow(links, req.depth, Some(&referrer));
+                self.emit(item, sink);
+            }
+            // A canonical duplicate: its links are the canonical page's.
+            Err(reason) => self.skip(&req, reason, sink),
+        }
+    }
+
+    /// The links of a page that join the crawl (when in scope).
+    fn links_of(&self, body: &Body, base: &Url) -> Vec<Url> {
+        let links = match body {
+            Body::Html(ex) => ex.links.clone(),
+            Body::Sitemap(urls) => urls.clone(),
+            Body::Text { text, content_type }
+                if content_type.contains("markdown") || self.spec.use_llms_txt =>
+            {
+                text_links(text, base)
+            }
+            Body::Text { .. } | Body::Document { .. } => Vec::new(),
+        };
+        links.iter().filter_map(|l| Url::parse(l).ok()).collect()
+    }
+
+    /// The item of a page, or why it is skipped (a canonical duplicate).
+    fn item_of(
+        &mut self,
+        req: &Request,
+        loaded: Loaded,
+        body: Body,
+    ) -> Result<DatasetItem, String> {
+        match body {
             Body::Html(ex) => {
                 let ex = *ex;
-                if let Err(reason) = self.claim_canonical(
-                    &req,
-                    &loaded.final_url,
-                    ex.metadata.canonical_url.as_deref(),
-                ) {
-                    self.skip(&req, reason, sink);
-                    return;
-                }
+                self.claim_canonical(req, &loaded.final_url, ex.metadata.canonical_url.as_deref())?;
                 if !loaded.mode.is_http() {
                     self.progress.rendered += 1;
                 }
-                let links = ex.links.clone();
-                (html_item(&req, loaded, ex), links)
+                Ok(html_item(req, loaded, ex))
             }
             Body::Text { text, content_type } => {
-                let links = if content_type.contains("markdown") || self.input.use_llms_txt {
-                    text_links(&text, &loaded.final_url)
-                } else {
-                    Vec::new()
-                };
-                let markdown = self.input.save_markdown.then(|| text.clone());
-                (
-                    document_item(&req, loaded, content_type, text, markdown),
-                    links,
-                )
+                let markdown = self.spec.extract.save_markdown.then(|| text.clone());
+                Ok(document_item(req, loaded, content_type, text, markdown))
             }
-            Body::Sitemap(urls) => {
-                // Sitemap URLs are pages at the sitemap's depth + 1; the sitemap itself
-                // is not an item.
-                self.skip(&req, format!("sitemap with {} URLs", urls.len()), sink);
-                let urls = urls.iter().filter_map(|l| Url::parse(l).ok());
-                self.follow(urls, req.depth, Some(&referrer));
-                return;
-            }
-            Body::Document { content_type, text } => (
-                document_item(&req, loaded, content_type, text.unwrap_or_default(), None),
-                Vec::new(),
-            ),
-        };
-        let urls = links.iter().filter_map(|l| Url::parse(l).ok());
-        self.follow(urls, req.depth, Some(&referrer));
-        let mut item = item;
-        if self.input.aggressive_prune {
+            Body::Document { content_type, text } => Ok(document_item(
+                req,
+                loaded,
+                content_type,
+                text.unwrap_or_default(),
+                None,
+            )),
+            // Not an item (`on_page` skips sitemaps before asking).
+            Body::Sitemap(urls) => Err(format!("sitemap with {} URLs", urls.len())),
+        }
+    }
+
+    /// Emits an item, pruned when asked, while `max_results` allows.
+    fn emit(&mut self, mut item: DatasetItem, sink: &mut impl FnMut(Event)) {
+        if self.spec.aggressive_prune {
             prune(&mut item, &mut self.line_counts);
         }
-        if self.progress.items < self.input.max_results {
+        if self.progress.items < self.spec.limits.max_results {
             self.progress.items += 1;
             sink(Event::Item(Box::new(item)));
         }
@@ -816,7 +844,7 @@ impl<'a> CrawlState<'a> {
             .map(|c| normalize_url(&c, false).to_string());
         let own = normalize_url(loaded, false).to_string();
         self.fetched.insert(own.clone());
-        if self.input.ignore_canonical_url {
+        if self.spec.ignore_canonical_url {
             return Ok(());
         }
         let target = canonical.unwrap_or_else(|| own.clone());
@@ -826,7 +854,7 @@ impl<'a> CrawlState<'a> {
         if target != own
             && !self.fetched.contains(&target)
             && let Ok(cu) = Url::parse(&target)
-            && in_scope(self.prepared, &cu)
+            && self.spec.follows(&cu)
         {
             self.push_new(cu, req.depth, req.referrer.clone());
             return Err(format!("canonical URL {target} is crawled instead"));
@@ -912,31 +940,6 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Scope: include globs (when given) replace the start-URL rule; exclude globs always
-/// apply. Only discovered links are filtered; start URLs are always crawled.
-fn in_scope(p: &Prepared, u: &Url) -> bool {
-    if !matches!(u.scheme(), "http" | "https") {
-        return false;
-    }
-    let s = u.as_str();
-    if p.exclude.iter().any(|g| g.is_match(s)) {
-        return false;
-    }
-    if !p.include.is_empty() {
-        return p.include.iter().any(|g| g.is_match(s));
-    }
-    let origin = u.origin().ascii_serialization();
-    let path = u.path();
-    p.scopes.iter().any(|(o, prefix)| {
-        *o == origin
-            && (prefix.is_empty()
-                || path == prefix
-                || path
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|rest| rest.starts_with('/')))
-    })
-}
-
 /// Drops lines already seen on two earlier pages (menus, footers, cookie notes).
 fn prune(item: &mut DatasetItem, counts: &mut HashMap<u64, u32>) {
     use std::hash::{Hash, Hasher};
@@ -994,21 +997,8 @@ fn text_links(text: &str, base: &Url) -> Vec<String> {
     out
 }
 
-/// The run's `customHttpHeaders`, checked.
-fn custom_headers(input: &CrawlInput) -> Result<HeaderMap, CrawlError> {
-    let mut headers = HeaderMap::new();
-    for (k, v) in &input.custom_http_headers {
-        let name = header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        let value = HeaderValue::from_str(v)
-            .map_err(|e| CrawlError::Client(format!("customHttpHeaders {k:?}: {e}")))?;
-        headers.insert(name, value);
-    }
-    Ok(headers)
-}
-
 fn build_client(
-    input: &CrawlInput,
+    fetch: &FetchOptions,
     settings: &CrawlerSettings,
 ) -> Result<reqwest::Client, CrawlError> {
     let mut headers = HeaderMap::new();
@@ -1023,10 +1013,10 @@ fn build_client(
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .timeout(Duration::from_secs(input.request_timeout_secs))
-        .connect_timeout(Duration::from_secs(input.request_timeout_secs.min(30)))
+        .timeout(fetch.timeout)
+        .connect_timeout(fetch.timeout.min(Duration::from_secs(30)))
         .pool_max_idle_per_host(settings.per_host_concurrency.max(1))
-        .danger_accept_invalid_certs(input.ignore_https_errors);
+        .danger_accept_invalid_certs(fetch.ignore_https_errors);
     if !settings.allow_private_networks {
         b = b.dns_resolver(Arc::new(GuardedResolver {
             allowlist: settings
@@ -1208,9 +1198,9 @@ pub async fn fetch_url(url: &str, settings: &CrawlerSettings) -> Result<(u16, Ve
     if !matches!(u.scheme(), "http" | "https") {
         return Err(format!("{url:?} is not an http(s) URL"));
     }
-    let input = CrawlInput::default();
+    let fetch = FetchOptions::default();
     let shared = Shared {
-        client: build_client(&input, settings).map_err(|e| e.to_string())?,
+        client: build_client(&fetch, settings).map_err(|e| e.to_string())?,
         settings: settings.clone(),
         hosts: Mutex::new(HashMap::new()),
         extract: ExtractOptions::default(),
@@ -1218,12 +1208,13 @@ pub async fn fetch_url(url: &str, settings: &CrawlerSettings) -> Result<(u16, Ve
         respect_robots: false,
         jar: CookieJar::default(),
         custom_headers: HeaderMap::new(),
-        // No renderer: this is one plain GET.
+        // No renderer (`cheerio`): this is one plain GET.
         rendering: Rendering::new(
-            &input,
-            None,
-            None,
-            settings.max_page_bytes,
+            CrawlerType::Cheerio,
+            &RenderOptions::default(),
+            true,
+            &fetch,
+            settings,
             tokio::sync::mpsc::unbounded_channel().0,
         ),
     };
@@ -1275,11 +1266,11 @@ pub async fn post_guarded(
         return Err(PostError::Refused(format!("{url:?} is not an http(s) URL")));
     }
     check_literal_with(settings, &u).map_err(PostError::Refused)?;
-    let input = CrawlInput {
-        request_timeout_secs: timeout.as_secs().max(1),
-        ..CrawlInput::default()
+    let fetch = FetchOptions {
+        timeout: Duration::from_secs(timeout.as_secs().max(1)),
+        ..FetchOptions::default()
     };
-    let client = build_client(&input, settings).map_err(|e| PostError::Failed(e.to_string()))?;
+    let client = build_client(&fetch, settings).map_err(|e| PostError::Failed(e.to_string()))?;
     let mut req = client
         .post(u.clone())
         .header(header::ACCEPT, "*/*")
@@ -1538,10 +1529,10 @@ fn charset_param(content_type: &str) -> Option<String> {
 }
 
 /// Sitemap and llms.txt discovery for the start URLs' origins.
-async fn discover(shared: &Shared, p: &Prepared, input: &CrawlInput) -> Vec<Url> {
+async fn discover(shared: &Shared, spec: &CrawlSpec) -> Vec<Url> {
     let mut out = Vec::new();
     let mut origins: Vec<Url> = Vec::new();
-    for u in &p.start_urls {
+    for u in spec.start.urls() {
         let mut o = u.clone();
         o.set_path("/");
         o.set_query(None);
@@ -1551,7 +1542,7 @@ async fn discover(shared: &Shared, p: &Prepared, input: &CrawlInput) -> Vec<Url>
         }
     }
     for origin in origins {
-        if input.use_sitemaps {
+        if spec.use_sitemaps {
             let mut sitemaps: Vec<Url> = Vec::new();
             if let Ok(u) = origin.join("/sitemap.xml") {
                 sitemaps.push(u);
@@ -1596,7 +1587,7 @@ async fn discover(shared: &Shared, p: &Prepared, input: &CrawlInput) -> Vec<Url>
                 }
             }
         }
-        if input.use_llms_txt
+        if spec.use_llms_txt
             && let Ok(u) = origin.join("/llms.txt")
             && let Ok(r) = fetch_once(shared, &u).await
             && r.status == 200
@@ -1682,9 +1673,9 @@ mod tests {
     #[test]
     fn the_crawl_future_can_be_spawned() {
         fn assert_send<T: Send>(_: &T) {}
-        let input = CrawlInput::default();
+        let spec = CrawlSpec::new(crate::spec::StartUrls::parse(["https://a.test/"]).unwrap());
         let settings = CrawlerSettings::default();
-        let fut = crawl(&input, &settings, CancellationToken::new(), |_| {});
+        let fut = crawl(&spec, &settings, CancellationToken::new(), |_| {});
         assert_send(&fut);
     }
 

@@ -1,15 +1,21 @@
 //! WCC's input JSON (camelCase, WCC's defaults). Fields agentbase does not apply (Apify
 //! platform features, screenshots, and the browser inputs when `crawlerType` is
 //! `cheerio`) are accepted and reported by [`CrawlInput::ignored_inputs`]; unknown
-//! fields are kept and reported by [`CrawlInput::unknown_inputs`].
+//! fields are kept and reported by [`CrawlInput::unknown_inputs`]. This is the wire
+//! shape only: `CrawlSpec::try_from(&input)` checks it field by field into the typed
+//! [`CrawlSpec`] the engine runs.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::extract::{DEFAULT_REMOVE_ELEMENTS_CSS_SELECTOR, ExtractOptions, HtmlTransformer};
-use crate::glob::Glob;
+use crate::spec::{
+    CrawlSpec, CssSelector, CustomHeaders, FetchOptions, InitialCookie, Limits, PathRules, Percent,
+    RenderOptions, Scope, StartUrls, UrlGlobs,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -59,12 +65,6 @@ pub struct Cookie {
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
 }
-
-/// At most this many globs in `includeUrlGlobs` or `excludeUrlGlobs`.
-pub const MAX_GLOBS: usize = 100;
-/// At most this many pattern tokens over all of a list's globs and their `{}`
-/// expansions (each link costs this times its length to match).
-pub const MAX_GLOB_COST: usize = 16_384;
 
 fn d_true() -> bool {
     true
@@ -160,6 +160,21 @@ impl CrawlerType {
     }
 }
 
+/// WCC's names: `playwright:adaptive`, `playwright:firefox`, `playwright:chrome`,
+/// `cheerio`, `jsdom`.
+impl std::str::FromStr for CrawlerType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CrawlerType, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            format!(
+                "unknown crawler type {s:?} (playwright:adaptive, playwright:firefox, \
+                 playwright:chrome, cheerio)"
+            )
+        })
+    }
+}
+
 fn d_wait() -> u64 {
     10
 }
@@ -167,7 +182,7 @@ fn d_scroll() -> u64 {
     5000
 }
 fn d_click() -> String {
-    "[aria-expanded=\"false\"]".to_string()
+    crate::spec::DEFAULT_CLICK.to_string()
 }
 fn d_change() -> u32 {
     15
@@ -292,17 +307,6 @@ pub enum InputError {
     Invalid { field: &'static str, reason: String },
 }
 
-/// A checked input, ready to crawl.
-#[derive(Debug, Clone)]
-pub(crate) struct Prepared {
-    pub start_urls: Vec<Url>,
-    /// (origin, path prefix without trailing slash) per start URL.
-    pub scopes: Vec<(String, String)>,
-    pub include: Vec<Glob>,
-    pub exclude: Vec<Glob>,
-    pub extract: ExtractOptions,
-}
-
 impl CrawlInput {
     /// Parses WCC input JSON.
     pub fn from_json(value: serde_json::Value) -> Result<CrawlInput, InputError> {
@@ -398,174 +402,148 @@ impl CrawlInput {
 
     /// Checks every field the crawler applies; reports the first bad one by name.
     pub fn validate(&self) -> Result<(), InputError> {
-        self.prepare().map(|_| ())
+        CrawlSpec::try_from(self).map(|_| ())
     }
 
-    pub(crate) fn prepare(&self) -> Result<Prepared, InputError> {
-        if self.start_urls.is_empty() {
-            return Err(InputError::NoStartUrls);
-        }
-        let mut start_urls = Vec::new();
-        let mut scopes = Vec::new();
-        for (index, s) in self.start_urls.iter().enumerate() {
-            let bad = || InputError::BadStartUrl {
-                index,
-                url: s.url().to_string(),
-            };
-            let u = Url::parse(s.url().trim()).map_err(|_| bad())?;
-            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return Err(bad());
-            }
-            scopes.push(scope_of(&u));
-            start_urls.push(u);
-        }
-        let include = parse_globs("includeUrlGlobs", &self.include_url_globs)?;
-        let exclude = parse_globs("excludeUrlGlobs", &self.exclude_url_globs)?;
-        self.check_limits()?;
-        self.check_browser_inputs()?;
-        let extract = self.extract_options()?;
-        Ok(Prepared {
-            start_urls,
-            scopes,
-            include,
-            exclude,
-            extract,
+    /// `includeUrlGlobs` and `excludeUrlGlobs`.
+    fn scope(&self) -> Result<Scope, InputError> {
+        let include = self.include_url_globs.iter().map(GlobInput::pattern);
+        let exclude = self.exclude_url_globs.iter().map(GlobInput::pattern);
+        Ok(Scope {
+            include_globs: UrlGlobs::parse("includeUrlGlobs", include)?,
+            exclude_globs: UrlGlobs::parse("excludeUrlGlobs", exclude)?,
+            paths: PathRules::default(),
         })
     }
 
-    /// Concurrency, retries, timeouts, headers and cookies.
-    fn check_limits(&self) -> Result<(), InputError> {
-        if !(1..=999).contains(&self.max_concurrency) {
-            return Err(InputError::Invalid {
+    fn limits(&self) -> Result<Limits, InputError> {
+        let max_concurrency = NonZeroU32::new(self.max_concurrency)
+            .filter(|n| n.get() <= 999)
+            .ok_or_else(|| InputError::Invalid {
                 field: "maxConcurrency",
                 reason: format!("{} is outside 1..=999", self.max_concurrency),
-            });
-        }
-        if self.max_request_retries > 20 {
-            return Err(InputError::Invalid {
-                field: "maxRequestRetries",
-                reason: format!("{} is outside 0..=20", self.max_request_retries),
-            });
-        }
-        if !(1..=600).contains(&self.request_timeout_secs) {
-            return Err(InputError::Invalid {
-                field: "requestTimeoutSecs",
-                reason: format!("{} is outside 1..=600", self.request_timeout_secs),
-            });
-        }
-        for (k, v) in &self.custom_http_headers {
-            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
-                || reqwest::header::HeaderValue::from_str(v).is_err()
-            {
-                return Err(InputError::Invalid {
-                    field: "customHttpHeaders",
-                    reason: format!("{k:?} is not a valid header"),
-                });
-            }
-        }
-        for c in &self.initial_cookies {
-            if c.name.is_empty() || c.name.contains([';', '=', ' ']) || c.value.contains(';') {
-                return Err(InputError::Invalid {
-                    field: "initialCookies",
-                    reason: format!("cookie {:?} has an invalid name or value", c.name),
-                });
-            }
-        }
-        Ok(())
+            })?;
+        Ok(Limits {
+            max_depth: self.max_crawl_depth,
+            max_pages: self.max_crawl_pages,
+            max_results: self.max_results,
+            max_concurrency,
+        })
+    }
+
+    /// Retries, timeouts, headers and cookies.
+    fn fetch_options(&self) -> Result<FetchOptions, InputError> {
+        check_range("maxRequestRetries", self.max_request_retries.into(), 0..=20)?;
+        check_range("requestTimeoutSecs", self.request_timeout_secs, 1..=600)?;
+        let headers = CustomHeaders::parse(&self.custom_http_headers)?;
+        let cookies = self
+            .initial_cookies
+            .iter()
+            .map(|c| {
+                let mut cookie = InitialCookie::new(&c.name, &c.value)?;
+                cookie.domain = c.domain.clone();
+                cookie.path = c.path.clone();
+                cookie.secure = c.other.get("secure").and_then(|v| v.as_bool()) == Some(true);
+                Ok(cookie)
+            })
+            .collect::<Result<Vec<_>, InputError>>()?;
+        Ok(FetchOptions {
+            max_retries: self.max_request_retries,
+            timeout: Duration::from_secs(self.request_timeout_secs),
+            ignore_https_errors: self.ignore_https_errors,
+            cookies,
+            headers,
+        })
     }
 
     /// Selectors and the browser's waits, scrolling and detection figures.
-    fn check_browser_inputs(&self) -> Result<(), InputError> {
-        for (field, selector) in [
-            ("waitForSelector", &self.wait_for_selector),
-            ("softWaitForSelector", &self.soft_wait_for_selector),
-            (
-                "clickElementsCssSelector",
-                &self.click_elements_css_selector,
-            ),
-        ] {
-            if !selector.trim().is_empty()
-                && let Err(e) = scraper::Selector::parse(selector)
-            {
-                return Err(InputError::Invalid {
-                    field,
-                    reason: format!("invalid CSS selector {selector:?}: {e}"),
-                });
-            }
-        }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 4] = [
-            (
-                "dynamicContentWaitSecs",
-                self.dynamic_content_wait_secs,
-                0..=600,
-            ),
-            (
-                "maxScrollHeightPixels",
-                self.max_scroll_height_pixels,
-                0..=1_000_000,
-            ),
-            (
-                "clientSideMinChangePercentage",
-                self.client_side_min_change_percentage.into(),
-                1..=100,
-            ),
-            (
-                "renderingTypeDetectionPercentage",
-                self.rendering_type_detection_percentage.into(),
-                1..=100,
-            ),
-        ];
-        for (field, value, range) in ranges {
-            if !range.contains(&value) {
-                return Err(InputError::Invalid {
-                    field,
-                    reason: format!("{value} is outside {}..={}", range.start(), range.end()),
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-/// WCC's default scope: sub-pages of the start URL. A last segment that looks like a
-/// file (`index.html`) scopes to its directory.
-fn scope_of(u: &Url) -> (String, String) {
-    let origin = u.origin().ascii_serialization();
-    let path = u.path();
-    let dir = match path.rsplit_once('/') {
-        Some((head, last)) if last.contains('.') => head,
-        _ => path.trim_end_matches('/'),
-    };
-    (origin, dir.to_string())
-}
-
-/// A glob list of the input, bounded in count and in total cost.
-fn parse_globs(field: &'static str, list: &[GlobInput]) -> Result<Vec<Glob>, InputError> {
-    if list.len() > MAX_GLOBS {
-        return Err(InputError::Invalid {
-            field,
-            reason: format!("more than {MAX_GLOBS} globs"),
-        });
-    }
-    let globs = list
-        .iter()
-        .map(|g| {
-            Glob::new(g.pattern()).map_err(|e| InputError::Invalid {
+    fn render_options(&self) -> Result<RenderOptions, InputError> {
+        let selector = |field, s: &str| {
+            (!s.trim().is_empty())
+                .then(|| CssSelector::parse(field, s))
+                .transpose()
+        };
+        let wait_for_selector = selector("waitForSelector", &self.wait_for_selector)?;
+        let soft_wait_for_selector = selector("softWaitForSelector", &self.soft_wait_for_selector)?;
+        let click_elements = selector(
+            "clickElementsCssSelector",
+            &self.click_elements_css_selector,
+        )?;
+        check_range(
+            "dynamicContentWaitSecs",
+            self.dynamic_content_wait_secs,
+            0..=600,
+        )?;
+        check_range(
+            "maxScrollHeightPixels",
+            self.max_scroll_height_pixels,
+            0..=1_000_000,
+        )?;
+        let percent = |field, n: u32| {
+            Percent::new(n).ok_or_else(|| InputError::Invalid {
                 field,
-                reason: e.to_string(),
+                reason: format!("{n} is outside 1..=100"),
             })
+        };
+        Ok(RenderOptions {
+            dynamic_content_wait: Duration::from_secs(self.dynamic_content_wait_secs),
+            wait_for_selector,
+            soft_wait_for_selector,
+            click_elements,
+            max_scroll_height_pixels: self.max_scroll_height_pixels,
+            remove_cookie_warnings: self.remove_cookie_warnings,
+            block_media: self.block_media,
+            client_side_min_change: percent(
+                "clientSideMinChangePercentage",
+                self.client_side_min_change_percentage,
+            )?,
+            rendering_type_detection: percent(
+                "renderingTypeDetectionPercentage",
+                self.rendering_type_detection_percentage,
+            )?,
+            reuse_stored_detection_results: self.reuse_stored_detection_results,
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    // Every link found is matched against every glob: bound the sum.
-    if globs.iter().map(Glob::cost).sum::<usize>() > MAX_GLOB_COST {
-        return Err(InputError::Invalid {
-            field,
-            reason: format!(
-                "the globs expand to more than {MAX_GLOB_COST} pattern characters in all"
-            ),
-        });
     }
-    Ok(globs)
+}
+
+fn check_range(
+    field: &'static str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), InputError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(InputError::Invalid {
+        field,
+        reason: format!("{value} is outside {}..={}", range.start(), range.end()),
+    })
+}
+
+/// WCC's input, checked field by field (the error names the first bad one), as the
+/// crawl it asks for.
+impl TryFrom<&CrawlInput> for CrawlSpec {
+    type Error = InputError;
+
+    fn try_from(input: &CrawlInput) -> Result<CrawlSpec, InputError> {
+        let mut spec = CrawlSpec::new(StartUrls::parse(
+            input.start_urls.iter().map(StartUrl::url),
+        )?);
+        spec.scope = input.scope()?;
+        spec.limits = input.limits()?;
+        spec.fetch = input.fetch_options()?;
+        spec.render = input.render_options()?;
+        spec.extract = input.extract_options()?;
+        spec.use_sitemaps = input.use_sitemaps;
+        spec.use_llms_txt = input.use_llms_txt;
+        spec.respect_robots_txt = input.respect_robots_txt_file;
+        spec.keep_url_fragments = input.keep_url_fragments;
+        spec.ignore_canonical_url = input.ignore_canonical_url;
+        spec.aggressive_prune = input.aggressive_prune;
+        spec.crawler_type = input.crawler_type;
+        spec.expand_iframes = input.expand_iframes;
+        Ok(spec)
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +565,8 @@ mod tests {
         assert_eq!(input.max_request_retries, 3);
         assert!(input.save_markdown && !input.save_html);
         assert_eq!(input.crawler_type, CrawlerType::Adaptive);
+        assert_eq!("cheerio".parse(), Ok(CrawlerType::Cheerio));
+        assert!("chrome".parse::<CrawlerType>().is_err());
         assert!(input.expand_iframes && input.remove_cookie_warnings);
         assert_eq!(
             input.click_elements_css_selector,
@@ -595,10 +575,54 @@ mod tests {
         assert_eq!(input.dynamic_content_wait_secs, 10);
         assert!(input.ignored_inputs().is_empty());
         assert_eq!(input.unknown_inputs(), vec!["somethingNew".to_string()]);
-        let p = input.prepare().unwrap();
-        assert_eq!(p.scopes[0].1, "/guide");
-        assert_eq!(p.scopes[1].1, "/x");
-        assert_eq!(p.include.len(), 2);
+        let spec = CrawlSpec::try_from(&input).unwrap();
+        let url = |s| url::Url::parse(s).unwrap();
+        assert!(spec.start.cover(&url("https://docs.example.com/guide/a")));
+        assert!(spec.start.cover(&url("https://example.com/x/a")));
+        assert!(!spec.start.cover(&url("https://example.com/y")));
+        assert_eq!(spec.scope.include_globs.globs().len(), 2);
+    }
+
+    #[test]
+    fn the_default_input_converts_to_the_specs_defaults() {
+        let input = CrawlInput {
+            start_urls: vec![StartUrl::Url("https://a.test/".into())],
+            ..CrawlInput::default()
+        };
+        let converted = CrawlSpec::try_from(&input).unwrap();
+        let built = CrawlSpec::new(StartUrls::parse(["https://a.test/"]).unwrap());
+        assert_eq!(format!("{converted:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn fields_convert_to_typed_values() {
+        let input = CrawlInput::from_json(serde_json::json!({
+            "startUrls": ["https://a.test/"],
+            "requestTimeoutSecs": 5,
+            "dynamicContentWaitSecs": 0,
+            "waitForSelector": " ",
+            "softWaitForSelector": "#app",
+            "clientSideMinChangePercentage": 100,
+            "initialCookies": [{"name": "s", "value": "1", "secure": true}],
+            "customHttpHeaders": {"X-A": "1"},
+            "maxConcurrency": 7
+        }))
+        .unwrap();
+        let spec = CrawlSpec::try_from(&input).unwrap();
+        assert_eq!(spec.fetch.timeout, Duration::from_secs(5));
+        assert_eq!(spec.render.dynamic_content_wait, Duration::ZERO);
+        assert!(spec.render.wait_for_selector.is_none(), "blank is unset");
+        assert_eq!(
+            spec.render
+                .soft_wait_for_selector
+                .as_ref()
+                .map(CssSelector::as_str),
+            Some("#app")
+        );
+        assert_eq!(spec.render.client_side_min_change.get(), 100);
+        assert!(spec.fetch.cookies[0].secure);
+        assert!(!spec.fetch.headers.is_empty());
+        assert_eq!(spec.limits.max_concurrency.get(), 7);
     }
 
     #[test]
@@ -619,5 +643,28 @@ mod tests {
             CrawlInput::default().validate().unwrap_err(),
             InputError::NoStartUrls
         );
+        for (field, value) in [
+            ("maxConcurrency", serde_json::json!(0)),
+            ("maxConcurrency", serde_json::json!(1000)),
+            ("maxRequestRetries", serde_json::json!(21)),
+            ("requestTimeoutSecs", serde_json::json!(0)),
+            ("waitForSelector", serde_json::json!("div[[[")),
+            ("clientSideMinChangePercentage", serde_json::json!(0)),
+            ("renderingTypeDetectionPercentage", serde_json::json!(101)),
+            (
+                "initialCookies",
+                serde_json::json!([{"name": "a;b", "value": "c"}]),
+            ),
+            ("customHttpHeaders", serde_json::json!({"bad name": "x"})),
+            ("excludeUrlGlobs", serde_json::json!([""])),
+        ] {
+            let mut input = serde_json::json!({"startUrls": ["https://x.test"]});
+            input[field] = value;
+            let e = CrawlInput::from_json(input)
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(e.to_string().starts_with(&format!("{field}: ")), "{e}");
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! agentbase-crawler: a self-hosted Website Content Crawler.
 //!
 //! [`extract::extract`] turns one HTML page into readable text, Markdown and metadata;
-//! [`crawl()`] walks a site within WCC's scope rules and yields dataset items in WCC's
-//! shape, over HTTP or, per `crawlerType`, rendered by a [`browser::Renderer`]
-//! ([`browser::Chromium`] drives Debian's chromium). The crate never touches the store:
-//! callers receive events and decide.
+//! [`crawl()`] runs a [`CrawlSpec`] (a typed, checked crawl: WCC's input converts to one
+//! with `CrawlSpec::try_from(&CrawlInput)`), walking a site within its scope and
+//! yielding dataset items in WCC's shape, over HTTP or, per the crawler type, rendered
+//! by a [`browser::Renderer`] ([`browser::Chromium`] drives Debian's chromium). The
+//! crate never touches the store: callers receive events and decide.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ mod readability;
 mod render;
 mod rendering;
 pub mod robots;
+pub mod spec;
 
 pub use crawl::{
     CrawlError, CrawlInfo, CrawlSummary, CrawlerSettings, DatasetItem, DocumentReader, Event,
@@ -38,4 +40,10 @@ pub use input::{
     UNSUPPORTED_INPUTS,
 };
 pub use rendering::{BlockedRequest, CrawlMode, RenderingMemory};
+pub use spec::{
+    CrawlSpec, CssSelector, CustomHeaders, FetchOptions, InitialCookie, Limits, PathRules, Percent,
+    RenderOptions, Scope, StartUrls, UrlGlobs,
+};
 pub use tokio_util::sync::CancellationToken;
+/// The URL type of the spec's start URLs and path rules.
+pub use url::Url;

@@ -24,10 +24,11 @@ use crate::browser::{
     BoxFuture, PageNetwork, PageOptions, PageRequest, PageResponse, RenderError, RenderJob,
     Renderer,
 };
-use crate::crawl::{EarlyLinks, Response, Shared, decode, fetch_once, host_key};
+use crate::crawl::{CrawlerSettings, EarlyLinks, Response, Shared, decode, fetch_once, host_key};
 use crate::extract::{Extracted, extract_page};
-use crate::input::{CrawlInput, CrawlerType};
+use crate::input::CrawlerType;
 use crate::net::{find_blocked, non_public_reason};
+use crate::spec::{CssSelector, FetchOptions, RenderOptions};
 
 /// Iframes of one page fetched in HTTP mode.
 const MAX_FRAMES_PER_PAGE: usize = 5;
@@ -258,44 +259,50 @@ pub(crate) struct Rendering {
 }
 
 impl Rendering {
+    /// The rendering state of a crawl by `kind` (`jsdom` runs as `cheerio`); the
+    /// renderer and the shared memory come from `settings`.
     pub fn new(
-        input: &CrawlInput,
-        renderer: Option<Arc<dyn Renderer>>,
-        memory: Option<Arc<RenderingMemory>>,
-        max_page_bytes: usize,
+        kind: CrawlerType,
+        options: &RenderOptions,
+        expand_iframes: bool,
+        fetch: &FetchOptions,
+        settings: &CrawlerSettings,
         early: tokio::sync::mpsc::UnboundedSender<EarlyLinks>,
     ) -> Rendering {
         static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let selector = |s: &str| (!s.trim().is_empty()).then(|| s.to_string());
-        let kind = match input.crawler_type {
+        let kind = match kind {
             CrawlerType::Jsdom => CrawlerType::Cheerio,
             k => k,
         };
+        let text = |s: &Option<CssSelector>| s.as_ref().map(|s| s.as_str().to_string());
         Rendering {
             kind,
-            renderer: if kind.uses_browser() { renderer } else { None },
+            renderer: settings.renderer.clone().filter(|_| kind.uses_browser()),
             page: Arc::new(PageOptions {
-                dynamic_wait: Duration::from_secs(input.dynamic_content_wait_secs),
-                wait_for_selector: selector(&input.wait_for_selector),
-                soft_wait_for_selector: selector(&input.soft_wait_for_selector),
-                click_selector: selector(&input.click_elements_css_selector),
-                max_scroll_pixels: input.max_scroll_height_pixels,
-                remove_cookie_warnings: input.remove_cookie_warnings,
-                expand_iframes: input.expand_iframes,
-                block_media: input.block_media,
-                max_html_bytes: max_page_bytes,
+                dynamic_wait: options.dynamic_content_wait,
+                wait_for_selector: text(&options.wait_for_selector),
+                soft_wait_for_selector: text(&options.soft_wait_for_selector),
+                click_selector: text(&options.click_elements),
+                max_scroll_pixels: options.max_scroll_height_pixels,
+                remove_cookie_warnings: options.remove_cookie_warnings,
+                expand_iframes,
+                block_media: options.block_media,
+                max_html_bytes: settings.max_page_bytes,
             }),
             session: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            expand_iframes: input.expand_iframes,
-            memory: match memory {
-                Some(m) if input.reuse_stored_detection_results => m,
+            expand_iframes,
+            memory: match &settings.rendering_memory {
+                Some(m) if options.reuse_stored_detection_results => m.clone(),
                 _ => Arc::new(RenderingMemory::default()),
             },
-            min_change: f64::from(input.client_side_min_change_percentage) / 100.0,
-            first_gap: (100 / input.rendering_type_detection_percentage.max(1)).max(1),
-            click_probe: Selector::parse(&input.click_elements_css_selector).ok(),
-            timeout: Duration::from_secs(input.request_timeout_secs),
-            retries: input.max_request_retries,
+            min_change: f64::from(options.client_side_min_change.get()) / 100.0,
+            first_gap: (100 / options.rendering_type_detection.get()).max(1),
+            click_probe: options
+                .click_elements
+                .as_ref()
+                .map(|s| s.selector().clone()),
+            timeout: fetch.timeout,
+            retries: fetch.max_retries,
             frames: Mutex::new(HashMap::new()),
             resources: Mutex::new(Resources::default()),
             early,

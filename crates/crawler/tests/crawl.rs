@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentbase_crawler::{
-    CancellationToken, CrawlInput, CrawlSummary, CrawlerSettings, DatasetItem, Event, StopReason,
-    crawl,
+    CancellationToken, CrawlInput, CrawlSpec, CrawlSummary, CrawlerSettings, DatasetItem, Event,
+    Limits, PathRules, StartUrls, StopReason, crawl,
 };
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -114,18 +114,28 @@ struct Run {
     failed: Vec<(String, String)>,
     skipped: Vec<(String, String)>,
     summary: CrawlSummary,
+    /// What the WCC input held that is not applied.
+    ignored_inputs: Vec<&'static str>,
 }
 
+/// A crawl of WCC input, converted at the edge as the service converts it.
 async fn run(
     input: serde_json::Value,
     settings: CrawlerSettings,
     cancel: CancellationToken,
 ) -> Run {
     let input = CrawlInput::from_json(input).unwrap();
+    let spec = CrawlSpec::try_from(&input).unwrap();
+    let mut r = run_spec(&spec, settings, cancel).await;
+    r.ignored_inputs = input.ignored_inputs();
+    r
+}
+
+async fn run_spec(spec: &CrawlSpec, settings: CrawlerSettings, cancel: CancellationToken) -> Run {
     let mut items = Vec::new();
     let mut failed = Vec::new();
     let mut skipped = Vec::new();
-    let summary = crawl(&input, &settings, cancel, |e| match e {
+    let summary = crawl(spec, &settings, cancel, |e| match e {
         Event::Item(i) => items.push(*i),
         Event::Failed { url, error } => failed.push((url, error)),
         Event::Skipped { url, reason } => skipped.push((url, reason)),
@@ -138,6 +148,7 @@ async fn run(
         failed,
         skipped,
         summary,
+        ignored_inputs: Vec::new(),
     }
 }
 
@@ -207,10 +218,7 @@ async fn crawl_stays_in_scope_respects_depth_and_skips_canonical_duplicates() {
     );
     assert!(json["crawl"]["loadedTime"].as_str().unwrap().ends_with('Z'));
     assert_eq!(r.summary.stop_reason, StopReason::Finished);
-    assert_eq!(
-        r.summary.ignored_inputs,
-        vec!["saveScreenshots", "blockMedia"]
-    );
+    assert_eq!(r.ignored_inputs, vec!["saveScreenshots", "blockMedia"]);
     assert_eq!(json["crawl"]["mode"], "http");
     // The duplicate fetched first still yields the canonical page, not itself.
     let r = run(
@@ -658,4 +666,66 @@ async fn a_document_the_reader_refuses_is_a_failed_page_with_its_reason() {
         "{:?}",
         r.failed
     );
+}
+
+/// A crawl of `start` on the test site with a link source's path rules.
+fn with_paths(base: &str, start: &str, include_only: &[&str], exclude: &[&str]) -> CrawlSpec {
+    let mut spec = CrawlSpec::new(StartUrls::parse([format!("{base}{start}")]).unwrap());
+    spec.scope.paths = PathRules::new(include_only, exclude).unwrap();
+    spec.limits = Limits {
+        max_depth: 3,
+        ..Limits::default()
+    };
+    spec
+}
+
+#[tokio::test]
+async fn a_page_the_exclude_rules_match_is_never_requested() {
+    let (base, site) = serve().await;
+    let spec = with_paths(&base, "/site/", &[], &["^/site/[ac]$"]);
+    let r = run_spec(&spec, settings(), CancellationToken::new()).await;
+    // /site/a is excluded, so /site/c (linked from it alone) is never found; /site/b
+    // names /site/a canonical, which is out of scope now, so /site/b is its own item.
+    assert_eq!(paths(&r.items), vec!["/site/", "/site/b", "/site/private"]);
+    let hits = site.hits.lock().unwrap();
+    assert!(
+        hits.get("/site/a").is_none(),
+        "an excluded page was fetched"
+    );
+    assert!(hits.get("/site/c").is_none());
+    assert_eq!(r.summary.progress.done, 3, "excluded pages are not counted");
+}
+
+#[tokio::test]
+async fn excluded_pages_do_not_use_up_max_pages() {
+    let (base, site) = serve().await;
+    let mut spec = with_paths(&base, "/site/", &[], &["^/site/a$"]);
+    spec.limits.max_pages = 2;
+    spec.limits.max_concurrency = std::num::NonZeroU32::MIN;
+    let r = run_spec(&spec, settings(), CancellationToken::new()).await;
+    // The index links /site/a first: the second page fetched is the next one.
+    assert_eq!(paths(&r.items), vec!["/site/", "/site/b"]);
+    assert_eq!(r.summary.stop_reason, StopReason::MaxCrawlPages);
+    assert!(site.hits.lock().unwrap().get("/site/a").is_none());
+}
+
+#[tokio::test]
+async fn include_only_rules_limit_what_is_fetched_but_the_start_url_is_read_for_its_links() {
+    let (base, site) = serve().await;
+    let spec = with_paths(&base, "/site/", &["^/site/[ac]$"], &[]);
+    let r = run_spec(&spec, settings(), CancellationToken::new()).await;
+    // The start URL does not match: fetched for its links, it is no item.
+    assert_eq!(paths(&r.items), vec!["/site/a", "/site/c"]);
+    assert!(
+        r.skipped
+            .iter()
+            .any(|(u, why)| u.ends_with("/site/") && why == "not matched by includeOnlyPaths"),
+        "{:?}",
+        r.skipped
+    );
+    let hits = site.hits.lock().unwrap();
+    for path in ["/site/b", "/site/private", "/site/d"] {
+        assert!(hits.get(path).is_none(), "{path} was fetched");
+    }
+    assert_eq!(hits["/site/"].len(), 1);
 }

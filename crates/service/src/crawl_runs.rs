@@ -6,6 +6,7 @@
 //! rather than left hanging: a crawl has no resumable state.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use agentbase_core::crawl_run::{CrawlRun, RunStatus};
 use agentbase_core::{Clock, Error, Millis, Rejection, Resource, Result, ids};
 use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
-    CancellationToken, CrawlError, CrawlInput, CrawlSummary, CrawlerSettings, Event,
+    CancellationToken, CrawlError, CrawlInput, CrawlSpec, CrawlSummary, CrawlerSettings, Event,
     RenderingMemory, StopReason,
 };
 use agentbase_store::Store;
@@ -103,7 +104,8 @@ impl CrawlRuns {
 }
 
 impl CrawlRuns {
-    /// `POST /v2/acts/{actorId}/runs`: validates the WCC input and starts the crawl.
+    /// `POST /v2/acts/{actorId}/runs`: checks the WCC input into the crawl's spec and
+    /// starts the crawl.
     pub async fn start_run(
         self: &Arc<Self>,
         p: &Principal,
@@ -119,10 +121,11 @@ impl CrawlRuns {
         } else {
             input
         };
-        let mut parsed = CrawlInput::from_json(input.clone())
-            .and_then(|i| i.validate().map(|()| i))
+        let parsed = CrawlInput::from_json(input.clone())
             .map_err(|e| Error::invalid("input", e.to_string()))?;
-        if parsed.crawler_type.always_renders() && self.renderer.get().is_none() {
+        let mut spec =
+            CrawlSpec::try_from(&parsed).map_err(|e| Error::invalid("input", e.to_string()))?;
+        if spec.crawler_type.always_renders() && self.renderer.get().is_none() {
             return Err(Error::invalid(
                 "input",
                 "crawlerType: this server has no browser (browser.enabled); use playwright:adaptive or cheerio",
@@ -133,7 +136,7 @@ impl CrawlRuns {
         let timeout_secs = timeout_secs
             .unwrap_or(limits.timeout_secs)
             .clamp(1, limits.run_timeout_secs);
-        let notes = self.bound_run(p, &input, &mut parsed);
+        let notes = self.bound_run(p, &input, &parsed, &mut spec);
         let run = CrawlRun {
             id: ids::alphanumeric(17),
             workspace_id: p.workspace_id.clone(),
@@ -189,32 +192,39 @@ impl CrawlRuns {
         let id = run.id.clone();
         let dataset = run.dataset_id.clone();
         tokio::spawn(async move {
-            runs.execute_run(id.clone(), dataset, parsed, timeout_secs, token)
+            runs.execute_run(id.clone(), dataset, spec, timeout_secs, token)
                 .await;
             runs.tokens.lock().expect("crawl tokens").remove(&id);
         });
         Ok(run)
     }
 
-    /// Bounds a run's input by the plan and the server (a lower figure in the input
-    /// is kept); what the run's status message should say about it.
-    fn bound_run(&self, p: &Principal, input: &Value, parsed: &mut CrawlInput) -> Vec<String> {
+    /// Bounds a run's spec by the plan and the server (a lower figure in the input
+    /// is kept); what the run's status message should say about it and about the
+    /// inputs (`parsed`) not applied.
+    fn bound_run(
+        &self,
+        p: &Principal,
+        input: &Value,
+        parsed: &CrawlInput,
+        spec: &mut CrawlSpec,
+    ) -> Vec<String> {
         let limits = &self.settings.crawler;
         // The plan bounds every run, whatever its input asks (WCC's default is
         // 9,999,999 pages); a lower figure in the input is kept.
         let max_pages = limits.run_max_pages.get(p.plan);
         let mut notes = Vec::new();
-        if parsed.max_crawl_pages > max_pages {
+        if spec.limits.max_pages > max_pages {
             if input.get("maxCrawlPages").is_some() {
                 notes.push(format!(
                     "maxCrawlPages lowered to {max_pages} (the plan's limit)"
                 ));
             }
-            parsed.max_crawl_pages = max_pages;
+            spec.limits.max_pages = max_pages;
         }
-        parsed.max_results = parsed.max_results.min(max_pages);
-        if parsed.max_concurrency > limits.max_concurrency {
-            parsed.max_concurrency = limits.max_concurrency;
+        spec.limits.max_results = spec.limits.max_results.min(max_pages);
+        if let Some(cap) = NonZeroU32::new(limits.max_concurrency) {
+            spec.limits.max_concurrency = spec.limits.max_concurrency.min(cap);
         }
         let ignored: Vec<String> = parsed
             .ignored_inputs()
@@ -225,7 +235,7 @@ impl CrawlRuns {
         if !ignored.is_empty() {
             notes.push(format!("Ignored inputs: {}", ignored.join(", ")));
         }
-        if parsed.crawler_type.uses_browser() && self.renderer.get().is_none() {
+        if spec.crawler_type.uses_browser() && self.renderer.get().is_none() {
             notes.push("No browser on this server: pages are read over HTTP".to_owned());
         }
         notes
@@ -235,7 +245,7 @@ impl CrawlRuns {
         &self,
         id: String,
         dataset: String,
-        input: CrawlInput,
+        spec: CrawlSpec,
         timeout_secs: u64,
         token: CancellationToken,
     ) {
@@ -268,7 +278,7 @@ impl CrawlRuns {
             }
             writer.finish().await
         });
-        let outcome = agentbase_crawler::crawl(&input, &settings, token, move |e| {
+        let outcome = agentbase_crawler::crawl(&spec, &settings, token, move |e| {
             let _ = tx.send(e);
         })
         .await;

@@ -1,9 +1,11 @@
 //! Website sources fetched with the built-in crawler: a link source's options
-//! become a WCC crawl (`individual`: the page alone; `crawl`: the site under the
+//! become a `CrawlSpec` (`individual`: the page alone; `crawl`: the site under the
 //! URL; `sitemap`: the URLs the sitemap lists) in `playwright:adaptive` mode (pages
 //! rendered when they need it, with the renderer given), and its pages come back as
 //! Markdown documents. `includeOnlyPaths` / `excludePaths` are regular expressions
-//! on the URL path, as on chatbase.co.
+//! on the URL's path and query, as on chatbase.co; they are the crawl's `PathRules`,
+//! so a page they refuse is never fetched (the start URL is, for its links, but
+//! yields no page).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,8 @@ use std::time::Duration;
 use agentbase_core::knowledge::{Document, LinkOptions, LinkType};
 use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
-    CancellationToken, CrawlInput, CrawlerSettings, DocumentReader, Event, crawl,
+    CancellationToken, CrawlSpec, CrawlerSettings, CrawlerType, DocumentReader, Event, Limits,
+    PathRules, StartUrls, crawl,
 };
 
 use crate::extractor::Extractor;
@@ -76,19 +79,27 @@ impl CrawlFetcher {
     }
 }
 
-fn compile(patterns: &[String], field: &str) -> Result<Vec<regex::Regex>, String> {
-    patterns
-        .iter()
-        .map(|p| {
-            regex::Regex::new(p)
-                .map_err(|e| format!("{field}: `{p}` is not a valid regular expression: {e}"))
-        })
-        .collect()
-}
-
-fn path_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.find('/').map_or("/", |i| &rest[i..])
+/// The crawl of a link source: its URL, how deep its link type goes, its path rules.
+fn spec(url: &str, options: &LinkOptions, config: &CrawlerConfig) -> Result<CrawlSpec, String> {
+    let paths = PathRules::new(&options.include_only_paths, &options.exclude_paths)
+        .map_err(|e| e.to_string())?;
+    let start = StartUrls::parse([url]).map_err(|e| e.to_string())?;
+    let max_depth = match options.link_type {
+        LinkType::Individual => 0,
+        LinkType::Crawl => config.max_depth,
+        // The sitemap's URLs are crawled at depth 1.
+        LinkType::Sitemap => 1,
+    };
+    let mut spec = CrawlSpec::new(start);
+    spec.scope.paths = paths;
+    spec.limits = Limits {
+        max_depth,
+        max_pages: config.max_pages,
+        ..Limits::default()
+    };
+    spec.respect_robots_txt = true;
+    spec.crawler_type = CrawlerType::Adaptive;
+    Ok(spec)
 }
 
 impl SiteFetcher for CrawlFetcher {
@@ -99,35 +110,16 @@ impl SiteFetcher for CrawlFetcher {
         progress: &'a (dyn Fn(usize, usize) + Send + Sync),
     ) -> FetchFuture<'a> {
         Box::pin(async move {
-            let include = compile(&options.include_only_paths, "includeOnlyPaths")?;
-            let exclude = compile(&options.exclude_paths, "excludePaths")?;
-            let depth = match options.link_type {
-                LinkType::Individual => 0,
-                LinkType::Crawl => self.config.max_depth,
-                // The sitemap's URLs are crawled at depth 1.
-                LinkType::Sitemap => 1,
-            };
-            let input = CrawlInput::from_json(serde_json::json!({
-                "startUrls": [{"url": url}],
-                "maxCrawlDepth": depth,
-                "maxCrawlPages": self.config.max_pages,
-                "respectRobotsTxtFile": true,
-                "crawlerType": "playwright:adaptive",
-            }))
-            .map_err(|e| e.to_string())?;
+            let spec = spec(url, options, &self.config)?;
             let mut pages = Vec::new();
             let summary = crawl(
-                &input,
+                &spec,
                 &self.settings(options.slow_scraping),
                 CancellationToken::new(),
                 |event| match event {
                     Event::Item(item) => {
-                        let path = path_of(&item.url);
-                        let wanted = (include.is_empty()
-                            || include.iter().any(|r| r.is_match(path)))
-                            && !exclude.iter().any(|r| r.is_match(path));
                         let markdown = item.markdown.clone().unwrap_or_else(|| item.text.clone());
-                        if wanted && !markdown.trim().is_empty() {
+                        if !markdown.trim().is_empty() {
                             pages.push(Document {
                                 title: item
                                     .metadata
@@ -159,18 +151,55 @@ impl SiteFetcher for CrawlFetcher {
 mod tests {
     use super::*;
 
-    #[test]
-    fn paths_are_matched_without_the_host() {
-        assert_eq!(
-            path_of("https://docs.example.com/guide/intro?x=1"),
-            "/guide/intro?x=1"
-        );
-        assert_eq!(path_of("https://docs.example.com"), "/");
+    fn options(link_type: LinkType, include: &[&str], exclude: &[&str]) -> LinkOptions {
+        LinkOptions {
+            link_type,
+            include_only_paths: include.iter().map(|s| s.to_string()).collect(),
+            exclude_paths: exclude.iter().map(|s| s.to_string()).collect(),
+            slow_scraping: false,
+        }
     }
 
     #[test]
     fn bad_patterns_are_named() {
-        let e = compile(&["(".into()], "excludePaths").unwrap_err();
+        let config = CrawlerConfig::default();
+        let o = options(LinkType::Crawl, &[], &["("]);
+        let e = spec("https://docs.example.com/", &o, &config).unwrap_err();
         assert!(e.starts_with("excludePaths: `(`"), "{e}");
+        let o = options(LinkType::Crawl, &["(", "ok"], &[]);
+        let e = spec("https://docs.example.com/", &o, &config).unwrap_err();
+        assert!(e.starts_with("includeOnlyPaths: `(`"), "{e}");
+    }
+
+    #[test]
+    fn link_types_set_the_depth_and_paths_are_matched_without_the_host() {
+        let config = CrawlerConfig::default();
+        let o = options(LinkType::Individual, &["^/guide/"], &["intro"]);
+        let s = spec("https://docs.example.com/guide/", &o, &config).unwrap();
+        assert_eq!(s.limits.max_depth, 0);
+        assert_eq!(s.limits.max_pages, config.max_pages);
+        assert!(s.respect_robots_txt);
+        let url = |u| agentbase_crawler::Url::parse(u).unwrap();
+        assert!(
+            s.scope
+                .paths
+                .check(&url("https://docs.example.com/guide/a?x=1"))
+                .is_ok()
+        );
+        assert!(
+            s.scope
+                .paths
+                .check(&url("https://docs.example.com/guide/intro"))
+                .is_err()
+        );
+        assert!(
+            s.scope
+                .paths
+                .check(&url("https://guide.example.com/"))
+                .is_err()
+        );
+        let o = options(LinkType::Sitemap, &[], &[]);
+        let s = spec("https://docs.example.com/sitemap.xml", &o, &config).unwrap();
+        assert_eq!(s.limits.max_depth, 1);
     }
 }

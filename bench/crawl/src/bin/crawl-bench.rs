@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentbase_crawler::browser::{Chromium, ChromiumConfig, Renderer};
-use agentbase_crawler::{CancellationToken, CrawlInput, CrawlerSettings, Event, crawl};
+use agentbase_crawler::{CancellationToken, CrawlInput, CrawlSpec, CrawlerSettings, Event, crawl};
 
 fn fail(msg: impl std::fmt::Display) -> ! {
     eprintln!("{msg}");
@@ -28,16 +28,9 @@ fn load_average() -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::main]
-async fn main() {
-    // RUST_LOG=agentbase_crawler=debug shows each adaptive comparison.
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let args: Vec<String> = std::env::args().collect();
+/// The crawl the arguments and `CRAWL_INPUT` ask for (WCC input, converted as the
+/// Apify-compatible API converts it), and the concurrency asked for.
+fn spec(args: &[String]) -> (CrawlSpec, u32) {
     if args.len() < 5 {
         fail("usage: crawl-bench OUT.jsonl MAX_PAGES CONCURRENCY START_URL...");
     }
@@ -58,7 +51,23 @@ async fn main() {
             input[k] = v;
         }
     }
-    let input = CrawlInput::from_json(input).unwrap_or_else(|e| fail(e));
+    let spec = CrawlInput::from_json(input)
+        .and_then(|input| CrawlSpec::try_from(&input))
+        .unwrap_or_else(|e| fail(e));
+    (spec, concurrency)
+}
+
+#[tokio::main]
+async fn main() {
+    // RUST_LOG=agentbase_crawler=debug shows each adaptive comparison.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let (spec, concurrency) = spec(&args);
     let label = std::env::var("CRAWL_LABEL").unwrap_or_else(|_| "agentbase".to_string());
     let browser = std::env::var("CRAWL_BROWSER").ok().map(|exe| {
         Chromium::new(ChromiumConfig {
@@ -89,7 +98,7 @@ async fn main() {
     let load_before = load_average();
     let started = Instant::now();
     let (mut items, mut failed, mut text_bytes) = (0u64, 0u64, 0usize);
-    let result = crawl(&input, &settings, CancellationToken::new(), |e| match e {
+    let result = crawl(&spec, &settings, CancellationToken::new(), |e| match e {
         Event::Item(item) => {
             items += 1;
             text_bytes += item.text.len();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use agentbase_crawler::browser::{Chromium, ChromiumConfig, process_tree};
 use agentbase_crawler::{
-    CancellationToken, CrawlInput, CrawlMode, CrawlerSettings, DatasetItem, Event, crawl,
+    CancellationToken, CrawlInput, CrawlMode, CrawlSpec, CrawlerSettings, DatasetItem, Event, crawl,
 };
 use site::Site;
 
@@ -119,10 +119,10 @@ impl Run {
 }
 
 async fn run(input: serde_json::Value, settings: &CrawlerSettings) -> Run {
-    let input = CrawlInput::from_json(input).unwrap();
+    let spec = CrawlSpec::try_from(&CrawlInput::from_json(input).unwrap()).unwrap();
     let mut items = Vec::new();
     let mut failed = Vec::new();
-    let summary = crawl(&input, settings, CancellationToken::new(), |e| match e {
+    let summary = crawl(&spec, settings, CancellationToken::new(), |e| match e {
         Event::Item(i) => items.push(*i),
         Event::Failed { url, error } => failed.push((url, error)),
         _ => {}
