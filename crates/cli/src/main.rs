@@ -26,6 +26,12 @@ mod members;
 mod providers;
 mod remote;
 
+/// jemalloc, for memory that goes back to the system once the work that needed it
+/// is done (see the dependency's note in Cargo.toml).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "agentbase",

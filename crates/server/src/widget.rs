@@ -373,29 +373,19 @@ pub async fn leads(
 ) -> Response {
     let state = &state;
     visitor_post(state, &agent_id, req, |w, body: LeadBody| async move {
-        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata)
-            .map_err(IntoResponse::into_response)?;
+        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata);
+        let identity = identity.map_err(refuse)?;
         let input = agentbase_core::lead::LeadInput {
             name: body.name,
             email: body.email,
             phone: body.phone,
         };
-        let lead = state
-            .app
-            .submit_lead(
-                &w,
-                &body.visitor_id,
-                identity.as_ref(),
-                body.conversation_id,
-                input,
-            )
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?;
-        let r = (
-            StatusCode::CREATED,
-            axum::Json(json!({"data": {"id": lead.id}})),
-        );
-        Ok(r.into_response())
+        let (visitor, conversation) = (&body.visitor_id, body.conversation_id);
+        let submitted =
+            (state.app).submit_lead(&w, visitor, identity.as_ref(), conversation, input);
+        let lead = submitted.await.map_err(refuse)?;
+        let created = json!({"data": {"id": lead.id}});
+        Ok((StatusCode::CREATED, axum::Json(created)).into_response())
     })
     .await
 }
@@ -415,6 +405,11 @@ struct ChatBody {
     user_hash: Option<String>,
     #[serde(default)]
     user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A refusal as the visitor gets it: the contract's error envelope.
+fn refuse(e: impl Into<ApiError>) -> Response {
+    e.into().into_response()
 }
 
 /// The identity a body carries: both `userId` and `userHash`, or neither.
@@ -443,19 +438,12 @@ pub async fn chat(
     req: Request,
 ) -> Response {
     let state = &state;
-    visitor_post(state, &agent_id, req, |w, mut body: ChatBody| async move {
-        let identity = identity_of(
-            body.user_id.take(),
-            body.user_hash.take(),
-            body.user_metadata.take(),
-        )
-        .map_err(IntoResponse::into_response)?;
+    visitor_post(state, &agent_id, req, |w, body: ChatBody| async move {
+        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata);
+        let identity = identity.map_err(refuse)?;
         if body.message.chars().count() > MESSAGE_MAX_CHARS {
-            return Err(ApiError::invalid_field(
-                "message",
-                format!("must be at most {MESSAGE_MAX_CHARS} characters"),
-            )
-            .into_response());
+            let most = format!("must be at most {MESSAGE_MAX_CHARS} characters");
+            return Err(refuse(ApiError::invalid_field("message", most)));
         }
         let message = WidgetMessage {
             visitor_id: body.visitor_id,
@@ -463,11 +451,7 @@ pub async fn chat(
             conversation_id: body.conversation_id,
             identity,
         };
-        let turn = state
-            .app
-            .widget_chat(&w, message)
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?;
+        let turn = state.app.widget_chat(&w, message).await.map_err(refuse)?;
         Ok(sse::public_response(turn))
     })
     .await

@@ -112,23 +112,15 @@ pub async fn live(
         let (after, wait) = live_params(&q)?;
         let (Some(visitor), Some(conversation)) = (q.get("visitorId"), q.get("conversationId"))
         else {
-            return Err(ApiError::invalid_field(
-                "conversationId",
-                "visitorId and conversationId are required",
-            ));
+            let both = "visitorId and conversationId are required";
+            return Err(ApiError::invalid_field("conversationId", both));
         };
-        let (messages, status) = state
-            .app
-            .widget_messages_after(&w, visitor, conversation, after, wait)
-            .await?;
-        Ok(axum::Json(json!({"data": {
+        let read = (state.app).widget_messages_after(&w, visitor, conversation, after, wait);
+        let (messages, status) = read.await?;
+        Ok::<_, ApiError>(axum::Json(json!({"data": {
             "status": status.as_str(),
             "messages": messages.iter().map(live_json).collect::<Vec<_>>(),
         }})))
     };
-    let response = match answer.await {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    };
-    with_cors(response, origin.as_ref())
+    with_cors(answer.await.into_response(), origin.as_ref())
 }

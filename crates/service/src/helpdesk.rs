@@ -525,6 +525,19 @@ impl App {
     /// conversation, that conversation must be taken over, and the reply is also
     /// appended to it (authored) so the visitor sees it. A reply to a ticket that
     /// is new or on the team moves it to "on customer".
+    /// A reply through the API by a workspace member, named by id or email.
+    pub async fn member_reply(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        number: i64,
+        content: &str,
+        (author_id, author_email): (Option<&str>, Option<&str>),
+    ) -> Result<TicketMessage> {
+        let author = (self.ticket_author(workspace_id, author_id, author_email)).await?;
+        (self.reply_to_ticket(workspace_id, agent_id, number, content, author)).await
+    }
+
     pub async fn reply_to_ticket(
         &self,
         workspace_id: &str,

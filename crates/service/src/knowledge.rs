@@ -472,6 +472,19 @@ impl Knowledge {
         self.extractor = extractor;
     }
 
+    /// Deletes an agent with its knowledge: the record's rows, and this node's
+    /// snapshot of its index (in memory and on disk). Other nodes drop theirs when
+    /// they next look the agent up and find no knowledge.
+    pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<()> {
+        self.agents.delete(workspace_id, id).await?;
+        self.forget_snapshot(id);
+        let dir = self.snapshot_dir(id);
+        drop(agentbase_crawler::background::spawn(move || {
+            let _ = std::fs::remove_dir_all(dir);
+        }));
+        Ok(())
+    }
+
     /// Makes an agent with its first sources (v1 `create-chatbot`): nothing half-made,
     /// the agent goes again when its sources are refused.
     pub async fn create_agent_with(
@@ -484,7 +497,7 @@ impl Knowledge {
         if !sources.is_empty()
             && let Err(e) = self.replace_sources(p, &agent.id, sources).await
         {
-            let _ = self.agents.delete(&p.workspace_id, &agent.id).await;
+            let _ = self.delete_agent(&p.workspace_id, &agent.id).await;
             return Err(e);
         }
         Ok(agent)
@@ -978,6 +991,7 @@ impl Knowledge {
     /// from the live chunks in the record; then serves it.
     pub(crate) async fn load_snapshot(&self, agent_id: &str) -> Result<Option<Arc<Snapshot>>> {
         let Some(version) = self.store.kb_version(agent_id).await? else {
+            self.forget_snapshot(agent_id);
             return Ok(None);
         };
         if let Some(s) = self.cached_snapshot(agent_id)
@@ -1050,6 +1064,10 @@ impl Knowledge {
             }
         }));
         Ok(Some(snapshot))
+    }
+
+    fn forget_snapshot(&self, agent_id: &str) {
+        (self.snapshots.lock().expect("snapshot lock")).remove(agent_id);
     }
 
     fn cached_snapshot(&self, agent_id: &str) -> Option<Arc<Snapshot>> {

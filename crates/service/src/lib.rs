@@ -44,7 +44,9 @@ use agentbase_store::Store;
 pub use accounts::{AUTH_CACHE_MS, Accounts, AuthError, Bootstrap, Principal};
 pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
-pub use agentbase_store::{ConversationFilter, ConversationSearch, Page, SourceFilter, UsageRow};
+pub use agentbase_store::{
+    ConversationFilter, ConversationSearch, OpenLink, Page, SourceFilter, UsageRow,
+};
 pub use agents::{AGENT_CACHE_MS, Agents};
 pub use knowledge::{Retrieved, group_by_page};
 pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Settings};

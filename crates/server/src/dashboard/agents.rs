@@ -225,7 +225,7 @@ pub async fn delete(
     Path((ws, agent_id)): Path<(String, String)>,
     _p: Posted,
 ) -> Response {
-    match state.app.agents().delete(&ws, &agent_id).await {
+    match state.app.knowledge().delete_agent(&ws, &agent_id).await {
         Ok(()) => back(
             &format!("/dashboard/w/{ws}/agents"),
             Ok("Agent deleted.".into()),
@@ -286,37 +286,21 @@ pub async fn conversations(
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let (page, filter) = conversation_filter(&q)?;
-    let list = (state.app)
-        .conversations(
-            &w.principal,
-            &a.id,
-            &filter,
-            page.cursor.as_ref(),
-            page.limit,
-            false,
-        )
-        .await?;
+    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let found = (state.app).conversations(&w.principal, &a.id, &filter, cursor, limit, false);
+    let list = found.await?;
     let conversations: Vec<_> = list.items.iter().map(ConversationRow::of).collect();
     let older = next_cursor(&list, by_created).map(|cursor| filtered_query(&cursor, &q));
+    let shown = |k| q.get(k).unwrap_or("");
     let page = json!({
-        "filter": {
-            "startDate": q.get("startDate").unwrap_or(""),
-            "endDate": q.get("endDate").unwrap_or(""),
-            "userId": q.get("userId").unwrap_or(""),
-        },
+        "filter": {"startDate": shown("startDate"), "endDate": shown("endDate"), "userId": shown("userId")},
         "total": list.total,
         "conversations": conversations,
         "older": older,
     });
-    let nav = nav(&w, Some(&a), "conversations");
-    render_template(
-        &s,
-        "Conversations",
-        &nav,
-        &notice(&q),
-        "conversations.html",
-        page,
-    )
+    let (nav, notice) = (nav(&w, Some(&a), "conversations"), notice(&q));
+    let template = "conversations.html";
+    render_template(&s, "Conversations", &nav, &notice, template, page)
 }
 
 /// The conversations page's query: a page and a filter (dates, user).

@@ -2,6 +2,7 @@
 //! status, delete, retrain, auto-retrain, and live training progress.
 
 use agentbase_api_types as api;
+use agentbase_core::Agent;
 use agentbase_core::knowledge::{Source, SourceContent, TrainingJob};
 use agentbase_service::{Principal, SourceFilter, files};
 use axum::Json;
@@ -69,22 +70,10 @@ pub async fn sources(
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let (sources, jobs) = training_state(&state, &w, &a.id).await?;
     let sources: Vec<_> = sources.into_iter().map(SourceRow::of).collect();
-    let jobs: Vec<_> = (jobs.iter())
-        .map(|j| JobRow {
-            stage: j.stage.clone(),
-            status: j.status.as_str(),
-            done: j.done,
-            total: j.total,
-        })
-        .collect();
+    let jobs: Vec<_> = jobs.iter().map(JobRow::of).collect();
     let nav = nav(&w, Some(&a), "sources");
-    // The page polls while anything may still change. A job can end between the
-    // reads above (a short text trains in well under a second), leaving a source
-    // shown untrained with no job left: a poll then shows where it ended.
-    let unsettled = a.status.as_str() == "training"
-        || (sources.iter()).any(|s| matches!(s.status, "untrained" | "updated"));
     let page = json!({
-        "running": !jobs.is_empty() || unsettled,
+        "running": may_change(&a, &sources, &jobs),
         "agent": {
             "status": a.status.as_str(),
             "last_trained": a.last_trained_at.map(when),
@@ -108,6 +97,26 @@ async fn training_state(
     let mut jobs = knowledge.training_jobs(&w.principal, agent_id).await?;
     jobs.retain(|j| !j.status.is_finished());
     Ok((list.items, jobs))
+}
+
+impl JobRow {
+    fn of(j: &TrainingJob) -> Self {
+        JobRow {
+            stage: j.stage.clone(),
+            status: j.status.as_str(),
+            done: j.done,
+            total: j.total,
+        }
+    }
+}
+
+/// Whether the sources page polls: while anything may still change. A job can end
+/// between the page's reads (a short text trains in well under a second), leaving
+/// a source shown untrained with no job left: a poll then shows where it ended.
+fn may_change(a: &Agent, sources: &[SourceRow], jobs: &[JobRow]) -> bool {
+    !jobs.is_empty()
+        || a.status.as_str() == "training"
+        || (sources.iter()).any(|s| matches!(s.status, "untrained" | "updated"))
 }
 
 /// A multipart form's text fields and its one file.

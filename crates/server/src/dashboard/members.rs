@@ -6,6 +6,7 @@
 
 use agentbase_core::ids;
 use agentbase_core::member::{Member, Role, may_manage};
+use agentbase_service::OpenLink;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -230,41 +231,42 @@ pub async fn accept(
     let form = Form(form_pairs(&String::from_utf8_lossy(&body)));
     let link = state.app.open_link(&token).await?.ok_or_else(gone)?;
     let accepted = match check_link_form(&headers, &form) {
-        Ok(()) => (state
-            .app
-            .accept_link(&token, form.raw("password"), form.get("name"))
-            .await)
-            .map_err(Problem::from),
+        Ok(()) => {
+            let (password, name) = (form.raw("password"), form.get("name"));
+            state
+                .app
+                .accept_link(&token, password, name)
+                .await
+                .map_err(Problem::from)
+        }
         Err(p) => Err(p),
     };
     match accepted {
-        Ok(signed_in) => Ok(signed_in_response(
-            &state,
-            &headers,
-            &signed_in,
-            "/dashboard/workspaces",
-            LINK_COOKIE,
-            LINK_PATH,
-        )),
-        // The form again, with what went wrong.
-        Err(p) => {
-            let to = LinkFor {
-                email: &link.account.email,
-                invite: None,
-                workspace: &link.workspace.name,
-            };
-            let name = form.get("name").unwrap_or(&link.account.name);
-            link_form(
-                &state,
-                &headers,
-                &token,
-                name,
-                &to,
-                p.status,
-                Some(p.message),
-            )
+        Ok(signed_in) => {
+            let to = "/dashboard/workspaces";
+            let r = signed_in_response(&state, &headers, &signed_in, to, LINK_COOKIE, LINK_PATH);
+            Ok(r)
         }
+        Err(p) => retry(&state, &headers, &token, &link, &form, p),
     }
+}
+
+/// The link's form again after a failed attempt, saying what went wrong.
+fn retry(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    link: &OpenLink,
+    form: &Form,
+    p: Problem,
+) -> Result<Response, Problem> {
+    let to = LinkFor {
+        email: &link.account.email,
+        invite: None,
+        workspace: &link.workspace.name,
+    };
+    let name = form.get("name").unwrap_or(&link.account.name);
+    link_form(state, headers, token, name, &to, p.status, Some(p.message))
 }
 
 /// A link's password form is refused when it comes from another site or without its

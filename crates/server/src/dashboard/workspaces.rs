@@ -187,23 +187,18 @@ pub async fn usage(
     let w = workspace(&state, &ws).await?;
     let rows = state.app.credits().usage(&ws, USAGE_DAYS).await?;
     let first = state.app.now() / 86_400_000 - (USAGE_DAYS - 1);
-    let Tally {
-        per_day,
-        per_agent,
-        per_model,
-    } = Tally::of(&rows, first);
-    let total: f64 = per_day.iter().sum();
+    let tally = Tally::of(&rows, first);
+    let total: f64 = tally.per_day.iter().sum();
     let names = agent_names(&state, &ws).await?;
-    let agents = credit_rows(&per_agent, "name", |id| {
-        names.get(id).map_or(id, String::as_str)
-    });
-    let models = credit_rows(&per_model, "model", |m| m);
+    let name = |id| names.get(id).map_or(id, String::as_str);
+    let agents = credit_rows(&tally.per_agent, "name", name);
+    let models = credit_rows(&tally.per_model, "model", |m| m);
     let page = json!({
         "days": USAGE_DAYS,
         "total": format!("{total:.2}"),
         "plan": w.workspace.plan.as_str(),
         "monthly": state.app.settings().monthly_credits(w.workspace.plan),
-        "chart": bar_chart(&per_day, first),
+        "chart": bar_chart(&tally.per_day, first),
         "agents": agents,
         "models": models,
     });

@@ -1,6 +1,7 @@
 //! Sources and training jobs on the wire.
 
 use agentbase_api_types as api;
+use agentbase_core::Cursor;
 use agentbase_core::knowledge::{LinkType, Source, SourceContent, TrainingJob};
 use agentbase_core::time_fmt::iso8601;
 
@@ -52,5 +53,13 @@ pub(crate) fn job_dto(j: TrainingJob) -> api::TrainingJob {
         error: j.error,
         created_at: iso8601(j.created_at),
         updated_at: iso8601(j.updated_at),
+    }
+}
+
+/// A source list's cursor: newest first, by creation.
+pub(crate) fn by_created(s: &Source) -> Cursor {
+    Cursor {
+        t: s.created_at,
+        id: s.id.clone(),
     }
 }

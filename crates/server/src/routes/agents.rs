@@ -195,11 +195,8 @@ pub async fn delete(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
-    state
-        .app
-        .agents()
-        .delete(&p.workspace_id, &agent_id)
-        .await?;
+    let knowledge = state.app.knowledge();
+    knowledge.delete_agent(&p.workspace_id, &agent_id).await?;
     Ok(Json(api::SuccessResponse { success: true }))
 }
 

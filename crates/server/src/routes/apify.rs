@@ -60,35 +60,29 @@ pub async fn start(
     q: QueryMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        parse_json(&body)?
-    };
-    if !(input.is_null() || input.is_object()) {
-        return Err(ApiError::invalid_field(
-            "body",
-            "the actor input must be a JSON object",
-        ));
-    }
+    let input = actor_input(&body)?;
     let timeout = seconds(&q, "timeout", 7 * 24 * 3600)?;
     let wait = seconds(&q, "waitForFinish", 60)?;
-    let run = state
-        .app
-        .crawl_runs()
-        .start_run(&p, &actor_id, input, timeout.filter(|t| *t > 0))
-        .await?;
+    let runs = state.app.crawl_runs();
+    let run = (runs.start_run(&p, &actor_id, input, timeout.filter(|t| *t > 0))).await?;
     let run = match wait {
-        Some(w) if w > 0 => {
-            state
-                .app
-                .crawl_runs()
-                .run(&p, &run.id, Duration::from_secs(w))
-                .await?
-        }
+        Some(w) if w > 0 => runs.run(&p, &run.id, Duration::from_secs(w)).await?,
         _ => run,
     };
     Ok(run_response(StatusCode::CREATED, &run))
+}
+
+/// A run's input: a JSON object, or nothing or `null` (WCC's defaults).
+fn actor_input(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    let input: Value = parse_json(body)?;
+    if !(input.is_null() || input.is_object()) {
+        let problem = "the actor input must be a JSON object";
+        return Err(ApiError::invalid_field("body", problem));
+    }
+    Ok(input)
 }
 
 #[utoipa::path(get, path = "/v2/actor-runs/{runId}", tag = "apify",
@@ -326,14 +320,24 @@ pub async fn items(
     q: QueryMap,
 ) -> Result<Response, ApiError> {
     let query = items_query(&q)?;
-    let (raw, total) = state
+    let (offset, limit, desc) = (query.offset, query.limit, query.desc);
+    let read = state
         .app
         .crawl_runs()
-        .dataset_items(&p, &id, query.offset, query.limit, query.desc)
-        .await?;
+        .dataset_items(&p, &id, offset, limit, desc);
+    let (raw, total) = read.await?;
     let count = raw.len();
-    let items = shape(raw, &query);
-    let (content_type, body) = match query.format.as_str() {
+    let (content_type, body) = encode_items(shape(raw, &query), &query);
+    let mut res = (StatusCode::OK, body).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    pagination_headers(res.headers_mut(), &query, count, total);
+    Ok(res)
+}
+
+/// Dataset items in the query's format: JSON (an array), JSONL or CSV.
+fn encode_items(items: Vec<Value>, query: &ItemsQuery) -> (&'static str, String) {
+    match query.format.as_str() {
         "jsonl" => (
             "application/jsonl; charset=utf-8",
             items.iter().map(|i| format!("{i}\n")).collect::<String>(),
@@ -346,12 +350,7 @@ pub async fn items(
             "application/json; charset=utf-8",
             Value::Array(items).to_string(),
         ),
-    };
-    let mut res = (StatusCode::OK, body).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    pagination_headers(res.headers_mut(), &query, count, total);
-    Ok(res)
+    }
 }
 
 /// Apify's `x-apify-pagination-*` headers of a dataset read.

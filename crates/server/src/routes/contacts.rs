@@ -11,7 +11,6 @@ use agentbase_core::contact::{Contact, CustomAttribute};
 use agentbase_core::time_fmt::iso8601;
 use agentbase_core::{Error, Resource};
 use agentbase_service::Principal;
-use agentbase_service::contacts::ContactsPage;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -119,30 +118,23 @@ pub async fn list(
     q: QueryMap,
 ) -> Result<Json<wire::V1ContactsResponse>, ApiError> {
     let (page, per_page) = paging(&q)?;
-    let result = state
+    let found = state
         .app
-        .contacts(&p.workspace_id, &agent_id, page, per_page)
-        .await
-        .map_err(|e| match e {
-            Error::Invalid(d) => invalid("Invalid request parameters", d),
-            e => v1_error(e),
-        })?;
-    let total_pages = result.total_pages();
-    let ContactsPage {
-        contacts,
-        total,
-        page,
-        per_page,
-    } = result;
+        .contacts(&p.workspace_id, &agent_id, page, per_page);
+    let result = found.await.map_err(|e| match e {
+        Error::Invalid(d) => invalid("Invalid request parameters", d),
+        e => v1_error(e),
+    })?;
+    let pages = wire::V1ContactsPages {
+        page: result.page,
+        per_page: result.per_page,
+        total_pages: result.total_pages(),
+    };
     Ok(Json(wire::V1ContactsResponse {
         message: SUCCESS.into(),
-        data: contacts.into_iter().map(contact).collect(),
-        total,
-        pages: wire::V1ContactsPages {
-            page,
-            per_page,
-            total_pages,
-        },
+        total: result.total,
+        data: result.contacts.into_iter().map(contact).collect(),
+        pages,
     }))
 }
 

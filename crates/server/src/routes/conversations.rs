@@ -114,26 +114,16 @@ pub async fn for_user(
     page: PageQuery,
 ) -> Result<Json<api::ListConversationsResponse>, ApiError> {
     if !valid_user_id(&user_id) {
-        return Err(ApiError::invalid_field(
-            "userId",
-            "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'",
-        ));
+        let rule = "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'";
+        return Err(ApiError::invalid_field("userId", rule));
     }
     let filter = ConversationFilter {
         user_id: Some(user_id),
         ..Default::default()
     };
-    let result = state
-        .app
-        .conversations(
-            &p,
-            &agent_id,
-            &filter,
-            page.cursor.as_ref(),
-            page.limit,
-            true,
-        )
-        .await?;
+    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let found = (state.app).conversations(&p, &agent_id, &filter, cursor, limit, true);
+    let result = found.await?;
     Ok(Json(api::ListConversationsResponse {
         pagination: pagination(&result, by_activity),
         data: result.items.iter().map(conversation_dto).collect(),

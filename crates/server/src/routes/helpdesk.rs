@@ -449,27 +449,13 @@ pub async fn reply(
 ) -> Result<(StatusCode, Json<api::CreatedTicketMessage>), ApiError> {
     let n = ticket_number(&state, &p, &agent_id, &number).await?;
     let AppJson(b) = body?;
-    let problems = helpdesk::reply_problems(
-        &b.kind,
-        &b.content,
-        b.author_id.as_deref(),
-        b.author_email.as_deref(),
-    );
+    let author = (b.author_id.as_deref(), b.author_email.as_deref());
+    let problems = helpdesk::reply_problems(&b.kind, &b.content, author.0, author.1);
     if !problems.is_empty() {
         return Err(ApiError::invalid_body(problems));
     }
-    let author = state
-        .app
-        .ticket_author(
-            &p.workspace_id,
-            b.author_id.as_deref(),
-            b.author_email.as_deref(),
-        )
-        .await?;
-    let m = state
-        .app
-        .reply_to_ticket(&p.workspace_id, &agent_id, n, &b.content, author)
-        .await?;
+    let reply = (state.app).member_reply(&p.workspace_id, &agent_id, n, &b.content, author);
+    let m = reply.await?;
     Ok((StatusCode::CREATED, Json(created_message_dto(m))))
 }
 

@@ -3,7 +3,6 @@
 //! agentbase extensions: training jobs and retrieval testing (`search`).
 
 use agentbase_api_types as api;
-use agentbase_core::Cursor;
 use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, SourceContent, SourceKind};
 use agentbase_service::files;
 use agentbase_service::knowledge::SourceUpdate;
@@ -13,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::{Extension, Json};
 
 use crate::AppState;
-use crate::dto::sources::{job_dto, source_dto};
+use crate::dto::sources::{by_created, job_dto, source_dto};
 use crate::error::ApiError;
 use crate::extract::{AppJson, PageQuery, QueryMap};
 
@@ -167,25 +166,21 @@ pub async fn list(
     q: QueryMap,
 ) -> Result<Json<api::ListSourcesResponse>, ApiError> {
     let (page, filter) = source_list_query(&q)?;
-    let Some(filter) = filter else {
-        return Ok(Json(api::ListSourcesResponse {
-            data: Vec::new(),
-            pagination: api::Pagination {
-                cursor: None,
-                has_more: false,
-                total: 0,
-            },
-        }));
+    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let result = match filter {
+        Some(filter) => {
+            (state.app.knowledge())
+                .sources(&p, &agent_id, &filter, cursor, limit)
+                .await?
+        }
+        // A filter that can match nothing: an empty page.
+        None => agentbase_service::Page {
+            items: Vec::new(),
+            has_more: false,
+            total: 0,
+        },
     };
-    let result = state
-        .app
-        .knowledge()
-        .sources(&p, &agent_id, &filter, page.cursor.as_ref(), page.limit)
-        .await?;
-    let pagination = crate::dto::conversations::pagination(&result, |s| Cursor {
-        t: s.created_at,
-        id: s.id.clone(),
-    });
+    let pagination = crate::dto::conversations::pagination(&result, by_created);
     Ok(Json(api::ListSourcesResponse {
         data: result.items.into_iter().map(source_dto).collect(),
         pagination,
@@ -431,32 +426,37 @@ pub async fn search(
     AppJson(body): AppJson<api::SearchBody>,
 ) -> Result<Json<api::SearchResponse>, ApiError> {
     let limit = body.limit.unwrap_or(10) as usize;
-    let hits = state
-        .app
-        .knowledge()
-        .search_knowledge(&p, &agent_id, &body.query, limit)
-        .await?;
-    let data: Vec<api::SearchHit> = hits
-        .iter()
-        .enumerate()
+    let knowledge = state.app.knowledge();
+    let hits = (knowledge.search_knowledge(&p, &agent_id, &body.query, limit)).await?;
+    let data: Vec<api::SearchHit> = (hits.iter().enumerate())
         .map(|(i, h)| search_hit(i, h))
         .collect();
-    let pages = body.group_by_page.unwrap_or(false).then(|| {
-        agentbase_service::group_by_page(&hits)
-            .into_iter()
-            .enumerate()
-            .map(|(rank, page)| api::SearchPage {
-                rank: rank as u32 + 1,
-                source_id: hits[page[0]].source_id.clone(),
-                url: hits[page[0]].url.clone(),
-                title: hits[page[0]].title.clone(),
-                score: hits[page[0]].score,
-                relevance: page.iter().map(|&i| hits[i].relevance).fold(0.0, f32::max),
-                hits: page.iter().map(|&i| data[i].clone()).collect(),
-            })
-            .collect()
-    });
+    let pages = (body.group_by_page.unwrap_or(false)).then(|| search_pages(&hits, &data));
     Ok(Json(api::SearchResponse { data, pages }))
+}
+
+/// The hits grouped by page, best page first, each with the hits it holds.
+fn search_pages(
+    hits: &[agentbase_service::Retrieved],
+    data: &[api::SearchHit],
+) -> Vec<api::SearchPage> {
+    let page = |(rank, page): (usize, Vec<usize>)| {
+        let best = &hits[page[0]];
+        api::SearchPage {
+            rank: rank as u32 + 1,
+            source_id: best.source_id.clone(),
+            url: best.url.clone(),
+            title: best.title.clone(),
+            score: best.score,
+            relevance: page.iter().map(|&i| hits[i].relevance).fold(0.0, f32::max),
+            hits: page.iter().map(|&i| data[i].clone()).collect(),
+        }
+    };
+    (agentbase_service::group_by_page(hits)
+        .into_iter()
+        .enumerate())
+    .map(page)
+    .collect()
 }
 
 fn search_hit(i: usize, h: &agentbase_service::Retrieved) -> api::SearchHit {

@@ -377,7 +377,11 @@ pub async fn delete_chatbot(
     let id = q
         .get("chatbotId")
         .ok_or_else(|| ApiError::invalid_field("chatbotId", "Required"))?;
-    state.app.agents().delete(&p.workspace_id, id).await?;
+    state
+        .app
+        .knowledge()
+        .delete_agent(&p.workspace_id, id)
+        .await?;
     Ok(Json(v1::V1Message200 {
         message: "Deleted successfully".into(),
     }))

@@ -47,6 +47,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The server's data directory (record, index snapshots).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -1199,3 +1199,29 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
     // null returns the agent to automatic.
     set_quote_fallback(&t, &agent, Value::Null).await;
 }
+
+/// Deleting an agent takes its knowledge with it: the node's snapshot of its index
+/// (on disk and in memory), so a node that hosts many short-lived agents does not
+/// keep them all.
+#[tokio::test]
+async fn deleting_an_agent_removes_its_index_snapshot() {
+    let t = spawn_knowledge(|_| {}).await;
+    let agent = t.scripted_agent().await;
+    let refunds = text_source(&t, &agent, "Refund policy", REFUNDS).await;
+    wait_status(&t, &agent, &refunds, "trained").await;
+    search_until(&t, &agent, "refund card", |hits| !hits.is_empty()).await;
+    let index = t.data_dir().join("index").join(&agent);
+    assert!(index.is_dir(), "no index at {}", index.display());
+
+    let path = format!("/api/v2/agents/{agent}");
+    let (status, _, body) = outcome(t.raw(Method::DELETE, &path).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    crate::webhooks::wait_for("the index removed", || !index.exists()).await;
+    let query = json!({"query": "refund card"});
+    let (status, code, body) = post(&t, &format!("{path}/search"), query).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (404, Some("AGENT_NOT_FOUND")),
+        "{body}"
+    );
+}
