@@ -206,6 +206,14 @@ fn cases(agent: &str) -> Vec<Case> {
             400, "VALIDATION_INVALID_BODY"),
         json_case("contact update with a nested body", "PATCH", &format!("/api/v1/chatbots/{agent}/contacts/nobody"),
             format!("{{\"data\":{}1{}}}", deep("{\"a\":", 5_000), deep("}", 5_000)).into_bytes(), 400, "VALIDATION_INVALID_JSON"),
+        json_case("a link source with a flood of path rules", "POST", &format!("/api/v2/agents/{agent}/sources"),
+            json!({"type": "link", "url": "https://example.com/", "linkType": "crawl",
+                   "excludePaths": vec!["^/private"; 10_000]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        json_case("a link source with a huge path rule", "POST", &format!("/api/v2/agents/{agent}/sources"),
+            json!({"type": "link", "url": "https://example.com/", "linkType": "crawl",
+                   "includeOnlyPaths": [format!("^/{}", "(a|b)*".repeat(20_000))]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
         // Crawl run inputs.
         json_case("glob brace bomb", "POST", run_path, json!({
             "startUrls": ["https://example.com/"],

@@ -93,6 +93,12 @@ pub enum LinkType {
     Sitemap,
 }
 
+/// Path rules (`excludePaths`, `includeOnlyPaths`) a link source may have in each list:
+/// every link its crawl finds is matched against each.
+pub const MAX_PATH_RULES: usize = 50;
+/// Characters in one path rule (a regular expression).
+pub const MAX_PATH_RULE_CHARS: usize = 500;
+
 /// How a link source is crawled (Chatbase's link source options).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -359,11 +365,28 @@ pub fn validate_content(content: &SourceContent, errors: &mut FieldErrors) {
                 errors.insert("answer".into(), "must not be empty".into());
             }
         }
-        SourceContent::Link { url, .. } => {
+        SourceContent::Link { url, options } => {
             if let Err(problem) = check_http_url(url) {
                 errors.insert("url".into(), problem.into());
             }
+            check_path_rules("excludePaths", &options.exclude_paths, errors);
+            check_path_rules("includeOnlyPaths", &options.include_only_paths, errors);
         }
+    }
+}
+
+/// A list of path rules is bounded in count and in each rule's length (the crawler
+/// compiles them with a size limit of its own).
+fn check_path_rules(field: &str, rules: &[String], errors: &mut FieldErrors) {
+    if rules.len() > MAX_PATH_RULES {
+        let most = format!("at most {MAX_PATH_RULES} rules");
+        errors.insert(field.into(), most);
+    } else if let Some(i) = rules
+        .iter()
+        .position(|r| r.chars().count() > MAX_PATH_RULE_CHARS)
+    {
+        let most = format!("at most {MAX_PATH_RULE_CHARS} characters");
+        errors.insert(format!("{field}.{i}"), most);
     }
 }
 
@@ -473,5 +496,32 @@ mod tests {
             docs[0].markdown,
             "Q: How long do refunds take?\nQ: Refund time?\nA: Five days."
         );
+    }
+
+    #[test]
+    fn link_path_rules_are_bounded_in_count_and_length() {
+        let link = |exclude: Vec<String>, include: Vec<String>| NewSource {
+            name: "docs".into(),
+            content: SourceContent::Link {
+                url: "https://docs.example.com/".into(),
+                options: LinkOptions {
+                    link_type: LinkType::Crawl,
+                    exclude_paths: exclude,
+                    include_only_paths: include,
+                    slow_scraping: false,
+                },
+            },
+        };
+        let fine = vec!["^/docs/private".to_string(); MAX_PATH_RULES];
+        assert!(link(fine.clone(), fine).validate().is_ok());
+        let errors = link(vec!["x".into(); MAX_PATH_RULES + 1], vec![])
+            .validate()
+            .unwrap_err();
+        assert_eq!(errors["excludePaths"], "at most 50 rules");
+        let long = "a".repeat(MAX_PATH_RULE_CHARS + 1);
+        let errors = link(vec![], vec!["^/ok".into(), long])
+            .validate()
+            .unwrap_err();
+        assert_eq!(errors["includeOnlyPaths.1"], "at most 500 characters");
     }
 }

@@ -281,12 +281,19 @@ impl PathRules {
     }
 }
 
+/// The compiled size one path rule may take (the regex crate allows 10 MiB): a rule
+/// like `a{1000}{1000}` is refused rather than compiled.
+const PATH_RULE_SIZE_LIMIT: usize = 1 << 20;
+
 fn compile<S: AsRef<str>>(field: &'static str, patterns: &[S]) -> Result<Vec<Regex>, InputError> {
     patterns
         .iter()
         .map(|p| {
             let p = p.as_ref();
-            Regex::new(p).map_err(|e| InputError::Invalid {
+            let compiled = regex::RegexBuilder::new(p)
+                .size_limit(PATH_RULE_SIZE_LIMIT)
+                .build();
+            compiled.map_err(|e| InputError::Invalid {
                 field,
                 reason: format!("`{p}` is not a valid regular expression: {e}"),
             })

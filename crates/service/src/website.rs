@@ -92,10 +92,18 @@ fn spec(url: &str, options: &LinkOptions, config: &CrawlerConfig) -> Result<Craw
     };
     let mut spec = CrawlSpec::new(start);
     spec.scope.paths = paths;
+    let defaults = Limits::default();
+    // The node's cap on one crawl's concurrent requests holds for link sources as
+    // for runs (WCC's default is 200).
+    let max_concurrency = std::num::NonZeroU32::new(config.max_concurrency)
+        .map_or(defaults.max_concurrency, |cap| {
+            defaults.max_concurrency.min(cap)
+        });
     spec.limits = Limits {
         max_depth,
         max_pages: config.max_pages,
-        ..Limits::default()
+        max_concurrency,
+        ..defaults
     };
     spec.respect_robots_txt = true;
     spec.crawler_type = CrawlerType::Adaptive;
@@ -201,5 +209,23 @@ mod tests {
         let o = options(LinkType::Sitemap, &[], &[]);
         let s = spec("https://docs.example.com/sitemap.xml", &o, &config).unwrap();
         assert_eq!(s.limits.max_depth, 1);
+    }
+
+    #[test]
+    fn the_nodes_concurrency_cap_bounds_link_sources() {
+        let o = options(LinkType::Crawl, &[], &[]);
+        let config = CrawlerConfig {
+            max_concurrency: 3,
+            ..CrawlerConfig::default()
+        };
+        let s = spec("https://docs.example.com/", &o, &config).unwrap();
+        assert_eq!(s.limits.max_concurrency.get(), 3);
+        // 0 leaves WCC's default.
+        let config = CrawlerConfig {
+            max_concurrency: 0,
+            ..CrawlerConfig::default()
+        };
+        let s = spec("https://docs.example.com/", &o, &config).unwrap();
+        assert_eq!(s.limits.max_concurrency, Limits::default().max_concurrency);
     }
 }
