@@ -1037,6 +1037,14 @@ impl Knowledge {
             }
         };
         let snapshot = Arc::new(Snapshot { version, index });
+        // An agent deleted while its snapshot was built keeps nothing on this node.
+        if self.store.kb_version(agent_id).await?.is_none() {
+            self.forget_snapshot(agent_id);
+            drop(agentbase_crawler::background::spawn(move || {
+                let _ = std::fs::remove_dir_all(base);
+            }));
+            return Ok(None);
+        }
         {
             let mut all = self.snapshots.lock().expect("snapshot lock");
             let newer = all.get(agent_id).is_some_and(|s| s.version > version);
