@@ -314,6 +314,15 @@ pub struct Limits {
     pub max_concurrency: NonZeroU32,
 }
 
+impl Limits {
+    /// Lowers the requests in flight to `cap` when it is lower; 0 is no cap.
+    pub fn cap_concurrency(&mut self, cap: u32) {
+        if let Some(cap) = NonZeroU32::new(cap) {
+            self.max_concurrency = self.max_concurrency.min(cap);
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

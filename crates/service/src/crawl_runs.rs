@@ -6,7 +6,6 @@
 //! rather than left hanging: a crawl has no resumable state.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -223,9 +222,7 @@ impl CrawlRuns {
             spec.limits.max_pages = max_pages;
         }
         spec.limits.max_results = spec.limits.max_results.min(max_pages);
-        if let Some(cap) = NonZeroU32::new(limits.max_concurrency) {
-            spec.limits.max_concurrency = spec.limits.max_concurrency.min(cap);
-        }
+        spec.limits.cap_concurrency(limits.max_concurrency);
         let ignored: Vec<String> = parsed
             .ignored_inputs()
             .into_iter()

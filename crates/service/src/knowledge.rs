@@ -477,11 +477,7 @@ impl Knowledge {
     /// they next look the agent up and find no knowledge.
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> Result<()> {
         self.agents.delete(workspace_id, id).await?;
-        self.forget_snapshot(id);
-        let dir = self.snapshot_dir(id);
-        drop(agentbase_crawler::background::spawn(move || {
-            let _ = std::fs::remove_dir_all(dir);
-        }));
+        self.drop_snapshots(id);
         Ok(())
     }
 
@@ -1039,10 +1035,7 @@ impl Knowledge {
         let snapshot = Arc::new(Snapshot { version, index });
         // An agent deleted while its snapshot was built keeps nothing on this node.
         if self.store.kb_version(agent_id).await?.is_none() {
-            self.forget_snapshot(agent_id);
-            drop(agentbase_crawler::background::spawn(move || {
-                let _ = std::fs::remove_dir_all(base);
-            }));
+            self.drop_snapshots(agent_id);
             return Ok(None);
         }
         {
@@ -1072,6 +1065,16 @@ impl Knowledge {
             }
         }));
         Ok(Some(snapshot))
+    }
+
+    /// A deleted agent's snapshots on this node: the served one, and every version
+    /// on disk (removed in the background, never on a runtime worker).
+    fn drop_snapshots(&self, agent_id: &str) {
+        self.forget_snapshot(agent_id);
+        let dir = self.snapshot_dir(agent_id);
+        drop(agentbase_crawler::background::spawn(move || {
+            let _ = std::fs::remove_dir_all(dir);
+        }));
     }
 
     fn forget_snapshot(&self, agent_id: &str) {

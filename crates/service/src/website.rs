@@ -92,19 +92,14 @@ fn spec(url: &str, options: &LinkOptions, config: &CrawlerConfig) -> Result<Craw
     };
     let mut spec = CrawlSpec::new(start);
     spec.scope.paths = paths;
-    let defaults = Limits::default();
-    // The node's cap on one crawl's concurrent requests holds for link sources as
-    // for runs (WCC's default is 200).
-    let max_concurrency = std::num::NonZeroU32::new(config.max_concurrency)
-        .map_or(defaults.max_concurrency, |cap| {
-            defaults.max_concurrency.min(cap)
-        });
     spec.limits = Limits {
         max_depth,
         max_pages: config.max_pages,
-        max_concurrency,
-        ..defaults
+        ..Limits::default()
     };
+    // The node's cap on one crawl's concurrent requests holds for link sources as
+    // for runs (WCC's default is 200).
+    spec.limits.cap_concurrency(config.max_concurrency);
     spec.respect_robots_txt = true;
     spec.crawler_type = CrawlerType::Adaptive;
     Ok(spec)

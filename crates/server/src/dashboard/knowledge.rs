@@ -19,6 +19,7 @@ use super::{Problem, agent_page, back, lines, nav, render_template, workspace};
 use crate::AppState;
 use crate::extract::QueryMap;
 use crate::routes;
+use crate::routes::sources::file_field;
 
 /// One row of the sources table.
 #[derive(Serialize)]
@@ -146,15 +147,9 @@ async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
     while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or("").to_owned();
         if name == "file" {
-            let filename = field.file_name().unwrap_or("upload").to_owned();
-            let content_type = field.content_type().map(str::to_owned);
-            let bytes = field.bytes().await.map_err(unreadable)?;
-            if !bytes.is_empty() {
-                upload.file = Some(files::Upload {
-                    filename,
-                    content_type,
-                    bytes: bytes.to_vec(),
-                });
+            let file = file_field(field).await.map_err(unreadable)?;
+            if !file.bytes.is_empty() {
+                upload.file = Some(file);
             }
         } else {
             let text = field.text().await.map_err(unreadable)?;

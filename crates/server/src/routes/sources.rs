@@ -78,6 +78,21 @@ struct Upload {
     file: Option<files::Upload>,
 }
 
+/// A multipart form's file field as an upload (named `upload` when it has no name),
+/// for the API's and the dashboard's forms.
+pub(crate) async fn file_field(
+    field: axum::extract::multipart::Field<'_>,
+) -> Result<files::Upload, axum::extract::multipart::MultipartError> {
+    let filename = field.file_name().unwrap_or("upload").to_owned();
+    let content_type = field.content_type().map(str::to_owned);
+    let bytes = field.bytes().await?;
+    Ok(files::Upload {
+        filename,
+        content_type,
+        bytes: bytes.to_vec(),
+    })
+}
+
 async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError> {
     let mut form = Multipart::from_request(req, state)
         .await
@@ -100,16 +115,7 @@ async fn read_upload(req: Request, state: &AppState) -> Result<Upload, ApiError>
     while let Some(field) = form.next_field().await.map_err(too_large)? {
         match field.name() {
             Some("name") => upload.name = Some(field.text().await.map_err(too_large)?),
-            Some("file") => {
-                let filename = field.file_name().unwrap_or("upload").to_owned();
-                let content_type = field.content_type().map(str::to_owned);
-                let bytes = field.bytes().await.map_err(too_large)?;
-                upload.file = Some(files::Upload {
-                    filename,
-                    content_type,
-                    bytes: bytes.to_vec(),
-                });
-            }
+            Some("file") => upload.file = Some(file_field(field).await.map_err(too_large)?),
             Some(other) => {
                 return Err(ApiError::invalid_field(
                     other,
