@@ -13,11 +13,9 @@ use agentbase_core::contact::{
     self, BULK_MAX, Contact, CustomAttribute, Mode, PER_AGENT_MAX, new_identity_secret,
 };
 use agentbase_core::{Error, FieldErrors, Millis, Resource, Result, ids};
-use agentbase_store::VisitorIdentity;
 use serde_json::{Map, Value};
 
 use crate::App;
-use crate::widget::WidgetAgent;
 
 /// A page of contacts with the count of all of them.
 #[derive(Debug, Clone)]
@@ -316,52 +314,6 @@ impl App {
             .set_identity_secret(workspace_id, agent_id, &secret, now)
             .await?;
         Ok((secret, now))
-    }
-
-    /// The visitor's verified user id: `Some` when the agent has a secret and the
-    /// hash is the user id's under it, after recording the visitor (and their
-    /// metadata) so the turn about to run sees them. A wrong hash is not an error:
-    /// as in Chatbase, the visitor goes on anonymously (logged). A user id that
-    /// cannot be a conversation's user id is refused, and so is one in the
-    /// anonymous visitors' `widget-` namespace (which would let an anonymous
-    /// visitor reach that user's conversations).
-    pub(crate) async fn verify_visitor(
-        &self,
-        w: &WidgetAgent,
-        identity: &Identity,
-    ) -> Result<Option<String>> {
-        if !crate::chat::valid_user_id(&identity.user_id) {
-            return Err(Error::invalid(
-                "userId",
-                "must be 1–128 characters of a-z, A-Z, 0-9, '.', '_' or '-'",
-            ));
-        }
-        if identity.user_id.starts_with(crate::widget::VISITOR_PREFIX) {
-            return Err(Error::invalid(
-                "userId",
-                format!(
-                    "must not start with '{}' (the anonymous visitors' ids)",
-                    crate::widget::VISITOR_PREFIX
-                ),
-            ));
-        }
-        let (workspace_id, agent_id) = (&w.principal.workspace_id, &w.agent.id);
-        let secret = self.store.identity_secret(workspace_id, agent_id).await?;
-        let verified = secret.is_some_and(|(s, _)| {
-            contact::verify_user_hash(&s, &identity.user_id, &identity.user_hash)
-        });
-        if !verified {
-            tracing::info!(agent = %agent_id, "identity not verified; the visitor stays anonymous");
-            return Ok(None);
-        }
-        let visitor = VisitorIdentity {
-            user_id: identity.user_id.clone(),
-            metadata: contact::metadata_text(&identity.metadata),
-        };
-        self.store
-            .set_visitor_identity(workspace_id, agent_id, &visitor, self.now())
-            .await?;
-        Ok(Some(visitor.user_id))
     }
 
     /// The verified visitor behind a widget conversation's user id, with their
