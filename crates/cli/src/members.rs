@@ -69,7 +69,7 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
     let by = Acting::Administrator;
     match cmd {
         MembersCmd::List { .. } => {
-            let list = app.members(&ws.id).await.map_err(describe)?;
+            let list = app.members().list(&ws.id).await.map_err(describe)?;
             if as_json {
                 print_json(&list.iter().map(member_json).collect());
             } else {
@@ -83,10 +83,11 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
             email, role, name, ..
         } => {
             let invited = app
+                .members()
                 .invite_member(by, &ws.id, &email, &name, &role)
                 .await
                 .map_err(describe)?;
-            let link = invited.token.as_deref().map(|t| app.link_url(t));
+            let link = invited.token.as_deref().map(|t| app.members().link_url(t));
             if as_json {
                 let mut v = member_json(&invited.member);
                 v["link"] = json!(link);
@@ -107,10 +108,11 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
         }
         MembersCmd::ResetPassword { member, .. } => {
             let (m, token) = app
+                .members()
                 .reset_member_password(by, &ws.id, &member)
                 .await
                 .map_err(describe)?;
-            let link = app.link_url(&token);
+            let link = app.members().link_url(&token);
             if as_json {
                 let mut v = member_json(&m);
                 v["link"] = json!(link);
@@ -125,6 +127,7 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
         }
         MembersCmd::Remove { member, .. } => {
             let m = app
+                .members()
                 .remove_member(by, &ws.id, &member)
                 .await
                 .map_err(describe)?;

@@ -738,6 +738,7 @@ impl App {
         // A widget visitor's contact fills the instructions' placeholders (contacts.rs).
         if g.conversation.source == SOURCE_WIDGET {
             instructions = self
+                .contacts
                 .personal_instructions(
                     &g.principal.workspace_id,
                     &g.agent.id,

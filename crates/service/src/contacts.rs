@@ -15,7 +15,12 @@ use agentbase_core::contact::{
 use agentbase_core::{Error, FieldErrors, Millis, Resource, Result, ids};
 use serde_json::{Map, Value};
 
-use crate::App;
+use std::sync::Arc;
+
+use agentbase_core::Clock;
+use agentbase_store::Store;
+
+use crate::Agents;
 
 /// A page of contacts with the count of all of them.
 #[derive(Debug, Clone)]
@@ -50,7 +55,26 @@ pub struct VisitorContext {
     pub attribute_names: BTreeSet<String>,
 }
 
-impl App {
+/// Contacts, their custom attributes, and the identity-verification secrets.
+pub struct Contacts {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    agents: Arc<Agents>,
+}
+
+impl Contacts {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, agents: Arc<Agents>) -> Self {
+        Contacts {
+            store,
+            clock,
+            agents,
+        }
+    }
+
+    fn now(&self) -> agentbase_core::Millis {
+        self.clock.now_ms()
+    }
+
     /// The agent's contact schema (the agent must be the workspace's).
     pub async fn contact_attributes(
         &self,
@@ -128,7 +152,7 @@ impl App {
 
     /// One page (from 1) of the agent's contacts, oldest first. A page past the
     /// last is refused, as Chatbase does ("page out of range").
-    pub async fn contacts(
+    pub async fn list(
         &self,
         workspace_id: &str,
         agent_id: &str,
@@ -236,7 +260,7 @@ impl App {
     }
 
     /// A contact by its `external_id` (or, failing that, its id).
-    pub async fn contact(&self, workspace_id: &str, agent_id: &str, key: &str) -> Result<Contact> {
+    pub async fn get(&self, workspace_id: &str, agent_id: &str, key: &str) -> Result<Contact> {
         self.agents.get(workspace_id, agent_id).await?;
         self.store
             .contact(workspace_id, agent_id, key)
@@ -253,7 +277,7 @@ impl App {
         key: &str,
         data: &Value,
     ) -> Result<Contact> {
-        let mut c = self.contact(workspace_id, agent_id, key).await?;
+        let mut c = self.get(workspace_id, agent_id, key).await?;
         let schema = self
             .store
             .contact_attributes(workspace_id, agent_id)
@@ -277,7 +301,7 @@ impl App {
         agent_id: &str,
         key: &str,
     ) -> Result<Contact> {
-        let c = self.contact(workspace_id, agent_id, key).await?;
+        let c = self.get(workspace_id, agent_id, key).await?;
         if !self
             .store
             .delete_contact(workspace_id, agent_id, &c.id)

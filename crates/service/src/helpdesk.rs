@@ -161,7 +161,7 @@ impl App {
     /// tickets can be assigned to (invited ones included): `memberCount` counts them.
     pub async fn helpdesk_teams(&self, workspace_id: &str, agent_id: &str) -> Result<Vec<Team>> {
         let mut teams = self.helpdesk_setup(workspace_id, agent_id).await?.1;
-        let members = self.members(workspace_id).await?.len() as i64;
+        let members = self.members.list(workspace_id).await?.len() as i64;
         for t in teams.iter_mut().filter(|t| t.is_default) {
             t.member_count = members;
         }
@@ -201,8 +201,8 @@ impl App {
         missing: Rejection,
     ) -> Result<Member> {
         let found = match (id, email) {
-            (Some(id), _) => self.member_by_id(workspace_id, id).await?,
-            (None, Some(email)) => self.member_by_email(workspace_id, email).await?,
+            (Some(id), _) => self.members.member_by_id(workspace_id, id).await?,
+            (None, Some(email)) => self.members.member_by_email(workspace_id, email).await?,
             (None, None) => None,
         };
         found.ok_or(Error::Rejected(missing))

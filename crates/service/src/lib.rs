@@ -67,7 +67,11 @@ pub struct App {
     agents: Arc<Agents>,
     credits: credits::Credits,
     crawl_runs: Arc<crawl_runs::CrawlRuns>,
-    sessions: dashboard::Sessions,
+    sessions: Arc<dashboard::Sessions>,
+    contacts: Arc<contacts::Contacts>,
+    members: members::Members,
+    webhooks: Arc<webhooks::Webhooks>,
+    notifier: Arc<notifications::Notifier>,
     /// The country database of `widget.geoip_database`, opened on first use.
     geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
 }
@@ -131,11 +135,38 @@ impl App {
             settings.clone(),
             knowledge.node().to_owned(),
         );
+        let sessions = Arc::new(dashboard::Sessions::new(
+            store.clone(),
+            clock.clone(),
+            limiter.clone(),
+        ));
         Ok(App {
             crawl_runs: Arc::new(crawl_runs),
             accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
+            contacts: Arc::new(contacts::Contacts::new(
+                store.clone(),
+                clock.clone(),
+                agents.clone(),
+            )),
+            members: members::Members::new(
+                store.clone(),
+                clock.clone(),
+                settings.clone(),
+                sessions.clone(),
+            ),
+            webhooks: Arc::new(webhooks::Webhooks::new(
+                store.clone(),
+                clock.clone(),
+                settings.clone(),
+                agents.clone(),
+            )),
+            notifier: Arc::new(notifications::Notifier::new(
+                store.clone(),
+                clock.clone(),
+                settings.clone(),
+            )),
             agents,
-            sessions: dashboard::Sessions::new(store.clone(), clock.clone(), limiter.clone()),
+            sessions,
             credits: credits::Credits::new(store.clone(), clock.clone(), settings.clone()),
             store,
             limiter,
@@ -169,6 +200,26 @@ impl App {
     /// The operator's and members' dashboard sign-ins.
     pub fn sessions(&self) -> &dashboard::Sessions {
         &self.sessions
+    }
+
+    /// Contacts, their custom attributes and identity-verification secrets.
+    pub fn contacts(&self) -> &Arc<contacts::Contacts> {
+        &self.contacts
+    }
+
+    /// Workspace members: invitations, links, removal and sign-in.
+    pub fn members(&self) -> &members::Members {
+        &self.members
+    }
+
+    /// Webhook endpoints and their deliveries.
+    pub fn webhooks(&self) -> &Arc<webhooks::Webhooks> {
+        &self.webhooks
+    }
+
+    /// The daily summary mails.
+    pub fn notifier(&self) -> &Arc<notifications::Notifier> {
+        &self.notifier
     }
 
     /// Website crawler runs (Apify's run, dataset and key-value store API).
@@ -210,8 +261,8 @@ impl App {
     /// node, email notifications and webhook deliveries. Returns the training
     /// worker's task.
     pub fn start_workers(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        self.start_notifier();
-        self.start_webhook_worker();
+        self.notifier.start();
+        self.webhooks.start_worker();
         let runs = self.crawl_runs.clone();
         tokio::spawn(async move {
             loop {

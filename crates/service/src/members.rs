@@ -1,7 +1,7 @@
 //! Workspace members: invitations and password resets as one-time links, removal,
 //! signing in by email and password, and the reads the helpdesk resolves
-//! `assigneeId`/`assigneeEmail`/`authorEmail` with ([`App::members`],
-//! [`App::member_by_email`], [`App::member_by_id`]). Who may manage whom is
+//! `assigneeId`/`assigneeEmail`/`authorEmail` with ([`Members::list`],
+//! [`Members::member_by_email`], [`Members::member_by_id`]). Who may manage whom is
 //! `core::member::may_manage`; the dashboard checks membership per request.
 
 use std::sync::OnceLock;
@@ -13,8 +13,13 @@ use agentbase_core::member::{
 use agentbase_core::{Error, Resource, Result, Workspace, ids, password};
 use agentbase_store::{NewLink, NewMember, OpenLink};
 
-use crate::App;
+use std::sync::Arc;
+
+use agentbase_core::Clock;
+use agentbase_store::Store;
+
 use crate::dashboard::SignedIn;
+use crate::settings::Settings;
 
 /// Random link tokens: 43 alphanumeric characters ≈ 256 bits.
 const LINK_TOKEN_LEN: usize = 43;
@@ -47,7 +52,33 @@ fn refused(what: &str) -> Error {
     Error::Forbidden(format!("your role may not {what}"))
 }
 
-impl App {
+/// Workspace members, their one-time links and their sign-in.
+pub struct Members {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    sessions: Arc<crate::dashboard::Sessions>,
+}
+
+impl Members {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        sessions: Arc<crate::dashboard::Sessions>,
+    ) -> Self {
+        Members {
+            store,
+            clock,
+            settings,
+            sessions,
+        }
+    }
+
+    fn now(&self) -> agentbase_core::Millis {
+        self.clock.now_ms()
+    }
+
     /// A link token as the member opens it: the server's public root + the path.
     pub fn link_url(&self, token: &str) -> String {
         let base = self.settings.base_url();
@@ -57,7 +88,7 @@ impl App {
 
     /// The workspace's members (pending invitations included, `active` false), by
     /// email. For the helpdesk: `id` is the platform user id tickets name.
-    pub async fn members(&self, workspace_id: &str) -> Result<Vec<Member>> {
+    pub async fn list(&self, workspace_id: &str) -> Result<Vec<Member>> {
         self.store.workspace_members(workspace_id).await
     }
 

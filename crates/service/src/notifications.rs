@@ -16,7 +16,10 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::App;
+use agentbase_core::Clock;
+use agentbase_store::Store;
+
+use crate::settings::Settings;
 
 const DAY_MS: i64 = 86_400_000;
 pub const DAILY_CONVERSATIONS: &str = "dailyConversations";
@@ -67,10 +70,29 @@ fn transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
     Ok(builder.timeout(Some(Duration::from_secs(30))).build())
 }
 
-impl App {
+/// The daily summary mails.
+pub struct Notifier {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+}
+
+impl Notifier {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, settings: Arc<Settings>) -> Self {
+        Notifier {
+            store,
+            clock,
+            settings,
+        }
+    }
+
+    fn now(&self) -> agentbase_core::Millis {
+        self.clock.now_ms()
+    }
+
     /// Runs the daily mail check every `notifications.check_interval_secs` while
     /// an SMTP server is configured.
-    pub fn start_notifier(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
         if self.settings.notifications.smtp_url.is_empty() {
             return None;
         }

@@ -16,7 +16,11 @@ use agentbase_core::{Cursor, Error, Resource, Result, ids};
 use agentbase_crawler::{CrawlerSettings, PostError};
 use agentbase_store::{AttemptOutcome, ClaimedDelivery, Page};
 
-use crate::App;
+use agentbase_core::Clock;
+use agentbase_store::Store;
+
+use crate::Agents;
+use crate::settings::Settings;
 
 /// A delivery and the log of its attempts.
 #[derive(Debug, Clone)]
@@ -25,20 +29,46 @@ pub struct DeliveryLog {
     pub attempts: Vec<Attempt>,
 }
 
-impl App {
+/// An agent's webhook endpoints and the outbox worker that delivers their events.
+pub struct Webhooks {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    agents: Arc<Agents>,
+}
+
+impl Webhooks {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        agents: Arc<Agents>,
+    ) -> Self {
+        Webhooks {
+            store,
+            clock,
+            settings,
+            agents,
+        }
+    }
+
+    fn now(&self) -> agentbase_core::Millis {
+        self.clock.now_ms()
+    }
+
     /// Refuses a target the SSRF guard would refuse before resolving it.
-    fn check_webhook_target(&self, url: &str) -> Result<()> {
+    fn check_target(&self, url: &str) -> Result<()> {
         agentbase_crawler::check_target(url, self.settings.crawler.allow_private_networks)
             .map_err(|m| Error::invalid("url", m))
     }
 
     /// The agent's endpoints, oldest first.
-    pub async fn webhooks(&self, workspace_id: &str, agent_id: &str) -> Result<Vec<Webhook>> {
+    pub async fn list(&self, workspace_id: &str, agent_id: &str) -> Result<Vec<Webhook>> {
         self.agents.get(workspace_id, agent_id).await?;
         self.store.webhooks(workspace_id, agent_id).await
     }
 
-    pub async fn webhook(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<Webhook> {
+    pub async fn get(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<Webhook> {
         self.agents.get(workspace_id, agent_id).await?;
         self.store
             .webhook(workspace_id, agent_id, id)
@@ -47,7 +77,7 @@ impl App {
     }
 
     /// A new endpoint with a fresh signing secret.
-    pub async fn create_webhook(
+    pub async fn create(
         &self,
         workspace_id: &str,
         agent_id: &str,
@@ -59,7 +89,7 @@ impl App {
             return Err(Error::Invalid(problems));
         }
         let url = input.url.unwrap_or_default();
-        self.check_webhook_target(&url)?;
+        self.check_target(&url)?;
         let now = self.now();
         let mut events = input.events.unwrap_or_default();
         events.dedup();
@@ -88,7 +118,7 @@ impl App {
     }
 
     /// Changes the given fields; `rotate_secret` issues a new secret.
-    pub async fn update_webhook(
+    pub async fn update(
         &self,
         workspace_id: &str,
         agent_id: &str,
@@ -96,13 +126,13 @@ impl App {
         input: WebhookInput,
         rotate_secret: bool,
     ) -> Result<Webhook> {
-        let mut w = self.webhook(workspace_id, agent_id, id).await?;
+        let mut w = self.get(workspace_id, agent_id, id).await?;
         let problems = input.problems(false);
         if !problems.is_empty() {
             return Err(Error::Invalid(problems));
         }
         if let Some(url) = input.url {
-            self.check_webhook_target(&url)?;
+            self.check_target(&url)?;
             w.url = url;
         }
         if let Some(mut events) = input.events {
@@ -122,7 +152,7 @@ impl App {
         Ok(w)
     }
 
-    pub async fn delete_webhook(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<()> {
+    pub async fn delete(&self, workspace_id: &str, agent_id: &str, id: &str) -> Result<()> {
         self.agents.get(workspace_id, agent_id).await?;
         if self
             .store
@@ -136,7 +166,7 @@ impl App {
     }
 
     /// An endpoint's deliveries, newest first, each with its attempts.
-    pub async fn webhook_deliveries(
+    pub async fn deliveries(
         &self,
         workspace_id: &str,
         agent_id: &str,
@@ -144,7 +174,7 @@ impl App {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<DeliveryLog>> {
-        self.webhook(workspace_id, agent_id, id).await?;
+        self.get(workspace_id, agent_id, id).await?;
         let page = self
             .store
             .deliveries(workspace_id, id, after, limit)
@@ -167,7 +197,7 @@ impl App {
     /// Starts the outbox worker: every `webhooks.poll_interval_ms` (the first pass
     /// one interval after the start), the due deliveries are claimed and sent,
     /// `webhooks.concurrency` at a time.
-    pub fn start_webhook_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    pub fn start_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         let every = Duration::from_millis(self.settings.webhooks.poll_interval_ms.max(1));
         tokio::spawn(async move {

@@ -85,6 +85,7 @@ pub async fn check(parts: &mut Parts, state: &AppState, s: &mut Session) -> Resu
             let ws = params.get("ws").ok_or_else(Problem::not_found)?;
             let role = state
                 .app
+                .members()
                 .member_role(ws, &member.id)
                 .await?
                 .ok_or_else(Problem::not_found)?;

@@ -109,7 +109,7 @@ impl FromRequestParts<AppState> for Session {
             // A member's session lasts while their account does.
             Ok(Some(s)) => match s.member_id {
                 None => Ok(Some((s.csrf_token, None))),
-                Some(id) => state.app.member_account(&id).await.map(|a| {
+                Some(id) => state.app.members().member_account(&id).await.map(|a| {
                     a.map(|a| {
                         let m = SignedMember {
                             id: a.id,
@@ -327,7 +327,11 @@ async fn sign_in(
 ) -> (agentbase_core::Result<Option<SignedIn>>, &'static str) {
     match form.get("email") {
         Some(email) => (
-            state.app.member_sign_in(email, form.raw("password")).await,
+            state
+                .app
+                .members()
+                .member_sign_in(email, form.raw("password"))
+                .await,
             "That email and password do not match.",
         ),
         None => (

@@ -51,7 +51,8 @@ fn page(
         })
         .collect();
     let roles: Vec<[&str; 2]> = Role::ALL.iter().map(|r| [r.as_str(); 2]).collect();
-    let link = link.map(|(email, token)| json!({"email": email, "url": state.app.link_url(token)}));
+    let link = link
+        .map(|(email, token)| json!({"email": email, "url": state.app.members().link_url(token)}));
     let page = json!({
         "ws": w.workspace.id,
         "link": link,
@@ -74,7 +75,7 @@ pub async fn list(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let w = workspace(&state, &ws).await?;
-    let members = state.app.members(&ws).await?;
+    let members = state.app.members().list(&ws).await?;
     page(&state, &s, &w, &members, None, &notice(&q))
 }
 
@@ -90,13 +91,14 @@ pub async fn invite(
     let acting = p.session.acting();
     let invited = match state
         .app
+        .members()
         .invite_member(acting, &ws, email, name, role)
         .await
     {
         Ok(i) => i,
         Err(e) => return Ok(back(&format!("/dashboard/w/{ws}/members"), Err(e.into()))),
     };
-    let members = state.app.members(&ws).await?;
+    let members = state.app.members().list(&ws).await?;
     let m = &invited.member;
     let notice = Notice::ok(match invited.token {
         Some(_) => format!("{} invited as {}.", m.email, m.role),
@@ -117,12 +119,13 @@ pub async fn reset(
     let w = workspace(&state, &ws).await?;
     let reset = state
         .app
+        .members()
         .reset_member_password(p.session.acting(), &ws, &member_id);
     let (m, token) = match reset.await {
         Ok(r) => r,
         Err(e) => return Ok(back(&format!("/dashboard/w/{ws}/members"), Err(e.into()))),
     };
-    let members = state.app.members(&ws).await?;
+    let members = state.app.members().list(&ws).await?;
     let notice = Notice::ok(format!(
         "{}'s password no longer works and they are signed out; the link below sets a new one.",
         m.email
@@ -138,6 +141,7 @@ pub async fn remove(
 ) -> Response {
     let result = state
         .app
+        .members()
         .remove_member(p.session.acting(), &ws, &member_id)
         .await
         .map(|m| format!("{} is no longer a member.", m.email))
@@ -202,7 +206,12 @@ pub async fn link_page(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let link = state.app.open_link(&token).await?.ok_or_else(gone)?;
+    let link = state
+        .app
+        .members()
+        .open_link(&token)
+        .await?
+        .ok_or_else(gone)?;
     let to = LinkFor {
         email: &link.account.email,
         invite: Some(match link.kind {
@@ -229,12 +238,18 @@ pub async fn accept(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let form = Form(form_pairs(&String::from_utf8_lossy(&body)));
-    let link = state.app.open_link(&token).await?.ok_or_else(gone)?;
+    let link = state
+        .app
+        .members()
+        .open_link(&token)
+        .await?
+        .ok_or_else(gone)?;
     let accepted = match check_link_form(&headers, &form) {
         Ok(()) => {
             let (password, name) = (form.raw("password"), form.get("name"));
             state
                 .app
+                .members()
                 .accept_link(&token, password, name)
                 .await
                 .map_err(Problem::from)

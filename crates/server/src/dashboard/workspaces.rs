@@ -28,7 +28,7 @@ pub async fn list(
     // A member sees the workspaces they belong to, with their role and without
     // the administrator's forms (plans, new workspaces).
     let workspaces: Vec<_> = match &s.member {
-        Some(m) => (state.app.member_workspaces(&m.id).await?.iter())
+        Some(m) => (state.app.members().member_workspaces(&m.id).await?.iter())
             .map(|(w, role)| json!({"id": w.id, "name": w.name, "role": role.as_str()}))
             .collect(),
         None => (state.app.accounts().workspaces().await?.iter())

@@ -120,7 +120,8 @@ pub async fn list(
     let (page, per_page) = paging(&q)?;
     let found = state
         .app
-        .contacts(&p.workspace_id, &agent_id, page, per_page);
+        .contacts()
+        .list(&p.workspace_id, &agent_id, page, per_page);
     let result = found.await.map_err(|e| match e {
         Error::Invalid(d) => invalid("Invalid request parameters", d),
         e => v1_error(e),
@@ -156,6 +157,7 @@ pub async fn create(
     };
     let made = state
         .app
+        .contacts()
         .create_contacts(&p.workspace_id, &agent_id, users)
         .await
         .map_err(v1_error)?;
@@ -184,7 +186,8 @@ pub async fn get(
 ) -> Result<Json<wire::V1ContactResponse>, ApiError> {
     let c = state
         .app
-        .contact(&p.workspace_id, &agent_id, &contact_id)
+        .contacts()
+        .get(&p.workspace_id, &agent_id, &contact_id)
         .await
         .map_err(v1_error)?;
     Ok(Json(wire::V1ContactResponse {
@@ -212,6 +215,7 @@ pub async fn update(
     };
     let c = state
         .app
+        .contacts()
         .update_contact(&p.workspace_id, &agent_id, &contact_id, data)
         .await
         .map_err(v1_error)?;
@@ -233,6 +237,7 @@ pub async fn delete(
 ) -> Result<Json<wire::V1ContactResponse>, ApiError> {
     let c = state
         .app
+        .contacts()
         .delete_contact(&p.workspace_id, &agent_id, &contact_id)
         .await
         .map_err(v1_error)?;
@@ -253,6 +258,7 @@ pub async fn attributes(
 ) -> Result<Json<wire::V1CustomAttributesResponse>, ApiError> {
     let list = state
         .app
+        .contacts()
         .contact_attributes(&p.workspace_id, &agent_id)
         .await
         .map_err(v1_error)?;
@@ -275,6 +281,7 @@ pub async fn create_attribute(
 ) -> Result<Json<wire::V1CustomAttributeResponse>, ApiError> {
     let a = state
         .app
+        .contacts()
         .create_contact_attribute(&p.workspace_id, &agent_id, &body)
         .await
         .map_err(v1_error)?;
@@ -298,6 +305,7 @@ pub async fn update_attribute(
 ) -> Result<Json<wire::V1CustomAttributeResponse>, ApiError> {
     let a = state
         .app
+        .contacts()
         .update_contact_attribute(&p.workspace_id, &agent_id, &name, &body)
         .await
         .map_err(v1_error)?;
@@ -329,6 +337,7 @@ pub async fn identity_secret(
     Ok(secret(
         state
             .app
+            .contacts()
             .identity_secret(&p.workspace_id, &agent_id)
             .await?,
     ))
@@ -347,6 +356,7 @@ pub async fn rotate_identity_secret(
     Ok(secret(
         state
             .app
+            .contacts()
             .rotate_identity_secret(&p.workspace_id, &agent_id)
             .await?,
     ))

@@ -24,7 +24,11 @@ pub async fn list(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::WebhooksResponse>, ApiError> {
-    let hooks = state.app.webhooks(&p.workspace_id, &agent_id).await?;
+    let hooks = state
+        .app
+        .webhooks()
+        .list(&p.workspace_id, &agent_id)
+        .await?;
     Ok(Json(api::WebhooksResponse {
         data: hooks.into_iter().map(to_dto).collect(),
     }))
@@ -51,7 +55,8 @@ pub async fn create(
     };
     let w = state
         .app
-        .create_webhook(&p.workspace_id, &agent_id, input)
+        .webhooks()
+        .create(&p.workspace_id, &agent_id, input)
         .await?;
     Ok((StatusCode::CREATED, Json(to_dto(w))))
 }
@@ -65,7 +70,11 @@ pub async fn get(
     Extension(p): Extension<Principal>,
     Path((agent_id, id)): Path<(String, String)>,
 ) -> Result<Json<api::Webhook>, ApiError> {
-    let w = state.app.webhook(&p.workspace_id, &agent_id, &id).await?;
+    let w = state
+        .app
+        .webhooks()
+        .get(&p.workspace_id, &agent_id, &id)
+        .await?;
     Ok(Json(to_dto(w)))
 }
 
@@ -81,7 +90,11 @@ pub async fn update(
     Path((agent_id, id)): Path<(String, String)>,
     body: Result<AppJson<api::UpdateWebhookBody>, ApiError>,
 ) -> Result<Json<api::Webhook>, ApiError> {
-    state.app.webhook(&p.workspace_id, &agent_id, &id).await?;
+    state
+        .app
+        .webhooks()
+        .get(&p.workspace_id, &agent_id, &id)
+        .await?;
     let AppJson(body) = body?;
     let input = WebhookInput {
         url: body.url,
@@ -90,7 +103,8 @@ pub async fn update(
     };
     let w = state
         .app
-        .update_webhook(
+        .webhooks()
+        .update(
             &p.workspace_id,
             &agent_id,
             &id,
@@ -112,7 +126,8 @@ pub async fn delete(
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
     state
         .app
-        .delete_webhook(&p.workspace_id, &agent_id, &id)
+        .webhooks()
+        .delete(&p.workspace_id, &agent_id, &id)
         .await?;
     Ok(Json(api::SuccessResponse { success: true }))
 }
@@ -133,7 +148,8 @@ pub async fn deliveries(
 ) -> Result<Json<api::WebhookDeliveriesResponse>, ApiError> {
     let result = state
         .app
-        .webhook_deliveries(
+        .webhooks()
+        .deliveries(
             &p.workspace_id,
             &agent_id,
             &id,

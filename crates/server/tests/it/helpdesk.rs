@@ -19,6 +19,7 @@ const VISITOR: &str = "v_handoff_visitor_1";
 /// authors must be members of the workspace).
 async fn member(t: &TestApp, email: &str, name: &str) -> String {
     t.app
+        .members()
         .invite_member(
             Acting::Administrator,
             &t.workspace_id,
@@ -246,6 +247,7 @@ async fn tickets_as_the_spec_says(t: TestApp) {
     // Assignees are members of the workspace: a stranger, by id or email, is refused.
     let (other_ws, _) = t.other_workspace(Plan::Standard).await;
     t.app
+        .members()
         .invite_member(
             Acting::Administrator,
             &other_ws,

@@ -60,6 +60,7 @@ pub(crate) async fn follow_link(
 pub(crate) async fn member_session(t: &TestApp, ws: &str, email: &str, role: &str) -> Operator {
     let invited = t
         .app
+        .members()
         .invite_member(Acting::Administrator, ws, email, "", role)
         .await
         .unwrap();
@@ -214,6 +215,7 @@ async fn an_invited_member_signs_in_and_sees_only_their_workspace() {
     );
     assert!(
         t.app
+            .members()
             .member_by_email(&t.workspace_id, "eve@example.com")
             .await
             .unwrap()
@@ -275,6 +277,7 @@ async fn a_used_or_expired_link_is_refused() {
         let t = &t;
         async move {
             t.app
+                .members()
                 .invite_member(Acting::Administrator, &t.workspace_id, email, "", "admin")
                 .await
                 .unwrap()
@@ -308,6 +311,7 @@ async fn a_used_or_expired_link_is_refused() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(
         t.app
+            .members()
             .member_sign_in("ann@example.com", MEMBER_PASSWORD)
             .await
             .unwrap()
@@ -315,6 +319,7 @@ async fn a_used_or_expired_link_is_refused() {
     );
     let err = t
         .app
+        .members()
         .accept_link(&token, "someone elses password", None)
         .await
         .unwrap_err();
@@ -334,6 +339,7 @@ async fn a_used_or_expired_link_is_refused() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let err = t
         .app
+        .members()
         .accept_link(&token, MEMBER_PASSWORD, None)
         .await
         .unwrap_err();
@@ -343,6 +349,7 @@ async fn a_used_or_expired_link_is_refused() {
     );
     assert!(
         t.app
+            .members()
             .member_sign_in("bob@example.com", MEMBER_PASSWORD)
             .await
             .unwrap()
@@ -367,7 +374,7 @@ async fn a_used_or_expired_link_is_refused() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(
-        t.app.open_link(&token).await.unwrap().is_some(),
+        t.app.members().open_link(&token).await.unwrap().is_some(),
         "still usable"
     );
 }
@@ -378,7 +385,7 @@ async fn a_removed_or_reset_members_session_stops_working() {
     let admin = sign_in(&t).await;
     let ann = member_session(&t, &t.workspace_id, "ann@example.com", "member").await;
     let bob = member_session(&t, &t.workspace_id, "bob@example.com", "admin").await;
-    let members = t.app.members(&t.workspace_id).await.unwrap();
+    let members = t.app.members().list(&t.workspace_id).await.unwrap();
     let ann_id = &members
         .iter()
         .find(|m| m.email == "ann@example.com")
@@ -404,6 +411,7 @@ async fn a_removed_or_reset_members_session_stops_working() {
     assert_eq!(status, StatusCode::SEE_OTHER, "signed out");
     assert!(
         t.app
+            .members()
             .member_sign_in("ann@example.com", MEMBER_PASSWORD)
             .await
             .unwrap()
@@ -437,6 +445,7 @@ async fn a_removed_or_reset_members_session_stops_working() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         t.app
+            .members()
             .member_sign_in("ann@example.com", "a brand new password")
             .await
             .unwrap()
@@ -446,6 +455,7 @@ async fn a_removed_or_reset_members_session_stops_working() {
     // Removed from one of two workspaces, a member keeps the other only.
     let (other_ws, _) = t.other_workspace(Plan::Standard).await;
     t.app
+        .members()
         .invite_member(
             Acting::Administrator,
             &other_ws,
@@ -480,6 +490,7 @@ async fn bad_member_input_gets_a_clear_error() {
     let admin = sign_in(&t).await;
     let path = format!("/dashboard/w/{}/members", t.workspace_id);
     t.app
+        .members()
         .invite_member(
             Acting::Administrator,
             &t.workspace_id,
@@ -507,12 +518,16 @@ async fn bad_member_input_gets_a_clear_error() {
         let html = admin.post_and_follow(&path, &fields).await;
         assert!(html.contains(says), "{fields:?}: {html}");
     }
-    assert_eq!(t.app.members(&t.workspace_id).await.unwrap().len(), 1);
+    assert_eq!(
+        t.app.members().list(&t.workspace_id).await.unwrap().len(),
+        1
+    );
 
     // An admin manages admins and members, not owners.
     let bob = member_session(&t, &t.workspace_id, "bob@example.com", "admin").await;
     let ann_id = t
         .app
+        .members()
         .member_by_email(&t.workspace_id, "ann@example.com")
         .await
         .unwrap()
@@ -530,6 +545,7 @@ async fn bad_member_input_gets_a_clear_error() {
     assert!(html.contains("your role may not invite an owner"), "{html}");
     assert!(
         t.app
+            .members()
             .member_by_email(&t.workspace_id, "ann@example.com")
             .await
             .unwrap()
@@ -539,6 +555,7 @@ async fn bad_member_input_gets_a_clear_error() {
     let (other_ws, _) = t.other_workspace(Plan::Standard).await;
     let elsewhere = t
         .app
+        .members()
         .invite_member(
             Acting::Administrator,
             &other_ws,
@@ -561,6 +578,7 @@ async fn bad_member_input_gets_a_clear_error() {
     }
     assert!(
         t.app
+            .members()
             .member_by_id(&other_ws, &elsewhere)
             .await
             .unwrap()
@@ -575,15 +593,17 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
     let by = Acting::Administrator;
     let ann = t
         .app
+        .members()
         .invite_member(by, &t.workspace_id, "ann@example.com", "Ann", "owner")
         .await
         .unwrap()
         .member;
     t.app
+        .members()
         .invite_member(by, &other_ws, "bob@example.com", "Bob", "member")
         .await
         .unwrap();
-    let listed = t.app.members(&t.workspace_id).await.unwrap();
+    let listed = t.app.members().list(&t.workspace_id).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].email.as_str(), listed[0].role),
@@ -594,6 +614,7 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
     assert_eq!(ann.id.matches('-').count(), 4);
     let found = t
         .app
+        .members()
         .member_by_email(&t.workspace_id, " ANN@Example.COM")
         .await
         .unwrap()
@@ -601,6 +622,7 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
     assert_eq!(found.id, ann.id);
     assert_eq!(
         t.app
+            .members()
             .member_by_id(&t.workspace_id, &ann.id)
             .await
             .unwrap()
@@ -610,6 +632,7 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
     );
     assert!(
         t.app
+            .members()
             .member_by_email(&t.workspace_id, "bob@example.com")
             .await
             .unwrap()
@@ -617,6 +640,7 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
     );
     assert!(
         t.app
+            .members()
             .member_by_email(&t.workspace_id, "not an email")
             .await
             .unwrap()
@@ -624,6 +648,7 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
     );
     assert!(
         t.app
+            .members()
             .member_by_id(&other_ws, &ann.id)
             .await
             .unwrap()
@@ -631,6 +656,7 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
     );
     assert!(
         t.app
+            .members()
             .member_by_id(&t.workspace_id, "ann@example.com")
             .await
             .unwrap()

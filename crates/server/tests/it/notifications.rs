@@ -92,13 +92,13 @@ async fn the_daily_conversation_summary_is_mailed_once_after_the_day_ends() {
     t.say(&agent, None, "Do you ship abroad?").await;
 
     // Nothing is due while the day is still going.
-    assert_eq!(t.app.send_daily_summaries().await.unwrap(), 0);
+    assert_eq!(t.app.notifier().send_daily_summaries().await.unwrap(), 0);
     assert!(mails.lock().unwrap().is_empty());
 
     t.clock.advance_ms(86_400_000);
-    assert_eq!(t.app.send_daily_summaries().await.unwrap(), 1);
+    assert_eq!(t.app.notifier().send_daily_summaries().await.unwrap(), 1);
     // Once per day: a second check (or another node) sends nothing more.
-    assert_eq!(t.app.send_daily_summaries().await.unwrap(), 0);
+    assert_eq!(t.app.notifier().send_daily_summaries().await.unwrap(), 0);
     let got = mails.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "{got:?}");
     let mut to = got[0].to.clone();
@@ -141,6 +141,6 @@ async fn inactive_notifications_and_quiet_days_send_nothing() {
     }
     t.say(&agent, None, "hello").await;
     t.clock.advance_ms(86_400_000);
-    assert_eq!(t.app.send_daily_summaries().await.unwrap(), 0);
+    assert_eq!(t.app.notifier().send_daily_summaries().await.unwrap(), 0);
     assert!(mails.lock().unwrap().is_empty());
 }
