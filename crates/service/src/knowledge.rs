@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use agentbase_core::knowledge::{
@@ -83,10 +83,13 @@ pub struct Knowledge {
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     agents: Arc<Agents>,
-    embedder: Option<Arc<dyn Embedder>>,
-    fetcher: Option<Arc<dyn SiteFetcher>>,
-    /// Reads uploaded files under the extraction limits.
-    extractor: Extractor,
+    // The embedder, fetcher and extractor are set while the app is built, after
+    // the services that share this one (chat) hold it: hence set once, by `&self`.
+    embedder: OnceLock<Arc<dyn Embedder>>,
+    fetcher: OnceLock<Arc<dyn SiteFetcher>>,
+    /// Reads uploaded files under the extraction limits (in this process unless
+    /// another extractor is set).
+    extractor: OnceLock<Extractor>,
     index_dir: PathBuf,
     snapshots: Mutex<HashMap<String, Arc<Snapshot>>>,
     building: Mutex<HashSet<String>>,
@@ -108,13 +111,13 @@ impl Knowledge {
         agents: Arc<Agents>,
     ) -> Knowledge {
         Knowledge {
-            extractor: Extractor::new(ExtractorMode::Thread, &settings.extraction),
+            extractor: OnceLock::new(),
             store,
             clock,
             settings,
             agents,
-            embedder: None,
-            fetcher: None,
+            embedder: OnceLock::new(),
+            fetcher: OnceLock::new(),
             index_dir,
             snapshots: Mutex::new(HashMap::new()),
             building: Mutex::new(HashSet::new()),
@@ -219,15 +222,21 @@ fn identity_hash(content: &SourceContent, name: &str) -> String {
 impl Knowledge {
     /// Whether this process can train knowledge (it has an embedder).
     pub fn can_train(&self) -> bool {
-        self.embedder.is_some()
+        self.embedder.get().is_some()
     }
 
-    pub(crate) fn set_embedder(&mut self, embedder: Arc<dyn Embedder>) {
-        self.embedder = Some(embedder);
+    pub(crate) fn set_embedder(&self, embedder: Arc<dyn Embedder>) {
+        assert!(
+            self.embedder.set(embedder).is_ok(),
+            "the embedder is set once, while the app is built"
+        );
     }
 
-    pub(crate) fn set_fetcher(&mut self, fetcher: Arc<dyn SiteFetcher>) {
-        self.fetcher = Some(fetcher);
+    pub(crate) fn set_fetcher(&self, fetcher: Arc<dyn SiteFetcher>) {
+        assert!(
+            self.fetcher.set(fetcher).is_ok(),
+            "the fetcher is set once, while the app is built"
+        );
     }
 
     fn now(&self) -> Millis {
@@ -235,7 +244,7 @@ impl Knowledge {
     }
 
     fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
-        self.embedder.as_ref().ok_or_else(|| {
+        self.embedder.get().ok_or_else(|| {
             Error::Unavailable("no embedding model is loaded in this process".into())
         })
     }
@@ -439,7 +448,8 @@ impl Knowledge {
             content_type,
             bytes,
         } = upload;
-        let read = (self.extractor)
+        let read = self
+            .extractor()
             .extract(&filename, content_type.as_deref(), bytes)
             .await?;
         Ok((filename, read))
@@ -465,11 +475,15 @@ impl Knowledge {
     }
 
     pub fn extractor(&self) -> &Extractor {
-        &self.extractor
+        self.extractor
+            .get_or_init(|| Extractor::new(ExtractorMode::Thread, &self.settings.extraction))
     }
 
-    pub(crate) fn set_extractor(&mut self, extractor: Extractor) {
-        self.extractor = extractor;
+    pub(crate) fn set_extractor(&self, extractor: Extractor) {
+        assert!(
+            self.extractor.set(extractor).is_ok(),
+            "the extractor is set once, while the app is built, before it is used"
+        );
     }
 
     /// Deletes an agent with its knowledge: the record's rows, and this node's
@@ -906,7 +920,7 @@ impl Knowledge {
         url: &str,
         options: &LinkOptions,
     ) -> Result<Vec<Document>> {
-        let Some(fetcher) = self.fetcher.clone() else {
+        let Some(fetcher) = self.fetcher.get().cloned() else {
             // Pages imported with the source (an Apify dataset) train as they are.
             let pages = self.store.pages(&source.id).await?;
             if pages.is_empty() {

@@ -189,19 +189,15 @@ impl App {
 
     /// Uses `embedder` for training and retrieval. Called while building the app,
     /// before it is shared.
-    pub fn with_embedder(mut self, embedder: Arc<dyn agentbase_core::model::Embedder>) -> Self {
-        Arc::get_mut(&mut self.knowledge)
-            .expect("the embedder is set before the app is shared")
-            .set_embedder(embedder);
+    pub fn with_embedder(self, embedder: Arc<dyn agentbase_core::model::Embedder>) -> Self {
+        self.knowledge.set_embedder(embedder);
         self
     }
 
     /// Fetches website sources with `fetcher`. Called while building the app,
     /// before it is shared.
-    pub fn with_fetcher(mut self, fetcher: Arc<dyn knowledge::SiteFetcher>) -> Self {
-        Arc::get_mut(&mut self.knowledge)
-            .expect("the fetcher is set before the app is shared")
-            .set_fetcher(fetcher);
+    pub fn with_fetcher(self, fetcher: Arc<dyn knowledge::SiteFetcher>) -> Self {
+        self.knowledge.set_fetcher(fetcher);
         self
     }
 
@@ -237,10 +233,8 @@ impl App {
 
     /// Reads uploaded and crawled documents with `extractor` (the server passes one
     /// that runs a worker process per document).
-    pub fn with_extractor(mut self, extractor: extractor::Extractor) -> Self {
-        Arc::get_mut(&mut self.knowledge)
-            .expect("the extractor is set before the app is shared")
-            .set_extractor(extractor);
+    pub fn with_extractor(self, extractor: extractor::Extractor) -> Self {
+        self.knowledge.set_extractor(extractor);
         self
     }
 
