@@ -13,6 +13,7 @@ use agentbase_core::contact::{
     self, BULK_MAX, Contact, CustomAttribute, Mode, PER_AGENT_MAX, new_identity_secret,
 };
 use agentbase_core::{Error, FieldErrors, Millis, Resource, Result, ids};
+use agentbase_store::Store;
 use serde_json::{Map, Value};
 
 use crate::App;
@@ -314,6 +315,19 @@ impl App {
             .set_identity_secret(workspace_id, agent_id, &secret, now)
             .await?;
         Ok((secret, now))
+    }
+}
+
+/// What is known about a widget visitor (their verified identity and contact) and
+/// what it adds to the agent's instructions. The chat service holds it: a widget
+/// turn's instructions are personal.
+pub(crate) struct Visitors {
+    store: Store,
+}
+
+impl Visitors {
+    pub(crate) fn new(store: Store) -> Self {
+        Visitors { store }
     }
 
     /// The verified visitor behind a widget conversation's user id, with their

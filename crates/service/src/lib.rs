@@ -2,8 +2,10 @@
 //! crate is a thin layer over [`App`]. `App` is the composition root: it opens the
 //! record and the limiter and builds the services, which own their state and caches
 //! (`accounts`, `agents`, `credits`, `dashboard::Sessions`, `crawl_runs`,
-//! `knowledge`). The use cases not yet split out (chat, widget, helpdesk, contacts,
-//! leads, members, webhooks, notifications) are `impl App` blocks in their modules.
+//! `knowledge`, `chat::Conversations` with spam checks and conversation search,
+//! `widget::Widget` with leads). The use cases not yet split out (helpdesk,
+//! contacts, members, webhooks, notifications, agent setup, backup) are `impl App`
+//! blocks in their modules.
 
 #![forbid(unsafe_code)]
 
@@ -58,18 +60,18 @@ const ORPHAN_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// accessors (`app.accounts()`, `app.knowledge()`, …).
 pub struct App {
     store: Store,
-    limiter: Arc<Limiter>,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
-    models: models::Registry,
     knowledge: Arc<knowledge::Knowledge>,
     accounts: Accounts,
     agents: Arc<Agents>,
-    credits: credits::Credits,
+    credits: Arc<credits::Credits>,
     crawl_runs: Arc<crawl_runs::CrawlRuns>,
     sessions: dashboard::Sessions,
-    /// The country database of `widget.geoip_database`, opened on first use.
-    geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
+    conversations: Arc<chat::Conversations>,
+    widget: widget::Widget,
+    /// The helpdesk steps chat takes too; `helpdesk.rs`'s use cases run on them.
+    handoffs: Arc<helpdesk::Handoffs>,
 }
 
 /// The database URL the settings name, or the embedded default in `data_dir`.
@@ -131,18 +133,48 @@ impl App {
             settings.clone(),
             knowledge.node().to_owned(),
         );
+        let knowledge = Arc::new(knowledge);
+        let credits = Arc::new(credits::Credits::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+        ));
+        let handoffs = Arc::new(helpdesk::Handoffs::new(
+            store.clone(),
+            clock.clone(),
+            agents.clone(),
+        ));
+        let conversations = Arc::new(chat::Conversations::new(chat::Parts {
+            store: store.clone(),
+            clock: clock.clone(),
+            settings: settings.clone(),
+            models: models::Registry::build(&settings, providers),
+            knowledge: knowledge.clone(),
+            agents: agents.clone(),
+            credits: credits.clone(),
+            handoffs: handoffs.clone(),
+            visitors: Arc::new(contacts::Visitors::new(store.clone())),
+        }));
+        let widget = widget::Widget::new(
+            store.clone(),
+            clock.clone(),
+            limiter.clone(),
+            settings.clone(),
+            agents.clone(),
+            conversations.clone(),
+        );
         Ok(App {
             crawl_runs: Arc::new(crawl_runs),
             accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
             agents,
             sessions: dashboard::Sessions::new(store.clone(), clock.clone(), limiter.clone()),
-            credits: credits::Credits::new(store.clone(), clock.clone(), settings.clone()),
+            credits,
+            conversations,
+            widget,
+            handoffs,
             store,
-            limiter,
             clock,
-            knowledge: Arc::new(knowledge),
-            geoip: std::sync::OnceLock::new(),
-            models: models::Registry::build(&settings, providers),
+            knowledge,
             settings,
         })
     }
@@ -164,6 +196,18 @@ impl App {
     /// Message credits: the allowance checks and usage figures.
     pub fn credits(&self) -> &credits::Credits {
         &self.credits
+    }
+
+    /// Conversations and the chat turn: chat (API, dashboard and v1), retries,
+    /// tool results, and listing, reading, pausing, rating and searching
+    /// conversations.
+    pub fn conversations(&self) -> &Arc<chat::Conversations> {
+        &self.conversations
+    }
+
+    /// The public chat widget: its agent, visitors, turns and lead forms.
+    pub fn widget(&self) -> &widget::Widget {
+        &self.widget
     }
 
     /// The operator's and members' dashboard sign-ins.

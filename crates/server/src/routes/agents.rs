@@ -44,7 +44,7 @@ pub async fn list(
         .items
         .into_iter()
         .map(|a| {
-            let used = state.app.agent_credits_used(&a);
+            let used = state.app.credits().agent_used(&a);
             to_dto(a, used)
         })
         .collect();
@@ -88,7 +88,7 @@ pub async fn get(
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
     let agent = state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let used = state.app.agent_credits_used(&agent);
+    let used = state.app.credits().agent_used(&agent);
     Ok(Json(to_dto(agent, used)))
 }
 

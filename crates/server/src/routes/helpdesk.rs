@@ -516,6 +516,7 @@ pub async fn hand_back(
     state.app.hand_back(&p, &agent_id, &conversation_id).await?;
     let c = state
         .app
+        .conversations()
         .conversation_of(&p, &agent_id, &conversation_id)
         .await?;
     Ok(Json(api::UpdateConversationResponse {
