@@ -120,6 +120,7 @@ pub async fn restore(g: &Global, file: &Path) -> anyhow::Result<()> {
             )
         })?;
     let indexes = app
+        .knowledge()
         .rebuild_indexes()
         .await
         .context("cannot rebuild the indexes")?;

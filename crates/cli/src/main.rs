@@ -626,7 +626,7 @@ fn key_json(k: &ApiKey) -> serde_json::Value {
 }
 
 async fn agent_json(app: &App, a: Agent) -> anyhow::Result<serde_json::Value> {
-    let used = app.agent_credits_used(&a);
+    let used = app.credits().agent_used(&a);
     Ok(serde_json::to_value(
         agentbase_server::dto::agents::to_dto(a, used),
     )?)

@@ -175,7 +175,7 @@ pub(crate) async fn admit(
         let refusal = ApiError::new(StatusCode::FORBIDDEN, code, message);
         with_cors(refusal.into_response(), cors)
     };
-    let w = match state.app.widget_agent(agent_id).await {
+    let w = match state.app.widget().widget_agent(agent_id).await {
         Ok(w) => w,
         Err(e) => {
             return Err(with_cors(
@@ -215,7 +215,7 @@ fn country_blocked(
         return false;
     };
     visitor_country(state, peer, headers)
-        .or_else(|| state.app.country_of_ip(peer?))
+        .or_else(|| state.app.widget().country_of_ip(peer?))
         .is_some_and(|country| agentbase_core::agent_settings::is_blocked(blocked, &country))
 }
 
@@ -289,6 +289,7 @@ pub(crate) async fn rate_limit(
     let ip = client_ip(peer, headers, &state.app.settings().server.trusted_proxies);
     let decision = state
         .app
+        .widget()
         .widget_rate_limit(&w.agent, &ip)
         .await
         .map_err(|e| {
@@ -381,8 +382,8 @@ pub async fn leads(
             phone: body.phone,
         };
         let (visitor, conversation) = (&body.visitor_id, body.conversation_id);
-        let submitted =
-            (state.app).submit_lead(&w, visitor, identity.as_ref(), conversation, input);
+        let widget = state.app.widget();
+        let submitted = widget.submit_lead(&w, visitor, identity.as_ref(), conversation, input);
         let lead = submitted.await.map_err(refuse)?;
         let created = json!({"data": {"id": lead.id}});
         Ok((StatusCode::CREATED, axum::Json(created)).into_response())
@@ -451,7 +452,12 @@ pub async fn chat(
             conversation_id: body.conversation_id,
             identity,
         };
-        let turn = state.app.widget_chat(&w, message).await.map_err(refuse)?;
+        let turn = state
+            .app
+            .widget()
+            .widget_chat(&w, message)
+            .await
+            .map_err(refuse)?;
         Ok(sse::public_response(turn))
     })
     .await

@@ -38,6 +38,7 @@ pub async fn handoff(
     visitor_post(state, &agent_id, req, |w, body: HandoffBody| async move {
         let t = state
             .app
+            .helpdesk()
             .visitor_handoff(&w, &body.visitor_id, &body.conversation_id)
             .await
             .map_err(|e| ApiError::from(e).into_response())?;
@@ -115,7 +116,10 @@ pub async fn live(
             let both = "visitorId and conversationId are required";
             return Err(ApiError::invalid_field("conversationId", both));
         };
-        let read = (state.app).widget_messages_after(&w, visitor, conversation, after, wait);
+        let read =
+            (state.app)
+                .helpdesk()
+                .widget_messages_after(&w, visitor, conversation, after, wait);
         let (messages, status) = read.await?;
         Ok::<_, ApiError>(axum::Json(json!({"data": {
             "status": status.as_str(),

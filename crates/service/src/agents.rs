@@ -219,4 +219,25 @@ impl Agents {
     ) -> Result<Page<Agent>> {
         self.store.agents(workspace_id, cursor, limit).await
     }
+
+    /// `PUT /agents/{id}/styles`.
+    pub async fn update_styles(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        styles: serde_json::Value,
+    ) -> Result<Agent> {
+        let mut agent = self.get_for_update(workspace_id, id).await?;
+        let mut errors = agentbase_core::FieldErrors::new();
+        agentbase_core::agent_settings::check_styles(&styles, &mut errors);
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        agent.styles = Some(agentbase_core::agent_settings::merge_styles(
+            agent.styles.as_ref(),
+            &styles,
+        ));
+        agent.updated_at = self.now();
+        self.save(agent).await
+    }
 }

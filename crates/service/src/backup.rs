@@ -18,8 +18,6 @@ use agentbase_store::{MIGRATIONS, RecordCounts};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::App;
-
 const FORMAT: &str = "agentbase-backup";
 const FORMAT_VERSION: i64 = 1;
 const MANIFEST: &str = "manifest.json";
@@ -268,7 +266,7 @@ pub struct Restored {
 
 /// Unpacks a backup into `data_dir`, checking every file against the manifest.
 /// Refuses a data directory that already has a database. The indexes are rebuilt
-/// afterwards with [`App::rebuild_indexes`], once the record is opened.
+/// afterwards with [`Knowledge::rebuild_indexes`](crate::knowledge::Knowledge::rebuild_indexes), once the record is opened.
 pub async fn restore(archive: &Path, data_dir: &Path) -> Result<Restored> {
     let (archive, data_dir) = (archive.to_path_buf(), data_dir.to_path_buf());
     tokio::task::spawn_blocking(move || restore_blocking(&archive, &data_dir))
@@ -406,21 +404,4 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl App {
-    /// Builds the index snapshot of every agent with trained knowledge from the
-    /// chunks in the record (after a restore, or on a new node), returning how many
-    /// agents have a non-empty index now.
-    pub async fn rebuild_indexes(&self) -> Result<usize> {
-        let agents = self.store.agents_with_knowledge().await?;
-        let mut built = 0;
-        for agent in &agents {
-            let snapshot = self.knowledge.load_snapshot(agent).await?;
-            if snapshot.is_some_and(|s| s.index.is_some()) {
-                built += 1;
-            }
-        }
-        Ok(built)
-    }
 }

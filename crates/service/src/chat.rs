@@ -30,16 +30,18 @@ use agentbase_core::model::{
 };
 use agentbase_core::time_fmt::month_start;
 use agentbase_core::{
-    Agent, Cursor, Error, Millis, Rejection, Resource, Result, conversation, ids, prompt,
+    Agent, Clock, Cursor, Error, Millis, Rejection, Resource, Result, conversation, ids, prompt,
 };
-use agentbase_store::{ConversationFilter, NewTurn, Page, TurnLease};
+use agentbase_store::{ConversationFilter, NewTurn, Page, Store, TurnLease};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::knowledge::Retrieved;
-use crate::models::ModelEntry;
-use crate::{App, Principal};
+use crate::credits::Credits;
+use crate::knowledge::{Knowledge, Retrieved};
+use crate::models::{ModelEntry, Registry};
+use crate::settings::Settings;
+use crate::{Agents, Principal, contacts, helpdesk};
 
 pub const SOURCE_API: &str = "API";
 /// Turns sent through the embeddable widget (Chatbase's name for the source).
@@ -181,7 +183,58 @@ pub struct V1Input {
     pub conversation_id: Option<String>,
 }
 
-impl App {
+/// Conversations and their turns: the chat turn (API, dashboard, widget and v1), tool
+/// results, retries, and reading, pausing, rating and searching conversations.
+pub struct Conversations {
+    // The crate sees `store` and `agents` for this service's use cases in
+    // `conversation_search.rs`.
+    pub(crate) store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    /// An agent's `model` → the provider instance that answers and its price.
+    models: Registry,
+    knowledge: Arc<Knowledge>,
+    pub(crate) agents: Arc<Agents>,
+    credits: Arc<Credits>,
+    /// A turn on a taken-over conversation, or one the model escalates, is the
+    /// helpdesk's too.
+    handoffs: Arc<helpdesk::Handoffs>,
+    /// A widget visitor's contact fills the agent's instructions.
+    contacts: Arc<contacts::Contacts>,
+}
+
+/// What [`Conversations`] is built from (the services it calls and the shared pieces).
+pub(crate) struct Parts {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    pub models: Registry,
+    pub knowledge: Arc<Knowledge>,
+    pub agents: Arc<Agents>,
+    pub credits: Arc<Credits>,
+    pub handoffs: Arc<helpdesk::Handoffs>,
+    pub contacts: Arc<contacts::Contacts>,
+}
+
+impl Conversations {
+    pub(crate) fn new(p: Parts) -> Self {
+        Conversations {
+            store: p.store,
+            clock: p.clock,
+            settings: p.settings,
+            models: p.models,
+            knowledge: p.knowledge,
+            agents: p.agents,
+            credits: p.credits,
+            handoffs: p.handoffs,
+            contacts: p.contacts,
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
     /// Releases the lease when preparation fails, then passes the error on.
     async fn or_release<T>(&self, lease: &TurnLease, r: Result<T>) -> Result<T> {
         if r.is_err()
@@ -410,6 +463,7 @@ impl App {
             && let Some(text) = &input.message
         {
             let kept = self
+                .handoffs
                 .handoff_user_message(&p.workspace_id, &conversation, text)
                 .await;
             self.or_release(&lease, kept).await?;
@@ -653,10 +707,10 @@ impl App {
             overrides,
             opening,
         };
-        let app = self.clone();
+        let this = self.clone();
         let keeper = AbortOnDrop(self.keep_lease(generation.lease.clone()));
         tokio::spawn(async move {
-            app.generate(generation, tx).await;
+            this.generate(generation, tx).await;
             drop(keeper);
         });
         Ok(Turn { meta, events: rx })
@@ -667,13 +721,13 @@ impl App {
     /// conversation within one lease, however long turns may take. Ends by itself
     /// once the lease is released (or lost), or when aborted.
     fn keep_lease(self: &Arc<Self>, lease: TurnLease) -> tokio::task::JoinHandle<()> {
-        let app = self.clone();
+        let this = self.clone();
         let ttl_ms = (self.settings.chat.turn_lease_secs * 1000) as i64;
         let every = Duration::from_millis((ttl_ms as u64 / 3).max(200));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                match app.store.renew_turn(&lease, app.now(), ttl_ms).await {
+                match this.store.renew_turn(&lease, this.now(), ttl_ms).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => {
@@ -850,6 +904,7 @@ impl App {
             // The answer (with its notice) is in; the conversation becomes a ticket
             // and the AI is silent until an operator hands it back.
             if let Err(e) = self
+                .handoffs
                 .take_over(
                     &g.principal.workspace_id,
                     &g.conversation,
@@ -1241,11 +1296,6 @@ impl App {
         let tools = self.store.tool_calls(&c.id).await?;
         merge_results(&mut m, &tools);
         Ok(m)
-    }
-
-    /// Credits the agent used this calendar month (UTC), from its counter.
-    pub fn agent_credits_used(&self, agent: &Agent) -> f64 {
-        self.credits.agent_used(agent)
     }
 }
 

@@ -13,12 +13,12 @@ use agentbase_core::contact::{
     self, BULK_MAX, Contact, CustomAttribute, Mode, PER_AGENT_MAX, new_identity_secret,
 };
 use agentbase_core::{Error, FieldErrors, Millis, Resource, Result, ids};
+use agentbase_store::Store;
 use serde_json::{Map, Value};
 
 use std::sync::Arc;
 
 use agentbase_core::Clock;
-use agentbase_store::Store;
 
 use crate::Agents;
 
@@ -339,7 +339,12 @@ impl Contacts {
             .await?;
         Ok((secret, now))
     }
+}
 
+/// What is known about a widget visitor (their verified identity and contact) and
+/// what it adds to the agent's instructions; the chat service asks it for a widget
+/// turn's instructions.
+impl Contacts {
     /// The verified visitor behind a widget conversation's user id, with their
     /// contact (if the agent has one with that `external_id`). `None` when the user
     /// id never verified (anonymous visitors among them).

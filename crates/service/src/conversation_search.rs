@@ -5,7 +5,8 @@ use agentbase_core::conversation::{Conversation, MessageRole};
 use agentbase_core::{Cursor, Result};
 use agentbase_store::{ConversationSearch, Page};
 
-use crate::{App, Principal};
+use crate::Principal;
+use crate::chat::Conversations;
 
 /// Characters of context kept on each side of a hit.
 const CONTEXT_CHARS: usize = 60;
@@ -58,7 +59,7 @@ pub fn snippet_of(text: &str, query: &str) -> Option<Vec<(String, bool)>> {
     Some(out)
 }
 
-impl App {
+impl Conversations {
     /// `GET /agents/{id}/conversations/search`: a page of conversations, most
     /// recently active first, each with a snippet when `query` matched a message.
     pub async fn search_conversations(

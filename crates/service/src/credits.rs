@@ -56,7 +56,7 @@ impl Credits {
     }
 
     /// Credits the agent used this calendar month (UTC), from its counter.
-    pub(crate) fn agent_used(&self, agent: &Agent) -> f64 {
+    pub fn agent_used(&self, agent: &Agent) -> f64 {
         agent.credits_used_in(month_start(self.clock.now_ms()))
     }
 

@@ -5,9 +5,10 @@
 //! messages go to the ticket's thread, the operator's replies go to both the
 //! thread and the conversation (with their author), and handing back resumes the
 //! AI. Live delivery is a poll of the conversation's messages after a position
-//! ([`App::messages_after`]), so it works whichever node wrote them.
+//! ([`Helpdesk::messages_after`]), so it works whichever node wrote them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_core::conversation::{Conversation, ConversationStatus, Message, MessageRole, Part};
@@ -17,11 +18,11 @@ use agentbase_core::helpdesk::{
 };
 use agentbase_core::member::Member;
 use agentbase_core::webhook::OutboxEvent;
-use agentbase_core::{Cursor, Error, Rejection, Resource, Result, ids};
-use agentbase_store::{Page, TicketWrite};
+use agentbase_core::{Clock, Cursor, Error, Millis, Rejection, Resource, Result, ids};
+use agentbase_store::{Page, Store, TicketWrite};
 
 use crate::widget::WidgetAgent;
-use crate::{App, Principal};
+use crate::{Agents, Principal};
 
 /// Who asked for the person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,47 +107,55 @@ fn reply_message(ticket_id: &str, sender: Sender, text: &str, at: i64) -> Ticket
     }
 }
 
-impl App {
+/// Tickets, their statuses and teams, taking conversations over and handing them
+/// back, and the live messages the dashboard and the widget poll for. It reads
+/// conversations through the chat service and checks visitors through the widget;
+/// the steps a chat turn itself takes are [`Handoffs`], which both share.
+pub struct Helpdesk {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    agents: Arc<Agents>,
+    members: Arc<crate::members::Members>,
+    handoffs: Arc<Handoffs>,
+    conversations: Arc<crate::chat::Conversations>,
+    widget: Arc<crate::widget::Widget>,
+}
+
+/// What [`Helpdesk`] is built from.
+pub(crate) struct HelpdeskParts {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub agents: Arc<Agents>,
+    pub members: Arc<crate::members::Members>,
+    pub handoffs: Arc<Handoffs>,
+    pub conversations: Arc<crate::chat::Conversations>,
+    pub widget: Arc<crate::widget::Widget>,
+}
+
+impl Helpdesk {
+    pub(crate) fn new(p: HelpdeskParts) -> Self {
+        Helpdesk {
+            store: p.store,
+            clock: p.clock,
+            agents: p.agents,
+            members: p.members,
+            handoffs: p.handoffs,
+            conversations: p.conversations,
+            widget: p.widget,
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
     /// The agent's statuses and teams, written on first use.
     async fn helpdesk_setup(
         &self,
         workspace_id: &str,
         agent_id: &str,
     ) -> Result<(Vec<TicketStatus>, Vec<Team>)> {
-        self.agents.get(workspace_id, agent_id).await?;
-        let statuses = self.store.ticket_statuses(workspace_id, agent_id).await?;
-        let teams = self.store.helpdesk_teams(workspace_id, agent_id).await?;
-        if !statuses.is_empty() && !teams.is_empty() {
-            return Ok((statuses, teams));
-        }
-        let defaults: Vec<TicketStatus> = DEFAULT_STATUSES
-            .iter()
-            .map(|(category, external, internal, color)| TicketStatus {
-                id: ids::uuid_v4(),
-                agent_id: agent_id.to_owned(),
-                category: (*category).to_owned(),
-                external_label: (*external).to_owned(),
-                internal_label: (*internal).to_owned(),
-                color: Some((*color).to_owned()),
-                is_default: true,
-                position: 0,
-            })
-            .collect();
-        let team = Team {
-            id: ids::uuid_v4(),
-            agent_id: agent_id.to_owned(),
-            name: DEFAULT_TEAM.to_owned(),
-            is_default: true,
-            member_count: 0,
-            created_at: self.now(),
-        };
-        self.store
-            .seed_helpdesk(workspace_id, &defaults, &team)
-            .await?;
-        Ok((
-            self.store.ticket_statuses(workspace_id, agent_id).await?,
-            self.store.helpdesk_teams(workspace_id, agent_id).await?,
-        ))
+        self.handoffs.helpdesk_setup(workspace_id, agent_id).await
     }
 
     pub async fn ticket_statuses(
@@ -614,73 +623,8 @@ impl App {
         how: Handoff,
         reason: Option<&str>,
     ) -> Result<Ticket> {
-        let agent_id = conversation.agent_id.as_str();
-        let existing = self
-            .store
-            .conversation_ticket(workspace_id, &conversation.id)
-            .await?
-            .filter(|t| !matches!(t.status_category.as_str(), "closed" | "cancelled"));
-        match conversation.status {
-            ConversationStatus::TakenOver => {
-                if let Some(t) = existing {
-                    return Ok(t);
-                }
-            }
-            ConversationStatus::Ended => {
-                return Err(Error::Rejected(Rejection::ConversationNotOngoing));
-            }
-            ConversationStatus::Ongoing | ConversationStatus::Paused => {}
-        }
-        let (statuses, _) = self.helpdesk_setup(workspace_id, agent_id).await?;
-        let now = self.now();
-        let conversation_id = conversation.id.clone();
-        let mut handoff_event = serde_json::json!({
-            "eventType": "handoff",
-            "requestedBy": how.as_str(),
-            "doneBy": null,
-        });
-        let mut metadata = serde_json::json!({ "requestedBy": how.as_str() });
-        if let Some(reason) = reason {
-            handoff_event["reason"] = reason.into();
-            metadata["reason"] = reason.into();
-        }
-        let taken = move |t: &Ticket| helpdesk::taken_over(t, &conversation_id, how.as_str(), now);
-        if let Some(mut t) = existing {
-            let event = event_message(&t, now, handoff_event);
-            t.updated_at = now;
-            return self
-                .store
-                .write_ticket(TicketWrite {
-                    ticket: t,
-                    new: false,
-                    messages: vec![event],
-                    reply: None,
-                    conversation_status: Some((
-                        conversation.id.clone(),
-                        ConversationStatus::TakenOver,
-                    )),
-                    events: &|t| vec![taken(t), helpdesk::ticket_updated(t)],
-                })
-                .await;
-        }
-        let messages = self.store.recent_messages(&conversation.id, 50).await?;
-        let status = Self::pick_status(&statuses, None, Some("new"), "new")?;
-        let t = new_handoff_ticket(workspace_id, conversation, &messages, status, metadata, now);
-        let last_user = t.description.clone();
-        let customer = t.customer.clone();
-        let mut thread = vec![event_message(&t, now, handoff_event)];
-        if let Some(text) = &last_user {
-            thread.push(reply_message(&t.id, Sender::customer(&customer), text, now));
-        }
-        self.store
-            .write_ticket(TicketWrite {
-                ticket: t,
-                new: true,
-                messages: thread,
-                reply: None,
-                conversation_status: Some((conversation.id.clone(), ConversationStatus::TakenOver)),
-                events: &|t| vec![helpdesk::ticket_created(t), taken(t)],
-            })
+        self.handoffs
+            .take_over(workspace_id, conversation, how, reason)
             .await
     }
 
@@ -691,7 +635,10 @@ impl App {
         agent_id: &str,
         conversation_id: &str,
     ) -> Result<Ticket> {
-        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        let c = self
+            .conversations
+            .conversation_of(p, agent_id, conversation_id)
+            .await?;
         self.take_over(&p.workspace_id, &c, Handoff::Operator, None)
             .await
     }
@@ -703,7 +650,8 @@ impl App {
         visitor_id: &str,
         conversation_id: &str,
     ) -> Result<Ticket> {
-        self.check_visitor(w, visitor_id, Some(conversation_id))
+        self.widget
+            .check_visitor(w, visitor_id, Some(conversation_id))
             .await?;
         let c = self
             .store
@@ -724,7 +672,10 @@ impl App {
         text: &str,
         author: Sender,
     ) -> Result<TicketMessage> {
-        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        let c = self
+            .conversations
+            .conversation_of(p, agent_id, conversation_id)
+            .await?;
         if c.status != ConversationStatus::TakenOver {
             return Err(Error::Rejected(Rejection::ConversationNotTakenOver));
         }
@@ -745,7 +696,10 @@ impl App {
         agent_id: &str,
         conversation_id: &str,
     ) -> Result<()> {
-        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        let c = self
+            .conversations
+            .conversation_of(p, agent_id, conversation_id)
+            .await?;
         if c.status != ConversationStatus::TakenOver {
             return Err(Error::Rejected(Rejection::ConversationNotTakenOver));
         }
@@ -779,45 +733,6 @@ impl App {
                     .await?;
             }
         }
-        Ok(())
-    }
-
-    /// A visitor's message to a taken-over conversation joins its ticket's thread
-    /// (the conversation already holds it); a ticket waiting on the customer comes
-    /// back to the team.
-    pub(crate) async fn handoff_user_message(
-        &self,
-        workspace_id: &str,
-        conversation: &Conversation,
-        text: &str,
-    ) -> Result<()> {
-        let Some(mut t) = self
-            .store
-            .conversation_ticket(workspace_id, &conversation.id)
-            .await?
-        else {
-            return Ok(());
-        };
-        let now = self.now();
-        if t.status_category == "on_customer" {
-            let (statuses, _) = self.helpdesk_setup(workspace_id, &t.agent_id).await?;
-            let s = Self::pick_status(&statuses, None, Some("on_you"), "on_you")?;
-            t.status_id = s.id;
-            t.status_category = s.category;
-        }
-        t.updated_at = now;
-        t.last_message_at = Some(now);
-        let reply = reply_message(&t.id, Sender::customer(&t.customer), text, now);
-        self.store
-            .write_ticket(TicketWrite {
-                ticket: t,
-                new: false,
-                messages: vec![reply],
-                reply: None,
-                conversation_status: None,
-                events: &no_events,
-            })
-            .await?;
         Ok(())
     }
 
@@ -883,7 +798,8 @@ impl App {
         after: i64,
         wait: Duration,
     ) -> Result<(Vec<LiveMessage>, ConversationStatus)> {
-        self.check_visitor(w, visitor_id, Some(conversation_id))
+        self.widget
+            .check_visitor(w, visitor_id, Some(conversation_id))
             .await?;
         self.messages_after(&w.principal.workspace_id, conversation_id, after, wait)
             .await
@@ -898,9 +814,195 @@ impl App {
         after: i64,
         wait: Duration,
     ) -> Result<(Vec<LiveMessage>, ConversationStatus)> {
-        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        let c = self
+            .conversations
+            .conversation_of(p, agent_id, conversation_id)
+            .await?;
         self.messages_after(&p.workspace_id, &c.id, after, wait)
             .await
+    }
+}
+
+/// The helpdesk steps a chat turn takes (a visitor's message to a taken-over
+/// conversation joins its ticket; the model's escalation takes it over), and the
+/// statuses and teams they need. The chat service and [`Helpdesk`] share it, so
+/// neither has to call the other.
+pub(crate) struct Handoffs {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    agents: Arc<Agents>,
+}
+
+impl Handoffs {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, agents: Arc<Agents>) -> Self {
+        Handoffs {
+            store,
+            clock,
+            agents,
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// The agent's statuses and teams, written on first use.
+    pub(crate) async fn helpdesk_setup(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+    ) -> Result<(Vec<TicketStatus>, Vec<Team>)> {
+        self.agents.get(workspace_id, agent_id).await?;
+        let statuses = self.store.ticket_statuses(workspace_id, agent_id).await?;
+        let teams = self.store.helpdesk_teams(workspace_id, agent_id).await?;
+        if !statuses.is_empty() && !teams.is_empty() {
+            return Ok((statuses, teams));
+        }
+        let defaults: Vec<TicketStatus> = DEFAULT_STATUSES
+            .iter()
+            .map(|(category, external, internal, color)| TicketStatus {
+                id: ids::uuid_v4(),
+                agent_id: agent_id.to_owned(),
+                category: (*category).to_owned(),
+                external_label: (*external).to_owned(),
+                internal_label: (*internal).to_owned(),
+                color: Some((*color).to_owned()),
+                is_default: true,
+                position: 0,
+            })
+            .collect();
+        let team = Team {
+            id: ids::uuid_v4(),
+            agent_id: agent_id.to_owned(),
+            name: DEFAULT_TEAM.to_owned(),
+            is_default: true,
+            member_count: 0,
+            created_at: self.now(),
+        };
+        self.store
+            .seed_helpdesk(workspace_id, &defaults, &team)
+            .await?;
+        Ok((
+            self.store.ticket_statuses(workspace_id, agent_id).await?,
+            self.store.helpdesk_teams(workspace_id, agent_id).await?,
+        ))
+    }
+
+    /// What [`Helpdesk::take_over`] does; the model's escalation in a chat turn comes here.
+    pub(crate) async fn take_over(
+        &self,
+        workspace_id: &str,
+        conversation: &Conversation,
+        how: Handoff,
+        reason: Option<&str>,
+    ) -> Result<Ticket> {
+        let agent_id = conversation.agent_id.as_str();
+        let existing = self
+            .store
+            .conversation_ticket(workspace_id, &conversation.id)
+            .await?
+            .filter(|t| !matches!(t.status_category.as_str(), "closed" | "cancelled"));
+        match conversation.status {
+            ConversationStatus::TakenOver => {
+                if let Some(t) = existing {
+                    return Ok(t);
+                }
+            }
+            ConversationStatus::Ended => {
+                return Err(Error::Rejected(Rejection::ConversationNotOngoing));
+            }
+            ConversationStatus::Ongoing | ConversationStatus::Paused => {}
+        }
+        let (statuses, _) = self.helpdesk_setup(workspace_id, agent_id).await?;
+        let now = self.now();
+        let conversation_id = conversation.id.clone();
+        let mut handoff_event = serde_json::json!({
+            "eventType": "handoff",
+            "requestedBy": how.as_str(),
+            "doneBy": null,
+        });
+        let mut metadata = serde_json::json!({ "requestedBy": how.as_str() });
+        if let Some(reason) = reason {
+            handoff_event["reason"] = reason.into();
+            metadata["reason"] = reason.into();
+        }
+        let taken = move |t: &Ticket| helpdesk::taken_over(t, &conversation_id, how.as_str(), now);
+        if let Some(mut t) = existing {
+            let event = event_message(&t, now, handoff_event);
+            t.updated_at = now;
+            return self
+                .store
+                .write_ticket(TicketWrite {
+                    ticket: t,
+                    new: false,
+                    messages: vec![event],
+                    reply: None,
+                    conversation_status: Some((
+                        conversation.id.clone(),
+                        ConversationStatus::TakenOver,
+                    )),
+                    events: &|t| vec![taken(t), helpdesk::ticket_updated(t)],
+                })
+                .await;
+        }
+        let messages = self.store.recent_messages(&conversation.id, 50).await?;
+        let status = Helpdesk::pick_status(&statuses, None, Some("new"), "new")?;
+        let t = new_handoff_ticket(workspace_id, conversation, &messages, status, metadata, now);
+        let last_user = t.description.clone();
+        let customer = t.customer.clone();
+        let mut thread = vec![event_message(&t, now, handoff_event)];
+        if let Some(text) = &last_user {
+            thread.push(reply_message(&t.id, Sender::customer(&customer), text, now));
+        }
+        self.store
+            .write_ticket(TicketWrite {
+                ticket: t,
+                new: true,
+                messages: thread,
+                reply: None,
+                conversation_status: Some((conversation.id.clone(), ConversationStatus::TakenOver)),
+                events: &|t| vec![helpdesk::ticket_created(t), taken(t)],
+            })
+            .await
+    }
+
+    /// A visitor's message to a taken-over conversation joins its ticket's thread
+    /// (the conversation already holds it); a ticket waiting on the customer comes
+    /// back to the team.
+    pub(crate) async fn handoff_user_message(
+        &self,
+        workspace_id: &str,
+        conversation: &Conversation,
+        text: &str,
+    ) -> Result<()> {
+        let Some(mut t) = self
+            .store
+            .conversation_ticket(workspace_id, &conversation.id)
+            .await?
+        else {
+            return Ok(());
+        };
+        let now = self.now();
+        if t.status_category == "on_customer" {
+            let (statuses, _) = self.helpdesk_setup(workspace_id, &t.agent_id).await?;
+            let s = Helpdesk::pick_status(&statuses, None, Some("on_you"), "on_you")?;
+            t.status_id = s.id;
+            t.status_category = s.category;
+        }
+        t.updated_at = now;
+        t.last_message_at = Some(now);
+        let reply = reply_message(&t.id, Sender::customer(&t.customer), text, now);
+        self.store
+            .write_ticket(TicketWrite {
+                ticket: t,
+                new: false,
+                messages: vec![reply],
+                reply: None,
+                conversation_status: None,
+                events: &no_events,
+            })
+            .await?;
+        Ok(())
     }
 }
 

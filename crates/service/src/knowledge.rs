@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use agentbase_core::knowledge::{
@@ -40,6 +40,7 @@ use agentbase_core::Clock;
 use agentbase_store::Store;
 
 use crate::Principal;
+use crate::agent_setup::{AgentCreated, PendingStep};
 use crate::agents::Agents;
 use crate::extractor::{Extractor, Mode as ExtractorMode};
 use crate::files::{FileText, Upload};
@@ -83,10 +84,13 @@ pub struct Knowledge {
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     agents: Arc<Agents>,
-    embedder: Option<Arc<dyn Embedder>>,
-    fetcher: Option<Arc<dyn SiteFetcher>>,
-    /// Reads uploaded files under the extraction limits.
-    extractor: Extractor,
+    // The embedder, fetcher and extractor are set while the app is built, after
+    // the services that share this one (chat) hold it: hence set once, by `&self`.
+    embedder: OnceLock<Arc<dyn Embedder>>,
+    fetcher: OnceLock<Arc<dyn SiteFetcher>>,
+    /// Reads uploaded files under the extraction limits (in this process unless
+    /// another extractor is set).
+    extractor: OnceLock<Extractor>,
     index_dir: PathBuf,
     snapshots: Mutex<HashMap<String, Arc<Snapshot>>>,
     building: Mutex<HashSet<String>>,
@@ -108,13 +112,13 @@ impl Knowledge {
         agents: Arc<Agents>,
     ) -> Knowledge {
         Knowledge {
-            extractor: Extractor::new(ExtractorMode::Thread, &settings.extraction),
+            extractor: OnceLock::new(),
             store,
             clock,
             settings,
             agents,
-            embedder: None,
-            fetcher: None,
+            embedder: OnceLock::new(),
+            fetcher: OnceLock::new(),
             index_dir,
             snapshots: Mutex::new(HashMap::new()),
             building: Mutex::new(HashSet::new()),
@@ -219,15 +223,21 @@ fn identity_hash(content: &SourceContent, name: &str) -> String {
 impl Knowledge {
     /// Whether this process can train knowledge (it has an embedder).
     pub fn can_train(&self) -> bool {
-        self.embedder.is_some()
+        self.embedder.get().is_some()
     }
 
-    pub(crate) fn set_embedder(&mut self, embedder: Arc<dyn Embedder>) {
-        self.embedder = Some(embedder);
+    pub(crate) fn set_embedder(&self, embedder: Arc<dyn Embedder>) {
+        assert!(
+            self.embedder.set(embedder).is_ok(),
+            "the embedder is set once, while the app is built"
+        );
     }
 
-    pub(crate) fn set_fetcher(&mut self, fetcher: Arc<dyn SiteFetcher>) {
-        self.fetcher = Some(fetcher);
+    pub(crate) fn set_fetcher(&self, fetcher: Arc<dyn SiteFetcher>) {
+        assert!(
+            self.fetcher.set(fetcher).is_ok(),
+            "the fetcher is set once, while the app is built"
+        );
     }
 
     fn now(&self) -> Millis {
@@ -235,7 +245,7 @@ impl Knowledge {
     }
 
     fn embedder(&self) -> Result<&Arc<dyn Embedder>> {
-        self.embedder.as_ref().ok_or_else(|| {
+        self.embedder.get().ok_or_else(|| {
             Error::Unavailable("no embedding model is loaded in this process".into())
         })
     }
@@ -439,7 +449,8 @@ impl Knowledge {
             content_type,
             bytes,
         } = upload;
-        let read = (self.extractor)
+        let read = self
+            .extractor()
             .extract(&filename, content_type.as_deref(), bytes)
             .await?;
         Ok((filename, read))
@@ -465,11 +476,15 @@ impl Knowledge {
     }
 
     pub fn extractor(&self) -> &Extractor {
-        &self.extractor
+        self.extractor
+            .get_or_init(|| Extractor::new(ExtractorMode::Thread, &self.settings.extraction))
     }
 
-    pub(crate) fn set_extractor(&mut self, extractor: Extractor) {
-        self.extractor = extractor;
+    pub(crate) fn set_extractor(&self, extractor: Extractor) {
+        assert!(
+            self.extractor.set(extractor).is_ok(),
+            "the extractor is set once, while the app is built, before it is used"
+        );
     }
 
     /// Deletes an agent with its knowledge: the record's rows, and this node's
@@ -906,7 +921,7 @@ impl Knowledge {
         url: &str,
         options: &LinkOptions,
     ) -> Result<Vec<Document>> {
-        let Some(fetcher) = self.fetcher.clone() else {
+        let Some(fetcher) = self.fetcher.get().cloned() else {
             // Pages imported with the source (an Apify dataset) train as they are.
             let pages = self.store.pages(&source.id).await?;
             if pages.is_empty() {
@@ -1347,6 +1362,119 @@ fn updated_content(
         return Err(Error::Invalid(errors));
     }
     Ok(content)
+}
+
+/// Agent creation that brings knowledge with it: from a website, or as a clone.
+impl Knowledge {
+    /// `POST /agents`: the agent, then (with `url`) a website source crawled from
+    /// that URL and queued for training. The agent stays created whatever happens
+    /// to the source, as the contract says; failed steps are reported.
+    pub async fn create_agent_from(
+        &self,
+        p: &Principal,
+        new: NewAgent,
+        url: Option<String>,
+    ) -> Result<AgentCreated> {
+        if let Some(u) = &url {
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            let ok = rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace));
+            if !ok {
+                return Err(Error::invalid("url", "must be an http(s) URL"));
+            }
+        }
+        let agent = self.agents.create(&p.workspace_id, new).await?;
+        let mut pending = Vec::new();
+        if let Some(url) = url {
+            let source = NewSource {
+                name: url.clone(),
+                content: SourceContent::Link {
+                    url,
+                    options: LinkOptions {
+                        link_type: agentbase_core::knowledge::LinkType::Crawl,
+                        exclude_paths: Vec::new(),
+                        include_only_paths: Vec::new(),
+                        slow_scraping: false,
+                    },
+                },
+            };
+            match self.create_source(p, &agent.id, source).await {
+                Ok(_) if !self.can_train() => pending.push(PendingStep::TrainAgent),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(agent = %agent.id, error = %e, "the url could not be added as a source");
+                    pending.push(PendingStep::AddSource);
+                }
+            }
+        }
+        Ok(AgentCreated {
+            agent,
+            pending_steps: pending,
+        })
+    }
+
+    /// `POST /agents/{id}/clone`: a new agent with the same settings and sources
+    /// (each trained anew from its content), without conversations or usage.
+    pub async fn clone_agent(&self, p: &Principal, id: &str) -> Result<AgentCreated> {
+        let original = self.agents.get_for_update(&p.workspace_id, id).await?;
+        let now = self.now();
+        let mut copy = original.clone();
+        copy.id = ids::agent_id();
+        copy.created_at = now;
+        copy.updated_at = now;
+        copy.last_message_at = None;
+        copy.last_trained_at = None;
+        copy.credits_used = 0.0;
+        copy.credits_month = 0;
+        copy.status = agentbase_core::AgentStatus::Untrained;
+        copy.size = 0;
+        copy.kb_version = 0;
+        copy.next_retrain_at = original
+            .auto_retrain
+            .then(|| now + (self.settings.knowledge.auto_retrain_interval_secs as i64) * 1000);
+        self.store.insert_agent(&copy).await?;
+        let mut pending = Vec::new();
+        let sources = self.store.all_sources(&original.id).await?;
+        for s in sources {
+            let new = NewSource {
+                name: s.name,
+                content: s.content,
+            };
+            if let Err(e) = self.create_source(p, &copy.id, new).await {
+                tracing::warn!(agent = %copy.id, error = %e, "a source could not be cloned");
+                if !pending.contains(&PendingStep::AddSource) {
+                    pending.push(PendingStep::AddSource);
+                }
+            }
+        }
+        if !pending.contains(&PendingStep::AddSource)
+            && copy.size == 0
+            && !self.can_train()
+            && !self.store.all_sources(&copy.id).await?.is_empty()
+        {
+            pending.push(PendingStep::TrainAgent);
+        }
+        Ok(AgentCreated {
+            agent: copy,
+            pending_steps: pending,
+        })
+    }
+
+    /// Builds the index snapshot of every agent with trained knowledge from the
+    /// chunks in the record (after a restore, or on a new node), returning how many
+    /// agents have a non-empty index now.
+    pub async fn rebuild_indexes(&self) -> Result<usize> {
+        let agents = self.store.agents_with_knowledge().await?;
+        let mut built = 0;
+        for agent in &agents {
+            let snapshot = self.load_snapshot(agent).await?;
+            if snapshot.is_some_and(|s| s.index.is_some()) {
+                built += 1;
+            }
+        }
+        Ok(built)
+    }
 }
 
 #[cfg(test)]

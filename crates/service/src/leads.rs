@@ -5,13 +5,12 @@
 use agentbase_core::lead::{self, Lead, LeadInput};
 use agentbase_core::{Error, Millis, Result, ids};
 
-use crate::App;
-use crate::widget::WidgetAgent;
+use crate::widget::{Widget, WidgetAgent};
 
 /// Most leads one export holds.
 pub const EXPORT_MAX: i64 = 100_000;
 
-impl App {
+impl Widget {
     /// A visitor's lead. The conversation, when named, must be this visitor's with
     /// this agent (otherwise "not found", as for widget turns); a verified
     /// visitor's (`identity`) is their user id's.

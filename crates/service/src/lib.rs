@@ -1,9 +1,9 @@
 //! The use cases, callable from the CLI and from tests without HTTP; the server
 //! crate is a thin layer over [`App`]. `App` is the composition root: it opens the
 //! record and the limiter and builds the services, which own their state and caches
-//! (`accounts`, `agents`, `credits`, `dashboard::Sessions`, `crawl_runs`,
-//! `knowledge`). The use cases not yet split out (chat, widget, helpdesk, contacts,
-//! leads, members, webhooks, notifications) are `impl App` blocks in their modules.
+//! and are reached through its accessors (`accounts`, `agents`, `credits`,
+//! `sessions`, `crawl_runs`, `knowledge`, `conversations`, `widget`, `helpdesk`,
+//! `contacts`, `members`, `webhooks`, `notifier`). `App` itself has no use cases.
 
 #![forbid(unsafe_code)]
 
@@ -58,22 +58,21 @@ const ORPHAN_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// accessors (`app.accounts()`, `app.knowledge()`, …).
 pub struct App {
     store: Store,
-    limiter: Arc<Limiter>,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
-    models: models::Registry,
     knowledge: Arc<knowledge::Knowledge>,
     accounts: Accounts,
     agents: Arc<Agents>,
-    credits: credits::Credits,
+    credits: Arc<credits::Credits>,
     crawl_runs: Arc<crawl_runs::CrawlRuns>,
     sessions: Arc<dashboard::Sessions>,
     contacts: Arc<contacts::Contacts>,
-    members: members::Members,
+    members: Arc<members::Members>,
+    helpdesk: helpdesk::Helpdesk,
     webhooks: Arc<webhooks::Webhooks>,
     notifier: Arc<notifications::Notifier>,
-    /// The country database of `widget.geoip_database`, opened on first use.
-    geoip: std::sync::OnceLock<Option<widget::GeoIp>>,
+    conversations: Arc<chat::Conversations>,
+    widget: Arc<widget::Widget>,
 }
 
 /// The database URL the settings name, or the embedded default in `data_dir`.
@@ -140,20 +139,61 @@ impl App {
             clock.clone(),
             limiter.clone(),
         ));
+        let contacts = Arc::new(contacts::Contacts::new(
+            store.clone(),
+            clock.clone(),
+            agents.clone(),
+        ));
+        let knowledge = Arc::new(knowledge);
+        let credits = Arc::new(credits::Credits::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+        ));
+        let handoffs = Arc::new(helpdesk::Handoffs::new(
+            store.clone(),
+            clock.clone(),
+            agents.clone(),
+        ));
+        let conversations = Arc::new(chat::Conversations::new(chat::Parts {
+            store: store.clone(),
+            clock: clock.clone(),
+            settings: settings.clone(),
+            models: models::Registry::build(&settings, providers),
+            knowledge: knowledge.clone(),
+            agents: agents.clone(),
+            credits: credits.clone(),
+            handoffs: handoffs.clone(),
+            contacts: contacts.clone(),
+        }));
+        let widget = Arc::new(widget::Widget::new(
+            store.clone(),
+            clock.clone(),
+            limiter.clone(),
+            settings.clone(),
+            agents.clone(),
+            conversations.clone(),
+        ));
+        let members = Arc::new(members::Members::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            sessions.clone(),
+        ));
         Ok(App {
             crawl_runs: Arc::new(crawl_runs),
             accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
-            contacts: Arc::new(contacts::Contacts::new(
-                store.clone(),
-                clock.clone(),
-                agents.clone(),
-            )),
-            members: members::Members::new(
-                store.clone(),
-                clock.clone(),
-                settings.clone(),
-                sessions.clone(),
-            ),
+            contacts,
+            helpdesk: helpdesk::Helpdesk::new(helpdesk::HelpdeskParts {
+                store: store.clone(),
+                clock: clock.clone(),
+                agents: agents.clone(),
+                members: members.clone(),
+                handoffs,
+                conversations: conversations.clone(),
+                widget: widget.clone(),
+            }),
+            members,
             webhooks: Arc::new(webhooks::Webhooks::new(
                 store.clone(),
                 clock.clone(),
@@ -167,13 +207,12 @@ impl App {
             )),
             agents,
             sessions,
-            credits: credits::Credits::new(store.clone(), clock.clone(), settings.clone()),
+            credits,
+            conversations,
+            widget,
             store,
-            limiter,
             clock,
-            knowledge: Arc::new(knowledge),
-            geoip: std::sync::OnceLock::new(),
-            models: models::Registry::build(&settings, providers),
+            knowledge,
             settings,
         })
     }
@@ -197,6 +236,23 @@ impl App {
         &self.credits
     }
 
+    /// Conversations and the chat turn: chat (API, dashboard and v1), retries,
+    /// tool results, and listing, reading, pausing, rating and searching
+    /// conversations.
+    pub fn conversations(&self) -> &Arc<chat::Conversations> {
+        &self.conversations
+    }
+
+    /// The public chat widget: its agent, visitors, turns and lead forms.
+    pub fn widget(&self) -> &Arc<widget::Widget> {
+        &self.widget
+    }
+
+    /// Tickets, handoff to people and back, and live messages.
+    pub fn helpdesk(&self) -> &helpdesk::Helpdesk {
+        &self.helpdesk
+    }
+
     /// The operator's and members' dashboard sign-ins.
     pub fn sessions(&self) -> &dashboard::Sessions {
         &self.sessions
@@ -208,7 +264,7 @@ impl App {
     }
 
     /// Workspace members: invitations, links, removal and sign-in.
-    pub fn members(&self) -> &members::Members {
+    pub fn members(&self) -> &Arc<members::Members> {
         &self.members
     }
 
@@ -240,19 +296,15 @@ impl App {
 
     /// Uses `embedder` for training and retrieval. Called while building the app,
     /// before it is shared.
-    pub fn with_embedder(mut self, embedder: Arc<dyn agentbase_core::model::Embedder>) -> Self {
-        Arc::get_mut(&mut self.knowledge)
-            .expect("the embedder is set before the app is shared")
-            .set_embedder(embedder);
+    pub fn with_embedder(self, embedder: Arc<dyn agentbase_core::model::Embedder>) -> Self {
+        self.knowledge.set_embedder(embedder);
         self
     }
 
     /// Fetches website sources with `fetcher`. Called while building the app,
     /// before it is shared.
-    pub fn with_fetcher(mut self, fetcher: Arc<dyn knowledge::SiteFetcher>) -> Self {
-        Arc::get_mut(&mut self.knowledge)
-            .expect("the fetcher is set before the app is shared")
-            .set_fetcher(fetcher);
+    pub fn with_fetcher(self, fetcher: Arc<dyn knowledge::SiteFetcher>) -> Self {
+        self.knowledge.set_fetcher(fetcher);
         self
     }
 
@@ -288,10 +340,8 @@ impl App {
 
     /// Reads uploaded and crawled documents with `extractor` (the server passes one
     /// that runs a worker process per document).
-    pub fn with_extractor(mut self, extractor: extractor::Extractor) -> Self {
-        Arc::get_mut(&mut self.knowledge)
-            .expect("the extractor is set before the app is shared")
-            .set_extractor(extractor);
+    pub fn with_extractor(self, extractor: extractor::Extractor) -> Self {
+        self.knowledge.set_extractor(extractor);
         self
     }
 

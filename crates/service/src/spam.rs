@@ -9,7 +9,7 @@ use agentbase_core::agent_settings::SpamSettings;
 use agentbase_core::model::{ChatMessage, ChatRequest, ModelEvent, Role};
 use futures_util::StreamExt;
 
-use crate::App;
+use crate::chat::Conversations;
 use crate::models::ModelEntry;
 
 /// The classifier's answer is a word or two; a model that rambles is cut here.
@@ -44,7 +44,7 @@ pub fn verdict_is_spam(reply: &str) -> bool {
     word.eq_ignore_ascii_case("spam")
 }
 
-impl App {
+impl Conversations {
     /// Classifies `text` with the agent's model; model failures count as not spam.
     pub(crate) async fn is_spam(
         &self,

@@ -3,15 +3,16 @@
 //! browser keeps) is limited per client IP by the agent's `ipRateLimits`, and a
 //! visitor can continue only the conversations it started.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use agentbase_core::contact;
-use agentbase_core::{Agent, Error, RateDecision, Resource, Result, Visibility};
-use agentbase_limiter::{LimiterError, Window};
-use agentbase_store::VisitorIdentity;
+use agentbase_core::{Agent, Clock, Error, Millis, RateDecision, Resource, Result, Visibility};
+use agentbase_limiter::{Limiter, LimiterError, Window};
+use agentbase_store::{Store, VisitorIdentity};
 
-use crate::chat::{ChatInput, SOURCE_WIDGET, Turn};
-use crate::{App, Principal};
+use crate::chat::{ChatInput, Conversations, SOURCE_WIDGET, Turn};
+use crate::settings::Settings;
+use crate::{Agents, Principal};
 
 /// The key id widget turns are made under (there is no key; this names the caller).
 pub const WIDGET_KEY_ID: &str = "widget";
@@ -82,7 +83,45 @@ pub struct WidgetMessage {
     pub identity: Option<crate::contacts::Identity>,
 }
 
-impl App {
+/// The widget's use cases: the public agent, the visitor's checks and rate limit,
+/// widget turns and lead forms.
+pub struct Widget {
+    // The crate sees `store`, `agents` and `now` for this service's use cases in
+    // `leads.rs`.
+    pub(crate) store: Store,
+    clock: Arc<dyn Clock>,
+    limiter: Arc<Limiter>,
+    settings: Arc<Settings>,
+    pub(crate) agents: Arc<Agents>,
+    conversations: Arc<Conversations>,
+    /// The country database of `widget.geoip_database`, opened on first use.
+    geoip: OnceLock<Option<GeoIp>>,
+}
+
+impl Widget {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        limiter: Arc<Limiter>,
+        settings: Arc<Settings>,
+        agents: Arc<Agents>,
+        conversations: Arc<Conversations>,
+    ) -> Self {
+        Widget {
+            store,
+            clock,
+            limiter,
+            settings,
+            agents,
+            conversations,
+            geoip: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
     /// The country of a client IP from the configured GeoIP database, if any.
     pub fn country_of_ip(&self, ip: std::net::IpAddr) -> Option<String> {
         self.geoip
@@ -248,7 +287,7 @@ impl App {
     /// one made through the API, another agent's) is "not found", like an unknown one.
     /// A verified visitor's turns carry their user id instead of the anonymous one,
     /// so their conversations are theirs on any device.
-    pub async fn widget_chat(self: &Arc<Self>, w: &WidgetAgent, m: WidgetMessage) -> Result<Turn> {
+    pub async fn widget_chat(&self, w: &WidgetAgent, m: WidgetMessage) -> Result<Turn> {
         let user_id = self
             .widget_user(
                 w,
@@ -257,17 +296,18 @@ impl App {
                 m.conversation_id.as_deref(),
             )
             .await?;
-        self.chat(
-            &w.principal,
-            ChatInput {
-                agent_id: w.agent.id.clone(),
-                message: Some(m.message),
-                conversation_id: m.conversation_id,
-                user_id: Some(user_id),
-                source: SOURCE_WIDGET.into(),
-            },
-        )
-        .await
+        self.conversations
+            .chat(
+                &w.principal,
+                ChatInput {
+                    agent_id: w.agent.id.clone(),
+                    message: Some(m.message),
+                    conversation_id: m.conversation_id,
+                    user_id: Some(user_id),
+                    source: SOURCE_WIDGET.into(),
+                },
+            )
+            .await
     }
 }
 

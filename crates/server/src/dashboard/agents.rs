@@ -147,7 +147,7 @@ fn settings_context(state: &AppState, headers: &HeaderMap, a: &Agent) -> Value {
         "model": a.model,
         "visibilities": [["private", "Private (API only)"], ["public", "Public (widget)"]],
         "visibility": a.visibility.as_str(),
-        "used": format!("{:.2}", state.app.agent_credits_used(a)),
+        "used": format!("{:.2}", state.app.credits().agent_used(a)),
     })
 }
 
@@ -271,7 +271,7 @@ pub async fn playground_chat(
             user_id: None,
             source: SOURCE_PLAYGROUND.into(),
         };
-        let turn = state.app.chat(&w.principal, input).await?;
+        let turn = state.app.conversations().chat(&w.principal, input).await?;
         Ok::<_, ApiError>(crate::sse::response(turn))
     }
     .await;
@@ -287,7 +287,14 @@ pub async fn conversations(
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let (page, filter) = conversation_filter(&q)?;
     let (cursor, limit) = (page.cursor.as_ref(), page.limit);
-    let found = (state.app).conversations(&w.principal, &a.id, &filter, cursor, limit, false);
+    let found = (state.app).conversations().conversations(
+        &w.principal,
+        &a.id,
+        &filter,
+        cursor,
+        limit,
+        false,
+    );
     let list = found.await?;
     let conversations: Vec<_> = list.items.iter().map(ConversationRow::of).collect();
     let older = next_cursor(&list, by_created).map(|cursor| filtered_query(&cursor, &q));
@@ -409,9 +416,10 @@ pub async fn thread(
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let c = state
         .app
+        .conversations()
         .conversation_of(&w.principal, &a.id, &conversation_id)
         .await?;
-    let messages = state.app.all_messages(&c.id).await?;
+    let messages = state.app.conversations().all_messages(&c.id).await?;
     let page = json!({
         "conversation": {
             "id": c.id,

@@ -38,12 +38,16 @@ pub async fn tickets(
     q: QueryMap,
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let teams = state.app.helpdesk_teams(&ws, &a.id).await?;
+    let teams = state.app.helpdesk().helpdesk_teams(&ws, &a.id).await?;
     let status = q.get("status").unwrap_or("");
     let team = q.get("team").unwrap_or("");
     let assignee = q.get("assignee").unwrap_or("");
     let filter = ticket_filter(status, team, assignee);
-    let page = state.app.tickets(&ws, &a.id, &filter, None, 100).await?;
+    let page = state
+        .app
+        .helpdesk()
+        .tickets(&ws, &a.id, &filter, None, 100)
+        .await?;
     // The assignee is matched by id in the filter or, for emails, among the rows.
     let tickets: Vec<TicketRow> = (page.items.into_iter())
         .filter(|t| {
@@ -145,6 +149,7 @@ pub async fn take_over(
         let w = workspace(&state, &ws).await?;
         let t = state
             .app
+            .helpdesk()
             .take_over_conversation(&w.principal, &agent_id, &conversation_id)
             .await?;
         Ok(format!(
@@ -169,6 +174,7 @@ pub async fn reply(
         }
         state
             .app
+            .helpdesk()
             .reply_to_conversation(
                 &w.principal,
                 &agent_id,
@@ -192,6 +198,7 @@ pub async fn hand_back(
         let w = workspace(&state, &ws).await?;
         state
             .app
+            .helpdesk()
             .hand_back(&w.principal, &agent_id, &conversation_id)
             .await?;
         Ok("Handed back: the AI answers again.".to_owned())
@@ -212,6 +219,7 @@ pub async fn live(
     let (after, wait) = live_params(&q)?;
     let (messages, status) = state
         .app
+        .helpdesk()
         .operator_messages_after(&w.principal, &agent_id, &conversation_id, after, wait)
         .await?;
     Ok(axum::Json(json!({

@@ -28,8 +28,11 @@ pub async fn leads(
 ) -> Result<Response, Problem> {
     let (w, a) = agent_page(&state, &ws, &agent_id).await?;
     let form = lead::form_of(a.lead_form.as_ref()).filter(LeadForm::asks_anything);
-    let leads = (state.app.leads(&ws, &a.id, None, None, 1, PAGE_ROWS)).await?;
-    let leads: Vec<_> = leads.into_iter().map(lead_row).collect();
+    let leads = state
+        .app
+        .widget()
+        .leads(&ws, &a.id, None, None, 1, PAGE_ROWS);
+    let leads: Vec<_> = leads.await?.into_iter().map(lead_row).collect();
     let page = json!({
         "form": form_context(form.as_ref()),
         "title_max": lead::TITLE_MAX,
@@ -136,6 +139,10 @@ pub async fn export(
 ) -> Result<Response, Problem> {
     let (_, a) = agent_page(&state, &ws, &agent_id).await?;
     Ok(leads_csv(
-        state.app.export_leads(&ws, &a.id, None, None).await?,
+        state
+            .app
+            .widget()
+            .export_leads(&ws, &a.id, None, None)
+            .await?,
     ))
 }

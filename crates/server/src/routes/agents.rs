@@ -44,7 +44,7 @@ pub async fn list(
         .items
         .into_iter()
         .map(|a| {
-            let used = state.app.agent_credits_used(&a);
+            let used = state.app.credits().agent_used(&a);
             to_dto(a, used)
         })
         .collect();
@@ -62,6 +62,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<api::AgentCreated>), ApiError> {
     let created = state
         .app
+        .knowledge()
         .create_agent_from(
             &p,
             NewAgent {
@@ -88,7 +89,7 @@ pub async fn get(
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
     let agent = state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let used = state.app.agent_credits_used(&agent);
+    let used = state.app.credits().agent_used(&agent);
     Ok(Json(to_dto(agent, used)))
 }
 
@@ -164,6 +165,7 @@ pub async fn update_styles(
     let AppJson(b) = body?;
     state
         .app
+        .agents()
         .update_styles(&p.workspace_id, &agent_id, b.styles)
         .await?;
     Ok(Json(api::SuccessResponse { success: true }))
@@ -181,7 +183,7 @@ pub async fn clone(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<(StatusCode, Json<api::AgentCreated>), ApiError> {
-    let created = state.app.clone_agent(&p, &agent_id).await?;
+    let created = state.app.knowledge().clone_agent(&p, &agent_id).await?;
     Ok((StatusCode::CREATED, Json(created_dto(created))))
 }
 

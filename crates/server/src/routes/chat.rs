@@ -112,9 +112,9 @@ pub async fn chat(
     // A JSON answer acknowledges nothing before it is complete, so its turn may
     // write a new conversation together with the answer.
     let turn = if stream {
-        state.app.chat(&p, input).await?
+        state.app.conversations().chat(&p, input).await?
     } else {
-        state.app.chat_at_once(&p, input).await?
+        state.app.conversations().chat_at_once(&p, input).await?
     };
     Ok(answer(turn, stream).await)
 }
@@ -135,6 +135,7 @@ pub async fn retry(
 ) -> Result<Response, ApiError> {
     let turn = state
         .app
+        .conversations()
         .retry(&p, &agent_id, &conversation_id, &body.message_id)
         .await?;
     Ok(answer(turn, body.stream.unwrap_or(true)).await)
@@ -157,6 +158,7 @@ pub async fn tool_result(
     }
     state
         .app
+        .conversations()
         .submit_tool_result(
             &p,
             &agent_id,

@@ -86,6 +86,7 @@ pub async fn list(
     );
     let result = state
         .app
+        .conversations()
         .conversations(
             &p,
             &agent_id,
@@ -122,7 +123,9 @@ pub async fn for_user(
         ..Default::default()
     };
     let (cursor, limit) = (page.cursor.as_ref(), page.limit);
-    let found = (state.app).conversations(&p, &agent_id, &filter, cursor, limit, true);
+    let found = (state.app)
+        .conversations()
+        .conversations(&p, &agent_id, &filter, cursor, limit, true);
     let result = found.await?;
     Ok(Json(api::ListConversationsResponse {
         pagination: pagination(&result, by_activity),
@@ -143,10 +146,15 @@ pub async fn get(
 ) -> Result<Json<api::GetConversationResponse>, ApiError> {
     let c = state
         .app
+        .conversations()
         .conversation_of(&p, &agent_id, &conversation_id)
         .await?;
-    let messages = state.app.message_page(&c.id, None, page.limit).await?;
-    let authors = state.app.message_authors(&c.id).await?;
+    let messages = state
+        .app
+        .conversations()
+        .message_page(&c.id, None, page.limit)
+        .await?;
+    let authors = state.app.helpdesk().message_authors(&c.id).await?;
     let pagination = message_pagination(&messages);
     let mut items: Vec<_> = messages.items.into_iter().map(message_dto).collect();
     mark_authors(&mut items, &authors);
@@ -173,13 +181,15 @@ pub async fn messages(
 ) -> Result<Json<api::ListMessagesResponse>, ApiError> {
     let c = state
         .app
+        .conversations()
         .conversation_of(&p, &agent_id, &conversation_id)
         .await?;
     let result = state
         .app
+        .conversations()
         .message_page(&c.id, page.cursor.map(|c| c.t), page.limit)
         .await?;
-    let authors = state.app.message_authors(&c.id).await?;
+    let authors = state.app.helpdesk().message_authors(&c.id).await?;
     let pagination = message_pagination(&result);
     let mut data: Vec<_> = result.items.into_iter().map(message_dto).collect();
     mark_authors(&mut data, &authors);
@@ -200,11 +210,13 @@ pub async fn update(
 ) -> Result<Json<api::UpdateConversationResponse>, ApiError> {
     state
         .app
+        .conversations()
         .conversation_of(&p, &agent_id, &conversation_id)
         .await?;
     let AppJson(body) = body?;
     let status = state
         .app
+        .conversations()
         .set_paused(&p, &agent_id, &conversation_id, body.paused)
         .await?;
     Ok(Json(api::UpdateConversationResponse {
@@ -229,6 +241,7 @@ pub async fn feedback(
 ) -> Result<Json<api::MessageResponse>, ApiError> {
     state
         .app
+        .conversations()
         .conversation_of(&p, &agent_id, &conversation_id)
         .await?;
     let AppJson(body) = body?;
@@ -238,6 +251,7 @@ pub async fn feedback(
     });
     let m = state
         .app
+        .conversations()
         .set_feedback(&p, &agent_id, &conversation_id, &message_id, feedback)
         .await?;
     Ok(Json(api::MessageResponse {
@@ -262,12 +276,13 @@ pub async fn export(
     let (page, filter, include_messages) = export_query(&q)?;
     let (cursor, limit) = (page.cursor.as_ref(), page.limit);
     let result = (state.app)
+        .conversations()
         .conversations(&p, &agent_id, &filter, cursor, limit, false)
         .await?;
     let mut data = Vec::with_capacity(result.items.len());
     for c in &result.items {
         let messages = match include_messages {
-            true => Some(state.app.all_messages(&c.id).await?),
+            true => Some(state.app.conversations().all_messages(&c.id).await?),
             false => None,
         };
         data.push(api::ExportConversation {
@@ -366,6 +381,7 @@ pub async fn search(
     let (page, search) = search_query(&q)?;
     let (result, snippets) = state
         .app
+        .conversations()
         .search_conversations(&p, &agent_id, &search, page.cursor.as_ref(), page.limit)
         .await?;
     let pagination = pagination(&result, by_activity);

@@ -10,8 +10,8 @@ use agentbase_core::helpdesk::{
     TicketPatch, TicketSort,
 };
 use agentbase_core::time_fmt::parse_date_bound;
-use agentbase_service::helpdesk::ThreadQuery;
-use agentbase_service::{App, Principal};
+use agentbase_service::Principal;
+use agentbase_service::helpdesk::{Helpdesk, ThreadQuery};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -119,6 +119,7 @@ pub async fn statuses(
 ) -> Result<Json<Vec<api::TicketStatus>>, ApiError> {
     let list = state
         .app
+        .helpdesk()
         .ticket_statuses(&p.workspace_id, &agent_id)
         .await?;
     Ok(Json(
@@ -145,7 +146,11 @@ pub async fn teams(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<Vec<api::TeamListItem>>, ApiError> {
-    let list = state.app.helpdesk_teams(&p.workspace_id, &agent_id).await?;
+    let list = state
+        .app
+        .helpdesk()
+        .helpdesk_teams(&p.workspace_id, &agent_id)
+        .await?;
     Ok(Json(
         list.into_iter()
             .map(|t| api::TeamListItem {
@@ -186,6 +191,7 @@ pub async fn create(
     };
     let t = state
         .app
+        .helpdesk()
         .create_ticket(&p.workspace_id, &agent_id, input)
         .await?;
     Ok((StatusCode::CREATED, Json(ticket_dto(t))))
@@ -283,10 +289,11 @@ pub async fn list(
     } = TicketListQuery::read(&q)?;
     let page = state
         .app
+        .helpdesk()
         .tickets(&p.workspace_id, &agent_id, &f, q.get("cursor"), limit)
         .await?;
     let cursor = if page.has_more {
-        page.items.last().map(|t| App::ticket_cursor(&f, t))
+        page.items.last().map(|t| Helpdesk::ticket_cursor(&f, t))
     } else {
         None
     };
@@ -316,6 +323,7 @@ pub async fn search(
     check_ticket_search(&b)?;
     let (found, has_more) = state
         .app
+        .helpdesk()
         .search_tickets(
             &p.workspace_id,
             &agent_id,
@@ -363,7 +371,11 @@ pub async fn get(
     Path((agent_id, number)): Path<(String, String)>,
 ) -> Result<Json<api::Ticket>, ApiError> {
     let n = ticket_number(&state, &p, &agent_id, &number).await?;
-    let t = state.app.ticket(&p.workspace_id, &agent_id, n).await?;
+    let t = state
+        .app
+        .helpdesk()
+        .ticket(&p.workspace_id, &agent_id, n)
+        .await?;
     Ok(Json(ticket_dto(t)))
 }
 
@@ -391,6 +403,7 @@ pub async fn update(
     };
     let t = state
         .app
+        .helpdesk()
         .update_ticket(&p.workspace_id, &agent_id, n, patch)
         .await?;
     Ok(Json(ticket_dto(t)))
@@ -415,12 +428,13 @@ pub async fn messages(
     let ascending = query.ascending;
     let page = state
         .app
+        .helpdesk()
         .ticket_messages(&p.workspace_id, &agent_id, n, &query)
         .await?;
     let cursor = if page.has_more {
         page.items
             .last()
-            .map(|m| App::ticket_message_cursor(m, ascending))
+            .map(|m| Helpdesk::ticket_message_cursor(m, ascending))
     } else {
         None
     };
@@ -454,7 +468,10 @@ pub async fn reply(
     if !problems.is_empty() {
         return Err(ApiError::invalid_body(problems));
     }
-    let reply = (state.app).member_reply(&p.workspace_id, &agent_id, n, &b.content, author);
+    let reply =
+        (state.app)
+            .helpdesk()
+            .member_reply(&p.workspace_id, &agent_id, n, &b.content, author);
     let m = reply.await?;
     Ok((StatusCode::CREATED, Json(created_message_dto(m))))
 }
@@ -492,6 +509,7 @@ pub async fn take_over(
 ) -> Result<Json<api::TakeOverResponse>, ApiError> {
     let t = state
         .app
+        .helpdesk()
         .take_over_conversation(&p, &agent_id, &conversation_id)
         .await?;
     Ok(Json(api::TakeOverResponse {
@@ -513,9 +531,14 @@ pub async fn hand_back(
     Extension(p): Extension<Principal>,
     Path((agent_id, conversation_id)): Path<(String, String)>,
 ) -> Result<Json<api::UpdateConversationResponse>, ApiError> {
-    state.app.hand_back(&p, &agent_id, &conversation_id).await?;
+    state
+        .app
+        .helpdesk()
+        .hand_back(&p, &agent_id, &conversation_id)
+        .await?;
     let c = state
         .app
+        .conversations()
         .conversation_of(&p, &agent_id, &conversation_id)
         .await?;
     Ok(Json(api::UpdateConversationResponse {

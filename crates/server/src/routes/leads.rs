@@ -47,6 +47,7 @@ pub async fn export(
     }
     let leads = state
         .app
+        .widget()
         .export_leads(&p.workspace_id, &agent_id, from, to)
         .await?;
     Ok(leads_csv(leads))

@@ -42,7 +42,7 @@ pub async fn chat(
         model: body.model,
         conversation_id: body.conversation_id,
     };
-    let turn = state.app.chat_v1(&p, input).await?;
+    let turn = state.app.conversations().chat_v1(&p, input).await?;
     if body.stream.unwrap_or(false) {
         let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
         return Ok((plain, Body::from_stream(async_stream(turn.events))).into_response());
@@ -154,6 +154,7 @@ pub async fn get_leads(
     }
     let leads = state
         .app
+        .widget()
         .leads(&p.workspace_id, &w.agent_id, w.from, w.to, w.page, w.size)
         .await?;
     Ok(Json(v1::V1LeadsResponse {
@@ -186,6 +187,7 @@ pub async fn get_conversations(
 ) -> Result<Json<v1::V1ConversationsResponse>, ApiError> {
     let (w, filter) = conversations_query(&q)?;
     let list = (state.app)
+        .conversations()
         .conversations_v1(&p, &w.agent_id, &filter, w.page, w.size)
         .await?;
     Ok(Json(v1::V1ConversationsResponse {
