@@ -128,15 +128,19 @@ class Server:
             return f"killed by {signal.Signals(-rc).name}"
         return f"exited with {rc}"
 
-    def rss_kib(self) -> int | None:
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and its parts (RssAnon: the heap and stacks; RssFile: mapped files
+        such as index snapshots, counted while their pages are cached), in KiB."""
+        out: dict[str, int] = {}
         try:
             with open(f"/proc/{self.proc.pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
+                    key = line.split(":", 1)[0]
+                    if key in ("VmRSS", "RssAnon", "RssFile"):
+                        out[key] = int(line.split()[1])
         except (OSError, AttributeError):
-            return None
-        return None
+            pass
+        return out
 
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process so far."""

@@ -51,7 +51,8 @@ class Soak:
         self.deaths: list[dict] = []
         self.current_hostile: dict[int, str] = {}
         self.hostile_outcomes: dict[str, dict[str, int]] = {}
-        self.rss: list[tuple[float, int, float]] = []
+        # (seconds into the load, VmRSS KiB, CPU seconds, RssAnon KiB, RssFile KiB)
+        self.rss: list[tuple[float, int, float, int, int]] = []
         self.slow: dict[str, int] = {"opened": 0, "closed_by_server": 0, "answered": 0}
         self.site = Site(pages=4000, fanout=4, delay_ms=args.page_delay_ms)
         self.tmp = tempfile.mkdtemp(prefix="agentbase-soak-")
@@ -405,10 +406,11 @@ class Soak:
     def sample_rss(self) -> None:
         t0 = time.monotonic()
         while not self.stop.is_set():
-            rss, cpu = self.server.rss_kib(), self.server.cpu_seconds()
-            if rss:
+            mem, cpu = self.server.memory_kib(), self.server.cpu_seconds()
+            if mem.get("VmRSS"):
                 with self.lock:
-                    self.rss.append((time.monotonic() - t0, rss, cpu or 0.0))
+                    self.rss.append((time.monotonic() - t0, mem["VmRSS"], cpu or 0.0,
+                                     mem.get("RssAnon", 0), mem.get("RssFile", 0)))
             self.stop.wait(self.args.rss_every)
 
     # ---- the run --------------------------------------------------------------------------
@@ -533,16 +535,22 @@ def summarize(res: dict, args) -> tuple[str, bool]:
             # The probe starts after the warm-up: its clock is shifted onto the load's.
             mins.setdefault(int((res["warmup"] + at / 1000) // 60), []).append(ms)
     rss_min: dict[int, list[int]] = {}
-    for t, kib, _ in res["rss"]:
+    anon_min: dict[int, list[int]] = {}
+    file_min: dict[int, list[int]] = {}
+    for t, kib, _, anon, file in res["rss"]:
         rss_min.setdefault(int(t // 60), []).append(kib)
+        anon_min.setdefault(int(t // 60), []).append(anon)
+        file_min.setdefault(int(t // 60), []).append(file)
     out += ["### Per minute of the load (minute 0 starts with the load; the probe starts after the warm-up)", "",
-            "| minute | RSS median MiB | RSS max MiB | probe p99 ms | probe requests |", "|---|---|---|---|---|"]
+            "| minute | RSS median MiB | RSS max MiB | anonymous median MiB | file-backed median MiB "
+            "| probe p99 ms | probe requests |", "|---|---|---|---|---|---|---|"]
     for m in sorted(rss_min):
         lat = mins.get(m, [])
         p99 = percentile(lat, 99)
         out.append(f"| {m} | {percentile(rss_min[m], 50) / 1024:.1f} | {max(rss_min[m]) / 1024:.1f} | "
+                   f"{percentile(anon_min[m], 50) / 1024:.1f} | {percentile(file_min[m], 50) / 1024:.1f} | "
                    f"{'' if p99 is None else f'{p99:.2f}'} | {len(lat)} |")
-    rss_after_warm = [kib for t, kib, _ in res["rss"] if t >= args.rss_warm]
+    rss_after_warm = [kib for t, kib, *_ in res["rss"] if t >= args.rss_warm]
     growth = None
     if len(rss_after_warm) > 4:
         head = percentile(rss_after_warm[: len(rss_after_warm) // 5], 50)
@@ -550,6 +558,12 @@ def summarize(res: dict, args) -> tuple[str, bool]:
         growth = (tail - head) / head
         out += ["", f"RSS after {args.rss_warm:.0f} s of warm-up: first fifth median {head / 1024:.1f} MiB, "
                     f"last fifth {tail / 1024:.1f} MiB ({growth * 100:+.1f}%; flat = within +10%)"]
+        anon = [a for t, _, _, a, _ in res["rss"] if t >= args.rss_warm]
+        a_head = percentile(anon[: len(anon) // 5], 50)
+        a_tail = percentile(anon[-len(anon) // 5:], 50)
+        if a_head:
+            out += ["", f"Anonymous part (heap and stacks): {a_head / 1024:.1f} → {a_tail / 1024:.1f} MiB "
+                        f"({(a_tail - a_head) / a_head * 100:+.1f}%)"]
     out += ["", f"server CPU during the load: {res['server_cpu_share']} cores; load average before "
                 f"{res['load_before']}, after the unloaded phase {res['load_during_unloaded']}, "
                 f"at the end of the load {res['load_end_of_load']}"]
