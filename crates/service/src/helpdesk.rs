@@ -613,21 +613,6 @@ impl Helpdesk {
         Ok(reply)
     }
 
-    /// Takes the conversation over: it becomes a ticket (its open one if it has
-    /// one, else a new one) and `taken_over`. Taking over a taken-over
-    /// conversation changes nothing; an ended one cannot be.
-    pub async fn take_over(
-        &self,
-        workspace_id: &str,
-        conversation: &Conversation,
-        how: Handoff,
-        reason: Option<&str>,
-    ) -> Result<Ticket> {
-        self.handoffs
-            .take_over(workspace_id, conversation, how, reason)
-            .await
-    }
-
     /// An operator takes a conversation of the agent over (dashboard or API).
     pub async fn take_over_conversation(
         &self,
@@ -639,7 +624,8 @@ impl Helpdesk {
             .conversations
             .conversation_of(p, agent_id, conversation_id)
             .await?;
-        self.take_over(&p.workspace_id, &c, Handoff::Operator, None)
+        self.handoffs
+            .take_over(&p.workspace_id, &c, Handoff::Operator, None)
             .await
     }
 
@@ -658,7 +644,8 @@ impl Helpdesk {
             .conversation(&w.principal.workspace_id, conversation_id)
             .await?
             .ok_or(Error::NotFound(Resource::Conversation))?;
-        self.take_over(&w.principal.workspace_id, &c, Handoff::Visitor, None)
+        self.handoffs
+            .take_over(&w.principal.workspace_id, &c, Handoff::Visitor, None)
             .await
     }
 
@@ -888,7 +875,10 @@ impl Handoffs {
         ))
     }
 
-    /// What [`Helpdesk::take_over`] does; the model's escalation in a chat turn comes here.
+    /// Takes the conversation over: it becomes a ticket (its open one if it has
+    /// one, else a new one) and `taken_over`. Taking over a taken-over
+    /// conversation changes nothing; an ended one cannot be. The operator's and the
+    /// visitor's handoffs and the model's escalation in a chat turn all come here.
     pub(crate) async fn take_over(
         &self,
         workspace_id: &str,

@@ -201,17 +201,17 @@ fn link_form(
     Ok(r)
 }
 
+/// The invitation or reset `token` names, or the page saying it is gone.
+async fn open_link(state: &AppState, token: &str) -> Result<OpenLink, Problem> {
+    state.app.members().open_link(token).await?.ok_or_else(gone)
+}
+
 pub async fn link_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let link = state
-        .app
-        .members()
-        .open_link(&token)
-        .await?
-        .ok_or_else(gone)?;
+    let link = open_link(&state, &token).await?;
     let to = LinkFor {
         email: &link.account.email,
         invite: Some(match link.kind {
@@ -238,12 +238,7 @@ pub async fn accept(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let form = Form(form_pairs(&String::from_utf8_lossy(&body)));
-    let link = state
-        .app
-        .members()
-        .open_link(&token)
-        .await?
-        .ok_or_else(gone)?;
+    let link = open_link(&state, &token).await?;
     let accepted = match check_link_form(&headers, &form) {
         Ok(()) => {
             let (password, name) = (form.raw("password"), form.get("name"));
