@@ -84,6 +84,96 @@ pub fn database_url(settings: &Settings, data_dir: &Path) -> String {
     }
 }
 
+/// The record, clock, settings and limiter the services are built from.
+struct Shared {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    limiter: Arc<Limiter>,
+}
+
+/// The services that deal with people: visitors, their conversations, and the
+/// members who answer them.
+struct People {
+    sessions: Arc<dashboard::Sessions>,
+    contacts: Arc<contacts::Contacts>,
+    conversations: Arc<chat::Conversations>,
+    widget: Arc<widget::Widget>,
+    members: Arc<members::Members>,
+    helpdesk: helpdesk::Helpdesk,
+}
+
+impl Shared {
+    /// Chat, the widget and the helpdesk, over `Handoffs` (which chat and the
+    /// helpdesk share, so neither calls the other).
+    fn people(
+        &self,
+        agents: &Arc<Agents>,
+        knowledge: &Arc<knowledge::Knowledge>,
+        credits: &Arc<credits::Credits>,
+        providers: &models::Providers,
+    ) -> People {
+        let (store, clock, settings) = (&self.store, &self.clock, &self.settings);
+        let sessions = Arc::new(dashboard::Sessions::new(
+            store.clone(),
+            clock.clone(),
+            self.limiter.clone(),
+        ));
+        let contacts = Arc::new(contacts::Contacts::new(
+            store.clone(),
+            clock.clone(),
+            agents.clone(),
+        ));
+        let handoffs = Arc::new(helpdesk::Handoffs::new(
+            store.clone(),
+            clock.clone(),
+            agents.clone(),
+        ));
+        let conversations = Arc::new(chat::Conversations::new(chat::Parts {
+            store: store.clone(),
+            clock: clock.clone(),
+            settings: settings.clone(),
+            models: models::Registry::build(settings, providers),
+            knowledge: knowledge.clone(),
+            agents: agents.clone(),
+            credits: credits.clone(),
+            handoffs: handoffs.clone(),
+            contacts: contacts.clone(),
+        }));
+        let widget = Arc::new(widget::Widget::new(
+            store.clone(),
+            clock.clone(),
+            self.limiter.clone(),
+            settings.clone(),
+            agents.clone(),
+            conversations.clone(),
+        ));
+        let members = Arc::new(members::Members::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            sessions.clone(),
+        ));
+        let helpdesk = helpdesk::Helpdesk::new(helpdesk::HelpdeskParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            agents: agents.clone(),
+            members: members.clone(),
+            handoffs,
+            conversations: conversations.clone(),
+            widget: widget.clone(),
+        });
+        People {
+            sessions,
+            contacts,
+            conversations,
+            widget,
+            members,
+            helpdesk,
+        }
+    }
+}
+
 impl App {
     /// Opens (creating if needed) the record and the rate limiter, with only the
     /// built-in (scripted) providers.
@@ -118,82 +208,41 @@ impl App {
         } else {
             std::path::PathBuf::from(&settings.knowledge.index_dir)
         };
-        let limiter = Arc::new(limiter);
-        let settings = Arc::new(settings);
+        let shared = Shared {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            limiter: Arc::new(limiter),
+        };
+        Ok(App::assemble(shared, index_dir, providers))
+    }
+
+    /// Builds the services, each over the shared pieces and the services it uses.
+    fn assemble(s: Shared, index_dir: std::path::PathBuf, providers: &models::Providers) -> App {
+        let (store, clock, settings) = (&s.store, &s.clock, &s.settings);
         let agents = Arc::new(Agents::new(store.clone(), clock.clone(), settings.clone()));
-        let knowledge = knowledge::Knowledge::new(
+        let knowledge = Arc::new(knowledge::Knowledge::new(
             index_dir,
             store.clone(),
             clock.clone(),
             settings.clone(),
             agents.clone(),
-        );
+        ));
         let crawl_runs = crawl_runs::CrawlRuns::new(
             store.clone(),
             clock.clone(),
             settings.clone(),
             knowledge.node().to_owned(),
         );
-        let sessions = Arc::new(dashboard::Sessions::new(
-            store.clone(),
-            clock.clone(),
-            limiter.clone(),
-        ));
-        let contacts = Arc::new(contacts::Contacts::new(
-            store.clone(),
-            clock.clone(),
-            agents.clone(),
-        ));
-        let knowledge = Arc::new(knowledge);
         let credits = Arc::new(credits::Credits::new(
             store.clone(),
             clock.clone(),
             settings.clone(),
         ));
-        let handoffs = Arc::new(helpdesk::Handoffs::new(
-            store.clone(),
-            clock.clone(),
-            agents.clone(),
-        ));
-        let conversations = Arc::new(chat::Conversations::new(chat::Parts {
-            store: store.clone(),
-            clock: clock.clone(),
-            settings: settings.clone(),
-            models: models::Registry::build(&settings, providers),
-            knowledge: knowledge.clone(),
-            agents: agents.clone(),
-            credits: credits.clone(),
-            handoffs: handoffs.clone(),
-            contacts: contacts.clone(),
-        }));
-        let widget = Arc::new(widget::Widget::new(
-            store.clone(),
-            clock.clone(),
-            limiter.clone(),
-            settings.clone(),
-            agents.clone(),
-            conversations.clone(),
-        ));
-        let members = Arc::new(members::Members::new(
-            store.clone(),
-            clock.clone(),
-            settings.clone(),
-            sessions.clone(),
-        ));
-        Ok(App {
+        let people = s.people(&agents, &knowledge, &credits, providers);
+        App {
             crawl_runs: Arc::new(crawl_runs),
-            accounts: Accounts::new(store.clone(), clock.clone(), limiter.clone(), &settings),
-            contacts,
-            helpdesk: helpdesk::Helpdesk::new(helpdesk::HelpdeskParts {
-                store: store.clone(),
-                clock: clock.clone(),
-                agents: agents.clone(),
-                members: members.clone(),
-                handoffs,
-                conversations: conversations.clone(),
-                widget: widget.clone(),
-            }),
-            members,
+            accounts: Accounts::new(store.clone(), clock.clone(), s.limiter.clone(), settings),
             webhooks: Arc::new(webhooks::Webhooks::new(
                 store.clone(),
                 clock.clone(),
@@ -206,15 +255,18 @@ impl App {
                 settings.clone(),
             )),
             agents,
-            sessions,
             credits,
-            conversations,
-            widget,
-            store,
-            clock,
             knowledge,
-            settings,
-        })
+            contacts: people.contacts,
+            conversations: people.conversations,
+            widget: people.widget,
+            helpdesk: people.helpdesk,
+            members: people.members,
+            sessions: people.sessions,
+            store: s.store,
+            clock: s.clock,
+            settings: s.settings,
+        }
     }
 
     pub fn now(&self) -> Millis {
