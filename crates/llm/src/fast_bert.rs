@@ -8,8 +8,10 @@
 //!   mask is needed and a batch gives each text exactly what it gets alone);
 //! - multiplies with kernels chosen at run time (`crate::cpu`): bf16 with f32
 //!   accumulation on AVX-512 BF16 (`vdpbf16ps`, twice the f32 FMA rate, weights
-//!   converted once at load), f32 FMA tiles on AVX2, plain Rust elsewhere; layer
-//!   norms, softmax, GELU and pooling stay f32 (compiled for the same features);
+//!   converted once at load); on AVX2, 16-bit integers for the linear layers
+//!   (`vpmaddwd`, weights quantised once at load, activations per row as they are
+//!   packed) and f32 FMA tiles for attention; plain Rust elsewhere; layer norms,
+//!   softmax, GELU and pooling stay f32 (compiled for the same features);
 //! - splits every step over `threads` threads, the caller and its persistent helpers
 //!   (`crate::pool`; rows of the linear layers, whole texts of attention).
 //!
@@ -58,6 +60,26 @@ pub(crate) trait Kernel: Copy + Send + Sync {
         ldc: usize,
     );
 
+    /// A linear layer's constant weight (`n × k`, row-major like a torch Linear) as
+    /// [`Kernel::gemm_weight`] multiplies it.
+    type W: Send + Sync;
+
+    /// The weight whose row `j`, column `p` is `get(j, p)`.
+    fn weight(self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> Self::W;
+
+    /// [`Kernel::gemm`] with a weight for B.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_weight(
+        self,
+        a: &[Self::E],
+        lda: usize,
+        rows: usize,
+        w: &Self::W,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    );
+
     /// Runs `f` compiled for this kernel set's CPU features, so the elementwise loops
     /// (GELU, layer norm, softmax) it inlines vectorise as wide as the matmuls.
     fn vectorized<R>(self, f: impl FnOnce() -> R) -> R;
@@ -91,7 +113,8 @@ fn pair(lo: f32, hi: f32) -> u32 {
     bf16_bits(lo) | (bf16_bits(hi) << 16)
 }
 
-/// f32 kernels: AVX2 + FMA tiles, or plain Rust.
+/// f32 kernels: AVX2 + FMA tiles, or plain Rust. With AVX2 the linear layers' weights
+/// are 16-bit integers ([`avx2::Int16B`]); attention stays f32.
 #[derive(Clone, Copy)]
 pub(crate) struct F32 {
     #[cfg(target_arch = "x86_64")]
@@ -107,10 +130,43 @@ impl F32 {
     }
 }
 
+/// A linear layer's weight for [`F32`].
+pub(crate) enum F32Weight {
+    Packed(PackedB<f32>),
+    #[cfg(target_arch = "x86_64")]
+    Int16(avx2::Int16B),
+}
+
 impl Kernel for F32 {
     type E = f32;
+    type W = F32Weight;
     const PER: usize = 1;
     const NR: usize = 16;
+
+    fn weight(self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> F32Weight {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = self.avx2 {
+            return F32Weight::Int16(avx2::Int16B::new(token, n, k, get));
+        }
+        F32Weight::Packed(PackedB::new::<Self>(n, k, get))
+    }
+
+    fn gemm_weight(
+        self,
+        a: &[f32],
+        lda: usize,
+        rows: usize,
+        w: &F32Weight,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        match w {
+            F32Weight::Packed(b) => self.gemm(a, lda, rows, b, bias, c, ldc),
+            #[cfg(target_arch = "x86_64")]
+            F32Weight::Int16(b) => b.gemm(a, lda, rows, bias, c, ldc),
+        }
+    }
 
     fn element(lo: f32, _: f32) -> f32 {
         lo
@@ -525,7 +581,7 @@ struct Model<K: Kernel> {
     type_count: usize,
     vocab: usize,
     embeddings_norm: LayerNorm,
-    layers: Vec<Layer<K::E>>,
+    layers: Vec<Layer<K::W>>,
     threads: usize,
 }
 
@@ -534,35 +590,35 @@ struct LayerNorm {
     bias: Vec<f32>,
 }
 
-struct Layer<E> {
+struct Layer<W> {
     /// Query, key and value in one `3·hidden × hidden` matrix.
-    qkv: Linear<E>,
-    attention_out: Linear<E>,
+    qkv: Linear<W>,
+    attention_out: Linear<W>,
     attention_norm: LayerNorm,
-    intermediate: Linear<E>,
-    output: Linear<E>,
+    intermediate: Linear<W>,
+    output: Linear<W>,
     output_norm: LayerNorm,
 }
 
-struct Linear<E> {
-    weight: PackedB<E>,
+struct Linear<W> {
+    weight: W,
     bias: Vec<f32>,
 }
 
-impl<E> Linear<E> {
+impl<W> Linear<W> {
     /// `c = a·Wᵀ + b` for the rows of `c` (`rows × width`) starting at row `first`
     /// of `a` (packed rows of `aw` elements); returns the number of rows.
-    fn rows<K: Kernel<E = E>>(
+    fn rows<K: Kernel<W = W>>(
         &self,
         kernel: K,
-        a: &[E],
+        a: &[K::E],
         aw: usize,
         first: usize,
         c: &mut [f32],
         width: usize,
     ) -> usize {
         let rows = c.len() / width;
-        kernel.gemm(
+        kernel.gemm_weight(
             &a[first * aw..],
             aw,
             rows,
@@ -673,10 +729,10 @@ impl<K: Kernel> Model<K> {
                 bias: get(&format!("{name}.bias"), &[h])?,
             })
         };
-        let linear = |name: &str, n: usize, k: usize| -> Result<Linear<K::E>, String> {
+        let linear = |name: &str, n: usize, k: usize| -> Result<Linear<K::W>, String> {
             let w = get(&format!("{name}.weight"), &[n, k])?;
             Ok(Linear {
-                weight: PackedB::new::<K>(n, k, |row, col| w[row * k + col]),
+                weight: kernel.weight(n, k, |row, col| w[row * k + col]),
                 bias: get(&format!("{name}.bias"), &[n])?,
             })
         };
@@ -690,7 +746,7 @@ impl<K: Kernel> Model<K> {
             bias.extend(get(&at("attention.self.key.bias"), &[h])?);
             bias.extend(get(&at("attention.self.value.bias"), &[h])?);
             let qkv = Linear {
-                weight: PackedB::new::<K>(3 * h, h, |row, col| {
+                weight: kernel.weight(3 * h, h, |row, col| {
                     let m = [&q, &k, &v][row / h];
                     m[(row % h) * h + col]
                 }),
@@ -766,7 +822,7 @@ impl<K: Kernel> Model<K> {
         Ok(s.hidden)
     }
 
-    fn layer(&self, layer: &Layer<K::E>, lengths: &[usize], s: &mut Scratch<K::E>) {
+    fn layer(&self, layer: &Layer<K::W>, lengths: &[usize], s: &mut Scratch<K::E>) {
         let h = self.shape.hidden;
         let total: usize = lengths.iter().sum();
 
@@ -804,7 +860,7 @@ impl<K: Kernel> Model<K> {
 
     /// `out = a·Wᵀ + b` over the threads, `out` being `rows × width` and `a` packed
     /// rows of `aw` elements.
-    fn linear(&self, a: &[K::E], aw: usize, lin: &Linear<K::E>, out: &mut [f32], width: usize) {
+    fn linear(&self, a: &[K::E], aw: usize, lin: &Linear<K::W>, out: &mut [f32], width: usize) {
         let kernel = self.kernel;
         par_rows(out, width, self.threads, |first, c| {
             lin.rows(kernel, a, aw, first, c, width);
@@ -817,7 +873,7 @@ impl<K: Kernel> Model<K> {
         &self,
         a: &[K::E],
         aw: usize,
-        lin: &Linear<K::E>,
+        lin: &Linear<K::W>,
         norm: &LayerNorm,
         residual: &[f32],
         out: &mut [f32],
@@ -833,7 +889,7 @@ impl<K: Kernel> Model<K> {
     /// `s.intermediate = GELU(hidden·W1ᵀ + b1)`. GELU runs on each thread's rows right
     /// after its matmul, and packs them into `s.intermediate_packed` when the kernels
     /// read packed rows.
-    fn intermediate(&self, lin: &Linear<K::E>, total: usize, s: &mut Scratch<K::E>) {
+    fn intermediate(&self, lin: &Linear<K::W>, total: usize, s: &mut Scratch<K::E>) {
         let (h, inter, kernel) = (self.shape.hidden, self.shape.intermediate, self.kernel);
         let (hw, iw) = (K::width(h), K::width(inter));
         let repack = K::view(&[]).is_none();
@@ -1156,6 +1212,100 @@ mod tests {
         }
     }
 
+    /// `Kernel::gemm_weight` against the product of its operands as the kernel set
+    /// rounds them (bf16), or quantises them (16-bit integers on AVX2: weights to ±511
+    /// per row, activations to ±16383 per row and block of 256 along k); and against
+    /// the exact product within what that rounding allows.
+    #[test]
+    fn gemm_with_weights_matches_the_product_of_its_rounded_operands() {
+        let bf16 = |row: &[f32]| row.iter().map(|&x| round_bf16(x)).collect();
+        let exact = |row: &[f32]| row.to_vec();
+        for isa in isas() {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                EmbedIsa::Avx512(t) => check_gemm_weight(avx512::Bf16(t), bf16, bf16, 1.0 / 128.0),
+                #[cfg(target_arch = "x86_64")]
+                EmbedIsa::Avx2(t) => check_gemm_weight(
+                    F32 { avx2: Some(t) },
+                    |row| {
+                        let mut out = Vec::new();
+                        for block in row.chunks(256) {
+                            let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                            let inv = if max > 0.0 { 16_383.0 / max } else { 0.0 };
+                            let scale = max / 16_383.0;
+                            out.extend(block.iter().map(|x| (x * inv).round_ties_even() * scale));
+                        }
+                        out
+                    },
+                    |row| {
+                        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                        let inv = if max > 0.0 { 511.0 / max } else { 0.0 };
+                        row.iter()
+                            .map(|x| (x * inv).round() * (max / 511.0))
+                            .collect()
+                    },
+                    1.0 / 511.0 + 1.0 / 16_383.0,
+                ),
+                EmbedIsa::Scalar => check_gemm_weight(F32::scalar(), exact, exact, 1e-6),
+            }
+        }
+    }
+
+    /// `round_a` and `round_b` are what the kernel does to a row of A and of B;
+    /// `relative` bounds the error against the exact product as a fraction of
+    /// `k·max|a|·max|b|`.
+    fn check_gemm_weight<K: Kernel>(
+        kernel: K,
+        round_a: impl Fn(&[f32]) -> Vec<f32>,
+        round_b: impl Fn(&[f32]) -> Vec<f32>,
+        relative: f32,
+    ) {
+        for (rows, n, k) in [(1, 5, 1), (7, 33, 31), (13, 70, 300), (40, 96, 1536)] {
+            // Activations with an outlier column, as BERT's have.
+            let mut a = values(rows * k, 6);
+            for r in 0..rows {
+                a[r * k + k / 2] *= 20.0;
+            }
+            let b: Vec<f32> = values(n * k, 7).iter().map(|v| v * 0.05).collect();
+            let bias = values(n, 8);
+            let mut packed_a = Vec::new();
+            pack_rows::<K>(&a, k, k, rows, &mut packed_a);
+            let w = kernel.weight(n, k, |row, col| b[row * k + col]);
+            let ldc = n + 3;
+            let mut c = vec![f32::NAN; rows * ldc];
+            kernel.gemm_weight(&packed_a, K::width(k), rows, &w, Some(&bias), &mut c, ldc);
+            let b_rounded: Vec<Vec<f32>> = b.chunks(k).map(&round_b).collect();
+            for r in 0..rows {
+                let ar = &a[r * k..(r + 1) * k];
+                let ar_rounded = round_a(ar);
+                let a_max = ar.iter().fold(0f32, |m, v| m.max(v.abs()));
+                for j in 0..n {
+                    let br = &b[j * k..(j + 1) * k];
+                    let b_max = br.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let dot = |x: &[f32], y: &[f32]| {
+                        x.iter()
+                            .zip(y)
+                            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                            .sum::<f64>()
+                    };
+                    let got = f64::from(c[r * ldc + j]);
+                    let want = f64::from(bias[j]) + dot(&ar_rounded, &b_rounded[j]);
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{rows}x{n}x{k} at ({r},{j}): {got} vs {want} of the rounded operands"
+                    );
+                    let exact = f64::from(bias[j]) + dot(ar, br);
+                    let bound = f64::from(relative * k as f32 * a_max * b_max) + 1e-4;
+                    assert!(
+                        (got - exact).abs() <= bound,
+                        "{rows}x{n}x{k} at ({r},{j}): {got} vs {exact} exactly (bound {bound})"
+                    );
+                }
+                assert!(c[r * ldc + n..(r + 1) * ldc].iter().all(|v| v.is_nan()));
+            }
+        }
+    }
+
     #[test]
     fn the_specialised_packings_agree_with_the_general_one() {
         check_packings::<F32>();
@@ -1268,11 +1418,14 @@ mod tests {
 mod speed {
     use super::*;
 
-    /// `cargo test --release -p agentbase-llm gemm_speed -- --ignored --nocapture`
+    /// The f32 kernels (AVX2 where the CPU has it, else scalar) on a qkv-sized product:
+    /// `AGENTBASE_KERNELS=avx2 cargo test --release -p agentbase-llm gemm_speed --
+    /// --ignored --nocapture`
     #[test]
     #[ignore]
     fn gemm_speed() {
-        let isa = EmbedIsa::at(crate::cpu::best().embeddings).unwrap();
+        let level = crate::cpu::kernels().unwrap_or_else(|_| crate::cpu::best());
+        let isa = EmbedIsa::at(level.embeddings).unwrap();
         let (rows, n, k) = (1800, 1152, 384);
         let a: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..n * k).map(|i| (i % 5) as f32 * 0.1).collect();
@@ -1283,6 +1436,7 @@ mod speed {
             _ => F32::scalar(),
         };
         let packed = PackedB::new::<F32>(n, k, |r, col| b[r * k + col]);
+        let weight = kernel.weight(n, k, |r, col| b[r * k + col]);
         // Time on the CPU (schedstat), so a busy machine does not skew it much.
         let on_cpu = || -> f64 {
             let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
@@ -1293,17 +1447,23 @@ mod speed {
                 / 1e9
         };
         for _ in 0..3 {
-            let (t, cpu) = (std::time::Instant::now(), on_cpu());
-            for _ in 0..5 {
-                kernel.gemm(&a, k, rows, &packed, None, &mut c, n);
+            for (name, with_weight) in [("f32 B", false), ("weight", true)] {
+                let (t, cpu) = (std::time::Instant::now(), on_cpu());
+                for _ in 0..5 {
+                    if with_weight {
+                        kernel.gemm_weight(&a, k, rows, &weight, None, &mut c, n);
+                    } else {
+                        kernel.gemm(&a, k, rows, &packed, None, &mut c, n);
+                    }
+                }
+                let (secs, cpu) = (t.elapsed().as_secs_f64(), on_cpu() - cpu);
+                let flops = 5.0 * 2.0 * (rows * n * k) as f64;
+                eprintln!(
+                    "{rows}x{n}x{k}, {name}: {:.1} GFLOP per wall s, {:.1} per CPU s",
+                    flops / secs / 1e9,
+                    flops / cpu / 1e9
+                );
             }
-            let (secs, cpu) = (t.elapsed().as_secs_f64(), on_cpu() - cpu);
-            let flops = 5.0 * 2.0 * (rows * n * k) as f64;
-            eprintln!(
-                "{rows}x{n}x{k}: {:.1} GFLOP per wall s, {:.1} per CPU s",
-                flops / secs / 1e9,
-                flops / cpu / 1e9
-            );
         }
     }
 }

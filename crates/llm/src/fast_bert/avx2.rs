@@ -1,7 +1,14 @@
-//! The BERT matmul kernel for CPUs with AVX2 + FMA: f32 operands, 6 rows × 16 columns
-//! of C per tile (12 of the 16 ymm registers accumulate, two hold B, one broadcasts
-//! A), the classic Haswell SGEMM shape, blocked for the caches. Behind the `Avx2` token, the proof that the
-//! CPU has the features.
+//! The BERT matmul kernels for CPUs with AVX2 + FMA, behind the `Avx2` token, the proof
+//! that the CPU has the features. Both compute 6 rows × 16 columns of C per tile (12 of
+//! the 16 ymm registers accumulate, two hold B, one broadcasts A), blocked for the
+//! caches as BLIS does:
+//! - [`gemm`]: f32 operands and FMA, the classic Haswell SGEMM shape (attention, whose
+//!   both operands change with every text);
+//! - [`gemm_int16`]: the linear layers' constant weights as 16-bit integers with one
+//!   scale per output column, the activations quantised to 16-bit integers per row and
+//!   k block as they are packed, multiplied with `vpmaddwd` (16 multiply-adds into
+//!   8 i32 lanes per instruction, twice an f32 FMA's 8) and scaled back to f32 at the
+//!   end of each k block.
 
 // The micro-kernel calls AVX intrinsics through raw pointers.
 #![allow(unsafe_code)]
@@ -10,6 +17,14 @@ use std::arch::x86_64::*;
 
 use super::PackedB;
 use crate::cpu::Avx2;
+
+/// The largest quantised activation and weight. A k block's i32 sum stays below
+/// `KC · A_MAX · B_MAX` = 2,143,158,528 < 2³¹, so it cannot overflow; within that
+/// bound the activations keep 15 bits (they have outliers) and the weights 10 bits
+/// per column, both finer than bf16's 8-bit mantissa where it matters.
+const A_MAX: f32 = 16_383.0;
+const B_MAX: f32 = 511.0;
+const _: () = assert!(KC as f64 * (A_MAX as f64 + 1.0) * B_MAX as f64 <= i32::MAX as f64);
 
 /// Rows of one micro-kernel tile (its 16 columns are `F32::NR`).
 const MR: usize = 6;
@@ -102,6 +117,280 @@ pub(super) fn gemm(
 
 thread_local! {
     static PANELS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static INT_PANELS: std::cell::RefCell<IntPanels> = const {
+        std::cell::RefCell::new(IntPanels { pairs: Vec::new(), scales: Vec::new(), row: Vec::new() })
+    };
+}
+
+/// A linear layer's constant weight (`n × k`, row-major like a torch Linear) for
+/// [`gemm_int16`]: each row quantised to `±B_MAX` with its own scale, packed as
+/// [`PackedB`] packs pairs (per tile of 16 rows, per pair of k, 16 lanes each holding
+/// two i16; a missing partner or row is 0). Carries the token its kernel needs.
+pub(crate) struct Int16B {
+    token: Avx2,
+    data: Vec<u32>,
+    /// Per row of the weight (column of C), `tiles · 16` long, padding 0.
+    scales: Vec<f32>,
+    n: usize,
+    k: usize,
+}
+
+impl Int16B {
+    pub(super) fn new(token: Avx2, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> Self {
+        let (tiles, kp) = (n.div_ceil(NR), k.div_ceil(2));
+        let mut data = vec![0u32; tiles * kp * NR];
+        let mut scales = vec![0f32; tiles * NR];
+        for (row, scale) in scales.iter_mut().enumerate().take(n) {
+            let max = (0..k).map(|col| get(row, col).abs()).fold(0f32, f32::max);
+            let inv = if max > 0.0 { B_MAX / max } else { 0.0 };
+            *scale = max / B_MAX;
+            let q = |col: usize| {
+                if col < k {
+                    u32::from((get(row, col) * inv).round().clamp(-B_MAX, B_MAX) as i16 as u16)
+                } else {
+                    0
+                }
+            };
+            let block = &mut data[(row / NR) * kp * NR..];
+            for p in 0..kp {
+                block[p * NR + row % NR] = q(2 * p) | (q(2 * p + 1) << 16);
+            }
+        }
+        Self {
+            token,
+            data,
+            scales,
+            n,
+            k,
+        }
+    }
+}
+
+/// The activations of one block of rows, quantised and packed for the micro-kernel.
+struct IntPanels {
+    /// `MR`-row panels, k-major, each element a pair of i16.
+    pairs: Vec<u32>,
+    /// The scale of each row of the block.
+    scales: Vec<f32>,
+    /// One row quantised, before it is spread over its panel.
+    row: Vec<i16>,
+}
+
+impl Int16B {
+    /// `c[r][j] = Σ a[r]·w[j] (+ bias[j])` for `rows` rows of f32 `a` (`lda` apart) and
+    /// the weight's `n` rows, into `c` (`ldc` per row): the `Kernel::gemm` contract, with
+    /// integer operands inside.
+    pub(super) fn gemm(
+        &self,
+        a: &[f32],
+        lda: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        gemm_int16(self.token, a, lda, rows, self, bias, c, ldc);
+    }
+}
+
+/// [`Int16B::gemm`], with the token that proves the features.
+#[allow(clippy::too_many_arguments)]
+fn gemm_int16(
+    _: Avx2,
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    w: &Int16B,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let k = w.k;
+    assert!(lda >= k, "gemm: A rows are narrower than B's");
+    assert!(
+        rows == 0 || a.len() >= (rows - 1) * lda + k,
+        "gemm: A is too short"
+    );
+    assert!(
+        rows == 0 || c.len() >= (rows - 1) * ldc + w.n,
+        "gemm: C is too short"
+    );
+    assert!(ldc >= w.n, "gemm: C rows are narrower than B");
+    if let Some(bias) = bias {
+        assert!(bias.len() >= w.n, "gemm: bias is too short");
+    }
+    if k == 0 {
+        for r in 0..rows {
+            for (j, out) in c[r * ldc..r * ldc + w.n].iter_mut().enumerate() {
+                *out = bias.map_or(0.0, |bias| bias[j]);
+            }
+        }
+        return;
+    }
+    let kp = k.div_ceil(2);
+    INT_PANELS.with(|panels| {
+        let panels = &mut *panels.borrow_mut();
+        for m0 in (0..rows).step_by(MC) {
+            let mc = MC.min(rows - m0);
+            let row_tiles = mc.div_ceil(MR);
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                let kcp = kc.div_ceil(2);
+                panels.pairs.clear();
+                panels.pairs.resize(row_tiles * kcp * MR, 0);
+                panels.scales.clear();
+                panels.row.resize(2 * kcp, 0);
+                for (r, row) in (m0..m0 + mc).enumerate() {
+                    let src = &a[row * lda + k0..row * lda + k0 + kc];
+                    panels.row[kc..].fill(0);
+                    // SAFETY: the token proves the features; `row` holds `kc`.
+                    let scale = unsafe { quantize(src, &mut panels.row[..kc]) };
+                    panels.scales.push(scale);
+                    let panel = &mut panels.pairs[(r / MR) * kcp * MR..][..kcp * MR];
+                    for (p, pair) in panels.row.chunks_exact(2).enumerate() {
+                        panel[p * MR + r % MR] =
+                            u32::from(pair[0] as u16) | (u32::from(pair[1] as u16) << 16);
+                    }
+                }
+                let first = k0 == 0;
+                for t in 0..w.n.div_ceil(NR) {
+                    let cols = NR.min(w.n - t * NR);
+                    let b_tile = &w.data[(t * kp + k0 / 2) * NR..(t * kp + k0 / 2 + kcp) * NR];
+                    let b_scales = &w.scales[t * NR..(t + 1) * NR];
+                    let bias_tile = if first {
+                        bias.map(|bias| &bias[t * NR..t * NR + cols])
+                    } else {
+                        None
+                    };
+                    for rt in 0..row_tiles {
+                        let r0 = m0 + rt * MR;
+                        let r = MR.min(rows - r0);
+                        let panel = &panels.pairs[rt * kcp * MR..(rt + 1) * kcp * MR];
+                        let scales = Scales {
+                            a: &panels.scales[rt * MR..rt * MR + r],
+                            b: b_scales,
+                        };
+                        let out = &mut c[r0 * ldc + t * NR..];
+                        // SAFETY: the token proves the features; the panel holds
+                        // `kcp·MR` pairs, the B slice `kcp·16`, and C reaches
+                        // `(r-1)·ldc + cols` (checked above).
+                        unsafe {
+                            int16_tile(panel, kcp, b_tile, scales, first, bias_tile, out, ldc, cols)
+                        };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The scales that turn a tile's i32 sums back into f32: one per row of A (`rows`
+/// long) and one per column of the tile (16).
+struct Scales<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+}
+
+/// Quantises `src` into `dst` (same length) as `round(x / scale)` with `scale =
+/// max|x| / A_MAX`, and returns the scale (0 for a row of zeros).
+///
+/// # Safety
+/// AVX2 and FMA; `dst` is as long as `src`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize(src: &[f32], dst: &mut [i16]) -> f32 {
+    debug_assert_eq!(src.len(), dst.len());
+    let max = src.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let inv = if max > 0.0 { A_MAX / max } else { 0.0 };
+    let (src_main, src_tail) = src.split_at(src.len() & !15);
+    let (dst_main, dst_tail) = dst.split_at_mut(src_main.len());
+    // SAFETY: each step reads 16 floats of `src_main` and writes 16 i16 of
+    // `dst_main`, which have the same length, a multiple of 16.
+    unsafe {
+        let scale = _mm256_set1_ps(inv);
+        for (s, d) in src_main.chunks_exact(16).zip(dst_main.chunks_exact_mut(16)) {
+            let lo = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(s.as_ptr()), scale));
+            let hi = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(s.as_ptr().add(8)), scale));
+            // packs works per 128-bit lane: [lo0-3 hi0-3 lo4-7 hi4-7]; put it in order.
+            let packed = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(lo, hi));
+            _mm256_storeu_si256(d.as_mut_ptr().cast(), packed);
+        }
+    }
+    for (d, x) in dst_tail.iter_mut().zip(src_tail) {
+        *d = (x * inv).round_ties_even() as i16;
+    }
+    max / A_MAX
+}
+
+/// One `MR × 16` tile of C over one k block of `kcp` pairs: `c = sums·scales + bias` on
+/// the first k block (`first`), else `c += sums·scales`; rows past `scales.a.len()`
+/// and columns past `cols` are left alone.
+///
+/// # Safety
+/// AVX2 and FMA; `panel` holds `kcp·MR` pairs, `b` `kcp·16`, `scales.b` 16, and `c`
+/// reaches `(rows-1)·ldc + cols` with `rows = scales.a.len() ≤ MR`, `cols ≤ 16`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn int16_tile(
+    panel: &[u32],
+    kcp: usize,
+    b: &[u32],
+    scales: Scales<'_>,
+    first: bool,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
+    let rows = scales.a.len();
+    debug_assert!(panel.len() >= kcp * MR && b.len() >= kcp * NR && cols <= NR && rows <= MR);
+    debug_assert!(scales.b.len() >= NR && c.len() >= (rows - 1) * ldc + cols);
+    let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+    let ap = panel.as_ptr().cast::<i32>();
+    let bp = b.as_ptr().cast::<__m256i>();
+    for p in 0..kcp {
+        // SAFETY: p < kcp keeps every read inside the slices checked above.
+        unsafe {
+            let b0 = _mm256_loadu_si256(bp.add(2 * p));
+            let b1 = _mm256_loadu_si256(bp.add(2 * p + 1));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_epi32(*ap.add(p * MR + r));
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(av, b0));
+                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(av, b1));
+            }
+        }
+    }
+    // SAFETY: `scales.b` holds 16 floats.
+    let (sb0, sb1) = unsafe {
+        (
+            _mm256_loadu_ps(scales.b.as_ptr()),
+            _mm256_loadu_ps(scales.b.as_ptr().add(8)),
+        )
+    };
+    let mut row = [0f32; NR];
+    for ((acc, &sa), r) in acc.iter().zip(scales.a).zip(0..) {
+        let sa = _mm256_set1_ps(sa);
+        let v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[0]), _mm256_mul_ps(sa, sb0));
+        let v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[1]), _mm256_mul_ps(sa, sb1));
+        // SAFETY: `row` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(row.as_mut_ptr(), v0);
+            _mm256_storeu_ps(row.as_mut_ptr().add(8), v1);
+        }
+        let out = &mut c[r * ldc..r * ldc + cols];
+        match (first, bias) {
+            (true, Some(bias)) => {
+                for ((o, v), b) in out.iter_mut().zip(&row).zip(bias) {
+                    *o = v + b;
+                }
+            }
+            (true, None) => out.copy_from_slice(&row[..cols]),
+            (false, _) => {
+                for (o, v) in out.iter_mut().zip(&row) {
+                    *o += v;
+                }
+            }
+        }
+    }
 }
 
 /// Runs `f` compiled for AVX2 + FMA.

@@ -20,8 +20,26 @@ pub(crate) struct Bf16(pub(super) Avx512Bf16);
 
 impl Kernel for Bf16 {
     type E = u32;
+    type W = PackedB<u32>;
     const PER: usize = 2;
     const NR: usize = NR;
+
+    fn weight(self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> PackedB<u32> {
+        PackedB::new::<Self>(n, k, get)
+    }
+
+    fn gemm_weight(
+        self,
+        a: &[u32],
+        lda: usize,
+        rows: usize,
+        w: &PackedB<u32>,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        self.gemm(a, lda, rows, w, bias, c, ldc);
+    }
 
     fn element(lo: f32, hi: f32) -> u32 {
         pair(lo, hi)
