@@ -549,11 +549,14 @@ async fn a_page_over_its_time_or_memory_limit_fails_and_a_leaking_browser_is_res
             "dynamicContentWaitSecs": 1,
         })
     };
-    let started = std::time::Instant::now();
-    let spin = run(one("/spin"), &settings).await;
+    // The page spins forever: it ends by its 4 s limit ("timed out"), not by the
+    // test's bound, which only turns a hang into a failure (a browser launch on a
+    // loaded CI machine can take a while, so no tighter wall-clock check here).
+    let spin = tokio::time::timeout(Duration::from_secs(90), run(one("/spin"), &settings))
+        .await
+        .expect("a spinning page ends by its time limit");
     assert!(spin.items.is_empty());
     assert!(spin.failed[0].1.contains("timed out"), "{:?}", spin.failed);
-    assert!(started.elapsed() < Duration::from_secs(15));
     let hog = run(one("/hog"), &settings).await;
     assert!(hog.items.is_empty());
     assert!(
