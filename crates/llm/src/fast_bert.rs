@@ -367,6 +367,35 @@ fn pack_rows_into<K: Kernel>(src: &[f32], stride: usize, cols: usize, out: &mut 
     }
 }
 
+/// Panics unless `rows` rows of A (`lda` apart, `kl` elements used) and of C (`ldc`
+/// apart, `n` written) fit their slices and the bias covers `n`: what every
+/// `Kernel::gemm` checks before its unsafe tiles read and write.
+#[allow(clippy::too_many_arguments)]
+fn check_shapes<E>(
+    a: &[E],
+    lda: usize,
+    rows: usize,
+    kl: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    c: &[f32],
+    ldc: usize,
+) {
+    assert!(lda >= kl, "gemm: A rows are narrower than B's");
+    assert!(
+        rows == 0 || a.len() >= (rows - 1) * lda + kl,
+        "gemm: A is too short"
+    );
+    assert!(
+        rows == 0 || c.len() >= (rows - 1) * ldc + n,
+        "gemm: C is too short"
+    );
+    assert!(ldc >= n, "gemm: C rows are narrower than B");
+    if let Some(bias) = bias {
+        assert!(bias.len() >= n, "gemm: bias is too short");
+    }
+}
+
 /// The shared part of every `Kernel::gemm`: checks the shapes, then walks blocks of
 /// rows (whose A stays in L2 while every tile of B passes over it) and tiles of B,
 /// calling `tile(r, a, lda, b_tile, bias_tile, c, ldc, cols)` for up to `mr` rows.
@@ -383,19 +412,7 @@ fn gemm_blocks<E: Copy>(
     mr: usize,
     mut tile: impl FnMut(usize, &[E], usize, &[E], Option<&[f32]>, &mut [f32], usize, usize),
 ) {
-    assert!(lda >= b.kl, "gemm: A rows are narrower than B's");
-    assert!(
-        rows == 0 || a.len() >= (rows - 1) * lda + b.kl,
-        "gemm: A is too short"
-    );
-    assert!(
-        rows == 0 || c.len() >= (rows - 1) * ldc + b.n,
-        "gemm: C is too short"
-    );
-    assert!(ldc >= b.n, "gemm: C rows are narrower than B");
-    if let Some(bias) = bias {
-        assert!(bias.len() >= b.n, "gemm: bias is too short");
-    }
+    check_shapes(a, lda, rows, b.kl, b.n, bias, c, ldc);
     let (kl, nr) = (b.kl, b.nr);
     let row_block = 8 * mr;
     for block in (0..rows).step_by(row_block) {

@@ -15,7 +15,7 @@
 
 use std::arch::x86_64::*;
 
-use super::PackedB;
+use super::{PackedB, check_shapes};
 use crate::cpu::Avx2;
 
 /// The largest quantised activation and weight. A k block's i32 sum stays below
@@ -50,26 +50,9 @@ pub(super) fn gemm(
 ) {
     assert_eq!(b.nr, NR, "gemm: B is packed for another kernel");
     let k = b.kl;
-    assert!(lda >= k, "gemm: A rows are narrower than B's");
-    assert!(
-        rows == 0 || a.len() >= (rows - 1) * lda + k,
-        "gemm: A is too short"
-    );
-    assert!(
-        rows == 0 || c.len() >= (rows - 1) * ldc + b.n,
-        "gemm: C is too short"
-    );
-    assert!(ldc >= b.n, "gemm: C rows are narrower than B");
-    if let Some(bias) = bias {
-        assert!(bias.len() >= b.n, "gemm: bias is too short");
-    }
+    check_shapes(a, lda, rows, k, b.n, bias, c, ldc);
     if k == 0 {
-        for r in 0..rows {
-            for (j, out) in c[r * ldc..r * ldc + b.n].iter_mut().enumerate() {
-                *out = bias.map_or(0.0, |bias| bias[j]);
-            }
-        }
-        return;
+        return only_bias(rows, b.n, bias, c, ldc);
     }
     PANELS.with(|panels| {
         let mut panels = panels.borrow_mut();
@@ -206,26 +189,9 @@ fn gemm_int16(
     ldc: usize,
 ) {
     let k = w.k;
-    assert!(lda >= k, "gemm: A rows are narrower than B's");
-    assert!(
-        rows == 0 || a.len() >= (rows - 1) * lda + k,
-        "gemm: A is too short"
-    );
-    assert!(
-        rows == 0 || c.len() >= (rows - 1) * ldc + w.n,
-        "gemm: C is too short"
-    );
-    assert!(ldc >= w.n, "gemm: C rows are narrower than B");
-    if let Some(bias) = bias {
-        assert!(bias.len() >= w.n, "gemm: bias is too short");
-    }
+    check_shapes(a, lda, rows, k, w.n, bias, c, ldc);
     if k == 0 {
-        for r in 0..rows {
-            for (j, out) in c[r * ldc..r * ldc + w.n].iter_mut().enumerate() {
-                *out = bias.map_or(0.0, |bias| bias[j]);
-            }
-        }
-        return;
+        return only_bias(rows, w.n, bias, c, ldc);
     }
     let kp = k.div_ceil(2);
     INT_PANELS.with(|panels| {
@@ -366,29 +332,19 @@ unsafe fn int16_tile(
             _mm256_loadu_ps(scales.b.as_ptr().add(8)),
         )
     };
-    let mut row = [0f32; NR];
     for ((acc, &sa), r) in acc.iter().zip(scales.a).zip(0..) {
         let sa = _mm256_set1_ps(sa);
         let v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[0]), _mm256_mul_ps(sa, sb0));
         let v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[1]), _mm256_mul_ps(sa, sb1));
-        // SAFETY: `row` holds 16 floats.
-        unsafe {
-            _mm256_storeu_ps(row.as_mut_ptr(), v0);
-            _mm256_storeu_ps(row.as_mut_ptr().add(8), v1);
-        }
-        let out = &mut c[r * ldc..r * ldc + cols];
-        match (first, bias) {
-            (true, Some(bias)) => {
-                for ((o, v), b) in out.iter_mut().zip(&row).zip(bias) {
-                    *o = v + b;
-                }
-            }
-            (true, None) => out.copy_from_slice(&row[..cols]),
-            (false, _) => {
-                for (o, v) in out.iter_mut().zip(&row) {
-                    *o += v;
-                }
-            }
+        store_row(&mut c[r * ldc..r * ldc + cols], v0, v1, first, bias);
+    }
+}
+
+/// C for an empty k: the bias, or 0.
+fn only_bias(rows: usize, n: usize, bias: Option<&[f32]>, c: &mut [f32], ldc: usize) {
+    for r in 0..rows {
+        for (j, out) in c[r * ldc..r * ldc + n].iter_mut().enumerate() {
+            *out = bias.map_or(0.0, |bias| bias[j]);
         }
     }
 }
@@ -444,25 +400,32 @@ unsafe fn tile_kernel(
             }
         }
     }
-    let mut row = [0f32; NR];
     for (r, acc) in acc.iter().enumerate().take(rows) {
-        // SAFETY: `row` holds 16 floats.
-        unsafe {
-            _mm256_storeu_ps(row.as_mut_ptr(), acc[0]);
-            _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[1]);
-        }
-        let out = &mut c[r * ldc..r * ldc + cols];
-        match (first, bias) {
-            (true, Some(bias)) => {
-                for ((o, v), b) in out.iter_mut().zip(&row).zip(bias) {
-                    *o = v + b;
-                }
+        store_row(&mut c[r * ldc..r * ldc + cols], acc[0], acc[1], first, bias);
+    }
+}
+
+/// Writes one row of a tile (`lo`, `hi`: its 16 columns) into `out` (its first
+/// `out.len() ≤ 16` columns): `acc + bias` on the first k block (`first`), else added.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn store_row(out: &mut [f32], lo: __m256, hi: __m256, first: bool, bias: Option<&[f32]>) {
+    let mut row = [0f32; NR];
+    // SAFETY: `row` holds 16 floats.
+    unsafe {
+        _mm256_storeu_ps(row.as_mut_ptr(), lo);
+        _mm256_storeu_ps(row.as_mut_ptr().add(8), hi);
+    }
+    match (first, bias) {
+        (true, Some(bias)) => {
+            for ((o, v), b) in out.iter_mut().zip(&row).zip(bias) {
+                *o = v + b;
             }
-            (true, None) => out.copy_from_slice(&row[..cols]),
-            (false, _) => {
-                for (o, v) in out.iter_mut().zip(&row) {
-                    *o += v;
-                }
+        }
+        (true, None) => out.copy_from_slice(&row[..out.len()]),
+        (false, _) => {
+            for (o, v) in out.iter_mut().zip(&row) {
+                *o += v;
             }
         }
     }
