@@ -147,19 +147,7 @@ impl Int16B {
             k,
         }
     }
-}
 
-/// The activations of one block of rows, quantised and packed for the micro-kernel.
-struct IntPanels {
-    /// `MR`-row panels, k-major, each element a pair of i16.
-    pairs: Vec<u32>,
-    /// The scale of each row of the block.
-    scales: Vec<f32>,
-    /// One row quantised, before it is spread over its panel.
-    row: Vec<i16>,
-}
-
-impl Int16B {
     /// `c[r][j] = Σ a[r]·w[j] (+ bias[j])` for `rows` rows of f32 `a` (`lda` apart) and
     /// the weight's `n` rows, into `c` (`ldc` per row): the `Kernel::gemm` contract, with
     /// integer operands inside.
@@ -174,6 +162,16 @@ impl Int16B {
     ) {
         gemm_int16(self.token, a, lda, rows, self, bias, c, ldc);
     }
+}
+
+/// The activations of one block of rows, quantised and packed for the micro-kernel.
+struct IntPanels {
+    /// `MR`-row panels, k-major, each element a pair of i16.
+    pairs: Vec<u32>,
+    /// The scale of each row of the block.
+    scales: Vec<f32>,
+    /// One row quantised, before it is spread over its panel.
+    row: Vec<i16>,
 }
 
 /// [`Int16B::gemm`], with the token that proves the features.
@@ -205,10 +203,11 @@ fn gemm_int16(
                 panels.pairs.clear();
                 panels.pairs.resize(row_tiles * kcp * MR, 0);
                 panels.scales.clear();
+                // An odd block's last pair gets a 0 partner; `quantize` fills the rest.
                 panels.row.resize(2 * kcp, 0);
+                panels.row[kc..].fill(0);
                 for (r, row) in (m0..m0 + mc).enumerate() {
                     let src = &a[row * lda + k0..row * lda + k0 + kc];
-                    panels.row[kc..].fill(0);
                     // SAFETY: the token proves the features; `row` holds `kc`.
                     let scale = unsafe { quantize(src, &mut panels.row[..kc]) };
                     panels.scales.push(scale);
