@@ -6,12 +6,13 @@
 //! rendering changed the text or the links by `clientSideMinChangePercentage`, pages of
 //! that kind are rendered from then on; otherwise they stay on HTTP and are checked
 //! again after `100 / renderingTypeDetectionPercentage` pages, the gap doubling while
-//! the verdict holds. Also here: the [`PageNetwork`] that serves a rendered page's
+//! the verdict holds, and while the time spent rendering to decide stays within
+//! `renderingTypeDetectionPercentage` of the crawl's time. Also here: the [`PageNetwork`] that serves a rendered page's
 //! requests through the crawler's own client, and HTTP mode's `expandIframes`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap};
@@ -96,15 +97,36 @@ pub struct RenderingMemory {
 
 enum Plan {
     Http,
-    /// Render the page for its item (the first of its kind, or its kind needs it).
-    Render,
+    /// Render the page for its item: the first of its kind, or its kind needs it.
+    Render(Why),
     /// Serve the page over HTTP and check its kind's verdict again in the background.
     Recheck,
     Wait,
 }
 
+/// Why a page is rendered and compared with its HTML as served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// The first page of its kind on its site: its verdict decides the kind's.
+    First,
+    /// Its kind needs the browser (the comparison watches for the verdict to change).
+    Needed,
+    /// Its kind was judged static; checked again beside the crawl.
+    Recheck,
+}
+
 impl RenderingMemory {
-    fn plan(&self, site: &str, kind: u8, first_gap: u32, html_bytes: usize) -> Plan {
+    /// What to do with a page of `kind` on `site`. A recheck is due after `gap` pages
+    /// of the kind, and only made when `may_recheck` (the crawl's time budget for
+    /// deciding has room).
+    fn plan(
+        &self,
+        site: &str,
+        kind: u8,
+        first_gap: u32,
+        html_bytes: usize,
+        may_recheck: bool,
+    ) -> Plan {
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         if sites.len() >= MAX_SITES && !sites.contains_key(site) {
             sites.clear();
@@ -126,15 +148,15 @@ impl RenderingMemory {
             }
             k.pending = true;
             k.gap = first_gap;
-            return Plan::Render;
+            return Plan::Render(Why::First);
         }
         if k.client {
-            return Plan::Render;
+            return Plan::Render(Why::Needed);
         }
         k.since += 1;
         // A huge page (a book's print-all page) is a costly sample; the next one is
-        // checked instead.
-        if k.since >= k.gap && !k.pending && html_bytes <= MAX_RECHECK_BYTES {
+        // checked instead. So is any page while the budget is spent.
+        if k.since >= k.gap && !k.pending && html_bytes <= MAX_RECHECK_BYTES && may_recheck {
             k.since = 0;
             k.pending = true;
             Plan::Recheck
@@ -256,6 +278,12 @@ pub(crate) struct Rendering {
     early: tokio::sync::mpsc::UnboundedSender<EarlyLinks>,
     /// Re-checks running beside the crawl; aborted when it ends.
     pub background: Mutex<tokio::task::JoinSet<()>>,
+    /// When the crawl started, the time its renders to decide took (first pages of a
+    /// kind and rechecks), and the share of the crawl's time they may take before
+    /// rechecks wait (`renderingTypeDetectionPercentage`).
+    started: Instant,
+    deciding: Mutex<Duration>,
+    deciding_share: f64,
 }
 
 impl Rendering {
@@ -297,6 +325,7 @@ impl Rendering {
             },
             min_change: f64::from(options.client_side_min_change.get()) / 100.0,
             first_gap: (100 / options.rendering_type_detection.get()).max(1),
+            deciding_share: f64::from(options.rendering_type_detection.get()) / 100.0,
             click_probe: options
                 .click_elements
                 .as_ref()
@@ -307,7 +336,22 @@ impl Rendering {
             resources: Mutex::new(Resources::default()),
             early,
             background: Mutex::new(tokio::task::JoinSet::new()),
+            started: Instant::now(),
+            deciding: Mutex::new(Duration::ZERO),
         }
+    }
+
+    /// Whether a recheck may start: rendering to decide has so far taken no more
+    /// than its share of the crawl's time. On a crawl that waits on the network
+    /// this never binds; on a fast one (a local site, where every CPU-second of
+    /// the browser is taken from the crawl) it spaces rechecks by time.
+    fn may_recheck(&self) -> bool {
+        let spent = *self.deciding.lock().unwrap_or_else(|p| p.into_inner());
+        spent.as_secs_f64() <= self.deciding_share * self.started.elapsed().as_secs_f64()
+    }
+
+    fn spent_deciding(&self, took: Duration) {
+        *self.deciding.lock().unwrap_or_else(|p| p.into_inner()) += took;
     }
 }
 
@@ -345,7 +389,10 @@ pub(crate) async fn html_page(
         let notified = r.memory.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        match r.memory.plan(&site, kind, r.first_gap, html_bytes) {
+        match r
+            .memory
+            .plan(&site, kind, r.first_gap, html_bytes, r.may_recheck())
+        {
             Plan::Http => return Ok(http(raw)),
             Plan::Recheck => {
                 // The verdict so far says HTTP is enough: this page's item comes from
@@ -359,7 +406,7 @@ pub(crate) async fn html_page(
                     return Ok(http(raw));
                 }
             }
-            Plan::Render => {
+            Plan::Render(why) => {
                 // A page with text of its own has its links too: they need not wait
                 // for the browser.
                 if kind & SHELL_SIGNS == 0 {
@@ -371,8 +418,7 @@ pub(crate) async fn html_page(
                 }
                 let doc = MainDocument::from(resp);
                 return Ok(
-                    match render_and_record(shared, requested, doc, &raw, &site, kind, false).await
-                    {
+                    match render_and_record(shared, requested, doc, &raw, &site, kind, why).await {
                         Some(page) => page,
                         None => http(raw),
                     },
@@ -449,14 +495,15 @@ fn recheck_beside(
         .unwrap_or_else(|p| p.into_inner());
     while background.try_join_next().is_some() {}
     background.spawn(async move {
-        let _ = render_and_record(&shared2, &requested, doc, &raw, &site, kind, true).await;
+        let _ = render_and_record(&shared2, &requested, doc, &raw, &site, kind, Why::Recheck).await;
     });
 }
 
 /// Renders the page, compares it with `raw` (the page as served) and records the
-/// verdict for the site and kind; `None` when rendering failed. A `recheck` runs
+/// verdict for the site and kind; `None` when rendering failed. A recheck runs
 /// beside the crawl, whose item came from HTTP already, so its failure is only
-/// logged at debug level.
+/// logged at debug level. The time of renders made to decide counts against the
+/// crawl's budget for deciding.
 async fn render_and_record(
     shared: &Arc<Shared>,
     requested: &Url,
@@ -464,11 +511,16 @@ async fn render_and_record(
     raw: &Extracted,
     site: &str,
     kind: u8,
-    recheck: bool,
+    why: Why,
 ) -> Option<HtmlPage> {
     let r = &shared.rendering;
     let url = doc.url.clone();
-    match render(shared, requested, doc).await {
+    let started = Instant::now();
+    let rendered = render(shared, requested, doc).await;
+    if why != Why::Needed {
+        r.spent_deciding(started.elapsed());
+    }
+    match rendered {
         Ok(page) => {
             let change = change(raw, &page.extracted, &url);
             let client = change.matters(r.min_change);
@@ -478,7 +530,7 @@ async fn render_and_record(
         }
         Err(e) => {
             r.memory.abandon(site, kind);
-            if recheck {
+            if why == Why::Recheck {
                 tracing::debug!(url = %url, error = %e, "rendering to check again failed");
             } else {
                 tracing::warn!(url = %url, error = %e, "rendering failed; using the HTML as served");
@@ -995,27 +1047,36 @@ mod tests {
     #[test]
     fn a_site_is_checked_once_per_kind_then_rechecked_ever_less_often() {
         let m = RenderingMemory::default();
-        assert!(matches!(m.plan("s", 2, 10, 1000), Plan::Render));
+        assert!(matches!(
+            m.plan("s", 2, 10, 1000, true),
+            Plan::Render(Why::First)
+        ));
         assert!(
-            matches!(m.plan("s", 2, 10, 1000), Plan::Http),
+            matches!(m.plan("s", 2, 10, 1000, true), Plan::Http),
             "pages with text go on over HTTP meanwhile"
         );
-        assert!(matches!(m.plan("s", 1, 10, 1000), Plan::Render));
+        assert!(matches!(
+            m.plan("s", 1, 10, 1000, true),
+            Plan::Render(Why::First)
+        ));
         assert!(
-            matches!(m.plan("s", 1, 10, 1000), Plan::Wait),
+            matches!(m.plan("s", 1, 10, 1000, true), Plan::Wait),
             "shells wait for the verdict"
         );
         assert!(
-            matches!(m.plan("s", 0, 10, 1000), Plan::Render),
+            matches!(m.plan("s", 0, 10, 1000, true), Plan::Render(Why::First)),
             "another kind is its own"
         );
         m.record("s", 2, false, 10);
         m.record("s", 0, true, 10);
         assert_eq!(m.renders("s", 2), Some(false));
-        assert!(matches!(m.plan("s", 0, 10, 1000), Plan::Render));
+        assert!(matches!(
+            m.plan("s", 0, 10, 1000, true),
+            Plan::Render(Why::Needed)
+        ));
         let mut renders = Vec::new();
         for page in 1..=200 {
-            if let Plan::Recheck = m.plan("s", 2, 10, 1000) {
+            if let Plan::Recheck = m.plan("s", 2, 10, 1000, true) {
                 renders.push(page);
                 m.record("s", 2, false, 10);
             }
@@ -1027,10 +1088,33 @@ mod tests {
         );
         m.record("s", 2, true, 10);
         assert!(
-            matches!(m.plan("s", 2, 10, 1000), Plan::Render),
+            matches!(m.plan("s", 2, 10, 1000, true), Plan::Render(Why::Needed)),
             "a changed verdict renders"
         );
         assert_eq!(m.renders("other", 2), None);
+    }
+
+    #[test]
+    fn a_due_recheck_waits_while_the_budget_for_deciding_is_spent() {
+        let m = RenderingMemory::default();
+        assert!(matches!(
+            m.plan("s", 0, 10, 1000, true),
+            Plan::Render(Why::First)
+        ));
+        m.record("s", 0, false, 10);
+        for _ in 1..10 {
+            assert!(matches!(m.plan("s", 0, 10, 1000, true), Plan::Http));
+        }
+        for _ in 0..50 {
+            assert!(
+                matches!(m.plan("s", 0, 10, 1000, false), Plan::Http),
+                "no recheck without budget"
+            );
+        }
+        assert!(
+            matches!(m.plan("s", 0, 10, 1000, true), Plan::Recheck),
+            "the recheck is made on the first page once the budget allows"
+        );
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! with; started before the clock runs, as a server keeps it running, and its start-up
 //! time printed apart), `CRAWL_BROWSER_PAGES` (pages rendered at once, default 4) and
 //! `RUST_LOG` (log to stderr, e.g. `agentbase_crawler=debug`).
+//!
+//! Pages are extracted on a background runtime whose threads run at nice 10 under
+//! `SCHED_IDLE`, as the `agentbase` binary runs them (crates/cli/src/main.rs), so the
+//! crawl shares the CPU with Chromium (also at nice 10, `SCHED_IDLE`) as it does in
+//! the server. Without it, extraction at normal priority would starve the browser for
+//! the whole crawl, and adaptive mode's comparison renders would only start once the
+//! HTTP side was done.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -57,8 +64,36 @@ fn spec(args: &[String]) -> (CrawlSpec, u32) {
     (spec, concurrency)
 }
 
-#[tokio::main]
-async fn main() {
+/// Moves the calling thread to `SCHED_IDLE` at nice 10, as the server's background
+/// threads (`agentbase_llm::sched::lower_thread_priority`).
+fn background_priority() {
+    #[allow(unsafe_code)]
+    // SAFETY: `param` is a valid sched_param that lives across the call; pid 0 names
+    // the calling thread, and setpriority takes plain integers.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+        .on_thread_start(background_priority)
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    agentbase_crawler::background::install(background.handle().clone());
+    runtime.block_on(bench());
+    background.shutdown_background();
+}
+
+async fn bench() {
     // RUST_LOG=agentbase_crawler=debug shows each adaptive comparison.
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
