@@ -53,6 +53,8 @@ class Soak:
         self.hostile_outcomes: dict[str, dict[str, int]] = {}
         # (seconds into the load, VmRSS KiB, CPU seconds, RssAnon KiB, RssFile KiB)
         self.rss: list[tuple[float, int, float, int, int]] = []
+        # (seconds, allocated, active, resident, SQLite) bytes from the server's /metrics.
+        self.heap: list[tuple[float, float, float, float, float]] = []
         self.slow: dict[str, int] = {"opened": 0, "closed_by_server": 0, "answered": 0}
         self.site = Site(pages=4000, fanout=4, delay_ms=args.page_delay_ms)
         self.tmp = tempfile.mkdtemp(prefix="agentbase-soak-")
@@ -403,14 +405,38 @@ class Soak:
                 out[m.group(2)] = int(m.group(3))
         return out
 
+    def allocator(self) -> dict[str, float]:
+        """The memory gauges from /metrics (the allocator's live heap, active and
+        resident bytes; SQLite's bytes as `sqlite`); empty when the server does not
+        report them."""
+        try:
+            text = requests.get(f"{self.server.url}/metrics", timeout=10).text
+        except requests.RequestException:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("agentbase_allocator_") or line.startswith("agentbase_sqlite_memory_bytes "):
+                name, _, value = line.partition(" ")
+                key = name.removeprefix("agentbase_allocator_").removeprefix("agentbase_").removesuffix("_bytes")
+                out[key.removesuffix("_memory")] = float(value)
+        return out
+
     def sample_rss(self) -> None:
         t0 = time.monotonic()
+        n = 0
         while not self.stop.is_set():
             mem, cpu = self.server.memory_kib(), self.server.cpu_seconds()
             if mem.get("VmRSS"):
                 with self.lock:
                     self.rss.append((time.monotonic() - t0, mem["VmRSS"], cpu or 0.0,
                                      mem.get("RssAnon", 0), mem.get("RssFile", 0)))
+            if n % 5 == 0:
+                g = self.allocator()
+                if "allocated" in g:
+                    with self.lock:
+                        self.heap.append((time.monotonic() - t0, g["allocated"], g.get("active", 0.0),
+                                          g.get("resident", 0.0), g.get("sqlite", 0.0)))
+            n += 1
             self.stop.wait(self.args.rss_every)
 
     # ---- the run --------------------------------------------------------------------------
@@ -459,7 +485,8 @@ class Soak:
         res["quiet_samples"] = self.read_samples(quiet_file)
         res["loaded_samples"] = self.read_samples(loaded_file)
         res.update({"counts": self.counts, "deaths": self.deaths, "hostile_outcomes": self.hostile_outcomes,
-                    "slow_clients": self.slow, "rss": self.rss, "crashers_skipped": sorted(self.crashers),
+                    "slow_clients": self.slow, "rss": self.rss, "heap": self.heap,
+                    "crashers_skipped": sorted(self.crashers),
                     "warmup": self.args.warmup, "duration": self.args.duration})
         return res
 
@@ -541,14 +568,24 @@ def summarize(res: dict, args) -> tuple[str, bool]:
         rss_min.setdefault(int(t // 60), []).append(kib)
         anon_min.setdefault(int(t // 60), []).append(anon)
         file_min.setdefault(int(t // 60), []).append(file)
+    heap_min: dict[int, list[tuple[float, float, float]]] = {}
+    for t, allocated, _, resident, *sqlite in res.get("heap", []):
+        heap_min.setdefault(int(t // 60), []).append((allocated, resident, (sqlite or [0.0])[0]))
+    mib = 1 << 20
+
+    def heap_cell(m: int, i: int) -> str:
+        v = [h[i] for h in heap_min.get(m, [])]
+        return f"{percentile(v, 50) / mib:.1f}" if v else ""
     out += ["### Per minute of the load (minute 0 starts with the load; the probe starts after the warm-up)", "",
             "| minute | RSS median MiB | RSS max MiB | anonymous median MiB | file-backed median MiB "
-            "| probe p99 ms | probe requests |", "|---|---|---|---|---|---|---|"]
+            "| live heap median MiB | allocator resident median MiB | SQLite median MiB | probe p99 ms "
+            "| probe requests |", "|---|---|---|---|---|---|---|---|---|---|"]
     for m in sorted(rss_min):
         lat = mins.get(m, [])
         p99 = percentile(lat, 99)
         out.append(f"| {m} | {percentile(rss_min[m], 50) / 1024:.1f} | {max(rss_min[m]) / 1024:.1f} | "
                    f"{percentile(anon_min[m], 50) / 1024:.1f} | {percentile(file_min[m], 50) / 1024:.1f} | "
+                   f"{heap_cell(m, 0)} | {heap_cell(m, 1)} | {heap_cell(m, 2)} | "
                    f"{'' if p99 is None else f'{p99:.2f}'} | {len(lat)} |")
     rss_after_warm = [kib for t, kib, *_ in res["rss"] if t >= args.rss_warm]
     growth = None
@@ -564,6 +601,14 @@ def summarize(res: dict, args) -> tuple[str, bool]:
         if a_head:
             out += ["", f"Anonymous part (heap and stacks): {a_head / 1024:.1f} → {a_tail / 1024:.1f} MiB "
                         f"({(a_tail - a_head) / a_head * 100:+.1f}%)"]
+        heap = [h for h in res.get("heap", []) if h[0] >= args.rss_warm]
+        if len(heap) > 4:
+            for i, what in ((1, "Live heap (allocated)"), (3, "Allocator resident"), (4, "SQLite")):
+                v = [h[i] for h in heap if len(h) > i]
+                if len(v) > 4:
+                    h_head, h_tail = percentile(v[: len(v) // 5], 50), percentile(v[-len(v) // 5:], 50)
+                    growth_h = f" ({(h_tail - h_head) / h_head * 100:+.1f}%)" if h_head else ""
+                    out += ["", f"{what}: {h_head / mib:.1f} → {h_tail / mib:.1f} MiB{growth_h}"]
     out += ["", f"server CPU during the load: {res['server_cpu_share']} cores; load average before "
                 f"{res['load_before']}, after the unloaded phase {res['load_during_unloaded']}, "
                 f"at the end of the load {res['load_end_of_load']}"]

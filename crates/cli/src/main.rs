@@ -1,7 +1,8 @@
 //! The `agentbase` binary: glue over the service and server crates. Admin commands
 //! open the record directly (no HTTP), so they work before the server runs.
 
-#![forbid(unsafe_code)]
+// Unsafe code only in `memory` (the allocator's options and the memory gauges).
+#![deny(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ mod doctor;
 mod knowledge;
 mod logging;
 mod members;
+#[cfg(not(target_env = "msvc"))]
+mod memory;
 mod providers;
 mod remote;
 
@@ -271,6 +274,8 @@ fn parse_cli() -> Cli {
 const BACKGROUND_NICE: i32 = 10;
 
 fn main() -> ExitCode {
+    #[cfg(target_env = "gnu")]
+    memory::one_c_malloc_arena();
     // The document reader runs before anything else: no runtime, no settings, no
     // files; only its own limits, standard input and standard output.
     let args: Vec<String> = std::env::args().collect();
@@ -565,6 +570,8 @@ async fn serve(g: &Global, bind: Option<std::net::SocketAddr>) -> anyhow::Result
     let bind = settings.server.bind;
     let base_url = settings.base_url();
     let app = Arc::new(open_with(g, settings, true).await?);
+    #[cfg(not(target_env = "msvc"))]
+    agentbase_server::metrics::set_process_gauges(memory::gauges);
     app.start_workers();
     if let Some(boot) = app.accounts().bootstrap().await? {
         print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);

@@ -506,3 +506,35 @@ fn health_answers_for_a_running_server_and_fails_for_a_dead_one() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
 }
+
+#[test]
+fn metrics_report_the_allocators_live_heap_resident_memory_and_sqlites_share() {
+    let server = Server::start(&[]);
+    let (status, text) = http(server.port, "GET", "/metrics", "", "");
+    assert_eq!(status, 200, "{text}");
+    let gauge = |name: &str| -> f64 {
+        assert!(
+            text.contains(&format!("# TYPE {name} gauge")),
+            "{name} missing:\n{text}"
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no value for {name}"))
+    };
+    let allocated = gauge("agentbase_allocator_allocated_bytes");
+    let active = gauge("agentbase_allocator_active_bytes");
+    let resident = gauge("agentbase_allocator_resident_bytes");
+    gauge("agentbase_allocator_retained_bytes");
+    // SQLite holds at least the schema it read to apply the migrations.
+    let sqlite = gauge("agentbase_sqlite_memory_bytes");
+    assert!(sqlite > 10e3, "sqlite {sqlite}");
+    // A running server holds at least its settings, runtime and caches; the pages
+    // holding them are at least as large, and resident memory larger still.
+    assert!(allocated > 1e6, "allocated {allocated}");
+    assert!(
+        active >= allocated,
+        "active {active} < allocated {allocated}"
+    );
+    assert!(resident >= active, "resident {resident} < active {active}");
+}

@@ -1,10 +1,29 @@
 //! Prometheus metrics, rendered by hand in the text exposition format: request
-//! counts by route, method and status, and a latency histogram by route.
+//! counts by route, method and status, a latency histogram by route, and the
+//! process gauges the binary registers (its allocator's figures).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+/// One gauge of the process: its name, help text and value.
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: f64,
+}
+
+/// Reads the process gauges when `/metrics` is rendered.
+pub type GaugeSource = fn() -> Vec<Gauge>;
+
+static PROCESS_GAUGES: OnceLock<GaugeSource> = OnceLock::new();
+
+/// Registers the process's gauges (the binary knows its allocator; this crate does
+/// not). The first call wins; false when a source was registered already.
+pub fn set_process_gauges(source: GaugeSource) -> bool {
+    PROCESS_GAUGES.set(source).is_ok()
+}
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -96,7 +115,18 @@ impl Metrics {
                 h.count
             );
         }
+        if let Some(source) = PROCESS_GAUGES.get() {
+            render_gauges(&mut out, &source());
+        }
         out
+    }
+}
+
+fn render_gauges(out: &mut String, gauges: &[Gauge]) {
+    for g in gauges {
+        let _ = writeln!(out, "# HELP {} {}", g.name, g.help);
+        let _ = writeln!(out, "# TYPE {} gauge", g.name);
+        let _ = writeln!(out, "{} {}", g.name, g.value);
     }
 }
 
@@ -120,5 +150,22 @@ mod tests {
         assert!(text.contains("le=\"0.001\"} 1"));
         assert!(text.contains("le=\"0.05\"} 2"));
         assert!(text.contains("le=\"+Inf\"} 2"));
+    }
+
+    #[test]
+    fn renders_gauges_with_their_help_and_type() {
+        let mut out = String::new();
+        render_gauges(
+            &mut out,
+            &[Gauge {
+                name: "agentbase_test_bytes",
+                help: "Bytes.",
+                value: 1536.0,
+            }],
+        );
+        assert_eq!(
+            out,
+            "# HELP agentbase_test_bytes Bytes.\n# TYPE agentbase_test_bytes gauge\nagentbase_test_bytes 1536\n"
+        );
     }
 }
