@@ -7,8 +7,9 @@
 //! that kind are rendered from then on; otherwise they stay on HTTP and are checked
 //! again after `100 / renderingTypeDetectionPercentage` pages, the gap doubling while
 //! the verdict holds, and while the time spent rendering to decide stays within
-//! `renderingTypeDetectionPercentage` of the crawl's time. Also here: the [`PageNetwork`] that serves a rendered page's
-//! requests through the crawler's own client, and HTTP mode's `expandIframes`.
+//! `renderingTypeDetectionPercentage` of the crawl's time. Also here: the
+//! [`PageNetwork`] that serves a rendered page's requests through the crawler's own
+//! client, and HTTP mode's `expandIframes`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
