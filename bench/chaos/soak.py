@@ -413,12 +413,13 @@ class Soak:
             text = requests.get(f"{self.server.url}/metrics", timeout=10).text
         except requests.RequestException:
             return {}
+        names = {f"agentbase_allocator_{k}_bytes": k for k in ("allocated", "active", "resident")}
+        names["agentbase_sqlite_memory_bytes"] = "sqlite"
         out = {}
         for line in text.splitlines():
-            if line.startswith("agentbase_allocator_") or line.startswith("agentbase_sqlite_memory_bytes "):
-                name, _, value = line.partition(" ")
-                key = name.removeprefix("agentbase_allocator_").removeprefix("agentbase_").removesuffix("_bytes")
-                out[key.removesuffix("_memory")] = float(value)
+            name, _, value = line.partition(" ")
+            if name in names:
+                out[names[name]] = float(value)
         return out
 
     def sample_rss(self) -> None:

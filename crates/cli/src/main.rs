@@ -297,22 +297,15 @@ fn main() -> ExitCode {
     };
     // Extraction, chunking and index builds run on this runtime's blocking threads,
     // below the priority of the threads that answer requests.
-    let background = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
-        .thread_name("agentbase-bg")
-        .on_thread_start(|| {
-            let _ = agentbase_llm::sched::lower_thread_priority(BACKGROUND_NICE);
-        })
-        .build()
-    {
+    let background = match agentbase_crawler::background::start(|| {
+        let _ = agentbase_llm::sched::lower_thread_priority(BACKGROUND_NICE);
+    }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the background runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    agentbase_crawler::background::install(background.handle().clone());
     let result = runtime.block_on(run(cli));
     // Unfinished background work (an index build) is abandoned, not waited for.
     background.shutdown_background();

@@ -1,9 +1,8 @@
 //! The process's memory: jemalloc's options, the C library's malloc (one arena), and
-//! the gauges `/metrics` reports
-//! (jemalloc's live heap, active, resident and retained bytes; SQLite's bytes, which
-//! it allocates with the C library's malloc, outside jemalloc). The crate's only
-//! unsafe code: a symbol jemalloc reads, and reads of jemalloc's and SQLite's
-//! counters.
+//! the gauges `/metrics` reports (jemalloc's live heap, active, resident and retained
+//! bytes; SQLite's bytes, which it allocates with the C library's malloc, outside
+//! jemalloc). The crate's only unsafe code: a symbol jemalloc reads, a `mallopt`
+//! call, and reads of jemalloc's and SQLite's counters.
 
 #![allow(unsafe_code)]
 

@@ -22,6 +22,21 @@ pub fn install(handle: Handle) -> bool {
     BACKGROUND.set(handle).is_ok()
 }
 
+/// Builds the background runtime (one worker thread, a blocking pool as large as the
+/// machine's cores, at least two), each of its threads started by `on_thread_start`
+/// (which lowers its priority), and [`install`]s it. The `agentbase` binary and the
+/// crawl benchmark both run it so.
+pub fn start(on_thread_start: fn()) -> std::io::Result<tokio::runtime::Runtime> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+        .thread_name("agentbase-bg")
+        .on_thread_start(on_thread_start)
+        .build()?;
+    install(runtime.handle().clone());
+    Ok(runtime)
+}
+
 /// Drops `value` on a background thread: for values whose drop deletes files (a
 /// temporary directory, an old index). Deleting blocks on the disk (ext4 with
 /// `discard` waits for the device to trim each freed extent), and on a runtime

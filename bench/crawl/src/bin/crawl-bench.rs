@@ -82,13 +82,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| fail(e));
-    let background = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
-        .on_thread_start(background_priority)
-        .build()
-        .unwrap_or_else(|e| fail(e));
-    agentbase_crawler::background::install(background.handle().clone());
+    let background =
+        agentbase_crawler::background::start(background_priority).unwrap_or_else(|e| fail(e));
     runtime.block_on(bench());
     background.shutdown_background();
 }
