@@ -38,6 +38,7 @@ import requests
 
 import docs
 import hostile
+import schedtrace
 from harness import Api, Server, Site, log, loadavg, percentile
 
 
@@ -475,7 +476,20 @@ class Soak:
         cpu0 = self.server.cpu_seconds() or 0.0
         hist0 = self.route_histogram(PROBE_ROUTE)
         p = self.start_probe(self.args.duration, loaded_file)
+        trace = None
+        if self.args.sched_trace:
+            # The middle of the loaded phase: a few seconds of every context switch.
+            time.sleep(max(0.0, self.args.duration / 2 - self.args.sched_trace / 2))
+            trace_path = os.path.join(self.tmp, "sched.data")
+            trace = schedtrace.record(self.args.sched_trace, trace_path)
         res["probe_loaded"] = json.loads(p.communicate()[0])
+        if trace is not None:
+            trace.wait()
+            res["sched_trace"] = schedtrace.read(trace_path, self.server.proc.pid)
+            if self.args.json:
+                # The trace itself, for a closer look (`perf sched timehist -i …`).
+                for suffix in ("", ".classes"):
+                    shutil.copy(trace_path + suffix, self.args.json + ".sched.data" + suffix)
         res["server_histogram_loaded"] = diff_histogram(self.route_histogram(PROBE_ROUTE), hist0)
         res["server_cpu_share"] = round(((self.server.cpu_seconds() or 0.0) - cpu0) / self.args.duration, 2)
         res["load_end_of_load"] = loadavg()
@@ -556,6 +570,8 @@ def summarize(res: dict, args) -> tuple[str, bool]:
             + (f"; load threads at nice {args.driver_nice}" if args.driver_nice else "")
             + ("; load threads under SCHED_IDLE" if args.driver_idle else ""), ""]
     out += histogram_rows(res)
+    if res.get("sched_trace"):
+        out += schedtrace.report(res["sched_trace"])
     # Per-minute curve: probe p99 and RSS.
     mins: dict[int, list[float]] = {}
     for at, ms, st in res["loaded_samples"]:
@@ -657,6 +673,8 @@ def main() -> int:
                    help="the load threads run under SCHED_IDLE (as if the load came from another machine)")
     p.add_argument("--include-crashers", action="store_true",
                    help="mix cases that killed the server in the probe into the load too")
+    p.add_argument("--sched-trace", type=float, default=0,
+                   help="seconds of `perf sched record` in the middle of the load (0: none)")
     p.add_argument("--skip-probe", action="store_true", help="no hostile probe (known crashers are left out)")
     p.add_argument("--only", nargs="*", default=[], help="only these hostile cases")
     p.add_argument("--json", default="")
