@@ -54,9 +54,10 @@ def group(comm: str) -> str:
 
 def analyse(lines, pid: int, classes: dict[int, str] | None = None) -> dict:
     """Wakeup-to-run delays of the server's threads, by thread name, and who ran on
-    the CPU while a request thread waited longer than SLOW_MS. A SCHED_IDLE thread
-    that holds the CPU against a woken normal one is in the kernel (this kernel does
-    not preempt there); the label says `(idle class)`. A wait that ended on another
+    the CPU while a request thread waited longer than SLOW_MS. The label says
+    `(idle class)` for a SCHED_IDLE thread: one that holds the CPU against a woken
+    normal thread should not, and was most likely inside the kernel (a kernel built
+    without preemption keeps it there until it blocks or reschedules). A wait that ended on another
     CPU than the one the wakeup chose counts as `migrated` as well."""
     classes = classes or {}
     server: dict[int, str] = {}
