@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 /// CamelCase and ALL_CAPS names that are not defined in this workspace.
 const EXTERNAL_NAMES: &[&str] = &[
     // std, axum, candle, tantivy and serde names.
+    "Arc",
     "HashMap",
     "Router",
     "Json",
