@@ -19,7 +19,8 @@
 #
 # KERNELS=avx2 compares with AVX-512 out of the picture on every side: ours forced to
 # its AVX2 kernels (AGENTBASE_KERNELS=avx2), torch limited to AVX2
-# (ATEN_CPU_CAPABILITY=avx2), llama.cpp built without AVX-512 (VENV_LLAMA_AVX2).
+# (ATEN_CPU_CAPABILITY=avx2, and MKL_ENABLE_INSTRUCTIONS / ONEDNN_MAX_CPU_ISA for its
+# BLAS and oneDNN), llama.cpp built without AVX-512 (VENV_LLAMA_AVX2).
 # KERNELS=scalar|avx512 force ours only; unset, every side uses the best it has.
 #
 # Peers live in venvs under /var/cache (created on first run; llama-cpp-python builds
@@ -46,7 +47,9 @@ TORCH_ENV=()
 if [ "$KERNELS" = avx2 ]; then
   VENV_LLAMA=$VENV_LLAMA_AVX2
   LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF"
-  TORCH_ENV=(ATEN_CPU_CAPABILITY=avx2)
+  # ATen's own kernels, and the BLAS and oneDNN under torch.nn.Linear: ATEN_CPU_CAPABILITY
+  # alone leaves MKL and oneDNN free to pick AVX-512 on a CPU that has it.
+  TORCH_ENV=(ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2)
 fi
 OURS_ENV=()
 [ -z "$KERNELS" ] || OURS_ENV=(AGENTBASE_KERNELS="$KERNELS")

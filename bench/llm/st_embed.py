@@ -38,6 +38,8 @@ def main():
             {
                 "side": "sentence-transformers",
                 "torch": torch.__version__,
+                "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "mkl_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS", "best"),
                 "chunks": len(chunks),
                 "batch_size": batch,
                 "max_seq_length": model.max_seq_length,

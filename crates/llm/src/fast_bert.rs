@@ -665,7 +665,34 @@ fn packed<'a, K: Kernel>(
     }
 }
 
-/// Buffers reused across layers of one forward pass.
+/// Tokens per group of texts a forward pass takes through the layers at once: enough
+/// rows for the matmuls to reuse each weight block many times, few enough that the
+/// group's buffers (about 17 KB per token for MiniLM, 8.6 MB here) stay small. A batch
+/// of 16 texts of 256 tokens held about 70 MB (90 with the bf16 copies) for its pass.
+const GROUP_TOKENS: usize = 512;
+
+/// Consecutive ranges of `lengths` (tokens per text) that hold at least `budget`
+/// tokens and a multiple of `threads` texts (so attention, which threads take by
+/// whole texts, splits evenly), or twice the budget, or what is left.
+fn groups(lengths: &[usize], threads: usize, budget: usize) -> Vec<std::ops::Range<usize>> {
+    let threads = threads.max(1);
+    let mut out = Vec::new();
+    let (mut start, mut tokens) = (0, 0);
+    for (i, len) in lengths.iter().enumerate() {
+        tokens += len;
+        let count = i + 1 - start;
+        if (tokens >= budget && count % threads == 0) || tokens >= 2 * budget {
+            out.push(start..i + 1);
+            (start, tokens) = (i + 1, 0);
+        }
+    }
+    if start < lengths.len() {
+        out.push(start..lengths.len());
+    }
+    out
+}
+
+/// Buffers reused across layers and groups of one forward pass.
 struct Scratch<E> {
     hidden: Vec<f32>,
     hidden_packed: Vec<E>,
@@ -795,12 +822,31 @@ impl<K: Kernel> Model<K> {
 
     /// The last hidden state of every token, texts one after another
     /// (`Σ len × hidden`). `Err` for a token id or position the model does not have.
+    ///
+    /// The texts go through the layers in groups of about [`GROUP_TOKENS`] tokens
+    /// (see [`groups`]), so the buffers a pass needs are sized by a group, not by the
+    /// batch, and stay in the caches between steps.
     fn forward(&self, inputs: &[Input<'_>]) -> Result<Vec<f32>, String> {
         let h = self.shape.hidden;
         let total: usize = inputs.iter().map(|i| i.ids.len()).sum();
+        let mut out = Vec::with_capacity(total * h);
         let mut s = Scratch::default();
+        let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+        for group in groups(&lengths, self.threads, GROUP_TOKENS) {
+            self.forward_group(&inputs[group], &mut s)?;
+            out.extend_from_slice(&s.hidden);
+        }
+        Ok(out)
+    }
+
+    /// [`Model::forward`] for one group of texts, leaving its last hidden states in
+    /// `s.hidden`.
+    fn forward_group(&self, inputs: &[Input<'_>], s: &mut Scratch<K::E>) -> Result<(), String> {
+        let h = self.shape.hidden;
+        let total: usize = inputs.iter().map(|i| i.ids.len()).sum();
 
         // Embeddings.
+        s.hidden.clear();
         s.hidden.resize(total * h, 0.0);
         let mut row = 0;
         for input in inputs {
@@ -834,9 +880,9 @@ impl<K: Kernel> Model<K> {
 
         let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
         for layer in &self.layers {
-            self.layer(layer, &lengths, &mut s);
+            self.layer(layer, &lengths, s);
         }
-        Ok(s.hidden)
+        Ok(())
     }
 
     fn layer(&self, layer: &Layer<K::W>, lengths: &[usize], s: &mut Scratch<K::E>) {
@@ -1321,6 +1367,23 @@ mod tests {
                 assert!(c[r * ldc + n..(r + 1) * ldc].iter().all(|v| v.is_nan()));
             }
         }
+    }
+
+    #[test]
+    fn groups_hold_the_budget_and_whole_rounds_of_texts() {
+        // 230-token texts, 2 threads, 512 tokens: 3 texts reach the budget, but 3 do
+        // not split evenly, so groups of 4; the rest as it is.
+        assert_eq!(groups(&[230; 10], 2, 512), [0..4, 4..8, 8..10]);
+        // One thread: as soon as the budget is reached.
+        assert_eq!(groups(&[300; 5], 1, 512), [0..2, 2..4, 4..5]);
+        // Twice the budget ends a group whatever its count.
+        assert_eq!(groups(&[10, 1100, 5, 5], 2, 512), [0..2, 2..4]);
+        assert_eq!(groups(&[2000, 3], 2, 512), [0..1, 1..2]);
+        assert!(groups(&[], 2, 512).is_empty());
+        // Every text in exactly one group, in order.
+        let lengths: Vec<usize> = (0..100).map(|i| (i * 37) % 300 + 1).collect();
+        let flat: Vec<usize> = groups(&lengths, 2, 512).into_iter().flatten().collect();
+        assert_eq!(flat, (0..100).collect::<Vec<_>>());
     }
 
     #[test]

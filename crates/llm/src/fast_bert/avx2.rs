@@ -111,7 +111,8 @@ thread_local! {
 /// two i16; a missing partner or row is 0). Carries the token its kernel needs.
 pub(crate) struct Int16B {
     token: Avx2,
-    data: Vec<u32>,
+    /// Per tile, per pair of k: the tile's 16 columns.
+    data: Vec<PairRow>,
     /// Per row of the weight (column of C), `tiles · 16` long, padding 0.
     scales: Vec<f32>,
     n: usize,
@@ -121,7 +122,7 @@ pub(crate) struct Int16B {
 impl Int16B {
     pub(super) fn new(token: Avx2, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> Self {
         let (tiles, kp) = (n.div_ceil(NR), k.div_ceil(2));
-        let mut data = vec![0u32; tiles * kp * NR];
+        let mut data = vec![PairRow([0; NR]); tiles * kp];
         let mut scales = vec![0f32; tiles * NR];
         for (row, scale) in scales.iter_mut().enumerate().take(n) {
             let max = (0..k).map(|col| get(row, col).abs()).fold(0f32, f32::max);
@@ -134,9 +135,9 @@ impl Int16B {
                     0
                 }
             };
-            let block = &mut data[(row / NR) * kp * NR..];
+            let block = &mut data[(row / NR) * kp..];
             for p in 0..kp {
-                block[p * NR + row % NR] = q(2 * p) | (q(2 * p + 1) << 16);
+                block[p].0[row % NR] = q(2 * p) | (q(2 * p + 1) << 16);
             }
         }
         Self {
@@ -163,6 +164,14 @@ impl Int16B {
         gemm_int16(self.token, a, lda, rows, self, bias, c, ldc);
     }
 }
+
+/// One pair of k of a weight tile: 16 lanes, each two i16 (k even, k odd) of one
+/// column. 64-byte aligned, so the micro-kernel's 256-bit loads are aligned and are
+/// never split in two (the baseline target's tuning splits unaligned ones, and the
+/// `vinserti128` halves compete with the multiply-adds for the vector ports).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct PairRow([u32; NR]);
 
 /// The activations of one block of rows, quantised and packed for the micro-kernel.
 struct IntPanels {
@@ -220,7 +229,7 @@ fn gemm_int16(
                 let first = k0 == 0;
                 for t in 0..w.n.div_ceil(NR) {
                     let cols = NR.min(w.n - t * NR);
-                    let b_tile = &w.data[(t * kp + k0 / 2) * NR..(t * kp + k0 / 2 + kcp) * NR];
+                    let b_tile = &w.data[t * kp + k0 / 2..t * kp + k0 / 2 + kcp];
                     let b_scales = &w.scales[t * NR..(t + 1) * NR];
                     let bias_tile = if first {
                         bias.map(|bias| &bias[t * NR..t * NR + cols])
@@ -237,7 +246,7 @@ fn gemm_int16(
                         };
                         let out = &mut c[r0 * ldc + t * NR..];
                         // SAFETY: the token proves the features; the panel holds
-                        // `kcp·MR` pairs, the B slice `kcp·16`, and C reaches
+                        // `kcp·MR` pairs, the B slice `kcp` rows, and C reaches
                         // `(r-1)·ldc + cols` (checked above).
                         unsafe {
                             int16_tile(panel, kcp, b_tile, scales, first, bias_tile, out, ldc, cols)
@@ -264,10 +273,12 @@ struct Scales<'a> {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn quantize(src: &[f32], dst: &mut [i16]) -> f32 {
     debug_assert_eq!(src.len(), dst.len());
-    let max = src.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let inv = if max > 0.0 { A_MAX / max } else { 0.0 };
     let (src_main, src_tail) = src.split_at(src.len() & !15);
     let (dst_main, dst_tail) = dst.split_at_mut(src_main.len());
+    // SAFETY: the features are enabled here.
+    let max = unsafe { abs_max(src_main) };
+    let max = src_tail.iter().fold(max, |m, x| m.max(x.abs()));
+    let inv = if max > 0.0 { A_MAX / max } else { 0.0 };
     // SAFETY: each step reads 16 floats of `src_main` and writes 16 i16 of
     // `dst_main`, which have the same length, a multiple of 16.
     unsafe {
@@ -286,19 +297,46 @@ unsafe fn quantize(src: &[f32], dst: &mut [i16]) -> f32 {
     max / A_MAX
 }
 
+/// The largest `|x|` of `src` (whose length is a multiple of 16), 0 when empty: two
+/// independent 8-lane maxima, where a scalar fold is one dependent `maxss` per element
+/// (NaN ordering keeps LLVM from vectorising it).
+///
+/// # Safety
+/// AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn abs_max(src: &[f32]) -> f32 {
+    debug_assert_eq!(src.len() % 16, 0);
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let (mut m0, mut m1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for s in src.chunks_exact(16) {
+        // SAFETY: each chunk holds 16 floats.
+        unsafe {
+            m0 = _mm256_max_ps(m0, _mm256_and_ps(_mm256_loadu_ps(s.as_ptr()), magnitude));
+            m1 = _mm256_max_ps(
+                m1,
+                _mm256_and_ps(_mm256_loadu_ps(s.as_ptr().add(8)), magnitude),
+            );
+        }
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_max_ps(m0, m1)) };
+    lanes.iter().fold(0f32, |m, &x| m.max(x))
+}
+
 /// One `MR × 16` tile of C over one k block of `kcp` pairs: `c = sums·scales + bias` on
 /// the first k block (`first`), else `c += sums·scales`; rows past `scales.a.len()`
 /// and columns past `cols` are left alone.
 ///
 /// # Safety
-/// AVX2 and FMA; `panel` holds `kcp·MR` pairs, `b` `kcp·16`, `scales.b` 16, and `c`
+/// AVX2 and FMA; `panel` holds `kcp·MR` pairs, `b` `kcp` rows, `scales.b` 16, and `c`
 /// reaches `(rows-1)·ldc + cols` with `rows = scales.a.len() ≤ MR`, `cols ≤ 16`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn int16_tile(
     panel: &[u32],
     kcp: usize,
-    b: &[u32],
+    b: &[PairRow],
     scales: Scales<'_>,
     first: bool,
     bias: Option<&[f32]>,
@@ -307,16 +345,17 @@ unsafe fn int16_tile(
     cols: usize,
 ) {
     let rows = scales.a.len();
-    debug_assert!(panel.len() >= kcp * MR && b.len() >= kcp * NR && cols <= NR && rows <= MR);
+    debug_assert!(panel.len() >= kcp * MR && b.len() >= kcp && cols <= NR && rows <= MR);
     debug_assert!(scales.b.len() >= NR && c.len() >= (rows - 1) * ldc + cols);
     let mut acc = [[_mm256_setzero_si256(); 2]; MR];
     let ap = panel.as_ptr().cast::<i32>();
     let bp = b.as_ptr().cast::<__m256i>();
     for p in 0..kcp {
-        // SAFETY: p < kcp keeps every read inside the slices checked above.
+        // SAFETY: p < kcp keeps every read inside the slices checked above; a
+        // `PairRow` is 64-byte aligned, so both halves of row p are 32-byte aligned.
         unsafe {
-            let b0 = _mm256_loadu_si256(bp.add(2 * p));
-            let b1 = _mm256_loadu_si256(bp.add(2 * p + 1));
+            let b0 = _mm256_load_si256(bp.add(2 * p));
+            let b1 = _mm256_load_si256(bp.add(2 * p + 1));
             for (r, acc) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_epi32(*ap.add(p * MR + r));
                 acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(av, b0));
@@ -409,6 +448,31 @@ unsafe fn tile_kernel(
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn store_row(out: &mut [f32], lo: __m256, hi: __m256, first: bool, bias: Option<&[f32]>) {
+    if out.len() == NR {
+        // A whole tile row: straight to C, no staging.
+        let p = out.as_mut_ptr();
+        // SAFETY: `out` and a bias for a whole row (`bias.len() ≥ out.len()`, the
+        // callers slice it to the tile's columns) hold 16 floats.
+        unsafe {
+            let (lo, hi) = match (first, bias) {
+                (true, Some(bias)) => {
+                    assert!(bias.len() >= NR);
+                    (
+                        _mm256_add_ps(lo, _mm256_loadu_ps(bias.as_ptr())),
+                        _mm256_add_ps(hi, _mm256_loadu_ps(bias.as_ptr().add(8))),
+                    )
+                }
+                (true, None) => (lo, hi),
+                (false, _) => (
+                    _mm256_add_ps(lo, _mm256_loadu_ps(p)),
+                    _mm256_add_ps(hi, _mm256_loadu_ps(p.add(8))),
+                ),
+            };
+            _mm256_storeu_ps(p, lo);
+            _mm256_storeu_ps(p.add(8), hi);
+        }
+        return;
+    }
     let mut row = [0f32; NR];
     // SAFETY: `row` holds 16 floats.
     unsafe {
