@@ -2,7 +2,7 @@
 //! time, so one portable binary (baseline x86-64) is fast on every x86-64 server.
 //!
 //! Three levels, best first: AVX-512 (VNNI for the chat model's 8-bit dot products,
-//! BF16 for the embedding model's matmuls), AVX2 + FMA + F16C (Haswell, Zen 1 and
+//! BF16 for the embedding model's matmuls, on AMX tiles when the CPU has them), AVX2 + FMA + F16C (Haswell, Zen 1 and
 //! later), and scalar Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|
 //! avx512` forces one level (tests and benchmarks compare them); a level the CPU cannot
 //! run is refused with the features it lacks, never silently replaced.
@@ -50,6 +50,15 @@ impl fmt::Display for Level {
     }
 }
 
+/// What the AVX-512 embedding kernels are on this CPU: with AMX tiles or without.
+fn embeddings_avx512() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if Amx::detect().is_some() {
+        return "avx512 (AVX-512 BF16, AMX tiles)";
+    }
+    "avx512 (AVX-512 BF16)"
+}
+
 /// The kernels each local model runs in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernels {
@@ -74,7 +83,7 @@ impl fmt::Display for Kernels {
             f,
             "chat {}, embeddings {}",
             what(self.chat, "avx512 (AVX-512 VNNI)"),
-            what(self.embeddings, "avx512 (AVX-512 BF16)")
+            what(self.embeddings, embeddings_avx512())
         )?;
         if self.forced {
             f.write_str(", forced by AGENTBASE_KERNELS")?;
@@ -276,6 +285,49 @@ impl Avx512Bf16 {
             && std::is_x86_feature_detected!("avx512bf16"))
         .then_some(Self(()))
     }
+}
+
+/// Proof that this CPU has AMX tiles with BF16 and that Linux let this process use
+/// them (`arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)`, asked once per process; a
+/// kernel without AMX support refuses). The AVX-512 embedding kernels use the tiles
+/// when they can; `AGENTBASE_AMX=off` leaves them out (tests and benchmarks compare).
+/// Only [`Amx::detect`] makes one.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Amx(());
+
+#[cfg(target_arch = "x86_64")]
+impl Amx {
+    pub(crate) fn detect() -> Option<Self> {
+        static USABLE: OnceLock<bool> = OnceLock::new();
+        let off = std::env::var("AGENTBASE_AMX").is_ok_and(|v| v == "off" || v == "0");
+        (!off && *USABLE.get_or_init(amx_usable)).then_some(Self(()))
+    }
+}
+
+/// CPUID leaf 7 says AMX-TILE and AMX-BF16, and the kernel grants the tile data state.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[allow(unsafe_code)]
+fn amx_usable() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    let leaf = std::arch::x86_64::__cpuid_count(7, 0);
+    let (bf16, tile) = (leaf.edx & (1 << 22) != 0, leaf.edx & (1 << 24) != 0);
+    // SAFETY: arch_prctl with this request only reads its integer arguments and
+    // changes this process's permitted extended states.
+    bf16 && tile
+        && unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            )
+        } == 0
+}
+
+#[cfg(all(target_arch = "x86_64", not(target_os = "linux")))]
+fn amx_usable() -> bool {
+    false
 }
 
 /// The chat model's kernels at one level, holding the proof they may run.

@@ -135,9 +135,8 @@ impl Int16B {
                     0
                 }
             };
-            let block = &mut data[(row / NR) * kp..];
-            for p in 0..kp {
-                block[p].0[row % NR] = q(2 * p) | (q(2 * p + 1) << 16);
+            for (p, lanes) in data[(row / NR) * kp..][..kp].iter_mut().enumerate() {
+                lanes.0[row % NR] = q(2 * p) | (q(2 * p + 1) << 16);
             }
         }
         Self {

@@ -8,15 +8,35 @@
 use std::arch::x86_64::*;
 
 use super::{Kernel, PackedB, gemm_blocks, pair};
-use crate::cpu::Avx512Bf16;
+use crate::cpu::{Amx, Avx512Bf16};
 
 /// Rows and columns of one micro-kernel tile.
 const MR: usize = 8;
 const NR: usize = 32;
 
-/// Operands as pairs of bf16, multiplied with AVX-512 BF16.
+/// Operands as pairs of bf16, multiplied with AVX-512 BF16, or on AMX tiles
+/// (`super::amx`) when the CPU has them.
 #[derive(Clone, Copy)]
-pub(crate) struct Bf16(pub(super) Avx512Bf16);
+pub(crate) struct Bf16 {
+    token: Avx512Bf16,
+    amx: Option<Amx>,
+}
+
+impl Bf16 {
+    /// The kernels for this CPU: AMX tiles when [`Amx::detect`] finds them usable.
+    pub(crate) fn new(token: Avx512Bf16) -> Self {
+        Self {
+            token,
+            amx: Amx::detect(),
+        }
+    }
+
+    /// Without the tiles (tests compare the two).
+    #[cfg(test)]
+    pub(crate) fn without_amx(token: Avx512Bf16) -> Self {
+        Self { token, amx: None }
+    }
+}
 
 impl Kernel for Bf16 {
     type E = u32;
@@ -59,6 +79,9 @@ impl Kernel for Bf16 {
         c: &mut [f32],
         ldc: usize,
     ) {
+        if let Some(amx) = self.amx {
+            return super::amx::gemm(amx, a, lda, rows, b, bias, c, ldc);
+        }
         gemm_blocks(
             a,
             lda,
@@ -89,9 +112,14 @@ impl Kernel for Bf16 {
     }
 
     fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
-        // SAFETY: the token proves the features.
-        unsafe { with_avx512(f) }
+        with_avx512(self.token, f)
     }
+}
+
+/// Runs `f` compiled for AVX-512, with the token that proves the features.
+fn with_avx512<R>(_: Avx512Bf16, f: impl FnOnce() -> R) -> R {
+    // SAFETY: the token proves the features.
+    unsafe { with_avx512_features(f) }
 }
 
 /// Runs `f` (inlined here) compiled for AVX-512.
@@ -99,7 +127,7 @@ impl Kernel for Bf16 {
 /// # Safety
 /// The CPU has AVX-512 F, BW, DQ, VL and AVX2 + FMA.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+unsafe fn with_avx512_features<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
