@@ -50,6 +50,15 @@ impl fmt::Display for Level {
     }
 }
 
+/// What the AVX2 embedding kernels are on this CPU: with AVX-VNNI or without.
+fn embeddings_avx2() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if AvxVnni::detect().is_some() {
+        return "avx2 (AVX2+FMA, AVX-VNNI)";
+    }
+    "avx2 (AVX2+FMA)"
+}
+
 /// What the AVX-512 embedding kernels are on this CPU: with AMX tiles or without.
 fn embeddings_avx512() -> &'static str {
     #[cfg(target_arch = "x86_64")]
@@ -74,16 +83,16 @@ impl fmt::Display for Kernels {
     /// `chat avx2 (AVX2+FMA), embeddings avx2 (AVX2+FMA)`, plus `, forced by
     /// AGENTBASE_KERNELS` when it applies.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = |level: Level, avx512: &'static str| match level {
+        let what = |level: Level, avx2: &'static str, avx512: &'static str| match level {
             Level::Scalar => "scalar",
-            Level::Avx2 => "avx2 (AVX2+FMA)",
+            Level::Avx2 => avx2,
             Level::Avx512 => avx512,
         };
         write!(
             f,
             "chat {}, embeddings {}",
-            what(self.chat, "avx512 (AVX-512 VNNI)"),
-            what(self.embeddings, embeddings_avx512())
+            what(self.chat, "avx2 (AVX2+FMA)", "avx512 (AVX-512 VNNI)"),
+            what(self.embeddings, embeddings_avx2(), embeddings_avx512())
         )?;
         if self.forced {
             f.write_str(", forced by AGENTBASE_KERNELS")?;
@@ -287,6 +296,25 @@ impl Avx512Bf16 {
     }
 }
 
+/// Proof that this CPU has AVX-VNNI (the VEX-encoded, 256-bit `vpdpwssd`: Intel
+/// since Alder Lake and Sapphire Rapids, including the Atom-core Xeons without
+/// AVX-512; AMD since Zen 5) on top of AVX2. The AVX2 embedding kernels fuse each
+/// 16-bit multiply-add and its accumulation into one instruction with it.
+/// `AGENTBASE_AVXVNNI=off` leaves it out (tests and benchmarks compare). Only
+/// [`AvxVnni::detect`] makes one.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AvxVnni(());
+
+#[cfg(target_arch = "x86_64")]
+impl AvxVnni {
+    pub(crate) fn detect() -> Option<Self> {
+        let off = std::env::var("AGENTBASE_AVXVNNI").is_ok_and(|v| v == "off" || v == "0");
+        (!off && Avx2::detect().is_some() && std::is_x86_feature_detected!("avxvnni"))
+            .then_some(Self(()))
+    }
+}
+
 /// Proof that this CPU has AMX tiles with BF16 and that Linux let this process use
 /// them (`arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)`, asked once per process; a
 /// kernel without AMX support refuses). The AVX-512 embedding kernels use the tiles
@@ -452,9 +480,18 @@ mod tests {
             embeddings: Level::Avx2,
             forced: false,
         };
+        #[cfg(target_arch = "x86_64")]
+        let vnni = AvxVnni::detect().is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        let vnni = false;
+        let embeddings = if vnni {
+            "avx2 (AVX2+FMA, AVX-VNNI)"
+        } else {
+            "avx2 (AVX2+FMA)"
+        };
         assert_eq!(
             k.to_string(),
-            "chat avx512 (AVX-512 VNNI), embeddings avx2 (AVX2+FMA)"
+            format!("chat avx512 (AVX-512 VNNI), embeddings {embeddings}")
         );
     }
 }

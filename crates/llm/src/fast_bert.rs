@@ -1404,6 +1404,29 @@ mod tests {
         }
     }
 
+    /// The AVX-VNNI and the plain AVX2 integer kernels add the same integer products:
+    /// their outputs are identical, bit for bit (on a CPU without AVX-VNNI both are
+    /// the plain one).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx_vnni_kernel_computes_exactly_what_the_avx2_one_does() {
+        let Some(token) = crate::cpu::Avx2::detect() else {
+            return;
+        };
+        for (rows, n, k) in [(1, 5, 1), (7, 33, 31), (13, 70, 300), (40, 96, 1536)] {
+            let a = values(rows * k, 11);
+            let b = values(n * k, 12);
+            let bias = values(n, 13);
+            let with = avx2::Int16B::new(token, n, k, |r, col| b[r * k + col]);
+            let without = avx2::Int16B::new(token, n, k, |r, col| b[r * k + col]).without_vnni();
+            let (mut c1, mut c2) = (vec![0f32; rows * n], vec![0f32; rows * n]);
+            with.gemm(&a, k, rows, Some(&bias), &mut c1, n);
+            without.gemm(&a, k, rows, Some(&bias), &mut c2, n);
+            let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&c1), bits(&c2), "{rows}x{n}x{k}");
+        }
+    }
+
     #[test]
     fn groups_hold_the_budget_and_whole_rounds_of_texts() {
         // 230-token texts, 2 threads, 512 tokens: 3 texts reach the budget, but 3 do

@@ -16,7 +16,7 @@
 use std::arch::x86_64::*;
 
 use super::{PackedB, check_shapes};
-use crate::cpu::Avx2;
+use crate::cpu::{Avx2, AvxVnni};
 
 /// The largest quantised activation and weight. A k block's i32 sum stays below
 /// `KC · A_MAX · B_MAX` = 2,143,158,528 < 2³¹, so it cannot overflow; within that
@@ -111,6 +111,8 @@ thread_local! {
 /// two i16; a missing partner or row is 0). Carries the token its kernel needs.
 pub(crate) struct Int16B {
     token: Avx2,
+    /// AVX-VNNI, when the CPU has it: `vpdpwssd` instead of `vpmaddwd` + `vpaddd`.
+    vnni: Option<AvxVnni>,
     /// Per tile, per pair of k: the tile's 16 columns.
     data: Vec<PairRow>,
     /// Per row of the weight (column of C), `tiles · 16` long, padding 0.
@@ -141,11 +143,19 @@ impl Int16B {
         }
         Self {
             token,
+            vnni: AvxVnni::detect(),
             data,
             scales,
             n,
             k,
         }
+    }
+
+    /// Without AVX-VNNI (tests compare the two).
+    #[cfg(test)]
+    pub(super) fn without_vnni(mut self) -> Self {
+        self.vnni = None;
+        self
     }
 
     /// `c[r][j] = Σ a[r]·w[j] (+ bias[j])` for `rows` rows of f32 `a` (`lda` apart) and
@@ -248,7 +258,14 @@ fn gemm_int16(
                         // `kcp·MR` pairs, the B slice `kcp` rows, and C reaches
                         // `(r-1)·ldc + cols` (checked above).
                         unsafe {
-                            int16_tile(panel, kcp, b_tile, scales, first, bias_tile, out, ldc, cols)
+                            match w.vnni {
+                                Some(_) => int16_tile_vnni(
+                                    panel, kcp, b_tile, scales, first, bias_tile, out, ldc, cols,
+                                ),
+                                None => int16_tile(
+                                    panel, kcp, b_tile, scales, first, bias_tile, out, ldc, cols,
+                                ),
+                            }
                         };
                     }
                 }
@@ -325,7 +342,7 @@ unsafe fn abs_max(src: &[f32]) -> f32 {
 
 /// One `MR × 16` tile of C over one k block of `kcp` pairs: `c = sums·scales + bias` on
 /// the first k block (`first`), else `c += sums·scales`; rows past `scales.a.len()`
-/// and columns past `cols` are left alone.
+/// and columns past `cols` are left alone. Each multiply-add is `vpmaddwd` + `vpaddd`.
 ///
 /// # Safety
 /// AVX2 and FMA; `panel` holds `kcp·MR` pairs, `b` `kcp` rows, `scales.b` 16, and `c`
@@ -343,37 +360,108 @@ unsafe fn int16_tile(
     ldc: usize,
     cols: usize,
 ) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        int16_tile_with(
+            panel,
+            kcp,
+            b,
+            scales,
+            first,
+            bias,
+            c,
+            ldc,
+            cols,
+            #[inline(always)]
+            |acc, a, b| _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)),
+        )
+    }
+}
+
+/// [`int16_tile`] with AVX-VNNI: each multiply-add and its accumulation is one
+/// `vpdpwssd` (the same sums: pairs of i16 products added into i32 lanes, which
+/// cannot overflow within a k block).
+///
+/// # Safety
+/// As [`int16_tile`], and the CPU has AVX-VNNI.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn int16_tile_vnni(
+    panel: &[u32],
+    kcp: usize,
+    b: &[PairRow],
+    scales: Scales<'_>,
+    first: bool,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        int16_tile_with(
+            panel,
+            kcp,
+            b,
+            scales,
+            first,
+            bias,
+            c,
+            ldc,
+            cols,
+            #[inline(always)]
+            |acc, a, b| _mm256_dpwssd_avx_epi32(acc, a, b),
+        )
+    }
+}
+
+/// The body of [`int16_tile`] and [`int16_tile_vnni`], inlined into each, with
+/// `mac(acc, a, b)` the multiply-accumulate.
+///
+/// # Safety
+/// As [`int16_tile`], and `mac` runs on this CPU.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn int16_tile_with(
+    panel: &[u32],
+    kcp: usize,
+    b: &[PairRow],
+    scales: Scales<'_>,
+    first: bool,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+    mac: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+) {
     let rows = scales.a.len();
     debug_assert!(panel.len() >= kcp * MR && b.len() >= kcp && cols <= NR && rows <= MR);
     debug_assert!(scales.b.len() >= NR && c.len() >= (rows - 1) * ldc + cols);
-    let mut acc = [[_mm256_setzero_si256(); 2]; MR];
-    let ap = panel.as_ptr().cast::<i32>();
-    let bp = b.as_ptr().cast::<__m256i>();
-    for p in 0..kcp {
-        // SAFETY: p < kcp keeps every read inside the slices checked above; a
-        // `PairRow` is 64-byte aligned, so both halves of row p are 32-byte aligned.
-        unsafe {
+    // SAFETY: the caller has AVX2 (every intrinsic below), as it promised.
+    unsafe {
+        let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+        let ap = panel.as_ptr().cast::<i32>();
+        let bp = b.as_ptr().cast::<__m256i>();
+        for p in 0..kcp {
+            // p < kcp keeps every read inside the slices checked above; a `PairRow` is
+            // 64-byte aligned, so both halves of row p are 32-byte aligned.
             let b0 = _mm256_load_si256(bp.add(2 * p));
             let b1 = _mm256_load_si256(bp.add(2 * p + 1));
             for (r, acc) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_epi32(*ap.add(p * MR + r));
-                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(av, b0));
-                acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(av, b1));
+                acc[0] = mac(acc[0], av, b0);
+                acc[1] = mac(acc[1], av, b1);
             }
         }
-    }
-    // SAFETY: `scales.b` holds 16 floats.
-    let (sb0, sb1) = unsafe {
-        (
-            _mm256_loadu_ps(scales.b.as_ptr()),
-            _mm256_loadu_ps(scales.b.as_ptr().add(8)),
-        )
-    };
-    for ((acc, &sa), r) in acc.iter().zip(scales.a).zip(0..) {
-        let sa = _mm256_set1_ps(sa);
-        let v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[0]), _mm256_mul_ps(sa, sb0));
-        let v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[1]), _mm256_mul_ps(sa, sb1));
-        store_row(&mut c[r * ldc..r * ldc + cols], v0, v1, first, bias);
+        // `scales.b` holds 16 floats.
+        let sb0 = _mm256_loadu_ps(scales.b.as_ptr());
+        let sb1 = _mm256_loadu_ps(scales.b.as_ptr().add(8));
+        for ((acc, &sa), r) in acc.iter().zip(scales.a).zip(0..) {
+            let sa = _mm256_set1_ps(sa);
+            let v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[0]), _mm256_mul_ps(sa, sb0));
+            let v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[1]), _mm256_mul_ps(sa, sb1));
+            store_row(&mut c[r * ldc..r * ldc + cols], v0, v1, first, bias);
+        }
     }
 }
 
