@@ -39,7 +39,12 @@ def main():
 
     rounds = max(len(v) for v in by.values())
     kernels = sorted({r.get("kernels", "best") for r in rows})
-    print(f"{rounds} valid rounds; our kernels: {', '.join(kernels)}\n")
+    print(f"{rounds} valid rounds; our kernels: {', '.join(kernels)}")
+    # What the embedding side reported it ran on (AMX tiles, AVX-VNNI).
+    reports = sorted({r["kernel_report"] for r in rows if r.get("kernel_report")})
+    for report in reports:
+        print(f"  ours reported: {report}")
+    print()
 
     if "embed-ours" in by:
         embeddings(by, med)

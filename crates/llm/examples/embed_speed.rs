@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "secs": secs,
             "chunks_per_s": chunks.len() as f64 / secs,
             "peak_rss_mb": peak_rss_mb(),
+            "kernel_report": agentbase_llm::cpu::kernels().map(|k| k.to_string()).ok(),
         })
     );
     Ok(())
