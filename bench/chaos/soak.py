@@ -52,6 +52,10 @@ class Soak:
         self.deaths: list[dict] = []
         self.current_hostile: dict[int, str] = {}
         self.hostile_outcomes: dict[str, dict[str, int]] = {}
+        # Heavy hostile cases as they ran: (seconds into the load, case, outcome, seconds
+        # taken), so the per-minute table can show what fell into a slow minute.
+        self.heavy_runs: list[tuple[float, str, str, float]] = []
+        self.load_t0 = time.monotonic()
         # (seconds into the load, VmRSS KiB, CPU seconds, RssAnon KiB, RssFile KiB)
         self.rss: list[tuple[float, int, float, int, int]] = []
         # (seconds, allocated, active, resident, SQLite) bytes from the server's /metrics.
@@ -326,11 +330,16 @@ class Soak:
             tid = threading.get_ident()
             with self.lock:
                 self.current_hostile[tid] = c.name
+            started = time.monotonic()
+            outcome = "client error"
             try:
                 outcome = c.fn(self.ctx, rng)
             finally:
                 with self.lock:
                     self.current_hostile.pop(tid, None)
+                    if c.heavy:
+                        self.heavy_runs.append((started - self.load_t0, c.name, str(outcome),
+                                                time.monotonic() - started))
             cls = hostile.classify(outcome)
             with self.lock:
                 d = self.hostile_outcomes.setdefault(c.name, {})
@@ -350,6 +359,7 @@ class Soak:
                    for i, (name, rate, fn) in enumerate(plan) if rate > 0]
         threads += [threading.Thread(target=self.slow_client, args=(i,), daemon=True) for i in range(r.slow_clients)]
         threads.append(threading.Thread(target=self.sample_rss, daemon=True))
+        self.load_t0 = time.monotonic()
         for t in threads:
             t.start()
         return threads
@@ -500,6 +510,7 @@ class Soak:
         res["quiet_samples"] = self.read_samples(quiet_file)
         res["loaded_samples"] = self.read_samples(loaded_file)
         res.update({"counts": self.counts, "deaths": self.deaths, "hostile_outcomes": self.hostile_outcomes,
+                    "heavy_runs": self.heavy_runs,
                     "slow_clients": self.slow, "rss": self.rss, "heap": self.heap,
                     "crashers_skipped": sorted(self.crashers),
                     "warmup": self.args.warmup, "duration": self.args.duration})
@@ -596,14 +607,17 @@ def summarize(res: dict, args) -> tuple[str, bool]:
     out += ["### Per minute of the load (minute 0 starts with the load; the probe starts after the warm-up)", "",
             "| minute | RSS median MiB | RSS max MiB | anonymous median MiB | file-backed median MiB "
             "| live heap median MiB | allocator resident median MiB | SQLite median MiB | probe p99 ms "
-            "| probe requests |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "| probe requests | heavy hostile cases (outcome, seconds) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    heavy_min: dict[int, list[str]] = {}
+    for at, name, outcome, secs in res.get("heavy_runs", []):
+        heavy_min.setdefault(int(at // 60), []).append(f"{name} ({outcome}, {secs:.1f})")
     for m in sorted(rss_min):
         lat = mins.get(m, [])
         p99 = percentile(lat, 99)
         out.append(f"| {m} | {percentile(rss_min[m], 50) / 1024:.1f} | {max(rss_min[m]) / 1024:.1f} | "
                    f"{percentile(anon_min[m], 50) / 1024:.1f} | {percentile(file_min[m], 50) / 1024:.1f} | "
                    f"{heap_cell(m, 0)} | {heap_cell(m, 1)} | {heap_cell(m, 2)} | "
-                   f"{'' if p99 is None else f'{p99:.2f}'} | {len(lat)} |")
+                   f"{'' if p99 is None else f'{p99:.2f}'} | {len(lat)} | {'; '.join(heavy_min.get(m, []))} |")
     rss_after_warm = [kib for t, kib, *_ in res["rss"] if t >= args.rss_warm]
     growth = None
     if len(rss_after_warm) > 4:
