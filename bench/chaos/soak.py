@@ -135,7 +135,7 @@ class Soak:
         rng = random.Random(self.args.seed)
         out = []
         for c in hostile.CASES:
-            if self.args.only and c.name not in self.args.only:
+            if (self.args.only and c.name not in self.args.only) or c.name in self.args.exclude:
                 continue
             t0 = time.monotonic()
             try:
@@ -320,7 +320,8 @@ class Soak:
         heavy_last = [0.0]
         allowed = [c for c in hostile.CASES
                    if (self.args.include_crashers or c.name not in self.crashers)
-                   and (not self.args.only or c.name in self.args.only)]
+                   and (not self.args.only or c.name in self.args.only)
+                   and c.name not in self.args.exclude]
 
         def hostile_one(rng):
             cases = [c for c in allowed if not c.heavy or time.monotonic() - heavy_last[0] > 60]
@@ -691,6 +692,7 @@ def main() -> int:
                    help="seconds of `perf sched record` in the middle of the load (0: none)")
     p.add_argument("--skip-probe", action="store_true", help="no hostile probe (known crashers are left out)")
     p.add_argument("--only", nargs="*", default=[], help="only these hostile cases")
+    p.add_argument("--exclude", nargs="*", default=[], help="leave these hostile cases out")
     p.add_argument("--json", default="")
     args = p.parse_args()
     s = Soak(args)
