@@ -2,16 +2,17 @@
 //! time, so one portable binary (baseline x86-64) is fast on every x86-64 server.
 //!
 //! Three levels, best first: AVX-512 (VNNI for the chat model's 8-bit dot products,
-//! BF16 for the embedding model's matmuls, on AMX tiles when the CPU has them), AVX2 + FMA + F16C (Haswell, Zen 1 and
-//! later), and scalar Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|
+//! BF16 for the embedding model's matmuls, on AMX tiles when the CPU has them), AVX2 +
+//! FMA + F16C (Haswell, Zen 1 and later; AVX-VNNI where the CPU has it), and scalar
+//! Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|
 //! avx512` forces one level (tests and benchmarks compare them); a level the CPU cannot
 //! run is refused with the features it lacks, never silently replaced.
 //!
 //! The kernels are `#[target_feature]` functions, `unsafe` to call because running
 //! them on a CPU without the feature is undefined behaviour. The zero-sized tokens
-//! below ([`Avx2`], [`Avx512Vnni`], [`Avx512Bf16`]) can only be made by detecting the
-//! features, so a safe wrapper that holds one has proof it may call its kernel (as
-//! memchr's `arch` modules do).
+//! below ([`Avx2`], [`AvxVnni`], [`Avx512Vnni`], [`Avx512Bf16`], [`Amx`]) can only be
+//! made by detecting the features, so a safe wrapper that holds one has proof it may
+//! call its kernel (as memchr's `arch` modules do).
 
 use std::fmt;
 use std::sync::OnceLock;
