@@ -9,9 +9,10 @@
 //! - multiplies with kernels chosen at run time (`crate::cpu`): bf16 with f32
 //!   accumulation on AVX-512 BF16 (`vdpbf16ps`, twice the f32 FMA rate on Zen 4/5 but
 //!   half of it on Intel's Xeons, weights converted once at load), on AMX tiles where
-//!   the CPU has them (`amx`: the same operands, `tdpbf16ps`); on AVX2, 16-bit integers for the linear layers
-//!   (`vpmaddwd`, weights quantised once at load, activations per row as they are
-//!   packed) and f32 FMA tiles for attention; plain Rust elsewhere; layer norms,
+//!   the CPU has them (`amx`: the same operands, `tdpbf16ps`); on AVX2, 16-bit
+//!   integers for the linear layers (`vpmaddwd`, or `vpdpwssd` with AVX-VNNI; weights
+//!   quantised once at load, activations per row as they are packed) and f32 FMA
+//!   tiles for attention; plain Rust elsewhere; layer norms,
 //!   softmax, GELU and pooling stay f32 (compiled for the same features);
 //! - takes a batch through the layers in groups of about 512 tokens, so its buffers
 //!   are sized by a group and stay in the caches;
