@@ -376,6 +376,15 @@ fn pack_rows_into<K: Kernel>(src: &[f32], stride: usize, cols: usize, out: &mut 
     }
 }
 
+/// C for an empty k: the bias, or 0 (`rows` rows of `n`, `ldc` apart).
+fn only_bias(rows: usize, n: usize, bias: Option<&[f32]>, c: &mut [f32], ldc: usize) {
+    for r in 0..rows {
+        for (j, out) in c[r * ldc..r * ldc + n].iter_mut().enumerate() {
+            *out = bias.map_or(0.0, |bias| bias[j]);
+        }
+    }
+}
+
 /// Panics unless `rows` rows of A (`lda` apart, `kl` elements used) and of C (`ldc`
 /// apart, `n` written) fit their slices and the bias covers `n`: what every
 /// `Kernel::gemm` checks before its unsafe tiles read and write.
@@ -842,17 +851,22 @@ impl<K: Kernel> Model<K> {
         let mut s = Scratch::default();
         let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
         for group in groups(&lengths, self.threads, GROUP_TOKENS) {
-            self.forward_group(&inputs[group], &mut s)?;
+            self.forward_group(&inputs[group.clone()], &lengths[group], &mut s)?;
             out.extend_from_slice(&s.hidden);
         }
         Ok(out)
     }
 
-    /// [`Model::forward`] for one group of texts, leaving its last hidden states in
-    /// `s.hidden`.
-    fn forward_group(&self, inputs: &[Input<'_>], s: &mut Scratch<K::E>) -> Result<(), String> {
+    /// [`Model::forward`] for one group of texts (`lengths`: their token counts),
+    /// leaving its last hidden states in `s.hidden`.
+    fn forward_group(
+        &self,
+        inputs: &[Input<'_>],
+        lengths: &[usize],
+        s: &mut Scratch<K::E>,
+    ) -> Result<(), String> {
         let h = self.shape.hidden;
-        let total: usize = inputs.iter().map(|i| i.ids.len()).sum();
+        let total: usize = lengths.iter().sum();
 
         // Embeddings.
         s.hidden.clear();
@@ -889,9 +903,8 @@ impl<K: Kernel> Model<K> {
             || add_layer_norm(&mut s.hidden, None, norm, eps),
         );
 
-        let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
         for layer in &self.layers {
-            self.layer(layer, &lengths, s);
+            self.layer(layer, lengths, s);
         }
         Ok(())
     }

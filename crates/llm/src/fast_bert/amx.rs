@@ -21,7 +21,7 @@
 
 use std::arch::asm;
 
-use super::{PackedB, check_shapes};
+use super::{PackedB, check_shapes, only_bias};
 use crate::cpu::Amx;
 
 /// Rows of an A or C tile, and pairs of bf16 along k per A row (= rows of a B tile).
@@ -104,12 +104,7 @@ pub(super) fn gemm(
         return;
     }
     if kl == 0 {
-        for r in 0..rows {
-            for (j, out) in c[r * ldc..r * ldc + b.n].iter_mut().enumerate() {
-                *out = bias.map_or(0.0, |bias| bias[j]);
-            }
-        }
-        return;
+        return only_bias(rows, b.n, bias, c, ldc);
     }
     // The panel's rows: `kl` pairs padded to whole k tiles.
     let panel_stride = kl.div_ceil(TILE) * TILE;

@@ -15,7 +15,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{PackedB, check_shapes};
+use super::{PackedB, check_shapes, only_bias};
 use crate::cpu::{Avx2, AvxVnni};
 
 /// The largest quantised activation and weight. A k block's i32 sum stays below
@@ -461,15 +461,6 @@ unsafe fn int16_tile_with(
             let v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[0]), _mm256_mul_ps(sa, sb0));
             let v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[1]), _mm256_mul_ps(sa, sb1));
             store_row(&mut c[r * ldc..r * ldc + cols], v0, v1, first, bias);
-        }
-    }
-}
-
-/// C for an empty k: the bias, or 0.
-fn only_bias(rows: usize, n: usize, bias: Option<&[f32]>, c: &mut [f32], ldc: usize) {
-    for r in 0..rows {
-        for (j, out) in c[r * ldc..r * ldc + n].iter_mut().enumerate() {
-            *out = bias.map_or(0.0, |bias| bias[j]);
         }
     }
 }
