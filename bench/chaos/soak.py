@@ -427,6 +427,8 @@ class Soak:
             return {}
         names = {f"agentbase_allocator_{k}_bytes": k for k in ("allocated", "active", "resident")}
         names["agentbase_sqlite_memory_bytes"] = "sqlite"
+        names["agentbase_c_malloc_free_bytes"] = "c_free"
+        names["agentbase_c_malloc_in_use_bytes"] = "c_in_use"
         out = {}
         for line in text.splitlines():
             name, _, value = line.partition(" ")
@@ -448,13 +450,18 @@ class Soak:
                 if "allocated" in g:
                     with self.lock:
                         self.heap.append((time.monotonic() - t0, g["allocated"], g.get("active", 0.0),
-                                          g.get("resident", 0.0), g.get("sqlite", 0.0)))
+                                          g.get("resident", 0.0), g.get("sqlite", 0.0),
+                                          g.get("c_in_use", 0.0), g.get("c_free", 0.0)))
             n += 1
             self.stop.wait(self.args.rss_every)
 
     # ---- the run --------------------------------------------------------------------------
 
     def run(self) -> dict:
+        # The big hostile files (1 GiB bombs: seconds of zlib each) are built before
+        # anything is measured. Built lazily, the first of each was compressed by the
+        # driver in the middle of the load, and that CPU showed up as the server's tail.
+        hostile.prepare()
         res: dict = {"load_before": loadavg()}
         self.setup()
         if not self.args.skip_probe:
@@ -597,9 +604,11 @@ def summarize(res: dict, args) -> tuple[str, bool]:
         rss_min.setdefault(int(t // 60), []).append(kib)
         anon_min.setdefault(int(t // 60), []).append(anon)
         file_min.setdefault(int(t // 60), []).append(file)
-    heap_min: dict[int, list[tuple[float, float, float]]] = {}
-    for t, allocated, _, resident, *sqlite in res.get("heap", []):
-        heap_min.setdefault(int(t // 60), []).append((allocated, resident, (sqlite or [0.0])[0]))
+    heap_min: dict[int, list[tuple[float, ...]]] = {}
+    for t, allocated, _, resident, *rest in res.get("heap", []):
+        # Older files lack SQLite (5th) and the C library's malloc (6th, 7th).
+        rest = list(rest) + [0.0] * (3 - len(rest))
+        heap_min.setdefault(int(t // 60), []).append((allocated, resident, rest[0], rest[1], rest[2]))
     mib = 1 << 20
 
     def heap_cell(m: int, i: int) -> str:
@@ -607,8 +616,9 @@ def summarize(res: dict, args) -> tuple[str, bool]:
         return f"{percentile(v, 50) / mib:.1f}" if v else ""
     out += ["### Per minute of the load (minute 0 starts with the load; the probe starts after the warm-up)", "",
             "| minute | RSS median MiB | RSS max MiB | anonymous median MiB | file-backed median MiB "
-            "| live heap median MiB | allocator resident median MiB | SQLite median MiB | probe p99 ms "
-            "| probe requests | heavy hostile cases (outcome, seconds) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| live heap median MiB | allocator resident median MiB | SQLite median MiB "
+            "| C malloc in use / free median MiB | probe p99 ms "
+            "| probe requests | heavy hostile cases (outcome, seconds) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     heavy_min: dict[int, list[str]] = {}
     for at, name, outcome, secs in res.get("heavy_runs", []):
         heavy_min.setdefault(int(at // 60), []).append(f"{name} ({outcome}, {secs:.1f})")
@@ -618,6 +628,7 @@ def summarize(res: dict, args) -> tuple[str, bool]:
         out.append(f"| {m} | {percentile(rss_min[m], 50) / 1024:.1f} | {max(rss_min[m]) / 1024:.1f} | "
                    f"{percentile(anon_min[m], 50) / 1024:.1f} | {percentile(file_min[m], 50) / 1024:.1f} | "
                    f"{heap_cell(m, 0)} | {heap_cell(m, 1)} | {heap_cell(m, 2)} | "
+                   f"{heap_cell(m, 3)} / {heap_cell(m, 4)} | "
                    f"{'' if p99 is None else f'{p99:.2f}'} | {len(lat)} | {'; '.join(heavy_min.get(m, []))} |")
     rss_after_warm = [kib for t, kib, *_ in res["rss"] if t >= args.rss_warm]
     growth = None
@@ -635,7 +646,8 @@ def summarize(res: dict, args) -> tuple[str, bool]:
                         f"({(a_tail - a_head) / a_head * 100:+.1f}%)"]
         heap = [h for h in res.get("heap", []) if h[0] >= args.rss_warm]
         if len(heap) > 4:
-            for i, what in ((1, "Live heap (allocated)"), (3, "Allocator resident"), (4, "SQLite")):
+            for i, what in ((1, "Live heap (allocated)"), (3, "Allocator resident"), (4, "SQLite"),
+                            (5, "C malloc in use"), (6, "C malloc free, held")):
                 v = [h[i] for h in heap if len(h) > i]
                 if len(v) > 4:
                     h_head, h_tail = percentile(v[: len(v) // 5], 50), percentile(v[-len(v) // 5:], 50)

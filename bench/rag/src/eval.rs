@@ -309,6 +309,82 @@ pub fn sweep(loaded: &[Loaded], split: &str) -> Result<()> {
     Ok(())
 }
 
+/// Combinations of the levers, chosen by mean nDCG@10 over the dev halves; the ten
+/// best, with their mean on the test halves beside (read it only for the one chosen).
+pub fn grid(loaded: &[Loaded]) -> Result<()> {
+    let base = Method::shipped();
+    let fusions = [
+        ("norm 0.3", Fusion::Normalized { weight_dense: 0.3 }),
+        ("norm 0.4", Fusion::Normalized { weight_dense: 0.4 }),
+        ("norm 0.5", Fusion::Normalized { weight_dense: 0.5 }),
+        ("norm 0.7", Fusion::Normalized { weight_dense: 0.7 }),
+        ("rrf 5", Fusion::Rrf { k: 5.0 }),
+        ("rrf 20", Fusion::Rrf { k: 20.0 }),
+        ("rrf 60", Fusion::Rrf { k: 60.0 }),
+    ];
+    let mut rows = Vec::new();
+    for (fname, fusion) in fusions {
+        for title in [0.5, 1.0] {
+            for heading in [0.5, 1.0] {
+                for candidates in [50, 200] {
+                    for bonus in [0.0, 0.05] {
+                        let m = base.with(
+                            format!(
+                                "{fname}, title {title}, heading {heading}, candidates {candidates}, page bonus {bonus}"
+                            ),
+                            |m| {
+                                m.mode = Mode::Hybrid(fusion);
+                                m.fields.title = title;
+                                m.fields.heading = heading;
+                                m.candidates = candidates;
+                                m.page_bonus = bonus;
+                            },
+                        );
+                        let mut dev = Vec::new();
+                        for l in loaded {
+                            dev.push(evaluate(l, &m, "dev")?.0.ndcg10);
+                        }
+                        rows.push((dev.iter().sum::<f64>() / dev.len() as f64, dev, m));
+                    }
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!(
+        "\n{} combinations; the ten best by mean dev nDCG@10:\n",
+        rows.len()
+    );
+    print!("| combination |");
+    for l in loaded {
+        print!(" {} dev |", l.corpus.name);
+    }
+    println!(" mean dev | mean test |");
+    println!("| --- |{} ---: | ---: |", " ---: |".repeat(loaded.len()));
+    for (mean, dev, m) in rows.iter().take(10) {
+        let mut test = 0.0;
+        for l in loaded {
+            test += evaluate(l, m, "test")?.0.ndcg10;
+        }
+        print!("| {} |", m.name);
+        for d in dev {
+            print!(" {d:.1} |");
+        }
+        println!(" {mean:.1} | {:.1} |", test / loaded.len() as f64);
+    }
+    if let Some((_, _, best)) = rows.first() {
+        println!("\nThe best on dev, on the test halves:");
+        for l in loaded {
+            let (s, n) = evaluate(l, best, "test")?;
+            println!(
+                "- {} ({n} questions): recall@5 {:.1}, MRR@10 {:.1}, nDCG@10 {:.1}",
+                l.corpus.name, s.recall5, s.mrr10, s.ndcg10
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Best-hit dense cosine and best-hit lexical coverage for answerable (dev) vs
 /// unanswerable questions (the grounded sets' unanswerable ones and the off-topic
 /// lines), and the accuracy of "relevant when cosine ≥ a and coverage ≥ b" over a

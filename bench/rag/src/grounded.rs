@@ -6,7 +6,7 @@
 //!
 //! Scores: "contains the gold fact" (case-insensitive, whitespace-normalised
 //! substring of the answer), "cites the gold page" (the gold page is among the
-//! citations the answer carries), and "says it does not know" (a fixed list of
+//! `source-url` parts of the answer's stream), and "says it does not know" (a fixed list of
 //! phrasings) on unanswerable questions, plus how often it wrongly says so on
 //! answerable ones.
 
@@ -130,6 +130,41 @@ impl Api {
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
+}
+
+/// One question through the streaming chat API, as a widget asks it: the answer's
+/// text and the URLs of its `source-url` parts (the JSON answer's official schema
+/// has no citations; the stream carries them).
+async fn ask(api: &Api, agent: &str, question: &str) -> Result<(String, Vec<String>)> {
+    let resp = api
+        .http
+        .post(format!(
+            "{}/api/v2/agents/{agent}/chat",
+            api.base.trim_end_matches('/')
+        ))
+        .bearer_auth(&api.key)
+        .json(&json!({"message": question, "stream": true}))
+        .send()
+        .await
+        .context("chat")?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    if !status.is_success() {
+        bail!("chat: {status}: {body}");
+    }
+    let (mut text, mut urls) = (String::new(), Vec::new());
+    for data in body.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        match chunk["type"].as_str() {
+            Some("text-delta") => text.push_str(chunk["delta"].as_str().unwrap_or_default()),
+            Some("source-url") => urls.extend(chunk["url"].as_str().map(str::to_owned)),
+            Some("error") => bail!("chat stream error: {}", chunk["errorText"]),
+            _ => {}
+        }
+    }
+    Ok((text, urls))
 }
 
 async fn add_link(api: &Api, agent: &str, url: &str, exclude: &[&str]) -> Result<()> {
@@ -301,29 +336,8 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
                 continue;
             }
             let t = Instant::now();
-            let resp = api
-                .call(
-                    reqwest::Method::POST,
-                    &format!("/api/v2/agents/{id}/chat"),
-                    Some(json!({"message": it.question, "stream": false})),
-                )
-                .await?;
+            let (text, urls) = ask(&api, &id, &it.question).await?;
             secs.push(t.elapsed().as_secs_f64());
-            let msg = &resp["data"];
-            let text: String = msg["parts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|p| p["type"] == "text")
-                .filter_map(|p| p["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("");
-            let urls: Vec<String> = msg["metadata"]["sources"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["url"].as_str().map(str::to_owned))
-                .collect();
             let idk = says_dont_know(&text);
             if it.unanswerable {
                 n_un += 1;

@@ -90,6 +90,9 @@ struct EvalArgs {
     /// Also run the lever sweep (always on the dev halves).
     #[arg(long)]
     sweep: bool,
+    /// Also search combinations of the levers (chosen on the dev halves).
+    #[arg(long)]
+    grid: bool,
     /// Also print the relevance-floor calibration (dev answerable vs unanswerable).
     #[arg(long)]
     threshold: bool,
@@ -184,6 +187,9 @@ async fn eval(args: EvalArgs) -> Result<()> {
     // Levers are compared on the dev halves only, whatever split is reported.
     if args.sweep {
         eval::sweep(&loaded, "dev")?;
+    }
+    if args.grid {
+        eval::grid(&loaded)?;
     }
     if args.threshold {
         eval::threshold(&loaded, &o).await?;

@@ -565,6 +565,8 @@ async fn serve(g: &Global, bind: Option<std::net::SocketAddr>) -> anyhow::Result
     let app = Arc::new(open_with(g, settings, true).await?);
     #[cfg(not(target_env = "msvc"))]
     agentbase_server::metrics::set_process_gauges(memory::gauges);
+    #[cfg(target_env = "gnu")]
+    memory::trim_c_malloc();
     app.start_workers();
     if let Some(boot) = app.accounts().bootstrap().await? {
         print_bootstrap(&boot.api_key, &boot.workspace.id, &base_url);

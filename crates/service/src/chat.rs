@@ -782,9 +782,13 @@ impl Conversations {
             .context_window()
             .saturating_sub(max_tokens as usize)
             .max(64);
-        // Small models get the knowledge next to the question (grounding.rs).
-        let inline = knowledge
-            .filter(|k| !k.is_empty() && crate::grounding::quoting(&g.agent, model.as_ref()));
+        // Small models may get the knowledge next to the question instead
+        // (`knowledge.small_model_inline`, grounding.rs).
+        let inline = knowledge.filter(|k| {
+            !k.is_empty()
+                && self.settings.knowledge.small_model_inline
+                && crate::grounding::quoting(&g.agent, model.as_ref())
+        });
         let mut instructions = g
             .agent
             .instructions_for(channel_of(&g.conversation.source))

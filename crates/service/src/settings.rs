@@ -213,6 +213,12 @@ pub struct KnowledgeSettings {
     /// in the best chunk, nothing is used either: the question is about something
     /// the knowledge does not name.
     pub min_coverage: f32,
+    /// Where a quoting agent's model (a small one, see `grounding.rs`) reads the
+    /// knowledge: next to the question, at most 3 entries, with a one-sentence task
+    /// (`true`), or in the system prompt like every other model (`false`, the
+    /// default: SmolLM2's answers held the gold fact in 72/38/60% of the grounded
+    /// questions against 58/32/54% inline, bench/rag/RESULTS.md).
+    pub small_model_inline: bool,
     /// `rrf` or `normalized`.
     pub fusion: String,
     /// Auto-retrain period for agents that have it on (Chatbase: weekly).
@@ -461,6 +467,7 @@ impl Default for KnowledgeSettings {
             retrieval_limit: 5,
             min_relevance: 0.34,
             min_coverage: 0.0,
+            small_model_inline: false,
             fusion: "normalized".into(),
             auto_retrain_interval_secs: 7 * 24 * 3600,
             storage_limits: PlanLimits {
