@@ -1180,11 +1180,18 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
         "only the sentences that answer: {text}"
     );
 
-    // An answer that uses the passage is left alone: the scripted model's echo
-    // repeats the knowledge it was given next to the question.
+    // An answer that uses the passage is left alone: `[[system]]` answers with the
+    // system prompt, where the knowledge is by default, as for any model.
+    let used = answer(&t, &agent, "How long is the mower warranty? [[system]]").await;
+    assert!(used.contains("17 months"), "{used}");
+    assert!(!used.contains("From \u{201c}"), "{used}");
+    // The user's message does not hold the knowledge: the echo of it gets the quote.
     let echo = answer(&t, &agent, "How long is the mower warranty?").await;
-    assert!(echo.contains("17 months"), "{echo}");
-    assert!(!echo.contains("From \u{201c}"), "{echo}");
+    assert!(
+        echo.starts_with("Echo: How long is the mower warranty?"),
+        "{echo}"
+    );
+    assert!(echo.contains("From \u{201c}Warranty\u{201d} [1]"), "{echo}");
 
     // Nothing relevant: the agent says it does not know, without the model.
     let text = answer(
@@ -1198,6 +1205,23 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
 
     // null returns the agent to automatic.
     set_quote_fallback(&t, &agent, Value::Null).await;
+}
+
+/// With `knowledge.small_model_inline`, a quoting agent's model reads the knowledge
+/// next to the question (the scripted model's echo repeats it), and an answer that
+/// repeats the passage gets no quote.
+#[tokio::test]
+async fn a_quoting_agent_can_read_the_knowledge_next_to_the_question() {
+    let t = spawn_knowledge(|s| s.knowledge.small_model_inline = true).await;
+    let agent = t.scripted_agent().await;
+    let warranty = text_source(&t, &agent, "Warranty", WARRANTY).await;
+    wait_status(&t, &agent, &warranty, "trained").await;
+    search_until(&t, &agent, "warranty", |h| !h.is_empty()).await;
+    set_quote_fallback(&t, &agent, json!(true)).await;
+    let echo = answer(&t, &agent, "How long is the mower warranty?").await;
+    assert!(echo.contains("Knowledge:"), "{echo}");
+    assert!(echo.contains("17 months"), "{echo}");
+    assert!(!echo.contains("From \u{201c}"), "{echo}");
 }
 
 /// Deleting an agent takes its knowledge with it: the node's snapshot of its index
