@@ -106,12 +106,13 @@ struct Api {
 }
 
 impl Api {
-    async fn call(
+    /// The body of a successful answer to `method path` (with `body` as JSON).
+    async fn text(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value> {
+    ) -> Result<String> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base.trim_end_matches('/')))
@@ -128,6 +129,16 @@ impl Api {
         if !status.is_success() {
             bail!("{path}: {status}: {text}");
         }
+        Ok(text)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let text = self.text(method, path, body).await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
@@ -136,22 +147,13 @@ impl Api {
 /// text and the URLs of its `source-url` parts (the JSON answer's official schema
 /// has no citations; the stream carries them).
 async fn ask(api: &Api, agent: &str, question: &str) -> Result<(String, Vec<String>)> {
-    let resp = api
-        .http
-        .post(format!(
-            "{}/api/v2/agents/{agent}/chat",
-            api.base.trim_end_matches('/')
-        ))
-        .bearer_auth(&api.key)
-        .json(&json!({"message": question, "stream": true}))
-        .send()
-        .await
-        .context("chat")?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    if !status.is_success() {
-        bail!("chat: {status}: {body}");
-    }
+    let body = api
+        .text(
+            reqwest::Method::POST,
+            &format!("/api/v2/agents/{agent}/chat"),
+            Some(json!({"message": question, "stream": true})),
+        )
+        .await?;
     let (mut text, mut urls) = (String::new(), Vec::new());
     for data in body.lines().filter_map(|l| l.strip_prefix("data: ")) {
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {

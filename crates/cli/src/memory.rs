@@ -69,9 +69,9 @@ pub fn trim_c_malloc() {
 }
 
 /// `malloc_trim(0)`: every whole free page in the C library's arenas goes back to the
-/// system. It walks the free chunks under each arena's lock (microseconds for a few
-/// MiB). The chunks stay free in the arena, so `agentbase_c_malloc_free_bytes` does
-/// not fall; the resident memory does.
+/// system. It walks the free chunks under each arena's lock. The chunks stay free in
+/// the arena, so `agentbase_c_malloc_free_bytes` does not fall; the resident memory
+/// does.
 #[cfg(target_env = "gnu")]
 fn return_free_c_pages() {
     // SAFETY: malloc_trim takes the arenas' locks itself and changes nothing a
