@@ -97,6 +97,7 @@ const KEYS: &[&str] = &[
     "chunk_chars",
     "chunk_overlap",
     "min_relevance",
+    "small_model_inline",
     "fusion",
     "embedder",
     "retrieval_limit",
