@@ -219,7 +219,8 @@ pub struct KnowledgeSettings {
     /// default: SmolLM2's answers held the gold fact in 72/38/60% of the grounded
     /// questions against 58/32/54% inline, bench/rag/RESULTS.md).
     pub small_model_inline: bool,
-    /// `rrf` or `normalized`.
+    /// `rrf` (reciprocal rank fusion, k = 20; the default) or `normalized`
+    /// (min-max normalised scores, dense weight 0.3).
     pub fusion: String,
     /// Auto-retrain period for agents that have it on (Chatbase: weekly).
     pub auto_retrain_interval_secs: u64,
@@ -468,7 +469,7 @@ impl Default for KnowledgeSettings {
             min_relevance: 0.34,
             min_coverage: 0.0,
             small_model_inline: false,
-            fusion: "normalized".into(),
+            fusion: "rrf".into(),
             auto_retrain_interval_secs: 7 * 24 * 3600,
             storage_limits: PlanLimits {
                 free: 400_000,
