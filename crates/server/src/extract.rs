@@ -1,18 +1,25 @@
 //! Extractors whose rejections speak the error envelope: malformed JSON is
 //! `VALIDATION_INVALID_JSON`, a body of the wrong shape is `VALIDATION_INVALID_BODY`
-//! with the offending field, an oversized body is 413.
+//! with the offending field, an oversized body is 413. The query extractors of list
+//! endpoints report every bad parameter at once; the ownership extractors
+//! (`OwnAgent`, `OwnConversation`, `OwnWebhook`, `TicketRef`) answer 404 for
+//! another workspace's resource before the body is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use agentbase_api_types::codes;
 use agentbase_core::Millis;
+use agentbase_core::conversation::Conversation;
 use agentbase_core::time_fmt::parse_date_bound;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use agentbase_service::Principal;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// A JSON body. The content type is not insisted on: Chatbase clients always send
@@ -335,6 +342,129 @@ pub fn date_window(
     details: &mut BTreeMap<String, String>,
 ) -> (Option<Millis>, Option<Millis>) {
     bounds(q, ("startDate", "endDate"), "must be YYYY-MM-DD", details)
+}
+
+/// `startDate`/`endDate` as `YYYY-MM-DD` (see [`date_window`]); as an extractor
+/// it rejects with every bad one at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DateWindow {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DateWindow {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let mut details = BTreeMap::new();
+        let (from, to) = date_window(&q, &mut details);
+        if !details.is_empty() {
+            return Err(ApiError::invalid_body(details));
+        }
+        Ok(DateWindow { from, to })
+    }
+}
+
+/// The caller, as the authentication layer left it.
+fn principal(parts: &Parts) -> Result<Principal, ApiError> {
+    (parts.extensions.get::<Principal>().cloned()).ok_or_else(ApiError::internal)
+}
+
+/// The path's parameters named `names`, in that order (axum's own rejection when
+/// the path cannot be read).
+async fn path_params<const N: usize>(
+    parts: &mut Parts,
+    state: &AppState,
+    names: [&str; N],
+) -> Result<[String; N], Response> {
+    let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok(names.map(|n| params.remove(n).unwrap_or_default()))
+}
+
+fn refused(e: agentbase_core::Error) -> Response {
+    ApiError::from(e).into_response()
+}
+
+/// The path's `agentId`, an agent of the caller's workspace. The check runs before
+/// the body is read, so another workspace's agent is missing whatever the body says.
+#[derive(Debug, Clone)]
+pub struct OwnAgent(pub String);
+
+impl FromRequestParts<AppState> for OwnAgent {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let p = principal(parts).map_err(IntoResponse::into_response)?;
+        let [agent_id] = path_params(parts, state, ["agentId"]).await?;
+        (state.app.agents().get(&p.workspace_id, &agent_id).await).map_err(refused)?;
+        Ok(OwnAgent(agent_id))
+    }
+}
+
+/// The path's `conversationId`, a conversation of the path's agent in the caller's
+/// workspace (checked before the body is read).
+pub struct OwnConversation(pub Conversation);
+
+impl FromRequestParts<AppState> for OwnConversation {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let p = principal(parts).map_err(IntoResponse::into_response)?;
+        let [agent_id, id] = path_params(parts, state, ["agentId", "conversationId"]).await?;
+        let found = state
+            .app
+            .conversations()
+            .conversation_of(&p, &agent_id, &id);
+        Ok(OwnConversation(found.await.map_err(refused)?))
+    }
+}
+
+/// The path's `webhookId`, a webhook of the path's agent in the caller's workspace
+/// (checked before the body is read).
+pub struct OwnWebhook {
+    pub agent_id: String,
+    pub id: String,
+}
+
+impl FromRequestParts<AppState> for OwnWebhook {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let p = principal(parts).map_err(IntoResponse::into_response)?;
+        let [agent_id, id] = path_params(parts, state, ["agentId", "webhookId"]).await?;
+        let found = state.app.webhooks().get(&p.workspace_id, &agent_id, &id);
+        found.await.map_err(refused)?;
+        Ok(OwnWebhook { agent_id, id })
+    }
+}
+
+/// The path's agent (checked first, so another workspace's agent is "not found"
+/// whatever the number) and `ticketNumber`, an integer from 1 to 2^31 − 1.
+pub struct TicketRef {
+    pub agent_id: String,
+    pub number: i64,
+}
+
+impl FromRequestParts<AppState> for TicketRef {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let OwnAgent(agent_id) = OwnAgent::from_request_parts(parts, state).await?;
+        let [raw] = path_params(parts, state, ["ticketNumber"]).await?;
+        match raw.parse::<i64>() {
+            Ok(number) if (1..=2_147_483_647).contains(&number) => {
+                Ok(TicketRef { agent_id, number })
+            }
+            _ => Err(ApiError::invalid_field(
+                "ticketNumber",
+                "must be an integer from 1 to 2147483647",
+            )
+            .into_response()),
+        }
+    }
 }
 
 /// `application/x-www-form-urlencoded` pairs, percent-decoded.

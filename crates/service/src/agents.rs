@@ -241,3 +241,57 @@ impl Agents {
         self.save(agent).await
     }
 }
+
+/// Agents with this month's credit spend, as the public API shows them.
+impl Agents {
+    /// Credits `agent` used this calendar month (UTC), from its counter (as
+    /// [`crate::credits::Credits::agent_used`]).
+    fn used_this_month(&self, agent: &Agent) -> f64 {
+        agent.credits_used_in(agentbase_core::time_fmt::month_start(self.now()))
+    }
+
+    /// [`Agents::get`] with the agent's spend this month.
+    pub async fn get_with_usage(&self, workspace_id: &str, id: &str) -> Result<(Agent, f64)> {
+        let agent = self.get(workspace_id, id).await?;
+        let used = self.used_this_month(&agent);
+        Ok((agent, used))
+    }
+
+    /// [`Agents::list`], each agent with its spend this month.
+    pub async fn list_with_usage(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Page<(Agent, f64)>> {
+        let page = self.list(workspace_id, cursor, limit).await?;
+        Ok(Page {
+            items: (page.items.into_iter())
+                .map(|a| {
+                    let used = self.used_this_month(&a);
+                    (a, used)
+                })
+                .collect(),
+            has_more: page.has_more,
+            total: page.total,
+        })
+    }
+
+    /// Every agent of the workspace, oldest first (v1's `get-chatbots`), read a
+    /// page of 100 at a time.
+    pub async fn all(&self, workspace_id: &str) -> Result<Vec<Agent>> {
+        let mut agents = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list(workspace_id, cursor.as_ref(), 100).await?;
+            cursor = page.items.last().map(|a| Cursor {
+                t: a.created_at,
+                id: a.id.clone(),
+            });
+            agents.extend(page.items);
+            if !page.has_more {
+                return Ok(agents);
+            }
+        }
+    }
+}

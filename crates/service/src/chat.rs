@@ -1579,3 +1579,63 @@ struct Answer {
     citations: Vec<Citation>,
     score: Option<f64>,
 }
+
+/// A conversation with one page of its messages and who wrote the ones people
+/// wrote (message id → sender).
+pub struct MessageThread {
+    pub conversation: Conversation,
+    pub messages: Page<Message>,
+    pub authors: HashMap<String, agentbase_core::helpdesk::Sender>,
+}
+
+/// Use cases of the public API that join several steps above.
+impl Conversations {
+    /// The caller's conversation, the page of its messages before `before_seq`
+    /// (the newest when `None`), and their authors.
+    pub async fn message_thread(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<MessageThread> {
+        let conversation = self.conversation_of(p, agent_id, conversation_id).await?;
+        let messages = self
+            .message_page(&conversation.id, before_seq, limit)
+            .await?;
+        let authors = self.store.message_authors(&conversation.id).await?;
+        Ok(MessageThread {
+            conversation,
+            messages,
+            authors: authors.into_iter().collect(),
+        })
+    }
+
+    /// A page of the agent's conversations (oldest first), each with all its
+    /// messages when `with_messages`.
+    pub async fn export(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        filter: &ConversationFilter,
+        cursor: Option<&Cursor>,
+        limit: u32,
+        with_messages: bool,
+    ) -> Result<Page<(Conversation, Option<Vec<Message>>)>> {
+        let page = (self.conversations(p, agent_id, filter, cursor, limit, false)).await?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for c in page.items {
+            let messages = match with_messages {
+                true => Some(self.all_messages(&c.id).await?),
+                false => None,
+            };
+            items.push((c, messages));
+        }
+        Ok(Page {
+            items,
+            has_more: page.has_more,
+            total: page.total,
+        })
+    }
+}

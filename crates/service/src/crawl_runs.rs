@@ -646,3 +646,34 @@ impl RunWriter {
         let _ = self.store.run_progress(&self.run_id, counts, lease).await;
     }
 }
+
+/// Use cases of the Apify-compatible API that join two of the steps above.
+impl CrawlRuns {
+    /// [`CrawlRuns::start_run`], then, when `wait` is some seconds, the run once it
+    /// ends or the wait is over (see [`CrawlRuns::run`]).
+    pub async fn start_and_wait(
+        self: &Arc<Self>,
+        p: &Principal,
+        actor_id: &str,
+        input: Value,
+        timeout_secs: Option<u64>,
+        wait: Option<u64>,
+    ) -> Result<CrawlRun> {
+        let run = self.start_run(p, actor_id, input, timeout_secs).await?;
+        match wait {
+            Some(w) if w > 0 => self.run(p, &run.id, Duration::from_secs(w)).await,
+            _ => Ok(run),
+        }
+    }
+
+    /// A record of the run's default key-value store (see [`CrawlRuns::kv_record`]).
+    pub async fn run_kv_record(
+        &self,
+        p: &Principal,
+        run_id: &str,
+        key: &str,
+    ) -> Result<Option<(String, String)>> {
+        let run = self.run(p, run_id, Duration::ZERO).await?;
+        self.kv_record(p, &run.kv_store_id, key).await
+    }
+}

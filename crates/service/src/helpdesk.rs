@@ -1056,3 +1056,19 @@ fn new_handoff_ticket(
         last_message_at,
     }
 }
+
+/// Use cases of the public API that join two of the steps above.
+impl Helpdesk {
+    /// [`Helpdesk::hand_back`], then the conversation as it is now (for its status).
+    pub async fn hand_back_status(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<Conversation> {
+        self.hand_back(p, agent_id, conversation_id).await?;
+        self.conversations
+            .conversation_of(p, agent_id, conversation_id)
+            .await
+    }
+}

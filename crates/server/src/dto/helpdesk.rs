@@ -3,6 +3,8 @@
 use agentbase_api_types as api;
 use agentbase_core::helpdesk::{self, Sender, Ticket, TicketMessage};
 use agentbase_core::time_fmt::iso8601;
+use agentbase_service::Page;
+use agentbase_service::helpdesk::Helpdesk;
 
 pub(crate) fn ticket_dto(t: Ticket) -> api::Ticket {
     api::Ticket {
@@ -91,5 +93,72 @@ pub(crate) fn created_message_dto(m: TicketMessage) -> api::CreatedTicketMessage
         content: m.content.unwrap_or_default(),
         content_text: m.content_text.unwrap_or_default(),
         created_at: iso8601(m.created_at),
+    }
+}
+
+/// The domain form of a create body.
+pub(crate) fn new_ticket(b: api::CreateTicketBody) -> helpdesk::NewTicketInput {
+    let customer = b.customer.unwrap_or_default();
+    helpdesk::NewTicketInput {
+        subject: b.subject,
+        description: b.description,
+        customer_email: customer.email,
+        customer_name: customer.name,
+        status_id: b.status_id,
+        status_category: b.status_category,
+        assignee_id: b.assignee_id,
+        assignee_email: b.assignee_email,
+        team_id: b.team_id,
+        priority: b.priority,
+    }
+}
+
+/// The domain form of an update body.
+pub(crate) fn ticket_patch(b: api::UpdateTicketBody) -> helpdesk::TicketPatch {
+    helpdesk::TicketPatch {
+        status_id: b.status_id,
+        status_category: b.status_category,
+        assignee_id: b.assignee_id,
+        assignee_email: b.assignee_email,
+        team_id: b.team_id,
+        priority: b.priority,
+    }
+}
+
+/// A page of the ticket list; its cursor carries the list's sort and order, and
+/// `total` is there when it was asked for.
+pub(crate) fn ticket_list_dto(
+    page: Page<Ticket>,
+    filter: &helpdesk::TicketFilter,
+    include_total: bool,
+) -> api::ListTicketsResponse {
+    let cursor = (page.items.last())
+        .filter(|_| page.has_more)
+        .map(|t| Helpdesk::ticket_cursor(filter, t));
+    api::ListTicketsResponse {
+        pagination: api::TicketPagination {
+            has_more: cursor.is_some(),
+            cursor,
+            total: include_total.then_some(page.total),
+        },
+        data: page.items.into_iter().map(list_item_dto).collect(),
+    }
+}
+
+/// A page of a ticket's thread; its cursor carries the order.
+pub(crate) fn thread_page_dto(
+    page: Page<TicketMessage>,
+    ascending: bool,
+) -> api::ListTicketMessagesResponse {
+    let cursor = (page.items.last())
+        .filter(|_| page.has_more)
+        .map(|m| Helpdesk::ticket_message_cursor(m, ascending));
+    api::ListTicketMessagesResponse {
+        pagination: api::Pagination {
+            has_more: cursor.is_some(),
+            cursor,
+            total: page.total,
+        },
+        data: page.items.into_iter().map(thread_dto).collect(),
     }
 }

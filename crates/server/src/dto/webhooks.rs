@@ -1,9 +1,13 @@
 //! Webhooks and their deliveries on the wire.
 
 use agentbase_api_types as api;
+use agentbase_core::Cursor;
 use agentbase_core::time_fmt::iso8601;
-use agentbase_core::webhook::Webhook;
+use agentbase_core::webhook::{Webhook, WebhookInput};
+use agentbase_service::Page;
 use agentbase_service::webhooks::DeliveryLog;
+
+use crate::dto::conversations::pagination;
 
 pub(crate) fn to_dto(w: Webhook) -> api::Webhook {
     api::Webhook {
@@ -43,4 +47,34 @@ pub(crate) fn delivery_dto(l: DeliveryLog) -> api::WebhookDelivery {
             })
             .collect(),
     }
+}
+
+pub(crate) fn deliveries_dto(page: Page<DeliveryLog>) -> api::WebhookDeliveriesResponse {
+    let pagination = pagination(&page, |l| Cursor {
+        t: l.delivery.created_at,
+        id: l.delivery.id.clone(),
+    });
+    api::WebhookDeliveriesResponse {
+        data: page.items.into_iter().map(delivery_dto).collect(),
+        pagination,
+    }
+}
+
+/// The domain form of a create body.
+pub(crate) fn new_webhook(body: api::CreateWebhookBody) -> WebhookInput {
+    WebhookInput {
+        url: Some(body.url),
+        events: Some(body.events),
+        active: body.active,
+    }
+}
+
+/// The domain form of an update body, and whether to rotate the secret.
+pub(crate) fn webhook_patch(body: api::UpdateWebhookBody) -> (WebhookInput, bool) {
+    let input = WebhookInput {
+        url: body.url,
+        events: body.events,
+        active: body.active,
+    };
+    (input, body.rotate_secret.unwrap_or(false))
 }

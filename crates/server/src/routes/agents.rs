@@ -2,23 +2,17 @@
 //! bare objects, as the contract does (only lists use the list envelope).
 
 use agentbase_api_types as api;
-use agentbase_core::{AgentPatch, Cursor, NewAgent, Visibility, agent::IpRateLimitsPatch};
 use agentbase_service::Principal;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 
 use crate::AppState;
-use crate::dto::agents::{actions_dto, created_dto, to_dto};
+use crate::dto::agents::{
+    actions_dto, actions_of, agent_patch, created_dto, list_dto, new_agent, to_dto,
+};
 use crate::error::ApiError;
-use crate::extract::{AppJson, PageQuery};
-
-fn visibility(v: api::Visibility) -> Visibility {
-    match v {
-        api::Visibility::Public => Visibility::Public,
-        api::Visibility::Private => Visibility::Private,
-    }
-}
+use crate::extract::{AppJson, OwnAgent, PageQuery};
 
 #[utoipa::path(get, path = "/api/v2/agents", tag = "agents",
     params(("cursor" = Option<String>, Query, description = "Opaque cursor from a previous page"),
@@ -34,21 +28,9 @@ pub async fn list(
     let result = state
         .app
         .agents()
-        .list(&p.workspace_id, page.cursor.as_ref(), page.limit)
+        .list_with_usage(&p.workspace_id, page.cursor.as_ref(), page.limit)
         .await?;
-    let pagination = crate::dto::conversations::pagination(&result, |a| Cursor {
-        t: a.created_at,
-        id: a.id.clone(),
-    });
-    let data = result
-        .items
-        .into_iter()
-        .map(|a| {
-            let used = state.app.credits().agent_used(&a);
-            to_dto(a, used)
-        })
-        .collect();
-    Ok(Json(api::ListAgentsResponse { data, pagination }))
+    Ok(Json(list_dto(result)))
 }
 
 #[utoipa::path(post, path = "/api/v2/agents", tag = "agents", request_body = api::CreateAgentBody,
@@ -60,20 +42,11 @@ pub async fn create(
     Extension(p): Extension<Principal>,
     AppJson(body): AppJson<api::CreateAgentBody>,
 ) -> Result<(StatusCode, Json<api::AgentCreated>), ApiError> {
+    let (new, url) = new_agent(body);
     let created = state
         .app
         .knowledge()
-        .create_agent_from(
-            &p,
-            NewAgent {
-                name: body.name,
-                instructions: body.instructions,
-                model: body.model,
-                temp: body.temp,
-                visibility: body.visibility.map(visibility),
-            },
-            body.url,
-        )
+        .create_agent_from(&p, new, url)
         .await?;
     Ok((StatusCode::CREATED, Json(created_dto(created))))
 }
@@ -88,8 +61,8 @@ pub async fn get(
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::Agent>, ApiError> {
-    let agent = state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let used = state.app.credits().agent_used(&agent);
+    let agents = state.app.agents();
+    let (agent, used) = agents.get_with_usage(&p.workspace_id, &agent_id).await?;
     Ok(Json(to_dto(agent, used)))
 }
 
@@ -101,13 +74,9 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(agent_id): Path<String>,
-    body: Result<AppJson<api::UpdateAgentBody>, ApiError>,
+    OwnAgent(agent_id): OwnAgent,
+    AppJson(b): AppJson<api::UpdateAgentBody>,
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
-    // A foreign or missing agent answers 404 whatever the body: existence is
-    // checked before the body is judged.
-    state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let AppJson(b) = body?;
     let patch = agent_patch(b);
     state
         .app
@@ -115,38 +84,6 @@ pub async fn update(
         .update(&p.workspace_id, &agent_id, patch)
         .await?;
     Ok(Json(api::SuccessResponse { success: true }))
-}
-
-/// The patch an update body asks for (the lead form is v1's and auto-retrain has
-/// its own route).
-fn agent_patch(b: api::UpdateAgentBody) -> AgentPatch {
-    AgentPatch {
-        name: b.name,
-        instructions: b.instructions,
-        model: b.model,
-        temp: b.temp,
-        visibility: b.visibility.map(visibility),
-        allowed_domains: b.allowed_domains,
-        suggested_messages: b.suggested_messages,
-        initial_messages: b.initial_messages,
-        credit_limit: b.credit_limit,
-        ip_rate_limits: b.ip_rate_limits.map(|o| {
-            o.map(|ip| IpRateLimitsPatch {
-                limit: ip.limit,
-                timeframe_secs: ip.timeframe,
-                message: ip.message,
-            })
-        }),
-        auto_retrain: None,
-        channel_instructions: b.channel_instructions,
-        notifications: b.notifications_settings,
-        spam: b.spam_settings,
-        voice: b.voice_settings,
-        blocked_countries: b.blocked_countries,
-        // Set through v1's `collectCustomerInformation`.
-        lead_form: None,
-        quote_fallback: b.quote_fallback,
-    }
 }
 
 /// Updates the widget's styles: `chat` and `centerStage` are merged key by key.
@@ -158,11 +95,9 @@ fn agent_patch(b: api::UpdateAgentBody) -> AgentPatch {
 pub async fn update_styles(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(agent_id): Path<String>,
-    body: Result<AppJson<api::UpdateStylesBody>, ApiError>,
+    OwnAgent(agent_id): OwnAgent,
+    AppJson(b): AppJson<api::UpdateStylesBody>,
 ) -> Result<Json<api::SuccessResponse>, ApiError> {
-    state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let AppJson(b) = body?;
     state
         .app
         .agents()
@@ -231,20 +166,10 @@ pub async fn get_actions(
 pub async fn put_actions(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(agent_id): Path<String>,
-    body: Result<AppJson<api::ActionsBody>, ApiError>,
+    OwnAgent(agent_id): OwnAgent,
+    AppJson(body): AppJson<api::ActionsBody>,
 ) -> Result<Json<api::ActionsResponse>, ApiError> {
-    state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let AppJson(body) = body?;
-    let actions = body
-        .actions
-        .into_iter()
-        .map(|a| agentbase_core::Action {
-            name: a.name,
-            description: a.description,
-            parameters: a.parameters,
-        })
-        .collect();
+    let actions = actions_of(body);
     let agent = state
         .app
         .agents()

@@ -5,64 +5,22 @@
 use std::collections::BTreeMap;
 
 use agentbase_api_types as api;
-use agentbase_core::Cursor;
-use agentbase_core::conversation::{Conversation, Feedback, Message};
+use agentbase_service::ConversationFilter;
 use agentbase_service::Principal;
 use agentbase_service::chat::valid_user_id;
-use agentbase_service::{ConversationFilter, Page};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::{Extension, Json};
 
 use crate::AppState;
 use crate::dto::conversations::{
-    by_created, conversation_dto, export_message, message_dto, pagination, secs,
+    by_activity, by_created, conversation_dto, conversation_with_messages, export_dto, feedback_of,
+    message_dto, message_list, pagination, search_dto,
 };
 use crate::error::ApiError;
-use crate::extract::{AppJson, ListQuery, PageQuery, QueryMap, dates, window_order};
-
-/// Marks the messages people wrote (see `App::message_authors`) as theirs.
-pub fn mark_authors(
-    messages: &mut [api::ConversationMessage],
-    authors: &std::collections::HashMap<String, agentbase_core::helpdesk::Sender>,
-) {
-    for m in messages {
-        if let (Some(a), Some(meta)) = (authors.get(&m.id), m.metadata.as_mut()) {
-            meta.answered_by = Some(api::AnsweredBy {
-                kind: "human".into(),
-                id: a.id.clone(),
-                name: a.name.clone(),
-                email: a.email.clone(),
-            });
-        }
-    }
-}
-
-/// Message pages go backward: the cursor is the oldest message of the page.
-fn message_pagination(page: &Page<Message>) -> api::Pagination {
-    let cursor = if page.has_more {
-        page.items.first().map(|m| {
-            Cursor {
-                t: m.seq,
-                id: m.id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    api::Pagination {
-        has_more: cursor.is_some(),
-        cursor,
-        total: page.total,
-    }
-}
-
-fn by_activity(c: &Conversation) -> Cursor {
-    Cursor {
-        t: c.updated_at,
-        id: c.id.clone(),
-    }
-}
+use crate::extract::{
+    AppJson, ListQuery, OwnConversation, PageQuery, QueryMap, dates, window_order,
+};
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations", tag = "conversations",
     params(("agentId" = String, Path), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query),
@@ -74,32 +32,39 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
-    list: ListQuery,
+    CreatedList { page, filter }: CreatedList,
 ) -> Result<Json<api::ListConversationsResponse>, ApiError> {
-    let (page, filter) = (
-        list.page,
-        ConversationFilter {
-            created_from: list.created_from,
-            created_to: list.created_to,
-            ..Default::default()
-        },
-    );
-    let result = state
-        .app
-        .conversations()
-        .conversations(
-            &p,
-            &agent_id,
-            &filter,
-            page.cursor.as_ref(),
-            page.limit,
-            false,
-        )
+    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let result = (state.app.conversations())
+        .conversations(&p, &agent_id, &filter, cursor, limit, false)
         .await?;
     Ok(Json(api::ListConversationsResponse {
         pagination: pagination(&result, by_created),
         data: result.items.iter().map(conversation_dto).collect(),
     }))
+}
+
+/// A conversation list's page and creation window (`startDate`, `endDate`).
+pub struct CreatedList {
+    page: PageQuery,
+    filter: ConversationFilter,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CreatedList {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let list = ListQuery::<{ PageQuery::MAX_LIMIT }>::from_request_parts(parts, state).await?;
+        let filter = ConversationFilter {
+            created_from: list.created_from,
+            created_to: list.created_to,
+            ..Default::default()
+        };
+        Ok(CreatedList {
+            page: list.page,
+            filter,
+        })
+    }
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/users/{userId}/conversations", tag = "conversations",
@@ -144,27 +109,12 @@ pub async fn get(
     Path((agent_id, conversation_id)): Path<(String, String)>,
     page: PageQuery,
 ) -> Result<Json<api::GetConversationResponse>, ApiError> {
-    let c = state
+    let thread = state
         .app
         .conversations()
-        .conversation_of(&p, &agent_id, &conversation_id)
+        .message_thread(&p, &agent_id, &conversation_id, None, page.limit)
         .await?;
-    let messages = state
-        .app
-        .conversations()
-        .message_page(&c.id, None, page.limit)
-        .await?;
-    let authors = state.app.helpdesk().message_authors(&c.id).await?;
-    let pagination = message_pagination(&messages);
-    let mut items: Vec<_> = messages.items.into_iter().map(message_dto).collect();
-    mark_authors(&mut items, &authors);
-    Ok(Json(api::GetConversationResponse {
-        pagination,
-        data: api::ConversationWithMessages {
-            conversation: conversation_dto(&c),
-            messages: items,
-        },
-    }))
+    Ok(Json(conversation_with_messages(thread)))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/messages", tag = "conversations",
@@ -179,21 +129,13 @@ pub async fn messages(
     Path((agent_id, conversation_id)): Path<(String, String)>,
     page: PageQuery,
 ) -> Result<Json<api::ListMessagesResponse>, ApiError> {
-    let c = state
+    let before = page.cursor.map(|c| c.t);
+    let thread = state
         .app
         .conversations()
-        .conversation_of(&p, &agent_id, &conversation_id)
+        .message_thread(&p, &agent_id, &conversation_id, before, page.limit)
         .await?;
-    let result = state
-        .app
-        .conversations()
-        .message_page(&c.id, page.cursor.map(|c| c.t), page.limit)
-        .await?;
-    let authors = state.app.helpdesk().message_authors(&c.id).await?;
-    let pagination = message_pagination(&result);
-    let mut data: Vec<_> = result.items.into_iter().map(message_dto).collect();
-    mark_authors(&mut data, &authors);
-    Ok(Json(api::ListMessagesResponse { pagination, data }))
+    Ok(Json(message_list(thread)))
 }
 
 #[utoipa::path(patch, path = "/api/v2/agents/{agentId}/conversations/{conversationId}", tag = "conversations",
@@ -205,23 +147,17 @@ pub async fn messages(
 pub async fn update(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((agent_id, conversation_id)): Path<(String, String)>,
-    body: Result<AppJson<api::UpdateConversationRequest>, ApiError>,
+    OwnConversation(c): OwnConversation,
+    AppJson(body): AppJson<api::UpdateConversationRequest>,
 ) -> Result<Json<api::UpdateConversationResponse>, ApiError> {
-    state
-        .app
-        .conversations()
-        .conversation_of(&p, &agent_id, &conversation_id)
-        .await?;
-    let AppJson(body) = body?;
     let status = state
         .app
         .conversations()
-        .set_paused(&p, &agent_id, &conversation_id, body.paused)
+        .set_paused(&p, &c.agent_id, &c.id, body.paused)
         .await?;
     Ok(Json(api::UpdateConversationResponse {
         data: api::ConversationStatus {
-            id: conversation_id,
+            id: c.id,
             status: status.as_str().to_owned(),
         },
     }))
@@ -236,23 +172,14 @@ pub async fn update(
 pub async fn feedback(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((agent_id, conversation_id, message_id)): Path<(String, String, String)>,
-    body: Result<AppJson<api::UpdateFeedbackRequest>, ApiError>,
+    OwnConversation(c): OwnConversation,
+    Path((_, _, message_id)): Path<(String, String, String)>,
+    AppJson(body): AppJson<api::UpdateFeedbackRequest>,
 ) -> Result<Json<api::MessageResponse>, ApiError> {
-    state
-        .app
-        .conversations()
-        .conversation_of(&p, &agent_id, &conversation_id)
-        .await?;
-    let AppJson(body) = body?;
-    let feedback = body.feedback.map(|f| match f {
-        api::FeedbackValue::Positive => Feedback::Positive,
-        api::FeedbackValue::Negative => Feedback::Negative,
-    });
     let m = state
         .app
         .conversations()
-        .set_feedback(&p, &agent_id, &conversation_id, &message_id, feedback)
+        .set_feedback(&p, &c.agent_id, &c.id, &message_id, feedback_of(body))
         .await?;
     Ok(Json(api::MessageResponse {
         data: message_dto(m),
@@ -271,59 +198,52 @@ pub async fn export(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
-    q: QueryMap,
+    q: ExportQuery,
 ) -> Result<Json<api::ExportConversationsResponse>, ApiError> {
-    let (page, filter, include_messages) = export_query(&q)?;
-    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
-    let result = (state.app)
-        .conversations()
-        .conversations(&p, &agent_id, &filter, cursor, limit, false)
+    let (cursor, limit) = (q.page.cursor.as_ref(), q.page.limit);
+    let result = (state.app.conversations())
+        .export(&p, &agent_id, &q.filter, cursor, limit, q.include_messages)
         .await?;
-    let mut data = Vec::with_capacity(result.items.len());
-    for c in &result.items {
-        let messages = match include_messages {
-            true => Some(state.app.conversations().all_messages(&c.id).await?),
-            false => None,
-        };
-        data.push(api::ExportConversation {
-            conversation: conversation_dto(c),
-            source: Some(c.source.clone()),
-            messages: messages.map(|m| m.into_iter().map(export_message).collect()),
-        });
-    }
-    Ok(Json(api::ExportConversationsResponse {
-        pagination: pagination(&result, by_created),
-        data,
-    }))
+    Ok(Json(export_dto(result)))
 }
 
 /// The export's page, filter (dates, one conversation, sources) and whether
 /// messages come along (`include=messages`, the default, or `summary`).
-fn export_query(q: &QueryMap) -> Result<(PageQuery, ConversationFilter, bool), ApiError> {
-    let mut details = BTreeMap::new();
-    let list = ListQuery::<20>::read(q, &mut details);
-    let include_messages = match q.get("include") {
-        None | Some("messages") => true,
-        Some("summary") => false,
-        Some(_) => {
-            details.insert("include".into(), "must be summary or messages".into());
-            true
-        }
-    };
-    let list = list.check(details)?;
-    let filter = ConversationFilter {
-        created_from: list.created_from,
-        created_to: list.created_to,
-        conversation_id: q.get("conversationId").map(str::to_owned),
-        sources: q.get("source").map(|s| {
-            s.split(',')
-                .map(|x| x.trim().to_owned())
-                .filter(|x| !x.is_empty())
-                .collect()
-        }),
-        ..Default::default()
-    };
-    Ok((list.page, filter, include_messages))
+pub struct ExportQuery {
+    page: PageQuery,
+    filter: ConversationFilter,
+    include_messages: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ExportQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let mut details = BTreeMap::new();
+        let list = ListQuery::<20>::read(&q, &mut details);
+        let include_messages = match q.get("include") {
+            None | Some("messages") => true,
+            Some("summary") => false,
+            Some(_) => {
+                details.insert("include".into(), "must be summary or messages".into());
+                true
+            }
+        };
+        let list = list.check(details)?;
+        let filter = ConversationFilter {
+            created_from: list.created_from,
+            created_to: list.created_to,
+            conversation_id: q.get("conversationId").map(str::to_owned),
+            sources: list_param(&q, "source"),
+            ..Default::default()
+        };
+        Ok(ExportQuery {
+            page: list.page,
+            filter,
+            include_messages,
+        })
+    }
 }
 
 /// A comma-separated filter: `None` when absent, its trimmed values otherwise.
@@ -376,35 +296,32 @@ pub async fn search(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
-    q: QueryMap,
+    SearchQuery { page, search }: SearchQuery,
 ) -> Result<Json<api::SearchConversationsResponse>, ApiError> {
-    let (page, search) = search_query(&q)?;
-    let (result, snippets) = state
-        .app
-        .conversations()
-        .search_conversations(&p, &agent_id, &search, page.cursor.as_ref(), page.limit)
+    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
+    let found = (state.app.conversations())
+        .search_conversations(&p, &agent_id, &search, cursor, limit)
         .await?;
-    let pagination = pagination(&result, by_activity);
-    let data = result
-        .items
-        .iter()
-        .zip(snippets)
-        .map(|(c, snippet)| search_result(c, snippet))
-        .collect();
-    Ok(Json(api::SearchConversationsResponse {
-        data,
-        pagination: api::SearchPagination {
-            cursor: pagination.cursor,
-            has_more: pagination.has_more,
-        },
-    }))
+    Ok(Json(search_dto(found)))
 }
 
 /// The search's page (25 by default and at most) and filters; every bad parameter
 /// is reported at once.
-fn search_query(
-    q: &QueryMap,
-) -> Result<(PageQuery, agentbase_service::ConversationSearch), ApiError> {
+pub struct SearchQuery {
+    page: PageQuery,
+    search: agentbase_service::ConversationSearch,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SearchQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        search_query(&q)
+    }
+}
+
+fn search_query(q: &QueryMap) -> Result<SearchQuery, ApiError> {
     let mut details = BTreeMap::new();
     let mut list = ListQuery::<25>::read(q, &mut details);
     if q.get("limit").is_none() {
@@ -458,29 +375,8 @@ fn search_query(
         updated_to,
         nothing,
     };
-    Ok((list.page, search))
-}
-
-fn search_result(
-    c: &Conversation,
-    snippet: Option<agentbase_service::conversation_search::Snippet>,
-) -> api::ConversationSearchResult {
-    api::ConversationSearchResult {
-        id: c.id.clone(),
-        title: c.title.clone(),
-        created_at: secs(c.created_at),
-        updated_at: secs(c.updated_at),
-        user_id: c.user_id.clone(),
-        source: Some(c.source.clone()),
-        embed_origin: None,
-        status: c.status.as_str().to_owned(),
-        snippet: snippet.map(|s| api::SearchSnippet {
-            speaker: s.speaker.to_owned(),
-            highlights: s
-                .highlights
-                .into_iter()
-                .map(|(value, is_hit)| api::SnippetHighlight { value, is_hit })
-                .collect(),
-        }),
-    }
+    Ok(SearchQuery {
+        page: list.page,
+        search,
+    })
 }

@@ -6,38 +6,23 @@ use std::collections::BTreeMap;
 
 use agentbase_api_types as api;
 use agentbase_core::helpdesk::{
-    self, CATEGORIES, CHANNELS, MESSAGE_TYPES, NewTicketInput, PRIORITIES, TicketFilter,
-    TicketPatch, TicketSort,
+    self, CATEGORIES, CHANNELS, MESSAGE_TYPES, PRIORITIES, TicketFilter, TicketSort,
 };
 use agentbase_core::time_fmt::parse_date_bound;
 use agentbase_service::Principal;
-use agentbase_service::helpdesk::{Helpdesk, ThreadQuery};
-use axum::extract::{Path, State};
+use agentbase_service::helpdesk::ThreadQuery;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::{Extension, Json};
 
 use crate::AppState;
-use crate::dto::helpdesk::{created_message_dto, list_item_dto, thread_dto, ticket_dto};
+use crate::dto::helpdesk::{
+    created_message_dto, list_item_dto, new_ticket, thread_page_dto, ticket_dto, ticket_list_dto,
+    ticket_patch,
+};
 use crate::error::ApiError;
-use crate::extract::{AppJson, QueryMap};
-
-/// The path's ticket number: an integer from 1 to 2^31 − 1. The agent is
-/// checked first, so another workspace's agent is "not found" whatever the number.
-async fn ticket_number(
-    state: &AppState,
-    p: &Principal,
-    agent_id: &str,
-    raw: &str,
-) -> Result<i64, ApiError> {
-    state.app.agents().get(&p.workspace_id, agent_id).await?;
-    match raw.parse::<i64>() {
-        Ok(n) if (1..=2_147_483_647).contains(&n) => Ok(n),
-        _ => Err(ApiError::invalid_field(
-            "ticketNumber",
-            "must be an integer from 1 to 2147483647",
-        )),
-    }
-}
+use crate::extract::{AppJson, OwnAgent, QueryMap, TicketRef};
 
 /// A comma-separated list whose every item is one of `allowed`.
 fn list_param(
@@ -171,65 +156,42 @@ pub async fn teams(
 pub async fn create(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(agent_id): Path<String>,
-    body: Result<AppJson<api::CreateTicketBody>, ApiError>,
+    OwnAgent(agent_id): OwnAgent,
+    AppJson(b): AppJson<api::CreateTicketBody>,
 ) -> Result<(StatusCode, Json<api::Ticket>), ApiError> {
-    state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let AppJson(b) = body?;
-    let customer = b.customer.unwrap_or_default();
-    let input = NewTicketInput {
-        subject: b.subject,
-        description: b.description,
-        customer_email: customer.email,
-        customer_name: customer.name,
-        status_id: b.status_id,
-        status_category: b.status_category,
-        assignee_id: b.assignee_id,
-        assignee_email: b.assignee_email,
-        team_id: b.team_id,
-        priority: b.priority,
-    };
     let t = state
         .app
         .helpdesk()
-        .create_ticket(&p.workspace_id, &agent_id, input)
+        .create_ticket(&p.workspace_id, &agent_id, new_ticket(b))
         .await?;
     Ok((StatusCode::CREATED, Json(ticket_dto(t))))
 }
 
 /// The ticket list's query: filters, sort and order, whether to count the total,
-/// and the page size; every bad parameter is reported at once.
-struct TicketListQuery {
+/// the cursor and the page size; every bad parameter is reported at once.
+pub struct TicketListQuery {
     filter: TicketFilter,
     include_total: bool,
+    cursor: Option<String>,
     limit: u32,
 }
 
-impl TicketListQuery {
-    fn read(q: &QueryMap) -> Result<Self, ApiError> {
+impl<S: Send + Sync> FromRequestParts<S> for TicketListQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
         let mut d = BTreeMap::new();
         let mut f = TicketFilter {
-            statuses: list_param(q, "status", CATEGORIES, &mut d),
-            channels: list_param(q, "channel", CHANNELS, &mut d),
-            priorities: list_param(q, "priority", PRIORITIES, &mut d),
-            assignee_id: none_or_uuid(q, "assigneeId", &mut d),
-            team_id: none_or_uuid(q, "teamId", &mut d),
-            ascending: order_param(q, false, &mut d),
+            statuses: list_param(&q, "status", CATEGORIES, &mut d),
+            channels: list_param(&q, "channel", CHANNELS, &mut d),
+            priorities: list_param(&q, "priority", PRIORITIES, &mut d),
+            assignee_id: none_or_uuid(&q, "assigneeId", &mut d),
+            team_id: none_or_uuid(&q, "teamId", &mut d),
+            ascending: order_param(&q, false, &mut d),
             ..TicketFilter::default()
         };
-        for (key, slot) in [
-            ("createdAfter", &mut f.created_after),
-            ("createdBefore", &mut f.created_before),
-        ] {
-            if let Some(v) = q.get(key) {
-                match parse_date_bound(v, key == "createdBefore") {
-                    Some(t) => *slot = Some(t),
-                    None => {
-                        d.insert(key.into(), "must be an ISO 8601 date-time".into());
-                    }
-                }
-            }
-        }
+        (f.created_after, f.created_before) = created_window(&q, &mut d);
         if let Some(s) = q.get("sortBy") {
             match TicketSort::parse(s) {
                 Some(s) => f.sort = s,
@@ -249,16 +211,30 @@ impl TicketListQuery {
                 false
             }
         };
-        let limit = limit_param(q, 100, 20, &mut d);
+        let limit = limit_param(&q, 100, 20, &mut d);
         if !d.is_empty() {
             return Err(ApiError::invalid_body(d));
         }
         Ok(TicketListQuery {
             filter: f,
             include_total,
+            cursor: q.get("cursor").map(str::to_owned),
             limit,
         })
     }
+}
+
+/// `createdAfter` and `createdBefore`, each an ISO 8601 date-time.
+fn created_window(q: &QueryMap, d: &mut BTreeMap<String, String>) -> (Option<i64>, Option<i64>) {
+    let mut bound = |key: &str, end: bool| {
+        let v = q.get(key)?;
+        let parsed = parse_date_bound(v, end);
+        if parsed.is_none() {
+            d.insert(key.into(), "must be an ISO 8601 date-time".into());
+        }
+        parsed
+    };
+    (bound("createdAfter", false), bound("createdBefore", true))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/helpdesk/tickets", tag = "helpdesk",
@@ -278,33 +254,21 @@ impl TicketListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(agent_id): Path<String>,
-    q: QueryMap,
+    OwnAgent(agent_id): OwnAgent,
+    q: TicketListQuery,
 ) -> Result<Json<api::ListTicketsResponse>, ApiError> {
-    state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let TicketListQuery {
-        filter: f,
-        include_total,
-        limit,
-    } = TicketListQuery::read(&q)?;
     let page = state
         .app
         .helpdesk()
-        .tickets(&p.workspace_id, &agent_id, &f, q.get("cursor"), limit)
+        .tickets(
+            &p.workspace_id,
+            &agent_id,
+            &q.filter,
+            q.cursor.as_deref(),
+            q.limit,
+        )
         .await?;
-    let cursor = if page.has_more {
-        page.items.last().map(|t| Helpdesk::ticket_cursor(&f, t))
-    } else {
-        None
-    };
-    Ok(Json(api::ListTicketsResponse {
-        pagination: api::TicketPagination {
-            has_more: cursor.is_some(),
-            cursor,
-            total: include_total.then_some(page.total),
-        },
-        data: page.items.into_iter().map(list_item_dto).collect(),
-    }))
+    Ok(Json(ticket_list_dto(page, &q.filter, q.include_total)))
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/helpdesk/tickets/search", tag = "helpdesk",
@@ -315,11 +279,9 @@ pub async fn list(
 pub async fn search(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(agent_id): Path<String>,
-    body: Result<AppJson<api::SearchTicketsBody>, ApiError>,
+    OwnAgent(agent_id): OwnAgent,
+    AppJson(b): AppJson<api::SearchTicketsBody>,
 ) -> Result<Json<api::SearchTicketsResponse>, ApiError> {
-    state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let AppJson(b) = body?;
     check_ticket_search(&b)?;
     let (found, has_more) = state
         .app
@@ -368,13 +330,12 @@ fn check_ticket_search(b: &api::SearchTicketsBody) -> Result<(), ApiError> {
 pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((agent_id, number)): Path<(String, String)>,
+    t: TicketRef,
 ) -> Result<Json<api::Ticket>, ApiError> {
-    let n = ticket_number(&state, &p, &agent_id, &number).await?;
     let t = state
         .app
         .helpdesk()
-        .ticket(&p.workspace_id, &agent_id, n)
+        .ticket(&p.workspace_id, &t.agent_id, t.number)
         .await?;
     Ok(Json(ticket_dto(t)))
 }
@@ -388,23 +349,13 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((agent_id, number)): Path<(String, String)>,
-    body: Result<AppJson<api::UpdateTicketBody>, ApiError>,
+    t: TicketRef,
+    AppJson(b): AppJson<api::UpdateTicketBody>,
 ) -> Result<Json<api::Ticket>, ApiError> {
-    let n = ticket_number(&state, &p, &agent_id, &number).await?;
-    let AppJson(b) = body?;
-    let patch = TicketPatch {
-        status_id: b.status_id,
-        status_category: b.status_category,
-        assignee_id: b.assignee_id,
-        assignee_email: b.assignee_email,
-        team_id: b.team_id,
-        priority: b.priority,
-    };
     let t = state
         .app
         .helpdesk()
-        .update_ticket(&p.workspace_id, &agent_id, n, patch)
+        .update_ticket(&p.workspace_id, &t.agent_id, t.number, ticket_patch(b))
         .await?;
     Ok(Json(ticket_dto(t)))
 }
@@ -420,32 +371,15 @@ pub async fn update(
 pub async fn messages(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((agent_id, number)): Path<(String, String)>,
-    q: QueryMap,
+    t: TicketRef,
+    ThreadParams(query): ThreadParams,
 ) -> Result<Json<api::ListTicketMessagesResponse>, ApiError> {
-    let n = ticket_number(&state, &p, &agent_id, &number).await?;
-    let query = thread_query(&q)?;
-    let ascending = query.ascending;
     let page = state
         .app
         .helpdesk()
-        .ticket_messages(&p.workspace_id, &agent_id, n, &query)
+        .ticket_messages(&p.workspace_id, &t.agent_id, t.number, &query)
         .await?;
-    let cursor = if page.has_more {
-        page.items
-            .last()
-            .map(|m| Helpdesk::ticket_message_cursor(m, ascending))
-    } else {
-        None
-    };
-    Ok(Json(api::ListTicketMessagesResponse {
-        pagination: api::Pagination {
-            has_more: cursor.is_some(),
-            cursor,
-            total: page.total,
-        },
-        data: page.items.into_iter().map(thread_dto).collect(),
-    }))
+    Ok(Json(thread_page_dto(page, query.ascending)))
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/helpdesk/tickets/{ticketNumber}/messages", tag = "helpdesk",
@@ -458,43 +392,47 @@ pub async fn messages(
 pub async fn reply(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((agent_id, number)): Path<(String, String)>,
-    body: Result<AppJson<api::CreateTicketMessageBody>, ApiError>,
+    t: TicketRef,
+    AppJson(b): AppJson<api::CreateTicketMessageBody>,
 ) -> Result<(StatusCode, Json<api::CreatedTicketMessage>), ApiError> {
-    let n = ticket_number(&state, &p, &agent_id, &number).await?;
-    let AppJson(b) = body?;
     let author = (b.author_id.as_deref(), b.author_email.as_deref());
     let problems = helpdesk::reply_problems(&b.kind, &b.content, author.0, author.1);
     if !problems.is_empty() {
         return Err(ApiError::invalid_body(problems));
     }
+    let (agent_id, n) = (&t.agent_id, t.number);
     let reply =
-        (state.app)
-            .helpdesk()
-            .member_reply(&p.workspace_id, &agent_id, n, &b.content, author);
+        (state.app.helpdesk()).member_reply(&p.workspace_id, agent_id, n, &b.content, author);
     let m = reply.await?;
     Ok((StatusCode::CREATED, Json(created_message_dto(m))))
 }
 
 /// A thread listing's query: message types (replies and notes by default), order
 /// (oldest first by default), cursor and page size.
-fn thread_query(q: &QueryMap) -> Result<ThreadQuery, ApiError> {
-    let mut d = BTreeMap::new();
-    let mut kinds = list_param(q, "types", MESSAGE_TYPES, &mut d);
-    if kinds.is_empty() {
-        kinds = vec!["reply".into(), "note".into()];
+pub struct ThreadParams(ThreadQuery);
+
+impl<S: Send + Sync> FromRequestParts<S> for ThreadParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let mut d = BTreeMap::new();
+        let mut kinds = list_param(&q, "types", MESSAGE_TYPES, &mut d);
+        if kinds.is_empty() {
+            kinds = vec!["reply".into(), "note".into()];
+        }
+        let ascending = order_param(&q, true, &mut d);
+        let limit = limit_param(&q, 100, 20, &mut d);
+        if !d.is_empty() {
+            return Err(ApiError::invalid_body(d));
+        }
+        Ok(ThreadParams(ThreadQuery {
+            kinds,
+            cursor: q.get("cursor").map(str::to_owned),
+            ascending,
+            limit,
+        }))
     }
-    let ascending = order_param(q, true, &mut d);
-    let limit = limit_param(q, 100, 20, &mut d);
-    if !d.is_empty() {
-        return Err(ApiError::invalid_body(d));
-    }
-    Ok(ThreadQuery {
-        kinds,
-        cursor: q.get("cursor").map(str::to_owned),
-        ascending,
-        limit,
-    })
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/conversations/{conversationId}/take-over", tag = "helpdesk",
@@ -531,15 +469,10 @@ pub async fn hand_back(
     Extension(p): Extension<Principal>,
     Path((agent_id, conversation_id)): Path<(String, String)>,
 ) -> Result<Json<api::UpdateConversationResponse>, ApiError> {
-    state
-        .app
-        .helpdesk()
-        .hand_back(&p, &agent_id, &conversation_id)
-        .await?;
     let c = state
         .app
-        .conversations()
-        .conversation_of(&p, &agent_id, &conversation_id)
+        .helpdesk()
+        .hand_back_status(&p, &agent_id, &conversation_id)
         .await?;
     Ok(Json(api::UpdateConversationResponse {
         data: api::ConversationStatus {

@@ -3,17 +3,15 @@
 //! its dashboard).
 
 use agentbase_api_types as api;
-use agentbase_core::Cursor;
-use agentbase_core::webhook::WebhookInput;
 use agentbase_service::Principal;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 
 use crate::AppState;
-use crate::dto::webhooks::{delivery_dto, to_dto};
+use crate::dto::webhooks::{deliveries_dto, new_webhook, to_dto, webhook_patch};
 use crate::error::ApiError;
-use crate::extract::{AppJson, PageQuery};
+use crate::extract::{AppJson, OwnAgent, OwnWebhook, PageQuery};
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/webhooks", tag = "webhooks",
     params(("agentId" = String, Path)),
@@ -42,21 +40,13 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(agent_id): Path<String>,
-    body: Result<AppJson<api::CreateWebhookBody>, ApiError>,
+    OwnAgent(agent_id): OwnAgent,
+    AppJson(body): AppJson<api::CreateWebhookBody>,
 ) -> Result<(StatusCode, Json<api::Webhook>), ApiError> {
-    // Another workspace's agent is missing whatever the body says.
-    state.app.agents().get(&p.workspace_id, &agent_id).await?;
-    let AppJson(body) = body?;
-    let input = WebhookInput {
-        url: Some(body.url),
-        events: Some(body.events),
-        active: body.active,
-    };
     let w = state
         .app
         .webhooks()
-        .create(&p.workspace_id, &agent_id, input)
+        .create(&p.workspace_id, &agent_id, new_webhook(body))
         .await?;
     Ok((StatusCode::CREATED, Json(to_dto(w))))
 }
@@ -87,30 +77,14 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((agent_id, id)): Path<(String, String)>,
-    body: Result<AppJson<api::UpdateWebhookBody>, ApiError>,
+    OwnWebhook { agent_id, id }: OwnWebhook,
+    AppJson(body): AppJson<api::UpdateWebhookBody>,
 ) -> Result<Json<api::Webhook>, ApiError> {
-    state
-        .app
-        .webhooks()
-        .get(&p.workspace_id, &agent_id, &id)
-        .await?;
-    let AppJson(body) = body?;
-    let input = WebhookInput {
-        url: body.url,
-        events: body.events,
-        active: body.active,
-    };
+    let (input, rotate_secret) = webhook_patch(body);
     let w = state
         .app
         .webhooks()
-        .update(
-            &p.workspace_id,
-            &agent_id,
-            &id,
-            input,
-            body.rotate_secret.unwrap_or(false),
-        )
+        .update(&p.workspace_id, &agent_id, &id, input, rotate_secret)
         .await?;
     Ok(Json(to_dto(w)))
 }
@@ -157,12 +131,5 @@ pub async fn deliveries(
             page.limit,
         )
         .await?;
-    let pagination = crate::dto::conversations::pagination(&result, |l| Cursor {
-        t: l.delivery.created_at,
-        id: l.delivery.id.clone(),
-    });
-    Ok(Json(api::WebhookDeliveriesResponse {
-        data: result.items.into_iter().map(delivery_dto).collect(),
-        pagination,
-    }))
+    Ok(Json(deliveries_dto(result)))
 }
