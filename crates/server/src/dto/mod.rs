@@ -5,7 +5,10 @@
 
 pub mod agents;
 pub(crate) mod apify;
+pub(crate) mod chat;
+pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod helpdesk;
 pub(crate) mod sources;
+pub(crate) mod v1;
 pub(crate) mod webhooks;

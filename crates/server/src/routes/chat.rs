@@ -3,13 +3,14 @@
 
 use agentbase_api_types as api;
 use agentbase_service::Principal;
-use agentbase_service::chat::{ChatInput, SOURCE_API, Turn, TurnEvent};
+use agentbase_service::chat::{ChatInput, SOURCE_API, Turn};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::dto::chat::collect;
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::sse;
@@ -24,59 +25,6 @@ pub struct StreamEvent {
     data: String,
     /// Absent (a plain `message` event).
     event: Option<String>,
-}
-
-/// Waits for the whole turn and shapes it as the contract's `ChatResponse`.
-pub async fn collect(turn: Turn) -> api::ChatResponse {
-    let Turn { meta, mut events } = turn;
-    let mut parts: Vec<api::MessagePart> = Vec::new();
-    let mut text = String::new();
-    let mut finish = ("error", 0.0);
-    while let Some(event) = events.recv().await {
-        match event {
-            TurnEvent::TextDelta(d) => text.push_str(&d),
-            TurnEvent::ToolInputAvailable { id, name, input } => {
-                if !text.is_empty() {
-                    parts.push(api::MessagePart::Text {
-                        text: std::mem::take(&mut text),
-                    });
-                }
-                parts.push(api::MessagePart::ToolCall {
-                    tool_call_id: id,
-                    tool_name: name,
-                    input,
-                });
-            }
-            TurnEvent::Finish {
-                finish_reason,
-                credits,
-            } => {
-                finish = (finish_reason, credits);
-                break;
-            }
-            TurnEvent::ToolInputStart { .. }
-            | TurnEvent::ToolInputDelta { .. }
-            | TurnEvent::Sources(_)
-            | TurnEvent::Error(_) => {}
-        }
-    }
-    if !text.is_empty() {
-        parts.push(api::MessagePart::Text { text });
-    }
-    api::ChatResponse {
-        data: api::ChatMessage {
-            id: meta.message_id,
-            role: "assistant".into(),
-            parts,
-            metadata: api::ChatMetadata {
-                user_message_id: meta.user_message_id,
-                conversation_id: meta.conversation_id,
-                user_id: meta.user_id,
-                finish_reason: finish.0.to_owned(),
-                usage: api::Usage { credits: finish.1 },
-            },
-        },
-    }
 }
 
 async fn answer(turn: Turn, stream: bool) -> Response {

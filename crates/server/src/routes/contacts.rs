@@ -7,20 +7,20 @@ use std::collections::BTreeMap;
 
 use agentbase_api_types::contacts as wire;
 use agentbase_api_types::{ErrorResponse, codes, v1::V1Error};
-use agentbase_core::contact::{Contact, CustomAttribute};
-use agentbase_core::time_fmt::iso8601;
 use agentbase_core::{Error, Resource};
 use agentbase_service::Principal;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::{Extension, Json};
 use serde_json::Value;
 
 use crate::AppState;
+use crate::dto::contacts::{attribute, contact, contacts_dto, secret};
 use crate::error::ApiError;
 use crate::extract::{AppJson, QueryMap};
 
-const SUCCESS: &str = "Success";
+use crate::dto::contacts::SUCCESS;
 
 /// The service's errors with the messages Chatbase's contacts API uses.
 fn v1_error(e: Error) -> ApiError {
@@ -44,32 +44,22 @@ fn invalid(message: &str, details: BTreeMap<String, String>) -> ApiError {
     .with_details(details)
 }
 
-fn contact(c: Contact) -> wire::V1Contact {
-    wire::V1Contact {
-        id: c.id,
-        external_id: c.external_id,
-        name: c.name,
-        email: c.email,
-        phonenumber: c.phonenumber,
-        stripe_accounts: c.stripe_accounts,
-        custom_attributes: c.custom_attributes,
-        created_at: c.created_at.div_euclid(1000),
-        updated_at: c.updated_at.div_euclid(1000),
-    }
-}
-
-fn attribute(a: CustomAttribute) -> wire::V1CustomAttribute {
-    wire::V1CustomAttribute {
-        name: a.name,
-        label: a.label,
-        kind: a.kind.as_str().to_owned(),
-        description: a.description,
-        archived: a.archived,
-    }
-}
-
 /// `page` (from 1) and `per_page` (10–1000, default 100), each problem named.
-fn paging(q: &QueryMap) -> Result<(u32, u32), ApiError> {
+pub struct ContactPaging {
+    page: u32,
+    per_page: u32,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ContactPaging {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        paging(&q)
+    }
+}
+
+fn paging(q: &QueryMap) -> Result<ContactPaging, ApiError> {
     let mut details = BTreeMap::new();
     let mut number = |key: &str, default: u32, min: u32, max: u32| match q.get(key) {
         None => default,
@@ -98,7 +88,7 @@ fn paging(q: &QueryMap) -> Result<(u32, u32), ApiError> {
     let page = number("page", 1, 1, u32::MAX);
     let per_page = number("per_page", 100, 10, 1000);
     if details.is_empty() {
-        Ok((page, per_page))
+        Ok(ContactPaging { page, per_page })
     } else {
         Err(invalid("Invalid request parameters", details))
     }
@@ -115,28 +105,17 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
-    q: QueryMap,
+    q: ContactPaging,
 ) -> Result<Json<wire::V1ContactsResponse>, ApiError> {
-    let (page, per_page) = paging(&q)?;
     let found = state
         .app
         .contacts()
-        .list(&p.workspace_id, &agent_id, page, per_page);
+        .list(&p.workspace_id, &agent_id, q.page, q.per_page);
     let result = found.await.map_err(|e| match e {
         Error::Invalid(d) => invalid("Invalid request parameters", d),
         e => v1_error(e),
     })?;
-    let pages = wire::V1ContactsPages {
-        page: result.page,
-        per_page: result.per_page,
-        total_pages: result.total_pages(),
-    };
-    Ok(Json(wire::V1ContactsResponse {
-        message: SUCCESS.into(),
-        total: result.total,
-        data: result.contacts.into_iter().map(contact).collect(),
-        pages,
-    }))
+    Ok(Json(contacts_dto(result)))
 }
 
 #[utoipa::path(post, path = "/api/v1/chatbots/{agentId}/contacts", tag = "v1",
@@ -313,15 +292,6 @@ pub async fn update_attribute(
         message: SUCCESS.into(),
         data: attribute(a),
     }))
-}
-
-fn secret(s: (String, i64)) -> Json<wire::IdentitySecretResponse> {
-    Json(wire::IdentitySecretResponse {
-        data: wire::IdentitySecret {
-            secret: s.0,
-            created_at: iso8601(s.1),
-        },
-    })
 }
 
 /// The secret is made on first ask, so every agent has one, as in Chatbase.

@@ -2,8 +2,6 @@
 //! agentbase extension beside v1's `get-leads`). Cells a spreadsheet would run as
 //! formulas are neutralised as the dataset export does.
 
-use std::collections::BTreeMap;
-
 use agentbase_core::lead::Lead;
 use agentbase_core::time_fmt::iso8601;
 use agentbase_service::Principal;
@@ -14,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{QueryMap, date_window};
+use crate::extract::DateWindow;
 use crate::routes::apify::{csv_field, spreadsheet_safe};
 
 const COLUMNS: [&str; 6] = [
@@ -38,13 +36,8 @@ pub async fn export(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
-    q: QueryMap,
+    DateWindow { from, to }: DateWindow,
 ) -> Result<Response, ApiError> {
-    let mut details = BTreeMap::new();
-    let (from, to) = date_window(&q, &mut details);
-    if !details.is_empty() {
-        return Err(ApiError::invalid_body(details));
-    }
     let leads = state
         .app
         .widget()

@@ -7,12 +7,13 @@ use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, SourceContent,
 use agentbase_service::files;
 use agentbase_service::knowledge::SourceUpdate;
 use agentbase_service::{Principal, SourceFilter};
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::{Extension, Json};
 
 use crate::AppState;
-use crate::dto::sources::{by_created, job_dto, source_dto};
+use crate::dto::sources::{job_dto, search_dto, source_dto, source_list_dto, summary_dto};
 use crate::error::ApiError;
 use crate::extract::{AppJson, PageQuery, QueryMap};
 
@@ -169,9 +170,8 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(agent_id): Path<String>,
-    q: QueryMap,
+    SourceListQuery { page, filter }: SourceListQuery,
 ) -> Result<Json<api::ListSourcesResponse>, ApiError> {
-    let (page, filter) = source_list_query(&q)?;
     let (cursor, limit) = (page.cursor.as_ref(), page.limit);
     let result = match filter {
         Some(filter) => {
@@ -186,17 +186,27 @@ pub async fn list(
             total: 0,
         },
     };
-    let pagination = crate::dto::conversations::pagination(&result, by_created);
-    Ok(Json(api::ListSourcesResponse {
-        data: result.items.into_iter().map(source_dto).collect(),
-        pagination,
-    }))
+    Ok(Json(source_list_dto(result)))
 }
 
 /// The source list's page and filter (`name`, comma-separated `type`s); `None`
 /// for the filter when it can match nothing (only `notionPage`, a contract type
 /// agentbase does not have).
-fn source_list_query(q: &QueryMap) -> Result<(PageQuery, Option<SourceFilter>), ApiError> {
+pub struct SourceListQuery {
+    page: PageQuery,
+    filter: Option<SourceFilter>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceListQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        source_list_query(&q)
+    }
+}
+
+fn source_list_query(q: &QueryMap) -> Result<SourceListQuery, ApiError> {
     let mut details = std::collections::BTreeMap::new();
     let page = PageQuery::read(q, PageQuery::MAX_LIMIT, &mut details);
     let mut filter = SourceFilter {
@@ -222,7 +232,10 @@ fn source_list_query(q: &QueryMap) -> Result<(PageQuery, Option<SourceFilter>), 
         return Err(ApiError::invalid_body(details));
     }
     let matches_nothing = only_unsupported && filter.kinds.is_empty();
-    Ok((page, (!matches_nothing).then_some(filter)))
+    Ok(SourceListQuery {
+        page,
+        filter: (!matches_nothing).then_some(filter),
+    })
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/sources/summary", tag = "sources",
@@ -235,21 +248,7 @@ pub async fn summary(
     Path(agent_id): Path<String>,
 ) -> Result<Json<api::SourcesSummaryResponse>, ApiError> {
     let s = state.app.knowledge().sources_summary(&p, &agent_id).await?;
-    let count = |k: &str| {
-        let (count, size) = s.counts.get(k).copied().unwrap_or((0, 0));
-        api::SourceTypeCount { count, size }
-    };
-    let none = || api::SourceTypeCount { count: 0, size: 0 };
-    Ok(Json(api::SourcesSummaryResponse {
-        links: count("link"),
-        files: count("file"),
-        qnas: count("qna"),
-        notion_pages: none(),
-        texts: count("text"),
-        zendesk_tickets: none(),
-        salesforce_cases: none(),
-        should_retrain: s.should_retrain,
-    }))
+    Ok(Json(summary_dto(s)))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/sources/{sourceId}", tag = "sources",
@@ -434,48 +433,5 @@ pub async fn search(
     let limit = body.limit.unwrap_or(10) as usize;
     let knowledge = state.app.knowledge();
     let hits = (knowledge.search_knowledge(&p, &agent_id, &body.query, limit)).await?;
-    let data: Vec<api::SearchHit> = (hits.iter().enumerate())
-        .map(|(i, h)| search_hit(i, h))
-        .collect();
-    let pages = (body.group_by_page.unwrap_or(false)).then(|| search_pages(&hits, &data));
-    Ok(Json(api::SearchResponse { data, pages }))
-}
-
-/// The hits grouped by page, best page first, each with the hits it holds.
-fn search_pages(
-    hits: &[agentbase_service::Retrieved],
-    data: &[api::SearchHit],
-) -> Vec<api::SearchPage> {
-    let page = |(rank, page): (usize, Vec<usize>)| {
-        let best = &hits[page[0]];
-        api::SearchPage {
-            rank: rank as u32 + 1,
-            source_id: best.source_id.clone(),
-            url: best.url.clone(),
-            title: best.title.clone(),
-            score: best.score,
-            relevance: page.iter().map(|&i| hits[i].relevance).fold(0.0, f32::max),
-            hits: page.iter().map(|&i| data[i].clone()).collect(),
-        }
-    };
-    (agentbase_service::group_by_page(hits)
-        .into_iter()
-        .enumerate())
-    .map(page)
-    .collect()
-}
-
-fn search_hit(i: usize, h: &agentbase_service::Retrieved) -> api::SearchHit {
-    api::SearchHit {
-        rank: i as u32 + 1,
-        chunk_id: h.chunk_id.clone(),
-        source_id: h.source_id.clone(),
-        url: h.url.clone(),
-        title: h.title.clone(),
-        heading: h.heading.clone(),
-        text: h.text.clone(),
-        score: h.score,
-        relevance: h.relevance,
-        bm25: h.bm25,
-    }
+    Ok(Json(search_dto(&hits, body.group_by_page.unwrap_or(false))))
 }

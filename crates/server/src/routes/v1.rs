@@ -6,17 +6,20 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use agentbase_api_types::v1;
-use agentbase_core::time_fmt::iso8601;
-use agentbase_service::chat::{TurnEvent, V1Input};
+use agentbase_service::chat::TurnEvent;
 use agentbase_service::{ConversationFilter, Principal};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
 
 use crate::AppState;
+use crate::dto::v1::{
+    conversations_dto, leads_dto, settings_patch, v1_chatbot, v1_input, v1_sources,
+};
 use crate::error::ApiError;
 use crate::extract::{AppJson, QueryMap, date_window};
 
@@ -29,21 +32,10 @@ pub async fn chat(
     Extension(p): Extension<Principal>,
     AppJson(body): AppJson<v1::V1ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let agent_id = body
-        .chatbot_id
-        .or(body.chat_id)
-        .ok_or_else(|| ApiError::invalid_field("chatbotId", "Required"))?;
-    let input = V1Input {
-        agent_id,
-        messages: (body.messages.into_iter())
-            .map(|m| (m.role, m.content))
-            .collect(),
-        temperature: body.temperature,
-        model: body.model,
-        conversation_id: body.conversation_id,
-    };
+    let stream = body.stream.unwrap_or(false);
+    let input = v1_input(body)?;
     let turn = state.app.conversations().chat_v1(&p, input).await?;
-    if body.stream.unwrap_or(false) {
+    if stream {
         let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
         return Ok((plain, Body::from_stream(async_stream(turn.events))).into_response());
     }
@@ -93,8 +85,9 @@ fn async_stream(
 }
 
 /// The query every v1 list takes: `chatbotId` (required), `page` (from 1),
-/// `size`, and the `startDate`/`endDate` window (`YYYY-MM-DD`, both days included).
-struct V1Window {
+/// `size` (`SIZE` by default), and the `startDate`/`endDate` window
+/// (`YYYY-MM-DD`, both days included).
+pub struct V1Window<const SIZE: u32> {
     agent_id: String,
     page: u32,
     size: u32,
@@ -102,9 +95,9 @@ struct V1Window {
     to: Option<i64>,
 }
 
-impl V1Window {
+impl<const SIZE: u32> V1Window<SIZE> {
     /// Reads the query, adding each problem to `details`.
-    fn read(q: &QueryMap, default_size: u32, details: &mut BTreeMap<String, String>) -> V1Window {
+    fn read(q: &QueryMap, details: &mut BTreeMap<String, String>) -> Self {
         let agent_id = q.get("chatbotId").map(str::to_owned);
         if agent_id.is_none() {
             details.insert("chatbotId".to_owned(), "Required".to_owned());
@@ -123,7 +116,7 @@ impl V1Window {
             },
         };
         let page = number("page", 1, u32::MAX);
-        let size = number("size", default_size, 100);
+        let size = number("size", SIZE, 100);
         let (from, to) = date_window(q, details);
         V1Window {
             agent_id: agent_id.unwrap_or_default(),
@@ -132,6 +125,20 @@ impl V1Window {
             from,
             to,
         }
+    }
+}
+
+impl<S: Send + Sync, const SIZE: u32> FromRequestParts<S> for V1Window<SIZE> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let mut details = BTreeMap::new();
+        let w = Self::read(&q, &mut details);
+        if !details.is_empty() {
+            return Err(ApiError::invalid_body(details));
+        }
+        Ok(w)
     }
 }
 
@@ -145,33 +152,14 @@ impl V1Window {
 pub async fn get_leads(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    q: QueryMap,
+    w: V1Window<10>,
 ) -> Result<Json<v1::V1LeadsResponse>, ApiError> {
-    let mut details = BTreeMap::new();
-    let w = V1Window::read(&q, 10, &mut details);
-    if !details.is_empty() {
-        return Err(ApiError::invalid_body(details));
-    }
     let leads = state
         .app
         .widget()
         .leads(&p.workspace_id, &w.agent_id, w.from, w.to, w.page, w.size)
         .await?;
-    Ok(Json(v1::V1LeadsResponse {
-        collected_customers: leads
-            .into_iter()
-            .map(|l| v1::V1Lead {
-                id: l.id,
-                name: l.name.unwrap_or_default(),
-                email: l.email.unwrap_or_default(),
-                phone: l.phone.unwrap_or_default(),
-                created_at: iso8601(l.created_at),
-                chatbot_id: l.agent_id,
-                account_id: l.workspace_id,
-                conversation_id: l.conversation_id,
-            })
-            .collect(),
-    }))
+    Ok(Json(leads_dto(leads)))
 }
 
 #[utoipa::path(get, path = "/api/v1/get-conversations", tag = "v1",
@@ -183,87 +171,37 @@ pub async fn get_leads(
 pub async fn get_conversations(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    q: QueryMap,
+    V1ConversationsQuery { window: w, filter }: V1ConversationsQuery,
 ) -> Result<Json<v1::V1ConversationsResponse>, ApiError> {
-    let (w, filter) = conversations_query(&q)?;
     let list = (state.app)
         .conversations()
         .conversations_v1(&p, &w.agent_id, &filter, w.page, w.size)
         .await?;
-    Ok(Json(v1::V1ConversationsResponse {
-        data: list
-            .into_iter()
-            .map(|(c, messages)| v1_conversation(c, &messages))
-            .collect(),
-    }))
+    Ok(Json(conversations_dto(list)))
 }
 
 /// `get-conversations`' query: the chatbot and page, and the filter (dates, sources).
-fn conversations_query(q: &QueryMap) -> Result<(V1Window, ConversationFilter), ApiError> {
-    let mut details = BTreeMap::new();
-    let w = V1Window::read(q, 20, &mut details);
-    if !details.is_empty() {
-        return Err(ApiError::invalid_body(details));
-    }
-    let sources =
-        (q.get("filteredSources")).map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());
-    let filter = ConversationFilter {
-        created_from: w.from,
-        created_to: w.to,
-        sources,
-        ..Default::default()
-    };
-    Ok((w, filter))
+pub struct V1ConversationsQuery {
+    window: V1Window<20>,
+    filter: ConversationFilter,
 }
 
-fn v1_conversation(
-    c: agentbase_core::conversation::Conversation,
-    messages: &[agentbase_core::conversation::Message],
-) -> v1::V1Conversation {
-    v1::V1Conversation {
-        id: c.id,
-        created_at: iso8601(c.created_at),
-        messages: messages
-            .iter()
-            .map(|m| v1::V1Message {
-                role: m.role.as_str().to_owned(),
-                content: m.text(),
-            })
-            .collect(),
-        chatbot_id: c.agent_id,
-        customer: c.user_id,
-        source: c.source,
-    }
-}
+impl<S: Send + Sync> FromRequestParts<S> for V1ConversationsQuery {
+    type Rejection = ApiError;
 
-/// Sources for v1's `sourceText` and `urlsToScrape`.
-fn v1_sources(
-    source_text: Option<String>,
-    urls: Option<Vec<String>>,
-) -> Vec<agentbase_core::knowledge::NewSource> {
-    use agentbase_core::knowledge::{LinkOptions, LinkType, NewSource, SourceContent};
-    let mut out = Vec::new();
-    if let Some(text) = source_text.filter(|t| !t.trim().is_empty()) {
-        out.push(NewSource {
-            name: "sourceText".into(),
-            content: SourceContent::Text { content: text },
-        });
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let window = V1Window::<20>::from_request_parts(parts, state).await?;
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let sources =
+            (q.get("filteredSources")).map(|s| s.split(',').map(|x| x.trim().to_owned()).collect());
+        let filter = ConversationFilter {
+            created_from: window.from,
+            created_to: window.to,
+            sources,
+            ..Default::default()
+        };
+        Ok(V1ConversationsQuery { window, filter })
     }
-    for url in urls.unwrap_or_default() {
-        out.push(NewSource {
-            name: url.clone(),
-            content: SourceContent::Link {
-                url,
-                options: LinkOptions {
-                    link_type: LinkType::Individual,
-                    exclude_paths: Vec::new(),
-                    include_only_paths: Vec::new(),
-                    slow_scraping: false,
-                },
-            },
-        });
-    }
-    out
 }
 
 fn check_chatbot_name(name: &str) -> Result<(), ApiError> {
@@ -328,43 +266,10 @@ pub async fn get_chatbots(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
 ) -> Result<Json<v1::V1Chatbots>, ApiError> {
-    let mut chatbots = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = state
-            .app
-            .agents()
-            .list(&p.workspace_id, cursor.as_ref(), 100)
-            .await?;
-        cursor = page.items.last().map(|a| agentbase_core::Cursor {
-            t: a.created_at,
-            id: a.id.clone(),
-        });
-        let more = page.has_more;
-        chatbots.extend(page.items.into_iter().map(v1_chatbot));
-        if !more {
-            break;
-        }
-    }
-    Ok(Json(v1::V1Chatbots { chatbots }))
-}
-
-fn v1_chatbot(a: agentbase_core::Agent) -> v1::V1Chatbot {
-    v1::V1Chatbot {
-        id: a.id,
-        name: a.name,
-        instructions: a.instructions,
-        model: a.model,
-        temp: a.temp,
-        visibility: a.visibility.as_str().to_owned(),
-        initial_messages: a.initial_messages,
-        suggested_messages: a.suggested_messages,
-        allowed_domains: a.allowed_domains,
-        status: a.status.as_str().to_owned(),
-        created_at: iso8601(a.created_at),
-        last_trained_at: a.last_trained_at.map(iso8601),
-        size: a.size,
-    }
+    let agents = state.app.agents().all(&p.workspace_id).await?;
+    Ok(Json(v1::V1Chatbots {
+        chatbots: agents.into_iter().map(v1_chatbot).collect(),
+    }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/delete-chatbot", tag = "v1",
@@ -374,15 +279,12 @@ fn v1_chatbot(a: agentbase_core::Agent) -> v1::V1Chatbot {
 pub async fn delete_chatbot(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    q: QueryMap,
+    ChatbotId(id): ChatbotId,
 ) -> Result<Json<v1::V1Message200>, ApiError> {
-    let id = q
-        .get("chatbotId")
-        .ok_or_else(|| ApiError::invalid_field("chatbotId", "Required"))?;
     state
         .app
         .knowledge()
-        .delete_agent(&p.workspace_id, id)
+        .delete_agent(&p.workspace_id, &id)
         .await?;
     Ok(Json(v1::V1Message200 {
         message: "Deleted successfully".into(),
@@ -408,53 +310,16 @@ pub async fn update_chatbot_settings(
     }))
 }
 
-/// The agent patch a v1 settings body asks for, with the chatbot it names.
-fn settings_patch(
-    body: v1::V1UpdateChatbotSettings,
-) -> Result<(String, agentbase_core::AgentPatch), ApiError> {
-    use agentbase_core::{AgentPatch, Visibility, agent::IpRateLimitsPatch};
-    let visibility = match body.visibility.as_deref() {
-        None => None,
-        Some("public") => Some(Visibility::Public),
-        Some("private") => Some(Visibility::Private),
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "visibility",
-                "must be public or private",
-            ));
-        }
-    };
-    let ip = (body.ip_limit.is_some()
-        || body.ip_limit_timeframe.is_some()
-        || body.ip_limit_message.is_some())
-    .then(|| {
-        Some(IpRateLimitsPatch {
-            limit: body.ip_limit,
-            timeframe_secs: body.ip_limit_timeframe,
-            message: body.ip_limit_message.clone(),
-        })
-    });
-    let lead_form = body
-        .collect_customer_information
-        .as_ref()
-        .map(|v| {
-            agentbase_core::lead::LeadForm::from_json(v, "collectCustomerInformation")
-                .map(|f| f.to_json())
-                .map_err(ApiError::invalid_body)
-        })
-        .transpose()?;
-    let patch = AgentPatch {
-        name: body.name,
-        instructions: body.instructions,
-        model: body.model,
-        temp: body.temp,
-        visibility,
-        allowed_domains: body.domains.map(Some),
-        suggested_messages: body.suggested_messages.map(|m| Some(serde_json::json!(m))),
-        initial_messages: body.initial_messages,
-        ip_rate_limits: ip,
-        lead_form: lead_form.map(Some),
-        ..Default::default()
-    };
-    Ok((body.chatbot_id, patch))
+/// The required `chatbotId` query parameter.
+pub struct ChatbotId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChatbotId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let id = q.get("chatbotId").map(str::to_owned);
+        id.map(ChatbotId)
+            .ok_or_else(|| ApiError::invalid_field("chatbotId", "Required"))
+    }
 }
