@@ -67,6 +67,103 @@ pub struct RunOptions {
     pub disk_mbytes: u32,
 }
 
+/// `{"data": …}`, the envelope of every Apify object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+// The objects below list their fields in alphabetical order, the order they were
+// first served in (from a `serde_json::Value` map).
+
+/// The Website Content Crawler as an actor (`GET /v2/acts/{actorId}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    pub created_at: String,
+    pub default_run_options: ActorRunOptions,
+    pub id: String,
+    pub is_public: bool,
+    pub modified_at: String,
+    pub name: String,
+    pub stats: ActorStats,
+    pub title: String,
+    /// The workspace asking.
+    pub user_id: String,
+    pub username: String,
+    pub versions: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorRunOptions {
+    pub build: String,
+    pub memory_mbytes: u32,
+    pub timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorStats {
+    pub total_runs: u32,
+}
+
+/// A run's default dataset (`GET /v2/datasets/{datasetId}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dataset {
+    pub accessed_at: String,
+    pub act_id: String,
+    pub act_run_id: String,
+    pub clean_item_count: i64,
+    pub console_url: String,
+    pub created_at: String,
+    pub id: String,
+    pub item_count: i64,
+    pub items_public_url: String,
+    pub modified_at: String,
+    /// Always null: a run's default dataset has no name.
+    pub name: Option<String>,
+    pub user_id: String,
+}
+
+/// A run's default key-value store (`GET /v2/key-value-stores/{storeId}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyValueStore {
+    pub accessed_at: String,
+    pub act_id: String,
+    pub act_run_id: String,
+    pub console_url: String,
+    pub created_at: String,
+    pub id: String,
+    pub keys_public_url: String,
+    pub modified_at: String,
+    /// Always null: a run's default store has no name.
+    pub name: Option<String>,
+    pub records_public_url: String,
+    pub user_id: String,
+}
+
+/// A store's keys (`GET /v2/key-value-stores/{storeId}/keys`), all on one page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyValueStoreKeys {
+    pub count: usize,
+    pub exclusive_start_key: Option<String>,
+    pub is_truncated: bool,
+    pub items: Vec<KeyValueStoreKey>,
+    pub limit: u32,
+    pub next_exclusive_start_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyValueStoreKey {
+    pub key: String,
+    /// Bytes.
+    pub size: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,10 @@
-//! Apify's run object for a crawl run.
+//! Apify's objects for a crawl run: the run, the actor, the run's dataset and
+//! key-value store, and the store's keys.
 
 use agentbase_api_types::apify;
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
 use agentbase_core::time_fmt::iso8601;
+use agentbase_service::crawl_runs::{ACTOR_ID, ACTOR_NAME};
 
 /// Apify's Run object for a run.
 /// The build every run reports: the crawler built into this server.
@@ -51,5 +53,81 @@ pub(crate) fn run_dto(r: &CrawlRun) -> apify::Run {
         general_access: "RESTRICTED".into(),
         usage_total_usd: 0,
         input: r.input.clone(),
+    }
+}
+
+/// The Website Content Crawler as an Apify actor, as `workspace_id` sees it.
+pub(crate) fn actor_dto(workspace_id: &str) -> apify::Actor {
+    let epoch = iso8601(0);
+    apify::Actor {
+        created_at: epoch.clone(),
+        default_run_options: apify::ActorRunOptions {
+            build: "latest".into(),
+            memory_mbytes: 1024,
+            timeout_secs: 3600,
+        },
+        id: ACTOR_ID.into(),
+        is_public: true,
+        modified_at: epoch,
+        name: ACTOR_NAME.into(),
+        stats: apify::ActorStats { total_runs: 0 },
+        title: "Website Content Crawler".into(),
+        user_id: workspace_id.to_owned(),
+        username: "apify".into(),
+        versions: Vec::new(),
+    }
+}
+
+/// The run's default dataset; `base` is the origin its URLs start with.
+pub(crate) fn dataset_dto(run: &CrawlRun, base: &str) -> apify::Dataset {
+    let changed = iso8601(run.finished_at.unwrap_or(run.started_at));
+    let id = &run.dataset_id;
+    apify::Dataset {
+        accessed_at: changed.clone(),
+        act_id: run.actor_id.clone(),
+        act_run_id: run.id.clone(),
+        clean_item_count: run.items,
+        console_url: format!("{base}/v2/datasets/{id}"),
+        created_at: iso8601(run.started_at),
+        id: id.clone(),
+        item_count: run.items,
+        items_public_url: format!("{base}/v2/datasets/{id}/items"),
+        modified_at: changed,
+        name: None,
+        user_id: run.workspace_id.clone(),
+    }
+}
+
+/// The run's default key-value store; `base` is the origin its URLs start with.
+pub(crate) fn kv_store_dto(run: &CrawlRun, base: &str) -> apify::KeyValueStore {
+    let changed = iso8601(run.finished_at.unwrap_or(run.started_at));
+    let id = &run.kv_store_id;
+    apify::KeyValueStore {
+        accessed_at: changed.clone(),
+        act_id: run.actor_id.clone(),
+        act_run_id: run.id.clone(),
+        console_url: format!("{base}/v2/key-value-stores/{id}"),
+        created_at: iso8601(run.started_at),
+        id: id.clone(),
+        keys_public_url: format!("{base}/v2/key-value-stores/{id}/keys"),
+        modified_at: changed,
+        name: None,
+        records_public_url: format!("{base}/v2/key-value-stores/{id}/records"),
+        user_id: run.workspace_id.clone(),
+    }
+}
+
+/// A store's keys with their sizes, all on one page.
+pub(crate) fn kv_keys_dto(keys: Vec<(String, i64)>) -> apify::KeyValueStoreKeys {
+    let items: Vec<_> = (keys.into_iter())
+        .map(|(key, size)| apify::KeyValueStoreKey { key, size })
+        .collect();
+    apify::KeyValueStoreKeys {
+        count: items.len(),
+        exclusive_start_key: None,
+        is_truncated: false,
+        items,
+        limit: 1000,
+        next_exclusive_start_key: None,
     }
 }

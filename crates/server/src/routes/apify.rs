@@ -7,21 +7,27 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentbase_api_types::apify;
 use agentbase_core::crawl_run::CrawlRun;
-use agentbase_core::time_fmt::iso8601;
-use agentbase_service::crawl_runs::{ACTOR_ID, ACTOR_IDS, ACTOR_NAME};
+use agentbase_service::crawl_runs::ACTOR_IDS;
 use agentbase_service::{App, Principal};
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::dto::apify::run_dto;
+use crate::dto::apify::{actor_dto, dataset_dto, kv_keys_dto, kv_store_dto, run_dto};
 use crate::error::ApiError;
 use crate::extract::{QueryMap, parse_json};
+
+/// An Apify object in its `{"data": …}` envelope.
+fn data<T: serde::Serialize>(object: T) -> Response {
+    axum::Json(apify::Data { data: object }).into_response()
+}
 
 fn run_response(status: StatusCode, r: &CrawlRun) -> Response {
     let mut res = (status, axum::Json(json!({ "data": run_dto(r) }))).into_response();
@@ -45,6 +51,53 @@ fn seconds(q: &QueryMap, key: &str, max: u64) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// A run's start: `timeout` (capped at a week) and `waitForFinish` (capped at 60),
+/// in seconds.
+pub struct StartQuery {
+    timeout: Option<u64>,
+    wait: Option<u64>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StartQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        Ok(StartQuery {
+            timeout: seconds(&q, "timeout", 7 * 24 * 3600)?,
+            wait: seconds(&q, "waitForFinish", 60)?,
+        })
+    }
+}
+
+/// `waitForFinish`: seconds (at most 60) to wait for the run to end.
+pub struct WaitQuery(u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for WaitQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        Ok(WaitQuery(seconds(&q, "waitForFinish", 60)?.unwrap_or(0)))
+    }
+}
+
+/// A run's input: a JSON object, or nothing or `null` (WCC's defaults).
+pub struct ActorInput(Value);
+
+impl<S: Send + Sync> FromRequest<S> for ActorInput {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        actor_input(&body)
+            .map(ActorInput)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
 #[utoipa::path(post, path = "/v2/actors/{actorId}/runs", tag = "apify",
     description = "Apify-compatible (also /v2/acts/...; the id may be `apify~website-content-crawler`, `apify/website-content-crawler` or the actor id): starts a Website Content Crawler run with the WCC input in the body. Auth: `token` query parameter or Bearer.",
     params(("actorId" = String, Path, description = "website-content-crawler or apify~website-content-crawler"),
@@ -57,22 +110,19 @@ pub async fn start(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(actor_id): Path<String>,
-    q: QueryMap,
-    body: Bytes,
+    q: Result<StartQuery, ApiError>,
+    ActorInput(input): ActorInput,
 ) -> Result<Response, ApiError> {
-    let input = actor_input(&body)?;
-    let timeout = seconds(&q, "timeout", 7 * 24 * 3600)?;
-    let wait = seconds(&q, "waitForFinish", 60)?;
-    let runs = state.app.crawl_runs();
-    let run = (runs.start_run(&p, &actor_id, input, timeout.filter(|t| *t > 0))).await?;
-    let run = match wait {
-        Some(w) if w > 0 => runs.run(&p, &run.id, Duration::from_secs(w)).await?,
-        _ => run,
-    };
+    // The body is judged before the query, as it always was.
+    let q = q?;
+    let run = state
+        .app
+        .crawl_runs()
+        .start_and_wait(&p, &actor_id, input, q.timeout.filter(|t| *t > 0), q.wait)
+        .await?;
     Ok(run_response(StatusCode::CREATED, &run))
 }
 
-/// A run's input: a JSON object, or nothing or `null` (WCC's defaults).
 fn actor_input(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
@@ -95,9 +145,8 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(run_id): Path<String>,
-    q: QueryMap,
+    WaitQuery(wait): WaitQuery,
 ) -> Result<Response, ApiError> {
-    let wait = seconds(&q, "waitForFinish", 60)?.unwrap_or(0);
     let run = state
         .app
         .crawl_runs()
@@ -119,8 +168,9 @@ pub async fn abort(
     Ok(run_response(StatusCode::OK, &run))
 }
 
-/// What a dataset request asks for.
-struct ItemsQuery {
+/// What a dataset request asks for: `format`, `offset`, `limit`, `desc`, `clean`
+/// (or `skipHidden`), `fields` and `omit`.
+pub struct ItemsQuery {
     format: String,
     offset: i64,
     limit: Option<i64>,
@@ -132,6 +182,15 @@ struct ItemsQuery {
 
 fn truthy(v: Option<&str>) -> bool {
     matches!(v, Some("1" | "true" | "yes"))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ItemsQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        items_query(&q)
+    }
 }
 
 fn items_query(q: &QueryMap) -> Result<ItemsQuery, ApiError> {
@@ -317,9 +376,8 @@ pub async fn items(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
-    q: QueryMap,
+    query: ItemsQuery,
 ) -> Result<Response, ApiError> {
-    let query = items_query(&q)?;
     let (offset, limit, desc) = (query.offset, query.limit, query.desc);
     let read = state
         .app
@@ -378,9 +436,9 @@ pub async fn run_items(
     state: State<AppState>,
     p: Extension<Principal>,
     id: Path<String>,
-    q: QueryMap,
+    query: ItemsQuery,
 ) -> Result<Response, ApiError> {
-    items(state, p, id, q).await
+    items(state, p, id, query).await
 }
 
 /// `POST /v2/acts/{user}/{name}/runs` (an actor id written with a `/`).
@@ -388,10 +446,10 @@ pub async fn start_named(
     state: State<AppState>,
     p: Extension<Principal>,
     Path((user, name)): Path<(String, String)>,
-    q: QueryMap,
-    body: Bytes,
+    q: Result<StartQuery, ApiError>,
+    input: ActorInput,
 ) -> Result<Response, ApiError> {
-    start(state, p, Path(format!("{user}/{name}")), q, body).await
+    start(state, p, Path(format!("{user}/{name}")), q, input).await
 }
 
 /// The base URL the client used, for the URLs Apify's objects carry.
@@ -417,21 +475,7 @@ pub async fn actor(
             agentbase_core::Resource::Actor,
         )));
     }
-    let epoch = iso8601(0);
-    Ok(axum::Json(json!({"data": {
-        "id": ACTOR_ID,
-        "userId": p.workspace_id,
-        "name": ACTOR_NAME,
-        "username": "apify",
-        "title": "Website Content Crawler",
-        "isPublic": true,
-        "createdAt": epoch,
-        "modifiedAt": epoch,
-        "stats": {"totalRuns": 0},
-        "versions": [],
-        "defaultRunOptions": {"build": "latest", "timeoutSecs": 3600, "memoryMbytes": 1024},
-    }}))
-    .into_response())
+    Ok(data(actor_dto(&p.workspace_id)))
 }
 
 /// `GET /v2/actor-runs/{runId}/dataset` and `/v2/datasets/{id}`: the Dataset object.
@@ -446,27 +490,23 @@ pub async fn dataset(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let run = state.app.crawl_runs().run(&p, &id, Duration::ZERO).await?;
-    let base = origin(&headers);
-    let changed = iso8601(run.finished_at.unwrap_or(run.started_at));
-    Ok(axum::Json(json!({"data": {
-        "id": run.dataset_id,
-        "name": null,
-        "userId": run.workspace_id,
-        "createdAt": iso8601(run.started_at),
-        "modifiedAt": changed,
-        "accessedAt": changed,
-        "itemCount": run.items,
-        "cleanItemCount": run.items,
-        "actId": run.actor_id,
-        "actRunId": run.id,
-        "consoleUrl": format!("{base}/v2/datasets/{}", run.dataset_id),
-        "itemsPublicUrl": format!("{base}/v2/datasets/{}/items", run.dataset_id),
-    }}))
-    .into_response())
+    Ok(data(dataset_dto(&run, &origin(&headers))))
 }
 
-fn truthy_flag(q: &QueryMap, key: &str) -> bool {
-    matches!(q.get(key), Some("1" | "true" | "yes"))
+/// `stream`: whether to follow the log until the run ends.
+pub struct LogQuery {
+    stream: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LogQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        Ok(LogQuery {
+            stream: truthy(q.get("stream")),
+        })
+    }
 }
 
 /// `GET /v2/actor-runs/{runId}/log` and `/v2/logs/{runId}`: the run's log as text.
@@ -481,10 +521,10 @@ pub async fn log(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
-    q: QueryMap,
+    q: LogQuery,
 ) -> Result<Response, ApiError> {
     let (lines, ended) = state.app.crawl_runs().run_log(&p, &id, 0).await?;
-    let mut res = if truthy_flag(&q, "stream") && !ended {
+    let mut res = if q.stream && !ended {
         axum::body::Body::from_stream(follow_log(state.app.clone(), p, id, lines)).into_response()
     } else {
         log_text(&lines).into_response()
@@ -555,27 +595,7 @@ pub async fn kv_store(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (run, _) = state.app.crawl_runs().kv_keys(&p, &store_id).await?;
-    Ok(kv_store_json(&run, &headers))
-}
-
-fn kv_store_json(run: &CrawlRun, headers: &HeaderMap) -> Response {
-    let base = origin(headers);
-    let changed = iso8601(run.finished_at.unwrap_or(run.started_at));
-    let id = &run.kv_store_id;
-    axum::Json(json!({"data": {
-        "id": id,
-        "name": null,
-        "userId": run.workspace_id,
-        "createdAt": iso8601(run.started_at),
-        "modifiedAt": changed,
-        "accessedAt": changed,
-        "actId": run.actor_id,
-        "actRunId": run.id,
-        "consoleUrl": format!("{base}/v2/key-value-stores/{id}"),
-        "keysPublicUrl": format!("{base}/v2/key-value-stores/{id}/keys"),
-        "recordsPublicUrl": format!("{base}/v2/key-value-stores/{id}/records"),
-    }}))
-    .into_response()
+    Ok(data(kv_store_dto(&run, &origin(&headers))))
 }
 
 /// `GET /v2/actor-runs/{runId}/key-value-store`.
@@ -590,7 +610,7 @@ pub async fn run_kv_store(
         .crawl_runs()
         .run(&p, &run_id, Duration::ZERO)
         .await?;
-    Ok(kv_store_json(&run, &headers))
+    Ok(data(kv_store_dto(&run, &origin(&headers))))
 }
 
 /// `GET /v2/key-value-stores/{storeId}/keys`.
@@ -604,19 +624,7 @@ pub async fn kv_keys(
     Path(store_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (_, keys) = state.app.crawl_runs().kv_keys(&p, &store_id).await?;
-    let items: Vec<Value> = keys
-        .iter()
-        .map(|(k, size)| json!({"key": k, "size": size}))
-        .collect();
-    Ok(axum::Json(json!({"data": {
-        "items": items,
-        "count": items.len(),
-        "limit": 1000,
-        "exclusiveStartKey": null,
-        "isTruncated": false,
-        "nextExclusiveStartKey": null,
-    }}))
-    .into_response())
+    Ok(data(kv_keys_dto(keys)))
 }
 
 /// `GET /v2/key-value-stores/{storeId}/records/{key}`: the record as stored.
@@ -629,12 +637,17 @@ pub async fn kv_record(
     Extension(p): Extension<Principal>,
     Path((store_id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (content_type, value) = state
+    let record = state
         .app
         .crawl_runs()
         .kv_record(&p, &store_id, &key)
-        .await?
-        .ok_or_else(record_not_found)?;
+        .await?;
+    record_response(record)
+}
+
+/// A record as stored, with its content type; a missing one is Apify's 404.
+fn record_response(record: Option<(String, String)>) -> Result<Response, ApiError> {
+    let (content_type, value) = record.ok_or_else(record_not_found)?;
     let mut res = value.into_response();
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         res.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -674,12 +687,12 @@ pub async fn run_kv_record(
     Extension(p): Extension<Principal>,
     Path((run_id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let run = state
+    let record = state
         .app
         .crawl_runs()
-        .run(&p, &run_id, Duration::ZERO)
+        .run_kv_record(&p, &run_id, &key)
         .await?;
-    kv_record(State(state), Extension(p), Path((run.kv_store_id, key))).await
+    record_response(record)
 }
 
 /// Apify clients read `error.type` (`record-not-found`, …): the envelope gains it,
@@ -716,6 +729,8 @@ pub async fn apify_errors(req: axum::extract::Request, next: axum::middleware::N
 
 #[cfg(test)]
 mod tests {
+    use agentbase_core::time_fmt::iso8601;
+
     use super::*;
 
     #[test]
@@ -781,5 +796,67 @@ mod tests {
             shape(items, &q(true, None, vec!["text"])),
             vec![json!({"url": "u"})]
         );
+    }
+
+    /// The typed objects serialise byte for byte as the `json!` maps they replace.
+    #[tokio::test]
+    async fn typed_objects_match_the_maps_they_replaced() {
+        let run = CrawlRun {
+            id: "r1".into(),
+            workspace_id: "w1".into(),
+            actor_id: "a1".into(),
+            status: agentbase_core::crawl_run::RunStatus::Succeeded,
+            status_message: None,
+            input: Value::Null,
+            dataset_id: "d1".into(),
+            timeout_secs: 60,
+            pages_done: 2,
+            pages_failed: 0,
+            items: 2,
+            started_at: 1_000,
+            finished_at: Some(5_000),
+            kv_store_id: "k1".into(),
+        };
+        let (base, started, changed) = ("http://h", iso8601(1_000), iso8601(5_000));
+        async fn body(r: Response) -> String {
+            let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await;
+            String::from_utf8(bytes.unwrap().to_vec()).unwrap()
+        }
+        let epoch = iso8601(0);
+        let actor = json!({"data": {
+            "id": agentbase_service::crawl_runs::ACTOR_ID, "userId": "w1",
+            "name": agentbase_service::crawl_runs::ACTOR_NAME, "username": "apify",
+            "title": "Website Content Crawler", "isPublic": true, "createdAt": epoch,
+            "modifiedAt": epoch, "stats": {"totalRuns": 0}, "versions": [],
+            "defaultRunOptions": {"build": "latest", "timeoutSecs": 3600, "memoryMbytes": 1024},
+        }});
+        assert_eq!(body(data(actor_dto("w1"))).await, actor.to_string());
+        let dataset = json!({"data": {
+            "id": "d1", "name": null, "userId": "w1", "createdAt": started,
+            "modifiedAt": changed, "accessedAt": changed, "itemCount": 2, "cleanItemCount": 2,
+            "actId": "a1", "actRunId": "r1", "consoleUrl": "http://h/v2/datasets/d1",
+            "itemsPublicUrl": "http://h/v2/datasets/d1/items",
+        }});
+        assert_eq!(
+            body(data(dataset_dto(&run, base))).await,
+            dataset.to_string()
+        );
+        let store = json!({"data": {
+            "id": "k1", "name": null, "userId": "w1", "createdAt": started,
+            "modifiedAt": changed, "accessedAt": changed, "actId": "a1", "actRunId": "r1",
+            "consoleUrl": "http://h/v2/key-value-stores/k1",
+            "keysPublicUrl": "http://h/v2/key-value-stores/k1/keys",
+            "recordsPublicUrl": "http://h/v2/key-value-stores/k1/records",
+        }});
+        assert_eq!(
+            body(data(kv_store_dto(&run, base))).await,
+            store.to_string()
+        );
+        let keys = json!({"data": {
+            "items": [{"key": "INPUT", "size": 4}], "count": 1, "limit": 1000,
+            "exclusiveStartKey": null, "isTruncated": false, "nextExclusiveStartKey": null,
+        }});
+        let listed = kv_keys_dto(vec![("INPUT".into(), 4)]);
+        assert_eq!(body(data(listed)).await, keys.to_string());
     }
 }
