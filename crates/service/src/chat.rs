@@ -1590,6 +1590,22 @@ pub struct MessageThread {
 
 /// Use cases of the public API that join several steps above.
 impl Conversations {
+    /// The API's chat turn: streamed ([`Conversations::chat`]) or, for a JSON answer,
+    /// which acknowledges nothing before it is complete, [`Conversations::chat_at_once`]
+    /// (its turn may write a new conversation together with the answer).
+    pub async fn api_turn(
+        self: &Arc<Self>,
+        p: &Principal,
+        input: ChatInput,
+        stream: bool,
+    ) -> Result<Turn> {
+        if stream {
+            self.chat(p, input).await
+        } else {
+            self.chat_at_once(p, input).await
+        }
+    }
+
     /// The caller's conversation, the page of its messages before `before_seq`
     /// (the newest when `None`), and their authors.
     pub async fn message_thread(

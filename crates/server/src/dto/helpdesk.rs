@@ -162,3 +162,37 @@ pub(crate) fn thread_page_dto(
         data: page.items.into_iter().map(thread_dto).collect(),
     }
 }
+
+/// Ticket search results: one page, never a cursor.
+pub(crate) fn ticket_search_dto(
+    (found, has_more): (Vec<Ticket>, bool),
+) -> api::SearchTicketsResponse {
+    api::SearchTicketsResponse {
+        data: found.into_iter().map(list_item_dto).collect(),
+        pagination: api::TicketSearchPagination {
+            cursor: None,
+            has_more,
+        },
+    }
+}
+
+pub(crate) fn status_dto(s: helpdesk::TicketStatus) -> api::TicketStatus {
+    api::TicketStatus {
+        id: s.id,
+        category: s.category,
+        external_label: s.external_label,
+        internal_label: s.internal_label,
+        color: s.color,
+        is_default: s.is_default,
+        position: s.position,
+    }
+}
+
+pub(crate) fn team_dto(t: helpdesk::Team) -> api::TeamListItem {
+    api::TeamListItem {
+        id: t.id,
+        name: t.name,
+        is_default: t.is_default,
+        member_count: t.member_count,
+    }
+}

@@ -706,17 +706,7 @@ pub async fn apify_errors(req: axum::extract::Request, next: axum::middleware::N
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
         return ApiError::internal().into_response();
     };
-    let reshaped = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|mut v| {
-            let code = v["error"]["code"].as_str()?.to_owned();
-            let kind = match code.as_str() {
-                "RESOURCE_NOT_FOUND" => "record-not-found".to_owned(),
-                other => other.to_ascii_lowercase().replace('_', "-"),
-            };
-            v["error"]["type"] = Value::String(kind);
-            serde_json::to_vec(&v).ok()
-        });
+    let reshaped = with_error_type(&bytes);
     let body = match reshaped {
         Some(b) => {
             parts.headers.remove(header::CONTENT_LENGTH);
@@ -725,6 +715,18 @@ pub async fn apify_errors(req: axum::extract::Request, next: axum::middleware::N
         None => axum::body::Body::from(bytes),
     };
     Response::from_parts(parts, body)
+}
+
+/// The envelope with `error.type` added (from `error.code`), when it is one.
+fn with_error_type(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut v = serde_json::from_slice::<Value>(bytes).ok()?;
+    let code = v["error"]["code"].as_str()?.to_owned();
+    let kind = match code.as_str() {
+        "RESOURCE_NOT_FOUND" => "record-not-found".to_owned(),
+        other => other.to_ascii_lowercase().replace('_', "-"),
+    };
+    v["error"]["type"] = Value::String(kind);
+    serde_json::to_vec(&v).ok()
 }
 
 #[cfg(test)]

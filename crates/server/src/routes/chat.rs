@@ -57,13 +57,11 @@ pub async fn chat(
         user_id: body.user_id,
         source: SOURCE_API.into(),
     };
-    // A JSON answer acknowledges nothing before it is complete, so its turn may
-    // write a new conversation together with the answer.
-    let turn = if stream {
-        state.app.conversations().chat(&p, input).await?
-    } else {
-        state.app.conversations().chat_at_once(&p, input).await?
-    };
+    let turn = state
+        .app
+        .conversations()
+        .api_turn(&p, input, stream)
+        .await?;
     Ok(answer(turn, stream).await)
 }
 

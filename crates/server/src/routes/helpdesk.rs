@@ -18,8 +18,8 @@ use axum::{Extension, Json};
 
 use crate::AppState;
 use crate::dto::helpdesk::{
-    created_message_dto, list_item_dto, new_ticket, thread_page_dto, ticket_dto, ticket_list_dto,
-    ticket_patch,
+    created_message_dto, new_ticket, status_dto, team_dto, thread_page_dto, ticket_dto,
+    ticket_list_dto, ticket_patch, ticket_search_dto,
 };
 use crate::error::ApiError;
 use crate::extract::{AppJson, OwnAgent, QueryMap, TicketRef};
@@ -107,19 +107,7 @@ pub async fn statuses(
         .helpdesk()
         .ticket_statuses(&p.workspace_id, &agent_id)
         .await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|s| api::TicketStatus {
-                id: s.id,
-                category: s.category,
-                external_label: s.external_label,
-                internal_label: s.internal_label,
-                color: s.color,
-                is_default: s.is_default,
-                position: s.position,
-            })
-            .collect(),
-    ))
+    Ok(Json(list.into_iter().map(status_dto).collect()))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/helpdesk/teams", tag = "helpdesk",
@@ -136,16 +124,7 @@ pub async fn teams(
         .helpdesk()
         .helpdesk_teams(&p.workspace_id, &agent_id)
         .await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|t| api::TeamListItem {
-                id: t.id,
-                name: t.name,
-                is_default: t.is_default,
-                member_count: t.member_count,
-            })
-            .collect(),
-    ))
+    Ok(Json(list.into_iter().map(team_dto).collect()))
 }
 
 #[utoipa::path(post, path = "/api/v2/agents/{agentId}/helpdesk/tickets", tag = "helpdesk",
@@ -283,23 +262,11 @@ pub async fn search(
     AppJson(b): AppJson<api::SearchTicketsBody>,
 ) -> Result<Json<api::SearchTicketsResponse>, ApiError> {
     check_ticket_search(&b)?;
-    let (found, has_more) = state
-        .app
-        .helpdesk()
-        .search_tickets(
-            &p.workspace_id,
-            &agent_id,
-            &b.query,
-            b.limit.unwrap_or(20) as usize,
-        )
+    let limit = b.limit.unwrap_or(20) as usize;
+    let found = (state.app.helpdesk())
+        .search_tickets(&p.workspace_id, &agent_id, &b.query, limit)
         .await?;
-    Ok(Json(api::SearchTicketsResponse {
-        data: found.into_iter().map(list_item_dto).collect(),
-        pagination: api::TicketSearchPagination {
-            cursor: None,
-            has_more,
-        },
-    }))
+    Ok(Json(ticket_search_dto(found)))
 }
 
 /// A ticket search wants 1 to `SEARCH_QUERY_MAX` characters and at most 50 results.
