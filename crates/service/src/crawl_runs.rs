@@ -677,3 +677,52 @@ impl CrawlRuns {
         self.kv_record(p, &run.kv_store_id, key).await
     }
 }
+
+/// A run's log as `GET /v2/actor-runs/{id}/log` sends it: the lines so far and,
+/// when followed while the run goes on, its next lines as they are written.
+pub struct RunLog {
+    pub lines: Vec<String>,
+    /// Each item is the lines one poll found; it ends when the run does (or can
+    /// no longer be read).
+    pub more: Option<futures_util::stream::BoxStream<'static, Vec<String>>>,
+}
+
+/// The followed log of the Apify-compatible API.
+impl CrawlRuns {
+    /// The run's log; with `follow`, and unless the run has ended, the lines
+    /// written after it too (polled every 250 ms).
+    pub async fn log(self: &Arc<Self>, p: &Principal, id: &str, follow: bool) -> Result<RunLog> {
+        let (lines, ended) = self.run_log(p, id, 0).await?;
+        let more = (follow && !ended).then(|| {
+            let from = lines.len() as i64;
+            self.clone().follow_log(p.clone(), id.to_owned(), from)
+        });
+        Ok(RunLog { lines, more })
+    }
+
+    fn follow_log(
+        self: Arc<Self>,
+        p: Principal,
+        id: String,
+        from: i64,
+    ) -> futures_util::stream::BoxStream<'static, Vec<String>> {
+        use futures_util::StreamExt;
+        futures_util::stream::unfold((from, false), move |(from, done)| {
+            let (runs, p, id) = (self.clone(), p.clone(), id.clone());
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let (lines, ended) = runs.run_log(&p, &id, from).await.ok()?;
+                    if !lines.is_empty() || ended {
+                        let next = from + lines.len() as i64;
+                        return Some((lines, (next, ended)));
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+}

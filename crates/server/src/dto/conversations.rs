@@ -287,3 +287,14 @@ fn search_result(c: &Conversation, snippet: Option<Snippet>) -> api::Conversatio
         }),
     }
 }
+
+/// A page of conversations, its cursor the last one's `key`.
+pub(crate) fn list_dto(
+    page: Page<Conversation>,
+    key: fn(&Conversation) -> Cursor,
+) -> api::ListConversationsResponse {
+    api::ListConversationsResponse {
+        pagination: pagination(&page, key),
+        data: page.items.iter().map(conversation_dto).collect(),
+    }
+}

@@ -4,19 +4,19 @@
 //! `token` query parameter or as a Bearer header (`layers::apify_token`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use agentbase_api_types::apify;
 use agentbase_core::crawl_run::CrawlRun;
+use agentbase_service::Principal;
 use agentbase_service::crawl_runs::ACTOR_IDS;
-use agentbase_service::{App, Principal};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -523,11 +523,15 @@ pub async fn log(
     Path(id): Path<String>,
     q: LogQuery,
 ) -> Result<Response, ApiError> {
-    let (lines, ended) = state.app.crawl_runs().run_log(&p, &id, 0).await?;
-    let mut res = if q.stream && !ended {
-        axum::body::Body::from_stream(follow_log(state.app.clone(), p, id, lines)).into_response()
-    } else {
-        log_text(&lines).into_response()
+    let log = state.app.crawl_runs().log(&p, &id, q.stream).await?;
+    let first = log_text(&log.lines);
+    let mut res = match log.more {
+        Some(more) => {
+            let more = more.map(|lines| Ok::<_, std::io::Error>(log_text(&lines)));
+            let body = futures_util::stream::once(async { Ok(first) }).chain(more);
+            axum::body::Body::from_stream(body).into_response()
+        }
+        None => first.into_response(),
     };
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -538,41 +542,6 @@ pub async fn log(
 
 fn log_text(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-/// The log so far (`first`), then its new lines as they come (polled every
-/// 250 ms) until the run ends.
-fn follow_log(
-    app: Arc<App>,
-    p: Principal,
-    id: String,
-    first: Vec<String>,
-) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> + Send {
-    let from = first.len() as i64;
-    futures_util::stream::unfold(
-        (Some(log_text(&first)), from, false),
-        move |(pending, from, done)| {
-            let app = app.clone();
-            let p = p.clone();
-            let id = id.clone();
-            async move {
-                if let Some(chunk) = pending {
-                    return Some((Ok(chunk), (None, from, done)));
-                }
-                if done {
-                    return None;
-                }
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    let (lines, ended) = app.crawl_runs().run_log(&p, &id, from).await.ok()?;
-                    if !lines.is_empty() || ended {
-                        let next = from + lines.len() as i64;
-                        return Some((Ok(log_text(&lines)), (None, next, ended)));
-                    }
-                }
-            }
-        },
-    )
 }
 
 fn record_not_found() -> ApiError {

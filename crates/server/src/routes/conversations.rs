@@ -14,8 +14,8 @@ use axum::{Extension, Json};
 
 use crate::AppState;
 use crate::dto::conversations::{
-    by_activity, by_created, conversation_dto, conversation_with_messages, export_dto, feedback_of,
-    message_dto, message_list, pagination, search_dto,
+    by_activity, by_created, conversation_with_messages, export_dto, feedback_of, list_dto,
+    message_dto, message_list, search_dto,
 };
 use crate::error::ApiError;
 use crate::extract::{
@@ -38,10 +38,7 @@ pub async fn list(
     let result = (state.app.conversations())
         .conversations(&p, &agent_id, &filter, cursor, limit, false)
         .await?;
-    Ok(Json(api::ListConversationsResponse {
-        pagination: pagination(&result, by_created),
-        data: result.items.iter().map(conversation_dto).collect(),
-    }))
+    Ok(Json(list_dto(result, by_created)))
 }
 
 /// A conversation list's page and creation window (`startDate`, `endDate`).
@@ -88,14 +85,10 @@ pub async fn for_user(
         ..Default::default()
     };
     let (cursor, limit) = (page.cursor.as_ref(), page.limit);
-    let found = (state.app)
-        .conversations()
-        .conversations(&p, &agent_id, &filter, cursor, limit, true);
-    let result = found.await?;
-    Ok(Json(api::ListConversationsResponse {
-        pagination: pagination(&result, by_activity),
-        data: result.items.iter().map(conversation_dto).collect(),
-    }))
+    let result = (state.app.conversations())
+        .conversations(&p, &agent_id, &filter, cursor, limit, true)
+        .await?;
+    Ok(Json(list_dto(result, by_activity)))
 }
 
 #[utoipa::path(get, path = "/api/v2/agents/{agentId}/conversations/{conversationId}", tag = "conversations",
