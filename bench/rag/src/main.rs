@@ -9,6 +9,8 @@
 //! Embeddings are cached on disk per (model, text) (`corpus::EmbedCache`), so
 //! tuning runs embed only chunks they have not seen.
 
+#![forbid(unsafe_code)]
+
 mod corpus;
 mod eval;
 mod grounded;

@@ -23,6 +23,8 @@
 //! since measuring began, total microseconds, status (0: a transport error), so a
 //! long run can be cut into windows (the soak benchmark's latency curve).
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
