@@ -9,15 +9,17 @@
 use std::net::{IpAddr, SocketAddr};
 
 use agentbase_api_types::codes;
+use agentbase_core::lead::LeadInput;
 use agentbase_service::contacts::Identity;
 use agentbase_service::widget::{WidgetAgent, WidgetMessage};
-use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::AppState;
+use crate::dto::widget::{CreatedLead, Data, WidgetConfig};
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::layers::client_ip;
@@ -203,6 +205,26 @@ pub(crate) async fn admit(
     Ok((w, origin))
 }
 
+/// A widget request the agent admits ([`admit`]): the public agent, and the
+/// origin its answer's CORS names. Its rejection is the refusal, ready to send.
+pub struct Admitted {
+    pub agent: WidgetAgent,
+    pub origin: Option<HeaderValue>,
+}
+
+impl FromRequestParts<AppState> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(agent_id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let peer = peer_of(&parts.extensions);
+        let (agent, origin) = admit(state, &agent_id, &parts.headers, peer).await?;
+        Ok(Admitted { agent, origin })
+    }
+}
+
 /// Whether the agent blocks the visitor's country (from the trusted header, else
 /// the GeoIP database); a visitor whose country is unknown is let through.
 fn country_blocked(
@@ -220,16 +242,7 @@ fn country_blocked(
 }
 
 /// `OPTIONS` on the config and chat routes: the CORS preflight.
-pub async fn preflight(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    parts: axum::http::request::Parts,
-) -> Response {
-    let headers = &parts.headers;
-    let (_, origin) = match admit(&state, &agent_id, headers, peer_of(&parts.extensions)).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
+pub async fn preflight(Admitted { origin, .. }: Admitted) -> Response {
     let mut response = with_cors(StatusCode::NO_CONTENT.into_response(), origin.as_ref());
     let h = response.headers_mut();
     h.insert(
@@ -248,29 +261,10 @@ pub async fn preflight(
 }
 
 /// `GET /widget/v1/agents/{agentId}/config`: what the panel shows before any turn.
-pub async fn config(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    parts: axum::http::request::Parts,
-) -> Response {
-    let headers = &parts.headers;
-    let (w, origin) = match admit(&state, &agent_id, headers, peer_of(&parts.extensions)).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
+pub async fn config(Admitted { agent: w, origin }: Admitted) -> Response {
+    let body = Data {
+        data: WidgetConfig::of(&w.agent),
     };
-    let body = json!({
-        "data": {
-            "id": w.agent.id,
-            "name": w.agent.name,
-            "initialMessages": w.agent.initial_messages,
-            "suggestedMessages": w.agent.suggested_messages,
-            "styles": w.agent.styles,
-            // The lead form, when the agent collects leads.
-            "leadForm": agentbase_core::lead::form_of(w.agent.lead_form.as_ref())
-                .filter(|f| f.asks_anything())
-                .map(|f| f.to_json()),
-        }
-    });
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()
@@ -376,17 +370,17 @@ pub async fn leads(
     visitor_post(state, &agent_id, req, |w, body: LeadBody| async move {
         let identity = identity_of(body.user_id, body.user_hash, body.user_metadata);
         let identity = identity.map_err(refuse)?;
-        let input = agentbase_core::lead::LeadInput {
+        let input = LeadInput {
             name: body.name,
             email: body.email,
             phone: body.phone,
         };
         let (visitor, conversation) = (&body.visitor_id, body.conversation_id);
-        let widget = state.app.widget();
-        let submitted = widget.submit_lead(&w, visitor, identity.as_ref(), conversation, input);
+        let submitted =
+            (state.app.widget()).submit_lead(&w, visitor, identity.as_ref(), conversation, input);
         let lead = submitted.await.map_err(refuse)?;
-        let created = json!({"data": {"id": lead.id}});
-        Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+        let data = CreatedLead { id: lead.id };
+        Ok((StatusCode::CREATED, axum::Json(Data { data })).into_response())
     })
     .await
 }
@@ -406,6 +400,24 @@ struct ChatBody {
     user_hash: Option<String>,
     #[serde(default)]
     user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ChatBody {
+    /// The visitor's message, its identity checked and its length within
+    /// [`MESSAGE_MAX_CHARS`].
+    fn into_message(self) -> Result<WidgetMessage, ApiError> {
+        let identity = identity_of(self.user_id, self.user_hash, self.user_metadata)?;
+        if self.message.chars().count() > MESSAGE_MAX_CHARS {
+            let most = format!("must be at most {MESSAGE_MAX_CHARS} characters");
+            return Err(ApiError::invalid_field("message", most));
+        }
+        Ok(WidgetMessage {
+            visitor_id: self.visitor_id,
+            message: self.message,
+            conversation_id: self.conversation_id,
+            identity,
+        })
+    }
 }
 
 /// A refusal as the visitor gets it: the contract's error envelope.
@@ -440,25 +452,9 @@ pub async fn chat(
 ) -> Response {
     let state = &state;
     visitor_post(state, &agent_id, req, |w, body: ChatBody| async move {
-        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata);
-        let identity = identity.map_err(refuse)?;
-        if body.message.chars().count() > MESSAGE_MAX_CHARS {
-            let most = format!("must be at most {MESSAGE_MAX_CHARS} characters");
-            return Err(refuse(ApiError::invalid_field("message", most)));
-        }
-        let message = WidgetMessage {
-            visitor_id: body.visitor_id,
-            message: body.message,
-            conversation_id: body.conversation_id,
-            identity,
-        };
-        let turn = state
-            .app
-            .widget()
-            .widget_chat(&w, message)
-            .await
-            .map_err(refuse)?;
-        Ok(sse::public_response(turn))
+        let message = body.into_message().map_err(refuse)?;
+        let turn = state.app.widget().widget_chat(&w, message).await;
+        Ok(sse::public_response(turn.map_err(refuse)?))
     })
     .await
 }

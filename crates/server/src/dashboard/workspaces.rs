@@ -2,51 +2,69 @@
 
 use std::collections::BTreeMap;
 
-use agentbase_core::Plan;
+use agentbase_core::member::Role;
+use agentbase_core::{Plan, Workspace};
+use agentbase_service::credits::UsagePage;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::{Posted, Session};
 use super::html::{self, Nav, Notice, when};
-use super::{Problem, back, redirect, render_template, workspace};
+use super::page::WsPage;
+use super::{Problem, Ws, back, redirect, render_template};
 use crate::AppState;
-use crate::extract::QueryMap;
-
-pub fn notice(q: &QueryMap) -> Notice {
-    Notice {
-        ok: q.get("ok").map(str::to_owned),
-        error: q.get("error").map(str::to_owned),
-    }
-}
 
 pub async fn list(
     State(state): State<AppState>,
     s: Session,
-    q: QueryMap,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    // A member sees the workspaces they belong to, with their role and without
-    // the administrator's forms (plans, new workspaces).
-    let workspaces: Vec<_> = match &s.member {
-        Some(m) => (state.app.members().member_workspaces(&m.id).await?.iter())
-            .map(|(w, role)| json!({"id": w.id, "name": w.name, "role": role.as_str()}))
-            .collect(),
-        None => (state.app.accounts().workspaces().await?.iter())
-            .map(|w| {
-                json!({"id": w.id, "name": w.name, "plan": w.plan.as_str(), "created": when(w.created_at)})
-            })
-            .collect(),
+    let member = s.member.as_ref().map(|m| m.id.as_str());
+    let workspaces = state.app.members().workspaces_of(member).await?;
+    let page = WorkspacesContext {
+        member: s.member.is_some(),
+        plans: Plan::ALL.iter().map(|p| [p.as_str(); 2]).collect(),
+        workspaces: workspaces.iter().map(WorkspaceRow::of).collect(),
     };
-    let plans: Vec<[&str; 2]> = Plan::ALL.iter().map(|p| [p.as_str(); 2]).collect();
-    let page = json!({"member": s.member.is_some(), "workspaces": workspaces, "plans": plans});
-    render_template(
-        &s,
-        "Workspaces",
-        &Nav::TOP,
-        &notice(&q),
-        "workspaces.html",
-        page,
-    )
+    let template = "workspaces.html";
+    render_template(&s, "Workspaces", &Nav::TOP, &notice, template, page)
+}
+
+/// What the workspaces template shows.
+#[derive(Serialize)]
+struct WorkspacesContext<'a> {
+    member: bool,
+    plans: Vec<[&'static str; 2]>,
+    workspaces: Vec<WorkspaceRow<'a>>,
+}
+
+/// A workspace in the list: a member sees their role in it; the administrator,
+/// its plan and when it was made.
+#[derive(Serialize)]
+struct WorkspaceRow<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<String>,
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+}
+
+impl<'a> WorkspaceRow<'a> {
+    fn of((w, role): &'a (Workspace, Option<Role>)) -> Self {
+        let admin = role.is_none();
+        WorkspaceRow {
+            created: admin.then(|| when(w.created_at)),
+            id: &w.id,
+            name: &w.name,
+            plan: admin.then(|| w.plan.as_str()),
+            role: role.map(|r| r.as_str()),
+        }
+    }
 }
 
 fn parse_plan(form: &super::auth::Form) -> Result<Plan, Problem> {
@@ -123,13 +141,11 @@ fn workspace_nav<'a>(w: &'a super::Ws, current: &'a str) -> Nav<'a> {
 
 pub async fn keys(
     State(state): State<AppState>,
-    s: Session,
-    Path(ws): Path<String>,
-    q: QueryMap,
+    page: WsPage,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let keys = state.app.accounts().keys(Some(&ws)).await?;
-    keys_page(&s, &w, &keys, None, &notice(&q))
+    let keys = state.app.accounts().keys(Some(page.id())).await?;
+    keys_page(&page.session, &page.w, &keys, None, &notice)
 }
 
 /// Answers with the page itself (not a redirect) so the key never travels in a
@@ -137,21 +153,17 @@ pub async fn keys(
 pub async fn create_key(
     State(state): State<AppState>,
     Path(ws): Path<String>,
+    w: Result<Ws, Problem>,
     p: Posted,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
+    let w = w?;
     let Some(name) = p.form.get("name") else {
-        return Ok(back(
-            &format!("/dashboard/w/{ws}/keys"),
-            Err(Problem::bad("Give the key a name.")),
-        ));
+        let unnamed = Err(Problem::bad("Give the key a name."));
+        return Ok(back(&format!("/dashboard/w/{ws}/keys"), unnamed));
     };
-    let (_, plaintext) = state.app.accounts().create_key(&ws, name, None).await?;
-    let keys = state.app.accounts().keys(Some(&ws)).await?;
-    let notice = Notice {
-        ok: Some(format!("Key “{name}” created.")),
-        error: None,
-    };
+    let created = state.app.accounts().create_key_and_list(&ws, name).await;
+    let (plaintext, keys) = created?;
+    let notice = Notice::ok(format!("Key “{name}” created."));
     keys_page(&p.session, &w, &keys, Some(&plaintext), &notice)
 }
 
@@ -162,12 +174,8 @@ pub async fn revoke_key(
 ) -> Response {
     let result = async {
         // Only this workspace's keys.
-        let keys = state.app.accounts().keys(Some(&ws)).await?;
-        let key = keys
-            .iter()
-            .find(|k| k.id == key_id)
-            .ok_or_else(Problem::not_found)?;
-        state.app.accounts().revoke_key(&key.id).await?;
+        let revoked = state.app.accounts().revoke_workspace_key(&ws, &key_id);
+        let key = revoked.await?.ok_or_else(Problem::not_found)?;
         Ok(format!("Key {} revoked.", key.prefix))
     }
     .await;
@@ -180,36 +188,31 @@ const USAGE_DAYS: i64 = 30;
 /// per model.
 pub async fn usage(
     State(state): State<AppState>,
-    s: Session,
-    Path(ws): Path<String>,
-    q: QueryMap,
+    page: WsPage,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let rows = state.app.credits().usage(&ws, USAGE_DAYS).await?;
-    let first = state.app.now() / 86_400_000 - (USAGE_DAYS - 1);
-    let tally = Tally::of(&rows, first);
-    let total: f64 = tally.per_day.iter().sum();
-    let names = agent_names(&state, &ws).await?;
-    let name = |id| names.get(id).map_or(id, String::as_str);
-    let agents = credit_rows(&tally.per_agent, "name", name);
-    let models = credit_rows(&tally.per_model, "model", |m| m);
-    let page = json!({
-        "days": USAGE_DAYS,
-        "total": format!("{total:.2}"),
-        "plan": w.workspace.plan.as_str(),
-        "monthly": state.app.settings().monthly_credits(w.workspace.plan),
-        "chart": bar_chart(&tally.per_day, first),
-        "agents": agents,
-        "models": models,
-    });
-    let nav = workspace_nav(&w, "usage");
-    render_template(&s, "Usage", &nav, &notice(&q), "usage.html", page)
+    let usage = state
+        .app
+        .credits()
+        .usage_page(&page.w.workspace, USAGE_DAYS);
+    let context = usage_context(&page.w.workspace, &usage.await?);
+    page.render("Usage", "usage", &notice, "usage.html", context)
 }
 
-/// The workspace's agents' names by id (the first 100).
-async fn agent_names(state: &AppState, ws: &str) -> Result<BTreeMap<String, String>, Problem> {
-    let agents = state.app.agents().list(ws, None, 100).await?;
-    Ok(agents.items.into_iter().map(|a| (a.id, a.name)).collect())
+/// What the usage template shows.
+fn usage_context(w: &Workspace, u: &UsagePage) -> Value {
+    let tally = Tally::of(&u.rows, u.first_day);
+    let total: f64 = tally.per_day.iter().sum();
+    let name = |id| u.agent_names.get(id).map_or(id, String::as_str);
+    json!({
+        "days": USAGE_DAYS,
+        "total": format!("{total:.2}"),
+        "plan": w.plan.as_str(),
+        "monthly": u.monthly,
+        "chart": bar_chart(&tally.per_day, u.first_day),
+        "agents": credit_rows(&tally.per_agent, "name", name),
+        "models": credit_rows(&tally.per_model, "model", |m| m),
+    })
 }
 
 /// One row per key of a tally: `label` (what `name` calls the key), credits, responses.
