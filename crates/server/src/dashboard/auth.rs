@@ -241,6 +241,14 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
+/// What the sign-in template shows: the form's own CSRF token, and where to go
+/// after signing in.
+#[derive(serde::Serialize)]
+struct SignInContext<'a> {
+    form_csrf: &'a str,
+    next: &'a str,
+}
+
 fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&str>) -> Response {
     // A login CSRF token: a double-submit cookie scoped to this form.
     let token = ids::alphanumeric(32);
@@ -254,7 +262,10 @@ fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&
         notice: &notice,
         nav: None,
     };
-    let page = serde_json::json!({ "form_csrf": token, "next": next });
+    let page = SignInContext {
+        form_csrf: &token,
+        next,
+    };
     // A failed attempt is the form again with a message: 200, like the first
     // view (a 401 would put an error in the browser console for a typo).
     let mut r = match templates::render("sign_in.html", &shell, page) {

@@ -6,6 +6,7 @@ use agentbase_core::AgentPatch;
 use agentbase_core::lead::{self, LeadForm};
 use axum::extract::{Path, State};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{Form, Posted};
@@ -32,52 +33,90 @@ pub async fn leads(
 }
 
 /// What the leads template shows: the agent's lead form and its newest leads.
-fn leads_context(a: &agentbase_core::Agent, leads: Vec<lead::Lead>) -> serde_json::Value {
+fn leads_context(a: &agentbase_core::Agent, leads: Vec<lead::Lead>) -> LeadsContext {
     let form = lead::form_of(a.lead_form.as_ref()).filter(LeadForm::asks_anything);
-    json!({
-        "form": form_context(form.as_ref()),
-        "title_max": lead::TITLE_MAX,
-        "show_after_max": lead::SHOW_AFTER_MAX,
-        "leads": leads.into_iter().map(lead_row).collect::<Vec<_>>(),
-    })
+    LeadsContext {
+        form: FormContext::of(form.as_ref()),
+        title_max: lead::TITLE_MAX,
+        show_after_max: lead::SHOW_AFTER_MAX,
+        leads: leads.into_iter().map(LeadRow::of).collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct LeadsContext {
+    form: FormContext,
+    title_max: usize,
+    show_after_max: u64,
+    leads: Vec<LeadRow>,
 }
 
 /// A lead as the page's table shows it.
-fn lead_row(l: lead::Lead) -> serde_json::Value {
-    json!({
-        "name": l.name.unwrap_or_default(),
-        "email": l.email.unwrap_or_default(),
-        "phone": l.phone.unwrap_or_default(),
-        "conversation": l.conversation_id,
-        "submitted": when(l.created_at),
-    })
+#[derive(Serialize)]
+struct LeadRow {
+    name: String,
+    email: String,
+    phone: String,
+    conversation: Option<String>,
+    submitted: String,
+}
+
+impl LeadRow {
+    fn of(l: lead::Lead) -> Self {
+        LeadRow {
+            name: l.name.unwrap_or_default(),
+            email: l.email.unwrap_or_default(),
+            phone: l.phone.unwrap_or_default(),
+            conversation: l.conversation_id,
+            submitted: when(l.created_at),
+        }
+    }
 }
 
 /// The lead form's settings as the page shows them: a title, which fields are asked
 /// for and required, and after how many answers the widget shows it (asking for
 /// nothing turns it off).
-fn form_context(form: Option<&LeadForm>) -> serde_json::Value {
-    let fields: Vec<_> = [("name", "Name"), ("email", "Email"), ("phone", "Phone")]
-        .into_iter()
-        .map(|(key, label)| {
-            let f = form.map(|f| match key {
-                "name" => &f.name,
-                "email" => &f.email,
-                _ => &f.phone,
-            });
-            json!({
-                "key": key,
-                "label": label,
-                "active": f.is_some_and(|f| f.active),
-                "required": f.is_some_and(|f| f.required),
+#[derive(Serialize)]
+struct FormContext {
+    title: String,
+    fields: Vec<FieldContext>,
+    show_after: u64,
+}
+
+#[derive(Serialize)]
+struct FieldContext {
+    key: &'static str,
+    label: &'static str,
+    active: bool,
+    required: bool,
+}
+
+impl FormContext {
+    fn of(form: Option<&LeadForm>) -> Self {
+        let fields = [("name", "Name"), ("email", "Email"), ("phone", "Phone")]
+            .into_iter()
+            .map(|(key, label)| {
+                let f = form.map(|f| match key {
+                    "name" => &f.name,
+                    "email" => &f.email,
+                    _ => &f.phone,
+                });
+                FieldContext {
+                    key,
+                    label,
+                    active: f.is_some_and(|f| f.active),
+                    required: f.is_some_and(|f| f.required),
+                }
             })
-        })
-        .collect();
-    json!({
-        "title": form.map_or("Let us know how to contact you", |f| f.title.as_str()),
-        "fields": fields,
-        "show_after": form.map_or(1, |f| f.show_after_answers),
-    })
+            .collect();
+        FormContext {
+            title: form
+                .map_or("Let us know how to contact you", |f| f.title.as_str())
+                .to_owned(),
+            fields,
+            show_after: form.map_or(1, |f| f.show_after_answers),
+        }
+    }
 }
 
 /// `POST …/agents/{agentId}/lead-form`: checked like v1's `collectCustomerInformation`.

@@ -8,7 +8,6 @@ use agentbase_service::credits::UsagePage;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::auth::{Posted, Session};
 use super::html::{self, Nav, Notice, when};
@@ -112,22 +111,44 @@ fn keys_page(
     created: Option<&str>,
     notice: &Notice,
 ) -> Result<Response, Problem> {
-    let keys: Vec<_> = keys
-        .iter()
-        .map(|k| {
-            json!({
-                "id": k.id,
-                "name": k.name,
-                "prefix": k.prefix,
-                "created": when(k.created_at),
-                "last_used": k.last_used_at.map_or_else(|| "never".into(), when),
-                "revoked": k.revoked_at.is_some(),
-            })
-        })
-        .collect();
-    let page = json!({"ws": w.workspace.id, "created": created, "keys": keys});
+    let page = KeysContext {
+        ws: &w.workspace.id,
+        created,
+        keys: keys.iter().map(KeyRow::of).collect(),
+    };
     let nav = workspace_nav(w, "keys");
     render_template(s, "API keys", &nav, notice, "keys.html", page)
+}
+
+/// What the keys template shows: `created`, a new key's plaintext, shown once.
+#[derive(Serialize)]
+struct KeysContext<'a> {
+    ws: &'a str,
+    created: Option<&'a str>,
+    keys: Vec<KeyRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct KeyRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    prefix: &'a str,
+    created: String,
+    last_used: String,
+    revoked: bool,
+}
+
+impl<'a> KeyRow<'a> {
+    fn of(k: &'a agentbase_core::ApiKey) -> Self {
+        KeyRow {
+            id: &k.id,
+            name: &k.name,
+            prefix: &k.prefix,
+            created: when(k.created_at),
+            last_used: k.last_used_at.map_or_else(|| "never".into(), when),
+            revoked: k.revoked_at.is_some(),
+        }
+    }
 }
 
 /// The navigation of a workspace's own pages.
@@ -191,37 +212,82 @@ pub async fn usage(
     page: WsPage,
     notice: Notice,
 ) -> Result<Response, Problem> {
-    let usage = state
-        .app
-        .credits()
-        .usage_page(&page.w.workspace, USAGE_DAYS);
-    let context = usage_context(&page.w.workspace, &usage.await?);
+    let usage = (state.app.credits())
+        .usage_page(&page.w.workspace, USAGE_DAYS)
+        .await?;
+    let context = usage_context(&page.w.workspace, &usage);
     page.render("Usage", "usage", &notice, "usage.html", context)
 }
 
 /// What the usage template shows.
-fn usage_context(w: &Workspace, u: &UsagePage) -> Value {
+fn usage_context<'a>(w: &Workspace, u: &'a UsagePage) -> UsageContext<'a> {
     let tally = Tally::of(&u.rows, u.first_day);
     let total: f64 = tally.per_day.iter().sum();
     let name = |id| u.agent_names.get(id).map_or(id, String::as_str);
-    json!({
-        "days": USAGE_DAYS,
-        "total": format!("{total:.2}"),
-        "plan": w.plan.as_str(),
-        "monthly": u.monthly,
-        "chart": bar_chart(&tally.per_day, u.first_day),
-        "agents": credit_rows(&tally.per_agent, "name", name),
-        "models": credit_rows(&tally.per_model, "model", |m| m),
-    })
+    UsageContext {
+        days: USAGE_DAYS,
+        total: format!("{total:.2}"),
+        plan: w.plan.as_str(),
+        monthly: u.monthly,
+        chart: bar_chart(&tally.per_day, u.first_day),
+        agents: credit_rows(&tally.per_agent, |key| CreditRow::named(name(key))),
+        models: credit_rows(&tally.per_model, CreditRow::model),
+    }
 }
 
-/// One row per key of a tally: `label` (what `name` calls the key), credits, responses.
+/// The usage page's figures, formatted.
+#[derive(Serialize)]
+struct UsageContext<'a> {
+    days: i64,
+    total: String,
+    plan: &'static str,
+    monthly: u64,
+    chart: Chart,
+    agents: Vec<CreditRow<'a>>,
+    models: Vec<CreditRow<'a>>,
+}
+
+/// Credits and responses of an agent (by `name`) or of a `model`.
+#[derive(Serialize)]
+struct CreditRow<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    credits: String,
+    responses: i64,
+}
+
+impl<'a> CreditRow<'a> {
+    fn named(name: &'a str) -> Self {
+        CreditRow {
+            name: Some(name),
+            model: None,
+            credits: String::new(),
+            responses: 0,
+        }
+    }
+
+    fn model(model: &'a str) -> Self {
+        CreditRow {
+            name: None,
+            model: Some(model),
+            credits: String::new(),
+            responses: 0,
+        }
+    }
+}
+
+/// One row per key of a tally (`row` names it), with its credits and responses.
 fn credit_rows<'a>(
     tally: &BTreeMap<&'a str, (f64, i64)>,
-    label: &str,
-    name: impl Fn(&'a str) -> &'a str,
-) -> Vec<Value> {
-    let row = |(key, (credits, n)): (&&'a str, &(f64, i64))| json!({label: name(key), "credits": format!("{credits:.2}"), "responses": n});
+    row: impl Fn(&'a str) -> CreditRow<'a>,
+) -> Vec<CreditRow<'a>> {
+    let row = |(key, (credits, n)): (&&'a str, &(f64, i64))| CreditRow {
+        credits: format!("{credits:.2}"),
+        responses: *n,
+        ..row(key)
+    };
     tally.iter().map(row).collect()
 }
 
@@ -260,9 +326,32 @@ impl<'a> Tally<'a> {
     }
 }
 
+/// The SVG chart's size, scale and bars.
+#[derive(Serialize)]
+struct Chart {
+    width: String,
+    height: String,
+    pad: String,
+    max: String,
+    max_label: String,
+    bars: Vec<Bar>,
+}
+
+/// A day's bar, with its tooltip (its day and figure).
+#[derive(Serialize)]
+struct Bar {
+    x: String,
+    y: String,
+    width: String,
+    height: String,
+    credits: String,
+    label: String,
+    day: String,
+}
+
 /// Bars for `values` (one per day from `first_day`), each with a tooltip (its day
 /// and figure), for the template's SVG chart (no script needed).
-fn bar_chart(values: &[f64], first_day: i64) -> serde_json::Value {
+fn bar_chart(values: &[f64], first_day: i64) -> Chart {
     let (w, h, pad) = (600.0, 160.0, 20.0);
     let max = values.iter().copied().fold(0.0, f64::max).max(1.0);
     let bw = (w - pad) / values.len().max(1) as f64;
@@ -272,23 +361,23 @@ fn bar_chart(values: &[f64], first_day: i64) -> serde_json::Value {
         .map(|(i, v)| {
             let bh = (v / max) * (h - pad);
             let day = html::when((first_day + i as i64) * 86_400_000);
-            json!({
-                "x": format!("{:.1}", pad + i as f64 * bw + 1.0),
-                "y": format!("{:.1}", h - bh),
-                "width": format!("{:.1}", (bw - 2.0).max(1.0)),
-                "height": format!("{bh:.1}"),
-                "credits": v.to_string(),
-                "label": format!("{v:.2}"),
-                "day": &day[..10],
-            })
+            Bar {
+                x: format!("{:.1}", pad + i as f64 * bw + 1.0),
+                y: format!("{:.1}", h - bh),
+                width: format!("{:.1}", (bw - 2.0).max(1.0)),
+                height: format!("{bh:.1}"),
+                credits: v.to_string(),
+                label: format!("{v:.2}"),
+                day: day[..10].to_owned(),
+            }
         })
         .collect();
-    json!({
-        "width": w.to_string(),
-        "height": h.to_string(),
-        "pad": pad.to_string(),
-        "max": format!("{max:.2}"),
-        "max_label": format!("{max:.0}"),
-        "bars": bars,
-    })
+    Chart {
+        width: w.to_string(),
+        height: h.to_string(),
+        pad: pad.to_string(),
+        max: format!("{max:.2}"),
+        max_label: format!("{max:.0}"),
+        bars,
+    }
 }

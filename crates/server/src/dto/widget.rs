@@ -179,3 +179,69 @@ impl TrainingProgress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use agentbase_core::conversation::{Message, Part};
+    use agentbase_core::helpdesk::Sender;
+    use serde_json::json;
+
+    use super::*;
+
+    fn message(seq: i64, role: MessageRole) -> Message {
+        Message {
+            id: format!("m{seq}"),
+            conversation_id: "c".into(),
+            seq,
+            role,
+            parts: vec![Part::Text {
+                text: format!("text {seq}"),
+            }],
+            created_at: 1_700_000_000_999,
+            feedback: None,
+            score: None,
+            finish_reason: None,
+            credits: 0.0,
+            sources: Vec::new(),
+            spam: false,
+        }
+    }
+
+    #[test]
+    fn the_live_feed_is_written_as_the_widget_reads_it() {
+        let author = Sender::agent(None, Some("op@example.com".into()), None);
+        let messages = [
+            LiveMessage {
+                message: message(1, MessageRole::User),
+                author: None,
+            },
+            LiveMessage {
+                message: message(2, MessageRole::Assistant),
+                author: None,
+            },
+            LiveMessage {
+                message: message(3, MessageRole::Assistant),
+                author: Some(author),
+            },
+        ];
+        let feed = Data {
+            data: LiveFeed::of(&messages, ConversationStatus::TakenOver),
+        };
+        let at = 1_700_000_000;
+        let expected = json!({"data": {
+            "status": "taken_over",
+            "messages": [
+                {"id": "m1", "seq": 1, "role": "user", "text": "text 1", "createdAt": at, "answeredBy": null},
+                {"id": "m2", "seq": 2, "role": "assistant", "text": "text 2", "createdAt": at,
+                 "answeredBy": {"type": "ai"}},
+                {"id": "m3", "seq": 3, "role": "assistant", "text": "text 3", "createdAt": at,
+                 "answeredBy": {"type": "human", "name": null, "email": "op@example.com"}},
+            ],
+        }});
+        // Byte for byte: the same keys in the same order as before.
+        assert_eq!(
+            serde_json::to_string(&feed).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+    }
+}
