@@ -306,9 +306,10 @@ pub(crate) async fn rate_limit(
     Err(r)
 }
 
+/// The lead form's answers, as the widget posts them.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LeadBody {
+pub struct LeadBody {
     visitor_id: String,
     #[serde(default)]
     conversation_id: Option<String>,
@@ -328,66 +329,76 @@ struct LeadBody {
     user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// What every visitor POST does around its own `work`: the agent admits the caller
-/// (public agent, allowed origin), the visitor's rate limit, the JSON body read as
-/// `B`, and CORS on whatever comes back, refusals included.
-pub(crate) async fn visitor_post<B, F, Fut>(
-    state: &AppState,
-    agent_id: &str,
-    req: Request,
-    work: F,
-) -> Response
-where
-    B: serde::de::DeserializeOwned,
-    F: FnOnce(WidgetAgent, B) -> Fut,
-    Fut: std::future::Future<Output = Result<Response, Response>>,
-{
-    let headers = req.headers().clone();
-    let peer = peer_of(req.extensions());
-    let (w, origin) = match admit(state, agent_id, &headers, peer).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
-    let answer = async {
-        rate_limit(state, &w, peer, &headers).await?;
-        let AppJson(body) = AppJson::<B>::from_request(req, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        work(w, body).await
-    };
-    let response = answer.await.unwrap_or_else(|refusal| refusal);
-    with_cors(response, origin.as_ref())
+/// A visitor's POST the agent admits ([`Admitted`]): the public agent, the origin
+/// its answer's CORS names, and the JSON body read as `B` once the visitor's rate
+/// limit allows it. Its rejection is the refusal, with CORS for an admitted page;
+/// the handler puts the same CORS on its answer ([`VisitorPost::answer`]).
+pub struct VisitorPost<B> {
+    pub agent: WidgetAgent,
+    pub origin: Option<HeaderValue>,
+    pub body: B,
+}
+
+impl<B: serde::de::DeserializeOwned> FromRequest<AppState> for VisitorPost<B> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Admitted { agent, origin } = Admitted::from_request_parts(&mut parts, state).await?;
+        let peer = peer_of(&parts.extensions);
+        let read = async {
+            rate_limit(state, &agent, peer, &parts.headers).await?;
+            let req = Request::from_parts(parts, body);
+            let AppJson(body) = AppJson::<B>::from_request(req, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            Ok(body)
+        };
+        match read.await {
+            Ok(body) => Ok(VisitorPost {
+                agent,
+                origin,
+                body,
+            }),
+            Err(refusal) => Err(with_cors(refusal, origin.as_ref())),
+        }
+    }
+}
+
+/// The handler's answer to a visitor's POST, refusals included, with its CORS.
+pub(crate) fn answer(origin: Option<&HeaderValue>, answer: Result<Response, ApiError>) -> Response {
+    with_cors(answer.unwrap_or_else(IntoResponse::into_response), origin)
 }
 
 /// `POST /widget/v1/agents/{agentId}/leads`: the visitor's answers to the lead
 /// form, stored with their conversation (`leads.submit` goes to the webhooks).
-pub async fn leads(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    req: Request,
-) -> Response {
-    let state = &state;
-    visitor_post(state, &agent_id, req, |w, body: LeadBody| async move {
-        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata);
-        let identity = identity.map_err(refuse)?;
+pub async fn leads(State(state): State<AppState>, post: VisitorPost<LeadBody>) -> Response {
+    let VisitorPost {
+        agent,
+        origin,
+        body,
+    } = post;
+    let created = async {
+        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata)?;
         let input = LeadInput {
             name: body.name,
             email: body.email,
             phone: body.phone,
         };
         let (visitor, conversation) = (&body.visitor_id, body.conversation_id);
-        let submitted =
-            (state.app.widget()).submit_lead(&w, visitor, identity.as_ref(), conversation, input);
-        let lead = submitted.await.map_err(refuse)?;
-        let data = CreatedLead { id: lead.id };
+        let submitted = (state.app.widget())
+            .submit_lead(&agent, visitor, identity.as_ref(), conversation, input)
+            .await?;
+        let data = CreatedLead { id: submitted.id };
         Ok((StatusCode::CREATED, axum::Json(Data { data })).into_response())
-    })
-    .await
+    };
+    answer(origin.as_ref(), created.await)
 }
 
+/// A visitor's message, as the widget posts it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChatBody {
+pub struct ChatBody {
     message: String,
     #[serde(default)]
     conversation_id: Option<String>,
@@ -420,11 +431,6 @@ impl ChatBody {
     }
 }
 
-/// A refusal as the visitor gets it: the contract's error envelope.
-fn refuse(e: impl Into<ApiError>) -> Response {
-    e.into().into_response()
-}
-
 /// The identity a body carries: both `userId` and `userHash`, or neither.
 fn identity_of(
     user_id: Option<String>,
@@ -445,18 +451,18 @@ fn identity_of(
 
 /// `POST /widget/v1/agents/{agentId}/chat`: a visitor's message, answered as the
 /// API's chat stream (UI Message Stream v1).
-pub async fn chat(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    req: Request,
-) -> Response {
-    let state = &state;
-    visitor_post(state, &agent_id, req, |w, body: ChatBody| async move {
-        let message = body.into_message().map_err(refuse)?;
-        let turn = state.app.widget().widget_chat(&w, message).await;
-        Ok(sse::public_response(turn.map_err(refuse)?))
-    })
-    .await
+pub async fn chat(State(state): State<AppState>, post: VisitorPost<ChatBody>) -> Response {
+    let VisitorPost {
+        agent,
+        origin,
+        body,
+    } = post;
+    let turn = async {
+        let message = body.into_message()?;
+        let turn = state.app.widget().widget_chat(&agent, message).await?;
+        Ok(sse::public_response(turn))
+    };
+    answer(origin.as_ref(), turn.await)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use agentbase_service::helpdesk::LIVE_WAIT;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,38 +18,36 @@ use crate::AppState;
 use crate::dto::widget::{Data, HandedOff, LiveFeed};
 use crate::error::ApiError;
 use crate::extract::QueryMap;
-use crate::widget::{Admitted, visitor_post, with_cors};
+use crate::widget::{Admitted, VisitorPost, answer, with_cors};
 
+/// The visitor's request for a person: whose conversation.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct HandoffBody {
+pub struct HandoffBody {
     visitor_id: String,
     conversation_id: String,
 }
 
 /// `POST /widget/v1/agents/{agentId}/handoff`: the visitor asks for a person; the
 /// conversation becomes a ticket and the AI stops answering it.
-pub async fn handoff(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    req: Request,
-) -> Response {
-    let state = &state;
-    visitor_post(state, &agent_id, req, |w, body: HandoffBody| async move {
-        let t = state
-            .app
-            .helpdesk()
-            .visitor_handoff(&w, &body.visitor_id, &body.conversation_id)
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?;
+pub async fn handoff(State(state): State<AppState>, post: VisitorPost<HandoffBody>) -> Response {
+    let VisitorPost {
+        agent,
+        origin,
+        body,
+    } = post;
+    let handed = async {
+        let t = (state.app.helpdesk())
+            .visitor_handoff(&agent, &body.visitor_id, &body.conversation_id)
+            .await?;
         let data = HandedOff {
             conversation_id: body.conversation_id,
             status: "taken_over",
             ticket_number: t.number,
         };
         Ok(axum::Json(Data { data }).into_response())
-    })
-    .await
+    };
+    answer(origin.as_ref(), handed.await)
 }
 
 /// A live poll's query: `after` (a message position, default 0) and `wait`
