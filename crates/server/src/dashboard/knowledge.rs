@@ -6,7 +6,7 @@ use agentbase_core::Agent;
 use agentbase_core::knowledge::{Source, SourceContent, TrainingJob};
 use agentbase_service::{Principal, files};
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -136,6 +136,31 @@ struct Upload {
     file: Option<files::Upload>,
 }
 
+/// A posted multipart form from a signed-in operator: the session (refused as
+/// `Session` refuses), then the form, read and its CSRF token checked. A form that
+/// cannot be read goes back with the error; a refused token is the 403 page.
+pub struct PostedUpload {
+    upload: Result<Upload, Problem>,
+}
+
+impl FromRequest<AppState> for PostedUpload {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let upload = async {
+            let upload = read_form(Request::from_parts(parts, body), state).await?;
+            session.check_csrf(&headers, upload.form.get("_csrf"))?;
+            Ok(upload)
+        };
+        Ok(PostedUpload {
+            upload: upload.await,
+        })
+    }
+}
+
 async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
     let mut multipart = Multipart::from_request(req, state)
         .await
@@ -210,16 +235,12 @@ async fn add_from_form(
 
 pub async fn add_source(
     State(state): State<AppState>,
-    s: Session,
     Path((ws, agent_id)): Path<(String, String)>,
     w: Result<Ws, Problem>,
-    req: Request,
+    p: PostedUpload,
 ) -> Response {
-    let to = sources_url(&ws, &agent_id);
-    let headers = req.headers().clone();
     let result = async {
-        let upload = read_form(req, &state).await?;
-        s.check_csrf(&headers, upload.form.get("_csrf"))?;
+        let upload = p.upload?;
         let w = w?;
         let source = add_from_form(&state, &w.principal, &agent_id, upload).await?;
         Ok::<_, Problem>(format!("Added “{}”: training has started.", source.name))
@@ -227,7 +248,7 @@ pub async fn add_source(
     .await;
     match result {
         Err(p) if p.status == StatusCode::FORBIDDEN => p.into_response(),
-        r => back(&to, r),
+        r => back(&sources_url(&ws, &agent_id), r),
     }
 }
 
