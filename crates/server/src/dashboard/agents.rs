@@ -39,9 +39,9 @@ pub async fn list(
     notice: Notice,
 ) -> Result<Response, Problem> {
     let list = (state.app.agents())
-        .list(page.id(), cursor.as_ref(), PAGE_AGENTS)
+        .list(page.ws(), cursor.as_ref(), PAGE_AGENTS)
         .await?;
-    let context = AgentsContext::of(page.id(), &list);
+    let context = AgentsContext::of(page.ws(), &list);
     page.render("Agents", "agents", &notice, "agents.html", context)
 }
 

@@ -130,7 +130,7 @@ pub async fn list(
     p: WsPage,
     notice: Notice,
 ) -> Result<Response, Problem> {
-    let members = state.app.members().list(p.id()).await?;
+    let members = state.app.members().list(p.ws()).await?;
     page(&p.session, &p.w, &members, None, &notice)
 }
 

@@ -29,7 +29,9 @@ async fn path_param(parts: &mut Parts, state: &AppState, name: &str) -> Result<S
 }
 
 /// The workspace `{ws}` of the path. Forms take it as `Result<Ws, Problem>`, so a
-/// missing workspace goes back with the error like any other failure.
+/// missing workspace goes back with the error like any other failure. (A form's
+/// `Posted` reads the body, so it comes last: the lookup runs before the session
+/// is checked, and its result is used only after.)
 impl FromRequestParts<AppState> for Ws {
     type Rejection = Problem;
 
@@ -58,7 +60,7 @@ impl FromRequestParts<AppState> for WsPage {
 
 impl WsPage {
     /// The workspace's id.
-    pub fn id(&self) -> &str {
+    pub fn ws(&self) -> &str {
         &self.w.workspace.id
     }
 

@@ -165,7 +165,7 @@ pub async fn keys(
     page: WsPage,
     notice: Notice,
 ) -> Result<Response, Problem> {
-    let keys = state.app.accounts().keys(Some(page.id())).await?;
+    let keys = state.app.accounts().keys(Some(page.ws())).await?;
     keys_page(&page.session, &page.w, &keys, None, &notice)
 }
 
