@@ -212,8 +212,19 @@ impl FromRequest<AppState> for Posted {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let session = Session::from_request_parts(&mut parts, state).await?;
-        let headers = parts.headers.clone();
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+        Posted::read(session, Request::from_parts(parts, body), state).await
+    }
+}
+
+impl Posted {
+    /// The form of `req` from the signed-in `session`, its CSRF token checked.
+    pub(super) async fn read(
+        session: Session,
+        req: Request,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| Problem::bad("The form could not be read.").into_response())?;
         let form = Form(form_pairs(&String::from_utf8_lossy(&bytes)));

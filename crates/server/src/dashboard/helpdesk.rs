@@ -10,10 +10,10 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::auth::{Posted, Session};
+use super::auth::Session;
 use super::html::{Notice, url_value, when};
-use super::page::{AgentPage, WsPage};
-use super::{Problem, Ws, back};
+use super::page::{AgentPage, WsPage, WsPosted};
+use super::{Problem, back};
 use crate::AppState;
 use crate::dto::widget::LiveFeed;
 use crate::error::ApiError;
@@ -197,8 +197,7 @@ fn thread_url(ws: &str, agent_id: &str, conversation_id: &str) -> String {
 pub async fn take_over(
     State(state): State<AppState>,
     Path((ws, agent_id, id)): Path<(String, String, String)>,
-    w: Result<Ws, Problem>,
-    _p: Posted,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
         let w = w?;
@@ -215,10 +214,9 @@ pub async fn take_over(
 pub async fn reply(
     State(state): State<AppState>,
     Path((ws, agent_id, id)): Path<(String, String, String)>,
-    w: Result<Ws, Problem>,
-    p: Posted,
+    WsPosted { w, form, session }: WsPosted,
 ) -> Response {
-    let (text, by) = (p.form.raw("text"), operator(&p.session));
+    let (text, by) = (form.raw("text"), operator(&session));
     let result = async {
         let w = w?;
         if text.trim().is_empty() {
@@ -235,8 +233,7 @@ pub async fn reply(
 pub async fn hand_back(
     State(state): State<AppState>,
     Path((ws, agent_id, id)): Path<(String, String, String)>,
-    w: Result<Ws, Problem>,
-    _p: Posted,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
         (state.app.helpdesk())

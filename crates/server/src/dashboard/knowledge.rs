@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::auth::{Form, Posted, Session};
+use super::auth::{Form, Session};
 use super::html::{Notice, when};
-use super::page::AgentPage;
+use super::page::{AgentPage, WsPosted};
 use super::{Problem, Ws, back, lines};
 use crate::AppState;
 use crate::dto::widget::TrainingProgress;
@@ -137,9 +137,11 @@ struct Upload {
 }
 
 /// A posted multipart form from a signed-in operator: the session (refused as
-/// `Session` refuses), then the form, read and its CSRF token checked. A form that
-/// cannot be read goes back with the error; a refused token is the 403 page.
+/// `Session` refuses), the workspace of the path, then the form, read and its CSRF
+/// token checked. A form that cannot be read, or a missing workspace, goes back
+/// with the error; a refused token is the 403 page.
 pub struct PostedUpload {
+    w: Result<Ws, Problem>,
     upload: Result<Upload, Problem>,
 }
 
@@ -149,15 +151,15 @@ impl FromRequest<AppState> for PostedUpload {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let session = Session::from_request_parts(&mut parts, state).await?;
+        let w = Ws::from_request_parts(&mut parts, state).await;
         let headers = parts.headers.clone();
         let upload = async {
             let upload = read_form(Request::from_parts(parts, body), state).await?;
             session.check_csrf(&headers, upload.form.get("_csrf"))?;
             Ok(upload)
         };
-        Ok(PostedUpload {
-            upload: upload.await,
-        })
+        let upload = upload.await;
+        Ok(PostedUpload { w, upload })
     }
 }
 
@@ -236,11 +238,10 @@ async fn add_from_form(
 pub async fn add_source(
     State(state): State<AppState>,
     Path((ws, agent_id)): Path<(String, String)>,
-    w: Result<Ws, Problem>,
-    p: PostedUpload,
+    PostedUpload { w, upload }: PostedUpload,
 ) -> Response {
     let result = async {
-        let upload = p.upload?;
+        let upload = upload?;
         let w = w?;
         let source = add_from_form(&state, &w.principal, &agent_id, upload).await?;
         Ok::<_, Problem>(format!("Added “{}”: training has started.", source.name))
@@ -259,8 +260,7 @@ fn sources_url(ws: &str, agent_id: &str) -> String {
 pub async fn delete_source(
     State(state): State<AppState>,
     Path((ws, agent_id, source_id)): Path<(String, String, String)>,
-    w: Result<Ws, Problem>,
-    _p: Posted,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
         let w = w?;
@@ -274,8 +274,7 @@ pub async fn delete_source(
 pub async fn retrain(
     State(state): State<AppState>,
     Path((ws, agent_id)): Path<(String, String)>,
-    w: Result<Ws, Problem>,
-    _p: Posted,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
         let w = w?;
@@ -292,10 +291,9 @@ pub async fn retrain(
 pub async fn auto_retrain(
     State(state): State<AppState>,
     Path((ws, agent_id)): Path<(String, String)>,
-    w: Result<Ws, Problem>,
-    p: Posted,
+    WsPosted { w, form, .. }: WsPosted,
 ) -> Response {
-    let enabled = p.form.checked("enabled");
+    let enabled = form.checked("enabled");
     let result = async {
         let w = w?;
         let set = (state.app.knowledge()).set_auto_retrain(&w.principal, &agent_id, enabled);

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::auth::{self, Form, Posted, Session, double_submit_ok, secure, set_cookie};
 use super::html::{Nav, Notice, when};
-use super::page::WsPage;
+use super::page::{WsPage, WsPosted};
 use super::templates::{self, Shell};
 use super::{Problem, Ws, back, html_response, render_template};
 use crate::AppState;
@@ -137,30 +137,28 @@ pub async fn list(
 pub async fn invite(
     State(state): State<AppState>,
     Path(ws): Path<String>,
-    w: Result<Ws, Problem>,
-    p: Posted,
+    WsPosted { w, form, session }: WsPosted,
 ) -> Result<Response, Problem> {
     let w = w?;
-    let f = &p.form;
+    let f = &form;
     let (email, name) = (f.get("email").unwrap_or(""), f.get("name").unwrap_or(""));
     let role = f.get("role").unwrap_or("member");
-    let invited = (state.app.members()).invite_and_list(p.session.acting(), &ws, email, name, role);
+    let invited = (state.app.members()).invite_and_list(session.acting(), &ws, email, name, role);
     let invited = match invited.await {
         Ok(i) => i,
         Err(e) => return Ok(back(&members_url(&ws), Err(e.into()))),
     };
     let notice = Notice::ok(invited_notice(&invited));
-    changed_page(&p.session, &w, &invited, &notice)
+    changed_page(&session, &w, &invited, &notice)
 }
 
 pub async fn reset(
     State(state): State<AppState>,
     Path((ws, member_id)): Path<(String, String)>,
-    w: Result<Ws, Problem>,
-    p: Posted,
+    WsPosted { w, session, .. }: WsPosted,
 ) -> Result<Response, Problem> {
     let w = w?;
-    let reset = (state.app.members()).reset_and_list(p.session.acting(), &ws, &member_id);
+    let reset = (state.app.members()).reset_and_list(session.acting(), &ws, &member_id);
     let reset = match reset.await {
         Ok(r) => r,
         Err(e) => return Ok(back(&members_url(&ws), Err(e.into()))),
@@ -169,7 +167,7 @@ pub async fn reset(
         "{}'s password no longer works and they are signed out; the link below sets a new one.",
         reset.member.email
     ));
-    changed_page(&p.session, &w, &reset, &notice)
+    changed_page(&session, &w, &reset, &notice)
 }
 
 pub async fn remove(

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use agentbase_core::Agent;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::auth::Session;
+use super::auth::{Form, Posted, Session};
 use super::html::Notice;
 use super::{Problem, Ws, nav, render_template, workspace};
 use crate::AppState;
@@ -28,10 +28,7 @@ async fn path_param(parts: &mut Parts, state: &AppState, name: &str) -> Result<S
     params.get(name).cloned().ok_or_else(Problem::not_found)
 }
 
-/// The workspace `{ws}` of the path. Forms take it as `Result<Ws, Problem>`, so a
-/// missing workspace goes back with the error like any other failure. (A form's
-/// `Posted` reads the body, so it comes last: the lookup runs before the session
-/// is checked, and its result is used only after.)
+/// The workspace `{ws}` of the path.
 impl FromRequestParts<AppState> for Ws {
     type Rejection = Problem;
 
@@ -117,6 +114,32 @@ impl AgentPage {
     ) -> Result<Response, Problem> {
         let nav = nav(&self.w, Some(&self.agent), current);
         render_template(&self.session, title, &nav, notice, template, page)
+    }
+}
+
+/// A form posted in the workspace of the path: [`Posted`] (the session, then the
+/// form with its CSRF token checked), and the workspace, looked up once the
+/// session passed and kept as a result, so a missing workspace goes back with
+/// the error like any other failure of the form.
+pub struct WsPosted {
+    pub session: Session,
+    pub form: Form,
+    pub w: Result<Ws, Problem>,
+}
+
+impl FromRequest<AppState> for WsPosted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let w = Ws::from_request_parts(&mut parts, state).await;
+        let posted = Posted::read(session, Request::from_parts(parts, body), state).await?;
+        Ok(WsPosted {
+            session: posted.session,
+            form: posted.form,
+            w,
+        })
     }
 }
 

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::auth::{Posted, Session};
 use super::html::{self, Nav, Notice, when};
-use super::page::WsPage;
-use super::{Problem, Ws, back, redirect, render_template};
+use super::page::{WsPage, WsPosted};
+use super::{Problem, back, redirect, render_template};
 use crate::AppState;
 
 pub async fn list(
@@ -174,18 +174,17 @@ pub async fn keys(
 pub async fn create_key(
     State(state): State<AppState>,
     Path(ws): Path<String>,
-    w: Result<Ws, Problem>,
-    p: Posted,
+    WsPosted { w, form, session }: WsPosted,
 ) -> Result<Response, Problem> {
     let w = w?;
-    let Some(name) = p.form.get("name") else {
+    let Some(name) = form.get("name") else {
         let unnamed = Err(Problem::bad("Give the key a name."));
         return Ok(back(&format!("/dashboard/w/{ws}/keys"), unnamed));
     };
     let created = state.app.accounts().create_key_and_list(&ws, name).await;
     let (plaintext, keys) = created?;
     let notice = Notice::ok(format!("Key “{name}” created."));
-    keys_page(&p.session, &w, &keys, Some(&plaintext), &notice)
+    keys_page(&session, &w, &keys, Some(&plaintext), &notice)
 }
 
 pub async fn revoke_key(
