@@ -9,3 +9,4 @@ pub(crate) mod conversations;
 pub(crate) mod helpdesk;
 pub(crate) mod sources;
 pub(crate) mod webhooks;
+pub(crate) mod widget;
