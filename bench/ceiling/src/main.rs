@@ -8,6 +8,8 @@
 //!   benchmark's ceiling). The SSE bytes go out as one body, not frame by frame: the
 //!   cheapest a server could possibly answer, which is what a ceiling is for.
 
+#![forbid(unsafe_code)]
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::header;

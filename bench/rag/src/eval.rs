@@ -390,6 +390,45 @@ pub fn grid(loaded: &[Loaded]) -> Result<()> {
 /// lines), and the accuracy of "relevant when cosine ≥ a and coverage ≥ b" over a
 /// grid, for the relevance floor.
 pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
+    let all = best_hit_scores(loaded, o).await?;
+    print_best_hit_percentiles(loaded, &all);
+    let best = best_floor(loaded.len(), &all);
+    println!("\n| floor | corpus | answerable kept | unanswerable rejected |");
+    println!("| --- | --- | ---: | ---: |");
+    for (name, a, b) in [
+        (
+            format!("cosine ≥ {MIN_RELEVANCE}"),
+            MIN_RELEVANCE as f64,
+            0.0,
+        ),
+        (
+            format!(
+                "cosine ≥ {:.2} and coverage ≥ {:.2} (best on dev)",
+                best.0, best.1
+            ),
+            best.0,
+            best.1,
+        ),
+    ] {
+        for (ci, (k, n, r, u)) in judge_floor(loaded.len(), &all, a, b)
+            .into_iter()
+            .enumerate()
+        {
+            println!(
+                "| {name} | {} | {k}/{n} | {r}/{u} |",
+                loaded[ci].corpus.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One question's best hit: (corpus, answerable, cosine, coverage).
+type BestHit = (usize, bool, f64, f64);
+
+/// The best hit of the shipped ranking for every answerable (dev) and unanswerable
+/// question of every corpus.
+async fn best_hit_scores(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<Vec<BestHit>> {
     #[derive(serde::Deserialize)]
     struct G {
         question: String,
@@ -398,8 +437,7 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     }
     let embedder = corpus::load_embedder(o.model, 32).await?;
     let mut cache = EmbedCache::open(o.cache, o.model, 384)?;
-    // (corpus, answerable, cosine, coverage)
-    let mut all: Vec<(usize, bool, f64, f64)> = Vec::new();
+    let mut all: Vec<BestHit> = Vec::new();
     for (ci, l) in loaded.iter().enumerate() {
         let grounded: Vec<G> = corpus::read_jsonl(&l.corpus.grounded)?;
         let mut qs: Vec<(String, bool)> = l
@@ -414,10 +452,14 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
                 .filter(|q| q.offtopic)
                 .map(|q| (q.question.clone(), false)),
         );
+        // The dev half of the grounded set's unanswerable questions (every other
+        // one, as `grounded --split dev` takes them); the test half is kept for the
+        // grounded answers' report.
         qs.extend(
             grounded
                 .iter()
                 .filter(|g| g.unanswerable)
+                .step_by(2)
                 .map(|g| (g.question.clone(), false)),
         );
         let texts: Vec<String> = qs.iter().map(|x| x.0.clone()).collect();
@@ -438,6 +480,11 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             all.push((ci, *answerable, cos, cov));
         }
     }
+    Ok(all)
+}
+
+/// The table of best-hit cosine and coverage percentiles per corpus and set.
+fn print_best_hit_percentiles(loaded: &[Loaded], all: &[BestHit]) {
     println!("\nbest hit of the shipped ranking: dense cosine / lexical coverage");
     println!("\n| corpus | set | n | cosine p10 | p50 | p90 | coverage p10 | p50 | p90 |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -468,29 +515,41 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             );
         }
     }
-    let judge = |a: f64, b: f64| {
-        let mut per = Vec::new();
-        for ci in 0..loaded.len() {
-            let kept = all
-                .iter()
-                .filter(|x| x.0 == ci && x.1 && x.2 >= a && x.3 >= b)
-                .count();
-            let n_ans = all.iter().filter(|x| x.0 == ci && x.1).count();
-            let rejected = all
-                .iter()
-                .filter(|x| x.0 == ci && !x.1 && !(x.2 >= a && x.3 >= b))
-                .count();
-            let n_un = all.iter().filter(|x| x.0 == ci && !x.1).count();
-            per.push((kept, n_ans, rejected, n_un));
-        }
-        per
-    };
+}
+
+/// Per corpus, for the floor "cosine ≥ a and coverage ≥ b": (answerable kept,
+/// answerable, unanswerable rejected, unanswerable).
+fn judge_floor(
+    corpora: usize,
+    all: &[BestHit],
+    a: f64,
+    b: f64,
+) -> Vec<(usize, usize, usize, usize)> {
+    let mut per = Vec::new();
+    for ci in 0..corpora {
+        let kept = all
+            .iter()
+            .filter(|x| x.0 == ci && x.1 && x.2 >= a && x.3 >= b)
+            .count();
+        let n_ans = all.iter().filter(|x| x.0 == ci && x.1).count();
+        let rejected = all
+            .iter()
+            .filter(|x| x.0 == ci && !x.1 && !(x.2 >= a && x.3 >= b))
+            .count();
+        let n_un = all.iter().filter(|x| x.0 == ci && !x.1).count();
+        per.push((kept, n_ans, rejected, n_un));
+    }
+    per
+}
+
+/// The floor (cosine, coverage, score) of the grid with the best balanced accuracy.
+fn best_floor(corpora: usize, all: &[BestHit]) -> (f64, f64, f64) {
     let mut best = (0.0, 0.0, f64::MIN);
     for ai in 20..=60 {
         for bi in 0..=10 {
             let (a, b) = (ai as f64 / 100.0, bi as f64 / 20.0);
             // Balanced: the mean of kept-answerable and rejected-unanswerable rates.
-            let score: f64 = judge(a, b)
+            let score: f64 = judge_floor(corpora, all, a, b)
                 .iter()
                 .map(|&(k, n, r, u)| k as f64 / n.max(1) as f64 + r as f64 / u.max(1) as f64)
                 .sum();
@@ -499,29 +558,5 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             }
         }
     }
-    println!("\n| floor | corpus | answerable kept | unanswerable rejected |");
-    println!("| --- | --- | ---: | ---: |");
-    for (name, a, b) in [
-        (
-            format!("cosine ≥ {MIN_RELEVANCE}"),
-            MIN_RELEVANCE as f64,
-            0.0,
-        ),
-        (
-            format!(
-                "cosine ≥ {:.2} and coverage ≥ {:.2} (best on dev)",
-                best.0, best.1
-            ),
-            best.0,
-            best.1,
-        ),
-    ] {
-        for (ci, (k, n, r, u)) in judge(a, b).into_iter().enumerate() {
-            println!(
-                "| {name} | {} | {k}/{n} | {r}/{u} |",
-                loaded[ci].corpus.name
-            );
-        }
-    }
-    Ok(())
+    best
 }

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use agentbase_core::quote::{QuotePolicy, pick};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
@@ -42,6 +43,20 @@ pub struct GroundedArgs {
     /// Only the first N questions of each kind (quick checks).
     #[arg(long)]
     first: Option<usize>,
+    /// Which half of each set: `dev` (the 1st, 3rd, 5th, ... question of each kind:
+    /// answerable and unanswerable), `test` (the others) or `all`. Settings are
+    /// chosen on `dev` and reported on `test`.
+    #[arg(long, default_value = "all")]
+    split: String,
+    /// Score the quote choice offline instead of asking the model: each answerable
+    /// question through the search endpoint (the 5 chunks a chat turn gets), and
+    /// the quote each policy picks from them checked for the gold fact.
+    #[arg(long)]
+    quotes: bool,
+    /// With `--quotes`: chunks less relevant than this are dropped, as a chat turn
+    /// drops them (`knowledge.min_relevance`).
+    #[arg(long, default_value_t = 0.34)]
+    floor: f32,
     /// Print every answer.
     #[arg(long)]
     verbose: bool,
@@ -304,14 +319,17 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
         base: args.server.clone(),
         key: args.key.clone(),
     };
+    if !matches!(args.split.as_str(), "dev" | "test" | "all") {
+        bail!("--split is dev, test or all");
+    }
     let sites: Vec<(&str, &str)> = args
         .sites
         .split(',')
         .filter_map(|s| s.split_once('='))
         .collect();
     println!(
-        "\n| corpus ({}) | gold fact | cites gold page | says does not know (unanswerable) | says does not know (answerable) | answer p50 s |",
-        args.label
+        "\n| corpus ({}, {} split) | gold fact | cites gold page | says does not know (unanswerable) | says does not know (answerable) | answer p50 s |",
+        args.label, args.split
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for name in args.corpus.split(',') {
@@ -328,65 +346,208 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
             )
             .await?;
         }
-        let items: Vec<Item> = corpus::read_jsonl(&corpus.grounded)?;
-        let (mut facts, mut cites, mut n_ans, mut idk_ans) = (0, 0, 0, 0);
-        let (mut idk_un, mut n_un) = (0, 0);
-        let mut secs = Vec::new();
-        let first = args.first.unwrap_or(usize::MAX);
-        for it in &items {
-            if (it.unanswerable && n_un >= first) || (!it.unanswerable && n_ans >= first) {
-                continue;
-            }
-            let t = Instant::now();
-            let (text, urls) = ask(&api, &id, &it.question).await?;
-            secs.push(t.elapsed().as_secs_f64());
-            let idk = says_dont_know(&text);
-            if it.unanswerable {
-                n_un += 1;
-                idk_un += usize::from(idk);
+        let items = split(corpus::read_jsonl(&corpus.grounded)?, &args.split);
+        if args.quotes {
+            let floor = (args.floor, args.verbose);
+            quote_sweep(&api, &id, &items, floor, corpus.name).await?;
+            continue;
+        }
+        let tally = ask_all(&api, &id, &items, &args).await?;
+        println!("{}", tally.row(corpus.name));
+    }
+    Ok(())
+}
+
+/// The questions of `split`: each kind (answerable, unanswerable) alternates
+/// dev, test, dev, ... in file order, so both halves hold both kinds.
+fn split(items: Vec<Item>, split: &str) -> Vec<Item> {
+    let (mut n_ans, mut n_un) = (0usize, 0usize);
+    items
+        .into_iter()
+        .filter(|it| {
+            let n = if it.unanswerable {
+                &mut n_un
             } else {
-                n_ans += 1;
-                idk_ans += usize::from(idk);
-                let fact = it.fact.as_deref().unwrap_or_default();
-                let has_fact = norm(&text).contains(&norm(fact));
-                facts += usize::from(has_fact);
-                let page = it.page.as_deref().unwrap_or_default();
-                let cited = urls.iter().any(|u| u.ends_with(&format!("/{page}")));
-                cites += usize::from(cited);
-                if args.verbose {
-                    println!(
-                        "{} fact={} cited={} | {} | {}",
-                        it.id,
-                        has_fact,
-                        cited,
-                        it.question,
-                        text.replace('\n', " ")
-                    );
-                }
+                &mut n_ans
+            };
+            let dev = *n % 2 == 0;
+            *n += 1;
+            match split {
+                "dev" => dev,
+                "test" => !dev,
+                _ => true,
             }
-            if args.verbose && it.unanswerable {
-                println!(
-                    "{} idk={} | {} | {}",
-                    it.id,
-                    idk,
-                    it.question,
-                    text.replace('\n', " ")
-                );
+        })
+        .collect()
+}
+
+/// The quote policies `--quotes` compares.
+fn quote_policies() -> Vec<QuotePolicy> {
+    let mut v = vec![QuotePolicy::TOP_CHUNK];
+    for candidates in [1, 2, 3, 5] {
+        for rank_decay in [0.0, 0.25, 0.5] {
+            for code_bonus in [0.0, 0.5, 1.0, 2.0] {
+                v.push(QuotePolicy {
+                    candidates,
+                    idf: true,
+                    rank_decay,
+                    code_bonus,
+                });
             }
         }
-        secs.sort_by(f64::total_cmp);
-        let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+    }
+    v
+}
+
+/// `--quotes`: per policy, how many answerable questions' quotes hold the gold
+/// fact, beside how many have it anywhere in the knowledge the turn gets.
+async fn quote_sweep(
+    api: &Api,
+    id: &str,
+    items: &[Item],
+    (floor, verbose): (f32, bool),
+    corpus: &str,
+) -> Result<()> {
+    let policies = quote_policies();
+    let (mut n, mut in_knowledge) = (0, 0);
+    let mut held = vec![0usize; policies.len()];
+    for it in items.iter().filter(|it| !it.unanswerable) {
+        let found = api
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v2/agents/{id}/search"),
+                Some(json!({"query": it.question, "limit": 5})),
+            )
+            .await?;
+        let texts: Vec<&str> = found["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["relevance"].as_f64().unwrap_or(0.0) >= f64::from(floor))
+            .filter_map(|h| h["text"].as_str())
+            .collect();
+        let fact = norm(it.fact.as_deref().unwrap_or_default());
+        n += 1;
+        in_knowledge += usize::from(texts.iter().any(|t| norm(t).contains(&fact)));
+        for (h, p) in held.iter_mut().zip(&policies) {
+            let quote = pick(&it.question, &texts, *p)
+                .map(|q| q.1)
+                .unwrap_or_default();
+            *h += usize::from(norm(&quote).contains(&fact));
+        }
+        if verbose {
+            missed_quote(it, &texts, &fact, policies[0]);
+        }
+    }
+    println!(
+        "\n{corpus}: {n} answerable questions, the gold fact in the knowledge of {in_knowledge}"
+    );
+    println!("\n| candidates | idf | rank decay | code bonus | quote holds the fact |");
+    println!("| ---: | --- | ---: | ---: | ---: |");
+    for (h, p) in held.iter().zip(&policies) {
         println!(
-            "| {} | {:.0}% ({facts}/{n_ans}) | {:.0}% ({cites}/{n_ans}) | {:.0}% ({idk_un}/{n_un}) | {:.0}% ({idk_ans}/{n_ans}) | {:.1} |",
-            corpus.name,
+            "| {} | {} | {} | {} | {h}/{n} |",
+            p.candidates, p.idf, p.rank_decay, p.code_bonus
+        );
+    }
+    Ok(())
+}
+
+/// With `--verbose`: a question whose knowledge holds the fact and whose quote
+/// (by `policy`) does not, with the text around the fact.
+fn missed_quote(it: &Item, texts: &[&str], fact: &str, policy: QuotePolicy) {
+    let quote = pick(&it.question, texts, policy)
+        .map(|q| q.1)
+        .unwrap_or_default();
+    let at: Vec<usize> = (texts.iter().enumerate())
+        .filter(|(_, t)| norm(t).contains(fact))
+        .map(|(i, _)| i)
+        .collect();
+    if norm(&quote).contains(fact) || at.is_empty() {
+        return;
+    }
+    let t = norm(texts[at[0]]);
+    let i = t.find(fact).unwrap_or(0);
+    let around: String = t.chars().skip(i.saturating_sub(150)).take(300).collect();
+    println!(
+        "{} | {} | fact {fact:?} in chunks {at:?}\n  quoted: {quote}\n  around: {around}",
+        it.id, it.question
+    );
+}
+
+/// What one corpus's answers scored.
+#[derive(Default)]
+struct Tally {
+    facts: usize,
+    cites: usize,
+    n_ans: usize,
+    idk_ans: usize,
+    idk_un: usize,
+    n_un: usize,
+    secs: Vec<f64>,
+}
+
+impl Tally {
+    fn row(mut self, corpus: &str) -> String {
+        self.secs.sort_by(f64::total_cmp);
+        let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+        let Tally {
+            facts,
+            cites,
+            n_ans,
+            idk_ans,
+            idk_un,
+            n_un,
+            ..
+        } = self;
+        format!(
+            "| {corpus} | {:.0}% ({facts}/{n_ans}) | {:.0}% ({cites}/{n_ans}) | {:.0}% ({idk_un}/{n_un}) | {:.0}% ({idk_ans}/{n_ans}) | {:.1} |",
             pct(facts, n_ans),
             pct(cites, n_ans),
             pct(idk_un, n_un),
             pct(idk_ans, n_ans),
-            crate::percentile(&secs, 0.5)
-        );
+            crate::percentile(&self.secs, 0.5)
+        )
     }
-    Ok(())
+}
+
+/// Asks `items` (at most `--first` of each kind) and scores the answers.
+async fn ask_all(api: &Api, id: &str, items: &[Item], args: &GroundedArgs) -> Result<Tally> {
+    let mut t = Tally::default();
+    let first = args.first.unwrap_or(usize::MAX);
+    for it in items {
+        if (it.unanswerable && t.n_un >= first) || (!it.unanswerable && t.n_ans >= first) {
+            continue;
+        }
+        let started = Instant::now();
+        let (text, urls) = ask(api, id, &it.question).await?;
+        t.secs.push(started.elapsed().as_secs_f64());
+        let idk = says_dont_know(&text);
+        let verdict = if it.unanswerable {
+            t.n_un += 1;
+            t.idk_un += usize::from(idk);
+            format!("idk={idk}")
+        } else {
+            t.n_ans += 1;
+            t.idk_ans += usize::from(idk);
+            let fact = it.fact.as_deref().unwrap_or_default();
+            let has_fact = norm(&text).contains(&norm(fact));
+            t.facts += usize::from(has_fact);
+            let page = it.page.as_deref().unwrap_or_default();
+            let cited = urls.iter().any(|u| u.ends_with(&format!("/{page}")));
+            t.cites += usize::from(cited);
+            format!("fact={has_fact} cited={cited}")
+        };
+        if args.verbose {
+            println!(
+                "{} {verdict} | {} | {}",
+                it.id,
+                it.question,
+                text.replace('\n', " ")
+            );
+        }
+    }
+    Ok(t)
 }
 
 #[derive(Args)]

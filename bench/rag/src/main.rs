@@ -9,6 +9,8 @@
 //! Embeddings are cached on disk per (model, text) (`corpus::EmbedCache`), so
 //! tuning runs embed only chunks they have not seen.
 
+#![forbid(unsafe_code)]
+
 mod corpus;
 mod eval;
 mod grounded;
@@ -18,7 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use agentbase_core::model::Embedder;
-use agentbase_search::{BuildOptions, ChunkOptions, Fusion, Index, Lang, Mode, Query};
+use agentbase_llm::LocalEmbedder;
+use agentbase_search::{BuildOptions, ChunkOptions, Doc, Fusion, Index, Lang, Mode, Query};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
@@ -234,27 +237,7 @@ async fn latency(args: LatencyArgs) -> Result<()> {
     if base.is_empty() {
         bail!("empty corpus");
     }
-    // Synthetic copies: copy k of a chunk keeps its text plus a distinct marker word
-    // (so BM25 postings grow as with real data), and its embedding plus uniform noise
-    // of ±0.05 per dimension, re-normalised (cosine ≈ 0.95 to the original).
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut docs = Vec::with_capacity(args.chunks);
-    for i in 0..args.chunks {
-        let b = &base[i % base.len()];
-        let copy = i / base.len();
-        let mut d = b.clone();
-        d.chunk_id = format!("c{i}");
-        if copy > 0 {
-            d.text = format!("{} copy{copy}", d.text);
-            for x in &mut d.embedding {
-                *x += 0.05 * rng.next_f32();
-            }
-            let norm = d.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
-            d.embedding.iter_mut().for_each(|x| *x /= norm);
-        }
-        docs.push(d);
-    }
-    drop(base);
+    let docs = synthetic_copies(base, args.chunks);
     let tmp = tempfile::tempdir()?;
     let snap = tmp.path().join("snap");
     let t = Instant::now();
@@ -277,10 +260,52 @@ async fn latency(args: LatencyArgs) -> Result<()> {
         })?;
     }
     let after = rss_bytes();
+    print_fresh_open(&snap, index.len())?;
+
+    println!(
+        "\n{} chunks (dim {}): build {:.1}s, open {:.2}s, RSS +{:.0} MiB after open and warm-up, memory_bytes() {:.0} MiB\n",
+        index.len(),
+        index.dim(),
+        build_s,
+        open_s,
+        after.saturating_sub(before) as f64 / (1 << 20) as f64,
+        index.memory_bytes() as f64 / (1 << 20) as f64
+    );
+    time_modes(&embedder, &index, &q_texts, args.queries).await
+}
+
+/// `chunks` docs from `base`, repeated: copy k of a chunk keeps its text plus a
+/// distinct marker word (so BM25 postings grow as with real data), and its embedding
+/// plus uniform noise of ±0.05 per dimension, re-normalised (cosine ≈ 0.95 to the
+/// original).
+fn synthetic_copies(base: Vec<Doc>, chunks: usize) -> Vec<Doc> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut docs = Vec::with_capacity(chunks);
+    for i in 0..chunks {
+        let b = &base[i % base.len()];
+        let copy = i / base.len();
+        let mut d = b.clone();
+        d.chunk_id = format!("c{i}");
+        if copy > 0 {
+            d.text = format!("{} copy{copy}", d.text);
+            for x in &mut d.embedding {
+                *x += 0.05 * rng.next_f32();
+            }
+            let norm = d.embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+            d.embedding.iter_mut().for_each(|x| *x /= norm);
+        }
+        docs.push(d);
+    }
+    docs
+}
+
+/// The RSS of a fresh process (the `open` subcommand) before and after opening the
+/// snapshot and searching.
+fn print_fresh_open(snap: &std::path::Path, chunks: usize) -> Result<()> {
     let fresh = std::process::Command::new(std::env::current_exe()?)
         .arg("open")
         .arg("--snap")
-        .arg(&snap)
+        .arg(snap)
         .output()
         .context("failed to run the open subcommand")?;
     let fresh = String::from_utf8(fresh.stdout)?;
@@ -294,25 +319,25 @@ async fn latency(args: LatencyArgs) -> Result<()> {
             b as f64 / (1 << 20) as f64,
             a as f64 / (1 << 20) as f64,
             a.saturating_sub(b) as f64 / (1 << 20) as f64,
-            index.len()
+            chunks
         );
     }
+    Ok(())
+}
 
+/// Per retrieval mode, the embed, search and total latency of `queries` searches.
+async fn time_modes(
+    embedder: &LocalEmbedder,
+    index: &Index,
+    q_texts: &[String],
+    queries: usize,
+) -> Result<()> {
     let modes: Vec<(&str, Mode)> = vec![
         ("hybrid (default)", Mode::default()),
         ("hybrid rrf k=60", Mode::Hybrid(Fusion::Rrf { k: 60.0 })),
         ("bm25", Mode::Bm25),
         ("dense", Mode::Dense),
     ];
-    println!(
-        "\n{} chunks (dim {}): build {:.1}s, open {:.2}s, RSS +{:.0} MiB after open and warm-up, memory_bytes() {:.0} MiB\n",
-        index.len(),
-        index.dim(),
-        build_s,
-        open_s,
-        after.saturating_sub(before) as f64 / (1 << 20) as f64,
-        index.memory_bytes() as f64 / (1 << 20) as f64
-    );
     println!(
         "| mode | embed p50 ms | search p50 ms | search p99 ms | total p50 ms | total p99 ms |"
     );
@@ -321,7 +346,7 @@ async fn latency(args: LatencyArgs) -> Result<()> {
         let mut embed_ms = Vec::new();
         let mut search_ms = Vec::new();
         let mut total_ms = Vec::new();
-        for i in 0..args.queries {
+        for i in 0..queries {
             let text = &q_texts[i % q_texts.len()];
             let t0 = Instant::now();
             let e = embedder.embed(std::slice::from_ref(text)).await?;

@@ -758,3 +758,129 @@ fn the_checks_see_the_document_and_the_tree() {
         assert_eq!(check(&tree, &bogus(token, base)), None, "`{token}`");
     }
 }
+
+/// The workspace members, from the root Cargo.toml's `members` (`dir/*` expanded).
+fn members() -> Vec<String> {
+    let root = workspace_root();
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("the root Cargo.toml");
+    let line = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("a `members` line in the root Cargo.toml");
+    let mut out = Vec::new();
+    for entry in line.split('"').skip(1).step_by(2) {
+        match entry.strip_suffix("/*") {
+            Some(dir) => {
+                let mut found: Vec<String> = fs::read_dir(root.join(dir))
+                    .expect("a members directory")
+                    .flatten()
+                    .filter(|e| e.path().join("Cargo.toml").is_file())
+                    .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+                    .collect();
+                found.sort();
+                out.extend(found);
+            }
+            None => out.push(entry.to_owned()),
+        }
+    }
+    out
+}
+
+/// The body of the `### ` section whose heading names `member` in backticks.
+fn section<'a>(markdown: &'a str, member: &str) -> Option<&'a str> {
+    let names = [format!("`{member}`"), format!("`{member}/`")];
+    let start = markdown
+        .lines()
+        .position(|l| l.starts_with("### ") && names.iter().any(|n| l.contains(n.as_str())))?;
+    let lines: Vec<&str> = markdown.lines().collect();
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("## ") || l.starts_with("### "))
+        .map_or(lines.len(), |p| start + 1 + p);
+    let from = lines[..=start].iter().map(|l| l.len() + 1).sum::<usize>();
+    let to = lines[..end].iter().map(|l| l.len() + 1).sum::<usize>();
+    markdown.get(from..to.min(markdown.len()))
+}
+
+/// What every member's section must say.
+const SECTION_PARTS: &[&str] = &["Entry points:", "Architecture Invariant:", "Must not know:"];
+
+fn missing_parts(markdown: &str, member: &str) -> Vec<&'static str> {
+    match section(markdown, member) {
+        None => vec!["`### ` section naming it"],
+        Some(body) => SECTION_PARTS
+            .iter()
+            .copied()
+            .filter(|part| !body.contains(part))
+            .collect(),
+    }
+}
+
+#[test]
+fn every_member_has_a_section_with_entry_points_invariants_and_what_it_must_not_know() {
+    let members = members();
+    assert!(
+        members.iter().any(|m| m == "crates/core") && members.iter().any(|m| m == "bench/rag"),
+        "the members were not read: {members:?}"
+    );
+    let doc = architecture_md();
+    let problems: Vec<String> = members
+        .iter()
+        .filter_map(|m| {
+            let missing = missing_parts(&doc, m);
+            (!missing.is_empty()).then(|| format!("  `{m}`: no {}", missing.join(", no ")))
+        })
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "ARCHITECTURE.md needs a `### ` section per workspace member, saying what it is \
+         for, its \"Entry points:\", at least one \"Architecture Invariant:\" and what it \
+         \"Must not know:\":\n{}",
+        problems.join("\n")
+    );
+    // The check sees a missing part.
+    let bogus = "### `crates/x`\n\nEntry points: `a`.\n\nMust not know: b.\n\n### `crates/y`\n\
+                 **Architecture Invariant:** c.\n";
+    assert_eq!(
+        missing_parts(bogus, "crates/x"),
+        vec!["Architecture Invariant:"]
+    );
+    assert_eq!(missing_parts(bogus, "crates/z").len(), 1);
+}
+
+/// Where `#[allow(unsafe_code)]` may appear: what the `unsafe` invariant in
+/// ARCHITECTURE.md names (the kernels, the thread pool and scheduling of llm, search's
+/// dot products, the binary's memory module, the crawl benchmark's thread priority).
+const UNSAFE_ALLOWED: &[&str] = &[
+    "crates/llm/",
+    "crates/search/src/dense.rs",
+    "crates/cli/src/memory.rs",
+    "bench/crawl/src/bin/crawl-bench.rs",
+];
+
+#[test]
+fn unsafe_code_is_allowed_only_where_architecture_md_says() {
+    let tree = Tree::load();
+    let elsewhere: Vec<&str> = tree
+        .sources
+        .iter()
+        .filter(|s| {
+            s.text
+                .lines()
+                .any(|l| l.trim_start().starts_with("#") && l.contains("allow(unsafe_code)"))
+        })
+        .map(|s| s.path.as_str())
+        .filter(|p| !UNSAFE_ALLOWED.iter().any(|a| p.starts_with(a)))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "unsafe code allowed outside the places ARCHITECTURE.md names (use a safe API, or \
+         change the invariant in the search section and UNSAFE_ALLOWED here): {elsewhere:?}"
+    );
+    assert!(
+        tree.sources.iter().any(
+            |s| s.path == "crates/search/src/dense.rs" && s.text.contains("allow(unsafe_code)")
+        ),
+        "the scan no longer sees dense.rs's allow"
+    );
+}

@@ -21,6 +21,7 @@ pub mod model;
 pub mod password;
 pub mod plan;
 pub mod prompt;
+pub mod quote;
 pub mod ratelimit;
 pub mod time_fmt;
 pub mod webhook;

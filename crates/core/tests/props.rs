@@ -106,3 +106,40 @@ proptest! {
         });
     }
 }
+
+/// Knowledge text comes from crawled sites and questions from visitors: choosing a
+/// quote takes any text, stays among the candidates it was given, and stays short.
+mod quotes {
+    use super::*;
+    use agentbase_core::quote::{QUOTE_CHARS, QuotePolicy, pick, uses};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_gets_a_short_quote_from_a_candidate(
+            question in "\\PC{0,200}",
+            chunks in proptest::collection::vec("(\\PC|[.!?\n ]){0,1500}", 0..6),
+            candidates in 0usize..8,
+            idf in any::<bool>(),
+            rank_decay in 0.0f32..2.0,
+            code_bonus in 0.0f64..2.0,
+        ) {
+            let policy = QuotePolicy { candidates, idf, rank_decay, code_bonus };
+            let q = question.clone();
+            let c = chunks.clone();
+            let got = within(LIMIT, move || {
+                let texts: Vec<&str> = c.iter().map(String::as_str).collect();
+                pick(&q, &texts, policy)
+            });
+            match got {
+                None => prop_assert!(chunks.is_empty()),
+                Some((rank, quote)) => {
+                    prop_assert!(rank < chunks.len().min(candidates.max(1)));
+                    prop_assert!(quote.chars().count() <= 2 * QUOTE_CHARS + 4);
+                    let _ = uses(&quote, &chunks[rank], &question);
+                }
+            }
+        }
+    }
+}

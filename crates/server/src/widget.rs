@@ -9,15 +9,17 @@
 use std::net::{IpAddr, SocketAddr};
 
 use agentbase_api_types::codes;
+use agentbase_core::lead::LeadInput;
 use agentbase_service::contacts::Identity;
 use agentbase_service::widget::{WidgetAgent, WidgetMessage};
-use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::AppState;
+use crate::dto::widget::{CreatedLead, Data, WidgetConfig};
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::layers::client_ip;
@@ -203,6 +205,26 @@ pub(crate) async fn admit(
     Ok((w, origin))
 }
 
+/// A widget request the agent admits ([`admit`]): the public agent, and the
+/// origin its answer's CORS names. Its rejection is the refusal, ready to send.
+pub struct Admitted {
+    pub agent: WidgetAgent,
+    pub origin: Option<HeaderValue>,
+}
+
+impl FromRequestParts<AppState> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(agent_id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let peer = peer_of(&parts.extensions);
+        let (agent, origin) = admit(state, &agent_id, &parts.headers, peer).await?;
+        Ok(Admitted { agent, origin })
+    }
+}
+
 /// Whether the agent blocks the visitor's country (from the trusted header, else
 /// the GeoIP database); a visitor whose country is unknown is let through.
 fn country_blocked(
@@ -220,16 +242,7 @@ fn country_blocked(
 }
 
 /// `OPTIONS` on the config and chat routes: the CORS preflight.
-pub async fn preflight(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    parts: axum::http::request::Parts,
-) -> Response {
-    let headers = &parts.headers;
-    let (_, origin) = match admit(&state, &agent_id, headers, peer_of(&parts.extensions)).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
+pub async fn preflight(Admitted { origin, .. }: Admitted) -> Response {
     let mut response = with_cors(StatusCode::NO_CONTENT.into_response(), origin.as_ref());
     let h = response.headers_mut();
     h.insert(
@@ -248,29 +261,10 @@ pub async fn preflight(
 }
 
 /// `GET /widget/v1/agents/{agentId}/config`: what the panel shows before any turn.
-pub async fn config(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    parts: axum::http::request::Parts,
-) -> Response {
-    let headers = &parts.headers;
-    let (w, origin) = match admit(&state, &agent_id, headers, peer_of(&parts.extensions)).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
+pub async fn config(Admitted { agent: w, origin }: Admitted) -> Response {
+    let body = Data {
+        data: WidgetConfig::of(&w.agent),
     };
-    let body = json!({
-        "data": {
-            "id": w.agent.id,
-            "name": w.agent.name,
-            "initialMessages": w.agent.initial_messages,
-            "suggestedMessages": w.agent.suggested_messages,
-            "styles": w.agent.styles,
-            // The lead form, when the agent collects leads.
-            "leadForm": agentbase_core::lead::form_of(w.agent.lead_form.as_ref())
-                .filter(|f| f.asks_anything())
-                .map(|f| f.to_json()),
-        }
-    });
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()
@@ -312,9 +306,10 @@ pub(crate) async fn rate_limit(
     Err(r)
 }
 
+/// The lead form's answers, as the widget posts them.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LeadBody {
+pub struct LeadBody {
     visitor_id: String,
     #[serde(default)]
     conversation_id: Option<String>,
@@ -334,66 +329,76 @@ struct LeadBody {
     user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// What every visitor POST does around its own `work`: the agent admits the caller
-/// (public agent, allowed origin), the visitor's rate limit, the JSON body read as
-/// `B`, and CORS on whatever comes back, refusals included.
-pub(crate) async fn visitor_post<B, F, Fut>(
-    state: &AppState,
-    agent_id: &str,
-    req: Request,
-    work: F,
-) -> Response
-where
-    B: serde::de::DeserializeOwned,
-    F: FnOnce(WidgetAgent, B) -> Fut,
-    Fut: std::future::Future<Output = Result<Response, Response>>,
-{
-    let headers = req.headers().clone();
-    let peer = peer_of(req.extensions());
-    let (w, origin) = match admit(state, agent_id, &headers, peer).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
-    let answer = async {
-        rate_limit(state, &w, peer, &headers).await?;
-        let AppJson(body) = AppJson::<B>::from_request(req, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        work(w, body).await
-    };
-    let response = answer.await.unwrap_or_else(|refusal| refusal);
-    with_cors(response, origin.as_ref())
+/// A visitor's POST the agent admits ([`Admitted`]): the public agent, the origin
+/// its answer's CORS names, and the JSON body read as `B` once the visitor's rate
+/// limit allows it. Its rejection is the refusal, with CORS for an admitted page;
+/// the handler puts the same CORS on its answer ([`VisitorPost::answer`]).
+pub struct VisitorPost<B> {
+    pub agent: WidgetAgent,
+    pub origin: Option<HeaderValue>,
+    pub body: B,
+}
+
+impl<B: serde::de::DeserializeOwned> FromRequest<AppState> for VisitorPost<B> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Admitted { agent, origin } = Admitted::from_request_parts(&mut parts, state).await?;
+        let peer = peer_of(&parts.extensions);
+        let read = async {
+            rate_limit(state, &agent, peer, &parts.headers).await?;
+            let req = Request::from_parts(parts, body);
+            let AppJson(body) = AppJson::<B>::from_request(req, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            Ok(body)
+        };
+        match read.await {
+            Ok(body) => Ok(VisitorPost {
+                agent,
+                origin,
+                body,
+            }),
+            Err(refusal) => Err(with_cors(refusal, origin.as_ref())),
+        }
+    }
+}
+
+/// The handler's answer to a visitor's POST, refusals included, with its CORS.
+pub(crate) fn answer(origin: Option<&HeaderValue>, answer: Result<Response, ApiError>) -> Response {
+    with_cors(answer.unwrap_or_else(IntoResponse::into_response), origin)
 }
 
 /// `POST /widget/v1/agents/{agentId}/leads`: the visitor's answers to the lead
 /// form, stored with their conversation (`leads.submit` goes to the webhooks).
-pub async fn leads(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    req: Request,
-) -> Response {
-    let state = &state;
-    visitor_post(state, &agent_id, req, |w, body: LeadBody| async move {
-        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata);
-        let identity = identity.map_err(refuse)?;
-        let input = agentbase_core::lead::LeadInput {
+pub async fn leads(State(state): State<AppState>, post: VisitorPost<LeadBody>) -> Response {
+    let VisitorPost {
+        agent,
+        origin,
+        body,
+    } = post;
+    let created = async {
+        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata)?;
+        let input = LeadInput {
             name: body.name,
             email: body.email,
             phone: body.phone,
         };
         let (visitor, conversation) = (&body.visitor_id, body.conversation_id);
-        let widget = state.app.widget();
-        let submitted = widget.submit_lead(&w, visitor, identity.as_ref(), conversation, input);
-        let lead = submitted.await.map_err(refuse)?;
-        let created = json!({"data": {"id": lead.id}});
-        Ok((StatusCode::CREATED, axum::Json(created)).into_response())
-    })
-    .await
+        let submitted = (state.app.widget())
+            .submit_lead(&agent, visitor, identity.as_ref(), conversation, input)
+            .await?;
+        let data = CreatedLead { id: submitted.id };
+        Ok((StatusCode::CREATED, axum::Json(Data { data })).into_response())
+    };
+    answer(origin.as_ref(), created.await)
 }
 
+/// A visitor's message, as the widget posts it.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChatBody {
+pub struct ChatBody {
     message: String,
     #[serde(default)]
     conversation_id: Option<String>,
@@ -408,9 +413,22 @@ struct ChatBody {
     user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// A refusal as the visitor gets it: the contract's error envelope.
-fn refuse(e: impl Into<ApiError>) -> Response {
-    e.into().into_response()
+impl ChatBody {
+    /// The visitor's message, its identity checked and its length within
+    /// [`MESSAGE_MAX_CHARS`].
+    fn into_message(self) -> Result<WidgetMessage, ApiError> {
+        let identity = identity_of(self.user_id, self.user_hash, self.user_metadata)?;
+        if self.message.chars().count() > MESSAGE_MAX_CHARS {
+            let most = format!("must be at most {MESSAGE_MAX_CHARS} characters");
+            return Err(ApiError::invalid_field("message", most));
+        }
+        Ok(WidgetMessage {
+            visitor_id: self.visitor_id,
+            message: self.message,
+            conversation_id: self.conversation_id,
+            identity,
+        })
+    }
 }
 
 /// The identity a body carries: both `userId` and `userHash`, or neither.
@@ -433,34 +451,18 @@ fn identity_of(
 
 /// `POST /widget/v1/agents/{agentId}/chat`: a visitor's message, answered as the
 /// API's chat stream (UI Message Stream v1).
-pub async fn chat(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    req: Request,
-) -> Response {
-    let state = &state;
-    visitor_post(state, &agent_id, req, |w, body: ChatBody| async move {
-        let identity = identity_of(body.user_id, body.user_hash, body.user_metadata);
-        let identity = identity.map_err(refuse)?;
-        if body.message.chars().count() > MESSAGE_MAX_CHARS {
-            let most = format!("must be at most {MESSAGE_MAX_CHARS} characters");
-            return Err(refuse(ApiError::invalid_field("message", most)));
-        }
-        let message = WidgetMessage {
-            visitor_id: body.visitor_id,
-            message: body.message,
-            conversation_id: body.conversation_id,
-            identity,
-        };
-        let turn = state
-            .app
-            .widget()
-            .widget_chat(&w, message)
-            .await
-            .map_err(refuse)?;
+pub async fn chat(State(state): State<AppState>, post: VisitorPost<ChatBody>) -> Response {
+    let VisitorPost {
+        agent,
+        origin,
+        body,
+    } = post;
+    let turn = async {
+        let message = body.into_message()?;
+        let turn = state.app.widget().widget_chat(&agent, message).await?;
         Ok(sse::public_response(turn))
-    })
-    .await
+    };
+    answer(origin.as_ref(), turn.await)
 }
 
 #[cfg(test)]

@@ -8,69 +8,97 @@
 
 use std::time::Duration;
 
-use agentbase_core::conversation::MessageRole;
-use agentbase_service::helpdesk::{LIVE_WAIT, LiveMessage};
-use axum::extract::{Path, Request, State};
+use agentbase_service::helpdesk::LIVE_WAIT;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::dto::widget::{Data, HandedOff, LiveFeed};
 use crate::error::ApiError;
 use crate::extract::QueryMap;
-use crate::widget::{admit, peer_of, visitor_post, with_cors};
+use crate::widget::{Admitted, VisitorPost, answer, with_cors};
 
+/// The visitor's request for a person: whose conversation.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct HandoffBody {
+pub struct HandoffBody {
     visitor_id: String,
     conversation_id: String,
 }
 
 /// `POST /widget/v1/agents/{agentId}/handoff`: the visitor asks for a person; the
 /// conversation becomes a ticket and the AI stops answering it.
-pub async fn handoff(
-    State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    req: Request,
-) -> Response {
-    let state = &state;
-    visitor_post(state, &agent_id, req, |w, body: HandoffBody| async move {
-        let t = state
-            .app
-            .helpdesk()
-            .visitor_handoff(&w, &body.visitor_id, &body.conversation_id)
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?;
-        let data = json!({"data": {
-            "conversationId": body.conversation_id,
-            "status": "taken_over",
-            "ticketNumber": t.number,
-        }});
-        Ok(axum::Json(data).into_response())
-    })
-    .await
+pub async fn handoff(State(state): State<AppState>, post: VisitorPost<HandoffBody>) -> Response {
+    let VisitorPost {
+        agent,
+        origin,
+        body,
+    } = post;
+    let handed = async {
+        let t = (state.app.helpdesk())
+            .visitor_handoff(&agent, &body.visitor_id, &body.conversation_id)
+            .await?;
+        let data = HandedOff {
+            conversation_id: body.conversation_id,
+            status: "taken_over",
+            ticket_number: t.number,
+        };
+        Ok(axum::Json(Data { data }).into_response())
+    };
+    answer(origin.as_ref(), handed.await)
 }
 
-/// A live message as the widget and the dashboard read it.
-pub fn live_json(m: &LiveMessage) -> Value {
-    let answered_by = match (&m.author, m.message.role) {
-        (Some(a), _) => json!({"type": "human", "name": a.name, "email": a.email}),
-        (None, MessageRole::Assistant) => json!({"type": "ai"}),
-        (None, MessageRole::User) => Value::Null,
-    };
-    json!({
-        "id": m.message.id,
-        "seq": m.message.seq,
-        "role": m.message.role.as_str(),
-        "text": m.message.text(),
-        "createdAt": m.message.created_at.div_euclid(1000),
-        "answeredBy": answered_by,
-    })
+/// A live poll's query: `after` (a message position, default 0) and `wait`
+/// (seconds, 0 to 20).
+#[derive(Debug, Clone, Copy)]
+pub struct LiveQuery {
+    pub after: i64,
+    pub wait: Duration,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LiveQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let (after, wait) = live_params(&q)?;
+        Ok(LiveQuery { after, wait })
+    }
+}
+
+/// The widget's live poll's query: [`LiveQuery`], and whose conversation
+/// (`visitorId`, `conversationId`, both required).
+#[derive(Debug, Clone)]
+pub struct VisitorLiveQuery {
+    pub live: LiveQuery,
+    pub visitor: String,
+    pub conversation: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VisitorLiveQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let live = LiveQuery::from_request_parts(parts, state).await?;
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let (Some(visitor), Some(conversation)) = (q.get("visitorId"), q.get("conversationId"))
+        else {
+            let both = "visitorId and conversationId are required";
+            return Err(ApiError::invalid_field("conversationId", both));
+        };
+        let (visitor, conversation) = (visitor.to_owned(), conversation.to_owned());
+        Ok(VisitorLiveQuery {
+            live,
+            visitor,
+            conversation,
+        })
+    }
 }
 
 /// `after` (a message position, default 0) and `wait` (seconds, 0 to 20).
-pub fn live_params(q: &QueryMap) -> Result<(i64, Duration), ApiError> {
+fn live_params(q: &QueryMap) -> Result<(i64, Duration), ApiError> {
     let after = match q.get("after") {
         None => 0,
         Some(a) => a
@@ -97,34 +125,26 @@ pub fn live_params(q: &QueryMap) -> Result<(i64, Duration), ApiError> {
 }
 
 /// `GET /widget/v1/agents/{agentId}/live?visitorId=…&conversationId=…&after=N`:
-/// the visitor's conversation's messages past position N, and its status.
+/// the visitor's conversation's messages past position N, and its status. A bad
+/// query is answered only to an admitted page (with CORS).
 pub async fn live(
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
-    parts: axum::http::request::Parts,
+    Admitted { agent: w, origin }: Admitted,
+    q: Result<VisitorLiveQuery, ApiError>,
 ) -> Response {
-    let headers = &parts.headers;
-    let (w, origin) = match admit(&state, &agent_id, headers, peer_of(&parts.extensions)).await {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
-    };
-    let q = QueryMap(crate::extract::form_pairs(parts.uri.query().unwrap_or("")));
     let answer = async {
-        let (after, wait) = live_params(&q)?;
-        let (Some(visitor), Some(conversation)) = (q.get("visitorId"), q.get("conversationId"))
-        else {
-            let both = "visitorId and conversationId are required";
-            return Err(ApiError::invalid_field("conversationId", both));
-        };
-        let read =
-            (state.app)
-                .helpdesk()
-                .widget_messages_after(&w, visitor, conversation, after, wait);
+        let q = q?;
+        let (after, wait) = (q.live.after, q.live.wait);
+        let read = (state.app.helpdesk()).widget_messages_after(
+            &w,
+            &q.visitor,
+            &q.conversation,
+            after,
+            wait,
+        );
         let (messages, status) = read.await?;
-        Ok::<_, ApiError>(axum::Json(json!({"data": {
-            "status": status.as_str(),
-            "messages": messages.iter().map(live_json).collect::<Vec<_>>(),
-        }})))
+        let data = LiveFeed::of(&messages, status);
+        Ok::<_, ApiError>(axum::Json(Data { data }))
     };
     with_cors(answer.await.into_response(), origin.as_ref())
 }

@@ -292,3 +292,31 @@ impl Accounts {
         self.limiter.backend_name()
     }
 }
+
+impl Accounts {
+    /// Makes a key in the workspace; returns its plaintext (shown once) and the
+    /// workspace's keys, the new one included.
+    pub async fn create_key_and_list(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<(String, Vec<ApiKey>)> {
+        let (_, plaintext) = self.create_key(workspace_id, name, None).await?;
+        Ok((plaintext, self.keys(Some(workspace_id)).await?))
+    }
+
+    /// Revokes the workspace's key `key_id` (only this workspace's: another's is
+    /// `None`, as is an unknown id).
+    pub async fn revoke_workspace_key(
+        &self,
+        workspace_id: &str,
+        key_id: &str,
+    ) -> Result<Option<ApiKey>> {
+        let keys = self.keys(Some(workspace_id)).await?;
+        let Some(key) = keys.into_iter().find(|k| k.id == key_id) else {
+            return Ok(None);
+        };
+        self.revoke_key(&key.id).await?;
+        Ok(Some(key))
+    }
+}

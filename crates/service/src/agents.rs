@@ -295,3 +295,21 @@ impl Agents {
         }
     }
 }
+
+impl Agents {
+    /// [`Agents::update`], then, when `escalation` is given, [`Agents::set_escalation`]
+    /// (a settings form that shows the escalation switch saves both).
+    pub async fn update_with_escalation(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        patch: AgentPatch,
+        escalation: Option<bool>,
+    ) -> Result<Agent> {
+        let agent = self.update(workspace_id, id, patch).await?;
+        match escalation {
+            Some(on) => self.set_escalation(workspace_id, id, on).await,
+            None => Ok(agent),
+        }
+    }
+}

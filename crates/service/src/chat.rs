@@ -1655,3 +1655,18 @@ impl Conversations {
         })
     }
 }
+
+impl Conversations {
+    /// A conversation of the agent and all its messages (tool results merged in):
+    /// what the dashboard's conversation page shows.
+    pub async fn thread(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<(Conversation, Vec<Message>)> {
+        let c = self.conversation_of(p, agent_id, conversation_id).await?;
+        let messages = self.all_messages(&c.id).await?;
+        Ok((c, messages))
+    }
+}

@@ -106,3 +106,35 @@ impl Credits {
         self.store.usage(workspace_id, since).await
     }
 }
+
+/// What the dashboard's usage page shows: the workspace's credits over the last
+/// days, the first of those days, and its agents' names.
+#[derive(Debug, Clone)]
+pub struct UsagePage {
+    pub rows: Vec<UsageRow>,
+    /// The first day shown (days since the epoch, UTC).
+    pub first_day: i64,
+    /// The workspace's agents' names by id (the first 100).
+    pub agent_names: std::collections::BTreeMap<String, String>,
+    /// The workspace plan's monthly allowance.
+    pub monthly: u64,
+}
+
+impl Credits {
+    /// The usage page of `workspace` over the last `days` UTC days (today included).
+    pub async fn usage_page(
+        &self,
+        workspace: &agentbase_core::Workspace,
+        days: i64,
+    ) -> Result<UsagePage> {
+        let rows = self.usage(&workspace.id, days).await?;
+        let first_day = self.clock.now_ms() / 86_400_000 - (days - 1);
+        let agents = self.store.agents(&workspace.id, None, 100).await?;
+        Ok(UsagePage {
+            rows,
+            first_day,
+            agent_names: agents.items.into_iter().map(|a| (a.id, a.name)).collect(),
+            monthly: self.settings.monthly_credits(workspace.plan),
+        })
+    }
+}

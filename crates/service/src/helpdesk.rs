@@ -1072,3 +1072,37 @@ impl Helpdesk {
             .await
     }
 }
+
+/// What the dashboard's tickets page shows: the agent's teams, and its tickets.
+#[derive(Debug, Clone)]
+pub struct TicketsPage {
+    pub teams: Vec<Team>,
+    pub tickets: Vec<Ticket>,
+}
+
+impl Helpdesk {
+    /// The agent's teams and its first `limit` tickets matching `filter` and, when
+    /// given, assigned to `assignee_email` (case-insensitive; matched among those
+    /// tickets, since the filter matches assignees by id).
+    pub async fn tickets_page(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        filter: &TicketFilter,
+        assignee_email: Option<&str>,
+        limit: u32,
+    ) -> Result<TicketsPage> {
+        let teams = self.helpdesk_teams(workspace_id, agent_id).await?;
+        let page = self
+            .tickets(workspace_id, agent_id, filter, None, limit)
+            .await?;
+        let tickets = (page.items.into_iter())
+            .filter(|t| {
+                assignee_email.is_none_or(|email| {
+                    (t.assignee_email.as_deref()).is_some_and(|e| e.eq_ignore_ascii_case(email))
+                })
+            })
+            .collect();
+        Ok(TicketsPage { teams, tickets })
+    }
+}

@@ -1478,6 +1478,23 @@ impl Knowledge {
     }
 }
 
+impl Knowledge {
+    /// An agent's first `limit` sources and its unfinished training jobs: what the
+    /// dashboard's sources page and its live progress show.
+    pub async fn training_state(
+        &self,
+        p: &Principal,
+        agent_id: &str,
+        limit: u32,
+    ) -> Result<(Vec<Source>, Vec<TrainingJob>)> {
+        let all = SourceFilter::default();
+        let list = self.sources(p, agent_id, &all, None, limit).await?;
+        let mut jobs = self.training_jobs(p, agent_id).await?;
+        jobs.retain(|j| !j.status.is_finished());
+        Ok((list.items, jobs))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

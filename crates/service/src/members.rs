@@ -289,3 +289,98 @@ impl Members {
         Ok(Some(signed_in))
     }
 }
+
+/// A member just invited or reset, the one-time link to send them (its URL;
+/// `None` when an invited account already had a password), and the workspace's
+/// members after the change: what the dashboard's members page shows next.
+#[derive(Debug, Clone)]
+pub struct MemberLink {
+    pub member: Member,
+    pub link_url: Option<String>,
+    pub members: Vec<Member>,
+}
+
+impl Members {
+    /// [`Members::invite_member`], then the workspace's members.
+    pub async fn invite_and_list(
+        &self,
+        by: Acting,
+        workspace_id: &str,
+        email: &str,
+        name: &str,
+        role: &str,
+    ) -> Result<MemberLink> {
+        let invited = (self.invite_member(by, workspace_id, email, name, role)).await?;
+        Ok(MemberLink {
+            link_url: invited.token.as_deref().map(|t| self.link_url(t)),
+            member: invited.member,
+            members: self.list(workspace_id).await?,
+        })
+    }
+
+    /// [`Members::reset_member_password`], then the workspace's members.
+    pub async fn reset_and_list(
+        &self,
+        by: Acting,
+        workspace_id: &str,
+        who: &str,
+    ) -> Result<MemberLink> {
+        let (member, token) = self.reset_member_password(by, workspace_id, who).await?;
+        Ok(MemberLink {
+            member,
+            link_url: Some(self.link_url(&token)),
+            members: self.list(workspace_id).await?,
+        })
+    }
+
+    /// The workspaces a dashboard session sees: a member's own, with their role;
+    /// for the instance administrator (`None`), all of them.
+    pub async fn workspaces_of(
+        &self,
+        member_id: Option<&str>,
+    ) -> Result<Vec<(Workspace, Option<Role>)>> {
+        Ok(match member_id {
+            Some(id) => (self.member_workspaces(id).await?.into_iter())
+                .map(|(w, role)| (w, Some(role)))
+                .collect(),
+            None => (self.store.workspaces().await?.into_iter())
+                .map(|w| (w, None))
+                .collect(),
+        })
+    }
+}
+
+/// What a dashboard sign-in attempt came to.
+#[derive(Debug)]
+pub enum SignInAttempt {
+    SignedIn(SignedIn),
+    /// The password (or the email and password) did not match.
+    Wrong,
+    /// Past the client's per-minute allowance: not tried.
+    Limited(agentbase_core::RateDecision),
+    /// The limiter could not be asked: not tried.
+    Unavailable(agentbase_limiter::LimiterError),
+}
+
+impl Members {
+    /// A dashboard sign-in, counted against the client's per-minute allowance
+    /// first: with an email, a workspace member's; without, the instance
+    /// administrator's.
+    pub async fn dashboard_sign_in(
+        &self,
+        client_ip: &str,
+        email: Option<&str>,
+        attempt: &str,
+    ) -> Result<SignInAttempt> {
+        match self.sessions.sign_in_allowed(client_ip).await {
+            Ok(d) if d.allowed => {}
+            Ok(d) => return Ok(SignInAttempt::Limited(d)),
+            Err(e) => return Ok(SignInAttempt::Unavailable(e)),
+        }
+        let signed_in = match email {
+            Some(email) => self.member_sign_in(email, attempt).await?,
+            None => self.sessions.sign_in(attempt).await?,
+        };
+        Ok(signed_in.map_or(SignInAttempt::Wrong, SignInAttempt::SignedIn))
+    }
+}

@@ -23,6 +23,8 @@
 //! since measuring began, total microseconds, status (0: a transport error), so a
 //! long run can be cut into windows (the soak benchmark's latency curve).
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -185,20 +187,142 @@ impl Conn {
         Ok(n)
     }
 
+    /// The index of `needle` at or after `pos`, reading until it arrives.
+    async fn find_from(&mut self, pos: usize, needle: &[u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(i) = find(&self.buf[pos..], needle) {
+                return Ok(pos + i);
+            }
+            if self.fill().await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
     async fn request(&mut self, req: &[u8], a: &Args) -> std::io::Result<Timing> {
         self.buf.clear();
         let start = Instant::now();
         self.stream.write_all(req).await?;
         // Status line and headers.
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
+        let head_end = self.find_from(0, b"\r\n\r\n").await? + 4;
+        let head = Head::parse(&self.buf[..head_end])?;
+        let mut t = Timing {
+            status: head.status,
+            ttfb: None,
+            ttft: None,
+            total: 0,
+            bytes: 0,
+            expected: a.expect.is_none(),
+            keep_alive: head.keep_alive,
+        };
+        // The body, decoded (chunk framing removed) as it arrives.
+        let mut body = Body {
+            start,
+            marker: a.marker.as_deref(),
+            bytes: Vec::new(),
+        };
+        if head.chunked {
+            self.read_chunked(head_end, &mut t, &mut body).await?;
+        } else {
+            self.read_sized(head_end, head.length, &mut t, &mut body)
+                .await?;
+        }
+        t.total = micros(start);
+        t.bytes = body.bytes.len() as u64;
+        if let Some(e) = &a.expect {
+            t.expected = find(&body.bytes, e).is_some();
+        }
+        Ok(t)
+    }
+
+    /// A chunked body from `pos`, through the last chunk and the trailers.
+    async fn read_chunked(
+        &mut self,
+        mut pos: usize,
+        t: &mut Timing,
+        body: &mut Body<'_>,
+    ) -> std::io::Result<()> {
+        loop {
+            // Chunk size line.
+            let line_end = self.find_from(pos, b"\r\n").await?;
+            let size_text = String::from_utf8_lossy(&self.buf[pos..line_end]);
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+            pos = line_end + 2;
+            if size == 0 {
+                // Trailers (none expected) end with an empty line.
+                loop {
+                    let at = self.find_from(pos, b"\r\n").await?;
+                    if at == pos {
+                        break;
+                    }
+                    pos = at + 2;
+                }
+                return Ok(());
+            }
+            // Chunk data, noted as it arrives so the first byte is timed early.
+            let mut need = size;
+            while need > 0 {
+                if pos >= self.buf.len() && self.fill().await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                let take = need.min(self.buf.len() - pos);
+                body.push(t, &self.buf[pos..pos + take]);
+                pos += take;
+                need -= take;
+            }
+            while self.buf.len() < pos + 2 {
+                if self.fill().await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            pos += 2;
+            // Keep the buffer small on long streams.
+            self.buf.drain(..pos);
+            pos = 0;
+        }
+    }
+
+    /// A body of `length` bytes from `pos`, or up to the end of the stream without one.
+    async fn read_sized(
+        &mut self,
+        mut pos: usize,
+        length: Option<u64>,
+        t: &mut Timing,
+        body: &mut Body<'_>,
+    ) -> std::io::Result<()> {
+        let want = length.unwrap_or(u64::MAX);
+        loop {
+            if pos < self.buf.len() {
+                let take =
+                    ((self.buf.len() - pos) as u64).min(want - body.bytes.len() as u64) as usize;
+                body.push(t, &self.buf[pos..pos + take]);
+                pos += take;
+            }
+            if body.bytes.len() as u64 >= want {
+                return Ok(());
             }
             if self.fill().await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
+                if length.is_some() {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                return Ok(());
             }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
+        }
+    }
+}
+
+/// What the response's status line and headers say.
+struct Head {
+    status: u16,
+    length: Option<u64>,
+    chunked: bool,
+    keep_alive: bool,
+}
+
+impl Head {
+    fn parse(bytes: &[u8]) -> std::io::Result<Head> {
+        let head = String::from_utf8_lossy(bytes).to_ascii_lowercase();
         let status: u16 = head
             .split_whitespace()
             .nth(1)
@@ -214,112 +338,36 @@ impl Conn {
         let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
         let keep_alive = !header("connection").is_some_and(|v| v.contains("close"))
             && (length.is_some() || chunked);
-        let mut t = Timing {
+        Ok(Head {
             status,
-            ttfb: None,
-            ttft: None,
-            total: 0,
-            bytes: 0,
-            expected: a.expect.is_none(),
+            length,
+            chunked,
             keep_alive,
-        };
-        // The body, decoded into `body` (chunk framing removed) as it arrives.
-        let mut body: Vec<u8> = Vec::new();
-        let mut pos = head_end;
-        let note = |t: &mut Timing, body: &[u8], from: usize| {
-            if t.ttfb.is_none() && !body.is_empty() {
-                t.ttfb = Some(micros(start));
-            }
-            if let (None, Some(m)) = (t.ttft, &a.marker) {
-                let from = from.saturating_sub(m.len());
-                if find(&body[from..], m).is_some() {
-                    t.ttft = Some(micros(start));
-                }
-            }
-        };
-        if chunked {
-            loop {
-                // Chunk size line.
-                let line_end = loop {
-                    if let Some(i) = find(&self.buf[pos..], b"\r\n") {
-                        break pos + i;
-                    }
-                    if self.fill().await? == 0 {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                };
-                let size_text = String::from_utf8_lossy(&self.buf[pos..line_end]);
-                let size =
-                    usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
-                pos = line_end + 2;
-                if size == 0 {
-                    // Trailers (none expected) end with an empty line.
-                    loop {
-                        if let Some(i) = find(&self.buf[pos..], b"\r\n") {
-                            if i == 0 {
-                                break;
-                            }
-                            pos += i + 2;
-                            continue;
-                        }
-                        if self.fill().await? == 0 {
-                            return Err(std::io::ErrorKind::UnexpectedEof.into());
-                        }
-                    }
-                    break;
-                }
-                // Chunk data, noted as it arrives so the first byte is timed early.
-                let mut need = size;
-                while need > 0 {
-                    if pos >= self.buf.len() && self.fill().await? == 0 {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    let take = need.min(self.buf.len() - pos);
-                    let from = body.len();
-                    body.extend_from_slice(&self.buf[pos..pos + take]);
-                    pos += take;
-                    need -= take;
-                    note(&mut t, &body, from);
-                }
-                while self.buf.len() < pos + 2 {
-                    if self.fill().await? == 0 {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-                pos += 2;
-                // Keep the buffer small on long streams.
-                self.buf.drain(..pos);
-                pos = 0;
-            }
-        } else {
-            let want = length.unwrap_or(u64::MAX);
-            loop {
-                if pos < self.buf.len() {
-                    let take =
-                        ((self.buf.len() - pos) as u64).min(want - body.len() as u64) as usize;
-                    let from = body.len();
-                    body.extend_from_slice(&self.buf[pos..pos + take]);
-                    pos += take;
-                    note(&mut t, &body, from);
-                }
-                if body.len() as u64 >= want {
-                    break;
-                }
-                if self.fill().await? == 0 {
-                    if length.is_some() {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    break;
-                }
+        })
+    }
+}
+
+/// The decoded body as it arrives, timing its first byte and the marker's first
+/// occurrence.
+struct Body<'a> {
+    start: Instant,
+    marker: Option<&'a [u8]>,
+    bytes: Vec<u8>,
+}
+
+impl Body<'_> {
+    fn push(&mut self, t: &mut Timing, bytes: &[u8]) {
+        let from = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        if t.ttfb.is_none() && !self.bytes.is_empty() {
+            t.ttfb = Some(micros(self.start));
+        }
+        if let (None, Some(m)) = (t.ttft, self.marker) {
+            let from = from.saturating_sub(m.len());
+            if find(&self.bytes[from..], m).is_some() {
+                t.ttft = Some(micros(self.start));
             }
         }
-        t.total = micros(start);
-        t.bytes = body.len() as u64;
-        if let Some(e) = &a.expect {
-            t.expected = find(&body, e).is_some();
-        }
-        Ok(t)
     }
 }
 

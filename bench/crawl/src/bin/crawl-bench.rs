@@ -15,6 +15,8 @@
 //! the whole crawl, and adaptive mode's comparison renders would only start once the
 //! HTTP side was done.
 
+#![deny(unsafe_code)] // `background_priority` allows one block.
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;

@@ -3,6 +3,8 @@
 //! with SPA_DIR, `/spa/...` is served from it, and paths there without a file get its
 //! `index.html` (a single-page app's history-API routes, as SPA hosts serve them).
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};

@@ -88,7 +88,7 @@ thread_local! {
 /// columns of B, into `c` (`ldc` per row).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
-    _: Amx,
+    amx: Amx,
     a: &[u32],
     lda: usize,
     rows: usize,
@@ -122,6 +122,7 @@ pub(super) fn gemm(
                 let cols = NR.min(b.n - t * NR);
                 let tile_b = &b.data[t * kl * NR..(t + 1) * kl * NR];
                 block(
+                    amx,
                     buffers,
                     panel_stride,
                     tile_b,
@@ -164,8 +165,16 @@ fn fill_panel(panel: &mut [u32], stride: usize, a: &[u32], lda: usize, m: usize,
 
 /// The four accumulator tiles over the whole k range for one block: the panel's 32
 /// rows against one packed B tile of 32 columns (`kl` pairs), starting from the bias
-/// (`bias`, up to 32 columns; zero past it) or zero.
-fn block(buffers: &mut Buffers, stride: usize, tile_b: &[u32], kl: usize, bias: Option<&[f32]>) {
+/// (`bias`, up to 32 columns; zero past it) or zero. The token is the proof that the
+/// tile instructions may run; the caller has loaded the tile configuration.
+fn block(
+    _: Amx,
+    buffers: &mut Buffers,
+    stride: usize,
+    tile_b: &[u32],
+    kl: usize,
+    bias: Option<&[f32]>,
+) {
     let row_bytes = stride * 4;
     match bias {
         Some(bias) => {

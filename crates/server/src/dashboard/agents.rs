@@ -1,20 +1,22 @@
 //! Agents: list and create, settings, the playground, and conversations.
 
 use agentbase_core::agent::{ESCALATION_ACTION, IpRateLimitsPatch};
-use agentbase_core::conversation::{Message, MessageRole, Part};
+use agentbase_core::conversation::{Conversation, Message, MessageRole, Part};
 use agentbase_core::{Agent, AgentPatch, Cursor, NewAgent, Visibility};
 use agentbase_service::ConversationFilter;
 use agentbase_service::chat::ChatInput;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::{Form, Posted, Session};
-use super::html::{self, esc, url_value, when};
-use super::workspaces::notice;
-use super::{Problem, agent_page, back, lines, nav, redirect, render_template, workspace};
+use super::html::{self, Notice, esc, url_value, when};
+use super::page::{AgentPage, WsPage};
+use super::{Problem, Ws, back, lines, redirect};
 use crate::AppState;
 use crate::dto::conversations::{by_created, next_cursor};
 use crate::error::ApiError;
@@ -27,34 +29,66 @@ fn agent_base(ws: &str, agent: &str) -> String {
     format!("/dashboard/w/{}/agents/{}", esc(ws), esc(agent))
 }
 
+/// Agents on a page of the list.
+const PAGE_AGENTS: u32 = 50;
+
 pub async fn list(
     State(state): State<AppState>,
-    s: Session,
-    Path(ws): Path<String>,
-    q: QueryMap,
+    page: WsPage,
+    CursorQuery(cursor): CursorQuery,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let cursor = q.get("cursor").and_then(Cursor::decode);
-    let page = state.app.agents().list(&ws, cursor.as_ref(), 50).await?;
-    let agents: Vec<_> = page
-        .items
-        .iter()
-        .map(|a| {
-            json!({
-                "id": a.id,
-                "name": a.name,
-                "visibility": a.visibility.as_str(),
-                "status": a.status.as_str(),
+    let list = (state.app.agents())
+        .list(page.ws(), cursor.as_ref(), PAGE_AGENTS)
+        .await?;
+    let context = AgentsContext::of(page.ws(), &list);
+    page.render("Agents", "agents", &notice, "agents.html", context)
+}
+
+/// A list page's `cursor` (an unreadable one is the first page).
+pub struct CursorQuery(Option<Cursor>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CursorQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let q = QueryMap::from_request_parts(parts, state).await?;
+        Ok(CursorQuery(q.get("cursor").and_then(Cursor::decode)))
+    }
+}
+
+/// What the agents template shows.
+#[derive(Serialize)]
+struct AgentsContext<'a> {
+    agents: Vec<AgentRow<'a>>,
+    next: Option<String>,
+    ws: &'a str,
+}
+
+#[derive(Serialize)]
+struct AgentRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    status: &'static str,
+    visibility: &'static str,
+}
+
+impl<'a> AgentsContext<'a> {
+    fn of(ws: &'a str, list: &'a agentbase_service::Page<Agent>) -> Self {
+        let agents = (list.items.iter())
+            .map(|a| AgentRow {
+                id: &a.id,
+                name: &a.name,
+                status: a.status.as_str(),
+                visibility: a.visibility.as_str(),
             })
-        })
-        .collect();
-    let next = next_cursor(&page, |a| Cursor {
-        t: a.created_at,
-        id: a.id.clone(),
-    });
-    let page = json!({ "ws": ws, "agents": agents, "next": next });
-    let nav = nav(&w, None, "agents");
-    render_template(&s, "Agents", &nav, &notice(&q), "agents.html", page)
+            .collect();
+        let next = next_cursor(list, |a| Cursor {
+            t: a.created_at,
+            id: a.id.clone(),
+        });
+        AgentsContext { agents, next, ws }
+    }
 }
 
 pub async fn create(State(state): State<AppState>, Path(ws): Path<String>, p: Posted) -> Response {
@@ -111,44 +145,84 @@ pub fn embed_snippet(state: &AppState, headers: &HeaderMap, agent_id: &str) -> S
 
 pub async fn settings(
     State(state): State<AppState>,
-    s: Session,
+    page: AgentPage,
     headers: HeaderMap,
-    Path((ws, agent_id)): Path<(String, String)>,
-    q: QueryMap,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let page = settings_context(&state, &headers, &a);
-    let nav = nav(&w, Some(&a), "settings");
-    render_template(&s, &a.name, &nav, &notice(&q), "settings.html", page)
+    let used = state.app.credits().agent_used(&page.agent);
+    let context = settings_context(&state, &headers, &page.agent, used);
+    page.render(
+        &page.agent.name,
+        "settings",
+        &notice,
+        "settings.html",
+        context,
+    )
 }
 
-/// What the settings template shows of an agent.
-fn settings_context(state: &AppState, headers: &HeaderMap, a: &Agent) -> Value {
-    let models: Vec<[&str; 2]> = (state.app.settings().models.keys())
-        .map(|m| [m.as_str(); 2])
-        .collect();
-    json!({
-        "agent": {
-            "id": a.id,
-            "name": a.name,
-            "instructions": a.instructions,
-            "temp": a.temp,
-            "allowed_domains": a.allowed_domains.clone().unwrap_or_default().join("\n"),
-            "initial_messages": a.initial_messages.join("\n"),
-            "suggested_messages": suggested_lines(a.suggested_messages.as_ref()),
-            "credit_limit": a.credit_limit.map(|c| c.to_string()).unwrap_or_default(),
-            "ip_limit": a.ip_rate_limits.limit,
-            "ip_timeframe": a.ip_rate_limits.timeframe_secs,
-            "ip_message": a.ip_rate_limits.message,
-            "escalation": a.actions.iter().any(|x| x.name == ESCALATION_ACTION),
+/// What the settings template shows of an agent (`used`: its credits this month).
+fn settings_context<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    a: &'a Agent,
+    used: f64,
+) -> SettingsContext<'a> {
+    SettingsContext {
+        agent: AgentSettings {
+            id: &a.id,
+            name: &a.name,
+            instructions: &a.instructions,
+            temp: a.temp,
+            allowed_domains: a.allowed_domains.clone().unwrap_or_default().join("\n"),
+            initial_messages: a.initial_messages.join("\n"),
+            suggested_messages: suggested_lines(a.suggested_messages.as_ref()),
+            credit_limit: a.credit_limit.map(|c| c.to_string()).unwrap_or_default(),
+            ip_limit: a.ip_rate_limits.limit,
+            ip_timeframe: a.ip_rate_limits.timeframe_secs,
+            ip_message: &a.ip_rate_limits.message,
+            escalation: a.actions.iter().any(|x| x.name == ESCALATION_ACTION),
         },
-        "embed": embed_snippet(state, headers, &a.id),
-        "models": models,
-        "model": a.model,
-        "visibilities": [["private", "Private (API only)"], ["public", "Public (widget)"]],
-        "visibility": a.visibility.as_str(),
-        "used": format!("{:.2}", state.app.credits().agent_used(a)),
-    })
+        embed: embed_snippet(state, headers, &a.id),
+        models: (state.app.settings().models.keys())
+            .map(|m| [m.as_str(); 2])
+            .collect(),
+        model: &a.model,
+        visibilities: [
+            ["private", "Private (API only)"],
+            ["public", "Public (widget)"],
+        ],
+        visibility: a.visibility.as_str(),
+        used: format!("{used:.2}"),
+    }
+}
+
+/// What the settings template shows.
+#[derive(Serialize)]
+struct SettingsContext<'a> {
+    agent: AgentSettings<'a>,
+    embed: String,
+    models: Vec<[&'a str; 2]>,
+    model: &'a str,
+    visibilities: [[&'static str; 2]; 2],
+    visibility: &'static str,
+    used: String,
+}
+
+/// An agent's settings as the form shows them (lists a line per entry).
+#[derive(Serialize)]
+struct AgentSettings<'a> {
+    id: &'a str,
+    name: &'a str,
+    instructions: &'a str,
+    temp: f64,
+    allowed_domains: String,
+    initial_messages: String,
+    suggested_messages: String,
+    credit_limit: String,
+    ip_limit: u32,
+    ip_timeframe: u32,
+    ip_message: &'a str,
+    escalation: bool,
 }
 
 fn number<T: std::str::FromStr>(form: &Form, key: &str, label: &str) -> Result<Option<T>, Problem> {
@@ -207,13 +281,12 @@ pub async fn update(
 ) -> Response {
     let result = async {
         let patch = patch_from(&p.form)?;
-        let agents = state.app.agents();
-        agents.update(&ws, &agent_id, patch).await?;
         // The form shows the escalation switch only when the action can be toggled.
-        if p.form.get("escalationShown").is_some() {
-            let on = p.form.get("escalation").is_some();
-            agents.set_escalation(&ws, &agent_id, on).await?;
-        }
+        let shown = p.form.get("escalationShown").is_some();
+        let escalation = shown.then(|| p.form.get("escalation").is_some());
+        (state.app.agents())
+            .update_with_escalation(&ws, &agent_id, patch, escalation)
+            .await?;
         Ok("Settings saved.".to_owned())
     }
     .await;
@@ -237,16 +310,23 @@ pub async fn delete(
     }
 }
 
-pub async fn playground(
-    State(state): State<AppState>,
-    s: Session,
-    Path((ws, agent_id)): Path<(String, String)>,
-    q: QueryMap,
-) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let nav = nav(&w, Some(&a), "playground");
-    let page = json!({ "name": a.name });
-    render_template(&s, "Playground", &nav, &notice(&q), "playground.html", page)
+pub async fn playground(page: AgentPage, notice: Notice) -> Result<Response, Problem> {
+    let context = PlaygroundContext {
+        name: &page.agent.name,
+    };
+    page.render(
+        "Playground",
+        "playground",
+        &notice,
+        "playground.html",
+        context,
+    )
+}
+
+/// What the playground template shows.
+#[derive(Serialize)]
+struct PlaygroundContext<'a> {
+    name: &'a str,
 }
 
 /// Streams a playground turn: the API's UI Message Stream, for the page's script.
@@ -254,7 +334,8 @@ pub async fn playground_chat(
     State(state): State<AppState>,
     s: Session,
     headers: HeaderMap,
-    Path((ws, agent_id)): Path<(String, String)>,
+    Path((_, agent_id)): Path<(String, String)>,
+    w: Result<Ws, Problem>,
     body: Bytes,
 ) -> Response {
     use agentbase_api_types::codes::{AUTH_CSRF_TOKEN_INVALID, RESOURCE_NOT_FOUND};
@@ -262,15 +343,8 @@ pub async fn playground_chat(
     let result = async {
         s.check_csrf(&headers, None)
             .map_err(api(AUTH_CSRF_TOKEN_INVALID))?;
-        let w = (workspace(&state, &ws).await).map_err(api(RESOURCE_NOT_FOUND))?;
-        let req: agentbase_api_types::ChatRequest = crate::extract::parse_json(&body)?;
-        let input = ChatInput {
-            agent_id,
-            message: req.message,
-            conversation_id: req.conversation_id,
-            user_id: None,
-            source: SOURCE_PLAYGROUND.into(),
-        };
+        let w = w.map_err(api(RESOURCE_NOT_FOUND))?;
+        let input = playground_input(agent_id, &body)?;
         let turn = state.app.conversations().chat(&w.principal, input).await?;
         Ok::<_, ApiError>(crate::sse::response(turn))
     }
@@ -278,54 +352,102 @@ pub async fn playground_chat(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// A playground turn's input: the API's chat body, recorded as a playground turn.
+fn playground_input(agent_id: String, body: &[u8]) -> Result<ChatInput, ApiError> {
+    let req: agentbase_api_types::ChatRequest = crate::extract::parse_json(body)?;
+    Ok(ChatInput {
+        agent_id,
+        message: req.message,
+        conversation_id: req.conversation_id,
+        user_id: None,
+        source: SOURCE_PLAYGROUND.into(),
+    })
+}
+
 pub async fn conversations(
     State(state): State<AppState>,
-    s: Session,
-    Path((ws, agent_id)): Path<(String, String)>,
-    q: QueryMap,
+    page: AgentPage,
+    q: Result<ConversationsQuery, Problem>,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let (page, filter) = conversation_filter(&q)?;
-    let (cursor, limit) = (page.cursor.as_ref(), page.limit);
-    let found = (state.app).conversations().conversations(
-        &w.principal,
-        &a.id,
-        &filter,
-        cursor,
-        limit,
-        false,
-    );
-    let list = found.await?;
-    let conversations: Vec<_> = list.items.iter().map(ConversationRow::of).collect();
-    let older = next_cursor(&list, by_created).map(|cursor| filtered_query(&cursor, &q));
-    let shown = |k| q.get(k).unwrap_or("");
-    let page = json!({
-        "filter": {"startDate": shown("startDate"), "endDate": shown("endDate"), "userId": shown("userId")},
-        "total": list.total,
-        "conversations": conversations,
-        "older": older,
-    });
-    let (nav, notice) = (nav(&w, Some(&a), "conversations"), notice(&q));
+    let q = q?;
+    let (cursor, limit) = (q.page.cursor.as_ref(), q.page.limit);
+    let list = (state.app.conversations())
+        .conversations(
+            &page.w.principal,
+            &page.agent.id,
+            &q.filter,
+            cursor,
+            limit,
+            false,
+        )
+        .await?;
+    let context = ConversationsContext::of(&q, &list);
     let template = "conversations.html";
-    render_template(&s, "Conversations", &nav, &notice, template, page)
+    page.render("Conversations", "conversations", &notice, template, context)
 }
 
 /// The conversations page's query: a page and a filter (dates, user).
-fn conversation_filter(q: &QueryMap) -> Result<(PageQuery, ConversationFilter), Problem> {
-    let mut details = std::collections::BTreeMap::new();
-    let list = ListQuery::<{ PageQuery::MAX_LIMIT }>::read(q, &mut details);
-    let ListQuery {
-        page,
-        created_from,
-        created_to,
-    } = list.check(details).map_err(Problem::from)?;
-    let filter = ConversationFilter {
-        created_from,
-        created_to,
-        user_id: q.get("userId").map(str::to_owned),
-        ..Default::default()
-    };
-    Ok((page, filter))
+pub struct ConversationsQuery {
+    page: PageQuery,
+    filter: ConversationFilter,
+    q: QueryMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ConversationsQuery {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let mut details = std::collections::BTreeMap::new();
+        let list = ListQuery::<{ PageQuery::MAX_LIMIT }>::read(&q, &mut details);
+        let ListQuery {
+            page,
+            created_from,
+            created_to,
+        } = list.check(details).map_err(Problem::from)?;
+        let filter = ConversationFilter {
+            created_from,
+            created_to,
+            user_id: q.get("userId").map(str::to_owned),
+            ..Default::default()
+        };
+        Ok(ConversationsQuery { page, filter, q })
+    }
+}
+
+/// What the conversations template shows.
+#[derive(Serialize)]
+struct ConversationsContext<'a> {
+    conversations: Vec<ConversationRow>,
+    filter: ConversationsFilterShown<'a>,
+    older: Option<String>,
+    total: i64,
+}
+
+/// The filter as the page's form shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConversationsFilterShown<'a> {
+    end_date: &'a str,
+    start_date: &'a str,
+    user_id: &'a str,
+}
+
+impl<'a> ConversationsContext<'a> {
+    fn of(q: &'a ConversationsQuery, list: &agentbase_service::Page<Conversation>) -> Self {
+        let shown = |k| q.q.get(k).unwrap_or("");
+        ConversationsContext {
+            conversations: list.items.iter().map(ConversationRow::of).collect(),
+            filter: ConversationsFilterShown {
+                end_date: shown("endDate"),
+                start_date: shown("startDate"),
+                user_id: shown("userId"),
+            },
+            older: next_cursor(list, by_created).map(|cursor| filtered_query(&cursor, &q.q)),
+            total: list.total,
+        }
+    }
 }
 
 /// The query of the next page: its cursor, and the filter kept.
@@ -366,72 +488,147 @@ impl ConversationRow {
 }
 
 /// A message as the conversation template shows it.
-fn message_context(m: &Message) -> Value {
-    let role = match m.role {
-        MessageRole::User => "user",
-        MessageRole::Assistant => "assistant",
-    };
-    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    let parts: Vec<Value> = (m.parts.iter())
-        .map(|part| match part {
-            Part::Text { text } => json!({"kind": "text", "text": text}),
+#[derive(Serialize)]
+struct MessageContext<'a> {
+    id: &'a str,
+    role: &'static str,
+    at: String,
+    parts: Vec<PartContext<'a>>,
+    sources: Vec<SourceContext<'a>>,
+    assistant: bool,
+    feedback: &'static str,
+    credits: String,
+    finish: Option<&'a str>,
+}
+
+/// A message's part: text, a tool call or a tool result (`json`: its input or
+/// output, pretty-printed).
+#[derive(Serialize)]
+struct PartContext<'a> {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json: Option<String>,
+}
+
+/// A source an answer cites; one whose URL is not http(s) is shown, never linked.
+#[derive(Serialize)]
+struct SourceContext<'a> {
+    title: &'a str,
+    href: Option<&'a str>,
+    url: Option<&'a str>,
+    score: String,
+}
+
+impl<'a> PartContext<'a> {
+    fn of(part: &'a Part) -> Self {
+        let pretty = |v: &Value| Some(serde_json::to_string_pretty(v).unwrap_or_default());
+        let (kind, text, tool, json) = match part {
+            Part::Text { text } => ("text", Some(text.as_str()), None, None),
             Part::ToolCall {
                 tool_name, input, ..
-            } => json!({"kind": "call", "tool": tool_name, "json": pretty(input)}),
+            } => ("call", None, Some(tool_name.as_str()), pretty(input)),
             Part::ToolResult {
                 tool_name, output, ..
-            } => json!({"kind": "result", "tool": tool_name, "json": pretty(output)}),
-        })
-        .collect();
-    // A source whose URL is not http(s) is shown, never linked.
-    let sources: Vec<Value> = (m.sources.iter())
-        .map(|c| {
-            json!({
-                "title": c.title,
-                "href": c.url.as_deref().and_then(html::safe_href),
-                "url": c.url,
-                "score": format!("{:.2}", c.score),
+            } => ("result", None, Some(tool_name.as_str()), pretty(output)),
+        };
+        PartContext {
+            kind,
+            text,
+            tool,
+            json,
+        }
+    }
+}
+
+impl<'a> MessageContext<'a> {
+    fn of(m: &'a Message) -> Self {
+        let sources = (m.sources.iter())
+            .map(|c| SourceContext {
+                title: &c.title,
+                href: c.url.as_deref().and_then(html::safe_href),
+                url: c.url.as_deref(),
+                score: format!("{:.2}", c.score),
             })
-        })
-        .collect();
-    json!({
-        "id": m.id,
-        "role": role,
-        "at": when(m.created_at),
-        "parts": parts,
-        "sources": sources,
-        "assistant": m.role == MessageRole::Assistant,
-        "feedback": m.feedback.map_or("none", |f| f.as_str()),
-        "credits": m.credits.to_string(),
-        "finish": m.finish_reason,
-    })
+            .collect();
+        MessageContext {
+            id: &m.id,
+            role: match m.role {
+                MessageRole::User => "user",
+                MessageRole::Assistant => "assistant",
+            },
+            at: when(m.created_at),
+            parts: m.parts.iter().map(PartContext::of).collect(),
+            sources,
+            assistant: m.role == MessageRole::Assistant,
+            feedback: m.feedback.map_or("none", |f| f.as_str()),
+            credits: m.credits.to_string(),
+            finish: m.finish_reason.as_deref(),
+        }
+    }
 }
 
 pub async fn thread(
     State(state): State<AppState>,
-    s: Session,
-    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
-    q: QueryMap,
+    page: AgentPage,
+    Path((_, _, conversation_id)): Path<(String, String, String)>,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let c = state
-        .app
-        .conversations()
-        .conversation_of(&w.principal, &a.id, &conversation_id)
+    let (c, messages) = (state.app.conversations())
+        .thread(&page.w.principal, &page.agent.id, &conversation_id)
         .await?;
-    let messages = state.app.conversations().all_messages(&c.id).await?;
-    let page = json!({
-        "conversation": {
-            "id": c.id,
-            "user": c.user_id.as_deref().unwrap_or("—"),
-            "source": c.source,
-            "status": c.status.as_str(),
-            "started": when(c.created_at),
-            "url": format!("{}/conversations/{}", agent_base(&ws, &a.id), url_value(&c.id)),
+    let url = format!(
+        "{}/conversations/{}",
+        agent_base(page.ws(), &page.agent.id),
+        url_value(&c.id)
+    );
+    let context = thread_context(&c, &messages, url);
+    page.render(
+        "Conversation",
+        "conversations",
+        &notice,
+        "conversation.html",
+        context,
+    )
+}
+
+/// What the conversation template shows: the conversation (`url`: its page) and
+/// its messages.
+#[derive(Serialize)]
+struct ThreadContext<'a> {
+    conversation: ConversationContext<'a>,
+    after: i64,
+    messages: Vec<MessageContext<'a>>,
+}
+
+#[derive(Serialize)]
+struct ConversationContext<'a> {
+    id: &'a str,
+    user: &'a str,
+    source: &'a str,
+    status: &'static str,
+    started: String,
+    url: String,
+}
+
+fn thread_context<'a>(
+    c: &'a Conversation,
+    messages: &'a [Message],
+    url: String,
+) -> ThreadContext<'a> {
+    ThreadContext {
+        conversation: ConversationContext {
+            id: &c.id,
+            user: c.user_id.as_deref().unwrap_or("—"),
+            source: &c.source,
+            status: c.status.as_str(),
+            started: when(c.created_at),
+            url,
         },
-        "after": messages.last().map_or(0, |m| m.seq),
-        "messages": messages.iter().map(message_context).collect::<Vec<_>>(),
-    });
-    let (nav, notice) = (nav(&w, Some(&a), "conversations"), notice(&q));
-    render_template(&s, "Conversation", &nav, &notice, "conversation.html", page)
+        after: messages.last().map_or(0, |m| m.seq),
+        messages: messages.iter().map(MessageContext::of).collect(),
+    }
 }

@@ -4,6 +4,7 @@ use agentbase_core::ids;
 use agentbase_core::keys::same_secret;
 use agentbase_core::member::{Acting, Role};
 use agentbase_service::dashboard::SignedIn;
+use agentbase_service::members::SignInAttempt;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -211,8 +212,19 @@ impl FromRequest<AppState> for Posted {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let session = Session::from_request_parts(&mut parts, state).await?;
-        let headers = parts.headers.clone();
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+        Posted::read(session, Request::from_parts(parts, body), state).await
+    }
+}
+
+impl Posted {
+    /// The form of `req` from the signed-in `session`, its CSRF token checked.
+    pub(super) async fn read(
+        session: Session,
+        req: Request,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| Problem::bad("The form could not be read.").into_response())?;
         let form = Form(form_pairs(&String::from_utf8_lossy(&bytes)));
@@ -240,6 +252,14 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
+/// What the sign-in template shows: the form's own CSRF token, and where to go
+/// after signing in.
+#[derive(serde::Serialize)]
+struct SignInContext<'a> {
+    form_csrf: &'a str,
+    next: &'a str,
+}
+
 fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&str>) -> Response {
     // A login CSRF token: a double-submit cookie scoped to this form.
     let token = ids::alphanumeric(32);
@@ -253,7 +273,10 @@ fn login_form(state: &AppState, headers: &HeaderMap, next: &str, error: Option<&
         notice: &notice,
         nav: None,
     };
-    let page = serde_json::json!({ "form_csrf": token, "next": next });
+    let page = SignInContext {
+        form_csrf: &token,
+        next,
+    };
     // A failed attempt is the form again with a message: 200, like the first
     // view (a 401 would put an error in the browser console for a typo).
     let mut r = match templates::render("sign_in.html", &shell, page) {
@@ -295,16 +318,14 @@ pub async fn login(
     }
     let trusted = &state.app.settings().server.trusted_proxies;
     let ip = client_ip(Some(peer.ip()), &headers, trusted);
-    if let Err(refused) = sign_in_allowed(&state, &headers, &next, &ip).await {
-        return refused;
-    }
-    let (attempt, wrong) = sign_in(&state, &form).await;
-    match attempt {
-        Ok(Some(signed_in)) => {
-            let path = "/dashboard/login";
-            signed_in_response(&state, &headers, &signed_in, &next, LOGIN_COOKIE, path)
-        }
-        Ok(None) => login_form(&state, &headers, &next, Some(wrong)),
+    let (email, password) = (form.get("email"), form.raw("password"));
+    match state
+        .app
+        .members()
+        .dashboard_sign_in(&ip, email, password)
+        .await
+    {
+        Ok(attempt) => attempted(&state, &headers, &next, email.is_some(), attempt),
         Err(e) => Problem::from(e).into_response(),
     }
 }
@@ -319,39 +340,31 @@ pub(super) fn double_submit_ok(headers: &HeaderMap, form: &Form, cookie_name: &s
     same && !cross_site(headers)
 }
 
-/// The sign-in form's attempt, and what a wrong password is told: an email signs a
-/// workspace member in; none, the administrator.
-async fn sign_in(
-    state: &AppState,
-    form: &Form,
-) -> (agentbase_core::Result<Option<SignedIn>>, &'static str) {
-    match form.get("email") {
-        Some(email) => (
-            state
-                .app
-                .members()
-                .member_sign_in(email, form.raw("password"))
-                .await,
-            "That email and password do not match.",
-        ),
-        None => (
-            state.app.sessions().sign_in(form.raw("password")).await,
-            "That password is not right.",
-        ),
-    }
-}
-
-/// Counts the attempt against the client's per-minute allowance: past it, the form
-/// again with a 429 and `Retry-After`; without a limiter, a 503.
-async fn sign_in_allowed(
+/// The answer to a sign-in attempt: signed in, the form again saying what a wrong
+/// password is told (`member`: an email was given), or past the client's
+/// per-minute allowance the form again with a 429 and `Retry-After`; without a
+/// limiter, a 503.
+fn attempted(
     state: &AppState,
     headers: &HeaderMap,
     next: &str,
-    ip: &str,
-) -> Result<(), Response> {
-    match state.app.sessions().sign_in_allowed(ip).await {
-        Ok(d) if d.allowed => Ok(()),
-        Ok(d) => {
+    member: bool,
+    attempt: SignInAttempt,
+) -> Response {
+    match attempt {
+        SignInAttempt::SignedIn(signed_in) => {
+            let path = "/dashboard/login";
+            signed_in_response(state, headers, &signed_in, next, LOGIN_COOKIE, path)
+        }
+        SignInAttempt::Wrong => {
+            let wrong = if member {
+                "That email and password do not match."
+            } else {
+                "That password is not right."
+            };
+            login_form(state, headers, next, Some(wrong))
+        }
+        SignInAttempt::Limited(d) => {
             let wait = Some("Too many sign-in attempts. Wait a minute and try again.");
             let mut r = login_form(state, headers, next, wait);
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
@@ -359,15 +372,15 @@ async fn sign_in_allowed(
                 header::RETRY_AFTER,
                 HeaderValue::from(d.retry_after_secs(state.app.now())),
             );
-            Err(r)
+            r
         }
-        Err(e) => {
+        SignInAttempt::Unavailable(e) => {
             tracing::error!(error = %e, "rate limiter unavailable");
-            Err(Problem::new(
+            Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The service is temporarily unavailable, please try again later.",
             )
-            .into_response())
+            .into_response()
         }
     }
 }

@@ -4,18 +4,24 @@
 //! repeats, so the visitor's messages appear without a reload).
 
 use agentbase_core::helpdesk::{self, CATEGORIES, Sender, Team, Ticket, TicketFilter};
-use axum::extract::{Path, State};
+use agentbase_service::helpdesk::TicketsPage;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 
-use super::auth::{Posted, Session};
-use super::html::{url_value, when};
-use super::workspaces::notice;
-use super::{Problem, agent_page, back, nav, render_template, workspace};
+use super::auth::Session;
+use super::html::{Notice, url_value, when};
+use super::page::{AgentPage, WsPage, WsPosted};
+use super::{Problem, back};
 use crate::AppState;
+use crate::dto::widget::LiveFeed;
+use crate::error::ApiError;
 use crate::extract::QueryMap;
-use crate::widget_live::{live_json, live_params};
+use crate::widget_live::LiveQuery;
+
+/// Rows on the tickets page.
+const PAGE_ROWS: u32 = 100;
 
 /// Who replies from the dashboard: the signed-in member, or the instance
 /// administrator (no member record) as "Operator".
@@ -33,37 +39,85 @@ fn operator(session: &Session) -> Sender {
 /// `GET …/agents/{agentId}/tickets?status=&team=&assignee=`.
 pub async fn tickets(
     State(state): State<AppState>,
-    s: Session,
-    Path((ws, agent_id)): Path<(String, String)>,
-    q: QueryMap,
+    page: AgentPage,
+    q: TicketsQuery,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let teams = state.app.helpdesk().helpdesk_teams(&ws, &a.id).await?;
-    let status = q.get("status").unwrap_or("");
-    let team = q.get("team").unwrap_or("");
-    let assignee = q.get("assignee").unwrap_or("");
-    let filter = ticket_filter(status, team, assignee);
-    let page = state
-        .app
-        .helpdesk()
-        .tickets(&ws, &a.id, &filter, None, 100)
+    let (filter, email) = (q.filter(), q.assignee_email());
+    let found = (state.app.helpdesk())
+        .tickets_page(page.ws(), &page.agent.id, &filter, email, PAGE_ROWS)
         .await?;
-    // The assignee is matched by id in the filter or, for emails, among the rows.
-    let tickets: Vec<TicketRow> = (page.items.into_iter())
-        .filter(|t| {
-            !assignee.contains('@')
-                || (t.assignee_email.as_deref()).is_some_and(|e| e.eq_ignore_ascii_case(assignee))
+    let context = TicketsContext::of(&q, found);
+    page.render("Tickets", "tickets", &notice, "tickets.html", context)
+}
+
+/// The tickets page's query: `status`, `team` and `assignee`, as given.
+pub struct TicketsQuery {
+    status: String,
+    team: String,
+    assignee: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TicketsQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let q = QueryMap::from_request_parts(parts, state).await?;
+        let shown = |k| q.get(k).unwrap_or("").to_owned();
+        Ok(TicketsQuery {
+            status: shown("status"),
+            team: shown("team"),
+            assignee: shown("assignee"),
         })
-        .map(|t| TicketRow::of(t, &teams))
-        .collect();
-    let page = json!({
-        "filter": { "status": status, "team": team, "assignee": assignee },
-        "statuses": status_choices(),
-        "teams": team_choices(&teams),
-        "tickets": tickets,
-    });
-    let nav = nav(&w, Some(&a), "tickets");
-    render_template(&s, "Tickets", &nav, &notice(&q), "tickets.html", page)
+    }
+}
+
+impl TicketsQuery {
+    fn filter(&self) -> TicketFilter {
+        ticket_filter(&self.status, &self.team, &self.assignee)
+    }
+
+    /// An assignee given by email, matched among the rows (the filter matches ids).
+    fn assignee_email(&self) -> Option<&str> {
+        Some(self.assignee.as_str()).filter(|a| a.contains('@'))
+    }
+}
+
+/// What the tickets template shows.
+#[derive(Serialize)]
+struct TicketsContext<'a> {
+    filter: TicketsFilterShown<'a>,
+    statuses: Vec<(&'static str, &'static str)>,
+    teams: Vec<(String, String)>,
+    tickets: Vec<TicketRow>,
+}
+
+/// The filter as the page's form shows it.
+#[derive(Serialize)]
+struct TicketsFilterShown<'a> {
+    status: &'a str,
+    team: &'a str,
+    assignee: &'a str,
+}
+
+impl<'a> TicketsContext<'a> {
+    fn of(q: &'a TicketsQuery, found: TicketsPage) -> Self {
+        let teams = &found.teams;
+        TicketsContext {
+            filter: TicketsFilterShown {
+                status: &q.status,
+                team: &q.team,
+                assignee: &q.assignee,
+            },
+            statuses: status_choices(),
+            teams: (team_choices(teams).into_iter())
+                .map(|(v, l)| (v.to_owned(), l.to_owned()))
+                .collect(),
+            tickets: (found.tickets.into_iter())
+                .map(|t| TicketRow::of(t, teams))
+                .collect(),
+        }
+    }
 }
 
 /// The filter's status choices (value, label): any, or one category.
@@ -142,89 +196,66 @@ fn thread_url(ws: &str, agent_id: &str, conversation_id: &str) -> String {
 
 pub async fn take_over(
     State(state): State<AppState>,
-    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
-    _p: Posted,
+    Path((ws, agent_id, id)): Path<(String, String, String)>,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
-        let w = workspace(&state, &ws).await?;
-        let t = state
-            .app
-            .helpdesk()
-            .take_over_conversation(&w.principal, &agent_id, &conversation_id)
-            .await?;
+        let w = w?;
+        let taken = (state.app.helpdesk()).take_over_conversation(&w.principal, &agent_id, &id);
+        let n = taken.await?.number;
         Ok(format!(
-            "Taken over as ticket #{}. The AI is silent until you hand it back.",
-            t.number
+            "Taken over as ticket #{n}. The AI is silent until you hand it back."
         ))
     }
     .await;
-    back(&thread_url(&ws, &agent_id, &conversation_id), result)
+    back(&thread_url(&ws, &agent_id, &id), result)
 }
 
 pub async fn reply(
     State(state): State<AppState>,
-    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
-    p: Posted,
+    Path((ws, agent_id, id)): Path<(String, String, String)>,
+    WsPosted { w, form, session }: WsPosted,
 ) -> Response {
-    let text = p.form.raw("text").to_owned();
+    let (text, by) = (form.raw("text"), operator(&session));
     let result = async {
-        let w = workspace(&state, &ws).await?;
+        let w = w?;
         if text.trim().is_empty() {
             return Err(Problem::bad("Write a reply first."));
         }
-        state
-            .app
-            .helpdesk()
-            .reply_to_conversation(
-                &w.principal,
-                &agent_id,
-                &conversation_id,
-                &text,
-                operator(&p.session),
-            )
-            .await?;
+        let helpdesk = state.app.helpdesk();
+        (helpdesk.reply_to_conversation(&w.principal, &agent_id, &id, text, by)).await?;
         Ok("Reply sent.".to_owned())
     }
     .await;
-    back(&thread_url(&ws, &agent_id, &conversation_id), result)
+    back(&thread_url(&ws, &agent_id, &id), result)
 }
 
 pub async fn hand_back(
     State(state): State<AppState>,
-    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
-    _p: Posted,
+    Path((ws, agent_id, id)): Path<(String, String, String)>,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
-        let w = workspace(&state, &ws).await?;
-        state
-            .app
-            .helpdesk()
-            .hand_back(&w.principal, &agent_id, &conversation_id)
+        (state.app.helpdesk())
+            .hand_back(&w?.principal, &agent_id, &id)
             .await?;
         Ok("Handed back: the AI answers again.".to_owned())
     }
     .await;
-    back(&thread_url(&ws, &agent_id, &conversation_id), result)
+    back(&thread_url(&ws, &agent_id, &id), result)
 }
 
 /// `GET …/conversations/{id}/live.json?after=N&wait=S`: the messages past N and
 /// the status, as soon as there are any (at most `wait` seconds).
 pub async fn live(
     State(state): State<AppState>,
-    _s: Session,
-    Path((ws, agent_id, conversation_id)): Path<(String, String, String)>,
-    q: QueryMap,
+    page: WsPage,
+    Path((_, agent_id, conversation_id)): Path<(String, String, String)>,
+    q: Result<LiveQuery, ApiError>,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let (after, wait) = live_params(&q)?;
-    let (messages, status) = state
-        .app
-        .helpdesk()
-        .operator_messages_after(&w.principal, &agent_id, &conversation_id, after, wait)
+    let LiveQuery { after, wait } = q?;
+    let (messages, status) = (state.app.helpdesk())
+        .operator_messages_after(&page.w.principal, &agent_id, &conversation_id, after, wait)
         .await?;
-    Ok(axum::Json(json!({
-        "status": status.as_str(),
-        "messages": messages.iter().map(live_json).collect::<Vec<_>>(),
-    }))
-    .into_response())
+    Ok(axum::Json(LiveFeed::of(&messages, status)).into_response())
 }

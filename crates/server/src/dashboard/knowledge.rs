@@ -4,20 +4,19 @@
 use agentbase_api_types as api;
 use agentbase_core::Agent;
 use agentbase_core::knowledge::{Source, SourceContent, TrainingJob};
-use agentbase_service::{Principal, SourceFilter, files};
+use agentbase_service::{Principal, files};
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 
-use super::auth::{Form, Posted, Session};
-use super::html::when;
-use super::workspaces::notice;
-use super::{Problem, agent_page, back, lines, nav, render_template, workspace};
+use super::auth::{Form, Session};
+use super::html::{Notice, when};
+use super::page::{AgentPage, WsPosted};
+use super::{Problem, Ws, back, lines};
 use crate::AppState;
-use crate::extract::QueryMap;
+use crate::dto::widget::TrainingProgress;
 use crate::routes;
 use crate::routes::sources::file_field;
 
@@ -62,42 +61,53 @@ struct JobRow {
     total: i64,
 }
 
+/// Sources on the page (and in its live progress).
+const PAGE_SOURCES: u32 = 100;
+
 pub async fn sources(
     State(state): State<AppState>,
-    s: Session,
-    Path((ws, agent_id)): Path<(String, String)>,
-    q: QueryMap,
+    page: AgentPage,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let (sources, jobs) = training_state(&state, &w, &a.id).await?;
-    let sources: Vec<_> = sources.into_iter().map(SourceRow::of).collect();
-    let jobs: Vec<_> = jobs.iter().map(JobRow::of).collect();
-    let nav = nav(&w, Some(&a), "sources");
-    let page = json!({
-        "running": may_change(&a, &sources, &jobs),
-        "agent": {
-            "status": a.status.as_str(),
-            "last_trained": a.last_trained_at.map(when),
-        },
-        "auto_retrain": a.auto_retrain,
-        "jobs": jobs,
-        "sources": sources,
-    });
-    render_template(&s, "Sources", &nav, &notice(&q), "sources.html", page)
+    let (sources, jobs) = (state.app.knowledge())
+        .training_state(&page.w.principal, &page.agent.id, PAGE_SOURCES)
+        .await?;
+    let context = SourcesContext::of(&page.agent, sources, &jobs);
+    page.render("Sources", "sources", &notice, "sources.html", context)
 }
 
-/// An agent's sources (the first 100) and its unfinished training jobs.
-async fn training_state(
-    state: &AppState,
-    w: &super::Ws,
-    agent_id: &str,
-) -> Result<(Vec<Source>, Vec<TrainingJob>), Problem> {
-    let knowledge = state.app.knowledge();
-    let all = SourceFilter::default();
-    let list = (knowledge.sources(&w.principal, agent_id, &all, None, 100)).await?;
-    let mut jobs = knowledge.training_jobs(&w.principal, agent_id).await?;
-    jobs.retain(|j| !j.status.is_finished());
-    Ok((list.items, jobs))
+/// What the sources template shows.
+#[derive(Serialize)]
+struct SourcesContext {
+    agent: AgentTraining,
+    auto_retrain: bool,
+    jobs: Vec<JobRow>,
+    running: bool,
+    sources: Vec<SourceRow>,
+}
+
+/// The agent's training status.
+#[derive(Serialize)]
+struct AgentTraining {
+    last_trained: Option<String>,
+    status: &'static str,
+}
+
+impl SourcesContext {
+    fn of(a: &Agent, sources: Vec<Source>, jobs: &[TrainingJob]) -> Self {
+        let sources: Vec<_> = sources.into_iter().map(SourceRow::of).collect();
+        let jobs: Vec<_> = jobs.iter().map(JobRow::of).collect();
+        SourcesContext {
+            agent: AgentTraining {
+                last_trained: a.last_trained_at.map(when),
+                status: a.status.as_str(),
+            },
+            auto_retrain: a.auto_retrain,
+            running: may_change(a, &sources, &jobs),
+            jobs,
+            sources,
+        }
+    }
 }
 
 impl JobRow {
@@ -124,6 +134,33 @@ fn may_change(a: &Agent, sources: &[SourceRow], jobs: &[JobRow]) -> bool {
 struct Upload {
     form: Form,
     file: Option<files::Upload>,
+}
+
+/// A posted multipart form from a signed-in operator: the session (refused as
+/// `Session` refuses), the workspace of the path, then the form, read and its CSRF
+/// token checked. A form that cannot be read, or a missing workspace, goes back
+/// with the error; a refused token is the 403 page.
+pub struct PostedUpload {
+    w: Result<Ws, Problem>,
+    upload: Result<Upload, Problem>,
+}
+
+impl FromRequest<AppState> for PostedUpload {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let w = Ws::from_request_parts(&mut parts, state).await;
+        let headers = parts.headers.clone();
+        let upload = async {
+            let upload = read_form(Request::from_parts(parts, body), state).await?;
+            session.check_csrf(&headers, upload.form.get("_csrf"))?;
+            Ok(upload)
+        };
+        let upload = upload.await;
+        Ok(PostedUpload { w, upload })
+    }
 }
 
 async fn read_form(req: Request, state: &AppState) -> Result<Upload, Problem> {
@@ -200,117 +237,84 @@ async fn add_from_form(
 
 pub async fn add_source(
     State(state): State<AppState>,
-    s: Session,
     Path((ws, agent_id)): Path<(String, String)>,
-    req: Request,
+    PostedUpload { w, upload }: PostedUpload,
 ) -> Response {
-    let to = format!("/dashboard/w/{ws}/agents/{agent_id}/sources");
-    let headers = req.headers().clone();
     let result = async {
-        let upload = read_form(req, &state).await?;
-        s.check_csrf(&headers, upload.form.get("_csrf"))?;
-        let w = workspace(&state, &ws).await?;
+        let upload = upload?;
+        let w = w?;
         let source = add_from_form(&state, &w.principal, &agent_id, upload).await?;
         Ok::<_, Problem>(format!("Added “{}”: training has started.", source.name))
     }
     .await;
     match result {
         Err(p) if p.status == StatusCode::FORBIDDEN => p.into_response(),
-        r => back(&to, r),
+        r => back(&sources_url(&ws, &agent_id), r),
     }
+}
+
+fn sources_url(ws: &str, agent_id: &str) -> String {
+    format!("/dashboard/w/{ws}/agents/{agent_id}/sources")
 }
 
 pub async fn delete_source(
     State(state): State<AppState>,
     Path((ws, agent_id, source_id)): Path<(String, String, String)>,
-    _p: Posted,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
-        let w = workspace(&state, &ws).await?;
-        let s = state
-            .app
-            .knowledge()
-            .delete_source(&w.principal, &agent_id, &source_id)
-            .await?;
-        Ok(format!("Deleted “{}”.", s.name))
+        let w = w?;
+        let deleted = (state.app.knowledge()).delete_source(&w.principal, &agent_id, &source_id);
+        Ok(format!("Deleted “{}”.", deleted.await?.name))
     }
     .await;
-    back(
-        &format!("/dashboard/w/{ws}/agents/{agent_id}/sources"),
-        result,
-    )
+    back(&sources_url(&ws, &agent_id), result)
 }
 
 pub async fn retrain(
     State(state): State<AppState>,
     Path((ws, agent_id)): Path<(String, String)>,
-    _p: Posted,
+    WsPosted { w, .. }: WsPosted,
 ) -> Response {
     let result = async {
-        let w = workspace(&state, &ws).await?;
-        let n = state
-            .app
-            .knowledge()
-            .retrain(&w.principal, &agent_id)
-            .await?;
-        Ok(if n == 0 {
-            "There are no sources to train.".to_owned()
-        } else {
-            format!("Retraining {n} source(s).")
+        let w = w?;
+        let n = state.app.knowledge().retrain(&w.principal, &agent_id);
+        Ok(match n.await? {
+            0 => "There are no sources to train.".to_owned(),
+            n => format!("Retraining {n} source(s)."),
         })
     }
     .await;
-    back(
-        &format!("/dashboard/w/{ws}/agents/{agent_id}/sources"),
-        result,
-    )
+    back(&sources_url(&ws, &agent_id), result)
 }
 
 pub async fn auto_retrain(
     State(state): State<AppState>,
     Path((ws, agent_id)): Path<(String, String)>,
-    p: Posted,
+    WsPosted { w, form, .. }: WsPosted,
 ) -> Response {
-    let enabled = p.form.checked("enabled");
+    let enabled = form.checked("enabled");
     let result = async {
-        let w = workspace(&state, &ws).await?;
-        state
-            .app
-            .knowledge()
-            .set_auto_retrain(&w.principal, &agent_id, enabled)
-            .await?;
-        Ok(if enabled {
-            "Automatic retraining is on.".to_owned()
-        } else {
-            "Automatic retraining is off.".to_owned()
-        })
+        let w = w?;
+        let set = (state.app.knowledge()).set_auto_retrain(&w.principal, &agent_id, enabled);
+        set.await?;
+        let now = if enabled { "on" } else { "off" };
+        Ok(format!("Automatic retraining is {now}."))
     }
     .await;
-    back(
-        &format!("/dashboard/w/{ws}/agents/{agent_id}/sources"),
-        result,
-    )
+    back(&sources_url(&ws, &agent_id), result)
 }
 
 /// Live progress for the sources page's script: the agent's status, each
 /// source's status and the unfinished jobs.
 pub async fn training_json(
     State(state): State<AppState>,
-    _s: Session,
-    Path((ws, agent_id)): Path<(String, String)>,
+    page: AgentPage,
 ) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
-    let (sources, jobs) = training_state(&state, &w, &a.id).await?;
-    let body = json!({
-        "agentStatus": a.status.as_str(),
-        "sources": sources.iter().map(|s| json!({
-            "id": s.id, "status": s.status.as_str(), "pages": s.pages, "error": s.error,
-        })).collect::<Vec<_>>(),
-        "jobs": jobs.iter().map(|j| json!({
-            "sourceId": j.source_id, "status": j.status.as_str(), "stage": j.stage,
-            "done": j.done, "total": j.total,
-        })).collect::<Vec<_>>(),
-    });
+    let (sources, jobs) = (state.app.knowledge())
+        .training_state(&page.w.principal, &page.agent.id, PAGE_SOURCES)
+        .await?;
+    let body = TrainingProgress::of(&page.agent, &sources, &jobs);
     let no_store = [(axum::http::header::CACHE_CONTROL, "no-store")];
     Ok((no_store, Json(body)).into_response())
 }

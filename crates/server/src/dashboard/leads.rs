@@ -6,14 +6,14 @@ use agentbase_core::AgentPatch;
 use agentbase_core::lead::{self, LeadForm};
 use axum::extract::{Path, State};
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::json;
 
-use super::auth::{Form, Posted, Session};
-use super::html::when;
-use super::workspaces::notice;
-use super::{Problem, agent_page, back, nav, render_template};
+use super::auth::{Form, Posted};
+use super::html::{Notice, when};
+use super::page::AgentPage;
+use super::{Problem, back};
 use crate::AppState;
-use crate::extract::QueryMap;
 use crate::routes::leads::leads_csv;
 
 /// Rows on the page; the CSV has them all.
@@ -22,63 +22,101 @@ const PAGE_ROWS: u32 = 100;
 /// `GET …/agents/{agentId}/leads`.
 pub async fn leads(
     State(state): State<AppState>,
-    s: Session,
-    Path((ws, agent_id)): Path<(String, String)>,
-    q: QueryMap,
+    page: AgentPage,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let (w, a) = agent_page(&state, &ws, &agent_id).await?;
+    let leads = (state.app.widget())
+        .leads(page.ws(), &page.agent.id, None, None, 1, PAGE_ROWS)
+        .await?;
+    let context = leads_context(&page.agent, leads);
+    page.render("Leads", "leads", &notice, "leads.html", context)
+}
+
+/// What the leads template shows: the agent's lead form and its newest leads.
+fn leads_context(a: &agentbase_core::Agent, leads: Vec<lead::Lead>) -> LeadsContext {
     let form = lead::form_of(a.lead_form.as_ref()).filter(LeadForm::asks_anything);
-    let leads = state
-        .app
-        .widget()
-        .leads(&ws, &a.id, None, None, 1, PAGE_ROWS);
-    let leads: Vec<_> = leads.await?.into_iter().map(lead_row).collect();
-    let page = json!({
-        "form": form_context(form.as_ref()),
-        "title_max": lead::TITLE_MAX,
-        "show_after_max": lead::SHOW_AFTER_MAX,
-        "leads": leads,
-    });
-    let nav = nav(&w, Some(&a), "leads");
-    render_template(&s, "Leads", &nav, &notice(&q), "leads.html", page)
+    LeadsContext {
+        form: FormContext::of(form.as_ref()),
+        title_max: lead::TITLE_MAX,
+        show_after_max: lead::SHOW_AFTER_MAX,
+        leads: leads.into_iter().map(LeadRow::of).collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct LeadsContext {
+    form: FormContext,
+    title_max: usize,
+    show_after_max: u64,
+    leads: Vec<LeadRow>,
 }
 
 /// A lead as the page's table shows it.
-fn lead_row(l: lead::Lead) -> serde_json::Value {
-    json!({
-        "name": l.name.unwrap_or_default(),
-        "email": l.email.unwrap_or_default(),
-        "phone": l.phone.unwrap_or_default(),
-        "conversation": l.conversation_id,
-        "submitted": when(l.created_at),
-    })
+#[derive(Serialize)]
+struct LeadRow {
+    name: String,
+    email: String,
+    phone: String,
+    conversation: Option<String>,
+    submitted: String,
+}
+
+impl LeadRow {
+    fn of(l: lead::Lead) -> Self {
+        LeadRow {
+            name: l.name.unwrap_or_default(),
+            email: l.email.unwrap_or_default(),
+            phone: l.phone.unwrap_or_default(),
+            conversation: l.conversation_id,
+            submitted: when(l.created_at),
+        }
+    }
 }
 
 /// The lead form's settings as the page shows them: a title, which fields are asked
 /// for and required, and after how many answers the widget shows it (asking for
 /// nothing turns it off).
-fn form_context(form: Option<&LeadForm>) -> serde_json::Value {
-    let fields: Vec<_> = [("name", "Name"), ("email", "Email"), ("phone", "Phone")]
-        .into_iter()
-        .map(|(key, label)| {
-            let f = form.map(|f| match key {
-                "name" => &f.name,
-                "email" => &f.email,
-                _ => &f.phone,
-            });
-            json!({
-                "key": key,
-                "label": label,
-                "active": f.is_some_and(|f| f.active),
-                "required": f.is_some_and(|f| f.required),
+#[derive(Serialize)]
+struct FormContext {
+    title: String,
+    fields: Vec<FieldContext>,
+    show_after: u64,
+}
+
+#[derive(Serialize)]
+struct FieldContext {
+    key: &'static str,
+    label: &'static str,
+    active: bool,
+    required: bool,
+}
+
+impl FormContext {
+    fn of(form: Option<&LeadForm>) -> Self {
+        let fields = [("name", "Name"), ("email", "Email"), ("phone", "Phone")]
+            .into_iter()
+            .map(|(key, label)| {
+                let f = form.map(|f| match key {
+                    "name" => &f.name,
+                    "email" => &f.email,
+                    _ => &f.phone,
+                });
+                FieldContext {
+                    key,
+                    label,
+                    active: f.is_some_and(|f| f.active),
+                    required: f.is_some_and(|f| f.required),
+                }
             })
-        })
-        .collect();
-    json!({
-        "title": form.map_or("Let us know how to contact you", |f| f.title.as_str()),
-        "fields": fields,
-        "show_after": form.map_or(1, |f| f.show_after_answers),
-    })
+            .collect();
+        FormContext {
+            title: form
+                .map_or("Let us know how to contact you", |f| f.title.as_str())
+                .to_owned(),
+            fields,
+            show_after: form.map_or(1, |f| f.show_after_answers),
+        }
+    }
 }
 
 /// `POST …/agents/{agentId}/lead-form`: checked like v1's `collectCustomerInformation`.
@@ -88,23 +126,26 @@ pub async fn save_form(
     p: Posted,
 ) -> Response {
     let result = async {
-        let form = lead_form_of(&p.form)?;
-        let on = form.asks_anything();
-        let patch = AgentPatch {
-            lead_form: Some(on.then(|| form.to_json())),
-            ..AgentPatch::default()
-        };
+        let (patch, on) = lead_form_patch(&p.form)?;
         state.app.agents().update(&ws, &agent_id, patch).await?;
-        Ok(format!(
-            "The lead form is {}.",
-            if on { "on" } else { "off" }
-        ))
+        let now = if on { "on" } else { "off" };
+        Ok(format!("The lead form is {now}."))
     }
     .await;
-    back(
-        &format!("/dashboard/w/{ws}/agents/{agent_id}/leads"),
-        result,
-    )
+    let to = format!("/dashboard/w/{ws}/agents/{agent_id}/leads");
+    back(&to, result)
+}
+
+/// The agent's change the form makes, and whether the lead form is on (asking
+/// for nothing turns it off).
+fn lead_form_patch(f: &Form) -> Result<(AgentPatch, bool), Problem> {
+    let form = lead_form_of(f)?;
+    let on = form.asks_anything();
+    let patch = AgentPatch {
+        lead_form: Some(on.then(|| form.to_json())),
+        ..AgentPatch::default()
+    };
+    Ok((patch, on))
 }
 
 /// The lead form the page's fields describe, read as the API reads `leadForm` (so
@@ -132,17 +173,9 @@ fn lead_form_of(f: &Form) -> Result<LeadForm, Problem> {
 }
 
 /// `GET …/agents/{agentId}/leads.csv`.
-pub async fn export(
-    State(state): State<AppState>,
-    _s: Session,
-    Path((ws, agent_id)): Path<(String, String)>,
-) -> Result<Response, Problem> {
-    let (_, a) = agent_page(&state, &ws, &agent_id).await?;
-    Ok(leads_csv(
-        state
-            .app
-            .widget()
-            .export_leads(&ws, &a.id, None, None)
-            .await?,
-    ))
+pub async fn export(State(state): State<AppState>, page: AgentPage) -> Result<Response, Problem> {
+    let leads = (state.app.widget())
+        .export_leads(page.ws(), &page.agent.id, None, None)
+        .await?;
+    Ok(leads_csv(leads))
 }

@@ -5,30 +5,36 @@
 //! `core::member::may_manage` in the service.
 
 use agentbase_core::ids;
-use agentbase_core::member::{Member, Role, may_manage};
+use agentbase_core::member::{Acting, Member, Role, may_manage};
 use agentbase_service::OpenLink;
+use agentbase_service::dashboard::SignedIn;
+use agentbase_service::members::MemberLink;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use serde_json::json;
+use serde::Serialize;
 
-use super::auth::{
-    Form, Posted, Session, double_submit_ok, secure, set_cookie, signed_in_response,
-};
+use super::auth::{self, Form, Posted, Session, double_submit_ok, secure, set_cookie};
 use super::html::{Nav, Notice, when};
+use super::page::{WsPage, WsPosted};
 use super::templates::{self, Shell};
-use super::workspaces::notice;
-use super::{Problem, Ws, back, html_response, render_template, workspace};
+use super::{Problem, Ws, back, html_response, render_template};
 use crate::AppState;
-use crate::extract::{QueryMap, form_pairs};
+use crate::extract::form_pairs;
 
 const LINK_COOKIE: &str = "agentbase_link";
 const LINK_PATH: &str = "/dashboard/invite";
+/// Where a followed link leads.
+const WORKSPACES: &str = "/dashboard/workspaces";
 
-/// The page; `link` is a link just made, shown once with who it is for.
+fn members_url(ws: &str) -> String {
+    format!("/dashboard/w/{ws}/members")
+}
+
+/// The page; `link` is a link just made (its URL), shown once with who it is for.
 fn page(
-    state: &AppState,
     s: &Session,
     w: &Ws,
     members: &[Member],
@@ -36,30 +42,13 @@ fn page(
     notice: &Notice,
 ) -> Result<Response, Problem> {
     let acting = s.acting();
-    let members: Vec<_> = members
-        .iter()
-        .map(|m| {
-            json!({
-                "id": m.id,
-                "name": m.name,
-                "email": m.email,
-                "role": m.role.as_str(),
-                "status": if m.active { "active" } else { "invited" },
-                "joined": when(m.joined_at),
-                "manageable": may_manage(acting, m.role),
-            })
-        })
-        .collect();
-    let roles: Vec<[&str; 2]> = Role::ALL.iter().map(|r| [r.as_str(); 2]).collect();
-    let link = link
-        .map(|(email, token)| json!({"email": email, "url": state.app.members().link_url(token)}));
-    let page = json!({
-        "ws": w.workspace.id,
-        "link": link,
-        "members": members,
-        "may_invite": may_manage(acting, Role::Member),
-        "roles": roles,
-    });
+    let page = MembersContext {
+        ws: &w.workspace.id,
+        link: link.map(|(email, url)| NewLink { email, url }),
+        members: members.iter().map(|m| MemberRow::of(m, acting)).collect(),
+        may_invite: may_manage(acting, Role::Member),
+        roles: Role::ALL.iter().map(|r| [r.as_str(); 2]).collect(),
+    };
     let nav = Nav {
         workspace: Some((&w.workspace.id, &w.workspace.name)),
         agent: None,
@@ -68,70 +57,117 @@ fn page(
     render_template(s, "Members", &nav, notice, "members.html", page)
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    s: Session,
-    Path(ws): Path<String>,
-    q: QueryMap,
-) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let members = state.app.members().list(&ws).await?;
-    page(&state, &s, &w, &members, None, &notice(&q))
+/// What the members template shows.
+#[derive(Serialize)]
+struct MembersContext<'a> {
+    ws: &'a str,
+    link: Option<NewLink<'a>>,
+    members: Vec<MemberRow<'a>>,
+    may_invite: bool,
+    roles: Vec<[&'static str; 2]>,
 }
 
-pub async fn invite(
-    State(state): State<AppState>,
-    Path(ws): Path<String>,
-    p: Posted,
-) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let f = &p.form;
-    let (email, name) = (f.get("email").unwrap_or(""), f.get("name").unwrap_or(""));
-    let role = f.get("role").unwrap_or("member");
-    let acting = p.session.acting();
-    let invited = match state
-        .app
-        .members()
-        .invite_member(acting, &ws, email, name, role)
-        .await
-    {
-        Ok(i) => i,
-        Err(e) => return Ok(back(&format!("/dashboard/w/{ws}/members"), Err(e.into()))),
-    };
-    let members = state.app.members().list(&ws).await?;
+/// A one-time link just made, and who it is for.
+#[derive(Serialize)]
+struct NewLink<'a> {
+    email: &'a str,
+    url: &'a str,
+}
+
+/// A member as the table shows them; `manageable` when the viewer may reset or
+/// remove them.
+#[derive(Serialize)]
+struct MemberRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    email: &'a str,
+    role: &'static str,
+    status: &'static str,
+    joined: String,
+    manageable: bool,
+}
+
+impl<'a> MemberRow<'a> {
+    fn of(m: &'a Member, acting: Acting) -> Self {
+        MemberRow {
+            id: &m.id,
+            name: &m.name,
+            email: &m.email,
+            role: m.role.as_str(),
+            status: if m.active { "active" } else { "invited" },
+            joined: when(m.joined_at),
+            manageable: may_manage(acting, m.role),
+        }
+    }
+}
+
+/// What an invitation says it did.
+fn invited_notice(invited: &MemberLink) -> String {
     let m = &invited.member;
-    let notice = Notice::ok(match invited.token {
+    match invited.link_url {
         Some(_) => format!("{} invited as {}.", m.email, m.role),
         None => format!(
             "{} already has an account and is now a member ({}).",
             m.email, m.role
         ),
-    });
-    let link = invited.token.as_deref().map(|t| (m.email.as_str(), t));
-    page(&state, &p.session, &w, &members, link, &notice)
+    }
+}
+
+/// The page after an invitation or a reset: its link, shown once.
+fn changed_page(
+    s: &Session,
+    w: &Ws,
+    changed: &MemberLink,
+    notice: &Notice,
+) -> Result<Response, Problem> {
+    let email = changed.member.email.as_str();
+    let link = changed.link_url.as_deref().map(|url| (email, url));
+    page(s, w, &changed.members, link, notice)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    p: WsPage,
+    notice: Notice,
+) -> Result<Response, Problem> {
+    let members = state.app.members().list(p.ws()).await?;
+    page(&p.session, &p.w, &members, None, &notice)
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    Path(ws): Path<String>,
+    WsPosted { w, form, session }: WsPosted,
+) -> Result<Response, Problem> {
+    let w = w?;
+    let f = &form;
+    let (email, name) = (f.get("email").unwrap_or(""), f.get("name").unwrap_or(""));
+    let role = f.get("role").unwrap_or("member");
+    let invited = (state.app.members()).invite_and_list(session.acting(), &ws, email, name, role);
+    let invited = match invited.await {
+        Ok(i) => i,
+        Err(e) => return Ok(back(&members_url(&ws), Err(e.into()))),
+    };
+    let notice = Notice::ok(invited_notice(&invited));
+    changed_page(&session, &w, &invited, &notice)
 }
 
 pub async fn reset(
     State(state): State<AppState>,
     Path((ws, member_id)): Path<(String, String)>,
-    p: Posted,
+    WsPosted { w, session, .. }: WsPosted,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let reset = state
-        .app
-        .members()
-        .reset_member_password(p.session.acting(), &ws, &member_id);
-    let (m, token) = match reset.await {
+    let w = w?;
+    let reset = (state.app.members()).reset_and_list(session.acting(), &ws, &member_id);
+    let reset = match reset.await {
         Ok(r) => r,
-        Err(e) => return Ok(back(&format!("/dashboard/w/{ws}/members"), Err(e.into()))),
+        Err(e) => return Ok(back(&members_url(&ws), Err(e.into()))),
     };
-    let members = state.app.members().list(&ws).await?;
     let notice = Notice::ok(format!(
         "{}'s password no longer works and they are signed out; the link below sets a new one.",
-        m.email
+        reset.member.email
     ));
-    let link = Some((m.email.as_str(), token.as_str()));
-    page(&state, &p.session, &w, &members, link, &notice)
+    changed_page(&session, &w, &reset, &notice)
 }
 
 pub async fn remove(
@@ -146,7 +182,7 @@ pub async fn remove(
         .await
         .map(|m| format!("{} is no longer a member.", m.email))
         .map_err(Problem::from);
-    back(&format!("/dashboard/w/{ws}/members"), result)
+    back(&members_url(&ws), result)
 }
 
 fn gone() -> Problem {
@@ -184,15 +220,15 @@ fn link_form(
         notice: &notice,
         nav: None,
     };
-    let page = json!({
-        "token": token,
-        "form_csrf": csrf,
-        "email": to.email,
-        "invite": to.invite,
-        "workspace": to.workspace,
-        "name": name,
-        "min": agentbase_core::password::MIN_LEN,
-    });
+    let page = LinkContext {
+        token,
+        form_csrf: &csrf,
+        email: to.email,
+        invite: to.invite,
+        workspace: to.workspace,
+        name,
+        min: agentbase_core::password::MIN_LEN,
+    };
     let mut r = html_response(status, templates::render("link.html", &shell, page)?);
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -201,64 +237,79 @@ fn link_form(
     Ok(r)
 }
 
-/// The invitation or reset `token` names, or the page saying it is gone.
-async fn open_link(state: &AppState, token: &str) -> Result<OpenLink, Problem> {
-    state.app.members().open_link(token).await?.ok_or_else(gone)
+/// What the link template shows.
+#[derive(Serialize)]
+struct LinkContext<'a> {
+    token: &'a str,
+    form_csrf: &'a str,
+    email: &'a str,
+    invite: Option<&'a str>,
+    workspace: &'a str,
+    name: &'a str,
+    min: usize,
+}
+
+/// The invitation or reset the path's `{token}` names, while it can still be
+/// used; otherwise the page saying it is gone.
+pub struct Link {
+    token: String,
+    open: OpenLink,
+}
+
+impl FromRequestParts<AppState> for Link {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Path(token) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| gone())?;
+        let open = state.app.members().open_link(&token).await?;
+        Ok(Link {
+            open: open.ok_or_else(gone)?,
+            token,
+        })
+    }
 }
 
 pub async fn link_page(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Link { token, open }: Link,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let link = open_link(&state, &token).await?;
     let to = LinkFor {
-        email: &link.account.email,
-        invite: Some(match link.kind {
+        email: &open.account.email,
+        invite: Some(match open.kind {
             agentbase_core::member::LinkKind::Invite => "you are invited",
             agentbase_core::member::LinkKind::Reset => "a new password for your account",
         }),
-        workspace: &link.workspace.name,
+        workspace: &open.workspace.name,
     };
-    link_form(
-        &state,
-        &headers,
-        &token,
-        &link.account.name,
-        &to,
-        StatusCode::OK,
-        None,
-    )
+    let name = &open.account.name;
+    link_form(&state, &headers, &token, name, &to, StatusCode::OK, None)
 }
 
 pub async fn accept(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    Link { token, open }: Link,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let form = Form(form_pairs(&String::from_utf8_lossy(&body)));
-    let link = open_link(&state, &token).await?;
-    let accepted = match check_link_form(&headers, &form) {
-        Ok(()) => {
-            let (password, name) = (form.raw("password"), form.get("name"));
-            state
-                .app
-                .members()
-                .accept_link(&token, password, name)
-                .await
-                .map_err(Problem::from)
-        }
-        Err(p) => Err(p),
+    let accepted = async {
+        check_link_form(&headers, &form)?;
+        let (password, name) = (form.raw("password"), form.get("name"));
+        let accepted = state.app.members().accept_link(&token, password, name);
+        Ok::<_, Problem>(accepted.await?)
     };
-    match accepted {
-        Ok(signed_in) => {
-            let to = "/dashboard/workspaces";
-            let r = signed_in_response(&state, &headers, &signed_in, to, LINK_COOKIE, LINK_PATH);
-            Ok(r)
-        }
-        Err(p) => retry(&state, &headers, &token, &link, &form, p),
+    match accepted.await {
+        Ok(s) => Ok(link_signed_in(&state, &headers, &s)),
+        Err(p) => retry(&state, &headers, &token, &open, &form, p),
     }
+}
+
+/// Signed in by a link: the session cookie set, the link form's cleared.
+fn link_signed_in(state: &AppState, headers: &HeaderMap, s: &SignedIn) -> Response {
+    auth::signed_in_response(state, headers, s, WORKSPACES, LINK_COOKIE, LINK_PATH)
 }
 
 /// The link's form again after a failed attempt, saying what went wrong.

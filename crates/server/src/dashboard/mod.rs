@@ -14,6 +14,7 @@ pub mod html;
 mod knowledge;
 mod leads;
 mod members;
+mod page;
 mod templates;
 mod workspaces;
 
@@ -335,17 +336,6 @@ pub async fn workspace(state: &AppState, id: &str) -> Result<Ws, Problem> {
         workspace,
         principal,
     })
-}
-
-/// A workspace and one of its agents: what every agent page starts from.
-pub async fn agent_page(
-    state: &AppState,
-    ws: &str,
-    agent_id: &str,
-) -> Result<(Ws, Agent), Problem> {
-    let w = workspace(state, ws).await?;
-    let agent = state.app.agents().get(&w.workspace.id, agent_id).await?;
-    Ok((w, agent))
 }
 
 /// The navigation of a workspace's page, or of one of its agents' pages.

@@ -2,51 +2,68 @@
 
 use std::collections::BTreeMap;
 
-use agentbase_core::Plan;
+use agentbase_core::member::Role;
+use agentbase_core::{Plan, Workspace};
+use agentbase_service::credits::UsagePage;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::auth::{Posted, Session};
 use super::html::{self, Nav, Notice, when};
-use super::{Problem, back, redirect, render_template, workspace};
+use super::page::{WsPage, WsPosted};
+use super::{Problem, back, redirect, render_template};
 use crate::AppState;
-use crate::extract::QueryMap;
-
-pub fn notice(q: &QueryMap) -> Notice {
-    Notice {
-        ok: q.get("ok").map(str::to_owned),
-        error: q.get("error").map(str::to_owned),
-    }
-}
 
 pub async fn list(
     State(state): State<AppState>,
     s: Session,
-    q: QueryMap,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    // A member sees the workspaces they belong to, with their role and without
-    // the administrator's forms (plans, new workspaces).
-    let workspaces: Vec<_> = match &s.member {
-        Some(m) => (state.app.members().member_workspaces(&m.id).await?.iter())
-            .map(|(w, role)| json!({"id": w.id, "name": w.name, "role": role.as_str()}))
-            .collect(),
-        None => (state.app.accounts().workspaces().await?.iter())
-            .map(|w| {
-                json!({"id": w.id, "name": w.name, "plan": w.plan.as_str(), "created": when(w.created_at)})
-            })
-            .collect(),
+    let member = s.member.as_ref().map(|m| m.id.as_str());
+    let workspaces = state.app.members().workspaces_of(member).await?;
+    let page = WorkspacesContext {
+        member: s.member.is_some(),
+        plans: Plan::ALL.iter().map(|p| [p.as_str(); 2]).collect(),
+        workspaces: workspaces.iter().map(WorkspaceRow::of).collect(),
     };
-    let plans: Vec<[&str; 2]> = Plan::ALL.iter().map(|p| [p.as_str(); 2]).collect();
-    let page = json!({"member": s.member.is_some(), "workspaces": workspaces, "plans": plans});
-    render_template(
-        &s,
-        "Workspaces",
-        &Nav::TOP,
-        &notice(&q),
-        "workspaces.html",
-        page,
-    )
+    let template = "workspaces.html";
+    render_template(&s, "Workspaces", &Nav::TOP, &notice, template, page)
+}
+
+/// What the workspaces template shows.
+#[derive(Serialize)]
+struct WorkspacesContext<'a> {
+    member: bool,
+    plans: Vec<[&'static str; 2]>,
+    workspaces: Vec<WorkspaceRow<'a>>,
+}
+
+/// A workspace in the list: a member sees their role in it; the administrator,
+/// its plan and when it was made.
+#[derive(Serialize)]
+struct WorkspaceRow<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<String>,
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+}
+
+impl<'a> WorkspaceRow<'a> {
+    fn of((w, role): &'a (Workspace, Option<Role>)) -> Self {
+        let admin = role.is_none();
+        WorkspaceRow {
+            created: admin.then(|| when(w.created_at)),
+            id: &w.id,
+            name: &w.name,
+            plan: admin.then(|| w.plan.as_str()),
+            role: role.map(|r| r.as_str()),
+        }
+    }
 }
 
 fn parse_plan(form: &super::auth::Form) -> Result<Plan, Problem> {
@@ -94,22 +111,44 @@ fn keys_page(
     created: Option<&str>,
     notice: &Notice,
 ) -> Result<Response, Problem> {
-    let keys: Vec<_> = keys
-        .iter()
-        .map(|k| {
-            json!({
-                "id": k.id,
-                "name": k.name,
-                "prefix": k.prefix,
-                "created": when(k.created_at),
-                "last_used": k.last_used_at.map_or_else(|| "never".into(), when),
-                "revoked": k.revoked_at.is_some(),
-            })
-        })
-        .collect();
-    let page = json!({"ws": w.workspace.id, "created": created, "keys": keys});
+    let page = KeysContext {
+        ws: &w.workspace.id,
+        created,
+        keys: keys.iter().map(KeyRow::of).collect(),
+    };
     let nav = workspace_nav(w, "keys");
     render_template(s, "API keys", &nav, notice, "keys.html", page)
+}
+
+/// What the keys template shows: `created`, a new key's plaintext, shown once.
+#[derive(Serialize)]
+struct KeysContext<'a> {
+    ws: &'a str,
+    created: Option<&'a str>,
+    keys: Vec<KeyRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct KeyRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    prefix: &'a str,
+    created: String,
+    last_used: String,
+    revoked: bool,
+}
+
+impl<'a> KeyRow<'a> {
+    fn of(k: &'a agentbase_core::ApiKey) -> Self {
+        KeyRow {
+            id: &k.id,
+            name: &k.name,
+            prefix: &k.prefix,
+            created: when(k.created_at),
+            last_used: k.last_used_at.map_or_else(|| "never".into(), when),
+            revoked: k.revoked_at.is_some(),
+        }
+    }
 }
 
 /// The navigation of a workspace's own pages.
@@ -123,13 +162,11 @@ fn workspace_nav<'a>(w: &'a super::Ws, current: &'a str) -> Nav<'a> {
 
 pub async fn keys(
     State(state): State<AppState>,
-    s: Session,
-    Path(ws): Path<String>,
-    q: QueryMap,
+    page: WsPage,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let keys = state.app.accounts().keys(Some(&ws)).await?;
-    keys_page(&s, &w, &keys, None, &notice(&q))
+    let keys = state.app.accounts().keys(Some(page.ws())).await?;
+    keys_page(&page.session, &page.w, &keys, None, &notice)
 }
 
 /// Answers with the page itself (not a redirect) so the key never travels in a
@@ -137,22 +174,17 @@ pub async fn keys(
 pub async fn create_key(
     State(state): State<AppState>,
     Path(ws): Path<String>,
-    p: Posted,
+    WsPosted { w, form, session }: WsPosted,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let Some(name) = p.form.get("name") else {
-        return Ok(back(
-            &format!("/dashboard/w/{ws}/keys"),
-            Err(Problem::bad("Give the key a name.")),
-        ));
+    let w = w?;
+    let Some(name) = form.get("name") else {
+        let unnamed = Err(Problem::bad("Give the key a name."));
+        return Ok(back(&format!("/dashboard/w/{ws}/keys"), unnamed));
     };
-    let (_, plaintext) = state.app.accounts().create_key(&ws, name, None).await?;
-    let keys = state.app.accounts().keys(Some(&ws)).await?;
-    let notice = Notice {
-        ok: Some(format!("Key “{name}” created.")),
-        error: None,
-    };
-    keys_page(&p.session, &w, &keys, Some(&plaintext), &notice)
+    let created = state.app.accounts().create_key_and_list(&ws, name).await;
+    let (plaintext, keys) = created?;
+    let notice = Notice::ok(format!("Key “{name}” created."));
+    keys_page(&session, &w, &keys, Some(&plaintext), &notice)
 }
 
 pub async fn revoke_key(
@@ -162,12 +194,8 @@ pub async fn revoke_key(
 ) -> Response {
     let result = async {
         // Only this workspace's keys.
-        let keys = state.app.accounts().keys(Some(&ws)).await?;
-        let key = keys
-            .iter()
-            .find(|k| k.id == key_id)
-            .ok_or_else(Problem::not_found)?;
-        state.app.accounts().revoke_key(&key.id).await?;
+        let revoked = state.app.accounts().revoke_workspace_key(&ws, &key_id);
+        let key = revoked.await?.ok_or_else(Problem::not_found)?;
         Ok(format!("Key {} revoked.", key.prefix))
     }
     .await;
@@ -180,45 +208,85 @@ const USAGE_DAYS: i64 = 30;
 /// per model.
 pub async fn usage(
     State(state): State<AppState>,
-    s: Session,
-    Path(ws): Path<String>,
-    q: QueryMap,
+    page: WsPage,
+    notice: Notice,
 ) -> Result<Response, Problem> {
-    let w = workspace(&state, &ws).await?;
-    let rows = state.app.credits().usage(&ws, USAGE_DAYS).await?;
-    let first = state.app.now() / 86_400_000 - (USAGE_DAYS - 1);
-    let tally = Tally::of(&rows, first);
+    let usage = (state.app.credits())
+        .usage_page(&page.w.workspace, USAGE_DAYS)
+        .await?;
+    let context = usage_context(&page.w.workspace, &usage);
+    page.render("Usage", "usage", &notice, "usage.html", context)
+}
+
+/// What the usage template shows.
+fn usage_context<'a>(w: &Workspace, u: &'a UsagePage) -> UsageContext<'a> {
+    let tally = Tally::of(&u.rows, u.first_day);
     let total: f64 = tally.per_day.iter().sum();
-    let names = agent_names(&state, &ws).await?;
-    let name = |id| names.get(id).map_or(id, String::as_str);
-    let agents = credit_rows(&tally.per_agent, "name", name);
-    let models = credit_rows(&tally.per_model, "model", |m| m);
-    let page = json!({
-        "days": USAGE_DAYS,
-        "total": format!("{total:.2}"),
-        "plan": w.workspace.plan.as_str(),
-        "monthly": state.app.settings().monthly_credits(w.workspace.plan),
-        "chart": bar_chart(&tally.per_day, first),
-        "agents": agents,
-        "models": models,
-    });
-    let nav = workspace_nav(&w, "usage");
-    render_template(&s, "Usage", &nav, &notice(&q), "usage.html", page)
+    let name = |id| u.agent_names.get(id).map_or(id, String::as_str);
+    UsageContext {
+        days: USAGE_DAYS,
+        total: format!("{total:.2}"),
+        plan: w.plan.as_str(),
+        monthly: u.monthly,
+        chart: bar_chart(&tally.per_day, u.first_day),
+        agents: credit_rows(&tally.per_agent, |key| CreditRow::named(name(key))),
+        models: credit_rows(&tally.per_model, CreditRow::model),
+    }
 }
 
-/// The workspace's agents' names by id (the first 100).
-async fn agent_names(state: &AppState, ws: &str) -> Result<BTreeMap<String, String>, Problem> {
-    let agents = state.app.agents().list(ws, None, 100).await?;
-    Ok(agents.items.into_iter().map(|a| (a.id, a.name)).collect())
+/// The usage page's figures, formatted.
+#[derive(Serialize)]
+struct UsageContext<'a> {
+    days: i64,
+    total: String,
+    plan: &'static str,
+    monthly: u64,
+    chart: Chart,
+    agents: Vec<CreditRow<'a>>,
+    models: Vec<CreditRow<'a>>,
 }
 
-/// One row per key of a tally: `label` (what `name` calls the key), credits, responses.
+/// Credits and responses of an agent (by `name`) or of a `model`.
+#[derive(Serialize)]
+struct CreditRow<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    credits: String,
+    responses: i64,
+}
+
+impl<'a> CreditRow<'a> {
+    fn named(name: &'a str) -> Self {
+        CreditRow {
+            name: Some(name),
+            model: None,
+            credits: String::new(),
+            responses: 0,
+        }
+    }
+
+    fn model(model: &'a str) -> Self {
+        CreditRow {
+            name: None,
+            model: Some(model),
+            credits: String::new(),
+            responses: 0,
+        }
+    }
+}
+
+/// One row per key of a tally (`row` names it), with its credits and responses.
 fn credit_rows<'a>(
     tally: &BTreeMap<&'a str, (f64, i64)>,
-    label: &str,
-    name: impl Fn(&'a str) -> &'a str,
-) -> Vec<Value> {
-    let row = |(key, (credits, n)): (&&'a str, &(f64, i64))| json!({label: name(key), "credits": format!("{credits:.2}"), "responses": n});
+    row: impl Fn(&'a str) -> CreditRow<'a>,
+) -> Vec<CreditRow<'a>> {
+    let row = |(key, (credits, n)): (&&'a str, &(f64, i64))| CreditRow {
+        credits: format!("{credits:.2}"),
+        responses: *n,
+        ..row(key)
+    };
     tally.iter().map(row).collect()
 }
 
@@ -257,9 +325,32 @@ impl<'a> Tally<'a> {
     }
 }
 
+/// The SVG chart's size, scale and bars.
+#[derive(Serialize)]
+struct Chart {
+    width: String,
+    height: String,
+    pad: String,
+    max: String,
+    max_label: String,
+    bars: Vec<Bar>,
+}
+
+/// A day's bar, with its tooltip (its day and figure).
+#[derive(Serialize)]
+struct Bar {
+    x: String,
+    y: String,
+    width: String,
+    height: String,
+    credits: String,
+    label: String,
+    day: String,
+}
+
 /// Bars for `values` (one per day from `first_day`), each with a tooltip (its day
 /// and figure), for the template's SVG chart (no script needed).
-fn bar_chart(values: &[f64], first_day: i64) -> serde_json::Value {
+fn bar_chart(values: &[f64], first_day: i64) -> Chart {
     let (w, h, pad) = (600.0, 160.0, 20.0);
     let max = values.iter().copied().fold(0.0, f64::max).max(1.0);
     let bw = (w - pad) / values.len().max(1) as f64;
@@ -269,23 +360,23 @@ fn bar_chart(values: &[f64], first_day: i64) -> serde_json::Value {
         .map(|(i, v)| {
             let bh = (v / max) * (h - pad);
             let day = html::when((first_day + i as i64) * 86_400_000);
-            json!({
-                "x": format!("{:.1}", pad + i as f64 * bw + 1.0),
-                "y": format!("{:.1}", h - bh),
-                "width": format!("{:.1}", (bw - 2.0).max(1.0)),
-                "height": format!("{bh:.1}"),
-                "credits": v.to_string(),
-                "label": format!("{v:.2}"),
-                "day": &day[..10],
-            })
+            Bar {
+                x: format!("{:.1}", pad + i as f64 * bw + 1.0),
+                y: format!("{:.1}", h - bh),
+                width: format!("{:.1}", (bw - 2.0).max(1.0)),
+                height: format!("{bh:.1}"),
+                credits: v.to_string(),
+                label: format!("{v:.2}"),
+                day: day[..10].to_owned(),
+            }
         })
         .collect();
-    json!({
-        "width": w.to_string(),
-        "height": h.to_string(),
-        "pad": pad.to_string(),
-        "max": format!("{max:.2}"),
-        "max_label": format!("{max:.0}"),
-        "bars": bars,
-    })
+    Chart {
+        width: w.to_string(),
+        height: h.to_string(),
+        pad: pad.to_string(),
+        max: format!("{max:.2}"),
+        max_label: format!("{max:.0}"),
+        bars,
+    }
 }

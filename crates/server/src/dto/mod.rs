@@ -12,3 +12,4 @@ pub(crate) mod helpdesk;
 pub(crate) mod sources;
 pub(crate) mod v1;
 pub(crate) mod webhooks;
+pub(crate) mod widget;

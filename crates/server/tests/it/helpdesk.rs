@@ -1360,6 +1360,11 @@ async fn the_operator_takes_over_replies_live_and_hands_back_from_the_dashboard(
         .get(&format!("{tickets}?status=new&team=none&assignee=none"))
         .await;
     assert!(html.contains("ticket-number"), "{html}");
+    // An assignee by email is matched among the rows: nobody has this one.
+    let (_, html) = op
+        .get(&format!("{tickets}?assignee=Nobody@Example.com"))
+        .await;
+    assert!(html.contains("No tickets match."), "{html}");
 
     // The visitor writes: the AI is silent, the operator's live feed has it.
     let (_, silent) = widget_say(&t, &agent, Some(&conversation), "are you a person?").await;

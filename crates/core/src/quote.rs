@@ -1,0 +1,310 @@
+//! Choosing what a quoting agent quotes: the run of sentences of the retrieved
+//! knowledge that best answers the question, and whether an answer already says
+//! it. Plain text in, plain text out; the answer stream is wrapped in the service
+//! (`grounding.rs`), and the retrieval benchmark scores the choice offline.
+
+use std::collections::{HashMap, HashSet};
+
+/// Longest quote, in characters (a few sentences).
+pub const QUOTE_CHARS: usize = 400;
+
+/// Most sentences in one quote.
+const MAX_SENTENCES: usize = 4;
+
+/// How a quote is chosen among the retrieved chunks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuotePolicy {
+    /// The best this many chunks (in retrieval order) may be quoted.
+    pub candidates: usize,
+    /// Question words weighted by rarity among the candidates' sentences (a word
+    /// every sentence has says little), instead of counted alike.
+    pub idf: bool,
+    /// A chunk's window score is divided by `1 + rank_decay × rank` (rank 0 is the
+    /// best chunk), so a lower chunk must match clearly better to be quoted.
+    pub rank_decay: f32,
+    /// Added to a window that holds code (a `span` or an indented line) naming
+    /// something the question does not: in documentation the answer is often an
+    /// identifier, a command or a value the question could not have named.
+    pub code_bonus: f64,
+}
+
+impl QuotePolicy {
+    /// Only the best chunk, question words counted alike.
+    pub const TOP_CHUNK: QuotePolicy = QuotePolicy {
+        candidates: 1,
+        idf: false,
+        rank_decay: 0.0,
+        code_bonus: 0.0,
+    };
+}
+
+/// Words that carry no meaning of their own in a question or a passage.
+const STOP: &[&str] = &[
+    "the", "and", "for", "are", "with", "that", "this", "from", "you", "can", "which", "have",
+    "was", "will", "when", "what", "how", "does", "did", "why", "where", "who", "your", "its",
+    "into", "than", "then", "there", "these", "those", "not", "but", "all", "any", "use", "used",
+    "using", "one", "also", "has", "had", "may", "should", "would", "could", "about",
+];
+
+/// The stems of `text`'s meaningful words, in order.
+fn stems(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .filter(|w| !STOP.contains(&w.as_str()))
+        .map(|w| stem(&w))
+}
+
+/// Crude stem: the first 5 characters of longer words, so "defaults" meets
+/// "default" and "buffers" meets "buffer".
+fn stem(w: &str) -> String {
+    if w.chars().count() > 5 {
+        w.chars().take(5).collect()
+    } else {
+        w.to_owned()
+    }
+}
+
+/// Sentences (and list items, lines of code) of a Markdown chunk.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let mut start = 0;
+        let bytes = line.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let end_of_sentence = matches!(b, b'.' | b'!' | b'?')
+                && bytes.get(i + 1).is_some_and(|n| *n == b' ')
+                && bytes
+                    .get(i + 2)
+                    .is_some_and(|n| n.is_ascii_uppercase() || *n == b'(' || *n == b'`');
+            if end_of_sentence {
+                out.push(line[start..=i].trim());
+                start = i + 1;
+            }
+        }
+        out.push(line[start..].trim());
+    }
+    out.retain(|s| s.chars().any(char::is_alphanumeric));
+    out
+}
+
+/// The stems of the code spans (between backticks) of `sentence`.
+fn code_stems(sentence: &str) -> HashSet<String> {
+    sentence
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(stems)
+        .collect()
+}
+
+/// A chunk split into sentences, each with its set of stems and its code's.
+struct Sentences<'a> {
+    text: Vec<&'a str>,
+    stems: Vec<HashSet<String>>,
+    code: Vec<HashSet<String>>,
+}
+
+impl<'a> Sentences<'a> {
+    fn of(chunk: &'a str) -> Self {
+        let text = sentences(chunk);
+        let stems = text.iter().map(|s| stems(s).collect()).collect();
+        let code = text.iter().map(|s| code_stems(s)).collect();
+        Sentences { text, stems, code }
+    }
+
+    /// The best run of consecutive sentences (at most [`QUOTE_CHARS`] and
+    /// [`MAX_SENTENCES`]): the highest sum of the weights of distinct question
+    /// stems it holds; ties go to the earlier, shorter run. `None` without sentences.
+    fn best_window(
+        &self,
+        weights: &HashMap<String, f64>,
+        code_bonus: f64,
+    ) -> Option<(f64, usize, usize)> {
+        let mut best: Option<(f64, usize, usize)> = None;
+        for start in 0..self.text.len() {
+            let mut len = 0;
+            let mut held: HashSet<&str> = HashSet::new();
+            let mut new_code = false;
+            for end in start..self.text.len().min(start + MAX_SENTENCES) {
+                len += self.text[end].len() + 1;
+                if len > QUOTE_CHARS && end > start {
+                    break;
+                }
+                held.extend(
+                    self.stems[end]
+                        .iter()
+                        .filter(|s| weights.contains_key(*s))
+                        .map(String::as_str),
+                );
+                new_code |= self.code[end].iter().any(|s| !weights.contains_key(s));
+                let score: f64 = held.iter().map(|s| weights[*s]).sum::<f64>()
+                    + if new_code { code_bonus } else { 0.0 };
+                if best.is_none_or(|b| score > b.0 + 1e-9) {
+                    best = Some((score, start, end));
+                }
+            }
+        }
+        best
+    }
+
+    fn join(&self, start: usize, end: usize) -> String {
+        let quote = self.text[start..=end].join(" ");
+        if quote.len() > QUOTE_CHARS * 2 {
+            let cut: String = quote.chars().take(QUOTE_CHARS).collect();
+            return format!("{cut}…");
+        }
+        quote
+    }
+}
+
+/// The question's distinct stems, each with its weight: 1, or with `idf` the
+/// rarity of the stem among `chunks`' sentences, `ln(1 + n / (1 + df))`.
+fn question_weights(question: &str, chunks: &[Sentences<'_>], idf: bool) -> HashMap<String, f64> {
+    let asked: HashSet<String> = stems(question).collect();
+    let n: usize = chunks.iter().map(|c| c.text.len()).sum();
+    asked
+        .into_iter()
+        .map(|s| {
+            let w = if idf {
+                let df = chunks
+                    .iter()
+                    .flat_map(|c| &c.stems)
+                    .filter(|set| set.contains(&s))
+                    .count();
+                (1.0 + n as f64 / (1.0 + df as f64)).ln()
+            } else {
+                1.0
+            };
+            (s, w)
+        })
+        .collect()
+}
+
+/// What to quote from `chunks` (the retrieved knowledge, best first) to answer
+/// `question`: the index of the chunk and its best run of sentences.
+pub fn pick(question: &str, chunks: &[&str], policy: QuotePolicy) -> Option<(usize, String)> {
+    let candidates: Vec<Sentences<'_>> = chunks
+        .iter()
+        .take(policy.candidates.max(1))
+        .map(|c| Sentences::of(c))
+        .collect();
+    let weights = question_weights(question, &candidates, policy.idf);
+    let mut best: Option<(f64, usize, usize, usize)> = None;
+    for (rank, c) in candidates.iter().enumerate() {
+        let Some((score, start, end)) = c.best_window(&weights, policy.code_bonus) else {
+            continue;
+        };
+        let score = score / (1.0 + f64::from(policy.rank_decay) * rank as f64);
+        if best.is_none_or(|b| score > b.0 + 1e-9) {
+            best = Some((score, rank, start, end));
+        }
+    }
+    match best {
+        Some((_, rank, start, end)) => Some((rank, candidates[rank].join(start, end))),
+        None => chunks
+            .first()
+            .map(|c| (0, c.chars().take(QUOTE_CHARS).collect())),
+    }
+}
+
+/// The run of consecutive sentences of `text` (at most [`QUOTE_CHARS`]) that holds
+/// the most distinct question words; ties go to the earlier, shorter run.
+pub fn best_passage(question: &str, text: &str) -> String {
+    pick(question, &[text], QuotePolicy::TOP_CHUNK)
+        .map(|(_, q)| q)
+        .unwrap_or_default()
+}
+
+/// Whether `answer` already carries `passage`'s information: at least half of the
+/// passage's words that the question does not contain (what it adds) appear in
+/// the answer.
+pub fn uses(answer: &str, passage: &str, question: &str) -> bool {
+    let asked: HashSet<String> = stems(question).collect();
+    let said: HashSet<String> = stems(answer).collect();
+    let new: HashSet<String> = stems(passage).filter(|w| !asked.contains(w)).collect();
+    if new.is_empty() {
+        return true;
+    }
+    let found = new.iter().filter(|w| said.contains(*w)).count();
+    found * 2 >= new.len()
+}
+
+/// The quote appended to an answer that does not use the passage.
+pub fn quote(title: &str, number: usize, passage: &str) -> String {
+    format!("\n\nFrom \u{201c}{title}\u{201d} [{number}]: \u{201c}{passage}\u{201d}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WARRANTY: &str = "Our mowers are built to last. The warranty covers parts and \
+labour for 17 months from the date of purchase. Replacement blades cost 12 euros each \
+and ship within two days.\n\nContact support by email.";
+
+    const SHIPPING: &str = "Orders ship from Lyon. Every mower ships within two days of \
+the order. Blades ship separately.";
+
+    #[test]
+    fn the_best_passage_is_the_sentences_that_answer_the_question() {
+        let p = best_passage("How long is the warranty?", WARRANTY);
+        assert!(p.contains("17 months"), "{p}");
+        assert!(!p.contains("Contact support"), "{p}");
+        let p = best_passage("How much do replacement blades cost?", WARRANTY);
+        assert!(p.contains("12 euros"), "{p}");
+    }
+
+    #[test]
+    fn an_answer_that_repeats_the_facts_uses_the_passage() {
+        let q = "How long is the warranty?";
+        let p = best_passage(q, WARRANTY);
+        assert!(uses(
+            "The warranty covers parts and labour for 17 months from the date of purchase.",
+            &p,
+            q
+        ));
+        assert!(!uses("The warranty is one-year, three-month.", &p, q));
+    }
+
+    #[test]
+    fn a_lower_chunk_is_quoted_when_it_answers_and_the_best_one_does_not() {
+        let policy = QuotePolicy {
+            candidates: 2,
+            idf: true,
+            rank_decay: 0.25,
+            code_bonus: 0.0,
+        };
+        let (rank, q) = pick("How long is the warranty?", &[SHIPPING, WARRANTY], policy).unwrap();
+        assert_eq!(rank, 1, "{q}");
+        assert!(q.contains("17 months"), "{q}");
+        // The top chunk alone cannot answer it, and is quoted anyway.
+        let (rank, _) = pick(
+            "How long is the warranty?",
+            &[SHIPPING, WARRANTY],
+            QuotePolicy::TOP_CHUNK,
+        )
+        .unwrap();
+        assert_eq!(rank, 0);
+    }
+
+    #[test]
+    fn rare_question_words_weigh_more_than_common_ones() {
+        let chunks = [Sentences::of(
+            "Blades ship fast. Mowers ship in boxes. We ship from Lyon.",
+        )];
+        let w = question_weights("Do mowers ship from Lyon?", &chunks, true);
+        // "ship" is in all three sentences, "lyon" and "mower" in one each.
+        assert!(w["lyon"] > w["ship"], "{w:?}");
+        assert_eq!(w["lyon"], w["mower"]);
+        let w = question_weights("Do mowers ship from Lyon?", &chunks, false);
+        assert_eq!(w["lyon"], w["ship"]);
+    }
+
+    #[test]
+    fn empty_knowledge_quotes_nothing_and_text_without_sentences_is_cut() {
+        assert_eq!(pick("anything?", &[], QuotePolicy::TOP_CHUNK), None);
+        let (_, q) = pick("anything?", &["—"], QuotePolicy::TOP_CHUNK).unwrap();
+        assert_eq!(q, "—");
+    }
+}
