@@ -35,6 +35,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use tree::workspace_root;
+
+mod tree;
+
 /// CamelCase and ALL_CAPS names that are not defined in this workspace.
 const EXTERNAL_NAMES: &[&str] = &[
     // std, axum, candle, tantivy and serde names.
@@ -80,10 +84,6 @@ const SOURCE_EXTENSIONS: &[&str] = &["rs", "sql", "html", "js", "mjs", "py", "sh
 
 const THIS_FILE: &str = "crates/cli/tests/architecture.rs";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// One Rust source file with what it defines.
 struct Source {
     /// Relative to the workspace root, with `/` separators.
@@ -108,11 +108,7 @@ fn identifiers(line: &str) -> Vec<&str> {
 impl Source {
     fn read(root: &Path, file: &Path) -> Source {
         let text = fs::read_to_string(file).unwrap_or_default();
-        let path = file
-            .strip_prefix(root)
-            .unwrap_or(file)
-            .to_string_lossy()
-            .replace('\\', "/");
+        let path = tree::relative(root, file);
         let mut s = Source {
             path,
             text: String::new(),
@@ -151,25 +147,6 @@ impl Source {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name == "target" || name == "node_modules" {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 struct Tree {
     root: PathBuf,
     /// Every file under the checked top-level directories, relative, `/`-separated.
@@ -182,19 +159,8 @@ struct Tree {
 impl Tree {
     fn load() -> Tree {
         let root = workspace_root();
-        let mut paths = Vec::new();
-        for dir in ["crates", "bench", "compat", "scripts", "docs"] {
-            walk(&root.join(dir), &mut paths);
-        }
-        let files: Vec<String> = paths
-            .iter()
-            .map(|p| {
-                p.strip_prefix(&root)
-                    .unwrap_or(p)
-                    .to_string_lossy()
-                    .replace('\\', "/")
-            })
-            .collect();
+        let paths = tree::files(&["crates", "bench", "compat", "scripts", "docs"], &[]);
+        let files: Vec<String> = paths.iter().map(|p| tree::relative(&root, p)).collect();
         let sources: Vec<Source> = paths
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "rs"))
@@ -759,33 +725,6 @@ fn the_checks_see_the_document_and_the_tree() {
     }
 }
 
-/// The workspace members, from the root Cargo.toml's `members` (`dir/*` expanded).
-fn members() -> Vec<String> {
-    let root = workspace_root();
-    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("the root Cargo.toml");
-    let line = manifest
-        .lines()
-        .find(|l| l.trim_start().starts_with("members"))
-        .expect("a `members` line in the root Cargo.toml");
-    let mut out = Vec::new();
-    for entry in line.split('"').skip(1).step_by(2) {
-        match entry.strip_suffix("/*") {
-            Some(dir) => {
-                let mut found: Vec<String> = fs::read_dir(root.join(dir))
-                    .expect("a members directory")
-                    .flatten()
-                    .filter(|e| e.path().join("Cargo.toml").is_file())
-                    .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
-                    .collect();
-                found.sort();
-                out.extend(found);
-            }
-            None => out.push(entry.to_owned()),
-        }
-    }
-    out
-}
-
 /// The body of the `### ` section whose heading names `member` in backticks.
 fn section<'a>(markdown: &'a str, member: &str) -> Option<&'a str> {
     let names = [format!("`{member}`"), format!("`{member}/`")];
@@ -818,7 +757,7 @@ fn missing_parts(markdown: &str, member: &str) -> Vec<&'static str> {
 
 #[test]
 fn every_member_has_a_section_with_entry_points_invariants_and_what_it_must_not_know() {
-    let members = members();
+    let members = tree::members();
     assert!(
         members.iter().any(|m| m == "crates/core") && members.iter().any(|m| m == "bench/rag"),
         "the members were not read: {members:?}"

@@ -7,7 +7,10 @@
 //! modules, and does not read tests (`tests/` directories, `tests.rs` files).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+
+use tree::workspace_root;
+
+mod tree;
 
 const MAX_LINES: usize = 100;
 
@@ -16,32 +19,6 @@ const ALLOWED: &[&str] = &[
     // The AVX2 chat kernel's register tile (`R` rows × `T` tokens over a whole row).
     "crates/llm/src/fast_llama/avx2.rs::tile",
 ];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root")
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name == "target" || name == "node_modules" || name == "tests" {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out);
-        } else if name.ends_with(".rs") && name != "tests.rs" {
-            out.push(path);
-        }
-    }
-}
 
 /// `text` with comments, strings and character literals replaced by spaces (line
 /// breaks kept), so braces and keywords in them are not seen.
@@ -261,20 +238,13 @@ fn functions(text: &str) -> Vec<(String, usize, usize)> {
 #[test]
 fn no_function_is_over_100_lines() {
     let root = workspace_root();
-    let mut files = Vec::new();
-    for dir in ["crates", "bench"] {
-        walk(&root.join(dir), &mut files);
-    }
+    let files = tree::rust_files(&["crates", "bench"], &["tests", "tests.rs"]);
     assert!(files.len() > 100, "found only {} Rust files", files.len());
     let mut seen_allowed = Vec::new();
     let mut long = Vec::new();
     let mut counted = 0;
     for file in &files {
-        let rel = file
-            .strip_prefix(&root)
-            .unwrap_or(file)
-            .to_string_lossy()
-            .replace('\\', "/");
+        let rel = tree::relative(&root, file);
         let text = fs::read_to_string(file).unwrap_or_default();
         for (name, line, lines) in functions(&text) {
             counted += 1;

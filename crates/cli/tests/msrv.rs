@@ -16,10 +16,12 @@
 
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use tree::workspace_root;
+
+mod tree;
 
 /// The Rust versions that stabilised the target features this workspace may use
 /// (`None`: still unstable on stable Rust, so the code must use inline assembly, as
@@ -118,13 +120,6 @@ impl fmt::Display for Version {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the workspace root")
-}
-
 fn read(rel: &str) -> String {
     let path = workspace_root().join(rel);
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
@@ -187,39 +182,13 @@ fn dependency_versions(metadata: &Value) -> Vec<(String, Version)> {
         .collect()
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name == "target" || name == "node_modules" {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out);
-        } else if name.ends_with(".rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// Each target feature named in the workspace's Rust sources, with one place naming it.
 fn target_features_used() -> Vec<(String, String)> {
     let root = workspace_root();
-    let mut files = Vec::new();
-    for dir in ["crates", "bench"] {
-        walk(&root.join(dir), &mut files);
-    }
+    let files = tree::rust_files(&["crates", "bench"], &[]);
     let mut found: Vec<(String, String)> = Vec::new();
     for file in files {
-        let rel = file
-            .strip_prefix(&root)
-            .unwrap_or(&file)
-            .to_string_lossy()
-            .replace('\\', "/");
+        let rel = tree::relative(&root, &file);
         if rel == THIS_FILE {
             continue;
         }
@@ -376,33 +345,6 @@ fn every_member_inherits_rust_version_and_the_readme_states_it() {
     );
 }
 
-/// The members' manifests, from the root Cargo.toml's `members` (`dir/*` expanded).
-fn member_manifests() -> Vec<String> {
-    let root = workspace_root();
-    let manifest = read("Cargo.toml");
-    let line = manifest
-        .lines()
-        .find(|l| l.trim_start().starts_with("members"))
-        .expect("a `members` line in the root Cargo.toml");
-    let mut out = Vec::new();
-    for entry in line.split('"').skip(1).step_by(2) {
-        match entry.strip_suffix("/*") {
-            Some(dir) => {
-                let mut found: Vec<String> = fs::read_dir(root.join(dir))
-                    .expect("a members directory")
-                    .flatten()
-                    .filter(|e| e.path().join("Cargo.toml").is_file())
-                    .map(|e| format!("{dir}/{}/Cargo.toml", e.file_name().to_string_lossy()))
-                    .collect();
-                found.sort();
-                out.extend(found);
-            }
-            None => out.push(format!("{entry}/Cargo.toml")),
-        }
-    }
-    out
-}
-
 fn is_dependency_table(section: &str) -> bool {
     let kinds = ["dependencies", "dev-dependencies", "build-dependencies"];
     section
@@ -460,7 +402,9 @@ fn own_specs(manifest: &str) -> Vec<String> {
 
 #[test]
 fn members_declare_dependencies_only_through_the_workspace() {
-    let manifests = member_manifests();
+    let manifests: Vec<String> = (tree::members().into_iter())
+        .map(|m| format!("{m}/Cargo.toml"))
+        .collect();
     assert!(manifests.len() >= 10, "only {manifests:?}");
     let problems: Vec<String> = manifests
         .iter()
