@@ -1640,13 +1640,33 @@ impl Conversations {
         with_messages: bool,
     ) -> Result<Page<(Conversation, Option<Vec<Message>>)>> {
         let page = (self.conversations(p, agent_id, filter, cursor, limit, false)).await?;
+        if !with_messages {
+            let items = page.items.into_iter().map(|c| (c, None)).collect();
+            return Ok(Page {
+                items,
+                has_more: page.has_more,
+                total: page.total,
+            });
+        }
+        // The page's messages and tool calls in two queries, not two per conversation.
+        let ids: Vec<String> = page.items.iter().map(|c| c.id.clone()).collect();
+        let mut messages = self.store.messages_of(&ids).await?;
+        // Tool call ids come from the model: only unique within a conversation.
+        let mut tools: std::collections::HashMap<String, Vec<ToolCallRecord>> = Default::default();
+        for t in self.store.tool_calls_of(&ids).await? {
+            tools.entry(t.conversation_id.clone()).or_default().push(t);
+        }
+        for m in &mut messages {
+            merge_results(m, tools.get(&m.conversation_id).map_or(&[], Vec::as_slice));
+        }
+        let mut messages = messages.into_iter().peekable();
         let mut items = Vec::with_capacity(page.items.len());
         for c in page.items {
-            let messages = match with_messages {
-                true => Some(self.all_messages(&c.id).await?),
-                false => None,
-            };
-            items.push((c, messages));
+            let mut own = Vec::new();
+            while let Some(m) = messages.next_if(|m| m.conversation_id == c.id) {
+                own.push(m);
+            }
+            items.push((c, Some(own)));
         }
         Ok(Page {
             items,

@@ -23,6 +23,14 @@ const MESSAGE_READ: &str = "id, conversation_id, seq, role, parts, created_at, f
 const TOOL_CALL_COLUMNS: &str =
     "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";
 
+/// `$1, $2, …, $n`.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn corrupt(what: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record"))
 }
@@ -625,6 +633,29 @@ impl Store {
         rows.iter().map(message).collect()
     }
 
+    /// Every message of each of `conversation_ids`, grouped by conversation (in the
+    /// order of the ids) and oldest first within each: one query for a page of an
+    /// export instead of one per conversation.
+    pub async fn messages_of(&self, conversation_ids: &[String]) -> Result<Vec<Message>> {
+        if conversation_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id IN ({}) \
+             ORDER BY conversation_id, seq",
+            placeholders(conversation_ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in conversation_ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut messages = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
+        let order = |id: &str| conversation_ids.iter().position(|c| c == id);
+        messages.sort_by_key(|m| (order(&m.conversation_id), m.seq));
+        Ok(messages)
+    }
+
     /// The newest `limit` messages with `seq` below `before` (when given), returned
     /// oldest first; `has_more` when older ones remain.
     pub async fn message_page(
@@ -760,6 +791,24 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
+        rows.iter().map(tool_call).collect()
+    }
+
+    /// The tool calls of each of `conversation_ids` (see [`Store::messages_of`]).
+    pub async fn tool_calls_of(&self, conversation_ids: &[String]) -> Result<Vec<ToolCallRecord>> {
+        if conversation_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE conversation_id IN ({}) \
+             ORDER BY created_at, id",
+            placeholders(conversation_ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in conversation_ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(tool_call).collect()
     }
 

@@ -380,6 +380,13 @@ async fn export_includes_messages_without_tool_inputs_or_only_summaries() {
         parts[0].get("input").is_none(),
         "export tool-call parts have no input"
     );
+    // A page's messages are read together; each conversation gets its own, in order.
+    assert_eq!(exported.messages.as_ref().unwrap().len(), 2);
+    let other = full.data.iter().find(|e| e.conversation.id != c).unwrap();
+    let other = serde_json::to_value(other.messages.as_ref().unwrap()).unwrap();
+    assert_eq!(other.as_array().unwrap().len(), 2, "{other}");
+    assert_eq!(other[0]["role"], "user", "{other}");
+    assert_eq!(other[0]["parts"][0]["text"], "second", "{other}");
 
     let summary = t
         .client

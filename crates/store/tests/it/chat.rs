@@ -234,3 +234,50 @@ async fn a_turn_that_opens_its_conversation_writes_it_with_both_messages() {
         b.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_page_of_conversations_reads_its_messages_in_one_query_each_in_order() {
+    for b in backends().await {
+        let s = &b.store;
+        let w = workspace(Plan::Standard, 1);
+        s.insert_workspace(&w).await.unwrap();
+        let a = agent(&w.id, 1);
+        s.insert_agent(&a).await.unwrap();
+        let mut ids = Vec::new();
+        for (i, n) in [3, 0, 2].into_iter().enumerate() {
+            let c = conversation(&w.id, &a.id, 10 + i as i64);
+            let first = message(&c.id, 1, MessageRole::User, "q", 10);
+            s.insert_conversation_with_message(&c, None, &first)
+                .await
+                .unwrap();
+            for seq in 2..=n {
+                let m = message(&c.id, seq, MessageRole::Assistant, "a", 10 + seq);
+                s.finish_turn(&turn(&w.id, &a.id, m, None)).await.unwrap();
+            }
+            ids.push(c.id);
+        }
+        // Asked in an order that is not the ids' sort order.
+        ids.reverse();
+        let got = s.messages_of(&ids).await.unwrap();
+        let per: Vec<(String, i64)> = got
+            .iter()
+            .map(|m| (m.conversation_id.clone(), m.seq))
+            .collect();
+        // Each conversation's messages, as the one-conversation read gives them, in
+        // the order asked.
+        let mut want = Vec::new();
+        for id in &ids {
+            let own = s.messages(id).await.unwrap();
+            want.extend(own.iter().map(|m| (m.conversation_id.clone(), m.seq)));
+        }
+        assert_eq!(per, want, "{}", b.name);
+        assert_eq!(got.len(), 3 + 1 + 2, "{}", b.name);
+        assert!(s.messages_of(&[]).await.unwrap().is_empty());
+        assert!(s.tool_calls_of(&[]).await.unwrap().is_empty());
+        assert!(
+            s.tool_calls_of(&ids).await.unwrap().is_empty(),
+            "{}",
+            b.name
+        );
+    }
+}
