@@ -23,14 +23,6 @@ const MESSAGE_READ: &str = "id, conversation_id, seq, role, parts, created_at, f
 const TOOL_CALL_COLUMNS: &str =
     "id, conversation_id, message_id, name, input, status, output, created_at, expires_at";
 
-/// `$1, $2, …, $n`.
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn corrupt(what: &str) -> Error {
     Error::Storage(format!("corrupt {what} in the record"))
 }
@@ -164,6 +156,16 @@ impl Where {
     pub(crate) fn sql(&self) -> String {
         self.clauses.join(" AND ")
     }
+}
+
+/// `conversation_id IN (…)` over `ids` (not empty), with its arguments.
+fn of_conversations(ids: &[String]) -> Where {
+    let mut w = Where::new();
+    let marks: Vec<String> = (ids.iter())
+        .map(|id| w.arg(Arg::Text(id.clone())))
+        .collect();
+    w.push(format!("conversation_id IN ({})", marks.join(", ")));
+    w
 }
 
 fn filter_where(agent_id: &str, filter: &ConversationFilter) -> Where {
@@ -640,16 +642,12 @@ impl Store {
         if conversation_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {MESSAGE_READ} FROM messages WHERE conversation_id IN ({}) \
-             ORDER BY conversation_id, seq",
-            placeholders(conversation_ids.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in conversation_ids {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        let w = of_conversations(conversation_ids);
+        let sql = format!("SELECT {MESSAGE_READ} FROM messages WHERE {}", w.sql());
+        let rows = (bind_all(sqlx::query(&sql), &w.args).fetch_all(&self.pool))
+            .await
+            .map_err(db_err)?;
+        // In the order of the ids, then of the conversation.
         let mut messages = rows.iter().map(message).collect::<Result<Vec<_>>>()?;
         let order = |id: &str| conversation_ids.iter().position(|c| c == id);
         messages.sort_by_key(|m| (order(&m.conversation_id), m.seq));
@@ -799,16 +797,14 @@ impl Store {
         if conversation_ids.is_empty() {
             return Ok(Vec::new());
         }
+        let w = of_conversations(conversation_ids);
         let sql = format!(
-            "SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE conversation_id IN ({}) \
-             ORDER BY created_at, id",
-            placeholders(conversation_ids.len())
+            "SELECT {TOOL_CALL_COLUMNS} FROM tool_calls WHERE {} ORDER BY created_at, id",
+            w.sql()
         );
-        let mut q = sqlx::query(&sql);
-        for id in conversation_ids {
-            q = q.bind(id);
-        }
-        let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+        let rows = (bind_all(sqlx::query(&sql), &w.args).fetch_all(&self.pool))
+            .await
+            .map_err(db_err)?;
         rows.iter().map(tool_call).collect()
     }
 
