@@ -1,31 +1,58 @@
 //! The dense half of the index: every chunk's embedding in one contiguous row-major
-//! `f32` matrix, plus an int8 copy (one scale per row) that is what a query scans.
+//! `f32` matrix, plus a coarse quantised copy (one scale per row) that is what a query
+//! scans: int8 codes, or int4 for a large matrix.
 //!
 //! At 100k × 384 the `f32` matrix is ~150 MB, and reading all of it per query is
-//! memory-bound (~6 ms here); the int8 copy is a quarter of that. The scan ranks every
-//! row by its int8 dot product, keeps the best `4k` (at least 64), and re-scores
-//! those exactly in `f32`, so returned scores are exact cosines and the top `k` match
-//! an exact scan except when quantisation error reorders rows beyond 4k — which the
-//! tests check does not happen on random data. The dot products work in fixed-width
-//! blocks with independent accumulators so LLVM vectorises them without intrinsics;
-//! `simd` compiles them again for AVX2 and AVX-512 and picks the widest this CPU has
-//! at run time (the build itself targets a baseline x86-64). Past
-//! [`PARALLEL_MIN_FLOATS`] the scan is split across threads.
+//! memory-bound (~6 ms on the first host); the coarse copy is a quarter (int8) or an
+//! eighth (int4) of that. The scan ranks every row by its quantised dot product with
+//! the query's int8 codes, keeps a shortlist (`4k` rows, at least 64, after int8;
+//! `16k`, at least 256, after int4) and re-scores it exactly in `f32`, so returned
+//! scores are exact cosines and the top `k` match an exact scan except when
+//! quantisation error reorders rows beyond the shortlist, which the tests check does
+//! not happen on random data. A matrix of [`INT4_MIN_CODES`] codes or more no longer
+//! fits in cache, where the scan waits on memory: an Intel Xeon VM read the 38 MB of
+//! int8 codes of 100k × 384 from memory in 4.0 ms, as long as a plain sum of the bytes
+//! took, so only fewer bytes go faster. The kernels are in `simd`, chosen at run time.
+//! Past [`PARALLEL_MIN_FLOATS`] the scan is split across threads, the calling thread
+//! taking the first part: on the 2-core VM, waiting for two fresh threads instead
+//! made a cold 100k-row scan half as slow again (5.0 against 3.3 ms).
+
+mod simd;
 
 /// Matrices smaller than this (in floats) are scanned on the calling thread; spawning
 /// costs more than it saves below it.
 pub(crate) const PARALLEL_MIN_FLOATS: usize = 4_000_000;
 
+/// Matrices of at least this many values (and a dimension that is a multiple of 64)
+/// are scanned in int4 (8 MiB of int8 codes, ~22k rows of 384).
+pub(crate) const INT4_MIN_CODES: usize = 8 << 20;
+
 pub(crate) struct Vectors {
     dim: usize,
     data: Vec<f32>,
-    codes: Vec<i8>,
+    coarse: Coarse,
+    /// Per row: `x ≈ scale · code` for the coarse codes.
     scales: Vec<f32>,
+}
+
+/// The copy a query scans.
+enum Coarse {
+    /// `dim` codes in ±127 per row.
+    Int8(Vec<i8>),
+    /// `dim / 2` bytes per row in blocks of 32 bytes for 64 dimensions: dimension
+    /// `j` of a block is the low nibble of byte `j`, dimension `32 + j` the high
+    /// one, each `code + 8` for a code in ±7.
+    Int4(Vec<u8>),
+}
+
+/// The largest absolute value of `v`.
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
 
 /// Symmetric int8 quantisation of one vector: `x ≈ scale · code`.
 fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
-    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let max = max_abs(v);
     if max == 0.0 {
         out.extend(std::iter::repeat_n(0, v.len()));
         return 0.0;
@@ -38,26 +65,66 @@ fn quantize(v: &[f32], out: &mut Vec<i8>) -> f32 {
     max / 127.0
 }
 
+/// Symmetric int4 quantisation of one vector whose length is a multiple of 64, in
+/// [`Coarse::Int4`]'s layout.
+fn quantize_i4(v: &[f32], out: &mut Vec<u8>) -> f32 {
+    let max = max_abs(v);
+    let inv = if max == 0.0 { 0.0 } else { 7.0 / max };
+    let nibble = |x: f32| ((x * inv).round().clamp(-7.0, 7.0) as i8 + 8) as u8;
+    for block in v.chunks_exact(64) {
+        let (lo, hi) = block.split_at(32);
+        out.extend(
+            lo.iter()
+                .zip(hi)
+                .map(|(&l, &h)| nibble(l) | (nibble(h) << 4)),
+        );
+    }
+    max / 7.0
+}
+
 impl Vectors {
     pub(crate) fn new(dim: usize, data: Vec<f32>) -> Vectors {
+        let int4 = data.len() >= INT4_MIN_CODES && dim > 0 && dim.is_multiple_of(64);
+        Vectors::with_int4(dim, data, int4)
+    }
+
+    /// A matrix whose coarse copy is int4 (`int4`, for a dimension that is a
+    /// multiple of 64) or int8.
+    fn with_int4(dim: usize, data: Vec<f32>, int4: bool) -> Vectors {
         debug_assert!(dim == 0 || data.len().is_multiple_of(dim));
-        let mut codes = Vec::with_capacity(data.len());
+        debug_assert!(!int4 || dim.is_multiple_of(64));
         let mut scales = Vec::with_capacity(data.len().checked_div(dim).unwrap_or(0));
-        if dim > 0 {
+        let coarse = if int4 {
+            let mut nibbles = Vec::with_capacity(data.len() / 2);
             for row in data.chunks_exact(dim) {
-                scales.push(quantize(row, &mut codes));
+                scales.push(quantize_i4(row, &mut nibbles));
             }
-        }
+            Coarse::Int4(nibbles)
+        } else {
+            let mut codes = Vec::with_capacity(data.len());
+            if dim > 0 {
+                for row in data.chunks_exact(dim) {
+                    scales.push(quantize(row, &mut codes));
+                }
+            }
+            Coarse::Int8(codes)
+        };
         Vectors {
             dim,
             data,
-            codes,
+            coarse,
             scales,
         }
     }
 
     pub(crate) fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Whether scans of this matrix are split across threads (past
+    /// [`PARALLEL_MIN_FLOATS`]).
+    pub(crate) fn is_large(&self) -> bool {
+        self.data.len() >= PARALLEL_MIN_FLOATS
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -77,8 +144,11 @@ impl Vectors {
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        (self.data.capacity() + self.scales.capacity()) * std::mem::size_of::<f32>()
-            + self.codes.capacity()
+        let coarse = match &self.coarse {
+            Coarse::Int8(codes) => codes.capacity(),
+            Coarse::Int4(nibbles) => nibbles.capacity(),
+        };
+        (self.data.capacity() + self.scales.capacity()) * std::mem::size_of::<f32>() + coarse
     }
 
     /// Exact cosine of `query` with row `i`.
@@ -87,7 +157,7 @@ impl Vectors {
     }
 
     /// The `k` rows most similar to `query` as `(row, exact cosine)`, best first:
-    /// an int8 scan of every row, then an exact re-score of the best `4k` (≥ 64).
+    /// a quantised scan of every row, then an exact re-score of the shortlist.
     pub(crate) fn top(&self, query: &[f32], k: usize) -> Vec<(u32, f32)> {
         let n = self.len();
         if n == 0 || k == 0 {
@@ -95,35 +165,26 @@ impl Vectors {
         }
         let mut q = Vec::with_capacity(self.dim);
         let q_scale = quantize(query, &mut q);
-        let mut approx = vec![0.0f32; n];
-        let threads = if self.codes.len() >= PARALLEL_MIN_FLOATS {
-            std::thread::available_parallelism()
-                .map(|p| p.get())
-                .unwrap_or(1)
-                .min(4)
-        } else {
-            1
+        let (dim, kernel) = (self.dim, simd::Kernel::best());
+        let (approx, keep) = match &self.coarse {
+            Coarse::Int8(codes) => (
+                self.coarse_scores(|rows, out| {
+                    let (codes, scales) =
+                        (&codes[rows.start * dim..rows.end * dim], &self.scales[rows]);
+                    kernel.scan_i8(codes, dim, scales, &q, q_scale, out);
+                }),
+                (k * 4).max(64),
+            ),
+            Coarse::Int4(nibbles) => (
+                self.coarse_scores(|rows, out| {
+                    let half = dim / 2;
+                    let rows_bytes = &nibbles[rows.start * half..rows.end * half];
+                    kernel.scan_i4(rows_bytes, dim, &self.scales[rows], &q, q_scale, out);
+                }),
+                (k * 16).max(256),
+            ),
         };
-        let dim = self.dim;
-        let scan = |codes: &[i8], scales: &[f32], out: &mut [f32]| {
-            simd::scan_i8(codes, dim, scales, &q, q_scale, out);
-        };
-        if threads <= 1 {
-            scan(&self.codes, &self.scales, &mut approx);
-        } else {
-            let rows_per = n.div_ceil(threads);
-            std::thread::scope(|s| {
-                for ((codes, scales), out) in self
-                    .codes
-                    .chunks(rows_per * self.dim)
-                    .zip(self.scales.chunks(rows_per))
-                    .zip(approx.chunks_mut(rows_per))
-                {
-                    s.spawn(move || scan(codes, scales, out));
-                }
-            });
-        }
-        let shortlist = top_k(&approx, (k * 4).max(64));
+        let shortlist = top_k(&approx, keep);
         let exact: Vec<f32> = {
             let mut e = vec![f32::NEG_INFINITY; shortlist.len()];
             for (slot, &(i, _)) in e.iter_mut().zip(&shortlist) {
@@ -141,6 +202,40 @@ impl Vectors {
         rescored
     }
 
+    /// Every row's quantised score, by `scan(rows, out)`, split across threads past
+    /// [`PARALLEL_MIN_FLOATS`].
+    fn coarse_scores(&self, scan: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+        let n = self.len();
+        let mut out = vec![0.0f32; n];
+        let threads = if self.is_large() {
+            std::thread::available_parallelism()
+                .map(|p| p.get())
+                .unwrap_or(1)
+                .min(4)
+        } else {
+            1
+        };
+        if threads <= 1 {
+            scan(0..n, &mut out);
+            return out;
+        }
+        let rows_per = n.div_ceil(threads);
+        let scan = &scan;
+        std::thread::scope(|s| {
+            // The calling thread scans the first part itself.
+            let mut parts = out.chunks_mut(rows_per).enumerate();
+            let first = parts.next();
+            for (t, part) in parts {
+                let start = t * rows_per;
+                s.spawn(move || scan(start..start + part.len(), part));
+            }
+            if let Some((_, part)) = first {
+                scan(0..part.len(), part);
+            }
+        });
+        out
+    }
+
     /// Cosine similarity of `query` with every row, exact `f32` (the reference the
     /// quantised scan is tested against).
     #[cfg(test)]
@@ -150,7 +245,7 @@ impl Vectors {
         if n == 0 {
             return out;
         }
-        let threads = if self.data.len() >= PARALLEL_MIN_FLOATS {
+        let threads = if self.is_large() {
             std::thread::available_parallelism()
                 .map(|p| p.get())
                 .unwrap_or(1)
@@ -219,7 +314,10 @@ fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
 /// two products of `i8`s fits in `i32` for any realistic dimension).
 #[cfg(test)]
 pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    simd::scan_one(a, b)
+    let n = a.len().min(b.len());
+    let mut out = [0f32];
+    simd::Kernel::best().scan_i8(&a[..n], n, &[1.0], &b[..n], 1.0, &mut out);
+    out[0] as i32
 }
 
 #[inline(always)]
@@ -253,159 +351,40 @@ fn scan_i8_portable(
     q_scale: f32,
     out: &mut [f32],
 ) {
+    if dim == 0 {
+        return;
+    }
     for ((row, s), o) in codes.chunks_exact(dim).zip(scales).zip(out.iter_mut()) {
         *o = dot_i8_portable(row, q) as f32 * s * q_scale;
     }
 }
 
-/// The portable loops above compiled again for AVX2 and AVX-512 (LLVM vectorises
-/// them at that width), picked per call from `is_x86_feature_detected!` (std caches
-/// it: an atomic load). The zero-sized tokens prove to the safe wrappers that the
-/// features were detected; a whole scan is one call, so the check is per query.
-mod simd {
-    #[cfg(target_arch = "x86_64")]
-    pub(super) use x86::{dot, scan_i8};
-
-    #[cfg(not(target_arch = "x86_64"))]
-    pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
-        super::dot_portable(a, b)
+/// `out[i] = (row i · q) · scales[i] · q_scale` for int4 rows in
+/// [`Coarse::Int4`]'s layout (`dim` a multiple of 64).
+fn scan_i4_portable(
+    nibbles: &[u8],
+    dim: usize,
+    scales: &[f32],
+    q: &[i8],
+    q_scale: f32,
+    out: &mut [f32],
+) {
+    if dim == 0 {
+        return;
     }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    pub(super) fn scan_i8(
-        codes: &[i8],
-        dim: usize,
-        scales: &[f32],
-        q: &[i8],
-        q_scale: f32,
-        out: &mut [f32],
-    ) {
-        super::scan_i8_portable(codes, dim, scales, q, q_scale, out)
-    }
-
-    /// One integer dot product through the dispatched scan (the tests check it).
-    #[cfg(test)]
-    pub(super) fn scan_one(a: &[i8], b: &[i8]) -> i32 {
-        let n = a.len().min(b.len());
-        if n == 0 {
-            return 0;
-        }
-        let mut out = [0f32];
-        scan_i8(&a[..n], n, &[1.0], &b[..n], 1.0, &mut out);
-        out[0] as i32
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[allow(unsafe_code)]
-    mod x86 {
-        use super::super::{dot_portable, scan_i8_portable};
-
-        /// Proof that this CPU has AVX2 and FMA.
-        #[derive(Clone, Copy)]
-        struct Avx2(());
-
-        /// Proof that this CPU has AVX-512 F and BW (and AVX2, FMA).
-        #[derive(Clone, Copy)]
-        struct Avx512(());
-
-        fn avx512() -> Option<Avx512> {
-            (std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512bw")
-                && avx2().is_some())
-            .then_some(Avx512(()))
-        }
-
-        fn avx2() -> Option<Avx2> {
-            (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
-                .then_some(Avx2(()))
-        }
-
-        pub(in super::super) fn dot(a: &[f32], b: &[f32]) -> f32 {
-            if let Some(token) = avx512() {
-                return dot_avx512(token, a, b);
+    for ((row, s), o) in nibbles
+        .chunks_exact(dim / 2)
+        .zip(scales)
+        .zip(out.iter_mut())
+    {
+        let mut sum = 0i32;
+        for (block, qb) in row.chunks_exact(32).zip(q.chunks_exact(64)) {
+            for (j, &byte) in block.iter().enumerate() {
+                let (lo, hi) = (i32::from(byte & 0x0f) - 8, i32::from(byte >> 4) - 8);
+                sum += lo * i32::from(qb[j]) + hi * i32::from(qb[32 + j]);
             }
-            if let Some(token) = avx2() {
-                return dot_avx2(token, a, b);
-            }
-            dot_portable(a, b)
         }
-
-        pub(in super::super) fn scan_i8(
-            codes: &[i8],
-            dim: usize,
-            scales: &[f32],
-            q: &[i8],
-            q_scale: f32,
-            out: &mut [f32],
-        ) {
-            if let Some(token) = avx512() {
-                return scan_i8_avx512(token, codes, dim, scales, q, q_scale, out);
-            }
-            if let Some(token) = avx2() {
-                return scan_i8_avx2(token, codes, dim, scales, q, q_scale, out);
-            }
-            scan_i8_portable(codes, dim, scales, q, q_scale, out)
-        }
-
-        fn dot_avx2(_: Avx2, a: &[f32], b: &[f32]) -> f32 {
-            /// # Safety
-            /// AVX2 and FMA.
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn imp(a: &[f32], b: &[f32]) -> f32 {
-                dot_portable(a, b)
-            }
-            // SAFETY: the token proves the features.
-            unsafe { imp(a, b) }
-        }
-
-        fn dot_avx512(_: Avx512, a: &[f32], b: &[f32]) -> f32 {
-            /// # Safety
-            /// AVX-512 F and BW, AVX2 and FMA.
-            #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-            unsafe fn imp(a: &[f32], b: &[f32]) -> f32 {
-                dot_portable(a, b)
-            }
-            // SAFETY: the token proves the features.
-            unsafe { imp(a, b) }
-        }
-
-        fn scan_i8_avx2(
-            _: Avx2,
-            codes: &[i8],
-            dim: usize,
-            scales: &[f32],
-            q: &[i8],
-            q_scale: f32,
-            out: &mut [f32],
-        ) {
-            /// # Safety
-            /// AVX2 and FMA.
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn imp(c: &[i8], d: usize, s: &[f32], q: &[i8], qs: f32, o: &mut [f32]) {
-                scan_i8_portable(c, d, s, q, qs, o)
-            }
-            // SAFETY: the token proves the features.
-            unsafe { imp(codes, dim, scales, q, q_scale, out) }
-        }
-
-        fn scan_i8_avx512(
-            _: Avx512,
-            codes: &[i8],
-            dim: usize,
-            scales: &[f32],
-            q: &[i8],
-            q_scale: f32,
-            out: &mut [f32],
-        ) {
-            /// # Safety
-            /// AVX-512 F and BW, AVX2 and FMA.
-            #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-            unsafe fn imp(c: &[i8], d: usize, s: &[f32], q: &[i8], qs: f32, o: &mut [f32]) {
-                scan_i8_portable(c, d, s, q, qs, o)
-            }
-            // SAFETY: the token proves the features.
-            unsafe { imp(codes, dim, scales, q, q_scale, out) }
-        }
+        *o = sum as f32 * s * q_scale;
     }
 }
 
@@ -465,15 +444,103 @@ mod tests {
 
     #[test]
     fn dot_i8_matches_the_naive_sum() {
+        // Codes are in ±127, as `quantize` makes them (the kernels rely on it).
+        let code = |x: usize| ((x % 255) as u8 as i8).max(-127);
         for n in [0, 1, 63, 64, 65, 384, 1000] {
-            let a: Vec<i8> = (0..n).map(|i| ((i * 37) % 255) as u8 as i8).collect();
-            let b: Vec<i8> = (0..n).map(|i| ((i * 11 + 5) % 255) as u8 as i8).collect();
+            let a: Vec<i8> = (0..n).map(|i| code(i * 37)).collect();
+            let b: Vec<i8> = (0..n).map(|i| code(i * 11 + 5)).collect();
             let want: i32 = a
                 .iter()
                 .zip(&b)
                 .map(|(x, y)| i32::from(*x) * i32::from(*y))
                 .sum();
             assert_eq!(dot_i8(&a, &b), want, "n={n}");
+        }
+    }
+
+    /// Every int8 kernel this CPU has gives the portable loop's products, for
+    /// dimensions with and without a tail past the last whole block, and for codes
+    /// at both ends of the range.
+    #[test]
+    fn every_int8_kernel_here_matches_the_portable_scan() {
+        let kernels = simd::Kernel::available();
+        assert_eq!(kernels.last(), Some(&simd::Kernel::Portable));
+        for dim in [1, 31, 32, 33, 63, 64, 65, 384, 1000] {
+            let rows = 37;
+            let code = |x: usize| ((x % 255) as u8 as i8).max(-127);
+            let codes: Vec<i8> = (0..rows * dim)
+                .map(|i| match i % 7 {
+                    0 => 127,
+                    1 => -127,
+                    _ => code(i * 37 + 11),
+                })
+                .collect();
+            let q: Vec<i8> = (0..dim)
+                .map(|i| if i % 5 == 0 { -127 } else { code(i * 11 + 5) })
+                .collect();
+            let scales: Vec<f32> = (0..rows).map(|r| 1.0 + r as f32).collect();
+            let mut want = vec![0f32; rows];
+            scan_i8_portable(&codes, dim, &scales, &q, 0.5, &mut want);
+            for &k in &kernels {
+                let mut got = vec![f32::NAN; rows];
+                k.scan_i8(&codes, dim, &scales, &q, 0.5, &mut got);
+                assert_eq!(got, want, "{k:?}, dim {dim}");
+            }
+        }
+    }
+
+    /// Every int4 kernel this CPU has gives the portable loop's products, on codes
+    /// at both ends of both ranges.
+    #[test]
+    fn every_int4_kernel_here_matches_the_portable_scan() {
+        for dim in [64, 128, 384] {
+            let rows = 29;
+            let data: Vec<f32> = (0..rows * dim)
+                .map(|i| match i % 9 {
+                    0 => 1.0,
+                    1 => -1.0,
+                    _ => ((i * 37 + 11) % 101) as f32 / 50.0 - 1.0,
+                })
+                .collect();
+            let v = Vectors::with_int4(dim, data, true);
+            let Coarse::Int4(nibbles) = &v.coarse else {
+                panic!("not int4")
+            };
+            let q: Vec<i8> = (0..dim)
+                .map(|i| match i % 5 {
+                    0 => -127,
+                    1 => 127,
+                    _ => ((i * 11 + 5) % 255) as u8 as i8,
+                })
+                .map(|c: i8| c.max(-127))
+                .collect();
+            let mut want = vec![0f32; rows];
+            scan_i4_portable(nibbles, dim, &v.scales, &q, 0.25, &mut want);
+            for k in simd::Kernel::available() {
+                let mut got = vec![f32::NAN; rows];
+                k.scan_i4(nibbles, dim, &v.scales, &q, 0.25, &mut got);
+                assert_eq!(got, want, "{k:?}, dim {dim}");
+            }
+        }
+    }
+
+    /// The int4 layout decodes to the row: each score is the dot product of the
+    /// dequantised row with the dequantised query, close to the exact cosine.
+    #[test]
+    fn int4_scores_approximate_the_exact_cosines() {
+        let (dim, n) = (384, 300);
+        let v = Vectors::with_int4(dim, random_unit_rows(n, dim, 11), true);
+        let Coarse::Int4(nibbles) = &v.coarse else {
+            panic!("not int4")
+        };
+        let query = random_unit_rows(1, dim, 4);
+        let mut q = Vec::new();
+        let q_scale = quantize(&query, &mut q);
+        let mut approx = vec![0f32; n];
+        scan_i4_portable(nibbles, dim, &v.scales, &q, q_scale, &mut approx);
+        for (i, a) in approx.iter().enumerate() {
+            let exact = v.score(i, &query);
+            assert!((a - exact).abs() < 0.03, "row {i}: {a} against {exact}");
         }
     }
 
@@ -504,6 +571,11 @@ mod tests {
             let want = top_k(&exact, 10);
             let got = v.top(query, 10);
             assert_eq!(got, want, "query {qi}");
+        }
+        let int4 = Vectors::with_int4(dim, random_unit_rows(n, dim, 7), true);
+        for (qi, query) in random_unit_rows(20, dim, 99).chunks(dim).enumerate() {
+            let exact: Vec<f32> = (0..n).map(|i| int4.score(i, query)).collect();
+            assert_eq!(int4.top(query, 10), top_k(&exact, 10), "int4, query {qi}");
         }
         let big = Vectors::new(dim, random_unit_rows(PARALLEL_MIN_FLOATS / dim + 3, dim, 5));
         let query = &random_unit_rows(1, dim, 1)[..];

@@ -732,18 +732,27 @@ impl Index {
         depth: usize,
         fusion: Fusion,
     ) -> Result<Vec<Candidate>, Error> {
-        // The dense scan and the BM25 search are independent; at 100k chunks
-        // both take milliseconds, so run them side by side.
-        let (dense_top, bm25) = std::thread::scope(|s| {
-            let lex = s.spawn(|| self.lexical.search(&query.text, depth, query.fields));
-            let dense_top = self.vectors.top(q, depth);
-            let bm25 = lex.join().unwrap_or_else(|_| {
-                Err(Error::Lexical(tantivy::TantivyError::InternalError(
-                    "BM25 search panicked".to_owned(),
-                )))
-            });
-            (dense_top, bm25)
-        });
+        let lexical = || self.lexical.search(&query.text, depth, query.fields);
+        let (dense_top, bm25) = if self.vectors.is_large() {
+            // The dense scan and the BM25 search are independent; at 100k chunks
+            // both take milliseconds, so run them side by side.
+            std::thread::scope(|s| {
+                let lex = s.spawn(lexical);
+                let dense_top = self.vectors.top(q, depth);
+                let bm25 = lex.join().unwrap_or_else(|_| {
+                    Err(Error::Lexical(tantivy::TantivyError::InternalError(
+                        "BM25 search panicked".to_owned(),
+                    )))
+                });
+                (dense_top, bm25)
+            })
+        } else {
+            // A small index answers both in well under a millisecond: a thread
+            // would cost more than it saves, and threads started and joined on
+            // every query delay the server's request threads (`llm`'s pool says
+            // by how much).
+            (self.vectors.top(q, depth), lexical())
+        };
         let bm25 = bm25?;
         let fused = match fusion {
             Fusion::Rrf { k } => fusion::rrf(&[&bm25, &dense_top], k),
