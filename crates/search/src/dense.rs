@@ -168,7 +168,7 @@ impl Vectors {
         let (dim, kernel) = (self.dim, simd::Kernel::best());
         let (approx, keep) = match &self.coarse {
             Coarse::Int8(codes) => (
-                self.coarse_scores(|rows, out| {
+                self.scan_rows(|rows, out| {
                     let (codes, scales) =
                         (&codes[rows.start * dim..rows.end * dim], &self.scales[rows]);
                     kernel.scan_i8(codes, dim, scales, &q, q_scale, out);
@@ -176,7 +176,7 @@ impl Vectors {
                 (k * 4).max(64),
             ),
             Coarse::Int4(nibbles) => (
-                self.coarse_scores(|rows, out| {
+                self.scan_rows(|rows, out| {
                     let half = dim / 2;
                     let rows_bytes = &nibbles[rows.start * half..rows.end * half];
                     kernel.scan_i4(rows_bytes, dim, &self.scales[rows], &q, q_scale, out);
@@ -202,9 +202,9 @@ impl Vectors {
         rescored
     }
 
-    /// Every row's quantised score, by `scan(rows, out)`, split across threads past
+    /// Every row's score, by `scan(rows, out)`, split across threads past
     /// [`PARALLEL_MIN_FLOATS`].
-    fn coarse_scores(&self, scan: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+    fn scan_rows(&self, scan: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
         let n = self.len();
         let mut out = vec![0.0f32; n];
         let threads = if self.is_large() {
@@ -240,34 +240,15 @@ impl Vectors {
     /// quantised scan is tested against).
     #[cfg(test)]
     pub(crate) fn scores(&self, query: &[f32]) -> Vec<f32> {
-        let n = self.len();
-        let mut out = vec![0.0f32; n];
-        if n == 0 {
-            return out;
-        }
-        let threads = if self.is_large() {
-            std::thread::available_parallelism()
-                .map(|p| p.get())
-                .unwrap_or(1)
-                .min(4)
-        } else {
-            1
-        };
-        if threads <= 1 {
-            score_rows(&self.data, self.dim, query, &mut out);
-            return out;
-        }
-        let rows_per = n.div_ceil(threads);
-        std::thread::scope(|s| {
-            for (rows, outs) in self
-                .data
-                .chunks(rows_per * self.dim)
-                .zip(out.chunks_mut(rows_per))
-            {
-                s.spawn(move || score_rows(rows, self.dim, query, outs));
-            }
-        });
-        out
+        let dim = self.dim;
+        self.scan_rows(|rows, out| {
+            score_rows(
+                &self.data[rows.start * dim..rows.end * dim],
+                dim,
+                query,
+                out,
+            );
+        })
     }
 }
 
