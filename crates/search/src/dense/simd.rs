@@ -18,6 +18,7 @@ use super::{scan_i4_portable, scan_i8_portable};
 /// Which scan kernel runs. Every variant but `Portable` is only made by
 /// [`Kernel::available`], after its features were detected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) enum Kernel {
     /// AVX-512 F, BW and VNNI (int4 runs the AVX2 kernel).
     Vnni512,
@@ -76,25 +77,15 @@ impl Kernel {
         q_scale: f32,
         out: &mut [f32],
     ) {
-        let n = codes
-            .len()
-            .checked_div(dim)
-            .unwrap_or(0)
-            .min(scales.len())
-            .min(out.len());
         if self == Kernel::Portable || dim == 0 || q.len() < dim {
             return scan_i8_portable(codes, dim, scales, q, q_scale, out);
         }
         #[cfg(target_arch = "x86_64")]
-        x86::scan_i8(
-            self,
-            &codes[..n * dim],
-            dim,
-            &scales[..n],
-            q,
-            q_scale,
-            &mut out[..n],
-        );
+        {
+            let n = (codes.len() / dim).min(scales.len()).min(out.len());
+            let (codes, scales, out) = (&codes[..n * dim], &scales[..n], &mut out[..n]);
+            x86::scan_i8(self, codes, dim, scales, q, q_scale, out);
+        }
     }
 
     /// As [`Kernel::scan_i8`] over int4 rows (`dim / 2` bytes each, see
@@ -108,25 +99,16 @@ impl Kernel {
         q_scale: f32,
         out: &mut [f32],
     ) {
-        let n = nibbles
-            .len()
-            .checked_div(dim / 2)
-            .unwrap_or(0)
-            .min(scales.len())
-            .min(out.len());
         if self == Kernel::Portable || dim == 0 || !dim.is_multiple_of(64) || q.len() < dim {
             return scan_i4_portable(nibbles, dim, scales, q, q_scale, out);
         }
         #[cfg(target_arch = "x86_64")]
-        x86::scan_i4(
-            self,
-            &nibbles[..n * dim / 2],
-            dim,
-            &scales[..n],
-            q,
-            q_scale,
-            &mut out[..n],
-        );
+        {
+            let width = dim / 2;
+            let n = (nibbles.len() / width).min(scales.len()).min(out.len());
+            let (rows, scales, out) = (&nibbles[..n * width], &scales[..n], &mut out[..n]);
+            x86::scan_i4(self, rows, dim, scales, q, q_scale, out);
+        }
     }
 }
 
