@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn every_int8_kernel_here_matches_the_portable_scan() {
         let kernels = simd::Kernel::available();
-        assert_eq!(kernels.last(), Some(&simd::Kernel::Portable));
+        assert_eq!(kernels.last(), Some(&simd::Kernel::PORTABLE));
         for dim in [1, 31, 32, 33, 63, 64, 65, 384, 1000] {
             let rows = 37;
             let code = |x: usize| ((x % 255) as u8 as i8).max(-127);

@@ -15,11 +15,16 @@
 
 use super::{scan_i4_portable, scan_i8_portable};
 
-/// Which scan kernel runs. Every variant but `Portable` is only made by
-/// [`Kernel::available`], after its features were detected.
+/// Which scan kernel runs. Only [`Kernel::available`] makes one other than
+/// [`Kernel::PORTABLE`], after detecting its features (the level is private to this
+/// module, so the rest of the crate cannot name a kernel the CPU lacks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) enum Kernel {
+pub(crate) struct Kernel(Level);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum Level {
     /// AVX-512 F, BW and VNNI (int4 runs the AVX2 kernel).
     Vnni512,
     /// AVX-512 F and BW (int4 runs the AVX2 kernel).
@@ -32,6 +37,9 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
+    /// The plain Rust loops, on every CPU.
+    pub(crate) const PORTABLE: Kernel = Kernel(Level::Portable);
+
     /// The kernels this CPU can run, fastest first (`Portable` last).
     pub(crate) fn available() -> Vec<Kernel> {
         #[cfg(target_arch = "x86_64")]
@@ -43,22 +51,22 @@ impl Kernel {
                 && std::is_x86_feature_detected!("avx512bw");
             let mut out = Vec::new();
             if avx512 && std::is_x86_feature_detected!("avx512vnni") {
-                out.push(Kernel::Vnni512);
+                out.push(Kernel(Level::Vnni512));
             }
             if avx512 {
-                out.push(Kernel::Avx512);
+                out.push(Kernel(Level::Avx512));
             }
             if avx2 && std::is_x86_feature_detected!("avxvnni") {
-                out.push(Kernel::AvxVnni);
+                out.push(Kernel(Level::AvxVnni));
             }
             if avx2 {
-                out.push(Kernel::Avx2);
+                out.push(Kernel(Level::Avx2));
             }
-            out.push(Kernel::Portable);
+            out.push(Kernel::PORTABLE);
             out
         }
         #[cfg(not(target_arch = "x86_64"))]
-        vec![Kernel::Portable]
+        vec![Kernel::PORTABLE]
     }
 
     /// The fastest kernel here (detected once).
@@ -77,7 +85,7 @@ impl Kernel {
         q_scale: f32,
         out: &mut [f32],
     ) {
-        if self == Kernel::Portable || dim == 0 || q.len() < dim {
+        if self == Kernel::PORTABLE || dim == 0 || q.len() < dim {
             return scan_i8_portable(codes, dim, scales, q, q_scale, out);
         }
         #[cfg(target_arch = "x86_64")]
@@ -99,7 +107,7 @@ impl Kernel {
         q_scale: f32,
         out: &mut [f32],
     ) {
-        if self == Kernel::Portable || dim == 0 || !dim.is_multiple_of(64) || q.len() < dim {
+        if self == Kernel::PORTABLE || dim == 0 || !dim.is_multiple_of(64) || q.len() < dim {
             return scan_i4_portable(nibbles, dim, scales, q, q_scale, out);
         }
         #[cfg(target_arch = "x86_64")]
@@ -124,16 +132,16 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[allow(unsafe_code)]
 mod x86 {
     use super::super::{dot_portable, scan_i8_portable};
-    use super::Kernel;
+    use super::{Kernel, Level};
     use std::arch::x86_64::*;
 
     pub(super) fn dot(k: Kernel, a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: `Kernel::available` made `k` after detecting its features.
         unsafe {
-            match k {
-                Kernel::Vnni512 | Kernel::Avx512 => dot_avx512(a, b),
-                Kernel::AvxVnni | Kernel::Avx2 => dot_avx2(a, b),
-                Kernel::Portable => dot_portable(a, b),
+            match k.0 {
+                Level::Vnni512 | Level::Avx512 => dot_avx512(a, b),
+                Level::AvxVnni | Level::Avx2 => dot_avx2(a, b),
+                Level::Portable => dot_portable(a, b),
             }
         }
     }
@@ -166,12 +174,12 @@ mod x86 {
         // SAFETY: `Kernel::available` made `k` after detecting its features; the
         // kernels read `dim` bytes of each of `codes`' rows and of `q`.
         unsafe {
-            match k {
-                Kernel::Vnni512 => i8_vnni512(codes, dim, scales, q, q_scale, out),
-                Kernel::Avx512 => i8_avx512(codes, dim, scales, q, q_scale, out),
-                Kernel::AvxVnni => i8_avxvnni(codes, dim, scales, q, q_scale, out),
-                Kernel::Avx2 => i8_avx2(codes, dim, scales, q, q_scale, out),
-                Kernel::Portable => scan_i8_portable(codes, dim, scales, q, q_scale, out),
+            match k.0 {
+                Level::Vnni512 => i8_vnni512(codes, dim, scales, q, q_scale, out),
+                Level::Avx512 => i8_avx512(codes, dim, scales, q, q_scale, out),
+                Level::AvxVnni => i8_avxvnni(codes, dim, scales, q, q_scale, out),
+                Level::Avx2 => i8_avx2(codes, dim, scales, q, q_scale, out),
+                Level::Portable => scan_i8_portable(codes, dim, scales, q, q_scale, out),
             }
         }
     }
@@ -188,10 +196,10 @@ mod x86 {
     ) {
         // SAFETY: as in `scan_i8`; every kernel but `Portable` implies AVX2.
         unsafe {
-            match k {
-                Kernel::AvxVnni => i4_avxvnni(nibbles, dim, scales, q, q_scale, out),
-                Kernel::Portable => super::scan_i4_portable(nibbles, dim, scales, q, q_scale, out),
-                Kernel::Vnni512 | Kernel::Avx512 | Kernel::Avx2 => {
+            match k.0 {
+                Level::AvxVnni => i4_avxvnni(nibbles, dim, scales, q, q_scale, out),
+                Level::Portable => super::scan_i4_portable(nibbles, dim, scales, q, q_scale, out),
+                Level::Vnni512 | Level::Avx512 | Level::Avx2 => {
                     i4_avx2(nibbles, dim, scales, q, q_scale, out)
                 }
             }
