@@ -69,10 +69,39 @@ impl Kernel {
         vec![Kernel::PORTABLE]
     }
 
-    /// The fastest kernel here (detected once).
+    /// The fastest kernel here that the operator's variables allow (decided once):
+    /// `AGENTBASE_KERNELS` and `AGENTBASE_AVXVNNI` mean what they mean for the local
+    /// models (the `llm` crate refuses a level the CPU lacks; here it only narrows
+    /// the choice).
     pub(crate) fn best() -> Kernel {
         static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| Kernel::available()[0])
+        *BEST.get_or_init(|| {
+            let forced = std::env::var("AGENTBASE_KERNELS").unwrap_or_default();
+            let avxvnni = std::env::var("AGENTBASE_AVXVNNI").unwrap_or_default();
+            Kernel::pick(
+                &Kernel::available(),
+                &forced,
+                avxvnni == "off" || avxvnni == "0",
+            )
+        })
+    }
+
+    /// The first of `available` that `AGENTBASE_KERNELS=forced` (`scalar`, `avx2`,
+    /// `avx512`, or empty or `auto` for any) and `AGENTBASE_AVXVNNI=off` allow.
+    fn pick(available: &[Kernel], forced: &str, no_avxvnni: bool) -> Kernel {
+        let allowed = |k: &&Kernel| {
+            let level_ok = match forced.trim() {
+                "scalar" => k.0 == Level::Portable,
+                "avx2" => matches!(k.0, Level::AvxVnni | Level::Avx2 | Level::Portable),
+                _ => true,
+            };
+            level_ok && !(no_avxvnni && k.0 == Level::AvxVnni)
+        };
+        available
+            .iter()
+            .find(allowed)
+            .copied()
+            .unwrap_or(Kernel::PORTABLE)
     }
 
     /// `out[i] = (row i · q) · scales[i] · q_scale` over int8 rows of `dim` codes.
@@ -400,5 +429,36 @@ mod x86 {
     unsafe fn i4_avx2(r: &[u8], d: usize, s: &[f32], q: &[i8], qs: f32, o: &mut [f32]) {
         // Nibbles (≤ 15) times codes (±127): pairs sum within 16 bits.
         scan_i4!(r, d, s, q, qs, o, maddubs256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kernel, Level};
+
+    #[test]
+    fn the_operators_variables_narrow_the_choice_of_kernel() {
+        let all = [
+            Kernel(Level::Vnni512),
+            Kernel(Level::Avx512),
+            Kernel(Level::AvxVnni),
+            Kernel(Level::Avx2),
+            Kernel::PORTABLE,
+        ];
+        assert_eq!(Kernel::pick(&all, "", false), Kernel(Level::Vnni512));
+        assert_eq!(Kernel::pick(&all, "auto", false), Kernel(Level::Vnni512));
+        assert_eq!(Kernel::pick(&all, "avx512", false), Kernel(Level::Vnni512));
+        assert_eq!(Kernel::pick(&all, "avx2", false), Kernel(Level::AvxVnni));
+        assert_eq!(Kernel::pick(&all, "avx2", true), Kernel(Level::Avx2));
+        assert_eq!(Kernel::pick(&all, " scalar ", false), Kernel::PORTABLE);
+        let avx2_only = [Kernel(Level::Avx2), Kernel::PORTABLE];
+        assert_eq!(
+            Kernel::pick(&avx2_only, "avx512", false),
+            Kernel(Level::Avx2)
+        );
+        assert_eq!(
+            Kernel::pick(&[Kernel::PORTABLE], "avx2", false),
+            Kernel::PORTABLE
+        );
     }
 }
