@@ -423,10 +423,14 @@ mod tests {
         assert_eq!(parallel, serial);
     }
 
+    /// A test code from `x`, in ±127 as `quantize` makes them (the kernels rely on
+    /// it).
+    fn code(x: usize) -> i8 {
+        ((x % 255) as u8 as i8).max(-127)
+    }
+
     #[test]
     fn dot_i8_matches_the_naive_sum() {
-        // Codes are in ±127, as `quantize` makes them (the kernels rely on it).
-        let code = |x: usize| ((x % 255) as u8 as i8).max(-127);
         for n in [0, 1, 63, 64, 65, 384, 1000] {
             let a: Vec<i8> = (0..n).map(|i| code(i * 37)).collect();
             let b: Vec<i8> = (0..n).map(|i| code(i * 11 + 5)).collect();
@@ -448,7 +452,6 @@ mod tests {
         assert_eq!(kernels.last(), Some(&simd::Kernel::PORTABLE));
         for dim in [1, 31, 32, 33, 63, 64, 65, 384, 1000] {
             let rows = 37;
-            let code = |x: usize| ((x % 255) as u8 as i8).max(-127);
             let codes: Vec<i8> = (0..rows * dim)
                 .map(|i| match i % 7 {
                     0 => 127,
@@ -491,9 +494,8 @@ mod tests {
                 .map(|i| match i % 5 {
                     0 => -127,
                     1 => 127,
-                    _ => ((i * 11 + 5) % 255) as u8 as i8,
+                    _ => code(i * 11 + 5),
                 })
-                .map(|c: i8| c.max(-127))
                 .collect();
             let mut want = vec![0f32; rows];
             scan_i4_portable(nibbles, dim, &v.scales, &q, 0.25, &mut want);

@@ -114,7 +114,7 @@ impl Kernel {
         q_scale: f32,
         out: &mut [f32],
     ) {
-        if self == Kernel::PORTABLE || dim == 0 || q.len() < dim {
+        if dim == 0 || q.len() < dim {
             return scan_i8_portable(codes, dim, scales, q, q_scale, out);
         }
         #[cfg(target_arch = "x86_64")]
@@ -123,6 +123,8 @@ impl Kernel {
             let (codes, scales, out) = (&codes[..n * dim], &scales[..n], &mut out[..n]);
             x86::scan_i8(self, codes, dim, scales, q, q_scale, out);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        scan_i8_portable(codes, dim, scales, q, q_scale, out);
     }
 
     /// As [`Kernel::scan_i8`] over int4 rows (`dim / 2` bytes each, see
@@ -136,7 +138,7 @@ impl Kernel {
         q_scale: f32,
         out: &mut [f32],
     ) {
-        if self == Kernel::PORTABLE || dim == 0 || !dim.is_multiple_of(64) || q.len() < dim {
+        if dim == 0 || !dim.is_multiple_of(64) || q.len() < dim {
             return scan_i4_portable(nibbles, dim, scales, q, q_scale, out);
         }
         #[cfg(target_arch = "x86_64")]
@@ -146,6 +148,8 @@ impl Kernel {
             let (rows, scales, out) = (&nibbles[..n * width], &scales[..n], &mut out[..n]);
             x86::scan_i4(self, rows, dim, scales, q, q_scale, out);
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        scan_i4_portable(nibbles, dim, scales, q, q_scale, out);
     }
 }
 
@@ -189,7 +193,7 @@ mod x86 {
         dot_portable(a, b)
     }
 
-    /// The callers checked: `k` is not `Portable`, `codes` holds `scales.len()`
+    /// The callers checked: `codes` holds `scales.len()`
     /// rows of `dim` codes, `out` one slot per row, `q` at least `dim` codes.
     pub(super) fn scan_i8(
         k: Kernel,
