@@ -9,13 +9,18 @@
 //!   k block as they are packed, multiplied with `vpmaddwd` (16 multiply-adds into
 //!   8 i32 lanes per instruction, twice an f32 FMA's 8) and scaled back to f32 at the
 //!   end of each k block.
+//!
+//! [`softmax`] and [`gelu`] are the pass's elementwise steps with intrinsics: the same
+//! polynomials as the plain Rust ones, each step a fused multiply-add.
 
 // The micro-kernel calls AVX intrinsics through raw pointers.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 
-use super::{PackedB, check_shapes, only_bias};
+use super::{
+    ERF_P, ERF_POLY, EXP_LN2, EXP_POLY, EXP_RANGE, EXP_SHIFT, PackedB, check_shapes, only_bias,
+};
 use crate::cpu::{Avx2, AvxVnni};
 
 /// The largest quantised activation and weight. A k block's i32 sum stays below
@@ -478,6 +483,130 @@ pub(super) fn vectorized<R>(_: Avx2, f: impl FnOnce() -> R) -> R {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// [`super::softmax_plain`] for [`super::F32`] with AVX2 + FMA: `dst = softmax(row ·
+/// scale)`, `dst` as long as `row`.
+pub(super) fn softmax(_: Avx2, row: &[f32], scale: f32, dst: &mut [f32]) {
+    // SAFETY: the token proves the features.
+    unsafe { softmax_with(row, scale, dst) }
+}
+
+/// [`softmax`]'s body.
+///
+/// # Safety
+/// AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_with(row: &[f32], scale: f32, dst: &mut [f32]) {
+    assert_eq!(row.len(), dst.len());
+    let main = row.len() & !7;
+    let max = super::max_of(row);
+    // exp((x - max)·scale) as exp(x·scale - max·scale), one fused step.
+    let (scale8, offset8) = (_mm256_set1_ps(scale), _mm256_set1_ps(-max * scale));
+    let mut sum8 = _mm256_setzero_ps();
+    for i in (0..main).step_by(8) {
+        // SAFETY: i + 8 ≤ main ≤ the length of both slices.
+        unsafe {
+            let x = _mm256_loadu_ps(row.as_ptr().add(i));
+            let e = exp8(_mm256_fmadd_ps(x, scale8, offset8));
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), e);
+            sum8 = _mm256_add_ps(sum8, e);
+        }
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum8) };
+    let mut sum: f32 = lanes.iter().sum();
+    for (d, &x) in dst[main..].iter_mut().zip(&row[main..]) {
+        *d = super::fast_exp(x * scale - max * scale);
+        sum += *d;
+    }
+    let inv = 1.0 / sum;
+    let inv8 = _mm256_set1_ps(inv);
+    for i in (0..main).step_by(8) {
+        // SAFETY: as above.
+        unsafe {
+            let p = dst.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), inv8));
+        }
+    }
+    for d in &mut dst[main..] {
+        *d *= inv;
+    }
+}
+
+/// GELU of every value, in place, with AVX2 + FMA ([`super::gelu`] eight at a time).
+pub(super) fn gelu(_: Avx2, values: &mut [f32]) {
+    // SAFETY: the token proves the features.
+    unsafe { gelu_with(values) }
+}
+
+/// [`gelu`]'s body.
+///
+/// # Safety
+/// AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_with(values: &mut [f32]) {
+    let main = values.len() & !7;
+    for i in (0..main).step_by(8) {
+        // SAFETY: i + 8 ≤ main ≤ `values.len()`.
+        unsafe {
+            let p = values.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, gelu8(_mm256_loadu_ps(p)));
+        }
+    }
+    for v in &mut values[main..] {
+        *v = super::gelu(*v);
+    }
+}
+
+/// `x·Φ(x) = x/2 · (1 + erf(x/√2))` of 8 lanes, erf as [`super::erf`] computes it, with
+/// `1/(1 + p·|z|)` as the approximate reciprocal and one Newton step (relative error
+/// about 2⁻²², below the approximation's own 1.5e-7).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn gelu8(x: __m256) -> __m256 {
+    let one = _mm256_set1_ps(1.0);
+    let sign_bit = _mm256_set1_ps(-0.0);
+    let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let a = _mm256_andnot_ps(sign_bit, z);
+    let d = _mm256_fmadd_ps(a, _mm256_set1_ps(ERF_P), one);
+    let r0 = _mm256_rcp_ps(d);
+    let t = _mm256_mul_ps(r0, _mm256_fnmadd_ps(d, r0, _mm256_set1_ps(2.0)));
+    let mut poly = _mm256_set1_ps(ERF_POLY[4]);
+    for &c in ERF_POLY[..4].iter().rev() {
+        poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(c));
+    }
+    let e = exp8(_mm256_fnmadd_ps(a, a, _mm256_setzero_ps()));
+    let erf_abs = _mm256_fnmadd_ps(_mm256_mul_ps(t, poly), e, one);
+    let erf = _mm256_or_ps(erf_abs, _mm256_and_ps(z, sign_bit));
+    _mm256_mul_ps(
+        _mm256_mul_ps(x, _mm256_set1_ps(0.5)),
+        _mm256_add_ps(one, erf),
+    )
+}
+
+/// [`super::fast_exp`] of 8 lanes: the same range reduction and polynomial, each step
+/// a fused multiply-add.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(EXP_RANGE[0])),
+        _mm256_set1_ps(EXP_RANGE[1]),
+    );
+    let shift = _mm256_set1_ps(EXP_SHIFT);
+    let t = _mm256_fmadd_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E), shift);
+    let n = _mm256_sub_ps(t, shift);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2[0]), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2[1]), r);
+    let mut p = _mm256_set1_ps(EXP_POLY[6]);
+    for &c in EXP_POLY[..6].iter().rev() {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let bias = _mm256_set1_epi32(EXP_SHIFT.to_bits() as i32 - 127);
+    let exponent = _mm256_slli_epi32::<23>(_mm256_sub_epi32(_mm256_castps_si256(t), bias));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(exponent))
 }
 
 /// One `MR × 16` tile of C over `kc`: `c = acc + bias` on the first k block (`first`),
