@@ -96,6 +96,10 @@ struct EvalArgs {
     /// Also search combinations of the levers (chosen on the dev halves).
     #[arg(long)]
     grid: bool,
+    /// Also try pseudo-relevance feedback on the query embedding and page-level dense
+    /// lists (titles, chunk centroids) fused with the ranking (chosen on dev).
+    #[arg(long)]
+    feedback: bool,
     /// Also print the relevance-floor calibration (dev answerable vs unanswerable).
     #[arg(long)]
     threshold: bool,
@@ -193,6 +197,9 @@ async fn eval(args: EvalArgs) -> Result<()> {
     }
     if args.grid {
         eval::grid(&loaded)?;
+    }
+    if args.feedback {
+        eval::feedback(&loaded)?;
     }
     if args.threshold {
         eval::threshold(&loaded, &o).await?;
