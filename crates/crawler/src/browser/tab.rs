@@ -472,6 +472,9 @@ async fn render_steps(
     Ok(Rendered { html, url, cookies })
 }
 
+/// How long before the page's deadline a `waitForSelector` gives up.
+const SELECTOR_MARGIN: Duration = Duration::from_millis(300);
+
 /// `waitForSelector` (until the deadline; missing fails the page) and
 /// `softWaitForSelector` (until the dynamic wait ends; missing is fine).
 async fn wait_for_selectors(
@@ -486,13 +489,24 @@ async fn wait_for_selectors(
         (o.soft_wait_for_selector.as_deref(), false),
     ] {
         let Some(selector) = selector else { continue };
+        // A missing hard selector is reported as such, not as the page's timeout: the
+        // wait ends a little before the page's deadline, and a check still running
+        // then (a loaded machine) counts as not found.
         let until = if hard {
             deadline
+                .checked_sub(SELECTOR_MARGIN)
+                .unwrap_or(deadline)
+                .max(Instant::now())
         } else {
             settle_by.max(Instant::now())
         };
         loop {
-            if page_step(conn, sid, "has", json!(selector)).await? == json!(true) {
+            let check = page_step(conn, sid, "has", json!(selector));
+            let found = match tokio::time::timeout_at(until.into(), check).await {
+                Ok(found) => found? == json!(true),
+                Err(_) => false,
+            };
+            if found {
                 break;
             }
             if Instant::now() + Duration::from_millis(100) >= until {
