@@ -194,10 +194,7 @@ pub async fn load(name: &str, o: &LoadOptions<'_>) -> Result<Loaded> {
         });
         centroids[p].iter_mut().zip(e).for_each(|(c, x)| *c += x);
     }
-    for c in &mut centroids {
-        let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        c.iter_mut().for_each(|x| *x /= norm);
-    }
+    centroids.iter_mut().for_each(|c| normalize(c));
     let (title_vecs, _) = cache.embed(&embedder, &titles).await?;
     Ok(Loaded {
         corpus,
@@ -209,6 +206,12 @@ pub async fn load(name: &str, o: &LoadOptions<'_>) -> Result<Loaded> {
         centroids,
         _dir: dir,
     })
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
 }
 
 fn in_split(q: &Question, split: &str) -> bool {
@@ -239,13 +242,7 @@ pub fn rank<'a>(l: &'a Loaded, m: &Method, qi: usize) -> Result<Vec<&'a str>> {
                 *q += beta * e / n;
             }
         }
-        let norm = embedding
-            .iter()
-            .map(|x| x * x)
-            .sum::<f32>()
-            .sqrt()
-            .max(1e-12);
-        embedding.iter_mut().for_each(|x| *x /= norm);
+        normalize(&mut embedding);
     }
     if let Some((signal, weight)) = m.page_signal {
         return fuse_page_signal(

@@ -1180,7 +1180,7 @@ impl<K: Kernel> Model<K> {
     }
 }
 
-/// `exp`'s range reduction and polynomial, shared by [`fast_exp`] and the AVX2 kernels'
+/// `exp`'s range reduction and polynomial, shared by [`fast_exp`] and the AVX2 kernels
 /// (`avx2::exp8`): adding `EXP_SHIFT` (1.5·2²³) rounds x·log₂e to an integer held in the
 /// low mantissa bits, ln 2 is split in two for the remainder, and `EXP_POLY` holds the
 /// polynomial's coefficients from degree 0 up.
