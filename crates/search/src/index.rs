@@ -943,6 +943,41 @@ mod tests {
     }
 
     #[test]
+    fn bm25_ties_come_back_in_snapshot_order_for_every_build() {
+        // Sixty chunks that BM25 cannot tell apart, among others it ranks lower.
+        let mut docs: Vec<Doc> = (0..60)
+            .map(|i| {
+                doc(
+                    &format!("same-{i:02}"),
+                    "Runtime",
+                    "the tokio runtime",
+                    &[0],
+                )
+            })
+            .collect();
+        docs.extend(corpus());
+        docs.rotate_left(3);
+        let want: Vec<String> = (3..60)
+            .chain(0..3)
+            .take(7)
+            .map(|i| format!("same-{i:02}"))
+            .collect();
+        for _ in 0..3 {
+            let tmp = tempfile::tempdir().unwrap();
+            let index = Index::build(&tmp.path().join("snap"), docs.clone()).unwrap();
+            let hits = index
+                .search(&Query {
+                    text: "tokio runtime".to_owned(),
+                    mode: Mode::Bm25,
+                    limit: 7,
+                    ..Query::default()
+                })
+                .unwrap();
+            assert_eq!(ids(&index, &hits), want);
+        }
+    }
+
+    #[test]
     fn dense_ranks_by_cosine() {
         let (_tmp, index) = built();
         let hits = index

@@ -30,6 +30,10 @@ use crate::lang::Lang;
 
 /// Distinct query terms beyond this are ignored, bounding the cost of a pasted essay.
 const MAX_QUERY_TERMS: usize = 64;
+/// Extra BM25 hits fetched past the `k` asked for, so that ties at the cut are
+/// broken by snapshot order rather than by tantivy's segment layout.
+const TIE_SLACK: usize = 16;
+
 /// Indexing memory per writer thread.
 const WRITER_BUDGET: usize = 64 << 20;
 /// The analyzer key of an unstemmed snapshot (`BuildOptions::stemming` off).
@@ -298,9 +302,14 @@ impl Lexical {
             return Ok(Vec::new());
         }
         let query = BooleanQuery::new(clauses);
-        let top = self
-            .searcher
-            .search(&query, &TopDocs::with_limit(k).order_by_score())?;
+        // Equal scores come back in tantivy's document order, which depends on how
+        // the writer's threads split the documents into segments and so changes
+        // between builds of the same snapshot. A few more than `k`, ordered by score
+        // then snapshot order, make the answer the same for every build.
+        let top = self.searcher.search(
+            &query,
+            &TopDocs::with_limit(k.saturating_add(TIE_SLACK)).order_by_score(),
+        )?;
         let mut out = Vec::with_capacity(top.len());
         for (score, addr) in top {
             let ord = self
@@ -314,6 +323,8 @@ impl Lexical {
                 })?;
             out.push((ord as u32, score));
         }
+        out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(k);
         Ok(out)
     }
 
