@@ -107,9 +107,7 @@ pub(crate) trait Kernel: Copy + Send + Sync {
     /// GELU of every value, in place. Runs inside [`Kernel::vectorized`].
     #[inline(always)]
     fn gelu_all(self, values: &mut [f32]) {
-        for v in values {
-            *v = gelu(*v);
-        }
+        gelu_plain(values);
     }
 
     /// Elements per row of `cols` floats.
@@ -259,9 +257,7 @@ impl Kernel for F32 {
         if let Some(token) = self.avx2 {
             return avx2::gelu(token, values);
         }
-        for v in values {
-            *v = gelu(*v);
-        }
+        gelu_plain(values);
     }
 }
 
@@ -1038,10 +1034,11 @@ impl<K: Kernel> Model<K> {
         s.intermediate.resize(total * inter, 0.0);
         let a = packed::<K>(&s.hidden, h, total, &mut s.hidden_packed);
         let per = total.div_ceil(self.threads.clamp(1, total.max(1))).max(1);
+        // Packed elements per row of `s.intermediate_packed` (none when not repacking).
+        let pw = if repack { iw } else { 0 };
         // A block of rows at a time, so GELU reads what the matmul has just written
         // while it is still in L2 (a thread's whole share is 3 MB or more for MiniLM).
         let work = |first: usize, c: &mut [f32], mut packed_rows: &mut [K::E]| {
-            let pw = if packed_rows.is_empty() { 0 } else { iw };
             for (block, c) in c.chunks_mut(ROW_BLOCK * inter).enumerate() {
                 lin.rows(kernel, a, hw, first + block * ROW_BLOCK, c, inter);
                 let (block_packed, rest) = packed_rows.split_at_mut(c.len() / inter * pw);
@@ -1061,8 +1058,7 @@ impl<K: Kernel> Model<K> {
         let mut parts = Vec::new();
         let mut packed_rest = &mut s.intermediate_packed[..];
         for (i, c) in s.intermediate.chunks_mut(per * inter).enumerate() {
-            let take = if repack { c.len() / inter * iw } else { 0 };
-            let (packed_rows, tail) = packed_rest.split_at_mut(take);
+            let (packed_rows, tail) = packed_rest.split_at_mut(c.len() / inter * pw);
             packed_rest = tail;
             parts.push(move || work(i * per, c, packed_rows));
         }
@@ -1231,6 +1227,14 @@ fn softmax_plain<K: Kernel>(row: &mut [f32], scale: f32, dst: &mut [K::E]) {
         *v *= inv;
     }
     pack_rows_into::<K>(row, row.len(), row.len(), dst);
+}
+
+/// [`Kernel::gelu_all`] in plain Rust, which LLVM vectorises.
+#[inline(always)]
+fn gelu_plain(values: &mut [f32]) {
+    for v in values {
+        *v = gelu(*v);
+    }
 }
 
 /// Lane-wise partial results so the reductions vectorise (float addition does not
