@@ -299,10 +299,14 @@ impl EmbedCache {
                 .unwrap_or(0)
                 .to_le_bytes(),
         );
-        let model: String = h.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        // AGENTBASE_BENCH_CACHE_ID names the cache instead, for vectors made outside
+        // the bench (see `embed`).
+        let model: String = std::env::var("AGENTBASE_BENCH_CACHE_ID").unwrap_or_else(|_| {
+            h.finalize()[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
         std::fs::create_dir_all(cache_dir)?;
         let path = cache_dir.join(format!("embeddings-{model}.bin"));
         let mut map = HashMap::new();
@@ -347,6 +351,31 @@ impl EmbedCache {
         let all_cached = missing.is_empty();
         if !missing.is_empty() {
             eprintln!("embedding {} texts not in the cache", missing.len());
+        }
+        // For an embedder outside the bench: the texts it must embed, as JSON lines
+        // of `key` (hex) and `text`, and zero vectors for them in this run (whose
+        // figures mean nothing); the outside embedder appends its vectors to this
+        // cache's file as records of the 16 key bytes and `dim` little-endian f32.
+        if let (false, Ok(dump)) = (all_cached, std::env::var("AGENTBASE_BENCH_DUMP_MISSING")) {
+            let mut out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&dump)?;
+            for t in &missing {
+                let k: String = key(t).iter().map(|b| format!("{b:02x}")).collect();
+                writeln!(out, "{}", serde_json::json!({"key": k, "text": t}))?;
+            }
+            eprintln!(
+                "{} texts written to {dump}: append their vectors to {}",
+                missing.len(),
+                self.path.display()
+            );
+            let zero = vec![0.0; self.dim];
+            let vectors = texts
+                .iter()
+                .map(|t| self.map.get(&key(t)).unwrap_or(&zero).clone())
+                .collect();
+            return Ok((vectors, false));
         }
         let mut file = std::fs::OpenOptions::new()
             .create(true)

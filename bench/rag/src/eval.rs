@@ -3,11 +3,13 @@
 //! the lever sweeps the shipped settings were chosen from (dev halves only).
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
 use agentbase_search::{
-    BuildOptions, ChunkOptions, FieldWeights, Fusion, Index, MIN_RELEVANCE, Mode, Query,
+    BuildOptions, ChunkOptions, FieldWeights, Fusion, Index, MIN_COVERAGE, MIN_RELEVANCE, Mode,
+    Query,
 };
 use anyhow::Result;
 
@@ -326,6 +328,39 @@ pub fn evaluate(l: &Loaded, m: &Method, split: &str) -> Result<(Metrics, usize)>
     ))
 }
 
+/// `--dump-candidates`: per question (dev and test), the shipped method's 30 best
+/// chunks as JSON lines: `corpus`, `id`, `split`, `question`, `relevant` (gold
+/// pages) and `candidates` (`page`, `title`, `heading`, `text`, best first).
+pub fn dump_candidates(loaded: &[Loaded], path: &Path) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for l in loaded {
+        for (qi, q) in l.questions.iter().enumerate() {
+            if !in_split(q, "all") {
+                continue;
+            }
+            let hits = l.index.search(&Query {
+                text: q.question.clone(),
+                embedding: Some(l.q_vecs[qi].clone()),
+                limit: 30,
+                ..Query::default()
+            })?;
+            let candidates: Vec<serde_json::Value> = (hits.iter())
+                .filter_map(|h| l.index.doc(h.doc))
+                .map(|d| {
+                    serde_json::json!({"page": d.source_id, "title": d.title,
+                        "heading": d.heading, "text": d.text})
+                })
+                .collect();
+            let line = serde_json::json!({"corpus": l.corpus.name, "id": q.id,
+                "split": q.split, "question": q.question, "relevant": q.relevant,
+                "candidates": candidates});
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// The report table: baselines and shipped, per corpus, on `split`.
 pub fn report(loaded: &[Loaded], split: &str) -> Result<()> {
     let mut methods = Method::baselines();
@@ -554,16 +589,18 @@ pub fn grid(loaded: &[Loaded]) -> Result<()> {
 /// lines), and the accuracy of "relevant when cosine ≥ a and coverage ≥ b" over a
 /// grid, for the relevance floor.
 pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
-    let all = best_hit_scores(loaded, o).await?;
+    let all = best_hit_scores(loaded, o, Wrap::Plain).await?;
     print_best_hit_percentiles(loaded, &all);
     let best = best_floor(loaded.len(), &all);
     println!("\n| floor | corpus | answerable kept | unanswerable rejected |");
     println!("| --- | --- | ---: | ---: |");
+    let shipped = (f64::from(MIN_RELEVANCE), f64::from(MIN_COVERAGE));
     for (name, a, b) in [
+        ("cosine ≥ 0.34 (shipped before)".to_owned(), 0.34, 0.0),
         (
-            format!("cosine ≥ {MIN_RELEVANCE}"),
-            MIN_RELEVANCE as f64,
-            0.0,
+            format!("cosine ≥ {MIN_RELEVANCE:.2} and coverage ≥ {MIN_COVERAGE:.2} (shipped)"),
+            shipped.0,
+            shipped.1,
         ),
         (
             format!(
@@ -584,6 +621,74 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             );
         }
     }
+    chatty_floor(loaded, o, shipped).await
+}
+
+/// How a question is put to the floor.
+#[derive(Clone, Copy, PartialEq)]
+enum Wrap {
+    /// As written.
+    Plain,
+    /// Inside a visitor's chatty message ([`chatty`]), coverage over the whole
+    /// message (every sentence's words together, as before `questions_of`).
+    ChattyWhole,
+    /// Inside the chatty message, coverage as the server measures it.
+    Chatty,
+}
+
+/// What visitors write around a question: a greeting before it, thanks or context
+/// after it, one of three by the question's position.
+const CHATTY: [(&str, &str); 3] = [
+    (
+        "Hi! We have been using this for a few weeks and like it a lot. ",
+        "",
+    ),
+    (
+        "Hello, quick question from our team while we evaluate it for a project. ",
+        " Thanks a lot!",
+    ),
+    (
+        "",
+        " I looked around but could not work it out myself, any help is appreciated.",
+    ),
+];
+
+fn chatty(question: &str, i: usize) -> String {
+    let (before, after) = CHATTY[i % CHATTY.len()];
+    let q = question.trim();
+    let end = if q.ends_with(['?', '.', '!']) {
+        ""
+    } else {
+        "."
+    };
+    format!("{before}{q}{end}{after}")
+}
+
+/// The floor `(a, b)` on the same questions inside chatty messages: what a greeting
+/// does to the answerable ones kept and the unanswerable ones turned away, with
+/// coverage over the whole message and over its best question.
+async fn chatty_floor(loaded: &[Loaded], o: &LoadOptions<'_>, (a, b): (f64, f64)) -> Result<()> {
+    println!(
+        "\nthe same floor, each question inside a chatty message (bench/rag/src/eval.rs CHATTY)"
+    );
+    println!("\n| questions | coverage of | corpus | answerable kept | unanswerable rejected |");
+    println!("| --- | --- | --- | ---: | ---: |");
+    for (wrap, label) in [
+        (Wrap::Plain, "as written | the question"),
+        (Wrap::ChattyWhole, "chatty | the whole message"),
+        (Wrap::Chatty, "chatty | its best question (shipped)"),
+    ] {
+        let all = best_hit_scores(loaded, o, wrap).await?;
+        for (ci, (k, n, r, u)) in judge_floor(loaded.len(), &all, a, b)
+            .into_iter()
+            .enumerate()
+        {
+            println!(
+                "| {label} | {} | {k}/{n} | {r}/{u} |",
+                loaded[ci].corpus.name
+            );
+        }
+    }
     Ok(())
 }
 
@@ -592,7 +697,11 @@ type BestHit = (usize, bool, f64, f64);
 
 /// The best hit of the shipped ranking for every answerable (dev) and unanswerable
 /// question of every corpus.
-async fn best_hit_scores(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<Vec<BestHit>> {
+async fn best_hit_scores(
+    loaded: &[Loaded],
+    o: &LoadOptions<'_>,
+    wrap: Wrap,
+) -> Result<Vec<BestHit>> {
     #[derive(serde::Deserialize)]
     struct G {
         question: String,
@@ -626,19 +735,29 @@ async fn best_hit_scores(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<Vec<B
                 .step_by(2)
                 .map(|g| (g.question.clone(), false)),
         );
-        let texts: Vec<String> = qs.iter().map(|x| x.0.clone()).collect();
+        let texts: Vec<String> = (qs.iter().enumerate())
+            .map(|(i, x)| match wrap {
+                Wrap::Plain => x.0.clone(),
+                Wrap::Chatty | Wrap::ChattyWhole => chatty(&x.0, i),
+            })
+            .collect();
         let (vecs, _) = cache.embed(&embedder, &texts).await?;
-        for ((text, answerable), v) in qs.iter().zip(vecs) {
+        for ((text, (_, answerable)), v) in texts.iter().zip(&qs).zip(vecs) {
             let hits = l.index.search(&Query {
                 text: text.clone(),
                 embedding: Some(v),
                 limit: 1,
                 ..Query::default()
             })?;
+            // One sentence: `questions_of` leaves nothing to choose from.
+            let scored = match wrap {
+                Wrap::ChattyWhole => text.replace(['?', '.', '!', '\n'], " "),
+                Wrap::Plain | Wrap::Chatty => text.clone(),
+            };
             let (cos, cov) = hits.first().map_or((0.0, 0.0), |h| {
                 (
                     h.dense.unwrap_or(0.0) as f64,
-                    l.index.coverage(text, h.doc) as f64,
+                    l.index.coverage(&scored, h.doc) as f64,
                 )
             });
             all.push((ci, *answerable, cos, cov));

@@ -55,7 +55,7 @@ pub struct GroundedArgs {
     quotes: bool,
     /// With `--quotes`: chunks less relevant than this are dropped, as a chat turn
     /// drops them (`knowledge.min_relevance`).
-    #[arg(long, default_value_t = 0.34)]
+    #[arg(long, default_value_t = agentbase_search::MIN_RELEVANCE)]
     floor: f32,
     /// Print every answer.
     #[arg(long)]

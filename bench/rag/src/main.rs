@@ -103,6 +103,11 @@ struct EvalArgs {
     /// Also print the relevance-floor calibration (dev answerable vs unanswerable).
     #[arg(long)]
     threshold: bool,
+    /// Also write every question's 30 best chunks by the shipped method, with its
+    /// split and gold pages, as JSON lines to this file (to score a re-ranker
+    /// outside the bench).
+    #[arg(long)]
+    dump_candidates: Option<PathBuf>,
     /// Disable stemming in BM25.
     #[arg(long)]
     no_stem: bool,
@@ -203,6 +208,9 @@ async fn eval(args: EvalArgs) -> Result<()> {
     }
     if args.threshold {
         eval::threshold(&loaded, &o).await?;
+    }
+    if let Some(path) = &args.dump_candidates {
+        eval::dump_candidates(&loaded, path)?;
     }
     Ok(())
 }

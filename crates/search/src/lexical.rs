@@ -28,6 +28,12 @@ use tantivy::{IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
 use crate::Error;
 use crate::lang::Lang;
 
+/// The smallest collection [`Lexical::coverage`] takes word rarity from: a few
+/// documents say little about which words are rare, so below this count every
+/// word weighs about the same. The bench/rag corpora (7,000 chunks and more) are
+/// above it.
+const COVERAGE_MIN_DOCS: f32 = 1000.0;
+
 /// Distinct query terms beyond this are ignored, bounding the cost of a pasted essay.
 const MAX_QUERY_TERMS: usize = 64;
 /// Extra BM25 hits fetched past the `k` asked for, so that ties at the cut are
@@ -328,27 +334,34 @@ impl Lexical {
         Ok(out)
     }
 
-    /// The share of `query`'s terms (weighted by BM25's IDF over the body field of
-    /// the document's language) that occur in `doc_text`: 1 when the passage holds
-    /// every query word, near 0 when it misses the rare ones (a question about
-    /// something the knowledge never names).
-    pub(crate) fn coverage(&self, query: &str, key: &str, doc_text: &str) -> f32 {
+    /// The share of a query's terms (weighted by BM25's IDF over the body field of
+    /// the document's language) that occur in `doc_text`, for the best of `queries`:
+    /// 1 when the passage holds every word of one of them, near 0 when it misses the
+    /// rare ones of each (a question about something the knowledge never names).
+    pub(crate) fn coverage(&self, queries: &[&str], key: &str, doc_text: &str) -> f32 {
         let Some(a) = self.keys.iter().find(|a| a.key == key) else {
             return 0.0;
         };
-        let terms = Lexical::terms_for(a, query, true);
-        if terms.is_empty() {
-            return 0.0;
-        }
         let mut analyzer = a.analyzer.clone();
         let mut stream = analyzer.token_stream(doc_text);
         let mut present = HashSet::new();
         while stream.advance() {
             present.insert(stream.token().text.clone());
         }
-        let n = self.searcher.num_docs() as f32;
+        queries
+            .iter()
+            .map(|q| self.covered(a, &Lexical::terms_for(a, q, true), &present))
+            .fold(0.0, f32::max)
+    }
+
+    /// The IDF-weighted share of `terms` (of `a`'s body field) in `present`; 0
+    /// without terms. The IDF counts at least [`COVERAGE_MIN_DOCS`] documents: in a
+    /// knowledge of a few chunks every word it lacks ("long" in "How long is the
+    /// warranty?") would otherwise outweigh the ones it holds several times over.
+    fn covered(&self, a: &Analyzed, terms: &[String], present: &HashSet<String>) -> f32 {
+        let n = (self.searcher.num_docs() as f32).max(COVERAGE_MIN_DOCS);
         let (mut total, mut found) = (0.0f32, 0.0f32);
-        for t in &terms {
+        for t in terms {
             let df = self
                 .searcher
                 .doc_freq(&Term::from_field_text(a.fields.body, t))

@@ -211,7 +211,8 @@ pub struct KnowledgeSettings {
     pub min_relevance: f32,
     /// Below this share (0–1) of the question's words, weighted by rarity, found
     /// in the best chunk, nothing is used either: the question is about something
-    /// the knowledge does not name.
+    /// the knowledge does not name. A message of several sentences counts by its
+    /// best-covered question (`agentbase_search::questions_of`).
     pub min_coverage: f32,
     /// Where a quoting agent's model (a small one, see `grounding.rs`) reads the
     /// knowledge: next to the question, at most 3 entries, with a one-sentence task
@@ -466,8 +467,8 @@ impl Default for KnowledgeSettings {
             chunk_chars: 1000,
             chunk_overlap: 150,
             retrieval_limit: 5,
-            min_relevance: 0.34,
-            min_coverage: 0.0,
+            min_relevance: agentbase_search::MIN_RELEVANCE,
+            min_coverage: agentbase_search::MIN_COVERAGE,
             small_model_inline: false,
             fusion: "rrf".into(),
             auto_retrain_interval_secs: 7 * 24 * 3600,

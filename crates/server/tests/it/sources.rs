@@ -1179,6 +1179,16 @@ async fn a_quoting_agent_quotes_the_passage_its_answer_ignored_and_admits_ignora
         !text.contains("12 euros"),
         "only the sentences that answer: {text}"
     );
+    // A greeting around the question does not make it look unanswerable: the
+    // coverage floor scores the question, not the visitor's story.
+    let chatty = answer(
+        &t,
+        &agent,
+        "Hi! We bought two of your machines last spring and our gardener loves them. \
+         How long is the mower warranty? [[reply:The warranty is one-year, three-month.]]",
+    )
+    .await;
+    assert!(chatty.contains("17 months"), "{chatty}");
 
     // An answer that uses the passage is left alone: `[[system]]` answers with the
     // system prompt, where the knowledge is by default, as for any model.
