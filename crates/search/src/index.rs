@@ -36,6 +36,13 @@ pub const MIN_RELEVANCE: f32 = 0.23;
 /// The coverage half of the "nothing relevant found" floor: see [`MIN_RELEVANCE`].
 pub const MIN_COVERAGE: f32 = 0.40;
 
+/// A best hit at least this relevant needs no [`MIN_COVERAGE`]: a visitor's
+/// paraphrase ("How long do refunds take to reach my card?" for "Refunds are paid
+/// to the original card within five business days", cosine 0.82) shares few words
+/// with the passage. The lowest value that turns away as many unanswerable dev
+/// questions as the coverage floor alone (bench/rag `eval --threshold`).
+pub const CONFIDENT_RELEVANCE: f32 = 0.60;
+
 /// 2: per-language title/heading/body fields and `languages` in the manifest.
 const FORMAT: u32 = 2;
 const COMPLETE: &str = "COMPLETE";

@@ -15,8 +15,9 @@ mod lexical;
 
 pub use chunk::{Chunk, ChunkOptions, chunk_markdown, chunk_plain, embedding_text};
 pub use index::{
-    BuildOptions, DEFAULT_DEPTH, DEFAULT_FIELDS, DEFAULT_PAGE_BONUS, DEFAULT_PER_PAGE, Doc,
-    DocMeta, Fusion, Hit, Index, MIN_COVERAGE, MIN_RELEVANCE, Mode, Query, questions_of,
+    BuildOptions, CONFIDENT_RELEVANCE, DEFAULT_DEPTH, DEFAULT_FIELDS, DEFAULT_PAGE_BONUS,
+    DEFAULT_PER_PAGE, Doc, DocMeta, Fusion, Hit, Index, MIN_COVERAGE, MIN_RELEVANCE, Mode, Query,
+    questions_of,
 };
 pub use lang::{Lang, detect as detect_language};
 pub use lexical::FieldWeights;

@@ -133,8 +133,10 @@ impl Knowledge {
 pub struct Floor {
     /// Chunks with a lower dense cosine are dropped.
     pub relevance: f32,
-    /// Below this lexical coverage of the question by the best chunk, nothing is.
+    /// Below this lexical coverage of the question by the best chunk, nothing is...
     pub coverage: f32,
+    /// ...unless the best chunk is at least this relevant (a paraphrase).
+    pub confident: f32,
 }
 
 impl Floor {
@@ -142,6 +144,7 @@ impl Floor {
     pub const NONE: Floor = Floor {
         relevance: 0.0,
         coverage: 0.0,
+        confident: 0.0,
     };
 }
 
@@ -1171,9 +1174,10 @@ impl Knowledge {
             };
             let hits = index.search(&q)?;
             if floor.coverage > 0.0
-                && hits
-                    .first()
-                    .is_none_or(|h| index.coverage(&q.text, h.doc) < floor.coverage)
+                && hits.first().is_none_or(|h| {
+                    h.relevance().unwrap_or(0.0) < floor.confident
+                        && index.coverage(&q.text, h.doc) < floor.coverage
+                })
             {
                 return Ok(Vec::new());
             }

@@ -212,7 +212,8 @@ pub struct KnowledgeSettings {
     /// Below this share (0–1) of the question's words, weighted by rarity, found
     /// in the best chunk, nothing is used either: the question is about something
     /// the knowledge does not name. A message of several sentences counts by its
-    /// best-covered question (`agentbase_search::questions_of`).
+    /// best-covered question (`agentbase_search::questions_of`), and a best chunk
+    /// as relevant as `agentbase_search::CONFIDENT_RELEVANCE` needs no coverage.
     pub min_coverage: f32,
     /// Where a quoting agent's model (a small one, see `grounding.rs`) reads the
     /// knowledge: next to the question, at most 3 entries, with a one-sentence task
@@ -242,6 +243,7 @@ impl KnowledgeSettings {
         crate::knowledge::Floor {
             relevance: self.min_relevance,
             coverage: self.min_coverage,
+            confident: agentbase_search::CONFIDENT_RELEVANCE,
         }
     }
 }
