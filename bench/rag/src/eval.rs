@@ -621,15 +621,7 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             shipped,
         ),
     ] {
-        for (ci, (k, n, r, u)) in judge_floor(loaded.len(), &all, a, b, c)
-            .into_iter()
-            .enumerate()
-        {
-            println!(
-                "| {name} | {} | {k}/{n} | {r}/{u} |",
-                loaded[ci].corpus.name
-            );
-        }
+        print_floor(&name, loaded, &all, (a, b, c));
     }
     // The cosine above which coverage is not asked: the lowest that turns away as
     // many unanswerable dev questions as coverage alone.
@@ -638,12 +630,7 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     );
     println!("| ---: | --- | ---: | ---: |");
     for c in [0.45, 0.5, 0.55, 0.6, 0.65, 0.7] {
-        for (ci, (k, n, r, u)) in judge_floor(loaded.len(), &all, best.0, best.1, c)
-            .into_iter()
-            .enumerate()
-        {
-            println!("| {c} | {} | {k}/{n} | {r}/{u} |", loaded[ci].corpus.name);
-        }
+        print_floor(&c.to_string(), loaded, &all, (best.0, best.1, c));
     }
     chatty_floor(loaded, o, shipped).await
 }
@@ -707,17 +694,23 @@ async fn chatty_floor(
         (Wrap::Chatty, "chatty | its best question (shipped)"),
     ] {
         let all = best_hit_scores(loaded, o, wrap).await?;
-        for (ci, (k, n, r, u)) in judge_floor(loaded.len(), &all, a, b, c)
-            .into_iter()
-            .enumerate()
-        {
-            println!(
-                "| {label} | {} | {k}/{n} | {r}/{u} |",
-                loaded[ci].corpus.name
-            );
-        }
+        print_floor(label, loaded, &all, (a, b, c));
     }
     Ok(())
+}
+
+/// One table row per corpus: `label`, then what the floor `(a, b, c)` of
+/// [`judge_floor`] keeps and turns away.
+fn print_floor(label: &str, loaded: &[Loaded], all: &[BestHit], (a, b, c): (f64, f64, f64)) {
+    for (ci, (k, n, r, u)) in judge_floor(loaded.len(), all, a, b, c)
+        .into_iter()
+        .enumerate()
+    {
+        println!(
+            "| {label} | {} | {k}/{n} | {r}/{u} |",
+            loaded[ci].corpus.name
+        );
+    }
 }
 
 /// One question's best hit: (corpus, answerable, cosine, coverage).
