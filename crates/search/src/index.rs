@@ -836,25 +836,29 @@ fn by_page(ranked: &[Hit], limit: usize, per_page: usize, bonus: f32) -> Vec<Hit
 
 /// The parts of a message that [`Index::coverage`] scores: its questions (the
 /// sentences ending in `?`) when it asks any, else its sentences, cut both where
-/// a capital follows a stop and wherever white space does (see [`sentences`]):
+/// a capital follows a stop and wherever white space does (see `sentences`):
 /// "Hi! I bought a mower. How much are blades?" is scored by its last sentence,
 /// and so is its lower-case spelling; "the `dbg!` macro", whose `!` is code, by
 /// the whole question and by "macro …?"; `os.path.join`, `3.11` and "makes .
 /// match" are never cut.
+///
+/// At most `MAX_PARTS` (16) parts, the last ones, where a visitor's question usually is.
 pub fn questions_of(message: &str) -> Vec<&str> {
-    let mut parts = sentences(message, true);
-    for s in sentences(message, false) {
-        if !parts.contains(&s) {
-            parts.push(s);
-        }
+    let mut seen = std::collections::HashSet::new();
+    let parts: Vec<&str> = (sentences(message, true).into_iter())
+        .chain(sentences(message, false))
+        .filter(|s| seen.insert(*s))
+        .collect();
+    let mut chosen: Vec<&str> = parts.iter().copied().filter(|s| s.ends_with('?')).collect();
+    if chosen.is_empty() {
+        chosen = parts;
     }
-    let questions: Vec<&str> = parts.iter().copied().filter(|s| s.ends_with('?')).collect();
-    if questions.is_empty() {
-        parts
-    } else {
-        questions
-    }
+    chosen.split_off(chosen.len().saturating_sub(MAX_PARTS))
 }
+
+/// The parts of a message [`questions_of`] keeps: a pasted essay of thousands of
+/// sentences costs the coverage floor no more than a few questions.
+const MAX_PARTS: usize = 16;
 
 /// `message` cut at line breaks and at each `.`, `?` or `!` that follows a
 /// non-space and comes before white space or the end; with `strict`, only where
@@ -1023,6 +1027,11 @@ mod tests {
                 "a function body?"
             ]
         );
+        // A message of thousands of sentences: the last few are scored.
+        let essay: String = (0..4000).map(|i| format!("Line {i} is here? ")).collect();
+        let parts = questions_of(&essay);
+        assert_eq!(parts.len(), MAX_PARTS);
+        assert_eq!(parts.last(), Some(&"Line 3999 is here?"));
         // A visitor who writes in lower case.
         assert_eq!(
             questions_of("hi! i bought a mower. how much are blades?"),
