@@ -15,7 +15,10 @@
 //!   answering from it while it loads or rebuilds the new one in the background; a
 //!   node with none builds it before answering.
 //! - **Retrieval** is hybrid (BM25 + dense, fused as `knowledge.fusion` says); a chunk
-//!   less relevant (dense cosine) than `knowledge.min_relevance` is not used.
+//!   less relevant (dense cosine) than `knowledge.min_relevance` is not used, and
+//!   nothing is when the best chunk covers less of the message's best question than
+//!   `knowledge.min_coverage` (unless it is as relevant as
+//!   `agentbase_search::CONFIDENT_RELEVANCE`).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
