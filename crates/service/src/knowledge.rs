@@ -35,7 +35,7 @@ use agentbase_core::model::Embedder;
 use agentbase_core::{
     Agent, AgentPatch, Cursor, Error, Millis, NewAgent, Plan, Rejection, Resource, Result, ids,
 };
-use agentbase_search::{ChunkOptions, Doc, Fusion, Index, Mode, Query};
+use agentbase_search::{CONFIDENT_RELEVANCE, ChunkOptions, Doc, Fusion, Index, Mode, Query};
 use agentbase_store::{Page, SourceFilter, TrainingSwitch};
 use tokio::sync::Notify;
 
@@ -136,10 +136,10 @@ impl Knowledge {
 pub struct Floor {
     /// Chunks with a lower dense cosine are dropped.
     pub relevance: f32,
-    /// Below this lexical coverage of the question by the best chunk, nothing is...
+    /// Below this lexical coverage of the question by the best chunk, nothing is,
+    /// unless that chunk is as relevant as `agentbase_search::CONFIDENT_RELEVANCE`
+    /// (a paraphrase).
     pub coverage: f32,
-    /// ...unless the best chunk is at least this relevant (a paraphrase).
-    pub confident: f32,
 }
 
 impl Floor {
@@ -147,7 +147,6 @@ impl Floor {
     pub const NONE: Floor = Floor {
         relevance: 0.0,
         coverage: 0.0,
-        confident: 0.0,
     };
 }
 
@@ -1178,7 +1177,7 @@ impl Knowledge {
             let hits = index.search(&q)?;
             if floor.coverage > 0.0
                 && hits.first().is_none_or(|h| {
-                    h.relevance().unwrap_or(0.0) < floor.confident
+                    h.relevance().unwrap_or(0.0) < CONFIDENT_RELEVANCE
                         && index.coverage(&q.text, h.doc) < floor.coverage
                 })
             {

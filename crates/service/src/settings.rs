@@ -243,7 +243,6 @@ impl KnowledgeSettings {
         crate::knowledge::Floor {
             relevance: self.min_relevance,
             coverage: self.min_coverage,
-            confident: agentbase_search::CONFIDENT_RELEVANCE,
         }
     }
 }
