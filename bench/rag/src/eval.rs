@@ -632,7 +632,7 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     for c in [0.45, 0.5, 0.55, 0.6, 0.65, 0.7] {
         print_floor(&c.to_string(), loaded, &all, (best.0, best.1, c));
     }
-    chatty_floor(loaded, o, shipped).await
+    chatty_floor(loaded, o, &all, shipped).await
 }
 
 /// How a question is put to the floor.
@@ -675,26 +675,28 @@ fn chatty(question: &str, i: usize) -> String {
     format!("{before}{q}{end}{after}")
 }
 
-/// The floor `(a, b)` on the same questions inside chatty messages: what a greeting
-/// does to the answerable ones kept and the unanswerable ones turned away, with
-/// coverage over the whole message and over its best question.
+/// The floor `(a, b, c)` on the questions as written (`plain`, already scored) and
+/// inside chatty messages: what a greeting does to the answerable ones kept and the
+/// unanswerable ones turned away, with coverage over the whole message and over its
+/// best question.
 async fn chatty_floor(
     loaded: &[Loaded],
     o: &LoadOptions<'_>,
-    (a, b, c): (f64, f64, f64),
+    plain: &[BestHit],
+    floor: (f64, f64, f64),
 ) -> Result<()> {
     println!(
         "\nthe same floor, each question inside a chatty message (bench/rag/src/eval.rs CHATTY)"
     );
     println!("\n| questions | coverage of | corpus | answerable kept | unanswerable rejected |");
     println!("| --- | --- | --- | ---: | ---: |");
+    print_floor("as written | the question", loaded, plain, floor);
     for (wrap, label) in [
-        (Wrap::Plain, "as written | the question"),
         (Wrap::ChattyWhole, "chatty | the whole message"),
         (Wrap::Chatty, "chatty | its best question (shipped)"),
     ] {
         let all = best_hit_scores(loaded, o, wrap).await?;
-        print_floor(label, loaded, &all, (a, b, c));
+        print_floor(label, loaded, &all, floor);
     }
     Ok(())
 }
