@@ -421,7 +421,7 @@ fn write_default_config(data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let path = data_dir.join("agentbase.toml");
     if !path.exists() {
-        std::fs::write(&path, agentbase_service::settings::DEFAULT_CONFIG_TOML)
+        std::fs::write(&path, agentbase_service::settings::default_config_file())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())

@@ -42,8 +42,8 @@ fn init_prints_a_key_once_and_refuses_to_run_twice() {
     assert!(dir.path().join("agentbase.db").exists());
     let config = std::fs::read_to_string(dir.path().join("agentbase.toml")).unwrap();
     assert!(
-        config.contains("# agentbase configuration."),
-        "the commented default config is written"
+        config.contains("# agentbase configuration.") && config.contains("\n# bind = "),
+        "the default config is written with its options commented out: {config}"
     );
 
     let again = agentbase(dir.path(), &["init", "--json"]);

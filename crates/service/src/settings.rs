@@ -8,8 +8,28 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// The commented default configuration; `init` writes it into the data directory.
+/// The built-in defaults, every option with its comment.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../agentbase.default.toml");
+
+/// The configuration file `init` writes into a data directory: [`DEFAULT_CONFIG_TOML`]
+/// with every option commented out and its section headers kept, so a newer
+/// release's defaults reach an existing install and an operator uncomments only
+/// what they change.
+pub fn default_config_file() -> String {
+    let mut out = String::from(
+        "# Written by `agentbase init`. Every option is commented out, so the built-in\n\
+         # default applies (and follows upgrades) until you uncomment it.\n\n",
+    );
+    for line in DEFAULT_CONFIG_TOML.lines() {
+        let t = line.trim_start();
+        if !(t.is_empty() || t.starts_with('#') || t.starts_with('[')) {
+            out.push_str("# ");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -975,6 +995,42 @@ mod tests {
     fn the_commented_default_file_is_exactly_the_defaults() {
         let parsed: Settings = toml::from_str(DEFAULT_CONFIG_TOML).expect("default file parses");
         assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn the_file_init_writes_sets_nothing_and_comments_out_each_option() {
+        let written = default_config_file();
+        assert_eq!(
+            load(Some(&written), &[], Overrides::default()).unwrap(),
+            Settings::default()
+        );
+        let keys = |text: &str| -> Vec<String> {
+            let v: toml::Value = toml::from_str(text).unwrap();
+            let mut out = Vec::new();
+            for (section, table) in v.as_table().unwrap() {
+                for (k, v) in table.as_table().unwrap() {
+                    match v.as_table() {
+                        Some(t) => out.extend(t.keys().map(|kk| format!("{section}.{k}.{kk}"))),
+                        None => out.push(format!("{section}.{k}")),
+                    }
+                }
+            }
+            out
+        };
+        assert!(keys(&written).is_empty(), "{:?}", keys(&written));
+        assert!(keys(DEFAULT_CONFIG_TOML).len() > 50);
+        // Line by line it is the defaults file, its options behind a "# ".
+        let body: Vec<&str> = written.lines().skip(3).collect();
+        let defaults: Vec<&str> = DEFAULT_CONFIG_TOML.lines().collect();
+        assert_eq!(body.len(), defaults.len());
+        for (w, d) in body.iter().zip(&defaults) {
+            let option = !d.starts_with('[')
+                && toml::from_str::<toml::Table>(d).is_ok_and(|t| !t.is_empty());
+            match option {
+                true => assert_eq!(*w, format!("# {d}")),
+                false => assert_eq!(w, d),
+            }
+        }
     }
 
     #[test]
