@@ -384,15 +384,18 @@ fn split(items: Vec<Item>, split: &str) -> Vec<Item> {
 /// The quote policies `--quotes` compares.
 fn quote_policies() -> Vec<QuotePolicy> {
     let mut v = vec![QuotePolicy::TOP_CHUNK];
-    for candidates in [1, 2, 3, 5] {
-        for rank_decay in [0.0, 0.25, 0.5] {
-            for code_bonus in [0.0, 0.5, 1.0, 2.0] {
-                v.push(QuotePolicy {
-                    candidates,
-                    idf: true,
-                    rank_decay,
-                    code_bonus,
-                });
+    for chars in [400, 600] {
+        for candidates in [1, 2, 3, 5] {
+            for rank_decay in [0.0, 0.25, 0.5] {
+                for code_bonus in [0.0, 0.5, 1.0, 2.0] {
+                    v.push(QuotePolicy {
+                        candidates,
+                        idf: true,
+                        rank_decay,
+                        code_bonus,
+                        chars,
+                    });
+                }
             }
         }
     }
@@ -442,12 +445,12 @@ async fn quote_sweep(
     println!(
         "\n{corpus}: {n} answerable questions, the gold fact in the knowledge of {in_knowledge}"
     );
-    println!("\n| candidates | idf | rank decay | code bonus | quote holds the fact |");
-    println!("| ---: | --- | ---: | ---: | ---: |");
+    println!("\n| candidates | idf | rank decay | code bonus | chars | quote holds the fact |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: |");
     for (h, p) in held.iter().zip(&policies) {
         println!(
-            "| {} | {} | {} | {} | {h}/{n} |",
-            p.candidates, p.idf, p.rank_decay, p.code_bonus
+            "| {} | {} | {} | {} | {} | {h}/{n} |",
+            p.candidates, p.idf, p.rank_decay, p.code_bonus, p.chars
         );
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-/// Longest quote, in characters (a few sentences).
+/// Longest quote of [`QuotePolicy::TOP_CHUNK`], in characters (a few sentences).
 pub const QUOTE_CHARS: usize = 400;
 
 /// Most sentences in one quote.
@@ -26,6 +26,9 @@ pub struct QuotePolicy {
     /// something the question does not: in documentation the answer is often an
     /// identifier, a command or a value the question could not have named.
     pub code_bonus: f64,
+    /// Longest run of sentences, in characters. A single longer sentence is still
+    /// a candidate, cut at this many characters when it is over twice as long.
+    pub chars: usize,
 }
 
 impl QuotePolicy {
@@ -35,6 +38,7 @@ impl QuotePolicy {
         idf: false,
         rank_decay: 0.0,
         code_bonus: 0.0,
+        chars: QUOTE_CHARS,
     };
 }
 
@@ -113,13 +117,14 @@ impl<'a> Sentences<'a> {
         Sentences { text, stems, code }
     }
 
-    /// The best run of consecutive sentences (at most [`QUOTE_CHARS`] and
+    /// The best run of consecutive sentences (at most `chars` characters and
     /// [`MAX_SENTENCES`]): the highest sum of the weights of distinct question
     /// stems it holds; ties go to the earlier, shorter run. `None` without sentences.
     fn best_window(
         &self,
         weights: &HashMap<String, f64>,
         code_bonus: f64,
+        chars: usize,
     ) -> Option<(f64, usize, usize)> {
         let mut best: Option<(f64, usize, usize)> = None;
         for start in 0..self.text.len() {
@@ -128,7 +133,7 @@ impl<'a> Sentences<'a> {
             let mut new_code = false;
             for end in start..self.text.len().min(start + MAX_SENTENCES) {
                 len += self.text[end].len() + 1;
-                if len > QUOTE_CHARS && end > start {
+                if len > chars && end > start {
                     break;
                 }
                 held.extend(
@@ -148,10 +153,10 @@ impl<'a> Sentences<'a> {
         best
     }
 
-    fn join(&self, start: usize, end: usize) -> String {
+    fn join(&self, start: usize, end: usize, chars: usize) -> String {
         let quote = self.text[start..=end].join(" ");
-        if quote.len() > QUOTE_CHARS * 2 {
-            let cut: String = quote.chars().take(QUOTE_CHARS).collect();
+        if quote.len() > chars * 2 {
+            let cut: String = quote.chars().take(chars).collect();
             return format!("{cut}…");
         }
         quote
@@ -192,7 +197,8 @@ pub fn pick(question: &str, chunks: &[&str], policy: QuotePolicy) -> Option<(usi
     let weights = question_weights(question, &candidates, policy.idf);
     let mut best: Option<(f64, usize, usize, usize)> = None;
     for (rank, c) in candidates.iter().enumerate() {
-        let Some((score, start, end)) = c.best_window(&weights, policy.code_bonus) else {
+        let Some((score, start, end)) = c.best_window(&weights, policy.code_bonus, policy.chars)
+        else {
             continue;
         };
         let score = score / (1.0 + f64::from(policy.rank_decay) * rank as f64);
@@ -201,10 +207,12 @@ pub fn pick(question: &str, chunks: &[&str], policy: QuotePolicy) -> Option<(usi
         }
     }
     match best {
-        Some((_, rank, start, end)) => Some((rank, candidates[rank].join(start, end))),
+        Some((_, rank, start, end)) => {
+            Some((rank, candidates[rank].join(start, end, policy.chars)))
+        }
         None => chunks
             .first()
-            .map(|c| (0, c.chars().take(QUOTE_CHARS).collect())),
+            .map(|c| (0, c.chars().take(policy.chars).collect())),
     }
 }
 
@@ -274,6 +282,7 @@ the order. Blades ship separately.";
             idf: true,
             rank_decay: 0.25,
             code_bonus: 0.0,
+            chars: QUOTE_CHARS,
         };
         let (rank, q) = pick("How long is the warranty?", &[SHIPPING, WARRANTY], policy).unwrap();
         assert_eq!(rank, 1, "{q}");
@@ -286,6 +295,30 @@ the order. Blades ship separately.";
         )
         .unwrap();
         assert_eq!(rank, 0);
+    }
+
+    #[test]
+    fn a_longer_budget_reaches_the_answer_after_a_long_sentence() {
+        let text = "Specifies the maximum number of autovacuum worker processes that may be \
+running at any one time, other than the launcher. This parameter can only be set at server \
+start, in the postgresql.conf file or on the server command line; changing it later needs a \
+restart of the whole server, and every connected session is closed when that happens, so \
+plan the change for a quiet hour and tell your users beforehand. The default is three.\n\n\
+See also the naptime setting.";
+        let q = "How many autovacuum worker processes may be running by default?";
+        let with = |chars| {
+            let policy = QuotePolicy {
+                chars,
+                ..QuotePolicy::TOP_CHUNK
+            };
+            pick(q, &[text], policy).unwrap().1
+        };
+        let short = with(400);
+        assert!(!short.contains("three"), "{short}");
+        let long = with(600);
+        assert!(long.contains("The default is three."), "{long}");
+        assert!(!long.contains("naptime"), "{long}");
+        assert!(long.len() <= 600);
     }
 
     #[test]

@@ -111,7 +111,7 @@ proptest! {
 /// quote takes any text, stays among the candidates it was given, and stays short.
 mod quotes {
     use super::*;
-    use agentbase_core::quote::{QUOTE_CHARS, QuotePolicy, pick, uses};
+    use agentbase_core::quote::{QuotePolicy, pick, uses};
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
@@ -124,8 +124,9 @@ mod quotes {
             idf in any::<bool>(),
             rank_decay in 0.0f32..2.0,
             code_bonus in 0.0f64..2.0,
+            chars in 1usize..1000,
         ) {
-            let policy = QuotePolicy { candidates, idf, rank_decay, code_bonus };
+            let policy = QuotePolicy { candidates, idf, rank_decay, code_bonus, chars };
             let q = question.clone();
             let c = chunks.clone();
             let got = within(LIMIT, move || {
@@ -136,7 +137,7 @@ mod quotes {
                 None => prop_assert!(chunks.is_empty()),
                 Some((rank, quote)) => {
                     prop_assert!(rank < chunks.len().min(candidates.max(1)));
-                    prop_assert!(quote.chars().count() <= 2 * QUOTE_CHARS + 4);
+                    prop_assert!(quote.chars().count() <= 2 * chars + 4);
                     let _ = uses(&quote, &chunks[rank], &question);
                 }
             }
