@@ -12,7 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use agentbase_core::quote::{QuotePolicy, pick};
+use std::collections::HashMap;
+use std::io::Write;
+
+use agentbase_core::quote::{QuotePolicy, pick, uses};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
@@ -57,6 +60,15 @@ pub struct GroundedArgs {
     /// drops them (`knowledge.min_relevance`).
     #[arg(long, default_value_t = agentbase_search::MIN_RELEVANCE)]
     floor: f32,
+    /// With `--quotes`: the answers a run with `--record` wrote (best with
+    /// `--patch '{"quoteFallback":false}'`, the model's own words). Each policy is
+    /// then also scored as chat would end: the recorded answer, with the policy's
+    /// quote after it unless the answer already uses it.
+    #[arg(long)]
+    answers: Option<std::path::PathBuf>,
+    /// Write every answer to this file, one JSON object (`id`, `answer`) per line.
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
     /// Print every answer.
     #[arg(long)]
     verbose: bool,
@@ -348,8 +360,12 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
         }
         let items = split(corpus::read_jsonl(&corpus.grounded)?, &args.split);
         if args.quotes {
+            let answers = match &args.answers {
+                Some(path) => recorded(path)?,
+                None => HashMap::new(),
+            };
             let floor = (args.floor, args.verbose);
-            quote_sweep(&api, &id, &items, floor, corpus.name).await?;
+            quote_sweep(&api, &id, &items, &answers, floor, corpus.name).await?;
             continue;
         }
         let tally = ask_all(&api, &id, &items, &args).await?;
@@ -408,12 +424,14 @@ async fn quote_sweep(
     api: &Api,
     id: &str,
     items: &[Item],
+    answers: &HashMap<String, String>,
     (floor, verbose): (f32, bool),
     corpus: &str,
 ) -> Result<()> {
     let policies = quote_policies();
-    let (mut n, mut in_knowledge) = (0, 0);
+    let (mut n, mut in_knowledge, mut in_answers, mut answered) = (0, 0, 0, 0);
     let mut held = vec![0usize; policies.len()];
+    let mut ended = vec![0usize; policies.len()];
     for it in items.iter().filter(|it| !it.unanswerable) {
         let found = api
             .call(
@@ -432,28 +450,54 @@ async fn quote_sweep(
         let fact = norm(it.fact.as_deref().unwrap_or_default());
         n += 1;
         in_knowledge += usize::from(texts.iter().any(|t| norm(t).contains(&fact)));
-        for (h, p) in held.iter_mut().zip(&policies) {
+        let answer = answers.get(&it.id);
+        answered += usize::from(answer.is_some());
+        let said = answer.is_some_and(|a| norm(a).contains(&fact));
+        in_answers += usize::from(said);
+        for ((h, e), p) in held.iter_mut().zip(&mut ended).zip(&policies) {
             let quote = pick(&it.question, &texts, *p)
                 .map(|q| q.1)
                 .unwrap_or_default();
-            *h += usize::from(norm(&quote).contains(&fact));
+            let quoted = norm(&quote).contains(&fact);
+            *h += usize::from(quoted);
+            // Chat appends the quote to an answer that does not use it.
+            *e += usize::from(
+                said || (quoted && answer.is_some_and(|a| !uses(a, &quote, &it.question))),
+            );
         }
         if verbose {
             missed_quote(it, &texts, &fact, policies[0]);
         }
     }
     println!(
-        "\n{corpus}: {n} answerable questions, the gold fact in the knowledge of {in_knowledge}"
+        "\n{corpus}: {n} answerable questions, the gold fact in the knowledge of {in_knowledge}, \
+         in {in_answers} of {answered} recorded answers"
     );
-    println!("\n| candidates | idf | rank decay | code bonus | chars | quote holds the fact |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: |");
-    for (h, p) in held.iter().zip(&policies) {
+    println!(
+        "\n| candidates | idf | rank decay | code bonus | chars | quote holds the fact | recorded answer and quote hold it |"
+    );
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+    for ((h, e), p) in held.iter().zip(&ended).zip(&policies) {
         println!(
-            "| {} | {} | {} | {} | {} | {h}/{n} |",
+            "| {} | {} | {} | {} | {} | {h}/{n} | {e}/{answered} |",
             p.candidates, p.idf, p.rank_decay, p.code_bonus, p.chars
         );
     }
     Ok(())
+}
+
+/// The answers a `--record` run wrote, by question id.
+fn recorded(path: &std::path::Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).context("a recorded answer is not JSON")?;
+            let field = |k: &str| v[k].as_str().map(str::to_owned);
+            field("id")
+                .zip(field("answer"))
+                .context("a recorded answer needs id and answer")
+        })
+        .collect()
 }
 
 /// With `--verbose`: a question whose knowledge holds the fact and whose quote
@@ -525,6 +569,14 @@ async fn ask_all(api: &Api, id: &str, items: &[Item], args: &GroundedArgs) -> Re
         let started = Instant::now();
         let (text, urls) = ask(api, id, &it.question).await?;
         t.secs.push(started.elapsed().as_secs_f64());
+        if let Some(path) = &args.record {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("open {}", path.display()))?;
+            writeln!(f, "{}", json!({"id": it.id, "answer": text}))?;
+        }
         let idk = says_dont_know(&text);
         let verdict = if it.unanswerable {
             t.n_un += 1;
