@@ -69,27 +69,50 @@ fn stem(w: &str) -> String {
     }
 }
 
-/// Sentences (and list items, lines of code) of a Markdown chunk.
+/// Sentences (and list items, table rows) of a Markdown chunk; a fenced code block
+/// is one unit, so a run that ends in "this returns:" can hold the code after it.
 fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
+    // The byte range of the open fenced block's lines so far.
+    let mut block: Option<(usize, usize)> = None;
+    let mut offset = 0;
     for line in text.split('\n') {
-        let mut start = 0;
-        let bytes = line.as_bytes();
-        for (i, &b) in bytes.iter().enumerate() {
-            let end_of_sentence = matches!(b, b'.' | b'!' | b'?')
-                && bytes.get(i + 1).is_some_and(|n| *n == b' ')
-                && bytes
-                    .get(i + 2)
-                    .is_some_and(|n| n.is_ascii_uppercase() || *n == b'(' || *n == b'`');
-            if end_of_sentence {
-                out.push(line[start..=i].trim());
-                start = i + 1;
+        let start = offset;
+        offset += line.len() + 1;
+        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+        match (&mut block, fence) {
+            (None, true) => block = Some((offset.min(text.len()), offset.min(text.len()))),
+            (Some((from, to)), true) => {
+                out.push(text[*from..*to].trim());
+                block = None;
             }
+            (Some((_, to)), false) => *to = start + line.len(),
+            (None, false) => line_sentences(line, &mut out),
         }
-        out.push(line[start..].trim());
+    }
+    if let Some((from, to)) = block {
+        out.push(text[from..to].trim());
     }
     out.retain(|s| s.chars().any(char::is_alphanumeric));
     out
+}
+
+/// The sentences of one line of prose: a stop, a space, then a capital, `(` or `` ` ``.
+fn line_sentences<'a>(line: &'a str, out: &mut Vec<&'a str>) {
+    let mut start = 0;
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let end_of_sentence = matches!(b, b'.' | b'!' | b'?')
+            && bytes.get(i + 1).is_some_and(|n| *n == b' ')
+            && bytes
+                .get(i + 2)
+                .is_some_and(|n| n.is_ascii_uppercase() || *n == b'(' || *n == b'`');
+        if end_of_sentence {
+            out.push(line[start..=i].trim());
+            start = i + 1;
+        }
+    }
+    out.push(line[start..].trim());
 }
 
 /// The stems of the code spans (between backticks) of `sentence`.
@@ -153,8 +176,14 @@ impl<'a> Sentences<'a> {
         best
     }
 
+    /// The run's sentences on one line (a code block's lines and indentation become
+    /// single spaces), cut at `chars` when a single long unit runs past twice that.
     fn join(&self, start: usize, end: usize, chars: usize) -> String {
-        let quote = self.text[start..=end].join(" ");
+        let words: Vec<&str> = self.text[start..=end]
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .collect();
+        let quote = words.join(" ");
         if quote.len() > chars * 2 {
             let cut: String = quote.chars().take(chars).collect();
             return format!("{cut}…");
@@ -319,6 +348,24 @@ See also the naptime setting.";
         assert!(long.contains("The default is three."), "{long}");
         assert!(!long.contains("naptime"), "{long}");
         assert!(long.len() <= 600);
+    }
+
+    #[test]
+    fn a_fenced_code_block_is_quoted_whole_after_the_sentence_that_introduces_it() {
+        let text = "Cargo has two main profiles, `dev` and `release`.\n\n\
+The default settings for the `release` profile are:\n\n\
+```toml\n[profile.release]\nopt-level = 3\ndebug = false\n```\n\n\
+Profiles can be overridden in the manifest.";
+        let q = "What opt-level does the release profile use by default?";
+        let (_, quote) = pick(q, &[text], QuotePolicy::TOP_CHUNK).unwrap();
+        assert!(
+            quote.contains("are: [profile.release] opt-level = 3 debug = false"),
+            "{quote}"
+        );
+        assert!(!quote.contains("```"), "{quote}");
+        // An unclosed block runs to the end of the chunk; an empty one is skipped.
+        let units = sentences("Run this:\n```\n```\nThen:\n```sh\ncargo build\n  --release");
+        assert_eq!(units, ["Run this:", "Then:", "cargo build\n  --release"]);
     }
 
     #[test]

@@ -119,7 +119,7 @@ mod quotes {
         #[test]
         fn any_text_gets_a_short_quote_from_a_candidate(
             question in "\\PC{0,200}",
-            chunks in proptest::collection::vec("(\\PC|[.!?\n ]){0,1500}", 0..6),
+            chunks in proptest::collection::vec("(\\PC|[.!?\n ]|\n```|~~~){0,1500}", 0..6),
             candidates in 0usize..8,
             idf in any::<bool>(),
             rank_decay in 0.0f32..2.0,
