@@ -862,3 +862,117 @@ fn best_floor(corpora: usize, all: &[BestHit]) -> (f64, f64, f64) {
     }
     best
 }
+
+/// How the five chunks of a chat turn are spread over pages, for `--facts`.
+#[derive(Clone, Copy)]
+enum Spread {
+    /// The index's grouping: each page's best chunk first, up to `n` per page.
+    RoundRobin(usize),
+    /// Plain chunk order, at most `n` chunks of one page.
+    Capped(usize),
+}
+
+/// `--facts`: for the grounded sets' answerable questions (dev and test halves, as
+/// `grounded --split` takes them), how often the gold fact is in the five chunks a
+/// chat turn gets, and in the quote chosen from them, for each [`Spread`].
+pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct G {
+        question: String,
+        #[serde(default)]
+        fact: Option<String>,
+        #[serde(default)]
+        unanswerable: bool,
+    }
+    let spreads = [
+        ("round robin, 3 per page (shipped)", Spread::RoundRobin(3)),
+        ("round robin, 1 per page", Spread::RoundRobin(1)),
+        ("chunk order, at most 1 per page", Spread::Capped(1)),
+        ("chunk order, at most 2 per page", Spread::Capped(2)),
+        ("chunk order, at most 3 per page", Spread::Capped(3)),
+        ("chunk order, no cap", Spread::Capped(5)),
+    ];
+    let embedder = corpus::load_embedder(o.model, 32).await?;
+    let mut cache = EmbedCache::open(o.cache, o.model, 384)?;
+    println!("\ngrounded answerable questions: gold fact in the 5 chunks / in the quote\n");
+    println!("| spread | corpus | dev in chunks | dev in quote | test in chunks | test in quote |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    for l in loaded {
+        let set: Vec<G> = corpus::read_jsonl(&l.corpus.grounded)?;
+        let set: Vec<(usize, &G)> = set
+            .iter()
+            .filter(|g| !g.unanswerable && g.fact.is_some())
+            .enumerate()
+            .collect();
+        let texts: Vec<String> = set.iter().map(|(_, g)| g.question.clone()).collect();
+        let (vecs, _) = cache.embed(&embedder, &texts).await?;
+        for (label, spread) in spreads {
+            let mut tally = [0usize; 4];
+            for ((i, g), v) in set.iter().zip(&vecs) {
+                let hits = spread_hits(&l.index, &g.question, v, spread)?;
+                let chunks: Vec<&str> = hits
+                    .iter()
+                    .filter_map(|&d| l.index.doc(d).map(|d| d.text.as_str()))
+                    .collect();
+                let fact = norm(g.fact.as_deref().unwrap_or_default());
+                let quote = agentbase_core::quote::pick(
+                    &g.question,
+                    &chunks,
+                    agentbase_core::quote::QuotePolicy::SHIPPED,
+                )
+                .map(|q| q.1)
+                .unwrap_or_default();
+                let half = 2 * (i % 2);
+                tally[half] += usize::from(chunks.iter().any(|c| norm(c).contains(&fact)));
+                tally[half + 1] += usize::from(norm(&quote).contains(&fact));
+            }
+            let name = l.corpus.name;
+            let n = set.len();
+            let (dev, test) = (n.div_ceil(2), n / 2);
+            println!(
+                "| {label} | {name} | {}/{dev} | {}/{dev} | {}/{test} | {}/{test} |",
+                tally[0], tally[1], tally[2], tally[3]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The five documents a chat turn would get for `question`, spread by `spread`,
+/// after the default relevance floor.
+fn spread_hits(index: &Index, question: &str, v: &[f32], spread: Spread) -> Result<Vec<usize>> {
+    let query = |limit, per_page| Query {
+        text: question.to_owned(),
+        embedding: Some(v.to_vec()),
+        limit,
+        per_page,
+        ..Query::default()
+    };
+    let floor =
+        |h: &agentbase_search::Hit| h.dense.unwrap_or(0.0) >= agentbase_search::MIN_RELEVANCE;
+    Ok(match spread {
+        Spread::RoundRobin(n) => (index.search(&query(5, n))?.iter())
+            .filter(|h| floor(h))
+            .map(|h| h.doc)
+            .collect(),
+        Spread::Capped(n) => {
+            let mut per: std::collections::HashMap<usize, usize> = Default::default();
+            (index.search(&query(50, 0))?.iter())
+                .filter(|h| floor(h))
+                .filter(|h| {
+                    let c = per.entry(h.page).or_default();
+                    *c += 1;
+                    *c <= n
+                })
+                .take(5)
+                .map(|h| h.doc)
+                .collect()
+        }
+    })
+}

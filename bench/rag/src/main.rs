@@ -103,6 +103,11 @@ struct EvalArgs {
     /// Also print the relevance-floor calibration (dev answerable vs unanswerable).
     #[arg(long)]
     threshold: bool,
+    /// Also score the chunks a chat turn would get for the grounded sets' answerable
+    /// questions: how often the gold fact is among them, and in the quote, for
+    /// several ways of spreading the five slots over pages (dev and test halves).
+    #[arg(long)]
+    facts: bool,
     /// Also write every question's 30 best chunks by the shipped method, with its
     /// split and gold pages, as JSON lines to this file (to score a re-ranker
     /// outside the bench).
@@ -208,6 +213,9 @@ async fn eval(args: EvalArgs) -> Result<()> {
     }
     if args.threshold {
         eval::threshold(&loaded, &o).await?;
+    }
+    if args.facts {
+        eval::facts(&loaded, &o).await?;
     }
     if let Some(path) = &args.dump_candidates {
         eval::dump_candidates(&loaded, path)?;

@@ -65,7 +65,7 @@ pub(crate) fn answer(
         .map(|m| question_of(&m.content).to_owned())
         .unwrap_or_default();
     let texts: Vec<&str> = knowledge.iter().map(|k| k.text.as_str()).collect();
-    let Some((rank, excerpt)) = pick(&question, &texts, QUOTE_POLICY) else {
+    let Some((rank, excerpt)) = pick(&question, &texts, QuotePolicy::SHIPPED) else {
         return if request.tools.is_empty() {
             dont_know()
         } else {
@@ -81,25 +81,10 @@ pub(crate) fn answer(
     with_quote(model.stream(request), passage)
 }
 
-/// How the quote is chosen among the retrieved chunks: the best two, question
-/// words weighted by rarity, a little credit for code the question did not name,
-/// runs of sentences up to 600 characters. Chosen on the dev halves of the grounded
-/// sets with `bench/rag/run.sh grounded --quotes --split dev`: the quote held the
-/// gold fact for 51 of 75 questions, against 35 quoting the best chunk by plain
-/// word counts and 42 with runs up to 400 characters and code blocks cut into
-/// lines (bench/rag/RESULTS.md).
-pub const QUOTE_POLICY: QuotePolicy = QuotePolicy {
-    candidates: 2,
-    idf: true,
-    rank_decay: 0.0,
-    code_bonus: 0.5,
-    chars: 600,
-};
-
 /// What the agent says when the knowledge has nothing relevant and quoting is on.
 pub const DONT_KNOW: &str = "I don't know: I could not find this in my knowledge base.";
 
-/// The passage an answer is checked against, chosen by [`QUOTE_POLICY`].
+/// The passage an answer is checked against, chosen by [`QuotePolicy::SHIPPED`].
 pub struct Passage {
     pub question: String,
     /// The title of the knowledge entry it comes from.
