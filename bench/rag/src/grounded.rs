@@ -339,11 +339,13 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
         .split(',')
         .filter_map(|s| s.split_once('='))
         .collect();
-    println!(
-        "\n| corpus ({}, {} split) | gold fact | cites gold page | says does not know (unanswerable) | says does not know (answerable) | answer p50 s |",
-        args.label, args.split
-    );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    if !args.quotes {
+        println!(
+            "\n| corpus ({}, {} split) | gold fact | cites gold page | says does not know (unanswerable) | says does not know (answerable) | answer p50 s |",
+            args.label, args.split
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    }
     for name in args.corpus.split(',') {
         let corpus = Corpus::named(name.trim())?;
         let site = sites.iter().find(|(n, _)| *n == corpus.name).map(|s| s.1);
