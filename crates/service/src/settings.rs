@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 /// The built-in defaults, every option with its comment.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../agentbase.default.toml");
 
-/// The configuration file `init` writes into a data directory: [`DEFAULT_CONFIG_TOML`]
+/// The configuration file `init` (or the first `serve`) writes into a data directory: [`DEFAULT_CONFIG_TOML`]
 /// with every option commented out and its section headers kept, so a newer
 /// release's defaults reach an existing install and an operator uncomments only
 /// what they change.
 pub fn default_config_file() -> String {
     let mut out = String::from(
-        "# Written by `agentbase init`. Every option is commented out, so the built-in\n\
-         # default applies (and follows upgrades) until you uncomment it.\n\n",
+        "# Written when this data directory was initialised. Every option is commented\n\
+         # out, so the built-in default applies (and follows upgrades) until you uncomment it.\n\n",
     );
     for line in DEFAULT_CONFIG_TOML.lines() {
         let t = line.trim_start();
