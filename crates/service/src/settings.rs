@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 /// The built-in defaults, every option with its comment.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../agentbase.default.toml");
 
-/// The configuration file `init` (or the first `serve`) writes into a data directory: [`DEFAULT_CONFIG_TOML`]
-/// with every option commented out and its section headers kept, so a newer
-/// release's defaults reach an existing install and an operator uncomments only
-/// what they change.
+/// The configuration file `init` (or the first `serve`) writes into a data
+/// directory: [`DEFAULT_CONFIG_TOML`] with every option commented out and its
+/// section headers kept, so a newer release's defaults reach an existing install
+/// and an operator uncomments only what they change.
 pub fn default_config_file() -> String {
     let mut out = String::from(
         "# Written when this data directory was initialised. Every option is commented\n\
