@@ -725,17 +725,11 @@ async fn best_hit_scores(
     o: &LoadOptions<'_>,
     wrap: Wrap,
 ) -> Result<Vec<BestHit>> {
-    #[derive(serde::Deserialize)]
-    struct G {
-        question: String,
-        #[serde(default)]
-        unanswerable: bool,
-    }
     let embedder = corpus::load_embedder(o.model, 32).await?;
     let mut cache = EmbedCache::open(o.cache, o.model, 384)?;
     let mut all: Vec<BestHit> = Vec::new();
     for (ci, l) in loaded.iter().enumerate() {
-        let grounded: Vec<G> = corpus::read_jsonl(&l.corpus.grounded)?;
+        let grounded = crate::grounded::split(corpus::read_jsonl(&l.corpus.grounded)?, "dev");
         let mut qs: Vec<(String, bool)> = l
             .questions
             .iter()
@@ -748,14 +742,12 @@ async fn best_hit_scores(
                 .filter(|q| q.offtopic)
                 .map(|q| (q.question.clone(), false)),
         );
-        // The dev half of the grounded set's unanswerable questions (every other
-        // one, as `grounded --split dev` takes them); the test half is kept for the
-        // grounded answers' report.
+        // The dev half of the grounded set's unanswerable questions; the test half
+        // is kept for the grounded answers' report.
         qs.extend(
             grounded
                 .iter()
                 .filter(|g| g.unanswerable)
-                .step_by(2)
                 .map(|g| (g.question.clone(), false)),
         );
         let texts: Vec<String> = (qs.iter().enumerate())
@@ -876,14 +868,7 @@ enum Spread {
 /// `grounded --split` takes them), how often the gold fact is in the five chunks a
 /// chat turn gets, and in the quote chosen from them, for each [`Spread`].
 pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct G {
-        question: String,
-        #[serde(default)]
-        fact: Option<String>,
-        #[serde(default)]
-        unanswerable: bool,
-    }
+    use crate::grounded::{Item, norm, split};
     let spreads = [
         ("round robin, 3 per page (shipped)", Spread::RoundRobin(3)),
         ("round robin, 1 per page", Spread::RoundRobin(1)),
@@ -897,48 +882,43 @@ pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     println!("\ngrounded answerable questions: gold fact in the 5 chunks / in the quote\n");
     println!("| spread | corpus | dev in chunks | dev in quote | test in chunks | test in quote |");
     println!("| --- | --- | ---: | ---: | ---: | ---: |");
-    let norm = |s: &str| {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
-    };
     for l in loaded {
-        let set: Vec<G> = corpus::read_jsonl(&l.corpus.grounded)?;
-        let set: Vec<(usize, &G)> = set
-            .iter()
-            .filter(|g| !g.unanswerable && g.fact.is_some())
-            .enumerate()
-            .collect();
-        let texts: Vec<String> = set.iter().map(|(_, g)| g.question.clone()).collect();
-        let (vecs, _) = cache.embed(&embedder, &texts).await?;
+        // The answerable questions of each half, as `grounded --split` takes them.
+        let mut halves = Vec::new();
+        for half in ["dev", "test"] {
+            let items: Vec<Item> = split(corpus::read_jsonl(&l.corpus.grounded)?, half)
+                .into_iter()
+                .filter(|it| !it.unanswerable)
+                .collect();
+            let texts: Vec<String> = items.iter().map(|it| it.question.clone()).collect();
+            let (vecs, _) = cache.embed(&embedder, &texts).await?;
+            halves.push((items, vecs));
+        }
         for (label, spread) in spreads {
-            let mut tally = [0usize; 4];
-            for ((i, g), v) in set.iter().zip(&vecs) {
-                let hits = spread_hits(&l.index, &g.question, v, spread)?;
-                let chunks: Vec<&str> = hits
-                    .iter()
-                    .filter_map(|&d| l.index.doc(d).map(|d| d.text.as_str()))
-                    .collect();
-                let fact = norm(g.fact.as_deref().unwrap_or_default());
-                let quote = agentbase_core::quote::pick(
-                    &g.question,
-                    &chunks,
-                    agentbase_core::quote::QuotePolicy::SHIPPED,
-                )
-                .map(|q| q.1)
-                .unwrap_or_default();
-                let half = 2 * (i % 2);
-                tally[half] += usize::from(chunks.iter().any(|c| norm(c).contains(&fact)));
-                tally[half + 1] += usize::from(norm(&quote).contains(&fact));
+            let mut cells = Vec::new();
+            for (items, vecs) in &halves {
+                let (mut in_chunks, mut in_quote) = (0, 0);
+                for (it, v) in items.iter().zip(vecs) {
+                    let hits = spread_hits(&l.index, &it.question, v, spread)?;
+                    let chunks: Vec<&str> = hits
+                        .iter()
+                        .filter_map(|&d| l.index.doc(d).map(|d| d.text.as_str()))
+                        .collect();
+                    let fact = norm(it.fact.as_deref().unwrap_or_default());
+                    let quote = agentbase_core::quote::pick(
+                        &it.question,
+                        &chunks,
+                        agentbase_core::quote::QuotePolicy::SHIPPED,
+                    )
+                    .map(|q| q.1)
+                    .unwrap_or_default();
+                    in_chunks += usize::from(chunks.iter().any(|c| norm(c).contains(&fact)));
+                    in_quote += usize::from(norm(&quote).contains(&fact));
+                }
+                let n = items.len();
+                cells.push(format!("{in_chunks}/{n} | {in_quote}/{n}"));
             }
-            let name = l.corpus.name;
-            let n = set.len();
-            let (dev, test) = (n.div_ceil(2), n / 2);
-            println!(
-                "| {label} | {name} | {}/{dev} | {}/{dev} | {}/{test} | {}/{test} |",
-                tally[0], tally[1], tally[2], tally[3]
-            );
+            println!("| {label} | {} | {} |", l.corpus.name, cells.join(" | "));
         }
     }
     Ok(())

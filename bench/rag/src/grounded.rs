@@ -77,16 +77,17 @@ pub struct GroundedArgs {
     label: String,
 }
 
+/// One question of a grounded set (`bench/rag/sets/grounded-<corpus>.jsonl`).
 #[derive(serde::Deserialize)]
-struct Item {
-    id: String,
-    question: String,
+pub struct Item {
+    pub id: String,
+    pub question: String,
     #[serde(default)]
-    page: Option<String>,
+    pub page: Option<String>,
     #[serde(default)]
-    fact: Option<String>,
+    pub fact: Option<String>,
     #[serde(default)]
-    unanswerable: bool,
+    pub unanswerable: bool,
 }
 
 /// Phrasings that count as "I do not know" (lower-cased, apostrophes straightened).
@@ -113,7 +114,9 @@ const DONT_KNOW: &[&str] = &[
     "can't answer",
 ];
 
-fn norm(s: &str) -> String {
+/// `s` lower-cased, its white space collapsed and its apostrophes straightened, as
+/// gold facts and answers are compared.
+pub fn norm(s: &str) -> String {
     s.replace(['\u{2019}', '\u{2018}'], "'")
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -378,7 +381,7 @@ pub async fn run(args: GroundedArgs) -> Result<()> {
 
 /// The questions of `split`: each kind (answerable, unanswerable) alternates
 /// dev, test, dev, ... in file order, so both halves hold both kinds.
-fn split(items: Vec<Item>, split: &str) -> Vec<Item> {
+pub fn split(items: Vec<Item>, split: &str) -> Vec<Item> {
     let (mut n_ans, mut n_un) = (0usize, 0usize);
     items
         .into_iter()
@@ -564,6 +567,16 @@ impl Tally {
 async fn ask_all(api: &Api, id: &str, items: &[Item], args: &GroundedArgs) -> Result<Tally> {
     let mut t = Tally::default();
     let first = args.first.unwrap_or(usize::MAX);
+    let mut record = match &args.record {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("open {}", path.display()))?,
+        ),
+        None => None,
+    };
     for it in items {
         if (it.unanswerable && t.n_un >= first) || (!it.unanswerable && t.n_ans >= first) {
             continue;
@@ -571,12 +584,7 @@ async fn ask_all(api: &Api, id: &str, items: &[Item], args: &GroundedArgs) -> Re
         let started = Instant::now();
         let (text, urls) = ask(api, id, &it.question).await?;
         t.secs.push(started.elapsed().as_secs_f64());
-        if let Some(path) = &args.record {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("open {}", path.display()))?;
+        if let Some(f) = &mut record {
             writeln!(f, "{}", json!({"id": it.id, "answer": text}))?;
         }
         let idk = says_dont_know(&text);
