@@ -4,11 +4,13 @@
 //! caches as BLIS does:
 //! - [`gemm`]: f32 operands and FMA, the classic Haswell SGEMM shape (attention, whose
 //!   both operands change with every text);
-//! - [`gemm_int16`]: the linear layers' constant weights as 16-bit integers with one
-//!   scale per output column, the activations quantised to 16-bit integers per row and
-//!   k block as they are packed, multiplied with `vpmaddwd` (16 multiply-adds into
-//!   8 i32 lanes per instruction, twice an f32 FMA's 8) and scaled back to f32 at the
-//!   end of each k block.
+//! - [`gemm_int`]: the linear layers' constant weights as integers with one scale per
+//!   output column, the activations quantised per row and k block as they are packed,
+//!   and the i32 sums scaled back to f32 at the end of each k block. [`Width::Int16`]
+//!   multiplies 16-bit integers with `vpmaddwd` (16 multiply-adds into 8 i32 lanes per
+//!   instruction, twice an f32 FMA's 8), or with AVX-VNNI `vpdpwssd`, which adds too;
+//!   [`Width::Int8`] needs AVX-VNNI and multiplies 8-bit ones with `vpdpbusd` (32
+//!   multiply-adds per instruction), for the layers that tolerate it.
 //!
 //! [`softmax`] and [`gelu`] are the pass's elementwise steps with intrinsics: the same
 //! polynomials as the plain Rust ones, each step a fused multiply-add.
@@ -30,6 +32,17 @@ use crate::cpu::{Avx2, AvxVnni};
 const A_MAX: f32 = 16_383.0;
 const B_MAX: f32 = 511.0;
 const _: () = assert!(KC as f64 * (A_MAX as f64 + 1.0) * B_MAX as f64 <= i32::MAX as f64);
+
+/// `Width::Int8`'s largest activation (they are `0..=U8_MAX` around a zero point) and
+/// largest weight magnitude (`±I8_MAX`).
+const U8_MAX: f32 = 255.0;
+const I8_MAX: f32 = 127.0;
+
+/// `Width::Int8`'s k per block: its B tile is 8 KB, and its i32 sums (at most
+/// `KC8 · U8_MAX · I8_MAX`, 16.6 million) and the zero point's correction stay exact in
+/// f32.
+const KC8: usize = 512;
+const _: () = assert!(KC8 as f64 * U8_MAX as f64 * I8_MAX as f64 <= (1u32 << 24) as f64);
 
 /// Rows of one micro-kernel tile (its 16 columns are `F32::NR`).
 const MR: usize = 6;
@@ -106,59 +119,164 @@ pub(super) fn gemm(
 thread_local! {
     static PANELS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     static INT_PANELS: std::cell::RefCell<IntPanels> = const {
-        std::cell::RefCell::new(IntPanels { pairs: Vec::new(), scales: Vec::new(), row: Vec::new() })
+        std::cell::RefCell::new(IntPanels {
+            lanes: Vec::new(),
+            scales: Vec::new(),
+            zeros: Vec::new(),
+            row: Vec::new(),
+        })
     };
 }
 
+/// How a linear layer's integers are laid out and multiplied: the 32-bit lane of a
+/// weight tile holds two i16 or four i8 of k, and the activations' lane the same.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Width {
+    /// Weights to `±B_MAX`, activations to `±A_MAX` per row and k block;
+    /// `vpmaddwd` + `vpaddd`, or `vpdpwssd`.
+    Int16,
+    /// Weights to `±I8_MAX`, activations to `0..=U8_MAX` per row and k block with a
+    /// zero point; `vpdpbusd`, so AVX-VNNI only (AVX2's `vpmaddubsw` would saturate
+    /// its pair sums of 8-bit activations, and 7 bits cost the embeddings too much).
+    /// Half the multiply instructions of `Int16`, at a coarser rounding: only for the
+    /// layers whose outputs keep the embeddings within the tolerance (see
+    /// `Kernel::coarse_weight`).
+    Int8,
+}
+
+impl Width {
+    /// k values per 32-bit lane.
+    const fn per(self) -> usize {
+        match self {
+            Self::Int16 => 2,
+            Self::Int8 => 4,
+        }
+    }
+
+    /// k per block: the i32 sums of a block cannot overflow, and its B tile (16 KB
+    /// or less) stays in L1 while every row tile of the block passes over it.
+    const fn kc(self) -> usize {
+        match self {
+            Self::Int16 => KC,
+            Self::Int8 => KC8,
+        }
+    }
+
+    /// The largest quantised weight.
+    const fn b_max(self) -> f32 {
+        match self {
+            Self::Int16 => B_MAX,
+            Self::Int8 => I8_MAX,
+        }
+    }
+}
+
 /// A linear layer's constant weight (`n × k`, row-major like a torch Linear) for
-/// [`gemm_int16`]: each row quantised to `±B_MAX` with its own scale, packed as
-/// [`PackedB`] packs pairs (per tile of 16 rows, per pair of k, 16 lanes each holding
-/// two i16; a missing partner or row is 0). Carries the token its kernel needs.
-pub(crate) struct Int16B {
+/// [`gemm_int`]: each row quantised to `±width.b_max()` with its own scale, packed per
+/// tile of 16 rows and per lane of k (`width.per()` values of one row in each of the
+/// 16 lanes; a missing value or row is 0). Carries the token its kernel needs.
+pub(crate) struct IntB {
     token: Avx2,
-    /// AVX-VNNI, when the CPU has it: `vpdpwssd` instead of `vpmaddwd` + `vpaddd`.
+    width: Width,
+    /// AVX-VNNI, when the CPU has it: `vpdpwssd` / `vpdpbusd` instead of the AVX2
+    /// sequences.
     vnni: Option<AvxVnni>,
-    /// Per tile, per pair of k: the tile's 16 columns.
-    data: Vec<PairRow>,
+    /// Per tile, per lane of k: the tile's 16 columns.
+    data: Vec<LaneRow>,
     /// Per row of the weight (column of C), `tiles · 16` long, padding 0.
     scales: Vec<f32>,
+    /// `Int8` only: per tile, per k block, the sum of each of its 16 columns' quantised
+    /// weights over the block (exact in f32: at most `KC8 · I8_MAX`), which the zero
+    /// point of each row of activations multiplies.
+    sums: Vec<f32>,
     n: usize,
     k: usize,
 }
 
-impl Int16B {
-    pub(super) fn new(token: Avx2, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> Self {
-        let (tiles, kp) = (n.div_ceil(NR), k.div_ceil(2));
-        let mut data = vec![PairRow([0; NR]); tiles * kp];
+impl IntB {
+    /// 16-bit integers, multiplied with AVX-VNNI when the CPU has it.
+    pub(super) fn int16(
+        token: Avx2,
+        n: usize,
+        k: usize,
+        get: impl Fn(usize, usize) -> f32,
+    ) -> Self {
+        Self::new(token, Width::Int16, AvxVnni::detect(), n, k, get)
+    }
+
+    /// 8-bit integers, which only AVX-VNNI multiplies.
+    pub(super) fn int8(
+        token: Avx2,
+        vnni: AvxVnni,
+        n: usize,
+        k: usize,
+        get: impl Fn(usize, usize) -> f32,
+    ) -> Self {
+        Self::new(token, Width::Int8, Some(vnni), n, k, get)
+    }
+
+    fn new(
+        token: Avx2,
+        width: Width,
+        vnni: Option<AvxVnni>,
+        n: usize,
+        k: usize,
+        get: impl Fn(usize, usize) -> f32,
+    ) -> Self {
+        let (per, b_max) = (width.per(), width.b_max());
+        let (tiles, kl, blocks) = (n.div_ceil(NR), k.div_ceil(per), k.div_ceil(width.kc()));
+        let mut data = vec![LaneRow([0; NR]); tiles * kl];
         let mut scales = vec![0f32; tiles * NR];
+        let mut sums = match width {
+            Width::Int16 => Vec::new(),
+            Width::Int8 => vec![0f32; tiles * blocks * NR],
+        };
+        let mut q = vec![0i32; kl * per];
         for (row, scale) in scales.iter_mut().enumerate().take(n) {
             let max = (0..k).map(|col| get(row, col).abs()).fold(0f32, f32::max);
-            let inv = if max > 0.0 { B_MAX / max } else { 0.0 };
-            *scale = max / B_MAX;
-            let q = |col: usize| {
-                if col < k {
-                    u32::from((get(row, col) * inv).round().clamp(-B_MAX, B_MAX) as i16 as u16)
+            let inv = if max > 0.0 { b_max / max } else { 0.0 };
+            *scale = max / b_max;
+            for (col, q) in q.iter_mut().enumerate() {
+                *q = if col < k {
+                    (get(row, col) * inv).round().clamp(-b_max, b_max) as i32
                 } else {
                     0
+                };
+            }
+            let (tile, lane) = (row / NR, row % NR);
+            for (l, lanes) in data[tile * kl..][..kl].iter_mut().enumerate() {
+                let values = &q[l * per..(l + 1) * per];
+                lanes.0[lane] = match width {
+                    Width::Int16 => u32::from(values[0] as u16) | u32::from(values[1] as u16) << 16,
+                    Width::Int8 => values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| u32::from(v as u8) << (8 * i))
+                        .fold(0, |lanes, v| lanes | v),
+                };
+            }
+            if !sums.is_empty() {
+                for (block, values) in q.chunks(width.kc()).enumerate() {
+                    sums[(tile * blocks + block) * NR + lane] = values.iter().sum::<i32>() as f32;
                 }
-            };
-            for (p, lanes) in data[(row / NR) * kp..][..kp].iter_mut().enumerate() {
-                lanes.0[row % NR] = q(2 * p) | (q(2 * p + 1) << 16);
             }
         }
         Self {
             token,
-            vnni: AvxVnni::detect(),
+            width,
+            vnni,
             data,
             scales,
+            sums,
             n,
             k,
         }
     }
 
-    /// Without AVX-VNNI (tests compare the two).
+    /// Without AVX-VNNI (tests compare the two); `Int16` only.
     #[cfg(test)]
     pub(super) fn without_vnni(mut self) -> Self {
+        assert_eq!(self.width, Width::Int16, "8-bit weights need AVX-VNNI");
         self.vnni = None;
         self
     }
@@ -175,36 +293,38 @@ impl Int16B {
         c: &mut [f32],
         ldc: usize,
     ) {
-        gemm_int16(self.token, a, lda, rows, self, bias, c, ldc);
+        gemm_int(self.token, a, lda, rows, self, bias, c, ldc);
     }
 }
 
-/// One pair of k of a weight tile: 16 lanes, each two i16 (k even, k odd) of one
+/// One lane of k of a weight tile: 16 lanes, each the `Width::per` values of k of one
 /// column. 64-byte aligned, so the micro-kernel's 256-bit loads are aligned and are
 /// never split in two (the baseline target's tuning splits unaligned ones, and the
 /// `vinserti128` halves compete with the multiply-adds for the vector ports).
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct PairRow([u32; NR]);
+struct LaneRow([u32; NR]);
 
 /// The activations of one block of rows, quantised and packed for the micro-kernel.
 struct IntPanels {
-    /// `MR`-row panels, k-major, each element a pair of i16.
-    pairs: Vec<u32>,
+    /// `MR`-row panels, k-major, each element a lane of `Width::per` integers.
+    lanes: Vec<u32>,
     /// The scale of each row of the block.
     scales: Vec<f32>,
+    /// `Int8` only: the zero point of each row of the block.
+    zeros: Vec<f32>,
     /// One row quantised, before it is spread over its panel.
-    row: Vec<i16>,
+    row: Vec<u32>,
 }
 
-/// [`Int16B::gemm`], with the token that proves the features.
+/// [`IntB::gemm`], with the token that proves the features.
 #[allow(clippy::too_many_arguments)]
-fn gemm_int16(
+fn gemm_int(
     _: Avx2,
     a: &[f32],
     lda: usize,
     rows: usize,
-    w: &Int16B,
+    w: &IntB,
     bias: Option<&[f32]>,
     c: &mut [f32],
     ldc: usize,
@@ -214,37 +334,57 @@ fn gemm_int16(
     if k == 0 {
         return only_bias(rows, w.n, bias, c, ldc);
     }
-    let kp = k.div_ceil(2);
+    let (per, kc_max) = (w.width.per(), w.width.kc());
+    let (kl, blocks) = (k.div_ceil(per), k.div_ceil(kc_max));
     INT_PANELS.with(|panels| {
         let panels = &mut *panels.borrow_mut();
         for m0 in (0..rows).step_by(MC) {
             let mc = MC.min(rows - m0);
             let row_tiles = mc.div_ceil(MR);
-            for k0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - k0);
-                let kcp = kc.div_ceil(2);
-                panels.pairs.clear();
-                panels.pairs.resize(row_tiles * kcp * MR, 0);
+            for k0 in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - k0);
+                let kcl = kc.div_ceil(per);
+                panels.lanes.clear();
+                panels.lanes.resize(row_tiles * kcl * MR, 0);
                 panels.scales.clear();
-                // An odd block's last pair gets a 0 partner; `quantize` fills the rest.
-                panels.row.resize(2 * kcp, 0);
-                panels.row[kc..].fill(0);
+                panels.zeros.clear();
+                panels.row.resize(kcl, 0);
                 for (r, row) in (m0..m0 + mc).enumerate() {
                     let src = &a[row * lda + k0..row * lda + k0 + kc];
-                    // SAFETY: the token proves the features; `row` holds `kc`.
-                    let scale = unsafe { quantize(src, &mut panels.row[..kc]) };
-                    panels.scales.push(scale);
-                    let panel = &mut panels.pairs[(r / MR) * kcp * MR..][..kcp * MR];
-                    for (p, pair) in panels.row.chunks_exact(2).enumerate() {
-                        panel[p * MR + r % MR] =
-                            u32::from(pair[0] as u16) | (u32::from(pair[1] as u16) << 16);
+                    // A short block's last lane is padded with 0 (its weights are 0).
+                    panels.row[kcl - 1] = 0;
+                    // SAFETY: the token proves the features; the row's lanes hold
+                    // `kcl · per ≥ kc` values of the width's type, on x86's little-endian
+                    // layout exactly the lane order the kernels read.
+                    unsafe {
+                        let lanes = panels.row.as_mut_ptr();
+                        match w.width {
+                            Width::Int16 => {
+                                let dst = std::slice::from_raw_parts_mut(lanes.cast::<i16>(), kc);
+                                panels.scales.push(quantize(src, dst));
+                            }
+                            Width::Int8 => {
+                                let dst = std::slice::from_raw_parts_mut(lanes.cast::<u8>(), kc);
+                                let (scale, zero) = quantize_u8(src, dst);
+                                panels.scales.push(scale);
+                                panels.zeros.push(zero);
+                            }
+                        }
+                    }
+                    let panel = &mut panels.lanes[(r / MR) * kcl * MR..][..kcl * MR];
+                    for (l, &lane) in panels.row.iter().enumerate() {
+                        panel[l * MR + r % MR] = lane;
                     }
                 }
                 let first = k0 == 0;
                 for t in 0..w.n.div_ceil(NR) {
                     let cols = NR.min(w.n - t * NR);
-                    let b_tile = &w.data[t * kp + k0 / 2..t * kp + k0 / 2 + kcp];
+                    let b_tile = &w.data[t * kl + k0 / per..t * kl + k0 / per + kcl];
                     let b_scales = &w.scales[t * NR..(t + 1) * NR];
+                    let b_sums = match w.width {
+                        Width::Int16 => &[][..],
+                        Width::Int8 => &w.sums[(t * blocks + k0 / kc_max) * NR..][..NR],
+                    };
                     let bias_tile = if first {
                         bias.map(|bias| &bias[t * NR..t * NR + cols])
                     } else {
@@ -253,23 +393,33 @@ fn gemm_int16(
                     for rt in 0..row_tiles {
                         let r0 = m0 + rt * MR;
                         let r = MR.min(rows - r0);
-                        let panel = &panels.pairs[rt * kcp * MR..(rt + 1) * kcp * MR];
+                        let panel = &panels.lanes[rt * kcl * MR..(rt + 1) * kcl * MR];
                         let scales = Scales {
                             a: &panels.scales[rt * MR..rt * MR + r],
                             b: b_scales,
+                            zeros: panels.zeros.get(rt * MR..rt * MR + r).unwrap_or(&[]),
+                            sums: b_sums,
                         };
                         let out = &mut c[r0 * ldc + t * NR..];
                         // SAFETY: the token proves the features; the panel holds
-                        // `kcp·MR` pairs, the B slice `kcp` rows, and C reaches
+                        // `kcl·MR` lanes, the B slice `kcl` rows, and C reaches
                         // `(r-1)·ldc + cols` (checked above).
                         unsafe {
-                            match w.vnni {
-                                Some(_) => int16_tile_vnni(
-                                    panel, kcp, b_tile, scales, first, bias_tile, out, ldc, cols,
-                                ),
-                                None => int16_tile(
-                                    panel, kcp, b_tile, scales, first, bias_tile, out, ldc, cols,
-                                ),
+                            let args = (panel, kcl, b_tile, scales, first, bias_tile, out);
+                            let (p, n, b, s, f, bias, out) = args;
+                            match (w.width, w.vnni) {
+                                (Width::Int16, Some(_)) => {
+                                    int16_tile_vnni(p, n, b, s, f, bias, out, ldc, cols)
+                                }
+                                (Width::Int16, None) => {
+                                    int16_tile(p, n, b, s, f, bias, out, ldc, cols)
+                                }
+                                (Width::Int8, Some(_)) => {
+                                    int8_tile_vnni(p, n, b, s, f, bias, out, ldc, cols)
+                                }
+                                (Width::Int8, None) => {
+                                    unreachable!("8-bit weights without AVX-VNNI")
+                                }
                             }
                         };
                     }
@@ -279,11 +429,14 @@ fn gemm_int16(
     });
 }
 
-/// The scales that turn a tile's i32 sums back into f32: one per row of A (`rows`
-/// long) and one per column of the tile (16).
+/// What turns a tile's i32 sums back into f32: a scale per row of A (`rows` long) and
+/// per column of the tile (16); for `Int8`, also each row's zero point and each
+/// column's sum of weights over the block (`sum − zero·sums`), else both empty.
 struct Scales<'a> {
     a: &'a [f32],
     b: &'a [f32],
+    zeros: &'a [f32],
+    sums: &'a [f32],
 }
 
 /// Quantises `src` into `dst` (same length) as `round(x / scale)` with `scale =
@@ -297,8 +450,8 @@ unsafe fn quantize(src: &[f32], dst: &mut [i16]) -> f32 {
     let (src_main, src_tail) = src.split_at(src.len() & !15);
     let (dst_main, dst_tail) = dst.split_at_mut(src_main.len());
     // SAFETY: the features are enabled here.
-    let max = unsafe { abs_max(src_main) };
-    let max = src_tail.iter().fold(max, |m, x| m.max(x.abs()));
+    let (min, max) = unsafe { min_max(src_main) };
+    let max = src_tail.iter().fold(max.max(-min), |m, x| m.max(x.abs()));
     let inv = if max > 0.0 { A_MAX / max } else { 0.0 };
     // SAFETY: each step reads 16 floats of `src_main` and writes 16 i16 of
     // `dst_main`, which have the same length, a multiple of 16.
@@ -318,46 +471,85 @@ unsafe fn quantize(src: &[f32], dst: &mut [i16]) -> f32 {
     max / A_MAX
 }
 
-/// The largest `|x|` of `src` (whose length is a multiple of 16), 0 when empty: two
-/// independent 8-lane maxima, where a scalar fold is one dependent `maxss` per element
-/// (NaN ordering keeps LLVM from vectorising it).
+/// Quantises `src` into `dst` (same length) as `round(x / scale) + zero`, within
+/// `0..=U8_MAX`: the range from the smallest to the largest value, 0 included (so 0
+/// is exact), in `U8_MAX` steps. Returns the scale and the zero point (both 0 for a
+/// row of zeros, or one whose range is not finite).
+///
+/// # Safety
+/// AVX2 and FMA; `dst` is as long as `src`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_u8(src: &[f32], dst: &mut [u8]) -> (f32, f32) {
+    debug_assert_eq!(src.len(), dst.len());
+    let (main, tail) = src.split_at(src.len() & !15);
+    // SAFETY: the features are enabled here.
+    let (min, max) = unsafe { min_max(main) };
+    let (min, max) = tail
+        .iter()
+        .fold((min, max), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let range = max - min;
+    if !(range > 0.0 && range.is_finite()) {
+        dst.fill(0);
+        return (0.0, 0.0);
+    }
+    let inv = U8_MAX / range;
+    let zero = (-min * inv).round_ties_even();
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = (x * inv + zero).round_ties_even().clamp(0.0, U8_MAX) as u8;
+    }
+    (range / U8_MAX, zero)
+}
+
+/// The smallest and the largest value of `src` (whose length is a multiple of 16),
+/// each at least as far from 0 as 0 itself (both 0 when empty): independent 8-lane
+/// minima and maxima, where a scalar fold is one dependent `minss` per element (NaN
+/// ordering keeps LLVM from vectorising it).
 ///
 /// # Safety
 /// AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn abs_max(src: &[f32]) -> f32 {
+unsafe fn min_max(src: &[f32]) -> (f32, f32) {
     debug_assert_eq!(src.len() % 16, 0);
-    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let (mut m0, mut m1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut lo0, mut lo1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut hi0, mut hi1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for s in src.chunks_exact(16) {
         // SAFETY: each chunk holds 16 floats.
         unsafe {
-            m0 = _mm256_max_ps(m0, _mm256_and_ps(_mm256_loadu_ps(s.as_ptr()), magnitude));
-            m1 = _mm256_max_ps(
-                m1,
-                _mm256_and_ps(_mm256_loadu_ps(s.as_ptr().add(8)), magnitude),
+            let (x0, x1) = (
+                _mm256_loadu_ps(s.as_ptr()),
+                _mm256_loadu_ps(s.as_ptr().add(8)),
             );
+            (lo0, lo1) = (_mm256_min_ps(lo0, x0), _mm256_min_ps(lo1, x1));
+            (hi0, hi1) = (_mm256_max_ps(hi0, x0), _mm256_max_ps(hi1, x1));
         }
     }
-    let mut lanes = [0f32; 8];
-    // SAFETY: `lanes` holds 8 floats.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_max_ps(m0, m1)) };
-    lanes.iter().fold(0f32, |m, &x| m.max(x))
+    let (mut lows, mut highs) = ([0f32; 8], [0f32; 8]);
+    // SAFETY: both arrays hold 8 floats.
+    unsafe {
+        _mm256_storeu_ps(lows.as_mut_ptr(), _mm256_min_ps(lo0, lo1));
+        _mm256_storeu_ps(highs.as_mut_ptr(), _mm256_max_ps(hi0, hi1));
+    }
+    (
+        lows.iter().fold(0f32, |m, &x| m.min(x)),
+        highs.iter().fold(0f32, |m, &x| m.max(x)),
+    )
 }
 
-/// One `MR × 16` tile of C over one k block of `kcp` pairs: `c = sums·scales + bias` on
-/// the first k block (`first`), else `c += sums·scales`; rows past `scales.a.len()`
-/// and columns past `cols` are left alone. Each multiply-add is `vpmaddwd` + `vpaddd`.
+/// One `MR × 16` tile of C over one k block of `kcl` lanes of 16-bit pairs:
+/// `c = sums·scales + bias` on the first k block (`first`), else `c += sums·scales`;
+/// rows past `scales.a.len()` and columns past `cols` are left alone. Each
+/// multiply-add is `vpmaddwd` + `vpaddd`.
 ///
 /// # Safety
-/// AVX2 and FMA; `panel` holds `kcp·MR` pairs, `b` `kcp` rows, `scales.b` 16, and `c`
+/// AVX2 and FMA; `panel` holds `kcl·MR` lanes, `b` `kcl` rows, `scales.b` 16 (and
+/// `scales.sums` 16 and `scales.zeros` as many as `scales.a` when not empty), and `c`
 /// reaches `(rows-1)·ldc + cols` with `rows = scales.a.len() ≤ MR`, `cols ≤ 16`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn int16_tile(
     panel: &[u32],
-    kcp: usize,
-    b: &[PairRow],
+    kcl: usize,
+    b: &[LaneRow],
     scales: Scales<'_>,
     first: bool,
     bias: Option<&[f32]>,
@@ -367,9 +559,9 @@ unsafe fn int16_tile(
 ) {
     // SAFETY: the caller's promise.
     unsafe {
-        int16_tile_with(
+        int_tile_with(
             panel,
-            kcp,
+            kcl,
             b,
             scales,
             first,
@@ -393,8 +585,8 @@ unsafe fn int16_tile(
 #[target_feature(enable = "avx2,fma,avxvnni")]
 unsafe fn int16_tile_vnni(
     panel: &[u32],
-    kcp: usize,
-    b: &[PairRow],
+    kcl: usize,
+    b: &[LaneRow],
     scales: Scales<'_>,
     first: bool,
     bias: Option<&[f32]>,
@@ -404,9 +596,9 @@ unsafe fn int16_tile_vnni(
 ) {
     // SAFETY: the caller's promise.
     unsafe {
-        int16_tile_with(
+        int_tile_with(
             panel,
-            kcp,
+            kcl,
             b,
             scales,
             first,
@@ -420,17 +612,54 @@ unsafe fn int16_tile_vnni(
     }
 }
 
-/// The body of [`int16_tile`] and [`int16_tile_vnni`], inlined into each, with
-/// `mac(acc, a, b)` the multiply-accumulate.
+/// [`int16_tile`] for `Int8` lanes, with AVX-VNNI: `vpdpbusd` multiplies four u8
+/// activations by four i8 weights and adds the four products into each i32 lane.
+///
+/// # Safety
+/// As [`int16_tile`], with `scales.zeros` and `scales.sums` filled, and the CPU has
+/// AVX-VNNI.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn int8_tile_vnni(
+    panel: &[u32],
+    kcl: usize,
+    b: &[LaneRow],
+    scales: Scales<'_>,
+    first: bool,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        int_tile_with(
+            panel,
+            kcl,
+            b,
+            scales,
+            first,
+            bias,
+            c,
+            ldc,
+            cols,
+            #[inline(always)]
+            |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b),
+        )
+    }
+}
+
+/// The body of the integer tiles, inlined into each, with `mac(acc, a, b)` the
+/// multiply-accumulate of one lane.
 ///
 /// # Safety
 /// As [`int16_tile`], and `mac` runs on this CPU.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn int16_tile_with(
+unsafe fn int_tile_with(
     panel: &[u32],
-    kcp: usize,
-    b: &[PairRow],
+    kcl: usize,
+    b: &[LaneRow],
     scales: Scales<'_>,
     first: bool,
     bias: Option<&[f32]>,
@@ -440,15 +669,16 @@ unsafe fn int16_tile_with(
     mac: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
 ) {
     let rows = scales.a.len();
-    debug_assert!(panel.len() >= kcp * MR && b.len() >= kcp && cols <= NR && rows <= MR);
+    debug_assert!(panel.len() >= kcl * MR && b.len() >= kcl && cols <= NR && rows <= MR);
     debug_assert!(scales.b.len() >= NR && c.len() >= (rows - 1) * ldc + cols);
+    debug_assert!(scales.zeros.is_empty() || scales.zeros.len() == rows && scales.sums.len() >= NR);
     // SAFETY: the caller has AVX2 (every intrinsic below), as it promised.
     unsafe {
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
         let ap = panel.as_ptr().cast::<i32>();
         let bp = b.as_ptr().cast::<__m256i>();
-        for p in 0..kcp {
-            // p < kcp keeps every read inside the slices checked above; a `PairRow` is
+        for p in 0..kcl {
+            // p < kcl keeps every read inside the slices checked above; a `LaneRow` is
             // 64-byte aligned, so both halves of row p are 32-byte aligned.
             let b0 = _mm256_load_si256(bp.add(2 * p));
             let b1 = _mm256_load_si256(bp.add(2 * p + 1));
@@ -458,13 +688,19 @@ unsafe fn int16_tile_with(
                 acc[1] = mac(acc[1], av, b1);
             }
         }
-        // `scales.b` holds 16 floats.
+        // `scales.b` holds 16 floats, and so does `scales.sums` when there are zeros.
         let sb0 = _mm256_loadu_ps(scales.b.as_ptr());
         let sb1 = _mm256_loadu_ps(scales.b.as_ptr().add(8));
         for ((acc, &sa), r) in acc.iter().zip(scales.a).zip(0..) {
+            let (mut s0, mut s1) = (_mm256_cvtepi32_ps(acc[0]), _mm256_cvtepi32_ps(acc[1]));
+            if let Some(&zero) = scales.zeros.get(r) {
+                let zero = _mm256_set1_ps(zero);
+                s0 = _mm256_fnmadd_ps(zero, _mm256_loadu_ps(scales.sums.as_ptr()), s0);
+                s1 = _mm256_fnmadd_ps(zero, _mm256_loadu_ps(scales.sums.as_ptr().add(8)), s1);
+            }
             let sa = _mm256_set1_ps(sa);
-            let v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[0]), _mm256_mul_ps(sa, sb0));
-            let v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[1]), _mm256_mul_ps(sa, sb1));
+            let v0 = _mm256_mul_ps(s0, _mm256_mul_ps(sa, sb0));
+            let v1 = _mm256_mul_ps(s1, _mm256_mul_ps(sa, sb1));
             store_row(&mut c[r * ldc..r * ldc + cols], v0, v1, first, bias);
         }
     }
