@@ -317,6 +317,50 @@ struct IntPanels {
     row: Vec<u32>,
 }
 
+impl IntPanels {
+    /// Quantises `rows` rows of a k block (`kc` values each, `lda` apart in `a`) into
+    /// `MR`-row panels of lanes, with each row's scale (and zero point).
+    ///
+    /// # Safety
+    /// AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pack(&mut self, width: Width, a: &[f32], lda: usize, rows: usize, kc: usize) {
+        let kcl = kc.div_ceil(width.per());
+        self.lanes.clear();
+        self.lanes.resize(rows.div_ceil(MR) * kcl * MR, 0);
+        self.scales.clear();
+        self.zeros.clear();
+        self.row.resize(kcl, 0);
+        for r in 0..rows {
+            let src = &a[r * lda..r * lda + kc];
+            // A short block's last lane is padded with 0 (its weights are 0).
+            self.row[kcl - 1] = 0;
+            // SAFETY: the features are enabled here; the row's lanes hold `kcl · per ≥
+            // kc` values of the width's type, on x86's little-endian layout exactly
+            // the lane order the kernels read.
+            unsafe {
+                let lanes = self.row.as_mut_ptr();
+                match width {
+                    Width::Int16 => {
+                        let dst = std::slice::from_raw_parts_mut(lanes.cast::<i16>(), kc);
+                        self.scales.push(quantize(src, dst));
+                    }
+                    Width::Int8 => {
+                        let dst = std::slice::from_raw_parts_mut(lanes.cast::<u8>(), kc);
+                        let (scale, zero) = quantize_u8(src, dst);
+                        self.scales.push(scale);
+                        self.zeros.push(zero);
+                    }
+                }
+            }
+            let panel = &mut self.lanes[(r / MR) * kcl * MR..][..kcl * MR];
+            for (l, &lane) in self.row.iter().enumerate() {
+                panel[l * MR + r % MR] = lane;
+            }
+        }
+    }
+}
+
 /// [`IntB::gemm`], with the token that proves the features.
 #[allow(clippy::too_many_arguments)]
 fn gemm_int(
@@ -344,38 +388,8 @@ fn gemm_int(
             for k0 in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - k0);
                 let kcl = kc.div_ceil(per);
-                panels.lanes.clear();
-                panels.lanes.resize(row_tiles * kcl * MR, 0);
-                panels.scales.clear();
-                panels.zeros.clear();
-                panels.row.resize(kcl, 0);
-                for (r, row) in (m0..m0 + mc).enumerate() {
-                    let src = &a[row * lda + k0..row * lda + k0 + kc];
-                    // A short block's last lane is padded with 0 (its weights are 0).
-                    panels.row[kcl - 1] = 0;
-                    // SAFETY: the token proves the features; the row's lanes hold
-                    // `kcl · per ≥ kc` values of the width's type, on x86's little-endian
-                    // layout exactly the lane order the kernels read.
-                    unsafe {
-                        let lanes = panels.row.as_mut_ptr();
-                        match w.width {
-                            Width::Int16 => {
-                                let dst = std::slice::from_raw_parts_mut(lanes.cast::<i16>(), kc);
-                                panels.scales.push(quantize(src, dst));
-                            }
-                            Width::Int8 => {
-                                let dst = std::slice::from_raw_parts_mut(lanes.cast::<u8>(), kc);
-                                let (scale, zero) = quantize_u8(src, dst);
-                                panels.scales.push(scale);
-                                panels.zeros.push(zero);
-                            }
-                        }
-                    }
-                    let panel = &mut panels.lanes[(r / MR) * kcl * MR..][..kcl * MR];
-                    for (l, &lane) in panels.row.iter().enumerate() {
-                        panel[l * MR + r % MR] = lane;
-                    }
-                }
+                // SAFETY: the token proves the features.
+                unsafe { panels.pack(w.width, &a[m0 * lda + k0..], lda, mc, kc) };
                 let first = k0 == 0;
                 for t in 0..w.n.div_ceil(NR) {
                     let cols = NR.min(w.n - t * NR);
