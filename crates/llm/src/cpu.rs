@@ -3,9 +3,9 @@
 //!
 //! Three levels, best first: AVX-512 (VNNI for the chat model's 8-bit dot products,
 //! BF16 for the embedding model's matmuls, on AMX tiles when the CPU has them), AVX2 +
-//! FMA + F16C (Haswell, Zen 1 and later; AVX-VNNI where the CPU has it), and scalar
-//! Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|
-//! avx512` forces one level (tests and benchmarks compare them); a level the CPU cannot
+//! FMA + F16C (Haswell, Zen 1 and later; VNNI on 256 bits where the CPU has it), and
+//! scalar Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|avx512`
+//! forces one level (tests and benchmarks compare them); a level the CPU cannot
 //! run is refused with the features it lacks, never silently replaced.
 //!
 //! The kernels are `#[target_feature]` functions, `unsafe` to call because running
@@ -51,11 +51,12 @@ impl fmt::Display for Level {
     }
 }
 
-/// What the AVX2 embedding kernels are on this CPU: with AVX-VNNI or without.
+/// What the AVX2 embedding kernels are on this CPU: with VNNI (either encoding) or
+/// without.
 fn embeddings_avx2() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    if AvxVnni::detect().is_some() {
-        return "avx2 (AVX2+FMA, AVX-VNNI)";
+    if let Some(vnni) = AvxVnni::detect() {
+        return vnni.name();
     }
     "avx2 (AVX2+FMA)"
 }
@@ -297,22 +298,63 @@ impl Avx512Bf16 {
     }
 }
 
-/// Proof that this CPU has AVX-VNNI (the VEX-encoded, 256-bit `vpdpwssd`: Intel
-/// since Alder Lake and Sapphire Rapids, including the Atom-core Xeons without
-/// AVX-512; AMD since Zen 5) on top of AVX2. The AVX2 embedding kernels fuse each
-/// 16-bit multiply-add and its accumulation into one instruction with it.
-/// `AGENTBASE_AVXVNNI=off` leaves it out (tests and benchmarks compare). Only
-/// [`AvxVnni::detect`] makes one.
+/// Proof that this CPU multiplies and adds 16-bit and 8-bit integers into 32-bit lanes
+/// of 256-bit registers in one instruction (`vpdpwssd`, `vpdpbusd`) on top of AVX2: with
+/// AVX-VNNI (VEX-encoded: Intel since Alder Lake and Sapphire Rapids, including the
+/// Atom-core Xeons without AVX-512; AMD since Zen 5), or with AVX512-VNNI and
+/// AVX512-VL (EVEX-encoded: Intel since Cascade Lake and Ice Lake, AMD since Zen 4).
+/// The AVX2 embedding kernels use it. `AGENTBASE_AVXVNNI=off` leaves it out, and
+/// `AGENTBASE_AVXVNNI=evex` takes the EVEX encoding where the CPU has both (tests and
+/// benchmarks compare). Only [`AvxVnni::detect`] and [`AvxVnni::every`] make one.
 #[cfg(target_arch = "x86_64")]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AvxVnni(());
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AvxVnni {
+    evex: bool,
+}
 
 #[cfg(target_arch = "x86_64")]
 impl AvxVnni {
     pub(crate) fn detect() -> Option<Self> {
-        let off = std::env::var("AGENTBASE_AVXVNNI").is_ok_and(|v| v == "off" || v == "0");
-        (!off && Avx2::detect().is_some() && std::is_x86_feature_detected!("avxvnni"))
-            .then_some(Self(()))
+        let choice = std::env::var("AGENTBASE_AVXVNNI").unwrap_or_default();
+        if choice == "off" || choice == "0" {
+            return None;
+        }
+        let every = Self::every();
+        let evex = every.iter().copied().find(|v| v.evex);
+        if choice == "evex" && evex.is_some() {
+            return evex;
+        }
+        every.first().copied()
+    }
+
+    /// Each encoding this CPU has, VEX first, whatever `AGENTBASE_AVXVNNI` says.
+    pub(crate) fn every() -> Vec<Self> {
+        let mut out = Vec::new();
+        if Avx2::detect().is_none() {
+            return out;
+        }
+        if std::is_x86_feature_detected!("avxvnni") {
+            out.push(Self { evex: false });
+        }
+        if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512vl")
+        {
+            out.push(Self { evex: true });
+        }
+        out
+    }
+
+    /// Whether the kernels take the EVEX encoding (`avx512vnni` + `avx512vl`).
+    pub(crate) fn evex(self) -> bool {
+        self.evex
+    }
+
+    /// How `kernels()` reports it.
+    fn name(self) -> &'static str {
+        if self.evex {
+            "avx2 (AVX2+FMA, AVX512-VNNI)"
+        } else {
+            "avx2 (AVX2+FMA, AVX-VNNI)"
+        }
     }
 }
 
@@ -482,14 +524,13 @@ mod tests {
             forced: false,
         };
         #[cfg(target_arch = "x86_64")]
-        let vnni = AvxVnni::detect().is_some();
-        #[cfg(not(target_arch = "x86_64"))]
-        let vnni = false;
-        let embeddings = if vnni {
-            "avx2 (AVX2+FMA, AVX-VNNI)"
-        } else {
-            "avx2 (AVX2+FMA)"
+        let embeddings = match AvxVnni::detect() {
+            Some(v) if v.evex() => "avx2 (AVX2+FMA, AVX512-VNNI)",
+            Some(_) => "avx2 (AVX2+FMA, AVX-VNNI)",
+            None => "avx2 (AVX2+FMA)",
         };
+        #[cfg(not(target_arch = "x86_64"))]
+        let embeddings = "avx2 (AVX2+FMA)";
         assert_eq!(
             k.to_string(),
             format!("chat avx512 (AVX-512 VNNI), embeddings {embeddings}")

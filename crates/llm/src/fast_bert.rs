@@ -10,7 +10,7 @@
 //!   accumulation on AVX-512 BF16 (`vdpbf16ps`, twice the f32 FMA rate on Zen 4/5 but
 //!   half of it on Intel's Xeons, weights converted once at load), on AMX tiles where
 //!   the CPU has them (`amx`: the same operands, `tdpbf16ps`); on AVX2, 16-bit
-//!   integers for the linear layers (`vpmaddwd`, or `vpdpwssd` with AVX-VNNI; weights
+//!   integers for the linear layers (`vpmaddwd`, or `vpdpwssd` with VNNI; weights
 //!   quantised once at load, activations per row as they are packed) and f32 FMA
 //!   tiles for attention; plain Rust elsewhere; layer norms,
 //!   softmax, GELU and pooling stay f32 (compiled for the same features; on AVX2,
@@ -78,7 +78,7 @@ pub(crate) trait Kernel: Copy + Send + Sync {
     fn weight(self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> Self::W;
 
     /// [`Kernel::weight`] for a layer that tolerates a coarser rounding of its
-    /// operands, when this kernel set has a faster one (8-bit integers with AVX-VNNI).
+    /// operands, when this kernel set has a faster one (8-bit integers with VNNI).
     /// Only the feed-forward's first layer: simulated in torch, the lowest cosine
     /// against full precision was 0.99948 over the reference sentences of the tests
     /// and 0.99969 over 64 chunks of the Rust Book with that layer 8-bit, and 0.99882
@@ -151,7 +151,7 @@ fn pair(lo: f32, hi: f32) -> u32 {
 
 /// f32 kernels: AVX2 + FMA tiles, or plain Rust. With AVX2 the linear layers' weights
 /// are 16-bit integers ([`avx2::IntB`]), the feed-forward's first 8-bit with
-/// AVX-VNNI; attention stays f32.
+/// VNNI (AVX-VNNI, or AVX512-VNNI on 256 bits); attention stays f32.
 #[derive(Clone, Copy)]
 pub(crate) struct F32 {
     #[cfg(target_arch = "x86_64")]
@@ -1483,7 +1483,7 @@ mod tests {
                     };
                     let int16 = 1.0 / 511.0 + 1.0 / 16_383.0;
                     check_gemm_weight(kernel, false, int16_a, |row| symmetric(511.0, row), int16);
-                    // The coarse weight: with AVX-VNNI 8-bit, activations to 0..=255
+                    // The coarse weight: with VNNI 8-bit, activations to 0..=255
                     // around a zero point per row and block of 512 along k, weights to
                     // ±127 per row; else the same as the others.
                     if crate::cpu::AvxVnni::detect().is_some() {
@@ -1588,26 +1588,37 @@ mod tests {
         }
     }
 
-    /// The AVX-VNNI and the plain AVX2 integer kernels add the same integer products:
-    /// their outputs are identical, bit for bit (on a CPU without AVX-VNNI both are
-    /// the plain one).
+    /// The VNNI kernels (either encoding) and the plain AVX2 integer kernel add the
+    /// same integer products: their outputs are identical, bit for bit, and so are the
+    /// two encodings' 8-bit ones (on a CPU without VNNI only the plain one runs).
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_avx_vnni_kernel_computes_exactly_what_the_avx2_one_does() {
+    fn the_vnni_kernels_compute_exactly_what_the_avx2_one_does() {
         let Some(token) = crate::cpu::Avx2::detect() else {
             return;
         };
+        let every = crate::cpu::AvxVnni::every();
+        let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for (rows, n, k) in [(1, 5, 1), (7, 33, 31), (13, 70, 300), (40, 96, 1536)] {
             let a = values(rows * k, 11);
             let b = values(n * k, 12);
             let bias = values(n, 13);
-            let with = avx2::IntB::int16(token, n, k, |r, col| b[r * k + col]);
-            let without = avx2::IntB::int16(token, n, k, |r, col| b[r * k + col]).without_vnni();
-            let (mut c1, mut c2) = (vec![0f32; rows * n], vec![0f32; rows * n]);
-            with.gemm(&a, k, rows, Some(&bias), &mut c1, n);
-            without.gemm(&a, k, rows, Some(&bias), &mut c2, n);
-            let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&c1), bits(&c2), "{rows}x{n}x{k}");
+            let get = |r: usize, col: usize| b[r * k + col];
+            let product = |w: avx2::IntB| {
+                let mut c = vec![0f32; rows * n];
+                w.gemm(&a, k, rows, Some(&bias), &mut c, n);
+                bits(&c)
+            };
+            let plain = product(avx2::IntB::int16(token, n, k, get).with_vnni(None));
+            for &vnni in &every {
+                let int16 = avx2::IntB::int16(token, n, k, get).with_vnni(Some(vnni));
+                assert_eq!(product(int16), plain, "{vnni:?} {rows}x{n}x{k}");
+            }
+            let int8: Vec<_> = every
+                .iter()
+                .map(|&vnni| product(avx2::IntB::int8(token, vnni, n, k, get)))
+                .collect();
+            assert!(int8.windows(2).all(|w| w[0] == w[1]), "{rows}x{n}x{k}");
         }
     }
 

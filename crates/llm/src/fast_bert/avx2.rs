@@ -8,8 +8,9 @@
 //!   output column, the activations quantised per row and k block as they are packed,
 //!   and the i32 sums scaled back to f32 at the end of each k block. [`Width::Int16`]
 //!   multiplies 16-bit integers with `vpmaddwd` (16 multiply-adds into 8 i32 lanes per
-//!   instruction, twice an f32 FMA's 8), or with AVX-VNNI `vpdpwssd`, which adds too;
-//!   [`Width::Int8`] needs AVX-VNNI and multiplies 8-bit ones with `vpdpbusd` (32
+//!   instruction, twice an f32 FMA's 8), or with VNNI (AVX-VNNI, or AVX512-VNNI on
+//!   256 bits) `vpdpwssd`, which adds too; [`Width::Int8`] needs VNNI and
+//!   multiplies 8-bit ones with `vpdpbusd` (32
 //!   multiply-adds per instruction), for the layers that tolerate it.
 //!
 //! [`softmax`] and [`gelu`] are the pass's elementwise steps with intrinsics: the same
@@ -136,7 +137,7 @@ pub(crate) enum Width {
     /// `vpmaddwd` + `vpaddd`, or `vpdpwssd`.
     Int16,
     /// Weights to `±I8_MAX`, activations to `0..=U8_MAX` per row and k block with a
-    /// zero point; `vpdpbusd`, so AVX-VNNI only (AVX2's `vpmaddubsw` would saturate
+    /// zero point; `vpdpbusd`, so VNNI only (AVX2's `vpmaddubsw` would saturate
     /// its pair sums of 8-bit activations, and 7 bits cost the embeddings too much).
     /// Half the multiply instructions of `Int16`, at a coarser rounding: only for the
     /// layers whose outputs keep the embeddings within the tolerance (see
@@ -178,7 +179,7 @@ impl Width {
 pub(crate) struct IntB {
     token: Avx2,
     width: Width,
-    /// AVX-VNNI, when the CPU has it: `vpdpwssd` / `vpdpbusd` instead of the AVX2
+    /// VNNI, when the CPU has it: `vpdpwssd` / `vpdpbusd` instead of the AVX2
     /// sequences.
     vnni: Option<AvxVnni>,
     /// Per tile, per lane of k: the tile's 16 columns.
@@ -194,7 +195,7 @@ pub(crate) struct IntB {
 }
 
 impl IntB {
-    /// 16-bit integers, multiplied with AVX-VNNI when the CPU has it.
+    /// 16-bit integers, multiplied with VNNI when the CPU has it.
     pub(super) fn int16(
         token: Avx2,
         n: usize,
@@ -204,7 +205,7 @@ impl IntB {
         Self::new(token, Width::Int16, AvxVnni::detect(), n, k, get)
     }
 
-    /// 8-bit integers, which only AVX-VNNI multiplies.
+    /// 8-bit integers, which only VNNI multiplies.
     pub(super) fn int8(
         token: Avx2,
         vnni: AvxVnni,
@@ -273,11 +274,14 @@ impl IntB {
         }
     }
 
-    /// Without AVX-VNNI (tests compare the two); `Int16` only.
+    /// With another VNNI encoding, or none for `Int16` (tests compare them).
     #[cfg(test)]
-    pub(super) fn without_vnni(mut self) -> Self {
-        assert_eq!(self.width, Width::Int16, "8-bit weights need AVX-VNNI");
-        self.vnni = None;
+    pub(super) fn with_vnni(mut self, vnni: Option<AvxVnni>) -> Self {
+        assert!(
+            vnni.is_some() || self.width == Width::Int16,
+            "8-bit weights need VNNI"
+        );
+        self.vnni = vnni;
         self
     }
 
@@ -421,18 +425,24 @@ fn gemm_int(
                         unsafe {
                             let args = (panel, kcl, b_tile, scales, first, bias_tile, out);
                             let (p, n, b, s, f, bias, out) = args;
-                            match (w.width, w.vnni) {
-                                (Width::Int16, Some(_)) => {
-                                    int16_tile_vnni(p, n, b, s, f, bias, out, ldc, cols)
-                                }
+                            match (w.width, w.vnni.map(AvxVnni::evex)) {
                                 (Width::Int16, None) => {
                                     int16_tile(p, n, b, s, f, bias, out, ldc, cols)
                                 }
-                                (Width::Int8, Some(_)) => {
+                                (Width::Int16, Some(false)) => {
+                                    int16_tile_vnni(p, n, b, s, f, bias, out, ldc, cols)
+                                }
+                                (Width::Int16, Some(true)) => {
+                                    int16_tile_evex(p, n, b, s, f, bias, out, ldc, cols)
+                                }
+                                (Width::Int8, Some(false)) => {
                                     int8_tile_vnni(p, n, b, s, f, bias, out, ldc, cols)
                                 }
+                                (Width::Int8, Some(true)) => {
+                                    int8_tile_evex(p, n, b, s, f, bias, out, ldc, cols)
+                                }
                                 (Width::Int8, None) => {
-                                    unreachable!("8-bit weights without AVX-VNNI")
+                                    unreachable!("8-bit weights without VNNI")
                                 }
                             }
                         };
@@ -659,6 +669,77 @@ unsafe fn int8_tile_vnni(
             cols,
             #[inline(always)]
             |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b),
+        )
+    }
+}
+
+/// [`int16_tile_vnni`] with AVX512-VNNI's EVEX encoding of the same instruction
+/// (Cascade Lake and Ice Lake have it, not AVX-VNNI).
+///
+/// # Safety
+/// As [`int16_tile`], and the CPU has AVX512-VNNI and AVX512-VL.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+unsafe fn int16_tile_evex(
+    panel: &[u32],
+    kcl: usize,
+    b: &[LaneRow],
+    scales: Scales<'_>,
+    first: bool,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        int_tile_with(
+            panel,
+            kcl,
+            b,
+            scales,
+            first,
+            bias,
+            c,
+            ldc,
+            cols,
+            #[inline(always)]
+            |acc, a, b| _mm256_dpwssd_epi32(acc, a, b),
+        )
+    }
+}
+
+/// [`int8_tile_vnni`] with AVX512-VNNI's EVEX encoding of the same instruction.
+///
+/// # Safety
+/// As [`int8_tile_vnni`], but the CPU has AVX512-VNNI and AVX512-VL.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+unsafe fn int8_tile_evex(
+    panel: &[u32],
+    kcl: usize,
+    b: &[LaneRow],
+    scales: Scales<'_>,
+    first: bool,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        int_tile_with(
+            panel,
+            kcl,
+            b,
+            scales,
+            first,
+            bias,
+            c,
+            ldc,
+            cols,
+            #[inline(always)]
+            |acc, a, b| _mm256_dpbusd_epi32(acc, a, b),
         )
     }
 }
