@@ -53,7 +53,7 @@ fn every_backend() -> Vec<(&'static str, &'static LocalEmbedder)> {
         CANDLE.get_or_init(|| load(EmbedBackend::Candle, None)),
     )];
     for (i, level) in Level::ALL.into_iter().enumerate() {
-        if level <= cpu::best().embeddings {
+        if cpu::available().contains(&level) {
             let model = OURS[i].get_or_init(|| load(EmbedBackend::Fast, Some(level)));
             all.push((level.name(), model));
         }
