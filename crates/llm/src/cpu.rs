@@ -51,22 +51,25 @@ impl fmt::Display for Level {
     }
 }
 
-/// What the AVX2 embedding kernels are on this CPU: with VNNI (either encoding) or
-/// without.
+/// What the AVX2 embedding kernels are on this CPU: with AVX-VNNI or without.
 fn embeddings_avx2() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    if let Some(vnni) = AvxVnni::detect() {
-        return vnni.name();
+    if AvxVnni::detect().is_some() {
+        return "avx2 (AVX2+FMA, AVX-VNNI)";
     }
     "avx2 (AVX2+FMA)"
 }
 
-/// What the AVX-512 embedding kernels are on this CPU: with AMX tiles or without.
+/// What the AVX-512 embedding kernels are on this CPU: bf16 on AMX tiles or not, or
+/// integers with VNNI.
 fn embeddings_avx512() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    if Amx::detect().is_some() {
-        return "avx512 (AVX-512 BF16, AMX tiles)";
+    match EmbedIsa::at(Level::Avx512) {
+        Some(EmbedIsa::Avx512Int(_)) => "avx512 (AVX-512 VNNI integers)",
+        _ if Amx::detect().is_some() => "avx512 (AVX-512 BF16, AMX tiles)",
+        _ => "avx512 (AVX-512 BF16)",
     }
+    #[cfg(not(target_arch = "x86_64"))]
     "avx512 (AVX-512 BF16)"
 }
 
@@ -180,7 +183,6 @@ fn missing_for(level: Level) -> Vec<&'static str> {
                 "avx512dq",
                 "avx512vl",
                 "avx512vnni",
-                "avx512bf16",
             ],
         };
         want.iter()
@@ -211,32 +213,42 @@ fn best_chat() -> Level {
     Level::Scalar
 }
 
-/// The embedding model's fastest level. AVX-512 BF16 is taken on AMX tiles, or on
-/// AMD's cores (Zen 4 and 5), which run `vdpbf16ps` at full rate (Zen 5: 2.46×
-/// sentence-transformers). Intel's cores without usable tiles run it at half an f32
-/// FMA's rate, and the AVX2 level's integer kernels are faster there: on a Sapphire
-/// Rapids Xeon with `AGENTBASE_AMX=off`, 23.8 chunks/s on AVX-512 BF16 against 37.2 on
-/// AVX2 with VNNI and about 29 on AVX2 alone (`embed_speed`, 2026-12-07).
 fn best_embeddings() -> Level {
     #[cfg(target_arch = "x86_64")]
-    {
-        let bf16 = Avx512Bf16::detect().is_some();
-        let amx = bf16 && Amx::detect().is_some();
-        fastest_embeddings(bf16, amx, x86::intel(), Avx2::detect().is_some())
+    if EmbedIsa::at(Level::Avx512).is_some() {
+        return Level::Avx512;
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "x86_64")]
+    if Avx2::detect().is_some() {
+        return Level::Avx2;
+    }
     Level::Scalar
 }
 
-/// [`best_embeddings`]'s choice from what the CPU has.
+/// Which AVX-512 kernels the embedding model takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Avx512Embed {
+    /// bf16 matmuls.
+    Bf16,
+    /// The AVX2 level's integer kernels on 512-bit registers (`vpdpwssd`, `vpdpbusd`).
+    Int,
+}
+
+/// The AVX-512 embedding kernels for a CPU with AVX-512 BF16 (`bf16`), usable AMX
+/// tiles (`amx`) and AVX-512 VNNI with BW and VL (`vnni`), from Intel or not. bf16 is
+/// taken on AMX tiles, or on AMD's cores (Zen 4 and 5), which run `vdpbf16ps` at full
+/// rate (Zen 5: 2.46× sentence-transformers). Intel's cores without usable tiles run it
+/// at half an f32 FMA's rate, and the integer kernels are faster there: on a Sapphire
+/// Rapids Xeon with `AGENTBASE_AMX=off`, 23.8 chunks/s on AVX-512 BF16 against 37.2 on
+/// AVX2 with AVX-VNNI (`embed_speed`, 2026-12-07). Cascade Lake and Ice Lake have VNNI
+/// and no BF16.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn fastest_embeddings(bf16: bool, amx: bool, intel: bool, avx2: bool) -> Level {
-    if bf16 && (amx || !intel) {
-        Level::Avx512
-    } else if avx2 {
-        Level::Avx2
-    } else {
-        Level::Scalar
+fn avx512_embed(bf16: bool, amx: bool, vnni: bool, intel: bool) -> Option<Avx512Embed> {
+    match (bf16 && (amx || !intel), vnni, bf16) {
+        (true, _, _) => Some(Avx512Embed::Bf16),
+        (false, true, _) => Some(Avx512Embed::Int),
+        (false, false, true) => Some(Avx512Embed::Bf16),
+        (false, false, false) => None,
     }
 }
 
@@ -320,63 +332,22 @@ impl Avx512Bf16 {
     }
 }
 
-/// Proof that this CPU multiplies and adds 16-bit and 8-bit integers into 32-bit lanes
-/// of 256-bit registers in one instruction (`vpdpwssd`, `vpdpbusd`) on top of AVX2: with
-/// AVX-VNNI (VEX-encoded: Intel since Alder Lake and Sapphire Rapids, including the
-/// Atom-core Xeons without AVX-512; AMD since Zen 5), or with AVX512-VNNI and
-/// AVX512-VL (EVEX-encoded: Intel since Cascade Lake and Ice Lake, AMD since Zen 4).
-/// The AVX2 embedding kernels use it. `AGENTBASE_AVXVNNI=off` leaves it out, and
-/// `AGENTBASE_AVXVNNI=evex` takes the EVEX encoding where the CPU has both (tests and
-/// benchmarks compare). Only [`AvxVnni::detect`] and [`AvxVnni::every`] make one.
+/// Proof that this CPU has AVX-VNNI (the VEX-encoded, 256-bit `vpdpwssd` and
+/// `vpdpbusd`: Intel since Alder Lake and Sapphire Rapids, including the Atom-core
+/// Xeons without AVX-512; AMD since Zen 5) on top of AVX2. The AVX2 embedding kernels
+/// fuse each integer multiply-add and its accumulation into one instruction with it.
+/// `AGENTBASE_AVXVNNI=off` leaves it out (tests and benchmarks compare). Only
+/// [`AvxVnni::detect`] makes one.
 #[cfg(target_arch = "x86_64")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AvxVnni {
-    evex: bool,
-}
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AvxVnni(());
 
 #[cfg(target_arch = "x86_64")]
 impl AvxVnni {
     pub(crate) fn detect() -> Option<Self> {
-        let choice = std::env::var("AGENTBASE_AVXVNNI").unwrap_or_default();
-        if choice == "off" || choice == "0" {
-            return None;
-        }
-        let every = Self::every();
-        let evex = every.iter().copied().find(|v| v.evex);
-        if choice == "evex" && evex.is_some() {
-            return evex;
-        }
-        every.first().copied()
-    }
-
-    /// Each encoding this CPU has, VEX first, whatever `AGENTBASE_AVXVNNI` says.
-    pub(crate) fn every() -> Vec<Self> {
-        let mut out = Vec::new();
-        if Avx2::detect().is_none() {
-            return out;
-        }
-        if std::is_x86_feature_detected!("avxvnni") {
-            out.push(Self { evex: false });
-        }
-        if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512vl")
-        {
-            out.push(Self { evex: true });
-        }
-        out
-    }
-
-    /// Whether the kernels take the EVEX encoding (`avx512vnni` + `avx512vl`).
-    pub(crate) fn evex(self) -> bool {
-        self.evex
-    }
-
-    /// How `kernels()` reports it.
-    fn name(self) -> &'static str {
-        if self.evex {
-            "avx2 (AVX2+FMA, AVX512-VNNI)"
-        } else {
-            "avx2 (AVX2+FMA, AVX-VNNI)"
-        }
+        let off = std::env::var("AGENTBASE_AVXVNNI").is_ok_and(|v| v == "off" || v == "0");
+        (!off && Avx2::detect().is_some() && std::is_x86_feature_detected!("avxvnni"))
+            .then_some(Self(()))
     }
 }
 
@@ -464,8 +435,12 @@ pub(crate) enum EmbedIsa {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2(Avx2),
+    /// bf16 matmuls, on AMX tiles where they are usable.
     #[cfg(target_arch = "x86_64")]
     Avx512(Avx512Bf16),
+    /// The integer kernels on 512-bit registers (see [`avx512_embed`]).
+    #[cfg(target_arch = "x86_64")]
+    Avx512Int(Avx512Vnni),
 }
 
 impl EmbedIsa {
@@ -476,7 +451,14 @@ impl EmbedIsa {
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => Avx2::detect().map(Self::Avx2),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => Avx512Bf16::detect().map(Self::Avx512),
+            Level::Avx512 => {
+                let (bf16, vnni) = (Avx512Bf16::detect(), Avx512Vnni::detect());
+                let amx = bf16.is_some() && Amx::detect().is_some();
+                match avx512_embed(bf16.is_some(), amx, vnni.is_some(), x86::intel())? {
+                    Avx512Embed::Bf16 => bf16.map(Self::Avx512),
+                    Avx512Embed::Int => vnni.map(Self::Avx512Int),
+                }
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => None,
         }
@@ -488,7 +470,7 @@ impl EmbedIsa {
             #[cfg(target_arch = "x86_64")]
             Self::Avx2(_) => Level::Avx2,
             #[cfg(target_arch = "x86_64")]
-            Self::Avx512(_) => Level::Avx512,
+            Self::Avx512(_) | Self::Avx512Int(_) => Level::Avx512,
         }
     }
 }
@@ -531,17 +513,14 @@ mod tests {
 
     #[test]
     fn embeddings_take_avx512_bf16_on_amx_tiles_or_amd_cores_only() {
-        // (AVX-512 BF16, AMX, Intel): Sapphire Rapids with and without its tiles,
-        // Cooper Lake, Zen 4 and 5.
-        assert_eq!(fastest_embeddings(true, true, true, true), Level::Avx512);
-        assert_eq!(fastest_embeddings(true, false, true, true), Level::Avx2);
-        assert_eq!(fastest_embeddings(true, false, false, true), Level::Avx512);
-        // Without BF16 (Cascade Lake, Ice Lake, Zen 3 and older), AVX2 if it has it.
-        assert_eq!(fastest_embeddings(false, false, true, true), Level::Avx2);
-        assert_eq!(
-            fastest_embeddings(false, false, false, false),
-            Level::Scalar
-        );
+        use Avx512Embed::{Bf16, Int};
+        // (BF16, AMX, VNNI, Intel): Sapphire Rapids with and without its tiles, Cooper
+        // Lake, Zen 4 and 5, Cascade Lake and Ice Lake, Skylake-SP.
+        assert_eq!(avx512_embed(true, true, true, true), Some(Bf16));
+        assert_eq!(avx512_embed(true, false, true, true), Some(Int));
+        assert_eq!(avx512_embed(true, false, true, false), Some(Bf16));
+        assert_eq!(avx512_embed(false, false, true, true), Some(Int));
+        assert_eq!(avx512_embed(false, false, false, true), None);
     }
 
     #[test]
@@ -561,13 +540,14 @@ mod tests {
             forced: false,
         };
         #[cfg(target_arch = "x86_64")]
-        let embeddings = match AvxVnni::detect() {
-            Some(v) if v.evex() => "avx2 (AVX2+FMA, AVX512-VNNI)",
-            Some(_) => "avx2 (AVX2+FMA, AVX-VNNI)",
-            None => "avx2 (AVX2+FMA)",
-        };
+        let vnni = AvxVnni::detect().is_some();
         #[cfg(not(target_arch = "x86_64"))]
-        let embeddings = "avx2 (AVX2+FMA)";
+        let vnni = false;
+        let embeddings = if vnni {
+            "avx2 (AVX2+FMA, AVX-VNNI)"
+        } else {
+            "avx2 (AVX2+FMA)"
+        };
         assert_eq!(
             k.to_string(),
             format!("chat avx512 (AVX-512 VNNI), embeddings {embeddings}")

@@ -156,6 +156,9 @@ fn pair(lo: f32, hi: f32) -> u32 {
 pub(crate) struct F32 {
     #[cfg(target_arch = "x86_64")]
     avx2: Option<crate::cpu::Avx2>,
+    /// The integer kernels on 512-bit registers (the AVX-512 level without bf16).
+    #[cfg(target_arch = "x86_64")]
+    zmm: Option<crate::cpu::Avx512Vnni>,
 }
 
 impl F32 {
@@ -163,6 +166,24 @@ impl F32 {
         Self {
             #[cfg(target_arch = "x86_64")]
             avx2: None,
+            #[cfg(target_arch = "x86_64")]
+            zmm: None,
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn avx2(token: crate::cpu::Avx2) -> Self {
+        Self {
+            avx2: Some(token),
+            zmm: None,
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn avx512(token: crate::cpu::Avx512Vnni) -> Self {
+        Self {
+            avx2: Some(token.avx2()),
+            zmm: Some(token),
         }
     }
 }
@@ -183,15 +204,15 @@ impl Kernel for F32 {
     fn weight(self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> F32Weight {
         #[cfg(target_arch = "x86_64")]
         if let Some(token) = self.avx2 {
-            return F32Weight::Int(avx2::IntB::int16(token, n, k, get));
+            return F32Weight::Int(avx2::IntB::int16(token, self.zmm, n, k, get));
         }
         F32Weight::Packed(PackedB::new::<Self>(n, k, get))
     }
 
     fn coarse_weight(self, n: usize, k: usize, get: impl Fn(usize, usize) -> f32) -> F32Weight {
         #[cfg(target_arch = "x86_64")]
-        if let (Some(token), Some(vnni)) = (self.avx2, crate::cpu::AvxVnni::detect()) {
-            return F32Weight::Int(avx2::IntB::int8(token, vnni, n, k, get));
+        if let Some(token) = self.avx2.filter(|_| avx2::IntB::int8_runs(self.zmm)) {
+            return F32Weight::Int(avx2::IntB::int8(token, self.zmm, n, k, get));
         }
         self.weight(n, k, get)
     }
@@ -638,7 +659,14 @@ impl FastBert {
             )?)),
             #[cfg(target_arch = "x86_64")]
             EmbedIsa::Avx2(token) => Precision::F32(Box::new(Model::load(
-                F32 { avx2: Some(token) },
+                F32::avx2(token),
+                tensors,
+                shape,
+                threads,
+            )?)),
+            #[cfg(target_arch = "x86_64")]
+            EmbedIsa::Avx512Int(token) => Precision::F32(Box::new(Model::load(
+                F32::avx512(token),
                 tensors,
                 shape,
                 threads,
@@ -1391,7 +1419,9 @@ mod tests {
                     check_gemm(avx512::Bf16::without_amx(t), round_bf16);
                 }
                 #[cfg(target_arch = "x86_64")]
-                EmbedIsa::Avx2(t) => check_gemm(F32 { avx2: Some(t) }, |x| x),
+                EmbedIsa::Avx2(t) => check_gemm(F32::avx2(t), |x| x),
+                #[cfg(target_arch = "x86_64")]
+                EmbedIsa::Avx512Int(t) => check_gemm(F32::avx512(t), |x| x),
                 EmbedIsa::Scalar => check_gemm(F32::scalar(), |x| x),
             }
         }
@@ -1462,63 +1492,69 @@ mod tests {
                     check_gemm_weight(avx512::Bf16::without_amx(t), false, bf16, bf16, 1.0 / 128.0);
                 }
                 #[cfg(target_arch = "x86_64")]
-                EmbedIsa::Avx2(t) => {
-                    let symmetric = |max_q: f32, row: &[f32]| -> Vec<f32> {
-                        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                        let inv = if max > 0.0 { max_q / max } else { 0.0 };
-                        row.iter()
-                            .map(|x| (x * inv).round() * (max / max_q))
-                            .collect()
-                    };
-                    let kernel = F32 { avx2: Some(t) };
-                    let int16_a = |row: &[f32]| -> Vec<f32> {
-                        let mut out = Vec::new();
-                        for block in row.chunks(256) {
-                            let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-                            let inv = if max > 0.0 { 16_383.0 / max } else { 0.0 };
-                            let scale = max / 16_383.0;
-                            out.extend(block.iter().map(|x| (x * inv).round_ties_even() * scale));
-                        }
-                        out
-                    };
-                    let int16 = 1.0 / 511.0 + 1.0 / 16_383.0;
-                    check_gemm_weight(kernel, false, int16_a, |row| symmetric(511.0, row), int16);
-                    // The coarse weight: with VNNI 8-bit, activations to 0..=255
-                    // around a zero point per row and block of 512 along k, weights to
-                    // ±127 per row; else the same as the others.
-                    if crate::cpu::AvxVnni::detect().is_some() {
-                        check_gemm_weight(
-                            kernel,
-                            true,
-                            |row| {
-                                let mut out = Vec::new();
-                                for block in row.chunks(512) {
-                                    let lo = block.iter().fold(0f32, |m, &v| m.min(v));
-                                    let hi = block.iter().fold(0f32, |m, &v| m.max(v));
-                                    let inv = 255.0 / (hi - lo);
-                                    let zero = (-lo * inv).round_ties_even();
-                                    out.extend(block.iter().map(|x| {
-                                        let q = (x * inv + zero).round_ties_even();
-                                        (q.clamp(0.0, 255.0) - zero) / inv
-                                    }));
-                                }
-                                out
-                            },
-                            |row| symmetric(127.0, row),
-                            1.0 / 255.0 + 1.0 / 250.0,
-                        );
-                    } else {
-                        check_gemm_weight(
-                            kernel,
-                            true,
-                            int16_a,
-                            |row| symmetric(511.0, row),
-                            int16,
-                        );
-                    }
-                }
+                EmbedIsa::Avx2(t) => check_int_weights(F32::avx2(t)),
+                #[cfg(target_arch = "x86_64")]
+                EmbedIsa::Avx512Int(t) => check_int_weights(F32::avx512(t)),
                 EmbedIsa::Scalar => check_gemm_weight(F32::scalar(), false, exact, exact, 1e-6),
             }
+        }
+        // The 512-bit integer kernels, where the CPU has them but takes bf16 for its
+        // AVX-512 level.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = crate::cpu::Avx512Vnni::detect() {
+            check_int_weights(F32::avx512(t));
+        }
+    }
+
+    /// [`check_gemm_weight`] for the integer kernels: 16-bit weights, and the coarse
+    /// ones (8-bit with VNNI, else 16-bit too).
+    #[cfg(target_arch = "x86_64")]
+    fn check_int_weights(kernel: F32) {
+        let symmetric = |max_q: f32, row: &[f32]| -> Vec<f32> {
+            let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let inv = if max > 0.0 { max_q / max } else { 0.0 };
+            row.iter()
+                .map(|x| (x * inv).round() * (max / max_q))
+                .collect()
+        };
+        let int16_a = |row: &[f32]| -> Vec<f32> {
+            let mut out = Vec::new();
+            for block in row.chunks(256) {
+                let max = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let inv = if max > 0.0 { 16_383.0 / max } else { 0.0 };
+                let scale = max / 16_383.0;
+                out.extend(block.iter().map(|x| (x * inv).round_ties_even() * scale));
+            }
+            out
+        };
+        let int16 = 1.0 / 511.0 + 1.0 / 16_383.0;
+        check_gemm_weight(kernel, false, int16_a, |row| symmetric(511.0, row), int16);
+        // The coarse weight: with VNNI 8-bit, activations to 0..=255
+        // around a zero point per row and block of 512 along k, weights to
+        // ±127 per row; else the same as the others.
+        if avx2::IntB::int8_runs(kernel.zmm) {
+            check_gemm_weight(
+                kernel,
+                true,
+                |row| {
+                    let mut out = Vec::new();
+                    for block in row.chunks(512) {
+                        let lo = block.iter().fold(0f32, |m, &v| m.min(v));
+                        let hi = block.iter().fold(0f32, |m, &v| m.max(v));
+                        let inv = 255.0 / (hi - lo);
+                        let zero = (-lo * inv).round_ties_even();
+                        out.extend(block.iter().map(|x| {
+                            let q = (x * inv + zero).round_ties_even();
+                            (q.clamp(0.0, 255.0) - zero) / inv
+                        }));
+                    }
+                    out
+                },
+                |row| symmetric(127.0, row),
+                1.0 / 255.0 + 1.0 / 250.0,
+            );
+        } else {
+            check_gemm_weight(kernel, true, int16_a, |row| symmetric(511.0, row), int16);
         }
     }
 
@@ -1588,37 +1624,52 @@ mod tests {
         }
     }
 
-    /// The VNNI kernels (either encoding) and the plain AVX2 integer kernel add the
-    /// same integer products: their outputs are identical, bit for bit, and so are the
-    /// two encodings' 8-bit ones (on a CPU without VNNI only the plain one runs).
+    /// The integer kernels (plain AVX2, AVX-VNNI, and AVX-512 VNNI on tile pairs with
+    /// its 256-bit encoding for an odd last tile) add the same integer products: their
+    /// outputs are identical, bit for bit, for 16-bit and for 8-bit weights (a kernel
+    /// the CPU lacks is left out).
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_vnni_kernels_compute_exactly_what_the_avx2_one_does() {
+    fn the_integer_kernels_compute_exactly_the_same_sums() {
+        use crate::cpu::{Avx512Vnni, AvxVnni};
         let Some(token) = crate::cpu::Avx2::detect() else {
             return;
         };
-        let every = crate::cpu::AvxVnni::every();
+        let (vnni, zmm) = (AvxVnni::detect(), Avx512Vnni::detect());
+        let mut kernels = vec![(None, None)];
+        kernels.extend(vnni.map(|v| (Some(v), None)));
+        kernels.extend(zmm.map(|z| (None, Some(z))));
         let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // 1, 3, 5 and 6 tiles of 16 columns: pairs and an odd last tile.
         for (rows, n, k) in [(1, 5, 1), (7, 33, 31), (13, 70, 300), (40, 96, 1536)] {
             let a = values(rows * k, 11);
             let b = values(n * k, 12);
             let bias = values(n, 13);
             let get = |r: usize, col: usize| b[r * k + col];
-            let product = |w: avx2::IntB| {
+            let product = |w: &avx2::IntB| {
                 let mut c = vec![0f32; rows * n];
                 w.gemm(&a, k, rows, Some(&bias), &mut c, n);
                 bits(&c)
             };
-            let plain = product(avx2::IntB::int16(token, n, k, get).with_vnni(None));
-            for &vnni in &every {
-                let int16 = avx2::IntB::int16(token, n, k, get).with_vnni(Some(vnni));
-                assert_eq!(product(int16), plain, "{vnni:?} {rows}x{n}x{k}");
+            let int16 = avx2::IntB::int16(token, None, n, k, get);
+            let int8 = avx2::IntB::int8_runs(zmm).then(|| avx2::IntB::int8(token, zmm, n, k, get));
+            let (mut want16, mut want8) = (None, None);
+            for &(v, z) in &kernels {
+                let got16 = product(&int16.clone_with(v, z));
+                assert_eq!(
+                    *want16.get_or_insert_with(|| got16.clone()),
+                    got16,
+                    "{v:?} {z:?}"
+                );
+                if let Some(int8) = int8.as_ref().filter(|_| v.is_some() || z.is_some()) {
+                    let got8 = product(&int8.clone_with(v, z));
+                    assert_eq!(
+                        *want8.get_or_insert_with(|| got8.clone()),
+                        got8,
+                        "{v:?} {z:?}"
+                    );
+                }
             }
-            let int8: Vec<_> = every
-                .iter()
-                .map(|&vnni| product(avx2::IntB::int8(token, vnni, n, k, get)))
-                .collect();
-            assert!(int8.windows(2).all(|w| w[0] == w[1]), "{rows}x{n}x{k}");
         }
     }
 
@@ -1708,7 +1759,7 @@ mod tests {
         }) else {
             return;
         };
-        let kernel = F32 { avx2: Some(token) };
+        let kernel = F32::avx2(token);
         for len in [1, 7, 8, 9, 16, 245] {
             let row: Vec<f32> = values(len, len as u32).iter().map(|x| x * 30.0).collect();
             let (mut plain, mut fast) = (vec![0.0; len], vec![0.0; len]);
@@ -1803,7 +1854,9 @@ mod speed {
         let mut c = vec![0f32; rows * n];
         let kernel = match isa {
             #[cfg(target_arch = "x86_64")]
-            EmbedIsa::Avx2(t) => F32 { avx2: Some(t) },
+            EmbedIsa::Avx2(t) => F32::avx2(t),
+            #[cfg(target_arch = "x86_64")]
+            EmbedIsa::Avx512Int(t) => F32::avx512(t),
             _ => F32::scalar(),
         };
         let packed = PackedB::new::<F32>(n, k, |r, col| b[r * k + col]);

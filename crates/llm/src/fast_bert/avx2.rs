@@ -24,7 +24,7 @@ use std::arch::x86_64::*;
 use super::{
     ERF_P, ERF_POLY, EXP_LN2, EXP_POLY, EXP_RANGE, EXP_SHIFT, PackedB, check_shapes, only_bias,
 };
-use crate::cpu::{Avx2, AvxVnni};
+use crate::cpu::{Avx2, Avx512Vnni, AvxVnni};
 
 /// The largest quantised activation and weight. A k block's i32 sum stays below
 /// `KC · A_MAX · B_MAX` = 2,143,158,528 < 2³¹, so it cannot overflow; within that
@@ -179,9 +179,13 @@ impl Width {
 pub(crate) struct IntB {
     token: Avx2,
     width: Width,
-    /// VNNI, when the CPU has it: `vpdpwssd` / `vpdpbusd` instead of the AVX2
+    /// AVX-VNNI, when the CPU has it: `vpdpwssd` / `vpdpbusd` instead of the AVX2
     /// sequences.
     vnni: Option<AvxVnni>,
+    /// AVX-512 VNNI, when the embedding model runs at the AVX-512 level with integers:
+    /// two tiles at a time on 512-bit registers, and the EVEX encoding of the VNNI
+    /// instructions for a last odd tile.
+    zmm: Option<Avx512Vnni>,
     /// Per tile, per lane of k: the tile's 16 columns.
     data: Vec<LaneRow>,
     /// Per row of the weight (column of C), `tiles · 16` long, padding 0.
@@ -195,31 +199,39 @@ pub(crate) struct IntB {
 }
 
 impl IntB {
-    /// 16-bit integers, multiplied with VNNI when the CPU has it.
+    /// 16-bit integers, multiplied with AVX-VNNI when the CPU has it, and on 512-bit
+    /// registers with `zmm`.
     pub(super) fn int16(
         token: Avx2,
+        zmm: Option<Avx512Vnni>,
         n: usize,
         k: usize,
         get: impl Fn(usize, usize) -> f32,
     ) -> Self {
-        Self::new(token, Width::Int16, AvxVnni::detect(), n, k, get)
+        Self::new(token, Width::Int16, (AvxVnni::detect(), zmm), n, k, get)
     }
 
-    /// 8-bit integers, which only VNNI multiplies.
+    /// Whether 8-bit integers can be multiplied here: with AVX-VNNI or with `zmm`.
+    pub(super) fn int8_runs(zmm: Option<Avx512Vnni>) -> bool {
+        zmm.is_some() || AvxVnni::detect().is_some()
+    }
+
+    /// 8-bit integers; only when [`IntB::int8_runs`].
     pub(super) fn int8(
         token: Avx2,
-        vnni: AvxVnni,
+        zmm: Option<Avx512Vnni>,
         n: usize,
         k: usize,
         get: impl Fn(usize, usize) -> f32,
     ) -> Self {
-        Self::new(token, Width::Int8, Some(vnni), n, k, get)
+        assert!(Self::int8_runs(zmm), "8-bit weights need VNNI");
+        Self::new(token, Width::Int8, (AvxVnni::detect(), zmm), n, k, get)
     }
 
     fn new(
         token: Avx2,
         width: Width,
-        vnni: Option<AvxVnni>,
+        (vnni, zmm): (Option<AvxVnni>, Option<Avx512Vnni>),
         n: usize,
         k: usize,
         get: impl Fn(usize, usize) -> f32,
@@ -266,6 +278,7 @@ impl IntB {
             token,
             width,
             vnni,
+            zmm,
             data,
             scales,
             sums,
@@ -274,15 +287,42 @@ impl IntB {
         }
     }
 
-    /// With another VNNI encoding, or none for `Int16` (tests compare them).
+    /// A copy with other kernels (tests compare them); 8-bit weights need one of the
+    /// two.
     #[cfg(test)]
-    pub(super) fn with_vnni(mut self, vnni: Option<AvxVnni>) -> Self {
+    pub(super) fn clone_with(&self, vnni: Option<AvxVnni>, zmm: Option<Avx512Vnni>) -> Self {
         assert!(
-            vnni.is_some() || self.width == Width::Int16,
+            vnni.is_some() || zmm.is_some() || self.width == Width::Int16,
             "8-bit weights need VNNI"
         );
-        self.vnni = vnni;
-        self
+        Self {
+            vnni,
+            zmm,
+            data: self.data.clone(),
+            scales: self.scales.clone(),
+            sums: self.sums.clone(),
+            ..*self
+        }
+    }
+
+    /// Tile `t`'s B lanes, scales and column sums for the k block at `k0` (`kcl` lanes),
+    /// and its bias on the first block.
+    fn tile<'a>(&'a self, t: usize, k0: usize, kcl: usize, bias: Option<&'a [f32]>) -> BTile<'a> {
+        let (per, kc) = (self.width.per(), self.width.kc());
+        let (kl, blocks) = (self.k.div_ceil(per), self.k.div_ceil(kc));
+        let cols = NR.min(self.n - t * NR);
+        BTile {
+            lanes: &self.data[t * kl + k0 / per..][..kcl],
+            scales: &self.scales[t * NR..(t + 1) * NR],
+            sums: match self.width {
+                Width::Int16 => &[],
+                Width::Int8 => &self.sums[(t * blocks + k0 / kc) * NR..][..NR],
+            },
+            bias: bias
+                .filter(|_| k0 == 0)
+                .map(|bias| &bias[t * NR..t * NR + cols]),
+            cols,
+        }
     }
 
     /// `c[r][j] = Σ a[r]·w[j] (+ bias[j])` for `rows` rows of f32 `a` (`lda` apart) and
@@ -383,7 +423,6 @@ fn gemm_int(
         return only_bias(rows, w.n, bias, c, ldc);
     }
     let (per, kc_max) = (w.width.per(), w.width.kc());
-    let (kl, blocks) = (k.div_ceil(per), k.div_ceil(kc_max));
     INT_PANELS.with(|panels| {
         let panels = &mut *panels.borrow_mut();
         for m0 in (0..rows).step_by(MC) {
@@ -395,62 +434,114 @@ fn gemm_int(
                 // SAFETY: the token proves the features.
                 unsafe { panels.pack(w.width, &a[m0 * lda + k0..], lda, mc, kc) };
                 let first = k0 == 0;
-                for t in 0..w.n.div_ceil(NR) {
-                    let cols = NR.min(w.n - t * NR);
-                    let b_tile = &w.data[t * kl + k0 / per..t * kl + k0 / per + kcl];
-                    let b_scales = &w.scales[t * NR..(t + 1) * NR];
-                    let b_sums = match w.width {
-                        Width::Int16 => &[][..],
-                        Width::Int8 => &w.sums[(t * blocks + k0 / kc_max) * NR..][..NR],
-                    };
-                    let bias_tile = if first {
-                        bias.map(|bias| &bias[t * NR..t * NR + cols])
-                    } else {
-                        None
-                    };
+                let tiles = w.n.div_ceil(NR);
+                let mut t = 0;
+                while t < tiles {
+                    // With AVX-512, two tiles at a time: 12 accumulators of 512 bits.
+                    let pair = w.zmm.is_some() && t + 1 < tiles;
+                    let b0 = w.tile(t, k0, kcl, bias);
+                    let b1 = pair.then(|| w.tile(t + 1, k0, kcl, bias));
                     for rt in 0..row_tiles {
                         let r0 = m0 + rt * MR;
                         let r = MR.min(rows - r0);
-                        let panel = &panels.lanes[rt * kcl * MR..(rt + 1) * kcl * MR];
-                        let scales = Scales {
-                            a: &panels.scales[rt * MR..rt * MR + r],
-                            b: b_scales,
+                        let a_rows = AScales {
+                            scales: &panels.scales[rt * MR..rt * MR + r],
                             zeros: panels.zeros.get(rt * MR..rt * MR + r).unwrap_or(&[]),
-                            sums: b_sums,
                         };
+                        let panel = &panels.lanes[rt * kcl * MR..(rt + 1) * kcl * MR];
                         let out = &mut c[r0 * ldc + t * NR..];
-                        // SAFETY: the token proves the features; the panel holds
-                        // `kcl·MR` lanes, the B slice `kcl` rows, and C reaches
-                        // `(r-1)·ldc + cols` (checked above).
+                        // SAFETY: the token proves the features (and `w.vnni`, `w.zmm`
+                        // theirs); the panel holds `kcl·MR` lanes, each B tile `kcl`,
+                        // and C reaches `(r-1)·ldc` past the last tile's columns
+                        // (checked above).
                         unsafe {
-                            let args = (panel, kcl, b_tile, scales, first, bias_tile, out);
-                            let (p, n, b, s, f, bias, out) = args;
-                            match (w.width, w.vnni.map(AvxVnni::evex)) {
-                                (Width::Int16, None) => {
-                                    int16_tile(p, n, b, s, f, bias, out, ldc, cols)
-                                }
-                                (Width::Int16, Some(false)) => {
-                                    int16_tile_vnni(p, n, b, s, f, bias, out, ldc, cols)
-                                }
-                                (Width::Int16, Some(true)) => {
-                                    int16_tile_evex(p, n, b, s, f, bias, out, ldc, cols)
-                                }
-                                (Width::Int8, Some(false)) => {
-                                    int8_tile_vnni(p, n, b, s, f, bias, out, ldc, cols)
-                                }
-                                (Width::Int8, Some(true)) => {
-                                    int8_tile_evex(p, n, b, s, f, bias, out, ldc, cols)
-                                }
-                                (Width::Int8, None) => {
-                                    unreachable!("8-bit weights without VNNI")
-                                }
-                            }
+                            run_tiles(w, panel, kcl, a_rows, (&b0, b1.as_ref()), first, out, ldc)
                         };
                     }
+                    t += if pair { 2 } else { 1 };
                 }
             }
         }
     });
+}
+
+/// One tile of B (16 columns) for one k block, with what its epilogue needs.
+struct BTile<'a> {
+    lanes: &'a [LaneRow],
+    scales: &'a [f32],
+    /// `Int8` only: the columns' sums of weights over the block.
+    sums: &'a [f32],
+    /// On the first k block only.
+    bias: Option<&'a [f32]>,
+    cols: usize,
+}
+
+/// The rows of a tile of A: their scales, and for `Int8` their zero points.
+#[derive(Clone, Copy)]
+struct AScales<'a> {
+    scales: &'a [f32],
+    zeros: &'a [f32],
+}
+
+/// Multiplies one row tile of A by one tile of B, or by two side by side on 512-bit
+/// registers, with the kernel `w` was made for.
+///
+/// # Safety
+/// The CPU has what `w`'s tokens prove; `panel` holds `kcl·MR` lanes, each tile
+/// `kcl`, and `c` reaches `(rows-1)·ldc + cols` past each tile's first column (the
+/// second tile's is 16 in).
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_tiles(
+    w: &IntB,
+    panel: &[u32],
+    kcl: usize,
+    a: AScales<'_>,
+    (b0, b1): (&BTile<'_>, Option<&BTile<'_>>),
+    first: bool,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    fn scales<'a>(a: AScales<'a>, b: &BTile<'a>) -> Scales<'a> {
+        Scales {
+            a: a.scales,
+            b: b.scales,
+            zeros: a.zeros,
+            sums: b.sums,
+        }
+    }
+    let (lanes, bias, cols) = (b0.lanes, b0.bias, b0.cols);
+    // SAFETY: the caller's promise, each kernel's features as matched.
+    unsafe {
+        if let Some(b1) = b1 {
+            let pair = [
+                (b0.lanes, scales(a, b0), b0.bias, b0.cols),
+                (b1.lanes, scales(a, b1), b1.bias, b1.cols),
+            ];
+            return match w.width {
+                Width::Int16 => int16_pair_zmm(panel, kcl, pair, first, c, ldc),
+                Width::Int8 => int8_pair_zmm(panel, kcl, pair, first, c, ldc),
+            };
+        }
+        let s = scales(a, b0);
+        match (w.width, w.vnni.is_some(), w.zmm.is_some()) {
+            (Width::Int16, true, _) => {
+                int16_tile_vnni(panel, kcl, lanes, s, first, bias, c, ldc, cols)
+            }
+            (Width::Int16, false, true) => {
+                int16_tile_evex(panel, kcl, lanes, s, first, bias, c, ldc, cols)
+            }
+            (Width::Int16, false, false) => {
+                int16_tile(panel, kcl, lanes, s, first, bias, c, ldc, cols)
+            }
+            (Width::Int8, true, _) => {
+                int8_tile_vnni(panel, kcl, lanes, s, first, bias, c, ldc, cols)
+            }
+            (Width::Int8, false, true) => {
+                int8_tile_evex(panel, kcl, lanes, s, first, bias, c, ldc, cols)
+            }
+            (Width::Int8, false, false) => unreachable!("8-bit weights without VNNI"),
+        }
+    }
 }
 
 /// What turns a tile's i32 sums back into f32: a scale per row of A (`rows` long) and
@@ -783,7 +874,29 @@ unsafe fn int_tile_with(
                 acc[1] = mac(acc[1], av, b1);
             }
         }
-        // `scales.b` holds 16 floats, and so does `scales.sums` when there are zeros.
+        finish_tile(&acc, &scales, first, bias, c, ldc, cols);
+    }
+}
+
+/// A tile's epilogue: its i32 sums (8 columns per register, two per row) back to f32,
+/// less each row's zero point times the column sums (`Int8`), times the row's and the
+/// column's scales, then stored or added to C.
+///
+/// # Safety
+/// AVX2 and FMA; as [`int16_tile`] for the slices.
+#[inline(always)]
+unsafe fn finish_tile(
+    acc: &[[__m256i; 2]; MR],
+    scales: &Scales<'_>,
+    first: bool,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    cols: usize,
+) {
+    // SAFETY: the caller's promise: `scales.b` holds 16 floats, and so does
+    // `scales.sums` when there are zeros.
+    unsafe {
         let sb0 = _mm256_loadu_ps(scales.b.as_ptr());
         let sb1 = _mm256_loadu_ps(scales.b.as_ptr().add(8));
         for ((acc, &sa), r) in acc.iter().zip(scales.a).zip(0..) {
@@ -798,6 +911,113 @@ unsafe fn int_tile_with(
             let v1 = _mm256_mul_ps(s1, _mm256_mul_ps(sa, sb1));
             store_row(&mut c[r * ldc..r * ldc + cols], v0, v1, first, bias);
         }
+    }
+}
+
+/// One tile of B for [`int_pair_with`]: its lanes, scales, bias and columns.
+type PairTile<'a> = (&'a [LaneRow], Scales<'a>, Option<&'a [f32]>, usize);
+
+/// Two tiles of B side by side (32 columns of C) on 512-bit registers with
+/// AVX-512 VNNI's `vpdpwssd`: 12 accumulators, one load of each tile's lane per step.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW, VL and VNNI; each tile as [`int16_tile`]'s, the second
+/// writing C from column 16.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn int16_pair_zmm(
+    panel: &[u32],
+    kcl: usize,
+    tiles: [PairTile<'_>; 2],
+    first: bool,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        int_pair_with(
+            panel,
+            kcl,
+            tiles,
+            first,
+            c,
+            ldc,
+            #[inline(always)]
+            |acc, a, b| _mm512_dpwssd_epi32(acc, a, b),
+        )
+    }
+}
+
+/// [`int16_pair_zmm`] for `Int8` lanes: `vpdpbusd`.
+///
+/// # Safety
+/// As [`int16_pair_zmm`], with the tiles' `zeros` and `sums` filled.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn int8_pair_zmm(
+    panel: &[u32],
+    kcl: usize,
+    tiles: [PairTile<'_>; 2],
+    first: bool,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        int_pair_with(
+            panel,
+            kcl,
+            tiles,
+            first,
+            c,
+            ldc,
+            #[inline(always)]
+            |acc, a, b| _mm512_dpbusd_epi32(acc, a, b),
+        )
+    }
+}
+
+/// The body of the 512-bit pair tiles, inlined into each.
+///
+/// # Safety
+/// As [`int16_pair_zmm`], and `mac` runs on this CPU.
+#[inline(always)]
+unsafe fn int_pair_with(
+    panel: &[u32],
+    kcl: usize,
+    tiles: [PairTile<'_>; 2],
+    first: bool,
+    c: &mut [f32],
+    ldc: usize,
+    mac: impl Fn(__m512i, __m512i, __m512i) -> __m512i,
+) {
+    let [(b0, s0, bias0, cols0), (b1, s1, bias1, cols1)] = tiles;
+    let rows = s0.a.len();
+    debug_assert!(panel.len() >= kcl * MR && b0.len() >= kcl && b1.len() >= kcl);
+    debug_assert!(rows <= MR && cols0 == NR && cols1 <= NR);
+    debug_assert!(c.len() >= (rows - 1) * ldc + NR + cols1);
+    // SAFETY: the caller has AVX-512 F and VNNI (every intrinsic below), as it
+    // promised; p < kcl keeps every read inside the slices, and a `LaneRow` is one
+    // 64-byte aligned register.
+    unsafe {
+        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+        let ap = panel.as_ptr().cast::<i32>();
+        let (bp0, bp1) = (b0.as_ptr().cast::<__m512i>(), b1.as_ptr().cast::<__m512i>());
+        for p in 0..kcl {
+            let (l0, l1) = (_mm512_load_si512(bp0.add(p)), _mm512_load_si512(bp1.add(p)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_epi32(*ap.add(p * MR + r));
+                acc[0] = mac(acc[0], av, l0);
+                acc[1] = mac(acc[1], av, l1);
+            }
+        }
+        // Each tile's accumulators as [columns 0-7, columns 8-15] per row.
+        let mut halves = [[[_mm256_setzero_si256(); 2]; MR]; 2];
+        for (r, row) in acc.iter().enumerate() {
+            for (j, &z) in row.iter().enumerate() {
+                halves[j][r] = [_mm512_castsi512_si256(z), _mm512_extracti64x4_epi64::<1>(z)];
+            }
+        }
+        finish_tile(&halves[0], &s0, first, bias0, c, ldc, cols0);
+        finish_tile(&halves[1], &s1, first, bias1, &mut c[NR..], ldc, cols1);
     }
 }
 
