@@ -609,10 +609,46 @@ unsafe fn quantize_u8(src: &[f32], dst: &mut [u8]) -> (f32, f32) {
     }
     let inv = U8_MAX / range;
     let zero = (-min * inv).round_ties_even();
-    for (d, &x) in dst.iter_mut().zip(src) {
+    let (dst_main, dst_tail) = dst.split_at_mut(src.len() & !31);
+    // SAFETY: each step reads 32 floats of `src` and writes 32 bytes of `dst_main`,
+    // whose length is a multiple of 32 and at most `src`'s.
+    unsafe {
+        let (inv8, zero8) = (_mm256_set1_ps(inv), _mm256_set1_ps(zero));
+        // packs and packus work per 128-bit lane: the bytes come out in groups of four
+        // from a, b, c, d, a, b, c, d; put them back in order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (s, d) in src.chunks_exact(32).zip(dst_main.chunks_exact_mut(32)) {
+            let p = s.as_ptr();
+            let ab = _mm256_packs_epi32(round8(p, inv8, zero8), round8(p.add(8), inv8, zero8));
+            let cd = _mm256_packs_epi32(
+                round8(p.add(16), inv8, zero8),
+                round8(p.add(24), inv8, zero8),
+            );
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
+            _mm256_storeu_si256(d.as_mut_ptr().cast(), bytes);
+        }
+    }
+    let tail = &src[src.len() - dst_tail.len()..];
+    for (d, &x) in dst_tail.iter_mut().zip(tail) {
         *d = (x * inv + zero).round_ties_even().clamp(0.0, U8_MAX) as u8;
     }
     (range / U8_MAX, zero)
+}
+
+/// `round(x · inv + zero)` of the 8 floats at `p`, as i32: `cvtps` rounds to nearest
+/// even, as `round_ties_even` does (the packs that follow saturate to 0..=255, as the
+/// clamp).
+///
+/// # Safety
+/// AVX2; `p` points at 8 readable floats.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn round8(p: *const f32, inv: __m256, zero: __m256) -> __m256i {
+    // SAFETY: the caller's promise.
+    _mm256_cvtps_epi32(_mm256_add_ps(
+        _mm256_mul_ps(unsafe { _mm256_loadu_ps(p) }, inv),
+        zero,
+    ))
 }
 
 /// The smallest and the largest value of `src` (whose length is a multiple of 16),
