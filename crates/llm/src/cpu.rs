@@ -292,8 +292,9 @@ impl Avx2 {
     }
 }
 
-/// Proof that this CPU has what the chat model's AVX-512 kernels use: F, BW, DQ, VL,
-/// VNNI, plus AVX2, FMA and F16C. Only [`Avx512Vnni::detect`] makes one.
+/// Proof that this CPU has what the chat model's AVX-512 kernels use, and the embedding
+/// model's integer ones at that level: F, BW, DQ, VL, VNNI, plus AVX2, FMA and F16C.
+/// Only [`Avx512Vnni::detect`] makes one.
 #[cfg(target_arch = "x86_64")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Avx512Vnni(());

@@ -686,190 +686,103 @@ unsafe fn min_max(src: &[f32]) -> (f32, f32) {
     )
 }
 
-/// One `MR × 16` tile of C over one k block of `kcl` lanes of 16-bit pairs:
-/// `c = sums·scales + bias` on the first k block (`first`), else `c += sums·scales`;
-/// rows past `scales.a.len()` and columns past `cols` are left alone. Each
-/// multiply-add is `vpmaddwd` + `vpaddd`.
-///
-/// # Safety
-/// AVX2 and FMA; `panel` holds `kcl·MR` lanes, `b` `kcl` rows, `scales.b` 16 (and
-/// `scales.sums` 16 and `scales.zeros` as many as `scales.a` when not empty), and `c`
-/// reaches `(rows-1)·ldc + cols` with `rows = scales.a.len() ≤ MR`, `cols ≤ 16`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn int16_tile(
-    panel: &[u32],
-    kcl: usize,
-    b: &[LaneRow],
-    scales: Scales<'_>,
-    first: bool,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-    cols: usize,
-) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        int_tile_with(
-            panel,
-            kcl,
-            b,
-            scales,
-            first,
-            bias,
-            c,
-            ldc,
-            cols,
-            #[inline(always)]
-            |acc, a, b| _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)),
-        )
-    }
+/// Defines an integer tile kernel: [`int_tile_with`] compiled for `$features`, with
+/// `|acc, a, b| $mac` its multiply-accumulate of one lane.
+macro_rules! int_tile {
+    ($(#[$doc:meta])* $name:ident, $features:literal, |$acc:ident, $a:ident, $b:ident| $mac:expr) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            panel: &[u32],
+            kcl: usize,
+            b: &[LaneRow],
+            scales: Scales<'_>,
+            first: bool,
+            bias: Option<&[f32]>,
+            c: &mut [f32],
+            ldc: usize,
+            cols: usize,
+        ) {
+            // SAFETY: the caller's promise.
+            unsafe {
+                int_tile_with(
+                    panel,
+                    kcl,
+                    b,
+                    scales,
+                    first,
+                    bias,
+                    c,
+                    ldc,
+                    cols,
+                    #[inline(always)]
+                    |$acc: __m256i, $a: __m256i, $b: __m256i| $mac,
+                )
+            }
+        }
+    };
 }
 
-/// [`int16_tile`] with AVX-VNNI: each multiply-add and its accumulation is one
-/// `vpdpwssd` (the same sums: pairs of i16 products added into i32 lanes, which
-/// cannot overflow within a k block).
-///
-/// # Safety
-/// As [`int16_tile`], and the CPU has AVX-VNNI.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,avxvnni")]
-unsafe fn int16_tile_vnni(
-    panel: &[u32],
-    kcl: usize,
-    b: &[LaneRow],
-    scales: Scales<'_>,
-    first: bool,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-    cols: usize,
-) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        int_tile_with(
-            panel,
-            kcl,
-            b,
-            scales,
-            first,
-            bias,
-            c,
-            ldc,
-            cols,
-            #[inline(always)]
-            |acc, a, b| _mm256_dpwssd_avx_epi32(acc, a, b),
-        )
-    }
-}
+int_tile!(
+    /// One `MR × 16` tile of C over one k block of `kcl` lanes of 16-bit pairs:
+    /// `c = sums·scales + bias` on the first k block (`first`), else `c += sums·scales`;
+    /// rows past `scales.a.len()` and columns past `cols` are left alone. Each
+    /// multiply-add is `vpmaddwd` + `vpaddd`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `panel` holds `kcl·MR` lanes, `b` `kcl` rows, `scales.b` 16 (and
+    /// `scales.sums` 16 and `scales.zeros` as many as `scales.a` when not empty), and
+    /// `c` reaches `(rows-1)·ldc + cols` with `rows = scales.a.len() ≤ MR`, `cols ≤ 16`.
+    int16_tile,
+    "avx2,fma",
+    |acc, a, b| _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
+);
 
-/// [`int16_tile`] for `Int8` lanes, with AVX-VNNI: `vpdpbusd` multiplies four u8
-/// activations by four i8 weights and adds the four products into each i32 lane.
-///
-/// # Safety
-/// As [`int16_tile`], with `scales.zeros` and `scales.sums` filled, and the CPU has
-/// AVX-VNNI.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,avxvnni")]
-unsafe fn int8_tile_vnni(
-    panel: &[u32],
-    kcl: usize,
-    b: &[LaneRow],
-    scales: Scales<'_>,
-    first: bool,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-    cols: usize,
-) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        int_tile_with(
-            panel,
-            kcl,
-            b,
-            scales,
-            first,
-            bias,
-            c,
-            ldc,
-            cols,
-            #[inline(always)]
-            |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b),
-        )
-    }
-}
+int_tile!(
+    /// [`int16_tile`] with AVX-VNNI: each multiply-add and its accumulation is one
+    /// `vpdpwssd` (the same sums: pairs of i16 products added into i32 lanes, which
+    /// cannot overflow within a k block).
+    ///
+    /// # Safety
+    /// As [`int16_tile`], and the CPU has AVX-VNNI.
+    int16_tile_vnni,
+    "avx2,fma,avxvnni",
+    |acc, a, b| _mm256_dpwssd_avx_epi32(acc, a, b)
+);
 
-/// [`int16_tile_vnni`] with AVX512-VNNI's EVEX encoding of the same instruction
-/// (Cascade Lake and Ice Lake have it, not AVX-VNNI).
-///
-/// # Safety
-/// As [`int16_tile`], and the CPU has AVX512-VNNI and AVX512-VL.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-unsafe fn int16_tile_evex(
-    panel: &[u32],
-    kcl: usize,
-    b: &[LaneRow],
-    scales: Scales<'_>,
-    first: bool,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-    cols: usize,
-) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        int_tile_with(
-            panel,
-            kcl,
-            b,
-            scales,
-            first,
-            bias,
-            c,
-            ldc,
-            cols,
-            #[inline(always)]
-            |acc, a, b| _mm256_dpwssd_epi32(acc, a, b),
-        )
-    }
-}
+int_tile!(
+    /// [`int16_tile`] for `Int8` lanes, with AVX-VNNI: `vpdpbusd` multiplies four u8
+    /// activations by four i8 weights and adds the four products into each i32 lane.
+    ///
+    /// # Safety
+    /// As [`int16_tile`], with `scales.zeros` and `scales.sums` filled, and the CPU has
+    /// AVX-VNNI.
+    int8_tile_vnni,
+    "avx2,fma,avxvnni",
+    |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b)
+);
 
-/// [`int8_tile_vnni`] with AVX512-VNNI's EVEX encoding of the same instruction.
-///
-/// # Safety
-/// As [`int8_tile_vnni`], but the CPU has AVX512-VNNI and AVX512-VL.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-unsafe fn int8_tile_evex(
-    panel: &[u32],
-    kcl: usize,
-    b: &[LaneRow],
-    scales: Scales<'_>,
-    first: bool,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-    cols: usize,
-) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        int_tile_with(
-            panel,
-            kcl,
-            b,
-            scales,
-            first,
-            bias,
-            c,
-            ldc,
-            cols,
-            #[inline(always)]
-            |acc, a, b| _mm256_dpbusd_epi32(acc, a, b),
-        )
-    }
-}
+int_tile!(
+    /// [`int16_tile_vnni`] with AVX-512 VNNI's EVEX encoding of the same instruction:
+    /// a last odd tile at the AVX-512 level on a CPU without AVX-VNNI.
+    ///
+    /// # Safety
+    /// As [`int16_tile`], and the CPU has AVX512-VNNI and AVX512-VL.
+    int16_tile_evex,
+    "avx2,fma,avx512vnni,avx512vl",
+    |acc, a, b| _mm256_dpwssd_epi32(acc, a, b)
+);
+
+int_tile!(
+    /// [`int8_tile_vnni`] with AVX-512 VNNI's EVEX encoding of the same instruction.
+    ///
+    /// # Safety
+    /// As [`int8_tile_vnni`], but the CPU has AVX512-VNNI and AVX512-VL.
+    int8_tile_evex,
+    "avx2,fma,avx512vnni,avx512vl",
+    |acc, a, b| _mm256_dpbusd_epi32(acc, a, b)
+);
 
 /// The body of the integer tiles, inlined into each, with `mac(acc, a, b)` the
 /// multiply-accumulate of one lane.
@@ -953,63 +866,56 @@ unsafe fn finish_tile(
 /// One tile of B for [`int_pair_with`]: its lanes, scales, bias and columns.
 type PairTile<'a> = (&'a [LaneRow], Scales<'a>, Option<&'a [f32]>, usize);
 
-/// Two tiles of B side by side (32 columns of C) on 512-bit registers with
-/// AVX-512 VNNI's `vpdpwssd`: 12 accumulators, one load of each tile's lane per step.
-///
-/// # Safety
-/// The CPU has AVX-512 F, BW, VL and VNNI; each tile as [`int16_tile`]'s, the second
-/// writing C from column 16.
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn int16_pair_zmm(
-    panel: &[u32],
-    kcl: usize,
-    tiles: [PairTile<'_>; 2],
-    first: bool,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        int_pair_with(
-            panel,
-            kcl,
-            tiles,
-            first,
-            c,
-            ldc,
-            #[inline(always)]
-            |acc, a, b| _mm512_dpwssd_epi32(acc, a, b),
-        )
-    }
+/// Defines a 512-bit pair tile kernel: [`int_pair_with`] with `|acc, a, b| $mac`.
+macro_rules! int_pair {
+    ($(#[$doc:meta])* $name:ident, |$acc:ident, $a:ident, $b:ident| $mac:expr) => {
+        $(#[$doc])*
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+        unsafe fn $name(
+            panel: &[u32],
+            kcl: usize,
+            tiles: [PairTile<'_>; 2],
+            first: bool,
+            c: &mut [f32],
+            ldc: usize,
+        ) {
+            // SAFETY: the caller's promise.
+            unsafe {
+                int_pair_with(
+                    panel,
+                    kcl,
+                    tiles,
+                    first,
+                    c,
+                    ldc,
+                    #[inline(always)]
+                    |$acc: __m512i, $a: __m512i, $b: __m512i| $mac,
+                )
+            }
+        }
+    };
 }
 
-/// [`int16_pair_zmm`] for `Int8` lanes: `vpdpbusd`.
-///
-/// # Safety
-/// As [`int16_pair_zmm`], with the tiles' `zeros` and `sums` filled.
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn int8_pair_zmm(
-    panel: &[u32],
-    kcl: usize,
-    tiles: [PairTile<'_>; 2],
-    first: bool,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        int_pair_with(
-            panel,
-            kcl,
-            tiles,
-            first,
-            c,
-            ldc,
-            #[inline(always)]
-            |acc, a, b| _mm512_dpbusd_epi32(acc, a, b),
-        )
-    }
-}
+int_pair!(
+    /// Two tiles of B side by side (32 columns of C) on 512-bit registers with
+    /// AVX-512 VNNI's `vpdpwssd`: 12 accumulators, one load of each tile's lane per
+    /// step.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, VL and VNNI; each tile as [`int16_tile`]'s, the
+    /// second writing C from column 16.
+    int16_pair_zmm,
+    |acc, a, b| _mm512_dpwssd_epi32(acc, a, b)
+);
+
+int_pair!(
+    /// [`int16_pair_zmm`] for `Int8` lanes: `vpdpbusd`.
+    ///
+    /// # Safety
+    /// As [`int16_pair_zmm`], with the tiles' `zeros` and `sums` filled.
+    int8_pair_zmm,
+    |acc, a, b| _mm512_dpbusd_epi32(acc, a, b)
+);
 
 /// The body of the 512-bit pair tiles, inlined into each.
 ///
