@@ -107,11 +107,13 @@ pub(crate) trait Kernel: Copy + Send + Sync {
     /// it did with GELU and softmax, is compiled for the baseline target: SSE).
     fn vectorized<R>(self, f: impl FnOnce() -> R) -> R;
 
-    /// `dst = softmax(row · scale)`, packed (`row` is scratch). Runs inside
+    /// `dst = exp((row - max(row)) · scale)`, packed (`row` is scratch), and returns
+    /// `1 / Σ dst`: softmax, but for the normalising, which the caller applies to
+    /// P·V's rows (32 values each, where `dst` has the text's length). Runs inside
     /// [`Kernel::vectorized`].
     #[inline(always)]
-    fn softmax(self, row: &mut [f32], scale: f32, dst: &mut [Self::E]) {
-        softmax_plain::<Self>(row, scale, dst);
+    fn softmax(self, row: &mut [f32], scale: f32, dst: &mut [Self::E]) -> f32 {
+        softmax_plain::<Self>(row, scale, dst)
     }
 
     /// GELU of every value, in place. Runs inside [`Kernel::vectorized`].
@@ -283,12 +285,12 @@ impl Kernel for F32 {
     }
 
     #[inline(always)]
-    fn softmax(self, row: &mut [f32], scale: f32, dst: &mut [f32]) {
+    fn softmax(self, row: &mut [f32], scale: f32, dst: &mut [f32]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if let Some(token) = self.avx2 {
             return avx2::softmax(token, row, scale, dst);
         }
-        softmax_plain::<Self>(row, scale, dst);
+        softmax_plain::<Self>(row, scale, dst)
     }
 
     #[inline(always)]
@@ -1184,6 +1186,7 @@ impl<K: Kernel> Model<K> {
         let mut values = PackedB::empty();
         let mut scores = Vec::new();
         let mut probs = Vec::new();
+        let mut norms = Vec::with_capacity(ATTENTION_ROWS);
         let mut start = 0;
         for &len in texts {
             let row0 = first + start;
@@ -1211,23 +1214,21 @@ impl<K: Kernel> Model<K> {
                     scores.resize(rows * width, 0.0);
                     self.kernel
                         .gemm(q, stride_packed, rows, &keys, None, &mut scores, width);
-                    // Softmax over the text's own tokens, packed for P·V.
+                    // Softmax over the text's own tokens, packed for P·V; each row's
+                    // 1/Σ applied to its 32 outputs, not to its `len` probabilities.
                     probs.resize(rows * lw, K::E::default());
+                    norms.clear();
                     for (row, dst) in scores
                         .chunks_exact_mut(width)
                         .zip(probs.chunks_exact_mut(lw))
                     {
-                        self.kernel.softmax(&mut row[..len], scale, dst);
+                        norms.push(self.kernel.softmax(&mut row[..len], scale, dst));
                     }
-                    self.kernel.gemm(
-                        &probs,
-                        lw,
-                        rows,
-                        &values,
-                        None,
-                        &mut ctx[(start + r0) * h + head * dh..],
-                        h,
-                    );
+                    let out = &mut ctx[(start + r0) * h + head * dh..];
+                    self.kernel.gemm(&probs, lw, rows, &values, None, out, h);
+                    for (row, &norm) in out.chunks_mut(h).zip(&norms) {
+                        row[..dh].iter_mut().for_each(|v| *v *= norm);
+                    }
                 }
             }
             start += len;
@@ -1276,16 +1277,13 @@ fn fast_exp(x: f32) -> f32 {
 
 /// [`Kernel::softmax`] in plain Rust, which LLVM vectorises.
 #[inline(always)]
-fn softmax_plain<K: Kernel>(row: &mut [f32], scale: f32, dst: &mut [K::E]) {
+fn softmax_plain<K: Kernel>(row: &mut [f32], scale: f32, dst: &mut [K::E]) -> f32 {
     let max = max_of(row);
     for v in row.iter_mut() {
         *v = fast_exp((*v - max) * scale);
     }
-    let inv = 1.0 / sum_of(row);
-    for v in row.iter_mut() {
-        *v *= inv;
-    }
     pack_rows_into::<K>(row, row.len(), row.len(), dst);
+    1.0 / sum_of(row)
 }
 
 /// [`Kernel::gelu_all`] in plain Rust, which LLVM vectorises.
@@ -1763,15 +1761,18 @@ mod tests {
         for len in [1, 7, 8, 9, 16, 245] {
             let row: Vec<f32> = values(len, len as u32).iter().map(|x| x * 30.0).collect();
             let (mut plain, mut fast) = (vec![0.0; len], vec![0.0; len]);
-            softmax_plain::<F32>(&mut row.clone(), 0.17, &mut plain);
-            kernel.vectorized(|| kernel.softmax(&mut row.clone(), 0.17, &mut fast));
+            let plain_norm = softmax_plain::<F32>(&mut row.clone(), 0.17, &mut plain);
+            let fast_norm = kernel.vectorized(|| kernel.softmax(&mut row.clone(), 0.17, &mut fast));
             for (f, p) in fast.iter().zip(&plain) {
                 assert!(
                     (f - p).abs() <= 2e-6 * p.max(1e-3),
                     "{len}: {f} against {p}"
                 );
             }
-            assert!((fast.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            // Unnormalised: the largest is exp(0), and the norm makes the sum 1.
+            assert!((fast.iter().fold(0f32, |m, &v| m.max(v)) - 1.0).abs() < 1e-6);
+            assert!((fast_norm - plain_norm).abs() <= 2e-6 * plain_norm);
+            assert!((fast.iter().sum::<f32>() * fast_norm - 1.0).abs() < 1e-5);
         }
         let mut xs: Vec<f32> = values(1003, 7).iter().map(|x| x * 8.0).collect();
         xs.extend([-100.0, -10.0, -0.0, 0.0, 1e-30, 10.0, 100.0]);

@@ -978,9 +978,9 @@ unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// [`super::softmax_plain`] for [`super::F32`] with AVX2 + FMA: `dst = softmax(row ·
-/// scale)`, `dst` as long as `row`.
-pub(super) fn softmax(_: Avx2, row: &[f32], scale: f32, dst: &mut [f32]) {
+/// [`super::softmax_plain`] for [`super::F32`] with AVX2 + FMA: `dst = exp((row -
+/// max) · scale)`, `dst` as long as `row`; returns `1 / Σ dst`.
+pub(super) fn softmax(_: Avx2, row: &[f32], scale: f32, dst: &mut [f32]) -> f32 {
     // SAFETY: the token proves the features.
     unsafe { softmax_with(row, scale, dst) }
 }
@@ -990,7 +990,7 @@ pub(super) fn softmax(_: Avx2, row: &[f32], scale: f32, dst: &mut [f32]) {
 /// # Safety
 /// AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_with(row: &[f32], scale: f32, dst: &mut [f32]) {
+unsafe fn softmax_with(row: &[f32], scale: f32, dst: &mut [f32]) -> f32 {
     assert_eq!(row.len(), dst.len());
     let main = row.len() & !7;
     let max = super::max_of(row);
@@ -1014,18 +1014,7 @@ unsafe fn softmax_with(row: &[f32], scale: f32, dst: &mut [f32]) {
         *d = super::fast_exp(x * scale - max * scale);
         sum += *d;
     }
-    let inv = 1.0 / sum;
-    let inv8 = _mm256_set1_ps(inv);
-    for i in (0..main).step_by(8) {
-        // SAFETY: as above.
-        unsafe {
-            let p = dst.as_mut_ptr().add(i);
-            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), inv8));
-        }
-    }
-    for d in &mut dst[main..] {
-        *d *= inv;
-    }
+    1.0 / sum
 }
 
 /// GELU of every value, in place, with AVX2 + FMA ([`super::gelu`] eight at a time).
