@@ -1,10 +1,10 @@
 //! Which SIMD kernels the local models run on this CPU, chosen once per process at run
 //! time, so one portable binary (baseline x86-64) is fast on every x86-64 server.
 //!
-//! Three levels, best first: AVX-512 (VNNI for the chat model's 8-bit dot products,
-//! BF16 for the embedding model's matmuls, on AMX tiles when the CPU has them), AVX2 +
-//! FMA + F16C (Haswell, Zen 1 and later; VNNI on 256 bits where the CPU has it), and
-//! scalar Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|avx512`
+//! Three levels, best first: AVX-512 (VNNI for the chat model's 8-bit dot products;
+//! for the embedding model's matmuls BF16 on AMX tiles or AMD's cores, else VNNI
+//! integers), AVX2 + FMA + F16C (Haswell, Zen 1 and later; AVX-VNNI where the CPU has
+//! it), and scalar Rust (any CPU, any architecture). `AGENTBASE_KERNELS=scalar|avx2|avx512`
 //! forces one level (tests and benchmarks compare them); a level the CPU cannot
 //! run is refused with the features it lacks, never silently replaced.
 //!

@@ -8,10 +8,11 @@
 //!   output column, the activations quantised per row and k block as they are packed,
 //!   and the i32 sums scaled back to f32 at the end of each k block. [`Width::Int16`]
 //!   multiplies 16-bit integers with `vpmaddwd` (16 multiply-adds into 8 i32 lanes per
-//!   instruction, twice an f32 FMA's 8), or with VNNI (AVX-VNNI, or AVX512-VNNI on
-//!   256 bits) `vpdpwssd`, which adds too; [`Width::Int8`] needs VNNI and
-//!   multiplies 8-bit ones with `vpdpbusd` (32
-//!   multiply-adds per instruction), for the layers that tolerate it.
+//!   instruction, twice an f32 FMA's 8), or with VNNI's `vpdpwssd`, which adds too;
+//!   [`Width::Int8`] needs VNNI and multiplies 8-bit ones with `vpdpbusd` (32
+//!   multiply-adds per instruction), for the layers that tolerate it. VNNI is
+//!   AVX-VNNI on 256-bit tiles, or, at the embeddings' AVX-512 level, AVX-512 VNNI on
+//!   two tiles at a time in 512-bit registers.
 //!
 //! [`softmax`] and [`gelu`] are the pass's elementwise steps with intrinsics: the same
 //! polynomials as the plain Rust ones, each step a fused multiply-add.
