@@ -466,7 +466,9 @@ fn gemm_int(
     });
 }
 
-/// One tile of B (16 columns) for one k block, with what its epilogue needs.
+/// One tile of B (16 columns) for one k block, with what its epilogue needs: a scale
+/// per column, and for `Int8` each column's sum of weights over the block, which
+/// each row's zero point multiplies (`sum − zero·sums`).
 struct BTile<'a> {
     lanes: &'a [LaneRow],
     scales: &'a [f32],
@@ -477,7 +479,8 @@ struct BTile<'a> {
     cols: usize,
 }
 
-/// The rows of a tile of A: their scales, and for `Int8` their zero points.
+/// The rows of a tile of A (`scales.len() ≤ MR` of them): their scales, and for
+/// `Int8` their zero points (else empty).
 #[derive(Clone, Copy)]
 struct AScales<'a> {
     scales: &'a [f32],
@@ -502,57 +505,23 @@ unsafe fn run_tiles(
     c: &mut [f32],
     ldc: usize,
 ) {
-    fn scales<'a>(a: AScales<'a>, b: &BTile<'a>) -> Scales<'a> {
-        Scales {
-            a: a.scales,
-            b: b.scales,
-            zeros: a.zeros,
-            sums: b.sums,
-        }
-    }
-    let (lanes, bias, cols) = (b0.lanes, b0.bias, b0.cols);
     // SAFETY: the caller's promise, each kernel's features as matched.
     unsafe {
         if let Some(b1) = b1 {
-            let pair = [
-                (b0.lanes, scales(a, b0), b0.bias, b0.cols),
-                (b1.lanes, scales(a, b1), b1.bias, b1.cols),
-            ];
             return match w.width {
-                Width::Int16 => int16_pair_zmm(panel, kcl, pair, first, c, ldc),
-                Width::Int8 => int8_pair_zmm(panel, kcl, pair, first, c, ldc),
+                Width::Int16 => int16_pair_zmm(panel, kcl, a, [b0, b1], first, c, ldc),
+                Width::Int8 => int8_pair_zmm(panel, kcl, a, [b0, b1], first, c, ldc),
             };
         }
-        let s = scales(a, b0);
         match (w.width, w.vnni.is_some(), w.zmm.is_some()) {
-            (Width::Int16, true, _) => {
-                int16_tile_vnni(panel, kcl, lanes, s, first, bias, c, ldc, cols)
-            }
-            (Width::Int16, false, true) => {
-                int16_tile_evex(panel, kcl, lanes, s, first, bias, c, ldc, cols)
-            }
-            (Width::Int16, false, false) => {
-                int16_tile(panel, kcl, lanes, s, first, bias, c, ldc, cols)
-            }
-            (Width::Int8, true, _) => {
-                int8_tile_vnni(panel, kcl, lanes, s, first, bias, c, ldc, cols)
-            }
-            (Width::Int8, false, true) => {
-                int8_tile_evex(panel, kcl, lanes, s, first, bias, c, ldc, cols)
-            }
+            (Width::Int16, true, _) => int16_tile_vnni(panel, kcl, a, b0, first, c, ldc),
+            (Width::Int16, false, true) => int16_tile_evex(panel, kcl, a, b0, first, c, ldc),
+            (Width::Int16, false, false) => int16_tile(panel, kcl, a, b0, first, c, ldc),
+            (Width::Int8, true, _) => int8_tile_vnni(panel, kcl, a, b0, first, c, ldc),
+            (Width::Int8, false, true) => int8_tile_evex(panel, kcl, a, b0, first, c, ldc),
             (Width::Int8, false, false) => unreachable!("8-bit weights without VNNI"),
         }
     }
-}
-
-/// What turns a tile's i32 sums back into f32: a scale per row of A (`rows` long) and
-/// per column of the tile (16); for `Int8`, also each row's zero point and each
-/// column's sum of weights over the block (`sum − zero·sums`), else both empty.
-struct Scales<'a> {
-    a: &'a [f32],
-    b: &'a [f32],
-    zeros: &'a [f32],
-    sums: &'a [f32],
 }
 
 /// Quantises `src` into `dst` (same length) as `round(x / scale)` with `scale =
@@ -692,31 +661,26 @@ unsafe fn min_max(src: &[f32]) -> (f32, f32) {
 macro_rules! int_tile {
     ($(#[$doc:meta])* $name:ident, $features:literal, |$acc:ident, $a:ident, $b:ident| $mac:expr) => {
         $(#[$doc])*
-        #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $features)]
         unsafe fn $name(
             panel: &[u32],
             kcl: usize,
-            b: &[LaneRow],
-            scales: Scales<'_>,
+            a: AScales<'_>,
+            b: &BTile<'_>,
             first: bool,
-            bias: Option<&[f32]>,
             c: &mut [f32],
             ldc: usize,
-            cols: usize,
         ) {
             // SAFETY: the caller's promise.
             unsafe {
                 int_tile_with(
                     panel,
                     kcl,
+                    a,
                     b,
-                    scales,
                     first,
-                    bias,
                     c,
                     ldc,
-                    cols,
                     #[inline(always)]
                     |$acc: __m256i, $a: __m256i, $b: __m256i| $mac,
                 )
@@ -728,13 +692,13 @@ macro_rules! int_tile {
 int_tile!(
     /// One `MR × 16` tile of C over one k block of `kcl` lanes of 16-bit pairs:
     /// `c = sums·scales + bias` on the first k block (`first`), else `c += sums·scales`;
-    /// rows past `scales.a.len()` and columns past `cols` are left alone. Each
-    /// multiply-add is `vpmaddwd` + `vpaddd`.
+    /// rows past `a`'s and columns past `b.cols` are left alone. Each multiply-add is
+    /// `vpmaddwd` + `vpaddd`.
     ///
     /// # Safety
-    /// AVX2 and FMA; `panel` holds `kcl·MR` lanes, `b` `kcl` rows, `scales.b` 16 (and
-    /// `scales.sums` 16 and `scales.zeros` as many as `scales.a` when not empty), and
-    /// `c` reaches `(rows-1)·ldc + cols` with `rows = scales.a.len() ≤ MR`, `cols ≤ 16`.
+    /// AVX2 and FMA; `panel` holds `kcl·MR` lanes, `b.lanes` `kcl`, `b.scales` 16 (and
+    /// `b.sums` 16 when `a.zeros` is not empty, one per row), and `c` reaches
+    /// `(rows-1)·ldc + b.cols` with `rows = a.scales.len() ≤ MR`, `b.cols ≤ 16`.
     int16_tile,
     "avx2,fma",
     |acc, a, b| _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))
@@ -757,8 +721,7 @@ int_tile!(
     /// activations by four i8 weights and adds the four products into each i32 lane.
     ///
     /// # Safety
-    /// As [`int16_tile`], with `scales.zeros` and `scales.sums` filled, and the CPU has
-    /// AVX-VNNI.
+    /// As [`int16_tile`], with `a.zeros` and `b.sums` filled, and the CPU has AVX-VNNI.
     int8_tile_vnni,
     "avx2,fma,avxvnni",
     |acc, a, b| _mm256_dpbusd_avx_epi32(acc, a, b)
@@ -795,24 +758,22 @@ int_tile!(
 unsafe fn int_tile_with(
     panel: &[u32],
     kcl: usize,
-    b: &[LaneRow],
-    scales: Scales<'_>,
+    a: AScales<'_>,
+    b: &BTile<'_>,
     first: bool,
-    bias: Option<&[f32]>,
     c: &mut [f32],
     ldc: usize,
-    cols: usize,
     mac: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
 ) {
-    let rows = scales.a.len();
-    debug_assert!(panel.len() >= kcl * MR && b.len() >= kcl && cols <= NR && rows <= MR);
-    debug_assert!(scales.b.len() >= NR && c.len() >= (rows - 1) * ldc + cols);
-    debug_assert!(scales.zeros.is_empty() || scales.zeros.len() == rows && scales.sums.len() >= NR);
+    let rows = a.scales.len();
+    debug_assert!(panel.len() >= kcl * MR && b.lanes.len() >= kcl && b.cols <= NR && rows <= MR);
+    debug_assert!(b.scales.len() >= NR && c.len() >= (rows - 1) * ldc + b.cols);
+    debug_assert!(a.zeros.is_empty() || a.zeros.len() == rows && b.sums.len() >= NR);
     // SAFETY: the caller has AVX2 (every intrinsic below), as it promised.
     unsafe {
         let mut acc = [[_mm256_setzero_si256(); 2]; MR];
         let ap = panel.as_ptr().cast::<i32>();
-        let bp = b.as_ptr().cast::<__m256i>();
+        let bp = b.lanes.as_ptr().cast::<__m256i>();
         for p in 0..kcl {
             // p < kcl keeps every read inside the slices checked above; a `LaneRow` is
             // 64-byte aligned, so both halves of row p are 32-byte aligned.
@@ -824,7 +785,7 @@ unsafe fn int_tile_with(
                 acc[1] = mac(acc[1], av, b1);
             }
         }
-        finish_tile(&acc, &scales, first, bias, c, ldc, cols);
+        finish_tile(&acc, a, b, first, c, ldc);
     }
 }
 
@@ -837,35 +798,31 @@ unsafe fn int_tile_with(
 #[inline(always)]
 unsafe fn finish_tile(
     acc: &[[__m256i; 2]; MR],
-    scales: &Scales<'_>,
+    a: AScales<'_>,
+    b: &BTile<'_>,
     first: bool,
-    bias: Option<&[f32]>,
     c: &mut [f32],
     ldc: usize,
-    cols: usize,
 ) {
-    // SAFETY: the caller's promise: `scales.b` holds 16 floats, and so does
-    // `scales.sums` when there are zeros.
+    // SAFETY: the caller's promise: `b.scales` holds 16 floats, and so does `b.sums`
+    // when there are zeros.
     unsafe {
-        let sb0 = _mm256_loadu_ps(scales.b.as_ptr());
-        let sb1 = _mm256_loadu_ps(scales.b.as_ptr().add(8));
-        for ((acc, &sa), r) in acc.iter().zip(scales.a).zip(0..) {
+        let sb0 = _mm256_loadu_ps(b.scales.as_ptr());
+        let sb1 = _mm256_loadu_ps(b.scales.as_ptr().add(8));
+        for ((acc, &sa), r) in acc.iter().zip(a.scales).zip(0..) {
             let (mut s0, mut s1) = (_mm256_cvtepi32_ps(acc[0]), _mm256_cvtepi32_ps(acc[1]));
-            if let Some(&zero) = scales.zeros.get(r) {
+            if let Some(&zero) = a.zeros.get(r) {
                 let zero = _mm256_set1_ps(zero);
-                s0 = _mm256_fnmadd_ps(zero, _mm256_loadu_ps(scales.sums.as_ptr()), s0);
-                s1 = _mm256_fnmadd_ps(zero, _mm256_loadu_ps(scales.sums.as_ptr().add(8)), s1);
+                s0 = _mm256_fnmadd_ps(zero, _mm256_loadu_ps(b.sums.as_ptr()), s0);
+                s1 = _mm256_fnmadd_ps(zero, _mm256_loadu_ps(b.sums.as_ptr().add(8)), s1);
             }
             let sa = _mm256_set1_ps(sa);
             let v0 = _mm256_mul_ps(s0, _mm256_mul_ps(sa, sb0));
             let v1 = _mm256_mul_ps(s1, _mm256_mul_ps(sa, sb1));
-            store_row(&mut c[r * ldc..r * ldc + cols], v0, v1, first, bias);
+            store_row(&mut c[r * ldc..r * ldc + b.cols], v0, v1, first, b.bias);
         }
     }
 }
-
-/// One tile of B for [`int_pair_with`]: its lanes, scales, bias and columns.
-type PairTile<'a> = (&'a [LaneRow], Scales<'a>, Option<&'a [f32]>, usize);
 
 /// Defines a 512-bit pair tile kernel: [`int_pair_with`] with `|acc, a, b| $mac`.
 macro_rules! int_pair {
@@ -875,7 +832,8 @@ macro_rules! int_pair {
         unsafe fn $name(
             panel: &[u32],
             kcl: usize,
-            tiles: [PairTile<'_>; 2],
+            a: AScales<'_>,
+            tiles: [&BTile<'_>; 2],
             first: bool,
             c: &mut [f32],
             ldc: usize,
@@ -885,6 +843,7 @@ macro_rules! int_pair {
                 int_pair_with(
                     panel,
                     kcl,
+                    a,
                     tiles,
                     first,
                     c,
@@ -913,7 +872,7 @@ int_pair!(
     /// [`int16_pair_zmm`] for `Int8` lanes: `vpdpbusd`.
     ///
     /// # Safety
-    /// As [`int16_pair_zmm`], with the tiles' `zeros` and `sums` filled.
+    /// As [`int16_pair_zmm`], with `a.zeros` and the tiles' `sums` filled.
     int8_pair_zmm,
     |acc, a, b| _mm512_dpbusd_epi32(acc, a, b)
 );
@@ -923,27 +882,31 @@ int_pair!(
 /// # Safety
 /// As [`int16_pair_zmm`], and `mac` runs on this CPU.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn int_pair_with(
     panel: &[u32],
     kcl: usize,
-    tiles: [PairTile<'_>; 2],
+    a: AScales<'_>,
+    [b0, b1]: [&BTile<'_>; 2],
     first: bool,
     c: &mut [f32],
     ldc: usize,
     mac: impl Fn(__m512i, __m512i, __m512i) -> __m512i,
 ) {
-    let [(b0, s0, bias0, cols0), (b1, s1, bias1, cols1)] = tiles;
-    let rows = s0.a.len();
-    debug_assert!(panel.len() >= kcl * MR && b0.len() >= kcl && b1.len() >= kcl);
-    debug_assert!(rows <= MR && cols0 == NR && cols1 <= NR);
-    debug_assert!(c.len() >= (rows - 1) * ldc + NR + cols1);
+    let rows = a.scales.len();
+    debug_assert!(panel.len() >= kcl * MR && b0.lanes.len() >= kcl && b1.lanes.len() >= kcl);
+    debug_assert!(rows <= MR && b0.cols == NR && b1.cols <= NR);
+    debug_assert!(c.len() >= (rows - 1) * ldc + NR + b1.cols);
     // SAFETY: the caller has AVX-512 F and VNNI (every intrinsic below), as it
     // promised; p < kcl keeps every read inside the slices, and a `LaneRow` is one
     // 64-byte aligned register.
     unsafe {
         let mut acc = [[_mm512_setzero_si512(); 2]; MR];
         let ap = panel.as_ptr().cast::<i32>();
-        let (bp0, bp1) = (b0.as_ptr().cast::<__m512i>(), b1.as_ptr().cast::<__m512i>());
+        let (bp0, bp1) = (
+            b0.lanes.as_ptr().cast::<__m512i>(),
+            b1.lanes.as_ptr().cast::<__m512i>(),
+        );
         for p in 0..kcl {
             let (l0, l1) = (_mm512_load_si512(bp0.add(p)), _mm512_load_si512(bp1.add(p)));
             for (r, acc) in acc.iter_mut().enumerate() {
@@ -959,8 +922,8 @@ unsafe fn int_pair_with(
                 halves[j][r] = [_mm512_castsi512_si256(z), _mm512_extracti64x4_epi64::<1>(z)];
             }
         }
-        finish_tile(&halves[0], &s0, first, bias0, c, ldc, cols0);
-        finish_tile(&halves[1], &s1, first, bias1, &mut c[NR..], ldc, cols1);
+        finish_tile(&halves[0], a, b0, first, c, ldc);
+        finish_tile(&halves[1], a, b1, first, &mut c[NR..], ldc);
     }
 }
 
