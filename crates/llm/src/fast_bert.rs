@@ -653,36 +653,24 @@ impl FastBert {
         shape: Shape,
         threads: usize,
     ) -> Result<Self, String> {
-        let model = match isa {
+        let kernel = match isa {
             #[cfg(target_arch = "x86_64")]
-            EmbedIsa::Avx512(token) => Precision::Bf16(Box::new(Model::load(
-                avx512::Bf16::new(token),
-                tensors,
-                shape,
-                threads,
-            )?)),
+            EmbedIsa::Avx512(token) => {
+                let model = Model::load(avx512::Bf16::new(token), tensors, shape, threads)?;
+                return Ok(Self {
+                    model: Precision::Bf16(Box::new(model)),
+                });
+            }
             #[cfg(target_arch = "x86_64")]
-            EmbedIsa::Avx2(token) => Precision::F32(Box::new(Model::load(
-                F32::avx2(token),
-                tensors,
-                shape,
-                threads,
-            )?)),
+            EmbedIsa::Avx2(token) => F32::avx2(token),
             #[cfg(target_arch = "x86_64")]
-            EmbedIsa::Avx512Int(token) => Precision::F32(Box::new(Model::load(
-                F32::avx512(token),
-                tensors,
-                shape,
-                threads,
-            )?)),
-            EmbedIsa::Scalar => Precision::F32(Box::new(Model::load(
-                F32::scalar(),
-                tensors,
-                shape,
-                threads,
-            )?)),
+            EmbedIsa::Avx512Int(token) => F32::avx512(token),
+            EmbedIsa::Scalar => F32::scalar(),
         };
-        Ok(Self { model })
+        let model = Model::load(kernel, tensors, shape, threads)?;
+        Ok(Self {
+            model: Precision::F32(Box::new(model)),
+        })
     }
 
     /// The last hidden state of every token, texts one after another
