@@ -28,6 +28,9 @@ INT16 = (16383, 511, False, 256)
 U8_I8 = (255, 127, True, 512)
 U7_I8 = (127, 127, True, 512)
 U8_I7 = (255, 63, True, 512)
+# 8-bit activations with a scale and zero point per row and narrower k block.
+U8_I8_128 = (255, 127, True, 128)
+U8_I8_32 = (255, 127, True, 32)
 
 
 def quantized(linear, a_max, b_max, zero_point, block):
@@ -78,6 +81,8 @@ def main():
         ("feed-forward first", up, U7_I8),
         ("feed-forward first", up, U8_I7),
         ("feed-forward both", lambda n: up(n) or down(n), U8_I8),
+        ("feed-forward both, k blocks of 128", lambda n: up(n) or down(n), U8_I8_128),
+        ("feed-forward both, k blocks of 32", lambda n: up(n) or down(n), U8_I8_32),
         ("qkv and feed-forward first", lambda n: up(n) or qkv(n), U8_I8),
         ("every linear layer", lambda n: True, U8_I8),
     ]

@@ -10,9 +10,11 @@
 #       first token, prefill and decode tokens/s, 128 tokens max;
 #   (c) peak RSS of every process (VmHWM / ru_maxrss, and /usr/bin/time's %M).
 # Sides run interleaved, ROUNDS times; the summary gives medians and ratios over the
-# valid rounds. Every side records the 1-minute load average before and after it runs;
-# a round where any of them is above MAX_LOAD (2.5 on these 2 cores) is invalid and
-# left out of the figures (the summary says how many were).
+# valid rounds. Every side records the 1-minute load average before and after it runs,
+# and the share of CPU time the hypervisor stole while it ran (/proc/stat's steal, which
+# the load average does not show); a round where any load is above MAX_LOAD (2.5 on
+# these 2 cores) or any steal above MAX_STEAL (0.02) is invalid and left out of the
+# figures (the summary says how many were).
 #
 #   bench/llm/run.sh [ROUNDS]   (SKIP_EMBED=1 or SKIP_CHAT=1 run one half; THREADS=1 pins one core;
 #                                SKIP_CANDLE=1 leaves out the slow candle-based sides)
@@ -42,6 +44,7 @@ VENV_LLAMA_AVX2=${VENV_LLAMA_AVX2:-/var/cache/agentbase-bench-venv-llm-avx2}
 VENV_ST=${VENV_ST:-/var/cache/agentbase-bench-venv-llm-st}
 KERNELS=${KERNELS:-}
 MAX_LOAD=${MAX_LOAD:-2.5}
+MAX_STEAL=${MAX_STEAL:-0.02}
 LLAMA_CMAKE="-DGGML_NATIVE=ON"
 TORCH_ENV=()
 if [ "$KERNELS" = avx2 ]; then
@@ -94,17 +97,19 @@ export AGENTBASE_LLM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS RAYON_NUM_THRE
 
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
-run() { # label, command...: appends the command's JSON line plus time's figures and
-         # the load average before and after it
+run() { # label, command...: appends the command's JSON line plus time's figures, the
+         # load average before and after it, and the share of CPU time stolen meanwhile
   local label=$1; shift
   local load; load=$(cut -d' ' -f1 /proc/loadavg)
+  local stat; stat=$(grep '^cpu ' /proc/stat)
   local line
   line=$(/usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" "$@" 2>"$OUT/stderr.txt" | tail -1) \
     || { echo "$label failed:" >&2; cat "$OUT/stderr.txt" >&2; exit 1; }
   local load_after; load_after=$(cut -d' ' -f1 /proc/loadavg)
+  local stat_after; stat_after=$(grep '^cpu ' /proc/stat)
   read -r wall user sys maxrss < "$OUT/time.txt"
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[8]), round=int(sys.argv[9]), kernels=sys.argv[10] or "best", wall=float(sys.argv[4]), cpu_secs=float(sys.argv[5])+float(sys.argv[6]), time_maxrss_mb=int(sys.argv[7])/1024); print(json.dumps(d))' \
-    "$line" "$label" "$load" "$wall" "$user" "$sys" "$maxrss" "$load_after" "$round" "$KERNELS" | tee -a "$RESULTS"
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[8]), round=int(sys.argv[9]), kernels=sys.argv[10] or "best", wall=float(sys.argv[4]), cpu_secs=float(sys.argv[5])+float(sys.argv[6]), time_maxrss_mb=int(sys.argv[7])/1024); t=[int(y)-int(x) for x,y in zip(sys.argv[11].split()[1:9], sys.argv[12].split()[1:9])]; d.update(steal=round(t[7]/max(1,sum(t)),4)); print(json.dumps(d))' \
+    "$line" "$label" "$load" "$wall" "$user" "$sys" "$maxrss" "$load_after" "$round" "$KERNELS" "$stat" "$stat_after" | tee -a "$RESULTS"
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -126,4 +131,4 @@ for round in $(seq "$ROUNDS"); do
   fi
 done
 
-python3 bench/llm/summarize.py "$RESULTS" "$MAX_LOAD"
+python3 bench/llm/summarize.py "$RESULTS" "$MAX_LOAD" "$MAX_STEAL"

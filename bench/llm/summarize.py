@@ -1,8 +1,9 @@
 """Medians per side and ratios (ours / peer) from run.sh's results.jsonl, as Markdown,
 over the valid rounds only: a round is invalid when any side's 1-minute load average,
-before or after it ran, is above MAX_LOAD (default 2.5).
+before or after it ran, is above MAX_LOAD (default 2.5), or when the hypervisor stole
+more than MAX_STEAL (default 0.02) of the CPU time while any side ran.
 
-    python3 bench/llm/summarize.py RESULTS.jsonl [MAX_LOAD]
+    python3 bench/llm/summarize.py RESULTS.jsonl [MAX_LOAD] [MAX_STEAL]
 """
 
 import json
@@ -13,17 +14,20 @@ import sys
 def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     max_load = float(sys.argv[2]) if len(sys.argv) > 2 else 2.5
+    max_steal = float(sys.argv[3]) if len(sys.argv) > 3 else 0.02
     loads = [r["load"] for r in rows] + [r.get("load_after", r["load"]) for r in rows]
-    invalid = sorted(
-        {
-            r.get("round")
-            for r in rows
-            if max(r["load"], r.get("load_after", r["load"])) > max_load
-        }
-    )
+    # Results from before steal was recorded count as unstolen.
+    steals = [r.get("steal", 0.0) for r in rows]
+    loaded = {r.get("round") for r in rows if max(r["load"], r.get("load_after", r["load"])) > max_load}
+    stolen = {r.get("round") for r in rows if r.get("steal", 0.0) > max_steal}
+    invalid = sorted(loaded | stolen)
     print(
         f"1-min load average before/after each side: {min(loads):.2f}-{max(loads):.2f}; "
-        f"rounds above {max_load} (invalid, left out): {invalid or 'none'}"
+        f"rounds above {max_load} (invalid, left out): {sorted(loaded) or 'none'}"
+    )
+    print(
+        f"CPU time stolen by the hypervisor per side: {min(steals):.1%}-{max(steals):.1%}; "
+        f"rounds above {max_steal:.0%} (invalid, left out): {sorted(stolen) or 'none'}"
     )
     rows = [r for r in rows if r.get("round") not in invalid]
     if not rows:
