@@ -69,6 +69,7 @@ print(json.dumps({"name": name, "rps": float(re.search(r"Requests/sec:\s+([\d.]+
 PY
 }
 echo "# machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
+stat_before=$(grep '^cpu ' /proc/stat)  # steal: CPU time the hypervisor took, which the load average does not show
 agent_url="http://127.0.0.1:18090/api/v2/agents/$id"
 wrk -t2 -c64 -d3s -H "Authorization: Bearer $key" "$agent_url" >/dev/null  # warm-up
 for r in $(seq "$rounds"); do
@@ -109,6 +110,7 @@ PY
   done
 fi
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
+echo "# CPU time stolen by the hypervisor during the run: $(python3 -c 'import sys; t=[int(b)-int(a) for a,b in zip(sys.argv[1].split()[1:9], sys.argv[2].split()[1:9])]; print(f"{t[7]/max(1,sum(t)):.1%}")' "$stat_before" "$(grep '^cpu ' /proc/stat)")" >&2
 
 python3 - "$work/results.jsonl" <<'PY'
 import json, statistics, sys

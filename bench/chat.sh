@@ -140,6 +140,7 @@ run() { # server mode connections duration [rate]
 }
 
 echo "# machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
+stat_before=$(grep '^cpu ' /proc/stat)  # steal: CPU time the hypervisor took, which the load average does not show
 # Throughput: the servers take turns, ROUNDS times, so a burst of load from
 # elsewhere on the machine does not land on one server only.
 for r in $(seq "$rounds"); do
@@ -166,6 +167,7 @@ c = con.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
 print(f"# agentbase stored {c} conversations and {n} ledger entries during the run")
 PY
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
+echo "# CPU time stolen by the hypervisor during the run: $(python3 -c 'import sys; t=[int(b)-int(a) for a,b in zip(sys.argv[1].split()[1:9], sys.argv[2].split()[1:9])]; print(f"{t[7]/max(1,sum(t)):.1%}")' "$stat_before" "$(grep '^cpu ' /proc/stat)")" >&2
 [ -n "${KEEP_RESULTS:-}" ] && cp "$work/results.jsonl" "$KEEP_RESULTS"
 
 python3 - "$work/results.jsonl" "$conns" <<'PY'
