@@ -4,7 +4,10 @@
 # ceiling), same machine, same run, 64 connections, wrk (2 threads).
 #   bench/api.sh [DURATION_SECS] [ROUNDS] [LEDGER_ROWS]
 # The two servers are measured alternately, ROUNDS times each; the table gives
-# the median of the rounds. With LEDGER_ROWS > 0, the agent's credit ledger is
+# the median of the valid rounds. Each side records the 1-minute load average
+# before and after it runs and the share of CPU time the hypervisor stole
+# meanwhile; a round where a load is above MAX_LOAD (2.5) or a steal above
+# MAX_STEAL (0.02) is invalid and left out (the summary names it). With LEDGER_ROWS > 0, the agent's credit ledger is
 # then seeded with that many entries of this month (what a busy agent
 # accumulates) and agentbase is measured again: `creditsUsed` must not cost more
 # with a longer ledger.
@@ -13,6 +16,8 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 rounds=${2:-3}
 ledger_rows=${3:-0}
+MAX_LOAD=${MAX_LOAD:-2.5}
+MAX_STEAL=${MAX_STEAL:-0.02}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/agentbase-target}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p agentbase-cli -p agentbase-bench-ceiling
@@ -51,11 +56,15 @@ curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:18090/api/v2/agents/$
 wait_http "http://127.0.0.1:18091/api/v2/agents/$id" ceiling
 cmp -s "$work/agent.json" <(curl -sf "http://127.0.0.1:18091/api/v2/agents/$id") || die "ceiling body differs"
 
-run() { # name url [header]
+run() { # name url [header]; $round names the round
+  local load stat
+  load=$(cut -d' ' -f1 /proc/loadavg); stat=$(grep '^cpu ' /proc/stat)
   wrk -t2 -c64 -d"${duration}s" --latency ${3:+-H "$3"} "$2" > "$work/$1.txt"
-  python3 - "$1" "$work/$1.txt" <<'PY' | tee -a "$work/results.jsonl" >/dev/null
+  python3 - "$1" "$work/$1.txt" "$round" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "$stat" "$(grep '^cpu ' /proc/stat)" \
+    <<'PY' | tee -a "$work/results.jsonl" >/dev/null
 import json, re, sys
-name, path = sys.argv[1], sys.argv[2]
+name, path, round_, load, load_after = sys.argv[1:6]
+ticks = [int(b) - int(a) for a, b in zip(sys.argv[6].split()[1:9], sys.argv[7].split()[1:9])]
 text = open(path).read()
 def ms(v):
     n, u = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
@@ -65,7 +74,9 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 errors = re.search(r"Socket errors: (.*)", text)
 print(json.dumps({"name": name, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
                   "p50": lat["50"], "p99": lat["99"], "non2xx": int(non2xx.group(1)) if non2xx else 0,
-                  "socket_errors": errors.group(1) if errors else ""}))
+                  "socket_errors": errors.group(1) if errors else "", "round": round_,
+                  "load": float(load), "load_after": float(load_after),
+                  "steal": round(ticks[7] / max(1, sum(ticks)), 4)}))
 PY
 }
 echo "# machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
@@ -73,6 +84,7 @@ stat_before=$(grep '^cpu ' /proc/stat)  # steal: CPU time the hypervisor took, w
 agent_url="http://127.0.0.1:18090/api/v2/agents/$id"
 wrk -t2 -c64 -d3s -H "Authorization: Bearer $key" "$agent_url" >/dev/null  # warm-up
 for r in $(seq "$rounds"); do
+  round=$r
   run agentbase "$agent_url" "Authorization: Bearer $key"
   run ceiling "http://127.0.0.1:18091/api/v2/agents/$id"
 done
@@ -106,16 +118,25 @@ PY
   [ "$used" = "$ledger_rows" ] || die "creditsUsed is $used after seeding $ledger_rows ledger rows"
   wrk -t2 -c64 -d3s -H "Authorization: Bearer $key" "$agent_url" >/dev/null
   for r in $(seq "$rounds"); do
+    round=ledger-$r
     run "agentbase-ledger-$ledger_rows" "$agent_url" "Authorization: Bearer $key"
   done
 fi
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
 echo "# CPU time stolen by the hypervisor during the run: $(python3 -c 'import sys; t=[int(b)-int(a) for a,b in zip(sys.argv[1].split()[1:9], sys.argv[2].split()[1:9])]; print(f"{t[7]/max(1,sum(t)):.1%}")' "$stat_before" "$(grep '^cpu ' /proc/stat)")" >&2
 
-python3 - "$work/results.jsonl" <<'PY'
+python3 - "$work/results.jsonl" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+max_load, max_steal = float(sys.argv[2]), float(sys.argv[3])
+invalid = sorted({r["round"] for r in rows if max(r["load"], r["load_after"]) > max_load or r["steal"] > max_steal})
+print(f"load average before/after each side: {min(r['load'] for r in rows):.2f}-{max(r['load_after'] for r in rows):.2f}; "
+      f"steal: {min(r['steal'] for r in rows):.1%}-{max(r['steal'] for r in rows):.1%}; "
+      f"rounds above {max_load} or {max_steal:.0%} (invalid, left out): {invalid or 'none'}\n")
+rows = [r for r in rows if r["round"] not in invalid]
 names = list(dict.fromkeys(r["name"] for r in rows))
+if not {"agentbase", "ceiling"} <= set(names):
+    sys.exit("no valid round of both servers: no figures")
 med = {}
 print("| server | requests/s (median) | p50 latency ms | p99 latency ms | rounds: requests/s | non-2xx |")
 print("|---|---|---|---|---|---|")
