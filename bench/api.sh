@@ -60,11 +60,10 @@ run() { # name url [header]; $round names the round
   local load stat
   load=$(cut -d' ' -f1 /proc/loadavg); stat=$(grep '^cpu ' /proc/stat)
   wrk -t2 -c64 -d"${duration}s" --latency ${3:+-H "$3"} "$2" > "$work/$1.txt"
-  python3 - "$1" "$work/$1.txt" "$round" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "$stat" "$(grep '^cpu ' /proc/stat)" \
+  python3 - "$1" "$work/$1.txt" "$round" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "$(python3 bench/steal.py "$stat")" \
     <<'PY' | tee -a "$work/results.jsonl" >/dev/null
 import json, re, sys
-name, path, round_, load, load_after = sys.argv[1:6]
-ticks = [int(b) - int(a) for a, b in zip(sys.argv[6].split()[1:9], sys.argv[7].split()[1:9])]
+name, path, round_, load, load_after, steal = sys.argv[1:7]
 text = open(path).read()
 def ms(v):
     n, u = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
@@ -76,7 +75,7 @@ print(json.dumps({"name": name, "rps": float(re.search(r"Requests/sec:\s+([\d.]+
                   "p50": lat["50"], "p99": lat["99"], "non2xx": int(non2xx.group(1)) if non2xx else 0,
                   "socket_errors": errors.group(1) if errors else "", "round": round_,
                   "load": float(load), "load_after": float(load_after),
-                  "steal": round(ticks[7] / max(1, sum(ticks)), 4)}))
+                  "steal": float(steal)}))
 PY
 }
 echo "# machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
@@ -123,7 +122,7 @@ PY
   done
 fi
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
-echo "# CPU time stolen by the hypervisor during the run: $(python3 -c 'import sys; t=[int(b)-int(a) for a,b in zip(sys.argv[1].split()[1:9], sys.argv[2].split()[1:9])]; print(f"{t[7]/max(1,sum(t)):.1%}")' "$stat_before" "$(grep '^cpu ' /proc/stat)")" >&2
+echo "# CPU time stolen by the hypervisor during the run: $(python3 bench/steal.py "$stat_before" --percent)" >&2
 
 python3 - "$work/results.jsonl" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import json, statistics, sys

@@ -167,7 +167,7 @@ c = con.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
 print(f"# agentbase stored {c} conversations and {n} ledger entries during the run")
 PY
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2
-echo "# CPU time stolen by the hypervisor during the run: $(python3 -c 'import sys; t=[int(b)-int(a) for a,b in zip(sys.argv[1].split()[1:9], sys.argv[2].split()[1:9])]; print(f"{t[7]/max(1,sum(t)):.1%}")' "$stat_before" "$(grep '^cpu ' /proc/stat)")" >&2
+echo "# CPU time stolen by the hypervisor during the run: $(python3 bench/steal.py "$stat_before" --percent)" >&2
 [ -n "${KEEP_RESULTS:-}" ] && cp "$work/results.jsonl" "$KEEP_RESULTS"
 
 python3 - "$work/results.jsonl" "$conns" <<'PY'

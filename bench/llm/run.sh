@@ -106,10 +106,10 @@ run() { # label, command...: appends the command's JSON line plus time's figures
   line=$(/usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" "$@" 2>"$OUT/stderr.txt" | tail -1) \
     || { echo "$label failed:" >&2; cat "$OUT/stderr.txt" >&2; exit 1; }
   local load_after; load_after=$(cut -d' ' -f1 /proc/loadavg)
-  local stat_after; stat_after=$(grep '^cpu ' /proc/stat)
+  local steal; steal=$(python3 bench/steal.py "$stat")
   read -r wall user sys maxrss < "$OUT/time.txt"
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[8]), round=int(sys.argv[9]), kernels=sys.argv[10] or "best", wall=float(sys.argv[4]), cpu_secs=float(sys.argv[5])+float(sys.argv[6]), time_maxrss_mb=int(sys.argv[7])/1024); t=[int(y)-int(x) for x,y in zip(sys.argv[11].split()[1:9], sys.argv[12].split()[1:9])]; d.update(steal=round(t[7]/max(1,sum(t)),4)); print(json.dumps(d))' \
-    "$line" "$label" "$load" "$wall" "$user" "$sys" "$maxrss" "$load_after" "$round" "$KERNELS" "$stat" "$stat_after" | tee -a "$RESULTS"
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[8]), round=int(sys.argv[9]), kernels=sys.argv[10] or "best", wall=float(sys.argv[4]), cpu_secs=float(sys.argv[5])+float(sys.argv[6]), time_maxrss_mb=int(sys.argv[7])/1024, steal=float(sys.argv[11])); print(json.dumps(d))' \
+    "$line" "$label" "$load" "$wall" "$user" "$sys" "$maxrss" "$load_after" "$round" "$KERNELS" "$steal" | tee -a "$RESULTS"
 }
 
 for round in $(seq "$ROUNDS"); do
