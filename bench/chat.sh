@@ -9,12 +9,18 @@
 # entries of this month, as a busy workspace would have.
 # The servers are measured one after another (the idle ones stay up); the driver
 # (bench/ceiling/src/bin/agentbase-bench-load.rs) runs on one thread beside it.
+# Each run records the 1-minute load average before and after it and the share of
+# CPU time the hypervisor stole meanwhile; a round where a load is above MAX_LOAD
+# (2.5) or a steal above MAX_STEAL (0.02) is invalid and left out of the figures
+# (the summary names it), as in bench/api.sh and bench/llm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 conns=${2:-64}
 rounds=${3:-3}
 ledger_rows=${4:-0}
+MAX_LOAD=${MAX_LOAD:-2.5}
+MAX_STEAL=${MAX_STEAL:-0.02}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/agentbase-target}"
 venv="${LITELLM_VENV:-/var/cache/agentbase-bench-venv}"
 workers="${LITELLM_WORKERS:-$(nproc)}"
@@ -119,7 +125,7 @@ curl -sf -H "Authorization: Bearer $ll_key" -H 'Content-Type: application/json' 
 grep -q 'data: \[DONE\]' "$work/ll.sse" || die "unexpected litellm stream: $(head -c 300 "$work/ll.sse")"
 grep -q "$reply" "$work/ll.json" || die "unexpected litellm answer: $(head -c 300 "$work/ll.json")"
 
-run() { # server mode connections duration [rate]
+run() { # server mode connections duration [rate]; $round names the round
   local server=$1 mode=$2 c=$3 d=$4 rate=${5:-}
   local url body marker expect hdr=()
   case $server in
@@ -134,8 +140,13 @@ run() { # server mode connections duration [rate]
       if [ "$mode" = stream ]; then body=$(ll_body true); expect='[DONE]'
       else body=$(ll_body false); expect='"choices"'; fi ;;
   esac
-  "$load" --url "$url" "${hdr[@]}" --body "$body" --marker "$marker" --expect "$expect" \
-    -c "$c" -d "$d" --warmup 2 ${rate:+--rate $rate} --label "$server $mode c=$c${rate:+ rate=$rate}" \
+  local load_before stat line
+  load_before=$(cut -d' ' -f1 /proc/loadavg)
+  stat=$(grep '^cpu ' /proc/stat)
+  line=$("$load" --url "$url" "${hdr[@]}" --body "$body" --marker "$marker" --expect "$expect" \
+    -c "$c" -d "$d" --warmup 2 ${rate:+--rate $rate} --label "$server $mode c=$c${rate:+ rate=$rate}" | tail -1)
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(round=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[4]), steal=float(sys.argv[5])); print(json.dumps(d))' \
+    "$line" "$round" "$load_before" "$(cut -d' ' -f1 /proc/loadavg)" "$(python3 bench/steal.py "$stat")" \
     | tee -a "$work/results.jsonl"
 }
 
@@ -144,6 +155,7 @@ stat_before=$(grep '^cpu ' /proc/stat)  # steal: CPU time the hypervisor took, w
 # Throughput: the servers take turns, ROUNDS times, so a burst of load from
 # elsewhere on the machine does not land on one server only.
 for r in $(seq "$rounds"); do
+  round=throughput-$r
   for mode in stream json; do
     for server in ceiling agentbase litellm; do
       run $server $mode "$conns" "$duration" >/dev/null
@@ -152,6 +164,7 @@ for r in $(seq "$rounds"); do
 done
 # Unloaded time to first byte: one client, one request at a time.
 for r in $(seq "$rounds"); do
+  round=ttfb-$r
   for mode in stream json; do
     for server in ceiling agentbase litellm; do
       run $server $mode 1 "$duration" >/dev/null
@@ -170,10 +183,16 @@ echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(he
 echo "# CPU time stolen by the hypervisor during the run: $(python3 bench/steal.py "$stat_before" --percent)" >&2
 [ -n "${KEEP_RESULTS:-}" ] && cp "$work/results.jsonl" "$KEEP_RESULTS"
 
-python3 - "$work/results.jsonl" "$conns" <<'PY'
+python3 - "$work/results.jsonl" "$conns" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 conns = int(sys.argv[2])
+max_load, max_steal = float(sys.argv[3]), float(sys.argv[4])
+invalid = sorted({r["round"] for r in rows if max(r["load"], r["load_after"]) > max_load or r["steal"] > max_steal})
+print(f"load average before/after each run: {min(r['load'] for r in rows):.2f}-{max(r['load_after'] for r in rows):.2f}; "
+      f"steal: {min(r['steal'] for r in rows):.1%}-{max(r['steal'] for r in rows):.1%}; "
+      f"rounds above {max_load} or {max_steal:.0%} (invalid, left out): {', '.join(invalid) or 'none'}\n")
+rows = [r for r in rows if r["round"] not in invalid]
 def runs(server, mode, c):
     return [r for r in rows if r["label"].split()[:3] == [server, mode, f"c={c}"]]
 def med(server, mode, c, key, sub=None):
@@ -196,6 +215,9 @@ for mode in ("stream", "json"):
 print()
 for mode in ("stream", "json"):
     a, l, c = (med(s, mode, conns, "rps") for s in ("agentbase", "litellm", "ceiling"))
+    if None in (a, l, c):
+        print(f"{mode}: no valid round of all three servers: no ratio")
+        continue
     print(f"{mode}: agentbase/litellm throughput = {a / l:.1f}x (target >= 5x); agentbase/ceiling = {a / c:.4f}")
 print(f"\n## Time to first byte, one client (unloaded), median of {len(runs('agentbase', 'stream', 1))} rounds\n")
 print("| mode | server | requests/s | TTFB p50 ms | TTFB p99 ms | first token p50 ms | first token p99 ms | total p50 ms | total p99 ms |")

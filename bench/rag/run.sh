@@ -34,16 +34,38 @@ if [[ ! -d /usr/share/doc/postgresql-doc-15/html || ! -d /usr/share/doc/python3.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$PG_DOC" "$PY_DOC" >/dev/null
 fi
 
+# Timings (latency, build, http) are worth reporting only from a quiet machine: each
+# such step prints the 1-minute load average before and after it and the share of CPU
+# time the hypervisor stole meanwhile (bench/steal.py), and marks its figures invalid
+# when a load is above MAX_LOAD (2.5 on these 2 cores) or the steal above MAX_STEAL,
+# as bench/llm and bench/api.sh do for their rounds. Quality (eval) does not depend on
+# load.
+MAX_LOAD=${MAX_LOAD:-2.5}
+MAX_STEAL=${MAX_STEAL:-0.02}
+timed() { # step name, command...
+  local step=$1; shift
+  local load stat
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  stat=$(grep '^cpu ' /proc/stat)
+  "$@"
+  python3 -c 'import sys
+step, before, after, steal, max_load, max_steal = sys.argv[1], *map(float, sys.argv[2:])
+ok = max(before, after) <= max_load and steal <= max_steal
+print(f"# {step}: load average {before:.2f} before, {after:.2f} after; CPU time stolen {steal:.1%}: "
+      + ("valid" if ok else f"INVALID (above {max_load} or {max_steal:.0%}): do not report these timings"))' \
+    "$step" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "$(python3 bench/steal.py "$stat")" "$MAX_LOAD" "$MAX_STEAL"
+}
+
 nice -n 10 cargo build "${release[@]}" -p agentbase-bench-rag
 bin=$CARGO_TARGET_DIR/$profile/agentbase-bench-rag
 if [[ $what == all || $what == eval ]]; then
   echo "## eval"; "$bin" eval --model "$MODEL" --cache "$CACHE" "$@"
 fi
 if [[ $what == all || $what == latency ]]; then
-  echo "## latency"; "$bin" latency --model "$MODEL" --cache "$CACHE" --chunks 100000
+  echo "## latency"; timed latency "$bin" latency --model "$MODEL" --cache "$CACHE" --chunks 100000
 fi
 if [[ $what == all || $what == build ]]; then
-  echo "## build"; "$bin" build --model "$MODEL" --book book
+  echo "## build"; timed build "$bin" build --model "$MODEL" --book book
 fi
 
 # A server with the docs sites on loopback: the Rust docs, the PostgreSQL manual and
@@ -83,5 +105,5 @@ if [[ $what == grounded ]]; then
 fi
 if [[ $what == http ]]; then
   start_server
-  "$bin" http --server http://127.0.0.1:8480 --site http://127.0.0.1:8481/ "$@"
+  timed http "$bin" http --server http://127.0.0.1:8480 --site http://127.0.0.1:8481/ "$@"
 fi
