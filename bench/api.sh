@@ -126,13 +126,9 @@ echo "# CPU time stolen by the hypervisor during the run: $(python3 bench/steal.
 
 python3 - "$work/results.jsonl" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-max_load, max_steal = float(sys.argv[2]), float(sys.argv[3])
-invalid = sorted({r["round"] for r in rows if max(r["load"], r["load_after"]) > max_load or r["steal"] > max_steal})
-print(f"load average before/after each side: {min(r['load'] for r in rows):.2f}-{max(r['load_after'] for r in rows):.2f}; "
-      f"steal: {min(r['steal'] for r in rows):.1%}-{max(r['steal'] for r in rows):.1%}; "
-      f"rounds above {max_load} or {max_steal:.0%} (invalid, left out): {invalid or 'none'}\n")
-rows = [r for r in rows if r["round"] not in invalid]
+sys.path.insert(0, "bench")
+from steal import valid_rounds
+rows = valid_rounds([json.loads(l) for l in open(sys.argv[1])], float(sys.argv[2]), float(sys.argv[3]))
 names = list(dict.fromkeys(r["name"] for r in rows))
 if not {"agentbase", "ceiling"} <= set(names):
     sys.exit("no valid round of both servers: no figures")

@@ -185,14 +185,10 @@ echo "# CPU time stolen by the hypervisor during the run: $(python3 bench/steal.
 
 python3 - "$work/results.jsonl" "$conns" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
+sys.path.insert(0, "bench")
+from steal import valid_rounds
 conns = int(sys.argv[2])
-max_load, max_steal = float(sys.argv[3]), float(sys.argv[4])
-invalid = sorted({r["round"] for r in rows if max(r["load"], r["load_after"]) > max_load or r["steal"] > max_steal})
-print(f"load average before/after each run: {min(r['load'] for r in rows):.2f}-{max(r['load_after'] for r in rows):.2f}; "
-      f"steal: {min(r['steal'] for r in rows):.1%}-{max(r['steal'] for r in rows):.1%}; "
-      f"rounds above {max_load} or {max_steal:.0%} (invalid, left out): {', '.join(invalid) or 'none'}\n")
-rows = [r for r in rows if r["round"] not in invalid]
+rows = valid_rounds([json.loads(l) for l in open(sys.argv[1])], float(sys.argv[3]), float(sys.argv[4]))
 def runs(server, mode, c):
     return [r for r in rows if r["label"].split()[:3] == [server, mode, f"c={c}"]]
 def med(server, mode, c, key, sub=None):
