@@ -129,6 +129,7 @@ import json, statistics, sys
 sys.path.insert(0, "bench")
 from steal import valid_rounds
 rows = valid_rounds([json.loads(l) for l in open(sys.argv[1])], float(sys.argv[2]), float(sys.argv[3]))
+print()
 names = list(dict.fromkeys(r["name"] for r in rows))
 if not {"agentbase", "ceiling"} <= set(names):
     sys.exit("no valid round of both servers: no figures")

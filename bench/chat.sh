@@ -189,6 +189,7 @@ sys.path.insert(0, "bench")
 from steal import valid_rounds
 conns = int(sys.argv[2])
 rows = valid_rounds([json.loads(l) for l in open(sys.argv[1])], float(sys.argv[3]), float(sys.argv[4]))
+print()
 def runs(server, mode, c):
     return [r for r in rows if r["label"].split()[:3] == [server, mode, f"c={c}"]]
 def med(server, mode, c, key, sub=None):

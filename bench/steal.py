@@ -5,7 +5,8 @@ average does not show) since an earlier reading of /proc/stat's `cpu` line.
 
 Prints the share as a fraction (0.0123), or as a percentage (1.2%) with --percent.
 
-`valid_rounds` is the rule the API and chat benchmarks judge their rounds by
+`valid_rounds` (with `too_loaded` and `too_stolen`) is the rule every benchmark judges
+its rounds or timed steps by: bench/llm's summary, api.sh, chat.sh and bench/rag/run.sh
 (`sys.path.insert(0, "bench"); from steal import valid_rounds`).
 """
 
@@ -17,18 +18,36 @@ def cpu_ticks(line):
     return [int(v) for v in line.split()[1:9]]
 
 
+def too_loaded(row, max_load):
+    """Whether a run's 1-minute load average, before ("load") or after ("load_after")
+    it, is above max_load."""
+    return max(row["load"], row.get("load_after", row["load"])) > max_load
+
+
+def too_stolen(row, max_steal):
+    """Whether the share of CPU time stolen while a run ran ("steal") is above
+    max_steal. Results from before steal was recorded count as unstolen."""
+    return row.get("steal", 0.0) > max_steal
+
+
 def valid_rounds(rows, max_load, max_steal):
-    """The rows of the valid rounds. Each row carries its "round", the 1-minute load
-    average before and after it ("load", "load_after") and the share of CPU time
-    stolen meanwhile ("steal"); a round with a load above max_load or a steal above
-    max_steal is invalid. Prints the ranges seen and the rounds left out."""
-    invalid = sorted({str(r["round"]) for r in rows
-                      if max(r["load"], r["load_after"]) > max_load or r["steal"] > max_steal})
-    print(f"load average before/after each run: {min(r['load'] for r in rows):.2f}-"
-          f"{max(r['load_after'] for r in rows):.2f}; "
-          f"steal: {min(r['steal'] for r in rows):.1%}-{max(r['steal'] for r in rows):.1%}; "
-          f"rounds above {max_load} or {max_steal:.0%} (invalid, left out): {', '.join(invalid) or 'none'}\n")
-    return [r for r in rows if str(r["round"]) not in invalid]
+    """The rows of the valid rounds: a round (each row's "round") is invalid when any
+    of its runs is too loaded or lost too much CPU time. Prints the ranges seen and
+    the rounds left out, by cause."""
+    loads = [r["load"] for r in rows] + [r.get("load_after", r["load"]) for r in rows]
+    steals = [r.get("steal", 0.0) for r in rows]
+    loaded = sorted({r.get("round") for r in rows if too_loaded(r, max_load)}, key=str)
+    stolen = sorted({r.get("round") for r in rows if too_stolen(r, max_steal)}, key=str)
+
+    def names(rounds):
+        return ", ".join(map(str, rounds)) or "none"
+
+    print(f"1-min load average before/after each run: {min(loads):.2f}-{max(loads):.2f}; "
+          f"rounds above {max_load} (invalid, left out): {names(loaded)}")
+    print(f"CPU time stolen by the hypervisor per run: {min(steals):.1%}-{max(steals):.1%}; "
+          f"rounds above {max_steal:.0%} (invalid, left out): {names(stolen)}")
+    left_out = set(loaded) | set(stolen)
+    return [r for r in rows if r.get("round") not in left_out]
 
 
 def main():

@@ -7,31 +7,21 @@ more than MAX_STEAL (default 0.02) of the CPU time while any side ran.
 """
 
 import json
+import pathlib
 import statistics
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from steal import valid_rounds  # noqa: E402  (bench/steal.py: the rule every bench script shares)
 
 
 def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     max_load = float(sys.argv[2]) if len(sys.argv) > 2 else 2.5
     max_steal = float(sys.argv[3]) if len(sys.argv) > 3 else 0.02
-    loads = [r["load"] for r in rows] + [r.get("load_after", r["load"]) for r in rows]
-    # Results from before steal was recorded count as unstolen.
-    steals = [r.get("steal", 0.0) for r in rows]
-    loaded = {r.get("round") for r in rows if max(r["load"], r.get("load_after", r["load"])) > max_load}
-    stolen = {r.get("round") for r in rows if r.get("steal", 0.0) > max_steal}
-    invalid = sorted(loaded | stolen)
-    print(
-        f"1-min load average before/after each side: {min(loads):.2f}-{max(loads):.2f}; "
-        f"rounds above {max_load} (invalid, left out): {sorted(loaded) or 'none'}"
-    )
-    print(
-        f"CPU time stolen by the hypervisor per side: {min(steals):.1%}-{max(steals):.1%}; "
-        f"rounds above {max_steal:.0%} (invalid, left out): {sorted(stolen) or 'none'}"
-    )
-    rows = [r for r in rows if r.get("round") not in invalid]
+    rows = valid_rounds(rows, max_load, max_steal)
     if not rows:
-        print("\nno valid round: no figures")
+        print("no valid round: no figures")
         return
     by = {}
     for row in rows:

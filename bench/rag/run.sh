@@ -49,8 +49,11 @@ timed() { # step name, command...
   stat=$(grep '^cpu ' /proc/stat)
   "$@"
   python3 -c 'import sys
+sys.path.insert(0, "bench")
+from steal import too_loaded, too_stolen
 step, before, after, steal, max_load, max_steal = sys.argv[1], *map(float, sys.argv[2:])
-ok = max(before, after) <= max_load and steal <= max_steal
+run = {"load": before, "load_after": after, "steal": steal}
+ok = not too_loaded(run, max_load) and not too_stolen(run, max_steal)
 print(f"# {step}: load average {before:.2f} before, {after:.2f} after; CPU time stolen {steal:.1%}: "
       + ("valid" if ok else f"INVALID (above {max_load} or {max_steal:.0%}): do not report these timings"))' \
     "$step" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "$(python3 bench/steal.py "$stat")" "$MAX_LOAD" "$MAX_STEAL"
