@@ -8,9 +8,15 @@
 # COUNT scales. Rows are seeded straight into the SQLite file (one transaction)
 # after `agentbase init`; the deep cursor is constructed, not walked to.
 #   bench/pagination.sh [REPEATS]
+# Each measure() (the interleaved GETs of one list) records the 1-minute load average
+# before and after it and the share of CPU time the hypervisor stole meanwhile
+# (bench/steal.py); its rows are INVALID when a load is above MAX_LOAD (2.5) or the
+# steal above MAX_STEAL (0.02), and a ratio from an invalid row is not reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-41}
+MAX_LOAD=${MAX_LOAD:-2.5}
+MAX_STEAL=${MAX_STEAL:-0.02}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/agentbase-target}"
 cargo build --release -q -p agentbase-cli
 bin="$CARGO_TARGET_DIR/release"
@@ -97,10 +103,12 @@ print(json.dumps(out))
 PY
 serve
 
-python3 - "$work/seed.json" "$key" "$port" "$repeats" "$work/data/agentbase.db" <<'PY'
+python3 - "$work/seed.json" "$key" "$port" "$repeats" "$work/data/agentbase.db" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import base64, http.client, json, sqlite3, statistics, sys, time
+sys.path.insert(0, "bench")
+from steal import cpu_line, judged, load1
 seed = json.load(open(sys.argv[1])); key = sys.argv[2]; port = int(sys.argv[3]); repeats = int(sys.argv[4])
-db = sys.argv[5]
+db = sys.argv[5]; max_load, max_steal = float(sys.argv[6]), float(sys.argv[7])
 conn = http.client.HTTPConnection("127.0.0.1", port)
 H = {"Authorization": f"Bearer {key}"}
 def cur(c): return base64.b64encode(json.dumps(c, separators=(",", ":")).encode()).decode()
@@ -112,13 +120,15 @@ def get(path):
 def timed(path):
     t = time.perf_counter(); get(path); return (time.perf_counter() - t) * 1000
 def measure(paths):
-    """Interleaves the paths, `repeats` rounds after 3 warm-up rounds; medians in ms."""
+    """Interleaves the paths, `repeats` rounds after 3 warm-up rounds: (median, p90) ms
+    per path, and the run's load before/after, steal and validity."""
+    load, stat = load1(), cpu_line()
     samples = {p: [] for p in paths}
     for r in range(repeats + 3):
         for p in paths:
             x = timed(p)
             if r >= 3: samples[p].append(x)
-    return {p: (statistics.median(v), sorted(v)[int(0.9 * (len(v) - 1))]) for p, v in samples.items()}
+    return {p: (statistics.median(v), sorted(v)[int(0.9 * (len(v) - 1))]) for p, v in samples.items()}, judged(load, stat, max_load, max_steal)
 print(f"seeded in {seed['seed_seconds']} s\n")
 
 rows = []
@@ -136,9 +146,9 @@ for n, m in sorted(seed["messages"].items(), key=lambda kv: int(kv[0])):
         paths["page 5,000"] = base + "&cursor=" + cur(m["p5000"])
     last = get(base + "&cursor=" + cur(m["last"]))
     assert last["pagination"]["hasMore"] is False and [d["id"] for d in last["data"]][:1] == [m["first_id"]], last["pagination"]
-    res = measure(list(paths.values()))
+    res, run = measure(list(paths.values()))
     for label, p in paths.items():
-        rows.append(("messages of one conversation", f"{int(n):,}", label, *res[p]))
+        rows.append(("messages of one conversation", f"{int(n):,}", label, *res[p], run))
 # Conversations of an agent.
 for n, c in sorted(seed["conversations"].items(), key=lambda kv: int(kv[0])):
     base = f"/api/v2/agents/{c['agent']}/conversations?limit=20"
@@ -153,27 +163,37 @@ for n, c in sorted(seed["conversations"].items(), key=lambda kv: int(kv[0])):
         paths[f"last page ({c['last_page']:,})"] = base + "&cursor=" + cur(c["last"])
     last = get(base + "&cursor=" + cur(c["last"]))
     assert len(last["data"]) == 20 and last["pagination"]["hasMore"] is False, last["pagination"]
-    res = measure(list(paths.values()))
+    res, run = measure(list(paths.values()))
     for label, p in paths.items():
-        rows.append(("conversations of one agent", f"{int(n):,}", label, *res[p]))
+        rows.append(("conversations of one agent", f"{int(n):,}", label, *res[p], run))
 
-print("| list | rows | page | median ms | p90 ms |")
-print("|---|---|---|---|---|")
+print("| list | rows | page | median ms | p90 ms | load before/after | steal | valid |")
+print("|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.2f} |")
-print()
+    v = r[5]
+    print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.2f} | {r[4]:.2f} | {v['load']:.2f}/{v['load_after']:.2f} | "
+          f"{v['steal']:.1%} | {'valid' if v['valid'] else 'INVALID'} |")
+print(f"\n(a row is INVALID when the load average before or after its run is above {max_load} "
+      f"or the CPU time stolen above {max_steal:.0%}: its figures are not results)\n")
 for kind in ("messages of one conversation", "conversations of one agent"):
     big = [r for r in rows if r[0] == kind and r[1] in ("100,000", "1,000,000")]
     big_n = max(big, key=lambda r: int(r[1].replace(",", "")))[1]
-    p1 = next(r for r in rows if r[0] == kind and r[1] == big_n and r[2] == "page 1")[3]
-    deep = next(r for r in rows if r[0] == kind and r[1] == big_n and r[2] == "page 5,000")[3]
-    print(f"{kind}, {big_n} rows: page 5,000 / page 1 = {deep / p1:.2f} (target within 1.5x)")
+    p1 = next(r for r in rows if r[0] == kind and r[1] == big_n and r[2] == "page 1")
+    deep = next(r for r in rows if r[0] == kind and r[1] == big_n and r[2] == "page 5,000")
+    if p1[5]["valid"] and deep[5]["valid"]:
+        print(f"{kind}, {big_n} rows: page 5,000 / page 1 = {deep[3] / p1[3]:.2f} (target within 1.5x)")
+    else:
+        v = p1[5] if not p1[5]["valid"] else deep[5]
+        print(f"{kind}, {big_n} rows: page 5,000 / page 1 not reported: measured at load average "
+              f"{v['load']:.2f}/{v['load_after']:.2f} (limit {max_load}), CPU time stolen {v['steal']:.1%} "
+              f"(limit {max_steal:.0%}), INVALID")
 
 # The same statements straight on the file, without HTTP, to split the page's
 # keyset read from the `total` COUNT.
 print("\nSQL alone (sqlite3 module, median of 11, ms):\n")
 print("| statement | rows | median ms |")
 print("|---|---|---|")
+sql_load, sql_stat = load1(), cpu_line()
 sq = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 def sql_ms(q, args):
     v = []
@@ -201,6 +221,9 @@ for n, c in sorted(seed["conversations"].items(), key=lambda kv: int(kv[0])):
 for n, m in sorted(seed["messages"].items(), key=lambda kv: int(kv[0])):
     print(f"| COUNT(*) messages of the conversation | {int(n):,} | "
           f"{sql_ms('SELECT COUNT(*) FROM messages WHERE conversation_id = ?', (m['conversation'],)):.2f} |")
+run = judged(sql_load, sql_stat, max_load, max_steal)
+print(f"\nSQL timings: load average {run['load']:.2f} before, {run['load_after']:.2f} after; CPU time stolen "
+      f"{run['steal']:.1%}: " + ("valid" if run["valid"] else "INVALID: these timings are not results"))
 print()
 print(f"SQLite {sqlite3.sqlite_version} (Python's; the server links its own through sqlx)\n")
 for q, args in (("SELECT * FROM tool_calls WHERE conversation_id = ?", ("x",)),

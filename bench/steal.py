@@ -6,8 +6,10 @@ average does not show) since an earlier reading of /proc/stat's `cpu` line.
 Prints the share as a fraction (0.0123), or as a percentage (1.2%) with --percent.
 
 `valid_rounds` (with `too_loaded` and `too_stolen`) is the rule every benchmark judges
-its rounds or timed steps by: bench/llm's summary, api.sh, chat.sh and bench/rag/run.sh
-(`sys.path.insert(0, "bench"); from steal import valid_rounds`).
+its rounds or timed steps by: bench/llm's summary, api.sh, chat.sh, bench/rag/run.sh and
+bench/crawl/run.sh and render.sh (`sys.path.insert(0, "bench"); from steal import
+valid_rounds`); `judged` applies it to one timed step in Python (pagination.sh's lists,
+bench/chaos/soak.py's unloaded probe baseline).
 """
 
 import sys
@@ -50,11 +52,34 @@ def valid_rounds(rows, max_load, max_steal):
     return [r for r in rows if r.get("round") not in left_out]
 
 
-def main():
+def load1():
+    """The 1-minute load average now."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def cpu_line():
+    """/proc/stat's `cpu` line now, to pass to stolen_since or judged later."""
     with open("/proc/stat") as f:
-        now = next(line for line in f if line.startswith("cpu "))
-    ticks = [b - a for a, b in zip(cpu_ticks(sys.argv[1]), cpu_ticks(now))]
-    share = ticks[7] / max(1, sum(ticks))
+        return next(line for line in f if line.startswith("cpu "))
+
+
+def stolen_since(before):
+    """The share of CPU time stolen since `before` (an earlier cpu_line)."""
+    ticks = [b - a for a, b in zip(cpu_ticks(before), cpu_ticks(cpu_line()))]
+    return ticks[7] / max(1, sum(ticks))
+
+
+def judged(load, before, max_load, max_steal):
+    """A run that began at 1-minute load `load` and cpu_line `before` and has just
+    ended, judged by the rule: its "load", "load_after", "steal" and "valid"."""
+    run = {"load": load, "load_after": load1(), "steal": stolen_since(before)}
+    run["valid"] = not too_loaded(run, max_load) and not too_stolen(run, max_steal)
+    return run
+
+
+def main():
+    share = stolen_since(sys.argv[1])
     print(f"{share:.1%}" if "--percent" in sys.argv[2:] else f"{share:.4f}")
 
 

@@ -9,8 +9,13 @@
 # The 600-page docs crawl takes ~2.5 s over HTTP, so adaptive mode's fixed cost (the
 # few pages it renders to compare, ~2 CPU-seconds of Chromium) weighs heavily there;
 # a LARGE_PAGES crawl of all the docs' mdBook sites (~2,300 pages) shows it amortised.
-# Before each HTTP/adaptive pair the script waits (at most 90 s) for the 1-minute load
-# average to fall under 3, since the browser runs before it leave it high.
+# Before each crawl the script waits (at most 90 s) for the 1-minute load average to
+# fall under MAX_LOAD (2.5), since the browser runs before it leave it high. Each crawl
+# also records the share of CPU time the hypervisor stole while it ran; a round where a
+# crawl began above MAX_LOAD or lost more than MAX_STEAL (0.02) is invalid and left out
+# of the figures (bench/steal.py's rule, as in bench/crawl/run.sh and bench/api.sh; the
+# summary names it). The load after a crawl is printed but not judged here: Chromium's
+# own processes take it to 4-6 on 2 cores, so it says nothing about other work.
 #   bench/crawl/render.sh [MAX_PAGES=600] [CONCURRENCY=16] [ROUNDS=3] [RENDER_PAGES=200] [LARGE_PAGES=3000]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +24,8 @@ concurrency=${2:-16}
 rounds=${3:-3}
 render_pages=${4:-200}
 large_pages=${5:-3000}
+MAX_LOAD=${MAX_LOAD:-2.5}
+MAX_STEAL=${MAX_STEAL:-0.02}
 browser=${CHROMIUM:-/usr/bin/chromium}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/agentbase-target}"
 cargo build --release -q -p agentbase-bench-crawl
@@ -64,28 +71,29 @@ spa_start="$base/spa/"
 CRAWL_INPUT='{"crawlerType":"cheerio"}' "$bin/crawl-bench" "$work/warm.jsonl" "$max_pages" "$concurrency" "${docs_starts[@]}" > /dev/null
 CRAWL_BROWSER="$browser" CRAWL_INPUT='{"crawlerType":"playwright:chrome"}' "$bin/crawl-bench" "$work/warm.jsonl" 400 "$concurrency" "$spa_start" > /dev/null
 results="$work/results.jsonl"
-run() { # LABEL INPUT PAGES [browser] START...
-  local label=$1 input=$2 pages=$3; shift 3
-  if [ "$1" = browser ]; then
-    shift
-    CRAWL_LABEL="$label" CRAWL_INPUT="$input" CRAWL_BROWSER="$browser" \
-      "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | tee -a "$results"
-  else
-    CRAWL_LABEL="$label" CRAWL_INPUT="$input" \
-      "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | tee -a "$results"
-  fi
-}
 settle() {
   for _ in $(seq 90); do
-    awk '{exit !($1 < 3)}' /proc/loadavg && return
+    awk -v max="$MAX_LOAD" '{exit !($1 < max)}' /proc/loadavg && return
     sleep 1
   done
 }
-for r in $(seq "$rounds"); do
+run() { # LABEL INPUT PAGES [browser] START...: the crawl's JSON line, with the round
+         # ($r) and the steal added, and crawl-bench's load before/after as load/load_after
+  local label=$1 input=$2 pages=$3 stat line; shift 3
+  local env=(CRAWL_LABEL="$label" CRAWL_INPUT="$input")
+  if [ "$1" = browser ]; then
+    shift
+    env+=(CRAWL_BROWSER="$browser")
+  fi
   settle
+  stat=$(grep '^cpu ' /proc/stat)
+  line=$(env "${env[@]}" "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | grep '^{' | tail -1)
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(round=sys.argv[2], load=d["load_before"], steal=float(sys.argv[3])); print(json.dumps(d))' \
+    "$line" "$r" "$(python3 bench/steal.py "$stat")" | tee -a "$results"
+}
+for r in $(seq "$rounds"); do
   run docs-http-large '{"crawlerType":"cheerio"}' "$large_pages" "${large_starts[@]}"
   run docs-adaptive-large '{"crawlerType":"playwright:adaptive"}' "$large_pages" browser "${large_starts[@]}"
-  settle
   run docs-http '{"crawlerType":"cheerio"}' "$max_pages" "${docs_starts[@]}"
   run docs-adaptive '{"crawlerType":"playwright:adaptive"}' "$max_pages" browser "${docs_starts[@]}"
   run docs-render '{"crawlerType":"playwright:chrome"}' "$render_pages" browser "${docs_starts[@]}"
@@ -93,9 +101,18 @@ for r in $(seq "$rounds"); do
   run spa-adaptive '{"crawlerType":"playwright:adaptive"}' "$render_pages" browser "$spa_start"
   run spa-render '{"crawlerType":"playwright:chrome"}' "$render_pages" browser "$spa_start"
 done
-python3 - "$results" <<'PY'
+python3 - "$results" "$rounds" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+sys.path.insert(0, "bench")
+from steal import valid_rounds
+rows = [json.loads(l) for l in open(sys.argv[1])]
+# Judged by the load before each crawl (and the steal): the one after is the browser's own.
+valid = {r["round"] for r in valid_rounds([{k: v for k, v in r.items() if k != "load_after"} for r in rows],
+                                          float(sys.argv[3]), float(sys.argv[4]))}
+rows = [r for r in rows if r["round"] in valid]
+if not rows:
+    sys.exit("no valid round: no figures")
+print(f"over the valid rounds only ({len({r['round'] for r in rows})} of {sys.argv[2]}):")
 def med(label, key):
     return statistics.median(r[key] for r in rows if r["crawler"] == label)
 def peak(label, key):

@@ -50,13 +50,13 @@ timed() { # step name, command...
   "$@"
   python3 -c 'import sys
 sys.path.insert(0, "bench")
-from steal import too_loaded, too_stolen
-step, before, after, steal, max_load, max_steal = sys.argv[1], *map(float, sys.argv[2:])
-run = {"load": before, "load_after": after, "steal": steal}
-ok = not too_loaded(run, max_load) and not too_stolen(run, max_steal)
-print(f"# {step}: load average {before:.2f} before, {after:.2f} after; CPU time stolen {steal:.1%}: "
-      + ("valid" if ok else f"INVALID (above {max_load} or {max_steal:.0%}): do not report these timings"))' \
-    "$step" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "$(python3 bench/steal.py "$stat")" "$MAX_LOAD" "$MAX_STEAL"
+from steal import judged
+step, load, stat, max_load, max_steal = sys.argv[1], float(sys.argv[2]), sys.argv[3], *map(float, sys.argv[4:])
+run = judged(load, stat, max_load, max_steal)
+after, steal = run["load_after"], run["steal"]
+print(f"# {step}: load average {load:.2f} before, {after:.2f} after; CPU time stolen {steal:.1%}: "
+      + ("valid" if run["valid"] else f"INVALID (above {max_load} or {max_steal:.0%}): do not report these timings"))' \
+    "$step" "$load" "$stat" "$MAX_LOAD" "$MAX_STEAL"
 }
 
 nice -n 10 cargo build "${release[@]}" -p agentbase-bench-rag

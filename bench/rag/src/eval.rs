@@ -921,7 +921,80 @@ pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             println!("| {label} | {} | {} |", l.corpus.name, cells.join(" | "));
         }
     }
+    dense_quotes(loaded, &embedder, &mut cache).await
+}
+
+/// `--facts`, second part: the quote chosen by question words and the embedding
+/// together (a lever that lost: bench/rag/RESULTS.md). Each run of sentences the
+/// shipped policy may quote from its best `candidates` chunks gets `words / best
+/// words + weight · cosine(question, run)`, with both embedded by the corpus model;
+/// weight 0 is the shipped choice, 1000 the cosine alone. Prints, per corpus, how
+/// many answerable questions' quotes hold the gold fact.
+async fn dense_quotes(
+    loaded: &[Loaded],
+    embedder: &agentbase_llm::LocalEmbedder,
+    cache: &mut EmbedCache,
+) -> Result<()> {
+    use crate::grounded::{Item, norm, split};
+    use agentbase_core::quote::{QuotePolicy, best_run, runs};
+    const WEIGHTS: [f64; 8] = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 1000.0];
+    const CANDIDATES: [usize; 3] = [2, 3, 5];
+    println!("\nquote by words + weight x cosine: gold fact in the quote (dev | test)\n");
+    println!(
+        "| corpus | candidates | {} |",
+        WEIGHTS.map(|w| format!("w {w}")).join(" | ")
+    );
+    println!("| --- | ---: |{}", " ---: |".repeat(WEIGHTS.len()));
+    for l in loaded {
+        let mut counts = vec![[[0usize; 2]; WEIGHTS.len()]; CANDIDATES.len()];
+        for (h, half) in ["dev", "test"].into_iter().enumerate() {
+            let items: Vec<Item> = split(corpus::read_jsonl(&l.corpus.grounded)?, half)
+                .into_iter()
+                .filter(|it| !it.unanswerable)
+                .collect();
+            let questions: Vec<String> = items.iter().map(|it| it.question.clone()).collect();
+            let (q_vecs, _) = cache.embed(embedder, &questions).await?;
+            for (it, qv) in items.iter().zip(&q_vecs) {
+                let hits = spread_hits(&l.index, &it.question, qv, Spread::RoundRobin(3))?;
+                let chunks: Vec<&str> = hits
+                    .iter()
+                    .filter_map(|&d| l.index.doc(d).map(|d| d.text.as_str()))
+                    .collect();
+                let fact = norm(it.fact.as_deref().unwrap_or_default());
+                for (ci, &candidates) in CANDIDATES.iter().enumerate() {
+                    let policy = QuotePolicy {
+                        candidates,
+                        ..QuotePolicy::SHIPPED
+                    };
+                    let all = runs(&it.question, &chunks, policy);
+                    let texts: Vec<String> = all.iter().map(|r| r.text.clone()).collect();
+                    let (vecs, _) = cache.embed(embedder, &texts).await?;
+                    let cos: Vec<f64> = vecs.iter().map(|v| f64::from(cosine(qv, v))).collect();
+                    let top = all.iter().map(|r| r.score).fold(0.0, f64::max).max(1e-9);
+                    for (wi, &w) in WEIGHTS.iter().enumerate() {
+                        let run = best_run(all.clone(), |i, r| r.score / top + w * cos[i]);
+                        let quoted = run.is_some_and(|r| norm(&r.text).contains(&fact));
+                        counts[ci][wi][h] += usize::from(quoted);
+                    }
+                }
+            }
+        }
+        for (ci, c) in CANDIDATES.iter().enumerate() {
+            let cells: Vec<String> = counts[ci]
+                .iter()
+                .map(|[d, t]| format!("{d} \\| {t}"))
+                .collect();
+            println!("| {} | {c} | {} |", l.corpus.name, cells.join(" | "));
+        }
+    }
     Ok(())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb).max(1e-12)
 }
 
 /// The five documents a chat turn would get for `question`, spread by `spread`,

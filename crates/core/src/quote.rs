@@ -155,16 +155,18 @@ impl<'a> Sentences<'a> {
         Sentences { text, stems, code }
     }
 
-    /// The best run of consecutive sentences (at most `chars` characters and
-    /// [`MAX_SENTENCES`]): the highest sum of the weights of distinct question
-    /// stems it holds; ties go to the earlier, shorter run. `None` without sentences.
-    fn best_window(
+    /// Every run of consecutive sentences (at most `chars` characters and
+    /// [`MAX_SENTENCES`]; a single longer sentence too) as `(score, start, end)`,
+    /// by start then length: the score is the sum of the weights of distinct
+    /// question stems the run holds, plus `code_bonus` when it holds code naming
+    /// something the question does not.
+    fn runs(
         &self,
         weights: &HashMap<String, f64>,
         code_bonus: f64,
         chars: usize,
-    ) -> Option<(f64, usize, usize)> {
-        let mut best: Option<(f64, usize, usize)> = None;
+    ) -> Vec<(f64, usize, usize)> {
+        let mut out = Vec::new();
         for start in 0..self.text.len() {
             let mut len = 0;
             let mut held: HashSet<&str> = HashSet::new();
@@ -183,12 +185,10 @@ impl<'a> Sentences<'a> {
                 new_code |= self.code[end].iter().any(|s| !weights.contains_key(s));
                 let score: f64 = held.iter().map(|s| weights[*s]).sum::<f64>()
                     + if new_code { code_bonus } else { 0.0 };
-                if best.is_none_or(|b| score > b.0 + 1e-9) {
-                    best = Some((score, start, end));
-                }
+                out.push((score, start, end));
             }
         }
-        best
+        out
     }
 
     /// The run's sentences on one line (a code block's lines and indentation become
@@ -230,30 +230,57 @@ fn question_weights(question: &str, chunks: &[Sentences<'_>], idf: bool) -> Hash
         .collect()
 }
 
-/// What to quote from `chunks` (the retrieved knowledge, best first) to answer
-/// `question`: the index of the chunk and its best run of sentences.
-pub fn pick(question: &str, chunks: &[&str], policy: QuotePolicy) -> Option<(usize, String)> {
+/// A run of sentences a quote may be: which chunk it is from (its rank among the
+/// retrieved, 0 the best), its text on one line, and its score by question words
+/// (after the policy's rank decay).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub rank: usize,
+    pub text: String,
+    pub score: f64,
+}
+
+/// Every run of sentences the policy may quote from `chunks` (the retrieved
+/// knowledge, best first) to answer `question`, in order of chunk, start and length.
+pub fn runs(question: &str, chunks: &[&str], policy: QuotePolicy) -> Vec<Run> {
     let candidates: Vec<Sentences<'_>> = chunks
         .iter()
         .take(policy.candidates.max(1))
         .map(|c| Sentences::of(c))
         .collect();
     let weights = question_weights(question, &candidates, policy.idf);
-    let mut best: Option<(f64, usize, usize, usize)> = None;
+    let mut out = Vec::new();
     for (rank, c) in candidates.iter().enumerate() {
-        let Some((score, start, end)) = c.best_window(&weights, policy.code_bonus, policy.chars)
-        else {
-            continue;
-        };
-        let score = score / (1.0 + f64::from(policy.rank_decay) * rank as f64);
-        if best.is_none_or(|b| score > b.0 + 1e-9) {
-            best = Some((score, rank, start, end));
+        let decay = 1.0 + f64::from(policy.rank_decay) * rank as f64;
+        for (score, start, end) in c.runs(&weights, policy.code_bonus, policy.chars) {
+            out.push(Run {
+                rank,
+                text: c.join(start, end, policy.chars),
+                score: score / decay,
+            });
         }
     }
-    match best {
-        Some((_, rank, start, end)) => {
-            Some((rank, candidates[rank].join(start, end, policy.chars)))
+    out
+}
+
+/// The first of `runs` with the highest `score(run)` (so ties go to the earlier
+/// chunk, then the earlier, shorter run).
+pub fn best_run(runs: Vec<Run>, score: impl Fn(usize, &Run) -> f64) -> Option<Run> {
+    let mut best: Option<(f64, Run)> = None;
+    for (i, run) in runs.into_iter().enumerate() {
+        let s = score(i, &run);
+        if best.as_ref().is_none_or(|b| s > b.0 + 1e-9) {
+            best = Some((s, run));
         }
+    }
+    best.map(|b| b.1)
+}
+
+/// What to quote from `chunks` (the retrieved knowledge, best first) to answer
+/// `question`: the index of the chunk and its best run of sentences.
+pub fn pick(question: &str, chunks: &[&str], policy: QuotePolicy) -> Option<(usize, String)> {
+    match best_run(runs(question, chunks, policy), |_, r| r.score) {
+        Some(run) => Some((run.rank, run.text)),
         None => chunks
             .first()
             .map(|c| (0, c.chars().take(policy.chars).collect())),
