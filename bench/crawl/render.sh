@@ -80,14 +80,14 @@ settle() {
 run() { # LABEL INPUT PAGES [browser] START...: the crawl's JSON line, with the round
          # ($r) and the steal added, and crawl-bench's load before/after as load/load_after
   local label=$1 input=$2 pages=$3 stat line; shift 3
-  local env=(CRAWL_LABEL="$label" CRAWL_INPUT="$input")
+  local vars=(CRAWL_LABEL="$label" CRAWL_INPUT="$input")
   if [ "$1" = browser ]; then
     shift
-    env+=(CRAWL_BROWSER="$browser")
+    vars+=(CRAWL_BROWSER="$browser")
   fi
   settle
   stat=$(grep '^cpu ' /proc/stat)
-  line=$(env "${env[@]}" "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | grep '^{' | tail -1)
+  line=$(env "${vars[@]}" "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | grep '^{' | tail -1)
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(round=sys.argv[2], load=d["load_before"], steal=float(sys.argv[3])); print(json.dumps(d))' \
     "$line" "$r" "$(python3 bench/steal.py "$stat")" | tee -a "$results"
 }

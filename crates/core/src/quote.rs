@@ -424,6 +424,29 @@ Profiles can be overridden in the manifest.";
     }
 
     #[test]
+    fn runs_list_every_run_of_each_candidate_and_best_run_takes_the_first_best() {
+        let policy = QuotePolicy {
+            candidates: 2,
+            ..QuotePolicy::SHIPPED
+        };
+        let all = runs("How long is the warranty?", &[SHIPPING, WARRANTY], policy);
+        // SHIPPING has 3 sentences (6 runs of 1-3), WARRANTY 4 (10 runs of 1-4).
+        assert_eq!(all.iter().filter(|r| r.rank == 0).count(), 6);
+        assert_eq!(all.iter().filter(|r| r.rank == 1).count(), 10);
+        assert_eq!(all[0].text, "Orders ship from Lyon.");
+        // By word score, as `pick` chooses: the warranty sentence.
+        let best = best_run(all.clone(), |_, r| r.score).unwrap();
+        assert_eq!(
+            pick("How long is the warranty?", &[SHIPPING, WARRANTY], policy),
+            Some((best.rank, best.text.clone()))
+        );
+        assert!(best.text.contains("17 months"), "{best:?}");
+        // Equal scores: the first run wins.
+        assert_eq!(best_run(all.clone(), |_, _| 1.0), all.first().cloned());
+        assert_eq!(best_run(Vec::new(), |_, r| r.score), None);
+    }
+
+    #[test]
     fn empty_knowledge_quotes_nothing_and_text_without_sentences_is_cut() {
         assert_eq!(pick("anything?", &[], QuotePolicy::TOP_CHUNK), None);
         let (_, q) = pick("anything?", &["—"], QuotePolicy::TOP_CHUNK).unwrap();
