@@ -6,9 +6,9 @@ average does not show) since an earlier reading of /proc/stat's `cpu` line.
 Prints the share as a fraction (0.0123), or as a percentage (1.2%) with --percent.
 
 `valid_rounds` (with `too_loaded` and `too_stolen`) is the rule every benchmark judges
-its rounds or timed steps by: bench/llm's summary, api.sh, chat.sh, bench/rag/run.sh and
-bench/crawl/run.sh and render.sh (`sys.path.insert(0, "bench"); from steal import
-valid_rounds`); `judged` applies it to one timed step in Python (pagination.sh's lists,
+its rounds by: bench/llm's summary, api.sh, chat.sh, bench/crawl/run.sh and render.sh
+(`sys.path.insert(0, "bench"); from steal import valid_rounds`); `judged` applies it to
+one timed step (bench/rag/run.sh's latency, build and http steps, pagination.sh's lists,
 bench/chaos/soak.py's unloaded probe baseline).
 """
 
