@@ -140,14 +140,12 @@ run() { # server mode connections duration [rate]; $round names the round
       if [ "$mode" = stream ]; then body=$(ll_body true); expect='[DONE]'
       else body=$(ll_body false); expect='"choices"'; fi ;;
   esac
-  local load_before stat line
+  local load_before stat
   load_before=$(cut -d' ' -f1 /proc/loadavg)
   stat=$(grep '^cpu ' /proc/stat)
-  line=$("$load" --url "$url" "${hdr[@]}" --body "$body" --marker "$marker" --expect "$expect" \
-    -c "$c" -d "$d" --warmup 2 ${rate:+--rate $rate} --label "$server $mode c=$c${rate:+ rate=$rate}" | tail -1)
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(round=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[4]), steal=float(sys.argv[5])); print(json.dumps(d))' \
-    "$line" "$round" "$load_before" "$(cut -d' ' -f1 /proc/loadavg)" "$(python3 bench/steal.py "$stat")" \
-    | tee -a "$work/results.jsonl"
+  "$load" --url "$url" "${hdr[@]}" --body "$body" --marker "$marker" --expect "$expect" \
+    -c "$c" -d "$d" --warmup 2 ${rate:+--rate $rate} --label "$server $mode c=$c${rate:+ rate=$rate}" \
+    | python3 bench/steal.py row "$round" "$load_before" "$stat" | tee -a "$work/results.jsonl"
 }
 
 echo "# machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg); cpu pressure: $(head -1 /proc/pressure/cpu 2>/dev/null || echo n/a)" >&2

@@ -5,6 +5,12 @@ average does not show) since an earlier reading of /proc/stat's `cpu` line.
 
 Prints the share as a fraction (0.0123), or as a percentage (1.2%) with --percent.
 
+    load=$(cut -d' ' -f1 /proc/loadavg); before=$(grep '^cpu ' /proc/stat)
+    command | python3 bench/steal.py row ROUND "$load" "$before"
+
+prints the command's last JSON line with "round", "load" (before), "load_after" and
+"steal" added: a benchmark script's row for valid_rounds.
+
 `valid_rounds` (with `too_loaded` and `too_stolen`) is the rule every benchmark judges
 its rounds by: bench/llm's summary, api.sh, chat.sh, bench/crawl/run.sh and render.sh
 (`sys.path.insert(0, "bench"); from steal import valid_rounds`); `judged` applies it to
@@ -12,6 +18,7 @@ one timed step (bench/rag/run.sh's latency, build and http steps, pagination.sh'
 bench/chaos/soak.py's unloaded probe baseline).
 """
 
+import json
 import sys
 
 
@@ -79,6 +86,12 @@ def judged(load, before, max_load, max_steal):
 
 
 def main():
+    if sys.argv[1:2] == ["row"]:
+        round_, load, before = sys.argv[2:5]
+        row = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
+        row.update(round=round_, load=float(load), load_after=load1(), steal=stolen_since(before))
+        print(json.dumps(row))
+        return
     share = stolen_since(sys.argv[1])
     print(f"{share:.1%}" if "--percent" in sys.argv[2:] else f"{share:.4f}")
 

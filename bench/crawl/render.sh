@@ -78,18 +78,17 @@ settle() {
   done
 }
 run() { # LABEL INPUT PAGES [browser] START...: the crawl's JSON line, with the round
-         # ($r) and the steal added, and crawl-bench's load before/after as load/load_after
-  local label=$1 input=$2 pages=$3 stat line; shift 3
+         # ($r), the load before/after and the steal added
+  local label=$1 input=$2 pages=$3 load stat; shift 3
   local vars=(CRAWL_LABEL="$label" CRAWL_INPUT="$input")
   if [ "$1" = browser ]; then
     shift
     vars+=(CRAWL_BROWSER="$browser")
   fi
   settle
-  stat=$(grep '^cpu ' /proc/stat)
-  line=$(env "${vars[@]}" "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" | grep '^{' | tail -1)
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(round=sys.argv[2], load=d["load_before"], steal=float(sys.argv[3])); print(json.dumps(d))' \
-    "$line" "$r" "$(python3 bench/steal.py "$stat")" | tee -a "$results"
+  load=$(cut -d' ' -f1 /proc/loadavg); stat=$(grep '^cpu ' /proc/stat)
+  env "${vars[@]}" "$bin/crawl-bench" "$work/$label.jsonl" "$pages" "$concurrency" "$@" \
+    | python3 bench/steal.py row "$r" "$load" "$stat" | tee -a "$results"
 }
 for r in $(seq "$rounds"); do
   run docs-http-large '{"crawlerType":"cheerio"}' "$large_pages" "${large_starts[@]}"

@@ -43,12 +43,9 @@ starts=("$base/book/index.html" "$base/reference/index.html" "$base/rust-by-exam
 # contents sits in a <noscript> iframe, which Scrapy does not follow either).
 export CRAWL_INPUT='{"crawlerType":"cheerio","expandIframes":false}'
 side() { # command...: its JSON line, with the round ($r), the load before/after and the steal
-  local load stat line
+  local load stat
   load=$(cut -d' ' -f1 /proc/loadavg); stat=$(grep '^cpu ' /proc/stat)
-  line=$("$@" | grep '^{' | tail -1)
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(round=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[4]), steal=float(sys.argv[5])); print(json.dumps(d))' \
-    "$line" "$r" "$load" "$(cut -d' ' -f1 /proc/loadavg)" "$(python3 bench/steal.py "$stat")" \
-    | tee -a "$work/results.jsonl"
+  "$@" | python3 bench/steal.py row "$r" "$load" "$stat" | tee -a "$work/results.jsonl"
 }
 for r in $(seq "$rounds"); do
   side "$bin/crawl-bench" "$work/agentbase.jsonl" "$max_pages" "$concurrency" "${starts[@]}"
