@@ -291,7 +291,7 @@ fn fuse_page_signal<'a>(
     let mut sims: Vec<(f32, usize)> = vecs
         .iter()
         .enumerate()
-        .map(|(p, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum::<f32>(), p))
+        .map(|(p, v)| (dot(v, q), p))
         .collect();
     sims.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (r, &(_, p)) in sims.iter().take(50).enumerate() {
@@ -969,7 +969,7 @@ async fn dense_quotes(
                     let all = runs(&it.question, &chunks, policy);
                     let texts: Vec<String> = all.iter().map(|r| r.text.clone()).collect();
                     let (vecs, _) = cache.embed(embedder, &texts).await?;
-                    let cos: Vec<f64> = vecs.iter().map(|v| f64::from(cosine(qv, v))).collect();
+                    let cos: Vec<f64> = vecs.iter().map(|v| f64::from(dot(qv, v))).collect();
                     let top = all.iter().map(|r| r.score).fold(0.0, f64::max).max(1e-9);
                     for (wi, &w) in WEIGHTS.iter().enumerate() {
                         let run = best_run(all.clone(), |i, r| r.score / top + w * cos[i]);
@@ -990,11 +990,9 @@ async fn dense_quotes(
     Ok(())
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb).max(1e-12)
+/// The dot product: the cosine of the embedder's vectors, which are L2-normalised.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The five documents a chat turn would get for `question`, spread by `spread`,
