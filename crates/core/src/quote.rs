@@ -3,6 +3,7 @@
 //! it. Plain text in, plain text out; the answer stream is wrapped in the service
 //! (`grounding.rs`), and the retrieval benchmark scores the choice offline.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// Longest quote of [`QuotePolicy::TOP_CHUNK`], in characters (a few sentences).
@@ -47,7 +48,9 @@ impl QuotePolicy {
     /// with `bench/rag/run.sh grounded --quotes --split dev`: the quote held the gold
     /// fact for 51 of 75 questions, against 35 quoting the best chunk by plain word
     /// counts and 42 with runs up to 400 characters and code blocks cut into lines
-    /// (bench/rag/RESULTS.md).
+    /// (bench/rag/RESULTS.md). Every policy quotes what a run's last sentence
+    /// introduces with it (`Sentences::introduced`; 51 of 75 dev facts against 48
+    /// with `bench/rag/run.sh eval --facts`).
     pub const SHIPPED: QuotePolicy = QuotePolicy {
         candidates: 2,
         idf: true,
@@ -86,34 +89,66 @@ fn stem(w: &str) -> String {
 
 /// Sentences (and list items, table rows) of a Markdown chunk; a fenced code block
 /// is one unit, so a run that ends in "this returns:" can hold the code after it.
-fn sentences(text: &str) -> Vec<&str> {
+/// Blockquote markers (`> `) are not part of the text: a fence inside a note is
+/// still a fence, and its lines lose their markers.
+fn sentences(text: &str) -> Vec<Cow<'_, str>> {
     let mut out = Vec::new();
-    // The byte range of the open fenced block's lines so far.
-    let mut block: Option<(usize, usize)> = None;
+    // The open fenced block: the byte range of its lines so far, and whether it is
+    // inside a blockquote.
+    let mut block: Option<(usize, usize, bool)> = None;
     let mut offset = 0;
     for line in text.split('\n') {
         let start = offset;
         offset += line.len() + 1;
-        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+        let bare = unquoted(line.trim_start());
+        let fence = bare.starts_with("```") || bare.starts_with("~~~");
         match (&mut block, fence) {
-            (None, true) => block = Some((offset.min(text.len()), offset.min(text.len()))),
-            (Some((from, to)), true) => {
-                out.push(text[*from..*to].trim());
+            (None, true) => {
+                let at = offset.min(text.len());
+                block = Some((at, at, bare.len() < line.trim_start().len()));
+            }
+            (Some(open), true) => {
+                out.push(block_text(text, *open));
                 block = None;
             }
-            (Some((_, to)), false) => *to = start + line.len(),
-            (None, false) => line_sentences(line, &mut out),
+            (Some((_, to, _)), false) => *to = start + line.len(),
+            (None, false) => line_sentences(bare, &mut out),
         }
     }
-    if let Some((from, to)) = block {
-        out.push(text[from..to].trim());
+    if let Some(open) = block {
+        out.push(block_text(text, open));
     }
     out.retain(|s| s.chars().any(char::is_alphanumeric));
     out
 }
 
+/// `line` without its leading blockquote markers (`>` followed by a space or the
+/// end of the line, repeated). `>>> x`, a Python prompt, is not a blockquote.
+fn unquoted(line: &str) -> &str {
+    let mut rest = line;
+    while let Some(after) = rest.strip_prefix('>') {
+        if after.is_empty() || after.starts_with(' ') {
+            rest = after.trim_start();
+        } else {
+            break;
+        }
+    }
+    rest
+}
+
+/// A fenced block's lines `text[from..to]`, trimmed; without their blockquote
+/// markers when the fence was inside a blockquote.
+fn block_text(text: &str, (from, to, quoted): (usize, usize, bool)) -> Cow<'_, str> {
+    let lines = text[from..to].trim();
+    if !quoted {
+        return Cow::Borrowed(lines);
+    }
+    let unquoted: Vec<&str> = lines.lines().map(|l| unquoted(l.trim_start())).collect();
+    Cow::Owned(unquoted.join("\n").trim().to_owned())
+}
+
 /// The sentences of one line of prose: a stop, a space, then a capital, `(` or `` ` ``.
-fn line_sentences<'a>(line: &'a str, out: &mut Vec<&'a str>) {
+fn line_sentences<'a>(line: &'a str, out: &mut Vec<Cow<'a, str>>) {
     let mut start = 0;
     let bytes = line.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
@@ -123,11 +158,11 @@ fn line_sentences<'a>(line: &'a str, out: &mut Vec<&'a str>) {
                 .get(i + 2)
                 .is_some_and(|n| n.is_ascii_uppercase() || *n == b'(' || *n == b'`');
         if end_of_sentence {
-            out.push(line[start..=i].trim());
+            out.push(Cow::Borrowed(line[start..=i].trim()));
             start = i + 1;
         }
     }
-    out.push(line[start..].trim());
+    out.push(Cow::Borrowed(line[start..].trim()));
 }
 
 /// The stems of the code spans (between backticks) of `sentence`.
@@ -142,7 +177,7 @@ fn code_stems(sentence: &str) -> HashSet<String> {
 
 /// A chunk split into sentences, each with its set of stems and its code's.
 struct Sentences<'a> {
-    text: Vec<&'a str>,
+    text: Vec<Cow<'a, str>>,
     stems: Vec<HashSet<String>>,
     code: Vec<HashSet<String>>,
 }
@@ -189,6 +224,32 @@ impl<'a> Sentences<'a> {
             }
         }
         out
+    }
+
+    /// Where a quote of the run ending at unit `end` ends. A sentence that
+    /// introduces what follows (it ends in `:`, "the defaults are:") is quoted with
+    /// the unit it introduces (a code block, list item or table row, after a short
+    /// caption line such as "Filename: Cargo.toml" or "Table 3-1: Integer Types"),
+    /// whether it ends the run or comes right after it: the answer is often that
+    /// unit, and the words that choose the run are in the sentence before it.
+    fn introduced(&self, end: usize) -> usize {
+        let units = &self.text;
+        let introduces = |i: usize| i + 1 < units.len() && units[i].ends_with(':');
+        let end = if !introduces(end) && introduces(end + 1) {
+            end + 1
+        } else {
+            end
+        };
+        if !introduces(end) {
+            return end;
+        }
+        let next = &units[end + 1];
+        let caption = next.len() < 60 && next.contains(": ") && !next.contains('\n');
+        if caption && end + 2 < units.len() {
+            end + 2
+        } else {
+            end + 1
+        }
     }
 
     /// The run's sentences on one line (a code block's lines and indentation become
@@ -255,7 +316,7 @@ pub fn runs(question: &str, chunks: &[&str], policy: QuotePolicy) -> Vec<Run> {
         for (score, start, end) in c.runs(&weights, policy.code_bonus, policy.chars) {
             out.push(Run {
                 rank,
-                text: c.join(start, end, policy.chars),
+                text: c.join(start, c.introduced(end), policy.chars),
                 score: score / decay,
             });
         }
@@ -408,6 +469,61 @@ Profiles can be overridden in the manifest.";
         // An unclosed block runs to the end of the chunk; an empty one is skipped.
         let units = sentences("Run this:\n```\n```\nThen:\n```sh\ncargo build\n  --release");
         assert_eq!(units, ["Run this:", "Then:", "cargo build\n  --release"]);
+    }
+
+    #[test]
+    fn a_fence_inside_a_blockquote_is_one_unit_without_its_markers() {
+        let note = "> Note: tests need an attribute:\n>\n> ```rust\n> #[test]\n> fn \
+works() {}\n> ```\n>\n> Run them with `cargo test`.";
+        let units = sentences(note);
+        assert_eq!(
+            units,
+            [
+                "Note: tests need an attribute:",
+                "#[test]\nfn works() {}",
+                "Run them with `cargo test`."
+            ]
+        );
+        // A Python prompt is not a blockquote, inside a fence or out.
+        let prompt = ">>> len('abc')\n3\n```\n>>> x = 1\n```";
+        assert_eq!(sentences(prompt), [">>> len('abc')", "3", ">>> x = 1"]);
+        let (_, quote) = pick(
+            "Which attribute marks a test function?",
+            &[note],
+            QuotePolicy::SHIPPED,
+        )
+        .unwrap();
+        assert!(quote.contains("#[test] fn works() {}"), "{quote}");
+        assert!(!quote.contains('>'), "{quote}");
+    }
+
+    #[test]
+    fn a_sentence_that_introduces_a_block_is_quoted_with_it() {
+        // The run that names the question's words ends in a colon: the block it
+        // introduces comes with it, past a caption line.
+        let text = "Profiles set the optimisation level. Here are the default \
+values of the `opt-level` setting for the `dev` and `release` profiles:\n\n\
+Filename: Cargo.toml\n\n```toml\n[profile.release]\nopt-level = 3\n```";
+        let q = "What opt-level does the release profile use by default?";
+        let (_, quote) = pick(q, &[text], QuotePolicy::SHIPPED).unwrap();
+        assert!(
+            quote.ends_with("Filename: Cargo.toml [profile.release] opt-level = 3"),
+            "{quote}"
+        );
+        // The sentence after the run introduces the example: both come with it.
+        let text = "Tests run in parallel by default. To run them one at a time, \
+send the `--test-threads` flag to the test binary. For example:\n\n\
+```console\n$ cargo test -- --test-threads=1\n```\n\nThat is slower.";
+        let q = "How do I run tests one at a time?";
+        let (_, quote) = pick(q, &[text], QuotePolicy::SHIPPED).unwrap();
+        assert!(
+            quote.ends_with("For example: $ cargo test -- --test-threads=1"),
+            "{quote}"
+        );
+        // A colon at the end of the chunk has nothing to bring.
+        let units = Sentences::of("One. The values are:");
+        assert_eq!(units.introduced(0), 0);
+        assert_eq!(units.introduced(1), 1);
     }
 
     #[test]

@@ -108,7 +108,8 @@ proptest! {
 }
 
 /// Knowledge text comes from crawled sites and questions from visitors: choosing a
-/// quote takes any text, stays among the candidates it was given, and stays short.
+/// quote takes any text (fences, blockquote markers and colons at line ends among
+/// it), stays among the candidates it was given, and stays short.
 mod quotes {
     use super::*;
     use agentbase_core::quote::{QuotePolicy, pick, uses};
@@ -119,7 +120,7 @@ mod quotes {
         #[test]
         fn any_text_gets_a_short_quote_from_a_candidate(
             question in "\\PC{0,200}",
-            chunks in proptest::collection::vec("(\\PC|[.!?\n ]|\n```|~~~){0,1500}", 0..6),
+            chunks in proptest::collection::vec("(\\PC|[.!?\n ]|\n```|~~~|\n> ?|:\n){0,1500}", 0..6),
             candidates in 0usize..8,
             idf in any::<bool>(),
             rank_decay in 0.0f32..2.0,
