@@ -216,14 +216,20 @@ fn normalize(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x /= norm);
 }
 
-fn in_split(q: &Question, split: &str) -> bool {
+pub fn in_split(q: &Question, split: &str) -> bool {
     !q.offtopic && !q.relevant.is_empty() && (split == "all" || q.split.as_deref() == Some(split))
 }
 
 /// The method's ranked distinct pages for question `qi`.
 pub fn rank<'a>(l: &'a Loaded, m: &Method, qi: usize) -> Result<Vec<&'a str>> {
+    rank_text(l, m, qi, &l.questions[qi].question)
+}
+
+/// [`rank`] with `text` as the query's text (BM25 and its function-word handling)
+/// and question `qi`'s embedding.
+pub fn rank_text<'a>(l: &'a Loaded, m: &Method, qi: usize, text: &str) -> Result<Vec<&'a str>> {
     let query = |embedding: Vec<f32>, limit: usize| Query {
-        text: l.questions[qi].question.clone(),
+        text: text.to_owned(),
         embedding: Some(embedding),
         limit,
         mode: m.mode,
@@ -303,15 +309,23 @@ fn fuse_page_signal<'a>(
 }
 
 pub fn evaluate(l: &Loaded, m: &Method, split: &str) -> Result<(Metrics, usize)> {
+    evaluate_by(l, split, |qi| rank(l, m, qi))
+}
+
+/// Mean metrics (in points) over the questions of `split`, each question's pages
+/// ranked by `rank_of(question index)`; and how many questions.
+pub fn evaluate_by<'a>(
+    l: &'a Loaded,
+    split: &str,
+    mut rank_of: impl FnMut(usize) -> Result<Vec<&'a str>>,
+) -> Result<(Metrics, usize)> {
     let mut sum = Metrics::default();
     let mut n = 0;
     for (qi, q) in l.questions.iter().enumerate() {
         if !in_split(q, split) {
             continue;
         }
-        let pages = rank(l, m, qi)?;
-        let relevant: HashSet<&str> = q.relevant.iter().map(String::as_str).collect();
-        let s = score(&pages, &relevant);
+        let s = question_score(q, &rank_of(qi)?);
         sum.recall5 += s.recall5;
         sum.mrr10 += s.mrr10;
         sum.ndcg10 += s.ndcg10;
@@ -326,6 +340,12 @@ pub fn evaluate(l: &Loaded, m: &Method, split: &str) -> Result<(Metrics, usize)>
         },
         n,
     ))
+}
+
+/// Question `q`'s metrics (0-1) for a ranking of distinct pages.
+pub fn question_score(q: &Question, pages: &[&str]) -> Metrics {
+    let relevant: HashSet<&str> = q.relevant.iter().map(String::as_str).collect();
+    score(pages, &relevant)
 }
 
 /// `--dump-candidates`: per question (dev and test), the shipped method's 30 best

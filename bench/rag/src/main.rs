@@ -14,6 +14,7 @@
 mod corpus;
 mod eval;
 mod grounded;
+mod query_side;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -100,6 +101,11 @@ struct EvalArgs {
     /// lists (titles, chunk centroids) fused with the ranking (chosen on dev).
     #[arg(long)]
     feedback: bool,
+    /// Also try the query-side levers: lexical pseudo-relevance feedback, routing
+    /// questions that name code to a BM25-leaning method, and the per-question
+    /// oracle over BM25, dense and the shipped method (chosen on dev).
+    #[arg(long)]
+    query: bool,
     /// Also print the relevance-floor calibration (dev answerable vs unanswerable).
     #[arg(long)]
     threshold: bool,
@@ -210,6 +216,9 @@ async fn eval(args: EvalArgs) -> Result<()> {
     }
     if args.feedback {
         eval::feedback(&loaded)?;
+    }
+    if args.query {
+        query_side::query_side(&loaded)?;
     }
     if args.threshold {
         eval::threshold(&loaded, &o).await?;
