@@ -89,6 +89,7 @@ def main():
     if sys.argv[1:2] == ["row"]:
         round_, load, before = sys.argv[2:5]
         row = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
+        round_ = int(round_) if round_.isdigit() else round_
         row.update(round=round_, load=float(load), load_after=load1(), steal=stolen_since(before))
         print(json.dumps(row))
         return

@@ -105,11 +105,10 @@ run() { # label, command...: appends the command's JSON line plus time's figures
   local line
   line=$(/usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" "$@" 2>"$OUT/stderr.txt" | tail -1) \
     || { echo "$label failed:" >&2; cat "$OUT/stderr.txt" >&2; exit 1; }
-  local load_after; load_after=$(cut -d' ' -f1 /proc/loadavg)
-  local steal; steal=$(python3 bench/steal.py "$stat")
   read -r wall user sys maxrss < "$OUT/time.txt"
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(label=sys.argv[2], load=float(sys.argv[3]), load_after=float(sys.argv[8]), round=int(sys.argv[9]), kernels=sys.argv[10] or "best", wall=float(sys.argv[4]), cpu_secs=float(sys.argv[5])+float(sys.argv[6]), time_maxrss_mb=int(sys.argv[7])/1024, steal=float(sys.argv[11])); print(json.dumps(d))' \
-    "$line" "$label" "$load" "$wall" "$user" "$sys" "$maxrss" "$load_after" "$round" "$KERNELS" "$steal" | tee -a "$RESULTS"
+  printf '%s\n' "$line" | python3 bench/steal.py row "$round" "$load" "$stat" \
+    | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.update(label=sys.argv[1], kernels=sys.argv[2] or "best", wall=float(sys.argv[3]), cpu_secs=float(sys.argv[4])+float(sys.argv[5]), time_maxrss_mb=int(sys.argv[6])/1024); print(json.dumps(d))' \
+      "$label" "$KERNELS" "$wall" "$user" "$sys" "$maxrss" | tee -a "$RESULTS"
 }
 
 for round in $(seq "$ROUNDS"); do
