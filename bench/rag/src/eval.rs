@@ -502,6 +502,22 @@ pub fn feedback(loaded: &[Loaded]) -> Result<()> {
             );
         }
     }
+    dev_test_table(
+        loaded,
+        &variants,
+        |m| &m.name,
+        |l, m, split| Ok(evaluate(l, m, split)?.0.ndcg10),
+    )
+}
+
+/// Prints one row per variant: nDCG@10 on each corpus's dev half, their mean, then
+/// each test half (to read only for the variant chosen on dev).
+pub fn dev_test_table<V>(
+    loaded: &[Loaded],
+    variants: &[V],
+    name: impl Fn(&V) -> &str,
+    mut ndcg: impl FnMut(&Loaded, &V, &str) -> Result<f64>,
+) -> Result<()> {
     print!("\n| variant |");
     for l in loaded {
         print!(" {} dev |", l.corpus.name);
@@ -512,18 +528,17 @@ pub fn feedback(loaded: &[Loaded]) -> Result<()> {
     }
     println!();
     println!("|{}", " --- |".repeat(2 * loaded.len() + 2));
-    for v in &variants {
-        print!("| {} |", v.name);
+    for v in variants {
+        print!("| {} |", name(v));
         let mut sum = 0.0;
         for l in loaded {
-            let (s, _) = evaluate(l, v, "dev")?;
-            print!(" {:.1} |", s.ndcg10);
-            sum += s.ndcg10;
+            let s = ndcg(l, v, "dev")?;
+            print!(" {s:.1} |");
+            sum += s;
         }
         print!(" {:.1} |", sum / loaded.len() as f64);
         for l in loaded {
-            let (s, _) = evaluate(l, v, "test")?;
-            print!(" {:.1} |", s.ndcg10);
+            print!(" {:.1} |", ndcg(l, v, "test")?);
         }
         println!();
     }

@@ -187,7 +187,10 @@ fn print_by_form(loaded: &[Loaded]) -> Result<()> {
 }
 
 pub fn query_side(loaded: &[Loaded]) -> Result<()> {
-    let dfs: Vec<Df> = loaded.iter().map(|l| Df::of(&l.index)).collect();
+    let dfs: HashMap<&str, Df> = loaded
+        .iter()
+        .map(|l| (l.corpus.name, Df::of(&l.index)))
+        .collect();
     print_by_form(loaded)?;
     let shipped = Method::shipped();
     let mut variants = vec![(
@@ -226,30 +229,13 @@ pub fn query_side(loaded: &[Loaded]) -> Result<()> {
         "oracle: the best of BM25, dense, shipped per question (a ceiling)".to_owned(),
         Variant::Oracle,
     ));
-    print!("\n| variant |");
-    for l in loaded {
-        print!(" {} dev |", l.corpus.name);
-    }
-    print!(" mean dev |");
-    for l in loaded {
-        print!(" {} test |", l.corpus.name);
-    }
-    println!();
-    println!("|{}", " --- |".repeat(2 * loaded.len() + 2));
-    for (name, v) in &variants {
-        print!("| {name} |");
-        let mut sum = 0.0;
-        for (l, df) in loaded.iter().zip(&dfs) {
-            let (s, _) = eval::evaluate_by(l, "dev", |qi| ranked(l, df, v, qi))?;
-            print!(" {:.1} |", s.ndcg10);
-            sum += s.ndcg10;
-        }
-        print!(" {:.1} |", sum / loaded.len() as f64);
-        for (l, df) in loaded.iter().zip(&dfs) {
-            let (s, _) = eval::evaluate_by(l, "test", |qi| ranked(l, df, v, qi))?;
-            print!(" {:.1} |", s.ndcg10);
-        }
-        println!();
-    }
-    Ok(())
+    eval::dev_test_table(
+        loaded,
+        &variants,
+        |(name, _)| name.as_str(),
+        |l, (_, v), split| {
+            let (s, _) = eval::evaluate_by(l, split, |qi| ranked(l, &dfs[l.corpus.name], v, qi))?;
+            Ok(s.ndcg10)
+        },
+    )
 }
