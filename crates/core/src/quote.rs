@@ -6,10 +6,10 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-/// Longest quote of [`QuotePolicy::TOP_CHUNK`], in characters (a few sentences).
+/// Longest run of sentences [`QuotePolicy::TOP_CHUNK`] quotes, in characters.
 pub const QUOTE_CHARS: usize = 400;
 
-/// Most sentences in one quote.
+/// Most sentences in one run (a quote adds what its last sentence introduces).
 const MAX_SENTENCES: usize = 4;
 
 /// How a quote is chosen among the retrieved chunks.
@@ -27,8 +27,9 @@ pub struct QuotePolicy {
     /// something the question does not: in documentation the answer is often an
     /// identifier, a command or a value the question could not have named.
     pub code_bonus: f64,
-    /// Longest run of sentences, in characters. A single longer sentence is still
-    /// a candidate, cut at this many characters when it is over twice as long.
+    /// Longest run of sentences, in characters; what the run's last sentence
+    /// introduces comes on top. A quote over twice this long (a single long
+    /// sentence, or a long introduced block) is cut at this many characters.
     pub chars: usize,
 }
 
