@@ -313,12 +313,19 @@ async fn wait_trained(api: &Api, id: &str) -> Result<()> {
                 return Ok(());
             }
         }
-        if let Some(j) = jobs.first() {
+        // One job per source: the first still running, and the counts of all.
+        if let Some(j) = jobs
+            .iter()
+            .find(|j| j["status"] == "running")
+            .or(jobs.first())
+        {
+            let sum = |k: &str| jobs.iter().filter_map(|j| j[k].as_u64()).sum::<u64>();
             eprint!(
-                "\r  {} {}/{} ({:.0}s)   ",
+                "\r  {} {}/{} in {} jobs ({:.0}s)   ",
                 j["stage"].as_str().unwrap_or(""),
-                j["done"],
-                j["total"],
+                sum("done"),
+                sum("total"),
+                jobs.len(),
                 t.elapsed().as_secs_f64()
             );
         }
