@@ -106,7 +106,7 @@ serve
 python3 - "$work/seed.json" "$key" "$port" "$repeats" "$work/data/agentbase.db" "$MAX_LOAD" "$MAX_STEAL" <<'PY'
 import base64, http.client, json, sqlite3, statistics, sys, time
 sys.path.insert(0, "bench")
-from steal import cpu_line, judged, load1
+from steal import cpu_line, described, judged, load1
 seed = json.load(open(sys.argv[1])); key = sys.argv[2]; port = int(sys.argv[3]); repeats = int(sys.argv[4])
 db = sys.argv[5]; max_load, max_steal = float(sys.argv[6]), float(sys.argv[7])
 conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -222,8 +222,7 @@ for n, m in sorted(seed["messages"].items(), key=lambda kv: int(kv[0])):
     print(f"| COUNT(*) messages of the conversation | {int(n):,} | "
           f"{sql_ms('SELECT COUNT(*) FROM messages WHERE conversation_id = ?', (m['conversation'],)):.2f} |")
 run = judged(sql_load, sql_stat, max_load, max_steal)
-print(f"\nSQL timings: load average {run['load']:.2f} before, {run['load_after']:.2f} after; CPU time stolen "
-      f"{run['steal']:.1%}: " + ("valid" if run["valid"] else "INVALID: these timings are not results"))
+print(f"\nSQL timings: {described(run)}: " + ("valid" if run["valid"] else "INVALID: these timings are not results"))
 print()
 print(f"SQLite {sqlite3.sqlite_version} (Python's; the server links its own through sqlx)\n")
 for q, args in (("SELECT * FROM tool_calls WHERE conversation_id = ?", ("x",)),

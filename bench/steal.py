@@ -15,7 +15,7 @@ prints the command's last JSON line with "round", "load" (before), "load_after" 
 its rounds by: bench/llm's summary, api.sh, chat.sh, bench/crawl/run.sh and render.sh
 (`sys.path.insert(0, "bench"); from steal import valid_rounds`); `judged` applies it to
 one timed step (bench/rag/run.sh's latency, build and http steps, pagination.sh's lists,
-bench/chaos/soak.py's unloaded probe baseline).
+bench/chaos/soak.py's unloaded probe baseline), and `described` prints its figures.
 """
 
 import json
@@ -85,11 +85,17 @@ def judged(load, before, max_load, max_steal):
     return run
 
 
+def described(run):
+    """A judged run's load average before and after it and the CPU time stolen, as
+    the scripts print it before their "valid" or "INVALID"."""
+    return (f"load average {run['load']:.2f} before, {run['load_after']:.2f} after; "
+            f"CPU time stolen {run['steal']:.1%}")
+
+
 def main():
     if sys.argv[1:2] == ["row"]:
         round_, load, before = sys.argv[2:5]
         row = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
-        round_ = int(round_) if round_.isdigit() else round_
         row.update(round=round_, load=float(load), load_after=load1(), steal=stolen_since(before))
         print(json.dumps(row))
         return

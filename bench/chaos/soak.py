@@ -49,7 +49,7 @@ from harness import Api, Server, Site, log, loadavg, percentile
 
 BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, BENCH)
-from steal import cpu_line, judged, load1  # noqa: E402  (bench/steal.py: the rule every bench script shares)
+from steal import cpu_line, described, judged, load1  # noqa: E402  (bench/steal.py: the rule every bench script shares)
 
 
 class Soak:
@@ -496,8 +496,7 @@ class Soak:
         res["probe_unloaded"] = json.loads(p.communicate()[0])
         run = judged(load, stat, self.args.max_load, self.args.max_steal)
         res["baseline"] = run
-        log(f"unloaded probe: load average {load:.2f} before, {run['load_after']:.2f} after; CPU time stolen "
-            f"{run['steal']:.1%}: {'valid' if run['valid'] else 'INVALID'}")
+        log(f"unloaded probe: {described(run)}: {'valid' if run['valid'] else 'INVALID'}")
         res["server_histogram_unloaded"] = self.route_histogram(PROBE_ROUTE)
         res["load_during_unloaded"] = loadavg()
         log(f"loaded: {self.args.duration}s of mixed load")
@@ -598,8 +597,7 @@ def summarize(res: dict, args) -> tuple[str, bool]:
     quiet_err = res["probe_unloaded"]["errors"] + res["probe_unloaded"]["non2xx"]
     load_err = res["probe_loaded"]["errors"] + res["probe_loaded"]["non2xx"]
     base = res["baseline"]
-    base_note = (f"unloaded baseline: load average {base['load']:.2f} before, {base['load_after']:.2f} after; "
-                 f"CPU time stolen {base['steal']:.1%}: " + ("valid" if base["valid"] else
+    base_note = (f"unloaded baseline: {described(base)}: " + ("valid" if base["valid"] else
                  f"INVALID (above {args.max_load} or {args.max_steal:.0%}): the baseline and the 2x comparison "
                  "are not results"))
     out += ["### GET /api/v2/agents (the probe, %s/s, one connection)" % args.probe_rate, "",

@@ -50,11 +50,10 @@ timed() { # step name, command...
   "$@"
   python3 -c 'import sys
 sys.path.insert(0, "bench")
-from steal import judged
+from steal import described, judged
 step, load, stat, max_load, max_steal = sys.argv[1], float(sys.argv[2]), sys.argv[3], *map(float, sys.argv[4:])
 run = judged(load, stat, max_load, max_steal)
-after, steal = run["load_after"], run["steal"]
-print(f"# {step}: load average {load:.2f} before, {after:.2f} after; CPU time stolen {steal:.1%}: "
+print(f"# {step}: {described(run)}: "
       + ("valid" if run["valid"] else f"INVALID (above {max_load} or {max_steal:.0%}): do not report these timings"))' \
     "$step" "$load" "$stat" "$MAX_LOAD" "$MAX_STEAL"
 }

@@ -903,7 +903,7 @@ enum Spread {
 /// `grounded --split` takes them), how often the gold fact is in the five chunks a
 /// chat turn gets, and in the quote chosen from them, for each [`Spread`].
 pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
-    use crate::grounded::{Item, norm, split};
+    use crate::grounded::norm;
     let spreads = [
         ("round robin, 3 per page (shipped)", Spread::RoundRobin(3)),
         ("round robin, 1 per page", Spread::RoundRobin(1)),
@@ -918,27 +918,13 @@ pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     println!("| spread | corpus | dev in chunks | dev in quote | test in chunks | test in quote |");
     println!("| --- | --- | ---: | ---: | ---: | ---: |");
     for l in loaded {
-        // The answerable questions of each half, as `grounded --split` takes them.
-        let mut halves = Vec::new();
-        for half in ["dev", "test"] {
-            let items: Vec<Item> = split(corpus::read_jsonl(&l.corpus.grounded)?, half)
-                .into_iter()
-                .filter(|it| !it.unanswerable)
-                .collect();
-            let texts: Vec<String> = items.iter().map(|it| it.question.clone()).collect();
-            let (vecs, _) = cache.embed(&embedder, &texts).await?;
-            halves.push((items, vecs));
-        }
+        let halves = answerable_halves(l, &embedder, &mut cache).await?;
         for (label, spread) in spreads {
             let mut cells = Vec::new();
             for (items, vecs) in &halves {
                 let (mut in_chunks, mut in_quote) = (0, 0);
                 for (it, v) in items.iter().zip(vecs) {
-                    let hits = spread_hits(&l.index, &it.question, v, spread)?;
-                    let chunks: Vec<&str> = hits
-                        .iter()
-                        .filter_map(|&d| l.index.doc(d).map(|d| d.text.as_str()))
-                        .collect();
+                    let chunks = spread_texts(&l.index, &it.question, v, spread)?;
                     let fact = norm(it.fact.as_deref().unwrap_or_default());
                     let quote = agentbase_core::quote::pick(
                         &it.question,
@@ -970,7 +956,7 @@ async fn dense_quotes(
     embedder: &agentbase_llm::LocalEmbedder,
     cache: &mut EmbedCache,
 ) -> Result<()> {
-    use crate::grounded::{Item, norm, split};
+    use crate::grounded::norm;
     use agentbase_core::quote::{QuotePolicy, best_run, runs};
     const WEIGHTS: [f64; 8] = [0.0, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 1000.0];
     const CANDIDATES: [usize; 3] = [2, 3, 5];
@@ -982,19 +968,13 @@ async fn dense_quotes(
     println!("| --- | ---: |{}", " ---: |".repeat(WEIGHTS.len()));
     for l in loaded {
         let mut counts = vec![[[0usize; 2]; WEIGHTS.len()]; CANDIDATES.len()];
-        for (h, half) in ["dev", "test"].into_iter().enumerate() {
-            let items: Vec<Item> = split(corpus::read_jsonl(&l.corpus.grounded)?, half)
-                .into_iter()
-                .filter(|it| !it.unanswerable)
-                .collect();
-            let questions: Vec<String> = items.iter().map(|it| it.question.clone()).collect();
-            let (q_vecs, _) = cache.embed(embedder, &questions).await?;
-            for (it, qv) in items.iter().zip(&q_vecs) {
-                let hits = spread_hits(&l.index, &it.question, qv, Spread::RoundRobin(3))?;
-                let chunks: Vec<&str> = hits
-                    .iter()
-                    .filter_map(|&d| l.index.doc(d).map(|d| d.text.as_str()))
-                    .collect();
+        for (h, (items, q_vecs)) in answerable_halves(l, embedder, cache)
+            .await?
+            .iter()
+            .enumerate()
+        {
+            for (it, qv) in items.iter().zip(q_vecs) {
+                let chunks = spread_texts(&l.index, &it.question, qv, Spread::RoundRobin(3))?;
                 let fact = norm(it.fact.as_deref().unwrap_or_default());
                 for (ci, &candidates) in CANDIDATES.iter().enumerate() {
                     let policy = QuotePolicy {
@@ -1023,6 +1003,40 @@ async fn dense_quotes(
         }
     }
     Ok(())
+}
+
+/// The grounded set's answerable questions of the dev and the test half (as
+/// `grounded --split` takes them), each half with its questions' embeddings.
+async fn answerable_halves(
+    l: &Loaded,
+    embedder: &agentbase_llm::LocalEmbedder,
+    cache: &mut EmbedCache,
+) -> Result<Vec<(Vec<crate::grounded::Item>, Vec<Vec<f32>>)>> {
+    let mut halves = Vec::new();
+    for half in ["dev", "test"] {
+        let items: Vec<crate::grounded::Item> =
+            crate::grounded::split(corpus::read_jsonl(&l.corpus.grounded)?, half)
+                .into_iter()
+                .filter(|it| !it.unanswerable)
+                .collect();
+        let texts: Vec<String> = items.iter().map(|it| it.question.clone()).collect();
+        let (vecs, _) = cache.embed(embedder, &texts).await?;
+        halves.push((items, vecs));
+    }
+    Ok(halves)
+}
+
+/// The texts of the chunks [`spread_hits`] gives a chat turn.
+fn spread_texts<'a>(
+    index: &'a Index,
+    question: &str,
+    v: &[f32],
+    spread: Spread,
+) -> Result<Vec<&'a str>> {
+    Ok(spread_hits(index, question, v, spread)?
+        .iter()
+        .filter_map(|&d| index.doc(d).map(|d| d.text.as_str()))
+        .collect())
 }
 
 /// The dot product: the cosine of the embedder's vectors, which are L2-normalised.
