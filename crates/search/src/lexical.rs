@@ -18,12 +18,12 @@ use std::path::Path;
 
 use tantivy::collector::TopDocs;
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, EnableScoring, Occur, Query, Scorer, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer};
-use tantivy::{IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, DocSet, IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 use crate::Error;
 use crate::lang::Lang;
@@ -36,8 +36,9 @@ const COVERAGE_MIN_DOCS: f32 = 1000.0;
 
 /// Distinct query terms beyond this are ignored, bounding the cost of a pasted essay.
 const MAX_QUERY_TERMS: usize = 64;
-/// Extra BM25 hits fetched past the `k` asked for, so that ties at the cut are
-/// broken by snapshot order rather than by tantivy's segment layout.
+/// Extra BM25 hits fetched past the `k` asked for, so that ties and near-ties at
+/// the cut are settled by the re-scored sums and snapshot order rather than by
+/// tantivy's segment layout.
 const TIE_SLACK: usize = 16;
 
 /// Indexing memory per writer thread.
@@ -53,6 +54,10 @@ fn analyzer(key: &str) -> TextAnalyzer {
         Some(lang) => builder.filter(Stemmer::new(lang.stemmer())).build(),
         None => builder.build(),
     }
+}
+
+fn internal(what: &str) -> Error {
+    Error::Lexical(tantivy::TantivyError::InternalError(what.to_owned()))
 }
 
 fn analyzer_name(key: &str) -> String {
@@ -307,31 +312,69 @@ impl Lexical {
         if clauses.is_empty() {
             return Ok(Vec::new());
         }
-        let query = BooleanQuery::new(clauses);
-        // Equal scores come back in tantivy's document order, which depends on how
-        // the writer's threads split the documents into segments and so changes
-        // between builds of the same snapshot. A few more than `k`, ordered by score
-        // then snapshot order, make the answer the same for every build.
+        let query = BooleanQuery::new(clauses.iter().map(|(o, q)| (*o, q.box_clone())).collect());
+        // The writer's threads split the documents into segments differently on
+        // every build of the same snapshot, and tantivy's block-WAND adds a
+        // document's term scores in an order that follows that layout, so two builds
+        // differ in a score's last bits and near-ties swap. A few more than `k` are
+        // fetched, each re-scored by adding its clauses' scores in query order, and
+        // ordered by score then snapshot order: the same answer for every build.
         let top = self.searcher.search(
             &query,
             &TopDocs::with_limit(k.saturating_add(TIE_SLACK)).order_by_score(),
         )?;
-        let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
+        let mut addrs: Vec<DocAddress> = top.into_iter().map(|(_, addr)| addr).collect();
+        addrs.sort_unstable();
+        let scores = self.rescore(&clauses, &addrs)?;
+        let mut out = Vec::with_capacity(addrs.len());
+        for (addr, score) in addrs.into_iter().zip(scores) {
             let ord = self
                 .ords
                 .get(addr.segment_ord as usize)
                 .and_then(|c| c.first(addr.doc_id))
-                .ok_or_else(|| {
-                    Error::Lexical(tantivy::TantivyError::InternalError(
-                        "document without an ord".to_owned(),
-                    ))
-                })?;
+                .ok_or_else(|| internal("document without an ord"))?;
             out.push((ord as u32, score));
         }
         out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out.truncate(k);
         Ok(out)
+    }
+
+    /// The BM25 score of each of `addrs` (sorted) under the disjunction of
+    /// `clauses`: every clause's score for the document, added in clause order, so
+    /// the sum does not depend on doc ids or segments.
+    fn rescore(
+        &self,
+        clauses: &[(Occur, Box<dyn Query>)],
+        addrs: &[DocAddress],
+    ) -> Result<Vec<f32>, Error> {
+        let scoring = EnableScoring::enabled_from_searcher(&self.searcher);
+        let weights = clauses
+            .iter()
+            .map(|(_, q)| q.weight(scoring))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut scores = vec![0.0f32; addrs.len()];
+        for w in &weights {
+            let mut at = 0;
+            while let Some(first) = addrs.get(at) {
+                // One scorer per clause and segment, sought forward through the
+                // segment's (sorted) candidates.
+                let reader = self.searcher.segment_reader(first.segment_ord);
+                let mut scorer = w.scorer(reader, 1.0)?;
+                while let Some(addr) = addrs.get(at).filter(|a| a.segment_ord == first.segment_ord)
+                {
+                    // `seek` wants a target at or past the scorer's document.
+                    if scorer.doc() < addr.doc_id {
+                        scorer.seek(addr.doc_id);
+                    }
+                    if scorer.doc() == addr.doc_id {
+                        scores[at] += scorer.score();
+                    }
+                    at += 1;
+                }
+            }
+        }
+        Ok(scores)
     }
 
     /// The share of a query's terms (weighted by BM25's IDF over the body field of
@@ -378,5 +421,91 @@ impl Lexical {
     /// The analyzer keys (languages) the snapshot holds.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().map(|a| a.key.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORDS: &str = "borrow checker lifetime trait generic closure iterator vector \
+        string slice module crate macro pattern match enum struct thread channel mutex \
+        reference ownership heap stack error";
+
+    /// A small corpus where many documents share several of the query's words, with
+    /// lengths and frequencies varied so that their BM25 sums need rounding.
+    fn corpus() -> Vec<(String, String, String)> {
+        let words: Vec<&str> = WORDS.split_whitespace().collect();
+        let mut seed = 0x9e37_79b9_u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize
+        };
+        (0..3000)
+            .map(|_| {
+                let (t, h, b) = (next() % 3 + 1, next() % 4 + 1, next() % 60 + 5);
+                let mut pick = |n: usize| {
+                    (0..n)
+                        .map(|_| words[next() % words.len()])
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                (pick(t), pick(h), pick(b))
+            })
+            .collect()
+    }
+
+    fn build_in(dir: &Path, docs: &[(String, String, String)], order: &[usize]) -> Lexical {
+        let keys = vec!["en".to_owned()];
+        build(
+            dir,
+            &keys,
+            order.iter().map(|&i| LexicalDoc {
+                ord: i as u64,
+                key: "en",
+                title: &docs[i].0,
+                head: &docs[i].1,
+                body: &docs[i].2,
+            }),
+        )
+        .unwrap();
+        Lexical::open(dir, &keys).unwrap()
+    }
+
+    /// The same documents written in another order (other tantivy doc ids, other
+    /// segments) score bit for bit the same: near-ties must not swap between two
+    /// builds of one knowledge base.
+    #[test]
+    fn scores_do_not_depend_on_the_index_layout() {
+        let docs = corpus();
+        let forward: Vec<usize> = (0..docs.len()).collect();
+        let mut shuffled = forward.clone();
+        shuffled.reverse();
+        shuffled[..docs.len() / 2].sort_unstable_by_key(|i| i % 7);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (
+            build_in(a.path(), &docs, &forward),
+            build_in(b.path(), &docs, &shuffled),
+        );
+        let weights = FieldWeights {
+            title: 1.5,
+            heading: 0.7,
+            drop_stopwords: true,
+        };
+        for q in [
+            "borrow checker lifetime trait generic closure iterator vector",
+            "thread channel mutex reference ownership heap stack error",
+            "string slice module crate macro pattern match enum struct",
+            "lifetime of a reference to a slice in a struct",
+        ] {
+            let bits = |l: &Lexical| -> Vec<(u32, u32)> {
+                let hits = l.search(q, 50, weights).unwrap();
+                assert_eq!(hits.len(), 50, "{q}");
+                hits.into_iter().map(|(o, s)| (o, s.to_bits())).collect()
+            };
+            assert_eq!(bits(&a), bits(&b), "{q}");
+        }
     }
 }
