@@ -926,13 +926,14 @@ pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
                 for (it, v) in items.iter().zip(vecs) {
                     let chunks = spread_texts(&l.index, &it.question, v, spread)?;
                     let fact = norm(it.fact.as_deref().unwrap_or_default());
-                    let quote = agentbase_core::quote::pick(
+                    let quote: String = agentbase_core::quote::pick(
                         &it.question,
                         &chunks,
                         agentbase_core::quote::QuotePolicy::SHIPPED,
                     )
+                    .into_iter()
                     .map(|q| q.1)
-                    .unwrap_or_default();
+                    .collect();
                     in_chunks += usize::from(chunks.iter().any(|c| norm(c).contains(&fact)));
                     in_quote += usize::from(norm(&quote).contains(&fact));
                 }
@@ -942,10 +943,70 @@ pub async fn facts(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
             println!("| {label} | {} | {} |", l.corpus.name, cells.join(" | "));
         }
     }
+    second_quotes(loaded, &embedder, &mut cache).await?;
     dense_quotes(loaded, &embedder, &mut cache).await
 }
 
-/// `--facts`, second part: the quote chosen by question words and the embedding
+/// `--facts`, second part: a second quote from another chunk (`QuotePolicy::second`)
+/// for several shares of the first quote's score and numbers of candidate chunks.
+/// Prints, per corpus, how many answerable questions' quotes hold the gold fact
+/// (dev | test), the mean characters quoted and how many turns get a second quote.
+async fn second_quotes(
+    loaded: &[Loaded],
+    embedder: &agentbase_llm::LocalEmbedder,
+    cache: &mut EmbedCache,
+) -> Result<()> {
+    use crate::grounded::norm;
+    use agentbase_core::quote::QuotePolicy;
+    const SHARES: [f64; 7] = [0.0, 0.3, 0.5, 0.7, 0.8, 0.9, f64::INFINITY];
+    const CANDIDATES: [usize; 3] = [2, 3, 5];
+    println!(
+        "\na second quote when it scores this share of the first's: gold fact in the \
+         quotes (dev | test), mean characters quoted, turns with a second quote\n"
+    );
+    println!(
+        "| corpus | candidates | {} |",
+        SHARES.map(|r| format!("share {r}")).join(" | ")
+    );
+    println!("| --- | ---: |{}", " ---: |".repeat(SHARES.len()));
+    for l in loaded {
+        let halves = answerable_halves(l, embedder, cache).await?;
+        for candidates in CANDIDATES {
+            let mut cells = Vec::new();
+            for second in SHARES {
+                let policy = QuotePolicy {
+                    candidates,
+                    second,
+                    ..QuotePolicy::SHIPPED
+                };
+                let (mut held, mut chars, mut n, mut twice) = ([0usize; 2], 0, 0, 0);
+                for (h, (items, vecs)) in halves.iter().enumerate() {
+                    for (it, v) in items.iter().zip(vecs) {
+                        let chunks =
+                            spread_texts(&l.index, &it.question, v, Spread::RoundRobin(3))?;
+                        let fact = norm(it.fact.as_deref().unwrap_or_default());
+                        let quotes = agentbase_core::quote::pick(&it.question, &chunks, policy);
+                        let quoted: String = quotes.iter().map(|q| q.1.as_str()).collect();
+                        twice += usize::from(quotes.len() > 1);
+                        chars += quoted.chars().count();
+                        n += 1;
+                        held[h] += usize::from(norm(&quoted).contains(&fact));
+                    }
+                }
+                let mean = chars / n.max(1);
+                cells.push(format!("{} \\| {} ({mean} ch, {twice})", held[0], held[1]));
+            }
+            println!(
+                "| {} | {candidates} | {} |",
+                l.corpus.name,
+                cells.join(" | ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--facts`, third part: the quote chosen by question words and the embedding
 /// together (a lever that lost: bench/rag/RESULTS.md). Each run of sentences the
 /// shipped policy may quote from its best `candidates` chunks gets `words / best
 /// words + weight · cosine(question, run)`, with both embedded by the corpus model;

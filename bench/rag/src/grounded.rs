@@ -411,7 +411,7 @@ pub fn split(items: Vec<Item>, split: &str) -> Vec<Item> {
 
 /// The quote policies `--quotes` compares.
 fn quote_policies() -> Vec<QuotePolicy> {
-    let mut v = vec![QuotePolicy::TOP_CHUNK];
+    let mut v = vec![QuotePolicy::TOP_CHUNK, QuotePolicy::SHIPPED];
     for chars in [400, 600] {
         for candidates in [1, 2, 3, 5] {
             for rank_decay in [0.0, 0.25, 0.5] {
@@ -422,6 +422,7 @@ fn quote_policies() -> Vec<QuotePolicy> {
                         rank_decay,
                         code_bonus,
                         chars,
+                        second: f64::INFINITY,
                     });
                 }
             }
@@ -467,14 +468,13 @@ async fn quote_sweep(
         let said = answer.is_some_and(|a| norm(a).contains(&fact));
         in_answers += usize::from(said);
         for ((h, e), p) in held.iter_mut().zip(&mut ended).zip(&policies) {
-            let quote = pick(&it.question, &texts, *p)
-                .map(|q| q.1)
-                .unwrap_or_default();
-            let quoted = norm(&quote).contains(&fact);
+            let quotes = pick(&it.question, &texts, *p);
+            let best = quotes.first().map_or("", |q| q.1.as_str());
+            let quoted = quotes.iter().any(|q| norm(&q.1).contains(&fact));
             *h += usize::from(quoted);
-            // Chat appends the quote to an answer that does not use it.
+            // Chat appends the quotes to an answer that does not use the best one.
             *e += usize::from(
-                said || (quoted && answer.is_some_and(|a| !uses(a, &quote, &it.question))),
+                said || (quoted && answer.is_some_and(|a| !uses(a, best, &it.question))),
             );
         }
         if verbose {
@@ -486,13 +486,13 @@ async fn quote_sweep(
          in {in_answers} of {answered} recorded answers"
     );
     println!(
-        "\n| candidates | idf | rank decay | code bonus | chars | quote holds the fact | recorded answer and quote hold it |"
+        "\n| candidates | idf | rank decay | code bonus | chars | second | quote holds the fact | recorded answer and quote hold it |"
     );
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for ((h, e), p) in held.iter().zip(&ended).zip(&policies) {
         println!(
-            "| {} | {} | {} | {} | {} | {h}/{n} | {e}/{answered} |",
-            p.candidates, p.idf, p.rank_decay, p.code_bonus, p.chars
+            "| {} | {} | {} | {} | {} | {} | {h}/{n} | {e}/{answered} |",
+            p.candidates, p.idf, p.rank_decay, p.code_bonus, p.chars, p.second
         );
     }
     Ok(())
@@ -515,9 +515,11 @@ fn recorded(path: &std::path::Path) -> Result<HashMap<String, String>> {
 /// With `--verbose`: a question whose knowledge holds the fact and whose quote
 /// (by `policy`) does not, with the text around the fact.
 fn missed_quote(it: &Item, texts: &[&str], fact: &str, policy: QuotePolicy) {
-    let quote = pick(&it.question, texts, policy)
+    let quote: String = pick(&it.question, texts, policy)
+        .into_iter()
         .map(|q| q.1)
-        .unwrap_or_default();
+        .collect::<Vec<_>>()
+        .join(" / ");
     let at: Vec<usize> = (texts.iter().enumerate())
         .filter(|(_, t)| norm(t).contains(fact))
         .map(|(i, _)| i)

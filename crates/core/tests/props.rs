@@ -126,21 +126,24 @@ mod quotes {
             rank_decay in 0.0f32..2.0,
             code_bonus in 0.0f64..2.0,
             chars in 1usize..1000,
+            second in prop_oneof![Just(f64::INFINITY), 0.0f64..1.5],
         ) {
-            let policy = QuotePolicy { candidates, idf, rank_decay, code_bonus, chars };
+            let policy = QuotePolicy { candidates, idf, rank_decay, code_bonus, chars, second };
             let q = question.clone();
             let c = chunks.clone();
             let got = within(LIMIT, move || {
                 let texts: Vec<&str> = c.iter().map(String::as_str).collect();
                 pick(&q, &texts, policy)
             });
-            match got {
-                None => prop_assert!(chunks.is_empty()),
-                Some((rank, quote)) => {
-                    prop_assert!(rank < chunks.len().min(candidates.max(1)));
-                    prop_assert!(quote.chars().count() <= 2 * chars + 4);
-                    let _ = uses(&quote, &chunks[rank], &question);
-                }
+            prop_assert_eq!(got.is_empty(), chunks.is_empty());
+            prop_assert!(got.len() <= 2);
+            if let [(a, _), (b, _)] = got.as_slice() {
+                prop_assert!(a != b, "both quotes from chunk {}", a);
+            }
+            for (rank, quote) in got {
+                prop_assert!(rank < chunks.len().min(candidates.max(1)));
+                prop_assert!(quote.chars().count() <= 2 * chars + 4);
+                let _ = uses(&quote, &chunks[rank], &question);
             }
         }
     }

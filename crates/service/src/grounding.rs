@@ -65,39 +65,68 @@ pub(crate) fn answer(
         .map(|m| question_of(&m.content).to_owned())
         .unwrap_or_default();
     let texts: Vec<&str> = knowledge.iter().map(|k| k.text.as_str()).collect();
-    let Some((rank, excerpt)) = pick(&question, &texts, QuotePolicy::SHIPPED) else {
+    let excerpts: Vec<Excerpt> = pick(&question, &texts, QuotePolicy::SHIPPED)
+        .into_iter()
+        .map(|(rank, text)| Excerpt {
+            title: knowledge[rank].title.clone(),
+            number: rank + 1,
+            text,
+        })
+        .collect();
+    if excerpts.is_empty() {
         return if request.tools.is_empty() {
             dont_know()
         } else {
             model.stream(request)
         };
-    };
-    let passage = Passage {
-        question,
-        title: knowledge[rank].title.clone(),
-        number: rank + 1,
-        excerpt,
-    };
+    }
+    let passage = Passage { question, excerpts };
     with_quote(model.stream(request), passage)
 }
 
 /// What the agent says when the knowledge has nothing relevant and quoting is on.
 pub const DONT_KNOW: &str = "I don't know: I could not find this in my knowledge base.";
 
-/// The passage an answer is checked against, chosen by [`QuotePolicy::SHIPPED`].
+/// What an answer is checked against: the excerpts chosen by
+/// [`QuotePolicy::SHIPPED`], the best first.
 pub struct Passage {
     pub question: String,
+    /// Never empty.
+    pub excerpts: Vec<Excerpt>,
+}
+
+/// One quotable run of sentences.
+pub struct Excerpt {
     /// The title of the knowledge entry it comes from.
     pub title: String,
     /// 1-based citation number of that entry in the knowledge given to the model.
     pub number: usize,
     /// The sentences quoted when the answer does not use them.
-    pub excerpt: String,
+    pub text: String,
 }
 
-/// Wraps `stream` so that, at its end, a quote of `passage` is added when the
-/// streamed answer does not use it. Tool calls pass through untouched (a turn that
-/// ends in tool calls is not an answer yet).
+impl Passage {
+    /// What follows `answer`: nothing when it uses the best excerpt, else a quote
+    /// of each excerpt it does not use.
+    fn quotes_after(&self, answer: &str) -> Option<String> {
+        let best = self.excerpts.first()?;
+        if uses(answer, &best.text, &self.question) {
+            return None;
+        }
+        Some(
+            self.excerpts
+                .iter()
+                .filter(|e| !uses(answer, &e.text, &self.question))
+                .map(|e| quote(&e.title, e.number, &e.text))
+                .collect(),
+        )
+    }
+}
+
+/// Wraps `stream` so that, at its end, quotes of `passage` are added when the
+/// streamed answer does not use its best excerpt (see `Passage::quotes_after`).
+/// Tool calls pass through untouched (a turn that ends in tool calls is not an
+/// answer yet).
 pub fn with_quote(stream: ModelStream, passage: Passage) -> ModelStream {
     let state = (stream, String::new(), false, false, passage);
     Box::pin(futures_util::stream::unfold(
@@ -115,17 +144,16 @@ pub fn with_quote(stream: ModelStream, passage: Passage) -> ModelStream {
                     ))
                 }
                 Some(Ok(ModelEvent::Finish { reason, usage })) => {
-                    if tools
-                        || reason == FinishReason::ToolCalls
-                        || uses(&answer, &passage.excerpt, &passage.question)
-                    {
+                    let quotes = (!tools && reason != FinishReason::ToolCalls)
+                        .then(|| passage.quotes_after(&answer))
+                        .flatten();
+                    let Some(q) = quotes else {
                         return Some((
                             Ok(ModelEvent::Finish { reason, usage }),
                             (stream, answer, tools, true, passage),
                         ));
-                    }
-                    // The quote goes out as one more text delta, then the finish.
-                    let q = quote(&passage.title, passage.number, &passage.excerpt);
+                    };
+                    // The quotes go out as one more text delta, then the finish.
                     let rest: ModelStream =
                         Box::pin(futures_util::stream::iter([Ok(ModelEvent::Finish {
                             reason,
@@ -195,12 +223,21 @@ and ship within two days.\n\nContact support by email.";
                 inner,
                 Passage {
                     question: "How long is the warranty?".into(),
-                    title: "Warranty".into(),
-                    number: 1,
-                    excerpt: agentbase_core::quote::best_passage(
-                        "How long is the warranty?",
-                        WARRANTY,
-                    ),
+                    excerpts: vec![
+                        Excerpt {
+                            title: "Warranty".into(),
+                            number: 1,
+                            text: agentbase_core::quote::best_passage(
+                                "How long is the warranty?",
+                                WARRANTY,
+                            ),
+                        },
+                        Excerpt {
+                            title: "Blades".into(),
+                            number: 3,
+                            text: "Blades for the warranty period cost 12 euros.".into(),
+                        },
+                    ],
                 },
             )
             .collect()
@@ -222,7 +259,19 @@ and ship within two days.\n\nContact support by email.";
             "{wrong}"
         );
         assert!(wrong.contains("17 months"), "{wrong}");
+        assert!(
+            wrong.ends_with(
+                "\n\nFrom \u{201c}Blades\u{201d} [3]: \u{201c}Blades for the warranty period cost 12 euros.\u{201d}"
+            ),
+            "{wrong}"
+        );
+        // An answer that uses the best excerpt gets no quote, even of the second.
         let right = "Parts and labour are covered for 17 months from the date of purchase.";
         assert_eq!(run(right).await, right);
+        // One that uses only the second gets the first quoted, not the second.
+        let half = "Blades cost 12 euros for the period.";
+        let got = run(half).await;
+        assert!(got.contains("17 months"), "{got}");
+        assert!(!got.contains("[3]"), "{got}");
     }
 }
