@@ -303,7 +303,18 @@ async fn latency(args: LatencyArgs) -> Result<()> {
         after.saturating_sub(before) as f64 / (1 << 20) as f64,
         index.memory_bytes() as f64 / (1 << 20) as f64
     );
-    time_modes(&embedder, &index, &q_texts, args.queries).await
+    time_modes(&embedder, &index, &q_texts, args.queries).await?;
+    // The worst a visitor's text can ask of BM25: eight questions pasted into one
+    // message, past the 64 distinct terms the lexical query keeps.
+    let pasted: Vec<String> = q_texts.chunks(8).map(|c| c.join(" ")).collect();
+    let terms: Vec<usize> = pasted.iter().map(|t| index.query_terms(t).len()).collect();
+    println!(
+        "\neight questions in one message ({} texts, {}-{} BM25 terms each):\n",
+        pasted.len(),
+        terms.iter().min().unwrap_or(&0),
+        terms.iter().max().unwrap_or(&0)
+    );
+    time_modes(&embedder, &index, &pasted, args.queries / 5).await
 }
 
 /// `chunks` docs from `base`, repeated: copy k of a chunk keeps its text plus a
