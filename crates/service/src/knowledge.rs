@@ -16,8 +16,8 @@
 //!   node with none builds it before answering.
 //! - **Retrieval** is hybrid (BM25 + dense, fused as `knowledge.fusion` says); a chunk
 //!   less relevant (dense cosine) than `knowledge.min_relevance` is not used, and
-//!   nothing is when the best chunk covers less of the message's best question than
-//!   `knowledge.min_coverage` (unless it is as relevant as
+//!   nothing is when the best chunk is, or covers less of the message's best
+//!   question than `knowledge.min_coverage` (unless it is as relevant as
 //!   `agentbase_search::CONFIDENT_RELEVANCE`).
 
 use std::collections::{HashMap, HashSet};
@@ -148,6 +148,18 @@ impl Floor {
         relevance: 0.0,
         coverage: 0.0,
     };
+
+    /// Whether a question gets any knowledge, asked of its best chunk (as bench/rag
+    /// chose the floor): relevant enough, and covering enough of the question
+    /// unless as relevant as a paraphrase. A later chunk that would pass does not
+    /// rescue a best chunk that does not: that one is a word match the meaning does
+    /// not bear out.
+    fn admits(self, relevance: f32, coverage: impl FnOnce() -> f32) -> bool {
+        relevance >= self.relevance
+            && (self.coverage <= 0.0
+                || relevance >= CONFIDENT_RELEVANCE
+                || coverage() >= self.coverage)
+    }
 }
 
 /// A retrieved chunk.
@@ -1127,8 +1139,8 @@ impl Knowledge {
     }
 
     /// Hybrid retrieval over the agent's knowledge; chunks below the floor's
-    /// relevance are left out, and nothing is returned when the best chunk covers
-    /// less of the question than the floor's coverage (see
+    /// relevance are left out, and nothing is returned when the best chunk is below
+    /// it or covers less of the question than the floor's coverage (see
     /// `agentbase_search::Index::coverage`). `None` when the agent has no trained
     /// knowledge.
     pub async fn retrieve(
@@ -1175,12 +1187,13 @@ impl Knowledge {
                 return Ok(Vec::new());
             };
             let hits = index.search(&q)?;
-            if floor.coverage > 0.0
-                && hits.first().is_none_or(|h| {
-                    h.relevance().unwrap_or(0.0) < CONFIDENT_RELEVANCE
-                        && index.coverage(&q.text, h.doc) < floor.coverage
+            let admitted = hits.first().is_some_and(|h| {
+                // Clamped as each chunk's `relevance` below is.
+                floor.admits(h.relevance().unwrap_or(0.0).clamp(0.0, 1.0), || {
+                    index.coverage(&q.text, h.doc)
                 })
-            {
+            });
+            if !admitted {
                 return Ok(Vec::new());
             }
             Ok::<_, agentbase_search::Error>(
@@ -1504,6 +1517,29 @@ impl Knowledge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_floor_is_asked_of_the_best_chunk() {
+        let floor = Floor {
+            relevance: 0.23,
+            coverage: 0.40,
+        };
+        let never = || -> f32 { panic!("coverage asked") };
+        // Below the relevance floor nothing counts, whatever the words.
+        assert!(!floor.admits(0.22, || 1.0));
+        // Relevant, then the words decide, unless it is a paraphrase.
+        assert!(floor.admits(0.30, || 0.40));
+        assert!(!floor.admits(0.30, || 0.39));
+        assert!(floor.admits(CONFIDENT_RELEVANCE, never));
+        // Without a coverage floor only relevance counts.
+        let plain = Floor {
+            coverage: 0.0,
+            ..floor
+        };
+        assert!(plain.admits(0.23, never));
+        assert!(!plain.admits(0.2, never));
+        assert!(Floor::NONE.admits(0.0, never));
+    }
 
     fn docs() -> Vec<Doc> {
         (0..20)

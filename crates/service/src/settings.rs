@@ -226,8 +226,8 @@ pub struct KnowledgeSettings {
     pub chunk_overlap: usize,
     /// Chunks given to the model per answer.
     pub retrieval_limit: usize,
-    /// Below this relevance (0–1) a chunk is not used; with none left the agent says
-    /// it does not know.
+    /// Below this relevance (0–1) a chunk is not used, and when the best chunk is
+    /// below it none is: the agent says it does not know.
     pub min_relevance: f32,
     /// Below this share (0–1) of the question's words, weighted by rarity, found
     /// in the best chunk, nothing is used either: the question is about something
