@@ -16,9 +16,9 @@
 //!   node with none builds it before answering.
 //! - **Retrieval** is hybrid (BM25 + dense, fused as `knowledge.fusion` says); a chunk
 //!   less relevant (dense cosine) than `knowledge.min_relevance` is not used, and
-//!   nothing is when the best chunk is, or covers less of the message's best
-//!   question than `knowledge.min_coverage` (unless it is as relevant as
-//!   `agentbase_search::CONFIDENT_RELEVANCE`).
+//!   nothing is when the best chunk is that little relevant, or covers less of the
+//!   message's best question than `knowledge.min_coverage` (unless it is as
+//!   relevant as `agentbase_search::CONFIDENT_RELEVANCE`).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
