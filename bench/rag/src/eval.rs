@@ -661,15 +661,11 @@ pub async fn threshold(loaded: &[Loaded], o: &LoadOptions<'_>) -> Result<()> {
     // The server let a question through until the twelfth session when any of its
     // five hits reached the cosine, with coverage asked of the best hit alone.
     let (a, b, c) = shipped;
-    for (ci, (k, n, r, u)) in judge_with(loaded.len(), &all, |x| x.4 >= a && (x.3 >= b || x.2 >= c))
-        .into_iter()
-        .enumerate()
-    {
-        println!(
-            "| the same, the cosine asked of any of the 5 hits (the server before) | {} | {k}/{n} | {r}/{u} |",
-            loaded[ci].corpus.name
-        );
-    }
+    print_judged(
+        "the same, the cosine asked of any of the 5 hits (the server before)",
+        loaded,
+        judge_with(loaded.len(), &all, |x| x.4 >= a && (x.3 >= b || x.2 >= c)),
+    );
     // The cosine above which coverage is not asked: the lowest that turns away as
     // many unanswerable dev questions as coverage alone.
     println!(
@@ -751,14 +747,14 @@ async fn chatty_floor(
 /// One table row per corpus: `label`, then what the floor `(a, b, c)` of
 /// [`judge_floor`] keeps and turns away.
 fn print_floor(label: &str, loaded: &[Loaded], all: &[BestHit], (a, b, c): (f64, f64, f64)) {
-    for (ci, (k, n, r, u)) in judge_floor(loaded.len(), all, a, b, c)
-        .into_iter()
-        .enumerate()
-    {
-        println!(
-            "| {label} | {} | {k}/{n} | {r}/{u} |",
-            loaded[ci].corpus.name
-        );
+    print_judged(label, loaded, judge_floor(loaded.len(), all, a, b, c));
+}
+
+/// One table row per corpus: `label`, then what a floor kept and turned away (as
+/// [`judge_with`] counts them).
+fn print_judged(label: &str, loaded: &[Loaded], per: Vec<(usize, usize, usize, usize)>) {
+    for (l, (k, n, r, u)) in loaded.iter().zip(per) {
+        println!("| {label} | {} | {k}/{n} | {r}/{u} |", l.corpus.name);
     }
 }
 
@@ -995,7 +991,18 @@ async fn second_quotes(
     );
     println!("| --- | ---: |{}", " ---: |".repeat(SHARES.len()));
     for l in loaded {
-        let halves = answerable_halves(l, embedder, cache).await?;
+        // Each half's questions with the chunks a chat turn gets and the gold fact,
+        // retrieved once for every policy.
+        let mut halves = Vec::new();
+        for (items, vecs) in answerable_halves(l, embedder, cache).await? {
+            let mut turns = Vec::new();
+            for (it, v) in items.iter().zip(&vecs) {
+                let chunks = spread_texts(&l.index, &it.question, v, Spread::RoundRobin(3))?;
+                let fact = norm(it.fact.as_deref().unwrap_or_default());
+                turns.push((it.question.clone(), chunks, fact));
+            }
+            halves.push(turns);
+        }
         for candidates in CANDIDATES {
             let mut cells = Vec::new();
             for second in SHARES {
@@ -1005,17 +1012,14 @@ async fn second_quotes(
                     ..QuotePolicy::SHIPPED
                 };
                 let (mut held, mut chars, mut n, mut twice) = ([0usize; 2], 0, 0, 0);
-                for (h, (items, vecs)) in halves.iter().enumerate() {
-                    for (it, v) in items.iter().zip(vecs) {
-                        let chunks =
-                            spread_texts(&l.index, &it.question, v, Spread::RoundRobin(3))?;
-                        let fact = norm(it.fact.as_deref().unwrap_or_default());
-                        let quotes = agentbase_core::quote::pick(&it.question, &chunks, policy);
+                for (h, turns) in halves.iter().enumerate() {
+                    for (question, chunks, fact) in turns {
+                        let quotes = agentbase_core::quote::pick(question, chunks, policy);
                         let quoted: String = quotes.iter().map(|q| q.1.as_str()).collect();
                         twice += usize::from(quotes.len() > 1);
                         chars += quoted.chars().count();
                         n += 1;
-                        held[h] += usize::from(norm(&quoted).contains(&fact));
+                        held[h] += usize::from(norm(&quoted).contains(fact.as_str()));
                     }
                 }
                 let mean = chars / n.max(1);

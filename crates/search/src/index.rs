@@ -755,11 +755,9 @@ impl Index {
             std::thread::scope(|s| {
                 let lex = s.spawn(lexical);
                 let dense_top = self.vectors.top(q, depth);
-                let bm25 = lex.join().unwrap_or_else(|_| {
-                    Err(Error::Lexical(tantivy::TantivyError::InternalError(
-                        "BM25 search panicked".to_owned(),
-                    )))
-                });
+                let bm25 = lex
+                    .join()
+                    .unwrap_or_else(|_| Err(lexical::internal("BM25 search panicked")));
                 (dense_top, bm25)
             })
         } else {

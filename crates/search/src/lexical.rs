@@ -56,7 +56,8 @@ fn analyzer(key: &str) -> TextAnalyzer {
     }
 }
 
-fn internal(what: &str) -> Error {
+/// An internal failure of the lexical half (never the caller's input).
+pub(crate) fn internal(what: &str) -> Error {
     Error::Lexical(tantivy::TantivyError::InternalError(what.to_owned()))
 }
 
