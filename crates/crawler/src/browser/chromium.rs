@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::cdp::{CdpError, Connection};
+use super::profile::{self, ProfileDir};
 use super::{BoxFuture, RenderError, RenderJob, Rendered, Renderer};
 
 /// A browser that failed to start is tried again after this long.
@@ -574,19 +575,6 @@ fn kb_field(text: &str, name: &str) -> u64 {
         * 1024
 }
 
-/// The browser's profile directory: deleted in the background when the browser goes
-/// (deleting thousands of cache files waits on the disk; see
-/// [`crate::background::drop_later`]).
-struct ProfileDir(Option<tempfile::TempDir>);
-
-impl Drop for ProfileDir {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            crate::background::drop_later(dir);
-        }
-    }
-}
-
 /// Run by `/bin/sh -c` with the browser and its arguments as `$0 "$@"` (see [`launch`]).
 const LAUNCH_SCRIPT: &str = r#"renice -n 10 -p $$ >/dev/null 2>&1
 set -- "$0" "$@"
@@ -683,10 +671,21 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
             config.executable.display()
         ));
     }
-    let profile = tempfile::Builder::new()
-        .prefix("agentbase-chromium-")
-        .tempdir()
-        .map_err(|e| format!("cannot create a browser profile directory: {e}"))?;
+    let profile = crate::background::spawn(|| {
+        let root = std::env::temp_dir();
+        let swept = profile::sweep_stale(&root, profile::MIN_AGE);
+        if !swept.is_empty() {
+            tracing::info!(
+                count = swept.len(),
+                "removed browser profiles left by dead processes"
+            );
+        }
+        ProfileDir::create(&root)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|made| made.map_err(|e| e.to_string()))
+    .map_err(|e| format!("cannot create a browser profile directory: {e}"))?;
     let mut tasks = JoinSet::new();
     let proxy_port = refusing_proxy(&mut tasks).await?;
     let args = chromium_args(config, proxy_port, profile.path());
@@ -731,7 +730,7 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
         generation,
         renders: AtomicU64::new(0),
         retiring: AtomicBool::new(false),
-        _profile: ProfileDir(Some(profile)),
+        _profile: profile,
         tasks: Mutex::new(tasks),
     });
     match version {

@@ -7,6 +7,7 @@
 
 mod cdp;
 mod chromium;
+mod profile;
 mod tab;
 
 use std::future::Future;

@@ -597,3 +597,65 @@ async fn a_page_over_its_time_or_memory_limit_fails_and_a_leaking_browser_is_res
     assert_eq!(stats.failed_pages, 2, "{stats:?}");
     browser.shut_down().await;
 }
+
+/// The `--user-data-dir` of the browser process `pid`.
+fn profile_of(pid: u32) -> std::path::PathBuf {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    cmdline
+        .split(|&b| b == 0)
+        .filter_map(|arg| std::str::from_utf8(arg).ok())
+        .find_map(|arg| arg.strip_prefix("--user-data-dir="))
+        .map(std::path::PathBuf::from)
+        .expect("the browser runs with --user-data-dir")
+}
+
+#[tokio::test]
+async fn profiles_left_by_dead_processes_are_swept_and_ours_goes_with_the_browser() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(browser) = chromium_or_skip() else {
+        return;
+    };
+    // What a killed server leaves: a profile whose lock file nobody holds, an hour old.
+    let stale = std::env::temp_dir().join(format!(
+        "agentbase-chromium-test-left-behind-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(stale.join("Default")).unwrap();
+    let lock = stale.join(".agentbase-lock");
+    std::fs::File::create(&lock)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+
+    browser.start().await.expect("the browser starts");
+    assert!(!stale.exists(), "the launch sweeps {}", stale.display());
+    let pid = browser.browser_pid().expect("the browser is up");
+    let ours = profile_of(pid);
+    assert!(ours.join(".agentbase-lock").is_file(), "{}", ours.display());
+    // Another launch's sweep keeps a profile in use, however old.
+    std::fs::File::open(ours.join(".agentbase-lock"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let second = chromium_or_skip().unwrap();
+    second.start().await.expect("a second browser starts");
+    assert!(ours.join(".agentbase-lock").is_file(), "swept while in use");
+    let other = profile_of(second.browser_pid().unwrap());
+    assert_ne!(ours, other);
+
+    browser.shut_down().await;
+    second.shut_down().await;
+    // Deleted in the background once each browser is gone.
+    for _ in 0..100 {
+        if !ours.exists() && !other.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !ours.exists() && !other.exists(),
+        "{} {}",
+        ours.display(),
+        other.display()
+    );
+}
