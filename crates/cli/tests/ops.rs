@@ -218,12 +218,30 @@ fn a_backup_under_concurrent_chats_restores_every_acknowledged_message_and_the_s
         "the configuration comes back"
     );
 
+    // What a server killed in the middle of an index build leaves: a build directory
+    // whose lock nobody holds. The next start deletes it.
+    let killed_build = restored
+        .path()
+        .join("index")
+        .join(&agent)
+        .join("7.tmp-killed");
+    std::fs::create_dir_all(killed_build.join("index")).unwrap();
+    std::fs::File::create(killed_build.join(".agentbase-lock"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+
     let after = Server::serve(
         restored,
         server.key.clone(),
         server.admin_password.clone(),
         &[],
     );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while killed_build.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!killed_build.exists(), "the killed build is swept at start");
     for a in &before_backup {
         let (status, body) = http(
             after.port,

@@ -24,6 +24,7 @@ mod readability;
 mod render;
 mod rendering;
 pub mod robots;
+pub mod scratch;
 pub mod spec;
 
 pub use crawl::{

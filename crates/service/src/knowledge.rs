@@ -40,6 +40,7 @@ use agentbase_store::{Page, SourceFilter, TrainingSwitch};
 use tokio::sync::Notify;
 
 use agentbase_core::Clock;
+use agentbase_crawler::scratch::{self, ScratchDir};
 use agentbase_store::Store;
 
 use crate::Principal;
@@ -636,6 +637,20 @@ impl Knowledge {
         // `jobs_per_workspace` of them (on all nodes) for one workspace.
         let slots = Arc::new(tokio::sync::Semaphore::new(k.training_concurrency.max(1)));
         let per_workspace = k.jobs_per_workspace.max(1) as i64;
+        // Builds cut short when this node last stopped (killed, crashed) go now; the
+        // agents loaded later are swept again as their snapshots load.
+        let index_dir = self.index_dir.clone();
+        drop(agentbase_crawler::background::spawn(move || {
+            for agent in std::fs::read_dir(&index_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if agent.file_type().is_ok_and(|t| t.is_dir()) {
+                    sweep_builds(&agent.path());
+                }
+            }
+        }));
         tokio::spawn(async move {
             loop {
                 if let Err(e) = app.queue_due_retrains().await {
@@ -1085,7 +1100,7 @@ impl Knowledge {
             };
             for e in entries.flatten() {
                 // Only finished snapshots of older versions: a `.tmp-` directory
-                // may be another build in progress.
+                // may be another build in progress (`sweep_builds` knows).
                 let old = e
                     .file_name()
                     .to_str()
@@ -1095,6 +1110,7 @@ impl Knowledge {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
+            sweep_builds(&base);
         }));
         Ok(Some(snapshot))
     }
@@ -1259,38 +1275,59 @@ impl Knowledge {
 
 /// Builds the snapshot of one version beside `dir` and moves it into place.
 ///
+/// It is built in a scratch directory beside `dir` (`<version>.tmp-*`), which this
+/// process holds locked until it is done with it: a build cut short by a kill or a
+/// crash leaves it unlocked, and [`sweep_builds`] deletes it later.
+///
 /// Two builders of the same version can meet: the refresh that follows a training
 /// job and a search that loads the snapshot itself. Whoever moves a complete
 /// snapshot into place first wins, and the other serves that one and drops its own;
 /// a snapshot in place is only replaced when it does not open (torn by a crash).
 fn build_snapshot(dir: &Path, docs: Vec<Doc>) -> Result<Index> {
-    let tmp = dir.with_extension(format!("tmp-{}", ids::alphanumeric(8)));
-    let index = Index::build(&tmp, docs)
+    let io = |what: &str, e: std::io::Error| Error::Internal(format!("{what}: {e}"));
+    let (Some(base), Some(version)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+    else {
+        return Err(Error::Internal(format!(
+            "bad snapshot path {}",
+            dir.display()
+        )));
+    };
+    std::fs::create_dir_all(base).map_err(|e| io("cannot create the index directory", e))?;
+    let scratch = ScratchDir::create_in(base, &format!("{version}{BUILD_MARK}"))
+        .map_err(|e| io("cannot create the index build directory", e))?;
+    let built = scratch.path().join("index");
+    let index = Index::build(&built, docs)
         .map_err(|e| Error::Internal(format!("index build failed: {e}")))?;
     drop(index);
-    let theirs = |tmp: &Path| {
-        let existing = Index::open(dir).ok()?;
-        let _ = std::fs::remove_dir_all(tmp);
-        Some(existing)
-    };
-    if let Some(existing) = theirs(&tmp) {
+    // Whatever is not moved into place goes with `scratch`.
+    let theirs = || Index::open(dir).ok();
+    if let Some(existing) = theirs() {
         return Ok(existing);
     }
     if dir.exists() {
         // It may have arrived since the first look (a rename is atomic, so what is
         // in place is complete); only what still does not open is torn.
-        if let Some(existing) = theirs(&tmp) {
+        if let Some(existing) = theirs() {
             return Ok(existing);
         }
         let _ = std::fs::remove_dir_all(dir);
     }
-    if let Err(e) = std::fs::rename(&tmp, dir) {
-        return theirs(&tmp).ok_or_else(|| {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Error::Internal(format!("cannot move the snapshot into place: {e}"))
-        });
+    if let Err(e) = std::fs::rename(&built, dir) {
+        return theirs().ok_or_else(|| io("cannot move the snapshot into place", e));
     }
     Index::open(dir).map_err(|e| Error::Internal(format!("cannot open the new snapshot: {e}")))
+}
+
+/// What marks an index build's scratch directory: `<version>.tmp-*`.
+const BUILD_MARK: &str = ".tmp-";
+
+/// Deletes the index builds in one agent's snapshot directory that no process is
+/// still at (see [`agentbase_crawler::scratch`]).
+fn sweep_builds(agent_dir: &Path) {
+    let swept = scratch::sweep(agent_dir, |n| n.contains(BUILD_MARK), scratch::MIN_AGE);
+    if !swept.is_empty() {
+        tracing::info!(dir = %agent_dir.display(), count = swept.len(), "removed unfinished index builds");
+    }
 }
 
 /// The content `update` gives `source`, checked: fields of another kind of source,
@@ -1553,6 +1590,69 @@ mod tests {
                 embedding: vec![i as f32, 1.0, 0.5, 0.25],
             })
             .collect()
+    }
+
+    fn build_dirs(base: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(base)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(BUILD_MARK))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A build that fails (here: vectors of two sizes) leaves no scratch behind.
+    #[test]
+    fn a_failed_build_leaves_nothing() {
+        let base = tempfile::tempdir().unwrap();
+        let mut bad = docs();
+        bad[3].embedding.push(1.0);
+        assert!(build_snapshot(&base.path().join("1"), bad).is_err());
+        assert!(build_dirs(base.path()).is_empty());
+        assert!(!base.path().join("1").exists());
+    }
+
+    /// What a build killed midway leaves is swept; a build still under way (its
+    /// scratch directory locked by a live process) and finished snapshots are kept.
+    #[test]
+    fn unfinished_builds_are_swept_and_builds_under_way_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let finished = base.path().join("2");
+        build_snapshot(&finished, docs()).unwrap();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        // Killed midway: the lock file is there and nobody holds it.
+        let killed = base.path().join("3.tmp-killed");
+        std::fs::create_dir_all(killed.join("index")).unwrap();
+        std::fs::File::create(killed.join(".agentbase-lock"))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        // Left by a build from before builds were locked.
+        let unlocked = base.path().join("1.tmp-Ab3dE5f7");
+        std::fs::create_dir_all(unlocked.join("tantivy")).unwrap();
+        std::fs::File::open(&unlocked)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let under_way = ScratchDir::create_in(base.path(), "3.tmp-").unwrap();
+        std::fs::File::open(under_way.path().join(".agentbase-lock"))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let under_way_name = under_way
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+
+        sweep_builds(base.path());
+        assert_eq!(build_dirs(base.path()), vec![under_way_name]);
+        assert_eq!(Index::open(&finished).unwrap().len(), 20);
+        drop(under_way);
+        assert!(build_dirs(base.path()).is_empty());
     }
 
     /// The refresh after a training job and a search that loads the snapshot itself

@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::cdp::{CdpError, Connection};
-use super::profile::{self, ProfileDir};
 use super::{BoxFuture, RenderError, RenderJob, Rendered, Renderer};
+use crate::scratch::{self, ScratchDir};
 
 /// A browser that failed to start is tried again after this long.
 const LAUNCH_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -86,7 +86,8 @@ struct Browser {
     renders: AtomicU64,
     /// Set when the browser should go: no new pages; killed when its pages are back.
     retiring: AtomicBool,
-    _profile: ProfileDir,
+    /// The profile directory (`--user-data-dir`), deleted when the browser goes.
+    _profile: ScratchDir,
     /// The refusing proxy and the stderr reader.
     tasks: Mutex<JoinSet<()>>,
 }
@@ -575,6 +576,9 @@ fn kb_field(text: &str, name: &str) -> u64 {
         * 1024
 }
 
+/// What the browser profiles' directories are named, in the temporary directory.
+const PROFILE_PREFIX: &str = "agentbase-chromium-";
+
 /// Run by `/bin/sh -c` with the browser and its arguments as `$0 "$@"` (see [`launch`]).
 const LAUNCH_SCRIPT: &str = r#"renice -n 10 -p $$ >/dev/null 2>&1
 set -- "$0" "$@"
@@ -671,16 +675,18 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
             config.executable.display()
         ));
     }
+    // Each launch first deletes the profiles of browsers whose server was killed
+    // (see `scratch`).
     let profile = crate::background::spawn(|| {
         let root = std::env::temp_dir();
-        let swept = profile::sweep_stale(&root, profile::MIN_AGE);
+        let swept = scratch::sweep(&root, |n| n.starts_with(PROFILE_PREFIX), scratch::MIN_AGE);
         if !swept.is_empty() {
             tracing::info!(
                 count = swept.len(),
                 "removed browser profiles left by dead processes"
             );
         }
-        ProfileDir::create(&root)
+        ScratchDir::create_in(&root, PROFILE_PREFIX)
     })
     .await
     .map_err(|e| e.to_string())

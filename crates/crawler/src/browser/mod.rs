@@ -7,7 +7,6 @@
 
 mod cdp;
 mod chromium;
-mod profile;
 mod tab;
 
 use std::future::Future;

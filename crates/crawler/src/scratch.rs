@@ -1,41 +1,43 @@
-//! The browser's profile directories: one per launch, `agentbase-chromium-*` in the
-//! temporary directory, each holding a lock file that the process which made it
-//! keeps locked for as long as the browser may use it.
+//! Scratch directories: made by one process for work in progress (a browser's
+//! profile, an index being built), each holding a lock file that the process keeps
+//! locked for as long as it may write there, and deleted by that process when it is
+//! done.
 //!
-//! A server that exits normally deletes its profile. One that is killed or crashes
-//! cannot, and every browser it had started leaves a few megabytes behind (cache,
-//! preferences): a server restarted in a loop by its supervisor would fill the
-//! temporary directory. So every launch first sweeps the profiles nobody holds the
-//! lock of ([`sweep_stale`]). The lock (`flock`) goes with the process that held it,
-//! whatever ended it, and several servers on one host keep each other's profiles.
+//! A process that is killed or crashes cannot delete its own, and what it leaves
+//! stays: a browser profile is a few megabytes, an index build as large as the
+//! agent's knowledge. A server restarted in a loop by its supervisor would fill the
+//! disk. So each kind is swept ([`sweep`]) of the directories nobody holds the lock
+//! of. The lock (`flock`) goes with the process that held it, whatever ended it, so
+//! a sweep never takes the directory of a process still at work, this one's or
+//! another's.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// What every profile directory's name starts with.
-const PREFIX: &str = "agentbase-chromium-";
-/// The lock file inside each profile.
+/// The lock file inside each scratch directory.
 const LOCK: &str = ".agentbase-lock";
-/// A profile is only swept once its lock file (or, without one, the directory) is at
-/// least this old: a process that has just made its directory may not have created
-/// or locked the file yet.
-pub(super) const MIN_AGE: Duration = Duration::from_secs(60);
 
-/// A browser's profile directory, deleted in the background when dropped (deleting
-/// thousands of cache files waits on the disk; see
+/// A scratch directory is only swept once its lock file (or, without one, the
+/// directory) is at least this old: a process that has just made its directory may
+/// not have created or locked the file yet.
+pub const MIN_AGE: Duration = Duration::from_secs(60);
+
+/// A scratch directory, locked while this value lives and deleted in the background
+/// when it is dropped (deleting thousands of files waits on the disk; see
 /// [`crate::background::drop_later`]).
-pub(super) struct ProfileDir {
+pub struct ScratchDir {
     dir: Option<tempfile::TempDir>,
     /// Held locked until the directory is gone.
     lock: Option<File>,
 }
 
-impl ProfileDir {
-    /// Makes a new profile directory in `root` and locks it.
-    pub(super) fn create(root: &Path) -> io::Result<Self> {
-        let dir = tempfile::Builder::new().prefix(PREFIX).tempdir_in(root)?;
+impl ScratchDir {
+    /// Makes a new directory in `root`, named `prefix` and six random characters,
+    /// and locks it.
+    pub fn create_in(root: &Path, prefix: &str) -> io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(root)?;
         let lock = File::create(dir.path().join(LOCK))?;
         lock.try_lock().map_err(io::Error::from)?;
         Ok(Self {
@@ -44,12 +46,12 @@ impl ProfileDir {
         })
     }
 
-    pub(super) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.as_ref().map_or(Path::new(""), |d| d.path())
     }
 }
 
-impl Drop for ProfileDir {
+impl Drop for ScratchDir {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take() {
             // A tuple drops in order: the lock goes after the directory, so a sweep
@@ -59,12 +61,13 @@ impl Drop for ProfileDir {
     }
 }
 
-/// Deletes the profile directories in `root` whose lock nobody holds and whose lock
-/// file is at least `min_age` old, and those without a lock file whose directory is
-/// that old (made before profiles were locked, or left between their creation and
-/// their lock). Entries that are not directories (a symlink included) are left
-/// alone, as is anything that cannot be read. Returns the paths deleted.
-pub(super) fn sweep_stale(root: &Path, min_age: Duration) -> Vec<PathBuf> {
+/// Deletes the directories in `root` whose name `matches`, whose lock nobody holds
+/// and whose lock file is at least `min_age` old, and those without a lock file
+/// whose directory is that old (made before scratch directories were locked, or
+/// left between their creation and their lock). Entries that are not directories
+/// (a symlink included) are left alone, as is anything that cannot be read. Returns
+/// the paths deleted.
+pub fn sweep(root: &Path, matches: impl Fn(&str) -> bool, min_age: Duration) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -74,8 +77,7 @@ pub(super) fn sweep_stale(root: &Path, min_age: Duration) -> Vec<PathBuf> {
     };
     let mut swept = Vec::new();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_str().is_some_and(|n| n.starts_with(PREFIX)) {
+        if !entry.file_name().to_str().is_some_and(&matches) {
             continue;
         }
         // `file_type` does not follow symlinks.
@@ -103,13 +105,19 @@ mod tests {
     use super::*;
 
     const HOUR: Duration = Duration::from_secs(3600);
+    const PREFIX: &str = "work-";
+
+    fn ours(name: &str) -> bool {
+        name.starts_with(PREFIX)
+    }
 
     fn age(path: &Path, by: Duration) {
         let file = File::open(path).unwrap();
         file.set_modified(SystemTime::now() - by).unwrap();
     }
 
-    /// A profile as a killed server leaves it: its lock file, unlocked, an hour old.
+    /// A scratch directory as a killed process leaves it: its lock file, unlocked,
+    /// an hour old.
     fn left_behind(root: &Path, name: &str) -> PathBuf {
         let dir = root.join(format!("{PREFIX}{name}"));
         std::fs::create_dir_all(dir.join("Default")).unwrap();
@@ -120,24 +128,24 @@ mod tests {
     }
 
     #[test]
-    fn a_profile_nobody_holds_is_swept() {
+    fn a_directory_nobody_holds_is_swept() {
         let root = tempfile::tempdir().unwrap();
         let dead = left_behind(root.path(), "dead");
-        assert_eq!(sweep_stale(root.path(), MIN_AGE), vec![dead.clone()]);
+        assert_eq!(sweep(root.path(), ours, MIN_AGE), vec![dead.clone()]);
         assert!(!dead.exists());
     }
 
     #[test]
-    fn a_profile_in_use_is_kept_whatever_its_age() {
+    fn a_directory_in_use_is_kept_whatever_its_age() {
         let root = tempfile::tempdir().unwrap();
-        let live = ProfileDir::create(root.path()).unwrap();
+        let live = ScratchDir::create_in(root.path(), PREFIX).unwrap();
         age(&live.path().join(LOCK), HOUR);
-        assert!(sweep_stale(root.path(), MIN_AGE).is_empty());
+        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
         assert!(live.path().join(LOCK).exists());
     }
 
     #[test]
-    fn a_profile_locked_by_another_process_is_kept() {
+    fn a_directory_locked_by_another_process_is_kept() {
         let root = tempfile::tempdir().unwrap();
         let dir = left_behind(root.path(), "other");
         // flock(1) holds the lock in another process (and `cat`, which inherits it)
@@ -153,13 +161,13 @@ mod tests {
             File::open(dir.join(LOCK)).unwrap().try_lock().is_err()
         });
         assert!(held, "flock(1) did not take the lock");
-        let swept = sweep_stale(root.path(), MIN_AGE);
+        let swept = sweep(root.path(), ours, MIN_AGE);
         drop(holder.stdin.take());
         holder.wait().unwrap();
         assert!(swept.is_empty());
         assert!(dir.join("Default/Preferences").exists());
-        // Once that process is gone, the profile is stale.
-        assert_eq!(sweep_stale(root.path(), MIN_AGE), vec![dir]);
+        // Once that process is gone, the directory is stale.
+        assert_eq!(sweep(root.path(), ours, MIN_AGE), vec![dir]);
     }
 
     #[test]
@@ -167,7 +175,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = left_behind(root.path(), "new");
         age(&dir.join(LOCK), Duration::ZERO);
-        assert!(sweep_stale(root.path(), MIN_AGE).is_empty());
+        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
         assert!(dir.exists());
     }
 
@@ -176,9 +184,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join(format!("{PREFIX}unlocked"));
         std::fs::create_dir(&dir).unwrap();
-        assert!(sweep_stale(root.path(), MIN_AGE).is_empty());
+        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
         age(&dir, HOUR);
-        assert_eq!(sweep_stale(root.path(), MIN_AGE), vec![dir]);
+        assert_eq!(sweep(root.path(), ours, MIN_AGE), vec![dir]);
     }
 
     #[test]
@@ -186,24 +194,24 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
         let target = left_behind(elsewhere.path(), "target");
-        let other = root.path().join("chromium-something");
+        let other = root.path().join("something-else");
         std::fs::create_dir(&other).unwrap();
         File::create(other.join(LOCK)).unwrap();
         age(&other.join(LOCK), HOUR);
         let file = root.path().join(format!("{PREFIX}file"));
         std::fs::write(&file, b"x").unwrap();
         std::os::unix::fs::symlink(&target, root.path().join(format!("{PREFIX}link"))).unwrap();
-        assert!(sweep_stale(root.path(), MIN_AGE).is_empty());
+        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
         assert!(other.exists() && file.exists() && target.join("Default").exists());
     }
 
     #[test]
-    fn a_dropped_profile_is_deleted() {
+    fn a_dropped_directory_is_deleted() {
         let root = tempfile::tempdir().unwrap();
-        let profile = ProfileDir::create(root.path()).unwrap();
-        let path = profile.path().to_path_buf();
+        let scratch = ScratchDir::create_in(root.path(), PREFIX).unwrap();
+        let path = scratch.path().to_path_buf();
         assert!(path.join(LOCK).exists());
-        drop(profile);
+        drop(scratch);
         assert!(!path.exists());
     }
 }
