@@ -668,16 +668,10 @@ fn keep_stderr_tail(
     stderr_tail
 }
 
-async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>, String> {
-    if !config.executable.exists() {
-        return Err(format!(
-            "{} not found (install Debian's chromium)",
-            config.executable.display()
-        ));
-    }
-    // Each launch first deletes the profiles of browsers whose server was killed
-    // (see `scratch`).
-    let profile = crate::background::spawn(|| {
+/// A new profile directory for a browser. Each launch first deletes the profiles of
+/// browsers whose server was killed (see `scratch`).
+async fn new_profile() -> Result<ScratchDir, String> {
+    crate::background::spawn(|| {
         let root = std::env::temp_dir();
         let swept = scratch::sweep(&root, |n| n.starts_with(PROFILE_PREFIX), scratch::MIN_AGE);
         if !swept.is_empty() {
@@ -691,7 +685,17 @@ async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>
     .await
     .map_err(|e| e.to_string())
     .and_then(|made| made.map_err(|e| e.to_string()))
-    .map_err(|e| format!("cannot create a browser profile directory: {e}"))?;
+    .map_err(|e| format!("cannot create a browser profile directory: {e}"))
+}
+
+async fn launch(config: &ChromiumConfig, generation: u64) -> Result<Arc<Browser>, String> {
+    if !config.executable.exists() {
+        return Err(format!(
+            "{} not found (install Debian's chromium)",
+            config.executable.display()
+        ));
+    }
+    let profile = new_profile().await?;
     let mut tasks = JoinSet::new();
     let proxy_port = refusing_proxy(&mut tasks).await?;
     let args = chromium_args(config, proxy_port, profile.path());
