@@ -6,6 +6,9 @@ pub const VALIDATION_INVALID_JSON: &str = "VALIDATION_INVALID_JSON";
 pub const VALIDATION_BODY_TOO_LARGE: &str = "VALIDATION_BODY_TOO_LARGE";
 /// agentbase: the request's headers (with its URL) are larger than the server takes.
 pub const VALIDATION_HEADERS_TOO_LARGE: &str = "VALIDATION_HEADERS_TOO_LARGE";
+/// agentbase: the URL's path does not decode to UTF-8 (`/agents/%FF`), so no id in
+/// it can name anything.
+pub const VALIDATION_INVALID_PATH: &str = "VALIDATION_INVALID_PATH";
 /// agentbase: the workspace has `crawler.runs_per_workspace` crawler runs going.
 pub const CRAWL_RUNS_LIMIT_REACHED: &str = "CRAWL_RUNS_LIMIT_REACHED";
 /// agentbase: the request was not answered within the server's deadline.

@@ -231,6 +231,21 @@ fn cases(agent: &str) -> Vec<Case> {
             "startUrls": ["https://example.com/"],
             "removeElementsCssSelector": format!("{}a{}", deep(":not(", 5_000), deep(")", 5_000))
         }).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("run input over the body limit", "POST", run_path,
+            json!({"startUrls": ["https://example.com/"], "x": "a".repeat(3 * 1024 * 1024)}).to_string().into_bytes(),
+            413, "VALIDATION_BODY_TOO_LARGE"),
+        // Path rules are compiled when they are given, not by the crawl.
+        json_case("a link source with a path rule that does not compile", "POST", &format!("/api/v2/agents/{agent}/sources"),
+            json!({"type": "link", "url": "https://example.com/", "linkType": "crawl", "excludePaths": ["("]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        json_case("a link source with a path rule past the size limit", "POST", &format!("/api/v2/agents/{agent}/sources"),
+            json!({"type": "link", "url": "https://example.com/", "linkType": "crawl", "includeOnlyPaths": ["a{1000}{1000}"]}).to_string().into_bytes(),
+            400, "VALIDATION_INVALID_BODY"),
+        // Ids in the path that are not UTF-8 once decoded, on every kind of route.
+        json_case("an agent id that is not UTF-8", "GET", "/api/v2/agents/%FF", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
+        json_case("a v1 chatbot id that is not UTF-8", "GET", "/api/v1/chatbots/%C3%28/contacts", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
+        json_case("a run id that is not UTF-8", "GET", "/v2/actor-runs/%ED%A0%80", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
+        json_case("a widget agent id that is not UTF-8", "GET", "/widget/v1/agents/%FF/config", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
     ];
     // Files.
     let mut deep_trailer =

@@ -261,10 +261,23 @@ pub struct AgentPatch {
     pub lead_form: Option<Option<Value>>,
 }
 
+/// Bounds on the lists an agent shows every visitor (agentbase's: the contract sets
+/// none, and each is returned by every read of the agent and by the widget's
+/// config).
+pub const INITIAL_MESSAGES_MAX: usize = 20;
+pub const SUGGESTED_MESSAGES_MAX: usize = 50;
+pub const ALLOWED_DOMAINS_MAX: usize = 100;
+/// Characters in one initial or suggested message, and in the rate limit's message.
+pub const SHOWN_TEXT_MAX: usize = 2_000;
+/// A host name's longest form (RFC 1035).
+pub const DOMAIN_MAX: usize = 253;
+
 fn check_name(name: &str, errors: &mut FieldErrors) {
     let len = name.trim().chars().count();
     if len == 0 {
         errors.insert("name".into(), "must not be empty".into());
+    } else if name.chars().any(char::is_control) {
+        errors.insert("name".into(), "must not contain control characters".into());
     } else if name.chars().count() > NAME_MAX {
         errors.insert(
             "name".into(),
@@ -318,6 +331,23 @@ impl NewAgent {
     }
 }
 
+fn check_initial_messages(messages: &[String], errors: &mut FieldErrors) {
+    if messages.len() > INITIAL_MESSAGES_MAX {
+        errors.insert(
+            "initialMessages".into(),
+            format!("at most {INITIAL_MESSAGES_MAX} messages"),
+        );
+    }
+    for (i, m) in messages.iter().enumerate() {
+        if m.trim().is_empty() || m.chars().count() > SHOWN_TEXT_MAX {
+            errors.insert(
+                format!("initialMessages[{i}]"),
+                format!("1 to {SHOWN_TEXT_MAX} characters"),
+            );
+        }
+    }
+}
+
 pub(crate) fn check_suggested_messages(value: &Value, errors: &mut FieldErrors) {
     let Some(items) = value.as_array() else {
         errors.insert(
@@ -326,12 +356,19 @@ pub(crate) fn check_suggested_messages(value: &Value, errors: &mut FieldErrors) 
         );
         return;
     };
+    if items.len() > SUGGESTED_MESSAGES_MAX {
+        errors.insert(
+            "suggestedMessages".into(),
+            format!("at most {SUGGESTED_MESSAGES_MAX} messages"),
+        );
+        return;
+    }
     for (i, item) in items.iter().enumerate() {
         let field = format!("suggestedMessages[{i}]");
         let non_empty = |k: &str| {
             item.get(k)
                 .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
+                .is_some_and(|s| !s.is_empty() && s.chars().count() <= SHOWN_TEXT_MAX)
         };
         let ok = match item.get("type").and_then(Value::as_str) {
             Some("single") => non_empty("text") && item.get("order").is_some_and(Value::is_number),
@@ -344,10 +381,9 @@ pub(crate) fn check_suggested_messages(value: &Value, errors: &mut FieldErrors) 
                         .is_some_and(|xs| {
                             (1..=20).contains(&xs.len())
                                 && xs.iter().all(|x| {
-                                    x.get("text")
-                                        .and_then(Value::as_str)
-                                        .is_some_and(|s| !s.is_empty())
-                                        && x.get("order").is_some_and(Value::is_number)
+                                    x.get("text").and_then(Value::as_str).is_some_and(|s| {
+                                        !s.is_empty() && s.chars().count() <= SHOWN_TEXT_MAX
+                                    }) && x.get("order").is_some_and(Value::is_number)
                                 })
                         })
             }
@@ -356,8 +392,10 @@ pub(crate) fn check_suggested_messages(value: &Value, errors: &mut FieldErrors) 
         if !ok {
             errors.insert(
                 field,
-                "must be {type:\"single\",text,order} or {type:\"nested\",name,order,items[1..20]}"
-                    .into(),
+                format!(
+                    "must be {{type:\"single\",text,order}} or {{type:\"nested\",name,order,items[1..20]}}, \
+                     each text of 1 to {SHOWN_TEXT_MAX} characters"
+                ),
             );
         }
     }
@@ -378,15 +416,27 @@ impl AgentPatch {
         if let Some(t) = self.temp {
             check_temp(t, &mut errors);
         }
-        if let Some(Some(domains)) = &self.allowed_domains
-            && domains
-                .iter()
-                .any(|d| d.trim().is_empty() || d.contains(char::is_whitespace))
-        {
-            errors.insert(
-                "allowedDomains".into(),
-                "domains must be non-empty host names".into(),
-            );
+        if let Some(Some(domains)) = &self.allowed_domains {
+            if domains.len() > ALLOWED_DOMAINS_MAX {
+                errors.insert(
+                    "allowedDomains".into(),
+                    format!("at most {ALLOWED_DOMAINS_MAX} domains"),
+                );
+            } else if domains.iter().any(|d| {
+                d.trim().is_empty()
+                    || d.len() > DOMAIN_MAX
+                    || d.contains(|c: char| c.is_whitespace() || c.is_control())
+            }) {
+                errors.insert(
+                    "allowedDomains".into(),
+                    format!(
+                        "domains must be non-empty host names of at most {DOMAIN_MAX} characters"
+                    ),
+                );
+            }
+        }
+        if let Some(messages) = &self.initial_messages {
+            check_initial_messages(messages, &mut errors);
         }
         if let Some(Some(s)) = &self.suggested_messages {
             check_suggested_messages(s, &mut errors);
@@ -407,6 +457,16 @@ impl AgentPatch {
                 errors.insert(
                     "ipRateLimits.timeframe".into(),
                     "must be between 1 and 3600".into(),
+                );
+            }
+            if ip
+                .message
+                .as_ref()
+                .is_some_and(|m| m.chars().count() > SHOWN_TEXT_MAX)
+            {
+                errors.insert(
+                    "ipRateLimits.message".into(),
+                    format!("at most {SHOWN_TEXT_MAX} characters"),
                 );
             }
         }

@@ -544,7 +544,7 @@ pub fn check_blocked_countries(list: &[String], errors: &mut FieldErrors) {
         );
     }
     for (i, code) in list.iter().enumerate() {
-        if code.chars().count() != 2 {
+        if !(code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic())) {
             errors.insert(
                 format!("blockedCountries[{i}]"),
                 "must be a two-letter country code".into(),

@@ -288,17 +288,25 @@ const PATH_RULE_SIZE_LIMIT: usize = 1 << 20;
 fn compile<S: AsRef<str>>(field: &'static str, patterns: &[S]) -> Result<Vec<Regex>, InputError> {
     patterns
         .iter()
-        .map(|p| {
-            let p = p.as_ref();
-            let compiled = regex::RegexBuilder::new(p)
-                .size_limit(PATH_RULE_SIZE_LIMIT)
-                .build();
-            compiled.map_err(|e| InputError::Invalid {
-                field,
-                reason: format!("`{p}` is not a valid regular expression: {e}"),
-            })
-        })
+        .map(|p| compile_one(p.as_ref()).map_err(|reason| InputError::Invalid { field, reason }))
         .collect()
+}
+
+/// One path rule compiled as a crawl compiles it (within the size limit); why not
+/// when it does not.
+fn compile_one(p: &str) -> Result<Regex, String> {
+    regex::RegexBuilder::new(p)
+        .size_limit(PATH_RULE_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("`{p}` is not a valid regular expression: {e}"))
+}
+
+impl PathRules {
+    /// Whether one path rule compiles as a crawl will compile it: checked when the
+    /// rule is given, so that it is not the crawl that finds out.
+    pub fn check_rule(pattern: &str) -> Result<(), String> {
+        compile_one(pattern).map(drop)
+    }
 }
 
 /// How far a crawl goes.

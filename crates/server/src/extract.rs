@@ -22,15 +22,11 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// A JSON body. The content type is not insisted on: Chatbase clients always send
-/// JSON, and a forgotten `-H` in a curl walk-through should not be an error.
-pub struct AppJson<T>(pub T);
+/// The request body as it came, read within the body limit; a body too large or
+/// cut short is an error in the envelope.
+pub struct RawBody(pub Bytes);
 
-impl<S, T> FromRequest<S> for AppJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
+impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -49,6 +45,23 @@ where
                 )
             }
         })?;
+        Ok(RawBody(bytes))
+    }
+}
+
+/// A JSON body. The content type is not insisted on: Chatbase clients always send
+/// JSON, and a forgotten `-H` in a curl walk-through should not be an error.
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         parse_json_object(&bytes).map(AppJson)
     }
 }

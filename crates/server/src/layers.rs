@@ -7,7 +7,7 @@ use std::time::Instant;
 use agentbase_api_types::codes;
 use agentbase_service::Principal;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -44,7 +44,7 @@ pub async fn request_context(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let mut response = next.run(req).instrument(span.clone()).await;
@@ -55,7 +55,7 @@ pub async fn request_context(
     let elapsed = started.elapsed();
     state
         .metrics
-        .record(&route, &method, status.as_u16(), elapsed);
+        .record(&route, method, status.as_u16(), elapsed);
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -64,6 +64,19 @@ pub async fn request_context(
         );
     });
     response
+}
+
+/// The request's method as metrics and logs name it: the standard ones by name,
+/// every other token (HTTP allows any, tens of kilobytes long, and no key is needed
+/// to send one) as `other`, so that nobody can add metric series or log bulk at will.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
 }
 
 /// The client's address: the socket peer, or — only when the peer is a trusted
@@ -137,6 +150,69 @@ pub async fn limits(State(state): State<AppState>, req: Request, next: Next) -> 
         )
         .into_response(),
     }
+}
+
+/// Refuses a path that is not UTF-8 once decoded (`/agents/%FF`) in the envelope,
+/// before the route's path parameters refuse it in plain text of their own. A
+/// route layer, inside each API's error reshaping (v1, Apify).
+pub async fn utf8_path(req: Request, next: Next) -> Response {
+    if decodes_to_utf8(req.uri().path()) {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        codes::VALIDATION_INVALID_PATH,
+        "The URL's path is not valid UTF-8 once percent-decoded",
+    )
+    .into_response()
+}
+
+/// Whether `path` is UTF-8 once its `%XX` escapes are decoded (a `%` not followed by
+/// two hex digits stays as it is, as the router reads it). The router's path
+/// parameters refuse anything else with a plain-text 400 of their own.
+fn decodes_to_utf8(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if !bytes.contains(&b'%') {
+        return true;
+    }
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| Some(hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(b) => {
+                decoded.push(b as u8);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
+/// Marks a response as content, never a page: the API serves what tenants and
+/// crawled sites wrote (key-value records with the content type their writer chose,
+/// exports, logs) from the dashboard's origin, and a browser opening one must not run
+/// it there. Its document is sandboxed with nothing allowed, and its type is not
+/// sniffed. A handler's own policy is kept.
+pub async fn inert_content(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; sandbox",
+        ));
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    response
 }
 
 const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -259,6 +335,23 @@ pub async fn v1_errors(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_decodes_to_utf8_or_not() {
+        for ok in [
+            "/api/v2/agents/abc",
+            "/a/%41b",
+            "/caf%C3%A9",
+            "/100%",
+            "/%zz/%4",
+            "/%",
+        ] {
+            assert!(decodes_to_utf8(ok), "{ok}");
+        }
+        for bad in ["/api/v2/agents/%FF", "/caf%C3", "/%c3%28", "/x/%ED%A0%80"] {
+            assert!(!decodes_to_utf8(bad), "{bad}");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -108,22 +108,30 @@ pub fn router(app: Arc<App>) -> Router {
     }));
     use routes::{apify, system};
     let authenticate = || from_fn_with_state(state.clone(), layers::authenticate);
+    let inert = || axum::middleware::from_fn(layers::inert_content);
+    let utf8_path = || axum::middleware::from_fn(layers::utf8_path);
     let api = api_routes()
         .merge(helpdesk_routes())
-        .route_layer(authenticate());
-    let v1 = v1_routes()
+        .route_layer(utf8_path())
         .route_layer(authenticate())
-        .route_layer(axum::middleware::from_fn(layers::v1_errors));
+        .route_layer(inert());
+    let v1 = v1_routes()
+        .route_layer(utf8_path())
+        .route_layer(authenticate())
+        .route_layer(axum::middleware::from_fn(layers::v1_errors))
+        .route_layer(inert());
     let apify = apify_routes()
+        .route_layer(utf8_path())
         .route_layer(authenticate())
         .route_layer(axum::middleware::from_fn(layers::apify_token))
-        .route_layer(axum::middleware::from_fn(apify::apify_errors));
+        .route_layer(axum::middleware::from_fn(apify::apify_errors))
+        .route_layer(inert());
     let routes = api
         .merge(v1)
         .merge(apify)
         .merge(public_routes())
-        .merge(dashboard::router())
-        .merge(widget_routes())
+        .merge(dashboard::router().route_layer(utf8_path()))
+        .merge(widget_routes().route_layer(utf8_path()))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -280,7 +280,7 @@ impl Knowledge {
         new: NewSource,
     ) -> Result<Source> {
         let agent = self.agents.get(&p.workspace_id, agent_id).await?;
-        new.validate().map_err(Error::Invalid)?;
+        validate_source(&new)?;
         let name = new.name.trim().to_owned();
         let identity = identity_hash(&new.content, &name);
         if self
@@ -564,7 +564,7 @@ impl Knowledge {
     ) -> Result<Vec<Source>> {
         let agent = self.agents.get(&p.workspace_id, agent_id).await?;
         for s in &sources {
-            s.validate().map_err(Error::Invalid)?;
+            validate_source(s)?;
         }
         let total: i64 = sources.iter().map(|s| s.content.size()).sum();
         if total > self.storage_limit(p.plan) {
@@ -1415,10 +1415,46 @@ fn updated_content(
         mismatch(&mut errors, "excludePaths");
     }
     validate_content(&content, &mut errors);
+    if errors.is_empty() {
+        compile_path_rules(&content, &mut errors);
+    }
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
     Ok(content)
+}
+
+/// A new source's fields, as [`NewSource::validate`] checks them, and a link
+/// source's path rules compiled as its crawl will compile them.
+fn validate_source(new: &NewSource) -> Result<()> {
+    new.validate().map_err(Error::Invalid)?;
+    let mut errors = agentbase_core::FieldErrors::new();
+    compile_path_rules(&new.content, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}
+
+/// A link source's `includeOnlyPaths` and `excludePaths` are regular expressions:
+/// one that does not compile (or compiles past the crawler's size limit) is refused
+/// when it is given, not found out by the training job.
+fn compile_path_rules(content: &SourceContent, errors: &mut agentbase_core::FieldErrors) {
+    let SourceContent::Link { options, .. } = content else {
+        return;
+    };
+    let rules = [
+        ("includeOnlyPaths", &options.include_only_paths),
+        ("excludePaths", &options.exclude_paths),
+    ];
+    for (field, patterns) in rules {
+        for (i, pattern) in patterns.iter().enumerate() {
+            if let Err(reason) = agentbase_crawler::spec::PathRules::check_rule(pattern) {
+                errors.insert(format!("{field}.{i}"), reason);
+            }
+        }
+    }
 }
 
 /// Agent creation that brings knowledge with it: from a website, or as a clone.

@@ -120,10 +120,24 @@ pub(crate) fn v1_chatbot(a: agentbase_core::Agent) -> v1::V1Chatbot {
     }
 }
 
-/// The agent patch a v1 settings body asks for, with the chatbot it names.
+/// What a v1 settings body asks for: the chatbot it names, the agent patch, and
+/// the widget styles (v2's `styles.chat`, checked here).
+pub(crate) struct SettingsUpdate {
+    pub chatbot_id: String,
+    pub patch: agentbase_core::AgentPatch,
+    pub styles: Option<serde_json::Value>,
+}
+
+/// The update a v1 settings body asks for, in v2's terms:
+/// - `styles` (`theme`, `buttonColor`, `displayName`, …) are v2's `styles.chat`
+///   keys, each merged as `PUT /agents/{id}/styles` merges them;
+/// - `suggestedMessages` are plain strings in v1, v2's `single` messages in order;
+/// - `onlyAllowOnAddedDomains: false` lets the widget run on every site: the agent
+///   keeps no domain list (v2 has no list that is kept but not enforced), whatever
+///   `domains` says; `true` enforces `domains` when given.
 pub(crate) fn settings_patch(
     body: v1::V1UpdateChatbotSettings,
-) -> Result<(String, agentbase_core::AgentPatch), ApiError> {
+) -> Result<SettingsUpdate, ApiError> {
     use agentbase_core::{AgentPatch, Visibility, agent::IpRateLimitsPatch};
     let visibility = match body.visibility.as_deref() {
         None => None,
@@ -155,18 +169,53 @@ pub(crate) fn settings_patch(
                 .map_err(ApiError::invalid_body)
         })
         .transpose()?;
+    let styles = body
+        .styles
+        .map(|chat| {
+            let styles = serde_json::json!({ "chat": chat });
+            let mut errors = agentbase_core::FieldErrors::new();
+            agentbase_core::agent_settings::check_styles(&styles, &mut errors);
+            if errors.is_empty() {
+                return Ok(styles);
+            }
+            // Named as the v1 body names them.
+            let errors = errors
+                .into_iter()
+                .map(|(k, v)| (k.replacen("styles.chat", "styles", 1), v))
+                .collect();
+            Err(ApiError::from(agentbase_core::Error::Invalid(errors)))
+        })
+        .transpose()?;
+    let suggested = body.suggested_messages.map(|texts| {
+        let singles: Vec<serde_json::Value> = texts
+            .into_iter()
+            .enumerate()
+            .map(
+                |(order, text)| serde_json::json!({"type": "single", "text": text, "order": order}),
+            )
+            .collect();
+        Some(serde_json::Value::Array(singles))
+    });
+    let allowed_domains = match body.only_allow_on_added_domains {
+        Some(false) => Some(None),
+        _ => body.domains.map(Some),
+    };
     let patch = AgentPatch {
         name: body.name,
         instructions: body.instructions,
         model: body.model,
         temp: body.temp,
         visibility,
-        allowed_domains: body.domains.map(Some),
-        suggested_messages: body.suggested_messages.map(|m| Some(serde_json::json!(m))),
+        allowed_domains,
+        suggested_messages: suggested,
         initial_messages: body.initial_messages,
         ip_rate_limits: ip,
         lead_form: lead_form.map(Some),
         ..Default::default()
     };
-    Ok((body.chatbot_id, patch))
+    Ok(SettingsUpdate {
+        chatbot_id: body.chatbot_id,
+        patch,
+        styles,
+    })
 }

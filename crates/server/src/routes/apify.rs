@@ -11,7 +11,6 @@ use agentbase_core::crawl_run::CrawlRun;
 use agentbase_service::Principal;
 use agentbase_service::crawl_runs::ACTOR_IDS;
 use axum::Extension;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::dto::apify::{actor_dto, dataset_dto, kv_keys_dto, kv_store_dto, run_dto};
 use crate::error::ApiError;
-use crate::extract::{QueryMap, parse_json};
+use crate::extract::{QueryMap, RawBody, parse_json};
 
 /// An Apify object in its `{"data": …}` envelope.
 fn data<T: serde::Serialize>(object: T) -> Response {
@@ -89,7 +88,7 @@ impl<S: Send + Sync> FromRequest<S> for ActorInput {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        let body = Bytes::from_request(req, state)
+        let RawBody(body) = RawBody::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
         actor_input(&body)
@@ -634,7 +633,7 @@ pub async fn put_kv_record(
     Extension(p): Extension<Principal>,
     Path((store_id, key)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)

@@ -299,12 +299,16 @@ pub async fn update_chatbot_settings(
     Extension(p): Extension<Principal>,
     AppJson(body): AppJson<v1::V1UpdateChatbotSettings>,
 ) -> Result<Json<v1::V1Message200>, ApiError> {
-    let (chatbot_id, patch) = settings_patch(body)?;
-    state
-        .app
-        .agents()
-        .update(&p.workspace_id, &chatbot_id, patch)
+    let update = settings_patch(body)?;
+    let agents = state.app.agents();
+    agents
+        .update(&p.workspace_id, &update.chatbot_id, update.patch)
         .await?;
+    if let Some(styles) = update.styles {
+        agents
+            .update_styles(&p.workspace_id, &update.chatbot_id, styles)
+            .await?;
+    }
     Ok(Json(v1::V1Message200 {
         message: "Your changes are saved.".into(),
     }))

@@ -150,6 +150,60 @@ async fn bad_settings_are_refused_with_every_field_named() {
     ] {
         assert!(details.contains_key(field), "{field} in {details:?}");
     }
+    // What every visitor is shown is bounded, and names and codes are text.
+    let (status, code, body) = put(
+        &t,
+        &agent,
+        &json!({
+            "name": "\u{0}",
+            "blockedCountries": ["\u{0}\u{0}", "u1"],
+            "initialMessages": ["x".repeat(2_001), ""],
+            "suggestedMessages": vec![json!({"type": "single", "text": "hi", "order": 0}); 51],
+            "allowedDomains": vec!["a.example"; 101],
+            "ipRateLimits": {"limit": 5, "timeframe": 60, "message": "m".repeat(2_001)}
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY"))
+    );
+    let details = body["error"]["details"].as_object().unwrap();
+    for field in [
+        "name",
+        "blockedCountries[0]",
+        "blockedCountries[1]",
+        "initialMessages[0]",
+        "initialMessages[1]",
+        "suggestedMessages",
+        "allowedDomains",
+        "ipRateLimits.message",
+    ] {
+        assert!(details.contains_key(field), "{field} in {details:?}");
+    }
+    let (status, _, body) = put(
+        &t,
+        &agent,
+        &json!({"initialMessages": vec!["Hi"; 21],
+                "suggestedMessages": [{"type": "single", "text": "q".repeat(2_001), "order": 0}],
+                "allowedDomains": ["d".repeat(254)]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let details = body["error"]["details"].as_object().unwrap();
+    for field in ["initialMessages", "suggestedMessages[0]", "allowedDomains"] {
+        assert!(details.contains_key(field), "{field} in {details:?}");
+    }
+    // At the bounds, it is taken.
+    let (status, _, body) = put(
+        &t,
+        &agent,
+        &json!({"initialMessages": vec!["x".repeat(2_000); 20],
+                "allowedDomains": vec!["a.example"; 100], "blockedCountries": ["kp"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
     // Fields outside the contract keep their 400, named.
     let (status, code, body) = put(&t, &agent, &json!({"colour": "red"})).await;
     assert_eq!(

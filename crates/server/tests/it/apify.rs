@@ -352,6 +352,80 @@ async fn runs_can_be_aborted_and_bad_requests_get_clear_errors() {
     assert_eq!(outcome(r).await.0, 404);
 }
 
+/// A key-value record comes back with the type its writer gave it, as Apify serves
+/// it, but from the dashboard's origin: a browser that opens one gets an inert,
+/// sandboxed document. Bodies over the limit get the envelope like everywhere else.
+#[tokio::test]
+async fn records_are_served_inert_and_bodies_over_the_limit_get_the_envelope() {
+    let t = crawler_app().await;
+    let site = site().await;
+    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
+        .json(&json!({"startUrls": [format!("http://{site}/docs/a")], "maxCrawlDepth": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let run: Value = r.json().await.unwrap();
+    let store = run["data"]["defaultKeyValueStoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = format!("/v2/key-value-stores/{store}/records/page");
+    let script = "<script>document.title = document.cookie</script>";
+    let r = apify(&t, Method::PUT, &record)
+        .header("content-type", "text/html")
+        .body(script)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = apify(&t, Method::GET, &record).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "text/html");
+    let csp = header("content-security-policy");
+    assert!(
+        csp.contains("sandbox") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(r.text().await.unwrap(), script);
+
+    // Over the body limit: the envelope, with Apify's `type`.
+    let big = "a".repeat(3 * 1024 * 1024);
+    let r = apify(&t, Method::PUT, &record)
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, code, body) = outcome(r).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (413, Some("VALIDATION_BODY_TOO_LARGE")),
+        "{body}"
+    );
+    assert_eq!(body["error"]["type"], "validation-body-too-large", "{body}");
+    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"startUrls\": [\"http://{site}/docs/\"], \"x\": \"{big}\"}}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = outcome(r).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (413, Some("VALIDATION_BODY_TOO_LARGE"))
+    );
+}
+
 #[tokio::test]
 async fn loopback_is_refused_unless_the_operator_allows_private_networks() {
     let t = spawn_with(|_| {}).await;

@@ -639,6 +639,55 @@ async fn v1_chatbots_take_source_text_and_update_chatbot_data_replaces_it() {
     assert_eq!(found["instructions"], "Be brief.");
     assert_eq!(found["visibility"], "public");
     assert!(found["initial_messages"].is_array());
+    // The styles are kept (they are v2's `styles.chat`).
+    let (_, _, agent) = get(&t, &format!("/api/v2/agents/{bot}")).await;
+    assert_eq!(agent["styles"]["chat"]["theme"], "dark", "{agent}");
+
+    // The contract's forms: suggested messages as strings, the domain switch.
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/update-chatbot-settings",
+        json!({"chatbotId": bot, "suggestedMessages": ["What are your hours?", "Where do you ship?"],
+               "domains": ["shop.example"], "onlyAllowOnAddedDomains": true,
+               "styles": {"buttonColor": "#112233", "displayName": "Shop"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, _, agent) = get(&t, &format!("/api/v2/agents/{bot}")).await;
+    assert_eq!(
+        agent["suggestedMessages"],
+        json!([{"type": "single", "text": "What are your hours?", "order": 0},
+               {"type": "single", "text": "Where do you ship?", "order": 1}]),
+        "{agent}"
+    );
+    assert_eq!(agent["allowedDomains"], json!(["shop.example"]));
+    let chat = &agent["styles"]["chat"];
+    assert_eq!(
+        (&chat["theme"], &chat["buttonColor"], &chat["displayName"]),
+        (&json!("dark"), &json!("#112233"), &json!("Shop")),
+        "{agent}"
+    );
+    // Not only on the added domains: the widget runs everywhere.
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/update-chatbot-settings",
+        json!({"chatbotId": bot, "onlyAllowOnAddedDomains": false}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, _, agent) = get(&t, &format!("/api/v2/agents/{bot}")).await;
+    assert_eq!(agent["allowedDomains"], Value::Null, "{agent}");
+    // A bad style is refused, named as the v1 body names it, and nothing is saved.
+    let (s, _, b) = post(
+        &t,
+        "/api/v1/update-chatbot-settings",
+        json!({"chatbotId": bot, "name": "Not saved", "styles": {"theme": "purple"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.to_string().contains("styles.theme"), "{b}");
+    let (_, _, agent) = get(&t, &format!("/api/v2/agents/{bot}")).await;
+    assert_eq!(agent["name"], "Shop assistant");
 
     // Bad input gets v1's error shape.
     let (s, c, b) = post(&t, "/api/v1/create-chatbot", json!({"chatbotName": "ab"})).await;

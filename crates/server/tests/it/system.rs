@@ -176,6 +176,35 @@ async fn metrics_count_requests_by_route_and_status() {
     assert!(text.contains(
         "agentbase_http_request_duration_seconds_bucket{route=\"/api/v2/health\",le=\"+Inf\"} 1"
     ));
+
+    // A method of the sender's own making (any token, no key needed) is counted as
+    // `other`: however many kinds are sent, the series do not grow.
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let method =
+            reqwest::Method::from_bytes(format!("BOGUS{i}{}", "X".repeat(2000)).as_bytes())
+                .unwrap();
+        let status = client
+            .request(method, t.url("/api/v2/health"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 405);
+    }
+    let text = reqwest::get(t.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("BOGUS"), "{}", &text[..text.len().min(2000)]);
+    assert!(
+        text.contains(
+            r#"agentbase_http_requests_total{route="/api/v2/health",method="other",status="405"} 20"#
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]
