@@ -94,6 +94,9 @@ pub struct Action {
 }
 
 pub const ACTIONS_MAX: usize = 64;
+/// An action's parameter schema, as JSON: it goes into the prompt of every turn of
+/// the agent, so one schema of megabytes would make every turn a long one.
+pub const ACTION_PARAMETERS_MAX_BYTES: usize = 16 * 1024;
 
 /// The built-in action that lets the model hand a conversation to a person. An
 /// agent whose actions include one of this name has its calls resolved by the
@@ -156,6 +159,11 @@ pub fn validate_actions(actions: &[Action]) -> Result<(), FieldErrors> {
             errors.insert(
                 format!("actions[{i}].parameters"),
                 "must be a JSON Schema with \"type\": \"object\"".into(),
+            );
+        } else if a.parameters.to_string().len() > ACTION_PARAMETERS_MAX_BYTES {
+            errors.insert(
+                format!("actions[{i}].parameters"),
+                format!("must be at most {ACTION_PARAMETERS_MAX_BYTES} bytes of JSON"),
             );
         }
     }

@@ -383,9 +383,16 @@ pub struct InitialCookie {
 
 impl InitialCookie {
     /// A cookie whose name is not empty and holds no `;`, `=` or space, and whose
-    /// value holds no `;` (either would be a second cookie in the header).
+    /// value holds no `;` (either would be a second cookie in the header); neither
+    /// holds a control character (CR and LF would end the header line).
     pub fn new(name: &str, value: &str) -> Result<InitialCookie, InputError> {
-        if name.is_empty() || name.contains([';', '=', ' ']) || value.contains(';') {
+        let control = |s: &str| s.contains(|c: char| c.is_control());
+        if name.is_empty()
+            || name.contains([';', '=', ' '])
+            || value.contains(';')
+            || control(name)
+            || control(value)
+        {
             return Err(InputError::Invalid {
                 field: "initialCookies",
                 reason: format!("cookie {name:?} has an invalid name or value"),
@@ -638,6 +645,9 @@ mod tests {
     fn checked_values_refuse_what_cannot_be_sent() {
         assert!(InitialCookie::new("a=b", "c").is_err());
         assert!(InitialCookie::new("a", "b;c").is_err());
+        assert!(InitialCookie::new("a", "c\r\nX-Injected: y").is_err());
+        assert!(InitialCookie::new("a\n", "b").is_err());
+        assert!(InitialCookie::new("a", "b\u{0}").is_err());
         assert!(InitialCookie::new("a", "b").is_ok());
         let e = CustomHeaders::parse([("X Bad", "v")]).unwrap_err();
         assert!(e.to_string().starts_with("customHttpHeaders: "), "{e}");

@@ -69,6 +69,22 @@ fn read_capped(mut r: impl Read, cap: usize) -> Result<Vec<u8>, Failure> {
     Ok(out)
 }
 
+/// The body as it arrives, at most `cap` bytes ([`Failure::TooLarge`] past it); one
+/// that fails to arrive is [`Failure::Corrupt`].
+async fn read_body(body: Body, cap: usize) -> Result<bytes::Bytes, Failure> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Failure::Corrupt)?;
+        if out.len() + chunk.len() > cap {
+            return Err(Failure::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
 fn decode(mut data: Vec<u8>, codings: &[Coding], cap: usize) -> Result<Vec<u8>, Failure> {
     for c in codings.iter().rev() {
         data = match c {
@@ -121,8 +137,18 @@ pub async fn decompress(State(state): State<AppState>, req: Request, next: Next)
         .body_limit_bytes
         .max(agentbase_core::knowledge::FILE_MAX_BYTES + 64 * 1024);
     let (mut parts, body) = req.into_parts();
-    let Ok(compressed) = axum::body::to_bytes(body, cap).await else {
-        return too_large();
+    let compressed = match read_body(body, cap).await {
+        Ok(bytes) => bytes,
+        Err(Failure::TooLarge) => return too_large(),
+        // Cut short, or not arriving within the body timeout.
+        Err(Failure::Corrupt) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::VALIDATION_INVALID_JSON,
+                "Could not read the request body",
+            )
+            .into_response();
+        }
     };
     let decoded = if list.is_empty() {
         Ok(compressed.to_vec())

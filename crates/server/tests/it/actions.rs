@@ -237,7 +237,8 @@ async fn bad_action_definitions_are_refused_field_by_field() {
         {"name": "ok_one", "parameters": {"type": "object"}},
         {"name": "has space", "parameters": {"type": "object"}},
         {"name": "ok_one", "parameters": {"type": "object"}},
-        {"name": "noschema", "parameters": {"type": "string"}}
+        {"name": "noschema", "parameters": {"type": "string"}},
+        {"name": "huge", "parameters": {"type": "object", "description": "x".repeat(20_000)}}
     ]});
     let r = t
         .raw(
@@ -260,7 +261,8 @@ async fn bad_action_definitions_are_refused_field_by_field() {
         [
             "actions[1].name",
             "actions[2].name",
-            "actions[3].parameters"
+            "actions[3].parameters",
+            "actions[4].parameters"
         ]
     );
     let listed: Value = t
