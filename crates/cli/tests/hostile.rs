@@ -234,6 +234,13 @@ fn cases(agent: &str) -> Vec<Case> {
         json_case("run input over the body limit", "POST", run_path,
             json!({"startUrls": ["https://example.com/"], "x": "a".repeat(3 * 1024 * 1024)}).to_string().into_bytes(),
             413, "VALIDATION_BODY_TOO_LARGE"),
+        // Nested objects sent as arrays (serde would fill a struct's fields in order).
+        json_case("rate limits as an array", "PUT", &format!("/api/v2/agents/{agent}"),
+            json!({"ipRateLimits": [7, 99, "from an array"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("an action as an array", "PUT", &format!("/api/v2/agents/{agent}/actions"),
+            json!({"actions": [["myact", "desc", {"type": "object"}]]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("v1 chat messages as arrays", "POST", "/api/v1/chat",
+            json!({"chatbotId": agent, "messages": [["user", "hi"]]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
         // Path rules are compiled when they are given, not by the crawl.
         json_case("a link source with a path rule that does not compile", "POST", &format!("/api/v2/agents/{agent}/sources"),
             json!({"type": "link", "url": "https://example.com/", "linkType": "crawl", "excludePaths": ["("]}).to_string().into_bytes(),

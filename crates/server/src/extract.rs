@@ -133,7 +133,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     // Syntax first, so a truncated body is "malformed" rather than "wrong shape".
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(crate::strict::Strict(value)).map_err(|e| {
         let path = e.path().to_string();
         let message = clean_serde_message(&e.into_inner().to_string());
         // serde reports a missing field at its parent; name the field itself.

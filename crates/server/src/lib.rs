@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod sse;
+mod strict;
 pub mod widget;
 pub mod widget_live;
 
