@@ -118,28 +118,32 @@ async fn every_official_agent_field_round_trips_on_postgres() {
     round_trip(&t).await;
 }
 
+/// PUTs `body` on `agent`: it must be refused with each of `fields` named.
+async fn refused_naming(t: &TestApp, agent: &str, body: Value, fields: &[&str]) {
+    let (status, code, body) = put(t, agent, &body).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "{body}"
+    );
+    let details = body["error"]["details"].as_object().unwrap();
+    for field in fields {
+        assert!(details.contains_key(*field), "{field} in {details:?}");
+    }
+}
+
 #[tokio::test]
 async fn bad_settings_are_refused_with_every_field_named() {
     let t = spawn().await;
     let agent = t.scripted_agent().await;
-    let (status, code, body) = put(
-        &t,
-        &agent,
-        &json!({
-            "channelInstructions": {"fax": "x"},
-            "notificationsSettings": {"dailyConversations": {"active": true, "emails": ["not-an-address"]}},
-            "spamSettings": {"enabled": "yes"},
-            "voiceSettings": {"voice": {"voiceName": "Nobody"}},
-            "blockedCountries": ["USA"]
-        }),
-    )
-    .await;
-    assert_eq!(
-        (status, code.as_deref()),
-        (400, Some("VALIDATION_INVALID_BODY"))
-    );
-    let details = body["error"]["details"].as_object().unwrap();
-    for field in [
+    let body = json!({
+        "channelInstructions": {"fax": "x"},
+        "notificationsSettings": {"dailyConversations": {"active": true, "emails": ["not-an-address"]}},
+        "spamSettings": {"enabled": "yes"},
+        "voiceSettings": {"voice": {"voiceName": "Nobody"}},
+        "blockedCountries": ["USA"]
+    });
+    let fields = [
         "channelInstructions.fax",
         "notificationsSettings.dailyLeadsCollected",
         "notificationsSettings.dailyConversations.emails[0]",
@@ -147,29 +151,18 @@ async fn bad_settings_are_refused_with_every_field_named() {
         "spamSettings.prompt",
         "voiceSettings.voice.voiceName",
         "blockedCountries[0]",
-    ] {
-        assert!(details.contains_key(field), "{field} in {details:?}");
-    }
+    ];
+    refused_naming(&t, &agent, body, &fields).await;
     // What every visitor is shown is bounded, and names and codes are text.
-    let (status, code, body) = put(
-        &t,
-        &agent,
-        &json!({
-            "name": "\u{0}",
-            "blockedCountries": ["\u{0}\u{0}", "u1"],
-            "initialMessages": ["x".repeat(2_001), ""],
-            "suggestedMessages": vec![json!({"type": "single", "text": "hi", "order": 0}); 51],
-            "allowedDomains": vec!["a.example"; 101],
-            "ipRateLimits": {"limit": 5, "timeframe": 60, "message": "m".repeat(2_001)}
-        }),
-    )
-    .await;
-    assert_eq!(
-        (status, code.as_deref()),
-        (400, Some("VALIDATION_INVALID_BODY"))
-    );
-    let details = body["error"]["details"].as_object().unwrap();
-    for field in [
+    let body = json!({
+        "name": "\u{0}",
+        "blockedCountries": ["\u{0}\u{0}", "u1"],
+        "initialMessages": ["x".repeat(2_001), ""],
+        "suggestedMessages": vec![json!({"type": "single", "text": "hi", "order": 0}); 51],
+        "allowedDomains": vec!["a.example"; 101],
+        "ipRateLimits": {"limit": 5, "timeframe": 60, "message": "m".repeat(2_001)}
+    });
+    let fields = [
         "name",
         "blockedCountries[0]",
         "blockedCountries[1]",
@@ -178,22 +171,13 @@ async fn bad_settings_are_refused_with_every_field_named() {
         "suggestedMessages",
         "allowedDomains",
         "ipRateLimits.message",
-    ] {
-        assert!(details.contains_key(field), "{field} in {details:?}");
-    }
-    let (status, _, body) = put(
-        &t,
-        &agent,
-        &json!({"initialMessages": vec!["Hi"; 21],
-                "suggestedMessages": [{"type": "single", "text": "q".repeat(2_001), "order": 0}],
-                "allowedDomains": ["d".repeat(254)]}),
-    )
-    .await;
-    assert_eq!(status, 400);
-    let details = body["error"]["details"].as_object().unwrap();
-    for field in ["initialMessages", "suggestedMessages[0]", "allowedDomains"] {
-        assert!(details.contains_key(field), "{field} in {details:?}");
-    }
+    ];
+    refused_naming(&t, &agent, body, &fields).await;
+    let body = json!({"initialMessages": vec!["Hi"; 21],
+                      "suggestedMessages": [{"type": "single", "text": "q".repeat(2_001), "order": 0}],
+                      "allowedDomains": ["d".repeat(254)]});
+    let fields = ["initialMessages", "suggestedMessages[0]", "allowedDomains"];
+    refused_naming(&t, &agent, body, &fields).await;
     // At the bounds, it is taken.
     let (status, _, body) = put(
         &t,
