@@ -855,6 +855,11 @@ impl Conversations {
         if !citations.is_empty() {
             let _ = tx.send(TurnEvent::Sources(citations.clone())).await;
         }
+        // The workspace's place on a shared model, held until the answer is done.
+        let turn = match &g.entry.share {
+            Some(share) => Some(share.enter(&g.principal.workspace_id).await),
+            None => None,
+        };
         let stream = crate::grounding::answer(
             &g.agent,
             g.entry.model.as_ref(),
@@ -862,6 +867,7 @@ impl Conversations {
             knowledge.as_deref(),
         );
         let outcome = self.drive(&mut g, stream, &tx).await;
+        drop(turn);
         let escalation = outcome.escalation;
         // Only the client's own actions leave a turn waiting for tool results.
         let client_calls = outcome

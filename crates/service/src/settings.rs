@@ -353,7 +353,24 @@ pub struct ProviderSettings {
     /// `<data-dir>/models`, fetched on first start.
     #[serde(default)]
     pub model_path: String,
+    /// Chat turns of one workspace on this provider at once (this node); more wait
+    /// their turn in the workspace's own line, so that one tenant cannot fill a
+    /// shared model's queue. 0: no bound. Default: 2 for `local` (one model, one
+    /// queue for every tenant), none for the others.
+    #[serde(default)]
+    pub turns_per_workspace: Option<usize>,
 }
+
+impl ProviderSettings {
+    /// [`ProviderSettings::turns_per_workspace`] as it applies: `None` for no bound.
+    pub fn workspace_turns(&self) -> Option<usize> {
+        let default = (self.kind == ProviderKind::Local).then_some(LOCAL_TURNS_PER_WORKSPACE);
+        self.turns_per_workspace.or(default).filter(|n| *n > 0)
+    }
+}
+
+/// The default [`ProviderSettings::turns_per_workspace`] of a `local` provider.
+pub const LOCAL_TURNS_PER_WORKSPACE: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -386,6 +403,7 @@ impl Default for Settings {
                     base_url: String::new(),
                     api_key_env: String::new(),
                     model_path: String::new(),
+                    turns_per_workspace: None,
                 },
             )]),
             models: BTreeMap::from([("auto".into(), model(1.0)), ("smollm2".into(), model(1.0))]),

@@ -88,6 +88,7 @@ async fn agent_on(
                     base_url: String::new(),
                     api_key_env: String::new(),
                     model_path: String::new(),
+                    turns_per_workspace: None,
                 },
             );
             s.models.insert(

@@ -967,3 +967,59 @@ async fn another_nodes_charges_count_against_the_allowance_within_a_second() {
         .unwrap_err();
     assert_eq!(err.code(), Some("CHAT_CREDITS_EXHAUSTED"));
 }
+
+/// With `providers.*.turns_per_workspace` (the local model's default is 2), one
+/// workspace's turns on the provider go one after another, past that bound, while
+/// another workspace's turn does not wait for them.
+#[tokio::test]
+async fn a_workspaces_turns_beyond_its_share_wait_for_each_other_not_for_others() {
+    let t = spawn_with(|s| {
+        s.providers.get_mut("scripted").unwrap().turns_per_workspace = Some(1);
+    })
+    .await;
+    let agent = t.scripted_agent().await;
+    let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let other_agent: serde_json::Value = reqwest::Client::new()
+        .post(t.url("/api/v2/agents"))
+        .bearer_auth(&other_key)
+        .json(&json!({"name": "theirs", "model": "scripted"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_agent = other_agent["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let turn = |key: String, agent: String, message: &'static str| {
+        let url = t.url(&format!("/api/v2/agents/{agent}/chat"));
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"message": message, "stream": false}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap();
+            started.elapsed()
+        }
+    };
+    let slow = "[[delay:150]][[reply:one two three four]]";
+    let first = tokio::spawn(turn(t.key.clone(), agent.clone(), slow));
+    let second = tokio::spawn(turn(t.key.clone(), agent.clone(), slow));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let theirs = turn(other_key, other_agent, "[[reply:hi]]").await;
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    let (earlier, later) = (first.min(second), first.max(second));
+    assert!(
+        theirs < earlier,
+        "the other workspace waited: {theirs:?} against {earlier:?}"
+    );
+    // Four deltas 150 ms apart: the later turn ran after the earlier one ended.
+    assert!(
+        later - earlier >= Duration::from_millis(450),
+        "{earlier:?} and {later:?}: the two turns ran at once"
+    );
+}

@@ -179,6 +179,7 @@ pub async fn spawn_full(
             base_url: String::new(),
             api_key_env: String::new(),
             model_path: String::new(),
+            turns_per_workspace: None,
         },
     );
     settings.models.insert(
