@@ -168,8 +168,7 @@ pub async fn utf8_path(req: Request, next: Next) -> Response {
 }
 
 /// Whether `path` is UTF-8 once its `%XX` escapes are decoded (a `%` not followed by
-/// two hex digits stays as it is, as the router reads it). The router's path
-/// parameters refuse anything else with a plain-text 400 of their own.
+/// two hex digits stays as it is, as the router reads it).
 fn decodes_to_utf8(path: &str) -> bool {
     let bytes = path.as_bytes();
     if !bytes.contains(&b'%') {
