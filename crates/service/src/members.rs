@@ -196,6 +196,19 @@ impl Members {
         if !may_manage(by, m.role) {
             return Err(refused(&format!("reset an {}'s password", m.role)));
         }
+        // An account is the person's in every workspace they belong to: a reset
+        // link hands all of them to whoever follows it. So a workspace's own owners
+        // and admins reset only accounts that belong to that workspace alone.
+        if by != Acting::Administrator {
+            let elsewhere = self.store.member_workspaces(&m.id).await?;
+            if elsewhere.iter().any(|(w, _)| w.id != workspace_id) {
+                return Err(Error::Forbidden(format!(
+                    "{} also belongs to other workspaces: only the instance administrator \
+                     can reset their password (`agentbase members reset-password`)",
+                    m.email
+                )));
+            }
+        }
         let now = self.now();
         let (token, link) = Self::new_link(LinkKind::Reset, now);
         self.store

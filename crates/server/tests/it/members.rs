@@ -484,6 +484,68 @@ async fn a_removed_or_reset_members_session_stops_working() {
     );
 }
 
+/// An account is one person's in every workspace they belong to. An admin of one
+/// workspace who adds an owner of another to it may not reset that account's
+/// password (the link would hand over the other workspace too); the instance
+/// administrator still may.
+#[tokio::test]
+async fn a_workspace_cannot_reset_an_account_that_belongs_to_other_workspaces() {
+    let t = spawn().await;
+    let (theirs, _) = t.other_workspace(Plan::Standard).await;
+    let victim = member_session(&t, &theirs, "victim@example.com", "owner").await;
+    let attacker = member_session(&t, &t.workspace_id, "attacker@example.com", "admin").await;
+    let added = t
+        .app
+        .members()
+        .invite_member(
+            Acting::As(Role::Admin),
+            &t.workspace_id,
+            "victim@example.com",
+            "",
+            "member",
+        )
+        .await
+        .unwrap();
+    assert!(
+        added.token.is_none(),
+        "an existing account is added as it is"
+    );
+    let r = attacker
+        .post(
+            &format!(
+                "/dashboard/w/{}/members/{}/reset",
+                t.workspace_id, added.member.id
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(
+        location.contains("error=") && location.contains("other%20workspaces"),
+        "{location}"
+    );
+    // Nothing happened to the account.
+    assert!(
+        t.app
+            .members()
+            .member_sign_in("victim@example.com", MEMBER_PASSWORD)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        victim.get(&format!("/dashboard/w/{theirs}/agents")).await.0,
+        StatusCode::OK
+    );
+    // The instance administrator can.
+    t.app
+        .members()
+        .reset_member_password(Acting::Administrator, &t.workspace_id, "victim@example.com")
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn bad_member_input_gets_a_clear_error() {
     let t = spawn().await;
