@@ -431,7 +431,7 @@ pub async fn crawl(
     state.seed();
     if spec.use_sitemaps || spec.use_llms_txt {
         let discovered = tokio::select! {
-            d = discover(&shared, spec) => d,
+            d = discover(&shared, spec, settings.max_frontier) => d,
             _ = cancel.cancelled() => Vec::new(),
         };
         state.follow(discovered, 0, None);
@@ -1529,7 +1529,7 @@ fn charset_param(content_type: &str) -> Option<String> {
 }
 
 /// Sitemap and llms.txt discovery for the start URLs' origins.
-async fn discover(shared: &Shared, spec: &CrawlSpec) -> Vec<Url> {
+async fn discover(shared: &Shared, spec: &CrawlSpec, limit: usize) -> Vec<Url> {
     let mut out = Vec::new();
     let mut origins: Vec<Url> = Vec::new();
     for u in spec.start.urls() {
@@ -1562,11 +1562,16 @@ async fn discover(shared: &Shared, spec: &CrawlSpec) -> Vec<Url> {
                     }
                 }
             }
-            let mut fetched = 0;
+            // At most `MAX_SITEMAPS` fetched, each once, and no more URLs kept than
+            // the frontier takes: a hostile site's sitemap index of fifty 10 MB
+            // sitemaps held millions of URLs in memory before any limit applied.
+            let mut fetched = std::collections::HashSet::new();
             while let Some(sm) = sitemaps.pop() {
-                fetched += 1;
-                if fetched > 50 {
+                if out.len() >= limit || fetched.len() >= MAX_SITEMAPS {
                     break;
+                }
+                if !fetched.insert(sm.clone()) {
+                    continue;
                 }
                 let Ok(r) = fetch_once(shared, &sm).await else {
                     continue;
@@ -1577,12 +1582,17 @@ async fn discover(shared: &Shared, spec: &CrawlSpec) -> Vec<Url> {
                 let body = String::from_utf8_lossy(&r.body);
                 let is_index = body.contains("<sitemapindex");
                 for loc in xml_locs(&body) {
-                    if let Ok(u) = Url::parse(&loc) {
-                        if is_index {
+                    let Ok(u) = Url::parse(&loc) else {
+                        continue;
+                    };
+                    if is_index {
+                        if sitemaps.len() < MAX_SITEMAPS && !fetched.contains(&u) {
                             sitemaps.push(u);
-                        } else {
-                            out.push(u);
                         }
+                    } else if out.len() < limit {
+                        out.push(u);
+                    } else {
+                        break;
                     }
                 }
             }
@@ -1593,6 +1603,9 @@ async fn discover(shared: &Shared, spec: &CrawlSpec) -> Vec<Url> {
             && r.status == 200
         {
             for l in text_links(&String::from_utf8_lossy(&r.body), &u) {
+                if out.len() >= limit {
+                    break;
+                }
                 if let Ok(u) = Url::parse(&l) {
                     out.push(u);
                 }
@@ -1601,6 +1614,9 @@ async fn discover(shared: &Shared, spec: &CrawlSpec) -> Vec<Url> {
     }
     out
 }
+
+/// Sitemaps fetched at most per origin by [`discover`] (an index's children count).
+const MAX_SITEMAPS: usize = 50;
 
 fn xml_locs(xml: &str) -> Vec<String> {
     let mut out = Vec::new();

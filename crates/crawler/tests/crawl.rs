@@ -309,6 +309,61 @@ async fn robots_txt_disallow_and_crawl_delay_are_honoured() {
     }
 }
 
+/// A hostile site's sitemaps: an index listing ten sitemaps of 1,000 URLs each,
+/// every one of them five times over. Discovery keeps no more URLs than the frontier
+/// takes and fetches each sitemap once: it used to fetch up to fifty and keep every
+/// URL of all of them in memory before any limit applied.
+#[tokio::test]
+async fn sitemap_discovery_stops_at_the_frontier_and_fetches_each_sitemap_once() {
+    let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let hits = counted.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+            let host = req.headers()[header::HOST].to_str().unwrap().to_owned();
+            let xml =
+                |body: String| ([(header::CONTENT_TYPE, "application/xml")], body).into_response();
+            if path == "/robots.txt" {
+                format!("Sitemap: http://{host}/index.xml\n").into_response()
+            } else if path == "/index.xml" {
+                let entries: String = (0..50)
+                    .map(|i| format!("<sitemap><loc>http://{host}/sm/{}</loc></sitemap>", i % 10))
+                    .collect();
+                xml(format!("<sitemapindex>{entries}</sitemapindex>"))
+            } else if let Some(n) = path.strip_prefix("/sm/") {
+                let urls: String = (0..1000)
+                    .map(|i| format!("<url><loc>http://{host}/p/{n}-{i}</loc></url>"))
+                    .collect();
+                xml(format!("<urlset>{urls}</urlset>"))
+            } else {
+                html(page("Page", "A page of the site."))
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let r = run(
+        serde_json::json!({"startUrls": [format!("http://{addr}/")], "useSitemaps": true,
+                           "maxCrawlPages": 3, "maxCrawlDepth": 1}),
+        CrawlerSettings {
+            max_frontier: 1_500,
+            ..settings()
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(!r.items.is_empty());
+    let hits = hits.lock().unwrap();
+    let sitemaps: Vec<(&String, &usize)> =
+        hits.iter().filter(|(p, _)| p.starts_with("/sm/")).collect();
+    // Two sitemaps fill a frontier of 1,500; none is fetched twice.
+    assert_eq!(sitemaps.len(), 2, "{sitemaps:?}");
+    assert!(sitemaps.iter().all(|(_, n)| **n == 1), "{sitemaps:?}");
+}
+
 #[tokio::test]
 async fn sitemaps_and_llms_txt_add_pages_at_depth_one_within_scope() {
     let (base, site) = serve().await;
