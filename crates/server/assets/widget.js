@@ -133,13 +133,18 @@
     if (queuedCall && queuedCall.length) command(queuedCall[0], queuedCall[1]);
   }
   window.chatbase = command;
-  // The identity on a request body: a verified visitor's conversations are theirs.
-  function withIdentity(body) {
+  // The verified user on a request about a conversation (handoff): whose it is.
+  function withUser(body) {
     if (identity) {
       body.userId = identity.userId;
       body.userHash = identity.userHash;
-      if (identity.userMetadata) body.userMetadata = identity.userMetadata;
     }
+    return body;
+  }
+  // The identity on a request body: a verified visitor's conversations are theirs.
+  function withIdentity(body) {
+    withUser(body);
+    if (identity && identity.userMetadata) body.userMetadata = identity.userMetadata;
     return body;
   }
 
@@ -446,7 +451,7 @@
       method: "POST",
       credentials: "omit",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ visitorId: visitorId, conversationId: state.conversationId }),
+      body: JSON.stringify(withUser({ visitorId: visitorId, conversationId: state.conversationId })),
     })
       .then(function (response) {
         if (!response.ok) {
@@ -484,6 +489,10 @@
         "&conversationId=" + encodeURIComponent(id) +
         "&after=" + (after === null ? 0 : after) +
         "&wait=" + wait;
+      if (identity) {
+        q += "&userId=" + encodeURIComponent(identity.userId) +
+          "&userHash=" + encodeURIComponent(identity.userHash);
+      }
       fetch(api + "/live" + q, { credentials: "omit", cache: "no-store" })
         .then(function (response) {
           if (!response.ok) throw new Error("live " + response.status);

@@ -432,7 +432,7 @@ impl ChatBody {
 }
 
 /// The identity a body carries: both `userId` and `userHash`, or neither.
-fn identity_of(
+pub(crate) fn identity_of(
     user_id: Option<String>,
     user_hash: Option<String>,
     metadata: Option<serde_json::Map<String, serde_json::Value>>,

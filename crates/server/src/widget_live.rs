@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::dto::widget::{Data, HandedOff, LiveFeed};
 use crate::error::ApiError;
 use crate::extract::QueryMap;
-use crate::widget::{Admitted, VisitorPost, answer, with_cors};
+use crate::widget::{Admitted, VisitorPost, answer, identity_of, with_cors};
 
 /// The visitor's request for a person: whose conversation.
 #[derive(Debug, Deserialize)]
@@ -26,6 +26,12 @@ use crate::widget::{Admitted, VisitorPost, answer, with_cors};
 pub struct HandoffBody {
     visitor_id: String,
     conversation_id: String,
+    /// A verified visitor's identity, as on chat messages: their conversations
+    /// carry their user id, not the anonymous visitor's.
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_hash: Option<String>,
 }
 
 /// `POST /widget/v1/agents/{agentId}/handoff`: the visitor asks for a person; the
@@ -37,8 +43,14 @@ pub async fn handoff(State(state): State<AppState>, post: VisitorPost<HandoffBod
         body,
     } = post;
     let handed = async {
+        let identity = identity_of(body.user_id, body.user_hash, None)?;
         let t = (state.app.helpdesk())
-            .visitor_handoff(&agent, &body.visitor_id, &body.conversation_id)
+            .visitor_handoff(
+                &agent,
+                &body.visitor_id,
+                identity.as_ref(),
+                &body.conversation_id,
+            )
             .await?;
         let data = HandedOff {
             conversation_id: body.conversation_id,
@@ -69,12 +81,14 @@ impl<S: Send + Sync> FromRequestParts<S> for LiveQuery {
 }
 
 /// The widget's live poll's query: [`LiveQuery`], and whose conversation
-/// (`visitorId`, `conversationId`, both required).
+/// (`visitorId`, `conversationId`, both required; a verified visitor's `userId`
+/// and `userHash`, as on chat messages).
 #[derive(Debug, Clone)]
 pub struct VisitorLiveQuery {
     pub live: LiveQuery,
     pub visitor: String,
     pub conversation: String,
+    pub identity: Option<agentbase_service::contacts::Identity>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for VisitorLiveQuery {
@@ -89,10 +103,13 @@ impl<S: Send + Sync> FromRequestParts<S> for VisitorLiveQuery {
             return Err(ApiError::invalid_field("conversationId", both));
         };
         let (visitor, conversation) = (visitor.to_owned(), conversation.to_owned());
+        let owned = |k: &str| q.get(k).map(str::to_owned);
+        let identity = identity_of(owned("userId"), owned("userHash"), None)?;
         Ok(VisitorLiveQuery {
             live,
             visitor,
             conversation,
+            identity,
         })
     }
 }
@@ -138,6 +155,7 @@ pub async fn live(
         let read = (state.app.helpdesk()).widget_messages_after(
             &w,
             &q.visitor,
+            q.identity.as_ref(),
             &q.conversation,
             after,
             wait,

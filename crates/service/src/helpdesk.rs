@@ -634,10 +634,11 @@ impl Helpdesk {
         &self,
         w: &WidgetAgent,
         visitor_id: &str,
+        identity: Option<&crate::contacts::Identity>,
         conversation_id: &str,
     ) -> Result<Ticket> {
         self.widget
-            .check_visitor(w, visitor_id, Some(conversation_id))
+            .conversation_user(w, visitor_id, identity, conversation_id)
             .await?;
         let c = self
             .store
@@ -781,12 +782,13 @@ impl Helpdesk {
         &self,
         w: &WidgetAgent,
         visitor_id: &str,
+        identity: Option<&crate::contacts::Identity>,
         conversation_id: &str,
         after: i64,
         wait: Duration,
     ) -> Result<(Vec<LiveMessage>, ConversationStatus)> {
         self.widget
-            .check_visitor(w, visitor_id, Some(conversation_id))
+            .conversation_user(w, visitor_id, identity, conversation_id)
             .await?;
         self.messages_after(&w.principal.workspace_id, conversation_id, after, wait)
             .await

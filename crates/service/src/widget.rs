@@ -217,6 +217,25 @@ impl Widget {
         Ok(user_id)
     }
 
+    /// [`Widget::widget_user`] for requests about a conversation that exists (the
+    /// handoff, the live poll): the same user, without recording the visitor again.
+    pub(crate) async fn conversation_user(
+        &self,
+        w: &WidgetAgent,
+        visitor_id: &str,
+        identity: Option<&crate::contacts::Identity>,
+        conversation_id: &str,
+    ) -> Result<String> {
+        let anonymous = self.check_visitor(w, visitor_id, None).await?;
+        let verified = match identity {
+            Some(i) => self.verified_user(w, i).await?,
+            None => None,
+        };
+        let user_id = verified.unwrap_or(anonymous);
+        self.check_owner(w, &user_id, Some(conversation_id)).await?;
+        Ok(user_id)
+    }
+
     /// The visitor's verified user id: `Some` when the agent has a secret and the
     /// hash is the user id's under it, after recording the visitor (and their
     /// metadata) so the turn about to run sees them. A wrong hash is not an error:
@@ -225,6 +244,27 @@ impl Widget {
     /// anonymous visitors' `widget-` namespace (which would let an anonymous
     /// visitor reach that user's conversations).
     pub(crate) async fn verify_visitor(
+        &self,
+        w: &WidgetAgent,
+        identity: &crate::contacts::Identity,
+    ) -> Result<Option<String>> {
+        let Some(user_id) = self.verified_user(w, identity).await? else {
+            return Ok(None);
+        };
+        let visitor = VisitorIdentity {
+            user_id,
+            metadata: contact::metadata_text(&identity.metadata),
+        };
+        let (workspace_id, agent_id) = (&w.principal.workspace_id, &w.agent.id);
+        self.store
+            .set_visitor_identity(workspace_id, agent_id, &visitor, self.now())
+            .await?;
+        Ok(Some(visitor.user_id))
+    }
+
+    /// The identity's user id when its hash verifies under the agent's secret
+    /// (`None`, logged, when it does not); a user id that cannot be one is refused.
+    async fn verified_user(
         &self,
         w: &WidgetAgent,
         identity: &crate::contacts::Identity,
@@ -253,14 +293,7 @@ impl Widget {
             tracing::info!(agent = %agent_id, "identity not verified; the visitor stays anonymous");
             return Ok(None);
         }
-        let visitor = VisitorIdentity {
-            user_id: identity.user_id.clone(),
-            metadata: contact::metadata_text(&identity.metadata),
-        };
-        self.store
-            .set_visitor_identity(workspace_id, agent_id, &visitor, self.now())
-            .await?;
-        Ok(Some(visitor.user_id))
+        Ok(Some(identity.user_id.clone()))
     }
 
     /// Whether the conversation named (if any) is this user's with this agent.

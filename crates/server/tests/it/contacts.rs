@@ -925,7 +925,6 @@ async fn a_verified_visitor_gets_their_contacts_attributes_in_the_prompt() {
     )
     .await;
     assert_eq!(status, 404, "an anonymous visitor cannot continue it");
-
     // The contact's changes show in the next turn.
     let (status, _) = call(
         &t,
@@ -943,6 +942,35 @@ async fn a_verified_visitor_gets_their_contacts_attributes_in_the_prompt() {
     )
     .await;
     assert!(prompt.contains("on the enterprise plan"), "{prompt}");
+
+    // The live feed and "talk to a person" are theirs the same way.
+    let c = conversation.as_str().unwrap();
+    let live = |query: String| {
+        let url = t.url(&format!("/widget/v1/agents/{agent}/live?{query}"));
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    let anonymous = format!("visitorId=v_identity_01&conversationId={c}&wait=0");
+    assert_eq!(live(anonymous.clone()).await, 404);
+    let verified = format!("{anonymous}&userId=user-42&userHash={hash}");
+    assert_eq!(live(verified).await, 200);
+    let handoff = |body: Value| {
+        let url = t.url(&format!("/widget/v1/agents/{agent}/handoff"));
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    let visitor = json!({"visitorId": "v_identity_01", "conversationId": c});
+    assert_eq!(handoff(visitor.clone()).await, 404);
+    let mut verified = visitor;
+    verified["userId"] = json!("user-42");
+    verified["userHash"] = json!(hash);
+    assert_eq!(handoff(verified).await, 200);
 }
 
 #[tokio::test]
