@@ -198,8 +198,8 @@ impl Widget {
     }
 
     /// The user id a widget request acts as: the verified user's when `identity`
-    /// verifies, else the anonymous visitor's; the conversation named (if any) must
-    /// be that user's.
+    /// verifies (recorded with their metadata, for the turn about to run), else the
+    /// anonymous visitor's; the conversation named (if any) must be that user's.
     pub(crate) async fn widget_user(
         &self,
         w: &WidgetAgent,
@@ -207,14 +207,8 @@ impl Widget {
         identity: Option<&crate::contacts::Identity>,
         conversation_id: Option<&str>,
     ) -> Result<String> {
-        let anonymous = self.check_visitor(w, visitor_id, None).await?;
-        let verified = match identity {
-            Some(i) => self.verify_visitor(w, i).await?,
-            None => None,
-        };
-        let user_id = verified.unwrap_or(anonymous);
-        self.check_owner(w, &user_id, conversation_id).await?;
-        Ok(user_id)
+        self.user_for(w, visitor_id, identity, conversation_id, true)
+            .await
     }
 
     /// [`Widget::widget_user`] for requests about a conversation that exists (the
@@ -226,13 +220,26 @@ impl Widget {
         identity: Option<&crate::contacts::Identity>,
         conversation_id: &str,
     ) -> Result<String> {
+        self.user_for(w, visitor_id, identity, Some(conversation_id), false)
+            .await
+    }
+
+    async fn user_for(
+        &self,
+        w: &WidgetAgent,
+        visitor_id: &str,
+        identity: Option<&crate::contacts::Identity>,
+        conversation_id: Option<&str>,
+        record: bool,
+    ) -> Result<String> {
         let anonymous = self.check_visitor(w, visitor_id, None).await?;
         let verified = match identity {
+            Some(i) if record => self.verify_visitor(w, i).await?,
             Some(i) => self.verified_user(w, i).await?,
             None => None,
         };
         let user_id = verified.unwrap_or(anonymous);
-        self.check_owner(w, &user_id, Some(conversation_id)).await?;
+        self.check_owner(w, &user_id, conversation_id).await?;
         Ok(user_id)
     }
 
