@@ -100,15 +100,6 @@ fn decode(mut data: Vec<u8>, codings: &[Coding], cap: usize) -> Result<Vec<u8>, 
     Ok(data)
 }
 
-fn too_large() -> Response {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        codes::VALIDATION_BODY_TOO_LARGE,
-        "The request body is too large",
-    )
-    .into_response()
-}
-
 pub async fn decompress(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
         return next.run(req).await;
@@ -139,16 +130,8 @@ pub async fn decompress(State(state): State<AppState>, req: Request, next: Next)
     let (mut parts, body) = req.into_parts();
     let compressed = match read_body(body, cap).await {
         Ok(bytes) => bytes,
-        Err(Failure::TooLarge) => return too_large(),
-        // Cut short, or not arriving within the body timeout.
-        Err(Failure::Corrupt) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                codes::VALIDATION_INVALID_JSON,
-                "Could not read the request body",
-            )
-            .into_response();
-        }
+        Err(Failure::TooLarge) => return ApiError::body_too_large().into_response(),
+        Err(Failure::Corrupt) => return ApiError::body_unreadable().into_response(),
     };
     let decoded = if list.is_empty() {
         Ok(compressed.to_vec())
@@ -159,7 +142,7 @@ pub async fn decompress(State(state): State<AppState>, req: Request, next: Next)
     };
     let data = match decoded {
         Ok(d) => d,
-        Err(Failure::TooLarge) => return too_large(),
+        Err(Failure::TooLarge) => return ApiError::body_too_large().into_response(),
         Err(Failure::Corrupt) => {
             return ApiError::invalid_field(
                 "body",

@@ -48,6 +48,24 @@ impl ApiError {
         Self::invalid_body(BTreeMap::from([(field.to_owned(), problem.into())]))
     }
 
+    /// A body past the limit the route reads (413).
+    pub fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::VALIDATION_BODY_TOO_LARGE,
+            "The request body is too large",
+        )
+    }
+
+    /// A body that did not arrive whole: cut short, or not within the body timeout.
+    pub fn body_unreadable() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::VALIDATION_INVALID_JSON,
+            "Could not read the request body",
+        )
+    }
+
     pub fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -32,17 +32,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    codes::VALIDATION_BODY_TOO_LARGE,
-                    "The request body is too large",
-                )
+                ApiError::body_too_large()
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    codes::VALIDATION_INVALID_JSON,
-                    "Could not read the request body",
-                )
+                ApiError::body_unreadable()
             }
         })?;
         Ok(RawBody(bytes))
