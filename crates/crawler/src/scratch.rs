@@ -65,9 +65,14 @@ impl Drop for ScratchDir {
 /// and whose lock file is at least `min_age` old, and those without a lock file
 /// whose directory is that old (made before scratch directories were locked, or
 /// left between their creation and their lock). Entries that are not directories
-/// (a symlink included) are left alone, as is anything that cannot be read. Returns
-/// the paths deleted.
-pub fn sweep(root: &Path, matches: impl Fn(&str) -> bool, min_age: Duration) -> Vec<PathBuf> {
+/// (a symlink included) are left alone, as is anything that cannot be read. Logs
+/// how many `what` went, and returns their paths.
+pub fn sweep(
+    root: &Path,
+    what: &str,
+    matches: impl Fn(&str) -> bool,
+    min_age: Duration,
+) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -96,6 +101,9 @@ pub fn sweep(root: &Path, matches: impl Fn(&str) -> bool, min_age: Duration) -> 
         if stale && std::fs::remove_dir_all(&path).is_ok() {
             swept.push(path);
         }
+    }
+    if !swept.is_empty() {
+        tracing::info!(dir = %root.display(), count = swept.len(), "removed {what} left by processes that ended without cleaning up");
     }
     swept
 }
@@ -131,7 +139,10 @@ mod tests {
     fn a_directory_nobody_holds_is_swept() {
         let root = tempfile::tempdir().unwrap();
         let dead = left_behind(root.path(), "dead");
-        assert_eq!(sweep(root.path(), ours, MIN_AGE), vec![dead.clone()]);
+        assert_eq!(
+            sweep(root.path(), "test work", ours, MIN_AGE),
+            vec![dead.clone()]
+        );
         assert!(!dead.exists());
     }
 
@@ -140,7 +151,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let live = ScratchDir::create_in(root.path(), PREFIX).unwrap();
         age(&live.path().join(LOCK), HOUR);
-        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
+        assert!(sweep(root.path(), "test work", ours, MIN_AGE).is_empty());
         assert!(live.path().join(LOCK).exists());
     }
 
@@ -161,13 +172,13 @@ mod tests {
             File::open(dir.join(LOCK)).unwrap().try_lock().is_err()
         });
         assert!(held, "flock(1) did not take the lock");
-        let swept = sweep(root.path(), ours, MIN_AGE);
+        let swept = sweep(root.path(), "test work", ours, MIN_AGE);
         drop(holder.stdin.take());
         holder.wait().unwrap();
         assert!(swept.is_empty());
         assert!(dir.join("Default/Preferences").exists());
         // Once that process is gone, the directory is stale.
-        assert_eq!(sweep(root.path(), ours, MIN_AGE), vec![dir]);
+        assert_eq!(sweep(root.path(), "test work", ours, MIN_AGE), vec![dir]);
     }
 
     #[test]
@@ -175,7 +186,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = left_behind(root.path(), "new");
         age(&dir.join(LOCK), Duration::ZERO);
-        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
+        assert!(sweep(root.path(), "test work", ours, MIN_AGE).is_empty());
         assert!(dir.exists());
     }
 
@@ -184,9 +195,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join(format!("{PREFIX}unlocked"));
         std::fs::create_dir(&dir).unwrap();
-        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
+        assert!(sweep(root.path(), "test work", ours, MIN_AGE).is_empty());
         age(&dir, HOUR);
-        assert_eq!(sweep(root.path(), ours, MIN_AGE), vec![dir]);
+        assert_eq!(sweep(root.path(), "test work", ours, MIN_AGE), vec![dir]);
     }
 
     #[test]
@@ -201,7 +212,7 @@ mod tests {
         let file = root.path().join(format!("{PREFIX}file"));
         std::fs::write(&file, b"x").unwrap();
         std::os::unix::fs::symlink(&target, root.path().join(format!("{PREFIX}link"))).unwrap();
-        assert!(sweep(root.path(), ours, MIN_AGE).is_empty());
+        assert!(sweep(root.path(), "test work", ours, MIN_AGE).is_empty());
         assert!(other.exists() && file.exists() && target.join("Default").exists());
     }
 

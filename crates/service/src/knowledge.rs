@@ -1324,10 +1324,8 @@ const BUILD_MARK: &str = ".tmp-";
 /// Deletes the index builds in one agent's snapshot directory that no process is
 /// still at (see [`agentbase_crawler::scratch`]).
 fn sweep_builds(agent_dir: &Path) {
-    let swept = scratch::sweep(agent_dir, |n| n.contains(BUILD_MARK), scratch::MIN_AGE);
-    if !swept.is_empty() {
-        tracing::info!(dir = %agent_dir.display(), count = swept.len(), "removed unfinished index builds");
-    }
+    let ours = |n: &str| n.contains(BUILD_MARK);
+    scratch::sweep(agent_dir, "index builds", ours, scratch::MIN_AGE);
 }
 
 /// The content `update` gives `source`, checked: fields of another kind of source,

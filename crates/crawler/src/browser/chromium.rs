@@ -673,13 +673,8 @@ fn keep_stderr_tail(
 async fn new_profile() -> Result<ScratchDir, String> {
     crate::background::spawn(|| {
         let root = std::env::temp_dir();
-        let swept = scratch::sweep(&root, |n| n.starts_with(PROFILE_PREFIX), scratch::MIN_AGE);
-        if !swept.is_empty() {
-            tracing::info!(
-                count = swept.len(),
-                "removed browser profiles left by dead processes"
-            );
-        }
+        let ours = |n: &str| n.starts_with(PROFILE_PREFIX);
+        scratch::sweep(&root, "browser profiles", ours, scratch::MIN_AGE);
         ScratchDir::create_in(&root, PROFILE_PREFIX)
     })
     .await
