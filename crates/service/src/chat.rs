@@ -439,7 +439,7 @@ impl Conversations {
         // operator's playground); a spam message is stored but not answered.
         let spam = match (&input.message, agent.spam_check()) {
             (Some(text), Some(settings)) if channel_of(&input.source).is_some() => {
-                self.is_spam(&entry, settings, text).await
+                self.is_spam(&entry, &p.workspace_id, settings, text).await
             }
             _ => false,
         };
@@ -856,10 +856,7 @@ impl Conversations {
             let _ = tx.send(TurnEvent::Sources(citations.clone())).await;
         }
         // The workspace's place on a shared model, held until the answer is done.
-        let turn = match &g.entry.share {
-            Some(share) => Some(share.enter(&g.principal.workspace_id).await),
-            None => None,
-        };
+        let turn = g.entry.turn_for(&g.principal.workspace_id).await;
         let stream = crate::grounding::answer(
             &g.agent,
             g.entry.model.as_ref(),

@@ -27,6 +27,17 @@ pub struct ModelEntry {
     pub share: Option<Arc<FairShare>>,
 }
 
+impl ModelEntry {
+    /// Waits for the workspace's place on this entry's provider, when the provider
+    /// bounds one workspace's turns (see [`FairShare`]); hold it while the model works.
+    pub async fn turn_for(&self, workspace: &str) -> Option<FairTurn> {
+        match &self.share {
+            Some(share) => Some(share.enter(workspace).await),
+            None => None,
+        }
+    }
+}
+
 /// At most `per_workspace` chat turns of one workspace on a provider at once; the
 /// rest wait in the workspace's own line. A model with one queue for every tenant
 /// (the local one) then always has room for the others' turns.

@@ -49,6 +49,7 @@ impl Conversations {
     pub(crate) async fn is_spam(
         &self,
         entry: &ModelEntry,
+        workspace: &str,
         settings: &SpamSettings,
         text: &str,
     ) -> bool {
@@ -62,6 +63,9 @@ impl Conversations {
             temperature: 0.0,
             max_tokens: VERDICT_TOKENS,
         };
+        // The check is a model call like a turn's, so it takes the workspace's
+        // place too (before the timeout starts: waiting is not the model failing).
+        let _turn = entry.turn_for(workspace).await;
         let mut stream = entry.model.stream(request);
         let collect = async {
             let mut reply = String::new();

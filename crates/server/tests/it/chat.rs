@@ -1022,3 +1022,48 @@ async fn a_workspaces_turns_beyond_its_share_wait_for_each_other_not_for_others(
         "{earlier:?} and {later:?}: the two turns ran at once"
     );
 }
+
+/// A spam check is a model call like a turn's, so it takes the workspace's place
+/// too: with a share of one, two messages' four calls (two checks, two answers) run
+/// one after another, never two at once.
+#[tokio::test]
+async fn spam_checks_count_against_the_workspaces_share() {
+    let t = spawn_with(|s| {
+        s.providers.get_mut("scripted").unwrap().turns_per_workspace = Some(1);
+    })
+    .await;
+    let agent = t.scripted_agent().await;
+    let r = t
+        .raw(reqwest::Method::PUT, &format!("/api/v2/agents/{agent}"))
+        .json(&json!({"spamSettings": {"enabled": true, "prompt": "Adverts are spam."}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started = std::time::Instant::now();
+    let turn = || {
+        let url = t.url(&format!("/api/v2/agents/{agent}/chat"));
+        let key = t.key.clone();
+        async move {
+            // Eight deltas 100 ms apart, for the check and for the answer alike.
+            let message = "[[delay:100]][[reply:a b c d e f g h]]";
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"message": message, "stream": false}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap();
+        }
+    };
+    tokio::join!(turn(), turn());
+    // Four calls of at least 800 ms each, in turn; with the checks outside the
+    // share, both checks ran at once and this took three calls' time.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(3200),
+        "{took:?}: two model calls of the workspace ran at once"
+    );
+}
