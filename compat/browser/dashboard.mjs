@@ -123,9 +123,13 @@ export async function dashboardSteps({ browser, artifacts, server, password, all
       let navigations = 0;
       page.on("framenavigated", () => navigations++);
       await status.filter({ hasText: /^trained$/ }).waitFor({ timeout: 120_000 });
+      // The agent stays "training" until its job has swapped the new index in,
+      // which can be a poll after the source's own status flips.
+      const agent = page.locator("#agent-status");
+      await agent.filter({ hasText: /^trained$/ }).waitFor({ timeout: 30_000 }).catch(() => {});
       assert(navigations === 0, "the status changed without reloading the page");
-      const agent = (await page.locator("#agent-status").textContent()).trim();
-      assert(agent === "trained", `the agent status follows: "${agent}"`);
+      const shown = (await agent.textContent()).trim();
+      assert(shown === "trained", `the agent status follows: "${shown}"`);
       await artifacts.shot(page, "dashboard-sources");
     });
 
