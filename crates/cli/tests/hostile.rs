@@ -227,6 +227,9 @@ fn cases(agent: &str) -> Vec<Case> {
             "startUrls": ["https://example.com/"],
             "excludeUrlGlobs": vec!["https://example.com/**"; 1_000]
         }).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("start URLs and cookies as arrays", "POST", run_path, json!({
+            "startUrls": [["https://example.com/"]], "initialCookies": [["a", "b"]]
+        }).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
         json_case("selector nesting bomb", "POST", run_path, json!({
             "startUrls": ["https://example.com/"],
             "removeElementsCssSelector": format!("{}a{}", deep(":not(", 5_000), deep(")", 5_000))

@@ -295,6 +295,43 @@ impl Default for CrawlInput {
     }
 }
 
+/// The lists whose items are objects (or, where `true`, a string instead). serde
+/// would also fill an object's fields from an array, in order, which WCC's input
+/// schema refuses: `"startUrls": [["https://x.test"]]` is not a start URL.
+const STRUCTURED_LISTS: [(&str, bool); 4] = [
+    ("startUrls", true),
+    ("includeUrlGlobs", true),
+    ("excludeUrlGlobs", true),
+    ("initialCookies", false),
+];
+
+fn structured_items(
+    input: &serde_json::Value,
+    field: &'static str,
+    strings: bool,
+) -> Result<(), InputError> {
+    let Some(serde_json::Value::Array(items)) = input.get(field) else {
+        return Ok(());
+    };
+    let wrong = items
+        .iter()
+        .position(|item| !(item.is_object() || strings && item.is_string()));
+    match wrong {
+        None => Ok(()),
+        Some(index) => Err(InputError::Invalid {
+            field,
+            reason: format!(
+                "item {index} must be {}",
+                if strings {
+                    "a string or an object"
+                } else {
+                    "an object"
+                }
+            ),
+        }),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
     #[error("input is not valid WCC input: {0}")]
@@ -310,6 +347,9 @@ pub enum InputError {
 impl CrawlInput {
     /// Parses WCC input JSON.
     pub fn from_json(value: serde_json::Value) -> Result<CrawlInput, InputError> {
+        for (field, strings) in STRUCTURED_LISTS {
+            structured_items(&value, field, strings)?;
+        }
         serde_json::from_value(value).map_err(|e| InputError::Json(e.to_string()))
     }
 
@@ -666,5 +706,32 @@ mod tests {
                 .unwrap_err();
             assert!(e.to_string().starts_with(&format!("{field}: ")), "{e}");
         }
+    }
+
+    #[test]
+    fn objects_are_not_read_from_arrays() {
+        for (field, value) in [
+            ("startUrls", serde_json::json!([["https://x.test"]])),
+            ("startUrls", serde_json::json!(["https://x.test", 7])),
+            (
+                "includeUrlGlobs",
+                serde_json::json!([["https://x.test/**"]]),
+            ),
+            ("excludeUrlGlobs", serde_json::json!([null])),
+            ("initialCookies", serde_json::json!([["a", "b"]])),
+            ("initialCookies", serde_json::json!(["a=b"])),
+        ] {
+            let mut input = serde_json::json!({"startUrls": ["https://x.test"]});
+            input[field] = value;
+            let e = CrawlInput::from_json(input).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("{field}: item ")), "{e}");
+        }
+        let input = CrawlInput::from_json(serde_json::json!({
+            "startUrls": ["https://x.test", {"url": "https://x.test/b"}],
+            "includeUrlGlobs": ["https://x.test/**", {"glob": "https://x.test/c/**"}],
+            "initialCookies": [{"name": "a", "value": "b"}],
+        }))
+        .unwrap();
+        input.validate().unwrap();
     }
 }
