@@ -18,9 +18,9 @@ pub enum MembersCmd {
         #[arg(long)]
         workspace: Option<String>,
     },
-    /// Invite someone by email; prints the one-time link (valid 7 days) where
-    /// they choose their password. An email that already has an account (a
-    /// member of another workspace) is added at once, without a link.
+    /// Invite someone by email; prints the one-time link (valid 7 days) they
+    /// follow to join: someone new chooses a password there, someone with an
+    /// account signs in and accepts. Nobody is in before they follow it.
     Invite {
         email: String,
         /// owner, admin or member.
@@ -87,23 +87,17 @@ pub async fn members(app: &App, cmd: MembersCmd, as_json: bool) -> anyhow::Resul
                 .invite_member(by, &ws.id, &email, &name, &role)
                 .await
                 .map_err(describe)?;
-            let link = invited.token.as_deref().map(|t| app.members().link_url(t));
+            let link = app.members().link_url(&invited.token);
             if as_json {
                 let mut v = member_json(&invited.member);
                 v["link"] = json!(link);
                 print_json(&v);
             } else {
                 let m = &invited.member;
-                match link {
-                    Some(link) => println!(
-                        "Invited {} as {} to workspace {}. Send them this link (works once, for 7 days):\n\n    {link}\n",
-                        m.email, m.role, ws.id
-                    ),
-                    None => println!(
-                        "{} already has an account and is now {} in workspace {}.",
-                        m.email, m.role, ws.id
-                    ),
-                }
+                println!(
+                    "Invited {} as {} to workspace {}. Send them this link (works once, for 7 days):\n\n    {link}\n",
+                    m.email, m.role, ws.id
+                );
             }
         }
         MembersCmd::ResetPassword { member, .. } => {

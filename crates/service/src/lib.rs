@@ -45,7 +45,8 @@ pub use accounts::{AUTH_CACHE_MS, Accounts, AuthError, Bootstrap, Principal};
 pub use agent_setup::{AgentCreated, PendingStep};
 pub use agentbase_limiter::LimiterError;
 pub use agentbase_store::{
-    ConversationFilter, ConversationSearch, OpenLink, Page, SourceFilter, UsageRow,
+    ConversationFilter, ConversationSearch, DashboardSession, OpenLink, Page, SourceFilter,
+    UsageRow,
 };
 pub use agents::{AGENT_CACHE_MS, Agents};
 pub use knowledge::{Retrieved, group_by_page};

@@ -29,12 +29,12 @@ pub fn link_path(token: &str) -> String {
     format!("/dashboard/invite/{token}")
 }
 
-/// An invitation: the member, and the link to send them when they still have to
-/// choose a password (`None` when their account already had one: they are in).
+/// An invitation: the member (not in yet), and the link to send them. Someone
+/// new chooses their password there; someone with an account signs in and joins.
 #[derive(Debug, Clone)]
 pub struct Invited {
     pub member: Member,
-    pub token: Option<String>,
+    pub token: String,
 }
 
 /// A hash to check unknown emails against, so a wrong email costs the same time
@@ -144,9 +144,9 @@ impl Members {
         (token, link)
     }
 
-    /// Invites `email` into the workspace with `role`. Someone with an account
-    /// (a member elsewhere) is added at once; anyone else gets a one-time link,
-    /// valid for [`LINK_TTL_MS`], where they choose a password.
+    /// Invites `email` into the workspace with `role`: a one-time link, valid for
+    /// [`LINK_TTL_MS`], which they follow to join. Nobody is in a workspace they
+    /// did not accept, and the answer is the same whether the email has an account.
     pub async fn invite_member(
         &self,
         by: Acting,
@@ -164,7 +164,7 @@ impl Members {
         }
         let now = self.now();
         let (token, link) = Self::new_link(LinkKind::Invite, now);
-        let added = self
+        let member = self
             .store
             .add_member(
                 workspace_id,
@@ -178,10 +178,7 @@ impl Members {
                 now,
             )
             .await?;
-        Ok(Invited {
-            member: added.member,
-            token: added.link_stored.then_some(token),
-        })
+        Ok(Invited { member, token })
     }
 
     /// Resets a member's password: the old one stops working, their sessions
@@ -257,8 +254,14 @@ impl Members {
             ));
         }
         let expired = || Error::invalid("link", "has expired or was already used");
-        if self.open_link(token).await?.is_none() {
+        let Some(open) = self.open_link(token).await? else {
             return Err(expired());
+        };
+        if open.kind == LinkKind::Invite && open.account.has_password {
+            return Err(Error::invalid(
+                "link",
+                "is an invitation for an account that has a password: sign in to accept it",
+            ));
         }
         let to_hash = chosen.to_owned();
         let hash = self
@@ -275,6 +278,21 @@ impl Members {
             Some(_) => Ok(signed_in),
             None => Err(expired()),
         }
+    }
+
+    /// Accepts the invitation `token` names for `member_id`, the account signed
+    /// in: only the account it was made for can. The workspace joined.
+    pub async fn join_by_link(&self, token: &str, member_id: &str) -> Result<String> {
+        let joined = self
+            .store
+            .join_by_link(&sha256_hex(token), member_id, self.now())
+            .await?;
+        joined.map(|j| j.workspace_id).ok_or_else(|| {
+            Error::invalid(
+                "link",
+                "has expired, was already used, or is an invitation for another account",
+            )
+        })
     }
 
     /// Checks a member's email and password (off the runtime) and opens their
@@ -303,13 +321,13 @@ impl Members {
     }
 }
 
-/// A member just invited or reset, the one-time link to send them (its URL;
-/// `None` when an invited account already had a password), and the workspace's
-/// members after the change: what the dashboard's members page shows next.
+/// A member just invited or reset, the one-time link to send them (its URL), and
+/// the workspace's members after the change: what the dashboard's members page
+/// shows next.
 #[derive(Debug, Clone)]
 pub struct MemberLink {
     pub member: Member,
-    pub link_url: Option<String>,
+    pub link_url: String,
     pub members: Vec<Member>,
 }
 
@@ -325,7 +343,7 @@ impl Members {
     ) -> Result<MemberLink> {
         let invited = (self.invite_member(by, workspace_id, email, name, role)).await?;
         Ok(MemberLink {
-            link_url: invited.token.as_deref().map(|t| self.link_url(t)),
+            link_url: self.link_url(&invited.token),
             member: invited.member,
             members: self.list(workspace_id).await?,
         })
@@ -341,7 +359,7 @@ impl Members {
         let (member, token) = self.reset_member_password(by, workspace_id, who).await?;
         Ok(MemberLink {
             member,
-            link_url: Some(self.link_url(&token)),
+            link_url: self.link_url(&token),
             members: self.list(workspace_id).await?,
         })
     }

@@ -31,7 +31,7 @@ pub use contacts::VisitorIdentity;
 pub use dashboard::{DashboardSession, UsageRow};
 pub use helpdesk::TicketWrite;
 pub use knowledge::{SourceFilter, TrainingSwitch};
-pub use members::{Added, NewLink, NewMember, OpenLink};
+pub use members::{Joined, NewLink, NewMember, OpenLink};
 pub use migrate::MIGRATIONS;
 pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};
 pub use search::ConversationSearch;

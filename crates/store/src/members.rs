@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use crate::{DashboardSession, Store, db_err, rows};
 
 const MEMBER_COLUMNS: &str = "m.id, wm.workspace_id, m.email, m.name, m.password_hash, \
-     wm.role, wm.created_at";
+     wm.role, wm.created_at, wm.accepted_at";
 
 fn role_of(row: &AnyRow) -> Result<Role> {
     let role: String = row.try_get("role").map_err(db_err)?;
@@ -20,13 +20,14 @@ fn role_of(row: &AnyRow) -> Result<Role> {
 
 fn member(row: &AnyRow) -> Result<Member> {
     let hash: Option<String> = row.try_get("password_hash").map_err(db_err)?;
+    let accepted: Option<i64> = row.try_get("accepted_at").map_err(db_err)?;
     Ok(Member {
         id: row.try_get("id").map_err(db_err)?,
         workspace_id: row.try_get("workspace_id").map_err(db_err)?,
         email: row.try_get("email").map_err(db_err)?,
         name: row.try_get("name").map_err(db_err)?,
         role: role_of(row)?,
-        active: hash.is_some(),
+        active: hash.is_some() && accepted.is_some(),
         joined_at: row.try_get("created_at").map_err(db_err)?,
     })
 }
@@ -67,12 +68,11 @@ pub struct OpenLink {
     pub workspace: Workspace,
 }
 
-/// What adding a member did.
+/// A followed invitation: the member, and the workspace they joined.
 #[derive(Debug, Clone)]
-pub struct Added {
-    pub member: Member,
-    /// Whether the link was stored (the account had no password yet).
-    pub link_stored: bool,
+pub struct Joined {
+    pub member_id: String,
+    pub workspace_id: String,
 }
 
 impl Store {
@@ -136,10 +136,12 @@ impl Store {
         .transpose()
     }
 
-    /// The member's role in the workspace, `None` when not a member of it.
+    /// The member's role in the workspace, `None` when not a member of it (an
+    /// invitation they have not accepted included).
     pub async fn member_role(&self, workspace_id: &str, member_id: &str) -> Result<Option<Role>> {
         let row = sqlx::query(
-            "SELECT role FROM workspace_members WHERE workspace_id = $1 AND member_id = $2",
+            "SELECT role FROM workspace_members \
+             WHERE workspace_id = $1 AND member_id = $2 AND accepted_at IS NOT NULL",
         )
         .bind(workspace_id)
         .bind(member_id)
@@ -149,11 +151,13 @@ impl Store {
         row.as_ref().map(role_of).transpose()
     }
 
-    /// The workspaces the member belongs to, with the role in each (oldest first).
+    /// The workspaces the member belongs to, with the role in each (oldest first);
+    /// invitations they have not accepted are not among them.
     pub async fn member_workspaces(&self, member_id: &str) -> Result<Vec<(Workspace, Role)>> {
         let rows = sqlx::query(
             "SELECT w.id, w.name, w.plan, w.created_at, wm.role FROM workspace_members wm \
-             JOIN workspaces w ON w.id = wm.workspace_id WHERE wm.member_id = $1 \
+             JOIN workspaces w ON w.id = wm.workspace_id \
+             WHERE wm.member_id = $1 AND wm.accepted_at IS NOT NULL \
              ORDER BY w.created_at, w.id",
         )
         .bind(member_id)
@@ -165,16 +169,18 @@ impl Store {
             .collect()
     }
 
-    /// Adds the account for `email` (made now, under `new_id`, when there is none)
-    /// to the workspace with `role`, and stores `link` when the account has no
-    /// password yet, in one transaction. Already a member: `Conflict`.
+    /// Invites the account for `email` (made now, under `new_id`, when there is
+    /// none) into the workspace with `role`, and stores `link`, its invitation, in
+    /// one transaction. The membership counts once the link is followed
+    /// ([`Store::use_link`], [`Store::join_by_link`]). Already a member, or
+    /// already invited: `Conflict`.
     pub async fn add_member(
         &self,
         workspace_id: &str,
         m: &NewMember<'_>,
         link: &NewLink,
         now: Millis,
-    ) -> Result<Added> {
+    ) -> Result<Member> {
         let NewMember {
             new_id,
             email,
@@ -214,25 +220,19 @@ impl Store {
         .map_err(db_err)?;
         if added.rows_affected() == 0 {
             return Err(Error::Conflict(format!(
-                "{email} is already a member of this workspace"
+                "{email} is already a member of this workspace, or invited to it"
             )));
         }
-        let link_stored = !acc.has_password;
-        if link_stored {
-            insert_link(&mut tx, link, &acc.id, workspace_id, now).await?;
-        }
+        insert_link(&mut tx, link, &acc.id, workspace_id, now).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Added {
-            member: Member {
-                id: acc.id,
-                workspace_id: workspace_id.to_owned(),
-                email: acc.email,
-                name: acc.name,
-                role,
-                active: acc.has_password,
-                joined_at: now,
-            },
-            link_stored,
+        Ok(Member {
+            id: acc.id,
+            workspace_id: workspace_id.to_owned(),
+            email: acc.email,
+            name: acc.name,
+            role,
+            active: false,
+            joined_at: now,
         })
     }
 
@@ -348,7 +348,9 @@ impl Store {
 
     /// Follows a link once: marks it used (refused when another request used it
     /// first, or it expired), sets the member's password (and name, when given),
-    /// and opens `session` for them; one transaction. The member id, or `None`.
+    /// accepts the invitation, and opens `session` for them; one transaction. The
+    /// member id, or `None`. An invitation for an account that has a password is
+    /// refused here: its owner joins from their own session ([`Store::join_by_link`]).
     pub async fn use_link(
         &self,
         id: &str,
@@ -359,8 +361,10 @@ impl Store {
         let now = session.created_at;
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let Some(row) = sqlx::query(
-            "SELECT l.member_id FROM member_links l JOIN workspace_members wm \
+            "SELECT l.member_id, l.workspace_id, l.kind, m.password_hash FROM member_links l \
+             JOIN workspace_members wm \
              ON wm.member_id = l.member_id AND wm.workspace_id = l.workspace_id \
+             JOIN members m ON m.id = l.member_id \
              WHERE l.id = $1 AND l.used_at IS NULL AND l.expires_at > $2",
         )
         .bind(id)
@@ -371,22 +375,23 @@ impl Store {
         else {
             return Ok(None);
         };
-        let member_id: String = row.try_get("member_id").map_err(db_err)?;
-        let marked =
-            sqlx::query("UPDATE member_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if marked.rows_affected() != 1 {
+        let followed = Joined {
+            member_id: row.try_get("member_id").map_err(db_err)?,
+            workspace_id: row.try_get("workspace_id").map_err(db_err)?,
+        };
+        let kind: String = row.try_get("kind").map_err(db_err)?;
+        let hash: Option<String> = row.try_get("password_hash").map_err(db_err)?;
+        if kind == LinkKind::Invite.as_str() && hash.is_some() {
+            return Ok(None);
+        }
+        if !follow(&mut tx, id, &followed, now).await? {
             return Ok(None);
         }
         sqlx::query(
             "UPDATE members SET password_hash = $2, name = COALESCE($3, name), updated_at = $4 \
              WHERE id = $1",
         )
-        .bind(&member_id)
+        .bind(&followed.member_id)
         .bind(password_hash)
         .bind(name)
         .bind(now)
@@ -394,7 +399,7 @@ impl Store {
         .await
         .map_err(db_err)?;
         let session = DashboardSession {
-            member_id: Some(member_id.clone()),
+            member_id: Some(followed.member_id.clone()),
             ..session.clone()
         };
         crate::dashboard::insert_session_query(&session)
@@ -402,8 +407,76 @@ impl Store {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Some(member_id))
+        Ok(Some(followed.member_id))
     }
+
+    /// Accepts an invitation for `member_id` (the account signed in) once: the
+    /// link must be an unused, unexpired invitation for that very account. The
+    /// workspace joined, or `None`.
+    pub async fn join_by_link(
+        &self,
+        id: &str,
+        member_id: &str,
+        now: Millis,
+    ) -> Result<Option<Joined>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let Some(row) = sqlx::query(
+            "SELECT l.workspace_id FROM member_links l JOIN workspace_members wm \
+             ON wm.member_id = l.member_id AND wm.workspace_id = l.workspace_id \
+             WHERE l.id = $1 AND l.member_id = $2 AND l.kind = $3 \
+             AND l.used_at IS NULL AND l.expires_at > $4",
+        )
+        .bind(id)
+        .bind(member_id)
+        .bind(LinkKind::Invite.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let joined = Joined {
+            member_id: member_id.to_owned(),
+            workspace_id: row.try_get("workspace_id").map_err(db_err)?,
+        };
+        if !follow(&mut tx, id, &joined, now).await? {
+            return Ok(None);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(joined))
+    }
+}
+
+/// Marks link `id` used (false when another request used it first) and accepts
+/// the membership it is for.
+async fn follow(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    to: &Joined,
+    now: Millis,
+) -> Result<bool> {
+    let marked =
+        sqlx::query("UPDATE member_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    if marked.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE workspace_members SET accepted_at = COALESCE(accepted_at, $3) \
+         WHERE workspace_id = $1 AND member_id = $2",
+    )
+    .bind(&to.workspace_id)
+    .bind(&to.member_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(true)
 }
 
 async fn insert_link(

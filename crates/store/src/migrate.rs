@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "handoff",
         include_str!("../migrations/0016_handoff.sql"),
     ),
+    (
+        17,
+        "member_consent",
+        include_str!("../migrations/0017_member_consent.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

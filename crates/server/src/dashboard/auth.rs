@@ -3,6 +3,7 @@
 use agentbase_core::ids;
 use agentbase_core::keys::same_secret;
 use agentbase_core::member::{Acting, Role};
+use agentbase_service::DashboardSession;
 use agentbase_service::dashboard::SignedIn;
 use agentbase_service::members::SignInAttempt;
 use axum::body::Bytes;
@@ -235,9 +236,17 @@ impl Posted {
     }
 }
 
+/// The request's session, if it has one, for pages that anyone may open.
+pub(super) async fn session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> agentbase_core::Result<Option<DashboardSession>> {
+    let token = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    state.app.sessions().dashboard_session(&token).await
+}
+
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    match state.app.sessions().dashboard_session(&token).await {
+    match session_of(&state, &headers).await {
         Ok(Some(_)) => redirect("/dashboard/workspaces"),
         Ok(None) => redirect("/dashboard/login"),
         Err(e) => Problem::from(e).into_response(),

@@ -1,11 +1,12 @@
 //! The workspace's members page (invite, reset a password, remove) and the
-//! one-time link page where an invited or reset member chooses a password. A new
-//! link is rendered directly (`no-store`), never put in a redirect's URL, like a
-//! new API key. Who may open these routes is `access.rs`; who may manage whom,
+//! one-time link page where an invited or reset member chooses a password, or,
+//! invited with an account that has one, signs in and joins. A new link is
+//! rendered directly (`no-store`), never put in a redirect's URL, like a new API
+//! key. Who may open these routes is `access.rs`; who may manage whom,
 //! `core::member::may_manage` in the service.
 
 use agentbase_core::ids;
-use agentbase_core::member::{Acting, Member, Role, may_manage};
+use agentbase_core::member::{Acting, LinkKind, Member, Role, may_manage};
 use agentbase_service::OpenLink;
 use agentbase_service::dashboard::SignedIn;
 use agentbase_service::members::MemberLink;
@@ -101,16 +102,10 @@ impl<'a> MemberRow<'a> {
     }
 }
 
-/// What an invitation says it did.
+/// What an invitation says it did: the same whether the email has an account.
 fn invited_notice(invited: &MemberLink) -> String {
     let m = &invited.member;
-    match invited.link_url {
-        Some(_) => format!("{} invited as {}.", m.email, m.role),
-        None => format!(
-            "{} already has an account and is now a member ({}).",
-            m.email, m.role
-        ),
-    }
+    format!("{} invited as {}.", m.email, m.role)
 }
 
 /// The page after an invitation or a reset: its link, shown once.
@@ -120,9 +115,8 @@ fn changed_page(
     changed: &MemberLink,
     notice: &Notice,
 ) -> Result<Response, Problem> {
-    let email = changed.member.email.as_str();
-    let link = changed.link_url.as_deref().map(|url| (email, url));
-    page(s, w, &changed.members, link, notice)
+    let link = (changed.member.email.as_str(), changed.link_url.as_str());
+    page(s, w, &changed.members, Some(link), notice)
 }
 
 pub async fn list(
@@ -276,11 +270,14 @@ pub async fn link_page(
     Link { token, open }: Link,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    if open.kind == LinkKind::Invite && open.account.has_password {
+        return join_page(&state, &headers, &token, &open).await;
+    }
     let to = LinkFor {
         email: &open.account.email,
         invite: Some(match open.kind {
-            agentbase_core::member::LinkKind::Invite => "you are invited",
-            agentbase_core::member::LinkKind::Reset => "a new password for your account",
+            LinkKind::Invite => "you are invited",
+            LinkKind::Reset => "a new password for your account",
         }),
         workspace: &open.workspace.name,
     };
@@ -343,4 +340,68 @@ fn check_link_form(headers: &HeaderMap, form: &Form) -> Result<(), Problem> {
         return Err(Problem::bad("The two passwords differ."));
     }
     Ok(())
+}
+
+/// What the join template shows.
+#[derive(Serialize)]
+struct JoinContext<'a> {
+    token: &'a str,
+    email: &'a str,
+    workspace: &'a str,
+    /// The session's CSRF token when the account the invitation is for is signed
+    /// in (the join button); otherwise the page links to the sign-in.
+    join_csrf: Option<&'a str>,
+    sign_in: String,
+}
+
+/// An invitation for an account that has a password: its owner accepts it from
+/// their own session, so whoever holds the link cannot join in their name.
+async fn join_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    open: &OpenLink,
+) -> Result<Response, Problem> {
+    let session = auth::session_of(state, headers).await?;
+    let join_csrf = session
+        .as_ref()
+        .filter(|s| s.member_id.as_deref() == Some(open.account.id.as_str()))
+        .map(|s| s.csrf_token.as_str());
+    let notice = Notice::default();
+    let shell = Shell {
+        title: "Join a workspace",
+        csrf: None,
+        notice: &notice,
+        nav: None,
+    };
+    let page = JoinContext {
+        token,
+        email: &open.account.email,
+        workspace: &open.workspace.name,
+        join_csrf,
+        sign_in: format!(
+            "/dashboard/login?next={}",
+            super::html::url_value(&format!("{LINK_PATH}/{token}"))
+        ),
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        templates::render("join.html", &shell, page)?,
+    ))
+}
+
+/// Accepts an invitation from the session of the account it is for.
+pub async fn join(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Posted { session, .. }: Posted,
+) -> Result<Response, Problem> {
+    let Some(member) = &session.member else {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "The instance administrator is in every workspace already.",
+        ));
+    };
+    let ws = state.app.members().join_by_link(&token, &member.id).await?;
+    Ok(super::redirect(&format!("/dashboard/w/{ws}")))
 }

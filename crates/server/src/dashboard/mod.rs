@@ -76,6 +76,7 @@ fn workspace_routes() -> Router<AppState> {
             "/dashboard/invite/{token}",
             get(members::link_page).post(members::accept),
         )
+        .route("/dashboard/invite/{token}/join", post(members::join))
 }
 
 /// One agent's pages: settings, playground, conversations and handoff, knowledge,

@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/playground.html"),
     ),
     ("link.html", include_str!("../../templates/link.html")),
+    ("join.html", include_str!("../../templates/join.html")),
     ("members.html", include_str!("../../templates/members.html")),
     ("usage.html", include_str!("../../templates/usage.html")),
     (

@@ -565,6 +565,12 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
         "/dashboard/invite/{token}",
         "a one-time link: the token is the credential (members tests)",
     ),
+    (
+        "POST",
+        "/dashboard/invite/{token}/join",
+        "an invitation joined from the session of the account it is for, and no other: \
+         `an_existing_account_joins_only_by_accepting_from_its_own_session`",
+    ),
 ];
 
 /// The router's name for each placeholder's path parameter.

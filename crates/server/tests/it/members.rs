@@ -34,12 +34,14 @@ pub(crate) async fn follow_link(
 ) -> reqwest::Response {
     let path = format!("/dashboard/invite/{token}");
     let page = no_redirects().get(t.url(&path)).send().await.unwrap();
-    let (cookie, csrf) = if page.status() == StatusCode::OK {
-        let cookie = cookie_value(page.headers(), "agentbase_link").expect("link cookie");
-        let html = page.text().await.unwrap();
-        (cookie, attr_after(&html, "name=\"_csrf\"", "value"))
-    } else {
-        ("none".to_owned(), "none".to_owned())
+    // A page without the password form (gone, or a join page) sets no cookie:
+    // then a pair of our own, as a client without the form would send.
+    let (cookie, csrf) = match cookie_value(page.headers(), "agentbase_link") {
+        Some(cookie) => {
+            let html = page.text().await.unwrap();
+            (cookie, attr_after(&html, "name=\"_csrf\"", "value"))
+        }
+        None => ("made-up".to_owned(), "made-up".to_owned()),
     };
     no_redirects()
         .post(t.url(&path))
@@ -55,6 +57,19 @@ pub(crate) async fn follow_link(
         .unwrap()
 }
 
+/// Accepts an invitation from `who`'s own session: the join page shows the
+/// button to them, and the form lands in the workspace.
+async fn join(who: &Operator, token: &str) -> reqwest::Response {
+    let (status, page) = who.get(&format!("/dashboard/invite/{token}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/join"), "the join button: {page}");
+    let r = who
+        .post(&format!("/dashboard/invite/{token}/join"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r
+}
+
 /// A member of `ws` with `role`, invited by the administrator and signed in
 /// through their link.
 pub(crate) async fn member_session(t: &TestApp, ws: &str, email: &str, role: &str) -> Operator {
@@ -64,7 +79,7 @@ pub(crate) async fn member_session(t: &TestApp, ws: &str, email: &str, role: &st
         .invite_member(Acting::Administrator, ws, email, "", role)
         .await
         .unwrap();
-    let r = follow_link(t, &invited.token.unwrap(), MEMBER_PASSWORD, MEMBER_PASSWORD).await;
+    let r = follow_link(t, &invited.token, MEMBER_PASSWORD, MEMBER_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
     let cookie = cookie_value(r.headers(), "agentbase_session").expect("a session");
     Operator::with_cookie(t, cookie).await
@@ -282,7 +297,6 @@ async fn a_used_or_expired_link_is_refused() {
                 .await
                 .unwrap()
                 .token
-                .unwrap()
         }
     };
     let token = invite("ann@example.com").await;
@@ -454,7 +468,8 @@ async fn a_removed_or_reset_members_session_stops_working() {
 
     // Removed from one of two workspaces, a member keeps the other only.
     let (other_ws, _) = t.other_workspace(Plan::Standard).await;
-    t.app
+    let invited = t
+        .app
         .members()
         .invite_member(
             Acting::Administrator,
@@ -465,6 +480,7 @@ async fn a_removed_or_reset_members_session_stops_working() {
         )
         .await
         .unwrap();
+    join(&bob, &invited.token).await;
     let r = admin
         .post(
             &format!("/dashboard/w/{}/members/{bob_id}/remove", t.workspace_id),
@@ -506,10 +522,6 @@ async fn a_workspace_cannot_reset_an_account_that_belongs_to_other_workspaces() 
         )
         .await
         .unwrap();
-    assert!(
-        added.token.is_none(),
-        "an existing account is added as it is"
-    );
     let r = attacker
         .post(
             &format!(
@@ -724,4 +736,97 @@ async fn the_helpdesk_resolves_members_by_email_and_id_within_their_workspace() 
             .unwrap()
             .is_none()
     );
+}
+
+/// An invitation for an account that already has a password neither lets anyone
+/// in nor changes the account: the email's owner accepts it from their own
+/// session. Until then the account is not in the workspace, and the admin is told
+/// the same as for a new email.
+#[tokio::test]
+async fn an_existing_account_joins_only_by_accepting_from_its_own_session() {
+    let t = spawn().await;
+    let (theirs, _) = t.other_workspace(Plan::Standard).await;
+    let ann = member_session(&t, &theirs, "ann@example.com", "owner").await;
+    let admin = member_session(&t, &t.workspace_id, "admin@example.com", "admin").await;
+    let ws = t.workspace_id.clone();
+    let r = admin
+        .post(
+            &format!("/dashboard/w/{ws}/members"),
+            &[("email", "ann@example.com"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("ann@example.com invited as member."),
+        "{html}"
+    );
+    assert!(!html.contains("already has an account"), "{html}");
+    let token = token_in(&html);
+    assert_eq!(
+        ann.get(&format!("/dashboard/w/{ws}/agents")).await.0,
+        StatusCode::NOT_FOUND,
+        "not in before accepting"
+    );
+    let (_, listed) = admin.get(&format!("/dashboard/w/{ws}/members")).await;
+    assert!(listed.contains("invited"), "{listed}");
+
+    // Whoever holds the link cannot choose the account's password with it.
+    let r = follow_link(
+        &t,
+        &token,
+        "the link holder's pick",
+        "the link holder's pick",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("sign in to accept"));
+    // Without a session, or with another account's, the page only offers to sign in.
+    let page = no_redirects()
+        .get(t.url(&format!("/dashboard/invite/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("Sign in as ann@example.com") && !page.contains("/join"),
+        "{page}"
+    );
+    let (_, page) = admin.get(&format!("/dashboard/invite/{token}")).await;
+    assert!(!page.contains("/join"), "{page}");
+    let r = admin
+        .post(&format!("/dashboard/invite/{token}/join"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("invitation for another account"),
+        "another account cannot join with it"
+    );
+    assert_eq!(
+        ann.get(&format!("/dashboard/w/{ws}/agents")).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Ann accepts from her own session: she is in, with her password unchanged.
+    let r = join(&ann, &token).await;
+    assert_eq!(r.headers()[LOCATION], format!("/dashboard/w/{ws}"));
+    assert_eq!(
+        ann.get(&format!("/dashboard/w/{ws}/agents")).await.0,
+        StatusCode::OK
+    );
+    assert!(
+        t.app
+            .members()
+            .member_sign_in("ann@example.com", MEMBER_PASSWORD)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The link works once.
+    let (status, _) = ann.get(&format!("/dashboard/invite/{token}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -48,7 +48,12 @@ async fn members_links_and_sessions_keep_their_rules_on_both_engines() {
             )
             .await
             .unwrap();
-        assert!(added.link_stored && !added.member.active, "{}", b.name);
+        assert!(!added.active, "{}", b.name);
+        assert_eq!(
+            s.member_role(&w1.id, "id-ann").await.unwrap(),
+            None,
+            "invited, not in yet"
+        );
         let dup = s
             .add_member(
                 &w1.id,
@@ -115,7 +120,14 @@ async fn members_links_and_sessions_keep_their_rules_on_both_engines() {
             Some(("id-ann".into(), Some("hash".into())))
         );
 
-        // The same person joins a second workspace without a new account or link.
+        assert_eq!(
+            s.member_role(&w1.id, "id-ann").await.unwrap(),
+            Some(Role::Admin),
+            "in once the link is followed"
+        );
+
+        // The same person is invited to a second workspace: the same account, and
+        // in only once they join from their own session.
         let again = s
             .add_member(
                 &w2.id,
@@ -130,8 +142,32 @@ async fn members_links_and_sessions_keep_their_rules_on_both_engines() {
             )
             .await
             .unwrap();
-        assert_eq!(again.member.id, "id-ann");
-        assert!(again.member.active && !again.link_stored);
+        assert_eq!(again.id, "id-ann");
+        assert!(!again.active);
+        assert_eq!(s.member_workspaces("id-ann").await.unwrap().len(), 1);
+        assert_eq!(s.member_role(&w2.id, "id-ann").await.unwrap(), None);
+        assert_eq!(
+            s.use_link("l3", "taken", None, &session("s9", 51))
+                .await
+                .unwrap(),
+            None,
+            "an invitation does not set an existing account's password"
+        );
+        assert!(
+            s.join_by_link("l3", "id-other", 52)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.join_by_link("l3", "id-ann", 100).await.unwrap().is_none());
+        let joined = s.join_by_link("l3", "id-ann", 53).await.unwrap().unwrap();
+        assert_eq!(joined.workspace_id, w2.id, "{}", b.name);
+        assert!(s.join_by_link("l3", "id-ann", 54).await.unwrap().is_none());
+        assert_eq!(
+            s.member_password("ann@example.com").await.unwrap(),
+            Some(("id-ann".into(), Some("hash".into()))),
+            "the password is still hers"
+        );
         assert_eq!(s.member_workspaces("id-ann").await.unwrap().len(), 2);
         assert_eq!(
             s.member_role(&w2.id, "id-ann").await.unwrap(),
