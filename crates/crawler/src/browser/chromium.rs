@@ -162,6 +162,48 @@ enum Step {
     Create(Arc<Browser>, Option<Tab>),
 }
 
+/// A page slot of a browser, counted in `State::tabs` from the moment `next_step`
+/// grants it, with its page once it has one. Whatever ends its holder (the render
+/// done, or the crawl aborted or timed out at any await), dropping it closes the
+/// page and gives the slot back, unless [`Chromium::release`] put the page in the
+/// idle list. Without this, a cancelled render kept its slot for good and, once
+/// `max_pages` were lost, every crawl's rendering waited forever.
+struct Slot {
+    inner: Arc<Inner>,
+    browser: Arc<Browser>,
+    tab: Option<Tab>,
+    counted: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(tab) = self.tab.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(close_tab(tab));
+        }
+        if self.counted {
+            self.inner.forget_tab(&self.browser);
+        }
+    }
+}
+
+/// `State::launching` while a launch is under way: cleared when the launch is
+/// cancelled, so the pages waiting for it try again instead of waiting forever.
+struct Launching<'a> {
+    inner: &'a Inner,
+    armed: bool,
+}
+
+impl Drop for Launching<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.lock().launching = false;
+            self.inner.changed.notify_waiters();
+        }
+    }
+}
+
 impl Chromium {
     /// A pool that starts the browser when the first page needs it.
     pub fn new(config: ChromiumConfig) -> Chromium {
@@ -190,8 +232,8 @@ impl Chromium {
 
     /// Starts the browser now (a server warms it up before the first crawl needs it).
     pub async fn start(&self) -> Result<(), RenderError> {
-        let tab = self.acquire(0).await?;
-        self.release(tab, true).await;
+        let slot = self.acquire(0).await?;
+        self.release(slot, true).await;
         self.end_session(0);
         Ok(())
     }
@@ -210,7 +252,7 @@ impl Chromium {
         self.inner.changed.notify_waiters();
     }
 
-    async fn acquire(&self, session: u64) -> Result<Tab, RenderError> {
+    async fn acquire(&self, session: u64) -> Result<Slot, RenderError> {
         loop {
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
@@ -221,6 +263,10 @@ impl Chromium {
             }
             match step {
                 Step::Launch => {
+                    let mut launching = Launching {
+                        inner: &self.inner,
+                        armed: true,
+                    };
                     let generation = {
                         let mut st = self.inner.lock();
                         st.generation += 1;
@@ -229,6 +275,7 @@ impl Chromium {
                     let launched = launch(&self.inner.config, generation).await;
                     let mut st = self.inner.lock();
                     st.launching = false;
+                    launching.armed = false;
                     match launched {
                         Ok(b) => {
                             st.last_failure = None;
@@ -254,20 +301,30 @@ impl Chromium {
                     let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
                 }
                 Step::Failed(why) => return Err(RenderError::Unavailable(why)),
-                Step::Use(tab) => return Ok(tab),
+                Step::Use(tab) => {
+                    return Ok(Slot {
+                        inner: self.inner.clone(),
+                        browser: tab.browser.clone(),
+                        tab: Some(tab),
+                        counted: true,
+                    });
+                }
                 Step::Create(browser, evicted) => {
                     if let Some(old) = evicted {
                         tokio::spawn(close_tab(old));
                     }
-                    match open_tab(&browser, session).await {
-                        Ok(tab) => return Ok(tab),
-                        Err(e) => {
-                            self.forget_tab(&browser);
-                            return Err(RenderError::Page(format!(
-                                "cannot open a browser page: {e}"
-                            )));
-                        }
-                    }
+                    let mut slot = Slot {
+                        inner: self.inner.clone(),
+                        browser: browser.clone(),
+                        tab: None,
+                        counted: true,
+                    };
+                    // A failed or cancelled open drops the slot: it is given back.
+                    let tab = open_tab(&browser, session).await.map_err(|e| {
+                        RenderError::Page(format!("cannot open a browser page: {e}"))
+                    })?;
+                    slot.tab = Some(tab);
+                    return Ok(slot);
                 }
             }
         }
@@ -328,20 +385,10 @@ impl Chromium {
         (step, stale)
     }
 
-    fn forget_tab(&self, browser: &Arc<Browser>) {
-        let mut st = self.inner.lock();
-        if st
-            .browser
-            .as_ref()
-            .is_some_and(|b| b.generation == browser.generation)
-        {
-            st.tabs = st.tabs.saturating_sub(1);
-        }
-        drop(st);
-        self.inner.changed.notify_waiters();
-    }
-
-    async fn release(&self, mut tab: Tab, healthy: bool) {
+    /// Puts the slot's page in the idle list when it can serve again; otherwise
+    /// the slot drops, which closes the page and gives the slot back.
+    async fn release(&self, mut slot: Slot, healthy: bool) {
+        let Some(tab) = slot.tab.as_mut() else { return };
         tab.uses += 1;
         let renders = tab.browser.renders.fetch_add(1, Ordering::Relaxed) + 1;
         if renders >= self.inner.config.pages_per_browser {
@@ -367,17 +414,14 @@ impl Chromium {
                 .browser
                 .as_ref()
                 .is_some_and(|b| b.generation == tab.browser.generation);
-            if current {
+            if current && let Some(tab) = slot.tab.take() {
                 st.last_used = Some(Instant::now());
                 st.idle.push(tab);
+                slot.counted = false;
                 drop(st);
                 self.inner.changed.notify_waiters();
-                return;
             }
         }
-        let browser = tab.browser.clone();
-        tokio::spawn(close_tab(tab));
-        self.forget_tab(&browser);
     }
 
     /// Samples the browser's memory (retiring it past the budget) and stops it when idle.
@@ -446,7 +490,10 @@ impl Chromium {
     }
 
     async fn render_job(&self, job: RenderJob) -> Result<Rendered, RenderError> {
-        let tab = self.acquire(job.session).await?;
+        let slot = self.acquire(job.session).await?;
+        let Some(tab) = slot.tab.as_ref() else {
+            return Err(RenderError::Page("the browser page is gone".into()));
+        };
         let deadline = Instant::now() + job.timeout;
         let result = tokio::time::timeout(
             job.timeout,
@@ -472,7 +519,7 @@ impl Chromium {
                 st.stats.failed_pages += 1;
             }
         }
-        self.release(tab, result.is_ok()).await;
+        self.release(slot, result.is_ok()).await;
         result
     }
 }
@@ -480,6 +527,21 @@ impl Chromium {
 impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives back a page slot of `browser` (nothing when another browser has
+    /// replaced it: the count started again with that one).
+    fn forget_tab(&self, browser: &Arc<Browser>) {
+        let mut st = self.lock();
+        if st
+            .browser
+            .as_ref()
+            .is_some_and(|b| b.generation == browser.generation)
+        {
+            st.tabs = st.tabs.saturating_sub(1);
+        }
+        drop(st);
+        self.changed.notify_waiters();
     }
 }
 

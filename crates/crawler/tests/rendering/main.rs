@@ -599,6 +599,48 @@ async fn a_page_over_its_time_or_memory_limit_fails_and_a_leaking_browser_is_res
 }
 
 /// The `--user-data-dir` of the browser process `pid`.
+/// A crawl dropped mid-render (aborted, or past its run's timeout) gives its page
+/// slot back: the next crawl renders on the same browser. The slot used to be
+/// counted until the process ended, and with every slot gone every crawl's
+/// rendering waited forever.
+#[tokio::test]
+async fn a_crawl_dropped_mid_render_gives_its_page_back() {
+    let Some(env) = env().await else { return };
+    let browser = Chromium::new(ChromiumConfig {
+        max_pages: 1,
+        ..ChromiumConfig::default()
+    });
+    let settings = settings(&browser);
+    browser.start().await.unwrap();
+    let one = |path: &str| {
+        serde_json::json!({
+            "startUrls": [format!("{}{path}", env.base)],
+            "crawlerType": "playwright:chrome",
+            "maxCrawlDepth": 0,
+            "maxRequestRetries": 0,
+            "requestTimeoutSecs": 120,
+            "dynamicContentWaitSecs": 1,
+        })
+    };
+    for _ in 0..2 {
+        // The page spins far longer than this: the crawl is dropped while it renders.
+        let dropped = tokio::time::timeout(Duration::from_secs(3), run(one("/spin"), &settings));
+        assert!(
+            dropped.await.is_err(),
+            "the spinning page was still rendering"
+        );
+    }
+    let fine = tokio::time::timeout(Duration::from_secs(90), run(one("/banner"), &settings))
+        .await
+        .expect("the next crawl got a page");
+    assert!(
+        fine.item("/banner").text.contains("BANNER-PAGE-TEXT"),
+        "{:?}",
+        fine.failed
+    );
+    browser.shut_down().await;
+}
+
 fn profile_of(pid: u32) -> std::path::PathBuf {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     cmdline
