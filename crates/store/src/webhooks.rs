@@ -220,13 +220,19 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Ids of deliveries due at `now` to active endpoints and not leased, oldest
-    /// due first.
+    /// Ids of deliveries due at `now` to active endpoints and not leased: each
+    /// workspace's oldest due first, in turns by workspace.
     pub async fn due_deliveries(&self, now: Millis, limit: i64) -> Result<Vec<String>> {
+        // Taken in turns by workspace: every workspace's oldest due delivery, then
+        // every workspace's second, and so on. One tenant's backlog (thousands of
+        // events for an endpoint that never answers) then does not stand in front
+        // of another tenant's next delivery.
         let rows = sqlx::query(
-            "SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+            "SELECT id FROM (SELECT d.id, d.next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY d.workspace_id ORDER BY d.next_attempt_at, d.id) AS turn \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $2 \
-             AND w.active = 1 ORDER BY d.next_attempt_at, d.id LIMIT $3",
+             AND w.active = 1) due ORDER BY turn, next_attempt_at, id LIMIT $3",
         )
         .bind(now)
         .bind(now)

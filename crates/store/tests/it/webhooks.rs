@@ -159,3 +159,46 @@ async fn events_reach_the_active_endpoints_that_asked_for_them_once_each() {
         b.finish().await;
     }
 }
+
+/// A workspace with a backlog of due deliveries does not stand in front of
+/// another's: the deliveries are taken in turns by workspace, each one's oldest
+/// first.
+#[tokio::test]
+async fn due_deliveries_take_turns_by_workspace() {
+    for b in backends().await {
+        let s = &b.store;
+        let (busy, quiet) = (workspace(Plan::Standard, 1), workspace(Plan::Standard, 2));
+        let mut hooks = Vec::new();
+        for (n, w) in [(1, &busy), (2, &quiet)] {
+            s.insert_workspace(w).await.unwrap();
+            let a = agent(&w.id, n);
+            s.insert_agent(&a).await.unwrap();
+            assert!(
+                s.insert_webhook(&hook(&w.id, &a.id, &[LEADS_SUBMIT], true), 20)
+                    .await
+                    .unwrap()
+            );
+            hooks.push(a.id);
+        }
+        for at in 0..20 {
+            let ev = OutboxEvent::new(&hooks[0], LEADS_SUBMIT, serde_json::json!({"n": at}));
+            s.enqueue_event(&ev, 100 + at).await.unwrap();
+        }
+        let late = OutboxEvent::new(&hooks[1], LEADS_SUBMIT, serde_json::json!({"n": "late"}));
+        s.enqueue_event(&late, 500).await.unwrap();
+        let due = s.due_deliveries(1_000, 4).await.unwrap();
+        assert_eq!(due.len(), 4, "{}", b.name);
+        let mut agents = Vec::new();
+        for id in &due {
+            let claimed = s.claim_delivery(id, 1_000, 2_000).await.unwrap().unwrap();
+            agents.push(claimed.delivery.agent_id.clone());
+        }
+        assert_eq!(
+            agents,
+            [&hooks[0], &hooks[1], &hooks[0], &hooks[0]].map(String::clone),
+            "{}: the busy workspace's oldest, then the quiet one's, then the rest",
+            b.name
+        );
+        b.finish().await;
+    }
+}
