@@ -3,11 +3,15 @@
 //! that, new ones wait in the kernel's listen backlog instead of costing memory); a
 //! request's head must arrive within `header_timeout`, which hyper also applies
 //! between requests, so a keep-alive connection that sends nothing is closed then
-//! too; request heads are capped in size. Per-request limits (body read, handler
-//! deadline, JSON depth) are layers in [`crate::router`].
+//! too; request heads are capped in size. One client address holds at most
+//! `max_per_client` of those connections: past that, its new ones are closed as they
+//! arrive, so one client cannot take every slot and lock everyone out. Per-request
+//! limits (body read, handler deadline, JSON depth) are layers in [`crate::router`].
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,9 +24,13 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 /// Per-connection limits of the accept loop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
+    /// Connections one client address may have open (0: no bound), except the
+    /// addresses in `exempt` (the trusted proxies, which carry many clients).
+    pub max_per_client: usize,
+    pub exempt: Vec<IpAddr>,
     /// Time for a request's head, counted from when the connection is opened or
     /// goes idle after a response.
     pub header_timeout: Duration,
@@ -36,6 +44,8 @@ impl ConnectionLimits {
     pub fn from_settings(s: &agentbase_service::settings::ServerSettings) -> Self {
         ConnectionLimits {
             max_connections: s.max_connections,
+            max_per_client: s.max_connections_per_client,
+            exempt: s.trusted_proxies.clone(),
             header_timeout: Duration::from_secs(s.header_timeout_secs),
             max_buffer_bytes: 256 * 1024,
             grace: Duration::from_secs(s.shutdown_grace_secs),
@@ -58,6 +68,11 @@ pub async fn serve_connections(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let clients = Arc::new(PerClient {
+        max: limits.max_per_client,
+        exempt: limits.exempt.clone(),
+        open: Mutex::new(HashMap::new()),
+    });
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -84,6 +99,11 @@ pub async fn serve_connections(
             },
             () = &mut shutdown => break,
         };
+        let Some(client) = clients.enter(peer.ip()) else {
+            // Closed at once: the slot is free for another client's connection.
+            drop(tcp);
+            continue;
+        };
         // Streams write small frames; without TCP_NODELAY, Nagle's algorithm holds
         // each one back until the previous is acknowledged.
         let _ = tcp.set_nodelay(true);
@@ -97,7 +117,7 @@ pub async fn serve_connections(
         tokio::spawn(async move {
             // Timeouts and resets end connections all the time; nothing to report.
             let _ = conn.await;
-            drop(permit);
+            drop((client, permit));
         });
     }
     drop(listener);
@@ -109,4 +129,110 @@ pub async fn serve_connections(
         }
     }
     Ok(())
+}
+
+/// Connections open per client address.
+struct PerClient {
+    max: usize,
+    exempt: Vec<IpAddr>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection of a client, counted until it is dropped.
+struct ClientConnection {
+    clients: Arc<PerClient>,
+    key: Option<IpAddr>,
+}
+
+impl PerClient {
+    /// Counts a new connection from `ip`; `None` when the client already has its
+    /// share open.
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<ClientConnection> {
+        let ip = ip.to_canonical();
+        if self.max == 0 || self.exempt.contains(&ip) {
+            return Some(ClientConnection {
+                clients: self.clone(),
+                key: None,
+            });
+        }
+        let key = client_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientConnection {
+            clients: self.clone(),
+            key: Some(key),
+        })
+    }
+}
+
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut open = self.clients.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&key);
+            }
+        }
+    }
+}
+
+/// A client's address as counted: an IPv4 address, or an IPv6 address's /64 (one
+/// host usually has a whole /64 to pick addresses from).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(max: usize, exempt: &[&str]) -> Arc<PerClient> {
+        Arc::new(PerClient {
+            max,
+            exempt: exempt.iter().map(|a| a.parse().unwrap()).collect(),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    #[test]
+    fn a_client_holds_at_most_its_share_and_gets_it_back_as_connections_close() {
+        let clients = table(2, &["10.0.0.9"]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = clients.enter(ip("10.0.0.1")).unwrap();
+        let b = clients.enter(ip("10.0.0.1")).unwrap();
+        assert!(clients.enter(ip("10.0.0.1")).is_none(), "a third one");
+        // The same host under its IPv6-mapped address is the same client.
+        assert!(clients.enter(ip("::ffff:10.0.0.1")).is_none());
+        assert!(clients.enter(ip("10.0.0.2")).is_some(), "another client");
+        drop(a);
+        let c = clients.enter(ip("10.0.0.1")).unwrap();
+        // A /64 is one client; the next /64 another.
+        let v6: Vec<_> = ["2001:db8::1", "2001:db8::ffff:2"]
+            .map(|s| clients.enter(ip(s)).unwrap())
+            .into();
+        assert!(clients.enter(ip("2001:db8::3")).is_none());
+        assert!(clients.enter(ip("2001:db8:0:1::1")).is_some());
+        // A trusted proxy carries many clients: not bounded.
+        let proxied: Vec<_> = (0..10)
+            .map(|_| clients.enter(ip("10.0.0.9")).unwrap())
+            .collect();
+        drop((b, c, v6, proxied));
+        assert!(
+            clients.open.lock().unwrap().is_empty(),
+            "nothing counted once every connection is closed"
+        );
+        assert!(table(0, &[]).enter(ip("10.0.0.1")).is_some());
+    }
 }

@@ -137,6 +137,9 @@ pub struct ServerSettings {
     pub upload_timeout_secs: u64,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 one by its /64) may have open at
+    /// once; more are closed as they arrive. `trusted_proxies` are exempt; 0: no bound.
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -432,6 +435,7 @@ impl Default for ServerSettings {
             request_timeout_secs: 120,
             upload_timeout_secs: 300,
             max_connections: 4096,
+            max_connections_per_client: 256,
         }
     }
 }

@@ -294,3 +294,62 @@ async fn shutdown_gives_up_on_requests_that_outlive_the_deadline() {
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// One client address holds at most `max_per_client` connections: its next one is
+/// closed as it arrives, while another client is served, and a closed connection
+/// gives its place back.
+#[tokio::test]
+async fn one_client_cannot_take_every_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = spawn().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(agentbase_server::serve_router(
+        listener,
+        agentbase_server::router(t.app.clone()),
+        agentbase_server::ConnectionLimits {
+            max_per_client: 3,
+            ..Default::default()
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let from = |source: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    // A health check on a connection: the status line, or "" when it was closed.
+    let health = |mut c: tokio::net::TcpStream| async move {
+        let head = "GET /api/v2/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+        let _ = c.write_all(head.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(from("127.0.0.1").await);
+    }
+    // Give the accept loop time to count them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        health(from("127.0.0.1").await).await,
+        "",
+        "a fourth is closed"
+    );
+    assert_eq!(
+        health(from("127.0.0.2").await).await,
+        "HTTP/1.1 200 OK",
+        "another client is served"
+    );
+    drop(idle.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(health(from("127.0.0.1").await).await, "HTTP/1.1 200 OK");
+}
