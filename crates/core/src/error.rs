@@ -60,6 +60,8 @@ pub enum Rejection {
     PlanFeatureNotAvailable,
     /// The workspace has as many crawler runs going as it may.
     TooManyRuns,
+    /// The workspace follows as many run logs at once as it may.
+    TooManyFollowers,
     /// Helpdesk: the statusId is not one of the agent's statuses.
     TicketInvalidStatus,
     /// Helpdesk: the teamId is not one of the agent's teams.

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod agent_settings;
 pub mod clock;
+pub mod concurrency;
 pub mod contact;
 pub mod conversation;
 pub mod crawl_run;

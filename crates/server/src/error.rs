@@ -183,7 +183,7 @@ fn rejection_status(r: Rejection) -> StatusCode {
         | R::MessageContentNotRenderable => StatusCode::UNPROCESSABLE_ENTITY,
         R::ModelBusy | R::ReaderBusy => StatusCode::SERVICE_UNAVAILABLE,
         R::PlanFeatureNotAvailable => StatusCode::FORBIDDEN,
-        R::TooManyRuns => StatusCode::TOO_MANY_REQUESTS,
+        R::TooManyRuns | R::TooManyFollowers => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -204,6 +204,7 @@ fn rejection_code(r: Rejection) -> &'static str {
         R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
         R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
         R::TooManyRuns => codes::CRAWL_RUNS_LIMIT_REACHED,
+        R::TooManyFollowers => codes::RATE_LIMIT_TOO_MANY_REQUESTS,
         R::TicketInvalidStatus => codes::TICKET_INVALID_STATUS,
         R::TicketTeamNotFound => codes::TICKET_TEAM_NOT_FOUND,
         R::TicketTeamMemberNotFound => codes::TICKET_TEAM_MEMBER_NOT_FOUND,
@@ -236,6 +237,9 @@ fn rejection_message(r: Rejection) -> &'static str {
         R::PlanFeatureNotAvailable => "Your plan does not include this feature",
         R::TooManyRuns => {
             "The workspace has as many crawler runs going as it may; wait for one to finish"
+        }
+        R::TooManyFollowers => {
+            "The workspace follows as many run logs at once as it may; close one first"
         }
         R::TicketInvalidStatus => "The requested status could not be applied",
         R::TicketTeamNotFound => "The requested team could not be found",

@@ -8,11 +8,12 @@
 //! arrive, so one client cannot take every slot and lock everyone out. Per-request
 //! limits (body read, handler deadline, JSON depth) are layers in [`crate::router`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use agentbase_core::concurrency::{Entered, PerKey};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -68,11 +69,7 @@ pub async fn serve_connections(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let clients = Arc::new(PerClient {
-        max: limits.max_per_client,
-        exempt: limits.exempt.clone(),
-        open: Mutex::new(HashMap::new()),
-    });
+    let clients = PerClient::new(limits.max_per_client, limits.exempt.clone());
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -131,53 +128,30 @@ pub async fn serve_connections(
     Ok(())
 }
 
-/// Connections open per client address.
+/// Connections open per client address (`None`: not bounded).
 struct PerClient {
-    max: usize,
+    counted: Option<Arc<PerKey<IpAddr>>>,
     exempt: Vec<IpAddr>,
-    open: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// One connection of a client, counted until it is dropped.
-struct ClientConnection {
-    clients: Arc<PerClient>,
-    key: Option<IpAddr>,
-}
+type ClientConnection = Option<Entered<IpAddr>>;
 
 impl PerClient {
+    fn new(max: usize, exempt: Vec<IpAddr>) -> Self {
+        PerClient {
+            counted: (max > 0).then(|| PerKey::new(max)),
+            exempt,
+        }
+    }
+
     /// Counts a new connection from `ip`; `None` when the client already has its
     /// share open.
-    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<ClientConnection> {
+    fn enter(&self, ip: IpAddr) -> Option<ClientConnection> {
         let ip = ip.to_canonical();
-        if self.max == 0 || self.exempt.contains(&ip) {
-            return Some(ClientConnection {
-                clients: self.clone(),
-                key: None,
-            });
-        }
-        let key = client_key(ip);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(key).or_default();
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(ClientConnection {
-            clients: self.clone(),
-            key: Some(key),
-        })
-    }
-}
-
-impl Drop for ClientConnection {
-    fn drop(&mut self) {
-        let Some(key) = self.key else { return };
-        let mut open = self.clients.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&key);
-            }
+        match &self.counted {
+            Some(table) if !self.exempt.contains(&ip) => table.try_enter(client_key(ip)).map(Some),
+            _ => Some(None),
         }
     }
 }
@@ -198,12 +172,8 @@ fn client_key(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
-    fn table(max: usize, exempt: &[&str]) -> Arc<PerClient> {
-        Arc::new(PerClient {
-            max,
-            exempt: exempt.iter().map(|a| a.parse().unwrap()).collect(),
-            open: Mutex::new(HashMap::new()),
-        })
+    fn table(max: usize, exempt: &[&str]) -> PerClient {
+        PerClient::new(max, exempt.iter().map(|a| a.parse().unwrap()).collect())
     }
 
     #[test]
@@ -229,8 +199,9 @@ mod tests {
             .map(|_| clients.enter(ip("10.0.0.9")).unwrap())
             .collect();
         drop((b, c, v6, proxied));
-        assert!(
-            clients.open.lock().unwrap().is_empty(),
+        assert_eq!(
+            clients.counted.as_ref().map(|t| t.keys()),
+            Some(0),
             "nothing counted once every connection is closed"
         );
         assert!(table(0, &[]).enter(ip("10.0.0.1")).is_some());

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use agentbase_core::concurrency::{Entered, PerKey};
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
 use agentbase_core::{Clock, Error, Millis, Rejection, Resource, Result, ids};
 use agentbase_crawler::browser::Renderer;
@@ -45,6 +46,9 @@ pub const ACTOR_ID: &str = "aYG0l9s7dbB7j3gbS";
 /// Log lines kept per run: a crawl of many pages logs one line each, so a very
 /// large crawl's log ends with a note rather than growing without bound.
 const LOG_LINES_MAX: i64 = 20_000;
+/// Run logs one workspace may follow at once (each is a request held open and a
+/// store read every 250 ms until its run ends).
+pub const FOLLOWERS_PER_WORKSPACE: usize = 10;
 
 /// Apify's log line: an ISO timestamp, then the message.
 fn log_line(at: agentbase_core::Millis, level: &str, message: &str) -> String {
@@ -67,6 +71,8 @@ pub struct CrawlRuns {
     renderer: OnceLock<Arc<dyn Renderer>>,
     /// What adaptive runs with `reuseStoredDetectionResults` learnt per site.
     memory: Arc<RenderingMemory>,
+    /// Followed logs open per workspace: each polls the store until its run ends.
+    followers: Arc<PerKey<String>>,
 }
 
 impl CrawlRuns {
@@ -84,6 +90,7 @@ impl CrawlRuns {
             tokens: Mutex::default(),
             renderer: OnceLock::new(),
             memory: Arc::default(),
+            followers: PerKey::new(FOLLOWERS_PER_WORKSPACE),
         }
     }
 
@@ -690,13 +697,20 @@ pub struct RunLog {
 /// The followed log of the Apify-compatible API.
 impl CrawlRuns {
     /// The run's log; with `follow`, and unless the run has ended, the lines
-    /// written after it too (polled every 250 ms).
+    /// written after it too (polled every 250 ms). A workspace follows at most
+    /// [`FOLLOWERS_PER_WORKSPACE`] logs at once: past that, `TooManyFollowers`.
     pub async fn log(self: &Arc<Self>, p: &Principal, id: &str, follow: bool) -> Result<RunLog> {
         let (lines, ended) = self.run_log(p, id, 0).await?;
-        let more = (follow && !ended).then(|| {
+        let mut more = None;
+        if follow && !ended {
+            let place = (self.followers.try_enter(p.workspace_id.clone()))
+                .ok_or(Error::Rejected(Rejection::TooManyFollowers))?;
             let from = lines.len() as i64;
-            self.clone().follow_log(p.clone(), id.to_owned(), from)
-        });
+            more = Some(
+                self.clone()
+                    .follow_log(p.clone(), id.to_owned(), from, place),
+            );
+        }
         Ok(RunLog { lines, more })
     }
 
@@ -705,10 +719,13 @@ impl CrawlRuns {
         p: Principal,
         id: String,
         from: i64,
+        place: Entered<String>,
     ) -> futures_util::stream::BoxStream<'static, Vec<String>> {
         use futures_util::StreamExt;
+        // The place goes with the stream, however it ends.
+        let place = Arc::new(place);
         futures_util::stream::unfold((from, false), move |(from, done)| {
-            let (runs, p, id) = (self.clone(), p.clone(), id.clone());
+            let (runs, p, id, _place) = (self.clone(), p.clone(), id.clone(), place.clone());
             async move {
                 if done {
                     return None;

@@ -587,3 +587,54 @@ async fn runs_are_bounded_by_the_plan_and_the_workspace_runs_a_few_at_once() {
     assert_eq!(done["data"]["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["data"]["stats"]["itemCount"], 2, "{done}");
 }
+
+/// A followed log (`stream=1`) is a request held open and a store read every
+/// 250 ms until its run ends: a workspace follows at most ten at once, the
+/// eleventh gets 429 in the envelope (Apify's clients retry it), and a closed one
+/// makes room.
+#[tokio::test]
+async fn a_workspace_follows_a_bounded_number_of_logs_at_once() {
+    let t = crawler_app().await;
+    let site = site().await;
+    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
+        .json(&json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let run: Value = r.json().await.unwrap();
+    let id = run["data"]["id"].as_str().unwrap().to_owned();
+    let follow = || apify(&t, Method::GET, &format!("/v2/logs/{id}?stream=1")).send();
+    let mut open = Vec::new();
+    for _ in 0..agentbase_service::crawl_runs::FOLLOWERS_PER_WORKSPACE {
+        let r = follow().await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let r = follow().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "rate-limit-too-many-requests", "{e}");
+    // Not following is not bounded.
+    let r = apify(&t, Method::GET, &format!("/v2/logs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(open.pop());
+    // The server notices the closed stream at its next poll.
+    let mut again = follow().await.unwrap();
+    for _ in 0..20 {
+        if again.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        again = follow().await.unwrap();
+    }
+    assert_eq!(again.status(), 200, "a closed stream made room");
+    let r = apify(&t, Method::POST, &format!("/v2/actor-runs/{id}/abort"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
