@@ -160,4 +160,9 @@ pub type EmbedFuture<'a> =
 pub trait Embedder: Send + Sync + 'static {
     fn dimensions(&self) -> usize;
     fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a>;
+    /// The same for a query someone is waiting for (a search, a chat turn's
+    /// retrieval): an embedder with one queue serves it before bulk work.
+    fn embed_urgent<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
+        self.embed(texts)
+    }
 }

@@ -10,10 +10,14 @@
 //! are sorted by length and run in batches padded to their longest member, so a batch
 //! of short chunks costs what short chunks cost. The work runs on one dedicated OS
 //! thread (which spreads each batch over the cores); callers await a oneshot reply and
-//! never block the async runtime. Requests are served in order.
+//! never block the async runtime. Requests are served in order, in two lanes: a
+//! query's (`Embedder::embed_urgent`: a search, a chat turn's retrieval) goes before
+//! any training batch, and between a training batch's groups of texts, so one
+//! tenant's training backlog does not make everyone's search wait for it.
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use agentbase_core::model::{EmbedFuture, Embedder, ModelError};
 use candle_core::{DType, Device, Tensor};
@@ -83,14 +87,85 @@ struct Job {
     reply: Reply,
 }
 
-/// Embedding requests waiting for the worker thread; each holds its texts.
+/// Embedding requests waiting for the worker thread, per lane; each holds its texts.
 const QUEUE_CAPACITY: usize = 64;
 /// How long a request waits for room in a full queue.
 const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct LocalEmbedder {
-    jobs: mpsc::SyncSender<Job>,
+    jobs: Arc<Lanes>,
     dimensions: usize,
+}
+
+impl Drop for LocalEmbedder {
+    fn drop(&mut self) {
+        self.jobs.close();
+    }
+}
+
+/// The worker's two queues: urgent requests (queries) before bulk ones (training).
+#[derive(Default)]
+struct Lanes {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queues {
+    urgent: VecDeque<Job>,
+    bulk: VecDeque<Job>,
+    /// Set when the embedder is dropped: the worker ends.
+    closed: bool,
+}
+
+/// Why a job was not queued.
+enum Refused {
+    Full(Job),
+    Closed,
+}
+
+impl Lanes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, job: Job, urgent: bool) -> Result<(), Refused> {
+        let mut q = self.lock();
+        if q.closed {
+            return Err(Refused::Closed);
+        }
+        let lane = if urgent { &mut q.urgent } else { &mut q.bulk };
+        if lane.len() >= QUEUE_CAPACITY {
+            return Err(Refused::Full(job));
+        }
+        lane.push_back(job);
+        drop(q);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job, urgent ones first, waiting for one; `None` once closed.
+    fn next(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if q.closed {
+                return None;
+            }
+            if let Some(job) = q.urgent.pop_front().or_else(|| q.bulk.pop_front()) {
+                return Some(job);
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn next_urgent(&self) -> Option<Job> {
+        self.lock().urgent.pop_front()
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
 }
 
 enum Encoder {
@@ -138,25 +213,34 @@ fn pooling_of(dir: &Path) -> Result<Pooling, Error> {
 
 impl Model {
     /// Starts the worker thread (at `nice`, see [`crate::sched`]) that embeds the
-    /// queued jobs one at a time; a job whose caller gave up is skipped.
-    fn start_worker(self, nice: i32) -> std::io::Result<mpsc::SyncSender<Job>> {
-        let (jobs, receiver) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
+    /// queued jobs one at a time, urgent ones first and also between a bulk job's
+    /// groups of texts; a job whose caller gave up is skipped.
+    fn start_worker(self, nice: i32) -> std::io::Result<Arc<Lanes>> {
+        let jobs = Arc::new(Lanes::default());
+        let lanes = jobs.clone();
         std::thread::Builder::new()
             .name("llm-embed".to_owned())
             .spawn(move || {
                 if let Err(e) = crate::sched::lower_thread_priority(nice) {
                     tracing::warn!(nice, error = %e, "the embedding worker keeps its priority");
                 }
-                for job in receiver {
+                let serve = |job: Job, between: &mut dyn FnMut()| {
                     if job.reply.is_closed() {
-                        continue;
+                        return;
                     }
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.embed(&job.texts)
+                        self.embed(&job.texts, between)
                     }))
                     .unwrap_or_else(|_| Err("the embedding worker panicked".to_owned()))
                     .map_err(ModelError::Failed);
                     let _ = job.reply.send(result);
+                };
+                while let Some(job) = lanes.next() {
+                    serve(job, &mut || {
+                        while let Some(urgent) = lanes.next_urgent() {
+                            serve(urgent, &mut || {});
+                        }
+                    });
                 }
             })?;
         Ok(jobs)
@@ -296,6 +380,16 @@ impl Embedder for LocalEmbedder {
     }
 
     fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
+        self.queue(texts, false)
+    }
+
+    fn embed_urgent<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
+        self.queue(texts, true)
+    }
+}
+
+impl LocalEmbedder {
+    fn queue<'a>(&'a self, texts: &'a [String], urgent: bool) -> EmbedFuture<'a> {
         Box::pin(async move {
             if texts.is_empty() {
                 return Ok(Vec::new());
@@ -309,9 +403,9 @@ impl Embedder for LocalEmbedder {
             // a runtime thread) and, past QUEUE_WAIT, refuses them.
             let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
             loop {
-                match self.jobs.try_send(job) {
+                match self.jobs.push(job, urgent) {
                     Ok(()) => break,
-                    Err(mpsc::TrySendError::Full(back)) => {
+                    Err(Refused::Full(back)) => {
                         if tokio::time::Instant::now() >= deadline {
                             return Err(ModelError::Overloaded(
                                 "the embedding queue is full".to_owned(),
@@ -320,7 +414,7 @@ impl Embedder for LocalEmbedder {
                         job = back;
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                     }
-                    Err(mpsc::TrySendError::Disconnected(_)) => {
+                    Err(Refused::Closed) => {
                         return Err(ModelError::Unavailable(
                             "the embedding worker has stopped".to_owned(),
                         ));
@@ -335,12 +429,17 @@ impl Embedder for LocalEmbedder {
 }
 
 impl Model {
-    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+    /// Embeds `texts` in groups of `batch_size`, calling `between` after each
+    /// group but the last.
+    fn embed(&self, texts: &[String], between: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>, String> {
         // Longest first, so each batch pads to lengths close to its own.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(self.batch_size) {
+        for (n, batch) in order.chunks(self.batch_size).enumerate() {
+            if n > 0 {
+                between();
+            }
             let inputs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
             let vectors = self.embed_batch(&inputs).map_err(|e| e.to_string())?;
             for (&i, vector) in batch.iter().zip(vectors) {

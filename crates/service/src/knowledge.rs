@@ -1177,7 +1177,7 @@ impl Knowledge {
         }
         let embedding = self
             .embedder()?
-            .embed(&[query.to_owned()])
+            .embed_urgent(&[query.to_owned()])
             .await
             .map_err(|e| Error::Unavailable(format!("embedding failed: {e}")))?
             .pop()

@@ -140,3 +140,33 @@ async fn a_batch_of_ingest_sized_chunks_gives_distinct_unit_vectors() {
     let cos = cosine(&vectors[0], &vectors[1]);
     assert!(cos > 0.9 && cos < 1.0, "{cos}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_does_not_wait_for_a_training_batch() {
+    // A training batch of several groups of texts is under way when a query
+    // arrives: the query is answered between two groups, before the batch ends,
+    // and with the vector it gets alone.
+    let chunk = "Agents answer from their own knowledge base and cite their sources. ".repeat(20);
+    let chunks: Vec<String> = (0..96).map(|i| format!("{i} {chunk}")).collect();
+    let query = vec!["how do agents cite their sources".to_owned()];
+    let model = embedder();
+    let alone = model.embed_urgent(&query).await.unwrap();
+    let bulk = async {
+        let v = model.embed(&chunks).await.unwrap();
+        (Instant::now(), v.len())
+    };
+    let urgent = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let v = model.embed_urgent(&query).await.unwrap();
+        (Instant::now(), v)
+    };
+    let ((bulk_done, n), (query_done, v)) = tokio::join!(bulk, urgent);
+    assert_eq!(n, 96);
+    assert!(
+        query_done < bulk_done,
+        "the query waited for the whole batch ({:?} after it)",
+        query_done - bulk_done
+    );
+    let cos = cosine(&v[0], &alone[0]);
+    assert!(cos > 0.99999, "{cos}");
+}
