@@ -268,8 +268,35 @@ impl Knowledge {
         })
     }
 
-    fn storage_limit(&self, plan: Plan) -> i64 {
-        i64::try_from(self.settings.knowledge.storage_limits.get(plan)).unwrap_or(i64::MAX)
+    /// Refuses `adding` bytes of sources past the agent's storage limit or the
+    /// workspace's; `except` (a source being replaced) is not counted, nor, with
+    /// `whole_agent`, the agent's own sources (all being replaced).
+    async fn check_storage(
+        &self,
+        (workspace_id, plan): (&str, Plan),
+        agent_id: &str,
+        except: Option<&str>,
+        whole_agent: bool,
+        adding: i64,
+    ) -> Result<()> {
+        let limit =
+            |l: &crate::settings::PlanLimits| i64::try_from(l.get(plan)).unwrap_or(i64::MAX);
+        let knowledge = &self.settings.knowledge;
+        let agent_used = match whole_agent {
+            true => 0,
+            false => self.store.source_bytes(agent_id, except).await?,
+        };
+        let others = self
+            .store
+            .workspace_source_bytes(workspace_id, except, Some(agent_id))
+            .await?;
+        if agent_used.saturating_add(adding) > limit(&knowledge.storage_limits)
+            || others.saturating_add(agent_used).saturating_add(adding)
+                > limit(&knowledge.workspace_storage_limits)
+        {
+            return Err(Error::Rejected(Rejection::SourceSizeLimit));
+        }
+        Ok(())
     }
 
     /// `POST /agents/{id}/sources` (text, Q&A, link) and file uploads.
@@ -291,10 +318,8 @@ impl Knowledge {
             return Err(Error::Rejected(Rejection::SourceDuplicate));
         }
         let size = new.content.size();
-        let used = self.store.source_bytes(&agent.id, None).await?;
-        if used.saturating_add(size) > self.storage_limit(p.plan) {
-            return Err(Error::Rejected(Rejection::SourceSizeLimit));
-        }
+        let ws = (p.workspace_id.as_str(), p.plan);
+        self.check_storage(ws, &agent.id, None, false, size).await?;
         let now = self.now();
         let is_link = new.content.kind() == SourceKind::Link;
         let source = Source {
@@ -393,10 +418,9 @@ impl Knowledge {
         } else {
             content.size()
         };
-        let used = self.store.source_bytes(&agent.id, Some(&source.id)).await?;
-        if used.saturating_add(size) > self.storage_limit(p.plan) {
-            return Err(Error::Rejected(Rejection::SourceSizeLimit));
-        }
+        let ws = (p.workspace_id.as_str(), p.plan);
+        self.check_storage(ws, &agent.id, Some(&source.id), false, size)
+            .await?;
         let now = self.now();
         source.name = name;
         source.content = content;
@@ -567,9 +591,8 @@ impl Knowledge {
             validate_source(s)?;
         }
         let total: i64 = sources.iter().map(|s| s.content.size()).sum();
-        if total > self.storage_limit(p.plan) {
-            return Err(Error::Rejected(Rejection::SourceSizeLimit));
-        }
+        let ws = (p.workspace_id.as_str(), p.plan);
+        self.check_storage(ws, &agent.id, None, true, total).await?;
         for old in self.store.all_sources(&agent.id).await? {
             self.store
                 .delete_source(&agent.id, &old.id, self.now())
@@ -877,18 +900,24 @@ impl Knowledge {
     ) -> Result<Vec<Document>> {
         let pages = self.fetch_site(job, source, url, options).await?;
         let size: i64 = pages.iter().map(|p| p.markdown.len() as i64).sum();
-        let agent_plan = self.plan_of_agent(&job.agent_id).await?;
-        let others = self
-            .store
-            .source_bytes(&job.agent_id, Some(&source.id))
-            .await?;
-        if others.saturating_add(size) > self.storage_limit(agent_plan) {
+        let (workspace, plan) = self.workspace_of_agent(&job.agent_id).await?;
+        let fits = self
+            .check_storage(
+                (&workspace, plan),
+                &job.agent_id,
+                Some(&source.id),
+                false,
+                size,
+            )
+            .await;
+        if let Err(Error::Rejected(Rejection::SourceSizeLimit)) = fits {
             self.store.set_crawl_status(&source.id, "failed").await?;
             return Err(Error::invalid(
                 "source",
                 "the fetched pages exceed the plan's storage limit",
             ));
         }
+        fits?;
         self.store.set_pages(&source.id, &pages, self.now()).await?;
         Ok(pages)
     }
@@ -934,16 +963,17 @@ impl Knowledge {
         Ok(pieces)
     }
 
-    async fn plan_of_agent(&self, agent_id: &str) -> Result<Plan> {
-        let workspace = self.store.agent_workspace(agent_id).await?;
-        Ok(match workspace {
-            Some(w) => self
-                .store
-                .workspace(&w)
-                .await?
-                .map_or(Plan::Free, |w| w.plan),
-            None => Plan::Free,
-        })
+    /// The agent's workspace and its plan (Free for an agent gone meanwhile).
+    async fn workspace_of_agent(&self, agent_id: &str) -> Result<(String, Plan)> {
+        let Some(workspace) = self.store.agent_workspace(agent_id).await? else {
+            return Ok((String::new(), Plan::Free));
+        };
+        let plan = self
+            .store
+            .workspace(&workspace)
+            .await?
+            .map_or(Plan::Free, |w| w.plan);
+        Ok((workspace, plan))
     }
 
     async fn fetch_site(

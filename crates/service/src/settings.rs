@@ -251,6 +251,9 @@ pub struct KnowledgeSettings {
     pub auto_retrain_interval_secs: u64,
     /// Storage per agent, in bytes of source text, by plan.
     pub storage_limits: PlanLimits,
+    /// Storage per workspace, all its agents' sources together, by plan (so many
+    /// agents do not multiply the per-agent limit).
+    pub workspace_storage_limits: PlanLimits,
     /// Training jobs one node runs at once, claimed fairly across workspaces.
     pub training_concurrency: usize,
     /// Training jobs one workspace may have running at once, on all nodes.
@@ -521,6 +524,13 @@ impl Default for KnowledgeSettings {
                 standard: 33_000_000,
                 pro: 33_000_000,
                 enterprise: 1_000_000_000,
+            },
+            workspace_storage_limits: PlanLimits {
+                free: 4_000_000,
+                hobby: 330_000_000,
+                standard: 330_000_000,
+                pro: 1_000_000_000,
+                enterprise: 10_000_000_000,
             },
             training_concurrency: 3,
             jobs_per_workspace: 2,

@@ -243,6 +243,28 @@ impl Store {
         row.try_get::<i64, _>("n").map_err(db_err)
     }
 
+    /// Bytes of the sources of every agent of the workspace, leaving out `except`
+    /// (a source id) and the sources of `except_agent`.
+    pub async fn workspace_source_bytes(
+        &self,
+        workspace_id: &str,
+        except: Option<&str>,
+        except_agent: Option<&str>,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(s.size), 0) AS BIGINT) AS n FROM sources s \
+             JOIN agents a ON a.id = s.agent_id \
+             WHERE a.workspace_id = $1 AND s.id <> $2 AND s.agent_id <> $3",
+        )
+        .bind(workspace_id)
+        .bind(except.unwrap_or(""))
+        .bind(except_agent.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.try_get::<i64, _>("n").map_err(db_err)
+    }
+
     /// Deletes a source with its chunks and pages at once; the agent's knowledge
     /// changes (a new version) in the same transaction.
     pub async fn delete_source(&self, agent_id: &str, id: &str, now: Millis) -> Result<bool> {

@@ -1308,3 +1308,50 @@ async fn deleting_an_agent_removes_its_index_snapshot() {
         "{body}"
     );
 }
+
+/// More agents do not multiply the storage: a workspace's agents share
+/// `knowledge.workspace_storage_limits`, and another workspace is not counted.
+#[tokio::test]
+async fn a_workspaces_agents_share_its_storage_limit() {
+    let t = spawn_knowledge(|s| {
+        s.knowledge.storage_limits.standard = 1_000;
+        s.knowledge.workspace_storage_limits.standard = 2_500;
+    })
+    .await;
+    let text =
+        |n: usize| json!({"type": "text", "name": format!("t{n}"), "content": "w".repeat(900)});
+    let mut created = Vec::new();
+    for n in 0..2 {
+        let agent = t.scripted_agent().await;
+        let (s, c, b) = post(&t, &format!("/api/v2/agents/{agent}/sources"), text(n)).await;
+        assert_eq!(s, 201, "{c:?} {b}");
+        created.push(agent);
+    }
+    let third = t.scripted_agent().await;
+    let path = format!("/api/v2/agents/{third}/sources");
+    let (s, c, _) = post(&t, &path, text(2)).await;
+    assert_eq!((s, c.as_deref()), (422, Some("SOURCE_SIZE_LIMIT_EXCEEDED")));
+    // What is left of the workspace's share still fits.
+    let small = json!({"type": "text", "name": "small", "content": "s".repeat(500)});
+    assert_eq!(post(&t, &path, small).await.0, 201);
+    // Another workspace has its own.
+    let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let theirs = t
+        .client_for(&other_key)
+        .create_agent(&agentbase_client::types::CreateAgentBody {
+            name: "theirs".into(),
+            model: Some("scripted".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id;
+    let r = reqwest::Client::new()
+        .post(t.url(&format!("/api/v2/agents/{theirs}/sources")))
+        .bearer_auth(&other_key)
+        .json(&text(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
