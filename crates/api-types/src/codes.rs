@@ -49,6 +49,8 @@ pub const CHAT_STREAMING_ERROR: &str = "CHAT_STREAMING_ERROR";
 pub const SOURCE_NOT_FOUND: &str = "SOURCE_NOT_FOUND";
 pub const SOURCE_DUPLICATE: &str = "SOURCE_DUPLICATE";
 pub const SOURCE_SIZE_LIMIT_EXCEEDED: &str = "SOURCE_SIZE_LIMIT_EXCEEDED";
+/// agentbase: a workspace's Apify key-value records are at its plan's limit.
+pub const STORAGE_LIMIT_EXCEEDED: &str = "STORAGE_LIMIT_EXCEEDED";
 pub const AGENT_NOT_TRAINED: &str = "AGENT_NOT_TRAINED";
 pub const PLAN_FEATURE_NOT_AVAILABLE: &str = "PLAN_FEATURE_NOT_AVAILABLE";
 /// agentbase: the widget serves public agents only (403).

@@ -62,6 +62,8 @@ pub enum Rejection {
     TooManyRuns,
     /// The workspace follows as many run logs at once as it may.
     TooManyFollowers,
+    /// The workspace's key-value records hold as many bytes as its plan allows.
+    StorageLimit,
     /// Helpdesk: the statusId is not one of the agent's statuses.
     TicketInvalidStatus,
     /// Helpdesk: the teamId is not one of the agent's teams.

@@ -176,6 +176,7 @@ fn rejection_status(r: Rejection) -> StatusCode {
         R::RetryNoUserMessage => StatusCode::BAD_REQUEST,
         R::MessageNotAssistant
         | R::SourceSizeLimit
+        | R::StorageLimit
         | R::TicketInvalidStatus
         | R::TicketTeamNotFound
         | R::TicketTeamMemberNotFound
@@ -201,6 +202,7 @@ fn rejection_code(r: Rejection) -> &'static str {
         R::ModelBusy => codes::CHAT_MODEL_BUSY,
         R::SourceDuplicate => codes::SOURCE_DUPLICATE,
         R::SourceSizeLimit => codes::SOURCE_SIZE_LIMIT_EXCEEDED,
+        R::StorageLimit => codes::STORAGE_LIMIT_EXCEEDED,
         R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
         R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
         R::TooManyRuns => codes::CRAWL_RUNS_LIMIT_REACHED,
@@ -231,6 +233,9 @@ fn rejection_message(r: Rejection) -> &'static str {
         R::ModelBusy => "The model is busy, please try again shortly",
         R::SourceDuplicate => "A source with this content or URL and type already exists",
         R::SourceSizeLimit => "Chatbot storage limit exceeded",
+        R::StorageLimit => {
+            "The workspace's key-value storage is full for its plan; delete records first"
+        }
         R::AgentNotTrained => {
             "Agent has not been trained yet. Train the agent before enabling auto-retrain."
         }

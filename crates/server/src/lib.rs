@@ -329,7 +329,9 @@ fn apify_routes() -> Router<AppState> {
         .route("/v2/key-value-stores/{storeId}/keys", get(apify::kv_keys))
         .route(
             "/v2/key-value-stores/{storeId}/records/{key}",
-            get(apify::kv_record).put(apify::put_kv_record),
+            get(apify::kv_record)
+                .put(apify::put_kv_record)
+                .delete(apify::delete_kv_record),
         )
         .route("/v2/datasets/{datasetId}", get(apify::dataset))
         .route("/v2/datasets/{datasetId}/items", get(apify::items))

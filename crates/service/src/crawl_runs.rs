@@ -478,9 +478,23 @@ impl CrawlRuns {
             return Err(Error::invalid("body", "a record holds at most 9 MB"));
         }
         let run = self.kv_run(p, store_id).await?;
+        let limit = self.settings.crawler.kv_storage_limits.get(p.plan);
+        let held = (self.store)
+            .workspace_kv_bytes(&p.workspace_id, (&run.kv_store_id, key))
+            .await?;
+        if held.saturating_add(value.len() as i64) > i64::try_from(limit).unwrap_or(i64::MAX) {
+            return Err(Error::Rejected(Rejection::StorageLimit));
+        }
         self.store
             .put_record(&run.kv_store_id, key, content_type, value)
             .await
+    }
+
+    /// Deletes a record of a run's key-value store (`DELETE …/records/{key}`);
+    /// false when there was none.
+    pub async fn delete_kv_record(&self, p: &Principal, store_id: &str, key: &str) -> Result<bool> {
+        let run = self.kv_run(p, store_id).await?;
+        self.store.delete_record(&run.kv_store_id, key).await
     }
 
     /// Fails runs orphaned by a node that stopped (see the module docs).

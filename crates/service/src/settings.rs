@@ -296,6 +296,9 @@ pub struct CrawlerConfig {
     pub runs_per_workspace: u32,
     pub run_timeout_secs: u64,
     pub run_max_pages: PlanLimits,
+    /// Bytes of key-value records (written through the Apify API) all of a
+    /// workspace's runs may hold, by plan.
+    pub kv_storage_limits: PlanLimits,
 }
 
 /// Where and under which limits uploaded and crawled documents are parsed.
@@ -556,6 +559,13 @@ impl Default for CrawlerConfig {
                 standard: 10_000,
                 pro: 50_000,
                 enterprise: 200_000,
+            },
+            kv_storage_limits: PlanLimits {
+                free: 50_000_000,
+                hobby: 200_000_000,
+                standard: 1_000_000_000,
+                pro: 5_000_000_000,
+                enterprise: 20_000_000_000,
             },
         }
     }

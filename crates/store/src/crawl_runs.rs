@@ -124,16 +124,50 @@ impl Store {
             .await
             .map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO kv_records (store_id, record_key, content_type, value) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO kv_records (store_id, record_key, content_type, value, size) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(store_id)
         .bind(key)
         .bind(content_type)
         .bind(value)
+        .bind(value.len() as i64)
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
         Ok(())
+    }
+
+    /// Deletes a record; false when there was none.
+    pub async fn delete_record(&self, store_id: &str, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM kv_records WHERE store_id = $1 AND record_key = $2")
+            .bind(store_id)
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Bytes of the key-value records of every run of the workspace, leaving out
+    /// the record `except` (store id, key), which a write would replace.
+    pub async fn workspace_kv_bytes(
+        &self,
+        workspace_id: &str,
+        except: (&str, &str),
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(r.size), 0) AS BIGINT) AS n FROM kv_records r \
+             JOIN crawl_runs c ON c.kv_store_id = r.store_id \
+             WHERE c.workspace_id = $1 AND NOT (r.store_id = $2 AND r.record_key = $3)",
+        )
+        .bind(workspace_id)
+        .bind(except.0)
+        .bind(except.1)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.try_get::<i64, _>("n").map_err(db_err)
     }
 
     /// A record: (content type, value).

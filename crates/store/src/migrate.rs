@@ -79,6 +79,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "member_consent",
         include_str!("../migrations/0017_member_consent.sql"),
     ),
+    (
+        18,
+        "kv_sizes",
+        include_str!("../migrations/0018_kv_sizes.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

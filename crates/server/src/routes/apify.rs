@@ -649,6 +649,27 @@ pub async fn put_kv_record(
     Ok(StatusCode::CREATED.into_response())
 }
 
+/// `DELETE /v2/key-value-stores/{storeId}/records/{key}`.
+#[utoipa::path(delete, path = "/v2/key-value-stores/{storeId}/records/{key}", tag = "apify",
+    description = "Apify-compatible: deletes a record (how a workspace at its key-value storage limit makes room).",
+    params(("storeId" = String, Path), ("key" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn delete_kv_record(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((store_id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let deleted = state
+        .app
+        .crawl_runs()
+        .delete_kv_record(&p, &store_id, &key)
+        .await?;
+    if !deleted {
+        return Err(record_not_found());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// `GET /v2/actor-runs/{runId}/key-value-store/records/{key}`.
 pub async fn run_kv_record(
     State(state): State<AppState>,

@@ -638,3 +638,49 @@ async fn a_workspace_follows_a_bounded_number_of_logs_at_once() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A workspace's key-value records are bounded by its plan
+/// (`crawler.kv_storage_limits`): a write past it gets 422 in the envelope, a
+/// replaced record counts once, and deleting records (Apify's `DELETE`) makes room.
+#[tokio::test]
+async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
+    let t = spawn_with(|s| {
+        s.crawler.allow_private_networks = true;
+        s.crawler.kv_storage_limits.standard = 10_000;
+    })
+    .await;
+    let site = site().await;
+    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
+        .json(&json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlDepth": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let run: Value = r.json().await.unwrap();
+    let store = run["data"]["defaultKeyValueStoreId"].as_str().unwrap().to_owned();
+    let record = |key: &str| format!("/v2/key-value-stores/{store}/records/{key}");
+    let put = |key: String, bytes: usize| {
+        apify(&t, Method::PUT, &record(&key))
+            .header("content-type", "text/plain")
+            .body("x".repeat(bytes))
+            .send()
+    };
+    for key in ["a", "b", "c"] {
+        assert_eq!(put(key.into(), 3_000).await.unwrap().status(), 201);
+    }
+    // Replacing a record counts its new size only.
+    assert_eq!(put("c".into(), 3_000).await.unwrap().status(), 201);
+    let r = put("d".into(), 3_000).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "storage-limit-exceeded", "{e}");
+    let r = apify(&t, Method::DELETE, &record("a")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(put("d".into(), 3_000).await.unwrap().status(), 201);
+    let r = apify(&t, Method::GET, &record("a")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = apify(&t, Method::DELETE, &record("a")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "record-not-found", "{e}");
+}

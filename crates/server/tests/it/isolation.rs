@@ -243,6 +243,11 @@ const API: &[Endpoint] = &[
         "/v2/key-value-stores/{v}/records/{key}",
         Some(r#"{"planted":"by another workspace"}"#),
     ),
+    (
+        Method::DELETE,
+        "/v2/key-value-stores/{v}/records/{key}",
+        None,
+    ),
     (Method::POST, "/v2/actor-runs/{r}/abort", None),
     // The helpdesk (`{t}` a ticket number) and the handoff.
     (
