@@ -657,7 +657,10 @@ async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let run: Value = r.json().await.unwrap();
-    let store = run["data"]["defaultKeyValueStoreId"].as_str().unwrap().to_owned();
+    let store = run["data"]["defaultKeyValueStoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let record = |key: &str| format!("/v2/key-value-stores/{store}/records/{key}");
     let put = |key: String, bytes: usize| {
         apify(&t, Method::PUT, &record(&key))
@@ -674,12 +677,18 @@ async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
     assert_eq!(r.status(), 422);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "storage-limit-exceeded", "{e}");
-    let r = apify(&t, Method::DELETE, &record("a")).send().await.unwrap();
+    let r = apify(&t, Method::DELETE, &record("a"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(put("d".into(), 3_000).await.unwrap().status(), 201);
     let r = apify(&t, Method::GET, &record("a")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    let r = apify(&t, Method::DELETE, &record("a")).send().await.unwrap();
+    let r = apify(&t, Method::DELETE, &record("a"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "record-not-found", "{e}");

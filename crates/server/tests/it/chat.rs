@@ -979,16 +979,7 @@ async fn a_workspaces_turns_beyond_its_share_wait_for_each_other_not_for_others(
     .await;
     let agent = t.scripted_agent().await;
     let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
-    let other_agent = t
-        .client_for(&other_key)
-        .create_agent(&agentbase_client::types::CreateAgentBody {
-            name: "theirs".into(),
-            model: Some("scripted".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .id;
+    let other_agent = t.scripted_agent_for(&other_key).await;
     let started = std::time::Instant::now();
     let turn = |key: String, agent: String, message: &'static str| {
         let url = t.url(&format!("/api/v2/agents/{agent}/chat"));

@@ -248,15 +248,12 @@ pub async fn spawn_full(
 impl TestApp {
     /// An agent answering with the scripted model.
     pub async fn scripted_agent(&self) -> String {
-        self.client
-            .create_agent(&agentbase_client::types::CreateAgentBody {
-                name: "scripted".into(),
-                model: Some("scripted".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .id
+        scripted_agent_with(&self.client).await
+    }
+
+    /// A scripted agent made with another workspace's key.
+    pub async fn scripted_agent_for(&self, key: &str) -> String {
+        scripted_agent_with(&self.client_for(key)).await
     }
 
     /// A non-streaming chat turn.
@@ -366,4 +363,16 @@ pub async fn outcome(r: reqwest::Response) -> (u16, Option<String>, Value) {
     let body: Value = r.json().await.unwrap_or(Value::Null);
     let code = body["error"]["code"].as_str().map(str::to_owned);
     (status, code, body)
+}
+
+async fn scripted_agent_with(client: &agentbase_client::Client) -> String {
+    client
+        .create_agent(&agentbase_client::types::CreateAgentBody {
+            name: "scripted".into(),
+            model: Some("scripted".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id
 }

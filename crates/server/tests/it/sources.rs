@@ -1336,16 +1336,7 @@ async fn a_workspaces_agents_share_its_storage_limit() {
     assert_eq!(post(&t, &path, small).await.0, 201);
     // Another workspace has its own.
     let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
-    let theirs = t
-        .client_for(&other_key)
-        .create_agent(&agentbase_client::types::CreateAgentBody {
-            name: "theirs".into(),
-            model: Some("scripted".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .id;
+    let theirs = t.scripted_agent_for(&other_key).await;
     let r = reqwest::Client::new()
         .post(t.url(&format!("/api/v2/agents/{theirs}/sources")))
         .bearer_auth(&other_key)
