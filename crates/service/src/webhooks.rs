@@ -275,6 +275,15 @@ impl Webhooks {
         let duration_ms = clock.elapsed().as_millis() as i64;
         let (status_code, error, retry) = match sent {
             Ok(code) if (200..300).contains(&code) => (Some(i64::from(code)), None, false),
+            // Redirects are not followed (a redirect to a private address would
+            // pass the guard), and sending again gets the same answer: failed.
+            Ok(code) if (300..400).contains(&code) => (
+                Some(i64::from(code)),
+                Some(format!(
+                    "the endpoint answered {code}, a redirect; webhooks are not redirected"
+                )),
+                false,
+            ),
             Ok(code) => (
                 Some(i64::from(code)),
                 Some(format!("the endpoint answered {code}")),

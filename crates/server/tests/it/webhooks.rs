@@ -438,3 +438,34 @@ async fn pending_deliveries_outlive_the_process_on_postgres() {
     };
     pending_deliveries_outlive_the_process(&url).await;
 }
+
+/// A redirect is not followed, and sending again would get the same answer: the
+/// delivery fails at its first attempt instead of being retried for hours.
+#[tokio::test]
+async fn a_redirecting_endpoint_fails_at_once() {
+    let (port, got) = receiver(|_| 307).await;
+    let t = spawn_with(|s| {
+        loopback_allowed(s);
+        s.webhooks.retry_base_secs = 1;
+    })
+    .await;
+    let agent = t.scripted_agent().await;
+    let hook = create_hook(
+        &t,
+        &agent,
+        &format!("http://127.0.0.1:{port}/hook"),
+        &["message.answered"],
+    )
+    .await;
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    t.say(&agent, None, "hello").await;
+    wait_for_log(&t, &agent, &hook_id, |l| {
+        l.len() == 1 && l[0]["state"] == "failed"
+    })
+    .await;
+    let log = deliveries(&t, &agent, &hook_id).await;
+    assert_eq!(log[0]["attempts"], 1, "{log:?}");
+    t.clock.advance_ms(3_600_000);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(got.lock().unwrap().len(), 1, "not sent again");
+}
