@@ -51,6 +51,8 @@ pub const SOURCE_DUPLICATE: &str = "SOURCE_DUPLICATE";
 pub const SOURCE_SIZE_LIMIT_EXCEEDED: &str = "SOURCE_SIZE_LIMIT_EXCEEDED";
 /// agentbase: a workspace's Apify key-value records are at its plan's limit.
 pub const STORAGE_LIMIT_EXCEEDED: &str = "STORAGE_LIMIT_EXCEEDED";
+/// agentbase: the workspace has as many agents as its plan allows.
+pub const AGENT_LIMIT_REACHED: &str = "AGENT_LIMIT_REACHED";
 pub const AGENT_NOT_TRAINED: &str = "AGENT_NOT_TRAINED";
 pub const PLAN_FEATURE_NOT_AVAILABLE: &str = "PLAN_FEATURE_NOT_AVAILABLE";
 /// agentbase: the widget serves public agents only (403).

@@ -64,6 +64,8 @@ pub enum Rejection {
     TooManyFollowers,
     /// The workspace's key-value records hold as many bytes as its plan allows.
     StorageLimit,
+    /// The workspace has as many agents as its plan allows.
+    AgentLimit,
     /// Helpdesk: the statusId is not one of the agent's statuses.
     TicketInvalidStatus,
     /// Helpdesk: the teamId is not one of the agent's teams.

@@ -183,7 +183,7 @@ fn rejection_status(r: Rejection) -> StatusCode {
         | R::TeamMemberNotFound
         | R::MessageContentNotRenderable => StatusCode::UNPROCESSABLE_ENTITY,
         R::ModelBusy | R::ReaderBusy => StatusCode::SERVICE_UNAVAILABLE,
-        R::PlanFeatureNotAvailable => StatusCode::FORBIDDEN,
+        R::PlanFeatureNotAvailable | R::AgentLimit => StatusCode::FORBIDDEN,
         R::TooManyRuns | R::TooManyFollowers => StatusCode::TOO_MANY_REQUESTS,
     }
 }
@@ -203,6 +203,7 @@ fn rejection_code(r: Rejection) -> &'static str {
         R::SourceDuplicate => codes::SOURCE_DUPLICATE,
         R::SourceSizeLimit => codes::SOURCE_SIZE_LIMIT_EXCEEDED,
         R::StorageLimit => codes::STORAGE_LIMIT_EXCEEDED,
+        R::AgentLimit => codes::AGENT_LIMIT_REACHED,
         R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
         R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
         R::TooManyRuns => codes::CRAWL_RUNS_LIMIT_REACHED,
@@ -236,6 +237,7 @@ fn rejection_message(r: Rejection) -> &'static str {
         R::StorageLimit => {
             "The workspace's key-value storage is full for its plan; delete records first"
         }
+        R::AgentLimit => "The workspace has as many agents as its plan allows",
         R::AgentNotTrained => {
             "Agent has not been trained yet. Train the agent before enabling auto-retrain."
         }

@@ -42,8 +42,22 @@ impl Agents {
         |m| self.settings.models.contains_key(m)
     }
 
+    /// Refuses a new agent when the workspace has as many as its plan allows.
+    pub(crate) async fn check_room(&self, workspace_id: &str) -> Result<()> {
+        let plan = (self.store.workspace(workspace_id).await?)
+            .ok_or(Error::NotFound(agentbase_core::Resource::Workspace))?
+            .plan;
+        let max = self.settings.agents.max_per_workspace.get(plan);
+        let count = self.store.agent_count(workspace_id).await?;
+        if u64::try_from(count).unwrap_or(0) >= max {
+            return Err(Error::Rejected(agentbase_core::Rejection::AgentLimit));
+        }
+        Ok(())
+    }
+
     pub async fn create(&self, workspace_id: &str, new: NewAgent) -> Result<Agent> {
         new.validate(&self.known_model()).map_err(Error::Invalid)?;
+        self.check_room(workspace_id).await?;
         let now = self.now();
         let agent = Agent {
             id: ids::agent_id(),

@@ -1539,9 +1539,14 @@ impl Knowledge {
     /// (each trained anew from its content), without conversations or usage.
     pub async fn clone_agent(&self, p: &Principal, id: &str) -> Result<AgentCreated> {
         let original = self.agents.get_for_update(&p.workspace_id, id).await?;
+        self.agents.check_room(&p.workspace_id).await?;
         let now = self.now();
         let mut copy = original.clone();
         copy.id = ids::agent_id();
+        // The copy's sources count against the workspace's storage like any others.
+        let bytes = self.store.source_bytes(&original.id, None).await?;
+        let ws = (p.workspace_id.as_str(), p.plan);
+        self.check_storage(ws, &copy.id, None, false, bytes).await?;
         copy.created_at = now;
         copy.updated_at = now;
         copy.last_message_at = None;

@@ -194,6 +194,9 @@ pub struct PlanSettings {
 #[serde(deny_unknown_fields)]
 pub struct AgentSettings {
     pub default_model: String,
+    /// Agents one workspace may have, by plan (each brings its own source storage,
+    /// contacts and conversations).
+    pub max_per_workspace: PlanLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -491,6 +494,13 @@ impl Default for AgentSettings {
     fn default() -> Self {
         AgentSettings {
             default_model: "auto".into(),
+            max_per_workspace: PlanLimits {
+                free: 5,
+                hobby: 20,
+                standard: 100,
+                pro: 500,
+                enterprise: 10_000,
+            },
         }
     }
 }

@@ -465,6 +465,16 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// How many agents the workspace has.
+    pub async fn agent_count(&self, workspace_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.try_get::<i64, _>("n").map_err(db_err)
+    }
+
     /// Newest first, keyset-paginated on (created_at, id).
     pub async fn agents(
         &self,

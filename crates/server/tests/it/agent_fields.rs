@@ -859,3 +859,58 @@ async fn a_geoip_database_places_visitors_when_no_header_does() {
     );
     assert_eq!(config().await.unwrap().status(), 200);
 }
+
+/// A workspace has at most `agents.max_per_workspace` agents by plan: creating or
+/// cloning past it gets 403 `AGENT_LIMIT_REACHED`, and deleting one makes room. A
+/// clone's sources count against the workspace's storage like any others.
+#[tokio::test]
+async fn agents_per_workspace_and_clones_are_bounded_by_the_plan() {
+    let t = spawn_with(|s| {
+        s.agents.max_per_workspace.standard = 2;
+        s.knowledge.workspace_storage_limits.standard = 1_500;
+    })
+    .await;
+    let first = t.scripted_agent().await;
+    let r = t
+        .raw(Method::POST, &format!("/api/v2/agents/{first}/sources"))
+        .json(&json!({"type": "text", "name": "Big", "content": "b".repeat(1_000)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // The copy would hold 2,000 bytes of the workspace's 1,500.
+    let clone = |agent: String| {
+        t.raw(Method::POST, &format!("/api/v2/agents/{agent}/clone"))
+            .send()
+    };
+    let (status, code, _) = outcome(clone(first.clone()).await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (422, Some("SOURCE_SIZE_LIMIT_EXCEEDED"))
+    );
+    let second = t.scripted_agent().await;
+    let create = || {
+        t.raw(Method::POST, "/api/v2/agents")
+            .json(&json!({"name": "one too many"}))
+            .send()
+    };
+    let (status, code, body) = outcome(create().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (403, Some("AGENT_LIMIT_REACHED")),
+        "{body}"
+    );
+    let (status, code, _) = outcome(clone(second.clone()).await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (403, Some("AGENT_LIMIT_REACHED"))
+    );
+    let r = t
+        .raw(Method::DELETE, &format!("/api/v2/agents/{second}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let (status, _, body) = outcome(create().await.unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+}
