@@ -56,6 +56,8 @@ fn the_server_answers_every_generated_request_as_its_own_document_says() {
         ("AGENTBASE__PLANS__STANDARD", "100000000"),
         ("AGENTBASE__PLANS__PRO", "100000000"),
         ("AGENTBASE__PLANS__ENTERPRISE", "100000000"),
+        // Destructive cases each get a fresh agent.
+        ("AGENTBASE__AGENTS__MAX_PER_WORKSPACE__STANDARD", "1000000"),
     ]);
     // One of everything a path can name.
     let agent = server.create_agent("seeded");

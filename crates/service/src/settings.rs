@@ -728,13 +728,18 @@ fn env_layer(env: &[(String, String)]) -> Result<toml::Value, ConfigError> {
         let Some(path) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
+        // Map keys (model and provider names) keep their case; field names, those
+        // of nested tables included (`KNOWLEDGE__STORAGE_LIMITS__STANDARD`), are
+        // snake_case.
+        let in_map = |first: &str| {
+            first.eq_ignore_ascii_case("models") || first.eq_ignore_ascii_case("providers")
+        };
+        let first = path.split("__").next().unwrap_or("");
         let segments: Vec<String> = path
             .split("__")
             .enumerate()
-            // Map keys (model and provider names) keep their case; field names are
-            // snake_case.
             .map(|(i, s)| {
-                if i == 1 && path.split("__").count() > 2 {
+                if i == 1 && in_map(first) && path.split("__").count() > 2 {
                     s.to_owned()
                 } else {
                     s.to_ascii_lowercase()
@@ -1091,6 +1096,7 @@ mod tests {
             Some("[server]\nbind = \"127.0.0.1:9000\"\n[rate_limit]\nrequests = 5\n"),
             &[
                 ("AGENTBASE__RATE_LIMIT__REQUESTS", "7"),
+                ("AGENTBASE__KNOWLEDGE__STORAGE_LIMITS__STANDARD", "1234"),
                 ("AGENTBASE__LOG__FORMAT", "json"),
             ],
             Overrides {
@@ -1099,6 +1105,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.rate_limit.requests, 7);
+        assert_eq!(
+            s.knowledge.storage_limits.standard, 1234,
+            "a nested table's field"
+        );
         assert_eq!(s.log.format, LogFormat::Json);
         assert_eq!(s.server.bind.port(), 9100);
         let s = load(
