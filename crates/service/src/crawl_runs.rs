@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::Principal;
 use crate::settings::Settings;
+use crate::striped::Striped;
 
 /// How long a run is its node's without a progress report.
 const RUN_LEASE_MS: i64 = 30_000;
@@ -73,6 +74,8 @@ pub struct CrawlRuns {
     memory: Arc<RenderingMemory>,
     /// Followed logs open per workspace: each polls the store until its run ends.
     followers: Arc<PerKey<String>>,
+    /// Held from a key-value storage check to the write it allows.
+    storage_locks: Striped,
 }
 
 impl CrawlRuns {
@@ -91,6 +94,7 @@ impl CrawlRuns {
             renderer: OnceLock::new(),
             memory: Arc::default(),
             followers: PerKey::new(FOLLOWERS_PER_WORKSPACE),
+            storage_locks: Striped::new(),
         }
     }
 
@@ -479,6 +483,7 @@ impl CrawlRuns {
         }
         let run = self.kv_run(p, store_id).await?;
         let limit = self.settings.crawler.kv_storage_limits.get(p.plan);
+        let _held = self.storage_locks.lock(&p.workspace_id).await;
         let held = (self.store)
             .workspace_kv_bytes(&p.workspace_id, (&run.kv_store_id, key))
             .await?;

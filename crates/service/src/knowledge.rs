@@ -49,6 +49,7 @@ use crate::agents::Agents;
 use crate::extractor::{Extractor, Mode as ExtractorMode};
 use crate::files::{FileText, Upload};
 use crate::settings::Settings;
+use crate::striped::Striped;
 
 /// How long a claimed job is this node's without a progress report.
 const JOB_LEASE_MS: i64 = 30_000;
@@ -100,6 +101,8 @@ pub struct Knowledge {
     building: Mutex<HashSet<String>>,
     wake: Notify,
     node: String,
+    /// Held from a storage check to the write it allows.
+    storage_locks: Striped,
 }
 
 impl Knowledge {
@@ -128,6 +131,7 @@ impl Knowledge {
             building: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             node: ids::alphanumeric(12),
+            storage_locks: Striped::new(),
         }
     }
 }
@@ -270,7 +274,9 @@ impl Knowledge {
 
     /// Refuses `adding` bytes of sources past the agent's storage limit or the
     /// workspace's; `except` (a source being replaced) is not counted, nor, with
-    /// `whole_agent`, the agent's own sources (all being replaced).
+    /// `whole_agent`, the agent's own sources (all being replaced). The guard is
+    /// the workspace's stripe: hold it until the bytes are written, so parallel
+    /// requests cannot all pass the same check.
     async fn check_storage(
         &self,
         (workspace_id, plan): (&str, Plan),
@@ -278,7 +284,8 @@ impl Knowledge {
         except: Option<&str>,
         whole_agent: bool,
         adding: i64,
-    ) -> Result<()> {
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        let held = self.storage_locks.lock(workspace_id).await;
         let limit =
             |l: &crate::settings::PlanLimits| i64::try_from(l.get(plan)).unwrap_or(i64::MAX);
         let knowledge = &self.settings.knowledge;
@@ -296,7 +303,7 @@ impl Knowledge {
         {
             return Err(Error::Rejected(Rejection::SourceSizeLimit));
         }
-        Ok(())
+        Ok(held)
     }
 
     /// `POST /agents/{id}/sources` (text, Q&A, link) and file uploads.
@@ -319,7 +326,7 @@ impl Knowledge {
         }
         let size = new.content.size();
         let ws = (p.workspace_id.as_str(), p.plan);
-        self.check_storage(ws, &agent.id, None, false, size).await?;
+        let _held = self.check_storage(ws, &agent.id, None, false, size).await?;
         let now = self.now();
         let is_link = new.content.kind() == SourceKind::Link;
         let source = Source {
@@ -419,7 +426,8 @@ impl Knowledge {
             content.size()
         };
         let ws = (p.workspace_id.as_str(), p.plan);
-        self.check_storage(ws, &agent.id, Some(&source.id), false, size)
+        let _held = self
+            .check_storage(ws, &agent.id, Some(&source.id), false, size)
             .await?;
         let now = self.now();
         source.name = name;
@@ -592,7 +600,9 @@ impl Knowledge {
         }
         let total: i64 = sources.iter().map(|s| s.content.size()).sum();
         let ws = (p.workspace_id.as_str(), p.plan);
-        self.check_storage(ws, &agent.id, None, true, total).await?;
+        // Each source below is written through `create_source`, which takes the
+        // workspace's stripe itself: the guard goes now.
+        drop(self.check_storage(ws, &agent.id, None, true, total).await?);
         for old in self.store.all_sources(&agent.id).await? {
             self.store
                 .delete_source(&agent.id, &old.id, self.now())
@@ -917,7 +927,7 @@ impl Knowledge {
                 "the fetched pages exceed the plan's storage limit",
             ));
         }
-        fits?;
+        let _held = fits?;
         self.store.set_pages(&source.id, &pages, self.now()).await?;
         Ok(pages)
     }
@@ -1546,7 +1556,9 @@ impl Knowledge {
         // The copy's sources count against the workspace's storage like any others.
         let bytes = self.store.source_bytes(&original.id, None).await?;
         let ws = (p.workspace_id.as_str(), p.plan);
-        self.check_storage(ws, &copy.id, None, false, bytes).await?;
+        // The copies are written through `create_source`-like steps that take the
+        // workspace's stripe themselves: the guard goes now.
+        drop(self.check_storage(ws, &copy.id, None, false, bytes).await?);
         copy.created_at = now;
         copy.updated_at = now;
         copy.last_message_at = None;

@@ -29,6 +29,7 @@ pub mod notifications;
 pub mod scripted;
 pub mod settings;
 pub mod spam;
+mod striped;
 mod ttl_cache;
 pub mod webhooks;
 pub mod website;

@@ -196,24 +196,35 @@ impl Webhooks {
 
     /// Starts the outbox worker: every `webhooks.poll_interval_ms` (the first pass
     /// one interval after the start), the due deliveries are claimed and sent,
-    /// `webhooks.concurrency` at a time.
+    /// `webhooks.concurrency` at a time; after a pass that sent something the next
+    /// starts at once.
     pub fn start_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         let every = Duration::from_millis(self.settings.webhooks.poll_interval_ms.max(1));
         tokio::spawn(async move {
+            let mut busy = false;
             loop {
-                tokio::time::sleep(every).await;
-                if let Err(e) = app.deliver_due().await {
-                    tracing::warn!(error = %e, "webhook delivery pass failed");
+                if !busy {
+                    tokio::time::sleep(every).await;
                 }
+                busy = match app.deliver_due().await {
+                    Ok(attempted) => attempted > 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook delivery pass failed");
+                        false
+                    }
+                };
             }
         })
     }
 
-    /// One pass: claims what is due now and sends it; how many attempts were made.
+    /// One pass: claims what is due now, as many as go at once, and sends them; how
+    /// many attempts were made. A pass waits for its slowest attempt, so it takes no
+    /// more than one round: another workspace's delivery, first in the next pass's
+    /// turns, waits at most one attempt's timeout.
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize> {
         let s = &self.settings.webhooks;
-        let batch = (s.concurrency.max(1) * 4) as i64;
+        let batch = s.concurrency.max(1) as i64;
         let now = self.now();
         let due = self.store.due_deliveries(now, batch).await?;
         let slots = Arc::new(tokio::sync::Semaphore::new(s.concurrency.max(1)));

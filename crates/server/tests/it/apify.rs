@@ -86,6 +86,17 @@ fn apify(t: &TestApp, method: Method, path: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new().request(method, t.url(&format!("{path}{sep}token={}", t.key)))
 }
 
+/// Starts a run with `input`; the run object Apify answers (`{"data": …}`).
+async fn start_run(t: &TestApp, input: Value) -> Value {
+    let r = apify(t, Method::POST, "/v2/acts/website-content-crawler/runs")
+        .json(&input)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_run_crawls_the_site_and_its_dataset_reads_like_apifys() {
     let t = crawler_app().await;
@@ -267,13 +278,11 @@ async fn a_run_crawls_the_site_and_its_dataset_reads_like_apifys() {
 async fn runs_can_be_aborted_and_bad_requests_get_clear_errors() {
     let t = crawler_app().await;
     let site = site().await;
-    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
-        .json(&json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let run: Value = r.json().await.unwrap();
+    let run = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}),
+    )
+    .await;
     let id = run["data"]["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = apify(&t, Method::POST, &format!("/v2/actor-runs/{id}/abort"))
@@ -359,13 +368,11 @@ async fn runs_can_be_aborted_and_bad_requests_get_clear_errors() {
 async fn records_are_served_inert_and_bodies_over_the_limit_get_the_envelope() {
     let t = crawler_app().await;
     let site = site().await;
-    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
-        .json(&json!({"startUrls": [format!("http://{site}/docs/a")], "maxCrawlDepth": 0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let run: Value = r.json().await.unwrap();
+    let run = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/docs/a")], "maxCrawlDepth": 0}),
+    )
+    .await;
     let store = run["data"]["defaultKeyValueStoreId"]
         .as_str()
         .unwrap()
@@ -596,13 +603,11 @@ async fn runs_are_bounded_by_the_plan_and_the_workspace_runs_a_few_at_once() {
 async fn a_workspace_follows_a_bounded_number_of_logs_at_once() {
     let t = crawler_app().await;
     let site = site().await;
-    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
-        .json(&json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let run: Value = r.json().await.unwrap();
+    let run = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}),
+    )
+    .await;
     let id = run["data"]["id"].as_str().unwrap().to_owned();
     let follow = || apify(&t, Method::GET, &format!("/v2/logs/{id}?stream=1")).send();
     let mut open = Vec::new();
@@ -650,13 +655,11 @@ async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
     })
     .await;
     let site = site().await;
-    let r = apify(&t, Method::POST, "/v2/acts/website-content-crawler/runs")
-        .json(&json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlDepth": 0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let run: Value = r.json().await.unwrap();
+    let run = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlDepth": 0}),
+    )
+    .await;
     let store = run["data"]["defaultKeyValueStoreId"]
         .as_str()
         .unwrap()
@@ -692,4 +695,23 @@ async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
     assert_eq!(r.status(), 404);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "record-not-found", "{e}");
+    // Writes in parallel do not all pass the same check: room for three, three fit.
+    for key in ["b", "c", "d"] {
+        let r = apify(&t, Method::DELETE, &record(key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let writes = (0..8).map(|n| put(format!("p{n}"), 3_000));
+    let statuses: Vec<u16> = futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
 }
