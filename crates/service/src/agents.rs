@@ -47,9 +47,8 @@ impl Agents {
         let plan = (self.store.workspace(workspace_id).await?)
             .ok_or(Error::NotFound(agentbase_core::Resource::Workspace))?
             .plan;
-        let max = self.settings.agents.max_per_workspace.get(plan);
-        let count = self.store.agent_count(workspace_id).await?;
-        if u64::try_from(count).unwrap_or(0) >= max {
+        let max = self.settings.agents.max_per_workspace.get_i64(plan);
+        if self.store.agent_count(workspace_id).await? >= max {
             return Err(Error::Rejected(agentbase_core::Rejection::AgentLimit));
         }
         Ok(())

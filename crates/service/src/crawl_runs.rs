@@ -482,12 +482,12 @@ impl CrawlRuns {
             return Err(Error::invalid("body", "a record holds at most 9 MB"));
         }
         let run = self.kv_run(p, store_id).await?;
-        let limit = self.settings.crawler.kv_storage_limits.get(p.plan);
+        let limit = self.settings.crawler.kv_storage_limits.get_i64(p.plan);
         let _held = self.storage_locks.lock(&p.workspace_id).await;
         let held = (self.store)
             .workspace_kv_bytes(&p.workspace_id, (&run.kv_store_id, key))
             .await?;
-        if held.saturating_add(value.len() as i64) > i64::try_from(limit).unwrap_or(i64::MAX) {
+        if held.saturating_add(value.len() as i64) > limit {
             return Err(Error::Rejected(Rejection::StorageLimit));
         }
         self.store

@@ -286,8 +286,6 @@ impl Knowledge {
         adding: i64,
     ) -> Result<tokio::sync::MutexGuard<'_, ()>> {
         let held = self.storage_locks.lock(workspace_id).await;
-        let limit =
-            |l: &crate::settings::PlanLimits| i64::try_from(l.get(plan)).unwrap_or(i64::MAX);
         let knowledge = &self.settings.knowledge;
         let agent_used = match whole_agent {
             true => 0,
@@ -297,9 +295,9 @@ impl Knowledge {
             .store
             .workspace_source_bytes(workspace_id, except, Some(agent_id))
             .await?;
-        if agent_used.saturating_add(adding) > limit(&knowledge.storage_limits)
+        if agent_used.saturating_add(adding) > knowledge.storage_limits.get_i64(plan)
             || others.saturating_add(agent_used).saturating_add(adding)
-                > limit(&knowledge.workspace_storage_limits)
+                > knowledge.workspace_storage_limits.get_i64(plan)
         {
             return Err(Error::Rejected(Rejection::SourceSizeLimit));
         }

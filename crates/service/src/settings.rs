@@ -330,6 +330,11 @@ pub struct PlanLimits {
 }
 
 impl PlanLimits {
+    /// The plan's limit as a count or size to compare with stored ones (`i64`).
+    pub fn get_i64(&self, plan: agentbase_core::Plan) -> i64 {
+        i64::try_from(self.get(plan)).unwrap_or(i64::MAX)
+    }
+
     pub fn get(&self, plan: agentbase_core::Plan) -> u64 {
         use agentbase_core::Plan::*;
         match plan {

@@ -117,12 +117,7 @@ impl Store {
         content_type: &str,
         value: &str,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM kv_records WHERE store_id = $1 AND record_key = $2")
-            .bind(store_id)
-            .bind(key)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        self.delete_record(store_id, key).await?;
         sqlx::query(
             "INSERT INTO kv_records (store_id, record_key, content_type, value, size) \
              VALUES ($1, $2, $3, $4, $5)",

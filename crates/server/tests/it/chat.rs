@@ -968,6 +968,19 @@ async fn another_nodes_charges_count_against_the_allowance_within_a_second() {
     assert_eq!(err.code(), Some("CHAT_CREDITS_EXHAUSTED"));
 }
 
+/// A non-streamed turn sent with `key`, read to its end (status 200).
+async fn whole_turn(url: String, key: String, message: &str) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(key)
+        .json(&json!({"message": message, "stream": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap();
+}
+
 /// With `providers.*.turns_per_workspace` (the local model's default is 2), one
 /// workspace's turns on the provider go one after another, past that bound, while
 /// another workspace's turn does not wait for them.
@@ -984,15 +997,7 @@ async fn a_workspaces_turns_beyond_its_share_wait_for_each_other_not_for_others(
     let turn = |key: String, agent: String, message: &'static str| {
         let url = t.url(&format!("/api/v2/agents/{agent}/chat"));
         async move {
-            let r = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"message": message, "stream": false}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            r.text().await.unwrap();
+            whole_turn(url, key, message).await;
             started.elapsed()
         }
     };
@@ -1032,22 +1037,11 @@ async fn spam_checks_count_against_the_workspaces_share() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let started = std::time::Instant::now();
+    // Eight deltas 100 ms apart, for the check and for the answer alike.
+    let message = "[[delay:100]][[reply:a b c d e f g h]]";
     let turn = || {
         let url = t.url(&format!("/api/v2/agents/{agent}/chat"));
-        let key = t.key.clone();
-        async move {
-            // Eight deltas 100 ms apart, for the check and for the answer alike.
-            let message = "[[delay:100]][[reply:a b c d e f g h]]";
-            let r = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(key)
-                .json(&json!({"message": message, "stream": false}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            r.text().await.unwrap();
-        }
+        whole_turn(url, t.key.clone(), message)
     };
     tokio::join!(turn(), turn());
     // Four calls of at least 800 ms each, in turn; with the checks outside the
