@@ -255,6 +255,9 @@ fn cases(agent: &str) -> Vec<Case> {
         json_case("an agent id that is not UTF-8", "GET", "/api/v2/agents/%FF", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
         json_case("a v1 chatbot id that is not UTF-8", "GET", "/api/v1/chatbots/%C3%28/contacts", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
         json_case("a run id that is not UTF-8", "GET", "/v2/actor-runs/%ED%A0%80", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
+        json_case("deleting a record of a store that is not there", "DELETE",
+            &format!("/v2/key-value-stores/nope/records/{}", "k".repeat(5_000)), Vec::new(), 404, "RESOURCE_NOT_FOUND"),
+        json_case("a record key that is not UTF-8", "DELETE", "/v2/key-value-stores/nope/records/%FF", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
         json_case("a widget agent id that is not UTF-8", "GET", "/widget/v1/agents/%FF/config", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
     ];
     // Files.
