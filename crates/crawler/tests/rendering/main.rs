@@ -687,8 +687,9 @@ async fn profiles_left_by_dead_processes_are_swept_and_ours_goes_with_the_browse
 
     browser.shut_down().await;
     second.shut_down().await;
-    // Deleted in the background once each browser is gone.
-    for _ in 0..100 {
+    // Deleted in the background once each browser is gone: after the last page's
+    // close, which may take its whole 5 s timeout on a loaded machine.
+    for _ in 0..400 {
         if !ours.exists() && !other.exists() {
             break;
         }
