@@ -6,9 +6,10 @@
 // The same crawl as apify_clients.py: a loopback site crawled with actor().call()
 // (the run's log streamed, as call() does by default), the dataset paged with
 // listItems({offset, limit, clean, fields, desc}) and iterated with `for await`,
-// run().get(), the log, the default key-value store's INPUT and OUTPUT records, and a
-// slow second run started, aborted and waited for. Prints a JSON report; exits 1 on
-// any failed check.
+// run().get(), the log, the default key-value store's INPUT and OUTPUT records, a
+// slow second run started, aborted and waited for, the run lists, lastRun() with its
+// storages, and call() with maxItems. Prints a JSON report; exits 1 on any failed
+// check.
 import http from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import { ApifyClient } from "apify-client";
@@ -98,6 +99,34 @@ try {
   expect(ended.status === "ABORTED", "waitForFinish() ends ABORTED", { status: ended.status });
   expect((await client.run("no-such-run").get()) === undefined, "an unknown run is undefined");
   report.slow = { id: slow.id, status: ended.status };
+
+  // The actor's runs, the account's runs, and the last run with its storages.
+  const actor = client.actor("apify/website-content-crawler");
+  // (The workspace may hold other clients' runs too: only this script's are compared.)
+  const ours = (list) => list.items.map((r) => r.id).filter((id) => id === run.id || id === slow.id);
+  const newestFirst = await actor.runs().list({ desc: true });
+  expect(newestFirst.total >= 2 && isDeepStrictEqual(ours(newestFirst), [slow.id, run.id]), "actor.runs().list({desc}) lists both runs, newest first", {
+    ids: newestFirst.items.map((r) => r.id),
+  });
+  expect(newestFirst.items.every((r) => r.startedAt instanceof Date), "run list items parse their dates");
+  const succeeded = await client.runs().list({ status: "SUCCEEDED" });
+  expect(isDeepStrictEqual(ours(succeeded), [run.id]) && succeeded.items.every((r) => r.status === "SUCCEEDED"), "runs().list({status}) keeps the crawl", {
+    ids: succeeded.items.map((r) => r.id),
+  });
+  const lastAny = await actor.lastRun().get();
+  expect(lastAny?.id === slow.id, "lastRun().get() is the newest run", { id: lastAny?.id });
+  const last = actor.lastRun({ status: "SUCCEEDED" });
+  expect((await last.get())?.id === run.id, "lastRun({status: SUCCEEDED}).get() is the crawl");
+  const lastItems = await last.dataset().listItems();
+  expect(lastItems.total === PAGES, "lastRun(…).dataset().listItems() reads its dataset", { total: lastItems.total });
+  expect(isDeepStrictEqual((await last.keyValueStore().getRecord("INPUT"))?.value, input), "lastRun(…).keyValueStore().getRecord('INPUT') is its input");
+  expect(String(await last.log().get()).includes("SUCCEEDED"), "lastRun(…).log().get() is its log");
+  expect((await actor.lastRun({ status: "TIMED-OUT" }).get()) === undefined, "lastRun({status: TIMED-OUT}).get() is undefined: no such run");
+
+  // maxItems bounds what a run writes.
+  const bounded = await actor.call(input, { maxItems: 3, log: null });
+  const boundedItems = await client.dataset(bounded.defaultDatasetId).listItems();
+  expect(bounded.status === "SUCCEEDED" && boundedItems.total === 3, "call(input, {maxItems: 3}) writes 3 items", { status: bounded.status, total: boundedItems.total });
 } catch (error) {
   expect(false, "the client runs", { error: String(error?.stack || error).slice(0, 3000) });
 } finally {

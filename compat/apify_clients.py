@@ -13,7 +13,10 @@ Website Content Crawler is driven end to end, as the client's own docs show it:
 - run(...).get(), the run's log().get(), its default key-value store's INPUT (the
   input as sent) and OUTPUT (absent, as for this actor on Apify: get_record is None);
 - actor("apify~website-content-crawler").start() of a slow crawl, abort(), then
-  wait_for_finish(): ABORTED.
+  wait_for_finish(): ABORTED;
+- actor.runs().list() and runs().list() (order, status filters), actor.last_run()
+  with and without a status, and the last run's dataset, INPUT record and log;
+- call(max_items=3): the run writes 3 items.
 
 Prints a JSON report and exits 1 on any failed check."""
 
@@ -147,6 +150,46 @@ def run(args, checks, report):
                   status=ended and ended.status)
     checks.expect(client.run("no-such-run").get() is None, "an unknown run is None")
     report["slow"] = {"id": slow.id, "status": ended and ended.status}
+
+    # The actor's runs, the account's runs, and the last run with its storages.
+    actor = client.actor("apify/website-content-crawler")
+    # (The workspace may hold other clients' runs too: only this script's are compared.)
+    def ours(page):
+        return [r.id for r in page.items if r.id in (finished.id, slow.id)]
+
+    newest_first = actor.runs().list(desc=True)
+    checks.expect(newest_first.total >= 2 and ours(newest_first) == [slow.id, finished.id],
+                  "actor.runs().list(desc=True) lists both runs, newest first",
+                  ids=[r.id for r in newest_first.items], total=newest_first.total)
+    by_status = client.runs().list(status=["SUCCEEDED", "ABORTED"])
+    checks.expect(ours(by_status) == [finished.id, slow.id]
+                  and all(r.status in ("SUCCEEDED", "ABORTED") for r in by_status.items),
+                  "runs().list(status=[…]) keeps those statuses", ids=[r.id for r in by_status.items])
+    succeeded = client.runs().list(status="SUCCEEDED")
+    checks.expect(ours(succeeded) == [finished.id] and all(r.status == "SUCCEEDED" for r in succeeded.items),
+                  "runs().list(status=SUCCEEDED) keeps the crawl")
+    last_any = actor.last_run().get()
+    checks.expect(last_any is not None and last_any.id == slow.id, "last_run().get() is the newest run",
+                  id=last_any and last_any.id)
+    last = actor.last_run(status="SUCCEEDED")
+    last_run = last.get()
+    checks.expect(last_run is not None and last_run.id == finished.id, "last_run(status=SUCCEEDED).get() is the crawl",
+                  id=last_run and last_run.id)
+    last_items = last.dataset().list_items()
+    checks.expect(last_items.total == PAGES, "last_run(…).dataset().list_items() reads its dataset", total=last_items.total)
+    last_input = last.key_value_store().get_record("INPUT")
+    checks.expect(last_input is not None and last_input["value"] == run_input,
+                  "last_run(…).key_value_store().get_record('INPUT') is its input")
+    last_log = last.log().get()
+    checks.expect(last_log is not None and "SUCCEEDED" in last_log, "last_run(…).log().get() is its log")
+    none_yet = actor.last_run(status="TIMED-OUT").get()
+    checks.expect(none_yet is None, "last_run(status=TIMED-OUT).get() is None: no such run")
+
+    # maxItems bounds what a run writes.
+    bounded = actor.call(run_input=run_input, max_items=3, logger=None)
+    bounded_items = client.dataset(bounded.default_dataset_id).list_items()
+    checks.expect(bounded.status == "SUCCEEDED" and bounded_items.total == 3, "call(max_items=3) writes 3 items",
+                  status=bounded.status, total=bounded_items.total)
 
 
 def main(argv=None):

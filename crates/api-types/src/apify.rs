@@ -35,8 +35,22 @@ pub struct Run {
     pub default_request_queue_id: String,
     pub general_access: String,
     pub usage_total_usd: u32,
-    /// The run's input as it was given.
+    /// The run's input as it was given; left out of run lists.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub input: Value,
+}
+
+/// A page of a list (`GET /v2/actor-runs`, `GET /v2/acts/{actorId}/runs`), sent
+/// inside `{"data": …}`: Apify's offset pagination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+    pub desc: bool,
+    pub count: usize,
+    pub items: Vec<T>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

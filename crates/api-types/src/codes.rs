@@ -11,6 +11,11 @@ pub const VALIDATION_HEADERS_TOO_LARGE: &str = "VALIDATION_HEADERS_TOO_LARGE";
 pub const VALIDATION_INVALID_PATH: &str = "VALIDATION_INVALID_PATH";
 /// agentbase: the workspace has `crawler.runs_per_workspace` crawler runs going.
 pub const CRAWL_RUNS_LIMIT_REACHED: &str = "CRAWL_RUNS_LIMIT_REACHED";
+/// Apify's `run-failed` (400): a synchronous run ended other than SUCCEEDED.
+pub const RUN_FAILED: &str = "RUN_FAILED";
+/// Apify's `run-timeout-exceeded` (408): a synchronous run had not ended when the
+/// endpoint stopped waiting (the run goes on).
+pub const RUN_TIMEOUT_EXCEEDED: &str = "RUN_TIMEOUT_EXCEEDED";
 /// agentbase: the request was not answered within the server's deadline.
 pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 pub const AUTH_MISSING_API_KEY: &str = "AUTH_MISSING_API_KEY";

@@ -259,6 +259,23 @@ fn cases(agent: &str) -> Vec<Case> {
             &format!("/v2/key-value-stores/nope/records/{}", "k".repeat(5_000)), Vec::new(), 404, "RESOURCE_NOT_FOUND"),
         json_case("a record key that is not UTF-8", "DELETE", "/v2/key-value-stores/nope/records/%FF", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
         json_case("a widget agent id that is not UTF-8", "GET", "/widget/v1/agents/%FF/config", Vec::new(), 400, "VALIDATION_INVALID_PATH"),
+        // Run lists, `last` and the synchronous runs: their query parameters.
+        json_case("a run list with an unknown status", "GET", "/v2/actor-runs?status=SUCCEEDED,%00", Vec::new(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a run list with a huge offset", "GET", "/v2/actor-runs?offset=99999999999999999999", Vec::new(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a run list with a negative limit", "GET", "/v2/acts/apify~website-content-crawler/runs?limit=-5", Vec::new(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a run list from a date out of range", "GET", "/v2/actor-runs?startedAfter=99999-01-01", Vec::new(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("the last run before a date-time with a bad offset", "GET",
+            "/v2/acts/apify~website-content-crawler/runs/last?startedBefore=2024-01-01T00:00:00%2B99:00", Vec::new(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("the last run of an actor that is not there", "GET", "/v2/acts/%2E%2E/runs/last/log", Vec::new(), 404, "RESOURCE_NOT_FOUND"),
+        json_case("no last run yet, with a long status list", "GET",
+            &format!("/v2/actors/aYG0l9s7dbB7j3gbS/runs/last/dataset/items?status={}", vec!["ABORTED"; 2_000].join(",")), Vec::new(), 404, "RESOURCE_NOT_FOUND"),
+        json_case("maxItems that is not a number", "POST", "/v2/acts/apify~website-content-crawler/run-sync?maxItems=1e999",
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a synchronous run with a dataset format it cannot write", "POST",
+            "/v2/acts/apify~website-content-crawler/run-sync-get-dataset-items?format=xml%00",
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a synchronous run whose input is an array", "POST", "/v2/acts/apify~website-content-crawler/run-sync",
+            b"[[1]]".to_vec(), 400, "VALIDATION_INVALID_BODY"),
     ];
     // Files.
     let mut deep_trailer =

@@ -48,6 +48,15 @@ impl RunStatus {
     }
 }
 
+/// Which runs a run list keeps: those in `statuses` (any when empty) started
+/// within `started_after ..= started_before` (either end open when unset).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub statuses: Vec<RunStatus>,
+    pub started_after: Option<Millis>,
+    pub started_before: Option<Millis>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrawlRun {
     pub id: String,

@@ -302,29 +302,36 @@ fn v1_routes() -> Router<AppState> {
 fn apify_routes() -> Router<AppState> {
     use routes::apify;
     Router::new()
-        .route("/v2/acts/{actorId}/runs", post(apify::start))
-        .route("/v2/actors/{actorId}/runs", post(apify::start))
-        .route("/v2/acts/{actorId}/{name}/runs", post(apify::start_named))
-        .route("/v2/actors/{actorId}/{name}/runs", post(apify::start_named))
         .route("/v2/acts/{actorId}", get(apify::actor))
+        .route(
+            "/v2/acts/{actorId}/runs",
+            post(apify::start).get(apify::actor_runs),
+        )
+        .route("/v2/acts/{actorId}/{name}/runs", post(apify::start_named))
+        .route(
+            "/v2/acts/{actorId}/run-sync-get-dataset-items",
+            post(apify::run_sync_items).get(apify::run_sync_items),
+        )
+        .route(
+            "/v2/acts/{actorId}/run-sync",
+            post(apify::run_sync).get(apify::run_sync),
+        )
         .route("/v2/actors/{actorId}", get(apify::actor))
-        .route("/v2/actor-runs/{runId}", get(apify::get))
-        .route("/v2/actor-runs/{runId}/abort", post(apify::abort))
-        .route("/v2/actor-runs/{runId}/dataset", get(apify::dataset))
         .route(
-            "/v2/actor-runs/{runId}/dataset/items",
-            get(apify::run_items),
+            "/v2/actors/{actorId}/runs",
+            post(apify::start).get(apify::actor_runs),
         )
-        .route("/v2/actor-runs/{runId}/log", get(apify::log))
+        .route("/v2/actors/{actorId}/{name}/runs", post(apify::start_named))
+        .route(
+            "/v2/actors/{actorId}/run-sync-get-dataset-items",
+            post(apify::run_sync_items).get(apify::run_sync_items),
+        )
+        .route(
+            "/v2/actors/{actorId}/run-sync",
+            post(apify::run_sync).get(apify::run_sync),
+        )
+        .route("/v2/actor-runs", get(apify::runs))
         .route("/v2/logs/{runId}", get(apify::log))
-        .route(
-            "/v2/actor-runs/{runId}/key-value-store",
-            get(apify::run_kv_store),
-        )
-        .route(
-            "/v2/actor-runs/{runId}/key-value-store/records/{key}",
-            get(apify::run_kv_record),
-        )
         .route("/v2/key-value-stores/{storeId}", get(apify::kv_store))
         .route("/v2/key-value-stores/{storeId}/keys", get(apify::kv_keys))
         .route(
@@ -335,6 +342,83 @@ fn apify_routes() -> Router<AppState> {
         )
         .route("/v2/datasets/{datasetId}", get(apify::dataset))
         .route("/v2/datasets/{datasetId}/items", get(apify::items))
+        .merge(apify_run_routes())
+}
+
+/// A run and its storages, at `/v2/actor-runs/{runId}/…` and, under the actor, at
+/// `/v2/acts/{actorId}/runs/{runId}/…`, where `last` names the newest (`RunRef`).
+fn apify_run_routes() -> Router<AppState> {
+    use routes::apify;
+    Router::new()
+        .route("/v2/actor-runs/{runId}", get(apify::get))
+        .route("/v2/actor-runs/{runId}/abort", post(apify::abort))
+        .route("/v2/actor-runs/{runId}/dataset", get(apify::run_dataset))
+        .route(
+            "/v2/actor-runs/{runId}/dataset/items",
+            get(apify::run_items),
+        )
+        .route("/v2/actor-runs/{runId}/log", get(apify::log))
+        .route(
+            "/v2/actor-runs/{runId}/key-value-store",
+            get(apify::run_kv_store),
+        )
+        .route(
+            "/v2/actor-runs/{runId}/key-value-store/keys",
+            get(apify::run_kv_keys),
+        )
+        .route(
+            "/v2/actor-runs/{runId}/key-value-store/records/{key}",
+            get(apify::run_kv_record),
+        )
+        .route("/v2/acts/{actorId}/runs/{runId}", get(apify::get))
+        .route("/v2/acts/{actorId}/runs/{runId}/abort", post(apify::abort))
+        .route(
+            "/v2/acts/{actorId}/runs/{runId}/dataset",
+            get(apify::run_dataset),
+        )
+        .route(
+            "/v2/acts/{actorId}/runs/{runId}/dataset/items",
+            get(apify::run_items),
+        )
+        .route("/v2/acts/{actorId}/runs/{runId}/log", get(apify::log))
+        .route(
+            "/v2/acts/{actorId}/runs/{runId}/key-value-store",
+            get(apify::run_kv_store),
+        )
+        .route(
+            "/v2/acts/{actorId}/runs/{runId}/key-value-store/keys",
+            get(apify::run_kv_keys),
+        )
+        .route(
+            "/v2/acts/{actorId}/runs/{runId}/key-value-store/records/{key}",
+            get(apify::run_kv_record),
+        )
+        .route("/v2/actors/{actorId}/runs/{runId}", get(apify::get))
+        .route(
+            "/v2/actors/{actorId}/runs/{runId}/abort",
+            post(apify::abort),
+        )
+        .route(
+            "/v2/actors/{actorId}/runs/{runId}/dataset",
+            get(apify::run_dataset),
+        )
+        .route(
+            "/v2/actors/{actorId}/runs/{runId}/dataset/items",
+            get(apify::run_items),
+        )
+        .route("/v2/actors/{actorId}/runs/{runId}/log", get(apify::log))
+        .route(
+            "/v2/actors/{actorId}/runs/{runId}/key-value-store",
+            get(apify::run_kv_store),
+        )
+        .route(
+            "/v2/actors/{actorId}/runs/{runId}/key-value-store/keys",
+            get(apify::run_kv_keys),
+        )
+        .route(
+            "/v2/actors/{actorId}/runs/{runId}/key-value-store/records/{key}",
+            get(apify::run_kv_record),
+        )
 }
 
 /// The widget's script and its public, CORS-checked endpoints.

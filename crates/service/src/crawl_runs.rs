@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use agentbase_core::concurrency::{Entered, PerKey};
-use agentbase_core::crawl_run::{CrawlRun, RunStatus};
+use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
 use agentbase_core::{Clock, Error, Millis, Rejection, Resource, Result, ids};
 use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
@@ -57,6 +57,15 @@ fn log_line(at: agentbase_core::Millis, level: &str, message: &str) -> String {
         "{} {level} {message}",
         agentbase_core::time_fmt::iso8601(at)
     )
+}
+
+/// What a run's start asks for besides its input (Apify's query parameters).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// The run's timeout (the server's default and bound apply).
+    pub timeout_secs: Option<u64>,
+    /// Most dataset items the run writes (`maxItems`).
+    pub max_items: Option<u64>,
 }
 
 /// Crawl runs: started, executed and aborted by this node, read by any.
@@ -121,11 +130,9 @@ impl CrawlRuns {
         p: &Principal,
         actor_id: &str,
         input: Value,
-        timeout_secs: Option<u64>,
+        options: RunOptions,
     ) -> Result<CrawlRun> {
-        if !ACTOR_IDS.contains(&actor_id) {
-            return Err(Error::NotFound(Resource::Actor));
-        }
+        known_actor(actor_id)?;
         let input = if input.is_null() {
             Value::Object(Default::default())
         } else {
@@ -143,10 +150,15 @@ impl CrawlRuns {
         }
         let now = self.now();
         let limits = &self.settings.crawler;
-        let timeout_secs = timeout_secs
+        let timeout_secs = options
+            .timeout_secs
             .unwrap_or(limits.timeout_secs)
             .clamp(1, limits.run_timeout_secs);
         let notes = self.bound_run(p, &input, &parsed, &mut spec);
+        if let Some(most) = options.max_items {
+            // Apify's `maxItems`: the run returns at most this many items.
+            spec.limits.max_results = spec.limits.max_results.min(most);
+        }
         let run = CrawlRun {
             id: ids::alphanumeric(17),
             workspace_id: p.workspace_id.clone(),
@@ -333,7 +345,12 @@ impl CrawlRuns {
     /// `GET /v2/actor-runs/{runId}[?waitForFinish=S]`: waits up to `wait` (at most
     /// 60 s) for the run to end, then answers with its state either way.
     pub async fn run(&self, p: &Principal, id: &str, wait: Duration) -> Result<CrawlRun> {
-        let wait = wait.min(Duration::from_secs(MAX_WAIT_SECS));
+        self.wait_for(p, id, wait.min(Duration::from_secs(MAX_WAIT_SECS)))
+            .await
+    }
+
+    /// The run once it has ended or `wait` is over, whichever comes first.
+    async fn wait_for(&self, p: &Principal, id: &str, wait: Duration) -> Result<CrawlRun> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let run = self
@@ -682,10 +699,10 @@ impl CrawlRuns {
         p: &Principal,
         actor_id: &str,
         input: Value,
-        timeout_secs: Option<u64>,
+        options: RunOptions,
         wait: Option<u64>,
     ) -> Result<CrawlRun> {
-        let run = self.start_run(p, actor_id, input, timeout_secs).await?;
+        let run = self.start_run(p, actor_id, input, options).await?;
         match wait {
             Some(w) if w > 0 => self.run(p, &run.id, Duration::from_secs(w)).await,
             _ => Ok(run),
@@ -701,6 +718,73 @@ impl CrawlRuns {
     ) -> Result<Option<(String, String)>> {
         let run = self.run(p, run_id, Duration::ZERO).await?;
         self.kv_record(p, &run.kv_store_id, key).await
+    }
+}
+
+/// Whether `actor_id` names the crawler (the one actor this server has).
+pub fn known_actor(actor_id: &str) -> Result<()> {
+    if ACTOR_IDS.contains(&actor_id) {
+        Ok(())
+    } else {
+        Err(Error::NotFound(Resource::Actor))
+    }
+}
+
+/// Most runs one page of a run list holds (Apify's limit too).
+pub const MAX_RUNS_PER_PAGE: i64 = 1_000;
+
+/// The run lists of the Apify-compatible API, and the run a path names.
+impl CrawlRuns {
+    /// A page of the workspace's runs (`GET /v2/acts/{actorId}/runs`,
+    /// `GET /v2/actor-runs`), without their inputs, and how many there are; only
+    /// those in `statuses` when some are given. `limit` is at most
+    /// [`MAX_RUNS_PER_PAGE`].
+    pub async fn runs(
+        &self,
+        p: &Principal,
+        filter: &RunFilter,
+        offset: i64,
+        limit: i64,
+        desc: bool,
+    ) -> Result<(Vec<CrawlRun>, i64)> {
+        let limit = limit.clamp(0, MAX_RUNS_PER_PAGE);
+        self.store
+            .runs(&p.workspace_id, filter, (offset, limit), desc)
+            .await
+    }
+
+    /// The id of the run a path names: `last` is the workspace's newest run (the
+    /// newest `filter` keeps; none is `NotFound`), anything else is a run id as
+    /// it is.
+    pub async fn run_id_of(
+        &self,
+        p: &Principal,
+        reference: &str,
+        filter: &RunFilter,
+    ) -> Result<String> {
+        if reference != "last" {
+            return Ok(reference.to_owned());
+        }
+        let (mut newest, _) = self.runs(p, filter, 0, 1, true).await?;
+        newest
+            .pop()
+            .map(|r| r.id)
+            .ok_or(Error::NotFound(Resource::Run))
+    }
+
+    /// Apify's synchronous runs: starts a run as [`CrawlRuns::start_run`] does and
+    /// waits for it up to `crawler.sync_wait_secs`; the run, ended or not (the
+    /// caller answers 408 for one that has not ended, and it goes on).
+    pub async fn run_sync(
+        self: &Arc<Self>,
+        p: &Principal,
+        actor_id: &str,
+        input: Value,
+        options: RunOptions,
+    ) -> Result<CrawlRun> {
+        let run = self.start_run(p, actor_id, input, options).await?;
+        let wait = Duration::from_secs(self.settings.crawler.sync_wait_secs);
+        self.wait_for(p, &run.id, wait).await
     }
 }
 

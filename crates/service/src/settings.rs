@@ -299,6 +299,10 @@ pub struct CrawlerConfig {
     pub runs_per_workspace: u32,
     pub run_timeout_secs: u64,
     pub run_max_pages: PlanLimits,
+    /// How long Apify's synchronous endpoints (`run-sync`,
+    /// `run-sync-get-dataset-items`) wait for their run before answering 408 (the
+    /// run goes on). Apify waits 300 s.
+    pub sync_wait_secs: u64,
     /// Bytes of key-value records (written through the Apify API) all of a
     /// workspace's runs may hold, by plan.
     pub kv_storage_limits: PlanLimits,
@@ -568,6 +572,7 @@ impl Default for CrawlerConfig {
             max_frontier: 100_000,
             runs_per_workspace: 2,
             run_timeout_secs: 3600,
+            sync_wait_secs: 300,
             run_max_pages: PlanLimits {
                 free: 50,
                 hobby: 1_000,
@@ -919,6 +924,7 @@ impl Settings {
                 u64::from(self.crawler.runs_per_workspace),
             ),
             ("crawler.run_timeout_secs", self.crawler.run_timeout_secs),
+            ("crawler.sync_wait_secs", self.crawler.sync_wait_secs),
             ("extraction.timeout_secs", self.extraction.timeout_secs),
             (
                 "webhooks.max_attempts",

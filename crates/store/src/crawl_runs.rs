@@ -1,6 +1,6 @@
 //! Crawler runs and their dataset items.
 
-use agentbase_core::crawl_run::{CrawlRun, RunStatus};
+use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
 use agentbase_core::{Error, Millis, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -89,6 +89,58 @@ impl Store {
         .await
         .map_err(db_err)?;
         row.as_ref().map(run).transpose()
+    }
+
+    /// A page of the workspace's runs that `filter` keeps, oldest first (newest
+    /// first with `desc`), and how many it keeps in all. The runs come without
+    /// their input (a list of a thousand runs would otherwise read a thousand
+    /// inputs): it reads as `null`.
+    pub async fn runs(
+        &self,
+        workspace_id: &str,
+        filter: &RunFilter,
+        (offset, limit): (i64, i64),
+        desc: bool,
+    ) -> Result<(Vec<CrawlRun>, i64)> {
+        // The statuses are the enum's own words, never the caller's text; the
+        // bounds are numbers, bound as parameters ($2, $3) with open ends as the
+        // widest.
+        let mut filter_sql = " AND started_at >= $2 AND started_at <= $3".to_owned();
+        if !filter.statuses.is_empty() {
+            let list: Vec<String> = (filter.statuses.iter())
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            filter_sql.push_str(&format!(" AND status IN ({})", list.join(", ")));
+        }
+        let after = filter.started_after.unwrap_or(Millis::MIN);
+        let before = filter.started_before.unwrap_or(Millis::MAX);
+        let total: i64 = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM crawl_runs WHERE workspace_id = $1{filter_sql}"
+        ))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(before)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?
+        .try_get("n")
+        .map_err(db_err)?;
+        let order = if desc { "DESC" } else { "ASC" };
+        let columns = RUN_COLUMNS.replace("input,", "'null' AS input,");
+        let rows = sqlx::query(&format!(
+            "SELECT {columns} FROM crawl_runs WHERE workspace_id = $1{filter_sql} \
+             ORDER BY started_at {order}, id {order} LIMIT $4 OFFSET $5"
+        ))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(before)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let runs = rows.iter().map(run).collect::<Result<_>>()?;
+        Ok((runs, total))
     }
 
     /// The run whose default key-value store is `store_id` (or whose id it is).

@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use agentbase_api_types::apify;
-use agentbase_core::crawl_run::CrawlRun;
+use agentbase_api_types::{apify, codes};
+use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
+use agentbase_core::time_fmt::parse_date_bound;
 use agentbase_service::Principal;
-use agentbase_service::crawl_runs::ACTOR_IDS;
+use agentbase_service::crawl_runs::{MAX_RUNS_PER_PAGE, RunOptions, known_actor};
 use axum::Extension;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,9 +52,9 @@ fn seconds(q: &QueryMap, key: &str, max: u64) -> Result<Option<u64>, ApiError> {
 }
 
 /// A run's start: `timeout` (capped at a week) and `waitForFinish` (capped at 60),
-/// in seconds.
+/// in seconds, and `maxItems`.
 pub struct StartQuery {
-    timeout: Option<u64>,
+    options: RunOptions,
     wait: Option<u64>,
 }
 
@@ -62,10 +63,92 @@ impl<S: Send + Sync> FromRequestParts<S> for StartQuery {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let max_items = match q.get("maxItems") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 1.0)
+                    .map(|n| n.min(u64::MAX as f64) as u64)
+                    .ok_or_else(|| {
+                        ApiError::invalid_field("maxItems", "must be a number from 1")
+                    })?,
+            ),
+        };
+        let timeout_secs = seconds(&q, "timeout", 7 * 24 * 3600)?.filter(|t| *t > 0);
         Ok(StartQuery {
-            timeout: seconds(&q, "timeout", 7 * 24 * 3600)?,
+            options: RunOptions {
+                timeout_secs,
+                max_items,
+            },
             wait: seconds(&q, "waitForFinish", 60)?,
         })
+    }
+}
+
+/// The runs a list or `last` keeps: `status` (comma-separated statuses; none:
+/// any), `startedAfter` and `startedBefore` (dates or date-times, inclusive).
+fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
+    let statuses = match q.get("status") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|s| RunStatus::parse(s.trim()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "status",
+                    "READY, RUNNING, SUCCEEDED, FAILED, TIMED-OUT, ABORTING or ABORTED (comma-separated)",
+                )
+            })?,
+    };
+    let bound = |key: &str, end_of_day: bool| match q.get(key) {
+        None => Ok(None),
+        Some(v) => parse_date_bound(v, end_of_day)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_field(key, "must be a date or an ISO 8601 date-time")),
+    };
+    Ok(RunFilter {
+        statuses,
+        started_after: bound("startedAfter", false)?,
+        started_before: bound("startedBefore", true)?,
+    })
+}
+
+/// The run a path names: `/v2/actor-runs/{runId}/…`, `/v2/logs/{runId}`, or
+/// `/v2/acts/{actorId}/runs/{runId}/…`, where the actor must be the crawler and
+/// the run may be `last`: the newest run, of those in the `status` query
+/// parameter's statuses when it has some (Apify's `last_run(status=…)`).
+pub struct RunRef(String);
+
+impl FromRequestParts<AppState> for RunRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found())?;
+        let mut run = None;
+        for (name, value) in &params {
+            match name {
+                "actorId" => known_actor(value)?,
+                "runId" => run = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        let run = run.ok_or_else(ApiError::not_found)?;
+        let p = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(ApiError::internal)?;
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let id = state
+            .app
+            .crawl_runs()
+            .run_id_of(&p, &run, &run_filter(&q)?)
+            .await?;
+        Ok(RunRef(id))
     }
 }
 
@@ -117,7 +200,7 @@ pub async fn start(
     let run = state
         .app
         .crawl_runs()
-        .start_and_wait(&p, &actor_id, input, q.timeout.filter(|t| *t > 0), q.wait)
+        .start_and_wait(&p, &actor_id, input, q.options, q.wait)
         .await?;
     Ok(run_response(StatusCode::CREATED, &run))
 }
@@ -143,7 +226,7 @@ fn actor_input(body: &[u8]) -> Result<Value, ApiError> {
 pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(run_id): Path<String>,
+    RunRef(run_id): RunRef,
     WaitQuery(wait): WaitQuery,
 ) -> Result<Response, ApiError> {
     let run = state
@@ -161,7 +244,7 @@ pub async fn get(
 pub async fn abort(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(run_id): Path<String>,
+    RunRef(run_id): RunRef,
 ) -> Result<Response, ApiError> {
     let run = state.app.crawl_runs().abort_run(&p, &run_id).await?;
     Ok(run_response(StatusCode::OK, &run))
@@ -394,20 +477,40 @@ pub async fn items(
 
 /// Dataset items in the query's format: JSON (an array), JSONL or CSV.
 fn encode_items(items: Vec<Value>, query: &ItemsQuery) -> (&'static str, String) {
+    let fields = query.fields.as_deref();
     match query.format.as_str() {
         "jsonl" => (
             "application/jsonl; charset=utf-8",
-            items.iter().map(|i| format!("{i}\n")).collect::<String>(),
+            items
+                .iter()
+                .map(|i| format!("{}\n", item_json(i, fields)))
+                .collect::<String>(),
         ),
-        "csv" => (
-            "text/csv; charset=utf-8",
-            to_csv(&items, query.fields.as_deref()),
-        ),
-        _ => (
-            "application/json; charset=utf-8",
-            Value::Array(items).to_string(),
-        ),
+        "csv" => ("text/csv; charset=utf-8", to_csv(&items, fields)),
+        _ => {
+            let items: Vec<String> = items.iter().map(|i| item_json(i, fields)).collect();
+            (
+                "application/json; charset=utf-8",
+                format!("[{}]", items.join(",")),
+            )
+        }
     }
+}
+
+/// An item as JSON; with `fields`, its fields in their order there, as Apify
+/// writes them ("you can use this feature to effectively fix the output format").
+fn item_json(item: &Value, fields: Option<&[String]>) -> String {
+    let (Some(fields), Value::Object(map)) = (fields, item) else {
+        return item.to_string();
+    };
+    let members: Vec<String> = fields
+        .iter()
+        .filter_map(|f| {
+            map.get(f)
+                .map(|v| format!("{}:{v}", Value::from(f.as_str())))
+        })
+        .collect();
+    format!("{{{}}}", members.join(","))
 }
 
 /// Apify's `x-apify-pagination-*` headers of a dataset read.
@@ -434,10 +537,10 @@ fn pagination_headers(h: &mut HeaderMap, query: &ItemsQuery, count: usize, total
 pub async fn run_items(
     state: State<AppState>,
     p: Extension<Principal>,
-    id: Path<String>,
+    RunRef(id): RunRef,
     query: ItemsQuery,
 ) -> Result<Response, ApiError> {
-    items(state, p, id, query).await
+    items(state, p, Path(id), query).await
 }
 
 /// `POST /v2/acts/{user}/{name}/runs` (an actor id written with a `/`).
@@ -469,11 +572,7 @@ pub async fn actor(
     Extension(p): Extension<Principal>,
     Path(actor_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !ACTOR_IDS.contains(&actor_id.as_str()) {
-        return Err(ApiError::from(agentbase_core::Error::NotFound(
-            agentbase_core::Resource::Actor,
-        )));
-    }
+    known_actor(&actor_id)?;
     Ok(data(actor_dto(&p.workspace_id)))
 }
 
@@ -490,6 +589,16 @@ pub async fn dataset(
 ) -> Result<Response, ApiError> {
     let run = state.app.crawl_runs().run(&p, &id, Duration::ZERO).await?;
     Ok(data(dataset_dto(&run, &origin(&headers))))
+}
+
+/// `GET /v2/actor-runs/{runId}/dataset`: the run's Dataset object.
+pub async fn run_dataset(
+    state: State<AppState>,
+    p: Extension<Principal>,
+    RunRef(id): RunRef,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    dataset(state, p, Path(id), headers).await
 }
 
 /// `stream`: whether to follow the log until the run ends.
@@ -519,7 +628,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LogQuery {
 pub async fn log(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(id): Path<String>,
+    RunRef(id): RunRef,
     q: LogQuery,
 ) -> Result<Response, ApiError> {
     let log = state.app.crawl_runs().log(&p, &id, q.stream).await?;
@@ -570,7 +679,7 @@ pub async fn kv_store(
 pub async fn run_kv_store(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(run_id): Path<String>,
+    RunRef(run_id): RunRef,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let run = state
@@ -670,11 +779,24 @@ pub async fn delete_kv_record(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `GET /v2/actor-runs/{runId}/key-value-store/keys`.
+pub async fn run_kv_keys(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RunRef(run_id): RunRef,
+) -> Result<Response, ApiError> {
+    let runs = state.app.crawl_runs();
+    let run = runs.run(&p, &run_id, Duration::ZERO).await?;
+    let (_, keys) = runs.kv_keys(&p, &run.kv_store_id).await?;
+    Ok(data(kv_keys_dto(keys)))
+}
+
 /// `GET /v2/actor-runs/{runId}/key-value-store/records/{key}`.
 pub async fn run_kv_record(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((run_id, key)): Path<(String, String)>,
+    RunRef(run_id): RunRef,
+    RecordKey(key): RecordKey,
 ) -> Result<Response, ApiError> {
     let record = state
         .app
@@ -682,6 +804,196 @@ pub async fn run_kv_record(
         .run_kv_record(&p, &run_id, &key)
         .await?;
     record_response(record)
+}
+
+/// The `key` of a record's path.
+pub struct RecordKey(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RecordKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found())?;
+        let key = params.iter().find(|(name, _)| *name == "key");
+        key.map(|(_, v)| RecordKey(v.to_owned()))
+            .ok_or_else(ApiError::not_found)
+    }
+}
+
+/// A run list's `offset`, `limit` (at most 1,000, the default, which 0 also
+/// asks for), `desc`, and which runs it keeps (see [`run_filter`]).
+pub struct RunsQuery {
+    offset: i64,
+    limit: i64,
+    desc: bool,
+    filter: RunFilter,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RunsQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        let int = |key: &str, default: i64| match q.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid_field(key, "must be a non-negative integer")),
+        };
+        Ok(RunsQuery {
+            offset: int("offset", 0)?,
+            limit: match int("limit", 0)? {
+                0 => MAX_RUNS_PER_PAGE,
+                n => n.min(MAX_RUNS_PER_PAGE),
+            },
+            desc: truthy(q.get("desc")),
+            filter: run_filter(&q)?,
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/v2/actor-runs", tag = "apify",
+    description = "Apify-compatible: the workspace's runs, oldest first (`desc` for newest first), without their inputs; `status` keeps those in the given statuses (comma-separated), `startedAfter` and `startedBefore` those started in that span (inclusive).",
+    params(("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "at most 1,000 (the default; 0 asks for it too)"),
+           ("desc" = Option<String>, Query, description = "`1`, `true` or `yes` for newest first"),
+           ("status" = Option<String>, Query, description = "e.g. `SUCCEEDED` or `SUCCEEDED,FAILED`"),
+           ("startedAfter" = Option<String>, Query, description = "a date or an ISO 8601 date-time"),
+           ("startedBefore" = Option<String>, Query, description = "a date or an ISO 8601 date-time")),
+    responses((status = 200, description = "`{\"data\": {total, offset, limit, desc, count, items}}`"),
+              (status = 400, body = agentbase_api_types::ErrorResponse)))]
+pub async fn runs(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: RunsQuery,
+) -> Result<Response, ApiError> {
+    let (runs, total) = state
+        .app
+        .crawl_runs()
+        .runs(&p, &q.filter, q.offset, q.limit, q.desc)
+        .await?;
+    Ok(data(apify::Page {
+        total,
+        offset: q.offset,
+        limit: q.limit,
+        desc: q.desc,
+        count: runs.len(),
+        items: runs.iter().map(run_dto).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v2/actors/{actorId}/runs", tag = "apify",
+    description = "Apify-compatible: the crawler's runs in the workspace (also /v2/acts/...), as `GET /v2/actor-runs` lists them. A run is also at `/v2/actors/{actorId}/runs/{runId}`, and `last` names the newest (with `status`, the newest in those statuses), with its `abort`, `dataset`, `dataset/items`, `log`, `key-value-store`, `key-value-store/keys` and `key-value-store/records/{key}`.",
+    params(("actorId" = String, Path), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query),
+           ("desc" = Option<String>, Query), ("status" = Option<String>, Query),
+           ("startedAfter" = Option<String>, Query), ("startedBefore" = Option<String>, Query)),
+    responses((status = 200, description = "`{\"data\": {total, offset, limit, desc, count, items}}`"),
+              (status = 400, body = agentbase_api_types::ErrorResponse), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn actor_runs(
+    state: State<AppState>,
+    p: Extension<Principal>,
+    Path(actor_id): Path<String>,
+    q: RunsQuery,
+) -> Result<Response, ApiError> {
+    known_actor(&actor_id)?;
+    runs(state, p, q).await
+}
+
+/// A synchronous run's end as Apify answers it: 408 `run-timeout-exceeded` while
+/// it goes on, 400 `run-failed` when it ended other than SUCCEEDED.
+fn sync_outcome(run: &CrawlRun, waited_secs: u64) -> Result<(), ApiError> {
+    if !run.status.is_terminal() {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            codes::RUN_TIMEOUT_EXCEEDED,
+            format!(
+                "Actor run exceeded timeout of {waited_secs} seconds for this API endpoint (run ID: {}; it goes on)",
+                run.id
+            ),
+        ));
+    }
+    if run.status != RunStatus::Succeeded {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::RUN_FAILED,
+            format!(
+                "Actor run did not succeed (run ID: {}, status: {})",
+                run.id,
+                run.status.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v2/actors/{actorId}/run-sync-get-dataset-items", tag = "apify",
+    description = "Apify-compatible (also /v2/acts/..., and GET without input): starts a run with the body as its input, waits for it (`crawler.sync_wait_secs`, 300 s by default) and answers with its dataset items as `GET /v2/datasets/{id}/items` does (`format`, `clean`, `offset`, `limit`, `fields`, `omit`, `desc`). A run that fails gets 400 `run-failed`; one still going when the wait ends gets 408 `run-timeout-exceeded` and goes on.",
+    params(("actorId" = String, Path), ("timeout" = Option<f64>, Query, minimum = 0), ("maxItems" = Option<f64>, Query, minimum = 1),
+           ("format" = Option<String>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query),
+           ("clean" = Option<String>, Query), ("fields" = Option<String>, Query), ("omit" = Option<String>, Query),
+           ("desc" = Option<String>, Query)),
+    responses((status = 201, description = "The items, with X-Apify-Pagination-* headers"),
+              (status = 400, body = agentbase_api_types::ErrorResponse), (status = 404, body = agentbase_api_types::ErrorResponse),
+              (status = 408, body = agentbase_api_types::ErrorResponse), (status = 429, body = agentbase_api_types::ErrorResponse)))]
+pub async fn run_sync_items(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(actor_id): Path<String>,
+    q: Result<StartQuery, ApiError>,
+    items_query: Result<ItemsQuery, ApiError>,
+    ActorInput(input): ActorInput,
+) -> Result<Response, ApiError> {
+    let (q, items_query) = (q?, items_query?);
+    let runs = state.app.crawl_runs();
+    let run = runs.run_sync(&p, &actor_id, input, q.options).await?;
+    sync_outcome(&run, state.app.settings().crawler.sync_wait_secs)?;
+    let mut res = items(State(state), Extension(p), Path(run.id), items_query).await?;
+    *res.status_mut() = StatusCode::CREATED;
+    Ok(res)
+}
+
+/// `outputRecordKey`: the record `run-sync` answers with (`OUTPUT` by default).
+pub struct OutputKey(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for OutputKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        Ok(OutputKey(
+            q.get("outputRecordKey").unwrap_or("OUTPUT").to_owned(),
+        ))
+    }
+}
+
+#[utoipa::path(post, path = "/v2/actors/{actorId}/run-sync", tag = "apify",
+    description = "Apify-compatible (also /v2/acts/..., and GET without input): starts a run, waits for it as run-sync-get-dataset-items does, and answers with the record `outputRecordKey` (default `OUTPUT`) of its default key-value store. The crawler writes its pages to the dataset and no `OUTPUT`, so that answer is empty unless the record was written, as on Apify.",
+    params(("actorId" = String, Path), ("timeout" = Option<f64>, Query, minimum = 0), ("maxItems" = Option<f64>, Query, minimum = 1),
+           ("outputRecordKey" = Option<String>, Query)),
+    responses((status = 201, description = "The record as stored, or nothing"),
+              (status = 400, body = agentbase_api_types::ErrorResponse), (status = 404, body = agentbase_api_types::ErrorResponse),
+              (status = 408, body = agentbase_api_types::ErrorResponse), (status = 429, body = agentbase_api_types::ErrorResponse)))]
+pub async fn run_sync(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(actor_id): Path<String>,
+    q: Result<StartQuery, ApiError>,
+    OutputKey(key): OutputKey,
+    ActorInput(input): ActorInput,
+) -> Result<Response, ApiError> {
+    let q = q?;
+    let runs = state.app.crawl_runs();
+    let run = runs.run_sync(&p, &actor_id, input, q.options).await?;
+    sync_outcome(&run, state.app.settings().crawler.sync_wait_secs)?;
+    let mut res = match runs.kv_record(&p, &run.kv_store_id, &key).await? {
+        Some(record) => record_response(Some(record))?,
+        None => ().into_response(),
+    };
+    *res.status_mut() = StatusCode::CREATED;
+    Ok(res)
 }
 
 /// Apify clients read `error.type` (`record-not-found`, …): the envelope gains it,
@@ -712,6 +1024,8 @@ fn with_error_type(bytes: &[u8]) -> Option<Vec<u8>> {
     let code = v["error"]["code"].as_str()?.to_owned();
     let kind = match code.as_str() {
         "RESOURCE_NOT_FOUND" => "record-not-found".to_owned(),
+        // What Apify's clients wait on with `wait_for_resources`.
+        "CRAWL_RUNS_LIMIT_REACHED" => "concurrent-runs-limit-exceeded".to_owned(),
         other => other.to_ascii_lowercase().replace('_', "-"),
     };
     v["error"]["type"] = Value::String(kind);

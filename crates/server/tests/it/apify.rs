@@ -537,7 +537,7 @@ async fn runs_are_bounded_by_the_plan_and_the_workspace_runs_a_few_at_once() {
     assert_eq!(r.status(), 201);
     let slow: Value = r.json().await.unwrap();
     let slow = slow["data"]["id"].as_str().unwrap().to_owned();
-    let (status, code, _) = outcome(
+    let (status, code, body) = outcome(
         start(json!({"startUrls": [format!("http://{site}/docs/")]}))
             .await
             .unwrap(),
@@ -547,6 +547,8 @@ async fn runs_are_bounded_by_the_plan_and_the_workspace_runs_a_few_at_once() {
         (status, code.as_deref()),
         (429, Some("CRAWL_RUNS_LIMIT_REACHED"))
     );
+    // The type Apify's clients retry a start on (`wait_for_resources`).
+    assert_eq!(body["error"]["type"], "concurrent-runs-limit-exceeded");
     // Another workspace is not affected by this one's runs.
     let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
     let r = reqwest::Client::new()
@@ -714,4 +716,326 @@ async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
         3,
         "{statuses:?}"
     );
+}
+
+/// A GET with Apify's token; the status and the body as JSON (`Null` when it is
+/// not JSON).
+async fn get_json(t: &TestApp, path: &str) -> (u16, Value) {
+    let r = apify(t, Method::GET, path).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The ids of a run list's items, in order.
+fn ids(page: &Value) -> Vec<&str> {
+    page["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect()
+}
+
+/// What Apify's clients call `actor.runs().list()`, `runs().list()` and
+/// `actor.last_run(status=…)` with its storages: the workspace's runs, oldest
+/// first or newest first, by status; `last` under the actor names the newest.
+#[tokio::test]
+async fn runs_are_listed_and_the_last_one_is_reachable_under_the_actor() {
+    let t = crawler_app().await;
+    let site = site().await;
+    let actor = "/v2/acts/apify~website-content-crawler";
+    let (s, empty) = get_json(&t, &format!("{actor}/runs")).await;
+    assert_eq!((s, &empty["data"]["total"]), (200, &json!(0)), "{empty}");
+    let r = apify(&t, Method::GET, &format!("{actor}/runs/last"))
+        .send()
+        .await
+        .unwrap();
+    let (s, _, body) = outcome(r).await;
+    assert_eq!(
+        (s, &body["error"]["type"]),
+        (404, &json!("record-not-found"))
+    );
+
+    let done = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlPages": 1}),
+    )
+    .await;
+    let done = done["data"]["id"].as_str().unwrap().to_owned();
+    let (_, finished) = get_json(&t, &format!("/v2/actor-runs/{done}?waitForFinish=60")).await;
+    assert_eq!(finished["data"]["status"], "SUCCEEDED", "{finished}");
+    // The test's clock is manual: the second run starts a second later.
+    t.clock.advance_ms(1_000);
+    let slow = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}),
+    )
+    .await;
+    let slow = slow["data"]["id"].as_str().unwrap().to_owned();
+
+    // Both lists, both orders, pages and a status filter; no inputs in lists.
+    let (_, all) = get_json(&t, "/v2/actor-runs").await;
+    assert_eq!(ids(&all), [done.as_str(), slow.as_str()], "{all}");
+    assert_eq!(all["data"]["total"], 2);
+    assert_eq!(all["data"]["count"], 2);
+    assert!(all["data"]["items"][0].get("input").is_none(), "{all}");
+    assert_eq!(
+        all["data"]["items"][0]["defaultDatasetId"],
+        finished["data"]["defaultDatasetId"]
+    );
+    let (_, newest) = get_json(&t, &format!("{actor}/runs?desc=1")).await;
+    assert_eq!(ids(&newest), [slow.as_str(), done.as_str()]);
+    let (_, second) = get_json(&t, &format!("{actor}/runs?offset=1&limit=1")).await;
+    assert_eq!(ids(&second), [slow.as_str()]);
+    assert_eq!(
+        (&second["data"]["offset"], &second["data"]["limit"]),
+        (&json!(1), &json!(1))
+    );
+    let (_, succeeded) = get_json(
+        &t,
+        "/v2/actors/website-content-crawler/runs?status=SUCCEEDED",
+    )
+    .await;
+    assert_eq!(ids(&succeeded), [done.as_str()]);
+    assert_eq!(succeeded["data"]["total"], 1);
+    let slow_start = all["data"]["items"][1]["startedAt"].as_str().unwrap();
+    let (_, since) = get_json(
+        &t,
+        &format!("/v2/actor-runs?startedAfter={slow_start}&limit=0"),
+    )
+    .await;
+    assert_eq!(
+        ids(&since),
+        [slow.as_str()],
+        "startedAfter is inclusive: {since}"
+    );
+    assert_eq!(since["data"]["limit"], 1000, "limit 0 asks for the default");
+    let (_, before) = get_json(&t, "/v2/actor-runs?startedBefore=2000-01-01").await;
+    assert_eq!(before["data"]["total"], 0, "{before}");
+
+    // `last`, by status, and the storages of the run it names.
+    let (_, last) = get_json(&t, &format!("{actor}/runs/last")).await;
+    assert_eq!(last["data"]["id"], slow.as_str(), "{last}");
+    let (_, last) = get_json(&t, &format!("{actor}/runs/last?status=SUCCEEDED")).await;
+    assert_eq!(last["data"]["id"], done.as_str(), "{last}");
+    let (_, by_id) = get_json(&t, &format!("/v2/actors/aYG0l9s7dbB7j3gbS/runs/{done}")).await;
+    assert_eq!(by_id["data"], last["data"]);
+    let (s, items) = get_json(
+        &t,
+        &format!("{actor}/runs/last/dataset/items?status=SUCCEEDED"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(items.as_array().unwrap().len(), 1, "{items}");
+    assert_eq!(items[0]["url"], format!("http://{site}/docs/"));
+    let (_, dataset) = get_json(&t, &format!("{actor}/runs/last/dataset?status=SUCCEEDED")).await;
+    assert_eq!(dataset["data"]["id"], last["data"]["defaultDatasetId"]);
+    let (_, input) = get_json(
+        &t,
+        &format!("{actor}/runs/last/key-value-store/records/INPUT?status=SUCCEEDED"),
+    )
+    .await;
+    assert_eq!(input["maxCrawlPages"], 1, "{input}");
+    let (_, keys) = get_json(&t, &format!("/v2/actor-runs/{done}/key-value-store/keys")).await;
+    assert_eq!(keys["data"]["items"][0]["key"], "INPUT", "{keys}");
+    let log = apify(
+        &t,
+        Method::GET,
+        &format!("{actor}/runs/last/log?status=SUCCEEDED"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        log.contains(&format!("run {done}")) && log.contains("SUCCEEDED"),
+        "{log}"
+    );
+
+    // Bad requests, each with its error; another actor names nothing.
+    for (path, status) in [
+        (format!("{actor}/runs/last?status=DONE"), 400),
+        (format!("{actor}/runs?limit=-1"), 400),
+        (format!("{actor}/runs?offset=x"), 400),
+        (format!("{actor}/runs?startedAfter=yesterday"), 400),
+        (format!("{actor}/runs/last?startedBefore=2024-13-01"), 400),
+        ("/v2/actor-runs?status=SUCCEEDED,".to_owned(), 400),
+        ("/v2/acts/apify~rag-web-browser/runs/last".to_owned(), 404),
+        ("/v2/acts/apify~rag-web-browser/runs".to_owned(), 404),
+        (format!("/v2/acts/apify~rag-web-browser/runs/{done}"), 404),
+        (
+            format!("{actor}/runs/last/key-value-store/records/OUTPUT"),
+            404,
+        ),
+    ] {
+        let r = apify(&t, Method::GET, &path).send().await.unwrap();
+        let (s, code, body) = outcome(r).await;
+        assert_eq!(s, status, "{path}: {body}");
+        assert!(
+            code.is_some() && body["error"]["type"].is_string(),
+            "{path}: {body}"
+        );
+    }
+
+    // The last run is aborted through its `last` path.
+    let r = apify(&t, Method::POST, &format!("{actor}/runs/last/abort"))
+        .send()
+        .await
+        .unwrap();
+    let aborted: Value = r.json().await.unwrap();
+    assert_eq!(aborted["data"]["id"], slow.as_str());
+    let (_, ended) = get_json(&t, &format!("{actor}/runs/last?waitForFinish=30")).await;
+    assert_eq!(ended["data"]["status"], "ABORTED", "{ended}");
+
+    // Another workspace has no runs, and no last one.
+    let (_, other) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let r = reqwest::Client::new()
+        .get(t.url(&format!("/v2/actor-runs?token={other}")))
+        .send()
+        .await
+        .unwrap();
+    let theirs: Value = r.json().await.unwrap();
+    assert_eq!(theirs["data"]["total"], 0, "{theirs}");
+    let r = reqwest::Client::new()
+        .get(t.url(&format!("{actor}/runs/last?token={other}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// Apify's synchronous endpoints: the run's items (shaped by the dataset's
+/// query parameters) or its `OUTPUT` record, answered with 201 once it ends; a
+/// run that fails gets 400 `run-failed`, one still going when the wait is over
+/// 408 `run-timeout-exceeded`, and it goes on.
+#[tokio::test]
+async fn synchronous_runs_answer_with_items_or_apifys_errors() {
+    let t = crawler_app().await;
+    let site = site().await;
+    let docs = json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlDepth": 3});
+    let sync = |path: &str, body: &Value| {
+        apify(
+            &t,
+            Method::POST,
+            &format!("/v2/acts/apify~website-content-crawler/{path}"),
+        )
+        .json(body)
+        .send()
+    };
+    let r = sync(
+        "run-sync-get-dataset-items?maxItems=2&fields=url,text",
+        &docs,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-apify-pagination-total"], "2");
+    let text = r.text().await.unwrap();
+    let items: Value = serde_json::from_str(&text).unwrap();
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 2, "maxItems bounds the run: {text}");
+    for item in items {
+        let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 2, "only the fields asked for: {item}");
+    }
+    // In the order `fields` gives them, as Apify writes them.
+    assert!(text.starts_with(r#"[{"url":"#), "{text}");
+    assert_eq!(text.matches(r#"},{"url":"#).count(), 1, "{text}");
+    let r = sync(
+        "run-sync-get-dataset-items?format=csv&maxItems=1&fields=url",
+        &docs,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("url\nhttp://{site}/docs/\n")
+    );
+
+    // run-sync answers with the OUTPUT record, which the crawler does not write,
+    // or the one `outputRecordKey` names.
+    let r = sync("run-sync?maxItems=1", &docs).await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.text().await.unwrap(), "");
+    let r = sync("run-sync?maxItems=1&outputRecordKey=INPUT", &docs)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let input: Value = r.json().await.unwrap();
+    assert_eq!(input, docs);
+
+    // A run that times out failed; bad starts get the run's usual errors.
+    let slow = json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100});
+    let (s, code, body) = outcome(
+        sync("run-sync-get-dataset-items?timeout=1", &slow)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, code.as_deref()), (400, Some("RUN_FAILED")), "{body}");
+    assert_eq!(body["error"]["type"], "run-failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TIMED-OUT"),
+        "{body}"
+    );
+    let (s, code, _) = outcome(sync("run-sync?maxItems=0", &docs).await.unwrap()).await;
+    assert_eq!((s, code.as_deref()), (400, Some("VALIDATION_INVALID_BODY")));
+    let (s, code, _) = outcome(
+        sync("run-sync-get-dataset-items?format=xlsx", &docs)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, code.as_deref()), (400, Some("VALIDATION_INVALID_BODY")));
+    let r = apify(
+        &t,
+        Method::GET,
+        "/v2/acts/apify~website-content-crawler/run-sync-get-dataset-items",
+    )
+    .send()
+    .await
+    .unwrap();
+    let (s, code, body) = outcome(r).await;
+    assert_eq!(
+        (s, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "no input, no startUrls: {body}"
+    );
+    let r = apify(&t, Method::POST, "/v2/acts/apify~rag-web-browser/run-sync")
+        .json(&docs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.0, 404);
+
+    // A run longer than the wait: 408, and it goes on.
+    let t = spawn_with(|s| {
+        s.crawler.allow_private_networks = true;
+        s.crawler.sync_wait_secs = 1;
+    })
+    .await;
+    let r = apify(
+        &t,
+        Method::POST,
+        "/v2/acts/apify~website-content-crawler/run-sync-get-dataset-items",
+    )
+    .json(&slow)
+    .send()
+    .await
+    .unwrap();
+    let (s, code, body) = outcome(r).await;
+    assert_eq!(
+        (s, code.as_deref()),
+        (408, Some("RUN_TIMEOUT_EXCEEDED")),
+        "{body}"
+    );
+    assert_eq!(body["error"]["type"], "run-timeout-exceeded");
+    let (_, last) = get_json(&t, "/v2/acts/apify~website-content-crawler/runs/last").await;
+    assert_eq!(last["data"]["status"], "RUNNING", "{last}");
 }
