@@ -8,8 +8,8 @@
 // listItems({offset, limit, clean, fields, desc}) and iterated with `for await`,
 // run().get(), the log, the default key-value store's INPUT and OUTPUT records, a
 // slow second run started, aborted and waited for, the run lists, lastRun() with its
-// storages, and call() with maxItems. Prints a JSON report; exits 1 on any failed
-// check.
+// storages, and call() with maxItems and an ad-hoc webhook. Prints a JSON report;
+// exits 1 on any failed check.
 import http from "node:http";
 import { isDeepStrictEqual } from "node:util";
 import { ApifyClient } from "apify-client";
@@ -24,9 +24,21 @@ const expect = (ok, what, detail = {}) => {
   return ok;
 };
 
+const hooks = []; // the bodies the site's /hook was POSTed (a run webhook's receiver)
+
 function serveSite() {
   const server = http.createServer((req, res) => {
     const path = req.url.split("?")[0];
+    if (req.method === "POST") {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        hooks.push(JSON.parse(body || "null"));
+        res.writeHead(200);
+        res.end();
+      });
+      return;
+    }
     const send = (title, text, links) => {
       const body =
         `<html><head><title>${title}</title></head><body><nav>${links}</nav><main><h1>${title}</h1>` +
@@ -54,6 +66,8 @@ const report = {};
 const [server, site] = await serveSite();
 try {
   const client = new ApifyClient({ baseUrl, token, maxRetries: 1 });
+  const me = await client.user().get();
+  expect(typeof me?.username === "string" && me.username.length > 0, "user().get() answers for the token (how integrations check one)", { me });
   const input = { startUrls: [{ url: `${site}/site/` }], crawlerType: "cheerio", maxCrawlPages: 50, maxCrawlDepth: 2 };
   const run = await client.actor("apify/website-content-crawler").call(input);
   expect(run.status === "SUCCEEDED", "call() ends SUCCEEDED", { run });
@@ -123,10 +137,17 @@ try {
   expect(String(await last.log().get()).includes("SUCCEEDED"), "lastRun(…).log().get() is its log");
   expect((await actor.lastRun({ status: "TIMED-OUT" }).get()) === undefined, "lastRun({status: TIMED-OUT}).get() is undefined: no such run");
 
-  // maxItems bounds what a run writes.
-  const bounded = await actor.call(input, { maxItems: 3, log: null });
+  // maxItems bounds what a run writes; an ad-hoc webhook hears of its end.
+  const hook = {
+    eventTypes: ["ACTOR.RUN.SUCCEEDED"],
+    requestUrl: `${site}/hook`,
+    payloadTemplate: '{"run": {{resource.id}}, "items": {{resource.stats.itemCount}}}',
+  };
+  const bounded = await actor.call(input, { maxItems: 3, log: null, webhooks: [hook] });
   const boundedItems = await client.dataset(bounded.defaultDatasetId).listItems();
   expect(bounded.status === "SUCCEEDED" && boundedItems.total === 3, "call(input, {maxItems: 3}) writes 3 items", { status: bounded.status, total: boundedItems.total });
+  for (let i = 0; i < 100 && hooks.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  expect(isDeepStrictEqual(hooks, [{ run: bounded.id, items: 3 }]), "call(input, {webhooks}): the webhook gets its payload", { hooks });
 } catch (error) {
   expect(false, "the client runs", { error: String(error?.stack || error).slice(0, 3000) });
 } finally {

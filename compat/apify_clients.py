@@ -16,7 +16,8 @@ Website Content Crawler is driven end to end, as the client's own docs show it:
   wait_for_finish(): ABORTED;
 - actor.runs().list() and runs().list() (order, status filters), actor.last_run()
   with and without a status, and the last run's dataset, INPUT record and log;
-- call(max_items=3): the run writes 3 items.
+- call(max_items=3, webhooks=[…]): the run writes 3 items and the ad-hoc webhook
+  gets its templated payload.
 
 Prints a JSON report and exits 1 on any failed check."""
 
@@ -33,10 +34,20 @@ from apify_client import ApifyClient
 PAGES = 9  # the site: an index linking pages 1..PAGES-1
 
 
+HOOKS = []  # the bodies the site's /hook was POSTed (a run webhook's receiver)
+
+
 def serve_site():
-    """The docs site, and a slow one whose pages take 2 s (for the abort)."""
+    """The docs site, a slow one whose pages take 2 s (for the abort), and /hook."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            HOOKS.append(json.loads(self.rfile.read(length) or b"null"))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_GET(self):
             path = self.path.split("?")[0]
             if path.startswith("/slow/"):
@@ -80,6 +91,9 @@ class Checks:
 def run(args, checks, report):
     site = serve_site()
     client = ApifyClient(args.token, api_url=args.api_url, max_retries=1)
+    me = client.user().get()
+    checks.expect(me is not None and bool(me.username), "user().get() answers for the token (how integrations check one)",
+                  user=me and me.model_dump(mode="json"))
     run_input = {
         "startUrls": [{"url": f"{site}/site/"}],
         "crawlerType": "cheerio",
@@ -185,11 +199,19 @@ def run(args, checks, report):
     none_yet = actor.last_run(status="TIMED-OUT").get()
     checks.expect(none_yet is None, "last_run(status=TIMED-OUT).get() is None: no such run")
 
-    # maxItems bounds what a run writes.
-    bounded = actor.call(run_input=run_input, max_items=3, logger=None)
+    # maxItems bounds what a run writes; an ad-hoc webhook hears of its end.
+    hook = {"event_types": ["ACTOR.RUN.SUCCEEDED"], "request_url": f"{site}/hook",
+            "payload_template": '{"run": {{resource.id}}, "items": {{resource.stats.itemCount}}}'}
+    bounded = actor.call(run_input=run_input, max_items=3, logger=None, webhooks=[hook])
     bounded_items = client.dataset(bounded.default_dataset_id).list_items()
     checks.expect(bounded.status == "SUCCEEDED" and bounded_items.total == 3, "call(max_items=3) writes 3 items",
                   status=bounded.status, total=bounded_items.total)
+    for _ in range(100):
+        if HOOKS:
+            break
+        time.sleep(0.1)
+    checks.expect(HOOKS == [{"run": bounded.id, "items": 3}], "call(webhooks=[…]): the webhook gets its payload",
+                  hooks=HOOKS)
 
 
 def main(argv=None):

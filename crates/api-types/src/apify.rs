@@ -40,6 +40,29 @@ pub struct Run {
     pub input: Value,
 }
 
+/// The account a token belongs to (`GET /v2/users/me`): here, the key's workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub profile: UserProfile,
+    pub plan: UserPlan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProfile {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPlan {
+    /// The workspace's plan (`free`, `standard`, …).
+    pub id: String,
+}
+
 /// A page of a list (`GET /v2/actor-runs`, `GET /v2/acts/{actorId}/runs`), sent
 /// inside `{"data": …}`: Apify's offset pagination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -32,6 +32,12 @@ struct Case {
     code: Option<&'static str>,
 }
 
+/// Base64 of `v`'s JSON, URL-safe without padding (a query parameter as is).
+fn b64(v: &serde_json::Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
 fn json_case(
     name: &str,
     method: &'static str,
@@ -276,6 +282,24 @@ fn cases(agent: &str) -> Vec<Case> {
             json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
         json_case("a synchronous run whose input is an array", "POST", "/v2/acts/apify~website-content-crawler/run-sync",
             b"[[1]]".to_vec(), 400, "VALIDATION_INVALID_BODY"),
+        // Apify's ad-hoc webhooks (base64 JSON in the query).
+        json_case("run webhooks that are not base64", "POST", &format!("{run_path}?webhooks=%FF%FE"),
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("run webhooks past the request head's size", "POST", &format!("{run_path}?webhooks={}", "QUFB".repeat(10_000)),
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 431, "VALIDATION_HEADERS_TOO_LARGE"),
+        json_case("run webhooks as arrays", "POST", &format!("{run_path}?webhooks={}", b64(&json!([["ACTOR.RUN.SUCCEEDED", "https://example.com/"]]))),
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a run webhook template nested deep", "POST", &format!("{run_path}?webhooks={}", b64(&json!([{
+            "eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "https://example.com/",
+            "payloadTemplate": format!("{}{{{{resource}}}}{}", deep("[", 5_000), deep("]", 4_999))}]))),
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a run webhook header with a line break", "POST", &format!("{run_path}?webhooks={}", b64(&json!([{
+            "eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "https://example.com/",
+            "headersTemplate": "{\"X-A\": \"a\\r\\nInjected: 1\"}"}]))),
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
+        json_case("a run webhook to the metadata address", "POST", &format!("{run_path}?webhooks={}", b64(&json!([{
+            "eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "http://[::ffff:169.254.169.254]/"}]))),
+            json!({"startUrls": ["https://example.com/"]}).to_string().into_bytes(), 400, "VALIDATION_INVALID_BODY"),
     ];
     // Files.
     let mut deep_trailer =

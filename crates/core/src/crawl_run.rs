@@ -74,6 +74,8 @@ pub struct CrawlRun {
     pub finished_at: Option<Millis>,
     /// The run's default key-value store (its `INPUT` record is the input).
     pub kv_store_id: String,
+    /// Apify's ad-hoc webhooks given at its start.
+    pub webhooks: Vec<crate::run_webhook::RunWebhook>,
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod prompt;
 pub mod quote;
 pub mod ratelimit;
+pub mod run_webhook;
 pub mod time_fmt;
 pub mod webhook;
 pub mod workspace;

@@ -100,6 +100,7 @@ fn helpdesk_routes() -> Router<AppState> {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    app.crawl_runs().set_run_resource(dto::apify::run_value);
     let body_limit = app.settings().server.body_limit_bytes;
     let body_timeout = std::time::Duration::from_secs(app.settings().server.body_timeout_secs);
     let state = AppState(Arc::new(Shared {
@@ -331,6 +332,7 @@ fn apify_routes() -> Router<AppState> {
             post(apify::run_sync).get(apify::run_sync),
         )
         .route("/v2/actor-runs", get(apify::runs))
+        .route("/v2/users/me", get(apify::me))
         .route("/v2/logs/{runId}", get(apify::log))
         .route("/v2/key-value-stores/{storeId}", get(apify::kv_store))
         .route("/v2/key-value-stores/{storeId}/keys", get(apify::kv_keys))

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use agentbase_core::concurrency::{Entered, PerKey};
 use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
+use agentbase_core::run_webhook::{self, RunWebhook};
 use agentbase_core::{Clock, Error, Millis, Rejection, Resource, Result, ids};
 use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
     CancellationToken, CrawlError, CrawlInput, CrawlSpec, CrawlSummary, CrawlerSettings, Event,
     RenderingMemory, StopReason,
 };
-use agentbase_store::Store;
+use agentbase_store::{RunDelivery, Store};
 use serde_json::Value;
 
 use crate::Principal;
@@ -60,12 +61,14 @@ fn log_line(at: agentbase_core::Millis, level: &str, message: &str) -> String {
 }
 
 /// What a run's start asks for besides its input (Apify's query parameters).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// The run's timeout (the server's default and bound apply).
     pub timeout_secs: Option<u64>,
     /// Most dataset items the run writes (`maxItems`).
     pub max_items: Option<u64>,
+    /// Apify's ad-hoc webhooks (`webhooks`), told of the run's start and end.
+    pub webhooks: Vec<RunWebhook>,
 }
 
 /// Crawl runs: started, executed and aborted by this node, read by any.
@@ -85,6 +88,9 @@ pub struct CrawlRuns {
     followers: Arc<PerKey<String>>,
     /// Held from a key-value storage check to the write it allows.
     storage_locks: Striped,
+    /// A run as Apify's API shows it, for run webhooks' `resource` (the server
+    /// sets it; unset, the resource is the run's id and status).
+    resource: OnceLock<fn(&CrawlRun) -> Value>,
 }
 
 impl CrawlRuns {
@@ -104,7 +110,14 @@ impl CrawlRuns {
             memory: Arc::default(),
             followers: PerKey::new(FOLLOWERS_PER_WORKSPACE),
             storage_locks: Striped::new(),
+            resource: OnceLock::new(),
         }
+    }
+
+    /// Run webhooks show a run as `resource` shows it (Apify's Run object); the
+    /// first one set stays.
+    pub fn set_run_resource(&self, resource: fn(&CrawlRun) -> Value) {
+        let _ = self.resource.set(resource);
     }
 
     /// Crawl runs render pages with `renderer` (`crawlerType` `playwright:*`);
@@ -154,6 +167,7 @@ impl CrawlRuns {
             .timeout_secs
             .unwrap_or(limits.timeout_secs)
             .clamp(1, limits.run_timeout_secs);
+        self.check_webhook_targets(&options.webhooks)?;
         let notes = self.bound_run(p, &input, &parsed, &mut spec);
         if let Some(most) = options.max_items {
             // Apify's `maxItems`: the run returns at most this many items.
@@ -174,6 +188,7 @@ impl CrawlRuns {
             started_at: now,
             finished_at: None,
             kv_store_id: ids::alphanumeric(17),
+            webhooks: options.webhooks,
         };
         let admitted = self
             .store
@@ -187,6 +202,8 @@ impl CrawlRuns {
         if !admitted {
             return Err(Error::Rejected(Rejection::TooManyRuns));
         }
+        let created = self.deliveries(&run, run_webhook::CREATED);
+        self.store.insert_run_deliveries(&created, now).await?;
         // As on Apify, the input is the INPUT record of the run's default store.
         self.store
             .put_record(
@@ -219,6 +236,17 @@ impl CrawlRuns {
             runs.tokens.lock().expect("crawl tokens").remove(&id);
         });
         Ok(run)
+    }
+
+    /// Refuses run webhooks to targets the SSRF guard would refuse before
+    /// resolving them.
+    fn check_webhook_targets(&self, hooks: &[RunWebhook]) -> Result<()> {
+        let private = self.settings.crawler.allow_private_networks;
+        for (i, hook) in hooks.iter().enumerate() {
+            agentbase_crawler::check_target(&hook.request_url, private)
+                .map_err(|m| Error::invalid(format!("webhooks[{i}].requestUrl"), m))?;
+        }
+        Ok(())
     }
 
     /// Bounds a run's spec by the plan and the server (a lower figure in the input
@@ -327,19 +355,71 @@ impl CrawlRuns {
             &format!("{}: {message}", status.as_str()),
         );
         let _ = self.store.append_log(id, logged, &[line]).await;
-        if let Err(e) = self
-            .store
-            .set_run_status(
-                id,
-                &[RunStatus::Ready, RunStatus::Running, RunStatus::Aborting],
-                status,
-                Some(message),
-                self.now(),
-            )
-            .await
-        {
+        let ended = match self.store.run_by_id(id).await {
+            Ok(Some(run)) => self.end(&run, NOT_ENDED, status, message).await,
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ended {
             tracing::error!(run = %id, error = %e, "cannot record the end of a crawl run");
         }
+    }
+
+    /// Ends `run` in `to` with `message` when it is in one of `from`, and writes
+    /// what its webhooks are told of the end in the same transaction; whether it
+    /// was in `from`.
+    async fn end(
+        &self,
+        run: &CrawlRun,
+        from: &[RunStatus],
+        to: RunStatus,
+        message: &str,
+    ) -> Result<bool> {
+        let now = self.now();
+        let deliveries = match run_webhook::end_event(to) {
+            Some(event) if !run.webhooks.is_empty() => {
+                let mut ended = run.clone();
+                ended.status = to;
+                ended.status_message = Some(message.to_owned());
+                ended.finished_at = Some(now);
+                self.deliveries(&ended, event)
+            }
+            _ => Vec::new(),
+        };
+        self.store
+            .set_run_status_with(&run.id, (from, to), Some(message), now, &deliveries)
+            .await
+    }
+
+    /// What `run`'s webhooks that want `event` are sent (none without webhooks).
+    fn deliveries(&self, run: &CrawlRun, event: &str) -> Vec<RunDelivery> {
+        let now = self.now();
+        let max_attempts = i64::from(self.settings.webhooks.max_attempts.max(1));
+        let wanted: Vec<_> = (run.webhooks.iter().enumerate())
+            .filter(|(_, hook)| hook.wants(event))
+            .collect();
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let resource = match self.resource.get() {
+            Some(show) => show(run),
+            None => serde_json::json!({"id": run.id, "status": run.status.as_str()}),
+        };
+        let vars = run_webhook::vars(&run.workspace_id, event, (ACTOR_ID, &run.id), resource, now);
+        wanted
+            .into_iter()
+            .map(|(i, hook)| RunDelivery {
+                id: format!("{}.{i}.{event}", run.id),
+                workspace_id: run.workspace_id.clone(),
+                run_id: run.id.clone(),
+                event_type: event.to_owned(),
+                url: hook.request_url.clone(),
+                headers: hook.headers(&vars),
+                body: hook.body(&vars),
+                max_attempts: if hook.do_not_retry { 1 } else { max_attempts },
+                attempts: 0,
+            })
+            .collect()
     }
 
     /// `GET /v2/actor-runs/{runId}[?waitForFinish=S]`: waits up to `wait` (at most
@@ -398,14 +478,7 @@ impl CrawlRuns {
                 t.cancel();
             }
             None => {
-                self.store
-                    .set_run_status(
-                        &run.id,
-                        &[RunStatus::Ready, RunStatus::Running, RunStatus::Aborting],
-                        RunStatus::Aborted,
-                        Some("Aborted"),
-                        now,
-                    )
+                self.end(&run, NOT_ENDED, RunStatus::Aborted, "Aborted")
                     .await?;
             }
         }
@@ -519,17 +592,24 @@ impl CrawlRuns {
         self.store.delete_record(&run.kv_store_id, key).await
     }
 
-    /// Fails runs orphaned by a node that stopped (see the module docs).
+    /// Fails runs orphaned by a node that stopped (see the module docs); their
+    /// webhooks are told as of any run that fails.
     pub(crate) async fn fail_orphaned_runs(&self) -> Result<()> {
-        let n = self
-            .store
-            .fail_orphaned_runs(
-                self.now(),
-                "The server running this crawl stopped; start the run again",
-            )
-            .await?;
-        if n > 0 {
-            tracing::warn!(runs = n, "crawl runs orphaned by a stopped node failed");
+        let message = "The server running this crawl stopped; start the run again";
+        let mut failed = 0;
+        for run in self.store.orphaned_runs(self.now()).await? {
+            if self
+                .end(&run, NOT_ENDED, RunStatus::Failed, message)
+                .await?
+            {
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            tracing::warn!(
+                runs = failed,
+                "crawl runs orphaned by a stopped node failed"
+            );
         }
         Ok(())
     }
@@ -720,6 +800,9 @@ impl CrawlRuns {
         self.kv_record(p, &run.kv_store_id, key).await
     }
 }
+
+/// The statuses of a run that has not ended, which an end moves it from.
+const NOT_ENDED: &[RunStatus] = &[RunStatus::Ready, RunStatus::Running, RunStatus::Aborting];
 
 /// Whether `actor_id` names the crawler (the one actor this server has).
 pub fn known_actor(actor_id: &str) -> Result<()> {

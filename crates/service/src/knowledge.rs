@@ -36,8 +36,8 @@ use agentbase_core::{
     Agent, AgentPatch, Cursor, Error, Millis, NewAgent, Plan, Rejection, Resource, Result, ids,
 };
 use agentbase_search::{CONFIDENT_RELEVANCE, ChunkOptions, Doc, Fusion, Index, Mode, Query};
-use agentbase_store::{Page, SourceFilter, TrainingSwitch};
-use tokio::sync::Notify;
+use agentbase_store::{JobKinds, Page, SourceFilter, TrainingSwitch};
+use tokio::sync::{Notify, Semaphore};
 
 use agentbase_core::Clock;
 use agentbase_crawler::scratch::{self, ScratchDir};
@@ -99,7 +99,11 @@ pub struct Knowledge {
     index_dir: PathBuf,
     snapshots: Mutex<HashMap<String, Arc<Snapshot>>>,
     building: Mutex<HashSet<String>>,
-    wake: Notify,
+    /// Wakes the claim loops: the websites' and the others' (see `start_worker`).
+    wake: [Notify; 2],
+    /// Held by a job while it chunks and embeds: `knowledge.training_concurrency`
+    /// at once on this node, whatever kind of source.
+    embedding: Arc<Semaphore>,
     node: String,
     /// Held from a storage check to the write it allows.
     storage_locks: Striped,
@@ -118,6 +122,7 @@ impl Knowledge {
         settings: Arc<Settings>,
         agents: Arc<Agents>,
     ) -> Knowledge {
+        let embedding = Semaphore::new(settings.knowledge.training_concurrency.max(1));
         Knowledge {
             extractor: OnceLock::new(),
             store,
@@ -129,7 +134,8 @@ impl Knowledge {
             index_dir,
             snapshots: Mutex::new(HashMap::new()),
             building: Mutex::new(HashSet::new()),
-            wake: Notify::new(),
+            wake: [Notify::new(), Notify::new()],
+            embedding: Arc::new(embedding),
             node: ids::alphanumeric(12),
             storage_locks: Striped::new(),
         }
@@ -345,7 +351,7 @@ impl Knowledge {
         let job = new_job(&agent.id, &source.id, now);
         self.store.insert_source(&source, &identity, &job).await?;
         self.agents.forget(&agent.id);
-        self.wake.notify_one();
+        self.wake();
         Ok(source)
     }
 
@@ -441,7 +447,7 @@ impl Knowledge {
         let job = new_job(&agent.id, &source.id, now);
         self.store.update_source(&source, &identity, &job).await?;
         self.agents.forget(&agent.id);
-        self.wake.notify_one();
+        self.wake();
         Ok(source)
     }
 
@@ -659,15 +665,21 @@ impl Knowledge {
 
     // ---- the worker -------------------------------------------------------------
 
+    /// Wakes both claim loops (a job was queued or one finished).
+    fn wake(&self) {
+        self.wake.iter().for_each(Notify::notify_one);
+    }
+
     /// Starts this node's training worker (with the auto-retrain schedule). Jobs
-    /// are taken from the record, so any number of nodes may run one.
+    /// are taken from the record, so any number of nodes may run one. Two loops
+    /// claim them: website sources' jobs, `knowledge.fetch_concurrency` at once
+    /// (they spend most of their time waiting on the site), and the others',
+    /// `knowledge.training_concurrency` at once; both embed under the same
+    /// `training_concurrency` slots. A slow site then never holds up another
+    /// workspace's text or file. At most `jobs_per_workspace` jobs (on all nodes)
+    /// run for one workspace.
     pub(crate) fn start_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let app = self.clone();
         let k = &self.settings.knowledge;
-        // `training_concurrency` jobs at once on this node, at most
-        // `jobs_per_workspace` of them (on all nodes) for one workspace.
-        let slots = Arc::new(tokio::sync::Semaphore::new(k.training_concurrency.max(1)));
-        let per_workspace = k.jobs_per_workspace.max(1) as i64;
         // Builds cut short when this node last stopped (killed, crashed) go now; the
         // agents loaded later are swept again as their snapshots load.
         let index_dir = self.index_dir.clone();
@@ -682,32 +694,51 @@ impl Knowledge {
                 }
             }
         }));
+        let sites = self
+            .clone()
+            .claim_loop(JobKinds::Websites, k.fetch_concurrency);
+        let others = self
+            .clone()
+            .claim_loop(JobKinds::Others, k.training_concurrency);
         tokio::spawn(async move {
+            let _ = tokio::join!(sites, others);
+        })
+    }
+
+    /// Claims and runs jobs of `kinds`, `slots` at once; the others' loop also
+    /// queues the auto-retrains that are due.
+    fn claim_loop(self: Arc<Self>, kinds: JobKinds, slots: usize) -> tokio::task::JoinHandle<()> {
+        let slots = Arc::new(Semaphore::new(slots.max(1)));
+        let per_workspace = self.settings.knowledge.jobs_per_workspace.max(1) as i64;
+        let wake = usize::from(kinds == JobKinds::Others);
+        tokio::spawn(async move {
+            let app = self;
             loop {
-                if let Err(e) = app.queue_due_retrains().await {
+                if kinds == JobKinds::Others
+                    && let Err(e) = app.queue_due_retrains().await
+                {
                     tracing::warn!(error = %e, "auto-retrain check failed");
                 }
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                match app
-                    .store
-                    .claim_job(&app.node, app.now(), JOB_LEASE_MS, per_workspace)
-                    .await
-                {
+                let claim = (app.store)
+                    .claim_job(&app.node, app.now(), JOB_LEASE_MS, (per_workspace, kinds))
+                    .await;
+                match claim {
                     Ok(Some(job)) => {
                         let app = app.clone();
                         tokio::spawn(async move {
                             app.run_job(job).await;
                             drop(slot);
                             // A finished job may let another workspace's run.
-                            app.wake.notify_one();
+                            app.wake();
                         });
                     }
                     Ok(None) => {
                         drop(slot);
                         tokio::select! {
-                            _ = app.wake.notified() => {}
+                            _ = app.wake[wake].notified() => {}
                             _ = tokio::time::sleep(POLL) => {}
                         }
                     }
@@ -764,7 +795,7 @@ impl Knowledge {
                 .await?;
         }
         self.agents.forget(agent_id);
-        self.wake.notify_one();
+        self.wake();
         Ok(chosen.len())
     }
 
@@ -847,6 +878,10 @@ impl Knowledge {
             }
             other => other.documents(&source.name),
         };
+        // Chunking and embedding take the CPU: one of the node's training slots.
+        let _slot = (self.embedding.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Unavailable("the training slots are closed".into()))?;
         let pieces = self.chunk_documents(&source.id, documents).await?;
         if pieces.is_empty() {
             return Err(Error::invalid(

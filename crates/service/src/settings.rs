@@ -257,8 +257,13 @@ pub struct KnowledgeSettings {
     /// Storage per workspace, all its agents' sources together, by plan (so many
     /// agents do not multiply the per-agent limit).
     pub workspace_storage_limits: PlanLimits,
-    /// Training jobs one node runs at once, claimed fairly across workspaces.
+    /// Training jobs one node runs at once, claimed fairly across workspaces; also
+    /// how many chunk and embed at once, whatever their kind.
     pub training_concurrency: usize,
+    /// Website sources' jobs one node runs at once besides: they fetch their pages
+    /// (waiting on the site) before they embed, so they do not hold the training
+    /// slots while they wait.
+    pub fetch_concurrency: usize,
     /// Training jobs one workspace may have running at once, on all nodes.
     pub jobs_per_workspace: usize,
     /// Nice value (0–19) of the local embedder's threads: training embeds at a lower
@@ -555,6 +560,7 @@ impl Default for KnowledgeSettings {
                 enterprise: 10_000_000_000,
             },
             training_concurrency: 3,
+            fetch_concurrency: 4,
             jobs_per_workspace: 2,
             embedder_nice: 10,
         }
@@ -909,6 +915,10 @@ impl Settings {
             (
                 "knowledge.training_concurrency",
                 self.knowledge.training_concurrency as u64,
+            ),
+            (
+                "knowledge.fetch_concurrency",
+                self.knowledge.fetch_concurrency as u64,
             ),
             (
                 "knowledge.jobs_per_workspace",

@@ -14,7 +14,7 @@ use agentbase_core::webhook::{
 };
 use agentbase_core::{Cursor, Error, Resource, Result, ids};
 use agentbase_crawler::{CrawlerSettings, PostError};
-use agentbase_store::{AttemptOutcome, ClaimedDelivery, Page};
+use agentbase_store::{AttemptOutcome, ClaimedDelivery, Page, RunDelivery};
 
 use agentbase_core::Clock;
 use agentbase_store::Store;
@@ -218,33 +218,42 @@ impl Webhooks {
         })
     }
 
-    /// One pass: claims what is due now, as many as go at once, and sends them; how
-    /// many attempts were made. A pass waits for its slowest attempt, so it takes no
-    /// more than one round: another workspace's delivery, first in the next pass's
-    /// turns, waits at most one attempt's timeout.
+    /// One pass: claims what is due now (agents' deliveries and Apify run webhooks'
+    /// in turns), as many as go at once, and sends them; how many attempts were
+    /// made. A pass waits for its slowest attempt, so it takes no more than one
+    /// round: another workspace's delivery, first in the next pass's turns, waits
+    /// at most one attempt's timeout.
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize> {
         let s = &self.settings.webhooks;
-        let batch = s.concurrency.max(1) as i64;
+        let batch = s.concurrency.max(1);
         let now = self.now();
-        let due = self.store.due_deliveries(now, batch).await?;
-        let slots = Arc::new(tokio::sync::Semaphore::new(s.concurrency.max(1)));
+        let agents = self.store.due_deliveries(now, batch as i64).await?;
+        let runs = self.store.due_run_deliveries(now, batch as i64).await?;
         // A lease past the attempt's deadline: a node that dies mid-attempt lets
         // another retry once it runs out.
         let lease_ms = (s.timeout_secs as i64 * 1000) * 2 + 5_000;
         let mut tasks = tokio::task::JoinSet::new();
-        for id in due {
-            let Some(claimed) = self.store.claim_delivery(&id, now, now + lease_ms).await? else {
-                continue;
-            };
-            let Ok(slot) = slots.clone().acquire_owned().await else {
+        let (mut agents, mut runs) = (agents.into_iter(), runs.into_iter());
+        while tasks.len() < batch {
+            let (agent, run) = (agents.next(), runs.next());
+            if agent.is_none() && run.is_none() {
                 break;
-            };
-            let app = self.clone();
-            tasks.spawn(async move {
-                let r = app.attempt(claimed).await;
-                drop(slot);
-                r
-            });
+            }
+            if let Some(id) = agent
+                && let Some(claimed) = self.store.claim_delivery(&id, now, now + lease_ms).await?
+            {
+                let app = self.clone();
+                tasks.spawn(async move { app.attempt(claimed).await });
+            }
+            if let Some(id) = run
+                && tasks.len() < batch
+                && let Some(claimed) = (self.store)
+                    .claim_run_delivery(&id, now, now + lease_ms)
+                    .await?
+            {
+                let app = self.clone();
+                tasks.spawn(async move { app.attempt_run(claimed).await });
+            }
         }
         let mut attempted = 0;
         while let Some(r) = tasks.join_next().await {
@@ -256,30 +265,73 @@ impl Webhooks {
         Ok(attempted)
     }
 
-    /// Sends one claimed delivery and records how it went.
+    /// Sends one claimed delivery of an agent's endpoint, signed, and records how
+    /// it went.
     async fn attempt(&self, c: ClaimedDelivery) -> Result<()> {
-        let s = &self.settings.webhooks;
         let d = &c.delivery;
-        let started_at = self.now();
-        let clock = Instant::now();
         let headers = [
             (
-                SIGNATURE_HEADER,
+                SIGNATURE_HEADER.to_owned(),
                 webhook::sign(&c.secret, d.body.as_bytes()),
             ),
-            (EVENT_ID_HEADER, d.event_id.clone()),
-            ("x-agentbase-event-type", d.event_type.clone()),
-            ("x-agentbase-delivery-attempt", d.attempts.to_string()),
+            (EVENT_ID_HEADER.to_owned(), d.event_id.clone()),
+            ("x-agentbase-event-type".to_owned(), d.event_type.clone()),
+            (
+                "x-agentbase-delivery-attempt".to_owned(),
+                d.attempts.to_string(),
+            ),
         ];
+        let max_attempts = i64::from(self.settings.webhooks.max_attempts);
+        let outcome = (self.send(&d.id, &c.url, &headers, &d.body))
+            .await
+            .judged((d.attempts, max_attempts), &self.settings);
+        // The next attempt stays where it was for a delivery that has ended.
+        let outcome = AttemptOutcome {
+            next_attempt_at: match outcome.state {
+                DeliveryState::Pending => outcome.next_attempt_at,
+                _ => d.next_attempt_at,
+            },
+            ..outcome
+        };
+        self.store.finish_attempt(&d.id, &outcome).await
+    }
+
+    /// Sends one claimed delivery of an Apify run webhook, with Apify's headers and
+    /// those its template makes, and records how it went.
+    async fn attempt_run(&self, d: RunDelivery) -> Result<()> {
+        // The id is `{run}.{webhook}.{event}`; the webhook is the run and its place.
+        let webhook_id: Vec<&str> = d.id.splitn(3, '.').take(2).collect();
+        let mut headers = vec![
+            ("x-apify-webhook".to_owned(), webhook_id.join(".")),
+            ("x-apify-webhook-dispatch-id".to_owned(), d.id.clone()),
+            ("x-apify-request-origin".to_owned(), "agentbase".to_owned()),
+        ];
+        headers.extend(d.headers.iter().cloned());
+        let outcome = (self.send(&d.id, &d.url, &headers, &d.body))
+            .await
+            .judged((d.attempts, d.max_attempts), &self.settings);
+        self.store.finish_run_delivery(&d.id, &outcome).await
+    }
+
+    /// POSTs `body` for delivery `id` through the SSRF guard, `webhooks.timeout_secs`
+    /// at most.
+    async fn send(&self, id: &str, url: &str, headers: &[(String, String)], body: &str) -> Sent {
+        let started_at = self.now();
+        let clock = Instant::now();
         let settings = CrawlerSettings {
             allow_private_networks: self.settings.crawler.allow_private_networks,
             ..CrawlerSettings::default()
         };
+        let headers: Vec<(&str, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let timeout = Duration::from_secs(self.settings.webhooks.timeout_secs);
         let sent = agentbase_crawler::post_guarded(
-            &c.url,
+            url,
             &headers,
-            d.body.clone().into_bytes(),
-            Duration::from_secs(s.timeout_secs),
+            body.as_bytes().to_vec(),
+            timeout,
             &settings,
         )
         .await;
@@ -303,42 +355,62 @@ impl Webhooks {
             Err(PostError::Refused(e)) => (None, Some(e), false),
             Err(PostError::Failed(e)) => (None, Some(e), true),
         };
-        let now = self.now();
-        let state = if error.is_none() {
+        if let Some(e) = &error {
+            tracing::info!(delivery = %id, error = %e, "webhook attempt failed");
+        }
+        Sent {
+            started_at,
+            duration_ms,
+            status_code,
+            error,
+            retry,
+            ended_at: self.now(),
+        }
+    }
+}
+
+/// How one POST of a delivery went.
+struct Sent {
+    started_at: agentbase_core::Millis,
+    duration_ms: i64,
+    status_code: Option<i64>,
+    error: Option<String>,
+    /// Whether sending again may go otherwise.
+    retry: bool,
+    ended_at: agentbase_core::Millis,
+}
+
+impl Sent {
+    /// The delivery's new state: delivered, pending again (when a retry may help
+    /// and `attempts` is below `max_attempts`, after a doubling wait) or failed.
+    fn judged(self, (attempts, max_attempts): (i64, i64), settings: &Settings) -> AttemptOutcome {
+        let s = &settings.webhooks;
+        let state = if self.error.is_none() {
             DeliveryState::Delivered
-        } else if retry && d.attempts < i64::from(s.max_attempts) {
+        } else if self.retry && attempts < max_attempts {
             DeliveryState::Pending
         } else {
             DeliveryState::Failed
         };
-        let next_attempt_at = match state {
-            DeliveryState::Pending => {
-                now + webhook::backoff_ms(
-                    d.attempts,
+        let next_attempt_at = self.ended_at
+            + match state {
+                DeliveryState::Pending => webhook::backoff_ms(
+                    attempts,
                     s.retry_base_secs as i64 * 1000,
                     s.retry_max_secs as i64 * 1000,
-                )
-            }
-            _ => d.next_attempt_at,
-        };
-        if let Some(e) = &error {
-            tracing::info!(delivery = %d.id, attempt = d.attempts, state = state.as_str(), error = %e, "webhook attempt failed");
+                ),
+                _ => 0,
+            };
+        AttemptOutcome {
+            state,
+            next_attempt_at,
+            attempt: Attempt {
+                attempt: attempts,
+                started_at: self.started_at,
+                duration_ms: self.duration_ms,
+                status_code: self.status_code,
+                error: self.error,
+            },
         }
-        self.store
-            .finish_attempt(
-                &d.id,
-                &AttemptOutcome {
-                    state,
-                    next_attempt_at,
-                    attempt: Attempt {
-                        attempt: d.attempts,
-                        started_at,
-                        duration_ms,
-                        status_code,
-                        error,
-                    },
-                },
-            )
-            .await
     }
 }

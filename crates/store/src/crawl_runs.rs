@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use crate::{Store, db_err, json_text};
 
 const RUN_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, dataset_id, \
-    timeout_secs, pages_done, pages_failed, items, started_at, finished_at, kv_store_id";
+    timeout_secs, pages_done, pages_failed, items, started_at, finished_at, kv_store_id, webhooks";
 
 fn run(row: &AnyRow) -> Result<CrawlRun> {
     let status: String = row.try_get("status").map_err(db_err)?;
@@ -34,6 +34,14 @@ fn run(row: &AnyRow) -> Result<CrawlRun> {
             .try_get::<Option<String>, _>("kv_store_id")
             .map_err(db_err)?
             .unwrap_or(row.try_get("id").map_err(db_err)?),
+        webhooks: match row
+            .try_get::<Option<String>, _>("webhooks")
+            .map_err(db_err)?
+        {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|_| Error::Storage("corrupt run webhooks".into()))?,
+        },
     })
 }
 
@@ -49,9 +57,9 @@ impl Store {
     ) -> Result<bool> {
         let done = sqlx::query(&format!(
             "INSERT INTO crawl_runs ({RUN_COLUMNS}, node, lease_until) SELECT $1, $2, $3, $4, $5, \
-             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE (SELECT COUNT(*) FROM \
-             crawl_runs WHERE workspace_id = $17 AND status IN ('READY', 'RUNNING', 'ABORTING')) \
-             < $18"
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 WHERE (SELECT COUNT(*) FROM \
+             crawl_runs WHERE workspace_id = $18 AND status IN ('READY', 'RUNNING', 'ABORTING')) \
+             < $19"
         ))
         .bind(&r.id)
         .bind(&r.workspace_id)
@@ -67,6 +75,7 @@ impl Store {
         .bind(r.started_at)
         .bind(r.finished_at)
         .bind(&r.kv_store_id)
+        .bind((!r.webhooks.is_empty()).then(|| json_text(&r.webhooks)))
         .bind(node)
         .bind(lease_until)
         .bind(&r.workspace_id)
@@ -93,8 +102,8 @@ impl Store {
 
     /// A page of the workspace's runs that `filter` keeps, oldest first (newest
     /// first with `desc`), and how many it keeps in all. The runs come without
-    /// their input (a list of a thousand runs would otherwise read a thousand
-    /// inputs): it reads as `null`.
+    /// their input and webhooks (a list of a thousand runs would otherwise read a
+    /// thousand inputs): they read as `null` and none.
     pub async fn runs(
         &self,
         workspace_id: &str,
@@ -126,7 +135,9 @@ impl Store {
         .try_get("n")
         .map_err(db_err)?;
         let order = if desc { "DESC" } else { "ASC" };
-        let columns = RUN_COLUMNS.replace("input,", "'null' AS input,");
+        let columns = RUN_COLUMNS
+            .replace("input,", "CAST('null' AS TEXT) AS input,")
+            .replace(", webhooks", ", CAST(NULL AS TEXT) AS webhooks");
         let rows = sqlx::query(&format!(
             "SELECT {columns} FROM crawl_runs WHERE workspace_id = $1{filter_sql} \
              ORDER BY started_at {order}, id {order} LIMIT $4 OFFSET $5"
@@ -314,37 +325,34 @@ impl Store {
         message: Option<&str>,
         now: Millis,
     ) -> Result<bool> {
-        let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-        let r = sqlx::query(&format!(
-            "UPDATE crawl_runs SET status = $1, status_message = COALESCE($2, status_message), \
-             finished_at = CASE WHEN $3 = 1 THEN $4 ELSE finished_at END WHERE id = $5 AND status IN ({})",
-            list.join(", ")
-        ))
-        .bind(to.as_str())
-        .bind(message)
-        .bind(i64::from(to.is_terminal()))
-        .bind(now)
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(r.rows_affected() == 1)
+        self.set_run_status_with(id, (from, to), message, now, &[])
+            .await
     }
 
-    /// Runs that were left running by a node that stopped renewing their lease
-    /// (it died or restarted) end as FAILED with `message`.
-    pub async fn fail_orphaned_runs(&self, now: Millis, message: &str) -> Result<u64> {
-        let r = sqlx::query(
-            "UPDATE crawl_runs SET status = 'FAILED', status_message = $1, finished_at = $2 \
-             WHERE status IN ('READY', 'RUNNING', 'ABORTING') AND lease_until < $3",
-        )
-        .bind(message)
+    /// Runs left going by a node that stopped renewing their lease (it died or
+    /// restarted), to be failed (see [`Store::set_run_status_with`]).
+    pub async fn orphaned_runs(&self, now: Millis) -> Result<Vec<CrawlRun>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM crawl_runs WHERE status IN ('READY', 'RUNNING', 'ABORTING') \
+             AND lease_until < $1"
+        ))
         .bind(now)
-        .bind(now)
-        .execute(&self.writer)
+        .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(r.rows_affected())
+        rows.iter().map(run).collect()
+    }
+
+    /// A run by id, whichever workspace has it (for the node that runs it).
+    pub async fn run_by_id(&self, id: &str) -> Result<Option<CrawlRun>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM crawl_runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(run).transpose()
     }
 
     /// Appends items to a dataset, numbered from `first_seq`.

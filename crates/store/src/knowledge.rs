@@ -93,6 +93,15 @@ pub struct TrainingSwitch {
     pub now: Millis,
 }
 
+/// Which training jobs a claim takes: website sources' (which fetch their pages
+/// before they embed), the others', or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKinds {
+    All,
+    Websites,
+    Others,
+}
+
 impl Store {
     /// A new source and the job that trains it, in one transaction; the agent
     /// shows `training`.
@@ -380,18 +389,25 @@ impl Store {
     /// Claims the next job for `owner`. Fair across workspaces: the job comes from
     /// the workspace with the fewest jobs running (on any node), oldest first
     /// within it, and a workspace already running `per_workspace` jobs waits; one
-    /// running job per source.
+    /// running job per source. `kinds`: website sources' jobs, the others', or all.
     pub async fn claim_job(
         &self,
         owner: &str,
         now: Millis,
         lease_ms: i64,
-        per_workspace: i64,
+        (per_workspace, kinds): (i64, JobKinds),
     ) -> Result<Option<TrainingJob>> {
+        let website =
+            "EXISTS (SELECT 1 FROM sources s WHERE s.id = j.source_id AND s.kind = 'link')";
+        let kinds = match kinds {
+            JobKinds::All => String::new(),
+            JobKinds::Websites => format!(" AND {website}"),
+            JobKinds::Others => format!(" AND NOT {website}"),
+        };
         for _ in 0..3 {
-            let candidate = sqlx::query(
+            let candidate = sqlx::query(&format!(
                 "SELECT j.id FROM training_jobs j JOIN agents a ON a.id = j.agent_id \
-                 WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until < $1)) \
+                 WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_until < $1)){kinds} \
                  AND NOT EXISTS (SELECT 1 FROM training_jobs r WHERE r.source_id = j.source_id \
                  AND r.status = 'running' AND r.lease_until >= $2 AND r.id <> j.id) \
                  AND (SELECT COUNT(*) FROM training_jobs r JOIN agents ra ON ra.id = r.agent_id \
@@ -400,7 +416,7 @@ impl Store {
                  ORDER BY (SELECT COUNT(*) FROM training_jobs r JOIN agents ra ON ra.id = r.agent_id \
                  WHERE ra.workspace_id = a.workspace_id AND r.status = 'running' \
                  AND r.lease_until >= $5), j.created_at, j.id LIMIT 1",
-            )
+            ))
             .bind(now)
             .bind(now)
             .bind(now)

@@ -16,6 +16,7 @@ mod migrate;
 mod notifications;
 mod ops;
 mod rows;
+mod run_webhooks;
 mod search;
 mod webhooks;
 
@@ -30,10 +31,11 @@ pub use chat::{ConversationFilter, NewTurn, TurnLease};
 pub use contacts::VisitorIdentity;
 pub use dashboard::{DashboardSession, UsageRow};
 pub use helpdesk::TicketWrite;
-pub use knowledge::{SourceFilter, TrainingSwitch};
+pub use knowledge::{JobKinds, SourceFilter, TrainingSwitch};
 pub use members::{Joined, NewLink, NewMember, OpenLink};
 pub use migrate::MIGRATIONS;
 pub use ops::{RecordCounts, SchemaState, record_counts, schema_state, snapshot_sqlite};
+pub use run_webhooks::RunDelivery;
 pub use search::ConversationSearch;
 pub use webhooks::{AttemptOutcome, ClaimedDelivery};
 

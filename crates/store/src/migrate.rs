@@ -84,6 +84,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "kv_sizes",
         include_str!("../migrations/0018_kv_sizes.sql"),
     ),
+    (
+        19,
+        "run_webhooks",
+        include_str!("../migrations/0019_run_webhooks.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

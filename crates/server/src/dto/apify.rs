@@ -56,6 +56,11 @@ pub(crate) fn run_dto(r: &CrawlRun) -> apify::Run {
     }
 }
 
+/// [`run_dto`] as JSON: what run webhooks send as their `resource`.
+pub(crate) fn run_value(r: &CrawlRun) -> serde_json::Value {
+    serde_json::to_value(run_dto(r)).unwrap_or_default()
+}
+
 /// The Website Content Crawler as an Apify actor, as `workspace_id` sees it.
 pub(crate) fn actor_dto(workspace_id: &str) -> apify::Actor {
     let epoch = iso8601(0);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use agentbase_api_types::{apify, codes};
 use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
+use agentbase_core::run_webhook;
 use agentbase_core::time_fmt::parse_date_bound;
 use agentbase_service::Principal;
 use agentbase_service::crawl_runs::{MAX_RUNS_PER_PAGE, RunOptions, known_actor};
@@ -52,7 +53,7 @@ fn seconds(q: &QueryMap, key: &str, max: u64) -> Result<Option<u64>, ApiError> {
 }
 
 /// A run's start: `timeout` (capped at a week) and `waitForFinish` (capped at 60),
-/// in seconds, and `maxItems`.
+/// in seconds, `maxItems`, and `webhooks` (Apify's ad-hoc webhooks, base64 JSON).
 pub struct StartQuery {
     options: RunOptions,
     wait: Option<u64>,
@@ -76,10 +77,15 @@ impl<S: Send + Sync> FromRequestParts<S> for StartQuery {
             ),
         };
         let timeout_secs = seconds(&q, "timeout", 7 * 24 * 3600)?.filter(|t| *t > 0);
+        let webhooks = match q.get("webhooks") {
+            None => Vec::new(),
+            Some(v) => run_webhook::parse_param(v).map_err(ApiError::invalid_body)?,
+        };
         Ok(StartQuery {
             options: RunOptions {
                 timeout_secs,
                 max_items,
+                webhooks,
             },
             wait: seconds(&q, "waitForFinish", 60)?,
         })
@@ -185,7 +191,9 @@ impl<S: Send + Sync> FromRequest<S> for ActorInput {
     params(("actorId" = String, Path, description = "website-content-crawler or apify~website-content-crawler"),
            ("token" = Option<String>, Query),
            ("timeout" = Option<f64>, Query, minimum = 0, description = "seconds; longer values are capped at a week"),
-           ("waitForFinish" = Option<f64>, Query, minimum = 0, description = "seconds; longer waits are capped at 60")),
+           ("waitForFinish" = Option<f64>, Query, minimum = 0, description = "seconds; longer waits are capped at 60"),
+           ("maxItems" = Option<f64>, Query, minimum = 1, description = "most dataset items the run writes"),
+           ("webhooks" = Option<String>, Query, description = "Apify's ad-hoc webhooks: base64 of a JSON array of `{eventTypes, requestUrl, payloadTemplate?, headersTemplate?, doNotRetry?, shouldInterpolateStrings?}`; at most 10, told of ACTOR.RUN.CREATED and the run's end")),
     responses((status = 201, description = "`{\"data\": Run}` with a Location header"), (status = 400, body = agentbase_api_types::ErrorResponse),
               (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn start(
@@ -574,6 +582,28 @@ pub async fn actor(
 ) -> Result<Response, ApiError> {
     known_actor(&actor_id)?;
     Ok(data(actor_dto(&p.workspace_id)))
+}
+
+/// `GET /v2/users/me`: the key's workspace as Apify's user (what integrations
+/// call to check a token).
+#[utoipa::path(get, path = "/v2/users/me", tag = "apify",
+    description = "Apify-compatible: the account the token belongs to, here the key's workspace (`id`, `username` and `profile.name` its id and name, `plan.id` its plan).",
+    responses((status = 200, description = "`{\"data\": User}`"), (status = 401, body = agentbase_api_types::ErrorResponse)))]
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    let ws = (state.app.accounts().workspace(&p.workspace_id))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(data(apify::User {
+        id: ws.id,
+        username: ws.name.clone(),
+        profile: apify::UserProfile { name: ws.name },
+        plan: apify::UserPlan {
+            id: ws.plan.as_str().to_owned(),
+        },
+    }))
 }
 
 /// `GET /v2/actor-runs/{runId}/dataset` and `/v2/datasets/{id}`: the Dataset object.
@@ -1121,6 +1151,7 @@ mod tests {
             started_at: 1_000,
             finished_at: Some(5_000),
             kv_store_id: "k1".into(),
+            webhooks: Vec::new(),
         };
         let (base, started, changed) = ("http://h", iso8601(1_000), iso8601(5_000));
         async fn body(r: Response) -> String {

@@ -470,7 +470,9 @@ async fn loopback_is_refused_unless_the_operator_allows_private_networks() {
 async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() {
     use agentbase_core::Clock;
     use agentbase_core::crawl_run::{CrawlRun, RunStatus};
-    let t = crawler_app().await;
+    use agentbase_core::run_webhook::RunWebhook;
+    let (port, got) = crate::webhooks::receiver(|_| 200).await;
+    let t = spawn_with(crate::webhooks::loopback_allowed).await;
     let now = t.clock.now_ms();
     let run = CrawlRun {
         id: "orphanrun".into(),
@@ -487,6 +489,16 @@ async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() 
         started_at: now - 60_000,
         finished_at: None,
         kv_store_id: "orphankvstore".into(),
+        // Its webhook is told of the failure by the node that finds it.
+        webhooks: vec![RunWebhook {
+            event_types: vec!["ACTOR.RUN.FAILED".into()],
+            request_url: format!("http://127.0.0.1:{port}/hook"),
+            payload_template: None,
+            headers_template: None,
+            idempotency_key: None,
+            do_not_retry: false,
+            should_interpolate_strings: false,
+        }],
     };
     // Its node stopped renewing the lease a while ago (crashed or restarted).
     t.app
@@ -508,6 +520,11 @@ async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() 
             .unwrap()
             .contains("stopped")
     );
+    crate::webhooks::wait_for("the orphan's webhook", || !got.lock().unwrap().is_empty()).await;
+    let told = got.lock().unwrap()[0].json();
+    assert_eq!(told["eventType"], "ACTOR.RUN.FAILED");
+    assert_eq!(told["resource"]["id"], "orphanrun");
+    assert_eq!(told["resource"]["status"], "FAILED", "{told}");
 }
 
 #[tokio::test]
@@ -889,8 +906,21 @@ async fn runs_are_listed_and_the_last_one_is_reachable_under_the_actor() {
     let (_, ended) = get_json(&t, &format!("{actor}/runs/last?waitForFinish=30")).await;
     assert_eq!(ended["data"]["status"], "ABORTED", "{ended}");
 
-    // Another workspace has no runs, and no last one.
+    // Another workspace has no runs, and no last one; each key is its own user.
+    let (_, me) = get_json(&t, "/v2/users/me").await;
+    assert_eq!(me["data"]["id"], t.workspace_id.as_str(), "{me}");
+    assert!(me["data"]["username"].is_string() && me["data"]["plan"]["id"].is_string());
     let (_, other) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let r = reqwest::Client::new()
+        .get(t.url(&format!("/v2/users/me?token={other}")))
+        .send()
+        .await
+        .unwrap();
+    let them: Value = r.json().await.unwrap();
+    assert!(
+        them["data"]["id"].is_string() && them["data"]["id"] != me["data"]["id"],
+        "{them}"
+    );
     let r = reqwest::Client::new()
         .get(t.url(&format!("/v2/actor-runs?token={other}")))
         .send()
@@ -1038,4 +1068,212 @@ async fn synchronous_runs_answer_with_items_or_apifys_errors() {
     assert_eq!(body["error"]["type"], "run-timeout-exceeded");
     let (_, last) = get_json(&t, "/v2/acts/apify~website-content-crawler/runs/last").await;
     assert_eq!(last["data"]["status"], "RUNNING", "{last}");
+}
+
+/// `webhooks` as Apify's clients send it: base64 of the JSON array.
+fn webhooks_param(hooks: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(hooks.to_string())
+}
+
+/// Apify's ad-hoc webhooks: each is told of the events it asked for, with Apify's
+/// default payload or its own template, headers from its template, through the
+/// outbox (a failing one with `doNotRetry` is tried once); bad ones are refused
+/// at the start with the field that is wrong.
+#[tokio::test]
+async fn ad_hoc_webhooks_hear_of_the_runs_start_and_end() {
+    use crate::webhooks::{loopback_allowed, receiver, wait_for};
+    let (plain, plain_got) = receiver(|_| 200).await;
+    let (custom, custom_got) = receiver(|_| 200).await;
+    let (failing, failing_got) = receiver(|_| 500).await;
+    let (never, never_got) = receiver(|_| 200).await;
+    let t = spawn_with(loopback_allowed).await;
+    let site = site().await;
+    let hooks = json!([
+        {"eventTypes": ["ACTOR.RUN.CREATED", "ACTOR.RUN.SUCCEEDED"],
+         "requestUrl": format!("http://127.0.0.1:{plain}/hook"),
+         "headersTemplate": "{\"X-Run\": {{resource.id}}}"},
+        {"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": format!("http://127.0.0.1:{custom}/hook"),
+         "payloadTemplate": "{\"ds\": {{resource.defaultDatasetId}}, \"msg\": \"run {{resource.id}} done\"}",
+         "shouldInterpolateStrings": true},
+        {"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": format!("http://127.0.0.1:{failing}/hook"),
+         "doNotRetry": true},
+        {"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": format!("http://127.0.0.1:{failing}/hook")},
+        {"eventTypes": ["ACTOR.RUN.FAILED", "ACTOR.RUN.ABORTED"], "requestUrl": format!("http://127.0.0.1:{never}/hook")},
+    ]);
+    let path = format!(
+        "/v2/acts/apify~website-content-crawler/runs?waitForFinish=60&webhooks={}",
+        webhooks_param(&hooks)
+    );
+    let r = apify(&t, Method::POST, &path)
+        .json(&json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlPages": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let run: Value = r.json().await.unwrap();
+    let run = &run["data"];
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    let id = run["id"].as_str().unwrap();
+    wait_for("the plain webhook's two events", || {
+        plain_got.lock().unwrap().len() >= 2
+    })
+    .await;
+    wait_for("the custom webhook", || {
+        !custom_got.lock().unwrap().is_empty()
+    })
+    .await;
+    wait_for("the failing webhooks' attempts", || {
+        failing_got.lock().unwrap().len() >= 2
+    })
+    .await;
+
+    let got = plain_got.lock().unwrap().clone();
+    let events: Vec<Value> = got.iter().map(|r| r.json()["eventType"].clone()).collect();
+    assert_eq!(events, ["ACTOR.RUN.CREATED", "ACTOR.RUN.SUCCEEDED"]);
+    let ended = got[1].json();
+    assert_eq!(ended["userId"], run["userId"]);
+    assert_eq!(ended["eventData"]["actorRunId"], id);
+    assert_eq!(ended["eventData"]["actorId"], "aYG0l9s7dbB7j3gbS");
+    assert_eq!(ended["resource"]["status"], "SUCCEEDED", "{ended}");
+    assert_eq!(
+        ended["resource"]["defaultDatasetId"],
+        run["defaultDatasetId"]
+    );
+    assert_eq!(ended["resource"]["stats"]["itemCount"], 2, "{ended}");
+    assert_eq!(got[0].json()["resource"]["status"], "READY");
+    for r in &got {
+        assert_eq!(r.header("x-run"), id, "the headers template");
+        assert_eq!(r.header("content-type"), "application/json");
+        assert!(r.header("x-apify-webhook-dispatch-id").starts_with(id));
+    }
+    let custom_body = custom_got.lock().unwrap()[0].json();
+    assert_eq!(
+        custom_body,
+        json!({"ds": run["defaultDatasetId"], "msg": format!("run {id} done")})
+    );
+
+    // Past the retry wait, the failing one that may be retried is sent again; the
+    // one with doNotRetry is not. The one for other events is never called.
+    t.clock.advance_ms(3_600_000);
+    wait_for("the retry", || failing_got.lock().unwrap().len() >= 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tries = |webhook: &str| {
+        let got = failing_got.lock().unwrap();
+        got.iter()
+            .filter(|r| r.header("x-apify-webhook") == webhook)
+            .count()
+    };
+    assert_eq!(
+        (tries(&format!("{id}.2")), tries(&format!("{id}.3"))),
+        (1, 2)
+    );
+    assert!(never_got.lock().unwrap().is_empty());
+
+    // An aborted run tells those that asked for it.
+    let slow_hooks = json!([{"eventTypes": ["ACTOR.RUN.ABORTED"], "requestUrl": format!("http://127.0.0.1:{never}/hook")}]);
+    let path = format!(
+        "/v2/acts/apify~website-content-crawler/runs?webhooks={}",
+        webhooks_param(&slow_hooks)
+    );
+    let slow: Value = apify(&t, Method::POST, &path)
+        .json(&json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slow = slow["data"]["id"].as_str().unwrap().to_owned();
+    apify(&t, Method::POST, &format!("/v2/actor-runs/{slow}/abort"))
+        .send()
+        .await
+        .unwrap();
+    wait_for("the abort's webhook", || {
+        !never_got.lock().unwrap().is_empty()
+    })
+    .await;
+    let aborted = never_got.lock().unwrap()[0].json();
+    assert_eq!(aborted["eventType"], "ACTOR.RUN.ABORTED");
+    assert_eq!(aborted["resource"]["id"], slow.as_str());
+    assert_eq!(aborted["resource"]["status"], "ABORTED");
+
+    // Bad webhooks: 400 naming the field, and no run starts.
+    let start = |param: String| {
+        apify(
+            &t,
+            Method::POST,
+            &format!("/v2/acts/apify~website-content-crawler/runs?webhooks={param}"),
+        )
+        .json(&json!({"startUrls": [format!("http://{site}/docs/")]}))
+        .send()
+    };
+    let (_, before) = get_json(&t, "/v2/actor-runs").await;
+    for (param, field) in [
+        ("bm90IGpzb24".to_owned(), "webhooks"),
+        (webhooks_param(&json!({"eventTypes": []})), "webhooks"),
+        (
+            webhooks_param(
+                &json!([{"eventTypes": ["ACTOR.RUN.DONE"], "requestUrl": "https://example.com/"}]),
+            ),
+            "webhooks[0].eventTypes",
+        ),
+        (
+            webhooks_param(
+                &json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "file:///etc/passwd"}]),
+            ),
+            "webhooks[0].requestUrl",
+        ),
+        (
+            webhooks_param(
+                &json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://example.com/", "payloadTemplate": "{{resource"}]),
+            ),
+            "webhooks[0].payloadTemplate",
+        ),
+    ] {
+        let (s, code, body) = outcome(start(param).await.unwrap()).await;
+        assert_eq!(
+            (s, code.as_deref()),
+            (400, Some("VALIDATION_INVALID_BODY")),
+            "{body}"
+        );
+        assert!(
+            body["error"]["details"].get(field).is_some(),
+            "{field}: {body}"
+        );
+    }
+    let (_, after) = get_json(&t, "/v2/actor-runs").await;
+    assert_eq!(before["data"]["total"], after["data"]["total"]);
+}
+
+/// A run webhook to a private address is refused at the start when the
+/// operator does not allow private networks (the SSRF guard's literal check).
+#[tokio::test]
+async fn a_run_webhook_to_a_private_address_is_refused() {
+    let t = spawn_with(|s| s.rate_limit.requests = 1_000_000).await;
+    let hooks = json!([{"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "http://169.254.169.254/latest/meta-data/"}]);
+    let r = apify(
+        &t,
+        Method::POST,
+        &format!(
+            "/v2/acts/apify~website-content-crawler/runs?webhooks={}",
+            webhooks_param(&hooks)
+        ),
+    )
+    .json(&json!({"startUrls": ["https://example.com/"]}))
+    .send()
+    .await
+    .unwrap();
+    let (s, code, body) = outcome(r).await;
+    assert_eq!(
+        (s, code.as_deref()),
+        (400, Some("VALIDATION_INVALID_BODY")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["details"]
+            .get("webhooks[0].requestUrl")
+            .is_some(),
+        "{body}"
+    );
 }

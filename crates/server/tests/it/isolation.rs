@@ -477,6 +477,11 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
+        "/v2/users/me",
+        "the caller's own workspace as Apify's user: checked by `runs_are_listed_and_the_last_one_is_reachable_under_the_actor`",
+    ),
+    (
+        "GET",
         "/v2/actor-runs",
         "lists the caller's own runs: checked by `runs_are_listed_and_the_last_one_is_reachable_under_the_actor`",
     ),

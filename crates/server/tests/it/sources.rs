@@ -1049,6 +1049,97 @@ async fn a_crawl_in_progress_shows_pages_fetched_of_pages_found() {
     assert_eq!(trained["metadata"]["children"]["included"], 3, "{trained}");
 }
 
+/// A website source waiting on a slow site does not hold the node's training
+/// slot: with one slot, another workspace's text trains while the crawl still
+/// waits for its page (website jobs fetch under their own slots, then embed in a
+/// training one).
+#[tokio::test]
+async fn a_slow_site_does_not_hold_up_another_workspaces_training() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = gate.clone();
+    let app = axum::Router::new()
+        .route(
+            "/docs/",
+            axum::routing::get(|| async {
+                axum::response::Html(html("Docs", "Guides for the kettle.", &["/docs/slow"]))
+            }),
+        )
+        .route(
+            "/docs/slow",
+            axum::routing::get(move || {
+                let gate = gate.clone();
+                async move {
+                    gate.notified().await;
+                    axum::response::Html(html("Slow", "Descale the kettle monthly.", &[]))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let t = spawn_knowledge(|s| {
+        s.crawler.allow_private_networks = true;
+        s.knowledge.training_concurrency = 1;
+    })
+    .await;
+    let agent = t.scripted_agent().await;
+    let (status, _, source) = post(
+        &t,
+        &format!("/api/v2/agents/{agent}/sources"),
+        json!({"type": "link", "url": format!("http://{site}/docs/"), "linkType": "crawl"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
+    let website = source["id"].as_str().unwrap().to_owned();
+    let fetching = || async {
+        let (_, _, jobs) = get(&t, &format!("/api/v2/agents/{agent}/training-jobs")).await;
+        jobs["data"][0]["stage"] == "fetching" && jobs["data"][0]["status"] == "running"
+    };
+    for _ in 0..300 {
+        if fetching().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fetching().await, "the crawl waits for the slow page");
+
+    // Another workspace's text trains meanwhile.
+    let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let other_agent = t.scripted_agent_for(&other_key).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(t.url(&format!("/api/v2/agents/{other_agent}/sources")))
+        .bearer_auth(&other_key)
+        .json(&json!({"type": "text", "name": "kettle", "content": "The kettle holds 1.7 litres."}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, text) = outcome(r).await;
+    assert_eq!(status, 201, "{text}");
+    let text = text["id"].as_str().unwrap().to_owned();
+    let mut trained = false;
+    for _ in 0..300 {
+        let r = client
+            .get(t.url(&format!("/api/v2/agents/{other_agent}/sources/{text}")))
+            .bearer_auth(&other_key)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        if body["status"] == "trained" {
+            trained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(trained, "the text trained while the crawl waited");
+    assert!(fetching().await, "the crawl is still waiting for its page");
+
+    // Once the page comes, the website trains in the slot.
+    release.notify_one();
+    wait_status(&t, &agent, &website, "trained").await;
+}
+
 #[tokio::test]
 async fn pdfs_linked_from_a_website_are_read_and_cited_with_their_url() {
     const PDF: &[u8] = include_bytes!("../../../service/tests/fixtures/kettle-manual.pdf");

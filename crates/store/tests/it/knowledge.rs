@@ -2,7 +2,7 @@ use agentbase_core::knowledge::{
     JobStatus, Source, SourceContent, SourceStatus, StoredChunk, TrainingJob,
 };
 use agentbase_core::{AgentStatus, Plan};
-use agentbase_store::TrainingSwitch;
+use agentbase_store::{JobKinds, TrainingSwitch};
 
 use crate::{agent, backends, workspace};
 
@@ -72,13 +72,13 @@ async fn generations_switch_atomically_and_a_failed_training_leaves_the_live_one
 
         // One running job per source; the claim is the node's.
         let j = s
-            .claim_job("node-a", 100, 30_000, 10)
+            .claim_job("node-a", 100, 30_000, (10, JobKinds::All))
             .await
             .unwrap()
             .unwrap();
         assert_eq!((j.id.as_str(), j.attempts), ("job1", 1));
         assert!(
-            s.claim_job("node-b", 100, 30_000, 10)
+            s.claim_job("node-b", 100, 30_000, (10, JobKinds::All))
                 .await
                 .unwrap()
                 .is_none()
@@ -135,7 +135,7 @@ async fn generations_switch_atomically_and_a_failed_training_leaves_the_live_one
             .await
             .unwrap();
         let j2 = s
-            .claim_job("node-a", 300, 30_000, 10)
+            .claim_job("node-a", 300, 30_000, (10, JobKinds::All))
             .await
             .unwrap()
             .unwrap();
@@ -193,18 +193,18 @@ async fn a_job_whose_node_died_is_taken_again_when_its_lease_runs_out() {
             .await
             .unwrap();
         let first = s
-            .claim_job("dies", 1_000, 30_000, 10)
+            .claim_job("dies", 1_000, 30_000, (10, JobKinds::All))
             .await
             .unwrap()
             .unwrap();
         assert!(
-            s.claim_job("survivor", 30_999, 30_000, 10)
+            s.claim_job("survivor", 30_999, 30_000, (10, JobKinds::All))
                 .await
                 .unwrap()
                 .is_none()
         );
         let again = s
-            .claim_job("survivor", 31_001, 30_000, 10)
+            .claim_job("survivor", 31_001, 30_000, (10, JobKinds::All))
             .await
             .unwrap()
             .unwrap();
@@ -249,7 +249,7 @@ async fn jobs_are_claimed_fairly_across_workspaces() {
         .await
         .unwrap();
         let claim = || async {
-            s.claim_job("node", 100, 30_000, 2)
+            s.claim_job("node", 100, 30_000, (2, JobKinds::All))
                 .await
                 .unwrap()
                 .map(|j| j.id)
@@ -260,5 +260,40 @@ async fn jobs_are_claimed_fairly_across_workspaces() {
         assert_eq!(claim().await.as_deref(), Some("job-busy1"), "{}", b.name);
         // The busy workspace now runs two, its allowance: its third job waits.
         assert_eq!(claim().await, None, "{}", b.name);
+    }
+}
+
+/// A claim takes website sources' jobs or the others' as asked, so a node can run
+/// them under separate slots (websites wait on their sites before they embed).
+#[tokio::test]
+async fn claims_take_website_jobs_or_the_others_as_asked() {
+    for b in backends().await {
+        let s = &b.store;
+        let w = workspace(Plan::Standard, 1);
+        s.insert_workspace(&w).await.unwrap();
+        let a = agent(&w.id, 1);
+        s.insert_agent(&a).await.unwrap();
+        let site = Source {
+            content: SourceContent::Link {
+                url: "https://example.com/".into(),
+                options: serde_json::from_value(serde_json::json!({"linkType": "crawl"})).unwrap(),
+            },
+            ..source(&a.id, "site", "")
+        };
+        s.insert_source(&site, "id-site", &job(&a.id, "site", "job-site", 10))
+            .await
+            .unwrap();
+        let text = source(&a.id, "text", "Refunds take five days.");
+        s.insert_source(&text, "id-text", &job(&a.id, "text", "job-text", 20))
+            .await
+            .unwrap();
+        let claim = |kinds| s.claim_job("node", 100, 30_000, (10, kinds));
+        let other = claim(JobKinds::Others).await.unwrap().unwrap();
+        assert_eq!(other.id, "job-text", "{}", b.name);
+        assert!(claim(JobKinds::Others).await.unwrap().is_none());
+        let website = claim(JobKinds::Websites).await.unwrap().unwrap();
+        assert_eq!(website.id, "job-site", "{}", b.name);
+        assert!(claim(JobKinds::All).await.unwrap().is_none());
+        b.finish().await;
     }
 }

@@ -6,6 +6,7 @@
 mod agents;
 mod chat;
 mod contacts;
+mod crawl_runs;
 mod dashboard;
 mod keys;
 mod knowledge;
