@@ -9,7 +9,8 @@ A small site is served on loopback (the server must allow private networks) and 
 Website Content Crawler is driven end to end, as the client's own docs show it:
 - actor("apify/website-content-crawler").call(): start, follow the run's log, wait;
 - dataset(...).list_items() with offset/limit/clean/fields/desc, paged to the end,
-  and iterate_items(); every page agrees with the whole;
+  and iterate_items(); every page agrees with the whole; flatten; CSV through
+  get_items_as_bytes() with and without its byte order mark;
 - run(...).get(), the run's log().get(), its default key-value store's INPUT (the
   input as sent) and OUTPUT (absent, as for this actor on Apify: get_record is None);
 - actor("apify~website-content-crawler").start() of a slow crawl, abort(), then
@@ -134,6 +135,17 @@ def run(args, checks, report):
     desc = dataset.list_items(limit=2, desc=True)
     checks.expect([i["url"] for i in desc.items] == [i["url"] for i in everything.items][::-1][:2] and desc.desc,
                   "desc returns the newest first")
+    flat = dataset.list_items(limit=1, flatten=["metadata"], fields=["url", "metadata.title"], skip_empty=True)
+    checks.expect(len(flat.items) == 1 and set(flat.items[0]) == {"url", "metadata.title"}
+                  and flat.items[0]["metadata.title"], "list_items(flatten=['metadata']) gives metadata.title",
+                  items=flat.items)
+    csv_bytes = dataset.get_items_as_bytes(item_format="csv", fields=["url"], bom=False, delimiter=";",
+                                           skip_header_row=True)
+    lines = csv_bytes.decode().splitlines()
+    checks.expect(len(lines) == PAGES and not csv_bytes.startswith(b"\xef\xbb\xbf") and lines[0].startswith("http"),
+                  "get_items_as_bytes(csv, bom=False, skip_header_row=True)", head=csv_bytes[:200])
+    checks.expect(dataset.get_items_as_bytes(item_format="csv", fields=["url"]).startswith(b"\xef\xbb\xbfurl"),
+                  "CSV starts with a byte order mark by default, as on Apify")
     iterated = list(dataset.iterate_items())
     checks.expect([i["url"] for i in iterated] == [i["url"] for i in everything.items], "iterate_items() yields every item")
     checks.expect(all(i.get("text") and i.get("metadata", {}).get("title") for i in iterated),

@@ -64,6 +64,8 @@ pub enum Rejection {
     TooManyFollowers,
     /// The workspace's key-value records hold as many bytes as its plan allows.
     StorageLimit,
+    /// The workspace's run datasets hold as many bytes as its plan allows.
+    DatasetStorageLimit,
     /// The workspace has as many agents as its plan allows.
     AgentLimit,
     /// Helpdesk: the statusId is not one of the agent's statuses.

@@ -177,6 +177,7 @@ fn rejection_status(r: Rejection) -> StatusCode {
         R::MessageNotAssistant
         | R::SourceSizeLimit
         | R::StorageLimit
+        | R::DatasetStorageLimit
         | R::TicketInvalidStatus
         | R::TicketTeamNotFound
         | R::TicketTeamMemberNotFound
@@ -202,7 +203,7 @@ fn rejection_code(r: Rejection) -> &'static str {
         R::ModelBusy => codes::CHAT_MODEL_BUSY,
         R::SourceDuplicate => codes::SOURCE_DUPLICATE,
         R::SourceSizeLimit => codes::SOURCE_SIZE_LIMIT_EXCEEDED,
-        R::StorageLimit => codes::STORAGE_LIMIT_EXCEEDED,
+        R::StorageLimit | R::DatasetStorageLimit => codes::STORAGE_LIMIT_EXCEEDED,
         R::AgentLimit => codes::AGENT_LIMIT_REACHED,
         R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
         R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
@@ -236,6 +237,9 @@ fn rejection_message(r: Rejection) -> &'static str {
         R::SourceSizeLimit => "Chatbot storage limit exceeded",
         R::StorageLimit => {
             "The workspace's key-value storage is full for its plan; delete records first"
+        }
+        R::DatasetStorageLimit => {
+            "The workspace's run datasets are full for its plan; delete runs it no longer needs (DELETE /v2/actor-runs/{runId})"
         }
         R::AgentLimit => "The workspace has as many agents as its plan allows",
         R::AgentNotTrained => {

@@ -352,7 +352,10 @@ fn apify_routes() -> Router<AppState> {
 fn apify_run_routes() -> Router<AppState> {
     use routes::apify;
     Router::new()
-        .route("/v2/actor-runs/{runId}", get(apify::get))
+        .route(
+            "/v2/actor-runs/{runId}",
+            get(apify::get).delete(apify::delete_run),
+        )
         .route("/v2/actor-runs/{runId}/abort", post(apify::abort))
         .route("/v2/actor-runs/{runId}/dataset", get(apify::run_dataset))
         .route(
@@ -372,7 +375,10 @@ fn apify_run_routes() -> Router<AppState> {
             "/v2/actor-runs/{runId}/key-value-store/records/{key}",
             get(apify::run_kv_record),
         )
-        .route("/v2/acts/{actorId}/runs/{runId}", get(apify::get))
+        .route(
+            "/v2/acts/{actorId}/runs/{runId}",
+            get(apify::get).delete(apify::delete_run),
+        )
         .route("/v2/acts/{actorId}/runs/{runId}/abort", post(apify::abort))
         .route(
             "/v2/acts/{actorId}/runs/{runId}/dataset",
@@ -395,7 +401,10 @@ fn apify_run_routes() -> Router<AppState> {
             "/v2/acts/{actorId}/runs/{runId}/key-value-store/records/{key}",
             get(apify::run_kv_record),
         )
-        .route("/v2/actors/{actorId}/runs/{runId}", get(apify::get))
+        .route(
+            "/v2/actors/{actorId}/runs/{runId}",
+            get(apify::get).delete(apify::delete_run),
+        )
         .route(
             "/v2/actors/{actorId}/runs/{runId}/abort",
             post(apify::abort),

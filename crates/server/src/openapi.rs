@@ -24,6 +24,7 @@ use crate::routes::{
         apify::start, apify::get, apify::abort, apify::items, apify::actor, apify::dataset, apify::log,
         apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record, apify::delete_kv_record,
         apify::runs, apify::actor_runs, apify::run_sync_items, apify::run_sync, apify::me,
+        apify::delete_run,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::deliveries, v1::get_leads, leads::export,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete,

@@ -167,7 +167,7 @@ impl CrawlRuns {
             .timeout_secs
             .unwrap_or(limits.timeout_secs)
             .clamp(1, limits.run_timeout_secs);
-        self.check_webhook_targets(&options.webhooks)?;
+        let quota = self.admit(p, &options.webhooks).await?;
         let notes = self.bound_run(p, &input, &parsed, &mut spec);
         if let Some(most) = options.max_items {
             // Apify's `maxItems`: the run returns at most this many items.
@@ -231,22 +231,30 @@ impl CrawlRuns {
         let id = run.id.clone();
         let dataset = run.dataset_id.clone();
         tokio::spawn(async move {
-            runs.execute_run(id.clone(), dataset, spec, timeout_secs, token)
+            runs.execute_run(id.clone(), (dataset, quota), spec, timeout_secs, token)
                 .await;
             runs.tokens.lock().expect("crawl tokens").remove(&id);
         });
         Ok(run)
     }
 
-    /// Refuses run webhooks to targets the SSRF guard would refuse before
-    /// resolving them.
-    fn check_webhook_targets(&self, hooks: &[RunWebhook]) -> Result<()> {
+    /// Whether a run may start: its webhooks' targets pass the SSRF guard's check
+    /// before resolving, and the workspace's datasets are below the plan's limit.
+    /// What its writer may add to them.
+    async fn admit(&self, p: &Principal, hooks: &[RunWebhook]) -> Result<DatasetQuota> {
         let private = self.settings.crawler.allow_private_networks;
         for (i, hook) in hooks.iter().enumerate() {
             agentbase_crawler::check_target(&hook.request_url, private)
                 .map_err(|m| Error::invalid(format!("webhooks[{i}].requestUrl"), m))?;
         }
-        Ok(())
+        let limit = (self.settings.crawler.dataset_storage_limits).get_i64(p.plan);
+        if self.store.dataset_bytes(&p.workspace_id).await? >= limit {
+            return Err(Error::Rejected(Rejection::DatasetStorageLimit));
+        }
+        Ok(DatasetQuota {
+            workspace_id: p.workspace_id.clone(),
+            limit,
+        })
     }
 
     /// Bounds a run's spec by the plan and the server (a lower figure in the input
@@ -292,7 +300,7 @@ impl CrawlRuns {
     async fn execute_run(
         &self,
         id: String,
-        dataset: String,
+        (dataset, quota): (String, DatasetQuota),
         spec: CrawlSpec,
         timeout_secs: u64,
         token: CancellationToken,
@@ -318,8 +326,14 @@ impl CrawlRuns {
         // The crawler's sink is synchronous: events go through a channel to a task
         // that writes them.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let mut writer =
-            RunWriter::new(self.store.clone(), self.clock.clone(), id.clone(), dataset).await;
+        let quota = (quota, token.clone());
+        let mut writer = RunWriter::new(
+            self.store.clone(),
+            self.clock.clone(),
+            (id.clone(), dataset),
+            quota,
+        )
+        .await;
         let writer = tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 writer.on_event(event, rx.is_empty()).await;
@@ -585,6 +599,23 @@ impl CrawlRuns {
             .await
     }
 
+    /// `DELETE /v2/actor-runs/{runId}`: an ended run goes with its dataset, log and
+    /// key-value store (how a workspace at its dataset limit makes room). A run
+    /// still going is a conflict: abort it first.
+    pub async fn delete_run(&self, p: &Principal, id: &str) -> Result<()> {
+        let run = self.run(p, id, Duration::ZERO).await?;
+        if !run.status.is_terminal() {
+            return Err(Error::Conflict(
+                "the run has not ended; abort it first".into(),
+            ));
+        }
+        if self.store.delete_run(&p.workspace_id, &run.id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::Run))
+        }
+    }
+
     /// Deletes a record of a run's key-value store (`DELETE …/records/{key}`);
     /// false when there was none.
     pub async fn delete_kv_record(&self, p: &Principal, store_id: &str, key: &str) -> Result<bool> {
@@ -645,14 +676,28 @@ fn run_outcome(
     }
 }
 
+/// What a run's items may add to its workspace's datasets.
+struct DatasetQuota {
+    workspace_id: String,
+    /// Bytes all the workspace's datasets may hold.
+    limit: i64,
+}
+
 /// Writes a run's crawl events: items to its dataset and lines to its log, in
-/// batches, and its progress (renewing the run's lease) after each event.
+/// batches, and its progress (renewing the run's lease) after each event. A batch
+/// that would take the workspace's datasets past their limit is not written: the
+/// crawl is stopped and the run fails, saying why.
 struct RunWriter {
     store: Store,
     clock: Arc<dyn Clock>,
     run_id: String,
     dataset: String,
-    batch: Vec<Value>,
+    quota: DatasetQuota,
+    /// Cancels the crawl when the datasets are full.
+    stop: CancellationToken,
+    full: bool,
+    /// Items encoded as JSON, not written yet.
+    batch: Vec<String>,
     log: Vec<String>,
     /// Items written, log lines written.
     written: i64,
@@ -668,8 +713,8 @@ impl RunWriter {
     async fn new(
         store: Store,
         clock: Arc<dyn Clock>,
-        run_id: String,
-        dataset: String,
+        (run_id, dataset): (String, String),
+        (quota, stop): (DatasetQuota, CancellationToken),
     ) -> RunWriter {
         let logged = store
             .log_lines(&run_id, 0)
@@ -680,6 +725,9 @@ impl RunWriter {
             clock,
             run_id,
             dataset,
+            quota,
+            stop,
+            full: false,
             batch: Vec::new(),
             log: Vec::new(),
             written: 0,
@@ -700,7 +748,7 @@ impl RunWriter {
                     "INFO",
                     &format!("Crawled {} (depth {})", item.url, item.crawl.depth),
                 ));
-                match serde_json::to_value(&*item) {
+                match serde_json::to_string(&*item) {
                     Ok(v) => self.batch.push(v),
                     Err(e) => self.error = Some(format!("an item could not be encoded: {e}")),
                 }
@@ -752,6 +800,26 @@ impl RunWriter {
     }
 
     async fn write_items(&mut self) {
+        if self.full {
+            // What comes after the datasets filled is dropped.
+            self.batch.clear();
+            return;
+        }
+        let bytes: i64 = self.batch.iter().map(|i| i.len() as i64).sum();
+        let used = self.store.dataset_bytes(&self.quota.workspace_id).await;
+        if let Ok(used) = used
+            && used + bytes > self.quota.limit
+        {
+            self.error = Some(format!(
+                "the workspace's run datasets would pass the plan's limit of {} bytes, so the \
+                 crawl stopped; delete runs it no longer needs (DELETE /v2/actor-runs/{{runId}})",
+                self.quota.limit
+            ));
+            self.full = true;
+            self.stop.cancel();
+            self.batch.clear();
+            return;
+        }
         if let Err(e) = self
             .store
             .append_items(&self.dataset, self.written, &self.batch)

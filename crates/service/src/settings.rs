@@ -311,6 +311,9 @@ pub struct CrawlerConfig {
     /// Bytes of key-value records (written through the Apify API) all of a
     /// workspace's runs may hold, by plan.
     pub kv_storage_limits: PlanLimits,
+    /// Bytes of dataset items all of a workspace's runs may hold, by plan: a run
+    /// that would write past it stops and fails, and none starts at the limit.
+    pub dataset_storage_limits: PlanLimits,
 }
 
 /// Where and under which limits uploaded and crawled documents are parsed.
@@ -592,6 +595,13 @@ impl Default for CrawlerConfig {
                 standard: 1_000_000_000,
                 pro: 5_000_000_000,
                 enterprise: 20_000_000_000,
+            },
+            dataset_storage_limits: PlanLimits {
+                free: 100_000_000,
+                hobby: 500_000_000,
+                standard: 2_000_000_000,
+                pro: 10_000_000_000,
+                enterprise: 50_000_000_000,
             },
         }
     }

@@ -356,23 +356,79 @@ impl Store {
     }
 
     /// Appends items to a dataset, numbered from `first_seq`.
+    /// The items are written as JSON text; their bytes count towards the run's
+    /// `dataset_bytes` in the same transaction.
     pub async fn append_items(
         &self,
         dataset_id: &str,
         first_seq: i64,
-        items: &[serde_json::Value],
+        items: &[String],
     ) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         for (i, item) in items.iter().enumerate() {
             sqlx::query("INSERT INTO dataset_items (dataset_id, seq, item) VALUES ($1, $2, $3)")
                 .bind(dataset_id)
                 .bind(first_seq + i as i64)
-                .bind(json_text(item))
+                .bind(item)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
         }
+        let bytes: i64 = items.iter().map(|i| i.len() as i64).sum();
+        sqlx::query(
+            "UPDATE crawl_runs SET dataset_bytes = dataset_bytes + $1 WHERE dataset_id = $2",
+        )
+        .bind(bytes)
+        .bind(dataset_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
+    }
+
+    /// Bytes of dataset items all of a workspace's runs hold.
+    pub async fn dataset_bytes(&self, workspace_id: &str) -> Result<i64> {
+        sqlx::query(
+            "SELECT COALESCE(SUM(dataset_bytes), 0) AS n FROM crawl_runs WHERE workspace_id = $1",
+        )
+        .bind(workspace_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?
+        .try_get("n")
+        .map_err(db_err)
+    }
+
+    /// Deletes an ended run of the workspace with its dataset, log and key-value
+    /// store; `false` when it has no such run that has ended.
+    pub async fn delete_run(&self, workspace_id: &str, id: &str) -> Result<bool> {
+        let Some(run) = self.run(workspace_id, id).await? else {
+            return Ok(false);
+        };
+        if !run.status.is_terminal() {
+            return Ok(false);
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        for (sql, key) in [
+            (
+                "DELETE FROM dataset_items WHERE dataset_id = $1",
+                &run.dataset_id,
+            ),
+            ("DELETE FROM crawl_run_log WHERE run_id = $1", &run.id),
+            (
+                "DELETE FROM kv_records WHERE store_id = $1",
+                &run.kv_store_id,
+            ),
+            ("DELETE FROM crawl_runs WHERE id = $1", &run.id),
+        ] {
+            sqlx::query(sql)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     /// A page of a dataset in insertion order (or reversed) and the dataset's size.

@@ -89,6 +89,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "run_webhooks",
         include_str!("../migrations/0019_run_webhooks.sql"),
     ),
+    (
+        20,
+        "dataset_sizes",
+        include_str!("../migrations/0020_dataset_sizes.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

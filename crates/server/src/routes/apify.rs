@@ -3,7 +3,6 @@
 //! `waitForFinish`), abort it, read its dataset. The API key is accepted as Apify's
 //! `token` query parameter or as a Bearer header (`layers::apify_token`).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use agentbase_api_types::{apify, codes};
@@ -18,12 +17,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::dto::apify::{actor_dto, dataset_dto, kv_keys_dto, kv_store_dto, run_dto};
 use crate::error::ApiError;
 use crate::extract::{QueryMap, RawBody, parse_json};
+use crate::routes::dataset_items::{self, ItemsQuery, truthy};
 
 /// An Apify object in its `{"data": …}` envelope.
 fn data<T: serde::Serialize>(object: T) -> Response {
@@ -245,6 +245,20 @@ pub async fn get(
     Ok(run_response(StatusCode::OK, &run))
 }
 
+#[utoipa::path(delete, path = "/v2/actor-runs/{runId}", tag = "apify",
+    description = "Apify-compatible (also under /v2/acts/{actorId}/runs/...): deletes an ended run with its dataset, log and key-value store (how a workspace at its dataset storage limit makes room); a run still going is 409 (abort it first).",
+    params(("runId" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = agentbase_api_types::ErrorResponse),
+              (status = 409, body = agentbase_api_types::ErrorResponse)))]
+pub async fn delete_run(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RunRef(run_id): RunRef,
+) -> Result<Response, ApiError> {
+    state.app.crawl_runs().delete_run(&p, &run_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[utoipa::path(post, path = "/v2/actor-runs/{runId}/abort", tag = "apify",
     description = "Apify-compatible: aborts the run (ABORTING, then ABORTED).",
     params(("runId" = String, Path)),
@@ -258,208 +272,18 @@ pub async fn abort(
     Ok(run_response(StatusCode::OK, &run))
 }
 
-/// What a dataset request asks for: `format`, `offset`, `limit`, `desc`, `clean`
-/// (or `skipHidden`), `fields` and `omit`.
-pub struct ItemsQuery {
-    format: String,
-    offset: i64,
-    limit: Option<i64>,
-    desc: bool,
-    clean: bool,
-    fields: Option<Vec<String>>,
-    omit: Vec<String>,
-}
-
-fn truthy(v: Option<&str>) -> bool {
-    matches!(v, Some("1" | "true" | "yes"))
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ItemsQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
-        items_query(&q)
-    }
-}
-
-fn items_query(q: &QueryMap) -> Result<ItemsQuery, ApiError> {
-    let mut details = BTreeMap::new();
-    let format = q.get("format").unwrap_or("json").to_ascii_lowercase();
-    if !matches!(format.as_str(), "json" | "jsonl" | "csv") {
-        details.insert("format".into(), "json, jsonl or csv".into());
-    }
-    let mut int = |key: &str| match q.get(key) {
-        None => None,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => Some(n),
-            _ => {
-                details.insert(key.into(), "must be a non-negative integer".into());
-                None
-            }
-        },
-    };
-    let offset = int("offset").unwrap_or(0);
-    let limit = int("limit");
-    if !details.is_empty() {
-        return Err(ApiError::invalid_body(details));
-    }
-    let list = |key: &str| {
-        q.get(key).map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-        })
-    };
-    Ok(ItemsQuery {
-        format,
-        offset,
-        limit,
-        desc: truthy(q.get("desc")),
-        clean: truthy(q.get("clean")) || truthy(q.get("skipHidden")),
-        fields: list("fields"),
-        omit: list("omit").unwrap_or_default(),
-    })
-}
-
-/// Applies `clean` (hidden `#fields` and empty items dropped), `fields` and `omit`.
-fn shape(items: Vec<Value>, q: &ItemsQuery) -> Vec<Value> {
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let Value::Object(mut map) = item else {
-                return Some(item);
-            };
-            if q.clean {
-                map.retain(|k, _| !k.starts_with('#'));
-                if map.is_empty() {
-                    return None;
-                }
-            }
-            if let Some(fields) = &q.fields {
-                let mut picked = Map::new();
-                for f in fields {
-                    if let Some(v) = map.remove(f) {
-                        picked.insert(f.clone(), v);
-                    }
-                }
-                map = picked;
-            }
-            for f in &q.omit {
-                map.remove(f);
-            }
-            Some(Value::Object(map))
-        })
-        .collect()
-}
-
-/// Nested objects flattened to `a/b` columns, as Apify's CSV export does. Text
-/// cells are made safe for spreadsheets (see [`spreadsheet_safe`]).
-fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}/{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        Value::Array(a) => {
-            for (i, v) in a.iter().enumerate() {
-                flatten(&format!("{prefix}/{i}"), v, out);
-            }
-        }
-        Value::Null => out.push((prefix.to_owned(), String::new())),
-        Value::String(s) => out.push((prefix.to_owned(), spreadsheet_safe(s))),
-        other => out.push((prefix.to_owned(), other.to_string())),
-    }
-}
-
-/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
-/// tab or carriage return before one) gets a leading `'`, as OWASP advises; crawled
-/// pages are anyone's text.
-pub(crate) fn spreadsheet_safe(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    }
-}
-
-pub(crate) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Columns of one CSV export; the rest of an item's fields are left out.
-const MAX_CSV_COLUMNS: usize = 2_000;
-
-/// CSV with a header row; with `fields`, columns follow their order. Linear in
-/// the number of cells.
-fn to_csv(items: &[Value], fields: Option<&[String]>) -> String {
-    let rows: Vec<Vec<(String, String)>> = items
-        .iter()
-        .map(|i| {
-            let mut row = Vec::new();
-            flatten("", i, &mut row);
-            row
-        })
-        .collect();
-    let mut columns: Vec<String> = Vec::new();
-    let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for row in &rows {
-        for (k, _) in row {
-            if columns.len() < MAX_CSV_COLUMNS && known.insert(k.as_str()) {
-                columns.push(k.clone());
-            }
-        }
-    }
-    if let Some(fields) = fields {
-        let rank = |c: &String| {
-            let top = c.split('/').next().unwrap_or("");
-            fields.iter().position(|f| f == top).unwrap_or(usize::MAX)
-        };
-        columns.sort_by_key(rank);
-    }
-    let index: std::collections::HashMap<&str, usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
-    let mut out = columns
-        .iter()
-        .map(|c| csv_field(c))
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
-    let mut cells = vec![String::new(); columns.len()];
-    for row in &rows {
-        cells.iter_mut().for_each(String::clear);
-        for (k, v) in row {
-            if let Some(&i) = index.get(k.as_str()) {
-                cells[i] = csv_field(v);
-            }
-        }
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
-}
-
 #[utoipa::path(get, path = "/v2/datasets/{datasetId}/items", tag = "apify",
-    description = "Apify-compatible: dataset items (also at /v2/actor-runs/{runId}/dataset/items), with format json|jsonl|csv, offset, limit, clean, fields, omit, desc and X-Apify-Pagination-* headers.",
+    description = "Apify-compatible: dataset items (also at /v2/actor-runs/{runId}/dataset/items), with format json|jsonl|csv, offset, limit, clean, skipHidden, skipEmpty, fields, omit, unwind, flatten, desc, attachment, and for CSV bom (on by default, as Apify), delimiter and skipHeaderRow; X-Apify-Pagination-* headers.",
     params(("datasetId" = String, Path), ("format" = Option<String>, Query), ("offset" = Option<u64>, Query),
            ("limit" = Option<u64>, Query),
            ("clean" = Option<String>, Query, description = "`1`, `true` or `yes` drop hidden fields and empty items; any other value does not (as Apify)"),
+           ("skipHidden" = Option<String>, Query), ("skipEmpty" = Option<String>, Query),
            ("fields" = Option<String>, Query), ("omit" = Option<String>, Query),
-           ("desc" = Option<String>, Query, description = "`1`, `true` or `yes` for newest first; any other value does not (as Apify)")),
+           ("unwind" = Option<String>, Query, description = "comma-separated fields: an array makes a record per element, an object is merged into the item"),
+           ("flatten" = Option<String>, Query, description = "comma-separated fields whose nested objects become `field.key` fields"),
+           ("desc" = Option<String>, Query, description = "`1`, `true` or `yes` for newest first; any other value does not (as Apify)"),
+           ("attachment" = Option<String>, Query), ("bom" = Option<String>, Query),
+           ("delimiter" = Option<String>, Query, description = "CSV: one character"), ("skipHeaderRow" = Option<String>, Query)),
     responses((status = 200, description = "The items"), (status = 400, body = agentbase_api_types::ErrorResponse),
               (status = 404, body = agentbase_api_types::ErrorResponse)))]
 pub async fn items(
@@ -474,71 +298,7 @@ pub async fn items(
         .crawl_runs()
         .dataset_items(&p, &id, offset, limit, desc);
     let (raw, total) = read.await?;
-    let count = raw.len();
-    let (content_type, body) = encode_items(shape(raw, &query), &query);
-    let mut res = (StatusCode::OK, body).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    pagination_headers(res.headers_mut(), &query, count, total);
-    Ok(res)
-}
-
-/// Dataset items in the query's format: JSON (an array), JSONL or CSV.
-fn encode_items(items: Vec<Value>, query: &ItemsQuery) -> (&'static str, String) {
-    let fields = query.fields.as_deref();
-    match query.format.as_str() {
-        "jsonl" => (
-            "application/jsonl; charset=utf-8",
-            items
-                .iter()
-                .map(|i| format!("{}\n", item_json(i, fields)))
-                .collect::<String>(),
-        ),
-        "csv" => ("text/csv; charset=utf-8", to_csv(&items, fields)),
-        _ => {
-            let items: Vec<String> = items.iter().map(|i| item_json(i, fields)).collect();
-            (
-                "application/json; charset=utf-8",
-                format!("[{}]", items.join(",")),
-            )
-        }
-    }
-}
-
-/// An item as JSON; with `fields`, its fields in their order there, as Apify
-/// writes them ("you can use this feature to effectively fix the output format").
-fn item_json(item: &Value, fields: Option<&[String]>) -> String {
-    let (Some(fields), Value::Object(map)) = (fields, item) else {
-        return item.to_string();
-    };
-    let members: Vec<String> = fields
-        .iter()
-        .filter_map(|f| {
-            map.get(f)
-                .map(|v| format!("{}:{v}", Value::from(f.as_str())))
-        })
-        .collect();
-    format!("{{{}}}", members.join(","))
-}
-
-/// Apify's `x-apify-pagination-*` headers of a dataset read.
-fn pagination_headers(h: &mut HeaderMap, query: &ItemsQuery, count: usize, total: i64) {
-    let limit = query
-        .limit
-        .map_or(total.max(0), |l| l)
-        .min(agentbase_service::crawl_runs::MAX_ITEMS_PER_READ);
-    h.insert(
-        "x-apify-pagination-desc",
-        HeaderValue::from_static(if query.desc { "true" } else { "false" }),
-    );
-    for (name, value) in [
-        ("x-apify-pagination-offset", query.offset),
-        ("x-apify-pagination-limit", limit),
-        ("x-apify-pagination-count", count as i64),
-        ("x-apify-pagination-total", total),
-    ] {
-        h.insert(name, HeaderValue::from(value));
-    }
+    Ok(dataset_items::respond(raw, total, &query, &id))
 }
 
 /// `GET /v2/actor-runs/{runId}/dataset/items`: the run's dataset.
@@ -1067,71 +827,6 @@ mod tests {
     use agentbase_core::time_fmt::iso8601;
 
     use super::*;
-
-    #[test]
-    fn csv_flattens_nested_fields_into_slash_columns_and_quotes() {
-        let items = vec![
-            json!({"url": "https://a", "crawl": {"depth": 0}, "text": "x, \"y\""}),
-            json!({"url": "https://b", "crawl": {"depth": 1}, "metadata": {"title": null}}),
-        ];
-        assert_eq!(
-            to_csv(&items, None),
-            "crawl/depth,text,url,metadata/title\n0,\"x, \"\"y\"\"\",https://a,\n1,,https://b,\n"
-        );
-        let fields = ["url".to_owned(), "crawl".to_owned()];
-        assert!(to_csv(&items, Some(&fields)).starts_with("url,crawl/depth,"));
-    }
-
-    #[test]
-    fn csv_cells_cannot_become_formulas_and_wide_items_stay_linear() {
-        let items = vec![
-            json!({"title": "=HYPERLINK(\"http://x\")", "a": "+1", "b": "-2", "c": "@SUM(A1)", "d": -3, "e": "fine"}),
-        ];
-        let csv = to_csv(&items, None);
-        let row = csv.lines().nth(1).unwrap();
-        assert_eq!(
-            row,
-            "'+1,'-2,'@SUM(A1),-3,fine,\"'=HYPERLINK(\"\"http://x\"\")\""
-        );
-        // 100,000 fields in one item: the export is capped and quick.
-        let wide: Map<String, Value> = (0..100_000).map(|i| (format!("k{i}"), json!(i))).collect();
-        let started = std::time::Instant::now();
-        let csv = to_csv(&[Value::Object(wide)], None);
-        assert!(started.elapsed().as_secs() < 5);
-        assert_eq!(
-            csv.lines().next().unwrap().split(',').count(),
-            MAX_CSV_COLUMNS
-        );
-    }
-
-    #[test]
-    fn clean_fields_and_omit_shape_items() {
-        let q = |clean, fields: Option<Vec<&str>>, omit: Vec<&str>| ItemsQuery {
-            format: "json".into(),
-            offset: 0,
-            limit: None,
-            desc: false,
-            clean,
-            fields: fields.map(|f| f.into_iter().map(String::from).collect()),
-            omit: omit.into_iter().map(String::from).collect(),
-        };
-        let items = vec![
-            json!({"#debug": 1, "url": "u", "text": "t"}),
-            json!({"#only": 2}),
-        ];
-        assert_eq!(
-            shape(items.clone(), &q(true, None, vec![])),
-            vec![json!({"url": "u", "text": "t"})]
-        );
-        assert_eq!(
-            shape(items.clone(), &q(false, Some(vec!["url"]), vec![])),
-            vec![json!({"url": "u"}), json!({})]
-        );
-        assert_eq!(
-            shape(items, &q(true, None, vec!["text"])),
-            vec![json!({"url": "u"})]
-        );
-    }
 
     /// The typed objects serialise byte for byte as the `json!` maps they replace.
     #[tokio::test]

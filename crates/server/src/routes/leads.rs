@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::DateWindow;
-use crate::routes::apify::{csv_field, spreadsheet_safe};
+use crate::routes::dataset_items::{csv_field, spreadsheet_safe};
 
 const COLUMNS: [&str; 6] = [
     "id",

@@ -5,6 +5,7 @@ pub mod apify;
 pub mod chat;
 pub mod contacts;
 pub mod conversations;
+pub mod dataset_items;
 pub mod helpdesk;
 pub mod leads;
 pub mod sources;

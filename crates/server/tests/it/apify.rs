@@ -253,6 +253,8 @@ async fn a_run_crawls_the_site_and_its_dataset_reads_like_apifys() {
             .starts_with("text/csv")
     );
     let csv = r.text().await.unwrap();
+    // Apify writes CSV with a byte order mark unless `bom=0`.
+    let csv = csv.strip_prefix('\u{feff}').expect("a byte order mark");
     let header = csv.lines().next().unwrap();
     assert!(header.starts_with("url,crawl/"), "{header}");
     assert!(header.contains("crawl/loadedUrl") && header.contains("crawl/httpStatusCode"));
@@ -974,16 +976,26 @@ async fn synchronous_runs_answer_with_items_or_apifys_errors() {
     assert!(text.starts_with(r#"[{"url":"#), "{text}");
     assert_eq!(text.matches(r#"},{"url":"#).count(), 1, "{text}");
     let r = sync(
-        "run-sync-get-dataset-items?format=csv&maxItems=1&fields=url",
+        "run-sync-get-dataset-items?format=csv&maxItems=1&fields=url,crawl&bom=0&delimiter=%3B&skipHeaderRow=1&attachment=1",
         &docs,
     )
     .await
     .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(
-        r.text().await.unwrap(),
-        format!("url\nhttp://{site}/docs/\n")
+    let disposition = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"dataset_"),
+        "{disposition}"
     );
+    let csv = r.text().await.unwrap();
+    assert!(
+        csv.starts_with(&format!("http://{site}/docs/;0;200;")),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1, "no header row: {csv}");
 
     // run-sync answers with the OUTPUT record, which the crawler does not write,
     // or the one `outputRecordKey` names.
@@ -1276,4 +1288,130 @@ async fn a_run_webhook_to_a_private_address_is_refused() {
             .is_some(),
         "{body}"
     );
+}
+
+/// Run datasets are bounded per workspace by plan: no run starts once they are at
+/// the limit (422), a run that would write past it stops and fails saying why, and
+/// deleting ended runs makes room (a run still going cannot be deleted).
+#[tokio::test]
+async fn dataset_storage_is_bounded_per_workspace_and_deleting_runs_makes_room() {
+    let t = spawn_with(|s| {
+        s.crawler.allow_private_networks = true;
+        s.rate_limit.requests = 1_000_000;
+        s.crawler.dataset_storage_limits.standard = 10_000_000;
+        s.crawler.dataset_storage_limits.pro = 1_500;
+    })
+    .await;
+    let site = site().await;
+    let docs = json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlDepth": 3});
+    let first = start_run(&t, docs.clone()).await;
+    let first = first["data"]["id"].as_str().unwrap().to_owned();
+    let (_, done) = get_json(&t, &format!("/v2/actor-runs/{first}?waitForFinish=60")).await;
+    assert_eq!(
+        (&done["data"]["status"], &done["data"]["stats"]["itemCount"]),
+        (&json!("SUCCEEDED"), &json!(3)),
+        "{done}"
+    );
+
+    // On a plan whose limit the datasets already pass, no run starts.
+    let accounts = t.app.accounts();
+    accounts
+        .set_plan(&t.workspace_id, agentbase_core::Plan::Pro)
+        .await
+        .unwrap();
+    let start = || {
+        apify(
+            &t,
+            Method::POST,
+            "/v2/acts/apify~website-content-crawler/runs",
+        )
+        .json(&docs)
+        .send()
+    };
+    let (s, code, body) = outcome(start().await.unwrap()).await;
+    assert_eq!(
+        (s, code.as_deref()),
+        (422, Some("STORAGE_LIMIT_EXCEEDED")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE /v2/actor-runs"),
+        "{body}"
+    );
+
+    // A run still going cannot be deleted; an ended one goes with its storages.
+    accounts
+        .set_plan(&t.workspace_id, agentbase_core::Plan::Standard)
+        .await
+        .unwrap();
+    let slow = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}),
+    )
+    .await;
+    let slow = slow["data"]["id"].as_str().unwrap().to_owned();
+    let r = apify(&t, Method::DELETE, &format!("/v2/actor-runs/{slow}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.0, 409);
+    apify(&t, Method::POST, &format!("/v2/actor-runs/{slow}/abort"))
+        .send()
+        .await
+        .unwrap();
+    let (_, ended) = get_json(&t, &format!("/v2/actor-runs/{slow}?waitForFinish=30")).await;
+    assert_eq!(ended["data"]["status"], "ABORTED");
+    for id in [&first, &slow] {
+        let r = apify(&t, Method::DELETE, &format!("/v2/actor-runs/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let dataset = done["data"]["defaultDatasetId"].as_str().unwrap();
+    for path in [
+        format!("/v2/actor-runs/{first}"),
+        format!("/v2/datasets/{dataset}/items"),
+        format!("/v2/actor-runs/{first}/log"),
+        format!("/v2/actor-runs/{first}/key-value-store/records/INPUT"),
+    ] {
+        let r = apify(&t, Method::GET, &path).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path} is gone");
+    }
+    let r = apify(&t, Method::DELETE, &format!("/v2/actor-runs/{first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(r).await.0, 404);
+
+    // With room again, a run starts; one that would write past the limit stops
+    // and fails, saying why.
+    accounts
+        .set_plan(&t.workspace_id, agentbase_core::Plan::Pro)
+        .await
+        .unwrap();
+    let bounded = start_run(&t, docs).await;
+    let bounded = bounded["data"]["id"].as_str().unwrap().to_owned();
+    let (_, failed) = get_json(&t, &format!("/v2/actor-runs/{bounded}?waitForFinish=60")).await;
+    let run = &failed["data"];
+    assert_eq!(run["status"], "FAILED", "{failed}");
+    assert!(
+        run["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 1500 bytes"),
+        "{failed}"
+    );
+    assert!(run["stats"]["itemCount"].as_i64().unwrap() < 3, "{failed}");
+    let (_, items) = get_json(&t, &format!("/v2/actor-runs/{bounded}/dataset/items")).await;
+    let written: usize = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.to_string().len())
+        .sum();
+    assert!(written <= 1_500, "{written} bytes kept");
 }

@@ -292,6 +292,9 @@ const API: &[Endpoint] = &[
     (Method::POST, "/v2/acts/{act}/runs/{r}/abort", None),
     (Method::POST, "/v2/actors/{act}/runs/{r}/abort", None),
     (Method::POST, "/v2/actor-runs/{r}/abort", None),
+    (Method::DELETE, "/v2/acts/{act}/runs/{r}", None),
+    (Method::DELETE, "/v2/actors/{act}/runs/{r}", None),
+    (Method::DELETE, "/v2/actor-runs/{r}", None),
     // The helpdesk (`{t}` a ticket number) and the handoff.
     (
         Method::GET,
