@@ -167,7 +167,7 @@ impl CrawlRuns {
             .timeout_secs
             .unwrap_or(limits.timeout_secs)
             .clamp(1, limits.run_timeout_secs);
-        let quota = self.admit(p, &options.webhooks).await?;
+        let quota = self.admit(p, &options.webhooks, &input).await?;
         let notes = self.bound_run(p, &input, &parsed, &mut spec);
         if let Some(most) = options.max_items {
             // Apify's `maxItems`: the run returns at most this many items.
@@ -239,13 +239,26 @@ impl CrawlRuns {
     }
 
     /// Whether a run may start: its webhooks' targets pass the SSRF guard's check
-    /// before resolving, and the workspace's datasets are below the plan's limit.
+    /// before resolving, its input (kept as the `INPUT` record) fits the
+    /// workspace's key-value storage, and its datasets are below the plan's limit.
     /// What its writer may add to them.
-    async fn admit(&self, p: &Principal, hooks: &[RunWebhook]) -> Result<DatasetQuota> {
+    async fn admit(
+        &self,
+        p: &Principal,
+        hooks: &[RunWebhook],
+        input: &Value,
+    ) -> Result<DatasetQuota> {
         let private = self.settings.crawler.allow_private_networks;
         for (i, hook) in hooks.iter().enumerate() {
             agentbase_crawler::check_target(&hook.request_url, private)
                 .map_err(|m| Error::invalid(format!("webhooks[{i}].requestUrl"), m))?;
+        }
+        let records = (self.store)
+            .workspace_kv_bytes(&p.workspace_id, ("", ""))
+            .await?;
+        let kv_limit = self.settings.crawler.kv_storage_limits.get_i64(p.plan);
+        if records.saturating_add(input.to_string().len() as i64) > kv_limit {
+            return Err(Error::Rejected(Rejection::StorageLimit));
         }
         let limit = (self.settings.crawler.dataset_storage_limits).get_i64(p.plan);
         if self.store.dataset_bytes(&p.workspace_id).await? >= limit {

@@ -389,7 +389,8 @@ impl Store {
     /// Bytes of dataset items all of a workspace's runs hold.
     pub async fn dataset_bytes(&self, workspace_id: &str) -> Result<i64> {
         sqlx::query(
-            "SELECT COALESCE(SUM(dataset_bytes), 0) AS n FROM crawl_runs WHERE workspace_id = $1",
+            "SELECT CAST(COALESCE(SUM(dataset_bytes), 0) AS BIGINT) AS n FROM crawl_runs \
+             WHERE workspace_id = $1",
         )
         .bind(workspace_id)
         .fetch_one(&self.pool)

@@ -56,9 +56,12 @@ pub(crate) fn run_dto(r: &CrawlRun) -> apify::Run {
     }
 }
 
-/// [`run_dto`] as JSON: what run webhooks send as their `resource`.
+/// [`run_dto`] as JSON without the input (Apify's Run object has none, and an
+/// input may be megabytes): what run webhooks send as their `resource`.
 pub(crate) fn run_value(r: &CrawlRun) -> serde_json::Value {
-    serde_json::to_value(run_dto(r)).unwrap_or_default()
+    let mut run = run_dto(r);
+    run.input = serde_json::Value::Null;
+    serde_json::to_value(run).unwrap_or_default()
 }
 
 /// The Website Content Crawler as an Apify actor, as `workspace_id` sees it.

@@ -148,12 +148,14 @@ impl FromRequestParts<AppState> for RunRef {
             .get::<Principal>()
             .cloned()
             .ok_or_else(ApiError::internal)?;
-        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
-        let id = state
-            .app
-            .crawl_runs()
-            .run_id_of(&p, &run, &run_filter(&q)?)
-            .await?;
+        // The filter is `last`'s; a run named by its id ignores it, as on Apify.
+        let filter = if run == "last" {
+            let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+            run_filter(&q)?
+        } else {
+            RunFilter::default()
+        };
+        let id = state.app.crawl_runs().run_id_of(&p, &run, &filter).await?;
         Ok(RunRef(id))
     }
 }

@@ -735,6 +735,23 @@ async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
         3,
         "{statuses:?}"
     );
+    // A run's input is its INPUT record: one that does not fit is not started.
+    let big = json!({"startUrls": [format!("http://{site}/docs/")], "note": "x".repeat(2_000)});
+    let r = apify(
+        &t,
+        Method::POST,
+        "/v2/acts/apify~website-content-crawler/runs",
+    )
+    .json(&big)
+    .send()
+    .await
+    .unwrap();
+    let (s, code, body) = outcome(r).await;
+    assert_eq!(
+        (s, code.as_deref()),
+        (422, Some("STORAGE_LIMIT_EXCEEDED")),
+        "{body}"
+    );
 }
 
 /// A GET with Apify's token; the status and the body as JSON (`Null` when it is
@@ -839,6 +856,13 @@ async fn runs_are_listed_and_the_last_one_is_reachable_under_the_actor() {
     assert_eq!(last["data"]["id"], done.as_str(), "{last}");
     let (_, by_id) = get_json(&t, &format!("/v2/actors/aYG0l9s7dbB7j3gbS/runs/{done}")).await;
     assert_eq!(by_id["data"], last["data"]);
+    // A run named by its id ignores `last`'s filter.
+    let (s, ignored) = get_json(&t, &format!("/v2/actor-runs/{done}?status=DONE")).await;
+    assert_eq!(
+        (s, &ignored["data"]["id"]),
+        (200, &json!(done)),
+        "{ignored}"
+    );
     let (s, items) = get_json(
         &t,
         &format!("{actor}/runs/last/dataset/items?status=SUCCEEDED"),
@@ -1153,6 +1177,10 @@ async fn ad_hoc_webhooks_hear_of_the_runs_start_and_end() {
         run["defaultDatasetId"]
     );
     assert_eq!(ended["resource"]["stats"]["itemCount"], 2, "{ended}");
+    assert!(
+        ended["resource"].get("input").is_none(),
+        "no input in the resource"
+    );
     assert_eq!(got[0].json()["resource"]["status"], "READY");
     for r in &got {
         assert_eq!(r.header("x-run"), id, "the headers template");

@@ -91,6 +91,28 @@ async fn runs_are_listed_by_status_and_start_and_an_end_writes_its_webhooks() {
         let (none, total) = s.runs("elsewhere", &any, (0, 10), false).await.unwrap();
         assert_eq!((none.len(), total), (0, 0));
 
+        // Items count towards the workspace's dataset bytes; deleting an ended
+        // run gives them back, and a run still going is not deleted.
+        let items = vec!["{\"url\":\"a\"}".to_owned(), "{\"url\":\"bb\"}".to_owned()];
+        s.append_items("r1-ds", 0, &items).await.unwrap();
+        s.append_items("r3-ds", 0, &items[..1]).await.unwrap();
+        assert_eq!(
+            s.dataset_bytes(&w.id).await.unwrap(),
+            11 + 12 + 11,
+            "{}",
+            b.name
+        );
+        assert!(
+            !s.delete_run(&w.id, "r3").await.unwrap(),
+            "r3 has not ended"
+        );
+        assert!(s.delete_run(&w.id, "r1").await.unwrap());
+        assert_eq!(s.dataset_bytes(&w.id).await.unwrap(), 11, "{}", b.name);
+        assert_eq!(s.dataset_items("r1-ds", 0, None, false).await.unwrap().1, 0);
+        assert!(s.run_by_id("r1").await.unwrap().is_none());
+        let (_, total) = s.runs(&w.id, &any, (0, 10), false).await.unwrap();
+        assert_eq!(total, 2);
+
         // A run's webhooks come back with it.
         let r3 = s.run_by_id("r3").await.unwrap().unwrap();
         assert_eq!(r3.webhooks, std::slice::from_ref(&hook), "{}", b.name);
