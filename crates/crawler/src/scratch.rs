@@ -54,10 +54,28 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take() {
-            // A tuple drops in order: the lock goes after the directory, so a sweep
-            // meanwhile leaves it alone.
-            crate::background::drop_later((dir, self.lock.take()));
+            let (dir, lock) = (dir.keep(), self.lock.take());
+            crate::background::drop_later(RemovedDir(dir, lock));
         }
+    }
+}
+
+/// A directory deleted when this value is dropped, then its lock released (so a
+/// sweep meanwhile leaves it alone). A process that was writing there as it
+/// went (a browser's helper processes outlive its main one by a moment) can
+/// make a deletion fail: it is tried again a few times.
+struct RemovedDir(PathBuf, Option<File>);
+
+impl Drop for RemovedDir {
+    fn drop(&mut self) {
+        for attempt in 0..6u32 {
+            match std::fs::remove_dir_all(&self.0) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(_) => std::thread::sleep(Duration::from_millis(100 << attempt)),
+            }
+        }
+        drop(self.1.take());
     }
 }
 

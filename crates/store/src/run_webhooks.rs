@@ -4,10 +4,10 @@
 //! finished with its attempt's outcome, as the agents' webhook outbox is.
 
 use agentbase_core::crawl_run::RunStatus;
-use agentbase_core::webhook::DeliveryState;
 use agentbase_core::{Error, Millis, Result};
 use sqlx::Row;
 
+use crate::webhooks::{Outbox, finish_query};
 use crate::{AttemptOutcome, Store, db_err, json_text};
 
 /// One delivery of a run event to one webhook.
@@ -103,21 +103,7 @@ impl Store {
     /// Run deliveries due now, in turns by workspace (see
     /// [`Store::due_deliveries`]).
     pub async fn due_run_deliveries(&self, now: Millis, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER \
-             (PARTITION BY workspace_id ORDER BY next_attempt_at, id) AS turn \
-             FROM run_webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
-             AND lease_until <= $2) due ORDER BY turn, next_attempt_at, id LIMIT $3",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| r.try_get("id").map_err(db_err))
-            .collect()
+        self.due_in(Outbox::Runs, now, limit).await
     }
 
     /// Takes a due run delivery until `lease_until` and counts the attempt; `None`
@@ -128,18 +114,7 @@ impl Store {
         now: Millis,
         lease_until: Millis,
     ) -> Result<Option<RunDelivery>> {
-        let done = sqlx::query(
-            "UPDATE run_webhook_deliveries SET lease_until = $1, attempts = attempts + 1 \
-             WHERE id = $2 AND state = 'pending' AND next_attempt_at <= $3 AND lease_until <= $4",
-        )
-        .bind(lease_until)
-        .bind(id)
-        .bind(now)
-        .bind(now)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() != 1 {
+        if !self.lease(Outbox::Runs, id, now, lease_until).await? {
             return Ok(None);
         }
         let row = sqlx::query(
@@ -170,21 +145,10 @@ impl Store {
 
     /// Ends an attempt of a run delivery: its new state and how the attempt went.
     pub async fn finish_run_delivery(&self, id: &str, o: &AttemptOutcome) -> Result<()> {
-        let finished = (o.state != DeliveryState::Pending)
-            .then_some(o.attempt.started_at + o.attempt.duration_ms);
-        sqlx::query(
-            "UPDATE run_webhook_deliveries SET state = $1, next_attempt_at = $2, lease_until = 0, \
-             last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6",
-        )
-        .bind(o.state.as_str())
-        .bind(o.next_attempt_at)
-        .bind(o.attempt.status_code)
-        .bind(&o.attempt.error)
-        .bind(finished)
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
+        finish_query(Outbox::Runs, id, o)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 

@@ -60,6 +60,50 @@ pub(crate) fn enqueue_query(
     q
 }
 
+/// The two outboxes: the agents' endpoints' (`webhook_deliveries`, with an
+/// attempt log) and Apify run webhooks' (`run_webhook_deliveries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outbox {
+    Agents,
+    Runs,
+}
+
+impl Outbox {
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Agents => "webhook_deliveries",
+            Outbox::Runs => "run_webhook_deliveries",
+        }
+    }
+}
+
+/// An attempt's end on its delivery row: the new state, when the next attempt is
+/// due, the last answer, and when it ended (unless it is pending again).
+pub(crate) fn finish_query(
+    outbox: Outbox,
+    id: &str,
+    o: &AttemptOutcome,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>> {
+    let finished =
+        (o.state != DeliveryState::Pending).then_some(o.attempt.started_at + o.attempt.duration_ms);
+    sqlx::query(match outbox {
+        Outbox::Agents => {
+            "UPDATE webhook_deliveries SET state = $1, next_attempt_at = $2, lease_until = 0, \
+             last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6"
+        }
+        Outbox::Runs => {
+            "UPDATE run_webhook_deliveries SET state = $1, next_attempt_at = $2, \
+             lease_until = 0, last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6"
+        }
+    })
+    .bind(o.state.as_str())
+    .bind(o.next_attempt_at)
+    .bind(o.attempt.status_code)
+    .bind(o.attempt.error.clone())
+    .bind(finished)
+    .bind(id.to_owned())
+}
+
 /// A claimed delivery with where it goes.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
@@ -223,17 +267,32 @@ impl Store {
     /// Ids of deliveries due at `now` to active endpoints and not leased: each
     /// workspace's oldest due first, in turns by workspace.
     pub async fn due_deliveries(&self, now: Millis, limit: i64) -> Result<Vec<String>> {
-        // Taken in turns by workspace: every workspace's oldest due delivery, then
-        // every workspace's second, and so on. One tenant's backlog (thousands of
-        // events for an endpoint that never answers) then does not stand in front
-        // of another tenant's next delivery.
-        let rows = sqlx::query(
+        self.due_in(Outbox::Agents, now, limit).await
+    }
+
+    /// Due deliveries of `outbox`, taken in turns by workspace: every workspace's
+    /// oldest due delivery, then every workspace's second, and so on. One tenant's
+    /// backlog (thousands of events for an endpoint that never answers) then does
+    /// not stand in front of another tenant's next delivery.
+    pub(crate) async fn due_in(
+        &self,
+        outbox: Outbox,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let (from, only) = match outbox {
+            Outbox::Agents => (
+                "webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id",
+                " AND w.active = 1",
+            ),
+            Outbox::Runs => ("run_webhook_deliveries d", ""),
+        };
+        let rows = sqlx::query(&format!(
             "SELECT id FROM (SELECT d.id, d.next_attempt_at, ROW_NUMBER() OVER \
              (PARTITION BY d.workspace_id ORDER BY d.next_attempt_at, d.id) AS turn \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $2 \
-             AND w.active = 1) due ORDER BY turn, next_attempt_at, id LIMIT $3",
-        )
+             FROM {from} WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+             AND d.lease_until <= $2{only}) due ORDER BY turn, next_attempt_at, id LIMIT $3"
+        ))
         .bind(now)
         .bind(now)
         .bind(limit)
@@ -245,6 +304,30 @@ impl Store {
             .collect()
     }
 
+    /// Takes due delivery `id` of `outbox` until `lease_until` and counts the
+    /// attempt; `false` when another worker (here or on another node) took it first.
+    pub(crate) async fn lease(
+        &self,
+        outbox: Outbox,
+        id: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<bool> {
+        let done = sqlx::query(&format!(
+            "UPDATE {} SET lease_until = $1, attempts = attempts + 1 \
+             WHERE id = $2 AND state = 'pending' AND next_attempt_at <= $3 AND lease_until <= $4",
+            outbox.table()
+        ))
+        .bind(lease_until)
+        .bind(id)
+        .bind(now)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Takes a due delivery until `lease_until` and counts the attempt; `None` when
     /// another worker (here or on another node) took it first.
     pub async fn claim_delivery(
@@ -253,18 +336,7 @@ impl Store {
         now: Millis,
         lease_until: Millis,
     ) -> Result<Option<ClaimedDelivery>> {
-        let done = sqlx::query(
-            "UPDATE webhook_deliveries SET lease_until = $1, attempts = attempts + 1 \
-             WHERE id = $2 AND state = 'pending' AND next_attempt_at <= $3 AND lease_until <= $4",
-        )
-        .bind(lease_until)
-        .bind(id)
-        .bind(now)
-        .bind(now)
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() != 1 {
+        if !self.lease(Outbox::Agents, id, now, lease_until).await? {
             return Ok(None);
         }
         let row = sqlx::query(&format!(
@@ -289,21 +361,10 @@ impl Store {
     /// Ends an attempt: the delivery's new state and the log line, together.
     pub async fn finish_attempt(&self, id: &str, o: &AttemptOutcome) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let finished = (o.state != DeliveryState::Pending)
-            .then_some(o.attempt.started_at + o.attempt.duration_ms);
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = $1, next_attempt_at = $2, lease_until = 0, \
-             last_status = $3, last_error = $4, finished_at = $5 WHERE id = $6",
-        )
-        .bind(o.state.as_str())
-        .bind(o.next_attempt_at)
-        .bind(o.attempt.status_code)
-        .bind(&o.attempt.error)
-        .bind(finished)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        finish_query(Outbox::Agents, id, o)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, \
              status_code, error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
