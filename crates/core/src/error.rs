@@ -62,6 +62,9 @@ pub enum Rejection {
     TooManyRuns,
     /// The workspace follows as many run logs at once as it may.
     TooManyFollowers,
+    /// The workspace waits on as many runs at once (`waitForFinish`, synchronous
+    /// runs) as it may.
+    TooManyWaits,
     /// The workspace's key-value records hold as many bytes as its plan allows.
     StorageLimit,
     /// The workspace's run datasets hold as many bytes as its plan allows.

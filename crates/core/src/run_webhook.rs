@@ -28,6 +28,9 @@ pub const MAX_PER_RUN: usize = 10;
 pub const MAX_TEMPLATE_LEN: usize = 16 * 1024;
 pub const MAX_PARAM_LEN: usize = 32 * 1024;
 pub const MAX_URL_LEN: usize = 2048;
+/// Bytes of one payload once its template is filled: a template may repeat
+/// `{{resource}}`, and a delivery past this is not sent.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Apify's default payload template.
 pub const DEFAULT_PAYLOAD: &str = "{\"userId\": {{userId}}, \"createdAt\": {{createdAt}}, \
     \"eventType\": {{eventType}}, \"eventData\": {{eventData}}, \"resource\": {{resource}}}";

@@ -185,7 +185,7 @@ fn rejection_status(r: Rejection) -> StatusCode {
         | R::MessageContentNotRenderable => StatusCode::UNPROCESSABLE_ENTITY,
         R::ModelBusy | R::ReaderBusy => StatusCode::SERVICE_UNAVAILABLE,
         R::PlanFeatureNotAvailable | R::AgentLimit => StatusCode::FORBIDDEN,
-        R::TooManyRuns | R::TooManyFollowers => StatusCode::TOO_MANY_REQUESTS,
+        R::TooManyRuns | R::TooManyFollowers | R::TooManyWaits => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -208,7 +208,7 @@ fn rejection_code(r: Rejection) -> &'static str {
         R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
         R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
         R::TooManyRuns => codes::CRAWL_RUNS_LIMIT_REACHED,
-        R::TooManyFollowers => codes::RATE_LIMIT_TOO_MANY_REQUESTS,
+        R::TooManyFollowers | R::TooManyWaits => codes::RATE_LIMIT_TOO_MANY_REQUESTS,
         R::TicketInvalidStatus => codes::TICKET_INVALID_STATUS,
         R::TicketTeamNotFound => codes::TICKET_TEAM_NOT_FOUND,
         R::TicketTeamMemberNotFound => codes::TICKET_TEAM_MEMBER_NOT_FOUND,
@@ -248,6 +248,9 @@ fn rejection_message(r: Rejection) -> &'static str {
         R::PlanFeatureNotAvailable => "Your plan does not include this feature",
         R::TooManyRuns => {
             "The workspace has as many crawler runs going as it may; wait for one to finish"
+        }
+        R::TooManyWaits => {
+            "The workspace is waiting on as many runs at once as it may; wait without waitForFinish, or retry"
         }
         R::TooManyFollowers => {
             "The workspace follows as many run logs at once as it may; close one first"

@@ -53,7 +53,15 @@ const LOG_LINES_MAX: i64 = 20_000;
 pub const FOLLOWERS_PER_WORKSPACE: usize = 10;
 
 /// Apify's log line: an ISO timestamp, then the message.
+/// Characters of a log line's message kept (a crawled site's URLs and errors
+/// can be any length); the rest is cut.
+const LOG_MESSAGE_MAX: usize = 2_000;
+
 fn log_line(at: agentbase_core::Millis, level: &str, message: &str) -> String {
+    let message = match message.char_indices().nth(LOG_MESSAGE_MAX) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_owned(),
+    };
     format!(
         "{} {level} {message}",
         agentbase_core::time_fmt::iso8601(at)
@@ -86,6 +94,9 @@ pub struct CrawlRuns {
     memory: Arc<RenderingMemory>,
     /// Followed logs open per workspace: each polls the store until its run ends.
     followers: Arc<PerKey<String>>,
+    /// Requests waiting on a run per workspace (`waitForFinish`, synchronous
+    /// runs): each polls the store until its run ends or its wait does.
+    waiters: Arc<PerKey<String>>,
     /// Held from a key-value storage check to the write it allows.
     storage_locks: Striped,
     /// A run as Apify's API shows it, for run webhooks' `resource` (the server
@@ -109,6 +120,7 @@ impl CrawlRuns {
             renderer: OnceLock::new(),
             memory: Arc::default(),
             followers: PerKey::new(FOLLOWERS_PER_WORKSPACE),
+            waiters: PerKey::new(WAITERS_PER_WORKSPACE),
             storage_locks: Striped::new(),
             resource: OnceLock::new(),
         }
@@ -435,16 +447,33 @@ impl CrawlRuns {
         let vars = run_webhook::vars(&run.workspace_id, event, (ACTOR_ID, &run.id), resource, now);
         wanted
             .into_iter()
-            .map(|(i, hook)| RunDelivery {
-                id: format!("{}.{i}.{event}", run.id),
-                workspace_id: run.workspace_id.clone(),
-                run_id: run.id.clone(),
-                event_type: event.to_owned(),
-                url: hook.request_url.clone(),
-                headers: hook.headers(&vars),
-                body: hook.body(&vars),
-                max_attempts: if hook.do_not_retry { 1 } else { max_attempts },
-                attempts: 0,
+            .map(|(i, hook)| {
+                let body = hook.body(&vars);
+                // A template may repeat its variables: a body past the bound is
+                // not sent, and its delivery says why.
+                let refused = (body.len() > run_webhook::MAX_BODY_BYTES).then(|| {
+                    format!(
+                        "the payload would be {} bytes, more than {} bytes",
+                        body.len(),
+                        run_webhook::MAX_BODY_BYTES
+                    )
+                });
+                RunDelivery {
+                    id: format!("{}.{i}.{event}", run.id),
+                    workspace_id: run.workspace_id.clone(),
+                    run_id: run.id.clone(),
+                    event_type: event.to_owned(),
+                    url: hook.request_url.clone(),
+                    headers: hook.headers(&vars),
+                    body: if refused.is_some() {
+                        String::new()
+                    } else {
+                        body
+                    },
+                    max_attempts: if hook.do_not_retry { 1 } else { max_attempts },
+                    attempts: 0,
+                    refused,
+                }
             })
             .collect()
     }
@@ -456,8 +485,25 @@ impl CrawlRuns {
             .await
     }
 
-    /// The run once it has ended or `wait` is over, whichever comes first.
+    /// The run once it has ended or `wait` is over, whichever comes first. A
+    /// workspace waits on at most [`WAITERS_PER_WORKSPACE`] runs at once: past
+    /// that, `TooManyWaits` (a run that has ended is answered still).
     async fn wait_for(&self, p: &Principal, id: &str, wait: Duration) -> Result<CrawlRun> {
+        let _place = if wait.is_zero() {
+            None
+        } else {
+            match self.waiters.try_enter(p.workspace_id.clone()) {
+                Some(place) => Some(place),
+                None => {
+                    let run = (self.store.run(&p.workspace_id, id).await?)
+                        .ok_or(Error::NotFound(Resource::Run))?;
+                    if run.status.is_terminal() {
+                        return Ok(run);
+                    }
+                    return Err(Error::Rejected(Rejection::TooManyWaits));
+                }
+            }
+        };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let run = self
@@ -894,6 +940,9 @@ pub fn known_actor(actor_id: &str) -> Result<()> {
     }
 }
 
+/// Requests one workspace may have waiting on runs at once.
+pub const WAITERS_PER_WORKSPACE: usize = 32;
+
 /// Most runs one page of a run list holds (Apify's limit too).
 pub const MAX_RUNS_PER_PAGE: i64 = 1_000;
 
@@ -1008,5 +1057,24 @@ impl CrawlRuns {
             }
         })
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_keep_a_bounded_message() {
+        let line = log_line(0, "WARN", &format!("Failed {}", "é".repeat(10_000)));
+        assert!(line.ends_with('…'), "{line}");
+        assert_eq!(
+            line.chars().filter(|c| *c == 'é').count(),
+            LOG_MESSAGE_MAX - 7
+        );
+        assert_eq!(
+            log_line(0, "INFO", "short"),
+            "1970-01-01T00:00:00.000Z INFO short"
+        );
     }
 }

@@ -7,6 +7,10 @@ use sqlx::any::AnyRow;
 
 use crate::{Store, db_err, json_text};
 
+/// Bytes of items one read of a dataset returns at most (its first item whatever
+/// its size); a client pages on from the count it got, as Apify's clients do.
+pub const MAX_BYTES_PER_READ: i64 = 16 * 1024 * 1024;
+
 const RUN_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, dataset_id, \
     timeout_secs, pages_done, pages_failed, items, started_at, finished_at, kv_store_id, webhooks";
 
@@ -265,17 +269,27 @@ impl Store {
     }
 
     /// Appends lines to a run's log after line `from` (the count already written).
+    /// Their bytes count towards the run's `dataset_bytes` (a log is the run's
+    /// storage too).
     pub async fn append_log(&self, run_id: &str, from: i64, lines: &[String]) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         for (i, line) in lines.iter().enumerate() {
             sqlx::query("INSERT INTO crawl_run_log (run_id, seq, line) VALUES ($1, $2, $3)")
                 .bind(run_id)
                 .bind(from + i as i64)
                 .bind(line)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
         }
-        Ok(())
+        let bytes: i64 = lines.iter().map(|l| l.len() as i64).sum();
+        sqlx::query("UPDATE crawl_runs SET dataset_bytes = dataset_bytes + $1 WHERE id = $2")
+            .bind(bytes)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
 
     /// Log lines from `from` on, in order.
@@ -448,12 +462,19 @@ impl Store {
                 .and_then(|r| r.try_get("n"))
                 .map_err(db_err)?;
         let order = if desc { "DESC" } else { "ASC" };
+        // The page stops once its items hold `MAX_BYTES_PER_READ` (with at least one
+        // item), counted in the database: a page of ten thousand large pages never
+        // comes into this process whole.
         let rows = sqlx::query(&format!(
-            "SELECT item FROM dataset_items WHERE dataset_id = $1 ORDER BY seq {order} LIMIT $2 OFFSET $3"
+            "SELECT item FROM (SELECT seq, item, SUM(LENGTH(item)) OVER (ORDER BY seq {order} \
+             ROWS UNBOUNDED PRECEDING) - LENGTH(item) AS before FROM (SELECT seq, item FROM \
+             dataset_items WHERE dataset_id = $1 ORDER BY seq {order} LIMIT $2 OFFSET $3) page) w \
+             WHERE before < $4 ORDER BY seq {order}"
         ))
         .bind(dataset_id)
         .bind(limit.unwrap_or(i64::MAX))
         .bind(offset)
+        .bind(MAX_BYTES_PER_READ)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;

@@ -29,6 +29,7 @@ use sqlx::{AnyPool, Row};
 
 pub use chat::{ConversationFilter, NewTurn, TurnLease};
 pub use contacts::VisitorIdentity;
+pub use crawl_runs::MAX_BYTES_PER_READ;
 pub use dashboard::{DashboardSession, UsageRow};
 pub use helpdesk::TicketWrite;
 pub use knowledge::{JobKinds, SourceFilter, TrainingSwitch};

@@ -26,16 +26,23 @@ pub struct RunDelivery {
     pub max_attempts: i64,
     /// Attempts made so far (counting the one a claim starts).
     pub attempts: i64,
+    /// Why it is not sent at all (written as failed with this error).
+    pub refused: Option<String>,
 }
 
 fn insert_query(
     d: &RunDelivery,
     now: Millis,
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>> {
+    let (state, finished_at) = match d.refused {
+        Some(_) => ("failed", Some(now)),
+        None => ("pending", None),
+    };
     sqlx::query(
         "INSERT INTO run_webhook_deliveries (id, workspace_id, run_id, event_type, url, headers, \
-         body, state, attempts, max_attempts, next_attempt_at, lease_until, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9, 0, $10) ON CONFLICT DO NOTHING",
+         body, state, attempts, max_attempts, next_attempt_at, lease_until, created_at, \
+         last_error, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, 0, $11, \
+         $12, $13) ON CONFLICT DO NOTHING",
     )
     .bind(d.id.clone())
     .bind(d.workspace_id.clone())
@@ -44,9 +51,12 @@ fn insert_query(
     .bind(d.url.clone())
     .bind(json_text(&d.headers))
     .bind(d.body.clone())
+    .bind(state)
     .bind(d.max_attempts)
     .bind(now)
     .bind(now)
+    .bind(d.refused.clone())
+    .bind(finished_at)
 }
 
 impl Store {
@@ -140,6 +150,7 @@ impl Store {
             body: row.try_get("body").map_err(db_err)?,
             max_attempts: row.try_get("max_attempts").map_err(db_err)?,
             attempts: row.try_get("attempts").map_err(db_err)?,
+            refused: None,
         }))
     }
 

@@ -318,8 +318,9 @@ fn to_csv(items: &[Value], fields: Option<&[String]>, style: CsvStyle) -> String
     let delimiter = style.delimiter.to_string();
     let mut out = String::new();
     if style.header {
+        // Column names come from the items (a crawled site's, with `unwind`).
         let header: Vec<String> = (columns.iter())
-            .map(|c| csv_cell(c, style.delimiter))
+            .map(|c| csv_cell(&spreadsheet_safe(c), style.delimiter))
             .collect();
         out.push_str(&header.join(&delimiter));
         out.push('\n');
@@ -466,6 +467,9 @@ mod tests {
         );
         let fields = ["url".to_owned(), "crawl".to_owned()];
         assert!(to_csv(&items, Some(&fields), CsvStyle::default()).starts_with("url,crawl/depth,"));
+        // Column names are a crawled site's too: no formulas there either.
+        let named = to_csv(&[json!({"+1+1": 2})], None, CsvStyle::default());
+        assert!(named.starts_with("'+1+1\n"), "{named}");
         // Another delimiter quotes what holds it, and the header row can go.
         let style = CsvStyle {
             delimiter: ';',

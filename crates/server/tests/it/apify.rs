@@ -1136,6 +1136,9 @@ async fn ad_hoc_webhooks_hear_of_the_runs_start_and_end() {
          "doNotRetry": true},
         {"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": format!("http://127.0.0.1:{failing}/hook")},
         {"eventTypes": ["ACTOR.RUN.FAILED", "ACTOR.RUN.ABORTED"], "requestUrl": format!("http://127.0.0.1:{never}/hook")},
+        // A template that repeats the resource past the payload bound is not sent.
+        {"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": format!("http://127.0.0.1:{never}/hook"),
+         "payloadTemplate": format!("[{}null]", "{{resource}},".repeat(1_200))},
     ]);
     let path = format!(
         "/v2/acts/apify~website-content-crawler/runs?waitForFinish=60&webhooks={}",
@@ -1209,6 +1212,11 @@ async fn ad_hoc_webhooks_hear_of_the_runs_start_and_end() {
         (1, 2)
     );
     assert!(never_got.lock().unwrap().is_empty());
+    let deliveries = t.app.record().run_deliveries(id).await.unwrap();
+    assert!(
+        deliveries.contains(&("ACTOR.RUN.SUCCEEDED".to_owned(), "failed".to_owned(), 0)),
+        "the oversized payload failed unsent: {deliveries:?}"
+    );
 
     // An aborted run tells those that asked for it.
     let slow_hooks = json!([{"eventTypes": ["ACTOR.RUN.ABORTED"], "requestUrl": format!("http://127.0.0.1:{never}/hook")}]);
@@ -1442,4 +1450,38 @@ async fn dataset_storage_is_bounded_per_workspace_and_deleting_runs_makes_room()
         .map(|i| i.to_string().len())
         .sum();
     assert!(written <= 1_500, "{written} bytes kept");
+}
+
+/// A request waiting on a run (`waitForFinish`) is held open and polls the store:
+/// a workspace holds at most 32 at once, the next gets 429 (which Apify's clients
+/// retry), and the places come back as the waits end.
+#[tokio::test]
+async fn a_workspace_waits_on_a_bounded_number_of_runs_at_once() {
+    let t = crawler_app().await;
+    let site = site().await;
+    let slow = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}),
+    )
+    .await;
+    let slow = slow["data"]["id"].as_str().unwrap().to_owned();
+    let wait = format!("/v2/actor-runs/{slow}?waitForFinish=3");
+    let held: Vec<_> = (0..agentbase_service::crawl_runs::WAITERS_PER_WORKSPACE)
+        .map(|_| tokio::spawn(apify(&t, Method::GET, &wait).send()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, code, body) = outcome(apify(&t, Method::GET, &wait).send().await.unwrap()).await;
+    assert_eq!(
+        (s, code.as_deref()),
+        (429, Some("RATE_LIMIT_TOO_MANY_REQUESTS")),
+        "{body}"
+    );
+    // Without a wait, the run is answered as ever.
+    let (s, _) = get_json(&t, &format!("/v2/actor-runs/{slow}")).await;
+    assert_eq!(s, 200);
+    for h in held {
+        assert_eq!(h.await.unwrap().unwrap().status(), 200);
+    }
+    let (s, _) = get_json(&t, &wait).await;
+    assert_eq!(s, 200, "the places came back");
 }

@@ -6,7 +6,7 @@ use agentbase_core::Plan;
 use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
 use agentbase_core::run_webhook::RunWebhook;
 use agentbase_core::webhook::{Attempt, DeliveryState};
-use agentbase_store::{AttemptOutcome, RunDelivery};
+use agentbase_store::{AttemptOutcome, MAX_BYTES_PER_READ, RunDelivery};
 
 use crate::{backends, workspace};
 
@@ -113,6 +113,19 @@ async fn runs_are_listed_by_status_and_start_and_an_end_writes_its_webhooks() {
         let (_, total) = s.runs(&w.id, &any, (0, 10), false).await.unwrap();
         assert_eq!(total, 2);
 
+        // A read stops once its items hold MAX_BYTES_PER_READ (the first item
+        // whatever its size), in either order; the total is the whole dataset's.
+        let big = format!("\"{}\"", "x".repeat(6 * 1024 * 1024));
+        let five: Vec<String> = (0..5).map(|_| big.clone()).collect();
+        s.append_items("r2-ds", 0, &five).await.unwrap();
+        let (first, total) = s.dataset_items("r2-ds", 0, None, false).await.unwrap();
+        assert_eq!((first.len(), total), (3, 5), "{}", b.name);
+        assert!(MAX_BYTES_PER_READ < 3 * big.len() as i64);
+        let (rest, _) = s.dataset_items("r2-ds", 3, None, true).await.unwrap();
+        assert_eq!(rest.len(), 2, "{}", b.name);
+        let (one, _) = s.dataset_items("r2-ds", 1, Some(1), false).await.unwrap();
+        assert_eq!(one.len(), 1);
+
         // A run's webhooks come back with it.
         let r3 = s.run_by_id("r3").await.unwrap().unwrap();
         assert_eq!(r3.webhooks, std::slice::from_ref(&hook), "{}", b.name);
@@ -128,6 +141,7 @@ async fn runs_are_listed_by_status_and_start_and_an_end_writes_its_webhooks() {
             body: "{\"run\": \"r2\"}".into(),
             max_attempts: 1,
             attempts: 0,
+            refused: None,
         };
         let failed = (&[ready][..], RunStatus::Failed);
         assert!(
