@@ -489,21 +489,23 @@ impl CrawlRuns {
     /// workspace waits on at most [`WAITERS_PER_WORKSPACE`] runs at once: past
     /// that, `TooManyWaits` (a run that has ended is answered still).
     async fn wait_for(&self, p: &Principal, id: &str, wait: Duration) -> Result<CrawlRun> {
-        let _place = if wait.is_zero() {
-            None
-        } else {
-            match self.waiters.try_enter(p.workspace_id.clone()) {
-                Some(place) => Some(place),
-                None => {
-                    let run = (self.store.run(&p.workspace_id, id).await?)
-                        .ok_or(Error::NotFound(Resource::Run))?;
-                    if run.status.is_terminal() {
-                        return Ok(run);
-                    }
-                    return Err(Error::Rejected(Rejection::TooManyWaits));
+        if wait.is_zero() {
+            return self.poll_until(p, id, wait).await;
+        }
+        match self.waiters.try_enter(p.workspace_id.clone()) {
+            Some(_place) => self.poll_until(p, id, wait).await,
+            None => {
+                let run = self.poll_until(p, id, Duration::ZERO).await?;
+                if run.status.is_terminal() {
+                    return Ok(run);
                 }
+                Err(Error::Rejected(Rejection::TooManyWaits))
             }
-        };
+        }
+    }
+
+    /// Reads the run every 200 ms until it has ended or `wait` is over.
+    async fn poll_until(&self, p: &Principal, id: &str, wait: Duration) -> Result<CrawlRun> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let run = self
@@ -987,7 +989,9 @@ impl CrawlRuns {
 
     /// Apify's synchronous runs: starts a run as [`CrawlRuns::start_run`] does and
     /// waits for it up to `crawler.sync_wait_secs`; the run, ended or not (the
-    /// caller answers 408 for one that has not ended, and it goes on).
+    /// caller answers 408 for one that has not ended, and it goes on). The wait
+    /// counts among the workspace's waits: past them, `TooManyWaits` before any
+    /// run starts.
     pub async fn run_sync(
         self: &Arc<Self>,
         p: &Principal,
@@ -995,9 +999,13 @@ impl CrawlRuns {
         input: Value,
         options: RunOptions,
     ) -> Result<CrawlRun> {
+        // The place to wait is taken first: a run is not started for a request
+        // that could not wait for it.
+        let _place = (self.waiters.try_enter(p.workspace_id.clone()))
+            .ok_or(Error::Rejected(Rejection::TooManyWaits))?;
         let run = self.start_run(p, actor_id, input, options).await?;
         let wait = Duration::from_secs(self.settings.crawler.sync_wait_secs);
-        self.wait_for(p, &run.id, wait).await
+        self.poll_until(p, &run.id, wait).await
     }
 }
 

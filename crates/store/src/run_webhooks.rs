@@ -59,16 +59,25 @@ fn insert_query(
     .bind(finished_at)
 }
 
+async fn insert_all(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[RunDelivery],
+    now: Millis,
+) -> Result<()> {
+    for d in rows {
+        insert_query(d, now)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Writes deliveries of an event that has happened (the run's start).
     pub async fn insert_run_deliveries(&self, rows: &[RunDelivery], now: Millis) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        for d in rows {
-            insert_query(d, now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
+        insert_all(&mut tx, rows, now).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -99,12 +108,7 @@ impl Store {
         .map_err(db_err)?;
         let changed = r.rows_affected() == 1;
         if changed {
-            for d in deliveries {
-                insert_query(d, now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            }
+            insert_all(&mut tx, deliveries, now).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(changed)

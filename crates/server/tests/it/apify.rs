@@ -1476,9 +1476,22 @@ async fn a_workspace_waits_on_a_bounded_number_of_runs_at_once() {
         (429, Some("RATE_LIMIT_TOO_MANY_REQUESTS")),
         "{body}"
     );
-    // Without a wait, the run is answered as ever.
+    // Without a wait, the run is answered as ever; a synchronous run, which would
+    // wait, is not started.
     let (s, _) = get_json(&t, &format!("/v2/actor-runs/{slow}")).await;
     assert_eq!(s, 200);
+    let r = apify(
+        &t,
+        Method::POST,
+        "/v2/acts/apify~website-content-crawler/run-sync",
+    )
+    .json(&json!({"startUrls": [format!("http://{site}/docs/")]}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(outcome(r).await.0, 429);
+    let (_, runs) = get_json(&t, "/v2/actor-runs").await;
+    assert_eq!(runs["data"]["total"], 1, "no run started: {runs}");
     for h in held {
         assert_eq!(h.await.unwrap().unwrap().status(), 200);
     }
