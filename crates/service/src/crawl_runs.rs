@@ -179,7 +179,9 @@ impl CrawlRuns {
             .timeout_secs
             .unwrap_or(limits.timeout_secs)
             .clamp(1, limits.run_timeout_secs);
-        let quota = self.admit(p, &options.webhooks, &input).await?;
+        // As on Apify, the input is the INPUT record of the run's default store.
+        let input_text = input.to_string();
+        let quota = self.admit(p, &options.webhooks, input_text.len()).await?;
         let notes = self.bound_run(p, &input, &parsed, &mut spec);
         if let Some(most) = options.max_items {
             // Apify's `maxItems`: the run returns at most this many items.
@@ -214,15 +216,14 @@ impl CrawlRuns {
         if !admitted {
             return Err(Error::Rejected(Rejection::TooManyRuns));
         }
-        let created = self.deliveries(&run, run_webhook::CREATED);
+        let created = self.deliveries(&run, run_webhook::CREATED, now);
         self.store.insert_run_deliveries(&created, now).await?;
-        // As on Apify, the input is the INPUT record of the run's default store.
         self.store
             .put_record(
                 &run.kv_store_id,
                 "INPUT",
                 "application/json; charset=utf-8",
-                &run.input.to_string(),
+                &input_text,
             )
             .await?;
         let mut first = vec![log_line(
@@ -258,7 +259,7 @@ impl CrawlRuns {
         &self,
         p: &Principal,
         hooks: &[RunWebhook],
-        input: &Value,
+        input_bytes: usize,
     ) -> Result<DatasetQuota> {
         let private = self.settings.crawler.allow_private_networks;
         for (i, hook) in hooks.iter().enumerate() {
@@ -269,7 +270,7 @@ impl CrawlRuns {
             .workspace_kv_bytes(&p.workspace_id, ("", ""))
             .await?;
         let kv_limit = self.settings.crawler.kv_storage_limits.get_i64(p.plan);
-        if records.saturating_add(input.to_string().len() as i64) > kv_limit {
+        if records.saturating_add(input_bytes as i64) > kv_limit {
             return Err(Error::Rejected(Rejection::StorageLimit));
         }
         let limit = (self.settings.crawler.dataset_storage_limits).get_i64(p.plan);
@@ -421,7 +422,7 @@ impl CrawlRuns {
                 ended.status = to;
                 ended.status_message = Some(message.to_owned());
                 ended.finished_at = Some(now);
-                self.deliveries(&ended, event)
+                self.deliveries(&ended, event, now)
             }
             _ => Vec::new(),
         };
@@ -430,9 +431,9 @@ impl CrawlRuns {
             .await
     }
 
-    /// What `run`'s webhooks that want `event` are sent (none without webhooks).
-    fn deliveries(&self, run: &CrawlRun, event: &str) -> Vec<RunDelivery> {
-        let now = self.now();
+    /// What `run`'s webhooks that want `event`, which happened at `now`, are sent
+    /// (none without webhooks).
+    fn deliveries(&self, run: &CrawlRun, event: &str, now: Millis) -> Vec<RunDelivery> {
         let max_attempts = i64::from(self.settings.webhooks.max_attempts.max(1));
         let wanted: Vec<_> = (run.webhooks.iter().enumerate())
             .filter(|(_, hook)| hook.wants(event))
@@ -670,7 +671,7 @@ impl CrawlRuns {
                 "the run has not ended; abort it first".into(),
             ));
         }
-        if self.store.delete_run(&p.workspace_id, &run.id).await? {
+        if self.store.delete_run(&run).await? {
             Ok(())
         } else {
             Err(Error::NotFound(Resource::Run))

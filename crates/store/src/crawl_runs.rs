@@ -414,16 +414,21 @@ impl Store {
         .map_err(db_err)
     }
 
-    /// Deletes an ended run of the workspace with its dataset, log and key-value
-    /// store; `false` when it has no such run that has ended.
-    pub async fn delete_run(&self, workspace_id: &str, id: &str) -> Result<bool> {
-        let Some(run) = self.run(workspace_id, id).await? else {
-            return Ok(false);
-        };
-        if !run.status.is_terminal() {
+    /// Deletes `run` with its dataset, log and key-value store, when it has ended
+    /// (checked in the statement); `false` when it has not, or is gone already.
+    pub async fn delete_run(&self, run: &CrawlRun) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let gone = sqlx::query(
+            "DELETE FROM crawl_runs WHERE id = $1 AND status IN \
+             ('SUCCEEDED', 'FAILED', 'TIMED-OUT', 'ABORTED')",
+        )
+        .bind(&run.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if gone.rows_affected() != 1 {
             return Ok(false);
         }
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
         for (sql, key) in [
             (
                 "DELETE FROM dataset_items WHERE dataset_id = $1",
@@ -434,7 +439,6 @@ impl Store {
                 "DELETE FROM kv_records WHERE store_id = $1",
                 &run.kv_store_id,
             ),
-            ("DELETE FROM crawl_runs WHERE id = $1", &run.id),
         ] {
             sqlx::query(sql)
                 .bind(key)

@@ -102,11 +102,11 @@ async fn runs_are_listed_by_status_and_start_and_an_end_writes_its_webhooks() {
             "{}",
             b.name
         );
-        assert!(
-            !s.delete_run(&w.id, "r3").await.unwrap(),
-            "r3 has not ended"
-        );
-        assert!(s.delete_run(&w.id, "r1").await.unwrap());
+        let r3 = s.run(&w.id, "r3").await.unwrap().unwrap();
+        assert!(!s.delete_run(&r3).await.unwrap(), "r3 has not ended");
+        let r1 = s.run(&w.id, "r1").await.unwrap().unwrap();
+        assert!(s.delete_run(&r1).await.unwrap());
+        assert!(!s.delete_run(&r1).await.unwrap(), "gone already");
         assert_eq!(s.dataset_bytes(&w.id).await.unwrap(), 11, "{}", b.name);
         assert_eq!(s.dataset_items("r1-ds", 0, None, false).await.unwrap().1, 0);
         assert!(s.run_by_id("r1").await.unwrap().is_none());
