@@ -201,6 +201,74 @@ pub struct KeyValueStoreKey {
     pub size: i64,
 }
 
+/// A persistent webhook (`/v2/webhooks`), sent inside `{"data": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub id: String,
+    /// The workspace it belongs to.
+    pub user_id: String,
+    /// ISO 8601.
+    pub created_at: String,
+    pub modified_at: String,
+    pub is_ad_hoc: bool,
+    pub should_interpolate_strings: bool,
+    pub event_types: Vec<String>,
+    pub condition: WebhookCondition,
+    pub ignore_ssl_errors: bool,
+    pub do_not_retry: bool,
+    pub request_url: String,
+    pub payload_template: Option<String>,
+    pub headers_template: Option<String>,
+    pub description: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Always `HTTP_REQUEST`, Apify's one action.
+    pub action_type: String,
+}
+
+/// Which runs a webhook hears of: the actor's, or one run's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookCondition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_run_id: Option<String>,
+}
+
+/// A webhook dispatch (`/v2/webhook-dispatches`): one run event sent to one
+/// webhook, persistent or ad-hoc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDispatch {
+    pub id: String,
+    pub user_id: String,
+    /// A persistent webhook's id; for a run's ad-hoc webhook, `{runId}.{place}`.
+    pub webhook_id: String,
+    pub created_at: String,
+    /// `ACTIVE` (still being sent), `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    pub event_type: String,
+    pub event_data: DispatchEventData,
+    /// The last attempt (none before the first).
+    pub calls: Vec<DispatchCall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchEventData {
+    pub actor_id: String,
+    pub actor_run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchCall {
+    pub finished_at: Option<String>,
+    pub error_message: Option<String>,
+    pub response_status: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

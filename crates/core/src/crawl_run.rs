@@ -76,6 +76,10 @@ pub struct CrawlRun {
     pub kv_store_id: String,
     /// Apify's ad-hoc webhooks given at its start.
     pub webhooks: Vec<crate::run_webhook::RunWebhook>,
+    /// When its dataset, or its key-value store, was deleted on its own (the run
+    /// stays, the store reads as gone).
+    pub dataset_deleted_at: Option<Millis>,
+    pub kv_store_deleted_at: Option<Millis>,
 }
 
 #[cfg(test)]

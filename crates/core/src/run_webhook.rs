@@ -106,6 +106,150 @@ impl RunWebhook {
     }
 }
 
+/// Most persistent webhooks (`POST /v2/webhooks`) one workspace may have.
+pub const MAX_PER_WORKSPACE: i64 = 20;
+/// Characters of a persistent webhook's description.
+pub const MAX_DESCRIPTION_LEN: usize = 1_000;
+
+/// A persistent webhook, as `POST /v2/webhooks` takes it: a run webhook with
+/// Apify's condition (every run of an actor, or one run) and what it is shown with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDefinition {
+    #[serde(flatten)]
+    pub hook: RunWebhook,
+    pub condition: Condition,
+    /// With `condition.actorRunId`: told only once (a run ends once anyway).
+    #[serde(default)]
+    pub is_ad_hoc: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Accepted and shown; TLS is always checked.
+    #[serde(default)]
+    pub ignore_ssl_errors: bool,
+}
+
+/// Which runs a persistent webhook hears of: an actor's (the crawler's) or one
+/// run's. Apify's third kind, an actor task's, is not served (no tasks here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_run_id: Option<String>,
+}
+
+/// A stored persistent webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApifyWebhook {
+    pub id: String,
+    pub workspace_id: String,
+    pub definition: WebhookDefinition,
+    pub created_at: crate::Millis,
+    pub modified_at: crate::Millis,
+}
+
+/// A delivery of a run event to a webhook (ad-hoc or persistent), as Apify shows a
+/// webhook dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    pub id: String,
+    pub workspace_id: String,
+    /// The persistent webhook; `None` for a run's ad-hoc one.
+    pub webhook_id: Option<String>,
+    pub run_id: String,
+    pub event_type: String,
+    pub state: crate::webhook::DeliveryState,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: crate::Millis,
+    pub finished_at: Option<crate::Millis>,
+}
+
+/// A persistent webhook's definition from a JSON object (a create's body, or an
+/// update's merged over the stored one): the fields of a run webhook, checked as
+/// the `webhooks` parameter's are, and `condition`, `isAdHoc`, `description`,
+/// `ignoreSslErrors`. Every problem, by field. Whether the condition's actor or
+/// run exists is the caller's to check.
+pub fn parse_definition(v: &Value) -> Result<WebhookDefinition, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let hook = webhook("", v, &mut errors);
+    let Value::Object(m) = v else {
+        return Err(errors);
+    };
+    let text = |c: &Map<String, Value>, key: &str| match c.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Ok(Some(s.clone())),
+        Some(_) => Err(format!("condition.{key}")),
+    };
+    let condition = match m.get("condition") {
+        Some(Value::Object(c)) => {
+            match (
+                text(c, "actorId"),
+                text(c, "actorRunId"),
+                text(c, "actorTaskId"),
+            ) {
+                (_, _, Ok(Some(_)) | Err(_)) => {
+                    let m = "actor tasks are not served: use condition.actorId";
+                    errors.insert("condition.actorTaskId".into(), m.into());
+                    None
+                }
+                (Ok(actor_id), Ok(actor_run_id), Ok(None))
+                    if actor_id.is_some() != actor_run_id.is_some() =>
+                {
+                    Some(Condition {
+                        actor_id,
+                        actor_run_id,
+                    })
+                }
+                (a, r, _) => {
+                    for field in [a.err(), r.err()].into_iter().flatten() {
+                        errors.insert(field, "must be an id (a string)".into());
+                    }
+                    let m = "must name one of actorId or actorRunId";
+                    errors.entry("condition".into()).or_insert_with(|| m.into());
+                    None
+                }
+            }
+        }
+        _ => {
+            let m = "must be an object naming actorId or actorRunId";
+            errors.insert("condition".into(), m.into());
+            None
+        }
+    };
+    let mut flag = |field: &str| match m.get(field) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.insert(field.into(), "must be true or false".into());
+            false
+        }
+    };
+    let (is_ad_hoc, ignore_ssl_errors) = (flag("isAdHoc"), flag("ignoreSslErrors"));
+    let description = match m.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if d.chars().count() <= MAX_DESCRIPTION_LEN => Some(d.clone()),
+        Some(_) => {
+            let m = format!("must be text of at most {MAX_DESCRIPTION_LEN} characters");
+            errors.insert("description".into(), m);
+            None
+        }
+    };
+    match (hook, condition) {
+        (Some(hook), Some(condition)) if errors.is_empty() => Ok(WebhookDefinition {
+            hook,
+            condition,
+            is_ad_hoc,
+            description,
+            ignore_ssl_errors,
+        }),
+        _ => Err(errors),
+    }
+}
+
 /// The variables of an event's templates: `userId`, `createdAt`, `eventType`,
 /// `eventData` (`actorId`, `actorRunId`), `resource` (the run as Apify's API shows
 /// it) and `globals` (`dateISO`, `dateUnix`), as Apify names them.
@@ -163,15 +307,22 @@ pub fn parse_param(text: &str) -> Result<Vec<RunWebhook>, FieldErrors> {
     }
 }
 
-/// One webhook of the parameter; its problems go into `errors` under `at`.
+/// One webhook of the parameter; its problems go into `errors` under `at` (at the
+/// top level when empty).
 fn webhook(at: &str, v: &Value, errors: &mut FieldErrors) -> Option<RunWebhook> {
     let Value::Object(m) = v else {
-        errors.insert(at.into(), "must be an object".into());
+        let key = if at.is_empty() { "body" } else { at };
+        errors.insert(key.into(), "must be an object".into());
         return None;
     };
     let before = errors.len();
     let mut problem = |field: &str, message: String| {
-        errors.insert(format!("{at}.{field}"), message);
+        let key = if at.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{at}.{field}")
+        };
+        errors.insert(key, message);
     };
     let text = |field: &str| m.get(field).and_then(Value::as_str).map(str::to_owned);
     let mut event_types = Vec::new();
@@ -209,21 +360,32 @@ fn webhook(at: &str, v: &Value, errors: &mut FieldErrors) -> Option<RunWebhook> 
             Some(_) => problem(field, "must be a string".into()),
         }
     }
+    // A flag is a boolean: `"yes"` read as false would retry what was asked not
+    // to be, so anything else is refused.
+    let mut flag = |field: &str| match m.get(field) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problem(field, "must be true or false".into());
+            false
+        }
+    };
+    let do_not_retry = flag("doNotRetry");
+    let interpolate = flag("shouldInterpolateStrings");
     let payload_template = text("payloadTemplate");
     let headers_template = text("headersTemplate");
-    let interpolate = m.get("shouldInterpolateStrings").and_then(Value::as_bool) == Some(true);
     let templates = (payload_template.as_deref(), headers_template.as_deref());
     for (field, message) in template_problems(templates, interpolate) {
         problem(field, message);
     }
     let idempotency_key = text("idempotencyKey").filter(|k| k.len() <= 256);
-    (errors.len() == before).then(|| RunWebhook {
+    (errors.len() == before).then_some(RunWebhook {
         event_types,
         request_url,
         payload_template,
         headers_template,
         idempotency_key,
-        do_not_retry: m.get("doNotRetry").and_then(Value::as_bool) == Some(true),
+        do_not_retry,
         should_interpolate_strings: interpolate,
     })
 }
@@ -441,6 +603,15 @@ mod tests {
             json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/", "headersTemplate": "{\"X-A\": \"a\\r\\nb\"}"}]),
         );
         assert!(e.contains_key("webhooks[0].headersTemplate"), "{e:?}");
+        // A flag that is not a boolean is refused, not read as false.
+        let e = refused(
+            json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/", "doNotRetry": "yes", "shouldInterpolateStrings": 1}]),
+        );
+        assert!(
+            e.contains_key("webhooks[0].doNotRetry")
+                && e.contains_key("webhooks[0].shouldInterpolateStrings"),
+            "{e:?}"
+        );
         let many: Vec<Value> = (0..11)
             .map(|_| json!({"eventTypes": [CREATED], "requestUrl": "https://x/"}))
             .collect();
@@ -455,5 +626,42 @@ mod tests {
                 .unwrap_err()
                 .contains_key("webhooks")
         );
+    }
+
+    #[test]
+    fn a_persistent_webhook_needs_one_condition_and_is_checked_as_a_run_webhook() {
+        let ok = parse_definition(&json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED"],
+            "requestUrl": "https://example.com/", "condition": {"actorId": "apify~website-content-crawler"},
+            "description": "d", "isAdHoc": false, "ignoreSslErrors": true, "idempotencyKey": "k"}))
+        .unwrap();
+        assert_eq!(
+            ok.condition.actor_id.as_deref(),
+            Some("apify~website-content-crawler")
+        );
+        assert_eq!(ok.hook.idempotency_key.as_deref(), Some("k"));
+        assert!(ok.ignore_ssl_errors && !ok.is_ad_hoc);
+        // Stored and read back as it was.
+        let stored = serde_json::to_value(&ok).unwrap();
+        assert_eq!(parse_definition(&stored).unwrap(), ok);
+
+        let refused = |v: Value| parse_definition(&v).unwrap_err();
+        let base = |condition: Value| json!({"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/", "condition": condition});
+        assert!(
+            refused(json!({"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/"}))
+                .contains_key("condition")
+        );
+        assert!(refused(base(json!({}))).contains_key("condition"));
+        assert!(
+            refused(base(json!({"actorId": "a", "actorRunId": "r"}))).contains_key("condition")
+        );
+        assert!(refused(base(json!({"actorTaskId": "t"}))).contains_key("condition.actorTaskId"));
+        assert!(refused(base(json!({"actorId": 7}))).contains_key("condition.actorId"));
+        assert!(refused(base(json!("a"))).contains_key("condition"));
+        let e = refused(json!({"eventTypes": "ACTOR.RUN.FAILED", "requestUrl": "x",
+            "condition": {"actorRunId": "r"}, "isAdHoc": "no", "description": 5}));
+        for field in ["eventTypes", "requestUrl", "isAdHoc", "description"] {
+            assert!(e.contains_key(field), "{field}: {e:?}");
+        }
+        assert!(refused(json!([1])).contains_key("body"));
     }
 }

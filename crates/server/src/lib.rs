@@ -334,7 +334,10 @@ fn apify_routes() -> Router<AppState> {
         .route("/v2/actor-runs", get(apify::runs))
         .route("/v2/users/me", get(apify::me))
         .route("/v2/logs/{runId}", get(apify::log))
-        .route("/v2/key-value-stores/{storeId}", get(apify::kv_store))
+        .route(
+            "/v2/key-value-stores/{storeId}",
+            get(apify::kv_store).delete(apify::delete_kv_store),
+        )
         .route("/v2/key-value-stores/{storeId}/keys", get(apify::kv_keys))
         .route(
             "/v2/key-value-stores/{storeId}/records/{key}",
@@ -342,9 +345,33 @@ fn apify_routes() -> Router<AppState> {
                 .put(apify::put_kv_record)
                 .delete(apify::delete_kv_record),
         )
-        .route("/v2/datasets/{datasetId}", get(apify::dataset))
+        .route(
+            "/v2/datasets/{datasetId}",
+            get(apify::dataset).delete(apify::delete_dataset),
+        )
         .route("/v2/datasets/{datasetId}/items", get(apify::items))
         .merge(apify_run_routes())
+        .merge(apify_webhook_routes())
+}
+
+/// Apify's persistent webhooks and the dispatches of every run webhook.
+fn apify_webhook_routes() -> Router<AppState> {
+    use routes::apify_webhooks as hooks;
+    Router::new()
+        .route("/v2/webhooks", get(hooks::list).post(hooks::create))
+        .route(
+            "/v2/webhooks/{webhookId}",
+            get(hooks::get).put(hooks::update).delete(hooks::delete),
+        )
+        .route("/v2/webhooks/{webhookId}/test", post(hooks::test))
+        .route(
+            "/v2/webhooks/{webhookId}/dispatches",
+            get(hooks::webhook_dispatches),
+        )
+        .route("/v2/webhook-dispatches", get(hooks::dispatches))
+        .route("/v2/webhook-dispatches/{dispatchId}", get(hooks::dispatch))
+        .route("/v2/acts/{actorId}/webhooks", get(hooks::actor_webhooks))
+        .route("/v2/actors/{actorId}/webhooks", get(hooks::actor_webhooks))
 }
 
 /// A run and its storages, at `/v2/actor-runs/{runId}/…` and, under the actor, at
@@ -357,7 +384,10 @@ fn apify_run_routes() -> Router<AppState> {
             get(apify::get).delete(apify::delete_run),
         )
         .route("/v2/actor-runs/{runId}/abort", post(apify::abort))
-        .route("/v2/actor-runs/{runId}/dataset", get(apify::run_dataset))
+        .route(
+            "/v2/actor-runs/{runId}/dataset",
+            get(apify::run_dataset).delete(apify::delete_run_dataset),
+        )
         .route(
             "/v2/actor-runs/{runId}/dataset/items",
             get(apify::run_items),
@@ -365,7 +395,7 @@ fn apify_run_routes() -> Router<AppState> {
         .route("/v2/actor-runs/{runId}/log", get(apify::log))
         .route(
             "/v2/actor-runs/{runId}/key-value-store",
-            get(apify::run_kv_store),
+            get(apify::run_kv_store).delete(apify::delete_run_kv_store),
         )
         .route(
             "/v2/actor-runs/{runId}/key-value-store/keys",
@@ -382,7 +412,7 @@ fn apify_run_routes() -> Router<AppState> {
         .route("/v2/acts/{actorId}/runs/{runId}/abort", post(apify::abort))
         .route(
             "/v2/acts/{actorId}/runs/{runId}/dataset",
-            get(apify::run_dataset),
+            get(apify::run_dataset).delete(apify::delete_run_dataset),
         )
         .route(
             "/v2/acts/{actorId}/runs/{runId}/dataset/items",
@@ -391,7 +421,7 @@ fn apify_run_routes() -> Router<AppState> {
         .route("/v2/acts/{actorId}/runs/{runId}/log", get(apify::log))
         .route(
             "/v2/acts/{actorId}/runs/{runId}/key-value-store",
-            get(apify::run_kv_store),
+            get(apify::run_kv_store).delete(apify::delete_run_kv_store),
         )
         .route(
             "/v2/acts/{actorId}/runs/{runId}/key-value-store/keys",
@@ -411,7 +441,7 @@ fn apify_run_routes() -> Router<AppState> {
         )
         .route(
             "/v2/actors/{actorId}/runs/{runId}/dataset",
-            get(apify::run_dataset),
+            get(apify::run_dataset).delete(apify::delete_run_dataset),
         )
         .route(
             "/v2/actors/{actorId}/runs/{runId}/dataset/items",
@@ -420,7 +450,7 @@ fn apify_run_routes() -> Router<AppState> {
         .route("/v2/actors/{actorId}/runs/{runId}/log", get(apify::log))
         .route(
             "/v2/actors/{actorId}/runs/{runId}/key-value-store",
-            get(apify::run_kv_store),
+            get(apify::run_kv_store).delete(apify::delete_run_kv_store),
         )
         .route(
             "/v2/actors/{actorId}/runs/{runId}/key-value-store/keys",

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    agents, apify, chat, contacts, conversations, helpdesk, leads, sources, system, v1, webhooks,
+    agents, apify, apify_webhooks, chat, contacts, conversations, helpdesk, leads, sources, system,
+    v1, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -23,8 +24,12 @@ use crate::routes::{
         sources::restore, sources::train, sources::auto_retrain, sources::jobs, sources::search,
         apify::start, apify::get, apify::abort, apify::items, apify::actor, apify::dataset, apify::log,
         apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record, apify::delete_kv_record,
+        apify::delete_kv_store, apify::delete_dataset,
         apify::runs, apify::actor_runs, apify::run_sync_items, apify::run_sync, apify::me,
         apify::delete_run,
+        apify_webhooks::list, apify_webhooks::create, apify_webhooks::get, apify_webhooks::update,
+        apify_webhooks::delete, apify_webhooks::test, apify_webhooks::webhook_dispatches,
+        apify_webhooks::dispatches, apify_webhooks::dispatch, apify_webhooks::actor_webhooks,
         webhooks::list, webhooks::create, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::deliveries, v1::get_leads, leads::export,
         contacts::list, contacts::create, contacts::get, contacts::update, contacts::delete,

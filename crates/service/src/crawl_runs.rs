@@ -5,6 +5,10 @@
 //! stopped renewing (a crash or restart) is failed cleanly by any node's worker
 //! rather than left hanging: a crawl has no resumable state.
 
+mod apify_webhooks;
+
+pub use apify_webhooks::MAX_PER_PAGE as MAX_WEBHOOKS_PER_PAGE;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -12,7 +16,7 @@ use std::time::Duration;
 use agentbase_core::concurrency::{Entered, PerKey};
 use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
 use agentbase_core::run_webhook::{self, RunWebhook};
-use agentbase_core::{Clock, Error, Millis, Rejection, Resource, Result, ids};
+use agentbase_core::{Clock, Error, Millis, Plan, Rejection, Resource, Result, ids};
 use agentbase_crawler::browser::Renderer;
 use agentbase_crawler::{
     CancellationToken, CrawlError, CrawlInput, CrawlSpec, CrawlSummary, CrawlerSettings, Event,
@@ -158,21 +162,7 @@ impl CrawlRuns {
         options: RunOptions,
     ) -> Result<CrawlRun> {
         known_actor(actor_id)?;
-        let input = if input.is_null() {
-            Value::Object(Default::default())
-        } else {
-            input
-        };
-        let parsed = CrawlInput::from_json(input.clone())
-            .map_err(|e| Error::invalid("input", e.to_string()))?;
-        let mut spec =
-            CrawlSpec::try_from(&parsed).map_err(|e| Error::invalid("input", e.to_string()))?;
-        if spec.crawler_type.always_renders() && self.renderer.get().is_none() {
-            return Err(Error::invalid(
-                "input",
-                "crawlerType: this server has no browser (browser.enabled); use playwright:adaptive or cheerio",
-            ));
-        }
+        let (input, parsed, mut spec) = self.checked_input(input)?;
         let now = self.now();
         let limits = &self.settings.crawler;
         let timeout_secs = options
@@ -203,6 +193,8 @@ impl CrawlRuns {
             finished_at: None,
             kv_store_id: ids::alphanumeric(17),
             webhooks: options.webhooks,
+            dataset_deleted_at: None,
+            kv_store_deleted_at: None,
         };
         let admitted = self
             .store
@@ -216,7 +208,7 @@ impl CrawlRuns {
         if !admitted {
             return Err(Error::Rejected(Rejection::TooManyRuns));
         }
-        let created = self.deliveries(&run, run_webhook::CREATED, now);
+        let created = self.deliveries(&run, run_webhook::CREATED, now).await?;
         self.store.insert_run_deliveries(&created, now).await?;
         self.store
             .put_record(
@@ -249,6 +241,27 @@ impl CrawlRuns {
             runs.tokens.lock().expect("crawl tokens").remove(&id);
         });
         Ok(run)
+    }
+
+    /// A run's input (none is `{}`), read as the Website Content Crawler's and
+    /// turned into the crawl's spec, which this server must be able to crawl.
+    fn checked_input(&self, input: Value) -> Result<(Value, CrawlInput, CrawlSpec)> {
+        let input = if input.is_null() {
+            Value::Object(Default::default())
+        } else {
+            input
+        };
+        let parsed = CrawlInput::from_json(input.clone())
+            .map_err(|e| Error::invalid("input", e.to_string()))?;
+        let spec =
+            CrawlSpec::try_from(&parsed).map_err(|e| Error::invalid("input", e.to_string()))?;
+        if spec.crawler_type.always_renders() && self.renderer.get().is_none() {
+            return Err(Error::invalid(
+                "input",
+                "crawlerType: this server has no browser (browser.enabled); use playwright:adaptive or cheerio",
+            ));
+        }
+        Ok((input, parsed, spec))
     }
 
     /// Whether a run may start: its webhooks' targets pass the SSRF guard's check
@@ -417,66 +430,52 @@ impl CrawlRuns {
     ) -> Result<bool> {
         let now = self.now();
         let deliveries = match run_webhook::end_event(to) {
-            Some(event) if !run.webhooks.is_empty() => {
+            Some(event) => {
                 let mut ended = run.clone();
                 ended.status = to;
                 ended.status_message = Some(message.to_owned());
                 ended.finished_at = Some(now);
-                self.deliveries(&ended, event, now)
+                self.deliveries(&ended, event, now).await?
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         self.store
             .set_run_status_with(&run.id, (from, to), Some(message), now, &deliveries)
             .await
     }
 
-    /// What `run`'s webhooks that want `event`, which happened at `now`, are sent
-    /// (none without webhooks).
-    fn deliveries(&self, run: &CrawlRun, event: &str, now: Millis) -> Vec<RunDelivery> {
-        let max_attempts = i64::from(self.settings.webhooks.max_attempts.max(1));
-        let wanted: Vec<_> = (run.webhooks.iter().enumerate())
-            .filter(|(_, hook)| hook.wants(event))
+    /// What `run`'s webhooks that want `event`, which happened at `now`, are sent:
+    /// its ad-hoc ones (a delivery id `{run}.{place}.{event}`) and the workspace's
+    /// persistent ones told of it (`{run}.{webhook}.{event}`).
+    async fn deliveries(
+        &self,
+        run: &CrawlRun,
+        event: &str,
+        now: Millis,
+    ) -> Result<Vec<RunDelivery>> {
+        let persistent = (self.store)
+            .apify_webhooks_of_run(&run.workspace_id, &run.id)
+            .await?;
+        let ad_hoc = (run.webhooks.iter().enumerate()).map(|(i, hook)| (i.to_string(), None, hook));
+        let named =
+            (persistent.iter()).map(|w| (w.id.clone(), Some(w.id.clone()), &w.definition.hook));
+        let wanted: Vec<_> = (ad_hoc.chain(named))
+            .filter(|(_, _, hook)| hook.wants(event))
             .collect();
         if wanted.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let resource = match self.resource.get() {
             Some(show) => show(run),
             None => serde_json::json!({"id": run.id, "status": run.status.as_str()}),
         };
         let vars = run_webhook::vars(&run.workspace_id, event, (ACTOR_ID, &run.id), resource, now);
-        wanted
-            .into_iter()
-            .map(|(i, hook)| {
-                let body = hook.body(&vars);
-                // A template may repeat its variables: a body past the bound is
-                // not sent, and its delivery says why.
-                let refused = (body.len() > run_webhook::MAX_BODY_BYTES).then(|| {
-                    format!(
-                        "the payload would be {} bytes, more than {} bytes",
-                        body.len(),
-                        run_webhook::MAX_BODY_BYTES
-                    )
-                });
-                RunDelivery {
-                    id: format!("{}.{i}.{event}", run.id),
-                    workspace_id: run.workspace_id.clone(),
-                    run_id: run.id.clone(),
-                    event_type: event.to_owned(),
-                    url: hook.request_url.clone(),
-                    headers: hook.headers(&vars),
-                    body: if refused.is_some() {
-                        String::new()
-                    } else {
-                        body
-                    },
-                    max_attempts: if hook.do_not_retry { 1 } else { max_attempts },
-                    attempts: 0,
-                    refused,
-                }
-            })
-            .collect()
+        let max_attempts = i64::from(self.settings.webhooks.max_attempts.max(1));
+        let deliveries = wanted.into_iter().map(|(place, webhook_id, hook)| {
+            let id = format!("{}.{place}.{event}", run.id);
+            delivery(hook, &vars, max_attempts, (id, run, event, webhook_id))
+        });
+        Ok(deliveries.collect())
     }
 
     /// `GET /v2/actor-runs/{runId}[?waitForFinish=S]`: waits up to `wait` (at most
@@ -573,11 +572,7 @@ impl CrawlRuns {
         limit: Option<i64>,
         desc: bool,
     ) -> Result<(Vec<Value>, i64)> {
-        let run = self
-            .store
-            .run(&p.workspace_id, id)
-            .await?
-            .ok_or(Error::NotFound(Resource::Run))?;
+        let run = self.dataset_run(p, id).await?;
         // One response holds at most this many items, whatever `limit` says (the
         // pagination headers give the total, so clients page through the rest).
         let limit = Some(limit.unwrap_or(MAX_ITEMS_PER_READ).min(MAX_ITEMS_PER_READ));
@@ -598,11 +593,23 @@ impl CrawlRuns {
         Ok((lines, run.status.is_terminal()))
     }
 
-    /// The run owning key-value store `store_id` (by store id or run id).
-    async fn kv_run(&self, p: &Principal, store_id: &str) -> Result<CrawlRun> {
+    /// The run whose dataset is `id` (by dataset id or run id), while the dataset
+    /// has not been deleted.
+    pub async fn dataset_run(&self, p: &Principal, id: &str) -> Result<CrawlRun> {
+        self.store
+            .run(&p.workspace_id, id)
+            .await?
+            .filter(|r| r.dataset_deleted_at.is_none())
+            .ok_or(Error::NotFound(Resource::Run))
+    }
+
+    /// The run owning key-value store `store_id` (by store id or run id), while
+    /// the store has not been deleted.
+    pub async fn kv_run(&self, p: &Principal, store_id: &str) -> Result<CrawlRun> {
         self.store
             .run_by_kv_store(&p.workspace_id, store_id)
             .await?
+            .filter(|r| r.kv_store_deleted_at.is_none())
             .ok_or(Error::NotFound(Resource::Run))
     }
 
@@ -676,6 +683,61 @@ impl CrawlRuns {
         } else {
             Err(Error::NotFound(Resource::Run))
         }
+    }
+
+    /// `DELETE /v2/datasets/{id}`: the items of an ended run's dataset go, and the
+    /// dataset reads as gone; the run stays. A run still going is a conflict.
+    pub async fn delete_dataset(&self, p: &Principal, id: &str) -> Result<()> {
+        let run = self.dataset_run(p, id).await?;
+        if !run.status.is_terminal() {
+            return Err(Error::Conflict(
+                "the run writing this dataset has not ended; abort it first".into(),
+            ));
+        }
+        if self.store.delete_dataset(&run, self.now()).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::Run))
+        }
+    }
+
+    /// `DELETE /v2/key-value-stores/{id}`: the store's records go (the `INPUT`
+    /// record too), and the store reads as gone; the run stays.
+    pub async fn delete_kv_store(&self, p: &Principal, store_id: &str) -> Result<()> {
+        let run = self.kv_run(p, store_id).await?;
+        if self.store.delete_kv_store(&run, self.now()).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(Resource::Run))
+        }
+    }
+
+    /// Deletes ended runs past their workspace's plan's `crawler.run_retention_days`
+    /// with their storages, as `DELETE` does; how many went.
+    pub(crate) async fn expire_runs(&self) -> Result<u64> {
+        const BATCH: i64 = 100;
+        let mut gone = 0;
+        for plan in Plan::ALL {
+            let days = self.settings.crawler.run_retention_days.get_i64(plan);
+            if days == 0 {
+                continue;
+            }
+            let before = self.now().saturating_sub(days.saturating_mul(86_400_000));
+            loop {
+                let batch = self.store.expired_runs(plan, before, BATCH).await?;
+                let mut deleted = 0;
+                for run in &batch {
+                    deleted += u64::from(self.store.delete_run(run).await?);
+                }
+                gone += deleted;
+                // A short batch was the last; one where nothing went (another node
+                // took them) is not read again.
+                if (batch.len() as i64) < BATCH || deleted == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(gone)
     }
 
     /// Deletes a record of a run's key-value store (`DELETE …/records/{key}`);
@@ -928,6 +990,43 @@ impl CrawlRuns {
     ) -> Result<Option<(String, String)>> {
         let run = self.run(p, run_id, Duration::ZERO).await?;
         self.kv_record(p, &run.kv_store_id, key).await
+    }
+}
+
+/// Delivery `id` of `run`'s `event` to `hook` (a persistent webhook's when
+/// `webhook_id` is given), with `vars`: its body and headers, or, for a body past
+/// [`run_webhook::MAX_BODY_BYTES`] (a template may repeat its variables), why it
+/// is not sent.
+fn delivery(
+    hook: &RunWebhook,
+    vars: &Value,
+    max_attempts: i64,
+    (id, run, event, webhook_id): (String, &CrawlRun, &str, Option<String>),
+) -> RunDelivery {
+    let body = hook.body(vars);
+    let refused = (body.len() > run_webhook::MAX_BODY_BYTES).then(|| {
+        format!(
+            "the payload would be {} bytes, more than {} bytes",
+            body.len(),
+            run_webhook::MAX_BODY_BYTES
+        )
+    });
+    RunDelivery {
+        id,
+        workspace_id: run.workspace_id.clone(),
+        run_id: run.id.clone(),
+        event_type: event.to_owned(),
+        url: hook.request_url.clone(),
+        headers: hook.headers(vars),
+        body: if refused.is_some() {
+            String::new()
+        } else {
+            body
+        },
+        max_attempts: if hook.do_not_retry { 1 } else { max_attempts },
+        attempts: 0,
+        refused,
+        webhook_id,
     }
 }
 

@@ -56,6 +56,16 @@ pub use settings::{ConfigError, Layers, LimiterBackend, LogFormat, Overrides, Se
 /// How often this node looks for crawl runs whose node stopped.
 const ORPHAN_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How often a node deletes what is past its retention ([`App::apply_retention`]).
+const RETENTION_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub runs: u64,
+    pub deliveries: u64,
+}
+
 /// The services and the shared pieces they were built from; reached through the
 /// accessors (`app.accounts()`, `app.knowledge()`, …).
 pub struct App {
@@ -378,7 +388,38 @@ impl App {
                 tokio::time::sleep(ORPHAN_CHECK).await;
             }
         });
+        let app = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match app.apply_retention().await {
+                    Ok(Expired {
+                        runs: 0,
+                        deliveries: 0,
+                    }) => {}
+                    Ok(Expired { runs, deliveries }) => {
+                        tracing::info!(
+                            runs,
+                            deliveries,
+                            "expired crawl runs and deliveries deleted"
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+                }
+                tokio::time::sleep(RETENTION_CHECK).await;
+            }
+        });
         self.knowledge.start_worker()
+    }
+
+    /// Deletes what is past its retention: ended crawl runs (with their storages)
+    /// past `crawler.run_retention_days`, finished webhook deliveries past
+    /// `webhooks.delivery_retention_days`. Every node runs it hourly; two at once
+    /// delete each row once.
+    pub async fn apply_retention(&self) -> Result<Expired> {
+        Ok(Expired {
+            runs: self.crawl_runs.expire_runs().await?,
+            deliveries: self.webhooks.prune_deliveries().await?,
+        })
     }
 
     /// The settings this process runs with.

@@ -69,6 +69,9 @@ pub struct WebhookSettings {
     pub poll_interval_ms: u64,
     /// Deliveries in flight at once on this node.
     pub concurrency: usize,
+    /// Days a finished delivery (agents' and runs') stays in the delivery log.
+    /// 0: kept.
+    pub delivery_retention_days: u64,
 }
 
 /// Headless Chromium, for crawls that render pages (`crawlerType` `playwright:*`).
@@ -314,6 +317,9 @@ pub struct CrawlerConfig {
     /// Bytes of dataset items all of a workspace's runs may hold, by plan: a run
     /// that would write past it stops and fails, and none starts at the limit.
     pub dataset_storage_limits: PlanLimits,
+    /// Days an ended run is kept, by plan, as Apify keeps unnamed storages: then it
+    /// goes with its dataset, log and key-value store. 0: kept until deleted.
+    pub run_retention_days: PlanLimits,
 }
 
 /// Where and under which limits uploaded and crawled documents are parsed.
@@ -603,6 +609,13 @@ impl Default for CrawlerConfig {
                 pro: 10_000_000_000,
                 enterprise: 50_000_000_000,
             },
+            run_retention_days: PlanLimits {
+                free: 7,
+                hobby: 14,
+                standard: 21,
+                pro: 31,
+                enterprise: 31,
+            },
         }
     }
 }
@@ -637,6 +650,7 @@ impl Default for WebhookSettings {
             timeout_secs: 10,
             poll_interval_ms: 1000,
             concurrency: 4,
+            delivery_retention_days: 30,
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agentbase_core::run_webhook::{self, ApifyWebhook, Dispatch};
 use agentbase_core::webhook::{
     self, Attempt, Delivery, DeliveryState, EVENT_ID_HEADER, SIGNATURE_HEADER, Webhook,
     WebhookInput,
@@ -194,6 +195,26 @@ impl Webhooks {
         })
     }
 
+    /// Deletes finished deliveries (with their attempts) of both outboxes older
+    /// than `webhooks.delivery_retention_days`; how many went.
+    pub(crate) async fn prune_deliveries(&self) -> Result<u64> {
+        const BATCH: i64 = 1_000;
+        let days =
+            i64::try_from(self.settings.webhooks.delivery_retention_days).unwrap_or(i64::MAX);
+        if days == 0 {
+            return Ok(0);
+        }
+        let before = self.now().saturating_sub(days.saturating_mul(86_400_000));
+        let mut gone = 0;
+        loop {
+            let pass = self.store.prune_deliveries(before, BATCH).await?;
+            gone += pass;
+            if pass < BATCH as u64 {
+                return Ok(gone);
+            }
+        }
+    }
+
     /// Starts the outbox worker: every `webhooks.poll_interval_ms` (the first pass
     /// one interval after the start), the due deliveries are claimed and sent,
     /// `webhooks.concurrency` at a time; after a pass that sent something the next
@@ -299,10 +320,14 @@ impl Webhooks {
     /// Sends one claimed delivery of an Apify run webhook, with Apify's headers and
     /// those its template makes, and records how it went.
     async fn attempt_run(&self, d: RunDelivery) -> Result<()> {
-        // The id is `{run}.{webhook}.{event}`; the webhook is the run and its place.
-        let webhook_id: Vec<&str> = d.id.splitn(3, '.').take(2).collect();
+        // A persistent webhook by its id; an ad-hoc one (the delivery id is
+        // `{run}.{place}.{event}`) by its run and place.
+        let webhook_id = match &d.webhook_id {
+            Some(id) => id.clone(),
+            None => d.id.splitn(3, '.').take(2).collect::<Vec<_>>().join("."),
+        };
         let mut headers = vec![
-            ("x-apify-webhook".to_owned(), webhook_id.join(".")),
+            ("x-apify-webhook".to_owned(), webhook_id),
             ("x-apify-webhook-dispatch-id".to_owned(), d.id.clone()),
             ("x-apify-request-origin".to_owned(), "agentbase".to_owned()),
         ];
@@ -311,6 +336,60 @@ impl Webhooks {
             .await
             .judged((d.attempts, d.max_attempts), &self.settings);
         self.store.finish_run_delivery(&d.id, &outcome).await
+    }
+
+    /// `POST /v2/webhooks/{id}/test`: sends `w` Apify's `TEST` event once, now,
+    /// and answers with how it went as a dispatch. The dispatch is not kept (a
+    /// test belongs to no run) and never retried.
+    pub async fn test_apify_webhook(&self, w: &ApifyWebhook) -> Dispatch {
+        let now = self.now();
+        let id = ids::alphanumeric(17);
+        let resource = serde_json::json!({"id": "test", "status": "SUCCEEDED"});
+        let actor = crate::crawl_runs::ACTOR_ID;
+        let vars = run_webhook::vars(&w.workspace_id, "TEST", (actor, ""), resource, now);
+        let mut headers = vec![
+            ("x-apify-webhook".to_owned(), w.id.clone()),
+            ("x-apify-webhook-dispatch-id".to_owned(), id.clone()),
+            ("x-apify-request-origin".to_owned(), "agentbase".to_owned()),
+        ];
+        headers.extend(w.definition.hook.headers(&vars));
+        let body = w.definition.hook.body(&vars);
+        let sent = if body.len() > run_webhook::MAX_BODY_BYTES {
+            None
+        } else {
+            Some(
+                self.send(&id, &w.definition.hook.request_url, &headers, &body)
+                    .await,
+            )
+        };
+        let (state, last_status, last_error) = match sent {
+            Some(Sent {
+                error: None,
+                status_code,
+                ..
+            }) => (DeliveryState::Delivered, status_code, None),
+            Some(Sent {
+                error, status_code, ..
+            }) => (DeliveryState::Failed, status_code, error),
+            None => (
+                DeliveryState::Failed,
+                None,
+                Some("the payload is too large".into()),
+            ),
+        };
+        Dispatch {
+            id,
+            workspace_id: w.workspace_id.clone(),
+            webhook_id: Some(w.id.clone()),
+            run_id: String::new(),
+            event_type: "TEST".into(),
+            state,
+            attempts: 1,
+            last_status,
+            last_error,
+            created_at: now,
+            finished_at: Some(self.now()),
+        }
     }
 
     /// POSTs `body` for delivery `id` through the SSRF guard, `webhooks.timeout_secs`

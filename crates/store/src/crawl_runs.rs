@@ -11,10 +11,17 @@ use crate::{Store, db_err, json_text};
 /// its size); a client pages on from the count it got, as Apify's clients do.
 pub const MAX_BYTES_PER_READ: i64 = 16 * 1024 * 1024;
 
-const RUN_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, dataset_id, \
-    timeout_secs, pages_done, pages_failed, items, started_at, finished_at, kv_store_id, webhooks";
+/// What a new run is written with.
+const INSERT_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, \
+    dataset_id, timeout_secs, pages_done, pages_failed, items, started_at, finished_at, \
+    kv_store_id, webhooks";
 
-fn run(row: &AnyRow) -> Result<CrawlRun> {
+/// What a run is read with.
+pub(crate) const RUN_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, \
+    dataset_id, timeout_secs, pages_done, pages_failed, items, started_at, finished_at, \
+    kv_store_id, webhooks, dataset_deleted_at, kv_store_deleted_at";
+
+pub(crate) fn run(row: &AnyRow) -> Result<CrawlRun> {
     let status: String = row.try_get("status").map_err(db_err)?;
     let input: String = row.try_get("input").map_err(db_err)?;
     Ok(CrawlRun {
@@ -46,6 +53,8 @@ fn run(row: &AnyRow) -> Result<CrawlRun> {
             Some(text) => serde_json::from_str(&text)
                 .map_err(|_| Error::Storage("corrupt run webhooks".into()))?,
         },
+        dataset_deleted_at: row.try_get("dataset_deleted_at").map_err(db_err)?,
+        kv_store_deleted_at: row.try_get("kv_store_deleted_at").map_err(db_err)?,
     })
 }
 
@@ -60,7 +69,7 @@ impl Store {
         max_active: i64,
     ) -> Result<bool> {
         let done = sqlx::query(&format!(
-            "INSERT INTO crawl_runs ({RUN_COLUMNS}, node, lease_until) SELECT $1, $2, $3, $4, $5, \
+            "INSERT INTO crawl_runs ({INSERT_COLUMNS}, node, lease_until) SELECT $1, $2, $3, $4, $5, \
              $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 WHERE (SELECT COUNT(*) FROM \
              crawl_runs WHERE workspace_id = $18 AND status IN ('READY', 'RUNNING', 'ABORTING')) \
              < $19"
@@ -446,6 +455,60 @@ impl Store {
                 .await
                 .map_err(db_err)?;
         }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    /// Deletes the items of `run`'s dataset and marks it deleted (the run stays),
+    /// when the run has ended and the dataset is still there (checked in the
+    /// statement); `false` otherwise. What the run's storage counts is then its log.
+    pub async fn delete_dataset(&self, run: &CrawlRun, now: Millis) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let marked = sqlx::query(
+            "UPDATE crawl_runs SET dataset_deleted_at = $1, dataset_bytes = (SELECT \
+             CAST(COALESCE(SUM(LENGTH(line)), 0) AS BIGINT) FROM crawl_run_log WHERE run_id = $2) \
+             WHERE id = $3 AND dataset_deleted_at IS NULL AND status IN \
+             ('SUCCEEDED', 'FAILED', 'TIMED-OUT', 'ABORTED')",
+        )
+        .bind(now)
+        .bind(&run.id)
+        .bind(&run.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if marked.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM dataset_items WHERE dataset_id = $1")
+            .bind(&run.dataset_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    /// Deletes the records of `run`'s key-value store and marks it deleted (the run
+    /// stays), when the store is still there; `false` otherwise.
+    pub async fn delete_kv_store(&self, run: &CrawlRun, now: Millis) -> Result<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let marked = sqlx::query(
+            "UPDATE crawl_runs SET kv_store_deleted_at = $1 WHERE id = $2 \
+             AND kv_store_deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(&run.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if marked.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM kv_records WHERE store_id = $1")
+            .bind(&run.kv_store_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

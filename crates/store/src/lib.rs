@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod apify_webhooks;
 mod chat;
 mod contacts;
 mod crawl_runs;
@@ -15,6 +16,7 @@ mod members;
 mod migrate;
 mod notifications;
 mod ops;
+mod retention;
 mod rows;
 mod run_webhooks;
 mod search;

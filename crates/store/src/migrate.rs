@@ -94,6 +94,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dataset_sizes",
         include_str!("../migrations/0020_dataset_sizes.sql"),
     ),
+    (
+        21,
+        "retention",
+        include_str!("../migrations/0021_retention.sql"),
+    ),
+    (
+        22,
+        "apify_webhooks",
+        include_str!("../migrations/0022_apify_webhooks.sql"),
+    ),
 ];
 
 const LOCK_ID: i64 = 0x6167_656e_7462;

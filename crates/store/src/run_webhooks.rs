@@ -28,6 +28,8 @@ pub struct RunDelivery {
     pub attempts: i64,
     /// Why it is not sent at all (written as failed with this error).
     pub refused: Option<String>,
+    /// The persistent webhook it is of; `None` for a run's ad-hoc one.
+    pub webhook_id: Option<String>,
 }
 
 fn insert_query(
@@ -41,8 +43,8 @@ fn insert_query(
     sqlx::query(
         "INSERT INTO run_webhook_deliveries (id, workspace_id, run_id, event_type, url, headers, \
          body, state, attempts, max_attempts, next_attempt_at, lease_until, created_at, \
-         last_error, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, 0, $11, \
-         $12, $13) ON CONFLICT DO NOTHING",
+         last_error, finished_at, webhook_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, \
+         $10, 0, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
     )
     .bind(d.id.clone())
     .bind(d.workspace_id.clone())
@@ -57,6 +59,7 @@ fn insert_query(
     .bind(now)
     .bind(d.refused.clone())
     .bind(finished_at)
+    .bind(d.webhook_id.clone())
 }
 
 async fn insert_all(
@@ -133,7 +136,7 @@ impl Store {
         }
         let row = sqlx::query(
             "SELECT id, workspace_id, run_id, event_type, url, headers, body, max_attempts, \
-             attempts FROM run_webhook_deliveries WHERE id = $1",
+             attempts, webhook_id FROM run_webhook_deliveries WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.writer)
@@ -155,6 +158,7 @@ impl Store {
             max_attempts: row.try_get("max_attempts").map_err(db_err)?,
             attempts: row.try_get("attempts").map_err(db_err)?,
             refused: None,
+            webhook_id: row.try_get("webhook_id").map_err(db_err)?,
         }))
     }
 

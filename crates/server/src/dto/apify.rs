@@ -1,9 +1,12 @@
 //! Apify's objects for a crawl run: the run, the actor, the run's dataset and
-//! key-value store, and the store's keys.
+//! key-value store, and the store's keys; and persistent webhooks and the
+//! dispatches of every run webhook.
 
 use agentbase_api_types::apify;
 use agentbase_core::crawl_run::{CrawlRun, RunStatus};
+use agentbase_core::run_webhook::{ApifyWebhook, Dispatch};
 use agentbase_core::time_fmt::iso8601;
+use agentbase_core::webhook::DeliveryState;
 use agentbase_service::crawl_runs::{ACTOR_ID, ACTOR_NAME};
 
 /// Apify's Run object for a run.
@@ -137,5 +140,66 @@ pub(crate) fn kv_keys_dto(keys: Vec<(String, i64)>) -> apify::KeyValueStoreKeys 
         items,
         limit: 1000,
         next_exclusive_start_key: None,
+    }
+}
+
+/// Apify's Webhook object for a persistent webhook.
+pub(crate) fn webhook_dto(w: &ApifyWebhook) -> apify::Webhook {
+    let d = &w.definition;
+    apify::Webhook {
+        id: w.id.clone(),
+        user_id: w.workspace_id.clone(),
+        created_at: iso8601(w.created_at),
+        modified_at: iso8601(w.modified_at),
+        is_ad_hoc: d.is_ad_hoc,
+        should_interpolate_strings: d.hook.should_interpolate_strings,
+        event_types: d.hook.event_types.clone(),
+        condition: apify::WebhookCondition {
+            actor_id: d.condition.actor_id.clone(),
+            actor_run_id: d.condition.actor_run_id.clone(),
+        },
+        ignore_ssl_errors: d.ignore_ssl_errors,
+        do_not_retry: d.hook.do_not_retry,
+        request_url: d.hook.request_url.clone(),
+        payload_template: d.hook.payload_template.clone(),
+        headers_template: d.hook.headers_template.clone(),
+        description: d.description.clone(),
+        idempotency_key: d.hook.idempotency_key.clone(),
+        action_type: "HTTP_REQUEST".into(),
+    }
+}
+
+/// Apify's WebhookDispatch object for a delivery of a run event.
+pub(crate) fn dispatch_dto(d: &Dispatch) -> apify::WebhookDispatch {
+    let webhook_id = d.webhook_id.clone().unwrap_or_else(|| {
+        // An ad-hoc webhook is its run and its place (the delivery id's first two
+        // parts).
+        d.id.splitn(3, '.').take(2).collect::<Vec<_>>().join(".")
+    });
+    apify::WebhookDispatch {
+        id: d.id.clone(),
+        user_id: d.workspace_id.clone(),
+        webhook_id,
+        created_at: iso8601(d.created_at),
+        status: match d.state {
+            DeliveryState::Pending => "ACTIVE",
+            DeliveryState::Delivered => "SUCCEEDED",
+            DeliveryState::Failed => "FAILED",
+        }
+        .into(),
+        event_type: d.event_type.clone(),
+        event_data: apify::DispatchEventData {
+            actor_id: ACTOR_ID.into(),
+            actor_run_id: (!d.run_id.is_empty()).then(|| d.run_id.clone()),
+        },
+        calls: if d.attempts > 0 || d.last_error.is_some() {
+            vec![apify::DispatchCall {
+                finished_at: d.finished_at.map(iso8601),
+                error_message: d.last_error.clone(),
+                response_status: d.last_status,
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }

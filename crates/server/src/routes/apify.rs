@@ -26,7 +26,7 @@ use crate::extract::{QueryMap, RawBody, parse_json};
 use crate::routes::dataset_items::{self, ItemsQuery, truthy};
 
 /// An Apify object in its `{"data": …}` envelope.
-fn data<T: serde::Serialize>(object: T) -> Response {
+pub(crate) fn data<T: serde::Serialize>(object: T) -> Response {
     axum::Json(apify::Data { data: object }).into_response()
 }
 
@@ -379,8 +379,32 @@ pub async fn dataset(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let run = state.app.crawl_runs().run(&p, &id, Duration::ZERO).await?;
+    let run = state.app.crawl_runs().dataset_run(&p, &id).await?;
     Ok(data(dataset_dto(&run, &origin(&headers))))
+}
+
+/// `DELETE /v2/datasets/{datasetId}` (also the run's `…/dataset`).
+#[utoipa::path(delete, path = "/v2/datasets/{datasetId}", tag = "apify",
+    description = "Apify-compatible: deletes the dataset's items; the dataset then reads as gone (404) while its run stays. The dataset of a run still going is 409 (abort the run first).",
+    params(("datasetId" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = agentbase_api_types::ErrorResponse),
+              (status = 409, body = agentbase_api_types::ErrorResponse)))]
+pub async fn delete_dataset(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.app.crawl_runs().delete_dataset(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /v2/actor-runs/{runId}/dataset`.
+pub async fn delete_run_dataset(
+    state: State<AppState>,
+    p: Extension<Principal>,
+    RunRef(id): RunRef,
+) -> Result<Response, ApiError> {
+    delete_dataset(state, p, Path(id)).await
 }
 
 /// `GET /v2/actor-runs/{runId}/dataset`: the run's Dataset object.
@@ -474,12 +498,35 @@ pub async fn run_kv_store(
     RunRef(run_id): RunRef,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let run = state
+    let run = state.app.crawl_runs().kv_run(&p, &run_id).await?;
+    Ok(data(kv_store_dto(&run, &origin(&headers))))
+}
+
+/// `DELETE /v2/key-value-stores/{storeId}` (also the run's `…/key-value-store`).
+#[utoipa::path(delete, path = "/v2/key-value-stores/{storeId}", tag = "apify",
+    description = "Apify-compatible: deletes the store's records (`INPUT` too); the store then reads as gone (404) while its run stays.",
+    params(("storeId" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+pub async fn delete_kv_store(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(store_id): Path<String>,
+) -> Result<Response, ApiError> {
+    state
         .app
         .crawl_runs()
-        .run(&p, &run_id, Duration::ZERO)
+        .delete_kv_store(&p, &store_id)
         .await?;
-    Ok(data(kv_store_dto(&run, &origin(&headers))))
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /v2/actor-runs/{runId}/key-value-store`.
+pub async fn delete_run_kv_store(
+    state: State<AppState>,
+    p: Extension<Principal>,
+    RunRef(run_id): RunRef,
+) -> Result<Response, ApiError> {
+    delete_kv_store(state, p, Path(run_id)).await
 }
 
 /// `GET /v2/key-value-stores/{storeId}/keys`.
@@ -849,6 +896,8 @@ mod tests {
             finished_at: Some(5_000),
             kv_store_id: "k1".into(),
             webhooks: Vec::new(),
+            dataset_deleted_at: None,
+            kv_store_deleted_at: None,
         };
         let (base, started, changed) = ("http://h", iso8601(1_000), iso8601(5_000));
         async fn body(r: Response) -> String {

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod apify;
+pub mod apify_webhooks;
 pub mod chat;
 pub mod contacts;
 pub mod conversations;

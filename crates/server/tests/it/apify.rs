@@ -501,6 +501,8 @@ async fn a_run_left_behind_by_a_stopped_node_fails_cleanly_instead_of_hanging() 
             do_not_retry: false,
             should_interpolate_strings: false,
         }],
+        dataset_deleted_at: None,
+        kv_store_deleted_at: None,
     };
     // Its node stopped renewing the lease a while ago (crashed or restarted).
     t.app
@@ -1497,4 +1499,326 @@ async fn a_workspace_waits_on_a_bounded_number_of_runs_at_once() {
     }
     let (s, _) = get_json(&t, &wait).await;
     assert_eq!(s, 200, "the places came back");
+}
+
+/// Apify's `dataset.delete()` and `key_value_store.delete()`: the storage reads
+/// as gone while its run stays (a running run's dataset is 409); and ended runs
+/// expire with their storages after `crawler.run_retention_days`.
+#[tokio::test]
+async fn storages_are_deleted_alone_and_ended_runs_expire() {
+    let t = spawn_with(|s| {
+        s.crawler.allow_private_networks = true;
+        s.rate_limit.requests = 1_000_000;
+        s.crawler.run_retention_days.standard = 2;
+    })
+    .await;
+    let site = site().await;
+    let docs = json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlDepth": 3});
+    let first = start_run(&t, docs).await;
+    let first = first["data"]["id"].as_str().unwrap().to_owned();
+    let (_, done) = get_json(&t, &format!("/v2/actor-runs/{first}?waitForFinish=60")).await;
+    assert_eq!(done["data"]["status"], "SUCCEEDED", "{done}");
+    let dataset = done["data"]["defaultDatasetId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = done["data"]["defaultKeyValueStoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A run still going keeps its dataset; its key-value store may go.
+    let slow = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}),
+    )
+    .await;
+    let slow = slow["data"]["id"].as_str().unwrap().to_owned();
+    let (status, _, body) =
+        send(&t, Method::DELETE, format!("/v2/actor-runs/{slow}/dataset")).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, ..) = send(
+        &t,
+        Method::DELETE,
+        format!("/v2/actor-runs/{slow}/key-value-store"),
+    )
+    .await;
+    assert_eq!(status, 204);
+    send(&t, Method::POST, format!("/v2/actor-runs/{slow}/abort")).await;
+    let (_, ended) = get_json(&t, &format!("/v2/actor-runs/{slow}?waitForFinish=30")).await;
+    assert_eq!(ended["data"]["status"], "ABORTED");
+
+    // The dataset goes alone: gone by either name, the run and its log stay.
+    let (status, ..) = send(&t, Method::DELETE, format!("/v2/datasets/{dataset}")).await;
+    assert_eq!(status, 204);
+    for path in [
+        format!("/v2/datasets/{dataset}"),
+        format!("/v2/datasets/{dataset}/items"),
+        format!("/v2/actor-runs/{first}/dataset"),
+        format!("/v2/actor-runs/{first}/dataset/items?format=csv"),
+    ] {
+        let (status, code, _) = send(&t, Method::GET, path.clone()).await;
+        assert_eq!(
+            (status, code.as_deref()),
+            (404, Some("RESOURCE_NOT_FOUND")),
+            "{path}"
+        );
+    }
+    let (status, ..) = send(&t, Method::DELETE, format!("/v2/datasets/{dataset}")).await;
+    assert_eq!(status, 404, "deleted already");
+    let (status, run) = get_json(&t, &format!("/v2/actor-runs/{first}")).await;
+    assert_eq!(
+        (status, &run["data"]["defaultDatasetId"]),
+        (200, &json!(dataset))
+    );
+    let r = apify(&t, Method::GET, &format!("/v2/actor-runs/{first}/log"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // So does the key-value store, with its INPUT record; writes to it are 404.
+    let (status, ..) = send(&t, Method::DELETE, format!("/v2/key-value-stores/{store}")).await;
+    assert_eq!(status, 204);
+    for path in [
+        format!("/v2/key-value-stores/{store}"),
+        format!("/v2/key-value-stores/{store}/keys"),
+        format!("/v2/key-value-stores/{store}/records/INPUT"),
+        format!("/v2/actor-runs/{first}/key-value-store"),
+        format!("/v2/actor-runs/{first}/key-value-store/records/INPUT"),
+    ] {
+        let (status, ..) = send(&t, Method::GET, path.clone()).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let put = apify(
+        &t,
+        Method::PUT,
+        &format!("/v2/key-value-stores/{store}/records/X"),
+    )
+    .body("{}")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(outcome(put).await.0, 404);
+
+    // Retention: nothing has ended two days ago yet; past that, both runs go with
+    // what is left of their storages.
+    assert_eq!(t.app.apply_retention().await.unwrap().runs, 0);
+    t.clock.advance_ms(2 * 86_400_000 + 1_000);
+    assert_eq!(t.app.apply_retention().await.unwrap().runs, 2);
+    for id in [&first, &slow] {
+        let (status, _) = get_json(&t, &format!("/v2/actor-runs/{id}")).await;
+        assert_eq!(status, 404, "{id} expired");
+    }
+    let (_, list) = get_json(&t, "/v2/actor-runs").await;
+    assert_eq!(list["data"]["total"], 0, "{list}");
+}
+
+/// A request of the Apify API and its outcome (status, error code, body).
+async fn send(t: &TestApp, method: Method, path: String) -> (u16, Option<String>, Value) {
+    outcome(apify(t, method, &path).send().await.unwrap()).await
+}
+
+/// Apify's persistent webhooks (`client.webhooks().create(…)`): told of every run
+/// of the crawler, or of one run, through the same outbox; their dispatches are
+/// listed with the ad-hoc ones'; `test` sends at once; bad definitions get 400
+/// naming the field.
+#[tokio::test]
+async fn persistent_webhooks_hear_of_every_run_and_list_their_dispatches() {
+    use crate::webhooks::{loopback_allowed, receiver, wait_for};
+    let (every, every_got) = receiver(|_| 200).await;
+    let (one, one_got) = receiver(|_| 200).await;
+    let t = spawn_with(loopback_allowed).await;
+    let site = site().await;
+    let create = |body: Value| apify(&t, Method::POST, "/v2/webhooks").json(&body).send();
+    let (status, _, created) = outcome(
+        create(json!({
+            "eventTypes": ["ACTOR.RUN.SUCCEEDED"],
+            "condition": {"actorId": "aYG0l9s7dbB7j3gbS"},
+            "requestUrl": format!("http://127.0.0.1:{every}/hook"),
+            "payloadTemplate": "{\"run\": {{resource.id}}, \"items\": {{resource.stats.itemCount}}}",
+            "description": "every run",
+            "idempotencyKey": "every-run",
+        }))
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let hook = &created["data"];
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            &hook["condition"],
+            &hook["doNotRetry"],
+            &hook["description"]
+        ),
+        (
+            &json!({"actorId": "aYG0l9s7dbB7j3gbS"}),
+            &json!(false),
+            &json!("every run")
+        )
+    );
+    // The same idempotency key answers with the same webhook.
+    let again = create(
+        json!({"eventTypes": ["ACTOR.RUN.FAILED"], "condition": {"actorId": "apify/website-content-crawler"},
+        "requestUrl": "https://example.com/", "idempotencyKey": "every-run"}),
+    );
+    let (status, _, again) = outcome(again.await.unwrap()).await;
+    assert_eq!((status, &again["data"]["id"]), (201, &json!(hook_id)));
+
+    // Two runs: the actor's webhook hears of both; one run's webhook only of it.
+    let docs = json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlPages": 2});
+    let first = start_run(&t, docs.clone()).await;
+    let first = first["data"]["id"].as_str().unwrap().to_owned();
+    let only = json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "condition": {"actorRunId": first},
+        "requestUrl": format!("http://127.0.0.1:{one}/hook"), "isAdHoc": true});
+    assert_eq!(outcome(create(only).await.unwrap()).await.0, 201);
+    get_json(&t, &format!("/v2/actor-runs/{first}?waitForFinish=60")).await;
+    let second = start_run(&t, docs).await;
+    let second = second["data"]["id"].as_str().unwrap().to_owned();
+    get_json(&t, &format!("/v2/actor-runs/{second}?waitForFinish=60")).await;
+    wait_for("both runs' dispatches", || {
+        every_got.lock().unwrap().len() >= 2
+    })
+    .await;
+    wait_for("the run's own", || !one_got.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = every_got.lock().unwrap().clone();
+    let runs: Vec<Value> = got.iter().map(|r| r.json()["run"].clone()).collect();
+    assert_eq!(runs, [json!(first), json!(second)]);
+    assert_eq!(got[0].json()["items"], 2);
+    assert_eq!(got[0].header("x-apify-webhook"), hook_id);
+    assert_eq!(one_got.lock().unwrap().len(), 1, "only the run it names");
+
+    // Dispatches: the webhook's, and the workspace's; each by id.
+    let (_, listed) = get_json(&t, &format!("/v2/webhooks/{hook_id}/dispatches")).await;
+    let items = listed["data"]["items"].as_array().unwrap();
+    assert_eq!(listed["data"]["total"], 2, "{listed}");
+    assert_eq!(
+        (
+            &items[0]["status"],
+            &items[0]["eventType"],
+            &items[0]["webhookId"]
+        ),
+        (
+            &json!("SUCCEEDED"),
+            &json!("ACTOR.RUN.SUCCEEDED"),
+            &json!(hook_id)
+        )
+    );
+    assert_eq!(items[0]["eventData"]["actorRunId"], json!(first));
+    assert_eq!(items[0]["calls"][0]["responseStatus"], 200);
+    let (_, all) = get_json(&t, "/v2/webhook-dispatches?desc=1&limit=2").await;
+    assert_eq!(
+        (&all["data"]["total"], &all["data"]["count"]),
+        (&json!(3), &json!(2)),
+        "{all}"
+    );
+    let dispatch_id = items[1]["id"].as_str().unwrap();
+    let (status, one_dispatch) =
+        get_json(&t, &format!("/v2/webhook-dispatches/{dispatch_id}")).await;
+    assert_eq!(
+        (status, &one_dispatch["data"]["eventData"]["actorRunId"]),
+        (200, &json!(second))
+    );
+
+    // Lists, update, test, delete.
+    let (_, list) = get_json(&t, "/v2/webhooks").await;
+    assert_eq!(list["data"]["total"], 2);
+    let (_, of_actor) = get_json(&t, "/v2/acts/apify~website-content-crawler/webhooks").await;
+    assert_eq!(
+        of_actor["data"]["items"][0]["id"],
+        json!(hook_id),
+        "{of_actor}"
+    );
+    assert_eq!(
+        of_actor["data"]["total"], 1,
+        "the run's own is not the actor's"
+    );
+    let put = apify(&t, Method::PUT, &format!("/v2/webhooks/{hook_id}"))
+        .json(
+            &json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED", "ACTOR.RUN.FAILED"], "doNotRetry": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, _, updated) = outcome(put).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["data"]["eventTypes"].as_array().unwrap().len(), 2);
+    assert_eq!(updated["data"]["description"], "every run", "kept");
+    let test = apify(&t, Method::POST, &format!("/v2/webhooks/{hook_id}/test"));
+    let (status, _, tested) = outcome(test.send().await.unwrap()).await;
+    assert_eq!(
+        (status, &tested["data"]["status"]),
+        (201, &json!("SUCCEEDED")),
+        "{tested}"
+    );
+    assert_eq!(tested["data"]["eventType"], "TEST");
+    assert_eq!(every_got.lock().unwrap().len(), 3, "the test was sent");
+    let r = apify(&t, Method::DELETE, &format!("/v2/webhooks/{hook_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (status, _) = get_json(&t, &format!("/v2/webhooks/{hook_id}")).await;
+    assert_eq!(status, 404);
+
+    // Bad definitions: 400 naming the field.
+    for (body, field) in [
+        (
+            json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "https://example.com/"}),
+            "condition",
+        ),
+        (
+            json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "https://example.com/",
+            "condition": {"actorTaskId": "t1"}}),
+            "condition.actorTaskId",
+        ),
+        (
+            json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "https://example.com/",
+            "condition": {"actorId": "someone~else"}}),
+            "condition.actorId",
+        ),
+        (
+            json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "requestUrl": "https://example.com/",
+            "condition": {"actorRunId": "nope"}}),
+            "condition.actorRunId",
+        ),
+        (
+            json!({"eventTypes": ["BUILD"], "requestUrl": "https://example.com/",
+            "condition": {"actorId": "aYG0l9s7dbB7j3gbS"}}),
+            "eventTypes",
+        ),
+        (
+            json!({"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "gopher://x",
+            "condition": {"actorId": "aYG0l9s7dbB7j3gbS"}, "doNotRetry": "yes"}),
+            "doNotRetry",
+        ),
+        (
+            json!({"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://example.com/",
+            "condition": {"actorId": "aYG0l9s7dbB7j3gbS"}, "description": "d".repeat(1_001)}),
+            "description",
+        ),
+    ] {
+        let (s, code, body) = outcome(create(body).await.unwrap()).await;
+        assert_eq!(
+            (s, code.as_deref()),
+            (400, Some("VALIDATION_INVALID_BODY")),
+            "{body}"
+        );
+        assert!(
+            body["error"]["details"].get(field).is_some(),
+            "{field}: {body}"
+        );
+    }
+    let (s, _, _) = outcome(
+        apify(&t, Method::POST, "/v2/webhooks")
+            .body("[1]")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400);
 }

@@ -295,6 +295,39 @@ const API: &[Endpoint] = &[
     (Method::DELETE, "/v2/acts/{act}/runs/{r}", None),
     (Method::DELETE, "/v2/actors/{act}/runs/{r}", None),
     (Method::DELETE, "/v2/actor-runs/{r}", None),
+    (Method::DELETE, "/v2/datasets/{d}", None),
+    (Method::GET, "/v2/webhooks/{aw}", None),
+    (
+        Method::PUT,
+        "/v2/webhooks/{aw}",
+        Some(r#"{"requestUrl":"https://intruder.example/"}"#),
+    ),
+    (Method::DELETE, "/v2/webhooks/{aw}", None),
+    (Method::POST, "/v2/webhooks/{aw}/test", None),
+    (Method::GET, "/v2/webhooks/{aw}/dispatches", None),
+    (Method::GET, "/v2/webhook-dispatches/{dp}", None),
+    (
+        Method::POST,
+        "/v2/webhooks",
+        Some(
+            r#"{"eventTypes":["ACTOR.RUN.SUCCEEDED"],"condition":{"actorRunId":"{r}"},"requestUrl":"https://intruder.example/"}"#,
+        ),
+    ),
+    (Method::DELETE, "/v2/key-value-stores/{v}", None),
+    (Method::DELETE, "/v2/actor-runs/{r}/dataset", None),
+    (Method::DELETE, "/v2/actor-runs/{r}/key-value-store", None),
+    (Method::DELETE, "/v2/acts/{act}/runs/{r}/dataset", None),
+    (
+        Method::DELETE,
+        "/v2/acts/{act}/runs/{r}/key-value-store",
+        None,
+    ),
+    (Method::DELETE, "/v2/actors/{act}/runs/{r}/dataset", None),
+    (
+        Method::DELETE,
+        "/v2/actors/{act}/runs/{r}/key-value-store",
+        None,
+    ),
     // The helpdesk (`{t}` a ticket number) and the handoff.
     (
         Method::GET,
@@ -487,6 +520,26 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
         "GET",
         "/v2/actor-runs",
         "lists the caller's own runs: checked by `runs_are_listed_and_the_last_one_is_reachable_under_the_actor`",
+    ),
+    (
+        "GET",
+        "/v2/webhooks",
+        "lists the caller's own webhooks: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "GET",
+        "/v2/webhook-dispatches",
+        "lists the caller's own dispatches: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "GET",
+        "/v2/acts/{actorId}/webhooks",
+        "lists the caller's own webhooks: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "GET",
+        "/v2/actors/{actorId}/webhooks",
+        "lists the caller's own webhooks: checked by `lists_show_only_the_callers_own`",
     ),
     (
         "GET",
@@ -692,6 +745,8 @@ const PARAMS: &[(&str, &str)] = &[
     ("{s}", "{sourceId}"),
     ("{r}", "{runId}"),
     ("{act}", "{actorId}"),
+    ("{aw}", "{webhookId}"),
+    ("{dp}", "{dispatchId}"),
     ("{d}", "{datasetId}"),
     ("{v}", "{storeId}"),
     ("{u}", "{userId}"),
@@ -868,6 +923,11 @@ fn missing_ids(intruder_ws: &str) -> Ids {
         ("{v}", "CCCCCCCCCCCCCCCCC".into()),
         ("{key}", "INPUT".into()),
         ("{act}", "apify~website-content-crawler".into()),
+        ("{aw}", "DDDDDDDDDDDDDDDDD".into()),
+        (
+            "{dp}",
+            "AAAAAAAAAAAAAAAAA.DDDDDDDDDDDDDDDDD.ACTOR.RUN.FAILED".into(),
+        ),
         ("{u}", "victim-user".into()),
         ("{k}", "AAAAAAAAAAAA".into()),
         ("{h}", "AAAAAAAAAAAAAAAAAAAA".into()),
@@ -946,6 +1006,23 @@ async fn world() -> World {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(settled, "the victim's training never settled as failed");
+    // A persistent webhook told of the crawler's runs: the run below makes its
+    // dispatch, failed at once and never sent (its payload is past the bound), so
+    // nothing about it moves while the matrix runs.
+    let apify_hook = json_ok(
+        t.raw(Method::POST, "/v2/webhooks")
+            .json(
+                &json!({"eventTypes": ["ACTOR.RUN.FAILED", "ACTOR.RUN.SUCCEEDED"],
+                "condition": {"actorId": "apify~website-content-crawler"},
+                "requestUrl": "https://victim.example/hook",
+                "payloadTemplate": format!("[{}null]", "{{resource}},".repeat(1_200))}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let apify_hook = apify_hook["data"]["id"].as_str().unwrap().to_owned();
     // A crawl of a refused address ends at once; the run and its dataset remain.
     let run = json_ok(
         t.raw(
@@ -1031,6 +1108,17 @@ async fn world() -> World {
             .unwrap(),
     )
     .await;
+    let dispatches = json_ok(
+        t.raw(Method::GET, "/v2/webhook-dispatches")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let dispatch = dispatches["data"]["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (intruder_ws, intruder_key) = t.other_workspace(Plan::Standard).await;
     let own_agent = t
         .client_for(&intruder_key)
@@ -1061,6 +1149,8 @@ async fn world() -> World {
         ),
         ("{key}", "INPUT".into()),
         ("{act}", "apify~website-content-crawler".into()),
+        ("{aw}", apify_hook),
+        ("{dp}", dispatch),
         ("{u}", "victim-user".into()),
         ("{k}", key),
         ("{h}", hook),
@@ -1179,9 +1269,14 @@ async fn snapshot(t: &TestApp, v: &Ids) -> Vec<String> {
         "/api/v2/agents/{a}/sources/summary",
         "/api/v2/agents/{a}/conversations/{c}",
         "/v2/actor-runs/{r}",
+        "/v2/datasets/{d}",
         "/v2/datasets/{d}/items",
+        "/v2/key-value-stores/{v}",
         "/v2/key-value-stores/{v}/keys",
         "/v2/key-value-stores/{v}/records/INPUT",
+        "/v2/webhooks",
+        "/v2/webhooks/{aw}",
+        "/v2/webhook-dispatches",
     ] {
         let r = t.raw(Method::GET, &v.fill(path)).send().await.unwrap();
         let status = r.status().as_u16();
@@ -1240,6 +1335,26 @@ async fn lists_show_only_the_callers_own() {
             body.contains(&w.own_agent),
             "{path} lists the intruder's agent: {body}"
         );
+        for id in &secrets {
+            assert!(!body.contains(id), "{path} shows the victim's {id}: {body}");
+        }
+    }
+    // Apify's lists of webhooks and dispatches: the intruder has none.
+    for path in [
+        "/v2/webhooks",
+        "/v2/webhook-dispatches",
+        "/v2/acts/apify~website-content-crawler/webhooks",
+        "/v2/actors/apify~website-content-crawler/webhooks",
+    ] {
+        let r = reqwest::Client::new()
+            .get(t.url(path))
+            .bearer_auth(&w.intruder_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("\"total\":0"), "{path}: {body}");
         for id in &secrets {
             assert!(!body.contains(id), "{path} shows the victim's {id}: {body}");
         }

@@ -4,7 +4,7 @@
 
 use agentbase_core::Plan;
 use agentbase_core::crawl_run::{CrawlRun, RunFilter, RunStatus};
-use agentbase_core::run_webhook::RunWebhook;
+use agentbase_core::run_webhook::{ApifyWebhook, Condition, RunWebhook, WebhookDefinition};
 use agentbase_core::webhook::{Attempt, DeliveryState};
 use agentbase_store::{AttemptOutcome, MAX_BYTES_PER_READ, RunDelivery};
 
@@ -27,6 +27,8 @@ fn run(workspace_id: &str, id: &str, started_at: i64, webhooks: Vec<RunWebhook>)
         finished_at: None,
         kv_store_id: format!("{id}-kv"),
         webhooks,
+        dataset_deleted_at: None,
+        kv_store_deleted_at: None,
     }
 }
 
@@ -142,6 +144,7 @@ async fn runs_are_listed_by_status_and_start_and_an_end_writes_its_webhooks() {
             max_attempts: 1,
             attempts: 0,
             refused: None,
+            webhook_id: None,
         };
         let failed = (&[ready][..], RunStatus::Failed);
         assert!(
@@ -194,6 +197,209 @@ async fn runs_are_listed_by_status_and_start_and_an_end_writes_its_webhooks() {
             [("ACTOR.RUN.FAILED".to_owned(), "delivered".to_owned(), 1)]
         );
         assert!(s.due_run_deliveries(20_000, 10).await.unwrap().is_empty());
+        b.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_dataset_or_store_goes_alone_and_ended_runs_expire_by_plan() {
+    for b in backends().await {
+        let s = &b.store;
+        let free = workspace(Plan::Free, 1);
+        let standard = workspace(Plan::Standard, 2);
+        for w in [&free, &standard] {
+            s.insert_workspace(w).await.unwrap();
+        }
+        let (ready, succeeded) = (RunStatus::Ready, RunStatus::Succeeded);
+        for (w, id, ends_at) in [
+            (&free, "f1", Some(1_000)),
+            (&free, "f2", Some(50_000)),
+            (&free, "f3", None),
+            (&standard, "s1", Some(1_000)),
+        ] {
+            let r = run(&w.id, id, 500, Vec::new());
+            assert!(s.insert_run(&r, "node", 10_000_000, 10).await.unwrap());
+            if let Some(at) = ends_at {
+                let from = [ready];
+                let ended = s.set_run_status(id, &from, succeeded, None, at);
+                assert!(ended.await.unwrap());
+            }
+        }
+
+        // Expiry: by plan, ended before the cut, oldest first, at most `limit`;
+        // a run still going never.
+        let expired = |plan, before| s.expired_runs(plan, before, 10);
+        assert_eq!(ids(&expired(Plan::Free, 10_000).await.unwrap()), ["f1"]);
+        assert_eq!(
+            ids(&expired(Plan::Free, i64::MAX).await.unwrap()),
+            ["f1", "f2"],
+            "{}",
+            b.name
+        );
+        assert_eq!(ids(&expired(Plan::Standard, 10_000).await.unwrap()), ["s1"]);
+        assert!(expired(Plan::Pro, i64::MAX).await.unwrap().is_empty());
+        let one = s.expired_runs(Plan::Free, i64::MAX, 1).await.unwrap();
+        assert_eq!(ids(&one), ["f1"]);
+
+        // A dataset deleted alone: its items go, the run stays with the dataset
+        // marked, and what the run counts is its log.
+        let items = vec!["{\"url\":\"a\"}".to_owned(); 3];
+        s.append_items("f2-ds", 0, &items).await.unwrap();
+        s.append_log("f2", 0, &["12345".to_owned()]).await.unwrap();
+        assert_eq!(s.dataset_bytes(&free.id).await.unwrap(), 3 * 11 + 5);
+        let f2 = s.run(&free.id, "f2").await.unwrap().unwrap();
+        assert!(s.delete_dataset(&f2, 60_000).await.unwrap(), "{}", b.name);
+        assert!(
+            !s.delete_dataset(&f2, 61_000).await.unwrap(),
+            "gone already"
+        );
+        let f2 = s.run(&free.id, "f2").await.unwrap().unwrap();
+        assert_eq!(f2.dataset_deleted_at, Some(60_000));
+        assert_eq!(f2.kv_store_deleted_at, None);
+        assert_eq!(s.dataset_items("f2-ds", 0, None, false).await.unwrap().1, 0);
+        assert_eq!(s.dataset_bytes(&free.id).await.unwrap(), 5, "{}", b.name);
+        let f3 = s.run(&free.id, "f3").await.unwrap().unwrap();
+        assert!(!s.delete_dataset(&f3, 60_000).await.unwrap(), "still going");
+
+        // A key-value store deleted alone: its records go, the run stays.
+        s.put_record("f2-kv", "INPUT", "application/json", "{}")
+            .await
+            .unwrap();
+        assert!(s.delete_kv_store(&f2, 62_000).await.unwrap());
+        assert!(!s.delete_kv_store(&f2, 63_000).await.unwrap());
+        assert_eq!(s.record("f2-kv", "INPUT").await.unwrap(), None);
+        let f2 = s.run_by_id("f2").await.unwrap().unwrap();
+        assert_eq!(f2.kv_store_deleted_at, Some(62_000), "{}", b.name);
+        // A run listed for expiry reads the marks too (and no input).
+        let listed = expired(Plan::Free, i64::MAX).await.unwrap();
+        assert_eq!(listed[1].dataset_deleted_at, Some(60_000));
+        assert!(listed[1].input.is_null());
+        b.finish().await;
+    }
+}
+
+fn definition(condition: Condition, key: Option<&str>) -> WebhookDefinition {
+    WebhookDefinition {
+        hook: RunWebhook {
+            event_types: vec!["ACTOR.RUN.SUCCEEDED".into()],
+            request_url: "https://example.com/hook".into(),
+            payload_template: None,
+            headers_template: None,
+            idempotency_key: key.map(str::to_owned),
+            do_not_retry: false,
+            should_interpolate_strings: false,
+        },
+        condition,
+        is_ad_hoc: false,
+        description: None,
+        ignore_ssl_errors: false,
+    }
+}
+
+#[tokio::test]
+async fn persistent_webhooks_are_bounded_found_by_run_and_list_their_dispatches() {
+    for b in backends().await {
+        let s = &b.store;
+        let w = workspace(Plan::Standard, 1);
+        s.insert_workspace(&w).await.unwrap();
+        let actor = Condition {
+            actor_id: Some("crawler".into()),
+            actor_run_id: None,
+        };
+        let one_run = Condition {
+            actor_id: None,
+            actor_run_id: Some("r1".into()),
+        };
+        let hook = |id: &str, at: i64, d: WebhookDefinition| ApifyWebhook {
+            id: id.into(),
+            workspace_id: w.id.clone(),
+            definition: d,
+            created_at: at,
+            modified_at: at,
+        };
+        let every = hook("h1", 1, definition(actor.clone(), Some("k1")));
+        assert!(
+            s.insert_apify_webhook(&every, 2).await.unwrap(),
+            "{}",
+            b.name
+        );
+        // The same idempotency key, or the bound, refuse in the statement.
+        let twin = hook("h2", 2, definition(actor.clone(), Some("k1")));
+        assert!(
+            !s.insert_apify_webhook(&twin, 5).await.unwrap(),
+            "{}",
+            b.name
+        );
+        let own = hook("h3", 3, definition(one_run, None));
+        assert!(s.insert_apify_webhook(&own, 2).await.unwrap());
+        let third = hook("h4", 4, definition(actor.clone(), None));
+        assert!(!s.insert_apify_webhook(&third, 2).await.unwrap(), "bound");
+
+        let by_key = s.apify_webhook(&w.id, "k1", true).await.unwrap();
+        assert_eq!(by_key.as_ref(), Some(&every), "{}", b.name);
+        assert!(
+            s.apify_webhook("other", "h1", false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let ids_of =
+            |hooks: &[ApifyWebhook]| hooks.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+        let (all, total) = s.apify_webhooks(&w.id, false, (0, 10), true).await.unwrap();
+        assert_eq!((ids_of(&all), total), (vec!["h3".into(), "h1".into()], 2));
+        let (actors, total) = s.apify_webhooks(&w.id, true, (0, 10), false).await.unwrap();
+        assert_eq!((ids_of(&actors), total), (vec!["h1".into()], 1));
+        let of_r1 = s.apify_webhooks_of_run(&w.id, "r1").await.unwrap();
+        assert_eq!(ids_of(&of_r1), ["h1", "h3"], "{}", b.name);
+        assert_eq!(
+            ids_of(&s.apify_webhooks_of_run(&w.id, "r2").await.unwrap()),
+            ["h1"]
+        );
+
+        // An update may not take another's key; a delete takes it away.
+        let mut changed = own.clone();
+        changed.definition.hook.idempotency_key = Some("k1".into());
+        assert!(!s.update_apify_webhook(&changed).await.unwrap());
+        changed.definition.hook.idempotency_key = Some("k3".into());
+        changed.modified_at = 9;
+        assert!(s.update_apify_webhook(&changed).await.unwrap());
+        let read = s.apify_webhook(&w.id, "h3", false).await.unwrap().unwrap();
+        assert_eq!(read, changed, "{}", b.name);
+        assert!(s.delete_apify_webhook(&w.id, "h3").await.unwrap());
+        assert!(!s.delete_apify_webhook(&w.id, "h3").await.unwrap());
+
+        // Dispatches: all of the workspace's, or one webhook's.
+        let r = run(&w.id, "r1", 10, Vec::new());
+        assert!(s.insert_run(&r, "node", 10_000_000, 10).await.unwrap());
+        let delivery = |id: &str, webhook_id: Option<&str>| RunDelivery {
+            id: id.into(),
+            workspace_id: w.id.clone(),
+            run_id: "r1".into(),
+            event_type: "ACTOR.RUN.CREATED".into(),
+            url: "https://example.com/hook".into(),
+            headers: Vec::new(),
+            body: "{}".into(),
+            max_attempts: 1,
+            attempts: 0,
+            refused: None,
+            webhook_id: webhook_id.map(str::to_owned),
+        };
+        let made = [delivery("r1.0.C", None), delivery("r1.h1.C", Some("h1"))];
+        s.insert_run_deliveries(&made, 20).await.unwrap();
+        let (all, total) = s.dispatches(&w.id, None, (0, 10), false).await.unwrap();
+        assert_eq!((all.len(), total), (2, 2), "{}", b.name);
+        let (of_h1, total) = s
+            .dispatches(&w.id, Some("h1"), (0, 10), false)
+            .await
+            .unwrap();
+        assert_eq!((of_h1.len(), total), (1, 1), "{}", b.name);
+        assert_eq!(of_h1[0].webhook_id.as_deref(), Some("h1"));
+        assert_eq!(of_h1[0].state, DeliveryState::Pending);
+        let one = s.dispatch(&w.id, "r1.0.C").await.unwrap().unwrap();
+        assert_eq!((one.webhook_id, one.created_at), (None, 20));
+        assert!(s.dispatch("other", "r1.0.C").await.unwrap().is_none());
+        let claimed = s.claim_run_delivery("r1.h1.C", 20, 100).await.unwrap();
+        assert_eq!(claimed.unwrap().webhook_id.as_deref(), Some("h1"));
         b.finish().await;
     }
 }

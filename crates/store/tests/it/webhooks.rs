@@ -148,6 +148,17 @@ async fn events_reach_the_active_endpoints_that_asked_for_them_once_each() {
         // A paused endpoint's deliveries wait until it is active again.
         let ev = OutboxEvent::new(&a.id, CONVERSATION_STARTED, serde_json::json!({}));
         assert_eq!(s.enqueue_event(&ev, 800).await.unwrap(), 2);
+
+        // Retention: a finished delivery goes with its attempts once it finished
+        // before the cut; pending ones stay whatever their age.
+        assert_eq!(s.prune_deliveries(703, 100).await.unwrap(), 0, "{}", b.name);
+        assert_eq!(s.prune_deliveries(704, 100).await.unwrap(), 1, "{}", b.name);
+        let left = s.deliveries(&w.id, &wants.id, None, 10).await.unwrap();
+        assert_eq!(left.total, 1, "the pending one of the event at 800");
+        assert_eq!(left.items[0].state, DeliveryState::Pending);
+        assert!(s.delivery_attempts(&d.id).await.unwrap().is_empty());
+        assert_eq!(s.prune_deliveries(i64::MAX, 100).await.unwrap(), 0);
+        assert_eq!(s.due_deliveries(800, 10).await.unwrap().len(), 2);
         let mut paused = other.clone();
         paused.active = false;
         assert!(s.update_webhook(&paused).await.unwrap());
