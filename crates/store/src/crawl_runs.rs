@@ -11,6 +11,9 @@ use crate::{Store, db_err, json_text};
 /// its size); a client pages on from the count it got, as Apify's clients do.
 pub const MAX_BYTES_PER_READ: i64 = 16 * 1024 * 1024;
 
+/// Items one transaction of a dataset's deletion takes.
+const DELETE_BATCH: i64 = 1_000;
+
 /// What a new run is written with.
 const INSERT_COLUMNS: &str = "id, workspace_id, actor_id, status, status_message, input, \
     dataset_id, timeout_secs, pages_done, pages_failed, items, started_at, finished_at, \
@@ -426,6 +429,13 @@ impl Store {
     /// Deletes `run` with its dataset, log and key-value store, when it has ended
     /// (checked in the statement); `false` when it has not, or is gone already.
     pub async fn delete_run(&self, run: &CrawlRun) -> Result<bool> {
+        // A run that has ended never goes on again: its items go first, in
+        // batches (a dataset of gigabytes never holds the writer at once), then
+        // the run with the rest.
+        if !run.status.is_terminal() {
+            return Ok(false);
+        }
+        self.delete_items(&run.dataset_id).await?;
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let gone = sqlx::query(
             "DELETE FROM crawl_runs WHERE id = $1 AND status IN \
@@ -479,13 +489,30 @@ impl Store {
         if marked.rows_affected() != 1 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM dataset_items WHERE dataset_id = $1")
-            .bind(&run.dataset_id)
-            .execute(&mut *tx)
+        tx.commit().await.map_err(db_err)?;
+        // Marked, the dataset reads as gone; a crash before its items are all
+        // deleted leaves them for the run's own deletion.
+        self.delete_items(&run.dataset_id).await?;
+        Ok(true)
+    }
+
+    /// Deletes a dataset's items, [`DELETE_BATCH`] per transaction.
+    async fn delete_items(&self, dataset_id: &str) -> Result<()> {
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM dataset_items WHERE dataset_id = $1 AND seq IN (SELECT seq FROM \
+                 dataset_items WHERE dataset_id = $2 ORDER BY seq LIMIT $3)",
+            )
+            .bind(dataset_id)
+            .bind(dataset_id)
+            .bind(DELETE_BATCH)
+            .execute(&self.writer)
             .await
             .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(true)
+            if done.rows_affected() < DELETE_BATCH as u64 {
+                return Ok(());
+            }
+        }
     }
 
     /// Deletes the records of `run`'s key-value store and marks it deleted (the run

@@ -261,6 +261,14 @@ async fn a_dataset_or_store_goes_alone_and_ended_runs_expire_by_plan() {
         let f3 = s.run(&free.id, "f3").await.unwrap().unwrap();
         assert!(!s.delete_dataset(&f3, 60_000).await.unwrap(), "still going");
 
+        // A large dataset goes in batches, all of it.
+        let many: Vec<String> = (0..2_500).map(|i| format!("{{\"n\":{i}}}")).collect();
+        s.append_items("f1-ds", 0, &many).await.unwrap();
+        let f1 = s.run(&free.id, "f1").await.unwrap().unwrap();
+        assert!(s.delete_run(&f1).await.unwrap(), "{}", b.name);
+        assert_eq!(s.dataset_items("f1-ds", 0, None, false).await.unwrap().1, 0);
+        assert!(s.run_by_id("f1").await.unwrap().is_none());
+
         // A key-value store deleted alone: its records go, the run stays.
         s.put_record("f2-kv", "INPUT", "application/json", "{}")
             .await
@@ -272,8 +280,9 @@ async fn a_dataset_or_store_goes_alone_and_ended_runs_expire_by_plan() {
         assert_eq!(f2.kv_store_deleted_at, Some(62_000), "{}", b.name);
         // A run listed for expiry reads the marks too (and no input).
         let listed = expired(Plan::Free, i64::MAX).await.unwrap();
-        assert_eq!(listed[1].dataset_deleted_at, Some(60_000));
-        assert!(listed[1].input.is_null());
+        assert_eq!(ids(&listed), ["f2"]);
+        assert_eq!(listed[0].dataset_deleted_at, Some(60_000));
+        assert!(listed[0].input.is_null());
         b.finish().await;
     }
 }
