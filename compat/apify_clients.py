@@ -10,7 +10,9 @@ Website Content Crawler is driven end to end, as the client's own docs show it:
 - actor("apify/website-content-crawler").call(): start, follow the run's log, wait;
 - dataset(...).list_items() with offset/limit/clean/fields/desc, paged to the end,
   and iterate_items(); every page agrees with the whole; flatten; CSV through
-  get_items_as_bytes() with and without its byte order mark;
+  get_items_as_bytes() with and without its byte order mark; XLSX through it (a
+  zip whose sheet, read with zipfile and xml.etree, holds the URLs) and XML with
+  xml_root/xml_row (parsed with xml.etree);
 - run(...).get(), the run's log().get(), its default key-value store's INPUT (the
   input as sent) and OUTPUT (absent, as for this actor on Apify: get_record is None);
 - actor("apify~website-content-crawler").start() of a slow crawl, abort(), then
@@ -18,17 +20,24 @@ Website Content Crawler is driven end to end, as the client's own docs show it:
 - actor.runs().list() and runs().list() (order, status filters), actor.last_run()
   with and without a status, and the last run's dataset, INPUT record and log;
 - call(max_items=3, webhooks=[…]): the run writes 3 items and the ad-hoc webhook
-  gets its templated payload.
+  gets its templated payload;
+- webhooks().create() (twice, one idempotency key) for every run of the actor: a
+  run's end reaches it; webhook(…).dispatches(), webhook_dispatch(…),
+  webhook_dispatches(), actor.webhooks(), test(), update(), delete();
+- dataset(…).delete() and key_value_store(…).delete(): gone, their run stays.
 
 Prints a JSON report and exits 1 on any failed check."""
 
 import argparse
 import http.server
+import io
 import json
 import sys
 import threading
 import time
 import traceback
+import xml.etree.ElementTree as ET
+import zipfile
 
 from apify_client import ApifyClient
 
@@ -78,6 +87,34 @@ def serve_site():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def xlsx_rows(data):
+    """The first worksheet of an .xlsx file as rows of {column letters: text}, read
+    with zipfile and xml.etree only (inline strings and a shared-string table alike)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as book:
+        names = book.namelist()
+        shared = []
+        if "xl/sharedStrings.xml" in names:
+            table = ET.fromstring(book.read("xl/sharedStrings.xml"))
+            shared = ["".join(t.text or "" for t in si.iter(f"{SHEET_NS}t")) for si in table.findall(f"{SHEET_NS}si")]
+        sheet = ET.fromstring(book.read(sorted(n for n in names if n.startswith("xl/worksheets/sheet"))[0]))
+    rows = []
+    for row in sheet.iter(f"{SHEET_NS}row"):
+        cells = {}
+        for cell in row.findall(f"{SHEET_NS}c"):
+            column = "".join(ch for ch in cell.get("r", "") if ch.isalpha())
+            if cell.get("t") == "inlineStr":
+                cells[column] = "".join(t.text or "" for t in cell.iter(f"{SHEET_NS}t"))
+            elif cell.get("t") == "s":
+                cells[column] = shared[int(cell.findtext(f"{SHEET_NS}v"))]
+            else:
+                cells[column] = cell.findtext(f"{SHEET_NS}v")
+        rows.append(cells)
+    return rows
 
 
 class Checks:
@@ -146,6 +183,26 @@ def run(args, checks, report):
                   "get_items_as_bytes(csv, bom=False, skip_header_row=True)", head=csv_bytes[:200])
     checks.expect(dataset.get_items_as_bytes(item_format="csv", fields=["url"]).startswith(b"\xef\xbb\xbfurl"),
                   "CSV starts with a byte order mark by default, as on Apify")
+    xlsx = dataset.get_items_as_bytes(item_format="xlsx", fields=["url", "metadata"])
+    rows = xlsx_rows(xlsx)
+    url_column = next((k for k, v in (rows[0] if rows else {}).items() if v == "url"), None)
+    checks.expect(xlsx.startswith(b"PK") and url_column is not None
+                  and sorted(r.get(url_column) for r in rows[1:]) == urls,
+                  "get_items_as_bytes(xlsx) is a zip whose sheet holds the URLs under a url column",
+                  head=xlsx[:40], rows=rows[:3])
+    xml_bytes = dataset.get_items_as_bytes(item_format="xml", xml_root="pages", xml_row="page",
+                                           fields=["url", "metadata"])
+    try:
+        root = ET.fromstring(xml_bytes)
+    except ET.ParseError as error:
+        root = None
+        checks.expect(False, "get_items_as_bytes(xml) parses with xml.etree", error=str(error), head=xml_bytes[:500])
+    if root is not None:
+        pages = root.findall("page")
+        checks.expect(root.tag == "pages" and sorted(p.findtext("url") for p in pages) == urls
+                      and all(p.findtext("metadata/title") for p in pages),
+                      "get_items_as_bytes(xml, xml_root, xml_row) parses with xml.etree: pages of url and metadata/title",
+                      head=xml_bytes[:500])
     iterated = list(dataset.iterate_items())
     checks.expect([i["url"] for i in iterated] == [i["url"] for i in everything.items], "iterate_items() yields every item")
     checks.expect(all(i.get("text") and i.get("metadata", {}).get("title") for i in iterated),
@@ -224,6 +281,61 @@ def run(args, checks, report):
         time.sleep(0.1)
     checks.expect(HOOKS == [{"run": bounded.id, "items": 3}], "call(webhooks=[…]): the webhook gets its payload",
                   hooks=HOOKS)
+
+    persistent_webhooks(client, actor, site, run_input, checks)
+
+
+def wait_for_hooks(predicate):
+    for _ in range(100):
+        if predicate():
+            return
+        time.sleep(0.1)
+
+
+def persistent_webhooks(client, actor, site, run_input, checks):
+    """webhooks().create() for every run of the actor: a run's end reaches it, its
+    dispatches are listed, test() sends at once, update() and delete(); then a
+    run's dataset and key-value store deleted alone."""
+    definition = {"event_types": ["ACTOR.RUN.SUCCEEDED"], "request_url": f"{site}/hook",
+                  "payload_template": '{"persistent": {{resource.id}}}',
+                  "actor_id": "apify/website-content-crawler", "idempotency_key": "compat-persistent"}
+    webhook = client.webhooks().create(**definition)
+    again = client.webhooks().create(**definition)
+    checks.expect(again.id == webhook.id and webhook.condition.actor_id == "apify/website-content-crawler",
+                  "webhooks().create() twice with one idempotency_key is one webhook", first=webhook.id, again=again.id)
+    HOOKS.clear()
+    hooked = actor.call(run_input=run_input, max_items=1, logger=None)
+    wait_for_hooks(lambda: {"persistent": hooked.id} in HOOKS)
+    checks.expect({"persistent": hooked.id} in HOOKS, "a persistent webhook hears of the actor's run", hooks=HOOKS)
+    dispatches = client.webhook(webhook.id).dispatches().list()
+    checks.expect(dispatches.total == 1 and dispatches.items[0].status == "SUCCEEDED"
+                  and dispatches.items[0].event_data.actor_run_id == hooked.id,
+                  "webhook(…).dispatches().list() has the run's dispatch", total=dispatches.total)
+    one = client.webhook_dispatch(dispatches.items[0].id).get() if dispatches.items else None
+    checks.expect(one is not None and one.webhook_id == webhook.id, "webhook_dispatch(…).get() reads it")
+    everything = client.webhook_dispatches().list()
+    checks.expect(everything.total >= 2, "webhook_dispatches().list() has the ad-hoc and persistent ones",
+                  total=everything.total)
+    listed = [w.id for w in client.webhooks().list().items]
+    of_actor = [w.id for w in actor.webhooks().list().items]
+    checks.expect(webhook.id in listed and webhook.id in of_actor, "webhooks().list() and actor.webhooks().list()",
+                  listed=listed, of_actor=of_actor)
+    tested = client.webhook(webhook.id).test()
+    checks.expect(tested.status == "SUCCEEDED" and tested.event_type == "TEST", "webhook(…).test() sends at once",
+                  status=tested.status)
+    updated = client.webhook(webhook.id).update(description="changed", do_not_retry=True)
+    checks.expect(updated.description == "changed" and updated.do_not_retry
+                  and updated.condition.actor_id == "apify/website-content-crawler",
+                  "webhook(…).update() changes what it is given and keeps the condition")
+    client.webhook(webhook.id).delete()
+    checks.expect(client.webhook(webhook.id).get() is None, "webhook(…).delete(): get() is None")
+
+    client.dataset(hooked.default_dataset_id).delete()
+    client.key_value_store(hooked.default_key_value_store_id).delete()
+    checks.expect(client.dataset(hooked.default_dataset_id).get() is None
+                  and client.key_value_store(hooked.default_key_value_store_id).get() is None
+                  and client.run(hooked.id).get() is not None,
+                  "dataset(…).delete() and key_value_store(…).delete(): gone, the run stays")
 
 
 def main(argv=None):

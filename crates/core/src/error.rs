@@ -65,6 +65,8 @@ pub enum Rejection {
     /// The workspace waits on as many runs at once (`waitForFinish`, synchronous
     /// runs) as it may.
     TooManyWaits,
+    /// The workspace reads as many datasets at once as it may.
+    TooManyReads,
     /// The workspace's key-value records hold as many bytes as its plan allows.
     StorageLimit,
     /// The workspace's run datasets hold as many bytes as its plan allows.

@@ -185,7 +185,9 @@ fn rejection_status(r: Rejection) -> StatusCode {
         | R::MessageContentNotRenderable => StatusCode::UNPROCESSABLE_ENTITY,
         R::ModelBusy | R::ReaderBusy => StatusCode::SERVICE_UNAVAILABLE,
         R::PlanFeatureNotAvailable | R::AgentLimit => StatusCode::FORBIDDEN,
-        R::TooManyRuns | R::TooManyFollowers | R::TooManyWaits => StatusCode::TOO_MANY_REQUESTS,
+        R::TooManyRuns | R::TooManyFollowers | R::TooManyWaits | R::TooManyReads => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
     }
 }
 
@@ -208,7 +210,9 @@ fn rejection_code(r: Rejection) -> &'static str {
         R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
         R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
         R::TooManyRuns => codes::CRAWL_RUNS_LIMIT_REACHED,
-        R::TooManyFollowers | R::TooManyWaits => codes::RATE_LIMIT_TOO_MANY_REQUESTS,
+        R::TooManyFollowers | R::TooManyWaits | R::TooManyReads => {
+            codes::RATE_LIMIT_TOO_MANY_REQUESTS
+        }
         R::TicketInvalidStatus => codes::TICKET_INVALID_STATUS,
         R::TicketTeamNotFound => codes::TICKET_TEAM_NOT_FOUND,
         R::TicketTeamMemberNotFound => codes::TICKET_TEAM_MEMBER_NOT_FOUND,
@@ -254,6 +258,9 @@ fn rejection_message(r: Rejection) -> &'static str {
         }
         R::TooManyFollowers => {
             "The workspace follows as many run logs at once as it may; close one first"
+        }
+        R::TooManyReads => {
+            "The workspace reads as many datasets at once as it may; finish reading one first, or retry"
         }
         R::TicketInvalidStatus => "The requested status could not be applied",
         R::TicketTeamNotFound => "The requested team could not be found",

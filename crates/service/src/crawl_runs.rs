@@ -101,6 +101,9 @@ pub struct CrawlRuns {
     /// Requests waiting on a run per workspace (`waitForFinish`, synchronous
     /// runs): each polls the store until its run ends or its wait does.
     waiters: Arc<PerKey<String>>,
+    /// Dataset reads per workspace, each held until its response is sent: one
+    /// holds up to [`agentbase_store::MAX_BYTES_PER_READ`] of items in memory.
+    readers: Arc<PerKey<String>>,
     /// Held from a key-value storage check to the write it allows.
     storage_locks: Striped,
     /// A run as Apify's API shows it, for run webhooks' `resource` (the server
@@ -124,6 +127,7 @@ impl CrawlRuns {
             renderer: OnceLock::new(),
             memory: Arc::default(),
             followers: PerKey::new(FOLLOWERS_PER_WORKSPACE),
+            readers: PerKey::new(READERS_PER_WORKSPACE),
             waiters: PerKey::new(WAITERS_PER_WORKSPACE),
             storage_locks: Striped::new(),
             resource: OnceLock::new(),
@@ -563,7 +567,9 @@ impl CrawlRuns {
             .ok_or(Error::NotFound(Resource::Run))
     }
 
-    /// Items of a run's (or a dataset id's) dataset.
+    /// Items of a run's (or a dataset id's) dataset, with a place among the
+    /// workspace's reads (at most [`READERS_PER_WORKSPACE`]; past them,
+    /// `TooManyReads`) for the caller to hold until the items are sent.
     pub async fn dataset_items(
         &self,
         p: &Principal,
@@ -571,14 +577,21 @@ impl CrawlRuns {
         offset: i64,
         limit: Option<i64>,
         desc: bool,
-    ) -> Result<(Vec<Value>, i64)> {
+    ) -> Result<DatasetRead> {
         let run = self.dataset_run(p, id).await?;
+        let place = (self.readers.try_enter(p.workspace_id.clone()))
+            .ok_or(Error::Rejected(Rejection::TooManyReads))?;
         // One response holds at most this many items, whatever `limit` says (the
         // pagination headers give the total, so clients page through the rest).
         let limit = Some(limit.unwrap_or(MAX_ITEMS_PER_READ).min(MAX_ITEMS_PER_READ));
-        self.store
+        let (items, total) = (self.store)
             .dataset_items(&run.dataset_id, offset, limit, desc)
-            .await
+            .await?;
+        Ok(DatasetRead {
+            items,
+            total,
+            place,
+        })
     }
 
     /// A run's log lines from line `from` on (`GET /v2/actor-runs/{id}/log`), and
@@ -1044,6 +1057,18 @@ pub fn known_actor(actor_id: &str) -> Result<()> {
 
 /// Requests one workspace may have waiting on runs at once.
 pub const WAITERS_PER_WORKSPACE: usize = 32;
+
+/// Dataset reads one workspace may have in flight at once (each holds up to
+/// [`agentbase_store::MAX_BYTES_PER_READ`] of items until its client has read them).
+pub const READERS_PER_WORKSPACE: usize = 8;
+
+/// A page of a dataset, its size, and the read's place among the workspace's
+/// reads, to be held until the page is sent.
+pub struct DatasetRead {
+    pub items: Vec<Value>,
+    pub total: i64,
+    pub place: Entered<String>,
+}
 
 /// Most runs one page of a run list holds (Apify's limit too).
 pub const MAX_RUNS_PER_PAGE: i64 = 1_000;

@@ -275,7 +275,7 @@ pub async fn abort(
 }
 
 #[utoipa::path(get, path = "/v2/datasets/{datasetId}/items", tag = "apify",
-    description = "Apify-compatible: dataset items (also at /v2/actor-runs/{runId}/dataset/items), with format json|jsonl|csv, offset, limit, clean, skipHidden, skipEmpty, fields, omit, unwind, flatten, desc, attachment, and for CSV bom (on by default, as Apify), delimiter and skipHeaderRow; X-Apify-Pagination-* headers.",
+    description = "Apify-compatible: dataset items (also at /v2/actor-runs/{runId}/dataset/items), with format json|jsonl|csv|html|xml|rss|xlsx, offset, limit, clean, skipHidden, skipEmpty, fields, omit, unwind, flatten, desc, attachment, bom (on by default for CSV only, as Apify), for CSV delimiter and skipHeaderRow, for XML xmlRoot and xmlRow, and the legacy simplified and skipFailedPages; `view` is refused (400). A workspace has at most 8 reads in flight (429 past them). X-Apify-Pagination-* headers.",
     params(("datasetId" = String, Path), ("format" = Option<String>, Query), ("offset" = Option<u64>, Query),
            ("limit" = Option<u64>, Query),
            ("clean" = Option<String>, Query, description = "`1`, `true` or `yes` drop hidden fields and empty items; any other value does not (as Apify)"),
@@ -285,9 +285,11 @@ pub async fn abort(
            ("flatten" = Option<String>, Query, description = "comma-separated fields whose nested objects become `field.key` fields"),
            ("desc" = Option<String>, Query, description = "`1`, `true` or `yes` for newest first; any other value does not (as Apify)"),
            ("attachment" = Option<String>, Query), ("bom" = Option<String>, Query),
-           ("delimiter" = Option<String>, Query, description = "CSV: one character"), ("skipHeaderRow" = Option<String>, Query)),
+           ("delimiter" = Option<String>, Query, description = "CSV: one character"), ("skipHeaderRow" = Option<String>, Query),
+           ("xmlRoot" = Option<String>, Query), ("xmlRow" = Option<String>, Query),
+           ("simplified" = Option<String>, Query), ("skipFailedPages" = Option<String>, Query)),
     responses((status = 200, description = "The items"), (status = 400, body = agentbase_api_types::ErrorResponse),
-              (status = 404, body = agentbase_api_types::ErrorResponse)))]
+              (status = 404, body = agentbase_api_types::ErrorResponse), (status = 429, body = agentbase_api_types::ErrorResponse)))]
 pub async fn items(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -299,8 +301,26 @@ pub async fn items(
         .app
         .crawl_runs()
         .dataset_items(&p, &id, offset, limit, desc);
-    let (raw, total) = read.await?;
-    Ok(dataset_items::respond(raw, total, &query, &id))
+    let read = read.await?;
+    // Writing a page (up to 16 MB of items, as a spreadsheet say) is CPU work:
+    // off the request threads.
+    let encode = move || dataset_items::respond(read.items, read.total, &query, &id);
+    let res = tokio::task::spawn_blocking(encode)
+        .await
+        .map_err(|_| ApiError::internal())?;
+    Ok(held_until_sent(res, read.place))
+}
+
+/// `res` with `place` held until its body has been sent (or the client has gone):
+/// a dataset read's bytes stay in memory while a slow client reads them, so the
+/// workspace's places bound what its readers hold.
+fn held_until_sent<T: Send + Sync + 'static>(res: Response, place: T) -> Response {
+    let (parts, body) = res.into_parts();
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _held = &place;
+        chunk
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
 /// `GET /v2/actor-runs/{runId}/dataset/items`: the run's dataset.

@@ -264,7 +264,7 @@ async fn a_run_crawls_the_site_and_its_dataset_reads_like_apifys() {
     let r = t
         .raw(
             Method::GET,
-            &format!("/v2/datasets/{dataset}/items?format=xml"),
+            &format!("/v2/datasets/{dataset}/items?format=yaml"),
         )
         .send()
         .await
@@ -1055,7 +1055,7 @@ async fn synchronous_runs_answer_with_items_or_apifys_errors() {
     let (s, code, _) = outcome(sync("run-sync?maxItems=0", &docs).await.unwrap()).await;
     assert_eq!((s, code.as_deref()), (400, Some("VALIDATION_INVALID_BODY")));
     let (s, code, _) = outcome(
-        sync("run-sync-get-dataset-items?format=xlsx", &docs)
+        sync("run-sync-get-dataset-items?format=yaml", &docs)
             .await
             .unwrap(),
     )
@@ -1675,6 +1675,8 @@ async fn persistent_webhooks_hear_of_every_run_and_list_their_dispatches() {
         "requestUrl": format!("http://127.0.0.1:{one}/hook"), "isAdHoc": true});
     assert_eq!(outcome(create(only).await.unwrap()).await.0, 201);
     get_json(&t, &format!("/v2/actor-runs/{first}?waitForFinish=60")).await;
+    // Dispatches are listed by when they were made (the test's clock stands still).
+    t.clock.advance_ms(1_000);
     let second = start_run(&t, docs).await;
     let second = second["data"]["id"].as_str().unwrap().to_owned();
     get_json(&t, &format!("/v2/actor-runs/{second}?waitForFinish=60")).await;
@@ -1738,7 +1740,9 @@ async fn persistent_webhooks_hear_of_every_run_and_list_their_dispatches() {
     );
     let put = apify(&t, Method::PUT, &format!("/v2/webhooks/{hook_id}"))
         .json(
-            &json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED", "ACTOR.RUN.FAILED"], "doNotRetry": true}),
+            // An empty condition (Apify's Python client sends one) keeps it.
+            &json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED", "ACTOR.RUN.FAILED"], "doNotRetry": true,
+                "condition": {}}),
         )
         .send()
         .await
@@ -1821,4 +1825,83 @@ async fn persistent_webhooks_hear_of_every_run_and_list_their_dispatches() {
     )
     .await;
     assert_eq!(s, 400);
+}
+
+/// A dataset read holds its page in memory until its client has read it: a
+/// workspace has at most 8 reads in flight, the next gets 429, and a place comes
+/// back when its client goes.
+#[tokio::test]
+async fn a_workspace_reads_a_bounded_number_of_datasets_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = crawler_app().await;
+    let site = site().await;
+    let run = start_run(
+        &t,
+        json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlPages": 1}),
+    )
+    .await;
+    let id = run["data"]["id"].as_str().unwrap().to_owned();
+    let (_, done) = get_json(&t, &format!("/v2/actor-runs/{id}?waitForFinish=60")).await;
+    let dataset = done["data"]["defaultDatasetId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Ten items of 1.5 MB: a page (under the 16 MB a read returns) more than
+    // loopback's socket buffers take at once.
+    let big = json!({"url": "x", "text": "x".repeat(1_500_000)}).to_string();
+    t.app
+        .record()
+        .append_items(&dataset, 1, &vec![big; 10])
+        .await
+        .unwrap();
+
+    // Eight clients ask for the items and stop reading after the first bytes.
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut c = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+        let request = format!(
+            "GET /v2/datasets/{dataset}/items?token={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            t.key
+        );
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        c.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        slow.push(c);
+    }
+    let read = || {
+        apify(
+            &t,
+            Method::GET,
+            &format!("/v2/datasets/{dataset}/items?limit=1"),
+        )
+        .send()
+    };
+    let (status, code, body) = outcome(read().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (429, Some("RATE_LIMIT_TOO_MANY_REQUESTS")),
+        "{body}"
+    );
+    // Another workspace's requests go on meanwhile: the bound is per workspace.
+    let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
+    let other = reqwest::Client::new()
+        .get(t.url("/v2/actor-runs"))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+
+    // A client that goes gives its place back.
+    drop(slow.pop());
+    let mut status = 0;
+    for _ in 0..50 {
+        status = read().await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "a place came back");
 }

@@ -12,6 +12,7 @@ mod chat;
 mod contacts;
 mod conversations;
 mod dashboard;
+mod dataset_formats;
 mod hardening;
 mod helpdesk;
 mod isolation;

@@ -76,8 +76,8 @@ impl CrawlRuns {
             .await
     }
 
-    /// `PUT /v2/webhooks/{id}`: the fields given replace the webhook's, and the
-    /// whole is checked as a new one is.
+    /// `PUT /v2/webhooks/{id}`: the fields given replace the webhook's (an empty
+    /// `condition` keeps it), and the whole is checked as a new one is.
     pub async fn update_webhook(
         &self,
         p: &Principal,
@@ -92,6 +92,11 @@ impl CrawlRuns {
             .map_err(|e| Error::Storage(format!("webhook definition: {e}")))?;
         if let Value::Object(m) = &mut merged {
             for (k, v) in changes {
+                // Apify's Python client sends `"condition": {}` with every update
+                // that does not change it.
+                if k == "condition" && v.as_object().is_some_and(|c| c.is_empty()) {
+                    continue;
+                }
                 m.insert(k.clone(), v.clone());
             }
         }
