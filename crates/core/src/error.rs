@@ -67,6 +67,8 @@ pub enum Rejection {
     TooManyWaits,
     /// The workspace reads as many datasets at once as it may.
     TooManyReads,
+    /// The workspace has as many webhook tests going as it may.
+    TooManyTests,
     /// The workspace's key-value records hold as many bytes as its plan allows.
     StorageLimit,
     /// The workspace's run datasets hold as many bytes as its plan allows.

@@ -185,9 +185,11 @@ fn rejection_status(r: Rejection) -> StatusCode {
         | R::MessageContentNotRenderable => StatusCode::UNPROCESSABLE_ENTITY,
         R::ModelBusy | R::ReaderBusy => StatusCode::SERVICE_UNAVAILABLE,
         R::PlanFeatureNotAvailable | R::AgentLimit => StatusCode::FORBIDDEN,
-        R::TooManyRuns | R::TooManyFollowers | R::TooManyWaits | R::TooManyReads => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
+        R::TooManyRuns
+        | R::TooManyFollowers
+        | R::TooManyWaits
+        | R::TooManyReads
+        | R::TooManyTests => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -210,7 +212,7 @@ fn rejection_code(r: Rejection) -> &'static str {
         R::AgentNotTrained => codes::AGENT_NOT_TRAINED,
         R::PlanFeatureNotAvailable => codes::PLAN_FEATURE_NOT_AVAILABLE,
         R::TooManyRuns => codes::CRAWL_RUNS_LIMIT_REACHED,
-        R::TooManyFollowers | R::TooManyWaits | R::TooManyReads => {
+        R::TooManyFollowers | R::TooManyWaits | R::TooManyReads | R::TooManyTests => {
             codes::RATE_LIMIT_TOO_MANY_REQUESTS
         }
         R::TicketInvalidStatus => codes::TICKET_INVALID_STATUS,
@@ -258,6 +260,9 @@ fn rejection_message(r: Rejection) -> &'static str {
         }
         R::TooManyFollowers => {
             "The workspace follows as many run logs at once as it may; close one first"
+        }
+        R::TooManyTests => {
+            "The workspace is testing as many webhooks at once as it may; wait for one to answer"
         }
         R::TooManyReads => {
             "The workspace reads as many datasets at once as it may; finish reading one first, or retry"

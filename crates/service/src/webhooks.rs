@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agentbase_core::concurrency::PerKey;
 use agentbase_core::run_webhook::{self, ApifyWebhook, Dispatch};
 use agentbase_core::webhook::{
     self, Attempt, Delivery, DeliveryState, EVENT_ID_HEADER, SIGNATURE_HEADER, Webhook,
@@ -36,7 +37,13 @@ pub struct Webhooks {
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     agents: Arc<Agents>,
+    /// Apify webhook tests going per workspace: each holds a request and an
+    /// outgoing one for up to `webhooks.timeout_secs`.
+    tests: Arc<PerKey<String>>,
 }
+
+/// Webhook tests (`POST /v2/webhooks/{id}/test`) one workspace may have going.
+pub const TESTS_PER_WORKSPACE: usize = 2;
 
 impl Webhooks {
     pub(crate) fn new(
@@ -50,6 +57,7 @@ impl Webhooks {
             clock,
             settings,
             agents,
+            tests: PerKey::new(TESTS_PER_WORKSPACE),
         }
     }
 
@@ -340,8 +348,11 @@ impl Webhooks {
 
     /// `POST /v2/webhooks/{id}/test`: sends `w` Apify's `TEST` event once, now,
     /// and answers with how it went as a dispatch. The dispatch is not kept (a
-    /// test belongs to no run) and never retried.
-    pub async fn test_apify_webhook(&self, w: &ApifyWebhook) -> Dispatch {
+    /// test belongs to no run) and never retried. A workspace has at most
+    /// [`TESTS_PER_WORKSPACE`] going: past them, `TooManyTests`.
+    pub async fn test_apify_webhook(&self, w: &ApifyWebhook) -> Result<Dispatch> {
+        let _place = (self.tests.try_enter(w.workspace_id.clone()))
+            .ok_or(Error::Rejected(agentbase_core::Rejection::TooManyTests))?;
         let now = self.now();
         let id = ids::alphanumeric(17);
         let resource = serde_json::json!({"id": "test", "status": "SUCCEEDED"});
@@ -377,7 +388,7 @@ impl Webhooks {
                 Some("the payload is too large".into()),
             ),
         };
-        Dispatch {
+        Ok(Dispatch {
             id,
             workspace_id: w.workspace_id.clone(),
             webhook_id: Some(w.id.clone()),
@@ -389,7 +400,7 @@ impl Webhooks {
             last_error,
             created_at: now,
             finished_at: Some(self.now()),
-        }
+        })
     }
 
     /// POSTs `body` for delivery `id` through the SSRF guard, `webhooks.timeout_secs`

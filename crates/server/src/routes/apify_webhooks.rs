@@ -167,16 +167,17 @@ pub async fn delete(
 }
 
 #[utoipa::path(post, path = "/v2/webhooks/{webhookId}/test", tag = "apify",
-    description = "Apify-compatible: sends the webhook a `TEST` event once, now, and answers with how it went as a dispatch (not kept, never retried).",
+    description = "Apify-compatible: sends the webhook a `TEST` event once, now, and answers with how it went as a dispatch (not kept, never retried). A workspace has at most 2 tests going (429 past them).",
     params(("webhookId" = String, Path)),
-    responses((status = 201, description = "`{\"data\": WebhookDispatch}`"), (status = 404, body = agentbase_api_types::ErrorResponse)))]
+    responses((status = 201, description = "`{\"data\": WebhookDispatch}`"), (status = 404, body = agentbase_api_types::ErrorResponse),
+              (status = 429, body = agentbase_api_types::ErrorResponse)))]
 pub async fn test(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let w = state.app.crawl_runs().webhook(&p, &id).await?;
-    let sent = state.app.webhooks().test_apify_webhook(&w).await;
+    let sent = state.app.webhooks().test_apify_webhook(&w).await?;
     Ok((StatusCode::CREATED, data(dispatch_dto(&sent))).into_response())
 }
 

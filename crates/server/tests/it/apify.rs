@@ -72,7 +72,7 @@ async fn site() -> SocketAddr {
     addr
 }
 
-async fn crawler_app() -> TestApp {
+pub(crate) async fn crawler_app() -> TestApp {
     spawn_with(|s| {
         s.crawler.allow_private_networks = true;
         s.rate_limit.requests = 1_000_000;
@@ -81,7 +81,7 @@ async fn crawler_app() -> TestApp {
 }
 
 /// A request authenticated Apify's way, with `?token=`.
-fn apify(t: &TestApp, method: Method, path: &str) -> reqwest::RequestBuilder {
+pub(crate) fn apify(t: &TestApp, method: Method, path: &str) -> reqwest::RequestBuilder {
     let sep = if path.contains('?') { '&' } else { '?' };
     reqwest::Client::new().request(method, t.url(&format!("{path}{sep}token={}", t.key)))
 }
@@ -1904,4 +1904,58 @@ async fn a_workspace_reads_a_bounded_number_of_datasets_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, 200, "a place came back");
+}
+
+/// `POST /v2/webhooks/{id}/test` holds the request and an outgoing one until the
+/// target answers: a workspace has at most 2 going, the next gets 429.
+#[tokio::test]
+async fn a_workspace_tests_a_bounded_number_of_webhooks_at_once() {
+    use crate::webhooks::loopback_allowed;
+    // A target that takes connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            held.push(c);
+        }
+    });
+    let t = spawn_with(|s| {
+        loopback_allowed(s);
+        s.webhooks.timeout_secs = 2;
+    })
+    .await;
+    let created = apify(&t, Method::POST, "/v2/webhooks")
+        .json(&json!({"eventTypes": ["ACTOR.RUN.SUCCEEDED"], "condition": {"actorId": "aYG0l9s7dbB7j3gbS"},
+            "requestUrl": format!("http://127.0.0.1:{port}/hook")}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, created) = outcome(created).await;
+    assert_eq!(status, 201, "{created}");
+    let test_path = format!(
+        "/v2/webhooks/{}/test",
+        created["data"]["id"].as_str().unwrap()
+    );
+    let going: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(apify(&t, Method::POST, &test_path).send()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, code, body) =
+        outcome(apify(&t, Method::POST, &test_path).send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (429, Some("RATE_LIMIT_TOO_MANY_REQUESTS")),
+        "{body}"
+    );
+    for test in going {
+        let (status, _, body) = outcome(test.await.unwrap().unwrap()).await;
+        assert_eq!(
+            (status, &body["data"]["status"]),
+            (201, &json!("FAILED")),
+            "{body}"
+        );
+    }
+    let again = apify(&t, Method::POST, &test_path).send().await.unwrap();
+    assert_eq!(again.status(), 201, "the places came back");
 }

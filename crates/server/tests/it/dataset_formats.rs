@@ -10,7 +10,8 @@ use axum::response::Html;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{TestApp, outcome, spawn_with};
+use crate::apify::{apify, crawler_app};
+use crate::{TestApp, outcome};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -44,20 +45,6 @@ async fn site() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-async fn crawler_app() -> TestApp {
-    spawn_with(|s| {
-        s.crawler.allow_private_networks = true;
-        s.rate_limit.requests = 1_000_000;
-    })
-    .await
-}
-
-/// A request authenticated Apify's way, with `?token=`.
-fn apify(t: &TestApp, method: Method, path: &str) -> reqwest::RequestBuilder {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    reqwest::Client::new().request(method, t.url(&format!("{path}{sep}token={}", t.key)))
 }
 
 /// Crawls the site to the end: the run's id and its dataset's.
