@@ -330,12 +330,16 @@ def persistent_webhooks(client, actor, site, run_input, checks):
     client.webhook(webhook.id).delete()
     checks.expect(client.webhook(webhook.id).get() is None, "webhook(…).delete(): get() is None")
 
+    unnamed = [d.id for d in client.datasets().list(unnamed=True).items]
+    checks.expect(hooked.default_dataset_id in unnamed, "datasets().list(unnamed=True) has the run's dataset")
     client.dataset(hooked.default_dataset_id).delete()
     client.key_value_store(hooked.default_key_value_store_id).delete()
     checks.expect(client.dataset(hooked.default_dataset_id).get() is None
                   and client.key_value_store(hooked.default_key_value_store_id).get() is None
                   and client.run(hooked.id).get() is not None,
                   "dataset(…).delete() and key_value_store(…).delete(): gone, the run stays")
+    unnamed = [d.id for d in client.datasets().list(unnamed=True).items]
+    checks.expect(hooked.default_dataset_id not in unnamed, "a deleted dataset is no longer listed")
 
 
 def main(argv=None):

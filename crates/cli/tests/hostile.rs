@@ -323,6 +323,7 @@ fn cases(agent: &str) -> Vec<Case> {
             Vec::new(), 400, "VALIDATION_INVALID_BODY"),
         json_case("a dispatch id of control characters", "GET", "/v2/webhook-dispatches/%00%0A..%2F", Vec::new(), 404, "RESOURCE_NOT_FOUND"),
         json_case("a deletion of a dataset that does not exist", "DELETE", "/v2/datasets/nope", Vec::new(), 404, "RESOURCE_NOT_FOUND"),
+        json_case("a dataset list from a negative offset", "GET", "/v2/datasets?unnamed=1&offset=-5&limit=x", Vec::new(), 400, "VALIDATION_INVALID_BODY"),
         json_case("a deletion of a store by a path of dots", "DELETE", "/v2/key-value-stores/..", Vec::new(), 404, "RESOURCE_NOT_FOUND"),
         // Apify's ad-hoc webhooks (base64 JSON in the query).
         json_case("run webhooks that are not base64", "POST", &format!("{run_path}?webhooks=%FF%FE"),

@@ -49,12 +49,16 @@ impl RunStatus {
 }
 
 /// Which runs a run list keeps: those in `statuses` (any when empty) started
-/// within `started_after ..= started_before` (either end open when unset).
+/// within `started_after ..= started_before` (either end open when unset), and
+/// with `with_dataset` (`with_kv_store`) only those whose dataset (key-value
+/// store) has not been deleted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFilter {
     pub statuses: Vec<RunStatus>,
     pub started_after: Option<Millis>,
     pub started_before: Option<Millis>,
+    pub with_dataset: bool,
+    pub with_kv_store: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

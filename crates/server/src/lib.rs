@@ -334,6 +334,8 @@ fn apify_routes() -> Router<AppState> {
         .route("/v2/actor-runs", get(apify::runs))
         .route("/v2/users/me", get(apify::me))
         .route("/v2/logs/{runId}", get(apify::log))
+        .route("/v2/key-value-stores", get(apify::kv_stores))
+        .route("/v2/datasets", get(apify::datasets))
         .route(
             "/v2/key-value-stores/{storeId}",
             get(apify::kv_store).delete(apify::delete_kv_store),

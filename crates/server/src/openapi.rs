@@ -26,7 +26,7 @@ use crate::routes::{
         apify::kv_store, apify::kv_keys, apify::kv_record, apify::put_kv_record, apify::delete_kv_record,
         apify::delete_kv_store, apify::delete_dataset,
         apify::runs, apify::actor_runs, apify::run_sync_items, apify::run_sync, apify::me,
-        apify::delete_run,
+        apify::delete_run, apify::datasets, apify::kv_stores,
         apify_webhooks::list, apify_webhooks::create, apify_webhooks::get, apify_webhooks::update,
         apify_webhooks::delete, apify_webhooks::test, apify_webhooks::webhook_dispatches,
         apify_webhooks::dispatches, apify_webhooks::dispatch, apify_webhooks::actor_webhooks,

@@ -7,8 +7,6 @@
 
 mod apify_webhooks;
 
-pub use apify_webhooks::MAX_PER_PAGE as MAX_WEBHOOKS_PER_PAGE;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

@@ -137,6 +137,12 @@ impl Store {
                 .collect();
             filter_sql.push_str(&format!(" AND status IN ({})", list.join(", ")));
         }
+        if filter.with_dataset {
+            filter_sql.push_str(" AND dataset_deleted_at IS NULL");
+        }
+        if filter.with_kv_store {
+            filter_sql.push_str(" AND kv_store_deleted_at IS NULL");
+        }
         let after = filter.started_after.unwrap_or(Millis::MIN);
         let before = filter.started_before.unwrap_or(Millis::MAX);
         let total: i64 = sqlx::query(&format!(

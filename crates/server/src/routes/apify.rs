@@ -118,6 +118,7 @@ fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
         statuses,
         started_after: bound("startedAfter", false)?,
         started_before: bound("startedBefore", true)?,
+        ..RunFilter::default()
     })
 }
 
@@ -681,12 +682,59 @@ impl<S: Send + Sync> FromRequestParts<S> for RecordKey {
     }
 }
 
-/// A run list's `offset`, `limit` (at most 1,000, the default, which 0 also
-/// asks for), `desc`, and which runs it keeps (see [`run_filter`]).
+/// A list's `offset`, `limit` (at most 1,000, the default, which 0 also asks for)
+/// and `desc`, as Apify's list endpoints take them.
+pub struct PageQuery {
+    pub offset: i64,
+    pub limit: i64,
+    pub desc: bool,
+}
+
+impl PageQuery {
+    fn of(q: &QueryMap) -> Result<PageQuery, ApiError> {
+        let int = |key: &str| match q.get(key) {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid_field(key, "must be a non-negative integer")),
+        };
+        Ok(PageQuery {
+            offset: int("offset")?,
+            limit: match int("limit")? {
+                0 => MAX_RUNS_PER_PAGE,
+                n => n.min(MAX_RUNS_PER_PAGE),
+            },
+            desc: truthy(q.get("desc")),
+        })
+    }
+
+    /// `items` as Apify's page of a list of `total`.
+    pub fn page<T: serde::Serialize>(&self, items: Vec<T>, total: i64) -> Response {
+        data(apify::Page {
+            total,
+            offset: self.offset,
+            limit: self.limit,
+            desc: self.desc,
+            count: items.len(),
+            items,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
+        PageQuery::of(&q)
+    }
+}
+
+/// A run list's page and which runs it keeps (see [`run_filter`]).
 pub struct RunsQuery {
-    offset: i64,
-    limit: i64,
-    desc: bool,
+    page: PageQuery,
     filter: RunFilter,
 }
 
@@ -695,21 +743,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RunsQuery {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Ok(q) = QueryMap::from_request_parts(parts, state).await;
-        let int = |key: &str, default: i64| match q.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::invalid_field(key, "must be a non-negative integer")),
-        };
         Ok(RunsQuery {
-            offset: int("offset", 0)?,
-            limit: match int("limit", 0)? {
-                0 => MAX_RUNS_PER_PAGE,
-                n => n.min(MAX_RUNS_PER_PAGE),
-            },
-            desc: truthy(q.get("desc")),
+            page: PageQuery::of(&q)?,
             filter: run_filter(&q)?,
         })
     }
@@ -729,19 +764,77 @@ pub async fn runs(
     Extension(p): Extension<Principal>,
     q: RunsQuery,
 ) -> Result<Response, ApiError> {
+    let page = &q.page;
     let (runs, total) = state
         .app
         .crawl_runs()
-        .runs(&p, &q.filter, q.offset, q.limit, q.desc)
+        .runs(&p, &q.filter, page.offset, page.limit, page.desc)
         .await?;
-    Ok(data(apify::Page {
-        total,
-        offset: q.offset,
-        limit: q.limit,
-        desc: q.desc,
-        count: runs.len(),
-        items: runs.iter().map(run_dto).collect(),
-    }))
+    Ok(page.page(runs.iter().map(run_dto).collect(), total))
+}
+
+/// Which storages a storage list shows: Apify lists named ones unless `unnamed`
+/// is set, and every storage here is a run's default, unnamed one.
+fn storage_filter(q: &QueryMap) -> Option<RunFilter> {
+    truthy(q.get("unnamed")).then(RunFilter::default)
+}
+
+#[utoipa::path(get, path = "/v2/datasets", tag = "apify",
+    description = "Apify-compatible: the workspace's datasets, oldest first (`desc` for newest first). Every dataset here is a run's default one, which Apify calls unnamed: they are listed with `unnamed=1` (without it the list is empty, as on Apify for an account with no named datasets); deleted ones are not.",
+    params(("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "at most 1,000 (the default)"),
+           ("desc" = Option<String>, Query), ("unnamed" = Option<String>, Query)),
+    responses((status = 200, description = "`{\"data\": {total, offset, limit, desc, count, items}}`"),
+              (status = 400, body = agentbase_api_types::ErrorResponse)))]
+pub async fn datasets(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: QueryMap,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let page = PageQuery::of(&q)?;
+    let Some(filter) = storage_filter(&q) else {
+        return Ok(page.page(Vec::<apify::Dataset>::new(), 0));
+    };
+    let filter = RunFilter {
+        with_dataset: true,
+        ..filter
+    };
+    let runs = state.app.crawl_runs();
+    let (runs, total) = (runs.runs(&p, &filter, page.offset, page.limit, page.desc)).await?;
+    let base = origin(&headers);
+    // Apify's list items have a name, which its Python client requires to be
+    // text: an unnamed dataset's is empty.
+    let items = runs.iter().map(|r| apify::Dataset {
+        name: Some(String::new()),
+        ..dataset_dto(r, &base)
+    });
+    Ok(page.page(items.collect(), total))
+}
+
+#[utoipa::path(get, path = "/v2/key-value-stores", tag = "apify",
+    description = "Apify-compatible: the workspace's key-value stores, as `GET /v2/datasets` lists datasets (`unnamed=1` lists the runs' default stores).",
+    params(("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "at most 1,000 (the default)"),
+           ("desc" = Option<String>, Query), ("unnamed" = Option<String>, Query)),
+    responses((status = 200, description = "`{\"data\": {total, offset, limit, desc, count, items}}`"),
+              (status = 400, body = agentbase_api_types::ErrorResponse)))]
+pub async fn kv_stores(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: QueryMap,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let page = PageQuery::of(&q)?;
+    let Some(filter) = storage_filter(&q) else {
+        return Ok(page.page(Vec::<apify::KeyValueStore>::new(), 0));
+    };
+    let filter = RunFilter {
+        with_kv_store: true,
+        ..filter
+    };
+    let runs = state.app.crawl_runs();
+    let (runs, total) = (runs.runs(&p, &filter, page.offset, page.limit, page.desc)).await?;
+    let base = origin(&headers);
+    Ok(page.page(runs.iter().map(|r| kv_store_dto(r, &base)).collect(), total))
 }
 
 #[utoipa::path(get, path = "/v2/actors/{actorId}/runs", tag = "apify",

@@ -3,70 +3,19 @@
 //! of every run webhook (`/v2/webhook-dispatches`), as Apify's clients call them
 //! (`client.webhooks().create(…)`, `client.webhook(id).dispatches().list()`, …).
 
-use agentbase_api_types::apify;
 use agentbase_service::Principal;
-use agentbase_service::crawl_runs::{MAX_WEBHOOKS_PER_PAGE, known_actor};
+use agentbase_service::crawl_runs::known_actor;
 use axum::Extension;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::AppState;
 use crate::dto::apify::{dispatch_dto, webhook_dto};
 use crate::error::ApiError;
-use crate::extract::{QueryMap, RawBody, parse_json_object};
-use crate::routes::apify::data;
-use crate::routes::dataset_items::truthy;
-
-/// A list's `offset`, `limit` (at most 1,000, the default, which 0 also asks for)
-/// and `desc`.
-pub struct PageQuery {
-    offset: i64,
-    limit: i64,
-    desc: bool,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Ok(q) = QueryMap::from_request_parts(parts, state).await;
-        let int = |key: &str| match q.get(key) {
-            None => Ok(0),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::invalid_field(key, "must be a non-negative integer")),
-        };
-        Ok(PageQuery {
-            offset: int("offset")?,
-            limit: match int("limit")? {
-                0 => MAX_WEBHOOKS_PER_PAGE,
-                n => n.min(MAX_WEBHOOKS_PER_PAGE),
-            },
-            desc: truthy(q.get("desc")),
-        })
-    }
-}
-
-impl PageQuery {
-    fn page<T>(&self, items: Vec<T>, total: i64) -> Response
-    where
-        T: serde::Serialize,
-    {
-        data(apify::Page {
-            total,
-            offset: self.offset,
-            limit: self.limit,
-            desc: self.desc,
-            count: items.len(),
-            items,
-        })
-    }
-}
+use crate::extract::{RawBody, parse_json_object};
+use crate::routes::apify::{PageQuery, data};
 
 #[utoipa::path(get, path = "/v2/webhooks", tag = "apify",
     description = "Apify-compatible: the workspace's persistent webhooks, oldest first (`desc` for newest first).",

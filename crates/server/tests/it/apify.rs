@@ -1528,11 +1528,17 @@ async fn storages_are_deleted_alone_and_ended_runs_expire() {
         .to_owned();
 
     // A run still going keeps its dataset; its key-value store may go.
+    // (Lists are by start, and the test's clock stands still.)
+    t.clock.advance_ms(1_000);
     let slow = start_run(
         &t,
         json!({"startUrls": [format!("http://{site}/slow/0")], "maxCrawlDepth": 100}),
     )
     .await;
+    let slow_dataset = slow["data"]["defaultDatasetId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let slow = slow["data"]["id"].as_str().unwrap().to_owned();
     let (status, _, body) =
         send(&t, Method::DELETE, format!("/v2/actor-runs/{slow}/dataset")).await;
@@ -1547,6 +1553,28 @@ async fn storages_are_deleted_alone_and_ended_runs_expire() {
     send(&t, Method::POST, format!("/v2/actor-runs/{slow}/abort")).await;
     let (_, ended) = get_json(&t, &format!("/v2/actor-runs/{slow}?waitForFinish=30")).await;
     assert_eq!(ended["data"]["status"], "ABORTED");
+
+    // Apify lists named storages unless asked for unnamed ones, as a run's are.
+    let listed = |path: &'static str| {
+        let t = &t;
+        async move {
+            let (_, page) = get_json(t, path).await;
+            let items = page["data"]["items"].as_array().unwrap().clone();
+            (items.iter())
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(listed("/v2/datasets").await.is_empty());
+    assert_eq!(
+        listed("/v2/datasets?unnamed=1").await,
+        [dataset.clone(), slow_dataset.clone()]
+    );
+    assert_eq!(
+        listed("/v2/key-value-stores?unnamed=1&desc=1").await,
+        std::slice::from_ref(&store),
+        "the slow run's went"
+    );
 
     // The dataset goes alone: gone by either name, the run and its log stay.
     let (status, ..) = send(&t, Method::DELETE, format!("/v2/datasets/{dataset}")).await;
@@ -1576,6 +1604,8 @@ async fn storages_are_deleted_alone_and_ended_runs_expire() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    assert_eq!(listed("/v2/datasets?unnamed=1").await, [slow_dataset]);
 
     // So does the key-value store, with its INPUT record; writes to it are 404.
     let (status, ..) = send(&t, Method::DELETE, format!("/v2/key-value-stores/{store}")).await;

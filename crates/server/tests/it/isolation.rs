@@ -528,6 +528,16 @@ const UNSCOPED: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
+        "/v2/datasets",
+        "lists the caller's own datasets: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "GET",
+        "/v2/key-value-stores",
+        "lists the caller's own stores: checked by `lists_show_only_the_callers_own`",
+    ),
+    (
+        "GET",
         "/v2/webhook-dispatches",
         "lists the caller's own dispatches: checked by `lists_show_only_the_callers_own`",
     ),
@@ -1343,6 +1353,8 @@ async fn lists_show_only_the_callers_own() {
     for path in [
         "/v2/webhooks",
         "/v2/webhook-dispatches",
+        "/v2/datasets?unnamed=1",
+        "/v2/key-value-stores?unnamed=1",
         "/v2/acts/apify~website-content-crawler/webhooks",
         "/v2/actors/apify~website-content-crawler/webhooks",
     ] {

@@ -10,7 +10,7 @@ use super::{CrawlRuns, known_actor};
 use crate::Principal;
 
 /// Most webhooks or dispatches one page holds.
-pub const MAX_PER_PAGE: i64 = 1_000;
+const MAX_PER_PAGE: i64 = 1_000;
 
 impl CrawlRuns {
     /// `POST /v2/webhooks`: a webhook from Apify's object. With an
