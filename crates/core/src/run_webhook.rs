@@ -31,6 +31,9 @@ pub const MAX_URL_LEN: usize = 2048;
 /// Bytes of one payload once its template is filled: a template may repeat
 /// `{{resource}}`, and a delivery past this is not sent.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Bytes of one delivery's headers (names and values) once its template is filled:
+/// a headers template may repeat `{{resource}}` too.
+pub const MAX_HEADERS_BYTES: usize = 16 * 1024;
 /// Apify's default payload template.
 pub const DEFAULT_PAYLOAD: &str = "{\"userId\": {{userId}}, \"createdAt\": {{createdAt}}, \
     \"eventType\": {{eventType}}, \"eventData\": {{eventData}}, \"resource\": {{resource}}}";
@@ -87,6 +90,27 @@ impl RunWebhook {
     pub fn body(&self, vars: &Value) -> String {
         let template = self.payload_template.as_deref().unwrap_or(DEFAULT_PAYLOAD);
         render(template, vars, self.should_interpolate_strings)
+    }
+
+    /// The body and headers sent for an event with `vars`, or why nothing is sent:
+    /// filled templates past [`MAX_BODY_BYTES`] or [`MAX_HEADERS_BYTES`] (a
+    /// template may repeat its variables).
+    pub fn request(&self, vars: &Value) -> Result<(String, Vec<(String, String)>), String> {
+        let body = self.body(vars);
+        if body.len() > MAX_BODY_BYTES {
+            return Err(format!(
+                "the payload would be {} bytes, more than {MAX_BODY_BYTES} bytes",
+                body.len()
+            ));
+        }
+        let headers = self.headers(vars);
+        let size: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > MAX_HEADERS_BYTES {
+            return Err(format!(
+                "the headers would be {size} bytes, more than {MAX_HEADERS_BYTES} bytes"
+            ));
+        }
+        Ok((body, headers))
     }
 
     /// The headers its template adds for an event with `vars` (none without one).
@@ -378,7 +402,13 @@ fn webhook(at: &str, v: &Value, errors: &mut FieldErrors) -> Option<RunWebhook> 
     for (field, message) in template_problems(templates, interpolate) {
         problem(field, message);
     }
-    let idempotency_key = text("idempotencyKey").filter(|k| k.len() <= 256);
+    let idempotency_key = text("idempotencyKey");
+    if idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 256)
+    {
+        problem("idempotencyKey", "must be 1–256 characters".into());
+    }
     (errors.len() == before).then_some(RunWebhook {
         event_types,
         request_url,
@@ -443,7 +473,8 @@ fn header_problem(name: &str, value: &str) -> Option<String> {
     if name.is_empty() || name.len() > 256 || !name.chars().all(token) {
         return Some(format!("{name:?} is not a header name"));
     }
-    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-apify-") {
         return Some(format!("{name:?} is set by the server"));
     }
     if value.len() > 8 * 1024 || value.chars().any(|c| c.is_control() && c != '\t') {
@@ -521,6 +552,37 @@ mod tests {
             json!({"id": "run1", "defaultDatasetId": "ds1", "stats": {"itemCount": 3}}),
             1_705_314_600_000,
         )
+    }
+
+    #[test]
+    fn filled_templates_past_their_bounds_are_not_sent() {
+        let vars = json!({"resource": "r".repeat(5_000), "eventType": "E"});
+        let hook = |payload: Option<String>, headers: Option<String>| RunWebhook {
+            event_types: vec!["E".into()],
+            request_url: "https://example.com/".into(),
+            payload_template: payload,
+            headers_template: headers,
+            idempotency_key: None,
+            do_not_retry: false,
+            should_interpolate_strings: false,
+        };
+        let five: Vec<String> = (0..5)
+            .map(|i| format!("\"X-{i}\": {{{{resource}}}}"))
+            .collect();
+        let wide = hook(None, Some(format!("{{{}}}", five.join(", "))));
+        assert!(
+            wide.request(&vars)
+                .unwrap_err()
+                .contains("headers would be")
+        );
+        let two = hook(None, Some(format!("{{{}}}", five[..2].join(", "))));
+        assert_eq!(two.request(&vars).unwrap().1.len(), 2);
+        let long = hook(Some(format!("[{}null]", "{{resource}},".repeat(60))), None);
+        assert!(
+            long.request(&vars)
+                .unwrap_err()
+                .contains("payload would be")
+        );
     }
 
     #[test]
@@ -603,6 +665,15 @@ mod tests {
             json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/", "headersTemplate": "{\"X-A\": \"a\\r\\nb\"}"}]),
         );
         assert!(e.contains_key("webhooks[0].headersTemplate"), "{e:?}");
+        let e = refused(
+            json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/", "headersTemplate": "{\"X-Apify-Webhook\": \"forged\"}",
+                "idempotencyKey": "k".repeat(257)}]),
+        );
+        assert!(
+            e.contains_key("webhooks[0].headersTemplate")
+                && e.contains_key("webhooks[0].idempotencyKey"),
+            "{e:?}"
+        );
         // A flag that is not a boolean is refused, not read as false.
         let e = refused(
             json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/", "doNotRetry": "yes", "shouldInterpolateStrings": 1}]),

@@ -101,6 +101,9 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
         // IPv4-compatible (deprecated) ::a.b.c.d
         v4_reason(v4_from(s[6], s[7])).or(Some("IPv4-compatible address"))
+    } else if s[0..6] == [0, 0, 0, 0, 0xffff, 0] {
+        // IPv4-translated (SIIT, RFC 2765) ::ffff:0:a.b.c.d
+        v4_reason(v4_from(s[6], s[7])).or(Some("IPv4-translated address"))
     } else {
         None
     }
@@ -176,6 +179,8 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
             "64:ff9b::a9fe:a9fe",
             "64:ff9b::7f00:1",
             "64:ff9b:1::a9fe:a9fe",

@@ -883,7 +883,7 @@ impl RunWriter {
                     "INFO",
                     &format!("Crawled {} (depth {})", item.url, item.crawl.depth),
                 ));
-                match serde_json::to_string(&*item) {
+                match serde_json::to_value(&*item).map(item_text) {
                     Ok(v) => self.batch.push(v),
                     Err(e) => self.error = Some(format!("an item could not be encoded: {e}")),
                 }
@@ -1005,40 +1005,50 @@ impl CrawlRuns {
 }
 
 /// Delivery `id` of `run`'s `event` to `hook` (a persistent webhook's when
-/// `webhook_id` is given), with `vars`: its body and headers, or, for a body past
-/// [`run_webhook::MAX_BODY_BYTES`] (a template may repeat its variables), why it
-/// is not sent.
+/// `webhook_id` is given), with `vars`: its body and headers, or, for filled
+/// templates past their bounds ([`RunWebhook::request`]), why it is not sent.
 fn delivery(
     hook: &RunWebhook,
     vars: &Value,
     max_attempts: i64,
     (id, run, event, webhook_id): (String, &CrawlRun, &str, Option<String>),
 ) -> RunDelivery {
-    let body = hook.body(vars);
-    let refused = (body.len() > run_webhook::MAX_BODY_BYTES).then(|| {
-        format!(
-            "the payload would be {} bytes, more than {} bytes",
-            body.len(),
-            run_webhook::MAX_BODY_BYTES
-        )
-    });
+    let (body, headers, refused) = match hook.request(vars) {
+        Ok((body, headers)) => (body, headers, None),
+        Err(why) => (String::new(), Vec::new(), Some(why)),
+    };
     RunDelivery {
         id,
         workspace_id: run.workspace_id.clone(),
         run_id: run.id.clone(),
         event_type: event.to_owned(),
         url: hook.request_url.clone(),
-        headers: hook.headers(vars),
-        body: if refused.is_some() {
-            String::new()
-        } else {
-            body
-        },
+        headers,
+        body,
         max_attempts: if hook.do_not_retry { 1 } else { max_attempts },
         attempts: 0,
         refused,
         webhook_id,
     }
+}
+
+/// Levels of nesting a dataset item keeps: a page's JSON-LD nested near JSON's
+/// parse limit (128) would, inside the item, pass it, and the item could not be
+/// read back. What is deeper becomes `null`.
+const MAX_ITEM_DEPTH: usize = 100;
+
+/// An item as the JSON text stored, nested at most [`MAX_ITEM_DEPTH`] levels.
+fn item_text(mut item: Value) -> String {
+    fn clamp(v: &mut Value, depth: usize) {
+        match v {
+            Value::Array(_) | Value::Object(_) if depth >= MAX_ITEM_DEPTH => *v = Value::Null,
+            Value::Array(a) => a.iter_mut().for_each(|x| clamp(x, depth + 1)),
+            Value::Object(m) => m.values_mut().for_each(|x| clamp(x, depth + 1)),
+            _ => {}
+        }
+    }
+    clamp(&mut item, 0);
+    item.to_string()
 }
 
 /// The statuses of a run that has not ended, which an end moves it from.
@@ -1139,26 +1149,41 @@ pub struct RunLog {
     /// Each item is the lines one poll found; it ends when the run does (or can
     /// no longer be read).
     pub more: Option<futures_util::stream::BoxStream<'static, Vec<String>>>,
+    /// A log read whole holds a place among the workspace's reads (as a dataset
+    /// read does), to be held until the lines are sent; a followed one holds a
+    /// follower's place in `more` instead.
+    pub place: Option<Entered<String>>,
 }
 
 /// The followed log of the Apify-compatible API.
 impl CrawlRuns {
     /// The run's log; with `follow`, and unless the run has ended, the lines
     /// written after it too (polled every 250 ms). A workspace follows at most
-    /// [`FOLLOWERS_PER_WORKSPACE`] logs at once: past that, `TooManyFollowers`.
+    /// [`FOLLOWERS_PER_WORKSPACE`] logs at once (past that, `TooManyFollowers`),
+    /// and reads at most [`READERS_PER_WORKSPACE`] logs and datasets whole (past
+    /// that, `TooManyReads`): a log holds up to its run's storage in lines.
     pub async fn log(self: &Arc<Self>, p: &Principal, id: &str, follow: bool) -> Result<RunLog> {
+        let read = (self.readers.try_enter(p.workspace_id.clone()))
+            .ok_or(Error::Rejected(Rejection::TooManyReads))?;
         let (lines, ended) = self.run_log(p, id, 0).await?;
-        let mut more = None;
         if follow && !ended {
             let place = (self.followers.try_enter(p.workspace_id.clone()))
                 .ok_or(Error::Rejected(Rejection::TooManyFollowers))?;
             let from = lines.len() as i64;
-            more = Some(
-                self.clone()
-                    .follow_log(p.clone(), id.to_owned(), from, place),
-            );
+            let more = self
+                .clone()
+                .follow_log(p.clone(), id.to_owned(), from, place);
+            return Ok(RunLog {
+                lines,
+                more: Some(more),
+                place: None,
+            });
         }
-        Ok(RunLog { lines, more })
+        Ok(RunLog {
+            lines,
+            more: None,
+            place: Some(read),
+        })
     }
 
     fn follow_log(
@@ -1193,7 +1218,21 @@ impl CrawlRuns {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn an_item_nested_past_the_parse_limit_is_stored_readable() {
+        // A page's JSON-LD 127 levels deep (it parsed), inside an item.
+        let deep = (0..127).fold(json!("leaf"), |v, _| json!([v]));
+        let item = json!({"url": "u", "metadata": {"jsonLd": [deep]}});
+        assert!(serde_json::from_str::<Value>(&item.to_string()).is_err());
+        let stored: Value = serde_json::from_str(&item_text(item)).unwrap();
+        assert_eq!(stored["url"], "u");
+        let shallow = json!({"a": [[{"b": 1}]]});
+        assert_eq!(item_text(shallow.clone()), shallow.to_string());
+    }
 
     #[test]
     fn log_lines_keep_a_bounded_message() {

@@ -363,30 +363,22 @@ impl Webhooks {
             ("x-apify-webhook-dispatch-id".to_owned(), id.clone()),
             ("x-apify-request-origin".to_owned(), "agentbase".to_owned()),
         ];
-        headers.extend(w.definition.hook.headers(&vars));
-        let body = w.definition.hook.body(&vars);
-        let sent = if body.len() > run_webhook::MAX_BODY_BYTES {
-            None
-        } else {
-            Some(
-                self.send(&id, &w.definition.hook.request_url, &headers, &body)
-                    .await,
-            )
-        };
-        let (state, last_status, last_error) = match sent {
-            Some(Sent {
-                error: None,
-                status_code,
-                ..
-            }) => (DeliveryState::Delivered, status_code, None),
-            Some(Sent {
-                error, status_code, ..
-            }) => (DeliveryState::Failed, status_code, error),
-            None => (
-                DeliveryState::Failed,
-                None,
-                Some("the payload is too large".into()),
-            ),
+        let hook = &w.definition.hook;
+        let (state, last_status, last_error) = match hook.request(&vars) {
+            Ok((body, own)) => {
+                headers.extend(own);
+                match self.send(&id, &hook.request_url, &headers, &body).await {
+                    Sent {
+                        error: None,
+                        status_code,
+                        ..
+                    } => (DeliveryState::Delivered, status_code, None),
+                    Sent {
+                        error, status_code, ..
+                    } => (DeliveryState::Failed, status_code, error),
+                }
+            }
+            Err(why) => (DeliveryState::Failed, None, Some(why)),
         };
         Ok(Dispatch {
             id,

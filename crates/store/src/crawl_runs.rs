@@ -581,9 +581,10 @@ impl Store {
         let items = rows
             .iter()
             .map(|r| {
+                // An item stored before items were bounded in depth may not parse
+                // back: it is answered as its text rather than failing the read.
                 let text: String = r.try_get("item").map_err(db_err)?;
-                serde_json::from_str(&text)
-                    .map_err(|_| Error::Storage("corrupt dataset item".into()))
+                Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((items, total))

@@ -159,6 +159,9 @@ fn spawn_checkpointer(store: &Store) {
     });
 }
 
+/// What the WAL file is cut back to once checkpointed (64 MB).
+const WAL_SIZE_LIMIT: &str = "PRAGMA journal_size_limit = 67108864";
+
 /// In WAL mode NORMAL syncs at checkpoints, not on every commit: a committed
 /// transaction survives a crash or kill -9 of the process (not a power cut), and
 /// writes stop waiting on fsync.
@@ -177,6 +180,10 @@ fn sqlite_options(options: AnyPoolOptions, writer: bool) -> AnyPoolOptions {
             Box::pin(async move {
                 use sqlx::Executor;
                 conn.execute("PRAGMA synchronous = NORMAL").await?;
+                // A large deletion grows the WAL for a moment (gigabytes for
+                // thousands of expired runs); once checkpointed, the file is cut
+                // back to this instead of keeping that size until shutdown.
+                conn.execute(WAL_SIZE_LIMIT).await?;
                 if writer {
                     conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                 }

@@ -482,7 +482,10 @@ pub async fn log(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Ok(res)
+    Ok(match log.place {
+        Some(place) => held_until_sent(res, place),
+        None => res,
+    })
 }
 
 fn log_text(lines: &[String]) -> String {

@@ -351,24 +351,50 @@ fn failed_page(item: &Value) -> bool {
 /// the rest are left out.
 const MAX_UNWOUND: usize = 100_000;
 
+/// Bytes (as [`weight`] counts them) the records of one `unwind` may hold: each
+/// record copies the rest of its item, so a page with several long arrays (a
+/// crawled site's JSON-LD, say) unwound on each would otherwise multiply past any
+/// memory. The records past it are left out.
+const MAX_UNWOUND_BYTES: usize = 64 * 1024 * 1024;
+
+/// About how many bytes `v` holds in memory: its text, and a little per value.
+fn weight(v: &Value) -> usize {
+    const NODE: usize = 16;
+    match v {
+        Value::String(s) => NODE + s.len(),
+        Value::Array(a) => NODE + a.iter().map(weight).sum::<usize>(),
+        Value::Object(m) => NODE + weight_of_map(m),
+        _ => NODE,
+    }
+}
+
 /// Apify's `unwind` of one field: an array makes a record per element (an object
 /// element merged into the item, its keys winning; another value in the field's
 /// place), an object is merged into the item; an item without the field, or with
-/// another kind of value there, stays as it is. At most [`MAX_UNWOUND`] records.
+/// another kind of value there, stays as it is. At most [`MAX_UNWOUND`] records,
+/// holding at most [`MAX_UNWOUND_BYTES`] between them.
 fn unwind(items: Vec<Value>, field: &str) -> Vec<Value> {
     let mut out = Vec::with_capacity(items.len());
+    let mut held = 0usize;
     for item in items {
-        if out.len() >= MAX_UNWOUND {
+        if out.len() >= MAX_UNWOUND || held >= MAX_UNWOUND_BYTES {
             break;
         }
         let Value::Object(mut map) = item else {
+            held += weight(&item);
             out.push(item);
             continue;
         };
-        match map.remove(field) {
+        let removed = map.remove(field);
+        let rest = weight_of_map(&map);
+        match removed {
             Some(Value::Array(elements)) => {
                 let room = MAX_UNWOUND - out.len();
                 for element in elements.into_iter().take(room) {
+                    held += rest + weight(&element);
+                    if held > MAX_UNWOUND_BYTES {
+                        break;
+                    }
                     let mut record = map.clone();
                     match element {
                         Value::Object(fields) => record.extend(fields),
@@ -380,17 +406,26 @@ fn unwind(items: Vec<Value>, field: &str) -> Vec<Value> {
                 }
             }
             Some(Value::Object(fields)) => {
+                held += rest + weight_of_map(&fields);
                 map.extend(fields);
                 out.push(Value::Object(map));
             }
             Some(other) => {
+                held += rest + weight(&other);
                 map.insert(field.to_owned(), other);
                 out.push(Value::Object(map));
             }
-            None => out.push(Value::Object(map)),
+            None => {
+                held += rest;
+                out.push(Value::Object(map));
+            }
         }
     }
     out
+}
+
+fn weight_of_map(m: &Map<String, Value>) -> usize {
+    m.iter().map(|(k, v)| k.len() + weight(v)).sum()
 }
 
 /// `flatten`: an object's fields as `prefix.key` (nested objects too) in `out`.
@@ -1273,6 +1308,14 @@ mod tests {
         let wide = json!({"a": long.clone(), "b": long});
         let out = shape(vec![wide], &query(&[("unwind", "a,b")]));
         assert_eq!(out.len(), MAX_UNWOUND);
+        // Each record copies the rest of its item: three long arrays of text (a
+        // crawled page's) stop at the byte bound, long before the record bound.
+        let text: Vec<Value> = (0..2_000).map(|i| json!(format!("{i:0>2000}"))).collect();
+        let page = json!({"a": text.clone(), "b": text.clone(), "c": text});
+        let out = shape(vec![page], &query(&[("unwind", "a,b,c")]));
+        let held: usize = out.iter().map(weight).sum();
+        assert!(out.len() < MAX_UNWOUND && !out.is_empty(), "{}", out.len());
+        assert!(held <= MAX_UNWOUND_BYTES + 500_000, "{held} bytes");
     }
 
     #[tokio::test]

@@ -1913,6 +1913,13 @@ async fn a_workspace_reads_a_bounded_number_of_datasets_at_once() {
         (429, Some("RATE_LIMIT_TOO_MANY_REQUESTS")),
         "{body}"
     );
+    // A log read whole (it holds up to the run's storage) counts among the reads.
+    let log = apify(&t, Method::GET, &format!("/v2/actor-runs/{id}/log"));
+    let (status, code, _) = outcome(log.send().await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (429, Some("RATE_LIMIT_TOO_MANY_REQUESTS"))
+    );
     // Another workspace's requests go on meanwhile: the bound is per workspace.
     let (_, other_key) = t.other_workspace(agentbase_core::Plan::Standard).await;
     let other = reqwest::Client::new()

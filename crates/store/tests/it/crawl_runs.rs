@@ -261,6 +261,18 @@ async fn a_dataset_or_store_goes_alone_and_ended_runs_expire_by_plan() {
         let f3 = s.run(&free.id, "f3").await.unwrap().unwrap();
         assert!(!s.delete_dataset(&f3, 60_000).await.unwrap(), "still going");
 
+        // An item stored too deep to parse back (before items were bounded) is
+        // read as its text, not a failed read.
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        s.append_items("f3-ds", 0, &[deep.clone(), "{\"ok\":1}".into()])
+            .await
+            .unwrap();
+        let (read, _) = s.dataset_items("f3-ds", 0, None, false).await.unwrap();
+        assert_eq!(
+            read,
+            [serde_json::json!(deep), serde_json::json!({"ok": 1})]
+        );
+
         // A large dataset goes in batches, all of it.
         let many: Vec<String> = (0..2_500).map(|i| format!("{{\"n\":{i}}}")).collect();
         s.append_items("f1-ds", 0, &many).await.unwrap();
