@@ -372,10 +372,16 @@ fn webhook(at: &str, v: &Value, errors: &mut FieldErrors) -> Option<RunWebhook> 
     let lower = request_url.to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://"))
         || request_url.len() > MAX_URL_LEN
+        || request_url
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
     {
         problem(
             "requestUrl",
-            format!("must be an http(s) URL of at most {MAX_URL_LEN} characters"),
+            format!(
+                "must be an http(s) URL of at most {MAX_URL_LEN} characters, without spaces or \
+                 control characters"
+            ),
         );
     }
     for field in ["payloadTemplate", "headersTemplate", "idempotencyKey"] {
@@ -405,9 +411,12 @@ fn webhook(at: &str, v: &Value, errors: &mut FieldErrors) -> Option<RunWebhook> 
     let idempotency_key = text("idempotencyKey");
     if idempotency_key
         .as_ref()
-        .is_some_and(|k| k.is_empty() || k.len() > 256)
+        .is_some_and(|k| k.is_empty() || k.len() > 256 || k.chars().any(char::is_control))
     {
-        problem("idempotencyKey", "must be 1–256 characters".into());
+        problem(
+            "idempotencyKey",
+            "must be 1–256 characters, none a control character".into(),
+        );
     }
     (errors.len() == before).then_some(RunWebhook {
         event_types,
@@ -644,6 +653,14 @@ mod tests {
         let e = refused(json!([{"eventTypes": ["RUN.DONE"], "requestUrl": "ftp://x"}]));
         assert!(
             e.contains_key("webhooks[0].eventTypes") && e.contains_key("webhooks[0].requestUrl"),
+            "{e:?}"
+        );
+        let e = refused(
+            json!([{"eventTypes": ["ACTOR.RUN.FAILED"], "requestUrl": "https://x/a\r\nX-B: c", "idempotencyKey": "a\nb"}]),
+        );
+        assert!(
+            e.contains_key("webhooks[0].requestUrl")
+                && e.contains_key("webhooks[0].idempotencyKey"),
             "{e:?}"
         );
         let e = refused(json!([{"eventTypes": [], "requestUrl": "https://x/"}]));

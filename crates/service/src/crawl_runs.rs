@@ -473,9 +473,28 @@ impl CrawlRuns {
         };
         let vars = run_webhook::vars(&run.workspace_id, event, (ACTOR_ID, &run.id), resource, now);
         let max_attempts = i64::from(self.settings.webhooks.max_attempts.max(1));
+        // Past the workspace's bound on deliveries waiting, the rest are recorded
+        // unsent: targets that never answer cannot grow the outbox without end.
+        let bound = self.settings.webhooks.max_pending_per_workspace;
+        let pending = (self.store)
+            .pending_run_deliveries(&run.workspace_id)
+            .await?;
+        let mut room = bound.saturating_sub(u64::try_from(pending).unwrap_or(0));
         let deliveries = wanted.into_iter().map(|(place, webhook_id, hook)| {
             let id = format!("{}.{place}.{event}", run.id);
-            delivery(hook, &vars, max_attempts, (id, run, event, webhook_id))
+            let mut d = delivery(hook, &vars, max_attempts, (id, run, event, webhook_id));
+            if d.refused.is_none() {
+                if room == 0 {
+                    d.refused = Some(format!(
+                        "the workspace has {bound} webhook deliveries waiting to be sent"
+                    ));
+                    d.body.clear();
+                    d.headers.clear();
+                } else {
+                    room -= 1;
+                }
+            }
+            d
         });
         Ok(deliveries.collect())
     }

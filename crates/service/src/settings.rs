@@ -72,6 +72,9 @@ pub struct WebhookSettings {
     /// Days a finished delivery (agents' and runs') stays in the delivery log.
     /// 0: kept.
     pub delivery_retention_days: u64,
+    /// Apify run-webhook deliveries one workspace may have waiting to be sent;
+    /// past it, an event's deliveries are recorded as failed, unsent.
+    pub max_pending_per_workspace: u64,
 }
 
 /// Headless Chromium, for crawls that render pages (`crawlerType` `playwright:*`).
@@ -651,6 +654,7 @@ impl Default for WebhookSettings {
             poll_interval_ms: 1000,
             concurrency: 4,
             delivery_retention_days: 30,
+            max_pending_per_workspace: 1_000,
         }
     }
 }
@@ -968,6 +972,10 @@ impl Settings {
             ("webhooks.timeout_secs", self.webhooks.timeout_secs),
             ("webhooks.poll_interval_ms", self.webhooks.poll_interval_ms),
             ("webhooks.concurrency", self.webhooks.concurrency as u64),
+            (
+                "webhooks.max_pending_per_workspace",
+                self.webhooks.max_pending_per_workspace,
+            ),
             (
                 "extraction.max_concurrent",
                 self.extraction.max_concurrent as u64,

@@ -171,6 +171,19 @@ impl Store {
         Ok(())
     }
 
+    /// Run deliveries of the workspace still to be sent.
+    pub async fn pending_run_deliveries(&self, workspace_id: &str) -> Result<i64> {
+        sqlx::query(
+            "SELECT COUNT(*) AS n FROM run_webhook_deliveries WHERE workspace_id = $1 \
+             AND state = 'pending'",
+        )
+        .bind(workspace_id)
+        .fetch_one(&self.pool)
+        .await
+        .and_then(|r| r.try_get("n"))
+        .map_err(db_err)
+    }
+
     /// A run's deliveries as (event, state, attempts), oldest first.
     pub async fn run_deliveries(&self, run_id: &str) -> Result<Vec<(String, String, i64)>> {
         let rows = sqlx::query(

@@ -1996,3 +1996,48 @@ async fn a_workspace_tests_a_bounded_number_of_webhooks_at_once() {
     let again = apify(&t, Method::POST, &test_path).send().await.unwrap();
     assert_eq!(again.status(), 201, "the places came back");
 }
+
+/// A workspace has at most `webhooks.max_pending_per_workspace` run deliveries
+/// waiting: past it, an event's deliveries are recorded failed, unsent.
+#[tokio::test]
+async fn a_workspace_has_a_bounded_number_of_deliveries_waiting() {
+    let t = spawn_with(|s| {
+        crate::webhooks::loopback_allowed(s);
+        // No delivery pass runs during the test: what is written stays pending.
+        s.webhooks.poll_interval_ms = 3_600_000;
+        s.webhooks.max_pending_per_workspace = 2;
+    })
+    .await;
+    let site = site().await;
+    let hook = |n: u16| json!({"eventTypes": ["ACTOR.RUN.CREATED"], "requestUrl": format!("http://127.0.0.1:{n}/hook")});
+    let path = format!(
+        "/v2/acts/apify~website-content-crawler/runs?webhooks={}",
+        webhooks_param(&json!([hook(9), hook(10), hook(11)]))
+    );
+    let run: Value = apify(&t, Method::POST, &path)
+        .json(&json!({"startUrls": [format!("http://{site}/docs/")], "maxCrawlPages": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run["data"]["id"].as_str().unwrap();
+    let mut states: Vec<String> = (t.app.record().run_deliveries(id).await.unwrap())
+        .into_iter()
+        .map(|(_, state, _)| state)
+        .collect();
+    states.sort();
+    assert_eq!(states, ["failed", "pending", "pending"]);
+    let (_, dispatches) = get_json(&t, "/v2/webhook-dispatches").await;
+    let failed: Vec<&Value> = (dispatches["data"]["items"].as_array().unwrap().iter())
+        .filter(|d| d["status"] == "FAILED")
+        .collect();
+    assert!(
+        failed[0]["calls"][0]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("2 webhook deliveries waiting"),
+        "{dispatches}"
+    );
+}
