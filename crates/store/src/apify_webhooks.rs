@@ -179,9 +179,18 @@ impl Store {
         .bind(&w.id)
         .bind(&w.workspace_id)
         .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+        .await;
+        match done {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            // Another request took the key between the check and the write.
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(db_err(e)),
+        }
     }
 
     /// Deletes a webhook of the workspace (its dispatches stay, and those still

@@ -776,10 +776,24 @@ pub async fn runs(
     Ok(page.page(runs.iter().map(run_dto).collect(), total))
 }
 
-/// Which storages a storage list shows: Apify lists named ones unless `unnamed`
-/// is set, and every storage here is a run's default, unnamed one.
-fn storage_filter(q: &QueryMap) -> Option<RunFilter> {
-    truthy(q.get("unnamed")).then(RunFilter::default)
+/// A page of the runs whose storage `dto` shows (those whose `with` storage is
+/// left, as `filter` asks), as Apify lists storages: named ones unless `unnamed`
+/// is set, and every storage here is a run's default, unnamed one, so without it
+/// the list is empty.
+async fn storage_list<T: serde::Serialize>(
+    state: &AppState,
+    p: &Principal,
+    q: &QueryMap,
+    filter: RunFilter,
+    dto: impl Fn(&CrawlRun) -> T,
+) -> Result<Response, ApiError> {
+    let page = PageQuery::of(q)?;
+    if !truthy(q.get("unnamed")) {
+        return Ok(page.page(Vec::<T>::new(), 0));
+    }
+    let runs = state.app.crawl_runs();
+    let (runs, total) = (runs.runs(p, &filter, page.offset, page.limit, page.desc)).await?;
+    Ok(page.page(runs.iter().map(dto).collect(), total))
 }
 
 #[utoipa::path(get, path = "/v2/datasets", tag = "apify",
@@ -794,24 +808,18 @@ pub async fn datasets(
     q: QueryMap,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let page = PageQuery::of(&q)?;
-    let Some(filter) = storage_filter(&q) else {
-        return Ok(page.page(Vec::<apify::Dataset>::new(), 0));
-    };
+    let base = origin(&headers);
     let filter = RunFilter {
         with_dataset: true,
-        ..filter
+        ..RunFilter::default()
     };
-    let runs = state.app.crawl_runs();
-    let (runs, total) = (runs.runs(&p, &filter, page.offset, page.limit, page.desc)).await?;
-    let base = origin(&headers);
     // Apify's list items have a name, which its Python client requires to be
     // text: an unnamed dataset's is empty.
-    let items = runs.iter().map(|r| apify::Dataset {
+    let dto = |r: &CrawlRun| apify::Dataset {
         name: Some(String::new()),
         ..dataset_dto(r, &base)
-    });
-    Ok(page.page(items.collect(), total))
+    };
+    storage_list(&state, &p, &q, filter, dto).await
 }
 
 #[utoipa::path(get, path = "/v2/key-value-stores", tag = "apify",
@@ -826,18 +834,13 @@ pub async fn kv_stores(
     q: QueryMap,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let page = PageQuery::of(&q)?;
-    let Some(filter) = storage_filter(&q) else {
-        return Ok(page.page(Vec::<apify::KeyValueStore>::new(), 0));
-    };
+    let base = origin(&headers);
     let filter = RunFilter {
         with_kv_store: true,
-        ..filter
+        ..RunFilter::default()
     };
-    let runs = state.app.crawl_runs();
-    let (runs, total) = (runs.runs(&p, &filter, page.offset, page.limit, page.desc)).await?;
-    let base = origin(&headers);
-    Ok(page.page(runs.iter().map(|r| kv_store_dto(r, &base)).collect(), total))
+    let dto = |r: &CrawlRun| kv_store_dto(r, &base);
+    storage_list(&state, &p, &q, filter, dto).await
 }
 
 #[utoipa::path(get, path = "/v2/actors/{actorId}/runs", tag = "apify",
