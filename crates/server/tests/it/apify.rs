@@ -87,7 +87,7 @@ pub(crate) fn apify(t: &TestApp, method: Method, path: &str) -> reqwest::Request
 }
 
 /// Starts a run with `input`; the run object Apify answers (`{"data": …}`).
-async fn start_run(t: &TestApp, input: Value) -> Value {
+pub(crate) async fn start_run(t: &TestApp, input: Value) -> Value {
     let r = apify(t, Method::POST, "/v2/acts/website-content-crawler/runs")
         .json(&input)
         .send()
@@ -758,7 +758,7 @@ async fn key_value_storage_is_bounded_per_workspace_and_deleting_makes_room() {
 
 /// A GET with Apify's token; the status and the body as JSON (`Null` when it is
 /// not JSON).
-async fn get_json(t: &TestApp, path: &str) -> (u16, Value) {
+pub(crate) async fn get_json(t: &TestApp, path: &str) -> (u16, Value) {
     let r = apify(t, Method::GET, path).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))

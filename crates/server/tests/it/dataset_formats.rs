@@ -10,7 +10,7 @@ use axum::response::Html;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::apify::{apify, crawler_app};
+use crate::apify::{apify, crawler_app, get_json, start_run};
 use crate::{TestApp, outcome};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -49,26 +49,10 @@ async fn site() -> SocketAddr {
 
 /// Crawls the site to the end: the run's id and its dataset's.
 async fn crawled(t: &TestApp, site: SocketAddr) -> (String, String) {
-    let r = apify(
-        t,
-        Method::POST,
-        "/v2/acts/apify~website-content-crawler/runs",
-    )
-    .json(&json!({"startUrls": [{"url": format!("http://{site}/docs/")}], "maxCrawlDepth": 2}))
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 201);
-    let run: Value = r.json().await.unwrap();
+    let input = json!({"startUrls": [{"url": format!("http://{site}/docs/")}], "maxCrawlDepth": 2});
+    let run = start_run(t, input).await;
     let id = run["data"]["id"].as_str().unwrap().to_owned();
-    let path = format!("/v2/actor-runs/{id}?waitForFinish=60");
-    let run: Value = apify(t, Method::GET, &path)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, run) = get_json(t, &format!("/v2/actor-runs/{id}?waitForFinish=60")).await;
     assert_eq!(run["data"]["status"], "SUCCEEDED", "{run}");
     assert_eq!(run["data"]["stats"]["itemCount"], 2, "{run}");
     let dataset = run["data"]["defaultDatasetId"].as_str().unwrap().to_owned();
